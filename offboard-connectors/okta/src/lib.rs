@@ -1,0 +1,4 @@
+//! offboard connector for Okta.
+//!
+//! This crate is filled by its own issue; it exists so the workspace has its final shape.
+#![forbid(unsafe_code)]

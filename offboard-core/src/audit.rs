@@ -1,0 +1,366 @@
+//! Audit events, their hash chain, and the [`AuditSink`] trait.
+//!
+//! Every event has a sequence number and a SHA-256 hash over its canonical encoding and the
+//! previous event's hash; [`verify_chain`] names the first event that was altered, inserted or
+//! removed. Stores assign `seq`, `prev_hash` and `hash` with [`AuditEvent::seal`] when they
+//! append, in the same transaction as the state change the event records.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::machine::Event;
+use crate::model::{AppId, PersonId};
+use crate::run::{Run, RunId, RunState, TaskId};
+
+/// The hash before the first event.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What an audit event records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum AuditKind {
+    /// A run was planned and submitted; carries the planned run, the start of its replay.
+    RunPlanned {
+        /// The run as planned (state `Planned`).
+        run: Box<Run>,
+    },
+    /// A state-machine event was applied.
+    Transition {
+        /// The event.
+        event: Event,
+        /// The task's state after it (name), for reports.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        task_state: Option<String>,
+        /// The run's state after it.
+        run_state: RunState,
+    },
+    /// A snapshot was stored before a reversible action.
+    SnapshotTaken {
+        /// The action.
+        action: String,
+    },
+    /// A verification pass re-read the systems.
+    Verified {
+        /// Accounts checked.
+        checked: u32,
+        /// Accounts with no access left.
+        revoked: u32,
+        /// Access still found, as `app: finding`.
+        remaining: Vec<String>,
+    },
+    /// A trigger was ignored because a run for the person is already open.
+    Suppressed {
+        /// The person.
+        person: PersonId,
+        /// The open run.
+        open_run: RunId,
+        /// What triggered.
+        trigger: String,
+    },
+    /// Anything else worth keeping (e.g. a source-of-truth change).
+    Note {
+        /// Short name.
+        name: String,
+        /// Details.
+        data: serde_json::Value,
+    },
+}
+
+impl AuditKind {
+    /// Short stable name for listings.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::RunPlanned { .. } => "run_planned",
+            Self::Transition { event, .. } => event.name(),
+            Self::SnapshotTaken { .. } => "snapshot_taken",
+            Self::Verified { .. } => "verified",
+            Self::Suppressed { .. } => "suppressed",
+            Self::Note { name, .. } => name,
+        }
+    }
+}
+
+/// One append-only, hash-chained audit record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// Position in the chain, from 1; 0 until a store appends it.
+    pub seq: u64,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// Who caused it (admin, `source:okta`, `worker:<id>`, `schedule`).
+    pub actor: String,
+    /// The run, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunId>,
+    /// The task, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<TaskId>,
+    /// The app, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<AppId>,
+    /// What happened.
+    pub kind: AuditKind,
+    /// The previous event's hash (empty until appended).
+    #[serde(default)]
+    pub prev_hash: String,
+    /// This event's hash (empty until appended).
+    #[serde(default)]
+    pub hash: String,
+}
+
+impl AuditEvent {
+    /// A new, unsealed event.
+    pub fn new(at: DateTime<Utc>, actor: impl Into<String>, kind: AuditKind) -> Self {
+        Self {
+            seq: 0,
+            at,
+            actor: actor.into(),
+            run: None,
+            task: None,
+            app: None,
+            kind,
+            prev_hash: String::new(),
+            hash: String::new(),
+        }
+    }
+
+    /// Sets the run.
+    pub fn with_run(mut self, run: RunId) -> Self {
+        self.run = Some(run);
+        self
+    }
+
+    /// Sets the task and its app.
+    pub fn with_task(mut self, task: TaskId, app: AppId) -> Self {
+        self.task = Some(task);
+        self.app = Some(app);
+        self
+    }
+
+    /// The canonical encoding the hash covers: JSON of every field but `hash`, with object keys
+    /// in sorted order.
+    pub fn canonical(&self) -> Vec<u8> {
+        let mut v = serde_json::to_value(self).expect("audit events serialise");
+        if let Some(map) = v.as_object_mut() {
+            map.remove("hash");
+        }
+        canonical_json(&v).into_bytes()
+    }
+
+    /// The hash this event should have given its `prev_hash`.
+    pub fn compute_hash(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(self.prev_hash.as_bytes());
+        h.update(b"\n");
+        h.update(self.canonical());
+        hex::encode(h.finalize())
+    }
+
+    /// Assigns `seq` and links the event after `prev_hash`. Stores call this when appending.
+    pub fn seal(&mut self, seq: u64, prev_hash: &str) {
+        self.seq = seq;
+        self.prev_hash = prev_hash.to_owned();
+        self.hash = self.compute_hash();
+    }
+}
+
+/// JSON with object keys sorted at every level, independent of serde_json's features.
+pub fn canonical_json(v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match v {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let parts: Vec<String> = keys
+                .into_iter()
+                .map(|k| format!("{}:{}", Value::String(k.clone()), canonical_json(&map[k])))
+                .collect();
+            format!("{{{}}}", parts.join(","))
+        }
+        Value::Array(items) => format!(
+            "[{}]",
+            items
+                .iter()
+                .map(canonical_json)
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// What is wrong with a chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "problem")]
+pub enum ChainProblem {
+    /// The event's content does not match its hash.
+    Altered {
+        /// The event.
+        seq: u64,
+    },
+    /// A sequence number is missing before this one.
+    Missing {
+        /// The first missing sequence number.
+        seq: u64,
+    },
+    /// The event does not link to its predecessor (inserted or reordered).
+    Inserted {
+        /// The event.
+        seq: u64,
+    },
+}
+
+impl fmt::Display for ChainProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Altered { seq } => write!(f, "audit event {seq} was altered"),
+            Self::Missing { seq } => write!(f, "audit event {seq} is missing"),
+            Self::Inserted { seq } => write!(f, "audit event {seq} was inserted or reordered"),
+        }
+    }
+}
+
+/// Checks a chain read in sequence order, starting at seq 1.
+///
+/// # Errors
+/// The first problem found.
+pub fn verify_chain<'a>(
+    events: impl IntoIterator<Item = &'a AuditEvent>,
+) -> Result<u64, ChainProblem> {
+    let mut prev = GENESIS_HASH.to_owned();
+    let mut expected = 1;
+    for e in events {
+        if e.seq > expected {
+            return Err(ChainProblem::Missing { seq: expected });
+        }
+        if e.seq < expected || e.prev_hash != prev {
+            // The content may still hash correctly: it sits in the wrong place.
+            return Err(if e.compute_hash() == e.hash && e.seq == expected {
+                ChainProblem::Inserted { seq: e.seq }
+            } else if e.compute_hash() != e.hash {
+                ChainProblem::Altered { seq: e.seq }
+            } else {
+                ChainProblem::Inserted { seq: e.seq }
+            });
+        }
+        if e.compute_hash() != e.hash {
+            return Err(ChainProblem::Altered { seq: e.seq });
+        }
+        prev = e.hash.clone();
+        expected += 1;
+    }
+    Ok(expected - 1)
+}
+
+impl From<ChainProblem> for Error {
+    fn from(p: ChainProblem) -> Self {
+        Error::new(ErrorKind::Tampered, p.to_string())
+    }
+}
+
+/// Receives every audit event after it is committed.
+#[async_trait]
+pub trait AuditSink: Send + Sync + fmt::Debug {
+    /// Records events (already sealed by the store, in sequence order).
+    ///
+    /// # Behavior
+    /// Called after the store committed the events; a sink that fails is reported, never
+    /// allowed to undo the commit. Receiving the same event twice (same `seq`) is harmless.
+    async fn record(&self, events: &[AuditEvent]) -> Result<()>;
+}
+
+#[deny(clippy::missing_trait_methods)]
+#[async_trait]
+impl<S: AuditSink + ?Sized> AuditSink for Arc<S> {
+    async fn record(&self, events: &[AuditEvent]) -> Result<()> {
+        (**self).record(events).await
+    }
+}
+
+/// An [`AuditSink`] that writes each event as a `tracing` info event (target `offboard::audit`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TracingSink;
+
+#[async_trait]
+impl AuditSink for TracingSink {
+    async fn record(&self, events: &[AuditEvent]) -> Result<()> {
+        for e in events {
+            tracing::info!(
+                target: "offboard::audit",
+                seq = e.seq,
+                actor = %e.actor,
+                run = ?e.run,
+                task = ?e.task,
+                app = ?e.app,
+                kind = e.kind.name(),
+                "audit"
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(n: usize) -> Vec<AuditEvent> {
+        let mut prev = GENESIS_HASH.to_owned();
+        (0..n)
+            .map(|i| {
+                let mut e = AuditEvent::new(
+                    DateTime::from_timestamp(1_700_000_000 + i as i64, 0).unwrap(),
+                    "admin",
+                    AuditKind::Note {
+                        name: "n".into(),
+                        data: serde_json::json!({"i": i, "b": 1, "a": 2}),
+                    },
+                );
+                e.seal(i as u64 + 1, &prev);
+                prev = e.hash.clone();
+                e
+            })
+            .collect()
+    }
+
+    #[test]
+    fn intact_chain_verifies() {
+        assert_eq!(verify_chain(&chain(5)), Ok(5));
+    }
+
+    #[test]
+    fn names_altered_missing_inserted() {
+        let mut c = chain(5);
+        c[2].actor = "mallory".into();
+        assert_eq!(verify_chain(&c), Err(ChainProblem::Altered { seq: 3 }));
+
+        let mut c = chain(5);
+        c.remove(3);
+        assert_eq!(verify_chain(&c), Err(ChainProblem::Missing { seq: 4 }));
+
+        let mut c = chain(5);
+        let mut forged = c[1].clone();
+        forged.actor = "mallory".into();
+        forged.hash = forged.compute_hash();
+        c.insert(2, forged);
+        assert!(matches!(
+            verify_chain(&c),
+            Err(ChainProblem::Inserted { seq: 2 })
+        ));
+    }
+
+    #[test]
+    fn canonical_sorts_keys() {
+        let v = serde_json::json!({"b": 1, "a": {"d": 1, "c": [2, {"f": 1, "e": 0}]}});
+        assert_eq!(
+            canonical_json(&v),
+            r#"{"a":{"c":[2,{"e":0,"f":1}],"d":1},"b":1}"#
+        );
+    }
+}

@@ -1,0 +1,321 @@
+//! The [`Connector`] trait: how offboard acts on one app.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::action::{Action, ActionName, ActionSpec};
+use crate::error::{Error, Result};
+use crate::model::{AccountRef, AppId, Person};
+use crate::run::{Outcome, RunId, TaskId};
+
+/// What a connector can do. The engine plans only listed actions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// The app this connector acts on.
+    pub app: AppId,
+    /// The actions it offers.
+    pub actions: Vec<ActionSpec>,
+    /// Whether [`Connector::verify_revoked`] is implemented.
+    pub verify: bool,
+    /// Whether [`Connector::discover`] is implemented.
+    pub discover: bool,
+}
+
+impl Capabilities {
+    /// Capabilities with the given actions; verify on, discovery off.
+    pub fn new(app: impl Into<AppId>, actions: Vec<ActionSpec>) -> Self {
+        Self {
+            app: app.into(),
+            actions,
+            verify: true,
+            discover: false,
+        }
+    }
+
+    /// Turns discovery on.
+    pub fn with_discovery(mut self) -> Self {
+        self.discover = true;
+        self
+    }
+
+    /// The spec of an action, if offered.
+    pub fn action(&self, name: &ActionName) -> Option<&ActionSpec> {
+        self.actions.iter().find(|a| &a.name == name)
+    }
+
+    /// Whether any offered action is reversible.
+    pub fn snapshots(&self) -> bool {
+        self.actions.iter().any(|a| a.reversible)
+    }
+}
+
+/// What to look the person up by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LookupRequest {
+    /// The person.
+    pub person: Person,
+    /// The account's immutable id when the inventory already knows it; connectors look up by it
+    /// first.
+    pub external_id: Option<String>,
+}
+
+impl LookupRequest {
+    /// Look the person up by their addresses.
+    pub fn person(person: Person) -> Self {
+        Self {
+            person,
+            external_id: None,
+        }
+    }
+
+    /// Look up by a known immutable id.
+    pub fn with_external_id(mut self, id: impl Into<String>) -> Self {
+        self.external_id = Some(id.into());
+        self
+    }
+}
+
+/// Whether to take a snapshot before a reversible action.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotPolicy {
+    /// The engine takes it (through [`Connector::snapshot`]) and stores it first.
+    #[default]
+    TakenByEngine,
+    /// No snapshot (rollback impossible for this execution).
+    Skip,
+}
+
+/// Options for [`Connector::execute`]. New options become new fields; build with `Default` and
+/// the `with_*` methods.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExecuteOptions {
+    /// Change nothing; return what would happen (`Done` if a change is needed, `AlreadyDone` if
+    /// not).
+    pub dry_run: bool,
+    /// Stable across retries of the same task; connectors that create things (tickets,
+    /// transfers) use it to find what an earlier attempt created.
+    pub idempotency_key: String,
+    /// The run, for context and descriptions.
+    pub run: Option<RunId>,
+    /// The task.
+    pub task: Option<TaskId>,
+    /// Attempt number (1-based).
+    pub attempt: u32,
+    /// Who the change is made for (stamped into descriptions).
+    pub actor: String,
+    /// Snapshot handling.
+    pub snapshot: SnapshotPolicy,
+    /// The person, for actions that need more than the account (manager for transfers).
+    pub person: Option<Person>,
+}
+
+impl ExecuteOptions {
+    /// Sets dry-run.
+    pub fn with_dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
+    }
+
+    /// Sets the idempotency key.
+    pub fn with_idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = key.into();
+        self
+    }
+
+    /// Sets the person.
+    pub fn with_person(mut self, person: Person) -> Self {
+        self.person = Some(person);
+        self
+    }
+
+    /// Sets the actor.
+    pub fn with_actor(mut self, actor: impl Into<String>) -> Self {
+        self.actor = actor.into();
+        self
+    }
+}
+
+/// What an execution did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecuteReply {
+    /// Done, already done, or not found.
+    pub outcome: Outcome,
+    /// Note for the report ("skipped 2 dynamic groups", "3 sessions cleared").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl ExecuteReply {
+    /// A reply without detail.
+    pub fn new(outcome: Outcome) -> Self {
+        Self {
+            outcome,
+            detail: None,
+        }
+    }
+
+    /// A reply with detail.
+    pub fn with_detail(outcome: Outcome, detail: impl Into<String>) -> Self {
+        Self {
+            outcome,
+            detail: Some(detail.into()),
+        }
+    }
+}
+
+/// State captured before a reversible action, enough to undo it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The app.
+    pub app: AppId,
+    /// The action it was taken for.
+    pub action: ActionName,
+    /// The account.
+    pub external_id: String,
+    /// Connector-specific state (group ids, OU, status, SKUs...).
+    pub data: serde_json::Value,
+    /// When it was taken.
+    pub taken_at: DateTime<Utc>,
+}
+
+/// What a verification pass found for one account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verification {
+    /// The app.
+    pub app: AppId,
+    /// Whether no access remains.
+    pub revoked: bool,
+    /// Each access still found ("status ACTIVE", "member of group Engineering").
+    #[serde(default)]
+    pub remaining: Vec<String>,
+}
+
+impl Verification {
+    /// Builds from the list of remaining access: revoked when it is empty.
+    pub fn from_remaining(app: impl Into<AppId>, remaining: Vec<String>) -> Self {
+        Self {
+            app: app.into(),
+            revoked: remaining.is_empty(),
+            remaining,
+        }
+    }
+}
+
+/// Acts on one app for the engine.
+///
+/// Every method addresses the account by [`AccountRef::external_id`]. Implementations keep
+/// secrets in [`crate::Secret`] so their `Debug` output never shows them.
+#[async_trait]
+pub trait Connector: Send + Sync + fmt::Debug {
+    /// What the connector offers.
+    ///
+    /// # Behavior
+    /// Constant for the connector's lifetime; the engine plans only listed actions.
+    fn capabilities(&self) -> &Capabilities;
+
+    /// Finds the person's account. Exact match only.
+    ///
+    /// # Behavior
+    /// - `Ok(None)` when nothing matches: the person has no account here.
+    /// - An error of kind [`crate::ErrorKind::Ambiguous`] when more than one account matches;
+    ///   never a guess.
+    /// - Input is escaped for the vendor's query language: a quote, `*`, `(`, operator or NUL
+    ///   in an address can never widen the match. Input that cannot be expressed safely is an
+    ///   [`crate::ErrorKind::InvalidInput`] error.
+    /// - With `external_id` set, that id is looked up and the person's addresses are not used.
+    async fn lookup(&self, request: &LookupRequest) -> Result<Option<AccountRef>>;
+
+    /// Runs an action on the account.
+    ///
+    /// # Behavior
+    /// - Idempotent: running it again leaves the same end state and reports
+    ///   [`Outcome::AlreadyDone`].
+    /// - An account that no longer exists: [`Outcome::NotFound`] for removals (the goal holds),
+    ///   an error of kind `NotFound` for actions that need the account.
+    /// - Dry run changes nothing and predicts `Done` or `AlreadyDone`.
+    /// - An action not in [`Connector::capabilities`] is an `Unsupported` error.
+    async fn execute(
+        &self,
+        account: &AccountRef,
+        action: &Action,
+        options: &ExecuteOptions,
+    ) -> Result<ExecuteReply>;
+
+    /// Captures what a reversible action will change.
+    ///
+    /// # Behavior
+    /// Reads only. Called once before the first attempt; the engine stores the result and never
+    /// overwrites it, so a retry cannot replace the pre-change state with a post-change one.
+    async fn snapshot(&self, account: &AccountRef, action: &Action) -> Result<Snapshot>;
+
+    /// Undoes an action from its snapshot.
+    ///
+    /// # Behavior
+    /// Idempotent: restoring twice reports `AlreadyDone` the second time. Restores exactly what
+    /// the snapshot recorded, nothing more.
+    async fn restore(&self, account: &AccountRef, snapshot: &Snapshot) -> Result<Outcome>;
+
+    /// Re-reads the app and reports any access the account still has.
+    ///
+    /// # Behavior
+    /// Reads only. An account that no longer exists is revoked.
+    async fn verify_revoked(&self, account: &AccountRef) -> Result<Verification>;
+
+    /// Lists accounts and third-party grants the person has, for the inventory.
+    ///
+    /// # Behavior
+    /// Reads only. Connectors without discovery return `Unsupported`.
+    async fn discover(&self, account: &AccountRef) -> Result<Vec<AccountRef>> {
+        let _ = account;
+        Err(Error::unsupported(format!(
+            "{} does not discover accounts",
+            self.capabilities().app
+        )))
+    }
+}
+
+macro_rules! forward_connector {
+    ($ty:ty) => {
+        #[deny(clippy::missing_trait_methods)]
+        #[async_trait]
+        impl<C: Connector + ?Sized> Connector for $ty {
+            fn capabilities(&self) -> &Capabilities {
+                (**self).capabilities()
+            }
+            async fn lookup(&self, request: &LookupRequest) -> Result<Option<AccountRef>> {
+                (**self).lookup(request).await
+            }
+            async fn execute(
+                &self,
+                account: &AccountRef,
+                action: &Action,
+                options: &ExecuteOptions,
+            ) -> Result<ExecuteReply> {
+                (**self).execute(account, action, options).await
+            }
+            async fn snapshot(&self, account: &AccountRef, action: &Action) -> Result<Snapshot> {
+                (**self).snapshot(account, action).await
+            }
+            async fn restore(&self, account: &AccountRef, snapshot: &Snapshot) -> Result<Outcome> {
+                (**self).restore(account, snapshot).await
+            }
+            async fn verify_revoked(&self, account: &AccountRef) -> Result<Verification> {
+                (**self).verify_revoked(account).await
+            }
+            async fn discover(&self, account: &AccountRef) -> Result<Vec<AccountRef>> {
+                (**self).discover(account).await
+            }
+        }
+    };
+}
+
+forward_connector!(Arc<C>);
+forward_connector!(Box<C>);

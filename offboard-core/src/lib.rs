@@ -1,0 +1,37 @@
+//! offboard-core: the domain model, the traits every backend implements, the pure state
+//! machine and the engine that drives them.
+//!
+//! Core depends on no connector, store, HTTP client or vendor SDK. See `DESIGN.md` for how
+//! the pieces meet.
+#![forbid(unsafe_code)]
+
+pub mod action;
+pub mod audit;
+pub mod connector;
+pub mod delegate;
+pub mod error;
+pub mod machine;
+pub mod model;
+pub mod run;
+mod secret;
+pub mod source;
+pub mod store;
+
+pub use action::{Action, ActionName, ActionSpec};
+pub use audit::{AuditEvent, AuditKind, AuditSink, TracingSink};
+pub use connector::{
+    Capabilities, Connector, ExecuteOptions, ExecuteReply, LookupRequest, Snapshot, SnapshotPolicy,
+    Verification,
+};
+pub use delegate::{Delegate, DelegationRequest, TicketStatus};
+pub use error::{Error, ErrorKind, ErrorRecord, Result, ResultExt, RetryClass};
+pub use model::{
+    Account, AccountRef, AccountStatus, App, AppId, Lifecycle, Manager, Person, PersonId,
+};
+pub use run::{
+    DelegateVia, Initiator, Outcome, RetryPolicy, Run, RunId, RunState, SkipReason, Task, TaskId,
+    TaskKind, TaskState, Ticket,
+};
+pub use secret::Secret;
+pub use source::{ChangeBatch, Cursor, PersonRecord, SourceOfTruth};
+pub use store::{AuditQuery, ClaimRequest, Commit, Lease, RunQuery, RunSummary, Store};

@@ -1,0 +1,701 @@
+//! The pure state machine: `(run, time, event) -> (run', commands)`.
+//!
+//! Synchronous, no IO, no clock of its own: time comes in with every event. The engine is the
+//! only thing that performs [`Command`]s; the store persists the resulting [`Run`] together with
+//! the event as one audit record, so replaying the recorded events over the planned run
+//! ([`replay`]) rebuilds the same state.
+//!
+//! # Task transitions
+//!
+//! ```text
+//! Pending --TaskStarted--> Running --TaskSucceeded--> Completed{done|already_done|not_found}
+//!                          Running --TaskErrored(retryable, budget left)--> Retrying --TaskStarted--> Running
+//!                          Running --TaskErrored(permanent or budget spent)--> Failed
+//!                          Running --TaskErrored(not_found, removal)--> Completed{not_found}
+//!                          Running --TaskStarted (lease expired, re-claimed)--> Running (attempt + 1)
+//!                          Running --TaskDelegated--> Delegated --DelegationUpdated--> Delegated
+//!                                                     Delegated --DelegationDone--> Completed
+//!                          Completed (delegation) --DelegationReopened--> Delegated
+//! Pending --(dependency not successful)--> Skipped{dependency_failed}
+//! Pending --Submitted (dry run)--> Skipped{dry_run}
+//! Pending | Retrying | Delegated --Cancel--> Cancelled
+//! Completed (reversible) --TaskRolledBack--> RolledBack
+//! ```
+//!
+//! `Running` tasks are never cancelled from under their worker: their result is recorded when it
+//! arrives, and the run becomes `Cancelled` once none is running.
+//!
+//! # Calling contract
+//!
+//! 1. Build the planned [`Run`] (state `Planned`), then apply [`Event::Submitted`].
+//! 2. A worker that claimed a due task asks [`claim_command`] what to do: for
+//!    [`ClaimCommand::Start`] it applies [`Event::TaskStarted`] and performs the returned
+//!    [`Command::Execute`] / [`Command::OpenDelegation`]; for [`ClaimCommand::Poll`] it polls
+//!    the delegation and applies [`Event::DelegationUpdated`] / [`Event::DelegationDone`] when
+//!    the ticket changed.
+//! 3. It applies [`Event::TaskSucceeded`] or [`Event::TaskErrored`] with the result.
+//! 4. After each [`apply`], `task.due_at` says when each task is due; the store claims by it.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ErrorKind, ErrorRecord, RetryClass};
+use crate::run::{Outcome, Run, RunState, SkipReason, Task, TaskId, TaskKind, TaskState, Ticket};
+
+#[cfg(test)]
+mod tests;
+
+/// Something that happened to a run. Persisted in the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "event")]
+pub enum Event {
+    /// The planned run was submitted.
+    Submitted,
+    /// A worker started (or, after a lost lease, restarted) the task.
+    TaskStarted {
+        /// The task.
+        task: TaskId,
+    },
+    /// The connector or delegate finished the task.
+    TaskSucceeded {
+        /// The task.
+        task: TaskId,
+        /// How.
+        outcome: Outcome,
+        /// Note for the report.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
+    /// The attempt failed.
+    TaskErrored {
+        /// The task.
+        task: TaskId,
+        /// Why.
+        error: ErrorRecord,
+        /// The engine's jittered backoff for this attempt; the machine waits the longer of this
+        /// and the vendor's hint.
+        backoff_ms: u64,
+    },
+    /// A task's worker was lost after the run was cancelled; its outcome is unknown and it
+    /// will not be started again.
+    TaskAbandoned {
+        /// The task.
+        task: TaskId,
+    },
+    /// A human task was opened.
+    TaskDelegated {
+        /// The task.
+        task: TaskId,
+        /// The ticket.
+        ticket: Ticket,
+        /// When to poll it.
+        next_poll: DateTime<Utc>,
+    },
+    /// An open human task changed (assignee, link).
+    DelegationUpdated {
+        /// The task.
+        task: TaskId,
+        /// The ticket as now read.
+        ticket: Ticket,
+        /// When to poll it next.
+        next_poll: DateTime<Utc>,
+    },
+    /// The human task reached its "done" status.
+    DelegationDone {
+        /// The task.
+        task: TaskId,
+        /// Who closed it, or other note.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
+    /// A closed human task was reopened.
+    DelegationReopened {
+        /// The task.
+        task: TaskId,
+        /// The ticket as now read.
+        ticket: Ticket,
+        /// When to poll it next.
+        next_poll: DateTime<Utc>,
+    },
+    /// The run was cancelled.
+    Cancel {
+        /// Who.
+        by: String,
+    },
+    /// Undo of the run's reversible actions was requested.
+    RollbackRequested {
+        /// Who.
+        by: String,
+    },
+    /// A completed reversible task was undone from its snapshot.
+    TaskRolledBack {
+        /// The task.
+        task: TaskId,
+    },
+}
+
+impl Event {
+    /// Stable snake_case name (the serde tag).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Submitted => "submitted",
+            Self::TaskStarted { .. } => "task_started",
+            Self::TaskSucceeded { .. } => "task_succeeded",
+            Self::TaskErrored { .. } => "task_errored",
+            Self::TaskAbandoned { .. } => "task_abandoned",
+            Self::TaskDelegated { .. } => "task_delegated",
+            Self::DelegationUpdated { .. } => "delegation_updated",
+            Self::DelegationDone { .. } => "delegation_done",
+            Self::DelegationReopened { .. } => "delegation_reopened",
+            Self::Cancel { .. } => "cancel",
+            Self::RollbackRequested { .. } => "rollback_requested",
+            Self::TaskRolledBack { .. } => "task_rolled_back",
+        }
+    }
+
+    /// The task the event is about, if any.
+    pub fn task(&self) -> Option<TaskId> {
+        match self {
+            Self::TaskStarted { task }
+            | Self::TaskSucceeded { task, .. }
+            | Self::TaskErrored { task, .. }
+            | Self::TaskAbandoned { task }
+            | Self::TaskDelegated { task, .. }
+            | Self::DelegationUpdated { task, .. }
+            | Self::DelegationDone { task, .. }
+            | Self::DelegationReopened { task, .. }
+            | Self::TaskRolledBack { task } => Some(*task),
+            Self::Submitted | Self::Cancel { .. } | Self::RollbackRequested { .. } => None,
+        }
+    }
+}
+
+/// What the engine must do after an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Run the task's connector action.
+    Execute(TaskId),
+    /// Open the task's delegation.
+    OpenDelegation(TaskId),
+    /// Undo the task from its snapshot.
+    Restore(TaskId),
+    /// The run reached a terminal state.
+    Finished(RunState),
+}
+
+/// What a worker should do with a task it claimed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimCommand {
+    /// Apply [`Event::TaskStarted`] and perform the command it returns.
+    Start,
+    /// Poll the open delegation.
+    Poll,
+    /// The run was cancelled while this task ran and its worker was lost: apply
+    /// [`Event::TaskAbandoned`].
+    Abandon,
+    /// Nothing (the task changed since it was claimed); release the lease.
+    Nothing,
+}
+
+/// Why an event was refused. The run is unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MachineError {
+    /// The event names a task the run does not have.
+    #[error("unknown task {0}")]
+    UnknownTask(TaskId),
+    /// The event does not apply to the task's state.
+    #[error("{event} does not apply to task {task} in state {state}")]
+    InvalidTransition {
+        /// The task.
+        task: TaskId,
+        /// Its state's name.
+        state: &'static str,
+        /// The event's name.
+        event: &'static str,
+    },
+    /// The run is cancelled; no task starts.
+    #[error("run is cancelled")]
+    RunCancelled,
+    /// The run has ended.
+    #[error("run has already ended ({0:?})")]
+    RunFinished(RunState),
+    /// The run has not ended, so it cannot be rolled back.
+    #[error("run has not ended ({0:?}); cancel it or wait before rolling back")]
+    RunNotFinished(RunState),
+    /// The run was not submitted yet.
+    #[error("run is not submitted")]
+    NotSubmitted,
+    /// The run was submitted already.
+    #[error("run is already submitted")]
+    AlreadySubmitted,
+    /// The task is not due yet.
+    #[error("task {0} is not due yet")]
+    NotDue(TaskId),
+    /// The task's dependencies have not completed.
+    #[error("task {0} waits for its dependencies")]
+    DependenciesPending(TaskId),
+    /// No rollback was requested.
+    #[error("no rollback was requested")]
+    NoRollback,
+}
+
+/// Applies one event at time `at`.
+///
+/// # Behavior
+/// - On success the run is updated (task states, `due_at`, run state, `finished_at`) and the
+///   commands to perform are returned; on error nothing changed.
+/// - Deterministic: the same run, time and event always give the same result.
+///
+/// # Errors
+/// [`MachineError`] when the event does not apply.
+pub fn apply(
+    run: &mut Run,
+    at: DateTime<Utc>,
+    event: &Event,
+) -> Result<Vec<Command>, MachineError> {
+    let mut next = run.clone();
+    let mut commands = step(&mut next, at, event)?;
+    let before = run.state;
+    refresh(&mut next, at);
+    if next.state.is_terminal() && (!before.is_terminal() || next.state != before) {
+        commands.push(Command::Finished(next.state));
+    }
+    *run = next;
+    Ok(commands)
+}
+
+/// Rebuilds a run from its planned state and its recorded events.
+///
+/// # Errors
+/// The first event that does not apply.
+pub fn replay<'a>(
+    planned: Run,
+    events: impl IntoIterator<Item = (DateTime<Utc>, &'a Event)>,
+) -> Result<Run, MachineError> {
+    let mut run = planned;
+    for (at, event) in events {
+        apply(&mut run, at, event)?;
+    }
+    Ok(run)
+}
+
+/// What a worker that claimed `task` should do.
+pub fn claim_command(run: &Run, task: TaskId, at: DateTime<Utc>) -> ClaimCommand {
+    let Some(t) = run.task(task) else {
+        return ClaimCommand::Nothing;
+    };
+    match &t.state {
+        TaskState::Pending | TaskState::Retrying { .. } | TaskState::Running { .. }
+            if !run.cancelled && t.due_at.is_some_and(|d| d <= at) =>
+        {
+            ClaimCommand::Start
+        }
+        TaskState::Running { .. } if run.cancelled => ClaimCommand::Abandon,
+        TaskState::Delegated { .. } if t.due_at.is_some_and(|d| d <= at) => ClaimCommand::Poll,
+        _ => ClaimCommand::Nothing,
+    }
+}
+
+fn invalid(task: &Task, event: &Event) -> MachineError {
+    MachineError::InvalidTransition {
+        task: task.id,
+        state: task.state.name(),
+        event: event.name(),
+    }
+}
+
+fn task_mut(run: &mut Run, id: TaskId) -> Result<&mut Task, MachineError> {
+    run.task_mut(id).ok_or(MachineError::UnknownTask(id))
+}
+
+fn deps_completed(run: &Run, task: &Task) -> bool {
+    task.depends_on
+        .iter()
+        .all(|d| run.task(*d).is_some_and(|t| t.state.is_completed()))
+}
+
+fn finish(task: &mut Task, at: DateTime<Utc>, state: TaskState) {
+    task.state = state;
+    task.due_at = None;
+    task.finished_at = Some(at);
+}
+
+fn step(run: &mut Run, at: DateTime<Utc>, event: &Event) -> Result<Vec<Command>, MachineError> {
+    if run.state == RunState::Planned && !matches!(event, Event::Submitted) {
+        return Err(MachineError::NotSubmitted);
+    }
+    let mut commands = Vec::new();
+    match event {
+        Event::Submitted => {
+            if run.state != RunState::Planned {
+                return Err(MachineError::AlreadySubmitted);
+            }
+            // Leave `Planned` now so `refresh` derives the real state.
+            run.state = RunState::Running;
+            for task in &mut run.tasks {
+                if task.state != TaskState::Pending {
+                    continue;
+                }
+                if run.dry_run {
+                    finish(
+                        task,
+                        at,
+                        TaskState::Skipped {
+                            reason: SkipReason::DryRun,
+                        },
+                    );
+                    continue;
+                }
+                let account_gone = match &task.account {
+                    None => matches!(task.kind, TaskKind::Action { .. }),
+                    Some(acc) => {
+                        matches!(task.kind, TaskKind::Delegation { .. })
+                            && !acc.status.may_have_access()
+                    }
+                };
+                if account_gone {
+                    let state = if task.not_found_is_done {
+                        let detail = match task.kind {
+                            TaskKind::Action { .. } => "no account in this app",
+                            TaskKind::Delegation { .. } => {
+                                "account no longer active in this app; nothing to delegate"
+                            }
+                        };
+                        TaskState::Completed {
+                            outcome: Outcome::NotFound,
+                            detail: Some(detail.into()),
+                        }
+                    } else {
+                        TaskState::Failed {
+                            error: ErrorRecord {
+                                kind: ErrorKind::NotFound,
+                                retry: RetryClass::Permanent,
+                                operation: task.label(),
+                                message: "the person has no account in this app, and this action needs one".into(),
+                                context: Vec::new(),
+                            },
+                        }
+                    };
+                    finish(task, at, state);
+                }
+            }
+        }
+        Event::TaskStarted { task } => {
+            if run.cancelled {
+                return Err(MachineError::RunCancelled);
+            }
+            if run.state.is_terminal() {
+                return Err(MachineError::RunFinished(run.state));
+            }
+            let snapshot = run.clone();
+            let t = task_mut(run, *task)?;
+            match &t.state {
+                TaskState::Pending => {
+                    if !deps_completed(&snapshot, t) {
+                        return Err(MachineError::DependenciesPending(*task));
+                    }
+                    if t.not_before > at {
+                        return Err(MachineError::NotDue(*task));
+                    }
+                }
+                TaskState::Retrying { not_before, .. } => {
+                    if *not_before > at {
+                        return Err(MachineError::NotDue(*task));
+                    }
+                }
+                // Re-claimed after the previous worker's lease expired.
+                TaskState::Running { .. } => {}
+                _ => return Err(invalid(t, event)),
+            }
+            t.attempts += 1;
+            t.started_at.get_or_insert(at);
+            t.state = TaskState::Running {
+                attempt: t.attempts,
+                since: at,
+            };
+            t.due_at = Some(at);
+            commands.push(match t.kind {
+                TaskKind::Action { .. } => Command::Execute(*task),
+                TaskKind::Delegation { .. } => Command::OpenDelegation(*task),
+            });
+        }
+        Event::TaskSucceeded {
+            task,
+            outcome,
+            detail,
+        } => {
+            let t = task_mut(run, *task)?;
+            if !matches!(t.state, TaskState::Running { .. }) {
+                return Err(invalid(t, event));
+            }
+            finish(
+                t,
+                at,
+                TaskState::Completed {
+                    outcome: *outcome,
+                    detail: detail.clone(),
+                },
+            );
+        }
+        Event::TaskErrored {
+            task,
+            error,
+            backoff_ms,
+        } => {
+            let (retry, cancelled) = (run.retry, run.cancelled);
+            let t = task_mut(run, *task)?;
+            if !matches!(t.state, TaskState::Running { .. }) {
+                return Err(invalid(t, event));
+            }
+            if error.kind == ErrorKind::NotFound && t.not_found_is_done {
+                let detail = Some(format!("account not found: {}", error.message));
+                finish(
+                    t,
+                    at,
+                    TaskState::Completed {
+                        outcome: Outcome::NotFound,
+                        detail,
+                    },
+                );
+            } else if let RetryClass::Retryable { after } = error.retry {
+                let wait = Duration::from_millis(*backoff_ms).max(after.unwrap_or_default());
+                let not_before =
+                    at + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
+                let started = t.started_at.unwrap_or(at);
+                let elapsed = (not_before - started).to_std().unwrap_or_default();
+                if t.attempts < retry.max_attempts && elapsed <= retry.max_elapsed && !cancelled {
+                    t.state = TaskState::Retrying {
+                        attempt: t.attempts,
+                        not_before,
+                        last_error: error.clone(),
+                    };
+                    t.due_at = Some(not_before);
+                } else {
+                    let mut error = error.clone();
+                    error.retry = RetryClass::Exhausted;
+                    error
+                        .context
+                        .push(("attempts".into(), t.attempts.to_string()));
+                    finish(t, at, TaskState::Failed { error });
+                }
+            } else {
+                finish(
+                    t,
+                    at,
+                    TaskState::Failed {
+                        error: error.clone(),
+                    },
+                );
+            }
+        }
+        Event::TaskAbandoned { task } => {
+            if !run.cancelled {
+                return Err(MachineError::InvalidTransition {
+                    task: *task,
+                    state: "running",
+                    event: event.name(),
+                });
+            }
+            let t = task_mut(run, *task)?;
+            if !matches!(t.state, TaskState::Running { .. }) {
+                return Err(invalid(t, event));
+            }
+            finish(t, at, TaskState::Cancelled);
+        }
+        Event::TaskDelegated {
+            task,
+            ticket,
+            next_poll,
+        } => {
+            let t = task_mut(run, *task)?;
+            if !matches!(t.state, TaskState::Running { .. })
+                || !matches!(t.kind, TaskKind::Delegation { .. })
+            {
+                return Err(invalid(t, event));
+            }
+            t.state = TaskState::Delegated {
+                ticket: ticket.clone(),
+            };
+            t.due_at = Some(*next_poll);
+        }
+        Event::DelegationUpdated {
+            task,
+            ticket,
+            next_poll,
+        } => {
+            let t = task_mut(run, *task)?;
+            if !matches!(t.state, TaskState::Delegated { .. }) {
+                return Err(invalid(t, event));
+            }
+            t.state = TaskState::Delegated {
+                ticket: ticket.clone(),
+            };
+            t.due_at = Some(*next_poll);
+        }
+        Event::DelegationDone { task, detail } => {
+            let t = task_mut(run, *task)?;
+            if !matches!(t.state, TaskState::Delegated { .. }) {
+                return Err(invalid(t, event));
+            }
+            finish(
+                t,
+                at,
+                TaskState::Completed {
+                    outcome: Outcome::Done,
+                    detail: detail.clone(),
+                },
+            );
+        }
+        Event::DelegationReopened {
+            task,
+            ticket,
+            next_poll,
+        } => {
+            if run.rollback_requested || run.cancelled {
+                return Err(MachineError::RunFinished(run.state));
+            }
+            let t = task_mut(run, *task)?;
+            if !t.state.is_completed() || !matches!(t.kind, TaskKind::Delegation { .. }) {
+                return Err(invalid(t, event));
+            }
+            t.state = TaskState::Delegated {
+                ticket: ticket.clone(),
+            };
+            t.due_at = Some(*next_poll);
+            t.finished_at = None;
+            run.finished_at = None;
+        }
+        Event::Cancel { .. } => {
+            if run.state.is_terminal() {
+                return Err(MachineError::RunFinished(run.state));
+            }
+            run.cancelled = true;
+        }
+        Event::RollbackRequested { .. } => {
+            if !run.state.is_terminal() {
+                return Err(MachineError::RunNotFinished(run.state));
+            }
+            if run.state == RunState::RolledBack {
+                return Err(MachineError::RunFinished(run.state));
+            }
+            run.rollback_requested = true;
+            // Undo in reverse order of completion.
+            let mut done: Vec<&Task> = run
+                .tasks
+                .iter()
+                .filter(|t| t.reversible && t.state.is_completed())
+                .collect();
+            done.sort_by_key(|t| std::cmp::Reverse(t.finished_at));
+            commands.extend(done.into_iter().map(|t| Command::Restore(t.id)));
+        }
+        Event::TaskRolledBack { task } => {
+            if !run.rollback_requested {
+                return Err(MachineError::NoRollback);
+            }
+            let t = task_mut(run, *task)?;
+            if !t.state.is_completed() || !t.reversible {
+                return Err(invalid(t, event));
+            }
+            t.state = TaskState::RolledBack;
+            t.finished_at = Some(at);
+        }
+    }
+    Ok(commands)
+}
+
+/// Cascades skips and cancellations, recomputes `due_at` and the run state.
+fn refresh(run: &mut Run, at: DateTime<Utc>) {
+    if run.state == RunState::Planned {
+        return;
+    }
+    loop {
+        let mut changed = false;
+        for i in 0..run.tasks.len() {
+            let task = &run.tasks[i];
+            let new_state = match &task.state {
+                TaskState::Pending | TaskState::Retrying { .. } | TaskState::Delegated { .. }
+                    if run.cancelled =>
+                {
+                    Some(TaskState::Cancelled)
+                }
+                TaskState::Pending => task
+                    .depends_on
+                    .iter()
+                    .find(|d| {
+                        run.task(**d)
+                            .is_none_or(|t| t.state.is_terminal() && !t.state.is_completed())
+                    })
+                    .map(|d| TaskState::Skipped {
+                        reason: SkipReason::DependencyFailed(*d),
+                    }),
+                _ => None,
+            };
+            if let Some(state) = new_state {
+                finish(&mut run.tasks[i], at, state);
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let snapshot = run.clone();
+    for task in &mut run.tasks {
+        if task.state == TaskState::Pending {
+            task.due_at = deps_completed(&snapshot, task).then_some(task.not_before);
+        }
+    }
+    let state = derive_state(run);
+    if state.is_terminal() && run.finished_at.is_none() {
+        run.finished_at = Some(at);
+    }
+    if !state.is_terminal() {
+        run.finished_at = None;
+    }
+    run.state = state;
+}
+
+/// The run state its tasks imply.
+pub fn derive_state(run: &Run) -> RunState {
+    if run.state == RunState::Planned {
+        return RunState::Planned;
+    }
+    let open: Vec<&Task> = run
+        .tasks
+        .iter()
+        .filter(|t| !t.state.is_terminal())
+        .collect();
+    if run.rollback_requested
+        && open.is_empty()
+        && !run
+            .tasks
+            .iter()
+            .any(|t| t.reversible && t.state.is_completed())
+    {
+        return RunState::RolledBack;
+    }
+    if !open.is_empty() {
+        if !run.cancelled
+            && open
+                .iter()
+                .all(|t| matches!(t.state, TaskState::Delegated { .. }))
+        {
+            return RunState::Waiting;
+        }
+        return RunState::Running;
+    }
+    if run.cancelled {
+        return RunState::Cancelled;
+    }
+    if run
+        .tasks
+        .iter()
+        .any(|t| matches!(t.state, TaskState::Failed { .. }))
+    {
+        RunState::CompletedWithFailures
+    } else {
+        RunState::Completed
+    }
+}

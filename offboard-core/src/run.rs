@@ -1,0 +1,439 @@
+//! Runs (one offboarding of one person) and their tasks.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::action::Action;
+use crate::error::ErrorRecord;
+use crate::model::{AccountRef, AppId, Person};
+
+macro_rules! uuid_id {
+    ($(#[$m:meta])* $name:ident) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub Uuid);
+
+        impl $name {
+            /// A fresh random id.
+            pub fn new_v4() -> Self {
+                Self(Uuid::new_v4())
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(&self.0, f)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = uuid::Error;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Ok(Self(Uuid::parse_str(s)?))
+            }
+        }
+    };
+}
+
+uuid_id!(
+    /// A run's id.
+    RunId
+);
+uuid_id!(
+    /// A task's id (unique across runs).
+    TaskId
+);
+
+/// Who or what started a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum Initiator {
+    /// An administrator, named.
+    Admin {
+        /// Who.
+        actor: String,
+    },
+    /// A source of truth reported the person gone.
+    SourceOfTruth {
+        /// Which source.
+        source: String,
+    },
+    /// A schedule (a staged policy, a termination date).
+    Schedule,
+}
+
+impl Initiator {
+    /// The actor string recorded in audit events.
+    pub fn actor(&self) -> String {
+        match self {
+            Self::Admin { actor } => actor.clone(),
+            Self::SourceOfTruth { source } => format!("source:{source}"),
+            Self::Schedule => "schedule".to_owned(),
+        }
+    }
+}
+
+/// How a successful task ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The change was made now.
+    Done,
+    /// The end state already held; nothing was changed.
+    AlreadyDone,
+    /// The account does not exist in the app; for removals the goal (no access) holds.
+    NotFound,
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Done => "done",
+            Self::AlreadyDone => "already_done",
+            Self::NotFound => "not_found",
+        })
+    }
+}
+
+/// How a delegated task is carried out by a human.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DelegateVia {
+    /// A Jira issue.
+    Jira,
+    /// An email with a link to the host's task page.
+    Email,
+}
+
+impl DelegateVia {
+    /// `jira` or `email`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Jira => "jira",
+            Self::Email => "email",
+        }
+    }
+}
+
+/// A human task opened by a [`crate::Delegate`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ticket {
+    /// Jira issue key, or the email delegation's id.
+    pub key: String,
+    /// Link a person can open.
+    #[serde(default)]
+    pub url: String,
+    /// Who works on it, when assigned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignee: Option<String>,
+}
+
+/// Why a task was skipped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "reason", content = "detail")]
+pub enum SkipReason {
+    /// The policy ignores this app.
+    Ignored,
+    /// The account is protected.
+    Protected,
+    /// The run is a dry run.
+    DryRun,
+    /// A task it depends on did not succeed.
+    DependencyFailed(TaskId),
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Ignored => f.write_str("ignored by policy"),
+            Self::Protected => f.write_str("protected account"),
+            Self::DryRun => f.write_str("dry run"),
+            Self::DependencyFailed(t) => write!(f, "dependency {t} did not succeed"),
+        }
+    }
+}
+
+/// A task's state. See the module docs of [`crate::machine`] for the transitions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum TaskState {
+    /// Waiting for its dependencies, its stage time, or a worker.
+    Pending,
+    /// A worker is running it (attempt `attempt`, 1-based).
+    Running {
+        /// Attempt number.
+        attempt: u32,
+        /// When this attempt started.
+        since: DateTime<Utc>,
+    },
+    /// The last attempt failed retryably; runs again at `not_before`.
+    Retrying {
+        /// Attempts made so far.
+        attempt: u32,
+        /// Earliest next attempt.
+        not_before: DateTime<Utc>,
+        /// The error of the last attempt.
+        last_error: ErrorRecord,
+    },
+    /// A human task is open.
+    Delegated {
+        /// The ticket.
+        ticket: Ticket,
+    },
+    /// Finished successfully.
+    Completed {
+        /// How.
+        outcome: Outcome,
+        /// Connector's or delegate's note (e.g. "2 dynamic groups left alone").
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
+    /// Failed permanently or ran out of retries.
+    Failed {
+        /// Why.
+        error: ErrorRecord,
+    },
+    /// Not run.
+    Skipped {
+        /// Why.
+        reason: SkipReason,
+    },
+    /// The run was cancelled before this task started.
+    Cancelled,
+    /// Completed, then undone from its snapshot.
+    RolledBack,
+}
+
+impl TaskState {
+    /// Whether no further transition is expected (except `Completed -> RolledBack`).
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            Self::Completed { .. }
+                | Self::Failed { .. }
+                | Self::Skipped { .. }
+                | Self::Cancelled
+                | Self::RolledBack
+        )
+    }
+
+    /// Whether it completed (done, already done or not found).
+    pub fn is_completed(&self) -> bool {
+        matches!(self, Self::Completed { .. })
+    }
+
+    /// Stable snake_case name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running { .. } => "running",
+            Self::Retrying { .. } => "retrying",
+            Self::Delegated { .. } => "delegated",
+            Self::Completed { .. } => "completed",
+            Self::Failed { .. } => "failed",
+            Self::Skipped { .. } => "skipped",
+            Self::Cancelled => "cancelled",
+            Self::RolledBack => "rolled_back",
+        }
+    }
+}
+
+/// What a task does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum TaskKind {
+    /// Run a connector action on the account.
+    Action {
+        /// The action.
+        action: Action,
+    },
+    /// Ask a human through a delegate.
+    Delegation {
+        /// Jira or email.
+        via: DelegateVia,
+    },
+}
+
+/// One unit of work: an action in one app, or one delegation for one app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Task {
+    /// Id.
+    pub id: TaskId,
+    /// The app.
+    pub app: AppId,
+    /// What it does.
+    pub kind: TaskKind,
+    /// The account found at planning (`None`: not found in the app, or not integrated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<AccountRef>,
+    /// Tasks that must complete first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<TaskId>,
+    /// The policy stage it belongs to (e.g. `last_day`, `cleanup`).
+    pub stage: String,
+    /// Earliest time it may run (the stage's time).
+    pub not_before: DateTime<Utc>,
+    /// Destroys something; needed confirmation.
+    pub critical: bool,
+    /// Can be undone from a snapshot.
+    pub reversible: bool,
+    /// For removals, a missing account means done.
+    pub not_found_is_done: bool,
+    /// Key connectors and delegates use to make repeats harmless (`<run>:<task>`).
+    pub idempotency_key: String,
+    /// Current state.
+    pub state: TaskState,
+    /// Attempts started so far.
+    pub attempts: u32,
+    /// When a worker may pick it up next; `None` when nothing is to be done (terminal, or
+    /// waiting on dependencies). Maintained by the state machine; the store claims by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<DateTime<Utc>>,
+    /// When the first attempt started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it reached a terminal state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl Task {
+    /// The action's name, or `<app>.delegate_<via>` for a delegation.
+    pub fn label(&self) -> String {
+        match &self.kind {
+            TaskKind::Action { action } => action.to_string(),
+            TaskKind::Delegation { via } => format!("{}.delegate_{}", self.app, via.as_str()),
+        }
+    }
+
+    /// The action, if it is an action task.
+    pub fn action(&self) -> Option<&Action> {
+        match &self.kind {
+            TaskKind::Action { action } => Some(action),
+            TaskKind::Delegation { .. } => None,
+        }
+    }
+}
+
+/// A run's state, derived from its tasks by [`crate::machine`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    /// Planned, not yet submitted.
+    Planned,
+    /// Tasks are pending or running.
+    Running,
+    /// Only delegations (human tasks) are open.
+    Waiting,
+    /// Every task terminal and none failed: the person is offboarded.
+    Completed,
+    /// Every task terminal, some failed.
+    CompletedWithFailures,
+    /// Cancelled; no task starts any more.
+    Cancelled,
+    /// Reversible actions were undone.
+    RolledBack,
+}
+
+impl RunState {
+    /// Whether the run has ended.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Self::Completed | Self::CompletedWithFailures | Self::Cancelled | Self::RolledBack
+        )
+    }
+}
+
+fn default_poll() -> std::time::Duration {
+    std::time::Duration::from_secs(60)
+}
+
+/// How often and how long a failing task is retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    /// Total time from the first attempt after which no retry is scheduled.
+    #[serde(with = "crate::error::millis")]
+    pub max_elapsed: std::time::Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 6,
+            max_elapsed: std::time::Duration::from_secs(3600),
+        }
+    }
+}
+
+/// One offboarding of one person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Run {
+    /// Id.
+    pub id: RunId,
+    /// Who is offboarded.
+    pub person: Person,
+    /// Who started it.
+    pub initiator: Initiator,
+    /// Why (free text: "resigned", "HR termination 2026-11-30").
+    #[serde(default)]
+    pub reason: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it takes effect (first stage's time).
+    pub effective_at: DateTime<Utc>,
+    /// Whether nothing is executed (every task skipped as dry run).
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Digest of the plan it was submitted from.
+    pub plan_digest: String,
+    /// Who confirmed the critical actions, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmed_by: Option<String>,
+    /// Its tasks.
+    pub tasks: Vec<Task>,
+    /// State, derived from the tasks.
+    pub state: RunState,
+    /// Set once cancelled.
+    #[serde(default)]
+    pub cancelled: bool,
+    /// Set once a rollback was requested.
+    #[serde(default)]
+    pub rollback_requested: bool,
+    /// Retry budget, fixed at planning so replay decides as the live run did.
+    #[serde(default)]
+    pub retry: RetryPolicy,
+    /// How often open delegations are polled.
+    #[serde(default = "default_poll", with = "crate::error::millis")]
+    pub delegation_poll: std::time::Duration,
+    /// Optimistic-concurrency version, bumped by the store at every transition.
+    #[serde(default)]
+    pub version: u64,
+    /// When it reached a terminal state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl Run {
+    /// The task with this id.
+    pub fn task(&self, id: TaskId) -> Option<&Task> {
+        self.tasks.iter().find(|t| t.id == id)
+    }
+
+    /// The task with this id, mutably.
+    pub fn task_mut(&mut self, id: TaskId) -> Option<&mut Task> {
+        self.tasks.iter_mut().find(|t| t.id == id)
+    }
+
+    /// The earliest `due_at` of its tasks.
+    pub fn next_due(&self) -> Option<DateTime<Utc>> {
+        self.tasks.iter().filter_map(|t| t.due_at).min()
+    }
+}

@@ -1,0 +1,1 @@
+//! The store conformance suite: plain async functions every [`Store`](super::Store) runs.

@@ -1,0 +1,308 @@
+//! The [`Store`] trait: durable runs, tasks, leases, snapshots, inventory, cursors and audit.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::audit::AuditEvent;
+use crate::connector::Snapshot;
+use crate::error::Result;
+use crate::model::{Account, AccountRef, PersonId};
+use crate::run::{Run, RunId, RunState, TaskId};
+use crate::source::Cursor;
+
+pub mod conformance;
+
+/// A worker's exclusive, expiring claim on one task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The run.
+    pub run: RunId,
+    /// The task.
+    pub task: TaskId,
+    /// The worker holding it.
+    pub worker: String,
+    /// Unique per claim: a re-claimed task gets a new token, so the old holder's commits fail.
+    pub token: Uuid,
+    /// When it expires.
+    pub until: DateTime<Utc>,
+    /// How many times the task has been claimed (this claim included).
+    pub claims: u32,
+}
+
+/// A request for due tasks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClaimRequest {
+    /// The claiming worker.
+    pub worker: String,
+    /// The current time.
+    pub now: DateTime<Utc>,
+    /// How long the lease lasts.
+    pub lease_for: Duration,
+    /// At most this many tasks.
+    pub limit: usize,
+}
+
+impl ClaimRequest {
+    /// A request.
+    pub fn new(
+        worker: impl Into<String>,
+        now: DateTime<Utc>,
+        lease_for: Duration,
+        limit: usize,
+    ) -> Self {
+        Self {
+            worker: worker.into(),
+            now,
+            lease_for,
+            limit,
+        }
+    }
+}
+
+/// One atomic state change of a run.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Commit {
+    /// The run's new state. Its `version` is the version it was loaded at.
+    pub run: Run,
+    /// Tasks whose rows changed (so SQL stores write only those).
+    pub changed_tasks: Vec<TaskId>,
+    /// Audit events recording the change (unsealed; the store seals them).
+    pub events: Vec<AuditEvent>,
+    /// The lease under which the change is made; it must still be held.
+    pub lease: Option<Lease>,
+    /// Whether to release that lease with the commit.
+    pub release: bool,
+}
+
+impl Commit {
+    /// A commit of a run's new state with its audit events.
+    pub fn new(run: Run, changed_tasks: Vec<TaskId>, events: Vec<AuditEvent>) -> Self {
+        Self {
+            run,
+            changed_tasks,
+            events,
+            lease: None,
+            release: false,
+        }
+    }
+
+    /// Makes the commit conditional on holding `lease`, releasing it if `release`.
+    pub fn under_lease(mut self, lease: Lease, release: bool) -> Self {
+        self.lease = Some(lease);
+        self.release = release;
+        self
+    }
+}
+
+/// Which runs to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RunQuery {
+    /// Only this person's runs.
+    pub person: Option<PersonId>,
+    /// Only runs created at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Only runs created before.
+    pub until: Option<DateTime<Utc>>,
+    /// Only runs not yet terminal.
+    pub open_only: bool,
+    /// At most this many (0 = no limit).
+    pub limit: usize,
+}
+
+/// A run's headline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// Id.
+    pub id: RunId,
+    /// The person.
+    pub person: PersonId,
+    /// State.
+    pub state: RunState,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Finished.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// Which audit events to read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AuditQuery {
+    /// Only this run's events.
+    pub run: Option<RunId>,
+    /// Only events with `seq` greater than this.
+    pub after_seq: u64,
+    /// At most this many (0 = no limit).
+    pub limit: usize,
+}
+
+impl AuditQuery {
+    /// Every event of a run.
+    pub fn run(run: RunId) -> Self {
+        Self {
+            run: Some(run),
+            ..Self::default()
+        }
+    }
+
+    /// Every event.
+    pub fn all() -> Self {
+        Self::default()
+    }
+}
+
+/// Persists everything the engine needs to survive a crash.
+///
+/// Implementations: the in-memory [`crate::memory::MemoryStore`]; SQLite and PostgreSQL in
+/// `offboard-store`. All of them pass [`conformance::run_all`].
+#[async_trait]
+pub trait Store: Send + Sync + fmt::Debug {
+    /// Creates a run (state `Planned` or later) with its first audit events.
+    ///
+    /// # Behavior
+    /// Atomic: the run, its tasks and the events are stored together or not at all. The stored
+    /// run's `version` is 1. Returns the sealed events.
+    ///
+    /// # Errors
+    /// `Conflict` if a run with that id exists.
+    async fn create_run(&self, run: &Run, events: Vec<AuditEvent>) -> Result<Vec<AuditEvent>>;
+
+    /// Loads a run with its tasks, as last committed.
+    async fn load_run(&self, id: RunId) -> Result<Option<Run>>;
+
+    /// Commits a run's new state and its audit events in one transaction.
+    ///
+    /// # Behavior
+    /// - Succeeds only if the stored run's version equals `commit.run.version` and, when a
+    ///   lease is given, that lease (token) is still held; then the stored version becomes
+    ///   `commit.run.version + 1`, which is returned.
+    /// - With `release`, the lease is cleared in the same transaction.
+    /// - The events are sealed (seq, hash chain) and stored with the state, or nothing is.
+    ///
+    /// # Errors
+    /// `Conflict` (retryable) when the version moved or the lease was lost; nothing changed.
+    async fn commit(&self, commit: Commit) -> Result<(u64, Vec<AuditEvent>)>;
+
+    /// Claims up to `limit` due tasks in one atomic step.
+    ///
+    /// # Behavior
+    /// A task is due when its `due_at <= now`, its run is not terminal, and it has no lease or
+    /// its lease expired (its worker is presumed dead). Each claimed task gets a new lease
+    /// token, `until = now + lease_for`, and its claim count goes up by one. No task is handed
+    /// to two workers at once. Earliest `due_at` first.
+    async fn claim(&self, request: ClaimRequest) -> Result<Vec<Lease>>;
+
+    /// Extends a held lease.
+    ///
+    /// # Errors
+    /// `Conflict` if the lease is no longer held.
+    async fn renew(&self, lease: &Lease, until: DateTime<Utc>) -> Result<Lease>;
+
+    /// Releases a held lease without a state change, setting the task's `due_at` (used when a
+    /// delegation poll found nothing new). Releasing a lease no longer held is a no-op.
+    async fn release(&self, lease: &Lease, due_at: Option<DateTime<Utc>>) -> Result<()>;
+
+    /// Lists runs, newest first.
+    async fn list_runs(&self, query: RunQuery) -> Result<Vec<RunSummary>>;
+
+    /// Stores the snapshot taken before a task's reversible action.
+    ///
+    /// # Behavior
+    /// Insert-if-absent: returns `false` and keeps the first snapshot if one exists, so a retry
+    /// never overwrites the pre-change state.
+    async fn put_snapshot(&self, task: TaskId, snapshot: &Snapshot) -> Result<bool>;
+
+    /// The snapshot stored for a task.
+    async fn snapshot(&self, task: TaskId) -> Result<Option<Snapshot>>;
+
+    /// Records accounts seen for a person now.
+    ///
+    /// # Behavior
+    /// Keyed by (person, app, external id): a new account gets `first_seen = last_seen = at`;
+    /// a known one keeps `first_seen` and updates `last_seen` and its reference.
+    async fn upsert_accounts(
+        &self,
+        person: &PersonId,
+        accounts: &[AccountRef],
+        at: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// Every account ever discovered for a person.
+    async fn accounts(&self, person: &PersonId) -> Result<Vec<Account>>;
+
+    /// A source of truth's persisted cursor.
+    async fn cursor(&self, source: &str) -> Result<Option<Cursor>>;
+
+    /// Persists a cursor.
+    async fn put_cursor(&self, source: &str, cursor: &Cursor) -> Result<()>;
+
+    /// Appends audit events that belong to no state change (verification, suppressed trigger).
+    async fn append_audit(&self, events: Vec<AuditEvent>) -> Result<Vec<AuditEvent>>;
+
+    /// Reads audit events in sequence order.
+    async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditEvent>>;
+}
+
+#[deny(clippy::missing_trait_methods)]
+#[async_trait]
+impl<S: Store + ?Sized> Store for Arc<S> {
+    async fn create_run(&self, run: &Run, events: Vec<AuditEvent>) -> Result<Vec<AuditEvent>> {
+        (**self).create_run(run, events).await
+    }
+    async fn load_run(&self, id: RunId) -> Result<Option<Run>> {
+        (**self).load_run(id).await
+    }
+    async fn commit(&self, commit: Commit) -> Result<(u64, Vec<AuditEvent>)> {
+        (**self).commit(commit).await
+    }
+    async fn claim(&self, request: ClaimRequest) -> Result<Vec<Lease>> {
+        (**self).claim(request).await
+    }
+    async fn renew(&self, lease: &Lease, until: DateTime<Utc>) -> Result<Lease> {
+        (**self).renew(lease, until).await
+    }
+    async fn release(&self, lease: &Lease, due_at: Option<DateTime<Utc>>) -> Result<()> {
+        (**self).release(lease, due_at).await
+    }
+    async fn list_runs(&self, query: RunQuery) -> Result<Vec<RunSummary>> {
+        (**self).list_runs(query).await
+    }
+    async fn put_snapshot(&self, task: TaskId, snapshot: &Snapshot) -> Result<bool> {
+        (**self).put_snapshot(task, snapshot).await
+    }
+    async fn snapshot(&self, task: TaskId) -> Result<Option<Snapshot>> {
+        (**self).snapshot(task).await
+    }
+    async fn upsert_accounts(
+        &self,
+        person: &PersonId,
+        accounts: &[AccountRef],
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        (**self).upsert_accounts(person, accounts, at).await
+    }
+    async fn accounts(&self, person: &PersonId) -> Result<Vec<Account>> {
+        (**self).accounts(person).await
+    }
+    async fn cursor(&self, source: &str) -> Result<Option<Cursor>> {
+        (**self).cursor(source).await
+    }
+    async fn put_cursor(&self, source: &str, cursor: &Cursor) -> Result<()> {
+        (**self).put_cursor(source, cursor).await
+    }
+    async fn append_audit(&self, events: Vec<AuditEvent>) -> Result<Vec<AuditEvent>> {
+        (**self).append_audit(events).await
+    }
+    async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditEvent>> {
+        (**self).audit(query).await
+    }
+}
