@@ -1,1 +1,138 @@
-fn main() {}
+//! Throughput of the pure state machine and of the engine with zero-latency connectors on the
+//! in-memory store. Run with `cargo bench --bench engine`.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use offboard::machine::{self, ClaimCommand, Event};
+use offboard::memory::MemoryStore;
+use offboard::{
+    Action, ActionName, Engine, Initiator, Outcome, Person, Policy, RunRequest, RunState, TaskKind,
+};
+use offboard_testkit::reference::{ReferenceConnector, ReferenceUser};
+
+const POLICY: &str = r#"
+[apps.idp]
+method = "automatic"
+actions = ["idp.suspend", "idp.clear_sessions", "idp.remove_groups", "idp.unassign_apps"]
+"#;
+
+/// A planned run with `n` tasks, every second one depending on the one before.
+fn planned_run(n: usize) -> offboard::Run {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let users: Vec<ReferenceUser> = vec![ReferenceUser::employee("ada@example.com")];
+    let c = Arc::new(ReferenceConnector::builder("idp").users(users).build());
+    let engine = Engine::builder()
+        .store(Arc::new(MemoryStore::new()))
+        .connector(c)
+        .policy(Policy::from_toml(POLICY).unwrap())
+        .build()
+        .unwrap();
+    let mut run = rt
+        .block_on(engine.plan(RunRequest::new(
+            Person::new("p", "ada@example.com"),
+            Initiator::Schedule,
+        )))
+        .unwrap()
+        .run;
+    let template = run.tasks[0].clone();
+    run.tasks.clear();
+    for i in 0..n {
+        let mut t = template.clone();
+        t.id = offboard::TaskId::new_v4();
+        t.kind = TaskKind::Action {
+            action: Action::new(ActionName::from_static("idp.suspend")),
+        };
+        if i % 2 == 1 {
+            t.depends_on = vec![run.tasks[i - 1].id];
+        }
+        run.tasks.push(t);
+    }
+    run
+}
+
+fn drive(mut run: offboard::Run, at: DateTime<Utc>) -> usize {
+    let mut transitions = 1;
+    machine::apply(&mut run, at, &Event::Submitted).unwrap();
+    while !run.state.is_terminal() {
+        let due: Vec<_> = run
+            .tasks
+            .iter()
+            .filter(|t| machine::claim_command(&run, t.id, at) == ClaimCommand::Start)
+            .map(|t| t.id)
+            .collect();
+        for task in due {
+            machine::apply(&mut run, at, &Event::TaskStarted { task }).unwrap();
+            machine::apply(
+                &mut run,
+                at,
+                &Event::TaskSucceeded {
+                    task,
+                    outcome: Outcome::Done,
+                    detail: None,
+                },
+            )
+            .unwrap();
+            transitions += 2;
+        }
+    }
+    transitions
+}
+
+fn bench_machine(c: &mut Criterion) {
+    let run = planned_run(20);
+    let at = run.effective_at;
+    let transitions = drive(run.clone(), at);
+    let mut g = c.benchmark_group("machine");
+    g.throughput(Throughput::Elements(transitions as u64));
+    g.bench_function("transitions_20_task_run", |b| {
+        b.iter(|| drive(run.clone(), at))
+    });
+    g.finish();
+}
+
+fn bench_engine(c: &mut Criterion) {
+    const PEOPLE: usize = 100;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let mut g = c.benchmark_group("engine");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements((PEOPLE * 4) as u64));
+    g.bench_function("tasks_100_people_x4_actions", |b| {
+        b.to_async(&rt).iter(|| async {
+            let users: Vec<ReferenceUser> = (0..PEOPLE)
+                .map(|i| ReferenceUser::employee(format!("u{i}@example.com")))
+                .collect();
+            let conn = Arc::new(ReferenceConnector::builder("idp").users(users).build());
+            let engine = Engine::builder()
+                .store(Arc::new(MemoryStore::new()))
+                .connector(conn)
+                .policy(Policy::from_toml(POLICY).unwrap())
+                .build()
+                .unwrap();
+            let mut ids = Vec::with_capacity(PEOPLE);
+            for i in 0..PEOPLE {
+                let person = Person::new(format!("p{i}"), format!("u{i}@example.com"));
+                let plan = engine
+                    .plan(RunRequest::new(person, Initiator::Schedule))
+                    .await
+                    .unwrap();
+                ids.push(engine.submit(plan, None).await.unwrap());
+            }
+            engine.run_due().await.unwrap();
+            for id in ids {
+                assert_eq!(engine.status(id).await.unwrap().state, RunState::Completed);
+            }
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_machine, bench_engine);
+criterion_main!(benches);

@@ -1,6 +1,4 @@
-//! offboard: take a departing person's access away everywhere, provably.
-//!
-//! This facade re-exports [`offboard_core`].
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
 pub use offboard_core::*;

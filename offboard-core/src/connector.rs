@@ -37,6 +37,12 @@ impl Capabilities {
         }
     }
 
+    /// Turns verification off.
+    pub fn without_verify(mut self) -> Self {
+        self.verify = false;
+        self
+    }
+
     /// Turns discovery on.
     pub fn with_discovery(mut self) -> Self {
         self.discover = true;
@@ -60,8 +66,8 @@ impl Capabilities {
 pub struct LookupRequest {
     /// The person.
     pub person: Person,
-    /// The account's immutable id when the inventory already knows it; connectors look up by it
-    /// first.
+    /// The account's immutable id when the inventory already knows it; connectors then look up
+    /// by this id only (the engine falls back to the addresses itself when the id is gone).
     pub external_id: Option<String>,
 }
 
@@ -224,6 +230,8 @@ pub trait Connector: Send + Sync + fmt::Debug {
     /// Finds the person's account. Exact match only.
     ///
     /// # Behavior
+    /// - Addresses match exactly, ignoring ASCII case only (no Unicode case folding, which
+    ///   could map a different character onto a login).
     /// - `Ok(None)` when nothing matches: the person has no account here.
     /// - An error of kind [`crate::ErrorKind::Ambiguous`] when more than one account matches;
     ///   never a guess.
@@ -239,7 +247,10 @@ pub trait Connector: Send + Sync + fmt::Debug {
     /// - Idempotent: running it again leaves the same end state and reports
     ///   [`Outcome::AlreadyDone`].
     /// - An account that no longer exists: [`Outcome::NotFound`] for removals (the goal holds),
-    ///   an error of kind `NotFound` for actions that need the account.
+    ///   an error of kind `NotFound` for actions that need the account. A delete repeated after
+    ///   it succeeded may report either `AlreadyDone` or `NotFound`.
+    /// - Where the vendor cannot tell whether a call changed anything (e.g. "clear sessions"
+    ///   always succeeds), the connector reads state first so the outcome is truthful.
     /// - Dry run changes nothing and predicts `Done` or `AlreadyDone`.
     /// - An action not in [`Connector::capabilities`] is an `Unsupported` error.
     async fn execute(

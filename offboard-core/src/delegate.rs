@@ -105,3 +105,17 @@ impl<D: Delegate + ?Sized> Delegate for Arc<D> {
         (**self).status(ticket).await
     }
 }
+
+#[deny(clippy::missing_trait_methods)]
+#[async_trait]
+impl<D: Delegate + ?Sized> Delegate for Box<D> {
+    fn via(&self) -> DelegateVia {
+        (**self).via()
+    }
+    async fn open(&self, request: &DelegationRequest) -> Result<Ticket> {
+        (**self).open(request).await
+    }
+    async fn status(&self, ticket: &Ticket) -> Result<TicketStatus> {
+        (**self).status(ticket).await
+    }
+}

@@ -101,6 +101,20 @@ pub enum RetryClass {
     Exhausted,
 }
 
+impl RetryClass {
+    /// The class as it is persisted: a wait hint rounded up to whole milliseconds.
+    pub fn persisted(self) -> Self {
+        match self {
+            Self::Retryable { after: Some(d) } => Self::Retryable {
+                after: Some(Duration::from_millis(
+                    d.as_nanos().div_ceil(1_000_000).min(u64::MAX as u128) as u64,
+                )),
+            },
+            other => other,
+        }
+    }
+}
+
 /// An offboard error.
 ///
 /// # Behavior
@@ -266,15 +280,17 @@ impl Error {
         self.context.iter().map(|(k, v)| (k.as_ref(), v.as_str()))
     }
 
-    /// The serialisable, comparable form of this error.
+    /// The serialisable, comparable form of this error. A wait hint is rounded up to whole
+    /// milliseconds, the precision it is persisted with, so replay decides as the live run did.
     pub fn record(&self) -> ErrorRecord {
         let mut message = self.message.clone();
         if let Some(source) = &self.source {
             message = format!("{message}: {source}");
         }
+        let retry = self.retry.persisted();
         ErrorRecord {
             kind: self.kind,
-            retry: self.retry,
+            retry,
             operation: self.operation.to_string(),
             message,
             context: self
@@ -406,7 +422,10 @@ pub(crate) mod opt_millis {
 
     pub(crate) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
         match d {
-            Some(d) => s.serialize_some(&(d.as_millis() as u64)),
+            // Rounded up, as `RetryClass::persisted` does: never wait less than the hint.
+            Some(d) => {
+                s.serialize_some(&(d.as_nanos().div_ceil(1_000_000).min(u64::MAX as u128) as u64))
+            }
             None => s.serialize_none(),
         }
     }

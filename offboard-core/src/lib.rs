@@ -9,9 +9,12 @@ pub mod action;
 pub mod audit;
 pub mod connector;
 pub mod delegate;
+pub mod engine;
 pub mod error;
 pub mod machine;
+pub mod memory;
 pub mod model;
+pub mod policy;
 pub mod run;
 mod secret;
 pub mod source;
@@ -24,10 +27,13 @@ pub use connector::{
     Verification,
 };
 pub use delegate::{Delegate, DelegationRequest, TicketStatus};
+pub use engine::{Confirmation, Engine, EngineBuilder, Limits, Plan, RunRequest};
 pub use error::{Error, ErrorKind, ErrorRecord, Result, ResultExt, RetryClass};
+pub use memory::{MemoryAuditSink, MemoryStore};
 pub use model::{
     Account, AccountRef, AccountStatus, App, AppId, Lifecycle, Manager, Person, PersonId,
 };
+pub use policy::Policy;
 pub use run::{
     DelegateVia, Initiator, Outcome, RetryPolicy, Run, RunId, RunState, SkipReason, Task, TaskId,
     TaskKind, TaskState, Ticket,

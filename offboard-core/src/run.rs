@@ -101,7 +101,7 @@ impl fmt::Display for Outcome {
 }
 
 /// How a delegated task is carried out by a human.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DelegateVia {
     /// A Jira issue.
@@ -257,6 +257,8 @@ pub enum TaskKind {
         /// Jira or email.
         via: DelegateVia,
     },
+    /// The policy ignores the app: recorded, never run.
+    Ignore,
 }
 
 /// One unit of work: an action in one app, or one delegation for one app.
@@ -308,6 +310,7 @@ impl Task {
         match &self.kind {
             TaskKind::Action { action } => action.to_string(),
             TaskKind::Delegation { via } => format!("{}.delegate_{}", self.app, via.as_str()),
+            TaskKind::Ignore => format!("{}.ignore", self.app),
         }
     }
 
@@ -315,7 +318,7 @@ impl Task {
     pub fn action(&self) -> Option<&Action> {
         match &self.kind {
             TaskKind::Action { action } => Some(action),
-            TaskKind::Delegation { .. } => None,
+            TaskKind::Delegation { .. } | TaskKind::Ignore => None,
         }
     }
 }

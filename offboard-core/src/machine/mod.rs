@@ -336,6 +336,10 @@ fn step(run: &mut Run, at: DateTime<Utc>, event: &Event) -> Result<Vec<Command>,
             run.state = RunState::Running;
             for task in &mut run.tasks {
                 if task.state != TaskState::Pending {
+                    // Skipped or failed by the planner: they end now.
+                    if task.state.is_terminal() && task.finished_at.is_none() {
+                        task.finished_at = Some(at);
+                    }
                     continue;
                 }
                 if run.dry_run {
@@ -358,7 +362,7 @@ fn step(run: &mut Run, at: DateTime<Utc>, event: &Event) -> Result<Vec<Command>,
                 if account_gone {
                     let state = if task.not_found_is_done {
                         let detail = match task.kind {
-                            TaskKind::Action { .. } => "no account in this app",
+                            TaskKind::Action { .. } | TaskKind::Ignore => "no account in this app",
                             TaskKind::Delegation { .. } => {
                                 "account no longer active in this app; nothing to delegate"
                             }
@@ -401,6 +405,10 @@ fn step(run: &mut Run, at: DateTime<Utc>, event: &Event) -> Result<Vec<Command>,
                     }
                 }
                 TaskState::Retrying { not_before, .. } => {
+                    // A dependency may have been reopened since the first attempt.
+                    if !deps_completed(&snapshot, t) {
+                        return Err(MachineError::DependenciesPending(*task));
+                    }
                     if *not_before > at {
                         return Err(MachineError::NotDue(*task));
                     }
@@ -409,6 +417,11 @@ fn step(run: &mut Run, at: DateTime<Utc>, event: &Event) -> Result<Vec<Command>,
                 TaskState::Running { .. } => {}
                 _ => return Err(invalid(t, event)),
             }
+            let command = match t.kind {
+                TaskKind::Action { .. } => Command::Execute(*task),
+                TaskKind::Delegation { .. } => Command::OpenDelegation(*task),
+                TaskKind::Ignore => return Err(invalid(t, event)),
+            };
             t.attempts += 1;
             t.started_at.get_or_insert(at);
             t.state = TaskState::Running {
@@ -416,10 +429,7 @@ fn step(run: &mut Run, at: DateTime<Utc>, event: &Event) -> Result<Vec<Command>,
                 since: at,
             };
             t.due_at = Some(at);
-            commands.push(match t.kind {
-                TaskKind::Action { .. } => Command::Execute(*task),
-                TaskKind::Delegation { .. } => Command::OpenDelegation(*task),
-            });
+            commands.push(command);
         }
         Event::TaskSucceeded {
             task,
@@ -459,13 +469,22 @@ fn step(run: &mut Run, at: DateTime<Utc>, event: &Event) -> Result<Vec<Command>,
                         detail,
                     },
                 );
-            } else if let RetryClass::Retryable { after } = error.retry {
+            } else if let RetryClass::Retryable { after } = error.retry.persisted() {
+                let mut error = error.clone();
+                error.retry = RetryClass::Retryable { after };
                 let wait = Duration::from_millis(*backoff_ms).max(after.unwrap_or_default());
-                let not_before =
-                    at + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
+                // An absurd wait (overflowing the calendar) is treated as "never": exhausted.
+                let not_before = chrono::Duration::from_std(wait)
+                    .ok()
+                    .and_then(|w| at.checked_add_signed(w));
                 let started = t.started_at.unwrap_or(at);
-                let elapsed = (not_before - started).to_std().unwrap_or_default();
-                if t.attempts < retry.max_attempts && elapsed <= retry.max_elapsed && !cancelled {
+                let within_budget = not_before.is_some_and(|nb| {
+                    (nb - started).to_std().unwrap_or_default() <= retry.max_elapsed
+                });
+                if let (Some(not_before), true) = (not_before, within_budget)
+                    && t.attempts < retry.max_attempts
+                    && !cancelled
+                {
                     t.state = TaskState::Retrying {
                         attempt: t.attempts,
                         not_before,
@@ -582,12 +601,19 @@ fn step(run: &mut Run, at: DateTime<Utc>, event: &Event) -> Result<Vec<Command>,
             }
             run.rollback_requested = true;
             // Undo in reverse order of completion.
-            let mut done: Vec<&Task> = run
+            let done: Vec<&Task> = run
                 .tasks
                 .iter()
                 .filter(|t| t.reversible && t.state.is_completed())
                 .collect();
-            done.sort_by_key(|t| std::cmp::Reverse(t.finished_at));
+            // Ties (same completion time) are broken by reverse plan order, which is
+            // topological, so a task is undone before the tasks it depended on.
+            let mut done: Vec<(usize, &Task)> = done
+                .into_iter()
+                .map(|t| (run.tasks.iter().position(|x| x.id == t.id).unwrap_or(0), t))
+                .collect();
+            done.sort_by_key(|(i, t)| std::cmp::Reverse((t.finished_at, *i)));
+            let done: Vec<&Task> = done.into_iter().map(|(_, t)| t).collect();
             commands.extend(done.into_iter().map(|t| Command::Restore(t.id)));
         }
         Event::TaskRolledBack { task } => {
@@ -643,8 +669,14 @@ fn refresh(run: &mut Run, at: DateTime<Utc>) {
     }
     let snapshot = run.clone();
     for task in &mut run.tasks {
-        if task.state == TaskState::Pending {
-            task.due_at = deps_completed(&snapshot, task).then_some(task.not_before);
+        match &task.state {
+            TaskState::Pending => {
+                task.due_at = deps_completed(&snapshot, task).then_some(task.not_before);
+            }
+            TaskState::Retrying { not_before, .. } => {
+                task.due_at = deps_completed(&snapshot, task).then_some(*not_before);
+            }
+            _ => {}
         }
     }
     let state = derive_state(run);

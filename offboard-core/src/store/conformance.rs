@@ -1,1 +1,1689 @@
-//! The store conformance suite: plain async functions every [`Store`](super::Store) runs.
+//! The store conformance suite: plain async functions every [`Store`] runs.
+//!
+//! One function per rule of the [`Store`] contract; each panics with a message naming the rule
+//! when the store breaks it. [`run_all`] runs them all, one after the other.
+//!
+//! # Calling contract
+//!
+//! - Call [`run_all`] (or single rules) from a test, with any async runtime:
+//!   `offboard_core::store::conformance::run_all(&store).await`.
+//! - Every rule creates its own runs, people, tasks and cursors with fresh random ids, and
+//!   reads back only what it wrote, so the rules may run against a database that already holds
+//!   data.
+//! - The claim rules claim *every* due task in the store, as a worker would. They work on a
+//!   timeline in the year 2000, so a live engine's tasks (due now) are never touched, and they
+//!   only assert about their own tasks. Still, do not run two suites against one database at the
+//!   same time: each would lease the other's tasks.
+//! - Timestamps are whole seconds and durations whole seconds, so stores that keep microseconds
+//!   or milliseconds round-trip them exactly.
+//! - [`audit_chain_verifies`] reads and verifies the whole audit trail; [`run_all`] runs it last
+//!   so it also covers the events (and failed commits) of every other rule.
+//!
+//! # Example
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! use offboard_core::MemoryStore;
+//! use offboard_core::store::conformance;
+//!
+//! conformance::run_all(&MemoryStore::new()).await;
+//! # });
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fmt;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::{AuditQuery, ClaimRequest, Commit, Lease, RunQuery, Store};
+use crate::action::{Action, ActionName};
+use crate::audit::{self, AuditEvent, AuditKind};
+use crate::connector::Snapshot;
+use crate::error::{ErrorKind, Result};
+use crate::machine::Event;
+use crate::model::{AccountRef, AccountStatus, AppId, Manager, Person, PersonId};
+use crate::run::{Initiator, RetryPolicy, Run, RunId, RunState, Task, TaskId, TaskKind, TaskState};
+use crate::source::Cursor;
+
+/// Runs every rule, in order, against `store`.
+///
+/// # Behavior
+/// Panics at the first rule the store breaks, naming it.
+pub async fn run_all(store: &dyn Store) {
+    create_load_round_trip(store).await;
+    create_twice_conflicts(store).await;
+    commit_bumps_version(store).await;
+    stale_commit_conflicts(store).await;
+    commit_under_lost_lease_conflicts(store).await;
+    commit_release_frees_lease(store).await;
+    claim_only_due(store).await;
+    claim_skips_terminal_runs(store).await;
+    claim_skips_live_leases(store).await;
+    expired_lease_reclaimable(store).await;
+    concurrent_claims_disjoint(store).await;
+    claim_limit_and_order(store).await;
+    release_sets_due_and_frees(store).await;
+    commit_writes_only_changed_tasks(store).await;
+    renew_extends(store).await;
+    renew_lost_lease_conflicts(store).await;
+    snapshots_insert_if_absent(store).await;
+    inventory_upsert(store).await;
+    cursors_round_trip(store).await;
+    audit_sealed_in_order(store).await;
+    audit_query_filters(store).await;
+    list_runs_filters(store).await;
+    audit_chain_verifies(store).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runs and commits
+// ---------------------------------------------------------------------------------------------
+
+/// A commit writes the run's fields and the tasks it lists; another task released (rescheduled)
+/// after the run was loaded keeps its new `due_at`.
+pub async fn commit_writes_only_changed_tasks(store: &dyn Store) {
+    const RULE: &str = "commit_writes_only_changed_tasks";
+    let run = sample_run(&[Some(at(0)), Some(at(0))]);
+    create(RULE, store, &run).await;
+    let loaded = load(RULE, store, run.id).await;
+    let (t0, t1) = (run.tasks[0].id, run.tasks[1].id);
+    let lease = claim_one(RULE, store, &run, t1, "worker-a", at(0), secs(600)).await;
+    ok(RULE, "release", store.release(&lease, Some(at(900))).await);
+    let mut changed = loaded.clone();
+    start_task(&mut changed, 0, at(1));
+    ok(
+        RULE,
+        "commit of task 0",
+        store
+            .commit(Commit::new(
+                changed.clone(),
+                vec![t0],
+                vec![transition(&changed, t0)],
+            ))
+            .await,
+    );
+    let after = load(RULE, store, run.id).await;
+    check_eq(
+        RULE,
+        "task 0 after the commit",
+        &changed.tasks[0],
+        &after.tasks[0],
+    );
+    check_eq(
+        RULE,
+        "the released task's due_at",
+        &Some(at(900)),
+        &after.task(t1).and_then(|t| t.due_at),
+    );
+    retire(RULE, store, run.id).await;
+}
+
+/// `create_run` then `load_run` gives back the same run at version 1, with sealed events;
+/// loading an unknown run gives `None`.
+pub async fn create_load_round_trip(store: &dyn Store) {
+    const RULE: &str = "create_load_round_trip";
+    let run = sample_run(&[Some(at(0)), None]);
+    let events = vec![planned(&run), note(run.id, "round_trip")];
+    let sealed = ok(
+        RULE,
+        "create_run",
+        store.create_run(&run, events.clone()).await,
+    );
+    check_sealed(RULE, "create_run", &events, &sealed);
+
+    let loaded = ok(RULE, "load_run", store.load_run(run.id).await)
+        .unwrap_or_else(|| fail(RULE, "the created run does not load"));
+    let mut expected = run.clone();
+    expected.version = 1;
+    check_eq(RULE, "the loaded run (version 1)", &expected, &loaded);
+
+    let stored = ok(RULE, "audit", store.audit(AuditQuery::run(run.id)).await);
+    check_eq(RULE, "the run's stored audit events", &sealed, &stored);
+
+    let missing = ok(
+        RULE,
+        "load_run(unknown)",
+        store.load_run(RunId::new_v4()).await,
+    );
+    check(
+        RULE,
+        missing.is_none(),
+        "load_run of an unknown id returned a run",
+    );
+    retire(RULE, store, run.id).await;
+}
+
+/// Creating a run whose id exists is a `Conflict` and changes neither the run nor the audit
+/// trail.
+pub async fn create_twice_conflicts(store: &dyn Store) {
+    const RULE: &str = "create_twice_conflicts";
+    let run = sample_run(&[Some(at(0))]);
+    ok(
+        RULE,
+        "create_run",
+        store.create_run(&run, vec![planned(&run)]).await,
+    );
+    let before = ok(RULE, "audit", store.audit(AuditQuery::run(run.id)).await);
+
+    let mut again = run.clone();
+    again.reason = "created twice".into();
+    expect_conflict(
+        RULE,
+        "a second create_run with the same id",
+        store
+            .create_run(&again, vec![note(run.id, "second_create")])
+            .await,
+        false,
+    );
+
+    let loaded = load(RULE, store, run.id).await;
+    check_eq(
+        RULE,
+        "the run after the refused create",
+        &run.reason,
+        &loaded.reason,
+    );
+    check_eq(
+        RULE,
+        "the version after the refused create",
+        &1,
+        &loaded.version,
+    );
+    let after = ok(RULE, "audit", store.audit(AuditQuery::run(run.id)).await);
+    check_eq(RULE, "the audit after the refused create", &before, &after);
+    retire(RULE, store, run.id).await;
+}
+
+/// A commit at the stored version succeeds, returns version + 1, and stores the new state and
+/// its sealed events together.
+pub async fn commit_bumps_version(store: &dyn Store) {
+    const RULE: &str = "commit_bumps_version";
+    let run = sample_run(&[Some(at(0)), Some(at(10))]);
+    create(RULE, store, &run).await;
+
+    let mut next = load(RULE, store, run.id).await;
+    let task = next.tasks[0].id;
+    start_task(&mut next, 0, at(5));
+    let events = vec![transition(&next, task)];
+    let (version, sealed) = ok(
+        RULE,
+        "commit",
+        store
+            .commit(Commit::new(next.clone(), vec![task], events.clone()))
+            .await,
+    );
+    check_eq(RULE, "the version commit returned", &2, &version);
+    check_sealed(RULE, "commit", &events, &sealed);
+
+    let loaded = load(RULE, store, run.id).await;
+    let mut expected = next.clone();
+    expected.version = 2;
+    check_eq(RULE, "the run loaded after commit", &expected, &loaded);
+    let stored = ok(RULE, "audit", store.audit(AuditQuery::run(run.id)).await);
+    check(
+        RULE,
+        stored.ends_with(&sealed),
+        "the committed events are not the run's last stored events",
+    );
+
+    // And again, from the new version.
+    let mut third = loaded;
+    third.reason = "second commit".into();
+    let (version, _) = ok(
+        RULE,
+        "second commit",
+        store
+            .commit(Commit::new(third, vec![], vec![note(run.id, "second")]))
+            .await,
+    );
+    check_eq(RULE, "the version of the second commit", &3, &version);
+    check_eq(
+        RULE,
+        "the version loaded after the second commit",
+        &3,
+        &load(RULE, store, run.id).await.version,
+    );
+    retire(RULE, store, run.id).await;
+}
+
+/// A commit made at a version that is no longer (or not yet) the stored one is a retryable
+/// `Conflict` and changes nothing: not the run, not the audit trail.
+pub async fn stale_commit_conflicts(store: &dyn Store) {
+    const RULE: &str = "stale_commit_conflicts";
+    let run = sample_run(&[Some(at(0)), Some(at(0))]);
+    create(RULE, store, &run).await;
+    let v1 = load(RULE, store, run.id).await;
+
+    let mut winner = v1.clone();
+    winner.reason = "winner".into();
+    ok(
+        RULE,
+        "first commit",
+        store
+            .commit(Commit::new(winner, vec![], vec![note(run.id, "winner")]))
+            .await,
+    );
+    let state_before = load(RULE, store, run.id).await;
+    let audit_before = ok(RULE, "audit", store.audit(AuditQuery::run(run.id)).await);
+
+    let mut stale = v1.clone();
+    stale.reason = "stale".into();
+    start_task(&mut stale, 1, at(1));
+    let task = stale.tasks[1].id;
+    expect_conflict(
+        RULE,
+        "a commit at a stale version",
+        store
+            .commit(Commit::new(
+                stale.clone(),
+                vec![task],
+                vec![note(run.id, "stale")],
+            ))
+            .await,
+        true,
+    );
+    let mut ahead = stale;
+    ahead.version = state_before.version + 5;
+    expect_conflict(
+        RULE,
+        "a commit at a version ahead of the stored one",
+        store
+            .commit(Commit::new(ahead, vec![task], vec![note(run.id, "ahead")]))
+            .await,
+        true,
+    );
+
+    check_eq(
+        RULE,
+        "the run after refused commits",
+        &state_before,
+        &load(RULE, store, run.id).await,
+    );
+    check_eq(
+        RULE,
+        "the run's audit events after refused commits",
+        &audit_before,
+        &ok(RULE, "audit", store.audit(AuditQuery::run(run.id)).await),
+    );
+    retire(RULE, store, run.id).await;
+}
+
+/// A commit under a lease that expired and was claimed again by another worker is a retryable
+/// `Conflict` and changes nothing; the new holder's commit succeeds.
+pub async fn commit_under_lost_lease_conflicts(store: &dyn Store) {
+    const RULE: &str = "commit_under_lost_lease_conflicts";
+    let run = sample_run(&[Some(at(0))]);
+    create(RULE, store, &run).await;
+    let task = run.tasks[0].id;
+
+    let first = claim_one(RULE, store, &run, task, "worker-a", at(0), secs(60)).await;
+    let second = claim_one(RULE, store, &run, task, "worker-b", at(61), secs(60)).await;
+    check(
+        RULE,
+        first.token != second.token,
+        "a re-claimed task kept its lease token",
+    );
+
+    let loaded = load(RULE, store, run.id).await;
+    let audit_before = ok(RULE, "audit", store.audit(AuditQuery::run(run.id)).await);
+    let mut lost = loaded.clone();
+    start_task(&mut lost, 0, at(62));
+    let refused = store
+        .commit(
+            Commit::new(lost.clone(), vec![task], vec![transition(&lost, task)])
+                .under_lease(first, false),
+        )
+        .await;
+    if let Err(e) = &refused {
+        check(
+            RULE,
+            e.context().any(|(k, v)| k == "lease" && v == "lost"),
+            "a lost-lease conflict must carry context lease=lost (workers drop their result on it)",
+        );
+    }
+    expect_conflict(
+        RULE,
+        "a commit under a lease re-claimed by another worker",
+        refused,
+        true,
+    );
+    check_eq(
+        RULE,
+        "the run after the refused commit",
+        &loaded,
+        &load(RULE, store, run.id).await,
+    );
+    check_eq(
+        RULE,
+        "the audit after the refused commit",
+        &audit_before,
+        &ok(RULE, "audit", store.audit(AuditQuery::run(run.id)).await),
+    );
+
+    let (version, _) = ok(
+        RULE,
+        "commit under the current lease",
+        store
+            .commit(
+                Commit::new(lost.clone(), vec![task], vec![transition(&lost, task)])
+                    .under_lease(second, true),
+            )
+            .await,
+    );
+    check_eq(RULE, "the version after the holder's commit", &2, &version);
+    retire(RULE, store, run.id).await;
+}
+
+/// A commit under a held lease keeps it (the task is not claimable) unless it releases it,
+/// after which the task is claimable again at once, with a new token.
+pub async fn commit_release_frees_lease(store: &dyn Store) {
+    const RULE: &str = "commit_release_frees_lease";
+    let run = sample_run(&[Some(at(0))]);
+    create(RULE, store, &run).await;
+    let task = run.tasks[0].id;
+    let lease = claim_one(RULE, store, &run, task, "worker-a", at(0), secs(60)).await;
+
+    let mut next = load(RULE, store, run.id).await;
+    start_task(&mut next, 0, at(1));
+    ok(
+        RULE,
+        "commit under the lease, keeping it",
+        store
+            .commit(
+                Commit::new(next.clone(), vec![task], vec![transition(&next, task)])
+                    .under_lease(lease.clone(), false),
+            )
+            .await,
+    );
+    let mine = ours(
+        &claim_all(RULE, store, "worker-b", at(2), secs(60)).await,
+        &run,
+    );
+    check(
+        RULE,
+        mine.is_empty(),
+        "a task was claimed while its lease was kept by a commit",
+    );
+
+    let mut next = load(RULE, store, run.id).await;
+    next.reason = "released".into();
+    ok(
+        RULE,
+        "commit under the lease, releasing it",
+        store
+            .commit(Commit::new(next, vec![], vec![]).under_lease(lease.clone(), true))
+            .await,
+    );
+    let again = claim_one(RULE, store, &run, task, "worker-b", at(3), secs(60)).await;
+    check(
+        RULE,
+        again.token != lease.token,
+        "a task released by commit was claimed again with the old token",
+    );
+    check_eq(RULE, "the claim count after release", &2, &again.claims);
+    retire(RULE, store, run.id).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Claims and leases
+// ---------------------------------------------------------------------------------------------
+
+/// `claim` hands out exactly the tasks with `due_at <= now` (the boundary included), never one
+/// with no `due_at` or a later one, with a lease that names the run, the worker, a fresh token,
+/// `until = now + lease_for` and claim count 1.
+pub async fn claim_only_due(store: &dyn Store) {
+    const RULE: &str = "claim_only_due";
+    let now = at(100);
+    let run = sample_run(&[Some(at(40)), Some(now), Some(at(101)), None]);
+    create(RULE, store, &run).await;
+
+    let leases = claim_all(RULE, store, "worker-a", now, secs(60)).await;
+    let mine = ours(&leases, &run);
+    let claimed: BTreeSet<TaskId> = mine.iter().map(|l| l.task).collect();
+    let due: BTreeSet<TaskId> = [run.tasks[0].id, run.tasks[1].id].into();
+    check_eq(
+        RULE,
+        "the tasks claimed (only the due ones)",
+        &due,
+        &claimed,
+    );
+    for lease in &mine {
+        check_eq(
+            RULE,
+            "a lease's worker",
+            &"worker-a",
+            &lease.worker.as_str(),
+        );
+        check_eq(RULE, "a lease's expiry", &(now + secs_c(60)), &lease.until);
+        check_eq(RULE, "a first claim's count", &1, &lease.claims);
+    }
+    check(
+        RULE,
+        mine[0].token != mine[1].token,
+        "two leases share a token",
+    );
+    retire(RULE, store, run.id).await;
+}
+
+/// Tasks of terminal runs are never claimed, whether the run was created terminal or became
+/// terminal by a commit, even when they still have a `due_at`.
+pub async fn claim_skips_terminal_runs(store: &dyn Store) {
+    const RULE: &str = "claim_skips_terminal_runs";
+    let mut done = sample_run(&[Some(at(0))]);
+    done.state = RunState::Completed;
+    done.finished_at = Some(at(0));
+    create(RULE, store, &done).await;
+
+    let open = sample_run(&[Some(at(0)), Some(at(0))]);
+    create(RULE, store, &open).await;
+    let mut cancelled = load(RULE, store, open.id).await;
+    cancelled.state = RunState::Cancelled;
+    cancelled.cancelled = true;
+    cancelled.finished_at = Some(at(1));
+    ok(
+        RULE,
+        "commit to Cancelled",
+        store
+            .commit(Commit::new(
+                cancelled,
+                vec![],
+                vec![note(open.id, "cancelled")],
+            ))
+            .await,
+    );
+
+    let leases = claim_all(RULE, store, "worker-a", at(10), secs(60)).await;
+    check(
+        RULE,
+        ours(&leases, &done).is_empty(),
+        "a task of a run created Completed was claimed",
+    );
+    check(
+        RULE,
+        ours(&leases, &open).is_empty(),
+        "a task of a run committed as Cancelled was claimed",
+    );
+}
+
+/// A task whose lease is live is not handed to anyone, the holder included.
+pub async fn claim_skips_live_leases(store: &dyn Store) {
+    const RULE: &str = "claim_skips_live_leases";
+    let run = sample_run(&[Some(at(0)), Some(at(0))]);
+    create(RULE, store, &run).await;
+    let first = claim_one(
+        RULE,
+        store,
+        &run,
+        run.tasks[0].id,
+        "worker-a",
+        at(0),
+        secs(60),
+    )
+    .await;
+
+    for (worker, now) in [
+        ("worker-b", at(1)),
+        ("worker-a", at(30)),
+        ("worker-c", at(59)),
+    ] {
+        let mine = ours(&claim_all(RULE, store, worker, now, secs(60)).await, &run);
+        check(
+            RULE,
+            mine.iter().all(|l| l.task != first.task),
+            &format!("a task with a live lease was claimed again by {worker} at {now}"),
+        );
+    }
+    retire(RULE, store, run.id).await;
+}
+
+/// Once a lease has expired, the task is claimable again, with a new token and the claim count
+/// incremented.
+pub async fn expired_lease_reclaimable(store: &dyn Store) {
+    const RULE: &str = "expired_lease_reclaimable";
+    let run = sample_run(&[Some(at(0))]);
+    create(RULE, store, &run).await;
+    let task = run.tasks[0].id;
+    let mut tokens = HashSet::new();
+    for (n, (worker, now)) in [("worker-a", 0), ("worker-b", 61), ("worker-c", 200)]
+        .into_iter()
+        .enumerate()
+    {
+        let lease = claim_one(RULE, store, &run, task, worker, at(now), secs(60)).await;
+        check_eq(RULE, "the claim count", &(n as u32 + 1), &lease.claims);
+        check_eq(RULE, "the lease's worker", &worker, &lease.worker.as_str());
+        check(
+            RULE,
+            tokens.insert(lease.token),
+            "a re-claimed task got a token it had before",
+        );
+    }
+    retire(RULE, store, run.id).await;
+}
+
+/// Many claims at once never hand out the same task twice, and together with a final sweep
+/// they hand out every due task exactly once.
+pub async fn concurrent_claims_disjoint(store: &dyn Store) {
+    const RULE: &str = "concurrent_claims_disjoint";
+    let now = at(0);
+    let run = sample_run(&[Some(now); 24]);
+    create(RULE, store, &run).await;
+
+    let workers: Vec<String> = (0..16).map(|i| format!("worker-{i}")).collect();
+    let results = futures::future::join_all(
+        workers
+            .iter()
+            .map(|w| store.claim(ClaimRequest::new(w.clone(), now, secs(60), 2))),
+    )
+    .await;
+    let mut seen = BTreeMap::new();
+    for (worker, result) in workers.iter().zip(results) {
+        let leases = ok(RULE, "a concurrent claim", result);
+        check(
+            RULE,
+            leases.len() <= 2,
+            "a concurrent claim returned more than its limit",
+        );
+        for lease in leases {
+            check_eq(RULE, "a lease's worker", worker, &lease.worker);
+            if let Some(other) = seen.insert(lease.task, lease.worker.clone()) {
+                fail(
+                    RULE,
+                    &format!(
+                        "task {} was handed to {other} and {} at once",
+                        lease.task, lease.worker
+                    ),
+                );
+            }
+        }
+    }
+    for lease in claim_all(RULE, store, "sweeper", now, secs(60)).await {
+        if let Some(other) = seen.insert(lease.task, lease.worker.clone()) {
+            fail(
+                RULE,
+                &format!(
+                    "task {} was handed to {other} and then to the sweeper",
+                    lease.task
+                ),
+            );
+        }
+    }
+    let all: BTreeSet<TaskId> = run.tasks.iter().map(|t| t.id).collect();
+    let claimed: BTreeSet<TaskId> = seen.keys().copied().filter(|t| all.contains(t)).collect();
+    check_eq(RULE, "the due tasks claimed in all", &all, &claimed);
+    retire(RULE, store, run.id).await;
+}
+
+/// A claim returns at most `limit` tasks, and hands out earlier `due_at` first.
+pub async fn claim_limit_and_order(store: &dyn Store) {
+    const RULE: &str = "claim_limit_and_order";
+    let now = at(1000);
+    // Created out of order so that insertion order cannot pass for due order.
+    let run = sample_run(&[
+        Some(at(930)),
+        Some(at(910)),
+        Some(at(950)),
+        Some(at(900)),
+        Some(at(940)),
+    ]);
+    create(RULE, store, &run).await;
+
+    let leases = ok(
+        RULE,
+        "claim",
+        store
+            .claim(ClaimRequest::new("worker-a", now, secs(60), 2))
+            .await,
+    );
+    check_eq(
+        RULE,
+        "the number of tasks claimed with limit 2",
+        &2,
+        &leases.len(),
+    );
+    let rest = claim_all(RULE, store, "worker-b", now, secs(60)).await;
+    let mut all: Vec<TaskId> = ours(&leases, &run).iter().map(|l| l.task).collect();
+    all.extend(ours(&rest, &run).iter().map(|l| l.task));
+    check_eq(RULE, "the number of our tasks claimed", &5, &all.len());
+
+    // Order: re-claim one at a time after the leases expire; ours must come out by due_at.
+    let later = now + secs_c(61);
+    let mut order = Vec::new();
+    for _ in 0..MAX_SWEEP {
+        let leases = ok(
+            RULE,
+            "claim one",
+            store
+                .claim(ClaimRequest::new("worker-c", later, secs(60), 1))
+                .await,
+        );
+        check(
+            RULE,
+            leases.len() <= 1,
+            "a claim with limit 1 returned more",
+        );
+        let Some(lease) = leases.into_iter().next() else {
+            break;
+        };
+        if lease.run == run.id {
+            order.push(lease.task);
+        }
+        if order.len() == run.tasks.len() {
+            break;
+        }
+    }
+    let expected: Vec<TaskId> = [3, 1, 0, 4, 2].iter().map(|i| run.tasks[*i].id).collect();
+    check_eq(
+        RULE,
+        "the order tasks were claimed in (by due_at)",
+        &expected,
+        &order,
+    );
+    retire(RULE, store, run.id).await;
+}
+
+/// `release` frees the task and sets its `due_at` (without a state change: the run's version
+/// stays); the task is claimable again from that time, and releasing a lease no longer held is
+/// a no-op.
+pub async fn release_sets_due_and_frees(store: &dyn Store) {
+    const RULE: &str = "release_sets_due_and_frees";
+    let run = sample_run(&[Some(at(0)), Some(at(0))]);
+    create(RULE, store, &run).await;
+    let task = run.tasks[0].id;
+    let lease = claim_one(RULE, store, &run, task, "worker-a", at(0), secs(600)).await;
+
+    ok(RULE, "release", store.release(&lease, Some(at(300))).await);
+    let loaded = load(RULE, store, run.id).await;
+    check_eq(
+        RULE,
+        "the released task's due_at",
+        &Some(at(300)),
+        &loaded.task(task).and_then(|t| t.due_at),
+    );
+    check_eq(RULE, "the version after release", &1, &loaded.version);
+
+    let early = ours(
+        &claim_all(RULE, store, "worker-b", at(299), secs(600)).await,
+        &run,
+    );
+    check(
+        RULE,
+        early.iter().all(|l| l.task != task),
+        "a released task was claimed before its new due_at",
+    );
+    let again = claim_one(RULE, store, &run, task, "worker-b", at(300), secs(600)).await;
+    check(
+        RULE,
+        again.token != lease.token,
+        "a released task was claimed again with its old token",
+    );
+    check_eq(RULE, "the claim count after release", &2, &again.claims);
+
+    // The old holder's release is a no-op: the new lease stays and due_at is kept.
+    ok(
+        RULE,
+        "release of a lease no longer held",
+        store.release(&lease, None).await,
+    );
+    check_eq(
+        RULE,
+        "due_at after a release of a lease no longer held",
+        &Some(at(300)),
+        &load(RULE, store, run.id)
+            .await
+            .task(task)
+            .and_then(|t| t.due_at),
+    );
+    let mine = ours(
+        &claim_all(RULE, store, "worker-c", at(301), secs(600)).await,
+        &run,
+    );
+    check(
+        RULE,
+        mine.iter().all(|l| l.task != task),
+        "releasing a lease no longer held freed the current holder's lease",
+    );
+
+    // Releasing with no due_at parks the task.
+    ok(
+        RULE,
+        "release (no due_at)",
+        store.release(&again, None).await,
+    );
+    let mine = ours(
+        &claim_all(RULE, store, "worker-d", at(10_000), secs(600)).await,
+        &run,
+    );
+    check(
+        RULE,
+        mine.iter().all(|l| l.task != task),
+        "a task released with no due_at was claimed",
+    );
+    retire(RULE, store, run.id).await;
+}
+
+/// `renew` extends a held lease (same token, worker and count, new expiry); the task is not
+/// claimable until the new expiry.
+pub async fn renew_extends(store: &dyn Store) {
+    const RULE: &str = "renew_extends";
+    let run = sample_run(&[Some(at(0))]);
+    create(RULE, store, &run).await;
+    let task = run.tasks[0].id;
+    let lease = claim_one(RULE, store, &run, task, "worker-a", at(0), secs(60)).await;
+
+    let renewed = ok(RULE, "renew", store.renew(&lease, at(300)).await);
+    let mut expected = lease.clone();
+    expected.until = at(300);
+    check_eq(RULE, "the renewed lease", &expected, &renewed);
+
+    let mine = ours(
+        &claim_all(RULE, store, "worker-b", at(120), secs(60)).await,
+        &run,
+    );
+    check(
+        RULE,
+        mine.is_empty(),
+        "a renewed lease was taken before its new expiry",
+    );
+    let mut next = load(RULE, store, run.id).await;
+    start_task(&mut next, 0, at(121));
+    ok(
+        RULE,
+        "commit under the renewed lease",
+        store
+            .commit(Commit::new(next, vec![task], vec![]).under_lease(renewed, false))
+            .await,
+    );
+    let again = claim_one(RULE, store, &run, task, "worker-b", at(301), secs(60)).await;
+    check_eq(RULE, "the claim count after expiry", &2, &again.claims);
+    retire(RULE, store, run.id).await;
+}
+
+/// Renewing a lease that expired and was claimed by another worker is a `Conflict` and does
+/// not touch the new holder's lease.
+pub async fn renew_lost_lease_conflicts(store: &dyn Store) {
+    const RULE: &str = "renew_lost_lease_conflicts";
+    let run = sample_run(&[Some(at(0))]);
+    create(RULE, store, &run).await;
+    let task = run.tasks[0].id;
+    let lost = claim_one(RULE, store, &run, task, "worker-a", at(0), secs(60)).await;
+    let held = claim_one(RULE, store, &run, task, "worker-b", at(61), secs(60)).await;
+
+    expect_conflict(
+        RULE,
+        "renew of a lease re-claimed by another worker",
+        store.renew(&lost, at(1000)).await,
+        false,
+    );
+    // The new holder's lease still expires at its own time.
+    let mine = ours(
+        &claim_all(RULE, store, "worker-c", at(122), secs(60)).await,
+        &run,
+    );
+    check(
+        RULE,
+        mine.iter().any(|l| l.task == task),
+        "a refused renew extended the new holder's lease",
+    );
+    check_eq(RULE, "the new holder's claim count", &2, &held.claims);
+    retire(RULE, store, run.id).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Snapshots, inventory, cursors
+// ---------------------------------------------------------------------------------------------
+
+/// `put_snapshot` is insert-if-absent: the first put returns `true`, a second returns `false`
+/// and the first snapshot is kept.
+pub async fn snapshots_insert_if_absent(store: &dyn Store) {
+    const RULE: &str = "snapshots_insert_if_absent";
+    let run = sample_run(&[None]);
+    create(RULE, store, &run).await;
+    let task = run.tasks[0].id;
+
+    check_eq(
+        RULE,
+        "snapshot before any put",
+        &None,
+        &ok(RULE, "snapshot", store.snapshot(task).await),
+    );
+    let first = snapshot(serde_json::json!({"groups": ["eng", "ops"], "status": "ACTIVE"}));
+    let second = snapshot(serde_json::json!({"groups": [], "status": "SUSPENDED"}));
+    check_eq(
+        RULE,
+        "the first put_snapshot",
+        &true,
+        &ok(RULE, "put_snapshot", store.put_snapshot(task, &first).await),
+    );
+    check_eq(
+        RULE,
+        "a second put_snapshot",
+        &false,
+        &ok(
+            RULE,
+            "put_snapshot",
+            store.put_snapshot(task, &second).await,
+        ),
+    );
+    check_eq(
+        RULE,
+        "the stored snapshot (the first)",
+        &Some(first),
+        &ok(RULE, "snapshot", store.snapshot(task).await),
+    );
+}
+
+/// The inventory is keyed by (person, app, external id): a new account gets
+/// `first_seen = last_seen`; seeing it again keeps `first_seen`, moves `last_seen` and updates
+/// the reference; other people's accounts are separate.
+pub async fn inventory_upsert(store: &dyn Store) {
+    const RULE: &str = "inventory_upsert";
+    let person = unique_person();
+    let other = unique_person();
+    let okta = AccountRef::new("okta", "00u1", "ada@example.com", AccountStatus::Active);
+    let google = AccountRef::new("google", "1077", "ada@example.com", AccountStatus::Active);
+    // Same external id in another app is another account.
+    let azure = AccountRef::new("azure", "00u1", "ada@example.com", AccountStatus::Unknown);
+
+    check(
+        RULE,
+        ok(RULE, "accounts", store.accounts(&person).await).is_empty(),
+        "a new person already has accounts",
+    );
+    ok(
+        RULE,
+        "upsert_accounts",
+        store
+            .upsert_accounts(&person, &[okta.clone(), google.clone()], at(0))
+            .await,
+    );
+    ok(
+        RULE,
+        "upsert_accounts (other person)",
+        store
+            .upsert_accounts(&other, std::slice::from_ref(&okta), at(5))
+            .await,
+    );
+    let mut okta2 = okta.clone();
+    okta2.status = AccountStatus::Suspended;
+    okta2.login = "ada.l@example.com".into();
+    okta2.attributes.insert("mfa".into(), "true".into());
+    ok(
+        RULE,
+        "upsert_accounts again",
+        store
+            .upsert_accounts(&person, &[okta2.clone(), azure.clone()], at(60))
+            .await,
+    );
+
+    let got: BTreeMap<(AppId, String), _> = ok(RULE, "accounts", store.accounts(&person).await)
+        .into_iter()
+        .map(|a| {
+            check_eq(RULE, "an account's person", &person, &a.person);
+            (
+                (a.account.app.clone(), a.account.external_id.clone()),
+                (a.account, a.first_seen, a.last_seen),
+            )
+        })
+        .collect();
+    let expected: BTreeMap<(AppId, String), _> = [
+        (okta2, at(0), at(60)),
+        (google, at(0), at(0)),
+        (azure, at(60), at(60)),
+    ]
+    .into_iter()
+    .map(|(r, first, last)| ((r.app.clone(), r.external_id.clone()), (r, first, last)))
+    .collect();
+    check_eq(
+        RULE,
+        "the inventory (account, first_seen, last_seen)",
+        &expected,
+        &got,
+    );
+
+    let theirs = ok(
+        RULE,
+        "accounts (other person)",
+        store.accounts(&other).await,
+    );
+    check_eq(RULE, "the other person's account count", &1, &theirs.len());
+    check_eq(
+        RULE,
+        "the other person's account",
+        &(okta, at(5), at(5)),
+        &(
+            theirs[0].account.clone(),
+            theirs[0].first_seen,
+            theirs[0].last_seen,
+        ),
+    );
+}
+
+/// A cursor reads back as written, a later write replaces it, and an unknown source has none.
+pub async fn cursors_round_trip(store: &dyn Store) {
+    const RULE: &str = "cursors_round_trip";
+    let source = format!("conformance-{}", uuid::Uuid::new_v4());
+    check_eq(
+        RULE,
+        "the cursor of an unknown source",
+        &None,
+        &ok(RULE, "cursor", store.cursor(&source).await),
+    );
+    let first = Cursor("https://graph.example/delta?token=a1".into());
+    ok(RULE, "put_cursor", store.put_cursor(&source, &first).await);
+    check_eq(
+        RULE,
+        "the cursor read back",
+        &Some(first),
+        &ok(RULE, "cursor", store.cursor(&source).await),
+    );
+    let second = Cursor("after=00u2 \"quoted\" ünïcode".into());
+    ok(RULE, "put_cursor", store.put_cursor(&source, &second).await);
+    check_eq(
+        RULE,
+        "the cursor after overwrite",
+        &Some(second),
+        &ok(RULE, "cursor", store.cursor(&source).await),
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Audit
+// ---------------------------------------------------------------------------------------------
+
+/// Every write returns its events sealed (seq, prev_hash, hash) and linked one after another;
+/// events without a run can be appended; a run's events read back in increasing `seq` order
+/// exactly as returned.
+pub async fn audit_sealed_in_order(store: &dyn Store) {
+    const RULE: &str = "audit_sealed_in_order";
+    let run = sample_run(&[Some(at(0))]);
+    let events = vec![planned(&run), note(run.id, "a")];
+    let mut all = ok(
+        RULE,
+        "create_run",
+        store.create_run(&run, events.clone()).await,
+    );
+    check_sealed(RULE, "create_run", &events, &all);
+
+    let loose = vec![
+        AuditEvent::new(
+            at(1),
+            "conformance",
+            AuditKind::Verified {
+                checked: 3,
+                revoked: 2,
+                remaining: vec!["okta: status ACTIVE".into()],
+            },
+        ),
+        note_without_run("loose"),
+    ];
+    let sealed = ok(
+        RULE,
+        "append_audit",
+        store.append_audit(loose.clone()).await,
+    );
+    check_sealed(RULE, "append_audit", &loose, &sealed);
+    check(
+        RULE,
+        sealed[0].seq > all[1].seq,
+        "appended events did not get later sequence numbers",
+    );
+    let read = ok(
+        RULE,
+        "audit(after_seq)",
+        store
+            .audit(AuditQuery {
+                after_seq: sealed[0].seq - 1,
+                limit: 2,
+                ..AuditQuery::default()
+            })
+            .await,
+    );
+    check(
+        RULE,
+        read.first() == Some(&sealed[0]),
+        "an appended event without a run does not read back",
+    );
+
+    let events: Vec<AuditEvent> = (0..3).map(|i| note(run.id, &format!("n{i}"))).collect();
+    let next = load(RULE, store, run.id).await;
+    let (_, sealed) = ok(
+        RULE,
+        "commit",
+        store
+            .commit(Commit::new(next, vec![], events.clone()))
+            .await,
+    );
+    check_sealed(RULE, "commit", &events, &sealed);
+    all.extend(sealed);
+
+    let stored = ok(
+        RULE,
+        "audit(run)",
+        store.audit(AuditQuery::run(run.id)).await,
+    );
+    check_eq(RULE, "the run's events, in seq order", &all, &stored);
+    check(
+        RULE,
+        stored.windows(2).all(|w| w[0].seq < w[1].seq),
+        "audit events are not in increasing seq order",
+    );
+    retire(RULE, store, run.id).await;
+}
+
+/// `AuditQuery` filters: `run` keeps that run's events, `after_seq` only later ones, `limit`
+/// the first that many (0: all), and they combine.
+pub async fn audit_query_filters(store: &dyn Store) {
+    const RULE: &str = "audit_query_filters";
+    let a = sample_run(&[None]);
+    let b = sample_run(&[None]);
+    let mut a_events = Vec::new();
+    let mut b_events = Vec::new();
+    a_events.extend(ok(
+        RULE,
+        "create_run",
+        store.create_run(&a, vec![planned(&a)]).await,
+    ));
+    b_events.extend(ok(
+        RULE,
+        "create_run",
+        store.create_run(&b, vec![planned(&b)]).await,
+    ));
+    for i in 0..3 {
+        a_events.extend(ok(
+            RULE,
+            "append_audit",
+            store.append_audit(vec![note(a.id, &format!("a{i}"))]).await,
+        ));
+        b_events.extend(ok(
+            RULE,
+            "append_audit",
+            store.append_audit(vec![note(b.id, &format!("b{i}"))]).await,
+        ));
+    }
+
+    let query = |after_seq: u64, limit: usize| AuditQuery {
+        run: Some(a.id),
+        after_seq,
+        limit,
+    };
+    check_eq(
+        RULE,
+        "audit(run a)",
+        &a_events,
+        &ok(RULE, "audit", store.audit(query(0, 0)).await),
+    );
+    check_eq(
+        RULE,
+        "audit(run b)",
+        &b_events,
+        &ok(RULE, "audit", store.audit(AuditQuery::run(b.id)).await),
+    );
+    check_eq(
+        RULE,
+        "audit(run a, after_seq = its second event)",
+        &a_events[2..].to_vec(),
+        &ok(RULE, "audit", store.audit(query(a_events[1].seq, 0)).await),
+    );
+    check_eq(
+        RULE,
+        "audit(run a, after_seq between its events)",
+        &a_events[2..].to_vec(),
+        &ok(
+            RULE,
+            "audit",
+            store.audit(query(a_events[2].seq - 1, 0)).await,
+        ),
+    );
+    check_eq(
+        RULE,
+        "audit(run a, limit 2)",
+        &a_events[..2].to_vec(),
+        &ok(RULE, "audit", store.audit(query(0, 2)).await),
+    );
+    check_eq(
+        RULE,
+        "audit(run a, after_seq = its first event, limit 2)",
+        &a_events[1..3].to_vec(),
+        &ok(RULE, "audit", store.audit(query(a_events[0].seq, 2)).await),
+    );
+    check_eq(
+        RULE,
+        "audit(run a, after its last event)",
+        &Vec::<AuditEvent>::new(),
+        &ok(RULE, "audit", store.audit(query(a_events[3].seq, 0)).await),
+    );
+    // Without a run filter: everything after a seq, in order, other runs included.
+    let everything = ok(
+        RULE,
+        "audit(after_seq)",
+        store
+            .audit(AuditQuery {
+                after_seq: a_events[0].seq - 1,
+                ..AuditQuery::default()
+            })
+            .await,
+    );
+    let mine: Vec<&AuditEvent> = everything
+        .iter()
+        .filter(|e| e.run == Some(a.id) || e.run == Some(b.id))
+        .collect();
+    let mut expected: Vec<&AuditEvent> = a_events.iter().chain(&b_events).collect();
+    expected.sort_by_key(|e| e.seq);
+    check_eq(RULE, "audit(after_seq) across runs", &expected, &mine);
+    let limited = ok(
+        RULE,
+        "audit(after_seq, limit 3)",
+        store
+            .audit(AuditQuery {
+                after_seq: a_events[0].seq - 1,
+                limit: 3,
+                ..AuditQuery::default()
+            })
+            .await,
+    );
+    check_eq(
+        RULE,
+        "audit(after_seq, limit 3)",
+        &everything[..3].to_vec(),
+        &limited,
+    );
+}
+
+/// The whole audit trail, read with [`AuditQuery::all`], starts at seq 1 and verifies with
+/// [`audit::verify_chain`]: no gaps (even after refused commits), no broken links.
+pub async fn audit_chain_verifies(store: &dyn Store) {
+    const RULE: &str = "audit_chain_verifies";
+    ok(
+        RULE,
+        "append_audit",
+        store
+            .append_audit(vec![note_without_run("chain_check")])
+            .await,
+    );
+    let all = ok(RULE, "audit(all)", store.audit(AuditQuery::all()).await);
+    match audit::verify_chain(&all) {
+        Ok(n) => check_eq(
+            RULE,
+            "the verified chain's length",
+            &all.last().map_or(0, |e| e.seq),
+            &n,
+        ),
+        Err(problem) => fail(RULE, &format!("the audit chain does not verify: {problem}")),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Listing
+// ---------------------------------------------------------------------------------------------
+
+/// `list_runs` lists newest first, with the person, `open_only`, `since`, `until` and `limit`
+/// filters, and summaries that match the runs.
+pub async fn list_runs_filters(store: &dyn Store) {
+    const RULE: &str = "list_runs_filters";
+    let person = unique_person();
+    let mut runs = Vec::new();
+    for (i, state) in [RunState::Completed, RunState::Running, RunState::Waiting]
+        .into_iter()
+        .enumerate()
+    {
+        let mut run = sample_run_for(&person, &[None]);
+        run.created_at = at(i as i64 * 100);
+        run.state = state;
+        if state.is_terminal() {
+            run.finished_at = Some(at(i as i64 * 100 + 50));
+        }
+        create(RULE, store, &run).await;
+        runs.push(run);
+    }
+    // Another person's run, created in between, never shows up.
+    let mut stranger = sample_run(&[None]);
+    stranger.created_at = at(150);
+    create(RULE, store, &stranger).await;
+
+    let list = |query: RunQuery| async move {
+        let summaries = ok(RULE, "list_runs", store.list_runs(query).await);
+        summaries.into_iter().map(|s| s.id).collect::<Vec<RunId>>()
+    };
+    let by_person = RunQuery {
+        person: Some(person.clone()),
+        ..RunQuery::default()
+    };
+    let ids = |idx: &[usize]| idx.iter().map(|i| runs[*i].id).collect::<Vec<RunId>>();
+
+    let summaries = ok(RULE, "list_runs", store.list_runs(by_person.clone()).await);
+    check_eq(
+        RULE,
+        "the person's runs, newest first",
+        &ids(&[2, 1, 0]),
+        &summaries.iter().map(|s| s.id).collect(),
+    );
+    for (summary, run) in summaries.iter().zip(runs.iter().rev()) {
+        check_eq(RULE, "a summary's person", &person, &summary.person);
+        check_eq(RULE, "a summary's state", &run.state, &summary.state);
+        check_eq(
+            RULE,
+            "a summary's created_at",
+            &run.created_at,
+            &summary.created_at,
+        );
+        check_eq(
+            RULE,
+            "a summary's finished_at",
+            &run.finished_at,
+            &summary.finished_at,
+        );
+    }
+    check_eq(
+        RULE,
+        "open_only",
+        &ids(&[2, 1]),
+        &list(RunQuery {
+            open_only: true,
+            ..by_person.clone()
+        })
+        .await,
+    );
+    check_eq(
+        RULE,
+        "limit 2",
+        &ids(&[2, 1]),
+        &list(RunQuery {
+            limit: 2,
+            ..by_person.clone()
+        })
+        .await,
+    );
+    check_eq(
+        RULE,
+        "since (inclusive)",
+        &ids(&[2, 1]),
+        &list(RunQuery {
+            since: Some(at(100)),
+            ..by_person.clone()
+        })
+        .await,
+    );
+    check_eq(
+        RULE,
+        "until (exclusive)",
+        &ids(&[1, 0]),
+        &list(RunQuery {
+            until: Some(at(200)),
+            ..by_person.clone()
+        })
+        .await,
+    );
+    check_eq(
+        RULE,
+        "since, until and open_only together",
+        &ids(&[1]),
+        &list(RunQuery {
+            since: Some(at(0)),
+            until: Some(at(200)),
+            open_only: true,
+            ..by_person.clone()
+        })
+        .await,
+    );
+    // A committed state change shows in the listing.
+    let mut closed = load(RULE, store, runs[1].id).await;
+    closed.state = RunState::Cancelled;
+    closed.cancelled = true;
+    closed.finished_at = Some(at(400));
+    ok(
+        RULE,
+        "commit",
+        store.commit(Commit::new(closed, vec![], vec![])).await,
+    );
+    check_eq(
+        RULE,
+        "open_only after a run was cancelled",
+        &ids(&[2]),
+        &list(RunQuery {
+            open_only: true,
+            ..by_person
+        })
+        .await,
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+/// How many claim calls a sweep makes at most before it gives up.
+const MAX_SWEEP: usize = 10_000;
+
+#[track_caller]
+fn fail(rule: &str, message: &str) -> ! {
+    panic!("store conformance rule `{rule}` violated: {message}")
+}
+
+#[track_caller]
+fn check(rule: &str, condition: bool, message: &str) {
+    if !condition {
+        fail(rule, message);
+    }
+}
+
+#[track_caller]
+fn check_eq<T: PartialEq + fmt::Debug + ?Sized>(rule: &str, what: &str, expected: &T, got: &T) {
+    if expected != got {
+        fail(
+            rule,
+            &format!("{what}: expected\n  {expected:?}\ngot\n  {got:?}"),
+        );
+    }
+}
+
+#[track_caller]
+fn ok<T>(rule: &str, what: &str, result: Result<T>) -> T {
+    result.unwrap_or_else(|e| fail(rule, &format!("{what} failed: {e}")))
+}
+
+#[track_caller]
+fn expect_conflict<T: fmt::Debug>(rule: &str, what: &str, result: Result<T>, retryable: bool) {
+    match result {
+        Err(e) if e.kind() == ErrorKind::Conflict => check(
+            rule,
+            !retryable || e.is_retryable(),
+            &format!("{what}: the Conflict is not retryable: {e}"),
+        ),
+        Err(e) => fail(rule, &format!("{what}: expected a Conflict, got: {e}")),
+        Ok(v) => fail(rule, &format!("{what}: expected a Conflict, got Ok({v:?})")),
+    }
+}
+
+/// The suite's clock: whole seconds from 2000-01-01T00:00:00Z, far from any live engine's
+/// due tasks.
+fn at(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(946_684_800 + secs, 0).expect("valid timestamp")
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn secs_c(n: i64) -> chrono::Duration {
+    chrono::Duration::seconds(n)
+}
+
+fn unique_person() -> PersonId {
+    PersonId::new(format!("conformance-{}", uuid::Uuid::new_v4()))
+}
+
+fn sample_run(due: &[Option<DateTime<Utc>>]) -> Run {
+    sample_run_for(&unique_person(), due)
+}
+
+/// A valid running run with one pending task per entry of `due` (its `due_at`).
+fn sample_run_for(person: &PersonId, due: &[Option<DateTime<Utc>>]) -> Run {
+    let id = RunId::new_v4();
+    let mut account = AccountRef::new("okta", "00u1ada", "ada@example.com", AccountStatus::Active);
+    account
+        .attributes
+        .insert("on_premises_sync".into(), "false".into());
+    let tasks = due
+        .iter()
+        .map(|due_at| {
+            let task = TaskId::new_v4();
+            Task {
+                id: task,
+                app: AppId::new("okta"),
+                kind: TaskKind::Action {
+                    action: Action {
+                        name: ActionName::from_static("okta.suspend"),
+                        params: serde_json::json!({"reason": "offboarded", "notify": false}),
+                    },
+                },
+                account: Some(account.clone()),
+                depends_on: Vec::new(),
+                stage: "last_day".into(),
+                not_before: at(0),
+                critical: false,
+                reversible: true,
+                not_found_is_done: true,
+                idempotency_key: format!("{id}:{task}"),
+                state: TaskState::Pending,
+                attempts: 0,
+                due_at: *due_at,
+                started_at: None,
+                finished_at: None,
+            }
+        })
+        .collect();
+    Run {
+        id,
+        person: Person::new(person.clone(), "ada@example.com")
+            .with_name("Ada Lovelace")
+            .with_alias("ada.l@example.com")
+            .with_manager(Manager {
+                id: Some(PersonId::new("charles")),
+                email: "charles@example.com".into(),
+            }),
+        initiator: Initiator::Admin {
+            actor: "admin@example.com".into(),
+        },
+        reason: "resigned".into(),
+        created_at: at(0),
+        effective_at: at(0),
+        dry_run: false,
+        plan_digest: "sha256:conformance".into(),
+        confirmed_by: None,
+        tasks,
+        state: RunState::Running,
+        cancelled: false,
+        rollback_requested: false,
+        retry: RetryPolicy::default(),
+        delegation_poll: Duration::from_secs(60),
+        version: 0,
+        finished_at: None,
+    }
+}
+
+/// Marks task `index` as started at `now`, as the machine would.
+fn start_task(run: &mut Run, index: usize, now: DateTime<Utc>) {
+    let task = &mut run.tasks[index];
+    task.attempts += 1;
+    task.state = TaskState::Running {
+        attempt: task.attempts,
+        since: now,
+    };
+    task.started_at.get_or_insert(now);
+    task.due_at = Some(now);
+}
+
+fn planned(run: &Run) -> AuditEvent {
+    AuditEvent::new(
+        run.created_at,
+        "admin@example.com",
+        AuditKind::RunPlanned {
+            run: Box::new(run.clone()),
+        },
+    )
+    .with_run(run.id)
+}
+
+fn transition(run: &Run, task: TaskId) -> AuditEvent {
+    let t = run.task(task).expect("task of the run");
+    AuditEvent::new(
+        at(1),
+        "worker:conformance",
+        AuditKind::Transition {
+            event: Event::TaskStarted { task },
+            task_state: Some(t.state.name().into()),
+            run_state: run.state,
+        },
+    )
+    .with_run(run.id)
+    .with_task(task, t.app.clone())
+}
+
+fn note(run: RunId, name: &str) -> AuditEvent {
+    note_without_run(name).with_run(run)
+}
+
+fn note_without_run(name: &str) -> AuditEvent {
+    AuditEvent::new(
+        at(2),
+        "conformance",
+        AuditKind::Note {
+            name: name.into(),
+            data: serde_json::json!({"rule": name, "n": 1, "nested": {"b": [1, 2], "a": null}}),
+        },
+    )
+}
+
+fn snapshot(data: serde_json::Value) -> Snapshot {
+    Snapshot {
+        app: AppId::new("okta"),
+        action: ActionName::from_static("okta.suspend"),
+        external_id: "00u1ada".into(),
+        data,
+        taken_at: at(3),
+    }
+}
+
+/// Checks that `sealed` are `input` sealed in order: same content, seq set and consecutive,
+/// each linked to the one before, hashes correct.
+#[track_caller]
+fn check_sealed(rule: &str, what: &str, input: &[AuditEvent], sealed: &[AuditEvent]) {
+    check_eq(
+        rule,
+        &format!("the number of events {what} returned"),
+        &input.len(),
+        &sealed.len(),
+    );
+    for (i, (event, sealed_event)) in input.iter().zip(sealed).enumerate() {
+        let mut expected = event.clone();
+        expected.seq = sealed_event.seq;
+        expected.prev_hash = sealed_event.prev_hash.clone();
+        expected.hash = sealed_event.hash.clone();
+        check_eq(
+            rule,
+            &format!("event {i} {what} returned (content)"),
+            &expected,
+            sealed_event,
+        );
+        check(
+            rule,
+            sealed_event.seq > 0,
+            &format!("{what} returned an event without a seq"),
+        );
+        check(
+            rule,
+            !sealed_event.prev_hash.is_empty() && sealed_event.hash == sealed_event.compute_hash(),
+            &format!("{what} returned event {} not sealed", sealed_event.seq),
+        );
+        if i > 0 {
+            let prev = &sealed[i - 1];
+            check(
+                rule,
+                sealed_event.seq == prev.seq + 1 && sealed_event.prev_hash == prev.hash,
+                &format!(
+                    "{what} returned events {} and {} that do not follow each other",
+                    prev.seq, sealed_event.seq
+                ),
+            );
+        }
+    }
+}
+
+async fn create(rule: &str, store: &dyn Store, run: &Run) {
+    ok(
+        rule,
+        "create_run",
+        store.create_run(run, vec![planned(run)]).await,
+    );
+}
+
+async fn load(rule: &str, store: &dyn Store, id: RunId) -> Run {
+    ok(rule, "load_run", store.load_run(id).await)
+        .unwrap_or_else(|| fail(rule, &format!("run {id} does not load")))
+}
+
+/// Claims until nothing is due at `now` (every due task in the store, ours or not).
+async fn claim_all(
+    rule: &str,
+    store: &dyn Store,
+    worker: &str,
+    now: DateTime<Utc>,
+    lease_for: Duration,
+) -> Vec<Lease> {
+    let mut all = Vec::new();
+    let mut seen = HashSet::new();
+    for _ in 0..MAX_SWEEP {
+        let leases = ok(
+            rule,
+            "claim",
+            store
+                .claim(ClaimRequest::new(worker, now, lease_for, 50))
+                .await,
+        );
+        check(
+            rule,
+            leases.len() <= 50,
+            "a claim returned more than its limit",
+        );
+        if leases.is_empty() {
+            return all;
+        }
+        for lease in leases {
+            check(
+                rule,
+                seen.insert(lease.task),
+                &format!(
+                    "task {} was handed out twice while its lease was live",
+                    lease.task
+                ),
+            );
+            all.push(lease);
+        }
+    }
+    fail(rule, "claims kept returning tasks")
+}
+
+/// The leases of `run`'s tasks.
+fn ours(leases: &[Lease], run: &Run) -> Vec<Lease> {
+    leases.iter().filter(|l| l.run == run.id).cloned().collect()
+}
+
+/// Claims at `now` and returns the lease on `task`, which must be among the claimed.
+async fn claim_one(
+    rule: &str,
+    store: &dyn Store,
+    run: &Run,
+    task: TaskId,
+    worker: &str,
+    now: DateTime<Utc>,
+    lease_for: Duration,
+) -> Lease {
+    let leases = claim_all(rule, store, worker, now, lease_for).await;
+    let lease = leases
+        .into_iter()
+        .find(|l| l.task == task)
+        .unwrap_or_else(|| fail(rule, &format!("task {task} was not claimable at {now}")));
+    check_eq(rule, "a lease's run", &run.id, &lease.run);
+    check_eq(rule, "a lease's worker", &worker, &lease.worker.as_str());
+    let until = now + chrono::Duration::from_std(lease_for).expect("short lease");
+    check_eq(rule, "a lease's expiry", &until, &lease.until);
+    lease
+}
+
+/// Ends a run (cancelled, nothing due) so that it leaves nothing claimable behind.
+async fn retire(rule: &str, store: &dyn Store, id: RunId) {
+    let mut run = load(rule, store, id).await;
+    run.state = RunState::Cancelled;
+    run.cancelled = true;
+    run.finished_at = Some(at(0));
+    let mut changed = Vec::new();
+    for task in &mut run.tasks {
+        task.due_at = None;
+        changed.push(task.id);
+    }
+    ok(
+        rule,
+        "commit (retiring the run)",
+        store.commit(Commit::new(run, changed, vec![])).await,
+    );
+}

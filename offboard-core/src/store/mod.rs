@@ -176,7 +176,7 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// `Conflict` if a run with that id exists.
     async fn create_run(&self, run: &Run, events: Vec<AuditEvent>) -> Result<Vec<AuditEvent>>;
 
-    /// Loads a run with its tasks, as last committed.
+    /// Loads a run with its tasks (in their original order), as last committed.
     async fn load_run(&self, id: RunId) -> Result<Option<Run>>;
 
     /// Commits a run's new state and its audit events in one transaction.
@@ -188,8 +188,15 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// - With `release`, the lease is cleared in the same transaction.
     /// - The events are sealed (seq, hash chain) and stored with the state, or nothing is.
     ///
+    /// - Only the run's own fields and the tasks listed in `changed_tasks` are written; other
+    ///   tasks keep their stored rows (a concurrent [`Store::release`] is not undone).
+    /// - A lease is held while its token is the task's current token, even past `until` if no
+    ///   other worker re-claimed the task.
+    ///
     /// # Errors
-    /// `Conflict` (retryable) when the version moved or the lease was lost; nothing changed.
+    /// `Conflict` (retryable) when the version moved; `Conflict` with context `lease=lost` when
+    /// the lease was lost (the worker must drop its result: another worker owns the task now).
+    /// Nothing changed in either case.
     async fn commit(&self, commit: Commit) -> Result<(u64, Vec<AuditEvent>)>;
 
     /// Claims up to `limit` due tasks in one atomic step.
@@ -228,7 +235,8 @@ pub trait Store: Send + Sync + fmt::Debug {
     ///
     /// # Behavior
     /// Keyed by (person, app, external id): a new account gets `first_seen = last_seen = at`;
-    /// a known one keeps `first_seen` and updates `last_seen` and its reference.
+    /// a known one keeps `first_seen`, updates its reference, and moves `last_seen` to `at` if
+    /// that is later (never backwards).
     async fn upsert_accounts(
         &self,
         person: &PersonId,

@@ -1,0 +1,288 @@
+//! `cargo run --example demo`: one offboarding end to end.
+//!
+//! Ada leaves. Her identity provider and directory are offboarded automatically (with one
+//! injected outage, retried after the vendor's Retry-After), Salesforce is delegated to a human
+//! through a ticket, an app discovered earlier but not in the policy is delegated by email, and
+//! the 30-day cleanup stage deletes her IdP account after her data went to her manager.
+//!
+//! The apps are the testkit's stateful in-memory reference connectors; later issues put the
+//! demo on SQLite and simulated vendor tenants on loopback. The tokio clock is paused, so the
+//! 30-day stage and the human's two hours pass in simulated time: the printed times are
+//! simulated, the work is real.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use offboard::audit::verify_chain;
+use offboard::engine::TokioClock;
+use offboard::memory::MemoryStore;
+use offboard::{
+    AccountRef, AccountStatus, AuditKind, AuditQuery, Confirmation, Engine, Initiator, Limits,
+    Manager, Person, Policy, RunRequest, Store, TaskState,
+};
+use offboard_testkit::reference::{
+    ReferenceConnector, ReferenceDelegate, ReferenceUser, unavailable,
+};
+
+#[tokio::main(flavor = "current_thread", start_paused = true)]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let start = chrono::Utc::now();
+    let clock = Arc::new(TokioClock::starting_at(start));
+    let t = move |at: chrono::DateTime<chrono::Utc>| {
+        let s = (at - start).num_milliseconds() as f64 / 1000.0;
+        if s < 3600.0 {
+            format!("+{s:>8.2}s")
+        } else {
+            format!("+{:>7.1}d", s / 86400.0)
+        }
+    };
+
+    // The apps, with Ada and a colleague in them.
+    let idp = Arc::new(
+        ReferenceConnector::builder("idp")
+            .latency(Duration::from_millis(40))
+            .user(
+                ReferenceUser::employee("ada@example.com")
+                    .alias("ada.lovelace@example.com")
+                    .group("admins"),
+            )
+            .user(ReferenceUser::employee("grace@example.com"))
+            .build(),
+    );
+    let directory = Arc::new(
+        ReferenceConnector::builder("directory")
+            .latency(Duration::from_millis(25))
+            .user(ReferenceUser::employee("ada.lovelace@example.com").groups(["vpn", "finance-ro"]))
+            .user(ReferenceUser::employee("grace@example.com"))
+            // The directory is briefly down: 503 with Retry-After 5 s, once.
+            .fail_next(
+                "directory.remove_groups",
+                1,
+                unavailable(Some(Duration::from_secs(5))),
+            )
+            .build(),
+    );
+    let jira = Arc::new(ReferenceDelegate::jira().with_default_assignee("sam@example.com"));
+    let email = Arc::new(ReferenceDelegate::email());
+
+    let store = Arc::new(MemoryStore::new());
+    let ada = Person::new("e-1042", "ada@example.com")
+        .with_name("Ada Lovelace")
+        .with_alias("ada.lovelace@example.com")
+        .with_manager(Manager {
+            id: Some("e-7".into()),
+            email: "manager@example.com".into(),
+        });
+
+    // The inventory: apps Ada was discovered in earlier (by IdP app links, say).
+    store
+        .upsert_accounts(
+            &ada.id,
+            &[
+                AccountRef::new(
+                    "salesforce",
+                    "005A0000001",
+                    "ada@example.com",
+                    AccountStatus::Active,
+                ),
+                AccountRef::new("figma", "f-88", "ada@example.com", AccountStatus::Active),
+                AccountRef::new("notion", "n-12", "ada@example.com", AccountStatus::Active),
+            ],
+            start - chrono::Duration::days(200),
+        )
+        .await?;
+
+    let policy = Policy::from_toml(include_str!("policy.toml"))?;
+    let engine = Engine::builder()
+        .store(store.clone())
+        .clock(clock)
+        .connector_with_limits(
+            idp.clone(),
+            Limits::default().with_rate(10).with_concurrency(4),
+        )
+        .connector_with_limits(
+            directory.clone(),
+            Limits::default().with_rate(5).with_concurrency(2),
+        )
+        .delegate(jira.clone())
+        .delegate(email.clone())
+        .policy(policy)
+        .delegation_poll(Duration::from_secs(60))
+        .build()?;
+
+    // 1. Plan (dry run: lookups only).
+    let request = RunRequest::new(
+        ada.clone(),
+        Initiator::Admin {
+            actor: "it-admin@example.com".into(),
+        },
+    )
+    .with_reason("resigned; last day today");
+    let plan = engine.plan(request).await?;
+    println!("{plan}");
+
+    // 2. Submit. Without a confirmation, the critical delete is refused.
+    let refused = engine.submit(plan.clone(), None).await.unwrap_err();
+    println!(
+        "submit without confirmation: refused ({})\n",
+        refused.message().split(';').next().unwrap_or("")
+    );
+    let run_id = engine
+        .submit(
+            plan.clone(),
+            Some(Confirmation::of(&plan, "it-admin@example.com")),
+        )
+        .await?;
+    println!("submitted run {run_id}, confirmed by it-admin@example.com\n");
+
+    // A protected person is refused outright.
+    let ceo = Person::new("e-1", "ceo@example.com");
+    let err = engine
+        .plan(RunRequest::new(
+            ceo,
+            Initiator::Admin {
+                actor: "it-admin@example.com".into(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    println!("plan for ceo@example.com: {err}\n");
+
+    // 3. Progress, as a host would draw it.
+    let mut updates = engine.subscribe();
+    let printer = tokio::spawn(async move {
+        while let Ok(u) = updates.recv().await {
+            if let (Some(label), Some(state)) = (&u.label, &u.task_state) {
+                let what = match state {
+                    TaskState::Completed { outcome, detail } => {
+                        format!(
+                            "completed ({outcome}){}",
+                            detail
+                                .as_ref()
+                                .map(|d| format!(": {d}"))
+                                .unwrap_or_default()
+                        )
+                    }
+                    TaskState::Retrying {
+                        not_before,
+                        last_error,
+                        ..
+                    } => {
+                        format!(
+                            "retrying at {} after: {}",
+                            t(*not_before),
+                            last_error.message
+                        )
+                    }
+                    TaskState::Delegated { ticket } => {
+                        format!(
+                            "delegated: {} {} assignee {}",
+                            ticket.key,
+                            ticket.url,
+                            ticket.assignee.as_deref().unwrap_or("-")
+                        )
+                    }
+                    TaskState::Failed { error } => format!("FAILED: {error}"),
+                    other => other.name().to_owned(),
+                };
+                println!("{} {:<32} {what}   [run {:?}]", t(u.at), label, u.run_state);
+            }
+        }
+    });
+
+    // 4. A human works the Salesforce ticket and the Notion email after two hours.
+    let (jira2, email2) = (jira.clone(), email.clone());
+    let human = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(2 * 3600)).await;
+        for ticket in jira2.tickets() {
+            jira2.complete(&ticket.ticket.key, "sam@example.com");
+        }
+        for ticket in email2.tickets() {
+            email2.complete(&ticket.ticket.key, "notion-owner@example.com");
+        }
+    });
+
+    let workers = engine.start();
+    let done = engine.wait(run_id).await?;
+    workers.shutdown().await;
+    human.await?;
+    tokio::task::yield_now().await;
+    printer.abort();
+
+    println!("\nrun {run_id}: {:?}", done.state);
+    let m = Engine::metrics(&done);
+    println!(
+        "offboarding time {:?}, time to revoke {:?} (simulated)",
+        m.offboarding_time.unwrap_or_default(),
+        m.time_to_revoke.unwrap_or_default()
+    );
+
+    // 5. Verification re-reads every system.
+    let report = engine.verify(run_id).await?;
+    println!(
+        "\nverification: {:.0}% of checked accounts revoked",
+        report.accuracy() * 100.0
+    );
+    for a in &report.apps {
+        match a.revoked {
+            Some(r) => println!(
+                "  {:<12} revoked={r} {}",
+                a.app.as_str(),
+                a.remaining.join(", ")
+            ),
+            None => println!(
+                "  {:<12} not checked: {}",
+                a.app.as_str(),
+                a.error.as_deref().unwrap_or("")
+            ),
+        }
+    }
+    let ada_idp = idp.user_by_login("ada@example.com");
+    println!(
+        "  idp tenant now: ada {}",
+        if ada_idp.is_none() {
+            "deleted"
+        } else {
+            "still present"
+        }
+    );
+    let grace = idp.user_by_login("grace@example.com").map(|u| u.status);
+    println!("  idp tenant now: grace {grace:?} (untouched)");
+
+    // 6. The audit trail, hash-chained.
+    let events = store.audit(AuditQuery::all()).await?;
+    println!("\naudit trail ({} events):", events.len());
+    for e in &events {
+        let what = match &e.kind {
+            AuditKind::Transition {
+                event,
+                task_state,
+                run_state,
+            } => {
+                format!(
+                    "{:<20} task={:<10} run={run_state:?}",
+                    event.name(),
+                    task_state.as_deref().unwrap_or("-")
+                )
+            }
+            other => other.name().to_owned(),
+        };
+        let app = e.app.as_ref().map(|a| a.as_str()).unwrap_or("-");
+        println!(
+            "  #{:<3} {} {:<24} {:<11} {what}  {}",
+            e.seq,
+            t(e.at),
+            e.actor,
+            app,
+            &e.hash[..12]
+        );
+    }
+    match verify_chain(&events) {
+        Ok(n) => println!(
+            "audit chain verifies: {n} events, head {}",
+            &events.last().map(|e| e.hash.clone()).unwrap_or_default()[..16]
+        ),
+        Err(p) => println!("AUDIT CHAIN BROKEN: {p}"),
+    }
+    Ok(())
+}

@@ -1,0 +1,987 @@
+//! The engine: plans runs, persists them, and drives the state machine with workers that claim
+//! due tasks under leases.
+//!
+//! # Calling contract
+//!
+//! 1. Build once with [`Engine::builder`]: a store, connectors (each with its [`Limits`]),
+//!    delegates, a [`Policy`], audit sinks.
+//! 2. [`Engine::plan`] a [`RunRequest`]: a dry-run [`Plan`] (lookups only, nothing changes).
+//! 3. [`Engine::submit`] the plan; a plan with critical actions needs a [`Confirmation`] quoting
+//!    its digest.
+//! 4. Run workers: [`Engine::start`] (background) or [`Engine::run_due`] (one pass, for tests).
+//!    Several engines (processes) can share one store: leases keep each task with one worker.
+//! 5. Watch with [`Engine::subscribe`], [`Engine::status`], [`Engine::wait`]; afterwards
+//!    [`Engine::verify`], and if needed [`Engine::rollback`].
+//!
+//! The engine never calls a bare connector: every call goes through the connector's limiter
+//! (concurrency cap, rate limit, timeout) and every error gets the connector, action, run and
+//! attempt as context.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, broadcast};
+
+mod clock;
+mod limits;
+mod plan;
+mod worker;
+
+pub use clock::{Clock, TokioClock};
+pub use limits::Limits;
+pub use plan::{AppPlan, Confirmation, Plan, RunRequest, plan_digest};
+
+use crate::audit::{AuditEvent, AuditKind, AuditSink};
+use crate::connector::Connector;
+use crate::delegate::Delegate;
+use crate::error::{Error, ErrorKind, ErrorRecord, Result};
+use crate::machine::{self, Command, Event};
+use crate::model::AppId;
+use crate::policy::Policy;
+use crate::run::{
+    DelegateVia, Outcome, RetryPolicy, Run, RunId, RunState, TaskId, TaskKind, TaskState,
+};
+use crate::store::{Commit, Lease, RunQuery, Store};
+
+/// Exponential backoff with jitter: attempt `n` waits a random time in
+/// `[d/2, d]` with `d = min(cap, base * 2^(n-1))`. The machine waits the longer of this and the
+/// vendor's hint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// First delay.
+    pub base: Duration,
+    /// Largest delay.
+    pub cap: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(300),
+        }
+    }
+}
+
+impl Backoff {
+    /// The delay for an attempt (1-based).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let exp = self
+            .base
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
+        let d = exp.min(self.cap);
+        let half = d / 2;
+        half + d.saturating_sub(half).mul_f64(rand::random::<f64>())
+    }
+}
+
+/// A change a host can draw progress from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunUpdate {
+    /// The run.
+    pub run: RunId,
+    /// The task, if the change was a task's.
+    pub task: Option<TaskId>,
+    /// The task's label (`okta.suspend`).
+    pub label: Option<String>,
+    /// The task's new state.
+    pub task_state: Option<TaskState>,
+    /// The run's state after the change.
+    pub run_state: RunState,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// Per-app timing of a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunMetrics {
+    /// From creation to the last task's end.
+    pub offboarding_time: Option<Duration>,
+    /// From the effective time to the end of the last access-removing action of the first
+    /// stage (delegations excluded).
+    pub time_to_revoke: Option<Duration>,
+    /// Per app, from its first task's start to its last task's end.
+    pub per_app: BTreeMap<AppId, Duration>,
+}
+
+/// One app's verification result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppVerification {
+    /// The app.
+    pub app: AppId,
+    /// Whether no access remains (`None`: could not be checked).
+    pub revoked: Option<bool>,
+    /// Access still found.
+    pub remaining: Vec<String>,
+    /// Why it could not be checked.
+    pub error: Option<String>,
+}
+
+/// What a verification pass found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerificationReport {
+    /// The run.
+    pub run: RunId,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Per app.
+    pub apps: Vec<AppVerification>,
+}
+
+impl VerificationReport {
+    /// Checked accounts with no access left, over checked accounts (1.0 when none checked).
+    pub fn accuracy(&self) -> f64 {
+        let checked: Vec<bool> = self.apps.iter().filter_map(|a| a.revoked).collect();
+        if checked.is_empty() {
+            return 1.0;
+        }
+        checked.iter().filter(|r| **r).count() as f64 / checked.len() as f64
+    }
+
+    /// Whether every checked account is revoked and none was uncheckable.
+    pub fn all_revoked(&self) -> bool {
+        self.apps.iter().all(|a| a.revoked == Some(true))
+    }
+}
+
+/// What a rollback did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackReport {
+    /// Tasks undone.
+    pub restored: Vec<TaskId>,
+    /// Tasks that could not be undone.
+    pub failed: Vec<(TaskId, ErrorRecord)>,
+    /// The run's state afterwards.
+    pub state: RunState,
+}
+
+#[derive(Debug)]
+pub(crate) struct ConnectorEntry {
+    pub(crate) connector: Arc<dyn Connector>,
+    pub(crate) limiter: limits::Limiter,
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) connectors: BTreeMap<AppId, ConnectorEntry>,
+    pub(crate) delegates: BTreeMap<DelegateVia, Arc<dyn Delegate>>,
+    pub(crate) policy: Policy,
+    pub(crate) sinks: Vec<Arc<dyn AuditSink>>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) backoff: Backoff,
+    pub(crate) delegation_poll: Duration,
+    pub(crate) lease_for: Duration,
+    pub(crate) idle_poll: Duration,
+    pub(crate) max_in_flight: usize,
+    pub(crate) worker_id: String,
+    pub(crate) updates: broadcast::Sender<RunUpdate>,
+    pub(crate) wake: Notify,
+}
+
+impl fmt::Debug for Inner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("worker_id", &self.worker_id)
+            .field("store", &self.store)
+            .field("connectors", &self.connectors.keys().collect::<Vec<_>>())
+            .field("delegates", &self.delegates.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds an [`Engine`].
+#[derive(Debug)]
+pub struct EngineBuilder {
+    store: Option<Arc<dyn Store>>,
+    connectors: Vec<(Arc<dyn Connector>, Limits)>,
+    delegates: Vec<Arc<dyn Delegate>>,
+    policy: Policy,
+    sinks: Vec<Arc<dyn AuditSink>>,
+    clock: Option<Arc<dyn Clock>>,
+    retry: RetryPolicy,
+    backoff: Backoff,
+    delegation_poll: Duration,
+    lease_for: Duration,
+    idle_poll: Duration,
+    max_in_flight: usize,
+    worker_id: Option<String>,
+}
+
+impl EngineBuilder {
+    /// Sets the store (required).
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Adds a connector with default limits.
+    pub fn connector(self, connector: Arc<dyn Connector>) -> Self {
+        self.connector_with_limits(connector, Limits::default())
+    }
+
+    /// Adds a connector with limits (one limiter per connector instance, shared by every
+    /// worker of this engine).
+    pub fn connector_with_limits(mut self, connector: Arc<dyn Connector>, limits: Limits) -> Self {
+        self.connectors.push((connector, limits));
+        self
+    }
+
+    /// Adds a delegate.
+    pub fn delegate(mut self, delegate: Arc<dyn Delegate>) -> Self {
+        self.delegates.push(delegate);
+        self
+    }
+
+    /// Sets the policy.
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Adds an audit sink that receives every committed event.
+    pub fn audit_sink(mut self, sink: Arc<dyn AuditSink>) -> Self {
+        self.sinks.push(sink);
+        self
+    }
+
+    /// Sets the clock (default [`TokioClock`]).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Sets the retry budget.
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Sets the backoff.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// Sets how often open delegations are polled (default 60 s).
+    pub fn delegation_poll(mut self, every: Duration) -> Self {
+        self.delegation_poll = every;
+        self
+    }
+
+    /// Sets the lease length (default 5 min); must exceed every connector's timeout.
+    pub fn lease_for(mut self, lease: Duration) -> Self {
+        self.lease_for = lease;
+        self
+    }
+
+    /// Sets how often an idle worker looks for due tasks (default 1 s).
+    pub fn idle_poll(mut self, every: Duration) -> Self {
+        self.idle_poll = every;
+        self
+    }
+
+    /// Sets how many tasks one engine runs at once (default 64).
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = n.max(1);
+        self
+    }
+
+    /// Names this engine's worker in leases and audit events (default random).
+    pub fn worker_id(mut self, id: impl Into<String>) -> Self {
+        self.worker_id = Some(id.into());
+        self
+    }
+
+    /// Validates and builds.
+    ///
+    /// # Errors
+    /// `Config` when the store is missing, two connectors claim one app, two delegates share a
+    /// kind, a connector's timeout is not shorter than the lease, or the policy names an action
+    /// a connector does not offer.
+    pub fn build(self) -> Result<Engine> {
+        let store = self
+            .store
+            .ok_or_else(|| Error::config("store", "an engine needs a store"))?;
+        let mut connectors = BTreeMap::new();
+        for (c, limits) in self.connectors {
+            let app = c.capabilities().app.clone();
+            if limits.timeout >= self.lease_for {
+                return Err(Error::config(
+                    format!("connectors.{app}.timeout"),
+                    format!(
+                        "timeout {:?} must be shorter than the lease {:?}",
+                        limits.timeout, self.lease_for
+                    ),
+                ));
+            }
+            if connectors
+                .insert(
+                    app.clone(),
+                    ConnectorEntry {
+                        connector: c,
+                        limiter: limits::Limiter::new(limits),
+                    },
+                )
+                .is_some()
+            {
+                return Err(Error::config(
+                    format!("connectors.{app}"),
+                    "two connectors for one app",
+                ));
+            }
+        }
+        let mut delegates = BTreeMap::new();
+        for d in self.delegates {
+            let via = d.via();
+            if delegates.insert(via.clone(), d).is_some() {
+                return Err(Error::config(
+                    format!("delegates.{}", via.as_str()),
+                    "two delegates of one kind",
+                ));
+            }
+        }
+        for (app, p) in &self.policy.apps {
+            if let crate::policy::Method::Automatic { actions } = &p.method {
+                let Some(entry) = connectors.get(app) else {
+                    return Err(Error::config(
+                        format!("apps.{app}"),
+                        format!("policy line {}: no {app} connector is configured", p.line),
+                    ));
+                };
+                for a in actions {
+                    if entry
+                        .connector
+                        .capabilities()
+                        .action(&a.action.name)
+                        .is_none()
+                    {
+                        return Err(Error::config(
+                            format!("apps.{app}.actions"),
+                            format!(
+                                "policy line {}: the {app} connector does not offer {}",
+                                a.line, a.action.name
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        let (updates, _) = broadcast::channel(1024);
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                store,
+                connectors,
+                delegates,
+                policy: self.policy,
+                sinks: self.sinks,
+                clock: self.clock.unwrap_or_else(|| Arc::new(TokioClock::new())),
+                retry: self.retry,
+                backoff: self.backoff,
+                delegation_poll: self.delegation_poll,
+                lease_for: self.lease_for,
+                idle_poll: self.idle_poll,
+                max_in_flight: self.max_in_flight,
+                worker_id: self.worker_id.unwrap_or_else(|| {
+                    format!("worker-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+                }),
+                updates,
+                wake: Notify::new(),
+            }),
+        })
+    }
+}
+
+/// The offboarding engine. Cheap to clone; clones share everything.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<Inner>,
+}
+
+/// Background workers started by [`Engine::start`]; stopped on [`WorkerHandle::shutdown`] or
+/// drop.
+#[derive(Debug)]
+pub struct WorkerHandle {
+    stop: Arc<Notify>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl WorkerHandle {
+    /// Stops claiming, waits for in-flight tasks to finish.
+    pub async fn shutdown(mut self) {
+        self.stop.notify_one();
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for WorkerHandle {
+    fn drop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
+impl Engine {
+    /// A builder with defaults: 6 attempts within an hour, 1 s–5 min backoff, 60 s delegation
+    /// polls, 5 min leases, 64 tasks in flight.
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder {
+            store: None,
+            connectors: Vec::new(),
+            delegates: Vec::new(),
+            policy: Policy::default(),
+            sinks: Vec::new(),
+            clock: None,
+            retry: RetryPolicy::default(),
+            backoff: Backoff::default(),
+            delegation_poll: Duration::from_secs(60),
+            lease_for: Duration::from_secs(300),
+            idle_poll: Duration::from_secs(1),
+            max_in_flight: 64,
+            worker_id: None,
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.inner.policy
+    }
+
+    /// The current time on the engine's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
+    }
+
+    /// Plans an offboarding without changing anything.
+    ///
+    /// # Behavior
+    /// Looks the person up in every app in scope (policy apps, and every app in the person's
+    /// inventory) with exact lookups; orders the tasks by the actions' and the policy's
+    /// constraints into a DAG. A lookup that fails permanently (two matches, bad input) makes
+    /// that app's tasks `Failed` in the plan, never a guess; a retryable one fails the plan.
+    ///
+    /// # Errors
+    /// `Protected` for a protected person; `Cycle` when constraints form a cycle; `Config` for a
+    /// policy that names a missing connector, delegate or action; retryable lookup errors.
+    pub async fn plan(&self, request: RunRequest) -> Result<Plan> {
+        self.inner.plan(request).await
+    }
+
+    /// Submits a plan.
+    ///
+    /// # Behavior
+    /// The plan's digest is recomputed from its content: a plan changed after planning no
+    /// longer matches its confirmation. The run and its first audit events (`run_planned`,
+    /// `submitted`) are committed together.
+    ///
+    /// # Errors
+    /// `ConfirmationRequired` when the plan has a critical action and `confirmation` is missing
+    /// or quotes another digest; `Protected` for a protected person; `Conflict` when a run for
+    /// the person is open (audited as `suppressed`).
+    pub async fn submit(&self, plan: Plan, confirmation: Option<Confirmation>) -> Result<RunId> {
+        let inner = &self.inner;
+        let mut run = plan.run;
+        if inner.policy.is_protected(&run.person) {
+            return Err(Error::new(
+                ErrorKind::Protected,
+                format!(
+                    "{} is a protected account and is never offboarded",
+                    run.person.email
+                ),
+            ));
+        }
+        let mut check = run.clone();
+        check.plan_digest = String::new();
+        let digest = plan_digest(&check);
+        if digest != plan.digest || run.plan_digest != digest {
+            return Err(Error::invalid_input(
+                "the plan was changed after planning; plan again",
+            ));
+        }
+        let has_critical = run
+            .tasks
+            .iter()
+            .any(|t| t.critical && t.state == TaskState::Pending);
+        if has_critical {
+            match &confirmation {
+                Some(c) if c.digest == digest => run.confirmed_by = Some(c.by.clone()),
+                Some(_) => {
+                    return Err(Error::new(ErrorKind::ConfirmationRequired, "the confirmation quotes a different plan's digest; review the current plan and confirm it")
+                        .with_context("digest", &digest));
+                }
+                None => {
+                    let critical: Vec<String> = run
+                        .tasks
+                        .iter()
+                        .filter(|t| t.critical)
+                        .map(|t| t.label())
+                        .collect();
+                    return Err(Error::new(
+                        ErrorKind::ConfirmationRequired,
+                        format!("the plan has critical actions ({}); submit with a confirmation of digest {digest}", critical.join(", ")),
+                    )
+                    .with_context("digest", &digest));
+                }
+            }
+        }
+        let open = inner
+            .store
+            .list_runs(RunQuery {
+                person: Some(run.person.id.clone()),
+                open_only: true,
+                ..RunQuery::default()
+            })
+            .await?;
+        if let Some(existing) = open.first() {
+            let event = AuditEvent::new(
+                inner.clock.now(),
+                run.initiator.actor(),
+                AuditKind::Suppressed {
+                    person: run.person.id.clone(),
+                    open_run: existing.id,
+                    trigger: format!("{:?}", run.initiator),
+                },
+            );
+            let sealed = inner.store.append_audit(vec![event]).await?;
+            inner.to_sinks(&sealed).await;
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "run {} for {} is still open; nothing new was started",
+                    existing.id, run.person.email
+                ),
+            )
+            .fatal()
+            .with_context("open_run", existing.id));
+        }
+        let now = inner.clock.now();
+        let actor = confirmation
+            .as_ref()
+            .map_or_else(|| run.initiator.actor(), |c| c.by.clone());
+        let planned = AuditEvent::new(
+            now,
+            actor.clone(),
+            AuditKind::RunPlanned {
+                run: Box::new(run.clone()),
+            },
+        )
+        .with_run(run.id);
+        machine::apply(&mut run, now, &Event::Submitted)
+            .map_err(|e| Error::internal(e.to_string()))?;
+        let submitted = AuditEvent::new(
+            now,
+            actor,
+            AuditKind::Transition {
+                event: Event::Submitted,
+                task_state: None,
+                run_state: run.state,
+            },
+        )
+        .with_run(run.id);
+        run.version = 1;
+        let sealed = inner
+            .store
+            .create_run(&run, vec![planned, submitted])
+            .await?;
+        inner.to_sinks(&sealed).await;
+        inner.publish(&run, None, now);
+        inner.wake.notify_waiters();
+        Ok(run.id)
+    }
+
+    /// The run as last committed.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown run.
+    pub async fn status(&self, run: RunId) -> Result<Run> {
+        self.inner.load(run).await
+    }
+
+    /// Subscribes to run updates (every committed transition).
+    pub fn subscribe(&self) -> broadcast::Receiver<RunUpdate> {
+        self.inner.updates.subscribe()
+    }
+
+    /// Claims and processes due tasks once, concurrently, until none is due right now.
+    /// Returns how many claims were processed.
+    pub async fn run_due(&self) -> Result<usize> {
+        let mut total = 0;
+        loop {
+            let leases = self.inner.claim(self.inner.max_in_flight).await?;
+            if leases.is_empty() {
+                return Ok(total);
+            }
+            total += leases.len();
+            futures::future::join_all(leases.into_iter().map(|l| self.inner.process(l))).await;
+        }
+    }
+
+    /// Starts background workers that claim and process due tasks until shut down.
+    pub fn start(&self) -> WorkerHandle {
+        let stop = Arc::new(Notify::new());
+        let inner = self.inner.clone();
+        let stop2 = stop.clone();
+        let task = tokio::spawn(async move { worker::run_loop(inner, stop2).await });
+        WorkerHandle {
+            stop,
+            task: Some(task),
+        }
+    }
+
+    /// Waits until the run is terminal (or only delegations are open when `until_waiting`).
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown run.
+    pub async fn wait(&self, run: RunId) -> Result<Run> {
+        self.wait_for(run, |r| r.state.is_terminal()).await
+    }
+
+    /// Waits until `done(run)` holds, re-reading at each update and at least every idle poll.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown run.
+    pub async fn wait_for(&self, run: RunId, done: impl Fn(&Run) -> bool) -> Result<Run> {
+        let mut rx = self.subscribe();
+        loop {
+            let r = self.status(run).await?;
+            if done(&r) {
+                return Ok(r);
+            }
+            let _ = tokio::time::timeout(self.inner.idle_poll, rx.recv()).await;
+        }
+    }
+
+    /// Cancels a run: no task starts any more; running tasks finish and are recorded.
+    ///
+    /// # Errors
+    /// `NotFound`; `Conflict` if it has already ended.
+    pub async fn cancel(&self, run: RunId, by: &str) -> Result<Run> {
+        self.inner
+            .apply_retrying(run, None, by, &Event::Cancel { by: by.to_owned() })
+            .await
+            .map(|(r, _)| r)
+    }
+
+    /// Undoes the run's reversible actions from their snapshots, newest first.
+    ///
+    /// # Behavior
+    /// Only for ended runs. Actions that changed nothing (`already_done`, `not_found`) are
+    /// marked rolled back without a call. Calling it again after a partial failure continues.
+    ///
+    /// # Errors
+    /// `NotFound`; `Conflict` if the run has not ended.
+    pub async fn rollback(&self, run: RunId, by: &str) -> Result<RollbackReport> {
+        let inner = &self.inner;
+        let (_, commands) = inner
+            .apply_retrying(
+                run,
+                None,
+                by,
+                &Event::RollbackRequested { by: by.to_owned() },
+            )
+            .await?;
+        let mut report = RollbackReport {
+            restored: Vec::new(),
+            failed: Vec::new(),
+            state: RunState::Running,
+        };
+        for cmd in commands {
+            let Command::Restore(task_id) = cmd else {
+                continue;
+            };
+            match inner.restore(run, task_id).await {
+                Ok(()) => {
+                    inner
+                        .apply_retrying(run, None, by, &Event::TaskRolledBack { task: task_id })
+                        .await?;
+                    report.restored.push(task_id);
+                }
+                Err(e) => report.failed.push((task_id, e.record())),
+            }
+        }
+        report.state = inner.load(run).await?.state;
+        Ok(report)
+    }
+
+    /// Re-reads every system the run touched and reports access left per app.
+    ///
+    /// # Behavior
+    /// Reads only; records a `verified` audit event with the result.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown run; store errors.
+    pub async fn verify(&self, run: RunId) -> Result<VerificationReport> {
+        let inner = &self.inner;
+        let r = inner.load(run).await?;
+        let mut apps: BTreeMap<AppId, AppVerification> = BTreeMap::new();
+        for t in &r.tasks {
+            if apps.contains_key(&t.app) || matches!(t.kind, TaskKind::Ignore) {
+                continue;
+            }
+            let v = match (inner.connectors.get(&t.app), &t.account) {
+                (Some(conn), Some(account))
+                    if conn.connector.capabilities().verify && !account.external_id.is_empty() =>
+                {
+                    let _permit = conn.limiter.acquire().await;
+                    match conn
+                        .limiter
+                        .timed("verify_revoked", conn.connector.verify_revoked(account))
+                        .await
+                    {
+                        Ok(v) => AppVerification {
+                            app: t.app.clone(),
+                            revoked: Some(v.revoked),
+                            remaining: v.remaining,
+                            error: None,
+                        },
+                        Err(e) => AppVerification {
+                            app: t.app.clone(),
+                            revoked: None,
+                            remaining: Vec::new(),
+                            error: Some(e.to_string()),
+                        },
+                    }
+                }
+                (Some(_), None) => AppVerification {
+                    app: t.app.clone(),
+                    revoked: Some(true),
+                    remaining: Vec::new(),
+                    error: None,
+                },
+                _ => AppVerification {
+                    app: t.app.clone(),
+                    revoked: None,
+                    remaining: Vec::new(),
+                    error: Some("no connector can verify this app".into()),
+                },
+            };
+            apps.insert(t.app.clone(), v);
+        }
+        let report = VerificationReport {
+            run,
+            at: inner.clock.now(),
+            apps: apps.into_values().collect(),
+        };
+        let remaining = report
+            .apps
+            .iter()
+            .flat_map(|a| a.remaining.iter().map(move |r| format!("{}: {r}", a.app)))
+            .collect();
+        let event = AuditEvent::new(
+            report.at,
+            inner.worker_id.clone(),
+            AuditKind::Verified {
+                checked: report.apps.iter().filter(|a| a.revoked.is_some()).count() as u32,
+                revoked: report
+                    .apps
+                    .iter()
+                    .filter(|a| a.revoked == Some(true))
+                    .count() as u32,
+                remaining,
+            },
+        )
+        .with_run(run);
+        let sealed = inner.store.append_audit(vec![event]).await?;
+        inner.to_sinks(&sealed).await;
+        Ok(report)
+    }
+
+    /// Timing of a run.
+    pub fn metrics(run: &Run) -> RunMetrics {
+        let secs = |a: DateTime<Utc>, b: DateTime<Utc>| (b - a).to_std().ok();
+        let last_end = run.tasks.iter().filter_map(|t| t.finished_at).max();
+        let first_stage = run.tasks.iter().map(|t| t.not_before).min();
+        let revoke_end = run
+            .tasks
+            .iter()
+            .filter(|t| {
+                Some(t.not_before) == first_stage && matches!(t.kind, TaskKind::Action { .. })
+            })
+            .filter(|t| {
+                matches!(
+                    t.state,
+                    TaskState::Completed {
+                        outcome: Outcome::Done | Outcome::AlreadyDone,
+                        ..
+                    }
+                )
+            })
+            .filter_map(|t| t.finished_at)
+            .max();
+        let mut per_app = BTreeMap::new();
+        for app in run.tasks.iter().map(|t| &t.app) {
+            let ts = run.tasks.iter().filter(|t| &t.app == app);
+            let start = ts.clone().filter_map(|t| t.started_at).min();
+            let end = ts.filter_map(|t| t.finished_at).max();
+            if let (Some(s), Some(e)) = (start, end) {
+                per_app.insert(app.clone(), secs(s, e).unwrap_or_default());
+            }
+        }
+        RunMetrics {
+            offboarding_time: run
+                .finished_at
+                .or(last_end)
+                .and_then(|e| secs(run.created_at, e)),
+            time_to_revoke: revoke_end.and_then(|e| secs(run.effective_at.max(run.created_at), e)),
+            per_app,
+        }
+    }
+}
+
+impl Inner {
+    pub(crate) async fn load(&self, run: RunId) -> Result<Run> {
+        self.store
+            .load_run(run)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("no run {run}")))
+    }
+
+    pub(crate) async fn to_sinks(&self, events: &[AuditEvent]) {
+        for sink in &self.sinks {
+            if let Err(e) = sink.record(events).await {
+                tracing::warn!(error = %e, ?sink, "audit sink failed; the store holds the event");
+            }
+        }
+    }
+
+    pub(crate) fn publish(&self, run: &Run, task: Option<TaskId>, at: DateTime<Utc>) {
+        let t = task.and_then(|id| run.task(id));
+        let _ = self.updates.send(RunUpdate {
+            run: run.id,
+            task,
+            label: t.map(|t| t.label()),
+            task_state: t.map(|t| t.state.clone()),
+            run_state: run.state,
+            at,
+        });
+    }
+
+    /// Applies an event to the stored run and commits it with its audit event, reloading and
+    /// re-applying on version conflicts.
+    pub(crate) async fn apply_retrying(
+        &self,
+        run_id: RunId,
+        lease: Option<(&Lease, bool)>,
+        actor: &str,
+        event: &Event,
+    ) -> Result<(Run, Vec<Command>)> {
+        for _ in 0..64 {
+            let mut run = self.load(run_id).await?;
+            let before = run.clone();
+            let now = self.clock.now();
+            let commands =
+                machine::apply(&mut run, now, event).map_err(|e| machine_error(&run, e))?;
+            let task_id = event.task();
+            let changed: Vec<TaskId> = run
+                .tasks
+                .iter()
+                .zip(&before.tasks)
+                .filter(|(a, b)| a != b)
+                .map(|(a, _)| a.id)
+                .collect();
+            let mut audit = AuditEvent::new(
+                now,
+                actor,
+                AuditKind::Transition {
+                    event: event.clone(),
+                    task_state: task_id
+                        .and_then(|t| run.task(t))
+                        .map(|t| t.state.name().to_owned()),
+                    run_state: run.state,
+                },
+            )
+            .with_run(run_id);
+            if let Some(t) = task_id.and_then(|t| run.task(t)) {
+                audit = audit.with_task(t.id, t.app.clone());
+            }
+            let mut commit = Commit::new(run.clone(), changed, vec![audit]);
+            if let Some((l, release)) = lease {
+                commit = commit.under_lease(l.clone(), release);
+            }
+            match self.store.commit(commit).await {
+                Ok((version, sealed)) => {
+                    run.version = version;
+                    self.to_sinks(&sealed).await;
+                    self.publish(&run, task_id, now);
+                    if run.tasks.iter().any(|t| t.due_at.is_some_and(|d| d <= now)) {
+                        self.wake.notify_waiters();
+                    }
+                    return Ok((run, commands));
+                }
+                Err(e)
+                    if e.kind() == ErrorKind::Conflict
+                        && lease.is_none_or(|(l, _)| !lease_lost(&e, l)) =>
+                {
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::new(
+            ErrorKind::Conflict,
+            format!(
+                "run {run_id} kept changing; gave up applying {}",
+                event.name()
+            ),
+        ))
+    }
+
+    async fn restore(&self, run_id: RunId, task_id: TaskId) -> Result<()> {
+        let run = self.load(run_id).await?;
+        let task = run
+            .task(task_id)
+            .ok_or_else(|| Error::internal("restore of unknown task"))?;
+        if !matches!(
+            task.state,
+            TaskState::Completed {
+                outcome: Outcome::Done,
+                ..
+            }
+        ) {
+            return Ok(()); // nothing was changed by this task
+        }
+        let (Some(conn), Some(account)) = (self.connectors.get(&task.app), &task.account) else {
+            return Err(Error::config(
+                format!("connectors.{}", task.app),
+                "no connector to restore with",
+            ));
+        };
+        let snapshot = self.store.snapshot(task_id).await?.ok_or_else(|| {
+            Error::not_found(format!("no snapshot was stored for {}", task.label()))
+        })?;
+        let _permit = conn.limiter.acquire().await;
+        conn.limiter
+            .timed("restore", conn.connector.restore(account, &snapshot))
+            .await
+            .map_err(|e| e.with_context("app", &task.app).with_context("run", run_id))?;
+        Ok(())
+    }
+}
+
+fn lease_lost(e: &Error, _lease: &Lease) -> bool {
+    e.context().any(|(k, v)| k == "lease" && v == "lost")
+}
+
+fn machine_error(run: &Run, e: machine::MachineError) -> Error {
+    let kind = match e {
+        machine::MachineError::RunFinished(_)
+        | machine::MachineError::RunNotFinished(_)
+        | machine::MachineError::RunCancelled => ErrorKind::Conflict,
+        _ => ErrorKind::InvalidInput,
+    };
+    Error::new(kind, e.to_string())
+        .fatal()
+        .with_context("run", run.id)
+}

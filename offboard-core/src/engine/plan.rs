@@ -1,0 +1,620 @@
+//! The dependency-aware planner: policy × inventory × lookups → a DAG of tasks.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::Inner;
+use crate::action::ActionName;
+use crate::audit::canonical_json;
+use crate::connector::LookupRequest;
+use crate::error::{Error, ErrorKind, Result};
+use crate::model::{AccountRef, AppId, Person};
+use crate::policy::{Method, PlannedAction};
+use crate::run::{Initiator, Run, RunId, RunState, SkipReason, Task, TaskId, TaskKind, TaskState};
+
+/// A request to offboard someone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RunRequest {
+    /// Who.
+    pub person: Person,
+    /// Who asks.
+    pub initiator: Initiator,
+    /// Why.
+    pub reason: String,
+    /// When it takes effect (`None`: now).
+    pub effective_at: Option<DateTime<Utc>>,
+    /// Plan and record, execute nothing.
+    pub dry_run: bool,
+}
+
+impl RunRequest {
+    /// Offboard `person` now, as asked by `initiator`.
+    pub fn new(person: Person, initiator: Initiator) -> Self {
+        Self {
+            person,
+            initiator,
+            reason: String::new(),
+            effective_at: None,
+            dry_run: false,
+        }
+    }
+
+    /// Sets the reason.
+    pub fn with_reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = reason.into();
+        self
+    }
+
+    /// Sets when it takes effect.
+    pub fn effective_at(mut self, at: DateTime<Utc>) -> Self {
+        self.effective_at = Some(at);
+        self
+    }
+
+    /// Makes it a dry run.
+    pub fn dry_run(mut self) -> Self {
+        self.dry_run = true;
+        self
+    }
+}
+
+/// What the plan found for one app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppPlan {
+    /// The app.
+    pub app: AppId,
+    /// `automatic`, `delegate_jira`, `delegate_email` or `ignore`.
+    pub method: String,
+    /// The account found, if any.
+    pub account: Option<AccountRef>,
+    /// Why the app is in scope, or what went wrong looking the person up.
+    pub note: String,
+}
+
+/// A dry-run plan: every task with its method, action, order and criticality, and a digest
+/// that a confirmation must quote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The run as it will be submitted (state `Planned`).
+    pub run: Run,
+    /// Per-app findings.
+    pub apps: Vec<AppPlan>,
+    /// SHA-256 over the canonical form of what will be done.
+    pub digest: String,
+}
+
+impl Plan {
+    /// Whether any task is critical (submission then needs a confirmation).
+    pub fn has_critical(&self) -> bool {
+        self.run
+            .tasks
+            .iter()
+            .any(|t| t.critical && matches!(t.state, TaskState::Pending))
+    }
+
+    /// Tasks grouped in waves: each wave's tasks depend only on earlier waves and can run
+    /// concurrently.
+    pub fn waves(&self) -> Vec<Vec<&Task>> {
+        let depth = depths(&self.run.tasks);
+        let max = depth.values().copied().max().unwrap_or(0);
+        (0..=max)
+            .map(|d| {
+                self.run
+                    .tasks
+                    .iter()
+                    .filter(|t| depth.get(&t.id) == Some(&d))
+                    .collect()
+            })
+            .filter(|w: &Vec<&Task>| !w.is_empty())
+            .collect()
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = &self.run.person;
+        writeln!(
+            f,
+            "Plan for {} <{}> (run {}){}",
+            p.display_name,
+            p.email,
+            self.run.id,
+            if self.run.dry_run { " [dry run]" } else { "" }
+        )?;
+        writeln!(
+            f,
+            "  effective {}; digest {}",
+            self.run.effective_at.to_rfc3339(),
+            &self.digest[..16]
+        )?;
+        for a in &self.apps {
+            let acct = a
+                .account
+                .as_ref()
+                .map_or("-".to_owned(), |a| format!("{} ({:?})", a.login, a.status));
+            writeln!(
+                f,
+                "  app {:<12} {:<15} account {}  {}",
+                a.app.as_str(),
+                a.method,
+                acct,
+                a.note
+            )?;
+        }
+        let index: BTreeMap<TaskId, usize> = self
+            .run
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.id, i + 1))
+            .collect();
+        for (w, wave) in self.waves().iter().enumerate() {
+            writeln!(f, "  wave {}:", w + 1)?;
+            for t in wave {
+                let deps: Vec<String> = t
+                    .depends_on
+                    .iter()
+                    .map(|d| format!("#{}", index[d]))
+                    .collect();
+                writeln!(
+                    f,
+                    "    #{:<3} {:<40} stage {:<10} {}{}{}{}",
+                    index[&t.id],
+                    t.label(),
+                    t.stage,
+                    if t.critical { "CRITICAL " } else { "" },
+                    if t.reversible { "reversible " } else { "" },
+                    if deps.is_empty() {
+                        String::new()
+                    } else {
+                        format!("after {} ", deps.join(","))
+                    },
+                    match &t.state {
+                        TaskState::Pending => String::new(),
+                        TaskState::Skipped { reason } => format!("[skipped: {reason}]"),
+                        TaskState::Failed { error } => format!("[cannot run: {error}]"),
+                        other => format!("[{}]", other.name()),
+                    }
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Confirms a plan with critical actions: quotes the plan's digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    /// The digest of the plan being confirmed.
+    pub digest: String,
+    /// Who confirms.
+    pub by: String,
+}
+
+impl Confirmation {
+    /// Confirms `plan` as `by`.
+    pub fn of(plan: &Plan, by: impl Into<String>) -> Self {
+        Self {
+            digest: plan.digest.clone(),
+            by: by.into(),
+        }
+    }
+}
+
+/// The digest of a planned run: SHA-256 over the canonical JSON of the person, timing and every
+/// task (app, action and parameters, account id, stage, criticality, dependencies by position).
+pub fn plan_digest(run: &Run) -> String {
+    let index: BTreeMap<TaskId, usize> = run
+        .tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.id, i))
+        .collect();
+    let tasks: Vec<serde_json::Value> = run
+        .tasks
+        .iter()
+        .map(|t| {
+            serde_json::json!({
+                "app": t.app,
+                "kind": t.kind,
+                "account": t.account.as_ref().map(|a| &a.external_id),
+                "stage": t.stage,
+                "not_before": t.not_before,
+                "critical": t.critical,
+                "state": t.state.name(),
+                "deps": t.depends_on.iter().map(|d| index.get(d).copied()).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let v = serde_json::json!({
+        "run": run.id,
+        "person": run.person,
+        "effective_at": run.effective_at,
+        "dry_run": run.dry_run,
+        "tasks": tasks,
+    });
+    hex::encode(Sha256::digest(canonical_json(&v).as_bytes()))
+}
+
+fn depths(tasks: &[Task]) -> BTreeMap<TaskId, usize> {
+    let mut depth = BTreeMap::new();
+    // Tasks are stored in topological order.
+    for t in tasks {
+        let d = t
+            .depends_on
+            .iter()
+            .filter_map(|x| depth.get(x))
+            .map(|d| d + 1)
+            .max()
+            .unwrap_or(0);
+        depth.insert(t.id, d);
+    }
+    depth
+}
+
+/// Orders tasks topologically (stable), or names a cycle.
+pub(crate) fn topo_sort(tasks: Vec<Task>) -> Result<Vec<Task>> {
+    let mut remaining: Vec<Task> = tasks;
+    let mut done: BTreeSet<TaskId> = BTreeSet::new();
+    let mut out = Vec::with_capacity(remaining.len());
+    while !remaining.is_empty() {
+        let before = remaining.len();
+        let mut i = 0;
+        while i < remaining.len() {
+            if remaining[i].depends_on.iter().all(|d| done.contains(d)) {
+                let t = remaining.remove(i);
+                done.insert(t.id);
+                out.push(t);
+            } else {
+                i += 1;
+            }
+        }
+        if remaining.len() == before {
+            let names: Vec<String> = remaining.iter().map(|t| t.label()).collect();
+            return Err(Error::new(
+                ErrorKind::Cycle,
+                format!(
+                    "ordering constraints form a cycle among: {}",
+                    names.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+impl Inner {
+    pub(crate) async fn plan(&self, request: RunRequest) -> Result<Plan> {
+        let policy = &self.policy;
+        let person = request.person;
+        if policy.is_protected(&person) {
+            return Err(Error::new(
+                ErrorKind::Protected,
+                format!(
+                    "{} is a protected account and is never offboarded",
+                    person.email
+                ),
+            )
+            .with_context("person", &person.id));
+        }
+        let now = self.clock.now();
+        let effective_at = request.effective_at.unwrap_or(now);
+        let run_id = RunId::new_v4();
+        let inventory = self.store.accounts(&person.id).await?;
+
+        // Scope: every app the policy names with a method that acts, plus every app the person
+        // was ever discovered in.
+        let mut scope: BTreeMap<AppId, (Method, String)> = BTreeMap::new();
+        for (app, p) in &policy.apps {
+            if !matches!(p.method, Method::Ignore) {
+                scope.insert(app.clone(), (p.method.clone(), "in policy".into()));
+            }
+        }
+        for acct in &inventory {
+            let app = &acct.account.app;
+            let note = format!("discovered {}", acct.first_seen.format("%Y-%m-%d"));
+            match scope.get_mut(app) {
+                Some(entry) => entry.1 = format!("in policy; {note}"),
+                None => {
+                    let method = policy
+                        .apps
+                        .get(app)
+                        .map_or_else(|| policy.unknown_apps.clone(), |p| p.method.clone());
+                    scope.insert(app.clone(), (method, note));
+                }
+            }
+        }
+
+        let mut apps = Vec::new();
+        let mut tasks: Vec<Task> = Vec::new();
+        for (app, (method, note)) in scope {
+            let known = inventory
+                .iter()
+                .filter(|a| a.account.app == app)
+                .max_by_key(|a| a.last_seen);
+            let protected = policy
+                .apps
+                .get(&app)
+                .map(|p| p.protected_accounts.clone())
+                .unwrap_or_default();
+            let new_task = |kind: TaskKind,
+                            account: Option<AccountRef>,
+                            stage: &str,
+                            offset: chrono::Duration| {
+                let id = TaskId::new_v4();
+                Task {
+                    id,
+                    app: app.clone(),
+                    kind,
+                    account,
+                    depends_on: Vec::new(),
+                    stage: stage.to_owned(),
+                    not_before: effective_at + offset,
+                    critical: false,
+                    reversible: false,
+                    not_found_is_done: true,
+                    idempotency_key: format!("{run_id}:{id}"),
+                    state: TaskState::Pending,
+                    attempts: 0,
+                    due_at: None,
+                    started_at: None,
+                    finished_at: None,
+                }
+            };
+            let first_stage = &policy.stages[0];
+            match method {
+                Method::Ignore => {
+                    let mut t = new_task(
+                        TaskKind::Ignore,
+                        known.map(|a| a.account.clone()),
+                        &first_stage.name,
+                        first_stage.offset,
+                    );
+                    t.state = TaskState::Skipped {
+                        reason: SkipReason::Ignored,
+                    };
+                    tasks.push(t);
+                    apps.push(AppPlan {
+                        app,
+                        method: "ignore".into(),
+                        account: known.map(|a| a.account.clone()),
+                        note,
+                    });
+                }
+                Method::Delegate { via } => {
+                    if !self.delegates.contains_key(&via) {
+                        return Err(Error::config(
+                            format!("apps.{app}.via"),
+                            format!(
+                                "the policy delegates {app} via {}, but no {} delegate is configured",
+                                via.as_str(),
+                                via.as_str()
+                            ),
+                        ));
+                    }
+                    // Delegate only while the person is still active there, where an
+                    // integration can tell.
+                    let mut account = known.map(|a| a.account.clone());
+                    let mut note = note;
+                    if let Some(conn) = self.connectors.get(&app) {
+                        match self
+                            .lookup(conn, &person, known.map(|a| a.account.external_id.clone()))
+                            .await
+                        {
+                            Ok(found) => {
+                                account = Some(found.unwrap_or_else(|| {
+                                    AccountRef::new(
+                                        app.clone(),
+                                        "",
+                                        "",
+                                        crate::model::AccountStatus::Deleted,
+                                    )
+                                }));
+                            }
+                            Err(e) => note = format!("{note}; lookup failed: {e}"),
+                        }
+                    }
+                    let mut t = new_task(
+                        TaskKind::Delegation { via: via.clone() },
+                        account.clone(),
+                        &first_stage.name,
+                        first_stage.offset,
+                    );
+                    if is_protected(&protected, account.as_ref()) {
+                        t.state = TaskState::Skipped {
+                            reason: SkipReason::Protected,
+                        };
+                    }
+                    tasks.push(t);
+                    apps.push(AppPlan {
+                        app,
+                        method: format!("delegate_{}", via.as_str()),
+                        account,
+                        note,
+                    });
+                }
+                Method::Automatic { actions } => {
+                    let Some(conn) = self.connectors.get(&app) else {
+                        return Err(Error::config(
+                            format!("apps.{app}"),
+                            format!(
+                                "the policy runs actions on {app}, but no {app} connector is configured"
+                            ),
+                        ));
+                    };
+                    let caps = conn.connector.capabilities();
+                    let (account, failure, note) = match self
+                        .lookup(conn, &person, known.map(|a| a.account.external_id.clone()))
+                        .await
+                    {
+                        Ok(Some(a)) => (Some(a), None, note),
+                        Ok(None) => (None, None, format!("{note}; no account found")),
+                        Err(e) if e.is_retryable() => return Err(e),
+                        Err(e) => {
+                            let n = format!("{note}; lookup failed: {e}");
+                            (None, Some(e.record()), n)
+                        }
+                    };
+                    let skip_protected = is_protected(&protected, account.as_ref());
+                    for PlannedAction {
+                        action,
+                        stage,
+                        line,
+                    } in actions
+                    {
+                        let Some(spec) = caps.action(&action.name) else {
+                            return Err(Error::config(
+                                format!("apps.{app}.actions"),
+                                format!(
+                                    "policy line {line}: {app} connector does not offer {}",
+                                    action.name
+                                ),
+                            ));
+                        };
+                        let offset = policy
+                            .stage(&stage)
+                            .map_or(chrono::Duration::zero(), |s| s.offset);
+                        let mut t = new_task(
+                            TaskKind::Action {
+                                action: action.clone(),
+                            },
+                            account.clone(),
+                            &stage,
+                            offset,
+                        );
+                        t.critical = spec.critical || policy.is_critical(&action.name);
+                        t.reversible = spec.reversible;
+                        t.not_found_is_done = spec.not_found_is_done;
+                        if skip_protected {
+                            t.state = TaskState::Skipped {
+                                reason: SkipReason::Protected,
+                            };
+                        } else if let Some(err) = &failure {
+                            t.state = TaskState::Failed { error: err.clone() };
+                        }
+                        tasks.push(t);
+                    }
+                    apps.push(AppPlan {
+                        app,
+                        method: "automatic".into(),
+                        account,
+                        note: if skip_protected {
+                            format!("{note}; protected account, left alone")
+                        } else {
+                            note
+                        },
+                    });
+                }
+            }
+        }
+
+        // Ordering constraints: declared by actions (within and across systems) and by policy.
+        let mut edges: Vec<(ActionName, ActionName)> = Vec::new();
+        for conn in self.connectors.values() {
+            for spec in &conn.connector.capabilities().actions {
+                edges.extend(
+                    spec.after
+                        .iter()
+                        .map(|before| (before.clone(), spec.name.clone())),
+                );
+            }
+        }
+        edges.extend(
+            policy
+                .order
+                .iter()
+                .map(|r| (r.before.clone(), r.after.clone())),
+        );
+        let names: Vec<Option<ActionName>> = tasks
+            .iter()
+            .map(|t| t.action().map(|a| a.name.clone()))
+            .collect();
+        for (before, after) in &edges {
+            let firsts: Vec<TaskId> = tasks
+                .iter()
+                .zip(&names)
+                .filter(|(_, n)| n.as_ref() == Some(before))
+                .map(|(t, _)| t.id)
+                .collect();
+            if firsts.is_empty() {
+                continue;
+            }
+            for (t, n) in tasks.iter_mut().zip(&names) {
+                if n.as_ref() == Some(after) {
+                    for f in &firsts {
+                        if !t.depends_on.contains(f) {
+                            t.depends_on.push(*f);
+                        }
+                    }
+                }
+            }
+        }
+        let tasks = topo_sort(tasks)?;
+
+        let run = Run {
+            id: run_id,
+            person,
+            initiator: request.initiator,
+            reason: request.reason,
+            created_at: now,
+            effective_at,
+            dry_run: request.dry_run,
+            plan_digest: String::new(),
+            confirmed_by: None,
+            tasks,
+            state: RunState::Planned,
+            cancelled: false,
+            rollback_requested: false,
+            retry: self.retry,
+            delegation_poll: self.delegation_poll,
+            version: 0,
+            finished_at: None,
+        };
+        let digest = plan_digest(&run);
+        let mut run = run;
+        run.plan_digest = digest.clone();
+        Ok(Plan { run, apps, digest })
+    }
+
+    async fn lookup(
+        &self,
+        conn: &super::ConnectorEntry,
+        person: &Person,
+        external_id: Option<String>,
+    ) -> Result<Option<AccountRef>> {
+        let mut req = LookupRequest::person(person.clone());
+        req.external_id = external_id.filter(|id| !id.is_empty());
+        let app = conn.connector.capabilities().app.clone();
+        let _permit = conn.limiter.acquire().await;
+        let by_id = req.external_id.is_some();
+        let found = conn
+            .limiter
+            .timed("lookup", conn.connector.lookup(&req))
+            .await
+            .map_err(|e| e.with_context("app", &app))?;
+        if found.is_none() && by_id {
+            // The known id is gone (deleted and maybe re-created): look up by address instead.
+            let req = LookupRequest::person(person.clone());
+            return conn
+                .limiter
+                .timed("lookup", conn.connector.lookup(&req))
+                .await
+                .map_err(|e| e.with_context("app", &app));
+        }
+        Ok(found)
+    }
+}
+
+fn is_protected(protected: &[String], account: Option<&AccountRef>) -> bool {
+    account.is_some_and(|a| {
+        let login = a.login.to_ascii_lowercase();
+        protected
+            .iter()
+            .any(|p| *p == login || *p == a.external_id.to_ascii_lowercase())
+    })
+}

@@ -1,0 +1,349 @@
+//! Workers: claim due tasks under leases and perform what the machine says.
+
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+
+use super::Inner;
+use crate::audit::{AuditEvent, AuditKind};
+use crate::connector::{ExecuteOptions, SnapshotPolicy};
+use crate::delegate::{DelegationRequest, TicketStatus};
+use crate::error::{Error, ErrorKind, Result};
+use crate::machine::{self, ClaimCommand, Command, Event};
+use crate::run::{Run, TaskKind, TaskState};
+use crate::store::{ClaimRequest, Lease};
+
+/// The background loop: keep up to `max_in_flight` tasks running; sleep until woken or the idle
+/// poll when nothing is due.
+pub(super) async fn run_loop(inner: Arc<Inner>, stop: Arc<Notify>) {
+    let mut running: JoinSet<()> = JoinSet::new();
+    loop {
+        let free = inner.max_in_flight.saturating_sub(running.len());
+        let mut claimed = 0;
+        if free > 0 {
+            match inner.claim(free).await {
+                Ok(leases) => {
+                    claimed = leases.len();
+                    for lease in leases {
+                        let inner = inner.clone();
+                        running.spawn(async move { inner.process(lease).await });
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "claiming due tasks failed"),
+            }
+        }
+        if claimed > 0 && claimed == free {
+            // Saturated: wait for a slot.
+            tokio::select! {
+                _ = running.join_next() => {}
+                _ = stop.notified() => break,
+            }
+            continue;
+        }
+        if claimed > 0 {
+            continue;
+        }
+        tokio::select! {
+            _ = stop.notified() => break,
+            _ = inner.wake.notified() => {}
+            Some(_) = running.join_next(), if !running.is_empty() => {}
+            _ = tokio::time::sleep(inner.idle_poll) => {}
+        }
+    }
+    while running.join_next().await.is_some() {}
+}
+
+impl Inner {
+    pub(crate) async fn claim(&self, limit: usize) -> Result<Vec<Lease>> {
+        self.store
+            .claim(ClaimRequest::new(
+                self.worker_id.clone(),
+                self.clock.now(),
+                self.lease_for,
+                limit,
+            ))
+            .await
+    }
+
+    /// Handles one claimed task; never panics, logs what it cannot record.
+    pub(crate) async fn process(&self, lease: Lease) {
+        if let Err(e) = self.process_inner(&lease).await {
+            tracing::warn!(run = %lease.run, task = %lease.task, error = %e, "task processing stopped; the lease will expire and the task be retried");
+        }
+    }
+
+    async fn process_inner(&self, lease: &Lease) -> Result<()> {
+        let run = self.load(lease.run).await?;
+        let now = self.clock.now();
+        match machine::claim_command(&run, lease.task, now) {
+            ClaimCommand::Nothing => {
+                let due = run.task(lease.task).and_then(|t| t.due_at);
+                self.store.release(lease, due).await
+            }
+            ClaimCommand::Abandon => {
+                self.apply_retrying(
+                    lease.run,
+                    Some((lease, true)),
+                    &self.worker_id,
+                    &Event::TaskAbandoned { task: lease.task },
+                )
+                .await?;
+                Ok(())
+            }
+            ClaimCommand::Poll => self.poll_delegation(&run, lease).await,
+            ClaimCommand::Start => {
+                // Wait for the connector's limits before starting the attempt, then renew the
+                // lease so the wait does not eat into it.
+                let task = run
+                    .task(lease.task)
+                    .ok_or_else(|| Error::internal("claimed unknown task"))?;
+                let conn = self.connectors.get(&task.app);
+                let _permit = match (conn, &task.kind) {
+                    (Some(c), TaskKind::Action { .. }) => Some(c.limiter.acquire().await),
+                    _ => None,
+                };
+                let lease = self
+                    .store
+                    .renew(
+                        lease,
+                        self.clock.now()
+                            + chrono::Duration::from_std(self.lease_for).unwrap_or_default(),
+                    )
+                    .await?;
+                let (run, commands) = self
+                    .apply_retrying(
+                        lease.run,
+                        Some((&lease, false)),
+                        &self.worker_id,
+                        &Event::TaskStarted { task: lease.task },
+                    )
+                    .await?;
+                for cmd in commands {
+                    match cmd {
+                        Command::Execute(_) => self.execute(&run, &lease).await?,
+                        Command::OpenDelegation(_) => self.open_delegation(&run, &lease).await?,
+                        Command::Restore(_) | Command::Finished(_) => {}
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn execute(&self, run: &Run, lease: &Lease) -> Result<()> {
+        let task = run
+            .task(lease.task)
+            .ok_or_else(|| Error::internal("unknown task"))?;
+        let TaskKind::Action { action } = &task.kind else {
+            return Err(Error::internal("execute of a non-action task"));
+        };
+        let result = async {
+            let conn = self.connectors.get(&task.app).ok_or_else(|| {
+                Error::config(
+                    format!("connectors.{}", task.app),
+                    "no connector configured for this app",
+                )
+                .fatal()
+            })?;
+            let account = task
+                .account
+                .as_ref()
+                .ok_or_else(|| Error::not_found("no account in this app"))?;
+            if conn.connector.capabilities().action(&action.name).is_none() {
+                return Err(Error::unsupported(format!(
+                    "{} is not offered by the {} connector",
+                    action.name, task.app
+                )));
+            }
+            if task.reversible && self.store.snapshot(task.id).await?.is_none() {
+                let snap = conn
+                    .limiter
+                    .timed("snapshot", conn.connector.snapshot(account, action))
+                    .await?;
+                if self.store.put_snapshot(task.id, &snap).await? {
+                    let ev = AuditEvent::new(
+                        self.clock.now(),
+                        self.worker_id.clone(),
+                        AuditKind::SnapshotTaken {
+                            action: action.name.to_string(),
+                        },
+                    )
+                    .with_run(run.id)
+                    .with_task(task.id, task.app.clone());
+                    let sealed = self.store.append_audit(vec![ev]).await?;
+                    self.to_sinks(&sealed).await;
+                }
+            }
+            let mut options = ExecuteOptions::default()
+                .with_idempotency_key(task.idempotency_key.clone())
+                .with_person(run.person.clone())
+                .with_actor(
+                    run.confirmed_by
+                        .clone()
+                        .unwrap_or_else(|| run.initiator.actor()),
+                );
+            options.run = Some(run.id);
+            options.task = Some(task.id);
+            options.attempt = task.attempts;
+            options.snapshot = if task.reversible {
+                SnapshotPolicy::TakenByEngine
+            } else {
+                SnapshotPolicy::Skip
+            };
+            conn.limiter
+                .timed(
+                    action.name.as_str(),
+                    conn.connector.execute(account, action, &options),
+                )
+                .await
+        }
+        .await;
+        let event = match result {
+            Ok(reply) => Event::TaskSucceeded {
+                task: task.id,
+                outcome: reply.outcome,
+                detail: reply.detail,
+            },
+            Err(e) => {
+                let mut e = e
+                    .with_context("app", &task.app)
+                    .with_context("run", run.id)
+                    .with_context("attempt", task.attempts);
+                if e.operation().is_empty() {
+                    e = e.with_operation(action.name.to_string());
+                }
+                tracing::info!(run = %run.id, task = %task.id, error = %e, "attempt failed");
+                Event::TaskErrored {
+                    task: task.id,
+                    error: e.record(),
+                    backoff_ms: self.backoff.delay(task.attempts).as_millis() as u64,
+                }
+            }
+        };
+        self.record_result(lease, event).await
+    }
+
+    /// Commits a task's result; a lost lease means another worker re-ran it (idempotently), so
+    /// this result is dropped.
+    async fn record_result(&self, lease: &Lease, event: Event) -> Result<()> {
+        match self
+            .apply_retrying(lease.run, Some((lease, true)), &self.worker_id, &event)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::Conflict => {
+                tracing::warn!(run = %lease.run, task = %lease.task, error = %e, "result not recorded: lease lost to another worker");
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn open_delegation(&self, run: &Run, lease: &Lease) -> Result<()> {
+        let task = run
+            .task(lease.task)
+            .ok_or_else(|| Error::internal("unknown task"))?;
+        let TaskKind::Delegation { via } = &task.kind else {
+            return Err(Error::internal("delegation of a non-delegation task"));
+        };
+        let now = self.clock.now();
+        let result = match self.delegates.get(via) {
+            None => Err(Error::config(
+                format!("delegates.{}", via.as_str()),
+                "no delegate of this kind configured",
+            )
+            .fatal()),
+            Some(d) => {
+                let mut req = DelegationRequest::new(
+                    run.id,
+                    task.id,
+                    task.app.clone(),
+                    run.person.clone(),
+                    task.not_before,
+                    task.idempotency_key.clone(),
+                );
+                req.login = task
+                    .account
+                    .as_ref()
+                    .map(|a| a.login.clone())
+                    .filter(|l| !l.is_empty());
+                d.open(&req).await
+            }
+        };
+        let event = match result {
+            Ok(ticket) => Event::TaskDelegated {
+                task: task.id,
+                ticket,
+                next_poll: now + self.poll_interval(run),
+            },
+            Err(e) => Event::TaskErrored {
+                task: task.id,
+                error: e
+                    .with_context("app", &task.app)
+                    .with_context("run", run.id)
+                    .record(),
+                backoff_ms: self.backoff.delay(task.attempts).as_millis() as u64,
+            },
+        };
+        self.record_result(lease, event).await
+    }
+
+    fn poll_interval(&self, run: &Run) -> chrono::Duration {
+        chrono::Duration::from_std(run.delegation_poll).unwrap_or(chrono::Duration::seconds(60))
+    }
+
+    async fn poll_delegation(&self, run: &Run, lease: &Lease) -> Result<()> {
+        let task = run
+            .task(lease.task)
+            .ok_or_else(|| Error::internal("unknown task"))?;
+        let (TaskKind::Delegation { via }, TaskState::Delegated { ticket }) =
+            (&task.kind, &task.state)
+        else {
+            return self.store.release(lease, None).await;
+        };
+        let now = self.clock.now();
+        let next = now + self.poll_interval(run);
+        let Some(d) = self.delegates.get(via) else {
+            return self.store.release(lease, Some(next)).await;
+        };
+        match d.status(ticket).await {
+            Ok(TicketStatus::Open { ticket: t }) if &t == ticket => {
+                self.store.release(lease, Some(next)).await
+            }
+            Ok(TicketStatus::Open { ticket: t }) => {
+                self.record_result(
+                    lease,
+                    Event::DelegationUpdated {
+                        task: task.id,
+                        ticket: t,
+                        next_poll: next,
+                    },
+                )
+                .await
+            }
+            Ok(TicketStatus::Done { ticket: t, by }) => {
+                let detail = Some(match by {
+                    Some(by) => format!("{} done by {by}", t.key),
+                    None => format!("{} done", t.key),
+                });
+                self.record_result(
+                    lease,
+                    Event::DelegationDone {
+                        task: task.id,
+                        detail,
+                    },
+                )
+                .await
+            }
+            Err(e) => {
+                let wait = e
+                    .retry_after()
+                    .map(|d| chrono::Duration::from_std(d).unwrap_or_default())
+                    .unwrap_or_default();
+                tracing::warn!(run = %run.id, task = %task.id, error = %e, "polling delegation failed; will poll again");
+                self.store.release(lease, Some(next.max(now + wait))).await
+            }
+        }
+    }
+}

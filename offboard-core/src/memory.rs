@@ -1,0 +1,513 @@
+//! In-memory [`Store`] and [`AuditSink`]s, for tests, examples and single-process demos.
+//!
+//! [`MemoryStore`] keeps everything behind one [`std::sync::Mutex`], so every method is one
+//! atomic step, and passes [`crate::store::conformance::run_all`]. Nothing survives the
+//! process. [`MemoryAuditSink`] just keeps the events it receives.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::audit::{AuditEvent, AuditSink, GENESIS_HASH};
+use crate::connector::Snapshot;
+use crate::error::{Error, ErrorKind, Result};
+use crate::model::{Account, AccountRef, AppId, PersonId};
+use crate::run::{Run, RunId, TaskId};
+use crate::source::Cursor;
+use crate::store::{AuditQuery, ClaimRequest, Commit, Lease, RunQuery, RunSummary, Store};
+
+/// The lease bookkeeping of one task, kept outside the [`Run`] as a database keeps it in the
+/// task's row but not in the run's JSON.
+#[derive(Debug, Default)]
+struct TaskLease {
+    /// The current holder, if any (possibly expired).
+    held: Option<Held>,
+    /// How many times the task has been claimed.
+    claims: u32,
+}
+
+#[derive(Debug)]
+struct Held {
+    token: Uuid,
+    worker: String,
+    until: DateTime<Utc>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    runs: HashMap<RunId, Run>,
+    leases: HashMap<TaskId, TaskLease>,
+    snapshots: HashMap<TaskId, Snapshot>,
+    accounts: BTreeMap<(PersonId, AppId, String), Account>,
+    cursors: HashMap<String, Cursor>,
+    audit: Vec<AuditEvent>,
+}
+
+impl State {
+    /// Seals `events` after the last stored one and appends them.
+    fn append(&mut self, events: Vec<AuditEvent>) -> Vec<AuditEvent> {
+        let mut sealed = Vec::with_capacity(events.len());
+        for mut event in events {
+            let seq = self.audit.last().map_or(0, |e| e.seq) + 1;
+            let prev = self
+                .audit
+                .last()
+                .map_or(GENESIS_HASH, |e| e.hash.as_str())
+                .to_owned();
+            event.seal(seq, &prev);
+            self.audit.push(event.clone());
+            sealed.push(event);
+        }
+        sealed
+    }
+
+    /// Whether `lease` (its token) is the one currently recorded for its task.
+    fn holds(&self, lease: &Lease) -> bool {
+        self.runs
+            .get(&lease.run)
+            .is_some_and(|run| run.task(lease.task).is_some())
+            && self
+                .leases
+                .get(&lease.task)
+                .and_then(|l| l.held.as_ref())
+                .is_some_and(|h| h.token == lease.token)
+    }
+}
+
+fn conflict(message: impl Into<String>) -> Error {
+    Error::new(ErrorKind::Conflict, message)
+}
+
+/// A [`Store`] that keeps everything in memory.
+///
+/// # Behavior
+/// - One mutex guards all state and is never held across an `.await`, so each method is
+///   atomic: a commit's state and audit events appear together or not at all, and concurrent
+///   claimers never receive the same task.
+/// - `create_run` stores the run at version 1; each successful `commit` stores `commit.run`
+///   as given (every task, not only `changed_tasks`) at the next version.
+/// - Leases (token, worker, expiry, claim count) are kept per task, outside the [`Run`].
+/// - `release` sets the task's `due_at` in the stored run without bumping its version.
+/// - As an [`AuditSink`] it mirrors another store's chain: events it already has (same `seq`)
+///   are ignored, the next ones are appended verbatim if they link to its last event.
+///
+/// # Example
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use offboard_core::{MemoryStore, Store};
+/// use offboard_core::store::AuditQuery;
+///
+/// let store = MemoryStore::new();
+/// assert!(store.audit(AuditQuery::all()).await.unwrap().is_empty());
+/// # });
+/// ```
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("MemoryStore");
+        match self.state.try_lock() {
+            Ok(s) => d
+                .field("runs", &s.runs.len())
+                .field("leases", &s.leases.len())
+                .field("snapshots", &s.snapshots.len())
+                .field("accounts", &s.accounts.len())
+                .field("cursors", &s.cursors.len())
+                .field("audit_events", &s.audit.len()),
+            Err(_) => d.field("state", &"<locked>"),
+        };
+        d.finish()
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> Result<MutexGuard<'_, State>> {
+        self.state
+            .lock()
+            .map_err(|_| Error::storage("memory store poisoned by a panic while it was locked"))
+    }
+
+    /// **For tests only**: changes the stored audit event with sequence number `seq` in place,
+    /// without resealing it, to simulate tampering with the trail. Returns whether such an
+    /// event exists.
+    ///
+    /// # Example
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// use offboard_core::{AuditEvent, AuditKind, MemoryStore, Store};
+    /// use offboard_core::audit::verify_chain;
+    /// use offboard_core::store::AuditQuery;
+    ///
+    /// let store = MemoryStore::new();
+    /// let note = AuditKind::Note { name: "n".into(), data: serde_json::Value::Null };
+    /// store.append_audit(vec![AuditEvent::new(chrono::Utc::now(), "admin", note)]).await.unwrap();
+    /// assert!(store.tamper_with(1, |e| e.actor = "mallory".into()));
+    /// assert!(verify_chain(&store.audit(AuditQuery::all()).await.unwrap()).is_err());
+    /// # });
+    /// ```
+    pub fn tamper_with(&self, seq: u64, f: impl FnOnce(&mut AuditEvent)) -> bool {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match state.audit.iter_mut().find(|e| e.seq == seq) {
+            Some(event) => {
+                f(event);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn create_run(&self, run: &Run, events: Vec<AuditEvent>) -> Result<Vec<AuditEvent>> {
+        let mut state = self.state()?;
+        if state.runs.contains_key(&run.id) {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!("run {} already exists", run.id),
+            )
+            .fatal());
+        }
+        let mut stored = run.clone();
+        stored.version = 1;
+        state.runs.insert(stored.id, stored);
+        Ok(state.append(events))
+    }
+
+    async fn load_run(&self, id: RunId) -> Result<Option<Run>> {
+        Ok(self.state()?.runs.get(&id).cloned())
+    }
+
+    async fn commit(&self, commit: Commit) -> Result<(u64, Vec<AuditEvent>)> {
+        let mut state = self.state()?;
+        let id = commit.run.id;
+        let Some(stored) = state.runs.get(&id) else {
+            return Err(Error::not_found(format!("run {id} does not exist")));
+        };
+        if stored.version != commit.run.version {
+            return Err(conflict(format!(
+                "run {id} is at version {}, the commit was made at version {}",
+                stored.version, commit.run.version
+            ))
+            .with_context("run", id));
+        }
+        if let Some(lease) = &commit.lease
+            && (lease.run != id || !state.holds(lease))
+        {
+            return Err(conflict(format!("lease lost on task {}", lease.task))
+                .with_context("lease", "lost")
+                .with_context("run", id)
+                .with_context("task", lease.task));
+        }
+        let version = commit.run.version + 1;
+        // Write the run's own fields and only the changed tasks, as SQL stores do: a task
+        // released (rescheduled) meanwhile keeps its new `due_at`.
+        let mut run = commit.run;
+        run.version = version;
+        for (new, old) in run.tasks.iter_mut().zip(&stored.tasks) {
+            if new.id == old.id && !commit.changed_tasks.contains(&new.id) {
+                *new = old.clone();
+            }
+        }
+        state.runs.insert(id, run);
+        if commit.release
+            && let Some(lease) = &commit.lease
+            && let Some(l) = state.leases.get_mut(&lease.task)
+        {
+            l.held = None;
+        }
+        Ok((version, state.append(commit.events)))
+    }
+
+    async fn claim(&self, request: ClaimRequest) -> Result<Vec<Lease>> {
+        let mut guard = self.state()?;
+        let State { runs, leases, .. } = &mut *guard;
+        let now = request.now;
+        let until = chrono::Duration::from_std(request.lease_for)
+            .ok()
+            .and_then(|d| now.checked_add_signed(d))
+            .ok_or_else(|| Error::invalid_input("lease_for is too long"))?;
+        let free = |task: &TaskId| {
+            leases
+                .get(task)
+                .and_then(|l| l.held.as_ref())
+                .is_none_or(|h| h.until <= now)
+        };
+        let mut due: Vec<(DateTime<Utc>, TaskId, RunId)> = runs
+            .values()
+            .filter(|run| !run.state.is_terminal())
+            .flat_map(|run| {
+                run.tasks
+                    .iter()
+                    .filter_map(move |t| t.due_at.filter(|d| *d <= now).map(|d| (d, t.id, run.id)))
+            })
+            .filter(|(_, task, _)| free(task))
+            .collect();
+        due.sort_unstable();
+        due.truncate(request.limit);
+        Ok(due
+            .into_iter()
+            .map(|(_, task, run)| {
+                let entry = leases.entry(task).or_default();
+                entry.claims += 1;
+                let token = Uuid::new_v4();
+                entry.held = Some(Held {
+                    token,
+                    worker: request.worker.clone(),
+                    until,
+                });
+                Lease {
+                    run,
+                    task,
+                    worker: request.worker.clone(),
+                    token,
+                    until,
+                    claims: entry.claims,
+                }
+            })
+            .collect())
+    }
+
+    async fn renew(&self, lease: &Lease, until: DateTime<Utc>) -> Result<Lease> {
+        let mut state = self.state()?;
+        if !state.holds(lease) {
+            return Err(conflict(format!("lease lost on task {}", lease.task))
+                .with_context("task", lease.task));
+        }
+        let entry = state
+            .leases
+            .get_mut(&lease.task)
+            .ok_or_else(|| Error::internal("held lease has no entry"))?;
+        let held = entry
+            .held
+            .as_mut()
+            .ok_or_else(|| Error::internal("held lease has no holder"))?;
+        held.until = until;
+        Ok(Lease {
+            run: lease.run,
+            task: lease.task,
+            worker: held.worker.clone(),
+            token: held.token,
+            until,
+            claims: entry.claims,
+        })
+    }
+
+    async fn release(&self, lease: &Lease, due_at: Option<DateTime<Utc>>) -> Result<()> {
+        let mut state = self.state()?;
+        if !state.holds(lease) {
+            return Ok(());
+        }
+        if let Some(l) = state.leases.get_mut(&lease.task) {
+            l.held = None;
+        }
+        if let Some(task) = state
+            .runs
+            .get_mut(&lease.run)
+            .and_then(|run| run.task_mut(lease.task))
+        {
+            task.due_at = due_at;
+        }
+        Ok(())
+    }
+
+    async fn list_runs(&self, query: RunQuery) -> Result<Vec<RunSummary>> {
+        let state = self.state()?;
+        let mut runs: Vec<&Run> = state
+            .runs
+            .values()
+            .filter(|r| query.person.as_ref().is_none_or(|p| *p == r.person.id))
+            .filter(|r| query.since.is_none_or(|s| r.created_at >= s))
+            .filter(|r| query.until.is_none_or(|u| r.created_at < u))
+            .filter(|r| !query.open_only || !r.state.is_terminal())
+            .collect();
+        runs.sort_unstable_by_key(|r| std::cmp::Reverse((r.created_at, r.id)));
+        if query.limit > 0 {
+            runs.truncate(query.limit);
+        }
+        Ok(runs
+            .into_iter()
+            .map(|r| RunSummary {
+                id: r.id,
+                person: r.person.id.clone(),
+                state: r.state,
+                created_at: r.created_at,
+                finished_at: r.finished_at,
+            })
+            .collect())
+    }
+
+    async fn put_snapshot(&self, task: TaskId, snapshot: &Snapshot) -> Result<bool> {
+        let mut state = self.state()?;
+        if state.snapshots.contains_key(&task) {
+            return Ok(false);
+        }
+        state.snapshots.insert(task, snapshot.clone());
+        Ok(true)
+    }
+
+    async fn snapshot(&self, task: TaskId) -> Result<Option<Snapshot>> {
+        Ok(self.state()?.snapshots.get(&task).cloned())
+    }
+
+    async fn upsert_accounts(
+        &self,
+        person: &PersonId,
+        accounts: &[AccountRef],
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut state = self.state()?;
+        for account in accounts {
+            let key = (
+                person.clone(),
+                account.app.clone(),
+                account.external_id.clone(),
+            );
+            state
+                .accounts
+                .entry(key)
+                .and_modify(|known| {
+                    known.account = account.clone();
+                    known.last_seen = known.last_seen.max(at);
+                })
+                .or_insert_with(|| Account {
+                    person: person.clone(),
+                    account: account.clone(),
+                    first_seen: at,
+                    last_seen: at,
+                });
+        }
+        Ok(())
+    }
+
+    async fn accounts(&self, person: &PersonId) -> Result<Vec<Account>> {
+        Ok(self
+            .state()?
+            .accounts
+            .values()
+            .filter(|a| a.person == *person)
+            .cloned()
+            .collect())
+    }
+
+    async fn cursor(&self, source: &str) -> Result<Option<Cursor>> {
+        Ok(self.state()?.cursors.get(source).cloned())
+    }
+
+    async fn put_cursor(&self, source: &str, cursor: &Cursor) -> Result<()> {
+        self.state()?
+            .cursors
+            .insert(source.to_owned(), cursor.clone());
+        Ok(())
+    }
+
+    async fn append_audit(&self, events: Vec<AuditEvent>) -> Result<Vec<AuditEvent>> {
+        Ok(self.state()?.append(events))
+    }
+
+    async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditEvent>> {
+        let state = self.state()?;
+        let limit = if query.limit == 0 {
+            usize::MAX
+        } else {
+            query.limit
+        };
+        Ok(state
+            .audit
+            .iter()
+            .filter(|e| e.seq > query.after_seq)
+            .filter(|e| query.run.is_none_or(|r| e.run == Some(r)))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+}
+
+/// Mirrors sealed events from another store.
+///
+/// # Behavior
+/// Events whose `seq` it already holds are ignored. An event with the next `seq` whose
+/// `prev_hash` links to the last stored event is appended as is (not resealed).
+///
+/// # Errors
+/// `Conflict` for an event that leaves a gap or does not link to the stored chain; the events
+/// before it are kept.
+#[async_trait]
+impl AuditSink for MemoryStore {
+    async fn record(&self, events: &[AuditEvent]) -> Result<()> {
+        let mut state = self.state()?;
+        for event in events {
+            let (last_seq, last_hash) = state
+                .audit
+                .last()
+                .map_or((0, GENESIS_HASH), |e| (e.seq, e.hash.as_str()));
+            if event.seq <= last_seq {
+                continue;
+            }
+            if event.seq != last_seq + 1 || event.prev_hash != last_hash {
+                return Err(conflict(format!(
+                    "audit event {} does not follow event {last_seq} of the stored chain",
+                    event.seq
+                )));
+            }
+            state.audit.push(event.clone());
+        }
+        Ok(())
+    }
+}
+
+/// An [`AuditSink`] that keeps the events it receives, in order, for tests.
+///
+/// # Behavior
+/// Receiving an event whose `seq` it already holds is a no-op (unsealed events, `seq` 0, are
+/// all kept).
+#[derive(Debug, Default)]
+pub struct MemoryAuditSink {
+    events: Mutex<Vec<AuditEvent>>,
+}
+
+impl MemoryAuditSink {
+    /// An empty sink.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The events received so far, in the order they arrived.
+    pub fn events(&self) -> Vec<AuditEvent> {
+        self.events
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+#[async_trait]
+impl AuditSink for MemoryAuditSink {
+    async fn record(&self, events: &[AuditEvent]) -> Result<()> {
+        let mut kept = self
+            .events
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for event in events {
+            if event.seq == 0 || !kept.iter().any(|e| e.seq == event.seq) {
+                kept.push(event.clone());
+            }
+        }
+        Ok(())
+    }
+}

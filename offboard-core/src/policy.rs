@@ -1,0 +1,684 @@
+//! Offboarding policy: per-app method, protected accounts, critical actions, stages in time and
+//! ordering constraints. Written in TOML; see `examples/policy.toml` for a documented example.
+//!
+//! ```toml
+//! protected = ["ceo@example.com"]          # people never offboarded
+//! critical = ["okta.deactivate"]           # critical on top of what connectors flag
+//! unknown_apps = "delegate_email"          # discovered apps without an entry: ignore | delegate_jira | delegate_email
+//!
+//! [stages]                                 # offsets from the run's effective time
+//! last_day = "0d"
+//! cleanup = "30d"
+//!
+//! [apps.okta]
+//! method = "automatic"
+//! actions = ["okta.suspend", { name = "okta.delete", stage = "cleanup" }]
+//! protected_accounts = ["break-glass@example.com"]
+//!
+//! [apps.salesforce]
+//! method = "delegate"
+//! via = "jira"
+//!
+//! [[order]]                                # extra ordering: `before` completes first
+//! before = "google.transfer_drive"
+//! after = "okta.delete"
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::action::{Action, ActionName};
+use crate::error::{Error, ErrorKind};
+use crate::model::{AppId, Person};
+use crate::run::DelegateVia;
+
+/// The first stage's name when a policy defines none.
+pub const DEFAULT_STAGE: &str = "effective";
+
+/// A stage in time: actions in it run at the run's effective time plus `offset`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stage {
+    /// Name (`last_day`, `cleanup`).
+    pub name: String,
+    /// Offset from the effective time.
+    pub offset: chrono::Duration,
+}
+
+/// An action the policy runs, in a stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedAction {
+    /// The action with its parameters.
+    pub action: Action,
+    /// The stage's name.
+    pub stage: String,
+    /// Line in the policy file (0 when built in code), for error messages.
+    pub line: usize,
+}
+
+/// How one app is offboarded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Method {
+    /// Run these actions through the app's connector, in order of their constraints.
+    Automatic {
+        /// The actions.
+        actions: Vec<PlannedAction>,
+    },
+    /// Ask a human.
+    Delegate {
+        /// Jira or email.
+        via: DelegateVia,
+    },
+    /// Take the app off the person's list; nothing is run.
+    Ignore,
+}
+
+/// One app's policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppPolicy {
+    /// The method.
+    pub method: Method,
+    /// Logins in this app that are never touched (service accounts, break-glass).
+    pub protected_accounts: Vec<String>,
+    /// Line in the policy file (0 when built in code).
+    pub line: usize,
+}
+
+/// An ordering constraint: tasks running `before` complete before tasks running `after` start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderRule {
+    /// First.
+    pub before: ActionName,
+    /// Then.
+    pub after: ActionName,
+    /// Line in the policy file.
+    pub line: usize,
+}
+
+/// The whole policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// People (email, alias or person id) who are never offboarded.
+    pub protected: Vec<String>,
+    /// Actions treated as critical in addition to those connectors flag.
+    pub critical: Vec<ActionName>,
+    /// Stages, in time order.
+    pub stages: Vec<Stage>,
+    /// Per-app policies.
+    pub apps: BTreeMap<AppId, AppPolicy>,
+    /// Method for discovered apps that have no entry.
+    pub unknown_apps: Method,
+    /// Extra ordering constraints.
+    pub order: Vec<OrderRule>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            protected: Vec::new(),
+            critical: Vec::new(),
+            stages: vec![Stage {
+                name: DEFAULT_STAGE.into(),
+                offset: chrono::Duration::zero(),
+            }],
+            apps: BTreeMap::new(),
+            unknown_apps: Method::Ignore,
+            order: Vec::new(),
+        }
+    }
+}
+
+/// A policy file error, naming the line and the field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyError {
+    /// 1-based line (0 when unknown).
+    pub line: usize,
+    /// Dotted path of the field (`apps.okta.actions[1].stage`).
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "policy line {}, field `{}`: {}",
+            self.line, self.field, self.message
+        )
+    }
+}
+
+impl std::error::Error for PolicyError {}
+
+impl From<PolicyError> for Error {
+    fn from(e: PolicyError) -> Self {
+        Error::new(ErrorKind::Config, e.to_string())
+            .with_context("line", e.line)
+            .with_context("field", e.field)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    #[serde(default)]
+    protected: Vec<Spanned<String>>,
+    #[serde(default)]
+    critical: Vec<Spanned<String>>,
+    #[serde(default)]
+    unknown_apps: Option<Spanned<String>>,
+    #[serde(default)]
+    stages: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    apps: BTreeMap<String, Spanned<RawApp>>,
+    #[serde(default)]
+    order: Vec<Spanned<RawOrder>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApp {
+    method: Spanned<String>,
+    #[serde(default)]
+    actions: Option<Vec<Spanned<toml::Value>>>,
+    #[serde(default)]
+    via: Option<Spanned<String>>,
+    #[serde(default)]
+    protected_accounts: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOrder {
+    before: Spanned<String>,
+    after: Spanned<String>,
+}
+
+struct Lines<'a>(&'a str);
+
+impl Lines<'_> {
+    fn at(&self, offset: usize) -> usize {
+        self.0.as_bytes()[..offset.min(self.0.len())]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            + 1
+    }
+
+    fn err<T>(
+        &self,
+        span: std::ops::Range<usize>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Result<T, PolicyError> {
+        Err(PolicyError {
+            line: self.at(span.start),
+            field: field.into(),
+            message: message.into(),
+        })
+    }
+}
+
+/// Parses `"30d"`, `"+12h"`, `"90m"`, `"0d"`, `"45s"`.
+fn parse_offset(s: &str) -> Option<chrono::Duration> {
+    let s = s.trim().trim_start_matches('+');
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
+    let n: i64 = num.parse().ok()?;
+    match unit {
+        "d" => chrono::Duration::try_days(n),
+        "h" => chrono::Duration::try_hours(n),
+        "m" => chrono::Duration::try_minutes(n),
+        "s" => chrono::Duration::try_seconds(n),
+        _ => None,
+    }
+}
+
+fn parse_method(s: &str) -> Option<Method> {
+    match s {
+        "ignore" => Some(Method::Ignore),
+        "delegate_jira" => Some(Method::Delegate {
+            via: DelegateVia::Jira,
+        }),
+        "delegate_email" => Some(Method::Delegate {
+            via: DelegateVia::Email,
+        }),
+        _ => None,
+    }
+}
+
+fn parse_via(s: &str) -> Option<DelegateVia> {
+    match s {
+        "jira" => Some(DelegateVia::Jira),
+        "email" => Some(DelegateVia::Email),
+        _ => None,
+    }
+}
+
+impl Policy {
+    /// Parses a TOML policy.
+    ///
+    /// # Errors
+    /// A [`PolicyError`] naming the line and field of the first problem: syntax, unknown field,
+    /// unknown method, malformed action name, undefined stage, bad offset.
+    pub fn from_toml(src: &str) -> Result<Self, PolicyError> {
+        let lines = Lines(src);
+        let raw: RawPolicy = toml::from_str(src).map_err(|e| {
+            let line = e.span().map(|s| lines.at(s.start)).unwrap_or(0);
+            let message = e.message().to_owned();
+            let field = message
+                .split('`')
+                .nth(1)
+                .filter(|_| message.contains("field"))
+                .unwrap_or("")
+                .to_owned();
+            PolicyError {
+                line,
+                field,
+                message,
+            }
+        })?;
+
+        let mut policy = Policy {
+            stages: Vec::new(),
+            ..Policy::default()
+        };
+        for (name, offset) in &raw.stages {
+            let Some(d) = parse_offset(offset.get_ref()) else {
+                return lines.err(
+                    offset.span(),
+                    format!("stages.{name}"),
+                    format!(
+                        "{:?} is not an offset like \"0d\", \"30d\", \"12h\"",
+                        offset.get_ref()
+                    ),
+                );
+            };
+            policy.stages.push(Stage {
+                name: name.clone(),
+                offset: d,
+            });
+        }
+        if policy.stages.is_empty() {
+            policy.stages.push(Stage {
+                name: DEFAULT_STAGE.into(),
+                offset: chrono::Duration::zero(),
+            });
+        }
+        policy.stages.sort_by_key(|s| s.offset);
+        let first_stage = policy.stages[0].name.clone();
+
+        policy.protected = raw
+            .protected
+            .into_iter()
+            .map(|p| p.into_inner().to_ascii_lowercase())
+            .collect();
+        for (i, c) in raw.critical.iter().enumerate() {
+            match ActionName::parse(c.get_ref()) {
+                Ok(n) => policy.critical.push(n),
+                Err(e) => {
+                    return lines.err(c.span(), format!("critical[{i}]"), e.message().to_owned());
+                }
+            }
+        }
+        if let Some(u) = &raw.unknown_apps {
+            policy.unknown_apps = parse_method(u.get_ref()).map_or_else(
+                || {
+                    lines.err(
+                        u.span(),
+                        "unknown_apps",
+                        format!(
+                            "{:?} is not one of ignore, delegate_jira, delegate_email",
+                            u.get_ref()
+                        ),
+                    )
+                },
+                Ok,
+            )?;
+        }
+
+        for (app, spanned) in raw.apps {
+            let line = lines.at(spanned.span().start);
+            let raw_app = spanned.into_inner();
+            let field = format!("apps.{app}");
+            let method = match raw_app.method.get_ref().as_str() {
+                "automatic" => {
+                    let Some(entries) = raw_app.actions else {
+                        return lines.err(
+                            raw_app.method.span(),
+                            format!("{field}.actions"),
+                            "method \"automatic\" needs a list of actions",
+                        );
+                    };
+                    let mut actions = Vec::new();
+                    for (i, entry) in entries.iter().enumerate() {
+                        actions.push(parse_action(
+                            &lines,
+                            &policy,
+                            &first_stage,
+                            &format!("{field}.actions[{i}]"),
+                            entry,
+                        )?);
+                    }
+                    if let Some(via) = &raw_app.via {
+                        return lines.err(
+                            via.span(),
+                            format!("{field}.via"),
+                            "`via` belongs to method \"delegate\"",
+                        );
+                    }
+                    Method::Automatic { actions }
+                }
+                "delegate" => {
+                    let Some(via) = &raw_app.via else {
+                        return lines.err(
+                            raw_app.method.span(),
+                            format!("{field}.via"),
+                            "method \"delegate\" needs `via = \"jira\"` or `via = \"email\"`",
+                        );
+                    };
+                    let Some(v) = parse_via(via.get_ref()) else {
+                        return lines.err(
+                            via.span(),
+                            format!("{field}.via"),
+                            format!("{:?} is not jira or email", via.get_ref()),
+                        );
+                    };
+                    Method::Delegate { via: v }
+                }
+                "ignore" => Method::Ignore,
+                other => {
+                    return lines.err(
+                        raw_app.method.span(),
+                        format!("{field}.method"),
+                        format!("{other:?} is not one of automatic, delegate, ignore"),
+                    );
+                }
+            };
+            if let Method::Automatic { actions } = &method {
+                for a in actions {
+                    if a.action.name.app().as_str() != app {
+                        return Err(PolicyError {
+                            line: a.line,
+                            field: format!("{field}.actions"),
+                            message: format!(
+                                "action {} belongs to app {}, not {app}",
+                                a.action.name,
+                                a.action.name.app()
+                            ),
+                        });
+                    }
+                }
+            }
+            policy.apps.insert(
+                AppId::new(app),
+                AppPolicy {
+                    method,
+                    protected_accounts: raw_app
+                        .protected_accounts
+                        .into_iter()
+                        .map(|s| s.to_ascii_lowercase())
+                        .collect(),
+                    line,
+                },
+            );
+        }
+
+        for (i, rule) in raw.order.iter().enumerate() {
+            let r = rule.get_ref();
+            let parse = |s: &Spanned<String>, which: &str| {
+                ActionName::parse(s.get_ref()).or_else(|e| {
+                    lines.err(
+                        s.span(),
+                        format!("order[{i}].{which}"),
+                        e.message().to_owned(),
+                    )
+                })
+            };
+            policy.order.push(OrderRule {
+                before: parse(&r.before, "before")?,
+                after: parse(&r.after, "after")?,
+                line: lines.at(rule.span().start),
+            });
+        }
+        Ok(policy)
+    }
+
+    /// The stage with this name.
+    pub fn stage(&self, name: &str) -> Option<&Stage> {
+        self.stages.iter().find(|s| s.name == name)
+    }
+
+    /// Whether the person is protected (by id, email or alias, case-insensitive).
+    pub fn is_protected(&self, person: &Person) -> bool {
+        let id = person.id.as_str().to_ascii_lowercase();
+        self.protected
+            .iter()
+            .any(|p| *p == id || person.addresses().any(|a| a == *p))
+    }
+
+    /// Whether policy marks the action critical.
+    pub fn is_critical(&self, name: &ActionName) -> bool {
+        self.critical.contains(name)
+    }
+}
+
+fn parse_action(
+    lines: &Lines<'_>,
+    policy: &Policy,
+    first_stage: &str,
+    field: &str,
+    entry: &Spanned<toml::Value>,
+) -> Result<PlannedAction, PolicyError> {
+    let span = entry.span();
+    let line = lines.at(span.start);
+    let (name, stage, params) = match entry.get_ref() {
+        toml::Value::String(s) => (s.clone(), first_stage.to_owned(), serde_json::Value::Null),
+        toml::Value::Table(t) => {
+            for key in t.keys() {
+                if !["name", "stage", "params"].contains(&key.as_str()) {
+                    return lines.err(
+                        span,
+                        format!("{field}.{key}"),
+                        format!("unknown field `{key}`, expected one of `name`, `stage`, `params`"),
+                    );
+                }
+            }
+            let Some(toml::Value::String(name)) = t.get("name") else {
+                return lines.err(
+                    span,
+                    format!("{field}.name"),
+                    "missing action `name` (a string)",
+                );
+            };
+            let stage = match t.get("stage") {
+                None => first_stage.to_owned(),
+                Some(toml::Value::String(s)) => s.clone(),
+                Some(_) => {
+                    return lines.err(span, format!("{field}.stage"), "`stage` must be a string");
+                }
+            };
+            let params = match t.get("params") {
+                None => serde_json::Value::Null,
+                Some(p @ toml::Value::Table(_)) => {
+                    serde_json::to_value(p).map_err(|e| PolicyError {
+                        line,
+                        field: format!("{field}.params"),
+                        message: e.to_string(),
+                    })?
+                }
+                Some(_) => {
+                    return lines.err(span, format!("{field}.params"), "`params` must be a table");
+                }
+            };
+            (name.clone(), stage, params)
+        }
+        _ => {
+            return lines.err(
+                span,
+                field,
+                "an action is a name string or a table with `name`",
+            );
+        }
+    };
+    let name = ActionName::parse(&name).or_else(|e| {
+        lines.err(
+            span.clone(),
+            format!("{field}.name"),
+            e.message().to_owned(),
+        )
+    })?;
+    if policy.stage(&stage).is_none() {
+        let known: Vec<&str> = policy.stages.iter().map(|s| s.name.as_str()).collect();
+        return lines.err(
+            span,
+            format!("{field}.stage"),
+            format!(
+                "stage {stage:?} is not defined in [stages] (defined: {})",
+                known.join(", ")
+            ),
+        );
+    }
+    Ok(PlannedAction {
+        action: Action { name, params },
+        stage,
+        line,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+protected = ["CEO@example.com"]
+critical = ["okta.deactivate"]
+unknown_apps = "delegate_email"
+
+[stages]
+last_day = "0d"
+cleanup = "+30d"
+
+[apps.okta]
+method = "automatic"
+actions = ["okta.suspend", { name = "okta.delete", stage = "cleanup" }]
+protected_accounts = ["Break-Glass@example.com"]
+
+[apps.google]
+method = "automatic"
+actions = [{ name = "google.move_to_ou", params = { ou = "/Offboarded" } }]
+
+[apps.salesforce]
+method = "delegate"
+via = "jira"
+
+[apps.figma]
+method = "ignore"
+
+[[order]]
+before = "google.move_to_ou"
+after = "okta.delete"
+"#;
+
+    #[test]
+    fn parses_a_full_policy() {
+        let p = Policy::from_toml(GOOD).unwrap();
+        assert_eq!(
+            p.stages.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            ["last_day", "cleanup"]
+        );
+        assert_eq!(
+            p.stage("cleanup").unwrap().offset,
+            chrono::Duration::days(30)
+        );
+        assert!(p.is_protected(&Person::new("x", "ceo@EXAMPLE.com")));
+        assert!(!p.is_protected(&Person::new("y", "dev@example.com")));
+        let Method::Automatic { actions } = &p.apps[&AppId::new("okta")].method else {
+            panic!()
+        };
+        assert_eq!(actions[0].stage, "last_day");
+        assert_eq!(actions[1].stage, "cleanup");
+        assert_eq!(actions[1].line, 12);
+        let Method::Automatic { actions } = &p.apps[&AppId::new("google")].method else {
+            panic!()
+        };
+        assert_eq!(
+            actions[0].action.params,
+            serde_json::json!({"ou": "/Offboarded"})
+        );
+        assert_eq!(
+            p.apps[&AppId::new("salesforce")].method,
+            Method::Delegate {
+                via: DelegateVia::Jira
+            }
+        );
+        assert_eq!(
+            p.unknown_apps,
+            Method::Delegate {
+                via: DelegateVia::Email
+            }
+        );
+        assert_eq!(p.order.len(), 1);
+        assert_eq!(
+            p.apps[&AppId::new("okta")].protected_accounts,
+            ["break-glass@example.com"]
+        );
+    }
+
+    fn err(src: &str) -> PolicyError {
+        Policy::from_toml(src).unwrap_err()
+    }
+
+    #[test]
+    fn errors_name_line_and_field() {
+        let e = err(
+            "[apps.okta]\nmethod = \"automatic\"\nactions = [\"okta.suspend\",\n  { name = \"okta.delete\", stage = \"later\" }]\n",
+        );
+        assert_eq!(
+            (e.line, e.field.as_str()),
+            (4, "apps.okta.actions[1].stage"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("policy line 4"), "{e}");
+
+        let e = err("[apps.okta]\nmethod = \"automagic\"\n");
+        assert_eq!((e.line, e.field.as_str()), (2, "apps.okta.method"), "{e}");
+
+        let e = err("[apps.okta]\nmethod = \"automatic\"\nactoins = []\n");
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.message.contains("actoins"), "{e}");
+
+        let e = err("[stages]\nlater = \"soon\"\n");
+        assert_eq!((e.line, e.field.as_str()), (2, "stages.later"), "{e}");
+
+        let e = err("[apps.okta]\nmethod = \"automatic\"\nactions = [\"Okta.Suspend\"]\n");
+        assert_eq!(
+            (e.line, e.field.as_str()),
+            (3, "apps.okta.actions[0].name"),
+            "{e}"
+        );
+
+        let e = err("[apps.okta]\nmethod = \"automatic\"\nactions = [\"google.suspend\"]\n");
+        assert_eq!(e.field, "apps.okta.actions", "{e}");
+
+        let e = err("[apps.jira]\nmethod = \"delegate\"\nvia = \"pigeon\"\n");
+        assert_eq!((e.line, e.field.as_str()), (3, "apps.jira.via"), "{e}");
+
+        let e = err("x = [\n");
+        assert!(e.line >= 1, "{e}");
+
+        let as_error: Error = err("[apps.okta]\nmethod = 1\n").into();
+        assert_eq!(as_error.kind(), ErrorKind::Config);
+    }
+
+    #[test]
+    fn offsets() {
+        assert_eq!(parse_offset("0d"), Some(chrono::Duration::zero()));
+        assert_eq!(parse_offset("+12h"), Some(chrono::Duration::hours(12)));
+        assert_eq!(parse_offset("90m"), Some(chrono::Duration::minutes(90)));
+        assert_eq!(parse_offset("d"), None);
+        assert_eq!(parse_offset("3w"), None);
+    }
+}

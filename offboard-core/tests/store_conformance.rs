@@ -1,0 +1,287 @@
+//! Runs the store conformance suite against `MemoryStore`, and checks that the suite catches a
+//! broken store.
+
+use std::collections::HashSet;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures::FutureExt;
+use offboard_core::audit::{self, ChainProblem};
+use offboard_core::store::conformance;
+use offboard_core::{
+    Account, AccountRef, AuditEvent, AuditKind, AuditQuery, AuditSink, ClaimRequest, Commit,
+    Cursor, Lease, MemoryAuditSink, MemoryStore, PersonId, Result, Run, RunId, RunQuery,
+    RunSummary, Snapshot, Store, TaskId,
+};
+
+#[tokio::test]
+async fn memory_store_passes_the_suite() {
+    conformance::run_all(&MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn memory_store_passes_the_suite_twice_on_one_store() {
+    // The suite must cope with a store that already holds data (its own, from the first pass).
+    let store = MemoryStore::new();
+    conformance::run_all(&store).await;
+    conformance::run_all(&store).await;
+}
+
+#[tokio::test]
+async fn suite_accepts_an_arc_store() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    conformance::run_all(&store).await;
+}
+
+/// A store that forgets optimistic concurrency: every commit is applied at the stored version.
+#[derive(Debug, Default)]
+struct IgnoresVersions(MemoryStore);
+
+#[deny(clippy::missing_trait_methods)]
+#[async_trait]
+impl Store for IgnoresVersions {
+    async fn create_run(&self, run: &Run, events: Vec<AuditEvent>) -> Result<Vec<AuditEvent>> {
+        self.0.create_run(run, events).await
+    }
+    async fn load_run(&self, id: RunId) -> Result<Option<Run>> {
+        self.0.load_run(id).await
+    }
+    async fn commit(&self, mut commit: Commit) -> Result<(u64, Vec<AuditEvent>)> {
+        if let Some(stored) = self.0.load_run(commit.run.id).await? {
+            commit.run.version = stored.version;
+        }
+        self.0.commit(commit).await
+    }
+    async fn claim(&self, request: ClaimRequest) -> Result<Vec<Lease>> {
+        self.0.claim(request).await
+    }
+    async fn renew(&self, lease: &Lease, until: DateTime<Utc>) -> Result<Lease> {
+        self.0.renew(lease, until).await
+    }
+    async fn release(&self, lease: &Lease, due_at: Option<DateTime<Utc>>) -> Result<()> {
+        self.0.release(lease, due_at).await
+    }
+    async fn list_runs(&self, query: RunQuery) -> Result<Vec<RunSummary>> {
+        self.0.list_runs(query).await
+    }
+    async fn put_snapshot(&self, task: TaskId, snapshot: &Snapshot) -> Result<bool> {
+        self.0.put_snapshot(task, snapshot).await
+    }
+    async fn snapshot(&self, task: TaskId) -> Result<Option<Snapshot>> {
+        self.0.snapshot(task).await
+    }
+    async fn upsert_accounts(
+        &self,
+        person: &PersonId,
+        accounts: &[AccountRef],
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        self.0.upsert_accounts(person, accounts, at).await
+    }
+    async fn accounts(&self, person: &PersonId) -> Result<Vec<Account>> {
+        self.0.accounts(person).await
+    }
+    async fn cursor(&self, source: &str) -> Result<Option<Cursor>> {
+        self.0.cursor(source).await
+    }
+    async fn put_cursor(&self, source: &str, cursor: &Cursor) -> Result<()> {
+        self.0.put_cursor(source, cursor).await
+    }
+    async fn append_audit(&self, events: Vec<AuditEvent>) -> Result<Vec<AuditEvent>> {
+        self.0.append_audit(events).await
+    }
+    async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditEvent>> {
+        self.0.audit(query).await
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn suite_catches_a_store_that_ignores_versions() {
+    let store = IgnoresVersions::default();
+    let outcome = AssertUnwindSafe(conformance::stale_commit_conflicts(&store))
+        .catch_unwind()
+        .await;
+    let payload = outcome.expect_err("the stale-commit rule passed a store that ignores versions");
+    let message = panic_message(&*payload);
+    assert!(
+        message.contains("`stale_commit_conflicts` violated")
+            && message.contains("expected a Conflict"),
+        "unexpected panic message: {message}"
+    );
+
+    // run_all stops at the same rule.
+    let outcome = AssertUnwindSafe(conformance::run_all(&IgnoresVersions::default()))
+        .catch_unwind()
+        .await;
+    let message = panic_message(&*outcome.expect_err("run_all passed a broken store"));
+    assert!(
+        message.contains("`stale_commit_conflicts` violated"),
+        "unexpected panic message: {message}"
+    );
+}
+
+#[tokio::test]
+async fn suite_panics_inside_a_spawned_task_too() {
+    let store = Arc::new(IgnoresVersions::default());
+    let handle = tokio::spawn(async move {
+        conformance::stale_commit_conflicts(&*store).await;
+    });
+    let err = handle
+        .await
+        .expect_err("the stale-commit rule passed a store that ignores versions");
+    assert!(err.is_panic());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_from_many_threads_are_disjoint() {
+    let store = Arc::new(MemoryStore::new());
+    let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+    let run = sample_run(200, now);
+    store.create_run(&run, Vec::new()).await.unwrap();
+
+    let handles: Vec<_> = (0..32)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                loop {
+                    let leases = store
+                        .claim(ClaimRequest::new(
+                            format!("w{i}"),
+                            now,
+                            Duration::from_secs(60),
+                            3,
+                        ))
+                        .await
+                        .unwrap();
+                    if leases.is_empty() {
+                        return got;
+                    }
+                    got.extend(leases.into_iter().map(|l| l.task));
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    let mut seen = HashSet::new();
+    for handle in handles {
+        for task in handle.await.unwrap() {
+            assert!(seen.insert(task), "task {task} handed out twice");
+        }
+    }
+    assert_eq!(seen.len(), 200);
+}
+
+/// A minimal running run with `n` pending tasks due at `now` (serde fills the defaults).
+fn sample_run(n: usize, now: DateTime<Utc>) -> Run {
+    let tasks: Vec<serde_json::Value> = (0..n)
+        .map(|_| {
+            let id = TaskId::new_v4();
+            serde_json::json!({
+                "id": id,
+                "app": "okta",
+                "kind": {"type": "action", "action": {"name": "okta.suspend"}},
+                "stage": "last_day",
+                "not_before": now,
+                "critical": false,
+                "reversible": false,
+                "not_found_is_done": true,
+                "idempotency_key": id.to_string(),
+                "state": {"state": "pending"},
+                "attempts": 0,
+                "due_at": now,
+            })
+        })
+        .collect();
+    serde_json::from_value(serde_json::json!({
+        "id": RunId::new_v4(),
+        "person": {"id": "p-threads", "email": "p@example.com"},
+        "initiator": {"type": "schedule"},
+        "created_at": now,
+        "effective_at": now,
+        "plan_digest": "d",
+        "tasks": tasks,
+        "state": "running",
+    }))
+    .expect("valid run JSON")
+}
+
+fn note(name: &str) -> AuditEvent {
+    AuditEvent::new(
+        DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
+        "test",
+        AuditKind::Note {
+            name: name.into(),
+            data: serde_json::Value::Null,
+        },
+    )
+}
+
+#[tokio::test]
+async fn tampering_is_detected() {
+    let store = MemoryStore::new();
+    store
+        .append_audit(vec![note("a"), note("b"), note("c")])
+        .await
+        .unwrap();
+    let all = store.audit(AuditQuery::all()).await.unwrap();
+    assert_eq!(audit::verify_chain(&all), Ok(3));
+
+    assert!(store.tamper_with(2, |e| e.actor = "mallory".into()));
+    assert!(!store.tamper_with(99, |_| {}));
+    let all = store.audit(AuditQuery::all()).await.unwrap();
+    assert_eq!(
+        audit::verify_chain(&all),
+        Err(ChainProblem::Altered { seq: 2 })
+    );
+}
+
+#[tokio::test]
+async fn memory_audit_sink_keeps_events_once() {
+    let store = MemoryStore::new();
+    let sealed = store
+        .append_audit(vec![note("a"), note("b")])
+        .await
+        .unwrap();
+    let sink = MemoryAuditSink::new();
+    sink.record(&sealed).await.unwrap();
+    sink.record(&sealed[1..]).await.unwrap();
+    assert_eq!(sink.events(), sealed);
+}
+
+#[tokio::test]
+async fn memory_store_mirrors_another_chain_as_a_sink() {
+    let primary = MemoryStore::new();
+    let mirror = MemoryStore::new();
+    let first = primary
+        .append_audit(vec![note("a"), note("b")])
+        .await
+        .unwrap();
+    let second = primary.append_audit(vec![note("c")]).await.unwrap();
+
+    mirror.record(&first).await.unwrap();
+    mirror.record(&first).await.unwrap(); // duplicate: harmless
+    mirror.record(&second).await.unwrap();
+    let mirrored = mirror.audit(AuditQuery::all()).await.unwrap();
+    assert_eq!(mirrored, primary.audit(AuditQuery::all()).await.unwrap());
+    assert_eq!(audit::verify_chain(&mirrored), Ok(3));
+
+    // A gap is refused.
+    let other = MemoryStore::new();
+    let err = other.record(&second).await.unwrap_err();
+    assert_eq!(err.kind(), offboard_core::ErrorKind::Conflict);
+    // Its own committed events recorded back into it change nothing.
+    primary.record(&first).await.unwrap();
+    assert_eq!(primary.audit(AuditQuery::all()).await.unwrap().len(), 3);
+}

@@ -1,0 +1,933 @@
+//! Engine tests on the in-memory store and the testkit's reference connector, under a paused
+//! tokio clock: time moves only when every task waits.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use offboard::engine::Backoff;
+use offboard::machine::{self, Event};
+use offboard::memory::MemoryStore;
+use offboard::{
+    AccountRef, AccountStatus, Action, AuditKind, AuditQuery, Capabilities, ClaimRequest,
+    Confirmation, Connector, Engine, ErrorKind, ExecuteOptions, ExecuteReply, Initiator, Limits,
+    LookupRequest, Outcome, Person, Policy, RetryPolicy, Run, RunRequest, RunState, Snapshot,
+    Store, TaskState, Verification,
+};
+use offboard_testkit::reference::{
+    ReferenceConnector, ReferenceDelegate, ReferenceUser, permanent, unavailable,
+};
+
+fn admin() -> Initiator {
+    Initiator::Admin {
+        actor: "admin@example.com".into(),
+    }
+}
+
+fn ada() -> Person {
+    Person::new("p-ada", "ada@example.com").with_name("Ada")
+}
+
+fn policy(src: &str) -> Policy {
+    Policy::from_toml(src).expect("test policy parses")
+}
+
+const IDP_BASIC: &str = r#"
+[apps.idp]
+method = "automatic"
+actions = ["idp.suspend", "idp.clear_sessions", "idp.remove_groups"]
+"#;
+
+fn idp(users: &[&str]) -> Arc<ReferenceConnector> {
+    Arc::new(
+        ReferenceConnector::builder("idp")
+            .users(users.iter().map(|u| ReferenceUser::employee(*u)))
+            .build(),
+    )
+}
+
+struct Setup {
+    engine: Engine,
+    store: Arc<MemoryStore>,
+}
+
+fn engine_with(
+    store: Arc<MemoryStore>,
+    connectors: Vec<(Arc<dyn Connector>, Limits)>,
+    policy_src: &str,
+    tweak: impl FnOnce(offboard::EngineBuilder) -> offboard::EngineBuilder,
+) -> Setup {
+    let mut b = Engine::builder()
+        .store(store.clone())
+        .policy(policy(policy_src))
+        .backoff(Backoff {
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(60),
+        });
+    for (c, l) in connectors {
+        b = b.connector_with_limits(c, l);
+    }
+    Setup {
+        engine: tweak(b).build().expect("engine builds"),
+        store,
+    }
+}
+
+async fn offboard(engine: &Engine, person: Person) -> Run {
+    let plan = engine
+        .plan(RunRequest::new(person, admin()))
+        .await
+        .expect("plan");
+    let confirm = plan
+        .has_critical()
+        .then(|| Confirmation::of(&plan, "admin@example.com"));
+    let id = engine.submit(plan, confirm).await.expect("submit");
+    let workers = engine.start();
+    let run = engine.wait(id).await.expect("wait");
+    workers.shutdown().await;
+    run
+}
+
+fn task<'a>(run: &'a Run, label: &str) -> &'a offboard::Task {
+    run.tasks
+        .iter()
+        .find(|t| t.label() == label)
+        .unwrap_or_else(|| panic!("no task {label}"))
+}
+
+#[tokio::test(start_paused = true)]
+async fn offboards_and_changes_the_tenant() {
+    let c = idp(&["ada@example.com", "grace@example.com"]);
+    let s = engine_with(
+        Arc::new(MemoryStore::new()),
+        vec![(c.clone(), Limits::default())],
+        IDP_BASIC,
+        |b| b,
+    );
+    let run = offboard(&s.engine, ada()).await;
+    assert_eq!(run.state, RunState::Completed);
+    let u = c.user_by_login("ada@example.com").unwrap();
+    assert_eq!(u.status, AccountStatus::Suspended);
+    assert!(u.groups.is_empty());
+    assert_eq!(u.sessions, 0);
+    let g = c.user_by_login("grace@example.com").unwrap();
+    assert_eq!(
+        g.status,
+        AccountStatus::Active,
+        "the other user is untouched"
+    );
+    assert_eq!(c.effects(&g.external_id, "idp.suspend"), 0);
+    // Ordering: sessions are cleared only after suspension completed.
+    let suspend = task(&run, "idp.suspend");
+    let clear = task(&run, "idp.clear_sessions");
+    assert!(clear.started_at.unwrap() >= suspend.finished_at.unwrap());
+    assert_eq!(clear.depends_on, vec![suspend.id]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_wait_for_the_vendor_hint() {
+    let c = Arc::new(
+        ReferenceConnector::builder("idp")
+            .user(ReferenceUser::employee("ada@example.com"))
+            .fail_next("idp.suspend", 2, unavailable(Some(Duration::from_secs(30))))
+            .build(),
+    );
+    let s = engine_with(
+        Arc::new(MemoryStore::new()),
+        vec![(c.clone(), Limits::default())],
+        IDP_BASIC,
+        |b| b,
+    );
+    let t0 = s.engine.now();
+    let run = offboard(&s.engine, ada()).await;
+    assert_eq!(run.state, RunState::Completed);
+    let suspend = task(&run, "idp.suspend");
+    assert_eq!(suspend.attempts, 3);
+    // Backoff is at most 2 s here, so the 30 s hint decides both waits.
+    let took = (suspend.finished_at.unwrap() - t0).to_std().unwrap();
+    assert!(
+        took >= Duration::from_secs(60),
+        "waited {took:?}, expected two 30 s hints"
+    );
+    assert!(took < Duration::from_secs(62), "waited {took:?}");
+    let events = s.store.audit(AuditQuery::run(run.id)).await.unwrap();
+    let errored: Vec<_> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            AuditKind::Transition {
+                event: Event::TaskErrored { error, .. },
+                ..
+            } => Some(error.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(errored.len(), 2);
+    assert!(
+        errored
+            .iter()
+            .all(|e| e.context.iter().any(|(k, v)| k == "app" && v == "idp"))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_are_bounded() {
+    let c = Arc::new(
+        ReferenceConnector::builder("idp")
+            .user(ReferenceUser::employee("ada@example.com"))
+            .fail_always("idp.suspend", unavailable(None))
+            .build(),
+    );
+    let s = engine_with(
+        Arc::new(MemoryStore::new()),
+        vec![(c.clone(), Limits::default())],
+        IDP_BASIC,
+        |b| {
+            b.retry(RetryPolicy {
+                max_attempts: 4,
+                max_elapsed: Duration::from_secs(3600),
+            })
+        },
+    );
+    let run = offboard(&s.engine, ada()).await;
+    assert_eq!(run.state, RunState::CompletedWithFailures);
+    let suspend = task(&run, "idp.suspend");
+    assert_eq!(suspend.attempts, 4);
+    let TaskState::Failed { error } = &suspend.state else {
+        panic!("{:?}", suspend.state)
+    };
+    assert_eq!(error.retry, offboard::RetryClass::Exhausted);
+    // Its dependent never ran; the independent task did.
+    assert!(matches!(
+        task(&run, "idp.clear_sessions").state,
+        TaskState::Skipped { .. }
+    ));
+    assert!(task(&run, "idp.remove_groups").state.is_completed());
+}
+
+#[tokio::test(start_paused = true)]
+async fn permanent_errors_fail_at_once() {
+    let c = Arc::new(
+        ReferenceConnector::builder("idp")
+            .user(ReferenceUser::employee("ada@example.com"))
+            .fail_next(
+                "idp.remove_groups",
+                1,
+                permanent(ErrorKind::PermissionDenied, "403 forbidden"),
+            )
+            .build(),
+    );
+    let s = engine_with(
+        Arc::new(MemoryStore::new()),
+        vec![(c.clone(), Limits::default())],
+        IDP_BASIC,
+        |b| b,
+    );
+    let run = offboard(&s.engine, ada()).await;
+    let t = task(&run, "idp.remove_groups");
+    assert_eq!(t.attempts, 1);
+    assert!(
+        matches!(&t.state, TaskState::Failed { error } if error.kind == ErrorKind::PermissionDenied)
+    );
+    assert_eq!(run.state, RunState::CompletedWithFailures);
+}
+
+/// Wraps a connector and records when each execute call started and how many ran at once.
+#[derive(Debug)]
+struct Recording {
+    inner: Arc<ReferenceConnector>,
+    starts: Mutex<Vec<tokio::time::Instant>>,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+    /// Extra time each execute takes.
+    delay: Duration,
+}
+
+impl Recording {
+    fn new(inner: Arc<ReferenceConnector>) -> Arc<Self> {
+        Self::slow(inner, Duration::ZERO)
+    }
+
+    fn slow(inner: Arc<ReferenceConnector>, delay: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            starts: Mutex::default(),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
+            delay,
+        })
+    }
+}
+
+#[async_trait]
+impl Connector for Recording {
+    fn capabilities(&self) -> &Capabilities {
+        self.inner.capabilities()
+    }
+    async fn lookup(&self, r: &LookupRequest) -> offboard::Result<Option<AccountRef>> {
+        self.inner.lookup(r).await
+    }
+    async fn execute(
+        &self,
+        a: &AccountRef,
+        action: &Action,
+        o: &ExecuteOptions,
+    ) -> offboard::Result<ExecuteReply> {
+        self.starts
+            .lock()
+            .unwrap()
+            .push(tokio::time::Instant::now());
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(self.delay).await;
+        let r = self.inner.execute(a, action, o).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        r
+    }
+    async fn snapshot(&self, a: &AccountRef, action: &Action) -> offboard::Result<Snapshot> {
+        self.inner.snapshot(a, action).await
+    }
+    async fn restore(&self, a: &AccountRef, s: &Snapshot) -> offboard::Result<Outcome> {
+        self.inner.restore(a, s).await
+    }
+    async fn verify_revoked(&self, a: &AccountRef) -> offboard::Result<Verification> {
+        self.inner.verify_revoked(a).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn rate_limit_and_concurrency_cap_hold() {
+    let users: Vec<String> = (0..20).map(|i| format!("user{i}@example.com")).collect();
+    let inner = Arc::new(
+        ReferenceConnector::builder("idp")
+            .latency(Duration::from_millis(300))
+            .users(users.iter().map(ReferenceUser::new))
+            .build(),
+    );
+    let rec = Recording::new(inner.clone());
+    let policy_src = "[apps.idp]\nmethod = \"automatic\"\nactions = [\"idp.suspend\"]\n";
+    let s = engine_with(
+        Arc::new(MemoryStore::new()),
+        vec![(
+            rec.clone(),
+            Limits::default().with_rate(5).with_concurrency(2),
+        )],
+        policy_src,
+        |b| b,
+    );
+    let mut ids = Vec::new();
+    for (i, u) in users.iter().enumerate() {
+        let plan = s
+            .engine
+            .plan(RunRequest::new(
+                Person::new(format!("p{i}"), u.clone()),
+                admin(),
+            ))
+            .await
+            .unwrap();
+        ids.push(s.engine.submit(plan, None).await.unwrap());
+    }
+    let workers = s.engine.start();
+    for id in &ids {
+        assert_eq!(s.engine.wait(*id).await.unwrap().state, RunState::Completed);
+    }
+    workers.shutdown().await;
+    assert!(
+        rec.max_in_flight.load(Ordering::SeqCst) <= 2,
+        "concurrency cap exceeded"
+    );
+    let starts = rec.starts.lock().unwrap().clone();
+    assert_eq!(starts.len(), 20);
+    // 5 per second with a burst of 5: any window of 1 s holds at most 5 + 5 starts, and 20
+    // calls need at least 3 s.
+    for (i, a) in starts.iter().enumerate() {
+        let in_window = starts[i..]
+            .iter()
+            .filter(|b| b.duration_since(*a) < Duration::from_secs(1))
+            .count();
+        assert!(in_window <= 10, "{in_window} calls within 1 s");
+    }
+    assert!(starts.last().unwrap().duration_since(starts[0]) >= Duration::from_secs(3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancellation_stops_future_work() {
+    let c = idp(&["ada@example.com"]);
+    let src = r#"
+[stages]
+now = "0d"
+later = "1d"
+[apps.idp]
+method = "automatic"
+actions = ["idp.suspend", { name = "idp.remove_groups", stage = "later" }]
+"#;
+    let s = engine_with(
+        Arc::new(MemoryStore::new()),
+        vec![(c.clone(), Limits::default())],
+        src,
+        |b| b,
+    );
+    let plan = s
+        .engine
+        .plan(RunRequest::new(ada(), admin()))
+        .await
+        .unwrap();
+    let id = s.engine.submit(plan, None).await.unwrap();
+    s.engine.run_due().await.unwrap();
+    let run = s.engine.status(id).await.unwrap();
+    assert!(task(&run, "idp.suspend").state.is_completed());
+    let cancelled = s.engine.cancel(id, "admin@example.com").await.unwrap();
+    assert_eq!(cancelled.state, RunState::Cancelled);
+    tokio::time::advance(Duration::from_secs(2 * 86400)).await;
+    assert_eq!(
+        s.engine.run_due().await.unwrap(),
+        0,
+        "nothing is due after cancel"
+    );
+    let run = s.engine.status(id).await.unwrap();
+    assert_eq!(task(&run, "idp.remove_groups").state, TaskState::Cancelled);
+    let u = c.user_by_login("ada@example.com").unwrap();
+    assert_eq!(u.groups.len(), 2, "the later stage never ran");
+    assert!(
+        s.engine.cancel(id, "admin@example.com").await.is_err(),
+        "cancelling twice is refused"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn expired_leases_are_reclaimed() {
+    let c = idp(&["ada@example.com"]);
+    let store = Arc::new(MemoryStore::new());
+    let s = engine_with(
+        store.clone(),
+        vec![(c.clone(), Limits::default())],
+        IDP_BASIC,
+        |b| b.lease_for(Duration::from_secs(120)),
+    );
+    let plan = s
+        .engine
+        .plan(RunRequest::new(ada(), admin()))
+        .await
+        .unwrap();
+    let id = s.engine.submit(plan, None).await.unwrap();
+    // A worker claims everything due, then dies.
+    let dead = store
+        .claim(ClaimRequest::new(
+            "dead-worker",
+            s.engine.now(),
+            Duration::from_secs(120),
+            100,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 2, "suspend and remove_groups are due");
+    assert_eq!(
+        s.engine.run_due().await.unwrap(),
+        0,
+        "leased tasks are not handed out again"
+    );
+    tokio::time::advance(Duration::from_secs(121)).await;
+    let workers = s.engine.start();
+    let run = s.engine.wait(id).await.unwrap();
+    workers.shutdown().await;
+    assert_eq!(run.state, RunState::Completed);
+    let ada_id = c.user_by_login("ada@example.com").unwrap().external_id;
+    assert_eq!(c.effects(&ada_id, "idp.suspend"), 1);
+    // The dead worker's late commit is refused.
+    let mut stale = run.clone();
+    stale.version = run.version;
+    let err = store
+        .commit(offboard::Commit::new(stale, vec![], vec![]).under_lease(dead[0].clone(), true))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict);
+}
+
+#[tokio::test(start_paused = true)]
+async fn critical_actions_need_a_digest_bound_confirmation() {
+    let c = idp(&["ada@example.com"]);
+    let src = "[apps.idp]\nmethod = \"automatic\"\nactions = [\"idp.suspend\", \"idp.delete\"]\n";
+    let s = engine_with(
+        Arc::new(MemoryStore::new()),
+        vec![(c.clone(), Limits::default())],
+        src,
+        |b| b,
+    );
+    let plan = s
+        .engine
+        .plan(RunRequest::new(ada(), admin()))
+        .await
+        .unwrap();
+    assert!(plan.has_critical());
+    let err = s.engine.submit(plan.clone(), None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConfirmationRequired);
+    let other = s
+        .engine
+        .plan(RunRequest::new(ada(), admin()))
+        .await
+        .unwrap();
+    let err = s
+        .engine
+        .submit(plan.clone(), Some(Confirmation::of(&other, "admin")))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::ConfirmationRequired,
+        "a confirmation of another plan does not count"
+    );
+    let mut tampered = plan.clone();
+    tampered.run.tasks.retain(|t| t.label() != "idp.suspend");
+    let err = s
+        .engine
+        .submit(tampered, Some(Confirmation::of(&plan, "admin")))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::InvalidInput,
+        "a plan changed after planning is refused"
+    );
+    assert!(
+        s.store
+            .list_runs(Default::default())
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing was submitted"
+    );
+    let id = s
+        .engine
+        .submit(
+            plan.clone(),
+            Some(Confirmation::of(&plan, "sec-lead@example.com")),
+        )
+        .await
+        .unwrap();
+    let run = s.engine.status(id).await.unwrap();
+    assert_eq!(run.confirmed_by.as_deref(), Some("sec-lead@example.com"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn protected_people_and_accounts_are_refused() {
+    let c = idp(&["ceo@example.com", "svc@example.com"]);
+    let src = r#"
+protected = ["CEO@example.com"]
+[apps.idp]
+method = "automatic"
+actions = ["idp.suspend"]
+protected_accounts = ["svc@example.com"]
+"#;
+    let s = engine_with(
+        Arc::new(MemoryStore::new()),
+        vec![(c.clone(), Limits::default())],
+        src,
+        |b| b,
+    );
+    let err = s
+        .engine
+        .plan(RunRequest::new(
+            Person::new("p-ceo", "ceo@example.com"),
+            admin(),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Protected);
+    let run = offboard(&s.engine, Person::new("p-svc", "svc@example.com")).await;
+    assert!(matches!(
+        task(&run, "idp.suspend").state,
+        TaskState::Skipped {
+            reason: offboard::SkipReason::Protected
+        }
+    ));
+    assert_eq!(
+        c.user_by_login("svc@example.com").unwrap().status,
+        AccountStatus::Active
+    );
+    assert_eq!(c.total_effects(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn rollback_restores_from_snapshots() {
+    let c = idp(&["ada@example.com"]);
+    let s = engine_with(
+        Arc::new(MemoryStore::new()),
+        vec![(c.clone(), Limits::default())],
+        IDP_BASIC,
+        |b| b,
+    );
+    let before = c.user_by_login("ada@example.com").unwrap();
+    let run = offboard(&s.engine, ada()).await;
+    assert_eq!(run.state, RunState::Completed);
+    let report = s
+        .engine
+        .rollback(run.id, "admin@example.com")
+        .await
+        .unwrap();
+    assert_eq!(report.state, RunState::RolledBack);
+    assert_eq!(
+        report.restored.len(),
+        2,
+        "suspend and remove_groups are reversible"
+    );
+    assert!(report.failed.is_empty());
+    let after = c.user_by_login("ada@example.com").unwrap();
+    assert_eq!(after.status, before.status);
+    assert_eq!(after.groups, before.groups);
+    assert_eq!(
+        after.sessions, 0,
+        "cleared sessions are not reversible and stay cleared"
+    );
+    assert!(
+        s.engine
+            .rollback(run.id, "admin@example.com")
+            .await
+            .is_err(),
+        "a rolled-back run cannot roll back again"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn verify_reports_leftover_access() {
+    let c = idp(&["ada@example.com"]);
+    let src = "[apps.idp]\nmethod = \"automatic\"\nactions = [\"idp.suspend\"]\n";
+    let s = engine_with(
+        Arc::new(MemoryStore::new()),
+        vec![(c.clone(), Limits::default())],
+        src,
+        |b| b,
+    );
+    let run = offboard(&s.engine, ada()).await;
+    let report = s.engine.verify(run.id).await.unwrap();
+    assert_eq!(report.apps.len(), 1);
+    let v = &report.apps[0];
+    assert_eq!(v.revoked, Some(false));
+    assert!(
+        v.remaining.iter().any(|r| r.contains("engineering")),
+        "{:?}",
+        v.remaining
+    );
+    assert_eq!(report.accuracy(), 0.0);
+    // Verification is audited.
+    let events = s.store.audit(AuditQuery::run(run.id)).await.unwrap();
+    assert!(matches!(
+        events.last().unwrap().kind,
+        AuditKind::Verified {
+            revoked: 0,
+            checked: 1,
+            ..
+        }
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn ambiguous_and_missing_accounts() {
+    let c = Arc::new(
+        ReferenceConnector::builder("idp")
+            .user(ReferenceUser::employee("ada@example.com"))
+            .user(ReferenceUser::employee("ada2@example.com").alias("ada@example.com"))
+            .build(),
+    );
+    let s = engine_with(
+        Arc::new(MemoryStore::new()),
+        vec![(c.clone(), Limits::default())],
+        IDP_BASIC,
+        |b| b,
+    );
+    let plan = s
+        .engine
+        .plan(RunRequest::new(ada(), admin()))
+        .await
+        .unwrap();
+    assert!(
+        plan.apps[0].note.contains("ambiguous"),
+        "{}",
+        plan.apps[0].note
+    );
+    let run = offboard(&s.engine, ada()).await;
+    assert_eq!(run.state, RunState::CompletedWithFailures);
+    assert!(run.tasks.iter().all(
+        |t| matches!(&t.state, TaskState::Failed { error } if error.kind == ErrorKind::Ambiguous)
+    ));
+    assert_eq!(c.total_effects(), 0, "never a guess");
+
+    let run = offboard(&s.engine, Person::new("p-nobody", "nobody@example.com")).await;
+    assert_eq!(run.state, RunState::Completed);
+    assert!(run.tasks.iter().all(|t| matches!(
+        t.state,
+        TaskState::Completed {
+            outcome: Outcome::NotFound,
+            ..
+        }
+    )));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_second_run_reports_already_done_and_open_runs_suppress() {
+    let c = idp(&["ada@example.com"]);
+    let s = engine_with(
+        Arc::new(MemoryStore::new()),
+        vec![(c.clone(), Limits::default())],
+        IDP_BASIC,
+        |b| b,
+    );
+    let plan = s
+        .engine
+        .plan(RunRequest::new(ada(), admin()))
+        .await
+        .unwrap();
+    let first = s.engine.submit(plan, None).await.unwrap();
+    let plan2 = s
+        .engine
+        .plan(RunRequest::new(ada(), admin()))
+        .await
+        .unwrap();
+    let err = s.engine.submit(plan2, None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict);
+    let events = s.store.audit(AuditQuery::all()).await.unwrap();
+    assert!(
+        events.iter().any(
+            |e| matches!(&e.kind, AuditKind::Suppressed { open_run, .. } if *open_run == first)
+        )
+    );
+    let workers = s.engine.start();
+    s.engine.wait(first).await.unwrap();
+    workers.shutdown().await;
+    let again = offboard(&s.engine, ada()).await;
+    assert!(
+        again.tasks.iter().all(|t| matches!(
+            t.state,
+            TaskState::Completed {
+                outcome: Outcome::AlreadyDone,
+                ..
+            }
+        )),
+        "{:?}",
+        again.tasks
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn delegations_are_opened_once_and_watched() {
+    let jira = Arc::new(ReferenceDelegate::jira());
+    let store = Arc::new(MemoryStore::new());
+    let src = "[apps.salesforce]\nmethod = \"delegate\"\nvia = \"jira\"\n";
+    let s = engine_with(store, vec![], src, |b| {
+        b.delegate(jira.clone())
+            .delegation_poll(Duration::from_secs(60))
+    });
+    let plan = s
+        .engine
+        .plan(RunRequest::new(ada(), admin()))
+        .await
+        .unwrap();
+    let id = s.engine.submit(plan, None).await.unwrap();
+    let workers = s.engine.start();
+    let run = s
+        .engine
+        .wait_for(id, |r| r.state == RunState::Waiting)
+        .await
+        .unwrap();
+    let TaskState::Delegated { ticket } = &run.tasks[0].state else {
+        panic!()
+    };
+    assert_eq!(jira.tickets_created(), 1);
+    jira.assign(&ticket.key, "sam@example.com");
+    let run = s
+        .engine
+        .wait_for(id, |r| matches!(&r.tasks[0].state, TaskState::Delegated { ticket } if ticket.assignee.is_some()))
+        .await
+        .unwrap();
+    let TaskState::Delegated { ticket } = &run.tasks[0].state else {
+        panic!()
+    };
+    assert_eq!(ticket.assignee.as_deref(), Some("sam@example.com"));
+    let t_done = s.engine.now();
+    jira.complete(&ticket.key, "sam@example.com");
+    let run = s.engine.wait(id).await.unwrap();
+    workers.shutdown().await;
+    assert_eq!(run.state, RunState::Completed);
+    let picked_up = run.tasks[0].finished_at.unwrap() - t_done;
+    assert!(
+        picked_up <= chrono::Duration::seconds(60),
+        "picked up within one poll interval: {picked_up}"
+    );
+    assert_eq!(jira.tickets_created(), 1, "one ticket per task");
+}
+
+#[tokio::test(start_paused = true)]
+async fn cycles_are_refused_clearly() {
+    let c = idp(&["ada@example.com"]);
+    // The connector orders suspend before clear_sessions; this policy asks the opposite.
+    let src = format!(
+        "{IDP_BASIC}\n[[order]]\nbefore = \"idp.clear_sessions\"\nafter = \"idp.suspend\"\n"
+    );
+    let s = engine_with(
+        Arc::new(MemoryStore::new()),
+        vec![(c, Limits::default())],
+        &src,
+        |b| b,
+    );
+    let err = s
+        .engine
+        .plan(RunRequest::new(ada(), admin()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Cycle);
+    assert!(
+        err.to_string().contains("idp.suspend") && err.to_string().contains("idp.clear_sessions"),
+        "{err}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_audit_trail_replays_to_the_stored_state() {
+    let c = Arc::new(
+        ReferenceConnector::builder("idp")
+            .user(ReferenceUser::employee("ada@example.com"))
+            .fail_next(
+                "idp.remove_groups",
+                1,
+                unavailable(Some(Duration::from_secs(3))),
+            )
+            .build(),
+    );
+    let s = engine_with(
+        Arc::new(MemoryStore::new()),
+        vec![(c, Limits::default())],
+        IDP_BASIC,
+        |b| b,
+    );
+    let run = offboard(&s.engine, ada()).await;
+    let events = s.store.audit(AuditQuery::run(run.id)).await.unwrap();
+    offboard::audit::verify_chain(&s.store.audit(AuditQuery::all()).await.unwrap())
+        .expect("chain verifies");
+    let AuditKind::RunPlanned { run: planned } = &events[0].kind else {
+        panic!("first event is the plan")
+    };
+    let transitions: Vec<_> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            AuditKind::Transition { event, .. } => Some((e.at, event)),
+            _ => None,
+        })
+        .collect();
+    let mut replayed = machine::replay((**planned).clone(), transitions).expect("replays");
+    replayed.version = run.version;
+    assert_eq!(replayed, run);
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_engines_share_one_store_without_double_work() {
+    let users: Vec<String> = (0..30).map(|i| format!("u{i}@example.com")).collect();
+    let c = Arc::new(
+        ReferenceConnector::builder("idp")
+            .latency(Duration::from_millis(50))
+            .users(users.iter().map(ReferenceUser::employee))
+            .build(),
+    );
+    let store = Arc::new(MemoryStore::new());
+    let a = engine_with(
+        store.clone(),
+        vec![(c.clone(), Limits::default())],
+        IDP_BASIC,
+        |b| b.worker_id("a").max_in_flight(4),
+    );
+    let b = engine_with(
+        store.clone(),
+        vec![(c.clone(), Limits::default())],
+        IDP_BASIC,
+        |b| b.worker_id("b").max_in_flight(4),
+    );
+    let mut ids = Vec::new();
+    for (i, u) in users.iter().enumerate() {
+        let plan = a
+            .engine
+            .plan(RunRequest::new(
+                Person::new(format!("p{i}"), u.clone()),
+                admin(),
+            ))
+            .await
+            .unwrap();
+        ids.push(a.engine.submit(plan, None).await.unwrap());
+    }
+    let (wa, wb) = (a.engine.start(), b.engine.start());
+    for id in &ids {
+        assert_eq!(a.engine.wait(*id).await.unwrap().state, RunState::Completed);
+    }
+    wa.shutdown().await;
+    wb.shutdown().await;
+    for u in c.users() {
+        for action in ["idp.suspend", "idp.clear_sessions", "idp.remove_groups"] {
+            assert_eq!(c.effects(&u.external_id, action), 1, "{} {action}", u.login);
+        }
+    }
+    let events = store.audit(AuditQuery::all()).await.unwrap();
+    let actors: std::collections::BTreeSet<_> = events.iter().map(|e| e.actor.as_str()).collect();
+    assert!(
+        actors.contains("a") && actors.contains("b"),
+        "both engines worked: {actors:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn slow_calls_time_out_and_are_retried() {
+    let c = Recording::slow(idp(&["ada@example.com"]), Duration::from_secs(20));
+    let src = "[apps.idp]\nmethod = \"automatic\"\nactions = [\"idp.suspend\"]\n";
+    let s = engine_with(
+        Arc::new(MemoryStore::new()),
+        vec![(
+            c.clone(),
+            Limits::default().with_timeout(Duration::from_secs(5)),
+        )],
+        src,
+        |b| {
+            b.retry(RetryPolicy {
+                max_attempts: 2,
+                max_elapsed: Duration::from_secs(600),
+            })
+        },
+    );
+    let run = offboard(&s.engine, ada()).await;
+    let t = task(&run, "idp.suspend");
+    assert_eq!(t.attempts, 2);
+    let TaskState::Failed { error } = &t.state else {
+        panic!("{:?}", t.state)
+    };
+    assert_eq!(error.kind, ErrorKind::Timeout);
+    assert_eq!(error.retry, offboard::RetryClass::Exhausted);
+}
+
+#[tokio::test(start_paused = true)]
+async fn metrics_measure_the_run() {
+    let c = Arc::new(
+        ReferenceConnector::builder("idp")
+            .latency(Duration::from_millis(100))
+            .user(ReferenceUser::employee("ada@example.com"))
+            .build(),
+    );
+    let s = engine_with(
+        Arc::new(MemoryStore::new()),
+        vec![(c, Limits::default())],
+        IDP_BASIC,
+        |b| b,
+    );
+    let run = offboard(&s.engine, ada()).await;
+    let m = Engine::metrics(&run);
+    // suspend (snapshot + execute) then clear_sessions: at least 300 ms of calls in sequence.
+    let ttr = m.time_to_revoke.unwrap();
+    assert!(
+        ttr >= Duration::from_millis(300) && ttr < Duration::from_secs(2),
+        "{ttr:?}"
+    );
+    assert!(m.offboarding_time.unwrap() >= ttr);
+    assert!(m.per_app[&offboard::AppId::new("idp")] >= Duration::from_millis(300));
+}
+
+#[test]
+fn the_example_policy_parses() {
+    let p = Policy::from_toml(include_str!("../examples/policy.toml"))
+        .expect("examples/policy.toml is valid");
+    assert_eq!(p.stages.len(), 2);
+    assert!(p.apps.contains_key(&offboard::AppId::new("idp")));
+}
