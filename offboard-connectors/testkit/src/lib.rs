@@ -33,6 +33,8 @@
 #![forbid(unsafe_code)]
 
 pub mod conformance;
+pub mod jira;
+pub mod okta;
 pub mod reference;
 
 pub use conformance::{Fixture, ReferenceFixture, Report, run_conformance};

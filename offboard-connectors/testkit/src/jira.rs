@@ -1,0 +1,1 @@
+//! Simulated Jira Cloud site (filled by the delegation issue).

@@ -1,0 +1,1 @@
+//! Simulated Okta tenant (filled by the REST connectors issue).
