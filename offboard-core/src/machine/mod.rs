@@ -36,6 +36,7 @@
 //! 3. It applies [`Event::TaskSucceeded`] or [`Event::TaskErrored`] with the result.
 //! 4. After each [`apply`], `task.due_at` says when each task is due; the store claims by it.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -255,14 +256,14 @@ pub fn apply(
     at: DateTime<Utc>,
     event: &Event,
 ) -> Result<Vec<Command>, MachineError> {
-    let mut next = run.clone();
-    let mut commands = step(&mut next, at, event)?;
     let before = run.state;
-    refresh(&mut next, at);
-    if next.state.is_terminal() && (!before.is_terminal() || next.state != before) {
-        commands.push(Command::Finished(next.state));
+    // `step` validates before it mutates, so a refused event leaves the run untouched
+    // (property-tested: `refused_events_change_nothing`).
+    let mut commands = step(run, at, event)?;
+    refresh(run, at);
+    if run.state.is_terminal() && (!before.is_terminal() || run.state != before) {
+        commands.push(Command::Finished(run.state));
     }
-    *run = next;
     Ok(commands)
 }
 
@@ -310,10 +311,16 @@ fn task_mut(run: &mut Run, id: TaskId) -> Result<&mut Task, MachineError> {
     run.task_mut(id).ok_or(MachineError::UnknownTask(id))
 }
 
-fn deps_completed(run: &Run, task: &Task) -> bool {
-    task.depends_on
+fn completed_ids(run: &Run) -> HashSet<TaskId> {
+    run.tasks
         .iter()
-        .all(|d| run.task(*d).is_some_and(|t| t.state.is_completed()))
+        .filter(|t| t.state.is_completed())
+        .map(|t| t.id)
+        .collect()
+}
+
+fn deps_completed(done: &HashSet<TaskId>, task: &Task) -> bool {
+    task.depends_on.iter().all(|d| done.contains(d))
 }
 
 fn finish(task: &mut Task, at: DateTime<Utc>, state: TaskState) {
@@ -393,11 +400,11 @@ fn step(run: &mut Run, at: DateTime<Utc>, event: &Event) -> Result<Vec<Command>,
             if run.state.is_terminal() {
                 return Err(MachineError::RunFinished(run.state));
             }
-            let snapshot = run.clone();
+            let done = completed_ids(run);
             let t = task_mut(run, *task)?;
             match &t.state {
                 TaskState::Pending => {
-                    if !deps_completed(&snapshot, t) {
+                    if !deps_completed(&done, t) {
                         return Err(MachineError::DependenciesPending(*task));
                     }
                     if t.not_before > at {
@@ -406,7 +413,7 @@ fn step(run: &mut Run, at: DateTime<Utc>, event: &Event) -> Result<Vec<Command>,
                 }
                 TaskState::Retrying { not_before, .. } => {
                     // A dependency may have been reopened since the first attempt.
-                    if !deps_completed(&snapshot, t) {
+                    if !deps_completed(&done, t) {
                         return Err(MachineError::DependenciesPending(*task));
                     }
                     if *not_before > at {
@@ -638,6 +645,14 @@ fn refresh(run: &mut Run, at: DateTime<Utc>) {
     }
     loop {
         let mut changed = false;
+        // Tasks that ended without success (or ids the run does not have).
+        let ids: HashSet<TaskId> = run.tasks.iter().map(|t| t.id).collect();
+        let unsuccessful: HashSet<TaskId> = run
+            .tasks
+            .iter()
+            .filter(|t| t.state.is_terminal() && !t.state.is_completed())
+            .map(|t| t.id)
+            .collect();
         for i in 0..run.tasks.len() {
             let task = &run.tasks[i];
             let new_state = match &task.state {
@@ -649,10 +664,7 @@ fn refresh(run: &mut Run, at: DateTime<Utc>) {
                 TaskState::Pending => task
                     .depends_on
                     .iter()
-                    .find(|d| {
-                        run.task(**d)
-                            .is_none_or(|t| t.state.is_terminal() && !t.state.is_completed())
-                    })
+                    .find(|d| unsuccessful.contains(*d) || !ids.contains(*d))
                     .map(|d| TaskState::Skipped {
                         reason: SkipReason::DependencyFailed(*d),
                     }),
@@ -667,14 +679,14 @@ fn refresh(run: &mut Run, at: DateTime<Utc>) {
             break;
         }
     }
-    let snapshot = run.clone();
+    let done = completed_ids(run);
     for task in &mut run.tasks {
         match &task.state {
             TaskState::Pending => {
-                task.due_at = deps_completed(&snapshot, task).then_some(task.not_before);
+                task.due_at = deps_completed(&done, task).then_some(task.not_before);
             }
             TaskState::Retrying { not_before, .. } => {
-                task.due_at = deps_completed(&snapshot, task).then_some(*not_before);
+                task.due_at = deps_completed(&done, task).then_some(*not_before);
             }
             _ => {}
         }
