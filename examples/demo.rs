@@ -14,14 +14,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use offboard::audit::verify_chain;
-use offboard::engine::TokioClock;
+use offboard::engine::{LifecycleRules, TokioClock};
 use offboard::memory::MemoryStore;
 use offboard::{
     AccountRef, AccountStatus, AuditKind, AuditQuery, Confirmation, Engine, Initiator, Limits,
-    Manager, Person, Policy, RunRequest, Store, TaskState,
+    Manager, Person, Policy, RunQuery, RunRequest, Store, TaskState,
 };
 use offboard_testkit::reference::{
-    ReferenceConnector, ReferenceDelegate, ReferenceUser, unavailable,
+    ReferenceConnector, ReferenceDelegate, ReferenceSource, ReferenceUser, unavailable,
 };
 
 #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -92,6 +92,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .await?;
 
+    // The HR system: the source of truth the engine watches.
+    let hr = Arc::new(ReferenceSource::new("hr"));
+    hr.hire(ada.clone());
+    hr.hire(Person::new("e-2001", "grace@example.com").with_name("Grace Hopper"));
+
     let policy = Policy::from_toml(include_str!("policy.toml"))?;
     let engine = Engine::builder()
         .store(store.clone())
@@ -108,7 +113,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .delegate(email.clone())
         .policy(policy)
         .delegation_poll(Duration::from_secs(60))
+        .source(hr.clone(), Duration::from_secs(1))
+        .lifecycle(LifecycleRules {
+            domains: vec!["example.com".into()],
+            debounce: Duration::ZERO,
+            // Runs started by HR confirm their own critical steps (audited as `source:hr`).
+            auto_confirm_critical: true,
+        })
         .build()?;
+    engine.poll_sources().await?; // initial sync: everyone current, nothing starts
 
     // 1. Plan (dry run: lookups only).
     let request = RunRequest::new(
@@ -204,8 +217,43 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let workers = engine.start();
     let done = engine.wait(run_id).await?;
-    workers.shutdown().await;
     human.await?;
+
+    // 5. Nobody asks: HR marks Grace as gone, and the watch loop (polling HR every second)
+    //    starts and finishes her offboarding.
+    println!(
+        "\n{} HR marks grace@example.com terminated",
+        t(engine.now())
+    );
+    let changed_at = engine.now();
+    hr.terminate("e-2001", None);
+    let grace_run = loop {
+        if let Some(r) = store.list_runs(RunQuery::person("e-2001")).await?.first() {
+            break r.id;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let automatic_last_day = |t: &&offboard::Task| t.stage == "last_day" && t.action().is_some();
+    let last_day_done = |r: &offboard::Run| {
+        r.tasks
+            .iter()
+            .filter(automatic_last_day)
+            .all(|t| t.state.is_terminal())
+    };
+    let grace_done = engine.wait_for(grace_run, last_day_done).await?;
+    let revoked_at = grace_done
+        .tasks
+        .iter()
+        .filter(automatic_last_day)
+        .filter_map(|t| t.finished_at)
+        .max()
+        .unwrap_or(changed_at);
+    println!(
+        "{} grace: every automatic last-day action done {:.2}s after HR's change (her Salesforce ticket is open; her delete waits for the cleanup stage)",
+        t(engine.now()),
+        (revoked_at - changed_at).num_milliseconds() as f64 / 1000.0
+    );
+    workers.shutdown().await;
     tokio::task::yield_now().await;
     printer.abort();
 
@@ -217,7 +265,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         m.time_to_revoke.unwrap_or_default()
     );
 
-    // 5. Verification re-reads every system.
+    // 6. Verification re-reads every system.
     let report = engine.verify(run_id).await?;
     println!(
         "\nverification: {:.0}% of checked accounts revoked",
@@ -247,9 +295,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     );
     let grace = idp.user_by_login("grace@example.com").map(|u| u.status);
-    println!("  idp tenant now: grace {grace:?} (untouched)");
+    println!("  idp tenant now: grace {grace:?} (offboarded by the HR trigger)");
 
-    // 6. The audit trail, hash-chained.
+    // 7. The audit trail, hash-chained.
     let events = store.audit(AuditQuery::all()).await?;
     println!("\naudit trail ({} events):", events.len());
     for e in &events {

@@ -47,9 +47,11 @@
 
 mod delegate;
 mod fault;
+mod source;
 
 pub use delegate::{ReferenceDelegate, ReferenceTicket};
 pub use fault::{Fault, permanent, rate_limited, unavailable};
+pub use source::ReferenceSource;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

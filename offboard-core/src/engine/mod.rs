@@ -29,11 +29,13 @@ use tokio::sync::{Notify, broadcast};
 mod clock;
 mod limits;
 mod plan;
+mod watch;
 mod worker;
 
 pub use clock::{Clock, TokioClock};
 pub use limits::Limits;
 pub use plan::{AppPlan, Confirmation, Plan, RunRequest, plan_digest};
+pub use watch::{LifecycleRules, SOURCE_APP_PREFIX, WatchReport, source_app};
 
 use crate::audit::{AuditEvent, AuditKind, AuditSink};
 use crate::connector::Connector;
@@ -181,6 +183,8 @@ pub(crate) struct Inner {
     pub(crate) worker_id: String,
     pub(crate) updates: broadcast::Sender<RunUpdate>,
     pub(crate) wake: Notify,
+    pub(crate) sources: Vec<watch::WatchedSource>,
+    pub(crate) lifecycle: LifecycleRules,
 }
 
 impl fmt::Debug for Inner {
@@ -210,9 +214,28 @@ pub struct EngineBuilder {
     idle_poll: Duration,
     max_in_flight: usize,
     worker_id: Option<String>,
+    sources: Vec<watch::WatchedSource>,
+    lifecycle: LifecycleRules,
 }
 
 impl EngineBuilder {
+    /// Adds a source of truth, polled every `every` by [`Engine::start`]'s workers (or on demand
+    /// with [`Engine::poll_sources`]).
+    pub fn source(
+        mut self,
+        source: Arc<dyn crate::source::SourceOfTruth>,
+        every: Duration,
+    ) -> Self {
+        self.sources.push(watch::WatchedSource { source, every });
+        self
+    }
+
+    /// Sets the lifecycle rules for automatic triggers (domains, debounce, confirmation).
+    pub fn lifecycle(mut self, rules: LifecycleRules) -> Self {
+        self.lifecycle = rules;
+        self
+    }
+
     /// Sets the store (required).
     pub fn store(mut self, store: Arc<dyn Store>) -> Self {
         self.store = Some(store);
@@ -391,6 +414,8 @@ impl EngineBuilder {
                 }),
                 updates,
                 wake: Notify::new(),
+                sources: self.sources,
+                lifecycle: self.lifecycle,
             }),
         })
     }
@@ -406,15 +431,15 @@ pub struct Engine {
 /// drop.
 #[derive(Debug)]
 pub struct WorkerHandle {
-    stop: Arc<Notify>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl WorkerHandle {
-    /// Stops claiming, waits for in-flight tasks to finish.
+    /// Stops claiming and polling sources, waits for in-flight tasks to finish.
     pub async fn shutdown(mut self) {
-        self.stop.notify_one();
-        if let Some(t) = self.task.take() {
+        let _ = self.stop.send(true);
+        for t in std::mem::take(&mut self.tasks) {
             let _ = t.await;
         }
     }
@@ -422,7 +447,7 @@ impl WorkerHandle {
 
 impl Drop for WorkerHandle {
     fn drop(&mut self) {
-        if let Some(t) = self.task.take() {
+        for t in &self.tasks {
             t.abort();
         }
     }
@@ -446,6 +471,8 @@ impl Engine {
             idle_poll: Duration::from_secs(1),
             max_in_flight: 64,
             worker_id: None,
+            sources: Vec::new(),
+            lifecycle: LifecycleRules::default(),
         }
     }
 
@@ -628,19 +655,25 @@ impl Engine {
         }
     }
 
-    /// Starts background workers that claim and process due tasks until shut down.
+    /// Starts background work until shut down: workers that claim and process due tasks, and
+    /// one loop per source of truth polling it at its interval.
     pub fn start(&self) -> WorkerHandle {
-        let stop = Arc::new(Notify::new());
-        let inner = self.inner.clone();
-        let stop2 = stop.clone();
-        let task = tokio::spawn(async move { worker::run_loop(inner, stop2).await });
-        WorkerHandle {
-            stop,
-            task: Some(task),
+        let (stop, rx) = tokio::sync::watch::channel(false);
+        let mut tasks = vec![tokio::spawn(worker::run_loop(
+            self.inner.clone(),
+            rx.clone(),
+        ))];
+        for w in &self.inner.sources {
+            tasks.push(tokio::spawn(watch::watch_loop(
+                self.clone(),
+                w.clone(),
+                rx.clone(),
+            )));
         }
+        WorkerHandle { stop, tasks }
     }
 
-    /// Waits until the run is terminal (or only delegations are open when `until_waiting`).
+    /// Waits until the run is terminal.
     ///
     /// # Errors
     /// `NotFound` for an unknown run.

@@ -315,7 +315,10 @@ impl Inner {
                 scope.insert(app.clone(), (p.method.clone(), "in policy".into()));
             }
         }
-        for acct in &inventory {
+        for acct in inventory
+            .iter()
+            .filter(|a| !a.account.app.as_str().starts_with(super::SOURCE_APP_PREFIX))
+        {
             let app = &acct.account.app;
             let note = format!("discovered {}", acct.first_seen.format("%Y-%m-%d"));
             match scope.get_mut(app) {

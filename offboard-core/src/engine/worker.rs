@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use super::Inner;
@@ -16,7 +15,7 @@ use crate::store::{ClaimRequest, Lease};
 
 /// The background loop: keep up to `max_in_flight` tasks running; sleep until woken or the idle
 /// poll when nothing is due.
-pub(super) async fn run_loop(inner: Arc<Inner>, stop: Arc<Notify>) {
+pub(super) async fn run_loop(inner: Arc<Inner>, mut stop: tokio::sync::watch::Receiver<bool>) {
     let mut running: JoinSet<()> = JoinSet::new();
     loop {
         let free = inner.max_in_flight.saturating_sub(running.len());
@@ -37,7 +36,7 @@ pub(super) async fn run_loop(inner: Arc<Inner>, stop: Arc<Notify>) {
             // Saturated: wait for a slot.
             tokio::select! {
                 _ = running.join_next() => {}
-                _ = stop.notified() => break,
+                _ = stop.changed() => break,
             }
             continue;
         }
@@ -45,7 +44,7 @@ pub(super) async fn run_loop(inner: Arc<Inner>, stop: Arc<Notify>) {
             continue;
         }
         tokio::select! {
-            _ = stop.notified() => break,
+            _ = stop.changed() => break,
             _ = inner.wake.notified() => {}
             Some(_) = running.join_next(), if !running.is_empty() => {}
             _ = tokio::time::sleep(inner.idle_poll) => {}

@@ -118,6 +118,35 @@ pub struct RunQuery {
     pub limit: usize,
 }
 
+impl RunQuery {
+    /// Every run of a person.
+    pub fn person(person: impl Into<PersonId>) -> Self {
+        Self {
+            person: Some(person.into()),
+            ..Self::default()
+        }
+    }
+
+    /// Only runs not yet terminal.
+    pub fn open(mut self) -> Self {
+        self.open_only = true;
+        self
+    }
+
+    /// Only runs created in `[since, until)`.
+    pub fn between(mut self, since: DateTime<Utc>, until: DateTime<Utc>) -> Self {
+        self.since = Some(since);
+        self.until = Some(until);
+        self
+    }
+
+    /// At most `n` runs.
+    pub fn limit(mut self, n: usize) -> Self {
+        self.limit = n;
+        self
+    }
+}
+
 /// A run's headline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunSummary {

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::model::{Lifecycle, Person};
 
+pub mod hr;
+
 /// A person as a source of truth sees them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PersonRecord {

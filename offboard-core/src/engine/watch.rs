@@ -1,0 +1,342 @@
+//! Sources of truth → runs: the lifecycle loop.
+//!
+//! Each configured [`SourceOfTruth`] is polled at its own interval. Every record is classified
+//! (external when its email domain is not one of the configured domains) and compared with
+//! what the source said last time, which is kept in the account inventory under the app
+//! `source.<name>` (status `Active` = current, `Deprovisioned` = past), so restarts lose nothing:
+//!
+//! - current → past starts a run (initiator: the source), effective at the termination date if
+//!   later, plus the debounce delay; a second trigger while a run is open is suppressed and
+//!   audited by [`Engine::submit`].
+//! - past → current (the person returned) is reported and audited; an open run that has not
+//!   started any task (still inside its debounce window) is cancelled, which is how flapping is
+//!   absorbed. Anything already done is never rolled back automatically: rollback is offered.
+//! - a person first seen as past (an initial sync of old leavers) is recorded, never triggered.
+//!
+//! The cursor is persisted after each batch, after the batch's triggers: a crash in between
+//! repeats the batch, and the repeat finds the open run (suppressed) instead of losing the
+//! change.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{Confirmation, Engine, RunRequest};
+use crate::audit::{AuditEvent, AuditKind};
+use crate::error::{ErrorKind, Result};
+use crate::model::{AccountRef, AccountStatus, AppId, Lifecycle, PersonId};
+use crate::run::{Initiator, RunId, RunState};
+use crate::source::{PersonRecord, SourceOfTruth};
+use crate::store::RunQuery;
+
+/// The inventory app id under which a source's last verdict on a person is kept.
+pub fn source_app(source: &str) -> AppId {
+    AppId::new(format!("{SOURCE_APP_PREFIX}{source}"))
+}
+
+/// Prefix of inventory app ids that record sources of truth (not apps to offboard).
+pub const SOURCE_APP_PREFIX: &str = "source.";
+
+/// A source and how often to poll it.
+#[derive(Debug, Clone)]
+pub(crate) struct WatchedSource {
+    pub(crate) source: Arc<dyn SourceOfTruth>,
+    pub(crate) every: Duration,
+}
+
+/// Lifecycle rules for automatic triggers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LifecycleRules {
+    /// The company's email domains; a person outside them is external and never triggers.
+    /// Empty: everyone is internal.
+    pub domains: Vec<String>,
+    /// Delay between a source saying "gone" and the run taking effect; a return within it
+    /// cancels the run before anything ran.
+    pub debounce: Duration,
+    /// Whether runs started by a source confirm their critical actions themselves (audited as
+    /// confirmed by `source:<name>`). Off: such plans are reported as needing a confirmation.
+    pub auto_confirm_critical: bool,
+}
+
+impl LifecycleRules {
+    /// Classifies a record: external when its email domain is not configured.
+    pub fn classify(&self, record: &PersonRecord) -> Lifecycle {
+        if self.domains.is_empty() {
+            return record.lifecycle;
+        }
+        let email = record.person.email.to_ascii_lowercase();
+        let domain = email.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+        if self.domains.iter().any(|d| d.eq_ignore_ascii_case(domain)) {
+            record.lifecycle
+        } else {
+            Lifecycle::External
+        }
+    }
+}
+
+/// What one pass over the sources did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchReport {
+    /// Records read.
+    pub records: usize,
+    /// Runs started, per person.
+    pub started: Vec<(PersonId, RunId)>,
+    /// Triggers ignored because a run for the person is open.
+    pub suppressed: Vec<PersonId>,
+    /// People who came back (past → current).
+    pub returned: Vec<PersonId>,
+    /// Runs cancelled because the person came back before anything ran.
+    pub cancelled: Vec<RunId>,
+    /// People outside the configured domains (never triggered).
+    pub external: usize,
+    /// Triggers whose plan has critical actions and no automatic confirmation: the plan digest
+    /// an admin must confirm.
+    pub needs_confirmation: Vec<(PersonId, String)>,
+    /// Triggers refused because the person is protected.
+    pub protected: Vec<PersonId>,
+}
+
+impl WatchReport {
+    fn merge(&mut self, other: WatchReport) {
+        self.records += other.records;
+        self.started.extend(other.started);
+        self.suppressed.extend(other.suppressed);
+        self.returned.extend(other.returned);
+        self.cancelled.extend(other.cancelled);
+        self.external += other.external;
+        self.needs_confirmation.extend(other.needs_confirmation);
+        self.protected.extend(other.protected);
+    }
+}
+
+impl Engine {
+    /// Polls every configured source once (draining each until it has no more changes).
+    ///
+    /// # Errors
+    /// The first source or store error; sources polled before it keep their progress.
+    pub async fn poll_sources(&self) -> Result<WatchReport> {
+        let mut report = WatchReport::default();
+        for w in self.inner.sources.clone() {
+            report.merge(self.poll_source(w.source.as_ref()).await?);
+        }
+        Ok(report)
+    }
+
+    /// Polls one source until it reports no more changes, persisting its cursor after each
+    /// batch.
+    ///
+    /// # Errors
+    /// Source or store errors.
+    pub async fn poll_source(&self, source: &dyn SourceOfTruth) -> Result<WatchReport> {
+        self.poll_source_pages(source, usize::MAX).await
+    }
+
+    /// Polls one source for at most `max_pages` batches, persisting its cursor after each.
+    ///
+    /// # Errors
+    /// Source or store errors; batches handled before the error keep their progress.
+    pub async fn poll_source_pages(
+        &self,
+        source: &dyn SourceOfTruth,
+        max_pages: usize,
+    ) -> Result<WatchReport> {
+        let store = &self.inner.store;
+        let name = source.name().to_owned();
+        let mut report = WatchReport::default();
+        for _ in 0..max_pages {
+            let cursor = store.cursor(&name).await?;
+            let batch = source.changes(cursor.as_ref()).await?;
+            for record in batch.changes {
+                report.records += 1;
+                self.process_record(&name, record, &mut report).await?;
+            }
+            store.put_cursor(&name, &batch.next).await?;
+            if !batch.more {
+                break;
+            }
+        }
+        Ok(report)
+    }
+
+    async fn process_record(
+        &self,
+        source: &str,
+        mut record: PersonRecord,
+        report: &mut WatchReport,
+    ) -> Result<()> {
+        let inner = &self.inner;
+        let now = inner.clock.now();
+        let app = source_app(source);
+        let known = inner
+            .store
+            .accounts(&record.person.id)
+            .await?
+            .into_iter()
+            .find(|a| a.account.app == app);
+        // A person reported only by id ("no longer found") keeps the address we knew.
+        if record.person.email.is_empty()
+            && let Some(k) = &known
+        {
+            record.person.email = k.account.login.clone();
+        }
+        let previous = known.map(|a| a.account.status);
+        let lifecycle = inner.lifecycle.classify(&record);
+        let person = record.person.clone();
+        if lifecycle == Lifecycle::External {
+            report.external += 1;
+            return Ok(());
+        }
+        let status = match lifecycle {
+            Lifecycle::Past => AccountStatus::Deprovisioned,
+            _ => AccountStatus::Active,
+        };
+        match (previous, lifecycle) {
+            (Some(prev), Lifecycle::Past) if prev.may_have_access() => {
+                self.trigger(source, record, now, report).await?;
+            }
+            (Some(AccountStatus::Deprovisioned), Lifecycle::Current) => {
+                self.returned(source, &person.id, now, report).await?;
+            }
+            _ => {}
+        }
+        let verdict = AccountRef::new(app, person.id.as_str(), person.email.clone(), status);
+        inner
+            .store
+            .upsert_accounts(&person.id, &[verdict], now)
+            .await
+    }
+
+    async fn trigger(
+        &self,
+        source: &str,
+        record: PersonRecord,
+        now: DateTime<Utc>,
+        report: &mut WatchReport,
+    ) -> Result<()> {
+        let inner = &self.inner;
+        let person = record.person;
+        let debounce = chrono::Duration::from_std(inner.lifecycle.debounce).unwrap_or_default();
+        let effective = record.termination_at.unwrap_or(now).max(now) + debounce;
+        let request = RunRequest::new(
+            person.clone(),
+            Initiator::SourceOfTruth {
+                source: source.to_owned(),
+            },
+        )
+        .with_reason(format!("{source} reports {} gone", person.email))
+        .effective_at(effective);
+        let plan = match self.plan(request).await {
+            Ok(plan) => plan,
+            Err(e) if e.kind() == ErrorKind::Protected => {
+                self.note(
+                    now,
+                    source,
+                    "trigger_refused_protected",
+                    serde_json::json!({ "person": person.id }),
+                )
+                .await?;
+                report.protected.push(person.id);
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        let confirmation = (plan.has_critical() && inner.lifecycle.auto_confirm_critical)
+            .then(|| Confirmation::of(&plan, format!("source:{source}")));
+        let digest = plan.digest.clone();
+        match self.submit(plan, confirmation).await {
+            Ok(run) => report.started.push((person.id, run)),
+            Err(e) if e.kind() == ErrorKind::Conflict => report.suppressed.push(person.id),
+            Err(e) if e.kind() == ErrorKind::ConfirmationRequired => {
+                self.note(
+                    now,
+                    source,
+                    "trigger_needs_confirmation",
+                    serde_json::json!({ "person": person.id, "digest": digest }),
+                )
+                .await?;
+                report.needs_confirmation.push((person.id, digest));
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+
+    async fn returned(
+        &self,
+        source: &str,
+        person: &PersonId,
+        now: DateTime<Utc>,
+        report: &mut WatchReport,
+    ) -> Result<()> {
+        report.returned.push(person.clone());
+        let open = self
+            .inner
+            .store
+            .list_runs(RunQuery {
+                person: Some(person.clone()),
+                open_only: true,
+                ..RunQuery::default()
+            })
+            .await?;
+        let mut cancelled = Vec::new();
+        for summary in open {
+            let run = self.status(summary.id).await?;
+            // Nothing started yet (tasks completed at submission found no account: no change).
+            let untouched = run.tasks.iter().all(|t| t.attempts == 0);
+            if untouched && run.state != RunState::Planned {
+                self.cancel(run.id, &format!("source:{source}")).await?;
+                cancelled.push(run.id);
+            }
+        }
+        report.cancelled.extend(cancelled.iter().copied());
+        self.note(
+            now,
+            source,
+            "person_returned",
+            serde_json::json!({ "person": person, "cancelled_runs": cancelled }),
+        )
+        .await
+    }
+
+    async fn note(
+        &self,
+        at: DateTime<Utc>,
+        source: &str,
+        name: &str,
+        data: serde_json::Value,
+    ) -> Result<()> {
+        let event = AuditEvent::new(
+            at,
+            format!("source:{source}"),
+            AuditKind::Note {
+                name: name.to_owned(),
+                data,
+            },
+        );
+        let sealed = self.inner.store.append_audit(vec![event]).await?;
+        self.inner.to_sinks(&sealed).await;
+        Ok(())
+    }
+}
+
+/// Polls one source forever at its interval (until `stop` flips).
+pub(super) async fn watch_loop(
+    engine: Engine,
+    watched: WatchedSource,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        if let Err(e) = engine.poll_source(watched.source.as_ref()).await {
+            tracing::warn!(source = watched.source.name(), error = %e, "polling the source of truth failed; will retry");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(watched.every) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,371 @@
+//! Sources of truth → runs, on the in-memory store, the reference connector and the reference
+//! source, under a paused tokio clock.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use offboard::engine::LifecycleRules;
+use offboard::memory::MemoryStore;
+use offboard::{
+    AccountStatus, AuditKind, AuditQuery, Engine, Initiator, Person, Policy, RunQuery, RunState,
+    Store,
+};
+use offboard_testkit::reference::{ReferenceConnector, ReferenceSource, ReferenceUser};
+
+const POLICY: &str = r#"
+[apps.idp]
+method = "automatic"
+actions = ["idp.suspend", "idp.clear_sessions", "idp.remove_groups"]
+"#;
+
+struct World {
+    engine: Engine,
+    store: Arc<MemoryStore>,
+    idp: Arc<ReferenceConnector>,
+    hr: Arc<ReferenceSource>,
+}
+
+fn world_with(
+    store: Arc<MemoryStore>,
+    hr: Arc<ReferenceSource>,
+    rules: LifecycleRules,
+    extra: Vec<Arc<ReferenceSource>>,
+) -> World {
+    let idp = Arc::new(
+        ReferenceConnector::builder("idp")
+            .users(
+                [
+                    "ada@example.com",
+                    "bob@example.com",
+                    "cy@example.com",
+                    "dee@example.com",
+                    "eve@example.com",
+                ]
+                .map(ReferenceUser::employee),
+            )
+            .build(),
+    );
+    let mut b = Engine::builder()
+        .store(store.clone())
+        .connector(idp.clone())
+        .policy(Policy::from_toml(POLICY).unwrap())
+        .lifecycle(rules)
+        .source(hr.clone(), Duration::from_secs(1));
+    for s in extra {
+        b = b.source(s, Duration::from_secs(1));
+    }
+    World {
+        engine: b.build().unwrap(),
+        store,
+        idp,
+        hr,
+    }
+}
+
+fn world(rules: LifecycleRules) -> World {
+    world_with(
+        Arc::new(MemoryStore::new()),
+        Arc::new(ReferenceSource::new("hr")),
+        rules,
+        vec![],
+    )
+}
+
+fn person(id: &str, email: &str) -> Person {
+    Person::new(id, email)
+}
+
+fn rules() -> LifecycleRules {
+    LifecycleRules {
+        domains: vec!["example.com".into()],
+        ..LifecycleRules::default()
+    }
+}
+
+async fn runs_of(store: &MemoryStore, id: &str) -> Vec<offboard::RunSummary> {
+    store.list_runs(RunQuery::person(id)).await.unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deactivation_becomes_a_completed_offboarding() {
+    let w = world(rules());
+    w.hr.hire(person("e1", "ada@example.com"));
+    w.hr.hire(person("e2", "bob@example.com"));
+    let r = w.engine.poll_sources().await.unwrap();
+    assert_eq!(r.records, 2);
+    assert!(r.started.is_empty(), "current people start nothing");
+
+    w.hr.terminate("e1", None);
+    let r = w.engine.poll_sources().await.unwrap();
+    assert_eq!(r.started.len(), 1);
+    let (who, run_id) = &r.started[0];
+    assert_eq!(who.as_str(), "e1");
+    let workers = w.engine.start();
+    let run = w.engine.wait(*run_id).await.unwrap();
+    workers.shutdown().await;
+    assert_eq!(run.state, RunState::Completed);
+    assert_eq!(
+        run.initiator,
+        Initiator::SourceOfTruth {
+            source: "hr".into()
+        }
+    );
+    assert_eq!(
+        w.idp.user_by_login("ada@example.com").unwrap().status,
+        AccountStatus::Suspended
+    );
+    assert_eq!(
+        w.idp.user_by_login("bob@example.com").unwrap().status,
+        AccountStatus::Active
+    );
+    // Polling again finds nothing new and starts nothing.
+    let r = w.engine.poll_sources().await.unwrap();
+    assert_eq!((r.records, r.started.len()), (0, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn people_first_seen_as_past_and_externals_never_trigger() {
+    let w = world(rules());
+    // Initial sync: an old leaver is recorded, not offboarded again.
+    w.hr.hire(person("e1", "ada@example.com"));
+    w.hr.terminate("e1", None);
+    w.hr.hire(person("x1", "contractor@partner.example.org"));
+    let r = w.engine.poll_sources().await.unwrap();
+    assert!(r.started.is_empty());
+    assert_eq!(r.external, 1);
+    w.hr.terminate("x1", None);
+    let r = w.engine.poll_sources().await.unwrap();
+    assert!(r.started.is_empty(), "externals never trigger");
+    assert_eq!(r.external, 1);
+    assert!(runs_of(&w.store, "x1").await.is_empty());
+    assert_eq!(w.idp.total_effects(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_second_source_saying_gone_is_suppressed_while_the_run_is_open() {
+    let okta = Arc::new(ReferenceSource::new("okta"));
+    let w = world_with(
+        Arc::new(MemoryStore::new()),
+        Arc::new(ReferenceSource::new("hr")),
+        rules(),
+        vec![okta.clone()],
+    );
+    w.hr.hire(person("e1", "ada@example.com"));
+    okta.hire(person("e1", "ada@example.com"));
+    w.engine.poll_sources().await.unwrap();
+    w.hr.terminate("e1", None);
+    okta.terminate("e1", None);
+    let r = w.engine.poll_sources().await.unwrap();
+    assert_eq!(r.started.len(), 1);
+    assert_eq!(r.suppressed.len(), 1);
+    assert_eq!(runs_of(&w.store, "e1").await.len(), 1);
+    let events = w.store.audit(AuditQuery::all()).await.unwrap();
+    assert!(events.iter().any(
+        |e| matches!(&e.kind, AuditKind::Suppressed { person, .. } if person.as_str() == "e1")
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn flapping_within_the_debounce_window_changes_nothing() {
+    let w = world(LifecycleRules {
+        debounce: Duration::from_secs(600),
+        ..rules()
+    });
+    w.hr.hire(person("e1", "ada@example.com"));
+    w.engine.poll_sources().await.unwrap();
+    w.hr.terminate("e1", None);
+    let r = w.engine.poll_sources().await.unwrap();
+    let run_id = r.started[0].1;
+    let workers = w.engine.start();
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    w.hr.rehire("e1");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let run = w.engine.status(run_id).await.unwrap();
+    assert_eq!(
+        run.state,
+        RunState::Cancelled,
+        "the return cancelled the run before it took effect"
+    );
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    workers.shutdown().await;
+    assert_eq!(w.idp.total_effects(), 0, "nothing ran");
+    let events = w.store.audit(AuditQuery::all()).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(&e.kind, AuditKind::Note { name, .. } if name == "person_returned"))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_return_after_offboarding_is_reported_never_rolled_back() {
+    let w = world(rules());
+    w.hr.hire(person("e1", "ada@example.com"));
+    w.engine.poll_sources().await.unwrap();
+    w.hr.terminate("e1", None);
+    let run_id = w.engine.poll_sources().await.unwrap().started[0].1;
+    w.engine.run_due().await.unwrap();
+    assert_eq!(
+        w.engine.status(run_id).await.unwrap().state,
+        RunState::Completed
+    );
+    w.hr.rehire("e1");
+    let r = w.engine.poll_sources().await.unwrap();
+    assert_eq!(r.returned.len(), 1);
+    assert!(r.cancelled.is_empty());
+    assert_eq!(
+        w.engine.status(run_id).await.unwrap().state,
+        RunState::Completed,
+        "no automatic rollback"
+    );
+    assert_eq!(
+        w.idp.user_by_login("ada@example.com").unwrap().status,
+        AccountStatus::Suspended
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_mid_scan_misses_nothing_and_repeats_nothing() {
+    let store = Arc::new(MemoryStore::new());
+    let hr = Arc::new(ReferenceSource::new("hr").with_page_size(2));
+    let ids = ["e1", "e2", "e3", "e4", "e5"];
+    let emails = [
+        "ada@example.com",
+        "bob@example.com",
+        "cy@example.com",
+        "dee@example.com",
+        "eve@example.com",
+    ];
+    for (id, email) in ids.iter().zip(emails) {
+        hr.hire(person(id, email));
+    }
+    let first = world_with(store.clone(), hr.clone(), rules(), vec![]);
+    first.engine.poll_sources().await.unwrap();
+    for id in ids {
+        hr.terminate(id, None);
+    }
+    // The first engine handles one page of two, then "crashes"; the source also fails once.
+    let partial = first
+        .engine
+        .poll_source_pages(hr.as_ref(), 1)
+        .await
+        .unwrap();
+    assert_eq!(partial.started.len(), 2);
+    drop(first);
+    hr.fail_next(1);
+    let second = world_with(store.clone(), hr.clone(), rules(), vec![]);
+    assert!(
+        second.engine.poll_sources().await.is_err(),
+        "the source is down"
+    );
+    // A new engine on the same store continues from the persisted cursor.
+    let rest = second.engine.poll_sources().await.unwrap();
+    assert_eq!(rest.started.len(), 3);
+    for id in ids {
+        assert_eq!(
+            runs_of(&store, id).await.len(),
+            1,
+            "{id} has exactly one run"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_future_termination_date_schedules_the_run() {
+    let w = world(rules());
+    w.hr.hire(person("e1", "ada@example.com"));
+    w.engine.poll_sources().await.unwrap();
+    let last_day = w.engine.now() + chrono::Duration::days(3);
+    w.hr.terminate("e1", Some(last_day));
+    let run_id = w.engine.poll_sources().await.unwrap().started[0].1;
+    let run = w.engine.status(run_id).await.unwrap();
+    assert_eq!(run.effective_at, last_day);
+    assert_eq!(
+        w.engine.run_due().await.unwrap(),
+        0,
+        "nothing runs before the last day"
+    );
+    tokio::time::advance(Duration::from_secs(3 * 86400)).await;
+    w.engine.run_due().await.unwrap();
+    assert_eq!(
+        w.engine.status(run_id).await.unwrap().state,
+        RunState::Completed
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_watch_loop_revokes_within_seconds_of_the_change() {
+    let w = world(rules());
+    w.hr.hire(person("e1", "ada@example.com"));
+    let workers = w.engine.start();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let changed_at = w.engine.now();
+    w.hr.terminate("e1", None);
+    let run_id = loop {
+        if let Some(r) = runs_of(&w.store, "e1").await.first() {
+            break r.id;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let run = w.engine.wait(run_id).await.unwrap();
+    workers.shutdown().await;
+    let revoked = run
+        .tasks
+        .iter()
+        .filter_map(|t| t.finished_at)
+        .max()
+        .unwrap();
+    let took = (revoked - changed_at).to_std().unwrap();
+    assert!(
+        took <= Duration::from_secs(5),
+        "time to revoke {took:?} with a 1 s poll"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_hr_export_drives_offboarding_including_people_who_vanish_from_it() {
+    use offboard::source::hr::HrFeed;
+    let dir = std::env::temp_dir().join(format!("offboard-hr-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("export.csv");
+    std::fs::write(
+        &path,
+        "employee_id,email,status\ne1,ada@example.com,active\ne2,bob@example.com,active\n",
+    )
+    .unwrap();
+    let feed = Arc::new(HrFeed::new("workday", &path));
+    let store = Arc::new(MemoryStore::new());
+    let idp = Arc::new(
+        ReferenceConnector::builder("idp")
+            .users(["ada@example.com", "bob@example.com"].map(ReferenceUser::employee))
+            .build(),
+    );
+    let engine = Engine::builder()
+        .store(store.clone())
+        .connector(idp.clone())
+        .policy(Policy::from_toml(POLICY).unwrap())
+        .lifecycle(rules())
+        .source(feed, Duration::from_secs(1))
+        .build()
+        .unwrap();
+    assert!(engine.poll_sources().await.unwrap().started.is_empty());
+    // Bob is terminated; Ada disappears from the export altogether.
+    std::fs::write(
+        &path,
+        "employee_id,email,status,termination_date\ne2,bob@example.com,terminated,2020-01-01\n",
+    )
+    .unwrap();
+    let r = engine.poll_sources().await.unwrap();
+    let mut who: Vec<&str> = r.started.iter().map(|(p, _)| p.as_str()).collect();
+    who.sort();
+    assert_eq!(who, ["e1", "e2"]);
+    engine.run_due().await.unwrap();
+    for login in ["ada@example.com", "bob@example.com"] {
+        assert_eq!(
+            idp.user_by_login(login).unwrap().status,
+            AccountStatus::Suspended,
+            "{login}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
