@@ -3,19 +3,21 @@
 //! Ada leaves. Her identity provider and directory are offboarded automatically (with one
 //! injected outage, retried after the vendor's Retry-After), Salesforce is delegated to a human
 //! through a ticket, an app discovered earlier but not in the policy is delegated by email, and
-//! the 30-day cleanup stage deletes her IdP account after her data went to her manager.
+//! her IdP delete is scheduled for the 30-day cleanup stage, after her data went to her manager.
+//! Then HR marks Grace as terminated and the engine offboards her without anyone asking.
 //!
-//! The apps are the testkit's stateful in-memory reference connectors; later issues put the
-//! demo on SQLite and simulated vendor tenants on loopback. The tokio clock is paused, so the
-//! 30-day stage and the human's two hours pass in simulated time: the printed times are
-//! simulated, the work is real.
+//! Runs and the audit trail live in a SQLite file (`offboard-demo.db`, or `$OFFBOARD_DEMO_DB`):
+//! run the demo again and it shows the earlier runs, and finds Ada's run still open (waiting for
+//! its cleanup stage), so a second offboarding of her is suppressed, not started. The apps are
+//! the testkit's stateful in-memory reference connectors; later issues put them on simulated
+//! vendor tenants on loopback. Everything runs on real time; it takes about ten seconds.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use offboard::audit::verify_chain;
-use offboard::engine::{LifecycleRules, TokioClock};
-use offboard::memory::MemoryStore;
+use offboard::engine::LifecycleRules;
+use offboard::stores::SqliteStore;
 use offboard::{
     AccountRef, AccountStatus, AuditKind, AuditQuery, Confirmation, Engine, Initiator, Limits,
     Manager, Person, Policy, RunQuery, RunRequest, Store, TaskState,
@@ -24,10 +26,9 @@ use offboard_testkit::reference::{
     ReferenceConnector, ReferenceDelegate, ReferenceSource, ReferenceUser, unavailable,
 };
 
-#[tokio::main(flavor = "current_thread", start_paused = true)]
+#[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let start = chrono::Utc::now();
-    let clock = Arc::new(TokioClock::starting_at(start));
     let t = move |at: chrono::DateTime<chrono::Utc>| {
         let s = (at - start).num_milliseconds() as f64 / 1000.0;
         if s < 3600.0 {
@@ -58,14 +59,36 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .fail_next(
                 "directory.remove_groups",
                 1,
-                unavailable(Some(Duration::from_secs(5))),
+                unavailable(Some(Duration::from_secs(2))),
             )
             .build(),
     );
     let jira = Arc::new(ReferenceDelegate::jira().with_default_assignee("sam@example.com"));
     let email = Arc::new(ReferenceDelegate::email());
 
-    let store = Arc::new(MemoryStore::new());
+    // The embedded default: one SQLite file. Run the demo twice to see the history kept.
+    let db = std::env::var("OFFBOARD_DEMO_DB").unwrap_or_else(|_| "offboard-demo.db".into());
+    let store = Arc::new(SqliteStore::open(&db).await?);
+    let history = store.list_runs(RunQuery::default()).await?;
+    let seq_before = store
+        .audit(AuditQuery::all())
+        .await?
+        .last()
+        .map_or(0, |e| e.seq);
+    println!(
+        "store: SQLite file {db} ({} earlier runs, {seq_before} audit events)",
+        history.len()
+    );
+    for r in history.iter().take(5) {
+        println!(
+            "  earlier run {} for {}: {:?}, created {}",
+            r.id,
+            r.person,
+            r.state,
+            r.created_at.format("%Y-%m-%d %H:%M")
+        );
+    }
+    println!();
     let ada = Person::new("e-1042", "ada@example.com")
         .with_name("Ada Lovelace")
         .with_alias("ada.lovelace@example.com")
@@ -100,7 +123,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let policy = Policy::from_toml(include_str!("policy.toml"))?;
     let engine = Engine::builder()
         .store(store.clone())
-        .clock(clock)
         .connector_with_limits(
             idp.clone(),
             Limits::default().with_rate(10).with_concurrency(4),
@@ -112,7 +134,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .delegate(jira.clone())
         .delegate(email.clone())
         .policy(policy)
-        .delegation_poll(Duration::from_secs(60))
+        .delegation_poll(Duration::from_secs(1))
+        .idle_poll(Duration::from_millis(200))
         .source(hr.clone(), Duration::from_secs(1))
         .lifecycle(LifecycleRules {
             domains: vec!["example.com".into()],
@@ -140,13 +163,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "submit without confirmation: refused ({})\n",
         refused.message().split(';').next().unwrap_or("")
     );
-    let run_id = engine
+    let submitted = engine
         .submit(
             plan.clone(),
             Some(Confirmation::of(&plan, "it-admin@example.com")),
         )
-        .await?;
-    println!("submitted run {run_id}, confirmed by it-admin@example.com\n");
+        .await;
+    let run_id = match submitted {
+        Ok(id) => {
+            println!("submitted run {id}, confirmed by it-admin@example.com\n");
+            id
+        }
+        // A run for Ada from an earlier demo is still open: nothing new starts (audited).
+        Err(e) if e.kind() == offboard::ErrorKind::Conflict => {
+            println!("submit: {}\n", e.message());
+            e.context()
+                .find(|(k, _)| *k == "open_run")
+                .and_then(|(_, v)| v.parse().ok())
+                .ok_or("conflict without open run")?
+        }
+        Err(e) => return Err(e.into()),
+    };
 
     // A protected person is refused outright.
     let ceo = Person::new("e-1", "ceo@example.com");
@@ -206,7 +243,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 4. A human works the Salesforce ticket and the Notion email after two hours.
     let (jira2, email2) = (jira.clone(), email.clone());
     let human = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_secs(2 * 3600)).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
         for ticket in jira2.tickets() {
             jira2.complete(&ticket.ticket.key, "sam@example.com");
         }
@@ -216,8 +253,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
 
     let workers = engine.start();
-    let done = engine.wait(run_id).await?;
+    // Wait until everything due now is done; the cleanup stage waits 30 days.
+    let e2 = engine.clone();
+    let due_now_done = move |r: &offboard::Run| {
+        let now = e2.now();
+        r.tasks
+            .iter()
+            .all(|t| t.state.is_terminal() || t.not_before > now)
+    };
+    let done = engine.wait_for(run_id, due_now_done).await?;
     human.await?;
+    for task in done.tasks.iter().filter(|x| !x.state.is_terminal()) {
+        let when = task.not_before.format("%Y-%m-%d");
+        println!(
+            "{} {:<32} scheduled for {when}",
+            t(engine.now()),
+            task.label()
+        );
+    }
 
     // 5. Nobody asks: HR marks Grace as gone, and the watch loop (polling HR every second)
     //    starts and finishes her offboarding.
@@ -233,6 +286,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    let fresh = engine.status(grace_run).await?.created_at >= changed_at;
+    if !fresh {
+        println!("  her run from an earlier demo is still open: the new trigger was suppressed");
+    }
     let automatic_last_day = |t: &&offboard::Task| t.stage == "last_day" && t.action().is_some();
     let last_day_done = |r: &offboard::Run| {
         r.tasks
@@ -248,11 +305,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .filter_map(|t| t.finished_at)
         .max()
         .unwrap_or(changed_at);
-    println!(
-        "{} grace: every automatic last-day action done {:.2}s after HR's change (her Salesforce ticket is open; her delete waits for the cleanup stage)",
-        t(engine.now()),
-        (revoked_at - changed_at).num_milliseconds() as f64 / 1000.0
-    );
+    if fresh {
+        println!(
+            "{} grace: every automatic last-day action done {:.2}s after HR's change (her Salesforce ticket is open; her delete waits for the cleanup stage)",
+            t(engine.now()),
+            (revoked_at - changed_at).num_milliseconds() as f64 / 1000.0
+        );
+    }
     workers.shutdown().await;
     tokio::task::yield_now().await;
     printer.abort();
@@ -260,7 +319,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("\nrun {run_id}: {:?}", done.state);
     let m = Engine::metrics(&done);
     println!(
-        "offboarding time {:?}, time to revoke {:?} (simulated)",
+        "offboarding time so far {:?}, time to revoke {:?}",
         m.offboarding_time.unwrap_or_default(),
         m.time_to_revoke.unwrap_or_default()
     );
@@ -295,11 +354,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     );
     let grace = idp.user_by_login("grace@example.com").map(|u| u.status);
-    println!("  idp tenant now: grace {grace:?} (offboarded by the HR trigger)");
+    println!("  idp tenant now: grace {grace:?}");
 
     // 7. The audit trail, hash-chained.
-    let events = store.audit(AuditQuery::all()).await?;
-    println!("\naudit trail ({} events):", events.len());
+    let all = store.audit(AuditQuery::all()).await?;
+    let events: Vec<_> = all.iter().filter(|e| e.seq > seq_before).collect();
+    println!(
+        "\naudit trail of this demo ({} events; {} in the file):",
+        events.len(),
+        all.len()
+    );
     for e in &events {
         let what = match &e.kind {
             AuditKind::Transition {
@@ -325,12 +389,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             &e.hash[..12]
         );
     }
-    match verify_chain(&events) {
-        Ok(n) => println!(
-            "audit chain verifies: {n} events, head {}",
-            &events.last().map(|e| e.hash.clone()).unwrap_or_default()[..16]
-        ),
+    match store.verify_audit().await?.into_result() {
+        Ok(n) => println!("audit chain in {db} verifies: {n} events"),
         Err(p) => println!("AUDIT CHAIN BROKEN: {p}"),
     }
+    // The whole chain also verifies with core's checker, independent of the store.
+    verify_chain(&all).map_err(offboard::Error::from)?;
     Ok(())
 }

@@ -1,6 +1,34 @@
-//! Durable [`offboard_core::Store`] backends: SQLite (the embedded default) and PostgreSQL
-//! (many workers). Filled by the store issue; until then hosts use
-//! `offboard_core::memory::MemoryStore`.
+//! Durable [`offboard_core::Store`] backends for offboard.
+//!
+//! - [`SqliteStore`]: the embedded default, one file in WAL mode. One process with SQLite
+//!   serves a company.
+//! - `PostgresStore` (feature `postgres`, on by default): many workers on many machines share
+//!   one database; claims use `FOR UPDATE SKIP LOCKED`.
+//! - [`report`]: compliance reports per run and per period (streamed), as CSV and JSON.
+//! - [`JsonLinesSink`]: an [`offboard_core::AuditSink`] that appends one canonical JSON event
+//!   per line to a file.
+//!
+//! Both stores keep their SQL per dialect (`migrations/<dialect>`, `queries/<dialect>`),
+//! embedded in the crate; [`SqliteStore::run_migrations`] (and its PostgreSQL twin) bring a
+//! database up to date, record what they applied in a table of their own, and refuse a
+//! database that is newer than the code or that is not theirs. Both pass
+//! [`offboard_core::store::conformance::run_all`], and both can check their audit trail's hash
+//! chain with `verify_audit`, naming the first altered, inserted or missing event.
 #![forbid(unsafe_code)]
 
+mod codec;
+mod jsonl;
+#[cfg(feature = "postgres")]
+mod postgres;
+pub mod report;
+mod sql;
+mod sqlite;
+
+pub use codec::AuditVerification;
+pub use jsonl::JsonLinesSink;
 pub use offboard_core::Store;
+#[cfg(feature = "postgres")]
+pub use postgres::{
+    POSTGRES_MIGRATIONS_TABLE, POSTGRES_SCHEMA, POSTGRES_SCHEMA_VERSION, PostgresStore,
+};
+pub use sqlite::{SQLITE_MIGRATIONS_TABLE, SQLITE_SCHEMA_VERSION, SqliteStore};

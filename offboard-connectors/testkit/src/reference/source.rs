@@ -13,7 +13,8 @@ use offboard_core::{
 /// An in-memory source of truth with an incremental change stream.
 ///
 /// # Behavior
-/// - Every change (add, status change, removal) gets the next sequence number; the cursor is
+/// - Every change (add, status change, removal) gets the next sequence number (never below the
+///   wall clock in microseconds, so cursors survive a restart of the process); the cursor is
 ///   the last sequence number returned, so `changes(cursor)` returns every change after it, in
 ///   order, at most `page_size` at a time (`more` says whether a next page exists).
 /// - A removed person is reported `Past` (the trait's "no longer found").
@@ -59,7 +60,12 @@ impl ReferenceSource {
     /// Adds or replaces a person's record (a change).
     pub fn upsert(&self, record: PersonRecord) {
         let mut s = self.state();
-        s.seq += 1;
+        // Like a real change log, sequence numbers follow wall-clock time (microseconds), so a
+        // cursor persisted by an earlier process stays meaningful for a new source instance.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        s.seq = (s.seq + 1).max(now);
         let seq = s.seq;
         s.people.insert(record.person.id.clone(), (record, seq));
     }

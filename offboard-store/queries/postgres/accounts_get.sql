@@ -1,0 +1,2 @@
+SELECT account, first_seen, last_seen FROM offboard.accounts
+WHERE person_id = $1 ORDER BY app, external_id

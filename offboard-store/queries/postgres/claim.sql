@@ -1,0 +1,17 @@
+-- Claims due tasks in one statement: due, lease free or expired, run still open;
+-- earliest due first; rows another claimer holds locked are skipped.
+WITH due AS (
+    SELECT t.id
+    FROM offboard.tasks t JOIN offboard.runs r ON r.id = t.run_id
+    WHERE t.due_at IS NOT NULL AND t.due_at <= $3
+      AND (t.lease_until IS NULL OR t.lease_until <= $3)
+      AND r.open
+    ORDER BY t.due_at, t.id
+    LIMIT $4
+    FOR UPDATE OF t SKIP LOCKED
+)
+UPDATE offboard.tasks t
+SET lease_owner = $1, lease_token = gen_random_uuid(), lease_until = $2, claims = t.claims + 1
+FROM due
+WHERE t.id = due.id
+RETURNING t.run_id, t.id, t.lease_token, t.claims, t.due_at

@@ -1,0 +1,1 @@
+SELECT cursor FROM offboard.cursors WHERE source = $1

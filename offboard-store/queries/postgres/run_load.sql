@@ -1,0 +1,1 @@
+SELECT version, body FROM offboard.runs WHERE id = $1

@@ -1,0 +1,1 @@
+SELECT version FROM offboard.runs WHERE id = $1

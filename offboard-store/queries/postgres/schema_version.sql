@@ -1,0 +1,1 @@
+SELECT max(version) FROM offboard.schema_migrations WHERE success

@@ -1,0 +1,1 @@
+SELECT body FROM offboard.snapshots WHERE task_id = $1

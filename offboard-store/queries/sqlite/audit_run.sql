@@ -1,0 +1,1 @@
+SELECT body FROM offboard_audit WHERE run_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3

@@ -1,0 +1,1 @@
+SELECT cursor FROM offboard_cursors WHERE source = ?1

@@ -1,0 +1,1 @@
+SELECT version, body FROM offboard_runs WHERE id = ?1

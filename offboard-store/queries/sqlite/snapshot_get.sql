@@ -1,0 +1,1 @@
+SELECT body FROM offboard_snapshots WHERE task_id = ?1

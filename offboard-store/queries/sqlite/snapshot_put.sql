@@ -1,0 +1,1 @@
+INSERT INTO offboard_snapshots (task_id, body) VALUES (?1, ?2) ON CONFLICT (task_id) DO NOTHING

@@ -1,0 +1,290 @@
+//! Encoding shared by both dialects: times as fixed-width RFC 3339 text, runs and tasks as
+//! JSON, database errors as offboard errors, and incremental chain verification.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use offboard_core::audit::{ChainProblem, GENESIS_HASH};
+use offboard_core::{AuditEvent, Error, ErrorKind, Lease, Result, Run, RunId, RunState, Task};
+use serde_json::Value;
+
+/// A time as stored: RFC 3339 in UTC with nine fractional digits, so that text order is time
+/// order (for years 0 to 9999) and the value round-trips exactly.
+pub(crate) fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Nanos, true)
+}
+
+/// An optional time as stored.
+pub(crate) fn ts_opt(t: Option<DateTime<Utc>>) -> Option<String> {
+    t.map(ts)
+}
+
+/// Parses a stored time.
+pub(crate) fn parse_ts(s: &str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| Error::storage(format!("stored time {s:?} does not parse")).with_source(e))
+}
+
+/// The run's own fields as stored: its JSON without `tasks` and `version` (kept in rows and
+/// columns of their own).
+pub(crate) fn run_body(run: &Run) -> Result<String> {
+    let mut v = serde_json::to_value(run).map_err(encode_err)?;
+    if let Some(map) = v.as_object_mut() {
+        map.remove("tasks");
+        map.remove("version");
+    }
+    Ok(v.to_string())
+}
+
+/// A task as stored: its JSON without `due_at` (a column of its own, the one claims query).
+pub(crate) fn task_body(task: &Task) -> Result<String> {
+    let mut v = serde_json::to_value(task).map_err(encode_err)?;
+    if let Some(map) = v.as_object_mut() {
+        map.remove("due_at");
+    }
+    Ok(v.to_string())
+}
+
+/// Rebuilds a run from its stored parts; `tasks` are (body, due_at) in position order.
+pub(crate) fn decode_run(
+    version: i64,
+    body: &str,
+    tasks: Vec<(String, Option<String>)>,
+) -> Result<Run> {
+    let mut v: Value = serde_json::from_str(body).map_err(decode_err("run"))?;
+    if let Some(map) = v.as_object_mut() {
+        map.insert("tasks".into(), Value::Array(Vec::new()));
+    }
+    let mut run: Run = serde_json::from_value(v).map_err(decode_err("run"))?;
+    run.version = u64::try_from(version).map_err(|_| Error::storage("negative run version"))?;
+    run.tasks = tasks
+        .into_iter()
+        .map(|(body, due_at)| {
+            let mut task: Task = serde_json::from_str(&body).map_err(decode_err("task"))?;
+            task.due_at = due_at.as_deref().map(parse_ts).transpose()?;
+            Ok(task)
+        })
+        .collect::<Result<_>>()?;
+    Ok(run)
+}
+
+/// A run state's stored name (its serde name).
+pub(crate) fn state_name(state: RunState) -> String {
+    match serde_json::to_value(state) {
+        Ok(Value::String(s)) => s,
+        _ => format!("{state:?}"),
+    }
+}
+
+/// Parses a stored run state name.
+pub(crate) fn parse_state(s: &str) -> Result<RunState> {
+    serde_json::from_value(Value::String(s.to_owned())).map_err(decode_err("run state"))
+}
+
+/// An audit event as stored (its full JSON, hash included).
+pub(crate) fn event_body(event: &AuditEvent) -> Result<String> {
+    serde_json::to_string(event).map_err(encode_err)
+}
+
+/// Parses a stored audit event.
+pub(crate) fn decode_event(body: &str) -> Result<AuditEvent> {
+    serde_json::from_str(body).map_err(decode_err("audit event"))
+}
+
+/// Any JSON value as stored.
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(encode_err)
+}
+
+/// Parses a stored JSON value.
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    body: &str,
+) -> Result<T> {
+    serde_json::from_str(body).map_err(decode_err(what))
+}
+
+fn encode_err(e: serde_json::Error) -> Error {
+    Error::internal("a value did not serialise to JSON").with_source(e)
+}
+
+fn decode_err(what: &'static str) -> impl FnOnce(serde_json::Error) -> Error {
+    move |e| Error::storage(format!("a stored {what} does not decode")).with_source(e)
+}
+
+/// Converts a database error, classifying it: busy/locked databases, serialisation failures,
+/// deadlocks, pool time-outs and IO errors are retryable; the rest is permanent.
+pub(crate) fn db(op: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
+    move |e| {
+        let retryable = match &e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(d) => matches!(
+                d.code().as_deref(),
+                // SQLite BUSY, LOCKED, BUSY_SNAPSHOT; PostgreSQL serialization_failure,
+                // deadlock_detected, lock_not_available.
+                Some("5" | "6" | "517" | "40001" | "40P01" | "55P03")
+            ),
+            _ => false,
+        };
+        let err = Error::new(ErrorKind::Storage, format!("database error in {op}"))
+            .with_operation(op)
+            .with_source(e);
+        if retryable { err.retryable() } else { err }
+    }
+}
+
+/// Converts a database or IO count into `u64`/`u32` etc.
+pub(crate) fn int<T: TryFrom<i64>>(what: &'static str, v: i64) -> Result<T> {
+    T::try_from(v).map_err(|_| Error::storage(format!("stored {what} {v} is out of range")))
+}
+
+/// The error of a commit made at a version that is not the stored one.
+pub(crate) fn version_conflict(id: RunId, stored: i64, at: u64) -> Error {
+    Error::new(
+        ErrorKind::Conflict,
+        format!("run {id} is at version {stored}, the commit was made at version {at}"),
+    )
+    .with_context("run", id)
+}
+
+/// The error of a commit under a lease no longer held.
+pub(crate) fn lease_lost(id: RunId, lease: &Lease) -> Error {
+    Error::new(
+        ErrorKind::Conflict,
+        format!("lease lost on task {}", lease.task),
+    )
+    .with_context("lease", "lost")
+    .with_context("run", id)
+    .with_context("task", lease.task)
+}
+
+/// The error of a create with an existing id.
+pub(crate) fn run_exists(id: RunId) -> Error {
+    Error::new(ErrorKind::Conflict, format!("run {id} already exists")).fatal()
+}
+
+/// The error of a renew of a lease no longer held.
+pub(crate) fn renew_lost(lease: &Lease) -> Error {
+    Error::new(
+        ErrorKind::Conflict,
+        format!("lease lost on task {}", lease.task),
+    )
+    .with_context("task", lease.task)
+}
+
+/// The error of a mirrored event that does not continue the stored chain.
+pub(crate) fn chain_gap(seq: u64, last: u64) -> Error {
+    Error::new(
+        ErrorKind::Conflict,
+        format!("audit event {seq} does not follow event {last} of the stored chain"),
+    )
+}
+
+/// Verifies a chain read in pages, with exactly the rules of
+/// [`offboard_core::audit::verify_chain`] (which needs the whole chain at once).
+#[derive(Debug)]
+pub(crate) struct ChainCheck {
+    prev: String,
+    expected: u64,
+}
+
+impl ChainCheck {
+    pub(crate) fn new() -> Self {
+        Self {
+            prev: GENESIS_HASH.to_owned(),
+            expected: 1,
+        }
+    }
+
+    /// Checks the next stored row: `seq` is the row's key, `body` its JSON.
+    pub(crate) fn push(&mut self, seq: u64, body: &str) -> Result<(), ChainProblem> {
+        let Ok(e) = decode_event(body) else {
+            // Not even an event any more: if the row sits where one was expected, it was
+            // altered; further on, something before it is missing.
+            return Err(if seq > self.expected {
+                ChainProblem::Missing { seq: self.expected }
+            } else {
+                ChainProblem::Altered { seq }
+            });
+        };
+        if e.seq != seq {
+            return Err(ChainProblem::Altered { seq });
+        }
+        if e.seq > self.expected {
+            return Err(ChainProblem::Missing { seq: self.expected });
+        }
+        let hashes = e.compute_hash() == e.hash;
+        if e.seq < self.expected || e.prev_hash != self.prev {
+            return Err(if hashes && e.seq == self.expected {
+                ChainProblem::Inserted { seq: e.seq }
+            } else if !hashes {
+                ChainProblem::Altered { seq: e.seq }
+            } else {
+                ChainProblem::Inserted { seq: e.seq }
+            });
+        }
+        if !hashes {
+            return Err(ChainProblem::Altered { seq: e.seq });
+        }
+        self.prev = e.hash;
+        self.expected += 1;
+        Ok(())
+    }
+
+    /// How many events verified so far.
+    pub(crate) fn verified(&self) -> u64 {
+        self.expected - 1
+    }
+
+    /// Ends the check against the stored chain head (`head_seq`, `head_hash`): events cut off
+    /// the end are missing.
+    pub(crate) fn finish(self, head_seq: u64, head_hash: &str) -> Result<u64, ChainProblem> {
+        let verified = self.expected - 1;
+        if head_seq > verified {
+            return Err(ChainProblem::Missing { seq: self.expected });
+        }
+        if head_seq < verified {
+            // Events past the head were written behind the store's back.
+            return Err(ChainProblem::Inserted { seq: head_seq + 1 });
+        }
+        if verified > 0 && head_hash != self.prev {
+            return Err(ChainProblem::Altered { seq: verified });
+        }
+        Ok(verified)
+    }
+}
+
+/// The result of [`crate::SqliteStore::verify_audit`] and its PostgreSQL twin.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AuditVerification {
+    /// How many events verified, from seq 1, before the problem (or in all).
+    pub verified: u64,
+    /// The first problem: the first altered, inserted or missing event. `None`: intact.
+    pub problem: Option<ChainProblem>,
+}
+
+impl AuditVerification {
+    /// Whether the whole trail verified.
+    pub fn is_intact(&self) -> bool {
+        self.problem.is_none()
+    }
+
+    /// Turns a problem into an error of kind `Tampered`.
+    ///
+    /// # Errors
+    /// `Tampered`, naming the first bad event, when the trail does not verify.
+    pub fn into_result(self) -> Result<u64> {
+        match self.problem {
+            None => Ok(self.verified),
+            Some(p) => Err(Error::from(p.clone()).with_context("seq", problem_seq(&p))),
+        }
+    }
+}
+
+/// The sequence number a problem names.
+pub(crate) fn problem_seq(p: &ChainProblem) -> u64 {
+    match p {
+        ChainProblem::Altered { seq }
+        | ChainProblem::Missing { seq }
+        | ChainProblem::Inserted { seq } => *seq,
+    }
+}

@@ -1,0 +1,727 @@
+//! [`PostgresStore`]: many workers on many machines share one PostgreSQL database.
+
+use std::fmt;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use offboard_core::connector::Snapshot;
+use offboard_core::store::{AuditQuery, ClaimRequest, Commit, Lease, RunQuery, RunSummary};
+use offboard_core::{
+    Account, AccountRef, AuditEvent, AuditSink, Cursor, Error, PersonId, Result, Run, RunId, Store,
+    TaskId,
+};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::{Row, SqlSafeStr};
+use uuid::Uuid;
+
+use crate::codec::{self, AuditVerification, ChainCheck, db, int, ts, ts_opt};
+use crate::sql::postgres as q;
+use crate::sqlite::newer_schema;
+
+/// The schema every table of ours lives in (out of the host's way).
+pub const POSTGRES_SCHEMA: &str = "offboard";
+
+/// The table our migrations are recorded in, inside [`POSTGRES_SCHEMA`].
+pub const POSTGRES_MIGRATIONS_TABLE: &str = "offboard.schema_migrations";
+
+/// The newest schema version this code knows.
+pub const POSTGRES_SCHEMA_VERSION: i64 = 1;
+
+/// How many audit rows a verification reads at once.
+const PAGE: i64 = 1000;
+
+fn migrator() -> Migrator {
+    let mut m = Migrator::with_migrations(vec![Migration::new(
+        1,
+        "init".into(),
+        MigrationType::Simple,
+        q::MIGRATION_0001.into_sql_str(),
+        false,
+    )]);
+    m.dangerous_set_table_name(POSTGRES_MIGRATIONS_TABLE);
+    m.create_schema(POSTGRES_SCHEMA);
+    m
+}
+
+/// A durable [`Store`] and [`AuditSink`] on PostgreSQL, for many workers (engines in many
+/// processes) sharing one database.
+///
+/// # Behavior
+/// - Everything lives in schema `offboard`, migrations included
+///   ([`POSTGRES_MIGRATIONS_TABLE`]); [`PostgresStore::run_migrations`] takes sqlx's advisory
+///   lock, so processes starting together migrate once.
+/// - Every write is one transaction (read committed). A commit updates the run row only at
+///   the expected version, locks the leased task row to check its token, writes only the
+///   changed tasks, and seals its audit events after the chain head, whose row it locks: all
+///   appends are serialised and the chain never forks.
+/// - Claims are one statement: due tasks of open runs whose lease is free or expired, earliest
+///   first, `FOR UPDATE SKIP LOCKED`, each given a fresh `gen_random_uuid()` token.
+/// - Times are fixed-width RFC 3339 text (nanoseconds, collation "C"): exact round trips.
+/// - Neither `Debug` nor any error shows the connection URL or its password.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("schema", &POSTGRES_SCHEMA)
+            .field("connections", &self.pool.size())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://user:password@host:port/db`) with a pool
+    /// of up to 8 connections and brings the schema up to date.
+    ///
+    /// # Errors
+    /// `Config` for a malformed URL (the URL is not repeated in the error), an existing
+    /// `offboard` schema that is not ours, or a schema newer than this code; `Unavailable`
+    /// when the server cannot be reached.
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with_pool_size(url, 8).await
+    }
+
+    /// As [`PostgresStore::connect`], with up to `connections` pooled connections.
+    ///
+    /// # Errors
+    /// As [`PostgresStore::connect`].
+    pub async fn connect_with_pool_size(url: &str, connections: u32) -> Result<Self> {
+        let options = PgConnectOptions::from_str(url).map_err(|_| {
+            Error::config(
+                "postgres_url",
+                "not a valid PostgreSQL URL (postgres://user:password@host:port/database)",
+            )
+        })?;
+        let pool = PgPoolOptions::new()
+            .max_connections(connections.max(1))
+            .connect_with(options)
+            .await
+            .map_err(|e| {
+                Error::new(
+                    offboard_core::ErrorKind::Unavailable,
+                    "connecting to PostgreSQL failed",
+                )
+                .with_operation("postgres.connect")
+                .with_source(e)
+            })?;
+        Self::from_pool(pool).await
+    }
+
+    /// Uses a host's pool (its connections, its TLS and credentials) and brings the schema up
+    /// to date.
+    ///
+    /// # Errors
+    /// As [`PostgresStore::run_migrations`].
+    pub async fn from_pool(pool: PgPool) -> Result<Self> {
+        let store = Self { pool };
+        store.run_migrations().await?;
+        Ok(store)
+    }
+
+    /// The pool, e.g. for a host that shares it.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Applies the migrations this code has and the database lacks.
+    ///
+    /// # Errors
+    /// `Config` when schema `offboard` exists but is not ours (it is left alone) or is newer
+    /// than this code; `Storage` when a migration fails (it is rolled back).
+    pub async fn run_migrations(&self) -> Result<()> {
+        let tables: Vec<String> = sqlx::query_scalar(q::SCHEMA_TABLES)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("postgres.run_migrations"))?;
+        if tables.iter().any(|t| t == "schema_migrations") {
+            let version: Option<i64> = sqlx::query_scalar(q::SCHEMA_VERSION)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db("postgres.run_migrations"))?;
+            if let Some(v) = version.filter(|v| *v > POSTGRES_SCHEMA_VERSION) {
+                return Err(newer_schema(v, POSTGRES_SCHEMA_VERSION));
+            }
+        } else if !tables.is_empty() {
+            let mut names: Vec<&str> = tables.iter().map(String::as_str).take(5).collect();
+            names.sort_unstable();
+            return Err(Error::config(
+                "postgres_schema",
+                format!(
+                    "schema {POSTGRES_SCHEMA} holds tables that are not offboard's ({}) and no \
+                     {POSTGRES_MIGRATIONS_TABLE}; it was left untouched",
+                    names.join(", ")
+                ),
+            ));
+        }
+        migrator().run(&self.pool).await.map_err(|e| {
+            Error::storage("migrating the PostgreSQL database failed")
+                .with_operation("postgres.run_migrations")
+                .with_source(e)
+        })
+    }
+
+    /// Reads the whole audit trail in pages and checks its hash chain, naming the first
+    /// altered, inserted or missing event (also one cut off the end: the chain head row
+    /// remembers the last sequence number).
+    ///
+    /// # Errors
+    /// `Storage` when the database cannot be read (a tampered trail is not an error: see
+    /// [`AuditVerification::problem`]).
+    pub async fn verify_audit(&self) -> Result<AuditVerification> {
+        let mut check = ChainCheck::new();
+        let mut after = 0i64;
+        loop {
+            let rows = sqlx::query(q::AUDIT_ALL)
+                .bind(after)
+                .bind(Some(PAGE))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db("postgres.verify_audit"))?;
+            let n = rows.len() as i64;
+            for row in rows {
+                let seq: i64 = row.try_get(0).map_err(db("postgres.verify_audit"))?;
+                let body: String = row.try_get(1).map_err(db("postgres.verify_audit"))?;
+                if let Err(problem) = check.push(int("seq", seq)?, &body) {
+                    return Ok(AuditVerification {
+                        verified: check.verified(),
+                        problem: Some(problem),
+                    });
+                }
+                after = seq;
+            }
+            if n < PAGE {
+                break;
+            }
+        }
+        let row = sqlx::query(q::AUDIT_HEAD_READ)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db("postgres.verify_audit"))?;
+        let head_seq: i64 = row.try_get(0).map_err(db("postgres.verify_audit"))?;
+        let head_hash: String = row.try_get(1).map_err(db("postgres.verify_audit"))?;
+        let verified = check.verified();
+        Ok(match check.finish(int("seq", head_seq)?, &head_hash) {
+            Ok(n) => AuditVerification {
+                verified: n,
+                problem: None,
+            },
+            Err(problem) => AuditVerification {
+                verified,
+                problem: Some(problem),
+            },
+        })
+    }
+
+    /// Ids of the runs created in `[since, until)`, oldest first, after `after` (the key of
+    /// the previous page's last run), at most `limit`: what period reports page through.
+    pub(crate) async fn page_of_runs(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        after: Option<(DateTime<Utc>, RunId)>,
+        limit: usize,
+    ) -> Result<Vec<(DateTime<Utc>, RunId)>> {
+        let (after_at, after_id) = match after {
+            Some((at, id)) => (ts(at), id.to_string()),
+            None => (String::new(), String::new()),
+        };
+        let rows = sqlx::query(q::RUNS_PAGE)
+            .bind(ts(since))
+            .bind(ts(until))
+            .bind(after_at)
+            .bind(after_id)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("postgres.runs_page"))?;
+        rows.into_iter()
+            .map(|row| {
+                let id: String = row.try_get(0).map_err(db("postgres.runs_page"))?;
+                let at: String = row.try_get(1).map_err(db("postgres.runs_page"))?;
+                Ok((codec::parse_ts(&at)?, parse_id(&id)?))
+            })
+            .collect()
+    }
+
+    async fn begin(&self, op: &'static str) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+        self.pool.begin().await.map_err(db(op))
+    }
+}
+
+fn parse_id<T: FromStr>(s: &str) -> Result<T> {
+    s.parse()
+        .map_err(|_| Error::storage(format!("stored id {s:?} is not a UUID")))
+}
+
+fn limit(n: usize) -> Option<i64> {
+    (n > 0).then(|| i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+/// Inserts already-sealed events and moves the chain head to the last one.
+async fn insert_events(conn: &mut PgConnection, events: &[AuditEvent]) -> Result<()> {
+    let Some(last) = events.last() else {
+        return Ok(());
+    };
+    let mut seqs = Vec::with_capacity(events.len());
+    let mut runs = Vec::with_capacity(events.len());
+    let mut ats = Vec::with_capacity(events.len());
+    let mut hashes = Vec::with_capacity(events.len());
+    let mut bodies = Vec::with_capacity(events.len());
+    for e in events {
+        seqs.push(i64::try_from(e.seq).map_err(|_| Error::internal("seq out of range"))?);
+        runs.push(e.run.map(|r| r.to_string()));
+        ats.push(ts(e.at));
+        hashes.push(e.hash.clone());
+        bodies.push(codec::event_body(e)?);
+    }
+    sqlx::query(q::AUDIT_INSERT)
+        .bind(seqs)
+        .bind(runs)
+        .bind(ats)
+        .bind(hashes)
+        .bind(bodies)
+        .bind(last.seq as i64)
+        .bind(&last.hash)
+        .execute(&mut *conn)
+        .await
+        .map_err(db("postgres.audit_insert"))?;
+    Ok(())
+}
+
+/// Locks the chain head and reads it.
+async fn lock_head(conn: &mut PgConnection) -> Result<(u64, String)> {
+    let row = sqlx::query(q::AUDIT_HEAD)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db("postgres.audit_head"))?;
+    let seq: i64 = row.try_get(0).map_err(db("postgres.audit_head"))?;
+    let hash: String = row.try_get(1).map_err(db("postgres.audit_head"))?;
+    Ok((int("seq", seq)?, hash))
+}
+
+/// Seals `events` after the chain head (locked until the caller's transaction ends) and stores
+/// them.
+async fn append(conn: &mut PgConnection, mut events: Vec<AuditEvent>) -> Result<Vec<AuditEvent>> {
+    if events.is_empty() {
+        return Ok(events);
+    }
+    let (mut seq, mut prev) = lock_head(conn).await?;
+    for e in &mut events {
+        seq += 1;
+        e.seal(seq, &prev);
+        prev.clone_from(&e.hash);
+    }
+    insert_events(conn, &events).await?;
+    Ok(events)
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn create_run(&self, run: &Run, events: Vec<AuditEvent>) -> Result<Vec<AuditEvent>> {
+        let mut tx = self.begin("postgres.create_run").await?;
+        let inserted = sqlx::query(q::RUN_INSERT)
+            .bind(run.id.to_string())
+            .bind(run.person.id.to_string())
+            .bind(codec::state_name(run.state))
+            .bind(!run.state.is_terminal())
+            .bind(ts(run.created_at))
+            .bind(ts_opt(run.finished_at))
+            .bind(codec::run_body(run)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(db("postgres.create_run"))?;
+        if inserted.rows_affected() == 0 {
+            return Err(codec::run_exists(run.id));
+        }
+        if !run.tasks.is_empty() {
+            let mut ids = Vec::with_capacity(run.tasks.len());
+            let mut positions = Vec::with_capacity(run.tasks.len());
+            let mut bodies = Vec::with_capacity(run.tasks.len());
+            let mut due = Vec::with_capacity(run.tasks.len());
+            for (i, task) in run.tasks.iter().enumerate() {
+                ids.push(task.id.to_string());
+                positions
+                    .push(i32::try_from(i).map_err(|_| Error::invalid_input("too many tasks"))?);
+                bodies.push(codec::task_body(task)?);
+                due.push(ts_opt(task.due_at));
+            }
+            sqlx::query(q::TASK_INSERT)
+                .bind(ids)
+                .bind(vec![run.id.to_string(); run.tasks.len()])
+                .bind(positions)
+                .bind(bodies)
+                .bind(due)
+                .execute(&mut *tx)
+                .await
+                .map_err(db("postgres.create_run"))?;
+        }
+        let sealed = append(&mut tx, events).await?;
+        tx.commit().await.map_err(db("postgres.create_run"))?;
+        Ok(sealed)
+    }
+
+    async fn load_run(&self, id: RunId) -> Result<Option<Run>> {
+        // Repeatable read: the run and its tasks come from one snapshot.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await
+            .map_err(db("postgres.load_run"))?;
+        let Some(row) = sqlx::query(q::RUN_LOAD)
+            .bind(id.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db("postgres.load_run"))?
+        else {
+            return Ok(None);
+        };
+        let version: i64 = row.try_get(0).map_err(db("postgres.load_run"))?;
+        let body: String = row.try_get(1).map_err(db("postgres.load_run"))?;
+        let tasks = sqlx::query(q::TASKS_LOAD)
+            .bind(id.to_string())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db("postgres.load_run"))?
+            .into_iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<Vec<(String, Option<String>)>, sqlx::Error>>()
+            .map_err(db("postgres.load_run"))?;
+        tx.commit().await.map_err(db("postgres.load_run"))?;
+        codec::decode_run(version, &body, tasks).map(Some)
+    }
+
+    async fn commit(&self, commit: Commit) -> Result<(u64, Vec<AuditEvent>)> {
+        let run = &commit.run;
+        let id = run.id;
+        let mut tx = self.begin("postgres.commit").await?;
+        let updated = sqlx::query(q::RUN_UPDATE)
+            .bind(run.person.id.to_string())
+            .bind(codec::state_name(run.state))
+            .bind(!run.state.is_terminal())
+            .bind(ts(run.created_at))
+            .bind(ts_opt(run.finished_at))
+            .bind(codec::run_body(run)?)
+            .bind(id.to_string())
+            .bind(run.version as i64)
+            .execute(&mut *tx)
+            .await
+            .map_err(db("postgres.commit"))?;
+        if updated.rows_affected() == 0 {
+            let stored: Option<i64> = sqlx::query_scalar(q::RUN_VERSION)
+                .bind(id.to_string())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db("postgres.commit"))?;
+            return Err(match stored {
+                None => Error::not_found(format!("run {id} does not exist")),
+                Some(v) => codec::version_conflict(id, v, run.version),
+            });
+        }
+        if let Some(lease) = &commit.lease {
+            let held = lease.run == id
+                && sqlx::query(q::LEASE_HELD)
+                    .bind(lease.task.to_string())
+                    .bind(id.to_string())
+                    .bind(lease.token)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db("postgres.commit"))?
+                    .is_some();
+            if !held {
+                return Err(codec::lease_lost(id, lease));
+            }
+        }
+        let mut written = Vec::with_capacity(commit.changed_tasks.len());
+        for task in &commit.changed_tasks {
+            if written.contains(task) {
+                continue;
+            }
+            if let Some(position) = run.tasks.iter().position(|t| t.id == *task) {
+                let t = &run.tasks[position];
+                sqlx::query(q::TASK_UPSERT)
+                    .bind(t.id.to_string())
+                    .bind(id.to_string())
+                    .bind(
+                        i32::try_from(position)
+                            .map_err(|_| Error::invalid_input("too many tasks"))?,
+                    )
+                    .bind(codec::task_body(t)?)
+                    .bind(ts_opt(t.due_at))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("postgres.commit"))?;
+                written.push(*task);
+            }
+        }
+        if commit.release
+            && let Some(lease) = &commit.lease
+        {
+            sqlx::query(q::LEASE_CLEAR)
+                .bind(lease.task.to_string())
+                .bind(lease.token)
+                .execute(&mut *tx)
+                .await
+                .map_err(db("postgres.commit"))?;
+        }
+        let sealed = append(&mut tx, commit.events).await?;
+        tx.commit().await.map_err(db("postgres.commit"))?;
+        Ok((run.version + 1, sealed))
+    }
+
+    async fn claim(&self, request: ClaimRequest) -> Result<Vec<Lease>> {
+        let now = request.now;
+        let until = chrono::Duration::from_std(request.lease_for)
+            .ok()
+            .and_then(|d| now.checked_add_signed(d))
+            .ok_or_else(|| Error::invalid_input("lease_for is too long"))?;
+        if request.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(q::CLAIM)
+            .bind(&request.worker)
+            .bind(ts(until))
+            .bind(ts(now))
+            .bind(i64::try_from(request.limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("postgres.claim"))?;
+        let mut leases = rows
+            .into_iter()
+            .map(|row| {
+                let run: String = row.try_get(0).map_err(db("postgres.claim"))?;
+                let task: String = row.try_get(1).map_err(db("postgres.claim"))?;
+                let token: Uuid = row.try_get(2).map_err(db("postgres.claim"))?;
+                let claims: i32 = row.try_get(3).map_err(db("postgres.claim"))?;
+                let due: String = row.try_get(4).map_err(db("postgres.claim"))?;
+                Ok((
+                    due,
+                    Lease {
+                        run: parse_id(&run)?,
+                        task: parse_id(&task)?,
+                        worker: request.worker.clone(),
+                        token,
+                        until,
+                        claims: int("claims", i64::from(claims))?,
+                    },
+                ))
+            })
+            .collect::<Result<Vec<(String, Lease)>>>()?;
+        // RETURNING has no order: earliest due first, as claimed.
+        leases.sort_by(|a, b| (&a.0, a.1.task).cmp(&(&b.0, b.1.task)));
+        Ok(leases.into_iter().map(|(_, l)| l).collect())
+    }
+
+    async fn renew(&self, lease: &Lease, until: DateTime<Utc>) -> Result<Lease> {
+        let row = sqlx::query(q::RENEW)
+            .bind(ts(until))
+            .bind(lease.task.to_string())
+            .bind(lease.run.to_string())
+            .bind(lease.token)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("postgres.renew"))?
+            .ok_or_else(|| codec::renew_lost(lease))?;
+        let worker: Option<String> = row.try_get(0).map_err(db("postgres.renew"))?;
+        let claims: i32 = row.try_get(1).map_err(db("postgres.renew"))?;
+        Ok(Lease {
+            run: lease.run,
+            task: lease.task,
+            worker: worker.unwrap_or_else(|| lease.worker.clone()),
+            token: lease.token,
+            until,
+            claims: int("claims", i64::from(claims))?,
+        })
+    }
+
+    async fn release(&self, lease: &Lease, due_at: Option<DateTime<Utc>>) -> Result<()> {
+        sqlx::query(q::RELEASE)
+            .bind(ts_opt(due_at))
+            .bind(lease.task.to_string())
+            .bind(lease.run.to_string())
+            .bind(lease.token)
+            .execute(&self.pool)
+            .await
+            .map_err(db("postgres.release"))?;
+        Ok(())
+    }
+
+    async fn list_runs(&self, query: RunQuery) -> Result<Vec<RunSummary>> {
+        let rows = sqlx::query(q::LIST_RUNS)
+            .bind(query.person.as_ref().map(ToString::to_string))
+            .bind(ts_opt(query.since))
+            .bind(ts_opt(query.until))
+            .bind(query.open_only)
+            .bind(limit(query.limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("postgres.list_runs"))?;
+        rows.into_iter()
+            .map(|row| {
+                let get = |i: usize| -> Result<Option<String>> {
+                    row.try_get(i).map_err(db("postgres.list_runs"))
+                };
+                let required = |i: usize| -> Result<String> {
+                    get(i)?.ok_or_else(|| Error::storage("a run row misses a column"))
+                };
+                Ok(RunSummary {
+                    id: parse_id(&required(0)?)?,
+                    person: PersonId::new(required(1)?),
+                    state: codec::parse_state(&required(2)?)?,
+                    created_at: codec::parse_ts(&required(3)?)?,
+                    finished_at: get(4)?.as_deref().map(codec::parse_ts).transpose()?,
+                })
+            })
+            .collect()
+    }
+
+    async fn put_snapshot(&self, task: TaskId, snapshot: &Snapshot) -> Result<bool> {
+        let done = sqlx::query(q::SNAPSHOT_PUT)
+            .bind(task.to_string())
+            .bind(codec::to_json(snapshot)?)
+            .execute(&self.pool)
+            .await
+            .map_err(db("postgres.put_snapshot"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn snapshot(&self, task: TaskId) -> Result<Option<Snapshot>> {
+        let body: Option<String> = sqlx::query_scalar(q::SNAPSHOT_GET)
+            .bind(task.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("postgres.snapshot"))?;
+        body.map(|b| codec::from_json("snapshot", &b)).transpose()
+    }
+
+    async fn upsert_accounts(
+        &self,
+        person: &PersonId,
+        accounts: &[AccountRef],
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.begin("postgres.upsert_accounts").await?;
+        for account in accounts {
+            sqlx::query(q::ACCOUNT_UPSERT)
+                .bind(person.to_string())
+                .bind(account.app.to_string())
+                .bind(&account.external_id)
+                .bind(codec::to_json(account)?)
+                .bind(ts(at))
+                .execute(&mut *tx)
+                .await
+                .map_err(db("postgres.upsert_accounts"))?;
+        }
+        tx.commit().await.map_err(db("postgres.upsert_accounts"))
+    }
+
+    async fn accounts(&self, person: &PersonId) -> Result<Vec<Account>> {
+        let rows = sqlx::query(q::ACCOUNTS_GET)
+            .bind(person.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("postgres.accounts"))?;
+        rows.into_iter()
+            .map(|row| {
+                let account: String = row.try_get(0).map_err(db("postgres.accounts"))?;
+                let first: String = row.try_get(1).map_err(db("postgres.accounts"))?;
+                let last: String = row.try_get(2).map_err(db("postgres.accounts"))?;
+                Ok(Account {
+                    person: person.clone(),
+                    account: codec::from_json("account", &account)?,
+                    first_seen: codec::parse_ts(&first)?,
+                    last_seen: codec::parse_ts(&last)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn cursor(&self, source: &str) -> Result<Option<Cursor>> {
+        let cursor: Option<String> = sqlx::query_scalar(q::CURSOR_GET)
+            .bind(source)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("postgres.cursor"))?;
+        Ok(cursor.map(Cursor))
+    }
+
+    async fn put_cursor(&self, source: &str, cursor: &Cursor) -> Result<()> {
+        sqlx::query(q::CURSOR_PUT)
+            .bind(source)
+            .bind(&cursor.0)
+            .execute(&self.pool)
+            .await
+            .map_err(db("postgres.put_cursor"))?;
+        Ok(())
+    }
+
+    async fn append_audit(&self, events: Vec<AuditEvent>) -> Result<Vec<AuditEvent>> {
+        if events.is_empty() {
+            return Ok(events);
+        }
+        let mut tx = self.begin("postgres.append_audit").await?;
+        let sealed = append(&mut tx, events).await?;
+        tx.commit().await.map_err(db("postgres.append_audit"))?;
+        Ok(sealed)
+    }
+
+    async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditEvent>> {
+        let after = i64::try_from(query.after_seq).unwrap_or(i64::MAX);
+        let rows = match query.run {
+            Some(run) => sqlx::query(q::AUDIT_RUN)
+                .bind(run.to_string())
+                .bind(after)
+                .bind(limit(query.limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db("postgres.audit"))?,
+            None => sqlx::query(q::AUDIT_ALL)
+                .bind(after)
+                .bind(limit(query.limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db("postgres.audit"))?,
+        };
+        let body_at = usize::from(query.run.is_none());
+        rows.into_iter()
+            .map(|row| {
+                let body: String = row.try_get(body_at).map_err(db("postgres.audit"))?;
+                codec::decode_event(&body)
+            })
+            .collect()
+    }
+}
+
+/// Mirrors sealed events from another store, as [`offboard_core::MemoryStore`] does.
+///
+/// # Behavior
+/// Events whose `seq` it already holds are ignored; the next one is stored as is (not
+/// resealed) if it links to the stored chain, all in one transaction.
+///
+/// # Errors
+/// `Conflict` for an event that leaves a gap or does not link; nothing of the batch is kept.
+#[async_trait]
+impl AuditSink for PostgresStore {
+    async fn record(&self, events: &[AuditEvent]) -> Result<()> {
+        let mut tx = self.begin("postgres.record").await?;
+        let (mut last_seq, mut last_hash) = lock_head(&mut tx).await?;
+        let mut fresh = Vec::new();
+        for event in events {
+            if event.seq <= last_seq {
+                continue;
+            }
+            if event.seq != last_seq + 1 || event.prev_hash != last_hash {
+                return Err(codec::chain_gap(event.seq, last_seq));
+            }
+            last_seq = event.seq;
+            last_hash.clone_from(&event.hash);
+            fresh.push(event.clone());
+        }
+        insert_events(&mut tx, &fresh).await?;
+        tx.commit().await.map_err(db("postgres.record"))
+    }
+}

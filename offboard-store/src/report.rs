@@ -1,0 +1,494 @@
+//! Compliance reports, per run and per period, as CSV and JSON.
+//!
+//! A report says who initiated an offboarding and when, every action with its outcome and
+//! error detail, delegations with ticket and assignee, the last verification's result, the
+//! offboarding time and the time to revoke. Period reports stream: they read runs a page at a
+//! time and write each run as soon as it is read, so a period with 10,000 runs never sits in
+//! memory at once.
+
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use offboard_core::machine::Event;
+use offboard_core::{
+    AppId, AuditEvent, AuditKind, AuditQuery, Engine, Error, Initiator, PersonId, Result, Run,
+    RunId, RunState, Store, TaskId, TaskState, Ticket,
+};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+/// How many runs a period report reads at once.
+const PAGE: usize = 200;
+
+/// One task of a run, as a report shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionLine {
+    /// The task.
+    pub task: TaskId,
+    /// The app.
+    pub app: AppId,
+    /// The action (`okta.suspend`) or delegation (`jira.delegate_jira`).
+    pub action: String,
+    /// The account's id in the app, when one was found.
+    pub account: Option<String>,
+    /// The policy stage.
+    pub stage: String,
+    /// The task's state (`completed`, `failed`, ...).
+    pub state: String,
+    /// For completed tasks: `done`, `already_done` or `not_found`.
+    pub outcome: Option<String>,
+    /// A note: the connector's detail, or why the task was skipped.
+    pub detail: Option<String>,
+    /// The error of a failed task (or the last error of one being retried).
+    pub error: Option<String>,
+    /// Attempts started.
+    pub attempts: u32,
+    /// When the first attempt started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// A delegation's ticket key.
+    pub ticket: Option<String>,
+    /// A delegation's ticket link.
+    pub ticket_url: Option<String>,
+    /// Who the delegation is assigned to.
+    pub assignee: Option<String>,
+}
+
+/// The last verification pass of a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerificationLine {
+    /// When it ran.
+    pub at: DateTime<Utc>,
+    /// Accounts checked.
+    pub checked: u32,
+    /// Accounts with no access left.
+    pub revoked: u32,
+    /// Access still found.
+    pub remaining: Vec<String>,
+}
+
+/// The compliance report of one run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunReport {
+    /// The run.
+    pub run: RunId,
+    /// The person offboarded.
+    pub person: PersonId,
+    /// The person's primary email.
+    pub email: String,
+    /// Who initiated it (admin, `source:<name>`, `schedule`).
+    pub initiated_by: String,
+    /// Why.
+    pub reason: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it took effect.
+    pub effective_at: DateTime<Utc>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Its state.
+    pub state: RunState,
+    /// Whether nothing was executed.
+    pub dry_run: bool,
+    /// Who confirmed the critical actions.
+    pub confirmed_by: Option<String>,
+    /// From creation to the last task's end, in milliseconds.
+    pub offboarding_time_ms: Option<u64>,
+    /// From the effective time to the last access-removing action of the first stage, in
+    /// milliseconds.
+    pub time_to_revoke_ms: Option<u64>,
+    /// Every task.
+    pub actions: Vec<ActionLine>,
+    /// The last verification, if any ran.
+    pub verification: Option<VerificationLine>,
+}
+
+/// The columns of a CSV report: one row per task, the run's columns repeated.
+pub const CSV_HEADER: &str = "run,person,email,initiated_by,reason,created_at,effective_at,\
+finished_at,run_state,dry_run,confirmed_by,offboarding_time_ms,time_to_revoke_ms,\
+verified_checked,verified_revoked,verified_remaining,task,app,action,account,stage,task_state,\
+outcome,detail,error,attempts,started_at,task_finished_at,ticket,ticket_url,assignee";
+
+impl RunReport {
+    /// Builds the report of `run` from the run and its audit events.
+    pub fn new(run: &Run, events: &[AuditEvent]) -> Self {
+        let mut tickets: Vec<(TaskId, &Ticket)> = Vec::new();
+        let mut verification = None;
+        for e in events.iter().filter(|e| e.run == Some(run.id)) {
+            match &e.kind {
+                AuditKind::Transition {
+                    event:
+                        Event::TaskDelegated { task, ticket, .. }
+                        | Event::DelegationUpdated { task, ticket, .. }
+                        | Event::DelegationReopened { task, ticket, .. },
+                    ..
+                } => tickets.push((*task, ticket)),
+                AuditKind::Verified {
+                    checked,
+                    revoked,
+                    remaining,
+                } => {
+                    verification = Some(VerificationLine {
+                        at: e.at,
+                        checked: *checked,
+                        revoked: *revoked,
+                        remaining: remaining.clone(),
+                    });
+                }
+                _ => {}
+            }
+        }
+        let metrics = Engine::metrics(run);
+        let millis = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let actions = run
+            .tasks
+            .iter()
+            .map(|t| {
+                let ticket = match &t.state {
+                    TaskState::Delegated { ticket } => Some(ticket),
+                    _ => tickets
+                        .iter()
+                        .rev()
+                        .find(|(id, _)| *id == t.id)
+                        .map(|(_, ticket)| *ticket),
+                };
+                let (outcome, detail, error) = match &t.state {
+                    TaskState::Completed { outcome, detail } => {
+                        (Some(outcome.to_string()), detail.clone(), None)
+                    }
+                    TaskState::Failed { error } => (None, None, Some(error.to_string())),
+                    TaskState::Retrying { last_error, .. } => {
+                        (None, None, Some(last_error.to_string()))
+                    }
+                    TaskState::Skipped { reason } => (None, Some(reason.to_string()), None),
+                    _ => (None, None, None),
+                };
+                ActionLine {
+                    task: t.id,
+                    app: t.app.clone(),
+                    action: t.label(),
+                    account: t.account.as_ref().map(|a| a.external_id.clone()),
+                    stage: t.stage.clone(),
+                    state: t.state.name().to_owned(),
+                    outcome,
+                    detail,
+                    error,
+                    attempts: t.attempts,
+                    started_at: t.started_at,
+                    finished_at: t.finished_at,
+                    ticket: ticket.map(|k| k.key.clone()),
+                    ticket_url: ticket.map(|k| k.url.clone()).filter(|u| !u.is_empty()),
+                    assignee: ticket.and_then(|k| k.assignee.clone()),
+                }
+            })
+            .collect();
+        Self {
+            run: run.id,
+            person: run.person.id.clone(),
+            email: run.person.email.clone(),
+            initiated_by: initiator(&run.initiator),
+            reason: run.reason.clone(),
+            created_at: run.created_at,
+            effective_at: run.effective_at,
+            finished_at: run.finished_at,
+            state: run.state,
+            dry_run: run.dry_run,
+            confirmed_by: run.confirmed_by.clone(),
+            offboarding_time_ms: metrics.offboarding_time.map(millis),
+            time_to_revoke_ms: metrics.time_to_revoke.map(millis),
+            actions,
+            verification,
+        }
+    }
+
+    /// Loads a run and its audit events from `store` and builds its report.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown run; the store's errors.
+    pub async fn load<S: Store + ?Sized>(store: &S, run: RunId) -> Result<Self> {
+        let loaded = store
+            .load_run(run)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("run {run} does not exist")))?;
+        let events = store.audit(AuditQuery::run(run)).await?;
+        Ok(Self::new(&loaded, &events))
+    }
+
+    /// The report as one JSON document.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":{:?}}}", e.to_string()))
+    }
+
+    /// The report as CSV: [`CSV_HEADER`], then one row per task (a run without tasks gets one
+    /// row with the task columns empty).
+    pub fn to_csv(&self) -> String {
+        let mut out = String::from(CSV_HEADER);
+        out.push_str("\r\n");
+        self.csv_rows(&mut out);
+        out
+    }
+
+    /// Appends this run's CSV rows (no header) to `out`.
+    pub fn csv_rows(&self, out: &mut String) {
+        let t = |v: &DateTime<Utc>| v.to_rfc3339_opts(SecondsFormat::Millis, true);
+        let ot = |v: &Option<DateTime<Utc>>| v.as_ref().map(t).unwrap_or_default();
+        let on = |v: Option<u64>| v.map(|n| n.to_string()).unwrap_or_default();
+        let state = serde_json::to_value(self.state)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let (checked, revoked, remaining) = match &self.verification {
+            Some(v) => (
+                v.checked.to_string(),
+                v.revoked.to_string(),
+                v.remaining.join("; "),
+            ),
+            None => Default::default(),
+        };
+        let run_cols = [
+            self.run.to_string(),
+            self.person.to_string(),
+            self.email.clone(),
+            self.initiated_by.clone(),
+            self.reason.clone(),
+            t(&self.created_at),
+            t(&self.effective_at),
+            ot(&self.finished_at),
+            state,
+            self.dry_run.to_string(),
+            self.confirmed_by.clone().unwrap_or_default(),
+            on(self.offboarding_time_ms),
+            on(self.time_to_revoke_ms),
+            checked,
+            revoked,
+            remaining,
+        ];
+        let empty = [const { String::new() }; 15];
+        let rows: Vec<[String; 15]> = if self.actions.is_empty() {
+            vec![empty]
+        } else {
+            self.actions
+                .iter()
+                .map(|a| {
+                    [
+                        a.task.to_string(),
+                        a.app.to_string(),
+                        a.action.clone(),
+                        a.account.clone().unwrap_or_default(),
+                        a.stage.clone(),
+                        a.state.clone(),
+                        a.outcome.clone().unwrap_or_default(),
+                        a.detail.clone().unwrap_or_default(),
+                        a.error.clone().unwrap_or_default(),
+                        a.attempts.to_string(),
+                        ot(&a.started_at),
+                        ot(&a.finished_at),
+                        a.ticket.clone().unwrap_or_default(),
+                        a.ticket_url.clone().unwrap_or_default(),
+                        a.assignee.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect()
+        };
+        for row in rows {
+            let fields: Vec<String> = run_cols
+                .iter()
+                .chain(row.iter())
+                .map(|f| csv_field(f))
+                .collect();
+            out.push_str(&fields.join(","));
+            out.push_str("\r\n");
+        }
+    }
+}
+
+fn initiator(i: &Initiator) -> String {
+    i.actor()
+}
+
+/// One CSV field: quoted when it holds a separator, quote or line break; text a spreadsheet
+/// would run as a formula (`=`, `+`, `-`, `@`, tab, CR first) is prefixed with `'`.
+fn csv_field(s: &str) -> String {
+    let guarded = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) && s.parse::<f64>().is_err() {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    };
+    if guarded.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", guarded.replace('"', "\"\""))
+    } else {
+        guarded
+    }
+}
+
+/// A store that can list the runs of a period in pages, oldest first, by a stable key
+/// (creation time, then id), as period reports need.
+#[async_trait]
+pub trait RunPages: Store {
+    /// Runs created in `[since, until)` after `after` (the last key of the previous page),
+    /// oldest first, at most `limit`, as (created_at, id).
+    async fn runs_page(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        after: Option<(DateTime<Utc>, RunId)>,
+        limit: usize,
+    ) -> Result<Vec<(DateTime<Utc>, RunId)>>;
+}
+
+/// Counts of a period report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeriodSummary {
+    /// Runs created in the period.
+    pub runs: u64,
+    /// Of which completed (the person is offboarded).
+    pub completed: u64,
+    /// Of which completed with failures.
+    pub with_failures: u64,
+    /// Of which still open.
+    pub open: u64,
+    /// Tasks in all.
+    pub tasks: u64,
+    /// Tasks failed.
+    pub failed_tasks: u64,
+}
+
+impl PeriodSummary {
+    fn add(&mut self, r: &RunReport) {
+        self.runs += 1;
+        match r.state {
+            RunState::Completed => self.completed += 1,
+            RunState::CompletedWithFailures => self.with_failures += 1,
+            s if !s.is_terminal() => self.open += 1,
+            _ => {}
+        }
+        self.tasks += r.actions.len() as u64;
+        self.failed_tasks += r.actions.iter().filter(|a| a.state == "failed").count() as u64;
+    }
+}
+
+/// The output format of a period report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// [`CSV_HEADER`], then one row per task.
+    Csv,
+    /// `{"since":…,"until":…,"runs":[<RunReport>,…],"summary":{…}}`.
+    Json,
+}
+
+/// Writes the report of every run created in `[since, until)`, oldest first, to `out`.
+///
+/// # Behavior
+/// Reads 200 runs at a time and writes each run's report before reading the next page:
+/// memory stays flat however many runs the period holds. `out` is flushed at the end.
+///
+/// # Errors
+/// The store's errors and `Storage` for a failed write (the output is then incomplete).
+pub async fn write_period<S, W>(
+    store: &S,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    format: Format,
+    out: &mut W,
+) -> Result<PeriodSummary>
+where
+    S: RunPages + ?Sized,
+    W: AsyncWrite + Unpin + Send + ?Sized,
+{
+    let io = |e: std::io::Error| Error::storage("writing a report failed").with_source(e);
+    let mut summary = PeriodSummary::default();
+    match format {
+        Format::Csv => {
+            out.write_all(format!("{CSV_HEADER}\r\n").as_bytes())
+                .await
+                .map_err(io)?;
+        }
+        Format::Json => {
+            let head = serde_json::json!({ "since": since, "until": until });
+            let head = head.to_string();
+            // `{"since":…,"until":…` then the runs.
+            out.write_all(format!("{},\"runs\":[", &head[..head.len() - 1]).as_bytes())
+                .await
+                .map_err(io)?;
+        }
+    }
+    let mut after = None;
+    let mut first = true;
+    loop {
+        let page = store.runs_page(since, until, after, PAGE).await?;
+        for (_, id) in &page {
+            let report = RunReport::load(store, *id).await?;
+            summary.add(&report);
+            let chunk = match format {
+                Format::Csv => {
+                    let mut s = String::new();
+                    report.csv_rows(&mut s);
+                    s
+                }
+                Format::Json => {
+                    let sep = if first { "" } else { "," };
+                    format!("{sep}{}", report.to_json())
+                }
+            };
+            first = false;
+            out.write_all(chunk.as_bytes()).await.map_err(io)?;
+        }
+        if page.len() < PAGE {
+            break;
+        }
+        after = page.last().copied();
+    }
+    if format == Format::Json {
+        let tail = format!(
+            "],\"summary\":{}}}",
+            serde_json::to_string(&summary)
+                .map_err(|e| Error::internal("summary").with_source(e))?
+        );
+        out.write_all(tail.as_bytes()).await.map_err(io)?;
+    }
+    out.flush().await.map_err(io)?;
+    Ok(summary)
+}
+
+#[async_trait]
+impl RunPages for crate::SqliteStore {
+    async fn runs_page(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        after: Option<(DateTime<Utc>, RunId)>,
+        limit: usize,
+    ) -> Result<Vec<(DateTime<Utc>, RunId)>> {
+        self.page_of_runs(since, until, after, limit).await
+    }
+}
+
+#[cfg(feature = "postgres")]
+#[async_trait]
+impl RunPages for crate::PostgresStore {
+    async fn runs_page(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        after: Option<(DateTime<Utc>, RunId)>,
+        limit: usize,
+    ) -> Result<Vec<(DateTime<Utc>, RunId)>> {
+        self.page_of_runs(since, until, after, limit).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_field;
+
+    #[test]
+    fn csv_fields_are_quoted_and_formulas_defused() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("line\nbreak"), "\"line\nbreak\"");
+        assert_eq!(csv_field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(csv_field("@cmd"), "'@cmd");
+        assert_eq!(csv_field("-5"), "-5");
+    }
+}

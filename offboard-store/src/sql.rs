@@ -1,0 +1,55 @@
+//! The SQL of each dialect, one file per statement under `queries/<dialect>/` (STYLE §8).
+
+macro_rules! queries {
+    ($dialect:literal: $($name:ident = $file:literal),* $(,)?) => {
+        $(
+            #[doc = concat!("`queries/", $dialect, "/", $file, ".sql`")]
+            pub(crate) const $name: &str =
+                include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/queries/", $dialect, "/", $file, ".sql"));
+        )*
+    };
+}
+
+/// SQLite statements.
+pub(crate) mod sqlite {
+    queries!("sqlite":
+        RUN_INSERT = "run_insert", TASK_INSERT = "task_insert", TASK_UPSERT = "task_upsert",
+        RUN_LOAD = "run_load", TASKS_LOAD = "tasks_load", RUN_UPDATE = "run_update",
+        RUN_VERSION = "run_version", LEASE_HELD = "lease_held", LEASE_CLEAR = "lease_clear",
+        RELEASE = "release", RENEW = "renew", CLAIM = "claim", AUDIT_HEAD = "audit_head",
+        AUDIT_HEAD_SET = "audit_head_set", AUDIT_INSERT = "audit_insert",
+        AUDIT_ALL = "audit_all", AUDIT_RUN = "audit_run", LIST_RUNS = "list_runs",
+        RUNS_PAGE = "runs_page", SNAPSHOT_PUT = "snapshot_put", SNAPSHOT_GET = "snapshot_get",
+        ACCOUNT_UPSERT = "account_upsert", ACCOUNTS_GET = "accounts_get",
+        CURSOR_GET = "cursor_get", CURSOR_PUT = "cursor_put", SCHEMA_TABLES = "schema_tables",
+        SCHEMA_VERSION = "schema_version",
+    );
+    /// `migrations/sqlite/0001_init.sql`
+    pub(crate) const MIGRATION_0001: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/migrations/sqlite/0001_init.sql"
+    ));
+}
+
+/// PostgreSQL statements.
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres {
+    queries!("postgres":
+        RUN_INSERT = "run_insert", TASK_INSERT = "task_insert", TASK_UPSERT = "task_upsert",
+        RUN_LOAD = "run_load", TASKS_LOAD = "tasks_load", RUN_UPDATE = "run_update",
+        RUN_VERSION = "run_version", LEASE_HELD = "lease_held", LEASE_CLEAR = "lease_clear",
+        RELEASE = "release", RENEW = "renew", CLAIM = "claim", AUDIT_HEAD = "audit_head",
+        AUDIT_HEAD_READ = "audit_head_read",
+        AUDIT_INSERT = "audit_insert",
+        AUDIT_ALL = "audit_all", AUDIT_RUN = "audit_run", LIST_RUNS = "list_runs",
+        RUNS_PAGE = "runs_page", SNAPSHOT_PUT = "snapshot_put", SNAPSHOT_GET = "snapshot_get",
+        ACCOUNT_UPSERT = "account_upsert", ACCOUNTS_GET = "accounts_get",
+        CURSOR_GET = "cursor_get", CURSOR_PUT = "cursor_put", SCHEMA_TABLES = "schema_tables",
+        SCHEMA_VERSION = "schema_version",
+    );
+    /// `migrations/postgres/0001_init.sql`
+    pub(crate) const MIGRATION_0001: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/migrations/postgres/0001_init.sql"
+    ));
+}

@@ -1,0 +1,585 @@
+//! PostgresStore against a real PostgreSQL (started by `./scripts/test`, which exports
+//! `OFFBOARD_TEST_PG_URL`). Every test works in a fresh database of its own, so they run in
+//! parallel. Without the variable every test fails: none skips silently.
+#![cfg(feature = "postgres")]
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use offboard_core::audit::ChainProblem;
+use offboard_core::store::conformance;
+use offboard_core::{
+    Action, ActionName, AppId, AuditEvent, AuditKind, AuditQuery, ClaimRequest, Confirmation,
+    Engine, ErrorKind, Initiator, Person, Policy, RetryPolicy, Run, RunId, RunQuery, RunRequest,
+    RunState, Store, Task, TaskId, TaskKind, TaskState,
+};
+use offboard_store::PostgresStore;
+use offboard_testkit::reference::{ReferenceConnector, ReferenceUser};
+use sqlx::{Connection, PgConnection};
+
+/// A database of its own for one test, dropped when the test ends well.
+struct TestDb {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl TestDb {
+    async fn new() -> Self {
+        let admin_url = std::env::var("OFFBOARD_TEST_PG_URL").unwrap_or_else(|_| {
+            panic!(
+                "OFFBOARD_TEST_PG_URL is not set: run ./scripts/test, which starts PostgreSQL \
+                 and sets it (or point it at a PostgreSQL database you may create databases in)"
+            )
+        });
+        let name = format!("offboard_t_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = PgConnection::connect(&admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to OFFBOARD_TEST_PG_URL: {e}"));
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        admin.close().await.unwrap();
+        let (base, query) = match admin_url.split_once('?') {
+            Some((b, q)) => (b, format!("?{q}")),
+            None => (admin_url.as_str(), String::new()),
+        };
+        let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
+        let url = format!("{base}/{name}{query}");
+        Self {
+            admin_url,
+            name,
+            url,
+        }
+    }
+
+    async fn store(&self) -> PostgresStore {
+        PostgresStore::connect(&self.url).await.unwrap()
+    }
+
+    async fn raw(&self) -> PgConnection {
+        PgConnection::connect(&self.url).await.unwrap()
+    }
+
+    async fn drop_db(self) {
+        if let Ok(mut admin) = PgConnection::connect(&self.admin_url).await {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            )))
+            .execute(&mut admin)
+            .await;
+        }
+    }
+}
+
+fn at(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap()
+}
+
+fn run_with_tasks(n: usize, due: DateTime<Utc>) -> Run {
+    let id = RunId::new_v4();
+    let tasks = (0..n)
+        .map(|i| {
+            let task = TaskId::new_v4();
+            Task {
+                id: task,
+                app: AppId::new("idp"),
+                kind: TaskKind::Action {
+                    action: Action {
+                        name: ActionName::from_static("idp.suspend"),
+                        params: serde_json::json!({ "i": i }),
+                    },
+                },
+                account: None,
+                depends_on: Vec::new(),
+                stage: "last_day".into(),
+                not_before: due,
+                critical: false,
+                reversible: false,
+                not_found_is_done: true,
+                idempotency_key: format!("{id}:{task}"),
+                state: TaskState::Pending,
+                attempts: 0,
+                due_at: Some(due),
+                started_at: None,
+                finished_at: None,
+            }
+        })
+        .collect();
+    Run {
+        id,
+        person: Person::new(format!("p-{id}"), "ada@example.com"),
+        initiator: Initiator::Admin {
+            actor: "admin@example.com".into(),
+        },
+        reason: "resigned".into(),
+        created_at: due,
+        effective_at: due,
+        dry_run: false,
+        plan_digest: "sha256:test".into(),
+        confirmed_by: None,
+        tasks,
+        state: RunState::Running,
+        cancelled: false,
+        rollback_requested: false,
+        retry: RetryPolicy::default(),
+        delegation_poll: Duration::from_secs(60),
+        version: 0,
+        finished_at: None,
+    }
+}
+
+fn note(name: &str) -> AuditEvent {
+    AuditEvent::new(
+        at(0),
+        "test",
+        AuditKind::Note {
+            name: name.into(),
+            data: serde_json::json!({ "name": name }),
+        },
+    )
+}
+
+#[tokio::test]
+async fn conformance() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    conformance::run_all(&store).await;
+    assert!(store.verify_audit().await.unwrap().is_intact());
+    // A second connection (another process) migrates nothing and sees the same data.
+    let again = db.store().await;
+    assert_eq!(
+        again.audit(AuditQuery::all()).await.unwrap(),
+        store.audit(AuditQuery::all()).await.unwrap()
+    );
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn everything_lives_in_the_offboard_schema() {
+    let db = TestDb::new().await;
+    let _store = db.store().await;
+    let mut conn = db.raw().await;
+    let outside: Vec<String> = sqlx::query_scalar(
+        "SELECT table_schema::text || '.' || table_name::text FROM information_schema.tables \
+         WHERE table_schema NOT IN ('offboard', 'pg_catalog', 'information_schema')",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert!(
+        outside.is_empty(),
+        "tables outside schema offboard: {outside:?}"
+    );
+    conn.close().await.unwrap();
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn refuses_a_newer_schema_and_a_foreign_one() {
+    let db = TestDb::new().await;
+    drop(db.store().await);
+    let mut conn = db.raw().await;
+    sqlx::query(
+        "INSERT INTO offboard.schema_migrations \
+         (version, description, success, checksum, execution_time) \
+         VALUES (99, 'from the future', TRUE, '\\x00', 0)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    let err = PostgresStore::connect(&db.url).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    assert!(err.to_string().contains("version 99"), "{err}");
+    db.drop_db().await;
+
+    // A schema named offboard that some other application made.
+    let db = TestDb::new().await;
+    let mut conn = db.raw().await;
+    sqlx::query("CREATE SCHEMA offboard")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE offboard.invoices (id int)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let err = PostgresStore::connect(&db.url).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    assert!(err.to_string().contains("invoices"), "{err}");
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'offboard'",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(
+        tables,
+        vec!["invoices".to_owned()],
+        "the foreign schema was changed"
+    );
+    conn.close().await.unwrap();
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn no_password_in_debug_or_errors() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let debug = format!("{store:?}");
+    assert!(
+        !debug.contains(&db.url) && !debug.contains("postgres://"),
+        "{debug}"
+    );
+    // A wrong password against the real server, and an unreachable server.
+    let secret = "s3cr3t-Pa55w0rd";
+    for url in [
+        format!("postgres://nobody:{secret}@127.0.0.1:1/x"),
+        format!("postgres://nobody:{secret}@127.0.0.1:1/x?sslmode=bogus"),
+        format!("postgres://nobody:{secret}@[::1/x"),
+    ] {
+        let err = PostgresStore::connect(&url).await.unwrap_err();
+        for shown in [err.to_string(), format!("{err:?}")] {
+            assert!(!shown.contains(secret), "the password leaked: {shown}");
+        }
+    }
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn four_concurrent_claimers_never_share_a_task() {
+    let db = TestDb::new().await;
+    let store = Arc::new(db.store().await);
+    let mut all = HashSet::new();
+    for _ in 0..20 {
+        let run = run_with_tasks(50, at(0));
+        all.extend(run.tasks.iter().map(|t| t.id));
+        store.create_run(&run, vec![]).await.unwrap();
+    }
+    let started = Instant::now();
+    let workers: Vec<_> = (0..4)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                let mut claims = 0u32;
+                loop {
+                    let leases = store
+                        .claim(ClaimRequest::new(
+                            format!("w{w}"),
+                            at(10),
+                            Duration::from_secs(600),
+                            4,
+                        ))
+                        .await
+                        .unwrap();
+                    claims += 1;
+                    if leases.is_empty() {
+                        return (mine, claims);
+                    }
+                    mine.extend(leases.into_iter().map(|l| l.task));
+                }
+            })
+        })
+        .collect();
+    let mut seen = HashSet::new();
+    let mut calls = 0;
+    for w in workers {
+        let (mine, claims) = w.await.unwrap();
+        calls += claims;
+        for task in mine {
+            assert!(seen.insert(task), "task {task} was claimed twice");
+        }
+    }
+    let took = started.elapsed();
+    assert_eq!(seen, all, "every due task claimed exactly once");
+    eprintln!(
+        "postgres: 1000 tasks claimed by 4 workers in {took:?} ({calls} claim calls, {:.0} \
+         tasks/s)",
+        1000.0 / took.as_secs_f64()
+    );
+    db.drop_db().await;
+}
+
+async fn store_with_events(db: &TestDb, n: usize) -> PostgresStore {
+    let store = db.store().await;
+    for i in 0..n {
+        store
+            .append_audit(vec![note(&format!("e{i}"))])
+            .await
+            .unwrap();
+    }
+    let check = store.verify_audit().await.unwrap();
+    assert!(check.is_intact(), "{check:?}");
+    assert_eq!(check.verified, n as u64);
+    store
+}
+
+/// Runs SQL behind the store's back with the append-only trigger disabled (as a superuser
+/// could).
+async fn tamper(db: &TestDb, sql: &str) {
+    let mut conn = db.raw().await;
+    sqlx::query("ALTER TABLE offboard.audit DISABLE TRIGGER audit_append_only")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn tampering_is_refused_then_named() {
+    let db = TestDb::new().await;
+    let store = store_with_events(&db, 6).await;
+    // Append-only by trigger.
+    let mut conn = db.raw().await;
+    let err = sqlx::query("DELETE FROM offboard.audit WHERE seq = 2")
+        .execute(&mut conn)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("append-only"), "{err}");
+    conn.close().await.unwrap();
+
+    tamper(
+        &db,
+        "UPDATE offboard.audit SET body = replace(body, '\"actor\":\"test\"', '\"actor\":\"mallory\"') WHERE seq = 4",
+    )
+    .await;
+    let check = store.verify_audit().await.unwrap();
+    assert_eq!(check.problem, Some(ChainProblem::Altered { seq: 4 }));
+    assert_eq!(check.verified, 3);
+    assert_eq!(check.into_result().unwrap_err().kind(), ErrorKind::Tampered);
+    db.drop_db().await;
+
+    let db = TestDb::new().await;
+    let store = store_with_events(&db, 6).await;
+    tamper(&db, "DELETE FROM offboard.audit WHERE seq = 3").await;
+    assert_eq!(
+        store.verify_audit().await.unwrap().problem,
+        Some(ChainProblem::Missing { seq: 3 })
+    );
+    tamper(&db, "DELETE FROM offboard.audit WHERE seq >= 3").await;
+    assert_eq!(
+        store.verify_audit().await.unwrap().problem,
+        Some(ChainProblem::Missing { seq: 3 }),
+        "events cut off the end are missing too"
+    );
+    db.drop_db().await;
+
+    let db = TestDb::new().await;
+    let store = store_with_events(&db, 4).await;
+    let all = store.audit(AuditQuery::all()).await.unwrap();
+    let mut forged = note("forged");
+    forged.seal(5, &all[3].hash);
+    let body = serde_json::to_string(&forged).unwrap().replace('\'', "''");
+    tamper(
+        &db,
+        &format!(
+            "INSERT INTO offboard.audit (seq, run_id, at, hash, body) VALUES (5, NULL, 'x', '{}', '{body}')",
+            forged.hash
+        ),
+    )
+    .await;
+    assert_eq!(
+        store.verify_audit().await.unwrap().problem,
+        Some(ChainProblem::Inserted { seq: 5 })
+    );
+    db.drop_db().await;
+}
+
+const POLICY: &str = r#"
+[apps.idp]
+method = "automatic"
+actions = ["idp.suspend", "idp.clear_sessions", "idp.remove_groups"]
+"#;
+
+/// Four engines (one store and pool each, as four processes would have) share one database
+/// and 1,000 single-person runs: every run completes and every side effect happens once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn four_engines_share_one_database() {
+    const RUNS: usize = 1000;
+    let db = TestDb::new().await;
+    let connector = Arc::new(
+        ReferenceConnector::builder("idp")
+            .users((0..RUNS).map(|i| {
+                ReferenceUser::employee(format!("u{i}@example.com"))
+                    .groups(["eng", "all"])
+                    .sessions(2)
+            }))
+            .build(),
+    );
+    let mut engines = Vec::new();
+    for w in 0..4 {
+        let store = PostgresStore::connect_with_pool_size(&db.url, 6)
+            .await
+            .unwrap();
+        engines.push(
+            Engine::builder()
+                .store(Arc::new(store))
+                .connector(connector.clone())
+                .policy(Policy::from_toml(POLICY).unwrap())
+                .worker_id(format!("engine-{w}"))
+                .idle_poll(Duration::from_millis(20))
+                .max_in_flight(16)
+                .build()
+                .unwrap(),
+        );
+    }
+    let handles: Vec<_> = engines.iter().map(Engine::start).collect();
+    let started = Instant::now();
+    // Submit from all four engines at once while they work.
+    let submitters: Vec<_> = engines
+        .iter()
+        .cloned()
+        .enumerate()
+        .map(|(w, engine)| {
+            tokio::spawn(async move {
+                let mut ids = Vec::new();
+                for i in (w..RUNS).step_by(4) {
+                    let person = Person::new(format!("p{i}"), format!("u{i}@example.com"));
+                    let plan = engine
+                        .plan(RunRequest::new(
+                            person,
+                            Initiator::Admin {
+                                actor: "admin@example.com".into(),
+                            },
+                        ))
+                        .await
+                        .unwrap();
+                    let confirm = plan
+                        .has_critical()
+                        .then(|| Confirmation::of(&plan, "admin@example.com"));
+                    ids.push(engine.submit(plan, confirm).await.unwrap());
+                }
+                ids
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for s in submitters {
+        ids.extend(s.await.unwrap());
+    }
+    let submitted = started.elapsed();
+    let store = db.store().await;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let mut query = RunQuery::default();
+        query.open_only = true;
+        let open = store.list_runs(query).await.unwrap();
+        if open.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} runs still open after 300 s",
+            open.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let took = started.elapsed();
+    for h in handles {
+        h.shutdown().await;
+    }
+
+    assert_eq!(ids.len(), RUNS);
+    let mut by_worker = std::collections::BTreeMap::<String, usize>::new();
+    for id in &ids {
+        let run = store.load_run(*id).await.unwrap().unwrap();
+        assert_eq!(run.state, RunState::Completed, "run {id}: {:?}", run.tasks);
+        for task in &run.tasks {
+            assert_eq!(
+                task.attempts,
+                1,
+                "task {} ran {} times",
+                task.label(),
+                task.attempts
+            );
+        }
+    }
+    let events = store.audit(AuditQuery::all()).await.unwrap();
+    for e in &events {
+        if let (Some(_), AuditKind::Transition { .. }) = (e.task, &e.kind) {
+            *by_worker.entry(e.actor.clone()).or_default() += 1;
+        }
+    }
+    for i in 0..RUNS {
+        let user = connector
+            .user_by_login(&format!("u{i}@example.com"))
+            .unwrap();
+        for action in ["idp.suspend", "idp.clear_sessions", "idp.remove_groups"] {
+            assert_eq!(
+                connector.effects(&user.external_id, action),
+                1,
+                "{action} on user {i}"
+            );
+        }
+    }
+    let calls = connector.calls();
+    for action in ["idp.suspend", "idp.clear_sessions", "idp.remove_groups"] {
+        assert_eq!(
+            calls.of(action),
+            RUNS as u32,
+            "{action} was executed more than once for some task"
+        );
+    }
+    let check = store.verify_audit().await.unwrap();
+    assert!(check.is_intact(), "{check:?}");
+    assert!(
+        by_worker.len() >= 2,
+        "the work was not shared between engines: {by_worker:?}"
+    );
+    eprintln!(
+        "postgres: {RUNS} runs x 3 actions by 4 engines: submitted in {submitted:?}, all \
+         complete in {took:?} ({:.0} runs/s); {} audit events; task transitions per worker: \
+         {by_worker:?}",
+        RUNS as f64 / took.as_secs_f64(),
+        check.verified
+    );
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn a_period_report_pages_through_every_run_once() {
+    use offboard_store::report::{Format, write_period};
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let mut inside = HashSet::new();
+    for i in 0..230 {
+        let mut run = run_with_tasks(1, at(i / 9));
+        run.state = if i % 2 == 0 {
+            RunState::Completed
+        } else {
+            RunState::Running
+        };
+        inside.insert(run.id);
+        store.create_run(&run, vec![]).await.unwrap();
+    }
+    store
+        .create_run(&run_with_tasks(1, at(-5)), vec![])
+        .await
+        .unwrap();
+    let mut json = Vec::new();
+    let summary = write_period(&store, at(0), at(1000), Format::Json, &mut json)
+        .await
+        .unwrap();
+    assert_eq!(summary.runs, 230);
+    assert_eq!(summary.completed, 115);
+    let doc: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    let ids: HashSet<RunId> = doc["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["run"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(ids, inside);
+    assert_eq!(doc["runs"].as_array().unwrap().len(), 230);
+    db.drop_db().await;
+}

@@ -1,0 +1,436 @@
+//! SqliteStore: the store conformance suite on a file and in memory, migrations and refusal of
+//! foreign files, concurrent claims, and the tamper-evident audit trail.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use offboard_core::audit::{ChainProblem, verify_chain};
+use offboard_core::store::conformance;
+use offboard_core::{
+    Action, ActionName, AppId, AuditEvent, AuditKind, AuditQuery, ClaimRequest, ErrorKind,
+    Initiator, Person, RetryPolicy, Run, RunId, RunState, Store, Task, TaskId, TaskKind, TaskState,
+};
+use offboard_store::{SQLITE_MIGRATIONS_TABLE, SqliteStore};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{Connection, SqliteConnection};
+
+fn at(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap()
+}
+
+/// A running run with `n` pending tasks, all due at `due`.
+fn run_with_tasks(n: usize, due: DateTime<Utc>) -> Run {
+    let id = RunId::new_v4();
+    let tasks = (0..n)
+        .map(|i| {
+            let task = TaskId::new_v4();
+            Task {
+                id: task,
+                app: AppId::new("idp"),
+                kind: TaskKind::Action {
+                    action: Action {
+                        name: ActionName::from_static("idp.suspend"),
+                        params: serde_json::json!({ "i": i }),
+                    },
+                },
+                account: None,
+                depends_on: Vec::new(),
+                stage: "last_day".into(),
+                not_before: due,
+                critical: false,
+                reversible: false,
+                not_found_is_done: true,
+                idempotency_key: format!("{id}:{task}"),
+                state: TaskState::Pending,
+                attempts: 0,
+                due_at: Some(due),
+                started_at: None,
+                finished_at: None,
+            }
+        })
+        .collect();
+    Run {
+        id,
+        person: Person::new(format!("p-{id}"), "ada@example.com"),
+        initiator: Initiator::Admin {
+            actor: "admin@example.com".into(),
+        },
+        reason: "resigned".into(),
+        created_at: due,
+        effective_at: due,
+        dry_run: false,
+        plan_digest: "sha256:test".into(),
+        confirmed_by: None,
+        tasks,
+        state: RunState::Running,
+        cancelled: false,
+        rollback_requested: false,
+        retry: RetryPolicy::default(),
+        delegation_poll: Duration::from_secs(60),
+        version: 0,
+        finished_at: None,
+    }
+}
+
+fn note(name: &str) -> AuditEvent {
+    AuditEvent::new(
+        at(0),
+        "test",
+        AuditKind::Note {
+            name: name.into(),
+            data: serde_json::json!({ "name": name }),
+        },
+    )
+}
+
+async fn raw(path: &Path) -> SqliteConnection {
+    SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(path))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn conformance_on_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("offboard.db"))
+        .await
+        .unwrap();
+    conformance::run_all(&store).await;
+    assert!(store.verify_audit().await.unwrap().is_intact());
+}
+
+#[tokio::test]
+async fn conformance_in_memory() {
+    let store = SqliteStore::in_memory().await.unwrap();
+    conformance::run_all(&store).await;
+    assert!(store.verify_audit().await.unwrap().is_intact());
+}
+
+#[tokio::test]
+async fn data_survives_reopening_and_migrations_are_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("offboard.db");
+    let run = run_with_tasks(3, at(0));
+    let sealed = {
+        let store = SqliteStore::open(&path).await.unwrap();
+        let sealed = store.create_run(&run, vec![note("created")]).await.unwrap();
+        store.run_migrations().await.unwrap();
+        store.run_migrations().await.unwrap();
+        sealed
+    };
+    let store = SqliteStore::open(&path).await.unwrap();
+    let mut expected = run.clone();
+    expected.version = 1;
+    assert_eq!(store.load_run(run.id).await.unwrap(), Some(expected));
+    assert_eq!(store.audit(AuditQuery::all()).await.unwrap(), sealed);
+    // The chain continues where it was.
+    let next = store
+        .append_audit(vec![note("after reopen")])
+        .await
+        .unwrap();
+    assert_eq!(next[0].seq, 2);
+    assert_eq!(next[0].prev_hash, sealed[0].hash);
+    // Our migration table, not sqlx's default one.
+    let mut conn = raw(&path).await;
+    let tables: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    assert!(tables.iter().any(|t| t == SQLITE_MIGRATIONS_TABLE));
+    assert!(!tables.iter().any(|t| t == "_sqlx_migrations"));
+}
+
+#[tokio::test]
+async fn refuses_another_applications_sqlite_file_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("host.db");
+    {
+        let mut conn = SqliteConnection::connect_with(
+            &SqliteConnectOptions::new()
+                .filename(&path)
+                .create_if_missing(true),
+        )
+        .await
+        .unwrap();
+        sqlx::query("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO customers (name) VALUES ('acme')")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+    }
+    let before = std::fs::read(&path).unwrap();
+    let err = SqliteStore::open(&path).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("not an offboard database"), "{msg}");
+    assert!(msg.contains("customers"), "{msg}");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "the file was changed"
+    );
+    let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(files.len(), 1, "refusing left files behind: {files:?}");
+}
+
+#[tokio::test]
+async fn refuses_a_file_that_is_not_sqlite_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.txt");
+    let text = b"These are my notes. Not a database.\n".repeat(200);
+    std::fs::write(&path, &text).unwrap();
+    let err = SqliteStore::open(&path).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    assert!(
+        err.to_string().contains("not an offboard database"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), text, "the file was changed");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}
+
+#[tokio::test]
+async fn refuses_a_schema_newer_than_the_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("offboard.db");
+    drop(SqliteStore::open(&path).await.unwrap());
+    let mut conn = raw(&path).await;
+    sqlx::query(
+        "INSERT INTO offboard_schema_migrations \
+         (version, description, success, checksum, execution_time) \
+         VALUES (99, 'from the future', TRUE, x'00', 0)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    let err = SqliteStore::open(&path).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("version 99"), "{msg}");
+    assert!(msg.contains("newer"), "{msg}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn four_concurrent_claimers_never_share_a_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        SqliteStore::open(dir.path().join("offboard.db"))
+            .await
+            .unwrap(),
+    );
+    let mut all = HashSet::new();
+    for _ in 0..10 {
+        let run = run_with_tasks(30, at(0));
+        all.extend(run.tasks.iter().map(|t| t.id));
+        store.create_run(&run, vec![]).await.unwrap();
+    }
+    let started = std::time::Instant::now();
+    let workers: Vec<_> = (0..4)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let leases = store
+                        .claim(ClaimRequest::new(
+                            format!("w{w}"),
+                            at(10),
+                            Duration::from_secs(600),
+                            3,
+                        ))
+                        .await
+                        .unwrap();
+                    if leases.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(leases.into_iter().map(|l| l.task));
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    let mut seen = HashSet::new();
+    let mut per_worker = Vec::new();
+    for w in workers {
+        let mine = w.await.unwrap();
+        per_worker.push(mine.len());
+        for task in mine {
+            assert!(seen.insert(task), "task {task} was claimed twice");
+        }
+    }
+    assert_eq!(seen, all, "every due task claimed exactly once");
+    eprintln!(
+        "sqlite: 300 tasks claimed by 4 workers ({per_worker:?}) in {:?}",
+        started.elapsed()
+    );
+}
+
+/// Opens the file behind the store's back, with the append-only triggers dropped (as an
+/// attacker with file access could).
+async fn tamper(path: &Path, sql: &str) {
+    let mut conn = raw(path).await;
+    sqlx::query("DROP TRIGGER IF EXISTS offboard_audit_no_update")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query("DROP TRIGGER IF EXISTS offboard_audit_no_delete")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+}
+
+async fn store_with_events(n: usize) -> (tempfile::TempDir, std::path::PathBuf, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("offboard.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    for i in 0..n {
+        store
+            .append_audit(vec![note(&format!("e{i}"))])
+            .await
+            .unwrap();
+    }
+    let check = store.verify_audit().await.unwrap();
+    assert!(check.is_intact(), "{check:?}");
+    assert_eq!(check.verified, n as u64);
+    (dir, path, store)
+}
+
+#[tokio::test]
+async fn audit_is_append_only() {
+    let (_dir, path, _store) = store_with_events(3).await;
+    let mut conn = raw(&path).await;
+    let err = sqlx::query("UPDATE offboard_audit SET body = '{}' WHERE seq = 2")
+        .execute(&mut conn)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("append-only"), "{err}");
+    let err = sqlx::query("DELETE FROM offboard_audit WHERE seq = 2")
+        .execute(&mut conn)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("append-only"), "{err}");
+}
+
+#[tokio::test]
+async fn verify_names_an_altered_event() {
+    let (_dir, path, store) = store_with_events(6).await;
+    tamper(
+        &path,
+        "UPDATE offboard_audit SET body = replace(body, '\"actor\":\"test\"', '\"actor\":\"mallory\"') WHERE seq = 4",
+    )
+    .await;
+    let check = store.verify_audit().await.unwrap();
+    assert_eq!(check.problem, Some(ChainProblem::Altered { seq: 4 }));
+    assert_eq!(check.verified, 3);
+    // Agrees with core's verify_chain over the whole trail.
+    let all = store.audit(AuditQuery::all()).await.unwrap();
+    assert_eq!(verify_chain(&all), Err(ChainProblem::Altered { seq: 4 }));
+    let err = check.into_result().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Tampered);
+}
+
+#[tokio::test]
+async fn verify_names_a_deleted_event() {
+    let (_dir, path, store) = store_with_events(6).await;
+    tamper(&path, "DELETE FROM offboard_audit WHERE seq = 3").await;
+    let check = store.verify_audit().await.unwrap();
+    assert_eq!(check.problem, Some(ChainProblem::Missing { seq: 3 }));
+    // Cut off the end: the chain head still remembers event 6.
+    let (_dir, path, store) = store_with_events(6).await;
+    tamper(&path, "DELETE FROM offboard_audit WHERE seq >= 5").await;
+    let check = store.verify_audit().await.unwrap();
+    assert_eq!(check.problem, Some(ChainProblem::Missing { seq: 5 }));
+}
+
+#[tokio::test]
+async fn verify_names_an_inserted_event() {
+    let (_dir, path, store) = store_with_events(5).await;
+    // A forged event, correctly hashed after event 2, put in place of event 3 (the rest
+    // renumbered), as someone rewriting history would.
+    let all = store.audit(AuditQuery::all()).await.unwrap();
+    let mut forged = note("forged");
+    forged.seal(3, &all[1].hash);
+    tamper(
+        &path,
+        "UPDATE offboard_audit SET seq = seq + 100 WHERE seq >= 3",
+    )
+    .await;
+    let body = serde_json::to_string(&forged).unwrap().replace('\'', "''");
+    tamper(
+        &path,
+        &format!(
+            "INSERT INTO offboard_audit (seq, run_id, at, hash, body) VALUES (3, NULL, 'x', '{}', '{body}')",
+            forged.hash
+        ),
+    )
+    .await;
+    tamper(
+        &path,
+        "UPDATE offboard_audit SET seq = seq - 99 WHERE seq >= 103",
+    )
+    .await;
+    let check = store.verify_audit().await.unwrap();
+    // Event 3 verifies on its own, so the break shows at the genuine event after it.
+    assert_eq!(check.problem, Some(ChainProblem::Altered { seq: 4 }));
+    assert_eq!(check.verified, 3);
+}
+
+#[tokio::test]
+async fn verify_names_an_event_appended_behind_the_stores_back() {
+    let (_dir, path, store) = store_with_events(4).await;
+    let all = store.audit(AuditQuery::all()).await.unwrap();
+    let mut forged = note("forged");
+    forged.seal(5, &all[3].hash);
+    let body = serde_json::to_string(&forged).unwrap().replace('\'', "''");
+    tamper(
+        &path,
+        &format!(
+            "INSERT INTO offboard_audit (seq, run_id, at, hash, body) VALUES (5, NULL, 'x', '{}', '{body}')",
+            forged.hash
+        ),
+    )
+    .await;
+    let check = store.verify_audit().await.unwrap();
+    assert_eq!(check.problem, Some(ChainProblem::Inserted { seq: 5 }));
+}
+
+#[tokio::test]
+async fn mirrors_another_stores_chain_as_a_sink() {
+    use offboard_core::AuditSink;
+    let source = SqliteStore::in_memory().await.unwrap();
+    let mirror = SqliteStore::in_memory().await.unwrap();
+    let first = source
+        .append_audit(vec![note("a"), note("b")])
+        .await
+        .unwrap();
+    let second = source.append_audit(vec![note("c")]).await.unwrap();
+    mirror.record(&first).await.unwrap();
+    mirror.record(&first).await.unwrap();
+    mirror.record(&second).await.unwrap();
+    assert_eq!(
+        mirror.audit(AuditQuery::all()).await.unwrap(),
+        source.audit(AuditQuery::all()).await.unwrap()
+    );
+    assert!(mirror.verify_audit().await.unwrap().is_intact());
+    // A gap is refused.
+    let later = source
+        .append_audit(vec![note("d"), note("e")])
+        .await
+        .unwrap();
+    let err = mirror.record(&later[1..]).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict);
+}
