@@ -1,4 +1,60 @@
-//! Shared REST plumbing for offboard connectors: client, auth token providers, throttling, retries.
+//! Shared REST plumbing for offboard connectors: one reqwest client layer with auth token
+//! providers, vendor error mapping, an adaptive rate limiter and redacted request tracing.
 //!
-//! This crate is filled by its own issue; it exists so the workspace has its final shape.
+//! # What it offers
+//! - [`HttpClient`]: a base URL, a timeout, a user agent and a [`TokenProvider`]. Requests are
+//!   built as [`HttpRequest`]s from path *segments* (each percent-encoded, `.`/`..`/empty
+//!   refused), so an identifier can never change which resource is addressed.
+//! - [`TokenProvider`]s: [`StaticToken`] (Okta `SSWS`, bearer, Jira basic email + API token),
+//!   [`OAuthClientCredentials`] (Okta org authorization server, `private_key_jwt` client
+//!   assertion signed RS256 with `jsonwebtoken`'s aws-lc-rs backend),
+//!   [`GoogleServiceAccount`] (JWT bearer grant with domain-wide delegation, `sub`
+//!   impersonated) and [`MicrosoftClientCredentials`] (client secret). Tokens are cached and
+//!   refreshed before expiry.
+//! - [`classify`]: the one place where an HTTP answer becomes an [`offboard_core::Error`]:
+//!   404 `NotFound`, 401 `Unauthenticated`, 403 `PermissionDenied` (Google rate-limit reasons
+//!   become `RateLimited`), 429 `RateLimited` with the wait hint from `Retry-After` (seconds or
+//!   HTTP date) or Okta's `X-Rate-Limit-Reset`, 5xx retryable `Unavailable`, other 4xx
+//!   permanent. Messages carry the vendor's error summary, never request headers.
+//! - [`AdaptiveLimiter`]: reads Okta's `X-Rate-Limit-Limit/-Remaining/-Reset` and spaces
+//!   requests once fewer than 10 % of the budget remain, so the vendor rarely says no; plus a
+//!   concurrency cap.
+//! - Tracing: every request runs in an `http.request` span with `method`, `path`, `status` and
+//!   `latency_ms`. The query string, headers, bodies and tokens are never recorded.
+//!
+//! # TLS
+//! reqwest's `rustls` feature with the aws-lc-rs provider. The client never installs a
+//! process-wide `CryptoProvider`; reqwest uses aws-lc-rs explicitly when none is installed.
+//!
+//! # Example
+//! ```no_run
+//! use offboard_core::Secret;
+//! use offboard_http::{HttpClient, HttpRequest, StaticToken};
+//!
+//! # async fn demo() -> offboard_core::Result<()> {
+//! let client = HttpClient::builder("https://example.okta.com")
+//!     .token_provider(StaticToken::okta_ssws(Secret::new("00abc...")))
+//!     .build()?;
+//! let users: serde_json::Value = client
+//!     .send(HttpRequest::get(["api", "v1", "users"]).query("search", r#"profile.login eq "a@b.c""#))
+//!     .await?
+//!     .json()?;
+//! # let _ = users; Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
+
+mod auth;
+mod client;
+mod error;
+mod limiter;
+
+pub use auth::{
+    GoogleServiceAccount, GoogleServiceAccountBuilder, MicrosoftClientCredentials,
+    OAuthClientCredentials, OAuthClientCredentialsBuilder, StaticToken, TokenProvider,
+};
+pub use client::{HttpClient, HttpClientBuilder, HttpRequest, HttpResponse};
+pub use error::{VendorError, classify, parse_retry_after};
+pub use limiter::{AdaptiveLimiter, LimiterConfig, RateLimitHeaders};
+
+/// Re-exported so connectors name methods and status codes without a direct reqwest dependency.
+pub use reqwest::{Method, StatusCode, header};

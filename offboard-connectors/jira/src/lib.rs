@@ -1,4 +1,321 @@
 //! offboard delegate that files and watches Jira issues.
 //!
-//! This crate is filled by its own issue; it exists so the workspace has its final shape.
+//! [`JiraDelegate`] implements [`offboard_core::Delegate`] for policies with
+//! `method = "delegate"`, `via = "jira"`, against Jira Cloud's REST API v3 with basic auth
+//! (account email + API token, never printed).
+//!
+//! - **Open** ([`Delegate::open`]): searches `POST /rest/api/3/search/jql` for
+//!   `project = "<P>" AND labels = "<label>"`, where the label is derived from the request's
+//!   idempotency key (space-free and injective; the JQL literal is escaped so nothing in it can
+//!   change the query). A found issue is returned; otherwise `POST /rest/api/3/issue` files one
+//!   with that label, the summary and the ADF description rendered from the templates
+//!   (placeholders `{person}`, `{email}`, `{app}`, `{run}`, `{due}`). A crash (or a lost
+//!   response) between create and persist therefore never files a second issue.
+//! - **Watch** ([`Delegate::status`]): `GET /rest/api/3/issue/{key}?fields=status,assignee`.
+//!   The configured done status (name or id) reads `Done`; any other status reads `Open` with
+//!   the current assignee, so a reopened issue reads `Open` again.
+//!   [`JiraDelegate::statuses`] reads many tickets with one `key in (...)` search per 50.
+//! - **Webhooks** ([`JiraWebhook`]): verifies `X-Hub-Signature: sha256=<hex>` in constant
+//!   time, refuses replays and stale deliveries, and returns the issue's new state.
+//!
+//! Errors follow [`error`](crate::error)'s table: 429 and 5xx are retryable with the
+//! vendor's `Retry-After` as the wait hint.
+//!
+//! # Example
+//! ```
+//! use offboard_core::{Delegate, DelegateVia};
+//! use offboard_jira::JiraBuilder;
+//!
+//! let jira = JiraBuilder::new()
+//!     .with_site("https://example.atlassian.net")
+//!     .with_email("offboard-bot@example.com")
+//!     .with_api_token("example-token")
+//!     .with_project("IT")
+//!     .with_summary("Remove {person} from {app}")
+//!     .build()
+//!     .unwrap();
+//! assert_eq!(jira.via(), DelegateVia::Jira);
+//! assert_eq!(jira.browse_url("IT-7"), "https://example.atlassian.net/browse/IT-7");
+//! ```
 #![forbid(unsafe_code)]
+
+mod client;
+pub mod config;
+pub mod error;
+mod template;
+mod webhook;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use async_trait::async_trait;
+use offboard_core::{
+    Delegate, DelegateVia, DelegationRequest, Error, Result, ResultExt, Ticket, TicketStatus,
+};
+use serde_json::json;
+
+use crate::client::{IssueBean, JiraClient, StatusDetails};
+pub use crate::config::{ConfigKey, JiraBuilder, JiraConfig};
+use crate::template::{adf, is_issue_key, jql_string, label_for, render, summary_line};
+pub use crate::webhook::{IDENTIFIER_HEADER, JiraWebhook, SIGNATURE_HEADER, WebhookUpdate};
+
+/// How many keys one batched `key in (...)` search carries.
+const BATCH: usize = 50;
+
+/// The Jira delegate. Build it with [`JiraBuilder`].
+pub struct JiraDelegate {
+    config: JiraConfig,
+    base: String,
+    client: JiraClient,
+}
+
+impl fmt::Debug for JiraDelegate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JiraDelegate")
+            .field("config", &self.config)
+            .field("client", &self.client)
+            .finish()
+    }
+}
+
+/// The status as this delegate reads it.
+fn is_done(done_status: &str, status: &StatusDetails) -> bool {
+    status.id == done_status || status.name.eq_ignore_ascii_case(done_status)
+}
+
+impl JiraDelegate {
+    /// A delegate from a validated configuration.
+    ///
+    /// # Errors
+    /// `Internal` when the HTTP client cannot be built.
+    pub fn new(config: JiraConfig) -> Result<Self> {
+        let base = config.site.as_str().trim_end_matches('/').to_string();
+        let client = JiraClient::new(
+            &base,
+            &config.email,
+            config.api_token.clone(),
+            config.timeout,
+        )?;
+        Ok(Self {
+            config,
+            base,
+            client,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &JiraConfig {
+        &self.config
+    }
+
+    /// The link a person opens: `<site>/browse/<key>`.
+    pub fn browse_url(&self, key: &str) -> String {
+        format!("{}/browse/{key}", self.base)
+    }
+
+    /// The label an issue opened for `idempotency_key` carries.
+    pub fn label_for(idempotency_key: &str) -> String {
+        label_for(idempotency_key)
+    }
+
+    /// The webhook verifier for this site's configuration.
+    ///
+    /// # Errors
+    /// `Config` (`webhook_secret`) when no webhook secret is configured.
+    pub fn webhook(&self) -> Result<JiraWebhook> {
+        let secret = self
+            .config
+            .webhook_secret
+            .clone()
+            .ok_or_else(|| Error::config("webhook_secret", "missing"))?;
+        Ok(JiraWebhook::new(secret, self.config.done_status.clone()))
+    }
+
+    /// The ticket status a verified webhook update reports (the same shape `status` returns).
+    pub fn webhook_status(&self, update: &WebhookUpdate) -> TicketStatus {
+        let ticket = Ticket {
+            key: update.key.clone(),
+            url: self.browse_url(&update.key),
+            assignee: update.assignee.clone(),
+        };
+        if update.done {
+            TicketStatus::Done {
+                ticket,
+                by: update.by.clone(),
+            }
+        } else {
+            TicketStatus::Open { ticket }
+        }
+    }
+
+    fn ticket_status(&self, issue: &IssueBean) -> Result<TicketStatus> {
+        let status = issue.fields.status.as_ref().ok_or_else(|| {
+            Error::new(offboard_core::ErrorKind::Vendor, "issue without a status")
+                .with_context("key", &issue.key)
+        })?;
+        let ticket = Ticket {
+            key: issue.key.clone(),
+            url: self.browse_url(&issue.key),
+            assignee: issue.fields.assignee.as_ref().map(|a| a.shown()),
+        };
+        Ok(if is_done(&self.config.done_status, status) {
+            TicketStatus::Done { ticket, by: None }
+        } else {
+            TicketStatus::Open { ticket }
+        })
+    }
+
+    fn render(&self, template: &str, request: &DelegationRequest) -> Result<String> {
+        let person = if request.person.display_name.is_empty() {
+            request.person.email.clone()
+        } else {
+            request.person.display_name.clone()
+        };
+        let value = |name: &str| -> Option<String> {
+            Some(match name {
+                "person" => person.clone(),
+                "email" => request.person.email.clone(),
+                "app" => request.app.to_string(),
+                "run" => request.run.to_string(),
+                "due" => request.due.format("%Y-%m-%d %H:%M UTC").to_string(),
+                _ => return None,
+            })
+        };
+        render(template, &value).map_err(|e| Error::config("template", e))
+    }
+
+    /// Reads many tickets with one `key in (...)` search per 50 keys.
+    ///
+    /// # Behavior
+    /// Reads only. The map holds every ticket Jira returned, by key; a ticket missing from it
+    /// was deleted or is not visible. Keys that are not issue keys are refused up front.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a malformed key; the search's errors (429 and 5xx retryable).
+    pub async fn statuses(&self, tickets: &[Ticket]) -> Result<BTreeMap<String, TicketStatus>> {
+        if let Some(bad) = tickets.iter().find(|t| !is_issue_key(&t.key)) {
+            return Err(Error::invalid_input("not a Jira issue key")
+                .with_context("key", &bad.key)
+                .with_operation("jira.statuses"));
+        }
+        let mut out = BTreeMap::new();
+        let keys: Vec<&str> = tickets.iter().map(|t| t.key.as_str()).collect();
+        for chunk in keys.chunks(BATCH) {
+            let list: Vec<String> = chunk.iter().map(|k| jql_string(k)).collect();
+            let jql = format!("key in ({})", list.join(", "));
+            let mut token: Option<String> = None;
+            loop {
+                let page = self
+                    .client
+                    .search(&jql, &["status", "assignee"], 100, token.as_deref())
+                    .await
+                    .operation("jira.statuses")?;
+                for issue in &page.issues {
+                    out.insert(issue.key.clone(), self.ticket_status(issue)?);
+                }
+                match page.next_page_token {
+                    Some(t) if page.is_last != Some(true) && !page.issues.is_empty() => {
+                        token = Some(t);
+                    }
+                    _ => break,
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl Delegate for JiraDelegate {
+    fn via(&self) -> DelegateVia {
+        DelegateVia::Jira
+    }
+
+    /// Finds the issue carrying the request's label, or files it.
+    ///
+    /// # Behavior
+    /// Search first (`project = P AND labels = "<label>"`), create only when nothing carries
+    /// the label. When an earlier crash left more than one issue with the label, the oldest is
+    /// returned (never a new one).
+    ///
+    /// # Errors
+    /// `InvalidInput` for an empty idempotency key; Jira's errors as classified in
+    /// [`error`](crate::error).
+    async fn open(&self, request: &DelegationRequest) -> Result<Ticket> {
+        if request.idempotency_key.is_empty() {
+            return Err(
+                Error::invalid_input("delegation without an idempotency key")
+                    .with_operation("jira.open"),
+            );
+        }
+        let label = label_for(&request.idempotency_key);
+        let jql = format!(
+            "project = {} AND labels = {}",
+            jql_string(&self.config.project),
+            jql_string(&label)
+        );
+        let page = self
+            .client
+            .search(&jql, &["status", "assignee"], 10, None)
+            .await
+            .operation("jira.open")?;
+        if let Some(issue) = page
+            .issues
+            .iter()
+            .min_by_key(|i| i.id.parse::<u64>().unwrap_or(u64::MAX))
+        {
+            tracing::debug!(key = %issue.key, %label, "found the issue an earlier attempt filed");
+            let status = self.ticket_status(issue)?;
+            let (TicketStatus::Open { ticket } | TicketStatus::Done { ticket, .. }) = status;
+            return Ok(ticket);
+        }
+        let summary = summary_line(&self.render(&self.config.summary, request)?);
+        let description = adf(&self.render(&self.config.description, request)?);
+        let issue_type = if self.config.issue_type.chars().all(|c| c.is_ascii_digit()) {
+            json!({"id": self.config.issue_type})
+        } else {
+            json!({"name": self.config.issue_type})
+        };
+        let mut fields = json!({
+            "project": {"key": self.config.project},
+            "issuetype": issue_type,
+            "summary": summary,
+            "description": description,
+            "labels": [label],
+        });
+        if let Some(a) = &self.config.assignee {
+            fields["assignee"] = json!({"accountId": a});
+        }
+        let created = self
+            .client
+            .create_issue(fields)
+            .await
+            .operation("jira.open")?;
+        tracing::info!(key = %created.key, id = %created.id, "filed a Jira issue");
+        // The assignee is shown as Jira names them; the first poll reads it.
+        Ok(Ticket {
+            url: self.browse_url(&created.key),
+            key: created.key,
+            assignee: None,
+        })
+    }
+
+    /// Reads the issue's status and assignee.
+    ///
+    /// # Errors
+    /// `NotFound` when the issue was deleted or is not visible; Jira's errors as classified.
+    async fn status(&self, ticket: &Ticket) -> Result<TicketStatus> {
+        if !is_issue_key(&ticket.key) {
+            return Err(Error::invalid_input("not a Jira issue key")
+                .with_context("key", &ticket.key)
+                .with_operation("jira.status"));
+        }
+        let issue = self
+            .client
+            .get_issue(&ticket.key, "status,assignee")
+            .await
+            .operation("jira.status")
+            .context("key", &ticket.key)?;
+        self.ticket_status(&issue)
+    }
+}

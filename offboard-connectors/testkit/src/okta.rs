@@ -1,1 +1,879 @@
-//! Simulated Okta tenant (filled by the REST connectors issue).
+//! A simulated Okta tenant: the Management API on loopback, stateful, rate limited, with fault
+//! injection and a recording of every request.
+//!
+//! Built on wiremock: one [`MockServer`] whose single responder routes requests over shared
+//! state. It serves exactly the operations in [`OktaTenant::ROUTES`] (each exists with the same
+//! method in Okta's official spec; a test checks it), with Okta's status codes and error bodies
+//! (`errorCode`, `errorSummary`, `errorLink`, `errorId`, `errorCauses`).
+//!
+//! # Behaviour modelled
+//! - Users: `STAGED`/`ACTIVE`/`SUSPENDED`/`DEPROVISIONED`, `profile.login`, `profile.email`,
+//!   `profile.secondEmail`. `GET /api/v1/users/{id}` takes an id or a login. The listing omits
+//!   `DEPROVISIONED` users unless `search` is used.
+//! - `search`: a strict parser of `attr eq "value"` terms joined by ` or ` (attributes
+//!   `profile.login`, `profile.email`, `profile.secondEmail`, `id`, `status`; `\"` and `\\`
+//!   escapes). Anything else is a 400 `E0000031`. Comparison ignores ASCII case only.
+//! - Lifecycle: suspend only from `ACTIVE`, unsuspend only from `SUSPENDED` (else 400
+//!   `E0000001`); deactivate of a `DEPROVISIONED` user is a 400 `E0000001`; deactivation ends
+//!   sessions, revokes tokens and grants and removes direct app assignments (group
+//!   memberships stay); activate of an `ACTIVE` user is a 403 `E0000016`;
+//!   `DELETE /api/v1/users/{id}` deactivates first and deletes on the second call.
+//! - Sessions (not listable through the API, as in Okta), OAuth refresh tokens per client,
+//!   consent grants, factors, admin role assignments.
+//! - Groups (`OKTA_GROUP`, `APP_GROUP`, `BUILT_IN`); only `OKTA_GROUP` memberships can be changed
+//!   (others: 400 `E0000001`). Removing a non-member is a 204, as is adding a member.
+//! - Apps: direct (`USER`-scoped) assignments and assignments through a group (`GROUP`-scoped,
+//!   following the membership). App links list both, and nothing for a `DEPROVISIONED` user.
+//!   Unassigning a `GROUP`-scoped assignment is a 400 `E0000001`.
+//! - Rate limits: a per-minute budget per endpoint family ([`RateFamily`]), with
+//!   `X-Rate-Limit-Limit/-Remaining/-Reset` on every response and a 429 `E0000047` when spent;
+//!   a concurrency limit (429 with limit and remaining 0).
+//! - Faults ([`Faults`]): a share of 500s and 429s, added latency, and the next N requests
+//!   failing with a chosen status.
+//! - Authentication: `Authorization: SSWS <token>` (or `Bearer <token>` when configured);
+//!   anything else is a 401 `E0000011`.
+//!
+//! # Example
+//! ```
+//! use offboard_testkit::okta::{NewUser, OktaTenant};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let okta = OktaTenant::start().await;
+//! let id = okta.add_user(NewUser::active("jane@example.com"));
+//! assert_eq!(okta.user(&id).unwrap().status, "ACTIVE");
+//! # }
+//! ```
+
+mod fixture;
+mod routes;
+mod search;
+
+pub use fixture::OktaFixture;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+use wiremock::matchers::any;
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+/// A group's type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GroupType {
+    /// Managed in Okta; memberships can be changed.
+    OktaGroup,
+    /// Imported from an app (AD, LDAP); memberships are managed there.
+    AppGroup,
+    /// Built in (`Everyone`); cannot be changed.
+    BuiltIn,
+}
+
+impl GroupType {
+    /// Okta's name of the type.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OktaGroup => "OKTA_GROUP",
+            Self::AppGroup => "APP_GROUP",
+            Self::BuiltIn => "BUILT_IN",
+        }
+    }
+}
+
+/// An endpoint family with its own per-minute budget (Okta's rate-limit table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RateFamily {
+    /// `GET`/`POST /api/v1/users`.
+    UsersList,
+    /// `GET /api/v1/users/{idOrLogin}`.
+    UserGet,
+    /// `POST`/`PUT`/`DELETE /api/v1/users/{id}` and its sub-resources.
+    UserWrite,
+    /// `/api/v1/groups/{id}`.
+    Groups,
+    /// `/api/v1/apps`.
+    AppsList,
+    /// `/api/v1/apps/{id}`.
+    App,
+    /// Most other `/api/v1` endpoints.
+    Other,
+}
+
+impl RateFamily {
+    fn of(method: &str, segments: &[&str]) -> Self {
+        match (method, segments) {
+            (_, ["api", "v1", "users"]) => Self::UsersList,
+            ("GET", ["api", "v1", "users", _]) => Self::UserGet,
+            (m, ["api", "v1", "users", _, ..]) if m != "GET" => Self::UserWrite,
+            (_, ["api", "v1", "groups", ..]) => Self::Groups,
+            (_, ["api", "v1", "apps"]) => Self::AppsList,
+            (_, ["api", "v1", "apps", ..]) => Self::App,
+            _ => Self::Other,
+        }
+    }
+}
+
+/// Per-minute budgets per [`RateFamily`] and the concurrency limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimits {
+    /// Requests per minute per family.
+    pub per_minute: BTreeMap<RateFamily, u32>,
+    /// Requests in flight at once (counted over the added latency).
+    pub concurrency: u32,
+    /// The length of a budget window, in whole seconds (Okta: 60).
+    pub window_secs: u64,
+}
+
+impl RateLimits {
+    /// Okta's Enterprise plan: users 600, user get 1000, user writes 600, groups 600, apps
+    /// list 100, app 600, other 600 per minute; 75 concurrent.
+    pub fn enterprise() -> Self {
+        Self {
+            per_minute: BTreeMap::from([
+                (RateFamily::UsersList, 600),
+                (RateFamily::UserGet, 1000),
+                (RateFamily::UserWrite, 600),
+                (RateFamily::Groups, 600),
+                (RateFamily::AppsList, 100),
+                (RateFamily::App, 600),
+                (RateFamily::Other, 600),
+            ]),
+            concurrency: 75,
+            window_secs: 60,
+        }
+    }
+
+    /// Sets one family's budget.
+    pub fn with(mut self, family: RateFamily, per_minute: u32) -> Self {
+        self.per_minute.insert(family, per_minute);
+        self
+    }
+
+    /// Sets the window length in seconds (at least 1); tests use short windows.
+    pub fn with_window_secs(mut self, secs: u64) -> Self {
+        self.window_secs = secs.max(1);
+        self
+    }
+
+    /// Sets the concurrency limit.
+    pub fn with_concurrency(mut self, concurrency: u32) -> Self {
+        self.concurrency = concurrency;
+        self
+    }
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self::enterprise()
+    }
+}
+
+/// Fault injection knobs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Faults {
+    /// Share (0..=1) of requests answered 500 `E0000009`.
+    pub error_rate: f64,
+    /// Share (0..=1) of requests answered 429 `E0000047`.
+    pub rate_limit_rate: f64,
+    /// Added to every response.
+    pub latency: Duration,
+}
+
+/// A user to create with [`OktaTenant::add_user`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewUser {
+    /// `profile.login`.
+    pub login: String,
+    /// `profile.email` (default: the login).
+    pub email: String,
+    /// `profile.secondEmail`.
+    pub second_email: Option<String>,
+    /// `STAGED`, `ACTIVE`, `SUSPENDED` or `DEPROVISIONED`.
+    pub status: String,
+    /// Group ids.
+    pub groups: Vec<String>,
+    /// Directly (`USER`-scoped) assigned app ids.
+    pub apps: Vec<String>,
+    /// Open sessions.
+    pub sessions: u32,
+    /// OAuth client ids holding a refresh token of the user.
+    pub oauth_tokens: Vec<String>,
+    /// Consent grants: (client id, scope).
+    pub grants: Vec<(String, String)>,
+    /// Enrolled factor types (`push`, `sms`, `token:software:totp`...).
+    pub factors: Vec<String>,
+    /// Admin role types (`SUPER_ADMIN`, `APP_ADMIN`...).
+    pub admin_roles: Vec<String>,
+}
+
+impl NewUser {
+    /// An `ACTIVE` user with nothing else.
+    pub fn active(login: impl Into<String>) -> Self {
+        let login = login.into();
+        Self {
+            email: login.clone(),
+            login,
+            second_email: None,
+            status: "ACTIVE".into(),
+            groups: Vec::new(),
+            apps: Vec::new(),
+            sessions: 0,
+            oauth_tokens: Vec::new(),
+            grants: Vec::new(),
+            factors: Vec::new(),
+            admin_roles: Vec::new(),
+        }
+    }
+}
+
+/// A user's state, read directly from the tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OktaUserState {
+    /// Id.
+    pub id: String,
+    /// Status.
+    pub status: String,
+    /// `profile.login`.
+    pub login: String,
+    /// Group ids.
+    pub groups: BTreeSet<String>,
+    /// Directly assigned app ids.
+    pub apps: BTreeSet<String>,
+    /// Open sessions.
+    pub sessions: u32,
+    /// Client ids with refresh tokens.
+    pub oauth_tokens: Vec<String>,
+    /// Grant ids.
+    pub grants: Vec<String>,
+    /// Factor ids.
+    pub factors: Vec<String>,
+    /// Role assignment ids.
+    pub admin_roles: Vec<String>,
+}
+
+/// One request as the tenant received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecordedRequest {
+    /// Method.
+    pub method: String,
+    /// Path, percent-encoded as sent.
+    pub path: String,
+    /// Query pairs, decoded.
+    pub query: Vec<(String, String)>,
+    /// Headers; the `Authorization` value is replaced by its scheme and `[REDACTED]`.
+    pub headers: Vec<(String, String)>,
+    /// Body as JSON, when there was one.
+    pub body: Option<Value>,
+}
+
+impl RecordedRequest {
+    /// `METHOD path`.
+    pub fn line(&self) -> String {
+        format!("{} {}", self.method, self.path)
+    }
+
+    /// A query parameter's value.
+    pub fn query_param(&self, key: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Debug, Clone)]
+struct User {
+    id: String,
+    status: String,
+    login: String,
+    email: String,
+    second_email: Option<String>,
+    groups: BTreeSet<String>,
+    apps: BTreeSet<String>,
+    sessions: u32,
+    tokens: Vec<(String, String)>,
+    grants: Vec<(String, String, String)>,
+    factors: Vec<(String, String)>,
+    roles: Vec<(String, String)>,
+    created: String,
+}
+
+#[derive(Debug, Clone)]
+struct Group {
+    name: String,
+    kind: GroupType,
+}
+
+#[derive(Debug, Clone)]
+struct App {
+    label: String,
+    name: String,
+    groups: BTreeSet<String>,
+}
+
+#[derive(Debug, Default)]
+struct Window {
+    started: u64,
+    used: u32,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    users: BTreeMap<String, User>,
+    groups: BTreeMap<String, Group>,
+    apps: BTreeMap<String, App>,
+    next: u64,
+    requests: Vec<RecordedRequest>,
+    limits: RateLimits,
+    windows: BTreeMap<RateFamily, Window>,
+    busy_until: Vec<Instant>,
+    faults: Faults,
+    fail_next: Vec<u16>,
+    rng: u64,
+    rate_limited: u64,
+}
+
+impl State {
+    fn id(&mut self, prefix: &str) -> String {
+        self.next += 1;
+        // Okta ids: 20 alphanumerics with a type prefix.
+        format!("{prefix}{:017}", self.next)
+    }
+
+    fn random(&mut self) -> f64 {
+        // xorshift64*: deterministic per tenant.
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
+    token: String,
+    bearer: Mutex<Option<String>>,
+    state: Mutex<State>,
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The simulated Okta tenant. See the [module docs](self).
+#[derive(Debug)]
+pub struct OktaTenant {
+    server: MockServer,
+    shared: Arc<Shared>,
+}
+
+fn now_epoch() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
+
+fn error_body(code: &str, summary: &str, causes: &[&str]) -> Value {
+    json!({
+        "errorCode": code,
+        "errorSummary": summary,
+        "errorLink": code,
+        "errorId": format!("oaeSim{}", uuid::Uuid::new_v4().simple()),
+        "errorCauses": causes.iter().map(|c| json!({"errorSummary": c})).collect::<Vec<_>>(),
+    })
+}
+
+fn not_found(what: &str) -> (u16, Value) {
+    (
+        404,
+        error_body(
+            "E0000007",
+            &format!("Not found: Resource not found: {what}"),
+            &[],
+        ),
+    )
+}
+
+fn validation(op: &str, cause: &str) -> (u16, Value) {
+    (
+        400,
+        error_body(
+            "E0000001",
+            &format!("Api validation failed: {op}"),
+            &[cause],
+        ),
+    )
+}
+
+impl OktaTenant {
+    /// Every route served, as `(METHOD, path template)` exactly as in Okta's spec.
+    pub const ROUTES: &'static [(&'static str, &'static str)] = &[
+        ("GET", "/api/v1/users"),
+        ("GET", "/api/v1/users/{id}"),
+        ("DELETE", "/api/v1/users/{id}"),
+        ("POST", "/api/v1/users/{id}/lifecycle/suspend"),
+        ("POST", "/api/v1/users/{id}/lifecycle/unsuspend"),
+        ("POST", "/api/v1/users/{id}/lifecycle/deactivate"),
+        ("POST", "/api/v1/users/{id}/lifecycle/activate"),
+        ("POST", "/api/v1/users/{id}/lifecycle/reset_factors"),
+        ("DELETE", "/api/v1/users/{userId}/sessions"),
+        ("GET", "/api/v1/users/{userId}/grants"),
+        ("DELETE", "/api/v1/users/{userId}/grants"),
+        ("GET", "/api/v1/users/{userId}/clients"),
+        ("GET", "/api/v1/users/{userId}/clients/{clientId}/tokens"),
+        ("DELETE", "/api/v1/users/{userId}/clients/{clientId}/tokens"),
+        ("GET", "/api/v1/users/{userId}/factors"),
+        ("DELETE", "/api/v1/users/{userId}/factors/{factorId}"),
+        ("GET", "/api/v1/users/{id}/groups"),
+        ("PUT", "/api/v1/groups/{groupId}/users/{userId}"),
+        ("DELETE", "/api/v1/groups/{groupId}/users/{userId}"),
+        ("GET", "/api/v1/users/{id}/appLinks"),
+        ("GET", "/api/v1/apps/{appId}/users/{userId}"),
+        ("DELETE", "/api/v1/apps/{appId}/users/{userId}"),
+        ("GET", "/api/v1/users/{userId}/roles"),
+        ("DELETE", "/api/v1/users/{userId}/roles/{roleAssignmentId}"),
+    ];
+
+    /// Starts a tenant with a random API token and [`RateLimits::enterprise`].
+    pub async fn start() -> Self {
+        Self::start_with(
+            format!("sim-okta-{}", uuid::Uuid::new_v4().simple()),
+            RateLimits::enterprise(),
+        )
+        .await
+    }
+
+    /// Starts a tenant accepting `SSWS <token>`, with these limits.
+    pub async fn start_with(token: impl Into<String>, limits: RateLimits) -> Self {
+        let shared = Arc::new(Shared {
+            token: token.into(),
+            bearer: Mutex::new(None),
+            state: Mutex::new(State {
+                limits,
+                rng: 0x9E37_79B9_7F4A_7C15,
+                ..State::default()
+            }),
+        });
+        Self::serve(shared).await
+    }
+
+    /// Starts a tenant that also accepts `Bearer <access_token>` (as minted by an OAuth
+    /// token endpoint the test serves itself).
+    pub async fn start_with_bearer(
+        token: impl Into<String>,
+        access_token: impl Into<String>,
+        limits: RateLimits,
+    ) -> Self {
+        let shared = Arc::new(Shared {
+            token: token.into(),
+            bearer: Mutex::new(Some(access_token.into())),
+            state: Mutex::new(State {
+                limits,
+                rng: 0x9E37_79B9_7F4A_7C15,
+                ..State::default()
+            }),
+        });
+        Self::serve(shared).await
+    }
+
+    async fn serve(shared: Arc<Shared>) -> Self {
+        let server = MockServer::start().await;
+        Mock::given(any())
+            .respond_with(Responder(Arc::clone(&shared)))
+            .mount(&server)
+            .await;
+        let tenant = Self { server, shared };
+        tenant.add_group_with_id("00gEveryone000000000", "Everyone", GroupType::BuiltIn);
+        tenant
+    }
+
+    /// Serves the org authorization server's token endpoint, `POST /oauth2/v1/token`, for the
+    /// client-credentials grant with a `private_key_jwt` assertion (the assertion's signature
+    /// is not checked: the test checks it), minting `access_token` (valid `expires_in` s),
+    /// which the Management API then accepts as `Bearer`. A request without
+    /// `grant_type=client_credentials` and a jwt-bearer `client_assertion_type` gets a 400
+    /// `invalid_client`.
+    pub async fn enable_oauth(&self, access_token: &str, expires_in: u64) {
+        *self
+            .shared
+            .bearer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(access_token.to_owned());
+        let body = json!({
+            "token_type": "Bearer",
+            "expires_in": expires_in,
+            "access_token": access_token,
+            "scope": "okta.users.manage okta.groups.manage okta.apps.manage okta.roles.manage",
+        });
+        Mock::given(wiremock::matchers::method("POST"))
+            .and(wiremock::matchers::path("/oauth2/v1/token"))
+            .respond_with(move |r: &Request| {
+                let form: BTreeMap<String, String> =
+                    url::form_urlencoded::parse(&r.body).into_owned().collect();
+                let ok = form.get("grant_type").map(String::as_str) == Some("client_credentials")
+                    && form.get("client_assertion_type").map(String::as_str)
+                        == Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+                    && form
+                        .get("client_assertion")
+                        .is_some_and(|a| a.split('.').count() == 3);
+                if ok {
+                    ResponseTemplate::new(200).set_body_json(body.clone())
+                } else {
+                    ResponseTemplate::new(400).set_body_json(json!({
+                        "error": "invalid_client",
+                        "error_description": "A client_assertion is required.",
+                    }))
+                }
+            })
+            .with_priority(1)
+            .mount(&self.server)
+            .await;
+    }
+
+    /// The base URL (`http://127.0.0.1:<port>`).
+    pub fn uri(&self) -> String {
+        self.server.uri()
+    }
+
+    /// The API token it accepts as `SSWS <token>`.
+    pub fn token(&self) -> &str {
+        &self.shared.token
+    }
+
+    /// The built-in `Everyone` group's id; every user is a member.
+    pub fn everyone(&self) -> &'static str {
+        "00gEveryone000000000"
+    }
+
+    fn add_group_with_id(&self, id: &str, name: &str, kind: GroupType) {
+        self.shared.state().groups.insert(
+            id.to_owned(),
+            Group {
+                name: name.to_owned(),
+                kind,
+            },
+        );
+    }
+
+    /// Adds a group; returns its id.
+    pub fn add_group(&self, name: impl Into<String>, kind: GroupType) -> String {
+        let mut s = self.shared.state();
+        let id = s.id("00g");
+        s.groups.insert(
+            id.clone(),
+            Group {
+                name: name.into(),
+                kind,
+            },
+        );
+        id
+    }
+
+    /// Adds an app instance (`label`, e.g. `GitHub`); returns its id.
+    pub fn add_app(&self, label: impl Into<String>) -> String {
+        let mut s = self.shared.state();
+        let id = s.id("0oa");
+        let label = label.into();
+        s.apps.insert(
+            id.clone(),
+            App {
+                name: label.to_ascii_lowercase().replace(' ', "_"),
+                label,
+                groups: BTreeSet::new(),
+            },
+        );
+        id
+    }
+
+    /// Assigns an app to a group: members get a `GROUP`-scoped assignment.
+    pub fn assign_app_to_group(&self, app: &str, group: &str) {
+        if let Some(a) = self.shared.state().apps.get_mut(app) {
+            a.groups.insert(group.to_owned());
+        }
+    }
+
+    /// Creates a user (and puts it in `Everyone`); returns its id.
+    pub fn add_user(&self, new: NewUser) -> String {
+        let mut s = self.shared.state();
+        let id = s.id("00u");
+        let mut groups: BTreeSet<String> = new.groups.into_iter().collect();
+        groups.insert(self.everyone().to_owned());
+        let mut tokens = Vec::new();
+        for client in new.oauth_tokens {
+            let tid = s.id("oar");
+            tokens.push((tid, client));
+        }
+        let mut grants = Vec::new();
+        for (client, scope) in new.grants {
+            let gid = s.id("oag");
+            grants.push((gid, client, scope));
+        }
+        let mut factors = Vec::new();
+        for t in new.factors {
+            let fid = s.id("mfa");
+            factors.push((fid, t));
+        }
+        let mut roles = Vec::new();
+        for r in new.admin_roles {
+            let rid = s.id("ra1");
+            roles.push((rid, r));
+        }
+        s.users.insert(
+            id.clone(),
+            User {
+                id: id.clone(),
+                status: new.status,
+                login: new.login,
+                email: new.email,
+                second_email: new.second_email,
+                groups,
+                apps: new.apps.into_iter().collect(),
+                sessions: new.sessions,
+                tokens,
+                grants,
+                factors,
+                roles,
+                created: chrono::Utc::now()
+                    .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+                    .to_string(),
+            },
+        );
+        id
+    }
+
+    /// Deletes a user outright, as an administrator would (no-op when gone).
+    pub fn remove_user(&self, id: &str) {
+        self.shared.state().users.remove(id);
+    }
+
+    /// A user's current state.
+    pub fn user(&self, id: &str) -> Option<OktaUserState> {
+        let s = self.shared.state();
+        let u = s.users.get(id)?;
+        Some(OktaUserState {
+            id: u.id.clone(),
+            status: u.status.clone(),
+            login: u.login.clone(),
+            groups: u.groups.clone(),
+            apps: u.apps.clone(),
+            sessions: u.sessions,
+            oauth_tokens: u.tokens.iter().map(|(_, c)| c.clone()).collect(),
+            grants: u.grants.iter().map(|(g, _, _)| g.clone()).collect(),
+            factors: u.factors.iter().map(|(f, _)| f.clone()).collect(),
+            admin_roles: u.roles.iter().map(|(r, _)| r.clone()).collect(),
+        })
+    }
+
+    /// Every Management API request received so far, oldest first (the token endpoint of
+    /// [`OktaTenant::enable_oauth`] is not recorded).
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.state().requests.clone()
+    }
+
+    /// Forgets the recorded requests.
+    pub fn clear_requests(&self) {
+        self.shared.state().requests.clear();
+    }
+
+    /// How many 429s the tenant has answered (budget, concurrency and injected).
+    pub fn rate_limited_count(&self) -> u64 {
+        self.shared.state().rate_limited
+    }
+
+    /// Sets the fault knobs.
+    pub fn set_faults(&self, faults: Faults) {
+        self.shared.state().faults = faults;
+    }
+
+    /// The next `count` requests (after authentication) fail with `status` (429 gets Okta's
+    /// rate-limit body and headers; others `E0000009`).
+    pub fn fail_next(&self, count: usize, status: u16) {
+        self.shared
+            .state()
+            .fail_next
+            .extend(std::iter::repeat_n(status, count));
+    }
+
+    /// Replaces the rate limits (and starts new windows).
+    pub fn set_limits(&self, limits: RateLimits) {
+        let mut s = self.shared.state();
+        s.limits = limits;
+        s.windows.clear();
+    }
+}
+
+struct Responder(Arc<Shared>);
+
+impl Respond for Responder {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        self.0.handle(request)
+    }
+}
+
+fn record(request: &Request) -> RecordedRequest {
+    let headers = request
+        .headers
+        .iter()
+        .map(|(k, v)| {
+            let value = if k == "authorization" {
+                let scheme = v
+                    .to_str()
+                    .ok()
+                    .and_then(|s| s.split(' ').next())
+                    .unwrap_or("");
+                format!("{scheme} [REDACTED]")
+            } else {
+                String::from_utf8_lossy(v.as_bytes()).into_owned()
+            };
+            (k.as_str().to_owned(), value)
+        })
+        .collect();
+    RecordedRequest {
+        method: request.method.as_str().to_owned(),
+        path: request.url.path().to_owned(),
+        query: request.url.query_pairs().into_owned().collect(),
+        headers,
+        body: serde_json::from_slice(&request.body).ok(),
+    }
+}
+
+fn respond(status: u16, body: Option<Value>) -> ResponseTemplate {
+    let t = ResponseTemplate::new(status);
+    match body {
+        Some(b) => t.set_body_json(b),
+        None => t,
+    }
+}
+
+impl Shared {
+    fn handle(&self, request: &Request) -> ResponseTemplate {
+        let mut s = self.state();
+        s.requests.push(record(request));
+        let latency = s.faults.latency;
+        let auth = request
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let authorised = auth == format!("SSWS {}", self.token)
+            || self
+                .bearer
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_ref()
+                .is_some_and(|b| auth == format!("Bearer {b}"));
+        if !authorised {
+            return respond(
+                401,
+                Some(error_body("E0000011", "Invalid token provided", &[])),
+            )
+            .set_delay(latency);
+        }
+        let method = request.method.as_str().to_owned();
+        let raw_path = request.url.path().to_owned();
+        let segments: Vec<String> = raw_path
+            .split('/')
+            .skip(1)
+            .map(|seg| {
+                url::form_urlencoded::parse(format!("x={}", seg.replace('+', "%2B")).as_bytes())
+                    .next()
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default()
+            })
+            .collect();
+        let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let family = RateFamily::of(&method, &segs);
+        let now = now_epoch();
+
+        // Concurrency: requests whose (added) latency has not elapsed are in flight.
+        let instant = Instant::now();
+        s.busy_until.retain(|t| *t > instant);
+        let concurrency = s.limits.concurrency;
+        if s.busy_until.len() as u32 >= concurrency {
+            s.rate_limited += 1;
+            return respond(
+                429,
+                Some(error_body(
+                    "E0000047",
+                    "API call exceeded rate limit due to too many requests.",
+                    &[],
+                )),
+            )
+            .insert_header("x-rate-limit-limit", "0")
+            .insert_header("x-rate-limit-remaining", "0")
+            .insert_header("x-rate-limit-reset", (now + 1).to_string().as_str())
+            .set_delay(latency);
+        }
+        if !latency.is_zero() {
+            s.busy_until.push(instant + latency);
+        }
+
+        // Per-minute budget of the family.
+        let limit = s.limits.per_minute.get(&family).copied().unwrap_or(600);
+        let window_secs = s.limits.window_secs.max(1);
+        let window = s.windows.entry(family).or_default();
+        if now >= window.started + window_secs {
+            window.started = now;
+            window.used = 0;
+        }
+        let reset = window.started + window_secs;
+        let over = window.used >= limit;
+        if !over {
+            window.used += 1;
+        }
+        let remaining = limit.saturating_sub(window.used);
+        let headers = move |t: ResponseTemplate| {
+            t.insert_header("x-rate-limit-limit", limit.to_string().as_str())
+                .insert_header("x-rate-limit-remaining", remaining.to_string().as_str())
+                .insert_header("x-rate-limit-reset", reset.to_string().as_str())
+                .set_delay(latency)
+        };
+        let too_many = || {
+            respond(
+                429,
+                Some(error_body(
+                    "E0000047",
+                    "API call exceeded rate limit due to too many requests.",
+                    &[],
+                )),
+            )
+        };
+        if over {
+            s.rate_limited += 1;
+            return headers(too_many());
+        }
+        if !s.fail_next.is_empty() {
+            let status = s.fail_next.remove(0);
+            if status == 429 {
+                s.rate_limited += 1;
+                return headers(too_many());
+            }
+            return headers(respond(
+                status,
+                Some(error_body("E0000009", "Internal Server Error", &[])),
+            ));
+        }
+        let (error_rate, rate_limit_rate) = (s.faults.error_rate, s.faults.rate_limit_rate);
+        if error_rate > 0.0 && s.random() < error_rate {
+            return headers(respond(
+                500,
+                Some(error_body("E0000009", "Internal Server Error", &[])),
+            ));
+        }
+        if rate_limit_rate > 0.0 && s.random() < rate_limit_rate {
+            s.rate_limited += 1;
+            return headers(too_many());
+        }
+        let query: BTreeMap<String, String> = request.url.query_pairs().into_owned().collect();
+        let (status, body) = routes::route(&mut s, &method, &segs, &query);
+        headers(respond(status, body))
+    }
+}

@@ -1,0 +1,504 @@
+//! The HTTP client every REST connector shares.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use offboard_core::{Error, ErrorKind, Result};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use tracing::Instrument as _;
+use url::Url;
+
+use crate::auth::TokenProvider;
+use crate::error::{classify, transport};
+use crate::limiter::{AdaptiveLimiter, LimiterConfig};
+
+/// One request: method, path segments, query, extra headers, JSON body, limiter bucket.
+///
+/// # Behavior
+/// The path is given as segments, each percent-encoded on its own (`/`, `?`, `#`, `%`
+/// included); an empty, `.` or `..` segment is refused when sent, so no identifier can climb
+/// to another resource.
+#[derive(Debug, Clone)]
+pub struct HttpRequest {
+    method: Method,
+    segments: Vec<String>,
+    query: Vec<(String, String)>,
+    headers: Vec<(HeaderName, String)>,
+    body: Option<serde_json::Value>,
+    bucket: Option<String>,
+}
+
+impl HttpRequest {
+    /// A request with this method and path segments (relative to the base URL).
+    pub fn new<I, S>(method: Method, segments: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self {
+            method,
+            segments: segments.into_iter().map(Into::into).collect(),
+            query: Vec::new(),
+            headers: Vec::new(),
+            body: None,
+            bucket: None,
+        }
+    }
+
+    /// A GET.
+    pub fn get<I: IntoIterator<Item = S>, S: Into<String>>(segments: I) -> Self {
+        Self::new(Method::GET, segments)
+    }
+
+    /// A POST.
+    pub fn post<I: IntoIterator<Item = S>, S: Into<String>>(segments: I) -> Self {
+        Self::new(Method::POST, segments)
+    }
+
+    /// A PUT.
+    pub fn put<I: IntoIterator<Item = S>, S: Into<String>>(segments: I) -> Self {
+        Self::new(Method::PUT, segments)
+    }
+
+    /// A DELETE.
+    pub fn delete<I: IntoIterator<Item = S>, S: Into<String>>(segments: I) -> Self {
+        Self::new(Method::DELETE, segments)
+    }
+
+    /// Adds a query parameter (form-urlencoded when sent).
+    pub fn query(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.query.push((key.into(), value.into()));
+        self
+    }
+
+    /// Adds a header (never `Authorization`: that comes from the token provider).
+    pub fn header(mut self, name: HeaderName, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// Sets a JSON body.
+    pub fn json(mut self, body: serde_json::Value) -> Self {
+        self.body = Some(body);
+        self
+    }
+
+    /// Sets the rate-limit bucket (the vendor's endpoint family). Default:
+    /// `METHOD /first/three/segments`.
+    pub fn bucket(mut self, bucket: impl Into<String>) -> Self {
+        self.bucket = Some(bucket.into());
+        self
+    }
+
+    /// The method.
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+
+    fn bucket_name(&self) -> String {
+        self.bucket.clone().unwrap_or_else(|| {
+            let head: Vec<&str> = self.segments.iter().take(3).map(String::as_str).collect();
+            format!("{} /{}", self.method, head.join("/"))
+        })
+    }
+}
+
+/// A successful (or, from [`HttpClient::send_raw`], any) response, read whole.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    method: Method,
+    path: String,
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The error this response maps to with [`crate::classify`] (meaningful for non-2xx).
+    pub fn error(&self) -> Error {
+        classify(
+            &self.method,
+            &self.path,
+            self.status,
+            &self.headers,
+            &self.body,
+            SystemTime::now(),
+        )
+    }
+
+    /// The response if 2xx, else its classified error.
+    ///
+    /// # Errors
+    /// See [`HttpResponse::error`].
+    pub fn error_for_status(self) -> Result<Self> {
+        if self.status.is_success() {
+            Ok(self)
+        } else {
+            Err(self.error())
+        }
+    }
+
+    /// The headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The body bytes.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// Parses the body as JSON.
+    ///
+    /// # Errors
+    /// `Vendor` when the body is not the expected JSON.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
+        serde_json::from_slice(&self.body).map_err(|e| {
+            Error::new(
+                ErrorKind::Vendor,
+                format!("response body not understood ({}): {e}", self.status),
+            )
+        })
+    }
+
+    /// The `Link: <…>; rel="next"` target, if any.
+    pub fn next_link(&self) -> Option<String> {
+        for value in self.headers.get_all(reqwest::header::LINK) {
+            let Ok(value) = value.to_str() else { continue };
+            for part in value.split(',') {
+                let mut pieces = part.split(';');
+                let target = pieces.next()?.trim();
+                if pieces.any(|p| {
+                    let p = p.trim().replace(' ', "");
+                    p == "rel=\"next\"" || p == "rel=next"
+                }) {
+                    return Some(
+                        target
+                            .trim_start_matches('<')
+                            .trim_end_matches('>')
+                            .to_owned(),
+                    );
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Builds an [`HttpClient`].
+pub struct HttpClientBuilder {
+    base_url: String,
+    timeout: Duration,
+    user_agent: String,
+    tokens: Option<Arc<dyn TokenProvider>>,
+    limiter: LimiterConfig,
+}
+
+impl fmt::Debug for HttpClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpClientBuilder")
+            .field("base_url", &self.base_url)
+            .field("timeout", &self.timeout)
+            .field("user_agent", &self.user_agent)
+            .field("tokens", &self.tokens)
+            .field("limiter", &self.limiter)
+            .finish()
+    }
+}
+
+impl HttpClientBuilder {
+    /// Timeout of one request, connect to last body byte. Default: 30 s.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The `User-Agent`. Default: `offboard/<version>`.
+    pub fn user_agent(mut self, ua: impl Into<String>) -> Self {
+        self.user_agent = ua.into();
+        self
+    }
+
+    /// The token provider (required).
+    pub fn token_provider(mut self, tokens: impl TokenProvider + 'static) -> Self {
+        self.tokens = Some(Arc::new(tokens));
+        self
+    }
+
+    /// A shared token provider.
+    pub fn shared_token_provider(mut self, tokens: Arc<dyn TokenProvider>) -> Self {
+        self.tokens = Some(tokens);
+        self
+    }
+
+    /// The limiter's configuration. Default: [`LimiterConfig::default`].
+    pub fn limiter(mut self, config: LimiterConfig) -> Self {
+        self.limiter = config;
+        self
+    }
+
+    /// Validates and builds.
+    ///
+    /// # Errors
+    /// `Config` naming `base_url` (not an absolute http(s) URL) or `token_provider` (missing).
+    pub fn build(self) -> Result<HttpClient> {
+        let base = Url::parse(&self.base_url)
+            .map_err(|e| Error::config("base_url", format!("not a URL: {e}")))?;
+        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+            return Err(Error::config("base_url", "must be an http(s) URL"));
+        }
+        if base.query().is_some() || !base.username().is_empty() || base.password().is_some() {
+            return Err(Error::config(
+                "base_url",
+                "must not carry a query or credentials",
+            ));
+        }
+        let tokens = self
+            .tokens
+            .ok_or_else(|| Error::config("token_provider", "missing"))?;
+        let http = reqwest::Client::builder()
+            .timeout(self.timeout)
+            .user_agent(self.user_agent.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| Error::internal(format!("building the HTTP client failed: {e}")))?;
+        Ok(HttpClient {
+            http,
+            base,
+            tokens,
+            limiter: Arc::new(AdaptiveLimiter::new(self.limiter)),
+            timeout: self.timeout,
+            user_agent: self.user_agent,
+        })
+    }
+}
+
+/// The shared REST client: base URL, timeout, user agent, token provider, adaptive limiter and
+/// redacted tracing. Cheap to clone (clones share the connection pool and the limiter).
+///
+/// # Behavior
+/// - [`HttpClient::send`] returns 2xx responses and turns everything else into an error with
+///   [`crate::classify`]; [`HttpClient::send_raw`] returns any HTTP answer (connectors that
+///   branch on a vendor error code read it).
+/// - A 401 invalidates the token provider's cache.
+/// - Redirects are not followed (a redirect would carry the `Authorization` header elsewhere).
+/// - Every request runs in an `http.request` tracing span with `method`, `path`, `status` and
+///   `latency_ms`; the query, headers, bodies and token never appear in spans, events, errors
+///   or `Debug`.
+#[derive(Clone)]
+pub struct HttpClient {
+    http: reqwest::Client,
+    base: Url,
+    tokens: Arc<dyn TokenProvider>,
+    limiter: Arc<AdaptiveLimiter>,
+    timeout: Duration,
+    user_agent: String,
+}
+
+impl fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpClient")
+            .field("base", &self.base.as_str())
+            .field("timeout", &self.timeout)
+            .field("user_agent", &self.user_agent)
+            .field("tokens", &self.tokens)
+            .field("limiter", &self.limiter.config())
+            .finish()
+    }
+}
+
+impl HttpClient {
+    /// A builder for a client of `base_url` (e.g. `https://example.okta.com`).
+    pub fn builder(base_url: impl Into<String>) -> HttpClientBuilder {
+        HttpClientBuilder {
+            base_url: base_url.into(),
+            timeout: Duration::from_secs(30),
+            user_agent: concat!("offboard/", env!("CARGO_PKG_VERSION")).to_owned(),
+            tokens: None,
+            limiter: LimiterConfig::default(),
+        }
+    }
+
+    /// The base URL.
+    pub fn base_url(&self) -> &Url {
+        &self.base
+    }
+
+    /// The limiter, shared by the clones of this client.
+    pub fn limiter(&self) -> &AdaptiveLimiter {
+        &self.limiter
+    }
+
+    fn url(&self, request: &HttpRequest) -> Result<Url> {
+        let mut url = self.base.clone();
+        {
+            let mut path = url
+                .path_segments_mut()
+                .map_err(|()| Error::config("base_url", "cannot be a base"))?;
+            path.pop_if_empty();
+            for segment in &request.segments {
+                if segment.is_empty() || segment == "." || segment == ".." {
+                    return Err(Error::invalid_input(format!(
+                        "path segment {segment:?} would change the resource addressed"
+                    )));
+                }
+                path.push(segment);
+            }
+        }
+        if !request.query.is_empty() {
+            url.query_pairs_mut().extend_pairs(&request.query);
+        }
+        Ok(url)
+    }
+
+    /// Sends the request and returns a 2xx response.
+    ///
+    /// # Errors
+    /// The classified error for any other status ([`crate::classify`]), retryable
+    /// `Unavailable`/`Timeout` for transport failures, `InvalidInput` for an unsafe path
+    /// segment, and the token provider's errors.
+    pub async fn send(&self, request: HttpRequest) -> Result<HttpResponse> {
+        self.send_raw(request).await?.error_for_status()
+    }
+
+    /// Sends the request and returns the response whatever its status.
+    ///
+    /// # Errors
+    /// Transport failures, an unsafe path segment, and the token provider's errors.
+    pub async fn send_raw(&self, request: HttpRequest) -> Result<HttpResponse> {
+        let url = self.url(&request)?;
+        self.execute(request, url).await
+    }
+
+    /// Follows `Link: rel="next"` from a GET whose body is a JSON array and concatenates the
+    /// pages. A next link to another origin than the base URL is refused.
+    ///
+    /// # Errors
+    /// As [`HttpClient::send`], plus `Vendor` for a body that is not an array or a foreign
+    /// next link.
+    pub async fn get_all_pages(&self, request: HttpRequest) -> Result<Vec<serde_json::Value>> {
+        let mut out = Vec::new();
+        let mut url = self.url(&request)?;
+        for _ in 0..10_000 {
+            let response = self
+                .execute(request.clone(), url.clone())
+                .await?
+                .error_for_status()?;
+            let page: Vec<serde_json::Value> = response.json()?;
+            out.extend(page);
+            let Some(next) = response.next_link() else {
+                return Ok(out);
+            };
+            let next = Url::parse(&next).map_err(|e| {
+                Error::new(ErrorKind::Vendor, format!("next link is not a URL: {e}"))
+            })?;
+            if next.origin() != self.base.origin() {
+                return Err(Error::new(
+                    ErrorKind::Vendor,
+                    "next link points to another origin; not followed",
+                ));
+            }
+            url = next;
+        }
+        Err(Error::new(
+            ErrorKind::Vendor,
+            "more than 10000 pages; stopped",
+        ))
+    }
+
+    async fn execute(&self, request: HttpRequest, url: Url) -> Result<HttpResponse> {
+        let path = url.path().to_owned();
+        let method = request.method.clone();
+        let span = tracing::info_span!(
+            "http.request",
+            method = %method,
+            path = %path,
+            status = tracing::field::Empty,
+            latency_ms = tracing::field::Empty,
+        );
+        async move {
+            let bucket = request.bucket_name();
+            let _permit = self.limiter.acquire(&bucket).await;
+            let authorization = match self.tokens.authorization().await {
+                Ok(a) => a,
+                Err(e) => {
+                    self.limiter.release(&bucket);
+                    return Err(e);
+                }
+            };
+            let Ok(mut value) = HeaderValue::from_str(authorization.expose()) else {
+                self.limiter.release(&bucket);
+                return Err(Error::config(
+                    "token",
+                    "the authorization value is not a valid header value",
+                ));
+            };
+            value.set_sensitive(true);
+            let mut builder = self
+                .http
+                .request(method.clone(), url)
+                .header(AUTHORIZATION, value)
+                .header(reqwest::header::ACCEPT, "application/json");
+            for (name, v) in &request.headers {
+                if name == AUTHORIZATION {
+                    continue;
+                }
+                builder = builder.header(name.clone(), v.as_str());
+            }
+            if let Some(body) = &request.body {
+                builder = builder.json(body);
+            }
+            let started = tokio::time::Instant::now();
+            let result = builder.send().await;
+            let span = tracing::Span::current();
+            let response = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    self.limiter.release(&bucket);
+                    span.record("latency_ms", started.elapsed().as_millis() as u64);
+                    let error = transport(&method, &path, &e);
+                    tracing::warn!(error = %error, "http request failed");
+                    return Err(error);
+                }
+            };
+            let status = response.status();
+            let headers = response.headers().clone();
+            let body = match response.bytes().await {
+                Ok(b) => b.to_vec(),
+                Err(e) => {
+                    self.limiter.release(&bucket);
+                    return Err(transport(&method, &path, &e));
+                }
+            };
+            let latency = started.elapsed();
+            span.record("status", status.as_u16());
+            span.record("latency_ms", latency.as_millis() as u64);
+            self.limiter.observe(&bucket, &headers, SystemTime::now());
+            if status == StatusCode::UNAUTHORIZED {
+                self.tokens.invalidate();
+            }
+            tracing::debug!(
+                status = status.as_u16(),
+                latency_ms = latency.as_millis() as u64,
+                "http response"
+            );
+            Ok(HttpResponse {
+                method,
+                path,
+                status,
+                headers,
+                body,
+            })
+        }
+        .instrument(span)
+        .await
+    }
+}

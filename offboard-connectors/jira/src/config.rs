@@ -1,0 +1,463 @@
+//! Configuration: [`JiraBuilder`] (`new`, `from_env`, `with_*`, `build`) and [`ConfigKey`].
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use offboard_core::{Error, Result, Secret};
+use url::Url;
+
+use crate::JiraDelegate;
+use crate::template::Template;
+
+/// The default summary template.
+pub const DEFAULT_SUMMARY: &str = "Offboarding: remove {person}'s access to {app}";
+/// The default description template (one ADF paragraph per line).
+pub const DEFAULT_DESCRIPTION: &str = "{person} ({email}) is leaving.\n\
+Please remove their access to {app} by {due}, then move this issue to the done status.\n\
+Offboarding run: {run}";
+
+/// A configuration key, as named in errors, `with_config` and the environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ConfigKey {
+    /// `site` (aliases `url`, `base_url`): `https://<your-domain>.atlassian.net`.
+    Site,
+    /// `email` (alias `user`): the account the API token belongs to.
+    Email,
+    /// `api_token` (alias `token`): the API token (a secret).
+    ApiToken,
+    /// `project` (alias `project_key`): the project the issues go to.
+    Project,
+    /// `issue_type`: issue type id (all digits) or name.
+    IssueType,
+    /// `summary` (alias `summary_template`): summary template.
+    Summary,
+    /// `description` (alias `description_template`): description template.
+    Description,
+    /// `done_status`: the status (name or id) that completes the task.
+    DoneStatus,
+    /// `poll_interval` (seconds): how often the host should poll.
+    PollInterval,
+    /// `webhook_secret`: the secret Jira signs webhook deliveries with (a secret).
+    WebhookSecret,
+    /// `assignee`: account id new issues are assigned to.
+    Assignee,
+    /// `timeout` (seconds): per-request timeout.
+    Timeout,
+}
+
+impl ConfigKey {
+    /// Every key, in documentation order.
+    pub const ALL: [ConfigKey; 12] = [
+        Self::Site,
+        Self::Email,
+        Self::ApiToken,
+        Self::Project,
+        Self::IssueType,
+        Self::Summary,
+        Self::Description,
+        Self::DoneStatus,
+        Self::PollInterval,
+        Self::WebhookSecret,
+        Self::Assignee,
+        Self::Timeout,
+    ];
+
+    /// The canonical name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Site => "site",
+            Self::Email => "email",
+            Self::ApiToken => "api_token",
+            Self::Project => "project",
+            Self::IssueType => "issue_type",
+            Self::Summary => "summary",
+            Self::Description => "description",
+            Self::DoneStatus => "done_status",
+            Self::PollInterval => "poll_interval",
+            Self::WebhookSecret => "webhook_secret",
+            Self::Assignee => "assignee",
+            Self::Timeout => "timeout",
+        }
+    }
+
+    /// The environment variable `from_env` reads: `OFFBOARD_JIRA_<NAME>`.
+    pub fn env_var(self) -> String {
+        format!("OFFBOARD_JIRA_{}", self.as_str().to_ascii_uppercase())
+    }
+}
+
+impl fmt::Display for ConfigKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ConfigKey {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let k = s.trim().to_ascii_lowercase();
+        let k = k.strip_prefix("offboard_jira_").unwrap_or(&k);
+        Ok(match k {
+            "site" | "url" | "base_url" => Self::Site,
+            "email" | "user" => Self::Email,
+            "api_token" | "token" => Self::ApiToken,
+            "project" | "project_key" => Self::Project,
+            "issue_type" | "issuetype" => Self::IssueType,
+            "summary" | "summary_template" => Self::Summary,
+            "description" | "description_template" => Self::Description,
+            "done_status" | "done" => Self::DoneStatus,
+            "poll_interval" | "poll" => Self::PollInterval,
+            "webhook_secret" => Self::WebhookSecret,
+            "assignee" => Self::Assignee,
+            "timeout" => Self::Timeout,
+            _ => return Err(Error::config(s, "unknown Jira configuration key")),
+        })
+    }
+}
+
+/// The validated configuration of a [`JiraDelegate`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct JiraConfig {
+    /// Site base URL, without a trailing slash.
+    pub site: Url,
+    /// Account email (basic auth user).
+    pub email: String,
+    /// API token.
+    pub api_token: Secret,
+    /// Project key.
+    pub project: String,
+    /// Issue type id or name.
+    pub issue_type: String,
+    /// Summary template.
+    pub summary: String,
+    /// Description template.
+    pub description: String,
+    /// Done status name or id.
+    pub done_status: String,
+    /// Poll interval (a hint for the host's `Engine::delegation_poll`).
+    pub poll_interval: Duration,
+    /// Webhook secret, when webhooks are used.
+    pub webhook_secret: Option<Secret>,
+    /// Initial assignee account id.
+    pub assignee: Option<String>,
+    /// Per-request timeout.
+    pub timeout: Duration,
+}
+
+/// Builds a [`JiraDelegate`].
+///
+/// # Example
+/// ```
+/// use offboard_jira::{ConfigKey, JiraBuilder};
+///
+/// let jira = JiraBuilder::new()
+///     .with_site("https://example.atlassian.net")
+///     .with_email("bot@example.com")
+///     .with_api_token("not-a-real-token")
+///     .with_project("IT")
+///     .build()
+///     .unwrap();
+/// assert!(!format!("{jira:?}").contains("not-a-real-token"));
+///
+/// let err = JiraBuilder::new().with_site("https://example.atlassian.net").build().unwrap_err();
+/// assert!(err.to_string().contains("email"));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct JiraBuilder {
+    site: Option<String>,
+    email: Option<String>,
+    api_token: Option<Secret>,
+    project: Option<String>,
+    issue_type: Option<String>,
+    summary: Option<String>,
+    description: Option<String>,
+    done_status: Option<String>,
+    poll_interval: Option<String>,
+    webhook_secret: Option<Secret>,
+    assignee: Option<String>,
+    timeout: Option<String>,
+}
+
+impl JiraBuilder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A builder from the environment: every `OFFBOARD_JIRA_<KEY>` variable that is set is
+    /// applied with [`with_config`](Self::with_config): `OFFBOARD_JIRA_SITE`,
+    /// `OFFBOARD_JIRA_EMAIL`, `OFFBOARD_JIRA_API_TOKEN`, `OFFBOARD_JIRA_PROJECT`,
+    /// `OFFBOARD_JIRA_ISSUE_TYPE`, `OFFBOARD_JIRA_SUMMARY`, `OFFBOARD_JIRA_DESCRIPTION`,
+    /// `OFFBOARD_JIRA_DONE_STATUS`, `OFFBOARD_JIRA_POLL_INTERVAL` (seconds),
+    /// `OFFBOARD_JIRA_WEBHOOK_SECRET`, `OFFBOARD_JIRA_ASSIGNEE`, `OFFBOARD_JIRA_TIMEOUT`
+    /// (seconds).
+    pub fn from_env() -> Self {
+        let mut b = Self::new();
+        for key in ConfigKey::ALL {
+            if let Ok(v) = std::env::var(key.env_var()) {
+                b = b.with_config(key, v);
+            }
+        }
+        b
+    }
+
+    /// Sets one value by key.
+    pub fn with_config(mut self, key: ConfigKey, value: impl Into<String>) -> Self {
+        let v = value.into();
+        match key {
+            ConfigKey::Site => self.site = Some(v),
+            ConfigKey::Email => self.email = Some(v),
+            ConfigKey::ApiToken => self.api_token = Some(Secret::new(v)),
+            ConfigKey::Project => self.project = Some(v),
+            ConfigKey::IssueType => self.issue_type = Some(v),
+            ConfigKey::Summary => self.summary = Some(v),
+            ConfigKey::Description => self.description = Some(v),
+            ConfigKey::DoneStatus => self.done_status = Some(v),
+            ConfigKey::PollInterval => self.poll_interval = Some(v),
+            ConfigKey::WebhookSecret => self.webhook_secret = Some(Secret::new(v)),
+            ConfigKey::Assignee => self.assignee = Some(v),
+            ConfigKey::Timeout => self.timeout = Some(v),
+        }
+        self
+    }
+
+    /// Site base URL, e.g. `https://example.atlassian.net`.
+    pub fn with_site(self, site: impl Into<String>) -> Self {
+        self.with_config(ConfigKey::Site, site)
+    }
+
+    /// The account's email (basic auth user).
+    pub fn with_email(self, email: impl Into<String>) -> Self {
+        self.with_config(ConfigKey::Email, email)
+    }
+
+    /// The API token.
+    pub fn with_api_token(mut self, token: impl Into<Secret>) -> Self {
+        self.api_token = Some(token.into());
+        self
+    }
+
+    /// The project key.
+    pub fn with_project(self, project: impl Into<String>) -> Self {
+        self.with_config(ConfigKey::Project, project)
+    }
+
+    /// The issue type id or name (default `Task`).
+    pub fn with_issue_type(self, issue_type: impl Into<String>) -> Self {
+        self.with_config(ConfigKey::IssueType, issue_type)
+    }
+
+    /// The summary template; placeholders `{person}`, `{email}`, `{app}`, `{run}`, `{due}`.
+    pub fn with_summary(self, template: impl Into<String>) -> Self {
+        self.with_config(ConfigKey::Summary, template)
+    }
+
+    /// The description template (same placeholders; one paragraph per line).
+    pub fn with_description(self, template: impl Into<String>) -> Self {
+        self.with_config(ConfigKey::Description, template)
+    }
+
+    /// The done status, by name or id (default `Done`).
+    pub fn with_done_status(self, status: impl Into<String>) -> Self {
+        self.with_config(ConfigKey::DoneStatus, status)
+    }
+
+    /// The poll interval (default 60 s).
+    pub fn with_poll_interval(mut self, every: Duration) -> Self {
+        self.poll_interval = Some(format!("{}ms", every.as_millis()));
+        self
+    }
+
+    /// The webhook secret.
+    pub fn with_webhook_secret(mut self, secret: impl Into<Secret>) -> Self {
+        self.webhook_secret = Some(secret.into());
+        self
+    }
+
+    /// Assigns new issues to this account id.
+    pub fn with_assignee(self, account_id: impl Into<String>) -> Self {
+        self.with_config(ConfigKey::Assignee, account_id)
+    }
+
+    /// The per-request timeout (default 30 s).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(format!("{}ms", timeout.as_millis()));
+        self
+    }
+
+    /// Validates the configuration.
+    ///
+    /// # Errors
+    /// `Config` naming the first missing or invalid key.
+    pub fn config(&self) -> Result<JiraConfig> {
+        let need = |key: ConfigKey, v: &Option<String>| -> Result<String> {
+            match v.as_deref().map(str::trim) {
+                Some(s) if !s.is_empty() => Ok(s.to_string()),
+                _ => Err(Error::config(key.as_str(), "missing")),
+            }
+        };
+        let site_raw = need(ConfigKey::Site, &self.site)?;
+        let site = Url::parse(site_raw.trim_end_matches('/'))
+            .ok()
+            .filter(|u| matches!(u.scheme(), "https" | "http") && u.host().is_some())
+            .ok_or_else(|| Error::config("site", "not an http(s) URL"))?;
+        if !site.username().is_empty() || site.password().is_some() {
+            return Err(Error::config("site", "must not carry credentials"));
+        }
+        let email = need(ConfigKey::Email, &self.email)?;
+        let api_token = match &self.api_token {
+            Some(t) if !t.is_empty() => t.clone(),
+            _ => return Err(Error::config("api_token", "missing")),
+        };
+        let project = need(ConfigKey::Project, &self.project)?;
+        if !project
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+            || !project.starts_with(|c: char| c.is_ascii_uppercase())
+        {
+            return Err(Error::config("project", "not a Jira project key"));
+        }
+        let summary = self
+            .summary
+            .clone()
+            .unwrap_or_else(|| DEFAULT_SUMMARY.into());
+        Template::parse(&summary).map_err(|e| Error::config("summary", e))?;
+        let description = self
+            .description
+            .clone()
+            .unwrap_or_else(|| DEFAULT_DESCRIPTION.into());
+        Template::parse(&description).map_err(|e| Error::config("description", e))?;
+        let poll_interval = match &self.poll_interval {
+            None => Duration::from_secs(60),
+            Some(v) => parse_duration(v).ok_or_else(|| {
+                Error::config("poll_interval", "not a duration (seconds, or `<n>ms`)")
+            })?,
+        };
+        if poll_interval.is_zero() {
+            return Err(Error::config("poll_interval", "must be positive"));
+        }
+        let timeout = match &self.timeout {
+            None => Duration::from_secs(30),
+            Some(v) => parse_duration(v)
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| Error::config("timeout", "not a positive duration"))?,
+        };
+        let webhook_secret = match &self.webhook_secret {
+            Some(s) if s.is_empty() => {
+                return Err(Error::config("webhook_secret", "empty"));
+            }
+            other => other.clone(),
+        };
+        Ok(JiraConfig {
+            site,
+            email,
+            api_token,
+            project,
+            issue_type: self
+                .issue_type
+                .clone()
+                .filter(|s| !s.trim().is_empty())
+                .unwrap_or_else(|| "Task".into()),
+            summary,
+            description,
+            done_status: self
+                .done_status
+                .clone()
+                .filter(|s| !s.trim().is_empty())
+                .unwrap_or_else(|| "Done".into()),
+            poll_interval,
+            webhook_secret,
+            assignee: self.assignee.clone().filter(|s| !s.trim().is_empty()),
+            timeout,
+        })
+    }
+
+    /// Validates and builds the delegate.
+    ///
+    /// # Errors
+    /// `Config` naming the missing or invalid key; `Internal` if the HTTP client cannot be
+    /// built.
+    pub fn build(self) -> Result<JiraDelegate> {
+        JiraDelegate::new(self.config()?)
+    }
+}
+
+/// `"90"` (seconds), `"1500ms"` or `"2s"`.
+fn parse_duration(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    if let Some(ms) = v.strip_suffix("ms") {
+        return ms.trim().parse().ok().map(Duration::from_millis);
+    }
+    let s = v.strip_suffix('s').unwrap_or(v);
+    s.trim().parse().ok().map(Duration::from_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full() -> JiraBuilder {
+        JiraBuilder::new()
+            .with_site("https://example.atlassian.net/")
+            .with_email("bot@example.com")
+            .with_api_token("tok-123456")
+            .with_project("IT")
+    }
+
+    #[test]
+    fn build_names_the_missing_key() {
+        for (b, key) in [
+            (JiraBuilder::new(), "site"),
+            (
+                JiraBuilder::new().with_site("https://x.atlassian.net"),
+                "email",
+            ),
+            (
+                JiraBuilder::new()
+                    .with_site("https://x.atlassian.net")
+                    .with_email("a@b.c"),
+                "api_token",
+            ),
+            (full().with_config(ConfigKey::Project, ""), "project"),
+            (full().with_project("it lower"), "project"),
+            (full().with_summary("{nope}"), "summary"),
+            (
+                full().with_config(ConfigKey::PollInterval, "soon"),
+                "poll_interval",
+            ),
+            (full().with_site("ftp://x"), "site"),
+        ] {
+            let e = b.config().unwrap_err();
+            assert_eq!(e.kind(), offboard_core::ErrorKind::Config);
+            assert!(
+                e.context().any(|(k, v)| k == "key" && v == key),
+                "{key}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn defaults_and_aliases() {
+        let c = full().config().unwrap();
+        assert_eq!(c.site.as_str(), "https://example.atlassian.net/");
+        assert_eq!(c.poll_interval, Duration::from_secs(60));
+        assert_eq!(c.done_status, "Done");
+        assert_eq!(c.issue_type, "Task");
+        assert_eq!("TOKEN".parse::<ConfigKey>().unwrap(), ConfigKey::ApiToken);
+        assert_eq!(
+            "OFFBOARD_JIRA_POLL_INTERVAL".parse::<ConfigKey>().unwrap(),
+            ConfigKey::PollInterval
+        );
+        assert!("colour".parse::<ConfigKey>().is_err());
+        let c = full()
+            .with_config(ConfigKey::PollInterval, "5")
+            .config()
+            .unwrap();
+        assert_eq!(c.poll_interval, Duration::from_secs(5));
+        assert!(!format!("{c:?}").contains("tok-123456"));
+        assert_eq!(ConfigKey::ApiToken.env_var(), "OFFBOARD_JIRA_API_TOKEN");
+    }
+}

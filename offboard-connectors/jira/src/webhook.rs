@@ -1,0 +1,235 @@
+//! Jira webhook deliveries, for hosts: verify, de-duplicate, parse.
+
+use std::collections::{HashSet, VecDeque};
+use std::fmt;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use offboard_core::{Error, ErrorKind, Result, Secret};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::client::{IssueFields, StatusDetails, UserDetails};
+
+/// The signature header Jira sends for webhooks with a secret.
+pub const SIGNATURE_HEADER: &str = "x-hub-signature";
+/// The header identifying one delivery (the same across Jira's retries of it).
+pub const IDENTIFIER_HEADER: &str = "x-atlassian-webhook-identifier";
+
+/// What a verified webhook delivery says about an issue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WebhookUpdate {
+    /// `webhookEvent`, e.g. `jira:issue_updated`.
+    pub event: String,
+    /// The delivery's identifier (header, or the body's SHA-256 when Jira sent none).
+    pub identifier: String,
+    /// When Jira raised the event.
+    pub timestamp: DateTime<Utc>,
+    /// Issue key.
+    pub key: String,
+    /// Issue id.
+    pub issue_id: String,
+    /// Status id, when the payload carries the status.
+    pub status_id: Option<String>,
+    /// Status name, when the payload carries the status.
+    pub status_name: Option<String>,
+    /// Status category key (`new`, `indeterminate`, `done`), when present.
+    pub status_category: Option<String>,
+    /// Assignee as shown (display name, else email, else account id).
+    pub assignee: Option<String>,
+    /// Whether the status is the configured done status.
+    pub done: bool,
+    /// Who made the change (the event's `user`), as shown.
+    pub by: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope {
+    timestamp: i64,
+    webhook_event: String,
+    #[serde(default)]
+    user: Option<UserDetails>,
+    issue: Option<EventIssue>,
+}
+
+#[derive(Debug, Deserialize)]
+struct EventIssue {
+    id: String,
+    key: String,
+    #[serde(default)]
+    fields: IssueFields,
+}
+
+#[derive(Debug, Default)]
+struct Seen {
+    order: VecDeque<(String, DateTime<Utc>)>,
+    set: HashSet<String>,
+}
+
+/// Verifies and parses Jira webhook deliveries.
+///
+/// # Behavior
+/// - The body must carry a valid `X-Hub-Signature: sha256=<hex HMAC-SHA256(secret, body)>`,
+///   compared in constant time; otherwise `Unauthenticated`.
+/// - A delivery whose `timestamp` is further than the window (default 5 minutes) from `now`,
+///   in either direction, is refused (`InvalidInput`): a captured old delivery cannot be
+///   replayed later.
+/// - A delivery whose identifier (`X-Atlassian-Webhook-Identifier`, else the body's SHA-256)
+///   was accepted within the window is refused with `Conflict`: answer it with 200 so Jira
+///   stops retrying, and do nothing. The seen-set is bounded (default 10,000 entries).
+/// - Only a delivery that passes every check is remembered.
+/// - The payload is a hint: hosts should re-read the issue (poll) rather than trust it.
+///
+/// # Example
+/// ```
+/// use chrono::Utc;
+/// use offboard_core::Secret;
+/// use offboard_jira::JiraWebhook;
+///
+/// let hook = JiraWebhook::new(Secret::new("whsec"), "Done".into());
+/// let headers = reqwest::header::HeaderMap::new();
+/// let err = hook.verify_and_parse(&headers, b"{}", Utc::now()).unwrap_err();
+/// assert_eq!(err.kind(), offboard_core::ErrorKind::Unauthenticated);
+/// ```
+pub struct JiraWebhook {
+    secret: Secret,
+    done_status: String,
+    window: Duration,
+    capacity: usize,
+    seen: Mutex<Seen>,
+}
+
+impl fmt::Debug for JiraWebhook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JiraWebhook")
+            .field("secret", &self.secret)
+            .field("done_status", &self.done_status)
+            .field("window", &self.window)
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JiraWebhook {
+    /// A verifier with the webhook's secret and the done status (name or id).
+    pub fn new(secret: Secret, done_status: String) -> Self {
+        Self {
+            secret,
+            done_status,
+            window: Duration::from_secs(300),
+            capacity: 10_000,
+            seen: Mutex::new(Seen::default()),
+        }
+    }
+
+    /// The replay window (default 5 minutes).
+    pub fn with_window(mut self, window: Duration) -> Self {
+        self.window = window;
+        self
+    }
+
+    /// How many delivery identifiers are remembered at most (default 10,000).
+    pub fn with_capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity.max(1);
+        self
+    }
+
+    /// Verifies the signature, refuses stale and replayed deliveries, and parses the event.
+    ///
+    /// # Errors
+    /// `Unauthenticated` for a missing or wrong signature; `InvalidInput` for a stale or
+    /// malformed delivery; `Conflict` for a replay (see the type's docs).
+    pub fn verify_and_parse(
+        &self,
+        headers: &reqwest::header::HeaderMap,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<WebhookUpdate> {
+        let op = "jira.webhook";
+        let sig = headers
+            .get(SIGNATURE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| {
+                Error::new(ErrorKind::Unauthenticated, "missing X-Hub-Signature").with_operation(op)
+            })?;
+        let bad =
+            || Error::new(ErrorKind::Unauthenticated, "bad webhook signature").with_operation(op);
+        let hex_sig = sig.trim().strip_prefix("sha256=").ok_or_else(bad)?;
+        let raw = hex::decode(hex_sig).map_err(|_| bad())?;
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.secret.expose().as_bytes())
+            .map_err(|_| Error::internal("HMAC key"))?;
+        mac.update(body);
+        mac.verify_slice(&raw).map_err(|_| bad())?;
+
+        let env: Envelope = serde_json::from_slice(body).map_err(|e| {
+            Error::invalid_input(format!("not a Jira webhook event: {e}")).with_operation(op)
+        })?;
+        let timestamp = DateTime::<Utc>::from_timestamp_millis(env.timestamp).ok_or_else(|| {
+            Error::invalid_input("webhook timestamp out of range").with_operation(op)
+        })?;
+        let window = chrono::Duration::from_std(self.window).unwrap_or(chrono::Duration::MAX);
+        if (now - timestamp).abs() > window {
+            return Err(
+                Error::invalid_input("stale webhook delivery (outside the replay window)")
+                    .with_operation(op)
+                    .with_context("timestamp", timestamp.to_rfc3339()),
+            );
+        }
+        if !env.webhook_event.starts_with("jira:issue_") {
+            return Err(Error::invalid_input("not an issue event")
+                .with_operation(op)
+                .with_context("event", &env.webhook_event));
+        }
+        let issue = env.issue.ok_or_else(|| {
+            Error::invalid_input("issue event without an issue").with_operation(op)
+        })?;
+        let identifier = headers
+            .get(IDENTIFIER_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| hex::encode(Sha256::digest(body)));
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+            while let Some((id, at)) = seen.order.front().cloned() {
+                if seen.order.len() >= self.capacity || now - at > window {
+                    seen.order.pop_front();
+                    seen.set.remove(&id);
+                } else {
+                    break;
+                }
+            }
+            if seen.set.contains(&identifier) {
+                return Err(Error::new(ErrorKind::Conflict, "replayed webhook delivery")
+                    .fatal()
+                    .with_operation(op)
+                    .with_context("identifier", &identifier));
+            }
+            seen.set.insert(identifier.clone());
+            seen.order.push_back((identifier.clone(), now));
+        }
+        let status: Option<&StatusDetails> = issue.fields.status.as_ref();
+        let done = status.is_some_and(|s| {
+            s.id == self.done_status || s.name.eq_ignore_ascii_case(&self.done_status)
+        });
+        Ok(WebhookUpdate {
+            event: env.webhook_event,
+            identifier,
+            timestamp,
+            key: issue.key,
+            issue_id: issue.id,
+            status_id: status.map(|s| s.id.clone()),
+            status_name: status.map(|s| s.name.clone()),
+            status_category: status
+                .and_then(|s| s.status_category.as_ref())
+                .map(|c| c.key.clone()),
+            assignee: issue.fields.assignee.as_ref().map(UserDetails::shown),
+            done,
+            by: env.user.as_ref().map(UserDetails::shown),
+        })
+    }
+}

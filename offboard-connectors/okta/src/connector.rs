@@ -1,0 +1,370 @@
+//! [`OktaConnector`]: the [`Connector`] implementation.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use offboard_core::{
+    AccountRef, AccountStatus, Action, AppId, Capabilities, Connector, Error, ErrorKind,
+    ExecuteOptions, ExecuteReply, LookupRequest, Outcome, Result, Snapshot, Verification,
+};
+use offboard_http::HttpClient;
+
+use crate::actions::{self, Verb};
+use crate::client::{OktaClient, User};
+use crate::error::OktaError;
+
+/// The app id of the connector: actions are named `okta.<verb>`.
+pub const APP: &str = "okta";
+
+/// The Okta connector. Build it with [`crate::OktaConfig`].
+///
+/// # Behavior
+/// - `lookup`: one `GET /api/v1/users?search=` with `profile.login`, `profile.email` and
+///   `profile.secondEmail` `eq` each address (see [`search_expression`]); the answer is
+///   filtered again locally (ASCII case only), so a server-side widening cannot reach us.
+///   With `external_id`: `GET /api/v1/users/{id}`, accepted only when the returned id is that
+///   id (Okta also resolves logins there).
+/// - Actions: see the crate docs. Each reads first; a repeat is `AlreadyDone`; a missing user
+///   is `NotFound` (delete: `AlreadyDone`).
+/// - `verify_revoked`: status, `OKTA_GROUP` memberships, app links and admin roles.
+/// - `discover`: the user's app links, as accounts of the apps they name.
+pub struct OktaConnector {
+    client: OktaClient,
+    http: HttpClient,
+    capabilities: Capabilities,
+}
+
+impl fmt::Debug for OktaConnector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OktaConnector")
+            .field("http", &self.http)
+            .field("actions", &self.capabilities.actions.len())
+            .finish()
+    }
+}
+
+/// Builds the `search` expression matching any of `addresses` exactly, as login, email or
+/// second email.
+///
+/// # Behavior
+/// `\` and `"` are escaped inside the quoted string (SCIM filter rules), so no input can end
+/// the string and add an operator. Empty addresses are skipped (`None` when none is left).
+///
+/// # Errors
+/// `InvalidInput` for an address with a control character (NUL, CR, LF...).
+pub fn search_expression<S: AsRef<str>>(addresses: &[S]) -> Result<Option<String>> {
+    let mut terms = Vec::new();
+    for address in addresses {
+        let address = address.as_ref();
+        if address.chars().any(char::is_control) {
+            return Err(OktaError::ControlCharacter {
+                field: "address",
+                value: address.to_owned(),
+            }
+            .into());
+        }
+        if address.is_empty() {
+            continue;
+        }
+        let escaped = address.replace('\\', "\\\\").replace('"', "\\\"");
+        for attr in ["profile.login", "profile.email", "profile.secondEmail"] {
+            terms.push(format!("{attr} eq \"{escaped}\""));
+        }
+    }
+    Ok((!terms.is_empty()).then(|| terms.join(" or ")))
+}
+
+fn status(raw: &str) -> AccountStatus {
+    match raw {
+        "ACTIVE" | "PASSWORD_EXPIRED" | "LOCKED_OUT" | "RECOVERY" => AccountStatus::Active,
+        "SUSPENDED" => AccountStatus::Suspended,
+        "DEPROVISIONED" => AccountStatus::Deprovisioned,
+        _ => AccountStatus::Unknown,
+    }
+}
+
+fn account(user: &User) -> AccountRef {
+    let mut a = AccountRef::new(APP, &user.id, &user.profile.login, status(&user.status));
+    a.attributes
+        .insert("okta_status".into(), user.status.clone());
+    a
+}
+
+fn check_id(id: &str, op: &str) -> Result<()> {
+    if id.chars().any(char::is_control) {
+        return Err(Error::from(OktaError::ControlCharacter {
+            field: "external id",
+            value: id.to_owned(),
+        })
+        .with_operation(op.to_owned()));
+    }
+    Ok(())
+}
+
+impl OktaConnector {
+    /// A connector over an already built client (base URL = the org URL).
+    pub fn from_client(http: HttpClient) -> Self {
+        Self {
+            client: OktaClient::new(http.clone()),
+            http,
+            capabilities: Capabilities::new(APP, Verb::ALL.iter().map(|v| v.spec()).collect())
+                .with_discovery(),
+        }
+    }
+
+    fn check_account(&self, account: &AccountRef, op: &str) -> Result<()> {
+        if account.app.as_str() != APP {
+            return Err(Error::invalid_input(format!(
+                "account {} belongs to {}, not {APP}",
+                account.external_id, account.app
+            ))
+            .with_operation(op.to_owned()));
+        }
+        check_id(&account.external_id, op)
+    }
+
+    fn reversible(&self, action: &offboard_core::ActionName, op: &str) -> Result<Verb> {
+        match Verb::parse(action) {
+            Some(v) if v.reversible() => Ok(v),
+            _ => Err(Error::unsupported(format!(
+                "{action} is not a reversible action of {APP}; nothing to snapshot or restore"
+            ))
+            .with_operation(op.to_owned())),
+        }
+    }
+}
+
+fn user_gone(id: &str, op: &str) -> Error {
+    Error::not_found(format!("user {id} does not exist")).with_operation(op.to_owned())
+}
+
+#[async_trait]
+impl Connector for OktaConnector {
+    fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
+    async fn lookup(&self, request: &LookupRequest) -> Result<Option<AccountRef>> {
+        let op = "okta.lookup";
+        if let Some(id) = &request.external_id {
+            check_id(id, op)?;
+            if id.is_empty() || id == "." || id == ".." {
+                return Ok(None);
+            }
+            return match self.client.get_user(id).await {
+                Ok(Some(user)) if user.id == *id => Ok(Some(account(&user))),
+                Ok(_) => Ok(None),
+                Err(e) => Err(e.with_operation(op)),
+            };
+        }
+        let person = &request.person;
+        let addresses: Vec<&str> = std::iter::once(person.email.as_str())
+            .chain(person.aliases.iter().map(String::as_str))
+            .collect();
+        let Some(expression) = search_expression(&addresses).map_err(|e| e.with_operation(op))?
+        else {
+            return Ok(None);
+        };
+        let users = self
+            .client
+            .search_users(&expression)
+            .await
+            .map_err(|e| e.with_operation(op))?;
+        let mut matches: BTreeMap<String, User> = BTreeMap::new();
+        for user in users {
+            let p = &user.profile;
+            let names = [
+                Some(p.login.as_str()),
+                p.email.as_deref(),
+                p.second_email.as_deref(),
+            ];
+            let hit = names.iter().flatten().any(|n| {
+                addresses
+                    .iter()
+                    .any(|a| !a.is_empty() && a.eq_ignore_ascii_case(n))
+            });
+            if hit {
+                matches.insert(user.id.clone(), user);
+            }
+        }
+        match matches.len() {
+            0 => Ok(None),
+            1 => Ok(matches.values().next().map(account)),
+            n => Err(Error::ambiguous(format!(
+                "{n} Okta users match {}: {}",
+                person.email,
+                matches
+                    .values()
+                    .map(|u| format!("{} ({})", u.profile.login, u.id))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+            .with_operation(op)),
+        }
+    }
+
+    async fn execute(
+        &self,
+        account: &AccountRef,
+        action: &Action,
+        options: &ExecuteOptions,
+    ) -> Result<ExecuteReply> {
+        let op = action.name.to_string();
+        let Some(verb) = Verb::parse(&action.name) else {
+            return Err(
+                Error::unsupported(format!("{APP} does not offer {}", action.name))
+                    .with_operation(op),
+            );
+        };
+        self.check_account(account, &op)?;
+        let (c, id, dry) = (&self.client, account.external_id.as_str(), options.dry_run);
+        let result = match verb {
+            Verb::Suspend => actions::suspend::execute(c, id, dry).await,
+            Verb::ClearSessions => actions::clear_sessions::execute(c, id, dry).await,
+            Verb::RevokeGrants => actions::revoke_grants::execute(c, id, dry).await,
+            Verb::ResetFactors => actions::reset_factors::execute(c, id, dry).await,
+            Verb::RemoveGroups => actions::remove_groups::execute(c, id, dry).await,
+            Verb::UnassignApps => actions::unassign_apps::execute(c, id, dry).await,
+            Verb::RemoveAdminRoles => actions::remove_admin_roles::execute(c, id, dry).await,
+            Verb::Deactivate => actions::deactivate::execute(c, id, dry).await,
+            Verb::Delete => actions::delete::execute(c, id, dry).await,
+        };
+        result.map_err(|e| e.with_operation(op))
+    }
+
+    async fn snapshot(&self, account: &AccountRef, action: &Action) -> Result<Snapshot> {
+        let op = format!("snapshot {}", action.name);
+        let verb = self.reversible(&action.name, &op)?;
+        self.check_account(account, &op)?;
+        let id = account.external_id.as_str();
+        let data = match verb {
+            Verb::RemoveGroups => actions::remove_groups::snapshot(&self.client, id)
+                .await
+                .map_err(|e| e.with_operation(op.clone()))?
+                .map(|d| serde_json::to_value(d).unwrap_or_default()),
+            _ => actions::suspend::snapshot(&self.client, id)
+                .await
+                .map_err(|e| e.with_operation(op.clone()))?
+                .map(|d| serde_json::to_value(d).unwrap_or_default()),
+        };
+        let data = data.ok_or_else(|| user_gone(id, &op))?;
+        Ok(Snapshot {
+            app: AppId::new(APP),
+            action: action.name.clone(),
+            external_id: id.to_owned(),
+            data,
+            taken_at: Utc::now(),
+        })
+    }
+
+    async fn restore(&self, account: &AccountRef, snapshot: &Snapshot) -> Result<Outcome> {
+        let op = format!("restore {}", snapshot.action);
+        let verb = self.reversible(&snapshot.action, &op)?;
+        self.check_account(account, &op)?;
+        if snapshot.app.as_str() != APP || snapshot.external_id != account.external_id {
+            return Err(Error::invalid_input(format!(
+                "snapshot of {}/{} cannot restore {APP}/{}",
+                snapshot.app, snapshot.external_id, account.external_id
+            ))
+            .with_operation(op));
+        }
+        let id = account.external_id.as_str();
+        let malformed = |e| {
+            Error::from(OktaError::Snapshot {
+                action: snapshot.action.to_string(),
+                source: e,
+            })
+            .with_operation(op.clone())
+        };
+        let result = match verb {
+            Verb::RemoveGroups => {
+                let data: actions::remove_groups::Data =
+                    serde_json::from_value(snapshot.data.clone()).map_err(malformed)?;
+                if self.client.get_user(id).await?.is_none() {
+                    return Err(user_gone(id, &op));
+                }
+                actions::remove_groups::restore(&self.client, id, &data).await
+            }
+            _ => {
+                let data: actions::suspend::Data =
+                    serde_json::from_value(snapshot.data.clone()).map_err(malformed)?;
+                let Some(user) = self.client.get_user(id).await? else {
+                    return Err(user_gone(id, &op));
+                };
+                if verb == Verb::Suspend {
+                    actions::suspend::restore(&self.client, id, &user.status, &data).await
+                } else {
+                    actions::deactivate::restore(&self.client, id, &user.status, &data).await
+                }
+            }
+        };
+        result.map_err(|e| e.with_operation(op))
+    }
+
+    async fn verify_revoked(&self, account: &AccountRef) -> Result<Verification> {
+        let op = "okta.verify_revoked";
+        self.check_account(account, op)?;
+        let id = account.external_id.as_str();
+        let read = async {
+            let Some(user) = self.client.get_user(id).await? else {
+                return Ok(Vec::new());
+            };
+            let mut remaining = Vec::new();
+            if !matches!(user.status.as_str(), "SUSPENDED" | "DEPROVISIONED") {
+                remaining.push(format!("status {}", user.status));
+            }
+            for g in self.client.list_groups(id).await? {
+                if g.kind == "OKTA_GROUP" {
+                    remaining.push(format!("member of group {} ({})", g.profile.name, g.id));
+                }
+            }
+            for l in self.client.list_app_links(id).await? {
+                remaining.push(format!("assigned app {} ({})", l.label, l.app_instance_id));
+            }
+            for r in self.client.list_roles(id).await? {
+                remaining.push(format!(
+                    "admin role {} ({})",
+                    r.kind.unwrap_or_default(),
+                    r.id
+                ));
+            }
+            Ok::<_, Error>(remaining)
+        };
+        match read.await {
+            Ok(remaining) => Ok(Verification::from_remaining(APP, remaining)),
+            // Deleted between two reads: nothing remains.
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                Ok(Verification::from_remaining(APP, Vec::new()))
+            }
+            Err(e) => Err(e.with_operation(op)),
+        }
+    }
+
+    async fn discover(&self, account: &AccountRef) -> Result<Vec<AccountRef>> {
+        let op = "okta.discover";
+        self.check_account(account, op)?;
+        let links = match self.client.list_app_links(&account.external_id).await {
+            Ok(l) => l,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e.with_operation(op)),
+        };
+        Ok(links
+            .into_iter()
+            .map(|l| {
+                let mut a = AccountRef::new(
+                    AppId::new(l.app_name.clone()),
+                    account.external_id.clone(),
+                    account.login.clone(),
+                    AccountStatus::Unknown,
+                );
+                a.attributes
+                    .insert("okta_app_instance_id".into(), l.app_instance_id);
+                a.attributes.insert("okta_app_label".into(), l.label);
+                a.attributes.insert("via".into(), APP.into());
+                a
+            })
+            .collect())
+    }
+}

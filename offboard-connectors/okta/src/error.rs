@@ -1,0 +1,50 @@
+//! How Okta's answers map to offboard errors. Vendor quirks stay here.
+
+use offboard_core::{Error, ErrorKind};
+
+/// What can go wrong that is specific to Okta.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum OktaError {
+    /// A lookup value that cannot be put into a `search` expression safely.
+    #[error("{field} {value:?} contains a control character; it cannot be searched for safely")]
+    ControlCharacter { field: &'static str, value: String },
+    /// The user is not in a status the operation can start from.
+    #[error("user {id} is {status}; {op} is not possible from that status")]
+    WrongStatus {
+        id: String,
+        status: String,
+        op: &'static str,
+    },
+    /// Snapshot data that is not what this connector wrote.
+    #[error("snapshot of {action} is malformed: {source}")]
+    Snapshot {
+        action: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl From<OktaError> for Error {
+    fn from(e: OktaError) -> Self {
+        let kind = match &e {
+            OktaError::ControlCharacter { .. } | OktaError::Snapshot { .. } => {
+                ErrorKind::InvalidInput
+            }
+            OktaError::WrongStatus { .. } => ErrorKind::Vendor,
+        };
+        Error::new(kind, e.to_string()).fatal()
+    }
+}
+
+/// Okta's `errorCode` of a classified HTTP error, if any.
+pub(crate) fn vendor_code(e: &Error) -> Option<&str> {
+    e.context()
+        .find(|(k, _)| *k == "vendor_code")
+        .map(|(_, v)| v)
+}
+
+/// A 400 `E0000001` ("Api validation failed"): Okta refusing a lifecycle change from the
+/// current status, which a fresh read then explains.
+pub(crate) fn is_validation(e: &Error) -> bool {
+    e.kind() == ErrorKind::InvalidInput && vendor_code(e) == Some("E0000001")
+}

@@ -1,0 +1,436 @@
+//! The Management API operations of the simulated tenant: routing and handlers over the
+//! shared state.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Value, json};
+
+use super::{App, GroupType, State, User, error_body, not_found, search, validation};
+
+type Reply = (u16, Option<Value>);
+
+fn err((status, body): (u16, Value)) -> Reply {
+    (status, Some(body))
+}
+
+pub(super) fn route(
+    s: &mut State,
+    method: &str,
+    segs: &[&str],
+    query: &BTreeMap<String, String>,
+) -> Reply {
+    match (method, segs) {
+        ("GET", ["api", "v1", "users"]) => list_users(s, query),
+        ("GET", ["api", "v1", "users", id]) => match find_user(s, id) {
+            Some(u) => (200, Some(user_json(u))),
+            None => err(not_found(&format!("{id} (User)"))),
+        },
+        ("DELETE", ["api", "v1", "users", id]) => delete_user(s, id),
+        ("POST", ["api", "v1", "users", id, "lifecycle", op]) => lifecycle(s, id, op),
+        (_, ["api", "v1", "users", id, rest @ ..]) => {
+            let id = (*id).to_owned();
+            if !s.users.contains_key(&id) {
+                return err(not_found(&format!("{id} (User)")));
+            }
+            user_sub(s, method, &id, rest, query)
+        }
+        (verb @ ("PUT" | "DELETE"), ["api", "v1", "groups", gid, "users", uid]) => {
+            group_member(s, verb, gid, uid)
+        }
+        (verb @ ("GET" | "DELETE"), ["api", "v1", "apps", aid, "users", uid]) => {
+            app_user(s, verb, aid, uid)
+        }
+        _ => err((
+            404,
+            error_body(
+                "E0000022",
+                "The endpoint does not support the provided HTTP method",
+                &[],
+            ),
+        )),
+    }
+}
+
+fn find_user<'a>(s: &'a State, id_or_login: &str) -> Option<&'a User> {
+    s.users.get(id_or_login).or_else(|| {
+        s.users
+            .values()
+            .find(|u| u.login.eq_ignore_ascii_case(id_or_login))
+    })
+}
+
+fn user_json(u: &User) -> Value {
+    json!({
+        "id": u.id,
+        "status": u.status,
+        "created": u.created,
+        "activated": null,
+        "statusChanged": null,
+        "lastLogin": null,
+        "lastUpdated": u.created,
+        "passwordChanged": null,
+        "type": {"id": "otySim000000000000000"},
+        "transitioningToStatus": null,
+        "profile": {
+            "firstName": "Sim",
+            "lastName": "User",
+            "login": u.login,
+            "email": u.email,
+            "secondEmail": u.second_email,
+        },
+        "credentials": {"provider": {"type": "OKTA", "name": "OKTA"}},
+        "_links": {"self": {"href": format!("/api/v1/users/{}", u.id)}},
+    })
+}
+
+fn list_users(s: &State, query: &BTreeMap<String, String>) -> Reply {
+    if query.contains_key("filter") || query.contains_key("q") {
+        return err((
+            400,
+            error_body(
+                "E0000031",
+                "Invalid search criteria.",
+                &["the simulator supports only `search`"],
+            ),
+        ));
+    }
+    let users: Vec<Value> = match query.get("search") {
+        None => s
+            .users
+            .values()
+            .filter(|u| u.status != "DEPROVISIONED")
+            .map(user_json)
+            .collect(),
+        Some(expr) => match search::parse(expr) {
+            Err(why) => {
+                return err((
+                    400,
+                    error_body("E0000031", "Invalid search criteria.", &[&why]),
+                ));
+            }
+            Ok(terms) => s
+                .users
+                .values()
+                .filter(|u| {
+                    terms.iter().any(|t| {
+                        let field = match t.attr {
+                            search::Attr::Login => Some(u.login.as_str()),
+                            search::Attr::Email => Some(u.email.as_str()),
+                            search::Attr::SecondEmail => u.second_email.as_deref(),
+                            search::Attr::Id => Some(u.id.as_str()),
+                            search::Attr::Status => Some(u.status.as_str()),
+                        };
+                        field.is_some_and(|f| f.eq_ignore_ascii_case(&t.value))
+                    })
+                })
+                .map(user_json)
+                .collect(),
+        },
+    };
+    (200, Some(Value::Array(users)))
+}
+
+fn delete_user(s: &mut State, id: &str) -> Reply {
+    let Some(u) = s.users.get_mut(id) else {
+        return err(not_found(&format!("{id} (User)")));
+    };
+    if u.status == "DEPROVISIONED" {
+        s.users.remove(id);
+    } else {
+        deactivate(u);
+    }
+    (204, None)
+}
+
+fn deactivate(u: &mut User) {
+    u.status = "DEPROVISIONED".into();
+    u.sessions = 0;
+    u.tokens.clear();
+    u.grants.clear();
+    u.apps.clear();
+}
+
+fn lifecycle(s: &mut State, id: &str, op: &str) -> Reply {
+    let Some(u) = s.users.get_mut(id) else {
+        return err(not_found(&format!("{id} (User)")));
+    };
+    match op {
+        "suspend" if u.status == "ACTIVE" => u.status = "SUSPENDED".into(),
+        "suspend" => {
+            return err(validation(
+                "suspend",
+                "Cannot suspend a user that is not active",
+            ));
+        }
+        "unsuspend" if u.status == "SUSPENDED" => u.status = "ACTIVE".into(),
+        "unsuspend" => {
+            return err(validation(
+                "unsuspend",
+                "Cannot unsuspend a user that is not suspended",
+            ));
+        }
+        "deactivate" if u.status != "DEPROVISIONED" => deactivate(u),
+        "deactivate" => {
+            return err(validation(
+                "deactivate",
+                "Cannot deactivate a user that is already deprovisioned",
+            ));
+        }
+        "activate" if matches!(u.status.as_str(), "STAGED" | "DEPROVISIONED") => {
+            u.status = "ACTIVE".into();
+        }
+        "activate" => {
+            return err((
+                403,
+                error_body(
+                    "E0000016",
+                    "Activation failed because the user is already active",
+                    &[],
+                ),
+            ));
+        }
+        "reset_factors" => u.factors.clear(),
+        _ => return err(not_found("lifecycle operation")),
+    }
+    (200, Some(json!({})))
+}
+
+fn user_sub(
+    s: &mut State,
+    method: &str,
+    id: &str,
+    rest: &[&str],
+    query: &BTreeMap<String, String>,
+) -> Reply {
+    let groups = s.groups.clone();
+    let apps = s.apps.clone();
+    let Some(u) = s.users.get_mut(id) else {
+        return err(not_found(&format!("{id} (User)")));
+    };
+    match (method, rest) {
+        ("DELETE", ["sessions"]) => {
+            u.sessions = 0;
+            if query.get("oauthTokens").map(String::as_str) == Some("true") {
+                u.tokens.clear();
+            }
+            (204, None)
+        }
+        ("GET", ["grants"]) => (
+            200,
+            Some(Value::Array(
+                u.grants
+                    .iter()
+                    .map(|(gid, client, scope)| {
+                        json!({
+                            "id": gid, "clientId": client, "scopeId": scope, "status": "ACTIVE",
+                            "userId": u.id, "source": "END_USER", "issuer": "https://sim.okta.test",
+                            "_links": {"self": {"href": format!("/api/v1/users/{}/grants/{gid}", u.id)}},
+                        })
+                    })
+                    .collect(),
+            )),
+        ),
+        ("DELETE", ["grants"]) => {
+            u.grants.clear();
+            (204, None)
+        }
+        ("GET", ["clients"]) => {
+            let clients: BTreeSet<&String> = u
+                .tokens
+                .iter()
+                .map(|(_, c)| c)
+                .chain(u.grants.iter().map(|(_, c, _)| c))
+                .collect();
+            (
+                200,
+                Some(Value::Array(
+                    clients
+                        .into_iter()
+                        .map(|c| {
+                            json!({
+                                "client_id": c, "client_name": format!("Client {c}"),
+                                "_links": {
+                                    "self": {"href": format!("/oauth2/v1/clients/{c}")},
+                                    "tokens": {"href": format!("/api/v1/users/{}/clients/{c}/tokens", u.id)},
+                                    "grants": {"href": format!("/api/v1/users/{}/clients/{c}/grants", u.id)},
+                                },
+                            })
+                        })
+                        .collect(),
+                )),
+            )
+        }
+        ("GET", ["clients", client, "tokens"]) => (
+            200,
+            Some(Value::Array(
+                u.tokens
+                    .iter()
+                    .filter(|(_, c)| c == client)
+                    .map(|(tid, c)| {
+                        json!({"id": tid, "clientId": c, "userId": u.id, "status": "ACTIVE",
+                               "issuer": "https://sim.okta.test", "scopes": ["offline_access"]})
+                    })
+                    .collect(),
+            )),
+        ),
+        ("DELETE", ["clients", client, "tokens"]) => {
+            u.tokens.retain(|(_, c)| c != client);
+            (204, None)
+        }
+        ("GET", ["factors"]) => (
+            200,
+            Some(Value::Array(
+                u.factors
+                    .iter()
+                    .map(|(fid, t)| {
+                        json!({"id": fid, "factorType": t, "provider": "OKTA", "vendorName": "OKTA",
+                               "status": "ACTIVE", "profile": {}})
+                    })
+                    .collect(),
+            )),
+        ),
+        ("DELETE", ["factors", fid]) => {
+            let before = u.factors.len();
+            u.factors.retain(|(f, _)| f != fid);
+            if u.factors.len() == before {
+                return err(not_found(&format!("{fid} (UserFactor)")));
+            }
+            (204, None)
+        }
+        ("GET", ["groups"]) => (
+            200,
+            Some(Value::Array(
+                u.groups
+                    .iter()
+                    .filter_map(|gid| groups.get(gid).map(|g| (gid, g)))
+                    .map(|(gid, g)| {
+                        json!({
+                            "id": gid, "type": g.kind.as_str(),
+                            "profile": {"name": g.name, "description": null},
+                            "objectClass": ["okta:user_group"],
+                            "_links": {"self": {"href": format!("/api/v1/groups/{gid}")}},
+                        })
+                    })
+                    .collect(),
+            )),
+        ),
+        ("GET", ["appLinks"]) => {
+            let links: Vec<Value> = if u.status == "DEPROVISIONED" {
+                Vec::new()
+            } else {
+                assignments(u, &apps)
+                    .into_keys()
+                    .map(|aid| {
+                        let a = &apps[&aid];
+                        json!({
+                            "id": format!("link{aid}"), "appInstanceId": aid, "appName": a.name,
+                            "label": a.label, "appAssignmentId": format!("0ua{aid}"),
+                            "credentialsSetup": false, "hidden": false, "sortOrder": 0,
+                            "linkUrl": format!("https://sim.okta.test/home/{}/{aid}", a.name),
+                            "logoUrl": "https://sim.okta.test/logo.png",
+                        })
+                    })
+                    .collect()
+            };
+            (200, Some(Value::Array(links)))
+        }
+        ("GET", ["roles"]) => (
+            200,
+            Some(Value::Array(
+                u.roles
+                    .iter()
+                    .map(|(rid, t)| {
+                        json!({"id": rid, "type": t, "label": t, "status": "ACTIVE",
+                               "assignmentType": "USER"})
+                    })
+                    .collect(),
+            )),
+        ),
+        ("DELETE", ["roles", rid]) => {
+            let before = u.roles.len();
+            u.roles.retain(|(r, _)| r != rid);
+            if u.roles.len() == before {
+                return err(not_found(&format!("{rid} (RoleAssignment)")));
+            }
+            (204, None)
+        }
+        _ => err((
+            404,
+            error_body(
+                "E0000022",
+                "The endpoint does not support the provided HTTP method",
+                &[],
+            ),
+        )),
+    }
+}
+
+/// The user's app assignments: app id → scope (`USER` wins over `GROUP`).
+fn assignments(u: &User, apps: &BTreeMap<String, App>) -> BTreeMap<String, &'static str> {
+    let mut out = BTreeMap::new();
+    for (aid, a) in apps {
+        if u.apps.contains(aid) {
+            out.insert(aid.clone(), "USER");
+        } else if a.groups.iter().any(|g| u.groups.contains(g)) {
+            out.insert(aid.clone(), "GROUP");
+        }
+    }
+    out
+}
+
+fn group_member(s: &mut State, verb: &str, gid: &str, uid: &str) -> Reply {
+    let Some(group) = s.groups.get(gid).cloned() else {
+        return err(not_found(&format!("{gid} (UserGroup)")));
+    };
+    let Some(u) = s.users.get_mut(uid) else {
+        return err(not_found(&format!("{uid} (User)")));
+    };
+    if group.kind != GroupType::OktaGroup {
+        return err(validation(
+            "group membership",
+            &format!(
+                "Cannot modify the membership of a group of type {}",
+                group.kind.as_str()
+            ),
+        ));
+    }
+    if verb == "PUT" {
+        u.groups.insert(gid.to_owned());
+    } else {
+        u.groups.remove(gid);
+    }
+    (204, None)
+}
+
+fn app_user(s: &mut State, verb: &str, aid: &str, uid: &str) -> Reply {
+    let apps = s.apps.clone();
+    if !apps.contains_key(aid) {
+        return err(not_found(&format!("{aid} (App)")));
+    }
+    let Some(u) = s.users.get_mut(uid) else {
+        return err(not_found(&format!("{uid} (User)")));
+    };
+    let scope = assignments(u, &apps).get(aid).copied();
+    let Some(scope) = scope.filter(|_| u.status != "DEPROVISIONED") else {
+        return err(not_found(&format!("{uid} (AppUser)")));
+    };
+    if verb == "GET" {
+        return (
+            200,
+            Some(json!({
+                "id": u.id, "scope": scope, "status": "PROVISIONED", "syncState": "DISABLED",
+                "credentials": {"userName": u.login}, "profile": {},
+                "_links": {"app": {"href": format!("/api/v1/apps/{aid}")},
+                           "user": {"href": format!("/api/v1/users/{}", u.id)}},
+            })),
+        );
+    }
+    if scope == "GROUP" {
+        return err(validation(
+            "unassign",
+            "Cannot unassign a user from an app assigned through a group; remove the group membership",
+        ));
+    }
+    u.apps.remove(aid);
+    (204, None)
+}

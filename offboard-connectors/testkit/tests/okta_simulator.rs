@@ -1,0 +1,420 @@
+//! The simulated Okta tenant: routes match Okta's spec, state changes, error bodies, strict
+//! search, rate limits, faults and the recording.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use offboard_testkit::okta::{Faults, GroupType, NewUser, OktaTenant, RateFamily, RateLimits};
+use serde_json::{Value, json};
+
+fn spec_path() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/api-specs/okta/okta-management.offboarding.yaml")
+}
+
+#[test]
+fn okta_every_route_exists_in_the_official_spec() {
+    let text = std::fs::read_to_string(spec_path()).expect("the Okta spec is in shared/api-specs");
+    let spec: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let paths = spec["paths"].as_mapping().unwrap();
+    let mut served = BTreeSet::new();
+    for (method, path) in OktaTenant::ROUTES {
+        let item = paths
+            .get(serde_yaml::Value::from(*path))
+            .unwrap_or_else(|| panic!("{path} is not in the Okta spec"));
+        let op = item.get(serde_yaml::Value::from(method.to_ascii_lowercase()));
+        assert!(op.is_some(), "{method} {path} is not in the Okta spec");
+        assert!(
+            served.insert((*method, *path)),
+            "{method} {path} listed twice"
+        );
+    }
+    assert_eq!(served.len(), 24);
+}
+
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Api {
+    fn new(t: &OktaTenant) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            base: t.uri(),
+            token: t.token().to_owned(),
+        }
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
+        let r = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.base))
+            .query(query)
+            .header("authorization", format!("SSWS {}", self.token))
+            .header("accept", "application/json")
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let bytes = r.bytes().await.unwrap();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, body, headers)
+    }
+}
+
+#[tokio::test]
+async fn okta_lifecycle_follows_okta_rules() {
+    let t = OktaTenant::start().await;
+    let api = Api::new(&t);
+    let id = t.add_user(NewUser::active("jane@example.com"));
+    let p = |op: &str| format!("/api/v1/users/{id}/lifecycle/{op}");
+
+    assert_eq!(api.call("POST", &p("suspend"), &[]).await.0, 200);
+    assert_eq!(t.user(&id).unwrap().status, "SUSPENDED");
+    let (status, body, _) = api.call("POST", &p("suspend"), &[]).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["errorCode"], "E0000001");
+    assert_eq!(
+        body["errorCauses"][0]["errorSummary"],
+        "Cannot suspend a user that is not active"
+    );
+    assert_eq!(api.call("POST", &p("unsuspend"), &[]).await.0, 200);
+    assert_eq!(api.call("POST", &p("unsuspend"), &[]).await.0, 400);
+    let (status, body, _) = api
+        .call("POST", &p("activate"), &[("sendEmail", "false")])
+        .await;
+    assert_eq!(
+        (status, body["errorCode"].as_str()),
+        (403, Some("E0000016"))
+    );
+    assert_eq!(
+        api.call("POST", &p("deactivate"), &[("sendEmail", "false")])
+            .await
+            .0,
+        200
+    );
+    assert_eq!(t.user(&id).unwrap().status, "DEPROVISIONED");
+    assert_eq!(api.call("POST", &p("deactivate"), &[]).await.0, 400);
+    assert_eq!(
+        api.call("POST", &p("activate"), &[("sendEmail", "false")])
+            .await
+            .0,
+        200
+    );
+    assert_eq!(t.user(&id).unwrap().status, "ACTIVE");
+
+    // Two-phase delete, then 404.
+    let user = format!("/api/v1/users/{id}");
+    assert_eq!(
+        api.call("DELETE", &user, &[("sendEmail", "false")]).await.0,
+        204
+    );
+    assert_eq!(t.user(&id).unwrap().status, "DEPROVISIONED");
+    assert_eq!(api.call("DELETE", &user, &[]).await.0, 204);
+    assert!(t.user(&id).is_none());
+    let (status, body, _) = api.call("DELETE", &user, &[]).await;
+    assert_eq!(
+        (status, body["errorCode"].as_str()),
+        (404, Some("E0000007"))
+    );
+    let (status, _, _) = api.call("GET", &user, &[]).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn okta_groups_apps_and_tokens() {
+    let t = OktaTenant::start().await;
+    let api = Api::new(&t);
+    let eng = t.add_group("Engineering", GroupType::OktaGroup);
+    let ad = t.add_group("AD Staff", GroupType::AppGroup);
+    let github = t.add_app("GitHub");
+    let slack = t.add_app("Slack");
+    t.assign_app_to_group(&slack, &eng);
+    let id = t.add_user(NewUser {
+        groups: vec![eng.clone(), ad.clone()],
+        apps: vec![github.clone()],
+        sessions: 2,
+        oauth_tokens: vec!["0oaCli".into()],
+        grants: vec![("0oaCli".into(), "okta.users.read".into())],
+        ..NewUser::active("ann@example.com")
+    });
+    let (_, groups, _) = api
+        .call("GET", &format!("/api/v1/users/{id}/groups"), &[])
+        .await;
+    let types: BTreeSet<&str> = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        BTreeSet::from(["OKTA_GROUP", "APP_GROUP", "BUILT_IN"])
+    );
+    let (_, links, _) = api
+        .call("GET", &format!("/api/v1/users/{id}/appLinks"), &[])
+        .await;
+    assert_eq!(links.as_array().unwrap().len(), 2);
+    let (_, au, _) = api
+        .call("GET", &format!("/api/v1/apps/{slack}/users/{id}"), &[])
+        .await;
+    assert_eq!(au["scope"], "GROUP");
+    assert_eq!(
+        api.call("DELETE", &format!("/api/v1/apps/{slack}/users/{id}"), &[])
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        api.call(
+            "DELETE",
+            &format!("/api/v1/apps/{github}/users/{id}"),
+            &[("sendEmail", "false")]
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(
+        api.call("DELETE", &format!("/api/v1/apps/{github}/users/{id}"), &[])
+            .await
+            .0,
+        404
+    );
+    // Only OKTA_GROUP memberships change; removing the group takes the group's app with it.
+    assert_eq!(
+        api.call("DELETE", &format!("/api/v1/groups/{ad}/users/{id}"), &[])
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        api.call(
+            "DELETE",
+            &format!("/api/v1/groups/{}/users/{id}", t.everyone()),
+            &[]
+        )
+        .await
+        .0,
+        400
+    );
+    assert_eq!(
+        api.call("DELETE", &format!("/api/v1/groups/{eng}/users/{id}"), &[])
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        api.call("DELETE", &format!("/api/v1/groups/{eng}/users/{id}"), &[])
+            .await
+            .0,
+        204
+    );
+    let (_, links, _) = api
+        .call("GET", &format!("/api/v1/users/{id}/appLinks"), &[])
+        .await;
+    assert_eq!(links, json!([]));
+    assert_eq!(
+        api.call("PUT", &format!("/api/v1/groups/{eng}/users/{id}"), &[])
+            .await
+            .0,
+        204
+    );
+    assert!(t.user(&id).unwrap().groups.contains(&eng));
+    // Sessions with OAuth tokens.
+    let (_, clients, _) = api
+        .call("GET", &format!("/api/v1/users/{id}/clients"), &[])
+        .await;
+    assert_eq!(clients[0]["client_id"], "0oaCli");
+    assert_eq!(
+        api.call(
+            "DELETE",
+            &format!("/api/v1/users/{id}/sessions"),
+            &[("oauthTokens", "true")]
+        )
+        .await
+        .0,
+        204
+    );
+    let u = t.user(&id).unwrap();
+    assert_eq!(
+        (u.sessions, u.oauth_tokens.len(), u.grants.len()),
+        (0, 0, 1)
+    );
+    assert_eq!(
+        api.call("DELETE", &format!("/api/v1/users/{id}/grants"), &[])
+            .await
+            .0,
+        204
+    );
+    assert!(t.user(&id).unwrap().grants.is_empty());
+}
+
+#[tokio::test]
+async fn okta_search_is_strict_and_exact() {
+    let t = OktaTenant::start().await;
+    let api = Api::new(&t);
+    let a = t.add_user(NewUser::active("a@example.com"));
+    let b = t.add_user(NewUser {
+        second_email: Some("alias@example.com".into()),
+        ..NewUser::active("b@example.com")
+    });
+    let api = &api;
+    let search =
+        |e: &'static str| async move { api.call("GET", "/api/v1/users", &[("search", e)]).await };
+    let ids = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (s, v, _) = search(r#"profile.login eq "A@EXAMPLE.COM""#).await;
+    assert_eq!((s, ids(&v)), (200, vec![a.clone()]));
+    let (_, v, _) =
+        search(r#"profile.login eq "a@example.com" or profile.secondEmail eq "alias@example.com""#)
+            .await;
+    assert_eq!(ids(&v), vec![a.clone(), b.clone()]);
+    for bad in [
+        r#"profile.login sw "a""#,
+        r#"profile.login eq "a" or profile.login sw """#,
+        "profile.login eq a",
+        r#"profile.login eq "\x""#,
+    ] {
+        let (s, v, _) = search(bad).await;
+        assert_eq!(
+            (s, v["errorCode"].as_str()),
+            (400, Some("E0000031")),
+            "{bad}"
+        );
+    }
+    let (s, v, _) = search(r#"profile.login eq "a\" or profile.login sw \"""#).await;
+    assert_eq!((s, ids(&v)), (200, vec![]));
+}
+
+#[tokio::test]
+async fn okta_rate_limits_and_headers() {
+    let t =
+        OktaTenant::start_with("tok", RateLimits::enterprise().with(RateFamily::UserGet, 3)).await;
+    let api = Api::new(&t);
+    let id = t.add_user(NewUser::active("x@example.com"));
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for remaining in ["2", "1", "0"] {
+        let (s, _, h) = api.call("GET", &format!("/api/v1/users/{id}"), &[]).await;
+        assert_eq!(s, 200);
+        assert_eq!(h["x-rate-limit-limit"], "3");
+        assert_eq!(h["x-rate-limit-remaining"], remaining);
+        let reset: u64 = h["x-rate-limit-reset"].to_str().unwrap().parse().unwrap();
+        assert!(reset >= now + 59 && reset <= now + 61);
+    }
+    let (s, body, h) = api.call("GET", &format!("/api/v1/users/{id}"), &[]).await;
+    assert_eq!((s, body["errorCode"].as_str()), (429, Some("E0000047")));
+    assert_eq!(h["x-rate-limit-remaining"], "0");
+    // Another family is unaffected.
+    assert_eq!(
+        api.call("GET", &format!("/api/v1/users/{id}/groups"), &[])
+            .await
+            .0,
+        200
+    );
+    assert_eq!(t.rate_limited_count(), 1);
+}
+
+#[tokio::test]
+async fn okta_faults_auth_and_recording() {
+    let t = OktaTenant::start().await;
+    let api = Api::new(&t);
+    let id = t.add_user(NewUser::active("x@example.com"));
+    t.fail_next(1, 503);
+    assert_eq!(
+        api.call("GET", &format!("/api/v1/users/{id}"), &[]).await.0,
+        503
+    );
+    assert_eq!(
+        api.call("GET", &format!("/api/v1/users/{id}"), &[]).await.0,
+        200
+    );
+    t.set_faults(Faults {
+        error_rate: 1.0,
+        ..Faults::default()
+    });
+    assert_eq!(
+        api.call("GET", &format!("/api/v1/users/{id}"), &[]).await.0,
+        500
+    );
+    t.set_faults(Faults {
+        latency: Duration::from_millis(150),
+        ..Faults::default()
+    });
+    let started = std::time::Instant::now();
+    assert_eq!(
+        api.call("GET", &format!("/api/v1/users/{id}"), &[]).await.0,
+        200
+    );
+    assert!(started.elapsed() >= Duration::from_millis(150));
+    t.set_faults(Faults::default());
+    let bad = reqwest::Client::new()
+        .get(format!("{}/api/v1/users/{id}", t.uri()))
+        .header("authorization", "SSWS wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status().as_u16(), 401);
+    let recorded = t.requests();
+    assert_eq!(recorded.len(), 5);
+    let last = recorded.last().unwrap();
+    assert_eq!(last.line(), format!("GET /api/v1/users/{id}"));
+    let auth = last
+        .headers
+        .iter()
+        .find(|(k, _)| k == "authorization")
+        .unwrap();
+    assert_eq!(auth.1, "SSWS [REDACTED]");
+    assert!(
+        recorded
+            .iter()
+            .all(|r| r.headers.iter().all(|(_, v)| !v.contains(t.token())))
+    );
+}
+
+#[tokio::test]
+async fn okta_concurrency_limit_answers_429_with_zero_limit() {
+    let t = OktaTenant::start_with("tok", RateLimits::enterprise().with_concurrency(2)).await;
+    t.set_faults(Faults {
+        latency: Duration::from_millis(1000),
+        ..Faults::default()
+    });
+    let api = std::sync::Arc::new(Api::new(&t));
+    let id = t.add_user(NewUser::active("x@example.com"));
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let api = std::sync::Arc::clone(&api);
+        let path = format!("/api/v1/users/{id}");
+        tasks.push(tokio::spawn(async move {
+            let (s, _, h) = api.call("GET", &path, &[]).await;
+            (
+                s,
+                h.get("x-rate-limit-limit")
+                    .map(|v| v.to_str().unwrap().to_owned()),
+            )
+        }));
+    }
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    let limited: Vec<_> = results.iter().filter(|(s, _)| *s == 429).collect();
+    assert_eq!(limited.len(), 2, "{results:?}");
+    assert!(limited.iter().all(|(_, l)| l.as_deref() == Some("0")));
+}
