@@ -931,3 +931,64 @@ fn the_example_policy_parses() {
     assert_eq!(p.stages.len(), 2);
     assert!(p.apps.contains_key(&offboard::AppId::new("idp")));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_webhook_makes_the_delegation_poll_at_once() {
+    let jira = Arc::new(ReferenceDelegate::jira());
+    let src = "[apps.salesforce]\nmethod = \"delegate\"\nvia = \"jira\"\n";
+    // An hour between polls: only the webhook can make completion fast.
+    let s = engine_with(Arc::new(MemoryStore::new()), vec![], src, |b| {
+        b.delegate(jira.clone())
+            .delegation_poll(Duration::from_secs(3600))
+    });
+    let plan = s
+        .engine
+        .plan(RunRequest::new(ada(), admin()))
+        .await
+        .unwrap();
+    let id = s.engine.submit(plan, None).await.unwrap();
+    let workers = s.engine.start();
+    let run = s
+        .engine
+        .wait_for(id, |r| r.state == RunState::Waiting)
+        .await
+        .unwrap();
+    let TaskState::Delegated { ticket } = &run.tasks[0].state else {
+        panic!()
+    };
+    let key = ticket.key.clone();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let t_done = s.engine.now();
+    jira.complete(&key, "sam@example.com");
+    let hit = s
+        .engine
+        .delegation_changed(offboard::DelegateVia::Jira, &key)
+        .await
+        .unwrap();
+    assert_eq!(hit, Some((id, run.tasks[0].id)));
+    let run = s.engine.wait(id).await.unwrap();
+    workers.shutdown().await;
+    let took = run.tasks[0].finished_at.unwrap() - t_done;
+    assert!(
+        took <= chrono::Duration::seconds(2),
+        "picked up {took} after the webhook"
+    );
+    // Metrics carry the human's turnaround.
+    let m = Engine::metrics(&run);
+    assert!(m.delegation_turnaround[&run.tasks[0].id] >= Duration::from_secs(10));
+    // Unknown or finished tickets are ignored.
+    assert_eq!(
+        s.engine
+            .delegation_changed(offboard::DelegateVia::Jira, &key)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        s.engine
+            .delegation_changed(offboard::DelegateVia::Email, "NOPE-1")
+            .await
+            .unwrap(),
+        None
+    );
+}

@@ -52,6 +52,9 @@ pub struct ActionLine {
     pub ticket_url: Option<String>,
     /// Who the delegation is assigned to.
     pub assignee: Option<String>,
+    /// For a completed delegation: from opening the ticket to its "done", in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turnaround_ms: Option<u64>,
 }
 
 /// The last verification pass of a run.
@@ -107,7 +110,8 @@ pub struct RunReport {
 pub const CSV_HEADER: &str = "run,person,email,initiated_by,reason,created_at,effective_at,\
 finished_at,run_state,dry_run,confirmed_by,offboarding_time_ms,time_to_revoke_ms,\
 verified_checked,verified_revoked,verified_remaining,task,app,action,account,stage,task_state,\
-outcome,detail,error,attempts,started_at,task_finished_at,ticket,ticket_url,assignee";
+outcome,detail,error,attempts,started_at,task_finished_at,ticket,ticket_url,assignee,\
+turnaround_ms";
 
 impl RunReport {
     /// Builds the report of `run` from the run and its audit events.
@@ -179,6 +183,11 @@ impl RunReport {
                     ticket: ticket.map(|k| k.key.clone()),
                     ticket_url: ticket.map(|k| k.url.clone()).filter(|u| !u.is_empty()),
                     assignee: ticket.and_then(|k| k.assignee.clone()),
+                    turnaround_ms: metrics
+                        .delegation_turnaround
+                        .get(&t.id)
+                        .copied()
+                        .map(millis),
                 }
             })
             .collect();
@@ -263,8 +272,8 @@ impl RunReport {
             revoked,
             remaining,
         ];
-        let empty = [const { String::new() }; 15];
-        let rows: Vec<[String; 15]> = if self.actions.is_empty() {
+        let empty = [const { String::new() }; 16];
+        let rows: Vec<[String; 16]> = if self.actions.is_empty() {
             vec![empty]
         } else {
             self.actions
@@ -286,6 +295,7 @@ impl RunReport {
                         a.ticket.clone().unwrap_or_default(),
                         a.ticket_url.clone().unwrap_or_default(),
                         a.assignee.clone().unwrap_or_default(),
+                        a.turnaround_ms.map(|m| m.to_string()).unwrap_or_default(),
                     ]
                 })
                 .collect()

@@ -108,6 +108,9 @@ pub struct RunMetrics {
     pub time_to_revoke: Option<Duration>,
     /// Per app, from its first task's start to its last task's end.
     pub per_app: BTreeMap<AppId, Duration>,
+    /// Per completed delegation task: from opening the ticket to its "done" (the human's
+    /// turnaround).
+    pub delegation_turnaround: BTreeMap<TaskId, Duration>,
 }
 
 /// One app's verification result.
@@ -707,6 +710,61 @@ impl Engine {
             .map(|(r, _)| r)
     }
 
+    /// Tells the engine a delegation's ticket changed (a verified Jira webhook, an email link
+    /// clicked), so its task is polled now instead of at its next poll interval.
+    ///
+    /// # Behavior
+    /// Finds the open run whose delegated task holds ticket `key` opened through `via`, makes
+    /// that task due now and wakes the workers; the poll then records whatever changed (done,
+    /// assignee) through the usual path, audited. Nothing else changes. Returns the run and
+    /// task, or `None` when no open delegation has that ticket (e.g. a replayed webhook for a
+    /// finished run). Cost grows with the number of open runs.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn delegation_changed(
+        &self,
+        via: DelegateVia,
+        key: &str,
+    ) -> Result<Option<(RunId, TaskId)>> {
+        let inner = &self.inner;
+        let open = inner
+            .store
+            .list_runs(RunQuery {
+                open_only: true,
+                ..RunQuery::default()
+            })
+            .await?;
+        for summary in open {
+            for _ in 0..16 {
+                let Some(mut run) = inner.store.load_run(summary.id).await? else {
+                    break;
+                };
+                let Some(task) = run.tasks.iter_mut().find(|t| {
+                    matches!(&t.kind, TaskKind::Delegation { via: v } if *v == via)
+                        && matches!(&t.state, TaskState::Delegated { ticket } if ticket.key == key)
+                }) else {
+                    break;
+                };
+                let task_id = task.id;
+                task.due_at = Some(inner.clock.now());
+                match inner
+                    .store
+                    .commit(Commit::new(run, vec![task_id], Vec::new()))
+                    .await
+                {
+                    Ok(_) => {
+                        inner.wake.notify_waiters();
+                        return Ok(Some((summary.id, task_id)));
+                    }
+                    Err(e) if e.kind() == ErrorKind::Conflict => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(None)
+    }
+
     /// Undoes the run's reversible actions from their snapshots, newest first.
     ///
     /// # Behavior
@@ -862,7 +920,18 @@ impl Engine {
                 per_app.insert(app.clone(), secs(s, e).unwrap_or_default());
             }
         }
+        let delegation_turnaround = run
+            .tasks
+            .iter()
+            .filter(|t| {
+                matches!(t.kind, TaskKind::Delegation { .. })
+                    && t.state.is_completed()
+                    && t.attempts > 0
+            })
+            .filter_map(|t| Some((t.id, secs(t.started_at?, t.finished_at?)?)))
+            .collect();
         RunMetrics {
+            delegation_turnaround,
             offboarding_time: run
                 .finished_at
                 .or(last_end)
