@@ -1,29 +1,43 @@
 //! `cargo run --example demo`: one offboarding end to end.
 //!
-//! Ada leaves. Her identity provider and directory are offboarded automatically (with one
-//! injected outage, retried after the vendor's Retry-After), Salesforce is delegated to a human
-//! through a ticket, an app discovered earlier but not in the policy is delegated by email, and
-//! her IdP delete is scheduled for the 30-day cleanup stage, after her data went to her manager.
-//! Then HR marks Grace as terminated and the engine offboards her without anyone asking.
+//! Ada leaves. Her Okta account is offboarded by the real `offboard-okta` connector against a
+//! simulated Okta tenant on loopback (one request is answered 429 with Okta's
+//! `X-Rate-Limit-Reset`, and the task waits for that reset and retries), her directory account
+//! by the testkit's reference connector (there is no directory simulator), Salesforce is
+//! delegated to a human through an issue the real `offboard-jira` delegate files in a simulated
+//! Jira site (Sam takes it and closes it), an app discovered earlier but not in the
+//! policy is delegated by email, and her Okta delete is scheduled for the 30-day cleanup stage,
+//! after her directory data went to her manager. Then HR marks Grace as terminated and the
+//! engine offboards her without anyone asking. With `OFFBOARD_AD_URL` and the other
+//! `OFFBOARD_AD_*` variables set, Active Directory is offboarded too (see the README).
 //!
 //! Runs and the audit trail live in a SQLite file (`offboard-demo.db`, or `$OFFBOARD_DEMO_DB`):
 //! run the demo again and it shows the earlier runs, and finds Ada's run still open (waiting for
-//! its cleanup stage), so a second offboarding of her is suppressed, not started. The apps are
-//! the testkit's stateful in-memory reference connectors; later issues put them on simulated
-//! vendor tenants on loopback. Everything runs on real time; it takes about ten seconds.
+//! its cleanup stage), so a second offboarding of her is suppressed, not started. The simulated
+//! tenants (and the in-memory directory) live only as long as the process: a second run starts
+//! fresh ones, in which Ada was never offboarded, and its verification says so. Everything runs
+//! on real time; it takes about five seconds.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use offboard::audit::verify_chain;
 use offboard::engine::LifecycleRules;
+use offboard::policy::{AppPolicy, Method, PlannedAction};
 use offboard::stores::SqliteStore;
 use offboard::{
-    AccountRef, AccountStatus, AuditKind, AuditQuery, Confirmation, Engine, Initiator, Limits,
-    Manager, Person, Policy, RunQuery, RunRequest, Store, TaskState,
+    AccountRef, AccountStatus, Action, ActionName, AppId, AuditKind, AuditQuery, Confirmation,
+    Engine, Initiator, Limits, Manager, Person, Policy, RetryClass, RunQuery, RunRequest, Secret,
+    Store, TaskState,
 };
+use offboard_ad::{AdConfigBuilder, AdConnector, actions as ad_actions};
+use offboard_jira::JiraBuilder;
+use offboard_okta::OktaConfig;
+use offboard_testkit::jira::{DEFAULT_EMAIL, DEFAULT_TOKEN, JiraSim};
+use offboard_testkit::okta::{Faults, GroupType, NewUser, OktaTenant, RateLimits};
 use offboard_testkit::reference::{
-    ReferenceConnector, ReferenceDelegate, ReferenceSource, ReferenceUser, unavailable,
+    ReferenceConnector, ReferenceDelegate, ReferenceSource, ReferenceUser,
 };
 
 #[tokio::main]
@@ -38,33 +52,115 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
 
-    // The apps, with Ada and a colleague in them.
-    let idp = Arc::new(
-        ReferenceConnector::builder("idp")
-            .latency(Duration::from_millis(40))
-            .user(
-                ReferenceUser::employee("ada@example.com")
-                    .alias("ada.lovelace@example.com")
-                    .group("admins"),
-            )
-            .user(ReferenceUser::employee("grace@example.com"))
-            .build(),
+    // Okta: a simulated tenant on loopback (the Management API, stateful), with Ada and a
+    // colleague in it, and the real connector authenticating with an API token.
+    let okta_tenant = OktaTenant::start().await;
+    okta_tenant.set_faults(Faults {
+        latency: Duration::from_millis(15),
+        ..Faults::default()
+    });
+    let engineering = okta_tenant.add_group("Engineering", GroupType::OktaGroup);
+    let admins = okta_tenant.add_group("Admins", GroupType::OktaGroup);
+    // Imported from AD: Okta cannot change it (okta.remove_groups reports it and leaves it).
+    let ad_staff = okta_tenant.add_group("AD Staff", GroupType::AppGroup);
+    let github = okta_tenant.add_app("GitHub");
+    let slack = okta_tenant.add_app("Slack");
+    okta_tenant.assign_app_to_group(&slack, &engineering);
+    let mobile = "0oaMobileApp00000000";
+    let ada_okta = okta_tenant.add_user(NewUser {
+        second_email: Some("ada.lovelace@example.com".into()),
+        groups: vec![engineering.clone(), admins.clone(), ad_staff.clone()],
+        apps: vec![github.clone()],
+        sessions: 2,
+        oauth_tokens: vec![mobile.into()],
+        grants: vec![(mobile.into(), "okta.users.read".into())],
+        ..NewUser::active("ada@example.com")
+    });
+    let grace_okta = okta_tenant.add_user(NewUser {
+        groups: vec![engineering.clone()],
+        apps: vec![github.clone()],
+        sessions: 1,
+        oauth_tokens: vec![mobile.into()],
+        grants: vec![(mobile.into(), "okta.users.read".into())],
+        ..NewUser::active("grace@example.com")
+    });
+    let group_names: BTreeMap<String, &str> = [
+        (engineering, "Engineering"),
+        (admins, "Admins"),
+        (ad_staff, "AD Staff"),
+        (okta_tenant.everyone().to_owned(), "Everyone"),
+    ]
+    .into_iter()
+    .collect();
+    let okta = Arc::new(
+        OktaConfig::new()
+            .with_org_url(okta_tenant.uri())
+            .with_api_token(Secret::new(okta_tenant.token()))
+            .with_timeout(Duration::from_secs(10))
+            .build()?,
     );
+    println!(
+        "okta: simulated tenant at {} (offboard-okta, API token)",
+        okta_tenant.uri()
+    );
+
+    // The directory has no simulator: the testkit's stateful in-memory reference connector.
     let directory = Arc::new(
         ReferenceConnector::builder("directory")
             .latency(Duration::from_millis(25))
             .user(ReferenceUser::employee("ada.lovelace@example.com").groups(["vpn", "finance-ro"]))
             .user(ReferenceUser::employee("grace@example.com"))
-            // The directory is briefly down: 503 with Retry-After 5 s, once.
-            .fail_next(
-                "directory.remove_groups",
-                1,
-                unavailable(Some(Duration::from_secs(2))),
-            )
             .build(),
     );
-    let jira = Arc::new(ReferenceDelegate::jira().with_default_assignee("sam@example.com"));
+
+    // Jira: a simulated site on loopback where Sam works, and the real delegate filing issues
+    // in project IT and polling them every second.
+    let jira_site = Arc::new(
+        JiraSim::builder()
+            .user("acc-sam", "Sam Admin", "sam@example.com")
+            .start()
+            .await,
+    );
+    let jira = Arc::new(
+        JiraBuilder::new()
+            .with_site(jira_site.uri())
+            .with_email(DEFAULT_EMAIL)
+            .with_api_token(DEFAULT_TOKEN)
+            .with_project("IT")
+            .with_poll_interval(Duration::from_secs(1))
+            .with_timeout(Duration::from_secs(10))
+            .build()?,
+    );
+    println!(
+        "jira: simulated site at {} (offboard-jira, project IT)",
+        jira_site.uri()
+    );
+    // Email needs an SMTP server: the reference delegate stands in.
     let email = Arc::new(ReferenceDelegate::email());
+
+    // Active Directory, only when pointed at a domain (a test OU: the demo changes what it finds).
+    let ad = if std::env::var_os("OFFBOARD_AD_URL").is_some() {
+        let unusable =
+            |e: offboard::Error| format!("OFFBOARD_AD_URL is set, but AD is not usable: {e}");
+        let config = AdConfigBuilder::from_env()
+            .and_then(|b| b.build())
+            .map_err(unusable)?;
+        println!(
+            "ad: {} (users under {}; disabled ones go to {})",
+            config.url(),
+            config.base_dn(),
+            config.disabled_ou()
+        );
+        Some(Arc::new(
+            AdConnector::connect(config).await.map_err(unusable)?,
+        ))
+    } else {
+        println!(
+            "ad: not configured; set OFFBOARD_AD_URL, OFFBOARD_AD_BIND_DN, OFFBOARD_AD_PASSWORD, \
+             OFFBOARD_AD_BASE_DN and OFFBOARD_AD_DISABLED_OU to offboard a test domain too (README)"
+        );
+        None
+    };
 
     // The embedded default: one SQLite file. Run the demo twice to see the history kept.
     let db = std::env::var("OFFBOARD_DEMO_DB").unwrap_or_else(|_| "offboard-demo.db".into());
@@ -120,17 +216,45 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     hr.hire(ada.clone());
     hr.hire(Person::new("e-2001", "grace@example.com").with_name("Grace Hopper"));
 
-    let policy = Policy::from_toml(include_str!("policy.toml"))?;
-    let engine = Engine::builder()
+    let mut policy = Policy::from_toml(include_str!("policy.toml"))?;
+    let mut builder = Engine::builder()
         .store(store.clone())
         .connector_with_limits(
-            idp.clone(),
+            okta.clone(),
             Limits::default().with_rate(10).with_concurrency(4),
         )
         .connector_with_limits(
             directory.clone(),
             Limits::default().with_rate(5).with_concurrency(2),
-        )
+        );
+    if let Some(ad) = &ad {
+        // AD joins the policy only when configured: disable, empty the groups, move to the
+        // disabled-users OU (the connector orders the last two after the first), on the last day.
+        let last_day = |name: ActionName| PlannedAction {
+            action: Action::new(name),
+            stage: "last_day".into(),
+            line: 0,
+        };
+        policy.apps.insert(
+            AppId::new(offboard_ad::APP),
+            AppPolicy {
+                method: Method::Automatic {
+                    actions: vec![
+                        last_day(ad_actions::DISABLE),
+                        last_day(ad_actions::REMOVE_GROUPS),
+                        last_day(ad_actions::MOVE_TO_DISABLED_OU),
+                    ],
+                },
+                protected_accounts: Vec::new(),
+                line: 0,
+            },
+        );
+        builder = builder.connector_with_limits(
+            ad.clone(),
+            Limits::default().with_rate(5).with_concurrency(2),
+        );
+    }
+    let engine = builder
         .delegate(jira.clone())
         .delegate(email.clone())
         .policy(policy)
@@ -169,18 +293,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Some(Confirmation::of(&plan, "it-admin@example.com")),
         )
         .await;
-    let run_id = match submitted {
+    let (run_id, ada_fresh) = match submitted {
         Ok(id) => {
             println!("submitted run {id}, confirmed by it-admin@example.com\n");
-            id
+            (id, true)
         }
         // A run for Ada from an earlier demo is still open: nothing new starts (audited).
         Err(e) if e.kind() == offboard::ErrorKind::Conflict => {
             println!("submit: {}\n", e.message());
-            e.context()
+            let open = e
+                .context()
                 .find(|(k, _)| *k == "open_run")
                 .and_then(|(_, v)| v.parse().ok())
-                .ok_or("conflict without open run")?
+                .ok_or("conflict without open run")?;
+            (open, false)
         }
         Err(e) => return Err(e.into()),
     };
@@ -218,8 +344,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         last_error,
                         ..
                     } => {
+                        let hint = match last_error.retry {
+                            RetryClass::Retryable { after: Some(after) } => {
+                                format!(" (vendor's wait hint {:.2}s)", after.as_secs_f64())
+                            }
+                            _ => String::new(),
+                        };
                         format!(
-                            "retrying at {} after: {}",
+                            "retrying at {}{hint} after: {}",
                             t(*not_before),
                             last_error.message
                         )
@@ -240,17 +372,61 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     });
 
-    // 4. A human works the Salesforce ticket and the Notion email after two hours.
-    let (jira2, email2) = (jira.clone(), email.clone());
-    let human = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        for ticket in jira2.tickets() {
-            jira2.complete(&ticket.ticket.key, "sam@example.com");
-        }
-        for ticket in email2.tickets() {
-            email2.complete(&ticket.ticket.key, "notion-owner@example.com");
-        }
-    });
+    // 4. Humans: Sam takes Ada's Salesforce issue in Jira after a second and closes it a
+    //    second later; the Notion owner answers the email after two seconds. (When Ada's run is
+    //    from an earlier demo, her issue was closed then, in that process's Jira.)
+    let human = {
+        let (engine, site, email) = (engine.clone(), jira_site.clone(), email.clone());
+        tokio::spawn(async move {
+            let began = tokio::time::Instant::now();
+            let ticket = loop {
+                let state = engine.status(run_id).await.ok().and_then(|run| {
+                    let mut tasks = run.tasks.into_iter();
+                    tasks
+                        .find(|x| x.app.as_str() == "salesforce")
+                        .map(|x| x.state)
+                });
+                match state {
+                    Some(TaskState::Delegated { ticket }) => break Some(ticket),
+                    Some(state) if !state.is_terminal() && began.elapsed().as_secs() < 20 => {
+                        tokio::time::sleep(Duration::from_millis(100)).await
+                    }
+                    _ => break None,
+                }
+            };
+            tokio::time::sleep_until(began + Duration::from_secs(1)).await;
+            if let Some(ticket) = &ticket {
+                site.assign(&ticket.key, "sam@example.com");
+                println!(
+                    "{} (jira) sam@example.com takes {}: assignee Sam",
+                    t(chrono::Utc::now()),
+                    ticket.key
+                );
+            }
+            tokio::time::sleep_until(began + Duration::from_secs(2)).await;
+            for ticket in email.tickets() {
+                email.complete(&ticket.ticket.key, "notion-owner@example.com");
+            }
+            if let Some(ticket) = &ticket {
+                tokio::time::sleep_until(began + Duration::from_millis(2200)).await;
+                site.transition(&ticket.key, "Done");
+                println!(
+                    "{} (jira) sam@example.com moves {} to Done: {}",
+                    t(chrono::Utc::now()),
+                    ticket.key,
+                    ticket.url
+                );
+            }
+        })
+    };
+
+    // The injected outage: Okta answers the next request 429 (rate limit spent), and its
+    // X-Rate-Limit-Reset is the end of a fresh 3-second window, so the task that got it waits
+    // until then and retries. Only when Ada's run is new: otherwise no Okta task is due.
+    if ada_fresh {
+        okta_tenant.set_limits(RateLimits::enterprise().with_window_secs(3));
+        okta_tenant.fail_next(1, 429);
+    }
 
     let workers = engine.start();
     // Wait until everything due now is done; the cleanup stage waits 30 days.
@@ -306,8 +482,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .max()
         .unwrap_or(changed_at);
     if fresh {
+        let ticket = grace_done
+            .tasks
+            .iter()
+            .find_map(|x| match &x.state {
+                TaskState::Delegated { ticket } => Some(ticket.key.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| "-".into());
         println!(
-            "{} grace: every automatic last-day action done {:.2}s after HR's change (her Salesforce ticket is open; her delete waits for the cleanup stage)",
+            "{} grace: every automatic last-day action done {:.2}s after HR's change (her Salesforce issue {ticket} is open; her delete waits for the cleanup stage)",
             t(engine.now()),
             (revoked_at - changed_at).num_milliseconds() as f64 / 1000.0
         );
@@ -344,17 +528,44 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             ),
         }
     }
-    let ada_idp = idp.user_by_login("ada@example.com");
-    println!(
-        "  idp tenant now: ada {}",
-        if ada_idp.is_none() {
-            "deleted"
-        } else {
-            "still present"
+    if !ada_fresh {
+        println!(
+            "  (Okta, Jira and the directory are new in this process, so they show Ada as never \
+             offboarded: her run changed the tenants of the process that started it)"
+        );
+    }
+    // The simulated tenants, read directly.
+    for (who, id) in [("ada", &ada_okta), ("grace", &grace_okta)] {
+        match okta_tenant.user(id) {
+            Some(u) => {
+                let groups: Vec<&str> = u
+                    .groups
+                    .iter()
+                    .map(|g| group_names.get(g).copied().unwrap_or(g.as_str()))
+                    .collect();
+                println!(
+                    "  okta tenant now: {who:<5} {} ({} sessions, {} refresh tokens, {} grants, \
+                     {} direct apps, groups: {})",
+                    u.status,
+                    u.sessions,
+                    u.oauth_tokens.len(),
+                    u.grants.len(),
+                    u.apps.len(),
+                    groups.join(", ")
+                );
+            }
+            None => println!("  okta tenant now: {who:<5} deleted"),
         }
-    );
-    let grace = idp.user_by_login("grace@example.com").map(|u| u.status);
-    println!("  idp tenant now: grace {grace:?}");
+    }
+    for issue in jira_site.issues() {
+        println!(
+            "  jira site now:   {} {:<6} assignee {:<8} \"{}\"",
+            issue.key,
+            issue.status,
+            issue.assignee.as_deref().unwrap_or("-"),
+            issue.summary
+        );
+    }
 
     // 7. The audit trail, hash-chained.
     let all = store.audit(AuditQuery::all()).await?;

@@ -929,7 +929,27 @@ fn the_example_policy_parses() {
     let p = Policy::from_toml(include_str!("../examples/policy.toml"))
         .expect("examples/policy.toml is valid");
     assert_eq!(p.stages.len(), 2);
-    assert!(p.apps.contains_key(&offboard::AppId::new("idp")));
+    for app in ["okta", "directory", "salesforce", "figma"] {
+        assert!(p.apps.contains_key(&offboard::AppId::new(app)), "{app}");
+    }
+    assert!(!p.apps.contains_key(&offboard::AppId::new("idp")));
+    assert!(p.is_critical(&offboard::ActionName::from_static("okta.unassign_apps")));
+    // Its Okta actions are the real connector's (nothing is sent: building makes no request).
+    let okta = offboard_okta::OktaConfig::new()
+        .with_org_url("https://example.okta.com")
+        .with_api_token(offboard::Secret::new("00example"))
+        .build()
+        .unwrap();
+    let offboard::policy::Method::Automatic { actions } =
+        &p.apps[&offboard::AppId::new("okta")].method
+    else {
+        panic!("okta is automatic")
+    };
+    assert!(actions.len() >= 5);
+    for a in actions {
+        let name = &a.action.name;
+        assert!(okta.capabilities().action(name).is_some(), "{name}");
+    }
 }
 
 #[tokio::test(start_paused = true)]
