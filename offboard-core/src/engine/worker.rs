@@ -98,18 +98,24 @@ impl Inner {
                     .task(lease.task)
                     .ok_or_else(|| Error::internal("claimed unknown task"))?;
                 let conn = self.connectors.get(&task.app);
+                let waiting_since = tokio::time::Instant::now();
                 let _permit = match (conn, &task.kind) {
                     (Some(c), TaskKind::Action { .. }) => Some(c.limiter.acquire().await),
                     _ => None,
                 };
-                let lease = self
-                    .store
-                    .renew(
-                        lease,
-                        self.clock.now()
-                            + chrono::Duration::from_std(self.lease_for).unwrap_or_default(),
-                    )
-                    .await?;
+                // Renew only when the wait ate a real share of the lease: one write saved per
+                // task in the common case.
+                let lease = if waiting_since.elapsed() > self.lease_for / 4 {
+                    self.store
+                        .renew(
+                            lease,
+                            self.clock.now()
+                                + chrono::Duration::from_std(self.lease_for).unwrap_or_default(),
+                        )
+                        .await?
+                } else {
+                    lease.clone()
+                };
                 let (run, commands) = self
                     .apply_retrying(
                         lease.run,
