@@ -1012,3 +1012,72 @@ async fn a_webhook_makes_the_delegation_poll_at_once() {
         None
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_reopened_ticket_moves_the_task_back_while_the_run_is_open() {
+    let jira = Arc::new(ReferenceDelegate::jira());
+    let c = idp(&["ada@example.com"]);
+    let src = r#"
+[stages]
+now = "0d"
+later = "1d"
+[apps.salesforce]
+method = "delegate"
+via = "jira"
+[apps.idp]
+method = "automatic"
+actions = [{ name = "idp.suspend", stage = "later" }]
+"#;
+    let s = engine_with(
+        Arc::new(MemoryStore::new()),
+        vec![(c, Limits::default())],
+        src,
+        |b| {
+            b.delegate(jira.clone())
+                .delegation_poll(Duration::from_secs(60))
+        },
+    );
+    let plan = s
+        .engine
+        .plan(RunRequest::new(ada(), admin()))
+        .await
+        .unwrap();
+    let id = s.engine.submit(plan, None).await.unwrap();
+    let workers = s.engine.start();
+    let delegated = |r: &Run| {
+        r.tasks
+            .iter()
+            .any(|t| matches!(t.state, TaskState::Delegated { .. }))
+    };
+    s.engine.wait_for(id, delegated).await.unwrap();
+    let key = jira.tickets()[0].ticket.key.clone();
+    jira.complete(&key, "sam@example.com");
+    let sf_done = |r: &Run| task(r, "salesforce.delegate_jira").state.is_completed();
+    s.engine.wait_for(id, sf_done).await.unwrap();
+    jira.reopen(&key);
+    let run = s.engine.wait_for(id, delegated).await.unwrap();
+    assert!(
+        matches!(
+            task(&run, "salesforce.delegate_jira").state,
+            TaskState::Delegated { .. }
+        ),
+        "reopen moved it back"
+    );
+    jira.complete(&key, "sam@example.com");
+    let run = s.engine.wait(id).await.unwrap();
+    assert_eq!(run.state, RunState::Completed);
+    let events = s.store.audit(AuditQuery::run(id)).await.unwrap();
+    assert!(events.iter().any(|e| matches!(
+        &e.kind,
+        AuditKind::Transition {
+            event: Event::DelegationReopened { .. },
+            ..
+        }
+    )));
+    // Once the run has ended, the done ticket is no longer polled.
+    let calls = jira.status_calls();
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    workers.shutdown().await;
+    assert_eq!(jira.status_calls(), calls);
+    assert_eq!(jira.tickets_created(), 1);
+}

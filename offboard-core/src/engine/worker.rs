@@ -302,15 +302,19 @@ impl Inner {
         let task = run
             .task(lease.task)
             .ok_or_else(|| Error::internal("unknown task"))?;
-        let (TaskKind::Delegation { via }, TaskState::Delegated { ticket }) =
-            (&task.kind, &task.state)
-        else {
+        let TaskKind::Delegation { via } = &task.kind else {
             return self.store.release(lease, None).await;
         };
         let now = self.clock.now();
         let next = now + self.poll_interval(run);
         let Some(d) = self.delegates.get(via) else {
             return self.store.release(lease, Some(next)).await;
+        };
+        if task.state.is_completed() {
+            return self.watch_for_reopen(run, lease, d.as_ref(), next).await;
+        }
+        let TaskState::Delegated { ticket } = &task.state else {
+            return self.store.release(lease, None).await;
         };
         match d.status(ticket).await {
             Ok(TicketStatus::Open { ticket: t }) if &t == ticket => {
@@ -337,6 +341,7 @@ impl Inner {
                     Event::DelegationDone {
                         task: task.id,
                         detail,
+                        next_poll: Some(next),
                     },
                 )
                 .await
@@ -348,6 +353,53 @@ impl Inner {
                     .unwrap_or_default();
                 tracing::warn!(run = %run.id, task = %task.id, error = %e, "polling delegation failed; will poll again");
                 self.store.release(lease, Some(next.max(now + wait))).await
+            }
+        }
+    }
+
+    /// Polls a done delegation of a still-open run: a ticket that is open again moves the task
+    /// back to `Delegated`. The ticket comes from the run's audit trail (the task's state no
+    /// longer holds it).
+    async fn watch_for_reopen(
+        &self,
+        run: &Run,
+        lease: &Lease,
+        delegate: &dyn crate::delegate::Delegate,
+        next: chrono::DateTime<chrono::Utc>,
+    ) -> Result<()> {
+        let events = self
+            .store
+            .audit(crate::store::AuditQuery::run(run.id))
+            .await?;
+        let ticket = events.iter().rev().find_map(|e| match &e.kind {
+            AuditKind::Transition {
+                event:
+                    Event::TaskDelegated { task, ticket, .. }
+                    | Event::DelegationUpdated { task, ticket, .. }
+                    | Event::DelegationReopened { task, ticket, .. },
+                ..
+            } if *task == lease.task => Some(ticket.clone()),
+            _ => None,
+        });
+        let Some(ticket) = ticket else {
+            return self.store.release(lease, None).await;
+        };
+        match delegate.status(&ticket).await {
+            Ok(TicketStatus::Open { ticket }) => {
+                self.record_result(
+                    lease,
+                    Event::DelegationReopened {
+                        task: lease.task,
+                        ticket,
+                        next_poll: next,
+                    },
+                )
+                .await
+            }
+            Ok(TicketStatus::Done { .. }) => self.store.release(lease, Some(next)).await,
+            Err(e) => {
+                tracing::warn!(run = %run.id, task = %lease.task, error = %e, "watching a done delegation failed; will poll again");
+                self.store.release(lease, Some(next)).await
             }
         }
     }

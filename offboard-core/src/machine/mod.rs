@@ -110,6 +110,9 @@ pub enum Event {
         /// Who closed it, or other note.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         detail: Option<String>,
+        /// Keep watching for a reopen while the run is open: poll again at this time.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next_poll: Option<DateTime<Utc>>,
     },
     /// A closed human task was reopened.
     DelegationReopened {
@@ -295,6 +298,14 @@ pub fn claim_command(run: &Run, task: TaskId, at: DateTime<Utc>) -> ClaimCommand
         }
         TaskState::Running { .. } if run.cancelled => ClaimCommand::Abandon,
         TaskState::Delegated { .. } if t.due_at.is_some_and(|d| d <= at) => ClaimCommand::Poll,
+        TaskState::Completed { .. }
+            if matches!(t.kind, TaskKind::Delegation { .. })
+                && !run.cancelled
+                && !run.rollback_requested
+                && t.due_at.is_some_and(|d| d <= at) =>
+        {
+            ClaimCommand::Poll
+        }
         _ => ClaimCommand::Nothing,
     }
 }
@@ -560,7 +571,11 @@ fn step(run: &mut Run, at: DateTime<Utc>, event: &Event) -> Result<Vec<Command>,
             };
             t.due_at = Some(*next_poll);
         }
-        Event::DelegationDone { task, detail } => {
+        Event::DelegationDone {
+            task,
+            detail,
+            next_poll,
+        } => {
             let t = task_mut(run, *task)?;
             if !matches!(t.state, TaskState::Delegated { .. }) {
                 return Err(invalid(t, event));
@@ -573,6 +588,9 @@ fn step(run: &mut Run, at: DateTime<Utc>, event: &Event) -> Result<Vec<Command>,
                     detail: detail.clone(),
                 },
             );
+            // A done delegation stays on the poll schedule while the run is open, so a reopened
+            // ticket moves the task back (`refresh` clears it once the run ends).
+            t.due_at = *next_poll;
         }
         Event::DelegationReopened {
             task,
@@ -692,6 +710,12 @@ fn refresh(run: &mut Run, at: DateTime<Utc>) {
         }
     }
     let state = derive_state(run);
+    // Watching done delegations for a reopen ends with the run (or its cancel / rollback).
+    if state.is_terminal() || run.cancelled || run.rollback_requested {
+        for task in run.tasks.iter_mut().filter(|t| t.state.is_terminal()) {
+            task.due_at = None;
+        }
+    }
     if state.is_terminal() && run.finished_at.is_none() {
         run.finished_at = Some(at);
     }

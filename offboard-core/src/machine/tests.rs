@@ -275,6 +275,7 @@ fn done(i: usize) -> Event {
     Event::DelegationDone {
         task: tid(i),
         detail: Some("closed by it-desk".to_owned()),
+        next_poll: None,
     }
 }
 
@@ -714,6 +715,7 @@ impl Harness {
             Poll::Done => Event::DelegationDone {
                 task: id,
                 detail: Some("closed".to_owned()),
+                next_poll: None,
             },
         };
         self.ok(event);
@@ -790,7 +792,11 @@ fn probe_event(kind: u8, task: TaskId, now: DateTime<Utc>) -> Event {
             ticket: t,
             next_poll: now,
         },
-        8 => Event::DelegationDone { task, detail: None },
+        8 => Event::DelegationDone {
+            task,
+            detail: None,
+            next_poll: None,
+        },
         9 => Event::DelegationReopened {
             task,
             ticket: t,
@@ -2370,4 +2376,41 @@ proptest! {
             prop_assert_eq!(finished.last(), Some(&h.run.state));
         }
     }
+}
+
+#[test]
+fn a_done_delegation_is_watched_for_a_reopen_while_the_run_is_open() {
+    let mut h = Harness::new(plan(&[
+        Spec::delegation("salesforce", DelegateVia::Jira),
+        Spec::action("okta.delete").at(30 * DAY),
+    ]));
+    h.ok(Event::Submitted);
+    h.ok(started(0));
+    h.ok(delegated(0, ticket("IT-1", None), at(60)));
+    h.advance_to(at(60));
+    h.ok(Event::DelegationDone {
+        task: tid(0),
+        detail: None,
+        next_poll: Some(at(120)),
+    });
+    assert!(h.state(0).is_completed());
+    assert_eq!(h.task(0).due_at, Some(at(120)), "still watched");
+    h.advance_to(at(120));
+    assert_eq!(h.claim(0), ClaimCommand::Poll);
+    h.ok(reopened(0, ticket("IT-1", Some("sam")), at(180)));
+    assert!(matches!(h.state(0), TaskState::Delegated { .. }));
+    assert_eq!(h.task(0).finished_at, None);
+    h.advance_to(at(180));
+    h.ok(Event::DelegationDone {
+        task: tid(0),
+        detail: None,
+        next_poll: Some(at(240)),
+    });
+    // The run ends with the cleanup stage: watching stops.
+    h.advance_to(at(30 * DAY));
+    h.ok(started(1));
+    h.ok(succeeded(1, Outcome::Done));
+    assert_eq!(h.run.state, RunState::Completed);
+    assert_eq!(h.task(0).due_at, None, "no watching after the run ended");
+    assert_eq!(h.claim(0), ClaimCommand::Nothing);
 }
