@@ -33,6 +33,7 @@
 #![forbid(unsafe_code)]
 
 pub mod conformance;
+pub mod google;
 pub mod jira;
 pub mod okta;
 pub mod reference;

@@ -1,0 +1,116 @@
+//! The actions the Google connector offers, one file each.
+//!
+//! Every action reads state first, so a repeat reports `AlreadyDone`, a dry run predicts
+//! truthfully and a user who no longer exists reports `NotFound` (delete: `AlreadyDone`).
+
+pub(crate) mod delete;
+pub(crate) mod delete_asps;
+pub(crate) mod hide_from_gal;
+pub(crate) mod invalidate_backup_codes;
+pub(crate) mod move_to_ou;
+pub(crate) mod remove_from_groups;
+pub(crate) mod revoke_tokens;
+pub(crate) mod sign_out;
+pub(crate) mod suspend;
+
+use offboard_core::{ActionName, ActionSpec, ExecuteReply, Outcome};
+
+/// An action of the connector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verb {
+    InvalidateBackupCodes,
+    DeleteAsps,
+    RevokeTokens,
+    SignOut,
+    Suspend,
+    MoveToOu,
+    HideFromGal,
+    RemoveFromGroups,
+    Delete,
+}
+
+impl Verb {
+    pub(crate) const ALL: [Verb; 9] = [
+        Verb::InvalidateBackupCodes,
+        Verb::DeleteAsps,
+        Verb::RevokeTokens,
+        Verb::SignOut,
+        Verb::Suspend,
+        Verb::MoveToOu,
+        Verb::HideFromGal,
+        Verb::RemoveFromGroups,
+        Verb::Delete,
+    ];
+
+    pub(crate) fn name(self) -> ActionName {
+        ActionName::from_static(match self {
+            Verb::InvalidateBackupCodes => "google.invalidate_backup_codes",
+            Verb::DeleteAsps => "google.delete_asps",
+            Verb::RevokeTokens => "google.revoke_tokens",
+            Verb::SignOut => "google.sign_out",
+            Verb::Suspend => "google.suspend",
+            Verb::MoveToOu => "google.move_to_ou",
+            Verb::HideFromGal => "google.hide_from_gal",
+            Verb::RemoveFromGroups => "google.remove_from_groups",
+            Verb::Delete => "google.delete",
+        })
+    }
+
+    pub(crate) fn parse(name: &ActionName) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| &v.name() == name)
+    }
+
+    pub(crate) fn reversible(self) -> bool {
+        matches!(
+            self,
+            Verb::Suspend | Verb::MoveToOu | Verb::HideFromGal | Verb::RemoveFromGroups
+        )
+    }
+
+    pub(crate) fn spec(self) -> ActionSpec {
+        let s = ActionSpec::new(self.name(), self.description());
+        match self {
+            // Google: backup codes and app passwords of a suspended user cannot be managed,
+            // so they go first.
+            Verb::Suspend => s
+                .reversible()
+                .after(Verb::InvalidateBackupCodes.name())
+                .after(Verb::DeleteAsps.name()),
+            Verb::MoveToOu | Verb::HideFromGal | Verb::RemoveFromGroups => s.reversible(),
+            Verb::Delete => s.critical(),
+            _ => s,
+        }
+    }
+
+    fn description(self) -> &'static str {
+        match self {
+            Verb::InvalidateBackupCodes => "Invalidate the user's 2-Step Verification backup codes",
+            Verb::DeleteAsps => "Delete every app-specific password",
+            Verb::RevokeTokens => "Revoke every OAuth token the user granted a third-party app",
+            Verb::SignOut => "Sign the user out of every web and device session",
+            Verb::Suspend => "Suspend the user: sign-in is blocked; data and groups are kept",
+            Verb::MoveToOu => "Move the user to another org unit (params: {\"ou\": \"/Path\"})",
+            Verb::HideFromGal => "Hide the user from the global address list",
+            Verb::RemoveFromGroups => "Remove the user from every group (roles kept for rollback)",
+            Verb::Delete => "Delete the user (Google allows undelete for about 20 days)",
+        }
+    }
+}
+
+/// A reply, its detail marked as a prediction on a dry run.
+pub(crate) fn reply(outcome: Outcome, dry_run: bool, detail: impl Into<String>) -> ExecuteReply {
+    let detail = detail.into();
+    ExecuteReply::with_detail(
+        outcome,
+        if dry_run {
+            format!("dry run: {detail}")
+        } else {
+            detail
+        },
+    )
+}
+
+/// The reply for a user who no longer exists.
+pub(crate) fn gone(id: &str) -> ExecuteReply {
+    ExecuteReply::with_detail(Outcome::NotFound, format!("user {id} does not exist"))
+}
