@@ -14,20 +14,29 @@ macro_rules! queries {
 pub(crate) mod sqlite {
     queries!("sqlite":
         RUN_INSERT = "run_insert", TASK_INSERT = "task_insert", TASK_UPSERT = "task_upsert",
-        RUN_LOAD = "run_load", TASKS_LOAD = "tasks_load", RUN_UPDATE = "run_update",
+        RUN_LOAD_WITH_TASKS = "run_load_with_tasks",
+        RUN_UPDATE = "run_update",
         RUN_VERSION = "run_version", LEASE_HELD = "lease_held", LEASE_CLEAR = "lease_clear",
         RELEASE = "release", RENEW = "renew", CLAIM = "claim", AUDIT_HEAD = "audit_head",
         AUDIT_HEAD_SET = "audit_head_set", AUDIT_INSERT = "audit_insert",
         AUDIT_ALL = "audit_all", AUDIT_RUN = "audit_run", LIST_RUNS = "list_runs",
+        LIST_RUNS_PERSON = "list_runs_person", LIST_RUNS_OPEN = "list_runs_open",
         RUNS_PAGE = "runs_page", SNAPSHOT_PUT = "snapshot_put", SNAPSHOT_GET = "snapshot_get",
         ACCOUNT_UPSERT = "account_upsert", ACCOUNTS_GET = "accounts_get",
         CURSOR_GET = "cursor_get", CURSOR_PUT = "cursor_put", SCHEMA_TABLES = "schema_tables",
-        SCHEMA_VERSION = "schema_version",
+        SCHEMA_VERSION = "schema_version", CHECKPOINT = "checkpoint",
+        SAVEPOINT = "savepoint", SAVEPOINT_RELEASE = "savepoint_release",
+        SAVEPOINT_ROLLBACK = "savepoint_rollback",
     );
     /// `migrations/sqlite/0001_init.sql`
     pub(crate) const MIGRATION_0001: &str = include_str!(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/migrations/sqlite/0001_init.sql"
+    ));
+    /// `migrations/sqlite/0002_open_runs.sql`
+    pub(crate) const MIGRATION_0002: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/migrations/sqlite/0002_open_runs.sql"
     ));
 }
 

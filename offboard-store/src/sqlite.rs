@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
 use offboard_core::connector::Snapshot;
 use offboard_core::store::{AuditQuery, ClaimRequest, Commit, Lease, RunQuery, RunSummary};
 use offboard_core::{
@@ -18,8 +19,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
 };
-use sqlx::{Connection, Row, SqlSafeStr, Sqlite, Transaction};
-use tokio::sync::OwnedMutexGuard;
+use sqlx::{Connection, Row, SqlSafeStr};
 use uuid::Uuid;
 
 use crate::codec::{self, AuditVerification, ChainCheck, db, int, ts, ts_opt};
@@ -29,19 +29,28 @@ use crate::sql::sqlite as q;
 pub const SQLITE_MIGRATIONS_TABLE: &str = "offboard_schema_migrations";
 
 /// The newest schema version this code knows.
-pub const SQLITE_SCHEMA_VERSION: i64 = 1;
+pub const SQLITE_SCHEMA_VERSION: i64 = 2;
 
 /// How many audit rows a verification reads at once.
 const PAGE: i64 = 1000;
 
 fn migrator() -> Migrator {
-    let mut m = Migrator::with_migrations(vec![Migration::new(
-        1,
-        "init".into(),
-        MigrationType::Simple,
-        q::MIGRATION_0001.into_sql_str(),
-        false,
-    )]);
+    let mut m = Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            "init".into(),
+            MigrationType::Simple,
+            q::MIGRATION_0001.into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            2,
+            "open_runs".into(),
+            MigrationType::Simple,
+            q::MIGRATION_0002.into_sql_str(),
+            false,
+        ),
+    ]);
     m.dangerous_set_table_name(SQLITE_MIGRATIONS_TABLE);
     m
 }
@@ -49,11 +58,13 @@ fn migrator() -> Migrator {
 /// A durable [`Store`] and [`AuditSink`] in one SQLite file (WAL mode, `synchronous = FULL`).
 ///
 /// # Behavior
-/// - Every method is one transaction; writers start theirs with `BEGIN IMMEDIATE`, so
-///   concurrent writers (tasks or processes sharing the file) serialise instead of failing
-///   (within one process they queue on an async mutex first, rather than in SQLite's sleeping
-///   busy handler),
-///   and a commit's state and its sealed audit events are stored together or not at all.
+/// - Every write is atomic and durable on return: a commit's state and its sealed audit events
+///   are stored together or not at all. Concurrent writes of one process are group-committed:
+///   queued, run one after another in one `BEGIN IMMEDIATE` transaction, each under its own
+///   savepoint (a write that fails is undone alone), and committed with one fsync; nobody is
+///   answered before that `COMMIT` returned. Writers of other processes sharing the file
+///   serialise on SQLite's lock instead of failing.
+/// - Reads are single statements or one read transaction, so each sees one snapshot.
 /// - Runs are stored as JSON of the run's own fields plus queried columns; each task is a row
 ///   (its JSON plus `due_at` and the lease columns), so a commit writes only the tasks it
 ///   changed.
@@ -78,12 +89,54 @@ fn migrator() -> Migrator {
 pub struct SqliteStore {
     pool: SqlitePool,
     path: Option<PathBuf>,
-    /// Serialises this process's writers before they ask SQLite for the write lock: SQLite's
-    /// busy handler sleeps for milliseconds when the lock is taken, so contending connections
-    /// would wait far longer than the microseconds a commit holds it. Other processes sharing
-    /// the file still wait through `busy_timeout`.
-    writer: Arc<tokio::sync::Mutex<()>>,
+    /// This process's writes, committed in groups (see [`GroupCommit`]).
+    writer: Arc<GroupCommit>,
 }
+
+/// What a queued write hands back once it ran inside the group's transaction: how to tell its
+/// caller the outcome once the group committed (or failed), and whether the transaction is
+/// still usable.
+struct Ran {
+    finish: Finish,
+    broken: bool,
+}
+
+/// Tells a write's caller its result, given whether its group failed to commit.
+type Finish = Box<dyn FnOnce(Option<&GroupFailure>) + Send>;
+
+/// One queued write: runs inside the group's transaction (`Ok`), under a savepoint of its
+/// own, or is told the group failed before it could run (`Err`).
+type Job = Box<
+    dyn for<'c> FnOnce(
+            std::result::Result<&'c mut SqliteConnection, &'c GroupFailure>,
+        ) -> BoxFuture<'c, Ran>
+        + Send,
+>;
+
+/// Why a group did not commit; every write in it gets an error naming this.
+struct GroupFailure {
+    message: String,
+    retryable: bool,
+}
+
+/// Group commit: this process's writes are queued, and whoever holds the writer lock runs
+/// every queued write in one `BEGIN IMMEDIATE` transaction, each under its own savepoint (a
+/// write that fails is rolled back alone, as if it had been its own transaction), then commits
+/// once. With `synchronous = FULL` that is one fsync for the whole group instead of one per
+/// write. No caller hears "done" before the group's `COMMIT` returned, so durability is
+/// unchanged; writes are applied one after another, so each still sees all earlier ones.
+///
+/// Holding the lock also serialises this process's writers before they ask SQLite for its
+/// write lock: SQLite's busy handler sleeps for milliseconds when the lock is taken. Other
+/// processes sharing the file still wait through `busy_timeout`.
+#[derive(Default)]
+struct GroupCommit {
+    queue: std::sync::Mutex<Vec<Job>>,
+    lock: tokio::sync::Mutex<()>,
+}
+
+/// At most this many writes share one transaction.
+const GROUP_MAX: usize = 512;
 
 impl fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -227,6 +280,21 @@ impl SqliteStore {
         })
     }
 
+    /// Copies the write-ahead log into the database file and truncates the log
+    /// (`PRAGMA wal_checkpoint(TRUNCATE)`), e.g. before measuring or copying the file. SQLite
+    /// also checkpoints on its own; calling this is never needed for durability.
+    ///
+    /// # Errors
+    /// `Storage` when the checkpoint fails.
+    pub async fn checkpoint(&self) -> Result<()> {
+        let _w = self.writer.lock.lock().await;
+        sqlx::query(q::CHECKPOINT)
+            .execute(&self.pool)
+            .await
+            .map_err(db("sqlite.checkpoint"))?;
+        Ok(())
+    }
+
     /// Reads the whole audit trail in pages and checks its hash chain, naming the first
     /// altered, inserted or missing event (also one cut off the end: the stored chain head
     /// remembers the last sequence number).
@@ -312,19 +380,158 @@ impl SqliteStore {
             .collect()
     }
 
-    /// Starts a write transaction (`BEGIN IMMEDIATE`) holding this process's writer lock;
-    /// keep the guard alive (bind it to `_w`, not `_`) until the transaction ends.
-    async fn begin(
-        &self,
-        op: &'static str,
-    ) -> Result<(OwnedMutexGuard<()>, Transaction<'static, Sqlite>)> {
-        let guard = self.writer.clone().lock_owned().await;
-        let tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(db(op))?;
-        Ok((guard, tx))
+    /// Runs `write` in this process's next group commit (see [`GroupCommit`]) and returns its
+    /// result once the group is durable. An `Err` from `write` rolls back what it did (and only
+    /// that); a group that cannot commit fails every write in it.
+    async fn write<T, F>(&self, op: &'static str, write: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
+    {
+        let (tell, told) = tokio::sync::oneshot::channel::<Result<T>>();
+        let job: Job = Box::new(move |conn| {
+            Box::pin(async move {
+                let conn = match conn {
+                    Ok(conn) => conn,
+                    Err(failure) => {
+                        let _ = tell.send(Err(group_failed(op, failure)));
+                        return Ran {
+                            finish: Box::new(|_| {}),
+                            broken: true,
+                        };
+                    }
+                };
+                let (result, broken) = match sqlx::query(q::SAVEPOINT).execute(&mut *conn).await {
+                    Err(e) => (Err(db(op)(e)), true),
+                    Ok(_) => {
+                        let result = write(&mut *conn).await;
+                        let undo = if result.is_ok() {
+                            sqlx::query(q::SAVEPOINT_RELEASE).execute(&mut *conn).await
+                        } else {
+                            sqlx::query(q::SAVEPOINT_ROLLBACK)
+                                .execute(&mut *conn)
+                                .await
+                                .and(sqlx::query(q::SAVEPOINT_RELEASE).execute(&mut *conn).await)
+                        };
+                        (result, undo.is_err())
+                    }
+                };
+                Ran {
+                    finish: Box::new(move |failure: Option<&GroupFailure>| {
+                        let result = match failure {
+                            None => result,
+                            Some(f) => Err(group_failed(op, f)),
+                        };
+                        let _ = tell.send(result);
+                    }),
+                    broken,
+                }
+            })
+        });
+        self.writer
+            .queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(job);
+        // Whoever holds the lock runs everything queued so far (up to GROUP_MAX): often this
+        // write was run by an earlier holder while we waited, and the queue is empty.
+        let mut told = told;
+        loop {
+            let w = self.writer.lock.lock().await;
+            let jobs: Vec<Job> = {
+                let mut queue = self
+                    .writer
+                    .queue
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let n = queue.len().min(GROUP_MAX);
+                queue.drain(..n).collect()
+            };
+            if !jobs.is_empty() {
+                self.run_group(op, jobs).await;
+            }
+            drop(w);
+            match told.try_recv() {
+                Ok(result) => return result,
+                // Still queued behind a full group.
+                Err(tokio::sync::oneshot::error::TryRecvError::Empty) => continue,
+                Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
+                    return Err(Error::storage(
+                        "the write's transaction was abandoned before it finished (the task \
+                         running it was cancelled); it may or may not have been stored",
+                    )
+                    .with_operation(op)
+                    .retryable());
+                }
+            }
+        }
+    }
+
+    /// Runs `jobs` in one transaction and commits it; tells each job's caller the outcome.
+    async fn run_group(&self, op: &'static str, jobs: Vec<Job>) {
+        let fail_all = |ran: Vec<Ran>, failure: GroupFailure| {
+            for r in ran {
+                (r.finish)(Some(&failure));
+            }
+        };
+        let mut tx = match self.pool.begin_with("BEGIN IMMEDIATE").await {
+            Ok(tx) => tx,
+            Err(e) => {
+                let failure = failure(op, e);
+                for job in jobs {
+                    job(Err(&failure)).await;
+                }
+                return;
+            }
+        };
+        let mut ran = Vec::with_capacity(jobs.len());
+        let mut jobs = jobs.into_iter();
+        let mut broken = false;
+        for job in jobs.by_ref() {
+            let r = job(Ok(&mut tx)).await;
+            broken = r.broken;
+            ran.push(r);
+            if broken {
+                break;
+            }
+        }
+        if broken {
+            drop(tx);
+            let failure = GroupFailure {
+                message: "a statement left the transaction unusable; it was rolled back".into(),
+                retryable: true,
+            };
+            for job in jobs {
+                job(Err(&failure)).await;
+            }
+            fail_all(ran, failure);
+            return;
+        }
+        match tx.commit().await {
+            Ok(()) => {
+                for r in ran {
+                    (r.finish)(None);
+                }
+            }
+            Err(e) => fail_all(ran, failure(op, e)),
+        }
+    }
+}
+
+fn group_failed(op: &'static str, f: &GroupFailure) -> Error {
+    let e = Error::storage(format!(
+        "the transaction this write was part of did not commit: {}",
+        f.message
+    ))
+    .with_operation(op);
+    if f.retryable { e.retryable() } else { e }
+}
+
+fn failure(op: &'static str, e: sqlx::Error) -> GroupFailure {
+    let e = db(op)(e);
+    GroupFailure {
+        retryable: e.is_retryable(),
+        message: e.to_string(),
     }
 }
 
@@ -422,119 +629,123 @@ async fn upsert_task(
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_run(&self, run: &Run, events: Vec<AuditEvent>) -> Result<Vec<AuditEvent>> {
-        let (_w, mut tx) = self.begin("sqlite.create_run").await?;
-        let inserted = sqlx::query(q::RUN_INSERT)
-            .bind(run.id.to_string())
-            .bind(run.person.id.to_string())
-            .bind(codec::state_name(run.state))
-            .bind(!run.state.is_terminal())
-            .bind(ts(run.created_at))
-            .bind(ts_opt(run.finished_at))
-            .bind(codec::run_body(run)?)
-            .execute(&mut *tx)
-            .await
-            .map_err(db("sqlite.create_run"))?;
-        if inserted.rows_affected() == 0 {
-            return Err(codec::run_exists(run.id));
-        }
-        for position in 0..run.tasks.len() {
-            upsert_task(&mut tx, run, position, true).await?;
-        }
-        let sealed = append(&mut tx, events).await?;
-        tx.commit().await.map_err(db("sqlite.create_run"))?;
-        Ok(sealed)
+        let run = run.clone();
+        self.write("sqlite.create_run", move |tx| {
+            Box::pin(async move {
+                let inserted = sqlx::query(q::RUN_INSERT)
+                    .bind(run.id.to_string())
+                    .bind(run.person.id.to_string())
+                    .bind(codec::state_name(run.state))
+                    .bind(!run.state.is_terminal())
+                    .bind(ts(run.created_at))
+                    .bind(ts_opt(run.finished_at))
+                    .bind(codec::run_body(&run)?)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("sqlite.create_run"))?;
+                if inserted.rows_affected() == 0 {
+                    return Err(codec::run_exists(run.id));
+                }
+                for position in 0..run.tasks.len() {
+                    upsert_task(tx, &run, position, true).await?;
+                }
+                append(tx, events).await
+            })
+        })
+        .await
     }
 
     async fn load_run(&self, id: RunId) -> Result<Option<Run>> {
-        // One read transaction, so the run and its tasks are one snapshot.
-        let mut tx = self.pool.begin().await.map_err(db("sqlite.load_run"))?;
-        let Some(row) = sqlx::query(q::RUN_LOAD)
+        // One statement, so the run and its tasks are one snapshot (and one round trip to the
+        // connection's thread instead of four).
+        let rows = sqlx::query(q::RUN_LOAD_WITH_TASKS)
             .bind(id.to_string())
-            .fetch_optional(&mut *tx)
+            .fetch_all(&self.pool)
             .await
-            .map_err(db("sqlite.load_run"))?
-        else {
+            .map_err(db("sqlite.load_run"))?;
+        let Some(first) = rows.first() else {
             return Ok(None);
         };
-        let version: i64 = row.try_get(0).map_err(db("sqlite.load_run"))?;
-        let body: String = row.try_get(1).map_err(db("sqlite.load_run"))?;
-        let tasks = sqlx::query(q::TASKS_LOAD)
-            .bind(id.to_string())
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db("sqlite.load_run"))?
-            .into_iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect::<Result<Vec<(String, Option<String>)>, sqlx::Error>>()
-            .map_err(db("sqlite.load_run"))?;
-        tx.commit().await.map_err(db("sqlite.load_run"))?;
+        let version: i64 = first.try_get(0).map_err(db("sqlite.load_run"))?;
+        let body: String = first.try_get(1).map_err(db("sqlite.load_run"))?;
+        let mut tasks = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let task: Option<String> = row.try_get(2).map_err(db("sqlite.load_run"))?;
+            let due: Option<String> = row.try_get(3).map_err(db("sqlite.load_run"))?;
+            if let Some(task) = task {
+                tasks.push((task, due));
+            }
+        }
         codec::decode_run(version, &body, tasks).map(Some)
     }
 
     async fn commit(&self, commit: Commit) -> Result<(u64, Vec<AuditEvent>)> {
-        let run = &commit.run;
-        let id = run.id;
-        let (_w, mut tx) = self.begin("sqlite.commit").await?;
-        let updated = sqlx::query(q::RUN_UPDATE)
-            .bind(run.person.id.to_string())
-            .bind(codec::state_name(run.state))
-            .bind(!run.state.is_terminal())
-            .bind(ts(run.created_at))
-            .bind(ts_opt(run.finished_at))
-            .bind(codec::run_body(run)?)
-            .bind(id.to_string())
-            .bind(run.version as i64)
-            .execute(&mut *tx)
-            .await
-            .map_err(db("sqlite.commit"))?;
-        if updated.rows_affected() == 0 {
-            let stored: Option<i64> = sqlx::query_scalar(q::RUN_VERSION)
-                .bind(id.to_string())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db("sqlite.commit"))?;
-            return Err(match stored {
-                None => Error::not_found(format!("run {id} does not exist")),
-                Some(v) => codec::version_conflict(id, v, run.version),
-            });
-        }
-        if let Some(lease) = &commit.lease {
-            let held = lease.run == id
-                && sqlx::query(q::LEASE_HELD)
-                    .bind(lease.task.to_string())
+        self.write("sqlite.commit", move |tx| {
+            Box::pin(async move {
+                let run = &commit.run;
+                let id = run.id;
+                let updated = sqlx::query(q::RUN_UPDATE)
+                    .bind(run.person.id.to_string())
+                    .bind(codec::state_name(run.state))
+                    .bind(!run.state.is_terminal())
+                    .bind(ts(run.created_at))
+                    .bind(ts_opt(run.finished_at))
+                    .bind(codec::run_body(run)?)
                     .bind(id.to_string())
-                    .bind(lease.token.as_bytes().as_slice())
-                    .fetch_optional(&mut *tx)
+                    .bind(run.version as i64)
+                    .execute(&mut *tx)
                     .await
-                    .map_err(db("sqlite.commit"))?
-                    .is_some();
-            if !held {
-                return Err(codec::lease_lost(id, lease));
-            }
-        }
-        let mut written = Vec::with_capacity(commit.changed_tasks.len());
-        for task in &commit.changed_tasks {
-            if written.contains(task) {
-                continue;
-            }
-            if let Some(position) = run.tasks.iter().position(|t| t.id == *task) {
-                upsert_task(&mut tx, run, position, false).await?;
-                written.push(*task);
-            }
-        }
-        if commit.release
-            && let Some(lease) = &commit.lease
-        {
-            sqlx::query(q::LEASE_CLEAR)
-                .bind(lease.task.to_string())
-                .bind(lease.token.as_bytes().as_slice())
-                .execute(&mut *tx)
-                .await
-                .map_err(db("sqlite.commit"))?;
-        }
-        let sealed = append(&mut tx, commit.events).await?;
-        tx.commit().await.map_err(db("sqlite.commit"))?;
-        Ok((run.version + 1, sealed))
+                    .map_err(db("sqlite.commit"))?;
+                if updated.rows_affected() == 0 {
+                    let stored: Option<i64> = sqlx::query_scalar(q::RUN_VERSION)
+                        .bind(id.to_string())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db("sqlite.commit"))?;
+                    return Err(match stored {
+                        None => Error::not_found(format!("run {id} does not exist")),
+                        Some(v) => codec::version_conflict(id, v, run.version),
+                    });
+                }
+                if let Some(lease) = &commit.lease {
+                    let held = lease.run == id
+                        && sqlx::query(q::LEASE_HELD)
+                            .bind(lease.task.to_string())
+                            .bind(id.to_string())
+                            .bind(lease.token.as_bytes().as_slice())
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(db("sqlite.commit"))?
+                            .is_some();
+                    if !held {
+                        return Err(codec::lease_lost(id, lease));
+                    }
+                }
+                let mut written = Vec::with_capacity(commit.changed_tasks.len());
+                for task in &commit.changed_tasks {
+                    if written.contains(task) {
+                        continue;
+                    }
+                    if let Some(position) = run.tasks.iter().position(|t| t.id == *task) {
+                        upsert_task(tx, run, position, false).await?;
+                        written.push(*task);
+                    }
+                }
+                if commit.release
+                    && let Some(lease) = &commit.lease
+                {
+                    sqlx::query(q::LEASE_CLEAR)
+                        .bind(lease.task.to_string())
+                        .bind(lease.token.as_bytes().as_slice())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db("sqlite.commit"))?;
+                }
+                let sealed = append(tx, commit.events).await?;
+                Ok((run.version + 1, sealed))
+            })
+        })
+        .await
     }
 
     async fn claim(&self, request: ClaimRequest) -> Result<Vec<Lease>> {
@@ -546,16 +757,24 @@ impl Store for SqliteStore {
         if request.limit == 0 {
             return Ok(Vec::new());
         }
-        let (_w, mut tx) = self.begin("sqlite.claim").await?;
-        let rows = sqlx::query(q::CLAIM)
-            .bind(&request.worker)
-            .bind(ts(until))
-            .bind(ts(now))
-            .bind(i64::try_from(request.limit).unwrap_or(i64::MAX))
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db("sqlite.claim"))?;
-        tx.commit().await.map_err(db("sqlite.claim"))?;
+        let (worker, limit) = (
+            request.worker.clone(),
+            i64::try_from(request.limit).unwrap_or(i64::MAX),
+        );
+        let rows = self
+            .write("sqlite.claim", move |tx| {
+                Box::pin(async move {
+                    sqlx::query(q::CLAIM)
+                        .bind(worker)
+                        .bind(ts(until))
+                        .bind(ts(now))
+                        .bind(limit)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(db("sqlite.claim"))
+                })
+            })
+            .await?;
         let mut leases = rows
             .into_iter()
             .map(|row| {
@@ -585,17 +804,22 @@ impl Store for SqliteStore {
     }
 
     async fn renew(&self, lease: &Lease, until: DateTime<Utc>) -> Result<Lease> {
-        let (_w, mut tx) = self.begin("sqlite.renew").await?;
-        let row = sqlx::query(q::RENEW)
-            .bind(ts(until))
-            .bind(lease.task.to_string())
-            .bind(lease.run.to_string())
-            .bind(lease.token.as_bytes().as_slice())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db("sqlite.renew"))?
-            .ok_or_else(|| codec::renew_lost(lease))?;
-        tx.commit().await.map_err(db("sqlite.renew"))?;
+        let held = lease.clone();
+        let row = self
+            .write("sqlite.renew", move |tx| {
+                Box::pin(async move {
+                    sqlx::query(q::RENEW)
+                        .bind(ts(until))
+                        .bind(held.task.to_string())
+                        .bind(held.run.to_string())
+                        .bind(held.token.as_bytes().as_slice())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db("sqlite.renew"))?
+                        .ok_or_else(|| codec::renew_lost(&held))
+                })
+            })
+            .await?;
         let worker: Option<String> = row.try_get(0).map_err(db("sqlite.renew"))?;
         let claims: i64 = row.try_get(1).map_err(db("sqlite.renew"))?;
         Ok(Lease {
@@ -609,20 +833,38 @@ impl Store for SqliteStore {
     }
 
     async fn release(&self, lease: &Lease, due_at: Option<DateTime<Utc>>) -> Result<()> {
-        let (_w, mut tx) = self.begin("sqlite.release").await?;
-        sqlx::query(q::RELEASE)
-            .bind(ts_opt(due_at))
-            .bind(lease.task.to_string())
-            .bind(lease.run.to_string())
-            .bind(lease.token.as_bytes().as_slice())
-            .execute(&mut *tx)
-            .await
-            .map_err(db("sqlite.release"))?;
-        tx.commit().await.map_err(db("sqlite.release"))
+        let (task, run, token) = (
+            lease.task.to_string(),
+            lease.run.to_string(),
+            lease.token.as_bytes().to_vec(),
+        );
+        self.write("sqlite.release", move |tx| {
+            Box::pin(async move {
+                sqlx::query(q::RELEASE)
+                    .bind(ts_opt(due_at))
+                    .bind(task)
+                    .bind(run)
+                    .bind(token)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("sqlite.release"))?;
+                Ok(())
+            })
+        })
+        .await
     }
 
     async fn list_runs(&self, query: RunQuery) -> Result<Vec<RunSummary>> {
-        let rows = sqlx::query(q::LIST_RUNS)
+        // One statement per shape, so each is served by an index: the catch-all form's
+        // `?1 IS NULL OR person_id = ?1` would make SQLite scan every run.
+        let sql = if query.person.is_some() {
+            q::LIST_RUNS_PERSON
+        } else if query.open_only {
+            q::LIST_RUNS_OPEN
+        } else {
+            q::LIST_RUNS
+        };
+        let rows = sqlx::query(sql)
             .bind(query.person.as_ref().map(ToString::to_string))
             .bind(ts_opt(query.since))
             .bind(ts_opt(query.until))
@@ -655,15 +897,19 @@ impl Store for SqliteStore {
     }
 
     async fn put_snapshot(&self, task: TaskId, snapshot: &Snapshot) -> Result<bool> {
-        let (_w, mut tx) = self.begin("sqlite.put_snapshot").await?;
-        let done = sqlx::query(q::SNAPSHOT_PUT)
-            .bind(task.to_string())
-            .bind(codec::to_json(snapshot)?)
-            .execute(&mut *tx)
-            .await
-            .map_err(db("sqlite.put_snapshot"))?;
-        tx.commit().await.map_err(db("sqlite.put_snapshot"))?;
-        Ok(done.rows_affected() == 1)
+        let body = codec::to_json(snapshot)?;
+        self.write("sqlite.put_snapshot", move |tx| {
+            Box::pin(async move {
+                let done = sqlx::query(q::SNAPSHOT_PUT)
+                    .bind(task.to_string())
+                    .bind(body)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("sqlite.put_snapshot"))?;
+                Ok(done.rows_affected() == 1)
+            })
+        })
+        .await
     }
 
     async fn snapshot(&self, task: TaskId) -> Result<Option<Snapshot>> {
@@ -681,19 +927,28 @@ impl Store for SqliteStore {
         accounts: &[AccountRef],
         at: DateTime<Utc>,
     ) -> Result<()> {
-        let (_w, mut tx) = self.begin("sqlite.upsert_accounts").await?;
-        for account in accounts {
-            sqlx::query(q::ACCOUNT_UPSERT)
-                .bind(person.to_string())
-                .bind(account.app.to_string())
-                .bind(&account.external_id)
-                .bind(codec::to_json(account)?)
-                .bind(ts(at))
-                .execute(&mut *tx)
-                .await
-                .map_err(db("sqlite.upsert_accounts"))?;
-        }
-        tx.commit().await.map_err(db("sqlite.upsert_accounts"))
+        let rows = accounts
+            .iter()
+            .map(|a| Ok((a.app.to_string(), a.external_id.clone(), codec::to_json(a)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let (person, at) = (person.to_string(), ts(at));
+        self.write("sqlite.upsert_accounts", move |tx| {
+            Box::pin(async move {
+                for (app, external_id, account) in rows {
+                    sqlx::query(q::ACCOUNT_UPSERT)
+                        .bind(&person)
+                        .bind(app)
+                        .bind(external_id)
+                        .bind(account)
+                        .bind(&at)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db("sqlite.upsert_accounts"))?;
+                }
+                Ok(())
+            })
+        })
+        .await
     }
 
     async fn accounts(&self, person: &PersonId) -> Result<Vec<Account>> {
@@ -727,24 +982,29 @@ impl Store for SqliteStore {
     }
 
     async fn put_cursor(&self, source: &str, cursor: &Cursor) -> Result<()> {
-        let (_w, mut tx) = self.begin("sqlite.put_cursor").await?;
-        sqlx::query(q::CURSOR_PUT)
-            .bind(source)
-            .bind(&cursor.0)
-            .execute(&mut *tx)
-            .await
-            .map_err(db("sqlite.put_cursor"))?;
-        tx.commit().await.map_err(db("sqlite.put_cursor"))
+        let (source, cursor) = (source.to_owned(), cursor.0.clone());
+        self.write("sqlite.put_cursor", move |tx| {
+            Box::pin(async move {
+                sqlx::query(q::CURSOR_PUT)
+                    .bind(source)
+                    .bind(cursor)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("sqlite.put_cursor"))?;
+                Ok(())
+            })
+        })
+        .await
     }
 
     async fn append_audit(&self, events: Vec<AuditEvent>) -> Result<Vec<AuditEvent>> {
         if events.is_empty() {
             return Ok(events);
         }
-        let (_w, mut tx) = self.begin("sqlite.append_audit").await?;
-        let sealed = append(&mut tx, events).await?;
-        tx.commit().await.map_err(db("sqlite.append_audit"))?;
-        Ok(sealed)
+        self.write("sqlite.append_audit", move |tx| {
+            Box::pin(append(tx, events))
+        })
+        .await
     }
 
     async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditEvent>> {
@@ -790,21 +1050,87 @@ impl Store for SqliteStore {
 #[async_trait]
 impl AuditSink for SqliteStore {
     async fn record(&self, events: &[AuditEvent]) -> Result<()> {
-        let (_w, mut tx) = self.begin("sqlite.record").await?;
-        let (mut last_seq, mut last_hash) = head(&mut tx).await?;
-        let mut fresh = Vec::new();
-        for event in events {
-            if event.seq <= last_seq {
-                continue;
-            }
-            if event.seq != last_seq + 1 || event.prev_hash != last_hash {
-                return Err(codec::chain_gap(event.seq, last_seq));
-            }
-            last_seq = event.seq;
-            last_hash.clone_from(&event.hash);
-            fresh.push(event.clone());
+        let events = events.to_vec();
+        self.write("sqlite.record", move |tx| {
+            Box::pin(async move {
+                let (mut last_seq, mut last_hash) = head(tx).await?;
+                let mut fresh = Vec::new();
+                for event in events {
+                    if event.seq <= last_seq {
+                        continue;
+                    }
+                    if event.seq != last_seq + 1 || event.prev_hash != last_hash {
+                        return Err(codec::chain_gap(event.seq, last_seq));
+                    }
+                    last_seq = event.seq;
+                    last_hash.clone_from(&event.hash);
+                    fresh.push(event);
+                }
+                insert_events(tx, &fresh).await
+            })
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use offboard_core::{AuditEvent, AuditKind, AuditSink, ErrorKind, Store};
+
+    use super::SqliteStore;
+
+    fn note(i: usize) -> AuditEvent {
+        AuditEvent::new(
+            chrono::Utc::now(),
+            "test",
+            AuditKind::Note {
+                name: format!("n{i}"),
+                data: serde_json::json!({ "i": i }),
+            },
+        )
+    }
+
+    /// Writes queued together share a transaction, but one that fails is undone alone and the
+    /// others are all stored, in a chain that verifies.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_write_in_a_group_is_undone_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(
+            SqliteStore::open(dir.path().join("offboard.db"))
+                .await
+                .unwrap(),
+        );
+        let mut handles = Vec::new();
+        for i in 0..64 {
+            let store = store.clone();
+            handles.push(tokio::spawn(async move {
+                if i % 8 == 7 {
+                    // An event that does not link to the chain: refused as a whole.
+                    let mut bad = note(i);
+                    bad.seal(1_000_000 + i as u64, "not the head");
+                    let err = store.record(&[bad]).await.unwrap_err();
+                    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+                    0
+                } else {
+                    store
+                        .append_audit(vec![note(i), note(i)])
+                        .await
+                        .unwrap()
+                        .len()
+                }
+            }));
         }
-        insert_events(&mut tx, &fresh).await?;
-        tx.commit().await.map_err(db("sqlite.record"))
+        let mut stored = 0;
+        for h in handles {
+            stored += h.await.unwrap();
+        }
+        assert_eq!(stored, 56 * 2);
+        let all = store.audit(offboard_core::AuditQuery::all()).await.unwrap();
+        assert_eq!(all.len(), stored);
+        let check = store.verify_audit().await.unwrap();
+        assert!(check.is_intact(), "{:?}", check.problem);
+        assert_eq!(check.verified, stored as u64);
     }
 }

@@ -1,0 +1,497 @@
+//! The scale benchmark: N offboardings of 4 actions each (zero-latency reference connector),
+//! durable on a fresh SQLite file, plus the store's own rates (durable transitions/s, audit
+//! appends/s, claim latency under 4 concurrent claimers).
+//!
+//! Run with `cargo bench --bench scale`; choose N with `OFFBOARD_SCALE_N` (default
+//! `100,1000`, e.g. `OFFBOARD_SCALE_N=100,1000,10000`) and the directory of the database files
+//! with `OFFBOARD_SCALE_DIR` (default: the system temp directory). Under `cargo test` (no
+//! `--bench` argument) it runs only a smoke test with N = 20.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use offboard::connector::Snapshot;
+use offboard::stores::SqliteStore;
+use offboard::{
+    Account, AccountRef, AuditEvent, AuditKind, AuditQuery, ClaimRequest, Commit, Cursor, Engine,
+    Initiator, Lease, Person, PersonId, Policy, Result, Run, RunId, RunQuery, RunRequest, RunState,
+    RunSummary, Store, TaskId,
+};
+use offboard_testkit::reference::{ReferenceConnector, ReferenceUser};
+
+const POLICY: &str = r#"
+[apps.idp]
+method = "automatic"
+actions = ["idp.suspend", "idp.clear_sessions", "idp.remove_groups", "idp.unassign_apps"]
+"#;
+
+const ACTIONS: usize = 4;
+
+/// Counts and times every store call by method.
+#[derive(Debug)]
+struct Counting<S> {
+    inner: S,
+    calls: Mutex<BTreeMap<&'static str, (u64, Duration)>>,
+}
+
+impl<S: Sync> Counting<S> {
+    fn new(inner: S) -> Self {
+        Self {
+            inner,
+            calls: Mutex::default(),
+        }
+    }
+
+    async fn timed<T: Send>(&self, name: &'static str, f: impl Future<Output = T> + Send) -> T {
+        let start = Instant::now();
+        let out = f.await;
+        let took = start.elapsed();
+        let mut calls = self.calls.lock().unwrap();
+        let e = calls.entry(name).or_default();
+        e.0 += 1;
+        e.1 += took;
+        out
+    }
+
+    fn take(&self) -> BTreeMap<&'static str, (u64, Duration)> {
+        std::mem::take(&mut *self.calls.lock().unwrap())
+    }
+}
+
+#[async_trait]
+impl<S: Store> Store for Counting<S> {
+    async fn create_run(&self, run: &Run, events: Vec<AuditEvent>) -> Result<Vec<AuditEvent>> {
+        self.timed("create_run", self.inner.create_run(run, events))
+            .await
+    }
+    async fn load_run(&self, id: RunId) -> Result<Option<Run>> {
+        self.timed("load_run", self.inner.load_run(id)).await
+    }
+    async fn commit(&self, commit: Commit) -> Result<(u64, Vec<AuditEvent>)> {
+        self.timed("commit", self.inner.commit(commit)).await
+    }
+    async fn claim(&self, request: ClaimRequest) -> Result<Vec<Lease>> {
+        self.timed("claim", self.inner.claim(request)).await
+    }
+    async fn renew(&self, lease: &Lease, until: DateTime<Utc>) -> Result<Lease> {
+        self.timed("renew", self.inner.renew(lease, until)).await
+    }
+    async fn release(&self, lease: &Lease, due_at: Option<DateTime<Utc>>) -> Result<()> {
+        self.timed("release", self.inner.release(lease, due_at))
+            .await
+    }
+    async fn list_runs(&self, query: RunQuery) -> Result<Vec<RunSummary>> {
+        self.timed("list_runs", self.inner.list_runs(query)).await
+    }
+    async fn put_snapshot(&self, task: TaskId, snapshot: &Snapshot) -> Result<bool> {
+        self.timed("put_snapshot", self.inner.put_snapshot(task, snapshot))
+            .await
+    }
+    async fn snapshot(&self, task: TaskId) -> Result<Option<Snapshot>> {
+        self.timed("snapshot", self.inner.snapshot(task)).await
+    }
+    async fn upsert_accounts(
+        &self,
+        person: &PersonId,
+        accounts: &[AccountRef],
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        self.timed(
+            "upsert_accounts",
+            self.inner.upsert_accounts(person, accounts, at),
+        )
+        .await
+    }
+    async fn accounts(&self, person: &PersonId) -> Result<Vec<Account>> {
+        self.timed("accounts", self.inner.accounts(person)).await
+    }
+    async fn cursor(&self, source: &str) -> Result<Option<Cursor>> {
+        self.timed("cursor", self.inner.cursor(source)).await
+    }
+    async fn put_cursor(&self, source: &str, cursor: &Cursor) -> Result<()> {
+        self.timed("put_cursor", self.inner.put_cursor(source, cursor))
+            .await
+    }
+    async fn append_audit(&self, events: Vec<AuditEvent>) -> Result<Vec<AuditEvent>> {
+        self.timed("append_audit", self.inner.append_audit(events))
+            .await
+    }
+    async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditEvent>> {
+        self.timed("audit", self.inner.audit(query)).await
+    }
+}
+
+/// A fresh directory for one measurement, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Self {
+        let base = std::env::var_os("OFFBOARD_SCALE_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir);
+        let dir = base.join(format!(
+            "offboard-scale-{tag}-{}-{}",
+            std::process::id(),
+            Utc::now().timestamp_nanos_opt().unwrap_or_default()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+    fn db(&self) -> PathBuf {
+        self.0.join("offboard.db")
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn file_len(p: &Path) -> u64 {
+    std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+}
+
+/// Resets the kernel's peak-RSS mark (VmHWM), so each N reports its own peak.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Peak resident set size in KiB (`VmHWM` of /proc/self/status).
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+struct ScaleResult {
+    n: usize,
+    submit: Duration,
+    total: Duration,
+    peak_rss_kib: Option<u64>,
+    bytes_per_case: f64,
+    calls: BTreeMap<&'static str, (u64, Duration)>,
+}
+
+impl ScaleResult {
+    fn cases_per_s(&self) -> f64 {
+        self.n as f64 / self.total.as_secs_f64()
+    }
+}
+
+async fn engine_on(store: Arc<dyn Store>, n: usize) -> Engine {
+    let users: Vec<ReferenceUser> = (0..n)
+        .map(|i| ReferenceUser::employee(format!("u{i}@example.com")))
+        .collect();
+    let conn = Arc::new(ReferenceConnector::builder("idp").users(users).build());
+    Engine::builder()
+        .store(store)
+        .connector(conn)
+        .policy(Policy::from_toml(POLICY).unwrap())
+        .build()
+        .unwrap()
+}
+
+/// Plans and submits `people` offboardings (persons `first..first + people`).
+async fn submit_all(engine: &Engine, first: usize, people: usize) -> Vec<RunId> {
+    let mut ids = Vec::with_capacity(people);
+    for i in first..first + people {
+        let person = Person::new(format!("p{i}"), format!("u{i}@example.com"));
+        let plan = engine
+            .plan(RunRequest::new(person, Initiator::Schedule))
+            .await
+            .unwrap();
+        assert_eq!(plan.run.tasks.len(), ACTIONS);
+        ids.push(engine.submit(plan, None).await.unwrap());
+    }
+    ids
+}
+
+async fn scale(n: usize) -> ScaleResult {
+    let dir = Scratch::new(&format!("n{n}"));
+    let sqlite = SqliteStore::open(dir.db()).await.unwrap();
+    let store = Arc::new(Counting::new(sqlite.clone()));
+    let engine = engine_on(store.clone(), n).await;
+    reset_peak_rss();
+
+    let start = Instant::now();
+    let ids = submit_all(&engine, 0, n).await;
+    let submit = start.elapsed();
+    loop {
+        engine.run_due().await.unwrap();
+        let open = store
+            .inner
+            .list_runs(RunQuery::default().open().limit(1))
+            .await
+            .unwrap();
+        if open.is_empty() {
+            break;
+        }
+    }
+    let total = start.elapsed();
+    let peak_rss_kib = peak_rss_kib();
+    let calls = store.take();
+
+    let all = store.inner.list_runs(RunQuery::default()).await.unwrap();
+    assert_eq!(all.len(), n);
+    assert!(all.iter().all(|r| r.state == RunState::Completed));
+    assert_eq!(
+        engine.status(ids[n - 1]).await.unwrap().state,
+        RunState::Completed
+    );
+    sqlite.checkpoint().await.unwrap();
+    let db = dir.db();
+    let wal = db.with_extension("db-wal");
+    let bytes = file_len(&db) + file_len(&wal);
+    ScaleResult {
+        n,
+        submit,
+        total,
+        peak_rss_kib,
+        bytes_per_case: bytes as f64 / n as f64,
+        calls,
+    }
+}
+
+/// Durable transitions/s: each one commits a run update, one task row and one audit event in
+/// one transaction, as the engine's commits do; one caller, then `concurrent` callers on
+/// different runs.
+async fn transitions(ops: usize, concurrent: usize) -> (f64, f64) {
+    let dir = Scratch::new("transitions");
+    let store = Arc::new(SqliteStore::open(dir.db()).await.unwrap());
+    let engine = engine_on(store.clone(), concurrent).await;
+    let ids = submit_all(&engine, 0, concurrent).await;
+    let one = |store: Arc<SqliteStore>, id: RunId, ops: usize| async move {
+        let mut run = store.load_run(id).await.unwrap().unwrap();
+        for i in 0..ops {
+            let task = run.tasks[i % ACTIONS].id;
+            let event = AuditEvent::new(
+                Utc::now(),
+                "bench",
+                AuditKind::Note {
+                    name: "transition".into(),
+                    data: serde_json::json!({ "i": i }),
+                },
+            )
+            .with_run(id);
+            let (version, _) = store
+                .commit(Commit::new(run.clone(), vec![task], vec![event]))
+                .await
+                .unwrap();
+            run.version = version;
+        }
+    };
+    let start = Instant::now();
+    one(store.clone(), ids[0], ops).await;
+    let serial = ops as f64 / start.elapsed().as_secs_f64();
+
+    let per = ops / concurrent;
+    let start = Instant::now();
+    let handles: Vec<_> = ids
+        .iter()
+        .map(|id| tokio::spawn(one(store.clone(), *id, per)))
+        .collect();
+    for h in handles {
+        h.await.unwrap();
+    }
+    let parallel = (per * concurrent) as f64 / start.elapsed().as_secs_f64();
+    (serial, parallel)
+}
+
+/// Audit appends/s, one event per append, one caller.
+async fn appends(ops: usize) -> f64 {
+    let dir = Scratch::new("appends");
+    let store = SqliteStore::open(dir.db()).await.unwrap();
+    let start = Instant::now();
+    for i in 0..ops {
+        let event = AuditEvent::new(
+            Utc::now(),
+            "bench",
+            AuditKind::Note {
+                name: "append".into(),
+                data: serde_json::json!({ "i": i }),
+            },
+        );
+        store.append_audit(vec![event]).await.unwrap();
+    }
+    ops as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Claim latency with 4 concurrent claimers taking one task at a time from `runs` × 4 due
+/// tasks: (mean, p50, p99, max) and claims/s.
+async fn claims(runs: usize) -> (Duration, Duration, Duration, Duration, f64) {
+    let dir = Scratch::new("claims");
+    let store = Arc::new(SqliteStore::open(dir.db()).await.unwrap());
+    let engine = engine_on(store.clone(), runs).await;
+    submit_all(&engine, 0, runs).await;
+    let now = Utc::now() + chrono::Duration::seconds(1);
+    let start = Instant::now();
+    let claimers: Vec<_> = (0..4)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                loop {
+                    let t = Instant::now();
+                    let got = store
+                        .claim(ClaimRequest::new(
+                            format!("w{w}"),
+                            now,
+                            Duration::from_secs(300),
+                            1,
+                        ))
+                        .await
+                        .unwrap();
+                    lat.push(t.elapsed());
+                    if got.is_empty() {
+                        return lat;
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut lat = Vec::new();
+    for c in claimers {
+        lat.extend(c.await.unwrap());
+    }
+    let wall = start.elapsed();
+    lat.sort();
+    let mean = lat.iter().sum::<Duration>() / lat.len() as u32;
+    let pct = |p: f64| lat[((lat.len() - 1) as f64 * p) as usize];
+    (
+        mean,
+        pct(0.5),
+        pct(0.99),
+        *lat.last().unwrap(),
+        lat.len() as f64 / wall.as_secs_f64(),
+    )
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+fn print_scale(results: &[ScaleResult]) {
+    println!();
+    println!(
+        "scale: N offboardings x {ACTIONS} actions, zero-latency connector, SQLite (WAL, synchronous=FULL)"
+    );
+    println!(
+        "{:>7} | {:>10} | {:>10} | {:>9} | {:>12} | {:>13} | {:>12}",
+        "N", "submit", "total", "cases/s", "tasks/s", "peak RSS", "bytes/case"
+    );
+    println!("{}", "-".repeat(92));
+    for r in results {
+        println!(
+            "{:>7} | {:>8.2} s | {:>8.2} s | {:>9.1} | {:>12.1} | {:>13} | {:>12.0}",
+            r.n,
+            r.submit.as_secs_f64(),
+            r.total.as_secs_f64(),
+            r.cases_per_s(),
+            r.cases_per_s() * ACTIONS as f64,
+            r.peak_rss_kib.map_or("n/a".to_owned(), |k| format!(
+                "{:.1} MiB",
+                k as f64 / 1024.0
+            )),
+            r.bytes_per_case,
+        );
+    }
+    if let (Some(first), Some(last)) = (results.first(), results.last())
+        && results.len() > 1
+    {
+        println!(
+            "throughput ratio N={} vs N={}: {:.2} (goal >= 0.80 for 10,000 vs 100)",
+            last.n,
+            first.n,
+            last.cases_per_s() / first.cases_per_s()
+        );
+    }
+    for r in results {
+        let tasks = (r.n * ACTIONS) as f64;
+        println!();
+        println!(
+            "store calls at N={} (per task = calls / {} tasks; time = wall time inside the call, \
+             including waiting for the writer lock)",
+            r.n,
+            r.n * ACTIONS
+        );
+        println!(
+            "{:>16} | {:>9} | {:>8} | {:>11} | {:>10}",
+            "call", "calls", "per task", "mean", "total"
+        );
+        let mut all_calls = 0;
+        for (name, (count, time)) in &r.calls {
+            all_calls += count;
+            println!(
+                "{:>16} | {:>9} | {:>8.2} | {:>11} | {:>8.2} s",
+                name,
+                count,
+                *count as f64 / tasks,
+                ms(*time / (*count).max(1) as u32),
+                time.as_secs_f64()
+            );
+        }
+        println!(
+            "{:>16} | {:>9} | {:>8.2} |",
+            "all",
+            all_calls,
+            all_calls as f64 / tasks
+        );
+    }
+}
+
+fn main() {
+    let bench = std::env::args().any(|a| a == "--bench");
+    let sizes: Vec<usize> = if bench {
+        std::env::var("OFFBOARD_SCALE_N")
+            .unwrap_or_else(|_| "100,1000".to_owned())
+            .split(',')
+            .map(|s| s.trim().replace('_', "").parse().expect("OFFBOARD_SCALE_N"))
+            .collect()
+    } else {
+        vec![20]
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut results = Vec::new();
+        for n in sizes {
+            let r = scale(n).await;
+            eprintln!(
+                "N={n}: {:.1} cases/s ({:.2} s)",
+                r.cases_per_s(),
+                r.total.as_secs_f64()
+            );
+            results.push(r);
+        }
+        print_scale(&results);
+
+        let (ops, claim_runs) = if bench { (2000, 250) } else { (40, 5) };
+        let (serial, parallel) = transitions(ops, 4).await;
+        let appends = appends(ops).await;
+        let (mean, p50, p99, max, rate) = claims(claim_runs).await;
+        println!();
+        println!("store (SQLite, synchronous=FULL)");
+        println!("  durable transitions/s, 1 caller:        {serial:>9.1}");
+        println!("  durable transitions/s, 4 callers:       {parallel:>9.1}");
+        println!("  audit appends/s (1 event each):         {appends:>9.1}");
+        println!(
+            "  claim latency, 4 concurrent claimers ({} tasks, limit 1): mean {}, p50 {}, p99 {}, max {}; {:.1} claims/s",
+            claim_runs * ACTIONS,
+            ms(mean),
+            ms(p50),
+            ms(p99),
+            ms(max),
+            rate
+        );
+    });
+}
