@@ -47,6 +47,7 @@ mod fixture;
 mod routes;
 
 pub use crate::okta::RecordedRequest;
+use crate::okta::{record, respond};
 pub use fixture::GoogleFixture;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -584,41 +585,6 @@ struct Responder(Arc<Shared>);
 impl Respond for Responder {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         self.0.handle(request)
-    }
-}
-
-fn record(request: &Request) -> RecordedRequest {
-    let headers = request
-        .headers
-        .iter()
-        .map(|(k, v)| {
-            let value = if k == "authorization" {
-                let scheme = v
-                    .to_str()
-                    .ok()
-                    .and_then(|s| s.split(' ').next())
-                    .unwrap_or("");
-                format!("{scheme} [REDACTED]")
-            } else {
-                String::from_utf8_lossy(v.as_bytes()).into_owned()
-            };
-            (k.as_str().to_owned(), value)
-        })
-        .collect();
-    RecordedRequest {
-        method: request.method.as_str().to_owned(),
-        path: request.url.path().to_owned(),
-        query: request.url.query_pairs().into_owned().collect(),
-        headers,
-        body: serde_json::from_slice(&request.body).ok(),
-    }
-}
-
-fn respond(status: u16, body: Option<Value>) -> ResponseTemplate {
-    let t = ResponseTemplate::new(status);
-    match body {
-        Some(b) => t.set_body_json(b),
-        None => t,
     }
 }
 

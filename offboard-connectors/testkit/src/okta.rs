@@ -718,7 +718,7 @@ impl Respond for Responder {
     }
 }
 
-fn record(request: &Request) -> RecordedRequest {
+pub(crate) fn record(request: &Request) -> RecordedRequest {
     let headers = request
         .headers
         .iter()
@@ -745,7 +745,7 @@ fn record(request: &Request) -> RecordedRequest {
     }
 }
 
-fn respond(status: u16, body: Option<Value>) -> ResponseTemplate {
+pub(crate) fn respond(status: u16, body: Option<Value>) -> ResponseTemplate {
     let t = ResponseTemplate::new(status);
     match body {
         Some(b) => t.set_body_json(b),
