@@ -192,6 +192,39 @@ pub struct Snapshot {
     pub taken_at: DateTime<Utc>,
 }
 
+impl Snapshot {
+    /// A snapshot of `external_id` in `app`, taken now, before `action`.
+    pub fn new(
+        app: AppId,
+        action: ActionName,
+        external_id: impl Into<String>,
+        data: serde_json::Value,
+    ) -> Self {
+        Self {
+            app,
+            action,
+            external_id: external_id.into(),
+            data,
+            taken_at: Utc::now(),
+        }
+    }
+
+    /// Checks that this snapshot may restore `account` in `app`.
+    ///
+    /// # Errors
+    /// `InvalidInput` when the snapshot was taken of another app or account: a snapshot never
+    /// restores anything but what it was taken from.
+    pub fn check_restores(&self, app: &AppId, account: &AccountRef) -> Result<()> {
+        if &self.app != app || self.external_id != account.external_id {
+            return Err(Error::invalid_input(format!(
+                "snapshot of {}/{} cannot restore {app}/{}",
+                self.app, self.external_id, account.external_id
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// What a verification pass found for one account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verification {

@@ -298,13 +298,12 @@ impl Connector for AdConnector {
                     ));
                 }
             };
-            Ok(Snapshot {
-                app: self.capabilities.app.clone(),
-                action: action.name.clone(),
-                external_id: account.external_id.clone(),
+            Ok(Snapshot::new(
+                self.capabilities.app.clone(),
+                action.name.clone(),
+                account.external_id.clone(),
                 data,
-                taken_at: chrono::Utc::now(),
-            })
+            ))
         }
         .await;
         result.map_err(|e| {
@@ -316,12 +315,7 @@ impl Connector for AdConnector {
     async fn restore(&self, account: &AccountRef, snapshot: &Snapshot) -> Result<Outcome> {
         let result = async {
             let verb = self.verb(&Action::new(snapshot.action.clone()))?;
-            if snapshot.external_id != account.external_id {
-                return Err(Error::invalid_input(format!(
-                    "the snapshot is of account {}, not {}",
-                    snapshot.external_id, account.external_id
-                )));
-            }
+            snapshot.check_restores(&self.capabilities.app, account)?;
             let Some(user) = self.user(account).await? else {
                 return Ok(Outcome::NotFound);
             };

@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use async_trait::async_trait;
-use chrono::Utc;
 use offboard_core::{
     AccountRef, AccountStatus, Action, AppId, Capabilities, Connector, Error, ErrorKind,
     ExecuteOptions, ExecuteReply, LookupRequest, Outcome, Result, Snapshot, Verification,
@@ -250,26 +249,21 @@ impl Connector for OktaConnector {
                 .map(|d| serde_json::to_value(d).unwrap_or_default()),
         };
         let data = data.ok_or_else(|| user_gone(id, &op))?;
-        Ok(Snapshot {
-            app: AppId::new(APP),
-            action: action.name.clone(),
-            external_id: id.to_owned(),
+        Ok(Snapshot::new(
+            AppId::new(APP),
+            action.name.clone(),
+            id,
             data,
-            taken_at: Utc::now(),
-        })
+        ))
     }
 
     async fn restore(&self, account: &AccountRef, snapshot: &Snapshot) -> Result<Outcome> {
         let op = format!("restore {}", snapshot.action);
         let verb = self.reversible(&snapshot.action, &op)?;
         self.check_account(account, &op)?;
-        if snapshot.app.as_str() != APP || snapshot.external_id != account.external_id {
-            return Err(Error::invalid_input(format!(
-                "snapshot of {}/{} cannot restore {APP}/{}",
-                snapshot.app, snapshot.external_id, account.external_id
-            ))
-            .with_operation(op));
-        }
+        snapshot
+            .check_restores(&AppId::new(APP), account)
+            .map_err(|e| e.with_operation(op.clone()))?;
         let id = account.external_id.as_str();
         let malformed = |e| {
             Error::from(OktaError::Snapshot {

@@ -59,7 +59,6 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::Utc;
 use offboard_core::{
     AccountRef, AccountStatus, Action, ActionName, ActionSpec, AppId, Capabilities, Connector,
     Error, ExecuteOptions, ExecuteReply, LookupRequest, Outcome, Result, Secret, Snapshot,
@@ -1044,26 +1043,21 @@ impl Connector for ReferenceConnector {
             Some(Verb::Suspend) => serde_json::json!({ "status": entry.user.status }),
             _ => serde_json::json!({ "groups": entry.user.groups }),
         };
-        Ok(Snapshot {
-            app: self.app.clone(),
-            action: action.name.clone(),
-            external_id: account.external_id.clone(),
+        Ok(Snapshot::new(
+            self.app.clone(),
+            action.name.clone(),
+            account.external_id.clone(),
             data,
-            taken_at: Utc::now(),
-        })
+        ))
     }
 
     async fn restore(&self, account: &AccountRef, snapshot: &Snapshot) -> Result<Outcome> {
         self.enter(|c| c.restore += 1, Some("restore")).await?;
         let op = format!("restore {}", snapshot.action);
         self.check_account(account, &op)?;
-        if snapshot.app != self.app || snapshot.external_id != account.external_id {
-            return Err(Error::invalid_input(format!(
-                "snapshot of {}/{} cannot restore {}/{}",
-                snapshot.app, snapshot.external_id, self.app, account.external_id
-            ))
-            .with_operation(op));
-        }
+        snapshot
+            .check_restores(&self.app, account)
+            .map_err(|e| e.with_operation(op.clone()))?;
         let verb = self.verb(&snapshot.action);
         if !matches!(verb, Some(Verb::Suspend | Verb::RemoveGroups)) {
             return Err(Error::unsupported(format!(
