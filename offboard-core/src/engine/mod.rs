@@ -1023,8 +1023,7 @@ impl Inner {
                     return Ok((run, commands));
                 }
                 Err(e)
-                    if e.kind() == ErrorKind::Conflict
-                        && lease.is_none_or(|(l, _)| !lease_lost(&e, l)) =>
+                    if e.kind() == ErrorKind::Conflict && (lease.is_none() || !lease_lost(&e)) =>
                 {
                     continue;
                 }
@@ -1072,7 +1071,7 @@ impl Inner {
     }
 }
 
-fn lease_lost(e: &Error, _lease: &Lease) -> bool {
+fn lease_lost(e: &Error) -> bool {
     e.context().any(|(k, v)| k == "lease" && v == "lost")
 }
 
