@@ -1,7 +1,8 @@
 //! The [`Connector`] trait: how offboard acts on one app.
 
+use std::collections::BTreeSet;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -24,6 +25,10 @@ pub struct Capabilities {
     pub verify: bool,
     /// Whether [`Connector::discover`] is implemented.
     pub discover: bool,
+    /// Actions of this connector not offered as configured, each with the reason (e.g. a host
+    /// integration that is not configured); the engine quotes it when a policy names one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unavailable: Vec<(ActionName, String)>,
 }
 
 impl Capabilities {
@@ -34,7 +39,22 @@ impl Capabilities {
             actions,
             verify: true,
             discover: false,
+            unavailable: Vec::new(),
         }
+    }
+
+    /// Records that `name` is not offered, and why.
+    pub fn with_unavailable(mut self, name: ActionName, reason: impl Into<String>) -> Self {
+        self.unavailable.push((name, reason.into()));
+        self
+    }
+
+    /// Why an action is not offered, when the connector said.
+    pub fn unavailable_reason(&self, name: &ActionName) -> Option<&str> {
+        self.unavailable
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, r)| r.as_str())
     }
 
     /// Turns verification off.
@@ -173,6 +193,63 @@ impl ExecuteReply {
         Self {
             outcome,
             detail: Some(detail.into()),
+        }
+    }
+
+    /// A reply with detail, marked `dry run: ` when it only predicts (the outcome a real run
+    /// would have, nothing changed).
+    ///
+    /// ```
+    /// use offboard_core::{ExecuteReply, Outcome};
+    /// let r = ExecuteReply::predicted(Outcome::Done, true, "would suspend 00u1");
+    /// assert_eq!(r.detail.as_deref(), Some("dry run: would suspend 00u1"));
+    /// ```
+    pub fn predicted(outcome: Outcome, dry_run: bool, detail: impl Into<String>) -> Self {
+        let detail = detail.into();
+        Self::with_detail(
+            outcome,
+            if dry_run {
+                format!("dry run: {detail}")
+            } else {
+                detail
+            },
+        )
+    }
+
+    /// The reply for an account that no longer exists: `NotFound`, naming the user.
+    pub fn user_gone(id: &str) -> Self {
+        Self::with_detail(Outcome::NotFound, format!("user {id} does not exist"))
+    }
+}
+
+/// The (account id, idempotency key) pairs one connector instance has handled, for actions
+/// whose effect the vendor cannot show (sign-out, session revocation, password reset).
+///
+/// # Behavior
+/// A repeat with the same key is recognised as already done; an empty key is never
+/// remembered. Memory only: after a restart the action runs again, which such actions allow
+/// (their calls are idempotent and harmless to repeat).
+#[derive(Debug, Default)]
+pub struct KeyMemo(Mutex<BTreeSet<(String, String)>>);
+
+impl KeyMemo {
+    /// Whether this (account, key) pair was handled by this instance.
+    pub fn contains(&self, id: &str, key: &str) -> bool {
+        !key.is_empty()
+            && self
+                .0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains(&(id.to_owned(), key.to_owned()))
+    }
+
+    /// Remembers the pair (nothing for an empty key).
+    pub fn insert(&self, id: &str, key: &str) {
+        if !key.is_empty() {
+            self.0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert((id.to_owned(), key.to_owned()));
         }
     }
 }

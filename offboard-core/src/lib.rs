@@ -23,8 +23,8 @@ pub mod store;
 pub use action::{Action, ActionName, ActionSpec};
 pub use audit::{AuditEvent, AuditKind, AuditSink, TracingSink};
 pub use connector::{
-    Capabilities, Connector, ExecuteOptions, ExecuteReply, LookupRequest, Snapshot, SnapshotPolicy,
-    Verification,
+    Capabilities, Connector, ExecuteOptions, ExecuteReply, KeyMemo, LookupRequest, Snapshot,
+    SnapshotPolicy, Verification,
 };
 pub use delegate::{Delegate, DelegationRequest, TicketStatus};
 pub use engine::{Confirmation, Engine, EngineBuilder, Limits, Plan, RunRequest};

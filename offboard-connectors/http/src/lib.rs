@@ -19,6 +19,8 @@
 //! - [`AdaptiveLimiter`]: reads Okta's `X-Rate-Limit-Limit/-Remaining/-Reset` and spaces
 //!   requests once fewer than 10 % of the budget remain, so the vendor rarely says no; plus a
 //!   concurrency cap.
+//! - [`HttpFeedLoader`]: an HR export fetched from a URL (optional bearer/basic auth,
+//!   `ETag`/`Last-Modified` conditional requests) for `offboard_core`'s `HrFeed`.
 //! - Tracing: every request runs in an `http.request` span with `method`, `path`, `status` and
 //!   `latency_ms`. The query string, headers, bodies and tokens are never recorded.
 //!
@@ -46,6 +48,8 @@
 mod auth;
 mod client;
 mod error;
+mod feed;
+pub mod graph;
 mod limiter;
 
 pub use auth::{
@@ -54,6 +58,8 @@ pub use auth::{
 };
 pub use client::{HttpClient, HttpClientBuilder, HttpRequest, HttpResponse};
 pub use error::{VendorError, classify, parse_retry_after};
+pub use feed::HttpFeedLoader;
+pub use graph::{GraphClient, GraphClientBuilder, GraphRequest};
 pub use limiter::{AdaptiveLimiter, LimiterConfig, RateLimitHeaders};
 
 /// Re-exported so connectors name methods and status codes without a direct reqwest dependency.

@@ -1,9 +1,8 @@
 //! offboard-http against wiremock: auth headers, error mapping, throttling hints, safe paths,
 //! token caching with a jumped clock, and redaction in Debug, errors and traces.
 
-use std::fmt::Write as _;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use offboard_core::{ErrorKind, Secret};
@@ -11,6 +10,7 @@ use offboard_http::{
     GoogleServiceAccount, HttpClient, HttpRequest, MicrosoftClientCredentials,
     OAuthClientCredentials, StaticToken, TokenProvider,
 };
+use offboard_testkit::trace::TraceCapture;
 use serde::Deserialize;
 use wiremock::matchers::{body_string_contains, header, method, path, query_param};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
@@ -481,43 +481,6 @@ async fn oauth_refusal_is_unauthenticated_and_config_names_keys() {
     assert!(e.to_string().contains("base_url"));
 }
 
-/// A tracing subscriber that writes every span field and event field into one string.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<String>>);
-
-struct Fields<'a>(&'a mut String);
-
-impl tracing::field::Visit for Fields<'_> {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        let _ = write!(self.0, " {}={:?}", field.name(), value);
-    }
-}
-
-impl tracing::Subscriber for Capture {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        let mut out = self.0.lock().unwrap();
-        let _ = write!(out, "\nspan {}:", span.metadata().name());
-        span.record(&mut Fields(&mut out));
-        tracing::span::Id::from_u64(out.len() as u64 + 1)
-    }
-    fn record(&self, _: &tracing::span::Id, values: &tracing::span::Record<'_>) {
-        let mut out = self.0.lock().unwrap();
-        out.push_str("\nrecord:");
-        values.record(&mut Fields(&mut out));
-    }
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        let mut out = self.0.lock().unwrap();
-        let _ = write!(out, "\nevent {}:", event.metadata().target());
-        event.record(&mut Fields(&mut out));
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn traces_have_method_path_status_latency_and_no_secret() {
     let server = MockServer::start().await;
@@ -531,8 +494,8 @@ async fn traces_have_method_path_status_latency_and_no_secret() {
         })))
         .mount(&server)
         .await;
-    let capture = Capture::default();
-    let guard = tracing::subscriber::set_default(capture.clone());
+    let capture = TraceCapture::default();
+    let guard = capture.set_default();
     let c = client(&server);
     c.send(
         HttpRequest::get(["api", "v1", "users", "00u1"]).query("search", "profile.login eq \"x\""),
@@ -555,7 +518,7 @@ async fn traces_have_method_path_status_latency_and_no_secret() {
         .await
         .unwrap();
     drop(guard);
-    let text = capture.0.lock().unwrap().clone();
+    let text = capture.text();
     assert!(
         text.contains("span http.request: method=GET path=/api/v1/users/00u1"),
         "{text}"

@@ -2,8 +2,7 @@
 //! tenant's state after it, repeats, dry runs, rollbacks, lookup escaping, throttling,
 //! OAuth and secret redaction.
 
-use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use offboard_core::{
@@ -13,6 +12,7 @@ use offboard_core::{
 use offboard_okta::{OktaConfig, OktaConnector, search_expression};
 use offboard_testkit::Fixture;
 use offboard_testkit::okta::{NewUser, OktaFixture, OktaTenant, RateFamily, RateLimits};
+use offboard_testkit::trace::TraceCapture;
 
 struct Setup {
     tenant: Arc<OktaTenant>,
@@ -627,46 +627,12 @@ async fn oauth_private_key_jwt_against_the_simulator() {
     assert!(!format!("{okta:?}").contains("sim-access-token"));
 }
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<String>>);
-
-struct Fields<'a>(&'a mut String);
-
-impl tracing::field::Visit for Fields<'_> {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        let _ = write!(self.0, " {}={:?}", field.name(), value);
-    }
-}
-
-impl tracing::Subscriber for Capture {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        let mut out = self.0.lock().unwrap();
-        let _ = write!(out, "\nspan {}:", span.metadata().name());
-        span.record(&mut Fields(&mut out));
-        tracing::span::Id::from_u64(out.len() as u64 + 1)
-    }
-    fn record(&self, _: &tracing::span::Id, values: &tracing::span::Record<'_>) {
-        let mut out = self.0.lock().unwrap();
-        values.record(&mut Fields(&mut out));
-    }
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        let mut out = self.0.lock().unwrap();
-        event.record(&mut Fields(&mut out));
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn the_token_never_appears_in_traces_debug_or_errors() {
     let s = setup().await;
     let token = s.tenant.token().to_owned();
-    let capture = Capture::default();
-    let guard = tracing::subscriber::set_default(capture.clone());
+    let capture = TraceCapture::default();
+    let guard = capture.set_default();
     let a = s.user("ann@example.com").await;
     let mut texts = Vec::new();
     for name in [
@@ -702,7 +668,7 @@ async fn the_token_never_appears_in_traces_debug_or_errors() {
     assert_eq!(e.kind(), ErrorKind::Unauthenticated);
     texts.push(format!("{e} {e:?}"));
     drop(guard);
-    texts.push(capture.0.lock().unwrap().clone());
+    texts.push(capture.text());
     texts.push(format!("{:?} {:#?}", s.okta, s.okta));
     texts.push(format!(
         "{:?}",

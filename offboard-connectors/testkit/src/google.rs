@@ -13,6 +13,13 @@
 //!   `orgUnitPath`, `includeInGlobalAddressList`, `isAdmin`. `{userKey}` is the id, the
 //!   primary email or an alias (ASCII case ignored, nothing else: no wildcards, no folding).
 //!   Deleted users answer 404 `notFound`.
+//! - `users.list` (`customer=my_customer` or `domain=`, exactly one) answers the `Users` shape
+//!   with `maxResults` (1..=500, default 100) / `pageToken` / `nextPageToken` paging and
+//!   `showDeleted=true` (deleted users only); `query` takes space-separated `email`,
+//!   `isSuspended`, `isAdmin` and `orgUnitPath` terms (`:` or `=`, values optionally
+//!   single-quoted, a trailing `*` on an e-mail is a prefix); any other field is a 400.
+//!   [`GoogleTenant::set_suspended`], [`GoogleTenant::set_archived`] and
+//!   [`GoogleTenant::remove_user`] change users from a test.
 //! - `PATCH users/{userKey}` merges `suspended`, `archived`, `orgUnitPath` (must be an existing
 //!   org unit, else 400 `invalid` "Invalid Input: INVALID_OU_ID") and
 //!   `includeInGlobalAddressList`; it answers the whole `User`.
@@ -45,6 +52,7 @@
 
 mod fixture;
 mod routes;
+mod services;
 
 pub use crate::okta::RecordedRequest;
 use crate::okta::{record, respond};
@@ -57,6 +65,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{Value, json};
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+/// The simulated customer's id (`customerId` of every user; `my_customer` stands for it).
+pub const CUSTOMER_ID: &str = "C0sim0000";
 
 /// How the tenant answers a spent budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,6 +169,12 @@ pub struct NewUser {
     pub backup_codes: u32,
     /// Open sessions.
     pub sessions: u32,
+    /// `isAdmin` (super administrator).
+    pub is_admin: bool,
+    /// Mobile devices synced with the account, by model (`APPROVED`, Android).
+    pub devices: Vec<String>,
+    /// Licences assigned: (productId, skuId); each must be in the SKU catalogue.
+    pub licences: Vec<(String, String)>,
 }
 
 impl NewUser {
@@ -174,6 +191,9 @@ impl NewUser {
             asps: Vec::new(),
             backup_codes: 0,
             sessions: 0,
+            is_admin: false,
+            devices: Vec::new(),
+            licences: Vec::new(),
         }
     }
 }
@@ -192,6 +212,8 @@ pub struct GoogleUserState {
     pub suspended: bool,
     /// `archived`.
     pub archived: bool,
+    /// `isAdmin`.
+    pub is_admin: bool,
     /// `orgUnitPath`.
     pub org_unit_path: String,
     /// `includeInGlobalAddressList`.
@@ -206,6 +228,73 @@ pub struct GoogleUserState {
     pub backup_codes: u32,
     /// Open sessions.
     pub sessions: u32,
+    /// Passwords set through `users.patch` / `users.update`.
+    pub password_resets: u32,
+    /// `changePasswordAtNextLogin`.
+    pub change_password_at_next_login: bool,
+    /// Licences: (productId, skuId).
+    pub licences: Vec<(String, String)>,
+}
+
+/// A mobile device's state, read directly from the tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MobileDeviceState {
+    /// `resourceId`.
+    pub resource_id: String,
+    /// `email`: the owner's addresses.
+    pub emails: Vec<String>,
+    /// `model`.
+    pub model: String,
+    /// `status` (`APPROVED`, `BLOCKED`, `ACCOUNT_WIPING`, `ACCOUNT_WIPED`, `WIPING`, `WIPED`).
+    pub status: String,
+    /// Every action taken on it (`MobileDeviceAction.action`), oldest first.
+    pub actions: Vec<String>,
+}
+
+/// A data transfer's state, read directly from the tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TransferState {
+    /// `id`.
+    pub id: String,
+    /// `oldOwnerUserId`.
+    pub old_owner: String,
+    /// `newOwnerUserId`.
+    pub new_owner: String,
+    /// The `applicationId`s transferred.
+    pub applications: Vec<String>,
+    /// `overallTransferStatusCode` as a read would answer it now.
+    pub status: String,
+}
+
+/// A Data Transfer application (`Application`): id, name and transfer parameters.
+#[derive(Debug, Clone)]
+struct Application {
+    id: String,
+    name: String,
+    params: Vec<(String, Vec<String>)>,
+}
+
+/// A mobile device.
+#[derive(Debug, Clone)]
+struct Device {
+    device_id: String,
+    user: String,
+    emails: Vec<String>,
+    model: String,
+    status: String,
+    actions: Vec<String>,
+}
+
+/// A data transfer; `gets` counts the `transfers.get` calls that saw it.
+#[derive(Debug, Clone)]
+struct Transfer {
+    old_owner: String,
+    new_owner: String,
+    applications: Vec<Value>,
+    request_time: String,
+    gets: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -227,6 +316,9 @@ struct User {
     asps: Vec<(i64, String)>,
     backup_codes: Vec<String>,
     sessions: u32,
+    is_admin: bool,
+    password_resets: u32,
+    change_password_at_next_login: bool,
     created: String,
 }
 
@@ -247,8 +339,22 @@ struct Window {
 #[derive(Debug, Default)]
 struct State {
     users: BTreeMap<String, User>,
+    /// Deleted users (`users.list?showDeleted=true`), by id.
+    deleted: BTreeMap<String, User>,
     groups: BTreeMap<String, Group>,
     org_units: BTreeSet<String>,
+    /// Mobile devices by `resourceId`.
+    devices: BTreeMap<String, Device>,
+    /// Data Transfer applications installed.
+    applications: Vec<Application>,
+    /// Data transfers by id.
+    transfers: BTreeMap<String, Transfer>,
+    /// `transfers.get` calls before a transfer reads `completed` (the first reads `new`...).
+    transfer_gets: u32,
+    /// Licence catalogue: (productId, skuId) → (productName, skuName).
+    skus: BTreeMap<(String, String), (String, String)>,
+    /// Licence assignments: (productId, skuId, user id).
+    licences: BTreeSet<(String, String, String)>,
     next: u64,
     requests: Vec<RecordedRequest>,
     limits: GoogleLimits,
@@ -264,6 +370,36 @@ impl State {
     fn next(&mut self) -> u64 {
         self.next += 1;
         self.next
+    }
+
+    /// Deletes a user: it leaves the directory (and its groups) and is listed as deleted.
+    fn delete_user(&mut self, id: &str) {
+        if let Some(u) = self.users.remove(id) {
+            self.deleted.insert(id.to_owned(), u);
+        }
+        // Google releases a deleted user's licences.
+        self.licences.retain(|(_, _, user)| user != id);
+        for g in self.groups.values_mut() {
+            g.members.remove(id);
+        }
+    }
+
+    /// Adds a device synced with `email`; returns its `resourceId`.
+    fn add_device(&mut self, user: &str, email: &str, model: String) -> String {
+        let n = self.next();
+        let resource_id = format!("AFiQxQ8sim{n:x}");
+        self.devices.insert(
+            resource_id.clone(),
+            Device {
+                device_id: format!("android-{n:x}"),
+                user: user.to_owned(),
+                emails: vec![email.to_owned()],
+                model,
+                status: "APPROVED".into(),
+                actions: Vec::new(),
+            },
+        );
+        resource_id
     }
 
     fn random(&mut self) -> f64 {
@@ -361,8 +497,11 @@ fn now_epoch() -> u64 {
 
 impl GoogleTenant {
     /// Every route served, as `(METHOD, discovery path)` exactly as in the official discovery
-    /// document (paths relative to `rootUrl`).
+    /// documents (paths relative to their `rootUrl`): `admin/directory/v1/…` from
+    /// `admin-directory_v1.offboarding.json`, `admin/datatransfer/v1/…` from
+    /// `admin-datatransfer_v1.json` and `apps/licensing/v1/…` from `licensing_v1.json`.
     pub const ROUTES: &'static [(&'static str, &'static str)] = &[
+        ("GET", "admin/directory/v1/users"),
         ("GET", "admin/directory/v1/users/{userKey}"),
         ("PATCH", "admin/directory/v1/users/{userKey}"),
         ("DELETE", "admin/directory/v1/users/{userKey}"),
@@ -382,6 +521,14 @@ impl GoogleTenant {
             "POST",
             "admin/directory/v1/users/{userKey}/verificationCodes/invalidate",
         ),
+        (
+            "GET",
+            "admin/directory/v1/customer/{customerId}/devices/mobile",
+        ),
+        (
+            "POST",
+            "admin/directory/v1/customer/{customerId}/devices/mobile/{resourceId}/action",
+        ),
         ("GET", "admin/directory/v1/groups"),
         (
             "GET",
@@ -391,6 +538,50 @@ impl GoogleTenant {
         (
             "DELETE",
             "admin/directory/v1/groups/{groupKey}/members/{memberKey}",
+        ),
+        ("GET", "admin/datatransfer/v1/applications"),
+        ("GET", "admin/datatransfer/v1/transfers"),
+        ("POST", "admin/datatransfer/v1/transfers"),
+        ("GET", "admin/datatransfer/v1/transfers/{dataTransferId}"),
+        (
+            "GET",
+            "apps/licensing/v1/product/{productId}/sku/{skuId}/user/{userId}",
+        ),
+        (
+            "DELETE",
+            "apps/licensing/v1/product/{productId}/sku/{skuId}/user/{userId}",
+        ),
+        (
+            "POST",
+            "apps/licensing/v1/product/{productId}/sku/{skuId}/user",
+        ),
+    ];
+
+    /// The licence catalogue a tenant starts with: (productId, skuId, productName, skuName).
+    pub const SKUS: &'static [(&'static str, &'static str, &'static str, &'static str)] = &[
+        (
+            "Google-Apps",
+            "1010020027",
+            "Google Workspace",
+            "Google Workspace Business Starter",
+        ),
+        (
+            "Google-Apps",
+            "1010020028",
+            "Google Workspace",
+            "Google Workspace Business Standard",
+        ),
+        (
+            "Google-Apps",
+            "1010020025",
+            "Google Workspace",
+            "Google Workspace Business Plus",
+        ),
+        (
+            "Google-Vault",
+            "Google-Vault",
+            "Google Vault",
+            "Google Vault",
         ),
     ];
 
@@ -412,18 +603,40 @@ impl GoogleTenant {
                 rng: 0x9E37_79B9_7F4A_7C15,
                 next: 100_000_000_000_000_000,
                 org_units: BTreeSet::from(["/".to_owned()]),
+                transfer_gets: 2,
+                skus: Self::SKUS
+                    .iter()
+                    .map(|(p, k, pn, kn)| {
+                        (
+                            ((*p).to_owned(), (*k).to_owned()),
+                            ((*pn).to_owned(), (*kn).to_owned()),
+                        )
+                    })
+                    .collect(),
                 ..State::default()
             }),
         });
-        let server = MockServer::start().await;
+        let tenant = Self {
+            server: MockServer::start().await,
+            shared,
+        };
+        // The applications a Workspace customer has by default (ids are this tenant's own:
+        // clients must read them from `applications.list`).
+        tenant.add_application(
+            "Drive and Docs",
+            &[("PRIVACY_LEVEL", &["PRIVATE", "SHARED"])],
+        );
+        tenant.add_application("Calendar", &[("RELEASE_RESOURCES", &["TRUE"])]);
+        tenant.add_application("Looker Studio", &[]);
         Mock::given(any())
-            .respond_with(Responder(Arc::clone(&shared)))
-            .mount(&server)
+            .respond_with(Responder(Arc::clone(&tenant.shared)))
+            .mount(&tenant.server)
             .await;
-        Self { server, shared }
+        tenant
     }
 
-    /// The base URL (`http://127.0.0.1:<port>`), standing for `https://admin.googleapis.com`.
+    /// The base URL (`http://127.0.0.1:<port>`), standing for `https://admin.googleapis.com`
+    /// and `https://licensing.googleapis.com` (their paths do not overlap).
     pub fn uri(&self) -> String {
         self.server.uri()
     }
@@ -487,6 +700,12 @@ impl GoogleTenant {
                 group.members.insert(id.clone(), "MEMBER".into());
             }
         }
+        for model in new.devices {
+            s.add_device(&id, &new.primary_email, model);
+        }
+        for (product, sku) in new.licences {
+            s.licences.insert((product, sku, id.clone()));
+        }
         s.users.insert(
             id.clone(),
             User {
@@ -501,6 +720,9 @@ impl GoogleTenant {
                 asps,
                 backup_codes,
                 sessions: new.sessions,
+                is_admin: new.is_admin,
+                password_resets: 0,
+                change_password_at_next_login: false,
                 created: chrono::Utc::now()
                     .format("%Y-%m-%dT%H:%M:%S%.3fZ")
                     .to_string(),
@@ -510,13 +732,30 @@ impl GoogleTenant {
     }
 
     /// Deletes a user outright, as an administrator would (no-op when gone); its memberships go
-    /// with it.
+    /// with it, and it is then listed only by `users.list?showDeleted=true`.
     pub fn remove_user(&self, id: &str) {
-        let mut s = self.shared.state();
-        s.users.remove(id);
-        for g in s.groups.values_mut() {
-            g.members.remove(id);
+        self.shared.state().delete_user(id);
+    }
+
+    /// Suspends or reactivates a user, as an administrator would in the console (no-op when
+    /// gone).
+    pub fn set_suspended(&self, id: &str, suspended: bool) {
+        if let Some(u) = self.shared.state().users.get_mut(id) {
+            u.suspended = suspended;
         }
+    }
+
+    /// Archives or unarchives a user (no-op when gone).
+    pub fn set_archived(&self, id: &str, archived: bool) {
+        if let Some(u) = self.shared.state().users.get_mut(id) {
+            u.archived = archived;
+        }
+    }
+
+    /// The id of the user a `{userKey}` names (id, primary address or alias, ASCII case
+    /// ignored), as the API resolves it.
+    pub fn user_id(&self, key: &str) -> Option<String> {
+        self.shared.state().user_id(key)
     }
 
     /// A user's current state.
@@ -529,6 +768,7 @@ impl GoogleTenant {
             aliases: u.aliases.clone(),
             suspended: u.suspended,
             archived: u.archived,
+            is_admin: u.is_admin,
             org_unit_path: u.org_unit_path.clone(),
             include_in_gal: u.include_in_gal,
             groups: s
@@ -540,7 +780,98 @@ impl GoogleTenant {
             asps: u.asps.iter().map(|(c, _)| *c).collect(),
             backup_codes: u.backup_codes.len() as u32,
             sessions: u.sessions,
+            password_resets: u.password_resets,
+            change_password_at_next_login: u.change_password_at_next_login,
+            licences: s
+                .licences
+                .iter()
+                .filter(|(_, _, user)| user == id)
+                .map(|(p, k, _)| (p.clone(), k.clone()))
+                .collect(),
         })
+    }
+
+    /// Adds a mobile device (`APPROVED`, Android) synced with the user's primary address;
+    /// returns its `resourceId` (`None` when the user does not exist).
+    pub fn add_device(&self, user: &str, model: impl Into<String>) -> Option<String> {
+        let mut s = self.shared.state();
+        let email = s.users.get(user)?.primary_email.clone();
+        Some(s.add_device(user, &email, model.into()))
+    }
+
+    /// The mobile devices of a user (by id), whatever their status.
+    pub fn devices(&self, user: &str) -> Vec<MobileDeviceState> {
+        self.shared
+            .state()
+            .devices
+            .iter()
+            .filter(|(_, d)| d.user == user)
+            .map(|(id, d)| MobileDeviceState {
+                resource_id: id.clone(),
+                emails: d.emails.clone(),
+                model: d.model.clone(),
+                status: d.status.clone(),
+                actions: d.actions.clone(),
+            })
+            .collect()
+    }
+
+    /// Adds a product SKU to the licence catalogue (a few Google Workspace SKUs are there from
+    /// the start: see [`GoogleTenant::SKUS`]).
+    pub fn add_sku(&self, product: &str, sku: &str, product_name: &str, sku_name: &str) {
+        self.shared.state().skus.insert(
+            (product.to_owned(), sku.to_owned()),
+            (product_name.to_owned(), sku_name.to_owned()),
+        );
+    }
+
+    /// Assigns a licence, as an administrator would (no check of the catalogue).
+    pub fn assign_licence(&self, product: &str, sku: &str, user: &str) {
+        self.shared
+            .state()
+            .licences
+            .insert((product.to_owned(), sku.to_owned(), user.to_owned()));
+    }
+
+    /// Adds a Data Transfer application; returns its id.
+    pub fn add_application(&self, name: &str, params: &[(&str, &[&str])]) -> String {
+        let mut s = self.shared.state();
+        let id = (s.next() % 1_000_000_000_000).to_string();
+        s.applications.push(Application {
+            id: id.clone(),
+            name: name.to_owned(),
+            params: params
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.iter().map(|x| (*x).to_owned()).collect()))
+                .collect(),
+        });
+        id
+    }
+
+    /// Sets how many `transfers.get` calls a transfer takes to read `completed` (at least 1;
+    /// default 2: `inProgress`, then `completed`). Before its first `get` a transfer reads
+    /// `new`.
+    pub fn set_transfer_gets(&self, gets: u32) {
+        self.shared.state().transfer_gets = gets.max(1);
+    }
+
+    /// Every data transfer, oldest first.
+    pub fn transfers(&self) -> Vec<TransferState> {
+        let s = self.shared.state();
+        s.transfers
+            .iter()
+            .map(|(id, t)| TransferState {
+                id: id.clone(),
+                old_owner: t.old_owner.clone(),
+                new_owner: t.new_owner.clone(),
+                applications: t
+                    .applications
+                    .iter()
+                    .filter_map(|a| a["applicationId"].as_str().map(str::to_owned))
+                    .collect(),
+                status: services::transfer_status(t, s.transfer_gets).to_owned(),
+            })
+            .collect()
     }
 
     /// Every request received so far, oldest first.

@@ -34,9 +34,11 @@
 
 pub mod conformance;
 pub mod google;
+pub mod graph;
 pub mod jira;
 pub mod okta;
 pub mod reference;
+pub mod trace;
 
 pub use conformance::{Fixture, ReferenceFixture, Report, run_conformance};
 pub use reference::{

@@ -8,11 +8,14 @@
 //!
 //! # Behaviour modelled
 //! - Users: `STAGED`/`ACTIVE`/`SUSPENDED`/`DEPROVISIONED`, `profile.login`, `profile.email`,
-//!   `profile.secondEmail`. `GET /api/v1/users/{id}` takes an id or a login. The listing omits
-//!   `DEPROVISIONED` users unless `search` is used.
+//!   `profile.secondEmail`, `lastUpdated` (moved by every status change). `GET /api/v1/users/{id}`
+//!   takes an id or a login. The listing omits `DEPROVISIONED` users unless `search` is used;
+//!   it pages with `limit` (≤ 200) and an opaque `after` given in `Link: <…>; rel="next"`, and
+//!   sorts search results by `sortBy=lastUpdated` (`sortOrder=asc|desc`, ties by id).
 //! - `search`: a strict parser of `attr eq "value"` terms joined by ` or ` (attributes
 //!   `profile.login`, `profile.email`, `profile.secondEmail`, `id`, `status`; `\"` and `\\`
-//!   escapes). Anything else is a 400 `E0000031`. Comparison ignores ASCII case only.
+//!   escapes), plus `lastUpdated eq|gt|ge|lt|le "<RFC 3339>"`. Anything else is a 400
+//!   `E0000031`. Comparison ignores ASCII case only.
 //! - Lifecycle: suspend only from `ACTIVE`, unsuspend only from `SUSPENDED` (else 400
 //!   `E0000001`); deactivate of a `DEPROVISIONED` user is a 400 `E0000001`; deactivation ends
 //!   sessions, revokes tokens and grants and removes direct app assignments (group
@@ -299,6 +302,7 @@ struct User {
     factors: Vec<(String, String)>,
     roles: Vec<(String, String)>,
     created: String,
+    last_updated: String,
 }
 
 #[derive(Debug, Clone)]
@@ -331,9 +335,14 @@ struct State {
     windows: BTreeMap<RateFamily, Window>,
     busy_until: Vec<Instant>,
     faults: Faults,
-    fail_next: Vec<u16>,
+    /// Injected failures, in order: the status and, when set, the only family it applies to.
+    fail_next: Vec<(Option<RateFamily>, u16)>,
     rng: u64,
     rate_limited: u64,
+    /// The `after` cursor of the page just listed, when more pages follow.
+    next_after: Option<String>,
+    /// The server's base URL, for `Link` headers.
+    base: String,
 }
 
 impl State {
@@ -372,6 +381,13 @@ impl Shared {
 pub struct OktaTenant {
     server: MockServer,
     shared: Arc<Shared>,
+}
+
+/// Now, as Okta writes `created` and `lastUpdated` (UTC, milliseconds).
+fn now_stamp() -> String {
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
 }
 
 fn now_epoch() -> u64 {
@@ -490,6 +506,7 @@ impl OktaTenant {
             .respond_with(Responder(Arc::clone(&shared)))
             .mount(&server)
             .await;
+        shared.state().base = server.uri();
         let tenant = Self { server, shared };
         tenant.add_group_with_id("00gEveryone000000000", "Everyone", GroupType::BuiltIn);
         tenant
@@ -641,12 +658,40 @@ impl OktaTenant {
                 grants,
                 factors,
                 roles,
-                created: chrono::Utc::now()
-                    .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-                    .to_string(),
+                created: now_stamp(),
+                last_updated: now_stamp(),
             },
         );
         id
+    }
+
+    /// Deactivates a user as an administrator would in the Admin Console (`DEPROVISIONED`,
+    /// sessions, tokens, grants and direct app assignments gone, `lastUpdated` now); `false`
+    /// when there is no such user.
+    pub fn deactivate_user(&self, id: &str) -> bool {
+        let mut s = self.shared.state();
+        s.users.get_mut(id).map(routes::deactivate).is_some()
+    }
+
+    /// Sets a user's status as an administrator would (`SUSPENDED`, `ACTIVE`...), moving
+    /// `lastUpdated` to now; `false` when there is no such user.
+    pub fn set_status(&self, id: &str, status: &str) -> bool {
+        let mut s = self.shared.state();
+        let Some(u) = s.users.get_mut(id) else {
+            return false;
+        };
+        u.status = status.to_owned();
+        u.last_updated = now_stamp();
+        true
+    }
+
+    /// A user's `lastUpdated`, as the API reports it.
+    pub fn last_updated(&self, id: &str) -> Option<String> {
+        self.shared
+            .state()
+            .users
+            .get(id)
+            .map(|u| u.last_updated.clone())
     }
 
     /// Deletes a user outright, as an administrator would (no-op when gone).
@@ -699,7 +744,16 @@ impl OktaTenant {
         self.shared
             .state()
             .fail_next
-            .extend(std::iter::repeat_n(status, count));
+            .extend(std::iter::repeat_n((None, status), count));
+    }
+
+    /// As [`OktaTenant::fail_next`], for requests of one endpoint family only (e.g. a 429 on
+    /// the next user write while user listings keep working).
+    pub fn fail_next_in(&self, family: RateFamily, count: usize, status: u16) {
+        self.shared
+            .state()
+            .fail_next
+            .extend(std::iter::repeat_n((Some(family), status), count));
     }
 
     /// Replaces the rate limits (and starts new windows).
@@ -850,8 +904,12 @@ impl Shared {
             s.rate_limited += 1;
             return headers(too_many());
         }
-        if !s.fail_next.is_empty() {
-            let status = s.fail_next.remove(0);
+        if let Some(i) = s
+            .fail_next
+            .iter()
+            .position(|(f, _)| f.is_none_or(|f| f == family))
+        {
+            let (_, status) = s.fail_next.remove(i);
             if status == 429 {
                 s.rate_limited += 1;
                 return headers(too_many());
@@ -873,7 +931,26 @@ impl Shared {
             return headers(too_many());
         }
         let query: BTreeMap<String, String> = request.url.query_pairs().into_owned().collect();
+        s.next_after = None;
         let (status, body) = routes::route(&mut s, &method, &segs, &query);
-        headers(respond(status, body))
+        let mut response = headers(respond(status, body));
+        if let Some(after) = s.next_after.take() {
+            let mut next = url::Url::parse(&s.base)
+                .unwrap_or_else(|_| request.url.clone())
+                .join(request.url.path())
+                .unwrap_or_else(|_| request.url.clone());
+            let pairs: Vec<(String, String)> = request
+                .url
+                .query_pairs()
+                .into_owned()
+                .filter(|(k, _)| k != "after")
+                .collect();
+            next.query_pairs_mut()
+                .clear()
+                .extend_pairs(pairs)
+                .append_pair("after", &after);
+            response = response.insert_header("link", format!("<{next}>; rel=\"next\"").as_str());
+        }
+        response
     }
 }

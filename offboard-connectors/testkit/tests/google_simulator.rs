@@ -1,14 +1,17 @@
 //! The simulated Google Workspace tenant: routes match the official discovery document, state
 //! changes, error bodies, throttling, faults and the recording.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use offboard_testkit::google::{Faults, GoogleLimits, GoogleTenant, NewUser, Throttle};
 use serde_json::{Value, json};
 
-fn spec_path() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/api-specs/google/admin-directory_v1.offboarding.json")
+fn spec(file: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/api-specs/google")
+        .join(file);
+    let text = std::fs::read_to_string(&path).expect("the Google specs are in shared/api-specs");
+    serde_json::from_str(&text).unwrap()
 }
 
 fn methods(resource: &Value, out: &mut BTreeSet<(String, String)>) {
@@ -29,24 +32,51 @@ fn methods(resource: &Value, out: &mut BTreeSet<(String, String)>) {
 
 #[test]
 fn google_every_route_exists_in_the_official_discovery_document() {
-    let text =
-        std::fs::read_to_string(spec_path()).expect("the Directory spec is in shared/api-specs");
-    let spec: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(spec["servicePath"], "");
-    let mut official = BTreeSet::new();
-    methods(&spec, &mut official);
+    // Each API by its path prefix: (prefix, discovery document, its rootUrl).
+    let apis = [
+        (
+            "admin/directory/v1/",
+            "admin-directory_v1.offboarding.json",
+            "https://admin.googleapis.com/",
+        ),
+        (
+            "admin/datatransfer/v1/",
+            "admin-datatransfer_v1.json",
+            "https://admin.googleapis.com/",
+        ),
+        (
+            "apps/licensing/v1/",
+            "licensing_v1.json",
+            "https://licensing.googleapis.com/",
+        ),
+    ];
+    let mut official = BTreeMap::new();
+    for (prefix, file, root) in apis {
+        let spec = spec(file);
+        assert_eq!(spec["servicePath"], "", "{file}");
+        assert_eq!(spec["rootUrl"], root, "{file}");
+        let mut m = BTreeSet::new();
+        methods(&spec, &mut m);
+        assert!(m.iter().all(|(_, p)| p.starts_with(prefix)), "{file}");
+        official.insert(prefix, m);
+    }
     let mut served = BTreeSet::new();
     for (method, path) in GoogleTenant::ROUTES {
+        let (prefix, file) = apis
+            .iter()
+            .find(|(prefix, ..)| path.starts_with(prefix))
+            .map(|(p, f, _)| (*p, *f))
+            .unwrap_or_else(|| panic!("{method} {path} belongs to no Google API kept"));
         assert!(
-            official.contains(&((*method).to_owned(), (*path).to_owned())),
-            "{method} {path} is not a method of the Directory discovery document"
+            official[prefix].contains(&((*method).to_owned(), (*path).to_owned())),
+            "{method} {path} is not a method of {file}"
         );
         assert!(
             served.insert((*method, *path)),
             "{method} {path} listed twice"
         );
     }
-    assert_eq!(served.len(), 14);
+    assert_eq!(served.len(), 24);
 }
 
 struct Api {
@@ -70,12 +100,20 @@ impl Api {
         path: &str,
         body: Option<Value>,
     ) -> (u16, Value, reqwest::header::HeaderMap) {
+        self.raw(method, &format!("admin/directory/v1/{path}"), body)
+            .await
+    }
+
+    /// A call to a path under the root URL.
+    async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
         let mut r = self
             .http
-            .request(
-                method.parse().unwrap(),
-                format!("{}/admin/directory/v1/{path}", self.base),
-            )
+            .request(method.parse().unwrap(), format!("{}/{path}", self.base))
             .header("authorization", format!("Bearer {}", self.token));
         if let Some(b) = body {
             r = r.json(&b);
@@ -339,4 +377,385 @@ async fn google_concurrency_limit_answers_quota_exceeded() {
     assert_eq!(b.0, 403);
     assert_eq!(b.1["error"]["errors"][0]["reason"], "quotaExceeded");
     assert_eq!(t.rate_limited_count(), 1);
+}
+
+#[tokio::test]
+async fn google_users_list_pages_filters_and_shows_deleted() {
+    let t = GoogleTenant::start().await;
+    t.add_org_unit("/Eng");
+    t.add_org_unit("/Eng/Sub");
+    let api = Api::new(&t);
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(t.add_user(NewUser {
+            org_unit_path: if i < 2 { "/Eng/Sub".into() } else { "/".into() },
+            is_admin: i == 4,
+            ..NewUser::active(format!("u{i}@example.com"))
+        }));
+    }
+    t.set_suspended(&ids[1], true);
+    t.set_archived(&ids[2], true);
+
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut path = "users?customer=my_customer&maxResults=2".to_owned();
+        if let Some(tok) = &token {
+            path.push_str(&format!("&pageToken={tok}"));
+        }
+        let (status, body, _) = api.call("GET", &path, None).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["kind"], "admin#directory#users");
+        pages += 1;
+        for u in body["users"].as_array().unwrap() {
+            seen.push(u["id"].as_str().unwrap().to_owned());
+            assert_eq!(u["kind"], "admin#directory#user");
+            assert!(u["suspended"].is_boolean() && u["archived"].is_boolean());
+        }
+        match body.get("nextPageToken").and_then(Value::as_str) {
+            Some(tok) => token = Some(tok.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!((seen, pages), (ids.clone(), 3));
+
+    let (_, body, _) = api
+        .call(
+            "GET",
+            "users?customer=my_customer&query=isSuspended%3Dtrue",
+            None,
+        )
+        .await;
+    assert_eq!(body["users"][0]["id"], ids[1].as_str());
+    assert_eq!(body["users"].as_array().unwrap().len(), 1);
+    let (_, body, _) = api
+        .call(
+            "GET",
+            "users?customer=my_customer&query=orgUnitPath%3D%27%2FEng%27%20isAdmin%3Dfalse",
+            None,
+        )
+        .await;
+    let got = user_ids(&body);
+    assert_eq!(got, [ids[0].as_str(), ids[1].as_str()]);
+    let (_, body, _) = api
+        .call(
+            "GET",
+            "users?customer=my_customer&query=email%3Au3%40example.com",
+            None,
+        )
+        .await;
+    assert_eq!(body["users"][0]["primaryEmail"], "u3@example.com");
+    assert_eq!(body["users"][0]["archived"], false);
+    let (_, body, _) = api
+        .call("GET", "users?domain=example.com&query=isAdmin%3Dtrue", None)
+        .await;
+    assert_eq!(body["users"][0]["isAdmin"], true);
+    for bad in [
+        "users",
+        "users?customer=my_customer&domain=example.com",
+        "users?customer=my_customer&query=name%3Dx",
+        "users?customer=my_customer&maxResults=501",
+        "users?customer=my_customer&query=email%3A%27open",
+    ] {
+        assert_eq!(api.call("GET", bad, None).await.0, 400, "{bad}");
+    }
+
+    t.remove_user(&ids[0]);
+    assert_eq!(
+        api.call("DELETE", &format!("users/{}", ids[3]), None)
+            .await
+            .0,
+        204
+    );
+    let (_, body, _) = api.call("GET", "users?customer=my_customer", None).await;
+    assert_eq!(body["users"].as_array().unwrap().len(), 3);
+    let (_, body, _) = api
+        .call("GET", "users?customer=my_customer&showDeleted=true", None)
+        .await;
+    let got = user_ids(&body);
+    assert_eq!(got, [ids[0].as_str(), ids[3].as_str()]);
+    let (_, body, _) = api
+        .call(
+            "GET",
+            "users?customer=my_customer&query=email%3Anobody%40example.com",
+            None,
+        )
+        .await;
+    assert!(body.get("users").is_none(), "{body}");
+}
+
+#[tokio::test]
+async fn google_password_patch_is_checked_and_counted() {
+    let t = GoogleTenant::start().await;
+    let api = Api::new(&t);
+    let id = t.add_user(NewUser::active("jane@example.com"));
+    let u = format!("users/{id}");
+    for bad in [
+        json!({"password": "short"}),
+        json!({"password": "x".repeat(101)}),
+        json!({"password": "pässwört-lang"}),
+        json!({"password": "longenough", "hashFunction": "SHA-256"}),
+        json!({"changePasswordAtNextLogin": "yes"}),
+    ] {
+        assert_eq!(
+            api.call("PATCH", &u, Some(bad.clone())).await.0,
+            400,
+            "{bad}"
+        );
+    }
+    assert_eq!(t.user(&id).unwrap().password_resets, 0);
+    let (status, body, _) = api
+        .call(
+            "PATCH",
+            &u,
+            Some(json!({"password": "Correct-Horse-42", "changePasswordAtNextLogin": true})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["changePasswordAtNextLogin"], true);
+    assert!(body.get("password").is_none(), "never echoed: {body}");
+    let state = t.user(&id).unwrap();
+    assert_eq!(
+        (state.password_resets, state.change_password_at_next_login),
+        (1, true)
+    );
+}
+
+#[tokio::test]
+async fn google_transfers_progress_and_insert_is_not_idempotent() {
+    let t = GoogleTenant::start().await;
+    let api = Api::new(&t);
+    let old = t.add_user(NewUser::active("jane@example.com"));
+    let new = t.add_user(NewUser::active("boss@example.com"));
+    let (status, body, _) = api
+        .raw(
+            "GET",
+            "admin/datatransfer/v1/applications?customerId=my_customer",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["kind"], "admin#datatransfer#applicationsList");
+    let apps = body["applications"].as_array().unwrap();
+    let drive = apps.iter().find(|a| a["name"] == "Drive and Docs").unwrap();
+    assert_eq!(drive["transferParams"][0]["key"], "PRIVACY_LEVEL");
+    let drive_id = drive["id"].as_str().unwrap().to_owned();
+    let transfer = json!({
+        "oldOwnerUserId": old,
+        "newOwnerUserId": new,
+        "applicationDataTransfers": [{"applicationId": drive_id}],
+    });
+    for bad in [
+        json!({"oldOwnerUserId": "jane@example.com", "newOwnerUserId": new, "applicationDataTransfers": [{"applicationId": drive_id}]}),
+        json!({"oldOwnerUserId": old, "newOwnerUserId": old, "applicationDataTransfers": [{"applicationId": drive_id}]}),
+        json!({"oldOwnerUserId": old, "newOwnerUserId": new, "applicationDataTransfers": [{"applicationId": "55656082996"}]}),
+        json!({"oldOwnerUserId": old, "newOwnerUserId": new, "applicationDataTransfers": []}),
+    ] {
+        let (status, _, _) = api
+            .raw("POST", "admin/datatransfer/v1/transfers", Some(bad.clone()))
+            .await;
+        assert_eq!(status, 400, "{bad}");
+    }
+    assert!(t.transfers().is_empty());
+    let (status, body, _) = api
+        .raw(
+            "POST",
+            "admin/datatransfer/v1/transfers",
+            Some(transfer.clone()),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["overallTransferStatusCode"], "new");
+    let tid = body["id"].as_str().unwrap().to_owned();
+    let list = format!("admin/datatransfer/v1/transfers?oldOwnerUserId={old}");
+    let (_, body, _) = api.raw("GET", &list, None).await;
+    assert_eq!(body["dataTransfers"][0]["id"], tid.as_str());
+    let get = format!("admin/datatransfer/v1/transfers/{tid}");
+    let (_, body, _) = api.raw("GET", &get, None).await;
+    assert_eq!(body["overallTransferStatusCode"], "inProgress");
+    assert_eq!(
+        body["applicationDataTransfers"][0]["applicationTransferStatus"],
+        "inProgress"
+    );
+    let (_, body, _) = api.raw("GET", &get, None).await;
+    assert_eq!(body["overallTransferStatusCode"], "completed");
+    let (_, body, _) = api
+        .raw("GET", &format!("{list}&status=completed"), None)
+        .await;
+    assert_eq!(body["dataTransfers"].as_array().unwrap().len(), 1);
+    let (_, body, _) = api
+        .raw("GET", &format!("{list}&status=inProgress"), None)
+        .await;
+    assert!(body.get("dataTransfers").is_none(), "{body}");
+    // A second insert is a second transfer.
+    api.raw("POST", "admin/datatransfer/v1/transfers", Some(transfer))
+        .await;
+    let states = t.transfers();
+    assert_eq!(states.len(), 2);
+    assert_eq!(
+        (states[0].status.as_str(), states[1].status.as_str()),
+        ("completed", "new")
+    );
+    assert_eq!(states[0].applications, [drive_id]);
+    assert_eq!(
+        api.raw("GET", "admin/datatransfer/v1/transfers/nope", None)
+            .await
+            .0,
+        404
+    );
+}
+
+#[tokio::test]
+async fn google_licences_get_delete_insert() {
+    let t = GoogleTenant::start().await;
+    let api = Api::new(&t);
+    let id = t.add_user(NewUser {
+        licences: vec![("Google-Apps".into(), "1010020027".into())],
+        ..NewUser::active("jane@example.com")
+    });
+    let path = "apps/licensing/v1/product/Google-Apps/sku/1010020027/user/jane@example.com";
+    let (status, body, _) = api.raw("GET", path, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (body["kind"].as_str(), body["userId"].as_str()),
+        (
+            Some("licensing#licenseAssignment"),
+            Some("jane@example.com")
+        )
+    );
+    assert_eq!(
+        api.raw(
+            "GET",
+            "apps/licensing/v1/product/Google-Apps/sku/999/user/jane@example.com",
+            None
+        )
+        .await
+        .0,
+        400
+    );
+    assert_eq!(
+        api.raw(
+            "GET",
+            "apps/licensing/v1/product/Google-Apps/sku/1010020028/user/jane@example.com",
+            None
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(api.raw("DELETE", path, None).await.0, 204);
+    assert!(t.user(&id).unwrap().licences.is_empty());
+    assert_eq!(api.raw("DELETE", path, None).await.0, 404);
+    let insert = "apps/licensing/v1/product/Google-Apps/sku/1010020027/user";
+    let (status, body, _) = api
+        .raw("POST", insert, Some(json!({"userId": "jane@example.com"})))
+        .await;
+    assert_eq!((status, body["skuId"].as_str()), (200, Some("1010020027")));
+    let (status, body, _) = api
+        .raw("POST", insert, Some(json!({"userId": "jane@example.com"})))
+        .await;
+    assert_eq!(
+        (status, body["error"]["errors"][0]["reason"].as_str()),
+        (409, Some("duplicate"))
+    );
+    assert_eq!(
+        t.user(&id).unwrap().licences,
+        [("Google-Apps".to_owned(), "1010020027".to_owned())]
+    );
+    t.remove_user(&id);
+    assert_eq!(api.raw("GET", path, None).await.0, 404);
+}
+
+#[tokio::test]
+async fn google_mobile_devices_list_by_email_and_wipe() {
+    let t = GoogleTenant::start().await;
+    let api = Api::new(&t);
+    let jane = t.add_user(NewUser {
+        devices: vec!["Pixel 9".into()],
+        ..NewUser::active("jane@example.com")
+    });
+    let janet = t.add_user(NewUser::active("janet@example.com"));
+    t.add_device(&janet, "iPhone").unwrap();
+    let list = |q: &str| {
+        format!(
+            "customer/my_customer/devices/mobile?query={}",
+            url::form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>()
+        )
+    };
+    let (status, body, _) = api
+        .call("GET", &list("email:'jane@example.com'"), None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["kind"], "admin#directory#mobiledevices");
+    let devices = body["mobiledevices"].as_array().unwrap();
+    assert_eq!(devices.len(), 1);
+    assert_eq!(
+        (
+            devices[0]["status"].as_str(),
+            devices[0]["email"][0].as_str()
+        ),
+        (Some("APPROVED"), Some("jane@example.com"))
+    );
+    // A prefix matches more than one owner: clients must filter exactly.
+    let (_, body, _) = api.call("GET", &list("email:jane"), None).await;
+    assert_eq!(body["mobiledevices"].as_array().unwrap().len(), 2);
+    for bad in ["model:Pixel", "email:'open", "email:a b"] {
+        assert_eq!(api.call("GET", &list(bad), None).await.0, 400, "{bad}");
+    }
+    assert_eq!(
+        api.call("GET", "customer/C999/devices/mobile", None)
+            .await
+            .0,
+        404
+    );
+    let rid = devices[0]["resourceId"].as_str().unwrap().to_owned();
+    let action = format!("customer/my_customer/devices/mobile/{rid}/action");
+    assert_eq!(
+        api.call("POST", &action, Some(json!({"action": "self_destruct"})))
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        api.call(
+            "POST",
+            &action,
+            Some(json!({"action": "admin_account_wipe"}))
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(t.devices(&jane)[0].status, "ACCOUNT_WIPING");
+    let (_, body, _) = api
+        .call("GET", &list("email:'jane@example.com'"), None)
+        .await;
+    assert_eq!(body["mobiledevices"][0]["status"], "ACCOUNT_WIPING");
+    let (_, body, _) = api
+        .call("GET", &list("email:'jane@example.com'"), None)
+        .await;
+    assert_eq!(body["mobiledevices"][0]["status"], "ACCOUNT_WIPED");
+    assert_eq!(t.devices(&jane)[0].actions, ["admin_account_wipe"]);
+    assert_eq!(t.devices(&janet)[0].status, "APPROVED");
+    assert_eq!(
+        api.call(
+            "POST",
+            "customer/my_customer/devices/mobile/nope/action",
+            Some(json!({"action": "block"}))
+        )
+        .await
+        .0,
+        404
+    );
+}
+
+/// The `id`s of a `Users` answer, in order.
+fn user_ids(body: &Value) -> Vec<&str> {
+    body["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap())
+        .collect()
 }

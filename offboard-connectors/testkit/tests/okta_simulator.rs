@@ -418,3 +418,112 @@ async fn okta_concurrency_limit_answers_429_with_zero_limit() {
     assert_eq!(limited.len(), 2, "{results:?}");
     assert!(limited.iter().all(|(_, l)| l.as_deref() == Some("0")));
 }
+
+#[tokio::test]
+async fn okta_last_updated_search_sorts_and_pages_with_link_headers() {
+    let t = OktaTenant::start().await;
+    let api = Api::new(&t);
+    let ids: Vec<String> = (0..5)
+        .map(|i| t.add_user(NewUser::active(format!("u{i}@example.com"))))
+        .collect();
+    let before = t.last_updated(&ids[4]).unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert!(t.deactivate_user(&ids[1]));
+    assert!(t.set_status(&ids[3], "SUSPENDED"));
+    assert!(!t.deactivate_user("00uNobody"));
+    assert_eq!(t.user(&ids[1]).unwrap().status, "DEPROVISIONED");
+    assert!(t.last_updated(&ids[1]).unwrap() > before);
+
+    // Only the two changed users are newer; search includes DEPROVISIONED users.
+    let expr = format!(r#"lastUpdated gt "{before}""#);
+    let (s, v, _) = api
+        .call(
+            "GET",
+            "/api/v1/users",
+            &[("search", &expr), ("sortBy", "lastUpdated")],
+        )
+        .await;
+    assert_eq!(s, 200);
+    let got: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, [ids[1].as_str(), ids[3].as_str()]);
+
+    // Pages of two over everything, ascending by lastUpdated then id, joined by Link.
+    let all = r#"lastUpdated gt "2000-01-01T00:00:00.000Z""#;
+    let mut query: Vec<(String, String)> = vec![
+        ("search".into(), all.into()),
+        ("sortBy".into(), "lastUpdated".into()),
+        ("sortOrder".into(), "asc".into()),
+        ("limit".into(), "2".into()),
+    ];
+    let mut seen = Vec::new();
+    let mut pages = 0;
+    loop {
+        let q: Vec<(&str, &str)> = query
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let (s, v, h) = api.call("GET", "/api/v1/users", &q).await;
+        assert_eq!(s, 200);
+        pages += 1;
+        for u in v.as_array().unwrap() {
+            seen.push((
+                u["lastUpdated"].as_str().unwrap().to_owned(),
+                u["id"].as_str().unwrap().to_owned(),
+            ));
+        }
+        let Some(link) = h.get("link") else { break };
+        let link = link.to_str().unwrap();
+        assert!(link.ends_with(r#">; rel="next""#), "{link}");
+        let url = url::Url::parse(&link[1..link.find('>').unwrap()]).unwrap();
+        assert_eq!(url.origin().ascii_serialization(), t.uri());
+        query = url.query_pairs().into_owned().collect();
+    }
+    assert_eq!(pages, 3);
+    let mut sorted = seen.clone();
+    sorted.sort();
+    assert_eq!(seen, sorted, "ascending by lastUpdated, ties by id");
+    assert_eq!(seen.len(), 5);
+
+    for bad in [
+        r#"lastUpdated gt "yesterday""#,
+        r#"lastUpdated sw "2026""#,
+        r#"profile.login gt "a""#,
+    ] {
+        let (s, _, _) = api.call("GET", "/api/v1/users", &[("search", bad)]).await;
+        assert_eq!(s, 400, "{bad}");
+    }
+    let (s, _, _) = api
+        .call("GET", "/api/v1/users", &[("search", all), ("limit", "500")])
+        .await;
+    assert_eq!(s, 400);
+}
+
+#[tokio::test]
+async fn okta_failures_can_target_one_endpoint_family() {
+    let t = OktaTenant::start().await;
+    let api = Api::new(&t);
+    let id = t.add_user(NewUser::active("x@example.com"));
+    t.fail_next_in(RateFamily::UserWrite, 1, 429);
+    // Listings and reads are untouched; the next user write gets the 429.
+    assert_eq!(api.call("GET", "/api/v1/users", &[]).await.0, 200);
+    assert_eq!(
+        api.call("GET", &format!("/api/v1/users/{id}"), &[]).await.0,
+        200
+    );
+    let suspend = format!("/api/v1/users/{id}/lifecycle/suspend");
+    let (s, v, h) = api.call("POST", &suspend, &[]).await;
+    assert_eq!((s, v["errorCode"].as_str()), (429, Some("E0000047")));
+    assert!(h.contains_key("x-rate-limit-reset"));
+    assert_eq!(
+        t.user(&id).unwrap().status,
+        "ACTIVE",
+        "refused, not applied"
+    );
+    assert_eq!(api.call("POST", &suspend, &[]).await.0, 200);
+    assert_eq!(t.rate_limited_count(), 1);
+}

@@ -27,12 +27,14 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, broadcast};
 
 mod clock;
+mod discovery;
 mod limits;
 mod plan;
 mod watch;
 mod worker;
 
 pub use clock::{Clock, TokioClock};
+pub use discovery::{ConnectorSync, SyncReport};
 pub use limits::Limits;
 pub use plan::{AppPlan, Confirmation, Plan, RunRequest, plan_digest};
 pub use watch::{LifecycleRules, SOURCE_APP_PREFIX, WatchReport, source_app};
@@ -380,16 +382,16 @@ impl EngineBuilder {
                     ));
                 };
                 for a in actions {
-                    if entry
-                        .connector
-                        .capabilities()
-                        .action(&a.action.name)
-                        .is_none()
-                    {
+                    let caps = entry.connector.capabilities();
+                    if caps.action(&a.action.name).is_none() {
+                        let why = caps
+                            .unavailable_reason(&a.action.name)
+                            .map(|r| format!(": {r}"))
+                            .unwrap_or_default();
                         return Err(Error::config(
                             format!("apps.{app}.actions"),
                             format!(
-                                "policy line {}: the {app} connector does not offer {}",
+                                "policy line {}: the {app} connector does not offer {}{why}",
                                 a.line, a.action.name
                             ),
                         ));

@@ -584,7 +584,7 @@ impl Inner {
         Ok(Plan { run, apps, digest })
     }
 
-    async fn lookup(
+    pub(super) async fn lookup(
         &self,
         conn: &super::ConnectorEntry,
         person: &Person,

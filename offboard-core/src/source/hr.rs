@@ -11,12 +11,19 @@
 //! | `name` | no | display name |
 //! | `manager_email` | no | the manager, who receives data |
 //!
-//! A JSON feed is an array of such objects. Each poll reads the whole file (a full scan) and
+//! A JSON feed is an array of such objects. Each poll reads the whole export (a full scan) and
 //! reports only what changed since the previous scan, whose digest and ids the cursor carries;
-//! a person missing from the file is reported past ("no longer found").
+//! a person missing from the export is reported past ("no longer found").
+//!
+//! Loading is separate from parsing: a [`FeedLoader`] fetches the export ([`FileLoader`] here;
+//! an HTTP loader with authentication and conditional requests lives in `offboard-http`), and
+//! [`HrFeed`] parses and diffs it. A loader may answer [`Loaded::Unchanged`] to a validator it
+//! gave before (an ETag), which costs nothing to diff.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -36,11 +43,80 @@ pub enum HrFormat {
     Json,
 }
 
-/// An HR export file as a source of truth.
+/// What a [`FeedLoader`] returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Loaded {
+    /// The export is the one the validator describes (e.g. HTTP 304).
+    Unchanged,
+    /// The export's content.
+    Content {
+        /// The whole export, as text.
+        body: String,
+        /// An opaque token to pass to the next [`FeedLoader::load`] (ETag, Last-Modified), kept
+        /// in the source's cursor.
+        validator: Option<String>,
+    },
+}
+
+/// Fetches an HR export for [`HrFeed`].
+///
+/// # Behavior
+/// - `load(None)` always returns the content.
+/// - `load(Some(v))` with a validator this loader returned earlier may return
+///   [`Loaded::Unchanged`] when the export has not changed since; otherwise the content.
+/// - Errors are clear about where the export is and never contain a credential.
+#[async_trait]
+pub trait FeedLoader: Send + Sync + fmt::Debug {
+    /// Where the export comes from, for messages (a path, a URL without its query).
+    fn location(&self) -> String;
+
+    /// Loads the export.
+    ///
+    /// # Errors
+    /// Retryable errors when the export cannot be reached; `InvalidInput` or `Vendor` when
+    /// what was fetched is not an export.
+    async fn load(&self, validator: Option<&str>) -> Result<Loaded>;
+}
+
+/// Reads an export from a file on every poll.
+#[derive(Debug, Clone)]
+pub struct FileLoader {
+    path: PathBuf,
+}
+
+impl FileLoader {
+    /// A loader of `path`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+}
+
+#[async_trait]
+impl FeedLoader for FileLoader {
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    async fn load(&self, _validator: Option<&str>) -> Result<Loaded> {
+        let body = tokio::fs::read_to_string(&self.path).await.map_err(|e| {
+            Error::new(
+                ErrorKind::Unavailable,
+                format!("cannot read {}: {e}", self.path.display()),
+            )
+            .retryable()
+        })?;
+        Ok(Loaded::Content {
+            body,
+            validator: None,
+        })
+    }
+}
+
+/// An HR export as a source of truth.
 #[derive(Debug, Clone)]
 pub struct HrFeed {
     name: String,
-    path: PathBuf,
+    loader: Arc<dyn FeedLoader>,
     format: HrFormat,
 }
 
@@ -48,11 +124,14 @@ pub struct HrFeed {
 struct ScanState {
     /// Digest of each person's last reported record.
     records: BTreeMap<String, String>,
+    /// The loader's validator of the export these digests describe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    validator: Option<String>,
 }
 
 impl HrFeed {
-    /// A feed named `name` (the cursor's key) read from `path`; the format follows the
-    /// extension (`.json` → JSON, otherwise CSV).
+    /// A feed named `name` (the cursor's key) read from the file `path`; the format follows
+    /// the extension (`.json` → JSON, otherwise CSV).
     pub fn new(name: impl Into<String>, path: impl Into<PathBuf>) -> Self {
         let path = path.into();
         let format = if path
@@ -63,11 +142,25 @@ impl HrFeed {
         } else {
             HrFormat::Csv
         };
+        Self::from_loader(name, Arc::new(FileLoader::new(path)), format)
+    }
+
+    /// A feed named `name` fetched by `loader` (e.g. `offboard_http::HttpFeedLoader`).
+    pub fn from_loader(
+        name: impl Into<String>,
+        loader: Arc<dyn FeedLoader>,
+        format: HrFormat,
+    ) -> Self {
         Self {
             name: name.into(),
-            path,
+            loader,
             format,
         }
+    }
+
+    /// The format the export is parsed as.
+    pub fn format(&self) -> HrFormat {
+        self.format
     }
 
     /// Forces a format.
@@ -221,25 +314,41 @@ impl SourceOfTruth for HrFeed {
     }
 
     async fn changes(&self, cursor: Option<&Cursor>) -> Result<ChangeBatch> {
-        let content = tokio::fs::read_to_string(&self.path).await.map_err(|e| {
-            Error::new(
-                ErrorKind::Unavailable,
-                format!(
-                    "HR feed {}: cannot read {}: {e}",
-                    self.name,
-                    self.path.display()
-                ),
-            )
-            .retryable()
-        })?;
-        let records = self.parse(&content)?;
-        let previous: ScanState = match cursor {
-            None => ScanState::default(),
-            Some(c) => serde_json::from_str(&c.0).map_err(|e| {
-                Error::invalid_input(format!("HR feed {}: cursor is not ours: {e}", self.name))
-            })?,
+        let previous: ScanState = Cursor::decode(cursor, &format!("HR feed {}", self.name))?;
+        let loaded = self
+            .loader
+            .load(previous.validator.as_deref())
+            .await
+            .map_err(|e| {
+                e.with_context("feed", &self.name)
+                    .with_context("location", self.loader.location())
+            })?;
+        let (content, validator) = match loaded {
+            Loaded::Content { body, validator } => (body, validator),
+            // Nothing changed since the export these digests describe.
+            Loaded::Unchanged if cursor.is_some() => {
+                return Ok(ChangeBatch {
+                    changes: Vec::new(),
+                    next: cursor.cloned().expect("checked"),
+                    more: false,
+                });
+            }
+            Loaded::Unchanged => {
+                return Err(Error::new(
+                    ErrorKind::Vendor,
+                    format!(
+                        "HR feed {}: {} answered \"unchanged\" to a first load",
+                        self.name,
+                        self.loader.location()
+                    ),
+                ));
+            }
         };
-        let mut next = ScanState::default();
+        let records = self.parse(&content)?;
+        let mut next = ScanState {
+            validator,
+            ..ScanState::default()
+        };
         let mut changes = Vec::new();
         for r in records {
             let d = digest(&r);
@@ -254,16 +363,11 @@ impl SourceOfTruth for HrFeed {
             .iter()
             .filter(|(id, _)| !next.records.contains_key(*id))
         {
-            changes.push(PersonRecord {
-                person: Person::new(id.as_str(), ""),
-                lifecycle: Lifecycle::Past,
-                termination_at: None,
-            });
+            changes.push(PersonRecord::gone(id));
         }
-        let cursor = serde_json::to_string(&next).expect("scan state serialises");
         Ok(ChangeBatch {
             changes,
-            next: Cursor(cursor),
+            next: Cursor::encode(&next),
             more: false,
         })
     }
@@ -322,6 +426,72 @@ mod tests {
         let f = HrFeed::new("hr", "x.json");
         let r = f.parse(r#"[{"id": "e1", "email": "ada@example.com", "status": "leaver", "termination_date": "2026-11-30T17:00:00Z"}]"#).unwrap();
         assert_eq!(r[0].lifecycle, Lifecycle::Past);
+    }
+
+    /// A loader serving a body with an ETag-like validator, counting loads.
+    #[derive(Debug, Default)]
+    struct Versioned {
+        body: std::sync::Mutex<(String, u32)>,
+        seen: std::sync::Mutex<Vec<Option<String>>>,
+    }
+
+    #[async_trait]
+    impl FeedLoader for Versioned {
+        fn location(&self) -> String {
+            "memory".into()
+        }
+        async fn load(&self, validator: Option<&str>) -> Result<Loaded> {
+            self.seen.lock().unwrap().push(validator.map(str::to_owned));
+            let (body, version) = self.body.lock().unwrap().clone();
+            let v = format!("v{version}");
+            if validator == Some(v.as_str()) {
+                return Ok(Loaded::Unchanged);
+            }
+            Ok(Loaded::Content {
+                body,
+                validator: Some(v),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unchanged_export_is_not_parsed_again_and_keeps_the_cursor() {
+        let loader = Arc::new(Versioned::default());
+        *loader.body.lock().unwrap() = (
+            "employee_id,email,status\ne1,ada@example.com,active\n".into(),
+            1,
+        );
+        let f = HrFeed::from_loader("hr", loader.clone(), HrFormat::Csv);
+        let b1 = f.changes(None).await.unwrap();
+        assert_eq!(b1.changes.len(), 1);
+        let b2 = f.changes(Some(&b1.next)).await.unwrap();
+        assert!(b2.changes.is_empty());
+        assert_eq!(b2.next, b1.next, "the cursor is kept as is");
+        *loader.body.lock().unwrap() = (
+            "employee_id,email,status\ne1,ada@example.com,terminated\n".into(),
+            2,
+        );
+        let b3 = f.changes(Some(&b2.next)).await.unwrap();
+        assert_eq!(b3.changes[0].lifecycle, Lifecycle::Past);
+        assert_eq!(
+            *loader.seen.lock().unwrap(),
+            [None, Some("v1".to_owned()), Some("v1".to_owned())],
+            "the validator of the last export is passed back"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_file_is_a_retryable_error_naming_the_feed() {
+        let e = HrFeed::new("workday", "/nonexistent/offboard/export.csv")
+            .changes(None)
+            .await
+            .unwrap_err();
+        assert!(e.is_retryable());
+        let msg = e.to_string();
+        assert!(
+            msg.contains("workday") && msg.contains("/nonexistent/offboard/export.csv"),
+            "{msg}"
+        );
     }
 
     #[tokio::test]

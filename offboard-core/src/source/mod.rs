@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{Lifecycle, Person};
 
 pub mod hr;
@@ -29,6 +29,43 @@ pub struct PersonRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Cursor(pub String);
+
+impl Cursor {
+    /// A cursor holding `state` as JSON: what a scanning source keeps between polls.
+    pub fn encode<T: Serialize>(state: &T) -> Self {
+        Self(serde_json::to_string(state).expect("source state serialises"))
+    }
+
+    /// The state a cursor made by [`Cursor::encode`] holds; the default state without one.
+    ///
+    /// # Errors
+    /// `InvalidInput` naming `source` when the cursor holds something else.
+    pub fn decode<T: serde::de::DeserializeOwned + Default>(
+        cursor: Option<&Self>,
+        source: &str,
+    ) -> Result<T> {
+        cursor.map_or_else(
+            || Ok(T::default()),
+            |c| {
+                serde_json::from_str(&c.0).map_err(|e| {
+                    Error::invalid_input(format!("{source}: the cursor is not ours: {e}"))
+                })
+            },
+        )
+    }
+}
+
+impl PersonRecord {
+    /// A person the source no longer finds: past, known by id only (the engine fills in the
+    /// address it knew).
+    pub fn gone(id: &str) -> Self {
+        Self {
+            person: Person::new(id, ""),
+            lifecycle: Lifecycle::Past,
+            termination_at: None,
+        }
+    }
+}
 
 /// Changes since a cursor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

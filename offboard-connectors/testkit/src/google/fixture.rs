@@ -13,9 +13,11 @@ use crate::conformance::Fixture;
 ///
 /// Each user is active in org unit `/Engineering`, listed in the global address list, a
 /// `MEMBER` of "engineering@" and an `OWNER` of "all-staff@", with OAuth tokens of two
-/// third-party clients ("Slack", "Zoom"), one app-specific password, 10 backup codes and 2
-/// sessions. The org unit `/Offboarded` exists; `google.move_to_ou` is run with
-/// `{"ou": "/Offboarded"}`.
+/// third-party clients ("Slack", "Zoom"), one app-specific password, 10 backup codes, 2
+/// sessions, one mobile device ("Pixel 9") and a Business Starter licence
+/// ([`GoogleFixture::LICENCE`]). The org unit `/Offboarded` exists; `google.move_to_ou` is run
+/// with `{"ou": "/Offboarded"}` and `google.transfer_data` with
+/// `{"to": "manager@example.test"}` ([`GoogleFixture::MANAGER`], an active user).
 #[derive(Debug, Clone)]
 pub struct GoogleFixture {
     tenant: Arc<GoogleTenant>,
@@ -27,12 +29,19 @@ impl GoogleFixture {
     /// The org unit `google.move_to_ou` moves users to.
     pub const OFFBOARDED_OU: &'static str = "/Offboarded";
 
+    /// The user `google.transfer_data` transfers data to.
+    pub const MANAGER: &'static str = "manager@example.test";
+
+    /// The licence every fixture user holds: (productId, skuId).
+    pub const LICENCE: (&'static str, &'static str) = ("Google-Apps", "1010020027");
+
     /// Sets up the org units and groups in `tenant`.
     pub fn new(tenant: Arc<GoogleTenant>) -> Self {
         tenant.add_org_unit("/Engineering");
         tenant.add_org_unit(Self::OFFBOARDED_OU);
         let engineering = tenant.add_group("engineering@example.test", "Engineering");
         let all_staff = tenant.add_group("all-staff@example.test", "All Staff");
+        tenant.add_user(NewUser::active(Self::MANAGER));
         Self {
             tenant,
             engineering,
@@ -66,6 +75,8 @@ impl GoogleFixture {
             asps: vec!["Thunderbird".into()],
             backup_codes: 10,
             sessions: 2,
+            devices: vec!["Pixel 9".into()],
+            licences: vec![(Self::LICENCE.0.into(), Self::LICENCE.1.into())],
             ..NewUser::active(login)
         }
     }
@@ -89,14 +100,12 @@ impl Fixture for GoogleFixture {
     }
 
     fn action(&self, spec: &ActionSpec) -> Action {
-        if spec.name.as_str() == "google.move_to_ou" {
-            Action::with_params(
-                spec.name.clone(),
-                &serde_json::json!({"ou": Self::OFFBOARDED_OU}),
-            )
+        let params = match spec.name.as_str() {
+            "google.move_to_ou" => serde_json::json!({"ou": Self::OFFBOARDED_OU}),
+            "google.transfer_data" => serde_json::json!({"to": Self::MANAGER}),
+            _ => return Action::new(spec.name.clone()),
+        };
+        Action::with_params(spec.name.clone(), &params)
             .unwrap_or_else(|_| Action::new(spec.name.clone()))
-        } else {
-            Action::new(spec.name.clone())
-        }
     }
 }

@@ -5,11 +5,12 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+use super::services;
 use super::{Group, State, User, error_body, invalid, not_found};
 
-type Reply = (u16, Option<Value>);
+pub(super) type Reply = (u16, Option<Value>);
 
-fn err((status, body): (u16, Value)) -> Reply {
+pub(super) fn err((status, body): (u16, Value)) -> Reply {
     (status, Some(body))
 }
 
@@ -20,11 +21,32 @@ pub(super) fn route(
     query: &BTreeMap<String, String>,
     body: Option<&Value>,
 ) -> Reply {
-    let ["admin", "directory", "v1", rest @ ..] = segs else {
-        return err(not_found("path"));
-    };
+    match segs {
+        ["admin", "directory", "v1", rest @ ..] => directory(s, method, rest, query, body),
+        ["admin", "datatransfer", "v1", rest @ ..] => {
+            services::datatransfer(s, method, rest, query, body)
+        }
+        ["apps", "licensing", "v1", rest @ ..] => services::licensing(s, method, rest, body),
+        _ => err(not_found("path")),
+    }
+}
+
+fn directory(
+    s: &mut State,
+    method: &str,
+    rest: &[&str],
+    query: &BTreeMap<String, String>,
+    body: Option<&Value>,
+) -> Reply {
     match (method, rest) {
+        (_, ["customer", customer, "devices", "mobile", rest @ ..]) => {
+            if !services::is_customer(customer) {
+                return err(not_found("customerId"));
+            }
+            services::devices(s, method, rest, query, body)
+        }
         ("GET", ["groups"]) => list_groups(s, query),
+        ("GET", ["users"]) => list_users(s, query),
         (_, ["groups", group_key, "members", rest @ ..]) => {
             let Some(gid) = s.group_id(group_key) else {
                 return err(not_found("groupKey"));
@@ -48,19 +70,19 @@ fn user_json(u: &User) -> Value {
         "etag": format!("\"sim-{}\"", u.id),
         "primaryEmail": u.primary_email,
         "name": {"givenName": "Sim", "familyName": "User", "fullName": "Sim User"},
-        "isAdmin": false,
+        "isAdmin": u.is_admin,
         "isDelegatedAdmin": false,
         "lastLoginTime": "1970-01-01T00:00:00.000Z",
         "creationTime": u.created,
         "agreedToTerms": true,
         "suspended": u.suspended,
         "archived": u.archived,
-        "changePasswordAtNextLogin": false,
+        "changePasswordAtNextLogin": u.change_password_at_next_login,
         "ipWhitelisted": false,
         "emails": [{"address": u.primary_email, "primary": true}],
         "aliases": u.aliases,
         "nonEditableAliases": [],
-        "customerId": "C0sim0000",
+        "customerId": super::CUSTOMER_ID,
         "orgUnitPath": u.org_unit_path,
         "isMailboxSetup": true,
         "isEnrolledIn2Sv": true,
@@ -83,10 +105,7 @@ fn user(s: &mut State, method: &str, id: &str, rest: &[&str], body: Option<&Valu
         ("GET", []) => (200, Some(user_json(&s.users[id]))),
         ("PATCH", []) => patch_user(s, id, body),
         ("DELETE", []) => {
-            s.users.remove(id);
-            for g in s.groups.values_mut() {
-                g.members.remove(id);
-            }
+            s.delete_user(id);
             (204, None)
         }
         ("POST", ["signOut"]) => {
@@ -205,13 +224,27 @@ fn patch_user(s: &mut State, id: &str, body: Option<&Value>) -> Reply {
             Some(_) => Err(err(invalid(&format!("Invalid value for {key}")))),
         }
     };
-    let (suspended, archived, gal) = match (
+    let (suspended, archived, gal, change) = match (
         flag("suspended"),
         flag("archived"),
         flag("includeInGlobalAddressList"),
+        flag("changePasswordAtNextLogin"),
     ) {
-        (Ok(a), Ok(b), Ok(c)) => (a, b, c),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return e,
+        (Ok(a), Ok(b), Ok(c), Ok(d)) => (a, b, c, d),
+        (Err(e), ..) | (_, Err(e), ..) | (_, _, Err(e), _) | (.., Err(e)) => return e,
+    };
+    let hashed = match body.get("hashFunction") {
+        None => false,
+        Some(Value::String(f)) if matches!(f.as_str(), "MD5" | "SHA-1" | "crypt") => true,
+        Some(_) => return err(invalid("Invalid Input: hashFunction")),
+    };
+    let password = match body.get("password") {
+        None => None,
+        // Google: 8 to 100 ASCII characters (a hash is taken as given).
+        Some(Value::String(p)) if hashed || ((8..=100).contains(&p.len()) && p.is_ascii()) => {
+            Some(p)
+        }
+        Some(_) => return err(invalid("Invalid Password")),
     };
     let Some(u) = s.users.get_mut(id) else {
         return err(not_found("userKey"));
@@ -228,7 +261,190 @@ fn patch_user(s: &mut State, id: &str, body: Option<&Value>) -> Reply {
     if let Some(v) = gal {
         u.include_in_gal = v;
     }
+    if password.is_some() {
+        u.password_resets += 1;
+    }
+    if let Some(v) = change {
+        u.change_password_at_next_login = v;
+    }
     (200, Some(user_json(u)))
+}
+
+/// The paging parameters of a list method: (`maxResults` within `1..=max` defaulting to
+/// `default`, the offset the simulator's `pageToken` stands for).
+pub(super) fn paging(
+    query: &BTreeMap<String, String>,
+    default: usize,
+    max: usize,
+) -> Result<(usize, usize), Reply> {
+    let size = match query.get("maxResults").map(|m| m.parse::<usize>()) {
+        None => default,
+        Some(Ok(n)) if (1..=max).contains(&n) => n,
+        Some(_) => return Err(err(invalid("Invalid value for maxResults"))),
+    };
+    let start = match query.get("pageToken").map(|t| t.parse::<usize>()) {
+        None => 0,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => return Err(err(invalid("Invalid value for pageToken"))),
+    };
+    Ok((size, start))
+}
+
+/// One page of `all` under `key`, with `nextPageToken` when more follow; `items` is left out
+/// when the page is empty, as Google does.
+pub(super) fn page(kind: &str, key: &str, all: Vec<Value>, size: usize, start: usize) -> Value {
+    let total = all.len();
+    let items: Vec<Value> = all.into_iter().skip(start).take(size).collect();
+    let mut v = json!({"kind": kind, "etag": "\"sim\""});
+    if !items.is_empty() {
+        v[key] = Value::Array(items);
+    }
+    if start + size < total {
+        v["nextPageToken"] = Value::String((start + size).to_string());
+    }
+    v
+}
+
+/// One term of a `users.list` `query`: a field, and the value it must have.
+enum UserTerm {
+    /// `email:` / `email=`: primary address or alias; a trailing `*` makes it a prefix.
+    Email(String),
+    /// `isSuspended=`.
+    Suspended(bool),
+    /// `isAdmin=`.
+    Admin(bool),
+    /// `orgUnitPath=`: the unit or any unit below it.
+    OrgUnit(String),
+}
+
+impl UserTerm {
+    /// Parses a query of space-separated `field:value` / `field=value` terms (values may be
+    /// single-quoted, with `\'` inside quotes); any other field is a 400, as the real API
+    /// refuses fields it does not know.
+    fn parse(query: &str) -> Result<Vec<Self>, Reply> {
+        let bad = || err(invalid("Invalid Input: query"));
+        let mut terms = Vec::new();
+        let mut rest = query.trim_start();
+        while !rest.is_empty() {
+            let op = rest.find([':', '=']).ok_or_else(bad)?;
+            let field = &rest[..op];
+            rest = &rest[op + 1..];
+            let mut value = String::new();
+            if let Some(quoted) = rest.strip_prefix('\'') {
+                let mut chars = quoted.char_indices();
+                let mut end = None;
+                while let Some((i, c)) = chars.next() {
+                    match c {
+                        '\\' => value.extend(chars.next().map(|(_, c)| c)),
+                        '\'' => {
+                            end = Some(i + 1);
+                            break;
+                        }
+                        c => value.push(c),
+                    }
+                }
+                rest = &quoted[end.ok_or_else(bad)?..];
+            } else {
+                let end = rest.find(' ').unwrap_or(rest.len());
+                value.push_str(&rest[..end]);
+                rest = &rest[end..];
+            }
+            if !rest.is_empty() && !rest.starts_with(' ') {
+                return Err(bad());
+            }
+            rest = rest.trim_start();
+            let flag = |v: &str| match v {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(bad()),
+            };
+            terms.push(match field {
+                "email" => Self::Email(value),
+                "isSuspended" => Self::Suspended(flag(&value)?),
+                "isAdmin" => Self::Admin(flag(&value)?),
+                "orgUnitPath" => Self::OrgUnit(value),
+                _ => return Err(bad()),
+            });
+        }
+        Ok(terms)
+    }
+
+    fn matches(&self, u: &User) -> bool {
+        match self {
+            Self::Email(want) => std::iter::once(&u.primary_email)
+                .chain(&u.aliases)
+                .any(|have| match want.strip_suffix('*') {
+                    Some(prefix) => have
+                        .get(..prefix.len())
+                        .is_some_and(|h| h.eq_ignore_ascii_case(prefix)),
+                    None => have.eq_ignore_ascii_case(want),
+                }),
+            Self::Suspended(b) => u.suspended == *b,
+            Self::Admin(b) => u.is_admin == *b,
+            Self::OrgUnit(path) => {
+                u.org_unit_path == *path
+                    || path == "/"
+                    || u.org_unit_path
+                        .strip_prefix(path.as_str())
+                        .is_some_and(|r| r.starts_with('/'))
+            }
+        }
+    }
+}
+
+/// `directory.users.list`: `customer` (`my_customer` or the customer id) or `domain`;
+/// `query`, `showDeleted` (only deleted users), `orderBy=email`, `maxResults` (1..=500,
+/// default 100) and `pageToken`.
+fn list_users(s: &State, query: &BTreeMap<String, String>) -> Reply {
+    let domain = query.get("domain");
+    match (query.get("customer").map(String::as_str), domain) {
+        (Some(c), None) if services::is_customer(c) => {}
+        (None, Some(_)) => {}
+        (Some(_), None) => return err(not_found("customer")),
+        _ => {
+            return err(invalid(
+                "Bad Request: give exactly one of customer and domain",
+            ));
+        }
+    }
+    let (size, start) = match paging(query, 100, 500) {
+        Ok(p) => p,
+        Err(e) => return e,
+    };
+    let terms = match query.get("query").map(|q| UserTerm::parse(q)) {
+        None => Vec::new(),
+        Some(Ok(t)) => t,
+        Some(Err(e)) => return e,
+    };
+    let deleted = match query.get("showDeleted").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return err(invalid("Invalid value for showDeleted")),
+    };
+    let mut users: Vec<&User> = if deleted { &s.deleted } else { &s.users }
+        .values()
+        .filter(|u| {
+            domain.is_none_or(|d| {
+                u.primary_email
+                    .rsplit_once('@')
+                    .is_some_and(|(_, dom)| dom.eq_ignore_ascii_case(d))
+            })
+        })
+        .filter(|u| terms.iter().all(|t| t.matches(u)))
+        .collect();
+    match query.get("orderBy").map(String::as_str) {
+        None => {}
+        Some("email") => users.sort_by_key(|u| u.primary_email.to_ascii_lowercase()),
+        Some(_) => return err(invalid("Invalid value for orderBy")),
+    }
+    if query.get("sortOrder").map(String::as_str) == Some("DESCENDING") {
+        users.reverse();
+    }
+    let all = users.into_iter().map(user_json).collect();
+    (
+        200,
+        Some(page("admin#directory#users", "users", all, size, start)),
+    )
 }
 
 fn group_json(id: &str, g: &Group) -> Value {
@@ -258,31 +474,20 @@ fn list_groups(s: &State, query: &BTreeMap<String, String>) -> Reply {
     let Some(uid) = s.user_id(user_key) else {
         return err(not_found("userKey"));
     };
-    let max: usize = match query.get("maxResults").map(|m| m.parse::<usize>()) {
-        None => 200,
-        Some(Ok(n)) if (1..=200).contains(&n) => n,
-        Some(_) => return err(invalid("Invalid value for maxResults")),
+    let (size, start) = match paging(query, 200, 200) {
+        Ok(p) => p,
+        Err(e) => return e,
     };
-    let start: usize = match query.get("pageToken").map(|t| t.parse::<usize>()) {
-        None => 0,
-        Some(Ok(n)) => n,
-        Some(Err(_)) => return err(invalid("Invalid value for pageToken")),
-    };
-    let all: Vec<Value> = s
+    let all = s
         .groups
         .iter()
         .filter(|(_, g)| g.members.contains_key(&uid))
         .map(|(id, g)| group_json(id, g))
         .collect();
-    let page: Vec<Value> = all.iter().skip(start).take(max).cloned().collect();
-    let mut v = json!({"kind": "admin#directory#groups", "etag": "\"sim\""});
-    if !page.is_empty() {
-        v["groups"] = Value::Array(page);
-    }
-    if start + max < all.len() {
-        v["nextPageToken"] = Value::String((start + max).to_string());
-    }
-    (200, Some(v))
+    (
+        200,
+        Some(page("admin#directory#groups", "groups", all, size, start)),
+    )
 }
 
 fn member_json(s: &State, uid: &str, role: &str) -> Value {

@@ -67,7 +67,7 @@ fn user_json(u: &User) -> Value {
         "activated": null,
         "statusChanged": null,
         "lastLogin": null,
-        "lastUpdated": u.created,
+        "lastUpdated": u.last_updated,
         "passwordChanged": null,
         "type": {"id": "otySim000000000000000"},
         "transitioningToStatus": null,
@@ -83,31 +83,29 @@ fn user_json(u: &User) -> Value {
     })
 }
 
-fn list_users(s: &State, query: &BTreeMap<String, String>) -> Reply {
-    if query.contains_key("filter") || query.contains_key("q") {
-        return err((
+fn list_users(s: &mut State, query: &BTreeMap<String, String>) -> Reply {
+    let invalid = |why: &str| {
+        err((
             400,
-            error_body(
-                "E0000031",
-                "Invalid search criteria.",
-                &["the simulator supports only `search`"],
-            ),
-        ));
+            error_body("E0000031", "Invalid search criteria.", &[why]),
+        ))
+    };
+    if query.contains_key("filter") || query.contains_key("q") {
+        return invalid("the simulator supports only `search`");
     }
-    let users: Vec<Value> = match query.get("search") {
+    let limit = match query.get("limit").map(|l| l.parse::<usize>()) {
+        None => 200,
+        Some(Ok(n)) if (1..=200).contains(&n) => n,
+        Some(_) => return invalid("limit must be between 1 and 200"),
+    };
+    let mut users: Vec<&User> = match query.get("search") {
         None => s
             .users
             .values()
             .filter(|u| u.status != "DEPROVISIONED")
-            .map(user_json)
             .collect(),
         Some(expr) => match search::parse(expr) {
-            Err(why) => {
-                return err((
-                    400,
-                    error_body("E0000031", "Invalid search criteria.", &[&why]),
-                ));
-            }
+            Err(why) => return invalid(&why),
             Ok(terms) => s
                 .users
                 .values()
@@ -119,15 +117,44 @@ fn list_users(s: &State, query: &BTreeMap<String, String>) -> Reply {
                             search::Attr::SecondEmail => u.second_email.as_deref(),
                             search::Attr::Id => Some(u.id.as_str()),
                             search::Attr::Status => Some(u.status.as_str()),
+                            search::Attr::LastUpdated => Some(u.last_updated.as_str()),
                         };
-                        field.is_some_and(|f| f.eq_ignore_ascii_case(&t.value))
+                        field.is_some_and(|f| t.matches(f))
                     })
                 })
-                .map(user_json)
                 .collect(),
         },
     };
-    (200, Some(Value::Array(users)))
+    // Order: by id, or (search only) by `sortBy` then id; `after` is the last key returned.
+    let by_last_updated = match (query.get("search"), query.get("sortBy").map(String::as_str)) {
+        (Some(_), Some("lastUpdated")) => true,
+        (Some(_), Some("id")) | (_, None) | (None, Some(_)) => false,
+        (Some(_), Some(_)) => return invalid("the simulator sorts only by lastUpdated or id"),
+    };
+    let descending = by_last_updated && query.get("sortOrder").map(String::as_str) == Some("desc");
+    let key = |u: &User| {
+        if by_last_updated {
+            format!("{}~{}", u.last_updated, u.id)
+        } else {
+            u.id.clone()
+        }
+    };
+    users.sort_by_key(|u| key(u));
+    if descending {
+        users.reverse();
+    }
+    if let Some(after) = query.get("after") {
+        users.retain(|u| {
+            let k = key(u);
+            if descending { k < *after } else { k > *after }
+        });
+    }
+    let more = users.len() > limit;
+    users.truncate(limit);
+    let next_after = more.then(|| users.last().map(|u| key(u))).flatten();
+    let page = Value::Array(users.into_iter().map(user_json).collect());
+    s.next_after = next_after;
+    (200, Some(page))
 }
 
 fn delete_user(s: &mut State, id: &str) -> Reply {
@@ -142,8 +169,9 @@ fn delete_user(s: &mut State, id: &str) -> Reply {
     (204, None)
 }
 
-fn deactivate(u: &mut User) {
+pub(super) fn deactivate(u: &mut User) {
     u.status = "DEPROVISIONED".into();
+    u.last_updated = super::now_stamp();
     u.sessions = 0;
     u.tokens.clear();
     u.grants.clear();
@@ -155,14 +183,20 @@ fn lifecycle(s: &mut State, id: &str, op: &str) -> Reply {
         return err(not_found(&format!("{id} (User)")));
     };
     match op {
-        "suspend" if u.status == "ACTIVE" => u.status = "SUSPENDED".into(),
+        "suspend" if u.status == "ACTIVE" => {
+            u.status = "SUSPENDED".into();
+            u.last_updated = super::now_stamp();
+        }
         "suspend" => {
             return err(validation(
                 "suspend",
                 "Cannot suspend a user that is not active",
             ));
         }
-        "unsuspend" if u.status == "SUSPENDED" => u.status = "ACTIVE".into(),
+        "unsuspend" if u.status == "SUSPENDED" => {
+            u.status = "ACTIVE".into();
+            u.last_updated = super::now_stamp();
+        }
         "unsuspend" => {
             return err(validation(
                 "unsuspend",
@@ -178,6 +212,7 @@ fn lifecycle(s: &mut State, id: &str, op: &str) -> Reply {
         }
         "activate" if matches!(u.status.as_str(), "STAGED" | "DEPROVISIONED") => {
             u.status = "ACTIVE".into();
+            u.last_updated = super::now_stamp();
         }
         "activate" => {
             return err((

@@ -4,13 +4,15 @@
 //!
 //! ```text
 //! expr   := term (" or " term)*
-//! term   := attr " eq " string
+//! term   := attr " eq " string | "lastUpdated " cmp " " string
 //! attr   := "profile.login" | "profile.email" | "profile.secondEmail" | "id" | "status"
+//! cmp    := "eq" | "gt" | "ge" | "lt" | "le"
 //! string := '"' ( any char but '"' and '\' | '\"' | '\\' )* '"'
 //! ```
 //!
-//! Exactly one space around `eq` and `or`; no parentheses, no other operators (`sw`, `co`,
-//! `pr`, `and`), no other escapes, no control characters.
+//! Exactly one space around operators and `or`; no parentheses, no other operators (`sw`,
+//! `co`, `pr`, `and`), no other escapes, no control characters. A `lastUpdated` value must be
+//! an RFC 3339 timestamp and is compared as a time.
 
 /// An attribute a search term compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,13 +22,51 @@ pub(crate) enum Attr {
     SecondEmail,
     Id,
     Status,
+    LastUpdated,
+}
+
+/// How a term compares (`gt`/`ge`/`lt`/`le` only for `lastUpdated`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Op {
+    Eq,
+    Gt,
+    Ge,
+    Lt,
+    Le,
 }
 
 /// One `attr eq "value"` term.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Term {
     pub(crate) attr: Attr,
+    pub(crate) op: Op,
     pub(crate) value: String,
+}
+
+impl Term {
+    /// Whether a user's `field` value satisfies the term (strings: ASCII case ignored;
+    /// `lastUpdated`: compared as times).
+    pub(crate) fn matches(&self, field: &str) -> bool {
+        if self.attr != Attr::LastUpdated {
+            return field.eq_ignore_ascii_case(&self.value);
+        }
+        let (Some(have), Some(want)) = (timestamp(field), timestamp(&self.value)) else {
+            return false;
+        };
+        match self.op {
+            Op::Eq => have == want,
+            Op::Gt => have > want,
+            Op::Ge => have >= want,
+            Op::Lt => have < want,
+            Op::Le => have <= want,
+        }
+    }
+}
+
+fn timestamp(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
 }
 
 /// Parses a whole expression into its `or`-ed terms.
@@ -51,20 +91,36 @@ fn parse_term(input: &str) -> Result<(Term, &str), String> {
         ("profile.login", Attr::Login),
         ("profile.email", Attr::Email),
         ("status", Attr::Status),
+        ("lastUpdated", Attr::LastUpdated),
         ("id", Attr::Id),
     ]
     .into_iter()
     .find_map(|(name, attr)| input.strip_prefix(name).map(|r| (attr, r)))
     .ok_or_else(|| format!("unsupported attribute at {input:?}"))?;
-    let rest = rest
-        .strip_prefix(" eq \"")
-        .ok_or_else(|| format!("only `eq \"…\"` is supported, at {rest:?}"))?;
+    let ops: &[(&str, Op)] = if attr == Attr::LastUpdated {
+        &[
+            (" eq \"", Op::Eq),
+            (" gt \"", Op::Gt),
+            (" ge \"", Op::Ge),
+            (" lt \"", Op::Lt),
+            (" le \"", Op::Le),
+        ]
+    } else {
+        &[(" eq \"", Op::Eq)]
+    };
+    let (op, rest) = ops
+        .iter()
+        .find_map(|(s, op)| rest.strip_prefix(s).map(|r| (*op, r)))
+        .ok_or_else(|| format!("unsupported operator or value at {rest:?}"))?;
     let mut value = String::new();
     let mut chars = rest.char_indices();
     while let Some((i, c)) = chars.next() {
         match c {
             '"' => {
-                return Ok((Term { attr, value }, &rest[i + 1..]));
+                if attr == Attr::LastUpdated && timestamp(&value).is_none() {
+                    return Err(format!("{value:?} is not an RFC 3339 time"));
+                }
+                return Ok((Term { attr, op, value }, &rest[i + 1..]));
             }
             '\\' => match chars.next() {
                 Some((_, '"')) => value.push('"'),
@@ -90,6 +146,7 @@ mod tests {
             t[0],
             Term {
                 attr: Attr::Login,
+                op: Op::Eq,
                 value: "a@b.c".into()
             }
         );
@@ -113,9 +170,23 @@ mod tests {
             r#"profile.firstName eq "a""#,
             r#"profile.login eq "a"" "#,
             r#"profile.login eq "a" or profile.login sw """#,
+            r#"profile.login gt "a""#,
+            r#"lastUpdated gt "yesterday""#,
+            r#"lastUpdated sw "2026""#,
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn last_updated_compares_times() {
+        let t = parse(r#"lastUpdated gt "2026-11-23T10:00:00.000Z""#).unwrap();
+        assert_eq!((t[0].attr, t[0].op), (Attr::LastUpdated, Op::Gt));
+        assert!(t[0].matches("2026-11-23T10:00:00.001Z"));
+        assert!(!t[0].matches("2026-11-23T10:00:00.000Z"));
+        let t = parse(r#"lastUpdated ge "2026-11-23T11:00:00+01:00""#).unwrap();
+        assert!(t[0].matches("2026-11-23T10:00:00.000Z"));
+        assert!(!t[0].matches("2026-11-23T09:59:59.999Z"));
     }
 
     #[test]

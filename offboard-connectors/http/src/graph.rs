@@ -1,0 +1,1043 @@
+//! The Microsoft Graph client shared by the Entra ID and Office 365 connectors.
+//!
+//! Built on [`HttpClient`] (so it shares its token providers, error mapping, limiter and
+//! redacted tracing): [`GraphClient::builder`] for an app registration with a client secret,
+//! typed requests relative to the Graph base URL, `@odata.nextLink` paging, the OData
+//! string-literal escaper every `$filter` goes through ([`odata_string`], [`user_filter`]),
+//! the exact user lookup by UPN or mail ([`GraphClient::find_user`]), Graph error mapping and
+//! JSON batching (`POST /$batch`) with per-item status and per-item throttling.
+//!
+//! Nothing here is specific to one Graph workload.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, SystemTime};
+
+use offboard_core::{Error, ErrorKind, Result, Secret};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use url::Url;
+
+use crate::auth::MicrosoftClientCredentials;
+use crate::client::{HttpClient, HttpRequest, HttpResponse};
+use crate::error::classify;
+use crate::limiter::LimiterConfig;
+
+/// The most requests one `$batch` may hold (Graph's limit).
+pub const GRAPH_BATCH_LIMIT: usize = 20;
+
+/// Graph `error.code` values that mean "the object does not exist", whatever the status.
+const NOT_FOUND_CODES: [&str; 4] = [
+    "Request_ResourceNotFound",
+    "ResourceNotFound",
+    "itemNotFound",
+    "ErrorItemNotFound",
+];
+
+/// An OData string literal for a `$filter`: `value` in single quotes, each `'` doubled.
+///
+/// # Behavior
+/// `O'Brien` becomes `'O''Brien'`, so no input can end the literal and add an operator
+/// (` or `, `eq`, parentheses stay inside the string). Nothing else is special inside an OData
+/// string literal; `*` is not a wildcard in `eq`.
+///
+/// # Errors
+/// `InvalidInput` when `value` holds a control character (NUL, CR, LF, …), which has no safe
+/// place in a filter.
+///
+/// # Example
+/// ```
+/// use offboard_http::graph::odata_string;
+/// assert_eq!(odata_string("o'neil@example.com").unwrap(), "'o''neil@example.com'");
+/// assert!(odata_string("a\0b").is_err());
+/// ```
+pub fn odata_string(value: &str) -> Result<String> {
+    if value.chars().any(char::is_control) {
+        return Err(Error::invalid_input(format!(
+            "{:?} contains a control character; it cannot be put into an OData filter",
+            value
+        ))
+        .fatal());
+    }
+    Ok(format!("'{}'", value.replace('\'', "''")))
+}
+
+/// The `$filter` matching any of `addresses` exactly as `userPrincipalName` or `mail`.
+///
+/// # Behavior
+/// Each address is an OData string literal ([`odata_string`]: `'` doubled), so no input can
+/// end the literal and add an operator. Empty addresses are skipped (`None` when none is
+/// left).
+///
+/// # Errors
+/// `InvalidInput` for an address with a control character.
+///
+/// # Example
+/// ```
+/// use offboard_http::graph::user_filter;
+/// assert_eq!(
+///     user_filter(&["o'neil@x.com"]).unwrap().unwrap(),
+///     "userPrincipalName eq 'o''neil@x.com' or mail eq 'o''neil@x.com'"
+/// );
+/// assert_eq!(user_filter(&[""]).unwrap(), None);
+/// ```
+pub fn user_filter<S: AsRef<str>>(addresses: &[S]) -> Result<Option<String>> {
+    let mut terms = Vec::new();
+    for address in addresses {
+        let address = address.as_ref();
+        let literal = odata_string(address)?;
+        if address.is_empty() {
+            continue;
+        }
+        for property in ["userPrincipalName", "mail"] {
+            terms.push(format!("{property} eq {literal}"));
+        }
+    }
+    Ok((!terms.is_empty()).then(|| terms.join(" or ")))
+}
+
+/// Maps a Graph answer that is not a success to an error: [`classify`], and an `error.code`
+/// meaning "not found" (`Request_ResourceNotFound`, `ResourceNotFound`, `itemNotFound`) is
+/// `NotFound` whatever the status.
+pub fn graph_error(
+    method: &Method,
+    path: &str,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Error {
+    let e = classify(method, path, status, headers, body, SystemTime::now());
+    let code = vendor_code(&e).map(str::to_owned);
+    match code {
+        Some(c) if e.kind() != ErrorKind::NotFound && NOT_FOUND_CODES.contains(&c.as_str()) => {
+            Error::new(ErrorKind::NotFound, e.message().to_owned())
+                .with_context("status", status.as_u16())
+                .with_context("vendor_code", c)
+        }
+        _ => e,
+    }
+}
+
+/// The vendor's `error.code` an error carries, if any.
+pub fn vendor_code(e: &Error) -> Option<&str> {
+    e.context()
+        .find(|(k, _)| *k == "vendor_code")
+        .map(|(_, v)| v)
+}
+
+/// One Graph request: method, path segments relative to the version root (each
+/// percent-encoded on its own), query, JSON body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GraphRequest {
+    method: Method,
+    segments: Vec<String>,
+    query: Vec<(String, String)>,
+    body: Option<serde_json::Value>,
+    headers: Vec<(String, String)>,
+}
+
+impl GraphRequest {
+    /// A request with this method and path segments.
+    pub fn new<I, S>(method: Method, segments: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self {
+            method,
+            segments: segments.into_iter().map(Into::into).collect(),
+            query: Vec::new(),
+            body: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// A GET.
+    pub fn get<I: IntoIterator<Item = S>, S: Into<String>>(segments: I) -> Self {
+        Self::new(Method::GET, segments)
+    }
+
+    /// A POST with a JSON body.
+    pub fn post<I: IntoIterator<Item = S>, S: Into<String>>(
+        segments: I,
+        body: serde_json::Value,
+    ) -> Self {
+        Self::new(Method::POST, segments).json(body)
+    }
+
+    /// A PATCH with a JSON body.
+    pub fn patch<I: IntoIterator<Item = S>, S: Into<String>>(
+        segments: I,
+        body: serde_json::Value,
+    ) -> Self {
+        Self::new(Method::PATCH, segments).json(body)
+    }
+
+    /// A DELETE.
+    pub fn delete<I: IntoIterator<Item = S>, S: Into<String>>(segments: I) -> Self {
+        Self::new(Method::DELETE, segments)
+    }
+
+    /// Adds a query parameter (`$filter`, `$select`, …).
+    pub fn query(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.query.push((key.into(), value.into()));
+        self
+    }
+
+    /// Adds a header (e.g. `ConsistencyLevel: eventual`).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sets the JSON body.
+    pub fn json(mut self, body: serde_json::Value) -> Self {
+        self.body = Some(body);
+        self
+    }
+
+    /// The method.
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+
+    /// The path below the version root, percent-encoded, with the query: what a `$batch` item
+    /// carries as `url`.
+    ///
+    /// # Errors
+    /// `InvalidInput` for an empty, `.` or `..` segment.
+    pub fn relative_url(&self) -> Result<String> {
+        let mut url =
+            Url::parse("https://graph.invalid/").map_err(|e| Error::internal(e.to_string()))?;
+        {
+            let mut path = url
+                .path_segments_mut()
+                .map_err(|()| Error::internal("base cannot be a base"))?;
+            path.pop_if_empty();
+            for s in &self.segments {
+                check_segment(s)?;
+                path.push(s);
+            }
+        }
+        if !self.query.is_empty() {
+            url.query_pairs_mut().extend_pairs(&self.query);
+        }
+        Ok(match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_owned(),
+        })
+    }
+
+    /// The [`HttpRequest`] (its segments are joined to the client's base URL, the version
+    /// root).
+    fn http(&self) -> Result<HttpRequest> {
+        for s in &self.segments {
+            check_segment(s)?;
+        }
+        let mut r = HttpRequest::new(self.method.clone(), self.segments.iter().cloned())
+            .bucket(self.bucket());
+        for (k, v) in &self.query {
+            r = r.query(k.clone(), v.clone());
+        }
+        for (k, v) in &self.headers {
+            let name = HeaderName::from_bytes(k.as_bytes())
+                .map_err(|e| Error::invalid_input(format!("header name {k:?}: {e}")))?;
+            r = r.header(name, v.clone());
+        }
+        if let Some(b) = &self.body {
+            r = r.json(b.clone());
+        }
+        Ok(r)
+    }
+
+    /// Graph throttles writes apart from reads.
+    fn bucket(&self) -> String {
+        let kind = if self.method == Method::GET {
+            "read"
+        } else {
+            "write"
+        };
+        format!("graph {kind}")
+    }
+}
+
+fn check_segment(s: &str) -> Result<()> {
+    if s.is_empty() || s == "." || s == ".." {
+        return Err(Error::invalid_input(format!(
+            "path segment {s:?} would change the resource addressed"
+        )));
+    }
+    Ok(())
+}
+
+/// How the client waits out throttling (429) itself before handing the error to the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GraphRetry {
+    /// Sends of one request (or one batch item) at most, the first included. Default 4.
+    pub max_attempts: u32,
+    /// The longest `Retry-After` waited for in-process; a longer one is returned as the error
+    /// (with its hint) for the engine to schedule. Default 30 s.
+    pub max_wait: Duration,
+    /// The wait when a 429 carries no `Retry-After` (doubled per attempt). Default 1 s.
+    pub default_wait: Duration,
+}
+
+impl Default for GraphRetry {
+    fn default() -> Self {
+        Self {
+            max_attempts: 4,
+            max_wait: Duration::from_secs(30),
+            default_wait: Duration::from_secs(1),
+        }
+    }
+}
+
+impl GraphRetry {
+    /// No in-process retry: every 429 is returned at once.
+    pub fn none() -> Self {
+        Self {
+            max_attempts: 1,
+            ..Self::default()
+        }
+    }
+
+    /// Sets the attempts (at least 1).
+    pub fn with_max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = n.max(1);
+        self
+    }
+
+    /// Sets the longest wait honoured in-process.
+    pub fn with_max_wait(mut self, d: Duration) -> Self {
+        self.max_wait = d;
+        self
+    }
+
+    fn wait(&self, hint: Option<Duration>, attempt: u32) -> Option<Duration> {
+        if attempt >= self.max_attempts {
+            return None;
+        }
+        let wait = hint.unwrap_or(self.default_wait * 2u32.saturating_pow(attempt - 1));
+        (wait <= self.max_wait).then_some(wait)
+    }
+}
+
+/// One request of a `$batch`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchItem {
+    /// Unique within the batch call (case-insensitive).
+    pub id: String,
+    /// The request.
+    pub request: GraphRequest,
+    /// Ids of items that must succeed first.
+    pub depends_on: Vec<String>,
+}
+
+impl BatchItem {
+    /// An item without dependencies.
+    pub fn new(id: impl Into<String>, request: GraphRequest) -> Self {
+        Self {
+            id: id.into(),
+            request,
+            depends_on: Vec::new(),
+        }
+    }
+
+    /// Runs after item `id` succeeded.
+    pub fn depends_on(mut self, id: impl Into<String>) -> Self {
+        self.depends_on.push(id.into());
+        self
+    }
+}
+
+/// The answer to one batch item.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchReply {
+    /// The item's id.
+    pub id: String,
+    /// Its own status (a 200 batch can hold 4xx/5xx items).
+    pub status: u16,
+    /// Its headers (e.g. `Retry-After` on a 429).
+    pub headers: BTreeMap<String, String>,
+    /// Its body (`null` when none).
+    pub body: serde_json::Value,
+    /// How many times it was sent (more than once after item-level 429s).
+    pub attempts: u32,
+    method: Method,
+    url: String,
+}
+
+impl BatchReply {
+    /// Whether the status is 2xx.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The body if 2xx, else the error this item maps to (as a plain request would).
+    ///
+    /// # Errors
+    /// See [`graph_error`]; a 424 (a dependency failed) is a retryable `Unavailable`.
+    pub fn result(&self) -> Result<&serde_json::Value> {
+        if self.is_success() {
+            return Ok(&self.body);
+        }
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if self.status == 424 {
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "{} {}: 424: a request it depends on failed",
+                    self.method,
+                    path_of(&self.url)
+                ),
+            )
+            .retryable());
+        }
+        let mut headers = HeaderMap::new();
+        for (k, v) in &self.headers {
+            if let (Ok(n), Ok(v)) = (
+                HeaderName::from_bytes(k.as_bytes()),
+                HeaderValue::from_str(v),
+            ) {
+                headers.insert(n, v);
+            }
+        }
+        let body = serde_json::to_vec(&self.body).unwrap_or_default();
+        Err(graph_error(
+            &self.method,
+            path_of(&self.url),
+            status,
+            &headers,
+            &body,
+        ))
+    }
+
+    /// Like [`BatchReply::result`], with 404 meaning "already gone": `Ok(false)`.
+    ///
+    /// # Errors
+    /// Any other failure.
+    pub fn deleted(&self) -> Result<bool> {
+        match self.result() {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The path of a relative URL, without the query (queries may hold filter values; errors
+/// never carry them).
+fn path_of(url: &str) -> &str {
+    url.split('?').next().unwrap_or(url)
+}
+
+#[derive(Deserialize)]
+struct Page<T> {
+    #[serde(default = "Vec::new")]
+    value: Vec<T>,
+    #[serde(rename = "@odata.nextLink", default)]
+    next_link: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct BatchAnswer {
+    #[serde(default)]
+    responses: Vec<BatchAnswerItem>,
+}
+
+#[derive(Deserialize)]
+struct BatchAnswerItem {
+    id: String,
+    status: u16,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    #[serde(default)]
+    body: serde_json::Value,
+}
+
+/// Graph's v1.0 root.
+pub const GRAPH_URL: &str = "https://graph.microsoft.com/v1.0";
+
+/// Builds a [`GraphClient`] for an app registration with a client secret (client credentials
+/// against the identity platform): what every Graph connector's configuration needs.
+///
+/// # Example
+/// ```
+/// use offboard_core::Secret;
+/// use offboard_http::GraphClient;
+///
+/// let graph = GraphClient::builder()
+///     .tenant_id("contoso.onmicrosoft.com")
+///     .client_id("00000000-0000-0000-0000-000000000001")
+///     .client_secret(Secret::new("s3cr3t"))
+///     .build()
+///     .unwrap();
+/// assert_eq!(graph.http().base_url().as_str(), "https://graph.microsoft.com/v1.0");
+/// let err = GraphClient::builder().tenant_id("t").build().unwrap_err();
+/// assert!(err.to_string().contains("client_id"));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct GraphClientBuilder {
+    tenant_id: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<Secret>,
+    graph_url: Option<String>,
+    token_url: Option<String>,
+    timeout: Option<Duration>,
+    max_concurrency: Option<usize>,
+    retry: Option<GraphRetry>,
+}
+
+impl GraphClientBuilder {
+    /// The directory (tenant) id or a verified domain.
+    pub fn tenant_id(mut self, tenant: impl Into<String>) -> Self {
+        self.tenant_id = Some(tenant.into());
+        self
+    }
+
+    /// The app registration's client id.
+    pub fn client_id(mut self, id: impl Into<String>) -> Self {
+        self.client_id = Some(id.into());
+        self
+    }
+
+    /// The app registration's client secret.
+    pub fn client_secret(mut self, secret: Secret) -> Self {
+        self.client_secret = Some(secret);
+        self
+    }
+
+    /// Graph's version root (default [`GRAPH_URL`]; a simulator in tests).
+    pub fn graph_url(mut self, url: impl Into<String>) -> Self {
+        self.graph_url = Some(url.into());
+        self
+    }
+
+    /// The token endpoint (default
+    /// `https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token`).
+    pub fn token_url(mut self, url: impl Into<String>) -> Self {
+        self.token_url = Some(url.into());
+        self
+    }
+
+    /// The per-request timeout (default 30 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Requests in flight at once (default 16).
+    pub fn max_concurrency(mut self, n: usize) -> Self {
+        self.max_concurrency = Some(n);
+        self
+    }
+
+    /// How 429s are waited out in-process (default [`GraphRetry::default`]).
+    pub fn retry(mut self, retry: GraphRetry) -> Self {
+        self.retry = Some(retry);
+        self
+    }
+
+    /// Builds the client.
+    ///
+    /// # Errors
+    /// `Config` naming the missing or malformed key (`tenant_id`, `client_id`,
+    /// `client_secret`, `graph_url`, `token_url`, `timeout_secs`, `max_concurrency`).
+    pub fn build(self) -> Result<GraphClient> {
+        let tenant = self
+            .tenant_id
+            .ok_or_else(|| Error::config("tenant_id", "missing"))?;
+        let client_id = self
+            .client_id
+            .ok_or_else(|| Error::config("client_id", "missing"))?;
+        let secret = self
+            .client_secret
+            .ok_or_else(|| Error::config("client_secret", "missing"))?;
+        let mut tokens = MicrosoftClientCredentials::new(&tenant, client_id, secret)?;
+        if let Some(url) = &self.token_url {
+            tokens = tokens.with_token_url(url)?;
+        }
+        let timeout = self.timeout.unwrap_or(Duration::from_secs(30));
+        if timeout.is_zero() {
+            return Err(Error::config("timeout_secs", "must be positive"));
+        }
+        let concurrency = self.max_concurrency.unwrap_or(16);
+        if concurrency == 0 {
+            return Err(Error::config("max_concurrency", "must be positive"));
+        }
+        let url = self.graph_url.as_deref().unwrap_or(GRAPH_URL);
+        let http = HttpClient::builder(url.trim_end_matches('/'))
+            .token_provider(tokens)
+            .timeout(timeout)
+            .limiter(LimiterConfig::default().with_max_concurrency(concurrency))
+            .build()
+            .map_err(|e| Error::config("graph_url", e.message().to_owned()))?;
+        Ok(GraphClient::new(http).with_retry(self.retry.unwrap_or_default()))
+    }
+}
+
+/// A Microsoft Graph client over an [`HttpClient`] whose base URL is the version root
+/// (`https://graph.microsoft.com/v1.0`).
+///
+/// # Behavior
+/// - [`GraphClient::send`] sends one request; non-2xx answers become errors with
+///   [`graph_error`]. A 429 is waited out in-process per [`GraphRetry`] (its `Retry-After`
+///   seconds, at most `max_wait`, at most `max_attempts` sends), then returned with its hint.
+/// - [`GraphClient::list`] follows `@odata.nextLink` (only below the same base URL).
+/// - [`GraphClient::batch`] sends `POST /$batch` in chunks of at most 20 items, maps each
+///   item's status on its own, re-sends only the items answered 429 (and those that failed
+///   because of them, 424) after the longest of their `Retry-After`s, and honours
+///   `dependsOn` (within a chunk by Graph, across chunks by order: a dependent of a failed
+///   item is answered 424 without being sent).
+#[derive(Debug, Clone)]
+pub struct GraphClient {
+    http: HttpClient,
+    base: Vec<String>,
+    retry: GraphRetry,
+}
+
+impl GraphClient {
+    /// A builder for an app registration with a client secret.
+    pub fn builder() -> GraphClientBuilder {
+        GraphClientBuilder::default()
+    }
+
+    /// A client over `http`, whose base URL is the Graph version root.
+    pub fn new(http: HttpClient) -> Self {
+        let base = http
+            .base_url()
+            .path_segments()
+            .map(|s| s.filter(|s| !s.is_empty()).map(percent_decode).collect())
+            .unwrap_or_default();
+        Self {
+            http,
+            base,
+            retry: GraphRetry::default(),
+        }
+    }
+
+    /// Sets the in-process throttling policy.
+    pub fn with_retry(mut self, retry: GraphRetry) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// The underlying HTTP client.
+    pub fn http(&self) -> &HttpClient {
+        &self.http
+    }
+
+    /// Sends a request and returns the 2xx response.
+    ///
+    /// # Errors
+    /// [`graph_error`] of a non-2xx answer (after waiting out 429s per [`GraphRetry`]),
+    /// transport errors, `InvalidInput` for an unsafe path segment.
+    pub async fn send(&self, request: &GraphRequest) -> Result<HttpResponse> {
+        let http = request.http()?;
+        let mut attempt = 1;
+        loop {
+            let r = self.http.send_raw(http.clone()).await?;
+            if r.status().is_success() {
+                return Ok(r);
+            }
+            let path = self.http.base_url().path().trim_end_matches('/').to_owned()
+                + path_of(&request.relative_url()?);
+            let e = graph_error(&request.method, &path, r.status(), r.headers(), r.body());
+            if e.kind() == ErrorKind::RateLimited
+                && let Some(wait) = self.retry.wait(e.retry_after(), attempt)
+            {
+                tracing::info!(
+                    wait_ms = wait.as_millis() as u64,
+                    "graph throttled; waiting"
+                );
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+                continue;
+            }
+            return Err(e);
+        }
+    }
+
+    /// Sends a request and parses the JSON body.
+    ///
+    /// # Errors
+    /// As [`GraphClient::send`], plus `Vendor` for a body that is not `T`.
+    pub async fn json<T: DeserializeOwned>(&self, request: &GraphRequest) -> Result<T> {
+        self.send(request).await?.json()
+    }
+
+    /// A GET whose 404 (or not-found `error.code`) is `None`.
+    ///
+    /// # Errors
+    /// As [`GraphClient::json`].
+    pub async fn get_opt<T: DeserializeOwned>(&self, request: &GraphRequest) -> Result<Option<T>> {
+        match self.json(request).await {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A request whose not-found answer means the goal holds: `Ok(true)` when it changed
+    /// something, `Ok(false)` on not-found (e.g. a DELETE of what is already gone).
+    ///
+    /// # Errors
+    /// As [`GraphClient::send`], except not-found.
+    pub async fn send_gone_ok(&self, request: &GraphRequest) -> Result<bool> {
+        match self.send(request).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A GET of a collection (`{"value": [...]}`), following `@odata.nextLink`.
+    ///
+    /// # Errors
+    /// As [`GraphClient::json`], plus `Vendor` for a next link outside the base URL.
+    pub async fn list<T: DeserializeOwned>(&self, request: &GraphRequest) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        let mut current = request.clone();
+        for _ in 0..10_000 {
+            let page: Page<T> = self.json(&current).await?;
+            out.extend(page.value);
+            let Some(next) = page.next_link else {
+                return Ok(out);
+            };
+            current = self.follow(&next, request)?;
+        }
+        Err(Error::new(
+            ErrorKind::Vendor,
+            "more than 10000 pages; stopped",
+        ))
+    }
+
+    /// The request a `@odata.nextLink` names, refused unless it is below the base URL.
+    fn follow(&self, next: &str, original: &GraphRequest) -> Result<GraphRequest> {
+        let url = Url::parse(next)
+            .map_err(|e| Error::new(ErrorKind::Vendor, format!("next link is not a URL: {e}")))?;
+        let base = self.http.base_url();
+        let foreign = || {
+            Error::new(
+                ErrorKind::Vendor,
+                "next link points outside the Graph base URL; not followed",
+            )
+        };
+        if url.origin() != base.origin() {
+            return Err(foreign());
+        }
+        let segments: Vec<String> = url
+            .path_segments()
+            .map(|s| s.filter(|s| !s.is_empty()).map(percent_decode).collect())
+            .unwrap_or_default();
+        let Some(rest) = segments.strip_prefix(self.base.as_slice()) else {
+            return Err(foreign());
+        };
+        let mut r = GraphRequest::get(rest.to_vec());
+        r.headers = original.headers.clone();
+        for (k, v) in url.query_pairs() {
+            r = r.query(k.into_owned(), v.into_owned());
+        }
+        Ok(r)
+    }
+
+    /// The one user whose `userPrincipalName` or `mail` equals one of `addresses` (ASCII
+    /// case ignored): `GET /users?$filter=`[`user_filter`]`&$select=select`, all pages, then
+    /// the same comparison again locally, so a server-side widening cannot reach the caller.
+    /// `select` must name `id`, `userPrincipalName` and `mail`.
+    ///
+    /// # Errors
+    /// `Ambiguous` (naming each UPN and id) when two or more users match; `InvalidInput` for
+    /// an address with a control character; as [`GraphClient::list`].
+    pub async fn find_user<T: DeserializeOwned>(
+        &self,
+        addresses: &[&str],
+        select: &str,
+    ) -> Result<Option<T>> {
+        let Some(filter) = user_filter(addresses)? else {
+            return Ok(None);
+        };
+        let users: Vec<serde_json::Value> = self
+            .list(
+                &GraphRequest::get(["users"])
+                    .query("$filter", filter)
+                    .query("$select", select),
+            )
+            .await?;
+        let field = |u: &serde_json::Value, k: &str| u[k].as_str().unwrap_or_default().to_owned();
+        let mut matches: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+        for user in users {
+            let hit = ["userPrincipalName", "mail"].iter().any(|k| {
+                let name = field(&user, k);
+                !name.is_empty() && addresses.iter().any(|a| a.eq_ignore_ascii_case(&name))
+            });
+            if hit {
+                matches.insert(field(&user, "id"), user);
+            }
+        }
+        if matches.len() > 1 {
+            return Err(Error::ambiguous(format!(
+                "{} users match {}: {}",
+                matches.len(),
+                addresses.first().copied().unwrap_or_default(),
+                matches
+                    .iter()
+                    .map(|(id, u)| format!("{} ({id})", field(u, "userPrincipalName")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        matches
+            .into_values()
+            .next()
+            .map(|u| {
+                serde_json::from_value(u)
+                    .map_err(|e| Error::new(ErrorKind::Vendor, format!("unexpected user: {e}")))
+            })
+            .transpose()
+    }
+
+    /// Sends `items` as `POST /$batch` calls of at most [`GRAPH_BATCH_LIMIT`] items and returns
+    /// one reply per item, in the order given.
+    ///
+    /// # Errors
+    /// `InvalidInput` for duplicate ids (case-insensitive), a `dependsOn` naming an unknown or
+    /// later item, or an unsafe path; errors of a whole batch call (after waiting out 429s).
+    /// Item failures are not errors: read each [`BatchReply`].
+    pub async fn batch(&self, items: Vec<BatchItem>) -> Result<Vec<BatchReply>> {
+        let mut seen = BTreeSet::new();
+        for item in &items {
+            for d in &item.depends_on {
+                if !seen.contains(&d.to_lowercase()) {
+                    return Err(Error::invalid_input(format!(
+                        "batch item {} depends on {d}, which is not an earlier item",
+                        item.id
+                    )));
+                }
+            }
+            if !seen.insert(item.id.to_lowercase()) {
+                return Err(Error::invalid_input(format!(
+                    "batch item id {} is used twice",
+                    item.id
+                )));
+            }
+        }
+        let mut done: BTreeMap<String, BatchReply> = BTreeMap::new();
+        for chunk in items.chunks(GRAPH_BATCH_LIMIT) {
+            self.batch_chunk(chunk, &mut done).await?;
+        }
+        Ok(items
+            .iter()
+            .filter_map(|i| done.remove(&i.id.to_lowercase()))
+            .collect())
+    }
+
+    async fn batch_chunk(
+        &self,
+        chunk: &[BatchItem],
+        done: &mut BTreeMap<String, BatchReply>,
+    ) -> Result<()> {
+        let mut attempts: BTreeMap<String, u32> = BTreeMap::new();
+        let mut pending: Vec<&BatchItem> = Vec::new();
+        for item in chunk {
+            let failed_before = item
+                .depends_on
+                .iter()
+                .any(|d| done.get(&d.to_lowercase()).is_some_and(|r| !r.is_success()));
+            if failed_before {
+                done.insert(item.id.to_lowercase(), failed_dependency(item)?);
+            } else {
+                pending.push(item);
+            }
+        }
+        let mut round = 1;
+        while !pending.is_empty() {
+            let in_round: BTreeSet<String> = pending.iter().map(|i| i.id.to_lowercase()).collect();
+            let mut requests = Vec::with_capacity(pending.len());
+            for item in &pending {
+                *attempts.entry(item.id.to_lowercase()).or_default() += 1;
+                let mut r = serde_json::json!({
+                    "id": item.id,
+                    "method": item.request.method.as_str(),
+                    "url": item.request.relative_url()?,
+                });
+                let mut headers: BTreeMap<String, String> =
+                    item.request.headers.iter().cloned().collect();
+                if let Some(body) = &item.request.body {
+                    headers
+                        .entry("Content-Type".into())
+                        .or_insert_with(|| "application/json".into());
+                    r["body"] = body.clone();
+                }
+                if !headers.is_empty() {
+                    r["headers"] = serde_json::to_value(&headers).unwrap_or_default();
+                }
+                // Only dependencies sent in this same call; earlier ones already succeeded.
+                let deps: Vec<&String> = item
+                    .depends_on
+                    .iter()
+                    .filter(|d| in_round.contains(&d.to_lowercase()))
+                    .collect();
+                if !deps.is_empty() {
+                    r["dependsOn"] = serde_json::json!(deps);
+                }
+                requests.push(r);
+            }
+            let answer: BatchAnswer = self
+                .json(&GraphRequest::post(
+                    ["$batch"],
+                    serde_json::json!({"requests": requests}),
+                ))
+                .await?;
+            let mut by_id: BTreeMap<String, BatchAnswerItem> = answer
+                .responses
+                .into_iter()
+                .map(|r| (r.id.to_lowercase(), r))
+                .collect();
+            let mut throttled: Vec<&BatchItem> = Vec::new();
+            let mut hint: Option<Duration> = None;
+            for item in &pending {
+                let key = item.id.to_lowercase();
+                let Some(a) = by_id.remove(&key) else {
+                    return Err(Error::new(
+                        ErrorKind::Vendor,
+                        format!("the $batch answer has no response for item {}", item.id),
+                    ));
+                };
+                let reply = BatchReply {
+                    id: item.id.clone(),
+                    status: a.status,
+                    headers: a.headers,
+                    body: a.body,
+                    attempts: attempts.get(&key).copied().unwrap_or(1),
+                    method: item.request.method.clone(),
+                    url: item.request.relative_url()?,
+                };
+                let retry_dependent = reply.status == 424
+                    && item.depends_on.iter().all(|d| {
+                        throttled.iter().any(|t| t.id.eq_ignore_ascii_case(d))
+                            || done
+                                .get(&d.to_lowercase())
+                                .is_some_and(BatchReply::is_success)
+                    });
+                if reply.status == 429 {
+                    let h = reply
+                        .headers
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
+                        .and_then(|(_, v)| crate::error::parse_retry_after(v, SystemTime::now()));
+                    hint = hint.max(h).or(h);
+                    throttled.push(item);
+                } else if retry_dependent {
+                    throttled.push(item);
+                }
+                done.insert(key, reply);
+            }
+            if throttled.is_empty() {
+                break;
+            }
+            let Some(wait) = self.retry.wait(hint, round) else {
+                break;
+            };
+            tracing::info!(
+                items = throttled.len(),
+                wait_ms = wait.as_millis() as u64,
+                "graph batch items throttled; re-sending them"
+            );
+            tokio::time::sleep(wait).await;
+            round += 1;
+            pending = throttled;
+        }
+        Ok(())
+    }
+}
+
+fn failed_dependency(item: &BatchItem) -> Result<BatchReply> {
+    Ok(BatchReply {
+        id: item.id.clone(),
+        status: 424,
+        headers: BTreeMap::new(),
+        body: serde_json::json!({"error": {"code": "FailedDependency", "message": "a request it depends on failed; not sent"}}),
+        attempts: 0,
+        method: item.request.method.clone(),
+        url: item.request.relative_url()?,
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn odata_literals_double_quotes_and_refuse_controls() {
+        assert_eq!(odata_string("a@b.c").unwrap(), "'a@b.c'");
+        assert_eq!(odata_string("o'neil").unwrap(), "'o''neil'");
+        assert_eq!(odata_string("' or 1 eq 1").unwrap(), "''' or 1 eq 1'");
+        assert_eq!(odata_string("''").unwrap(), "''''''");
+        assert_eq!(odata_string("").unwrap(), "''");
+        for bad in ["a\0", "a\nb", "x\r\nX-Injected: 1", "\u{7f}"] {
+            let e = odata_string(bad).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        }
+    }
+
+    #[test]
+    fn relative_urls_encode_each_segment() {
+        let r = GraphRequest::delete(["groups", "g/1?x", "members", "u 1", "$ref"]);
+        assert_eq!(
+            r.relative_url().unwrap(),
+            "/groups/g%2F1%3Fx/members/u%201/$ref"
+        );
+        let r = GraphRequest::get(["users"]).query("$filter", "mail eq 'a&b'");
+        assert_eq!(
+            r.relative_url().unwrap(),
+            "/users?%24filter=mail+eq+%27a%26b%27"
+        );
+        assert!(GraphRequest::get(["users", ".."]).relative_url().is_err());
+    }
+
+    #[test]
+    fn not_found_codes_map_whatever_the_status() {
+        let body = br#"{"error":{"code":"Request_ResourceNotFound","message":"Resource 'x' does not exist"}}"#;
+        let e = graph_error(
+            &Method::DELETE,
+            "/v1.0/x",
+            StatusCode::BAD_REQUEST,
+            &HeaderMap::new(),
+            body,
+        );
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        assert_eq!(vendor_code(&e), Some("Request_ResourceNotFound"));
+        let body = br#"{"error":{"code":"Request_BadRequest","message":"nope"}}"#;
+        let e = graph_error(
+            &Method::DELETE,
+            "/v1.0/x",
+            StatusCode::BAD_REQUEST,
+            &HeaderMap::new(),
+            body,
+        );
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn retry_waits_follow_the_hint_and_the_limits() {
+        let r = GraphRetry::default();
+        assert_eq!(
+            r.wait(Some(Duration::from_secs(2)), 1),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(r.wait(None, 2), Some(Duration::from_secs(2)));
+        assert_eq!(r.wait(Some(Duration::from_secs(31)), 1), None);
+        assert_eq!(r.wait(Some(Duration::from_secs(1)), 4), None);
+        assert_eq!(GraphRetry::none().wait(Some(Duration::ZERO), 1), None);
+    }
+}

@@ -1,0 +1,1578 @@
+//! A simulated Microsoft tenant: Microsoft Graph v1.0 and the identity platform's token
+//! endpoint on loopback, stateful, throttled, with fault injection and a recording of every
+//! request.
+//!
+//! Built on wiremock like [`crate::okta`]: one [`MockServer`] whose single responder routes on
+//! (method, path segments) over shared state. It serves exactly the operations in
+//! [`GraphTenant::ROUTES`] (each is in `graph-offboarding.ops.txt` and in the official Graph
+//! spec file, or in `graph-batch.handwritten.yaml`; a test checks it), plus the token endpoint,
+//! with Graph's status codes and error bodies (`{"error": {"code", "message", "innerError"}}`).
+//! Graph is at [`GraphTenant::graph_url`] (`<uri>/v1.0`); the token endpoint at
+//! [`GraphTenant::token_url`] (`<uri>/<tenant>/oauth2/v2.0/token`).
+//!
+//! # Behaviour modelled
+//! - Users: `id` (GUID), `userPrincipalName`, `mail`, `displayName`, `accountEnabled`,
+//!   `onPremisesSyncEnabled`, `usageLocation`, `employeeId`, `signInSessionsValidFromDateTime`,
+//!   `assignedLicenses`, `licenseAssignmentStates` (direct and group-inherited), `manager`.
+//!   `{user-id}` is the id or the UPN (ASCII case ignored). Without `$select` a user has only
+//!   Graph's default properties (`accountEnabled` and the others must be selected); an unknown
+//!   `$select` property is a 400.
+//! - `$filter` on `GET /users`: a strict parser of `userPrincipalName|mail|id eq '…'` terms
+//!   joined by ` or ` (`''` is a quote inside the literal); anything else is a 400
+//!   `Request_UnsupportedQuery`. Comparison ignores ASCII case only. Collections page with
+//!   `$top` (default 100, see [`GraphTenant::set_page_size`]) and `@odata.nextLink`.
+//! - `PATCH /users/{id}` answers 204; changing `accountEnabled` of an on-premises-synced
+//!   user is a 400 (it is mastered in AD; [`GraphTenant::sync_from_ad`] plays Entra Connect).
+//! - Groups: assigned, dynamic (`groupTypes: ["DynamicMembership"]`) and on-premises-synced;
+//!   membership changes of the last two are 400s. Adding a member twice is a 400 "already
+//!   exist"; removing a non-member a 404. Owners; removing the last owner is a 400.
+//! - Directory roles (listed in `memberOf`, not changeable: no operation is served for them),
+//!   app role assignments (POST 201, a duplicate is a 400), oauth2PermissionGrants
+//!   (`Principal` and `AllPrincipals`), authentication methods (password and the 7 deletable
+//!   kinds; the path kind must match the method's type).
+//! - Licences: `subscribedSkus`, `licenseDetails`, `assignLicense` (both arrays required;
+//!   removing an inherited-only SKU, or one the user lacks, is a 400; adding needs
+//!   `usageLocation` and a known SKU with free units).
+//! - Mailbox: `mailboxSettings` (`automaticRepliesSetting` merged by PATCH, 200), inbox
+//!   `messageRules` (`inbox` well-known name); a user without a mailbox gets a 404
+//!   `MailboxNotEnabledForRESTAPI`.
+//! - OneDrive: `GET /users/{id}/drive`, the root item, its permissions and `invite` (each
+//!   invite adds permissions, as Graph does not promise idempotency).
+//! - Soft delete: `DELETE /users/{id}` keeps the user (with memberships, licences, roles) in
+//!   `/directory/deletedItems` for the retention period (30 days by default,
+//!   [`GraphTenant::set_retention`]); `restore` brings it back; `DELETE` there is permanent.
+//! - `POST /$batch`: at most 20 items, unique ids, `headers` with `Content-Type` when a body
+//!   is present, `dependsOn` (a failed dependency gives 424); each item runs against the same
+//!   state and is throttled on its own (a 429 item inside a 200 batch).
+//! - Throttling ([`GraphLimits`]): token buckets of resource units (Graph's identity costs:
+//!   1 by default, `GET /users`, `memberOf`, `ownedObjects`, `licenseDetails`,
+//!   `oauth2PermissionGrants` 2, `subscribedSkus` 3; `$select` −1, `$top` < 20 −1, never
+//!   below one) and of writes; 429 `TooManyRequests` with `Retry-After` seconds,
+//!   `x-ms-throttle-scope` and `x-ms-throttle-information`; `x-ms-resource-unit` on every
+//!   identity answer and `x-ms-throttle-limit-percentage` from 80 % used. Throttled requests
+//!   still count. Outlook routes have their own per-mailbox budget.
+//! - Faults ([`Faults`]): shares of 503s, 429s and dropped answers (the change is made, the
+//!   answer is held back past any client timeout), added latency, and the next N requests
+//!   failing with a chosen status.
+//! - Authentication: `Authorization: Bearer <token>` minted by the token endpoint
+//!   (client credentials with the client secret, or a `client_assertion` JWT); anything else
+//!   is a 401 `InvalidAuthenticationToken`.
+//!
+//! # Example
+//! ```
+//! use offboard_testkit::graph::{GraphTenant, NewUser};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let entra = GraphTenant::start().await;
+//! let id = entra.add_user(NewUser::new("jane@example.com"));
+//! assert!(entra.user(&id).unwrap().account_enabled);
+//! # }
+//! ```
+
+mod filter;
+mod fixture;
+mod routes;
+
+pub use crate::okta::RecordedRequest;
+use crate::okta::{record, respond};
+pub use fixture::GraphFixture;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use wiremock::matchers::any;
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+/// The throttling budgets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GraphLimits {
+    /// Identity resource units per `window` (per app and tenant).
+    pub resource_units: u32,
+    /// The resource-unit window (Graph: 10 s).
+    pub window: Duration,
+    /// Identity writes per `write_window`.
+    pub writes: u32,
+    /// The write window (Graph: 2 min 30 s).
+    pub write_window: Duration,
+    /// Outlook requests per mailbox per `outlook_window`.
+    pub outlook_per_mailbox: u32,
+    /// The Outlook window (Graph: 10 min).
+    pub outlook_window: Duration,
+}
+
+impl GraphLimits {
+    /// Graph's published limits for a small tenant: 3,500 RU per 10 s, 3,000 writes per
+    /// 2 min 30 s, 10,000 Outlook requests per mailbox per 10 min.
+    pub fn small_tenant() -> Self {
+        Self {
+            resource_units: 3500,
+            window: Duration::from_secs(10),
+            writes: 3000,
+            write_window: Duration::from_secs(150),
+            outlook_per_mailbox: 10_000,
+            outlook_window: Duration::from_secs(600),
+        }
+    }
+
+    /// The same rates with budgets and windows divided by `factor` (windows at least 1 s), so
+    /// a test reaches them quickly and waits little.
+    pub fn scaled(mut self, factor: u32) -> Self {
+        let f = factor.max(1);
+        let div = |d: Duration| (d / f).max(Duration::from_secs(1));
+        self.resource_units = (self.resource_units / f).max(1);
+        self.writes = (self.writes / f).max(1);
+        self.outlook_per_mailbox = (self.outlook_per_mailbox / f).max(1);
+        self.window = div(self.window);
+        self.write_window = div(self.write_window);
+        self.outlook_window = div(self.outlook_window);
+        self
+    }
+
+    /// Sets the resource units per window.
+    pub fn with_resource_units(mut self, ru: u32, window: Duration) -> Self {
+        self.resource_units = ru.max(1);
+        self.window = window.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Sets the writes per window.
+    pub fn with_writes(mut self, writes: u32, window: Duration) -> Self {
+        self.writes = writes.max(1);
+        self.write_window = window.max(Duration::from_millis(1));
+        self
+    }
+}
+
+impl Default for GraphLimits {
+    fn default() -> Self {
+        Self::small_tenant()
+    }
+}
+
+/// Fault injection knobs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Faults {
+    /// Share (0..=1) of requests answered 503 `serviceNotAvailable` (with `Retry-After: 1`).
+    pub error_rate: f64,
+    /// Share (0..=1) of requests answered 429 (with `Retry-After: 1`).
+    pub rate_limit_rate: f64,
+    /// Share (0..=1) of requests whose change is made but whose answer is held back for
+    /// `drop_delay` (a lost answer: the client times out).
+    pub drop_rate: f64,
+    /// How long a dropped answer is held back (default when zero: 60 s).
+    pub drop_delay: Duration,
+    /// Added to every answer.
+    pub latency: Duration,
+}
+
+/// The kinds of authentication method.
+pub const AUTH_METHOD_KINDS: [&str; 8] = [
+    "password",
+    "phone",
+    "microsoftAuthenticator",
+    "fido2",
+    "softwareOath",
+    "email",
+    "windowsHelloForBusiness",
+    "temporaryAccessPass",
+];
+
+/// A user to create with [`GraphTenant::add_user`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewUser {
+    /// `userPrincipalName`.
+    pub upn: String,
+    /// `mail` (default: the UPN).
+    pub mail: Option<String>,
+    /// `displayName`.
+    pub display_name: String,
+    /// `accountEnabled`.
+    pub account_enabled: bool,
+    /// `onPremisesSyncEnabled`.
+    pub on_premises_sync: bool,
+    /// `usageLocation`.
+    pub usage_location: Option<String>,
+    /// Manager's user id.
+    pub manager: Option<String>,
+    /// Group ids (membership; for dynamic groups as if the rule matched).
+    pub groups: Vec<String>,
+    /// Directory role ids.
+    pub roles: Vec<String>,
+    /// Directly assigned SKU ids.
+    pub licenses: Vec<String>,
+    /// Authentication method kinds besides `password` (see [`AUTH_METHOD_KINDS`]).
+    pub auth_methods: Vec<String>,
+    /// Whether the user has an Exchange Online mailbox.
+    pub mailbox: bool,
+    /// Whether the user has a OneDrive.
+    pub drive: bool,
+    /// `employeeId`.
+    pub employee_id: Option<String>,
+}
+
+impl NewUser {
+    /// An enabled cloud-only user with a mailbox, a OneDrive and a password, nothing else.
+    pub fn new(upn: impl Into<String>) -> Self {
+        Self {
+            upn: upn.into(),
+            mail: None,
+            display_name: "Sim User".into(),
+            account_enabled: true,
+            on_premises_sync: false,
+            usage_location: Some("US".into()),
+            manager: None,
+            groups: Vec::new(),
+            roles: Vec::new(),
+            licenses: Vec::new(),
+            auth_methods: Vec::new(),
+            mailbox: true,
+            drive: true,
+            employee_id: None,
+        }
+    }
+}
+
+/// A group to create with [`GraphTenant::add_group`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewGroup {
+    /// `displayName`.
+    pub display_name: String,
+    /// `groupTypes` contains `DynamicMembership`.
+    pub dynamic: bool,
+    /// `onPremisesSyncEnabled`.
+    pub on_premises_sync: bool,
+    /// SKU ids assigned to the group (group-based licensing).
+    pub licenses: Vec<String>,
+    /// Owner user ids.
+    pub owners: Vec<String>,
+}
+
+impl NewGroup {
+    /// An assigned (static), cloud-only security group.
+    pub fn assigned(name: impl Into<String>) -> Self {
+        Self {
+            display_name: name.into(),
+            dynamic: false,
+            on_premises_sync: false,
+            licenses: Vec::new(),
+            owners: Vec::new(),
+        }
+    }
+
+    /// A dynamic group.
+    pub fn dynamic(name: impl Into<String>) -> Self {
+        Self {
+            dynamic: true,
+            ..Self::assigned(name)
+        }
+    }
+
+    /// A group synced from on-premises AD.
+    pub fn synced(name: impl Into<String>) -> Self {
+        Self {
+            on_premises_sync: true,
+            ..Self::assigned(name)
+        }
+    }
+}
+
+/// A user's state, read directly from the tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GraphUserState {
+    /// Id.
+    pub id: String,
+    /// `userPrincipalName`.
+    pub upn: String,
+    /// `accountEnabled`.
+    pub account_enabled: bool,
+    /// `onPremisesSyncEnabled`.
+    pub on_premises_sync: bool,
+    /// Soft-deleted (in `/directory/deletedItems`).
+    pub deleted: bool,
+    /// `signInSessionsValidFromDateTime`.
+    pub sessions_valid_from: String,
+    /// How many times sessions were revoked.
+    pub session_revocations: u32,
+    /// Group ids.
+    pub groups: BTreeSet<String>,
+    /// Directory role ids.
+    pub roles: BTreeSet<String>,
+    /// Group ids the user owns.
+    pub owned_groups: BTreeSet<String>,
+    /// App role assignments: (resource id, app role id).
+    pub app_roles: BTreeSet<(String, String)>,
+    /// `Principal` grant ids of the user.
+    pub grants: BTreeSet<String>,
+    /// Authentication method kinds (with `password`).
+    pub auth_methods: Vec<String>,
+    /// Directly assigned SKU ids.
+    pub licenses: BTreeSet<String>,
+    /// SKU ids inherited from groups.
+    pub inherited_licenses: BTreeSet<String>,
+    /// `usageLocation`.
+    pub usage_location: Option<String>,
+    /// `mailboxSettings.automaticRepliesSetting`, when the user has a mailbox.
+    pub automatic_replies: Option<Value>,
+    /// Inbox rules.
+    pub message_rules: Vec<Value>,
+    /// Permissions on the OneDrive root, when the user has a drive.
+    pub drive_permissions: Vec<Value>,
+}
+
+#[derive(Debug, Clone)]
+struct User {
+    id: String,
+    upn: String,
+    mail: Option<String>,
+    display_name: String,
+    account_enabled: bool,
+    on_premises_sync: bool,
+    usage_location: Option<String>,
+    manager: Option<String>,
+    employee_id: Option<String>,
+    sessions_valid_from: String,
+    revocations: u32,
+    licenses: BTreeSet<String>,
+    auth_methods: Vec<(String, String)>,
+    mailbox: Option<Mailbox>,
+    drive: Option<String>,
+    devices: Vec<(String, String)>,
+    created: String,
+    deleted_at: Option<(Instant, String)>,
+}
+
+#[derive(Debug, Clone)]
+struct Mailbox {
+    automatic_replies: Value,
+    rules: Vec<Value>,
+}
+
+#[derive(Debug, Clone)]
+struct Group {
+    display_name: String,
+    dynamic: bool,
+    on_premises_sync: bool,
+    members: BTreeSet<String>,
+    owners: BTreeSet<String>,
+    licenses: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Role {
+    display_name: String,
+    template: String,
+    members: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone)]
+struct AppRoleAssignment {
+    principal: String,
+    resource: String,
+    app_role: String,
+    created: String,
+}
+
+#[derive(Debug, Clone)]
+struct Grant {
+    client: String,
+    consent_type: String,
+    principal: Option<String>,
+    resource: String,
+    scope: String,
+}
+
+#[derive(Debug, Clone)]
+struct Sku {
+    part_number: String,
+    enabled: u32,
+}
+
+#[derive(Debug, Clone)]
+struct Drive {
+    owner: String,
+    root: String,
+    permissions: Vec<Value>,
+}
+
+#[derive(Debug, Clone)]
+struct Application {
+    display_name: String,
+    app_id: String,
+    owners: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    /// Takes `cost` from a bucket of `capacity` refilled over `window`; a throttled take
+    /// still counts. `Err(seconds to wait)` when short.
+    fn take(&mut self, cost: f64, capacity: f64, window: Duration) -> Result<f64, u64> {
+        let now = Instant::now();
+        let rate = capacity / window.as_secs_f64().max(0.001);
+        self.tokens =
+            (self.tokens + rate * now.duration_since(self.at).as_secs_f64()).min(capacity);
+        self.at = now;
+        let short = self.tokens < cost;
+        self.tokens = (self.tokens - cost).max(-capacity);
+        if short {
+            let wait = (cost - self.tokens) / rate;
+            return Err(wait.ceil().max(1.0) as u64);
+        }
+        Ok(self.tokens)
+    }
+
+    fn full(capacity: f64) -> Self {
+        Self {
+            tokens: capacity,
+            at: Instant::now(),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    users: BTreeMap<String, User>,
+    groups: BTreeMap<String, Group>,
+    roles: BTreeMap<String, Role>,
+    service_principals: BTreeMap<String, String>,
+    app_roles: BTreeMap<String, AppRoleAssignment>,
+    grants: BTreeMap<String, Grant>,
+    skus: BTreeMap<String, Sku>,
+    drives: BTreeMap<String, Drive>,
+    applications: BTreeMap<String, Application>,
+    requests: Vec<RecordedRequest>,
+    limits: GraphLimits,
+    ru: Option<Bucket>,
+    writes: Option<Bucket>,
+    outlook: BTreeMap<String, Bucket>,
+    faults: Faults,
+    fail_next: Vec<u16>,
+    rng: u64,
+    rate_limited: u64,
+    ru_served: u64,
+    writes_served: u64,
+    token_requests: u64,
+    page_size: usize,
+    retention: Duration,
+    base: String,
+}
+
+impl State {
+    fn random(&mut self) -> f64 {
+        // xorshift64*: deterministic per tenant.
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Forgets soft-deleted users past the retention period.
+    fn purge(&mut self) {
+        let retention = self.retention;
+        let expired: Vec<String> = self
+            .users
+            .values()
+            .filter(|u| {
+                u.deleted_at
+                    .as_ref()
+                    .is_some_and(|(at, _)| at.elapsed() >= retention)
+            })
+            .map(|u| u.id.clone())
+            .collect();
+        for id in expired {
+            self.remove_user(&id);
+        }
+    }
+
+    /// Removes a user and everything that points at it.
+    fn remove_user(&mut self, id: &str) {
+        self.users.remove(id);
+        for g in self.groups.values_mut() {
+            g.members.remove(id);
+            g.owners.remove(id);
+        }
+        for r in self.roles.values_mut() {
+            r.members.remove(id);
+        }
+        for a in self.applications.values_mut() {
+            a.owners.remove(id);
+        }
+        self.app_roles.retain(|_, a| a.principal != id);
+        self.grants
+            .retain(|_, g| g.principal.as_deref() != Some(id));
+        self.drives.retain(|_, d| d.owner != id);
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
+    tenant_id: String,
+    client_id: String,
+    client_secret: String,
+    access_token: String,
+    state: Mutex<State>,
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The simulated Microsoft tenant. See the [module docs](self).
+#[derive(Debug)]
+pub struct GraphTenant {
+    server: MockServer,
+    shared: Arc<Shared>,
+}
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+fn now_iso() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// A Graph error body.
+fn error_body(code: &str, message: &str) -> Value {
+    json!({
+        "error": {
+            "code": code,
+            "message": message,
+            "innerError": {
+                "date": now_iso(),
+                "request-id": new_id(),
+                "client-request-id": new_id(),
+            }
+        }
+    })
+}
+
+impl GraphTenant {
+    /// Every Graph route served, as `(METHOD, path template)` exactly as in the official spec
+    /// (relative to `/v1.0`), plus `POST /$batch` from the hand-written batch spec.
+    pub const ROUTES: &'static [(&'static str, &'static str)] = &[
+        ("GET", "/users"),
+        ("GET", "/users/{user-id}"),
+        ("PATCH", "/users/{user-id}"),
+        ("DELETE", "/users/{user-id}"),
+        ("GET", "/users/{user-id}/manager"),
+        ("POST", "/users/{user-id}/revokeSignInSessions"),
+        ("POST", "/users/{user-id}/assignLicense"),
+        ("GET", "/users/{user-id}/licenseDetails"),
+        ("GET", "/subscribedSkus"),
+        ("GET", "/users/{user-id}/memberOf"),
+        ("GET", "/users/{user-id}/transitiveMemberOf"),
+        ("GET", "/groups/{group-id}"),
+        ("GET", "/groups/{group-id}/owners"),
+        ("POST", "/groups/{group-id}/members/$ref"),
+        (
+            "DELETE",
+            "/groups/{group-id}/members/{directoryObject-id}/$ref",
+        ),
+        (
+            "DELETE",
+            "/groups/{group-id}/owners/{directoryObject-id}/$ref",
+        ),
+        ("GET", "/users/{user-id}/ownedObjects"),
+        ("GET", "/users/{user-id}/ownedDevices"),
+        ("GET", "/users/{user-id}/registeredDevices"),
+        ("GET", "/users/{user-id}/appRoleAssignments"),
+        ("POST", "/users/{user-id}/appRoleAssignments"),
+        (
+            "DELETE",
+            "/users/{user-id}/appRoleAssignments/{appRoleAssignment-id}",
+        ),
+        ("GET", "/users/{user-id}/oauth2PermissionGrants"),
+        ("GET", "/oauth2PermissionGrants"),
+        (
+            "DELETE",
+            "/oauth2PermissionGrants/{oAuth2PermissionGrant-id}",
+        ),
+        ("GET", "/users/{user-id}/authentication/methods"),
+        (
+            "DELETE",
+            "/users/{user-id}/authentication/phoneMethods/{phoneAuthenticationMethod-id}",
+        ),
+        (
+            "DELETE",
+            "/users/{user-id}/authentication/microsoftAuthenticatorMethods/{microsoftAuthenticatorAuthenticationMethod-id}",
+        ),
+        (
+            "DELETE",
+            "/users/{user-id}/authentication/fido2Methods/{fido2AuthenticationMethod-id}",
+        ),
+        (
+            "DELETE",
+            "/users/{user-id}/authentication/softwareOathMethods/{softwareOathAuthenticationMethod-id}",
+        ),
+        (
+            "DELETE",
+            "/users/{user-id}/authentication/emailMethods/{emailAuthenticationMethod-id}",
+        ),
+        (
+            "DELETE",
+            "/users/{user-id}/authentication/windowsHelloForBusinessMethods/{windowsHelloForBusinessAuthenticationMethod-id}",
+        ),
+        (
+            "DELETE",
+            "/users/{user-id}/authentication/temporaryAccessPassMethods/{temporaryAccessPassAuthenticationMethod-id}",
+        ),
+        ("GET", "/users/{user-id}/mailboxSettings"),
+        ("PATCH", "/users/{user-id}/mailboxSettings"),
+        (
+            "GET",
+            "/users/{user-id}/mailFolders/{mailFolder-id}/messageRules",
+        ),
+        (
+            "POST",
+            "/users/{user-id}/mailFolders/{mailFolder-id}/messageRules",
+        ),
+        (
+            "DELETE",
+            "/users/{user-id}/mailFolders/{mailFolder-id}/messageRules/{messageRule-id}",
+        ),
+        ("GET", "/users/{user-id}/drive"),
+        ("GET", "/drives/{drive-id}/root"),
+        ("GET", "/drives/{drive-id}/root/permissions"),
+        ("POST", "/drives/{drive-id}/root/invite"),
+        ("POST", "/drives/{drive-id}/items/{driveItem-id}/invite"),
+        ("GET", "/drives/{drive-id}/items/{driveItem-id}/permissions"),
+        ("GET", "/directory/deletedItems/{directoryObject-id}"),
+        ("DELETE", "/directory/deletedItems/{directoryObject-id}"),
+        (
+            "POST",
+            "/directory/deletedItems/{directoryObject-id}/restore",
+        ),
+        ("POST", "/$batch"),
+    ];
+
+    /// Whether `method` on these path segments (below `/v1.0`) matches one of
+    /// [`GraphTenant::ROUTES`] (`{x}` matches any one segment). Nothing else is served: every
+    /// other request is a 400 before it reaches a handler.
+    pub fn serves(method: &str, segments: &[&str]) -> bool {
+        Self::ROUTES.iter().any(|(m, template)| {
+            let parts: Vec<&str> = template.split('/').filter(|p| !p.is_empty()).collect();
+            *m == method
+                && parts.len() == segments.len()
+                && parts
+                    .iter()
+                    .zip(segments)
+                    .all(|(p, s)| (p.starts_with('{') && p.ends_with('}')) || p == s)
+        })
+    }
+
+    /// Starts a tenant with random credentials and [`GraphLimits::small_tenant`].
+    pub async fn start() -> Self {
+        Self::start_with(GraphLimits::small_tenant()).await
+    }
+
+    /// Starts a tenant with these limits.
+    pub async fn start_with(limits: GraphLimits) -> Self {
+        let shared = Arc::new(Shared {
+            tenant_id: new_id(),
+            client_id: new_id(),
+            client_secret: format!("sim~graph~{}", uuid::Uuid::new_v4().simple()),
+            access_token: format!("eyJsim.{}.graph", uuid::Uuid::new_v4().simple()),
+            state: Mutex::new(State {
+                limits,
+                rng: 0x9E37_79B9_7F4A_7C15,
+                page_size: 100,
+                retention: Duration::from_secs(30 * 24 * 3600),
+                ..State::default()
+            }),
+        });
+        let server = MockServer::start().await;
+        Mock::given(any())
+            .respond_with(Responder(Arc::clone(&shared)))
+            .mount(&server)
+            .await;
+        shared.state().base = server.uri();
+        Self { server, shared }
+    }
+
+    /// The server's base URL (`http://127.0.0.1:<port>`).
+    pub fn uri(&self) -> String {
+        self.server.uri()
+    }
+
+    /// Graph's version root, `<uri>/v1.0` (for `https://graph.microsoft.com/v1.0`).
+    pub fn graph_url(&self) -> String {
+        format!("{}/v1.0", self.server.uri())
+    }
+
+    /// The token endpoint, `<uri>/<tenant>/oauth2/v2.0/token`.
+    pub fn token_url(&self) -> String {
+        format!(
+            "{}/{}/oauth2/v2.0/token",
+            self.server.uri(),
+            self.shared.tenant_id
+        )
+    }
+
+    /// The tenant id.
+    pub fn tenant_id(&self) -> &str {
+        &self.shared.tenant_id
+    }
+
+    /// The app registration's client id.
+    pub fn client_id(&self) -> &str {
+        &self.shared.client_id
+    }
+
+    /// The app registration's client secret.
+    pub fn client_secret(&self) -> &str {
+        &self.shared.client_secret
+    }
+
+    /// The access token the token endpoint mints (and Graph accepts).
+    pub fn access_token(&self) -> &str {
+        &self.shared.access_token
+    }
+
+    /// How many token requests were answered with a token.
+    pub fn token_requests(&self) -> u64 {
+        self.shared.state().token_requests
+    }
+
+    /// Adds a SKU with `enabled` units; returns its `skuId`.
+    pub fn add_sku(&self, part_number: impl Into<String>, enabled: u32) -> String {
+        let id = new_id();
+        self.shared.state().skus.insert(
+            id.clone(),
+            Sku {
+                part_number: part_number.into(),
+                enabled,
+            },
+        );
+        id
+    }
+
+    /// Adds a group; returns its id.
+    pub fn add_group(&self, new: NewGroup) -> String {
+        let id = new_id();
+        self.shared.state().groups.insert(
+            id.clone(),
+            Group {
+                display_name: new.display_name,
+                dynamic: new.dynamic,
+                on_premises_sync: new.on_premises_sync,
+                members: BTreeSet::new(),
+                owners: new.owners.into_iter().collect(),
+                licenses: new.licenses,
+            },
+        );
+        id
+    }
+
+    /// Makes `user` an owner of `group`.
+    pub fn add_group_owner(&self, group: &str, user: &str) {
+        if let Some(g) = self.shared.state().groups.get_mut(group) {
+            g.owners.insert(user.to_owned());
+        }
+    }
+
+    /// Adds an activated directory role (e.g. "Global Reader"); returns its id.
+    pub fn add_directory_role(&self, display_name: impl Into<String>) -> String {
+        let id = new_id();
+        self.shared.state().roles.insert(
+            id.clone(),
+            Role {
+                display_name: display_name.into(),
+                template: new_id(),
+                members: BTreeSet::new(),
+            },
+        );
+        id
+    }
+
+    /// Adds a service principal (an enterprise app, e.g. "Salesforce"); returns its id.
+    pub fn add_service_principal(&self, display_name: impl Into<String>) -> String {
+        let id = new_id();
+        self.shared
+            .state()
+            .service_principals
+            .insert(id.clone(), display_name.into());
+        id
+    }
+
+    /// Adds an application registration owned by `owners`; returns its id.
+    pub fn add_application(&self, display_name: impl Into<String>, owners: &[&str]) -> String {
+        let id = new_id();
+        self.shared.state().applications.insert(
+            id.clone(),
+            Application {
+                display_name: display_name.into(),
+                app_id: new_id(),
+                owners: owners.iter().map(|o| (*o).to_owned()).collect(),
+            },
+        );
+        id
+    }
+
+    /// Assigns `user` the app role `app_role` of service principal `resource`; returns the
+    /// assignment id.
+    pub fn assign_app_role(&self, user: &str, resource: &str, app_role: &str) -> String {
+        let id = new_id();
+        self.shared.state().app_roles.insert(
+            id.clone(),
+            AppRoleAssignment {
+                principal: user.to_owned(),
+                resource: resource.to_owned(),
+                app_role: app_role.to_owned(),
+                created: now_iso(),
+            },
+        );
+        id
+    }
+
+    /// Adds a delegated permission grant of client (service principal) `client` to resource
+    /// `resource`: for `principal` (`Principal`) or, with `None`, tenant-wide
+    /// (`AllPrincipals`). Returns its id.
+    pub fn add_grant(
+        &self,
+        client: &str,
+        resource: &str,
+        principal: Option<&str>,
+        scope: &str,
+    ) -> String {
+        let id = format!("sim{}", uuid::Uuid::new_v4().simple());
+        self.shared.state().grants.insert(
+            id.clone(),
+            Grant {
+                client: client.to_owned(),
+                consent_type: if principal.is_some() {
+                    "Principal".into()
+                } else {
+                    "AllPrincipals".into()
+                },
+                principal: principal.map(str::to_owned),
+                resource: resource.to_owned(),
+                scope: scope.to_owned(),
+            },
+        );
+        id
+    }
+
+    /// Registers a device for `user` (owned and registered); returns its id.
+    pub fn add_device(&self, user: &str, display_name: &str) -> String {
+        let id = new_id();
+        if let Some(u) = self.shared.state().users.get_mut(user) {
+            u.devices.push((id.clone(), display_name.to_owned()));
+        }
+        id
+    }
+
+    /// Creates a user; returns its id.
+    pub fn add_user(&self, new: NewUser) -> String {
+        let mut s = self.shared.state();
+        let id = new_id();
+        for g in &new.groups {
+            if let Some(group) = s.groups.get_mut(g) {
+                group.members.insert(id.clone());
+            }
+        }
+        for r in &new.roles {
+            if let Some(role) = s.roles.get_mut(r) {
+                role.members.insert(id.clone());
+            }
+        }
+        let mut methods = vec![(
+            "28c10230-6103-485e-b985-444c60001490".to_owned(),
+            "password".to_owned(),
+        )];
+        for kind in new.auth_methods {
+            methods.push((new_id(), kind));
+        }
+        let drive = new.drive.then(|| {
+            let drive_id = format!("b!sim{}", uuid::Uuid::new_v4().simple());
+            s.drives.insert(
+                drive_id.clone(),
+                Drive {
+                    owner: id.clone(),
+                    root: format!("01SIM{}", uuid::Uuid::new_v4().simple()).to_uppercase(),
+                    permissions: vec![json!({
+                        "id": "aTowIy5mfG1lbWJlcnNoaXB8c2ltb3duZXI",
+                        "roles": ["owner"],
+                        "grantedToV2": {"user": {"id": id, "displayName": new.display_name, "email": new.upn}},
+                        "grantedTo": {"user": {"id": id, "displayName": new.display_name, "email": new.upn}},
+                        "inheritedFrom": {},
+                    })],
+                },
+            );
+            drive_id
+        });
+        s.users.insert(
+            id.clone(),
+            User {
+                id: id.clone(),
+                mail: Some(new.mail.unwrap_or_else(|| new.upn.clone())),
+                upn: new.upn,
+                display_name: new.display_name,
+                account_enabled: new.account_enabled,
+                on_premises_sync: new.on_premises_sync,
+                usage_location: new.usage_location,
+                manager: new.manager,
+                employee_id: new.employee_id,
+                sessions_valid_from: "2024-01-01T00:00:00Z".into(),
+                revocations: 0,
+                licenses: new.licenses.into_iter().collect(),
+                auth_methods: methods,
+                mailbox: new.mailbox.then(|| Mailbox {
+                    automatic_replies: json!({
+                        "status": "disabled",
+                        "externalAudience": "all",
+                        "internalReplyMessage": "",
+                        "externalReplyMessage": "",
+                        "scheduledStartDateTime": {"dateTime": "2024-01-01T00:00:00.0000000", "timeZone": "UTC"},
+                        "scheduledEndDateTime": {"dateTime": "2024-01-02T00:00:00.0000000", "timeZone": "UTC"},
+                    }),
+                    rules: Vec::new(),
+                }),
+                drive,
+                devices: Vec::new(),
+                created: now_iso(),
+                deleted_at: None,
+            },
+        );
+        id
+    }
+
+    /// Adds `user` to `group` directly (as an administrator or a dynamic rule would).
+    pub fn add_member(&self, group: &str, user: &str) {
+        if let Some(g) = self.shared.state().groups.get_mut(group) {
+            g.members.insert(user.to_owned());
+        }
+    }
+
+    /// Deletes a user for good, as an administrator would (no-op when gone).
+    pub fn remove_user(&self, id: &str) {
+        self.shared.state().remove_user(id);
+    }
+
+    /// Plays Entra Connect: sets `accountEnabled` of an on-premises-synced user as AD says.
+    pub fn sync_from_ad(&self, id: &str, enabled: bool) {
+        if let Some(u) = self.shared.state().users.get_mut(id)
+            && u.on_premises_sync
+        {
+            u.account_enabled = enabled;
+        }
+    }
+
+    /// Sets the soft-delete retention period (default 30 days); tests shorten it.
+    pub fn set_retention(&self, retention: Duration) {
+        self.shared.state().retention = retention;
+    }
+
+    /// Sets the default page size of collections (default 100).
+    pub fn set_page_size(&self, n: usize) {
+        self.shared.state().page_size = n.max(1);
+    }
+
+    /// A user's current state (soft-deleted users too).
+    pub fn user(&self, id: &str) -> Option<GraphUserState> {
+        let mut s = self.shared.state();
+        s.purge();
+        let u = s.users.get(id)?;
+        let groups: BTreeSet<String> = s
+            .groups
+            .iter()
+            .filter(|(_, g)| g.members.contains(id))
+            .map(|(gid, _)| gid.clone())
+            .collect();
+        let inherited = s
+            .groups
+            .values()
+            .filter(|g| g.members.contains(id))
+            .flat_map(|g| g.licenses.iter().cloned())
+            .collect();
+        let drive = u.drive.as_ref().and_then(|d| s.drives.get(d));
+        Some(GraphUserState {
+            id: u.id.clone(),
+            upn: u.upn.clone(),
+            account_enabled: u.account_enabled,
+            on_premises_sync: u.on_premises_sync,
+            deleted: u.deleted_at.is_some(),
+            sessions_valid_from: u.sessions_valid_from.clone(),
+            session_revocations: u.revocations,
+            groups,
+            roles: s
+                .roles
+                .iter()
+                .filter(|(_, r)| r.members.contains(id))
+                .map(|(rid, _)| rid.clone())
+                .collect(),
+            owned_groups: s
+                .groups
+                .iter()
+                .filter(|(_, g)| g.owners.contains(id))
+                .map(|(gid, _)| gid.clone())
+                .collect(),
+            app_roles: s
+                .app_roles
+                .values()
+                .filter(|a| a.principal == id)
+                .map(|a| (a.resource.clone(), a.app_role.clone()))
+                .collect(),
+            grants: s
+                .grants
+                .iter()
+                .filter(|(_, g)| g.principal.as_deref() == Some(id))
+                .map(|(gid, _)| gid.clone())
+                .collect(),
+            auth_methods: u.auth_methods.iter().map(|(_, k)| k.clone()).collect(),
+            licenses: u.licenses.clone(),
+            inherited_licenses: inherited,
+            usage_location: u.usage_location.clone(),
+            automatic_replies: u.mailbox.as_ref().map(|m| m.automatic_replies.clone()),
+            message_rules: u
+                .mailbox
+                .as_ref()
+                .map(|m| m.rules.clone())
+                .unwrap_or_default(),
+            drive_permissions: drive.map(|d| d.permissions.clone()).unwrap_or_default(),
+        })
+    }
+
+    /// Every Graph request received so far, oldest first, `$batch` calls included (the token
+    /// endpoint is not recorded; see [`GraphTenant::token_requests`]).
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.state().requests.clone()
+    }
+
+    /// Forgets the recorded requests.
+    pub fn clear_requests(&self) {
+        self.shared.state().requests.clear();
+    }
+
+    /// How many 429s the tenant has answered (whole requests and batch items).
+    pub fn rate_limited_count(&self) -> u64 {
+        self.shared.state().rate_limited
+    }
+
+    /// The identity resource units charged to requests that were served (not throttled):
+    /// what the work cost against [`GraphLimits::resource_units`].
+    pub fn resource_units_served(&self) -> u64 {
+        self.shared.state().ru_served
+    }
+
+    /// The identity writes served (not throttled): what the work cost against
+    /// [`GraphLimits::writes`].
+    pub fn writes_served(&self) -> u64 {
+        self.shared.state().writes_served
+    }
+
+    /// Sets the fault knobs.
+    pub fn set_faults(&self, faults: Faults) {
+        self.shared.state().faults = faults;
+    }
+
+    /// The next `count` Graph requests (after authentication; batch items count one each)
+    /// fail with `status` (429 and 503 carry `Retry-After: 1`).
+    pub fn fail_next(&self, count: usize, status: u16) {
+        self.shared
+            .state()
+            .fail_next
+            .extend(std::iter::repeat_n(status, count));
+    }
+
+    /// Replaces the limits (buckets start full).
+    pub fn set_limits(&self, limits: GraphLimits) {
+        let mut s = self.shared.state();
+        s.limits = limits;
+        s.ru = None;
+        s.writes = None;
+        s.outlook.clear();
+    }
+}
+
+struct Responder(Arc<Shared>);
+
+impl Respond for Responder {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        self.0.handle(request)
+    }
+}
+
+/// Decodes one percent-encoded path segment.
+fn decode_segment(seg: &str) -> String {
+    url::form_urlencoded::parse(format!("x={}", seg.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+/// An answer: status, body, extra headers.
+#[derive(Debug, Clone, Default)]
+struct Answer {
+    status: u16,
+    body: Option<Value>,
+    headers: Vec<(String, String)>,
+}
+
+impl Answer {
+    fn new(status: u16, body: Option<Value>) -> Self {
+        Self {
+            status,
+            body,
+            headers: Vec::new(),
+        }
+    }
+
+    fn header(mut self, k: &str, v: impl Into<String>) -> Self {
+        self.headers.push((k.to_owned(), v.into()));
+        self
+    }
+
+    fn template(&self) -> ResponseTemplate {
+        let mut t = respond(self.status, self.body.clone());
+        for (k, v) in &self.headers {
+            t = t.insert_header(k.as_str(), v.as_str());
+        }
+        t
+    }
+}
+
+/// What a request costs and which budget it draws from.
+enum Budget {
+    /// Identity: resource units, and a write when not a GET.
+    Identity { ru: u32, write: bool },
+    /// Outlook, per mailbox (user key).
+    Outlook(String),
+    /// Not throttled by the simulator (OneDrive).
+    Free,
+}
+
+fn budget(method: &str, segs: &[&str], query: &BTreeMap<String, String>) -> Budget {
+    match segs {
+        ["users", user, "mailboxSettings"] | ["users", user, "mailFolders", ..] => {
+            return Budget::Outlook(user.to_ascii_lowercase());
+        }
+        ["drives", ..] | ["users", _, "drive"] => return Budget::Free,
+        _ => {}
+    }
+    let base: i64 = match (method, segs) {
+        ("GET", ["users"]) => 2,
+        (
+            "GET",
+            [
+                "users",
+                _,
+                "memberOf"
+                | "transitiveMemberOf"
+                | "ownedObjects"
+                | "licenseDetails"
+                | "oauth2PermissionGrants",
+            ],
+        ) => 2,
+        ("GET", ["subscribedSkus"]) => 3,
+        _ => 1,
+    };
+    let mut cost = base;
+    if query.contains_key("$select") {
+        cost -= 1;
+    }
+    if query.contains_key("$expand") {
+        cost += 1;
+    }
+    if query
+        .get("$top")
+        .and_then(|t| t.parse::<u32>().ok())
+        .is_some_and(|t| t < 20)
+    {
+        cost -= 1;
+    }
+    Budget::Identity {
+        ru: cost.max(1) as u32,
+        write: method != "GET",
+    }
+}
+
+fn too_many(retry_after: u64, information: &str, scope: &str) -> Answer {
+    Answer::new(
+        429,
+        Some(error_body(
+            "TooManyRequests",
+            "Too many requests. Please retry after the time in the Retry-After header.",
+        )),
+    )
+    .header("retry-after", retry_after.to_string())
+    .header("x-ms-throttle-information", information)
+    .header("x-ms-throttle-scope", scope)
+}
+
+impl Shared {
+    fn handle(&self, request: &Request) -> ResponseTemplate {
+        let raw_path = request.url.path().to_owned();
+        if request.method.as_str() == "POST"
+            && raw_path == format!("/{}/oauth2/v2.0/token", self.tenant_id)
+        {
+            return self.token(request);
+        }
+        let mut s = self.state();
+        s.requests.push(record(request));
+        let latency = s.faults.latency;
+        let auth = request
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if auth != format!("Bearer {}", self.access_token) {
+            return respond(
+                401,
+                Some(error_body(
+                    "InvalidAuthenticationToken",
+                    "Access token validation failure. Invalid audience.",
+                )),
+            )
+            .set_delay(latency);
+        }
+        let segments: Vec<String> = raw_path.split('/').skip(1).map(decode_segment).collect();
+        let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let Some(("v1.0", segs)) = segs.split_first().map(|(a, b)| (*a, b)) else {
+            return respond(
+                400,
+                Some(error_body(
+                    "BadRequest",
+                    "Invalid version: the path must start with /v1.0",
+                )),
+            )
+            .set_delay(latency);
+        };
+        let query: BTreeMap<String, String> = request.url.query_pairs().into_owned().collect();
+        let method = request.method.as_str().to_owned();
+        let body: Option<Value> = serde_json::from_slice(&request.body).ok();
+        s.purge();
+        let answer = if method == "POST" && segs == ["$batch"] {
+            self.batch(&mut s, body)
+        } else {
+            self.one(&mut s, &method, segs, &query, body)
+        };
+        let dropped = answer.1;
+        let mut t = answer.0.template().set_delay(latency);
+        if dropped {
+            let delay = if s.faults.drop_delay.is_zero() {
+                Duration::from_secs(60)
+            } else {
+                s.faults.drop_delay
+            };
+            t = t.set_delay(delay);
+        }
+        t
+    }
+
+    /// One request (top level or batch item): faults, throttling, then the route. The flag
+    /// says the answer is to be dropped.
+    fn one(
+        &self,
+        s: &mut State,
+        method: &str,
+        segs: &[&str],
+        query: &BTreeMap<String, String>,
+        body: Option<Value>,
+    ) -> (Answer, bool) {
+        if !GraphTenant::serves(method, segs) {
+            let (status, body) = routes::no_route();
+            return (Answer::new(status, body), false);
+        }
+        if !s.fail_next.is_empty() {
+            let status = s.fail_next.remove(0);
+            return (self.injected(s, status), false);
+        }
+        let (error_rate, rate_limit_rate, drop_rate) = (
+            s.faults.error_rate,
+            s.faults.rate_limit_rate,
+            s.faults.drop_rate,
+        );
+        if error_rate > 0.0 && s.random() < error_rate {
+            return (self.injected(s, 503), false);
+        }
+        if rate_limit_rate > 0.0 && s.random() < rate_limit_rate {
+            return (self.injected(s, 429), false);
+        }
+        let mut extra = Vec::new();
+        match budget(method, segs, query) {
+            Budget::Identity { ru, write } => {
+                let limits = s.limits.clone();
+                let cap = f64::from(limits.resource_units);
+                let bucket = s.ru.get_or_insert_with(|| Bucket::full(cap));
+                let left = bucket.take(f64::from(ru), cap, limits.window);
+                let scope = format!(
+                    "Tenant_Application/ResourceUnitLimit/{}/{}",
+                    self.client_id, self.tenant_id
+                );
+                match left {
+                    Err(wait) => {
+                        s.rate_limited += 1;
+                        return (
+                            too_many(wait, "ResourceUnitLimitExceeded", &scope)
+                                .header("x-ms-resource-unit", ru.to_string()),
+                            false,
+                        );
+                    }
+                    Ok(left) => {
+                        s.ru_served += u64::from(ru);
+                        extra.push(("x-ms-resource-unit".to_owned(), ru.to_string()));
+                        let used = (cap - left) / cap;
+                        if used >= 0.8 {
+                            extra.push((
+                                "x-ms-throttle-limit-percentage".to_owned(),
+                                format!("{used:.1}"),
+                            ));
+                        }
+                    }
+                }
+                if write {
+                    let cap = f64::from(limits.writes);
+                    let bucket = s.writes.get_or_insert_with(|| Bucket::full(cap));
+                    if let Err(wait) = bucket.take(1.0, cap, limits.write_window) {
+                        s.rate_limited += 1;
+                        let scope = format!(
+                            "Tenant_Application/WriteLimit/{}/{}",
+                            self.client_id, self.tenant_id
+                        );
+                        return (too_many(wait, "WriteLimitExceeded", &scope), false);
+                    }
+                    s.writes_served += 1;
+                }
+            }
+            Budget::Outlook(mailbox) => {
+                let limits = s.limits.clone();
+                let cap = f64::from(limits.outlook_per_mailbox);
+                let bucket = s
+                    .outlook
+                    .entry(mailbox)
+                    .or_insert_with(|| Bucket::full(cap));
+                if let Err(wait) = bucket.take(1.0, cap, limits.outlook_window) {
+                    s.rate_limited += 1;
+                    return (
+                        too_many(wait, "ApplicationMailboxLimitExceeded", "Mailbox"),
+                        false,
+                    );
+                }
+            }
+            Budget::Free => {}
+        }
+        let base = format!("{}/v1.0", s.base);
+        let (status, out) = routes::route(s, &base, method, segs, query, body);
+        let mut answer = Answer::new(status, out);
+        answer.headers.extend(extra);
+        let dropped = drop_rate > 0.0 && s.random() < drop_rate;
+        (answer, dropped)
+    }
+
+    fn injected(&self, s: &mut State, status: u16) -> Answer {
+        match status {
+            429 => {
+                s.rate_limited += 1;
+                too_many(1, "ResourceUnitLimitExceeded", "Injected")
+            }
+            503 => Answer::new(
+                503,
+                Some(error_body("serviceNotAvailable", "Service unavailable")),
+            )
+            .header("retry-after", "1"),
+            other => Answer::new(
+                other,
+                Some(error_body(
+                    "generalException",
+                    "General exception while processing",
+                )),
+            ),
+        }
+    }
+
+    /// `POST /$batch`.
+    fn batch(&self, s: &mut State, body: Option<Value>) -> (Answer, bool) {
+        let bad = |m: &str| (Answer::new(400, Some(error_body("BadRequest", m))), false);
+        let Some(items) = body
+            .as_ref()
+            .and_then(|b| b.get("requests"))
+            .and_then(Value::as_array)
+        else {
+            return bad("Invalid batch payload format.");
+        };
+        if items.is_empty() || items.len() > 20 {
+            return bad("Invalid batch payload: a batch holds 1 to 20 requests.");
+        }
+        let mut ids = BTreeSet::new();
+        for item in items {
+            let Some(id) = item.get("id").and_then(Value::as_str) else {
+                return bad("Invalid batch payload: every request needs an id.");
+            };
+            if !ids.insert(id.to_lowercase()) {
+                return bad("Batch request ids must be unique.");
+            }
+            let (Some(_), Some(url)) = (
+                item.get("method").and_then(Value::as_str),
+                item.get("url").and_then(Value::as_str),
+            ) else {
+                return bad("Invalid batch payload: method and url are required.");
+            };
+            if url.contains(':') {
+                return bad("Invalid batch payload: the url must be relative.");
+            }
+            if item.get("body").is_some() {
+                let has_type = item
+                    .get("headers")
+                    .and_then(Value::as_object)
+                    .is_some_and(|h| h.keys().any(|k| k.eq_ignore_ascii_case("content-type")));
+                if !has_type {
+                    return bad(
+                        "Write request id : {} does not contain Content-Type header or body.",
+                    );
+                }
+            }
+            if let Some(deps) = item.get("dependsOn").and_then(Value::as_array) {
+                for d in deps {
+                    let known = d
+                        .as_str()
+                        .is_some_and(|d| ids.contains(&d.to_lowercase()) && d != id);
+                    if !known {
+                        return bad("Invalid dependsOn: it must name an earlier request.");
+                    }
+                }
+            }
+        }
+        let mut statuses: BTreeMap<String, u16> = BTreeMap::new();
+        let mut responses = Vec::new();
+        for item in items {
+            let id = item["id"].as_str().unwrap_or_default().to_owned();
+            let method = item["method"]
+                .as_str()
+                .unwrap_or_default()
+                .to_ascii_uppercase();
+            let url = item["url"].as_str().unwrap_or_default();
+            let failed_dep = item
+                .get("dependsOn")
+                .and_then(Value::as_array)
+                .is_some_and(|deps| {
+                    deps.iter().filter_map(Value::as_str).any(|d| {
+                        statuses
+                            .get(&d.to_lowercase())
+                            .is_none_or(|st| !(200..300).contains(st))
+                    })
+                });
+            let answer = if failed_dep {
+                Answer::new(
+                    424,
+                    Some(error_body(
+                        "FailedDependency",
+                        "A request this request depends on failed.",
+                    )),
+                )
+            } else {
+                let (path, q) = url.split_once('?').unwrap_or((url, ""));
+                let segments: Vec<String> = path
+                    .trim_start_matches('/')
+                    .split('/')
+                    .map(decode_segment)
+                    .collect();
+                let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+                let segs = segs.strip_prefix(&["v1.0"][..]).unwrap_or(&segs);
+                let query: BTreeMap<String, String> = url::form_urlencoded::parse(q.as_bytes())
+                    .into_owned()
+                    .collect();
+                if segs == ["$batch"] {
+                    Answer::new(
+                        400,
+                        Some(error_body("BadRequest", "A batch cannot be nested.")),
+                    )
+                } else {
+                    self.one(s, &method, segs, &query, item.get("body").cloned())
+                        .0
+                }
+            };
+            statuses.insert(id.to_lowercase(), answer.status);
+            let mut headers = serde_json::Map::new();
+            if answer.body.is_some() {
+                headers.insert("Content-Type".into(), json!("application/json"));
+            }
+            for (k, v) in &answer.headers {
+                let name = if k.eq_ignore_ascii_case("retry-after") {
+                    "Retry-After"
+                } else {
+                    k
+                };
+                headers.insert(name.to_owned(), json!(v));
+            }
+            let mut r = json!({"id": id, "status": answer.status, "headers": headers});
+            if let Some(b) = answer.body {
+                r["body"] = b;
+            }
+            responses.push(r);
+        }
+        (
+            Answer::new(200, Some(json!({"responses": responses}))),
+            false,
+        )
+    }
+
+    /// `POST /{tenant}/oauth2/v2.0/token`.
+    fn token(&self, request: &Request) -> ResponseTemplate {
+        let form: BTreeMap<String, String> = url::form_urlencoded::parse(&request.body)
+            .into_owned()
+            .collect();
+        let get = |k: &str| form.get(k).map(String::as_str);
+        let err = |status: u16, code: &str, description: &str| {
+            ResponseTemplate::new(status).set_body_json(json!({
+                "error": code,
+                "error_description": description,
+                "error_codes": [7_000_215],
+                "timestamp": now_iso(),
+                "trace_id": new_id(),
+                "correlation_id": new_id(),
+            }))
+        };
+        if get("grant_type") != Some("client_credentials") {
+            return err(
+                400,
+                "unsupported_grant_type",
+                "AADSTS70003: The app requested an unsupported grant type.",
+            );
+        }
+        if get("scope") != Some("https://graph.microsoft.com/.default") {
+            return err(
+                400,
+                "invalid_scope",
+                "AADSTS1002012: The provided value for scope is not valid.",
+            );
+        }
+        if get("client_id") != Some(self.client_id.as_str()) {
+            return err(
+                400,
+                "unauthorized_client",
+                "AADSTS700016: Application not found in the directory.",
+            );
+        }
+        let secret_ok = get("client_secret") == Some(self.client_secret.as_str());
+        let assertion_ok = get("client_assertion_type")
+            == Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+            && get("client_assertion").is_some_and(|a| a.split('.').count() == 3);
+        if !(secret_ok || assertion_ok) {
+            return err(
+                401,
+                "invalid_client",
+                "AADSTS7000215: Invalid client secret provided.",
+            );
+        }
+        self.state().token_requests += 1;
+        ResponseTemplate::new(200).set_body_json(json!({
+            "token_type": "Bearer",
+            "expires_in": 3599,
+            "ext_expires_in": 3599,
+            "access_token": self.access_token,
+        }))
+    }
+}

@@ -1,0 +1,120 @@
+//! The conformance [`Fixture`](crate::Fixture) of the simulated Microsoft tenant.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use offboard_core::{AccountRef, AccountStatus};
+
+use super::{GraphTenant, NewGroup, NewUser};
+use crate::conformance::Fixture;
+
+/// Creates conformance users in a [`GraphTenant`], with access of every kind the Entra
+/// connector removes.
+///
+/// Each user is an enabled cloud-only user with `userPrincipalName` = login and `mail` = the
+/// first alias (or the login; more than one alias panics), a member of the assigned group
+/// "Engineering", the dynamic group "All Sales" and the on-premises-synced group "AD Staff",
+/// assigned an app role of "Salesforce", holding a `Principal` delegated grant to client
+/// "Zoom", with phone, Microsoft Authenticator and FIDO2 methods besides the password, and the
+/// SKU "ENTERPRISEPACK".
+#[derive(Debug, Clone)]
+pub struct GraphFixture {
+    tenant: Arc<GraphTenant>,
+    engineering: String,
+    all_sales: String,
+    ad_staff: String,
+    salesforce: String,
+    zoom: String,
+    graph_sp: String,
+    e3: String,
+}
+
+impl GraphFixture {
+    /// Sets up the groups, apps and SKU in `tenant`.
+    pub fn new(tenant: Arc<GraphTenant>) -> Self {
+        let engineering = tenant.add_group(NewGroup::assigned("Engineering"));
+        let all_sales = tenant.add_group(NewGroup::dynamic("All Sales"));
+        let ad_staff = tenant.add_group(NewGroup::synced("AD Staff"));
+        let salesforce = tenant.add_service_principal("Salesforce");
+        let zoom = tenant.add_service_principal("Zoom");
+        let graph_sp = tenant.add_service_principal("Microsoft Graph");
+        let e3 = tenant.add_sku("ENTERPRISEPACK", 10_000);
+        tenant.add_grant(&zoom, &graph_sp, None, "User.Read");
+        Self {
+            tenant,
+            engineering,
+            all_sales,
+            ad_staff,
+            salesforce,
+            zoom,
+            graph_sp,
+            e3,
+        }
+    }
+
+    /// The tenant.
+    pub fn tenant(&self) -> &Arc<GraphTenant> {
+        &self.tenant
+    }
+
+    /// The id of the assigned group "Engineering".
+    pub fn engineering(&self) -> &str {
+        &self.engineering
+    }
+
+    /// The user a [`Fixture::create_user`] call creates, before it is added.
+    pub fn employee(&self, login: &str, aliases: &[&str]) -> NewUser {
+        assert!(
+            aliases.len() <= 1,
+            "the Graph fixture keeps one alias (mail), got {aliases:?}"
+        );
+        NewUser {
+            mail: aliases.first().map(|a| (*a).to_owned()),
+            groups: vec![
+                self.engineering.clone(),
+                self.all_sales.clone(),
+                self.ad_staff.clone(),
+            ],
+            licenses: vec![self.e3.clone()],
+            auth_methods: vec![
+                "phone".into(),
+                "microsoftAuthenticator".into(),
+                "fido2".into(),
+            ],
+            ..NewUser::new(login)
+        }
+    }
+
+    /// Creates the user with its app role and grant; returns its id.
+    pub fn add_employee(&self, login: &str, aliases: &[&str]) -> String {
+        let id = self.tenant.add_user(self.employee(login, aliases));
+        self.tenant.assign_app_role(
+            &id,
+            &self.salesforce,
+            "00000000-0000-0000-0000-000000000000",
+        );
+        self.tenant.add_grant(
+            &self.zoom,
+            &self.graph_sp,
+            Some(&id),
+            "Mail.Read offline_access",
+        );
+        id
+    }
+}
+
+#[async_trait]
+impl Fixture for GraphFixture {
+    async fn create_user(&self, login: &str, aliases: &[&str]) -> AccountRef {
+        let id = self.add_employee(login, aliases);
+        AccountRef::new("entra", id, login, AccountStatus::Active)
+    }
+
+    async fn delete_user(&self, external_id: &str) {
+        self.tenant.remove_user(external_id);
+    }
+
+    fn secret(&self) -> &str {
+        self.tenant.client_secret()
+    }
+}

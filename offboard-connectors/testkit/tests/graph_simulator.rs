@@ -1,0 +1,1087 @@
+//! The simulated Microsoft tenant: routes match the official Graph spec and the ops list, state
+//! changes, Graph's error bodies, strict `$filter`, paging, licences, mailbox, OneDrive, soft
+//! delete, `$batch`, throttling, faults and the token endpoint.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use offboard_testkit::graph::{Faults, GraphLimits, GraphTenant, NewGroup, NewUser};
+use serde_json::{Value, json};
+
+fn spec_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/api-specs/microsoft-graph")
+}
+
+#[test]
+fn graph_every_route_exists_in_the_official_spec_and_the_ops_list() {
+    let load = |name: &str| -> serde_yaml::Value {
+        let text = std::fs::read_to_string(spec_dir().join(name)).expect("the Graph spec files");
+        serde_yaml::from_str(&text).unwrap()
+    };
+    let graph = load("graph-v1.0.offboarding.yaml");
+    let batch = load("graph-batch.handwritten.yaml");
+    let ops: BTreeSet<String> =
+        std::fs::read_to_string(spec_dir().join("graph-offboarding.ops.txt"))
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .map(|l| l.trim().to_owned())
+            .collect();
+    let mut served = BTreeSet::new();
+    for (method, path) in GraphTenant::ROUTES {
+        let found = [&graph, &batch].iter().any(|spec| {
+            spec["paths"]
+                .get(serde_yaml::Value::from(*path))
+                .and_then(|item| item.get(serde_yaml::Value::from(method.to_ascii_lowercase())))
+                .is_some()
+        });
+        assert!(found, "{method} {path} is in neither Graph spec file");
+        assert!(
+            *path == "/$batch" || ops.contains(&format!("{method} {path}")),
+            "{method} {path} is not in graph-offboarding.ops.txt"
+        );
+        assert!(
+            served.insert((*method, *path)),
+            "{method} {path} listed twice"
+        );
+    }
+    assert_eq!(
+        served.len(),
+        ops.len() + 1,
+        "every listed operation is served"
+    );
+    // The router is fenced by ROUTES: nothing outside it is served.
+    assert!(GraphTenant::serves(
+        "DELETE",
+        &["users", "u1", "appRoleAssignments", "a1"]
+    ));
+    assert!(GraphTenant::serves("POST", &["$batch"]));
+    assert!(!GraphTenant::serves(
+        "POST",
+        &["groups", "g1", "owners", "$ref"]
+    ));
+    assert!(!GraphTenant::serves("GET", &["directoryRoles"]));
+    assert!(!GraphTenant::serves("GET", &["users", "u1", "extra", "x"]));
+}
+
+#[tokio::test]
+async fn graph_unlisted_operations_are_refused() {
+    let t = GraphTenant::start().await;
+    let api = Api::new(&t);
+    let id = t.add_user(NewUser::new("r@example.com"));
+    let g = t.add_group(NewGroup::assigned("G"));
+    for (method, path) in [
+        ("POST", format!("/groups/{g}/owners/$ref")),
+        ("GET", "/directoryRoles".to_owned()),
+        ("PUT", format!("/users/{id}")),
+        (
+            "DELETE",
+            format!("/users/{id}/authentication/passwordMethods/x"),
+        ),
+    ] {
+        let (status, body, _) = api
+            .call(method, &path, &[], Some(json!({"@odata.id": "x"})))
+            .await;
+        assert_eq!(status, 400, "{method} {path}");
+        assert_eq!(body["error"]["code"], "BadRequest");
+    }
+    assert!(t.user(&id).unwrap().owned_groups.is_empty());
+}
+
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Api {
+    fn new(t: &GraphTenant) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            base: t.graph_url(),
+            token: t.access_token().to_owned(),
+        }
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
+        let mut r = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.base))
+            .query(query)
+            .header("authorization", format!("Bearer {}", self.token));
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let r = r.send().await.unwrap();
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let bytes = r.bytes().await.unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            headers,
+        )
+    }
+
+    async fn get(&self, path: &str, query: &[(&str, &str)]) -> (u16, Value) {
+        let (s, b, _) = self.call("GET", path, query, None).await;
+        (s, b)
+    }
+}
+
+#[tokio::test]
+async fn graph_token_endpoint_checks_the_client() {
+    let t = GraphTenant::start().await;
+    let http = reqwest::Client::new();
+    let post = |form: Vec<(&'static str, String)>| {
+        let http = http.clone();
+        let url = t.token_url();
+        async move {
+            let r = http.post(url).form(&form).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let base = |secret: &str| {
+        vec![
+            ("grant_type", "client_credentials".to_owned()),
+            ("client_id", t.client_id().to_owned()),
+            ("client_secret", secret.to_owned()),
+            ("scope", "https://graph.microsoft.com/.default".to_owned()),
+        ]
+    };
+    let (status, body) = post(base(t.client_secret())).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["access_token"], t.access_token());
+    assert_eq!(body["token_type"], "Bearer");
+    let (status, body) = post(base("wrong")).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
+    let mut assertion = base("");
+    assertion.retain(|(k, _)| *k != "client_secret");
+    assertion.push((
+        "client_assertion_type",
+        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
+    ));
+    assertion.push(("client_assertion", "a.b.c".into()));
+    assert_eq!(post(assertion).await.0, 200);
+    assert_eq!(t.token_requests(), 2);
+    // Graph itself wants the minted token.
+    let api = Api {
+        token: "nope".into(),
+        ..Api::new(&t)
+    };
+    let (status, body) = api.get("/users", &[]).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("InvalidAuthenticationToken"))
+    );
+}
+
+#[tokio::test]
+async fn graph_users_select_filter_paging_patch_and_sessions() {
+    let t = GraphTenant::start().await;
+    let api = Api::new(&t);
+    let id = t.add_user(NewUser {
+        mail: Some("o'neil@example.com".into()),
+        ..NewUser::new("jane@example.com")
+    });
+    let other = t.add_user(NewUser::new("john@example.com"));
+
+    // Default properties only; `$select` gives the rest; unknown properties are a 400.
+    let (status, u) = api.get(&format!("/users/{id}"), &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(u["userPrincipalName"], "jane@example.com");
+    assert!(u.get("accountEnabled").is_none());
+    let (_, u) = api
+        .get(
+            "/users/JANE@example.com",
+            &[("$select", "id,accountEnabled,onPremisesSyncEnabled")],
+        )
+        .await;
+    assert_eq!(u["id"], id.as_str());
+    assert_eq!(u["accountEnabled"], true);
+    assert_eq!(
+        api.get(&format!("/users/{id}"), &[("$select", "nope")])
+            .await
+            .0,
+        400
+    );
+
+    // Strict filter: doubled quotes, ASCII case only, no widening.
+    let (status, found) = api
+        .get(
+            "/users",
+            &[(
+                "$filter",
+                "userPrincipalName eq 'x' or mail eq 'O''NEIL@example.com'",
+            )],
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(found["value"].as_array().unwrap().len(), 1);
+    assert_eq!(found["value"][0]["id"], id.as_str());
+    for f in [
+        "mail eq 'o'neil@example.com'",
+        "startswith(mail,'j')",
+        "mail eq '*' or",
+        "displayName eq 'x'",
+    ] {
+        let (status, body) = api.get("/users", &[("$filter", f)]).await;
+        assert_eq!(status, 400, "{f}");
+        assert_eq!(body["error"]["code"], "Request_UnsupportedQuery");
+    }
+    for miss in [
+        "mail eq '*'",
+        "userPrincipalName eq 'jane@example.com '",
+        "userPrincipalName eq 'jane@exa\u{212A}ple.com'",
+    ] {
+        let (_, body) = api.get("/users", &[("$filter", miss)]).await;
+        assert!(body["value"].as_array().unwrap().is_empty(), "{miss}");
+    }
+
+    // Paging.
+    let (_, first) = api.get("/users", &[("$top", "1")]).await;
+    assert_eq!(first["value"].as_array().unwrap().len(), 1);
+    let next = first["@odata.nextLink"].as_str().unwrap();
+    assert!(next.starts_with(&t.graph_url()));
+    let (_, second) = api
+        .get(
+            next.strip_prefix(&t.graph_url())
+                .unwrap()
+                .split('?')
+                .next()
+                .unwrap(),
+            &url::Url::parse(next)
+                .unwrap()
+                .query_pairs()
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect::<Vec<_>>()
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect::<Vec<_>>(),
+        )
+        .await;
+    assert_eq!(second["value"].as_array().unwrap().len(), 1);
+    assert!(second.get("@odata.nextLink").is_none());
+    let ids: BTreeSet<&str> = [&first, &second]
+        .iter()
+        .map(|p| p["value"][0]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, BTreeSet::from([id.as_str(), other.as_str()]));
+
+    // PATCH answers 204 and counts as a write; revoke resets the sessions' start.
+    let writes = t.writes_served();
+    let (status, _, _) = api
+        .call(
+            "PATCH",
+            &format!("/users/{id}"),
+            &[],
+            Some(json!({"accountEnabled": false})),
+        )
+        .await;
+    assert_eq!(status, 204);
+    assert!(!t.user(&id).unwrap().account_enabled);
+    assert_eq!(t.writes_served(), writes + 1);
+    let (status, body, _) = api
+        .call(
+            "POST",
+            &format!("/users/{id}/revokeSignInSessions"),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!((status, body["value"].as_bool()), (200, Some(true)));
+    let state = t.user(&id).unwrap();
+    assert_eq!(state.session_revocations, 1);
+    assert_ne!(state.sessions_valid_from, "2024-01-01T00:00:00Z");
+    let (status, body, _) = api
+        .call(
+            "PATCH",
+            &format!("/users/{id}"),
+            &[],
+            Some(json!({"passwordProfile": {}})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("Request_BadRequest"))
+    );
+    assert_eq!(api.get("/users/nobody@example.com", &[]).await.0, 404);
+}
+
+#[tokio::test]
+async fn graph_synced_users_and_groups_are_mastered_in_ad() {
+    let t = GraphTenant::start().await;
+    let api = Api::new(&t);
+    let synced_group = t.add_group(NewGroup::synced("AD Staff"));
+    let dynamic = t.add_group(NewGroup::dynamic("All Sales"));
+    let eng = t.add_group(NewGroup::assigned("Engineering"));
+    let id = t.add_user(NewUser {
+        on_premises_sync: true,
+        groups: vec![synced_group.clone(), dynamic.clone(), eng.clone()],
+        ..NewUser::new("ad@example.com")
+    });
+    let (status, body, _) = api
+        .call(
+            "PATCH",
+            &format!("/users/{id}"),
+            &[],
+            Some(json!({"accountEnabled": false})),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("on-premises mastered")
+    );
+    assert!(t.user(&id).unwrap().account_enabled);
+    t.sync_from_ad(&id, false);
+    assert!(!t.user(&id).unwrap().account_enabled);
+    // Unchanged value is accepted.
+    let (status, _, _) = api
+        .call(
+            "PATCH",
+            &format!("/users/{id}"),
+            &[],
+            Some(json!({"accountEnabled": false})),
+        )
+        .await;
+    assert_eq!(status, 204);
+
+    for g in [&synced_group, &dynamic] {
+        let (status, _, _) = api
+            .call(
+                "DELETE",
+                &format!("/groups/{g}/members/{id}/$ref"),
+                &[],
+                None,
+            )
+            .await;
+        assert_eq!(status, 400);
+    }
+    let (status, _, _) = api
+        .call(
+            "DELETE",
+            &format!("/groups/{eng}/members/{id}/$ref"),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, body, _) = api
+        .call(
+            "DELETE",
+            &format!("/groups/{eng}/members/{id}/$ref"),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("Request_ResourceNotFound"))
+    );
+    let add =
+        json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{id}")});
+    let (status, _, _) = api
+        .call(
+            "POST",
+            &format!("/groups/{eng}/members/$ref"),
+            &[],
+            Some(add.clone()),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, body, _) = api
+        .call(
+            "POST",
+            &format!("/groups/{eng}/members/$ref"),
+            &[],
+            Some(add),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already exist")
+    );
+    assert_eq!(t.user(&id).unwrap().groups.len(), 3);
+
+    let (_, member_of) = api.get(&format!("/users/{id}/memberOf"), &[]).await;
+    let types: BTreeSet<String> = member_of["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| format!("{} {}", g["displayName"].as_str().unwrap(), g["groupTypes"]))
+        .collect();
+    assert!(
+        types.contains("All Sales [\"DynamicMembership\"]"),
+        "{types:?}"
+    );
+}
+
+#[tokio::test]
+async fn graph_owners_roles_apps_grants_and_auth_methods() {
+    let t = GraphTenant::start().await;
+    let api = Api::new(&t);
+    let role = t.add_directory_role("Global Reader");
+    let id = t.add_user(NewUser {
+        roles: vec![role.clone()],
+        auth_methods: vec!["phone".into(), "fido2".into()],
+        ..NewUser::new("ann@example.com")
+    });
+    let boss = t.add_user(NewUser::new("boss@example.com"));
+    let g = t.add_group(NewGroup {
+        owners: vec![id.clone()],
+        ..NewGroup::assigned("Team")
+    });
+    let app = t.add_application("Internal tool", &[&id]);
+    let sp = t.add_service_principal("Salesforce");
+    let zoom = t.add_service_principal("Zoom");
+    let mine = t.add_grant(&zoom, &sp, Some(&id), "Mail.Read");
+    let all = t.add_grant(&zoom, &sp, None, "User.Read");
+
+    // Owned objects; the last owner stays.
+    let (_, owned) = api.get(&format!("/users/{id}/ownedObjects"), &[]).await;
+    let ids: BTreeSet<&str> = owned["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, BTreeSet::from([g.as_str(), app.as_str()]));
+    let (status, _, _) = api
+        .call(
+            "DELETE",
+            &format!("/groups/{g}/owners/{id}/$ref"),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(status, 400);
+    t.add_group_owner(&g, &boss);
+    let (status, _, _) = api
+        .call(
+            "DELETE",
+            &format!("/groups/{g}/owners/{id}/$ref"),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (_, owners) = api.get(&format!("/groups/{g}/owners"), &[]).await;
+    assert_eq!(owners["value"][0]["id"], boss.as_str());
+
+    // Directory roles are listed in memberOf.
+    let (_, member_of) = api.get(&format!("/users/{id}/memberOf"), &[]).await;
+    assert_eq!(
+        member_of["value"][0]["@odata.type"],
+        "#microsoft.graph.directoryRole"
+    );
+
+    // App role assignments: create 201, duplicate 400, delete 204, again 404.
+    let body = json!({"principalId": id, "resourceId": sp, "appRoleId": "00000000-0000-0000-0000-000000000000"});
+    let (status, created, _) = api
+        .call(
+            "POST",
+            &format!("/users/{id}/appRoleAssignments"),
+            &[],
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(created["resourceDisplayName"], "Salesforce");
+    assert_eq!(
+        api.call(
+            "POST",
+            &format!("/users/{id}/appRoleAssignments"),
+            &[],
+            Some(body)
+        )
+        .await
+        .0,
+        400
+    );
+    let path = format!(
+        "/users/{id}/appRoleAssignments/{}",
+        created["id"].as_str().unwrap()
+    );
+    assert_eq!(api.call("DELETE", &path, &[], None).await.0, 204);
+    assert_eq!(api.call("DELETE", &path, &[], None).await.0, 404);
+
+    // Grants: the user's own are Principal; the tenant-wide one is listed at the root.
+    let (_, grants) = api
+        .get(&format!("/users/{id}/oauth2PermissionGrants"), &[])
+        .await;
+    assert_eq!(grants["value"].as_array().unwrap().len(), 1);
+    assert_eq!(grants["value"][0]["consentType"], "Principal");
+    let (_, filtered) = api
+        .get(
+            "/oauth2PermissionGrants",
+            &[("$filter", &format!("clientId eq '{zoom}'"))],
+        )
+        .await;
+    assert_eq!(filtered["value"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        api.call(
+            "DELETE",
+            &format!("/oauth2PermissionGrants/{mine}"),
+            &[],
+            None
+        )
+        .await
+        .0,
+        204
+    );
+    assert!(t.user(&id).unwrap().grants.is_empty());
+    let _ = all;
+
+    // Authentication methods: the path kind must match; password is not deletable.
+    let (_, methods) = api
+        .get(&format!("/users/{id}/authentication/methods"), &[])
+        .await;
+    let methods = methods["value"].as_array().unwrap().clone();
+    assert_eq!(methods.len(), 3);
+    let password = methods[0]["id"].as_str().unwrap();
+    assert_eq!(
+        methods[0]["@odata.type"],
+        "#microsoft.graph.passwordAuthenticationMethod"
+    );
+    let phone = methods[1]["id"].as_str().unwrap();
+    assert_eq!(
+        api.call(
+            "DELETE",
+            &format!("/users/{id}/authentication/passwordMethods/{password}"),
+            &[],
+            None
+        )
+        .await
+        .0,
+        400
+    );
+    assert_eq!(
+        api.call(
+            "DELETE",
+            &format!("/users/{id}/authentication/fido2Methods/{phone}"),
+            &[],
+            None
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(
+        api.call(
+            "DELETE",
+            &format!("/users/{id}/authentication/phoneMethods/{phone}"),
+            &[],
+            None
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(t.user(&id).unwrap().auth_methods, vec!["password", "fido2"]);
+}
+
+#[tokio::test]
+async fn graph_licences_direct_and_inherited() {
+    let t = GraphTenant::start().await;
+    let api = Api::new(&t);
+    let e3 = t.add_sku("ENTERPRISEPACK", 5);
+    let ems = t.add_sku("EMS", 1);
+    let licensed = t.add_group(NewGroup {
+        licenses: vec![ems.clone()],
+        ..NewGroup::assigned("Licensed")
+    });
+    let id = t.add_user(NewUser {
+        licenses: vec![e3.clone()],
+        groups: vec![licensed.clone()],
+        ..NewUser::new("lic@example.com")
+    });
+    let (_, u) = api
+        .get(
+            &format!("/users/{id}"),
+            &[("$select", "assignedLicenses,licenseAssignmentStates")],
+        )
+        .await;
+    assert_eq!(u["assignedLicenses"].as_array().unwrap().len(), 2);
+    let inherited: Vec<&Value> = u["licenseAssignmentStates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| !s["assignedByGroup"].is_null())
+        .collect();
+    assert_eq!(inherited.len(), 1);
+    assert_eq!(inherited[0]["skuId"], ems.as_str());
+    assert_eq!(inherited[0]["assignedByGroup"], licensed.as_str());
+    let (_, details) = api.get(&format!("/users/{id}/licenseDetails"), &[]).await;
+    assert_eq!(details["value"].as_array().unwrap().len(), 2);
+    let (_, skus) = api.get("/subscribedSkus", &[]).await;
+    let ems_sku = skus["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["skuId"] == ems.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(ems_sku["consumedUnits"], 1);
+    assert_eq!(ems_sku["skuPartNumber"], "EMS");
+
+    let assign = |add: Value, remove: Value| json!({"addLicenses": add, "removeLicenses": remove});
+    let path = format!("/users/{id}/assignLicense");
+    let (status, body, _) = api
+        .call("POST", &path, &[], Some(assign(json!([]), json!([ems]))))
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("inherited")
+    );
+    assert_eq!(
+        api.call("POST", &path, &[], Some(json!({"removeLicenses": [e3]})))
+            .await
+            .0,
+        400
+    );
+    let (status, body, _) = api
+        .call("POST", &path, &[], Some(assign(json!([]), json!([e3]))))
+        .await;
+    assert_eq!((status, body["id"].as_str()), (200, Some(id.as_str())));
+    assert!(t.user(&id).unwrap().licenses.is_empty());
+    let (status, body, _) = api
+        .call("POST", &path, &[], Some(assign(json!([]), json!([e3]))))
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not have")
+    );
+    // Rollback needs a usage location; a full SKU refuses.
+    let other = t.add_user(NewUser {
+        usage_location: None,
+        ..NewUser::new("nol@example.com")
+    });
+    let (status, _, _) = api
+        .call(
+            "POST",
+            &format!("/users/{other}/assignLicense"),
+            &[],
+            Some(assign(
+                json!([{"skuId": e3, "disabledPlans": []}]),
+                json!([]),
+            )),
+        )
+        .await;
+    assert_eq!(status, 400);
+    let (status, _, _) = api
+        .call(
+            "POST",
+            &path,
+            &[],
+            Some(assign(
+                json!([{"skuId": e3, "disabledPlans": []}]),
+                json!([]),
+            )),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(t.user(&id).unwrap().licenses, BTreeSet::from([e3.clone()]));
+    let (status, _, _) = api
+        .call(
+            "POST",
+            &format!("/users/{other}/assignLicense"),
+            &[],
+            Some(assign(
+                json!([{"skuId": ems, "disabledPlans": []}]),
+                json!([]),
+            )),
+        )
+        .await;
+    assert_eq!(status, 400, "the EMS SKU has no free units");
+}
+
+#[tokio::test]
+async fn graph_mailbox_rules_and_onedrive() {
+    let t = GraphTenant::start().await;
+    let api = Api::new(&t);
+    let id = t.add_user(NewUser::new("mb@example.com"));
+    let nobox = t.add_user(NewUser {
+        mailbox: false,
+        drive: false,
+        ..NewUser::new("nobox@example.com")
+    });
+
+    let (status, settings) = api.get(&format!("/users/{id}/mailboxSettings"), &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(settings["automaticRepliesSetting"]["status"], "disabled");
+    let patch = json!({"automaticRepliesSetting": {"status": "alwaysEnabled", "externalAudience": "all",
+        "internalReplyMessage": "I have left.", "externalReplyMessage": "I have left."}});
+    let (status, body, _) = api
+        .call(
+            "PATCH",
+            &format!("/users/{id}/mailboxSettings"),
+            &[],
+            Some(patch),
+        )
+        .await;
+    assert_eq!(
+        (status, body["automaticRepliesSetting"]["status"].as_str()),
+        (200, Some("alwaysEnabled"))
+    );
+    assert_eq!(
+        t.user(&id).unwrap().automatic_replies.unwrap()["internalReplyMessage"],
+        "I have left."
+    );
+    let bad = json!({"automaticRepliesSetting": {"status": "sometimes"}});
+    assert_eq!(
+        api.call(
+            "PATCH",
+            &format!("/users/{id}/mailboxSettings"),
+            &[],
+            Some(bad)
+        )
+        .await
+        .0,
+        400
+    );
+    let (status, body) = api
+        .get(&format!("/users/{nobox}/mailboxSettings"), &[])
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("MailboxNotEnabledForRESTAPI"))
+    );
+
+    let rules = format!("/users/{id}/mailFolders/inbox/messageRules");
+    let rule = json!({"displayName": "offboard: forward to manager", "sequence": 1, "isEnabled": true,
+        "actions": {"forwardTo": [{"emailAddress": {"address": "boss@example.com"}}]}});
+    let (status, created, _) = api.call("POST", &rules, &[], Some(rule)).await;
+    assert_eq!(status, 201);
+    let (_, listed) = api.get(&rules, &[]).await;
+    assert_eq!(
+        listed["value"][0]["displayName"],
+        "offboard: forward to manager"
+    );
+    assert_eq!(
+        api.call("POST", &rules, &[], Some(json!({"displayName": "x"})))
+            .await
+            .0,
+        400
+    );
+    let rid = created["id"].as_str().unwrap();
+    assert_eq!(
+        api.call("DELETE", &format!("{rules}/{rid}"), &[], None)
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        api.call("DELETE", &format!("{rules}/{rid}"), &[], None)
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        api.get(
+            &format!("/users/{id}/mailFolders/archive/messageRules"),
+            &[]
+        )
+        .await
+        .0,
+        404
+    );
+
+    let (status, drive) = api.get(&format!("/users/{id}/drive"), &[]).await;
+    assert_eq!(status, 200);
+    let did = drive["id"].as_str().unwrap();
+    let (_, root) = api.get(&format!("/drives/{did}/root"), &[]).await;
+    let root_id = root["id"].as_str().unwrap();
+    let invite = json!({"recipients": [{"email": "boss@example.com"}], "roles": ["write"], "requireSignIn": true, "sendInvitation": false});
+    let (status, body, _) = api
+        .call(
+            "POST",
+            &format!("/drives/{did}/root/invite"),
+            &[],
+            Some(invite.clone()),
+        )
+        .await;
+    assert_eq!(
+        (status, body["value"][0]["roles"][0].as_str()),
+        (200, Some("write"))
+    );
+    let (status, _, _) = api
+        .call(
+            "POST",
+            &format!("/drives/{did}/items/{root_id}/invite"),
+            &[],
+            Some(invite),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, perms) = api
+        .get(&format!("/drives/{did}/items/{root_id}/permissions"), &[])
+        .await;
+    assert_eq!(
+        perms["value"].as_array().unwrap().len(),
+        3,
+        "owner + two invites (invite is not idempotent)"
+    );
+    assert_eq!(t.user(&id).unwrap().drive_permissions.len(), 3);
+    assert_eq!(api.get(&format!("/users/{nobox}/drive"), &[]).await.0, 404);
+}
+
+#[tokio::test]
+async fn graph_soft_delete_restore_and_retention() {
+    let t = GraphTenant::start().await;
+    let api = Api::new(&t);
+    let g = t.add_group(NewGroup::assigned("Team"));
+    let id = t.add_user(NewUser {
+        groups: vec![g.clone()],
+        ..NewUser::new("del@example.com")
+    });
+    assert_eq!(
+        api.call("DELETE", &format!("/users/{id}"), &[], None)
+            .await
+            .0,
+        204
+    );
+    assert_eq!(api.get(&format!("/users/{id}"), &[]).await.0, 404);
+    assert!(t.user(&id).unwrap().deleted);
+    let (status, item) = api.get(&format!("/directory/deletedItems/{id}"), &[]).await;
+    assert_eq!(
+        (status, item["userPrincipalName"].as_str()),
+        (200, Some("del@example.com"))
+    );
+    let (status, _, _) = api
+        .call(
+            "POST",
+            &format!("/directory/deletedItems/{id}/restore"),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let state = t.user(&id).unwrap();
+    assert!(!state.deleted);
+    assert_eq!(
+        state.groups,
+        BTreeSet::from([g]),
+        "restored with its memberships"
+    );
+    assert_eq!(
+        api.get(&format!("/directory/deletedItems/{id}"), &[])
+            .await
+            .0,
+        404
+    );
+
+    t.set_retention(Duration::from_millis(50));
+    assert_eq!(
+        api.call("DELETE", &format!("/users/{id}"), &[], None)
+            .await
+            .0,
+        204
+    );
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    let (status, _, _) = api
+        .call(
+            "POST",
+            &format!("/directory/deletedItems/{id}/restore"),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "past the retention period the user is gone");
+    assert!(t.user(&id).is_none());
+}
+
+#[tokio::test]
+async fn graph_batch_validates_runs_items_and_honours_depends_on() {
+    let t = GraphTenant::start().await;
+    let api = Api::new(&t);
+    let id = t.add_user(NewUser::new("b@example.com"));
+    let batch = |requests: Value| json!({"requests": requests});
+    let too_many: Vec<Value> = (0..21)
+        .map(|i| json!({"id": i.to_string(), "method": "GET", "url": "/users"}))
+        .collect();
+    assert_eq!(
+        api.call("POST", "/$batch", &[], Some(batch(json!(too_many))))
+            .await
+            .0,
+        400
+    );
+    let dup = json!([{"id": "1", "method": "GET", "url": "/users"}, {"id": "1", "method": "GET", "url": "/users"}]);
+    assert_eq!(
+        api.call("POST", "/$batch", &[], Some(batch(dup))).await.0,
+        400
+    );
+    let no_type = json!([{"id": "1", "method": "PATCH", "url": format!("/users/{id}"), "body": {"accountEnabled": false}}]);
+    assert_eq!(
+        api.call("POST", "/$batch", &[], Some(batch(no_type)))
+            .await
+            .0,
+        400
+    );
+    assert!(t.user(&id).unwrap().account_enabled);
+
+    let items = json!([
+        {"id": "1", "method": "PATCH", "url": format!("/users/{id}"), "headers": {"Content-Type": "application/json"}, "body": {"accountEnabled": false}},
+        {"id": "2", "method": "POST", "url": format!("/users/{id}/revokeSignInSessions"), "dependsOn": ["1"]},
+        {"id": "3", "method": "GET", "url": "/users/nobody@example.com"},
+        {"id": "4", "method": "GET", "url": "/users/nobody@example.com/memberOf", "dependsOn": ["3"]},
+        {"id": "5", "method": "GET", "url": format!("users/{id}?$select=accountEnabled")},
+    ]);
+    let (status, body, _) = api.call("POST", "/$batch", &[], Some(batch(items))).await;
+    assert_eq!(status, 200);
+    let by: std::collections::BTreeMap<&str, &Value> = body["responses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["id"].as_str().unwrap(), r))
+        .collect();
+    assert_eq!(by["1"]["status"], 204);
+    assert_eq!(by["2"]["status"], 200);
+    assert_eq!(by["3"]["status"], 404);
+    assert_eq!(by["3"]["body"]["error"]["code"], "Request_ResourceNotFound");
+    assert_eq!(by["4"]["status"], 424);
+    assert_eq!(by["5"]["body"]["accountEnabled"], false);
+    let state = t.user(&id).unwrap();
+    assert!(!state.account_enabled);
+    assert_eq!(state.session_revocations, 1);
+    // The batch is one recorded request.
+    assert_eq!(
+        t.requests()
+            .iter()
+            .filter(|r| r.path == "/v1.0/$batch")
+            .count(),
+        4
+    );
+}
+
+#[tokio::test]
+async fn graph_throttles_on_resource_units_with_retry_after() {
+    let t = GraphTenant::start_with(
+        GraphLimits::small_tenant().with_resource_units(4, Duration::from_secs(2)),
+    )
+    .await;
+    let api = Api::new(&t);
+    let id = t.add_user(NewUser::new("th@example.com"));
+    // GET /users costs 2: two pass, the third is throttled.
+    let (s1, _, h1) = api.call("GET", "/users", &[], None).await;
+    assert_eq!((s1, h1["x-ms-resource-unit"].to_str().unwrap()), (200, "2"));
+    let (s2, _, h2) = api.call("GET", "/users", &[], None).await;
+    assert_eq!(s2, 200);
+    assert_eq!(
+        h2["x-ms-throttle-limit-percentage"].to_str().unwrap(),
+        "1.0"
+    );
+    assert_eq!((t.resource_units_served(), t.writes_served()), (4, 0));
+    let (s3, body, h3) = api.call("GET", "/users", &[], None).await;
+    assert_eq!(s3, 429);
+    assert_eq!(body["error"]["code"], "TooManyRequests");
+    let wait: u64 = h3["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&wait), "{wait}");
+    assert_eq!(h3["x-ms-throttle-information"], "ResourceUnitLimitExceeded");
+    assert!(
+        h3["x-ms-throttle-scope"]
+            .to_str()
+            .unwrap()
+            .contains(t.tenant_id())
+    );
+    // Batch items are throttled on their own inside a 200.
+    let items: Vec<Value> = (0..3)
+        .map(|i| json!({"id": i.to_string(), "method": "GET", "url": format!("/users/{id}")}))
+        .collect();
+    let (status, body, _) = api
+        .call("POST", "/$batch", &[], Some(json!({"requests": items})))
+        .await;
+    assert_eq!(status, 200);
+    for r in body["responses"].as_array().unwrap() {
+        assert_eq!(r["status"], 429);
+        assert!(r["headers"]["Retry-After"].as_str().is_some());
+    }
+    let before = t.rate_limited_count();
+    assert_eq!(before, 4);
+    // Waiting what Retry-After says is enough (throttled requests still counted).
+    let (_, _, h) = api.call("GET", &format!("/users/{id}"), &[], None).await;
+    let wait: u64 = h["retry-after"].to_str().unwrap().parse().unwrap();
+    tokio::time::sleep(Duration::from_secs(wait)).await;
+    assert_eq!(
+        api.call("GET", &format!("/users/{id}"), &[], None).await.0,
+        200
+    );
+    assert_eq!(
+        t.resource_units_served(),
+        5,
+        "throttled requests are not served"
+    );
+}
+
+#[tokio::test]
+async fn graph_faults_fail_next_and_dropped_answers() {
+    let t = GraphTenant::start().await;
+    let api = Api::new(&t);
+    let id = t.add_user(NewUser::new("f@example.com"));
+    t.fail_next(1, 503);
+    let (status, _, h) = api.call("GET", &format!("/users/{id}"), &[], None).await;
+    assert_eq!((status, h["retry-after"].to_str().unwrap()), (503, "1"));
+    t.fail_next(1, 429);
+    assert_eq!(
+        api.call("GET", &format!("/users/{id}"), &[], None).await.0,
+        429
+    );
+    assert_eq!(
+        api.call("GET", &format!("/users/{id}"), &[], None).await.0,
+        200
+    );
+
+    // A dropped answer: the change is made, the client times out.
+    t.set_faults(Faults {
+        drop_rate: 1.0,
+        drop_delay: Duration::from_secs(5),
+        ..Faults::default()
+    });
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let r = client
+        .patch(format!("{}/users/{id}", t.graph_url()))
+        .bearer_auth(t.access_token())
+        .json(&json!({"accountEnabled": false}))
+        .send()
+        .await;
+    assert!(r.unwrap_err().is_timeout());
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(!t.user(&id).unwrap().account_enabled);
+    t.set_faults(Faults {
+        error_rate: 1.0,
+        ..Faults::default()
+    });
+    assert_eq!(api.call("GET", "/users", &[], None).await.0, 503);
+    t.set_faults(Faults::default());
+    let recorded = t.requests();
+    assert!(recorded.iter().all(|r| {
+        r.headers
+            .iter()
+            .all(|(k, v)| k != "authorization" || v == "Bearer [REDACTED]")
+    }));
+}
