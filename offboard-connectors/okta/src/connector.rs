@@ -31,7 +31,7 @@ pub const APP: &str = "okta";
 /// - `discover`: the user's app links, as accounts of the apps they name.
 pub struct OktaConnector {
     client: OktaClient,
-    http: HttpClient,
+    pub(crate) http: HttpClient,
     capabilities: Capabilities,
 }
 
@@ -57,22 +57,30 @@ pub fn search_expression<S: AsRef<str>>(addresses: &[S]) -> Result<Option<String
     let mut terms = Vec::new();
     for address in addresses {
         let address = address.as_ref();
-        if address.chars().any(char::is_control) {
-            return Err(OktaError::ControlCharacter {
-                field: "address",
-                value: address.to_owned(),
-            }
-            .into());
-        }
+        let escaped = quoted("address", address)?;
         if address.is_empty() {
             continue;
         }
-        let escaped = address.replace('\\', "\\\\").replace('"', "\\\"");
         for attr in ["profile.login", "profile.email", "profile.secondEmail"] {
-            terms.push(format!("{attr} eq \"{escaped}\""));
+            terms.push(format!("{attr} eq {escaped}"));
         }
     }
     Ok((!terms.is_empty()).then(|| terms.join(" or ")))
+}
+
+/// `value` as a quoted `search` string: `\` and `"` escaped, control characters refused.
+pub(crate) fn quoted(field: &'static str, value: &str) -> Result<String> {
+    if value.chars().any(char::is_control) {
+        return Err(OktaError::ControlCharacter {
+            field,
+            value: value.to_owned(),
+        }
+        .into());
+    }
+    Ok(format!(
+        "\"{}\"",
+        value.replace('\\', "\\\\").replace('"', "\\\"")
+    ))
 }
 
 fn status(raw: &str) -> AccountStatus {

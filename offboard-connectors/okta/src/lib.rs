@@ -46,6 +46,8 @@ mod client;
 mod config;
 mod connector;
 mod error;
+mod source;
 
 pub use config::{ConfigKey, DEFAULT_SCOPES, OktaConfig};
 pub use connector::{APP, OktaConnector, search_expression};
+pub use source::OktaSource;

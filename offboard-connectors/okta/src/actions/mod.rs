@@ -100,18 +100,10 @@ impl Verb {
 
 /// A reply, its detail marked as a prediction on a dry run.
 pub(crate) fn reply(outcome: Outcome, dry_run: bool, detail: impl Into<String>) -> ExecuteReply {
-    let detail = detail.into();
-    ExecuteReply::with_detail(
-        outcome,
-        if dry_run {
-            format!("dry run: {detail}")
-        } else {
-            detail
-        },
-    )
+    ExecuteReply::predicted(outcome, dry_run, detail)
 }
 
 /// The reply for a user who no longer exists.
 pub(crate) fn gone(id: &str) -> ExecuteReply {
-    ExecuteReply::with_detail(Outcome::NotFound, format!("user {id} does not exist"))
+    ExecuteReply::user_gone(id)
 }
