@@ -1,11 +1,49 @@
 //! Wire calls to the Admin SDK Directory API; no decisions.
 
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use governor::clock::{Clock as _, DefaultClock};
+use governor::{Quota, RateLimiter};
 use offboard_core::{Error, ErrorKind, Result};
 use offboard_http::{HttpClient, HttpRequest, HttpResponse, Method};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use crate::config::Sku;
 use crate::error::with_hint;
+
+/// Spaces requests so that the project's per-minute query quota is never spent: Google
+/// enforces it without telling the client what is left (no rate-limit headers), so the only
+/// way to avoid its 403 `userRateLimitExceeded` is to send no faster than the quota.
+///
+/// `budget` requests per `per` (Google: 2,400 per minute): a burst of a 60th of the budget
+/// (about a second's worth), the rest spread evenly (GCRA, [`governor`]), so that no span of
+/// length `per` holds more than `budget` requests.
+#[derive(Debug)]
+pub(crate) struct Pacer(governor::DefaultDirectRateLimiter);
+
+impl Pacer {
+    /// `None` when `budget` is zero (no pacing).
+    pub(crate) fn new(budget: u32, per: Duration) -> Option<Self> {
+        NonZeroU32::new(budget)?;
+        let burst = NonZeroU32::new((budget / 60).max(1))?;
+        let steady = budget
+            .checked_sub(burst.get())
+            .filter(|n| *n > 0)
+            .unwrap_or(1);
+        let quota = Quota::with_period(per / steady)?.allow_burst(burst);
+        Some(Self(RateLimiter::direct(quota)))
+    }
+
+    /// Waits for the next request's turn (on tokio's timer).
+    async fn wait(&self) {
+        while let Err(not_until) = self.0.check() {
+            tokio::time::sleep(not_until.wait_time_from(DefaultClock::default().now())).await;
+        }
+    }
+}
 
 /// A Directory user, as much of it as the connector reads.
 #[derive(Debug, Clone, Deserialize)]
@@ -85,27 +123,74 @@ struct Items<T> {
     items: Vec<T>,
 }
 
-/// `groups.list`'s page.
-#[derive(Debug, Deserialize)]
+/// A mobile device (`MobileDevice`), as much as the connector reads.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct GroupsPage {
+pub(crate) struct Device {
+    pub(crate) resource_id: String,
     #[serde(default)]
-    groups: Vec<Group>,
+    pub(crate) email: Vec<String>,
     #[serde(default)]
-    next_page_token: Option<String>,
+    pub(crate) model: String,
+    #[serde(default)]
+    pub(crate) status: String,
+}
+
+/// A Data Transfer application (`Application`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Application {
+    pub(crate) id: String,
+    #[serde(default)]
+    pub(crate) name: String,
+    #[serde(default)]
+    pub(crate) transfer_params: Vec<serde_json::Value>,
+}
+
+/// One application of a transfer (`ApplicationDataTransfer`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ApplicationTransfer {
+    #[serde(default)]
+    pub(crate) application_id: String,
+}
+
+/// A data transfer (`DataTransfer`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct DataTransfer {
+    pub(crate) id: String,
+    #[serde(default)]
+    pub(crate) old_owner_user_id: String,
+    #[serde(default)]
+    pub(crate) new_owner_user_id: String,
+    #[serde(default)]
+    pub(crate) application_data_transfers: Vec<ApplicationTransfer>,
+    #[serde(default)]
+    pub(crate) overall_transfer_status_code: String,
 }
 
 const USERS: [&str; 4] = ["admin", "directory", "v1", "users"];
 const GROUPS: [&str; 4] = ["admin", "directory", "v1", "groups"];
+const DEVICES: [&str; 7] = [
+    "admin",
+    "directory",
+    "v1",
+    "customer",
+    "my_customer",
+    "devices",
+    "mobile",
+];
+const DATATRANSFER: [&str; 3] = ["admin", "datatransfer", "v1"];
+
+fn path(base: &[&str], rest: &[&str]) -> Vec<String> {
+    base.iter().chain(rest).map(|s| (*s).to_owned()).collect()
+}
 
 fn user_path(key: &str, rest: &[&str]) -> Vec<String> {
-    USERS
-        .iter()
-        .copied()
-        .chain(std::iter::once(key))
-        .chain(rest.iter().copied())
-        .map(str::to_owned)
-        .collect()
+    let mut p = path(&USERS, &[key]);
+    p.extend(rest.iter().map(|s| (*s).to_owned()));
+    p
 }
 
 /// A call whose 404 means "not there": `None`.
@@ -117,24 +202,82 @@ pub(crate) fn found<T>(result: Result<T>) -> Result<Option<T>> {
     }
 }
 
-/// The Directory API calls the connector makes. Every `{userKey}` and `{groupKey}` is one
-/// percent-encoded path segment (see [`offboard_http::HttpRequest`]).
+/// The Directory, Data Transfer and Licensing API calls the connector makes. Every path
+/// parameter is one percent-encoded path segment (see [`offboard_http::HttpRequest`]).
 #[derive(Debug, Clone)]
 pub(crate) struct GoogleClient {
     http: HttpClient,
+    /// The Licensing API's client (its own root URL); `None`: licences are not managed.
+    licensing: Option<HttpClient>,
+    /// Shared by both clients: one quota per project.
+    pacer: Option<Arc<Pacer>>,
 }
 
 impl GoogleClient {
-    pub(crate) fn new(http: HttpClient) -> Self {
-        Self { http }
+    pub(crate) fn new(
+        http: HttpClient,
+        licensing: Option<HttpClient>,
+        pacer: Option<Pacer>,
+    ) -> Self {
+        Self {
+            http,
+            licensing,
+            pacer: pacer.map(Arc::new),
+        }
+    }
+
+    async fn paced(&self, http: &HttpClient, request: HttpRequest) -> Result<HttpResponse> {
+        if let Some(p) = &self.pacer {
+            p.wait().await;
+        }
+        http.send(request).await.map_err(with_hint)
     }
 
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse> {
-        self.http.send(request).await.map_err(with_hint)
+        self.paced(&self.http, request).await
     }
 
-    async fn json<T: DeserializeOwned>(&self, request: HttpRequest) -> Result<T> {
+    pub(crate) async fn json<T: DeserializeOwned>(&self, request: HttpRequest) -> Result<T> {
         self.send(request).await?.json()
+    }
+
+    /// Every page of a Google list: `field` of each page, following `nextPageToken` with
+    /// `maxResults=max`.
+    async fn all_pages<T: DeserializeOwned>(
+        &self,
+        request: HttpRequest,
+        field: &str,
+        max: &str,
+    ) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        for _ in 0..10_000 {
+            let mut r = request.clone().query("maxResults", max);
+            if let Some(t) = &token {
+                r = r.query("pageToken", t.as_str());
+            }
+            let mut page: serde_json::Value = self.json(r).await?;
+            if let Some(items) = page.get_mut(field).map(serde_json::Value::take) {
+                out.extend(serde_json::from_value::<Vec<T>>(items).map_err(|e| {
+                    Error::new(
+                        ErrorKind::Vendor,
+                        format!("unexpected `{field}` in a list answer: {e}"),
+                    )
+                })?);
+            }
+            match page
+                .get("nextPageToken")
+                .and_then(serde_json::Value::as_str)
+                .filter(|t| !t.is_empty())
+            {
+                Some(t) => token = Some(t.to_owned()),
+                None => return Ok(out),
+            }
+        }
+        Err(Error::new(
+            ErrorKind::Vendor,
+            format!("more than 10000 pages of {field}; stopped"),
+        ))
     }
 
     /// `GET admin/directory/v1/users/{userKey}`; `None` on 404.
@@ -213,42 +356,154 @@ impl GoogleClient {
 
     /// `GET admin/directory/v1/groups?userKey={key}`, every page (`maxResults=200`).
     pub(crate) async fn list_groups(&self, key: &str) -> Result<Vec<Group>> {
-        let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        for _ in 0..10_000 {
-            let mut request = HttpRequest::get(GROUPS)
-                .query("userKey", key)
-                .query("maxResults", "200");
-            if let Some(t) = &token {
-                request = request.query("pageToken", t.as_str());
-            }
-            let page: GroupsPage = self.json(request).await?;
-            out.extend(page.groups);
-            match page.next_page_token.filter(|t| !t.is_empty()) {
-                Some(t) => token = Some(t),
-                None => return Ok(out),
-            }
+        self.all_pages(
+            HttpRequest::get(GROUPS).query("userKey", key),
+            "groups",
+            "200",
+        )
+        .await
+    }
+
+    /// `GET admin/directory/v1/customer/my_customer/devices/mobile?query=email:'…'`, every
+    /// page (`maxResults=100`). The address is single-quoted with `\` and `'` escaped, so it
+    /// is one search value whatever it holds; Google matches words, so callers filter the
+    /// answer by exact address.
+    pub(crate) async fn list_devices(&self, email: &str) -> Result<Vec<Device>> {
+        let quoted = email.replace('\\', "\\\\").replace('\'', "\\'");
+        self.all_pages(
+            HttpRequest::get(DEVICES).query("query", format!("email:'{quoted}'")),
+            "mobiledevices",
+            "100",
+        )
+        .await
+    }
+
+    /// `POST admin/directory/v1/customer/my_customer/devices/mobile/{resourceId}/action`.
+    pub(crate) async fn device_action(&self, resource_id: &str, action: &str) -> Result<()> {
+        self.send(
+            HttpRequest::post(path(&DEVICES, &[resource_id, "action"]))
+                .json(serde_json::json!({ "action": action })),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// `GET admin/datatransfer/v1/applications`, every page.
+    pub(crate) async fn list_applications(&self) -> Result<Vec<Application>> {
+        self.all_pages(
+            HttpRequest::get(path(&DATATRANSFER, &["applications"])),
+            "applications",
+            "500",
+        )
+        .await
+    }
+
+    /// `GET admin/datatransfer/v1/transfers?oldOwnerUserId={id}`, every page.
+    pub(crate) async fn list_transfers(&self, old_owner: &str) -> Result<Vec<DataTransfer>> {
+        self.all_pages(
+            HttpRequest::get(path(&DATATRANSFER, &["transfers"]))
+                .query("oldOwnerUserId", old_owner),
+            "dataTransfers",
+            "500",
+        )
+        .await
+    }
+
+    /// `POST admin/datatransfer/v1/transfers` with a `DataTransfer`.
+    pub(crate) async fn insert_transfer(&self, body: serde_json::Value) -> Result<DataTransfer> {
+        self.json(HttpRequest::post(path(&DATATRANSFER, &["transfers"])).json(body))
+            .await
+    }
+
+    /// `GET admin/datatransfer/v1/transfers/{dataTransferId}`; `None` on 404.
+    pub(crate) async fn get_transfer(&self, id: &str) -> Result<Option<DataTransfer>> {
+        found(
+            self.json(HttpRequest::get(path(&DATATRANSFER, &["transfers", id])))
+                .await,
+        )
+    }
+
+    fn licensing(&self) -> Result<&HttpClient> {
+        self.licensing
+            .as_ref()
+            .ok_or_else(|| Error::config("licensing_url", "the Licensing API is not configured"))
+    }
+
+    /// `GET|DELETE apps/licensing/v1/product/{productId}/sku/{skuId}/user/{userId}` or
+    /// `POST …/sku/{skuId}/user` (`user = None`).
+    async fn licence(
+        &self,
+        method: Method,
+        sku: &Sku,
+        user: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> Result<HttpResponse> {
+        let mut segments = vec![
+            "apps",
+            "licensing",
+            "v1",
+            "product",
+            &sku.product,
+            "sku",
+            &sku.sku,
+            "user",
+        ];
+        segments.extend(user);
+        let mut request = HttpRequest::new(method, segments);
+        if let Some(b) = body {
+            request = request.json(b);
         }
-        Err(Error::new(
-            ErrorKind::Vendor,
-            "more than 10000 pages of groups; stopped",
-        ))
+        self.paced(self.licensing()?, request).await
+    }
+
+    /// Whether the user (by primary address) holds the licence; 404: no.
+    pub(crate) async fn has_licence(&self, sku: &Sku, email: &str) -> Result<bool> {
+        Ok(found(self.licence(Method::GET, sku, Some(email), None).await)?.is_some())
+    }
+
+    /// Revokes the licence; `false` on 404 (not assigned).
+    pub(crate) async fn delete_licence(&self, sku: &Sku, email: &str) -> Result<bool> {
+        gone_ok(
+            self.licence(Method::DELETE, sku, Some(email), None)
+                .await
+                .map(drop),
+        )
+    }
+
+    /// Assigns the licence (`LicenseAssignmentInsert{userId}`); `false` on 409 (already
+    /// assigned).
+    pub(crate) async fn insert_licence(&self, sku: &Sku, email: &str) -> Result<bool> {
+        match self
+            .licence(
+                Method::POST,
+                sku,
+                None,
+                Some(serde_json::json!({ "userId": email })),
+            )
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::Conflict => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// `GET admin/directory/v1/groups/{groupKey}/members/{memberKey}`; `None` on 404.
     pub(crate) async fn get_member(&self, group: &str, member: &str) -> Result<Option<Member>> {
-        let mut path: Vec<String> = GROUPS.iter().map(|s| (*s).to_owned()).collect();
-        path.extend([group.to_owned(), "members".into(), member.to_owned()]);
-        found(self.json(HttpRequest::get(path)).await)
+        found(
+            self.json(HttpRequest::get(path(&GROUPS, &[group, "members", member])))
+                .await,
+        )
     }
 
     /// `POST admin/directory/v1/groups/{groupKey}/members` with `Member{email, role}`;
     /// `false` on 409 (already a member).
     pub(crate) async fn insert_member(&self, group: &str, email: &str, role: &str) -> Result<bool> {
-        let mut path: Vec<String> = GROUPS.iter().map(|s| (*s).to_owned()).collect();
-        path.extend([group.to_owned(), "members".into()]);
         match self
-            .send(HttpRequest::post(path).json(serde_json::json!({"email": email, "role": role})))
+            .send(
+                HttpRequest::post(path(&GROUPS, &[group, "members"]))
+                    .json(serde_json::json!({"email": email, "role": role})),
+            )
             .await
         {
             Ok(_) => Ok(true),
@@ -259,13 +514,43 @@ impl GoogleClient {
 
     /// `DELETE admin/directory/v1/groups/{groupKey}/members/{memberKey}`.
     pub(crate) async fn delete_member(&self, group: &str, member: &str) -> Result<()> {
-        let mut path: Vec<String> = GROUPS.iter().map(|s| (*s).to_owned()).collect();
-        path.extend([group.to_owned(), "members".into(), member.to_owned()]);
-        self.send(HttpRequest::delete(path)).await.map(drop)
+        self.send(HttpRequest::delete(path(
+            &GROUPS,
+            &[group, "members", member],
+        )))
+        .await
+        .map(drop)
     }
 }
 
 /// A delete whose 404 means the goal already holds: `true` when something was deleted.
 pub(crate) fn gone_ok(result: Result<()>) -> Result<bool> {
     Ok(found(result)?.is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_pacer_never_exceeds_the_budget_in_any_span() {
+        assert!(Pacer::new(0, Duration::from_secs(60)).is_none());
+        // 60 per second: a burst of 1, then one every 1/59 s.
+        let pacer = Pacer::new(60, Duration::from_secs(1)).unwrap();
+        let started = std::time::Instant::now();
+        let mut at = Vec::new();
+        for _ in 0..90 {
+            pacer.wait().await;
+            at.push(started.elapsed());
+        }
+        // Any 61 consecutive requests span at least one second.
+        for w in at.windows(61) {
+            assert!(
+                w[60] - w[0] >= Duration::from_millis(990),
+                "{:?}",
+                w[60] - w[0]
+            );
+        }
+        assert!(at[89] < Duration::from_secs(3), "{:?}", at[89]);
+    }
 }

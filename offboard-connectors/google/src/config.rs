@@ -2,23 +2,121 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use offboard_core::{Error, Result, Secret};
-use offboard_http::{GoogleServiceAccount, HttpClient, LimiterConfig, StaticToken};
+use offboard_http::{GoogleServiceAccount, HttpClient, LimiterConfig, StaticToken, TokenProvider};
 
 use crate::GoogleConnector;
 
-/// The Directory API's root URL.
+/// The Directory and Data Transfer APIs' root URL.
 pub const DEFAULT_BASE_URL: &str = "https://admin.googleapis.com";
+
+/// The Licensing API's root URL.
+pub const DEFAULT_LICENSING_URL: &str = "https://licensing.googleapis.com";
+
+/// Google's default query quota: "2,400 queries per minute per user per Google Cloud
+/// project" (Directory API limits page).
+pub const DEFAULT_REQUESTS_PER_MINUTE: u32 = 2400;
+
+/// The Data Transfer applications `google.transfer_data` moves to the manager, by their
+/// `applications.list` name.
+pub const DEFAULT_TRANSFER_APPS: [&str; 2] = ["Drive and Docs", "Calendar"];
 
 /// The scopes the connector's actions need (each must be allow-listed for the service
 /// account's client id under domain-wide delegation).
-pub const DEFAULT_SCOPES: [&str; 3] = [
+pub const DEFAULT_SCOPES: [&str; 6] = [
     "https://www.googleapis.com/auth/admin.directory.user",
     "https://www.googleapis.com/auth/admin.directory.user.security",
     "https://www.googleapis.com/auth/admin.directory.group.member",
+    "https://www.googleapis.com/auth/admin.directory.device.mobile.action",
+    "https://www.googleapis.com/auth/admin.datatransfer",
+    "https://www.googleapis.com/auth/apps.licensing",
 ];
+
+/// A licence `google.remove_licenses` revokes: a product and one of its SKUs (Google's
+/// "Products and SKUs" ids, e.g. `Google-Apps` / `1010020027`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct Sku {
+    /// `productId`.
+    pub product: String,
+    /// `skuId`.
+    pub sku: String,
+}
+
+impl Sku {
+    /// A product's SKU.
+    pub fn new(product: impl Into<String>, sku: impl Into<String>) -> Self {
+        Self {
+            product: product.into(),
+            sku: sku.into(),
+        }
+    }
+}
+
+impl FromStr for Sku {
+    type Err = Error;
+
+    /// `product/sku` (neither part empty, no control characters).
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().split_once('/') {
+            Some((p, k))
+                if !p.is_empty()
+                    && !k.is_empty()
+                    && !k.contains('/')
+                    && !s.chars().any(char::is_control) =>
+            {
+                Ok(Self::new(p, k))
+            }
+            _ => Err(Error::config(
+                ConfigKey::LicenceSkus.as_str(),
+                format!("{s:?} is not `productId/skuId`"),
+            )),
+        }
+    }
+}
+
+/// How long `google.transfer_data` waits for a transfer to complete within one execution, and
+/// how often it polls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TransferPolling {
+    pub(crate) wait: Duration,
+    pub(crate) every: Duration,
+}
+
+impl Default for TransferPolling {
+    fn default() -> Self {
+        Self {
+            wait: Duration::from_secs(60),
+            every: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What the actions need beyond the HTTP clients.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) skus: Vec<Sku>,
+    pub(crate) transfer_apps: Vec<String>,
+    pub(crate) polling: TransferPolling,
+    /// The query budget the client paces itself to: (requests, per); zero requests: none.
+    pub(crate) budget: (u32, Duration),
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            skus: Vec::new(),
+            transfer_apps: DEFAULT_TRANSFER_APPS
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+            polling: TransferPolling::default(),
+            budget: (DEFAULT_REQUESTS_PER_MINUTE, Duration::from_secs(60)),
+        }
+    }
+}
 
 /// A configuration key, as [`GoogleConfig::with_config`] and [`GoogleConfig::from_env`] name
 /// it.
@@ -44,11 +142,28 @@ pub enum ConfigKey {
     TimeoutSecs,
     /// `max_concurrency`: requests in flight at once. Default 16. Alias: `concurrency`.
     MaxConcurrency,
+    /// `licensing_url`: the Licensing API's root URL, default
+    /// `https://licensing.googleapis.com`.
+    LicensingUrl,
+    /// `licence_skus`: the licences `google.remove_licenses` revokes, `productId/skuId`
+    /// separated by spaces or commas. Without it the action is not offered. Aliases:
+    /// `license_skus`, `skus`.
+    LicenceSkus,
+    /// `transfer_apps`: the Data Transfer applications moved to the manager, by name,
+    /// comma-separated. Default [`DEFAULT_TRANSFER_APPS`].
+    TransferApps,
+    /// `transfer_wait_secs`: how long one execution of `google.transfer_data` polls for
+    /// completion before handing back a retryable "in progress". Default 60.
+    TransferWaitSecs,
+    /// `requests_per_minute`: the project's query quota the connector paces itself to
+    /// (Google sends no rate-limit headers, so this is the only way not to spend it). Default
+    /// [`DEFAULT_REQUESTS_PER_MINUTE`]; `0`: no pacing. Alias: `qpm`.
+    RequestsPerMinute,
 }
 
 impl ConfigKey {
     /// Every key.
-    pub const ALL: [ConfigKey; 7] = [
+    pub const ALL: [ConfigKey; 12] = [
         Self::ServiceAccountKey,
         Self::Subject,
         Self::AccessToken,
@@ -56,6 +171,11 @@ impl ConfigKey {
         Self::Scopes,
         Self::TimeoutSecs,
         Self::MaxConcurrency,
+        Self::LicensingUrl,
+        Self::LicenceSkus,
+        Self::TransferApps,
+        Self::TransferWaitSecs,
+        Self::RequestsPerMinute,
     ];
 
     /// The canonical name.
@@ -68,6 +188,11 @@ impl ConfigKey {
             Self::Scopes => "scopes",
             Self::TimeoutSecs => "timeout_secs",
             Self::MaxConcurrency => "max_concurrency",
+            Self::LicensingUrl => "licensing_url",
+            Self::LicenceSkus => "licence_skus",
+            Self::TransferApps => "transfer_apps",
+            Self::TransferWaitSecs => "transfer_wait_secs",
+            Self::RequestsPerMinute => "requests_per_minute",
         }
     }
 
@@ -85,6 +210,11 @@ impl ConfigKey {
             Self::Scopes => &["scope"],
             Self::TimeoutSecs => &["timeout"],
             Self::MaxConcurrency => &["concurrency"],
+            Self::LicensingUrl => &[],
+            Self::LicenceSkus => &["license_skus", "skus"],
+            Self::TransferApps => &[],
+            Self::TransferWaitSecs => &["transfer_wait"],
+            Self::RequestsPerMinute => &["qpm"],
         }
     }
 }
@@ -139,6 +269,11 @@ pub struct GoogleConfig {
     scopes: Vec<String>,
     timeout: Option<Duration>,
     max_concurrency: Option<usize>,
+    licensing_url: Option<String>,
+    skus: Vec<Sku>,
+    transfer_apps: Vec<String>,
+    polling: TransferPolling,
+    budget: Option<(u32, Duration)>,
     invalid: Option<(ConfigKey, String)>,
 }
 
@@ -152,6 +287,11 @@ impl fmt::Debug for GoogleConfig {
             .field("scopes", &self.scopes)
             .field("timeout", &self.timeout)
             .field("max_concurrency", &self.max_concurrency)
+            .field("licensing_url", &self.licensing_url)
+            .field("skus", &self.skus)
+            .field("transfer_apps", &self.transfer_apps)
+            .field("polling", &self.polling)
+            .field("budget", &self.budget)
             .finish()
     }
 }
@@ -200,7 +340,79 @@ impl GoogleConfig {
                 Ok(n) if n > 0 => self.max_concurrency = Some(n),
                 _ => self.invalid = Some((key, value)),
             },
+            ConfigKey::LicensingUrl => self.licensing_url = Some(value),
+            ConfigKey::LicenceSkus => {
+                match value
+                    .split([' ', ','])
+                    .filter(|s| !s.is_empty())
+                    .map(str::parse)
+                    .collect::<Result<Vec<Sku>>>()
+                {
+                    Ok(skus) => self.skus = skus,
+                    Err(_) => self.invalid = Some((key, value)),
+                }
+            }
+            ConfigKey::TransferApps => {
+                self.transfer_apps = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+            }
+            ConfigKey::TransferWaitSecs => match value.trim().parse::<u64>() {
+                Ok(s) => self.polling.wait = Duration::from_secs(s),
+                _ => self.invalid = Some((key, value)),
+            },
+            ConfigKey::RequestsPerMinute => match value.trim().parse::<u32>() {
+                Ok(n) => self.budget = Some((n, Duration::from_secs(60))),
+                _ => self.invalid = Some((key, value)),
+            },
         }
+        self
+    }
+
+    /// The Licensing API's root URL (default [`DEFAULT_LICENSING_URL`]).
+    pub fn with_licensing_url(mut self, url: impl Into<String>) -> Self {
+        self.licensing_url = Some(url.into());
+        self
+    }
+
+    /// The licences `google.remove_licenses` revokes (without any, the action is not
+    /// offered).
+    pub fn with_licence_skus(mut self, skus: impl IntoIterator<Item = Sku>) -> Self {
+        self.skus = skus.into_iter().collect();
+        self
+    }
+
+    /// The Data Transfer applications moved to the manager, by `applications.list` name
+    /// (default [`DEFAULT_TRANSFER_APPS`]).
+    pub fn with_transfer_apps<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.transfer_apps = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// How long one execution of `google.transfer_data` waits for completion (default 60 s;
+    /// zero: look once) and how often it polls (default 5 s). A transfer still running after
+    /// `wait` is handed back to the engine as a retryable "in progress" with `every` as the
+    /// wait hint.
+    pub fn with_transfer_polling(mut self, wait: Duration, every: Duration) -> Self {
+        self.polling = TransferPolling {
+            wait,
+            every: every.max(Duration::from_millis(1)),
+        };
+        self
+    }
+
+    /// The query budget the connector paces itself to: `requests` per `per` (default
+    /// [`DEFAULT_REQUESTS_PER_MINUTE`] per minute; zero requests: no pacing). Set it to the
+    /// quota of the Cloud project (raised quotas included); requests of both API roots count.
+    pub fn with_request_budget(mut self, requests: u32, per: Duration) -> Self {
+        self.budget = Some((requests, per.max(Duration::from_millis(1))));
         self
     }
 
@@ -268,12 +480,14 @@ impl GoogleConfig {
             .filter(|u| !u.trim().is_empty())
             .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
         let base_url = base_url.trim_end_matches('/').to_owned();
-        let mut builder = HttpClient::builder(&base_url)
-            .timeout(self.timeout.unwrap_or(Duration::from_secs(30)))
-            .limiter(
-                LimiterConfig::default().with_max_concurrency(self.max_concurrency.unwrap_or(16)),
-            );
-        builder = match (self.service_account_key, self.access_token) {
+        let licensing_url = self
+            .licensing_url
+            .filter(|u| !u.trim().is_empty())
+            .unwrap_or_else(|| DEFAULT_LICENSING_URL.to_owned());
+        let limiter =
+            LimiterConfig::default().with_max_concurrency(self.max_concurrency.unwrap_or(16));
+        let timeout = self.timeout.unwrap_or(Duration::from_secs(30));
+        let tokens: Arc<dyn TokenProvider> = match (self.service_account_key, self.access_token) {
             (Some(key), None) => {
                 let subject = self
                     .subject
@@ -293,13 +507,13 @@ impl GoogleConfig {
                     .subject(subject)
                     .scopes(scopes)
                     .build()?;
-                builder.token_provider(account)
+                Arc::new(account)
             }
             (None, Some(token)) => {
                 if token.is_empty() {
                     return Err(Error::config(ConfigKey::AccessToken.as_str(), "empty"));
                 }
-                builder.token_provider(StaticToken::bearer(token))
+                Arc::new(StaticToken::bearer(token))
             }
             (Some(_), Some(_)) => {
                 return Err(Error::config(
@@ -314,10 +528,32 @@ impl GoogleConfig {
                 ));
             }
         };
-        let http = builder
-            .build()
-            .map_err(|e| Error::config(ConfigKey::BaseUrl.as_str(), e.message().to_owned()))?;
-        Ok(GoogleConnector::from_client(http))
+        // One token provider and one limiter budget per API root.
+        let client = |url: &str, key: ConfigKey| {
+            HttpClient::builder(url)
+                .timeout(timeout)
+                .limiter(limiter.clone())
+                .shared_token_provider(Arc::clone(&tokens))
+                .build()
+                .map_err(|e| Error::config(key.as_str(), e.message().to_owned()))
+        };
+        let http = client(&base_url, ConfigKey::BaseUrl)?;
+        let licensing = client(licensing_url.trim_end_matches('/'), ConfigKey::LicensingUrl)?;
+        let defaults = Settings::default();
+        Ok(GoogleConnector::new(
+            http,
+            Some(licensing),
+            Settings {
+                skus: self.skus,
+                transfer_apps: if self.transfer_apps.is_empty() {
+                    defaults.transfer_apps
+                } else {
+                    self.transfer_apps
+                },
+                polling: self.polling,
+                budget: self.budget.unwrap_or(defaults.budget),
+            },
+        ))
     }
 }
 

@@ -11,8 +11,10 @@ use offboard_core::{
 };
 use offboard_http::HttpClient;
 
+use crate::actions::transfer_data::{self, Applications, TransferData};
 use crate::actions::{self, Verb, move_to_ou::MoveToOu, sign_out::Memo};
-use crate::client::{GoogleClient, User, found};
+use crate::client::{GoogleClient, Pacer, User, found};
+use crate::config::Settings;
 use crate::error::GoogleError;
 
 /// The app id of the connector: actions are named `google.<verb>`.
@@ -30,14 +32,18 @@ pub const APP: &str = "google";
 ///   accepted only when the returned `id` is that id.
 /// - Actions: see the crate docs. Each reads first; a repeat is `AlreadyDone`; a missing user
 ///   is `NotFound` (delete: `AlreadyDone`).
-/// - `verify_revoked`: not suspended, OAuth tokens, app-specific passwords and group
-///   memberships are reported as remaining access.
+/// - `verify_revoked`: not suspended, OAuth tokens, app-specific passwords, group
+///   memberships and mobile devices whose work account is not wiped are reported as
+///   remaining access (licences are cost, not access, and are not checked).
 /// - `discover`: one account per OAuth token client (third-party apps).
 pub struct GoogleConnector {
-    client: GoogleClient,
+    pub(crate) client: GoogleClient,
     http: HttpClient,
     capabilities: Capabilities,
+    settings: Settings,
     signed_out: Memo,
+    password_reset: Memo,
+    applications: Applications,
 }
 
 impl fmt::Debug for GoogleConnector {
@@ -45,6 +51,7 @@ impl fmt::Debug for GoogleConnector {
         f.debug_struct("GoogleConnector")
             .field("http", &self.http)
             .field("actions", &self.capabilities.actions.len())
+            .field("settings", &self.settings)
             .finish()
     }
 }
@@ -77,7 +84,7 @@ fn check_control(value: &str, field: &'static str, op: &str) -> Result<()> {
 
 /// Whether `address` can be a Google address at all: one `@` with something on each side, no
 /// whitespace. Anything else is never sent as a `userKey`.
-fn is_address(address: &str) -> bool {
+pub(crate) fn is_address(address: &str) -> bool {
     let mut parts = address.split('@');
     matches!(
         (parts.next(), parts.next(), parts.next()),
@@ -95,14 +102,35 @@ fn user_gone(id: &str, op: &str) -> Error {
 }
 
 impl GoogleConnector {
-    /// A connector over an already built client (base URL = the Directory API's root URL).
+    /// A connector over an already built client (base URL = the Directory and Data Transfer
+    /// APIs' root URL), with the default settings (pacing to Google's default quota included)
+    /// and no Licensing API (so without `google.remove_licenses`); [`crate::GoogleConfig`]
+    /// builds the full one.
     pub fn from_client(http: HttpClient) -> Self {
+        Self::new(http, None, Settings::default())
+    }
+
+    /// `google.remove_licenses` is offered only with a Licensing client and licences to
+    /// revoke.
+    pub(crate) fn new(http: HttpClient, licensing: Option<HttpClient>, settings: Settings) -> Self {
+        let licences = licensing.is_some() && !settings.skus.is_empty();
+        let specs = Verb::ALL
+            .iter()
+            .filter(|v| **v != Verb::RemoveLicenses || licences)
+            .map(|v| v.spec())
+            .collect();
         Self {
-            client: GoogleClient::new(http.clone()),
+            client: GoogleClient::new(
+                http.clone(),
+                licensing,
+                Pacer::new(settings.budget.0, settings.budget.1),
+            ),
             http,
-            capabilities: Capabilities::new(APP, Verb::ALL.iter().map(|v| v.spec()).collect())
-                .with_discovery(),
+            capabilities: Capabilities::new(APP, specs).with_discovery(),
+            settings,
             signed_out: Memo::default(),
+            password_reset: Memo::default(),
+            applications: Applications::default(),
         }
     }
 
@@ -127,7 +155,7 @@ impl GoogleConnector {
 
     fn reversible(&self, action: &ActionName, op: &str) -> Result<Verb> {
         match Verb::parse(action) {
-            Some(v) if v.reversible() => Ok(v),
+            Some(v) if v.reversible() && self.capabilities.action(action).is_some() => Ok(v),
             _ => Err(Error::unsupported(format!(
                 "{action} is not a reversible action of {APP}; nothing to snapshot or restore"
             ))
@@ -148,6 +176,10 @@ impl GoogleConnector {
             return Ok(None);
         };
         Ok(Some(match verb {
+            Verb::RemoveLicenses => value(
+                &actions::remove_licenses::snapshot(&self.client, &self.settings.skus, &user)
+                    .await?,
+            ),
             Verb::Suspend => value(&actions::suspend::snapshot(&user)),
             Verb::MoveToOu => value(&actions::move_to_ou::snapshot(&user)),
             _ => value(&actions::hide_from_gal::snapshot(&user)),
@@ -221,7 +253,9 @@ impl Connector for GoogleConnector {
         options: &ExecuteOptions,
     ) -> Result<ExecuteReply> {
         let op = action.name.to_string();
-        let Some(verb) = Verb::parse(&action.name) else {
+        let Some(verb) =
+            Verb::parse(&action.name).filter(|_| self.capabilities.action(&action.name).is_some())
+        else {
             return Err(
                 Error::unsupported(format!("{APP} does not offer {}", action.name))
                     .with_operation(op),
@@ -246,6 +280,30 @@ impl Connector for GoogleConnector {
             }
             Verb::HideFromGal => actions::hide_from_gal::execute(c, id, dry).await,
             Verb::RemoveFromGroups => actions::remove_from_groups::execute(c, id, dry).await,
+            Verb::ResetPassword => {
+                actions::reset_password::execute(
+                    c,
+                    &self.password_reset,
+                    id,
+                    &options.idempotency_key,
+                    dry,
+                )
+                .await
+            }
+            Verb::TransferData => {
+                let params: TransferData = action.params()?;
+                let cx = transfer_data::Context {
+                    applications: &self.applications,
+                    names: &self.settings.transfer_apps,
+                    polling: self.settings.polling,
+                    person: options.person.as_ref(),
+                };
+                transfer_data::execute(c, cx, id, &params, dry).await
+            }
+            Verb::WipeDevices => actions::wipe_devices::execute(c, id, dry).await,
+            Verb::RemoveLicenses => {
+                actions::remove_licenses::execute(c, &self.settings.skus, id, dry).await
+            }
             Verb::Delete => actions::delete::execute(c, id, dry).await,
         };
         result.map_err(|e| e.with_operation(op))
@@ -311,6 +369,10 @@ impl Connector for GoogleConnector {
                 let d = serde_json::from_value(data).map_err(malformed)?;
                 actions::hide_from_gal::restore(c, &user, &d).await
             }
+            Verb::RemoveLicenses => {
+                let d = serde_json::from_value(data).map_err(malformed)?;
+                actions::remove_licenses::restore(c, &user, &d).await
+            }
             _ => {
                 let d = serde_json::from_value(data).map_err(malformed)?;
                 actions::remove_from_groups::restore(c, &user, &d).await
@@ -342,6 +404,12 @@ impl Connector for GoogleConnector {
             }
             for g in self.client.list_groups(id).await? {
                 remaining.push(format!("member of group {} ({})", g.email, g.id));
+            }
+            for d in actions::wipe_devices::devices(&self.client, &user).await?.0 {
+                remaining.push(format!(
+                    "mobile device {} ({}) holds the work account ({})",
+                    d.model, d.resource_id, d.status
+                ));
             }
             Ok::<_, Error>(remaining)
         };

@@ -2,6 +2,8 @@
 //! tenant's state after it, repeats, dry runs, rollbacks, lookup safety, throttling and secret
 //! redaction.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -89,18 +91,7 @@ impl Setup {
     }
 
     fn lines(&self) -> Vec<String> {
-        self.tenant
-            .requests()
-            .iter()
-            .map(|r| {
-                let q: Vec<String> = r.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                if q.is_empty() {
-                    r.line()
-                } else {
-                    format!("{}?{}", r.line(), q.join("&"))
-                }
-            })
-            .collect()
+        common::lines(&self.tenant)
     }
 }
 
@@ -569,7 +560,15 @@ async fn verify_and_discover() {
         .collect();
     assert_eq!(
         kinds,
-        vec!["not", "OAuth", "OAuth", "app-specific", "member", "member"],
+        vec![
+            "not",
+            "OAuth",
+            "OAuth",
+            "app-specific",
+            "member",
+            "member",
+            "mobile"
+        ],
         "{:?}",
         v.remaining
     );
@@ -595,6 +594,7 @@ async fn verify_and_discover() {
         "google.revoke_tokens",
         "google.suspend",
         "google.remove_from_groups",
+        "google.wipe_devices",
     ] {
         s.exec(&a, name, run()).await;
     }

@@ -9,9 +9,13 @@ pub(crate) mod hide_from_gal;
 pub(crate) mod invalidate_backup_codes;
 pub(crate) mod move_to_ou;
 pub(crate) mod remove_from_groups;
+pub(crate) mod remove_licenses;
+pub(crate) mod reset_password;
 pub(crate) mod revoke_tokens;
 pub(crate) mod sign_out;
 pub(crate) mod suspend;
+pub(crate) mod transfer_data;
+pub(crate) mod wipe_devices;
 
 use offboard_core::{ActionName, ActionSpec, ExecuteReply, Outcome};
 
@@ -26,11 +30,15 @@ pub(crate) enum Verb {
     MoveToOu,
     HideFromGal,
     RemoveFromGroups,
+    ResetPassword,
+    TransferData,
+    WipeDevices,
+    RemoveLicenses,
     Delete,
 }
 
 impl Verb {
-    pub(crate) const ALL: [Verb; 9] = [
+    pub(crate) const ALL: [Verb; 13] = [
         Verb::InvalidateBackupCodes,
         Verb::DeleteAsps,
         Verb::RevokeTokens,
@@ -39,6 +47,10 @@ impl Verb {
         Verb::MoveToOu,
         Verb::HideFromGal,
         Verb::RemoveFromGroups,
+        Verb::ResetPassword,
+        Verb::TransferData,
+        Verb::WipeDevices,
+        Verb::RemoveLicenses,
         Verb::Delete,
     ];
 
@@ -52,6 +64,10 @@ impl Verb {
             Verb::MoveToOu => "google.move_to_ou",
             Verb::HideFromGal => "google.hide_from_gal",
             Verb::RemoveFromGroups => "google.remove_from_groups",
+            Verb::ResetPassword => "google.reset_password",
+            Verb::TransferData => "google.transfer_data",
+            Verb::WipeDevices => "google.wipe_devices",
+            Verb::RemoveLicenses => "google.remove_licenses",
             Verb::Delete => "google.delete",
         })
     }
@@ -63,7 +79,11 @@ impl Verb {
     pub(crate) fn reversible(self) -> bool {
         matches!(
             self,
-            Verb::Suspend | Verb::MoveToOu | Verb::HideFromGal | Verb::RemoveFromGroups
+            Verb::Suspend
+                | Verb::MoveToOu
+                | Verb::HideFromGal
+                | Verb::RemoveFromGroups
+                | Verb::RemoveLicenses
         )
     }
 
@@ -76,8 +96,15 @@ impl Verb {
                 .reversible()
                 .after(Verb::InvalidateBackupCodes.name())
                 .after(Verb::DeleteAsps.name()),
-            Verb::MoveToOu | Verb::HideFromGal | Verb::RemoveFromGroups => s.reversible(),
-            Verb::Delete => s.critical(),
+            Verb::MoveToOu | Verb::HideFromGal | Verb::RemoveFromGroups | Verb::RemoveLicenses => {
+                s.reversible()
+            }
+            // The data must be gone to the manager while the account exists.
+            Verb::TransferData => s.needs_account(),
+            // Irreversible: the work account's data leaves the device for good.
+            Verb::WipeDevices => s.critical(),
+            // Google: transfer data before deleting the user.
+            Verb::Delete => s.critical().after(Verb::TransferData.name()),
             _ => s,
         }
     }
@@ -92,6 +119,14 @@ impl Verb {
             Verb::MoveToOu => "Move the user to another org unit (params: {\"ou\": \"/Path\"})",
             Verb::HideFromGal => "Hide the user from the global address list",
             Verb::RemoveFromGroups => "Remove the user from every group (roles kept for rollback)",
+            Verb::ResetPassword => {
+                "Set a random password nobody knows and require a change at next sign-in"
+            }
+            Verb::TransferData => {
+                "Transfer Drive and Calendar data to the manager (params: {\"to\": \"addr\"})"
+            }
+            Verb::WipeDevices => "Wipe the work account from every mobile device of the user",
+            Verb::RemoveLicenses => "Revoke the configured Google Workspace licences",
             Verb::Delete => "Delete the user (Google allows undelete for about 20 days)",
         }
     }
@@ -99,18 +134,10 @@ impl Verb {
 
 /// A reply, its detail marked as a prediction on a dry run.
 pub(crate) fn reply(outcome: Outcome, dry_run: bool, detail: impl Into<String>) -> ExecuteReply {
-    let detail = detail.into();
-    ExecuteReply::with_detail(
-        outcome,
-        if dry_run {
-            format!("dry run: {detail}")
-        } else {
-            detail
-        },
-    )
+    ExecuteReply::predicted(outcome, dry_run, detail)
 }
 
 /// The reply for a user who no longer exists.
 pub(crate) fn gone(id: &str) -> ExecuteReply {
-    ExecuteReply::with_detail(Outcome::NotFound, format!("user {id} does not exist"))
+    ExecuteReply::user_gone(id)
 }

@@ -6,36 +6,44 @@
 //! key, no key, a restarted process) signs out again and reports `Done`, which is harmless
 //! because the call is idempotent.
 
-use std::collections::BTreeSet;
-use std::sync::{Mutex, PoisonError};
-
 use offboard_core::{ExecuteReply, Outcome, Result};
 
 use super::{gone, reply};
 use crate::client::{GoogleClient, found};
 
-/// The sign-outs made by this connector instance: (user id, idempotency key).
-#[derive(Debug, Default)]
-pub(crate) struct Memo(Mutex<BTreeSet<(String, String)>>);
+pub(crate) use offboard_core::KeyMemo as Memo;
 
-impl Memo {
-    fn contains(&self, id: &str, key: &str) -> bool {
-        !key.is_empty()
-            && self
-                .0
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .contains(&(id.to_owned(), key.to_owned()))
-    }
+/// What an action whose effect Google cannot show says: (already done, would do, done).
+pub(crate) type Texts = [&'static str; 3];
 
-    fn insert(&self, id: &str, key: &str) {
-        if !key.is_empty() {
-            self.0
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert((id.to_owned(), key.to_owned()));
-        }
+/// The flow of an action whose effect cannot be read back (sign-out, password reset): the
+/// user must exist; a repeat with the same idempotency key is `AlreadyDone` without a call;
+/// otherwise `call` runs (a 404 meanwhile: `NotFound`) and the pair is remembered.
+pub(crate) async fn once_per_key<F>(
+    client: &GoogleClient,
+    memo: &Memo,
+    (id, idempotency_key): (&str, &str),
+    dry_run: bool,
+    [already, would, done]: Texts,
+    call: F,
+) -> Result<ExecuteReply>
+where
+    F: AsyncFnOnce() -> Result<()>,
+{
+    if client.get_user(id).await?.is_none() {
+        return Ok(gone(id));
     }
+    if memo.contains(id, idempotency_key) {
+        return Ok(reply(Outcome::AlreadyDone, dry_run, already));
+    }
+    if dry_run {
+        return Ok(reply(Outcome::Done, true, would));
+    }
+    if found(call().await)?.is_none() {
+        return Ok(gone(id));
+    }
+    memo.insert(id, idempotency_key);
+    Ok(reply(Outcome::Done, false, done))
 }
 
 pub(crate) async fn execute(
@@ -45,26 +53,17 @@ pub(crate) async fn execute(
     idempotency_key: &str,
     dry_run: bool,
 ) -> Result<ExecuteReply> {
-    if client.get_user(id).await?.is_none() {
-        return Ok(gone(id));
-    }
-    if memo.contains(id, idempotency_key) {
-        return Ok(reply(
-            Outcome::AlreadyDone,
-            dry_run,
+    once_per_key(
+        client,
+        memo,
+        (id, idempotency_key),
+        dry_run,
+        [
             "already signed out by this task",
-        ));
-    }
-    if dry_run {
-        return Ok(reply(
-            Outcome::Done,
-            true,
             "would sign out of every session",
-        ));
-    }
-    if found(client.sign_out(id).await)?.is_none() {
-        return Ok(gone(id));
-    }
-    memo.insert(id, idempotency_key);
-    Ok(reply(Outcome::Done, false, "signed out of every session"))
+            "signed out of every session",
+        ],
+        async || client.sign_out(id).await,
+    )
+    .await
 }
