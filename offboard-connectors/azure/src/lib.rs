@@ -1,4 +1,61 @@
-//! offboard connector for Entra ID (Azure AD) via Microsoft Graph.
+//! offboard connector for Entra ID (Azure AD) via Microsoft Graph, on the shared
+//! [`offboard_http::graph`] client.
 //!
-//! This crate is filled by its own issue; it exists so the workspace has its final shape.
+//! # Actions
+//!
+//! | action | reversible | critical | after | calls |
+//! |---|---|---|---|---|
+//! | `entra.disable_sign_in` | yes | no | `ad.disable` | `GET /users/{id}`, `PATCH /users/{id}` (cloud users only) |
+//! | `entra.revoke_sessions` | no | no | `entra.disable_sign_in` | `POST /users/{id}/revokeSignInSessions` |
+//! | `entra.remove_groups` | yes (re-add) | no | | `GET …/memberOf`, `$batch` of `DELETE /groups/{g}/members/{id}/$ref` |
+//! | `entra.remove_app_roles` | yes (re-create) | no | | `GET`, `$batch` of `DELETE /users/{id}/appRoleAssignments/{a}` |
+//! | `entra.remove_grants` | no | no | | `GET …/oauth2PermissionGrants`, `$batch` of `DELETE /oauth2PermissionGrants/{g}` (`Principal` only) |
+//! | `entra.remove_auth_methods` | no | no | | `GET …/authentication/methods`, `$batch` of `DELETE …/{kind}Methods/{m}` |
+//! | `entra.remove_directory_roles` | no | no | | `GET …/memberOf` (report only, see below) |
+//! | `entra.hand_over_owned` | no | no | | `GET …/ownedObjects`, `GET …/manager` (report only) |
+//! | `entra.delete` | yes (restore) | yes | disable, revoke, hand over | `DELETE /users/{id}`; rollback `POST /directory/deletedItems/{id}/restore` |
+//!
+//! Every action reads state first: a repeat reports `already_done`, a dry run predicts the
+//! outcome, a user who no longer exists reports `not_found` (delete: `already_done`).
+//!
+//! # Limits of the allowed operations
+//! The connector uses only the Graph operations in `graph-offboarding.ops.txt`. Removing a
+//! directory role member and adding a group or app owner are not among them, so
+//! `entra.remove_directory_roles` and `entra.hand_over_owned` list what remains (with the
+//! manager to hand over to) and fail with an `unsupported` error naming it, instead of
+//! reporting `done`; `verify_revoked` keeps listing it.
+//!
+//! # Users synced from on-premises AD
+//! `onPremisesSyncEnabled` users are mastered in AD: `entra.disable_sign_in` is ordered after
+//! `ad.disable` (ActionSpec `after`, honoured across apps by the planner) and only verifies
+//! that the sync carried `accountEnabled=false` over: `already_done` once it has, a retryable
+//! `unavailable` error (retry after 5 minutes) until then. Group memberships of AD-synced and
+//! dynamic groups are reported, never changed.
+//!
+//! # Lookup
+//! Exact, ASCII-case-insensitive match of the person's email and aliases against
+//! `userPrincipalName` and `mail` through one `$filter` built by [`offboard_http::graph::user_filter`] (OData
+//! literals with `'` doubled, control characters refused), filtered again locally. Zero
+//! users: `None`; two or more: `Ambiguous`.
+//!
+//! # Example
+//! ```no_run
+//! use offboard_azure::AzureConfig;
+//! use offboard_core::{Connector, LookupRequest, Person};
+//!
+//! # async fn demo() -> offboard_core::Result<()> {
+//! let entra = AzureConfig::from_env().build()?;
+//! let account = entra.lookup(&LookupRequest::person(Person::new("p1", "jane@example.com"))).await?;
+//! # let _ = account; Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
+
+mod actions;
+mod client;
+mod config;
+mod connector;
+mod source;
+
+pub use config::{AzureConfig, GRAPH_URL};
+pub use connector::{APP, EntraConnector};
+pub use source::EntraSource;

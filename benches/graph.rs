@@ -1,0 +1,270 @@
+//! The Graph benchmark: offboard N people (default 2,000) from Entra ID through the real
+//! engine (in-memory store) against the simulated Microsoft tenant, with the full Entra action
+//! list, under Graph's identity throttling budgets, and compare the wall time with the bound
+//! those budgets set.
+//!
+//! - Budgets: Graph's published small-tenant identity limits, 3,500 resource units per 10 s
+//!   and 3,000 writes per 2 min 30 s per app and tenant (README §5); the simulator answers
+//!   429 with `Retry-After` when either is spent, batch items on their own.
+//! - People: the conformance fixture's employee (an assigned, a dynamic and an AD-synced
+//!   group, an app role, a delegated grant, three MFA methods besides the password), plus
+//!   `OFFBOARD_GRAPH_GROUPS` more assigned groups (default 10).
+//! - Actions: all 9 `entra.*` actions, `entra.delete` last (confirmed as an operator would).
+//!
+//! The bound is the larger, over the two budgets, of (work served − the budget's burst) ÷ its
+//! rate: the buckets start full, and no client can finish the same work faster. A run whose estimated bound exceeds 5 minutes is
+//! time-compressed: both budgets keep their size but their windows shrink by the scale (which
+//! scales the bound and the wall time alike).
+//!
+//! Run with `cargo bench --bench graph`. `OFFBOARD_GRAPH_N` chooses N (default 2000),
+//! `OFFBOARD_GRAPH_SCALE` forces the compression (1 = real time; default: 1 when the estimated
+//! bound is at most 5 minutes, else the smallest whole scale giving at most 3 minutes). Under
+//! `cargo test` (no `--bench` argument) it runs N = 10 in real time.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use offboard::engine::{Confirmation, Limits};
+use offboard::memory::MemoryStore;
+use offboard::{Engine, Initiator, Person, Policy, RunRequest, RunState, TaskState};
+use offboard_azure::AzureConfig;
+use offboard_testkit::graph::{GraphFixture, GraphLimits, GraphTenant, NewGroup};
+
+const ENTRA: [&str; 9] = [
+    "entra.disable_sign_in",
+    "entra.revoke_sessions",
+    "entra.remove_groups",
+    "entra.remove_app_roles",
+    "entra.remove_grants",
+    "entra.remove_auth_methods",
+    "entra.remove_directory_roles",
+    "entra.hand_over_owned",
+    "entra.delete",
+];
+
+/// Writes per person estimated from earlier runs, to choose the scale (writes bind first).
+const WRITES_PER_PERSON: f64 = 20.0;
+
+fn policy() -> Policy {
+    let list = ENTRA
+        .iter()
+        .map(|n| format!("\"{n}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut toml = format!("[apps.entra]\nmethod = \"automatic\"\nactions = [{list}]\n");
+    for before in &ENTRA[..8] {
+        toml.push_str(&format!(
+            "\n[[order]]\nbefore = \"{before}\"\nafter = \"entra.delete\"\n"
+        ));
+    }
+    Policy::from_toml(&toml).unwrap()
+}
+
+fn env<T: std::str::FromStr>(key: &str) -> Option<T> {
+    std::env::var(key).ok().and_then(|v| v.trim().parse().ok())
+}
+
+fn choose_scale(n: usize, limits: &GraphLimits) -> u32 {
+    let write_rate = f64::from(limits.writes) / limits.write_window.as_secs_f64();
+    let bound_s = n as f64 * WRITES_PER_PERSON / write_rate;
+    if bound_s <= 300.0 {
+        1
+    } else {
+        (bound_s / 180.0).ceil() as u32
+    }
+}
+
+struct Report {
+    n: usize,
+    scale: u32,
+    wall: Duration,
+    bound: Duration,
+    bound_by: &'static str,
+    requests: usize,
+    batch_calls: usize,
+    batch_items: usize,
+    ru: u64,
+    writes: u64,
+    throttled: u64,
+}
+
+async fn measure(n: usize, groups: usize, scale: u32) -> Report {
+    let real = GraphLimits::small_tenant();
+    let limits = real
+        .clone()
+        .with_resource_units(real.resource_units, real.window / scale)
+        .with_writes(real.writes, real.write_window / scale);
+    let tenant = Arc::new(GraphTenant::start_with(limits.clone()).await);
+    let fixture = GraphFixture::new(Arc::clone(&tenant));
+    let entra = AzureConfig::new()
+        .with_tenant_id(tenant.tenant_id())
+        .with_client_id(tenant.client_id())
+        .with_client_secret(offboard::Secret::new(tenant.client_secret()))
+        .with_graph_url(tenant.graph_url())
+        .with_token_url(tenant.token_url())
+        .build()
+        .unwrap();
+    let teams: Vec<String> = (0..groups)
+        .map(|i| tenant.add_group(NewGroup::assigned(format!("Team {i}"))))
+        .collect();
+    let mut people = Vec::with_capacity(n);
+    for i in 0..n {
+        let email = format!("p{i}@example.test");
+        let id = fixture.add_employee(&email, &[]);
+        for team in &teams {
+            tenant.add_member(team, &id);
+        }
+        people.push(Person::new(format!("p{i}"), email));
+    }
+    let engine = Engine::builder()
+        .store(Arc::new(MemoryStore::new()))
+        .connector_with_limits(
+            Arc::new(entra),
+            Limits::default().with_timeout(Duration::from_secs(120)),
+        )
+        .policy(policy())
+        .idle_poll(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    tenant.clear_requests();
+    let (ru_before, writes_before) = (tenant.resource_units_served(), tenant.writes_served());
+
+    let started = Instant::now();
+    let workers = engine.start();
+    let runs: Vec<_> = futures::stream::iter(people)
+        .map(|person| {
+            let engine = engine.clone();
+            async move {
+                let plan = loop {
+                    match engine
+                        .plan(RunRequest::new(person.clone(), Initiator::Schedule))
+                        .await
+                    {
+                        Ok(plan) => break plan,
+                        Err(e) if e.is_retryable() => {
+                            tokio::time::sleep(e.retry_after().unwrap_or(Duration::from_secs(1)))
+                                .await;
+                        }
+                        Err(e) => panic!("plan {}: {e}", person.email),
+                    }
+                };
+                assert_eq!(plan.run.tasks.len(), ENTRA.len());
+                let confirmation = Confirmation::of(&plan, "bench");
+                let id = engine.submit(plan, Some(confirmation)).await.unwrap();
+                engine.wait(id).await.unwrap()
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    let wall = started.elapsed();
+    workers.shutdown().await;
+
+    for run in &runs {
+        assert_eq!(
+            run.state,
+            RunState::Completed,
+            "{}: {:?}",
+            run.person.email,
+            run.tasks
+                .iter()
+                .filter(|t| !matches!(t.state, TaskState::Completed { .. }))
+                .map(|t| (t.label(), format!("{:?}", t.state)))
+                .collect::<Vec<_>>()
+        );
+    }
+    let requests = tenant.requests();
+    let batches: Vec<usize> = requests
+        .iter()
+        .filter(|r| r.line() == "POST /v1.0/$batch")
+        .map(|r| {
+            r.body
+                .as_ref()
+                .and_then(|b| b["requests"].as_array())
+                .map_or(0, Vec::len)
+        })
+        .collect();
+    let ru = tenant.resource_units_served() - ru_before;
+    let writes = tenant.writes_served() - writes_before;
+    let bound_of = |work: u64, budget: u32, window: Duration| {
+        (work as f64 - f64::from(budget)).max(0.0) / f64::from(budget) * window.as_secs_f64()
+    };
+    let ru_bound = bound_of(ru, limits.resource_units, limits.window);
+    let write_bound = bound_of(writes, limits.writes, limits.write_window);
+    let (bound_by, bound) = if ru_bound >= write_bound {
+        ("resource units", ru_bound)
+    } else {
+        ("writes", write_bound)
+    };
+    Report {
+        n,
+        scale,
+        wall,
+        bound: Duration::from_secs_f64(bound),
+        bound_by,
+        requests: requests.len(),
+        batch_calls: batches.len(),
+        batch_items: batches.iter().sum(),
+        ru,
+        writes,
+        throttled: tenant.rate_limited_count(),
+    }
+}
+
+fn main() {
+    let bench = std::env::args().any(|a| a == "--bench");
+    let n = if bench {
+        env("OFFBOARD_GRAPH_N").unwrap_or(2000)
+    } else {
+        10
+    };
+    let scale = if bench {
+        env("OFFBOARD_GRAPH_SCALE")
+            .filter(|s| *s >= 1)
+            .unwrap_or_else(|| choose_scale(n, &GraphLimits::small_tenant()))
+    } else {
+        1
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let groups = env("OFFBOARD_GRAPH_GROUPS").unwrap_or(10);
+    let r = rt.block_on(measure(n, groups, scale));
+    let ratio = if r.bound.is_zero() {
+        "n/a: the work fits in the budgets' bursts".to_owned()
+    } else {
+        format!("{:.3}", r.wall.as_secs_f64() / r.bound.as_secs_f64())
+    };
+    println!(
+        "graph: {} people in {} assigned groups each, Entra (9 actions), {}",
+        r.n,
+        groups + 1,
+        if r.scale == 1 {
+            "real small-tenant limits (3,500 RU / 10 s, 3,000 writes / 150 s)".to_owned()
+        } else {
+            format!("small-tenant budgets time-compressed x{}", r.scale)
+        }
+    );
+    println!(
+        "  requests: {} ({:.1}/person), {} resource units, {} writes; $batch: {} calls carrying {} requests, saving {} round trips ({:.1}/person)",
+        r.requests,
+        r.requests as f64 / r.n as f64,
+        r.ru,
+        r.writes,
+        r.batch_calls,
+        r.batch_items,
+        r.batch_items - r.batch_calls,
+        (r.batch_items - r.batch_calls) as f64 / r.n as f64
+    );
+    println!(
+        "  wall {:.1} s, bound {:.1} s (set by {}), ratio {ratio}; x{} = {:.1} min at real limits",
+        r.wall.as_secs_f64(),
+        r.bound.as_secs_f64(),
+        r.bound_by,
+        r.scale,
+        r.wall.as_secs_f64() * f64::from(r.scale) / 60.0
+    );
+    println!("  throttled: 429 {}", r.throttled);
+}

@@ -1,0 +1,132 @@
+//! The actions the Entra connector offers, one file each (or one per kind of access).
+//!
+//! Every action reads state first, so a repeat reports `AlreadyDone`, a dry run predicts
+//! truthfully and a user who no longer exists reports `NotFound`. Removals of several objects
+//! go through `$batch` (20 per call).
+
+pub(crate) mod delete;
+pub(crate) mod disable;
+pub(crate) mod listed;
+pub(crate) mod memberships;
+pub(crate) mod removals;
+pub(crate) mod sessions;
+
+use offboard_core::{ActionName, ActionSpec, ExecuteReply, Outcome};
+
+/// `ad.disable`, which Entra's disable waits for when both are planned.
+pub(crate) const AD_DISABLE: ActionName = ActionName::from_static("ad.disable");
+
+/// An action of the connector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verb {
+    DisableSignIn,
+    RevokeSessions,
+    RemoveGroups,
+    RemoveAppRoles,
+    RemoveGrants,
+    RemoveAuthMethods,
+    RemoveDirectoryRoles,
+    HandOverOwned,
+    Delete,
+}
+
+impl Verb {
+    pub(crate) const ALL: [Verb; 9] = [
+        Verb::DisableSignIn,
+        Verb::RevokeSessions,
+        Verb::RemoveGroups,
+        Verb::RemoveAppRoles,
+        Verb::RemoveGrants,
+        Verb::RemoveAuthMethods,
+        Verb::RemoveDirectoryRoles,
+        Verb::HandOverOwned,
+        Verb::Delete,
+    ];
+
+    pub(crate) fn name(self) -> ActionName {
+        ActionName::from_static(match self {
+            Verb::DisableSignIn => "entra.disable_sign_in",
+            Verb::RevokeSessions => "entra.revoke_sessions",
+            Verb::RemoveGroups => "entra.remove_groups",
+            Verb::RemoveAppRoles => "entra.remove_app_roles",
+            Verb::RemoveGrants => "entra.remove_grants",
+            Verb::RemoveAuthMethods => "entra.remove_auth_methods",
+            Verb::RemoveDirectoryRoles => "entra.remove_directory_roles",
+            Verb::HandOverOwned => "entra.hand_over_owned",
+            Verb::Delete => "entra.delete",
+        })
+    }
+
+    pub(crate) fn parse(name: &ActionName) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| &v.name() == name)
+    }
+
+    pub(crate) fn reversible(self) -> bool {
+        matches!(
+            self,
+            Verb::DisableSignIn | Verb::RemoveGroups | Verb::RemoveAppRoles | Verb::Delete
+        )
+    }
+
+    pub(crate) fn spec(self) -> ActionSpec {
+        let s = ActionSpec::new(self.name(), self.description());
+        match self {
+            // Synced users are disabled in AD; Entra then only verifies.
+            Verb::DisableSignIn => s.reversible().after(AD_DISABLE),
+            Verb::RevokeSessions => s.after(Verb::DisableSignIn.name()),
+            Verb::RemoveGroups | Verb::RemoveAppRoles => s.reversible(),
+            Verb::Delete => s
+                .reversible()
+                .critical()
+                .after(Verb::DisableSignIn.name())
+                .after(Verb::RevokeSessions.name())
+                .after(Verb::HandOverOwned.name()),
+            _ => s,
+        }
+    }
+
+    fn description(self) -> &'static str {
+        match self {
+            Verb::DisableSignIn => {
+                "Block sign-in (accountEnabled=false); for users synced from AD, verify after ad.disable and the next Entra Connect sync"
+            }
+            Verb::RevokeSessions => {
+                "Revoke every refresh token and session cookie (revokeSignInSessions)"
+            }
+            Verb::RemoveGroups => {
+                "Remove every assigned cloud group membership (dynamic and AD-synced groups are reported, not changed)"
+            }
+            Verb::RemoveAppRoles => "Remove every app role assignment (enterprise app access)",
+            Verb::RemoveGrants => {
+                "Remove the delegated permission grants the user consented to (Principal; tenant-wide grants are kept)"
+            }
+            Verb::RemoveAuthMethods => {
+                "Remove every deletable authentication method (phone, Authenticator, FIDO2, OATH, email, Windows Hello, TAP)"
+            }
+            Verb::RemoveDirectoryRoles => {
+                "Check directory role memberships: removal is not an allowed operation, so held roles fail the task with their names"
+            }
+            Verb::HandOverOwned => {
+                "List owned groups and apps for hand-over to the manager: adding owners is not an allowed operation, so owned objects fail the task with the manager named"
+            }
+            Verb::Delete => {
+                "Delete the user (soft: restorable from deleted items for 30 days; rollback restores)"
+            }
+        }
+    }
+}
+
+/// A reply, its detail marked as a prediction on a dry run.
+pub(crate) fn reply(outcome: Outcome, dry_run: bool, detail: impl Into<String>) -> ExecuteReply {
+    ExecuteReply::predicted(outcome, dry_run, detail)
+}
+
+/// The reply for a user who no longer exists.
+pub(crate) fn gone(id: &str) -> ExecuteReply {
+    ExecuteReply::user_gone(id)
+}
+
+/// Names, comma-separated.
+pub(crate) fn names<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+    items.into_iter().collect::<Vec<_>>().join(", ")
+}

@@ -1,0 +1,661 @@
+//! The Entra actions against the simulated Microsoft tenant: the tenant's state after each
+//! action, the exact requests sent, `$batch` use, throttling, synced users, escaping and
+//! secret redaction.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use offboard_azure::{AzureConfig, EntraConnector};
+use offboard_core::{
+    AccountRef, AccountStatus, Action, ActionName, Connector, ErrorKind, ExecuteOptions,
+    ExecuteReply, LookupRequest, Outcome, Person, RetryClass,
+};
+use offboard_testkit::graph::{
+    AUTH_METHOD_KINDS, GraphLimits, GraphTenant, NewGroup, NewUser, RecordedRequest,
+};
+use offboard_testkit::trace::TraceCapture;
+use serde_json::json;
+
+async fn tenant() -> Arc<GraphTenant> {
+    Arc::new(GraphTenant::start().await)
+}
+
+fn connector(t: &GraphTenant) -> EntraConnector {
+    AzureConfig::new()
+        .with_tenant_id(t.tenant_id())
+        .with_client_id(t.client_id())
+        .with_client_secret(offboard_core::Secret::new(t.client_secret()))
+        .with_graph_url(t.graph_url())
+        .with_token_url(t.token_url())
+        .build()
+        .unwrap()
+}
+
+fn account(id: &str, upn: &str) -> AccountRef {
+    AccountRef::new("entra", id, upn, AccountStatus::Active)
+}
+
+fn action(name: &'static str) -> Action {
+    Action::new(ActionName::from_static(name))
+}
+
+fn run(key: &str) -> ExecuteOptions {
+    ExecuteOptions::default().with_idempotency_key(key)
+}
+
+fn detail(r: &ExecuteReply) -> &str {
+    r.detail.as_deref().unwrap_or_default()
+}
+
+fn lines(requests: &[RecordedRequest]) -> Vec<String> {
+    requests.iter().map(RecordedRequest::line).collect()
+}
+
+/// The items of every `$batch` call: (method, url) per call.
+fn batches(requests: &[RecordedRequest]) -> Vec<Vec<(String, String)>> {
+    requests
+        .iter()
+        .filter(|r| r.line() == "POST /v1.0/$batch")
+        .map(|r| {
+            r.body.as_ref().unwrap()["requests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| {
+                    (
+                        i["method"].as_str().unwrap().to_owned(),
+                        i["url"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn disable_sign_in_patches_and_rolls_back() {
+    let t = tenant().await;
+    let id = t.add_user(NewUser::new("jane@example.test"));
+    let c = connector(&t);
+    let a = account(&id, "jane@example.test");
+    let disable = action("entra.disable_sign_in");
+    let snap = c.snapshot(&a, &disable).await.unwrap();
+    assert_eq!(snap.data, json!({"account_enabled": true}));
+    t.clear_requests();
+
+    let dry = c
+        .execute(&a, &disable, &run("k").with_dry_run(true))
+        .await
+        .unwrap();
+    assert_eq!(dry.outcome, Outcome::Done);
+    assert!(
+        t.user(&id).unwrap().account_enabled,
+        "a dry run changes nothing"
+    );
+    let r = c.execute(&a, &disable, &run("k")).await.unwrap();
+    assert_eq!(r.outcome, Outcome::Done);
+    assert!(!t.user(&id).unwrap().account_enabled);
+    let reqs = t.requests();
+    assert_eq!(
+        lines(&reqs),
+        vec![
+            format!("GET /v1.0/users/{id}"),
+            format!("GET /v1.0/users/{id}"),
+            format!("PATCH /v1.0/users/{id}"),
+        ]
+    );
+    assert_eq!(
+        reqs[1].query_param("$select"),
+        Some("id,userPrincipalName,mail,displayName,accountEnabled,onPremisesSyncEnabled")
+    );
+    assert_eq!(reqs[2].body, Some(json!({"accountEnabled": false})));
+
+    let again = c.execute(&a, &disable, &run("k")).await.unwrap();
+    assert_eq!(again.outcome, Outcome::AlreadyDone);
+
+    assert_eq!(c.restore(&a, &snap).await.unwrap(), Outcome::Done);
+    assert!(t.user(&id).unwrap().account_enabled);
+    assert_eq!(c.restore(&a, &snap).await.unwrap(), Outcome::AlreadyDone);
+}
+
+#[tokio::test]
+async fn synced_users_are_disabled_in_ad_and_only_verified_here() {
+    let t = tenant().await;
+    let id = t.add_user(NewUser {
+        on_premises_sync: true,
+        ..NewUser::new("sync@example.test")
+    });
+    let c = connector(&t);
+    let spec = c
+        .capabilities()
+        .action(&ActionName::from_static("entra.disable_sign_in"))
+        .unwrap()
+        .clone();
+    assert_eq!(spec.after, vec![ActionName::from_static("ad.disable")]);
+
+    let a = account(&id, "sync@example.test");
+    let disable = action("entra.disable_sign_in");
+    let dry = c
+        .execute(&a, &disable, &run("k").with_dry_run(true))
+        .await
+        .unwrap();
+    assert_eq!(dry.outcome, Outcome::Done);
+    assert!(detail(&dry).contains("ad.disable"), "{}", detail(&dry));
+    t.clear_requests();
+    let e = c.execute(&a, &disable, &run("k")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unavailable);
+    assert_eq!(
+        e.retry(),
+        RetryClass::Retryable {
+            after: Some(Duration::from_secs(300))
+        }
+    );
+    assert!(e.to_string().contains("synced from on-premises AD"), "{e}");
+    assert!(
+        t.requests().iter().all(|r| r.method == "GET"),
+        "no PATCH of an AD-mastered user: {:?}",
+        lines(&t.requests())
+    );
+    let v = c.verify_revoked(&a).await.unwrap();
+    assert!(
+        v.remaining.iter().any(|r| r.contains("disable in AD")),
+        "{:?}",
+        v.remaining
+    );
+
+    // AD disabled it and Entra Connect synced: verified.
+    t.sync_from_ad(&id, false);
+    let r = c.execute(&a, &disable, &run("k")).await.unwrap();
+    assert_eq!(r.outcome, Outcome::AlreadyDone);
+    assert!(detail(&r).contains("in AD"), "{}", detail(&r));
+}
+
+#[tokio::test]
+async fn remove_groups_batches_skips_dynamic_and_synced_and_rolls_back() {
+    let t = tenant().await;
+    let assigned: Vec<String> = (0..25)
+        .map(|i| t.add_group(NewGroup::assigned(format!("Team {i:02}"))))
+        .collect();
+    let dynamic = t.add_group(NewGroup::dynamic("All Staff"));
+    let synced = t.add_group(NewGroup::synced("AD Finance"));
+    let id = t.add_user(NewUser {
+        groups: assigned
+            .iter()
+            .cloned()
+            .chain([dynamic.clone(), synced.clone()])
+            .collect(),
+        ..NewUser::new("g@example.test")
+    });
+    let c = connector(&t);
+    let a = account(&id, "g@example.test");
+    let remove = action("entra.remove_groups");
+    let snap = c.snapshot(&a, &remove).await.unwrap();
+    assert_eq!(snap.data["groups"].as_array().unwrap().len(), 25);
+    t.clear_requests();
+
+    let r = c.execute(&a, &remove, &run("k")).await.unwrap();
+    assert_eq!(r.outcome, Outcome::Done);
+    assert!(
+        detail(&r).starts_with("removed from 25 groups"),
+        "{}",
+        detail(&r)
+    );
+    assert!(
+        detail(&r).contains("All Staff (dynamic membership)")
+            && detail(&r).contains("AD Finance (synced from on-premises AD)"),
+        "{}",
+        detail(&r)
+    );
+    assert_eq!(
+        t.user(&id).unwrap().groups,
+        [dynamic.clone(), synced.clone()].into_iter().collect()
+    );
+    let reqs = t.requests();
+    assert_eq!(
+        lines(&reqs),
+        vec![
+            format!("GET /v1.0/users/{id}/memberOf"),
+            "POST /v1.0/$batch".to_owned(),
+            "POST /v1.0/$batch".to_owned(),
+        ]
+    );
+    let b = batches(&reqs);
+    assert_eq!((b[0].len(), b[1].len()), (20, 5));
+    let mut sent: Vec<String> = b
+        .concat()
+        .into_iter()
+        .map(|(m, u)| format!("{m} {u}"))
+        .collect();
+    sent.sort();
+    let mut want: Vec<String> = assigned
+        .iter()
+        .map(|g| format!("DELETE /groups/{g}/members/{id}/$ref"))
+        .collect();
+    want.sort();
+    assert_eq!(sent, want, "only assigned groups, each once");
+
+    let again = c.execute(&a, &remove, &run("k")).await.unwrap();
+    assert_eq!(again.outcome, Outcome::AlreadyDone);
+
+    assert_eq!(c.restore(&a, &snap).await.unwrap(), Outcome::Done);
+    assert_eq!(t.user(&id).unwrap().groups.len(), 27);
+    assert_eq!(c.restore(&a, &snap).await.unwrap(), Outcome::AlreadyDone);
+}
+
+#[tokio::test]
+async fn app_roles_grants_and_auth_methods_go_in_one_batch_each() {
+    let t = tenant().await;
+    let id = t.add_user(NewUser {
+        // Every kind besides the password.
+        auth_methods: AUTH_METHOD_KINDS[1..]
+            .iter()
+            .map(|k| (*k).to_owned())
+            .collect(),
+        ..NewUser::new("apps@example.test")
+    });
+    let salesforce = t.add_service_principal("Salesforce");
+    let zoom = t.add_service_principal("Zoom");
+    let graph = t.add_service_principal("Microsoft Graph");
+    t.assign_app_role(&id, &salesforce, "00000000-0000-0000-0000-000000000001");
+    t.assign_app_role(&id, &zoom, "00000000-0000-0000-0000-000000000002");
+    let mine = t.add_grant(&zoom, &graph, Some(&id), "Mail.Read");
+    t.add_grant(&zoom, &graph, None, "User.Read");
+    let c = connector(&t);
+    let a = account(&id, "apps@example.test");
+
+    let roles = action("entra.remove_app_roles");
+    let snap = c.snapshot(&a, &roles).await.unwrap();
+    t.clear_requests();
+    let r = c.execute(&a, &roles, &run("k")).await.unwrap();
+    assert_eq!(r.outcome, Outcome::Done);
+    assert_eq!(
+        detail(&r),
+        "removed 2 app role assignments (Salesforce, Zoom)"
+    );
+    assert!(t.user(&id).unwrap().app_roles.is_empty());
+    let b = batches(&t.requests());
+    assert_eq!(b.len(), 1);
+    assert!(
+        b[0].iter()
+            .all(|(m, u)| m == "DELETE"
+                && u.starts_with(&format!("/users/{id}/appRoleAssignments/")))
+    );
+    assert_eq!(c.restore(&a, &snap).await.unwrap(), Outcome::Done);
+    assert_eq!(t.user(&id).unwrap().app_roles.len(), 2);
+
+    let grants = action("entra.remove_grants");
+    t.clear_requests();
+    let r = c.execute(&a, &grants, &run("k")).await.unwrap();
+    assert_eq!(r.outcome, Outcome::Done);
+    assert!(t.user(&id).unwrap().grants.is_empty());
+    assert_eq!(
+        batches(&t.requests()),
+        vec![vec![(
+            "DELETE".to_owned(),
+            format!("/oauth2PermissionGrants/{mine}")
+        )]],
+        "the tenant-wide grant is kept"
+    );
+    assert_eq!(
+        c.execute(&a, &grants, &run("k")).await.unwrap().outcome,
+        Outcome::AlreadyDone
+    );
+
+    let methods = action("entra.remove_auth_methods");
+    t.clear_requests();
+    let r = c.execute(&a, &methods, &run("k")).await.unwrap();
+    assert_eq!(r.outcome, Outcome::Done);
+    assert!(
+        detail(&r).starts_with("removed 7 methods"),
+        "{}",
+        detail(&r)
+    );
+    assert!(
+        detail(&r).ends_with("kept (not deletable): password"),
+        "{}",
+        detail(&r)
+    );
+    assert_eq!(t.user(&id).unwrap().auth_methods, vec!["password"]);
+    let b = batches(&t.requests());
+    assert_eq!(b.len(), 1);
+    let kinds: Vec<&str> = b[0]
+        .iter()
+        .map(|(_, u)| u.split('/').nth(4).unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            "phoneMethods",
+            "microsoftAuthenticatorMethods",
+            "fido2Methods",
+            "softwareOathMethods",
+            "emailMethods",
+            "windowsHelloForBusinessMethods",
+            "temporaryAccessPassMethods"
+        ]
+    );
+    assert_eq!(
+        c.execute(&a, &methods, &run("k")).await.unwrap().outcome,
+        Outcome::AlreadyDone
+    );
+
+    let found = c.discover(&a).await.unwrap();
+    let apps: Vec<&str> = found.iter().map(|a| a.app.as_str()).collect();
+    assert_eq!(apps, vec!["salesforce", "zoom"]);
+}
+
+#[tokio::test]
+async fn roles_and_owned_objects_are_reported_never_called_done() {
+    let t = tenant().await;
+    let boss = t.add_user(NewUser::new("boss@example.test"));
+    let admin = t.add_directory_role("Global Reader");
+    let id = t.add_user(NewUser {
+        roles: vec![admin],
+        manager: Some(boss),
+        ..NewUser::new("owner@example.test")
+    });
+    let g = t.add_group(NewGroup::assigned("Project X"));
+    t.add_group_owner(&g, &id);
+    t.add_application("Internal Tool", &[&id]);
+    let c = connector(&t);
+    let a = account(&id, "owner@example.test");
+    t.clear_requests();
+
+    let e = c
+        .execute(&a, &action("entra.remove_directory_roles"), &run("k"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unsupported);
+    assert!(e.to_string().contains("Global Reader"), "{e}");
+    let e = c
+        .execute(&a, &action("entra.hand_over_owned"), &run("k"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unsupported);
+    let text = e.to_string();
+    assert!(
+        text.contains("group Project X")
+            && text.contains("application Internal Tool")
+            && text.contains("manager boss@example.test"),
+        "{text}"
+    );
+    assert!(t.requests().iter().all(|r| r.method == "GET"));
+    let state = t.user(&id).unwrap();
+    assert_eq!(state.roles.len(), 1);
+    assert_eq!(state.owned_groups.len(), 1);
+    let v = c.verify_revoked(&a).await.unwrap();
+    assert!(v.remaining.iter().any(|r| r.contains("Global Reader")));
+    assert!(v.remaining.iter().any(|r| r.contains("owner of Project X")));
+}
+
+#[tokio::test]
+async fn revoke_sessions_is_remembered_per_task() {
+    let t = tenant().await;
+    let id = t.add_user(NewUser::new("s@example.test"));
+    let c = connector(&t);
+    let a = account(&id, "s@example.test");
+    let revoke = action("entra.revoke_sessions");
+    let r = c.execute(&a, &revoke, &run("task-1")).await.unwrap();
+    assert_eq!(r.outcome, Outcome::Done);
+    let state = t.user(&id).unwrap();
+    assert_eq!(state.session_revocations, 1);
+    assert_ne!(state.sessions_valid_from, "2024-01-01T00:00:00Z");
+    let r = c.execute(&a, &revoke, &run("task-1")).await.unwrap();
+    assert_eq!(r.outcome, Outcome::AlreadyDone);
+    assert_eq!(t.user(&id).unwrap().session_revocations, 1);
+    let r = c.execute(&a, &revoke, &run("task-2")).await.unwrap();
+    assert_eq!(r.outcome, Outcome::Done);
+    assert_eq!(t.user(&id).unwrap().session_revocations, 2);
+}
+
+#[tokio::test]
+async fn delete_is_soft_and_restorable_within_retention() {
+    let t = tenant().await;
+    let grp = t.add_group(NewGroup::assigned("Kept"));
+    let id = t.add_user(NewUser {
+        groups: vec![grp],
+        ..NewUser::new("del@example.test")
+    });
+    let c = connector(&t);
+    let a = account(&id, "del@example.test");
+    let delete = action("entra.delete");
+    assert!(
+        c.capabilities()
+            .action(&delete.name)
+            .is_some_and(|s| s.critical && s.reversible)
+    );
+    let snap = c.snapshot(&a, &delete).await.unwrap();
+    t.clear_requests();
+    let r = c.execute(&a, &delete, &run("k")).await.unwrap();
+    assert_eq!(r.outcome, Outcome::Done);
+    assert!(lines(&t.requests()).contains(&format!("DELETE /v1.0/users/{id}")));
+    assert!(t.user(&id).unwrap().deleted);
+    let again = c.execute(&a, &delete, &run("k")).await.unwrap();
+    assert_eq!(again.outcome, Outcome::AlreadyDone);
+    assert!(detail(&again).contains("restorable"), "{}", detail(&again));
+    assert!(c.verify_revoked(&a).await.unwrap().revoked);
+
+    t.clear_requests();
+    assert_eq!(c.restore(&a, &snap).await.unwrap(), Outcome::Done);
+    assert!(
+        lines(&t.requests()).contains(&format!("POST /v1.0/directory/deletedItems/{id}/restore"))
+    );
+    let state = t.user(&id).unwrap();
+    assert!(!state.deleted);
+    assert_eq!(state.groups.len(), 1, "memberships come back with the user");
+    assert_eq!(c.restore(&a, &snap).await.unwrap(), Outcome::AlreadyDone);
+
+    // Past the retention window the user is gone for good.
+    c.execute(&a, &delete, &run("k2")).await.unwrap();
+    t.set_retention(Duration::ZERO);
+    let e = c.restore(&a, &snap).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert!(e.to_string().contains("retention"), "{e}");
+}
+
+#[tokio::test]
+async fn lookup_escapes_quotes_and_never_widens() {
+    let t = tenant().await;
+    let id = t.add_user(NewUser::new("o'neil@example.test"));
+    let other = t.add_user(NewUser {
+        mail: Some("shared@example.test".into()),
+        ..NewUser::new("a@example.test")
+    });
+    t.add_user(NewUser::new("shared@example.test"));
+    let c = connector(&t);
+    let person = |email: &str| LookupRequest::person(Person::new("p", email));
+    t.clear_requests();
+    let found = c
+        .lookup(&person("O'Neil@example.test"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.external_id, id);
+    assert_eq!(
+        t.requests()[0].query_param("$filter"),
+        Some("userPrincipalName eq 'O''Neil@example.test' or mail eq 'O''Neil@example.test'")
+    );
+    for hostile in [
+        "' or 1 eq 1",
+        "x' or userPrincipalName eq 'o''neil@example.test",
+        "*",
+        "o'neil@example.test' or mail eq '",
+        "eq",
+        "o'neil@example.tes\u{0442}",
+        "\u{FF4F}'neil@example.test",
+    ] {
+        match c.lookup(&person(hostile)).await {
+            Ok(None) => {}
+            Err(e) if e.kind() == ErrorKind::InvalidInput => {}
+            other => panic!("{hostile:?} widened the lookup: {other:?}"),
+        }
+    }
+    let e = c.lookup(&person("a\r\nb")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    t.clear_requests();
+    assert!(c.lookup(&person("")).await.unwrap().is_none());
+    assert!(t.requests().is_empty(), "an empty address sends nothing");
+    // The UPN of one and the mail of another: two matches.
+    let e = c.lookup(&person("shared@example.test")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Ambiguous);
+    assert!(e.to_string().contains(&other), "{e}");
+}
+
+#[tokio::test]
+async fn throttled_batch_items_are_resent_after_retry_after() {
+    let t = tenant().await;
+    let groups: Vec<String> = (0..12)
+        .map(|i| t.add_group(NewGroup::assigned(format!("G{i}"))))
+        .collect();
+    let id = t.add_user(NewUser {
+        groups: groups.clone(),
+        ..NewUser::new("busy@example.test")
+    });
+    // 8 resource units per second: the memberOf read (2) and 6 deletes pass, the rest wait.
+    t.set_limits(GraphLimits::small_tenant().with_resource_units(8, Duration::from_secs(1)));
+    let c = connector(&t);
+    let a = account(&id, "busy@example.test");
+    t.clear_requests();
+    let started = Instant::now();
+    let r = c
+        .execute(&a, &action("entra.remove_groups"), &run("k"))
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, Outcome::Done);
+    assert!(
+        detail(&r).starts_with("removed from 12 groups"),
+        "{}",
+        detail(&r)
+    );
+    assert!(t.user(&id).unwrap().groups.is_empty());
+    assert!(t.rate_limited_count() > 0);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After waited"
+    );
+    let b = batches(&t.requests());
+    assert!(b.len() >= 2, "{b:?}");
+    assert_eq!(b[0].len(), 12);
+    assert!(
+        b[1].len() < 12,
+        "only the throttled items are re-sent: {}",
+        b[1].len()
+    );
+    let total: usize = b.iter().map(Vec::len).sum();
+    assert_eq!(total - 12, b[1..].iter().map(Vec::len).sum::<usize>());
+}
+
+#[tokio::test]
+async fn whole_request_429_is_waited_out() {
+    let t = tenant().await;
+    let id = t.add_user(NewUser::new("w@example.test"));
+    let c = connector(&t);
+    let a = account(&id, "w@example.test");
+    t.fail_next(1, 429);
+    let started = Instant::now();
+    let r = c
+        .execute(&a, &action("entra.disable_sign_in"), &run("k"))
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, Outcome::Done);
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert_eq!(t.rate_limited_count(), 1);
+    assert!(!t.user(&id).unwrap().account_enabled);
+}
+
+#[tokio::test]
+async fn secrets_stay_out_of_debug_and_errors() {
+    let t = tenant().await;
+    let secret = t.client_secret().to_owned();
+    let config = AzureConfig::new()
+        .with_tenant_id(t.tenant_id())
+        .with_client_id(t.client_id())
+        .with_client_secret(offboard_core::Secret::new(&secret))
+        .with_graph_url(t.graph_url())
+        .with_token_url(t.token_url());
+    assert!(!format!("{config:?}").contains(&secret));
+    let c = config.build().unwrap();
+    assert!(!format!("{c:?} {c:#?}").contains(&secret));
+    c.lookup(&LookupRequest::person(Person::new("p", "x@example.test")))
+        .await
+        .unwrap();
+    assert!(!format!("{c:?}").contains(t.access_token()));
+    let recorded = format!("{:?}", t.requests());
+    assert!(!recorded.contains(t.access_token()));
+
+    // A wrong secret: the error names the problem, not the secret.
+    let wrong = "wrong-secret-do-not-print";
+    let bad = AzureConfig::new()
+        .with_tenant_id(t.tenant_id())
+        .with_client_id(t.client_id())
+        .with_client_secret(offboard_core::Secret::new(wrong))
+        .with_graph_url(t.graph_url())
+        .with_token_url(t.token_url())
+        .build()
+        .unwrap();
+    let e = bad
+        .lookup(&LookupRequest::person(Person::new("p", "x@example.test")))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unauthenticated, "{e}");
+    assert!(!format!("{e} {e:?}").contains(wrong));
+    let missing = AzureConfig::new()
+        .with_tenant_id("t")
+        .with_client_id("c")
+        .build()
+        .unwrap_err();
+    assert!(missing.to_string().contains("client_secret"));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn traces_hold_no_secret_token_or_lookup_value() {
+    let capture = TraceCapture::default();
+    let _guard = capture.set_default();
+    let t = tenant().await;
+    let groups: Vec<String> = (0..3)
+        .map(|i| t.add_group(NewGroup::assigned(format!("T{i}"))))
+        .collect();
+    let id = t.add_user(NewUser {
+        groups,
+        ..NewUser::new("o'secret-person@example.test")
+    });
+    let c = connector(&t);
+    let a = c
+        .lookup(&LookupRequest::person(Person::new(
+            "p",
+            "o'secret-person@example.test",
+        )))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(a.external_id, id);
+    // One batch item throttled: the client logs its wait.
+    t.set_limits(GraphLimits::small_tenant().with_resource_units(3, Duration::from_secs(1)));
+    c.execute(&a, &action("entra.remove_groups"), &run("k"))
+        .await
+        .unwrap();
+    let bad = AzureConfig::new()
+        .with_tenant_id(t.tenant_id())
+        .with_client_id(t.client_id())
+        .with_client_secret(offboard_core::Secret::new("wrong-secret-in-trace"))
+        .with_graph_url(t.graph_url())
+        .with_token_url(t.token_url())
+        .build()
+        .unwrap();
+    let _ = bad.verify_revoked(&a).await.unwrap_err();
+
+    let text = capture.text();
+    assert!(text.contains("span http.request:"), "{text}");
+    assert!(text.contains("graph batch items throttled"), "{text}");
+    for secret in [
+        t.client_secret(),
+        t.access_token(),
+        "wrong-secret-in-trace",
+        "secret-person",
+    ] {
+        assert!(
+            !text.contains(secret),
+            "{secret:?} is in the traces:\n{text}"
+        );
+    }
+}

@@ -1,0 +1,44 @@
+//! The connector conformance suite against the simulated Microsoft tenant.
+
+use std::sync::Arc;
+
+use offboard_azure::AzureConfig;
+use offboard_core::Secret;
+use offboard_testkit::graph::{GraphFixture, GraphTenant};
+use offboard_testkit::run_conformance;
+
+#[tokio::test]
+async fn entra_connector_passes_conformance_against_the_simulator() {
+    let tenant = Arc::new(GraphTenant::start().await);
+    let connector = AzureConfig::new()
+        .with_tenant_id(tenant.tenant_id())
+        .with_client_id(tenant.client_id())
+        .with_client_secret(Secret::new(tenant.client_secret()))
+        .with_graph_url(tenant.graph_url())
+        .with_token_url(tenant.token_url())
+        .build()
+        .unwrap();
+    let fixture = GraphFixture::new(Arc::clone(&tenant));
+    let report = run_conformance(&connector, &fixture).await;
+    assert_eq!(
+        report.rules,
+        vec![
+            "lookup_zero_matches",
+            "lookup_finds_exact_match",
+            "lookup_two_matches_is_ambiguous",
+            "lookup_hostile_input_never_widens",
+            "unknown_action_is_unsupported",
+            "repeat_reports_already_done",
+            "deleted_user_counts_as_done",
+            "restore_reproduces_snapshot",
+            "verify_revoked_agrees_with_reality",
+            "no_secret_in_debug",
+        ]
+    );
+    assert_eq!(tenant.rate_limited_count(), 0);
+    assert_eq!(tenant.token_requests(), 1, "the token is cached");
+    eprintln!(
+        "conformance: {} requests to the simulated tenant",
+        tenant.requests().len()
+    );
+}

@@ -1,0 +1,204 @@
+//! `EntraSource` against the simulated Microsoft tenant: a full scan and diff with the cursor
+//! persisted between polls (and between source objects).
+
+use std::sync::Arc;
+
+use offboard_azure::{AzureConfig, EntraSource};
+use offboard_core::source::{ChangeBatch, Cursor, SourceOfTruth};
+use offboard_core::{Lifecycle, Secret};
+use offboard_http::GraphClient;
+use offboard_http::graph::GraphRequest;
+use offboard_testkit::graph::{GraphTenant, NewUser};
+use serde_json::json;
+
+fn graph(t: &GraphTenant) -> GraphClient {
+    AzureConfig::new()
+        .with_tenant_id(t.tenant_id())
+        .with_client_id(t.client_id())
+        .with_client_secret(Secret::new(t.client_secret()))
+        .with_graph_url(t.graph_url())
+        .with_token_url(t.token_url())
+        .graph_client()
+        .unwrap()
+}
+
+fn source(t: &GraphTenant) -> EntraSource {
+    EntraSource::from_client(graph(t))
+}
+
+/// Person id → lifecycle of each change, sorted by id.
+fn summary(batch: &ChangeBatch) -> Vec<(String, Lifecycle)> {
+    let mut v: Vec<(String, Lifecycle)> = batch
+        .changes
+        .iter()
+        .map(|r| (r.person.id.to_string(), r.lifecycle))
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+fn user(upn: &str, employee: &str) -> NewUser {
+    NewUser {
+        employee_id: Some(employee.into()),
+        ..NewUser::new(upn)
+    }
+}
+
+#[tokio::test]
+async fn disabled_and_deleted_users_become_past_and_nothing_repeats() {
+    let t = Arc::new(GraphTenant::start().await);
+    let ada = t.add_user(NewUser {
+        mail: Some("ada@example.test".into()),
+        ..user("ada.l@example.test", "E1")
+    });
+    let bob = t.add_user(user("bob@example.test", "E2"));
+    let cy = t.add_user(user("cy@example.test", "E3"));
+    let dee = t.add_user(user("dee@example.test", "E4"));
+    let eve = t.add_user(user("eve@example.test", "E5"));
+    let src = source(&t).with_page_size(2);
+
+    // First scan: everyone, current; pages of 2 followed through nextLink.
+    let first = src.changes(None).await.unwrap();
+    assert!(!first.more);
+    let mut all = [&ada, &bob, &cy, &dee, &eve];
+    all.sort();
+    assert_eq!(
+        summary(&first),
+        all.iter()
+            .map(|id| ((*id).clone(), Lifecycle::Current))
+            .collect::<Vec<_>>()
+    );
+    let a = first
+        .changes
+        .iter()
+        .find(|r| r.person.id.as_str() == ada)
+        .unwrap();
+    assert_eq!(a.person.email, "ada@example.test");
+    assert_eq!(a.person.aliases, ["ada.l@example.test"]);
+    assert_eq!(a.person.employee_id.as_deref(), Some("E1"));
+    let lists: Vec<_> = t
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET" && r.path == "/v1.0/users")
+        .collect();
+    assert_eq!(lists.len(), 3, "5 users in pages of 2");
+    assert_eq!(
+        lists[0].query_param("$select"),
+        Some("id,userPrincipalName,mail,displayName,accountEnabled,employeeId")
+    );
+    assert_eq!(lists[0].query_param("$top"), Some("2"));
+
+    // Unchanged: nothing.
+    let again = src.changes(Some(&first.next)).await.unwrap();
+    assert!(again.changes.is_empty(), "{:?}", again.changes);
+
+    // Bob disabled, Cy soft-deleted, Dee hard-deleted.
+    let g = graph(&t);
+    g.send(&GraphRequest::patch(
+        ["users", bob.as_str()],
+        json!({"accountEnabled": false}),
+    ))
+    .await
+    .unwrap();
+    g.send(&GraphRequest::delete(["users", cy.as_str()]))
+        .await
+        .unwrap();
+    t.remove_user(&dee);
+    t.clear_requests();
+    let gone = src.changes(Some(&again.next)).await.unwrap();
+    assert_eq!(summary(&gone), {
+        let mut v = vec![
+            (bob.clone(), Lifecycle::Past),
+            (cy.clone(), Lifecycle::Past),
+            (dee.clone(), Lifecycle::Past),
+        ];
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    });
+    let by_id = |id: &str| {
+        gone.changes
+            .iter()
+            .find(|r| r.person.id.as_str() == id)
+            .unwrap()
+            .clone()
+    };
+    assert!(
+        by_id(&cy).termination_at.is_some(),
+        "soft-deleted: deletedDateTime"
+    );
+    assert_eq!(by_id(&cy).person.email, "cy@example.test");
+    assert!(by_id(&dee).termination_at.is_none(), "gone for good");
+    // The two missing users were read in one $batch (deletedItems + users each).
+    let batches: Vec<_> = t
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/v1.0/$batch")
+        .collect();
+    assert_eq!(batches.len(), 1);
+    let urls: Vec<String> = batches[0].body.as_ref().unwrap()["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r["url"]
+                .as_str()
+                .unwrap()
+                .split('?')
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(urls.len(), 4);
+    assert!(urls.contains(&format!("/directory/deletedItems/{cy}")));
+    assert!(urls.contains(&format!("/directory/deletedItems/{dee}")));
+
+    // Reported once only.
+    let quiet = src.changes(Some(&gone.next)).await.unwrap();
+    assert!(quiet.changes.is_empty(), "{:?}", quiet.changes);
+}
+
+#[tokio::test]
+async fn a_restarted_source_with_the_persisted_cursor_misses_and_repeats_nothing() {
+    let t = Arc::new(GraphTenant::start().await);
+    let ada = t.add_user(user("ada@example.test", "E1"));
+    let bob = t.add_user(user("bob@example.test", "E2"));
+    let first = source(&t).changes(None).await.unwrap();
+    assert_eq!(first.changes.len(), 2);
+    let persisted: String = first.next.0.clone();
+
+    // While "down": Ada leaves, Cy joins.
+    graph(&t)
+        .send(&GraphRequest::patch(
+            ["users", ada.as_str()],
+            json!({"accountEnabled": false}),
+        ))
+        .await
+        .unwrap();
+    let cy = t.add_user(user("cy@example.test", "E3"));
+
+    let restarted = source(&t);
+    let batch = restarted
+        .changes(Some(&Cursor(persisted.clone())))
+        .await
+        .unwrap();
+    let mut want = vec![
+        (ada.clone(), Lifecycle::Past),
+        (cy.clone(), Lifecycle::Current),
+    ];
+    want.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(summary(&batch), want);
+    // A crash before the new cursor was persisted: the same cursor gives the same changes.
+    let replay = source(&t).changes(Some(&Cursor(persisted))).await.unwrap();
+    assert_eq!(summary(&replay), want);
+    let after = source(&t).changes(Some(&batch.next)).await.unwrap();
+    assert!(after.changes.is_empty(), "{:?}", after.changes);
+    assert!(!summary(&first).iter().any(|(id, _)| id == &cy));
+    let _ = bob;
+
+    let e = source(&t)
+        .changes(Some(&Cursor("not json".into())))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("cursor"), "{e}");
+}

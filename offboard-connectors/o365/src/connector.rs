@@ -1,0 +1,293 @@
+//! [`O365Connector`]: the [`Connector`] implementation.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use offboard_core::{
+    AccountRef, AccountStatus, Action, ActionName, AppId, Capabilities, Connector, Error,
+    ErrorKind, ExecuteOptions, ExecuteReply, LookupRequest, Outcome, Result, Snapshot,
+    Verification,
+};
+use offboard_http::GraphClient;
+
+use crate::actions::{
+    self, Ctx, NO_EXCHANGE, Recipient, Verb, auto_reply, exchange, forward_rule, licenses,
+    recipient, snapshot_data,
+};
+use crate::client::{O365Client, User};
+use crate::config::Texts;
+use crate::exchange::ExchangeAdmin;
+
+/// The app id of the connector: actions are named `o365.<verb>`.
+pub const APP: &str = "o365";
+
+/// The Office 365 connector. Build it with [`crate::O365Config`].
+///
+/// # Behavior
+/// - `lookup`: one `GET /users?$filter=` with `userPrincipalName eq` and `mail eq` each
+///   address (OData literals through [`offboard_http::graph::odata_string`]); the answer is
+///   filtered again locally (ASCII case only): [`GraphClient::find_user`]. With `external_id`: `GET /users/{id}`,
+///   accepted only when the returned id is that id (Graph also resolves UPNs there).
+/// - Actions: see the crate docs. The Exchange-admin actions are offered only with an
+///   [`ExchangeAdmin`]; [`O365Connector::unavailable`] says why they are missing otherwise.
+/// - `verify_revoked`: directly assigned licences remaining. Group-inherited ones are
+///   reported by `o365.remove_licenses` and removed with the group membership (Entra), so
+///   they are not counted here.
+pub struct O365Connector {
+    client: O365Client,
+    texts: Texts,
+    exchange: Option<Arc<dyn ExchangeAdmin>>,
+    capabilities: Capabilities,
+}
+
+impl fmt::Debug for O365Connector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("O365Connector")
+            .field("graph", &self.client.graph)
+            .field("exchange_admin", &self.exchange)
+            .field("actions", &self.capabilities.actions.len())
+            .finish()
+    }
+}
+
+fn account(user: &User) -> AccountRef {
+    let status = match user.account_enabled {
+        Some(true) => AccountStatus::Active,
+        Some(false) => AccountStatus::Suspended,
+        None => AccountStatus::Unknown,
+    };
+    let mut a = AccountRef::new(APP, &user.id, &user.user_principal_name, status);
+    if let Some(m) = &user.mail {
+        a.attributes.insert("mail".into(), m.clone());
+    }
+    a
+}
+
+fn check_id(id: &str, op: &str) -> Result<()> {
+    if id.chars().any(char::is_control) {
+        return Err(Error::invalid_input(format!(
+            "external id {id:?} contains a control character"
+        ))
+        .fatal()
+        .with_operation(op.to_owned()));
+    }
+    Ok(())
+}
+
+impl O365Connector {
+    pub(crate) fn new(
+        graph: GraphClient,
+        texts: Texts,
+        exchange: Option<Arc<dyn ExchangeAdmin>>,
+    ) -> Self {
+        let (offered, missing): (Vec<Verb>, Vec<Verb>) = Verb::ALL
+            .into_iter()
+            .partition(|v| exchange.is_some() || !v.needs_exchange());
+        let capabilities = missing.into_iter().fold(
+            Capabilities::new(APP, offered.into_iter().map(Verb::spec).collect()),
+            |c, v| c.with_unavailable(v.name(), format!("it {NO_EXCHANGE}")),
+        );
+        Self {
+            client: O365Client { graph },
+            texts,
+            exchange,
+            capabilities,
+        }
+    }
+
+    /// The actions of this connector that are not offered as configured, with the reason
+    /// (the Exchange-admin actions without an [`ExchangeAdmin`]); also in
+    /// [`Capabilities::unavailable`], which the engine quotes when a policy names one.
+    pub fn unavailable(&self) -> &[(ActionName, String)] {
+        &self.capabilities.unavailable
+    }
+
+    fn ctx(&self) -> Ctx<'_> {
+        Ctx {
+            client: &self.client,
+            texts: &self.texts,
+            exchange: self.exchange.as_deref(),
+        }
+    }
+
+    fn check_account(&self, account: &AccountRef, op: &str) -> Result<()> {
+        if account.app.as_str() != APP {
+            return Err(Error::invalid_input(format!(
+                "account {} belongs to {}, not {APP}",
+                account.external_id, account.app
+            ))
+            .with_operation(op.to_owned()));
+        }
+        check_id(&account.external_id, op)
+    }
+
+    /// The verb of an offered action, or `Unsupported` saying why it is not offered.
+    fn offered(&self, name: &ActionName, op: &str) -> Result<Verb> {
+        match Verb::parse(name) {
+            Some(v) if self.capabilities.action(name).is_some() => Ok(v),
+            Some(_) => Err(
+                Error::unsupported(format!("{name} is not offered: it {NO_EXCHANGE}"))
+                    .with_operation(op.to_owned()),
+            ),
+            None => Err(Error::unsupported(format!("{APP} does not offer {name}"))
+                .with_operation(op.to_owned())),
+        }
+    }
+
+    fn reversible(&self, name: &ActionName, op: &str) -> Result<Verb> {
+        match self.offered(name, op)? {
+            v if v.reversible() => Ok(v),
+            _ => Err(Error::unsupported(format!(
+                "{name} is not a reversible action of {APP}; nothing to snapshot or restore"
+            ))
+            .with_operation(op.to_owned())),
+        }
+    }
+}
+
+fn to_json<T: serde::Serialize>(data: &T) -> Result<serde_json::Value> {
+    serde_json::to_value(data).map_err(|e| Error::internal(e.to_string()))
+}
+
+#[async_trait]
+impl Connector for O365Connector {
+    fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
+    async fn lookup(&self, request: &LookupRequest) -> Result<Option<AccountRef>> {
+        let op = "o365.lookup";
+        if let Some(id) = &request.external_id {
+            check_id(id, op)?;
+            if id.is_empty() || id == "." || id == ".." {
+                return Ok(None);
+            }
+            return match self.client.get_user(id).await {
+                Ok(Some(user)) if user.id == *id => Ok(Some(account(&user))),
+                Ok(_) => Ok(None),
+                Err(e) => Err(e.with_operation(op)),
+            };
+        }
+        let person = &request.person;
+        let addresses: Vec<&str> = std::iter::once(person.email.as_str())
+            .chain(person.aliases.iter().map(String::as_str))
+            .collect();
+        let user = self
+            .client
+            .find_user(&addresses)
+            .await
+            .map_err(|e| e.with_operation(op))?;
+        Ok(user.as_ref().map(account))
+    }
+
+    async fn execute(
+        &self,
+        account: &AccountRef,
+        action: &Action,
+        options: &ExecuteOptions,
+    ) -> Result<ExecuteReply> {
+        let op = action.name.to_string();
+        let verb = self.offered(&action.name, &op)?;
+        self.check_account(account, &op)?;
+        let (ctx, id, dry) = (self.ctx(), account.external_id.as_str(), options.dry_run);
+        let person = options.person.as_ref();
+        let result = async {
+            match verb {
+                Verb::SetAutoReply => {
+                    let params: auto_reply::Params = action.params()?;
+                    auto_reply::execute(&ctx, id, person, &params, dry).await
+                }
+                Verb::ForwardToManager => {
+                    let params: Recipient = action.params()?;
+                    let to = recipient(params.to.as_deref(), person)?;
+                    forward_rule::execute(&ctx, id, &to, dry).await
+                }
+                Verb::OnedriveToManager => {
+                    let params: Recipient = action.params()?;
+                    let to = recipient(params.to.as_deref(), person)?;
+                    actions::onedrive::execute(&ctx, id, &to, dry).await
+                }
+                Verb::RemoveLicenses => licenses::execute(&ctx, id, dry).await,
+                Verb::ConvertToShared => exchange::convert_to_shared(&ctx, id, dry).await,
+                Verb::MailboxForwarding => {
+                    let params: exchange::ForwardParams = action.params()?;
+                    let to = recipient(params.to.as_deref(), person)?;
+                    exchange::mailbox_forwarding(&ctx, id, &to, params.keep_copy, dry).await
+                }
+                Verb::HideFromGal => exchange::hide_from_gal(&ctx, id, dry).await,
+            }
+        };
+        result.await.map_err(|e| e.with_operation(op))
+    }
+
+    async fn snapshot(&self, account: &AccountRef, action: &Action) -> Result<Snapshot> {
+        let op = format!("snapshot {}", action.name);
+        let verb = self.reversible(&action.name, &op)?;
+        self.check_account(account, &op)?;
+        let (ctx, id) = (self.ctx(), account.external_id.as_str());
+        let data = async {
+            match verb {
+                Verb::SetAutoReply => auto_reply::snapshot(&ctx, id).await,
+                Verb::ForwardToManager => to_json(&forward_rule::snapshot(&ctx, id).await?),
+                Verb::RemoveLicenses => to_json(&licenses::snapshot(&ctx, id).await?),
+                _ => to_json(&exchange::snapshot(&ctx, id).await?),
+            }
+        }
+        .await
+        .map_err(|e| e.with_operation(op.clone()))?;
+        Ok(Snapshot::new(
+            AppId::new(APP),
+            action.name.clone(),
+            id,
+            data,
+        ))
+    }
+
+    async fn restore(&self, account: &AccountRef, snapshot: &Snapshot) -> Result<Outcome> {
+        let op = format!("restore {}", snapshot.action);
+        let verb = self.reversible(&snapshot.action, &op)?;
+        self.check_account(account, &op)?;
+        snapshot
+            .check_restores(&AppId::new(APP), account)
+            .map_err(|e| e.with_operation(op.clone()))?;
+        let (ctx, id, name) = (self.ctx(), account.external_id.as_str(), &snapshot.action);
+        let result = async {
+            match verb {
+                Verb::SetAutoReply => auto_reply::restore(&ctx, id, &snapshot.data).await,
+                Verb::ForwardToManager => {
+                    let data = snapshot_data(name, &snapshot.data)?;
+                    forward_rule::restore(&ctx, id, &data).await
+                }
+                Verb::RemoveLicenses => {
+                    let data = snapshot_data(name, &snapshot.data)?;
+                    licenses::restore(&ctx, id, &data).await
+                }
+                v => {
+                    let data = snapshot_data(name, &snapshot.data)?;
+                    exchange::restore(&ctx, id, &data, v == Verb::MailboxForwarding).await
+                }
+            }
+        };
+        result.await.map_err(|e| e.with_operation(op))
+    }
+
+    async fn verify_revoked(&self, account: &AccountRef) -> Result<Verification> {
+        let op = "o365.verify_revoked";
+        self.check_account(account, op)?;
+        let ctx = self.ctx();
+        match licenses::read(&ctx, &account.external_id).await {
+            Ok(None) => Ok(Verification::from_remaining(APP, Vec::new())),
+            Ok(Some(l)) => Ok(Verification::from_remaining(
+                APP,
+                l.direct_skus()
+                    .map(|s| format!("licence {} assigned directly", l.label(s)))
+                    .collect(),
+            )),
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                Ok(Verification::from_remaining(APP, Vec::new()))
+            }
+            Err(e) => Err(e.with_operation(op)),
+        }
+    }
+}

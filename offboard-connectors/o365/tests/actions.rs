@@ -1,0 +1,521 @@
+//! Every o365 action against the simulated Microsoft tenant: the tenant's state afterwards,
+//! the exact requests sent, idempotency, rollback; plus lookup escaping and plan ordering.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{MANAGER, MemoryExchange, account, action, connector, opts, person};
+use offboard_core::{
+    AccountRef, Action, ActionName, Connector, Engine, ErrorKind, ExecuteOptions, Initiator,
+    LookupRequest, Manager, MemoryStore, Outcome, Person, Policy, RunRequest,
+};
+use offboard_o365::O365Connector;
+use offboard_o365::exchange::{Forwarding, MailboxType};
+use offboard_testkit::graph::{GraphTenant, NewGroup, NewUser};
+use serde_json::{Value, json};
+
+/// `METHOD path` of every request since the last clear, without the `/v1.0` prefix.
+fn lines(tenant: &GraphTenant) -> Vec<String> {
+    tenant
+        .requests()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path.trim_start_matches("/v1.0")))
+        .collect()
+}
+
+fn body(tenant: &GraphTenant, index: usize) -> Value {
+    tenant.requests()[index].body.clone().unwrap_or(Value::Null)
+}
+
+async fn setup(upn: &str) -> (GraphTenant, O365Connector, AccountRef) {
+    let tenant = GraphTenant::start().await;
+    tenant.add_user(NewUser::new(MANAGER));
+    let id = tenant.add_user(NewUser::new(upn));
+    let o365 = connector(&tenant, None);
+    let account = account(&o365, upn).await;
+    assert_eq!(account.external_id, id);
+    tenant.clear_requests();
+    (tenant, o365, account)
+}
+
+#[tokio::test]
+async fn lookup_escapes_odata_literals_and_matches_exactly() {
+    let tenant = GraphTenant::start().await;
+    let id = tenant.add_user(NewUser::new("o'neil@example.test"));
+    tenant.add_user(NewUser::new("victim@example.test"));
+    let o365 = connector(&tenant, None);
+    let found = o365
+        .lookup(&LookupRequest::person(person("O'Neil@example.test")))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.external_id, id);
+    assert_eq!(found.login, "o'neil@example.test");
+    let r = &tenant.requests()[0];
+    assert_eq!(r.method, "GET");
+    assert_eq!(r.path, "/v1.0/users");
+    assert_eq!(
+        r.query_param("$filter"),
+        Some("userPrincipalName eq 'O''Neil@example.test' or mail eq 'O''Neil@example.test'")
+    );
+
+    for hostile in [
+        "' or 1 eq 1",
+        "x' or userPrincipalName eq 'victim@example.test",
+        "victim@example.test' or '1' eq '1",
+    ] {
+        let r = o365.lookup(&LookupRequest::person(person(hostile))).await;
+        assert!(matches!(r, Ok(None)), "{hostile}: {r:?}");
+    }
+    tenant.clear_requests();
+    let e = o365
+        .lookup(&LookupRequest::person(person("victim@example.test\0")))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    assert!(tenant.requests().is_empty(), "nothing sent for bad input");
+}
+
+#[tokio::test]
+async fn set_auto_reply_names_the_manager_and_rolls_back() {
+    let (tenant, o365, account) = setup("jane@example.test").await;
+    let id = account.external_id.clone();
+    let before = tenant.user(&id).unwrap().automatic_replies.unwrap();
+    let a = action("o365.set_auto_reply");
+    let snap = o365.snapshot(&account, &a).await.unwrap();
+    tenant.clear_requests();
+
+    let r = o365
+        .execute(&account, &a, &opts("jane@example.test"))
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, Outcome::Done);
+    let message = format!("Jane Doe no longer works here. Please contact {MANAGER} instead.");
+    let now = tenant.user(&id).unwrap().automatic_replies.unwrap();
+    assert_eq!(now["status"], "alwaysEnabled");
+    assert_eq!(now["internalReplyMessage"], message.as_str());
+    assert_eq!(now["externalReplyMessage"], message.as_str());
+    assert_eq!(
+        lines(&tenant),
+        [
+            format!("GET /users/{id}/mailboxSettings"),
+            format!("PATCH /users/{id}/mailboxSettings"),
+        ]
+    );
+    assert_eq!(
+        body(&tenant, 1),
+        json!({"automaticRepliesSetting": {
+            "status": "alwaysEnabled", "externalAudience": "all",
+            "internalReplyMessage": message, "externalReplyMessage": message,
+        }})
+    );
+
+    tenant.clear_requests();
+    let again = o365
+        .execute(&account, &a, &opts("jane@example.test"))
+        .await
+        .unwrap();
+    assert_eq!(again.outcome, Outcome::AlreadyDone);
+    assert_eq!(lines(&tenant), [format!("GET /users/{id}/mailboxSettings")]);
+
+    assert_eq!(o365.restore(&account, &snap).await.unwrap(), Outcome::Done);
+    assert_eq!(tenant.user(&id).unwrap().automatic_replies.unwrap(), before);
+    assert_eq!(
+        o365.restore(&account, &snap).await.unwrap(),
+        Outcome::AlreadyDone
+    );
+
+    // A message given as a parameter, without a manager.
+    let custom = Action::with_params(
+        ActionName::from_static("o365.set_auto_reply"),
+        &json!({"message": "{name} has left.", "external_audience": "none"}),
+    )
+    .unwrap();
+    let p = ExecuteOptions::default().with_person(Person::new("p", "jane@example.test"));
+    o365.execute(&account, &custom, &p).await.unwrap();
+    let now = tenant.user(&id).unwrap().automatic_replies.unwrap();
+    assert_eq!(now["internalReplyMessage"], "jane@example.test has left.");
+    assert_eq!(now["externalAudience"], "none");
+}
+
+#[tokio::test]
+async fn forward_rule_is_found_by_name_and_never_duplicated() {
+    let (tenant, o365, account) = setup("jane@example.test").await;
+    let id = account.external_id.clone();
+    let a = action("o365.forward_to_manager");
+    let snap = o365.snapshot(&account, &a).await.unwrap();
+    tenant.clear_requests();
+
+    let r = o365
+        .execute(&account, &a, &opts("jane@example.test"))
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, Outcome::Done);
+    let rules = tenant.user(&id).unwrap().message_rules;
+    assert_eq!(rules.len(), 1);
+    assert_eq!(rules[0]["displayName"], "offboard: forward to manager");
+    assert_eq!(
+        rules[0]["actions"]["forwardTo"],
+        json!([{"emailAddress": {"address": MANAGER}}])
+    );
+    let rules_path = format!("/users/{id}/mailFolders/inbox/messageRules");
+    assert_eq!(
+        lines(&tenant),
+        [format!("GET {rules_path}"), format!("POST {rules_path}")]
+    );
+
+    tenant.clear_requests();
+    let again = o365
+        .execute(&account, &a, &opts("jane@example.test"))
+        .await
+        .unwrap();
+    assert_eq!(again.outcome, Outcome::AlreadyDone);
+    assert_eq!(lines(&tenant), [format!("GET {rules_path}")]);
+
+    // The manager changed: the stale rule is deleted (in a $batch) and one new rule made.
+    tenant.clear_requests();
+    let other =
+        ExecuteOptions::default().with_person(person("jane@example.test").with_manager(Manager {
+            id: None,
+            email: "new.boss@example.test".into(),
+        }));
+    assert_eq!(
+        o365.execute(&account, &a, &other).await.unwrap().outcome,
+        Outcome::Done
+    );
+    assert_eq!(
+        lines(&tenant),
+        [
+            format!("GET {rules_path}"),
+            "POST /$batch".into(),
+            format!("POST {rules_path}"),
+        ]
+    );
+    let batch = body(&tenant, 1);
+    assert_eq!(batch["requests"][0]["method"], "DELETE");
+    assert!(
+        batch["requests"][0]["url"]
+            .as_str()
+            .unwrap()
+            .starts_with(&rules_path)
+    );
+    let rules = tenant.user(&id).unwrap().message_rules;
+    assert_eq!(rules.len(), 1);
+    assert_eq!(
+        rules[0]["actions"]["forwardTo"][0]["emailAddress"]["address"],
+        "new.boss@example.test"
+    );
+
+    assert_eq!(o365.restore(&account, &snap).await.unwrap(), Outcome::Done);
+    assert!(tenant.user(&id).unwrap().message_rules.is_empty());
+    assert_eq!(
+        o365.restore(&account, &snap).await.unwrap(),
+        Outcome::AlreadyDone
+    );
+
+    // No manager and no `to`: a clear error, nothing written.
+    tenant.clear_requests();
+    let e = o365
+        .execute(
+            &account,
+            &a,
+            &ExecuteOptions::default().with_person(Person::new("p", "jane@example.test")),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    assert!(e.to_string().contains("manager"), "{e}");
+    assert!(tenant.requests().is_empty());
+}
+
+#[tokio::test]
+async fn onedrive_invites_the_manager_once() {
+    let (tenant, o365, account) = setup("jane@example.test").await;
+    let id = account.external_id.clone();
+    let a = action("o365.onedrive_to_manager");
+    let r = o365
+        .execute(&account, &a, &opts("jane@example.test"))
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, Outcome::Done, "{r:?}");
+    let perms = tenant.user(&id).unwrap().drive_permissions;
+    let manager: Vec<&Value> = perms
+        .iter()
+        .filter(|p| p["grantedToV2"]["user"]["email"] == MANAGER)
+        .collect();
+    assert_eq!(manager.len(), 1);
+    assert_eq!(manager[0]["roles"], json!(["write"]));
+    let l = lines(&tenant);
+    assert_eq!(l.len(), 3, "{l:?}");
+    assert_eq!(l[0], format!("GET /users/{id}/drive"));
+    let drive = l[1]
+        .strip_prefix("GET /drives/")
+        .and_then(|s| s.strip_suffix("/root/permissions"))
+        .unwrap()
+        .to_owned();
+    assert_eq!(l[2], format!("POST /drives/{drive}/root/invite"));
+    assert_eq!(
+        body(&tenant, 2),
+        json!({"recipients": [{"email": MANAGER}], "roles": ["write"],
+               "requireSignIn": true, "sendInvitation": false})
+    );
+
+    tenant.clear_requests();
+    let again = o365
+        .execute(&account, &a, &opts("jane@example.test"))
+        .await
+        .unwrap();
+    assert_eq!(again.outcome, Outcome::AlreadyDone);
+    assert_eq!(lines(&tenant).len(), 2, "no second invite");
+    assert_eq!(tenant.user(&id).unwrap().drive_permissions.len(), 2);
+}
+
+#[tokio::test]
+async fn remove_licenses_keeps_and_reports_group_inherited_skus() {
+    let tenant = GraphTenant::start().await;
+    let e3 = tenant.add_sku("ENTERPRISEPACK", 10);
+    let bi = tenant.add_sku("POWER_BI_PRO", 10);
+    let ems = tenant.add_sku("EMS", 10);
+    let staff = tenant.add_group(NewGroup {
+        licenses: vec![ems.clone()],
+        ..NewGroup::assigned("Licensed Staff")
+    });
+    let id = tenant.add_user(NewUser {
+        licenses: vec![e3.clone(), bi.clone()],
+        groups: vec![staff.clone()],
+        ..NewUser::new("jane@example.test")
+    });
+    let o365 = connector(&tenant, None);
+    let account = account(&o365, "jane@example.test").await;
+    let a = action("o365.remove_licenses");
+    let snap = o365.snapshot(&account, &a).await.unwrap();
+    let fresh = o365.verify_revoked(&account).await.unwrap();
+    assert!(!fresh.revoked);
+    assert_eq!(fresh.remaining.len(), 2, "{:?}", fresh.remaining);
+    tenant.clear_requests();
+
+    let r = o365
+        .execute(&account, &a, &opts("jane@example.test"))
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, Outcome::Done);
+    let detail = r.detail.unwrap();
+    assert!(detail.contains("ENTERPRISEPACK") && detail.contains("POWER_BI_PRO"));
+    assert!(
+        detail.contains(&format!(
+            "STILL ASSIGNED through group-based licensing, not removable from the user \
+             (remove the group membership): EMS ({ems}) via group \"Licensed Staff\" ({staff})"
+        )),
+        "{detail}"
+    );
+    let state = tenant.user(&id).unwrap();
+    assert!(state.licenses.is_empty());
+    assert_eq!(state.inherited_licenses, [ems.clone()].into());
+    assert_eq!(
+        lines(&tenant),
+        [
+            "POST /$batch".to_owned(),
+            "POST /$batch".into(),
+            format!("POST /users/{id}/assignLicense"),
+        ]
+    );
+    let reads = body(&tenant, 0);
+    assert_eq!(reads["requests"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        reads["requests"][1]["url"],
+        format!("/users/{id}/licenseDetails")
+    );
+    assert_eq!(
+        body(&tenant, 1)["requests"][0]["url"],
+        format!("/groups/{staff}")
+    );
+    let mut direct = vec![e3.clone(), bi.clone()];
+    direct.sort();
+    assert_eq!(
+        body(&tenant, 2),
+        json!({"addLicenses": [], "removeLicenses": direct})
+    );
+
+    let again = o365
+        .execute(&account, &a, &opts("jane@example.test"))
+        .await
+        .unwrap();
+    assert_eq!(again.outcome, Outcome::AlreadyDone);
+    assert!(again.detail.unwrap().contains("STILL ASSIGNED"));
+    assert!(o365.verify_revoked(&account).await.unwrap().revoked);
+
+    assert_eq!(o365.restore(&account, &snap).await.unwrap(), Outcome::Done);
+    assert_eq!(tenant.user(&id).unwrap().licenses, [e3, bi].into());
+    assert_eq!(
+        o365.restore(&account, &snap).await.unwrap(),
+        Outcome::AlreadyDone
+    );
+}
+
+#[tokio::test]
+async fn the_plan_orders_every_mailbox_action_before_licence_removal() {
+    let tenant = GraphTenant::start().await;
+    tenant.add_user(NewUser::new("jane@example.test"));
+    let exchange = Arc::new(MemoryExchange::default());
+    let o365 = connector(&tenant, Some(exchange));
+    let policy = Policy::from_toml(
+        r#"
+[apps.o365]
+method = "automatic"
+actions = ["o365.remove_licenses", "o365.hide_from_gal", "o365.onedrive_to_manager",
+           "o365.set_auto_reply", "o365.convert_to_shared", "o365.forward_to_manager",
+           "o365.mailbox_forwarding"]
+"#,
+    )
+    .unwrap();
+    let engine = Engine::builder()
+        .store(Arc::new(MemoryStore::new()))
+        .policy(policy)
+        .connector(Arc::new(o365))
+        .build()
+        .unwrap();
+    let plan = engine
+        .plan(RunRequest::new(
+            person("jane@example.test"),
+            Initiator::Admin {
+                actor: "admin@example.test".into(),
+            },
+        ))
+        .await
+        .unwrap();
+    let names: Vec<&str> = plan
+        .run
+        .tasks
+        .iter()
+        .map(|t| t.action().unwrap().name.as_str())
+        .collect();
+    assert_eq!(names.last(), Some(&"o365.remove_licenses"), "{names:?}");
+    let last = plan.run.tasks.last().unwrap();
+    assert_eq!(last.depends_on.len(), 6, "after every other o365 action");
+    let waves = plan.waves();
+    assert_eq!(waves.len(), 2);
+    assert_eq!(waves[1].len(), 1);
+}
+
+#[tokio::test]
+async fn exchange_admin_actions_are_not_offered_without_the_hook() {
+    let (tenant, o365, account) = setup("jane@example.test").await;
+    let offered: Vec<&str> = o365
+        .capabilities()
+        .actions
+        .iter()
+        .map(|a| a.name.as_str())
+        .collect();
+    assert_eq!(
+        offered,
+        [
+            "o365.set_auto_reply",
+            "o365.forward_to_manager",
+            "o365.onedrive_to_manager",
+            "o365.remove_licenses"
+        ]
+    );
+    let missing: Vec<String> = o365
+        .unavailable()
+        .iter()
+        .map(|(n, _)| n.to_string())
+        .collect();
+    assert_eq!(
+        missing,
+        [
+            "o365.convert_to_shared",
+            "o365.mailbox_forwarding",
+            "o365.hide_from_gal"
+        ]
+    );
+    for name in missing {
+        let a = Action::new(ActionName::parse(&name).unwrap());
+        let e = o365
+            .execute(&account, &a, &opts("jane@example.test"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unsupported);
+        assert!(e.to_string().contains("Exchange Online admin hook"), "{e}");
+    }
+    assert!(tenant.requests().is_empty());
+
+    let policy = Policy::from_toml(
+        "[apps.o365]\nmethod = \"automatic\"\nactions = [\"o365.convert_to_shared\", \"o365.remove_licenses\"]\n",
+    )
+    .unwrap();
+    let e = Engine::builder()
+        .store(Arc::new(MemoryStore::new()))
+        .policy(policy)
+        .connector(Arc::new(o365))
+        .build()
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config);
+    let text = e.to_string();
+    assert!(
+        text.contains(
+            "does not offer o365.convert_to_shared: it needs the Exchange Online admin hook"
+        ),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn exchange_admin_actions_run_through_the_hook() {
+    let tenant = GraphTenant::start().await;
+    let id = tenant.add_user(NewUser::new("jane@example.test"));
+    let exchange = Arc::new(MemoryExchange::default());
+    exchange.add_mailbox(&id);
+    let o365 = connector(&tenant, Some(Arc::clone(&exchange)));
+    let account = account(&o365, "jane@example.test").await;
+    let o = opts("jane@example.test");
+    for name in [
+        "o365.convert_to_shared",
+        "o365.mailbox_forwarding",
+        "o365.hide_from_gal",
+    ] {
+        let a = action(name);
+        assert_eq!(
+            o365.execute(&account, &a, &o).await.unwrap().outcome,
+            Outcome::Done,
+            "{name}"
+        );
+        assert_eq!(
+            o365.execute(&account, &a, &o).await.unwrap().outcome,
+            Outcome::AlreadyDone,
+            "{name}"
+        );
+    }
+    let state = exchange.state(&id).unwrap();
+    assert_eq!(state.mailbox_type, MailboxType::Shared);
+    assert_eq!(
+        state.forwarding,
+        Some(Forwarding {
+            address: MANAGER.into(),
+            keep_copy: true
+        })
+    );
+    assert!(state.hidden_from_address_lists);
+    assert_eq!(
+        exchange.writes(),
+        [
+            format!("convert_to_shared {id}"),
+            format!("set_forwarding({MANAGER}) {id}"),
+            format!("set_hidden(true) {id}"),
+        ]
+    );
+
+    // Rollback of forwarding from a snapshot taken before it.
+    let other = Arc::new(MemoryExchange::default());
+    other.add_mailbox(&id);
+    let o365 = connector(&tenant, Some(Arc::clone(&other)));
+    let a = action("o365.mailbox_forwarding");
+    let snap = o365.snapshot(&account, &a).await.unwrap();
+    o365.execute(&account, &a, &o).await.unwrap();
+    assert_eq!(o365.restore(&account, &snap).await.unwrap(), Outcome::Done);
+    assert_eq!(other.state(&id).unwrap().forwarding, None);
+    assert_eq!(
+        o365.restore(&account, &snap).await.unwrap(),
+        Outcome::AlreadyDone
+    );
+}
