@@ -929,26 +929,50 @@ fn the_example_policy_parses() {
     let p = Policy::from_toml(include_str!("../examples/policy.toml"))
         .expect("examples/policy.toml is valid");
     assert_eq!(p.stages.len(), 2);
-    for app in ["okta", "directory", "salesforce", "figma"] {
+    for app in ["okta", "google", "entra", "o365", "salesforce", "figma"] {
         assert!(p.apps.contains_key(&offboard::AppId::new(app)), "{app}");
     }
     assert!(!p.apps.contains_key(&offboard::AppId::new("idp")));
     assert!(p.is_critical(&offboard::ActionName::from_static("okta.unassign_apps")));
-    // Its Okta actions are the real connector's (nothing is sent: building makes no request).
+    // Its actions are the real connectors' (nothing is sent: building makes no request).
     let okta = offboard_okta::OktaConfig::new()
         .with_org_url("https://example.okta.com")
         .with_api_token(offboard::Secret::new("00example"))
         .build()
         .unwrap();
-    let offboard::policy::Method::Automatic { actions } =
-        &p.apps[&offboard::AppId::new("okta")].method
-    else {
-        panic!("okta is automatic")
-    };
-    assert!(actions.len() >= 5);
-    for a in actions {
-        let name = &a.action.name;
-        assert!(okta.capabilities().action(name).is_some(), "{name}");
+    let google = offboard_google::GoogleConfig::new()
+        .with_access_token(offboard::Secret::new("ya29.example"))
+        .build()
+        .unwrap();
+    let entra = offboard_azure::AzureConfig::new()
+        .with_tenant_id("contoso")
+        .with_client_id("client")
+        .with_client_secret(offboard::Secret::new("secret"))
+        .build()
+        .unwrap();
+    let o365 = offboard_o365::O365Config::new()
+        .with_tenant_id("contoso")
+        .with_client_id("client")
+        .with_client_secret(offboard::Secret::new("secret"))
+        .build()
+        .unwrap();
+    let connectors: [(&str, &dyn Connector); 4] = [
+        ("okta", &okta),
+        ("google", &google),
+        ("entra", &entra),
+        ("o365", &o365),
+    ];
+    for (app, connector) in connectors {
+        let offboard::policy::Method::Automatic { actions } =
+            &p.apps[&offboard::AppId::new(app)].method
+        else {
+            panic!("{app} is automatic")
+        };
+        assert!(actions.len() >= 4, "{app}");
+        for a in actions {
+            let name = &a.action.name;
+            assert!(connector.capabilities().action(name).is_some(), "{name}");
+        }
     }
 }
 

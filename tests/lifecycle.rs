@@ -369,3 +369,174 @@ async fn an_hr_export_drives_offboarding_including_people_who_vanish_from_it() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+// --- Discovery sync -------------------------------------------------------------------------
+
+mod discovery {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use offboard::engine::Limits;
+    use offboard::memory::MemoryStore;
+    use offboard::{
+        AccountStatus, Engine, ErrorKind, Initiator, Person, Policy, RunRequest, Store,
+    };
+    use offboard_okta::OktaConfig;
+    use offboard_testkit::okta::{GroupType, NewUser, OktaTenant};
+    use offboard_testkit::reference::permanent;
+    use offboard_testkit::reference::{ReferenceConnector, ReferenceDelegate, ReferenceUser};
+
+    const POLICY: &str = r#"
+unknown_apps = "delegate_email"
+
+[apps.okta]
+method = "automatic"
+actions = ["okta.suspend"]
+"#;
+
+    #[tokio::test]
+    async fn a_sync_records_idp_accounts_and_apps_seen_through_them() {
+        let tenant = OktaTenant::start().await;
+        let github = tenant.add_app("GitHub");
+        let slack = tenant.add_app("Slack");
+        let eng = tenant.add_group("Engineering", GroupType::OktaGroup);
+        tenant.assign_app_to_group(&slack, &eng);
+        let okta_id = tenant.add_user(NewUser {
+            apps: vec![github.clone()],
+            groups: vec![eng],
+            ..NewUser::active("ada@example.com")
+        });
+        let okta = OktaConfig::new()
+            .with_org_url(tenant.uri())
+            .with_api_token(offboard::Secret::new(tenant.token()))
+            .build()
+            .unwrap();
+        let jira = Arc::new(
+            ReferenceConnector::builder("jira")
+                .user(ReferenceUser::employee("ada@example.com"))
+                .build(),
+        );
+        // A connector that is down: reported, never fatal to the sync.
+        let ad = Arc::new(
+            ReferenceConnector::builder("ad")
+                .user(ReferenceUser::employee("ada@example.com"))
+                .build(),
+        );
+        ad.fail_always(
+            "lookup",
+            permanent(ErrorKind::PermissionDenied, "bind refused"),
+        );
+        let store = Arc::new(MemoryStore::new());
+        let delegate = Arc::new(ReferenceDelegate::email());
+        let engine = Engine::builder()
+            .store(store.clone())
+            .connector(Arc::new(okta))
+            .connector(jira.clone())
+            .connector(ad.clone())
+            .delegate(delegate)
+            .policy(Policy::from_toml(POLICY).unwrap())
+            .build()
+            .unwrap();
+        let ada = Person::new("e1", "ada@example.com");
+
+        let report = engine.sync_inventory(&ada).await.unwrap();
+        let failed: Vec<&str> = report
+            .failures()
+            .iter()
+            .map(|(app, _)| app.as_str())
+            .collect();
+        assert_eq!(failed, ["ad"]);
+        let okta_sync = report
+            .connectors
+            .iter()
+            .find(|c| c.app.as_str() == "okta")
+            .unwrap();
+        assert_eq!(okta_sync.account.as_ref().unwrap().external_id, okta_id);
+        let mut via_okta: Vec<&str> = okta_sync
+            .discovered
+            .iter()
+            .map(|a| a.app.as_str())
+            .collect();
+        via_okta.sort();
+        assert_eq!(via_okta, ["github", "slack"]);
+        let requests: Vec<String> = tenant.requests().iter().map(|r| r.line()).collect();
+        assert!(requests.contains(&format!("GET /api/v1/users/{okta_id}/appLinks")));
+
+        let inventory = store.accounts(&ada.id).await.unwrap();
+        let mut apps: Vec<&str> = inventory.iter().map(|a| a.account.app.as_str()).collect();
+        apps.sort();
+        assert_eq!(apps, ["github", "jira", "okta", "slack"]);
+        let first = inventory
+            .iter()
+            .find(|a| a.account.app.as_str() == "github")
+            .unwrap()
+            .clone();
+
+        // A second sync keeps first_seen and moves last_seen; the known id is looked up.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        tenant.clear_requests();
+        engine.sync_inventory(&ada).await.unwrap();
+        let again = store.accounts(&ada.id).await.unwrap();
+        let github_again = again
+            .iter()
+            .find(|a| a.account.app.as_str() == "github")
+            .unwrap();
+        assert_eq!(again.len(), 4);
+        assert_eq!(github_again.first_seen, first.first_seen);
+        assert!(github_again.last_seen > first.last_seen);
+        let lines: Vec<String> = tenant.requests().iter().map(|r| r.line()).collect();
+        assert!(
+            lines.contains(&format!("GET /api/v1/users/{okta_id}")),
+            "looked up by the known id: {lines:?}"
+        );
+
+        // The plan: GitHub and Slack have no connector and are delegated per policy.
+        let plan = engine
+            .plan(RunRequest::new(
+                ada.clone(),
+                Initiator::Admin { actor: "it".into() },
+            ))
+            .await
+            .unwrap();
+        for app in ["github", "slack"] {
+            let p = plan.apps.iter().find(|p| p.app.as_str() == app).unwrap();
+            assert_eq!(p.method, "delegate_email", "{app}");
+            assert!(p.note.contains("discovered"), "{}", p.note);
+        }
+        let okta_plan = plan.apps.iter().find(|p| p.app.as_str() == "okta").unwrap();
+        assert_eq!(okta_plan.method, "automatic");
+        assert_eq!(
+            okta_plan.account.as_ref().unwrap().status,
+            AccountStatus::Active
+        );
+        assert_eq!(ad.calls().execute + jira.calls().execute, 0, "reads only");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn discovery_goes_through_each_connectors_rate_limit() {
+        let idp = Arc::new(
+            ReferenceConnector::builder("idp")
+                .users((0..6).map(|i| ReferenceUser::employee(format!("p{i}@example.com"))))
+                .build(),
+        );
+        let engine = Engine::builder()
+            .store(Arc::new(MemoryStore::new()))
+            .connector_with_limits(idp.clone(), Limits::default().with_rate(2))
+            .build()
+            .unwrap();
+        let people: Vec<Person> = (0..6)
+            .map(|i| Person::new(format!("e{i}"), format!("p{i}@example.com")))
+            .collect();
+        let started = tokio::time::Instant::now();
+        let reports = engine.sync_inventory_all(&people).await.unwrap();
+        let took = started.elapsed();
+        assert_eq!(reports.len(), 6);
+        for (r, p) in reports.iter().zip(&people) {
+            assert_eq!(r.person, p.id, "reports in input order");
+            assert_eq!(r.recorded().len(), 1);
+        }
+        assert_eq!(idp.calls().lookup, 6);
+        // 2 per second with a burst of 2: six lookups need at least two more seconds.
+        assert!(took >= Duration::from_secs(2), "took {took:?}");
+    }
+}
