@@ -108,6 +108,13 @@ impl AzureConfig {
         self.map(|g| g.retry(retry))
     }
 
+    /// The write budget the client paces itself to (default
+    /// [`offboard_http::graph::DEFAULT_WRITE_BUDGET`]; `0` writes: no pacing). Share one budget
+    /// per app registration and tenant.
+    pub fn with_write_budget(self, writes: u32, per: Duration) -> Self {
+        self.map(|g| g.write_budget(writes, per))
+    }
+
     /// Requests in flight at once (default 16).
     pub fn with_max_concurrency(self, n: usize) -> Self {
         self.map(|g| g.max_concurrency(n))

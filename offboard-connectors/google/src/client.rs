@@ -1,49 +1,14 @@
 //! Wire calls to the Admin SDK Directory API; no decisions.
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Duration;
 
-use governor::clock::{Clock as _, DefaultClock};
-use governor::{Quota, RateLimiter};
 use offboard_core::{Error, ErrorKind, Result};
-use offboard_http::{HttpClient, HttpRequest, HttpResponse, Method};
+use offboard_http::{HttpClient, HttpRequest, HttpResponse, Method, Pacer};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::config::Sku;
 use crate::error::with_hint;
-
-/// Spaces requests so that the project's per-minute query quota is never spent: Google
-/// enforces it without telling the client what is left (no rate-limit headers), so the only
-/// way to avoid its 403 `userRateLimitExceeded` is to send no faster than the quota.
-///
-/// `budget` requests per `per` (Google: 2,400 per minute): a burst of a 60th of the budget
-/// (about a second's worth), the rest spread evenly (GCRA, [`governor`]), so that no span of
-/// length `per` holds more than `budget` requests.
-#[derive(Debug)]
-pub(crate) struct Pacer(governor::DefaultDirectRateLimiter);
-
-impl Pacer {
-    /// `None` when `budget` is zero (no pacing).
-    pub(crate) fn new(budget: u32, per: Duration) -> Option<Self> {
-        NonZeroU32::new(budget)?;
-        let burst = NonZeroU32::new((budget / 60).max(1))?;
-        let steady = budget
-            .checked_sub(burst.get())
-            .filter(|n| *n > 0)
-            .unwrap_or(1);
-        let quota = Quota::with_period(per / steady)?.allow_burst(burst);
-        Some(Self(RateLimiter::direct(quota)))
-    }
-
-    /// Waits for the next request's turn (on tokio's timer).
-    async fn wait(&self) {
-        while let Err(not_until) = self.0.check() {
-            tokio::time::sleep(not_until.wait_time_from(DefaultClock::default().now())).await;
-        }
-    }
-}
 
 /// A Directory user, as much of it as the connector reads.
 #[derive(Debug, Clone, Deserialize)]
@@ -526,31 +491,4 @@ impl GoogleClient {
 /// A delete whose 404 means the goal already holds: `true` when something was deleted.
 pub(crate) fn gone_ok(result: Result<()>) -> Result<bool> {
     Ok(found(result)?.is_some())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn the_pacer_never_exceeds_the_budget_in_any_span() {
-        assert!(Pacer::new(0, Duration::from_secs(60)).is_none());
-        // 60 per second: a burst of 1, then one every 1/59 s.
-        let pacer = Pacer::new(60, Duration::from_secs(1)).unwrap();
-        let started = std::time::Instant::now();
-        let mut at = Vec::new();
-        for _ in 0..90 {
-            pacer.wait().await;
-            at.push(started.elapsed());
-        }
-        // Any 61 consecutive requests span at least one second.
-        for w in at.windows(61) {
-            assert!(
-                w[60] - w[0] >= Duration::from_millis(990),
-                "{:?}",
-                w[60] - w[0]
-            );
-        }
-        assert!(at[89] < Duration::from_secs(3), "{:?}", at[89]);
-    }
 }

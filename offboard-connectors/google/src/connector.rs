@@ -13,7 +13,9 @@ use offboard_http::HttpClient;
 
 use crate::actions::transfer_data::{self, Applications, TransferData};
 use crate::actions::{self, Verb, move_to_ou::MoveToOu, sign_out::Memo};
-use crate::client::{GoogleClient, Pacer, User, found};
+use offboard_http::Pacer;
+
+use crate::client::{GoogleClient, User, found};
 use crate::config::Settings;
 use crate::error::GoogleError;
 

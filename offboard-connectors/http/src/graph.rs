@@ -10,6 +10,7 @@
 //! Nothing here is specific to one Graph workload.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use offboard_core::{Error, ErrorKind, Result, Secret};
@@ -23,6 +24,12 @@ use crate::auth::MicrosoftClientCredentials;
 use crate::client::{HttpClient, HttpRequest, HttpResponse};
 use crate::error::classify;
 use crate::limiter::LimiterConfig;
+use crate::pacer::Pacer;
+
+/// Whether the request is the `$batch` call itself (its writes are paced item by item).
+fn is_batch(request: &GraphRequest) -> bool {
+    request.segments.len() == 1 && request.segments[0] == "$batch"
+}
 
 /// The most requests one `$batch` may hold (Graph's limit).
 pub const GRAPH_BATCH_LIMIT: usize = 20;
@@ -488,6 +495,7 @@ pub struct GraphClientBuilder {
     timeout: Option<Duration>,
     max_concurrency: Option<usize>,
     retry: Option<GraphRetry>,
+    write_budget: Option<(u32, Duration)>,
 }
 
 impl GraphClientBuilder {
@@ -540,6 +548,16 @@ impl GraphClientBuilder {
         self
     }
 
+    /// The write budget the client paces itself to: `writes` per `per`, counting each write
+    /// inside a `$batch` (default [`DEFAULT_WRITE_BUDGET`], Graph's published small-tenant
+    /// identity write limit; `0` writes: no pacing). Graph reports a budget only once 80 % of
+    /// it is spent (`x-ms-throttle-limit-percentage`), so sending no faster than it is what
+    /// keeps its 429s away.
+    pub fn write_budget(mut self, writes: u32, per: Duration) -> Self {
+        self.write_budget = Some((writes, per));
+        self
+    }
+
     /// Builds the client.
     ///
     /// # Errors
@@ -574,9 +592,15 @@ impl GraphClientBuilder {
             .limiter(LimiterConfig::default().with_max_concurrency(concurrency))
             .build()
             .map_err(|e| Error::config("graph_url", e.message().to_owned()))?;
-        Ok(GraphClient::new(http).with_retry(self.retry.unwrap_or_default()))
+        let (writes, per) = self.write_budget.unwrap_or(DEFAULT_WRITE_BUDGET);
+        Ok(GraphClient::new(http)
+            .with_retry(self.retry.unwrap_or_default())
+            .with_write_budget(writes, per))
     }
 }
+
+/// Graph's published identity write limit for a small tenant: 3,000 writes per 150 s per app.
+pub const DEFAULT_WRITE_BUDGET: (u32, Duration) = (3_000, Duration::from_secs(150));
 
 /// A Microsoft Graph client over an [`HttpClient`] whose base URL is the version root
 /// (`https://graph.microsoft.com/v1.0`).
@@ -596,6 +620,7 @@ pub struct GraphClient {
     http: HttpClient,
     base: Vec<String>,
     retry: GraphRetry,
+    writes: Option<Arc<Pacer>>,
 }
 
 impl GraphClient {
@@ -615,6 +640,7 @@ impl GraphClient {
             http,
             base,
             retry: GraphRetry::default(),
+            writes: None,
         }
     }
 
@@ -622,6 +648,22 @@ impl GraphClient {
     pub fn with_retry(mut self, retry: GraphRetry) -> Self {
         self.retry = retry;
         self
+    }
+
+    /// Paces writes (anything but GET, each write in a `$batch` counted) to `writes` per
+    /// `per`; `0` turns pacing off. [`GraphClient::new`] does not pace.
+    pub fn with_write_budget(mut self, writes: u32, per: Duration) -> Self {
+        self.writes = Pacer::new(writes, per).map(Arc::new);
+        self
+    }
+
+    /// Waits until `n` writes may go.
+    async fn pace_writes(&self, n: usize) {
+        if let Some(p) = &self.writes
+            && n > 0
+        {
+            p.wait_n(u32::try_from(n).unwrap_or(u32::MAX)).await;
+        }
     }
 
     /// The underlying HTTP client.
@@ -638,6 +680,9 @@ impl GraphClient {
         let http = request.http()?;
         let mut attempt = 1;
         loop {
+            if request.method != Method::GET && !is_batch(request) {
+                self.pace_writes(1).await;
+            }
             let r = self.http.send_raw(http.clone()).await?;
             if r.status().is_success() {
                 return Ok(r);
@@ -885,6 +930,13 @@ impl GraphClient {
                 }
                 requests.push(r);
             }
+            self.pace_writes(
+                pending
+                    .iter()
+                    .filter(|i| i.request.method != Method::GET)
+                    .count(),
+            )
+            .await;
             let answer: BatchAnswer = self
                 .json(&GraphRequest::post(
                     ["$batch"],

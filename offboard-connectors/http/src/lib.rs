@@ -51,6 +51,7 @@ mod error;
 mod feed;
 pub mod graph;
 mod limiter;
+mod pacer;
 
 pub use auth::{
     GoogleServiceAccount, GoogleServiceAccountBuilder, MicrosoftClientCredentials,
@@ -61,6 +62,7 @@ pub use error::{VendorError, classify, parse_retry_after};
 pub use feed::HttpFeedLoader;
 pub use graph::{GraphClient, GraphClientBuilder, GraphRequest};
 pub use limiter::{AdaptiveLimiter, LimiterConfig, RateLimitHeaders};
+pub use pacer::Pacer;
 
 /// Re-exported so connectors name methods and status codes without a direct reqwest dependency.
 pub use reqwest::{Method, StatusCode, header};

@@ -162,6 +162,13 @@ impl O365Config {
         self.map(|g| g.retry(retry))
     }
 
+    /// The write budget the client paces itself to (default
+    /// [`offboard_http::graph::DEFAULT_WRITE_BUDGET`]; `0` writes: no pacing). Share one budget
+    /// per app registration and tenant.
+    pub fn with_write_budget(self, writes: u32, per: Duration) -> Self {
+        self.map(|g| g.write_budget(writes, per))
+    }
+
     /// The automatic reply (placeholders `{name}`, `{manager}`; default [`DEFAULT_AUTO_REPLY`])
     /// and the one for a person without a manager (`{name}`; default
     /// [`DEFAULT_AUTO_REPLY_NO_MANAGER`]).

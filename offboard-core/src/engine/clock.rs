@@ -46,9 +46,9 @@ impl Clock for TokioClock {
     }
 }
 
-/// governor clock on tokio's (pausable) clock.
+/// A `governor` clock on tokio's (pausable) clock, so rate limiters obey `tokio::time::pause`.
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct GovernorClock;
+pub struct GovernorClock;
 
 impl governor::clock::Clock for GovernorClock {
     type Instant = std::time::Instant;

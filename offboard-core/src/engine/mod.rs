@@ -33,7 +33,7 @@ mod plan;
 mod watch;
 mod worker;
 
-pub use clock::{Clock, TokioClock};
+pub use clock::{Clock, GovernorClock, TokioClock};
 pub use discovery::{ConnectorSync, SyncReport};
 pub use limits::Limits;
 pub use plan::{AppPlan, Confirmation, Plan, RunRequest, plan_digest};
