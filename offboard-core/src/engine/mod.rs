@@ -29,6 +29,7 @@ use tokio::sync::{Notify, broadcast};
 mod clock;
 mod limits;
 mod plan;
+mod slots;
 mod watch;
 mod worker;
 
@@ -36,6 +37,8 @@ pub use clock::{Clock, TokioClock};
 pub use limits::Limits;
 pub use plan::{AppPlan, Confirmation, Plan, RunRequest, plan_digest};
 pub use watch::{LifecycleRules, SOURCE_APP_PREFIX, WatchReport, source_app};
+
+use slots::{RunSlot, RunSlots};
 
 use crate::audit::{AuditEvent, AuditKind, AuditSink};
 use crate::connector::Connector;
@@ -188,6 +191,7 @@ pub(crate) struct Inner {
     pub(crate) wake: Notify,
     pub(crate) sources: Vec<watch::WatchedSource>,
     pub(crate) lifecycle: LifecycleRules,
+    pub(crate) slots: RunSlots,
 }
 
 impl fmt::Debug for Inner {
@@ -419,6 +423,7 @@ impl EngineBuilder {
                 wake: Notify::new(),
                 sources: self.sources,
                 lifecycle: self.lifecycle,
+                slots: RunSlots::default(),
             }),
         })
     }
@@ -979,8 +984,30 @@ impl Inner {
         actor: &str,
         event: &Event,
     ) -> Result<(Run, Vec<Command>)> {
+        self.apply_in(None, run_id, lease, actor, event).await
+    }
+
+    /// [`Inner::apply_retrying`], starting from the run cached in `slot` (if any) instead of
+    /// loading it, holding the slot's lock until the commit is durable, and leaving the
+    /// committed run in the slot for the next sibling task. A conflict or error empties the
+    /// slot, so the next attempt reloads.
+    pub(crate) async fn apply_in(
+        &self,
+        slot: Option<&RunSlot>,
+        run_id: RunId,
+        lease: Option<(&Lease, bool)>,
+        actor: &str,
+        event: &Event,
+    ) -> Result<(Run, Vec<Command>)> {
+        let mut cached = match slot {
+            Some(slot) => Some(slot.lock().await),
+            None => None,
+        };
         for _ in 0..64 {
-            let mut run = self.load(run_id).await?;
+            let mut run = match cached.as_deref_mut().and_then(Option::take) {
+                Some(run) => run,
+                None => self.load(run_id).await?,
+            };
             let before = run.clone();
             let now = self.clock.now();
             let commands =
@@ -1015,6 +1042,9 @@ impl Inner {
             match self.store.commit(commit).await {
                 Ok((version, sealed)) => {
                     run.version = version;
+                    if let Some(cached) = cached.as_deref_mut() {
+                        *cached = Some(run.clone());
+                    }
                     self.to_sinks(&sealed).await;
                     self.publish(&run, task_id, now);
                     if run.tasks.iter().any(|t| t.due_at.is_some_and(|d| d <= now)) {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tokio::task::JoinSet;
 
-use super::Inner;
+use super::{Inner, RunSlot};
 use crate::audit::{AuditEvent, AuditKind};
 use crate::connector::{ExecuteOptions, SnapshotPolicy};
 use crate::delegate::{DelegationRequest, TicketStatus};
@@ -73,7 +73,17 @@ impl Inner {
     }
 
     async fn process_inner(&self, lease: &Lease) -> Result<()> {
-        let run = self.load(lease.run).await?;
+        // Sibling tasks of this run share its slot: they commit one after the other on the
+        // latest version, without reloading. The claim decision reads the stored run (another
+        // engine may have changed it), under the slot's lock so no sibling commits meanwhile.
+        let slot = self.slots.enter(lease.run);
+        let run = {
+            let mut cached = slot.lock().await;
+            *cached = None;
+            let run = self.load(lease.run).await?;
+            *cached = Some(run.clone());
+            run
+        };
         let now = self.clock.now();
         match machine::claim_command(&run, lease.task, now) {
             ClaimCommand::Nothing => {
@@ -81,7 +91,8 @@ impl Inner {
                 self.store.release(lease, due).await
             }
             ClaimCommand::Abandon => {
-                self.apply_retrying(
+                self.apply_in(
+                    Some(&slot),
                     lease.run,
                     Some((lease, true)),
                     &self.worker_id,
@@ -90,7 +101,7 @@ impl Inner {
                 .await?;
                 Ok(())
             }
-            ClaimCommand::Poll => self.poll_delegation(&run, lease).await,
+            ClaimCommand::Poll => self.poll_delegation(&run, lease, &slot).await,
             ClaimCommand::Start => {
                 // Wait for the connector's limits before starting the attempt, then renew the
                 // lease so the wait does not eat into it.
@@ -117,7 +128,8 @@ impl Inner {
                     lease.clone()
                 };
                 let (run, commands) = self
-                    .apply_retrying(
+                    .apply_in(
+                        Some(&slot),
                         lease.run,
                         Some((&lease, false)),
                         &self.worker_id,
@@ -126,8 +138,10 @@ impl Inner {
                     .await?;
                 for cmd in commands {
                     match cmd {
-                        Command::Execute(_) => self.execute(&run, &lease).await?,
-                        Command::OpenDelegation(_) => self.open_delegation(&run, &lease).await?,
+                        Command::Execute(_) => self.execute(&run, &lease, &slot).await?,
+                        Command::OpenDelegation(_) => {
+                            self.open_delegation(&run, &lease, &slot).await?;
+                        }
                         Command::Restore(_) | Command::Finished(_) => {}
                     }
                 }
@@ -136,7 +150,7 @@ impl Inner {
         }
     }
 
-    async fn execute(&self, run: &Run, lease: &Lease) -> Result<()> {
+    async fn execute(&self, run: &Run, lease: &Lease, slot: &RunSlot) -> Result<()> {
         let task = run
             .task(lease.task)
             .ok_or_else(|| Error::internal("unknown task"))?;
@@ -226,14 +240,20 @@ impl Inner {
                 }
             }
         };
-        self.record_result(lease, event).await
+        self.record_result(lease, event, slot).await
     }
 
     /// Commits a task's result; a lost lease means another worker re-ran it (idempotently), so
     /// this result is dropped.
-    async fn record_result(&self, lease: &Lease, event: Event) -> Result<()> {
+    async fn record_result(&self, lease: &Lease, event: Event, slot: &RunSlot) -> Result<()> {
         match self
-            .apply_retrying(lease.run, Some((lease, true)), &self.worker_id, &event)
+            .apply_in(
+                Some(slot),
+                lease.run,
+                Some((lease, true)),
+                &self.worker_id,
+                &event,
+            )
             .await
         {
             Ok(_) => Ok(()),
@@ -245,7 +265,7 @@ impl Inner {
         }
     }
 
-    async fn open_delegation(&self, run: &Run, lease: &Lease) -> Result<()> {
+    async fn open_delegation(&self, run: &Run, lease: &Lease, slot: &RunSlot) -> Result<()> {
         let task = run
             .task(lease.task)
             .ok_or_else(|| Error::internal("unknown task"))?;
@@ -291,14 +311,14 @@ impl Inner {
                 backoff_ms: self.backoff.delay(task.attempts).as_millis() as u64,
             },
         };
-        self.record_result(lease, event).await
+        self.record_result(lease, event, slot).await
     }
 
     fn poll_interval(&self, run: &Run) -> chrono::Duration {
         chrono::Duration::from_std(run.delegation_poll).unwrap_or(chrono::Duration::seconds(60))
     }
 
-    async fn poll_delegation(&self, run: &Run, lease: &Lease) -> Result<()> {
+    async fn poll_delegation(&self, run: &Run, lease: &Lease, slot: &RunSlot) -> Result<()> {
         let task = run
             .task(lease.task)
             .ok_or_else(|| Error::internal("unknown task"))?;
@@ -311,7 +331,9 @@ impl Inner {
             return self.store.release(lease, Some(next)).await;
         };
         if task.state.is_completed() {
-            return self.watch_for_reopen(run, lease, d.as_ref(), next).await;
+            return self
+                .watch_for_reopen(run, lease, slot, d.as_ref(), next)
+                .await;
         }
         let TaskState::Delegated { ticket } = &task.state else {
             return self.store.release(lease, None).await;
@@ -328,6 +350,7 @@ impl Inner {
                         ticket: t,
                         next_poll: next,
                     },
+                    slot,
                 )
                 .await
             }
@@ -343,6 +366,7 @@ impl Inner {
                         detail,
                         next_poll: Some(next),
                     },
+                    slot,
                 )
                 .await
             }
@@ -364,6 +388,7 @@ impl Inner {
         &self,
         run: &Run,
         lease: &Lease,
+        slot: &RunSlot,
         delegate: &dyn crate::delegate::Delegate,
         next: chrono::DateTime<chrono::Utc>,
     ) -> Result<()> {
@@ -393,6 +418,7 @@ impl Inner {
                         ticket,
                         next_poll: next,
                     },
+                    slot,
                 )
                 .await
             }
