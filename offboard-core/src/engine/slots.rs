@@ -5,7 +5,7 @@
 //! Sibling tasks of one run take the lock to apply their event and commit, one after the
 //! other, each starting from the version the previous one committed: no reload per step and
 //! no version conflict between siblings. Another engine's commit still makes ours conflict;
-//! the slot is then emptied and the run reloaded (see [`super::Inner::apply_in`]).
+//! the slot is then emptied and the run reloaded (see [`super::Inner::apply_with`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
