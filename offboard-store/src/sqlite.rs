@@ -75,7 +75,11 @@ fn migrator() -> Migrator {
 /// ```
 #[derive(Clone)]
 pub struct SqliteStore {
+    /// Reads (and migrations).
     pool: SqlitePool,
+    /// The one connection group commits run on: its page cache stays warm, where a pooled
+    /// connection's cache is dropped whenever another connection wrote. In memory, `pool`.
+    writes: SqlitePool,
     path: Option<PathBuf>,
     /// This process's writes, committed in groups (see [`GroupCommit`]).
     writer: Arc<GroupCommit>,
@@ -125,6 +129,9 @@ struct GroupCommit {
     queue: std::sync::Mutex<Vec<Job>>,
     lock: tokio::sync::Mutex<()>,
 }
+
+/// The writer connection's page cache (`PRAGMA cache_size`; negative: KiB): 16 MiB.
+const WRITER_CACHE: &str = "-16384";
 
 /// At most this many writes share one transaction.
 const GROUP_MAX: usize = 512;
@@ -200,11 +207,20 @@ impl SqliteStore {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options)
+            .connect_with(options.clone())
+            .await
+            .map_err(db("sqlite.open"))?;
+        let writes = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options.pragma("cache_size", WRITER_CACHE))
             .await
             .map_err(db("sqlite.open"))?;
         let store = Self {
             pool,
+            writes,
             path: Some(path),
             writer: Arc::default(),
         };
@@ -230,6 +246,7 @@ impl SqliteStore {
             .await
             .map_err(db("sqlite.open"))?;
         let store = Self {
+            writes: pool.clone(),
             pool,
             path: None,
             writer: Arc::default(),
@@ -280,7 +297,7 @@ impl SqliteStore {
     pub async fn checkpoint(&self) -> Result<()> {
         let _w = self.writer.lock.lock().await;
         sqlx::query(q::CHECKPOINT)
-            .execute(&self.pool)
+            .execute(&self.writes)
             .await
             .map_err(db("sqlite.checkpoint"))?;
         Ok(())
@@ -470,7 +487,7 @@ impl SqliteStore {
                 (r.finish)(Some(&failure));
             }
         };
-        let mut group = match self.pool.begin_with("BEGIN IMMEDIATE").await {
+        let mut group = match self.writes.begin_with("BEGIN IMMEDIATE").await {
             Ok(tx) => Group::new(tx),
             Err(e) => {
                 let failure = failure(op, e);
