@@ -231,6 +231,9 @@ impl Store for MemoryStore {
         {
             l.held = None;
         }
+        for (task, snapshot) in commit.snapshots {
+            state.snapshots.entry(task).or_insert(snapshot);
+        }
         Ok((version, state.append(commit.events)))
     }
 

@@ -288,3 +288,22 @@ pub(crate) fn problem_seq(p: &ChainProblem) -> u64 {
         | ChainProblem::Inserted { seq } => *seq,
     }
 }
+
+/// A migrator of `(version, description, SQL)` steps, each run as one simple migration.
+pub(crate) fn migrator(steps: &[(i64, &str, &'static str)]) -> sqlx::migrate::Migrator {
+    use sqlx::SqlSafeStr;
+    sqlx::migrate::Migrator::with_migrations(
+        steps
+            .iter()
+            .map(|(version, description, sql)| {
+                sqlx::migrate::Migration::new(
+                    *version,
+                    (*description).to_owned().into(),
+                    sqlx::migrate::MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}

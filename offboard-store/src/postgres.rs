@@ -11,9 +11,9 @@ use offboard_core::{
     Account, AccountRef, AuditEvent, AuditSink, Cursor, Error, PersonId, Result, Run, RunId, Store,
     TaskId,
 };
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::Row;
+use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
-use sqlx::{Row, SqlSafeStr};
 use uuid::Uuid;
 
 use crate::codec::{self, AuditVerification, ChainCheck, db, int, ts, ts_opt};
@@ -27,19 +27,16 @@ pub const POSTGRES_SCHEMA: &str = "offboard";
 pub const POSTGRES_MIGRATIONS_TABLE: &str = "offboard.schema_migrations";
 
 /// The newest schema version this code knows.
-pub const POSTGRES_SCHEMA_VERSION: i64 = 1;
+pub const POSTGRES_SCHEMA_VERSION: i64 = 2;
 
 /// How many audit rows a verification reads at once.
 const PAGE: i64 = 1000;
 
 fn migrator() -> Migrator {
-    let mut m = Migrator::with_migrations(vec![Migration::new(
-        1,
-        "init".into(),
-        MigrationType::Simple,
-        q::MIGRATION_0001.into_sql_str(),
-        false,
-    )]);
+    let mut m = codec::migrator(&[
+        (1, "init", q::MIGRATION_0001),
+        (2, "open_runs", q::MIGRATION_0002),
+    ]);
     m.dangerous_set_table_name(POSTGRES_MIGRATIONS_TABLE);
     m.create_schema(POSTGRES_SCHEMA);
     m
@@ -468,6 +465,14 @@ impl Store for PostgresStore {
                 .await
                 .map_err(db("postgres.commit"))?;
         }
+        for (task, snapshot) in &commit.snapshots {
+            sqlx::query(q::SNAPSHOT_PUT)
+                .bind(task.to_string())
+                .bind(codec::to_json(snapshot)?)
+                .execute(&mut *tx)
+                .await
+                .map_err(db("postgres.commit"))?;
+        }
         let sealed = append(&mut tx, commit.events).await?;
         tx.commit().await.map_err(db("postgres.commit"))?;
         Ok((run.version + 1, sealed))
@@ -551,7 +556,16 @@ impl Store for PostgresStore {
     }
 
     async fn list_runs(&self, query: RunQuery) -> Result<Vec<RunSummary>> {
-        let rows = sqlx::query(q::LIST_RUNS)
+        // One statement per shape, so each is served by an index: the catch-all form's
+        // `$1 IS NULL OR person_id = $1` makes the planner of a prepared statement scan runs.
+        let sql = if query.person.is_some() {
+            q::LIST_RUNS_PERSON
+        } else if query.open_only {
+            q::LIST_RUNS_OPEN
+        } else {
+            q::LIST_RUNS
+        };
+        let rows = sqlx::query(sql)
             .bind(query.person.as_ref().map(ToString::to_string))
             .bind(ts_opt(query.since))
             .bind(ts_opt(query.until))

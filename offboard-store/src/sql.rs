@@ -51,6 +51,7 @@ pub(crate) mod postgres {
         AUDIT_HEAD_READ = "audit_head_read",
         AUDIT_INSERT = "audit_insert",
         AUDIT_ALL = "audit_all", AUDIT_RUN = "audit_run", LIST_RUNS = "list_runs",
+        LIST_RUNS_PERSON = "list_runs_person", LIST_RUNS_OPEN = "list_runs_open",
         RUNS_PAGE = "runs_page", SNAPSHOT_PUT = "snapshot_put", SNAPSHOT_GET = "snapshot_get",
         ACCOUNT_UPSERT = "account_upsert", ACCOUNTS_GET = "accounts_get",
         CURSOR_GET = "cursor_get", CURSOR_PUT = "cursor_put", SCHEMA_TABLES = "schema_tables",
@@ -60,5 +61,10 @@ pub(crate) mod postgres {
     pub(crate) const MIGRATION_0001: &str = include_str!(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/migrations/postgres/0001_init.sql"
+    ));
+    /// `migrations/postgres/0002_open_runs.sql`
+    pub(crate) const MIGRATION_0002: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/migrations/postgres/0002_open_runs.sql"
     ));
 }

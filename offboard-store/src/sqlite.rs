@@ -14,12 +14,12 @@ use offboard_core::{
     Account, AccountRef, AuditEvent, AuditSink, Cursor, Error, PersonId, Result, Run, RunId, Store,
     TaskId,
 };
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
+    SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool,
+    SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Connection, Row, SqlSafeStr};
+use sqlx::{Connection, Row};
 use uuid::Uuid;
 
 use crate::codec::{self, AuditVerification, ChainCheck, db, int, ts, ts_opt};
@@ -35,21 +35,9 @@ pub const SQLITE_SCHEMA_VERSION: i64 = 2;
 const PAGE: i64 = 1000;
 
 fn migrator() -> Migrator {
-    let mut m = Migrator::with_migrations(vec![
-        Migration::new(
-            1,
-            "init".into(),
-            MigrationType::Simple,
-            q::MIGRATION_0001.into_sql_str(),
-            false,
-        ),
-        Migration::new(
-            2,
-            "open_runs".into(),
-            MigrationType::Simple,
-            q::MIGRATION_0002.into_sql_str(),
-            false,
-        ),
+    let mut m = codec::migrator(&[
+        (1, "init", q::MIGRATION_0001),
+        (2, "open_runs", q::MIGRATION_0002),
     ]);
     m.dangerous_set_table_name(SQLITE_MIGRATIONS_TABLE);
     m
@@ -87,7 +75,11 @@ fn migrator() -> Migrator {
 /// ```
 #[derive(Clone)]
 pub struct SqliteStore {
+    /// Reads (and migrations).
     pool: SqlitePool,
+    /// The one connection group commits run on: its page cache stays warm, where a pooled
+    /// connection's cache is dropped whenever another connection wrote. In memory, `pool`.
+    writes: SqlitePool,
     path: Option<PathBuf>,
     /// This process's writes, committed in groups (see [`GroupCommit`]).
     writer: Arc<GroupCommit>,
@@ -107,9 +99,7 @@ type Finish = Box<dyn FnOnce(Option<&GroupFailure>) + Send>;
 /// One queued write: runs inside the group's transaction (`Ok`), under a savepoint of its
 /// own, or is told the group failed before it could run (`Err`).
 type Job = Box<
-    dyn for<'c> FnOnce(
-            std::result::Result<&'c mut SqliteConnection, &'c GroupFailure>,
-        ) -> BoxFuture<'c, Ran>
+    dyn for<'c> FnOnce(std::result::Result<&'c mut Group, &'c GroupFailure>) -> BoxFuture<'c, Ran>
         + Send,
 >;
 
@@ -129,11 +119,19 @@ struct GroupFailure {
 /// Holding the lock also serialises this process's writers before they ask SQLite for its
 /// write lock: SQLite's busy handler sleeps for milliseconds when the lock is taken. Other
 /// processes sharing the file still wait through `busy_timeout`.
+///
+/// Every statement costs a round trip to the connection's thread (two thread wake-ups), which
+/// costs more than the statement: a write sends its statements as one [`Batch`] (with the
+/// savepoint opening it), and the audit chain's head is read and written once per group (see
+/// [`Group`]).
 #[derive(Default)]
 struct GroupCommit {
     queue: std::sync::Mutex<Vec<Job>>,
     lock: tokio::sync::Mutex<()>,
 }
+
+/// The writer connection's page cache (`PRAGMA cache_size`; negative: KiB): 16 MiB.
+const WRITER_CACHE: &str = "-16384";
 
 /// At most this many writes share one transaction.
 const GROUP_MAX: usize = 512;
@@ -209,11 +207,20 @@ impl SqliteStore {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options)
+            .connect_with(options.clone())
+            .await
+            .map_err(db("sqlite.open"))?;
+        let writes = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options.pragma("cache_size", WRITER_CACHE))
             .await
             .map_err(db("sqlite.open"))?;
         let store = Self {
             pool,
+            writes,
             path: Some(path),
             writer: Arc::default(),
         };
@@ -239,6 +246,7 @@ impl SqliteStore {
             .await
             .map_err(db("sqlite.open"))?;
         let store = Self {
+            writes: pool.clone(),
             pool,
             path: None,
             writer: Arc::default(),
@@ -289,7 +297,7 @@ impl SqliteStore {
     pub async fn checkpoint(&self) -> Result<()> {
         let _w = self.writer.lock.lock().await;
         sqlx::query(q::CHECKPOINT)
-            .execute(&self.pool)
+            .execute(&self.writes)
             .await
             .map_err(db("sqlite.checkpoint"))?;
         Ok(())
@@ -386,13 +394,13 @@ impl SqliteStore {
     async fn write<T, F>(&self, op: &'static str, write: F) -> Result<T>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
+        F: for<'c> FnOnce(&'c mut Group) -> BoxFuture<'c, Result<T>> + Send + 'static,
     {
         let (tell, told) = tokio::sync::oneshot::channel::<Result<T>>();
-        let job: Job = Box::new(move |conn| {
+        let job: Job = Box::new(move |group| {
             Box::pin(async move {
-                let conn = match conn {
-                    Ok(conn) => conn,
+                let group = match group {
+                    Ok(group) => group,
                     Err(failure) => {
                         let _ = tell.send(Err(group_failed(op, failure)));
                         return Ran {
@@ -401,19 +409,19 @@ impl SqliteStore {
                         };
                     }
                 };
-                let (result, broken) = match sqlx::query(q::SAVEPOINT).execute(&mut *conn).await {
-                    Err(e) => (Err(db(op)(e)), true),
-                    Ok(_) => {
-                        let result = write(&mut *conn).await;
-                        let undo = if result.is_ok() {
-                            sqlx::query(q::SAVEPOINT_RELEASE).execute(&mut *conn).await
-                        } else {
-                            sqlx::query(q::SAVEPOINT_ROLLBACK)
-                                .execute(&mut *conn)
-                                .await
-                                .and(sqlx::query(q::SAVEPOINT_RELEASE).execute(&mut *conn).await)
-                        };
-                        (result, undo.is_err())
+                group.job_savepoint = false;
+                let head = group.head.clone();
+                let result = write(&mut *group).await;
+                let broken = match &result {
+                    Ok(_) => group.poisoned,
+                    Err(_) => {
+                        group.head = head;
+                        group.poisoned
+                            || (group.job_savepoint
+                                && sqlx::query(q::SAVEPOINT_ROLLBACK)
+                                    .execute(&mut *group.tx)
+                                    .await
+                                    .is_err())
                     }
                 };
                 Ran {
@@ -438,6 +446,11 @@ impl SqliteStore {
         let mut told = told;
         loop {
             let w = self.writer.lock.lock().await;
+            // Run by the group that held the lock before us: leave the queue to the writers
+            // still waiting, so it grows into one group instead of being run a write at a time.
+            if let Ok(result) = told.try_recv() {
+                return result;
+            }
             let jobs: Vec<Job> = {
                 let mut queue = self
                     .writer
@@ -474,8 +487,8 @@ impl SqliteStore {
                 (r.finish)(Some(&failure));
             }
         };
-        let mut tx = match self.pool.begin_with("BEGIN IMMEDIATE").await {
-            Ok(tx) => tx,
+        let mut group = match self.writes.begin_with("BEGIN IMMEDIATE").await {
+            Ok(tx) => Group::new(tx),
             Err(e) => {
                 let failure = failure(op, e);
                 for job in jobs {
@@ -488,7 +501,7 @@ impl SqliteStore {
         let mut jobs = jobs.into_iter();
         let mut broken = false;
         for job in jobs.by_ref() {
-            let r = job(Ok(&mut tx)).await;
+            let r = job(Ok(&mut group)).await;
             broken = r.broken;
             ran.push(r);
             if broken {
@@ -496,7 +509,7 @@ impl SqliteStore {
             }
         }
         if broken {
-            drop(tx);
+            drop(group);
             let failure = GroupFailure {
                 message: "a statement left the transaction unusable; it was rolled back".into(),
                 retryable: true,
@@ -507,13 +520,313 @@ impl SqliteStore {
             fail_all(ran, failure);
             return;
         }
-        match tx.commit().await {
+        match group.commit().await {
             Ok(()) => {
                 for r in ran {
                     (r.finish)(None);
                 }
             }
             Err(e) => fail_all(ran, failure(op, e)),
+        }
+    }
+}
+
+/// The transaction of one group commit, as its writes see it.
+///
+/// Each write runs under a savepoint of its own, opened by the first statement batch it runs
+/// (so opening it costs no extra round trip to SQLite's thread) and left open when the write
+/// succeeds: the next write's batch releases it as it opens its own, and `COMMIT` releases
+/// the last one. A failed write is rolled back to its savepoint alone. The audit chain's head
+/// is read once per group and written once, just before `COMMIT`.
+struct Group {
+    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    /// The chain head (seq, hash) after the writes so far; `None` until read.
+    head: Option<(u64, String)>,
+    /// Whether `head` moved since it was read.
+    head_moved: bool,
+    /// Whether a savepoint named `offboard_write` is open (an earlier write's, or this one's).
+    savepoint_open: bool,
+    /// Whether the running write opened its savepoint.
+    job_savepoint: bool,
+    /// A savepoint statement itself failed: the transaction's state is unknown.
+    poisoned: bool,
+}
+
+/// What one statement of a batch returned.
+#[derive(Default)]
+struct Done {
+    rows: Vec<SqliteRow>,
+    affected: u64,
+}
+
+impl Group {
+    fn new(tx: sqlx::Transaction<'static, sqlx::Sqlite>) -> Self {
+        Self {
+            tx,
+            head: None,
+            head_moved: false,
+            savepoint_open: false,
+            job_savepoint: false,
+            poisoned: false,
+        }
+    }
+
+    /// A batch for the running write, starting with the statements that open its savepoint
+    /// unless it has one already.
+    fn batch(&self) -> Batch {
+        let mut batch = Batch::default();
+        if !self.job_savepoint {
+            if self.savepoint_open {
+                batch.prefix(q::SAVEPOINT_RELEASE);
+            }
+            batch.prefix(q::SAVEPOINT);
+        }
+        batch
+    }
+
+    /// Runs `batch` (one round trip to SQLite's thread) and returns what each of its own
+    /// statements (not the savepoint prefix) returned.
+    async fn run(&mut self, batch: Batch, op: &'static str) -> Result<Vec<Done>> {
+        let (out, result) = self.run_partial(batch, op).await;
+        result.map(|()| out)
+    }
+
+    /// [`Group::run`], also returning what the statements before a failed one returned.
+    async fn run_partial(&mut self, batch: Batch, op: &'static str) -> (Vec<Done>, Result<()>) {
+        let mut batch = batch;
+        batch.flush();
+        let Batch {
+            sql,
+            args,
+            prefix,
+            unbindable,
+            ..
+        } = batch;
+        if let Some(why) = unbindable {
+            let e = Error::storage(format!("a value could not be bound: {why}")).with_operation(op);
+            return (Vec::new(), Err(e));
+        }
+        let mut out: Vec<Done> = Vec::new();
+        let mut current = Done::default();
+        let mut finished = 0;
+        if prefix == 0 {
+            self.job_savepoint = true;
+        }
+        // `sql` is our statements' text only (values are bound). sqlx-sqlite runs a string of
+        // several statements one after another on its thread; sqlx calls that behaviour
+        // deprecated (launchbadge/sqlx#3108) but 0.9 keeps it: the store's SQLite tests and
+        // the crash test fail if an upgrade drops it.
+        let query = sqlx::query_with(sqlx::AssertSqlSafe(sql), args);
+        let mut stream = sqlx::Executor::fetch_many(&mut *self.tx, query);
+        while let Some(item) = futures::StreamExt::next(&mut stream).await {
+            match item {
+                Ok(sqlx::Either::Right(row)) => current.rows.push(row),
+                Ok(sqlx::Either::Left(done)) => {
+                    finished += 1;
+                    current.affected = done.rows_affected();
+                    let statement = std::mem::take(&mut current);
+                    if finished == prefix {
+                        self.savepoint_open = true;
+                        self.job_savepoint = true;
+                    } else if finished > prefix {
+                        out.push(statement);
+                    }
+                }
+                Err(e) => {
+                    if finished < prefix {
+                        // Which savepoint is open now is unknown: give up the group.
+                        self.poisoned = true;
+                    }
+                    return (out, Err(db(op)(e)));
+                }
+            }
+        }
+        (out, Ok(()))
+    }
+
+    /// The audit chain's head, read on first use.
+    async fn head(&mut self) -> Result<&mut (u64, String)> {
+        if self.head.is_none() {
+            let row = sqlx::query(q::AUDIT_HEAD)
+                .fetch_one(&mut *self.tx)
+                .await
+                .map_err(db("sqlite.audit_head"))?;
+            let seq: i64 = row.try_get(0).map_err(db("sqlite.audit_head"))?;
+            let hash: String = row.try_get(1).map_err(db("sqlite.audit_head"))?;
+            self.head = Some((int("seq", seq)?, hash));
+        }
+        Ok(self.head.get_or_insert_with(Default::default))
+    }
+
+    /// Seals `events` after the chain head and adds their inserts to `batch`; the head moves
+    /// when the caller calls [`Group::advance`] after the batch ran.
+    async fn seal(
+        &mut self,
+        batch: &mut Batch,
+        mut events: Vec<AuditEvent>,
+    ) -> Result<Vec<AuditEvent>> {
+        if events.is_empty() {
+            return Ok(events);
+        }
+        let (mut seq, mut prev) = self.head().await?.clone();
+        for e in &mut events {
+            seq += 1;
+            e.seal(seq, &prev);
+            prev.clone_from(&e.hash);
+        }
+        insert_events(batch, &events)?;
+        Ok(events)
+    }
+
+    /// Moves the chain head to the last of `events` (stored by the batch just run).
+    fn advance(&mut self, events: &[AuditEvent]) {
+        if let Some(last) = events.last() {
+            self.head = Some((last.seq, last.hash.clone()));
+            self.head_moved = true;
+        }
+    }
+
+    /// Stores the moved chain head and commits.
+    async fn commit(mut self) -> std::result::Result<(), sqlx::Error> {
+        if self.head_moved
+            && let Some((seq, hash)) = &self.head
+        {
+            sqlx::query(q::AUDIT_HEAD_SET)
+                .bind(*seq as i64)
+                .bind(hash)
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        self.tx.commit().await
+    }
+}
+
+/// Statements sent to SQLite's thread together: one round trip instead of one per statement.
+/// Statements are written as in their own files (`?N` parameters) and bound in `?1, ?2, …`
+/// order; the batch turns each `?N` into a plain `?` and passes the values in the order the
+/// parameters appear (a parameter used twice gets its value twice), because numbered
+/// parameters cannot be shifted past earlier statements' ones.
+#[derive(Default)]
+struct Batch {
+    sql: String,
+    args: SqliteArguments,
+    /// The running statement's parameters in order of appearance (`N` of each `?N`).
+    order: Vec<usize>,
+    /// The running statement's values, for `?1, ?2, …`.
+    values: Vec<Value>,
+    /// How many leading statements open the savepoint.
+    prefix: usize,
+    /// Why a value could not be bound, if one could not.
+    unbindable: Option<String>,
+}
+
+/// A value bound in a [`Batch`].
+#[derive(Clone)]
+enum Value {
+    Text(Option<String>),
+    Int(i64),
+    Bool(bool),
+    Blob(Vec<u8>),
+}
+
+impl From<String> for Value {
+    fn from(v: String) -> Self {
+        Self::Text(Some(v))
+    }
+}
+
+impl From<&str> for Value {
+    fn from(v: &str) -> Self {
+        Self::Text(Some(v.to_owned()))
+    }
+}
+
+impl From<Option<String>> for Value {
+    fn from(v: Option<String>) -> Self {
+        Self::Text(v)
+    }
+}
+
+impl From<i64> for Value {
+    fn from(v: i64) -> Self {
+        Self::Int(v)
+    }
+}
+
+impl From<bool> for Value {
+    fn from(v: bool) -> Self {
+        Self::Bool(v)
+    }
+}
+
+impl From<Vec<u8>> for Value {
+    fn from(v: Vec<u8>) -> Self {
+        Self::Blob(v)
+    }
+}
+
+impl Batch {
+    fn prefix(&mut self, sql: &str) {
+        self.push(sql);
+        self.prefix += 1;
+    }
+
+    /// Appends a statement; bind its parameters next, `?1` first.
+    fn push(&mut self, sql: &str) -> &mut Self {
+        self.flush();
+        for line in sql.lines() {
+            let line = line.split_once("--").map_or(line, |(code, _)| code);
+            let mut rest = line;
+            while let Some(at) = rest.find('?') {
+                self.sql.push_str(&rest[..=at]);
+                rest = &rest[at + 1..];
+                let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+                match rest[..digits].parse() {
+                    Ok(n) => self.order.push(n),
+                    Err(_) => {
+                        self.unbindable.get_or_insert_with(|| {
+                            format!("a parameter without a number in {sql}")
+                        });
+                    }
+                }
+                rest = &rest[digits..];
+            }
+            self.sql.push_str(rest);
+            self.sql.push('\n');
+        }
+        let end = self.sql.trim_end().len();
+        self.sql.truncate(end);
+        if !self.sql.ends_with(';') {
+            self.sql.push(';');
+        }
+        self.sql.push('\n');
+        self
+    }
+
+    /// Binds the running statement's next parameter.
+    fn bind(&mut self, value: impl Into<Value>) -> &mut Self {
+        self.values.push(value.into());
+        self
+    }
+
+    /// Passes the running statement's values in the order its parameters appear.
+    fn flush(&mut self) {
+        let values = std::mem::take(&mut self.values);
+        for n in std::mem::take(&mut self.order) {
+            let Some(value) = n.checked_sub(1).and_then(|i| values.get(i)) else {
+                self.unbindable
+                    .get_or_insert_with(|| format!("parameter ?{n} has no value"));
+                continue;
+            };
+            let added = match value.clone() {
+                Value::Text(v) => sqlx::Arguments::add(&mut self.args, v),
+                Value::Int(v) => sqlx::Arguments::add(&mut self.args, v),
+                Value::Bool(v) => sqlx::Arguments::add(&mut self.args, v),
+                Value::Blob(v) => sqlx::Arguments::add(&mut self.args, v),
+            };
+            if let Err(e) = added {
+                self.unbindable.get_or_insert_with(|| e.to_string());
+            }
         }
     }
 }
@@ -560,69 +873,34 @@ async fn head(conn: &mut SqliteConnection) -> Result<(u64, String)> {
     Ok((int("seq", seq)?, hash))
 }
 
-/// Inserts already-sealed events and moves the chain head to the last one.
-async fn insert_events(conn: &mut SqliteConnection, events: &[AuditEvent]) -> Result<()> {
+/// Adds the inserts of already-sealed events to `batch`.
+fn insert_events(batch: &mut Batch, events: &[AuditEvent]) -> Result<()> {
     for e in events {
-        sqlx::query(q::AUDIT_INSERT)
+        batch
+            .push(q::AUDIT_INSERT)
             .bind(e.seq as i64)
             .bind(e.run.map(|r| r.to_string()))
             .bind(ts(e.at))
-            .bind(&e.hash)
-            .bind(codec::event_body(e)?)
-            .execute(&mut *conn)
-            .await
-            .map_err(db("sqlite.audit_insert"))?;
-    }
-    if let Some(last) = events.last() {
-        sqlx::query(q::AUDIT_HEAD_SET)
-            .bind(last.seq as i64)
-            .bind(&last.hash)
-            .execute(&mut *conn)
-            .await
-            .map_err(db("sqlite.audit_head"))?;
+            .bind(e.hash.clone())
+            .bind(codec::event_body(e)?);
     }
     Ok(())
 }
 
-/// Seals `events` after the stored chain head and stores them (inside the caller's
-/// transaction).
-async fn append(
-    conn: &mut SqliteConnection,
-    mut events: Vec<AuditEvent>,
-) -> Result<Vec<AuditEvent>> {
-    if events.is_empty() {
-        return Ok(events);
-    }
-    let (mut seq, mut prev) = head(conn).await?;
-    for e in &mut events {
-        seq += 1;
-        e.seal(seq, &prev);
-        prev.clone_from(&e.hash);
-    }
-    insert_events(conn, &events).await?;
-    Ok(events)
-}
-
-async fn upsert_task(
-    conn: &mut SqliteConnection,
-    run: &Run,
-    position: usize,
-    insert_only: bool,
-) -> Result<()> {
+/// Adds the write of a run's task row to `batch`.
+fn push_task(batch: &mut Batch, run: &Run, position: usize, insert_only: bool) -> Result<()> {
     let task = &run.tasks[position];
-    sqlx::query(if insert_only {
-        q::TASK_INSERT
-    } else {
-        q::TASK_UPSERT
-    })
-    .bind(task.id.to_string())
-    .bind(run.id.to_string())
-    .bind(position as i64)
-    .bind(codec::task_body(task)?)
-    .bind(ts_opt(task.due_at))
-    .execute(&mut *conn)
-    .await
-    .map_err(db("sqlite.write_task"))?;
+    batch
+        .push(if insert_only {
+            q::TASK_INSERT
+        } else {
+            q::TASK_UPSERT
+        })
+        .bind(task.id.to_string())
+        .bind(run.id.to_string())
+        .bind(position as i64)
+        .bind(codec::task_body(task)?)
+        .bind(ts_opt(task.due_at));
     Ok(())
 }
 
@@ -630,26 +908,30 @@ async fn upsert_task(
 impl Store for SqliteStore {
     async fn create_run(&self, run: &Run, events: Vec<AuditEvent>) -> Result<Vec<AuditEvent>> {
         let run = run.clone();
-        self.write("sqlite.create_run", move |tx| {
+        self.write("sqlite.create_run", move |group| {
             Box::pin(async move {
-                let inserted = sqlx::query(q::RUN_INSERT)
+                let mut batch = group.batch();
+                batch
+                    .push(q::RUN_INSERT)
                     .bind(run.id.to_string())
                     .bind(run.person.id.to_string())
                     .bind(codec::state_name(run.state))
                     .bind(!run.state.is_terminal())
                     .bind(ts(run.created_at))
                     .bind(ts_opt(run.finished_at))
-                    .bind(codec::run_body(&run)?)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db("sqlite.create_run"))?;
-                if inserted.rows_affected() == 0 {
+                    .bind(codec::run_body(&run)?);
+                for position in 0..run.tasks.len() {
+                    push_task(&mut batch, &run, position, true)?;
+                }
+                let sealed = group.seal(&mut batch, events).await?;
+                // A run that exists makes the insert do nothing and the task inserts fail.
+                let (done, result) = group.run_partial(batch, "sqlite.create_run").await;
+                if done.first().is_some_and(|d| d.affected == 0) {
                     return Err(codec::run_exists(run.id));
                 }
-                for position in 0..run.tasks.len() {
-                    upsert_task(tx, &run, position, true).await?;
-                }
-                append(tx, events).await
+                result?;
+                group.advance(&sealed);
+                Ok(sealed)
             })
         })
         .await
@@ -680,11 +962,16 @@ impl Store for SqliteStore {
     }
 
     async fn commit(&self, commit: Commit) -> Result<(u64, Vec<AuditEvent>)> {
-        self.write("sqlite.commit", move |tx| {
+        self.write("sqlite.commit", move |group| {
             Box::pin(async move {
                 let run = &commit.run;
                 let id = run.id;
-                let updated = sqlx::query(q::RUN_UPDATE)
+                // One batch: the version-checked run update, the lease check (before the batch
+                // clears the lease), the changed tasks and the events. A failed check rolls
+                // the whole batch back to the write's savepoint.
+                let mut batch = group.batch();
+                batch
+                    .push(q::RUN_UPDATE)
                     .bind(run.person.id.to_string())
                     .bind(codec::state_name(run.state))
                     .bind(!run.state.is_terminal())
@@ -692,14 +979,45 @@ impl Store for SqliteStore {
                     .bind(ts_opt(run.finished_at))
                     .bind(codec::run_body(run)?)
                     .bind(id.to_string())
-                    .bind(run.version as i64)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db("sqlite.commit"))?;
-                if updated.rows_affected() == 0 {
+                    .bind(run.version as i64);
+                let checked = commit.lease.as_ref().filter(|lease| lease.run == id);
+                if let Some(lease) = checked {
+                    batch
+                        .push(q::LEASE_HELD)
+                        .bind(lease.task.to_string())
+                        .bind(id.to_string())
+                        .bind(lease.token.as_bytes().to_vec());
+                }
+                let mut written = Vec::with_capacity(commit.changed_tasks.len());
+                for task in &commit.changed_tasks {
+                    if written.contains(task) {
+                        continue;
+                    }
+                    if let Some(position) = run.tasks.iter().position(|t| t.id == *task) {
+                        push_task(&mut batch, run, position, false)?;
+                        written.push(*task);
+                    }
+                }
+                if commit.release
+                    && let Some(lease) = checked
+                {
+                    batch
+                        .push(q::LEASE_CLEAR)
+                        .bind(lease.task.to_string())
+                        .bind(lease.token.as_bytes().to_vec());
+                }
+                for (task, snapshot) in &commit.snapshots {
+                    batch
+                        .push(q::SNAPSHOT_PUT)
+                        .bind(task.to_string())
+                        .bind(codec::to_json(snapshot)?);
+                }
+                let sealed = group.seal(&mut batch, commit.events).await?;
+                let done = group.run(batch, "sqlite.commit").await?;
+                if done.first().is_none_or(|d| d.affected == 0) {
                     let stored: Option<i64> = sqlx::query_scalar(q::RUN_VERSION)
                         .bind(id.to_string())
-                        .fetch_optional(&mut *tx)
+                        .fetch_optional(&mut *group.tx)
                         .await
                         .map_err(db("sqlite.commit"))?;
                     return Err(match stored {
@@ -708,40 +1026,12 @@ impl Store for SqliteStore {
                     });
                 }
                 if let Some(lease) = &commit.lease {
-                    let held = lease.run == id
-                        && sqlx::query(q::LEASE_HELD)
-                            .bind(lease.task.to_string())
-                            .bind(id.to_string())
-                            .bind(lease.token.as_bytes().as_slice())
-                            .fetch_optional(&mut *tx)
-                            .await
-                            .map_err(db("sqlite.commit"))?
-                            .is_some();
+                    let held = checked.is_some() && done.get(1).is_some_and(|d| !d.rows.is_empty());
                     if !held {
                         return Err(codec::lease_lost(id, lease));
                     }
                 }
-                let mut written = Vec::with_capacity(commit.changed_tasks.len());
-                for task in &commit.changed_tasks {
-                    if written.contains(task) {
-                        continue;
-                    }
-                    if let Some(position) = run.tasks.iter().position(|t| t.id == *task) {
-                        upsert_task(tx, run, position, false).await?;
-                        written.push(*task);
-                    }
-                }
-                if commit.release
-                    && let Some(lease) = &commit.lease
-                {
-                    sqlx::query(q::LEASE_CLEAR)
-                        .bind(lease.task.to_string())
-                        .bind(lease.token.as_bytes().as_slice())
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db("sqlite.commit"))?;
-                }
-                let sealed = append(tx, commit.events).await?;
+                group.advance(&sealed);
                 Ok((run.version + 1, sealed))
             })
         })
@@ -762,16 +1052,17 @@ impl Store for SqliteStore {
             i64::try_from(request.limit).unwrap_or(i64::MAX),
         );
         let rows = self
-            .write("sqlite.claim", move |tx| {
+            .write("sqlite.claim", move |group| {
                 Box::pin(async move {
-                    sqlx::query(q::CLAIM)
+                    let mut batch = group.batch();
+                    batch
+                        .push(q::CLAIM)
                         .bind(worker)
                         .bind(ts(until))
                         .bind(ts(now))
-                        .bind(limit)
-                        .fetch_all(&mut *tx)
-                        .await
-                        .map_err(db("sqlite.claim"))
+                        .bind(limit);
+                    let mut done = group.run(batch, "sqlite.claim").await?;
+                    Ok(done.pop().map(|d| d.rows).unwrap_or_default())
                 })
             })
             .await?;
@@ -806,16 +1097,18 @@ impl Store for SqliteStore {
     async fn renew(&self, lease: &Lease, until: DateTime<Utc>) -> Result<Lease> {
         let held = lease.clone();
         let row = self
-            .write("sqlite.renew", move |tx| {
+            .write("sqlite.renew", move |group| {
                 Box::pin(async move {
-                    sqlx::query(q::RENEW)
+                    let mut batch = group.batch();
+                    batch
+                        .push(q::RENEW)
                         .bind(ts(until))
                         .bind(held.task.to_string())
                         .bind(held.run.to_string())
-                        .bind(held.token.as_bytes().as_slice())
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(db("sqlite.renew"))?
+                        .bind(held.token.as_bytes().to_vec());
+                    let mut done = group.run(batch, "sqlite.renew").await?;
+                    done.pop()
+                        .and_then(|d| d.rows.into_iter().next())
                         .ok_or_else(|| codec::renew_lost(&held))
                 })
             })
@@ -838,16 +1131,16 @@ impl Store for SqliteStore {
             lease.run.to_string(),
             lease.token.as_bytes().to_vec(),
         );
-        self.write("sqlite.release", move |tx| {
+        self.write("sqlite.release", move |group| {
             Box::pin(async move {
-                sqlx::query(q::RELEASE)
+                let mut batch = group.batch();
+                batch
+                    .push(q::RELEASE)
                     .bind(ts_opt(due_at))
                     .bind(task)
                     .bind(run)
-                    .bind(token)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db("sqlite.release"))?;
+                    .bind(token);
+                group.run(batch, "sqlite.release").await?;
                 Ok(())
             })
         })
@@ -898,15 +1191,15 @@ impl Store for SqliteStore {
 
     async fn put_snapshot(&self, task: TaskId, snapshot: &Snapshot) -> Result<bool> {
         let body = codec::to_json(snapshot)?;
-        self.write("sqlite.put_snapshot", move |tx| {
+        self.write("sqlite.put_snapshot", move |group| {
             Box::pin(async move {
-                let done = sqlx::query(q::SNAPSHOT_PUT)
+                let mut batch = group.batch();
+                batch
+                    .push(q::SNAPSHOT_PUT)
                     .bind(task.to_string())
-                    .bind(body)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db("sqlite.put_snapshot"))?;
-                Ok(done.rows_affected() == 1)
+                    .bind(body);
+                let done = group.run(batch, "sqlite.put_snapshot").await?;
+                Ok(done.first().is_some_and(|d| d.affected == 1))
             })
         })
         .await
@@ -932,19 +1225,19 @@ impl Store for SqliteStore {
             .map(|a| Ok((a.app.to_string(), a.external_id.clone(), codec::to_json(a)?)))
             .collect::<Result<Vec<_>>>()?;
         let (person, at) = (person.to_string(), ts(at));
-        self.write("sqlite.upsert_accounts", move |tx| {
+        self.write("sqlite.upsert_accounts", move |group| {
             Box::pin(async move {
+                let mut batch = group.batch();
                 for (app, external_id, account) in rows {
-                    sqlx::query(q::ACCOUNT_UPSERT)
-                        .bind(&person)
+                    batch
+                        .push(q::ACCOUNT_UPSERT)
+                        .bind(person.as_str())
                         .bind(app)
                         .bind(external_id)
                         .bind(account)
-                        .bind(&at)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db("sqlite.upsert_accounts"))?;
+                        .bind(at.as_str());
                 }
+                group.run(batch, "sqlite.upsert_accounts").await?;
                 Ok(())
             })
         })
@@ -983,14 +1276,11 @@ impl Store for SqliteStore {
 
     async fn put_cursor(&self, source: &str, cursor: &Cursor) -> Result<()> {
         let (source, cursor) = (source.to_owned(), cursor.0.clone());
-        self.write("sqlite.put_cursor", move |tx| {
+        self.write("sqlite.put_cursor", move |group| {
             Box::pin(async move {
-                sqlx::query(q::CURSOR_PUT)
-                    .bind(source)
-                    .bind(cursor)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db("sqlite.put_cursor"))?;
+                let mut batch = group.batch();
+                batch.push(q::CURSOR_PUT).bind(source).bind(cursor);
+                group.run(batch, "sqlite.put_cursor").await?;
                 Ok(())
             })
         })
@@ -1001,8 +1291,14 @@ impl Store for SqliteStore {
         if events.is_empty() {
             return Ok(events);
         }
-        self.write("sqlite.append_audit", move |tx| {
-            Box::pin(append(tx, events))
+        self.write("sqlite.append_audit", move |group| {
+            Box::pin(async move {
+                let mut batch = group.batch();
+                let sealed = group.seal(&mut batch, events).await?;
+                group.run(batch, "sqlite.append_audit").await?;
+                group.advance(&sealed);
+                Ok(sealed)
+            })
         })
         .await
     }
@@ -1051,9 +1347,9 @@ impl Store for SqliteStore {
 impl AuditSink for SqliteStore {
     async fn record(&self, events: &[AuditEvent]) -> Result<()> {
         let events = events.to_vec();
-        self.write("sqlite.record", move |tx| {
+        self.write("sqlite.record", move |group| {
             Box::pin(async move {
-                let (mut last_seq, mut last_hash) = head(tx).await?;
+                let (mut last_seq, mut last_hash) = group.head().await?.clone();
                 let mut fresh = Vec::new();
                 for event in events {
                     if event.seq <= last_seq {
@@ -1066,7 +1362,14 @@ impl AuditSink for SqliteStore {
                     last_hash.clone_from(&event.hash);
                     fresh.push(event);
                 }
-                insert_events(tx, &fresh).await
+                if fresh.is_empty() {
+                    return Ok(());
+                }
+                let mut batch = group.batch();
+                insert_events(&mut batch, &fresh)?;
+                group.run(batch, "sqlite.record").await?;
+                group.advance(&fresh);
+                Ok(())
             })
         })
         .await

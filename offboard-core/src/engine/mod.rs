@@ -30,6 +30,7 @@ mod clock;
 mod discovery;
 mod limits;
 mod plan;
+mod slots;
 mod watch;
 mod worker;
 
@@ -39,8 +40,10 @@ pub use limits::Limits;
 pub use plan::{AppPlan, Confirmation, Plan, RunRequest, plan_digest};
 pub use watch::{LifecycleRules, SOURCE_APP_PREFIX, WatchReport, source_app};
 
+use slots::{RunSlot, RunSlots};
+
 use crate::audit::{AuditEvent, AuditKind, AuditSink};
-use crate::connector::Connector;
+use crate::connector::{Connector, Snapshot};
 use crate::delegate::Delegate;
 use crate::error::{Error, ErrorKind, ErrorRecord, Result};
 use crate::machine::{self, Command, Event};
@@ -190,6 +193,7 @@ pub(crate) struct Inner {
     pub(crate) wake: Notify,
     pub(crate) sources: Vec<watch::WatchedSource>,
     pub(crate) lifecycle: LifecycleRules,
+    pub(crate) slots: RunSlots,
 }
 
 impl fmt::Debug for Inner {
@@ -421,6 +425,7 @@ impl EngineBuilder {
                 wake: Notify::new(),
                 sources: self.sources,
                 lifecycle: self.lifecycle,
+                slots: RunSlots::default(),
             }),
         })
     }
@@ -981,12 +986,39 @@ impl Inner {
         actor: &str,
         event: &Event,
     ) -> Result<(Run, Vec<Command>)> {
+        self.apply_with(None, run_id, lease, actor, event, None)
+            .await
+    }
+
+    /// [`Inner::apply_retrying`], starting from the run cached in `slot` (if any) instead of
+    /// loading it, holding the slot's lock until the commit is durable, and leaving the
+    /// committed run in the slot for the next sibling task. A conflict or error empties the
+    /// slot, so the next attempt reloads. With `started`, the event happened at its time (the
+    /// attempt began before the snapshot was taken) and its snapshot (for the event's task) and
+    /// audit event are stored in the same commit.
+    pub(crate) async fn apply_with(
+        &self,
+        slot: Option<&RunSlot>,
+        run_id: RunId,
+        lease: Option<(&Lease, bool)>,
+        actor: &str,
+        event: &Event,
+        started: Option<Started>,
+    ) -> Result<(Run, Vec<Command>)> {
+        let mut cached = match slot {
+            Some(slot) => Some(slot.lock().await),
+            None => None,
+        };
         for _ in 0..64 {
-            let mut run = self.load(run_id).await?;
+            let mut run = match cached.as_deref_mut().and_then(Option::take) {
+                Some(run) => run,
+                None => self.load(run_id).await?,
+            };
             let before = run.clone();
             let now = self.clock.now();
+            let at = started.as_ref().map_or(now, |s| s.at);
             let commands =
-                machine::apply(&mut run, now, event).map_err(|e| machine_error(&run, e))?;
+                machine::apply(&mut run, at, event).map_err(|e| machine_error(&run, e))?;
             let task_id = event.task();
             let changed: Vec<TaskId> = run
                 .tasks
@@ -996,7 +1028,7 @@ impl Inner {
                 .map(|(a, _)| a.id)
                 .collect();
             let mut audit = AuditEvent::new(
-                now,
+                at,
                 actor,
                 AuditKind::Transition {
                     event: event.clone(),
@@ -1010,13 +1042,27 @@ impl Inner {
             if let Some(t) = task_id.and_then(|t| run.task(t)) {
                 audit = audit.with_task(t.id, t.app.clone());
             }
-            let mut commit = Commit::new(run.clone(), changed, vec![audit]);
+            let mut events = vec![audit];
+            let mut commit_snapshot = None;
+            if let (Some((snap, ev)), Some(task)) =
+                (started.as_ref().and_then(|s| s.snapshot.as_ref()), task_id)
+            {
+                events.push(ev.clone());
+                commit_snapshot = Some((task, snap.clone()));
+            }
+            let mut commit = Commit::new(run.clone(), changed, events);
+            if let Some((task, snap)) = commit_snapshot {
+                commit = commit.with_snapshot(task, snap);
+            }
             if let Some((l, release)) = lease {
                 commit = commit.under_lease(l.clone(), release);
             }
             match self.store.commit(commit).await {
                 Ok((version, sealed)) => {
                     run.version = version;
+                    if let Some(cached) = cached.as_deref_mut() {
+                        *cached = Some(run.clone());
+                    }
                     self.to_sinks(&sealed).await;
                     self.publish(&run, task_id, now);
                     if run.tasks.iter().any(|t| t.due_at.is_some_and(|d| d <= now)) {
@@ -1071,6 +1117,13 @@ impl Inner {
             .map_err(|e| e.with_context("app", &task.app).with_context("run", run_id))?;
         Ok(())
     }
+}
+
+/// A task attempt that began before its start was committed: when, and the snapshot it took
+/// (with its audit event) to store with the start.
+pub(crate) struct Started {
+    pub(crate) at: DateTime<Utc>,
+    pub(crate) snapshot: Option<(Snapshot, AuditEvent)>,
 }
 
 fn lease_lost(e: &Error) -> bool {

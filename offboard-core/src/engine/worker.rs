@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tokio::task::JoinSet;
 
-use super::Inner;
+use super::{Inner, RunSlot, Started};
 use crate::audit::{AuditEvent, AuditKind};
 use crate::connector::{ExecuteOptions, SnapshotPolicy};
 use crate::delegate::{DelegationRequest, TicketStatus};
@@ -73,7 +73,17 @@ impl Inner {
     }
 
     async fn process_inner(&self, lease: &Lease) -> Result<()> {
-        let run = self.load(lease.run).await?;
+        // Sibling tasks of this run share its slot: they commit one after the other on the
+        // latest version, without reloading. The claim decision reads the stored run (another
+        // engine may have changed it), under the slot's lock so no sibling commits meanwhile.
+        let slot = self.slots.enter(lease.run);
+        let run = {
+            let mut cached = slot.lock().await;
+            *cached = None;
+            let run = self.load(lease.run).await?;
+            *cached = Some(run.clone());
+            run
+        };
         let now = self.clock.now();
         match machine::claim_command(&run, lease.task, now) {
             ClaimCommand::Nothing => {
@@ -81,16 +91,18 @@ impl Inner {
                 self.store.release(lease, due).await
             }
             ClaimCommand::Abandon => {
-                self.apply_retrying(
+                self.apply_with(
+                    Some(&slot),
                     lease.run,
                     Some((lease, true)),
                     &self.worker_id,
                     &Event::TaskAbandoned { task: lease.task },
+                    None,
                 )
                 .await?;
                 Ok(())
             }
-            ClaimCommand::Poll => self.poll_delegation(&run, lease).await,
+            ClaimCommand::Poll => self.poll_delegation(&run, lease, &slot).await,
             ClaimCommand::Start => {
                 // Wait for the connector's limits before starting the attempt, then renew the
                 // lease so the wait does not eat into it.
@@ -99,7 +111,7 @@ impl Inner {
                     .ok_or_else(|| Error::internal("claimed unknown task"))?;
                 let conn = self.connectors.get(&task.app);
                 let waiting_since = tokio::time::Instant::now();
-                let _permit = match (conn, &task.kind) {
+                let mut permit = match (conn, &task.kind) {
                     (Some(c), TaskKind::Action { .. }) => Some(c.limiter.acquire().await),
                     _ => None,
                 };
@@ -116,18 +128,72 @@ impl Inner {
                 } else {
                     lease.clone()
                 };
+                // A reversible action's first attempt: take the snapshot now and store it (and
+                // its audit event) with the start, in one commit. A snapshot that fails is the
+                // attempt's error. Later attempts find or take it in `execute`. The attempt
+                // starts (its `started_at`) before the snapshot is taken, as it did when the
+                // snapshot was taken after the start was committed.
+                let at = self.clock.now();
+                let snapshot = match conn {
+                    Some(c) if task.reversible && task.state == TaskState::Pending => {
+                        match (&task.kind, &task.account) {
+                            (TaskKind::Action { action }, Some(account))
+                                if c.connector.capabilities().action(&action.name).is_some() =>
+                            {
+                                Some(
+                                    c.limiter
+                                        .timed("snapshot", c.connector.snapshot(account, action))
+                                        .await
+                                        .map(|snap| (snap, action.name.to_string())),
+                                )
+                            }
+                            _ => None,
+                        }
+                    }
+                    _ => None,
+                };
+                let (started, prepared) = match snapshot {
+                    None => (None, Prepared::Nothing),
+                    Some(Ok((snap, action))) => {
+                        let ev = AuditEvent::new(
+                            self.clock.now(),
+                            self.worker_id.clone(),
+                            AuditKind::SnapshotTaken { action },
+                        )
+                        .with_run(run.id)
+                        .with_task(task.id, task.app.clone());
+                        let started = Started {
+                            at,
+                            snapshot: Some((snap, ev)),
+                        };
+                        (Some(started), Prepared::SnapshotStored)
+                    }
+                    Some(Err(e)) => {
+                        let started = Started { at, snapshot: None };
+                        (Some(started), Prepared::SnapshotFailed(e))
+                    }
+                };
                 let (run, commands) = self
-                    .apply_retrying(
+                    .apply_with(
+                        Some(&slot),
                         lease.run,
                         Some((&lease, false)),
                         &self.worker_id,
                         &Event::TaskStarted { task: lease.task },
+                        started,
                     )
                     .await?;
+                let mut prepared = Some(prepared);
                 for cmd in commands {
                     match cmd {
-                        Command::Execute(_) => self.execute(&run, &lease).await?,
-                        Command::OpenDelegation(_) => self.open_delegation(&run, &lease).await?,
+                        Command::Execute(_) => {
+                            let prepared = prepared.take().unwrap_or(Prepared::Nothing);
+                            self.execute(&run, &lease, &slot, prepared, permit.take())
+                                .await?;
+                        }
+                        Command::OpenDelegation(_) => {
+                            self.open_delegation(&run, &lease, &slot).await?;
+                        }
                         Command::Restore(_) | Command::Finished(_) => {}
                     }
                 }
@@ -136,7 +202,17 @@ impl Inner {
         }
     }
 
-    async fn execute(&self, run: &Run, lease: &Lease) -> Result<()> {
+    /// Runs a task's action. `prepared` says what the start already did about the snapshot;
+    /// `permit` (the connector's concurrency permit) is given back as soon as the connector
+    /// calls are done, before the result is committed.
+    async fn execute(
+        &self,
+        run: &Run,
+        lease: &Lease,
+        slot: &RunSlot,
+        prepared: Prepared,
+        permit: Option<tokio::sync::SemaphorePermit<'_>>,
+    ) -> Result<()> {
         let task = run
             .task(lease.task)
             .ok_or_else(|| Error::internal("unknown task"))?;
@@ -161,24 +237,10 @@ impl Inner {
                     action.name, task.app
                 )));
             }
-            if task.reversible && self.store.snapshot(task.id).await?.is_none() {
-                let snap = conn
-                    .limiter
-                    .timed("snapshot", conn.connector.snapshot(account, action))
-                    .await?;
-                if self.store.put_snapshot(task.id, &snap).await? {
-                    let ev = AuditEvent::new(
-                        self.clock.now(),
-                        self.worker_id.clone(),
-                        AuditKind::SnapshotTaken {
-                            action: action.name.to_string(),
-                        },
-                    )
-                    .with_run(run.id)
-                    .with_task(task.id, task.app.clone());
-                    let sealed = self.store.append_audit(vec![ev]).await?;
-                    self.to_sinks(&sealed).await;
-                }
+            match prepared {
+                Prepared::SnapshotFailed(e) => return Err(e),
+                Prepared::SnapshotStored => {}
+                Prepared::Nothing => self.snapshot(run, task, conn, account, action).await?,
             }
             let mut options = ExecuteOptions::default()
                 .with_idempotency_key(task.idempotency_key.clone())
@@ -204,6 +266,8 @@ impl Inner {
                 .await
         }
         .await;
+        // The connector is done: let another task call it while this result is committed.
+        drop(permit);
         let event = match result {
             Ok(reply) => Event::TaskSucceeded {
                 task: task.id,
@@ -226,14 +290,54 @@ impl Inner {
                 }
             }
         };
-        self.record_result(lease, event).await
+        self.record_result(lease, event, slot).await
+    }
+
+    /// Takes and stores the snapshot of a reversible task's account unless one is stored (a
+    /// retry keeps the snapshot of the first attempt), with its audit event.
+    async fn snapshot(
+        &self,
+        run: &Run,
+        task: &crate::run::Task,
+        conn: &super::ConnectorEntry,
+        account: &crate::model::AccountRef,
+        action: &crate::action::Action,
+    ) -> Result<()> {
+        if !task.reversible || self.store.snapshot(task.id).await?.is_some() {
+            return Ok(());
+        }
+        let snap = conn
+            .limiter
+            .timed("snapshot", conn.connector.snapshot(account, action))
+            .await?;
+        if self.store.put_snapshot(task.id, &snap).await? {
+            let ev = AuditEvent::new(
+                self.clock.now(),
+                self.worker_id.clone(),
+                AuditKind::SnapshotTaken {
+                    action: action.name.to_string(),
+                },
+            )
+            .with_run(run.id)
+            .with_task(task.id, task.app.clone());
+            let sealed = self.store.append_audit(vec![ev]).await?;
+            self.to_sinks(&sealed).await;
+        }
+        Ok(())
     }
 
     /// Commits a task's result; a lost lease means another worker re-ran it (idempotently), so
     /// this result is dropped.
-    async fn record_result(&self, lease: &Lease, event: Event) -> Result<()> {
+    async fn record_result(&self, lease: &Lease, event: Event, slot: &RunSlot) -> Result<()> {
         match self
-            .apply_retrying(lease.run, Some((lease, true)), &self.worker_id, &event)
+            .apply_with(
+                Some(slot),
+                lease.run,
+                Some((lease, true)),
+                &self.worker_id,
+                &event,
+                None,
+            )
             .await
         {
             Ok(_) => Ok(()),
@@ -245,7 +349,7 @@ impl Inner {
         }
     }
 
-    async fn open_delegation(&self, run: &Run, lease: &Lease) -> Result<()> {
+    async fn open_delegation(&self, run: &Run, lease: &Lease, slot: &RunSlot) -> Result<()> {
         let task = run
             .task(lease.task)
             .ok_or_else(|| Error::internal("unknown task"))?;
@@ -291,14 +395,14 @@ impl Inner {
                 backoff_ms: self.backoff.delay(task.attempts).as_millis() as u64,
             },
         };
-        self.record_result(lease, event).await
+        self.record_result(lease, event, slot).await
     }
 
     fn poll_interval(&self, run: &Run) -> chrono::Duration {
         chrono::Duration::from_std(run.delegation_poll).unwrap_or(chrono::Duration::seconds(60))
     }
 
-    async fn poll_delegation(&self, run: &Run, lease: &Lease) -> Result<()> {
+    async fn poll_delegation(&self, run: &Run, lease: &Lease, slot: &RunSlot) -> Result<()> {
         let task = run
             .task(lease.task)
             .ok_or_else(|| Error::internal("unknown task"))?;
@@ -311,7 +415,9 @@ impl Inner {
             return self.store.release(lease, Some(next)).await;
         };
         if task.state.is_completed() {
-            return self.watch_for_reopen(run, lease, d.as_ref(), next).await;
+            return self
+                .watch_for_reopen(run, lease, slot, d.as_ref(), next)
+                .await;
         }
         let TaskState::Delegated { ticket } = &task.state else {
             return self.store.release(lease, None).await;
@@ -328,6 +434,7 @@ impl Inner {
                         ticket: t,
                         next_poll: next,
                     },
+                    slot,
                 )
                 .await
             }
@@ -343,6 +450,7 @@ impl Inner {
                         detail,
                         next_poll: Some(next),
                     },
+                    slot,
                 )
                 .await
             }
@@ -364,6 +472,7 @@ impl Inner {
         &self,
         run: &Run,
         lease: &Lease,
+        slot: &RunSlot,
         delegate: &dyn crate::delegate::Delegate,
         next: chrono::DateTime<chrono::Utc>,
     ) -> Result<()> {
@@ -393,6 +502,7 @@ impl Inner {
                         ticket,
                         next_poll: next,
                     },
+                    slot,
                 )
                 .await
             }
@@ -403,4 +513,14 @@ impl Inner {
             }
         }
     }
+}
+
+/// What a task's start already did about its snapshot.
+enum Prepared {
+    /// Nothing: `execute` stores one if the task needs it and has none.
+    Nothing,
+    /// Taken and stored with the start.
+    SnapshotStored,
+    /// Taking it failed: the attempt's error.
+    SnapshotFailed(Error),
 }

@@ -67,6 +67,7 @@ pub async fn run_all(store: &dyn Store) {
     renew_extends(store).await;
     renew_lost_lease_conflicts(store).await;
     snapshots_insert_if_absent(store).await;
+    commit_stores_snapshots(store).await;
     inventory_upsert(store).await;
     cursors_round_trip(store).await;
     audit_sealed_in_order(store).await;
@@ -870,6 +871,87 @@ pub async fn snapshots_insert_if_absent(store: &dyn Store) {
         &Some(first),
         &ok(RULE, "snapshot", store.snapshot(task).await),
     );
+}
+
+/// A commit stores its snapshots with the change: a refused commit stores none, and a task that
+/// has a snapshot keeps its first one.
+pub async fn commit_stores_snapshots(store: &dyn Store) {
+    const RULE: &str = "commit_stores_snapshots";
+    let run = sample_run(&[None, None]);
+    create(RULE, store, &run).await;
+    let (a, b) = (run.tasks[0].id, run.tasks[1].id);
+    let first = snapshot(serde_json::json!({"groups": ["eng"], "status": "ACTIVE"}));
+    let second = snapshot(serde_json::json!({"groups": [], "status": "SUSPENDED"}));
+    let v1 = load(RULE, store, run.id).await;
+
+    let mut stale = v1.clone();
+    stale.version += 3;
+    expect_conflict(
+        RULE,
+        "a stale commit with a snapshot",
+        store
+            .commit(
+                Commit::new(stale, vec![], vec![note(run.id, "stale")])
+                    .with_snapshot(a, first.clone()),
+            )
+            .await,
+        true,
+    );
+    check_eq(
+        RULE,
+        "the snapshot of a refused commit",
+        &None,
+        &ok(RULE, "snapshot", store.snapshot(a).await),
+    );
+
+    ok(
+        RULE,
+        "a commit with a snapshot",
+        store
+            .commit(
+                Commit::new(v1, vec![], vec![note(run.id, "taken")])
+                    .with_snapshot(a, first.clone()),
+            )
+            .await,
+    );
+    check_eq(
+        RULE,
+        "the snapshot stored by the commit",
+        &Some(first.clone()),
+        &ok(RULE, "snapshot", store.snapshot(a).await),
+    );
+    check_eq(
+        RULE,
+        "put_snapshot after the commit stored one",
+        &false,
+        &ok(RULE, "put_snapshot", store.put_snapshot(a, &second).await),
+    );
+
+    let v2 = load(RULE, store, run.id).await;
+    ok(
+        RULE,
+        "a commit with a second snapshot for the task and a first for another",
+        store
+            .commit(
+                Commit::new(v2, vec![], vec![note(run.id, "again")])
+                    .with_snapshot(a, second.clone())
+                    .with_snapshot(b, second.clone()),
+            )
+            .await,
+    );
+    check_eq(
+        RULE,
+        "the task's first snapshot, kept",
+        &Some(first),
+        &ok(RULE, "snapshot", store.snapshot(a).await),
+    );
+    check_eq(
+        RULE,
+        "the other task's snapshot",
+        &Some(second),
+        &ok(RULE, "snapshot", store.snapshot(b).await),
+    );
+    retire(RULE, store, run.id).await;
 }
 
 /// The inventory is keyed by (person, app, external id): a new account gets

@@ -80,6 +80,9 @@ pub struct Commit {
     pub lease: Option<Lease>,
     /// Whether to release that lease with the commit.
     pub release: bool,
+    /// Snapshots taken before tasks' reversible actions, stored with the change as
+    /// [`Store::put_snapshot`] stores them (a task's first snapshot is kept).
+    pub snapshots: Vec<(TaskId, Snapshot)>,
 }
 
 impl Commit {
@@ -91,7 +94,14 @@ impl Commit {
             events,
             lease: None,
             release: false,
+            snapshots: Vec::new(),
         }
+    }
+
+    /// Stores `snapshot` for `task` with the change, insert-if-absent.
+    pub fn with_snapshot(mut self, task: TaskId, snapshot: Snapshot) -> Self {
+        self.snapshots.push((task, snapshot));
+        self
     }
 
     /// Makes the commit conditional on holding `lease`, releasing it if `release`.
@@ -216,6 +226,8 @@ pub trait Store: Send + Sync + fmt::Debug {
     ///   `commit.run.version + 1`, which is returned.
     /// - With `release`, the lease is cleared in the same transaction.
     /// - The events are sealed (seq, hash chain) and stored with the state, or nothing is.
+    /// - `snapshots` are stored in the same transaction, insert-if-absent as
+    ///   [`Store::put_snapshot`] does (a task that has a snapshot keeps it).
     ///
     /// - Only the run's own fields and the tasks listed in `changed_tasks` are written; other
     ///   tasks keep their stored rows (a concurrent [`Store::release`] is not undone).
