@@ -1,22 +1,31 @@
 //! `cargo run --example demo`: one offboarding end to end.
 //!
-//! Ada leaves. Her Okta account is offboarded by the real `offboard-okta` connector against a
-//! simulated Okta tenant on loopback (one request is answered 429 with Okta's
-//! `X-Rate-Limit-Reset`, and the task waits for that reset and retries), her directory account
-//! by the testkit's reference connector (there is no directory simulator), Salesforce is
-//! delegated to a human through an issue the real `offboard-jira` delegate files in a simulated
-//! Jira site (Sam takes it and closes it), an app discovered earlier but not in the
-//! policy is delegated by email, and her Okta delete is scheduled for the 30-day cleanup stage,
-//! after her directory data went to her manager. Then HR marks Grace as terminated and the
-//! engine offboards her without anyone asking. With `OFFBOARD_AD_URL` and the other
-//! `OFFBOARD_AD_*` variables set, Active Directory is offboarded too (see the README).
+//! Ada leaves. Her accounts are offboarded by the real connectors against simulated tenants on
+//! loopback: Okta by `offboard-okta` (one request is answered 429 with Okta's
+//! `X-Rate-Limit-Reset`, and the task waits for that reset and retries), Google Workspace by
+//! `offboard-google` (backup codes, app passwords, OAuth tokens, sessions, suspension, password,
+//! org unit, address list, groups, her phone wiped, Drive and Calendar transferred to her
+//! manager), and one Microsoft tenant serves both `offboard-azure` (Entra ID: sign-in, sessions,
+//! groups, app roles, consent grants, auth methods) and `offboard-o365` (automatic reply,
+//! forwarding rule, OneDrive to the manager, then licences: the one she inherits from a group is
+//! reported, not removed). Salesforce is delegated to a human through an issue the real
+//! `offboard-jira` delegate files in a simulated Jira site (Sam takes it and closes it), an app
+//! discovered earlier but not in the policy is delegated by email, and her Okta, Google and
+//! Entra deletes are scheduled for the 30-day cleanup stage. Then an administrator deactivates
+//! Grace in the Okta admin console, and the engine's watch loop (Okta as the source of truth,
+//! polled every second with an incremental `lastUpdated` search) notices and offboards her
+//! (Okta and Google) without anyone asking; the demo prints how long that took. With
+//! `OFFBOARD_AD_URL` and the other `OFFBOARD_AD_*` variables set, Active Directory is offboarded
+//! too (see the README).
 //!
 //! Runs and the audit trail live in a SQLite file (`offboard-demo.db`, or `$OFFBOARD_DEMO_DB`):
 //! run the demo again and it shows the earlier runs, and finds Ada's run still open (waiting for
-//! its cleanup stage), so a second offboarding of her is suppressed, not started. The simulated
-//! tenants (and the in-memory directory) live only as long as the process: a second run starts
-//! fresh ones, in which Ada was never offboarded, and its verification says so. Everything runs
-//! on real time; it takes about five seconds.
+//! its cleanup stage), so a second offboarding of her is suppressed, not started (people are
+//! identified by their Okta user id, which the simulator assigns the same way every time). The
+//! simulated tenants live only as long as the process: a second run starts fresh ones, in which
+//! Ada was never offboarded, and its verification says so. The audit trail is printed as counts
+//! per app plus Ada's Google events in full (`OFFBOARD_DEMO_AUDIT=all` prints every event).
+//! Everything runs on real time; it takes about six seconds.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -32,13 +41,17 @@ use offboard::{
     Store, TaskState,
 };
 use offboard_ad::{AdConfigBuilder, AdConnector, actions as ad_actions};
+use offboard_azure::AzureConfig;
+use offboard_google::{GoogleConfig, Sku};
 use offboard_jira::JiraBuilder;
-use offboard_okta::OktaConfig;
+use offboard_o365::O365Config;
+use offboard_okta::{OktaConfig, OktaSource};
+use offboard_testkit::Fixture;
+use offboard_testkit::google::{self as gsim, GoogleFixture, GoogleTenant};
+use offboard_testkit::graph::{self as msim, GraphTenant, NewGroup};
 use offboard_testkit::jira::{DEFAULT_EMAIL, DEFAULT_TOKEN, JiraSim};
-use offboard_testkit::okta::{Faults, GroupType, NewUser, OktaTenant, RateLimits};
-use offboard_testkit::reference::{
-    ReferenceConnector, ReferenceDelegate, ReferenceSource, ReferenceUser,
-};
+use offboard_testkit::okta::{Faults, GroupType, NewUser, OktaTenant, RateFamily, RateLimits};
+use offboard_testkit::reference::ReferenceDelegate;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -104,13 +117,118 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         okta_tenant.uri()
     );
 
-    // The directory has no simulator: the testkit's stateful in-memory reference connector.
-    let directory = Arc::new(
-        ReferenceConnector::builder("directory")
-            .latency(Duration::from_millis(25))
-            .user(ReferenceUser::employee("ada.lovelace@example.com").groups(["vpn", "finance-ro"]))
-            .user(ReferenceUser::employee("grace@example.com"))
-            .build(),
+    // Google Workspace: a simulated tenant (Directory, Data Transfer and Licensing APIs) with
+    // Ada, Grace and their manager, and the real connector. (In production it holds a service
+    // account key and impersonates an admin; the simulator accepts the token it was started
+    // with.)
+    let google_tenant = Arc::new(GoogleTenant::start().await);
+    google_tenant.set_faults(gsim::Faults {
+        latency: Duration::from_millis(10),
+        ..gsim::Faults::default()
+    });
+    // The testkit's fixture: org units /Engineering and /Offboarded, groups engineering@ and
+    // all-staff@, and users in /Engineering with two OAuth tokens (Slack, Zoom), an app
+    // password, 10 backup codes, 2 sessions, a phone (Pixel 9) and a Business Starter licence,
+    // a MEMBER of engineering@ and an OWNER of all-staff@.
+    let google_fixture = GoogleFixture::new(google_tenant.clone());
+    let g_manager = google_tenant.add_user(gsim::NewUser::active("manager@example.com"));
+    let ada_google = google_fixture
+        .create_user("ada@example.com", &["ada.lovelace@example.com"])
+        .await
+        .external_id;
+    let grace_google = google_fixture
+        .create_user("grace@example.com", &[])
+        .await
+        .external_id;
+    let (g_engineering, g_all_staff) = google_fixture.groups();
+    let g_group_names: BTreeMap<String, &str> = [
+        (g_engineering.to_owned(), "engineering@"),
+        (g_all_staff.to_owned(), "all-staff@"),
+    ]
+    .into_iter()
+    .collect();
+    let google = Arc::new(
+        GoogleConfig::new()
+            .with_base_url(google_tenant.uri())
+            .with_access_token(Secret::new(google_tenant.token()))
+            .with_licensing_url(google_tenant.uri())
+            .with_licence_skus([Sku::new(GoogleFixture::LICENCE.0, GoogleFixture::LICENCE.1)])
+            // The simulated transfer completes on its second read: poll it often.
+            .with_transfer_polling(Duration::from_secs(10), Duration::from_millis(200))
+            .with_timeout(Duration::from_secs(10))
+            .build()?,
+    );
+    println!(
+        "google: simulated tenant at {} (offboard-google)",
+        google_tenant.uri()
+    );
+
+    // Microsoft: one simulated tenant (Graph and its token endpoint) serving both the Entra ID
+    // connector and the Office 365 connector, each with its own client-credentials login.
+    let ms_tenant = GraphTenant::start().await;
+    ms_tenant.set_faults(msim::Faults {
+        latency: Duration::from_millis(10),
+        ..msim::Faults::default()
+    });
+    let e5 = ms_tenant.add_sku("SPE_E5", 100);
+    let ems = ms_tenant.add_sku("EMS", 100);
+    let m_engineering = ms_tenant.add_group(NewGroup::assigned("Engineering"));
+    let m_project = ms_tenant.add_group(NewGroup::assigned("Project Apollo"));
+    // Group-based licensing: everyone in "All Staff" (a dynamic group) gets EMS.
+    let m_all_staff = ms_tenant.add_group(NewGroup {
+        licenses: vec![ems.clone()],
+        ..NewGroup::dynamic("All Staff")
+    });
+    let servicenow = ms_tenant.add_service_principal("ServiceNow");
+    let zoom = ms_tenant.add_service_principal("Zoom");
+    let graph_api = ms_tenant.add_service_principal("Microsoft Graph");
+    ms_tenant.add_user(msim::NewUser {
+        display_name: "Mary Manager".into(),
+        ..msim::NewUser::new("manager@example.com")
+    });
+    let ada_ms = ms_tenant.add_user(msim::NewUser {
+        display_name: "Ada Lovelace".into(),
+        groups: vec![
+            m_engineering.clone(),
+            m_project.clone(),
+            m_all_staff.clone(),
+        ],
+        licenses: vec![e5.clone()],
+        auth_methods: vec!["phone".into(), "microsoftAuthenticator".into()],
+        ..msim::NewUser::new("ada@example.com")
+    });
+    ms_tenant.assign_app_role(&ada_ms, &servicenow, "00000000-0000-0000-0000-000000000000");
+    ms_tenant.add_grant(&zoom, &graph_api, Some(&ada_ms), "Mail.Read offline_access");
+    let sku_names: BTreeMap<String, &str> = [(e5, "SPE_E5"), (ems, "EMS")].into_iter().collect();
+    // Both connectors sign in to the tenant with client credentials (one app registration).
+    macro_rules! graph_login {
+        ($config:expr) => {
+            $config
+                .with_tenant_id(ms_tenant.tenant_id())
+                .with_client_id(ms_tenant.client_id())
+                .with_client_secret(Secret::new(ms_tenant.client_secret()))
+                .with_graph_url(ms_tenant.graph_url())
+                .with_token_url(ms_tenant.token_url())
+                .with_timeout(Duration::from_secs(10))
+        };
+    }
+    let entra = Arc::new(graph_login!(AzureConfig::new()).build()?);
+    let o365 = Arc::new(graph_login!(O365Config::new()).build()?);
+    println!(
+        "microsoft: simulated tenant at {} (offboard-azure as entra, offboard-o365 as o365)",
+        ms_tenant.uri()
+    );
+    // Without the host's Exchange admin hook, three o365 actions are not offered: the policy
+    // leaves them out, and the connector says why.
+    let (missing, why): (Vec<&str>, Vec<&str>) = o365
+        .unavailable()
+        .iter()
+        .map(|(name, why)| (name.as_str(), why.as_str()))
+        .unzip();
+    println!(
+        "o365: not in the policy: {} ({})",
+        missing.join(", "),
+        why.first().copied().unwrap_or("-")
     );
 
     // Jira: a simulated site on loopback where Sam works, and the real delegate filing issues
@@ -185,7 +303,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     println!();
-    let ada = Person::new("e-1042", "ada@example.com")
+    // People are known by their Okta user id, as the Okta source of truth reports them: the
+    // watch loop then recognises Ada's suspension by her own run as that run, not a new leaver.
+    let ada = Person::new(ada_okta.as_str(), "ada@example.com")
         .with_name("Ada Lovelace")
         .with_alias("ada.lovelace@example.com")
         .with_manager(Manager {
@@ -211,22 +331,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .await?;
 
-    // The HR system: the source of truth the engine watches.
-    let hr = Arc::new(ReferenceSource::new("hr"));
-    hr.hire(ada.clone());
-    hr.hire(Person::new("e-2001", "grace@example.com").with_name("Grace Hopper"));
+    // Okta is also the source of truth the engine watches: who is active, who left.
+    let okta_source = Arc::new(OktaSource::for_connector(&okta));
 
     let mut policy = Policy::from_toml(include_str!("policy.toml"))?;
+    // Google and Microsoft: 20 calls a second, 4 at once, per connector.
+    let cloud = Limits::default().with_rate(20).with_concurrency(4);
     let mut builder = Engine::builder()
         .store(store.clone())
         .connector_with_limits(
             okta.clone(),
             Limits::default().with_rate(10).with_concurrency(4),
         )
-        .connector_with_limits(
-            directory.clone(),
-            Limits::default().with_rate(5).with_concurrency(2),
-        );
+        .connector_with_limits(google.clone(), cloud)
+        .connector_with_limits(entra.clone(), cloud)
+        .connector_with_limits(o365.clone(), cloud);
     if let Some(ad) = &ad {
         // AD joins the policy only when configured: disable, empty the groups, move to the
         // disabled-users OU (the connector orders the last two after the first), on the last day.
@@ -260,11 +379,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .policy(policy)
         .delegation_poll(Duration::from_secs(1))
         .idle_poll(Duration::from_millis(200))
-        .source(hr.clone(), Duration::from_secs(1))
+        .source(okta_source, Duration::from_secs(1))
         .lifecycle(LifecycleRules {
             domains: vec!["example.com".into()],
             debounce: Duration::ZERO,
-            // Runs started by HR confirm their own critical steps (audited as `source:hr`).
+            // Runs started by Okta confirm their own critical steps (audited as `source:okta`).
             auto_confirm_critical: true,
         })
         .build()?;
@@ -367,7 +486,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     TaskState::Failed { error } => format!("FAILED: {error}"),
                     other => other.name().to_owned(),
                 };
-                println!("{} {:<32} {what}   [run {:?}]", t(u.at), label, u.run_state);
+                // The action's name: its parameters are in the plan above.
+                let name = label.split('{').next().unwrap_or(label);
+                println!("{} {name:<32} {what}   [run {:?}]", t(u.at), u.run_state);
             }
         }
     });
@@ -420,12 +541,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
     };
 
-    // The injected outage: Okta answers the next request 429 (rate limit spent), and its
+    // The injected outage: Okta answers the next user write 429 (rate limit spent), and its
     // X-Rate-Limit-Reset is the end of a fresh 3-second window, so the task that got it waits
-    // until then and retries. Only when Ada's run is new: otherwise no Okta task is due.
+    // until then and retries (the watch loop's user listings are another family, unaffected).
+    // Only when Ada's run is new: otherwise no Okta task is due.
     if ada_fresh {
         okta_tenant.set_limits(RateLimits::enterprise().with_window_secs(3));
-        okta_tenant.fail_next(1, 429);
+        okta_tenant.fail_next_in(RateFamily::UserWrite, 1, 429);
     }
 
     let workers = engine.start();
@@ -448,23 +570,42 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
 
-    // 5. Nobody asks: HR marks Grace as gone, and the watch loop (polling HR every second)
-    //    starts and finishes her offboarding.
+    // 5. Nobody asks: an administrator deactivates Grace in Okta's admin console, and the
+    //    watch loop (polling Okta every second) starts and finishes her offboarding.
     println!(
-        "\n{} HR marks grace@example.com terminated",
+        "\n{} okta admin console: grace@example.com deactivated",
         t(engine.now())
     );
     let changed_at = engine.now();
-    hr.terminate("e-2001", None);
+    okta_tenant.deactivate_user(&grace_okta);
     let grace_run = loop {
-        if let Some(r) = store.list_runs(RunQuery::person("e-2001")).await?.first() {
+        if let Some(r) = store
+            .list_runs(RunQuery::person(grace_okta.as_str()))
+            .await?
+            .first()
+        {
             break r.id;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let fresh = engine.status(grace_run).await?.created_at >= changed_at;
     if !fresh {
-        println!("  her run from an earlier demo is still open: the new trigger was suppressed");
+        // The watch loop still notices her, and finds her run from an earlier demo open.
+        let suppressed = |e: &offboard::AuditEvent| matches!(&e.kind, AuditKind::Suppressed { person, .. } if person.as_str() == grace_okta);
+        let began = tokio::time::Instant::now();
+        while began.elapsed() < Duration::from_secs(5)
+            && !store
+                .audit(AuditQuery::all())
+                .await?
+                .iter()
+                .any(|e| e.seq > seq_before && suppressed(e))
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        println!(
+            "{} her run from an earlier demo is still open: the watch loop's trigger was suppressed",
+            t(engine.now())
+        );
     }
     let automatic_last_day = |t: &&offboard::Task| t.stage == "last_day" && t.action().is_some();
     let last_day_done = |r: &offboard::Run| {
@@ -491,7 +632,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             })
             .unwrap_or_else(|| "-".into());
         println!(
-            "{} grace: every automatic last-day action done {:.2}s after HR's change (her Salesforce issue {ticket} is open; her delete waits for the cleanup stage)",
+            "{} grace: every automatic last-day action done {:.2}s after her deactivation in Okta (her Salesforce issue {ticket} is open; her deletes wait for the cleanup stage)",
             t(engine.now()),
             (revoked_at - changed_at).num_milliseconds() as f64 / 1000.0
         );
@@ -530,8 +671,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if !ada_fresh {
         println!(
-            "  (Okta, Jira and the directory are new in this process, so they show Ada as never \
-             offboarded: her run changed the tenants of the process that started it)"
+            "  (the simulated tenants are new in this process: her run changed the tenants of the \
+             process that started it. Okta and Google number users the same way every time, so \
+             they show Ada as never offboarded; Microsoft gives new users new random ids, so the \
+             accounts her run recorded are not found there, which verification counts as gone)"
         );
     }
     // The simulated tenants, read directly.
@@ -544,7 +687,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .map(|g| group_names.get(g).copied().unwrap_or(g.as_str()))
                     .collect();
                 println!(
-                    "  okta tenant now: {who:<5} {} ({} sessions, {} refresh tokens, {} grants, \
+                    "  okta tenant now:      {who:<5} {} ({} sessions, {} refresh tokens, {} grants, \
                      {} direct apps, groups: {})",
                     u.status,
                     u.sessions,
@@ -554,8 +697,110 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     groups.join(", ")
                 );
             }
-            None => println!("  okta tenant now: {who:<5} deleted"),
+            None => println!("  okta tenant now:      {who:<5} deleted"),
         }
+    }
+    for (who, id) in [("ada", &ada_google), ("grace", &grace_google)] {
+        match google_tenant.user(id) {
+            Some(u) => {
+                let groups: Vec<String> = u
+                    .groups
+                    .iter()
+                    .map(|(g, role)| {
+                        let name = g_group_names.get(g).copied().unwrap_or(g.as_str());
+                        format!("{name} {role}")
+                    })
+                    .collect();
+                let devices: Vec<String> = google_tenant
+                    .devices(id)
+                    .iter()
+                    .map(|d| format!("{} {}", d.model, d.status))
+                    .collect();
+                println!(
+                    "  google tenant now:    {who:<5} {} in {}{} ({} backup codes, {} app \
+                     passwords, {} OAuth tokens, {} sessions, {} password resets, {} licences; \
+                     groups: {}; devices: {})",
+                    if u.suspended { "suspended" } else { "active" },
+                    u.org_unit_path,
+                    if u.include_in_gal {
+                        ""
+                    } else {
+                        ", hidden from GAL"
+                    },
+                    u.backup_codes,
+                    u.asps.len(),
+                    u.tokens.len(),
+                    u.sessions,
+                    u.password_resets,
+                    u.licences.len(),
+                    if groups.is_empty() {
+                        "-".into()
+                    } else {
+                        groups.join(", ")
+                    },
+                    devices.join(", ")
+                );
+            }
+            None => println!("  google tenant now:    {who:<5} deleted"),
+        }
+    }
+    let google_users: BTreeMap<String, String> = [&ada_google, &grace_google, &g_manager]
+        .into_iter()
+        .filter_map(|id| Some((id.clone(), google_tenant.user(id)?.primary_email)))
+        .collect();
+    let google_user = |id: &String| google_users.get(id).unwrap_or(id).clone();
+    for x in google_tenant.transfers() {
+        println!(
+            "  google transfer now:  {} of {} applications from {} to {}: {}",
+            x.id,
+            x.applications.len(),
+            google_user(&x.old_owner),
+            google_user(&x.new_owner),
+            x.status
+        );
+    }
+    match ms_tenant.user(&ada_ms) {
+        Some(u) if !u.deleted => {
+            let skus = |ids: &std::collections::BTreeSet<String>| -> String {
+                let names: Vec<&str> = ids
+                    .iter()
+                    .map(|i| sku_names.get(i).copied().unwrap_or(i.as_str()))
+                    .collect();
+                if names.is_empty() {
+                    "-".into()
+                } else {
+                    names.join(", ")
+                }
+            };
+            let reply = u
+                .automatic_replies
+                .as_ref()
+                .and_then(|r| r["status"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| "-".into());
+            println!(
+                "  microsoft tenant now: ada   {} ({} session revocations, {} groups, {} app \
+                 roles, {} grants, auth methods: {})",
+                if u.account_enabled {
+                    "enabled"
+                } else {
+                    "sign-in blocked"
+                },
+                u.session_revocations,
+                u.groups.len(),
+                u.app_roles.len(),
+                u.grants.len(),
+                u.auth_methods.join(", ")
+            );
+            println!(
+                "                        ada   licences direct: {}, inherited: {}; automatic \
+                 reply {reply}; {} inbox rules; {} OneDrive permissions",
+                skus(&u.licenses),
+                skus(&u.inherited_licenses),
+                u.message_rules.len(),
+                u.drive_permissions.len()
+            );
+        }
+        _ => println!("  microsoft tenant now: ada   deleted"),
     }
     for issue in jira_site.issues() {
         println!(
@@ -567,15 +812,52 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
 
-    // 7. The audit trail, hash-chained.
+    // 7. The audit trail, hash-chained: counts per app, and the events of Ada's Google tasks in
+    //    full (every event with OFFBOARD_DEMO_AUDIT=all).
     let all = store.audit(AuditQuery::all()).await?;
     let events: Vec<_> = all.iter().filter(|e| e.seq > seq_before).collect();
+    let mut per_app: BTreeMap<&str, usize> = BTreeMap::new();
+    for e in &events {
+        *per_app
+            .entry(e.app.as_ref().map_or("-", |a| a.as_str()))
+            .or_default() += 1;
+    }
+    let counts: Vec<String> = per_app.iter().map(|(a, n)| format!("{a} {n}")).collect();
     println!(
-        "\naudit trail of this demo ({} events; {} in the file):",
+        "\naudit trail of this demo: {} events ({}); {} in the file",
         events.len(),
+        counts.join(", "),
         all.len()
     );
-    for e in &events {
+    let mut labels = BTreeMap::new();
+    for id in [run_id, grace_run] {
+        for x in engine.status(id).await?.tasks {
+            labels.insert(
+                x.id,
+                x.action().map_or_else(|| x.label(), |a| a.name.to_string()),
+            );
+        }
+    }
+    // A short trail (a second demo, whose Ada run is the earlier one) is printed whole.
+    let everything =
+        events.len() <= 40 || std::env::var("OFFBOARD_DEMO_AUDIT").is_ok_and(|v| v == "all");
+    let shown: Vec<_> = events
+        .iter()
+        .filter(|e| {
+            everything
+                || (e.run == Some(run_id) && e.app.as_ref().is_some_and(|a| a.as_str() == "google"))
+        })
+        .collect();
+    if everything {
+        println!("every event:");
+    } else {
+        println!(
+            "Ada's Google events ({}; all {} are in {db}, OFFBOARD_DEMO_AUDIT=all prints them):",
+            shown.len(),
+            events.len()
+        );
+    }
+    for e in shown {
         let what = match &e.kind {
             AuditKind::Transition {
                 event,
@@ -583,20 +865,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 run_state,
             } => {
                 format!(
-                    "{:<20} task={:<10} run={run_state:?}",
+                    "{:<16} task={:<10} run={run_state:?}",
                     event.name(),
                     task_state.as_deref().unwrap_or("-")
                 )
             }
             other => other.name().to_owned(),
         };
-        let app = e.app.as_ref().map(|a| a.as_str()).unwrap_or("-");
+        let task = e
+            .task
+            .as_ref()
+            .and_then(|x| labels.get(x))
+            .map_or("-", String::as_str);
         println!(
-            "  #{:<3} {} {:<24} {:<11} {what}  {}",
+            "  #{:<4} {} {:<22} {:<32} {what}  {}",
             e.seq,
             t(e.at),
             e.actor,
-            app,
+            task,
             &e.hash[..12]
         );
     }

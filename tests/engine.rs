@@ -940,8 +940,10 @@ fn the_example_policy_parses() {
         .with_api_token(offboard::Secret::new("00example"))
         .build()
         .unwrap();
+    // As the demo configures it: google.remove_licenses is offered with licences configured.
     let google = offboard_google::GoogleConfig::new()
         .with_access_token(offboard::Secret::new("ya29.example"))
+        .with_licence_skus([offboard_google::Sku::new("Google-Apps", "1010020027")])
         .build()
         .unwrap();
     let entra = offboard_azure::AzureConfig::new()
