@@ -129,8 +129,8 @@ pub struct ActionSpec {
     /// removals; false for e.g. "transfer files to the manager".
     pub not_found_is_done: bool,
     /// Actions (of this or another app) that must complete first when they are in the same plan,
-    /// e.g. `google.transfer_drive` before `google.delete`, `ad.disable` before
-    /// `azure.disable_sign_in`.
+    /// e.g. `google.transfer_data` before `google.delete`, `ad.disable` before
+    /// `entra.disable_sign_in`.
     #[serde(default)]
     pub after: Vec<ActionName>,
 }

@@ -869,7 +869,7 @@ fn task_succeeds() {
 fn driver_runs_a_plan_in_dependency_order() {
     let mut h = Harness::new(plan(&[
         Spec::action("ad.disable"),
-        Spec::action("azure.disable_sign_in").after(&[0]),
+        Spec::action("entra.disable_sign_in").after(&[0]),
         Spec::action("okta.clear_sessions").after(&[0, 1]),
     ]));
     h.reply_after(0, [(200, Reply::Ok(Outcome::Done))]);
