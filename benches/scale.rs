@@ -1,6 +1,8 @@
 //! The scale benchmark: N offboardings of 4 actions each (zero-latency reference connector),
 //! durable on a fresh SQLite file, plus the store's own rates (durable transitions/s, audit
-//! appends/s, claim latency under 4 concurrent claimers).
+//! appends/s, claim latency under 4 concurrent claimers). Each N is measured twice: cases
+//! submitted one after another, then by 32 concurrent submitters (as a host offboarding many
+//! people at once would); then the engine processes them all.
 //!
 //! Run with `cargo bench --bench scale`; choose N with `OFFBOARD_SCALE_N` (default
 //! `100,1000`, e.g. `OFFBOARD_SCALE_N=100,1000,10000`) and the directory of the database files
@@ -14,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use offboard::connector::Snapshot;
 use offboard::stores::SqliteStore;
 use offboard::{
@@ -172,11 +175,14 @@ fn peak_rss_kib() -> Option<u64> {
 
 struct ScaleResult {
     n: usize,
+    submitters: usize,
     submit: Duration,
     total: Duration,
     peak_rss_kib: Option<u64>,
     bytes_per_case: f64,
     calls: BTreeMap<&'static str, (u64, Duration)>,
+    /// (transactions, writes) while submitting, then while processing.
+    grouping: [(u64, u64); 2],
 }
 
 impl ScaleResult {
@@ -198,31 +204,43 @@ async fn engine_on(store: Arc<dyn Store>, n: usize) -> Engine {
         .unwrap()
 }
 
-/// Plans and submits `people` offboardings (persons `first..first + people`).
-async fn submit_all(engine: &Engine, first: usize, people: usize) -> Vec<RunId> {
-    let mut ids = Vec::with_capacity(people);
-    for i in first..first + people {
-        let person = Person::new(format!("p{i}"), format!("u{i}@example.com"));
-        let plan = engine
-            .plan(RunRequest::new(person, Initiator::Schedule))
-            .await
-            .unwrap();
-        assert_eq!(plan.run.tasks.len(), ACTIONS);
-        ids.push(engine.submit(plan, None).await.unwrap());
-    }
-    ids
+/// Submitters of the concurrent measurement: a host offboarding many people at once (a layoff,
+/// an HR feed) submits them concurrently.
+const SUBMITTERS: usize = 32;
+
+/// Plans and submits the offboarding of person `i`.
+async fn submit_one(engine: &Engine, i: usize) -> RunId {
+    let person = Person::new(format!("p{i}"), format!("u{i}@example.com"));
+    let plan = engine
+        .plan(RunRequest::new(person, Initiator::Schedule))
+        .await
+        .unwrap();
+    assert_eq!(plan.run.tasks.len(), ACTIONS);
+    engine.submit(plan, None).await.unwrap()
 }
 
-async fn scale(n: usize) -> ScaleResult {
-    let dir = Scratch::new(&format!("n{n}"));
+/// Plans and submits `people` offboardings (persons `first..first + people`), `submitters` at
+/// a time (1: one after another).
+async fn submit_all(engine: &Engine, first: usize, people: usize, submitters: usize) -> Vec<RunId> {
+    futures::stream::iter(first..first + people)
+        .map(|i| submit_one(engine, i))
+        .buffer_unordered(submitters.max(1))
+        .collect()
+        .await
+}
+
+async fn scale(n: usize, submitters: usize) -> ScaleResult {
+    let dir = Scratch::new(&format!("n{n}-s{submitters}"));
     let sqlite = SqliteStore::open(dir.db()).await.unwrap();
     let store = Arc::new(Counting::new(sqlite.clone()));
     let engine = engine_on(store.clone(), n).await;
     reset_peak_rss();
 
     let start = Instant::now();
-    let ids = submit_all(&engine, 0, n).await;
+    let at_start = sqlite.group_commits();
+    let ids = submit_all(&engine, 0, n, submitters).await;
     let submit = start.elapsed();
+    let submitted = sqlite.group_commits();
     loop {
         engine.run_due().await.unwrap();
         let open = store
@@ -235,8 +253,10 @@ async fn scale(n: usize) -> ScaleResult {
         }
     }
     let total = start.elapsed();
+    let processed = sqlite.group_commits();
     let peak_rss_kib = peak_rss_kib();
     let calls = store.take();
+    let delta = |a: (u64, u64), b: (u64, u64)| (b.0 - a.0, b.1 - a.1);
 
     let all = store.inner.list_runs(RunQuery::default()).await.unwrap();
     assert_eq!(all.len(), n);
@@ -251,11 +271,13 @@ async fn scale(n: usize) -> ScaleResult {
     let bytes = file_len(&db) + file_len(&wal);
     ScaleResult {
         n,
+        submitters,
         submit,
         total,
         peak_rss_kib,
         bytes_per_case: bytes as f64 / n as f64,
         calls,
+        grouping: [delta(at_start, submitted), delta(submitted, processed)],
     }
 }
 
@@ -266,7 +288,7 @@ async fn transitions(ops: usize, concurrent: usize) -> (f64, f64) {
     let dir = Scratch::new("transitions");
     let store = Arc::new(SqliteStore::open(dir.db()).await.unwrap());
     let engine = engine_on(store.clone(), concurrent).await;
-    let ids = submit_all(&engine, 0, concurrent).await;
+    let ids = submit_all(&engine, 0, concurrent, 1).await;
     let one = |store: Arc<SqliteStore>, id: RunId, ops: usize| async move {
         let mut run = store.load_run(id).await.unwrap().unwrap();
         for i in 0..ops {
@@ -329,7 +351,7 @@ async fn claims(runs: usize) -> (Duration, Duration, Duration, Duration, f64) {
     let dir = Scratch::new("claims");
     let store = Arc::new(SqliteStore::open(dir.db()).await.unwrap());
     let engine = engine_on(store.clone(), runs).await;
-    submit_all(&engine, 0, runs).await;
+    submit_all(&engine, 0, runs, 1).await;
     let now = Utc::now() + chrono::Duration::seconds(1);
     let start = Instant::now();
     let claimers: Vec<_> = (0..4)
@@ -383,14 +405,24 @@ fn print_scale(results: &[ScaleResult]) {
         "scale: N offboardings x {ACTIONS} actions, zero-latency connector, SQLite (WAL, synchronous=FULL)"
     );
     println!(
-        "{:>7} | {:>10} | {:>10} | {:>9} | {:>12} | {:>13} | {:>12}",
-        "N", "submit", "total", "cases/s", "tasks/s", "peak RSS", "bytes/case"
+        "{:>7} | {:>10} | {:>10} | {:>10} | {:>9} | {:>12} | {:>13} | {:>12} | {:>15}",
+        "N",
+        "submitters",
+        "submit",
+        "total",
+        "cases/s",
+        "tasks/s",
+        "peak RSS",
+        "bytes/case",
+        "writes/tx s|p"
     );
-    println!("{}", "-".repeat(92));
+    println!("{}", "-".repeat(128));
+    let per_tx = |(tx, writes): (u64, u64)| writes as f64 / tx.max(1) as f64;
     for r in results {
         println!(
-            "{:>7} | {:>8.2} s | {:>8.2} s | {:>9.1} | {:>12.1} | {:>13} | {:>12.0}",
+            "{:>7} | {:>10} | {:>8.2} s | {:>8.2} s | {:>9.1} | {:>12.1} | {:>13} | {:>12.0} | {:>6.1} | {:>6.1}",
             r.n,
+            r.submitters,
             r.submit.as_secs_f64(),
             r.total.as_secs_f64(),
             r.cases_per_s(),
@@ -400,25 +432,35 @@ fn print_scale(results: &[ScaleResult]) {
                 k as f64 / 1024.0
             )),
             r.bytes_per_case,
+            per_tx(r.grouping[0]),
+            per_tx(r.grouping[1]),
         );
     }
-    if let (Some(first), Some(last)) = (results.first(), results.last())
-        && results.len() > 1
-    {
-        println!(
-            "throughput ratio N={} vs N={}: {:.2} (goal >= 0.80 for 10,000 vs 100)",
-            last.n,
-            first.n,
-            last.cases_per_s() / first.cases_per_s()
-        );
+    println!("(writes/tx: writes per committed transaction while submitting | processing)");
+    for submitters in [1, SUBMITTERS] {
+        let rows: Vec<&ScaleResult> = results
+            .iter()
+            .filter(|r| r.submitters == submitters)
+            .collect();
+        if let (Some(first), Some(last)) = (rows.first(), rows.last())
+            && rows.len() > 1
+        {
+            println!(
+                "throughput ratio N={} vs N={}, {submitters} submitter(s): {:.2} (goal >= 0.80 for 10,000 vs 100)",
+                last.n,
+                first.n,
+                last.cases_per_s() / first.cases_per_s()
+            );
+        }
     }
     for r in results {
         let tasks = (r.n * ACTIONS) as f64;
         println!();
         println!(
-            "store calls at N={} (per task = calls / {} tasks; time = wall time inside the call, \
-             including waiting for the writer lock)",
+            "store calls at N={}, {} submitter(s) (per task = calls / {} tasks; time = wall time \
+             inside the call, including waiting for the writer lock)",
             r.n,
+            r.submitters,
             r.n * ACTIONS
         );
         println!(
@@ -464,14 +506,16 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         let mut results = Vec::new();
-        for n in sizes {
-            let r = scale(n).await;
-            eprintln!(
-                "N={n}: {:.1} cases/s ({:.2} s)",
-                r.cases_per_s(),
-                r.total.as_secs_f64()
-            );
-            results.push(r);
+        for submitters in [1, SUBMITTERS] {
+            for &n in &sizes {
+                let r = scale(n, submitters).await;
+                eprintln!(
+                    "N={n}, {submitters} submitter(s): {:.1} cases/s ({:.2} s)",
+                    r.cases_per_s(),
+                    r.total.as_secs_f64()
+                );
+                results.push(r);
+            }
         }
         print_scale(&results);
 

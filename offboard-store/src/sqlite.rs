@@ -128,6 +128,9 @@ struct GroupFailure {
 struct GroupCommit {
     queue: std::sync::Mutex<Vec<Job>>,
     lock: tokio::sync::Mutex<()>,
+    /// Transactions committed, and the writes they held (see [`SqliteStore::group_commits`]).
+    committed: std::sync::atomic::AtomicU64,
+    committed_writes: std::sync::atomic::AtomicU64,
 }
 
 /// The writer connection's page cache (`PRAGMA cache_size`; negative: KiB): 16 MiB.
@@ -286,6 +289,17 @@ impl SqliteStore {
                 .with_operation("sqlite.run_migrations")
                 .with_source(e)
         })
+    }
+
+    /// How this store's writes were grouped so far: `(transactions, writes)` committed by this
+    /// handle and its clones since it was opened (failed groups are not counted). Writes per
+    /// transaction is how many callers shared one fsync.
+    pub fn group_commits(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.writer.committed.load(Relaxed),
+            self.writer.committed_writes.load(Relaxed),
+        )
     }
 
     /// Copies the write-ahead log into the database file and truncates the log
@@ -522,6 +536,11 @@ impl SqliteStore {
         }
         match group.commit().await {
             Ok(()) => {
+                use std::sync::atomic::Ordering::Relaxed;
+                self.writer.committed.fetch_add(1, Relaxed);
+                self.writer
+                    .committed_writes
+                    .fetch_add(ran.len() as u64, Relaxed);
                 for r in ran {
                     (r.finish)(None);
                 }

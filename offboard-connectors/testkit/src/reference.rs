@@ -53,7 +53,7 @@ pub use delegate::{ReferenceDelegate, ReferenceTicket};
 pub use fault::{Fault, permanent, rate_limited, unavailable};
 pub use source::ReferenceSource;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -425,6 +425,9 @@ struct Entry {
 struct State {
     /// Users by external id.
     users: BTreeMap<String, Entry>,
+    /// External ids of existing users by ASCII-lower-cased login and alias, so `lookup` does not
+    /// scan every user.
+    by_name: HashMap<String, BTreeSet<String>>,
     /// External ids of users that were deleted (by the action or [`ReferenceConnector::remove_user`]).
     deleted: BTreeSet<String>,
     next_id: u64,
@@ -567,6 +570,7 @@ impl ReferenceConnector {
         state.next_id += 1;
         let external_id = format!("{}-{:06}", self.app, state.next_id);
         let account = self.account_ref(&external_id, &user);
+        state.index(&external_id, &user);
         state.users.insert(
             external_id,
             Entry {
@@ -581,7 +585,7 @@ impl ReferenceConnector {
     /// existed. Its effects stay counted.
     pub fn remove_user(&self, external_id: &str) -> bool {
         let mut state = self.state();
-        let existed = state.users.remove(external_id).is_some();
+        let existed = state.remove(external_id);
         if existed {
             state.deleted.insert(external_id.to_owned());
         }
@@ -592,9 +596,12 @@ impl ReferenceConnector {
     /// whether the user exists. The change is not counted as an effect.
     pub fn modify_user(&self, external_id: &str, change: impl FnOnce(&mut ReferenceUser)) -> bool {
         let mut state = self.state();
-        match state.users.get_mut(external_id) {
+        let State { users, by_name, .. } = &mut *state;
+        match users.get_mut(external_id) {
             Some(entry) => {
+                unindex(by_name, external_id, &entry.user);
                 change(&mut entry.user);
+                index(by_name, external_id, &entry.user);
                 true
             }
             None => false,
@@ -854,7 +861,49 @@ fn apply(
     }
 }
 
+/// Adds `user`'s login and aliases to the name index.
+fn index(by_name: &mut HashMap<String, BTreeSet<String>>, external_id: &str, user: &ReferenceUser) {
+    for name in user.names() {
+        by_name
+            .entry(name.to_ascii_lowercase())
+            .or_default()
+            .insert(external_id.to_owned());
+    }
+}
+
+/// Removes `user`'s login and aliases from the name index.
+fn unindex(
+    by_name: &mut HashMap<String, BTreeSet<String>>,
+    external_id: &str,
+    user: &ReferenceUser,
+) {
+    for name in user.names() {
+        let key = name.to_ascii_lowercase();
+        if let Some(ids) = by_name.get_mut(&key) {
+            ids.remove(external_id);
+            if ids.is_empty() {
+                by_name.remove(&key);
+            }
+        }
+    }
+}
+
 impl State {
+    fn index(&mut self, external_id: &str, user: &ReferenceUser) {
+        index(&mut self.by_name, external_id, user);
+    }
+
+    /// Removes a user and its index entries; whether it existed.
+    fn remove(&mut self, external_id: &str) -> bool {
+        match self.users.remove(external_id) {
+            Some(entry) => {
+                unindex(&mut self.by_name, external_id, &entry.user);
+                true
+            }
+            None => false,
+        }
+    }
+
     fn execute(
         &mut self,
         name: &ActionName,
@@ -881,7 +930,7 @@ impl State {
         };
         let (outcome, note) = if verb == Verb::Delete {
             if !dry_run {
-                self.users.remove(external_id);
+                self.remove(external_id);
                 self.deleted.insert(external_id.to_owned());
             }
             (Outcome::Done, "account deleted".to_owned())
@@ -935,16 +984,16 @@ impl Connector for ReferenceConnector {
             no_control(address, "address")?;
         }
         let state = self.state();
-        let matches: Vec<(&String, &Entry)> = state
-            .users
+        // Ids in external-id order, each once even when several addresses match it.
+        let ids: BTreeSet<&String> = addresses
             .iter()
-            .filter(|(_, e)| {
-                e.user.names().any(|name| {
-                    addresses
-                        .iter()
-                        .any(|a| !a.is_empty() && a.eq_ignore_ascii_case(name))
-                })
-            })
+            .filter(|a| !a.is_empty())
+            .filter_map(|a| state.by_name.get(&a.to_ascii_lowercase()))
+            .flatten()
+            .collect();
+        let matches: Vec<(&String, &Entry)> = ids
+            .into_iter()
+            .filter_map(|id| state.users.get_key_value(id))
             .collect();
         match matches.as_slice() {
             [] => Ok(None),

@@ -191,6 +191,37 @@ async fn lookup_is_exact_and_never_guesses() {
 }
 
 #[tokio::test]
+async fn lookup_follows_renames_removals_and_deletes() {
+    let c = okta();
+    let jane = jane(&c);
+    let by = |address: &str| LookupRequest::person(Person::new("p", address));
+
+    // A rename behind offboard's back: the old login no longer matches, the new one does.
+    assert!(c.modify_user(&jane.external_id, |u| {
+        u.login = "Jane.Smith@example.com".into();
+        u.aliases.clear();
+    }));
+    assert_eq!(c.lookup(&by("jane@example.com")).await.unwrap(), None);
+    assert_eq!(c.lookup(&by("jane.doe@example.com")).await.unwrap(), None);
+    let found = c.lookup(&by("jane.smith@EXAMPLE.com")).await.unwrap();
+    assert_eq!(found.unwrap().external_id, jane.external_id);
+
+    // A second user taking the same name makes the lookup ambiguous; removing it resolves it.
+    let twin = c.add_user(ReferenceUser::new("JANE.SMITH@example.com"));
+    let err = c.lookup(&by("jane.smith@example.com")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Ambiguous);
+    assert!(c.remove_user(&twin.external_id));
+    let found = c.lookup(&by("jane.smith@example.com")).await.unwrap();
+    assert_eq!(found.unwrap().external_id, jane.external_id);
+
+    // Deleted by the action: not found any more, by name or by id.
+    assert_eq!(run(&c, &jane, &c.action("delete")).await, Outcome::Done);
+    assert_eq!(c.lookup(&by("jane.smith@example.com")).await.unwrap(), None);
+    let bob = c.lookup(&by("BOB@example.com")).await.unwrap().unwrap();
+    assert_eq!(bob.login, "bob@example.com");
+}
+
+#[tokio::test]
 async fn tenant_state_after_each_action() {
     let c = okta();
     let jane = jane(&c);

@@ -651,18 +651,16 @@ impl Engine {
         self.inner.updates.subscribe()
     }
 
-    /// Claims and processes due tasks once, concurrently, until none is due right now.
-    /// Returns how many claims were processed.
+    /// Claims and processes due tasks, up to `max_in_flight` at a time, until none is due
+    /// right now and none is in flight. Returns how many claims were processed.
+    ///
+    /// Tasks run as tasks of their own (on every runtime thread), and the engine claims more
+    /// as soon as half of its slots are free, without waiting for a whole batch to finish.
+    ///
+    /// # Errors
+    /// A failed claim, once the tasks already claimed finished.
     pub async fn run_due(&self) -> Result<usize> {
-        let mut total = 0;
-        loop {
-            let leases = self.inner.claim(self.inner.max_in_flight).await?;
-            if leases.is_empty() {
-                return Ok(total);
-            }
-            total += leases.len();
-            futures::future::join_all(leases.into_iter().map(|l| self.inner.process(l))).await;
-        }
+        worker::run_due(&self.inner).await
     }
 
     /// Starts background work until shut down: workers that claim and process due tasks, and

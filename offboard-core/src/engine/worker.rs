@@ -53,6 +53,44 @@ pub(super) async fn run_loop(inner: Arc<Inner>, mut stop: tokio::sync::watch::Re
     while running.join_next().await.is_some() {}
 }
 
+/// Claims as soon as this many of `max_in_flight` slots are free (or nothing runs): one claim
+/// fills many slots, and the tasks in flight keep the group commits full meanwhile.
+fn refill_at(max_in_flight: usize) -> usize {
+    max_in_flight.div_ceil(2)
+}
+
+/// [`super::Engine::run_due`]: claim and process until nothing is due and nothing runs.
+pub(super) async fn run_due(inner: &Arc<Inner>) -> Result<usize> {
+    let mut running: JoinSet<()> = JoinSet::new();
+    let mut total = 0;
+    loop {
+        let free = inner.max_in_flight.saturating_sub(running.len());
+        if running.is_empty() || free >= refill_at(inner.max_in_flight) {
+            let leases = match inner.claim(free).await {
+                Ok(leases) => leases,
+                Err(e) => {
+                    while running.join_next().await.is_some() {}
+                    return Err(e);
+                }
+            };
+            // Nothing due and nothing running that could make a task due: done.
+            if leases.is_empty() && running.is_empty() {
+                return Ok(total);
+            }
+            total += leases.len();
+            for lease in leases {
+                let inner = inner.clone();
+                running.spawn(async move { inner.process(lease).await });
+            }
+        }
+        if let Some(Err(e)) = running.join_next().await
+            && e.is_panic()
+        {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    }
+}
+
 impl Inner {
     pub(crate) async fn claim(&self, limit: usize) -> Result<Vec<Lease>> {
         self.store
