@@ -183,6 +183,19 @@ impl Store for MemoryStore {
             )
             .fatal());
         }
+        if !run.state.is_terminal()
+            && let Some(open) = state
+                .runs
+                .values()
+                .find(|r| r.person.id == run.person.id && !r.state.is_terminal())
+        {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!("{} already has an open run ({})", run.person.id, open.id),
+            )
+            .fatal()
+            .with_context("person", &run.person.id));
+        }
         let mut stored = run.clone();
         stored.version = 1;
         state.runs.insert(stored.id, stored);

@@ -158,8 +158,16 @@ pub(crate) fn lease_lost(id: RunId, lease: &Lease) -> Error {
 }
 
 /// The error of a create with an existing id.
-pub(crate) fn run_exists(id: RunId) -> Error {
-    Error::new(ErrorKind::Conflict, format!("run {id} already exists")).fatal()
+pub(crate) fn run_exists(run: &Run) -> Error {
+    Error::new(
+        ErrorKind::Conflict,
+        format!(
+            "run {} was not created: a run with that id exists, or {} already has an open run",
+            run.id, run.person.id
+        ),
+    )
+    .fatal()
+    .with_context("person", &run.person.id)
 }
 
 /// The error of a renew of a lease no longer held.

@@ -27,7 +27,7 @@ pub const POSTGRES_SCHEMA: &str = "offboard";
 pub const POSTGRES_MIGRATIONS_TABLE: &str = "offboard.schema_migrations";
 
 /// The newest schema version this code knows.
-pub const POSTGRES_SCHEMA_VERSION: i64 = 2;
+pub const POSTGRES_SCHEMA_VERSION: i64 = 3;
 
 /// How many audit rows a verification reads at once.
 const PAGE: i64 = 1000;
@@ -36,6 +36,7 @@ fn migrator() -> Migrator {
     let mut m = codec::migrator(&[
         (1, "init", q::MIGRATION_0001),
         (2, "open_runs", q::MIGRATION_0002),
+        (3, "one_open_run", q::MIGRATION_0003),
     ]);
     m.dangerous_set_table_name(POSTGRES_MIGRATIONS_TABLE);
     m.create_schema(POSTGRES_SCHEMA);
@@ -333,7 +334,7 @@ impl Store for PostgresStore {
             .await
             .map_err(db("postgres.create_run"))?;
         if inserted.rows_affected() == 0 {
-            return Err(codec::run_exists(run.id));
+            return Err(codec::run_exists(run));
         }
         if !run.tasks.is_empty() {
             let mut ids = Vec::with_capacity(run.tasks.len());

@@ -38,6 +38,11 @@ pub(crate) mod sqlite {
         env!("CARGO_MANIFEST_DIR"),
         "/migrations/sqlite/0002_open_runs.sql"
     ));
+    /// `migrations/sqlite/0003_one_open_run.sql`
+    pub(crate) const MIGRATION_0003: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/migrations/sqlite/0003_one_open_run.sql"
+    ));
 }
 
 /// PostgreSQL statements.
@@ -66,5 +71,10 @@ pub(crate) mod postgres {
     pub(crate) const MIGRATION_0002: &str = include_str!(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/migrations/postgres/0002_open_runs.sql"
+    ));
+    /// `migrations/postgres/0003_one_open_run.sql`
+    pub(crate) const MIGRATION_0003: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/migrations/postgres/0003_one_open_run.sql"
     ));
 }

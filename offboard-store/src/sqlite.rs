@@ -29,7 +29,7 @@ use crate::sql::sqlite as q;
 pub const SQLITE_MIGRATIONS_TABLE: &str = "offboard_schema_migrations";
 
 /// The newest schema version this code knows.
-pub const SQLITE_SCHEMA_VERSION: i64 = 2;
+pub const SQLITE_SCHEMA_VERSION: i64 = 3;
 
 /// How many audit rows a verification reads at once.
 const PAGE: i64 = 1000;
@@ -38,6 +38,7 @@ fn migrator() -> Migrator {
     let mut m = codec::migrator(&[
         (1, "init", q::MIGRATION_0001),
         (2, "open_runs", q::MIGRATION_0002),
+        (3, "one_open_run", q::MIGRATION_0003),
     ]);
     m.dangerous_set_table_name(SQLITE_MIGRATIONS_TABLE);
     m
@@ -946,7 +947,7 @@ impl Store for SqliteStore {
                 // A run that exists makes the insert do nothing and the task inserts fail.
                 let (done, result) = group.run_partial(batch, "sqlite.create_run").await;
                 if done.first().is_some_and(|d| d.affected == 0) {
-                    return Err(codec::run_exists(run.id));
+                    return Err(codec::run_exists(&run));
                 }
                 result?;
                 group.advance(&sealed);

@@ -469,3 +469,69 @@ async fn mirrors_another_stores_chain_as_a_sink() {
     let err = mirror.record(&later[1..]).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Conflict);
 }
+
+/// Two submits for one person racing (an HR feed and an operator at the same moment): one run
+/// is created, the other submit is refused as suppressed — whether it lost at the engine's
+/// open-run check or at the store's one-open-run index — and the person has one open run.
+#[tokio::test]
+async fn racing_submits_for_one_person_create_one_run() {
+    use offboard_core::{Engine, Policy, RunQuery, RunRequest};
+    use offboard_testkit::reference::{ReferenceConnector, ReferenceUser};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        SqliteStore::open(dir.path().join("offboard.db"))
+            .await
+            .unwrap(),
+    );
+    let idp = ReferenceConnector::builder("idp")
+        .users([ReferenceUser::employee("ada@example.com")])
+        .build();
+    let engine = Engine::builder()
+        .store(store.clone())
+        .connector(Arc::new(idp))
+        .policy(
+            Policy::from_toml("[apps.idp]\nmethod = \"automatic\"\nactions = [\"idp.suspend\"]\n")
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    for round in 0..5 {
+        let person = Person::new(format!("p-race-{round}"), "ada@example.com");
+        let admin = || Initiator::Admin {
+            actor: "admin@example.com".into(),
+        };
+        let a = engine
+            .plan(RunRequest::new(person.clone(), admin()))
+            .await
+            .unwrap();
+        let b = engine
+            .plan(RunRequest::new(person.clone(), admin()))
+            .await
+            .unwrap();
+        let (ea, eb) = (engine.clone(), engine.clone());
+        let (ra, rb) = tokio::join!(
+            tokio::spawn(async move { ea.submit(a, None).await }),
+            tokio::spawn(async move { eb.submit(b, None).await }),
+        );
+        let results = [ra.unwrap(), rb.unwrap()];
+        let won: Vec<RunId> = results
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .copied()
+            .collect();
+        assert_eq!(won.len(), 1, "round {round}: {results:?}");
+        let lost = results.iter().find_map(|r| r.as_ref().err()).unwrap();
+        assert_eq!(lost.kind(), ErrorKind::Conflict, "{lost}");
+        let open = store
+            .list_runs(RunQuery::person(person.id.clone()).open())
+            .await
+            .unwrap();
+        assert_eq!(open.iter().map(|s| s.id).collect::<Vec<_>>(), won);
+        let events = store.audit(AuditQuery::all()).await.unwrap();
+        assert!(events.iter().any(|e| matches!(
+            &e.kind,
+            AuditKind::Suppressed { person: p, open_run, .. } if *p == person.id && *open_run == won[0]
+        )));
+    }
+    assert!(store.verify_audit().await.unwrap().is_intact());
+}

@@ -573,35 +573,8 @@ impl Engine {
                 }
             }
         }
-        let open = inner
-            .store
-            .list_runs(RunQuery {
-                person: Some(run.person.id.clone()),
-                open_only: true,
-                ..RunQuery::default()
-            })
-            .await?;
-        if let Some(existing) = open.first() {
-            let event = AuditEvent::new(
-                inner.clock.now(),
-                run.initiator.actor(),
-                AuditKind::Suppressed {
-                    person: run.person.id.clone(),
-                    open_run: existing.id,
-                    trigger: format!("{:?}", run.initiator),
-                },
-            );
-            let sealed = inner.store.append_audit(vec![event]).await?;
-            inner.to_sinks(&sealed).await;
-            return Err(Error::new(
-                ErrorKind::Conflict,
-                format!(
-                    "run {} for {} is still open; nothing new was started",
-                    existing.id, run.person.email
-                ),
-            )
-            .fatal()
-            .with_context("open_run", existing.id));
+        if let Some(refused) = inner.suppress_if_open(&run).await? {
+            return Err(refused);
         }
         let now = inner.clock.now();
         let actor = confirmation
@@ -628,10 +601,15 @@ impl Engine {
         )
         .with_run(run.id);
         run.version = 1;
-        let sealed = inner
-            .store
-            .create_run(&run, vec![planned, submitted])
-            .await?;
+        let sealed = match inner.store.create_run(&run, vec![planned, submitted]).await {
+            Ok(sealed) => sealed,
+            // Another submit for this person won the race after the check above: the store
+            // keeps one open run per person; this trigger is suppressed like any other.
+            Err(e) if e.kind() == ErrorKind::Conflict => {
+                return Err(inner.suppress_if_open(&run).await?.unwrap_or(e));
+            }
+            Err(e) => return Err(e),
+        };
         inner.to_sinks(&sealed).await;
         inner.publish(&run, None, now);
         inner.wake.notify_waiters();
@@ -948,6 +926,44 @@ impl Engine {
 }
 
 impl Inner {
+    /// When the person already has an open run: audits the trigger as suppressed and returns
+    /// the error the submit answers with ("still open; nothing new was started").
+    async fn suppress_if_open(&self, run: &Run) -> Result<Option<Error>> {
+        let open = self
+            .store
+            .list_runs(RunQuery {
+                person: Some(run.person.id.clone()),
+                open_only: true,
+                ..RunQuery::default()
+            })
+            .await?;
+        let Some(existing) = open.first() else {
+            return Ok(None);
+        };
+        let event = AuditEvent::new(
+            self.clock.now(),
+            run.initiator.actor(),
+            AuditKind::Suppressed {
+                person: run.person.id.clone(),
+                open_run: existing.id,
+                trigger: format!("{:?}", run.initiator),
+            },
+        );
+        let sealed = self.store.append_audit(vec![event]).await?;
+        self.to_sinks(&sealed).await;
+        Ok(Some(
+            Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "run {} for {} is still open; nothing new was started",
+                    existing.id, run.person.email
+                ),
+            )
+            .fatal()
+            .with_context("open_run", existing.id),
+        ))
+    }
+
     pub(crate) async fn load(&self, run: RunId) -> Result<Run> {
         self.store
             .load_run(run)

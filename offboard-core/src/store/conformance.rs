@@ -52,6 +52,7 @@ use crate::source::Cursor;
 pub async fn run_all(store: &dyn Store) {
     create_load_round_trip(store).await;
     create_twice_conflicts(store).await;
+    one_open_run_per_person(store).await;
     commit_bumps_version(store).await;
     stale_commit_conflicts(store).await;
     commit_under_lost_lease_conflicts(store).await;
@@ -193,6 +194,64 @@ pub async fn create_twice_conflicts(store: &dyn Store) {
     let after = ok(RULE, "audit", store.audit(AuditQuery::run(run.id)).await);
     check_eq(RULE, "the audit after the refused create", &before, &after);
     retire(RULE, store, run.id).await;
+}
+
+/// A person has at most one open run: creating a second one while the first is open is a
+/// `Conflict` that changes nothing, even when both creates race; once the open run is terminal,
+/// a new one is accepted.
+pub async fn one_open_run_per_person(store: &dyn Store) {
+    const RULE: &str = "one_open_run_per_person";
+    let person = unique_person();
+    let first = sample_run_for(&person, &[Some(at(0))]);
+    create(RULE, store, &first).await;
+    let second = sample_run_for(&person, &[Some(at(0))]);
+    expect_conflict(
+        RULE,
+        "a second open run for the person",
+        store.create_run(&second, vec![planned(&second)]).await,
+        false,
+    );
+    check(
+        RULE,
+        ok(RULE, "load_run", store.load_run(second.id).await).is_none(),
+        "the refused run was stored",
+    );
+    check_eq(
+        RULE,
+        "the refused run's audit",
+        &0,
+        &ok(RULE, "audit", store.audit(AuditQuery::run(second.id)).await).len(),
+    );
+    // Once the open run is over, the person may get a new one; two racing creates: one wins.
+    let mut closed = load(RULE, store, first.id).await;
+    closed.state = RunState::Completed;
+    closed.finished_at = Some(at(10));
+    ok(
+        RULE,
+        "commit",
+        store.commit(Commit::new(closed, vec![], vec![])).await,
+    );
+    let (a, b) = (
+        sample_run_for(&person, &[Some(at(0))]),
+        sample_run_for(&person, &[Some(at(0))]),
+    );
+    let (ra, rb) = futures::future::join(
+        store.create_run(&a, vec![planned(&a)]),
+        store.create_run(&b, vec![planned(&b)]),
+    )
+    .await;
+    check_eq(
+        RULE,
+        "racing creates that succeed",
+        &1,
+        &[ra.is_ok(), rb.is_ok()].iter().filter(|x| **x).count(),
+    );
+    for (r, run) in [(ra, &a), (rb, &b)] {
+        match r {
+            Ok(_) => retire(RULE, store, run.id).await,
+            Err(e) => check_eq(RULE, "the loser's error", &ErrorKind::Conflict, &e.kind()),
+        }
+    }
 }
 
 /// A commit at the stored version succeeds, returns version + 1, and stores the new state and
@@ -1304,9 +1363,15 @@ pub async fn list_runs_filters(store: &dyn Store) {
     const RULE: &str = "list_runs_filters";
     let person = unique_person();
     let mut runs = Vec::new();
-    for (i, state) in [RunState::Completed, RunState::Running, RunState::Waiting]
-        .into_iter()
-        .enumerate()
+    // At most one open run per person (`one_open_run_per_person`): a finished one, the open
+    // one, one finished with failures.
+    for (i, state) in [
+        RunState::Completed,
+        RunState::Running,
+        RunState::CompletedWithFailures,
+    ]
+    .into_iter()
+    .enumerate()
     {
         let mut run = sample_run_for(&person, &[None]);
         run.created_at = at(i as i64 * 100);
@@ -1358,7 +1423,7 @@ pub async fn list_runs_filters(store: &dyn Store) {
     check_eq(
         RULE,
         "open_only",
-        &ids(&[2, 1]),
+        &ids(&[1]),
         &list(RunQuery {
             open_only: true,
             ..by_person.clone()
@@ -1419,8 +1484,8 @@ pub async fn list_runs_filters(store: &dyn Store) {
     );
     check_eq(
         RULE,
-        "open_only after a run was cancelled",
-        &ids(&[2]),
+        "open_only after the open run was cancelled",
+        &ids(&[]),
         &list(RunQuery {
             open_only: true,
             ..by_person

@@ -211,8 +211,12 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Atomic: the run, its tasks and the events are stored together or not at all. The stored
     /// run's `version` is 1. Returns the sealed events.
     ///
+    /// A person has at most one open (non-terminal) run, enforced here, atomically: of two
+    /// racing submits for one person, one is stored and the other refused.
+    ///
     /// # Errors
-    /// `Conflict` if a run with that id exists.
+    /// `Conflict` if a run with that id exists, or if the run is open and the person already
+    /// has an open run; nothing is stored then.
     async fn create_run(&self, run: &Run, events: Vec<AuditEvent>) -> Result<Vec<AuditEvent>>;
 
     /// Loads a run with its tasks (in their original order), as last committed.

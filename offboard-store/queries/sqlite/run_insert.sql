@@ -1,3 +1,3 @@
 INSERT INTO offboard_runs (id, person_id, state, open, version, created_at, finished_at, body)
 VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7)
-ON CONFLICT (id) DO NOTHING
+ON CONFLICT DO NOTHING

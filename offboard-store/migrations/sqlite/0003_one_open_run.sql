@@ -1,0 +1,4 @@
+-- offboard schema version 3 (SQLite): a person has at most one open run. The engine checks
+-- before submitting, but two submits racing for one person (an HR feed and an operator at the
+-- same moment) both pass that check; this index makes the second insert do nothing, atomically.
+CREATE UNIQUE INDEX offboard_runs_one_open ON offboard_runs (person_id) WHERE open = 1;
