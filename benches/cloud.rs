@@ -24,17 +24,19 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use futures::StreamExt as _;
-use offboard::engine::{Confirmation, Limits};
+use offboard::engine::Limits;
 use offboard::memory::MemoryStore;
-use offboard::{Engine, Initiator, Manager, Person, Policy, RunRequest, RunState, TaskState};
+use offboard::{Engine, Manager, Person, Policy};
 use offboard_google::{GoogleConfig, Sku};
 use offboard_okta::OktaConfig;
 use offboard_testkit::Fixture;
 use offboard_testkit::google::{GoogleFixture, GoogleLimits, GoogleTenant};
 use offboard_testkit::okta::{OktaFixture, OktaTenant, RateFamily, RateLimits};
+
+#[path = "common/mod.rs"]
+mod common;
 
 const OKTA: [&str; 9] = [
     "okta.suspend",
@@ -116,10 +118,6 @@ fn okta_family(method: &str, path: &str) -> RateFamily {
     }
 }
 
-fn env<T: std::str::FromStr>(key: &str) -> Option<T> {
-    std::env::var(key).ok().and_then(|v| v.trim().parse().ok())
-}
-
 /// The time compression: 1 when the estimated real bound is at most 5 minutes, else the
 /// smallest divisor of 60 bringing it to about 3 minutes.
 fn choose_scale(n: usize) -> u64 {
@@ -199,51 +197,7 @@ async fn measure(n: usize, scale: u64) -> Report {
     okta_tenant.clear_requests();
     google_tenant.clear_requests();
 
-    let started = Instant::now();
-    let workers = engine.start();
-    let runs: Vec<_> = futures::stream::iter(people)
-        .map(|person| {
-            let engine = engine.clone();
-            async move {
-                let plan = loop {
-                    match engine
-                        .plan(RunRequest::new(person.clone(), Initiator::Schedule))
-                        .await
-                    {
-                        Ok(plan) => break plan,
-                        // A throttled lookup fails the plan; plan again after the hint.
-                        Err(e) if e.is_retryable() => {
-                            tokio::time::sleep(e.retry_after().unwrap_or(Duration::from_secs(1)))
-                                .await;
-                        }
-                        Err(e) => panic!("plan {}: {e}", person.email),
-                    }
-                };
-                assert_eq!(plan.run.tasks.len(), OKTA.len() + GOOGLE.len());
-                let confirmation = Confirmation::of(&plan, "bench");
-                let id = engine.submit(plan, Some(confirmation)).await.unwrap();
-                engine.wait(id).await.unwrap()
-            }
-        })
-        .buffer_unordered(32)
-        .collect()
-        .await;
-    let wall = started.elapsed();
-    workers.shutdown().await;
-
-    for run in &runs {
-        assert_eq!(
-            run.state,
-            RunState::Completed,
-            "{}: {:?}",
-            run.person.email,
-            run.tasks
-                .iter()
-                .filter(|t| !matches!(t.state, TaskState::Completed { .. }))
-                .map(|t| (t.label(), format!("{:?}", t.state)))
-                .collect::<Vec<_>>()
-        );
-    }
+    let wall = common::offboard_all(&engine, people, OKTA.len() + GOOGLE.len()).await;
     // Every transfer reached the manager; every Google user is gone.
     let transfers = google_tenant.transfers();
     assert_eq!(transfers.len(), n);
@@ -289,24 +243,20 @@ async fn measure(n: usize, scale: u64) -> Report {
 }
 
 fn main() {
-    let bench = std::env::args().any(|a| a == "--bench");
+    let bench = common::benching();
     let n = if bench {
-        env("OFFBOARD_CLOUD_N").unwrap_or(2000)
+        common::env("OFFBOARD_CLOUD_N").unwrap_or(2000)
     } else {
         10
     };
     let scale = if bench {
-        env("OFFBOARD_CLOUD_SCALE")
+        common::env("OFFBOARD_CLOUD_SCALE")
             .filter(|s| (1..=60).contains(s) && 60 % s == 0)
             .unwrap_or_else(|| choose_scale(n))
     } else {
         1
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let r = rt.block_on(measure(n, scale));
+    let r = common::block_on(measure(n, scale));
     let ratio = r.wall.as_secs_f64() / r.bound.as_secs_f64().max(f64::EPSILON);
     println!(
         "cloud: {} people, Okta (9 actions) + Google (13 actions), {}",

@@ -22,14 +22,16 @@
 //! `cargo test` (no `--bench` argument) it runs N = 10 in real time.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use futures::StreamExt as _;
-use offboard::engine::{Confirmation, Limits};
+use offboard::engine::Limits;
 use offboard::memory::MemoryStore;
-use offboard::{Engine, Initiator, Person, Policy, RunRequest, RunState, TaskState};
+use offboard::{Engine, Person, Policy};
 use offboard_azure::AzureConfig;
 use offboard_testkit::graph::{GraphFixture, GraphLimits, GraphTenant, NewGroup};
+
+#[path = "common/mod.rs"]
+mod common;
 
 const ENTRA: [&str; 9] = [
     "entra.disable_sign_in",
@@ -59,10 +61,6 @@ fn policy() -> Policy {
         ));
     }
     Policy::from_toml(&toml).unwrap()
-}
-
-fn env<T: std::str::FromStr>(key: &str) -> Option<T> {
-    std::env::var(key).ok().and_then(|v| v.trim().parse().ok())
 }
 
 fn choose_scale(n: usize, limits: &GraphLimits) -> u32 {
@@ -131,50 +129,7 @@ async fn measure(n: usize, groups: usize, scale: u32) -> Report {
     tenant.clear_requests();
     let (ru_before, writes_before) = (tenant.resource_units_served(), tenant.writes_served());
 
-    let started = Instant::now();
-    let workers = engine.start();
-    let runs: Vec<_> = futures::stream::iter(people)
-        .map(|person| {
-            let engine = engine.clone();
-            async move {
-                let plan = loop {
-                    match engine
-                        .plan(RunRequest::new(person.clone(), Initiator::Schedule))
-                        .await
-                    {
-                        Ok(plan) => break plan,
-                        Err(e) if e.is_retryable() => {
-                            tokio::time::sleep(e.retry_after().unwrap_or(Duration::from_secs(1)))
-                                .await;
-                        }
-                        Err(e) => panic!("plan {}: {e}", person.email),
-                    }
-                };
-                assert_eq!(plan.run.tasks.len(), ENTRA.len());
-                let confirmation = Confirmation::of(&plan, "bench");
-                let id = engine.submit(plan, Some(confirmation)).await.unwrap();
-                engine.wait(id).await.unwrap()
-            }
-        })
-        .buffer_unordered(32)
-        .collect()
-        .await;
-    let wall = started.elapsed();
-    workers.shutdown().await;
-
-    for run in &runs {
-        assert_eq!(
-            run.state,
-            RunState::Completed,
-            "{}: {:?}",
-            run.person.email,
-            run.tasks
-                .iter()
-                .filter(|t| !matches!(t.state, TaskState::Completed { .. }))
-                .map(|t| (t.label(), format!("{:?}", t.state)))
-                .collect::<Vec<_>>()
-        );
-    }
+    let wall = common::offboard_all(&engine, people, ENTRA.len()).await;
     let requests = tenant.requests();
     let batches: Vec<usize> = requests
         .iter()
@@ -214,25 +169,21 @@ async fn measure(n: usize, groups: usize, scale: u32) -> Report {
 }
 
 fn main() {
-    let bench = std::env::args().any(|a| a == "--bench");
+    let bench = common::benching();
     let n = if bench {
-        env("OFFBOARD_GRAPH_N").unwrap_or(2000)
+        common::env("OFFBOARD_GRAPH_N").unwrap_or(2000)
     } else {
         10
     };
     let scale = if bench {
-        env("OFFBOARD_GRAPH_SCALE")
+        common::env("OFFBOARD_GRAPH_SCALE")
             .filter(|s| *s >= 1)
             .unwrap_or_else(|| choose_scale(n, &GraphLimits::small_tenant()))
     } else {
         1
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let groups = env("OFFBOARD_GRAPH_GROUPS").unwrap_or(10);
-    let r = rt.block_on(measure(n, groups, scale));
+    let groups = common::env("OFFBOARD_GRAPH_GROUPS").unwrap_or(10);
+    let r = common::block_on(measure(n, groups, scale));
     let ratio = if r.bound.is_zero() {
         "n/a: the work fits in the budgets' bursts".to_owned()
     } else {

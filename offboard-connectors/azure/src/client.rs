@@ -1,6 +1,7 @@
 //! Wire calls to Microsoft Graph for Entra ID; no decisions.
 
 use offboard_core::{ErrorKind, Result};
+pub(crate) use offboard_http::graph::user_path;
 use offboard_http::graph::{BatchItem, BatchReply};
 use offboard_http::{GraphClient, GraphRequest};
 use serde::Deserialize;
@@ -135,15 +136,6 @@ impl AuthMethod {
     }
 }
 
-/// `/users/{id}/{rest…}`.
-pub(crate) fn user_path(id: &str, rest: &[&str]) -> Vec<String> {
-    ["users", id]
-        .iter()
-        .chain(rest)
-        .map(|s| (*s).to_owned())
-        .collect()
-}
-
 /// The Graph calls of the Entra connector.
 #[derive(Debug, Clone)]
 pub(crate) struct EntraClient {
@@ -157,9 +149,7 @@ impl EntraClient {
 
     /// `GET /users/{id}?$select=…`; `None` when it does not exist (or is soft-deleted).
     pub(crate) async fn get_user(&self, id: &str) -> Result<Option<User>> {
-        self.graph
-            .get_opt(&GraphRequest::get(user_path(id, &[])).query("$select", USER_SELECT))
-            .await
+        self.graph.get_user(id, USER_SELECT).await
     }
 
     /// `GET /directory/deletedItems/{id}`; `None` when not soft-deleted.

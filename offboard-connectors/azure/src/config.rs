@@ -1,10 +1,7 @@
 //! Configuration of the Entra ID connector: the shared [`GraphClientBuilder`] plus
 //! `OFFBOARD_AZURE_*` environment variables.
 
-use std::time::Duration;
-
-use offboard_core::{Result, Secret};
-use offboard_http::graph::GraphRetry;
+use offboard_core::Result;
 use offboard_http::{GraphClient, GraphClientBuilder};
 
 use crate::EntraConnector;
@@ -46,78 +43,17 @@ impl AzureConfig {
 
     /// Reads `OFFBOARD_AZURE_TENANT_ID`, `OFFBOARD_AZURE_CLIENT_ID`,
     /// `OFFBOARD_AZURE_CLIENT_SECRET`, `OFFBOARD_AZURE_GRAPH_URL` and
-    /// `OFFBOARD_AZURE_TOKEN_URL`, each when set.
+    /// `OFFBOARD_AZURE_TOKEN_URL`, each when set ([`GraphClientBuilder::from_env`]).
     pub fn from_env() -> Self {
-        let var = |k: &str| std::env::var(format!("OFFBOARD_AZURE_{k}")).ok();
-        let mut g = GraphClientBuilder::default();
-        if let Some(v) = var("TENANT_ID") {
-            g = g.tenant_id(v);
+        Self {
+            graph: GraphClientBuilder::from_env("OFFBOARD_AZURE"),
         }
-        if let Some(v) = var("CLIENT_ID") {
-            g = g.client_id(v);
-        }
-        if let Some(v) = var("CLIENT_SECRET") {
-            g = g.client_secret(Secret::new(v));
-        }
-        if let Some(v) = var("GRAPH_URL") {
-            g = g.graph_url(v);
-        }
-        if let Some(v) = var("TOKEN_URL") {
-            g = g.token_url(v);
-        }
-        Self { graph: g }
-    }
-
-    fn map(mut self, f: impl FnOnce(GraphClientBuilder) -> GraphClientBuilder) -> Self {
-        self.graph = f(self.graph);
-        self
-    }
-
-    /// The directory (tenant) id or a verified domain.
-    pub fn with_tenant_id(self, tenant: impl Into<String>) -> Self {
-        self.map(|g| g.tenant_id(tenant))
-    }
-
-    /// The app registration's client id.
-    pub fn with_client_id(self, id: impl Into<String>) -> Self {
-        self.map(|g| g.client_id(id))
-    }
-
-    /// The app registration's client secret.
-    pub fn with_client_secret(self, secret: Secret) -> Self {
-        self.map(|g| g.client_secret(secret))
-    }
-
-    /// Graph's version root (default [`GRAPH_URL`]; a simulator in tests).
-    pub fn with_graph_url(self, url: impl Into<String>) -> Self {
-        self.map(|g| g.graph_url(url))
-    }
-
-    /// The token endpoint (default `https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token`).
-    pub fn with_token_url(self, url: impl Into<String>) -> Self {
-        self.map(|g| g.token_url(url))
-    }
-
-    /// The per-request timeout (default 30 s).
-    pub fn with_timeout(self, timeout: Duration) -> Self {
-        self.map(|g| g.timeout(timeout))
-    }
-
-    /// How 429s are waited out in-process (default [`GraphRetry::default`]).
-    pub fn with_retry(self, retry: GraphRetry) -> Self {
-        self.map(|g| g.retry(retry))
-    }
-
-    /// The write budget the client paces itself to (default
-    /// [`offboard_http::graph::DEFAULT_WRITE_BUDGET`]; `0` writes: no pacing). Share one budget
-    /// per app registration and tenant.
-    pub fn with_write_budget(self, writes: u32, per: Duration) -> Self {
-        self.map(|g| g.write_budget(writes, per))
     }
 
     /// Requests in flight at once (default 16).
-    pub fn with_max_concurrency(self, n: usize) -> Self {
-        self.map(|g| g.max_concurrency(n))
+    pub fn with_max_concurrency(mut self, n: usize) -> Self {
+        self.graph = self.graph.max_concurrency(n);
+        self
     }
 
     /// The Graph client this configuration describes.
@@ -136,3 +72,5 @@ impl AzureConfig {
         Ok(EntraConnector::from_client(self.graph.build()?))
     }
 }
+
+offboard_http::graph_config_setters!(AzureConfig, graph);

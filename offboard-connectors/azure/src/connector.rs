@@ -6,10 +6,10 @@ use std::fmt;
 use async_trait::async_trait;
 use offboard_core::{
     AccountRef, AccountStatus, Action, ActionName, AppId, Capabilities, Connector, Error,
-    ErrorKind, ExecuteOptions, ExecuteReply, LookupRequest, Outcome, Result, Snapshot,
-    Verification,
+    ExecuteOptions, ExecuteReply, LookupRequest, Outcome, Result, Snapshot, Verification,
 };
 use offboard_http::GraphClient;
+use offboard_http::graph::{self, lookup_user};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -70,17 +70,6 @@ pub(crate) fn account(user: &User) -> AccountRef {
     a
 }
 
-fn check_id(id: &str, op: &str) -> Result<()> {
-    if id.chars().any(char::is_control) {
-        return Err(Error::invalid_input(format!(
-            "external id {id:?} contains a control character"
-        ))
-        .fatal()
-        .with_operation(op.to_owned()));
-    }
-    Ok(())
-}
-
 fn user_gone(id: &str, op: &str) -> Error {
     Error::not_found(format!("user {id} does not exist")).with_operation(op.to_owned())
 }
@@ -116,14 +105,7 @@ impl EntraConnector {
     }
 
     fn check_account(&self, account: &AccountRef, op: &str) -> Result<()> {
-        if account.app.as_str() != APP {
-            return Err(Error::invalid_input(format!(
-                "account {} belongs to {}, not {APP}",
-                account.external_id, account.app
-            ))
-            .with_operation(op.to_owned()));
-        }
-        check_id(&account.external_id, op)
+        graph::check_account(account, APP).map_err(|e| e.with_operation(op.to_owned()))
     }
 
     fn reversible(&self, action: &ActionName, op: &str) -> Result<Verb> {
@@ -202,29 +184,9 @@ impl Connector for EntraConnector {
     }
 
     async fn lookup(&self, request: &LookupRequest) -> Result<Option<AccountRef>> {
-        let op = "entra.lookup";
-        if let Some(id) = &request.external_id {
-            check_id(id, op)?;
-            if id.is_empty() || id == "." || id == ".." {
-                return Ok(None);
-            }
-            return match self.client.get_user(id).await {
-                Ok(Some(user)) if user.id == *id => Ok(Some(account(&user))),
-                Ok(_) => Ok(None),
-                Err(e) if e.kind() == ErrorKind::InvalidInput => Ok(None),
-                Err(e) => Err(e.with_operation(op)),
-            };
-        }
-        let person = &request.person;
-        let addresses: Vec<&str> = std::iter::once(person.email.as_str())
-            .chain(person.aliases.iter().map(String::as_str))
-            .collect();
-        let user: Option<User> = self
-            .client
-            .graph
-            .find_user(&addresses, USER_SELECT)
+        let user: Option<User> = lookup_user(&self.client.graph, request, USER_SELECT)
             .await
-            .map_err(|e| e.with_operation(op))?;
+            .map_err(|e| e.with_operation("entra.lookup"))?;
         Ok(user.as_ref().map(account))
     }
 

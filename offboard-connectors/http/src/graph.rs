@@ -4,8 +4,10 @@
 //! redacted tracing): [`GraphClient::builder`] for an app registration with a client secret,
 //! typed requests relative to the Graph base URL, `@odata.nextLink` paging, the OData
 //! string-literal escaper every `$filter` goes through ([`odata_string`], [`user_filter`]),
-//! the exact user lookup by UPN or mail ([`GraphClient::find_user`]), Graph error mapping and
-//! JSON batching (`POST /$batch`) with per-item status and per-item throttling.
+//! the exact user lookup by UPN or mail ([`GraphClient::find_user`]) and by a
+//! [`LookupRequest`] ([`lookup_user`]), Graph error mapping and JSON batching (`POST /$batch`)
+//! with per-item status and per-item throttling. Connector configurations wrap a
+//! [`GraphClientBuilder`] ([`GraphClientBuilder::from_env`], [`crate::graph_config_setters`]).
 //!
 //! Nothing here is specific to one Graph workload.
 
@@ -13,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use offboard_core::{Error, ErrorKind, Result, Secret};
+use offboard_core::{AccountRef, Error, ErrorKind, LookupRequest, Result, Secret};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
@@ -499,6 +501,25 @@ pub struct GraphClientBuilder {
 }
 
 impl GraphClientBuilder {
+    /// A builder from `{prefix}_TENANT_ID`, `{prefix}_CLIENT_ID`, `{prefix}_CLIENT_SECRET`,
+    /// `{prefix}_GRAPH_URL` and `{prefix}_TOKEN_URL`, each when set (e.g. prefix
+    /// `OFFBOARD_AZURE`); everything else at its default.
+    pub fn from_env(prefix: &str) -> Self {
+        Self::from_vars(|k| std::env::var(format!("{prefix}_{k}")).ok())
+    }
+
+    /// A builder from `var("TENANT_ID")`, `var("CLIENT_ID")`, … (each when `Some`).
+    fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
+        Self {
+            tenant_id: var("TENANT_ID"),
+            client_id: var("CLIENT_ID"),
+            client_secret: var("CLIENT_SECRET").map(Secret::new),
+            graph_url: var("GRAPH_URL"),
+            token_url: var("TOKEN_URL"),
+            ..Self::default()
+        }
+    }
+
     /// The directory (tenant) id or a verified domain.
     pub fn tenant_id(mut self, tenant: impl Into<String>) -> Self {
         self.tenant_id = Some(tenant.into());
@@ -597,6 +618,92 @@ impl GraphClientBuilder {
             .with_retry(self.retry.unwrap_or_default())
             .with_write_budget(writes, per))
     }
+}
+
+/// Generates the `with_*` methods of a connector configuration that wraps a
+/// [`GraphClientBuilder`], so every Graph connector is configured the same way.
+///
+/// `graph_config_setters!(Config, field)` adds to `impl Config` `with_tenant_id`,
+/// `with_client_id`, `with_client_secret`, `with_graph_url`, `with_token_url`, `with_timeout`,
+/// `with_retry` and `with_write_budget`, each forwarding to the same-named
+/// [`GraphClientBuilder`] method on `self.field`. `with_max_concurrency` is left to the
+/// connector, whose default differs by workload.
+///
+/// # Example
+/// ```
+/// use offboard_http::GraphClientBuilder;
+///
+/// /// A configuration.
+/// #[derive(Debug, Default)]
+/// pub struct MyConfig {
+///     graph: GraphClientBuilder,
+/// }
+/// offboard_http::graph_config_setters!(MyConfig, graph);
+///
+/// let c = MyConfig::default()
+///     .with_tenant_id("contoso.onmicrosoft.com")
+///     .with_client_id("cid")
+///     .with_client_secret(offboard_core::Secret::new("s3cr3t"));
+/// assert!(c.graph.build().is_ok());
+/// ```
+#[macro_export]
+macro_rules! graph_config_setters {
+    ($config:ty, $field:ident) => {
+        impl $config {
+            /// The directory (tenant) id: a GUID or a verified domain.
+            pub fn with_tenant_id(mut self, tenant: impl Into<String>) -> Self {
+                self.$field = self.$field.tenant_id(tenant);
+                self
+            }
+
+            /// The app registration's client id.
+            pub fn with_client_id(mut self, id: impl Into<String>) -> Self {
+                self.$field = self.$field.client_id(id);
+                self
+            }
+
+            /// The app registration's client secret.
+            pub fn with_client_secret(mut self, secret: $crate::__macro_support::Secret) -> Self {
+                self.$field = self.$field.client_secret(secret);
+                self
+            }
+
+            /// Graph's version root (default [`GRAPH_URL`](offboard_http::graph::GRAPH_URL);
+            /// a simulator in tests, a national cloud).
+            pub fn with_graph_url(mut self, url: impl Into<String>) -> Self {
+                self.$field = self.$field.graph_url(url);
+                self
+            }
+
+            /// The token endpoint (default
+            /// `https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token`).
+            pub fn with_token_url(mut self, url: impl Into<String>) -> Self {
+                self.$field = self.$field.token_url(url);
+                self
+            }
+
+            /// The per-request timeout (default 30 s).
+            pub fn with_timeout(mut self, timeout: ::std::time::Duration) -> Self {
+                self.$field = self.$field.timeout(timeout);
+                self
+            }
+
+            /// How 429s are waited out in-process (default
+            /// [`GraphRetry::default`](offboard_http::graph::GraphRetry::default)).
+            pub fn with_retry(mut self, retry: $crate::graph::GraphRetry) -> Self {
+                self.$field = self.$field.retry(retry);
+                self
+            }
+
+            /// The write budget the client paces itself to (default
+            /// [`DEFAULT_WRITE_BUDGET`](offboard_http::graph::DEFAULT_WRITE_BUDGET); `0`
+            /// writes: no pacing). Share one budget per app registration and tenant.
+            pub fn with_write_budget(mut self, writes: u32, per: ::std::time::Duration) -> Self {
+                self.$field = self.$field.write_budget(writes, per);
+                self
+            }
+        }
+    };
 }
 
 /// Graph's published identity write limit for a small tenant: 3,000 writes per 150 s per app.
@@ -788,6 +895,16 @@ impl GraphClient {
         Ok(r)
     }
 
+    /// `GET /users/{id}?$select=select`; `None` when the user does not exist (or is
+    /// soft-deleted).
+    ///
+    /// # Errors
+    /// As [`GraphClient::get_opt`].
+    pub async fn get_user<T: DeserializeOwned>(&self, id: &str, select: &str) -> Result<Option<T>> {
+        self.get_opt(&GraphRequest::get(user_path(id, &[])).query("$select", select))
+            .await
+    }
+
     /// The one user whose `userPrincipalName` or `mail` equals one of `addresses` (ASCII
     /// case ignored): `GET /users?$filter=`[`user_filter`]`&$select=select`, all pages, then
     /// the same comparison again locally, so a server-side widening cannot reach the caller.
@@ -843,7 +960,83 @@ impl GraphClient {
             })
             .transpose()
     }
+}
 
+/// `users/{id}/{rest…}`: the path segments of a user or one of its resources (each
+/// percent-encoded when the request is built).
+pub fn user_path(id: &str, rest: &[&str]) -> Vec<String> {
+    ["users", id]
+        .iter()
+        .chain(rest)
+        .map(|s| (*s).to_owned())
+        .collect()
+}
+
+/// Checks that `account` is one of `app`'s and that its external id can name a Graph user.
+///
+/// # Errors
+/// `InvalidInput` for another app's account; fatal `InvalidInput` for an external id with a
+/// control character.
+pub fn check_account(account: &AccountRef, app: &str) -> Result<()> {
+    if account.app.as_str() != app {
+        return Err(Error::invalid_input(format!(
+            "account {} belongs to {}, not {app}",
+            account.external_id, account.app
+        )));
+    }
+    check_user_id(&account.external_id)
+}
+
+/// Fatal `InvalidInput` for an external id with a control character.
+fn check_user_id(id: &str) -> Result<()> {
+    if id.chars().any(char::is_control) {
+        return Err(Error::invalid_input(format!(
+            "external id {id:?} contains a control character"
+        ))
+        .fatal());
+    }
+    Ok(())
+}
+
+/// The one Graph user a [`LookupRequest`] names, read with `$select=select` (which must name
+/// `id`, `userPrincipalName` and `mail`).
+///
+/// - With an external id: `GET /users/{id}?$select=…`, and the user only when Graph answers
+///   with that very `id` (a UPN passed as id does not count). An empty, `.` or `..` id, one
+///   Graph does not know, or one Graph refuses as malformed (`InvalidInput`) is `None`.
+/// - Otherwise [`GraphClient::find_user`] over the person's email and aliases.
+///
+/// # Errors
+/// Fatal `InvalidInput` for an external id with a control character; as
+/// [`GraphClient::find_user`] and [`GraphClient::get_opt`].
+pub async fn lookup_user<T: DeserializeOwned>(
+    graph: &GraphClient,
+    request: &LookupRequest,
+    select: &str,
+) -> Result<Option<T>> {
+    let Some(id) = &request.external_id else {
+        let person = &request.person;
+        let addresses: Vec<&str> = std::iter::once(person.email.as_str())
+            .chain(person.aliases.iter().map(String::as_str))
+            .collect();
+        return graph.find_user(&addresses, select).await;
+    };
+    check_user_id(id)?;
+    if id.is_empty() || id == "." || id == ".." {
+        return Ok(None);
+    }
+    let user = graph.get_user::<serde_json::Value>(id, select).await;
+    match user {
+        Ok(Some(user)) if user["id"].as_str() == Some(id.as_str()) => serde_json::from_value(user)
+            .map(Some)
+            .map_err(|e| Error::new(ErrorKind::Vendor, format!("unexpected user: {e}"))),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == ErrorKind::InvalidInput => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+impl GraphClient {
     /// Sends `items` as `POST /$batch` calls of at most [`GRAPH_BATCH_LIMIT`] items and returns
     /// one reply per item, in the order given.
     ///
@@ -1028,6 +1221,43 @@ fn percent_decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn accounts_are_checked_for_app_and_id() {
+        use offboard_core::AccountStatus;
+        let ok = AccountRef::new("entra", "u-1", "jane@x.com", AccountStatus::Active);
+        assert!(check_account(&ok, "entra").is_ok());
+        let e = check_account(&ok, "o365").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        assert!(e.to_string().contains("belongs to entra, not o365"), "{e}");
+        let bad = AccountRef::new("entra", "u-1\r\nX: y", "jane@x.com", AccountStatus::Active);
+        let e = check_account(&bad, "entra").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        assert!(!e.is_retryable());
+        assert_eq!(
+            user_path("u/1", &["memberOf"]),
+            ["users", "u/1", "memberOf"].map(String::from)
+        );
+    }
+
+    #[test]
+    fn builder_from_vars_reads_the_five_keys_only() {
+        let vars = BTreeMap::from([
+            ("TENANT_ID", "contoso.onmicrosoft.com"),
+            ("CLIENT_ID", "cid"),
+            ("CLIENT_SECRET", "TopSecretValue"),
+            ("GRAPH_URL", "http://127.0.0.1:9/v1.0"),
+            ("TOKEN_URL", "http://127.0.0.1:9/token"),
+            ("MAX_CONCURRENCY", "0"),
+        ]);
+        let b = GraphClientBuilder::from_vars(|k| vars.get(k).map(|v| (*v).to_owned()));
+        assert!(!format!("{b:?}").contains("TopSecretValue"));
+        let graph = b.build().unwrap();
+        assert_eq!(graph.http().base_url().as_str(), "http://127.0.0.1:9/v1.0");
+        let b = GraphClientBuilder::from_vars(|k| (k != "CLIENT_ID").then(|| "x".to_owned()));
+        let e = b.build().unwrap_err();
+        assert!(e.to_string().contains("client_id"), "{e}");
+    }
 
     #[test]
     fn odata_literals_double_quotes_and_refuse_controls() {

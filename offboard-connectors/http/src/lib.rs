@@ -64,5 +64,11 @@ pub use graph::{GraphClient, GraphClientBuilder, GraphRequest};
 pub use limiter::{AdaptiveLimiter, LimiterConfig, RateLimitHeaders};
 pub use pacer::Pacer;
 
+/// What [`graph_config_setters`] names from its expansion site; not an API.
+#[doc(hidden)]
+pub mod __macro_support {
+    pub use offboard_core::Secret;
+}
+
 /// Re-exported so connectors name methods and status codes without a direct reqwest dependency.
 pub use reqwest::{Method, StatusCode, header};

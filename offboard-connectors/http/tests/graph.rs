@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use offboard_core::{ErrorKind, Secret};
-use offboard_http::graph::{BatchItem, GraphRetry, odata_string, vendor_code};
+use offboard_core::{ErrorKind, LookupRequest, Person, Secret};
+use offboard_http::graph::{BatchItem, GraphRetry, lookup_user, odata_string, vendor_code};
 use offboard_http::{GraphClient, GraphRequest, HttpClient, StaticToken};
 use serde_json::{Value, json};
 use wiremock::matchers::{body_json, header, method, path, query_param};
@@ -574,4 +574,94 @@ async fn find_user_refilters_locally_and_refuses_two_matches() {
     // Nothing to look for: no request.
     assert!(g.find_user::<Value>(&[""], "id").await.unwrap().is_none());
     assert_eq!(server.received_requests().await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn lookup_user_reads_the_external_id_or_the_addresses() {
+    let server = MockServer::start().await;
+    let select = "id,userPrincipalName,mail";
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users/u1"))
+        .and(query_param("$select", select))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(
+                json!({"id": "u1", "userPrincipalName": "jane@x.com", "mail": null}),
+            ),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    // Graph resolves a UPN in place of an id: that is not the id asked for.
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users/jane@x.com"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(
+                json!({"id": "u1", "userPrincipalName": "jane@x.com", "mail": null}),
+            ),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users/gone"))
+        .respond_with(
+            ResponseTemplate::new(404).set_body_json(graph_error("Request_ResourceNotFound")),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users/bad%20id"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(graph_error("Request_BadRequest")))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users/boom"))
+        .respond_with(
+            ResponseTemplate::new(403).set_body_json(graph_error("Authorization_RequestDenied")),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users"))
+        .and(query_param(
+            "$filter",
+            "userPrincipalName eq 'x@x.com' or mail eq 'x@x.com' or userPrincipalName eq 'jane@x.com' or mail eq 'jane@x.com'",
+        ))
+        .and(query_param("$select", select))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"value": [
+            {"id": "u1", "userPrincipalName": "jane@x.com", "mail": null},
+        ]})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let g = graph(&server);
+    let jane = || LookupRequest::person(Person::new("p", "x@x.com").with_alias("jane@x.com"));
+    let by = |id: &str| jane().with_external_id(id);
+
+    let found: Value = lookup_user(&g, &by("u1"), select).await.unwrap().unwrap();
+    assert_eq!(found["userPrincipalName"], "jane@x.com");
+    for none in ["jane@x.com", "gone", "bad id", "", ".", ".."] {
+        let r: Option<Value> = lookup_user(&g, &by(none), select).await.unwrap();
+        assert!(r.is_none(), "{none:?} found {r:?}");
+    }
+    let e = lookup_user::<Value>(&g, &by("boom"), select)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied);
+    let before = server.received_requests().await.unwrap().len();
+    let e = lookup_user::<Value>(&g, &by("u1\r\nX: y"), select)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    assert!(!e.is_retryable());
+    assert_eq!(
+        server.received_requests().await.unwrap().len(),
+        before,
+        "a control character sends nothing"
+    );
+    let by_address: Value = lookup_user(&g, &jane(), select).await.unwrap().unwrap();
+    assert_eq!(by_address["id"], "u1");
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use offboard_core::{Error, ErrorKind, Result};
 use offboard_http::GraphClient;
-use offboard_http::graph::{BatchItem, GraphRequest, vendor_code};
+use offboard_http::graph::{BatchItem, GraphRequest, user_path, vendor_code};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -88,14 +88,6 @@ pub(crate) enum Resource<T> {
     UserGone,
 }
 
-fn users(id: &str, rest: &[&str]) -> Vec<String> {
-    std::iter::once("users")
-        .chain(std::iter::once(id))
-        .chain(rest.iter().copied())
-        .map(str::to_owned)
-        .collect()
-}
-
 fn vendor(message: String) -> Error {
     Error::new(ErrorKind::Vendor, message)
 }
@@ -112,16 +104,9 @@ pub(crate) struct O365Client {
 }
 
 impl O365Client {
-    /// The one user with one of `addresses` as UPN or mail ([`GraphClient::find_user`]).
-    pub(crate) async fn find_user(&self, addresses: &[&str]) -> Result<Option<User>> {
-        self.graph.find_user(addresses, USER_SELECT).await
-    }
-
     /// `GET /users/{id}?$select=…`; `None` when it does not exist.
     pub(crate) async fn get_user(&self, id: &str) -> Result<Option<User>> {
-        self.graph
-            .get_opt(&GraphRequest::get(users(id, &[])).query("$select", USER_SELECT))
-            .await
+        self.graph.get_user(id, USER_SELECT).await
     }
 
     /// Tells "no mailbox" from "no user" after a not-found on a mailbox resource.
@@ -142,7 +127,7 @@ impl O365Client {
     pub(crate) async fn auto_reply(&self, id: &str) -> Result<Resource<Value>> {
         match self
             .graph
-            .json::<Value>(&GraphRequest::get(users(id, &["mailboxSettings"])))
+            .json::<Value>(&GraphRequest::get(user_path(id, &["mailboxSettings"])))
             .await
         {
             Ok(v) => Ok(Resource::Found(v["automaticRepliesSetting"].clone())),
@@ -154,7 +139,7 @@ impl O365Client {
     pub(crate) async fn set_auto_reply(&self, id: &str, setting: Value) -> Result<()> {
         self.graph
             .send(&GraphRequest::patch(
-                users(id, &["mailboxSettings"]),
+                user_path(id, &["mailboxSettings"]),
                 json!({"automaticRepliesSetting": setting}),
             ))
             .await
@@ -165,7 +150,7 @@ impl O365Client {
     pub(crate) async fn rules(&self, id: &str) -> Result<Resource<Vec<MessageRule>>> {
         match self
             .graph
-            .list(&GraphRequest::get(users(
+            .list(&GraphRequest::get(user_path(
                 id,
                 &["mailFolders", "inbox", "messageRules"],
             )))
@@ -180,7 +165,7 @@ impl O365Client {
     pub(crate) async fn create_rule(&self, id: &str, rule: Value) -> Result<()> {
         self.graph
             .send(&GraphRequest::post(
-                users(id, &["mailFolders", "inbox", "messageRules"]),
+                user_path(id, &["mailFolders", "inbox", "messageRules"]),
                 rule,
             ))
             .await
@@ -196,7 +181,10 @@ impl O365Client {
             .map(|(i, r)| {
                 BatchItem::new(
                     format!("r{i}"),
-                    GraphRequest::delete(users(id, &["mailFolders", "inbox", "messageRules", r])),
+                    GraphRequest::delete(user_path(
+                        id,
+                        &["mailFolders", "inbox", "messageRules", r],
+                    )),
                 )
             })
             .collect();
@@ -213,7 +201,7 @@ impl O365Client {
     pub(crate) async fn drive(&self, id: &str) -> Result<Resource<String>> {
         match self
             .graph
-            .json::<Value>(&GraphRequest::get(users(id, &["drive"])))
+            .json::<Value>(&GraphRequest::get(user_path(id, &["drive"])))
             .await
         {
             Ok(v) => v["id"]
@@ -258,9 +246,12 @@ impl O365Client {
             .batch(vec![
                 BatchItem::new(
                     "user",
-                    GraphRequest::get(users(id, &[])).query("$select", USER_SELECT),
+                    GraphRequest::get(user_path(id, &[])).query("$select", USER_SELECT),
                 ),
-                BatchItem::new("details", GraphRequest::get(users(id, &["licenseDetails"]))),
+                BatchItem::new(
+                    "details",
+                    GraphRequest::get(user_path(id, &["licenseDetails"])),
+                ),
             ])
             .await?;
         let [user, details] = replies.as_slice() else {
@@ -313,7 +304,7 @@ impl O365Client {
     ) -> Result<()> {
         self.graph
             .send(&GraphRequest::post(
-                users(id, &["assignLicense"]),
+                user_path(id, &["assignLicense"]),
                 json!({"addLicenses": add, "removeLicenses": remove}),
             ))
             .await
@@ -324,7 +315,7 @@ impl O365Client {
     pub(crate) async fn set_usage_location(&self, id: &str, location: &str) -> Result<()> {
         self.graph
             .send(&GraphRequest::patch(
-                users(id, &[]),
+                user_path(id, &[]),
                 json!({"usageLocation": location}),
             ))
             .await

@@ -2,11 +2,9 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
-use offboard_core::{Error, Result, Secret};
+use offboard_core::{Error, Result};
 use offboard_http::GraphClientBuilder;
-use offboard_http::graph::GraphRetry;
 
 use crate::O365Connector;
 use crate::exchange::ExchangeAdmin;
@@ -74,11 +72,13 @@ impl fmt::Debug for O365Config {
     }
 }
 
+/// Outlook allows 4 concurrent requests per mailbox.
+const MAX_CONCURRENCY: usize = 4;
+
 impl Default for O365Config {
     fn default() -> Self {
-        // Outlook allows 4 concurrent requests per mailbox.
         Self {
-            graph: GraphClientBuilder::default().max_concurrency(4),
+            graph: GraphClientBuilder::default().max_concurrency(MAX_CONCURRENCY),
             auto_reply: None,
             auto_reply_no_manager: None,
             rule_name: None,
@@ -95,78 +95,18 @@ impl O365Config {
 
     /// Reads `OFFBOARD_O365_TENANT_ID`, `OFFBOARD_O365_CLIENT_ID`,
     /// `OFFBOARD_O365_CLIENT_SECRET`, `OFFBOARD_O365_GRAPH_URL` and `OFFBOARD_O365_TOKEN_URL`,
-    /// where set.
+    /// where set ([`GraphClientBuilder::from_env`]).
     pub fn from_env() -> Self {
-        let var = |k: &str| std::env::var(format!("OFFBOARD_O365_{k}")).ok();
-        let mut c = Self::new();
-        if let Some(v) = var("TENANT_ID") {
-            c = c.with_tenant_id(v);
+        Self {
+            graph: GraphClientBuilder::from_env("OFFBOARD_O365").max_concurrency(MAX_CONCURRENCY),
+            ..Self::default()
         }
-        if let Some(v) = var("CLIENT_ID") {
-            c = c.with_client_id(v);
-        }
-        if let Some(v) = var("CLIENT_SECRET") {
-            c = c.with_client_secret(Secret::new(v));
-        }
-        if let Some(v) = var("GRAPH_URL") {
-            c = c.with_graph_url(v);
-        }
-        if let Some(v) = var("TOKEN_URL") {
-            c = c.with_token_url(v);
-        }
-        c
-    }
-
-    fn map(mut self, f: impl FnOnce(GraphClientBuilder) -> GraphClientBuilder) -> Self {
-        self.graph = f(self.graph);
-        self
-    }
-
-    /// The directory (tenant) id: a GUID or a verified domain.
-    pub fn with_tenant_id(self, id: impl Into<String>) -> Self {
-        self.map(|g| g.tenant_id(id))
-    }
-
-    /// The app registration's client id.
-    pub fn with_client_id(self, id: impl Into<String>) -> Self {
-        self.map(|g| g.client_id(id))
-    }
-
-    /// The app registration's client secret.
-    pub fn with_client_secret(self, secret: Secret) -> Self {
-        self.map(|g| g.client_secret(secret))
-    }
-
-    /// Graph's version root (default [`GRAPH_URL`]; tests, national clouds).
-    pub fn with_graph_url(self, url: impl Into<String>) -> Self {
-        self.map(|g| g.graph_url(url))
-    }
-
-    /// The token endpoint (default `https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token`).
-    pub fn with_token_url(self, url: impl Into<String>) -> Self {
-        self.map(|g| g.token_url(url))
-    }
-
-    /// Per-request timeout (default 30 s).
-    pub fn with_timeout(self, timeout: Duration) -> Self {
-        self.map(|g| g.timeout(timeout))
     }
 
     /// Requests in flight at once (default 4: Outlook allows 4 concurrent requests per mailbox).
-    pub fn with_max_concurrency(self, n: usize) -> Self {
-        self.map(|g| g.max_concurrency(n))
-    }
-
-    /// How 429s are waited out in-process (default [`GraphRetry::default`]).
-    pub fn with_retry(self, retry: GraphRetry) -> Self {
-        self.map(|g| g.retry(retry))
-    }
-
-    /// The write budget the client paces itself to (default
-    /// [`offboard_http::graph::DEFAULT_WRITE_BUDGET`]; `0` writes: no pacing). Share one budget
-    /// per app registration and tenant.
-    pub fn with_write_budget(self, writes: u32, per: Duration) -> Self {
-        self.map(|g| g.write_budget(writes, per))
+    pub fn with_max_concurrency(mut self, n: usize) -> Self {
+        self.graph = self.graph.max_concurrency(n);
+        self
     }
 
     /// The automatic reply (placeholders `{name}`, `{manager}`; default [`DEFAULT_AUTO_REPLY`])
@@ -221,10 +161,12 @@ impl O365Config {
     }
 }
 
+offboard_http::graph_config_setters!(O365Config, graph);
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use offboard_core::ErrorKind;
+    use offboard_core::{ErrorKind, Secret};
 
     fn full() -> O365Config {
         O365Config::new()

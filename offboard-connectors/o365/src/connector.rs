@@ -10,12 +10,13 @@ use offboard_core::{
     Verification,
 };
 use offboard_http::GraphClient;
+use offboard_http::graph::{self, lookup_user};
 
 use crate::actions::{
     self, Ctx, NO_EXCHANGE, Recipient, Verb, auto_reply, exchange, forward_rule, licenses,
     recipient, snapshot_data,
 };
-use crate::client::{O365Client, User};
+use crate::client::{O365Client, USER_SELECT, User};
 use crate::config::Texts;
 use crate::exchange::ExchangeAdmin;
 
@@ -27,8 +28,9 @@ pub const APP: &str = "o365";
 /// # Behavior
 /// - `lookup`: one `GET /users?$filter=` with `userPrincipalName eq` and `mail eq` each
 ///   address (OData literals through [`offboard_http::graph::odata_string`]); the answer is
-///   filtered again locally (ASCII case only): [`GraphClient::find_user`]. With `external_id`: `GET /users/{id}`,
-///   accepted only when the returned id is that id (Graph also resolves UPNs there).
+///   filtered again locally (ASCII case only): [`GraphClient::find_user`]. With `external_id`:
+///   `GET /users/{id}`, accepted only when the returned id is that id (Graph also resolves
+///   UPNs there); [`lookup_user`] does both.
 /// - Actions: see the crate docs. The Exchange-admin actions are offered only with an
 ///   [`ExchangeAdmin`]; [`O365Connector::unavailable`] says why they are missing otherwise.
 /// - `verify_revoked`: directly assigned licences remaining. Group-inherited ones are
@@ -62,17 +64,6 @@ fn account(user: &User) -> AccountRef {
         a.attributes.insert("mail".into(), m.clone());
     }
     a
-}
-
-fn check_id(id: &str, op: &str) -> Result<()> {
-    if id.chars().any(char::is_control) {
-        return Err(Error::invalid_input(format!(
-            "external id {id:?} contains a control character"
-        ))
-        .fatal()
-        .with_operation(op.to_owned()));
-    }
-    Ok(())
 }
 
 impl O365Connector {
@@ -112,14 +103,7 @@ impl O365Connector {
     }
 
     fn check_account(&self, account: &AccountRef, op: &str) -> Result<()> {
-        if account.app.as_str() != APP {
-            return Err(Error::invalid_input(format!(
-                "account {} belongs to {}, not {APP}",
-                account.external_id, account.app
-            ))
-            .with_operation(op.to_owned()));
-        }
-        check_id(&account.external_id, op)
+        graph::check_account(account, APP).map_err(|e| e.with_operation(op.to_owned()))
     }
 
     /// The verb of an offered action, or `Unsupported` saying why it is not offered.
@@ -157,27 +141,9 @@ impl Connector for O365Connector {
     }
 
     async fn lookup(&self, request: &LookupRequest) -> Result<Option<AccountRef>> {
-        let op = "o365.lookup";
-        if let Some(id) = &request.external_id {
-            check_id(id, op)?;
-            if id.is_empty() || id == "." || id == ".." {
-                return Ok(None);
-            }
-            return match self.client.get_user(id).await {
-                Ok(Some(user)) if user.id == *id => Ok(Some(account(&user))),
-                Ok(_) => Ok(None),
-                Err(e) => Err(e.with_operation(op)),
-            };
-        }
-        let person = &request.person;
-        let addresses: Vec<&str> = std::iter::once(person.email.as_str())
-            .chain(person.aliases.iter().map(String::as_str))
-            .collect();
-        let user = self
-            .client
-            .find_user(&addresses)
+        let user: Option<User> = lookup_user(&self.client.graph, request, USER_SELECT)
             .await
-            .map_err(|e| e.with_operation(op))?;
+            .map_err(|e| e.with_operation("o365.lookup"))?;
         Ok(user.as_ref().map(account))
     }
 

@@ -55,7 +55,7 @@ mod routes;
 mod services;
 
 pub use crate::okta::RecordedRequest;
-use crate::okta::{record, respond};
+use crate::okta::{FaultRng, record, respond};
 pub use fixture::GoogleFixture;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -362,7 +362,7 @@ struct State {
     busy_until: Vec<Instant>,
     faults: Faults,
     fail_next: Vec<u16>,
-    rng: u64,
+    rng: FaultRng,
     rate_limited: u64,
 }
 
@@ -400,15 +400,6 @@ impl State {
             },
         );
         resource_id
-    }
-
-    fn random(&mut self) -> f64 {
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
     }
 
     /// The user a `{userKey}` names: id, primary email or alias (ASCII case ignored).
@@ -600,7 +591,6 @@ impl GoogleTenant {
             token: token.into(),
             state: Mutex::new(State {
                 limits,
-                rng: 0x9E37_79B9_7F4A_7C15,
                 next: 100_000_000_000_000_000,
                 org_units: BTreeSet::from(["/".to_owned()]),
                 transfer_gets: 2,
@@ -1038,7 +1028,7 @@ impl Shared {
             return t.set_delay(latency);
         }
         let (error_rate, rate_limit_rate) = (s.faults.error_rate, s.faults.rate_limit_rate);
-        if error_rate > 0.0 && s.random() < error_rate {
+        if s.rng.chance(error_rate) {
             return respond(
                 500,
                 Some(error_body(
@@ -1051,7 +1041,7 @@ impl Shared {
             )
             .set_delay(latency);
         }
-        if rate_limit_rate > 0.0 && s.random() < rate_limit_rate {
+        if s.rng.chance(rate_limit_rate) {
             s.rate_limited += 1;
             return throttled(throttle, retry_after).set_delay(latency);
         }

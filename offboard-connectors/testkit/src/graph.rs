@@ -75,7 +75,7 @@ mod fixture;
 mod routes;
 
 pub use crate::okta::RecordedRequest;
-use crate::okta::{record, respond};
+use crate::okta::{FaultRng, record, respond};
 pub use fixture::GraphFixture;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -455,7 +455,7 @@ struct State {
     outlook: BTreeMap<String, Bucket>,
     faults: Faults,
     fail_next: Vec<u16>,
-    rng: u64,
+    rng: FaultRng,
     rate_limited: u64,
     ru_served: u64,
     writes_served: u64,
@@ -466,16 +466,6 @@ struct State {
 }
 
 impl State {
-    fn random(&mut self) -> f64 {
-        // xorshift64*: deterministic per tenant.
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
-    }
-
     /// Forgets soft-deleted users past the retention period.
     fn purge(&mut self) {
         let retention = self.retention;
@@ -687,7 +677,6 @@ impl GraphTenant {
             access_token: format!("eyJsim.{}.graph", uuid::Uuid::new_v4().simple()),
             state: Mutex::new(State {
                 limits,
-                rng: 0x9E37_79B9_7F4A_7C15,
                 page_size: 100,
                 retention: Duration::from_secs(30 * 24 * 3600),
                 ..State::default()
@@ -1295,10 +1284,10 @@ impl Shared {
             s.faults.rate_limit_rate,
             s.faults.drop_rate,
         );
-        if error_rate > 0.0 && s.random() < error_rate {
+        if s.rng.chance(error_rate) {
             return (self.injected(s, 503), false);
         }
-        if rate_limit_rate > 0.0 && s.random() < rate_limit_rate {
+        if s.rng.chance(rate_limit_rate) {
             return (self.injected(s, 429), false);
         }
         let mut extra = Vec::new();
@@ -1368,7 +1357,7 @@ impl Shared {
         let (status, out) = routes::route(s, &base, method, segs, query, body);
         let mut answer = Answer::new(status, out);
         answer.headers.extend(extra);
-        let dropped = drop_rate > 0.0 && s.random() < drop_rate;
+        let dropped = s.rng.chance(drop_rate);
         (answer, dropped)
     }
 

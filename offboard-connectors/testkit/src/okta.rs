@@ -337,7 +337,7 @@ struct State {
     faults: Faults,
     /// Injected failures, in order: the status and, when set, the only family it applies to.
     fail_next: Vec<(Option<RateFamily>, u16)>,
-    rng: u64,
+    rng: FaultRng,
     rate_limited: u64,
     /// The `after` cursor of the page just listed, when more pages follow.
     next_after: Option<String>,
@@ -350,16 +350,6 @@ impl State {
         self.next += 1;
         // Okta ids: 20 alphanumerics with a type prefix.
         format!("{prefix}{:017}", self.next)
-    }
-
-    fn random(&mut self) -> f64 {
-        // xorshift64*: deterministic per tenant.
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 
@@ -474,7 +464,6 @@ impl OktaTenant {
             bearer: Mutex::new(None),
             state: Mutex::new(State {
                 limits,
-                rng: 0x9E37_79B9_7F4A_7C15,
                 ..State::default()
             }),
         });
@@ -493,7 +482,6 @@ impl OktaTenant {
             bearer: Mutex::new(Some(access_token.into())),
             state: Mutex::new(State {
                 limits,
-                rng: 0x9E37_79B9_7F4A_7C15,
                 ..State::default()
             }),
         });
@@ -799,6 +787,34 @@ pub(crate) fn record(request: &Request) -> RecordedRequest {
     }
 }
 
+/// The simulators' fault dice: xorshift64*, seeded the same in every tenant, so a fault rate
+/// picks the same requests on every run.
+#[derive(Debug, Clone)]
+pub(crate) struct FaultRng(u64);
+
+impl Default for FaultRng {
+    fn default() -> Self {
+        Self(0x9E37_79B9_7F4A_7C15)
+    }
+}
+
+impl FaultRng {
+    /// `true` with probability `p`. Draws nothing when `p` is not positive, so a knob left at
+    /// zero does not shift which requests the others pick.
+    pub(crate) fn chance(&mut self, p: f64) -> bool {
+        if p <= 0.0 {
+            return false;
+        }
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        let draw = (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64;
+        draw < p
+    }
+}
+
 pub(crate) fn respond(status: u16, body: Option<Value>) -> ResponseTemplate {
     let t = ResponseTemplate::new(status);
     match body {
@@ -920,13 +936,13 @@ impl Shared {
             ));
         }
         let (error_rate, rate_limit_rate) = (s.faults.error_rate, s.faults.rate_limit_rate);
-        if error_rate > 0.0 && s.random() < error_rate {
+        if s.rng.chance(error_rate) {
             return headers(respond(
                 500,
                 Some(error_body("E0000009", "Internal Server Error", &[])),
             ));
         }
-        if rate_limit_rate > 0.0 && s.random() < rate_limit_rate {
+        if s.rng.chance(rate_limit_rate) {
             s.rate_limited += 1;
             return headers(too_many());
         }
@@ -952,5 +968,21 @@ impl Shared {
             response = response.insert_header("link", format!("<{next}>; rel=\"next\"").as_str());
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FaultRng;
+
+    #[test]
+    fn fault_dice_are_deterministic_and_zero_draws_nothing() {
+        let picks = |rng: &mut FaultRng| (0..1000).filter(|_| rng.chance(0.2)).count();
+        let (mut a, mut b) = (FaultRng::default(), FaultRng::default());
+        assert!(!b.chance(0.0) && !b.chance(-1.0), "never at zero");
+        let (pa, pb) = (picks(&mut a), picks(&mut b));
+        assert_eq!(pa, pb, "same seed, same picks; a zero rate shifted nothing");
+        assert!((150..250).contains(&pa), "{pa} of 1000 at 20 %");
+        assert!((0..100).all(|_| a.chance(1.0)));
     }
 }
