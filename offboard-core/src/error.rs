@@ -49,6 +49,10 @@ pub enum ErrorKind {
     Tampered,
     /// The vendor answered something we do not understand.
     Vendor,
+    /// The vendor accepted the work and is still doing it (a data transfer, a device wipe):
+    /// check again after the hint. Polls of such a job do not spend retry attempts; see
+    /// [`crate::machine`] for how long one may run.
+    InProgress,
     /// A bug in offboard.
     Internal,
 }
@@ -74,6 +78,7 @@ impl ErrorKind {
             Self::Storage => "storage",
             Self::Tampered => "tampered",
             Self::Vendor => "vendor",
+            Self::InProgress => "in_progress",
             Self::Internal => "internal",
         }
     }
@@ -154,7 +159,8 @@ impl Error {
             ErrorKind::RateLimited
             | ErrorKind::Unavailable
             | ErrorKind::Timeout
-            | ErrorKind::Conflict => RetryClass::Retryable { after: None },
+            | ErrorKind::Conflict
+            | ErrorKind::InProgress => RetryClass::Retryable { after: None },
             _ => RetryClass::Permanent,
         }
     }
@@ -183,6 +189,14 @@ impl Error {
     /// Shorthand for an unsupported-operation error.
     pub fn unsupported(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Unsupported, message)
+    }
+
+    /// A vendor job still running (see [`ErrorKind::InProgress`]), to be checked again after
+    /// `check_after`.
+    pub fn in_progress(check_after: Duration, message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InProgress, message).with_retry(RetryClass::Retryable {
+            after: Some(check_after),
+        })
     }
 
     /// Shorthand for a rate-limit error with the vendor's wait hint.

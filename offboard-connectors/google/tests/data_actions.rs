@@ -186,7 +186,7 @@ async fn transfer_data_goes_to_the_manager_once_and_waits_for_completion() {
 }
 
 #[tokio::test]
-async fn a_slow_transfer_is_retryable_and_never_inserted_twice() {
+async fn a_slow_transfer_is_in_progress_and_never_inserted_twice() {
     let s = setup().await;
     let google = config(&s.tenant)
         .with_transfer_polling(Duration::ZERO, Duration::from_secs(30))
@@ -198,7 +198,7 @@ async fn a_slow_transfer_is_retryable_and_never_inserted_twice() {
         .execute(&a, &transfer(Some(GoogleFixture::MANAGER)), &run())
         .await
         .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Unavailable);
+    assert_eq!(e.kind(), ErrorKind::InProgress);
     assert_eq!(
         e.retry(),
         RetryClass::Retryable {

@@ -10,6 +10,7 @@
 //! ```text
 //! Pending --TaskStarted--> Running --TaskSucceeded--> Completed{done|already_done|not_found}
 //!                          Running --TaskErrored(retryable, budget left)--> Retrying --TaskStarted--> Running
+//!                          Running --TaskErrored(in_progress, job younger than 7 days)--> Retrying (attempt not spent)
 //!                          Running --TaskErrored(permanent or budget spent)--> Failed
 //!                          Running --TaskErrored(not_found, removal)--> Completed{not_found}
 //!                          Running --TaskStarted (lease expired, re-claimed)--> Running (attempt + 1)
@@ -487,6 +488,21 @@ fn step(run: &mut Run, at: DateTime<Utc>, event: &Event) -> Result<Vec<Command>,
                         detail,
                     },
                 );
+            } else if error.kind == ErrorKind::InProgress
+                && !cancelled
+                && let Some(not_before) = in_progress_check(t, at, error, *backoff_ms)
+            {
+                // A vendor job still running: checking on it is not an attempt, and it may run
+                // far longer than the retry budget (a Drive transfer takes hours).
+                t.attempts = t.attempts.saturating_sub(1);
+                let mut error = error.clone();
+                error.retry = error.retry.persisted();
+                t.state = TaskState::Retrying {
+                    attempt: t.attempts,
+                    not_before,
+                    last_error: error,
+                };
+                t.due_at = Some(not_before);
             } else if let RetryClass::Retryable { after } = error.retry.persisted() {
                 let mut error = error.clone();
                 error.retry = RetryClass::Retryable { after };
@@ -766,4 +782,26 @@ pub fn derive_state(run: &Run) -> RunState {
     } else {
         RunState::Completed
     }
+}
+
+/// How long a vendor job reported [`ErrorKind::InProgress`] may run, from the task's first
+/// attempt, before the task fails as exhausted.
+pub const IN_PROGRESS_LIMIT: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// When to check again on a vendor job still running (the vendor's hint, at least the
+/// engine's backoff), or `None` once the job has run for [`IN_PROGRESS_LIMIT`].
+fn in_progress_check(
+    t: &Task,
+    at: DateTime<Utc>,
+    error: &ErrorRecord,
+    backoff_ms: u64,
+) -> Option<DateTime<Utc>> {
+    let hint = match error.retry.persisted() {
+        RetryClass::Retryable { after } => after.unwrap_or_default(),
+        _ => Duration::ZERO,
+    };
+    let wait = Duration::from_millis(backoff_ms).max(hint);
+    let not_before = at.checked_add_signed(chrono::Duration::from_std(wait).ok()?)?;
+    let started = t.started_at.unwrap_or(at);
+    ((not_before - started).to_std().unwrap_or_default() <= IN_PROGRESS_LIMIT).then_some(not_before)
 }

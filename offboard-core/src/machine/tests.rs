@@ -2414,3 +2414,76 @@ fn a_done_delegation_is_watched_for_a_reopen_while_the_run_is_open() {
     assert_eq!(h.task(0).due_at, None, "no watching after the run ended");
     assert_eq!(h.claim(0), ClaimCommand::Nothing);
 }
+
+/// A vendor job still running (`in_progress`, hint 10 min).
+fn in_progress() -> ErrorRecord {
+    ErrorRecord {
+        kind: ErrorKind::InProgress,
+        retry: RetryClass::Retryable {
+            after: Some(secs(600)),
+        },
+        operation: "google.transfer_data".to_owned(),
+        message: "data transfer t1 is inProgress".to_owned(),
+        context: Vec::new(),
+    }
+}
+
+#[test]
+fn a_vendor_job_in_progress_is_checked_on_without_spending_attempts() {
+    let mut run = plan(&[Spec::action("google.transfer_data")]);
+    run.retry = RetryPolicy {
+        max_attempts: 3,
+        max_elapsed: secs(3_600),
+    };
+    let mut h = Harness::new(run);
+    h.ok(Event::Submitted);
+    // Twenty checks, 10 min apart (3 h 20 min): far past both the attempt and the time budget.
+    for i in 0..20_i64 {
+        h.advance_to(at(i * 600));
+        assert_eq!(h.claim(0), ClaimCommand::Start, "check {i}");
+        h.ok(started(0));
+        h.ok(errored(0, in_progress(), 1_000));
+        assert_eq!(h.task(0).attempts, 0, "a check is not an attempt");
+        assert_eq!(retrying_not_before(h.state(0)), at((i + 1) * 600));
+    }
+    h.advance_to(at(20 * 600));
+    h.ok(started(0));
+    h.ok(succeeded(0, Outcome::Done));
+    assert_eq!(*h.state(0), completed(Outcome::Done));
+    assert_eq!(h.run.state, RunState::Completed);
+}
+
+#[test]
+fn a_vendor_job_running_past_the_limit_fails_exhausted() {
+    let mut h = Harness::new(plan(&[Spec::action("google.transfer_data")]));
+    h.ok(Event::Submitted);
+    h.ok(started(0));
+    h.ok(errored(0, in_progress(), 1_000));
+    // The last check that still fits the limit, then one past it.
+    let limit = super::IN_PROGRESS_LIMIT.as_secs() as i64;
+    h.advance_to(at(limit - 600));
+    h.ok(started(0));
+    h.ok(errored(0, in_progress(), 1_000));
+    assert_eq!(retrying_not_before(h.state(0)), at(limit));
+    h.advance_to(at(limit));
+    h.ok(started(0));
+    h.ok(errored(0, in_progress(), 1_000));
+    let error = failed_error(h.state(0));
+    assert_eq!(error.kind, ErrorKind::InProgress);
+    assert_eq!(error.retry, RetryClass::Exhausted);
+}
+
+#[test]
+fn a_cancelled_run_stops_checking_on_a_vendor_job() {
+    let mut h = Harness::new(plan(&[Spec::action("google.transfer_data")]));
+    h.ok(Event::Submitted);
+    h.ok(started(0));
+    h.ok(cancel());
+    h.ok(errored(0, in_progress(), 1_000));
+    assert!(
+        matches!(h.state(0), TaskState::Failed { .. }),
+        "{:?}",
+        h.state(0)
+    );
+    assert_eq!(h.run.state, RunState::Cancelled);
+}

@@ -18,9 +18,10 @@
 //!    error (a human looks at it before anything is tried again). Otherwise
 //!    `POST admin/datatransfer/v1/transfers`.
 //! 5. `GET admin/datatransfer/v1/transfers/{id}` until `completed`, for at most the configured
-//!    wait; a transfer still running then is a retryable `Unavailable` error whose wait hint is
-//!    the poll interval, so the engine runs the action again later (step 4 finds the transfer;
-//!    nothing is inserted twice).
+//!    wait; a transfer still running then is an `InProgress` error whose wait hint is the poll
+//!    interval, so the engine checks on it again later without spending a retry attempt, for
+//!    as long as a vendor job may run (`offboard_core::machine::IN_PROGRESS_LIMIT`, 7 days:
+//!    large Drive transfers take hours). Step 4 finds the transfer; nothing is inserted twice.
 //!
 //! Irreversible (a transfer cannot be undone through the API). `google.delete` is declared
 //! after it.
@@ -28,7 +29,7 @@
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use offboard_core::{Error, ErrorKind, ExecuteReply, Outcome, Person, Result, RetryClass};
+use offboard_core::{Error, ErrorKind, ExecuteReply, Outcome, Person, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -281,12 +282,11 @@ async fn wait(
 }
 
 fn in_progress(t: &DataTransfer, every: Duration) -> Error {
-    Error::new(
-        ErrorKind::Unavailable,
+    Error::in_progress(
+        every,
         format!(
             "data transfer {} is {}; run again to check on it",
             t.id, t.overall_transfer_status_code
         ),
     )
-    .with_retry(RetryClass::Retryable { after: Some(every) })
 }
