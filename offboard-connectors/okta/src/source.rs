@@ -1,12 +1,12 @@
 //! [`OktaSource`]: Okta as a [`SourceOfTruth`], read incrementally by `lastUpdated`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use offboard_core::source::{ChangeBatch, Cursor, PersonRecord, SourceOfTruth};
-use offboard_core::{Error, ErrorKind, Lifecycle, Person, Result};
+use offboard_core::{Error, ErrorKind, Lifecycle, Manager, Person, PersonId, Result};
 use offboard_http::{HttpClient, HttpRequest};
 use serde::{Deserialize, Serialize};
 
@@ -33,7 +33,10 @@ const EPOCH: &str = "1970-01-01T00:00:00.000Z";
 ///   `search` is eventually consistent), are read again rather than lost; what was already
 ///   reported (same id, `lastUpdated` and status) is not reported twice.
 /// - The person id is the Okta user id; email is `profile.email` (else the login), aliases
-///   the login and `profile.secondEmail`, employee id `profile.employeeNumber`.
+///   the login and `profile.secondEmail`, employee id `profile.employeeNumber`. For a person
+///   reported past, `profile.managerId` (the manager's Okta user id) is read with
+///   `GET /api/v1/users/{managerId}` (once per call) and becomes the person's manager, so the
+///   run hands mail and files to them; a manager who no longer exists is left out.
 /// - A user deleted outright never shows up in a search again: every `full_scan_every`
 ///   (default 1 h, and on the first call) the scan starts from the beginning and notes who is
 ///   present; a user last reported current who is missing at its end is read with
@@ -98,6 +101,8 @@ struct SourceProfile {
     last_name: Option<String>,
     #[serde(default)]
     employee_number: Option<String>,
+    #[serde(default)]
+    manager_id: Option<String>,
 }
 
 fn lifecycle(status: &str) -> Lifecycle {
@@ -237,6 +242,29 @@ impl OktaSource {
             }))
     }
 
+    /// The manager with this Okta user id (read once per call through `cache`); `None` when
+    /// no such user exists.
+    async fn manager(
+        &self,
+        id: &str,
+        cache: &mut HashMap<String, Option<Manager>>,
+    ) -> Result<Option<Manager>> {
+        if let Some(known) = cache.get(id) {
+            return Ok(known.clone());
+        }
+        let found = match self.get_user(id).await {
+            // An id that cannot be a path segment names nobody.
+            Err(e) if e.kind() == ErrorKind::InvalidInput => None,
+            other => other?,
+        };
+        let manager = found.map(|u| Manager {
+            id: Some(PersonId::new(u.id.as_str())),
+            email: u.record().person.email,
+        });
+        cache.insert(id.to_owned(), manager.clone());
+        Ok(manager)
+    }
+
     /// `GET /api/v1/users/{id}`; `None` on 404.
     async fn get_user(&self, id: &str) -> Result<Option<SourceUser>> {
         let mut path = USERS.map(str::to_owned).to_vec();
@@ -321,7 +349,7 @@ impl SourceOfTruth for OktaSource {
                 state.current.remove(&user.id);
             }
             if !known {
-                changes.push(record);
+                changes.push((record, user.profile.manager_id.clone()));
             }
         }
         state.next = response.next_link();
@@ -339,14 +367,14 @@ impl SourceOfTruth for OktaSource {
                         None => {
                             state.current.remove(&id);
                             state.seen.remove(&id);
-                            changes.push(PersonRecord::gone(&id));
+                            changes.push((PersonRecord::gone(&id), None));
                         }
                         // Still there (the search index lags): report what it says.
                         Some(user) => {
                             let record = user.record();
                             if record.lifecycle != Lifecycle::Current {
                                 state.current.remove(&id);
-                                changes.push(record);
+                                changes.push((record, user.profile.manager_id.clone()));
                             }
                         }
                     }
@@ -364,8 +392,21 @@ impl SourceOfTruth for OktaSource {
                 });
             }
         }
+        let mut managers = HashMap::new();
+        let mut records = Vec::with_capacity(changes.len());
+        for (mut record, manager_id) in changes {
+            if record.lifecycle != Lifecycle::Current
+                && let Some(manager_id) = manager_id.filter(|m| !m.is_empty())
+            {
+                record.person.manager = self
+                    .manager(&manager_id, &mut managers)
+                    .await
+                    .map_err(|e| e.with_operation(op.clone()))?;
+            }
+            records.push(record);
+        }
         Ok(ChangeBatch {
-            changes,
+            changes: records,
             next: Cursor::encode(&state),
             more,
         })

@@ -348,3 +348,60 @@ fn debug_never_shows_the_token() {
     let d = format!("{source:?}");
     assert!(!d.contains("00VerySecretToken"), "{d}");
 }
+
+/// A person who leaves gets their Okta manager (`profile.managerId`, read once per poll) as
+/// the run's manager, so mail and files go to them; a manager id naming nobody is left out.
+#[tokio::test]
+async fn a_leaver_gets_their_okta_manager() {
+    let w = world().await;
+    let boss = w.tenant.add_user(NewUser::active("boss@example.com"));
+    let ada = w.tenant.add_user(NewUser {
+        manager_id: Some(boss.clone()),
+        ..NewUser::active("ada@example.com")
+    });
+    let cy = w.tenant.add_user(NewUser {
+        manager_id: Some(boss.clone()),
+        ..NewUser::active("cy@example.com")
+    });
+    let dee = w.tenant.add_user(NewUser {
+        manager_id: Some("00unobody0000000000".into()),
+        ..NewUser::active("dee@example.com")
+    });
+    w.engine.poll_sources().await.unwrap();
+    for id in [&ada, &cy, &dee] {
+        assert!(w.tenant.set_status(id, "SUSPENDED"));
+    }
+    w.tenant.clear_requests();
+    let report = w.engine.poll_sources().await.unwrap();
+    assert_eq!(report.started.len(), 3, "{report:?}");
+    let manager_reads = w
+        .tenant
+        .requests()
+        .iter()
+        .filter(|r| r.line() == format!("GET /api/v1/users/{boss}"))
+        .count();
+    assert_eq!(manager_reads, 1, "one read per manager per poll");
+    for (id, expected) in [
+        (&ada, Some("boss@example.com")),
+        (&cy, Some("boss@example.com")),
+        (&dee, None),
+    ] {
+        let summary = w.runs_of(id).await.remove(0);
+        let run = w.store.load_run(summary.id).await.unwrap().unwrap();
+        assert_eq!(
+            run.person.manager.as_ref().map(|m| m.email.as_str()),
+            expected,
+            "{id}"
+        );
+        if expected.is_some() {
+            assert_eq!(
+                run.person
+                    .manager
+                    .as_ref()
+                    .and_then(|m| m.id.as_ref())
+                    .map(|p| p.as_str()),
+                Some(boss.as_str())
+            );
+        }
+    }
+}

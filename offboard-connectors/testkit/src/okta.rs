@@ -208,6 +208,8 @@ pub struct NewUser {
     pub factors: Vec<String>,
     /// Admin role types (`SUPER_ADMIN`, `APP_ADMIN`...).
     pub admin_roles: Vec<String>,
+    /// `profile.managerId`: the Okta user id of the manager.
+    pub manager_id: Option<String>,
 }
 
 impl NewUser {
@@ -226,6 +228,7 @@ impl NewUser {
             grants: Vec::new(),
             factors: Vec::new(),
             admin_roles: Vec::new(),
+            manager_id: None,
         }
     }
 }
@@ -301,6 +304,7 @@ struct User {
     grants: Vec<(String, String, String)>,
     factors: Vec<(String, String)>,
     roles: Vec<(String, String)>,
+    manager_id: Option<String>,
     created: String,
     last_updated: String,
 }
@@ -646,6 +650,7 @@ impl OktaTenant {
                 grants,
                 factors,
                 roles,
+                manager_id: new.manager_id,
                 created: now_stamp(),
                 last_updated: now_stamp(),
             },

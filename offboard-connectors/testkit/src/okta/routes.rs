@@ -77,6 +77,7 @@ fn user_json(u: &User) -> Value {
             "login": u.login,
             "email": u.email,
             "secondEmail": u.second_email,
+            "managerId": u.manager_id,
         },
         "credentials": {"provider": {"type": "OKTA", "name": "OKTA"}},
         "_links": {"self": {"href": format!("/api/v1/users/{}", u.id)}},
