@@ -286,6 +286,19 @@ impl Snapshot {
         }
     }
 
+    /// The snapshot's data as the connector wrote it.
+    ///
+    /// # Errors
+    /// `InvalidInput` (fatal) naming the action when the data is not a `T`: the snapshot was
+    /// not written by this connector, or by a version with another layout.
+    pub fn data_as<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+        serde_json::from_value(self.data.clone()).map_err(|e| {
+            Error::invalid_input(format!("snapshot of {} is malformed: {e}", self.action))
+                .fatal()
+                .with_source(e)
+        })
+    }
+
     /// Checks that this snapshot may restore `account` in `app`.
     ///
     /// # Errors

@@ -11,7 +11,6 @@ use offboard_core::{
 use offboard_http::GraphClient;
 use offboard_http::graph::{self, lookup_user};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 use crate::actions::{self, Verb};
 use crate::client::{EntraClient, USER_SELECT, User, found};
@@ -169,14 +168,6 @@ fn to_value<T: Serialize>(data: Option<T>) -> Option<serde_json::Value> {
     data.map(|d| serde_json::to_value(d).unwrap_or_default())
 }
 
-fn parse<T: DeserializeOwned>(snapshot: &Snapshot, op: &str) -> Result<T> {
-    serde_json::from_value(snapshot.data.clone()).map_err(|e| {
-        Error::invalid_input(format!("snapshot of {} is malformed: {e}", snapshot.action))
-            .fatal()
-            .with_operation(op.to_owned())
-    })
-}
-
 #[async_trait]
 impl Connector for EntraConnector {
     fn capabilities(&self) -> &Capabilities {
@@ -256,17 +247,51 @@ impl Connector for EntraConnector {
         let (c, id) = (&self.client, account.external_id.as_str());
         use actions::{delete, disable, memberships};
         let result = match verb {
-            Verb::Delete => delete::restore(c, id, &parse(snapshot, &op)?).await,
+            Verb::Delete => {
+                delete::restore(
+                    c,
+                    id,
+                    &snapshot
+                        .data_as()
+                        .map_err(|e| e.with_operation(op.clone()))?,
+                )
+                .await
+            }
             other => {
                 let Some(user) = c.get_user(id).await? else {
                     return Err(user_gone(id, &op));
                 };
                 match other {
-                    Verb::DisableSignIn => disable::restore(c, &user, &parse(snapshot, &op)?).await,
-                    Verb::RemoveGroups => {
-                        memberships::restore_groups(c, id, &parse(snapshot, &op)?).await
+                    Verb::DisableSignIn => {
+                        disable::restore(
+                            c,
+                            &user,
+                            &snapshot
+                                .data_as()
+                                .map_err(|e| e.with_operation(op.clone()))?,
+                        )
+                        .await
                     }
-                    _ => memberships::restore_app_roles(c, id, &parse(snapshot, &op)?).await,
+                    Verb::RemoveGroups => {
+                        memberships::restore_groups(
+                            c,
+                            id,
+                            &snapshot
+                                .data_as()
+                                .map_err(|e| e.with_operation(op.clone()))?,
+                        )
+                        .await
+                    }
+                    _ => {
+                        memberships::restore_app_roles(
+                            c,
+                            id,
+                            &snapshot
+                                .data_as()
+                                .map_err(|e| e.with_operation(op.clone()))?,
+                        )
+                        .await
+                    }
                 }
             }
         };

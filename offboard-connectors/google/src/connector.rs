@@ -343,14 +343,6 @@ impl Connector for GoogleConnector {
             .check_restores(&AppId::new(APP), account)
             .map_err(|e| e.with_operation(op.clone()))?;
         let id = account.external_id.as_str();
-        let malformed = |e| {
-            Error::from(GoogleError::Snapshot {
-                action: snapshot.action.to_string(),
-                source: e,
-            })
-            .with_operation(op.clone())
-        };
-        let data = snapshot.data.clone();
         let user = self
             .client
             .get_user(id)
@@ -358,25 +350,26 @@ impl Connector for GoogleConnector {
             .map_err(|e| e.with_operation(op.clone()))?
             .ok_or_else(|| user_gone(id, &op))?;
         let c = &self.client;
+        let malformed = |e: Error| e.with_operation(op.clone());
         let result = match verb {
             Verb::Suspend => {
-                let d = serde_json::from_value(data).map_err(malformed)?;
+                let d = snapshot.data_as().map_err(malformed)?;
                 actions::suspend::restore(c, &user, &d).await
             }
             Verb::MoveToOu => {
-                let d = serde_json::from_value(data).map_err(malformed)?;
+                let d = snapshot.data_as().map_err(malformed)?;
                 actions::move_to_ou::restore(c, &user, &d).await
             }
             Verb::HideFromGal => {
-                let d = serde_json::from_value(data).map_err(malformed)?;
+                let d = snapshot.data_as().map_err(malformed)?;
                 actions::hide_from_gal::restore(c, &user, &d).await
             }
             Verb::RemoveLicenses => {
-                let d = serde_json::from_value(data).map_err(malformed)?;
+                let d = snapshot.data_as().map_err(malformed)?;
                 actions::remove_licenses::restore(c, &user, &d).await
             }
             _ => {
-                let d = serde_json::from_value(data).map_err(malformed)?;
+                let d = snapshot.data_as().map_err(malformed)?;
                 actions::remove_from_groups::restore(c, &user, &d).await
             }
         };

@@ -17,13 +17,6 @@ pub(crate) enum GoogleError {
     /// An org unit path that is not `/…`.
     #[error("org unit path {0:?} must start with `/` and hold no control characters")]
     BadOrgUnit(String),
-    /// Snapshot data that is not what this connector wrote.
-    #[error("snapshot of {action} is malformed: {source}")]
-    Snapshot {
-        action: String,
-        #[source]
-        source: serde_json::Error,
-    },
 }
 
 impl From<GoogleError> for Error {

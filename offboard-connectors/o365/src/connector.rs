@@ -14,7 +14,7 @@ use offboard_http::graph::{self, lookup_user};
 
 use crate::actions::{
     self, Ctx, NO_EXCHANGE, Recipient, Verb, auto_reply, exchange, forward_rule, licenses,
-    recipient, snapshot_data,
+    recipient,
 };
 use crate::client::{O365Client, USER_SELECT, User};
 use crate::config::Texts;
@@ -217,20 +217,20 @@ impl Connector for O365Connector {
         snapshot
             .check_restores(&AppId::new(APP), account)
             .map_err(|e| e.with_operation(op.clone()))?;
-        let (ctx, id, name) = (self.ctx(), account.external_id.as_str(), &snapshot.action);
+        let (ctx, id) = (self.ctx(), account.external_id.as_str());
         let result = async {
             match verb {
                 Verb::SetAutoReply => auto_reply::restore(&ctx, id, &snapshot.data).await,
                 Verb::ForwardToManager => {
-                    let data = snapshot_data(name, &snapshot.data)?;
+                    let data = snapshot.data_as()?;
                     forward_rule::restore(&ctx, id, &data).await
                 }
                 Verb::RemoveLicenses => {
-                    let data = snapshot_data(name, &snapshot.data)?;
+                    let data = snapshot.data_as()?;
                     licenses::restore(&ctx, id, &data).await
                 }
                 v => {
-                    let data = snapshot_data(name, &snapshot.data)?;
+                    let data = snapshot.data_as()?;
                     exchange::restore(&ctx, id, &data, v == Verb::MailboxForwarding).await
                 }
             }

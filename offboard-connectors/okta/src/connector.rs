@@ -273,25 +273,20 @@ impl Connector for OktaConnector {
             .check_restores(&AppId::new(APP), account)
             .map_err(|e| e.with_operation(op.clone()))?;
         let id = account.external_id.as_str();
-        let malformed = |e| {
-            Error::from(OktaError::Snapshot {
-                action: snapshot.action.to_string(),
-                source: e,
-            })
-            .with_operation(op.clone())
-        };
         let result = match verb {
             Verb::RemoveGroups => {
-                let data: actions::remove_groups::Data =
-                    serde_json::from_value(snapshot.data.clone()).map_err(malformed)?;
+                let data: actions::remove_groups::Data = snapshot
+                    .data_as()
+                    .map_err(|e| e.with_operation(op.clone()))?;
                 if self.client.get_user(id).await?.is_none() {
                     return Err(user_gone(id, &op));
                 }
                 actions::remove_groups::restore(&self.client, id, &data).await
             }
             _ => {
-                let data: actions::suspend::Data =
-                    serde_json::from_value(snapshot.data.clone()).map_err(malformed)?;
+                let data: actions::suspend::Data = snapshot
+                    .data_as()
+                    .map_err(|e| e.with_operation(op.clone()))?;
                 let Some(user) = self.client.get_user(id).await? else {
                     return Err(user_gone(id, &op));
                 };

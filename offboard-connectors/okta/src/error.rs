@@ -15,21 +15,12 @@ pub(crate) enum OktaError {
         status: String,
         op: &'static str,
     },
-    /// Snapshot data that is not what this connector wrote.
-    #[error("snapshot of {action} is malformed: {source}")]
-    Snapshot {
-        action: String,
-        #[source]
-        source: serde_json::Error,
-    },
 }
 
 impl From<OktaError> for Error {
     fn from(e: OktaError) -> Self {
         let kind = match &e {
-            OktaError::ControlCharacter { .. } | OktaError::Snapshot { .. } => {
-                ErrorKind::InvalidInput
-            }
+            OktaError::ControlCharacter { .. } => ErrorKind::InvalidInput,
             OktaError::WrongStatus { .. } => ErrorKind::Vendor,
         };
         Error::new(kind, e.to_string()).fatal()

@@ -14,7 +14,6 @@ use offboard_core::{
     ActionName, ActionSpec, Error, ErrorKind, ExecuteReply, Outcome, Person, Result,
 };
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 
 use crate::client::O365Client;
 use crate::config::Texts;
@@ -183,17 +182,4 @@ pub(crate) fn recipient(to: Option<&str>, person: Option<&Person>) -> Result<Str
         return Err(Error::invalid_input(format!("{address:?} is not an email address")).fatal());
     }
     Ok(address)
-}
-
-/// Snapshot data back from JSON.
-///
-/// # Errors
-/// `InvalidInput` for data this connector did not write.
-pub(crate) fn snapshot_data<T: DeserializeOwned>(
-    action: &ActionName,
-    value: &serde_json::Value,
-) -> Result<T> {
-    serde_json::from_value(value.clone()).map_err(|e| {
-        Error::invalid_input(format!("snapshot of {action} is malformed: {e}")).fatal()
-    })
 }
