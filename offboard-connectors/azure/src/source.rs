@@ -1,10 +1,10 @@
 //! [`EntraSource`]: Entra ID's users as a [`SourceOfTruth`], by full scan and diff.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use offboard_core::source::{ChangeBatch, Cursor, PersonRecord, SourceOfTruth};
+use offboard_core::source::{ChangeBatch, Cursor, Fingerprints, PersonRecord, SourceOfTruth};
 use offboard_core::{Error, ErrorKind, Lifecycle, Person, Result};
 use offboard_http::GraphClient;
 use offboard_http::graph::{BatchItem, GraphRequest};
@@ -43,9 +43,9 @@ pub struct EntraSource {
 /// What the cursor remembers between polls.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct ScanState {
-    /// Per user id, what was last reported (see [`SourceUser::fingerprint`]).
+    /// Per user id, what was last reported (see [`SourceUser::detail`]).
     #[serde(default)]
-    known: BTreeMap<String, String>,
+    known: Fingerprints,
 }
 
 #[derive(Debug, Deserialize)]
@@ -102,24 +102,15 @@ impl SourceUser {
         }
     }
 
-    /// What a change is judged by: the lifecycle, the addresses and the employee id.
-    fn fingerprint(&self) -> String {
-        let state = if self.lifecycle() == Lifecycle::Current {
-            "current"
-        } else {
-            "past"
-        };
+    /// What a change is judged by besides the lifecycle: the addresses and the employee id.
+    fn detail(&self) -> String {
         format!(
-            "{state} {} {} {}",
+            "{} {} {}",
             self.email().to_ascii_lowercase(),
             self.user_principal_name.to_ascii_lowercase(),
             self.employee_id.as_deref().unwrap_or_default()
         )
     }
-}
-
-fn is_current(fingerprint: &str) -> bool {
-    fingerprint.starts_with("current ")
 }
 
 fn vendor(e: serde_json::Error) -> Error {
@@ -212,25 +203,17 @@ impl SourceOfTruth for EntraSource {
             .await
             .map_err(|e| e.with_operation(op.clone()))?;
         let mut changes = Vec::new();
-        let mut present = std::collections::BTreeSet::new();
+        let mut present = BTreeSet::new();
         for user in users {
             present.insert(user.id.clone());
-            let fingerprint = user.fingerprint();
-            if state.known.get(&user.id) != Some(&fingerprint) {
+            if state
+                .known
+                .observe(&user.id, user.lifecycle(), &user.detail())
+            {
                 changes.push(user.record());
-                state.known.insert(user.id.clone(), fingerprint);
             }
         }
-        // Reported past already and gone since: nothing more to say.
-        state
-            .known
-            .retain(|id, f| present.contains(id) || is_current(f));
-        let missing: Vec<String> = state
-            .known
-            .keys()
-            .filter(|id| !present.contains(*id))
-            .cloned()
-            .collect();
+        let missing = state.known.missing(&present);
         if !missing.is_empty() {
             let found = self
                 .missing(&missing)
@@ -239,18 +222,12 @@ impl SourceOfTruth for EntraSource {
             for (id, user) in missing.into_iter().zip(found) {
                 match user {
                     Some(user) => {
-                        let fingerprint = user.fingerprint();
-                        if state.known.get(&id) != Some(&fingerprint) {
+                        if state.known.settle(&id, user.lifecycle(), &user.detail()) {
                             changes.push(user.record());
-                        }
-                        if is_current(&fingerprint) {
-                            state.known.insert(id, fingerprint);
-                        } else {
-                            state.known.remove(&id);
                         }
                     }
                     None => {
-                        state.known.remove(&id);
+                        state.known.forget(&id);
                         changes.push(PersonRecord::gone(&id));
                     }
                 }

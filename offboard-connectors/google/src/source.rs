@@ -1,10 +1,10 @@
 //! [`GoogleSource`]: Google Workspace's directory as a [`SourceOfTruth`], by full scan and
 //! diff.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use async_trait::async_trait;
-use offboard_core::source::{ChangeBatch, Cursor, PersonRecord, SourceOfTruth};
+use offboard_core::source::{ChangeBatch, Cursor, Fingerprints, PersonRecord, SourceOfTruth};
 use offboard_core::{ErrorKind, Lifecycle, Person, Result};
 use offboard_http::HttpRequest;
 use serde::{Deserialize, Serialize};
@@ -54,9 +54,9 @@ pub struct GoogleSource {
 /// What the cursor remembers between polls.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct ScanState {
-    /// Per user id, what was last reported (see [`SourceUser::fingerprint`]).
+    /// Per user id, what was last reported (see [`SourceUser::detail`]).
     #[serde(default)]
-    known: BTreeMap<String, String>,
+    known: Fingerprints,
     /// A scan in progress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     scan: Option<Scan>,
@@ -150,25 +150,16 @@ impl SourceUser {
         }
     }
 
-    /// What a change is judged by: the lifecycle and the addresses.
-    fn fingerprint(&self) -> String {
-        let state = if self.lifecycle() == Lifecycle::Current {
-            "current"
-        } else {
-            "past"
-        };
+    /// What a change is judged by besides the lifecycle: the addresses (aliases in any order).
+    fn detail(&self) -> String {
         let mut addresses: Vec<String> = std::iter::once(&self.primary_email)
             .chain(&self.aliases)
             .chain(&self.non_editable_aliases)
             .map(|a| a.to_ascii_lowercase())
             .collect();
         addresses[1..].sort();
-        format!("{state} {}", addresses.join(" "))
+        addresses.join(" ")
     }
-}
-
-fn is_current(fingerprint: &str) -> bool {
-    fingerprint.starts_with("current ")
 }
 
 impl GoogleSource {
@@ -261,11 +252,12 @@ impl SourceOfTruth for GoogleSource {
         let mut present = state.scan.take().map(|s| s.present).unwrap_or_default();
         let mut changes = Vec::new();
         for user in page.users {
-            let fingerprint = user.fingerprint();
             present.insert(user.id.clone());
-            if state.known.get(&user.id) != Some(&fingerprint) {
+            if state
+                .known
+                .observe(&user.id, user.lifecycle(), &user.detail())
+            {
                 changes.push(user.record());
-                state.known.insert(user.id.clone(), fingerprint);
             }
         }
         let token = page.next_page_token.filter(|t| !t.is_empty());
@@ -276,32 +268,19 @@ impl SourceOfTruth for GoogleSource {
                 present,
             });
         } else {
-            let missing: Vec<(String, bool)> = state
-                .known
-                .iter()
-                .filter(|(id, _)| !present.contains(*id))
-                .map(|(id, f)| (id.clone(), is_current(f)))
-                .collect();
-            for (id, was_current) in missing {
-                if !was_current {
-                    // Reported past already; deleted since: nothing more to say.
-                    state.known.remove(&id);
-                    continue;
-                }
+            for id in state.known.missing(&present) {
                 match self
                     .get_user(&id)
                     .await
                     .map_err(|e| e.with_operation(op.clone()))?
                 {
                     None => {
-                        state.known.remove(&id);
+                        state.known.forget(&id);
                         changes.push(PersonRecord::gone(&id));
                     }
                     Some(user) => {
-                        let fingerprint = user.fingerprint();
-                        if state.known.get(&id) != Some(&fingerprint) {
+                        if state.known.settle(&id, user.lifecycle(), &user.detail()) {
                             changes.push(user.record());
-                            state.known.insert(id, fingerprint);
                         }
                     }
                 }
@@ -321,6 +300,15 @@ mod tests {
 
     fn user(json: serde_json::Value) -> SourceUser {
         serde_json::from_value(json).unwrap()
+    }
+
+    /// What [`Fingerprints`] judges a user by.
+    fn fingerprint(u: &SourceUser) -> (Lifecycle, String) {
+        (u.lifecycle(), u.detail())
+    }
+
+    fn is_current(f: &(Lifecycle, String)) -> bool {
+        f.0 == Lifecycle::Current
     }
 
     #[test]
@@ -348,7 +336,7 @@ mod tests {
                                             "suspended": suspended, "archived": archived}),
             );
             assert_eq!(u.record().lifecycle, Lifecycle::Past);
-            assert!(!is_current(&u.fingerprint()));
+            assert!(!is_current(&fingerprint(&u)));
         }
     }
 
@@ -366,8 +354,8 @@ mod tests {
             serde_json::json!({"id": "1", "primaryEmail": "a@example.com",
                                         "aliases": ["x@example.com"]}),
         );
-        assert_eq!(a.fingerprint(), b.fingerprint());
-        assert_ne!(a.fingerprint(), c.fingerprint());
-        assert!(is_current(&a.fingerprint()));
+        assert_eq!(fingerprint(&a), fingerprint(&b));
+        assert_ne!(fingerprint(&a), fingerprint(&c));
+        assert!(is_current(&fingerprint(&a)));
     }
 }

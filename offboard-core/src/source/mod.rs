@@ -1,5 +1,6 @@
 //! The [`SourceOfTruth`] trait: who works here, and who left.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -55,6 +56,67 @@ impl Cursor {
     }
 }
 
+/// What a full-scan source (one that lists everyone and diffs) remembers between scans: per
+/// person id, a fingerprint of what it last reported, the lifecycle first. Kept in the
+/// source's cursor ([`Cursor::encode`]).
+///
+/// # Behavior
+/// - [`Fingerprints::observe`] during a scan says whether a listed person changed since last
+///   reported (new, other lifecycle, other `detail`: addresses, employee id…).
+/// - [`Fingerprints::missing`] after a complete scan forgets people already reported past who
+///   are no longer listed (deleted after leaving: nothing more to say) and returns those last
+///   reported current who are not listed: the source reads each one, then reports them
+///   [`PersonRecord::gone`] ([`Fingerprints::forget`]) or observes what it read
+///   ([`Fingerprints::settle`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Fingerprints(BTreeMap<String, String>);
+
+impl Fingerprints {
+    /// Notes what a scan read for `id`; `true` when it differs from what was last reported
+    /// (the caller reports it).
+    pub fn observe(&mut self, id: &str, lifecycle: Lifecycle, detail: &str) -> bool {
+        let state = if lifecycle == Lifecycle::Current {
+            "current"
+        } else {
+            "past"
+        };
+        let fingerprint = format!("{state} {detail}");
+        if self.0.get(id) == Some(&fingerprint) {
+            return false;
+        }
+        self.0.insert(id.to_owned(), fingerprint);
+        true
+    }
+
+    /// A person missing from the listing but read directly: as [`Fingerprints::observe`],
+    /// and no longer remembered unless still current (a past one is not read again).
+    pub fn settle(&mut self, id: &str, lifecycle: Lifecycle, detail: &str) -> bool {
+        let changed = self.observe(id, lifecycle, detail);
+        if lifecycle != Lifecycle::Current {
+            self.0.remove(id);
+        }
+        changed
+    }
+
+    /// Forgets `id` (deleted).
+    pub fn forget(&mut self, id: &str) {
+        self.0.remove(id);
+    }
+
+    /// After a complete scan listing `present`: forgets the unlisted people last reported
+    /// past, and returns the unlisted people last reported current, in id order.
+    pub fn missing(&mut self, present: &BTreeSet<String>) -> Vec<String> {
+        self.0
+            .retain(|id, f| present.contains(id) || f.starts_with("current "));
+        self.0
+            .keys()
+            .filter(|id| !present.contains(*id))
+            .cloned()
+            .collect()
+    }
+}
+
 impl PersonRecord {
     /// A person the source no longer finds: past, known by id only (the engine fills in the
     /// address it knew).
@@ -102,5 +164,28 @@ impl<S: SourceOfTruth + ?Sized> SourceOfTruth for Arc<S> {
     }
     async fn changes(&self, cursor: Option<&Cursor>) -> Result<ChangeBatch> {
         (**self).changes(cursor).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_report_changes_once_and_track_who_went_missing() {
+        let mut f = Fingerprints::default();
+        assert!(f.observe("a", Lifecycle::Current, "a@x"));
+        assert!(f.observe("b", Lifecycle::Current, "b@x"));
+        assert!(f.observe("c", Lifecycle::Past, "c@x"));
+        assert!(!f.observe("a", Lifecycle::Current, "a@x"), "unchanged");
+        assert!(f.observe("a", Lifecycle::Current, "a2@x"), "new address");
+        // b and c are no longer listed: c was reported past (forgotten), b must be read.
+        let present = BTreeSet::from(["a".to_owned()]);
+        assert_eq!(f.missing(&present), ["b"]);
+        assert!(f.settle("b", Lifecycle::Past, "b@x"), "read directly: now past");
+        assert_eq!(f.missing(&present), Vec::<String>::new(), "past ones are settled");
+        assert!(f.observe("c", Lifecycle::Past, "c@x"), "c was forgotten");
+        f.forget("a");
+        assert!(f.observe("a", Lifecycle::Current, "a2@x"));
     }
 }
