@@ -103,21 +103,6 @@ fn policy() -> Policy {
     Policy::from_toml(&toml).unwrap()
 }
 
-fn okta_family(method: &str, path: &str) -> RateFamily {
-    // The simulator's own classification (Okta's rate-limit table), repeated here because
-    // the simulator keeps it private.
-    let segs: Vec<&str> = path.split('/').skip(1).collect();
-    match (method, segs.as_slice()) {
-        (_, ["api", "v1", "users"]) => RateFamily::UsersList,
-        ("GET", ["api", "v1", "users", _]) => RateFamily::UserGet,
-        (m, ["api", "v1", "users", _, ..]) if m != "GET" => RateFamily::UserWrite,
-        (_, ["api", "v1", "groups", ..]) => RateFamily::Groups,
-        (_, ["api", "v1", "apps"]) => RateFamily::AppsList,
-        (_, ["api", "v1", "apps", ..]) => RateFamily::App,
-        _ => RateFamily::Other,
-    }
-}
-
 /// The time compression: 1 when the estimated real bound is at most 5 minutes, else the
 /// smallest divisor of 60 bringing it to about 3 minutes.
 fn choose_scale(n: usize) -> u64 {
@@ -208,7 +193,7 @@ async fn measure(n: usize, scale: u64) -> Report {
     let mut per_family: BTreeMap<RateFamily, u64> = BTreeMap::new();
     for r in &okta_requests {
         *per_family
-            .entry(okta_family(&r.method, &r.path))
+            .entry(RateFamily::of_path(&r.method, &r.path))
             .or_default() += 1;
     }
     let window_f = window as f64;

@@ -23,18 +23,6 @@ const ACTIONS: [&str; 7] = [
     "okta.remove_admin_roles",
 ];
 
-fn family(method: &str, path: &str) -> RateFamily {
-    let segs: Vec<&str> = path.split('/').skip(1).collect();
-    match (method, segs.as_slice()) {
-        (_, ["api", "v1", "users"]) => RateFamily::UsersList,
-        ("GET", ["api", "v1", "users", _]) => RateFamily::UserGet,
-        (m, ["api", "v1", "users", _, ..]) if m != "GET" => RateFamily::UserWrite,
-        (_, ["api", "v1", "groups", ..]) => RateFamily::Groups,
-        (_, ["api", "v1", "apps", ..]) => RateFamily::App,
-        _ => RateFamily::Other,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "measurement; takes about 20 s"]
 async fn offboard_many_people_within_the_rate_limits() {
@@ -96,7 +84,9 @@ async fn offboard_many_people_within_the_rate_limits() {
     let mut per_family: BTreeMap<RateFamily, u64> = BTreeMap::new();
     let requests = tenant.requests();
     for r in &requests {
-        *per_family.entry(family(&r.method, &r.path)).or_default() += 1;
+        *per_family
+            .entry(RateFamily::of_path(&r.method, &r.path))
+            .or_default() += 1;
     }
     let bound = per_family
         .iter()

@@ -104,6 +104,13 @@ pub enum RateFamily {
 }
 
 impl RateFamily {
+    /// The family of a request path as recorded (`/api/v1/users/00u1/lifecycle/suspend`), by
+    /// Okta's rate-limit table: what a benchmark groups requests by to compute its bound.
+    pub fn of_path(method: &str, path: &str) -> Self {
+        let segments: Vec<&str> = path.split('/').skip(1).collect();
+        Self::of(method, &segments)
+    }
+
     fn of(method: &str, segments: &[&str]) -> Self {
         match (method, segments) {
             (_, ["api", "v1", "users"]) => Self::UsersList,

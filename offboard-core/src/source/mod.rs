@@ -182,8 +182,15 @@ mod tests {
         // b and c are no longer listed: c was reported past (forgotten), b must be read.
         let present = BTreeSet::from(["a".to_owned()]);
         assert_eq!(f.missing(&present), ["b"]);
-        assert!(f.settle("b", Lifecycle::Past, "b@x"), "read directly: now past");
-        assert_eq!(f.missing(&present), Vec::<String>::new(), "past ones are settled");
+        assert!(
+            f.settle("b", Lifecycle::Past, "b@x"),
+            "read directly: now past"
+        );
+        assert_eq!(
+            f.missing(&present),
+            Vec::<String>::new(),
+            "past ones are settled"
+        );
         assert!(f.observe("c", Lifecycle::Past, "c@x"), "c was forgotten");
         f.forget("a");
         assert!(f.observe("a", Lifecycle::Current, "a2@x"));
