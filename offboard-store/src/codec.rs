@@ -146,6 +146,19 @@ pub(crate) fn version_conflict(id: RunId, stored: i64, at: u64) -> Error {
     .with_context("run", id)
 }
 
+/// The error of a commit whose run is no longer at the version it was made at (another commit
+/// came first), or that names no stored run.
+pub(crate) fn version_moved(id: RunId, at: u64) -> Error {
+    Error::new(
+        ErrorKind::Conflict,
+        format!(
+            "run {id} is no longer at version {at}, which the commit was made at (another commit \
+             came first), or it does not exist"
+        ),
+    )
+    .with_context("run", id)
+}
+
 /// The error of a commit under a lease no longer held.
 pub(crate) fn lease_lost(id: RunId, lease: &Lease) -> Error {
     Error::new(

@@ -14,9 +14,9 @@ macro_rules! queries {
 pub(crate) mod sqlite {
     queries!("sqlite":
         RUN_INSERT = "run_insert", TASK_INSERT = "task_insert", TASK_UPSERT = "task_upsert",
-        RUN_LOAD_WITH_TASKS = "run_load_with_tasks",
-        RUN_UPDATE = "run_update",
-        RUN_VERSION = "run_version", LEASE_HELD = "lease_held", LEASE_CLEAR = "lease_clear",
+        TASK_UPDATE_LEASED = "task_update_leased", RUN_LOAD_WITH_TASKS = "run_load_with_tasks",
+        RUN_UPDATE = "run_update", RUN_UPDATE_COLUMNS = "run_update_columns",
+        LEASE_HELD = "lease_held", LEASE_CLEAR = "lease_clear",
         RELEASE = "release", RENEW = "renew", CLAIM = "claim", AUDIT_HEAD = "audit_head",
         AUDIT_HEAD_SET = "audit_head_set", AUDIT_INSERT = "audit_insert",
         AUDIT_ALL = "audit_all", AUDIT_RUN = "audit_run", LIST_RUNS = "list_runs",
@@ -25,8 +25,7 @@ pub(crate) mod sqlite {
         ACCOUNT_UPSERT = "account_upsert", ACCOUNTS_GET = "accounts_get",
         CURSOR_GET = "cursor_get", CURSOR_PUT = "cursor_put", SCHEMA_TABLES = "schema_tables",
         SCHEMA_VERSION = "schema_version", CHECKPOINT = "checkpoint",
-        SAVEPOINT = "savepoint", SAVEPOINT_RELEASE = "savepoint_release",
-        SAVEPOINT_ROLLBACK = "savepoint_rollback",
+        SAVEPOINT_RELEASE_CHUNK = "savepoint_release_chunk",
     );
     /// `migrations/sqlite/0001_init.sql`
     pub(crate) const MIGRATION_0001: &str = include_str!(concat!(

@@ -309,6 +309,94 @@ async fn concurrent_creates_share_group_commits() {
     assert!(store.verify_audit().await.unwrap().is_intact());
 }
 
+/// Commits of one kind travel together (one chunk), each under its own savepoint: a commit
+/// whose version moved, or whose lease is lost, is undone alone in the middle of its chunk, and
+/// the commits after it in the chunk are built again and stored. Every run ends with exactly
+/// the commits that were answered `Ok`, and the chain of their events verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_commit_inside_a_chunk_is_undone_alone() {
+    use offboard_core::store::Commit;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("offboard.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let mut runs = Vec::new();
+    for _ in 0..48 {
+        let run = run_with_tasks(1, at(0));
+        store.create_run(&run, vec![]).await.unwrap();
+        runs.push(store.load_run(run.id).await.unwrap().unwrap());
+    }
+    let leases = store
+        .claim(ClaimRequest::new("w", at(1), Duration::from_secs(60), 100))
+        .await
+        .unwrap();
+    assert_eq!(leases.len(), 48);
+    // Every third commit is made at a version that moved (stale), every fifth under a lease
+    // another worker took over: both must fail, the rest stand.
+    let commits = runs.iter().enumerate().map(|(i, run)| {
+        let store = store.clone();
+        let mut run = run.clone();
+        let mut lease = leases.iter().find(|l| l.run == run.id).unwrap().clone();
+        let stale = i % 3 == 1;
+        let lost = i % 5 == 2 && !stale;
+        if stale {
+            run.version += 7;
+        }
+        if lost {
+            lease.token = uuid::Uuid::new_v4();
+        }
+        run.tasks[0].state = TaskState::Running {
+            attempt: 1,
+            since: at(1),
+        };
+        run.tasks[0].due_at = None;
+        let task = run.tasks[0].id;
+        let event = note("started").with_run(run.id);
+        tokio::spawn(async move {
+            let result = store
+                .commit(Commit::new(run, vec![task], vec![event]).under_lease(lease, true))
+                .await;
+            (i, stale, lost, result)
+        })
+    });
+    let mut stood = 0;
+    for joined in futures::future::join_all(commits).await {
+        let (i, stale, lost, result) = joined.unwrap();
+        let run = &runs[i];
+        let stored = store.load_run(run.id).await.unwrap().unwrap();
+        let events = store.audit(AuditQuery::run(run.id)).await.unwrap();
+        if stale || lost {
+            let err = result.expect_err("a stale or lease-lost commit fails");
+            assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+            assert_eq!(stored.version, run.version, "nothing of it stored");
+            assert_eq!(stored.tasks[0].state, TaskState::Pending);
+            assert!(events.is_empty(), "its event is not stored");
+        } else {
+            let (version, sealed) = result.expect("commit stands");
+            stood += 1;
+            assert_eq!(version, run.version + 1);
+            assert_eq!(stored.version, version);
+            assert!(matches!(stored.tasks[0].state, TaskState::Running { .. }));
+            assert_eq!(events, sealed);
+        }
+    }
+    assert_eq!(stood, 48 - 16 - 7);
+    let (transactions, writes) = store.group_commits();
+    assert!(
+        transactions < writes,
+        "the commits were not grouped ({transactions} transactions for {writes} writes)"
+    );
+    let check = store.verify_audit().await.unwrap();
+    assert!(check.is_intact(), "{:?}", check.problem);
+    assert_eq!(check.verified, stood as u64);
+    // The released leases: the stood tasks are not claimable (not due), the failed ones' leases
+    // are still held by their (unexpired) claim.
+    let again = store
+        .claim(ClaimRequest::new("w2", at(2), Duration::from_secs(60), 100))
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "{again:?}");
+}
+
 /// Opens the file behind the store's back, with the append-only triggers dropped (as an
 /// attacker with file access could).
 async fn tamper(path: &Path, sql: &str) {

@@ -1,4 +1,6 @@
+-- A run's new body under the version check. The queried columns (and their indexes) are
+-- written by run_update_columns only when they change: most commits change a task, not the
+-- run's state.
 UPDATE offboard_runs
-SET person_id = ?1, state = ?2, open = ?3, created_at = ?4, finished_at = ?5, body = ?6,
-    version = version + 1
-WHERE id = ?7 AND version = ?8
+SET body = ?2, version = version + 1
+WHERE id = ?1 AND version = ?3

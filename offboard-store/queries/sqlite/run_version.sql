@@ -1,1 +1,0 @@
-SELECT version FROM offboard_runs WHERE id = ?1

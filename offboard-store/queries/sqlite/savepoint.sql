@@ -1,1 +1,0 @@
-SAVEPOINT offboard_write

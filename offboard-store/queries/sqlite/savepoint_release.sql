@@ -1,1 +1,0 @@
-RELEASE offboard_write

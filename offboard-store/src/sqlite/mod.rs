@@ -1,0 +1,979 @@
+//! [`SqliteStore`]: the embedded default, one database file in WAL mode.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use offboard_core::connector::Snapshot;
+use offboard_core::store::{AuditQuery, ClaimRequest, Commit, Lease, RunQuery, RunSummary};
+use offboard_core::{
+    Account, AccountRef, AuditEvent, AuditSink, Cursor, Error, PersonId, Result, Run, RunId, Store,
+    TaskId,
+};
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+use sqlx::{Connection, Row};
+use uuid::Uuid;
+
+use crate::codec::{self, AuditVerification, ChainCheck, db, int, ts, ts_opt};
+use crate::sql::sqlite as q;
+
+mod group;
+
+use group::{Batch, GroupCommit, WriterConn};
+
+/// The table our migrations are recorded in (out of the way of a host's own `_sqlx_migrations`).
+pub const SQLITE_MIGRATIONS_TABLE: &str = "offboard_schema_migrations";
+
+/// The newest schema version this code knows.
+pub const SQLITE_SCHEMA_VERSION: i64 = 3;
+
+/// How many audit rows a verification reads at once.
+const PAGE: i64 = 1000;
+
+fn migrator() -> Migrator {
+    let mut m = codec::migrator(&[
+        (1, "init", q::MIGRATION_0001),
+        (2, "open_runs", q::MIGRATION_0002),
+        (3, "one_open_run", q::MIGRATION_0003),
+    ]);
+    m.dangerous_set_table_name(SQLITE_MIGRATIONS_TABLE);
+    m
+}
+
+/// A durable [`Store`] and [`AuditSink`] in one SQLite file (WAL mode, `synchronous = FULL`).
+///
+/// # Behavior
+/// - Every write is atomic and durable on return: a commit's state and its sealed audit events
+///   are stored together or not at all. Concurrent writes of one process are group-committed:
+///   queued, run one after another in one `BEGIN IMMEDIATE` transaction, each under its own
+///   savepoint (a write that fails is undone alone), and committed with one fsync; nobody is
+///   answered before that `COMMIT` returned. Writers of other processes sharing the file
+///   serialise on SQLite's lock instead of failing.
+/// - Reads are single statements or one read transaction, so each sees one snapshot.
+/// - Runs are stored as JSON of the run's own fields plus queried columns; each task is a row
+///   (its JSON plus `due_at` and the lease columns), so a commit writes only the tasks it
+///   changed.
+/// - Claims are one `UPDATE … RETURNING` statement.
+/// - Times are stored as fixed-width RFC 3339 text (nanoseconds), so they round-trip exactly.
+/// - Opening refuses, untouched, a file that is not an offboard database (another
+///   application's SQLite file, or not SQLite at all) and a database whose schema is newer
+///   than this code.
+///
+/// # Example
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use offboard_store::SqliteStore;
+/// use offboard_core::{Store, store::AuditQuery};
+///
+/// let store = SqliteStore::in_memory().await.unwrap();
+/// assert!(store.audit(AuditQuery::all()).await.unwrap().is_empty());
+/// assert!(store.verify_audit().await.unwrap().is_intact());
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct SqliteStore {
+    /// Reads (and migrations).
+    pool: SqlitePool,
+    path: Option<PathBuf>,
+    /// This process's writes, committed in groups on a connection of their own (see
+    /// [`group`]): its page cache stays warm, where a pooled connection's cache is dropped
+    /// whenever another connection wrote. In memory, the pool's connection.
+    writer: Arc<GroupCommit>,
+}
+
+/// The writer connection's page cache (`PRAGMA cache_size`; negative: KiB): 16 MiB.
+const WRITER_CACHE: &str = "-16384";
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field(
+                "path",
+                &self.path.as_deref().unwrap_or(Path::new(":memory:")),
+            )
+            .field("connections", &self.pool.size())
+            .finish()
+    }
+}
+
+/// Why a file is not ours, if it is not.
+async fn inspect(path: &Path) -> Result<()> {
+    let refuse = |why: String| {
+        Error::config(
+            "sqlite_path",
+            format!(
+                "{} is not an offboard database ({why}); it was left untouched",
+                path.display()
+            ),
+        )
+    };
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .read_only(true)
+        .create_if_missing(false);
+    let mut conn = SqliteConnection::connect_with(&options)
+        .await
+        .map_err(|e| refuse(format!("it does not open as SQLite: {e}")))?;
+    let tables: Result<Vec<String>, sqlx::Error> = sqlx::query_scalar(q::SCHEMA_TABLES)
+        .fetch_all(&mut conn)
+        .await;
+    let _ = conn.close().await;
+    let tables = tables.map_err(|e| refuse(format!("it does not read as SQLite: {e}")))?;
+    if tables.is_empty() || tables.iter().any(|t| t == SQLITE_MIGRATIONS_TABLE) {
+        return Ok(());
+    }
+    let mut names: Vec<&str> = tables.iter().map(String::as_str).take(5).collect();
+    names.sort_unstable();
+    Err(refuse(format!(
+        "it holds other tables ({}) and no {SQLITE_MIGRATIONS_TABLE}",
+        names.join(", ")
+    )))
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database file at `path` and brings its schema up to
+    /// date.
+    ///
+    /// # Errors
+    /// `Config` when the file is not an offboard database (it is left byte-identical) or its
+    /// schema is newer than this code; `Storage` when it cannot be opened.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let exists = tokio::fs::metadata(&path)
+            .await
+            .map(|m| m.len() > 0)
+            .unwrap_or(false);
+        if exists {
+            inspect(&path).await?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true);
+        // No health check when a read takes a connection: a SQLite connection is a file
+        // handle, and the check would cost a round trip to its thread per read.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .test_before_acquire(false)
+            .connect_with(options.clone())
+            .await
+            .map_err(db("sqlite.open"))?;
+        let writes = SqliteConnection::connect_with(
+            &options
+                .clone()
+                .row_buffer_size(4096)
+                .statement_cache_capacity(512)
+                .pragma("cache_size", WRITER_CACHE)
+                .pragma("temp_store", "memory"),
+        )
+        .await
+        .map_err(db("sqlite.open"))?;
+        let store = Self {
+            pool,
+            path: Some(path),
+            writer: Arc::new(GroupCommit::new(WriterConn::Own(writes))),
+        };
+        store.run_migrations().await?;
+        Ok(store)
+    }
+
+    /// A private in-memory database (one connection, gone when the store is dropped): for
+    /// tests.
+    ///
+    /// # Errors
+    /// `Storage` when SQLite cannot start.
+    pub async fn in_memory() -> Result<Self> {
+        let options = SqliteConnectOptions::new()
+            .in_memory(true)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await
+            .map_err(db("sqlite.open"))?;
+        let store = Self {
+            writer: Arc::new(GroupCommit::new(WriterConn::Pooled(pool.clone()))),
+            pool,
+            path: None,
+        };
+        store.run_migrations().await?;
+        Ok(store)
+    }
+
+    /// The file, or `None` in memory.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Applies the migrations this code has and the database lacks (recorded in
+    /// [`SQLITE_MIGRATIONS_TABLE`]). [`SqliteStore::open`] calls it; calling it again is a
+    /// no-op.
+    ///
+    /// # Errors
+    /// `Config` when the database's schema is newer than this code; `Storage` when a migration
+    /// fails (it is rolled back).
+    pub async fn run_migrations(&self) -> Result<()> {
+        let tables: Vec<String> = sqlx::query_scalar(q::SCHEMA_TABLES)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("sqlite.run_migrations"))?;
+        if tables.iter().any(|t| t == SQLITE_MIGRATIONS_TABLE) {
+            let version: Option<i64> = sqlx::query_scalar(q::SCHEMA_VERSION)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db("sqlite.run_migrations"))?;
+            if let Some(v) = version.filter(|v| *v > SQLITE_SCHEMA_VERSION) {
+                return Err(newer_schema(v, SQLITE_SCHEMA_VERSION));
+            }
+        }
+        migrator().run(&self.pool).await.map_err(|e| {
+            Error::storage("migrating the SQLite database failed")
+                .with_operation("sqlite.run_migrations")
+                .with_source(e)
+        })
+    }
+
+    /// How this store's writes were grouped so far: `(transactions, writes)` committed by this
+    /// handle and its clones since it was opened (failed groups are not counted). Writes per
+    /// transaction is how many callers shared one fsync.
+    pub fn group_commits(&self) -> (u64, u64) {
+        self.writer.counts()
+    }
+
+    /// Copies the write-ahead log into the database file and truncates the log
+    /// (`PRAGMA wal_checkpoint(TRUNCATE)`), e.g. before measuring or copying the file. SQLite
+    /// also checkpoints on its own; calling this is never needed for durability.
+    ///
+    /// # Errors
+    /// `Storage` when the checkpoint fails.
+    pub async fn checkpoint(&self) -> Result<()> {
+        let mut writer = self.writer.conn.lock().await;
+        let checkpoint = sqlx::query(q::CHECKPOINT);
+        match &mut *writer {
+            WriterConn::Own(conn) => checkpoint.execute(conn).await,
+            WriterConn::Pooled(pool) => checkpoint.execute(&*pool).await,
+        }
+        .map_err(db("sqlite.checkpoint"))?;
+        Ok(())
+    }
+
+    /// Reads the whole audit trail in pages and checks its hash chain, naming the first
+    /// altered, inserted or missing event (also one cut off the end: the stored chain head
+    /// remembers the last sequence number).
+    ///
+    /// # Errors
+    /// `Storage` when the database cannot be read (a tampered trail is not an error: see
+    /// [`AuditVerification::problem`]).
+    pub async fn verify_audit(&self) -> Result<AuditVerification> {
+        let mut check = ChainCheck::new();
+        let mut after = 0i64;
+        loop {
+            let rows = sqlx::query(q::AUDIT_ALL)
+                .bind(after)
+                .bind(PAGE)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db("sqlite.verify_audit"))?;
+            let n = rows.len() as i64;
+            for row in rows {
+                let seq: i64 = row.try_get(0).map_err(db("sqlite.verify_audit"))?;
+                let body: String = row.try_get(1).map_err(db("sqlite.verify_audit"))?;
+                if let Err(problem) = check.push(int("seq", seq)?, &body) {
+                    return Ok(AuditVerification {
+                        verified: check.verified(),
+                        problem: Some(problem),
+                    });
+                }
+                after = seq;
+            }
+            if n < PAGE {
+                break;
+            }
+        }
+        let (head_seq, head_hash) = group::read_head(
+            &mut *self
+                .pool
+                .acquire()
+                .await
+                .map_err(db("sqlite.verify_audit"))?,
+        )
+        .await?;
+        let verified = check.verified();
+        Ok(match check.finish(head_seq, &head_hash) {
+            Ok(n) => AuditVerification {
+                verified: n,
+                problem: None,
+            },
+            Err(problem) => AuditVerification {
+                verified,
+                problem: Some(problem),
+            },
+        })
+    }
+
+    /// Ids of the runs created in `[since, until)`, oldest first, after `after` (the last id
+    /// of the previous page), at most `limit`: what period reports page through.
+    pub(crate) async fn page_of_runs(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        after: Option<(DateTime<Utc>, RunId)>,
+        limit: usize,
+    ) -> Result<Vec<(DateTime<Utc>, RunId)>> {
+        let (after_at, after_id) = match after {
+            Some((at, id)) => (ts(at), id.to_string()),
+            None => (String::new(), String::new()),
+        };
+        let rows = sqlx::query(q::RUNS_PAGE)
+            .bind(ts(since))
+            .bind(ts(until))
+            .bind(after_at)
+            .bind(after_id)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("sqlite.runs_page"))?;
+        rows.into_iter()
+            .map(|row| {
+                let id: String = row.try_get(0).map_err(db("sqlite.runs_page"))?;
+                let at: String = row.try_get(1).map_err(db("sqlite.runs_page"))?;
+                Ok((codec::parse_ts(&at)?, parse_id(&id)?))
+            })
+            .collect()
+    }
+}
+pub(crate) fn newer_schema(found: i64, known: i64) -> Error {
+    Error::config(
+        "schema_version",
+        format!(
+            "the database's schema is at version {found}, newer than this offboard (which knows \
+             up to version {known}); upgrade offboard before opening it"
+        ),
+    )
+}
+
+fn parse_id<T: std::str::FromStr>(s: &str) -> Result<T> {
+    s.parse()
+        .map_err(|_| Error::storage(format!("stored id {s:?} is not a UUID")))
+}
+
+/// Adds the write of a run's task row to `batch`.
+fn push_task(batch: &mut Batch, run: &Run, position: usize, insert_only: bool) -> Result<()> {
+    let task = &run.tasks[position];
+    batch
+        .push(if insert_only {
+            q::TASK_INSERT
+        } else {
+            q::TASK_UPSERT
+        })
+        .bind(task.id.to_string())
+        .bind(run.id.to_string())
+        .bind(position as i64)
+        .bind(codec::task_body(task)?)
+        .bind(ts_opt(task.due_at));
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_run(&self, run: &Run, events: Vec<AuditEvent>) -> Result<Vec<AuditEvent>> {
+        let run = run.clone();
+        let mut events = events;
+        let exists = codec::run_exists(&run);
+        self.writer
+            .write(
+                "sqlite.create_run",
+                move |batch, head| {
+                    batch
+                        .push(q::RUN_INSERT)
+                        .bind(run.id.to_string())
+                        .bind(run.person.id.to_string())
+                        .bind(codec::state_name(run.state))
+                        .bind(!run.state.is_terminal())
+                        .bind(ts(run.created_at))
+                        .bind(ts_opt(run.finished_at))
+                        .bind(codec::run_body(&run)?);
+                    for position in 0..run.tasks.len() {
+                        push_task(batch, &run, position, true)?;
+                    }
+                    group::seal(batch, head, &mut events)?;
+                    Ok(events.clone())
+                },
+                move |sealed, ran| {
+                    // A run that exists makes the insert do nothing and the task inserts fail.
+                    if ran.done.first().is_some_and(|d| d.affected == 0) {
+                        return Err(exists);
+                    }
+                    ran.ok()?;
+                    Ok(sealed)
+                },
+            )
+            .await
+    }
+
+    async fn load_run(&self, id: RunId) -> Result<Option<Run>> {
+        // One statement, so the run and its tasks are one snapshot (and one round trip to the
+        // connection's thread instead of four).
+        let rows = sqlx::query(q::RUN_LOAD_WITH_TASKS)
+            .bind(id.to_string())
+            .fetch_all(&mut *self.writer.reader().await?)
+            .await
+            .map_err(db("sqlite.load_run"))?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let version: i64 = first.try_get(0).map_err(db("sqlite.load_run"))?;
+        let body: String = first.try_get(1).map_err(db("sqlite.load_run"))?;
+        let mut tasks = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let task: Option<String> = row.try_get(2).map_err(db("sqlite.load_run"))?;
+            let due: Option<String> = row.try_get(3).map_err(db("sqlite.load_run"))?;
+            if let Some(task) = task {
+                tasks.push((task, due));
+            }
+        }
+        codec::decode_run(version, &body, tasks).map(Some)
+    }
+
+    async fn commit(&self, commit: Commit) -> Result<(u64, Vec<AuditEvent>)> {
+        let Commit {
+            run,
+            changed_tasks,
+            mut events,
+            lease,
+            release,
+            snapshots,
+            ..
+        } = commit;
+        let id = run.id;
+        let expected = run.version;
+        // The rows written: each changed task once.
+        let mut positions: Vec<usize> = Vec::with_capacity(changed_tasks.len());
+        for task in &changed_tasks {
+            if let Some(position) = run.tasks.iter().position(|t| t.id == *task)
+                && !positions.contains(&position)
+            {
+                positions.push(position);
+            }
+        }
+        // A lease on another run's task is not held here; one on a task of this run is
+        // checked by the write of that task's row if it changed, else by a read.
+        let checked = lease.clone().filter(|lease| lease.run == id);
+        let leased = checked
+            .as_ref()
+            .and_then(|l| positions.iter().position(|p| run.tasks[*p].id == l.task))
+            .map(|i| positions.remove(i));
+        let snapshots = snapshots
+            .iter()
+            .map(|(task, snapshot)| Ok((task.to_string(), codec::to_json(snapshot)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let body = codec::run_body(&run)?;
+        let leased_body = leased
+            .map(|p| codec::task_body(&run.tasks[p]).map(|b| (p, b)))
+            .transpose()?;
+        let lease_check = checked.clone();
+        self.writer
+            .write(
+                "sqlite.commit",
+                move |batch, head| {
+                    // The version-checked run update, the lease check (with the leased task's
+                    // write, or before the batch clears the lease), the other changed tasks and
+                    // the events. A failed check undoes the whole write.
+                    batch
+                        .push(q::RUN_UPDATE)
+                        .bind(id.to_string())
+                        .bind(body.clone())
+                        .bind(expected as i64);
+                    batch
+                        .push(q::RUN_UPDATE_COLUMNS)
+                        .bind(id.to_string())
+                        .bind(codec::state_name(run.state))
+                        .bind(!run.state.is_terminal())
+                        .bind(ts_opt(run.finished_at));
+                    if let Some(lease) = &lease_check {
+                        match &leased_body {
+                            Some((position, task_body)) => batch
+                                .push(q::TASK_UPDATE_LEASED)
+                                .bind(lease.task.to_string())
+                                .bind(id.to_string())
+                                .bind(lease.token.as_bytes().to_vec())
+                                .bind(task_body.clone())
+                                .bind(ts_opt(run.tasks[*position].due_at))
+                                .bind(release),
+                            None => batch
+                                .push(q::LEASE_HELD)
+                                .bind(lease.task.to_string())
+                                .bind(id.to_string())
+                                .bind(lease.token.as_bytes().to_vec()),
+                        };
+                    }
+                    for position in &positions {
+                        push_task(batch, &run, *position, false)?;
+                    }
+                    if release
+                        && leased_body.is_none()
+                        && let Some(lease) = &lease_check
+                    {
+                        batch
+                            .push(q::LEASE_CLEAR)
+                            .bind(lease.task.to_string())
+                            .bind(lease.token.as_bytes().to_vec());
+                    }
+                    for (task, snapshot) in &snapshots {
+                        batch
+                            .push(q::SNAPSHOT_PUT)
+                            .bind(task.as_str())
+                            .bind(snapshot.as_str());
+                    }
+                    group::seal(batch, head, &mut events)?;
+                    Ok(events.clone())
+                },
+                move |sealed, ran| {
+                    let done = ran.ok()?;
+                    if done.first().is_none_or(|d| d.affected == 0) {
+                        return Err(codec::version_moved(id, expected));
+                    }
+                    if let Some(lease) = &lease {
+                        let held = checked.is_some()
+                            && done
+                                .get(2)
+                                .is_some_and(|d| d.affected == 1 || !d.rows.is_empty());
+                        if !held {
+                            return Err(codec::lease_lost(id, lease));
+                        }
+                    }
+                    Ok((expected + 1, sealed))
+                },
+            )
+            .await
+    }
+
+    async fn claim(&self, request: ClaimRequest) -> Result<Vec<Lease>> {
+        let now = request.now;
+        let until = chrono::Duration::from_std(request.lease_for)
+            .ok()
+            .and_then(|d| now.checked_add_signed(d))
+            .ok_or_else(|| Error::invalid_input("lease_for is too long"))?;
+        if request.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let (worker, limit) = (
+            request.worker.clone(),
+            i64::try_from(request.limit).unwrap_or(i64::MAX),
+        );
+        let rows = self
+            .writer
+            .write(
+                "sqlite.claim",
+                move |batch, _| {
+                    batch
+                        .push(q::CLAIM)
+                        .bind(worker.clone())
+                        .bind(ts(until))
+                        .bind(ts(now))
+                        .bind(limit);
+                    Ok(())
+                },
+                |(), ran| Ok(ran.ok()?.pop().map(|d| d.rows).unwrap_or_default()),
+            )
+            .await?;
+        let mut leases = rows
+            .into_iter()
+            .map(|row| {
+                let run: String = row.try_get(0).map_err(db("sqlite.claim"))?;
+                let task: String = row.try_get(1).map_err(db("sqlite.claim"))?;
+                let token: Vec<u8> = row.try_get(2).map_err(db("sqlite.claim"))?;
+                let claims: i64 = row.try_get(3).map_err(db("sqlite.claim"))?;
+                let due: String = row.try_get(4).map_err(db("sqlite.claim"))?;
+                let token = Uuid::from_slice(&token)
+                    .map_err(|_| Error::storage("a stored lease token is not 16 bytes"))?;
+                Ok((
+                    due,
+                    Lease {
+                        run: parse_id(&run)?,
+                        task: parse_id(&task)?,
+                        worker: request.worker.clone(),
+                        token,
+                        until,
+                        claims: int("claims", claims)?,
+                    },
+                ))
+            })
+            .collect::<Result<Vec<(String, Lease)>>>()?;
+        // RETURNING has no order: earliest due first, as claimed.
+        leases.sort_by(|a, b| (&a.0, a.1.task).cmp(&(&b.0, b.1.task)));
+        Ok(leases.into_iter().map(|(_, l)| l).collect())
+    }
+
+    async fn renew(&self, lease: &Lease, until: DateTime<Utc>) -> Result<Lease> {
+        let held = lease.clone();
+        let row = self
+            .writer
+            .write(
+                "sqlite.renew",
+                move |batch, _| {
+                    batch
+                        .push(q::RENEW)
+                        .bind(ts(until))
+                        .bind(held.task.to_string())
+                        .bind(held.run.to_string())
+                        .bind(held.token.as_bytes().to_vec());
+                    Ok(held.clone())
+                },
+                |held, ran| {
+                    ran.ok()?
+                        .pop()
+                        .and_then(|d| d.rows.into_iter().next())
+                        .ok_or_else(|| codec::renew_lost(&held))
+                },
+            )
+            .await?;
+        let worker: Option<String> = row.try_get(0).map_err(db("sqlite.renew"))?;
+        let claims: i64 = row.try_get(1).map_err(db("sqlite.renew"))?;
+        Ok(Lease {
+            run: lease.run,
+            task: lease.task,
+            worker: worker.unwrap_or_else(|| lease.worker.clone()),
+            token: lease.token,
+            until,
+            claims: int("claims", claims)?,
+        })
+    }
+
+    async fn release(&self, lease: &Lease, due_at: Option<DateTime<Utc>>) -> Result<()> {
+        let (task, run, token) = (
+            lease.task.to_string(),
+            lease.run.to_string(),
+            lease.token.as_bytes().to_vec(),
+        );
+        self.writer
+            .write(
+                "sqlite.release",
+                move |batch, _| {
+                    batch
+                        .push(q::RELEASE)
+                        .bind(ts_opt(due_at))
+                        .bind(task.as_str())
+                        .bind(run.as_str())
+                        .bind(token.clone());
+                    Ok(())
+                },
+                |(), ran| ran.ok().map(drop),
+            )
+            .await
+    }
+
+    async fn list_runs(&self, query: RunQuery) -> Result<Vec<RunSummary>> {
+        // One statement per shape, so each is served by an index: the catch-all form's
+        // `?1 IS NULL OR person_id = ?1` would make SQLite scan every run.
+        let sql = if query.person.is_some() {
+            q::LIST_RUNS_PERSON
+        } else if query.open_only {
+            q::LIST_RUNS_OPEN
+        } else {
+            q::LIST_RUNS
+        };
+        let rows = sqlx::query(sql)
+            .bind(query.person.as_ref().map(ToString::to_string))
+            .bind(ts_opt(query.since))
+            .bind(ts_opt(query.until))
+            .bind(query.open_only)
+            .bind(if query.limit == 0 {
+                -1
+            } else {
+                i64::try_from(query.limit).unwrap_or(i64::MAX)
+            });
+        // A person's runs (what every submit checks) are few: read on the writer's connection.
+        // Other listings may be long and use a pooled reader.
+        let rows = if query.person.is_some() {
+            rows.fetch_all(&mut *self.writer.reader().await?).await
+        } else {
+            rows.fetch_all(&self.pool).await
+        }
+        .map_err(db("sqlite.list_runs"))?;
+        rows.into_iter()
+            .map(|row| {
+                let get = |i: usize| -> Result<Option<String>> {
+                    row.try_get(i).map_err(db("sqlite.list_runs"))
+                };
+                let required = |i: usize| -> Result<String> {
+                    get(i)?.ok_or_else(|| Error::storage("a run row misses a column"))
+                };
+                Ok(RunSummary {
+                    id: parse_id(&required(0)?)?,
+                    person: PersonId::new(required(1)?),
+                    state: codec::parse_state(&required(2)?)?,
+                    created_at: codec::parse_ts(&required(3)?)?,
+                    finished_at: get(4)?.as_deref().map(codec::parse_ts).transpose()?,
+                })
+            })
+            .collect()
+    }
+
+    async fn put_snapshot(&self, task: TaskId, snapshot: &Snapshot) -> Result<bool> {
+        let body = codec::to_json(snapshot)?;
+        let task = task.to_string();
+        self.writer
+            .write(
+                "sqlite.put_snapshot",
+                move |batch, _| {
+                    batch
+                        .push(q::SNAPSHOT_PUT)
+                        .bind(task.as_str())
+                        .bind(body.as_str());
+                    Ok(())
+                },
+                |(), ran| Ok(ran.ok()?.first().is_some_and(|d| d.affected == 1)),
+            )
+            .await
+    }
+
+    async fn snapshot(&self, task: TaskId) -> Result<Option<Snapshot>> {
+        let body: Option<String> = sqlx::query_scalar(q::SNAPSHOT_GET)
+            .bind(task.to_string())
+            .fetch_optional(&mut *self.writer.reader().await?)
+            .await
+            .map_err(db("sqlite.snapshot"))?;
+        body.map(|b| codec::from_json("snapshot", &b)).transpose()
+    }
+
+    async fn upsert_accounts(
+        &self,
+        person: &PersonId,
+        accounts: &[AccountRef],
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        let rows = accounts
+            .iter()
+            .map(|a| Ok((a.app.to_string(), a.external_id.clone(), codec::to_json(a)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let (person, at) = (person.to_string(), ts(at));
+        self.writer
+            .write(
+                "sqlite.upsert_accounts",
+                move |batch, _| {
+                    for (app, external_id, account) in &rows {
+                        batch
+                            .push(q::ACCOUNT_UPSERT)
+                            .bind(person.as_str())
+                            .bind(app.as_str())
+                            .bind(external_id.as_str())
+                            .bind(account.as_str())
+                            .bind(at.as_str());
+                    }
+                    Ok(())
+                },
+                |(), ran| ran.ok().map(drop),
+            )
+            .await
+    }
+
+    async fn accounts(&self, person: &PersonId) -> Result<Vec<Account>> {
+        let rows = sqlx::query(q::ACCOUNTS_GET)
+            .bind(person.to_string())
+            .fetch_all(&mut *self.writer.reader().await?)
+            .await
+            .map_err(db("sqlite.accounts"))?;
+        rows.into_iter()
+            .map(|row| {
+                let account: String = row.try_get(0).map_err(db("sqlite.accounts"))?;
+                let first: String = row.try_get(1).map_err(db("sqlite.accounts"))?;
+                let last: String = row.try_get(2).map_err(db("sqlite.accounts"))?;
+                Ok(Account {
+                    person: person.clone(),
+                    account: codec::from_json("account", &account)?,
+                    first_seen: codec::parse_ts(&first)?,
+                    last_seen: codec::parse_ts(&last)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn cursor(&self, source: &str) -> Result<Option<Cursor>> {
+        let cursor: Option<String> = sqlx::query_scalar(q::CURSOR_GET)
+            .bind(source)
+            .fetch_optional(&mut *self.writer.reader().await?)
+            .await
+            .map_err(db("sqlite.cursor"))?;
+        Ok(cursor.map(Cursor))
+    }
+
+    async fn put_cursor(&self, source: &str, cursor: &Cursor) -> Result<()> {
+        let (source, cursor) = (source.to_owned(), cursor.0.clone());
+        self.writer
+            .write(
+                "sqlite.put_cursor",
+                move |batch, _| {
+                    batch
+                        .push(q::CURSOR_PUT)
+                        .bind(source.as_str())
+                        .bind(cursor.as_str());
+                    Ok(())
+                },
+                |(), ran| ran.ok().map(drop),
+            )
+            .await
+    }
+
+    async fn append_audit(&self, events: Vec<AuditEvent>) -> Result<Vec<AuditEvent>> {
+        if events.is_empty() {
+            return Ok(events);
+        }
+        let mut events = events;
+        self.writer
+            .write(
+                "sqlite.append_audit",
+                move |batch, head| {
+                    group::seal(batch, head, &mut events)?;
+                    Ok(events.clone())
+                },
+                |sealed, ran| ran.ok().map(|_| sealed),
+            )
+            .await
+    }
+
+    async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditEvent>> {
+        let limit = if query.limit == 0 {
+            -1
+        } else {
+            i64::try_from(query.limit).unwrap_or(i64::MAX)
+        };
+        let after = i64::try_from(query.after_seq).unwrap_or(i64::MAX);
+        let rows = match query.run {
+            Some(run) => sqlx::query(q::AUDIT_RUN)
+                .bind(run.to_string())
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db("sqlite.audit"))?,
+            None => sqlx::query(q::AUDIT_ALL)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db("sqlite.audit"))?,
+        };
+        let body_at = usize::from(query.run.is_none());
+        rows.into_iter()
+            .map(|row| {
+                let body: String = row.try_get(body_at).map_err(db("sqlite.audit"))?;
+                codec::decode_event(&body)
+            })
+            .collect()
+    }
+}
+
+/// Mirrors sealed events from another store, as [`offboard_core::MemoryStore`] does.
+///
+/// # Behavior
+/// Events whose `seq` it already holds are ignored; the next one is stored as is (not
+/// resealed) if it links to the stored chain, all in one transaction.
+///
+/// # Errors
+/// `Conflict` for an event that leaves a gap or does not link; nothing of the batch is kept.
+#[async_trait]
+impl AuditSink for SqliteStore {
+    async fn record(&self, events: &[AuditEvent]) -> Result<()> {
+        let events = events.to_vec();
+        self.writer
+            .write(
+                "sqlite.record",
+                move |batch, head| {
+                    let (mut last_seq, mut last_hash) = head.clone();
+                    let mut fresh = Vec::new();
+                    for event in &events {
+                        if event.seq <= last_seq {
+                            continue;
+                        }
+                        if event.seq != last_seq + 1 || event.prev_hash != last_hash {
+                            return Err(codec::chain_gap(event.seq, last_seq));
+                        }
+                        last_seq = event.seq;
+                        last_hash.clone_from(&event.hash);
+                        fresh.push(event.clone());
+                    }
+                    group::insert_events(batch, &fresh)?;
+                    *head = (last_seq, last_hash);
+                    Ok(())
+                },
+                |(), ran| ran.ok().map(drop),
+            )
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use offboard_core::{AuditEvent, AuditKind, AuditSink, ErrorKind, Store};
+
+    use super::SqliteStore;
+
+    fn note(i: usize) -> AuditEvent {
+        AuditEvent::new(
+            chrono::Utc::now(),
+            "test",
+            AuditKind::Note {
+                name: format!("n{i}"),
+                data: serde_json::json!({ "i": i }),
+            },
+        )
+    }
+
+    /// Writes queued together share a transaction, but one that fails is undone alone and the
+    /// others are all stored, in a chain that verifies.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_write_in_a_group_is_undone_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(
+            SqliteStore::open(dir.path().join("offboard.db"))
+                .await
+                .unwrap(),
+        );
+        let mut handles = Vec::new();
+        for i in 0..64 {
+            let store = store.clone();
+            handles.push(tokio::spawn(async move {
+                if i % 8 == 7 {
+                    // An event that does not link to the chain: refused as a whole.
+                    let mut bad = note(i);
+                    bad.seal(1_000_000 + i as u64, "not the head");
+                    let err = store.record(&[bad]).await.unwrap_err();
+                    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+                    0
+                } else {
+                    store
+                        .append_audit(vec![note(i), note(i)])
+                        .await
+                        .unwrap()
+                        .len()
+                }
+            }));
+        }
+        let mut stored = 0;
+        for h in handles {
+            stored += h.await.unwrap();
+        }
+        assert_eq!(stored, 56 * 2);
+        let all = store.audit(offboard_core::AuditQuery::all()).await.unwrap();
+        assert_eq!(all.len(), stored);
+        let check = store.verify_audit().await.unwrap();
+        assert!(check.is_intact(), "{:?}", check.problem);
+        assert_eq!(check.verified, stored as u64);
+    }
+}
