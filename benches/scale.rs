@@ -6,25 +6,24 @@
 //!
 //! Run with `cargo bench --bench scale`; choose N with `OFFBOARD_SCALE_N` (default
 //! `100,1000`, e.g. `OFFBOARD_SCALE_N=100,1000,10000`) and the directory of the database files
-//! with `OFFBOARD_SCALE_DIR` (default: the system temp directory). Under `cargo test` (no
+//! with `OFFBOARD_SCALE_DIR` (default: the system temp directory); `OFFBOARD_SCALE_SUBMITTERS`
+//! chooses the submitter counts (default `1,32`). Under `cargo test` (no
 //! `--bench` argument) it runs only a smoke test with N = 20.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use futures::StreamExt;
-use offboard::connector::Snapshot;
 use offboard::stores::SqliteStore;
 use offboard::{
-    Account, AccountRef, AuditEvent, AuditKind, AuditQuery, ClaimRequest, Commit, Cursor, Engine,
-    Initiator, Lease, Person, PersonId, Policy, Result, Run, RunId, RunQuery, RunRequest, RunState,
-    RunSummary, Store, TaskId,
+    AuditEvent, AuditKind, ClaimRequest, Commit, Engine, Initiator, Person, Policy, RunId,
+    RunQuery, RunRequest, RunState, Store,
 };
 use offboard_testkit::reference::{ReferenceConnector, ReferenceUser};
+use offboard_testkit::store::CountingStore;
 
 const POLICY: &str = r#"
 [apps.idp]
@@ -33,100 +32,6 @@ actions = ["idp.suspend", "idp.clear_sessions", "idp.remove_groups", "idp.unassi
 "#;
 
 const ACTIONS: usize = 4;
-
-/// Counts and times every store call by method.
-#[derive(Debug)]
-struct Counting<S> {
-    inner: S,
-    calls: Mutex<BTreeMap<&'static str, (u64, Duration)>>,
-}
-
-impl<S: Sync> Counting<S> {
-    fn new(inner: S) -> Self {
-        Self {
-            inner,
-            calls: Mutex::default(),
-        }
-    }
-
-    async fn timed<T: Send>(&self, name: &'static str, f: impl Future<Output = T> + Send) -> T {
-        let start = Instant::now();
-        let out = f.await;
-        let took = start.elapsed();
-        let mut calls = self.calls.lock().unwrap();
-        let e = calls.entry(name).or_default();
-        e.0 += 1;
-        e.1 += took;
-        out
-    }
-
-    fn take(&self) -> BTreeMap<&'static str, (u64, Duration)> {
-        std::mem::take(&mut *self.calls.lock().unwrap())
-    }
-}
-
-#[async_trait]
-impl<S: Store> Store for Counting<S> {
-    async fn create_run(&self, run: &Run, events: Vec<AuditEvent>) -> Result<Vec<AuditEvent>> {
-        self.timed("create_run", self.inner.create_run(run, events))
-            .await
-    }
-    async fn load_run(&self, id: RunId) -> Result<Option<Run>> {
-        self.timed("load_run", self.inner.load_run(id)).await
-    }
-    async fn commit(&self, commit: Commit) -> Result<(u64, Vec<AuditEvent>)> {
-        self.timed("commit", self.inner.commit(commit)).await
-    }
-    async fn claim(&self, request: ClaimRequest) -> Result<Vec<Lease>> {
-        self.timed("claim", self.inner.claim(request)).await
-    }
-    async fn renew(&self, lease: &Lease, until: DateTime<Utc>) -> Result<Lease> {
-        self.timed("renew", self.inner.renew(lease, until)).await
-    }
-    async fn release(&self, lease: &Lease, due_at: Option<DateTime<Utc>>) -> Result<()> {
-        self.timed("release", self.inner.release(lease, due_at))
-            .await
-    }
-    async fn list_runs(&self, query: RunQuery) -> Result<Vec<RunSummary>> {
-        self.timed("list_runs", self.inner.list_runs(query)).await
-    }
-    async fn put_snapshot(&self, task: TaskId, snapshot: &Snapshot) -> Result<bool> {
-        self.timed("put_snapshot", self.inner.put_snapshot(task, snapshot))
-            .await
-    }
-    async fn snapshot(&self, task: TaskId) -> Result<Option<Snapshot>> {
-        self.timed("snapshot", self.inner.snapshot(task)).await
-    }
-    async fn upsert_accounts(
-        &self,
-        person: &PersonId,
-        accounts: &[AccountRef],
-        at: DateTime<Utc>,
-    ) -> Result<()> {
-        self.timed(
-            "upsert_accounts",
-            self.inner.upsert_accounts(person, accounts, at),
-        )
-        .await
-    }
-    async fn accounts(&self, person: &PersonId) -> Result<Vec<Account>> {
-        self.timed("accounts", self.inner.accounts(person)).await
-    }
-    async fn cursor(&self, source: &str) -> Result<Option<Cursor>> {
-        self.timed("cursor", self.inner.cursor(source)).await
-    }
-    async fn put_cursor(&self, source: &str, cursor: &Cursor) -> Result<()> {
-        self.timed("put_cursor", self.inner.put_cursor(source, cursor))
-            .await
-    }
-    async fn append_audit(&self, events: Vec<AuditEvent>) -> Result<Vec<AuditEvent>> {
-        self.timed("append_audit", self.inner.append_audit(events))
-            .await
-    }
-    async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditEvent>> {
-        self.timed("audit", self.inner.audit(query)).await
-    }
-}
 
 /// A fresh directory for one measurement, removed on drop.
 struct Scratch(PathBuf);
@@ -164,6 +69,23 @@ fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
+/// CPU time this process has used (user + system), from /proc/self/stat.
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 (1-based), 11 and 12 after the name; 100 ticks/s.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
 /// Peak resident set size in KiB (`VmHWM` of /proc/self/status).
 fn peak_rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -178,6 +100,8 @@ struct ScaleResult {
     submitters: usize,
     submit: Duration,
     total: Duration,
+    /// CPU time (all threads) from the first submit to the last completion.
+    cpu: Duration,
     peak_rss_kib: Option<u64>,
     bytes_per_case: f64,
     calls: BTreeMap<&'static str, (u64, Duration)>,
@@ -200,6 +124,12 @@ async fn engine_on(store: Arc<dyn Store>, n: usize) -> Engine {
         .store(store)
         .connector(conn)
         .policy(Policy::from_toml(POLICY).unwrap())
+        .max_in_flight(
+            std::env::var("OFFBOARD_SCALE_IN_FLIGHT")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(64),
+        )
         .build()
         .unwrap()
 }
@@ -232,11 +162,12 @@ async fn submit_all(engine: &Engine, first: usize, people: usize, submitters: us
 async fn scale(n: usize, submitters: usize) -> ScaleResult {
     let dir = Scratch::new(&format!("n{n}-s{submitters}"));
     let sqlite = SqliteStore::open(dir.db()).await.unwrap();
-    let store = Arc::new(Counting::new(sqlite.clone()));
+    let store = Arc::new(CountingStore::new(sqlite.clone()));
     let engine = engine_on(store.clone(), n).await;
     reset_peak_rss();
 
     let start = Instant::now();
+    let cpu_start = cpu_time();
     let at_start = sqlite.group_commits();
     let ids = submit_all(&engine, 0, n, submitters).await;
     let submit = start.elapsed();
@@ -253,6 +184,7 @@ async fn scale(n: usize, submitters: usize) -> ScaleResult {
         }
     }
     let total = start.elapsed();
+    let cpu = cpu_time().saturating_sub(cpu_start);
     let processed = sqlite.group_commits();
     let peak_rss_kib = peak_rss_kib();
     let calls = store.take();
@@ -274,6 +206,7 @@ async fn scale(n: usize, submitters: usize) -> ScaleResult {
         submitters,
         submit,
         total,
+        cpu,
         peak_rss_kib,
         bytes_per_case: bytes as f64 / n as f64,
         calls,
@@ -405,27 +338,29 @@ fn print_scale(results: &[ScaleResult]) {
         "scale: N offboardings x {ACTIONS} actions, zero-latency connector, SQLite (WAL, synchronous=FULL)"
     );
     println!(
-        "{:>7} | {:>10} | {:>10} | {:>10} | {:>9} | {:>12} | {:>13} | {:>12} | {:>15}",
+        "{:>7} | {:>10} | {:>10} | {:>10} | {:>9} | {:>11} | {:>12} | {:>13} | {:>12} | {:>15}",
         "N",
         "submitters",
         "submit",
         "total",
         "cases/s",
+        "CPU/case",
         "tasks/s",
         "peak RSS",
         "bytes/case",
         "writes/tx s|p"
     );
-    println!("{}", "-".repeat(128));
+    println!("{}", "-".repeat(142));
     let per_tx = |(tx, writes): (u64, u64)| writes as f64 / tx.max(1) as f64;
     for r in results {
         println!(
-            "{:>7} | {:>10} | {:>8.2} s | {:>8.2} s | {:>9.1} | {:>12.1} | {:>13} | {:>12.0} | {:>6.1} | {:>6.1}",
+            "{:>7} | {:>10} | {:>8.2} s | {:>8.2} s | {:>9.1} | {:>8.2} ms | {:>12.1} | {:>13} | {:>12.0} | {:>6.1} | {:>6.1}",
             r.n,
             r.submitters,
             r.submit.as_secs_f64(),
             r.total.as_secs_f64(),
             r.cases_per_s(),
+            r.cpu.as_secs_f64() * 1e3 / r.n as f64,
             r.cases_per_s() * ACTIONS as f64,
             r.peak_rss_kib.map_or("n/a".to_owned(), |k| format!(
                 "{:.1} MiB",
@@ -436,7 +371,10 @@ fn print_scale(results: &[ScaleResult]) {
             per_tx(r.grouping[1]),
         );
     }
-    println!("(writes/tx: writes per committed transaction while submitting | processing)");
+    println!(
+        "(CPU/case: CPU time of all threads per case, submit to completion; writes/tx: writes per \
+         committed transaction while submitting | processing)"
+    );
     for submitters in [1, SUBMITTERS] {
         let rows: Vec<&ScaleResult> = results
             .iter()
@@ -506,7 +444,11 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         let mut results = Vec::new();
-        for submitters in [1, SUBMITTERS] {
+        let submitter_counts: Vec<usize> = std::env::var("OFFBOARD_SCALE_SUBMITTERS")
+            .ok()
+            .map(|v| v.split(',').filter_map(|s| s.trim().parse().ok()).collect())
+            .unwrap_or_else(|| vec![1, SUBMITTERS]);
+        for &submitters in &submitter_counts {
             for &n in &sizes {
                 let r = scale(n, submitters).await;
                 eprintln!(

@@ -1107,3 +1107,38 @@ actions = [{ name = "idp.suspend", stage = "later" }]
     assert_eq!(jira.status_calls(), calls);
     assert_eq!(jira.tickets_created(), 1);
 }
+
+/// Sibling tasks claimed together decide from one load of their run: the first loads it, the
+/// others use the run as this engine committed it since (every version since that load is this
+/// engine's own, and the load began after the claim returned). A later claim loads again.
+#[tokio::test(start_paused = true)]
+async fn siblings_claimed_together_share_one_load() {
+    use offboard_testkit::store::CountingStore;
+    let c = idp(&["ada@example.com"]);
+    let store = Arc::new(CountingStore::new(MemoryStore::new()));
+    let engine = Engine::builder()
+        .store(store.clone())
+        .policy(policy(IDP_BASIC))
+        .connector_with_limits(c.clone(), Limits::default())
+        .build()
+        .expect("engine builds");
+    let plan = engine.plan(RunRequest::new(ada(), admin())).await.unwrap();
+    let id = engine.submit(plan, None).await.unwrap();
+    store.take();
+    engine.run_due().await.unwrap();
+    let calls = store.take();
+    let run = store.load_run(id).await.unwrap().unwrap();
+    assert_eq!(run.state, RunState::Completed);
+    // Three tasks in two claims: `idp.suspend` and `idp.remove_groups` together, then
+    // `idp.clear_sessions` once the suspension is done.
+    let suspend = task(&run, "idp.suspend");
+    assert!(task(&run, "idp.remove_groups").depends_on.is_empty());
+    assert_eq!(
+        task(&run, "idp.clear_sessions").depends_on,
+        vec![suspend.id]
+    );
+    let loads = calls.get("load_run").map_or(0, |(n, _)| *n);
+    let claims = calls.get("claim").map_or(0, |(n, _)| *n);
+    assert_eq!(loads, 2, "one load per claim that found tasks: {calls:?}");
+    assert!(claims >= 2, "{calls:?}");
+}

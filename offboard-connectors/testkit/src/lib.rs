@@ -38,6 +38,7 @@ pub mod graph;
 pub mod jira;
 pub mod okta;
 pub mod reference;
+pub mod store;
 pub mod trace;
 
 pub use conformance::{Fixture, ReferenceFixture, Report, run_conformance};

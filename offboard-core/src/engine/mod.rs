@@ -40,7 +40,7 @@ pub use limits::Limits;
 pub use plan::{AppPlan, Confirmation, Plan, RunRequest, plan_digest};
 pub use watch::{LifecycleRules, SOURCE_APP_PREFIX, WatchReport, source_app};
 
-use slots::{RunSlot, RunSlots};
+use slots::{Cached, Epochs, RunSlot, RunSlots, SlotGuard};
 
 use crate::audit::{AuditEvent, AuditKind, AuditSink};
 use crate::connector::{Connector, Snapshot};
@@ -194,6 +194,8 @@ pub(crate) struct Inner {
     pub(crate) sources: Vec<watch::WatchedSource>,
     pub(crate) lifecycle: LifecycleRules,
     pub(crate) slots: RunSlots,
+    /// Orders claims and loads, so a cached run can stand in for a load (see [`slots`]).
+    pub(crate) epochs: Epochs,
 }
 
 impl fmt::Debug for Inner {
@@ -426,6 +428,7 @@ impl EngineBuilder {
                 sources: self.sources,
                 lifecycle: self.lifecycle,
                 slots: RunSlots::default(),
+                epochs: Epochs::default(),
             }),
         })
     }
@@ -1024,9 +1027,12 @@ impl Inner {
             None => None,
         };
         for _ in 0..64 {
-            let mut run = match cached.as_deref_mut().and_then(Option::take) {
-                Some(run) => run,
-                None => self.load(run_id).await?,
+            let (mut run, since) = match cached.as_deref_mut().and_then(Option::take) {
+                Some(c) => (c.run, c.since),
+                None => {
+                    let since = self.epochs.next();
+                    (self.load(run_id).await?, since)
+                }
             };
             let before = run.clone();
             let now = self.clock.now();
@@ -1075,7 +1081,10 @@ impl Inner {
                 Ok((version, sealed)) => {
                     run.version = version;
                     if let Some(cached) = cached.as_deref_mut() {
-                        *cached = Some(run.clone());
+                        *cached = Some(Cached {
+                            run: run.clone(),
+                            since,
+                        });
                     }
                     self.to_sinks(&sealed).await;
                     self.publish(&run, task_id, now);

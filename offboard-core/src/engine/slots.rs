@@ -6,27 +6,58 @@
 //! other, each starting from the version the previous one committed: no reload per step and
 //! no version conflict between siblings. Another engine's commit still makes ours conflict;
 //! the slot is then emptied and the run reloaded (see [`super::Inner::apply_with`]).
+//!
+//! A claimed task decides what to do from its run as stored when it was claimed or later. The
+//! slot's run serves for that when it descends from a load that began after the claim
+//! returned: every version since that load was committed by this engine on top of the one
+//! before (a commit checks the version), so it is at least as new as a load would be. Each
+//! cached run carries the epoch of the load it descends from; a claim is stamped with the
+//! epoch after it returned (see [`Epochs`]).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::run::{Run, RunId};
 
+/// A run as this engine last loaded or committed it, with the epoch of the load it descends
+/// from.
+#[derive(Debug)]
+pub(crate) struct Cached {
+    pub(crate) run: Run,
+    pub(crate) since: u64,
+}
+
 /// One run's cached state (`None`: load it from the store).
-pub(crate) type RunSlot = tokio::sync::Mutex<Option<Run>>;
+pub(crate) type RunSlot = tokio::sync::Mutex<Option<Cached>>;
+
+/// A counter that orders claims and loads: a load stamped with a later epoch than a claim
+/// began after that claim returned.
+#[derive(Debug, Default)]
+pub(crate) struct Epochs(AtomicU64);
+
+impl Epochs {
+    /// The next epoch.
+    pub(crate) fn next(&self) -> u64 {
+        self.0.fetch_add(1, Ordering::SeqCst) + 1
+    }
+}
+
+/// The slots in use, each with the number of tasks using it.
+type SlotMap = Arc<Mutex<HashMap<RunId, (Arc<RunSlot>, usize)>>>;
 
 /// Slots of the runs with a task in flight, each with the number of tasks using it.
 #[derive(Debug, Default)]
-pub(crate) struct RunSlots(Mutex<HashMap<RunId, (Arc<RunSlot>, usize)>>);
+pub(crate) struct RunSlots(SlotMap);
 
 impl RunSlots {
     /// The slot of `run`, kept while the returned guard lives.
-    pub(crate) fn enter(&self, run: RunId) -> SlotGuard<'_> {
+    pub(crate) fn enter(&self, run: RunId) -> SlotGuard {
         let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let entry = map.entry(run).or_default();
         entry.1 += 1;
         SlotGuard {
-            slots: self,
+            slots: self.0.clone(),
             run,
             slot: entry.0.clone(),
         }
@@ -40,13 +71,13 @@ impl RunSlots {
 
 /// A task's use of its run's slot; the slot is dropped with its last user.
 #[derive(Debug)]
-pub(crate) struct SlotGuard<'a> {
-    slots: &'a RunSlots,
+pub(crate) struct SlotGuard {
+    slots: SlotMap,
     run: RunId,
     slot: Arc<RunSlot>,
 }
 
-impl std::ops::Deref for SlotGuard<'_> {
+impl std::ops::Deref for SlotGuard {
     type Target = RunSlot;
 
     fn deref(&self) -> &RunSlot {
@@ -54,9 +85,9 @@ impl std::ops::Deref for SlotGuard<'_> {
     }
 }
 
-impl Drop for SlotGuard<'_> {
+impl Drop for SlotGuard {
     fn drop(&mut self) {
-        let mut map = self.slots.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut map = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(entry) = map.get_mut(&self.run) {
             entry.1 -= 1;
             if entry.1 == 0 {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tokio::task::JoinSet;
 
-use super::{Inner, RunSlot, Started};
+use super::{Cached, Inner, RunSlot, SlotGuard, Started};
 use crate::audit::{AuditEvent, AuditKind};
 use crate::connector::{ExecuteOptions, SnapshotPolicy};
 use crate::delegate::{DelegationRequest, TicketStatus};
@@ -22,11 +22,12 @@ pub(super) async fn run_loop(inner: Arc<Inner>, mut stop: tokio::sync::watch::Re
         let mut claimed = 0;
         if free > 0 {
             match inner.claim(free).await {
-                Ok(leases) => {
-                    claimed = leases.len();
-                    for lease in leases {
+                Ok(claim) => {
+                    claimed = claim.leases.len();
+                    for (lease, slot) in claim.leases {
                         let inner = inner.clone();
-                        running.spawn(async move { inner.process(lease).await });
+                        let epoch = claim.epoch;
+                        running.spawn(async move { inner.process(lease, slot, epoch).await });
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "claiming due tasks failed"),
@@ -66,21 +67,22 @@ pub(super) async fn run_due(inner: &Arc<Inner>) -> Result<usize> {
     loop {
         let free = inner.max_in_flight.saturating_sub(running.len());
         if running.is_empty() || free >= refill_at(inner.max_in_flight) {
-            let leases = match inner.claim(free).await {
-                Ok(leases) => leases,
+            let claim = match inner.claim(free).await {
+                Ok(claim) => claim,
                 Err(e) => {
                     while running.join_next().await.is_some() {}
                     return Err(e);
                 }
             };
             // Nothing due and nothing running that could make a task due: done.
-            if leases.is_empty() && running.is_empty() {
+            if claim.leases.is_empty() && running.is_empty() {
                 return Ok(total);
             }
-            total += leases.len();
-            for lease in leases {
+            total += claim.leases.len();
+            for (lease, slot) in claim.leases {
                 let inner = inner.clone();
-                running.spawn(async move { inner.process(lease).await });
+                let epoch = claim.epoch;
+                running.spawn(async move { inner.process(lease, slot, epoch).await });
             }
         }
         if let Some(Err(e)) = running.join_next().await
@@ -91,36 +93,63 @@ pub(super) async fn run_due(inner: &Arc<Inner>) -> Result<usize> {
     }
 }
 
+/// Tasks claimed together, each with its run's slot (entered at once, so sibling tasks of one
+/// run share the run this engine loads or commits), and the epoch after the claim returned.
+pub(crate) struct Claimed {
+    pub(crate) leases: Vec<(Lease, SlotGuard)>,
+    pub(crate) epoch: u64,
+}
+
 impl Inner {
-    pub(crate) async fn claim(&self, limit: usize) -> Result<Vec<Lease>> {
-        self.store
+    pub(crate) async fn claim(&self, limit: usize) -> Result<Claimed> {
+        let leases = self
+            .store
             .claim(ClaimRequest::new(
                 self.worker_id.clone(),
                 self.clock.now(),
                 self.lease_for,
                 limit,
             ))
-            .await
+            .await?;
+        let epoch = self.epochs.next();
+        let leases = leases
+            .into_iter()
+            .map(|lease| {
+                let slot = self.slots.enter(lease.run);
+                (lease, slot)
+            })
+            .collect();
+        Ok(Claimed { leases, epoch })
     }
 
     /// Handles one claimed task; never panics, logs what it cannot record.
-    pub(crate) async fn process(&self, lease: Lease) {
-        if let Err(e) = self.process_inner(&lease).await {
+    pub(crate) async fn process(&self, lease: Lease, slot: SlotGuard, claimed: u64) {
+        if let Err(e) = self.process_inner(&lease, slot, claimed).await {
             tracing::warn!(run = %lease.run, task = %lease.task, error = %e, "task processing stopped; the lease will expire and the task be retried");
         }
     }
 
-    async fn process_inner(&self, lease: &Lease) -> Result<()> {
+    async fn process_inner(&self, lease: &Lease, slot: SlotGuard, claimed: u64) -> Result<()> {
         // Sibling tasks of this run share its slot: they commit one after the other on the
-        // latest version, without reloading. The claim decision reads the stored run (another
-        // engine may have changed it), under the slot's lock so no sibling commits meanwhile.
-        let slot = self.slots.enter(lease.run);
+        // latest version, without reloading. The claim decision needs the run as stored at
+        // the claim or later (another engine may have changed it): the slot's run if it
+        // descends from a load begun after this claim returned (see `slots`), else a load,
+        // under the slot's lock so no sibling commits meanwhile.
         let run = {
             let mut cached = slot.lock().await;
-            *cached = None;
-            let run = self.load(lease.run).await?;
-            *cached = Some(run.clone());
-            run
+            match cached.as_ref() {
+                Some(c) if c.since > claimed => c.run.clone(),
+                _ => {
+                    *cached = None;
+                    let since = self.epochs.next();
+                    let run = self.load(lease.run).await?;
+                    *cached = Some(Cached {
+                        run: run.clone(),
+                        since,
+                    });
+                    run
+                }
+            }
         };
         let now = self.clock.now();
         match machine::claim_command(&run, lease.task, now) {

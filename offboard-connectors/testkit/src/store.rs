@@ -1,0 +1,111 @@
+//! [`CountingStore`]: a store wrapper that counts calls.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use offboard_core::connector::Snapshot;
+use offboard_core::store::{AuditQuery, ClaimRequest, Commit, Lease, RunQuery, RunSummary};
+use offboard_core::{
+    Account, AccountRef, AuditEvent, Cursor, PersonId, Result, Run, RunId, Store, TaskId,
+};
+
+/// A [`Store`] that counts and times every call by method, forwarding it to `inner`: what a
+/// benchmark reports and a test asserts (e.g. how often runs are loaded).
+#[derive(Debug)]
+pub struct CountingStore<S> {
+    /// The store every call goes to.
+    pub inner: S,
+    calls: Mutex<BTreeMap<&'static str, (u64, Duration)>>,
+}
+
+impl<S: Sync> CountingStore<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            calls: Mutex::default(),
+        }
+    }
+
+    async fn timed<T: Send>(&self, name: &'static str, f: impl Future<Output = T> + Send) -> T {
+        let start = Instant::now();
+        let out = f.await;
+        let took = start.elapsed();
+        let mut calls = self.calls.lock().unwrap();
+        let e = calls.entry(name).or_default();
+        e.0 += 1;
+        e.1 += took;
+        out
+    }
+
+    /// The calls so far by method: (count, wall time inside the calls); the counts restart.
+    pub fn take(&self) -> BTreeMap<&'static str, (u64, Duration)> {
+        std::mem::take(&mut *self.calls.lock().unwrap())
+    }
+}
+
+#[async_trait]
+impl<S: Store> Store for CountingStore<S> {
+    async fn create_run(&self, run: &Run, events: Vec<AuditEvent>) -> Result<Vec<AuditEvent>> {
+        self.timed("create_run", self.inner.create_run(run, events))
+            .await
+    }
+    async fn load_run(&self, id: RunId) -> Result<Option<Run>> {
+        self.timed("load_run", self.inner.load_run(id)).await
+    }
+    async fn commit(&self, commit: Commit) -> Result<(u64, Vec<AuditEvent>)> {
+        self.timed("commit", self.inner.commit(commit)).await
+    }
+    async fn claim(&self, request: ClaimRequest) -> Result<Vec<Lease>> {
+        self.timed("claim", self.inner.claim(request)).await
+    }
+    async fn renew(&self, lease: &Lease, until: DateTime<Utc>) -> Result<Lease> {
+        self.timed("renew", self.inner.renew(lease, until)).await
+    }
+    async fn release(&self, lease: &Lease, due_at: Option<DateTime<Utc>>) -> Result<()> {
+        self.timed("release", self.inner.release(lease, due_at))
+            .await
+    }
+    async fn list_runs(&self, query: RunQuery) -> Result<Vec<RunSummary>> {
+        self.timed("list_runs", self.inner.list_runs(query)).await
+    }
+    async fn put_snapshot(&self, task: TaskId, snapshot: &Snapshot) -> Result<bool> {
+        self.timed("put_snapshot", self.inner.put_snapshot(task, snapshot))
+            .await
+    }
+    async fn snapshot(&self, task: TaskId) -> Result<Option<Snapshot>> {
+        self.timed("snapshot", self.inner.snapshot(task)).await
+    }
+    async fn upsert_accounts(
+        &self,
+        person: &PersonId,
+        accounts: &[AccountRef],
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        self.timed(
+            "upsert_accounts",
+            self.inner.upsert_accounts(person, accounts, at),
+        )
+        .await
+    }
+    async fn accounts(&self, person: &PersonId) -> Result<Vec<Account>> {
+        self.timed("accounts", self.inner.accounts(person)).await
+    }
+    async fn cursor(&self, source: &str) -> Result<Option<Cursor>> {
+        self.timed("cursor", self.inner.cursor(source)).await
+    }
+    async fn put_cursor(&self, source: &str, cursor: &Cursor) -> Result<()> {
+        self.timed("put_cursor", self.inner.put_cursor(source, cursor))
+            .await
+    }
+    async fn append_audit(&self, events: Vec<AuditEvent>) -> Result<Vec<AuditEvent>> {
+        self.timed("append_audit", self.inner.append_audit(events))
+            .await
+    }
+    async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditEvent>> {
+        self.timed("audit", self.inner.audit(query)).await
+    }
+}
