@@ -1,14 +1,17 @@
 //! The scale benchmark: N offboardings of 4 actions each (zero-latency reference connector),
 //! durable on a fresh SQLite file, plus the store's own rates (durable transitions/s, audit
-//! appends/s, claim latency under 4 concurrent claimers). Each N is measured twice: cases
-//! submitted one after another, then by 32 concurrent submitters (as a host offboarding many
-//! people at once would); then the engine processes them all.
+//! appends/s, claim latency under 4 concurrent claimers). Each N is measured three ways: cases
+//! submitted one after another, then processed (`run_due`); submitted by 32 concurrent
+//! submitters (as a host offboarding many people at once would), then processed; and
+//! submitted by 32 submitters while the engine's background workers (`Engine::start`) already
+//! process them, as a host runs it. Each case is durable (SQLite, `synchronous = FULL`) before
+//! its submit returns and at every step after.
 //!
 //! Run with `cargo bench --bench scale`; choose N with `OFFBOARD_SCALE_N` (default
 //! `100,1000`, e.g. `OFFBOARD_SCALE_N=100,1000,10000`) and the directory of the database files
-//! with `OFFBOARD_SCALE_DIR` (default: the system temp directory); `OFFBOARD_SCALE_SUBMITTERS`
-//! chooses the submitter counts (default `1,32`). Under `cargo test` (no
-//! `--bench` argument) it runs only a smoke test with N = 20.
+//! with `OFFBOARD_SCALE_DIR` (default: the system temp directory); `OFFBOARD_SCALE_MODES`
+//! chooses the ways (default `1,32,32w`: submitter count, `w` for workers running meanwhile).
+//! Under `cargo test` (no `--bench` argument) it runs only a smoke test with N = 20.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -95,9 +98,40 @@ fn peak_rss_kib() -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
+/// How cases are submitted and processed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Mode {
+    /// Concurrent submitters (1: one after another).
+    submitters: usize,
+    /// Whether the engine's background workers process cases while they are submitted
+    /// (otherwise `run_due` processes them once all are submitted).
+    workers: bool,
+}
+
+impl Mode {
+    fn parse(s: &str) -> Option<Self> {
+        let s = s.trim();
+        let (n, workers) = match s.strip_suffix('w') {
+            Some(n) => (n, true),
+            None => (s, false),
+        };
+        Some(Self {
+            submitters: n.parse().ok()?,
+            workers,
+        })
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let then = if self.workers { "meanwhile" } else { "after" };
+        write!(f, "{} sub, {then}", self.submitters)
+    }
+}
+
 struct ScaleResult {
     n: usize,
-    submitters: usize,
+    mode: Mode,
     submit: Duration,
     total: Duration,
     /// CPU time (all threads) from the first submit to the last completion.
@@ -159,8 +193,8 @@ async fn submit_all(engine: &Engine, first: usize, people: usize, submitters: us
         .await
 }
 
-async fn scale(n: usize, submitters: usize) -> ScaleResult {
-    let dir = Scratch::new(&format!("n{n}-s{submitters}"));
+async fn scale(n: usize, mode: Mode) -> ScaleResult {
+    let dir = Scratch::new(&format!("n{n}-s{}-{}", mode.submitters, mode.workers));
     let sqlite = SqliteStore::open(dir.db()).await.unwrap();
     let store = Arc::new(CountingStore::new(sqlite.clone()));
     let engine = engine_on(store.clone(), n).await;
@@ -169,11 +203,14 @@ async fn scale(n: usize, submitters: usize) -> ScaleResult {
     let start = Instant::now();
     let cpu_start = cpu_time();
     let at_start = sqlite.group_commits();
-    let ids = submit_all(&engine, 0, n, submitters).await;
+    let workers = mode.workers.then(|| engine.start());
+    let ids = submit_all(&engine, 0, n, mode.submitters).await;
     let submit = start.elapsed();
     let submitted = sqlite.group_commits();
     loop {
-        engine.run_due().await.unwrap();
+        if workers.is_none() {
+            engine.run_due().await.unwrap();
+        }
         let open = store
             .inner
             .list_runs(RunQuery::default().open().limit(1))
@@ -182,8 +219,14 @@ async fn scale(n: usize, submitters: usize) -> ScaleResult {
         if open.is_empty() {
             break;
         }
+        if workers.is_some() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
     }
     let total = start.elapsed();
+    if let Some(workers) = workers {
+        workers.shutdown().await;
+    }
     let cpu = cpu_time().saturating_sub(cpu_start);
     let processed = sqlite.group_commits();
     let peak_rss_kib = peak_rss_kib();
@@ -203,7 +246,7 @@ async fn scale(n: usize, submitters: usize) -> ScaleResult {
     let bytes = file_len(&db) + file_len(&wal);
     ScaleResult {
         n,
-        submitters,
+        mode,
         submit,
         total,
         cpu,
@@ -338,9 +381,9 @@ fn print_scale(results: &[ScaleResult]) {
         "scale: N offboardings x {ACTIONS} actions, zero-latency connector, SQLite (WAL, synchronous=FULL)"
     );
     println!(
-        "{:>7} | {:>10} | {:>10} | {:>10} | {:>9} | {:>11} | {:>12} | {:>13} | {:>12} | {:>15}",
+        "{:>7} | {:>18} | {:>10} | {:>10} | {:>9} | {:>11} | {:>12} | {:>13} | {:>12} | {:>15}",
         "N",
-        "submitters",
+        "submit, process",
         "submit",
         "total",
         "cases/s",
@@ -350,13 +393,13 @@ fn print_scale(results: &[ScaleResult]) {
         "bytes/case",
         "writes/tx s|p"
     );
-    println!("{}", "-".repeat(142));
+    println!("{}", "-".repeat(150));
     let per_tx = |(tx, writes): (u64, u64)| writes as f64 / tx.max(1) as f64;
     for r in results {
         println!(
-            "{:>7} | {:>10} | {:>8.2} s | {:>8.2} s | {:>9.1} | {:>8.2} ms | {:>12.1} | {:>13} | {:>12.0} | {:>6.1} | {:>6.1}",
+            "{:>7} | {:>18} | {:>8.2} s | {:>8.2} s | {:>9.1} | {:>8.2} ms | {:>12.1} | {:>13} | {:>12.0} | {:>6.1} | {:>6.1}",
             r.n,
-            r.submitters,
+            r.mode.to_string(),
             r.submit.as_secs_f64(),
             r.total.as_secs_f64(),
             r.cases_per_s(),
@@ -375,16 +418,15 @@ fn print_scale(results: &[ScaleResult]) {
         "(CPU/case: CPU time of all threads per case, submit to completion; writes/tx: writes per \
          committed transaction while submitting | processing)"
     );
-    for submitters in [1, SUBMITTERS] {
-        let rows: Vec<&ScaleResult> = results
-            .iter()
-            .filter(|r| r.submitters == submitters)
-            .collect();
+    let mut modes: Vec<Mode> = results.iter().map(|r| r.mode).collect();
+    modes.dedup();
+    for mode in modes {
+        let rows: Vec<&ScaleResult> = results.iter().filter(|r| r.mode == mode).collect();
         if let (Some(first), Some(last)) = (rows.first(), rows.last())
             && rows.len() > 1
         {
             println!(
-                "throughput ratio N={} vs N={}, {submitters} submitter(s): {:.2} (goal >= 0.80 for 10,000 vs 100)",
+                "throughput ratio N={} vs N={} ({mode}): {:.2} (goal >= 0.80 for 10,000 vs 100)",
                 last.n,
                 first.n,
                 last.cases_per_s() / first.cases_per_s()
@@ -395,10 +437,10 @@ fn print_scale(results: &[ScaleResult]) {
         let tasks = (r.n * ACTIONS) as f64;
         println!();
         println!(
-            "store calls at N={}, {} submitter(s) (per task = calls / {} tasks; time = wall time \
-             inside the call, including waiting for the writer lock)",
+            "store calls at N={}, {} (per task = calls / {} tasks; time = wall time inside the \
+             call, including waiting for the writer lock)",
             r.n,
-            r.submitters,
+            r.mode,
             r.n * ACTIONS
         );
         println!(
@@ -444,15 +486,16 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         let mut results = Vec::new();
-        let submitter_counts: Vec<usize> = std::env::var("OFFBOARD_SCALE_SUBMITTERS")
-            .ok()
-            .map(|v| v.split(',').filter_map(|s| s.trim().parse().ok()).collect())
-            .unwrap_or_else(|| vec![1, SUBMITTERS]);
-        for &submitters in &submitter_counts {
+        let modes: Vec<Mode> = std::env::var("OFFBOARD_SCALE_MODES")
+            .unwrap_or_else(|_| format!("1,{SUBMITTERS},{SUBMITTERS}w"))
+            .split(',')
+            .map(|m| Mode::parse(m).expect("OFFBOARD_SCALE_MODES"))
+            .collect();
+        for &mode in &modes {
             for &n in &sizes {
-                let r = scale(n, submitters).await;
+                let r = scale(n, mode).await;
                 eprintln!(
-                    "N={n}, {submitters} submitter(s): {:.1} cases/s ({:.2} s)",
+                    "N={n}, {mode}: {:.1} cases/s ({:.2} s)",
                     r.cases_per_s(),
                     r.total.as_secs_f64()
                 );

@@ -13,36 +13,29 @@ use crate::machine::{self, ClaimCommand, Command, Event};
 use crate::run::{Run, TaskKind, TaskState};
 use crate::store::{ClaimRequest, Lease};
 
-/// The background loop: keep up to `max_in_flight` tasks running; sleep until woken or the idle
-/// poll when nothing is due.
+/// The background loop: keep up to `max_in_flight` tasks running, claiming as [`run_due`]
+/// does (when nothing runs or half the slots are free, so one claim fills many slots); sleep
+/// until woken, a task finishes or the idle poll when nothing is due.
 pub(super) async fn run_loop(inner: Arc<Inner>, mut stop: tokio::sync::watch::Receiver<bool>) {
     let mut running: JoinSet<()> = JoinSet::new();
     loop {
         let free = inner.max_in_flight.saturating_sub(running.len());
-        let mut claimed = 0;
-        if free > 0 {
+        if running.is_empty() || free >= refill_at(inner.max_in_flight) {
             match inner.claim(free).await {
                 Ok(claim) => {
-                    claimed = claim.leases.len();
+                    let claimed = claim.leases.len();
                     for (lease, slot) in claim.leases {
                         let inner = inner.clone();
                         let epoch = claim.epoch;
                         running.spawn(async move { inner.process(lease, slot, epoch).await });
                     }
+                    // Every slot asked for was filled: more may be due.
+                    if claimed > 0 && claimed == free {
+                        continue;
+                    }
                 }
                 Err(e) => tracing::warn!(error = %e, "claiming due tasks failed"),
             }
-        }
-        if claimed > 0 && claimed == free {
-            // Saturated: wait for a slot.
-            tokio::select! {
-                _ = running.join_next() => {}
-                _ = stop.changed() => break,
-            }
-            continue;
-        }
-        if claimed > 0 {
-            continue;
         }
         tokio::select! {
             _ = stop.changed() => break,
