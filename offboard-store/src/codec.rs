@@ -3,7 +3,9 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use offboard_core::audit::{ChainProblem, GENESIS_HASH};
-use offboard_core::{AuditEvent, Error, ErrorKind, Lease, Result, Run, RunId, RunState, Task};
+use offboard_core::{
+    AuditEvent, Error, ErrorKind, Lease, Person, Result, Run, RunId, RunState, Task,
+};
 use serde_json::Value;
 
 /// A time as stored: RFC 3339 in UTC with nine fractional digits, so that text order is time
@@ -171,16 +173,16 @@ pub(crate) fn lease_lost(id: RunId, lease: &Lease) -> Error {
 }
 
 /// The error of a create with an existing id.
-pub(crate) fn run_exists(run: &Run) -> Error {
+pub(crate) fn run_exists(id: RunId, person: &Person) -> Error {
     Error::new(
         ErrorKind::Conflict,
         format!(
-            "run {} was not created: a run with that id exists, or {} already has an open run",
-            run.id, run.person.id
+            "run {id} was not created: a run with that id exists, or {} already has an open run",
+            person.id
         ),
     )
     .fatal()
-    .with_context("person", &run.person.id)
+    .with_context("person", &person.id)
 }
 
 /// The error of a renew of a lease no longer held.

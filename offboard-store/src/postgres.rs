@@ -334,7 +334,7 @@ impl Store for PostgresStore {
             .await
             .map_err(db("postgres.create_run"))?;
         if inserted.rows_affected() == 0 {
-            return Err(codec::run_exists(run));
+            return Err(codec::run_exists(run.id, &run.person));
         }
         if !run.tasks.is_empty() {
             let mut ids = Vec::with_capacity(run.tasks.len());

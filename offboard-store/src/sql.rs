@@ -25,7 +25,8 @@ pub(crate) mod sqlite {
         ACCOUNT_UPSERT = "account_upsert", ACCOUNTS_GET = "accounts_get",
         CURSOR_GET = "cursor_get", CURSOR_PUT = "cursor_put", SCHEMA_TABLES = "schema_tables",
         SCHEMA_VERSION = "schema_version", CHECKPOINT = "checkpoint",
-        SAVEPOINT_RELEASE_CHUNK = "savepoint_release_chunk",
+        SAVEPOINT = "savepoint", SAVEPOINT_RELEASE = "savepoint_release",
+        SAVEPOINT_ROLLBACK = "savepoint_rollback",
     );
     /// `migrations/sqlite/0001_init.sql`
     pub(crate) const MIGRATION_0001: &str = include_str!(concat!(

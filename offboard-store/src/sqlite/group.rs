@@ -4,20 +4,23 @@
 //! sqlx runs each SQLite connection on a thread of its own; every batch sent there and
 //! answered costs thread wake-ups. So a write is not a sequence of awaited statements but a
 //! plan: it *builds* its statements (sealing its audit events after the chain head it is
-//! given) and later *reads* what they returned. A group of queued writes runs in one
-//! `BEGIN IMMEDIATE` transaction on a connection of its own: the chain head is read once,
-//! writes of the same kind go together in chunks (see [`run_group`]), the new head is written
-//! once, and one `COMMIT` (one fsync) makes them all durable before any caller is answered.
+//! given) and *reads* what they returned, and may be built and read again. A group of queued
+//! writes runs in one `BEGIN IMMEDIATE` transaction on a connection of its own: the chain head
+//! is read once, writes of the same kind go together in chunks (see [`run_group`]), the new
+//! head is written once, and one `COMMIT` (one fsync) makes them all durable before any caller
+//! is answered.
 //!
-//! A write whose statements fail, or whose reading finds its checks failed (a version that
-//! moved, a lease lost), is rolled back to its savepoint. That also undoes the writes after
-//! it in its chunk, which are built again from the head before it and sent again: a failed
+//! The first attempt has no savepoints. A write whose statements fail, or whose reading finds
+//! its checks failed (a version that moved, a lease lost), makes the transaction roll back:
+//! that write is answered with its error, and the others run again in a new transaction, each
+//! under a savepoint of its own, so a further failure is undone alone. Either way a failed
 //! write is undone alone, as if each write had been its own transaction.
 //!
-//! Measured on 2 cores (benches/scale.rs, 2,000 offboardings): chunks of one kind instead of
-//! a round trip per write cut CPU per case by about 15 %; one text per kind and chunk size keeps
-//! SQLite's prepared statements in the connection's cache (one batch text per group was slower
-//! than a round trip per write: every statement was prepared again).
+//! Measured on 2 cores (benches/scale.rs, 2,000 offboardings, 32 submitters, alternating
+//! runs): a batch per group in one text was slower than a round trip per write (every
+//! statement prepared again); chunks of one kind (cached text) under nested savepoints were
+//! level with a round trip per write (a page written under n open savepoints is journaled for
+//! each); chunks without savepoints: about 12 % more cases/s and 0.3 ms less CPU per case.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -135,7 +138,7 @@ impl GroupCommit {
         self: &Arc<Self>,
         op: &'static str,
         build: impl FnMut(&mut Batch, &mut Head) -> Result<S> + Send + 'static,
-        read: impl FnOnce(S, Ran) -> Result<T> + Send + 'static,
+        read: impl FnMut(S, Ran) -> Result<T> + Send + 'static,
     ) -> Result<T>
     where
         S: Send + 'static,
@@ -145,7 +148,7 @@ impl GroupCommit {
         let job = Write {
             op,
             build,
-            read: Some(read),
+            read,
             built: None,
             result: None,
             tell,
@@ -253,13 +256,36 @@ fn group_failed(op: &'static str, f: &GroupFailure) -> Error {
 
 /// Where one write's statements are in a chunk's batch.
 struct Mark {
-    /// The index of its `SAVEPOINT` statement; its own statements follow up to `end`.
-    savepoint: usize,
+    /// Its first statement; its statements run up to `end` (exclusive).
+    first: usize,
     end: usize,
-    /// The savepoint's name.
-    name: String,
     /// The chain head before it.
     head: Head,
+}
+
+/// How a group's transaction runs its writes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Undo {
+    /// No savepoints: a write that fails rolls the whole transaction back (the others run
+    /// again). Savepoints are not free: SQLite copies each page a write changes into the
+    /// savepoint's journal, for every savepoint open, so nested ones make every page write
+    /// cost more.
+    Optimistic,
+    /// Each write under a savepoint of its own, released by the next write's round trip: a
+    /// failed write is undone alone. After a write failed optimistically.
+    Savepoints,
+}
+
+/// How a group's transaction ended.
+enum Ended {
+    Committed(Vec<Box<dyn Job>>),
+    Failed(Vec<Box<dyn Job>>, GroupFailure),
+    /// An optimistic attempt met a failed write (settled with its error); the others are to
+    /// run again.
+    Again {
+        failed: Vec<Box<dyn Job>>,
+        rest: Vec<Box<dyn Job>>,
+    },
 }
 
 /// The group's transaction: `Ok` with every write settled, or `Err` when it could not commit
@@ -268,21 +294,56 @@ struct Mark {
 /// Writes of the same kind (the same statements, other values) are sent together, up to
 /// [`CHUNK_MAX`] at a time and in chunks of 1, 2, 4, … of them, so the text of a chunk repeats
 /// from group to group and SQLite's prepared statements are reused from the connection's
-/// cache. Within a chunk each write is under a savepoint of its own; a write that fails is
-/// rolled back to it, which also undoes the writes after it in the chunk: they are built
-/// again (after the chain head before the failed one) and sent with the next chunk.
+/// cache. The first attempt has no savepoints ([`Undo::Optimistic`]); if a write fails in it,
+/// the transaction is rolled back, that write is answered with its error, and the others run
+/// again in a new transaction, each under a savepoint of its own ([`Undo::Savepoints`]).
 async fn run_group(
     conn: &mut SqliteConnection,
     op: &'static str,
     jobs: Vec<Box<dyn Job>>,
 ) -> std::result::Result<Vec<Box<dyn Job>>, (Vec<Box<dyn Job>>, GroupFailure)> {
+    match attempt(conn, op, jobs, Undo::Optimistic).await {
+        Ended::Committed(settled) => Ok(settled),
+        Ended::Failed(settled, failure) => Err((settled, failure)),
+        Ended::Again { failed, rest } => match attempt(conn, op, rest, Undo::Savepoints).await {
+            Ended::Committed(mut settled) => {
+                settled.extend(failed);
+                Ok(settled)
+            }
+            Ended::Failed(mut settled, failure) => {
+                settled.extend(failed);
+                Err((settled, failure))
+            }
+            // Not returned with savepoints (a failed write is undone alone there); were it,
+            // nothing of this group is committed.
+            Ended::Again { failed: more, rest } => {
+                let mut settled = failed;
+                settled.extend(more);
+                settled.extend(rest);
+                let f = GroupFailure {
+                    message: "a write failed and could not be undone alone".into(),
+                    retryable: true,
+                };
+                Err((settled, f))
+            }
+        },
+    }
+}
+
+/// One transaction over `jobs` (see [`run_group`]).
+async fn attempt(
+    conn: &mut SqliteConnection,
+    op: &'static str,
+    jobs: Vec<Box<dyn Job>>,
+    undo: Undo,
+) -> Ended {
     let mut tx = match sqlx::Connection::begin_with(conn, "BEGIN IMMEDIATE").await {
         Ok(tx) => tx,
-        Err(e) => return Err((jobs, failure(op, e))),
+        Err(e) => return Ended::Failed(jobs, failure(op, e)),
     };
     let stored = match read_head(&mut tx).await {
         Ok(head) => head,
-        Err(e) => return Err((jobs, from_error(&e))),
+        Err(e) => return Ended::Failed(jobs, from_error(&e)),
     };
     let mut head = stored.clone();
     let mut settled: Vec<Box<dyn Job>> = Vec::with_capacity(jobs.len());
@@ -292,6 +353,7 @@ async fn run_group(
         let mut kinds: Vec<(Box<dyn Job>, String)> = jobs
             .into_iter()
             .map(|mut job| {
+                job.reset();
                 let mut scratch = Batch::default();
                 let kind = match job.build(&mut scratch, &mut stored.clone()) {
                     Ok(()) => scratch.sql,
@@ -303,27 +365,28 @@ async fn run_group(
         kinds.sort_by(|a, b| a.1.cmp(&b.1));
         kinds.into()
     };
-    // Whether an earlier chunk's savepoints are open (released by the next chunk's first
-    // statement).
+    // Whether an earlier write's savepoint is open (released by the next write's batch).
     let mut open = false;
     while let Some((_, kind)) = pending.front() {
         let same = pending.iter().take_while(|(_, k)| k == kind).count();
-        let size = if kind.is_empty() {
-            1
-        } else {
-            1 << same.min(CHUNK_MAX).ilog2()
+        let size = match undo {
+            Undo::Optimistic if !kind.is_empty() => 1 << same.min(CHUNK_MAX).ilog2(),
+            _ => 1,
         };
         let chunk: Vec<(Box<dyn Job>, String)> = pending.drain(..size).collect();
         let mut batch = Batch::default();
-        if open {
-            batch.push(q::SAVEPOINT_RELEASE_CHUNK);
+        if undo == Undo::Savepoints {
+            if open {
+                batch.push(q::SAVEPOINT_RELEASE);
+            }
+            batch.push(q::SAVEPOINT);
         }
         let prefix = batch.statements;
         let mut built: Vec<(Box<dyn Job>, String, Mark)> = Vec::with_capacity(chunk.len());
-        for (i, (mut job, kind)) in chunk.into_iter().enumerate() {
+        for (mut job, kind) in chunk {
             let before = head.clone();
-            let savepoint = batch.statements;
-            batch.push(&format!("SAVEPOINT offboard_w{i}"));
+            let mark = batch.mark();
+            let first = batch.statements;
             match job.build(&mut batch, &mut head) {
                 Ok(()) => {
                     let end = batch.statements;
@@ -331,84 +394,96 @@ async fn run_group(
                         job,
                         kind,
                         Mark {
-                            savepoint,
+                            first,
                             end,
-                            name: format!("offboard_w{i}"),
                             head: before,
                         },
                     ));
                 }
                 Err(e) => {
+                    // Nothing of it goes into the batch.
+                    batch.reset(mark);
                     head = before;
                     job.fail(e);
                     settled.push(job);
                 }
             }
         }
+        if built.is_empty() {
+            continue;
+        }
         let (mut done, error) = batch.run(&mut tx, op).await;
         open = true;
         let failed_at = error.as_ref().map(|(at, _)| *at);
         let mut error = error.map(|(_, e)| e);
         if failed_at.is_some_and(|at| at < prefix) {
+            // A savepoint statement failed: which savepoint is open is unknown.
             let e = error
                 .take()
                 .unwrap_or_else(|| Error::storage("a savepoint failed"));
             settled.extend(built.into_iter().map(|(job, _, _)| job));
             settled.extend(pending.into_iter().map(|(job, _)| job));
-            return Err((settled, from_error(&e)));
+            return Ended::Failed(settled, from_error(&e));
         }
-        // Read each write's results in order; the first that fails is undone with the ones
-        // after it, which go round again.
+        // Read each write's results in order; the first that fails is undone.
         let mut rest = built.into_iter();
-        let mut undo: Option<Mark> = None;
+        let mut failed: Option<(Box<dyn Job>, Mark)> = None;
         for (mut job, _, mark) in rest.by_ref() {
-            if failed_at == Some(mark.savepoint) {
-                // A savepoint statement failed: which savepoint is open is unknown.
-                let e = error
-                    .take()
-                    .unwrap_or_else(|| Error::storage("a savepoint failed"));
-                settled.push(job);
-                settled.extend(rest.map(|(job, _, _)| job));
-                settled.extend(pending.into_iter().map(|(job, _)| job));
-                return Err((settled, from_error(&e)));
-            }
-            let ran_to = failed_at.map_or(mark.end, |at| at.min(mark.end));
+            let inside = failed_at.filter(|at| (mark.first..mark.end).contains(at));
+            let ran_to = inside.unwrap_or(mark.end);
             let own: Vec<Done> = done
-                .get_mut(mark.savepoint + 1..ran_to.max(mark.savepoint + 1))
+                .get_mut(mark.first..ran_to.max(mark.first))
                 .map(|d| d.iter_mut().map(std::mem::take).collect())
                 .unwrap_or_default();
-            let own_error = if failed_at.is_some_and(|at| at < mark.end) {
-                error.take()
-            } else {
-                None
-            };
             let stands = job.read(Ran {
                 done: own,
-                error: own_error,
+                error: inside.and_then(|_| error.take()),
             });
-            settled.push(job);
             if !stands {
-                undo = Some(mark);
+                failed = Some((job, mark));
                 break;
             }
+            settled.push(job);
         }
-        if let Some(mark) = undo {
-            for (job, kind, _) in rest.rev() {
-                pending.push_front((job, kind));
+        match (failed, undo) {
+            (Some((job, _)), Undo::Optimistic) => {
+                // Roll everything back: the failed write keeps its error (so do writes that
+                // failed to build), the others run again.
+                drop(tx);
+                let mut failed = vec![job];
+                let mut again = Vec::new();
+                for job in settled {
+                    if job.stands() {
+                        again.push(job);
+                    } else {
+                        failed.push(job);
+                    }
+                }
+                again.extend(rest.map(|(job, _, _)| job));
+                again.extend(pending.into_iter().map(|(job, _)| job));
+                return Ended::Again {
+                    failed,
+                    rest: again,
+                };
             }
-            let rollback = format!("ROLLBACK TO {}", mark.name);
-            if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(rollback))
-                .execute(&mut *tx)
-                .await
-            {
-                settled.extend(pending.into_iter().map(|(job, _)| job));
-                return Err((settled, failure(op, e)));
+            (Some((job, mark)), Undo::Savepoints) => {
+                settled.push(job);
+                for (job, kind, _) in rest.rev() {
+                    pending.push_front((job, kind));
+                }
+                if let Err(e) = sqlx::query(q::SAVEPOINT_ROLLBACK).execute(&mut *tx).await {
+                    settled.extend(pending.into_iter().map(|(job, _)| job));
+                    return Ended::Failed(settled, failure(op, e));
+                }
+                head = mark.head;
             }
-            head = mark.head;
-        } else if let Some(e) = error {
-            // Not any write's own statement: the group cannot go on.
-            settled.extend(pending.into_iter().map(|(job, _)| job));
-            return Err((settled, from_error(&e)));
+            (None, _) => {
+                if let Some(e) = error {
+                    // Not inside any write: the group cannot go on.
+                    settled.extend(pending.into_iter().map(|(job, _)| job));
+                    return Ended::Failed(settled, from_error(&e));
+                }
+            }
         }
     }
     if head != stored {
@@ -418,12 +493,12 @@ async fn run_group(
             .execute(&mut *tx)
             .await;
         if let Err(e) = set {
-            return Err((settled, failure(op, e)));
+            return Ended::Failed(settled, failure(op, e));
         }
     }
     match tx.commit().await {
-        Ok(()) => Ok(settled),
-        Err(e) => Err((settled, failure(op, e))),
+        Ok(()) => Ended::Committed(settled),
+        Err(e) => Ended::Failed(settled, failure(op, e)),
     }
 }
 
@@ -493,6 +568,8 @@ trait Job: Send {
     fn read(&mut self, ran: Ran) -> bool;
     /// Fails it with `e` (nothing of it is stored).
     fn fail(&mut self, e: Error);
+    /// Forgets what reading it found: its transaction was rolled back, it runs again.
+    fn reset(&mut self);
     /// Whether it stands (built and read without error).
     fn stands(&self) -> bool;
     /// Tells its caller its result, or `failure` if its group did not commit.
@@ -502,7 +579,7 @@ trait Job: Send {
 struct Write<S, T, B, R> {
     op: &'static str,
     build: B,
-    read: Option<R>,
+    read: R,
     built: Option<S>,
     result: Option<Result<T>>,
     tell: tokio::sync::oneshot::Sender<Result<T>>,
@@ -513,7 +590,7 @@ where
     S: Send,
     T: Send,
     B: FnMut(&mut Batch, &mut Head) -> Result<S> + Send,
-    R: FnOnce(S, Ran) -> Result<T> + Send,
+    R: FnMut(S, Ran) -> Result<T> + Send,
 {
     fn build(&mut self, batch: &mut Batch, head: &mut Head) -> Result<()> {
         self.built = Some((self.build)(batch, head)?);
@@ -522,9 +599,9 @@ where
 
     fn read(&mut self, ran: Ran) -> bool {
         let failed = ran.error.is_some();
-        let result = match (self.read.take(), self.built.take()) {
+        let result = match self.built.take() {
             // A statement that failed always undoes its write, whatever the reading says.
-            (Some(read), Some(built)) => match read(built, ran) {
+            Some(built) => match (self.read)(built, ran) {
                 Ok(_) if failed => Err(Error::internal(
                     "a write was read as done although one of its statements failed",
                 )
@@ -542,6 +619,11 @@ where
 
     fn fail(&mut self, e: Error) {
         self.result = Some(Err(e));
+    }
+
+    fn reset(&mut self) {
+        self.result = None;
+        self.built = None;
     }
 
     fn stands(&self) -> bool {
@@ -577,6 +659,14 @@ pub(super) struct Batch {
     values: Vec<Value>,
     /// Why a value could not be bound, if one could not.
     unbindable: Option<String>,
+}
+
+/// A point in a [`Batch`] to go back to.
+#[derive(Clone, Copy)]
+struct BatchMark {
+    sql: usize,
+    args: usize,
+    statements: usize,
 }
 
 /// A value bound in a [`Batch`].
@@ -676,6 +766,24 @@ impl Batch {
                 }
             }
         }
+    }
+
+    fn mark(&mut self) -> BatchMark {
+        self.flush();
+        BatchMark {
+            sql: self.sql.len(),
+            args: self.args.len(),
+            statements: self.statements,
+        }
+    }
+
+    /// Drops everything pushed since `mark`.
+    fn reset(&mut self, mark: BatchMark) {
+        self.order.clear();
+        self.values.clear();
+        self.sql.truncate(mark.sql);
+        self.args.truncate(mark.args);
+        self.statements = mark.statements;
     }
 
     /// Runs the batch (one round trip) and returns what each statement that ran returned,

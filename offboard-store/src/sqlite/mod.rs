@@ -392,7 +392,7 @@ impl Store for SqliteStore {
     async fn create_run(&self, run: &Run, events: Vec<AuditEvent>) -> Result<Vec<AuditEvent>> {
         let run = run.clone();
         let mut events = events;
-        let exists = codec::run_exists(&run);
+        let (id, person) = (run.id, run.person.clone());
         self.writer
             .write(
                 "sqlite.create_run",
@@ -415,7 +415,7 @@ impl Store for SqliteStore {
                 move |sealed, ran| {
                     // A run that exists makes the insert do nothing and the task inserts fail.
                     if ran.done.first().is_some_and(|d| d.affected == 0) {
-                        return Err(exists);
+                        return Err(codec::run_exists(id, &person));
                     }
                     ran.ok()?;
                     Ok(sealed)

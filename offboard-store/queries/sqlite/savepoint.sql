@@ -1,0 +1,1 @@
+SAVEPOINT offboard_write

@@ -1,0 +1,1 @@
+RELEASE offboard_write
