@@ -22,7 +22,7 @@ use chrono::Utc;
 use futures::StreamExt;
 use offboard::stores::SqliteStore;
 use offboard::{
-    AuditEvent, AuditKind, ClaimRequest, Commit, Engine, Initiator, Person, Policy, RunId,
+    AuditEvent, AuditKind, ClaimRequest, Commit, Engine, Initiator, Limits, Person, Policy, RunId,
     RunQuery, RunRequest, RunState, Store,
 };
 use offboard_testkit::reference::{ReferenceConnector, ReferenceUser};
@@ -154,19 +154,30 @@ async fn engine_on(store: Arc<dyn Store>, n: usize) -> Engine {
         .map(|i| ReferenceUser::employee(format!("u{i}@example.com")))
         .collect();
     let conn = Arc::new(ReferenceConnector::builder("idp").users(users).build());
+    let in_flight = std::env::var("OFFBOARD_SCALE_IN_FLIGHT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(IN_FLIGHT);
+    // An in-memory connector has no vendor concurrency limit: let every task in flight call
+    // it (the default, 16, models a vendor API and would cap the engine here instead).
+    let limits = Limits {
+        concurrency: std::env::var("OFFBOARD_SCALE_CONCURRENCY")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(in_flight),
+        ..Limits::default()
+    };
     Engine::builder()
         .store(store)
-        .connector(conn)
+        .connector_with_limits(conn, limits)
         .policy(Policy::from_toml(POLICY).unwrap())
-        .max_in_flight(
-            std::env::var("OFFBOARD_SCALE_IN_FLIGHT")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(64),
-        )
+        .max_in_flight(in_flight)
         .build()
         .unwrap()
 }
+
+/// Tasks in flight at once (the engine's default).
+const IN_FLIGHT: usize = 256;
 
 /// Submitters of the concurrent measurement: a host offboarding many people at once (a layoff,
 /// an HR feed) submits them concurrently.

@@ -319,7 +319,9 @@ impl EngineBuilder {
         self
     }
 
-    /// Sets how many tasks one engine runs at once (default 64).
+    /// Sets how many tasks one engine runs at once (default 256). Each connector's own
+    /// [`Limits::concurrency`] still caps the calls to it; tasks in flight also wait on store
+    /// commits, and more of them share each group commit (fewer fsyncs per write).
     pub fn max_in_flight(mut self, n: usize) -> Self {
         self.max_in_flight = n.max(1);
         self
@@ -482,7 +484,7 @@ impl Engine {
             delegation_poll: Duration::from_secs(60),
             lease_for: Duration::from_secs(300),
             idle_poll: Duration::from_secs(1),
-            max_in_flight: 64,
+            max_in_flight: 256,
             worker_id: None,
             sources: Vec::new(),
             lifecycle: LifecycleRules::default(),
