@@ -52,6 +52,7 @@ pub(super) enum WriterConn {
 
 /// A connection lent for a read (see [`GroupCommit::reader`]).
 pub(super) enum ReadConn<'a> {
+    Reader(tokio::sync::MutexGuard<'a, SqliteConnection>),
     Writer(tokio::sync::MappedMutexGuard<'a, SqliteConnection>),
     Pooled(sqlx::pool::PoolConnection<sqlx::Sqlite>),
 }
@@ -61,6 +62,7 @@ impl std::ops::Deref for ReadConn<'_> {
 
     fn deref(&self) -> &SqliteConnection {
         match self {
+            Self::Reader(conn) => conn,
             Self::Writer(conn) => conn,
             Self::Pooled(conn) => conn,
         }
@@ -70,6 +72,7 @@ impl std::ops::Deref for ReadConn<'_> {
 impl std::ops::DerefMut for ReadConn<'_> {
     fn deref_mut(&mut self) -> &mut SqliteConnection {
         match self {
+            Self::Reader(conn) => conn,
             Self::Writer(conn) => conn,
             Self::Pooled(conn) => conn,
         }
@@ -82,25 +85,33 @@ pub(super) struct GroupCommit {
     /// Held by whoever runs a group (or a checkpoint): writes of this process never wait on
     /// SQLite's busy handler for each other.
     pub(super) conn: tokio::sync::Mutex<WriterConn>,
+    /// A connection of its own for short reads, beside the writer's (a database file).
+    reader: Option<tokio::sync::Mutex<SqliteConnection>>,
     /// Transactions committed, and the writes they held.
     committed: AtomicU64,
     committed_writes: AtomicU64,
 }
 
 impl GroupCommit {
-    pub(super) fn new(conn: WriterConn) -> Self {
+    pub(super) fn new(conn: WriterConn, reader: Option<SqliteConnection>) -> Self {
         Self {
             queue: std::sync::Mutex::default(),
             conn: tokio::sync::Mutex::new(conn),
+            reader: reader.map(tokio::sync::Mutex::new),
             committed: AtomicU64::new(0),
             committed_writes: AtomicU64::new(0),
         }
     }
 
-    /// A connection for a short read: the writer's own between groups (its page cache is warm,
-    /// where a pooled reader's cache is dropped after every commit, and no other thread is
-    /// woken), or in memory the pool's.
+    /// A connection for a short read (a run, a person's runs or accounts, a snapshot, a
+    /// cursor): one of its own beside the writer's, which reads while a group commits, without
+    /// the health-check round trips a pooled connection costs on every acquire and release. In
+    /// memory, the pool's (reads must share the one connection). Measured: +12 % cases/s over
+    /// reading on the writer's connection between groups (alternating runs, N = 2,000).
     pub(super) async fn reader(&self) -> Result<ReadConn<'_>> {
+        if let Some(reader) = &self.reader {
+            return Ok(ReadConn::Reader(reader.lock().await));
+        }
         let guard = self.conn.lock().await;
         match tokio::sync::MutexGuard::try_map(guard, |w| match w {
             WriterConn::Own(conn) => Some(conn),

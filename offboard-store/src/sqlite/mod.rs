@@ -84,7 +84,8 @@ pub struct SqliteStore {
     path: Option<PathBuf>,
     /// This process's writes, committed in groups on a connection of their own (see
     /// [`group`]): its page cache stays warm, where a pooled connection's cache is dropped
-    /// whenever another connection wrote. In memory, the pool's connection.
+    /// whenever another connection wrote; and a connection of its own for point reads. In
+    /// memory, the pool's connection for both.
     writer: Arc<GroupCommit>,
 }
 
@@ -178,10 +179,13 @@ impl SqliteStore {
         )
         .await
         .map_err(db("sqlite.open"))?;
+        let reads = SqliteConnection::connect_with(&options)
+            .await
+            .map_err(db("sqlite.open"))?;
         let store = Self {
             pool,
             path: Some(path),
-            writer: Arc::new(GroupCommit::new(WriterConn::Own(writes))),
+            writer: Arc::new(GroupCommit::new(WriterConn::Own(writes), Some(reads))),
         };
         store.run_migrations().await?;
         Ok(store)
@@ -205,7 +209,7 @@ impl SqliteStore {
             .await
             .map_err(db("sqlite.open"))?;
         let store = Self {
-            writer: Arc::new(GroupCommit::new(WriterConn::Pooled(pool.clone()))),
+            writer: Arc::new(GroupCommit::new(WriterConn::Pooled(pool.clone()), None)),
             pool,
             path: None,
         };
@@ -696,7 +700,7 @@ impl Store for SqliteStore {
             } else {
                 i64::try_from(query.limit).unwrap_or(i64::MAX)
             });
-        // A person's runs (what every submit checks) are few: read on the writer's connection.
+        // A person's runs (what every submit checks) are few: read on the point-read connection.
         // Other listings may be long and use a pooled reader.
         let rows = if query.person.is_some() {
             rows.fetch_all(&mut *self.writer.reader().await?).await
