@@ -470,7 +470,7 @@ impl Drop for WorkerHandle {
 
 impl Engine {
     /// A builder with defaults: 6 attempts within an hour, 1 s–5 min backoff, 60 s delegation
-    /// polls, 5 min leases, 64 tasks in flight.
+    /// polls, 5 min leases, 256 tasks in flight.
     pub fn builder() -> EngineBuilder {
         EngineBuilder {
             store: None,
