@@ -286,6 +286,17 @@ impl Snapshot {
         }
     }
 
+    /// Encodes a connector's snapshot data for [`Snapshot::new`]; [`Snapshot::data_as`] reads
+    /// it back.
+    ///
+    /// # Errors
+    /// `Internal` when `data` has no JSON form (a map with keys that are not strings).
+    pub fn encode<T: Serialize>(data: &T) -> Result<serde_json::Value> {
+        serde_json::to_value(data).map_err(|e| {
+            Error::internal(format!("snapshot data cannot be encoded: {e}")).with_source(e)
+        })
+    }
+
     /// The snapshot's data as the connector wrote it.
     ///
     /// # Errors

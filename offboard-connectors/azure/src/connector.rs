@@ -10,7 +10,6 @@ use offboard_core::{
 };
 use offboard_http::GraphClient;
 use offboard_http::graph::{self, lookup_user};
-use serde::Serialize;
 
 use crate::actions::{self, Verb};
 use crate::client::{EntraClient, USER_SELECT, User, found};
@@ -164,10 +163,6 @@ impl EntraConnector {
     }
 }
 
-fn to_value<T: Serialize>(data: Option<T>) -> Option<serde_json::Value> {
-    data.map(|d| serde_json::to_value(d).unwrap_or_default())
-}
-
 #[async_trait]
 impl Connector for EntraConnector {
     fn capabilities(&self) -> &Capabilities {
@@ -221,12 +216,31 @@ impl Connector for EntraConnector {
         self.check_account(account, &op)?;
         let (c, id) = (&self.client, account.external_id.as_str());
         use actions::{delete, disable, memberships};
-        let data = match verb {
-            Verb::DisableSignIn => disable::snapshot(c, id).await.map(to_value),
-            Verb::RemoveGroups => memberships::snapshot_groups(c, id).await.map(to_value),
-            Verb::RemoveAppRoles => memberships::snapshot_app_roles(c, id).await.map(to_value),
-            _ => delete::snapshot(c, id).await.map(to_value),
+        let data = async {
+            match verb {
+                Verb::DisableSignIn => disable::snapshot(c, id)
+                    .await?
+                    .as_ref()
+                    .map(Snapshot::encode)
+                    .transpose(),
+                Verb::RemoveGroups => memberships::snapshot_groups(c, id)
+                    .await?
+                    .as_ref()
+                    .map(Snapshot::encode)
+                    .transpose(),
+                Verb::RemoveAppRoles => memberships::snapshot_app_roles(c, id)
+                    .await?
+                    .as_ref()
+                    .map(Snapshot::encode)
+                    .transpose(),
+                _ => delete::snapshot(c, id)
+                    .await?
+                    .as_ref()
+                    .map(Snapshot::encode)
+                    .transpose(),
+            }
         }
+        .await
         .map_err(|e| e.with_operation(op.clone()))?;
         let data = data.ok_or_else(|| user_gone(id, &op))?;
         Ok(Snapshot::new(

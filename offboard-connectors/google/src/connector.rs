@@ -166,25 +166,24 @@ impl GoogleConnector {
     }
 
     async fn snapshot_data(&self, verb: Verb, id: &str) -> Result<Option<serde_json::Value>> {
-        fn value<T: serde::Serialize>(v: &T) -> serde_json::Value {
-            serde_json::to_value(v).unwrap_or_default()
-        }
         if verb == Verb::RemoveFromGroups {
-            return Ok(actions::remove_from_groups::snapshot(&self.client, id)
+            return actions::remove_from_groups::snapshot(&self.client, id)
                 .await?
-                .map(|d| value(&d)));
+                .as_ref()
+                .map(Snapshot::encode)
+                .transpose();
         }
         let Some(user) = self.client.get_user(id).await? else {
             return Ok(None);
         };
         Ok(Some(match verb {
-            Verb::RemoveLicenses => value(
+            Verb::RemoveLicenses => Snapshot::encode(
                 &actions::remove_licenses::snapshot(&self.client, &self.settings.skus, &user)
                     .await?,
-            ),
-            Verb::Suspend => value(&actions::suspend::snapshot(&user)),
-            Verb::MoveToOu => value(&actions::move_to_ou::snapshot(&user)),
-            _ => value(&actions::hide_from_gal::snapshot(&user)),
+            )?,
+            Verb::Suspend => Snapshot::encode(&actions::suspend::snapshot(&user))?,
+            Verb::MoveToOu => Snapshot::encode(&actions::move_to_ou::snapshot(&user))?,
+            _ => Snapshot::encode(&actions::hide_from_gal::snapshot(&user))?,
         }))
     }
 }

@@ -130,10 +130,6 @@ impl O365Connector {
     }
 }
 
-fn to_json<T: serde::Serialize>(data: &T) -> Result<serde_json::Value> {
-    serde_json::to_value(data).map_err(|e| Error::internal(e.to_string()))
-}
-
 #[async_trait]
 impl Connector for O365Connector {
     fn capabilities(&self) -> &Capabilities {
@@ -195,9 +191,11 @@ impl Connector for O365Connector {
         let data = async {
             match verb {
                 Verb::SetAutoReply => auto_reply::snapshot(&ctx, id).await,
-                Verb::ForwardToManager => to_json(&forward_rule::snapshot(&ctx, id).await?),
-                Verb::RemoveLicenses => to_json(&licenses::snapshot(&ctx, id).await?),
-                _ => to_json(&exchange::snapshot(&ctx, id).await?),
+                Verb::ForwardToManager => {
+                    Snapshot::encode(&forward_rule::snapshot(&ctx, id).await?)
+                }
+                Verb::RemoveLicenses => Snapshot::encode(&licenses::snapshot(&ctx, id).await?),
+                _ => Snapshot::encode(&exchange::snapshot(&ctx, id).await?),
             }
         }
         .await

@@ -246,16 +246,22 @@ impl Connector for OktaConnector {
         let verb = self.reversible(&action.name, &op)?;
         self.check_account(account, &op)?;
         let id = account.external_id.as_str();
-        let data = match verb {
-            Verb::RemoveGroups => actions::remove_groups::snapshot(&self.client, id)
-                .await
-                .map_err(|e| e.with_operation(op.clone()))?
-                .map(|d| serde_json::to_value(d).unwrap_or_default()),
-            _ => actions::suspend::snapshot(&self.client, id)
-                .await
-                .map_err(|e| e.with_operation(op.clone()))?
-                .map(|d| serde_json::to_value(d).unwrap_or_default()),
-        };
+        let data = async {
+            match verb {
+                Verb::RemoveGroups => actions::remove_groups::snapshot(&self.client, id)
+                    .await?
+                    .as_ref()
+                    .map(Snapshot::encode)
+                    .transpose(),
+                _ => actions::suspend::snapshot(&self.client, id)
+                    .await?
+                    .as_ref()
+                    .map(Snapshot::encode)
+                    .transpose(),
+            }
+        }
+        .await
+        .map_err(|e| e.with_operation(op.clone()))?;
         let data = data.ok_or_else(|| user_gone(id, &op))?;
         Ok(Snapshot::new(
             AppId::new(APP),
