@@ -26,7 +26,7 @@ use crate::sql::sqlite as q;
 
 mod group;
 
-use group::{Batch, GroupCommit, WriterConn};
+use group::{Batch, GroupCommit, PointReads, WriterConn};
 
 /// The table our migrations are recorded in (out of the way of a host's own `_sqlx_migrations`).
 pub const SQLITE_MIGRATIONS_TABLE: &str = "offboard_schema_migrations";
@@ -185,7 +185,10 @@ impl SqliteStore {
         let store = Self {
             pool,
             path: Some(path),
-            writer: Arc::new(GroupCommit::new(WriterConn::Own(writes), Some(reads))),
+            writer: Arc::new(GroupCommit::new(
+                WriterConn::Own(writes),
+                PointReads::Own(tokio::sync::Mutex::new(reads)),
+            )),
         };
         store.run_migrations().await?;
         Ok(store)
@@ -209,7 +212,10 @@ impl SqliteStore {
             .await
             .map_err(db("sqlite.open"))?;
         let store = Self {
-            writer: Arc::new(GroupCommit::new(WriterConn::Pooled(pool.clone()), None)),
+            writer: Arc::new(GroupCommit::new(
+                WriterConn::Pooled(pool.clone()),
+                PointReads::Pooled(pool.clone()),
+            )),
             pool,
             path: None,
         };
