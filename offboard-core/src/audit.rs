@@ -172,26 +172,180 @@ impl AuditEvent {
 
 /// JSON with object keys sorted at every level, independent of serde_json's features.
 pub fn canonical_json(v: &serde_json::Value) -> String {
+    let mut out = String::with_capacity(256);
+    write_canonical(&mut out, v);
+    out
+}
+
+/// Appends `v`'s canonical encoding (see [`canonical_json`]) to `out`.
+fn write_canonical(out: &mut String, v: &serde_json::Value) {
     use serde_json::Value;
     match v {
         Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();
             keys.sort();
-            let parts: Vec<String> = keys
-                .into_iter()
-                .map(|k| format!("{}:{}", Value::String(k.clone()), canonical_json(&map[k])))
-                .collect();
-            format!("{{{}}}", parts.join(","))
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_json_string(out, k);
+                out.push(':');
+                write_canonical(out, &map[k]);
+            }
+            out.push('}');
         }
-        Value::Array(items) => format!(
-            "[{}]",
-            items
-                .iter()
-                .map(canonical_json)
-                .collect::<Vec<_>>()
-                .join(",")
-        ),
-        other => other.to_string(),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(out, item);
+            }
+            out.push(']');
+        }
+        Value::String(s) => write_json_string(out, s),
+        other => {
+            use std::fmt::Write as _;
+            let _ = write!(out, "{other}");
+        }
+    }
+}
+
+/// Appends `s` as a JSON string, escaped as serde_json escapes it.
+fn write_json_string(out: &mut String, s: &str) {
+    match serde_json::to_string(s) {
+        Ok(quoted) => out.push_str(&quoted),
+        // Serialising a `str` cannot fail; keep the encoding total all the same.
+        Err(_) => out.push_str("\"\""),
+    }
+}
+
+/// An event encoded ahead of its place in the chain, so that sealing it (which a store does
+/// one event after another, in order) costs a hash and a few copies instead of encoding it.
+///
+/// The canonical encoding sorts the event's keys, so `prev_hash` and `seq` sit between the
+/// others: the parts around them are encoded here, once. [`Prepared::seal`] gives exactly the
+/// hash [`AuditEvent::seal`] gives (tested on events of every kind).
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    event: AuditEvent,
+    /// The canonical encoding around `"prev_hash":…` and `"seq":…`: before, between, after.
+    canon: [String; 3],
+    /// The stored encoding (JSON in field order) without `seq` at the start and `prev_hash`
+    /// and `hash` at the end: `,"at":…,"kind":{…}`; `None` if serde's output did not have the
+    /// expected shape (then [`Prepared::body`] encodes the whole event).
+    body: Option<String>,
+}
+
+impl Prepared {
+    /// Encodes `event` (its `seq`, `prev_hash` and `hash` are ignored: sealing sets them).
+    ///
+    /// # Errors
+    /// If the event cannot be encoded as JSON (it always can: every field is plain data).
+    pub fn new(mut event: AuditEvent) -> Result<Self> {
+        event.seq = 0;
+        event.prev_hash = String::new();
+        event.hash = String::new();
+        let encoding_failed = |detail: &str| {
+            Error::new(
+                ErrorKind::Internal,
+                format!("an audit event could not be encoded: {detail}"),
+            )
+        };
+        let mut parts: Vec<(String, String)> = match serde_json::to_value(&event) {
+            Ok(serde_json::Value::Object(map)) => map
+                .into_iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "hash" | "prev_hash" | "seq"))
+                .map(|(k, v)| (k, canonical_json(&v)))
+                .collect(),
+            Ok(_) => return Err(encoding_failed("not a JSON object")),
+            Err(e) => return Err(encoding_failed(&e.to_string())),
+        };
+        parts.push(("prev_hash".into(), String::new()));
+        parts.push(("seq".into(), String::new()));
+        parts.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut canon = [String::from("{"), String::new(), String::new()];
+        let mut piece = 0;
+        let mut first = true;
+        for (key, value) in parts {
+            if key == "prev_hash" || key == "seq" {
+                canon[piece].push_str(if first { "" } else { "," });
+                write_json_string(&mut canon[piece], &key);
+                canon[piece].push(':');
+                piece += 1;
+            } else {
+                if !first {
+                    canon[piece].push(',');
+                }
+                write_json_string(&mut canon[piece], &key);
+                canon[piece].push(':');
+                canon[piece].push_str(&value);
+            }
+            first = false;
+        }
+        canon[2].push('}');
+        let body = serde_json::to_string(&event).ok().and_then(|json| {
+            json.strip_prefix("{\"seq\":0")
+                .and_then(|rest| rest.strip_suffix(",\"prev_hash\":\"\",\"hash\":\"\"}"))
+                .map(str::to_owned)
+        });
+        Ok(Self { event, canon, body })
+    }
+
+    /// Assigns `seq`, links the event after `prev_hash` and hashes it, as [`AuditEvent::seal`]
+    /// does.
+    pub fn seal(&mut self, seq: u64, prev_hash: &str) {
+        let mut prev = String::with_capacity(prev_hash.len() + 2);
+        write_json_string(&mut prev, prev_hash);
+        let mut h = Sha256::new();
+        h.update(prev_hash.as_bytes());
+        h.update(b"\n");
+        h.update(self.canon[0].as_bytes());
+        h.update(prev.as_bytes());
+        h.update(self.canon[1].as_bytes());
+        h.update(seq.to_string().as_bytes());
+        h.update(self.canon[2].as_bytes());
+        self.event.seq = seq;
+        self.event.prev_hash = prev_hash.to_owned();
+        self.event.hash = hex::encode(h.finalize());
+    }
+
+    /// The event (sealed once [`Prepared::seal`] was called).
+    pub fn event(&self) -> &AuditEvent {
+        &self.event
+    }
+
+    /// The event, giving up its encoding.
+    pub fn into_event(self) -> AuditEvent {
+        self.event
+    }
+
+    /// The event as stores keep it: its JSON, `seq`, `prev_hash` and `hash` included.
+    ///
+    /// # Errors
+    /// If the event cannot be encoded (it always can: every field is plain data).
+    pub fn body(&self) -> Result<String> {
+        let e = &self.event;
+        match &self.body {
+            Some(middle) => {
+                let mut out = String::with_capacity(middle.len() + 160);
+                out.push_str("{\"seq\":");
+                out.push_str(&e.seq.to_string());
+                out.push_str(middle);
+                out.push_str(",\"prev_hash\":");
+                write_json_string(&mut out, &e.prev_hash);
+                out.push_str(",\"hash\":");
+                write_json_string(&mut out, &e.hash);
+                out.push('}');
+                Ok(out)
+            }
+            None => serde_json::to_string(e).map_err(|err| {
+                Error::new(ErrorKind::Internal, "an audit event could not be encoded")
+                    .with_source(err)
+            }),
+        }
     }
 }
 
@@ -353,6 +507,84 @@ mod tests {
             verify_chain(&c),
             Err(ChainProblem::Inserted { seq: 2 })
         ));
+    }
+
+    /// Events of every kind but `RunPlanned` (whose run the stores' conformance suite seals
+    /// and verifies), with and without run, task and app, and text that needs escaping.
+    fn assorted() -> Vec<AuditEvent> {
+        let at = DateTime::from_timestamp(1_700_000_000, 123_456_789).unwrap();
+        let (run, task) = (RunId::new_v4(), TaskId::new_v4());
+        let kinds = vec![
+            AuditKind::Transition {
+                event: Event::TaskStarted { task },
+                task_state: Some("running".into()),
+                run_state: RunState::Running,
+            },
+            AuditKind::Transition {
+                event: Event::Submitted,
+                task_state: None,
+                run_state: RunState::Planned,
+            },
+            AuditKind::SnapshotTaken {
+                action: "okta.suspend".into(),
+            },
+            AuditKind::Verified {
+                checked: 3,
+                revoked: 2,
+                remaining: vec!["okta: \"active\" \u{7f} é\n\\ ☃".into()],
+            },
+            AuditKind::Suppressed {
+                person: PersonId::new("ada"),
+                open_run: run,
+                trigger: "hr".into(),
+            },
+            AuditKind::Note {
+                name: "source".into(),
+                data: serde_json::json!({"z": [1, 2.5, null, true, {"y": "\u{1}", "x": -3}], "a": {}}),
+            },
+        ];
+        let mut events = Vec::new();
+        for kind in kinds {
+            events.push(AuditEvent::new(at, "admin \"root\"", kind.clone()));
+            events.push(
+                AuditEvent::new(at, "worker:1", kind)
+                    .with_run(run)
+                    .with_task(task, AppId::new("okta")),
+            );
+        }
+        events
+    }
+
+    #[test]
+    fn prepared_seals_as_the_event_does_and_stores_the_same_json() {
+        let mut prev = GENESIS_HASH.to_owned();
+        for (i, event) in assorted().into_iter().enumerate() {
+            let seq = 1_000 + i as u64;
+            let mut plain = event.clone();
+            plain.seal(seq, &prev);
+            let mut prepared = Prepared::new(event).unwrap();
+            prepared.seal(seq, &prev);
+            assert_eq!(prepared.event(), &plain, "event {i}");
+            assert_eq!(prepared.event().hash, plain.compute_hash(), "event {i}");
+            assert_eq!(
+                prepared.body().unwrap(),
+                serde_json::to_string(&plain).unwrap(),
+                "event {i}"
+            );
+            prev = plain.hash;
+        }
+        // Sealing again (a group run a second time) re-links it.
+        let first = assorted().remove(0);
+        let mut prepared = Prepared::new(first.clone()).unwrap();
+        prepared.seal(1, GENESIS_HASH);
+        prepared.seal(2, "x\"y");
+        let mut plain = first;
+        plain.seal(2, "x\"y");
+        assert_eq!(prepared.event().hash, plain.hash);
+        assert_eq!(
+            verify_chain([prepared.event()]),
+            Err(ChainProblem::Missing { seq: 1 })
+        );
     }
 
     #[test]

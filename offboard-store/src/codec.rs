@@ -26,24 +26,21 @@ pub(crate) fn parse_ts(s: &str) -> Result<DateTime<Utc>> {
         .map_err(|e| Error::storage(format!("stored time {s:?} does not parse")).with_source(e))
 }
 
-/// The run's own fields as stored: its JSON without `tasks` and `version` (kept in rows and
-/// columns of their own).
-pub(crate) fn run_body(run: &Run) -> Result<String> {
-    let mut v = serde_json::to_value(run).map_err(encode_err)?;
-    if let Some(map) = v.as_object_mut() {
-        map.remove("tasks");
-        map.remove("version");
-    }
-    Ok(v.to_string())
+/// The run's own fields as stored: its JSON with `tasks` empty (they are rows of their own).
+/// Its `version` is a column of its own; the one in the body is ignored when decoding. The
+/// tasks are taken out for the encoding and put back (encoding straight from the run is a
+/// third of the cost of going through a `serde_json::Value`).
+pub(crate) fn run_body(run: &mut Run) -> Result<String> {
+    let tasks = std::mem::take(&mut run.tasks);
+    let body = serde_json::to_string(&*run).map_err(encode_err);
+    run.tasks = tasks;
+    body
 }
 
-/// A task as stored: its JSON without `due_at` (a column of its own, the one claims query).
+/// A task as stored: its JSON. Its `due_at` is a column of its own (the one claims query and
+/// clear); the one in the body is ignored when decoding.
 pub(crate) fn task_body(task: &Task) -> Result<String> {
-    let mut v = serde_json::to_value(task).map_err(encode_err)?;
-    if let Some(map) = v.as_object_mut() {
-        map.remove("due_at");
-    }
-    Ok(v.to_string())
+    serde_json::to_string(task).map_err(encode_err)
 }
 
 /// Rebuilds a run from its stored parts; `tasks` are (body, due_at) in position order.

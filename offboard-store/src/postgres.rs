@@ -329,7 +329,7 @@ impl Store for PostgresStore {
             .bind(!run.state.is_terminal())
             .bind(ts(run.created_at))
             .bind(ts_opt(run.finished_at))
-            .bind(codec::run_body(run)?)
+            .bind(codec::run_body(&mut run.clone())?)
             .execute(&mut *tx)
             .await
             .map_err(db("postgres.create_run"))?;
@@ -393,7 +393,8 @@ impl Store for PostgresStore {
         codec::decode_run(version, &body, tasks).map(Some)
     }
 
-    async fn commit(&self, commit: Commit) -> Result<(u64, Vec<AuditEvent>)> {
+    async fn commit(&self, mut commit: Commit) -> Result<(u64, Vec<AuditEvent>)> {
+        let body = codec::run_body(&mut commit.run)?;
         let run = &commit.run;
         let id = run.id;
         let mut tx = self.begin("postgres.commit").await?;
@@ -403,7 +404,7 @@ impl Store for PostgresStore {
             .bind(!run.state.is_terminal())
             .bind(ts(run.created_at))
             .bind(ts_opt(run.finished_at))
-            .bind(codec::run_body(run)?)
+            .bind(body)
             .bind(id.to_string())
             .bind(run.version as i64)
             .execute(&mut *tx)

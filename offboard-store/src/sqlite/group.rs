@@ -25,6 +25,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use offboard_core::audit::Prepared;
 use offboard_core::{AuditEvent, Error, Result};
 use sqlx::Row;
 use sqlx::sqlite::{SqliteArguments, SqliteConnection, SqlitePool, SqliteRow};
@@ -515,28 +516,61 @@ pub(super) async fn read_head(conn: &mut SqliteConnection) -> Result<Head> {
     Ok((int("seq", seq)?, hash))
 }
 
-/// Seals `events` after `head` (moving it to the last) and adds their inserts to `batch`.
-pub(super) fn seal(batch: &mut Batch, head: &mut Head, events: &mut [AuditEvent]) -> Result<()> {
-    for e in events.iter_mut() {
+/// Where sealing put one event: its `seq`, `prev_hash` and `hash`.
+pub(super) type Seal = (u64, String, String);
+
+/// Encodes a write's events for sealing, by its caller (see [`Prepared`]): in the group,
+/// sealing them costs a hash each, not an encoding.
+pub(super) fn prepare(events: &[AuditEvent]) -> Result<Vec<Prepared>> {
+    events.iter().cloned().map(Prepared::new).collect()
+}
+
+/// Seals `events` after `head` (moving it to the last) and adds their inserts to `batch`;
+/// returns where each went, for [`sealed`].
+pub(super) fn seal(
+    batch: &mut Batch,
+    head: &mut Head,
+    events: &mut [Prepared],
+) -> Result<Vec<Seal>> {
+    let mut seals = Vec::with_capacity(events.len());
+    for p in events.iter_mut() {
         head.0 += 1;
-        e.seal(head.0, &head.1);
+        p.seal(head.0, &head.1);
+        let e = p.event();
         head.1.clone_from(&e.hash);
+        push_insert(batch, e, p.body()?);
+        seals.push((e.seq, e.prev_hash.clone(), e.hash.clone()));
     }
-    insert_events(batch, events)
+    Ok(seals)
+}
+
+/// `events` as their write sealed them.
+pub(super) fn sealed(mut events: Vec<AuditEvent>, seals: Vec<Seal>) -> Vec<AuditEvent> {
+    for (e, (seq, prev_hash, hash)) in events.iter_mut().zip(seals) {
+        e.seq = seq;
+        e.prev_hash = prev_hash;
+        e.hash = hash;
+    }
+    events
 }
 
 /// Adds the inserts of already-sealed events to `batch`.
 pub(super) fn insert_events(batch: &mut Batch, events: &[AuditEvent]) -> Result<()> {
     for e in events {
-        batch
-            .push(q::AUDIT_INSERT)
-            .bind(e.seq as i64)
-            .bind(e.run.map(|r| r.to_string()))
-            .bind(ts(e.at))
-            .bind(e.hash.clone())
-            .bind(crate::codec::event_body(e)?);
+        push_insert(batch, e, crate::codec::event_body(e)?);
     }
     Ok(())
+}
+
+/// Adds the insert of sealed event `e`, stored as `body`, to `batch`.
+fn push_insert(batch: &mut Batch, e: &AuditEvent, body: String) {
+    batch
+        .push(q::AUDIT_INSERT)
+        .bind(e.seq as i64)
+        .bind(e.run.map(|r| r.to_string()))
+        .bind(ts(e.at))
+        .bind(e.hash.clone())
+        .bind(body);
 }
 
 /// What a write's statements returned: one [`Done`] per statement that ran, and the error of

@@ -380,58 +380,88 @@ fn parse_id<T: std::str::FromStr>(s: &str) -> Result<T> {
         .map_err(|_| Error::storage(format!("stored id {s:?} is not a UUID")))
 }
 
-/// Adds the write of a run's task row to `batch`.
-fn push_task(batch: &mut Batch, run: &Run, position: usize, insert_only: bool) -> Result<()> {
-    let task = &run.tasks[position];
-    batch
-        .push(if insert_only {
-            q::TASK_INSERT
-        } else {
-            q::TASK_UPSERT
+/// A task's row, encoded by the caller of a write (not in its group).
+struct TaskRow {
+    id: String,
+    run: String,
+    position: i64,
+    body: String,
+    due_at: Option<String>,
+}
+
+impl TaskRow {
+    fn new(run: &Run, position: usize) -> Result<Self> {
+        let task = &run.tasks[position];
+        Ok(Self {
+            id: task.id.to_string(),
+            run: run.id.to_string(),
+            position: position as i64,
+            body: codec::task_body(task)?,
+            due_at: ts_opt(task.due_at),
         })
-        .bind(task.id.to_string())
-        .bind(run.id.to_string())
-        .bind(position as i64)
-        .bind(codec::task_body(task)?)
-        .bind(ts_opt(task.due_at));
-    Ok(())
+    }
+
+    /// Adds the write of the row to `batch`.
+    fn push(&self, batch: &mut Batch, insert_only: bool) {
+        batch
+            .push(if insert_only {
+                q::TASK_INSERT
+            } else {
+                q::TASK_UPSERT
+            })
+            .bind(self.id.clone())
+            .bind(self.run.clone())
+            .bind(self.position)
+            .bind(self.body.clone())
+            .bind(self.due_at.clone());
+    }
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_run(&self, run: &Run, events: Vec<AuditEvent>) -> Result<Vec<AuditEvent>> {
-        let run = run.clone();
-        let mut events = events;
-        let (id, person) = (run.id, run.person.clone());
-        self.writer
+        let (id, person_id) = (run.id, run.person.id.to_string());
+        let body = codec::run_body(&mut run.clone())?;
+        let tasks = (0..run.tasks.len())
+            .map(|position| TaskRow::new(run, position))
+            .collect::<Result<Vec<_>>>()?;
+        let (state, open) = (codec::state_name(run.state), !run.state.is_terminal());
+        let (created_at, finished_at) = (ts(run.created_at), ts_opt(run.finished_at));
+        let mut prepared = group::prepare(&events)?;
+        let seals = self
+            .writer
             .write(
                 "sqlite.create_run",
                 move |batch, head| {
                     batch
                         .push(q::RUN_INSERT)
-                        .bind(run.id.to_string())
-                        .bind(run.person.id.to_string())
-                        .bind(codec::state_name(run.state))
-                        .bind(!run.state.is_terminal())
-                        .bind(ts(run.created_at))
-                        .bind(ts_opt(run.finished_at))
-                        .bind(codec::run_body(&run)?);
-                    for position in 0..run.tasks.len() {
-                        push_task(batch, &run, position, true)?;
+                        .bind(id.to_string())
+                        .bind(person_id.clone())
+                        .bind(state.clone())
+                        .bind(open)
+                        .bind(created_at.clone())
+                        .bind(finished_at.clone())
+                        .bind(body.clone());
+                    for task in &tasks {
+                        task.push(batch, true);
                     }
-                    group::seal(batch, head, &mut events)?;
-                    Ok(events.clone())
+                    group::seal(batch, head, &mut prepared)
                 },
-                move |sealed, ran| {
-                    // A run that exists makes the insert do nothing and the task inserts fail.
-                    if ran.done.first().is_some_and(|d| d.affected == 0) {
-                        return Err(codec::run_exists(id, &person));
+                {
+                    let person = run.person.clone();
+                    move |seals, ran| {
+                        // A run that exists makes the insert do nothing and the task inserts
+                        // fail.
+                        if ran.done.first().is_some_and(|d| d.affected == 0) {
+                            return Err(codec::run_exists(id, &person));
+                        }
+                        ran.ok()?;
+                        Ok(seals)
                     }
-                    ran.ok()?;
-                    Ok(sealed)
                 },
             )
-            .await
+            .await?;
+        Ok(group::sealed(events, seals))
     }
 
     async fn load_run(&self, id: RunId) -> Result<Option<Run>> {
@@ -460,9 +490,9 @@ impl Store for SqliteStore {
 
     async fn commit(&self, commit: Commit) -> Result<(u64, Vec<AuditEvent>)> {
         let Commit {
-            run,
+            mut run,
             changed_tasks,
-            mut events,
+            events,
             lease,
             release,
             snapshots,
@@ -470,7 +500,8 @@ impl Store for SqliteStore {
         } = commit;
         let id = run.id;
         let expected = run.version;
-        // The rows written: each changed task once.
+        // Everything is encoded here, by the caller, not in the group: the rows written (each
+        // changed task once) and the events, ready to seal.
         let mut positions: Vec<usize> = Vec::with_capacity(changed_tasks.len());
         for task in &changed_tasks {
             if let Some(position) = run.tasks.iter().position(|t| t.id == *task)
@@ -485,17 +516,29 @@ impl Store for SqliteStore {
         let leased = checked
             .as_ref()
             .and_then(|l| positions.iter().position(|p| run.tasks[*p].id == l.task))
-            .map(|i| positions.remove(i));
+            .map(|i| TaskRow::new(&run, positions.remove(i)))
+            .transpose()?;
+        let others = positions
+            .iter()
+            .map(|p| TaskRow::new(&run, *p))
+            .collect::<Result<Vec<_>>>()?;
         let snapshots = snapshots
             .iter()
             .map(|(task, snapshot)| Ok((task.to_string(), codec::to_json(snapshot)?)))
             .collect::<Result<Vec<_>>>()?;
-        let body = codec::run_body(&run)?;
-        let leased_body = leased
-            .map(|p| codec::task_body(&run.tasks[p]).map(|b| (p, b)))
-            .transpose()?;
-        let lease_check = checked.clone();
-        self.writer
+        let body = codec::run_body(&mut run)?;
+        let (run_id, state, open) = (
+            id.to_string(),
+            codec::state_name(run.state),
+            !run.state.is_terminal(),
+        );
+        let finished_at = ts_opt(run.finished_at);
+        let lease_check = checked
+            .as_ref()
+            .map(|l| (l.task.to_string(), l.token.as_bytes().to_vec()));
+        let mut prepared = group::prepare(&events)?;
+        let (version, seals) = self
+            .writer
             .write(
                 "sqlite.commit",
                 move |batch, head| {
@@ -504,43 +547,43 @@ impl Store for SqliteStore {
                     // the events. A failed check undoes the whole write.
                     batch
                         .push(q::RUN_UPDATE)
-                        .bind(id.to_string())
+                        .bind(run_id.clone())
                         .bind(body.clone())
                         .bind(expected as i64);
                     batch
                         .push(q::RUN_UPDATE_COLUMNS)
-                        .bind(id.to_string())
-                        .bind(codec::state_name(run.state))
-                        .bind(!run.state.is_terminal())
-                        .bind(ts_opt(run.finished_at));
-                    if let Some(lease) = &lease_check {
-                        match &leased_body {
-                            Some((position, task_body)) => batch
+                        .bind(run_id.clone())
+                        .bind(state.clone())
+                        .bind(open)
+                        .bind(finished_at.clone());
+                    if let Some((task, token)) = &lease_check {
+                        match &leased {
+                            Some(row) => batch
                                 .push(q::TASK_UPDATE_LEASED)
-                                .bind(lease.task.to_string())
-                                .bind(id.to_string())
-                                .bind(lease.token.as_bytes().to_vec())
-                                .bind(task_body.clone())
-                                .bind(ts_opt(run.tasks[*position].due_at))
+                                .bind(task.clone())
+                                .bind(run_id.clone())
+                                .bind(token.clone())
+                                .bind(row.body.clone())
+                                .bind(row.due_at.clone())
                                 .bind(release),
                             None => batch
                                 .push(q::LEASE_HELD)
-                                .bind(lease.task.to_string())
-                                .bind(id.to_string())
-                                .bind(lease.token.as_bytes().to_vec()),
+                                .bind(task.clone())
+                                .bind(run_id.clone())
+                                .bind(token.clone()),
                         };
                     }
-                    for position in &positions {
-                        push_task(batch, &run, *position, false)?;
+                    for row in &others {
+                        row.push(batch, false);
                     }
                     if release
-                        && leased_body.is_none()
-                        && let Some(lease) = &lease_check
+                        && leased.is_none()
+                        && let Some((task, token)) = &lease_check
                     {
                         batch
                             .push(q::LEASE_CLEAR)
-                            .bind(lease.task.to_string())
-                            .bind(lease.token.as_bytes().to_vec());
+                            .bind(task.clone())
+                            .bind(token.clone());
                     }
                     for (task, snapshot) in &snapshots {
                         batch
@@ -548,10 +591,9 @@ impl Store for SqliteStore {
                             .bind(task.as_str())
                             .bind(snapshot.as_str());
                     }
-                    group::seal(batch, head, &mut events)?;
-                    Ok(events.clone())
+                    group::seal(batch, head, &mut prepared)
                 },
-                move |sealed, ran| {
+                move |seals, ran| {
                     let done = ran.ok()?;
                     if done.first().is_none_or(|d| d.affected == 0) {
                         return Err(codec::version_moved(id, expected));
@@ -565,10 +607,11 @@ impl Store for SqliteStore {
                             return Err(codec::lease_lost(id, lease));
                         }
                     }
-                    Ok((expected + 1, sealed))
+                    Ok((expected + 1, seals))
                 },
             )
-            .await
+            .await?;
+        Ok((version, group::sealed(events, seals)))
     }
 
     async fn claim(&self, request: ClaimRequest) -> Result<Vec<Lease>> {
@@ -842,17 +885,16 @@ impl Store for SqliteStore {
         if events.is_empty() {
             return Ok(events);
         }
-        let mut events = events;
-        self.writer
+        let mut prepared = group::prepare(&events)?;
+        let seals = self
+            .writer
             .write(
                 "sqlite.append_audit",
-                move |batch, head| {
-                    group::seal(batch, head, &mut events)?;
-                    Ok(events.clone())
-                },
-                |sealed, ran| ran.ok().map(|_| sealed),
+                move |batch, head| group::seal(batch, head, &mut prepared),
+                |seals, ran| ran.ok().map(|_| seals),
             )
-            .await
+            .await?;
+        Ok(group::sealed(events, seals))
     }
 
     async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditEvent>> {
