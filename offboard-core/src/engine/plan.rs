@@ -304,7 +304,7 @@ impl Inner {
         }
         let now = self.clock.now();
         let effective_at = request.effective_at.unwrap_or(now);
-        let run_id = RunId::new_v4();
+        let run_id = RunId::new_v7();
         let inventory = self.store.accounts(&person.id).await?;
 
         // Scope: every app the policy names with a method that acts, plus every app the person
@@ -349,7 +349,7 @@ impl Inner {
                             account: Option<AccountRef>,
                             stage: &str,
                             offset: chrono::Duration| {
-                let id = TaskId::new_v4();
+                let id = TaskId::new_v7();
                 Task {
                     id,
                     app: app.clone(),
