@@ -219,8 +219,10 @@ impl Store for MemoryStore {
             ))
             .with_context("run", id));
         }
-        if let Some(lease) = &commit.lease
-            && (lease.run != id || !state.holds(lease))
+        if let Some((lease, _)) = commit
+            .leases
+            .iter()
+            .find(|(lease, _)| lease.run != id || !state.holds(lease))
         {
             return Err(conflict(format!("lease lost on task {}", lease.task))
                 .with_context("lease", "lost")
@@ -238,11 +240,10 @@ impl Store for MemoryStore {
             }
         }
         state.runs.insert(id, run);
-        if commit.release
-            && let Some(lease) = &commit.lease
-            && let Some(l) = state.leases.get_mut(&lease.task)
-        {
-            l.held = None;
+        for (lease, release) in &commit.leases {
+            if *release && let Some(l) = state.leases.get_mut(&lease.task) {
+                l.held = None;
+            }
         }
         for (task, snapshot) in commit.snapshots {
             state.snapshots.entry(task).or_insert(snapshot);

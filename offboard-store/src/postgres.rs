@@ -421,7 +421,7 @@ impl Store for PostgresStore {
                 Some(v) => codec::version_conflict(id, v, run.version),
             });
         }
-        if let Some(lease) = &commit.lease {
+        for (lease, _) in &commit.leases {
             let held = lease.run == id
                 && sqlx::query(q::LEASE_HELD)
                     .bind(lease.task.to_string())
@@ -457,9 +457,7 @@ impl Store for PostgresStore {
                 written.push(*task);
             }
         }
-        if commit.release
-            && let Some(lease) = &commit.lease
-        {
+        for (lease, _) in commit.leases.iter().filter(|(_, release)| *release) {
             sqlx::query(q::LEASE_CLEAR)
                 .bind(lease.task.to_string())
                 .bind(lease.token)

@@ -57,6 +57,7 @@ pub async fn run_all(store: &dyn Store) {
     stale_commit_conflicts(store).await;
     commit_under_lost_lease_conflicts(store).await;
     commit_release_frees_lease(store).await;
+    commit_under_several_leases(store).await;
     claim_only_due(store).await;
     claim_skips_terminal_runs(store).await;
     claim_skips_live_leases(store).await;
@@ -407,18 +408,7 @@ pub async fn commit_under_lost_lease_conflicts(store: &dyn Store) {
         refused,
         true,
     );
-    check_eq(
-        RULE,
-        "the run after the refused commit",
-        &loaded,
-        &load(RULE, store, run.id).await,
-    );
-    check_eq(
-        RULE,
-        "the audit after the refused commit",
-        &audit_before,
-        &ok(RULE, "audit", store.audit(AuditQuery::run(run.id)).await),
-    );
+    unchanged(RULE, store, &loaded, &audit_before).await;
 
     let (version, _) = ok(
         RULE,
@@ -431,6 +421,130 @@ pub async fn commit_under_lost_lease_conflicts(store: &dyn Store) {
             .await,
     );
     check_eq(RULE, "the version after the holder's commit", &2, &version);
+    retire(RULE, store, run.id).await;
+}
+
+/// A commit under several leases (sibling tasks' changes committed together) stands only if
+/// every one is held: one lost lease refuses the whole commit, naming its task, and changes
+/// nothing. When all are held, each is released or kept as asked.
+pub async fn commit_under_several_leases(store: &dyn Store) {
+    const RULE: &str = "commit_under_several_leases";
+    let run = sample_run(&[Some(at(0)), Some(at(0)), Some(at(0))]);
+    create(RULE, store, &run).await;
+    let leases = ours(
+        &claim_all(RULE, store, "worker-a", at(0), secs(60)).await,
+        &run,
+    );
+    check_eq(RULE, "tasks claimed", &3, &leases.len());
+    let lease = |task: TaskId| {
+        leases
+            .iter()
+            .find(|l| l.task == task)
+            .cloned()
+            .unwrap_or_else(|| fail(RULE, &format!("task {task} was not claimed")))
+    };
+    let (t0, t1, t2) = (run.tasks[0].id, run.tasks[1].id, run.tasks[2].id);
+    // The third task's lease is lost: released, then claimed by another worker.
+    ok(
+        RULE,
+        "release",
+        store.release(&lease(t2), Some(at(0))).await,
+    );
+    let taken = ours(
+        &claim_all(RULE, store, "worker-b", at(1), secs(60)).await,
+        &run,
+    );
+    check_eq(
+        RULE,
+        "tasks re-claimed by worker-b",
+        &vec![t2],
+        &taken.iter().map(|l| l.task).collect::<Vec<_>>(),
+    );
+
+    let loaded = load(RULE, store, run.id).await;
+    let audit_before = ok(RULE, "audit", store.audit(AuditQuery::run(run.id)).await);
+    let mut next = loaded.clone();
+    for i in 0..3 {
+        start_task(&mut next, i, at(2));
+    }
+    let events = vec![
+        transition(&next, t0),
+        transition(&next, t1),
+        transition(&next, t2),
+    ];
+    let refused = store
+        .commit(
+            Commit::new(next.clone(), vec![t0, t1, t2], events)
+                .under_lease(lease(t0), true)
+                .under_lease(lease(t1), false)
+                .under_lease(lease(t2), false),
+        )
+        .await;
+    if let Err(e) = &refused {
+        check(
+            RULE,
+            e.context().any(|(k, v)| k == "lease" && v == "lost")
+                && e.context().any(|(k, v)| k == "task" && v == t2.to_string()),
+            "a commit refused for a lost lease must carry lease=lost and the task whose lease it was",
+        );
+    }
+    expect_conflict(
+        RULE,
+        "a commit under one lost lease among three",
+        refused,
+        true,
+    );
+    unchanged(RULE, store, &loaded, &audit_before).await;
+
+    // The two held leases: the first released with the commit, the second kept.
+    let mut next = loaded.clone();
+    start_task(&mut next, 0, at(2));
+    start_task(&mut next, 1, at(2));
+    let (version, sealed) = ok(
+        RULE,
+        "commit under two held leases",
+        store
+            .commit(
+                Commit::new(
+                    next.clone(),
+                    vec![t0, t1],
+                    vec![transition(&next, t0), transition(&next, t1)],
+                )
+                .under_lease(lease(t0), true)
+                .under_lease(lease(t1), false),
+            )
+            .await,
+    );
+    check_eq(
+        RULE,
+        "the version after the commit",
+        &(loaded.version + 1),
+        &version,
+    );
+    check_eq(RULE, "events sealed", &2, &sealed.len());
+    let stored = load(RULE, store, run.id).await;
+    check_eq(
+        RULE,
+        "the first task as committed",
+        &next.tasks[0],
+        &stored.tasks[0],
+    );
+    check_eq(
+        RULE,
+        "the second task as committed",
+        &next.tasks[1],
+        &stored.tasks[1],
+    );
+    let again = ours(
+        &claim_all(RULE, store, "worker-c", at(3), secs(60)).await,
+        &run,
+    );
+    check_eq(
+        RULE,
+        "tasks claimable after the commit (the released one only)",
+        &vec![t0],
+        &again.iter().map(|l| l.task).collect::<Vec<_>>(),
+    );
     retire(RULE, store, run.id).await;
 }
 
@@ -1559,7 +1673,7 @@ fn unique_person() -> PersonId {
     PersonId::new(format!("conformance-{}", uuid::Uuid::new_v4()))
 }
 
-fn sample_run(due: &[Option<DateTime<Utc>>]) -> Run {
+pub(crate) fn sample_run(due: &[Option<DateTime<Utc>>]) -> Run {
     sample_run_for(&unique_person(), due)
 }
 
@@ -1815,6 +1929,22 @@ async fn claim_one(
     let until = now + chrono::Duration::from_std(lease_for).expect("short lease");
     check_eq(rule, "a lease's expiry", &until, &lease.until);
     lease
+}
+
+/// Checks that a refused commit left `run` and its audit trail as they were.
+async fn unchanged(rule: &str, store: &dyn Store, run: &Run, audit: &[AuditEvent]) {
+    check_eq(
+        rule,
+        "the run after the refused commit",
+        run,
+        &load(rule, store, run.id).await,
+    );
+    check_eq(
+        rule,
+        "the audit after the refused commit",
+        &audit.to_vec(),
+        &ok(rule, "audit", store.audit(AuditQuery::run(run.id)).await),
+    );
 }
 
 /// Ends a run (cancelled, nothing due) so that it leaves nothing claimable behind.

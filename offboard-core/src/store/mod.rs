@@ -76,10 +76,10 @@ pub struct Commit {
     pub changed_tasks: Vec<TaskId>,
     /// Audit events recording the change (unsealed; the store seals them).
     pub events: Vec<AuditEvent>,
-    /// The lease under which the change is made; it must still be held.
-    pub lease: Option<Lease>,
-    /// Whether to release that lease with the commit.
-    pub release: bool,
+    /// The leases under which the change is made, each with whether to release it with the
+    /// commit. Every one must still be held. Several when sibling tasks' changes are committed
+    /// together (the engine combines what its workers have ready for one run).
+    pub leases: Vec<(Lease, bool)>,
     /// Snapshots taken before tasks' reversible actions, stored with the change as
     /// [`Store::put_snapshot`] stores them (a task's first snapshot is kept).
     pub snapshots: Vec<(TaskId, Snapshot)>,
@@ -92,8 +92,7 @@ impl Commit {
             run,
             changed_tasks,
             events,
-            lease: None,
-            release: false,
+            leases: Vec::new(),
             snapshots: Vec::new(),
         }
     }
@@ -104,10 +103,10 @@ impl Commit {
         self
     }
 
-    /// Makes the commit conditional on holding `lease`, releasing it if `release`.
+    /// Makes the commit conditional on holding `lease` (as well as any given before),
+    /// releasing it if `release`.
     pub fn under_lease(mut self, lease: Lease, release: bool) -> Self {
-        self.lease = Some(lease);
-        self.release = release;
+        self.leases.push((lease, release));
         self
     }
 }
@@ -225,10 +224,10 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Commits a run's new state and its audit events in one transaction.
     ///
     /// # Behavior
-    /// - Succeeds only if the stored run's version equals `commit.run.version` and, when a
-    ///   lease is given, that lease (token) is still held; then the stored version becomes
+    /// - Succeeds only if the stored run's version equals `commit.run.version` and every lease
+    ///   given (token) is still held; then the stored version becomes
     ///   `commit.run.version + 1`, which is returned.
-    /// - With `release`, the lease is cleared in the same transaction.
+    /// - Leases given with `release` are cleared in the same transaction.
     /// - The events are sealed (seq, hash chain) and stored with the state, or nothing is.
     /// - `snapshots` are stored in the same transaction, insert-if-absent as
     ///   [`Store::put_snapshot`] does (a task that has a snapshot keeps it).
@@ -240,8 +239,8 @@ pub trait Store: Send + Sync + fmt::Debug {
     ///
     /// # Errors
     /// `Conflict` (retryable) when the version moved; `Conflict` with context `lease=lost` when
-    /// the lease was lost (the worker must drop its result: another worker owns the task now).
-    /// Nothing changed in either case.
+    /// a lease was lost (the worker must drop its result: another worker owns the task now),
+    /// naming its task (context `task`). Nothing changed in either case.
     async fn commit(&self, commit: Commit) -> Result<(u64, Vec<AuditEvent>)>;
 
     /// Claims up to `limit` due tasks in one atomic step.

@@ -380,6 +380,15 @@ fn parse_id<T: std::str::FromStr>(s: &str) -> Result<T> {
         .map_err(|_| Error::storage(format!("stored id {s:?} is not a UUID")))
 }
 
+/// A lease a commit is made under, encoded: checked by the write of its task's row (`row`,
+/// if the task changed) or by a read.
+struct LeaseCheck {
+    task: String,
+    token: Vec<u8>,
+    release: bool,
+    row: Option<TaskRow>,
+}
+
 /// A task's row, encoded by the caller of a write (not in its group).
 struct TaskRow {
     id: String,
@@ -493,13 +502,16 @@ impl Store for SqliteStore {
             mut run,
             changed_tasks,
             events,
-            lease,
-            release,
+            leases,
             snapshots,
             ..
         } = commit;
         let id = run.id;
         let expected = run.version;
+        // A lease on another run's task is not held here.
+        if let Some((lost, _)) = leases.iter().find(|(lease, _)| lease.run != id) {
+            return Err(codec::lease_lost(id, lost));
+        }
         // Everything is encoded here, by the caller, not in the group: the rows written (each
         // changed task once) and the events, ready to seal.
         let mut positions: Vec<usize> = Vec::with_capacity(changed_tasks.len());
@@ -510,14 +522,23 @@ impl Store for SqliteStore {
                 positions.push(position);
             }
         }
-        // A lease on another run's task is not held here; one on a task of this run is
-        // checked by the write of that task's row if it changed, else by a read.
-        let checked = lease.clone().filter(|lease| lease.run == id);
-        let leased = checked
-            .as_ref()
-            .and_then(|l| positions.iter().position(|p| run.tasks[*p].id == l.task))
-            .map(|i| TaskRow::new(&run, positions.remove(i)))
-            .transpose()?;
+        // Each lease is checked by the write of its task's row if that changed (the row, the
+        // check and the release in one statement), else by a read (and a release after the
+        // other rows).
+        let mut checks = Vec::with_capacity(leases.len());
+        for (lease, release) in &leases {
+            let row = positions
+                .iter()
+                .position(|p| run.tasks[*p].id == lease.task)
+                .map(|i| TaskRow::new(&run, positions.remove(i)))
+                .transpose()?;
+            checks.push(LeaseCheck {
+                task: lease.task.to_string(),
+                token: lease.token.as_bytes().to_vec(),
+                release: *release,
+                row,
+            });
+        }
         let others = positions
             .iter()
             .map(|p| TaskRow::new(&run, *p))
@@ -533,9 +554,6 @@ impl Store for SqliteStore {
             !run.state.is_terminal(),
         );
         let finished_at = ts_opt(run.finished_at);
-        let lease_check = checked
-            .as_ref()
-            .map(|l| (l.task.to_string(), l.token.as_bytes().to_vec()));
         let mut prepared = group::prepare(&events)?;
         let (version, seals) = self
             .writer
@@ -556,34 +574,31 @@ impl Store for SqliteStore {
                         .bind(state.clone())
                         .bind(open)
                         .bind(finished_at.clone());
-                    if let Some((task, token)) = &lease_check {
-                        match &leased {
+                    for check in &checks {
+                        match &check.row {
                             Some(row) => batch
                                 .push(q::TASK_UPDATE_LEASED)
-                                .bind(task.clone())
+                                .bind(check.task.clone())
                                 .bind(run_id.clone())
-                                .bind(token.clone())
+                                .bind(check.token.clone())
                                 .bind(row.body.clone())
                                 .bind(row.due_at.clone())
-                                .bind(release),
+                                .bind(check.release),
                             None => batch
                                 .push(q::LEASE_HELD)
-                                .bind(task.clone())
+                                .bind(check.task.clone())
                                 .bind(run_id.clone())
-                                .bind(token.clone()),
+                                .bind(check.token.clone()),
                         };
                     }
                     for row in &others {
                         row.push(batch, false);
                     }
-                    if release
-                        && leased.is_none()
-                        && let Some((task, token)) = &lease_check
-                    {
+                    for check in checks.iter().filter(|c| c.release && c.row.is_none()) {
                         batch
                             .push(q::LEASE_CLEAR)
-                            .bind(task.clone())
-                            .bind(token.clone());
+                            .bind(check.task.clone())
+                            .bind(check.token.clone());
                     }
                     for (task, snapshot) in &snapshots {
                         batch
@@ -598,11 +613,11 @@ impl Store for SqliteStore {
                     if done.first().is_none_or(|d| d.affected == 0) {
                         return Err(codec::version_moved(id, expected));
                     }
-                    if let Some(lease) = &lease {
-                        let held = checked.is_some()
-                            && done
-                                .get(2)
-                                .is_some_and(|d| d.affected == 1 || !d.rows.is_empty());
+                    // The lease checks follow the two run updates, in the order given.
+                    for (i, (lease, _)) in leases.iter().enumerate() {
+                        let held = done
+                            .get(2 + i)
+                            .is_some_and(|d| d.affected == 1 || !d.rows.is_empty());
                         if !held {
                             return Err(codec::lease_lost(id, lease));
                         }
