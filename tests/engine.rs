@@ -1142,3 +1142,64 @@ async fn siblings_claimed_together_share_one_load() {
     assert_eq!(loads, 2, "one load per claim that found tasks: {calls:?}");
     assert!(claims >= 2, "{calls:?}");
 }
+
+/// Sibling tasks whose changes are ready while one of them commits share the next commit (one
+/// commit under all their leases), each change still with its own audit event; the run ends
+/// as it would have one commit at a time. The store takes 10 ms per commit, as a durable one
+/// does, so siblings overlap.
+#[tokio::test(start_paused = true)]
+async fn siblings_ready_together_share_a_commit() {
+    use offboard_testkit::store::CountingStore;
+    const FOUR: &str = r#"
+[apps.idp]
+method = "automatic"
+actions = ["idp.suspend", "idp.clear_sessions", "idp.remove_groups", "idp.unassign_apps"]
+"#;
+    let c = idp(&["ada@example.com"]);
+    let store = Arc::new(
+        CountingStore::new(MemoryStore::new()).with_commit_delay(Duration::from_millis(10)),
+    );
+    let engine = Engine::builder()
+        .store(store.clone())
+        .policy(policy(FOUR))
+        .connector_with_limits(c.clone(), Limits::default())
+        .build()
+        .expect("engine builds");
+    let plan = engine.plan(RunRequest::new(ada(), admin())).await.unwrap();
+    let id = engine.submit(plan, None).await.unwrap();
+    store.take_commit_leases();
+    engine.run_due().await.unwrap();
+    let run = store.load_run(id).await.unwrap().unwrap();
+    assert_eq!(run.state, RunState::Completed);
+    assert_eq!(run.tasks.len(), 4);
+    let leases = store.take_commit_leases();
+    // One start and one result per task: 8 changes, in fewer commits.
+    assert_eq!(leases.iter().sum::<usize>(), 8, "{leases:?}");
+    assert!(
+        leases.iter().any(|n| *n > 1),
+        "no commit was shared: {leases:?}"
+    );
+    assert!(leases.len() < 8, "{leases:?}");
+    // Each change has its own audit event, naming its task; the chain is intact.
+    let events = store.audit(AuditQuery::run(id)).await.unwrap();
+    for t in &run.tasks {
+        let of_task = |name: &str| {
+            events
+                .iter()
+                .filter(|e| e.task == Some(t.id) && e.kind.name() == name)
+                .count()
+        };
+        assert_eq!(of_task("task_started"), 1, "{}", t.label());
+        assert_eq!(of_task("task_succeeded"), 1, "{}", t.label());
+    }
+    let all = store.audit(AuditQuery::all()).await.unwrap();
+    assert_eq!(
+        offboard::audit::verify_chain(&all),
+        Ok(all.len() as u64),
+        "the chain verifies"
+    );
+    // Every action ran once.
+    let calls = c.calls();
+    assert_eq!(calls.execute, 4, "{calls:?}");
+    assert!(calls.by_action.values().all(|n| *n == 1), "{calls:?}");
+}

@@ -19,6 +19,10 @@ pub struct CountingStore<S> {
     /// The store every call goes to.
     pub inner: S,
     calls: Mutex<BTreeMap<&'static str, (u64, Duration)>>,
+    /// The number of leases of each commit, in order.
+    commit_leases: Mutex<Vec<usize>>,
+    /// How long each commit takes before it is forwarded (as a durable store's fsync does).
+    commit_delay: Duration,
 }
 
 impl<S: Sync> CountingStore<S> {
@@ -27,7 +31,21 @@ impl<S: Sync> CountingStore<S> {
         Self {
             inner,
             calls: Mutex::default(),
+            commit_leases: Mutex::default(),
+            commit_delay: Duration::ZERO,
         }
+    }
+
+    /// Makes each commit take `delay` (on tokio's clock, so a paused test advances through it)
+    /// before it is forwarded: what a durable store's fsync does to the engine's timing.
+    pub fn with_commit_delay(mut self, delay: Duration) -> Self {
+        self.commit_delay = delay;
+        self
+    }
+
+    /// The number of leases of each commit so far, in order; the list restarts.
+    pub fn take_commit_leases(&self) -> Vec<usize> {
+        std::mem::take(&mut *self.commit_leases.lock().unwrap())
     }
 
     async fn timed<T: Send>(&self, name: &'static str, f: impl Future<Output = T> + Send) -> T {
@@ -57,7 +75,14 @@ impl<S: Store> Store for CountingStore<S> {
         self.timed("load_run", self.inner.load_run(id)).await
     }
     async fn commit(&self, commit: Commit) -> Result<(u64, Vec<AuditEvent>)> {
-        self.timed("commit", self.inner.commit(commit)).await
+        self.commit_leases.lock().unwrap().push(commit.leases.len());
+        self.timed("commit", async {
+            if !self.commit_delay.is_zero() {
+                tokio::time::sleep(self.commit_delay).await;
+            }
+            self.inner.commit(commit).await
+        })
+        .await
     }
     async fn claim(&self, request: ClaimRequest) -> Result<Vec<Lease>> {
         self.timed("claim", self.inner.claim(request)).await

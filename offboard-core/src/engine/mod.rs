@@ -1015,6 +1015,12 @@ impl Inner {
     /// slot, so the next attempt reloads. With `started`, the event happened at its time (the
     /// attempt began before the snapshot was taken) and its snapshot (for the event's task) and
     /// audit event are stored in the same commit.
+    ///
+    /// With a slot, the change is left in it and committed by whoever takes the lock next,
+    /// together with every sibling's change waiting there (one commit under all their leases,
+    /// each event with its own audit event): siblings that finish while one of them commits
+    /// share the next commit instead of queueing for one each. The returned run is the run as
+    /// that commit stored it (with the siblings' changes); the commands are this event's.
     pub(crate) async fn apply_with(
         &self,
         slot: Option<&RunSlot>,
@@ -1024,92 +1030,211 @@ impl Inner {
         event: &Event,
         started: Option<Started>,
     ) -> Result<(Run, Vec<Command>)> {
-        let mut cached = match slot {
-            Some(slot) => Some(slot.lock().await),
-            None => None,
+        let change = Change {
+            lease: lease.map(|(l, release)| (l.clone(), release)),
+            actor: actor.to_owned(),
+            event: event.clone(),
+            started,
         };
+        let Some(slot) = slot else {
+            let mut uncached = None;
+            return self
+                .commit_changes(&mut uncached, run_id, vec![change])
+                .await
+                .pop()
+                .unwrap_or_else(|| Err(Error::internal("a change went unanswered")));
+        };
+        let (tell, mut told) = tokio::sync::oneshot::channel();
+        slot.wait((change, tell));
+        let mut cached = slot.lock().await;
+        match told.try_recv() {
+            // Committed (or refused) by the sibling that held the lock before.
+            Ok(applied) => return applied,
+            Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
+                return Err(Error::internal(
+                    "the task committing this change together with its siblings' stopped before \
+                     it answered; the change may or may not be stored",
+                )
+                .retryable());
+            }
+            Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {}
+        }
+        let (changes, tells): (Vec<Change>, Vec<_>) = slot.take_waiting().into_iter().unzip();
+        let applied = self.commit_changes(&mut cached, run_id, changes).await;
+        if let Some(committed) = cached.as_ref() {
+            slot.remember(committed);
+        }
+        drop(cached);
+        for (tell, applied) in tells.into_iter().zip(applied) {
+            let _ = tell.send(applied);
+        }
+        told.await
+            .unwrap_or_else(|_| Err(Error::internal("a change went unanswered")))
+    }
+
+    /// Applies `changes` in order to the run (from `cached`, else loaded) and commits them in
+    /// one commit, reloading and re-applying on version conflicts; leaves the committed run in
+    /// `cached`. Returns each change's outcome, in order: a change the machine refuses, or
+    /// whose lease was lost, fails alone; the others are committed without it.
+    async fn commit_changes(
+        &self,
+        cached: &mut Option<Cached>,
+        run_id: RunId,
+        changes: Vec<Change>,
+    ) -> Vec<Applied> {
+        let mut outcomes: Vec<Option<Applied>> = changes.iter().map(|_| None).collect();
         for _ in 0..64 {
-            let (mut run, since) = match cached.as_deref_mut().and_then(Option::take) {
+            let pending: Vec<usize> = (0..changes.len())
+                .filter(|i| outcomes[*i].is_none())
+                .collect();
+            if pending.is_empty() {
+                break;
+            }
+            let (mut run, since) = match cached.take() {
                 Some(c) => (c.run, c.since),
                 None => {
                     let since = self.epochs.next();
-                    (self.load(run_id).await?, since)
+                    match self.load(run_id).await {
+                        Ok(run) => (run, since),
+                        Err(e) => {
+                            for i in pending {
+                                outcomes[i] = Some(Err(copy_error(&e)));
+                            }
+                            break;
+                        }
+                    }
                 }
             };
             let before = run.clone();
             let now = self.clock.now();
-            let at = started.as_ref().map_or(now, |s| s.at);
-            let commands =
-                machine::apply(&mut run, at, event).map_err(|e| machine_error(&run, e))?;
-            let task_id = event.task();
-            let changed: Vec<TaskId> = run
+            let mut commit = Commit::new(run.clone(), Vec::new(), Vec::new());
+            // (change, its commands, its task)
+            let mut applied: Vec<(usize, Vec<Command>, Option<TaskId>)> = Vec::new();
+            for &i in &pending {
+                let change = &changes[i];
+                let at = change.started.as_ref().map_or(now, |s| s.at);
+                // Alone, the run is applied to in place (a refusal fails the only change and
+                // the run is reloaded next time); with siblings, on a copy, so a refused change
+                // leaves the run as the others made it.
+                let result = if pending.len() == 1 {
+                    machine::apply(&mut run, at, &change.event)
+                } else {
+                    let mut next = run.clone();
+                    machine::apply(&mut next, at, &change.event).inspect(|_| run = next)
+                };
+                let commands = match result {
+                    Ok(commands) => commands,
+                    Err(e) => {
+                        outcomes[i] = Some(Err(machine_error(&run, e)));
+                        continue;
+                    }
+                };
+                let task_id = change.event.task();
+                let mut audit = AuditEvent::new(
+                    at,
+                    change.actor.clone(),
+                    AuditKind::Transition {
+                        event: change.event.clone(),
+                        task_state: task_id
+                            .and_then(|t| run.task(t))
+                            .map(|t| t.state.name().to_owned()),
+                        run_state: run.state,
+                    },
+                )
+                .with_run(run_id);
+                if let Some(t) = task_id.and_then(|t| run.task(t)) {
+                    audit = audit.with_task(t.id, t.app.clone());
+                }
+                commit.events.push(audit);
+                if let (Some((snap, ev)), Some(task)) = (
+                    change.started.as_ref().and_then(|s| s.snapshot.as_ref()),
+                    task_id,
+                ) {
+                    commit.events.push(ev.clone());
+                    commit = commit.with_snapshot(task, snap.clone());
+                }
+                if let Some((lease, release)) = &change.lease {
+                    commit = commit.under_lease(lease.clone(), *release);
+                }
+                applied.push((i, commands, task_id));
+            }
+            if applied.is_empty() {
+                break;
+            }
+            commit.changed_tasks = run
                 .tasks
                 .iter()
                 .zip(&before.tasks)
                 .filter(|(a, b)| a != b)
                 .map(|(a, _)| a.id)
                 .collect();
-            let mut audit = AuditEvent::new(
-                at,
-                actor,
-                AuditKind::Transition {
-                    event: event.clone(),
-                    task_state: task_id
-                        .and_then(|t| run.task(t))
-                        .map(|t| t.state.name().to_owned()),
-                    run_state: run.state,
-                },
-            )
-            .with_run(run_id);
-            if let Some(t) = task_id.and_then(|t| run.task(t)) {
-                audit = audit.with_task(t.id, t.app.clone());
-            }
-            let mut events = vec![audit];
-            let mut commit_snapshot = None;
-            if let (Some((snap, ev)), Some(task)) =
-                (started.as_ref().and_then(|s| s.snapshot.as_ref()), task_id)
-            {
-                events.push(ev.clone());
-                commit_snapshot = Some((task, snap.clone()));
-            }
-            let mut commit = Commit::new(run.clone(), changed, events);
-            if let Some((task, snap)) = commit_snapshot {
-                commit = commit.with_snapshot(task, snap);
-            }
-            if let Some((l, release)) = lease {
-                commit = commit.under_lease(l.clone(), release);
-            }
+            commit.run = run.clone();
             match self.store.commit(commit).await {
                 Ok((version, sealed)) => {
                     run.version = version;
-                    if let Some(cached) = cached.as_deref_mut() {
-                        *cached = Some(Cached {
-                            run: run.clone(),
-                            since,
-                        });
-                    }
+                    *cached = Some(Cached {
+                        run: run.clone(),
+                        since,
+                    });
                     self.to_sinks(&sealed).await;
-                    self.publish(&run, task_id, now);
+                    for (_, _, task_id) in &applied {
+                        self.publish(&run, *task_id, now);
+                    }
                     if run.tasks.iter().any(|t| t.due_at.is_some_and(|d| d <= now)) {
                         self.wake.notify_waiters();
                     }
-                    return Ok((run, commands));
+                    for (i, commands, _) in applied {
+                        outcomes[i] = Some(Ok((run.clone(), commands)));
+                    }
+                    break;
                 }
-                Err(e)
-                    if e.kind() == ErrorKind::Conflict && (lease.is_none() || !lease_lost(&e)) =>
-                {
-                    continue;
+                // Lost: the change under that lease fails (its worker drops its result); the
+                // others go on, on the run as it was (nothing was stored).
+                Err(e) if e.kind() == ErrorKind::Conflict && lease_lost(&e) => {
+                    let lost = applied.iter().find(|(i, _, _)| {
+                        changes[*i].lease.as_ref().is_some_and(|(l, _)| {
+                            e.context()
+                                .any(|(k, v)| k == "task" && v == l.task.to_string())
+                        })
+                    });
+                    match lost {
+                        Some((i, _, _)) if applied.len() > 1 => {
+                            outcomes[*i] = Some(Err(e));
+                            *cached = Some(Cached { run: before, since });
+                        }
+                        _ => {
+                            for (i, _, _) in &applied {
+                                outcomes[*i] = Some(Err(copy_error(&e)));
+                            }
+                            break;
+                        }
+                    }
                 }
-                Err(e) => return Err(e),
+                // The version moved (another engine committed): reload and apply again.
+                Err(e) if e.kind() == ErrorKind::Conflict => {}
+                Err(e) => {
+                    for (i, _, _) in &applied {
+                        outcomes[*i] = Some(Err(copy_error(&e)));
+                    }
+                    break;
+                }
             }
         }
-        Err(Error::new(
-            ErrorKind::Conflict,
-            format!(
-                "run {run_id} kept changing; gave up applying {}",
-                event.name()
-            ),
-        ))
+        outcomes
+            .into_iter()
+            .zip(&changes)
+            .map(|(outcome, change)| {
+                outcome.unwrap_or_else(|| {
+                    Err(Error::new(
+                        ErrorKind::Conflict,
+                        format!(
+                            "run {run_id} kept changing; gave up applying {}",
+                            change.event.name()
+                        ),
+                    ))
+                })
+            })
+            .collect()
     }
 
     async fn restore(&self, run_id: RunId, task_id: TaskId) -> Result<()> {
@@ -1144,6 +1269,30 @@ impl Inner {
     }
 }
 
+/// A change to a run waiting to be committed (see [`Inner::apply_with`]): an event, who
+/// caused it, the lease it is made under (and whether to release it) and, for a start, the
+/// attempt it began.
+pub(crate) struct Change {
+    lease: Option<(Lease, bool)>,
+    actor: String,
+    event: Event,
+    started: Option<Started>,
+}
+
+/// A change's outcome: the run as committed and the change's commands.
+pub(crate) type Applied = Result<(Run, Vec<Command>)>;
+
+/// A copy of `e` for another change of the same commit (its source is not copied).
+fn copy_error(e: &Error) -> Error {
+    let mut copy = Error::new(e.kind(), e.message())
+        .with_retry(e.retry())
+        .with_operation(e.operation().to_owned());
+    for (k, v) in e.context() {
+        copy = copy.with_context(k.to_owned(), v);
+    }
+    copy
+}
+
 /// A task attempt that began before its start was committed: when, and the snapshot it took
 /// (with its audit event) to store with the start.
 pub(crate) struct Started {
@@ -1166,3 +1315,6 @@ fn machine_error(run: &Run, e: machine::MachineError) -> Error {
         .fatal()
         .with_context("run", run.id)
 }
+
+#[cfg(test)]
+mod tests;

@@ -18,18 +18,82 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use super::{Applied, Change};
 use crate::run::{Run, RunId};
 
 /// A run as this engine last loaded or committed it, with the epoch of the load it descends
 /// from.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Cached {
     pub(crate) run: Run,
     pub(crate) since: u64,
 }
 
-/// One run's cached state (`None`: load it from the store).
-pub(crate) type RunSlot = tokio::sync::Mutex<Option<Cached>>;
+/// One run's slot: its cached state (`None`: load it from the store) behind the lock its
+/// tasks commit under, and the changes its tasks have ready while another commits.
+///
+/// Whoever takes the lock commits every change waiting, in one commit (flat combining): sibling
+/// tasks that finish while one of them commits share the next commit instead of queueing for
+/// one each (see [`super::Inner::apply_with`]).
+#[derive(Default)]
+pub(crate) struct RunSlot {
+    cached: tokio::sync::Mutex<Option<Cached>>,
+    /// The run as last loaded or committed, readable while a commit holds the lock: a claimed
+    /// task decides from it without waiting for its siblings' commit (and so reaches the
+    /// waiting changes in time to share the next one).
+    last: Mutex<Option<Cached>>,
+    waiting: Mutex<Vec<Waiting>>,
+}
+
+/// A change waiting in a slot, and where to tell its outcome.
+pub(crate) type Waiting = (Change, tokio::sync::oneshot::Sender<Applied>);
+
+impl std::fmt::Debug for RunSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let waiting = self
+            .waiting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        f.debug_struct("RunSlot")
+            .field("cached", &self.cached)
+            .field("waiting", &waiting)
+            .finish()
+    }
+}
+
+impl RunSlot {
+    /// Takes the slot's lock.
+    pub(crate) async fn lock(&self) -> tokio::sync::MutexGuard<'_, Option<Cached>> {
+        self.cached.lock().await
+    }
+
+    /// The run as last loaded or committed (see [`RunSlot::remember`]).
+    pub(crate) fn last(&self) -> Option<Cached> {
+        self.last
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Keeps `cached` as the run last loaded or committed.
+    pub(crate) fn remember(&self, cached: &Cached) {
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(cached.clone());
+    }
+
+    /// Leaves a change for whoever takes the lock next.
+    pub(crate) fn wait(&self, waiting: Waiting) {
+        self.waiting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(waiting);
+    }
+
+    /// The changes waiting, in the order they were left.
+    pub(crate) fn take_waiting(&self) -> Vec<Waiting> {
+        std::mem::take(&mut *self.waiting.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
 
 /// A counter that orders claims and loads: a load stamped with a later epoch than a claim
 /// began after that claim returned.

@@ -123,24 +123,30 @@ impl Inner {
     }
 
     async fn process_inner(&self, lease: &Lease, slot: SlotGuard, claimed: u64) -> Result<()> {
-        // Sibling tasks of this run share its slot: they commit one after the other on the
-        // latest version, without reloading. The claim decision needs the run as stored at
-        // the claim or later (another engine may have changed it): the slot's run if it
-        // descends from a load begun after this claim returned (see `slots`), else a load,
-        // under the slot's lock so no sibling commits meanwhile.
-        let run = {
-            let mut cached = slot.lock().await;
-            match cached.as_ref() {
-                Some(c) if c.since > claimed => c.run.clone(),
-                _ => {
-                    *cached = None;
-                    let since = self.epochs.next();
-                    let run = self.load(lease.run).await?;
-                    *cached = Some(Cached {
-                        run: run.clone(),
-                        since,
-                    });
-                    run
+        // Sibling tasks of this run share its slot: their changes are committed on the latest
+        // version, without reloading (see `apply_with`). The claim decision needs the run as
+        // stored at the claim or later (another engine may have changed it): the slot's last
+        // run if it descends from a load begun after this claim returned (see `slots`; read
+        // without waiting for a sibling's commit in flight), else a load, under the slot's lock
+        // so no sibling commits meanwhile.
+        let run = match slot.last().filter(|c| c.since > claimed) {
+            Some(c) => c.run,
+            None => {
+                let mut cached = slot.lock().await;
+                match cached.as_ref() {
+                    Some(c) if c.since > claimed => c.run.clone(),
+                    _ => {
+                        *cached = None;
+                        let since = self.epochs.next();
+                        let run = self.load(lease.run).await?;
+                        let loaded = Cached {
+                            run: run.clone(),
+                            since,
+                        };
+                        slot.remember(&loaded);
+                        *cached = Some(loaded);
+                        run
+                    }
                 }
             }
         };
