@@ -1005,8 +1005,10 @@ impl Inner {
         actor: &str,
         event: &Event,
     ) -> Result<(Run, Vec<Command>)> {
-        self.apply_with(None, run_id, lease, actor, event, None)
-            .await
+        let (run, commands) = self
+            .apply_with(None, run_id, lease, actor, event, None)
+            .await?;
+        Ok((Arc::unwrap_or_clone(run), commands))
     }
 
     /// [`Inner::apply_retrying`], starting from the run cached in `slot` (if any) instead of
@@ -1029,7 +1031,7 @@ impl Inner {
         actor: &str,
         event: &Event,
         started: Option<Started>,
-    ) -> Result<(Run, Vec<Command>)> {
+    ) -> Applied {
         let change = Change {
             lease: lease.map(|(l, release)| (l.clone(), release)),
             actor: actor.to_owned(),
@@ -1090,12 +1092,12 @@ impl Inner {
             if pending.is_empty() {
                 break;
             }
-            let (mut run, since) = match cached.take() {
+            let (before, since) = match cached.take() {
                 Some(c) => (c.run, c.since),
                 None => {
                     let since = self.epochs.next();
                     match self.load(run_id).await {
-                        Ok(run) => (run, since),
+                        Ok(run) => (Arc::new(run), since),
                         Err(e) => {
                             for i in pending {
                                 outcomes[i] = Some(Err(copy_error(&e)));
@@ -1105,24 +1107,19 @@ impl Inner {
                     }
                 }
             };
-            let before = run.clone();
+            let mut run = Run::clone(&before);
             let now = self.clock.now();
-            let mut commit = Commit::new(run.clone(), Vec::new(), Vec::new());
+            let mut events = Vec::new();
+            let mut snapshots = Vec::new();
+            let mut leases = Vec::new();
             // (change, its commands, its task)
             let mut applied: Vec<(usize, Vec<Command>, Option<TaskId>)> = Vec::new();
             for &i in &pending {
                 let change = &changes[i];
                 let at = change.started.as_ref().map_or(now, |s| s.at);
-                // Alone, the run is applied to in place (a refusal fails the only change and
-                // the run is reloaded next time); with siblings, on a copy, so a refused change
-                // leaves the run as the others made it.
-                let result = if pending.len() == 1 {
-                    machine::apply(&mut run, at, &change.event)
-                } else {
-                    let mut next = run.clone();
-                    machine::apply(&mut next, at, &change.event).inspect(|_| run = next)
-                };
-                let commands = match result {
+                // A refused event leaves the run as it was (the machine's contract), as the
+                // changes before it made it.
+                let commands = match machine::apply(&mut run, at, &change.event) {
                     Ok(commands) => commands,
                     Err(e) => {
                         outcomes[i] = Some(Err(machine_error(&run, e)));
@@ -1145,33 +1142,38 @@ impl Inner {
                 if let Some(t) = task_id.and_then(|t| run.task(t)) {
                     audit = audit.with_task(t.id, t.app.clone());
                 }
-                commit.events.push(audit);
+                events.push(audit);
                 if let (Some((snap, ev)), Some(task)) = (
                     change.started.as_ref().and_then(|s| s.snapshot.as_ref()),
                     task_id,
                 ) {
-                    commit.events.push(ev.clone());
-                    commit = commit.with_snapshot(task, snap.clone());
+                    events.push(ev.clone());
+                    snapshots.push((task, snap.clone()));
                 }
-                if let Some((lease, release)) = &change.lease {
-                    commit = commit.under_lease(lease.clone(), *release);
+                if let Some(lease) = &change.lease {
+                    leases.push(lease.clone());
                 }
                 applied.push((i, commands, task_id));
             }
             if applied.is_empty() {
+                // Nothing changed: the run stays as it was.
+                *cached = Some(Cached { run: before, since });
                 break;
             }
-            commit.changed_tasks = run
+            let changed = run
                 .tasks
                 .iter()
                 .zip(&before.tasks)
                 .filter(|(a, b)| a != b)
                 .map(|(a, _)| a.id)
                 .collect();
-            commit.run = run.clone();
+            let mut commit = Commit::new(run.clone(), changed, events);
+            commit.snapshots = snapshots;
+            commit.leases = leases;
             match self.store.commit(commit).await {
                 Ok((version, sealed)) => {
                     run.version = version;
+                    let run = Arc::new(run);
                     *cached = Some(Cached {
                         run: run.clone(),
                         since,
@@ -1279,8 +1281,9 @@ pub(crate) struct Change {
     started: Option<Started>,
 }
 
-/// A change's outcome: the run as committed and the change's commands.
-pub(crate) type Applied = Result<(Run, Vec<Command>)>;
+/// A change's outcome: the run as committed (shared with the slot and the change's siblings)
+/// and the change's commands.
+pub(crate) type Applied = Result<(Arc<Run>, Vec<Command>)>;
 
 /// A copy of `e` for another change of the same commit (its source is not copied).
 fn copy_error(e: &Error) -> Error {

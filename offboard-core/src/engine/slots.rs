@@ -25,7 +25,9 @@ use crate::run::{Run, RunId};
 /// from.
 #[derive(Debug, Clone)]
 pub(crate) struct Cached {
-    pub(crate) run: Run,
+    /// Shared with the slot's last run and the tasks that committed it; a change applies to a
+    /// copy.
+    pub(crate) run: Arc<Run>,
     pub(crate) since: u64,
 }
 

@@ -138,7 +138,7 @@ impl Inner {
                     _ => {
                         *cached = None;
                         let since = self.epochs.next();
-                        let run = self.load(lease.run).await?;
+                        let run = Arc::new(self.load(lease.run).await?);
                         let loaded = Cached {
                             run: run.clone(),
                             since,
