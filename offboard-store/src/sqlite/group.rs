@@ -53,8 +53,12 @@ pub(super) enum WriterConn {
 
 /// Where short reads run (see [`GroupCommit::reader`]).
 pub(super) enum PointReads {
-    /// A connection of their own (a database file).
-    Own(tokio::sync::Mutex<SqliteConnection>),
+    /// Connections of their own (a database file), each lent to one read at a time.
+    Own {
+        conns: Vec<tokio::sync::Mutex<SqliteConnection>>,
+        /// Where the next read that finds every connection busy waits.
+        next: AtomicU64,
+    },
     /// The pool (an in-memory database: its one connection).
     Pooled(SqlitePool),
 }
@@ -116,7 +120,18 @@ impl GroupCommit {
     /// reading on the writer's connection between groups (alternating runs, N = 2,000).
     pub(super) async fn reader(&self) -> Result<ReadConn<'_>> {
         Ok(match &self.reads {
-            PointReads::Own(conn) => ReadConn::Own(conn.lock().await),
+            PointReads::Own { conns, next } => {
+                // A free connection if there is one, else wait for one in turn.
+                if let Some(free) = conns.iter().find_map(|c| c.try_lock().ok()) {
+                    ReadConn::Own(free)
+                } else {
+                    let i = next.fetch_add(1, Relaxed) as usize % conns.len().max(1);
+                    match conns.get(i) {
+                        Some(conn) => ReadConn::Own(conn.lock().await),
+                        None => return Err(Error::internal("no connection for reads")),
+                    }
+                }
+            }
             PointReads::Pooled(pool) => {
                 ReadConn::Pooled(pool.acquire().await.map_err(db("sqlite.read"))?)
             }
