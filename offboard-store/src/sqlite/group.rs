@@ -373,7 +373,7 @@ async fn attempt(
             .into_iter()
             .map(|mut job| {
                 job.reset();
-                let mut scratch = Batch::default();
+                let mut scratch = Batch::dry();
                 let kind = match job.build(&mut scratch, &mut stored.clone()) {
                     Ok(()) => scratch.sql,
                     Err(_) => String::new(),
@@ -548,6 +548,12 @@ pub(super) fn seal(
     events: &mut [Prepared],
 ) -> Result<Vec<Seal>> {
     let mut seals = Vec::with_capacity(events.len());
+    if batch.is_dry() {
+        for _ in events.iter() {
+            batch.push(q::AUDIT_INSERT);
+        }
+        return Ok(seals);
+    }
     for p in events.iter_mut() {
         head.0 += 1;
         p.seal(head.0, &head.1);
@@ -711,6 +717,65 @@ pub(super) struct Batch {
     values: Vec<Value>,
     /// Why a value could not be bound, if one could not.
     unbindable: Option<String>,
+    /// Only the statements' text is wanted (a write's kind): values are dropped and events
+    /// are not hashed.
+    dry: bool,
+}
+
+/// A statement's text as a batch sends it (`?N` turned into `?`, comments dropped, ending in
+/// `;` and a newline) and its parameters' numbers in order of appearance.
+struct Parsed {
+    sql: String,
+    order: Vec<usize>,
+}
+
+/// Parsed statements by their text's address and length.
+type ParsedMap = std::collections::HashMap<(usize, usize), Arc<Parsed>>;
+
+/// Statements parsed so far: every statement is a constant, parsed once.
+static PARSED: std::sync::LazyLock<std::sync::RwLock<ParsedMap>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// `sql` parsed for a batch (see [`Parsed`]); `Err` names a parameter without a number.
+fn parse(sql: &'static str) -> std::result::Result<Arc<Parsed>, String> {
+    let key = (sql.as_ptr() as usize, sql.len());
+    if let Some(parsed) = PARSED
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(&key)
+    {
+        return Ok(parsed.clone());
+    }
+    let mut out = String::with_capacity(sql.len());
+    let mut order = Vec::new();
+    for line in sql.lines() {
+        let line = line.split_once("--").map_or(line, |(code, _)| code);
+        let mut rest = line;
+        while let Some(at) = rest.find('?') {
+            out.push_str(&rest[..=at]);
+            rest = &rest[at + 1..];
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            match rest[..digits].parse() {
+                Ok(n) => order.push(n),
+                Err(_) => return Err(format!("a parameter without a number in {sql}")),
+            }
+            rest = &rest[digits..];
+        }
+        out.push_str(rest);
+        out.push('\n');
+    }
+    let end = out.trim_end().len();
+    out.truncate(end);
+    if !out.ends_with(';') {
+        out.push(';');
+    }
+    out.push('\n');
+    let parsed = Arc::new(Parsed { sql: out, order });
+    PARSED
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(key, parsed.clone());
+    Ok(parsed)
 }
 
 /// A point in a [`Batch`] to go back to.
@@ -767,51 +832,62 @@ impl From<Vec<u8>> for Value {
 }
 
 impl Batch {
+    /// A batch that only collects its statements' text (see [`Batch::dry`]).
+    fn dry() -> Self {
+        Self {
+            dry: true,
+            ..Self::default()
+        }
+    }
+
+    /// Whether only the statements' text is wanted (values are dropped, events not hashed).
+    pub(super) fn is_dry(&self) -> bool {
+        self.dry
+    }
+
     /// Appends a statement; bind its parameters next, `?1` first.
-    pub(super) fn push(&mut self, sql: &str) -> &mut Self {
+    pub(super) fn push(&mut self, sql: &'static str) -> &mut Self {
         self.flush();
         self.statements += 1;
-        for line in sql.lines() {
-            let line = line.split_once("--").map_or(line, |(code, _)| code);
-            let mut rest = line;
-            while let Some(at) = rest.find('?') {
-                self.sql.push_str(&rest[..=at]);
-                rest = &rest[at + 1..];
-                let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-                match rest[..digits].parse() {
-                    Ok(n) => self.order.push(n),
-                    Err(_) => {
-                        self.unbindable.get_or_insert_with(|| {
-                            format!("a parameter without a number in {sql}")
-                        });
-                    }
-                }
-                rest = &rest[digits..];
+        match parse(sql) {
+            Ok(parsed) => {
+                self.sql.push_str(&parsed.sql);
+                self.order.extend_from_slice(&parsed.order);
             }
-            self.sql.push_str(rest);
-            self.sql.push('\n');
+            Err(why) => {
+                self.unbindable.get_or_insert(why);
+            }
         }
-        let end = self.sql.trim_end().len();
-        self.sql.truncate(end);
-        if !self.sql.ends_with(';') {
-            self.sql.push(';');
-        }
-        self.sql.push('\n');
         self
     }
 
     /// Binds the running statement's next parameter.
     pub(super) fn bind(&mut self, value: impl Into<Value>) -> &mut Self {
-        self.values.push(value.into());
+        if !self.dry {
+            self.values.push(value.into());
+        }
         self
     }
 
-    /// Passes the running statement's values in the order its parameters appear.
+    /// Passes the running statement's values in the order its parameters appear: moved, or
+    /// copied for a parameter used again later in the statement.
     fn flush(&mut self) {
-        let values = std::mem::take(&mut self.values);
-        for n in std::mem::take(&mut self.order) {
-            match n.checked_sub(1).and_then(|i| values.get(i)) {
-                Some(value) => self.args.push(value.clone()),
+        let order = std::mem::take(&mut self.order);
+        if self.dry {
+            return;
+        }
+        let mut values: Vec<Option<Value>> = std::mem::take(&mut self.values)
+            .into_iter()
+            .map(Some)
+            .collect();
+        for (k, n) in order.iter().enumerate() {
+            let again = order[k + 1..].contains(n);
+            let value = n
+                .checked_sub(1)
+                .and_then(|i| values.get_mut(i))
+                .and_then(|v| if again { v.clone() } else { v.take() });
+            match value {
+                Some(value) => self.args.push(value),
                 None => {
                     self.unbindable
                         .get_or_insert_with(|| format!("parameter ?{n} has no value"));
