@@ -26,7 +26,7 @@ use offboard_core::{
 use offboard_store::SqliteStore;
 use offboard_testkit::reference::{ReferenceConnector, ReferenceUser};
 
-const RUNS: usize = 100;
+const RUNS: usize = 400;
 const KILLS: usize = 12;
 const ACTIONS: [&str; 3] = ["idp.suspend", "idp.clear_sessions", "idp.remove_groups"];
 const POLICY: &str = r#"
@@ -228,7 +228,7 @@ async fn crash_and_check(dir: &Path, pg: Option<&str>, store: &dyn Store) -> Str
     let mut killed_after = Vec::new();
     for _ in 0..KILLS {
         let mut c = child(dir, pg).spawn().unwrap();
-        let wait = jitter(100, 1200);
+        let wait = jitter(100, 900);
         std::thread::sleep(wait);
         let finished = c.try_wait().unwrap().is_some();
         if !finished {
