@@ -2,17 +2,21 @@
 //! flight.
 //!
 //! A slot holds the run as this engine last loaded or committed it, behind an async lock.
-//! Sibling tasks of one run take the lock to apply their event and commit, one after the
-//! other, each starting from the version the previous one committed: no reload per step and
-//! no version conflict between siblings. Another engine's commit still makes ours conflict;
-//! the slot is then emptied and the run reloaded (see [`super::Inner::apply_with`]).
+//! Sibling tasks of one run leave their changes (an event each) in the slot; whoever takes the
+//! lock applies every change waiting to the version the previous commit stored and commits
+//! them together, under all their leases (flat combining): no reload per step, no version
+//! conflict between siblings, and siblings that finish while one of them commits share the
+//! next commit. Another engine's commit still makes ours conflict; the slot is then emptied
+//! and the run reloaded (see [`super::Inner::apply_with`]).
 //!
 //! A claimed task decides what to do from its run as stored when it was claimed or later. The
 //! slot's run serves for that when it descends from a load that began after the claim
 //! returned: every version since that load was committed by this engine on top of the one
 //! before (a commit checks the version), so it is at least as new as a load would be. Each
 //! cached run carries the epoch of the load it descends from; a claim is stamped with the
-//! epoch after it returned (see [`Epochs`]).
+//! epoch after it returned (see [`Epochs`]). The slot's last run is readable without the lock,
+//! so a claimed task decides while a sibling's commit is in flight, and its change reaches the
+//! slot in time to share the next commit.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
