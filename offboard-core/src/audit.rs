@@ -172,54 +172,58 @@ impl AuditEvent {
 
 /// JSON with object keys sorted at every level, independent of serde_json's features.
 pub fn canonical_json(v: &serde_json::Value) -> String {
-    let mut out = String::with_capacity(256);
+    let mut out = Vec::with_capacity(256);
     write_canonical(&mut out, v);
-    out
+    into_string(out)
 }
 
 /// Appends `v`'s canonical encoding (see [`canonical_json`]) to `out`.
-fn write_canonical(out: &mut String, v: &serde_json::Value) {
+fn write_canonical(out: &mut Vec<u8>, v: &serde_json::Value) {
     use serde_json::Value;
     match v {
         Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();
             keys.sort();
-            out.push('{');
+            out.push(b'{');
             for (i, k) in keys.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_json_string(out, k);
-                out.push(':');
+                out.push(b':');
                 write_canonical(out, &map[k]);
             }
-            out.push('}');
+            out.push(b'}');
         }
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_canonical(out, item);
             }
-            out.push(']');
+            out.push(b']');
         }
         Value::String(s) => write_json_string(out, s),
         other => {
-            use std::fmt::Write as _;
+            use std::io::Write as _;
             let _ = write!(out, "{other}");
         }
     }
 }
 
-/// Appends `s` as a JSON string, escaped as serde_json escapes it.
-fn write_json_string(out: &mut String, s: &str) {
-    match serde_json::to_string(s) {
-        Ok(quoted) => out.push_str(&quoted),
-        // Serialising a `str` cannot fail; keep the encoding total all the same.
-        Err(_) => out.push_str("\"\""),
+/// Appends `s` as a JSON string, escaped as serde_json escapes it, without a buffer of its own.
+fn write_json_string(out: &mut Vec<u8>, s: &str) {
+    if serde_json::to_writer(&mut *out, s).is_err() {
+        // Writing a `str` into memory cannot fail; keep the encoding total all the same.
+        out.extend_from_slice(b"\"\"");
     }
+}
+
+/// The text of an encoding built from `str`s and serde_json's output (always UTF-8).
+fn into_string(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// An event encoded ahead of its place in the chain, so that sealing it (which a store does
@@ -232,7 +236,7 @@ fn write_json_string(out: &mut String, s: &str) {
 pub struct Prepared {
     event: AuditEvent,
     /// The canonical encoding around `"prev_hash":…` and `"seq":…`: before, between, after.
-    canon: [String; 3],
+    canon: [Vec<u8>; 3],
     /// The stored encoding (JSON in field order) without `seq` at the start and `prev_hash`
     /// and `hash` at the end: `,"at":…,"kind":{…}`; `None` if serde's output did not have the
     /// expected shape (then [`Prepared::body`] encodes the whole event).
@@ -266,26 +270,28 @@ impl Prepared {
         parts.push(("prev_hash".into(), String::new()));
         parts.push(("seq".into(), String::new()));
         parts.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut canon = [String::from("{"), String::new(), String::new()];
+        let mut canon = [b"{".to_vec(), Vec::new(), Vec::new()];
         let mut piece = 0;
         let mut first = true;
         for (key, value) in parts {
             if key == "prev_hash" || key == "seq" {
-                canon[piece].push_str(if first { "" } else { "," });
+                if !first {
+                    canon[piece].push(b',');
+                }
                 write_json_string(&mut canon[piece], &key);
-                canon[piece].push(':');
+                canon[piece].push(b':');
                 piece += 1;
             } else {
                 if !first {
-                    canon[piece].push(',');
+                    canon[piece].push(b',');
                 }
                 write_json_string(&mut canon[piece], &key);
-                canon[piece].push(':');
-                canon[piece].push_str(&value);
+                canon[piece].push(b':');
+                canon[piece].extend_from_slice(value.as_bytes());
             }
             first = false;
         }
-        canon[2].push('}');
+        canon[2].push(b'}');
         let body = serde_json::to_string(&event).ok().and_then(|json| {
             json.strip_prefix("{\"seq\":0")
                 .and_then(|rest| rest.strip_suffix(",\"prev_hash\":\"\",\"hash\":\"\"}"))
@@ -297,16 +303,16 @@ impl Prepared {
     /// Assigns `seq`, links the event after `prev_hash` and hashes it, as [`AuditEvent::seal`]
     /// does.
     pub fn seal(&mut self, seq: u64, prev_hash: &str) {
-        let mut prev = String::with_capacity(prev_hash.len() + 2);
+        let mut prev = Vec::with_capacity(prev_hash.len() + 2);
         write_json_string(&mut prev, prev_hash);
         let mut h = Sha256::new();
         h.update(prev_hash.as_bytes());
         h.update(b"\n");
-        h.update(self.canon[0].as_bytes());
-        h.update(prev.as_bytes());
-        h.update(self.canon[1].as_bytes());
+        h.update(&self.canon[0]);
+        h.update(&prev);
+        h.update(&self.canon[1]);
         h.update(seq.to_string().as_bytes());
-        h.update(self.canon[2].as_bytes());
+        h.update(&self.canon[2]);
         self.event.seq = seq;
         self.event.prev_hash = prev_hash.to_owned();
         self.event.hash = hex::encode(h.finalize());
@@ -330,16 +336,16 @@ impl Prepared {
         let e = &self.event;
         match &self.body {
             Some(middle) => {
-                let mut out = String::with_capacity(middle.len() + 160);
-                out.push_str("{\"seq\":");
-                out.push_str(&e.seq.to_string());
-                out.push_str(middle);
-                out.push_str(",\"prev_hash\":");
+                let mut out = Vec::with_capacity(middle.len() + 160);
+                out.extend_from_slice(b"{\"seq\":");
+                out.extend_from_slice(e.seq.to_string().as_bytes());
+                out.extend_from_slice(middle.as_bytes());
+                out.extend_from_slice(b",\"prev_hash\":");
                 write_json_string(&mut out, &e.prev_hash);
-                out.push_str(",\"hash\":");
+                out.extend_from_slice(b",\"hash\":");
                 write_json_string(&mut out, &e.hash);
-                out.push('}');
-                Ok(out)
+                out.push(b'}');
+                Ok(into_string(out))
             }
             None => serde_json::to_string(e).map_err(|err| {
                 Error::new(ErrorKind::Internal, "an audit event could not be encoded")

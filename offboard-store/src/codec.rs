@@ -49,11 +49,18 @@ pub(crate) fn decode_run(
     body: &str,
     tasks: Vec<(String, Option<String>)>,
 ) -> Result<Run> {
-    let mut v: Value = serde_json::from_str(body).map_err(decode_err("run"))?;
-    if let Some(map) = v.as_object_mut() {
-        map.insert("tasks".into(), Value::Array(Vec::new()));
-    }
-    let mut run: Run = serde_json::from_value(v).map_err(decode_err("run"))?;
+    // Bodies written since the tasks are taken out for encoding hold `"tasks":[]` and decode
+    // straight into a run; older ones have no `tasks` and go through a JSON value.
+    let mut run: Run = match serde_json::from_str(body) {
+        Ok(run) => run,
+        Err(_) => {
+            let mut v: Value = serde_json::from_str(body).map_err(decode_err("run"))?;
+            if let Some(map) = v.as_object_mut() {
+                map.insert("tasks".into(), Value::Array(Vec::new()));
+            }
+            serde_json::from_value(v).map_err(decode_err("run"))?
+        }
+    };
     run.version = u64::try_from(version).map_err(|_| Error::storage("negative run version"))?;
     run.tasks = tasks
         .into_iter()

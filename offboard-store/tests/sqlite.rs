@@ -623,3 +623,52 @@ async fn racing_submits_for_one_person_create_one_run() {
     }
     assert!(store.verify_audit().await.unwrap().is_intact());
 }
+
+/// Run and task bodies written before the run's body held `"tasks":[]` (and task bodies their
+/// `due_at`) still load, and load as the same run as bodies written now.
+#[tokio::test]
+async fn bodies_of_the_earlier_shape_still_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("offboard.db");
+    let run = run_with_tasks(2, at(0));
+    let store = SqliteStore::open(&path).await.unwrap();
+    store.create_run(&run, vec![note("created")]).await.unwrap();
+    let now = store.load_run(run.id).await.unwrap().unwrap();
+    let mut conn = raw(&path).await;
+    let id = run.id.to_string();
+    // The earlier shape: no `tasks` and no `version` in the run's body, no `due_at` in a task's.
+    let body: String = sqlx::query_scalar("SELECT body FROM offboard_runs WHERE id = ?")
+        .bind(&id)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["tasks"], serde_json::json!([]), "bodies hold no tasks");
+    v.as_object_mut().unwrap().remove("tasks");
+    v.as_object_mut().unwrap().remove("version");
+    sqlx::query("UPDATE offboard_runs SET body = ? WHERE id = ?")
+        .bind(v.to_string())
+        .bind(&id)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let tasks: Vec<(String, String)> =
+        sqlx::query_as("SELECT id, body FROM offboard_tasks WHERE run_id = ?")
+            .bind(&id)
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    for (task, body) in tasks {
+        let mut v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v.as_object_mut().unwrap().remove("due_at");
+        sqlx::query("UPDATE offboard_tasks SET body = ? WHERE id = ?")
+            .bind(v.to_string())
+            .bind(task)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    drop(conn);
+    let store = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(store.load_run(run.id).await.unwrap(), Some(now));
+}
