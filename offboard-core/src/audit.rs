@@ -146,20 +146,19 @@ impl AuditEvent {
     /// The canonical encoding the hash covers: JSON of every field but `hash`, with object keys
     /// in sorted order.
     pub fn canonical(&self) -> Vec<u8> {
-        let mut v = serde_json::to_value(self).expect("audit events serialise");
-        if let Some(map) = v.as_object_mut() {
-            map.remove("hash");
-        }
-        canonical_json(&v).into_bytes()
+        let [before, between, after] = canonical_parts(self).expect("audit events serialise");
+        let mut out = before;
+        write_json_string(&mut out, &self.prev_hash);
+        out.extend_from_slice(&between);
+        out.extend_from_slice(self.seq.to_string().as_bytes());
+        out.extend_from_slice(&after);
+        out
     }
 
     /// The hash this event should have given its `prev_hash`.
     pub fn compute_hash(&self) -> String {
-        let mut h = Sha256::new();
-        h.update(self.prev_hash.as_bytes());
-        h.update(b"\n");
-        h.update(self.canonical());
-        hex::encode(h.finalize())
+        let parts = canonical_parts(self).expect("audit events serialise");
+        hash_parts(&parts, self.seq, &self.prev_hash)
     }
 
     /// Assigns `seq` and links the event after `prev_hash`. Stores call this when appending.
@@ -226,12 +225,68 @@ fn into_string(bytes: Vec<u8>) -> String {
     String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
+/// An event's canonical encoding around `"prev_hash":…` and `"seq":…` (the keys are sorted,
+/// so they sit between the others): before, between and after. The one place the encoding the
+/// hash covers is defined.
+fn canonical_parts(event: &AuditEvent) -> Result<[Vec<u8>; 3]> {
+    let encoding_failed = |detail: &str| {
+        Error::new(
+            ErrorKind::Internal,
+            format!("an audit event could not be encoded: {detail}"),
+        )
+    };
+    let mut parts: Vec<(String, String)> = match serde_json::to_value(event) {
+        Ok(serde_json::Value::Object(map)) => map
+            .into_iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "hash" | "prev_hash" | "seq"))
+            .map(|(k, v)| (k, canonical_json(&v)))
+            .collect(),
+        Ok(_) => return Err(encoding_failed("not a JSON object")),
+        Err(e) => return Err(encoding_failed(&e.to_string())),
+    };
+    parts.push(("prev_hash".into(), String::new()));
+    parts.push(("seq".into(), String::new()));
+    parts.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut canon = [b"{".to_vec(), Vec::new(), Vec::new()];
+    let mut piece = 0;
+    for (i, (key, value)) in parts.into_iter().enumerate() {
+        if i > 0 {
+            canon[piece].push(b',');
+        }
+        write_json_string(&mut canon[piece], &key);
+        canon[piece].push(b':');
+        if key == "prev_hash" || key == "seq" {
+            piece += 1;
+        } else {
+            canon[piece].extend_from_slice(value.as_bytes());
+        }
+    }
+    canon[2].push(b'}');
+    Ok(canon)
+}
+
+/// The hash of an event whose canonical parts are `parts`, at `seq` after `prev_hash`:
+/// SHA-256 over `prev_hash`, a newline and the canonical encoding.
+fn hash_parts(parts: &[Vec<u8>; 3], seq: u64, prev_hash: &str) -> String {
+    let mut prev = Vec::with_capacity(prev_hash.len() + 2);
+    write_json_string(&mut prev, prev_hash);
+    let mut h = Sha256::new();
+    h.update(prev_hash.as_bytes());
+    h.update(b"\n");
+    h.update(&parts[0]);
+    h.update(&prev);
+    h.update(&parts[1]);
+    h.update(seq.to_string().as_bytes());
+    h.update(&parts[2]);
+    hex::encode(h.finalize())
+}
+
 /// An event encoded ahead of its place in the chain, so that sealing it (which a store does
 /// one event after another, in order) costs a hash and a few copies instead of encoding it.
 ///
 /// The canonical encoding sorts the event's keys, so `prev_hash` and `seq` sit between the
-/// others: the parts around them are encoded here, once. [`Prepared::seal`] gives exactly the
-/// hash [`AuditEvent::seal`] gives (tested on events of every kind).
+/// others: the parts around them are encoded here, once. [`Prepared::seal`] and
+/// [`AuditEvent::seal`] hash the same parts.
 #[derive(Debug, Clone)]
 pub struct Prepared {
     event: AuditEvent,
@@ -252,46 +307,7 @@ impl Prepared {
         event.seq = 0;
         event.prev_hash = String::new();
         event.hash = String::new();
-        let encoding_failed = |detail: &str| {
-            Error::new(
-                ErrorKind::Internal,
-                format!("an audit event could not be encoded: {detail}"),
-            )
-        };
-        let mut parts: Vec<(String, String)> = match serde_json::to_value(&event) {
-            Ok(serde_json::Value::Object(map)) => map
-                .into_iter()
-                .filter(|(k, _)| !matches!(k.as_str(), "hash" | "prev_hash" | "seq"))
-                .map(|(k, v)| (k, canonical_json(&v)))
-                .collect(),
-            Ok(_) => return Err(encoding_failed("not a JSON object")),
-            Err(e) => return Err(encoding_failed(&e.to_string())),
-        };
-        parts.push(("prev_hash".into(), String::new()));
-        parts.push(("seq".into(), String::new()));
-        parts.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut canon = [b"{".to_vec(), Vec::new(), Vec::new()];
-        let mut piece = 0;
-        let mut first = true;
-        for (key, value) in parts {
-            if key == "prev_hash" || key == "seq" {
-                if !first {
-                    canon[piece].push(b',');
-                }
-                write_json_string(&mut canon[piece], &key);
-                canon[piece].push(b':');
-                piece += 1;
-            } else {
-                if !first {
-                    canon[piece].push(b',');
-                }
-                write_json_string(&mut canon[piece], &key);
-                canon[piece].push(b':');
-                canon[piece].extend_from_slice(value.as_bytes());
-            }
-            first = false;
-        }
-        canon[2].push(b'}');
+        let canon = canonical_parts(&event)?;
         let body = serde_json::to_string(&event).ok().and_then(|json| {
             json.strip_prefix("{\"seq\":0")
                 .and_then(|rest| rest.strip_suffix(",\"prev_hash\":\"\",\"hash\":\"\"}"))
@@ -303,19 +319,9 @@ impl Prepared {
     /// Assigns `seq`, links the event after `prev_hash` and hashes it, as [`AuditEvent::seal`]
     /// does.
     pub fn seal(&mut self, seq: u64, prev_hash: &str) {
-        let mut prev = Vec::with_capacity(prev_hash.len() + 2);
-        write_json_string(&mut prev, prev_hash);
-        let mut h = Sha256::new();
-        h.update(prev_hash.as_bytes());
-        h.update(b"\n");
-        h.update(&self.canon[0]);
-        h.update(&prev);
-        h.update(&self.canon[1]);
-        h.update(seq.to_string().as_bytes());
-        h.update(&self.canon[2]);
+        self.event.hash = hash_parts(&self.canon, seq, prev_hash);
         self.event.seq = seq;
         self.event.prev_hash = prev_hash.to_owned();
-        self.event.hash = hex::encode(h.finalize());
     }
 
     /// The event (sealed once [`Prepared::seal`] was called).
@@ -590,6 +596,31 @@ mod tests {
         assert_eq!(
             verify_chain([prepared.event()]),
             Err(ChainProblem::Missing { seq: 1 })
+        );
+    }
+
+    /// The encoding and hash of a fixed event, as chains already stored have them: any change
+    /// to how events are encoded or hashed breaks every stored chain, and fails here first.
+    #[test]
+    fn a_fixed_event_keeps_its_encoding_and_hash() {
+        let mut e = AuditEvent::new(
+            DateTime::from_timestamp(1_700_000_000, 5).unwrap(),
+            "admin \"root\"",
+            AuditKind::Note {
+                name: "n".into(),
+                data: serde_json::json!({"b": [1, "é\n"], "a": {"d": null, "c": true}}),
+            },
+        )
+        .with_run(RunId(uuid::Uuid::from_u128(1)))
+        .with_task(TaskId(uuid::Uuid::from_u128(2)), AppId::new("okta"));
+        e.seal(7, "abc");
+        assert_eq!(
+            String::from_utf8(e.canonical()).unwrap(),
+            r#"{"actor":"admin \"root\"","app":"okta","at":"2023-11-14T22:13:20.000000005Z","kind":{"data":{"a":{"c":true,"d":null},"b":[1,"é\n"]},"name":"n","type":"note"},"prev_hash":"abc","run":"00000000-0000-0000-0000-000000000001","seq":7,"task":"00000000-0000-0000-0000-000000000002"}"#
+        );
+        assert_eq!(
+            e.hash,
+            "649e3c82406d17130bf652eefc030c70469a388aa271f6e1899c27568c13aa31"
         );
     }
 
