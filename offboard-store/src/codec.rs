@@ -278,6 +278,29 @@ impl ChainCheck {
         }
         Ok(verified)
     }
+
+    /// The verification that stopped at `problem`.
+    pub(crate) fn failed(&self, problem: ChainProblem) -> AuditVerification {
+        AuditVerification {
+            verified: self.verified(),
+            problem: Some(problem),
+        }
+    }
+
+    /// The verification of the whole chain, ended with [`ChainCheck::finish`].
+    pub(crate) fn finished(self, head_seq: u64, head_hash: &str) -> AuditVerification {
+        let verified = self.verified();
+        match self.finish(head_seq, head_hash) {
+            Ok(n) => AuditVerification {
+                verified: n,
+                problem: None,
+            },
+            Err(problem) => AuditVerification {
+                verified,
+                problem: Some(problem),
+            },
+        }
+    }
 }
 
 /// The result of [`crate::SqliteStore::verify_audit`] and its PostgreSQL twin.

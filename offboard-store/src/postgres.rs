@@ -185,10 +185,7 @@ impl PostgresStore {
                 let seq: i64 = row.try_get(0).map_err(db("postgres.verify_audit"))?;
                 let body: String = row.try_get(1).map_err(db("postgres.verify_audit"))?;
                 if let Err(problem) = check.push(int("seq", seq)?, &body) {
-                    return Ok(AuditVerification {
-                        verified: check.verified(),
-                        problem: Some(problem),
-                    });
+                    return Ok(check.failed(problem));
                 }
                 after = seq;
             }
@@ -202,17 +199,7 @@ impl PostgresStore {
             .map_err(db("postgres.verify_audit"))?;
         let head_seq: i64 = row.try_get(0).map_err(db("postgres.verify_audit"))?;
         let head_hash: String = row.try_get(1).map_err(db("postgres.verify_audit"))?;
-        let verified = check.verified();
-        Ok(match check.finish(int("seq", head_seq)?, &head_hash) {
-            Ok(n) => AuditVerification {
-                verified: n,
-                problem: None,
-            },
-            Err(problem) => AuditVerification {
-                verified,
-                problem: Some(problem),
-            },
-        })
+        Ok(check.finished(int("seq", head_seq)?, &head_hash))
     }
 
     /// Ids of the runs created in `[since, until)`, oldest first, after `after` (the key of

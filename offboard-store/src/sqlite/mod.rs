@@ -315,10 +315,7 @@ impl SqliteStore {
                 let seq: i64 = row.try_get(0).map_err(db("sqlite.verify_audit"))?;
                 let body: String = row.try_get(1).map_err(db("sqlite.verify_audit"))?;
                 if let Err(problem) = check.push(int("seq", seq)?, &body) {
-                    return Ok(AuditVerification {
-                        verified: check.verified(),
-                        problem: Some(problem),
-                    });
+                    return Ok(check.failed(problem));
                 }
                 after = seq;
             }
@@ -334,17 +331,7 @@ impl SqliteStore {
                 .map_err(db("sqlite.verify_audit"))?,
         )
         .await?;
-        let verified = check.verified();
-        Ok(match check.finish(head_seq, &head_hash) {
-            Ok(n) => AuditVerification {
-                verified: n,
-                problem: None,
-            },
-            Err(problem) => AuditVerification {
-                verified,
-                problem: Some(problem),
-            },
-        })
+        Ok(check.finished(head_seq, &head_hash))
     }
 
     /// Ids of the runs created in `[since, until)`, oldest first, after `after` (the last id
