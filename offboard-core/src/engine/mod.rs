@@ -1066,10 +1066,12 @@ impl Inner {
         if let Some(committed) = cached.as_ref() {
             slot.remember(committed);
         }
-        drop(cached);
+        // Answered before the lock is released: a sibling whose change this commit took finds
+        // its answer as soon as it holds the lock.
         for (tell, applied) in tells.into_iter().zip(applied) {
             let _ = tell.send(applied);
         }
+        drop(cached);
         told.await
             .unwrap_or_else(|_| Err(Error::internal("a change went unanswered")))
     }
