@@ -295,6 +295,7 @@ impl Store for MemoryStore {
                     token,
                     until,
                     claims: entry.claims,
+                    run_version: runs.get(&run).map(|r| r.version),
                 }
             })
             .collect())
@@ -322,6 +323,7 @@ impl Store for MemoryStore {
             token: held.token,
             until,
             claims: entry.claims,
+            run_version: lease.run_version,
         })
     }
 

@@ -490,6 +490,7 @@ impl Store for PostgresStore {
                 let token: Uuid = row.try_get(2).map_err(db("postgres.claim"))?;
                 let claims: i32 = row.try_get(3).map_err(db("postgres.claim"))?;
                 let due: String = row.try_get(4).map_err(db("postgres.claim"))?;
+                let version: Option<i64> = row.try_get(5).map_err(db("postgres.claim"))?;
                 Ok((
                     due,
                     Lease {
@@ -499,6 +500,7 @@ impl Store for PostgresStore {
                         token,
                         until,
                         claims: int("claims", i64::from(claims))?,
+                        run_version: version.map(|v| int("version", v)).transpose()?,
                     },
                 ))
             })
@@ -527,6 +529,7 @@ impl Store for PostgresStore {
             token: lease.token,
             until,
             claims: int("claims", i64::from(claims))?,
+            run_version: lease.run_version,
         })
     }
 

@@ -429,12 +429,20 @@ impl EngineBuilder {
                 wake: Notify::new(),
                 sources: self.sources,
                 lifecycle: self.lifecycle,
-                slots: RunSlots::default(),
+                slots: RunSlots::new(self.max_in_flight.saturating_mul(KEPT_PER_SLOT)),
                 epochs: Epochs::default(),
             }),
         })
     }
 }
+
+/// How many times a change left in its run's slot yields to siblings still on their way before
+/// taking the slot's lock (see [`Inner::apply_with`]).
+const SIBLING_TURNS: usize = 3;
+
+/// Runs kept after their last task left, per task in flight (see [`slots`]): enough for the
+/// runs of the tasks in flight and the waves they make due, a few KiB each.
+const KEPT_PER_SLOT: usize = 4;
 
 /// The offboarding engine. Cheap to clone; clones share everything.
 #[derive(Debug, Clone)]
@@ -578,9 +586,6 @@ impl Engine {
                 }
             }
         }
-        if let Some(refused) = inner.suppress_if_open(&run).await? {
-            return Err(refused);
-        }
         let now = inner.clock.now();
         let actor = confirmation
             .as_ref()
@@ -606,10 +611,11 @@ impl Engine {
         )
         .with_run(run.id);
         run.version = 1;
+        // The store keeps one open run per person, atomically (a `Conflict` that stores
+        // nothing): no check beforehand, which a racing submit could pass anyway.
         let sealed = match inner.store.create_run(&run, vec![planned, submitted]).await {
             Ok(sealed) => sealed,
-            // Another submit for this person won the race after the check above: the store
-            // keeps one open run per person; this trigger is suppressed like any other.
+            // The person has an open run: this trigger is suppressed (and audited as such).
             Err(e) if e.kind() == ErrorKind::Conflict => {
                 return Err(inner.suppress_if_open(&run).await?.unwrap_or(e));
             }
@@ -617,8 +623,11 @@ impl Engine {
         };
         inner.to_sinks(&sealed).await;
         inner.publish(&run, None, now);
+        let id = run.id;
+        // Its first tasks, claimed by this engine, decide from it without loading it.
+        inner.slots.keep(Arc::new(run));
         inner.wake.notify_waiters();
-        Ok(run.id)
+        Ok(id)
     }
 
     /// The run as last committed.
@@ -1048,6 +1057,15 @@ impl Inner {
         };
         let (tell, mut told) = tokio::sync::oneshot::channel();
         slot.wait((change, tell));
+        // Sibling tasks claimed together reach this point one after another: let those still
+        // on their way leave their changes too (a few turns of the scheduler, never a wait on
+        // them), so one commit takes them all.
+        for _ in 0..SIBLING_TURNS {
+            if !slot.others_underway() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
         let mut cached = slot.lock().await;
         match told.try_recv() {
             // Committed (or refused) by the sibling that held the lock before.
@@ -1094,12 +1112,12 @@ impl Inner {
             if pending.is_empty() {
                 break;
             }
-            let (before, since) = match cached.take() {
-                Some(c) => (c.run, c.since),
+            let base = match cached.take() {
+                Some(c) => c,
                 None => {
                     let since = self.epochs.next();
                     match self.load(run_id).await {
-                        Ok(run) => (Arc::new(run), since),
+                        Ok(run) => Cached::loaded(Arc::new(run), since),
                         Err(e) => {
                             for i in pending {
                                 outcomes[i] = Some(Err(copy_error(&e)));
@@ -1109,7 +1127,7 @@ impl Inner {
                     }
                 }
             };
-            let mut run = Run::clone(&before);
+            let mut run = Run::clone(&base.run);
             let now = self.clock.now();
             let mut events = Vec::new();
             let mut snapshots = Vec::new();
@@ -1159,13 +1177,13 @@ impl Inner {
             }
             if applied.is_empty() {
                 // Nothing changed: the run stays as it was.
-                *cached = Some(Cached { run: before, since });
+                *cached = Some(base);
                 break;
             }
             let changed = run
                 .tasks
                 .iter()
-                .zip(&before.tasks)
+                .zip(&base.run.tasks)
                 .filter(|(a, b)| a != b)
                 .map(|(a, _)| a.id)
                 .collect();
@@ -1176,10 +1194,7 @@ impl Inner {
                 Ok((version, sealed)) => {
                     run.version = version;
                     let run = Arc::new(run);
-                    *cached = Some(Cached {
-                        run: run.clone(),
-                        since,
-                    });
+                    *cached = Some(base.then(run.clone()));
                     self.to_sinks(&sealed).await;
                     for (_, _, task_id) in &applied {
                         self.publish(&run, *task_id, now);
@@ -1204,7 +1219,7 @@ impl Inner {
                     match lost {
                         Some((i, _, _)) if applied.len() > 1 => {
                             outcomes[*i] = Some(Err(e));
-                            *cached = Some(Cached { run: before, since });
+                            *cached = Some(base);
                         }
                         _ => {
                             for (i, _, _) in &applied {

@@ -126,23 +126,20 @@ impl Inner {
         // Sibling tasks of this run share its slot: their changes are committed on the latest
         // version, without reloading (see `apply_with`). The claim decision needs the run as
         // stored at the claim or later (another engine may have changed it): the slot's last
-        // run if it descends from a load begun after this claim returned (see `slots`; read
-        // without waiting for a sibling's commit in flight), else a load, under the slot's lock
-        // so no sibling commits meanwhile.
-        let run = match slot.last().filter(|c| c.since > claimed) {
+        // run if it is the version the claim read or descends from a load begun after this
+        // claim returned (see `slots`; read without waiting for a sibling's commit in flight),
+        // else a load, under the slot's lock so no sibling commits meanwhile.
+        let run = match slot.last().filter(|c| c.serves(claimed, lease.run_version)) {
             Some(c) => c.run,
             None => {
                 let mut cached = slot.lock().await;
                 match cached.as_ref() {
-                    Some(c) if c.since > claimed => c.run.clone(),
+                    Some(c) if c.serves(claimed, lease.run_version) => c.run.clone(),
                     _ => {
                         *cached = None;
                         let since = self.epochs.next();
                         let run = Arc::new(self.load(lease.run).await?);
-                        let loaded = Cached {
-                            run: run.clone(),
-                            since,
-                        };
+                        let loaded = Cached::loaded(run.clone(), since);
                         slot.remember(&loaded);
                         *cached = Some(loaded);
                         run

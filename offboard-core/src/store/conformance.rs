@@ -1928,6 +1928,13 @@ async fn claim_one(
     check_eq(rule, "a lease's worker", &worker, &lease.worker.as_str());
     let until = now + chrono::Duration::from_std(lease_for).expect("short lease");
     check_eq(rule, "a lease's expiry", &until, &lease.until);
+    let stored = load(rule, store, run.id).await;
+    check_eq(
+        rule,
+        "a lease's run version (the run's as stored at the claim)",
+        &Some(stored.version),
+        &lease.run_version,
+    );
     lease
 }
 

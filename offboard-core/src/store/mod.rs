@@ -33,6 +33,12 @@ pub struct Lease {
     pub until: DateTime<Utc>,
     /// How many times the task has been claimed (this claim included).
     pub claims: u32,
+    /// The run's version as stored when the task was claimed (read by the claim itself): an
+    /// engine that holds the run at this version decides from it without loading it again.
+    /// `None` when the store does not tell (the engine then loads the run). A renewed lease
+    /// keeps its claim's.
+    #[serde(default)]
+    pub run_version: Option<u64>,
 }
 
 /// A request for due tasks.

@@ -14,4 +14,5 @@ UPDATE offboard.tasks t
 SET lease_owner = $1, lease_token = gen_random_uuid(), lease_until = $2, claims = t.claims + 1
 FROM due
 WHERE t.id = due.id
-RETURNING t.run_id, t.id, t.lease_token, t.claims, t.due_at
+RETURNING t.run_id, t.id, t.lease_token, t.claims, t.due_at,
+    (SELECT r.version FROM offboard.runs r WHERE r.id = t.run_id)

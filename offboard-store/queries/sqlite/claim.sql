@@ -11,4 +11,5 @@ WHERE rowid IN (
     ORDER BY t.due_at, t.id
     LIMIT ?4
 )
-RETURNING run_id, id, lease_token, claims, due_at
+RETURNING run_id, id, lease_token, claims, due_at,
+    (SELECT version FROM offboard_runs r WHERE r.id = offboard_tasks.run_id)

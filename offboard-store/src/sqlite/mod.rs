@@ -666,6 +666,7 @@ impl Store for SqliteStore {
                 let token: Vec<u8> = row.try_get(2).map_err(db("sqlite.claim"))?;
                 let claims: i64 = row.try_get(3).map_err(db("sqlite.claim"))?;
                 let due: String = row.try_get(4).map_err(db("sqlite.claim"))?;
+                let version: Option<i64> = row.try_get(5).map_err(db("sqlite.claim"))?;
                 let token = Uuid::from_slice(&token)
                     .map_err(|_| Error::storage("a stored lease token is not 16 bytes"))?;
                 Ok((
@@ -677,6 +678,7 @@ impl Store for SqliteStore {
                         token,
                         until,
                         claims: int("claims", claims)?,
+                        run_version: version.map(|v| int("version", v)).transpose()?,
                     },
                 ))
             })
@@ -718,6 +720,7 @@ impl Store for SqliteStore {
             token: lease.token,
             until,
             claims: int("claims", claims)?,
+            run_version: lease.run_version,
         })
     }
 
