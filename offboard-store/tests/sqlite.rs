@@ -313,6 +313,47 @@ async fn concurrent_creates_share_group_commits() {
 /// whose version moved, or whose lease is lost, is undone alone in the middle of its chunk, and
 /// the commits after it in the chunk are built again and stored. Every run ends with exactly
 /// the commits that were answered `Ok`, and the chain of their events verifies.
+/// Bursts of writers all finish: whoever leads hands the lead on to a waiting writer when its
+/// own write is answered, and a writer woken to lead whose write was answered meanwhile passes
+/// it on again. No write waits for a leader that never comes, also when no new writer arrives
+/// to take the lead (the end of a burst). 40 bursts of 48 concurrent appends, on 2 threads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bursts_of_writers_all_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("offboard.db"))
+        .await
+        .unwrap();
+    for burst in 0..40 {
+        let writers = (0..48).map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .append_audit(vec![note(&format!("b{burst}-w{w}"))])
+                    .await
+                    .unwrap();
+            })
+        });
+        let all = futures::future::join_all(writers);
+        let done = tokio::time::timeout(std::time::Duration::from_secs(30), all)
+            .await
+            .unwrap_or_else(|_| {
+                panic!("burst {burst}: a write waited for a leader that never came")
+            });
+        for d in done {
+            d.unwrap();
+        }
+    }
+    let (transactions, writes) = store.group_commits();
+    assert_eq!(writes, 40 * 48);
+    assert!(
+        transactions < writes,
+        "{transactions} transactions: none grouped"
+    );
+    let check = store.verify_audit().await.unwrap();
+    assert!(check.is_intact(), "{check:?}");
+    assert_eq!(check.verified, 40 * 48);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_commit_inside_a_chunk_is_undone_alone() {
     use offboard_core::store::Commit;

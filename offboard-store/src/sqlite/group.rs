@@ -36,6 +36,9 @@ use crate::sql::sqlite as q;
 /// At most this many writes share one transaction.
 const GROUP_MAX: usize = 512;
 
+/// Turns of the scheduler a new leader gives other tasks before taking the queue.
+const LEAD_TURNS: usize = 2;
+
 /// At most this many writes of one kind are sent to SQLite's thread together.
 const CHUNK_MAX: usize = 64;
 
@@ -90,8 +93,18 @@ impl std::ops::DerefMut for ReadConn<'_> {
 }
 
 /// This process's queued writes and the connection they run on.
+///
+/// One writer at a time leads: it runs the queued writes as groups until its own is answered,
+/// then hands the lead to one waiting writer (see [`GroupCommit::write`]). The others wait for
+/// their answer, not for the connection: when a group ends, its writers return at once instead
+/// of passing the connection's lock from one to the next (a wake-up each, in turn, between two
+/// groups).
 pub(super) struct GroupCommit {
     queue: std::sync::Mutex<Vec<Box<dyn Job>>>,
+    /// Whether a writer leads (runs groups).
+    leading: std::sync::atomic::AtomicBool,
+    /// Woken when the lead is given up with writes still queued.
+    lead_free: tokio::sync::Notify,
     /// Held by whoever runs a group (or a checkpoint): writes of this process never wait on
     /// SQLite's busy handler for each other.
     pub(super) conn: tokio::sync::Mutex<WriterConn>,
@@ -106,6 +119,8 @@ impl GroupCommit {
     pub(super) fn new(conn: WriterConn, reads: PointReads) -> Self {
         Self {
             queue: std::sync::Mutex::default(),
+            leading: std::sync::atomic::AtomicBool::new(false),
+            lead_free: tokio::sync::Notify::new(),
             conn: tokio::sync::Mutex::new(conn),
             reads,
             committed: AtomicU64::new(0),
@@ -172,46 +187,98 @@ impl GroupCommit {
             result: None,
             tell,
         };
+        self.queue().push(Box::new(job));
+        // Whether this writer was woken to lead: if its write is answered meanwhile, the lead
+        // is passed on to another waiting writer instead.
+        let mut woken = false;
+        loop {
+            let answered = match told.try_recv() {
+                Ok(result) => Some(result),
+                Err(tokio::sync::oneshot::error::TryRecvError::Closed) => Some(Err(abandoned(op))),
+                Err(tokio::sync::oneshot::error::TryRecvError::Empty) => None,
+            };
+            if let Some(result) = answered {
+                if woken {
+                    self.pass_lead();
+                }
+                return result;
+            }
+            if let Some(lead) = self.lead() {
+                // Let the writers the last group answered (woken with it) queue their next
+                // writes first: they join this group instead of waiting for the next one.
+                for _ in 0..LEAD_TURNS {
+                    tokio::task::yield_now().await;
+                }
+                // Run groups until this write is answered (it is in the first one, unless
+                // more than a group's worth queued before it); then let another writer lead.
+                loop {
+                    let jobs: Vec<Box<dyn Job>> = {
+                        let mut queue = self.queue();
+                        let n = queue.len().min(GROUP_MAX);
+                        queue.drain(..n).collect()
+                    };
+                    if jobs.is_empty() {
+                        break;
+                    }
+                    // If this caller stops waiting (its future dropped) halfway through, the
+                    // transaction is rolled back unless its COMMIT was already sent, and the
+                    // other callers of the group get a retryable error: never half of a write.
+                    // The lead is given up all the same (`lead`'s drop).
+                    let mut conn = self.conn.lock().await;
+                    self.run(&mut conn, op, jobs).await;
+                    drop(conn);
+                    match told.try_recv() {
+                        Ok(result) => return result,
+                        Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
+                            return Err(abandoned(op));
+                        }
+                        // Still queued behind a full group.
+                        Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {}
+                    }
+                }
+                drop(lead);
+                continue;
+            }
+            // Another writer leads: wait for this write's answer, or for the lead to be free.
+            let free = self.lead_free.notified();
+            tokio::pin!(free);
+            free.as_mut().enable();
+            if !self.leading.load(std::sync::atomic::Ordering::Acquire) {
+                continue;
+            }
+            tokio::select! {
+                result = &mut told => return result.unwrap_or_else(|_| Err(abandoned(op))),
+                () = free => woken = true,
+            }
+        }
+    }
+
+    /// Wakes a waiting writer to lead if writes are queued (see [`Lead`]).
+    fn pass_lead(&self) {
+        if !self.queue().is_empty() {
+            self.lead_free.notify_one();
+        }
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, Vec<Box<dyn Job>>> {
         self.queue
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(Box::new(job));
-        loop {
-            let mut conn = self.conn.lock().await;
-            // Run by the group that held the lock before us: leave the queue to the writers
-            // still waiting, so it grows into one group instead of being run a write at a time.
-            if let Ok(result) = told.try_recv() {
-                return result;
-            }
-            let jobs: Vec<Box<dyn Job>> = {
-                let mut queue = self
-                    .queue
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                let n = queue.len().min(GROUP_MAX);
-                queue.drain(..n).collect()
-            };
-            if !jobs.is_empty() {
-                // If this caller stops waiting (its future dropped) halfway through, the
-                // transaction is rolled back unless its COMMIT was already sent, and the other
-                // callers of the group get a retryable error below: never half of a write.
-                self.run(&mut conn, op, jobs).await;
-            }
-            drop(conn);
-            match told.try_recv() {
-                Ok(result) => return result,
-                // Still queued behind a full group.
-                Err(tokio::sync::oneshot::error::TryRecvError::Empty) => continue,
-                Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
-                    return Err(Error::storage(
-                        "the write's group was abandoned before it answered (the caller running \
-                         it stopped waiting); it may or may not have been stored",
-                    )
-                    .with_operation(op)
-                    .retryable());
-                }
-            }
-        }
+    }
+
+    /// The lead, if no other writer has it; given up when the returned guard drops.
+    fn lead(&self) -> Option<Lead<'_>> {
+        let taken = self
+            .leading
+            .compare_exchange(
+                false,
+                true,
+                std::sync::atomic::Ordering::AcqRel,
+                std::sync::atomic::Ordering::Acquire,
+            )
+            .is_ok();
+        // Built only when taken: dropping a `Lead` gives the lead up.
+        taken.then(|| Lead(self))
     }
 
     /// Runs `jobs` in one transaction and commits it; tells each job's caller the outcome.
@@ -238,6 +305,31 @@ impl GroupCommit {
         }
         tell_all(settled, failure.as_ref());
     }
+}
+
+/// The lead of a [`GroupCommit`]: given up on drop (also when the leading writer stops
+/// waiting), and handed to a waiting writer if writes are still queued.
+struct Lead<'a>(&'a GroupCommit);
+
+impl Drop for Lead<'_> {
+    fn drop(&mut self) {
+        self.0
+            .leading
+            .store(false, std::sync::atomic::Ordering::Release);
+        // A write queued before the lead was given up has a writer waiting for its answer (it
+        // saw the lead taken): wake one to lead. Writes queued after find the lead free.
+        self.0.pass_lead();
+    }
+}
+
+/// The error of a write whose group was abandoned before answering it.
+fn abandoned(op: &'static str) -> Error {
+    Error::storage(
+        "the write's group was abandoned before it answered (the caller running it stopped \
+         waiting); it may or may not have been stored",
+    )
+    .with_operation(op)
+    .retryable()
 }
 
 fn tell_all(jobs: Vec<Box<dyn Job>>, failure: Option<&GroupFailure>) {
