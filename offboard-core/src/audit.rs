@@ -235,30 +235,33 @@ fn canonical_parts(event: &AuditEvent) -> Result<[Vec<u8>; 3]> {
             format!("an audit event could not be encoded: {detail}"),
         )
     };
-    let mut parts: Vec<(String, String)> = match serde_json::to_value(event) {
-        Ok(serde_json::Value::Object(map)) => map
-            .into_iter()
-            .filter(|(k, _)| !matches!(k.as_str(), "hash" | "prev_hash" | "seq"))
-            .map(|(k, v)| (k, canonical_json(&v)))
-            .collect(),
+    let value = match serde_json::to_value(event) {
+        Ok(serde_json::Value::Object(map)) => map,
         Ok(_) => return Err(encoding_failed("not a JSON object")),
         Err(e) => return Err(encoding_failed(&e.to_string())),
     };
-    parts.push(("prev_hash".into(), String::new()));
-    parts.push(("seq".into(), String::new()));
-    parts.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut canon = [b"{".to_vec(), Vec::new(), Vec::new()];
+    // `None`: where `prev_hash` or `seq` goes (a part ends there).
+    let mut parts: Vec<(&str, Option<&serde_json::Value>)> = value
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "hash" | "prev_hash" | "seq"))
+        .map(|(k, v)| (k.as_str(), Some(v)))
+        .collect();
+    parts.push(("prev_hash", None));
+    parts.push(("seq", None));
+    parts.sort_by(|a, b| a.0.cmp(b.0));
+    // Written straight into the parts (no buffer per field): most of an event is before them.
+    let mut canon = [Vec::with_capacity(1024), Vec::new(), Vec::new()];
+    canon[0].push(b'{');
     let mut piece = 0;
     for (i, (key, value)) in parts.into_iter().enumerate() {
         if i > 0 {
             canon[piece].push(b',');
         }
-        write_json_string(&mut canon[piece], &key);
+        write_json_string(&mut canon[piece], key);
         canon[piece].push(b':');
-        if key == "prev_hash" || key == "seq" {
-            piece += 1;
-        } else {
-            canon[piece].extend_from_slice(value.as_bytes());
+        match value {
+            Some(v) => write_canonical(&mut canon[piece], v),
+            None => piece += 1,
         }
     }
     canon[2].push(b'}');
@@ -308,11 +311,18 @@ impl Prepared {
         event.prev_hash = String::new();
         event.hash = String::new();
         let canon = canonical_parts(&event)?;
-        let body = serde_json::to_string(&event).ok().and_then(|json| {
-            json.strip_prefix("{\"seq\":0")
-                .and_then(|rest| rest.strip_suffix(",\"prev_hash\":\"\",\"hash\":\"\"}"))
-                .map(str::to_owned)
-        });
+        const START: &str = "{\"seq\":0";
+        const END: &str = ",\"prev_hash\":\"\",\"hash\":\"\"}";
+        let mut json = Vec::with_capacity(canon.iter().map(Vec::len).sum::<usize>() + 64);
+        let body = match serde_json::to_writer(&mut json, &event) {
+            Ok(()) if json.starts_with(START.as_bytes()) && json.ends_with(END.as_bytes()) => {
+                // Cut in place: no second copy of the event.
+                json.truncate(json.len() - END.len());
+                json.drain(..START.len());
+                Some(into_string(json))
+            }
+            _ => None,
+        };
         Ok(Self { event, canon, body })
     }
 
