@@ -32,23 +32,15 @@ pub(crate) fn parse_ts(s: &str) -> Result<DateTime<Utc>> {
 /// third of the cost of going through a `serde_json::Value`).
 pub(crate) fn run_body(run: &mut Run) -> Result<String> {
     let tasks = std::mem::take(&mut run.tasks);
-    let body = json(&*run);
+    let body = to_json(&*run);
     run.tasks = tasks;
     body
-}
-
-/// `value`'s JSON, written into a buffer sized for a typical body (a run's, a task's or an
-/// event's: 0.4 to 3 KB), so it is seldom grown (and copied) while written.
-fn json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String> {
-    let mut out = Vec::with_capacity(1024);
-    serde_json::to_writer(&mut out, value).map_err(encode_err)?;
-    String::from_utf8(out).map_err(|e| Error::internal("JSON that is not UTF-8").with_source(e))
 }
 
 /// A task as stored: its JSON. Its `due_at` is a column of its own (the one claims query and
 /// clear); the one in the body is ignored when decoding.
 pub(crate) fn task_body(task: &Task) -> Result<String> {
-    json(task)
+    to_json(task)
 }
 
 /// Rebuilds a run from its stored parts; `tasks` are (body, due_at) in position order.
@@ -96,7 +88,7 @@ pub(crate) fn parse_state(s: &str) -> Result<RunState> {
 
 /// An audit event as stored (its full JSON, hash included).
 pub(crate) fn event_body(event: &AuditEvent) -> Result<String> {
-    json(event)
+    to_json(event)
 }
 
 /// Parses a stored audit event.
@@ -104,9 +96,12 @@ pub(crate) fn decode_event(body: &str) -> Result<AuditEvent> {
     serde_json::from_str(body).map_err(decode_err("audit event"))
 }
 
-/// Any JSON value as stored.
-pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
-    serde_json::to_string(value).map_err(encode_err)
+/// Any JSON value as stored, written into a buffer sized for a typical body (a run's, a task's
+/// or an event's: 0.4 to 3 KB), so it is seldom grown (and copied) while written.
+pub(crate) fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String> {
+    let mut out = Vec::with_capacity(1024);
+    serde_json::to_writer(&mut out, value).map_err(encode_err)?;
+    String::from_utf8(out).map_err(|e| Error::internal("JSON that is not UTF-8").with_source(e))
 }
 
 /// Parses a stored JSON value.

@@ -184,6 +184,26 @@ struct Shared {
     kept: Mutex<LruCache<RunId, Cached>>,
 }
 
+impl std::fmt::Debug for Shared {
+    /// How many slots are in use and how many runs are kept (not the runs themselves).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let in_use = self
+            .slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        let kept = self
+            .kept
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        f.debug_struct("RunSlots")
+            .field("in_use", &in_use)
+            .field("kept", &kept)
+            .finish()
+    }
+}
+
 impl Shared {
     fn keep(&self, cached: Cached) {
         if cached.run.state.is_terminal() {
@@ -198,28 +218,8 @@ impl Shared {
 
 /// Slots of the runs with a task in flight, each with the number of tasks using it, and the
 /// runs kept for slots to come.
+#[derive(Debug)]
 pub(crate) struct RunSlots(Arc<Shared>);
-
-impl std::fmt::Debug for RunSlots {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let in_use = self
-            .0
-            .slots
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len();
-        let kept = self
-            .0
-            .kept
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len();
-        f.debug_struct("RunSlots")
-            .field("in_use", &in_use)
-            .field("kept", &kept)
-            .finish()
-    }
-}
 
 impl RunSlots {
     /// Slots that keep up to `kept` runs after their last task left (see [`RunSlots::keep`]).
@@ -280,19 +280,11 @@ impl RunSlots {
 }
 
 /// A task's use of its run's slot; the slot is dropped with its last user, and its run kept.
+#[derive(Debug)]
 pub(crate) struct SlotGuard {
     slots: Arc<Shared>,
     run: RunId,
     slot: Arc<RunSlot>,
-}
-
-impl std::fmt::Debug for SlotGuard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SlotGuard")
-            .field("run", &self.run)
-            .field("slot", &self.slot)
-            .finish()
-    }
 }
 
 impl std::ops::Deref for SlotGuard {

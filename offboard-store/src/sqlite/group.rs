@@ -192,12 +192,7 @@ impl GroupCommit {
         // is passed on to another waiting writer instead.
         let mut woken = false;
         loop {
-            let answered = match told.try_recv() {
-                Ok(result) => Some(result),
-                Err(tokio::sync::oneshot::error::TryRecvError::Closed) => Some(Err(abandoned(op))),
-                Err(tokio::sync::oneshot::error::TryRecvError::Empty) => None,
-            };
-            if let Some(result) = answered {
+            if let Some(result) = answer(&mut told, op) {
                 if woken {
                     self.pass_lead();
                 }
@@ -227,13 +222,9 @@ impl GroupCommit {
                     let mut conn = self.conn.lock().await;
                     self.run(&mut conn, op, jobs).await;
                     drop(conn);
-                    match told.try_recv() {
-                        Ok(result) => return result,
-                        Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
-                            return Err(abandoned(op));
-                        }
-                        // Still queued behind a full group.
-                        Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {}
+                    // Else still queued behind a full group.
+                    if let Some(result) = answer(&mut told, op) {
+                        return result;
                     }
                 }
                 drop(lead);
@@ -319,6 +310,18 @@ impl Drop for Lead<'_> {
         // A write queued before the lead was given up has a writer waiting for its answer (it
         // saw the lead taken): wake one to lead. Writes queued after find the lead free.
         self.0.pass_lead();
+    }
+}
+
+/// A write's answer if it has one (an error if its group was abandoned), without waiting.
+fn answer<T>(
+    told: &mut tokio::sync::oneshot::Receiver<Result<T>>,
+    op: &'static str,
+) -> Option<Result<T>> {
+    match told.try_recv() {
+        Ok(result) => Some(result),
+        Err(tokio::sync::oneshot::error::TryRecvError::Closed) => Some(Err(abandoned(op))),
+        Err(tokio::sync::oneshot::error::TryRecvError::Empty) => None,
     }
 }
 
