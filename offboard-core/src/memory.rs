@@ -229,6 +229,31 @@ impl Store for MemoryStore {
                 .with_context("run", id)
                 .with_context("task", lease.task));
         }
+        // A lease taken with the change: on a task of this run holding none once the leases
+        // the change releases are cleared.
+        let released = |task: TaskId, token: Uuid| {
+            commit
+                .leases
+                .iter()
+                .any(|(l, release)| *release && l.task == task && l.token == token)
+        };
+        if let Some(taken) = commit.claims.iter().find(|lease| {
+            lease.run != id
+                || stored.task(lease.task).is_none()
+                || state
+                    .leases
+                    .get(&lease.task)
+                    .and_then(|l| l.held.as_ref())
+                    .is_some_and(|h| !released(lease.task, h.token))
+        }) {
+            return Err(conflict(format!(
+                "task {} holds a lease or is not of run {id}; not claimed",
+                taken.task
+            ))
+            .with_context("lease", "taken")
+            .with_context("run", id)
+            .with_context("task", taken.task));
+        }
         let version = commit.run.version + 1;
         // Write the run's own fields and only the changed tasks, as SQL stores do: a task
         // released (rescheduled) meanwhile keeps its new `due_at`.
@@ -245,10 +270,23 @@ impl Store for MemoryStore {
                 l.held = None;
             }
         }
+        for lease in &commit.claims {
+            let entry = state.leases.entry(lease.task).or_default();
+            entry.claims += 1;
+            entry.held = Some(Held {
+                token: lease.token,
+                worker: lease.worker.clone(),
+                until: lease.until,
+            });
+        }
         for (task, snapshot) in commit.snapshots {
             state.snapshots.entry(task).or_insert(snapshot);
         }
         Ok((version, state.append(commit.events)))
+    }
+
+    fn claims_in_commit(&self) -> bool {
+        true
     }
 
     async fn claim(&self, request: ClaimRequest) -> Result<Vec<Lease>> {

@@ -55,6 +55,9 @@ impl Store for IgnoresVersions {
         }
         self.0.commit(commit).await
     }
+    fn claims_in_commit(&self) -> bool {
+        self.0.claims_in_commit()
+    }
     async fn claim(&self, request: ClaimRequest) -> Result<Vec<Lease>> {
         self.0.claim(request).await
     }

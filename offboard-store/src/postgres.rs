@@ -460,9 +460,30 @@ impl Store for PostgresStore {
                 .await
                 .map_err(db("postgres.commit"))?;
         }
+        for lease in &commit.claims {
+            let taken = lease.run == id
+                && sqlx::query(q::TASK_CLAIM_WITH_COMMIT)
+                    .bind(lease.task.to_string())
+                    .bind(id.to_string())
+                    .bind(lease.worker.as_str())
+                    .bind(lease.token)
+                    .bind(ts(lease.until))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("postgres.commit"))?
+                    .rows_affected()
+                    == 1;
+            if !taken {
+                return Err(codec::lease_taken(id, lease));
+            }
+        }
         let sealed = append(&mut tx, commit.events).await?;
         tx.commit().await.map_err(db("postgres.commit"))?;
         Ok((run.version + 1, sealed))
+    }
+
+    fn claims_in_commit(&self) -> bool {
+        true
     }
 
     async fn claim(&self, request: ClaimRequest) -> Result<Vec<Lease>> {

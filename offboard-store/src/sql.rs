@@ -26,7 +26,7 @@ pub(crate) mod sqlite {
         CURSOR_GET = "cursor_get", CURSOR_PUT = "cursor_put", SCHEMA_TABLES = "schema_tables",
         SCHEMA_VERSION = "schema_version", CHECKPOINT = "checkpoint",
         SAVEPOINT = "savepoint", SAVEPOINT_RELEASE = "savepoint_release",
-        SAVEPOINT_ROLLBACK = "savepoint_rollback",
+        SAVEPOINT_ROLLBACK = "savepoint_rollback", TASK_CLAIM_WITH_COMMIT = "task_claim_with_commit",
     );
     /// `migrations/sqlite/0001_init.sql`
     pub(crate) const MIGRATION_0001: &str = include_str!(concat!(
@@ -60,7 +60,7 @@ pub(crate) mod postgres {
         RUNS_PAGE = "runs_page", SNAPSHOT_PUT = "snapshot_put", SNAPSHOT_GET = "snapshot_get",
         ACCOUNT_UPSERT = "account_upsert", ACCOUNTS_GET = "accounts_get",
         CURSOR_GET = "cursor_get", CURSOR_PUT = "cursor_put", SCHEMA_TABLES = "schema_tables",
-        SCHEMA_VERSION = "schema_version",
+        SCHEMA_VERSION = "schema_version", TASK_CLAIM_WITH_COMMIT = "task_claim_with_commit",
     );
     /// `migrations/postgres/0001_init.sql`
     pub(crate) const MIGRATION_0001: &str = include_str!(concat!(

@@ -84,6 +84,9 @@ impl<S: Store> Store for CountingStore<S> {
         })
         .await
     }
+    fn claims_in_commit(&self) -> bool {
+        self.inner.claims_in_commit()
+    }
     async fn claim(&self, request: ClaimRequest) -> Result<Vec<Lease>> {
         self.timed("claim", self.inner.claim(request)).await
     }

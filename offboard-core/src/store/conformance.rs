@@ -58,6 +58,7 @@ pub async fn run_all(store: &dyn Store) {
     commit_under_lost_lease_conflicts(store).await;
     commit_release_frees_lease(store).await;
     commit_under_several_leases(store).await;
+    commit_claims_tasks(store).await;
     claim_only_due(store).await;
     claim_skips_terminal_runs(store).await;
     claim_skips_live_leases(store).await;
@@ -548,6 +549,114 @@ pub async fn commit_under_several_leases(store: &dyn Store) {
     retire(RULE, store, run.id).await;
 }
 
+/// With [`Store::claims_in_commit`], a commit takes the leases of [`Commit::claims`] with the
+/// change: the task is then held under the caller's token (not claimable, committed under it,
+/// claimable once that lease expires or is released, its claim counted). A task that holds a
+/// lease, or is of another run, refuses the whole commit with `lease=taken`, naming the task.
+/// Stores without it are not checked.
+pub async fn commit_claims_tasks(store: &dyn Store) {
+    const RULE: &str = "commit_claims_tasks";
+    if !store.claims_in_commit() {
+        return;
+    }
+    let run = sample_run(&[Some(at(0)), None, Some(at(0))]);
+    let other = sample_run(&[None]);
+    create(RULE, store, &run).await;
+    create(RULE, store, &other).await;
+    let (t0, t1, t2) = (run.tasks[0].id, run.tasks[1].id, run.tasks[2].id);
+    // t0 and t2 are claimed; this commit is made under t0's lease only.
+    let lease = claim_one(RULE, store, &run, t0, "worker-a", at(0), secs(60)).await;
+    let mine = |run: RunId, task: TaskId| Lease {
+        run,
+        task,
+        worker: "worker-a".into(),
+        token: uuid::Uuid::new_v4(),
+        until: at(2) + secs_c(60),
+        claims: 1,
+        run_version: None,
+    };
+    // t0 done; t1 started with it under a lease taken by the same commit.
+    let loaded = load(RULE, store, run.id).await;
+    let mut next = loaded.clone();
+    next.tasks[0].state = TaskState::Completed {
+        outcome: crate::run::Outcome::Done,
+        detail: None,
+    };
+    next.tasks[0].due_at = None;
+    next.tasks[0].finished_at = Some(at(2));
+    start_task(&mut next, 1, at(2));
+    let events = || vec![transition(&next, t0), transition(&next, t1)];
+    let audit_before = ok(RULE, "audit", store.audit(AuditQuery::run(run.id)).await);
+    for (what, taken) in [
+        (
+            "a commit claiming a task that holds a lease",
+            mine(run.id, t2),
+        ),
+        (
+            "a commit claiming a task of another run",
+            mine(run.id, other.tasks[0].id),
+        ),
+    ] {
+        let refused = store
+            .commit(
+                Commit::new(next.clone(), vec![t0, t1], events())
+                    .under_lease(lease.clone(), true)
+                    .claiming(taken.clone()),
+            )
+            .await;
+        if let Err(e) = &refused {
+            check(
+                RULE,
+                e.context().any(|(k, v)| k == "lease" && v == "taken")
+                    && e.context()
+                        .any(|(k, v)| k == "task" && v == taken.task.to_string()),
+                &format!("{what}: the Conflict must carry lease=taken and the task claimed"),
+            );
+        }
+        expect_conflict(RULE, what, refused, false);
+        unchanged(RULE, store, &loaded, &audit_before).await;
+    }
+
+    let taken = mine(run.id, t1);
+    let (version, sealed) = ok(
+        RULE,
+        "a commit claiming the task it started",
+        store
+            .commit(
+                Commit::new(next.clone(), vec![t0, t1], events())
+                    .under_lease(lease.clone(), true)
+                    .claiming(taken.clone()),
+            )
+            .await,
+    );
+    check_eq(
+        RULE,
+        "the version after the commit",
+        &(loaded.version + 1),
+        &version,
+    );
+    check_eq(RULE, "events sealed", &2, &sealed.len());
+    check_eq(
+        RULE,
+        "the started task as committed",
+        &next.tasks[1],
+        &load(RULE, store, run.id).await.tasks[1],
+    );
+    check(
+        RULE,
+        ours(
+            &claim_all(RULE, store, "worker-b", at(3), secs(60)).await,
+            &run,
+        )
+        .is_empty(),
+        "a task claimed by a commit was claimed again while that lease was live",
+    );
+    // The lease taken is held: a commit under it releases it, and the claim was counted.
+    released_by_commit(RULE, store, &run, &taken, at(4)).await;
+    retire(RULE, store, run.id).await;
+    retire(RULE, store, other.id).await;
+}
+
 /// A commit under a held lease keeps it (the task is not claimable) unless it releases it,
 /// after which the task is claimable again at once, with a new token.
 pub async fn commit_release_frees_lease(store: &dyn Store) {
@@ -579,23 +688,35 @@ pub async fn commit_release_frees_lease(store: &dyn Store) {
         "a task was claimed while its lease was kept by a commit",
     );
 
-    let mut next = load(RULE, store, run.id).await;
+    released_by_commit(RULE, store, &run, &lease, at(3)).await;
+    retire(RULE, store, run.id).await;
+}
+
+/// Releases `lease` (its task claimed once) with a commit under it, then checks that its task
+/// is claimable at `now` with a new token and claim count 2.
+async fn released_by_commit(
+    rule: &str,
+    store: &dyn Store,
+    run: &Run,
+    lease: &Lease,
+    now: DateTime<Utc>,
+) {
+    let mut next = load(rule, store, run.id).await;
     next.reason = "released".into();
     ok(
-        RULE,
+        rule,
         "commit under the lease, releasing it",
         store
             .commit(Commit::new(next, vec![], vec![]).under_lease(lease.clone(), true))
             .await,
     );
-    let again = claim_one(RULE, store, &run, task, "worker-b", at(3), secs(60)).await;
+    let again = claim_one(rule, store, run, lease.task, "worker-b", now, secs(60)).await;
     check(
-        RULE,
+        rule,
         again.token != lease.token,
         "a task released by commit was claimed again with the old token",
     );
-    check_eq(RULE, "the claim count after release", &2, &again.claims);
-    retire(RULE, store, run.id).await;
+    check_eq(rule, "the claim count after release", &2, &again.claims);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -89,6 +89,12 @@ pub struct Commit {
     /// Snapshots taken before tasks' reversible actions, stored with the change as
     /// [`Store::put_snapshot`] stores them (a task's first snapshot is kept).
     pub snapshots: Vec<(TaskId, Snapshot)>,
+    /// Leases taken with the change, on tasks of the run that hold none: the engine starts a
+    /// task its change made due in the same commit and runs it at once, without a claim of its
+    /// own. Made by the caller (token, worker, `until`); the store records each one and counts
+    /// the claim (a lease's `claims` is not read). Only for stores whose
+    /// [`Store::claims_in_commit`] is `true`.
+    pub claims: Vec<Lease>,
 }
 
 impl Commit {
@@ -100,6 +106,7 @@ impl Commit {
             events,
             leases: Vec::new(),
             snapshots: Vec::new(),
+            claims: Vec::new(),
         }
     }
 
@@ -113,6 +120,13 @@ impl Commit {
     /// releasing it if `release`.
     pub fn under_lease(mut self, lease: Lease, release: bool) -> Self {
         self.leases.push((lease, release));
+        self
+    }
+
+    /// Takes `lease` (made by the caller) on a task of the run with the change (see
+    /// [`Commit::claims`]).
+    pub fn claiming(mut self, lease: Lease) -> Self {
+        self.claims.push(lease);
         self
     }
 }
@@ -242,12 +256,24 @@ pub trait Store: Send + Sync + fmt::Debug {
     ///   tasks keep their stored rows (a concurrent [`Store::release`] is not undone).
     /// - A lease is held while its token is the task's current token, even past `until` if no
     ///   other worker re-claimed the task.
+    /// - `claims` (only when [`Store::claims_in_commit`]): each task, of this run and holding no
+    ///   lease once the leases this commit releases are cleared (none was ever taken, or it was
+    ///   released; an expired lease is still held), gets that lease (token, worker, `until`) and
+    ///   its claim count goes up by one, in the same transaction.
     ///
     /// # Errors
     /// `Conflict` (retryable) when the version moved; `Conflict` with context `lease=lost` when
     /// a lease was lost (the worker must drop its result: another worker owns the task now),
-    /// naming its task (context `task`). Nothing changed in either case.
+    /// naming its task (context `task`); `Conflict` with context `lease=taken` when a task of
+    /// `claims` holds a lease or is not of this run, naming it (context `task`). Nothing changed
+    /// in any of these cases.
     async fn commit(&self, commit: Commit) -> Result<(u64, Vec<AuditEvent>)>;
+
+    /// Whether [`Store::commit`] takes the leases of [`Commit::claims`]. A store that does not
+    /// (the default) is never given any: the engine claims those tasks as every other.
+    fn claims_in_commit(&self) -> bool {
+        false
+    }
 
     /// Claims up to `limit` due tasks in one atomic step.
     ///
@@ -321,6 +347,9 @@ impl<S: Store + ?Sized> Store for Arc<S> {
     }
     async fn commit(&self, commit: Commit) -> Result<(u64, Vec<AuditEvent>)> {
         (**self).commit(commit).await
+    }
+    fn claims_in_commit(&self) -> bool {
+        (**self).claims_in_commit()
     }
     async fn claim(&self, request: ClaimRequest) -> Result<Vec<Lease>> {
         (**self).claim(request).await

@@ -504,14 +504,29 @@ impl Store for SqliteStore {
             events,
             leases,
             snapshots,
+            claims,
             ..
         } = commit;
         let id = run.id;
         let expected = run.version;
-        // A lease on another run's task is not held here.
+        // A lease on another run's task is not held here, nor taken.
         if let Some((lost, _)) = leases.iter().find(|(lease, _)| lease.run != id) {
             return Err(codec::lease_lost(id, lost));
         }
+        if let Some(taken) = claims.iter().find(|lease| lease.run != id) {
+            return Err(codec::lease_taken(id, taken));
+        }
+        let taking: Vec<(String, String, Vec<u8>, String)> = claims
+            .iter()
+            .map(|l| {
+                (
+                    l.task.to_string(),
+                    l.worker.clone(),
+                    l.token.as_bytes().to_vec(),
+                    ts(l.until),
+                )
+            })
+            .collect();
         // Everything is encoded here, by the caller, not in the group: the rows written (each
         // changed task once) and the events, ready to seal.
         let mut positions: Vec<usize> = Vec::with_capacity(changed_tasks.len());
@@ -560,6 +575,7 @@ impl Store for SqliteStore {
             .write(
                 "sqlite.commit",
                 move |batch, head| {
+                    let first = batch.len();
                     // The version-checked run update, the lease check (with the leased task's
                     // write, or before the batch clears the lease), the other changed tasks and
                     // the events. A failed check undoes the whole write.
@@ -606,9 +622,20 @@ impl Store for SqliteStore {
                             .bind(task.as_str())
                             .bind(snapshot.as_str());
                     }
-                    group::seal(batch, head, &mut prepared)
+                    // The leases taken, after the rows (which leave lease columns alone).
+                    let claims_at = batch.len();
+                    for (task, worker, token, until) in &taking {
+                        batch
+                            .push(q::TASK_CLAIM_WITH_COMMIT)
+                            .bind(task.clone())
+                            .bind(run_id.clone())
+                            .bind(worker.clone())
+                            .bind(token.clone())
+                            .bind(until.clone());
+                    }
+                    Ok((claims_at - first, group::seal(batch, head, &mut prepared)?))
                 },
-                move |seals, ran| {
+                move |(claims_at, seals), ran| {
                     let done = ran.ok()?;
                     if done.first().is_none_or(|d| d.affected == 0) {
                         return Err(codec::version_moved(id, expected));
@@ -622,11 +649,20 @@ impl Store for SqliteStore {
                             return Err(codec::lease_lost(id, lease));
                         }
                     }
+                    for (i, lease) in claims.iter().enumerate() {
+                        if done.get(claims_at + i).is_none_or(|d| d.affected != 1) {
+                            return Err(codec::lease_taken(id, lease));
+                        }
+                    }
                     Ok((expected + 1, seals))
                 },
             )
             .await?;
         Ok((version, group::sealed(events, seals)))
+    }
+
+    fn claims_in_commit(&self) -> bool {
+        true
     }
 
     async fn claim(&self, request: ClaimRequest) -> Result<Vec<Lease>> {
