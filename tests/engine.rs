@@ -1195,16 +1195,37 @@ async fn a_run_changed_elsewhere_is_loaded_by_the_claim() {
 /// does, so siblings overlap.
 #[tokio::test(start_paused = true)]
 async fn siblings_ready_together_share_a_commit() {
-    use offboard_testkit::store::CountingStore;
+    let store = Arc::new(
+        offboard_testkit::store::CountingStore::new(MemoryStore::new())
+            .with_commit_delay(Duration::from_millis(10)),
+    );
+    // Every action runs once, each task has one start and one result (its own audit event,
+    // naming its task) and the chain verifies: `four_actions_on` checks it.
+    let (_, run) = four_actions_on(store.clone()).await;
+    assert_eq!(run.tasks.len(), 4);
+    let leases = store.take_commit_leases();
+    // One start and one result per task: 8 changes, in fewer commits. `idp.clear_sessions`
+    // (after `idp.suspend`) is started by the commit of the suspension's result, under a lease
+    // that commit takes: 7 changes are made under a lease.
+    assert_eq!(leases.iter().sum::<usize>(), 7, "{leases:?}");
+    assert_eq!(store.take_commit_claims().iter().sum::<usize>(), 1);
+    assert!(
+        leases.iter().any(|n| *n > 1),
+        "no commit was shared: {leases:?}"
+    );
+    assert!(leases.len() < 7, "{leases:?}");
+}
+
+/// Four actions, `idp.clear_sessions` after `idp.suspend`, run by `run_due` on `store`.
+async fn four_actions_on(
+    store: Arc<offboard_testkit::store::CountingStore<MemoryStore>>,
+) -> (Arc<ReferenceConnector>, Run) {
     const FOUR: &str = r#"
 [apps.idp]
 method = "automatic"
 actions = ["idp.suspend", "idp.clear_sessions", "idp.remove_groups", "idp.unassign_apps"]
 "#;
     let c = idp(&["ada@example.com"]);
-    let store = Arc::new(
-        CountingStore::new(MemoryStore::new()).with_commit_delay(Duration::from_millis(10)),
-    );
     let engine = Engine::builder()
         .store(store.clone())
         .policy(policy(FOUR))
@@ -1213,39 +1234,117 @@ actions = ["idp.suspend", "idp.clear_sessions", "idp.remove_groups", "idp.unassi
         .expect("engine builds");
     let plan = engine.plan(RunRequest::new(ada(), admin())).await.unwrap();
     let id = engine.submit(plan, None).await.unwrap();
+    store.take();
     store.take_commit_leases();
     engine.run_due().await.unwrap();
     let run = store.load_run(id).await.unwrap().unwrap();
     assert_eq!(run.state, RunState::Completed);
-    assert_eq!(run.tasks.len(), 4);
-    let leases = store.take_commit_leases();
-    // One start and one result per task: 8 changes, in fewer commits.
-    assert_eq!(leases.iter().sum::<usize>(), 8, "{leases:?}");
-    assert!(
-        leases.iter().any(|n| *n > 1),
-        "no commit was shared: {leases:?}"
-    );
-    assert!(leases.len() < 8, "{leases:?}");
-    // Each change has its own audit event, naming its task; the chain is intact.
-    let events = store.audit(AuditQuery::run(id)).await.unwrap();
-    for t in &run.tasks {
-        let of_task = |name: &str| {
-            events
-                .iter()
-                .filter(|e| e.task == Some(t.id) && e.kind.name() == name)
-                .count()
-        };
-        assert_eq!(of_task("task_started"), 1, "{}", t.label());
-        assert_eq!(of_task("task_succeeded"), 1, "{}", t.label());
-    }
-    let all = store.audit(AuditQuery::all()).await.unwrap();
-    assert_eq!(
-        offboard::audit::verify_chain(&all),
-        Ok(all.len() as u64),
-        "the chain verifies"
-    );
-    // Every action ran once.
+    // Every action ran once; each task has one start and one result; the chain verifies.
     let calls = c.calls();
     assert_eq!(calls.execute, 4, "{calls:?}");
     assert!(calls.by_action.values().all(|n| *n == 1), "{calls:?}");
+    let events = store.audit(AuditQuery::run(id)).await.unwrap();
+    for t in &run.tasks {
+        for name in ["task_started", "task_succeeded"] {
+            let n = events
+                .iter()
+                .filter(|e| e.task == Some(t.id) && e.kind.name() == name)
+                .count();
+            assert_eq!(n, 1, "{name} of {}", t.label());
+        }
+    }
+    let all = store.audit(AuditQuery::all()).await.unwrap();
+    assert_eq!(offboard::audit::verify_chain(&all), Ok(all.len() as u64));
+    (c, run)
+}
+
+/// The position in the audit trail of `task`'s event `name`.
+fn seq_of(events: &[offboard::AuditEvent], task: &offboard::Task, name: &str) -> u64 {
+    events
+        .iter()
+        .find(|e| e.task == Some(task.id) && e.kind.name() == name)
+        .map(|e| e.seq)
+        .unwrap_or_else(|| panic!("no {name} of {}", task.label()))
+}
+
+/// The commit of a result starts the task that result made due (no snapshot needed) under a
+/// lease the commit takes, and the worker runs it next: no claim and no start commit of its
+/// own. Here: `idp.clear_sessions`, started with `idp.suspend`'s result.
+#[tokio::test(start_paused = true)]
+async fn a_result_starts_the_task_it_makes_due_in_its_commit() {
+    let store = Arc::new(offboard_testkit::store::CountingStore::new(
+        MemoryStore::new(),
+    ));
+    let (_, run) = four_actions_on(store.clone()).await;
+    let calls = store.take();
+    assert_eq!(store.take_commit_claims().iter().sum::<usize>(), 1);
+    // One commit fewer than on a store that takes no leases with commits: clear_sessions'
+    // start of its own.
+    let without = Arc::new(
+        offboard_testkit::store::CountingStore::new(MemoryStore::new()).without_claims_in_commit(),
+    );
+    four_actions_on(without.clone()).await;
+    let others = without.take();
+    let commits = |calls: &std::collections::BTreeMap<&str, (u64, Duration)>| {
+        calls.get("commit").map_or(0, |(n, _)| *n)
+    };
+    assert_eq!(
+        commits(&calls) + 1,
+        commits(&others),
+        "{calls:?} {others:?}"
+    );
+    let events = store.audit(AuditQuery::run(run.id)).await.unwrap();
+    let suspend = task(&run, "idp.suspend");
+    let clear = task(&run, "idp.clear_sessions");
+    let suspended = seq_of(&events, suspend, "task_succeeded");
+    let started = seq_of(&events, clear, "task_started");
+    assert!(suspended < started, "{events:?}");
+    // In the same commit: no event of another commit between them.
+    let results = events
+        .iter()
+        .filter(|e| e.seq > suspended && e.seq < started)
+        .all(|e| e.kind.name() == "task_succeeded");
+    assert!(results, "{events:?}");
+    assert_eq!(clear.attempts, 1);
+    // Nothing is left leased: nothing is due.
+    let leases = store
+        .claim(ClaimRequest::new(
+            "w",
+            chrono::Utc::now() + chrono::Duration::days(1),
+            Duration::from_secs(60),
+            10,
+        ))
+        .await
+        .unwrap();
+    assert!(leases.is_empty(), "{leases:?}");
+}
+
+/// A store that takes no leases with commits is given none: every task is claimed, and
+/// started by a commit of its own.
+#[tokio::test(start_paused = true)]
+async fn a_store_without_claims_in_commit_gets_none() {
+    let store = Arc::new(
+        offboard_testkit::store::CountingStore::new(MemoryStore::new()).without_claims_in_commit(),
+    );
+    let (_, run) = four_actions_on(store.clone()).await;
+    assert_eq!(store.take_commit_claims().iter().sum::<usize>(), 0);
+    // clear_sessions was claimed: its start is a commit of its own, after the suspension's.
+    let events = store.audit(AuditQuery::run(run.id)).await.unwrap();
+    let suspended = seq_of(&events, task(&run, "idp.suspend"), "task_succeeded");
+    let started = seq_of(&events, task(&run, "idp.clear_sessions"), "task_started");
+    assert!(suspended < started);
+}
+
+/// When the store refuses the lease to take (the task was claimed meanwhile), the result is
+/// committed again without it, and the task is claimed as every other: nothing runs twice,
+/// nothing is recorded twice.
+#[tokio::test(start_paused = true)]
+async fn a_refused_take_commits_the_result_without_it() {
+    let store = Arc::new(
+        offboard_testkit::store::CountingStore::new(MemoryStore::new()).refusing_claims(1),
+    );
+    four_actions_on(store.clone()).await;
+    // The refused commit stored nothing (`four_actions_on` checks one start and one result per
+    // task); the one after it took nothing.
+    assert_eq!(store.take_commit_claims().iter().sum::<usize>(), 0);
 }

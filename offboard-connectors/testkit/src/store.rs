@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 use offboard_core::connector::Snapshot;
 use offboard_core::store::{AuditQuery, ClaimRequest, Commit, Lease, RunQuery, RunSummary};
 use offboard_core::{
-    Account, AccountRef, AuditEvent, Cursor, PersonId, Result, Run, RunId, Store, TaskId,
+    Account, AccountRef, AuditEvent, Cursor, Error, ErrorKind, PersonId, Result, Run, RunId, Store,
+    TaskId,
 };
 
 /// A [`Store`] that counts and times every call by method, forwarding it to `inner`: what a
@@ -21,8 +22,14 @@ pub struct CountingStore<S> {
     calls: Mutex<BTreeMap<&'static str, (u64, Duration)>>,
     /// The number of leases of each commit, in order.
     commit_leases: Mutex<Vec<usize>>,
+    /// The number of leases each commit takes (`Commit::claims`), in order.
+    commit_claims: Mutex<Vec<usize>>,
     /// How long each commit takes before it is forwarded (as a durable store's fsync does).
     commit_delay: Duration,
+    /// Whether commits take leases: the inner store's answer unless switched off.
+    claims_in_commit: bool,
+    /// How many more commits that take leases are refused with `lease=taken`.
+    refuse_claims: Mutex<usize>,
 }
 
 impl<S: Sync> CountingStore<S> {
@@ -32,8 +39,31 @@ impl<S: Sync> CountingStore<S> {
             inner,
             calls: Mutex::default(),
             commit_leases: Mutex::default(),
+            commit_claims: Mutex::default(),
             commit_delay: Duration::ZERO,
+            claims_in_commit: true,
+            refuse_claims: Mutex::default(),
         }
+    }
+
+    /// Says commits take no leases ([`Store::claims_in_commit`] is `false`), as a store that
+    /// does not implement it.
+    pub fn without_claims_in_commit(mut self) -> Self {
+        self.claims_in_commit = false;
+        self
+    }
+
+    /// Refuses the next `n` commits that take leases as a store does when a task to take was
+    /// claimed meanwhile: `Conflict` with `lease=taken` naming the task, nothing stored.
+    pub fn refusing_claims(self, n: usize) -> Self {
+        *self.refuse_claims.lock().unwrap() = n;
+        self
+    }
+
+    /// The number of leases each commit took so far (`Commit::claims`), in order; the list
+    /// restarts.
+    pub fn take_commit_claims(&self) -> Vec<usize> {
+        std::mem::take(&mut *self.commit_claims.lock().unwrap())
     }
 
     /// Makes each commit take `delay` (on tokio's clock, so a paused test advances through it)
@@ -75,7 +105,21 @@ impl<S: Store> Store for CountingStore<S> {
         self.timed("load_run", self.inner.load_run(id)).await
     }
     async fn commit(&self, commit: Commit) -> Result<(u64, Vec<AuditEvent>)> {
+        if let Some(taken) = commit.claims.first() {
+            let mut refuse = self.refuse_claims.lock().unwrap();
+            if *refuse > 0 {
+                *refuse -= 1;
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    format!("task {} holds a lease; not claimed", taken.task),
+                )
+                .with_context("lease", "taken")
+                .with_context("run", taken.run)
+                .with_context("task", taken.task));
+            }
+        }
         self.commit_leases.lock().unwrap().push(commit.leases.len());
+        self.commit_claims.lock().unwrap().push(commit.claims.len());
         self.timed("commit", async {
             if !self.commit_delay.is_zero() {
                 tokio::time::sleep(self.commit_delay).await;
@@ -85,7 +129,7 @@ impl<S: Store> Store for CountingStore<S> {
         .await
     }
     fn claims_in_commit(&self) -> bool {
-        self.inner.claims_in_commit()
+        self.claims_in_commit && self.inner.claims_in_commit()
     }
     async fn claim(&self, request: ClaimRequest) -> Result<Vec<Lease>> {
         self.timed("claim", self.inner.claim(request)).await

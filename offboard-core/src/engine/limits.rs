@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use governor::{Quota, RateLimiter, clock::Clock as _, state::InMemoryState, state::NotKeyed};
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::clock::GovernorClock;
 use crate::error::{Error, ErrorKind, Result};
@@ -86,14 +86,28 @@ impl Limiter {
     }
 
     /// Waits for a concurrency slot and a rate-limit cell (on tokio's clock).
-    pub(crate) async fn acquire(&self) -> SemaphorePermit<'_> {
-        let permit = self.slots.acquire().await.expect("semaphore never closed");
+    pub(crate) async fn acquire(&self) -> OwnedSemaphorePermit {
+        let permit = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore never closed");
         if let Some(rate) = &self.rate {
             while let Err(not_until) = rate.check() {
                 tokio::time::sleep(not_until.wait_time_from(GovernorClock.now())).await;
             }
         }
         permit
+    }
+
+    /// A concurrency slot and a rate-limit cell if both are free now, without waiting.
+    pub(crate) fn try_acquire(&self) -> Option<OwnedSemaphorePermit> {
+        let permit = self.slots.clone().try_acquire_owned().ok()?;
+        match &self.rate {
+            Some(rate) if rate.check().is_err() => None,
+            _ => Some(permit),
+        }
     }
 
     /// Runs a call under the timeout.

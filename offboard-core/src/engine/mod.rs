@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::{Notify, OwnedSemaphorePermit, broadcast};
 
 mod clock;
 mod discovery;
@@ -1014,18 +1014,16 @@ impl Inner {
         actor: &str,
         event: &Event,
     ) -> Result<(Run, Vec<Command>)> {
-        let (run, commands) = self
-            .apply_with(None, run_id, lease, actor, event, None)
+        let done = self
+            .apply_with(None, run_id, Change::new(lease, actor, event))
             .await?;
-        Ok((Arc::unwrap_or_clone(run), commands))
+        Ok((Arc::unwrap_or_clone(done.run), done.commands))
     }
 
     /// [`Inner::apply_retrying`], starting from the run cached in `slot` (if any) instead of
     /// loading it, holding the slot's lock until the commit is durable, and leaving the
     /// committed run in the slot for the next sibling task. A conflict or error empties the
-    /// slot, so the next attempt reloads. With `started`, the event happened at its time (the
-    /// attempt began before the snapshot was taken) and its snapshot (for the event's task) and
-    /// audit event are stored in the same commit.
+    /// slot, so the next attempt reloads. See [`Change`] for what a change may carry along.
     ///
     /// With a slot, the change is left in it and committed by whoever takes the lock next,
     /// together with every sibling's change waiting there (one commit under all their leases,
@@ -1036,17 +1034,8 @@ impl Inner {
         &self,
         slot: Option<&RunSlot>,
         run_id: RunId,
-        lease: Option<(&Lease, bool)>,
-        actor: &str,
-        event: &Event,
-        started: Option<Started>,
+        change: Change,
     ) -> Applied {
-        let change = Change {
-            lease: lease.map(|(l, release)| (l.clone(), release)),
-            actor: actor.to_owned(),
-            event: event.clone(),
-            started,
-        };
         let Some(slot) = slot else {
             let mut uncached = None;
             return self
@@ -1098,6 +1087,10 @@ impl Inner {
     /// one commit, reloading and re-applying on version conflicts; leaves the committed run in
     /// `cached`. Returns each change's outcome, in order: a change the machine refuses, or
     /// whose lease was lost, fails alone; the others are committed without it.
+    ///
+    /// A change that may take a task along ([`Change::taking_next`]) gets one its commit made
+    /// due (see [`Inner::take_next`]): started in the same commit, under a lease the commit
+    /// takes, so its worker runs it next without a claim or a start commit of its own.
     async fn commit_changes(
         &self,
         cached: &mut Option<Cached>,
@@ -1105,6 +1098,8 @@ impl Inner {
         changes: Vec<Change>,
     ) -> Vec<Applied> {
         let mut outcomes: Vec<Option<Applied>> = changes.iter().map(|_| None).collect();
+        // Cleared when the store refused a lease to take (a task claimed meanwhile).
+        let mut may_take = self.store.claims_in_commit();
         for _ in 0..64 {
             let pending: Vec<usize> = (0..changes.len())
                 .filter(|i| outcomes[*i].is_none())
@@ -1147,22 +1142,7 @@ impl Inner {
                     }
                 };
                 let task_id = change.event.task();
-                let mut audit = AuditEvent::new(
-                    at,
-                    change.actor.clone(),
-                    AuditKind::Transition {
-                        event: change.event.clone(),
-                        task_state: task_id
-                            .and_then(|t| run.task(t))
-                            .map(|t| t.state.name().to_owned()),
-                        run_state: run.state,
-                    },
-                )
-                .with_run(run_id);
-                if let Some(t) = task_id.and_then(|t| run.task(t)) {
-                    audit = audit.with_task(t.id, t.app.clone());
-                }
-                events.push(audit);
+                events.push(transition(&run, at, &change.actor, &change.event));
                 if let (Some((snap, ev)), Some(task)) = (
                     change.started.as_ref().and_then(|s| s.snapshot.as_ref()),
                     task_id,
@@ -1180,6 +1160,33 @@ impl Inner {
                 *cached = Some(base);
                 break;
             }
+            // Tasks taken along, each by one change that may take one, with its connector's
+            // permit (none free now: left for a claim).
+            let mut taken: Vec<(usize, Lease, OwnedSemaphorePermit)> = Vec::new();
+            if may_take {
+                let mut takers = applied
+                    .iter()
+                    .map(|(i, _, _)| *i)
+                    .filter(|i| changes[*i].take_next)
+                    .peekable();
+                for (task, app) in self.take_next(&base.run, &run, now) {
+                    let Some(&i) = takers.peek() else { break };
+                    let Some(permit) = self
+                        .connectors
+                        .get(&app)
+                        .and_then(|c| c.limiter.try_acquire())
+                    else {
+                        continue;
+                    };
+                    let started = Event::TaskStarted { task };
+                    if machine::apply(&mut run, now, &started).is_err() {
+                        continue;
+                    }
+                    events.push(transition(&run, now, &self.worker_id, &started));
+                    taken.push((i, self.lease_taken(run_id, task, now), permit));
+                    takers.next();
+                }
+            }
             let changed = run
                 .tasks
                 .iter()
@@ -1190,6 +1197,7 @@ impl Inner {
             let mut commit = Commit::new(run.clone(), changed, events);
             commit.snapshots = snapshots;
             commit.leases = leases;
+            commit.claims = taken.iter().map(|(_, lease, _)| lease.clone()).collect();
             match self.store.commit(commit).await {
                 Ok((version, sealed)) => {
                     run.version = version;
@@ -1199,13 +1207,41 @@ impl Inner {
                     for (_, _, task_id) in &applied {
                         self.publish(&run, *task_id, now);
                     }
-                    if run.tasks.iter().any(|t| t.due_at.is_some_and(|d| d <= now)) {
+                    for (_, lease, _) in &taken {
+                        self.publish(&run, Some(lease.task), now);
+                    }
+                    // Due tasks nobody holds yet: a worker claims them.
+                    if run.tasks.iter().any(|t| {
+                        t.due_at.is_some_and(|d| d <= now)
+                            && !matches!(t.state, TaskState::Running { .. })
+                    }) {
                         self.wake.notify_waiters();
                     }
+                    let mut taken: BTreeMap<usize, (Lease, OwnedSemaphorePermit)> = taken
+                        .into_iter()
+                        .map(|(i, lease, permit)| (i, (lease, permit)))
+                        .collect();
                     for (i, commands, _) in applied {
-                        outcomes[i] = Some(Ok((run.clone(), commands)));
+                        let next = taken.remove(&i).map(|(mut lease, permit)| {
+                            lease.run_version = Some(version);
+                            Next {
+                                run: run.clone(),
+                                lease,
+                                permit,
+                            }
+                        });
+                        outcomes[i] = Some(Ok(Done {
+                            run: run.clone(),
+                            commands,
+                            next,
+                        }));
                     }
                     break;
+                }
+                // A task to take was claimed meanwhile: commit again without taking any.
+                Err(e) if e.kind() == ErrorKind::Conflict && lease_taken(&e) => {
+                    may_take = false;
+                    *cached = Some(base);
                 }
                 // Lost: the change under that lease fails (its worker drops its result); the
                 // others go on, on the run as it was (nothing was stored).
@@ -1256,6 +1292,50 @@ impl Inner {
             .collect()
     }
 
+    /// The tasks a commit from `before` to `after` made due at `now` that its workers may take
+    /// along (see [`Inner::commit_changes`]), in plan order: pending actions no longer waiting
+    /// for a dependency, due now and not before, that need no snapshot (a reversible action's
+    /// snapshot is taken before its start is committed), of an app whose connector offers the
+    /// action.
+    fn take_next(&self, before: &Run, after: &Run, now: DateTime<Utc>) -> Vec<(TaskId, AppId)> {
+        if after.cancelled {
+            return Vec::new();
+        }
+        after
+            .tasks
+            .iter()
+            .zip(&before.tasks)
+            .filter(|(t, was)| {
+                t.state == TaskState::Pending
+                    && t.due_at.is_some_and(|d| d <= now)
+                    && was.due_at.is_none_or(|d| d > now)
+                    && !t.reversible
+                    && t.account.is_some()
+            })
+            .filter(|(t, _)| match (&t.kind, self.connectors.get(&t.app)) {
+                (TaskKind::Action { action }, Some(c)) => {
+                    c.connector.capabilities().action(&action.name).is_some()
+                }
+                _ => false,
+            })
+            .map(|(t, _)| (t.id, t.app.clone()))
+            .collect()
+    }
+
+    /// This worker's lease on `task`, taken with a commit at `now` (see [`Commit::claims`]).
+    fn lease_taken(&self, run: RunId, task: TaskId, now: DateTime<Utc>) -> Lease {
+        Lease {
+            run,
+            task,
+            worker: self.worker_id.clone(),
+            token: uuid::Uuid::new_v4(),
+            until: now + chrono::Duration::from_std(self.lease_for).unwrap_or_default(),
+            // Never leased before (it was not due): this is its first claim.
+            claims: 1,
+            run_version: None,
+        }
+    }
+
     async fn restore(&self, run_id: RunId, task_id: TaskId) -> Result<()> {
         let run = self.load(run_id).await?;
         let task = run
@@ -1295,12 +1375,56 @@ pub(crate) struct Change {
     lease: Option<(Lease, bool)>,
     actor: String,
     event: Event,
+    /// The event happened at its time (the attempt began before the snapshot was taken) and its
+    /// snapshot (for the event's task) and audit event are stored in the same commit.
     started: Option<Started>,
+    /// Whether its worker runs a task this change makes due next (see [`Done::next`]).
+    take_next: bool,
 }
 
-/// A change's outcome: the run as committed (shared with the slot and the change's siblings)
-/// and the change's commands.
-pub(crate) type Applied = Result<(Arc<Run>, Vec<Command>)>;
+impl Change {
+    /// `event` caused by `actor`, under `lease` (released with the commit if its flag says so).
+    pub(crate) fn new(lease: Option<(&Lease, bool)>, actor: &str, event: &Event) -> Self {
+        Self {
+            lease: lease.map(|(l, release)| (l.clone(), release)),
+            actor: actor.to_owned(),
+            event: event.clone(),
+            started: None,
+            take_next: false,
+        }
+    }
+
+    /// The start of an attempt that began at `started.at`.
+    pub(crate) fn started(mut self, started: Option<Started>) -> Self {
+        self.started = started;
+        self
+    }
+
+    /// Its worker is free once it is committed and takes a task it makes due along.
+    pub(crate) fn taking_next(mut self) -> Self {
+        self.take_next = true;
+        self
+    }
+}
+
+/// A committed change: the run as committed (shared with the slot and the change's siblings),
+/// the change's commands, and the task its worker runs next, if it took one.
+pub(crate) struct Done {
+    pub(crate) run: Arc<Run>,
+    pub(crate) commands: Vec<Command>,
+    pub(crate) next: Option<Next>,
+}
+
+/// A task started by the commit of a change that took it along: the run as committed, the
+/// lease the commit took on it and its connector's permit.
+pub(crate) struct Next {
+    pub(crate) run: Arc<Run>,
+    pub(crate) lease: Lease,
+    pub(crate) permit: OwnedSemaphorePermit,
+}
+
+/// A change's outcome.
+pub(crate) type Applied = Result<Done>;
 
 /// A copy of `e` for another change of the same commit (its source is not copied).
 fn copy_error(e: &Error) -> Error {
@@ -1322,6 +1446,29 @@ pub(crate) struct Started {
 
 fn lease_lost(e: &Error) -> bool {
     e.context().any(|(k, v)| k == "lease" && v == "lost")
+}
+
+fn lease_taken(e: &Error) -> bool {
+    e.context().any(|(k, v)| k == "lease" && v == "taken")
+}
+
+/// The audit event of `event`, applied to `run` at `at` by `actor`.
+fn transition(run: &Run, at: DateTime<Utc>, actor: &str, event: &Event) -> AuditEvent {
+    let task = event.task().and_then(|t| run.task(t));
+    let audit = AuditEvent::new(
+        at,
+        actor.to_owned(),
+        AuditKind::Transition {
+            event: event.clone(),
+            task_state: task.map(|t| t.state.name().to_owned()),
+            run_state: run.state,
+        },
+    )
+    .with_run(run.id);
+    match task {
+        Some(t) => audit.with_task(t.id, t.app.clone()),
+        None => audit,
+    }
 }
 
 fn machine_error(run: &Run, e: machine::MachineError) -> Error {

@@ -40,13 +40,14 @@ async fn a_lost_lease_fails_its_own_change_and_the_siblings_commit_without_it() 
     let taken = store.claim(request("worker-b")).await.unwrap();
     assert_eq!(taken.len(), 1);
 
-    let change = |i: usize| Change {
-        lease: Some((lease(i), false)),
-        actor: "worker-a".into(),
-        event: Event::TaskStarted {
-            task: run.tasks[i].id,
-        },
-        started: None,
+    let change = |i: usize| {
+        Change::new(
+            Some((&lease(i), false)),
+            "worker-a",
+            &Event::TaskStarted {
+                task: run.tasks[i].id,
+            },
+        )
     };
     let before = store.load_run(run.id).await.unwrap().unwrap().version;
     let mut cached = None;
@@ -57,7 +58,9 @@ async fn a_lost_lease_fails_its_own_change_and_the_siblings_commit_without_it() 
     assert_eq!(outcomes.len(), 3);
     assert!(outcomes[0].is_ok(), "{:?}", outcomes[0].as_ref().err());
     assert!(outcomes[2].is_ok(), "{:?}", outcomes[2].as_ref().err());
-    let lost = outcomes[1].as_ref().unwrap_err();
+    let Err(lost) = &outcomes[1] else {
+        panic!("the change under the lost lease was committed");
+    };
     assert!(
         lost.context()
             .any(|(k, v)| k == "task" && v == run.tasks[1].id.to_string()),

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tokio::task::JoinSet;
 
-use super::{Cached, Inner, RunSlot, SlotGuard, Started};
+use super::{Cached, Change, Done, Inner, Next, RunSlot, SlotGuard, Started};
 use crate::audit::{AuditEvent, AuditKind};
 use crate::connector::{ExecuteOptions, SnapshotPolicy};
 use crate::delegate::{DelegationRequest, TicketStatus};
@@ -157,10 +157,11 @@ impl Inner {
                 self.apply_with(
                     Some(&slot),
                     lease.run,
-                    Some((lease, true)),
-                    &self.worker_id,
-                    &Event::TaskAbandoned { task: lease.task },
-                    None,
+                    Change::new(
+                        Some((lease, true)),
+                        &self.worker_id,
+                        &Event::TaskAbandoned { task: lease.task },
+                    ),
                 )
                 .await?;
                 Ok(())
@@ -236,14 +237,16 @@ impl Inner {
                         (Some(started), Prepared::SnapshotFailed(e))
                     }
                 };
-                let (run, commands) = self
+                let Done { run, commands, .. } = self
                     .apply_with(
                         Some(&slot),
                         lease.run,
-                        Some((&lease, false)),
-                        &self.worker_id,
-                        &Event::TaskStarted { task: lease.task },
-                        started,
+                        Change::new(
+                            Some((&lease, false)),
+                            &self.worker_id,
+                            &Event::TaskStarted { task: lease.task },
+                        )
+                        .started(started),
                     )
                     .await?;
                 let mut prepared = Some(prepared);
@@ -251,8 +254,16 @@ impl Inner {
                     match cmd {
                         Command::Execute(_) => {
                             let prepared = prepared.take().unwrap_or(Prepared::Nothing);
-                            self.execute(&run, &lease, &slot, prepared, permit.take())
+                            let mut next = self
+                                .execute(&run, &lease, &slot, prepared, permit.take())
                                 .await?;
+                            // The tasks its result made due and took along, one after another
+                            // (started by that commit, under its lease).
+                            while let Some(Next { run, lease, permit }) = next {
+                                next = self
+                                    .execute(&run, &lease, &slot, Prepared::Nothing, Some(permit))
+                                    .await?;
+                            }
                         }
                         Command::OpenDelegation(_) => {
                             self.open_delegation(&run, &lease, &slot).await?;
@@ -267,15 +278,16 @@ impl Inner {
 
     /// Runs a task's action. `prepared` says what the start already did about the snapshot;
     /// `permit` (the connector's concurrency permit) is given back as soon as the connector
-    /// calls are done, before the result is committed.
+    /// calls are done, before the result is committed. Returns the task the result's commit
+    /// took along, if it took one.
     async fn execute(
         &self,
         run: &Run,
         lease: &Lease,
         slot: &RunSlot,
         prepared: Prepared,
-        permit: Option<tokio::sync::SemaphorePermit<'_>>,
-    ) -> Result<()> {
+        permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> Result<Option<Next>> {
         let task = run
             .task(lease.task)
             .ok_or_else(|| Error::internal("unknown task"))?;
@@ -353,7 +365,8 @@ impl Inner {
                 }
             }
         };
-        self.record_result(lease, event, slot).await
+        let change = Change::new(Some((lease, true)), &self.worker_id, &event).taking_next();
+        self.commit_result(lease, change, slot).await
     }
 
     /// Takes and stores the snapshot of a reversible task's account unless one is stored (a
@@ -389,24 +402,26 @@ impl Inner {
         Ok(())
     }
 
-    /// Commits a task's result; a lost lease means another worker re-ran it (idempotently), so
-    /// this result is dropped.
+    /// Commits a task's result (`event`, under `lease`, releasing it); a lost lease means
+    /// another worker re-ran it (idempotently), so this result is dropped.
     async fn record_result(&self, lease: &Lease, event: Event, slot: &RunSlot) -> Result<()> {
-        match self
-            .apply_with(
-                Some(slot),
-                lease.run,
-                Some((lease, true)),
-                &self.worker_id,
-                &event,
-                None,
-            )
-            .await
-        {
-            Ok(_) => Ok(()),
+        let change = Change::new(Some((lease, true)), &self.worker_id, &event);
+        self.commit_result(lease, change, slot).await.map(drop)
+    }
+
+    /// [`Inner::record_result`] of `change`. Returns the task the commit took along, if the
+    /// change could take one.
+    async fn commit_result(
+        &self,
+        lease: &Lease,
+        change: Change,
+        slot: &RunSlot,
+    ) -> Result<Option<Next>> {
+        match self.apply_with(Some(slot), lease.run, change).await {
+            Ok(done) => Ok(done.next),
             Err(e) if e.kind() == ErrorKind::Conflict => {
                 tracing::warn!(run = %lease.run, task = %lease.task, error = %e, "result not recorded: lease lost to another worker");
-                Ok(())
+                Ok(None)
             }
             Err(e) => Err(e),
         }
