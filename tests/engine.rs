@@ -1348,3 +1348,85 @@ async fn a_refused_take_commits_the_result_without_it() {
     // task); the one after it took nothing.
     assert_eq!(store.take_commit_claims().iter().sum::<usize>(), 0);
 }
+
+/// A run cancelled while a task runs: that task's result is recorded when it arrives, and the
+/// task it would have made due is cancelled, not taken along (the result's commit sees the
+/// cancel) nor claimed.
+#[tokio::test(start_paused = true)]
+async fn a_result_after_a_cancel_takes_nothing_along() {
+    let c = Arc::new(
+        ReferenceConnector::builder("idp")
+            .users([ReferenceUser::employee("ada@example.com")])
+            .latency(Duration::from_secs(1))
+            .build(),
+    );
+    let store = Arc::new(MemoryStore::new());
+    let src = r#"
+[apps.idp]
+method = "automatic"
+actions = ["idp.suspend", "idp.clear_sessions"]
+"#;
+    let engine = Engine::builder()
+        .store(store.clone())
+        .policy(policy(src))
+        .connector_with_limits(c.clone(), Limits::default())
+        .build()
+        .expect("engine builds");
+    let plan = engine.plan(RunRequest::new(ada(), admin())).await.unwrap();
+    let id = engine.submit(plan, None).await.unwrap();
+    let workers = engine.start();
+    // The suspension is under way (1 s per connector call): cancel meanwhile.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let run = engine.status(id).await.unwrap();
+    assert!(matches!(
+        task(&run, "idp.suspend").state,
+        TaskState::Running { .. }
+    ));
+    engine.cancel(id, "admin@example.com").await.unwrap();
+    let run = engine.wait(id).await.unwrap();
+    workers.shutdown().await;
+    assert_eq!(run.state, RunState::Cancelled);
+    assert!(task(&run, "idp.suspend").state.is_completed(), "{run:?}");
+    assert_eq!(task(&run, "idp.clear_sessions").state, TaskState::Cancelled);
+    let ada = c.account_by_login("ada@example.com").unwrap();
+    assert_eq!(c.effects(&ada.external_id, "idp.suspend"), 1);
+    // (The result's first commit, made on the run as this engine held it before the cancel,
+    // may have tried to take it: refused for the moved version, and made again on the
+    // cancelled run, which takes nothing.)
+    assert_eq!(c.effects(&ada.external_id, "idp.clear_sessions"), 0);
+}
+
+/// A task of a later stage is not due when its dependency completes: it is not taken along,
+/// and waits for its time.
+#[tokio::test(start_paused = true)]
+async fn a_later_stage_is_not_taken_along() {
+    let store = Arc::new(offboard_testkit::store::CountingStore::new(
+        MemoryStore::new(),
+    ));
+    let src = r#"
+[stages]
+now = "0d"
+later = "1d"
+[apps.idp]
+method = "automatic"
+actions = ["idp.suspend", { name = "idp.clear_sessions", stage = "later" }]
+"#;
+    let c = idp(&["ada@example.com"]);
+    let engine = Engine::builder()
+        .store(store.clone())
+        .policy(policy(src))
+        .connector_with_limits(c.clone(), Limits::default())
+        .build()
+        .expect("engine builds");
+    let plan = engine.plan(RunRequest::new(ada(), admin())).await.unwrap();
+    let id = engine.submit(plan, None).await.unwrap();
+    engine.run_due().await.unwrap();
+    let run = engine.status(id).await.unwrap();
+    assert!(task(&run, "idp.suspend").state.is_completed());
+    assert_eq!(task(&run, "idp.clear_sessions").state, TaskState::Pending);
+    assert_eq!(store.take_commit_claims().iter().sum::<usize>(), 0);
+    tokio::time::advance(Duration::from_secs(86_400)).await;
+    engine.run_due().await.unwrap();
+    let run = engine.status(id).await.unwrap();
+    assert_eq!(run.state, RunState::Completed);
+}
