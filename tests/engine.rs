@@ -1117,14 +1117,7 @@ async fn submitted_on_a_counting_store() -> (
     let store = Arc::new(offboard_testkit::store::CountingStore::new(
         MemoryStore::new(),
     ));
-    let engine = Engine::builder()
-        .store(store.clone())
-        .policy(policy(IDP_BASIC))
-        .connector_with_limits(idp(&["ada@example.com"]), Limits::default())
-        .build()
-        .expect("engine builds");
-    let plan = engine.plan(RunRequest::new(ada(), admin())).await.unwrap();
-    let id = engine.submit(plan, None).await.unwrap();
+    let (engine, id) = ada_submitted(store.clone(), IDP_BASIC, idp(&["ada@example.com"])).await;
     (store, engine, id)
 }
 
@@ -1226,14 +1219,7 @@ method = "automatic"
 actions = ["idp.suspend", "idp.clear_sessions", "idp.remove_groups", "idp.unassign_apps"]
 "#;
     let c = idp(&["ada@example.com"]);
-    let engine = Engine::builder()
-        .store(store.clone())
-        .policy(policy(FOUR))
-        .connector_with_limits(c.clone(), Limits::default())
-        .build()
-        .expect("engine builds");
-    let plan = engine.plan(RunRequest::new(ada(), admin())).await.unwrap();
-    let id = engine.submit(plan, None).await.unwrap();
+    let (engine, id) = ada_submitted(store.clone(), FOUR, c.clone()).await;
     store.take();
     store.take_commit_leases();
     engine.run_due().await.unwrap();
@@ -1366,14 +1352,7 @@ async fn a_result_after_a_cancel_takes_nothing_along() {
 method = "automatic"
 actions = ["idp.suspend", "idp.clear_sessions"]
 "#;
-    let engine = Engine::builder()
-        .store(store.clone())
-        .policy(policy(src))
-        .connector_with_limits(c.clone(), Limits::default())
-        .build()
-        .expect("engine builds");
-    let plan = engine.plan(RunRequest::new(ada(), admin())).await.unwrap();
-    let id = engine.submit(plan, None).await.unwrap();
+    let (engine, id) = ada_submitted(store.clone(), src, c.clone()).await;
     let workers = engine.start();
     // The suspension is under way (1 s per connector call): cancel meanwhile.
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -1412,14 +1391,7 @@ method = "automatic"
 actions = ["idp.suspend", { name = "idp.clear_sessions", stage = "later" }]
 "#;
     let c = idp(&["ada@example.com"]);
-    let engine = Engine::builder()
-        .store(store.clone())
-        .policy(policy(src))
-        .connector_with_limits(c.clone(), Limits::default())
-        .build()
-        .expect("engine builds");
-    let plan = engine.plan(RunRequest::new(ada(), admin())).await.unwrap();
-    let id = engine.submit(plan, None).await.unwrap();
+    let (engine, id) = ada_submitted(store.clone(), src, c.clone()).await;
     engine.run_due().await.unwrap();
     let run = engine.status(id).await.unwrap();
     assert!(task(&run, "idp.suspend").state.is_completed());
@@ -1429,4 +1401,22 @@ actions = ["idp.suspend", { name = "idp.clear_sessions", stage = "later" }]
     engine.run_due().await.unwrap();
     let run = engine.status(id).await.unwrap();
     assert_eq!(run.state, RunState::Completed);
+}
+
+/// An engine on `store` with the policy `src` and connector `c` (default limits), and the run
+/// of Ada it submitted.
+async fn ada_submitted(
+    store: Arc<dyn Store>,
+    src: &str,
+    c: Arc<ReferenceConnector>,
+) -> (Engine, offboard::RunId) {
+    let engine = Engine::builder()
+        .store(store)
+        .policy(policy(src))
+        .connector_with_limits(c, Limits::default())
+        .build()
+        .expect("engine builds");
+    let plan = engine.plan(RunRequest::new(ada(), admin())).await.unwrap();
+    let id = engine.submit(plan, None).await.unwrap();
+    (engine, id)
 }
