@@ -1330,7 +1330,8 @@ impl Inner {
             worker: self.worker_id.clone(),
             token: uuid::Uuid::new_v4(),
             until: now + chrono::Duration::from_std(self.lease_for).unwrap_or_default(),
-            // Never leased before (it was not due): this is its first claim.
+            // Not read by the store (it counts the claim); a task this commit made due holds
+            // no lease, so for the engine this is its first.
             claims: 1,
             run_version: None,
         }

@@ -34,7 +34,9 @@
 //!    [`Command::Execute`] / [`Command::OpenDelegation`]; for [`ClaimCommand::Poll`] it polls
 //!    the delegation and applies [`Event::DelegationUpdated`] / [`Event::DelegationDone`] when
 //!    the ticket changed.
-//! 3. It applies [`Event::TaskSucceeded`] or [`Event::TaskErrored`] with the result.
+//! 3. It applies [`Event::TaskSucceeded`] or [`Event::TaskErrored`] with the result. A task
+//!    that result made due may be started in the same commit ([`Event::TaskStarted`] after
+//!    the result, with the task's lease taken by that commit) instead of being claimed.
 //! 4. After each [`apply`], `task.due_at` says when each task is due; the store claims by it.
 
 use std::collections::HashSet;
