@@ -7,6 +7,11 @@
 //! process them, as a host runs it. Each case is durable (SQLite, `synchronous = FULL`) before
 //! its submit returns and at every step after.
 //!
+//! The store's rates are measured on SQLite and, when `OFFBOARD_BENCH_PG_URL` (else
+//! `OFFBOARD_TEST_PG_URL`, which the test command sets) names a PostgreSQL server the benchmark
+//! may create databases on, on PostgreSQL too (a fresh database per measurement, dropped after
+//! it; the server's `fsync` and `synchronous_commit` are printed with the numbers).
+//!
 //! Run with `cargo bench --bench scale`; choose N with `OFFBOARD_SCALE_N` (default
 //! `100,1000`, e.g. `OFFBOARD_SCALE_N=100,1000,10000`) and the directory of the database files
 //! with `OFFBOARD_SCALE_DIR` (default: the system temp directory); `OFFBOARD_SCALE_MODES`
@@ -20,13 +25,15 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use futures::StreamExt;
-use offboard::stores::SqliteStore;
+use offboard::stores::{PostgresStore, SqliteStore};
 use offboard::{
     AuditEvent, AuditKind, ClaimRequest, Commit, Engine, Initiator, Limits, Person, Policy, RunId,
     RunQuery, RunRequest, RunState, Store,
 };
+use offboard_testkit::postgres::ScratchDatabase;
 use offboard_testkit::reference::{ReferenceConnector, ReferenceUser};
 use offboard_testkit::store::CountingStore;
+use sqlx::{Connection, PgConnection};
 
 const POLICY: &str = r#"
 [apps.idp]
@@ -268,15 +275,79 @@ async fn scale(n: usize, mode: Mode) -> ScaleResult {
     }
 }
 
+/// Where the store rates are measured: each measurement gets a fresh store.
+#[derive(Clone)]
+enum Backend {
+    /// A SQLite file in a scratch directory.
+    Sqlite,
+    /// A database of its own created (and dropped) on the PostgreSQL server at this URL.
+    Postgres(String),
+}
+
+/// A fresh store of `backend` for one measurement, and what [`Fresh::cleanup`] removes.
+enum Fresh {
+    /// The SQLite file's directory, removed on drop.
+    Sqlite { _dir: Scratch },
+    /// The database created for the measurement.
+    Postgres(ScratchDatabase),
+}
+
+impl Backend {
+    async fn fresh(&self, tag: &str) -> (Arc<dyn Store>, Fresh) {
+        match self {
+            Self::Sqlite => {
+                let dir = Scratch::new(tag);
+                let store = SqliteStore::open(dir.db()).await.unwrap();
+                (Arc::new(store), Fresh::Sqlite { _dir: dir })
+            }
+            Self::Postgres(admin_url) => {
+                let db = ScratchDatabase::create(admin_url, "offboard_bench")
+                    .await
+                    .unwrap_or_else(|e| panic!("cannot create a database on {admin_url}: {e}"));
+                let store = PostgresStore::connect(db.url()).await.unwrap();
+                (Arc::new(store), Fresh::Postgres(db))
+            }
+        }
+    }
+
+    /// How durable the server's commits are: its `fsync` and `synchronous_commit` settings.
+    async fn durability(&self) -> String {
+        match self {
+            Self::Sqlite => "WAL, synchronous=FULL".to_owned(),
+            Self::Postgres(url) => {
+                let mut conn = PgConnection::connect(url).await.unwrap();
+                let mut settings = Vec::new();
+                for name in ["fsync", "synchronous_commit"] {
+                    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SHOW {name}")))
+                        .fetch_one(&mut conn)
+                        .await
+                        .unwrap();
+                    let value: String = sqlx::Row::get(&row, 0);
+                    settings.push(format!("{name}={value}"));
+                }
+                settings.join(", ")
+            }
+        }
+    }
+}
+
+impl Fresh {
+    async fn cleanup(self, store: Arc<dyn Store>) {
+        drop(store);
+        if let Self::Postgres(db) = self {
+            db.drop_database().await;
+        }
+    }
+}
+
 /// Durable transitions/s: each one commits a run update, one task row and one audit event in
 /// one transaction, as the engine's commits do; one caller, then `concurrent` callers on
 /// different runs.
-async fn transitions(ops: usize, concurrent: usize) -> (f64, f64) {
-    let dir = Scratch::new("transitions");
-    let store = Arc::new(SqliteStore::open(dir.db()).await.unwrap());
+async fn transitions(backend: &Backend, ops: usize, concurrent: usize) -> (f64, f64) {
+    let (store, fresh) = backend.fresh("transitions").await;
     let engine = engine_on(store.clone(), concurrent).await;
     let ids = submit_all(&engine, 0, concurrent, 1).await;
-    let one = |store: Arc<SqliteStore>, id: RunId, ops: usize| async move {
+    let one = |store: Arc<dyn Store>, id: RunId, ops: usize| async move {
         let mut run = store.load_run(id).await.unwrap().unwrap();
         for i in 0..ops {
             let task = run.tasks[i % ACTIONS].id;
@@ -310,13 +381,14 @@ async fn transitions(ops: usize, concurrent: usize) -> (f64, f64) {
         h.await.unwrap();
     }
     let parallel = (per * concurrent) as f64 / start.elapsed().as_secs_f64();
+    drop(engine);
+    fresh.cleanup(store).await;
     (serial, parallel)
 }
 
 /// Audit appends/s, one event per append, one caller.
-async fn appends(ops: usize) -> f64 {
-    let dir = Scratch::new("appends");
-    let store = SqliteStore::open(dir.db()).await.unwrap();
+async fn appends(backend: &Backend, ops: usize) -> f64 {
+    let (store, fresh) = backend.fresh("appends").await;
     let start = Instant::now();
     for i in 0..ops {
         let event = AuditEvent::new(
@@ -329,14 +401,15 @@ async fn appends(ops: usize) -> f64 {
         );
         store.append_audit(vec![event]).await.unwrap();
     }
-    ops as f64 / start.elapsed().as_secs_f64()
+    let rate = ops as f64 / start.elapsed().as_secs_f64();
+    fresh.cleanup(store).await;
+    rate
 }
 
 /// Claim latency with 4 concurrent claimers taking one task at a time from `runs` × 4 due
 /// tasks: (mean, p50, p99, max) and claims/s.
-async fn claims(runs: usize) -> (Duration, Duration, Duration, Duration, f64) {
-    let dir = Scratch::new("claims");
-    let store = Arc::new(SqliteStore::open(dir.db()).await.unwrap());
+async fn claims(backend: &Backend, runs: usize) -> (Duration, Duration, Duration, Duration, f64) {
+    let (store, fresh) = backend.fresh("claims").await;
     let engine = engine_on(store.clone(), runs).await;
     submit_all(&engine, 0, runs, 1).await;
     let now = Utc::now() + chrono::Duration::seconds(1);
@@ -370,6 +443,8 @@ async fn claims(runs: usize) -> (Duration, Duration, Duration, Duration, f64) {
         lat.extend(c.await.unwrap());
     }
     let wall = start.elapsed();
+    drop(engine);
+    fresh.cleanup(store).await;
     lat.sort();
     let mean = lat.iter().sum::<Duration>() / lat.len() as u32;
     let pct = |p: f64| lat[((lat.len() - 1) as f64 * p) as usize];
@@ -516,22 +591,36 @@ fn main() {
         print_scale(&results);
 
         let (ops, claim_runs) = if bench { (2000, 250) } else { (40, 5) };
-        let (serial, parallel) = transitions(ops, 4).await;
-        let appends = appends(ops).await;
-        let (mean, p50, p99, max, rate) = claims(claim_runs).await;
-        println!();
-        println!("store (SQLite, synchronous=FULL)");
-        println!("  durable transitions/s, 1 caller:        {serial:>9.1}");
-        println!("  durable transitions/s, 4 callers:       {parallel:>9.1}");
-        println!("  audit appends/s (1 event each):         {appends:>9.1}");
-        println!(
-            "  claim latency, 4 concurrent claimers ({} tasks, limit 1): mean {}, p50 {}, p99 {}, max {}; {:.1} claims/s",
-            claim_runs * ACTIONS,
-            ms(mean),
-            ms(p50),
-            ms(p99),
-            ms(max),
-            rate
-        );
+        let mut backends = vec![Backend::Sqlite];
+        // A PostgreSQL server the benchmark may create databases on; the test command's (under
+        // `cargo test`, a smoke run) if none is named.
+        if let Ok(url) = std::env::var("OFFBOARD_BENCH_PG_URL")
+            .or_else(|_| std::env::var("OFFBOARD_TEST_PG_URL"))
+        {
+            backends.push(Backend::Postgres(url));
+        }
+        for backend in &backends {
+            let (serial, parallel) = transitions(backend, ops, 4).await;
+            let appends = appends(backend, ops).await;
+            let (mean, p50, p99, max, rate) = claims(backend, claim_runs).await;
+            let name = match backend {
+                Backend::Sqlite => "SQLite",
+                Backend::Postgres(_) => "PostgreSQL",
+            };
+            println!();
+            println!("store ({name}, {})", backend.durability().await);
+            println!("  durable transitions/s, 1 caller:        {serial:>9.1}");
+            println!("  durable transitions/s, 4 callers:       {parallel:>9.1}");
+            println!("  audit appends/s (1 event each):         {appends:>9.1}");
+            println!(
+                "  claim latency, 4 concurrent claimers ({} tasks, limit 1): mean {}, p50 {}, p99 {}, max {}; {:.1} claims/s",
+                claim_runs * ACTIONS,
+                ms(mean),
+                ms(p50),
+                ms(p99),
+                ms(max),
+                rate
+            );
+        }
     });
 }

@@ -328,21 +328,11 @@ async fn sqlite_survives_sigkill_anywhere() {
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_survives_sigkill_anywhere() {
-    use sqlx::Connection;
-    let admin_url = std::env::var("OFFBOARD_TEST_PG_URL").unwrap_or_else(|_| {
-        panic!(
-            "OFFBOARD_TEST_PG_URL is not set: run ./scripts/test, which starts PostgreSQL and \
-             sets it"
-        )
-    });
-    let name = format!("offboard_crash_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
+    use offboard_testkit::postgres::ScratchDatabase;
+    let db = ScratchDatabase::create(&ScratchDatabase::test_server(), "offboard_crash")
         .await
         .unwrap();
-    let base = admin_url.split('?').next().unwrap();
-    let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
+    let url = db.url().to_owned();
     let dir = tempfile::tempdir().unwrap();
     let store = offboard_store::PostgresStore::connect(&url).await.unwrap();
     let summary = crash_and_check(dir.path(), Some(&url), &store).await;
@@ -353,9 +343,5 @@ async fn postgres_survives_sigkill_anywhere() {
         check.verified
     );
     drop(store);
-    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .execute(&mut admin)
-    .await;
+    db.drop_database().await;
 }

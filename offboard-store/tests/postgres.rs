@@ -16,44 +16,23 @@ use offboard_core::{
     RunState, Store, Task, TaskId, TaskKind, TaskState,
 };
 use offboard_store::PostgresStore;
+use offboard_testkit::postgres::ScratchDatabase;
 use offboard_testkit::reference::{ReferenceConnector, ReferenceUser};
 use sqlx::{Connection, PgConnection};
 
 /// A database of its own for one test, dropped when the test ends well.
 struct TestDb {
-    admin_url: String,
-    name: String,
+    db: ScratchDatabase,
     url: String,
 }
 
 impl TestDb {
     async fn new() -> Self {
-        let admin_url = std::env::var("OFFBOARD_TEST_PG_URL").unwrap_or_else(|_| {
-            panic!(
-                "OFFBOARD_TEST_PG_URL is not set: run ./scripts/test, which starts PostgreSQL \
-                 and sets it (or point it at a PostgreSQL database you may create databases in)"
-            )
-        });
-        let name = format!("offboard_t_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = PgConnection::connect(&admin_url)
+        let db = ScratchDatabase::create(&ScratchDatabase::test_server(), "offboard_t")
             .await
-            .unwrap_or_else(|e| panic!("cannot connect to OFFBOARD_TEST_PG_URL: {e}"));
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        admin.close().await.unwrap();
-        let (base, query) = match admin_url.split_once('?') {
-            Some((b, q)) => (b, format!("?{q}")),
-            None => (admin_url.as_str(), String::new()),
-        };
-        let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
-        let url = format!("{base}/{name}{query}");
-        Self {
-            admin_url,
-            name,
-            url,
-        }
+            .unwrap_or_else(|e| panic!("cannot create a database on OFFBOARD_TEST_PG_URL: {e}"));
+        let url = db.url().to_owned();
+        Self { db, url }
     }
 
     async fn store(&self) -> PostgresStore {
@@ -65,14 +44,7 @@ impl TestDb {
     }
 
     async fn drop_db(self) {
-        if let Ok(mut admin) = PgConnection::connect(&self.admin_url).await {
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            )))
-            .execute(&mut admin)
-            .await;
-        }
+        self.db.drop_database().await;
     }
 }
 

@@ -37,6 +37,7 @@ pub mod google;
 pub mod graph;
 pub mod jira;
 pub mod okta;
+pub mod postgres;
 pub mod reference;
 pub mod store;
 pub mod trace;
