@@ -14,7 +14,7 @@
 //! - **Status** reads the task; while it is open and a reminder period (default 3 days) has
 //!   passed since the owner was last written to, it sends a reminder with a fresh link, up to
 //!   `max_reminders` (default 3); one period after the last reminder it escalates once to
-//!   `escalate_to`. Time comes from the injected [`Clock`](offboard_core::engine::Clock).
+//!   `escalate_to`. Time comes from the injected [`Clock`].
 //! - The ticket's `url` is the task page **without** the token: tickets are persisted and
 //!   audited, and the token is a capability to complete the task.
 //! - SMTP: STARTTLS (default), implicit TLS, or plain for a local test sink; rustls with the
@@ -248,7 +248,7 @@ impl Delegate for EmailDelegate {
     ///
     /// # Errors
     /// `InvalidInput` for an empty idempotency key; `Config` when the app has no owner; SMTP
-    /// errors as classified in [`error`](crate::error).
+    /// errors as classified in [`error`].
     async fn open(&self, request: &DelegationRequest) -> Result<Ticket> {
         if request.idempotency_key.is_empty() {
             return Err(

@@ -18,7 +18,7 @@
 //! - **Webhooks** ([`JiraWebhook`]): verifies `X-Hub-Signature: sha256=<hex>` in constant
 //!   time, refuses replays and stale deliveries, and returns the new state.
 //!
-//! Errors follow [`error`](crate::error)'s table: 429 and 5xx are retryable with the
+//! Errors follow [`error`]'s table: 429 and 5xx are retryable with the
 //! vendor's `Retry-After` as the wait hint.
 //!
 //! # Example
@@ -240,7 +240,7 @@ impl Delegate for JiraDelegate {
     ///
     /// # Errors
     /// `InvalidInput` for an empty idempotency key; Jira's errors as classified in
-    /// [`error`](crate::error).
+    /// [`error`].
     async fn open(&self, request: &DelegationRequest) -> Result<Ticket> {
         if request.idempotency_key.is_empty() {
             return Err(

@@ -24,7 +24,7 @@ pub const REMOVE_GROUPS: ActionName = ActionName::from_static("ad.remove_groups"
 pub const MOVE_TO_DISABLED_OU: ActionName = ActionName::from_static("ad.move_to_disabled_ou");
 /// `ad.reset_password`: sets a random password nobody knows.
 pub const RESET_PASSWORD: ActionName = ActionName::from_static("ad.reset_password");
-/// `ad.stamp_description`: writes "offboarded <date> by <actor>, run <id>" to `description`.
+/// `ad.stamp_description`: writes `"offboarded <date> by <actor>, run <id>"` to `description`.
 pub const STAMP_DESCRIPTION: ActionName = ActionName::from_static("ad.stamp_description");
 /// `ad.clear_manager`: clears `manager`.
 pub const CLEAR_MANAGER: ActionName = ActionName::from_static("ad.clear_manager");

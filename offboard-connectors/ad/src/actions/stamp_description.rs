@@ -1,4 +1,4 @@
-//! `ad.stamp_description`: `description` = "offboarded <date> by <actor>, run <id>". The run id
+//! `ad.stamp_description`: `description` = `"offboarded <date> by <actor>, run <id>"`. The run id
 //! comes from `ExecuteOptions::run` (or the idempotency key when there is no run); a
 //! description already stamped for the same run is left as it is (`already_done`), even on a
 //! later day.
