@@ -1420,3 +1420,56 @@ async fn ada_submitted(
     let id = engine.submit(plan, None).await.unwrap();
     (engine, id)
 }
+
+/// An engine that holds none of the runs it claims tasks of (another engine submitted them, or
+/// this one restarted) loads them together, one call per claim, not one per run.
+#[tokio::test(start_paused = true)]
+async fn runs_of_one_claim_are_loaded_together() {
+    let store = Arc::new(offboard_testkit::store::CountingStore::new(
+        MemoryStore::new(),
+    ));
+    let people = ["ada", "bob", "cy"];
+    let c = idp(&people
+        .map(|p| format!("{p}@example.com"))
+        .each_ref()
+        .map(|s| s.as_str()));
+    let build = || {
+        Engine::builder()
+            .store(store.clone())
+            .policy(policy(IDP_BASIC))
+            .connector_with_limits(c.clone(), Limits::default())
+            .build()
+            .expect("engine builds")
+    };
+    let submitter = build();
+    for p in people {
+        let person = Person::new(p, format!("{p}@example.com"));
+        let plan = submitter
+            .plan(RunRequest::new(person, admin()))
+            .await
+            .unwrap();
+        submitter.submit(plan, None).await.unwrap();
+    }
+    store.take();
+    let worker = build();
+    worker.run_due().await.unwrap();
+    let calls = store.take();
+    let count = |name: &str| calls.get(name).map_or(0, |(n, _)| *n);
+    assert_eq!(count("load_runs"), 1, "{calls:?}");
+    assert_eq!(count("load_run"), 0, "{calls:?}");
+    let runs = store
+        .list_runs(offboard::RunQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(runs.len(), 3);
+    assert!(
+        runs.iter().all(|r| r.state == RunState::Completed),
+        "{runs:?}"
+    );
+    // Each action ran once per person.
+    assert!(
+        c.calls().by_action.values().all(|n| *n == 3),
+        "{:?}",
+        c.calls()
+    );
+}

@@ -49,6 +49,9 @@ impl Store for IgnoresVersions {
     async fn load_run(&self, id: RunId) -> Result<Option<Run>> {
         self.0.load_run(id).await
     }
+    async fn load_runs(&self, ids: &[RunId]) -> Result<Vec<Run>> {
+        self.0.load_runs(ids).await
+    }
     async fn commit(&self, mut commit: Commit) -> Result<(u64, Vec<AuditEvent>)> {
         if let Some(stored) = self.0.load_run(commit.run.id).await? {
             commit.run.version = stored.version;

@@ -380,6 +380,46 @@ impl Store for PostgresStore {
         codec::decode_run(version, &body, tasks).map(Some)
     }
 
+    async fn load_runs(&self, ids: &[RunId]) -> Result<Vec<Run>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+        // Repeatable read: the runs and their tasks come from one snapshot.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await
+            .map_err(db("postgres.load_runs"))?;
+        let runs = sqlx::query(q::RUNS_LOAD)
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db("postgres.load_runs"))?;
+        let task_rows = sqlx::query(q::RUNS_TASKS_LOAD)
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db("postgres.load_runs"))?;
+        tx.commit().await.map_err(db("postgres.load_runs"))?;
+        let mut tasks: std::collections::HashMap<String, Vec<(String, Option<String>)>> =
+            std::collections::HashMap::new();
+        for row in task_rows {
+            let run: String = row.try_get(0).map_err(db("postgres.load_runs"))?;
+            let body: String = row.try_get(1).map_err(db("postgres.load_runs"))?;
+            let due: Option<String> = row.try_get(2).map_err(db("postgres.load_runs"))?;
+            tasks.entry(run).or_default().push((body, due));
+        }
+        runs.into_iter()
+            .map(|row| {
+                let id: String = row.try_get(0).map_err(db("postgres.load_runs"))?;
+                let version: i64 = row.try_get(1).map_err(db("postgres.load_runs"))?;
+                let body: String = row.try_get(2).map_err(db("postgres.load_runs"))?;
+                codec::decode_run(version, &body, tasks.remove(&id).unwrap_or_default())
+            })
+            .collect()
+    }
+
     async fn commit(&self, mut commit: Commit) -> Result<(u64, Vec<AuditEvent>)> {
         let body = codec::run_body(&mut commit.run)?;
         let run = &commit.run;

@@ -104,6 +104,9 @@ impl<S: Store> Store for CountingStore<S> {
     async fn load_run(&self, id: RunId) -> Result<Option<Run>> {
         self.timed("load_run", self.inner.load_run(id)).await
     }
+    async fn load_runs(&self, ids: &[RunId]) -> Result<Vec<Run>> {
+        self.timed("load_runs", self.inner.load_runs(ids)).await
+    }
     async fn commit(&self, commit: Commit) -> Result<(u64, Vec<AuditEvent>)> {
         if let Some(taken) = commit.claims.first() {
             let mut refuse = self.refuse_claims.lock().unwrap();

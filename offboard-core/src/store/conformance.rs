@@ -51,6 +51,7 @@ use crate::source::Cursor;
 /// Panics at the first rule the store breaks, naming it.
 pub async fn run_all(store: &dyn Store) {
     create_load_round_trip(store).await;
+    load_runs_as_load_run(store).await;
     create_twice_conflicts(store).await;
     one_open_run_per_person(store).await;
     commit_bumps_version(store).await;
@@ -655,6 +656,48 @@ pub async fn commit_claims_tasks(store: &dyn Store) {
     released_by_commit(RULE, store, &run, &taken, at(4)).await;
     retire(RULE, store, run.id).await;
     retire(RULE, store, other.id).await;
+}
+
+/// `load_runs` returns each existing run of the ids given exactly as `load_run` does (tasks,
+/// their `due_at`, the version after commits), in any order, leaving out ids of no run.
+pub async fn load_runs_as_load_run(store: &dyn Store) {
+    const RULE: &str = "load_runs_as_load_run";
+    let runs = [
+        sample_run(&[Some(at(0)), None, Some(at(5))]),
+        sample_run(&[]),
+        sample_run(&[None]),
+    ];
+    for run in &runs {
+        create(RULE, store, run).await;
+    }
+    // The first one committed once: its version and a task's due time moved.
+    let mut next = load(RULE, store, runs[0].id).await;
+    next.tasks[1].due_at = Some(at(9));
+    let changed = vec![next.tasks[1].id];
+    ok(
+        RULE,
+        "commit",
+        store.commit(Commit::new(next, changed, vec![])).await,
+    );
+    let missing = RunId::new_v4();
+    let ids = [runs[2].id, missing, runs[0].id, runs[1].id];
+    let mut got = ok(RULE, "load_runs", store.load_runs(&ids).await);
+    got.sort_by_key(|r| r.id);
+    let mut expected = Vec::new();
+    for run in &runs {
+        expected.push(load(RULE, store, run.id).await);
+    }
+    expected.sort_by_key(|r| r.id);
+    check_eq(RULE, "the runs loaded together", &expected, &got);
+    check_eq(
+        RULE,
+        "no runs for no ids",
+        &0,
+        &ok(RULE, "load_runs", store.load_runs(&[]).await).len(),
+    );
+    for run in &runs {
+        retire(RULE, store, run.id).await;
+    }
 }
 
 /// A commit under a held lease keeps it (the task is not claimable) unless it releases it,

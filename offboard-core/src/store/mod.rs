@@ -241,6 +241,19 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Loads a run with its tasks (in their original order), as last committed.
     async fn load_run(&self, id: RunId) -> Result<Option<Run>>;
 
+    /// Loads several runs (`ids` distinct) as [`Store::load_run`] loads each (a run that does
+    /// not exist is left out), in any order: the engine loads the runs of the tasks one claim returned together.
+    /// The default loads them one after another; SQL stores read them in one statement.
+    async fn load_runs(&self, ids: &[RunId]) -> Result<Vec<Run>> {
+        let mut runs = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(run) = self.load_run(*id).await? {
+                runs.push(run);
+            }
+        }
+        Ok(runs)
+    }
+
     /// Commits a run's new state and its audit events in one transaction.
     ///
     /// # Behavior
@@ -344,6 +357,9 @@ impl<S: Store + ?Sized> Store for Arc<S> {
     }
     async fn load_run(&self, id: RunId) -> Result<Option<Run>> {
         (**self).load_run(id).await
+    }
+    async fn load_runs(&self, ids: &[RunId]) -> Result<Vec<Run>> {
+        (**self).load_runs(ids).await
     }
     async fn commit(&self, commit: Commit) -> Result<(u64, Vec<AuditEvent>)> {
         (**self).commit(commit).await

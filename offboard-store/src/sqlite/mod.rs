@@ -497,6 +497,42 @@ impl Store for SqliteStore {
         codec::decode_run(version, &body, tasks).map(Some)
     }
 
+    async fn load_runs(&self, ids: &[RunId]) -> Result<Vec<Run>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = serde_json::to_string(&ids.iter().map(|id| id.to_string()).collect::<Vec<_>>())
+            .map_err(|e| Error::internal(format!("run ids could not be encoded: {e}")))?;
+        let rows = sqlx::query(q::RUNS_LOAD_WITH_TASKS)
+            .bind(ids)
+            .fetch_all(&mut *self.writer.reader().await?)
+            .await
+            .map_err(db("sqlite.load_runs"))?;
+        let mut runs = Vec::new();
+        // Rows come run by run: (id, version, body, its tasks).
+        let mut current: Option<(String, i64, String, Vec<(String, Option<String>)>)> = None;
+        for row in &rows {
+            let id: String = row.try_get(0).map_err(db("sqlite.load_runs"))?;
+            if current.as_ref().is_none_or(|c| c.0 != id) {
+                if let Some((_, version, body, tasks)) = current.take() {
+                    runs.push(codec::decode_run(version, &body, tasks)?);
+                }
+                let version: i64 = row.try_get(1).map_err(db("sqlite.load_runs"))?;
+                let body: String = row.try_get(2).map_err(db("sqlite.load_runs"))?;
+                current = Some((id, version, body, Vec::new()));
+            }
+            let task: Option<String> = row.try_get(3).map_err(db("sqlite.load_runs"))?;
+            let due: Option<String> = row.try_get(4).map_err(db("sqlite.load_runs"))?;
+            if let (Some(task), Some(c)) = (task, current.as_mut()) {
+                c.3.push((task, due));
+            }
+        }
+        if let Some((_, version, body, tasks)) = current {
+            runs.push(codec::decode_run(version, &body, tasks)?);
+        }
+        Ok(runs)
+    }
+
     async fn commit(&self, commit: Commit) -> Result<(u64, Vec<AuditEvent>)> {
         let Commit {
             mut run,

@@ -1,0 +1,1 @@
+SELECT id, version, body FROM offboard.runs WHERE id = ANY($1)
