@@ -1473,3 +1473,46 @@ async fn runs_of_one_claim_are_loaded_together() {
         c.calls()
     );
 }
+
+/// A reversible task a result makes due is taken along only leased: its worker takes and
+/// stores its snapshot with its start, as for a claimed task, then runs it, without a claim of
+/// its own; rolling back restores from that snapshot.
+#[tokio::test(start_paused = true)]
+async fn a_reversible_task_is_taken_along_and_started_with_its_snapshot() {
+    let src = r#"
+[apps.idp]
+method = "automatic"
+actions = ["idp.suspend", "idp.remove_groups"]
+
+[[order]]
+before = "idp.suspend"
+after = "idp.remove_groups"
+"#;
+    let store = Arc::new(offboard_testkit::store::CountingStore::new(
+        MemoryStore::new(),
+    ));
+    let c = idp(&["ada@example.com"]);
+    let before = c.user_by_login("ada@example.com").unwrap();
+    let (engine, id) = ada_submitted(store.clone(), src, c.clone()).await;
+    store.take();
+    engine.run_due().await.unwrap();
+    let run = engine.status(id).await.unwrap();
+    assert_eq!(run.state, RunState::Completed);
+    // The suspension's result commit took the lease of remove_groups without starting it.
+    assert_eq!(store.take_commit_claims().iter().sum::<usize>(), 1);
+    let events = store.audit(AuditQuery::run(id)).await.unwrap();
+    let groups = task(&run, "idp.remove_groups");
+    let suspended = seq_of(&events, task(&run, "idp.suspend"), "task_succeeded");
+    let snapshot = seq_of(&events, groups, "snapshot_taken");
+    let started = seq_of(&events, groups, "task_started");
+    assert!(suspended < started && started < snapshot, "{events:?}");
+    assert_eq!(groups.attempts, 1);
+    let ada = c.account_by_login("ada@example.com").unwrap();
+    assert_eq!(c.effects(&ada.external_id, "idp.remove_groups"), 1);
+    let report = engine.rollback(id, "admin@example.com").await.unwrap();
+    assert_eq!(report.restored.len(), 2, "{report:?}");
+    assert_eq!(
+        c.user_by_login("ada@example.com").unwrap().groups,
+        before.groups
+    );
+}

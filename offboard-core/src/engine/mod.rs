@@ -1160,29 +1160,35 @@ impl Inner {
                 *cached = Some(base);
                 break;
             }
-            // Tasks taken along, each by one change that may take one, with its connector's
-            // permit (none free now: left for a claim).
-            let mut taken: Vec<(usize, Lease, OwnedSemaphorePermit)> = Vec::new();
+            // Tasks taken along, each by one change that may take one: started here with its
+            // connector's permit (none free now: left for a claim), or, when its snapshot must
+            // be stored before its start, only leased (its worker starts it as a claim would).
+            let mut taken: Vec<(usize, Lease, Option<OwnedSemaphorePermit>)> = Vec::new();
             if may_take {
                 let mut takers = applied
                     .iter()
                     .map(|(i, _, _)| *i)
                     .filter(|i| changes[*i].take_next)
                     .peekable();
-                for (task, app) in self.take_next(&base.run, &run, now) {
+                for (task, app, start) in self.take_next(&base.run, &run, now) {
                     let Some(&i) = takers.peek() else { break };
-                    let Some(permit) = self
-                        .connectors
-                        .get(&app)
-                        .and_then(|c| c.limiter.try_acquire())
-                    else {
-                        continue;
+                    let permit = if start {
+                        let Some(permit) = self
+                            .connectors
+                            .get(&app)
+                            .and_then(|c| c.limiter.try_acquire())
+                        else {
+                            continue;
+                        };
+                        let started = Event::TaskStarted { task };
+                        if machine::apply(&mut run, now, &started).is_err() {
+                            continue;
+                        }
+                        events.push(transition(&run, now, &self.worker_id, &started));
+                        Some(permit)
+                    } else {
+                        None
                     };
-                    let started = Event::TaskStarted { task };
-                    if machine::apply(&mut run, now, &started).is_err() {
-                        continue;
-                    }
-                    events.push(transition(&run, now, &self.worker_id, &started));
                     taken.push((i, self.lease_taken(run_id, task, now), permit));
                     takers.next();
                 }
@@ -1217,7 +1223,7 @@ impl Inner {
                     }) {
                         self.wake.notify_waiters();
                     }
-                    let mut taken: BTreeMap<usize, (Lease, OwnedSemaphorePermit)> = taken
+                    let mut taken: BTreeMap<usize, (Lease, Option<OwnedSemaphorePermit>)> = taken
                         .into_iter()
                         .map(|(i, lease, permit)| (i, (lease, permit)))
                         .collect();
@@ -1294,10 +1300,15 @@ impl Inner {
 
     /// The tasks a commit from `before` to `after` made due at `now` that its workers may take
     /// along (see [`Inner::commit_changes`]), in plan order: pending actions no longer waiting
-    /// for a dependency, due now and not before, that need no snapshot (a reversible action's
-    /// snapshot is taken before its start is committed), of an app whose connector offers the
-    /// action.
-    fn take_next(&self, before: &Run, after: &Run, now: DateTime<Utc>) -> Vec<(TaskId, AppId)> {
+    /// for a dependency, due now and not before, of an app whose connector offers the action;
+    /// each with whether the commit may start it (`false` for a reversible action: its
+    /// snapshot is taken and stored with its start, before it runs).
+    fn take_next(
+        &self,
+        before: &Run,
+        after: &Run,
+        now: DateTime<Utc>,
+    ) -> Vec<(TaskId, AppId, bool)> {
         if after.cancelled {
             return Vec::new();
         }
@@ -1309,7 +1320,6 @@ impl Inner {
                 t.state == TaskState::Pending
                     && t.due_at.is_some_and(|d| d <= now)
                     && was.due_at.is_none_or(|d| d > now)
-                    && !t.reversible
                     && t.account.is_some()
             })
             .filter(|(t, _)| match (&t.kind, self.connectors.get(&t.app)) {
@@ -1318,7 +1328,7 @@ impl Inner {
                 }
                 _ => false,
             })
-            .map(|(t, _)| (t.id, t.app.clone()))
+            .map(|(t, _)| (t.id, t.app.clone(), !t.reversible))
             .collect()
     }
 
@@ -1416,12 +1426,13 @@ pub(crate) struct Done {
     pub(crate) next: Option<Next>,
 }
 
-/// A task started by the commit of a change that took it along: the run as committed, the
-/// lease the commit took on it and its connector's permit.
+/// A task the commit of a change took along: the run as committed, the lease the commit took
+/// on it and, if the commit started it, its connector's permit (`None`: only leased, its
+/// worker starts it as a claim would).
 pub(crate) struct Next {
     pub(crate) run: Arc<Run>,
     pub(crate) lease: Lease,
-    pub(crate) permit: OwnedSemaphorePermit,
+    pub(crate) permit: Option<OwnedSemaphorePermit>,
 }
 
 /// A change's outcome.

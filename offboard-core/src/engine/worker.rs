@@ -157,14 +157,34 @@ impl Inner {
         }
     }
 
-    /// Handles one claimed task; never panics, logs what it cannot record.
+    /// Handles one claimed task, then each task its results took along only leased (to be
+    /// started as a claimed task is); never panics, logs what it cannot record.
     pub(crate) async fn process(&self, lease: Lease, slot: SlotGuard, claimed: u64) {
-        if let Err(e) = self.process_inner(&lease, slot, claimed).await {
-            tracing::warn!(run = %lease.run, task = %lease.task, error = %e, "task processing stopped; the lease will expire and the task be retried");
+        let (mut lease, mut slot, mut claimed) = (lease, slot, claimed);
+        loop {
+            match self.process_inner(&lease, slot, claimed).await {
+                Ok(Some(next)) => {
+                    slot = self.slots.enter(next.run);
+                    claimed = self.epochs.next();
+                    lease = next;
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(run = %lease.run, task = %lease.task, error = %e, "task processing stopped; the lease will expire and the task be retried");
+                    return;
+                }
+            }
         }
     }
 
-    async fn process_inner(&self, lease: &Lease, slot: SlotGuard, claimed: u64) -> Result<()> {
+    /// Handles one claimed task. Returns the lease of a task its result took along without
+    /// starting it (its snapshot comes first), for [`Inner::process`] to handle next.
+    async fn process_inner(
+        &self,
+        lease: &Lease,
+        slot: SlotGuard,
+        claimed: u64,
+    ) -> Result<Option<Lease>> {
         // Sibling tasks of this run share its slot: their changes are committed on the latest
         // version, without reloading (see `apply_with`). The claim decision needs the run as
         // stored at the claim or later (another engine may have changed it): the slot's last
@@ -193,7 +213,7 @@ impl Inner {
         match machine::claim_command(&run, lease.task, now) {
             ClaimCommand::Nothing => {
                 let due = run.task(lease.task).and_then(|t| t.due_at);
-                self.store.release(lease, due).await
+                self.store.release(lease, due).await.map(|()| None)
             }
             ClaimCommand::Abandon => {
                 self.apply_with(
@@ -206,9 +226,12 @@ impl Inner {
                     ),
                 )
                 .await?;
-                Ok(())
+                Ok(None)
             }
-            ClaimCommand::Poll => self.poll_delegation(&run, lease, &slot).await,
+            ClaimCommand::Poll => self
+                .poll_delegation(&run, lease, &slot)
+                .await
+                .map(|()| None),
             ClaimCommand::Start => {
                 // Wait for the connector's limits before starting the attempt, then renew the
                 // lease so the wait does not eat into it.
@@ -299,9 +322,13 @@ impl Inner {
                             let mut next = self
                                 .execute(&run, &lease, &slot, prepared, permit.take())
                                 .await?;
-                            // The tasks its result made due and took along, one after another
-                            // (started by that commit, under its lease).
+                            // The tasks its result made due and took along, one after another,
+                            // under the leases that commit took: run here if it started them,
+                            // else (a snapshot to store first) started as a claimed task is.
                             while let Some(Next { run, lease, permit }) = next {
+                                let Some(permit) = permit else {
+                                    return Ok(Some(lease));
+                                };
                                 next = self
                                     .execute(&run, &lease, &slot, Prepared::Nothing, Some(permit))
                                     .await?;
@@ -313,7 +340,7 @@ impl Inner {
                         Command::Restore(_) | Command::Finished(_) => {}
                     }
                 }
-                Ok(())
+                Ok(None)
             }
         }
     }
