@@ -309,10 +309,6 @@ async fn concurrent_creates_share_group_commits() {
     assert!(store.verify_audit().await.unwrap().is_intact());
 }
 
-/// Commits of one kind travel together (one chunk), each under its own savepoint: a commit
-/// whose version moved, or whose lease is lost, is undone alone in the middle of its chunk, and
-/// the commits after it in the chunk are built again and stored. Every run ends with exactly
-/// the commits that were answered `Ok`, and the chain of their events verifies.
 /// Bursts of writers all finish: whoever leads hands the lead on to a waiting writer when its
 /// own write is answered, and a writer woken to lead whose write was answered meanwhile passes
 /// it on again. No write waits for a leader that never comes, also when no new writer arrives
@@ -354,6 +350,10 @@ async fn bursts_of_writers_all_finish() {
     assert_eq!(check.verified, 40 * 48);
 }
 
+/// Commits of one kind travel together (one chunk), each under its own savepoint: a commit
+/// whose version moved, or whose lease is lost, is undone alone in the middle of its chunk, and
+/// the commits after it in the chunk are built again and stored. Every run ends with exactly
+/// the commits that were answered `Ok`, and the chain of their events verifies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_commit_inside_a_chunk_is_undone_alone() {
     use offboard_core::store::Commit;
