@@ -1163,7 +1163,7 @@ impl Inner {
             // Tasks taken along, each by one change that may take one: started here with its
             // connector's permit (none free now: left for a claim), or, when its snapshot must
             // be stored before its start, only leased (its worker starts it as a claim would).
-            let mut taken: Vec<(usize, Lease, Option<OwnedSemaphorePermit>)> = Vec::new();
+            let mut taken: BTreeMap<usize, (Lease, Option<OwnedSemaphorePermit>)> = BTreeMap::new();
             if may_take {
                 let mut takers = applied
                     .iter()
@@ -1189,7 +1189,7 @@ impl Inner {
                     } else {
                         None
                     };
-                    taken.push((i, self.lease_taken(run_id, task, now), permit));
+                    taken.insert(i, (self.lease_taken(run_id, task, now), permit));
                     takers.next();
                 }
             }
@@ -1203,7 +1203,7 @@ impl Inner {
             let mut commit = Commit::new(run.clone(), changed, events);
             commit.snapshots = snapshots;
             commit.leases = leases;
-            commit.claims = taken.iter().map(|(_, lease, _)| lease.clone()).collect();
+            commit.claims = taken.values().map(|(lease, _)| lease.clone()).collect();
             match self.store.commit(commit).await {
                 Ok((version, sealed)) => {
                     run.version = version;
@@ -1213,7 +1213,7 @@ impl Inner {
                     for (_, _, task_id) in &applied {
                         self.publish(&run, *task_id, now);
                     }
-                    for (_, lease, _) in &taken {
+                    for (lease, _) in taken.values() {
                         self.publish(&run, Some(lease.task), now);
                     }
                     // Due tasks nobody holds yet: a worker claims them.
@@ -1223,10 +1223,6 @@ impl Inner {
                     }) {
                         self.wake.notify_waiters();
                     }
-                    let mut taken: BTreeMap<usize, (Lease, Option<OwnedSemaphorePermit>)> = taken
-                        .into_iter()
-                        .map(|(i, lease, permit)| (i, (lease, permit)))
-                        .collect();
                     for (i, commands, _) in applied {
                         let next = taken.remove(&i).map(|(mut lease, permit)| {
                             lease.run_version = Some(version);

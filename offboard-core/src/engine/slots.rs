@@ -139,6 +139,14 @@ impl RunSlot {
         *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(cached.clone());
     }
 
+    /// Holds `run`, loaded in epoch `since`, in `cached` (the slot's, under its lock) and as
+    /// the run last loaded.
+    pub(crate) fn hold_loaded(&self, cached: &mut Option<Cached>, run: Arc<Run>, since: u64) {
+        let loaded = Cached::loaded(run, since);
+        self.remember(&loaded);
+        *cached = Some(loaded);
+    }
+
     /// Leaves a change for whoever takes the lock next.
     pub(crate) fn wait(&self, waiting: Waiting) {
         self.waiting

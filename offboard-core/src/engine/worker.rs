@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tokio::task::JoinSet;
 
-use super::{Cached, Change, Done, Inner, Next, RunSlot, SlotGuard, Started};
+use super::{Change, Done, Inner, Next, RunSlot, SlotGuard, Started};
 use crate::audit::{AuditEvent, AuditKind};
 use crate::connector::{ExecuteOptions, SnapshotPolicy};
 use crate::delegate::{DelegationRequest, TicketStatus};
@@ -150,9 +150,7 @@ impl Inner {
             };
             let mut cached = slot.lock().await;
             if cached.is_none() {
-                let loaded = Cached::loaded(Arc::new(run), since);
-                slot.remember(&loaded);
-                *cached = Some(loaded);
+                slot.hold_loaded(&mut cached, Arc::new(run), since);
             }
         }
     }
@@ -201,9 +199,7 @@ impl Inner {
                         *cached = None;
                         let since = self.epochs.next();
                         let run = Arc::new(self.load(lease.run).await?);
-                        let loaded = Cached::loaded(run.clone(), since);
-                        slot.remember(&loaded);
-                        *cached = Some(loaded);
+                        slot.hold_loaded(&mut cached, run.clone(), since);
                         run
                     }
                 }
