@@ -18,7 +18,9 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Account, AccountRef, AppId, PersonId};
 use crate::run::{Run, RunId, TaskId};
 use crate::source::Cursor;
-use crate::store::{AuditQuery, ClaimRequest, Commit, Lease, RunQuery, RunSummary, Store};
+use crate::store::{
+    AuditQuery, ClaimRequest, Commit, Lease, LeaseConflict, RunQuery, RunSummary, Store,
+};
 
 /// The lease bookkeeping of one task, kept outside the [`Run`] as a database keeps it in the
 /// task's row but not in the run's JSON.
@@ -224,10 +226,7 @@ impl Store for MemoryStore {
             .iter()
             .find(|(lease, _)| lease.run != id || !state.holds(lease))
         {
-            return Err(conflict(format!("lease lost on task {}", lease.task))
-                .with_context("lease", "lost")
-                .with_context("run", id)
-                .with_context("task", lease.task));
+            return Err(LeaseConflict::Lost.error(id, lease.task));
         }
         // A lease taken with the change: on a task of this run holding none once the leases
         // the change releases are cleared.
@@ -246,13 +245,7 @@ impl Store for MemoryStore {
                     .and_then(|l| l.held.as_ref())
                     .is_some_and(|h| !released(lease.task, h.token))
         }) {
-            return Err(conflict(format!(
-                "task {} holds a lease or is not of run {id}; not claimed",
-                taken.task
-            ))
-            .with_context("lease", "taken")
-            .with_context("run", id)
-            .with_context("task", taken.task));
+            return Err(LeaseConflict::Taken.error(id, taken.task));
         }
         let version = commit.run.version + 1;
         // Write the run's own fields and only the changed tasks, as SQL stores do: a task

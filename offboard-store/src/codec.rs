@@ -168,32 +168,6 @@ pub(crate) fn version_moved(id: RunId, at: u64) -> Error {
     .with_context("run", id)
 }
 
-/// The error of a commit under a lease no longer held.
-pub(crate) fn lease_lost(id: RunId, lease: &Lease) -> Error {
-    Error::new(
-        ErrorKind::Conflict,
-        format!("lease lost on task {}", lease.task),
-    )
-    .with_context("lease", "lost")
-    .with_context("run", id)
-    .with_context("task", lease.task)
-}
-
-/// The error of a commit whose [`Commit::claims`](offboard_core::store::Commit::claims) names
-/// a task that holds a lease or is not of the run.
-pub(crate) fn lease_taken(id: RunId, lease: &Lease) -> Error {
-    Error::new(
-        ErrorKind::Conflict,
-        format!(
-            "task {} holds a lease or is not of run {id}; not claimed",
-            lease.task
-        ),
-    )
-    .with_context("lease", "taken")
-    .with_context("run", id)
-    .with_context("task", lease.task)
-}
-
 /// The error of a create with an existing id.
 pub(crate) fn run_exists(id: RunId, person: &Person) -> Error {
     Error::new(

@@ -6,7 +6,9 @@ use std::str::FromStr;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use offboard_core::connector::Snapshot;
-use offboard_core::store::{AuditQuery, ClaimRequest, Commit, Lease, RunQuery, RunSummary};
+use offboard_core::store::{
+    AuditQuery, ClaimRequest, Commit, Lease, LeaseConflict, RunQuery, RunSummary,
+};
 use offboard_core::{
     Account, AccountRef, AuditEvent, AuditSink, Cursor, Error, PersonId, Result, Run, RunId, Store,
     TaskId,
@@ -459,7 +461,7 @@ impl Store for PostgresStore {
                     .map_err(db("postgres.commit"))?
                     .is_some();
             if !held {
-                return Err(codec::lease_lost(id, lease));
+                return Err(LeaseConflict::Lost.error(id, lease.task));
             }
         }
         let mut written = Vec::with_capacity(commit.changed_tasks.len());
@@ -514,7 +516,7 @@ impl Store for PostgresStore {
                     .rows_affected()
                     == 1;
             if !taken {
-                return Err(codec::lease_taken(id, lease));
+                return Err(LeaseConflict::Taken.error(id, lease.task));
             }
         }
         let sealed = append(&mut tx, commit.events).await?;

@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use offboard_core::connector::Snapshot;
-use offboard_core::store::{AuditQuery, ClaimRequest, Commit, Lease, RunQuery, RunSummary};
+use offboard_core::store::{
+    AuditQuery, ClaimRequest, Commit, Lease, LeaseConflict, RunQuery, RunSummary,
+};
 use offboard_core::{
-    Account, AccountRef, AuditEvent, Cursor, Error, ErrorKind, PersonId, Result, Run, RunId, Store,
-    TaskId,
+    Account, AccountRef, AuditEvent, Cursor, PersonId, Result, Run, RunId, Store, TaskId,
 };
 
 /// A [`Store`] that counts and times every call by method, forwarding it to `inner`: what a
@@ -112,13 +113,7 @@ impl<S: Store> Store for CountingStore<S> {
             let mut refuse = self.refuse_claims.lock().unwrap();
             if *refuse > 0 {
                 *refuse -= 1;
-                return Err(Error::new(
-                    ErrorKind::Conflict,
-                    format!("task {} holds a lease; not claimed", taken.task),
-                )
-                .with_context("lease", "taken")
-                .with_context("run", taken.run)
-                .with_context("task", taken.task));
+                return Err(LeaseConflict::Taken.error(taken.run, taken.task));
             }
         }
         self.commit_leases.lock().unwrap().push(commit.leases.len());

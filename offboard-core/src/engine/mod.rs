@@ -52,7 +52,7 @@ use crate::policy::Policy;
 use crate::run::{
     DelegateVia, Outcome, RetryPolicy, Run, RunId, RunState, TaskId, TaskKind, TaskState,
 };
-use crate::store::{Commit, Lease, RunQuery, Store};
+use crate::store::{Commit, Lease, LeaseConflict, RunQuery, Store};
 
 /// Exponential backoff with jitter: attempt `n` waits a random time in
 /// `[d/2, d]` with `d = min(cap, base * 2^(n-1))`. The machine waits the longer of this and the
@@ -1189,7 +1189,7 @@ impl Inner {
                     } else {
                         None
                     };
-                    taken.insert(i, (self.lease_taken(run_id, task, now), permit));
+                    taken.insert(i, (self.lease_to_take(run_id, task, now), permit));
                     takers.next();
                 }
             }
@@ -1241,13 +1241,13 @@ impl Inner {
                     break;
                 }
                 // A task to take was claimed meanwhile: commit again without taking any.
-                Err(e) if e.kind() == ErrorKind::Conflict && lease_taken(&e) => {
+                Err(e) if LeaseConflict::of(&e) == Some(LeaseConflict::Taken) => {
                     may_take = false;
                     *cached = Some(base);
                 }
                 // Lost: the change under that lease fails (its worker drops its result); the
                 // others go on, on the run as it was (nothing was stored).
-                Err(e) if e.kind() == ErrorKind::Conflict && lease_lost(&e) => {
+                Err(e) if LeaseConflict::of(&e) == Some(LeaseConflict::Lost) => {
                     let lost = applied.iter().find(|(i, _, _)| {
                         changes[*i].lease.as_ref().is_some_and(|(l, _)| {
                             e.context()
@@ -1329,7 +1329,7 @@ impl Inner {
     }
 
     /// This worker's lease on `task`, taken with a commit at `now` (see [`Commit::claims`]).
-    fn lease_taken(&self, run: RunId, task: TaskId, now: DateTime<Utc>) -> Lease {
+    fn lease_to_take(&self, run: RunId, task: TaskId, now: DateTime<Utc>) -> Lease {
         Lease {
             run,
             task,
@@ -1450,14 +1450,6 @@ fn copy_error(e: &Error) -> Error {
 pub(crate) struct Started {
     pub(crate) at: DateTime<Utc>,
     pub(crate) snapshot: Option<(Snapshot, AuditEvent)>,
-}
-
-fn lease_lost(e: &Error) -> bool {
-    e.context().any(|(k, v)| k == "lease" && v == "lost")
-}
-
-fn lease_taken(e: &Error) -> bool {
-    e.context().any(|(k, v)| k == "lease" && v == "taken")
 }
 
 /// The audit event of `event`, applied to `run` at `at` by `actor`.

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::audit::AuditEvent;
 use crate::connector::Snapshot;
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Account, AccountRef, PersonId};
 use crate::run::{Run, RunId, RunState, TaskId};
 use crate::source::Cursor;
@@ -39,6 +39,46 @@ pub struct Lease {
     /// keeps its claim's.
     #[serde(default)]
     pub run_version: Option<u64>,
+}
+
+/// Why a commit was refused over a lease: the `lease` context of its `Conflict` (see
+/// [`Store::commit`]). Stores build the error with [`LeaseConflict::error`]; the engine reads
+/// it back with [`LeaseConflict::of`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseConflict {
+    /// A lease the commit was made under is no longer held (`lease=lost`).
+    Lost,
+    /// A task of [`Commit::claims`] holds a lease or is not of the run (`lease=taken`).
+    Taken,
+}
+
+impl LeaseConflict {
+    /// The `Conflict` refusing a commit of `run` over `task`'s lease, naming both.
+    pub fn error(self, run: RunId, task: TaskId) -> Error {
+        let (message, context) = match self {
+            Self::Lost => (format!("lease lost on task {task}"), "lost"),
+            Self::Taken => (
+                format!("task {task} holds a lease or is not of run {run}; not claimed"),
+                "taken",
+            ),
+        };
+        Error::new(ErrorKind::Conflict, message)
+            .with_context("lease", context)
+            .with_context("run", run)
+            .with_context("task", task)
+    }
+
+    /// The lease conflict `e` reports, if it is one.
+    pub fn of(e: &Error) -> Option<Self> {
+        if e.kind() != ErrorKind::Conflict {
+            return None;
+        }
+        e.context().find_map(|(k, v)| match (k, v) {
+            ("lease", "lost") => Some(Self::Lost),
+            ("lease", "taken") => Some(Self::Taken),
+            _ => None,
+        })
+    }
 }
 
 /// A request for due tasks.

@@ -8,7 +8,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use offboard_core::connector::Snapshot;
-use offboard_core::store::{AuditQuery, ClaimRequest, Commit, Lease, RunQuery, RunSummary};
+use offboard_core::store::{
+    AuditQuery, ClaimRequest, Commit, Lease, LeaseConflict, RunQuery, RunSummary,
+};
 use offboard_core::{
     Account, AccountRef, AuditEvent, AuditSink, Cursor, Error, PersonId, Result, Run, RunId, Store,
     TaskId,
@@ -547,10 +549,10 @@ impl Store for SqliteStore {
         let expected = run.version;
         // A lease on another run's task is not held here, nor taken.
         if let Some((lost, _)) = leases.iter().find(|(lease, _)| lease.run != id) {
-            return Err(codec::lease_lost(id, lost));
+            return Err(LeaseConflict::Lost.error(id, lost.task));
         }
         if let Some(taken) = claims.iter().find(|lease| lease.run != id) {
-            return Err(codec::lease_taken(id, taken));
+            return Err(LeaseConflict::Taken.error(id, taken.task));
         }
         let taking: Vec<(String, String, Vec<u8>, String)> = claims
             .iter()
@@ -682,12 +684,12 @@ impl Store for SqliteStore {
                             .get(2 + i)
                             .is_some_and(|d| d.affected == 1 || !d.rows.is_empty());
                         if !held {
-                            return Err(codec::lease_lost(id, lease));
+                            return Err(LeaseConflict::Lost.error(id, lease.task));
                         }
                     }
                     for (i, lease) in claims.iter().enumerate() {
                         if done.get(claims_at + i).is_none_or(|d| d.affected != 1) {
-                            return Err(codec::lease_taken(id, lease));
+                            return Err(LeaseConflict::Taken.error(id, lease.task));
                         }
                     }
                     Ok((expected + 1, seals))
