@@ -353,33 +353,7 @@ impl Store for PostgresStore {
     }
 
     async fn load_run(&self, id: RunId) -> Result<Option<Run>> {
-        // Repeatable read: the run and its tasks come from one snapshot.
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .await
-            .map_err(db("postgres.load_run"))?;
-        let Some(row) = sqlx::query(q::RUN_LOAD)
-            .bind(id.to_string())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db("postgres.load_run"))?
-        else {
-            return Ok(None);
-        };
-        let version: i64 = row.try_get(0).map_err(db("postgres.load_run"))?;
-        let body: String = row.try_get(1).map_err(db("postgres.load_run"))?;
-        let tasks = sqlx::query(q::TASKS_LOAD)
-            .bind(id.to_string())
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db("postgres.load_run"))?
-            .into_iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect::<Result<Vec<(String, Option<String>)>, sqlx::Error>>()
-            .map_err(db("postgres.load_run"))?;
-        tx.commit().await.map_err(db("postgres.load_run"))?;
-        codec::decode_run(version, &body, tasks).map(Some)
+        Ok(self.load_runs(&[id]).await?.pop())
     }
 
     async fn load_runs(&self, ids: &[RunId]) -> Result<Vec<Run>> {

@@ -14,8 +14,7 @@ macro_rules! queries {
 pub(crate) mod sqlite {
     queries!("sqlite":
         RUN_INSERT = "run_insert", TASK_INSERT = "task_insert", TASK_UPSERT = "task_upsert",
-        TASK_UPDATE_LEASED = "task_update_leased", RUN_LOAD_WITH_TASKS = "run_load_with_tasks",
-        RUNS_LOAD_WITH_TASKS = "runs_load_with_tasks",
+        TASK_UPDATE_LEASED = "task_update_leased", RUNS_LOAD_WITH_TASKS = "runs_load_with_tasks",
         RUN_UPDATE = "run_update", RUN_UPDATE_COLUMNS = "run_update_columns",
         LEASE_HELD = "lease_held", LEASE_CLEAR = "lease_clear",
         RELEASE = "release", RENEW = "renew", CLAIM = "claim", AUDIT_HEAD = "audit_head",
@@ -51,8 +50,7 @@ pub(crate) mod sqlite {
 pub(crate) mod postgres {
     queries!("postgres":
         RUN_INSERT = "run_insert", TASK_INSERT = "task_insert", TASK_UPSERT = "task_upsert",
-        RUN_LOAD = "run_load", TASKS_LOAD = "tasks_load", RUN_UPDATE = "run_update",
-        RUNS_LOAD = "runs_load", RUNS_TASKS_LOAD = "runs_tasks_load",
+        RUN_UPDATE = "run_update", RUNS_LOAD = "runs_load", RUNS_TASKS_LOAD = "runs_tasks_load",
         RUN_VERSION = "run_version", LEASE_HELD = "lease_held", LEASE_CLEAR = "lease_clear",
         RELEASE = "release", RENEW = "renew", CLAIM = "claim", AUDIT_HEAD = "audit_head",
         AUDIT_HEAD_READ = "audit_head_read",

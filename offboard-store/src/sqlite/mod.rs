@@ -476,27 +476,8 @@ impl Store for SqliteStore {
     }
 
     async fn load_run(&self, id: RunId) -> Result<Option<Run>> {
-        // One statement, so the run and its tasks are one snapshot (and one round trip to the
-        // connection's thread instead of four).
-        let rows = sqlx::query(q::RUN_LOAD_WITH_TASKS)
-            .bind(id.to_string())
-            .fetch_all(&mut *self.writer.reader().await?)
-            .await
-            .map_err(db("sqlite.load_run"))?;
-        let Some(first) = rows.first() else {
-            return Ok(None);
-        };
-        let version: i64 = first.try_get(0).map_err(db("sqlite.load_run"))?;
-        let body: String = first.try_get(1).map_err(db("sqlite.load_run"))?;
-        let mut tasks = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let task: Option<String> = row.try_get(2).map_err(db("sqlite.load_run"))?;
-            let due: Option<String> = row.try_get(3).map_err(db("sqlite.load_run"))?;
-            if let Some(task) = task {
-                tasks.push((task, due));
-            }
-        }
-        codec::decode_run(version, &body, tasks).map(Some)
+        // The statement of `load_runs`: the run and its tasks are one snapshot, one round trip.
+        Ok(self.load_runs(&[id]).await?.pop())
     }
 
     async fn load_runs(&self, ids: &[RunId]) -> Result<Vec<Run>> {

@@ -1,1 +1,0 @@
-SELECT version, body FROM offboard.runs WHERE id = $1

@@ -1,1 +1,0 @@
-SELECT body, due_at FROM offboard.tasks WHERE run_id = $1 ORDER BY position
