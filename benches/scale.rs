@@ -4,8 +4,10 @@
 //! submitted one after another, then processed (`run_due`); submitted by 32 concurrent
 //! submitters (as a host offboarding many people at once would), then processed; and
 //! submitted by 32 submitters while the engine's background workers (`Engine::start`) already
-//! process them, as a host runs it. Each case is durable (SQLite, `synchronous = FULL`) before
-//! its submit returns and at every step after.
+//! process them, as a host runs it; and with no submitter at all: an HR feed (the reference
+//! source) reports all N people gone at once, and the engine's lifecycle watcher
+//! (`poll_sources`) plans and submits their runs while its workers process them. Each case is
+//! durable (SQLite, `synchronous = FULL`) before its submit returns and at every step after.
 //!
 //! The store's rates are measured on SQLite and, when `OFFBOARD_BENCH_PG_URL` (else
 //! `OFFBOARD_TEST_PG_URL`, which the test command sets) names a PostgreSQL server the benchmark
@@ -15,7 +17,8 @@
 //! Run with `cargo bench --bench scale`; choose N with `OFFBOARD_SCALE_N` (default
 //! `100,1000`, e.g. `OFFBOARD_SCALE_N=100,1000,10000`) and the directory of the database files
 //! with `OFFBOARD_SCALE_DIR` (default: the system temp directory); `OFFBOARD_SCALE_MODES`
-//! chooses the ways (default `1,32,32w`: submitter count, `w` for workers running meanwhile).
+//! chooses the ways (default `1,32,32w,feed`: submitter count, `w` for workers running
+//! meanwhile, `feed` for the HR feed).
 //! Under `cargo test` (no `--bench` argument) it runs only a smoke test with N = 20.
 
 use std::collections::BTreeMap;
@@ -31,7 +34,7 @@ use offboard::{
     RunQuery, RunRequest, RunState, Store,
 };
 use offboard_testkit::postgres::ScratchDatabase;
-use offboard_testkit::reference::{ReferenceConnector, ReferenceUser};
+use offboard_testkit::reference::{ReferenceConnector, ReferenceSource, ReferenceUser};
 use offboard_testkit::store::CountingStore;
 use sqlx::{Connection, PgConnection};
 
@@ -108,7 +111,8 @@ fn peak_rss_kib() -> Option<u64> {
 /// How cases are submitted and processed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Mode {
-    /// Concurrent submitters (1: one after another).
+    /// Concurrent submitters (1: one after another); 0: none, the departures come from an HR
+    /// feed the engine polls (see [`Mode::FEED`]).
     submitters: usize,
     /// Whether the engine's background workers process cases while they are submitted
     /// (otherwise `run_due` processes them once all are submitted).
@@ -116,8 +120,19 @@ struct Mode {
 }
 
 impl Mode {
+    /// No submitter: all N people are reported gone by one HR feed (a reduction in force), and
+    /// the engine's lifecycle watcher plans and submits their runs while its workers process
+    /// them.
+    const FEED: Self = Self {
+        submitters: 0,
+        workers: true,
+    };
+
     fn parse(s: &str) -> Option<Self> {
         let s = s.trim();
+        if s == "feed" {
+            return Some(Self::FEED);
+        }
         let (n, workers) = match s.strip_suffix('w') {
             Some(n) => (n, true),
             None => (s, false),
@@ -131,6 +146,9 @@ impl Mode {
 
 impl std::fmt::Display for Mode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if *self == Self::FEED {
+            return write!(f, "HR feed, meanwhile");
+        }
         let then = if self.workers { "meanwhile" } else { "after" };
         write!(f, "{} sub, {then}", self.submitters)
     }
@@ -190,11 +208,15 @@ const IN_FLIGHT: usize = 256;
 /// an HR feed) submits them concurrently.
 const SUBMITTERS: usize = 32;
 
+/// Person `i`.
+fn person(i: usize) -> Person {
+    Person::new(format!("p{i}"), format!("u{i}@example.com"))
+}
+
 /// Plans and submits the offboarding of person `i`.
 async fn submit_one(engine: &Engine, i: usize) -> RunId {
-    let person = Person::new(format!("p{i}"), format!("u{i}@example.com"));
     let plan = engine
-        .plan(RunRequest::new(person, Initiator::Schedule))
+        .plan(RunRequest::new(person(i), Initiator::Schedule))
         .await
         .unwrap();
     assert_eq!(plan.run.tasks.len(), ACTIONS);
@@ -215,14 +237,30 @@ async fn scale(n: usize, mode: Mode) -> ScaleResult {
     let dir = Scratch::new(&format!("n{n}-s{}-{}", mode.submitters, mode.workers));
     let sqlite = SqliteStore::open(dir.db()).await.unwrap();
     let store = Arc::new(CountingStore::new(sqlite.clone()));
+    let feed = (mode == Mode::FEED).then(|| Arc::new(ReferenceSource::new("hr")));
+    // Polled by the benchmark (`poll_source`), not by a watcher of the engine's.
     let engine = engine_on(store.clone(), n).await;
+    if let Some(feed) = &feed {
+        // The feed's first poll records everyone as current (not measured); then all of them
+        // leave at once.
+        (0..n).for_each(|i| feed.hire(person(i)));
+        engine.poll_source(feed.as_ref()).await.unwrap();
+        (0..n).for_each(|i| feed.terminate(&format!("p{i}"), None));
+        store.take();
+    }
     reset_peak_rss();
 
     let start = Instant::now();
     let cpu_start = cpu_time();
     let at_start = sqlite.group_commits();
     let workers = mode.workers.then(|| engine.start());
-    let ids = submit_all(&engine, 0, n, mode.submitters).await;
+    let ids = if let Some(feed) = &feed {
+        let report = engine.poll_source(feed.as_ref()).await.unwrap();
+        report.started.into_iter().map(|(_, run)| run).collect()
+    } else {
+        submit_all(&engine, 0, n, mode.submitters).await
+    };
+    assert_eq!(ids.len(), n);
     let submit = start.elapsed();
     let submitted = sqlite.group_commits();
     loop {
@@ -573,7 +611,7 @@ fn main() {
     rt.block_on(async {
         let mut results = Vec::new();
         let modes: Vec<Mode> = std::env::var("OFFBOARD_SCALE_MODES")
-            .unwrap_or_else(|_| format!("1,{SUBMITTERS},{SUBMITTERS}w"))
+            .unwrap_or_else(|_| format!("1,{SUBMITTERS},{SUBMITTERS}w,feed"))
             .split(',')
             .map(|m| Mode::parse(m).expect("OFFBOARD_SCALE_MODES"))
             .collect();

@@ -11,6 +11,7 @@ use offboard::{
     Store,
 };
 use offboard_testkit::reference::{ReferenceConnector, ReferenceSource, ReferenceUser};
+use offboard_testkit::store::CountingStore;
 
 const POLICY: &str = r#"
 [apps.idp]
@@ -538,5 +539,127 @@ actions = ["okta.suspend"]
         assert_eq!(idp.calls().lookup, 6);
         // 2 per second with a burst of 2: six lookups need at least two more seconds.
         assert!(took >= Duration::from_secs(2), "took {took:?}");
+    }
+}
+
+/// A feed that returns the batches it was given, one per call, then nothing.
+#[derive(Debug)]
+struct Batches(std::sync::Mutex<std::collections::VecDeque<Vec<offboard::PersonRecord>>>);
+
+#[async_trait::async_trait]
+impl offboard::SourceOfTruth for Batches {
+    fn name(&self) -> &str {
+        "hr"
+    }
+
+    async fn changes(
+        &self,
+        _cursor: Option<&offboard::Cursor>,
+    ) -> offboard::Result<offboard::ChangeBatch> {
+        let changes = self.0.lock().unwrap().pop_front().unwrap_or_default();
+        Ok(offboard::ChangeBatch {
+            changes,
+            next: offboard::Cursor(String::new()),
+            more: false,
+        })
+    }
+}
+
+/// An engine (without sources: the tests poll theirs) for `people` users `u{i}@example.com`
+/// on a store whose `create_run` takes 5 ms, as a durable store's fsync does.
+fn slow_submits(people: usize, rules: LifecycleRules) -> (Engine, Arc<CountingStore<MemoryStore>>) {
+    let store = Arc::new(
+        CountingStore::new(MemoryStore::new()).with_create_delay(Duration::from_millis(5)),
+    );
+    let idp = ReferenceConnector::builder("idp")
+        .users((0..people).map(|i| ReferenceUser::employee(format!("u{i}@example.com"))))
+        .users(["ada@example.com", "bob@example.com"].map(ReferenceUser::employee))
+        .build();
+    let engine = Engine::builder()
+        .store(store.clone())
+        .connector(Arc::new(idp))
+        .policy(Policy::from_toml(POLICY).unwrap())
+        .lifecycle(rules)
+        .build()
+        .unwrap();
+    (engine, store)
+}
+
+fn record(p: &Person, lifecycle: offboard::Lifecycle) -> offboard::PersonRecord {
+    offboard::PersonRecord {
+        person: p.clone(),
+        lifecycle,
+        termination_at: None,
+    }
+}
+
+/// A batch that names a person twice is handled in its order for that person, while other
+/// people are handled beside them: gone then back within one batch is a run started and then
+/// cancelled (the other order would start a run and leave it open).
+#[tokio::test(start_paused = true)]
+async fn one_persons_records_in_a_batch_are_handled_in_order() {
+    use offboard::Lifecycle::{Current, Past};
+    let (ada, bob) = (
+        person("e1", "ada@example.com"),
+        person("e2", "bob@example.com"),
+    );
+    let feed = Batches(std::sync::Mutex::new(
+        [
+            vec![record(&ada, Current), record(&bob, Current)],
+            vec![
+                record(&ada, Past),
+                record(&bob, Past),
+                record(&ada, Current),
+            ],
+        ]
+        .into(),
+    ));
+    // Each submit waits a little: the person's next record would run meanwhile if the records
+    // of one person were handled side by side.
+    let (engine, _) = slow_submits(
+        2,
+        LifecycleRules {
+            debounce: Duration::from_secs(600),
+            ..rules()
+        },
+    );
+    engine.poll_source(&feed).await.unwrap();
+    let r = engine.poll_source(&feed).await.unwrap();
+    assert_eq!(r.records, 3);
+    let started: Vec<&str> = r.started.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(started, ["e1", "e2"]);
+    assert_eq!(r.returned, std::slice::from_ref(&ada.id));
+    assert_eq!(r.cancelled, [r.started[0].1]);
+    let ada_run = engine.status(r.started[0].1).await.unwrap();
+    assert_eq!(ada_run.state, RunState::Cancelled);
+    let bob_run = engine.status(r.started[1].1).await.unwrap();
+    assert!(!bob_run.state.is_terminal(), "{:?}", bob_run.state);
+}
+
+/// The leavers of one batch (a reduction in force) are planned and submitted together, up to
+/// 32 at a time, so a durable store commits their runs in shared transactions instead of one
+/// fsync each; the report still lists them in the feed's order.
+#[tokio::test(start_paused = true)]
+async fn the_leavers_of_one_batch_are_submitted_together() {
+    let people = 40;
+    let (engine, store) = slow_submits(people, rules());
+    let hr = ReferenceSource::new("hr").with_page_size(people);
+    let id = |i: usize| format!("p{i:02}");
+    for i in 0..people {
+        hr.hire(person(&id(i), &format!("u{i}@example.com")));
+    }
+    engine.poll_source(&hr).await.unwrap();
+    for i in 0..people {
+        hr.terminate(&id(i), None);
+    }
+    let r = engine.poll_source(&hr).await.unwrap();
+    let started: Vec<String> = r.started.iter().map(|(p, _)| p.to_string()).collect();
+    assert_eq!(started, (0..people).map(id).collect::<Vec<_>>());
+    assert_eq!(store.most_at_once("create_run"), 32);
+    for (_, run) in &r.started {
+        assert_eq!(
+            store.inner.load_run(*run).await.unwrap().unwrap().state,
+            RunState::Running
+        );
     }
 }

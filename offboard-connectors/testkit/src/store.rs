@@ -21,12 +21,16 @@ pub struct CountingStore<S> {
     /// The store every call goes to.
     pub inner: S,
     calls: Mutex<BTreeMap<&'static str, (u64, Duration)>>,
+    /// Per method: calls in progress now, and the most there ever were at once.
+    in_progress: Mutex<BTreeMap<&'static str, (usize, usize)>>,
     /// The number of leases of each commit, in order.
     commit_leases: Mutex<Vec<usize>>,
     /// The number of leases each commit takes (`Commit::claims`), in order.
     commit_claims: Mutex<Vec<usize>>,
     /// How long each commit takes before it is forwarded (as a durable store's fsync does).
     commit_delay: Duration,
+    /// The same for `create_run`.
+    create_delay: Duration,
     /// Whether commits take leases: the inner store's answer unless switched off.
     claims_in_commit: bool,
     /// How many more commits that take leases are refused with `lease=taken`.
@@ -39,9 +43,11 @@ impl<S: Sync> CountingStore<S> {
         Self {
             inner,
             calls: Mutex::default(),
+            in_progress: Mutex::default(),
             commit_leases: Mutex::default(),
             commit_claims: Mutex::default(),
             commit_delay: Duration::ZERO,
+            create_delay: Duration::ZERO,
             claims_in_commit: true,
             refuse_claims: Mutex::default(),
         }
@@ -74,15 +80,40 @@ impl<S: Sync> CountingStore<S> {
         self
     }
 
+    /// Makes each `create_run` take `delay` (on tokio's clock) before it is forwarded, as
+    /// [`CountingStore::with_commit_delay`] does for commits.
+    pub fn with_create_delay(mut self, delay: Duration) -> Self {
+        self.create_delay = delay;
+        self
+    }
+
+    /// The most calls of `method` (e.g. `"create_run"`) that were in progress at once so far.
+    pub fn most_at_once(&self, method: &str) -> usize {
+        self.in_progress
+            .lock()
+            .unwrap()
+            .get(method)
+            .map_or(0, |(_, most)| *most)
+    }
+
     /// The number of leases of each commit so far, in order; the list restarts.
     pub fn take_commit_leases(&self) -> Vec<usize> {
         std::mem::take(&mut *self.commit_leases.lock().unwrap())
     }
 
     async fn timed<T: Send>(&self, name: &'static str, f: impl Future<Output = T> + Send) -> T {
+        {
+            let mut in_progress = self.in_progress.lock().unwrap();
+            let (now, most) = in_progress.entry(name).or_default();
+            *now += 1;
+            *most = (*most).max(*now);
+        }
         let start = Instant::now();
         let out = f.await;
         let took = start.elapsed();
+        if let Some((now, _)) = self.in_progress.lock().unwrap().get_mut(name) {
+            *now -= 1;
+        }
         let mut calls = self.calls.lock().unwrap();
         let e = calls.entry(name).or_default();
         e.0 += 1;
@@ -99,8 +130,13 @@ impl<S: Sync> CountingStore<S> {
 #[async_trait]
 impl<S: Store> Store for CountingStore<S> {
     async fn create_run(&self, run: &Run, events: Vec<AuditEvent>) -> Result<Vec<AuditEvent>> {
-        self.timed("create_run", self.inner.create_run(run, events))
-            .await
+        self.timed("create_run", async {
+            if !self.create_delay.is_zero() {
+                tokio::time::sleep(self.create_delay).await;
+            }
+            self.inner.create_run(run, events).await
+        })
+        .await
     }
     async fn load_run(&self, id: RunId) -> Result<Option<Run>> {
         self.timed("load_run", self.inner.load_run(id)).await
