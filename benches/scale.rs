@@ -6,7 +6,7 @@
 //! submitted by 32 submitters while the engine's background workers (`Engine::start`) already
 //! process them, as a host runs it; and with no submitter at all: an HR feed (the reference
 //! source) reports all N people gone at once, and the engine's lifecycle watcher
-//! (`poll_sources`) plans and submits their runs while its workers process them. Each case is
+//! (`poll_source`) plans and submits their runs while its workers process them. Each case is
 //! durable (SQLite, `synchronous = FULL`) before its submit returns and at every step after.
 //!
 //! The store's rates are measured on SQLite and, when `OFFBOARD_BENCH_PG_URL` (else
@@ -245,7 +245,7 @@ async fn scale(n: usize, mode: Mode) -> ScaleResult {
         // leave at once.
         (0..n).for_each(|i| feed.hire(person(i)));
         engine.poll_source(feed.as_ref()).await.unwrap();
-        (0..n).for_each(|i| feed.terminate(&format!("p{i}"), None));
+        (0..n).for_each(|i| feed.terminate(person(i).id.as_str(), None));
         store.take();
     }
     reset_peak_rss();

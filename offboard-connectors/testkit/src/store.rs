@@ -127,13 +127,19 @@ impl<S: Sync> CountingStore<S> {
     }
 }
 
+/// Waits `delay` on tokio's clock (nothing when zero): a delay set with
+/// [`CountingStore::with_commit_delay`] or [`CountingStore::with_create_delay`].
+async fn pause(delay: Duration) {
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+}
+
 #[async_trait]
 impl<S: Store> Store for CountingStore<S> {
     async fn create_run(&self, run: &Run, events: Vec<AuditEvent>) -> Result<Vec<AuditEvent>> {
         self.timed("create_run", async {
-            if !self.create_delay.is_zero() {
-                tokio::time::sleep(self.create_delay).await;
-            }
+            pause(self.create_delay).await;
             self.inner.create_run(run, events).await
         })
         .await
@@ -155,9 +161,7 @@ impl<S: Store> Store for CountingStore<S> {
         self.commit_leases.lock().unwrap().push(commit.leases.len());
         self.commit_claims.lock().unwrap().push(commit.claims.len());
         self.timed("commit", async {
-            if !self.commit_delay.is_zero() {
-                tokio::time::sleep(self.commit_delay).await;
-            }
+            pause(self.commit_delay).await;
             self.inner.commit(commit).await
         })
         .await

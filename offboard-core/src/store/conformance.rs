@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::{AuditQuery, ClaimRequest, Commit, Lease, RunQuery, Store};
+use super::{AuditQuery, ClaimRequest, Commit, Lease, LeaseConflict, RunQuery, Store};
 use crate::action::{Action, ActionName};
 use crate::audit::{self, AuditEvent, AuditKind};
 use crate::connector::Snapshot;
@@ -400,7 +400,7 @@ pub async fn commit_under_lost_lease_conflicts(store: &dyn Store) {
     if let Err(e) = &refused {
         check(
             RULE,
-            e.context().any(|(k, v)| k == "lease" && v == "lost"),
+            LeaseConflict::of(e) == Some(LeaseConflict::Lost),
             "a lost-lease conflict must carry context lease=lost (workers drop their result on it)",
         );
     }
@@ -485,7 +485,7 @@ pub async fn commit_under_several_leases(store: &dyn Store) {
     if let Err(e) = &refused {
         check(
             RULE,
-            e.context().any(|(k, v)| k == "lease" && v == "lost")
+            LeaseConflict::of(e) == Some(LeaseConflict::Lost)
                 && e.context().any(|(k, v)| k == "task" && v == t2.to_string()),
             "a commit refused for a lost lease must carry lease=lost and the task whose lease it was",
         );
@@ -517,13 +517,7 @@ pub async fn commit_under_several_leases(store: &dyn Store) {
             )
             .await,
     );
-    check_eq(
-        RULE,
-        "the version after the commit",
-        &(loaded.version + 1),
-        &version,
-    );
-    check_eq(RULE, "events sealed", &2, &sealed.len());
+    check_next_version(RULE, &loaded, version, &sealed);
     let stored = load(RULE, store, run.id).await;
     check_eq(
         RULE,
@@ -608,7 +602,7 @@ pub async fn commit_claims_tasks(store: &dyn Store) {
         if let Err(e) = &refused {
             check(
                 RULE,
-                e.context().any(|(k, v)| k == "lease" && v == "taken")
+                LeaseConflict::of(e) == Some(LeaseConflict::Taken)
                     && e.context()
                         .any(|(k, v)| k == "task" && v == taken.task.to_string()),
                 &format!("{what}: the Conflict must carry lease=taken and the task claimed"),
@@ -630,13 +624,7 @@ pub async fn commit_claims_tasks(store: &dyn Store) {
             )
             .await,
     );
-    check_eq(
-        RULE,
-        "the version after the commit",
-        &(loaded.version + 1),
-        &version,
-    );
-    check_eq(RULE, "events sealed", &2, &sealed.len());
+    check_next_version(RULE, &loaded, version, &sealed);
     check_eq(
         RULE,
         "the started task as committed",
@@ -1799,6 +1787,18 @@ fn check_eq<T: PartialEq + fmt::Debug + ?Sized>(rule: &str, what: &str, expected
             &format!("{what}: expected\n  {expected:?}\ngot\n  {got:?}"),
         );
     }
+}
+
+/// A commit's answer on `loaded` with two events: the next version, both events sealed.
+#[track_caller]
+fn check_next_version(rule: &str, loaded: &Run, version: u64, sealed: &[AuditEvent]) {
+    check_eq(
+        rule,
+        "the version after the commit",
+        &(loaded.version + 1),
+        &version,
+    );
+    check_eq(rule, "events sealed", &2, &sealed.len());
 }
 
 #[track_caller]
