@@ -7,11 +7,7 @@ use offboard_testkit::google::{Faults, GoogleLimits, GoogleTenant, NewUser, Thro
 use serde_json::{Value, json};
 
 fn spec(file: &str) -> Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/api-specs/google")
-        .join(file);
-    let text = std::fs::read_to_string(&path).expect("the Google specs are in shared/api-specs");
-    serde_json::from_str(&text).unwrap()
+    offboard_testkit::specs::json(&format!("google/{file}"))
 }
 
 fn methods(resource: &Value, out: &mut BTreeSet<(String, String)>) {

@@ -8,25 +8,59 @@ use std::time::{Duration, Instant};
 use offboard_testkit::graph::{Faults, GraphLimits, GraphTenant, NewGroup, NewUser};
 use serde_json::{Value, json};
 
-fn spec_dir() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/api-specs/microsoft-graph")
-}
+/// Operations of `graph-offboarding.ops.txt` the simulator does not serve yet.
+const NOT_YET_SERVED: &[&str] = &[
+    "DELETE /applications/{application-id}/owners/{directoryObject-id}/$ref",
+    "DELETE /directoryRoles/{directoryRole-id}/members/{directoryObject-id}/$ref",
+    "DELETE /roleManagement/directory/roleAssignments/{unifiedRoleAssignment-id}",
+    "DELETE /servicePrincipals/{servicePrincipal-id}/owners/{directoryObject-id}/$ref",
+    "DELETE /teams/{team-id}/members/{conversationMember-id}",
+    "DELETE /users/{user-id}/manager/$ref",
+    "GET /applications/{application-id}/owners",
+    "GET /deviceManagement/managedDevices/{managedDevice-id}",
+    "GET /devices/{device-id}",
+    "GET /directoryRoles",
+    "GET /directoryRoles/{directoryRole-id}/members",
+    "GET /identityGovernance/entitlementManagement/assignmentRequests",
+    "GET /identityGovernance/entitlementManagement/assignments",
+    "GET /identityGovernance/lifecycleWorkflows/workflows",
+    "GET /identityGovernance/lifecycleWorkflows/workflows/{workflow-id}/userProcessingResults",
+    "GET /roleManagement/directory/roleAssignments",
+    "GET /roleManagement/directory/roleEligibilitySchedules",
+    "GET /servicePrincipals/{servicePrincipal-id}/owners",
+    "GET /teams/{team-id}/members",
+    "GET /users/delta()",
+    "GET /users/{user-id}/directReports",
+    "GET /users/{user-id}/events",
+    "GET /users/{user-id}/joinedTeams",
+    "GET /users/{user-id}/managedDevices",
+    "PATCH /devices/{device-id}",
+    "POST /applications/{application-id}/owners/$ref",
+    "POST /deviceManagement/managedDevices/{managedDevice-id}/retire",
+    "POST /deviceManagement/managedDevices/{managedDevice-id}/wipe",
+    "POST /groups/{group-id}/owners/$ref",
+    "POST /identityGovernance/entitlementManagement/assignmentRequests",
+    "POST /identityGovernance/entitlementManagement/assignmentRequests/{accessPackageAssignmentRequest-id}/cancel",
+    "POST /identityGovernance/lifecycleWorkflows/workflows/{workflow-id}/identityGovernance.activate",
+    "POST /roleManagement/directory/roleAssignmentScheduleRequests",
+    "POST /roleManagement/directory/roleEligibilityScheduleRequests",
+    "POST /servicePrincipals/{servicePrincipal-id}/owners/$ref",
+    "POST /users/{user-id}/events/{event-id}/cancel",
+    "POST /users/{user-id}/removeAllDevicesFromManagement",
+    "PUT /users/{user-id}/manager/$ref",
+];
 
 #[test]
 fn graph_every_route_exists_in_the_official_spec_and_the_ops_list() {
     let load = |name: &str| -> serde_yaml::Value {
-        let text = std::fs::read_to_string(spec_dir().join(name)).expect("the Graph spec files");
+        let text = offboard_testkit::specs::read(&format!("microsoft-graph/{name}"));
         serde_yaml::from_str(&text).unwrap()
     };
     let graph = load("graph-v1.0.offboarding.yaml");
     let batch = load("graph-batch.handwritten.yaml");
     let ops: BTreeSet<String> =
-        std::fs::read_to_string(spec_dir().join("graph-offboarding.ops.txt"))
-            .unwrap()
-            .lines()
-            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-            .map(|l| l.trim().to_owned())
+        offboard_testkit::specs::selection("microsoft-graph/graph-offboarding.ops.txt")
+            .into_iter()
             .collect();
     let mut served = BTreeSet::new();
     for (method, path) in GraphTenant::ROUTES {
@@ -46,10 +80,18 @@ fn graph_every_route_exists_in_the_official_spec_and_the_ops_list() {
             "{method} {path} listed twice"
         );
     }
+    // Every listed operation is served, except those the Entra-completeness work has still to
+    // add (roles, ownership, devices, access packages, Teams, calendar, Lifecycle Workflows,
+    // the delta feed): each leaves this list when the simulator serves it.
+    let unserved: BTreeSet<&str> = ops
+        .iter()
+        .map(String::as_str)
+        .filter(|op| !served.iter().any(|(m, p)| format!("{m} {p}") == *op))
+        .collect();
     assert_eq!(
-        served.len(),
-        ops.len() + 1,
-        "every listed operation is served"
+        unserved,
+        NOT_YET_SERVED.iter().copied().collect::<BTreeSet<_>>(),
+        "the listed operations not served are exactly the ones still to add"
     );
     // The router is fenced by ROUTES: nothing outside it is served.
     assert!(GraphTenant::serves(

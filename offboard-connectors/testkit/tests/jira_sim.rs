@@ -1,28 +1,13 @@
 //! The simulated Jira site: official routes only, strict JQL, auth, throttling, faults,
 //! workflow and signed webhooks.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use offboard_testkit::jira::{DEFAULT_EMAIL, DEFAULT_TOKEN, JiraSim, ROUTES, sign};
 use serde_json::{Value, json};
 
-fn spec_dir() -> PathBuf {
-    std::env::var_os("OFFBOARD_API_SPECS").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/api-specs"),
-        PathBuf::from,
-    )
-}
-
 fn load_spec(name: &str) -> Value {
-    let path = spec_dir().join("jira").join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "the official Jira spec {} must be readable: {e}",
-            path.display()
-        )
-    });
-    serde_json::from_str(&text).expect("spec is JSON")
+    offboard_testkit::specs::json(&format!("jira/{name}"))
 }
 
 /// Whether `path` (concrete) matches the spec template `template` (`{x}` = one segment).
@@ -37,7 +22,7 @@ fn matches_template(template: &str, path: &str) -> bool {
 
 #[test]
 fn jira_every_route_exists_in_the_official_spec() {
-    for file in ["swagger-v3.v3.json", "jira-platform-v3.offboarding.json"] {
+    for file in ["jira-platform-v3.offboarding.json"] {
         let spec = load_spec(file);
         for (method, path) in ROUTES {
             let op = &spec["paths"][*path][method.to_ascii_lowercase()];
