@@ -24,8 +24,13 @@ pub const IDENTIFIER_HEADER: &str = "x-atlassian-webhook-identifier";
 pub struct WebhookUpdate {
     /// `webhookEvent`, e.g. `jira:issue_updated`.
     pub event: String,
-    /// The delivery's identifier (header, or the body's SHA-256 when Jira sent none).
+    /// The delivery's identifier as Jira's `X-Atlassian-Webhook-Identifier` header gives it,
+    /// else the body's SHA-256. The header is not signed: it is for logs only; replays are
+    /// refused by [`WebhookUpdate::digest`].
     pub identifier: String,
+    /// SHA-256 (hex) of the signed body. The body carries the event's timestamp, so this names
+    /// one delivery (Jira's retries of it send the same body) and is what replay refusal keys on.
+    pub digest: String,
     /// When Jira raised the event.
     pub timestamp: DateTime<Utc>,
     /// Issue key.
@@ -78,9 +83,11 @@ struct Seen {
 /// - A delivery whose `timestamp` is further than the window (default 5 minutes) from `now`,
 ///   in either direction, is refused (`InvalidInput`): a captured old delivery cannot be
 ///   replayed later.
-/// - A delivery whose identifier (`X-Atlassian-Webhook-Identifier`, else the body's SHA-256)
-///   was accepted within the window is refused with `Conflict`: answer it with 200 so Jira
-///   stops retrying, and do nothing. The seen-set is bounded (default 10,000 entries).
+/// - A delivery whose signed body (which carries its timestamp) was accepted within the window
+///   is refused with `Conflict`: answer it with 200 so Jira stops retrying, and do nothing.
+///   Replays are keyed on the SHA-256 of the signed body, never on the unsigned
+///   `X-Atlassian-Webhook-Identifier` header, so a captured delivery replayed with that header
+///   changed or removed is still refused. The seen-set is bounded (default 10,000 entries).
 /// - Only a delivery that passes every check is remembered.
 /// - The payload is a hint: hosts should re-read the issue (poll) rather than trust it.
 ///
@@ -187,12 +194,13 @@ impl JiraWebhook {
         let issue = env.issue.ok_or_else(|| {
             Error::invalid_input("issue event without an issue").with_operation(op)
         })?;
+        let digest = hex::encode(Sha256::digest(body));
         let identifier = headers
             .get(IDENTIFIER_HEADER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
             .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| hex::encode(Sha256::digest(body)));
+            .unwrap_or_else(|| digest.clone());
         {
             let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
             while let Some((id, at)) = seen.order.front().cloned() {
@@ -203,14 +211,14 @@ impl JiraWebhook {
                     break;
                 }
             }
-            if seen.set.contains(&identifier) {
+            if seen.set.contains(&digest) {
                 return Err(Error::new(ErrorKind::Conflict, "replayed webhook delivery")
                     .fatal()
                     .with_operation(op)
-                    .with_context("identifier", &identifier));
+                    .with_context("digest", &digest));
             }
-            seen.set.insert(identifier.clone());
-            seen.order.push_back((identifier.clone(), now));
+            seen.set.insert(digest.clone());
+            seen.order.push_back((digest.clone(), now));
         }
         let status: Option<&StatusDetails> = issue.fields.status.as_ref();
         let done = status.is_some_and(|s| {
@@ -219,6 +227,7 @@ impl JiraWebhook {
         Ok(WebhookUpdate {
             event: env.webhook_event,
             identifier,
+            digest,
             timestamp,
             key: issue.key,
             issue_id: issue.id,

@@ -394,6 +394,40 @@ async fn webhooks_good_bad_replayed_and_stale() {
     );
 }
 
+/// The identifier header is not covered by the signature: a captured delivery replayed with it
+/// changed or removed is still the same signed delivery, and is refused.
+#[tokio::test]
+async fn a_replay_with_the_unsigned_identifier_changed_or_removed_is_refused() {
+    let hook = JiraWebhook::new("s".into(), "Done".into());
+    let now = Utc::now();
+    let body = format!(
+        r#"{{"timestamp":{},"webhookEvent":"jira:issue_updated","issue":{{"id":"1","key":"IT-1","fields":{{}}}}}}"#,
+        now.timestamp_millis()
+    );
+    let sig = sign("s", body.as_bytes());
+    let first = headers(&[
+        ("x-hub-signature", &sig),
+        ("x-atlassian-webhook-identifier", "id-1"),
+    ]);
+    hook.verify_and_parse(&first, body.as_bytes(), now).unwrap();
+    for replay in [
+        headers(&[
+            ("x-hub-signature", &sig),
+            ("x-atlassian-webhook-identifier", "id-forged"),
+        ]),
+        headers(&[("x-hub-signature", &sig)]),
+        headers(&[
+            ("x-hub-signature", &sig),
+            ("x-atlassian-webhook-identifier", ""),
+        ]),
+    ] {
+        let e = hook
+            .verify_and_parse(&replay, body.as_bytes(), now)
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Conflict, "{replay:?}");
+    }
+}
+
 #[tokio::test]
 async fn the_seen_set_is_bounded() {
     let hook = JiraWebhook::new("s".into(), "Done".into()).with_capacity(2);
@@ -412,18 +446,14 @@ async fn the_seen_set_is_bounded() {
         ]);
         hook.verify_and_parse(&h, b.as_bytes(), now).unwrap();
     }
-    // id-0 was evicted (capacity 2), id-2 is remembered.
-    let b = body(0);
-    let h = headers(&[
-        ("x-hub-signature", &sign("s", b.as_bytes())),
-        ("x-atlassian-webhook-identifier", "id-2"),
-    ]);
-    assert_eq!(
+    // Delivery 2 is remembered; delivery 0 was evicted (capacity 2) and passes again.
+    let again = |n: u32| {
+        let b = body(n);
+        let h = headers(&[("x-hub-signature", &sign("s", b.as_bytes()))]);
         hook.verify_and_parse(&h, b.as_bytes(), now)
-            .unwrap_err()
-            .kind(),
-        ErrorKind::Conflict
-    );
+    };
+    assert_eq!(again(2).unwrap_err().kind(), ErrorKind::Conflict);
+    again(0).unwrap();
 }
 
 #[tokio::test]
