@@ -69,6 +69,14 @@ pub enum TicketStatus {
         /// Who marked it done, when known.
         by: Option<String>,
     },
+    /// Closed without the work done (e.g. resolved "Won't Do"): the access was not removed.
+    /// The task fails with [`ErrorKind::Declined`](crate::ErrorKind::Declined) and the reason.
+    Declined {
+        /// The ticket as now read.
+        ticket: Ticket,
+        /// Why, as the ticket says (e.g. `resolution "Won't Do"`).
+        reason: String,
+    },
 }
 
 /// Opens and watches human tasks.

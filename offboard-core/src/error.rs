@@ -55,6 +55,9 @@ pub enum ErrorKind {
     InProgress,
     /// A bug in offboard.
     Internal,
+    /// The person asked to do the work said it was not done (a ticket closed as "Won't Do",
+    /// a "can't do it" answer): the access was not removed.
+    Declined,
 }
 
 impl ErrorKind {
@@ -80,6 +83,7 @@ impl ErrorKind {
             Self::Vendor => "vendor",
             Self::InProgress => "in_progress",
             Self::Internal => "internal",
+            Self::Declined => "declined",
         }
     }
 }

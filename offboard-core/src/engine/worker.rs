@@ -597,6 +597,17 @@ impl Inner {
                 )
                 .await
             }
+            Ok(TicketStatus::Declined { ticket: t, reason }) => {
+                self.record_result(
+                    lease,
+                    Event::DelegationDeclined {
+                        task: task.id,
+                        reason: format!("{}: {reason}", t.key),
+                    },
+                    slot,
+                )
+                .await
+            }
             Err(e) => {
                 let wait = e
                     .retry_after()
@@ -637,7 +648,8 @@ impl Inner {
             return self.store.release(lease, None).await;
         };
         match delegate.status(&ticket).await {
-            Ok(TicketStatus::Open { ticket }) => {
+            // Declined after done: no longer done; back to `Delegated`, whose next poll fails it.
+            Ok(TicketStatus::Open { ticket } | TicketStatus::Declined { ticket, .. }) => {
                 self.record_result(
                     lease,
                     Event::DelegationReopened {

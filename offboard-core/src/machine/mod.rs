@@ -126,6 +126,14 @@ pub enum Event {
         /// When to poll it next.
         next_poll: DateTime<Utc>,
     },
+    /// The human task was closed without the work done (see
+    /// [`TicketStatus::Declined`](crate::TicketStatus::Declined)): the task fails.
+    DelegationDeclined {
+        /// The task.
+        task: TaskId,
+        /// Why, as the ticket says.
+        reason: String,
+    },
     /// The run was cancelled.
     Cancel {
         /// Who.
@@ -156,6 +164,7 @@ impl Event {
             Self::DelegationUpdated { .. } => "delegation_updated",
             Self::DelegationDone { .. } => "delegation_done",
             Self::DelegationReopened { .. } => "delegation_reopened",
+            Self::DelegationDeclined { .. } => "delegation_declined",
             Self::Cancel { .. } => "cancel",
             Self::RollbackRequested { .. } => "rollback_requested",
             Self::TaskRolledBack { .. } => "task_rolled_back",
@@ -173,6 +182,7 @@ impl Event {
             | Self::DelegationUpdated { task, .. }
             | Self::DelegationDone { task, .. }
             | Self::DelegationReopened { task, .. }
+            | Self::DelegationDeclined { task, .. }
             | Self::TaskRolledBack { task } => Some(*task),
             Self::Submitted | Self::Cancel { .. } | Self::RollbackRequested { .. } => None,
         }
@@ -628,6 +638,20 @@ fn step(run: &mut Run, at: DateTime<Utc>, event: &Event) -> Result<Vec<Command>,
             t.due_at = Some(*next_poll);
             t.finished_at = None;
             run.finished_at = None;
+        }
+        Event::DelegationDeclined { task, reason } => {
+            let t = task_mut(run, *task)?;
+            let TaskState::Delegated { ticket } = &t.state else {
+                return Err(invalid(t, event));
+            };
+            let error = ErrorRecord {
+                kind: ErrorKind::Declined,
+                retry: RetryClass::Permanent,
+                operation: "delegation".to_owned(),
+                message: reason.clone(),
+                context: vec![("ticket".to_owned(), ticket.key.clone())],
+            };
+            finish(t, at, TaskState::Failed { error });
         }
         Event::Cancel { .. } => {
             if run.state.is_terminal() {

@@ -763,7 +763,7 @@ fn poll_interval(run: &Run) -> TimeDelta {
 /// An arbitrary event of kind `kind` about `task`.
 fn probe_event(kind: u8, task: TaskId, now: DateTime<Utc>) -> Event {
     let t = ticket("PROBE-1", Some("someone"));
-    match kind % 13 {
+    match kind % 14 {
         0 => Event::Submitted,
         1 => Event::TaskStarted { task },
         2 => Event::TaskSucceeded {
@@ -804,6 +804,10 @@ fn probe_event(kind: u8, task: TaskId, now: DateTime<Utc>) -> Event {
         },
         10 => cancel(),
         11 => rollback(),
+        12 => Event::DelegationDeclined {
+            task,
+            reason: "resolution \"Won't Do\"".to_owned(),
+        },
         _ => Event::TaskRolledBack { task },
     }
 }
@@ -2486,4 +2490,43 @@ fn a_cancelled_run_stops_checking_on_a_vendor_job() {
         h.state(0)
     );
     assert_eq!(h.run.state, RunState::Cancelled);
+}
+
+#[test]
+fn a_declined_delegation_fails_the_task_and_is_refused_elsewhere() {
+    let mut h = Harness::new(plan(&[
+        Spec::delegation("salesforce", DelegateVia::Jira),
+        Spec::delegation("workday", DelegateVia::Jira),
+    ]));
+    h.ok(Event::Submitted);
+    h.ok(started(0));
+    let declined = |i: usize| Event::DelegationDeclined {
+        task: tid(i),
+        reason: "IT-1: resolution \"Won't Do\"".to_owned(),
+    };
+    // Not delegated yet: refused, nothing changes.
+    assert!(h.try_apply(declined(1)).is_err());
+    h.ok(delegated(0, ticket("IT-1", None), at(60)));
+    h.advance_to(at(60));
+    h.ok(declined(0));
+    match h.state(0) {
+        TaskState::Failed { error } => {
+            assert_eq!(error.kind, ErrorKind::Declined);
+            assert_eq!(error.retry, RetryClass::Permanent);
+            assert!(error.message.contains("Won't Do"), "{}", error.message);
+            assert!(
+                error
+                    .context
+                    .contains(&("ticket".to_owned(), "IT-1".to_owned()))
+            );
+        }
+        other => panic!("expected failed, got {other:?}"),
+    }
+    assert_eq!(
+        h.task(0).due_at,
+        None,
+        "a declined task is not polled again"
+    );
+    // Declined twice: refused.
+    assert!(h.try_apply(declined(0)).is_err());
 }
