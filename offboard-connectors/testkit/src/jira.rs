@@ -15,7 +15,14 @@
 //! | `PUT /rest/api/3/issue/{issueIdOrKey}/assignee` | 204; 400 for an unknown user; `accountId: null` unassigns |
 //!
 //! JQL: clauses joined by `AND`, each `labels = v`, `project = v`, `key = v` or
-//! `key in (v, ...)`; values quoted with JQL's escapes or bare words. Anything else is 400.
+//! `key in (v, ...)`, optionally `ORDER BY key|created [ASC|DESC]`; values quoted with JQL's
+//! escapes or bare words. Anything else is 400.
+//!
+//! Search lags, as Jira Cloud's index does: an issue created less than the search lag ago
+//! ([`JiraSim::search_lag`], default none) is not found by `search/jql` unless its id is in the
+//! request's `reconcileIssues` (at most 50 ids, else 400), the strong-consistency list Jira
+//! documents for that; `GET /issue/{key}` always sees it. [`JiraSim::reindex`] indexes
+//! everything now.
 //!
 //! Every request needs `Authorization: Basic base64(email:token)` with the configured
 //! credentials (401 otherwise). Before routing, the simulator applies, in this order: auth,
@@ -24,7 +31,11 @@
 //! ([`JiraSim::requests`]) with the `Authorization` value replaced by `[REDACTED]`.
 //!
 //! Workflow: `To Do` (category `new`) → `In Progress` (`indeterminate`) → `Done` (`done`),
-//! `To Do` → `Done` directly, `In Progress` → `To Do`, and `Done` → `To Do` ("Reopen").
+//! `To Do` → `Done` directly, `In Progress` → `To Do`, and `Done` → `To Do` ("Reopen"); and
+//! `Closed` (also category `done`, as in Jira's default workflow) from `To Do` or
+//! `In Progress`, reopened to `To Do`. Entering a `done`-category status sets a resolution
+//! (`Done` unless [`JiraSim::resolve`] names another of Jira's defaults: `Won't Do`,
+//! `Duplicate`, `Cannot Reproduce`); leaving it clears the resolution.
 //!
 //! Webhooks: [`JiraSim::register_webhook`] registers a URL (and a secret). Every change
 //! (through the API or the test controls) queues a `jira:issue_updated` event;
@@ -125,6 +136,8 @@ pub struct SimIssue {
     pub assignee: Option<String>,
     /// How many times it left `Done` again.
     pub reopened: u32,
+    /// Resolution name, while the issue is in a `done`-category status.
+    pub resolution: Option<String>,
 }
 
 /// One request the simulator received.
@@ -177,6 +190,10 @@ pub(crate) struct Issue {
     pub(crate) status: usize,
     pub(crate) assignee: Option<String>,
     pub(crate) reopened: u32,
+    /// Index into [`RESOLUTIONS`], set while in a `done`-category status.
+    pub(crate) resolution: Option<usize>,
+    /// When search starts finding the issue (its creation plus the search lag).
+    pub(crate) indexed_at: Instant,
     pub(crate) created: String,
     pub(crate) updated: String,
 }
@@ -189,14 +206,31 @@ pub(crate) struct Transition {
     pub(crate) to: usize,
 }
 
-/// Statuses: index 0 To Do, 1 In Progress, 2 Done.
-pub(crate) const STATUSES: [(&str, &str, &str); 3] = [
+/// Statuses: index 0 To Do, 1 In Progress, 2 Done, 3 Closed.
+pub(crate) const STATUSES: [(&str, &str, &str); 4] = [
     ("10000", "To Do", "new"),
     ("3", "In Progress", "indeterminate"),
     ("10001", "Done", "done"),
+    ("6", "Closed", "done"),
 ];
 
-pub(crate) const TRANSITIONS: [Transition; 5] = [
+/// Jira Cloud's default resolutions (id, name, description).
+pub(crate) const RESOLUTIONS: [(&str, &str, &str); 4] = [
+    ("10000", "Done", "Work has been completed on this issue."),
+    ("10001", "Won't Do", "This issue won't be actioned."),
+    (
+        "10002",
+        "Duplicate",
+        "The problem is a duplicate of an existing issue.",
+    ),
+    (
+        "10003",
+        "Cannot Reproduce",
+        "This issue couldn't be reproduced.",
+    ),
+];
+
+pub(crate) const TRANSITIONS: [Transition; 7] = [
     Transition {
         id: "21",
         name: "Start progress",
@@ -226,6 +260,18 @@ pub(crate) const TRANSITIONS: [Transition; 5] = [
         name: "Back to work",
         from: &[2],
         to: 1,
+    },
+    Transition {
+        id: "61",
+        name: "Close",
+        from: &[0, 1],
+        to: 3,
+    },
+    Transition {
+        id: "71",
+        name: "Reopen closed",
+        from: &[3],
+        to: 0,
     },
 ];
 
@@ -259,6 +305,8 @@ pub(crate) struct State {
     pub(crate) counters: BTreeMap<String, u64>,
     pub(crate) requests: Vec<RecordedRequest>,
     pub(crate) faults: Faults,
+    /// How long a new issue stays invisible to search.
+    pub(crate) search_lag: Duration,
     webhooks: Vec<Webhook>,
     pending_events: Vec<Value>,
     deliveries: Vec<(Webhook, WebhookDelivery)>,
@@ -351,10 +399,17 @@ impl State {
             f.insert("assignee".into(), a);
         }
         if wants("resolution") {
-            let r = if STATUSES[issue.status].2 == "done" {
-                json!({"id": "10000", "name": "Done", "description": "Work has been completed on this issue."})
-            } else {
-                Value::Null
+            let r = match issue.resolution {
+                Some(r) => {
+                    let (id, name, description) = RESOLUTIONS[r];
+                    json!({
+                        "self": format!("{}/rest/api/3/resolution/{id}", self.base),
+                        "id": id,
+                        "name": name,
+                        "description": description,
+                    })
+                }
+                None => Value::Null,
             };
             f.insert("resolution".into(), r);
         }
@@ -422,14 +477,18 @@ impl State {
             status: 0,
             assignee,
             reopened: 0,
+            resolution: None,
+            indexed_at: Instant::now() + self.search_lag,
             created: now.clone(),
             updated: now,
         });
         self.issues.len() - 1
     }
 
-    /// Moves an issue to status `to` and queues the webhook event.
-    pub(crate) fn set_status(&mut self, index: usize, to: usize) {
+    /// Moves an issue to status `to` and queues the webhook event. Entering a `done`-category
+    /// status sets `resolution` (index into [`RESOLUTIONS`], `Done` when `None`); leaving one
+    /// clears it.
+    pub(crate) fn set_status(&mut self, index: usize, to: usize, resolution: Option<usize>) {
         let from = self.issues[index].status;
         if from == to {
             return;
@@ -437,6 +496,7 @@ impl State {
         if STATUSES[from].2 == "done" && STATUSES[to].2 != "done" {
             self.issues[index].reopened += 1;
         }
+        self.issues[index].resolution = (STATUSES[to].2 == "done").then(|| resolution.unwrap_or(0));
         self.issues[index].status = to;
         self.issues[index].updated = now_jira();
         let item = json!({
@@ -566,6 +626,7 @@ impl JiraSimBuilder {
             counters: BTreeMap::new(),
             requests: Vec::new(),
             faults: Faults::default(),
+            search_lag: Duration::ZERO,
             webhooks: Vec::new(),
             pending_events: Vec::new(),
             deliveries: Vec::new(),
@@ -677,7 +738,40 @@ impl JiraSim {
             .iter()
             .position(|(_, n, _)| n.eq_ignore_ascii_case(status))
             .unwrap_or_else(|| panic!("jira sim: no status {status:?}"));
-        s.set_status(i, to);
+        s.set_status(i, to, None);
+    }
+
+    /// Moves the issue to the `done`-category status named `status` with the resolution named
+    /// `resolution` (one of Jira's defaults: `Done`, `Won't Do`, `Duplicate`,
+    /// `Cannot Reproduce`), as a human closing it that way would.
+    ///
+    /// # Panics
+    /// When there is no such issue, status or resolution, or the status is not `done`.
+    pub fn resolve(&self, key: &str, status: &str, resolution: &str) {
+        let mut s = self.state();
+        let i = Self::index(&s, key);
+        let to = STATUSES
+            .iter()
+            .position(|(_, n, c)| n.eq_ignore_ascii_case(status) && *c == "done")
+            .unwrap_or_else(|| panic!("jira sim: no done status {status:?}"));
+        let r = RESOLUTIONS
+            .iter()
+            .position(|(_, n, _)| n.eq_ignore_ascii_case(resolution))
+            .unwrap_or_else(|| panic!("jira sim: no resolution {resolution:?}"));
+        s.set_status(i, to, Some(r));
+    }
+
+    /// From now on, a new issue stays invisible to `search/jql` for `lag` (unless reconciled).
+    pub fn search_lag(&self, lag: Duration) {
+        self.state().search_lag = lag;
+    }
+
+    /// Indexes every issue now: search finds them all.
+    pub fn reindex(&self) {
+        let now = Instant::now();
+        for issue in &mut self.state().issues {
+            issue.indexed_at = issue.indexed_at.min(now);
+        }
     }
 
     /// Assigns the issue to `who` (account id or email); `None`-like empty string unassigns.
@@ -708,7 +802,7 @@ impl JiraSim {
         let mut s = self.state();
         let i = Self::index(&s, key);
         if STATUSES[s.issues[i].status].2 == "done" {
-            s.set_status(i, 0);
+            s.set_status(i, 0, None);
         }
     }
 
@@ -863,6 +957,7 @@ fn sim_issue(i: &Issue) -> SimIssue {
         status: STATUSES[i.status].1.to_string(),
         assignee: i.assignee.clone(),
         reopened: i.reopened,
+        resolution: i.resolution.map(|r| RESOLUTIONS[r].1.to_string()),
     }
 }
 

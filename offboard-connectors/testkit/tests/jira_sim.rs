@@ -388,3 +388,111 @@ async fn jira_webhooks_are_signed_and_redeliverable() {
         sign("whsec", &last.body)
     );
 }
+
+/// Jira Cloud's search index lags behind writes; `reconcileIssues` (the spec's "strong
+/// consistency issue ids to be reconciled with search results", at most 50) makes given ids
+/// visible, and `GET /issue/{key}` always sees a new issue.
+#[tokio::test]
+async fn jira_search_lags_behind_creation_unless_reconciled() {
+    let sim = JiraSim::start().await;
+    sim.search_lag(Duration::from_secs(3600));
+    let key = create(&sim, "offb-lag").await;
+    let id: u64 = sim.issue(&key).unwrap().id.parse().unwrap();
+    let (status, body) = search(&sim, r#"labels = "offb-lag""#).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["issues"].as_array().unwrap().len(),
+        0,
+        "not indexed yet"
+    );
+    let r = authed(client().get(format!("{}/rest/api/3/issue/{key}", sim.uri())))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "reading by key is consistent");
+    let reconciled = |ids: Value| {
+        authed(client().post(format!("{}/rest/api/3/search/jql", sim.uri())))
+            .json(&json!({"jql": "labels = \"offb-lag\"", "fields": ["labels"], "reconcileIssues": ids}))
+            .send()
+    };
+    let r = reconciled(json!([id])).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["issues"][0]["key"], key.as_str());
+    let too_many: Vec<u64> = (0..51).collect();
+    assert_eq!(reconciled(json!(too_many)).await.unwrap().status(), 400);
+    sim.reindex();
+    let (_, body) = search(&sim, r#"labels = "offb-lag""#).await;
+    assert_eq!(body["issues"].as_array().unwrap().len(), 1, "indexed now");
+}
+
+#[tokio::test]
+async fn jira_orders_by_key_descending() {
+    let sim = JiraSim::start().await;
+    for l in ["a", "b", "c"] {
+        create(&sim, l).await;
+    }
+    let (status, body) = search(&sim, "project = IT ORDER BY key DESC").await;
+    assert_eq!(status, 200);
+    let keys: Vec<&str> = body["issues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["IT-3", "IT-2", "IT-1"]);
+    assert_eq!(search(&sim, "ORDER BY key DESC").await.0, 400, "unbounded");
+}
+
+/// A done-category status carries a resolution; "Won't Do" closes an issue without the work.
+#[tokio::test]
+async fn jira_resolutions_come_with_done_category_statuses() {
+    let sim = JiraSim::start().await;
+    let key = create(&sim, "offb-r").await;
+    let transition = |body: Value| {
+        authed(client().post(format!("{}/rest/api/3/issue/{key}/transitions", sim.uri())))
+            .json(&body)
+            .send()
+    };
+    // A resolution on a move into a status that is not done: refused, nothing changes.
+    let r = transition(
+        json!({"transition": {"id": "21"}, "fields": {"resolution": {"name": "Won't Do"}}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(sim.issue(&key).unwrap().status, "To Do");
+    // An unknown resolution: refused.
+    let r =
+        transition(json!({"transition": {"id": "61"}, "fields": {"resolution": {"name": "Nope"}}}))
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 400);
+    // Closed (category done) as Won't Do.
+    let r = transition(
+        json!({"transition": {"id": "61"}, "fields": {"resolution": {"name": "Won't Do"}}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 204);
+    let issue = sim.issue(&key).unwrap();
+    assert_eq!(
+        (issue.status.as_str(), issue.resolution.as_deref()),
+        ("Closed", Some("Won't Do"))
+    );
+    let r = authed(client().get(format!(
+        "{}/rest/api/3/issue/{key}?fields=status,resolution",
+        sim.uri()
+    )))
+    .send()
+    .await
+    .unwrap();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["fields"]["status"]["statusCategory"]["key"], "done");
+    assert_eq!(body["fields"]["resolution"]["name"], "Won't Do");
+    // Reopened: no resolution.
+    sim.reopen(&key);
+    assert_eq!(sim.issue(&key).unwrap().resolution, None);
+    sim.transition(&key, "Done");
+    assert_eq!(sim.issue(&key).unwrap().resolution.as_deref(), Some("Done"));
+}

@@ -6,6 +6,9 @@
 //! - `key = <value>` / `issuekey = <value>`
 //! - `key in (<value>, ...)` / `issuekey in (...)`
 //!
+//! optionally followed by `ORDER BY key|created [ASC|DESC]` (only after a restriction: an
+//! ordering alone is an unbounded query).
+//!
 //! A value is a quoted string (`"..."` or `'...'`, with JQL's backslash escapes `\"`, `\'`,
 //! `\\`, `\n`, `\r`, `\t`, `\uXXXX`) or a bare word of letters, digits, `-`, `_` and `.`.
 //! Anything else (`OR`, `NOT`, `ORDER BY`, functions, other fields, unbalanced quotes) is an
@@ -17,6 +20,15 @@ pub(crate) enum Field {
     Labels,
     Project,
     Key,
+}
+
+/// A parsed query: clauses that must all hold, and the ordering.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Query {
+    pub(crate) clauses: Vec<Clause>,
+    /// `Some(true)` for `ORDER BY key|created DESC`, `Some(false)` for ascending, `None` for
+    /// no ordering (the simulator then answers in creation order, as `ASC`).
+    pub(crate) descending: Option<bool>,
 }
 
 /// One clause: the field must equal one of the values.
@@ -137,8 +149,8 @@ fn is_reserved(w: &str) -> bool {
     )
 }
 
-/// Parses `jql` into clauses that must all hold.
-pub(crate) fn parse(jql: &str) -> Result<Vec<Clause>, String> {
+/// Parses `jql` into clauses that must all hold and an optional ordering.
+pub(crate) fn parse(jql: &str) -> Result<Query, String> {
     let tokens = tokenize(jql)?;
     if tokens.is_empty() {
         return Err("Unbounded JQL queries are not allowed here.".into());
@@ -191,8 +203,20 @@ pub(crate) fn parse(jql: &str) -> Result<Vec<Clause>, String> {
         };
         clauses.push(Clause { field, values });
         match tokens.get(i) {
-            None => return Ok(clauses),
+            None => {
+                return Ok(Query {
+                    clauses,
+                    descending: None,
+                });
+            }
             Some(Token::Word(w)) if w.eq_ignore_ascii_case("and") => i += 1,
+            Some(Token::Word(w)) if w.eq_ignore_ascii_case("order") => {
+                let descending = order_by(&tokens[i + 1..])?;
+                return Ok(Query {
+                    clauses,
+                    descending: Some(descending),
+                });
+            }
             Some(_) => {
                 return Err(
                     "Error in the JQL Query: expecting 'AND' or the end of the query.".into(),
@@ -202,20 +226,58 @@ pub(crate) fn parse(jql: &str) -> Result<Vec<Clause>, String> {
     }
 }
 
+/// `BY key|created [ASC|DESC]` after `ORDER`: whether descending.
+fn order_by(rest: &[Token]) -> Result<bool, String> {
+    let word = |t: Option<&Token>| match t {
+        Some(Token::Word(w)) => Some(w.to_ascii_lowercase()),
+        _ => None,
+    };
+    if word(rest.first()).as_deref() != Some("by") {
+        return Err("Error in the JQL Query: expecting 'by' after 'order'.".into());
+    }
+    match word(rest.get(1)).as_deref() {
+        Some("key" | "issuekey" | "created") => {}
+        Some(other) => {
+            return Err(format!(
+                "Field '{other}' does not exist or is not supported by this site."
+            ));
+        }
+        None => return Err("Error in the JQL Query: expecting a field to order by.".into()),
+    }
+    let descending = match word(rest.get(2)).as_deref() {
+        None => false,
+        Some("asc") => false,
+        Some("desc") => true,
+        Some(_) => return Err("Error in the JQL Query: expecting 'ASC' or 'DESC'.".into()),
+    };
+    if rest.len() > 3 {
+        return Err("Error in the JQL Query: expecting the end of the query.".into());
+    }
+    Ok(descending)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn accepts_the_subset() {
-        let c = parse(r#"project = "IT" AND labels = "offb-a:b""#).unwrap();
+        let c = parse(r#"project = "IT" AND labels = "offb-a:b""#)
+            .unwrap()
+            .clauses;
         assert_eq!(c.len(), 2);
         assert_eq!(c[1].values, vec!["offb-a:b".to_string()]);
-        let c = parse("key in (IT-1, \"IT-2\")").unwrap();
+        let c = parse("key in (IT-1, \"IT-2\")").unwrap().clauses;
         assert_eq!(c[0].field, Field::Key);
         assert_eq!(c[0].values, vec!["IT-1".to_string(), "IT-2".to_string()]);
-        let c = parse(r#"labels = "a\"b\\c\u0041""#).unwrap();
+        let c = parse(r#"labels = "a\"b\\c\u0041""#).unwrap().clauses;
         assert_eq!(c[0].values, vec!["a\"b\\cA".to_string()]);
+        let q = parse("project = IT ORDER BY key DESC").unwrap();
+        assert_eq!(q.descending, Some(true));
+        assert_eq!(
+            parse("project = IT order by created").unwrap().descending,
+            Some(false)
+        );
     }
 
     #[test]
@@ -227,7 +289,10 @@ mod tests {
             "labels = \"x",
             "order by key",
             "summary ~ x",
-            "labels = x order by key",
+            "labels = x order by summary",
+            "labels = x order by",
+            "labels = x order key",
+            "labels = x order by key desc, created",
             "labels = \"a\\qb\"",
             "labels in (a)",
             "labels = AND",

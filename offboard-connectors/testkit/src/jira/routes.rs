@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use wiremock::{Request, Respond, ResponseTemplate};
 
 use super::jql::{self, Field};
-use super::{RecordedRequest, STATUSES, State, TRANSITIONS};
+use super::{RESOLUTIONS, RecordedRequest, STATUSES, State, TRANSITIONS};
 
 pub(crate) struct Router {
     pub(crate) state: Arc<Mutex<State>>,
@@ -329,7 +329,7 @@ fn get_issue(state: &mut State, req: &Request, key: &str) -> Answer {
 }
 
 fn search(state: &mut State, req: &Request) -> Answer {
-    let (jql, fields, max, token) = if req.method.as_str() == "POST" {
+    let (jql, fields, max, token, reconcile) = if req.method.as_str() == "POST" {
         let Some(body) = body_json(req) else {
             return bad_json();
         };
@@ -360,13 +360,24 @@ fn search(state: &mut State, req: &Request) -> Answer {
                     .collect::<Vec<_>>()
             })
             .unwrap_or_default();
+        let reconcile: Option<Vec<u64>> = match &body["reconcileIssues"] {
+            Value::Null => Some(Vec::new()),
+            Value::Array(ids) => ids.iter().map(Value::as_u64).collect(),
+            _ => None,
+        };
         (
             body["jql"].as_str().map(str::to_owned),
             fields,
             body["maxResults"].as_u64(),
             body["nextPageToken"].as_str().map(str::to_owned),
+            reconcile,
         )
     } else {
+        let reconcile: Option<Vec<u64>> = query_values(req, "reconcileIssues")
+            .iter()
+            .flat_map(|v| v.split(','))
+            .map(|v| v.trim().parse().ok())
+            .collect();
         (
             query_values(req, "jql").into_iter().next(),
             query_values(req, "fields"),
@@ -374,7 +385,28 @@ fn search(state: &mut State, req: &Request) -> Answer {
                 .first()
                 .and_then(|v| v.parse().ok()),
             query_values(req, "nextPageToken").into_iter().next(),
+            reconcile,
         )
+    };
+    // `reconcileIssues`: issue ids (integers), at most 50 (the spec's limit).
+    let reconcile = match reconcile {
+        Some(ids) if ids.len() <= 50 => ids,
+        Some(_) => {
+            return answer(
+                400,
+                errors(400, &["reconcileIssues accepts at most 50 ids."], json!({})),
+            );
+        }
+        None => {
+            return answer(
+                400,
+                errors(
+                    400,
+                    &["reconcileIssues must be a list of issue ids."],
+                    json!({}),
+                ),
+            );
+        }
     };
     let Some(jql) = jql else {
         return answer(
@@ -386,24 +418,31 @@ fn search(state: &mut State, req: &Request) -> Answer {
             ),
         );
     };
-    let clauses = match jql::parse(&jql) {
-        Ok(c) => c,
+    let query = match jql::parse(&jql) {
+        Ok(q) => q,
         Err(msg) => return answer(400, errors(400, &[&msg], json!({}))),
     };
     let fields = field_list(fields).unwrap_or_else(|| vec!["id".to_string()]);
-    let matching: Vec<usize> = (0..state.issues.len())
+    let now = std::time::Instant::now();
+    let mut matching: Vec<usize> = (0..state.issues.len())
         .filter(|&i| {
             let issue = &state.issues[i];
-            clauses.iter().all(|c| match c.field {
-                Field::Labels => c.values.iter().any(|v| issue.labels.contains(v)),
-                Field::Project => c.values.contains(&issue.project),
-                Field::Key => c
-                    .values
-                    .iter()
-                    .any(|v| *v == issue.key || *v == issue.id.to_string()),
-            })
+            // The index lags behind creation, except for the issues asked to be reconciled.
+            (issue.indexed_at <= now || reconcile.contains(&issue.id))
+                && query.clauses.iter().all(|c| match c.field {
+                    Field::Labels => c.values.iter().any(|v| issue.labels.contains(v)),
+                    Field::Project => c.values.contains(&issue.project),
+                    Field::Key => c
+                        .values
+                        .iter()
+                        .any(|v| *v == issue.key || *v == issue.id.to_string()),
+                })
         })
         .collect();
+    // Issues are kept in creation order, which is also key order within a project.
+    if query.descending == Some(true) {
+        matching.reverse();
+    }
     let max = usize::try_from(max.unwrap_or(50).clamp(1, 5000)).unwrap_or(50);
     let start = match token.map(|t| t.parse::<usize>()) {
         None => 0,
@@ -480,7 +519,34 @@ fn do_transition(state: &mut State, req: &Request, key: &str) -> Answer {
     {
         Some(t) => {
             let to = t.to;
-            state.set_status(i, to);
+            // `fields.resolution` ({"name"} or {"id"}) may accompany a move into a done status;
+            // Jira refuses it elsewhere (the field is not on that transition's screen).
+            let wanted = &body["fields"]["resolution"];
+            let resolution = if wanted.is_null() {
+                None
+            } else if STATUSES[to].2 != "done" {
+                return answer(
+                    400,
+                    errors(
+                        400,
+                        &[],
+                        json!({"resolution": "Field 'resolution' cannot be set. It is not on the appropriate screen, or unknown."}),
+                    ),
+                );
+            } else {
+                match RESOLUTIONS.iter().position(|(id, name, _)| {
+                    wanted["id"].as_str() == Some(id) || wanted["name"].as_str() == Some(name)
+                }) {
+                    Some(r) => Some(r),
+                    None => {
+                        return answer(
+                            400,
+                            errors(400, &[], json!({"resolution": "Resolution is invalid."})),
+                        );
+                    }
+                }
+            };
+            state.set_status(i, to, resolution);
             answer(204, ResponseTemplate::new(204))
         }
         None => answer(
