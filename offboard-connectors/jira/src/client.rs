@@ -30,6 +30,13 @@ pub(crate) struct StatusCategory {
     pub(crate) key: String,
 }
 
+/// `Resolution`, reduced to what this crate reads.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub(crate) struct Resolution {
+    #[serde(default)]
+    pub(crate) name: String,
+}
+
 /// A user as read (`User` / `UserDetails`).
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -60,6 +67,10 @@ pub(crate) struct IssueFields {
     pub(crate) status: Option<StatusDetails>,
     #[serde(default)]
     pub(crate) assignee: Option<UserDetails>,
+    #[serde(default)]
+    pub(crate) resolution: Option<Resolution>,
+    #[serde(default)]
+    pub(crate) labels: Vec<String>,
 }
 
 /// `IssueBean`, reduced to what this crate reads.

@@ -35,8 +35,12 @@ pub enum ConfigKey {
     Summary,
     /// `description` (alias `description_template`): description template.
     Description,
-    /// `done_status`: the status (name or id) that completes the task.
+    /// `done_status`: narrows "done" to one status (name or id) of the `done` category.
+    /// Unset: any status of Jira's `done` category completes the task.
     DoneStatus,
+    /// `not_done_resolutions` (comma-separated): resolutions that close an issue without the
+    /// work done; such a ticket is reported declined, never as access removed.
+    NotDoneResolutions,
     /// `poll_interval` (seconds): how often the host should poll.
     PollInterval,
     /// `webhook_secret`: the secret Jira signs webhook deliveries with (a secret).
@@ -49,7 +53,7 @@ pub enum ConfigKey {
 
 impl ConfigKey {
     /// Every key, in documentation order.
-    pub const ALL: [ConfigKey; 12] = [
+    pub const ALL: [ConfigKey; 13] = [
         Self::Site,
         Self::Email,
         Self::ApiToken,
@@ -58,6 +62,7 @@ impl ConfigKey {
         Self::Summary,
         Self::Description,
         Self::DoneStatus,
+        Self::NotDoneResolutions,
         Self::PollInterval,
         Self::WebhookSecret,
         Self::Assignee,
@@ -75,6 +80,7 @@ impl ConfigKey {
             Self::Summary => "summary",
             Self::Description => "description",
             Self::DoneStatus => "done_status",
+            Self::NotDoneResolutions => "not_done_resolutions",
             Self::PollInterval => "poll_interval",
             Self::WebhookSecret => "webhook_secret",
             Self::Assignee => "assignee",
@@ -108,6 +114,7 @@ impl FromStr for ConfigKey {
             "summary" | "summary_template" => Self::Summary,
             "description" | "description_template" => Self::Description,
             "done_status" | "done" => Self::DoneStatus,
+            "not_done_resolutions" => Self::NotDoneResolutions,
             "poll_interval" | "poll" => Self::PollInterval,
             "webhook_secret" => Self::WebhookSecret,
             "assignee" => Self::Assignee,
@@ -116,6 +123,19 @@ impl FromStr for ConfigKey {
         })
     }
 }
+
+/// Resolutions that, by default, close an issue without the work done: Jira Cloud's defaults
+/// `Won't Do`, `Duplicate` and `Cannot Reproduce`, and the common `Won't Fix`, `Declined`,
+/// `Rejected` and `Incomplete`.
+pub const DEFAULT_NOT_DONE_RESOLUTIONS: [&str; 7] = [
+    "Won't Do",
+    "Won't Fix",
+    "Duplicate",
+    "Cannot Reproduce",
+    "Declined",
+    "Rejected",
+    "Incomplete",
+];
 
 /// The validated configuration of a [`JiraDelegate`].
 #[derive(Debug, Clone)]
@@ -135,8 +155,11 @@ pub struct JiraConfig {
     pub summary: String,
     /// Description template.
     pub description: String,
-    /// Done status name or id.
-    pub done_status: String,
+    /// The one `done`-category status (name or id) that completes a task; `None`: any
+    /// status of the `done` category.
+    pub done_status: Option<String>,
+    /// Resolutions that close an issue without the work done (compared case-insensitively).
+    pub not_done_resolutions: Vec<String>,
     /// Poll interval (a hint for the host's `Engine::delegation_poll`).
     pub poll_interval: Duration,
     /// Webhook secret, when webhooks are used.
@@ -175,6 +198,7 @@ pub struct JiraBuilder {
     summary: Option<String>,
     description: Option<String>,
     done_status: Option<String>,
+    not_done_resolutions: Option<String>,
     poll_interval: Option<String>,
     webhook_secret: Option<Secret>,
     assignee: Option<String>,
@@ -216,6 +240,7 @@ impl JiraBuilder {
             ConfigKey::Summary => self.summary = Some(v),
             ConfigKey::Description => self.description = Some(v),
             ConfigKey::DoneStatus => self.done_status = Some(v),
+            ConfigKey::NotDoneResolutions => self.not_done_resolutions = Some(v),
             ConfigKey::PollInterval => self.poll_interval = Some(v),
             ConfigKey::WebhookSecret => self.webhook_secret = Some(Secret::new(v)),
             ConfigKey::Assignee => self.assignee = Some(v),
@@ -260,9 +285,21 @@ impl JiraBuilder {
         self.with_config(ConfigKey::Description, template)
     }
 
-    /// The done status, by name or id (default `Done`).
+    /// Narrows "done" to one status of Jira's `done` category, by name or id (default: any
+    /// status of that category). A status outside the category never completes a task.
     pub fn with_done_status(self, status: impl Into<String>) -> Self {
         self.with_config(ConfigKey::DoneStatus, status)
+    }
+
+    /// The resolutions that close an issue without the work done (default
+    /// [`DEFAULT_NOT_DONE_RESOLUTIONS`]); such a ticket reads
+    /// [`TicketStatus::Declined`](offboard_core::TicketStatus::Declined).
+    pub fn with_not_done_resolutions<S: Into<String>>(
+        self,
+        resolutions: impl IntoIterator<Item = S>,
+    ) -> Self {
+        let list: Vec<String> = resolutions.into_iter().map(Into::into).collect();
+        self.with_config(ConfigKey::NotDoneResolutions, list.join(","))
     }
 
     /// The poll interval (default 60 s).
@@ -365,9 +402,22 @@ impl JiraBuilder {
             description,
             done_status: self
                 .done_status
-                .clone()
-                .filter(|s| !s.trim().is_empty())
-                .unwrap_or_else(|| "Done".into()),
+                .as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
+            not_done_resolutions: match &self.not_done_resolutions {
+                Some(list) => list
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+                None => DEFAULT_NOT_DONE_RESOLUTIONS
+                    .iter()
+                    .map(|s| (*s).to_owned())
+                    .collect(),
+            },
             poll_interval,
             webhook_secret,
             assignee: self.assignee.clone().filter(|s| !s.trim().is_empty()),
@@ -444,7 +494,13 @@ mod tests {
         let c = full().config().unwrap();
         assert_eq!(c.site.as_str(), "https://example.atlassian.net/");
         assert_eq!(c.poll_interval, Duration::from_secs(60));
-        assert_eq!(c.done_status, "Done");
+        assert_eq!(c.done_status, None);
+        assert!(c.not_done_resolutions.iter().any(|r| r == "Won't Do"));
+        let c = full()
+            .with_config(ConfigKey::NotDoneResolutions, " Won't Do , Rejected ,")
+            .config()
+            .unwrap();
+        assert_eq!(c.not_done_resolutions, ["Won't Do", "Rejected"]);
         assert_eq!(c.issue_type, "Task");
         assert_eq!("TOKEN".parse::<ConfigKey>().unwrap(), ConfigKey::ApiToken);
         assert_eq!(

@@ -7,13 +7,19 @@
 //! - **Open** ([`Delegate::open`]): searches `POST /rest/api/3/search/jql` for
 //!   `project = "<P>" AND labels = "<label>"`, where the label is derived from the request's
 //!   idempotency key (space-free and injective; the JQL literal is escaped so nothing in it can
-//!   change the query). A found issue is returned; otherwise `POST /rest/api/3/issue` files one
-//!   with that label, the summary and the ADF description rendered from the templates
-//!   (placeholders `{person}`, `{email}`, `{app}`, `{run}`, `{due}`). A crash (or a lost
-//!   response) between create and persist therefore never files a second issue.
-//! - **Watch** ([`Delegate::status`]): `GET /rest/api/3/issue/{key}?fields=status,assignee`.
-//!   The configured done status (name or id) reads `Done`; any other status reads `Open` with
-//!   the current assignee, so a reopened issue reads `Open` again.
+//!   change the query). Jira Cloud's search lags behind creation, so when nothing is found the
+//!   issues newer than the newest one search sees (`project = P ORDER BY key DESC`) are read by
+//!   key, which is consistent, and checked for the label. A found issue is returned; otherwise
+//!   `POST /rest/api/3/issue` files one with that label, the summary and the ADF description
+//!   rendered from the templates (placeholders `{person}`, `{email}`, `{app}`, `{run}`,
+//!   `{due}`). A crash (or a lost response) between create and persist therefore never files a
+//!   second issue.
+//! - **Watch** ([`Delegate::status`]):
+//!   `GET /rest/api/3/issue/{key}?fields=status,assignee,resolution`. A status of Jira's `done`
+//!   category (narrowed to `done_status` when configured) reads `Done`, unless its resolution
+//!   says the work was not done (`not_done_resolutions`, e.g. "Won't Do"), which reads
+//!   `Declined`; any other status reads `Open` with the current assignee, so a reopened issue
+//!   reads `Open` again.
 //!   [`JiraDelegate::statuses`] reads many tickets with one `key in (...)` search per 50.
 //! - **Webhooks** ([`JiraWebhook`]): verifies `X-Hub-Signature: sha256=<hex>` in constant
 //!   time, refuses replays and stale deliveries, and returns the issue's new state.
@@ -42,6 +48,7 @@
 mod client;
 pub mod config;
 pub mod error;
+mod status;
 mod template;
 mod webhook;
 
@@ -54,19 +61,28 @@ use offboard_core::{
 };
 use serde_json::json;
 
-use crate::client::{IssueBean, JiraClient, StatusDetails};
-pub use crate::config::{ConfigKey, JiraBuilder, JiraConfig};
+use crate::client::{IssueBean, JiraClient};
+pub use crate::config::{ConfigKey, DEFAULT_NOT_DONE_RESOLUTIONS, JiraBuilder, JiraConfig};
+use crate::status::{DoneRule, Reading};
 use crate::template::{adf, is_issue_key, jql_string, label_for, render, summary_line};
 pub use crate::webhook::{IDENTIFIER_HEADER, JiraWebhook, SIGNATURE_HEADER, WebhookUpdate};
 
 /// How many keys one batched `key in (...)` search carries.
 const BATCH: usize = 50;
+/// The fields a status read asks for.
+const STATUS_FIELDS: [&str; 3] = ["status", "assignee", "resolution"];
+/// Reading issues newer than the newest one search sees stops after this many keys in a row
+/// that do not exist (deleted issues leave gaps in a project's keys)...
+const PROBE_MISSES: u64 = 3;
+/// ...or after this many keys in all.
+const PROBE_MAX: u64 = 100;
 
 /// The Jira delegate. Build it with [`JiraBuilder`].
 pub struct JiraDelegate {
     config: JiraConfig,
     base: String,
     client: JiraClient,
+    rule: DoneRule,
 }
 
 impl fmt::Debug for JiraDelegate {
@@ -74,13 +90,8 @@ impl fmt::Debug for JiraDelegate {
         f.debug_struct("JiraDelegate")
             .field("config", &self.config)
             .field("client", &self.client)
-            .finish()
+            .finish_non_exhaustive()
     }
-}
-
-/// The status as this delegate reads it.
-fn is_done(done_status: &str, status: &StatusDetails) -> bool {
-    status.id == done_status || status.name.eq_ignore_ascii_case(done_status)
 }
 
 impl JiraDelegate {
@@ -96,10 +107,15 @@ impl JiraDelegate {
             config.api_token.clone(),
             config.timeout,
         )?;
+        let rule = DoneRule::new(
+            config.done_status.clone(),
+            config.not_done_resolutions.clone(),
+        );
         Ok(Self {
             config,
             base,
             client,
+            rule,
         })
     }
 
@@ -128,7 +144,8 @@ impl JiraDelegate {
             .webhook_secret
             .clone()
             .ok_or_else(|| Error::config("webhook_secret", "missing"))?;
-        Ok(JiraWebhook::new(secret, self.config.done_status.clone()))
+        Ok(JiraWebhook::new(secret, self.config.done_status.clone())
+            .with_not_done_resolutions(self.config.not_done_resolutions.clone()))
     }
 
     /// The ticket status a verified webhook update reports (the same shape `status` returns).
@@ -138,7 +155,12 @@ impl JiraDelegate {
             url: self.browse_url(&update.key),
             assignee: update.assignee.clone(),
         };
-        if update.done {
+        if let Some(reason) = &update.declined {
+            TicketStatus::Declined {
+                ticket,
+                reason: reason.clone(),
+            }
+        } else if update.done {
             TicketStatus::Done {
                 ticket,
                 by: update.by.clone(),
@@ -158,11 +180,13 @@ impl JiraDelegate {
             url: self.browse_url(&issue.key),
             assignee: issue.fields.assignee.as_ref().map(|a| a.shown()),
         };
-        Ok(if is_done(&self.config.done_status, status) {
-            TicketStatus::Done { ticket, by: None }
-        } else {
-            TicketStatus::Open { ticket }
-        })
+        Ok(
+            match self.rule.read(status, issue.fields.resolution.as_ref()) {
+                Reading::Done => TicketStatus::Done { ticket, by: None },
+                Reading::Declined(reason) => TicketStatus::Declined { ticket, reason },
+                Reading::Open => TicketStatus::Open { ticket },
+            },
+        )
     }
 
     fn render(&self, template: &str, request: &DelegationRequest) -> Result<String> {
@@ -182,6 +206,43 @@ impl JiraDelegate {
             })
         };
         render(template, &value).map_err(|e| Error::config("template", e))
+    }
+
+    /// The issue carrying `label` among those search does not see yet.
+    ///
+    /// # Behavior
+    /// Jira allocates a project's keys in order, and reading an issue by key is consistent
+    /// while search lags behind creation. So the newest issue search sees
+    /// (`project = P ORDER BY key DESC`) bounds what it knows, and the keys after it are read
+    /// one by one until [`PROBE_MISSES`] in a row do not exist (or [`PROBE_MAX`] were read).
+    async fn find_unindexed(&self, label: &str) -> Result<Option<IssueBean>> {
+        let project = &self.config.project;
+        let jql = format!("project = {} ORDER BY key DESC", jql_string(project));
+        let page = self.client.search(&jql, &["labels"], 1, None).await?;
+        let newest = page
+            .issues
+            .first()
+            .and_then(|i| i.key.rsplit_once('-'))
+            .and_then(|(_, n)| n.parse::<u64>().ok())
+            .unwrap_or(0);
+        let fields = format!("labels,{}", STATUS_FIELDS.join(","));
+        let (mut n, mut misses) = (newest, 0);
+        while misses < PROBE_MISSES && n < newest + PROBE_MAX {
+            n += 1;
+            match self
+                .client
+                .get_issue(&format!("{project}-{n}"), &fields)
+                .await
+            {
+                Ok(issue) if issue.fields.labels.iter().any(|l| l == label) => {
+                    return Ok(Some(issue));
+                }
+                Ok(_) => misses = 0,
+                Err(e) if e.kind() == offboard_core::ErrorKind::NotFound => misses += 1,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
     }
 
     /// Reads many tickets with one `key in (...)` search per 50 keys.
@@ -207,7 +268,7 @@ impl JiraDelegate {
             loop {
                 let page = self
                     .client
-                    .search(&jql, &["status", "assignee"], 100, token.as_deref())
+                    .search(&jql, &STATUS_FIELDS, 100, token.as_deref())
                     .await
                     .operation("jira.statuses")?;
                 for issue in &page.issues {
@@ -256,17 +317,23 @@ impl Delegate for JiraDelegate {
         );
         let page = self
             .client
-            .search(&jql, &["status", "assignee"], 10, None)
+            .search(&jql, &STATUS_FIELDS, 10, None)
             .await
             .operation("jira.open")?;
-        if let Some(issue) = page
+        let indexed = page
             .issues
             .iter()
             .min_by_key(|i| i.id.parse::<u64>().unwrap_or(u64::MAX))
-        {
+            .cloned();
+        let found = match indexed {
+            Some(issue) => Some(issue),
+            None => self.find_unindexed(&label).await.operation("jira.open")?,
+        };
+        if let Some(issue) = found {
             tracing::debug!(key = %issue.key, %label, "found the issue an earlier attempt filed");
-            let status = self.ticket_status(issue)?;
-            let (TicketStatus::Open { ticket } | TicketStatus::Done { ticket, .. }) = status;
+            let (TicketStatus::Open { ticket }
+            | TicketStatus::Done { ticket, .. }
+            | TicketStatus::Declined { ticket, .. }) = self.ticket_status(&issue)?;
             return Ok(ticket);
         }
         let summary = summary_line(&self.render(&self.config.summary, request)?);
@@ -312,7 +379,7 @@ impl Delegate for JiraDelegate {
         }
         let issue = self
             .client
-            .get_issue(&ticket.key, "status,assignee")
+            .get_issue(&ticket.key, &STATUS_FIELDS.join(","))
             .await
             .operation("jira.status")
             .context("key", &ticket.key)?;

@@ -12,6 +12,8 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::client::{IssueFields, StatusDetails, UserDetails};
+use crate::config::DEFAULT_NOT_DONE_RESOLUTIONS;
+use crate::status::{DoneRule, Reading};
 
 /// The signature header Jira sends for webhooks with a secret.
 pub const SIGNATURE_HEADER: &str = "x-hub-signature";
@@ -45,8 +47,14 @@ pub struct WebhookUpdate {
     pub status_category: Option<String>,
     /// Assignee as shown (display name, else email, else account id).
     pub assignee: Option<String>,
-    /// Whether the status is the configured done status.
+    /// Whether the issue is done: a status of Jira's `done` category (the configured one, if
+    /// any) without a not-done resolution.
     pub done: bool,
+    /// Resolution name, when the payload carries one.
+    pub resolution: Option<String>,
+    /// Why the issue is closed without the work done (a not-done resolution such as
+    /// "Won't Do"), else `None`.
+    pub declined: Option<String>,
     /// Who made the change (the event's `user`), as shown.
     pub by: Option<String>,
 }
@@ -97,14 +105,15 @@ struct Seen {
 /// use offboard_core::Secret;
 /// use offboard_jira::JiraWebhook;
 ///
-/// let hook = JiraWebhook::new(Secret::new("whsec"), "Done".into());
+/// let hook = JiraWebhook::new(Secret::new("whsec"), None);
 /// let headers = reqwest::header::HeaderMap::new();
 /// let err = hook.verify_and_parse(&headers, b"{}", Utc::now()).unwrap_err();
 /// assert_eq!(err.kind(), offboard_core::ErrorKind::Unauthenticated);
 /// ```
 pub struct JiraWebhook {
     secret: Secret,
-    done_status: String,
+    done_status: Option<String>,
+    rule: DoneRule,
     window: Duration,
     capacity: usize,
     seen: Mutex<Seen>,
@@ -122,15 +131,28 @@ impl fmt::Debug for JiraWebhook {
 }
 
 impl JiraWebhook {
-    /// A verifier with the webhook's secret and the done status (name or id).
-    pub fn new(secret: Secret, done_status: String) -> Self {
+    /// A verifier with the webhook's secret and, optionally, the one `done`-category status
+    /// (name or id) that completes a task (`None`: any status of that category). Not-done
+    /// resolutions default to [`DEFAULT_NOT_DONE_RESOLUTIONS`].
+    pub fn new(secret: Secret, done_status: Option<String>) -> Self {
+        let not_done = DEFAULT_NOT_DONE_RESOLUTIONS
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
         Self {
             secret,
+            rule: DoneRule::new(done_status.clone(), not_done),
             done_status,
             window: Duration::from_secs(300),
             capacity: 10_000,
             seen: Mutex::new(Seen::default()),
         }
+    }
+
+    /// The resolutions that close an issue without the work done.
+    pub fn with_not_done_resolutions(mut self, resolutions: Vec<String>) -> Self {
+        self.rule = DoneRule::new(self.done_status.clone(), resolutions);
+        self
     }
 
     /// The replay window (default 5 minutes).
@@ -221,9 +243,14 @@ impl JiraWebhook {
             seen.order.push_back((digest.clone(), now));
         }
         let status: Option<&StatusDetails> = issue.fields.status.as_ref();
-        let done = status.is_some_and(|s| {
-            s.id == self.done_status || s.name.eq_ignore_ascii_case(&self.done_status)
+        let reading = status.map_or(Reading::Open, |s| {
+            self.rule.read(s, issue.fields.resolution.as_ref())
         });
+        let done = reading == Reading::Done;
+        let declined = match reading {
+            Reading::Declined(reason) => Some(reason),
+            Reading::Open | Reading::Done => None,
+        };
         Ok(WebhookUpdate {
             event: env.webhook_event,
             identifier,
@@ -238,6 +265,8 @@ impl JiraWebhook {
                 .map(|c| c.key.clone()),
             assignee: issue.fields.assignee.as_ref().map(UserDetails::shown),
             done,
+            resolution: issue.fields.resolution.as_ref().map(|r| r.name.clone()),
+            declined,
             by: env.user.as_ref().map(UserDetails::shown),
         })
     }

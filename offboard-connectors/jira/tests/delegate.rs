@@ -102,6 +102,84 @@ async fn a_lost_create_response_never_files_a_second_issue() {
     assert_eq!(creates, 1);
 }
 
+/// Jira Cloud's search lags behind creation: a retry after a lost create answer (or a crash
+/// before the ticket was stored) must still find the issue, not file a second one.
+#[tokio::test]
+async fn a_lost_create_response_under_search_lag_never_files_a_second_issue() {
+    let sim = sim().await;
+    sim.search_lag(Duration::from_secs(3600));
+    let d = jira(&sim);
+    // Someone else's issues, one indexed and one still in the lag window.
+    sim.create_issue("other work", &["other"]);
+    sim.reindex();
+    sim.create_issue("more other work", &["other-2"]);
+    let req = request("run-7:task-7");
+    sim.lose_next_create_responses(1);
+    d.open(&req).await.unwrap_err();
+    assert_eq!(sim.issues_created(), 3, "the create went through");
+    let t = d.open(&req).await.unwrap();
+    assert_eq!(
+        t.key, "IT-3",
+        "the retry finds the issue the lost create filed"
+    );
+    assert_eq!(sim.issues_created(), 3, "no second issue");
+    // And once more, after it was found.
+    assert_eq!(d.open(&req).await.unwrap().key, "IT-3");
+    assert_eq!(sim.issues_created(), 3);
+}
+
+/// "Done" is the status category: any `done`-category status completes the task (Jira's
+/// default workflow also closes issues as "Closed").
+#[tokio::test]
+async fn any_done_category_status_is_done() {
+    let sim = sim().await;
+    let d = jira(&sim);
+    let t = d.open(&request("k-closed")).await.unwrap();
+    sim.transition(&t.key, "Closed");
+    assert!(
+        matches!(d.status(&t).await.unwrap(), TicketStatus::Done { .. }),
+        "Closed is a done-category status"
+    );
+}
+
+/// A ticket closed as "Won't Do" (or another resolution that says the work was not done) is
+/// reported as declined, never as access removed.
+#[tokio::test]
+async fn a_wont_do_resolution_is_declined_not_done() {
+    let sim = sim().await;
+    let d = jira(&sim);
+    for (i, resolution) in ["Won't Do", "Duplicate", "Cannot Reproduce"]
+        .iter()
+        .enumerate()
+    {
+        let t = d.open(&request(&format!("k-declined-{i}"))).await.unwrap();
+        sim.resolve(&t.key, "Done", resolution);
+        match d.status(&t).await.unwrap() {
+            TicketStatus::Declined { ticket, reason } => {
+                assert_eq!(ticket.key, t.key);
+                assert!(reason.contains(resolution), "{reason}");
+            }
+            other => panic!("{resolution}: expected Declined, got {other:?}"),
+        }
+        let read = d.statuses(std::slice::from_ref(&t)).await.unwrap();
+        assert!(
+            matches!(read[&t.key], TicketStatus::Declined { .. }),
+            "{resolution}: batched read"
+        );
+    }
+    // The list is configurable: a site whose "Duplicate" means done elsewhere.
+    let d = builder(&sim)
+        .with_not_done_resolutions(["Won't Do"])
+        .build()
+        .unwrap();
+    let t = d.open(&request("k-dup")).await.unwrap();
+    sim.resolve(&t.key, "Done", "Duplicate");
+    assert!(matches!(
+        d.status(&t).await.unwrap(),
+        TicketStatus::Done { .. }
+    ));
+}
+
 #[tokio::test]
 async fn status_reads_assignee_done_and_reopen() {
     let sim = sim().await;
@@ -127,22 +205,39 @@ async fn status_reads_assignee_done_and_reopen() {
     let reqs = sim.requests();
     let get = reqs
         .iter()
-        .find(|r| r.method == "GET")
+        .rfind(|r| r.method == "GET")
         .expect("status reads with GET");
     assert_eq!(get.path, format!("/rest/api/3/issue/{}", t.key));
-    assert_eq!(get.query.as_deref(), Some("fields=status%2Cassignee"));
+    assert_eq!(
+        get.query.as_deref(),
+        Some("fields=status%2Cassignee%2Cresolution")
+    );
 }
 
 #[tokio::test]
-async fn done_status_by_id() {
+async fn done_status_by_id_narrows_the_done_category() {
     let sim = sim().await;
-    // 3 is "In Progress" in the simulator's workflow.
-    let d = builder(&sim).with_done_status("3").build().unwrap();
+    // 10001 is "Done" in the simulator's workflow; "Closed" (6) is also category done.
+    let d = builder(&sim).with_done_status("10001").build().unwrap();
     let t = d.open(&request("k1")).await.unwrap();
-    sim.transition(&t.key, "In Progress");
+    sim.transition(&t.key, "Closed");
+    assert!(
+        matches!(d.status(&t).await.unwrap(), TicketStatus::Open { .. }),
+        "a done-category status other than the configured one"
+    );
+    sim.reopen(&t.key);
+    sim.transition(&t.key, "Done");
     assert!(matches!(
         d.status(&t).await.unwrap(),
         TicketStatus::Done { .. }
+    ));
+    // A configured status outside the done category never completes a task.
+    let d = builder(&sim).with_done_status("3").build().unwrap();
+    let t = d.open(&request("k2")).await.unwrap();
+    sim.transition(&t.key, "In Progress");
+    assert!(matches!(
+        d.status(&t).await.unwrap(),
+        TicketStatus::Open { .. }
     ));
 }
 
@@ -398,7 +493,7 @@ async fn webhooks_good_bad_replayed_and_stale() {
 /// changed or removed is still the same signed delivery, and is refused.
 #[tokio::test]
 async fn a_replay_with_the_unsigned_identifier_changed_or_removed_is_refused() {
-    let hook = JiraWebhook::new("s".into(), "Done".into());
+    let hook = JiraWebhook::new("s".into(), None);
     let now = Utc::now();
     let body = format!(
         r#"{{"timestamp":{},"webhookEvent":"jira:issue_updated","issue":{{"id":"1","key":"IT-1","fields":{{}}}}}}"#,
@@ -430,7 +525,7 @@ async fn a_replay_with_the_unsigned_identifier_changed_or_removed_is_refused() {
 
 #[tokio::test]
 async fn the_seen_set_is_bounded() {
-    let hook = JiraWebhook::new("s".into(), "Done".into()).with_capacity(2);
+    let hook = JiraWebhook::new("s".into(), None).with_capacity(2);
     let now = Utc::now();
     let body = |n: u32| {
         format!(

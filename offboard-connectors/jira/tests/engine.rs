@@ -20,6 +20,32 @@ use offboard_testkit::jira::{DEFAULT_EMAIL, DEFAULT_TOKEN, JiraSim};
 const POLICY: &str = "[apps.salesforce]\nmethod = \"delegate\"\nvia = \"jira\"\n";
 const POLL: Duration = Duration::from_millis(300);
 
+/// The delegate for `sim`'s `IT` project (10 s request timeout).
+fn delegate(sim: &JiraSim) -> offboard_jira::JiraDelegate {
+    JiraBuilder::new()
+        .with_site(sim.uri())
+        .with_email(DEFAULT_EMAIL)
+        .with_api_token(DEFAULT_TOKEN)
+        .with_project("IT")
+        .with_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// Plans and submits Ada's offboarding.
+async fn submit_ada(engine: &Engine) -> offboard_core::RunId {
+    let plan = engine
+        .plan(RunRequest::new(
+            Person::new("p-ada", "ada@example.com"),
+            Initiator::Admin {
+                actor: "admin@example.com".into(),
+            },
+        ))
+        .await
+        .unwrap();
+    engine.submit(plan, None).await.unwrap()
+}
+
 #[tokio::test]
 async fn a_run_waits_on_the_issue_and_completes_when_it_is_done() {
     let sim = JiraSim::builder()
@@ -114,14 +140,7 @@ async fn a_run_waits_on_the_issue_and_completes_when_it_is_done() {
 async fn a_lost_create_response_is_retried_into_the_same_issue() {
     let sim = JiraSim::start().await;
     sim.lose_next_create_responses(1);
-    let jira = JiraBuilder::new()
-        .with_site(sim.uri())
-        .with_email(DEFAULT_EMAIL)
-        .with_api_token(DEFAULT_TOKEN)
-        .with_project("IT")
-        .with_timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
+    let jira = delegate(&sim);
     let engine = Engine::builder()
         .store(Arc::new(MemoryStore::new()))
         .policy(Policy::from_toml(POLICY).unwrap())
@@ -134,16 +153,7 @@ async fn a_lost_create_response_is_retried_into_the_same_issue() {
         })
         .build()
         .unwrap();
-    let plan = engine
-        .plan(RunRequest::new(
-            Person::new("p-ada", "ada@example.com"),
-            Initiator::Admin {
-                actor: "admin@example.com".into(),
-            },
-        ))
-        .await
-        .unwrap();
-    let id = engine.submit(plan, None).await.unwrap();
+    let id = submit_ada(&engine).await;
     let workers = engine.start();
     let run = engine
         .wait_for(id, |r| r.state == RunState::Waiting)
@@ -167,4 +177,48 @@ async fn a_lost_create_response_is_retried_into_the_same_issue() {
     workers.shutdown().await;
     assert_eq!(run.state, RunState::Completed);
     assert_eq!(sim.issues_created(), 1);
+}
+
+/// A ticket closed as "Won't Do" fails the task (declined, with the reason in the run and the
+/// audit trail); the run does not complete as if the access were removed.
+#[tokio::test]
+async fn a_ticket_closed_as_wont_do_fails_the_task() {
+    let sim = JiraSim::start().await;
+    let jira = delegate(&sim);
+    let store = Arc::new(MemoryStore::new());
+    let engine = Engine::builder()
+        .store(store.clone())
+        .policy(Policy::from_toml(POLICY).unwrap())
+        .delegate(Arc::new(jira))
+        .delegation_poll(POLL)
+        .idle_poll(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let id = submit_ada(&engine).await;
+    let workers = engine.start();
+    engine
+        .wait_for(id, |r| r.state == RunState::Waiting)
+        .await
+        .unwrap();
+    sim.resolve("IT-1", "Done", "Won't Do");
+    let run = engine.wait(id).await.unwrap();
+    workers.shutdown().await;
+    assert_ne!(run.state, RunState::Completed);
+    let TaskState::Failed { error } = &run.tasks[0].state else {
+        panic!("{:?}", run.tasks[0].state)
+    };
+    assert_eq!(error.kind, offboard_core::ErrorKind::Declined);
+    assert!(error.message.contains("Won't Do"), "{}", error.message);
+    let events = offboard_core::store::Store::audit(
+        store.as_ref(),
+        offboard_core::store::AuditQuery::run(id),
+    )
+    .await
+    .unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| format!("{:?}", e.kind).contains("DelegationDeclined")),
+        "the decline is in the audit trail"
+    );
 }
