@@ -135,6 +135,10 @@ pub struct ExecuteOptions {
     pub task: Option<TaskId>,
     /// Attempt number (1-based).
     pub attempt: u32,
+    /// When the task's first attempt started (the same across retries): a connector whose
+    /// vendor keeps no idempotency key can tell a repeat from a first run by a change made
+    /// since then (e.g. AD's `pwdLastSet`).
+    pub started_at: Option<DateTime<Utc>>,
     /// Who the change is made for (stamped into descriptions).
     pub actor: String,
     /// Snapshot handling.
@@ -165,6 +169,12 @@ impl ExecuteOptions {
     /// Sets the actor.
     pub fn with_actor(mut self, actor: impl Into<String>) -> Self {
         self.actor = actor.into();
+        self
+    }
+
+    /// Sets when the task's first attempt started.
+    pub fn with_started_at(mut self, started_at: DateTime<Utc>) -> Self {
+        self.started_at = Some(started_at);
         self
     }
 }

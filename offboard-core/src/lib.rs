@@ -31,7 +31,8 @@ pub use engine::{Confirmation, Engine, EngineBuilder, Limits, Plan, RunRequest};
 pub use error::{Error, ErrorKind, ErrorRecord, Result, ResultExt, RetryClass};
 pub use memory::{MemoryAuditSink, MemoryStore};
 pub use model::{
-    Account, AccountRef, AccountStatus, App, AppId, Lifecycle, Manager, Person, PersonId,
+    Account, AccountRef, AccountStatus, App, AppId, Lifecycle, Manager, PRIVILEGED_ATTRIBUTE,
+    Person, PersonId,
 };
 pub use policy::Policy;
 pub use run::{

@@ -170,6 +170,11 @@ impl AccountStatus {
     }
 }
 
+/// The [`AccountRef::attributes`] key a connector sets on an account that holds, or held,
+/// privileged access (a former domain admin, a directory role); the value says why. The planner
+/// marks every action on such an account critical, so running it needs a confirmation.
+pub const PRIVILEGED_ATTRIBUTE: &str = "privileged";
+
 /// The account a connector found for a person: what actions act on.
 ///
 /// # Behavior

@@ -89,6 +89,10 @@ pub struct ReferenceUser {
     /// Whether the user is an administrator of the tenant (informational: shown as the
     /// `admin=true` attribute of the account; no action changes it).
     pub admin: bool,
+    /// Why the account holds privileged access, when it does: shown as the account's
+    /// [`PRIVILEGED_ATTRIBUTE`](offboard_core::PRIVILEGED_ATTRIBUTE), which makes every action on
+    /// it critical.
+    pub privileged: Option<String>,
 }
 
 impl Default for ReferenceUser {
@@ -101,6 +105,7 @@ impl Default for ReferenceUser {
             sessions: 0,
             apps: BTreeSet::new(),
             admin: false,
+            privileged: None,
         }
     }
 }
@@ -176,6 +181,12 @@ impl ReferenceUser {
     /// Makes the user a tenant administrator.
     pub fn admin(mut self) -> Self {
         self.admin = true;
+        self
+    }
+
+    /// Marks the account privileged, saying why (see [`ReferenceUser::privileged`]).
+    pub fn privileged(mut self, why: impl Into<String>) -> Self {
+        self.privileged = Some(why.into());
         self
     }
 
@@ -747,6 +758,11 @@ impl ReferenceConnector {
         );
         if user.admin {
             account.attributes.insert("admin".into(), "true".into());
+        }
+        if let Some(why) = &user.privileged {
+            account
+                .attributes
+                .insert(offboard_core::PRIVILEGED_ATTRIBUTE.into(), why.clone());
         }
         account
     }

@@ -490,7 +490,12 @@ impl Inner {
                             &stage,
                             offset,
                         );
-                        t.critical = spec.critical || policy.is_critical(&action.name);
+                        t.critical = spec.critical
+                            || policy.is_critical(&action.name)
+                            || account.as_ref().is_some_and(|a| {
+                                a.attributes
+                                    .contains_key(crate::model::PRIVILEGED_ATTRIBUTE)
+                            });
                         t.reversible = spec.reversible;
                         t.not_found_is_done = spec.not_found_is_done;
                         if skip_protected {

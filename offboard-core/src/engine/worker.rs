@@ -393,6 +393,7 @@ impl Inner {
             options.run = Some(run.id);
             options.task = Some(task.id);
             options.attempt = task.attempts;
+            options.started_at = task.started_at;
             options.snapshot = if task.reversible {
                 SnapshotPolicy::TakenByEngine
             } else {
