@@ -34,7 +34,97 @@ pub(crate) const USER_ATTRS: &[&str] = &[
     "accountExpires",
     "msExchHideFromAddressLists",
     "adminCount",
+    "objectSid",
+    "pwdLastSet",
 ];
+
+/// AD's built-in privileged groups (the ones AdminSDHolder protects), by SID: the `BUILTIN`
+/// domain's (`S-1-5-32-<rid>`) and the account domain's (`<domain SID>-<rid>`). Their members,
+/// direct or nested, are never changed.
+const PRIVILEGED_BUILTIN: [(u32, &str); 6] = [
+    (544, "Administrators"),
+    (548, "Account Operators"),
+    (549, "Server Operators"),
+    (550, "Print Operators"),
+    (551, "Backup Operators"),
+    (552, "Replicator"),
+];
+/// See [`PRIVILEGED_BUILTIN`]: the account domain's privileged groups, by RID.
+const PRIVILEGED_DOMAIN: [(u32, &str); 7] = [
+    (512, "Domain Admins"),
+    (516, "Domain Controllers"),
+    (518, "Schema Admins"),
+    (519, "Enterprise Admins"),
+    (521, "Read-only Domain Controllers"),
+    (526, "Key Admins"),
+    (527, "Enterprise Key Admins"),
+];
+
+/// A security identifier, parsed from its binary form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Sid {
+    authority: u64,
+    sub: Vec<u32>,
+}
+
+impl Sid {
+    /// Parses the binary form: revision 1, sub-authority count, 6-byte big-endian authority,
+    /// then the sub-authorities as 32-bit little-endian.
+    pub(crate) fn parse(bytes: &[u8]) -> Option<Self> {
+        let (&rev, rest) = bytes.split_first()?;
+        let (&count, rest) = rest.split_first()?;
+        if rev != 1 || rest.len() != 6 + 4 * usize::from(count) {
+            return None;
+        }
+        let authority = rest[..6]
+            .iter()
+            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+        let sub = rest[6..]
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        Some(Self { authority, sub })
+    }
+
+    /// The last sub-authority (the RID of an account domain's SID).
+    pub(crate) fn rid(&self) -> Option<u32> {
+        self.sub.last().copied()
+    }
+
+    /// The SID without its RID (the domain of an account's SID).
+    fn domain(&self) -> Option<Self> {
+        (self.sub.len() > 1).then(|| Self {
+            authority: self.authority,
+            sub: self.sub[..self.sub.len() - 1].to_vec(),
+        })
+    }
+
+    fn child(&self, rid: u32) -> Self {
+        let mut sub = self.sub.clone();
+        sub.push(rid);
+        Self {
+            authority: self.authority,
+            sub,
+        }
+    }
+
+    fn builtin(rid: u32) -> Self {
+        Self {
+            authority: 5,
+            sub: vec![32, rid],
+        }
+    }
+}
+
+impl fmt::Display for Sid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "S-1-{}", self.authority)?;
+        for s in &self.sub {
+            write!(f, "-{s}")?;
+        }
+        Ok(())
+    }
+}
 
 /// A user entry as read from the directory.
 #[derive(Debug, Clone)]
@@ -57,6 +147,10 @@ pub(crate) struct User {
     /// `adminCount=1`: AD's mark on members (past or present) of protected groups such as
     /// Domain Admins.
     pub(crate) admin: bool,
+    /// objectSid.
+    pub(crate) sid: Option<Sid>,
+    /// `pwdLastSet` (FILETIME: 100 ns ticks since 1601-01-01 UTC), when set.
+    pub(crate) pwd_last_set: Option<i64>,
 }
 
 impl User {
@@ -102,6 +196,12 @@ impl User {
             account_expires: one("accountExpires"),
             hidden_from_address_lists: one("msExchHideFromAddressLists"),
             admin: one("adminCount").is_some_and(|v| v.trim() == "1"),
+            sid: entry
+                .bin_attrs
+                .get("objectSid")
+                .and_then(|v| v.first())
+                .and_then(|b| Sid::parse(b)),
+            pwd_last_set: one("pwdLastSet").and_then(|v| v.trim().parse().ok()),
             dn: entry.dn,
         })
     }
@@ -109,6 +209,16 @@ impl User {
     /// Whether `ACCOUNTDISABLE` is set.
     pub(crate) fn disabled(&self) -> bool {
         self.uac & ACCOUNTDISABLE != 0
+    }
+
+    /// When the password was last set, from `pwdLastSet`; `None` when never (0) or unknown.
+    pub(crate) fn password_set_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        /// Seconds from 1601-01-01 to 1970-01-01.
+        const EPOCH_DIFF: i64 = 11_644_473_600;
+        let ticks = self.pwd_last_set.filter(|t| *t > 0)?;
+        let secs = ticks / 10_000_000 - EPOCH_DIFF;
+        let nanos = u32::try_from((ticks % 10_000_000) * 100).ok()?;
+        chrono::DateTime::from_timestamp(secs, nanos)
     }
 }
 
@@ -399,6 +509,47 @@ impl Client {
             )
             .with_context("guid", guid)),
         }
+    }
+
+    /// AD's built-in privileged groups ([`PRIVILEGED_BUILTIN`], [`PRIVILEGED_DOMAIN`]) the user
+    /// is in now, directly, through nesting or as primary group: read from the user's
+    /// `tokenGroups`, which the DC computes transitively.
+    ///
+    /// # Errors
+    /// `Vendor` when the user has no objectSid or the DC returns no `tokenGroups`.
+    pub(crate) async fn privileged_memberships(&self, user: &User) -> Result<Vec<String>> {
+        let sid = user.sid.as_ref().ok_or_else(|| {
+            Error::new(ErrorKind::Vendor, "the user has no objectSid").with_context("dn", &user.dn)
+        })?;
+        let domain = sid.domain().ok_or_else(|| {
+            Error::new(ErrorKind::Vendor, "objectSid has no domain part")
+                .with_context("dn", &user.dn)
+        })?;
+        let entries = self
+            .search(&user.dn, Scope::Base, "(objectClass=*)", &["tokenGroups"])
+            .await?;
+        let groups: Vec<Sid> = entries
+            .first()
+            .and_then(|e| e.bin_attrs.get("tokenGroups"))
+            .map(|v| v.iter().filter_map(|b| Sid::parse(b)).collect())
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Vendor,
+                    "the directory returned no tokenGroups for the user",
+                )
+                .with_context("dn", &user.dn)
+            })?;
+        let builtin = PRIVILEGED_BUILTIN
+            .iter()
+            .map(|(rid, name)| (Sid::builtin(*rid), *name));
+        let domain_groups = PRIVILEGED_DOMAIN
+            .iter()
+            .map(|(rid, name)| (domain.child(*rid), *name));
+        Ok(builtin
+            .chain(domain_groups)
+            .filter(|(s, _)| groups.contains(s))
+            .map(|(s, name)| format!("{name} ({s})"))
+            .collect())
     }
 
     /// The configured protected groups the user belongs to, directly or through nesting

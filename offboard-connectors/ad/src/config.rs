@@ -45,6 +45,7 @@ pub struct AdConfig {
     pub(crate) timeout: Duration,
     pub(crate) page_size: i32,
     pub(crate) protected_groups: Vec<String>,
+    pub(crate) protected_accounts: Vec<String>,
 }
 
 impl AdConfig {
@@ -98,6 +99,7 @@ impl fmt::Debug for AdConfig {
             .field("timeout", &self.timeout)
             .field("page_size", &self.page_size)
             .field("protected_groups", &self.protected_groups)
+            .field("protected_accounts", &self.protected_accounts)
             .finish()
     }
 }
@@ -132,11 +134,14 @@ pub enum AdConfigKey {
     /// `protected_groups`: group DNs, separated by `;`, whose members (direct or nested) are
     /// never changed.
     ProtectedGroups,
+    /// `protected_accounts`: sAMAccountNames, separated by `;` or `,`, never changed (service
+    /// accounts); built-in and well-known accounts are protected regardless.
+    ProtectedAccounts,
 }
 
 impl AdConfigKey {
     /// Every key, in `from_env` order.
-    pub const ALL: [AdConfigKey; 12] = [
+    pub const ALL: [AdConfigKey; 13] = [
         Self::Url,
         Self::BindDn,
         Self::Password,
@@ -149,6 +154,7 @@ impl AdConfigKey {
         Self::TimeoutSecs,
         Self::PageSize,
         Self::ProtectedGroups,
+        Self::ProtectedAccounts,
     ];
 
     /// The canonical name.
@@ -166,6 +172,7 @@ impl AdConfigKey {
             Self::TimeoutSecs => "timeout_secs",
             Self::PageSize => "page_size",
             Self::ProtectedGroups => "protected_groups",
+            Self::ProtectedAccounts => "protected_accounts",
         }
     }
 
@@ -194,6 +201,7 @@ impl FromStr for AdConfigKey {
             "timeout_secs" | "timeout" => Self::TimeoutSecs,
             "page_size" => Self::PageSize,
             "protected_groups" => Self::ProtectedGroups,
+            "protected_accounts" => Self::ProtectedAccounts,
             _ => {
                 return Err(Error::config(
                     s.to_owned(),
@@ -235,6 +243,7 @@ pub struct AdConfigBuilder {
     timeout: Duration,
     page_size: i32,
     protected_groups: Vec<String>,
+    protected_accounts: Vec<String>,
 }
 
 impl fmt::Debug for AdConfigBuilder {
@@ -252,6 +261,7 @@ impl fmt::Debug for AdConfigBuilder {
             .field("timeout", &self.timeout)
             .field("page_size", &self.page_size)
             .field("protected_groups", &self.protected_groups)
+            .field("protected_accounts", &self.protected_accounts)
             .finish()
     }
 }
@@ -335,6 +345,14 @@ impl AdConfigBuilder {
                     .map(str::to_owned)
                     .collect();
             }
+            AdConfigKey::ProtectedAccounts => {
+                self.protected_accounts = value
+                    .split([';', ','])
+                    .map(str::trim)
+                    .filter(|a| !a.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+            }
         }
         Ok(self)
     }
@@ -408,10 +426,18 @@ impl AdConfigBuilder {
     }
 
     /// Adds a group (by DN) whose members, direct or nested, are never changed: every action on
-    /// them is refused with a `Protected` error. Users with `adminCount=1` (members of AD's
-    /// built-in protected groups such as Domain Admins) are refused regardless.
+    /// them is refused with a `Protected` error. Current members of AD's built-in privileged
+    /// groups (Domain Admins, Enterprise Admins, Administrators ...) are refused regardless.
     pub fn with_protected_group(mut self, dn: impl Into<String>) -> Self {
         self.protected_groups.push(dn.into());
+        self
+    }
+
+    /// Adds an account (by sAMAccountName, e.g. a service account) that is never changed and
+    /// never returned by a lookup. Built-in and well-known accounts (RID below 1000, `krbtgt`,
+    /// `Guest`, `Administrator`) are protected regardless.
+    pub fn with_protected_account(mut self, sam_account_name: impl Into<String>) -> Self {
+        self.protected_accounts.push(sam_account_name.into());
         self
     }
 
@@ -500,6 +526,7 @@ impl AdConfigBuilder {
             timeout: self.timeout,
             page_size: self.page_size,
             protected_groups: self.protected_groups,
+            protected_accounts: self.protected_accounts,
         })
     }
 }

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use offboard_core::{
     AccountRef, AccountStatus, Action, Capabilities, Connector, Error, ErrorKind, ExecuteOptions,
-    ExecuteReply, LookupRequest, Outcome, Result, Snapshot, Verification,
+    ExecuteReply, LookupRequest, Outcome, PRIVILEGED_ATTRIBUTE, Result, Snapshot, Verification,
 };
 use uuid::Uuid;
 
@@ -13,13 +13,22 @@ use crate::actions::{
 };
 use crate::client::{Client, USER_CLASS, User};
 use crate::config::AdConfig;
-use crate::dn;
 
 /// The app id of Active Directory accounts.
 pub const APP: &str = "ad";
 
 /// The longest address the connector will look up.
 const MAX_ADDRESS_LEN: usize = 256;
+
+/// Well-known accounts that are protected whatever their RID (`krbtgt_<n>` are RODCs'
+/// Kerberos accounts).
+const WELL_KNOWN_ACCOUNTS: [&str; 5] = [
+    "krbtgt",
+    "Guest",
+    "Administrator",
+    "DefaultAccount",
+    "WDAGUtilityAccount",
+];
 
 /// Acts on Active Directory users over LDAPS or StartTLS.
 ///
@@ -30,9 +39,16 @@ const MAX_ADDRESS_LEN: usize = 256;
 /// - Lookups match `userPrincipalName`, `mail` and `proxyAddresses` (`smtp:`) for addresses
 ///   with an `@`, and `sAMAccountName` for those without; every value is escaped (RFC 4515),
 ///   and each hit is checked again client-side for exact equality ignoring ASCII case only.
-/// - Users with `adminCount=1` (members of protected groups such as Domain Admins) and members
-///   (direct or nested) of the configured protected groups are refused with a `Protected`
-///   error; nothing is changed.
+/// - Built-in and well-known accounts (RID below 1000, `krbtgt`, `Guest`, `Administrator`,
+///   `DefaultAccount`) and the configured protected accounts are never returned by a lookup
+///   and never changed (`Protected`): a person whose address is the bare word `Guest` cannot
+///   reach the built-in Guest account.
+/// - Current members (direct, nested or primary) of AD's built-in privileged groups (Domain
+///   Admins, Enterprise Admins, Administrators ...: read from the user's `tokenGroups`) and of
+///   the configured protected groups are refused with a `Protected` error; nothing is changed.
+/// - `adminCount=1` alone (it stays set after someone leaves the privileged groups) does not
+///   refuse: the lookup marks the account privileged ([`PRIVILEGED_ATTRIBUTE`]), so every
+///   action on it needs a confirmation.
 /// - `Debug` never shows the bind password.
 #[derive(Debug)]
 pub struct AdConnector {
@@ -87,12 +103,75 @@ impl AdConnector {
         };
         let mut account = AccountRef::new(APP, user.guid.to_string(), login, status);
         account.attributes.insert("dn".into(), user.dn.clone());
+        if user.admin {
+            account.attributes.insert(
+                PRIVILEGED_ATTRIBUTE.into(),
+                "adminCount=1: a member of a privileged group now or before".into(),
+            );
+        }
         if let Some(sam) = &user.sam {
             account
                 .attributes
                 .insert("sam_account_name".into(), sam.clone());
         }
         account
+    }
+
+    /// Refuses built-in, well-known and configured protected accounts.
+    fn check_not_well_known(&self, user: &User) -> Result<()> {
+        let sam = user.sam.as_deref().unwrap_or_default();
+        let why = if let Some(rid) = user
+            .sid
+            .as_ref()
+            .and_then(|s| s.rid())
+            .filter(|r| *r < 1000)
+        {
+            Some(format!("a built-in account (RID {rid})"))
+        } else if WELL_KNOWN_ACCOUNTS
+            .iter()
+            .any(|w| w.eq_ignore_ascii_case(sam))
+            || sam.to_ascii_lowercase().starts_with("krbtgt_")
+        {
+            Some("a well-known account".to_owned())
+        } else if self
+            .client
+            .config()
+            .protected_accounts
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(sam))
+        {
+            Some("a protected account (protected_accounts)".to_owned())
+        } else {
+            None
+        };
+        match why {
+            Some(why) => Err(Error::new(
+                ErrorKind::Protected,
+                format!("{sam} is {why}; offboard never changes it"),
+            )
+            .with_context("dn", &user.dn)),
+            None => Ok(()),
+        }
+    }
+
+    /// Refuses every protected account: well-known ones, current members of AD's privileged
+    /// groups and of the configured protected groups.
+    async fn check_not_protected(&self, user: &User) -> Result<()> {
+        self.check_not_well_known(user)?;
+        let mut groups = self.client.privileged_memberships(user).await?;
+        groups.extend(self.client.protected_memberships(user).await?);
+        if groups.is_empty() {
+            return Ok(());
+        }
+        Err(Error::new(
+            ErrorKind::Protected,
+            format!(
+                "the user is a member of protected group(s) {}; offboard never changes such \
+                 accounts",
+                groups.join("; ")
+            ),
+        )
+        .with_context("dn", &user.dn))
     }
 
     /// The user behind an account, by GUID; `None` when the id is no GUID or nobody has it.
@@ -142,7 +221,10 @@ impl AdConnector {
         hits.dedup_by_key(|u| u.guid);
         match hits.len() {
             0 => Ok(None),
-            1 => Ok(Some(self.account_ref(&hits[0]))),
+            1 => {
+                self.check_not_well_known(&hits[0])?;
+                Ok(Some(self.account_ref(&hits[0])))
+            }
             n => Err(Error::ambiguous(format!(
                 "{n} Active Directory users match the person's addresses: {}",
                 hits.iter()
@@ -207,15 +289,18 @@ impl Connector for AdConnector {
     async fn lookup(&self, request: &LookupRequest) -> Result<Option<AccountRef>> {
         let result = async {
             if let Some(id) = &request.external_id {
-                return Ok(self
+                let found = self
                     .user(&AccountRef::new(
                         APP,
                         id.clone(),
                         "",
                         AccountStatus::Unknown,
                     ))
-                    .await?
-                    .map(|u| self.account_ref(&u)));
+                    .await?;
+                if let Some(u) = &found {
+                    self.check_not_well_known(u)?;
+                }
+                return Ok(found.map(|u| self.account_ref(&u)));
             }
             let addresses: Vec<String> = request.person.addresses().collect();
             for address in &addresses {
@@ -238,26 +323,7 @@ impl Connector for AdConnector {
             let Some(user) = self.user(account).await? else {
                 return Ok(ExecuteReply::new(Outcome::NotFound));
             };
-            if user.admin {
-                return Err(Error::new(
-                    ErrorKind::Protected,
-                    "the user is (or was) a member of a protected group (adminCount=1); \
-                     offboard never changes such accounts",
-                )
-                .with_context("dn", &user.dn));
-            }
-            let protected = self.client.protected_memberships(&user).await?;
-            if !protected.is_empty() {
-                return Err(Error::new(
-                    ErrorKind::Protected,
-                    format!(
-                        "the user is a member of protected group(s) {}; offboard never changes \
-                         such accounts",
-                        protected.join("; ")
-                    ),
-                )
-                .with_context("dn", &user.dn));
-            }
+            self.check_not_protected(&user).await?;
             let c = &self.client;
             match verb {
                 Verb::Disable => disable::execute(c, &user, options).await,
@@ -356,13 +422,7 @@ impl Connector for AdConnector {
                 user.uac
             ));
         }
-        let ou = self.client.config().disabled_ou();
-        if !dn::same(dn::parent(&user.dn), ou) {
-            remaining.push(format!(
-                "not in the disabled-users OU (in {})",
-                dn::parent(&user.dn)
-            ));
-        }
+        // Where the account sits (outside the disabled-users OU) is housekeeping, not access.
         for group in &user.member_of {
             remaining.push(format!("member of {group}"));
         }

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::collections::HashSet;
 use std::time::Instant;
 
 use common::{Admin, Env, attr, random_hex, set};
@@ -315,7 +316,8 @@ async fn actions_take_effect_and_rollback_restores() {
     }
     let verified = ad.verify_revoked(&account).await.unwrap();
     assert!(!verified.revoked);
-    assert_eq!(verified.remaining.len(), 4, "{:?}", verified.remaining);
+    // Enabled and two groups; being outside the disabled-users OU is not access.
+    assert_eq!(verified.remaining.len(), 3, "{:?}", verified.remaining);
 
     admin.delete_guid(&user.guid).await;
     let _ = admin.ldap.delete(&group2).await;
@@ -496,23 +498,192 @@ async fn hide_from_address_lists_is_unsupported_without_exchange_schema() {
     admin.delete_guid(&user.guid).await;
 }
 
+/// `adminCount=1` stays set after someone leaves every protected group, so it alone does not
+/// refuse the account: the lookup marks it privileged (the plan then needs a confirmation) and
+/// the actions run.
 #[tokio::test]
-async fn protected_accounts_are_refused() {
+async fn admin_count_alone_marks_privileged_but_does_not_refuse() {
     let (_env, ad, mut admin) = setup().await;
-    let user = new_user(&mut admin, "prot").await;
+    let user = new_user(&mut admin, "former-admin").await;
     admin
         .modify(
             &user.dn,
             vec![Mod::Replace(b"adminCount".to_vec(), set(["1"]))],
         )
         .await;
+    let found = ad
+        .lookup(&LookupRequest::person(person(&user.login)))
+        .await
+        .unwrap()
+        .expect("found");
+    assert!(
+        found
+            .attributes
+            .get(offboard_core::PRIVILEGED_ATTRIBUTE)
+            .is_some_and(|why| why.contains("adminCount")),
+        "{:?}",
+        found.attributes
+    );
+    let account = common::account(&user.guid, &user.login);
+    assert_eq!(run(&ad, &account, DISABLE, &opts()).await, Outcome::Done);
+    assert_eq!(uac(&admin.by_guid(&user.guid).await.unwrap()), 0x202);
+    admin.delete_guid(&user.guid).await;
+}
+
+/// Current members (direct or nested) of AD's built-in privileged groups are refused without
+/// any configuration: here a user in a group nested in Domain Admins.
+#[tokio::test]
+async fn current_members_of_builtin_privileged_groups_are_refused() {
+    let (env, ad, mut admin) = setup().await;
+    let tag = random_hex(8);
+    let nested = format!("CN=ofb-{tag}-ops,{}", env.staff_ou);
+    admin
+        .ensure(
+            &nested,
+            vec![
+                ("objectClass", vec!["group"]),
+                ("sAMAccountName", vec![&format!("ofb-{tag}-ops")]),
+            ],
+        )
+        .await;
+    let domain_admins = format!("CN=Domain Admins,CN=Users,{}", env.base_dn);
+    admin.add_member(&domain_admins, &nested).await;
+    let user = new_user(&mut admin, "da").await;
+    admin.add_member(&nested, &user.dn).await;
     let account = common::account(&user.guid, &user.login);
     let e = ad
         .execute(&account, &Action::new(DISABLE), &opts())
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Protected, "{e}");
+    assert!(e.to_string().contains("Domain Admins"), "{e}");
     assert_eq!(uac(&admin.by_guid(&user.guid).await.unwrap()), 0x200);
+    // Left the privileged group: no longer refused.
+    admin
+        .modify(
+            &nested,
+            vec![Mod::Delete(
+                b"member".to_vec(),
+                HashSet::from([user.dn.clone().into_bytes()]),
+            )],
+        )
+        .await;
+    assert_eq!(run(&ad, &account, DISABLE, &opts()).await, Outcome::Done);
+    admin.delete_guid(&user.guid).await;
+    admin
+        .modify(
+            &domain_admins,
+            vec![Mod::Delete(
+                b"member".to_vec(),
+                HashSet::from([nested.clone().into_bytes()]),
+            )],
+        )
+        .await;
+    let _ = admin.ldap.delete(&nested).await;
+}
+
+/// A bare word is looked up as a sAMAccountName: a person whose address is `Guest` must never
+/// reach the built-in Guest account. Built-in and well-known accounts (RID < 1000, krbtgt,
+/// Guest, Administrator) and the service accounts the config names are always protected.
+#[tokio::test]
+async fn builtin_well_known_and_named_service_accounts_are_always_protected() {
+    let (env, ad, mut admin) = setup().await;
+    for name in ["Guest", "krbtgt", "Administrator"] {
+        let e = ad
+            .lookup(&LookupRequest::person(person(name)))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Protected, "{name}: {e}");
+    }
+    let guest = admin
+        .read(&format!("CN=Guest,CN=Users,{}", env.base_dn))
+        .await
+        .expect("the built-in Guest account");
+    let account = common::account(&guest.1, "Guest");
+    for action in [DISABLE, REMOVE_GROUPS, MOVE_TO_DISABLED_OU] {
+        let e = ad
+            .execute(&account, &Action::new(action.clone()), &opts())
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Protected, "{action}: {e}");
+    }
+    assert!(
+        admin
+            .read(&format!("CN=Guest,CN=Users,{}", env.base_dn))
+            .await
+            .is_some(),
+        "Guest was not moved"
+    );
+    // A service account the config names.
+    let svc = new_user(&mut admin, "svc").await;
+    let ad = AdConnector::connect(
+        common::builder(&env)
+            .with_protected_account(svc.sam.clone())
+            .build()
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let e = ad
+        .lookup(&LookupRequest::person(person(&svc.login)))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Protected, "{e}");
+    let e = ad
+        .execute(
+            &common::account(&svc.guid, &svc.login),
+            &Action::new(DISABLE),
+            &opts(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Protected, "{e}");
+    admin.delete_guid(&svc.guid).await;
+}
+
+/// AD keeps no idempotency key for a password set, but `pwdLastSet` tells: a repeat of the
+/// same task (a retry after a lost answer) finds the password set since the task first
+/// started and reports `already_done`; a new task sets a new one.
+#[tokio::test]
+async fn reset_password_repeat_of_the_same_task_is_already_done() {
+    let (_env, ad, mut admin) = setup().await;
+    let user = new_user(&mut admin, "pwd-again").await;
+    let account = common::account(&user.guid, &user.login);
+    // The task starts after the user was created with its first password.
+    let first = opts().with_started_at(chrono::Utc::now());
+    assert_eq!(
+        run(&ad, &account, RESET_PASSWORD, &first).await,
+        Outcome::Done
+    );
+    let mut retry = first.clone();
+    retry.attempt = 2;
+    assert_eq!(
+        run(&ad, &account, RESET_PASSWORD, &retry).await,
+        Outcome::AlreadyDone
+    );
+    let later = opts().with_started_at(chrono::Utc::now() + chrono::Duration::seconds(1));
+    assert_eq!(
+        run(&ad, &account, RESET_PASSWORD, &later).await,
+        Outcome::Done,
+        "another task started after the last set sets a new password"
+    );
+    admin.delete_guid(&user.guid).await;
+}
+
+/// Access is what the account can do: enabled or group memberships. Where it sits (outside
+/// the disabled-users OU) is housekeeping, not access.
+#[tokio::test]
+async fn verify_does_not_count_the_ou_as_access() {
+    let (_env, ad, mut admin) = setup().await;
+    let user = new_user(&mut admin, "verify-ou").await;
+    let account = common::account(&user.guid, &user.login);
+    assert_eq!(run(&ad, &account, DISABLE, &opts()).await, Outcome::Done);
+    assert_eq!(
+        run(&ad, &account, REMOVE_GROUPS, &opts()).await,
+        Outcome::Done
+    );
+    let v = ad.verify_revoked(&account).await.unwrap();
+    assert!(v.revoked, "{v:?}");
     admin.delete_guid(&user.guid).await;
 }
 

@@ -22,6 +22,7 @@ pub(crate) async fn execute(
     }
     let mut removed = 0usize;
     let mut denied = Vec::new();
+    let mut refused = Vec::new();
     for group in &user.member_of {
         let written = client
             .modify(
@@ -31,14 +32,42 @@ pub(crate) async fn execute(
             .await?;
         match written {
             Ok(()) => removed += 1,
-            // 53: not a member any more (Samba); 16: no such value (AD); 32: group deleted.
+            // 32: the group was deleted: nothing to remove.
+            Err(e) if e.rc() == Some(rc::NO_SUCH_OBJECT) => {}
+            // 16 (no such value, AD) and 53 (Samba) answer a removal of a non-member; but 53
+            // (unwilling to perform) is also AD refusing the change: re-read below.
             Err(e)
                 if matches!(
                     e.rc(),
-                    Some(rc::UNWILLING_TO_PERFORM | rc::NO_SUCH_ATTRIBUTE | rc::NO_SUCH_OBJECT)
-                ) => {}
+                    Some(rc::UNWILLING_TO_PERFORM | rc::NO_SUCH_ATTRIBUTE)
+                ) =>
+            {
+                refused.push((group.clone(), e.rc().unwrap_or_default()));
+            }
             Err(e) if e.rc() == Some(rc::INSUFFICIENT_ACCESS) => denied.push(group.clone()),
             Err(e) => return Err(Error::from(e).with_context("group", group)),
+        }
+    }
+    if !refused.is_empty() {
+        let now = client.user_by_guid(&user.guid).await?;
+        let still: Vec<String> = refused
+            .iter()
+            .filter(|(g, _)| {
+                now.as_ref()
+                    .is_some_and(|u| u.member_of.iter().any(|m| m.eq_ignore_ascii_case(g)))
+            })
+            .map(|(g, code)| format!("{g} (LDAP {code})"))
+            .collect();
+        if !still.is_empty() {
+            return Err(Error::new(
+                ErrorKind::Vendor,
+                format!(
+                    "removed {removed} membership(s), but the directory refused to remove {} \
+                     group(s) and the user is still a member: {}",
+                    still.len(),
+                    still.join("; ")
+                ),
+            ));
         }
     }
     if !denied.is_empty() {

@@ -1,6 +1,10 @@
 //! `ad.reset_password`: sets a random 32-character password through `unicodePwd` (the quoted
-//! password, UTF-16LE), over TLS only. Nobody learns the password. AD keeps no trace that would
-//! tell a repeat from a first run, so every run reports `done`; the action is marked critical.
+//! password, UTF-16LE), over TLS only. Nobody learns the password. AD keeps no idempotency key,
+//! but `pwdLastSet` tells a repeat: when the password was set at or after the task's first
+//! attempt started ([`ExecuteOptions::started_at`]), the repeat reports `already_done` and sets
+//! nothing (a password set in that window by anyone else, e.g. the leaver, is indistinguishable:
+//! the window is the task's own retries). Without `started_at` every run sets a new password.
+//! The action is marked critical.
 
 use offboard_core::{Error, ErrorKind, ExecuteOptions, ExecuteReply, Outcome, Result, Secret};
 use rand::Rng;
@@ -50,6 +54,17 @@ pub(crate) async fn execute(
         return Err(Error::new(
             ErrorKind::Config,
             "refusing to set a password over an unencrypted connection",
+        ));
+    }
+    if let (Some(started), Some(set)) = (options.started_at, user.password_set_at())
+        && set >= started
+    {
+        return Ok(ExecuteReply::with_detail(
+            Outcome::AlreadyDone,
+            format!(
+                "the password was set at {} (pwdLastSet), after this task first started",
+                set.to_rfc3339()
+            ),
         ));
     }
     if options.dry_run {
