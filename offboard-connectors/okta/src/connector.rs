@@ -27,7 +27,8 @@ pub const APP: &str = "okta";
 ///   id (Okta also resolves logins there).
 /// - Actions: see the crate docs. Each reads first; a repeat is `AlreadyDone`; a missing user
 ///   is `NotFound` (delete: `AlreadyDone`).
-/// - `verify_revoked`: status, `OKTA_GROUP` memberships, app links and admin roles.
+/// - `verify_revoked`: status, `OKTA_GROUP` memberships, app links, admin roles (own and
+///   through groups), OAuth refresh tokens, consent grants and enrolled factors.
 /// - `discover`: the user's app links, as accounts of the apps they name.
 pub struct OktaConnector {
     client: OktaClient,
@@ -143,6 +144,41 @@ impl OktaConnector {
     }
 }
 
+impl OktaConnector {
+    /// What `verify_revoked` reads besides the status: `OKTA_GROUP` memberships, app links,
+    /// admin roles (the user's own and their groups'), OAuth refresh tokens per client,
+    /// consent grants and enrolled factors.
+    async fn remaining_access(&self, id: &str) -> Result<Vec<String>> {
+        let c = &self.client;
+        let mut remaining = Vec::new();
+        for g in c.list_groups(id).await? {
+            if g.kind == "OKTA_GROUP" {
+                remaining.push(format!("member of group {} ({})", g.profile.name, g.id));
+            }
+        }
+        for l in c.list_app_links(id).await? {
+            remaining.push(format!("assigned app {} ({})", l.label, l.app_instance_id));
+        }
+        for r in c.list_roles(id).await? {
+            remaining.push(format!("admin role {} ({}, {})", r.kind, r.holder(), r.id));
+        }
+        for client in c.list_clients(id).await? {
+            for t in c.list_client_tokens(id, &client.client_id).await? {
+                let client = &client.client_id;
+                remaining.push(format!("OAuth refresh token {} of client {client}", t.id));
+            }
+        }
+        for g in c.list_grants(id).await? {
+            remaining.push(format!("OAuth consent grant {}", g.id));
+        }
+        for f in c.list_factors(id).await? {
+            let kind = f.factor_type.unwrap_or_default();
+            remaining.push(format!("enrolled MFA factor {kind} ({})", f.id));
+        }
+        Ok(remaining)
+    }
+}
+
 fn user_gone(id: &str, op: &str) -> Error {
     Error::not_found(format!("user {id} does not exist")).with_operation(op.to_owned())
 }
@@ -228,7 +264,10 @@ impl Connector for OktaConnector {
         self.check_account(account, &op)?;
         let (c, id, dry) = (&self.client, account.external_id.as_str(), options.dry_run);
         let result = match verb {
-            Verb::Suspend => actions::suspend::execute(c, id, dry).await,
+            Verb::Suspend => match action.params() {
+                Ok(params) => actions::suspend::execute(c, id, dry, &params).await,
+                Err(e) => Err(e),
+            },
             Verb::ClearSessions => actions::clear_sessions::execute(c, id, dry).await,
             Verb::RevokeGrants => actions::revoke_grants::execute(c, id, dry).await,
             Verb::ResetFactors => actions::reset_factors::execute(c, id, dry).await,
@@ -318,21 +357,7 @@ impl Connector for OktaConnector {
             if !matches!(user.status.as_str(), "SUSPENDED" | "DEPROVISIONED") {
                 remaining.push(format!("status {}", user.status));
             }
-            for g in self.client.list_groups(id).await? {
-                if g.kind == "OKTA_GROUP" {
-                    remaining.push(format!("member of group {} ({})", g.profile.name, g.id));
-                }
-            }
-            for l in self.client.list_app_links(id).await? {
-                remaining.push(format!("assigned app {} ({})", l.label, l.app_instance_id));
-            }
-            for r in self.client.list_roles(id).await? {
-                remaining.push(format!(
-                    "admin role {} ({})",
-                    r.kind.unwrap_or_default(),
-                    r.id
-                ));
-            }
+            remaining.extend(self.remaining_access(id).await?);
             Ok::<_, Error>(remaining)
         };
         match read.await {

@@ -396,7 +396,10 @@ async fn discovery_lists_app_links_and_verify_lists_access() {
         .collect();
     assert_eq!(
         kinds,
-        vec!["status", "member", "assigned", "assigned", "admin"],
+        vec![
+            "status", "member", "assigned", "assigned", "admin", "OAuth", "OAuth", "enrolled",
+            "enrolled"
+        ],
         "{:?}",
         v.remaining
     );
