@@ -21,8 +21,6 @@ pub(crate) struct Profile {
     pub(crate) login: String,
     #[serde(default)]
     pub(crate) email: Option<String>,
-    #[serde(default)]
-    pub(crate) second_email: Option<String>,
 }
 
 /// A group the user is a member of.

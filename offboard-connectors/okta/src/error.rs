@@ -15,6 +15,9 @@ pub(crate) enum OktaError {
          okta.deactivate, or okta.suspend with {{\"deactivate_if_not_suspendable\": true}}"
     )]
     NotSuspendable { id: String, status: String },
+    /// A lookup value longer than any Okta login, email or id (not repeated: it may be huge).
+    #[error("{field} longer than {max} characters cannot name an Okta user")]
+    TooLong { field: &'static str, max: usize },
     /// The user is not in a status the operation can start from.
     #[error("user {id} is {status}; {op} is not possible from that status")]
     WrongStatus {
@@ -27,7 +30,9 @@ pub(crate) enum OktaError {
 impl From<OktaError> for Error {
     fn from(e: OktaError) -> Self {
         let kind = match &e {
-            OktaError::ControlCharacter { .. } => ErrorKind::InvalidInput,
+            OktaError::ControlCharacter { .. } | OktaError::TooLong { .. } => {
+                ErrorKind::InvalidInput
+            }
             OktaError::WrongStatus { .. } | OktaError::NotSuspendable { .. } => ErrorKind::Vendor,
         };
         Error::new(kind, e.to_string()).fatal()

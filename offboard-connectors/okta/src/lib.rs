@@ -30,9 +30,12 @@
 //!
 //! # Lookup
 //! Exact, ASCII-case-insensitive match of the person's email and aliases against
-//! `profile.login`, `profile.email` and `profile.secondEmail` through one `search` query built
-//! by [`search_expression`] (quotes and backslashes escaped, control characters refused), then
-//! filtered again locally. Zero users: `None`; two or more: `Ambiguous`.
+//! `profile.login` and `profile.email` through one `search` query built by
+//! [`search_expression`] (quotes and backslashes escaped, control characters and identifiers
+//! longer than [`MAX_IDENTIFIER_CHARS`] refused before any request), then filtered again
+//! locally. Zero users: `None`; two or more: `Ambiguous`. `profile.secondEmail` is never
+//! matched: users edit it themselves, so a stranger's recovery address must not make their
+//! account the person's.
 //!
 //! # Configuration
 //! [`OktaConfig`]: an org URL and either an API token (`SSWS`) or OAuth client credentials
@@ -58,5 +61,5 @@ mod error;
 mod source;
 
 pub use config::{ConfigKey, DEFAULT_SCOPES, OktaConfig};
-pub use connector::{APP, OktaConnector, search_expression};
+pub use connector::{APP, MAX_IDENTIFIER_CHARS, OktaConnector, search_expression};
 pub use source::OktaSource;
