@@ -21,8 +21,6 @@ pub(crate) struct Profile {
     pub(crate) login: String,
     #[serde(default)]
     pub(crate) email: Option<String>,
-    #[serde(default)]
-    pub(crate) second_email: Option<String>,
 }
 
 /// A group the user is a member of.
@@ -60,12 +58,54 @@ pub(crate) struct AppUser {
     pub(crate) scope: String,
 }
 
-/// Anything with an `id` (grants, factors, tokens, role assignments).
+/// Anything with an `id` (grants, factors, tokens).
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct WithId {
     pub(crate) id: String,
+    /// A factor's `factorType` (`push`, `sms`...).
+    #[serde(default, rename = "factorType")]
+    pub(crate) factor_type: Option<String>,
+}
+
+/// An admin role assignment (`GET /api/v1/users/{userId}/roles`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Role {
+    pub(crate) id: String,
     #[serde(default, rename = "type")]
-    pub(crate) kind: Option<String>,
+    pub(crate) kind: String,
+    /// `USER` (the user's own) or `GROUP` (held through a group; removable only there).
+    #[serde(default)]
+    pub(crate) assignment_type: String,
+    #[serde(default, rename = "_links")]
+    links: RoleLinks,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+struct RoleLinks {
+    #[serde(default)]
+    assignee: Option<Href>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct Href {
+    href: String,
+}
+
+impl Role {
+    /// Whether the assignment is the user's own, so removable through the user.
+    pub(crate) fn is_direct(&self) -> bool {
+        self.assignment_type.is_empty() || self.assignment_type == "USER"
+    }
+
+    /// What the role is held through, for a report: `group 00g…` for a group's role.
+    pub(crate) fn holder(&self) -> String {
+        let assignee = self.links.assignee.as_ref().map(|h| h.href.as_str());
+        match assignee.and_then(|h| h.rsplit_once("/groups/")) {
+            Some((_, group)) => format!("group {group}"),
+            None => self.assignment_type.to_ascii_lowercase(),
+        }
+    }
 }
 
 /// An OAuth client the user has tokens or grants with.
@@ -249,7 +289,7 @@ impl OktaClient {
     }
 
     /// `GET /api/v1/users/{userId}/roles`.
-    pub(crate) async fn list_roles(&self, id: &str) -> Result<Vec<WithId>> {
+    pub(crate) async fn list_roles(&self, id: &str) -> Result<Vec<Role>> {
         self.list(HttpRequest::get(user_path(id, &["roles"])).bucket("other"))
             .await
     }

@@ -20,14 +20,18 @@ pub const APP: &str = "okta";
 /// The Okta connector. Build it with [`crate::OktaConfig`].
 ///
 /// # Behavior
-/// - `lookup`: one `GET /api/v1/users?search=` with `profile.login`, `profile.email` and
-///   `profile.secondEmail` `eq` each address (see [`search_expression`]); the answer is
-///   filtered again locally (ASCII case only), so a server-side widening cannot reach us.
+/// - `lookup`: one `GET /api/v1/users?search=` with `profile.login` and `profile.email` `eq`
+///   each address (see [`search_expression`]); the answer is filtered again locally (ASCII
+///   case only), so a server-side widening cannot reach us. `profile.secondEmail` is never
+///   matched: users edit it themselves, so a stranger's recovery address must not make their
+///   account the person's. An identifier longer than [`MAX_IDENTIFIER_CHARS`] is refused
+///   (`InvalidInput`, not repeated in the message) before any request.
 ///   With `external_id`: `GET /api/v1/users/{id}`, accepted only when the returned id is that
 ///   id (Okta also resolves logins there).
 /// - Actions: see the crate docs. Each reads first; a repeat is `AlreadyDone`; a missing user
 ///   is `NotFound` (delete: `AlreadyDone`).
-/// - `verify_revoked`: status, `OKTA_GROUP` memberships, app links and admin roles.
+/// - `verify_revoked`: status, `OKTA_GROUP` memberships, app links, admin roles (own and
+///   through groups), OAuth refresh tokens, consent grants and enrolled factors.
 /// - `discover`: the user's app links, as accounts of the apps they name.
 pub struct OktaConnector {
     client: OktaClient,
@@ -44,15 +48,21 @@ impl fmt::Debug for OktaConnector {
     }
 }
 
-/// Builds the `search` expression matching any of `addresses` exactly, as login, email or
-/// second email.
+/// The longest identifier (address or user id) a lookup or an action sends, in characters:
+/// Okta's `UserProfile` allows at most 100 in `login` and `email` (`maxLength: 100`), and user
+/// ids are 20.
+pub const MAX_IDENTIFIER_CHARS: usize = 100;
+
+/// Builds the `search` expression matching any of `addresses` exactly, as login or (primary)
+/// email; never `profile.secondEmail`, which users edit themselves.
 ///
 /// # Behavior
 /// `\` and `"` are escaped inside the quoted string (SCIM filter rules), so no input can end
 /// the string and add an operator. Empty addresses are skipped (`None` when none is left).
 ///
 /// # Errors
-/// `InvalidInput` for an address with a control character (NUL, CR, LF...).
+/// `InvalidInput` for an address with a control character (NUL, CR, LF...) or longer than
+/// [`MAX_IDENTIFIER_CHARS`]; the message does not repeat the address.
 pub fn search_expression<S: AsRef<str>>(addresses: &[S]) -> Result<Option<String>> {
     let mut terms = Vec::new();
     for address in addresses {
@@ -61,22 +71,17 @@ pub fn search_expression<S: AsRef<str>>(addresses: &[S]) -> Result<Option<String
         if address.is_empty() {
             continue;
         }
-        for attr in ["profile.login", "profile.email", "profile.secondEmail"] {
+        for attr in ["profile.login", "profile.email"] {
             terms.push(format!("{attr} eq {escaped}"));
         }
     }
     Ok((!terms.is_empty()).then(|| terms.join(" or ")))
 }
 
-/// `value` as a quoted `search` string: `\` and `"` escaped, control characters refused.
+/// `value` as a quoted `search` string: `\` and `"` escaped; control characters and values
+/// longer than [`MAX_IDENTIFIER_CHARS`] refused.
 pub(crate) fn quoted(field: &'static str, value: &str) -> Result<String> {
-    if value.chars().any(char::is_control) {
-        return Err(OktaError::ControlCharacter {
-            field,
-            value: value.to_owned(),
-        }
-        .into());
-    }
+    check_identifier(field, value)?;
     Ok(format!(
         "\"{}\"",
         value.replace('\\', "\\\\").replace('"', "\\\"")
@@ -99,15 +104,28 @@ fn account(user: &User) -> AccountRef {
     a
 }
 
-fn check_id(id: &str, op: &str) -> Result<()> {
-    if id.chars().any(char::is_control) {
-        return Err(Error::from(OktaError::ControlCharacter {
-            field: "external id",
-            value: id.to_owned(),
-        })
-        .with_operation(op.to_owned()));
+/// Refuses a value longer than [`MAX_IDENTIFIER_CHARS`] (checked first, so the message never
+/// holds it) or holding a control character.
+fn check_identifier(field: &'static str, value: &str) -> Result<()> {
+    if value.chars().nth(MAX_IDENTIFIER_CHARS).is_some() {
+        return Err(OktaError::TooLong {
+            field,
+            max: MAX_IDENTIFIER_CHARS,
+        }
+        .into());
+    }
+    if value.chars().any(char::is_control) {
+        return Err(OktaError::ControlCharacter {
+            field,
+            value: value.to_owned(),
+        }
+        .into());
     }
     Ok(())
+}
+
+fn check_id(id: &str, op: &str) -> Result<()> {
+    check_identifier("external id", id).map_err(|e| e.with_operation(op.to_owned()))
 }
 
 impl OktaConnector {
@@ -140,6 +158,41 @@ impl OktaConnector {
             ))
             .with_operation(op.to_owned())),
         }
+    }
+}
+
+impl OktaConnector {
+    /// What `verify_revoked` reads besides the status: `OKTA_GROUP` memberships, app links,
+    /// admin roles (the user's own and their groups'), OAuth refresh tokens per client,
+    /// consent grants and enrolled factors.
+    async fn remaining_access(&self, id: &str) -> Result<Vec<String>> {
+        let c = &self.client;
+        let mut remaining = Vec::new();
+        for g in c.list_groups(id).await? {
+            if g.kind == "OKTA_GROUP" {
+                remaining.push(format!("member of group {} ({})", g.profile.name, g.id));
+            }
+        }
+        for l in c.list_app_links(id).await? {
+            remaining.push(format!("assigned app {} ({})", l.label, l.app_instance_id));
+        }
+        for r in c.list_roles(id).await? {
+            remaining.push(format!("admin role {} ({}, {})", r.kind, r.holder(), r.id));
+        }
+        for client in c.list_clients(id).await? {
+            for t in c.list_client_tokens(id, &client.client_id).await? {
+                let client = &client.client_id;
+                remaining.push(format!("OAuth refresh token {} of client {client}", t.id));
+            }
+        }
+        for g in c.list_grants(id).await? {
+            remaining.push(format!("OAuth consent grant {}", g.id));
+        }
+        for f in c.list_factors(id).await? {
+            let kind = f.factor_type.unwrap_or_default();
+            remaining.push(format!("enrolled MFA factor {kind} ({})", f.id));
+        }
+        Ok(remaining)
     }
 }
 
@@ -182,11 +235,7 @@ impl Connector for OktaConnector {
         let mut matches: BTreeMap<String, User> = BTreeMap::new();
         for user in users {
             let p = &user.profile;
-            let names = [
-                Some(p.login.as_str()),
-                p.email.as_deref(),
-                p.second_email.as_deref(),
-            ];
+            let names = [Some(p.login.as_str()), p.email.as_deref()];
             let hit = names.iter().flatten().any(|n| {
                 addresses
                     .iter()
@@ -228,7 +277,10 @@ impl Connector for OktaConnector {
         self.check_account(account, &op)?;
         let (c, id, dry) = (&self.client, account.external_id.as_str(), options.dry_run);
         let result = match verb {
-            Verb::Suspend => actions::suspend::execute(c, id, dry).await,
+            Verb::Suspend => match action.params() {
+                Ok(params) => actions::suspend::execute(c, id, dry, &params).await,
+                Err(e) => Err(e),
+            },
             Verb::ClearSessions => actions::clear_sessions::execute(c, id, dry).await,
             Verb::RevokeGrants => actions::revoke_grants::execute(c, id, dry).await,
             Verb::ResetFactors => actions::reset_factors::execute(c, id, dry).await,
@@ -318,21 +370,7 @@ impl Connector for OktaConnector {
             if !matches!(user.status.as_str(), "SUSPENDED" | "DEPROVISIONED") {
                 remaining.push(format!("status {}", user.status));
             }
-            for g in self.client.list_groups(id).await? {
-                if g.kind == "OKTA_GROUP" {
-                    remaining.push(format!("member of group {} ({})", g.profile.name, g.id));
-                }
-            }
-            for l in self.client.list_app_links(id).await? {
-                remaining.push(format!("assigned app {} ({})", l.label, l.app_instance_id));
-            }
-            for r in self.client.list_roles(id).await? {
-                remaining.push(format!(
-                    "admin role {} ({})",
-                    r.kind.unwrap_or_default(),
-                    r.id
-                ));
-            }
+            remaining.extend(self.remaining_access(id).await?);
             Ok::<_, Error>(remaining)
         };
         match read.await {

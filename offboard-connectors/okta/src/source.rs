@@ -32,8 +32,10 @@ const EPOCH: &str = "1970-01-01T00:00:00.000Z";
 ///   60 s) before it, so users updated in the same millisecond, or indexed late (Okta's
 ///   `search` is eventually consistent), are read again rather than lost; what was already
 ///   reported (same id, `lastUpdated` and status) is not reported twice.
-/// - The person id is the Okta user id; email is `profile.email` (else the login), aliases
-///   the login and `profile.secondEmail`, employee id `profile.employeeNumber`. For a person
+/// - The person id is the Okta user id; email is `profile.email` (else the login), alias the
+///   login, employee id `profile.employeeNumber`. `profile.secondEmail` is never an alias: the
+///   user edits it, so it may be anyone's address, and other apps would then match that
+///   person's accounts. For a person
 ///   reported past, `profile.managerId` (the manager's Okta user id) is read with
 ///   `GET /api/v1/users/{managerId}` (once per call) and becomes the person's manager, so the
 ///   run hands mail and files to them; a manager who no longer exists is left out.
@@ -94,8 +96,6 @@ struct SourceProfile {
     #[serde(default)]
     email: Option<String>,
     #[serde(default)]
-    second_email: Option<String>,
-    #[serde(default)]
     first_name: Option<String>,
     #[serde(default)]
     last_name: Option<String>,
@@ -131,13 +131,8 @@ impl SourceUser {
             .filter(|e| !e.is_empty())
             .unwrap_or_else(|| p.login.clone());
         let mut person = Person::new(self.id.as_str(), email.clone());
-        for alias in std::iter::once(&p.login).chain(p.second_email.as_ref()) {
-            if !alias.is_empty()
-                && !alias.eq_ignore_ascii_case(&email)
-                && !person.aliases.contains(alias)
-            {
-                person.aliases.push(alias.clone());
-            }
+        if !p.login.is_empty() && !p.login.eq_ignore_ascii_case(&email) {
+            person.aliases.push(p.login.clone());
         }
         person.display_name = [p.first_name.as_deref(), p.last_name.as_deref()]
             .into_iter()
@@ -448,7 +443,8 @@ mod tests {
         let r = u.record();
         assert_eq!(r.person.id.as_str(), "00u1");
         assert_eq!(r.person.email, "ada@example.com");
-        assert_eq!(r.person.aliases, ["ada.l", "ada@old.example.com"]);
+        // Not `profile.secondEmail`: the user edits it, and it may be anyone's address.
+        assert_eq!(r.person.aliases, ["ada.l"]);
         assert_eq!(r.person.display_name, "Ada Lovelace");
         assert_eq!(r.person.employee_id.as_deref(), Some("E42"));
         let u = user(serde_json::json!({"id": "00u2", "status": "SUSPENDED",

@@ -2,16 +2,19 @@
 //! requests sent, status changes and deletions becoming runs, externals, duplicates, and a
 //! restart in the middle of a scan.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::connector;
 use offboard_core::engine::LifecycleRules;
 use offboard_core::source::SourceOfTruth;
 use offboard_core::{
     AuditKind, AuditQuery, Engine, ErrorKind, Lifecycle, MemoryStore, Policy, RunQuery, RunState,
     Secret, Store,
 };
-use offboard_okta::{OktaConfig, OktaConnector, OktaSource};
+use offboard_okta::OktaSource;
 use offboard_testkit::okta::{GroupType, NewUser, OktaTenant};
 
 const POLICY: &str = r#"
@@ -25,14 +28,6 @@ struct World {
     store: Arc<MemoryStore>,
     engine: Engine,
     source: Arc<OktaSource>,
-}
-
-fn connector(tenant: &OktaTenant) -> OktaConnector {
-    OktaConfig::new()
-        .with_org_url(tenant.uri())
-        .with_api_token(Secret::new(tenant.token()))
-        .build()
-        .unwrap()
 }
 
 fn rules() -> LifecycleRules {

@@ -7,7 +7,8 @@
 //! (`errorCode`, `errorSummary`, `errorLink`, `errorId`, `errorCauses`).
 //!
 //! # Behaviour modelled
-//! - Users: `STAGED`/`ACTIVE`/`SUSPENDED`/`DEPROVISIONED`, `profile.login`, `profile.email`,
+//! - Users: every status of Okta's `UserStatus` ([`OktaTenant::STATUSES`]), `profile.login`,
+//!   `profile.email`,
 //!   `profile.secondEmail`, `lastUpdated` (moved by every status change). `GET /api/v1/users/{id}`
 //!   takes an id or a login. The listing omits `DEPROVISIONED` users unless `search` is used;
 //!   it pages with `limit` (≤ 200) and an opaque `after` given in `Link: <…>; rel="next"`, and
@@ -16,13 +17,17 @@
 //!   `profile.login`, `profile.email`, `profile.secondEmail`, `id`, `status`; `\"` and `\\`
 //!   escapes), plus `lastUpdated eq|gt|ge|lt|le "<RFC 3339>"`. Anything else is a 400
 //!   `E0000031`. Comparison ignores ASCII case only.
-//! - Lifecycle: suspend only from `ACTIVE`, unsuspend only from `SUSPENDED` (else 400
-//!   `E0000001`); deactivate of a `DEPROVISIONED` user is a 400 `E0000001`; deactivation ends
+//! - Lifecycle: suspend only from `ACTIVE`, unsuspend only from `SUSPENDED`, unlock only from
+//!   `LOCKED_OUT` (to `ACTIVE`) (else 400 `E0000001`); so a `STAGED`, `PROVISIONED`,
+//!   `PASSWORD_EXPIRED`, `RECOVERY` or `LOCKED_OUT` user cannot be suspended. Deactivation is
+//!   allowed from every status but `DEPROVISIONED` (a 400 `E0000001` there); it ends
 //!   sessions, revokes tokens and grants and removes direct app assignments (group
 //!   memberships stay); activate of an `ACTIVE` user is a 403 `E0000016`;
 //!   `DELETE /api/v1/users/{id}` deactivates first and deletes on the second call.
 //! - Sessions (not listable through the API, as in Okta), OAuth refresh tokens per client,
-//!   consent grants, factors, admin role assignments.
+//!   consent grants, factors, admin role assignments: the user's own (`assignmentType: USER`,
+//!   removable through the user) and their groups' (`GROUP`, listed for the user; deleting one
+//!   through the user is a 404, as it is not the user's assignment).
 //! - Groups (`OKTA_GROUP`, `APP_GROUP`, `BUILT_IN`); only `OKTA_GROUP` memberships can be changed
 //!   (others: 400 `E0000001`). Removing a non-member is a 204, as is adding a member.
 //! - Apps: direct (`USER`-scoped) assignments and assignments through a group (`GROUP`-scoped,
@@ -199,7 +204,7 @@ pub struct NewUser {
     pub email: String,
     /// `profile.secondEmail`.
     pub second_email: Option<String>,
-    /// `STAGED`, `ACTIVE`, `SUSPENDED` or `DEPROVISIONED`.
+    /// One of [`OktaTenant::STATUSES`].
     pub status: String,
     /// Group ids.
     pub groups: Vec<String>,
@@ -340,6 +345,8 @@ struct State {
     users: BTreeMap<String, User>,
     groups: BTreeMap<String, Group>,
     apps: BTreeMap<String, App>,
+    /// Admin roles assigned to groups: group id -> (role assignment id, role type).
+    group_roles: BTreeMap<String, Vec<(String, String)>>,
     next: u64,
     requests: Vec<RecordedRequest>,
     limits: RateLimits,
@@ -398,6 +405,14 @@ fn now_epoch() -> u64 {
         .as_secs()
 }
 
+fn assert_status(status: &str) {
+    assert!(
+        OktaTenant::STATUSES.contains(&status),
+        "{status:?} is not an Okta user status ({:?})",
+        OktaTenant::STATUSES
+    );
+}
+
 fn error_body(code: &str, summary: &str, causes: &[&str]) -> Value {
     json!({
         "errorCode": code,
@@ -441,6 +456,7 @@ impl OktaTenant {
         ("POST", "/api/v1/users/{id}/lifecycle/deactivate"),
         ("POST", "/api/v1/users/{id}/lifecycle/activate"),
         ("POST", "/api/v1/users/{id}/lifecycle/reset_factors"),
+        ("POST", "/api/v1/users/{id}/lifecycle/unlock"),
         ("DELETE", "/api/v1/users/{userId}/sessions"),
         ("GET", "/api/v1/users/{userId}/grants"),
         ("DELETE", "/api/v1/users/{userId}/grants"),
@@ -457,6 +473,18 @@ impl OktaTenant {
         ("DELETE", "/api/v1/apps/{appId}/users/{userId}"),
         ("GET", "/api/v1/users/{userId}/roles"),
         ("DELETE", "/api/v1/users/{userId}/roles/{roleAssignmentId}"),
+    ];
+
+    /// Every user status, as Okta's `UserStatus` enum lists them.
+    pub const STATUSES: [&'static str; 8] = [
+        "ACTIVE",
+        "DEPROVISIONED",
+        "LOCKED_OUT",
+        "PASSWORD_EXPIRED",
+        "PROVISIONED",
+        "RECOVERY",
+        "STAGED",
+        "SUSPENDED",
     ];
 
     /// Starts a tenant with a random API token and [`RateLimits::enterprise`].
@@ -609,6 +637,18 @@ impl OktaTenant {
         id
     }
 
+    /// Assigns an admin role (`SUPER_ADMIN`, `APP_ADMIN`...) to a group: its members hold it
+    /// through the group. Returns the role assignment's id.
+    pub fn assign_role_to_group(&self, group: &str, role: impl Into<String>) -> String {
+        let mut s = self.shared.state();
+        let id = s.id("gra");
+        s.group_roles
+            .entry(group.to_owned())
+            .or_default()
+            .push((id.clone(), role.into()));
+        id
+    }
+
     /// Assigns an app to a group: members get a `GROUP`-scoped assignment.
     pub fn assign_app_to_group(&self, app: &str, group: &str) {
         if let Some(a) = self.shared.state().apps.get_mut(app) {
@@ -617,7 +657,10 @@ impl OktaTenant {
     }
 
     /// Creates a user (and puts it in `Everyone`); returns its id.
+    ///
+    /// Panics when the status is not one of [`OktaTenant::STATUSES`].
     pub fn add_user(&self, new: NewUser) -> String {
+        assert_status(&new.status);
         let mut s = self.shared.state();
         let id = s.id("00u");
         let mut groups: BTreeSet<String> = new.groups.into_iter().collect();
@@ -673,9 +716,13 @@ impl OktaTenant {
         s.users.get_mut(id).map(routes::deactivate).is_some()
     }
 
-    /// Sets a user's status as an administrator would (`SUSPENDED`, `ACTIVE`...), moving
-    /// `lastUpdated` to now; `false` when there is no such user.
+    /// Sets a user's status as an administrator (or Okta itself: a lockout, an expired
+    /// password) would (`SUSPENDED`, `LOCKED_OUT`...), moving `lastUpdated` to now; `false`
+    /// when there is no such user.
+    ///
+    /// Panics when the status is not one of [`OktaTenant::STATUSES`].
     pub fn set_status(&self, id: &str, status: &str) -> bool {
+        assert_status(status);
         let mut s = self.shared.state();
         let Some(u) = s.users.get_mut(id) else {
             return false;

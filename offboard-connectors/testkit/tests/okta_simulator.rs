@@ -24,7 +24,7 @@ fn okta_every_route_exists_in_the_official_spec() {
             "{method} {path} listed twice"
         );
     }
-    assert_eq!(served.len(), 24);
+    assert_eq!(served.len(), 25);
 }
 
 struct Api {
@@ -122,6 +122,151 @@ async fn okta_lifecycle_follows_okta_rules() {
     );
     let (status, _, _) = api.call("GET", &user, &[]).await;
     assert_eq!(status, 404);
+}
+
+/// Every status of Okta's `UserStatus` enum, and which lifecycle operation each allows: the
+/// spec (`okta-management.offboarding.yaml`, `UserLifecycle`) says suspend "only on users with
+/// an `ACTIVE` status", unlock "a user with a `LOCKED_OUT` status" (who is then `ACTIVE`),
+/// deactivate "only on users that do not have a `DEPROVISIONED` status".
+#[tokio::test]
+async fn okta_every_status_and_its_lifecycle_transitions() {
+    let text = offboard_testkit::specs::read("okta/okta-management.offboarding.yaml");
+    let spec: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let mut statuses: Vec<String> = spec["components"]["schemas"]["UserStatus"]["enum"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    statuses.sort();
+    assert_eq!(statuses, OktaTenant::STATUSES);
+
+    let t = OktaTenant::start().await;
+    let api = Api::new(&t);
+    for status in OktaTenant::STATUSES {
+        let expected = [
+            ("suspend", (status == "ACTIVE").then_some("SUSPENDED")),
+            ("unlock", (status == "LOCKED_OUT").then_some("ACTIVE")),
+            (
+                "deactivate",
+                (status != "DEPROVISIONED").then_some("DEPROVISIONED"),
+            ),
+        ];
+        for (op, after) in expected {
+            let id = t.add_user(NewUser {
+                status: status.into(),
+                sessions: 1,
+                ..NewUser::active(format!("{op}.{status}@example.com").to_lowercase())
+            });
+            let (code, body, _) = api
+                .call("POST", &format!("/api/v1/users/{id}/lifecycle/{op}"), &[])
+                .await;
+            match after {
+                Some(to) => {
+                    assert_eq!(code, 200, "{op} from {status}: {body}");
+                    assert_eq!(t.user(&id).unwrap().status, to, "{op} from {status}");
+                }
+                None => {
+                    assert_eq!(
+                        (code, body["errorCode"].as_str()),
+                        (400, Some("E0000001")),
+                        "{op} from {status}: {body}"
+                    );
+                    assert_eq!(t.user(&id).unwrap().status, status, "{op} changed nothing");
+                }
+            }
+            // Sessions end with deactivation only; a refused operation leaves them.
+            let sessions = t.user(&id).unwrap().sessions;
+            assert_eq!(
+                sessions,
+                u32::from(after != Some("DEPROVISIONED")),
+                "{op} {status}"
+            );
+        }
+    }
+}
+
+#[test]
+#[should_panic(expected = "is not an Okta user status")]
+fn okta_refuses_a_status_okta_does_not_have() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let t = rt.block_on(OktaTenant::start());
+    t.add_user(NewUser {
+        status: "DISABLED".into(),
+        ..NewUser::active("x@example.com")
+    });
+}
+
+/// A role assigned to a group is listed for its members with `assignmentType: GROUP` (the
+/// spec's `StandardRolesListResponse` example); only the user's own assignments can be
+/// unassigned through `DELETE /api/v1/users/{userId}/roles/{roleAssignmentId}`.
+#[tokio::test]
+async fn okta_group_admin_roles_are_listed_but_not_removable_through_the_user() {
+    let t = OktaTenant::start().await;
+    let api = Api::new(&t);
+    let admins = t.add_group("Admins", GroupType::OktaGroup);
+    let gra = t.assign_role_to_group(&admins, "SUPER_ADMIN");
+    let id = t.add_user(NewUser {
+        groups: vec![admins.clone()],
+        admin_roles: vec!["APP_ADMIN".into()],
+        ..NewUser::active("ann@example.com")
+    });
+    let own = t.user(&id).unwrap().admin_roles[0].clone();
+    let (code, body, _) = api
+        .call("GET", &format!("/api/v1/users/{id}/roles"), &[])
+        .await;
+    assert_eq!(code, 200);
+    let listed: Vec<(&str, &str, &str)> = body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap(),
+                r["type"].as_str().unwrap(),
+                r["assignmentType"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            (own.as_str(), "APP_ADMIN", "USER"),
+            (gra.as_str(), "SUPER_ADMIN", "GROUP")
+        ]
+    );
+    let (code, body, _) = api
+        .call("DELETE", &format!("/api/v1/users/{id}/roles/{gra}"), &[])
+        .await;
+    assert_eq!((code, body["errorCode"].as_str()), (404, Some("E0000007")));
+    let (code, _, _) = api
+        .call("DELETE", &format!("/api/v1/users/{id}/roles/{own}"), &[])
+        .await;
+    assert_eq!(code, 204);
+    let (_, body, _) = api
+        .call("GET", &format!("/api/v1/users/{id}/roles"), &[])
+        .await;
+    assert_eq!(
+        body.as_array().unwrap().len(),
+        1,
+        "the group's role remains"
+    );
+    // Leaving the group ends it.
+    let (code, _, _) = api
+        .call(
+            "DELETE",
+            &format!("/api/v1/groups/{admins}/users/{id}"),
+            &[],
+        )
+        .await;
+    assert_eq!(code, 204);
+    let (_, body, _) = api
+        .call("GET", &format!("/api/v1/users/{id}/roles"), &[])
+        .await;
+    assert_eq!(body, json!([]));
 }
 
 #[tokio::test]

@@ -68,7 +68,6 @@ impl Verb {
         let s = ActionSpec::new(self.name(), self.description());
         match self {
             Verb::Suspend | Verb::RemoveGroups => s.reversible(),
-            Verb::ClearSessions => s.after(Verb::Suspend.name()),
             Verb::Deactivate => s.reversible().critical(),
             Verb::Delete => s.critical().after(Verb::Deactivate.name()),
             _ => s,
@@ -77,7 +76,12 @@ impl Verb {
 
     fn description(self) -> &'static str {
         match self {
-            Verb::Suspend => "Suspend the user: sign-in is blocked; groups and apps are kept",
+            Verb::Suspend => {
+                "Suspend the user (a LOCKED_OUT user is unlocked first): sign-in is blocked; \
+                 groups and apps are kept. Okta cannot suspend STAGED, PROVISIONED, \
+                 PASSWORD_EXPIRED or RECOVERY users: fails for them, or deactivates them with \
+                 {\"deactivate_if_not_suspendable\": true}"
+            }
             Verb::ClearSessions => {
                 "End every Okta session and revoke the user's OAuth/OIDC access and refresh tokens"
             }

@@ -11,8 +11,9 @@ use crate::conformance::Fixture;
 /// Creates conformance users in an [`OktaTenant`], with access of every kind the Okta
 /// connector removes.
 ///
-/// Each user is `ACTIVE` with `profile.email` = login and `profile.secondEmail` = the first
-/// alias (Okta has no other alias field; more than one alias panics), a member of the
+/// Each user is `ACTIVE` with `profile.email` = the first alias, else the login (the only
+/// other address an Okta lookup may match: `profile.secondEmail` is user-editable and never
+/// matched; more than one alias panics), a member of the
 /// `OKTA_GROUP` "Engineering" (which assigns the app "Slack") and the `APP_GROUP` "AD Staff",
 /// directly assigned "GitHub", with 2 sessions, a refresh token and a consent grant of
 /// client `0oaSimMobileClient0`, `push` and `sms` factors, and the `APP_ADMIN` role.
@@ -49,11 +50,11 @@ impl OktaFixture {
     pub fn employee(&self, login: &str, aliases: &[&str]) -> NewUser {
         assert!(
             aliases.len() <= 1,
-            "the Okta fixture keeps one alias (profile.secondEmail), got {aliases:?}"
+            "the Okta fixture keeps one alias (profile.email), got {aliases:?}"
         );
         let client = "0oaSimMobileClient0".to_owned();
         NewUser {
-            second_email: aliases.first().map(|a| (*a).to_owned()),
+            email: aliases.first().map_or(login, |a| *a).to_owned(),
             groups: vec![self.engineering.clone(), self.ad_staff.clone()],
             apps: vec![self.github.clone()],
             sessions: 2,

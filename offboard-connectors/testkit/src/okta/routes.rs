@@ -179,54 +179,52 @@ pub(super) fn deactivate(u: &mut User) {
     u.apps.clear();
 }
 
+/// The status a lifecycle operation moves a user in `status` to, or Okta's refusal.
+///
+/// Okta's spec (`okta-management.offboarding.yaml`, `UserLifecycle`): suspend "only on users
+/// with an `ACTIVE` status"; unsuspend only from `SUSPENDED`; unlock "a user with a
+/// `LOCKED_OUT` status" (to `ACTIVE`; the `ACTIVE` user blocked from unknown devices is not
+/// modelled); deactivate "only on users that do not have a `DEPROVISIONED` status"; activate
+/// "only on users with a `STAGED` or `DEPROVISIONED` status"; reset_factors leaves the status.
+fn transition(status: &str, op: &str) -> Result<Option<&'static str>, Reply> {
+    let refused = |cause: &str| Err(err(validation(op, cause)));
+    match (op, status) {
+        ("suspend", "ACTIVE") => Ok(Some("SUSPENDED")),
+        ("suspend", _) => refused("Cannot suspend a user that is not active"),
+        ("unsuspend", "SUSPENDED") => Ok(Some("ACTIVE")),
+        ("unsuspend", _) => refused("Cannot unsuspend a user that is not suspended"),
+        ("unlock", "LOCKED_OUT") => Ok(Some("ACTIVE")),
+        ("unlock", _) => refused("Cannot unlock a user that is not locked out"),
+        ("deactivate", "DEPROVISIONED") => {
+            refused("Cannot deactivate a user that is already deprovisioned")
+        }
+        ("deactivate", _) => Ok(Some("DEPROVISIONED")),
+        ("activate", "STAGED" | "DEPROVISIONED") => Ok(Some("ACTIVE")),
+        ("activate", _) => Err(err((
+            403,
+            error_body(
+                "E0000016",
+                "Activation failed because the user is already active",
+                &[],
+            ),
+        ))),
+        ("reset_factors", _) => Ok(None),
+        _ => Err(err(not_found("lifecycle operation"))),
+    }
+}
+
 fn lifecycle(s: &mut State, id: &str, op: &str) -> Reply {
     let Some(u) = s.users.get_mut(id) else {
         return err(not_found(&format!("{id} (User)")));
     };
-    match op {
-        "suspend" if u.status == "ACTIVE" => {
-            u.status = "SUSPENDED".into();
+    match transition(&u.status, op) {
+        Err(reply) => return reply,
+        Ok(Some("DEPROVISIONED")) => deactivate(u),
+        Ok(Some(to)) => {
+            u.status = to.into();
             u.last_updated = super::now_stamp();
         }
-        "suspend" => {
-            return err(validation(
-                "suspend",
-                "Cannot suspend a user that is not active",
-            ));
-        }
-        "unsuspend" if u.status == "SUSPENDED" => {
-            u.status = "ACTIVE".into();
-            u.last_updated = super::now_stamp();
-        }
-        "unsuspend" => {
-            return err(validation(
-                "unsuspend",
-                "Cannot unsuspend a user that is not suspended",
-            ));
-        }
-        "deactivate" if u.status != "DEPROVISIONED" => deactivate(u),
-        "deactivate" => {
-            return err(validation(
-                "deactivate",
-                "Cannot deactivate a user that is already deprovisioned",
-            ));
-        }
-        "activate" if matches!(u.status.as_str(), "STAGED" | "DEPROVISIONED") => {
-            u.status = "ACTIVE".into();
-            u.last_updated = super::now_stamp();
-        }
-        "activate" => {
-            return err((
-                403,
-                error_body(
-                    "E0000016",
-                    "Activation failed because the user is already active",
-                    &[],
-                ),
-            ));
-        }
-        "reset_factors" => u.factors.clear(),
-        _ => return err(not_found("lifecycle operation")),
+        Ok(None) => u.factors.clear(),
     }
     (200, Some(json!({})))
 }
@@ -240,6 +238,7 @@ fn user_sub(
 ) -> Reply {
     let groups = s.groups.clone();
     let apps = s.apps.clone();
+    let group_roles = s.group_roles.clone();
     let Some(u) = s.users.get_mut(id) else {
         return err(not_found(&format!("{id} (User)")));
     };
@@ -370,18 +369,25 @@ fn user_sub(
             };
             (200, Some(Value::Array(links)))
         }
-        ("GET", ["roles"]) => (
-            200,
-            Some(Value::Array(
-                u.roles
-                    .iter()
-                    .map(|(rid, t)| {
-                        json!({"id": rid, "type": t, "label": t, "status": "ACTIVE",
-                               "assignmentType": "USER"})
-                    })
-                    .collect(),
-            )),
-        ),
+        // Roles assigned to the user, then those of their groups (`assignmentType: GROUP`,
+        // `_links.assignee` the group), as in the spec's `StandardRolesListResponse`.
+        ("GET", ["roles"]) => {
+            let role = |rid: &str, t: &str, kind: &str, assignee: String| {
+                json!({"id": rid, "type": t, "label": t, "status": "ACTIVE",
+                       "assignmentType": kind, "_links": {"assignee": {"href": assignee}}})
+            };
+            let direct = u
+                .roles
+                .iter()
+                .map(|(rid, t)| role(rid, t, "USER", format!("/api/v1/users/{}", u.id)));
+            let inherited = u.groups.iter().flat_map(|gid| {
+                group_roles.get(gid).into_iter().flatten().map(move |(rid, t)| {
+                    role(rid, t, "GROUP", format!("/api/v1/groups/{gid}"))
+                })
+            });
+            (200, Some(Value::Array(direct.chain(inherited).collect())))
+        }
+        // Only the user's own assignments: a group's assignment id is not one of them (404).
         ("DELETE", ["roles", rid]) => {
             let before = u.roles.len();
             u.roles.retain(|(r, _)| r != rid);
