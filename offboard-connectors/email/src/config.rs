@@ -10,6 +10,10 @@ use offboard_core::engine::{Clock, TokioClock};
 use offboard_core::{AppId, Error, Result, Secret};
 
 use crate::EmailDelegate;
+
+/// The shortest signing key accepted, in bytes: HMAC-SHA256's output size (RFC 2104 §3: keys
+/// shorter than the hash output weaken the MAC).
+pub const MIN_SIGNING_KEY: usize = 32;
 use crate::state::{EmailState, MemoryEmailState};
 
 /// How the SMTP connection is secured.
@@ -56,11 +60,11 @@ pub enum ConfigKey {
     From,
     /// `task_url`: base URL of the host's task page; the link is `<task_url>/<id>?token=...`.
     TaskUrl,
-    /// `signing_key`: the HMAC key of the task tokens (a secret).
+    /// `signing_key`: the HMAC key of the task tokens (a secret, at least 32 bytes).
     SigningKey,
-    /// `token_ttl`: how long a link works (bare number: days; default 30 days).
+    /// `token_ttl`: how long a link works (bare number: days; default 30 days, at most 365).
     TokenTtl,
-    /// `remind_every`: reminder period (bare number: days; default 3).
+    /// `remind_every`: reminder period (bare number: days; default 3, at most 365).
     RemindEvery,
     /// `max_reminders`: reminders before escalating (default 3).
     MaxReminders,
@@ -204,7 +208,7 @@ pub struct EmailConfig {
 ///     .with_smtp("127.0.0.1", 2525, SmtpSecurity::Plain)
 ///     .with_from("offboard@example.com")
 ///     .with_task_url("https://admin.example.com/offboard/tasks")
-///     .with_signing_key("not-a-real-key")
+///     .with_signing_key("not-a-real-key-but-32-bytes-long")
 ///     .with_owner("it-owner@example.com")
 ///     .build()
 ///     .unwrap();
@@ -384,22 +388,49 @@ impl EmailBuilder {
             return Err(Error::config("task_url", "not an http(s) URL"));
         }
         let signing_key = match &self.signing_key {
-            Some(k) if k.expose().len() >= 8 => k.clone(),
-            Some(_) => return Err(Error::config("signing_key", "shorter than 8 bytes")),
+            Some(k) if k.expose().len() >= MIN_SIGNING_KEY => k.clone(),
+            Some(_) => {
+                return Err(Error::config(
+                    "signing_key",
+                    format!("shorter than {MIN_SIGNING_KEY} bytes"),
+                ));
+            }
             None => return Err(Error::config("signing_key", "missing")),
         };
-        let dur = |k: ConfigKey, unit: u64, default: Duration| -> Result<Duration> {
+        const DAY: u64 = 86_400;
+        // Bounded, so every date computed from them stays on the calendar.
+        let dur = |k: ConfigKey, unit: u64, default: Duration, max: Duration| -> Result<Duration> {
             match get(k) {
                 None => Ok(default),
-                Some(v) => parse_duration(&v, unit)
-                    .filter(|d| !d.is_zero())
-                    .ok_or_else(|| Error::config(k.as_str(), "not a positive duration")),
+                Some(v) => match parse_duration(&v, unit).filter(|d| !d.is_zero()) {
+                    Some(d) if d <= max => Ok(d),
+                    Some(_) => Err(Error::config(
+                        k.as_str(),
+                        format!("longer than the limit of {}s", max.as_secs()),
+                    )),
+                    None => Err(Error::config(k.as_str(), "not a positive duration")),
+                },
             }
         };
-        const DAY: u64 = 86_400;
-        let token_ttl = dur(ConfigKey::TokenTtl, DAY, Duration::from_secs(30 * DAY))?;
-        let remind_every = dur(ConfigKey::RemindEvery, DAY, Duration::from_secs(3 * DAY))?;
-        let timeout = dur(ConfigKey::Timeout, 1, Duration::from_secs(30))?;
+        let year = Duration::from_secs(365 * DAY);
+        let token_ttl = dur(
+            ConfigKey::TokenTtl,
+            DAY,
+            Duration::from_secs(30 * DAY),
+            year,
+        )?;
+        let remind_every = dur(
+            ConfigKey::RemindEvery,
+            DAY,
+            Duration::from_secs(3 * DAY),
+            year,
+        )?;
+        let timeout = dur(
+            ConfigKey::Timeout,
+            1,
+            Duration::from_secs(30),
+            Duration::from_secs(600),
+        )?;
         let max_reminders = match get(ConfigKey::MaxReminders) {
             None => 3,
             Some(v) => v
@@ -512,7 +543,7 @@ mod tests {
             .with_smtp("127.0.0.1", 2525, SmtpSecurity::Plain)
             .with_from("offboard@example.com")
             .with_task_url("https://host.example/tasks/")
-            .with_signing_key("0123456789abcdef")
+            .with_signing_key("0123456789abcdef0123456789abcdef")
             .with_owner("owner@example.com")
     }
 
@@ -527,6 +558,22 @@ mod tests {
                 "task_url",
             ),
             (full().with_signing_key("short"), "signing_key"),
+            // 31 bytes: HMAC-SHA256 keys get the hash's 32 bytes at least.
+            (
+                full().with_signing_key("0123456789abcdef0123456789abcde"),
+                "signing_key",
+            ),
+            // A link that works for a million years (this panicked `open`).
+            (
+                full().with_token_ttl(Duration::from_secs(1_000_000 * 365 * 86_400)),
+                "token_ttl",
+            ),
+            (full().with_config(ConfigKey::TokenTtl, "366"), "token_ttl"),
+            (
+                full().with_config(ConfigKey::RemindEvery, "99999999999"),
+                "remind_every",
+            ),
+            (full().with_config(ConfigKey::Timeout, "86400s"), "timeout"),
             (
                 full().with_config(ConfigKey::RemindEvery, "often"),
                 "remind_every",
@@ -579,7 +626,7 @@ mod tests {
             .with_config(ConfigKey::Security, "tls")
             .with_from("a@example.com")
             .with_task_url("https://h")
-            .with_signing_key("0123456789")
+            .with_signing_key("0123456789abcdef0123456789abcdef")
             .with_owner("o@example.com")
             .config()
             .unwrap();

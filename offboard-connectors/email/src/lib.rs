@@ -29,7 +29,7 @@
 //!     .with_smtp("smtp.example.com", 587, SmtpSecurity::StartTls)
 //!     .with_from("offboard@example.com")
 //!     .with_task_url("https://admin.example.com/offboard/tasks")
-//!     .with_signing_key("a-long-random-signing-key")
+//!     .with_signing_key("a-long-random-signing-key-32-bytes")
 //!     .with_app_owner("salesforce", "crm-owner@example.com")
 //!     .build()
 //!     .unwrap();
@@ -132,9 +132,10 @@ impl EmailDelegate {
 
     /// The link with a fresh signed token.
     fn link(&self, t: &EmailTask, now: DateTime<Utc>) -> Result<(String, DateTime<Utc>)> {
-        let ttl =
-            chrono::Duration::from_std(self.config.token_ttl).unwrap_or(chrono::Duration::days(30));
-        let expires = now + ttl;
+        let expires = chrono::Duration::from_std(self.config.token_ttl)
+            .ok()
+            .and_then(|ttl| now.checked_add_signed(ttl))
+            .ok_or_else(|| Error::config("token_ttl", "the link's expiry is past the calendar"))?;
         let token = token::sign(&self.config.signing_key, &t.id, expires)?;
         Ok((format!("{}?token={token}", self.task_page(&t.id)), expires))
     }

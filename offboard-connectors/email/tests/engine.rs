@@ -29,7 +29,7 @@ async fn a_run_waits_on_the_email_and_completes_through_the_link() {
             .with_smtp(sink.host.clone(), sink.port, SmtpSecurity::Plain)
             .with_from("offboard@example.test")
             .with_task_url(TASK_URL)
-            .with_signing_key("engine-test-signing-key")
+            .with_signing_key("engine-test-signing-key-of-32-bytes")
             .with_app_owner("salesforce", &owner)
             .with_clock(clock.clone())
             .with_config(offboard_email::ConfigKey::Timeout, "10")
