@@ -420,7 +420,7 @@ impl HttpClient {
         let span = tracing::info_span!(
             "http.request",
             method = %method,
-            path = %path,
+            path = %crate::error::shown_path(&path),
             status = tracing::field::Empty,
             latency_ms = tracing::field::Empty,
         );

@@ -9,6 +9,9 @@ use reqwest::{Method, StatusCode};
 
 /// The longest vendor error summary kept in an error message, in characters.
 const MAX_SUMMARY: usize = 300;
+/// The longest request path kept in an error message, in characters: a path carries
+/// identifiers, which may be hostile or huge (a 1 MB "email"), and is never echoed whole.
+const MAX_PATH: usize = 200;
 
 /// Google `errors[].reason` values that mean "slow down" although the status is 403.
 const GOOGLE_RATE_REASONS: [&str; 4] = [
@@ -138,6 +141,17 @@ fn shorten(text: &str) -> String {
     s
 }
 
+/// A request path as an error message shows it: up to [`MAX_PATH`] characters, and for a
+/// longer one its length instead of the rest.
+pub(crate) fn shown_path(path: &str) -> String {
+    if path.chars().count() <= MAX_PATH {
+        return path.to_owned();
+    }
+    let mut s: String = path.chars().take(MAX_PATH).collect();
+    s.push_str(&format!("… ({} bytes)", path.len()));
+    s
+}
+
 /// Parses a `Retry-After` value: delay seconds or an HTTP date (then relative to `now`; a date
 /// in the past gives zero).
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
@@ -207,7 +221,7 @@ pub fn classify(
         500..=599 => ErrorKind::Unavailable,
         _ => ErrorKind::Vendor,
     };
-    let mut message = format!("{method} {path}: {status}");
+    let mut message = format!("{method} {}: {status}", shown_path(path));
     if let Some(code) = &vendor.code {
         message.push_str(": ");
         message.push_str(code);
@@ -270,6 +284,7 @@ pub(crate) fn transport(method: &Method, path: &str, error: &reqwest::Error) -> 
         cause = s.to_string();
         source = s.source();
     }
+    let path = shown_path(path);
     let message = if cause.is_empty() {
         format!("{method} {path}: {what}")
     } else {
@@ -305,6 +320,24 @@ mod tests {
             body.as_bytes(),
             at(1_700_000_000),
         )
+    }
+
+    #[test]
+    fn a_huge_path_is_never_echoed_whole() {
+        let path = format!("/api/v1/users/{}", "a".repeat(1 << 20));
+        let e = run(400, &HeaderMap::new(), "{}");
+        assert!(e.message().len() < 400, "{}", e.message());
+        let e = classify(
+            &Method::GET,
+            &path,
+            StatusCode::BAD_REQUEST,
+            &HeaderMap::new(),
+            b"{}",
+            at(0),
+        );
+        assert!(e.message().len() < 400, "{} bytes", e.message().len());
+        assert!(e.message().contains("1048590 bytes"), "{}", e.message());
+        assert!(e.to_string().len() < 600, "{} bytes", e.to_string().len());
     }
 
     #[test]
