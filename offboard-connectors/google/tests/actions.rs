@@ -164,6 +164,14 @@ async fn security_actions_send_exact_requests_and_change_state() {
     assert_eq!(o, Outcome::Done);
     assert_eq!(lines, vec![format!("GET {u}"), format!("POST {u}/signOut")]);
     assert_eq!(s.tenant.user(id).unwrap().sessions, 0);
+    // Body-less POSTs declare their empty body (Google answers 411 otherwise).
+    let sign_out = s.tenant.requests().pop().unwrap();
+    assert!(
+        sign_out
+            .headers
+            .contains(&("content-length".to_owned(), "0".to_owned())),
+        "{sign_out:?}"
+    );
     let (o, lines, _) = s.exec(&a, "google.sign_out", run()).await;
     assert_eq!((o, lines.len()), (Outcome::AlreadyDone, 1));
     let other_task = ExecuteOptions::default().with_idempotency_key("task-2");

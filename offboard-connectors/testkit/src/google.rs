@@ -37,6 +37,8 @@
 //! - Faults ([`Faults`]): a share of 500s and of throttling answers, added latency, and the
 //!   next N requests failing with a chosen status.
 //! - Authentication: `Authorization: Bearer <token>`; anything else is a 401 `authError`.
+//! - A POST, PUT or PATCH without `Content-Length` (or chunked encoding) is a `411 Length
+//!   Required` HTML page, as Google's front end answers it, whatever its credentials.
 //!
 //! # Example
 //! ```
@@ -935,6 +937,23 @@ fn throttled(throttle: Throttle, retry_after: u64) -> ResponseTemplate {
     }
 }
 
+/// Google's front end answers a POST, PUT or PATCH that declares no body length (neither
+/// `Content-Length` nor chunked `Transfer-Encoding`) with `411 Length Required` and an HTML
+/// page, before it looks at credentials; a body-less write must send `Content-Length: 0`.
+fn length_required(request: &Request) -> Option<ResponseTemplate> {
+    let write = matches!(request.method.as_str(), "POST" | "PUT" | "PATCH");
+    let declared = request.headers.contains_key("content-length")
+        || request.headers.contains_key("transfer-encoding");
+    (write && !declared).then(|| {
+        ResponseTemplate::new(411).set_body_raw(
+            "<!DOCTYPE html><title>Error 411 (Length Required)!!1</title><p><b>411.</b> \
+             <ins>That's an error.</ins><p>POST requests require a <code>Content-length</code> \
+             header. <ins>That's all we know.</ins>",
+            "text/html; charset=UTF-8",
+        )
+    })
+}
+
 /// Decodes one percent-encoded path segment.
 fn decode_segment(seg: &str) -> String {
     url::form_urlencoded::parse(format!("x={}", seg.replace('+', "%2B")).as_bytes())
@@ -948,6 +967,9 @@ impl Shared {
         let mut s = self.state();
         s.requests.push(record(request));
         let latency = s.faults.latency;
+        if let Some(t) = length_required(request) {
+            return t.set_delay(latency);
+        }
         let auth = request
             .headers
             .get("authorization")
