@@ -116,10 +116,9 @@ impl GoogleConnector {
     /// revoke.
     pub(crate) fn new(http: HttpClient, licensing: Option<HttpClient>, settings: Settings) -> Self {
         let licences = licensing.is_some() && !settings.skus.is_empty();
-        let specs = Verb::ALL
-            .iter()
-            .filter(|v| **v != Verb::RemoveLicenses || licences)
-            .map(|v| v.spec())
+        let specs = Verb::offered(licences)
+            .into_iter()
+            .map(Verb::spec)
             .collect();
         Self {
             client: GoogleClient::new(

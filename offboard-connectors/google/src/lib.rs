@@ -53,6 +53,9 @@
 //! # Configuration
 //! [`GoogleConfig`]: a service account key with domain-wide delegation and the admin to
 //! impersonate (`subject`), or a ready access token; `from_env` reads `OFFBOARD_GOOGLE_*`.
+//! The service account asks for exactly the scopes the offered actions need (the narrowest
+//! each method's discovery entry accepts; [`DEFAULT_SCOPES`] with licences configured), and
+//! `build()` refuses configured scopes that leave a method unauthorised, naming it.
 //!
 //! # Example
 //! ```no_run
@@ -73,6 +76,7 @@ mod client;
 mod config;
 mod connector;
 mod error;
+mod scopes;
 mod source;
 
 pub use actions::move_to_ou::MoveToOu;

@@ -36,7 +36,10 @@
 //!   An optional concurrency limit answers 403 `quotaExceeded`.
 //! - Faults ([`Faults`]): a share of 500s and of throttling answers, added latency, and the
 //!   next N requests failing with a chosen status.
-//! - Authentication: `Authorization: Bearer <token>`; anything else is a 401 `authError`.
+//! - Authentication: `Authorization: Bearer <token>` with the tenant's fixed token (every
+//!   scope) or one minted at [`GoogleTenant::token_uri`] from a service account's JWT (its
+//!   `scope` claim); anything else is a 401 `authError`. A minted token lacking every scope a
+//!   route's discovery entry lists is a 403 `insufficientPermissions` (see `auth.rs`).
 //! - A POST, PUT or PATCH without `Content-Length` (or chunked encoding) is a `411 Length
 //!   Required` HTML page, as Google's front end answers it, whatever its credentials.
 //!
@@ -52,6 +55,7 @@
 //! # }
 //! ```
 
+mod auth;
 mod fixture;
 mod routes;
 mod services;
@@ -67,6 +71,25 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{Value, json};
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+/// A served method: `(HTTP method, discovery path, the OAuth scopes any one of which
+/// authorises it)`.
+pub type Route = (&'static str, &'static str, &'static [&'static str]);
+
+const USER: &str = "https://www.googleapis.com/auth/admin.directory.user";
+const USER_RO: &str = "https://www.googleapis.com/auth/admin.directory.user.readonly";
+const SECURITY: &str = "https://www.googleapis.com/auth/admin.directory.user.security";
+const CLOUD: &str = "https://www.googleapis.com/auth/cloud-platform";
+const GROUP: &str = "https://www.googleapis.com/auth/admin.directory.group";
+const GROUP_RO: &str = "https://www.googleapis.com/auth/admin.directory.group.readonly";
+const MEMBER: &str = "https://www.googleapis.com/auth/admin.directory.group.member";
+const MEMBER_RO: &str = "https://www.googleapis.com/auth/admin.directory.group.member.readonly";
+const MOBILE: &str = "https://www.googleapis.com/auth/admin.directory.device.mobile";
+const MOBILE_ACTION: &str = "https://www.googleapis.com/auth/admin.directory.device.mobile.action";
+const MOBILE_RO: &str = "https://www.googleapis.com/auth/admin.directory.device.mobile.readonly";
+const TRANSFER: &str = "https://www.googleapis.com/auth/admin.datatransfer";
+const TRANSFER_RO: &str = "https://www.googleapis.com/auth/admin.datatransfer.readonly";
+const LICENSING: &str = "https://www.googleapis.com/auth/apps.licensing";
 
 /// The simulated customer's id (`customerId` of every user; `my_customer` stands for it).
 pub const CUSTOMER_ID: &str = "C0sim0000";
@@ -364,6 +387,8 @@ struct State {
     busy_until: Vec<Instant>,
     faults: Faults,
     fail_next: Vec<u16>,
+    /// Access tokens minted at `/token`, by token: the scopes each holds.
+    grants: BTreeMap<String, BTreeSet<String>>,
     rng: FaultRng,
     rate_limited: u64,
 }
@@ -489,64 +514,113 @@ fn now_epoch() -> u64 {
 }
 
 impl GoogleTenant {
-    /// Every route served, as `(METHOD, discovery path)` exactly as in the official discovery
-    /// documents (paths relative to their `rootUrl`): `admin/directory/v1/…` from
+    /// Every route served, as `(METHOD, discovery path, scopes)` exactly as in the official
+    /// discovery documents (paths relative to their `rootUrl`; `scopes`: the method's
+    /// `scopes`, any one of which authorises a call): `admin/directory/v1/…` from
     /// `admin-directory_v1.offboarding.json`, `admin/datatransfer/v1/…` from
-    /// `admin-datatransfer_v1.json` and `apps/licensing/v1/…` from `licensing_v1.json`.
-    pub const ROUTES: &'static [(&'static str, &'static str)] = &[
-        ("GET", "admin/directory/v1/users"),
-        ("GET", "admin/directory/v1/users/{userKey}"),
-        ("PATCH", "admin/directory/v1/users/{userKey}"),
-        ("DELETE", "admin/directory/v1/users/{userKey}"),
-        ("POST", "admin/directory/v1/users/{userKey}/signOut"),
-        ("GET", "admin/directory/v1/users/{userKey}/tokens"),
+    /// `admin-datatransfer_v1.json` and `apps/licensing/v1/…` from `licensing_v1.json`. A
+    /// token minted at [`GoogleTenant::token_uri`] holding none of a route's scopes is answered
+    /// 403 `insufficientPermissions`.
+    pub const ROUTES: &'static [Route] = &[
+        ("GET", "admin/directory/v1/users", &[USER, USER_RO, CLOUD]),
+        (
+            "GET",
+            "admin/directory/v1/users/{userKey}",
+            &[USER, USER_RO],
+        ),
+        ("PATCH", "admin/directory/v1/users/{userKey}", &[USER]),
+        ("DELETE", "admin/directory/v1/users/{userKey}", &[USER]),
+        (
+            "POST",
+            "admin/directory/v1/users/{userKey}/signOut",
+            &[SECURITY],
+        ),
+        (
+            "GET",
+            "admin/directory/v1/users/{userKey}/tokens",
+            &[SECURITY],
+        ),
         (
             "DELETE",
             "admin/directory/v1/users/{userKey}/tokens/{clientId}",
+            &[SECURITY],
         ),
-        ("GET", "admin/directory/v1/users/{userKey}/asps"),
-        ("DELETE", "admin/directory/v1/users/{userKey}/asps/{codeId}"),
+        (
+            "GET",
+            "admin/directory/v1/users/{userKey}/asps",
+            &[SECURITY],
+        ),
+        (
+            "DELETE",
+            "admin/directory/v1/users/{userKey}/asps/{codeId}",
+            &[SECURITY],
+        ),
         (
             "GET",
             "admin/directory/v1/users/{userKey}/verificationCodes",
+            &[SECURITY],
         ),
         (
             "POST",
             "admin/directory/v1/users/{userKey}/verificationCodes/invalidate",
+            &[SECURITY],
         ),
         (
             "GET",
             "admin/directory/v1/customer/{customerId}/devices/mobile",
+            &[MOBILE, MOBILE_ACTION, MOBILE_RO],
         ),
         (
             "POST",
             "admin/directory/v1/customer/{customerId}/devices/mobile/{resourceId}/action",
+            &[MOBILE, MOBILE_ACTION],
         ),
-        ("GET", "admin/directory/v1/groups"),
+        ("GET", "admin/directory/v1/groups", &[GROUP, GROUP_RO]),
         (
             "GET",
             "admin/directory/v1/groups/{groupKey}/members/{memberKey}",
+            &[GROUP, MEMBER, MEMBER_RO, GROUP_RO],
         ),
-        ("POST", "admin/directory/v1/groups/{groupKey}/members"),
+        (
+            "POST",
+            "admin/directory/v1/groups/{groupKey}/members",
+            &[GROUP, MEMBER],
+        ),
         (
             "DELETE",
             "admin/directory/v1/groups/{groupKey}/members/{memberKey}",
+            &[GROUP, MEMBER],
         ),
-        ("GET", "admin/datatransfer/v1/applications"),
-        ("GET", "admin/datatransfer/v1/transfers"),
-        ("POST", "admin/datatransfer/v1/transfers"),
-        ("GET", "admin/datatransfer/v1/transfers/{dataTransferId}"),
+        (
+            "GET",
+            "admin/datatransfer/v1/applications",
+            &[TRANSFER, TRANSFER_RO],
+        ),
+        (
+            "GET",
+            "admin/datatransfer/v1/transfers",
+            &[TRANSFER, TRANSFER_RO],
+        ),
+        ("POST", "admin/datatransfer/v1/transfers", &[TRANSFER]),
+        (
+            "GET",
+            "admin/datatransfer/v1/transfers/{dataTransferId}",
+            &[TRANSFER, TRANSFER_RO],
+        ),
         (
             "GET",
             "apps/licensing/v1/product/{productId}/sku/{skuId}/user/{userId}",
+            &[LICENSING],
         ),
         (
             "DELETE",
             "apps/licensing/v1/product/{productId}/sku/{skuId}/user/{userId}",
+            &[LICENSING],
         ),
         (
             "POST",
             "apps/licensing/v1/product/{productId}/sku/{skuId}/user",
+            &[LICENSING],
         ),
     ];
 
@@ -633,9 +707,22 @@ impl GoogleTenant {
         self.server.uri()
     }
 
-    /// The access token it accepts as `Bearer <token>`.
+    /// The access token it accepts as `Bearer <token>`, holding every scope.
     pub fn token(&self) -> &str {
         &self.shared.token
+    }
+
+    /// The OAuth token endpoint (`<uri>/token`, standing for
+    /// `https://oauth2.googleapis.com/token`): a service account's JWT assertion gets an access
+    /// token bound to the assertion's `scope` claim (see [`GoogleTenant::ROUTES`]).
+    pub fn token_uri(&self) -> String {
+        format!("{}/token", self.server.uri())
+    }
+
+    /// The scopes of an access token minted at [`GoogleTenant::token_uri`] (`None`: no such
+    /// token).
+    pub fn token_scopes(&self, token: &str) -> Option<BTreeSet<String>> {
+        self.shared.state().grants.get(token).cloned()
     }
 
     /// Adds an org unit path (e.g. `/Offboarded`).
@@ -970,12 +1057,29 @@ impl Shared {
         if let Some(t) = length_required(request) {
             return t.set_delay(latency);
         }
-        let auth = request
+        if request.method.as_str() == "POST" && request.url.path() == "/token" {
+            let (status, body) = auth::token_endpoint(&mut s, &request.body);
+            return respond(status, Some(body)).set_delay(latency);
+        }
+        let segments: Vec<String> = request
+            .url
+            .path()
+            .split('/')
+            .skip(1)
+            .map(decode_segment)
+            .collect();
+        let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let bearer = request
             .headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        if auth != format!("Bearer {}", self.token) {
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let grant = match bearer {
+            Some(t) if t == self.token => Some(auth::Grant::All),
+            Some(t) => s.grants.get(t).cloned().map(auth::Grant::Scopes),
+            None => None,
+        };
+        let Some(grant) = grant else {
             return respond(
                 401,
                 Some(error_body(
@@ -988,6 +1092,10 @@ impl Shared {
                 )),
             )
             .set_delay(latency);
+        };
+        if !auth::allows(&grant, request.method.as_str(), &segs) {
+            let (status, body) = auth::insufficient_scopes();
+            return respond(status, Some(body)).set_delay(latency);
         }
         let instant = Instant::now();
         s.busy_until.retain(|t| *t > instant);
@@ -1067,14 +1175,6 @@ impl Shared {
             s.rate_limited += 1;
             return throttled(throttle, retry_after).set_delay(latency);
         }
-        let segments: Vec<String> = request
-            .url
-            .path()
-            .split('/')
-            .skip(1)
-            .map(decode_segment)
-            .collect();
-        let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
         let query: BTreeMap<String, String> = request.url.query_pairs().into_owned().collect();
         let body: Option<Value> = serde_json::from_slice(&request.body).ok();
         let (status, body) = routes::route(

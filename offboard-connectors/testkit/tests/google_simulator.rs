@@ -10,13 +10,23 @@ fn spec(file: &str) -> Value {
     offboard_testkit::specs::json(&format!("google/{file}"))
 }
 
-fn methods(resource: &Value, out: &mut BTreeSet<(String, String)>) {
+/// Every method of a discovery document: (HTTP method, path) → its `scopes`.
+fn methods(resource: &Value, out: &mut BTreeMap<(String, String), BTreeSet<String>>) {
     if let Some(ms) = resource.get("methods").and_then(Value::as_object) {
         for m in ms.values() {
-            out.insert((
-                m["httpMethod"].as_str().unwrap().to_owned(),
-                m["path"].as_str().unwrap().to_owned(),
-            ));
+            let scopes = m["scopes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_str().unwrap().to_owned())
+                .collect();
+            out.insert(
+                (
+                    m["httpMethod"].as_str().unwrap().to_owned(),
+                    m["path"].as_str().unwrap().to_owned(),
+                ),
+                scopes,
+            );
         }
     }
     if let Some(rs) = resource.get("resources").and_then(Value::as_object) {
@@ -51,21 +61,26 @@ fn google_every_route_exists_in_the_official_discovery_document() {
         let spec = spec(file);
         assert_eq!(spec["servicePath"], "", "{file}");
         assert_eq!(spec["rootUrl"], root, "{file}");
-        let mut m = BTreeSet::new();
+        let mut m = BTreeMap::new();
         methods(&spec, &mut m);
-        assert!(m.iter().all(|(_, p)| p.starts_with(prefix)), "{file}");
+        assert!(m.keys().all(|(_, p)| p.starts_with(prefix)), "{file}");
         official.insert(prefix, m);
     }
     let mut served = BTreeSet::new();
-    for (method, path) in GoogleTenant::ROUTES {
+    for (method, path, scopes) in GoogleTenant::ROUTES {
         let (prefix, file) = apis
             .iter()
             .find(|(prefix, ..)| path.starts_with(prefix))
             .map(|(p, f, _)| (*p, *f))
             .unwrap_or_else(|| panic!("{method} {path} belongs to no Google API kept"));
-        assert!(
-            official[prefix].contains(&((*method).to_owned(), (*path).to_owned())),
-            "{method} {path} is not a method of {file}"
+        let official_scopes = official[prefix]
+            .get(&((*method).to_owned(), (*path).to_owned()))
+            .unwrap_or_else(|| panic!("{method} {path} is not a method of {file}"));
+        // The scopes the simulator demands are exactly the method's `scopes` in the document.
+        let demanded: BTreeSet<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+        assert_eq!(
+            &demanded, official_scopes,
+            "{method} {path}: scopes of {file}"
         );
         assert!(
             served.insert((*method, *path)),
@@ -794,4 +809,127 @@ async fn google_bodyless_write_without_content_length_is_411() {
     let signed_out = api.call("POST", &format!("users/{id}/signOut"), None).await;
     assert_eq!(signed_out.0, 204);
     assert_eq!(t.user(&id).unwrap().sessions, 0);
+}
+
+/// A JWT assertion as a service account sends it (the simulator does not check signatures).
+fn assertion(scope: &str) -> String {
+    use base64::Engine as _;
+    let b64 = |v: Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&v).unwrap())
+    };
+    let claims = json!({
+        "iss": "offboard@project.iam.gserviceaccount.com",
+        "sub": "admin@example.com",
+        "aud": "https://oauth2.googleapis.com/token",
+        "scope": scope,
+        "iat": 1_800_000_000u64,
+        "exp": 1_800_003_600u64,
+    });
+    format!(
+        "{}.{}.c2ln",
+        b64(json!({"alg": "RS256", "typ": "JWT"})),
+        b64(claims)
+    )
+}
+
+/// Mints a token at the tenant's token endpoint: (status, body).
+async fn mint(t: &GoogleTenant, grant_type: &str, assertion: &str) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(t.token_uri())
+        .form(&[("grant_type", grant_type), ("assertion", assertion)])
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+/// Each method needs one of the scopes its discovery entry lists (`scopes` of
+/// `directory.groups.list` in admin-directory_v1.offboarding.json: `admin.directory.group` or
+/// `admin.directory.group.readonly`; `admin.directory.group.member` is not among them), and a
+/// token holds exactly the scopes of the service account's JWT `scope` claim. Without one:
+/// Google's 403 `insufficientPermissions` (status PERMISSION_DENIED).
+#[tokio::test]
+async fn google_tokens_carry_the_jwt_scopes_and_methods_demand_theirs() {
+    let t = GoogleTenant::start().await;
+    let g = t.add_group("eng@example.com", "Eng");
+    let id = t.add_user(NewUser {
+        groups: vec![g.clone()],
+        ..NewUser::active("jane@example.com")
+    });
+    let auth = "https://www.googleapis.com/auth/";
+    let scope = format!("{auth}admin.directory.user {auth}admin.directory.group.member");
+    let (status, body) = mint(
+        &t,
+        "urn:ietf:params:oauth:grant-type:jwt-bearer",
+        &assertion(&scope),
+    )
+    .await;
+    assert_eq!((status, body["token_type"].as_str()), (200, Some("Bearer")));
+    assert_eq!(body["expires_in"], 3600);
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        t.token_scopes(&token).unwrap(),
+        scope.split(' ').map(str::to_owned).collect::<BTreeSet<_>>()
+    );
+    let api = Api {
+        token,
+        ..Api::new(&t)
+    };
+    assert_eq!(api.call("GET", &format!("users/{id}"), None).await.0, 200);
+    let (status, body, _) = api.call("GET", &format!("groups?userKey={id}"), None).await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        body["error"]["message"],
+        "Request had insufficient authentication scopes."
+    );
+    assert_eq!(body["error"]["status"], "PERMISSION_DENIED");
+    assert_eq!(
+        body["error"]["errors"][0]["reason"],
+        "insufficientPermissions"
+    );
+    // Nothing of the security surface either (it needs admin.directory.user.security).
+    let (status, ..) = api.call("GET", &format!("users/{id}/tokens"), None).await;
+    assert_eq!(status, 403);
+    let (status, ..) = api.call("POST", &format!("users/{id}/signOut"), None).await;
+    assert_eq!(status, 403);
+    // group.member suffices for members.delete.
+    let (status, ..) = api
+        .call("DELETE", &format!("groups/{g}/members/{id}"), None)
+        .await;
+    assert_eq!(status, 204);
+    assert!(t.user(&id).unwrap().groups.is_empty());
+
+    // The read-only group scope lists groups.
+    let (_, body) = mint(
+        &t,
+        "urn:ietf:params:oauth:grant-type:jwt-bearer",
+        &assertion(&format!("{auth}admin.directory.group.readonly")),
+    )
+    .await;
+    let api = Api {
+        token: body["access_token"].as_str().unwrap().to_owned(),
+        ..Api::new(&t)
+    };
+    let (status, ..) = api.call("GET", &format!("groups?userKey={id}"), None).await;
+    assert_eq!(status, 200);
+
+    // The token endpoint's own refusals, and a token it never minted.
+    let jwt = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+    for (grant, assertion, error) in [
+        (
+            "client_credentials",
+            assertion(&scope),
+            "unsupported_grant_type",
+        ),
+        (jwt, assertion(""), "invalid_scope"),
+        (jwt, "not-a-jwt".to_owned(), "invalid_grant"),
+    ] {
+        let (status, body) = mint(&t, grant, &assertion).await;
+        assert_eq!((status, body["error"].as_str()), (400, Some(error)));
+    }
+    let api = Api {
+        token: "ya29.sim-sa-never-minted".into(),
+        ..Api::new(&t)
+    };
+    assert_eq!(api.call("GET", &format!("users/{id}"), None).await.0, 401);
 }

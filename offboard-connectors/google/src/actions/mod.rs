@@ -72,6 +72,15 @@ impl Verb {
         })
     }
 
+    /// The actions a connector offers: every one, `google.remove_licenses` only with licences
+    /// to revoke.
+    pub(crate) fn offered(licences: bool) -> Vec<Verb> {
+        Self::ALL
+            .into_iter()
+            .filter(|v| *v != Verb::RemoveLicenses || licences)
+            .collect()
+    }
+
     pub(crate) fn parse(name: &ActionName) -> Option<Self> {
         Self::ALL.into_iter().find(|v| &v.name() == name)
     }
