@@ -11,7 +11,7 @@ use offboard_core::{
 };
 use offboard_http::HttpClient;
 
-use crate::actions::transfer_data::{self, Applications, TransferData};
+use crate::actions::transfer_data::{self, Applications, Requested, TransferData};
 use crate::actions::{self, Verb, move_to_ou::MoveToOu, sign_out::Memo};
 use offboard_http::Pacer;
 
@@ -46,6 +46,7 @@ pub struct GoogleConnector {
     signed_out: Memo,
     password_reset: Memo,
     applications: Applications,
+    requested: Requested,
 }
 
 impl fmt::Debug for GoogleConnector {
@@ -132,6 +133,7 @@ impl GoogleConnector {
             signed_out: Memo::default(),
             password_reset: Memo::default(),
             applications: Applications::default(),
+            requested: Requested::default(),
         }
     }
 
@@ -297,6 +299,9 @@ impl Connector for GoogleConnector {
                     names: &self.settings.transfer_apps,
                     polling: self.settings.polling,
                     person: options.person.as_ref(),
+                    requested: &self.requested,
+                    idempotency_key: &options.idempotency_key,
+                    task: options.task,
                 };
                 transfer_data::execute(c, cx, id, &params, dry).await
             }

@@ -26,8 +26,8 @@
 //! transfer: a `NotFound` error, the data being gone). Google cannot list sessions or show
 //! whether a password was reset, so `google.sign_out` and `google.reset_password` remember the
 //! (user, idempotency key) pairs they handled in this connector instance; see their module
-//! docs. `google.transfer_data` never inserts a second transfer: it finds the existing one
-//! first, and a transfer still running after the configured wait is a retryable `Unavailable`
+//! docs. `google.transfer_data` never inserts a second transfer for a task: it finds the task's
+//! existing one first (an older transfer, even completed, does not count), and a transfer still running after the configured wait is a retryable `Unavailable`
 //! error, so the engine comes back to it.
 //!
 //! # Not implemented (yet)

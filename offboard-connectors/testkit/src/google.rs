@@ -291,6 +291,8 @@ pub struct TransferState {
     pub applications: Vec<String>,
     /// `overallTransferStatusCode` as a read would answer it now.
     pub status: String,
+    /// `requestTime` (RFC 3339).
+    pub request_time: String,
 }
 
 /// A Data Transfer application (`Application`): id, name and transfer parameters.
@@ -934,6 +936,43 @@ impl GoogleTenant {
         self.shared.state().transfer_gets = gets.max(1);
     }
 
+    /// Adds a data transfer an administrator requested at `requested` (e.g. for an earlier
+    /// departure or a reorganisation), already `completed`, of the applications `apps` (ids)
+    /// from `old_owner` to `new_owner` (user ids); returns its id. Google keeps completed
+    /// transfers and `transfers.list` returns them with their `requestTime`.
+    pub fn add_completed_transfer(
+        &self,
+        old_owner: &str,
+        new_owner: &str,
+        apps: &[String],
+        requested: chrono::DateTime<chrono::Utc>,
+    ) -> String {
+        let mut s = self.shared.state();
+        let id = format!("AKrEtIsim{:x}", s.next());
+        let transfer = Transfer {
+            old_owner: old_owner.to_owned(),
+            new_owner: new_owner.to_owned(),
+            applications: apps
+                .iter()
+                .map(|a| json!({"applicationId": a, "applicationTransferParams": []}))
+                .collect(),
+            request_time: requested.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+            gets: u32::MAX,
+        };
+        s.transfers.insert(id.clone(), transfer);
+        id
+    }
+
+    /// The ids of the Data Transfer applications, by name.
+    pub fn application_ids(&self) -> BTreeMap<String, String> {
+        self.shared
+            .state()
+            .applications
+            .iter()
+            .map(|a| (a.name.clone(), a.id.clone()))
+            .collect()
+    }
+
     /// Every data transfer, oldest first.
     pub fn transfers(&self) -> Vec<TransferState> {
         let s = self.shared.state();
@@ -949,6 +988,7 @@ impl GoogleTenant {
                     .filter_map(|a| a["applicationId"].as_str().map(str::to_owned))
                     .collect(),
                 status: services::transfer_status(t, s.transfer_gets).to_owned(),
+                request_time: t.request_time.clone(),
             })
             .collect()
     }

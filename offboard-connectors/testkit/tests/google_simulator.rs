@@ -933,3 +933,37 @@ async fn google_tokens_carry_the_jwt_scopes_and_methods_demand_theirs() {
     };
     assert_eq!(api.call("GET", &format!("users/{id}"), None).await.0, 401);
 }
+
+/// Google keeps completed transfers: `transfers.list?oldOwnerUserId=` answers an old one
+/// with its `requestTime` ("Read-only. The time at which the data transfer was requested.",
+/// `DataTransfer.requestTime` in admin-datatransfer_v1.json) and `completed`, so a client
+/// must tell a transfer of its own from an earlier one.
+#[tokio::test]
+async fn google_transfers_list_keeps_old_completed_transfers_with_their_request_time() {
+    let t = GoogleTenant::start().await;
+    let ann = t.add_user(NewUser::active("ann@example.com"));
+    let boss = t.add_user(NewUser::active("boss@example.com"));
+    let apps: Vec<String> = t.application_ids().into_values().collect();
+    let when = chrono::DateTime::parse_from_rfc3339("2026-01-05T09:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let id = t.add_completed_transfer(&ann, &boss, &apps, when);
+    let (status, body, _) = Api::new(&t)
+        .raw(
+            "GET",
+            &format!("admin/datatransfer/v1/transfers?oldOwnerUserId={ann}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let listed = &body["dataTransfers"][0];
+    assert_eq!(listed["id"], id.as_str());
+    assert_eq!(listed["overallTransferStatusCode"], "completed");
+    assert_eq!(listed["requestTime"], "2026-01-05T09:00:00.000Z");
+    assert_eq!(listed["newOwnerUserId"], boss.as_str());
+    let state = &t.transfers()[0];
+    assert_eq!(
+        (state.status.as_str(), state.request_time.as_str()),
+        ("completed", "2026-01-05T09:00:00.000Z")
+    );
+}
