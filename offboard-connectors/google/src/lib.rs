@@ -39,7 +39,9 @@
 //! percent-encoded path segment (so `/`, `?`, `#`, `%` cannot change the resource). The answer
 //! is accepted only when the user has exactly that address as `primaryEmail` or alias (ASCII
 //! case ignored; no Unicode folding). Strings that are not an address (`*`, quotes, ` or `,
-//! empty, no `@`) are never sent; control characters are refused (`InvalidInput`). Two users:
+//! empty, no `@`) are never sent; control characters, an address over 256 bytes and an
+//! external id over 64 are refused (`InvalidInput`, nothing sent, the value not echoed whole).
+//! Two users:
 //! `Ambiguous`. The numeric `id` is the account's `external_id`.
 //!
 //! # Throttling

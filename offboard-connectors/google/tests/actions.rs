@@ -869,3 +869,42 @@ async fn accounts_of_other_apps_and_bad_ids_are_refused() {
     assert_eq!(e.kind(), ErrorKind::InvalidInput);
     assert!(s.tenant.requests().is_empty());
 }
+
+/// A 1 MB identifier (address, alias, external id; with or without a control character) is
+/// refused as `InvalidInput` with a short message that does not echo it, and nothing is sent.
+#[tokio::test]
+async fn over_long_identifiers_are_refused_briefly_without_a_request() {
+    let s = setup().await;
+    let mut a = s.user("ann@example.test").await;
+    s.tenant.clear_requests();
+    let mb = 1 << 20;
+    let long_address = format!("{}@example.test", "a".repeat(mb));
+    let long_control = format!("{}\0@example.test", "b".repeat(mb));
+    let long_id = "1".repeat(mb);
+    let mut requests = vec![
+        LookupRequest::person(Person::new("p", long_address.as_str())),
+        LookupRequest::person(Person::new("p", long_control.as_str())),
+    ];
+    let mut aliased = Person::new("p", "ann@example.test");
+    aliased.aliases.push(long_address.clone());
+    requests.push(LookupRequest::person(aliased));
+    let mut by_id = LookupRequest::person(Person::new("p", "ann@example.test"));
+    by_id.external_id = Some(long_id.clone());
+    requests.push(by_id);
+    for r in &requests {
+        let e = s.google.lookup(r).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        let text = format!("{e} {e:?}");
+        assert!(text.len() < 400, "{} bytes: {}", text.len(), &text[..400]);
+    }
+    a.external_id = long_id;
+    let e = s
+        .google
+        .execute(&a, &action("google.suspend"), &run())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    let text = format!("{e} {e:?}");
+    assert!(text.len() < 400, "{} bytes: {}", text.len(), &text[..400]);
+    assert!(s.tenant.requests().is_empty(), "{:?}", s.lines());
+}

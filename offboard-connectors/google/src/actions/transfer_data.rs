@@ -207,9 +207,13 @@ async fn new_owner(
         ))
         .fatal());
     };
-    if !crate::connector::is_address(&address) || address.chars().any(char::is_control) {
+    if !crate::connector::is_address(&address)
+        || address.len() > crate::connector::MAX_ADDRESS_LEN
+        || address.chars().any(char::is_control)
+    {
         return Err(Error::invalid_input(format!(
-            "new owner {address:?} is not an e-mail address; nothing was transferred"
+            "new owner {} is not an e-mail address; nothing was transferred",
+            crate::error::shown(&address)
         ))
         .fatal());
     }
