@@ -93,6 +93,14 @@ impl Setup {
     fn lines(&self) -> Vec<String> {
         common::lines(&self.tenant)
     }
+
+    /// Runs the action (not a dry run); it must fail.
+    async fn fails(&self, a: &AccountRef, name: &'static str) -> offboard_core::Error {
+        self.google
+            .execute(a, &action(name), &run())
+            .await
+            .unwrap_err()
+    }
 }
 
 #[tokio::test]
@@ -755,11 +763,7 @@ async fn quota_403_is_rate_limited_with_a_hint() {
     let a = s.user("ann@example.test").await;
     s.exec(&a, "google.suspend", dry()).await;
     s.exec(&a, "google.suspend", dry()).await;
-    let e = s
-        .google
-        .execute(&a, &action("google.suspend"), &run())
-        .await
-        .unwrap_err();
+    let e = s.fails(&a, "google.suspend").await;
     assert_eq!(e.kind(), ErrorKind::RateLimited);
     assert!(e.is_retryable());
     assert_eq!(e.operation(), "google.suspend");
@@ -780,11 +784,7 @@ async fn throttling_429_carries_retry_after() {
     .await;
     let a = s.user("ann@example.test").await;
     s.exec(&a, "google.suspend", dry()).await;
-    let e = s
-        .google
-        .execute(&a, &action("google.revoke_tokens"), &run())
-        .await
-        .unwrap_err();
+    let e = s.fails(&a, "google.revoke_tokens").await;
     assert_eq!(e.kind(), ErrorKind::RateLimited);
     let hint = e.retry_after().expect("Retry-After");
     assert!(
@@ -799,11 +799,7 @@ async fn server_errors_are_retryable_and_retries_converge() {
     let s = setup().await;
     let a = s.user("ann@example.test").await;
     s.tenant.fail_next(1, 503);
-    let e = s
-        .google
-        .execute(&a, &action("google.remove_from_groups"), &run())
-        .await
-        .unwrap_err();
+    let e = s.fails(&a, "google.remove_from_groups").await;
     assert_eq!(e.kind(), ErrorKind::Unavailable);
     assert!(e.is_retryable());
     let r = s
@@ -854,18 +850,10 @@ async fn accounts_of_other_apps_and_bad_ids_are_refused() {
     let s = setup().await;
     let mut a = s.user("ann@example.test").await;
     a.external_id = "../groups".into();
-    let e = s
-        .google
-        .execute(&a, &action("google.suspend"), &run())
-        .await
-        .unwrap_err();
+    let e = s.fails(&a, "google.suspend").await;
     assert_eq!(e.kind(), ErrorKind::InvalidInput);
     let okta = AccountRef::new("okta", "1", "x", offboard_core::AccountStatus::Active);
-    let e = s
-        .google
-        .execute(&okta, &action("google.suspend"), &run())
-        .await
-        .unwrap_err();
+    let e = s.fails(&okta, "google.suspend").await;
     assert_eq!(e.kind(), ErrorKind::InvalidInput);
     assert!(s.tenant.requests().is_empty());
 }
@@ -898,11 +886,7 @@ async fn over_long_identifiers_are_refused_briefly_without_a_request() {
         assert!(text.len() < 400, "{} bytes: {}", text.len(), &text[..400]);
     }
     a.external_id = long_id;
-    let e = s
-        .google
-        .execute(&a, &action("google.suspend"), &run())
-        .await
-        .unwrap_err();
+    let e = s.fails(&a, "google.suspend").await;
     assert_eq!(e.kind(), ErrorKind::InvalidInput);
     let text = format!("{e} {e:?}");
     assert!(text.len() < 400, "{} bytes: {}", text.len(), &text[..400]);
