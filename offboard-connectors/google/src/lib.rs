@@ -8,7 +8,7 @@
 //! | `google.delete_asps` | no | no | | `GET …/users/{id}/asps`, `DELETE …/asps/{codeId}` |
 //! | `google.revoke_tokens` | no | no | | `GET …/users/{id}/tokens`, `DELETE …/tokens/{clientId}` |
 //! | `google.sign_out` | no | no | | `GET …/users/{id}`, `POST …/users/{id}/signOut` |
-//! | `google.suspend` | yes (unsuspend) | no | `google.invalidate_backup_codes`, `google.delete_asps` | `GET …/users/{id}`, `PATCH …/users/{id}` `{"suspended": true}` |
+//! | `google.suspend` | yes (unsuspend) | no | | `GET …/users/{id}`, `GET …/verificationCodes` and (any valid) `POST …/verificationCodes/invalidate` first, as far as possible (Google keeps a suspended user's codes), `PATCH …/users/{id}` `{"suspended": true}` |
 //! | `google.move_to_ou` (`{"ou": "/Path"}`) | yes (previous `orgUnitPath`) | no | | `GET …/users/{id}`, `PATCH …/users/{id}` `{"orgUnitPath": …}` |
 //! | `google.hide_from_gal` | yes | no | | `GET …/users/{id}`, `PATCH …/users/{id}` `{"includeInGlobalAddressList": false}` |
 //! | `google.remove_from_groups` | yes (re-add with role) | no | | `GET …/groups?userKey={id}`, `DELETE …/groups/{g}/members/{id}`; snapshot `GET …/groups/{g}/members/{id}`; rollback `POST …/groups/{g}/members` |

@@ -116,9 +116,8 @@ impl Verb {
             Verb::DeleteAsps => &[ASPS_LIST, ASPS_DELETE],
             Verb::RevokeTokens => &[TOKENS_LIST, TOKENS_DELETE],
             Verb::SignOut => &[USERS_GET, SIGN_OUT],
-            Verb::Suspend | Verb::MoveToOu | Verb::HideFromGal | Verb::ResetPassword => {
-                &[USERS_GET, USERS_PATCH]
-            }
+            Verb::Suspend => &[USERS_GET, CODES_LIST, CODES_INVALIDATE, USERS_PATCH],
+            Verb::MoveToOu | Verb::HideFromGal | Verb::ResetPassword => &[USERS_GET, USERS_PATCH],
             Verb::RemoveFromGroups => &[GROUPS_LIST, MEMBERS_DELETE, MEMBERS_GET, MEMBERS_INSERT],
             Verb::TransferData => &[
                 USERS_GET,

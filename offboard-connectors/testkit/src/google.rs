@@ -34,8 +34,11 @@
 //!   minute per user); when spent, a 403 `userRateLimitExceeded` (default, as the Directory API
 //!   answers) or a 429 `rateLimitExceeded` with `Retry-After` (seconds to the next window).
 //!   An optional concurrency limit answers 403 `quotaExceeded`.
-//! - Faults ([`Faults`]): a share of 500s and of throttling answers, added latency, and the
-//!   next N requests failing with a chosen status.
+//! - Faults ([`Faults`]): a share of 500s and of throttling answers, added latency, the
+//!   next N requests failing with a chosen status, and one route failing every time
+//!   ([`GoogleTenant::fail_route`]).
+//! - `verificationCodes.invalidate` of a suspended user is a 400 `invalid` "Invalid Input":
+//!   Google manages no backup codes of a suspended user (the list still answers).
 //! - Authentication: `Authorization: Bearer <token>` with the tenant's fixed token (every
 //!   scope) or one minted at [`GoogleTenant::token_uri`] from a service account's JWT (its
 //!   `scope` claim); anything else is a 401 `authError`. A minted token lacking every scope a
@@ -389,6 +392,8 @@ struct State {
     busy_until: Vec<Instant>,
     faults: Faults,
     fail_next: Vec<u16>,
+    /// Routes (method, discovery path) that fail with a status until cleared.
+    failing: BTreeMap<(String, String), u16>,
     /// Access tokens minted at `/token`, by token: the scopes each holds.
     grants: BTreeMap<String, BTreeSet<String>>,
     rng: FaultRng,
@@ -1022,6 +1027,27 @@ impl GoogleTenant {
             .extend(std::iter::repeat_n(status, count));
     }
 
+    /// Every call of one route (`method` and its path exactly as in [`GoogleTenant::ROUTES`])
+    /// fails with `status` from now on (a permanent fault: 4xx bodies say `invalid`, others
+    /// `backendError`); `None` heals it.
+    ///
+    /// # Panics
+    /// When the route is not served (a typo would otherwise test nothing).
+    pub fn fail_route(&self, method: &str, path: &str, status: Option<u16>) {
+        assert!(
+            Self::ROUTES
+                .iter()
+                .any(|(m, p, _)| *m == method && *p == path),
+            "{method} {path} is not a route of the simulated tenant"
+        );
+        let key = (method.to_owned(), path.to_owned());
+        let mut s = self.shared.state();
+        match status {
+            Some(status) => s.failing.insert(key, status),
+            None => s.failing.remove(&key),
+        };
+    }
+
     /// Replaces the limits (and starts a new window).
     pub fn set_limits(&self, limits: GoogleLimits) {
         let mut s = self.shared.state();
@@ -1062,6 +1088,28 @@ fn throttled(throttle: Throttle, retry_after: u64) -> ResponseTemplate {
         )
         .insert_header("retry-after", retry_after.to_string().as_str()),
     }
+}
+
+/// An injected failure: a 4xx is Google's `invalid` answer, anything else `backendError`.
+fn fault(status: u16) -> ResponseTemplate {
+    let body = if (400..500).contains(&status) {
+        error_body(
+            status,
+            "Invalid Input",
+            "invalid",
+            "global",
+            "INVALID_ARGUMENT",
+        )
+    } else {
+        error_body(
+            status,
+            "Backend Error",
+            "backendError",
+            "global",
+            "INTERNAL",
+        )
+    };
+    respond(status, Some(body))
 }
 
 /// Google's front end answers a POST, PUT or PATCH that declares no body length (neither
@@ -1184,18 +1232,14 @@ impl Shared {
                     s.rate_limited += 1;
                     throttled(Throttle::TooMany429, retry_after)
                 }
-                other => respond(
-                    other,
-                    Some(error_body(
-                        other,
-                        "Backend Error",
-                        "backendError",
-                        "global",
-                        "INTERNAL",
-                    )),
-                ),
+                other => fault(other),
             };
             return t.set_delay(latency);
+        }
+        let failing = auth::route(request.method.as_str(), &segs)
+            .and_then(|(m, p, _)| s.failing.get(&((*m).to_owned(), (*p).to_owned())));
+        if let Some(status) = failing {
+            return fault(*status).set_delay(latency);
         }
         let (error_rate, rate_limit_rate) = (s.faults.error_rate, s.faults.rate_limit_rate);
         if s.rng.chance(error_rate) {

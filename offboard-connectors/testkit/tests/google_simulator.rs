@@ -247,6 +247,8 @@ async fn google_patch_tokens_asps_codes_groups_change_state() {
         400
     );
 
+    // Backup codes are managed only while the user is active.
+    t.set_suspended(&id, false);
     let (_, body, _) = api
         .call("GET", &format!("{u}/verificationCodes"), None)
         .await;
@@ -966,4 +968,46 @@ async fn google_transfers_list_keeps_old_completed_transfers_with_their_request_
         (state.status.as_str(), state.request_time.as_str()),
         ("completed", "2026-01-05T09:00:00.000Z")
     );
+}
+
+/// Google manages no backup codes of a suspended user: `verificationCodes.invalidate` answers
+/// 400 "Invalid Input" (not in the discovery document; observed by GAM users, e.g.
+/// taers232c/GAMADV-XTD3#240 "Backup Verification Codes Deprovision Failed: Invalid Input",
+/// and googleapis/google-api-go-client#978 "users with disabled status cannot generate
+/// verification code"), while the list still answers; unsuspended, it works again. A route
+/// made to fail keeps failing until healed.
+#[tokio::test]
+async fn google_backup_codes_of_a_suspended_user_cannot_be_invalidated() {
+    let t = GoogleTenant::start().await;
+    let id = t.add_user(NewUser {
+        backup_codes: 10,
+        suspended: true,
+        ..NewUser::active("jane@example.com")
+    });
+    let api = Api::new(&t);
+    let invalidate = format!("users/{id}/verificationCodes/invalidate");
+    let (status, body, _) = api.call("POST", &invalidate, None).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["errors"][0]["reason"], "invalid");
+    let (status, body, _) = api
+        .call("GET", &format!("users/{id}/verificationCodes"), None)
+        .await;
+    assert_eq!((status, body["items"].as_array().unwrap().len()), (200, 10));
+    t.set_suspended(&id, false);
+    t.fail_route(
+        "POST",
+        "admin/directory/v1/users/{userKey}/verificationCodes/invalidate",
+        Some(500),
+    );
+    for _ in 0..3 {
+        assert_eq!(api.call("POST", &invalidate, None).await.0, 500);
+    }
+    assert_eq!(t.user(&id).unwrap().backup_codes, 10);
+    t.fail_route(
+        "POST",
+        "admin/directory/v1/users/{userKey}/verificationCodes/invalidate",
+        None,
+    );
+    assert_eq!(api.call("POST", &invalidate, None).await.0, 204);
+    assert_eq!(t.user(&id).unwrap().backup_codes, 0);
 }

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use super::{GoogleTenant, State};
+use super::{GoogleTenant, Route, State};
 
 /// The JWT bearer grant type (RFC 7523).
 const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
@@ -100,21 +100,17 @@ pub(super) fn token_endpoint(s: &mut State, form: &[u8]) -> (u16, Value) {
     )
 }
 
-/// The scopes any one of which authorises `method` on `segs` (decoded path segments), when
-/// it is a served route.
-pub(super) fn route_scopes(method: &str, segs: &[&str]) -> Option<&'static [&'static str]> {
-    GoogleTenant::ROUTES
-        .iter()
-        .find(|(m, path, _)| {
-            let template: Vec<&str> = path.split('/').collect();
-            *m == method
-                && template.len() == segs.len()
-                && template
-                    .iter()
-                    .zip(segs)
-                    .all(|(t, s)| t.starts_with('{') || t == s)
-        })
-        .map(|(_, _, scopes)| *scopes)
+/// The served route `method` on `segs` (decoded path segments) is, if any.
+pub(super) fn route(method: &str, segs: &[&str]) -> Option<&'static Route> {
+    GoogleTenant::ROUTES.iter().find(|(m, path, _)| {
+        let template: Vec<&str> = path.split('/').collect();
+        *m == method
+            && template.len() == segs.len()
+            && template
+                .iter()
+                .zip(segs)
+                .all(|(t, s)| t.starts_with('{') || t == s)
+    })
 }
 
 /// Google's answer to a token without any of the method's scopes.
@@ -143,8 +139,8 @@ pub(super) fn insufficient_scopes() -> (u16, Value) {
 
 /// Whether `grant` may call `method` on `segs` (routes not served are left to the router).
 pub(super) fn allows(grant: &Grant, method: &str, segs: &[&str]) -> bool {
-    match (grant, route_scopes(method, segs)) {
-        (Grant::Scopes(have), Some(need)) => need.iter().any(|n| have.contains(*n)),
+    match (grant, route(method, segs)) {
+        (Grant::Scopes(have), Some((_, _, need))) => need.iter().any(|n| have.contains(*n)),
         _ => true,
     }
 }
