@@ -188,6 +188,59 @@ mod tests {
         }
     }
 
+    /// Every method of a discovery document by id: its `scopes`.
+    fn discovery(resource: &serde_json::Value, out: &mut Vec<(String, Vec<String>)>) {
+        for m in resource["methods"]
+            .as_object()
+            .into_iter()
+            .flat_map(|m| m.values())
+        {
+            let scopes = m["scopes"].as_array().unwrap();
+            out.push((
+                m["id"].as_str().unwrap().to_owned(),
+                scopes
+                    .iter()
+                    .map(|s| s.as_str().unwrap().to_owned())
+                    .collect(),
+            ));
+        }
+        for r in resource["resources"]
+            .as_object()
+            .into_iter()
+            .flat_map(|r| r.values())
+        {
+            discovery(r, out);
+        }
+    }
+
+    /// The table above is the vendored discovery documents' (offboard-connectors/testkit/specs):
+    /// each method the connector calls accepts exactly the scopes its entry lists.
+    #[test]
+    fn the_table_matches_the_discovery_documents() {
+        let mut official = Vec::new();
+        for file in [
+            "admin-directory_v1.offboarding.json",
+            "admin-datatransfer_v1.json",
+            "licensing_v1.json",
+        ] {
+            discovery(
+                &offboard_testkit::specs::json(&format!("google/{file}")),
+                &mut official,
+            );
+        }
+        for method in methods(&Verb::ALL) {
+            let (_, scopes) = official
+                .iter()
+                .find(|(id, _)| id == method.id)
+                .unwrap_or_else(|| panic!("{} is in no discovery document", method.id));
+            let mut ours: Vec<String> = method.scopes.iter().map(|s| url(s)).collect();
+            let mut theirs = scopes.clone();
+            ours.sort();
+            theirs.sort();
+            assert_eq!(ours, theirs, "{}", method.id);
+        }
+    }
+
     #[test]
     fn group_listing_needs_a_group_scope_member_does_not_do() {
         let configured: Vec<String> = crate::DEFAULT_SCOPES
