@@ -133,6 +133,9 @@ pub(crate) struct DataTransfer {
     pub(crate) application_data_transfers: Vec<ApplicationTransfer>,
     #[serde(default)]
     pub(crate) overall_transfer_status_code: String,
+    /// When it was requested (RFC 3339); absent on a malformed answer.
+    #[serde(default)]
+    pub(crate) request_time: Option<String>,
 }
 
 const USERS: [&str; 4] = ["admin", "directory", "v1", "users"];

@@ -9,6 +9,8 @@ use offboard_core::{Error, Result, Secret};
 use offboard_http::{GoogleServiceAccount, HttpClient, LimiterConfig, StaticToken, TokenProvider};
 
 use crate::GoogleConnector;
+use crate::actions::Verb;
+use crate::scopes;
 
 /// The Directory and Data Transfer APIs' root URL.
 pub const DEFAULT_BASE_URL: &str = "https://admin.googleapis.com";
@@ -24,15 +26,20 @@ pub const DEFAULT_REQUESTS_PER_MINUTE: u32 = 2400;
 /// `applications.list` name.
 pub const DEFAULT_TRANSFER_APPS: [&str; 2] = ["Drive and Docs", "Calendar"];
 
-/// The scopes the connector's actions need (each must be allow-listed for the service
-/// account's client id under domain-wide delegation).
-pub const DEFAULT_SCOPES: [&str; 6] = [
-    "https://www.googleapis.com/auth/admin.directory.user",
+/// The scopes the connector asks for when it offers every action (licences configured), each
+/// the narrowest that authorises the methods it calls (the discovery documents' `scopes`);
+/// without licences `apps.licensing` is left out. Each must be allow-listed for the service
+/// account's client id under domain-wide delegation. `groups.list` (remove from groups, verify)
+/// needs `admin.directory.group.readonly` (or `admin.directory.group`): `group.member` only
+/// covers the membership calls.
+pub const DEFAULT_SCOPES: [&str; 7] = [
     "https://www.googleapis.com/auth/admin.directory.user.security",
-    "https://www.googleapis.com/auth/admin.directory.group.member",
-    "https://www.googleapis.com/auth/admin.directory.device.mobile.action",
+    "https://www.googleapis.com/auth/admin.directory.user",
     "https://www.googleapis.com/auth/admin.datatransfer",
     "https://www.googleapis.com/auth/apps.licensing",
+    "https://www.googleapis.com/auth/admin.directory.group.readonly",
+    "https://www.googleapis.com/auth/admin.directory.group.member",
+    "https://www.googleapis.com/auth/admin.directory.device.mobile.action",
 ];
 
 /// A licence `google.remove_licenses` revokes: a product and one of its SKUs (Google's
@@ -136,7 +143,9 @@ pub enum ConfigKey {
     AccessToken,
     /// `base_url`: default `https://admin.googleapis.com`. Alias: `url`.
     BaseUrl,
-    /// `scopes`: space- or comma-separated scopes. Default [`DEFAULT_SCOPES`]. Alias: `scope`.
+    /// `scopes`: space- or comma-separated scopes. Default: what the offered actions need
+    /// (see [`DEFAULT_SCOPES`]); given scopes must cover every method the connector calls.
+    /// Alias: `scope`.
     Scopes,
     /// `timeout_secs`: per-request timeout in seconds. Default 30. Alias: `timeout`.
     TimeoutSecs,
@@ -440,7 +449,9 @@ impl GoogleConfig {
         self
     }
 
-    /// Scopes (default [`DEFAULT_SCOPES`]).
+    /// The scopes the service account asks for. Default: exactly what the offered actions
+    /// need (see [`DEFAULT_SCOPES`]); [`GoogleConfig::build`] refuses scopes that leave a
+    /// method the connector calls unauthorised.
     pub fn with_scopes<I, S>(mut self, scopes: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -467,7 +478,9 @@ impl GoogleConfig {
     /// # Errors
     /// `Config` naming the key: neither `service_account_key` nor `access_token` given (or
     /// both); `subject` missing with a service account; `service_account_key` malformed;
-    /// `base_url` not an http(s) URL; `timeout_secs`/`max_concurrency` malformed.
+    /// `base_url` not an http(s) URL; `timeout_secs`/`max_concurrency` malformed; `scopes`
+    /// given but without any scope that authorises a method the offered actions call (the
+    /// message names the method and the scopes that would do).
     pub fn build(self) -> Result<GoogleConnector> {
         if let Some((key, value)) = self.invalid {
             return Err(Error::config(
@@ -498,10 +511,11 @@ impl GoogleConfig {
                             "missing (the admin to impersonate)",
                         )
                     })?;
-                let scopes: Vec<String> = if self.scopes.is_empty() {
-                    DEFAULT_SCOPES.iter().map(|s| (*s).to_owned()).collect()
+                let verbs = Verb::offered(!self.skus.is_empty());
+                let scopes = if self.scopes.is_empty() {
+                    scopes::needed(&verbs)
                 } else {
-                    self.scopes
+                    check_scopes(&verbs, self.scopes)?
                 };
                 let account = GoogleServiceAccount::from_json(&key)?
                     .subject(subject)
@@ -557,6 +571,32 @@ impl GoogleConfig {
     }
 }
 
+/// `configured`, when it authorises every method `verbs` (and the connector's reads) call.
+fn check_scopes(verbs: &[Verb], configured: Vec<String>) -> Result<Vec<String>> {
+    let Some((method, would)) = scopes::missing(verbs, &configured) else {
+        return Ok(configured);
+    };
+    let users: Vec<String> = verbs
+        .iter()
+        .filter(|v| v.methods().contains(&method))
+        .map(|v| v.name().to_string())
+        .chain(
+            scopes::READS
+                .contains(&method)
+                .then(|| "lookup/verify_revoked".to_owned()),
+        )
+        .collect();
+    Err(Error::config(
+        ConfigKey::Scopes.as_str(),
+        format!(
+            "missing {}: {} ({}) needs one of them",
+            would.join(" or "),
+            method.id,
+            users.join(", ")
+        ),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -606,6 +646,50 @@ mod tests {
                 .with_base_url("ftp://x"),
         );
         assert!(e.to_string().contains("base_url"));
+    }
+
+    #[test]
+    fn build_names_a_missing_scope() {
+        // The scopes this connector used to ask for: no scope that lists groups.
+        let old = [
+            "https://www.googleapis.com/auth/admin.directory.user",
+            "https://www.googleapis.com/auth/admin.directory.user.security",
+            "https://www.googleapis.com/auth/admin.directory.group.member",
+            "https://www.googleapis.com/auth/admin.directory.device.mobile.action",
+            "https://www.googleapis.com/auth/admin.datatransfer",
+        ];
+        let sa = || {
+            GoogleConfig::new()
+                .with_service_account(Secret::new("{}"))
+                .with_subject("admin@example.com")
+        };
+        let e = sa().with_scopes(old).build().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        let text = e.to_string();
+        assert!(text.contains("scopes"), "{text}");
+        assert!(
+            text.contains("https://www.googleapis.com/auth/admin.directory.group.readonly")
+                && text.contains("directory.groups.list")
+                && text.contains("google.remove_from_groups")
+                && text.contains("verify_revoked"),
+            "{text}"
+        );
+        // With licences to revoke, the licensing scope is needed too.
+        let e = sa()
+            .with_scopes(
+                old.into_iter()
+                    .chain(["https://www.googleapis.com/auth/admin.directory.group"]),
+            )
+            .with_licence_skus([Sku::new("Google-Apps", "1010020027")])
+            .build()
+            .unwrap_err();
+        assert!(e.to_string().contains("apps.licensing"), "{e}");
+        // Enough scopes: the next problem is the (empty) key, not the scopes.
+        let e = sa()
+            .with_config(ConfigKey::Scopes, DEFAULT_SCOPES.join(" "))
+            .build()
+            .unwrap_err();
+        assert!(e.to_string().contains("service_account_key"), "{e}");
     }
 
     #[test]

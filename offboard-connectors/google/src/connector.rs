@@ -11,13 +11,13 @@ use offboard_core::{
 };
 use offboard_http::HttpClient;
 
-use crate::actions::transfer_data::{self, Applications, TransferData};
+use crate::actions::transfer_data::{self, Applications, Requested, TransferData};
 use crate::actions::{self, Verb, move_to_ou::MoveToOu, sign_out::Memo};
 use offboard_http::Pacer;
 
 use crate::client::{GoogleClient, User, found};
 use crate::config::Settings;
-use crate::error::GoogleError;
+use crate::error::{GoogleError, shown};
 
 /// The app id of the connector: actions are named `google.<verb>`.
 pub const APP: &str = "google";
@@ -29,7 +29,9 @@ pub const APP: &str = "google";
 ///   percent-encoded path segment), accepted only when the returned user has that address as
 ///   `primaryEmail` or in `aliases`/`nonEditableAliases` (ASCII case ignored). An address
 ///   without exactly one `@` (or with whitespace) cannot be a Google address and is not sent,
-///   so a numeric string is never taken for a user id. Control characters: `InvalidInput`.
+///   so a numeric string is never taken for a user id. Control characters, an address over
+///   256 bytes or an external id over 64: `InvalidInput` before anything is sent, the message
+///   showing at most the value's first 32 characters.
 ///   Two different users: `Ambiguous`. With `external_id`: only an all-digit id is looked up,
 ///   accepted only when the returned `id` is that id.
 /// - Actions: see the crate docs. Each reads first; a repeat is `AlreadyDone`; a missing user
@@ -46,6 +48,7 @@ pub struct GoogleConnector {
     signed_out: Memo,
     password_reset: Memo,
     applications: Applications,
+    requested: Requested,
 }
 
 impl fmt::Debug for GoogleConnector {
@@ -73,15 +76,30 @@ fn account(user: &User) -> AccountRef {
     a
 }
 
-fn check_control(value: &str, field: &'static str, op: &str) -> Result<()> {
-    if value.chars().any(char::is_control) {
-        return Err(Error::from(GoogleError::ControlCharacter {
+/// The longest address a lookup sends (RFC 5321's limit on a path, as the AD connector).
+pub(crate) const MAX_ADDRESS_LEN: usize = 256;
+
+/// The longest external id accepted (Google user ids are about 21 digits).
+const MAX_ID_LEN: usize = 64;
+
+/// Refuses, before anything is sent, a value longer than `max` bytes or holding a control
+/// character; the message never holds more than the start of the value.
+fn check_identifier(value: &str, field: &'static str, max: usize, op: &str) -> Result<()> {
+    let refused = if value.len() > max {
+        GoogleError::TooLong {
             field,
-            value: value.to_owned(),
-        })
-        .with_operation(op.to_owned()));
-    }
-    Ok(())
+            len: value.len(),
+            max,
+        }
+    } else if value.chars().any(char::is_control) {
+        GoogleError::ControlCharacter {
+            field,
+            value: shown(value),
+        }
+    } else {
+        return Ok(());
+    };
+    Err(Error::from(refused).with_operation(op.to_owned()))
 }
 
 /// Whether `address` can be a Google address at all: one `@` with something on each side, no
@@ -96,7 +114,7 @@ pub(crate) fn is_address(address: &str) -> bool {
 
 /// Google user ids are decimal digits.
 fn is_user_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_digit())
+    !id.is_empty() && id.len() <= MAX_ID_LEN && id.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn user_gone(id: &str, op: &str) -> Error {
@@ -116,10 +134,9 @@ impl GoogleConnector {
     /// revoke.
     pub(crate) fn new(http: HttpClient, licensing: Option<HttpClient>, settings: Settings) -> Self {
         let licences = licensing.is_some() && !settings.skus.is_empty();
-        let specs = Verb::ALL
-            .iter()
-            .filter(|v| **v != Verb::RemoveLicenses || licences)
-            .map(|v| v.spec())
+        let specs = Verb::offered(licences)
+            .into_iter()
+            .map(Verb::spec)
             .collect();
         Self {
             client: GoogleClient::new(
@@ -133,6 +150,7 @@ impl GoogleConnector {
             signed_out: Memo::default(),
             password_reset: Memo::default(),
             applications: Applications::default(),
+            requested: Requested::default(),
         }
     }
 
@@ -144,11 +162,11 @@ impl GoogleConnector {
             ))
             .with_operation(op.to_owned()));
         }
-        check_control(&account.external_id, "external id", op)?;
+        check_identifier(&account.external_id, "external id", MAX_ID_LEN, op)?;
         if !is_user_id(&account.external_id) {
             return Err(Error::invalid_input(format!(
-                "external id {:?} is not a Google user id (decimal digits)",
-                account.external_id
+                "external id {} is not a Google user id (decimal digits)",
+                shown(&account.external_id)
             ))
             .with_operation(op.to_owned()));
         }
@@ -197,7 +215,7 @@ impl Connector for GoogleConnector {
     async fn lookup(&self, request: &LookupRequest) -> Result<Option<AccountRef>> {
         let op = "google.lookup";
         if let Some(id) = &request.external_id {
-            check_control(id, "external id", op)?;
+            check_identifier(id, "external id", MAX_ID_LEN, op)?;
             if !is_user_id(id) {
                 return Ok(None);
             }
@@ -212,7 +230,7 @@ impl Connector for GoogleConnector {
             .chain(person.aliases.iter().map(String::as_str))
             .collect();
         for a in &addresses {
-            check_control(a, "address", op)?;
+            check_identifier(a, "address", MAX_ADDRESS_LEN, op)?;
         }
         let mut matches: BTreeMap<String, User> = BTreeMap::new();
         let mut asked: Vec<String> = Vec::new();
@@ -298,6 +316,9 @@ impl Connector for GoogleConnector {
                     names: &self.settings.transfer_apps,
                     polling: self.settings.polling,
                     person: options.person.as_ref(),
+                    requested: &self.requested,
+                    idempotency_key: &options.idempotency_key,
+                    task: options.task,
                 };
                 transfer_data::execute(c, cx, id, &params, dry).await
             }

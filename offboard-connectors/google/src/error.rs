@@ -11,17 +11,34 @@ pub(crate) const QUOTA_BACKOFF: Duration = Duration::from_secs(1);
 /// What can go wrong that is specific to Google.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum GoogleError {
-    /// A lookup value or id with a control character.
-    #[error("{field} {value:?} contains a control character; it cannot be looked up safely")]
+    /// A lookup value or id with a control character (`value`: as [`shown`] gives it).
+    #[error("{field} {value} contains a control character; it cannot be looked up safely")]
     ControlCharacter { field: &'static str, value: String },
-    /// An org unit path that is not `/…`.
-    #[error("org unit path {0:?} must start with `/` and hold no control characters")]
+    /// A lookup value or id longer than any Google identifier.
+    #[error("{field} of {len} bytes is longer than {max}; it cannot be looked up")]
+    TooLong {
+        field: &'static str,
+        len: usize,
+        max: usize,
+    },
+    /// An org unit path that is not `/…` (as [`shown`] gives it).
+    #[error("org unit path {0} must start with `/` and hold no control characters")]
     BadOrgUnit(String),
 }
 
 impl From<GoogleError> for Error {
     fn from(e: GoogleError) -> Self {
         Error::new(ErrorKind::InvalidInput, e.to_string()).fatal()
+    }
+}
+
+/// `value` for a message: quoted as is when short, else its first 32 characters, an
+/// ellipsis and its length, so no input of any size is echoed whole.
+pub(crate) fn shown(value: &str) -> String {
+    const KEEP: usize = 32;
+    match value.char_indices().nth(KEEP) {
+        None => format!("{value:?}"),
+        Some((end, _)) => format!("{:?}… ({} bytes)", &value[..end], value.len()),
     }
 }
 
@@ -40,6 +57,15 @@ pub(crate) fn with_hint(e: Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_values_are_shown_cut() {
+        assert_eq!(shown("a@b"), "\"a@b\"");
+        let long = format!("{}\0", "é".repeat(1000));
+        let s = shown(&long);
+        assert!(s.starts_with(&format!("{:?}", "é".repeat(32))), "{s}");
+        assert!(s.ends_with("… (2001 bytes)"), "{s}");
+    }
 
     #[test]
     fn quota_403_gets_the_backoff_hint_and_429_keeps_its_own() {

@@ -8,7 +8,7 @@
 //! | `google.delete_asps` | no | no | | `GET …/users/{id}/asps`, `DELETE …/asps/{codeId}` |
 //! | `google.revoke_tokens` | no | no | | `GET …/users/{id}/tokens`, `DELETE …/tokens/{clientId}` |
 //! | `google.sign_out` | no | no | | `GET …/users/{id}`, `POST …/users/{id}/signOut` |
-//! | `google.suspend` | yes (unsuspend) | no | `google.invalidate_backup_codes`, `google.delete_asps` | `GET …/users/{id}`, `PATCH …/users/{id}` `{"suspended": true}` |
+//! | `google.suspend` | yes (unsuspend) | no | | `GET …/users/{id}`, `GET …/verificationCodes` and (any valid) `POST …/verificationCodes/invalidate` first, as far as possible (Google keeps a suspended user's codes), `PATCH …/users/{id}` `{"suspended": true}` |
 //! | `google.move_to_ou` (`{"ou": "/Path"}`) | yes (previous `orgUnitPath`) | no | | `GET …/users/{id}`, `PATCH …/users/{id}` `{"orgUnitPath": …}` |
 //! | `google.hide_from_gal` | yes | no | | `GET …/users/{id}`, `PATCH …/users/{id}` `{"includeInGlobalAddressList": false}` |
 //! | `google.remove_from_groups` | yes (re-add with role) | no | | `GET …/groups?userKey={id}`, `DELETE …/groups/{g}/members/{id}`; snapshot `GET …/groups/{g}/members/{id}`; rollback `POST …/groups/{g}/members` |
@@ -26,8 +26,8 @@
 //! transfer: a `NotFound` error, the data being gone). Google cannot list sessions or show
 //! whether a password was reset, so `google.sign_out` and `google.reset_password` remember the
 //! (user, idempotency key) pairs they handled in this connector instance; see their module
-//! docs. `google.transfer_data` never inserts a second transfer: it finds the existing one
-//! first, and a transfer still running after the configured wait is a retryable `Unavailable`
+//! docs. `google.transfer_data` never inserts a second transfer for a task: it finds the task's
+//! existing one first (an older transfer, even completed, does not count), and a transfer still running after the configured wait is a retryable `Unavailable`
 //! error, so the engine comes back to it.
 //!
 //! # Not implemented (yet)
@@ -39,7 +39,9 @@
 //! percent-encoded path segment (so `/`, `?`, `#`, `%` cannot change the resource). The answer
 //! is accepted only when the user has exactly that address as `primaryEmail` or alias (ASCII
 //! case ignored; no Unicode folding). Strings that are not an address (`*`, quotes, ` or `,
-//! empty, no `@`) are never sent; control characters are refused (`InvalidInput`). Two users:
+//! empty, no `@`) are never sent; control characters, an address over 256 bytes and an
+//! external id over 64 are refused (`InvalidInput`, nothing sent, the value not echoed whole).
+//! Two users:
 //! `Ambiguous`. The numeric `id` is the account's `external_id`.
 //!
 //! # Throttling
@@ -53,6 +55,9 @@
 //! # Configuration
 //! [`GoogleConfig`]: a service account key with domain-wide delegation and the admin to
 //! impersonate (`subject`), or a ready access token; `from_env` reads `OFFBOARD_GOOGLE_*`.
+//! The service account asks for exactly the scopes the offered actions need (the narrowest
+//! each method's discovery entry accepts; [`DEFAULT_SCOPES`] with licences configured), and
+//! `build()` refuses configured scopes that leave a method unauthorised, naming it.
 //!
 //! # Example
 //! ```no_run
@@ -73,6 +78,7 @@ mod client;
 mod config;
 mod connector;
 mod error;
+mod scopes;
 mod source;
 
 pub use actions::move_to_ou::MoveToOu;

@@ -93,6 +93,14 @@ impl Setup {
     fn lines(&self) -> Vec<String> {
         common::lines(&self.tenant)
     }
+
+    /// Runs the action (not a dry run); it must fail.
+    async fn fails(&self, a: &AccountRef, name: &'static str) -> offboard_core::Error {
+        self.google
+            .execute(a, &action(name), &run())
+            .await
+            .unwrap_err()
+    }
 }
 
 #[tokio::test]
@@ -164,6 +172,14 @@ async fn security_actions_send_exact_requests_and_change_state() {
     assert_eq!(o, Outcome::Done);
     assert_eq!(lines, vec![format!("GET {u}"), format!("POST {u}/signOut")]);
     assert_eq!(s.tenant.user(id).unwrap().sessions, 0);
+    // Body-less POSTs declare their empty body (Google answers 411 otherwise).
+    let sign_out = s.tenant.requests().pop().unwrap();
+    assert!(
+        sign_out
+            .headers
+            .contains(&("content-length".to_owned(), "0".to_owned())),
+        "{sign_out:?}"
+    );
     let (o, lines, _) = s.exec(&a, "google.sign_out", run()).await;
     assert_eq!((o, lines.len()), (Outcome::AlreadyDone, 1));
     let other_task = ExecuteOptions::default().with_idempotency_key("task-2");
@@ -172,7 +188,7 @@ async fn security_actions_send_exact_requests_and_change_state() {
 }
 
 #[tokio::test]
-async fn suspend_is_declared_after_codes_and_asps_and_rolls_back() {
+async fn suspend_invalidates_backup_codes_first_and_rolls_back() {
     let s = setup().await;
     let spec = s
         .google
@@ -181,13 +197,8 @@ async fn suspend_is_declared_after_codes_and_asps_and_rolls_back() {
         .unwrap()
         .clone();
     assert!(spec.reversible && !spec.critical);
-    assert_eq!(
-        spec.after,
-        vec![
-            ActionName::from_static("google.invalidate_backup_codes"),
-            ActionName::from_static("google.delete_asps")
-        ]
-    );
+    // No ordering dependency: a failed hygiene step must never skip the suspension.
+    assert!(spec.after.is_empty(), "{:?}", spec.after);
     let a = s.user("ann@example.test").await;
     let id = &a.external_id;
     let u = format!("{V1}/users/{id}");
@@ -198,18 +209,44 @@ async fn suspend_is_declared_after_codes_and_asps_and_rolls_back() {
         .unwrap();
     assert_eq!(snap.data, serde_json::json!({"suspended": false}));
 
-    let (o, lines, _) = s.exec(&a, "google.suspend", dry()).await;
-    assert_eq!((o, lines), (Outcome::Done, vec![format!("GET {u}")]));
-    assert!(!s.tenant.user(id).unwrap().suspended);
+    let (o, lines, detail) = s.exec(&a, "google.suspend", dry()).await;
+    assert_eq!(
+        (o, lines),
+        (
+            Outcome::Done,
+            vec![format!("GET {u}"), format!("GET {u}/verificationCodes")]
+        )
+    );
+    assert!(
+        detail.contains("10 backup codes invalidated first"),
+        "{detail}"
+    );
+    let state = s.tenant.user(id).unwrap();
+    assert!(!state.suspended && state.backup_codes == 10);
 
-    let (o, lines, _) = s.exec(&a, "google.suspend", run()).await;
+    // Google keeps a suspended user's backup codes, so they go first.
+    let (o, lines, detail) = s.exec(&a, "google.suspend", run()).await;
     assert_eq!(o, Outcome::Done);
-    assert_eq!(lines, vec![format!("GET {u}"), format!("PATCH {u}")]);
+    assert_eq!(
+        lines,
+        vec![
+            format!("GET {u}"),
+            format!("GET {u}/verificationCodes"),
+            format!("POST {u}/verificationCodes/invalidate"),
+            format!("PATCH {u}")
+        ]
+    );
+    assert_eq!(detail, "suspended; its 10 backup codes invalidated first");
     let patch = s.tenant.requests().pop().unwrap();
     assert_eq!(patch.body, Some(serde_json::json!({"suspended": true})));
     let state = s.tenant.user(id).unwrap();
     assert!(state.suspended);
+    assert_eq!(state.backup_codes, 0);
     assert_eq!(state.groups.len(), 2, "suspension keeps groups");
+    assert_eq!(
+        s.exec(&a, "google.invalidate_backup_codes", run()).await.0,
+        Outcome::AlreadyDone
+    );
 
     assert_eq!(
         s.exec(&a, "google.suspend", run()).await.0,
@@ -227,6 +264,45 @@ async fn suspend_is_declared_after_codes_and_asps_and_rolls_back() {
         s.google.restore(&a, &snap).await.unwrap(),
         Outcome::AlreadyDone
     );
+}
+
+/// When the backup codes cannot be invalidated, the user is suspended all the same and the
+/// report says what remains; the backup-code action then says why nothing more is possible.
+#[tokio::test]
+async fn suspend_still_suspends_when_the_backup_codes_refuse() {
+    let s = setup().await;
+    let a = s.user("ann@example.test").await;
+    let id = &a.external_id;
+    s.tenant.fail_route(
+        "POST",
+        "admin/directory/v1/users/{userKey}/verificationCodes/invalidate",
+        Some(500),
+    );
+    let (o, _, detail) = s.exec(&a, "google.suspend", run()).await;
+    assert_eq!(o, Outcome::Done);
+    assert_eq!(
+        detail,
+        "suspended; its 10 backup codes could not be invalidated first (unavailable): Google \
+         keeps them while the user is suspended"
+    );
+    let state = s.tenant.user(id).unwrap();
+    assert!(state.suspended);
+    assert_eq!(state.backup_codes, 10);
+    // Healed, but the user is suspended now: Google refuses, and the action says why.
+    s.tenant.fail_route(
+        "POST",
+        "admin/directory/v1/users/{userKey}/verificationCodes/invalidate",
+        None,
+    );
+    let e = s.fails(&a, "google.invalidate_backup_codes").await;
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    assert!(!e.is_retryable());
+    assert!(
+        e.to_string()
+            .contains("the user is suspended and Google keeps its 10 backup codes"),
+        "{e}"
+    );
+    assert_eq!(s.tenant.user(id).unwrap().backup_codes, 10);
 }
 
 #[tokio::test]
@@ -745,13 +821,9 @@ async fn two_people_addresses_on_two_users_are_ambiguous() {
 async fn quota_403_is_rate_limited_with_a_hint() {
     let s = setup_with(GoogleLimits::default_quota().with_per_minute(2)).await;
     let a = s.user("ann@example.test").await;
+    // The dry run reads the user and its backup codes: the budget of two is spent.
     s.exec(&a, "google.suspend", dry()).await;
-    s.exec(&a, "google.suspend", dry()).await;
-    let e = s
-        .google
-        .execute(&a, &action("google.suspend"), &run())
-        .await
-        .unwrap_err();
+    let e = s.fails(&a, "google.suspend").await;
     assert_eq!(e.kind(), ErrorKind::RateLimited);
     assert!(e.is_retryable());
     assert_eq!(e.operation(), "google.suspend");
@@ -772,11 +844,7 @@ async fn throttling_429_carries_retry_after() {
     .await;
     let a = s.user("ann@example.test").await;
     s.exec(&a, "google.suspend", dry()).await;
-    let e = s
-        .google
-        .execute(&a, &action("google.revoke_tokens"), &run())
-        .await
-        .unwrap_err();
+    let e = s.fails(&a, "google.revoke_tokens").await;
     assert_eq!(e.kind(), ErrorKind::RateLimited);
     let hint = e.retry_after().expect("Retry-After");
     assert!(
@@ -791,11 +859,7 @@ async fn server_errors_are_retryable_and_retries_converge() {
     let s = setup().await;
     let a = s.user("ann@example.test").await;
     s.tenant.fail_next(1, 503);
-    let e = s
-        .google
-        .execute(&a, &action("google.remove_from_groups"), &run())
-        .await
-        .unwrap_err();
+    let e = s.fails(&a, "google.remove_from_groups").await;
     assert_eq!(e.kind(), ErrorKind::Unavailable);
     assert!(e.is_retryable());
     let r = s
@@ -846,18 +910,45 @@ async fn accounts_of_other_apps_and_bad_ids_are_refused() {
     let s = setup().await;
     let mut a = s.user("ann@example.test").await;
     a.external_id = "../groups".into();
-    let e = s
-        .google
-        .execute(&a, &action("google.suspend"), &run())
-        .await
-        .unwrap_err();
+    let e = s.fails(&a, "google.suspend").await;
     assert_eq!(e.kind(), ErrorKind::InvalidInput);
     let okta = AccountRef::new("okta", "1", "x", offboard_core::AccountStatus::Active);
-    let e = s
-        .google
-        .execute(&okta, &action("google.suspend"), &run())
-        .await
-        .unwrap_err();
+    let e = s.fails(&okta, "google.suspend").await;
     assert_eq!(e.kind(), ErrorKind::InvalidInput);
     assert!(s.tenant.requests().is_empty());
+}
+
+/// A 1 MB identifier (address, alias, external id; with or without a control character) is
+/// refused as `InvalidInput` with a short message that does not echo it, and nothing is sent.
+#[tokio::test]
+async fn over_long_identifiers_are_refused_briefly_without_a_request() {
+    let s = setup().await;
+    let mut a = s.user("ann@example.test").await;
+    s.tenant.clear_requests();
+    let mb = 1 << 20;
+    let long_address = format!("{}@example.test", "a".repeat(mb));
+    let long_control = format!("{}\0@example.test", "b".repeat(mb));
+    let long_id = "1".repeat(mb);
+    let mut requests = vec![
+        LookupRequest::person(Person::new("p", long_address.as_str())),
+        LookupRequest::person(Person::new("p", long_control.as_str())),
+    ];
+    let mut aliased = Person::new("p", "ann@example.test");
+    aliased.aliases.push(long_address.clone());
+    requests.push(LookupRequest::person(aliased));
+    let mut by_id = LookupRequest::person(Person::new("p", "ann@example.test"));
+    by_id.external_id = Some(long_id.clone());
+    requests.push(by_id);
+    for r in &requests {
+        let e = s.google.lookup(r).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        let text = format!("{e} {e:?}");
+        assert!(text.len() < 400, "{} bytes: {}", text.len(), &text[..400]);
+    }
+    a.external_id = long_id;
+    let e = s.fails(&a, "google.suspend").await;
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    let text = format!("{e} {e:?}");
+    assert!(text.len() < 400, "{} bytes: {}", text.len(), &text[..400]);
+    assert!(s.tenant.requests().is_empty(), "{:?}", s.lines());
 }

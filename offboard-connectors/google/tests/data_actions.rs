@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use offboard_core::{
     AccountRef, Action, ActionName, Connector, ErrorKind, ExecuteOptions, Manager, Outcome, Person,
-    RetryClass, Secret,
+    RetryClass, Secret, TaskId,
 };
 use offboard_google::{GoogleConfig, GoogleConnector, Sku, TransferData};
 use offboard_testkit::Fixture;
@@ -507,4 +507,58 @@ async fn reset_password_sends_a_fresh_random_password_it_never_shows() {
     let other = ExecuteOptions::default().with_idempotency_key("task-3");
     let (o, lines, _) = s.exec(&a, &named("google.reset_password"), other).await;
     assert_eq!((o, lines.len()), (Outcome::NotFound, 1));
+}
+
+/// Only a transfer requested by this task (or after it started) counts: an earlier completed
+/// transfer to the same manager (a reorganisation last January) moved the data of *then*, so
+/// it must not make `google.transfer_data` `already_done` and let `google.delete` run.
+#[tokio::test]
+async fn an_old_completed_transfer_does_not_count_for_this_task() {
+    let s = setup().await;
+    let a = s.user("ann@example.test").await;
+    let id = a.external_id.clone();
+    let boss = s.manager_id();
+    let apps = s.tenant.application_ids();
+    let covered = vec![apps["Drive and Docs"].clone(), apps["Calendar"].clone()];
+    let january = chrono::DateTime::parse_from_rfc3339("2026-01-05T09:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let old = s
+        .tenant
+        .add_completed_transfer(&id, &boss, &covered, january);
+    let task = |key: &str| {
+        let mut o = ExecuteOptions::default().with_idempotency_key(key);
+        o.task = Some(TaskId::new_v7());
+        o
+    };
+    let first = task("task-1");
+    let action = transfer(Some(GoogleFixture::MANAGER));
+
+    let (o, lines, detail) = s.exec(&a, &action, first.clone().with_dry_run(true)).await;
+    assert_eq!(o, Outcome::Done, "{detail}");
+    assert!(detail.contains("would transfer"), "{detail}");
+    assert!(lines.iter().all(|l| l.starts_with("GET ")), "{lines:?}");
+
+    let (o, lines, detail) = s.exec(&a, &action, first.clone()).await;
+    assert_eq!(o, Outcome::Done, "{detail}");
+    assert!(lines.contains(&format!("POST {DT}/transfers")), "{lines:?}");
+    let transfers = s.tenant.transfers();
+    assert_eq!(transfers.len(), 2);
+    let new = transfers.iter().find(|t| t.id != old).unwrap();
+    assert_eq!(
+        (
+            new.old_owner.as_str(),
+            new.new_owner.as_str(),
+            new.status.as_str()
+        ),
+        (id.as_str(), boss.as_str(), "completed")
+    );
+    assert!(detail.contains(&new.id), "{detail}");
+
+    // This task's own transfer counts for its repeat (retries keep the task and its key).
+    let (o, lines, detail) = s.exec(&a, &action, first).await;
+    assert_eq!(o, Outcome::AlreadyDone, "{detail}");
+    assert!(detail.contains(&new.id), "{detail}");
+    assert!(!lines.iter().any(|l| l.starts_with("POST")), "{lines:?}");
+    assert_eq!(s.tenant.transfers().len(), 2);
 }

@@ -453,8 +453,14 @@ impl HttpClient {
                 }
                 builder = builder.header(name.clone(), v.as_str());
             }
-            if let Some(body) = &request.body {
-                builder = builder.json(body);
+            match &request.body {
+                Some(body) => builder = builder.json(body),
+                // hyper sends no length for an empty body over HTTP/1.1, and Google answers
+                // such a write `411 Length Required`: say it is empty.
+                None if matches!(method, Method::POST | Method::PUT | Method::PATCH) => {
+                    builder = builder.header(reqwest::header::CONTENT_LENGTH, "0");
+                }
+                None => {}
             }
             let started = tokio::time::Instant::now();
             let result = builder.send().await;

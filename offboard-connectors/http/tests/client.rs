@@ -674,3 +674,57 @@ async fn microsoft_client_credentials() {
             .contains("client_secret")
     );
 }
+
+/// Google answers a POST without a body and without `Content-Length` with `411 Length
+/// Required` (hyper sends no length for an empty body over HTTP/1.1), so every body-less
+/// POST/PUT/PATCH carries `Content-Length: 0`; a GET/DELETE carries none.
+#[tokio::test]
+async fn bodyless_writes_send_content_length_zero() {
+    let server = MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&server)
+        .await;
+    let c = client(&server);
+    for m in [
+        reqwest::Method::POST,
+        reqwest::Method::PUT,
+        reqwest::Method::PATCH,
+        reqwest::Method::GET,
+        reqwest::Method::DELETE,
+    ] {
+        c.send(HttpRequest::new(m, ["api", "v1", "lifecycle"]))
+            .await
+            .unwrap();
+    }
+    c.send(HttpRequest::post(["api", "v1", "json"]).json(serde_json::json!({"a": 1})))
+        .await
+        .unwrap();
+    let seen: Vec<(String, Option<String>)> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r.method.to_string(),
+                r.headers
+                    .get("content-length")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
+            )
+        })
+        .collect();
+    let zero = Some("0".to_owned());
+    assert_eq!(
+        seen,
+        vec![
+            ("POST".to_owned(), zero.clone()),
+            ("PUT".to_owned(), zero.clone()),
+            ("PATCH".to_owned(), zero),
+            ("GET".to_owned(), None),
+            ("DELETE".to_owned(), None),
+            ("POST".to_owned(), Some("7".to_owned())),
+        ]
+    );
+}

@@ -34,9 +34,17 @@
 //!   minute per user); when spent, a 403 `userRateLimitExceeded` (default, as the Directory API
 //!   answers) or a 429 `rateLimitExceeded` with `Retry-After` (seconds to the next window).
 //!   An optional concurrency limit answers 403 `quotaExceeded`.
-//! - Faults ([`Faults`]): a share of 500s and of throttling answers, added latency, and the
-//!   next N requests failing with a chosen status.
-//! - Authentication: `Authorization: Bearer <token>`; anything else is a 401 `authError`.
+//! - Faults ([`Faults`]): a share of 500s and of throttling answers, added latency, the
+//!   next N requests failing with a chosen status, and one route failing every time
+//!   ([`GoogleTenant::fail_route`]).
+//! - `verificationCodes.invalidate` of a suspended user is a 400 `invalid` "Invalid Input":
+//!   Google manages no backup codes of a suspended user (the list still answers).
+//! - Authentication: `Authorization: Bearer <token>` with the tenant's fixed token (every
+//!   scope) or one minted at [`GoogleTenant::token_uri`] from a service account's JWT (its
+//!   `scope` claim); anything else is a 401 `authError`. A minted token lacking every scope a
+//!   route's discovery entry lists is a 403 `insufficientPermissions` (see `auth.rs`).
+//! - A POST, PUT or PATCH without `Content-Length` (or chunked encoding) is a `411 Length
+//!   Required` HTML page, as Google's front end answers it, whatever its credentials.
 //!
 //! # Example
 //! ```
@@ -50,6 +58,7 @@
 //! # }
 //! ```
 
+mod auth;
 mod fixture;
 mod routes;
 mod services;
@@ -65,6 +74,25 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{Value, json};
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+/// A served method: `(HTTP method, discovery path, the OAuth scopes any one of which
+/// authorises it)`.
+pub type Route = (&'static str, &'static str, &'static [&'static str]);
+
+const USER: &str = "https://www.googleapis.com/auth/admin.directory.user";
+const USER_RO: &str = "https://www.googleapis.com/auth/admin.directory.user.readonly";
+const SECURITY: &str = "https://www.googleapis.com/auth/admin.directory.user.security";
+const CLOUD: &str = "https://www.googleapis.com/auth/cloud-platform";
+const GROUP: &str = "https://www.googleapis.com/auth/admin.directory.group";
+const GROUP_RO: &str = "https://www.googleapis.com/auth/admin.directory.group.readonly";
+const MEMBER: &str = "https://www.googleapis.com/auth/admin.directory.group.member";
+const MEMBER_RO: &str = "https://www.googleapis.com/auth/admin.directory.group.member.readonly";
+const MOBILE: &str = "https://www.googleapis.com/auth/admin.directory.device.mobile";
+const MOBILE_ACTION: &str = "https://www.googleapis.com/auth/admin.directory.device.mobile.action";
+const MOBILE_RO: &str = "https://www.googleapis.com/auth/admin.directory.device.mobile.readonly";
+const TRANSFER: &str = "https://www.googleapis.com/auth/admin.datatransfer";
+const TRANSFER_RO: &str = "https://www.googleapis.com/auth/admin.datatransfer.readonly";
+const LICENSING: &str = "https://www.googleapis.com/auth/apps.licensing";
 
 /// The simulated customer's id (`customerId` of every user; `my_customer` stands for it).
 pub const CUSTOMER_ID: &str = "C0sim0000";
@@ -266,6 +294,8 @@ pub struct TransferState {
     pub applications: Vec<String>,
     /// `overallTransferStatusCode` as a read would answer it now.
     pub status: String,
+    /// `requestTime` (RFC 3339).
+    pub request_time: String,
 }
 
 /// A Data Transfer application (`Application`): id, name and transfer parameters.
@@ -362,6 +392,10 @@ struct State {
     busy_until: Vec<Instant>,
     faults: Faults,
     fail_next: Vec<u16>,
+    /// Routes (method, discovery path) that fail with a status until cleared.
+    failing: BTreeMap<(String, String), u16>,
+    /// Access tokens minted at `/token`, by token: the scopes each holds.
+    grants: BTreeMap<String, BTreeSet<String>>,
     rng: FaultRng,
     rate_limited: u64,
 }
@@ -487,64 +521,113 @@ fn now_epoch() -> u64 {
 }
 
 impl GoogleTenant {
-    /// Every route served, as `(METHOD, discovery path)` exactly as in the official discovery
-    /// documents (paths relative to their `rootUrl`): `admin/directory/v1/…` from
+    /// Every route served, as `(METHOD, discovery path, scopes)` exactly as in the official
+    /// discovery documents (paths relative to their `rootUrl`; `scopes`: the method's
+    /// `scopes`, any one of which authorises a call): `admin/directory/v1/…` from
     /// `admin-directory_v1.offboarding.json`, `admin/datatransfer/v1/…` from
-    /// `admin-datatransfer_v1.json` and `apps/licensing/v1/…` from `licensing_v1.json`.
-    pub const ROUTES: &'static [(&'static str, &'static str)] = &[
-        ("GET", "admin/directory/v1/users"),
-        ("GET", "admin/directory/v1/users/{userKey}"),
-        ("PATCH", "admin/directory/v1/users/{userKey}"),
-        ("DELETE", "admin/directory/v1/users/{userKey}"),
-        ("POST", "admin/directory/v1/users/{userKey}/signOut"),
-        ("GET", "admin/directory/v1/users/{userKey}/tokens"),
+    /// `admin-datatransfer_v1.json` and `apps/licensing/v1/…` from `licensing_v1.json`. A
+    /// token minted at [`GoogleTenant::token_uri`] holding none of a route's scopes is answered
+    /// 403 `insufficientPermissions`.
+    pub const ROUTES: &'static [Route] = &[
+        ("GET", "admin/directory/v1/users", &[USER, USER_RO, CLOUD]),
+        (
+            "GET",
+            "admin/directory/v1/users/{userKey}",
+            &[USER, USER_RO],
+        ),
+        ("PATCH", "admin/directory/v1/users/{userKey}", &[USER]),
+        ("DELETE", "admin/directory/v1/users/{userKey}", &[USER]),
+        (
+            "POST",
+            "admin/directory/v1/users/{userKey}/signOut",
+            &[SECURITY],
+        ),
+        (
+            "GET",
+            "admin/directory/v1/users/{userKey}/tokens",
+            &[SECURITY],
+        ),
         (
             "DELETE",
             "admin/directory/v1/users/{userKey}/tokens/{clientId}",
+            &[SECURITY],
         ),
-        ("GET", "admin/directory/v1/users/{userKey}/asps"),
-        ("DELETE", "admin/directory/v1/users/{userKey}/asps/{codeId}"),
+        (
+            "GET",
+            "admin/directory/v1/users/{userKey}/asps",
+            &[SECURITY],
+        ),
+        (
+            "DELETE",
+            "admin/directory/v1/users/{userKey}/asps/{codeId}",
+            &[SECURITY],
+        ),
         (
             "GET",
             "admin/directory/v1/users/{userKey}/verificationCodes",
+            &[SECURITY],
         ),
         (
             "POST",
             "admin/directory/v1/users/{userKey}/verificationCodes/invalidate",
+            &[SECURITY],
         ),
         (
             "GET",
             "admin/directory/v1/customer/{customerId}/devices/mobile",
+            &[MOBILE, MOBILE_ACTION, MOBILE_RO],
         ),
         (
             "POST",
             "admin/directory/v1/customer/{customerId}/devices/mobile/{resourceId}/action",
+            &[MOBILE, MOBILE_ACTION],
         ),
-        ("GET", "admin/directory/v1/groups"),
+        ("GET", "admin/directory/v1/groups", &[GROUP, GROUP_RO]),
         (
             "GET",
             "admin/directory/v1/groups/{groupKey}/members/{memberKey}",
+            &[GROUP, MEMBER, MEMBER_RO, GROUP_RO],
         ),
-        ("POST", "admin/directory/v1/groups/{groupKey}/members"),
+        (
+            "POST",
+            "admin/directory/v1/groups/{groupKey}/members",
+            &[GROUP, MEMBER],
+        ),
         (
             "DELETE",
             "admin/directory/v1/groups/{groupKey}/members/{memberKey}",
+            &[GROUP, MEMBER],
         ),
-        ("GET", "admin/datatransfer/v1/applications"),
-        ("GET", "admin/datatransfer/v1/transfers"),
-        ("POST", "admin/datatransfer/v1/transfers"),
-        ("GET", "admin/datatransfer/v1/transfers/{dataTransferId}"),
+        (
+            "GET",
+            "admin/datatransfer/v1/applications",
+            &[TRANSFER, TRANSFER_RO],
+        ),
+        (
+            "GET",
+            "admin/datatransfer/v1/transfers",
+            &[TRANSFER, TRANSFER_RO],
+        ),
+        ("POST", "admin/datatransfer/v1/transfers", &[TRANSFER]),
+        (
+            "GET",
+            "admin/datatransfer/v1/transfers/{dataTransferId}",
+            &[TRANSFER, TRANSFER_RO],
+        ),
         (
             "GET",
             "apps/licensing/v1/product/{productId}/sku/{skuId}/user/{userId}",
+            &[LICENSING],
         ),
         (
             "DELETE",
             "apps/licensing/v1/product/{productId}/sku/{skuId}/user/{userId}",
+            &[LICENSING],
         ),
         (
             "POST",
             "apps/licensing/v1/product/{productId}/sku/{skuId}/user",
+            &[LICENSING],
         ),
     ];
 
@@ -631,9 +714,22 @@ impl GoogleTenant {
         self.server.uri()
     }
 
-    /// The access token it accepts as `Bearer <token>`.
+    /// The access token it accepts as `Bearer <token>`, holding every scope.
     pub fn token(&self) -> &str {
         &self.shared.token
+    }
+
+    /// The OAuth token endpoint (`<uri>/token`, standing for
+    /// `https://oauth2.googleapis.com/token`): a service account's JWT assertion gets an access
+    /// token bound to the assertion's `scope` claim (see [`GoogleTenant::ROUTES`]).
+    pub fn token_uri(&self) -> String {
+        format!("{}/token", self.server.uri())
+    }
+
+    /// The scopes of an access token minted at [`GoogleTenant::token_uri`] (`None`: no such
+    /// token).
+    pub fn token_scopes(&self, token: &str) -> Option<BTreeSet<String>> {
+        self.shared.state().grants.get(token).cloned()
     }
 
     /// Adds an org unit path (e.g. `/Offboarded`).
@@ -845,6 +941,43 @@ impl GoogleTenant {
         self.shared.state().transfer_gets = gets.max(1);
     }
 
+    /// Adds a data transfer an administrator requested at `requested` (e.g. for an earlier
+    /// departure or a reorganisation), already `completed`, of the applications `apps` (ids)
+    /// from `old_owner` to `new_owner` (user ids); returns its id. Google keeps completed
+    /// transfers and `transfers.list` returns them with their `requestTime`.
+    pub fn add_completed_transfer(
+        &self,
+        old_owner: &str,
+        new_owner: &str,
+        apps: &[String],
+        requested: chrono::DateTime<chrono::Utc>,
+    ) -> String {
+        let mut s = self.shared.state();
+        let id = format!("AKrEtIsim{:x}", s.next());
+        let transfer = Transfer {
+            old_owner: old_owner.to_owned(),
+            new_owner: new_owner.to_owned(),
+            applications: apps
+                .iter()
+                .map(|a| json!({"applicationId": a, "applicationTransferParams": []}))
+                .collect(),
+            request_time: requested.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+            gets: u32::MAX,
+        };
+        s.transfers.insert(id.clone(), transfer);
+        id
+    }
+
+    /// The ids of the Data Transfer applications, by name.
+    pub fn application_ids(&self) -> BTreeMap<String, String> {
+        self.shared
+            .state()
+            .applications
+            .iter()
+            .map(|a| (a.name.clone(), a.id.clone()))
+            .collect()
+    }
+
     /// Every data transfer, oldest first.
     pub fn transfers(&self) -> Vec<TransferState> {
         let s = self.shared.state();
@@ -860,6 +993,7 @@ impl GoogleTenant {
                     .filter_map(|a| a["applicationId"].as_str().map(str::to_owned))
                     .collect(),
                 status: services::transfer_status(t, s.transfer_gets).to_owned(),
+                request_time: t.request_time.clone(),
             })
             .collect()
     }
@@ -891,6 +1025,27 @@ impl GoogleTenant {
             .state()
             .fail_next
             .extend(std::iter::repeat_n(status, count));
+    }
+
+    /// Every call of one route (`method` and its path exactly as in [`GoogleTenant::ROUTES`])
+    /// fails with `status` from now on (a permanent fault: 4xx bodies say `invalid`, others
+    /// `backendError`); `None` heals it.
+    ///
+    /// # Panics
+    /// When the route is not served (a typo would otherwise test nothing).
+    pub fn fail_route(&self, method: &str, path: &str, status: Option<u16>) {
+        assert!(
+            Self::ROUTES
+                .iter()
+                .any(|(m, p, _)| *m == method && *p == path),
+            "{method} {path} is not a route of the simulated tenant"
+        );
+        let key = (method.to_owned(), path.to_owned());
+        let mut s = self.shared.state();
+        match status {
+            Some(status) => s.failing.insert(key, status),
+            None => s.failing.remove(&key),
+        };
     }
 
     /// Replaces the limits (and starts a new window).
@@ -935,6 +1090,45 @@ fn throttled(throttle: Throttle, retry_after: u64) -> ResponseTemplate {
     }
 }
 
+/// An injected failure: a 4xx is Google's `invalid` answer, anything else `backendError`.
+fn fault(status: u16) -> ResponseTemplate {
+    let body = if (400..500).contains(&status) {
+        error_body(
+            status,
+            "Invalid Input",
+            "invalid",
+            "global",
+            "INVALID_ARGUMENT",
+        )
+    } else {
+        error_body(
+            status,
+            "Backend Error",
+            "backendError",
+            "global",
+            "INTERNAL",
+        )
+    };
+    respond(status, Some(body))
+}
+
+/// Google's front end answers a POST, PUT or PATCH that declares no body length (neither
+/// `Content-Length` nor chunked `Transfer-Encoding`) with `411 Length Required` and an HTML
+/// page, before it looks at credentials; a body-less write must send `Content-Length: 0`.
+fn length_required(request: &Request) -> Option<ResponseTemplate> {
+    let write = matches!(request.method.as_str(), "POST" | "PUT" | "PATCH");
+    let declared = request.headers.contains_key("content-length")
+        || request.headers.contains_key("transfer-encoding");
+    (write && !declared).then(|| {
+        ResponseTemplate::new(411).set_body_raw(
+            "<!DOCTYPE html><title>Error 411 (Length Required)!!1</title><p><b>411.</b> \
+             <ins>That's an error.</ins><p>POST requests require a <code>Content-length</code> \
+             header. <ins>That's all we know.</ins>",
+            "text/html; charset=UTF-8",
+        )
+    })
+}
+
 /// Decodes one percent-encoded path segment.
 fn decode_segment(seg: &str) -> String {
     url::form_urlencoded::parse(format!("x={}", seg.replace('+', "%2B")).as_bytes())
@@ -948,12 +1142,32 @@ impl Shared {
         let mut s = self.state();
         s.requests.push(record(request));
         let latency = s.faults.latency;
-        let auth = request
+        if let Some(t) = length_required(request) {
+            return t.set_delay(latency);
+        }
+        if request.method.as_str() == "POST" && request.url.path() == "/token" {
+            let (status, body) = auth::token_endpoint(&mut s, &request.body);
+            return respond(status, Some(body)).set_delay(latency);
+        }
+        let segments: Vec<String> = request
+            .url
+            .path()
+            .split('/')
+            .skip(1)
+            .map(decode_segment)
+            .collect();
+        let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let bearer = request
             .headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        if auth != format!("Bearer {}", self.token) {
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let grant = match bearer {
+            Some(t) if t == self.token => Some(auth::Grant::All),
+            Some(t) => s.grants.get(t).cloned().map(auth::Grant::Scopes),
+            None => None,
+        };
+        let Some(grant) = grant else {
             return respond(
                 401,
                 Some(error_body(
@@ -966,6 +1180,10 @@ impl Shared {
                 )),
             )
             .set_delay(latency);
+        };
+        if !auth::allows(&grant, request.method.as_str(), &segs) {
+            let (status, body) = auth::insufficient_scopes();
+            return respond(status, Some(body)).set_delay(latency);
         }
         let instant = Instant::now();
         s.busy_until.retain(|t| *t > instant);
@@ -1014,18 +1232,14 @@ impl Shared {
                     s.rate_limited += 1;
                     throttled(Throttle::TooMany429, retry_after)
                 }
-                other => respond(
-                    other,
-                    Some(error_body(
-                        other,
-                        "Backend Error",
-                        "backendError",
-                        "global",
-                        "INTERNAL",
-                    )),
-                ),
+                other => fault(other),
             };
             return t.set_delay(latency);
+        }
+        let failing = auth::route(request.method.as_str(), &segs)
+            .and_then(|(m, p, _)| s.failing.get(&((*m).to_owned(), (*p).to_owned())));
+        if let Some(status) = failing {
+            return fault(*status).set_delay(latency);
         }
         let (error_rate, rate_limit_rate) = (s.faults.error_rate, s.faults.rate_limit_rate);
         if s.rng.chance(error_rate) {
@@ -1045,14 +1259,6 @@ impl Shared {
             s.rate_limited += 1;
             return throttled(throttle, retry_after).set_delay(latency);
         }
-        let segments: Vec<String> = request
-            .url
-            .path()
-            .split('/')
-            .skip(1)
-            .map(decode_segment)
-            .collect();
-        let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
         let query: BTreeMap<String, String> = request.url.query_pairs().into_owned().collect();
         let body: Option<Value> = serde_json::from_slice(&request.body).ok();
         let (status, body) = routes::route(

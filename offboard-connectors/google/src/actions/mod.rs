@@ -72,6 +72,15 @@ impl Verb {
         })
     }
 
+    /// The actions a connector offers: every one, `google.remove_licenses` only with licences
+    /// to revoke.
+    pub(crate) fn offered(licences: bool) -> Vec<Verb> {
+        Self::ALL
+            .into_iter()
+            .filter(|v| *v != Verb::RemoveLicenses || licences)
+            .collect()
+    }
+
     pub(crate) fn parse(name: &ActionName) -> Option<Self> {
         Self::ALL.into_iter().find(|v| &v.name() == name)
     }
@@ -90,15 +99,13 @@ impl Verb {
     pub(crate) fn spec(self) -> ActionSpec {
         let s = ActionSpec::new(self.name(), self.description());
         match self {
-            // Google: backup codes and app passwords of a suspended user cannot be managed,
-            // so they go first.
-            Verb::Suspend => s
-                .reversible()
-                .after(Verb::InvalidateBackupCodes.name())
-                .after(Verb::DeleteAsps.name()),
-            Verb::MoveToOu | Verb::HideFromGal | Verb::RemoveFromGroups | Verb::RemoveLicenses => {
-                s.reversible()
-            }
+            // No `after`: a failed hygiene step must never skip the suspension. Google keeps
+            // the backup codes of a suspended user, so suspension invalidates them first itself.
+            Verb::Suspend
+            | Verb::MoveToOu
+            | Verb::HideFromGal
+            | Verb::RemoveFromGroups
+            | Verb::RemoveLicenses => s.reversible(),
             // The data must be gone to the manager while the account exists.
             Verb::TransferData => s.needs_account(),
             // Irreversible: the work account's data leaves the device for good.

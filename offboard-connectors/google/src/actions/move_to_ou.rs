@@ -21,7 +21,7 @@ impl MoveToOu {
     /// Checks the path: starts with `/`, no control characters.
     pub(crate) fn validate(&self) -> Result<()> {
         if !self.ou.starts_with('/') || self.ou.chars().any(char::is_control) {
-            return Err(GoogleError::BadOrgUnit(self.ou.clone()).into());
+            return Err(GoogleError::BadOrgUnit(crate::error::shown(&self.ou)).into());
         }
         Ok(())
     }

@@ -1,6 +1,12 @@
 //! `google.suspend`: `PATCH admin/directory/v1/users/{userKey}` with `{"suspended": true}`;
-//! rollback with `{"suspended": false}`. Declared after `google.invalidate_backup_codes` and
-//! `google.delete_asps`.
+//! rollback with `{"suspended": false}`.
+//!
+//! Google refuses to invalidate the backup codes of a suspended user, so suspension first
+//! does it itself as far as it can (`GET …/verificationCodes`, then `POST
+//! …/verificationCodes/invalidate` when any is valid) and reports how that went; whatever
+//! happens there, the user is suspended. It declares no `after`: an ordering dependency would
+//! turn a failed hygiene step (`google.invalidate_backup_codes`, `google.delete_asps`) into
+//! a skipped suspension. Rollback unsuspends; codes invalidated stay invalid.
 
 use offboard_core::{ExecuteReply, Outcome, Result};
 use serde::{Deserialize, Serialize};
@@ -26,10 +32,32 @@ pub(crate) async fn execute(
     if user.suspended {
         return Ok(reply(Outcome::AlreadyDone, dry_run, "already suspended"));
     }
+    let codes = codes_first(client, id, dry_run).await;
     if !dry_run && found(client.patch_user(id, json!({"suspended": true})).await)?.is_none() {
         return Ok(gone(id));
     }
-    Ok(reply(Outcome::Done, dry_run, "suspended"))
+    Ok(reply(Outcome::Done, dry_run, format!("suspended{codes}")))
+}
+
+/// Invalidates the user's backup codes before the suspension (Google refuses it after), as
+/// far as possible; what to add to the report. A failure here never stops the suspension.
+async fn codes_first(client: &GoogleClient, id: &str, dry_run: bool) -> String {
+    let n = match client.count_backup_codes(id).await {
+        Ok(0) => return String::new(),
+        Ok(n) => n,
+        Err(e) => return format!("; backup codes not read first ({})", e.kind()),
+    };
+    if dry_run {
+        return format!("; its {n} backup codes invalidated first");
+    }
+    match client.invalidate_backup_codes(id).await {
+        Ok(()) => format!("; its {n} backup codes invalidated first"),
+        Err(e) => format!(
+            "; its {n} backup codes could not be invalidated first ({}): Google keeps them \
+             while the user is suspended",
+            e.kind()
+        ),
+    }
 }
 
 pub(crate) fn snapshot(user: &User) -> Data {

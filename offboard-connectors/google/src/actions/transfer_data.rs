@@ -13,10 +13,16 @@
 //!    Each application's `PRIVACY_LEVEL` parameter is sent with every value it offers, so
 //!    private and shared files both move.
 //! 4. `GET admin/datatransfer/v1/transfers?oldOwnerUserId={id}`: an insert is not idempotent,
-//!    so an existing transfer to the same new owner covering those applications is used: a
-//!    `completed` one means `AlreadyDone`, one still running is polled, a `failed` one is an
-//!    error (a human looks at it before anything is tried again). Otherwise
-//!    `POST admin/datatransfer/v1/transfers`.
+//!    so an existing transfer to the same new owner covering those applications is used, but
+//!    only one of this task: one this connector inserted for the task's idempotency key, or
+//!    one requested (`requestTime`) after the task began (its id's UUIDv7 time, else when
+//!    this connector first ran it for the key). An older transfer, even `completed`, moved the
+//!    data of then and does not count (otherwise `google.delete` would follow it). Of the
+//!    task's transfers a `completed` one means `AlreadyDone`, one still running is polled, a
+//!    `failed` one is an error (a human looks at it before anything is tried again).
+//!    Otherwise `POST admin/datatransfer/v1/transfers`. After a restart a transfer this task
+//!    inserted before its start time reads as older (clock skew) and a second one is inserted:
+//!    the safe way round.
 //! 5. `GET admin/datatransfer/v1/transfers/{id}` until `completed`, for at most the configured
 //!    wait; a transfer still running then is an `InProgress` error whose wait hint is the poll
 //!    interval, so the engine checks on it again later without spending a retry attempt, for
@@ -26,10 +32,12 @@
 //! Irreversible (a transfer cannot be undone through the API). `google.delete` is declared
 //! after it.
 
+use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use offboard_core::{Error, ErrorKind, ExecuteReply, Outcome, Person, Result};
+use chrono::{DateTime, Utc};
+use offboard_core::{Error, ErrorKind, ExecuteReply, Outcome, Person, Result, TaskId};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -91,6 +99,48 @@ impl Applications {
     }
 }
 
+/// Per (user, idempotency key): when this connector first ran the task, and the transfers it
+/// inserted for it.
+#[derive(Debug, Default)]
+pub(crate) struct Requested(Mutex<BTreeMap<(String, String), TaskTransfers>>);
+
+/// When the task began (as first seen here) and the transfer ids inserted for it.
+type TaskTransfers = (DateTime<Utc>, Vec<String>);
+
+impl Requested {
+    /// When the task began: its id's UUIDv7 time, else the first time this connector ran it
+    /// (now, for an empty key); and the transfers inserted for it.
+    fn task(&self, user: &str, key: &str, task: Option<TaskId>) -> TaskTransfers {
+        let now = Utc::now();
+        let minted = task
+            .and_then(|t| t.0.get_timestamp())
+            .map(|ts| ts.to_unix())
+            .and_then(|(secs, nanos)| DateTime::from_timestamp(secs as i64, nanos));
+        let (first, ours) = if key.is_empty() {
+            (now, Vec::new())
+        } else {
+            self.0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry((user.to_owned(), key.to_owned()))
+                .or_insert_with(|| (now, Vec::new()))
+                .clone()
+        };
+        (minted.unwrap_or(first), ours)
+    }
+
+    fn insert(&self, user: &str, key: &str, transfer: &str) {
+        if let Some((_, ours)) = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(&(user.to_owned(), key.to_owned()))
+        {
+            ours.push(transfer.to_owned());
+        }
+    }
+}
+
 /// What `execute` needs besides the client.
 #[derive(Debug)]
 pub(crate) struct Context<'a> {
@@ -98,6 +148,18 @@ pub(crate) struct Context<'a> {
     pub(crate) names: &'a [String],
     pub(crate) polling: TransferPolling,
     pub(crate) person: Option<&'a Person>,
+    pub(crate) requested: &'a Requested,
+    pub(crate) idempotency_key: &'a str,
+    pub(crate) task: Option<TaskId>,
+}
+
+/// Whether `t` belongs to the task: inserted for it, or requested at or after `since`.
+fn of_task(t: &DataTransfer, since: DateTime<Utc>, ours: &[String]) -> bool {
+    ours.contains(&t.id)
+        || t.request_time
+            .as_deref()
+            .and_then(|r| DateTime::parse_from_rfc3339(r).ok())
+            .is_some_and(|r| r >= since)
 }
 
 fn status(t: &DataTransfer) -> String {
@@ -145,9 +207,13 @@ async fn new_owner(
         ))
         .fatal());
     };
-    if !crate::connector::is_address(&address) || address.chars().any(char::is_control) {
+    if !crate::connector::is_address(&address)
+        || address.len() > crate::connector::MAX_ADDRESS_LEN
+        || address.chars().any(char::is_control)
+    {
         return Err(Error::invalid_input(format!(
-            "new owner {address:?} is not an e-mail address; nothing was transferred"
+            "new owner {} is not an e-mail address; nothing was transferred",
+            crate::error::shown(&address)
         ))
         .fatal());
     }
@@ -199,11 +265,12 @@ pub(crate) async fn execute(
         "{names} of {} to {}",
         user.primary_email, manager.primary_email
     );
+    let (since, ours) = cx.requested.task(&user.id, cx.idempotency_key, cx.task);
     let existing: Vec<DataTransfer> = client
         .list_transfers(&user.id)
         .await?
         .into_iter()
-        .filter(|t| covers(t, &user.id, &manager.id, &apps))
+        .filter(|t| covers(t, &user.id, &manager.id, &apps) && of_task(t, since, &ours))
         .collect();
     if let Some(t) = existing.iter().find(|t| status(t) == "completed") {
         return Ok(reply(
@@ -243,7 +310,9 @@ pub(crate) async fn execute(
                     json!({"applicationId": a.id, "applicationTransferParams": params})
                 }).collect::<Vec<_>>(),
             });
-            client.insert_transfer(body).await?
+            let t = client.insert_transfer(body).await?;
+            cx.requested.insert(&user.id, cx.idempotency_key, &t.id);
+            t
         }
     };
     wait(client, &transfer, &manager, cx.polling).await?;

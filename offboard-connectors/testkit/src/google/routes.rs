@@ -197,12 +197,15 @@ fn user(s: &mut State, method: &str, id: &str, rest: &[&str], body: Option<&Valu
                 Some(list("admin#directory#verificationCodesList", items)),
             )
         }
-        ("POST", ["verificationCodes", "invalidate"]) => {
-            if let Some(u) = s.users.get_mut(id) {
+        ("POST", ["verificationCodes", "invalidate"]) => match s.users.get_mut(id) {
+            // Google refuses backup-code changes of a suspended user with a bare 400.
+            Some(u) if u.suspended => err(invalid("Invalid Input")),
+            Some(u) => {
                 u.backup_codes.clear();
+                (204, None)
             }
-            (204, None)
-        }
+            None => err(not_found("userKey")),
+        },
         _ => err(not_found("method")),
     }
 }
