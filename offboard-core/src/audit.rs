@@ -446,9 +446,19 @@ pub trait AuditSink: Send + Sync + fmt::Debug {
     /// Records events (already sealed by the store, in sequence order).
     ///
     /// # Behavior
-    /// Called after the store committed the events; a sink that fails is reported, never
-    /// allowed to undo the commit. Receiving the same event twice (same `seq`) is harmless.
+    /// Called by the engine's pump for this sink, off the commit path, with the events after
+    /// the last ones this sink took, contiguous and in `seq` order. An error is reported and
+    /// the same events come again later (never skipped); it never undoes a commit. Receiving
+    /// the same event twice (same `seq`) is harmless.
     async fn record(&self, events: &[AuditEvent]) -> Result<()>;
+
+    /// The last `seq` this sink holds durably, when it keeps one (a file knows its last line):
+    /// the engine's pump then starts after it, catching up on what was committed while the
+    /// engine was down. `None` (the default): the sink keeps no position, and its pump starts
+    /// at the first event the engine commits after it started.
+    async fn position(&self) -> Result<Option<u64>> {
+        Ok(None)
+    }
 }
 
 #[deny(clippy::missing_trait_methods)]
@@ -456,6 +466,9 @@ pub trait AuditSink: Send + Sync + fmt::Debug {
 impl<S: AuditSink + ?Sized> AuditSink for Arc<S> {
     async fn record(&self, events: &[AuditEvent]) -> Result<()> {
         (**self).record(events).await
+    }
+    async fn position(&self) -> Result<Option<u64>> {
+        (**self).position().await
     }
 }
 

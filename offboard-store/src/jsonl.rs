@@ -17,7 +17,8 @@ use tokio::sync::Mutex;
 /// - Events with a `seq` at or below the last one written are ignored (a store replaying its
 ///   events after a restart writes nothing twice); unsealed events (`seq` 0) are all written.
 /// - At open, the last `seq` is read back from the file; a torn last line (a crash in the
-///   middle of a write) is cut off.
+///   middle of a write) is cut off. It is the sink's [`AuditSink::position`]: an engine
+///   catches the file up from there.
 ///
 /// # Example
 /// ```
@@ -152,5 +153,11 @@ impl AuditSink for JsonLinesSink {
             .map_err(io("syncing", &self.path))?;
         state.last_seq = last;
         Ok(())
+    }
+
+    /// The last `seq` in the file: an engine's pump resumes after it (a new, empty file gets
+    /// the whole trail).
+    async fn position(&self) -> Result<Option<u64>> {
+        Ok(Some(self.last_seq().await))
     }
 }

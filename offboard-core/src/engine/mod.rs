@@ -30,6 +30,7 @@ mod clock;
 mod discovery;
 mod limits;
 mod plan;
+mod sinks;
 mod slots;
 mod watch;
 mod worker;
@@ -180,7 +181,7 @@ pub(crate) struct Inner {
     pub(crate) connectors: BTreeMap<AppId, ConnectorEntry>,
     pub(crate) delegates: BTreeMap<DelegateVia, Arc<dyn Delegate>>,
     pub(crate) policy: Policy,
-    pub(crate) sinks: Vec<Arc<dyn AuditSink>>,
+    pub(crate) sinks: sinks::SinkPumps,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) retry: RetryPolicy,
     pub(crate) backoff: Backoff,
@@ -408,13 +409,14 @@ impl EngineBuilder {
             }
         }
         let (updates, _) = broadcast::channel(1024);
+        let pumps = sinks::SinkPumps::new(self.sinks, store.clone());
         Ok(Engine {
             inner: Arc::new(Inner {
                 store,
                 connectors,
                 delegates,
                 policy: self.policy,
-                sinks: self.sinks,
+                sinks: pumps,
                 clock: self.clock.unwrap_or_else(|| Arc::new(TokioClock::new())),
                 retry: self.retry,
                 backoff: self.backoff,
@@ -658,6 +660,7 @@ impl Engine {
     /// Starts background work until shut down: workers that claim and process due tasks, and
     /// one loop per source of truth polling it at its interval.
     pub fn start(&self) -> WorkerHandle {
+        self.inner.sinks.start();
         let (stop, rx) = tokio::sync::watch::channel(false);
         let mut tasks = vec![tokio::spawn(worker::run_loop(
             self.inner.clone(),
@@ -671,6 +674,15 @@ impl Engine {
             )));
         }
         WorkerHandle { stop, tasks }
+    }
+
+    /// Waits until every audit sink took every event this engine committed so far.
+    ///
+    /// Sinks are fed off the commit path, one ordered pump per sink: a host that reads a
+    /// sink's output right after an operation calls this first. A sink that keeps failing
+    /// keeps this waiting (the events stay in the store): bound it with a timeout.
+    pub async fn flush_audit_sinks(&self) {
+        self.inner.sinks.flush().await;
     }
 
     /// Waits until the run is terminal.
@@ -985,12 +997,10 @@ impl Inner {
             .ok_or_else(|| Error::not_found(format!("no run {run}")))
     }
 
+    /// Tells the audit sinks' pumps the store committed `events`; the pumps deliver them (see
+    /// [`sinks`]). Never waits for a sink.
     pub(crate) async fn to_sinks(&self, events: &[AuditEvent]) {
-        for sink in &self.sinks {
-            if let Err(e) = sink.record(events).await {
-                tracing::warn!(error = %e, ?sink, "audit sink failed; the store holds the event");
-            }
-        }
+        self.sinks.committed(events);
     }
 
     pub(crate) fn publish(&self, run: &Run, task: Option<TaskId>, at: DateTime<Utc>) {
