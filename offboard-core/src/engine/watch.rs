@@ -64,7 +64,8 @@ pub struct LifecycleRules {
     /// cancels the run before anything ran.
     pub debounce: Duration,
     /// Whether runs started by a source confirm their critical actions themselves (audited as
-    /// confirmed by `source:<name>`). Off: such plans are reported as needing a confirmation.
+    /// confirmed by `source:<name>`), where the policy's approvals allow that. Otherwise the
+    /// run starts with its critical actions held until [`Engine::confirm`].
     pub auto_confirm_critical: bool,
 }
 
@@ -99,8 +100,8 @@ pub struct WatchReport {
     pub cancelled: Vec<RunId>,
     /// People outside the configured domains (never triggered).
     pub external: usize,
-    /// Triggers whose plan has critical actions and no automatic confirmation: the plan digest
-    /// an admin must confirm.
+    /// Runs started (also in `started`) whose critical actions are held for a confirmation:
+    /// the person and the digest [`Engine::confirm`] must quote. Everything else in them runs.
     pub needs_confirmation: Vec<(PersonId, String)>,
     /// Triggers refused because the person is protected.
     pub protected: Vec<PersonId>,
@@ -293,22 +294,29 @@ impl Engine {
             }
             Err(e) => return Err(e),
         };
-        let confirmation = (plan.has_critical() && inner.lifecycle.auto_confirm_critical)
-            .then(|| Confirmation::of(&plan, format!("source:{source}")));
+        let actor = format!("source:{source}");
+        let confirmation = (plan.has_critical()
+            && inner.lifecycle.auto_confirm_critical
+            && inner.policy.approvals.check(&actor, &actor, None).is_ok())
+        .then(|| Confirmation::of(&plan, actor));
+        // Without a confirmation the critical actions are held; the rest runs now.
+        let held = plan.has_critical() && confirmation.is_none();
         let digest = plan.digest.clone();
         match self.submit(plan, confirmation).await {
-            Ok(run) => report.started.push((person.id, run)),
-            Err(e) if e.kind() == ErrorKind::Conflict => report.suppressed.push(person.id),
-            Err(e) if e.kind() == ErrorKind::ConfirmationRequired => {
-                self.note(
-                    now,
-                    source,
-                    "trigger_needs_confirmation",
-                    serde_json::json!({ "person": person.id, "digest": digest }),
-                )
-                .await?;
-                report.needs_confirmation.push((person.id, digest));
+            Ok(run) => {
+                if held {
+                    self.note(
+                        now,
+                        source,
+                        "trigger_held_for_confirmation",
+                        serde_json::json!({ "person": person.id, "run": run, "digest": digest }),
+                    )
+                    .await?;
+                    report.needs_confirmation.push((person.id.clone(), digest));
+                }
+                report.started.push((person.id, run));
             }
+            Err(e) if e.kind() == ErrorKind::Conflict => report.suppressed.push(person.id),
             Err(e) => return Err(e),
         }
         Ok(())

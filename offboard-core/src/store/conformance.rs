@@ -1894,6 +1894,7 @@ fn sample_run_for(person: &PersonId, due: &[Option<DateTime<Utc>>]) -> Run {
         effective_at: at(0),
         dry_run: false,
         plan_digest: "sha256:conformance".into(),
+        policy: String::new(),
         confirmed_by: None,
         tasks,
         state: RunState::Running,
