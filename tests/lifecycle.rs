@@ -268,6 +268,40 @@ async fn a_source_trigger_holds_its_critical_action_until_confirmed() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_person_who_vanishes_keeps_the_aliases_that_protect_them() {
+    // Ada is protected by an alias only; then the source stops reporting her, by id alone.
+    let policy = r#"
+protected = ["chief@example.com"]
+[apps.idp]
+method = "automatic"
+actions = ["idp.suspend"]
+"#;
+    let w = world_under(policy, rules());
+    w.hr.hire(person("e1", "ada@example.com").with_alias("chief@example.com"));
+    w.engine.poll_sources().await.unwrap();
+    w.hr.upsert(offboard::PersonRecord::gone("e1"));
+    let r = w.engine.poll_sources().await.unwrap();
+    assert!(r.started.is_empty(), "{r:?}");
+    assert_eq!(
+        r.protected.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+        ["e1"]
+    );
+    w.engine.run_due().await.unwrap();
+    assert_eq!(w.idp.total_effects(), 0);
+    assert!(runs_of(&w.store, "e1").await.is_empty());
+    // The verdict keeps her aliases for the next look.
+    let known = w.store.accounts(&"e1".into()).await.unwrap();
+    assert!(
+        known.iter().any(|a| a
+            .account
+            .attributes
+            .values()
+            .any(|v| v.contains("chief@example.com"))),
+        "{known:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_cancel_ends_the_held_critical_action_unrun() {
     let w = critical_world(rules());
     let (run_id, digest) = ada_leaves_with_a_held_delete(&w).await;

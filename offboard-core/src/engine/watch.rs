@@ -36,6 +36,9 @@ use crate::run::{Initiator, RunId, RunState};
 use crate::source::{PersonRecord, SourceOfTruth};
 use crate::store::RunQuery;
 
+/// The attribute of a source's verdict that keeps the aliases it last reported (a JSON array).
+const ALIASES: &str = "aliases";
+
 /// People of one batch handled at once (see [`Engine::process_batch`]).
 const PEOPLE_AT_ONCE: usize = 32;
 
@@ -227,11 +230,18 @@ impl Engine {
             .await?
             .into_iter()
             .find(|a| a.account.app == app);
-        // A person reported only by id ("no longer found") keeps the address we knew.
+        // A person reported only by id ("no longer found") keeps the address and aliases we
+        // knew, so protection by alias still matches.
         if record.person.email.is_empty()
             && let Some(k) = &known
         {
             record.person.email = k.account.login.clone();
+            record.person.aliases = k
+                .account
+                .attributes
+                .get(ALIASES)
+                .and_then(|a| serde_json::from_str(a).ok())
+                .unwrap_or_default();
         }
         let previous = known.map(|a| a.account.status);
         let lifecycle = inner.lifecycle.classify(&record);
@@ -253,7 +263,11 @@ impl Engine {
             }
             _ => {}
         }
-        let verdict = AccountRef::new(app, person.id.as_str(), person.email.clone(), status);
+        let mut verdict = AccountRef::new(app, person.id.as_str(), person.email.clone(), status);
+        if !person.aliases.is_empty() {
+            let aliases = serde_json::to_string(&person.aliases).unwrap_or_default();
+            verdict.attributes.insert(ALIASES.into(), aliases);
+        }
         inner
             .store
             .upsert_accounts(&person.id, &[verdict], now)
