@@ -527,8 +527,10 @@ impl Engine {
     /// that app's tasks `Failed` in the plan, never a guess; a retryable one fails the plan.
     ///
     /// # Errors
-    /// `Protected` for a protected person; `Cycle` when constraints form a cycle; `Config` for a
-    /// policy that names a missing connector, delegate or action; retryable lookup errors.
+    /// `Protected` for a protected person, or when a lookup resolves the request to an account
+    /// on the policy's global `protected` list (another address of a protected person, under
+    /// another person id); `Cycle` when constraints form a cycle; `Config` for a policy that
+    /// names a missing connector, delegate or action; retryable lookup errors.
     pub async fn plan(&self, request: RunRequest) -> Result<Plan> {
         self.inner.plan(request).await
     }
