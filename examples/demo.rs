@@ -400,10 +400,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let plan = engine.plan(request).await?;
     println!("{plan}");
 
-    // 2. Submit. Without a confirmation, the critical delete is refused.
-    let refused = engine.submit(plan.clone(), None).await.unwrap_err();
+    // 2. Submit with a confirmation of the critical deletes: it quotes the digest of what it
+    //    releases. One quoting another digest is refused (and audited); with none at all, the
+    //    critical actions would be held while the rest runs, until `engine.confirm`.
+    let wrong = Confirmation::new("0".repeat(64), "it-admin@example.com");
+    let refused = engine.submit(plan.clone(), Some(wrong)).await.unwrap_err();
     println!(
-        "submit without confirmation: refused ({})\n",
+        "submit with a confirmation of another digest: refused ({})\n",
         refused.message().split(';').next().unwrap_or("")
     );
     let submitted = engine

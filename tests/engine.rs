@@ -445,7 +445,7 @@ async fn expired_leases_are_reclaimed() {
 
 #[tokio::test(start_paused = true)]
 async fn critical_actions_need_a_digest_bound_confirmation() {
-    let c = idp(&["ada@example.com"]);
+    let c = idp(&["ada@example.com", "grace@example.com"]);
     let src = "[apps.idp]\nmethod = \"automatic\"\nactions = [\"idp.suspend\", \"idp.delete\"]\n";
     let s = engine_with(
         Arc::new(MemoryStore::new()),
@@ -459,13 +459,23 @@ async fn critical_actions_need_a_digest_bound_confirmation() {
         .await
         .unwrap();
     assert!(plan.has_critical());
-    let err = s.engine.submit(plan.clone(), None).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::ConfirmationRequired);
-    let other = s
+    // Stable: planning the same request again gives the same digest.
+    let again = s
         .engine
         .plan(RunRequest::new(ada(), admin()))
         .await
         .unwrap();
+    assert_ne!(again.run.id, plan.run.id);
+    assert_eq!(again.digest, plan.digest);
+    let other = s
+        .engine
+        .plan(RunRequest::new(
+            Person::new("p-grace", "grace@example.com"),
+            admin(),
+        ))
+        .await
+        .unwrap();
+    assert_ne!(other.digest, plan.digest);
     let err = s
         .engine
         .submit(plan.clone(), Some(Confirmation::of(&other, "admin")))
@@ -496,6 +506,13 @@ async fn critical_actions_need_a_digest_bound_confirmation() {
             .is_empty(),
         "nothing was submitted"
     );
+    let refused = s.store.audit(AuditQuery::all()).await.unwrap();
+    assert!(
+        refused
+            .iter()
+            .any(|e| e.kind.name() == "confirmation_refused" && e.actor == "admin"),
+        "{refused:?}"
+    );
     let id = s
         .engine
         .submit(
@@ -506,6 +523,307 @@ async fn critical_actions_need_a_digest_bound_confirmation() {
         .unwrap();
     let run = s.engine.status(id).await.unwrap();
     assert_eq!(run.confirmed_by.as_deref(), Some("sec-lead@example.com"));
+    assert!(run.tasks.iter().all(|t| t.state != TaskState::Held));
+}
+
+#[tokio::test(start_paused = true)]
+async fn four_eyes_refusals_are_audited_and_a_permitted_confirmer_releases() {
+    let c = idp(&["ada@example.com"]);
+    let src = r#"
+[approvals]
+roles = ["security"]
+four_eyes = true
+[apps.idp]
+method = "automatic"
+actions = ["idp.suspend", "idp.delete"]
+"#;
+    let s = engine_with(
+        Arc::new(MemoryStore::new()),
+        vec![(c.clone(), Limits::default())],
+        src,
+        |b| b,
+    );
+    let plan = s
+        .engine
+        .plan(RunRequest::new(ada(), admin()))
+        .await
+        .unwrap();
+    // The initiator cannot confirm their own run, even in the right role.
+    let own = Confirmation::of(&plan, "admin@example.com").as_role("security");
+    let err = s.engine.submit(plan.clone(), Some(own)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConfirmationRequired, "{err}");
+    assert!(err.to_string().contains("four eyes"), "{err}");
+    assert!(
+        s.store
+            .list_runs(Default::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Without a confirmation the delete is held; the rest runs.
+    let id = s.engine.submit(plan.clone(), None).await.unwrap();
+    s.engine.run_due().await.unwrap();
+    let run = s.engine.status(id).await.unwrap();
+    assert_eq!(run.state, RunState::AwaitingConfirmation);
+    assert_eq!(task(&run, "idp.delete").state, TaskState::Held);
+    assert!(task(&run, "idp.suspend").state.is_completed());
+    // A confirmer without a permitted role is refused, and so is the initiator.
+    for (by, role, why) in [
+        (
+            "helpdesk@example.com",
+            Some("helpdesk"),
+            "lets only security",
+        ),
+        ("helpdesk@example.com", None, "lets only security"),
+        ("admin@example.com", Some("security"), "four eyes"),
+    ] {
+        let mut confirmation = Confirmation::new(plan.digest.clone(), by);
+        confirmation.role = role.map(str::to_owned);
+        let err = s.engine.confirm(id, confirmation).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ConfirmationRequired, "{err}");
+        assert!(err.to_string().contains(why), "{err}");
+    }
+    let events = s.store.audit(AuditQuery::run(id)).await.unwrap();
+    let refusals: Vec<&serde_json::Value> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            AuditKind::Note { name, data } if name == "confirmation_refused" => Some(data),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(refusals.len(), 3, "{events:?}");
+    assert_eq!(refusals[0]["by"], "helpdesk@example.com");
+    assert_eq!(refusals[0]["role"], "helpdesk");
+    assert!(
+        refusals[2]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("four eyes")
+    );
+    s.engine.run_due().await.unwrap();
+    let ada_id = c.account_by_login("ada@example.com").unwrap().external_id;
+    assert_eq!(c.effects(&ada_id, "idp.delete"), 0, "nothing released yet");
+    let run = s
+        .engine
+        .confirm(
+            id,
+            Confirmation::new(plan.digest.clone(), "sec-lead@example.com").as_role("security"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(run.confirmed_by.as_deref(), Some("sec-lead@example.com"));
+    s.engine.run_due().await.unwrap();
+    let run = s.engine.status(id).await.unwrap();
+    assert_eq!(run.state, RunState::Completed);
+    assert_eq!(c.effects(&ada_id, "idp.delete"), 1);
+    let events = s.store.audit(AuditQuery::run(id)).await.unwrap();
+    assert!(events.iter().any(|e| matches!(
+        &e.kind,
+        AuditKind::Transition { event: Event::Confirmed { by, role, .. }, .. }
+            if by == "sec-lead@example.com" && role.as_deref() == Some("security")
+    )));
+}
+
+/// A plan as a host forging it would hand it in: its digests recomputed after a change.
+fn reseal(plan: &mut offboard::Plan) {
+    plan.run.plan_digest = String::new();
+    let digest = offboard::engine::plan_digest(&plan.run);
+    plan.run.plan_digest = digest;
+    plan.digest = plan.run.confirmation_digest();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_resolving_to_a_protected_persons_account_is_refused() {
+    // The CEO's secondary address, requested under another person id: the idp finds the CEO's
+    // own account by its alias.
+    let c = Arc::new(
+        ReferenceConnector::builder("idp")
+            .user(ReferenceUser::employee("ceo@example.com").alias("ceo.private@example.com"))
+            .build(),
+    );
+    let src = r#"
+protected = ["ceo@example.com"]
+[apps.idp]
+method = "automatic"
+actions = ["idp.suspend"]
+"#;
+    let s = engine_with(
+        Arc::new(MemoryStore::new()),
+        vec![(c.clone(), Limits::default())],
+        src,
+        |b| b,
+    );
+    let request = RunRequest::new(Person::new("p-other", "ceo.private@example.com"), admin());
+    let err = s.engine.plan(request).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Protected, "{err}");
+    assert!(err.to_string().contains("ceo@example.com"), "{err}");
+    assert!(err.to_string().contains("idp"), "{err}");
+    assert_eq!(c.total_effects(), 0);
+    assert_eq!(
+        c.user_by_login("ceo@example.com").unwrap().status,
+        AccountStatus::Active
+    );
+    assert!(
+        s.store
+            .list_runs(Default::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_plan_weaker_than_the_engines_policy_is_refused() {
+    let c = idp(&["ada@example.com", "svc@example.com"]);
+    let src = r#"
+[apps.idp]
+method = "automatic"
+actions = ["idp.suspend", "idp.delete"]
+protected_accounts = ["svc@example.com"]
+"#;
+    let s = engine_with(
+        Arc::new(MemoryStore::new()),
+        vec![(c.clone(), Limits::default())],
+        src,
+        |b| b,
+    );
+    // `critical` flipped off, digests recomputed.
+    let mut forged = s
+        .engine
+        .plan(RunRequest::new(ada(), admin()))
+        .await
+        .unwrap();
+    assert!(task(&forged.run, "idp.delete").critical);
+    for t in &mut forged.run.tasks {
+        t.critical = false;
+    }
+    reseal(&mut forged);
+    let err = s.engine.submit(forged, None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("idp.delete"), "{err}");
+    assert!(err.to_string().contains("critical"), "{err}");
+
+    // A protected account's skipped task turned back to pending, digests recomputed.
+    let mut forged = s
+        .engine
+        .plan(RunRequest::new(
+            Person::new("p-svc", "svc@example.com"),
+            admin(),
+        ))
+        .await
+        .unwrap();
+    for t in &mut forged.run.tasks {
+        t.state = TaskState::Pending;
+        t.critical = true;
+    }
+    reseal(&mut forged);
+    let confirmation = Confirmation::of(&forged, "admin@example.com");
+    let err = s
+        .engine
+        .submit(forged, Some(confirmation))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Protected, "{err}");
+    assert!(err.to_string().contains("svc@example.com"), "{err}");
+
+    assert!(
+        s.store
+            .list_runs(Default::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    s.engine.run_due().await.unwrap();
+    assert_eq!(c.total_effects(), 0, "nothing was touched");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_plan_made_under_another_policy_is_refused() {
+    let store = Arc::new(MemoryStore::new());
+    let c = idp(&["ada@example.com"]);
+    let old = engine_with(
+        store.clone(),
+        vec![(c.clone(), Limits::default())],
+        "[apps.idp]\nmethod = \"automatic\"\nactions = [\"idp.suspend\", \"idp.remove_groups\"]\n",
+        |b| b,
+    );
+    let plan = old
+        .engine
+        .plan(RunRequest::new(ada(), admin()))
+        .await
+        .unwrap();
+    let current = engine_with(
+        store.clone(),
+        vec![(c.clone(), Limits::default())],
+        IDP_BASIC,
+        |b| b,
+    );
+    let err = current.engine.submit(plan, None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("policy"), "{err}");
+    assert!(
+        store
+            .list_runs(Default::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    current.engine.run_due().await.unwrap();
+    assert_eq!(c.total_effects(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn protection_is_checked_again_right_before_a_staged_action_runs() {
+    let store = Arc::new(MemoryStore::new());
+    let c = idp(&["ada@example.com"]);
+    let staged = r#"
+[stages]
+last_day = "0d"
+cleanup = "30d"
+[apps.idp]
+method = "automatic"
+actions = ["idp.suspend", { name = "idp.remove_groups", stage = "cleanup" }]
+"#;
+    let before = engine_with(
+        store.clone(),
+        vec![(c.clone(), Limits::default())],
+        staged,
+        |b| b,
+    );
+    let plan = before
+        .engine
+        .plan(RunRequest::new(ada(), admin()))
+        .await
+        .unwrap();
+    let id = before.engine.submit(plan, None).await.unwrap();
+    before.engine.run_due().await.unwrap();
+    let ada_id = c.account_by_login("ada@example.com").unwrap().external_id;
+    assert_eq!(c.effects(&ada_id, "idp.suspend"), 1);
+    // During the 30 days the policy starts protecting Ada's account; the engine is rebuilt
+    // with it (a restart, or another process on the same store).
+    let protecting = format!("protected = [\"ada@example.com\"]\n{staged}");
+    let after = engine_with(
+        store.clone(),
+        vec![(c.clone(), Limits::default())],
+        &protecting,
+        |b| b,
+    );
+    tokio::time::advance(Duration::from_secs(30 * 86_400)).await;
+    after.engine.run_due().await.unwrap();
+    let run = after.engine.status(id).await.unwrap();
+    assert_eq!(
+        task(&run, "idp.remove_groups").state,
+        TaskState::Skipped {
+            reason: offboard::SkipReason::Protected
+        }
+    );
+    assert_eq!(c.effects(&ada_id, "idp.remove_groups"), 0);
+    assert!(
+        !c.user_by_login("ada@example.com")
+            .unwrap()
+            .groups
+            .is_empty()
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -7,8 +7,8 @@ use std::time::Duration;
 use offboard::engine::LifecycleRules;
 use offboard::memory::MemoryStore;
 use offboard::{
-    AccountStatus, AuditKind, AuditQuery, Engine, Initiator, Person, Policy, RunQuery, RunState,
-    Store,
+    AccountStatus, AuditKind, AuditQuery, Confirmation, Engine, ErrorKind, Initiator, Person,
+    Policy, RunQuery, RunState, Store, TaskState,
 };
 use offboard_testkit::reference::{ReferenceConnector, ReferenceSource, ReferenceUser};
 use offboard_testkit::store::CountingStore;
@@ -164,6 +164,166 @@ async fn a_second_source_saying_gone_is_suppressed_while_the_run_is_open() {
     assert!(events.iter().any(
         |e| matches!(&e.kind, AuditKind::Suppressed { person, .. } if person.as_str() == "e1")
     ));
+}
+
+/// An engine over the reference idp (`ada`, `bob`) and `hr`, with an idp policy that deletes
+/// (a critical action) after suspending.
+fn critical_world(rules: LifecycleRules) -> World {
+    let policy = r#"
+[apps.idp]
+method = "automatic"
+actions = ["idp.suspend", "idp.delete"]
+"#;
+    world_under(policy, rules)
+}
+
+/// An engine over the reference idp (`ada`, `bob`) and `hr` under `policy`.
+fn world_under(policy: &str, rules: LifecycleRules) -> World {
+    let store = Arc::new(MemoryStore::new());
+    let hr = Arc::new(ReferenceSource::new("hr"));
+    let idp = Arc::new(
+        ReferenceConnector::builder("idp")
+            .users(["ada@example.com", "bob@example.com"].map(ReferenceUser::employee))
+            .build(),
+    );
+    let engine = Engine::builder()
+        .store(store.clone())
+        .connector(idp.clone())
+        .policy(Policy::from_toml(policy).unwrap())
+        .lifecycle(rules)
+        .source(hr.clone(), Duration::from_secs(1))
+        .build()
+        .unwrap();
+    World {
+        engine,
+        store,
+        idp,
+        hr,
+    }
+}
+
+/// Ada leaves according to `hr`; returns the run the trigger started and the digest its held
+/// tasks wait for, after the tasks not held ran.
+async fn ada_leaves_with_a_held_delete(w: &World) -> (offboard::RunId, String) {
+    w.hr.hire(person("e1", "ada@example.com"));
+    w.engine.poll_sources().await.unwrap();
+    w.hr.terminate("e1", None);
+    let r = w.engine.poll_sources().await.unwrap();
+    assert_eq!(r.started.len(), 1, "{r:?}");
+    let (who, run_id) = r.started[0].clone();
+    assert_eq!(who.as_str(), "e1");
+    assert_eq!(r.needs_confirmation.len(), 1, "{r:?}");
+    let (who, digest) = r.needs_confirmation[0].clone();
+    assert_eq!(who.as_str(), "e1");
+    w.engine.run_due().await.unwrap();
+    let run = w.engine.status(run_id).await.unwrap();
+    assert_eq!(run.state, RunState::AwaitingConfirmation);
+    assert_eq!(run.confirmation_digest(), digest);
+    let state = |label: &str| {
+        run.tasks
+            .iter()
+            .find(|t| t.label() == label)
+            .unwrap()
+            .state
+            .clone()
+    };
+    assert!(state("idp.suspend").is_completed(), "the rest runs now");
+    assert_eq!(state("idp.delete"), TaskState::Held);
+    let ada = w.idp.account_by_login("ada@example.com").unwrap();
+    assert_eq!(
+        w.idp.user(&ada.external_id).unwrap().status,
+        AccountStatus::Suspended,
+        "access is revoked while the delete waits"
+    );
+    assert!(!w.idp.is_deleted(&ada.external_id));
+    let events = w.store.audit(AuditQuery::all()).await.unwrap();
+    assert!(events.iter().any(|e| matches!(
+        &e.kind,
+        AuditKind::Note { name, data } if name == "trigger_held_for_confirmation"
+            && data["digest"] == digest.as_str()
+    )));
+    (run_id, digest)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_source_trigger_holds_its_critical_action_until_confirmed() {
+    let w = critical_world(rules());
+    let (run_id, digest) = ada_leaves_with_a_held_delete(&w).await;
+    // Nothing releases it but a confirmation: time passes, workers pass.
+    tokio::time::advance(Duration::from_secs(7 * 86_400)).await;
+    w.engine.run_due().await.unwrap();
+    let ada = w.idp.account_by_login("ada@example.com").unwrap();
+    assert!(!w.idp.is_deleted(&ada.external_id));
+    let run = w
+        .engine
+        .confirm(run_id, Confirmation::new(digest, "sec-lead@example.com"))
+        .await
+        .unwrap();
+    assert_eq!(run.confirmed_by.as_deref(), Some("sec-lead@example.com"));
+    w.engine.run_due().await.unwrap();
+    let run = w.engine.status(run_id).await.unwrap();
+    assert_eq!(run.state, RunState::Completed);
+    assert!(w.idp.is_deleted(&ada.external_id));
+    assert_eq!(w.idp.effects(&ada.external_id, "idp.delete"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_person_who_vanishes_keeps_the_aliases_that_protect_them() {
+    // Ada is protected by an alias only; then the source stops reporting her, by id alone.
+    let policy = r#"
+protected = ["chief@example.com"]
+[apps.idp]
+method = "automatic"
+actions = ["idp.suspend"]
+"#;
+    let w = world_under(policy, rules());
+    w.hr.hire(person("e1", "ada@example.com").with_alias("chief@example.com"));
+    w.engine.poll_sources().await.unwrap();
+    w.hr.upsert(offboard::PersonRecord::gone("e1"));
+    let r = w.engine.poll_sources().await.unwrap();
+    assert!(r.started.is_empty(), "{r:?}");
+    assert_eq!(
+        r.protected.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+        ["e1"]
+    );
+    w.engine.run_due().await.unwrap();
+    assert_eq!(w.idp.total_effects(), 0);
+    assert!(runs_of(&w.store, "e1").await.is_empty());
+    // The verdict keeps her aliases for the next look.
+    let known = w.store.accounts(&"e1".into()).await.unwrap();
+    assert!(
+        known.iter().any(|a| a
+            .account
+            .attributes
+            .values()
+            .any(|v| v.contains("chief@example.com"))),
+        "{known:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancel_ends_the_held_critical_action_unrun() {
+    let w = critical_world(rules());
+    let (run_id, digest) = ada_leaves_with_a_held_delete(&w).await;
+    let run = w.engine.cancel(run_id, "admin@example.com").await.unwrap();
+    assert_eq!(run.state, RunState::Cancelled);
+    let delete = run
+        .tasks
+        .iter()
+        .find(|t| t.label() == "idp.delete")
+        .unwrap();
+    assert_eq!(delete.state, TaskState::Cancelled);
+    assert_eq!(delete.attempts, 0);
+    let err = w
+        .engine
+        .confirm(run_id, Confirmation::new(digest, "sec-lead@example.com"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    w.engine.run_due().await.unwrap();
+    let ada = w.idp.account_by_login("ada@example.com").unwrap();
+    assert!(!w.idp.is_deleted(&ada.external_id));
+    assert_eq!(w.idp.effects(&ada.external_id, "idp.delete"), 0);
 }
 
 #[tokio::test(start_paused = true)]

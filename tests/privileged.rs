@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use offboard::memory::MemoryStore;
-use offboard::{Engine, ErrorKind, Initiator, PRIVILEGED_ATTRIBUTE, Person, Policy, RunRequest};
+use offboard::{
+    Engine, ErrorKind, Initiator, PRIVILEGED_ATTRIBUTE, Person, Policy, RunRequest, TaskState,
+};
 use offboard_testkit::reference::{ReferenceConnector, ReferenceUser};
 
 const POLICY: &str = r#"
@@ -43,8 +45,22 @@ async fn every_action_on_a_privileged_account_is_critical() {
     assert!(plan.run.tasks.iter().all(|t| t.critical), "{plan}");
     let account = plan.apps[0].account.as_ref().unwrap();
     assert!(account.attributes[PRIVILEGED_ATTRIBUTE].contains("adminCount"));
-    let e = engine.submit(plan, None).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::ConfirmationRequired, "{e}");
+    // A plan whose privileged account's actions were marked not critical is refused.
+    let mut weaker = plan.clone();
+    for t in &mut weaker.run.tasks {
+        t.critical = false;
+    }
+    let e = engine.submit(weaker, None).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().contains("not critical"), "{e}");
+    // Submitted without a confirmation, every action waits for one.
+    let run = engine.submit(plan, None).await.unwrap();
+    let run = engine.status(run).await.unwrap();
+    assert!(
+        run.tasks.iter().all(|t| matches!(t.state, TaskState::Held)),
+        "{:?}",
+        run.tasks.iter().map(|t| &t.state).collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test]

@@ -22,6 +22,10 @@
 //! [[order]]                                # extra ordering: `before` completes first
 //! before = "google.transfer_drive"
 //! after = "okta.delete"
+//!
+//! [approvals]                              # who may confirm critical actions (optional)
+//! roles = ["security"]                     # confirmer's role must be one of these (empty: any)
+//! four_eyes = true                         # the confirmer must not be the run's initiator
 //! ```
 
 use std::collections::BTreeMap;
@@ -32,7 +36,7 @@ use toml::Spanned;
 
 use crate::action::{Action, ActionName};
 use crate::error::{Error, ErrorKind};
-use crate::model::{AppId, Person};
+use crate::model::{AccountRef, AppId, Person};
 use crate::run::DelegateVia;
 
 /// The first stage's name when a policy defines none.
@@ -97,6 +101,43 @@ pub struct OrderRule {
     pub line: usize,
 }
 
+/// Who may confirm critical actions ([`crate::Confirmation`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Approvals {
+    /// Roles allowed to confirm; a confirmation must name one of them. Empty: any confirmer,
+    /// with or without a role.
+    pub roles: Vec<String>,
+    /// Four eyes: the confirmer must be someone else than the run's initiator.
+    pub four_eyes: bool,
+}
+
+impl Approvals {
+    /// Whether `by` (in `role`) may confirm the critical actions of a run started by
+    /// `initiator` (its [`crate::Initiator::actor`]); `Err` says why not.
+    ///
+    /// # Errors
+    /// The reason for refusing, for the caller's error and audit event.
+    pub fn check(&self, initiator: &str, by: &str, role: Option<&str>) -> Result<(), String> {
+        let by = by.trim();
+        if by.is_empty() {
+            return Err("a confirmation must name who confirms".into());
+        }
+        if !self.roles.is_empty() && !role.is_some_and(|r| self.roles.iter().any(|x| x == r)) {
+            return Err(format!(
+                "{by} confirms as {}, but the policy lets only {} confirm critical actions",
+                role.map_or_else(|| "no role".to_owned(), |r| format!("role {r:?}")),
+                self.roles.join(", ")
+            ));
+        }
+        if self.four_eyes && by.eq_ignore_ascii_case(initiator.trim()) {
+            return Err(format!(
+                "four eyes: {by} started this run and cannot also confirm its critical actions"
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The whole policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
@@ -112,6 +153,8 @@ pub struct Policy {
     pub unknown_apps: Method,
     /// Extra ordering constraints.
     pub order: Vec<OrderRule>,
+    /// Who may confirm critical actions.
+    pub approvals: Approvals,
 }
 
 impl Default for Policy {
@@ -126,6 +169,7 @@ impl Default for Policy {
             apps: BTreeMap::new(),
             unknown_apps: Method::Ignore,
             order: Vec::new(),
+            approvals: Approvals::default(),
         }
     }
 }
@@ -176,6 +220,17 @@ struct RawPolicy {
     apps: BTreeMap<String, Spanned<RawApp>>,
     #[serde(default)]
     order: Vec<Spanned<RawOrder>>,
+    #[serde(default)]
+    approvals: Option<RawApprovals>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApprovals {
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(default)]
+    four_eyes: bool,
 }
 
 #[derive(Deserialize)]
@@ -443,6 +498,12 @@ impl Policy {
                 line: lines.at(rule.span().start),
             });
         }
+        if let Some(a) = raw.approvals {
+            policy.approvals = Approvals {
+                roles: a.roles,
+                four_eyes: a.four_eyes,
+            };
+        }
         Ok(policy)
     }
 
@@ -457,6 +518,79 @@ impl Policy {
         self.protected
             .iter()
             .any(|p| *p == id || person.addresses().any(|a| a == *p))
+    }
+
+    /// Whether the account belongs to a protected person: its login or id is on the global
+    /// `protected` list (case-insensitive). Checked against every account a lookup finds, so a
+    /// request naming another address of a protected person, under another person id, is
+    /// caught at the account it resolves to.
+    pub fn protects_account(&self, account: &AccountRef) -> bool {
+        let login = account.login.to_ascii_lowercase();
+        let id = account.external_id.to_ascii_lowercase();
+        self.protected
+            .iter()
+            .any(|p| (!login.is_empty() && *p == login) || (!id.is_empty() && *p == id))
+    }
+
+    /// Whether the app's `protected_accounts` name the account (login or id, case-insensitive).
+    pub fn protects_in_app(&self, account: &AccountRef) -> bool {
+        let login = account.login.to_ascii_lowercase();
+        let id = account.external_id.to_ascii_lowercase();
+        self.apps.get(&account.app).is_some_and(|p| {
+            p.protected_accounts
+                .iter()
+                .any(|a| (!login.is_empty() && *a == login) || (!id.is_empty() && *a == id))
+        })
+    }
+
+    /// A fingerprint of everything that decides a plan (protected people and accounts,
+    /// critical actions, stages, methods and actions with their parameters, ordering,
+    /// approvals; not line numbers): SHA-256 hex of its canonical JSON. Plans carry it, so a
+    /// plan made under another policy is recognised.
+    pub fn fingerprint(&self) -> String {
+        let method = |m: &Method| match m {
+            Method::Automatic { actions } => serde_json::json!({
+                "automatic": actions
+                    .iter()
+                    .map(|a| serde_json::json!({ "action": a.action, "stage": a.stage }))
+                    .collect::<Vec<_>>(),
+            }),
+            Method::Delegate { via } => serde_json::json!({ "delegate": via }),
+            Method::Ignore => serde_json::json!("ignore"),
+        };
+        let v = serde_json::json!({
+            "protected": self.protected,
+            "critical": self.critical,
+            "stages": self
+                .stages
+                .iter()
+                .map(|s| (s.name.clone(), s.offset.num_milliseconds()))
+                .collect::<Vec<_>>(),
+            "apps": self
+                .apps
+                .iter()
+                .map(|(app, p)| {
+                    (
+                        app.as_str().to_owned(),
+                        serde_json::json!({
+                            "method": method(&p.method),
+                            "protected_accounts": p.protected_accounts,
+                        }),
+                    )
+                })
+                .collect::<BTreeMap<_, _>>(),
+            "unknown_apps": method(&self.unknown_apps),
+            "order": self
+                .order
+                .iter()
+                .map(|o| (o.before.as_str(), o.after.as_str()))
+                .collect::<Vec<_>>(),
+            "approvals": { "roles": self.approvals.roles, "four_eyes": self.approvals.four_eyes },
+        });
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(
+            crate::audit::canonical_json(&v).as_bytes(),
+        ))
     }
 
     /// Whether policy marks the action critical.
@@ -551,6 +685,7 @@ fn parse_action(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::AccountStatus;
 
     const GOOD: &str = r#"
 protected = ["CEO@example.com"]
@@ -625,6 +760,88 @@ after = "okta.delete"
             p.apps[&AppId::new("okta")].protected_accounts,
             ["break-glass@example.com"]
         );
+    }
+
+    #[test]
+    fn approvals_parse_and_decide() {
+        let p = Policy::from_toml(
+            "[approvals]\nroles = [\"security\", \"it-lead\"]\nfour_eyes = true\n",
+        )
+        .unwrap();
+        let a = &p.approvals;
+        assert_eq!(a.roles, ["security", "it-lead"]);
+        assert!(a.four_eyes);
+        assert_eq!(a.check("admin@x", "sec@x", Some("security")), Ok(()));
+        let why = a.check("admin@x", "sec@x", Some("helpdesk")).unwrap_err();
+        assert!(
+            why.contains("helpdesk") && why.contains("security"),
+            "{why}"
+        );
+        assert!(a.check("admin@x", "sec@x", None).is_err());
+        let why = a.check("admin@x", "ADMIN@x", Some("security")).unwrap_err();
+        assert!(why.contains("four eyes"), "{why}");
+        assert!(a.check("admin@x", "  ", Some("security")).is_err());
+        // Default: anyone named.
+        let open = Approvals::default();
+        assert_eq!(open.check("admin@x", "admin@x", None), Ok(()));
+        let e = err("[approvals]\nroles = [\"security\"]\nfour_eys = true\n");
+        assert!(e.message.contains("four_eys"), "{e}");
+    }
+
+    #[test]
+    fn the_fingerprint_follows_what_decides_a_plan() {
+        let p = Policy::from_toml(GOOD).unwrap();
+        // Same content, other layout: same fingerprint.
+        let moved = format!("\n\n{}", GOOD.replace(" = ", "="));
+        assert_eq!(
+            Policy::from_toml(&moved).unwrap().fingerprint(),
+            p.fingerprint()
+        );
+        for change in [
+            GOOD.replace("CEO@example.com", "cto@example.com"),
+            GOOD.replace("critical = [\"okta.deactivate\"]", "critical = []"),
+            GOOD.replace("+30d", "+31d"),
+            GOOD.replace("/Offboarded", "/Gone"),
+            GOOD.replace("Break-Glass", "Other"),
+            format!("{GOOD}\n[approvals]\nfour_eyes = true\n"),
+        ] {
+            let other = Policy::from_toml(&change).unwrap();
+            assert_ne!(other.fingerprint(), p.fingerprint(), "{change}");
+        }
+    }
+
+    #[test]
+    fn protected_accounts_are_matched_by_login_or_id() {
+        let p = Policy::from_toml(GOOD).unwrap();
+        let ceo = AccountRef::new("google", "g-1", "CEO@example.com", AccountStatus::Active);
+        assert!(p.protects_account(&ceo));
+        let other = AccountRef::new(
+            "google",
+            "g-2",
+            "ceo.private@example.com",
+            AccountStatus::Active,
+        );
+        assert!(!p.protects_account(&other));
+        let glass = AccountRef::new(
+            "okta",
+            "00u1",
+            "break-glass@example.com",
+            AccountStatus::Active,
+        );
+        assert!(p.protects_in_app(&glass));
+        assert!(!p.protects_account(&glass));
+        let elsewhere = AccountRef::new(
+            "google",
+            "g-3",
+            "break-glass@example.com",
+            AccountStatus::Active,
+        );
+        assert!(
+            !p.protects_in_app(&elsewhere),
+            "app-level protection is per app"
+        );
+        let nobody = AccountRef::new("okta", "", "", AccountStatus::Deleted);
+        assert!(!p.protects_account(&nobody) && !p.protects_in_app(&nobody));
     }
 
     fn err(src: &str) -> PolicyError {

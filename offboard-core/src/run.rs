@@ -5,6 +5,7 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::action::Action;
@@ -187,6 +188,9 @@ pub enum TaskState {
         /// The error of the last attempt.
         last_error: ErrorRecord,
     },
+    /// A critical action waiting for a confirmation ([`crate::Engine::confirm`]) before it may
+    /// run: never started, never due, until confirmed (then `Pending`) or cancelled.
+    Held,
     /// A human task is open.
     Delegated {
         /// The ticket.
@@ -240,6 +244,7 @@ impl TaskState {
             Self::Pending => "pending",
             Self::Running { .. } => "running",
             Self::Retrying { .. } => "retrying",
+            Self::Held => "held",
             Self::Delegated { .. } => "delegated",
             Self::Completed { .. } => "completed",
             Self::Failed { .. } => "failed",
@@ -321,6 +326,17 @@ impl Task {
         }
     }
 
+    /// Whether the planner found nothing to act on: an action with no account, or a delegation
+    /// for an account that no longer grants access. Such a task ends at submission.
+    pub fn account_gone(&self) -> bool {
+        match &self.account {
+            None => matches!(self.kind, TaskKind::Action { .. }),
+            Some(acc) => {
+                matches!(self.kind, TaskKind::Delegation { .. }) && !acc.status.may_have_access()
+            }
+        }
+    }
+
     /// The action, if it is an action task.
     pub fn action(&self) -> Option<&Action> {
         match &self.kind {
@@ -340,6 +356,9 @@ pub enum RunState {
     Running,
     /// Only delegations (human tasks) are open.
     Waiting,
+    /// Nothing can move until someone confirms the critical tasks held for confirmation (see
+    /// [`TaskState::Held`]); every other open task waits on them or on a human.
+    AwaitingConfirmation,
     /// Every task terminal and none failed: the person is offboarded.
     Completed,
     /// Every task terminal, some failed.
@@ -404,6 +423,9 @@ pub struct Run {
     pub dry_run: bool,
     /// Digest of the plan it was submitted from.
     pub plan_digest: String,
+    /// Fingerprint of the policy it was planned under ([`crate::Policy::fingerprint`]).
+    #[serde(default)]
+    pub policy: String,
     /// Who confirmed the critical actions, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confirmed_by: Option<String>,
@@ -440,6 +462,44 @@ impl Run {
     /// The task with this id, mutably.
     pub fn task_mut(&mut self, id: TaskId) -> Option<&mut Task> {
         self.tasks.iter_mut().find(|t| t.id == id)
+    }
+
+    /// The tasks a confirmation releases: critical actions held for one (or, before
+    /// submission, the critical actions on an account that will be held).
+    pub fn confirmable(&self) -> impl Iterator<Item = &Task> {
+        self.tasks.iter().filter(|t| {
+            t.state == TaskState::Held
+                || (self.state == RunState::Planned
+                    && !self.dry_run
+                    && self.confirmed_by.is_none()
+                    && t.critical
+                    && t.state == TaskState::Pending
+                    && !t.account_gone())
+        })
+    }
+
+    /// The digest a confirmation of this run quotes: SHA-256 over the canonical JSON of the
+    /// person's id, the policy's fingerprint and what the confirmation releases ([`Run::confirmable`]:
+    /// app, action and parameters, account, stage of each). Stable: no run or task id, no time,
+    /// so planning the same request under the same policy again gives the same digest.
+    pub fn confirmation_digest(&self) -> String {
+        let tasks: Vec<serde_json::Value> = self
+            .confirmable()
+            .map(|t| {
+                serde_json::json!({
+                    "app": t.app,
+                    "kind": t.kind,
+                    "account": t.account.as_ref().map(|a| (&a.external_id, &a.login)),
+                    "stage": t.stage,
+                })
+            })
+            .collect();
+        let v = serde_json::json!({
+            "person": self.person.id,
+            "policy": self.policy,
+            "release": tasks,
+        });
+        hex::encode(Sha256::digest(crate::audit::canonical_json(&v).as_bytes()))
     }
 
     /// The earliest `due_at` of its tasks.

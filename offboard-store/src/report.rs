@@ -144,6 +144,17 @@ impl RunReport {
         }
         let metrics = Engine::metrics(run);
         let millis = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        // Held tasks name the digest that releases them.
+        let held = run
+            .tasks
+            .iter()
+            .any(|t| t.state == TaskState::Held)
+            .then(|| {
+                format!(
+                    "held until confirmed (digest {})",
+                    run.confirmation_digest()
+                )
+            });
         let actions = run
             .tasks
             .iter()
@@ -165,6 +176,7 @@ impl RunReport {
                         (None, None, Some(last_error.to_string()))
                     }
                     TaskState::Skipped { reason } => (None, Some(reason.to_string()), None),
+                    TaskState::Held => (None, held.clone(), None),
                     _ => (None, None, None),
                 };
                 ActionLine {
@@ -361,6 +373,9 @@ pub struct PeriodSummary {
     pub tasks: u64,
     /// Tasks failed.
     pub failed_tasks: u64,
+    /// Critical tasks held for a confirmation.
+    #[serde(default)]
+    pub held_tasks: u64,
 }
 
 impl PeriodSummary {
@@ -374,6 +389,7 @@ impl PeriodSummary {
         }
         self.tasks += r.actions.len() as u64;
         self.failed_tasks += r.actions.iter().filter(|a| a.state == "failed").count() as u64;
+        self.held_tasks += r.actions.iter().filter(|a| a.state == "held").count() as u64;
     }
 }
 

@@ -126,6 +126,7 @@ fn bare_run(created: DateTime<Utc>, state: RunState) -> Run {
         effective_at: created,
         dry_run: false,
         plan_digest: "sha256:x".into(),
+        policy: String::new(),
         confirmed_by: None,
         tasks: Vec::new(),
         state,
@@ -196,4 +197,86 @@ async fn a_period_report_pages_through_every_run_of_the_period_once() {
         .map(|r| r["created_at"].as_str().unwrap())
         .collect();
     assert!(created.windows(2).all(|w| w[0] <= w[1]), "oldest first");
+}
+
+#[tokio::test]
+async fn a_held_run_is_stored_and_reported_as_waiting_for_a_confirmation() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("o.db");
+    let store = Arc::new(SqliteStore::open(&path).await.unwrap());
+    let connector = Arc::new(
+        ReferenceConnector::builder("idp")
+            .user(ReferenceUser::employee("ada@example.com"))
+            .build(),
+    );
+    let policy =
+        "[apps.idp]\nmethod = \"automatic\"\nactions = [\"idp.suspend\", \"idp.delete\"]\n";
+    let engine_on = |store: Arc<SqliteStore>| {
+        Engine::builder()
+            .store(store)
+            .connector(connector.clone())
+            .policy(Policy::from_toml(policy).unwrap())
+            .build()
+            .unwrap()
+    };
+    let engine = engine_on(store.clone());
+    let request = RunRequest::new(
+        Person::new("p-ada", "ada@example.com"),
+        Initiator::SourceOfTruth {
+            source: "hr".into(),
+        },
+    );
+    let plan = engine.plan(request).await.unwrap();
+    let digest = plan.digest.clone();
+    let id = engine.submit(plan, None).await.unwrap();
+    engine.run_due().await.unwrap();
+    drop(engine);
+    drop(store);
+
+    // Another process opens the database: the held task, its run's state and the trail are
+    // there.
+    let store = Arc::new(SqliteStore::open(&path).await.unwrap());
+    let run = store.load_run(id).await.unwrap().unwrap();
+    assert_eq!(run.state, RunState::AwaitingConfirmation);
+    let delete = run
+        .tasks
+        .iter()
+        .find(|t| t.label() == "idp.delete")
+        .unwrap();
+    assert_eq!(delete.state, offboard_core::TaskState::Held);
+    assert_eq!(delete.due_at, None);
+    assert_eq!(run.confirmation_digest(), digest);
+    let report = RunReport::load(store.as_ref(), id).await.unwrap();
+    assert_eq!(report.state, RunState::AwaitingConfirmation);
+    let line = report
+        .actions
+        .iter()
+        .find(|a| a.action == "idp.delete")
+        .unwrap();
+    assert_eq!(line.state, "held");
+    assert!(
+        line.detail.as_deref().unwrap().contains(&digest),
+        "{line:?}"
+    );
+    assert!(report.to_csv().contains("awaiting_confirmation"));
+
+    let engine = engine_on(store.clone());
+    engine
+        .confirm(id, Confirmation::new(digest, "sec-lead@example.com"))
+        .await
+        .unwrap();
+    let events = store
+        .audit(offboard_core::AuditQuery::run(id))
+        .await
+        .unwrap();
+    let confirmed = events
+        .iter()
+        .find(|e| e.kind.name() == "confirmed")
+        .expect("the confirmation is in the trail");
+    assert_eq!(confirmed.actor, "sec-lead@example.com");
+    engine.run_due().await.unwrap();
+    let run = store.load_run(id).await.unwrap().unwrap();
+    assert_eq!(run.state, RunState::Completed);
+    assert_eq!(run.confirmed_by.as_deref(), Some("sec-lead@example.com"));
+    store.verify_audit().await.unwrap().into_result().unwrap();
 }

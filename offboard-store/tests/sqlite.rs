@@ -63,6 +63,7 @@ fn run_with_tasks(n: usize, due: DateTime<Utc>) -> Run {
         effective_at: due,
         dry_run: false,
         plan_digest: "sha256:test".into(),
+        policy: String::new(),
         confirmed_by: None,
         tasks,
         state: RunState::Running,

@@ -6,8 +6,9 @@
 //! 1. Build once with [`Engine::builder`]: a store, connectors (each with its [`Limits`]),
 //!    delegates, a [`Policy`], audit sinks.
 //! 2. [`Engine::plan`] a [`RunRequest`]: a dry-run [`Plan`] (lookups only, nothing changes).
-//! 3. [`Engine::submit`] the plan; a plan with critical actions needs a [`Confirmation`] quoting
-//!    its digest.
+//! 3. [`Engine::submit`] the plan, with a [`Confirmation`] quoting its digest if it has
+//!    critical actions; without one they are held ([`TaskState::Held`]) while the rest runs,
+//!    until [`Engine::confirm`] releases them or [`Engine::cancel`] ends them.
 //! 4. Run workers: [`Engine::start`] (background) or [`Engine::run_due`] (one pass, for tests).
 //!    Several engines (processes) can share one store: leases keep each task with one worker.
 //! 5. Watch with [`Engine::subscribe`], [`Engine::status`], [`Engine::wait`]; afterwards
@@ -181,6 +182,8 @@ pub(crate) struct Inner {
     pub(crate) connectors: BTreeMap<AppId, ConnectorEntry>,
     pub(crate) delegates: BTreeMap<DelegateVia, Arc<dyn Delegate>>,
     pub(crate) policy: Policy,
+    /// [`Policy::fingerprint`] of `policy`.
+    pub(crate) policy_fingerprint: String,
     pub(crate) sinks: sinks::SinkPumps,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) retry: RetryPolicy,
@@ -415,6 +418,7 @@ impl EngineBuilder {
                 store,
                 connectors,
                 delegates,
+                policy_fingerprint: self.policy.fingerprint(),
                 policy: self.policy,
                 sinks: pumps,
                 clock: self.clock.unwrap_or_else(|| Arc::new(TokioClock::new())),
@@ -525,8 +529,10 @@ impl Engine {
     /// that app's tasks `Failed` in the plan, never a guess; a retryable one fails the plan.
     ///
     /// # Errors
-    /// `Protected` for a protected person; `Cycle` when constraints form a cycle; `Config` for a
-    /// policy that names a missing connector, delegate or action; retryable lookup errors.
+    /// `Protected` for a protected person, or when a lookup resolves the request to an account
+    /// on the policy's global `protected` list (another address of a protected person, under
+    /// another person id); `Cycle` when constraints form a cycle; `Config` for a policy that
+    /// names a missing connector, delegate or action; retryable lookup errors.
     pub async fn plan(&self, request: RunRequest) -> Result<Plan> {
         self.inner.plan(request).await
     }
@@ -534,14 +540,25 @@ impl Engine {
     /// Submits a plan.
     ///
     /// # Behavior
-    /// The plan's digest is recomputed from its content: a plan changed after planning no
-    /// longer matches its confirmation. The run and its first audit events (`run_planned`,
-    /// `submitted`) are committed together.
+    /// The plan is checked against the engine, not trusted: it must have been made under the
+    /// engine's policy ([`Policy::fingerprint`]); criticality and protection are derived again
+    /// from the engine's policy and connectors, and a plan weaker than that is refused; its
+    /// digests are recomputed from its content, so a plan changed after planning no longer
+    /// matches. The run and its first audit events (`run_planned`, `submitted`) are committed
+    /// together.
+    ///
+    /// Critical actions run only once confirmed: with a `confirmation` quoting the plan's
+    /// digest (by a confirmer the policy's approvals allow) they run as planned; without one
+    /// they are held ([`TaskState::Held`], run state [`RunState::AwaitingConfirmation`] once
+    /// nothing else can move) while every other task runs, until [`Engine::confirm`] or
+    /// [`Engine::cancel`].
     ///
     /// # Errors
-    /// `ConfirmationRequired` when the plan has a critical action and `confirmation` is missing
-    /// or quotes another digest; `Protected` for a protected person; `Conflict` when a run for
-    /// the person is open (audited as `suppressed`).
+    /// `ConfirmationRequired` when `confirmation` quotes another digest or the approvals refuse
+    /// its confirmer (audited as `confirmation_refused`; nothing is stored); `InvalidInput`
+    /// for a plan made under another policy or weaker than the engine's policy; `Protected`
+    /// for a protected person, or a plan acting on a protected account; `Conflict` when a run
+    /// for the person is open (audited as `suppressed`).
     pub async fn submit(&self, plan: Plan, confirmation: Option<Confirmation>) -> Result<RunId> {
         let inner = &self.inner;
         let mut run = plan.run;
@@ -554,39 +571,20 @@ impl Engine {
                 ),
             ));
         }
+        inner.recheck(&run)?;
         let mut check = run.clone();
         check.plan_digest = String::new();
-        let digest = plan_digest(&check);
-        if digest != plan.digest || run.plan_digest != digest {
+        let digest = run.confirmation_digest();
+        if plan_digest(&check) != run.plan_digest || digest != plan.digest {
             return Err(Error::invalid_input(
                 "the plan was changed after planning; plan again",
             ));
         }
-        let has_critical = run
-            .tasks
-            .iter()
-            .any(|t| t.critical && t.state == TaskState::Pending);
-        if has_critical {
-            match &confirmation {
-                Some(c) if c.digest == digest => run.confirmed_by = Some(c.by.clone()),
-                Some(_) => {
-                    return Err(Error::new(ErrorKind::ConfirmationRequired, "the confirmation quotes a different plan's digest; review the current plan and confirm it")
-                        .with_context("digest", &digest));
-                }
-                None => {
-                    let critical: Vec<String> = run
-                        .tasks
-                        .iter()
-                        .filter(|t| t.critical)
-                        .map(|t| t.label())
-                        .collect();
-                    return Err(Error::new(
-                        ErrorKind::ConfirmationRequired,
-                        format!("the plan has critical actions ({}); submit with a confirmation of digest {digest}", critical.join(", ")),
-                    )
-                    .with_context("digest", &digest));
-                }
-            }
+        if let Some(c) = &confirmation
+            && run.confirmable().next().is_some()
+        {
+            inner.approve(&run, c, &digest).await?;
+            run.confirmed_by = Some(c.by.clone());
         }
         let now = inner.clock.now();
         let actor = confirmation
@@ -630,6 +628,41 @@ impl Engine {
         inner.slots.keep(Arc::new(run));
         inner.wake.notify_waiters();
         Ok(id)
+    }
+
+    /// Confirms the critical tasks a run holds ([`TaskState::Held`]): they become due and run
+    /// as planned. The confirmation quotes the run's [`Run::confirmation_digest`] (the digest a
+    /// [`WatchReport`] or the plan showed) and its confirmer must pass the policy's approvals.
+    /// Returns the run as committed.
+    ///
+    /// # Errors
+    /// `ConfirmationRequired` when the digest does not match or the approvals refuse the
+    /// confirmer (audited as `confirmation_refused`; nothing changes); `Conflict` when the run
+    /// holds nothing (already confirmed, cancelled, ended); `NotFound` for an unknown run.
+    pub async fn confirm(&self, run: RunId, confirmation: Confirmation) -> Result<Run> {
+        let inner = &self.inner;
+        let current = inner.load(run).await?;
+        if !current.tasks.iter().any(|t| t.state == TaskState::Held) {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "run {run} holds no task for a confirmation (state {:?})",
+                    current.state
+                ),
+            ));
+        }
+        inner
+            .approve(&current, &confirmation, &current.confirmation_digest())
+            .await?;
+        let event = Event::Confirmed {
+            by: confirmation.by.clone(),
+            role: confirmation.role.clone(),
+            digest: confirmation.digest,
+        };
+        let (run, _) = inner
+            .apply_retrying(run, None, &confirmation.by, &event)
+            .await?;
+        Ok(run)
     }
 
     /// The run as last committed.
@@ -1351,6 +1384,60 @@ impl Inner {
             claims: 1,
             run_version: None,
         }
+    }
+
+    /// Whether `confirmation` may release `run`'s critical tasks: it quotes `digest` and the
+    /// policy's approvals allow its confirmer. A refusal is audited (`confirmation_refused`,
+    /// with who, in which role, and why) before it is returned as `ConfirmationRequired`.
+    pub(crate) async fn approve(
+        &self,
+        run: &Run,
+        confirmation: &Confirmation,
+        digest: &str,
+    ) -> Result<()> {
+        let why = if confirmation.digest != digest {
+            Err(format!(
+                "the confirmation quotes digest {}, not the digest of what it would release \
+                 ({digest}); review the current plan and confirm it",
+                confirmation.digest
+            ))
+        } else {
+            self.policy.approvals.check(
+                &run.initiator.actor(),
+                &confirmation.by,
+                confirmation.role.as_deref(),
+            )
+        };
+        let Err(why) = why else {
+            return Ok(());
+        };
+        let event = AuditEvent::new(
+            self.clock.now(),
+            confirmation.by.clone(),
+            AuditKind::Note {
+                name: "confirmation_refused".into(),
+                data: serde_json::json!({
+                    "run": run.id,
+                    "person": run.person.id,
+                    "by": confirmation.by,
+                    "role": confirmation.role,
+                    "digest": confirmation.digest,
+                    "reason": why,
+                }),
+            },
+        );
+        // A run not stored yet (refused at submission) has no trail of its own.
+        let stored = run.state != RunState::Planned;
+        let event = if stored {
+            event.with_run(run.id)
+        } else {
+            event
+        };
+        let sealed = self.store.append_audit(vec![event]).await?;
+        self.to_sinks(&sealed).await;
+        Err(Error::new(ErrorKind::ConfirmationRequired, why)
+            .with_context("run", run.id)
+            .with_context("digest", digest))
     }
 
     async fn restore(&self, run_id: RunId, task_id: TaskId) -> Result<()> {

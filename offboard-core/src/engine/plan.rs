@@ -13,7 +13,7 @@ use crate::audit::canonical_json;
 use crate::connector::LookupRequest;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{AccountRef, AppId, Person};
-use crate::policy::{Method, PlannedAction};
+use crate::policy::{Method, PlannedAction, Policy};
 use crate::run::{Initiator, Run, RunId, RunState, SkipReason, Task, TaskId, TaskKind, TaskState};
 
 /// A request to offboard someone.
@@ -76,25 +76,25 @@ pub struct AppPlan {
     pub note: String,
 }
 
-/// A dry-run plan: every task with its method, action, order and criticality, and a digest
-/// that a confirmation must quote.
+/// A dry-run plan: every task with its method, action, order and criticality, and the digest
+/// a confirmation of its critical actions quotes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     /// The run as it will be submitted (state `Planned`).
     pub run: Run,
     /// Per-app findings.
     pub apps: Vec<AppPlan>,
-    /// SHA-256 over the canonical form of what will be done.
+    /// What a confirmation quotes: [`Run::confirmation_digest`] of the planned run (the
+    /// critical actions it releases, the person, the policy's fingerprint). The whole plan's
+    /// own digest is `run.plan_digest` ([`plan_digest`]).
     pub digest: String,
 }
 
 impl Plan {
-    /// Whether any task is critical (submission then needs a confirmation).
+    /// Whether any critical action would run: submitted without a [`Confirmation`], such
+    /// tasks are held until [`crate::Engine::confirm`] releases them.
     pub fn has_critical(&self) -> bool {
-        self.run
-            .tasks
-            .iter()
-            .any(|t| t.critical && matches!(t.state, TaskState::Pending))
+        self.run.confirmable().next().is_some()
     }
 
     /// Tasks grouped in waves: each wave's tasks depend only on earlier waves and can run
@@ -187,27 +187,46 @@ impl fmt::Display for Plan {
     }
 }
 
-/// Confirms a plan with critical actions: quotes the plan's digest.
+/// Confirms critical actions (with [`crate::Engine::submit`] or [`crate::Engine::confirm`]):
+/// quotes the digest of what it releases ([`Plan::digest`], [`Run::confirmation_digest`]) and
+/// says who confirms, in which role. The policy's [`crate::policy::Approvals`] decide whether
+/// that confirmer may.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Confirmation {
-    /// The digest of the plan being confirmed.
+    /// The digest confirmed.
     pub digest: String,
     /// Who confirms.
     pub by: String,
+    /// The confirmer's role, as the host knows it (e.g. `security`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
 }
 
 impl Confirmation {
-    /// Confirms `plan` as `by`.
+    /// Confirms `plan`'s critical actions as `by`.
     pub fn of(plan: &Plan, by: impl Into<String>) -> Self {
+        Self::new(plan.digest.clone(), by)
+    }
+
+    /// Confirms what `digest` names (a held run's [`Run::confirmation_digest`]) as `by`.
+    pub fn new(digest: impl Into<String>, by: impl Into<String>) -> Self {
         Self {
-            digest: plan.digest.clone(),
+            digest: digest.into(),
             by: by.into(),
+            role: None,
         }
+    }
+
+    /// Sets the confirmer's role.
+    pub fn as_role(mut self, role: impl Into<String>) -> Self {
+        self.role = Some(role.into());
+        self
     }
 }
 
-/// The digest of a planned run: SHA-256 over the canonical JSON of the person, timing and every
-/// task (app, action and parameters, account id, stage, criticality, dependencies by position).
+/// The digest of a planned run: SHA-256 over the canonical JSON of the run id, the policy's
+/// fingerprint, the person, timing and every task (app, action and parameters, account id,
+/// stage, criticality, dependencies by position).
 pub fn plan_digest(run: &Run) -> String {
     let index: BTreeMap<TaskId, usize> = run
         .tasks
@@ -233,6 +252,7 @@ pub fn plan_digest(run: &Run) -> String {
         .collect();
     let v = serde_json::json!({
         "run": run.id,
+        "policy": run.policy,
         "person": run.person,
         "effective_at": run.effective_at,
         "dry_run": run.dry_run,
@@ -340,11 +360,6 @@ impl Inner {
                 .iter()
                 .filter(|a| a.account.app == app)
                 .max_by_key(|a| a.last_seen);
-            let protected = policy
-                .apps
-                .get(&app)
-                .map(|p| p.protected_accounts.clone())
-                .unwrap_or_default();
             let new_task = |kind: TaskKind,
                             account: Option<AccountRef>,
                             stage: &str,
@@ -428,7 +443,8 @@ impl Inner {
                         &first_stage.name,
                         first_stage.offset,
                     );
-                    if is_protected(&protected, account.as_ref()) {
+                    refuse_protected(policy, &person, account.as_ref())?;
+                    if account.as_ref().is_some_and(|a| policy.protects_in_app(a)) {
                         t.state = TaskState::Skipped {
                             reason: SkipReason::Protected,
                         };
@@ -463,7 +479,9 @@ impl Inner {
                             (None, Some(e.record()), n)
                         }
                     };
-                    let skip_protected = is_protected(&protected, account.as_ref());
+                    refuse_protected(policy, &person, account.as_ref())?;
+                    let skip_protected =
+                        account.as_ref().is_some_and(|a| policy.protects_in_app(a));
                     for PlannedAction {
                         action,
                         stage,
@@ -573,6 +591,7 @@ impl Inner {
             effective_at,
             dry_run: request.dry_run,
             plan_digest: String::new(),
+            policy: self.policy_fingerprint.clone(),
             confirmed_by: None,
             tasks,
             state: RunState::Planned,
@@ -583,9 +602,9 @@ impl Inner {
             version: 0,
             finished_at: None,
         };
-        let digest = plan_digest(&run);
         let mut run = run;
-        run.plan_digest = digest.clone();
+        run.plan_digest = plan_digest(&run);
+        let digest = run.confirmation_digest();
         Ok(Plan { run, apps, digest })
     }
 
@@ -618,11 +637,121 @@ impl Inner {
     }
 }
 
-fn is_protected(protected: &[String], account: Option<&AccountRef>) -> bool {
-    account.is_some_and(|a| {
-        let login = a.login.to_ascii_lowercase();
-        protected
-            .iter()
-            .any(|p| *p == login || *p == a.external_id.to_ascii_lowercase())
-    })
+/// Refuses a request that resolves, in some app, to an account of a protected person.
+fn refuse_protected(policy: &Policy, person: &Person, account: Option<&AccountRef>) -> Result<()> {
+    match account {
+        Some(a) if policy.protects_account(a) => Err(Error::new(
+            ErrorKind::Protected,
+            format!(
+                "{} resolves in {} to {} ({}), an account of a protected person; nothing is offboarded",
+                person.email, a.app, a.login, a.external_id
+            ),
+        )
+        .with_context("person", &person.id)
+        .with_context("app", &a.app)),
+        _ => Ok(()),
+    }
+}
+
+/// The first characters of a fingerprint, for messages.
+fn short(fingerprint: &str) -> &str {
+    fingerprint.get(..12).unwrap_or(fingerprint)
+}
+
+impl Inner {
+    /// Re-derives from the engine's own policy and connectors what a plan handed in for
+    /// submission must say, and refuses a plan that is weaker: made under another policy, an
+    /// action marked not critical that is, a protected account acted on, an action the policy
+    /// runs left out, a task whose action or account belongs to another app.
+    pub(crate) fn recheck(&self, run: &Run) -> Result<()> {
+        let policy = &self.policy;
+        if run.policy != self.policy_fingerprint {
+            return Err(Error::invalid_input(format!(
+                "the plan was made under another policy (fingerprint {}); the engine's policy \
+                 is {}: plan again",
+                if run.policy.is_empty() {
+                    "none"
+                } else {
+                    short(&run.policy)
+                },
+                short(&self.policy_fingerprint)
+            ))
+            .with_context("policy", &self.policy_fingerprint));
+        }
+        let weaker = |t: &Task, why: String| {
+            Err(
+                Error::invalid_input(format!("the plan {why}: plan again ({})", t.label()))
+                    .with_context("task", t.id),
+            )
+        };
+        for t in &run.tasks {
+            if let Some(a) = &t.account {
+                if a.app != t.app && !a.external_id.is_empty() {
+                    return weaker(t, format!("acts in {} on an account of {}", t.app, a.app));
+                }
+                refuse_protected(policy, &run.person, Some(a))?;
+                let skipped = matches!(
+                    t.state,
+                    TaskState::Skipped {
+                        reason: SkipReason::Protected
+                    }
+                );
+                if policy.protects_in_app(a) && !skipped {
+                    return Err(Error::new(
+                        ErrorKind::Protected,
+                        format!(
+                            "{} in {} is a protected account; the plan would run {} on it",
+                            a.login,
+                            t.app,
+                            t.label()
+                        ),
+                    )
+                    .with_context("task", t.id));
+                }
+            }
+            if let TaskKind::Action { action } = &t.kind {
+                if action.name.app() != t.app {
+                    return weaker(t, format!("runs {} in {}", action.name, t.app));
+                }
+                let flagged = self
+                    .connectors
+                    .get(&t.app)
+                    .and_then(|c| c.connector.capabilities().action(&action.name))
+                    .is_some_and(|s| s.critical);
+                let privileged = t.account.as_ref().is_some_and(|a| {
+                    a.attributes
+                        .contains_key(crate::model::PRIVILEGED_ATTRIBUTE)
+                });
+                let critical = flagged || privileged || policy.is_critical(&action.name);
+                if critical && !t.critical {
+                    return weaker(
+                        t,
+                        format!(
+                            "marks {} not critical, but the engine's policy or its connector \
+                             makes it critical",
+                            action.name
+                        ),
+                    );
+                }
+            }
+        }
+        for (app, p) in &policy.apps {
+            let Method::Automatic { actions } = &p.method else {
+                continue;
+            };
+            for a in actions {
+                if !run
+                    .tasks
+                    .iter()
+                    .any(|t| t.app == *app && t.action() == Some(&a.action))
+                {
+                    return Err(Error::invalid_input(format!(
+                        "the plan leaves out {}, which the policy runs on {app}: plan again",
+                        a.action.name
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
 }

@@ -36,6 +36,9 @@ use crate::run::{Initiator, RunId, RunState};
 use crate::source::{PersonRecord, SourceOfTruth};
 use crate::store::RunQuery;
 
+/// The attribute of a source's verdict that keeps the aliases it last reported (a JSON array).
+const ALIASES: &str = "aliases";
+
 /// People of one batch handled at once (see [`Engine::process_batch`]).
 const PEOPLE_AT_ONCE: usize = 32;
 
@@ -64,7 +67,8 @@ pub struct LifecycleRules {
     /// cancels the run before anything ran.
     pub debounce: Duration,
     /// Whether runs started by a source confirm their critical actions themselves (audited as
-    /// confirmed by `source:<name>`). Off: such plans are reported as needing a confirmation.
+    /// confirmed by `source:<name>`), where the policy's approvals allow that. Otherwise the
+    /// run starts with its critical actions held until [`Engine::confirm`].
     pub auto_confirm_critical: bool,
 }
 
@@ -99,8 +103,8 @@ pub struct WatchReport {
     pub cancelled: Vec<RunId>,
     /// People outside the configured domains (never triggered).
     pub external: usize,
-    /// Triggers whose plan has critical actions and no automatic confirmation: the plan digest
-    /// an admin must confirm.
+    /// Runs started (also in `started`) whose critical actions are held for a confirmation:
+    /// the person and the digest [`Engine::confirm`] must quote. Everything else in them runs.
     pub needs_confirmation: Vec<(PersonId, String)>,
     /// Triggers refused because the person is protected.
     pub protected: Vec<PersonId>,
@@ -226,11 +230,18 @@ impl Engine {
             .await?
             .into_iter()
             .find(|a| a.account.app == app);
-        // A person reported only by id ("no longer found") keeps the address we knew.
+        // A person reported only by id ("no longer found") keeps the address and aliases we
+        // knew, so protection by alias still matches.
         if record.person.email.is_empty()
             && let Some(k) = &known
         {
             record.person.email = k.account.login.clone();
+            record.person.aliases = k
+                .account
+                .attributes
+                .get(ALIASES)
+                .and_then(|a| serde_json::from_str(a).ok())
+                .unwrap_or_default();
         }
         let previous = known.map(|a| a.account.status);
         let lifecycle = inner.lifecycle.classify(&record);
@@ -252,7 +263,11 @@ impl Engine {
             }
             _ => {}
         }
-        let verdict = AccountRef::new(app, person.id.as_str(), person.email.clone(), status);
+        let mut verdict = AccountRef::new(app, person.id.as_str(), person.email.clone(), status);
+        if !person.aliases.is_empty() {
+            let aliases = serde_json::to_string(&person.aliases).unwrap_or_default();
+            verdict.attributes.insert(ALIASES.into(), aliases);
+        }
         inner
             .store
             .upsert_accounts(&person.id, &[verdict], now)
@@ -293,22 +308,29 @@ impl Engine {
             }
             Err(e) => return Err(e),
         };
-        let confirmation = (plan.has_critical() && inner.lifecycle.auto_confirm_critical)
-            .then(|| Confirmation::of(&plan, format!("source:{source}")));
+        let actor = format!("source:{source}");
+        let confirmation = (plan.has_critical()
+            && inner.lifecycle.auto_confirm_critical
+            && inner.policy.approvals.check(&actor, &actor, None).is_ok())
+        .then(|| Confirmation::of(&plan, actor));
+        // Without a confirmation the critical actions are held; the rest runs now.
+        let held = plan.has_critical() && confirmation.is_none();
         let digest = plan.digest.clone();
         match self.submit(plan, confirmation).await {
-            Ok(run) => report.started.push((person.id, run)),
-            Err(e) if e.kind() == ErrorKind::Conflict => report.suppressed.push(person.id),
-            Err(e) if e.kind() == ErrorKind::ConfirmationRequired => {
-                self.note(
-                    now,
-                    source,
-                    "trigger_needs_confirmation",
-                    serde_json::json!({ "person": person.id, "digest": digest }),
-                )
-                .await?;
-                report.needs_confirmation.push((person.id, digest));
+            Ok(run) => {
+                if held {
+                    self.note(
+                        now,
+                        source,
+                        "trigger_held_for_confirmation",
+                        serde_json::json!({ "person": person.id, "run": run, "digest": digest }),
+                    )
+                    .await?;
+                    report.needs_confirmation.push((person.id.clone(), digest));
+                }
+                report.started.push((person.id, run));
             }
+            Err(e) if e.kind() == ErrorKind::Conflict => report.suppressed.push(person.id),
             Err(e) => return Err(e),
         }
         Ok(())

@@ -10,7 +10,7 @@ use crate::connector::{ExecuteOptions, SnapshotPolicy};
 use crate::delegate::{DelegationRequest, TicketStatus};
 use crate::error::{Error, ErrorKind, Result};
 use crate::machine::{self, ClaimCommand, Command, Event};
-use crate::run::{Run, RunId, TaskKind, TaskState};
+use crate::run::{Run, RunId, SkipReason, TaskKind, TaskState};
 use crate::store::{ClaimRequest, Lease};
 
 /// The background loop: keep up to `max_in_flight` tasks running, claiming as [`run_due`]
@@ -359,6 +359,23 @@ impl Inner {
         let TaskKind::Action { action } = &task.kind else {
             return Err(Error::internal("execute of a non-action task"));
         };
+        // Protection is checked again with the policy in force now, right before the call: a
+        // policy that came to protect the person or the account since planning (a staged run
+        // spans weeks; engines restart with new policies) takes effect.
+        if let Some(account) = &task.account
+            && (self.policy.is_protected(&run.person)
+                || self.policy.protects_account(account)
+                || self.policy.protects_in_app(account))
+        {
+            drop(permit);
+            tracing::warn!(run = %run.id, task = %task.id, app = %task.app, "the account is protected by the policy now in force; the task is skipped");
+            let event = Event::TaskSkipped {
+                task: task.id,
+                reason: SkipReason::Protected,
+            };
+            let change = Change::new(Some((lease, true)), &self.worker_id, &event).taking_next();
+            return self.commit_result(lease, change, slot).await;
+        }
         let result = async {
             let conn = self.connectors.get(&task.app).ok_or_else(|| {
                 Error::config(

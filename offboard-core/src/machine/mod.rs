@@ -17,11 +17,16 @@
 //!                          Running --TaskDelegated--> Delegated --DelegationUpdated--> Delegated
 //!                                                     Delegated --DelegationDone--> Completed
 //!                          Completed (delegation) --DelegationReopened--> Delegated
+//!                          Running --TaskSkipped(protected when re-checked before the call)--> Skipped
 //! Pending --(dependency not successful)--> Skipped{dependency_failed}
 //! Pending --Submitted (dry run)--> Skipped{dry_run}
-//! Pending | Retrying | Delegated --Cancel--> Cancelled
+//! Pending (critical, no confirmation yet) --Submitted--> Held --Confirmed(matching digest)--> Pending
+//! Pending | Retrying | Delegated | Held --Cancel--> Cancelled
 //! Completed (reversible) --TaskRolledBack--> RolledBack
 //! ```
+//!
+//! A `Held` task is never due and never started: only [`Event::Confirmed`] quoting the run's
+//! [`Run::confirmation_digest`] releases it, and a cancel ends it.
 //!
 //! `Running` tasks are never cancelled from under their worker: their result is recorded when it
 //! arrives, and the run becomes `Cancelled` once none is running.
@@ -134,6 +139,24 @@ pub enum Event {
         /// Why, as the ticket says.
         reason: String,
     },
+    /// The critical tasks held for a confirmation were confirmed: they become `Pending`.
+    Confirmed {
+        /// Who confirmed.
+        by: String,
+        /// In which role, if the host names one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        role: Option<String>,
+        /// The digest quoted: the run's [`Run::confirmation_digest`].
+        digest: String,
+    },
+    /// A running task was not carried out: checked again right before its call, it was not to
+    /// be run (its account is protected by the policy now in force).
+    TaskSkipped {
+        /// The task.
+        task: TaskId,
+        /// Why.
+        reason: SkipReason,
+    },
     /// The run was cancelled.
     Cancel {
         /// Who.
@@ -165,6 +188,8 @@ impl Event {
             Self::DelegationDone { .. } => "delegation_done",
             Self::DelegationReopened { .. } => "delegation_reopened",
             Self::DelegationDeclined { .. } => "delegation_declined",
+            Self::Confirmed { .. } => "confirmed",
+            Self::TaskSkipped { .. } => "task_skipped",
             Self::Cancel { .. } => "cancel",
             Self::RollbackRequested { .. } => "rollback_requested",
             Self::TaskRolledBack { .. } => "task_rolled_back",
@@ -183,8 +208,12 @@ impl Event {
             | Self::DelegationDone { task, .. }
             | Self::DelegationReopened { task, .. }
             | Self::DelegationDeclined { task, .. }
-            | Self::TaskRolledBack { task } => Some(*task),
-            Self::Submitted | Self::Cancel { .. } | Self::RollbackRequested { .. } => None,
+            | Self::TaskRolledBack { task }
+            | Self::TaskSkipped { task, .. } => Some(*task),
+            Self::Submitted
+            | Self::Confirmed { .. }
+            | Self::Cancel { .. }
+            | Self::RollbackRequested { .. } => None,
         }
     }
 }
@@ -256,6 +285,17 @@ pub enum MachineError {
     /// No rollback was requested.
     #[error("no rollback was requested")]
     NoRollback,
+    /// A confirmation arrived, but no task is held for one.
+    #[error("no task is held for a confirmation")]
+    NothingHeld,
+    /// A confirmation quotes another digest than the run's.
+    #[error("the confirmation quotes digest {quoted}, but the held tasks' digest is {expected}")]
+    DigestMismatch {
+        /// The digest quoted.
+        quoted: String,
+        /// The run's [`Run::confirmation_digest`].
+        expected: String,
+    },
 }
 
 /// Applies one event at time `at`.
@@ -383,14 +423,7 @@ fn step(run: &mut Run, at: DateTime<Utc>, event: &Event) -> Result<Vec<Command>,
                     );
                     continue;
                 }
-                let account_gone = match &task.account {
-                    None => matches!(task.kind, TaskKind::Action { .. }),
-                    Some(acc) => {
-                        matches!(task.kind, TaskKind::Delegation { .. })
-                            && !acc.status.may_have_access()
-                    }
-                };
-                if account_gone {
+                if task.account_gone() {
                     let state = if task.not_found_is_done {
                         let detail = match task.kind {
                             TaskKind::Action { .. } | TaskKind::Ignore => "no account in this app",
@@ -414,8 +447,47 @@ fn step(run: &mut Run, at: DateTime<Utc>, event: &Event) -> Result<Vec<Command>,
                         }
                     };
                     finish(task, at, state);
+                } else if task.critical && run.confirmed_by.is_none() {
+                    // A critical action nobody confirmed yet: held until someone does.
+                    task.state = TaskState::Held;
+                    task.due_at = None;
                 }
             }
+        }
+        Event::Confirmed { digest, by, .. } => {
+            if run.cancelled {
+                return Err(MachineError::RunCancelled);
+            }
+            if run.state.is_terminal() {
+                return Err(MachineError::RunFinished(run.state));
+            }
+            if !run.tasks.iter().any(|t| t.state == TaskState::Held) {
+                return Err(MachineError::NothingHeld);
+            }
+            let expected = run.confirmation_digest();
+            if *digest != expected {
+                return Err(MachineError::DigestMismatch {
+                    quoted: digest.clone(),
+                    expected,
+                });
+            }
+            for t in run.tasks.iter_mut().filter(|t| t.state == TaskState::Held) {
+                t.state = TaskState::Pending;
+            }
+            run.confirmed_by = Some(by.clone());
+        }
+        Event::TaskSkipped { task, reason } => {
+            let t = task_mut(run, *task)?;
+            if !matches!(t.state, TaskState::Running { .. }) {
+                return Err(invalid(t, event));
+            }
+            finish(
+                t,
+                at,
+                TaskState::Skipped {
+                    reason: reason.clone(),
+                },
+            );
         }
         Event::TaskStarted { task } => {
             if run.cancelled {
@@ -716,7 +788,10 @@ fn refresh(run: &mut Run, at: DateTime<Utc>) {
         for i in 0..run.tasks.len() {
             let task = &run.tasks[i];
             let new_state = match &task.state {
-                TaskState::Pending | TaskState::Retrying { .. } | TaskState::Delegated { .. }
+                TaskState::Pending
+                | TaskState::Retrying { .. }
+                | TaskState::Delegated { .. }
+                | TaskState::Held
                     if run.cancelled =>
                 {
                     Some(TaskState::Cancelled)
@@ -793,6 +868,18 @@ pub fn derive_state(run: &Run) -> RunState {
                 .all(|t| matches!(t.state, TaskState::Delegated { .. }))
         {
             return RunState::Waiting;
+        }
+        // Held tasks, and only tasks that wait on them (or on a human) besides: nothing moves
+        // until a confirmation.
+        if !run.cancelled
+            && open.iter().any(|t| t.state == TaskState::Held)
+            && open.iter().all(|t| match t.state {
+                TaskState::Held | TaskState::Delegated { .. } => true,
+                TaskState::Pending => t.due_at.is_none(),
+                _ => false,
+            })
+        {
+            return RunState::AwaitingConfirmation;
         }
         return RunState::Running;
     }

@@ -144,6 +144,37 @@ impl Spec {
     }
 }
 
+/// `run` as submitted without a confirmation: its critical tasks are held.
+fn unconfirmed(mut run: Run) -> Run {
+    run.confirmed_by = None;
+    run
+}
+
+/// The confirmation of `run`'s held tasks.
+fn confirmed(run: &Run) -> Event {
+    Event::Confirmed {
+        by: "sec-lead@example.com".to_owned(),
+        role: Some("security".to_owned()),
+        digest: run.confirmation_digest(),
+    }
+}
+
+/// A confirmation quoting a digest that is not `run`'s.
+fn confirmed_wrongly(run: &Run) -> (Event, MachineError) {
+    let quoted = "0".repeat(64);
+    (
+        Event::Confirmed {
+            by: "sec-lead@example.com".to_owned(),
+            role: None,
+            digest: quoted.clone(),
+        },
+        MachineError::DigestMismatch {
+            quoted,
+            expected: run.confirmation_digest(),
+        },
+    )
+}
+
 /// The planned run (state `Planned`) for `specs`; task `i` has id [`tid`]`(i)`.
 fn plan(specs: &[Spec]) -> Run {
     let run_id = RunId(Uuid::from_u128(0x0ff_b0a2d));
@@ -207,7 +238,10 @@ fn plan(specs: &[Spec]) -> Run {
         effective_at: t0(),
         dry_run: false,
         plan_digest: "sha256:0000".to_owned(),
-        confirmed_by: None,
+        policy: "policy-0".to_owned(),
+        // Submitted with a confirmation, so critical tasks run as planned; `unconfirmed` makes
+        // a run whose critical tasks are held.
+        confirmed_by: Some("sec-lead@example.com".to_owned()),
         tasks,
         state: RunState::Planned,
         cancelled: false,
@@ -402,6 +436,10 @@ struct Harness {
     cancel_tried: bool,
     /// When cancelled while a task runs, lose its worker instead of delivering its result.
     lose_worker_on_cancel: bool,
+    /// Confirm the held tasks once the log holds this many events (or when nothing else can
+    /// move); a confirmation quoting a wrong digest is tried and refused first.
+    confirm_after: Option<usize>,
+    confirm_tried: bool,
     /// `(kind, task index)` of events tried on a copy of the run at every step.
     probes: Vec<(u8, usize)>,
     probe_count: usize,
@@ -422,6 +460,8 @@ impl Harness {
             cancel_after: None,
             cancel_tried: false,
             lose_worker_on_cancel: false,
+            confirm_after: None,
+            confirm_tried: false,
             probes: Vec::new(),
             probe_count: 0,
             tickets: 0,
@@ -556,9 +596,32 @@ impl Harness {
             .collect()
     }
 
+    /// Whether the run holds tasks for a confirmation and can still take one.
+    fn holds(&self) -> bool {
+        !self.run.cancelled
+            && !self.run.state.is_terminal()
+            && self.run.tasks.iter().any(|t| t.state == TaskState::Held)
+    }
+
+    /// Confirms the held tasks: a wrong digest first (refused), then the right one.
+    fn confirm(&mut self) {
+        self.confirm_tried = true;
+        let (wrong, error) = confirmed_wrongly(&self.run);
+        self.refuse(wrong, error);
+        let event = confirmed(&self.run);
+        self.ok(event);
+    }
+
     /// One step of the engine. Returns `false` when there is nothing left to do.
     fn step(&mut self) -> bool {
         self.probe();
+        if self.confirm_after.is_some_and(|k| self.log.len() >= k)
+            && !self.confirm_tried
+            && self.holds()
+        {
+            self.confirm();
+            return true;
+        }
         if let Some((when, id)) = self.reopen_times().into_iter().min()
             && when <= self.now
         {
@@ -603,6 +666,16 @@ impl Harness {
         match next {
             Some(t) if t > self.now => {
                 self.now = t;
+                true
+            }
+            // Only a confirmation or a cancel can move the run now.
+            _ if self.holds() && self.confirm_after.is_some() && !self.confirm_tried => {
+                self.confirm();
+                true
+            }
+            _ if self.holds() && self.cancel_after.is_some() && !self.cancel_tried => {
+                self.cancel_tried = true;
+                self.ok(cancel());
                 true
             }
             _ => false,
@@ -2152,11 +2225,22 @@ fn without_reopened_dependencies(mut s: Scenario) -> Scenario {
 /// Runs a scenario to its end (and its rollback, if asked). Returns the harness and whether
 /// the run ended within [`step_limit`] steps.
 fn drive(s: &Scenario) -> (Harness, bool) {
+    drive_with(s, |run| run, None)
+}
+
+/// [`drive`], with the planned run changed by `tweak` and the held tasks confirmed after
+/// `confirm_after` events (see [`Harness::confirm_after`]).
+fn drive_with(
+    s: &Scenario,
+    tweak: impl FnOnce(Run) -> Run,
+    confirm_after: Option<usize>,
+) -> (Harness, bool) {
     let specs: Vec<Spec> = s.tasks.iter().map(|t| t.spec.clone()).collect();
     let mut run = plan(&specs);
     run.dry_run = s.dry_run;
     run.retry = s.retry;
-    let mut h = Harness::new(run);
+    let mut h = Harness::new(tweak(run));
+    h.confirm_after = confirm_after;
     for (i, t) in s.tasks.iter().enumerate() {
         h.reply_after(i, t.replies.iter().cloned());
         h.poll_script(i, t.polls.iter().cloned());
@@ -2380,6 +2464,250 @@ proptest! {
             prop_assert_eq!(finished.last(), Some(&h.run.state));
         }
     }
+
+    /// (f) A held task never starts without a matching confirmation: critical tasks of a run
+    /// submitted without one are `Held` (never due, never claimed to start, `TaskStarted`
+    /// refused) until an `Event::Confirmed` quoting the run's digest (a wrong digest is refused
+    /// and changes nothing); confirmed, the run ends as any other; never confirmed, it waits in
+    /// `AwaitingConfirmation` with the held tasks untouched. Replay rebuilds it either way.
+    #[test]
+    fn held_tasks_start_only_after_a_matching_confirmation(
+        s in arb_scenario(),
+        confirm_after in proptest::option::of(0usize..40),
+    ) {
+        let mut s = s;
+        s.cancel = None;
+        let (h, ended) = drive_with(&s, unconfirmed, confirm_after);
+        let submitted = &h.log[0].after;
+        let held: Vec<TaskId> = submitted
+            .tasks
+            .iter()
+            .filter(|t| t.state == TaskState::Held)
+            .map(|t| t.id)
+            .collect();
+        for t in &submitted.tasks {
+            let holds = !s.dry_run && t.critical && !t.account_gone() && !h.planned.task(t.id).unwrap().state.is_terminal();
+            prop_assert_eq!(held.contains(&t.id), holds, "{:?}", t);
+        }
+        let confirmation = h.log.iter().position(|a| matches!(a.event, Event::Confirmed { .. }));
+        for (i, a) in h.log.iter().enumerate() {
+            if confirmation.is_some_and(|c| i >= c) {
+                break;
+            }
+            if let Event::TaskStarted { task } = &a.event {
+                prop_assert!(!held.contains(task), "held task {task} started unconfirmed");
+            }
+            let far = a.at + TimeDelta::days(365);
+            for id in &held {
+                let t = a.after.task(*id).unwrap();
+                prop_assert!(
+                    t.state == TaskState::Held || t.state == TaskState::Cancelled,
+                    "{:?}", t
+                );
+                prop_assert_eq!(t.due_at, None);
+                prop_assert_ne!(claim_command(&a.after, *id, far), ClaimCommand::Start);
+                let mut copy = a.after.clone();
+                let start = Event::TaskStarted { task: *id };
+                prop_assert!(apply(&mut copy, far, &start).is_err());
+            }
+        }
+        let wrong = h
+            .refused
+            .iter()
+            .filter(|(_, e)| matches!(e, MachineError::DigestMismatch { .. }))
+            .count();
+        prop_assert_eq!(wrong, usize::from(confirmation.is_some()));
+        match (confirm_after, held.is_empty()) {
+            (_, true) | (Some(_), false) => {
+                prop_assert!(ended, "not ended: {:?}", h.run);
+                if !held.is_empty() {
+                    prop_assert!(confirmation.is_some());
+                    prop_assert_eq!(h.run.confirmed_by.as_deref(), Some("sec-lead@example.com"));
+                }
+            }
+            (None, false) => {
+                prop_assert_eq!(h.run.state, RunState::AwaitingConfirmation);
+                for id in &held {
+                    let t = h.run.task(*id).unwrap();
+                    prop_assert_eq!(&t.state, &TaskState::Held);
+                    prop_assert_eq!(t.attempts, 0);
+                }
+            }
+        }
+        let events = h.log.iter().map(|a| (a.at, &a.event));
+        prop_assert_eq!(replay(h.planned.clone(), events).unwrap(), h.run.clone());
+    }
+
+    /// (g) Cancel ends held tasks: a run whose critical tasks are held and never confirmed is
+    /// cancelled, and every held task ends `Cancelled` without ever having started.
+    #[test]
+    fn cancel_ends_held_tasks(
+        s in arb_scenario(),
+        cancel_after in 1usize..16,
+        lose_worker in any::<bool>(),
+    ) {
+        let mut s = s;
+        s.cancel = Some((cancel_after, lose_worker));
+        s.rollback = false;
+        let (h, ended) = drive_with(&s, unconfirmed, None);
+        prop_assert!(ended, "not ended: {:?}", h.run);
+        let held: Vec<TaskId> = h.log[0]
+            .after
+            .tasks
+            .iter()
+            .filter(|t| t.state == TaskState::Held)
+            .map(|t| t.id)
+            .collect();
+        if held.is_empty() {
+            return Ok(());
+        }
+        prop_assert_eq!(h.run.state, RunState::Cancelled);
+        for id in &held {
+            let t = h.run.task(*id).unwrap();
+            prop_assert_eq!(&t.state, &TaskState::Cancelled);
+            prop_assert_eq!(t.attempts, 0);
+            prop_assert!(h.starts(h.run.tasks.iter().position(|x| x.id == *id).unwrap()).is_empty());
+        }
+    }
+}
+
+#[test]
+fn a_critical_task_is_held_until_confirmed() {
+    let mut h = Harness::new(unconfirmed(plan(&[
+        Spec::action("okta.suspend"),
+        Spec::action("okta.delete").after(&[0]).critical(),
+        Spec::action("google.delete").critical().no_account(),
+    ])));
+    h.ok(Event::Submitted);
+    assert_eq!(h.state(1), &TaskState::Held);
+    assert_eq!(h.task(1).due_at, None);
+    assert!(
+        matches!(
+            h.state(2),
+            TaskState::Completed {
+                outcome: Outcome::NotFound,
+                ..
+            }
+        ),
+        "nothing to hold without an account"
+    );
+    // The rest runs.
+    assert!(!h.run_to_end(20), "the run waits for the confirmation");
+    assert_eq!(h.state(0), &completed(Outcome::Done));
+    assert_eq!(h.run.state, RunState::AwaitingConfirmation);
+    assert_eq!(h.claim(1), ClaimCommand::Nothing);
+    h.refuse(
+        started(1),
+        MachineError::InvalidTransition {
+            task: tid(1),
+            state: "held",
+            event: "task_started",
+        },
+    );
+    let (wrong, error) = confirmed_wrongly(&h.run);
+    h.refuse(wrong, error);
+    let digest = h.run.confirmation_digest();
+    h.ok(confirmed(&h.run.clone()));
+    assert_eq!(h.state(1), &TaskState::Pending);
+    assert_eq!(h.task(1).due_at, Some(h.now));
+    assert_eq!(h.run.state, RunState::Running);
+    assert_eq!(h.run.confirmed_by.as_deref(), Some("sec-lead@example.com"));
+    assert_eq!(
+        h.try_apply(Event::Confirmed {
+            by: "sec-lead@example.com".into(),
+            role: None,
+            digest,
+        }),
+        Err(MachineError::NothingHeld),
+        "a second confirmation releases nothing"
+    );
+    assert!(h.run_to_end(20));
+    assert_eq!(h.run.state, RunState::Completed);
+    assert_eq!(h.state(1), &completed(Outcome::Done));
+}
+
+#[test]
+fn a_cancel_ends_held_tasks_and_a_later_confirmation_is_refused() {
+    let mut h = Harness::new(unconfirmed(plan(&[
+        Spec::action("okta.suspend"),
+        Spec::action("okta.delete").critical(),
+    ])));
+    h.ok(Event::Submitted);
+    assert_eq!(h.state(1), &TaskState::Held);
+    let confirmation = confirmed(&h.run);
+    h.ok(cancel());
+    assert_eq!(h.state(1), &TaskState::Cancelled);
+    assert_eq!(h.state(0), &TaskState::Cancelled);
+    assert_eq!(h.run.state, RunState::Cancelled);
+    h.refuse(confirmation, MachineError::RunCancelled);
+    assert!(h.starts(1).is_empty());
+}
+
+#[test]
+fn a_confirmation_digest_is_stable_and_names_only_what_it_releases() {
+    let specs = [
+        Spec::action("okta.suspend"),
+        Spec::action("okta.delete").critical(),
+    ];
+    let a = unconfirmed(plan(&specs));
+    let mut b = unconfirmed(plan(&specs));
+    b.id = RunId(Uuid::from_u128(42));
+    b.effective_at = at(3_600);
+    b.tasks[0].id = TaskId(Uuid::from_u128(7));
+    assert_eq!(
+        a.confirmation_digest(),
+        b.confirmation_digest(),
+        "no ids, no times"
+    );
+    b.tasks[0].kind = TaskKind::Action {
+        action: Action::new(ActionName::parse("okta.clear_sessions").unwrap()),
+    };
+    assert_eq!(
+        a.confirmation_digest(),
+        b.confirmation_digest(),
+        "a task the confirmation does not release is not in it"
+    );
+    b.tasks[1].account.as_mut().unwrap().external_id = "someone-else".into();
+    assert_ne!(a.confirmation_digest(), b.confirmation_digest());
+    let mut c = unconfirmed(plan(&specs));
+    c.policy = "policy-1".into();
+    assert_ne!(a.confirmation_digest(), c.confirmation_digest());
+}
+
+#[test]
+fn a_task_skipped_before_its_call_ends_skipped() {
+    let mut h = Harness::new(plan(&[
+        Spec::action("okta.suspend"),
+        Spec::action("okta.delete").after(&[0]),
+    ]));
+    h.ok(Event::Submitted);
+    let skip = Event::TaskSkipped {
+        task: tid(0),
+        reason: SkipReason::Protected,
+    };
+    h.refuse(
+        skip.clone(),
+        MachineError::InvalidTransition {
+            task: tid(0),
+            state: "pending",
+            event: "task_skipped",
+        },
+    );
+    h.ok(started(0));
+    h.ok(skip);
+    assert_eq!(
+        h.state(0),
+        &TaskState::Skipped {
+            reason: SkipReason::Protected
+        }
+    );
+    assert_eq!(
+        h.state(1),
+        &TaskState::Skipped {
+            reason: SkipReason::DependencyFailed(tid(0))
+        }
+    );
+    assert_eq!(h.run.state, RunState::Completed);
 }
 
 #[test]

@@ -42,7 +42,9 @@ use crate::connector::Snapshot;
 use crate::error::{ErrorKind, Result};
 use crate::machine::Event;
 use crate::model::{AccountRef, AccountStatus, AppId, Manager, Person, PersonId};
-use crate::run::{Initiator, RetryPolicy, Run, RunId, RunState, Task, TaskId, TaskKind, TaskState};
+use crate::run::{
+    Initiator, Outcome, RetryPolicy, Run, RunId, RunState, Task, TaskId, TaskKind, TaskState,
+};
 use crate::source::Cursor;
 
 /// Runs every rule, in order, against `store`.
@@ -61,6 +63,7 @@ pub async fn run_all(store: &dyn Store) {
     commit_under_several_leases(store).await;
     commit_claims_tasks(store).await;
     claim_only_due(store).await;
+    held_tasks_wait_for_their_release(store).await;
     claim_skips_terminal_runs(store).await;
     claim_skips_live_leases(store).await;
     expired_lease_reclaimable(store).await;
@@ -787,6 +790,85 @@ pub async fn claim_only_due(store: &dyn Store) {
         RULE,
         mine[0].token != mine[1].token,
         "two leases share a token",
+    );
+    retire(RULE, store, run.id).await;
+}
+
+/// A task held for a confirmation round-trips with its run's state, is never claimed while
+/// held, and the commit that releases it stores the release with its audit event; then it is
+/// claimed as any due task.
+pub async fn held_tasks_wait_for_their_release(store: &dyn Store) {
+    const RULE: &str = "held_tasks_wait_for_their_release";
+    let now = at(100);
+    let mut run = sample_run(&[None, None]);
+    run.policy = "policy-fingerprint".into();
+    run.tasks[0].state = TaskState::Completed {
+        outcome: Outcome::Done,
+        detail: None,
+    };
+    run.tasks[0].finished_at = Some(at(0));
+    run.tasks[1].critical = true;
+    run.tasks[1].state = TaskState::Held;
+    run.state = RunState::AwaitingConfirmation;
+    create(RULE, store, &run).await;
+    let loaded = load(RULE, store, run.id).await;
+    let mut expected = run.clone();
+    expected.version = 1;
+    check_eq(RULE, "the loaded run and its held task", &expected, &loaded);
+    let leases = claim_all(RULE, store, "worker-a", now, secs(60)).await;
+    check(
+        RULE,
+        ours(&leases, &run).is_empty(),
+        "a held task was claimed",
+    );
+
+    let mut released = loaded;
+    let event = Event::Confirmed {
+        by: "sec-lead@example.com".into(),
+        role: Some("security".into()),
+        digest: released.confirmation_digest(),
+    };
+    if let Err(e) = crate::machine::apply(&mut released, now, &event) {
+        fail(RULE, &format!("the machine refused the release: {e}"));
+    }
+    let task = released.tasks[1].id;
+    let audit = AuditEvent::new(
+        now,
+        "sec-lead@example.com",
+        AuditKind::Transition {
+            event,
+            task_state: None,
+            run_state: released.state,
+        },
+    )
+    .with_run(run.id);
+    let (version, sealed) = ok(
+        RULE,
+        "commit (release)",
+        store
+            .commit(Commit::new(
+                released.clone(),
+                vec![task],
+                vec![audit.clone()],
+            ))
+            .await,
+    );
+    check_sealed(RULE, "commit (release)", &[audit], &sealed);
+    let mut expected = released;
+    expected.version = version;
+    check_eq(
+        RULE,
+        "the run loaded after the release",
+        &expected,
+        &load(RULE, store, run.id).await,
+    );
+    let leases = claim_all(RULE, store, "worker-a", now, secs(60)).await;
+    let claimed: Vec<TaskId> = ours(&leases, &run).iter().map(|l| l.task).collect();
+    check_eq(
+        RULE,
+        "the tasks claimed once released",
+        &vec![task],
+        &claimed,
     );
     retire(RULE, store, run.id).await;
 }
@@ -1894,6 +1976,7 @@ fn sample_run_for(person: &PersonId, due: &[Option<DateTime<Utc>>]) -> Run {
         effective_at: at(0),
         dry_run: false,
         plan_digest: "sha256:conformance".into(),
+        policy: String::new(),
         confirmed_by: None,
         tasks,
         state: RunState::Running,
