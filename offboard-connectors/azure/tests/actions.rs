@@ -659,3 +659,35 @@ async fn traces_hold_no_secret_token_or_lookup_value() {
         );
     }
 }
+
+/// A megabyte identifier is refused before any request, with a short message that does not
+/// echo it (item 12: bounded identifiers, as the AD connector does).
+#[tokio::test]
+async fn over_long_identifiers_are_refused_without_a_request() {
+    let t = tenant().await;
+    t.add_user(NewUser::new("jane@example.test"));
+    let c = connector(&t);
+    let huge = format!("{}@example.test", "a".repeat(1 << 20));
+    let requests = [
+        LookupRequest::person(Person::new("p", huge.as_str())),
+        LookupRequest::person(Person::new("p", "jane@example.test").with_alias(huge.as_str())),
+        LookupRequest::person(Person::new("p", "jane@example.test"))
+            .with_external_id(huge.as_str()),
+    ];
+    for request in requests {
+        t.clear_requests();
+        let e = c.lookup(&request).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+        assert!(!e.is_retryable());
+        assert!(e.to_string().len() < 300, "{} bytes", e.to_string().len());
+        assert!(t.requests().is_empty(), "{:?}", lines(&t.requests()));
+    }
+    let a = account(&huge, "jane@example.test");
+    let e = c
+        .execute(&a, &action("entra.revoke_sessions"), &run("k"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().len() < 300, "{} bytes", e.to_string().len());
+    assert!(t.requests().is_empty(), "{:?}", lines(&t.requests()));
+}

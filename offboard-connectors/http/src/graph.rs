@@ -44,6 +44,24 @@ const NOT_FOUND_CODES: [&str; 4] = [
     "ErrorItemNotFound",
 ];
 
+/// The longest identifier (address, external id) a lookup or an action sends to Graph, in
+/// bytes: an email address has at most 254 characters, a `userPrincipalName` 113, an object
+/// id 36, so anything longer is refused before a request is built.
+pub const MAX_IDENTIFIER_LEN: usize = 256;
+
+/// Fatal `InvalidInput`, without echoing the value, for one longer than
+/// [`MAX_IDENTIFIER_LEN`] bytes.
+fn check_length(value: &str, what: &str) -> Result<()> {
+    if value.len() > MAX_IDENTIFIER_LEN {
+        return Err(Error::invalid_input(format!(
+            "{what} of {} bytes is longer than the {MAX_IDENTIFIER_LEN} bytes Graph is sent",
+            value.len()
+        ))
+        .fatal());
+    }
+    Ok(())
+}
+
 /// An OData string literal for a `$filter`: `value` in single quotes, each `'` doubled.
 ///
 /// # Behavior
@@ -53,7 +71,7 @@ const NOT_FOUND_CODES: [&str; 4] = [
 ///
 /// # Errors
 /// `InvalidInput` when `value` holds a control character (NUL, CR, LF, …), which has no safe
-/// place in a filter.
+/// place in a filter, or is longer than [`MAX_IDENTIFIER_LEN`] bytes (not echoed).
 ///
 /// # Example
 /// ```
@@ -62,6 +80,7 @@ const NOT_FOUND_CODES: [&str; 4] = [
 /// assert!(odata_string("a\0b").is_err());
 /// ```
 pub fn odata_string(value: &str) -> Result<String> {
+    check_length(value, "a value")?;
     if value.chars().any(char::is_control) {
         return Err(Error::invalid_input(format!(
             "{:?} contains a control character; it cannot be put into an OData filter",
@@ -976,19 +995,22 @@ pub fn user_path(id: &str, rest: &[&str]) -> Vec<String> {
 ///
 /// # Errors
 /// `InvalidInput` for another app's account; fatal `InvalidInput` for an external id with a
-/// control character.
+/// control character or longer than [`MAX_IDENTIFIER_LEN`] bytes.
 pub fn check_account(account: &AccountRef, app: &str) -> Result<()> {
+    check_user_id(&account.external_id)?;
     if account.app.as_str() != app {
         return Err(Error::invalid_input(format!(
             "account {} belongs to {}, not {app}",
             account.external_id, account.app
         )));
     }
-    check_user_id(&account.external_id)
+    Ok(())
 }
 
-/// Fatal `InvalidInput` for an external id with a control character.
+/// Fatal `InvalidInput` for an external id with a control character or longer than
+/// [`MAX_IDENTIFIER_LEN`] bytes (not echoed).
 fn check_user_id(id: &str) -> Result<()> {
+    check_length(id, "an external id")?;
     if id.chars().any(char::is_control) {
         return Err(Error::invalid_input(format!(
             "external id {id:?} contains a control character"
@@ -1007,7 +1029,8 @@ fn check_user_id(id: &str) -> Result<()> {
 /// - Otherwise [`GraphClient::find_user`] over the person's email and aliases.
 ///
 /// # Errors
-/// Fatal `InvalidInput` for an external id with a control character; as
+/// Fatal `InvalidInput` for an external id with a control character or longer than
+/// [`MAX_IDENTIFIER_LEN`] bytes, and for such an address; as
 /// [`GraphClient::find_user`] and [`GraphClient::get_opt`].
 pub async fn lookup_user<T: DeserializeOwned>(
     graph: &GraphClient,

@@ -519,3 +519,37 @@ async fn exchange_admin_actions_run_through_the_hook() {
         Outcome::AlreadyDone
     );
 }
+
+/// A megabyte identifier is refused before any request, with a short message that does not
+/// echo it (item 12: bounded identifiers).
+#[tokio::test]
+async fn over_long_identifiers_are_refused_without_a_request() {
+    let (tenant, o365, account) = setup("jane@example.test").await;
+    let huge = format!("{}@example.test", "a".repeat(1 << 20));
+    let requests = [
+        LookupRequest::person(person(&huge)),
+        LookupRequest::person(person("jane@example.test").with_alias(huge.as_str())),
+        LookupRequest::person(person("jane@example.test")).with_external_id(huge.as_str()),
+    ];
+    for request in requests {
+        tenant.clear_requests();
+        let e = o365.lookup(&request).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+        assert!(!e.is_retryable());
+        assert!(e.to_string().len() < 300, "{} bytes", e.to_string().len());
+        assert!(lines(&tenant).is_empty(), "{:?}", lines(&tenant));
+    }
+    let mut long = account.clone();
+    long.external_id = huge;
+    let e = o365
+        .execute(
+            &long,
+            &action("o365.set_auto_reply"),
+            &opts("jane@example.test"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().len() < 300, "{} bytes", e.to_string().len());
+    assert!(lines(&tenant).is_empty(), "{:?}", lines(&tenant));
+}
