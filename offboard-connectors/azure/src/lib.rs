@@ -6,7 +6,7 @@
 //! | action | reversible | critical | after | calls |
 //! |---|---|---|---|---|
 //! | `entra.disable_sign_in` | yes | no | `ad.disable` | `GET /users/{id}`, `PATCH /users/{id}` (cloud users only) |
-//! | `entra.revoke_sessions` | no | no | `entra.disable_sign_in` | `POST /users/{id}/revokeSignInSessions` |
+//! | `entra.revoke_sessions` | no | no | (none: runs even when a disable failed) | `POST /users/{id}/revokeSignInSessions` (synced users: at once and again after the sync) |
 //! | `entra.remove_groups` | yes (re-add) | no | | `GET …/memberOf`, `$batch` of `DELETE /groups/{g}/members/{id}/$ref` |
 //! | `entra.remove_app_roles` | yes (re-create) | no | | `GET`, `$batch` of `DELETE /users/{id}/appRoleAssignments/{a}` |
 //! | `entra.remove_grants` | no | no | | `GET …/oauth2PermissionGrants`, `$batch` of `DELETE /oauth2PermissionGrants/{g}` (`Principal` only) |
@@ -28,9 +28,11 @@
 //! # Users synced from on-premises AD
 //! `onPremisesSyncEnabled` users are mastered in AD: `entra.disable_sign_in` is ordered after
 //! `ad.disable` (ActionSpec `after`, honoured across apps by the planner) and only verifies
-//! that the sync carried `accountEnabled=false` over: `already_done` once it has, a retryable
-//! `unavailable` error (retry after 5 minutes) until then. Group memberships of AD-synced and
-//! dynamic groups are reported, never changed.
+//! that the sync carried `accountEnabled=false` over: `already_done` once it has, an
+//! `in_progress` error (checked again after 5 minutes, no retry attempt spent) until then.
+//! `entra.revoke_sessions` revokes at once, waits for the sync the same way and revokes again
+//! once the account is disabled. Group memberships of AD-synced and dynamic groups are
+//! reported, never changed.
 //!
 //! # Lookup
 //! Exact, ASCII-case-insensitive match of the person's email and aliases against

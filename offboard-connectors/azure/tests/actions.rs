@@ -143,7 +143,8 @@ async fn synced_users_are_disabled_in_ad_and_only_verified_here() {
     assert!(detail(&dry).contains("ad.disable"), "{}", detail(&dry));
     t.clear_requests();
     let e = c.execute(&a, &disable, &run("k")).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Unavailable);
+    // Waiting for Entra Connect is a job in progress, not a failure: no retry budget spent.
+    assert_eq!(e.kind(), ErrorKind::InProgress);
     assert_eq!(
         e.retry(),
         RetryClass::Retryable {
@@ -405,6 +406,56 @@ async fn revoke_sessions_is_remembered_per_task() {
     assert_eq!(t.user(&id).unwrap().session_revocations, 1);
     let r = c.execute(&a, &revoke, &run("task-2")).await.unwrap();
     assert_eq!(r.outcome, Outcome::Done);
+    assert_eq!(t.user(&id).unwrap().session_revocations, 2);
+}
+
+/// A user synced from AD keeps signing in until AD disables the account and Entra Connect
+/// syncs it: the sessions are revoked at once, the task waits for the sync as a job in
+/// progress (no retry spent, no further call while waiting), and revokes again once the
+/// account is disabled, so nothing issued in between survives.
+#[tokio::test]
+async fn synced_users_sessions_are_revoked_at_once_and_again_after_the_sync() {
+    let t = tenant().await;
+    let id = t.add_user(NewUser {
+        on_premises_sync: true,
+        ..NewUser::new("hybrid@example.test")
+    });
+    let c = connector(&t);
+    let a = account(&id, "hybrid@example.test");
+    let revoke = action("entra.revoke_sessions");
+    let spec = c
+        .capabilities()
+        .action(&ActionName::from_static("entra.revoke_sessions"))
+        .unwrap()
+        .clone();
+    assert!(spec.after.is_empty(), "{:?}", spec.after);
+
+    let dry = c
+        .execute(&a, &revoke, &run("k").with_dry_run(true))
+        .await
+        .unwrap();
+    assert_eq!(dry.outcome, Outcome::Done);
+    assert_eq!(t.user(&id).unwrap().session_revocations, 0);
+
+    for _ in 0..2 {
+        let e = c.execute(&a, &revoke, &run("k")).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InProgress, "{e}");
+        assert_eq!(
+            e.retry(),
+            RetryClass::Retryable {
+                after: Some(Duration::from_secs(300))
+            }
+        );
+        assert!(e.to_string().contains("sync"), "{e}");
+        assert_eq!(t.user(&id).unwrap().session_revocations, 1);
+    }
+    t.sync_from_ad(&id, false);
+    let r = c.execute(&a, &revoke, &run("k")).await.unwrap();
+    assert_eq!(r.outcome, Outcome::Done);
+    assert!(detail(&r).contains("again"), "{}", detail(&r));
+    assert_eq!(t.user(&id).unwrap().session_revocations, 2);
+    let r = c.execute(&a, &revoke, &run("k")).await.unwrap();
+    assert_eq!(r.outcome, Outcome::AlreadyDone);
     assert_eq!(t.user(&id).unwrap().session_revocations, 2);
 }
 

@@ -52,8 +52,9 @@
 //!   identity answer and `x-ms-throttle-limit-percentage` from 80 % used. Throttled requests
 //!   still count. Outlook routes have their own per-mailbox budget.
 //! - Faults ([`Faults`]): shares of 503s, 429s and dropped answers (the change is made, the
-//!   answer is held back past any client timeout), added latency, and the next N requests
-//!   failing with a chosen status.
+//!   answer is held back past any client timeout), added latency, the next N requests
+//!   failing with a chosen status, and one operation failing always
+//!   ([`GraphTenant::fail_route`]).
 //! - Authentication: `Authorization: Bearer <token>` minted by the token endpoint
 //!   (client credentials with the client secret, or a `client_assertion` JWT); anything else
 //!   is a 401 `InvalidAuthenticationToken`.
@@ -455,6 +456,7 @@ struct State {
     outlook: BTreeMap<String, Bucket>,
     faults: Faults,
     fail_next: Vec<u16>,
+    route_faults: Vec<(String, String, u16)>,
     rng: FaultRng,
     rate_limited: u64,
     ru_served: u64,
@@ -524,6 +526,16 @@ impl Shared {
 pub struct GraphTenant {
     server: MockServer,
     shared: Arc<Shared>,
+}
+
+/// Whether path `segments` match a route `template` (`{x}` matches any one segment).
+fn template_matches(template: &str, segments: &[&str]) -> bool {
+    let parts: Vec<&str> = template.split('/').filter(|p| !p.is_empty()).collect();
+    parts.len() == segments.len()
+        && parts
+            .iter()
+            .zip(segments)
+            .all(|(p, s)| (p.starts_with('{') && p.ends_with('}')) || p == s)
 }
 
 fn new_id() -> String {
@@ -652,15 +664,9 @@ impl GraphTenant {
     /// [`GraphTenant::ROUTES`] (`{x}` matches any one segment). Nothing else is served: every
     /// other request is a 400 before it reaches a handler.
     pub fn serves(method: &str, segments: &[&str]) -> bool {
-        Self::ROUTES.iter().any(|(m, template)| {
-            let parts: Vec<&str> = template.split('/').filter(|p| !p.is_empty()).collect();
-            *m == method
-                && parts.len() == segments.len()
-                && parts
-                    .iter()
-                    .zip(segments)
-                    .all(|(p, s)| (p.starts_with('{') && p.ends_with('}')) || p == s)
-        })
+        Self::ROUTES
+            .iter()
+            .any(|(m, template)| *m == method && template_matches(template, segments))
     }
 
     /// Starts a tenant with random credentials and [`GraphLimits::small_tenant`].
@@ -1076,6 +1082,17 @@ impl GraphTenant {
             .extend(std::iter::repeat_n(status, count));
     }
 
+    /// Every later request of one operation (`method` and a path template of
+    /// [`GraphTenant::ROUTES`], e.g. `PATCH /users/{user-id}`; batch items too) fails with
+    /// `status`, changing nothing: a permanent fault of that operation alone (403 answers
+    /// `Authorization_RequestDenied`, as a missing permission does).
+    pub fn fail_route(&self, method: &str, template: &str, status: u16) {
+        self.shared
+            .state()
+            .route_faults
+            .push((method.to_owned(), template.to_owned(), status));
+    }
+
     /// Replaces the limits (buckets start full).
     pub fn set_limits(&self, limits: GraphLimits) {
         let mut s = self.shared.state();
@@ -1279,6 +1296,14 @@ impl Shared {
             let status = s.fail_next.remove(0);
             return (self.injected(s, status), false);
         }
+        let route_fault = s
+            .route_faults
+            .iter()
+            .find(|(m, t, _)| m == method && template_matches(t, segs))
+            .map(|(_, _, status)| *status);
+        if let Some(status) = route_fault {
+            return (self.injected(s, status), false);
+        }
         let (error_rate, rate_limit_rate, drop_rate) = (
             s.faults.error_rate,
             s.faults.rate_limit_rate,
@@ -1372,6 +1397,13 @@ impl Shared {
                 Some(error_body("serviceNotAvailable", "Service unavailable")),
             )
             .header("retry-after", "1"),
+            403 => Answer::new(
+                403,
+                Some(error_body(
+                    "Authorization_RequestDenied",
+                    "Insufficient privileges to complete the operation.",
+                )),
+            ),
             other => Answer::new(
                 other,
                 Some(error_body(

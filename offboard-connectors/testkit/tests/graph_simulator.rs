@@ -1126,4 +1126,33 @@ async fn graph_faults_fail_next_and_dropped_answers() {
             .iter()
             .all(|(k, v)| k != "authorization" || v == "Bearer [REDACTED]")
     }));
+
+    // One operation failing for good (a permission the app lacks), the others unaffected.
+    let id = t.add_user(NewUser::new("denied@example.com"));
+    t.fail_route("PATCH", "/users/{user-id}", 403);
+    for _ in 0..2 {
+        let (status, body, _) = api
+            .call(
+                "PATCH",
+                &format!("/users/{id}"),
+                &[],
+                Some(json!({"accountEnabled": false})),
+            )
+            .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (403, Some("Authorization_RequestDenied"))
+        );
+    }
+    assert!(t.user(&id).unwrap().account_enabled);
+    assert_eq!(api.get(&format!("/users/{id}"), &[]).await.0, 200);
+    let (status, _, _) = api
+        .call(
+            "POST",
+            &format!("/users/{id}/revokeSignInSessions"),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
 }

@@ -73,7 +73,8 @@ impl Verb {
         match self {
             // Synced users are disabled in AD; Entra then only verifies.
             Verb::DisableSignIn => s.reversible().after(AD_DISABLE),
-            Verb::RevokeSessions => s.after(Verb::DisableSignIn.name()),
+            // No `after`: a revocation runs even when disabling sign-in failed (a synced user
+            // is revoked again after the sync, see `sessions`).
             Verb::RemoveGroups | Verb::RemoveAppRoles => s.reversible(),
             Verb::Delete => s
                 .reversible()
