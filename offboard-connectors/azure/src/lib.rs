@@ -34,6 +34,14 @@
 //! once the account is disabled. Group memberships of AD-synced and dynamic groups are
 //! reported, never changed.
 //!
+//! # Groups Graph cannot change
+//! Mail-enabled security groups and distribution lists are managed in Exchange Online (Graph
+//! refuses their member changes), and role-assignable groups need
+//! `RoleManagement.ReadWrite.Directory`. `entra.remove_groups` removes every other group,
+//! then fails with an `unsupported` error naming these (never counted as removed);
+//! `verify_revoked` keeps listing them. Grant `RoleManagement.ReadWrite.Directory` to have
+//! role-assignable groups removed too.
+//!
 //! # Lookup
 //! Exact, ASCII-case-insensitive match of the person's email and aliases against
 //! `userPrincipalName` and `mail` through one `$filter` built by [`offboard_http::graph::user_filter`] (OData

@@ -243,6 +243,81 @@ async fn remove_groups_batches_skips_dynamic_and_synced_and_rolls_back() {
     assert_eq!(c.restore(&a, &snap).await.unwrap(), Outcome::AlreadyDone);
 }
 
+/// Mail-enabled security groups and distribution lists are Exchange objects and a
+/// role-assignable group needs RoleManagement.ReadWrite.Directory: the task removes what
+/// Graph can change, then fails naming the rest (never counted as removed, never silently
+/// skipped), and verify_revoked keeps listing them.
+#[tokio::test]
+async fn groups_graph_cannot_change_are_reported_not_skipped() {
+    let t = tenant().await;
+    let team = t.add_group(NewGroup::assigned("Team"));
+    let m365 = t.add_group(NewGroup::microsoft_365("Project X"));
+    let mail_sec = t.add_group(NewGroup::mail_enabled_security("Finance Mail"));
+    let dl = t.add_group(NewGroup::distribution_list("All Sales"));
+    let admins = t.add_group(NewGroup::role_assignable("Helpdesk Admins"));
+    let id = t.add_user(NewUser {
+        groups: vec![
+            team.clone(),
+            m365.clone(),
+            mail_sec.clone(),
+            dl.clone(),
+            admins.clone(),
+        ],
+        ..NewUser::new("x@example.test")
+    });
+    let c = connector(&t);
+    let a = account(&id, "x@example.test");
+    let remove = action("entra.remove_groups");
+    t.clear_requests();
+    let e = c.execute(&a, &remove, &run("k")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
+    assert!(!e.is_retryable());
+    let message = e.to_string();
+    for name in [
+        "Finance Mail (mail-enabled security group",
+        "All Sales (distribution list",
+        "Helpdesk Admins (role-assignable group",
+        "removed from 2 groups",
+    ] {
+        assert!(message.contains(name), "{name}: {message}");
+    }
+    assert_eq!(
+        t.user(&id).unwrap().groups,
+        [mail_sec.clone(), dl.clone(), admins.clone()]
+            .into_iter()
+            .collect()
+    );
+    let sent: Vec<String> = batches(&t.requests())
+        .concat()
+        .into_iter()
+        .map(|(m, u)| format!("{m} {u}"))
+        .collect();
+    for g in [&mail_sec, &dl] {
+        assert!(
+            !sent.iter().any(|r| r.contains(g.as_str())),
+            "no request for an Exchange group: {sent:?}"
+        );
+    }
+    let v = c.verify_revoked(&a).await.unwrap();
+    for name in ["Finance Mail", "All Sales", "Helpdesk Admins"] {
+        assert!(
+            v.remaining.iter().any(|r| r.contains(name)),
+            "{name}: {:?}",
+            v.remaining
+        );
+    }
+
+    // With RoleManagement.ReadWrite.Directory the role-assignable group goes too.
+    t.grant_role_management();
+    let e = c.execute(&a, &remove, &run("k")).await.unwrap_err();
+    assert!(e.to_string().contains("removed from 1 groups"), "{e}");
+    assert!(!e.to_string().contains("role-assignable group"), "{e}");
+    assert_eq!(
+        t.user(&id).unwrap().groups,
+        [mail_sec.clone(), dl.clone()].into_iter().collect()
+    );
+}
+
 #[tokio::test]
 async fn app_roles_grants_and_auth_methods_go_in_one_batch_each() {
     let t = tenant().await;

@@ -792,6 +792,23 @@ impl GraphClient {
         }
     }
 
+    /// The `@odata.id` of directory object `id` under this client's Graph base URL (e.g.
+    /// `https://graph.microsoft.us/v1.0/directoryObjects/{id}` in a national cloud), for the
+    /// body of a `…/$ref` request; `id` is percent-encoded as one path segment.
+    ///
+    /// # Errors
+    /// `InvalidInput` for an empty, `.` or `..` id or one [`check_account`] refuses.
+    pub fn directory_object_url(&self, id: &str) -> Result<String> {
+        check_user_id(id)?;
+        check_segment(id)?;
+        let mut url = self.http.base_url().clone();
+        url.path_segments_mut()
+            .map_err(|()| Error::internal("the Graph base URL cannot be a base"))?
+            .pop_if_empty()
+            .extend(["directoryObjects", id]);
+        Ok(url.into())
+    }
+
     /// The underlying HTTP client.
     pub fn http(&self) -> &HttpClient {
         &self.http
@@ -1280,6 +1297,24 @@ mod tests {
         let b = GraphClientBuilder::from_vars(|k| (k != "CLIENT_ID").then(|| "x".to_owned()));
         let e = b.build().unwrap_err();
         assert!(e.to_string().contains("client_id"), "{e}");
+    }
+
+    #[test]
+    fn references_use_the_configured_graph_base() {
+        let graph = GraphClient::builder()
+            .tenant_id("contoso.onmicrosoft.us")
+            .client_id("cid")
+            .client_secret(Secret::new("s"))
+            .graph_url("https://graph.microsoft.us/v1.0/")
+            .build()
+            .unwrap();
+        assert_eq!(
+            graph.directory_object_url("u/1 x").unwrap(),
+            "https://graph.microsoft.us/v1.0/directoryObjects/u%2F1%20x"
+        );
+        for bad in ["", "..", "a\nb"] {
+            assert!(graph.directory_object_url(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -24,7 +24,11 @@
 //! - `PATCH /users/{id}` answers 204; changing `accountEnabled` of an on-premises-synced
 //!   user is a 400 (it is mastered in AD; [`GraphTenant::sync_from_ad`] plays Entra Connect).
 //! - Groups: assigned, dynamic (`groupTypes: ["DynamicMembership"]`) and on-premises-synced;
-//!   membership changes of the last two are 400s. Adding a member twice is a 400 "already
+//!   membership changes of the last two are 400s. Mail-enabled security groups and
+//!   distribution lists (`mailEnabled` without `Unified`) are managed in Exchange: membership
+//!   changes are 400s; role-assignable groups (`isAssignableToRole`) are 403s unless the app
+//!   holds `RoleManagement.ReadWrite.Directory` ([`GraphTenant::grant_role_management`]).
+//!   A member reference (`@odata.id`) must name a user under this service's own base URL. Adding a member twice is a 400 "already
 //!   exist"; removing a non-member a 404. Owners; removing the last owner is a 400.
 //! - Directory roles (listed in `memberOf`, not changeable: no operation is served for them),
 //!   app role assignments (POST 201, a duplicate is a 400), oauth2PermissionGrants
@@ -249,6 +253,14 @@ pub struct NewGroup {
     pub licenses: Vec<String>,
     /// Owner user ids.
     pub owners: Vec<String>,
+    /// `mailEnabled`.
+    pub mail_enabled: bool,
+    /// `securityEnabled`.
+    pub security_enabled: bool,
+    /// `groupTypes` contains `Unified` (a Microsoft 365 group).
+    pub unified: bool,
+    /// `isAssignableToRole`.
+    pub role_assignable: bool,
 }
 
 impl NewGroup {
@@ -260,6 +272,47 @@ impl NewGroup {
             on_premises_sync: false,
             licenses: Vec::new(),
             owners: Vec::new(),
+            mail_enabled: false,
+            security_enabled: true,
+            unified: false,
+            role_assignable: false,
+        }
+    }
+
+    /// A Microsoft 365 group (`Unified`, mail-enabled, not a security group): its members
+    /// are changed through Graph.
+    pub fn microsoft_365(name: impl Into<String>) -> Self {
+        Self {
+            unified: true,
+            mail_enabled: true,
+            security_enabled: false,
+            ..Self::assigned(name)
+        }
+    }
+
+    /// A mail-enabled security group: its members are managed in Exchange Online.
+    pub fn mail_enabled_security(name: impl Into<String>) -> Self {
+        Self {
+            mail_enabled: true,
+            ..Self::assigned(name)
+        }
+    }
+
+    /// A distribution list (mail-enabled, not a security group): managed in Exchange Online.
+    pub fn distribution_list(name: impl Into<String>) -> Self {
+        Self {
+            mail_enabled: true,
+            security_enabled: false,
+            ..Self::assigned(name)
+        }
+    }
+
+    /// A role-assignable security group (`isAssignableToRole`): changing its members needs
+    /// `RoleManagement.ReadWrite.Directory` ([`GraphTenant::grant_role_management`]).
+    pub fn role_assignable(name: impl Into<String>) -> Self {
+        Self {
+            role_assignable: true,
+            ..Self::assigned(name)
         }
     }
 
@@ -360,6 +413,10 @@ struct Group {
     members: BTreeSet<String>,
     owners: BTreeSet<String>,
     licenses: Vec<String>,
+    mail_enabled: bool,
+    security_enabled: bool,
+    unified: bool,
+    role_assignable: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -457,6 +514,7 @@ struct State {
     faults: Faults,
     fail_next: Vec<u16>,
     route_faults: Vec<(String, String, u16)>,
+    role_management: bool,
     rng: FaultRng,
     rate_limited: u64,
     ru_served: u64,
@@ -766,9 +824,19 @@ impl GraphTenant {
                 members: BTreeSet::new(),
                 owners: new.owners.into_iter().collect(),
                 licenses: new.licenses,
+                mail_enabled: new.mail_enabled,
+                security_enabled: new.security_enabled,
+                unified: new.unified,
+                role_assignable: new.role_assignable,
             },
         );
         id
+    }
+
+    /// Grants the app `RoleManagement.ReadWrite.Directory`, which changing the members of a
+    /// role-assignable group needs (without it Graph answers 403).
+    pub fn grant_role_management(&self) {
+        self.shared.state().role_management = true;
     }
 
     /// Makes `user` an owner of `group`.

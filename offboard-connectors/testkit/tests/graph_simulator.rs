@@ -433,8 +433,24 @@ async fn graph_synced_users_and_groups_are_mastered_in_ad() {
         (status, body["error"]["code"].as_str()),
         (404, Some("Request_ResourceNotFound"))
     );
-    let add =
+    // The reference names a user under the service's own base (a national cloud's, here the
+    // simulator's); another cloud's URL is not an object of this one.
+    let foreign =
         json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{id}")});
+    let (status, body, _) = api
+        .call(
+            "POST",
+            &format!("/groups/{eng}/members/$ref"),
+            &[],
+            Some(foreign),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("Request_BadRequest"))
+    );
+    assert!(!t.user(&id).unwrap().groups.contains(&eng));
+    let add = json!({"@odata.id": format!("{}/directoryObjects/{id}", t.graph_url())});
     let (status, _, _) = api
         .call(
             "POST",
@@ -471,6 +487,78 @@ async fn graph_synced_users_and_groups_are_mastered_in_ad() {
     assert!(
         types.contains("All Sales [\"DynamicMembership\"]"),
         "{types:?}"
+    );
+}
+
+/// Graph changes the members of security and Microsoft 365 groups only: mail-enabled
+/// security groups and distribution lists are Exchange objects (api-specs README §5 Graph,
+/// "Remove from group"), answered 400; a role-assignable group needs
+/// `RoleManagement.ReadWrite.Directory` (spec, `group.isAssignableToRole`), else 403.
+#[tokio::test]
+async fn graph_exchange_and_role_assignable_groups_are_refused() {
+    let t = GraphTenant::start().await;
+    let api = Api::new(&t);
+    let m365 = t.add_group(NewGroup::microsoft_365("Project X"));
+    let mail_sec = t.add_group(NewGroup::mail_enabled_security("Finance Mail"));
+    let dl = t.add_group(NewGroup::distribution_list("All Sales"));
+    let admins = t.add_group(NewGroup::role_assignable("Helpdesk Admins"));
+    let groups = vec![m365.clone(), mail_sec.clone(), dl.clone(), admins.clone()];
+    let id = t.add_user(NewUser {
+        groups: groups.clone(),
+        ..NewUser::new("m@example.com")
+    });
+    let (_, member_of) = api.get(&format!("/users/{id}/memberOf"), &[]).await;
+    let seen: BTreeSet<String> = member_of["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            format!(
+                "{} types={} mail={} security={} role={}",
+                g["displayName"].as_str().unwrap(),
+                g["groupTypes"],
+                g["mailEnabled"],
+                g["securityEnabled"],
+                g["isAssignableToRole"]
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        BTreeSet::from([
+            "Project X types=[\"Unified\"] mail=true security=false role=false".to_owned(),
+            "Finance Mail types=[] mail=true security=true role=false".to_owned(),
+            "All Sales types=[] mail=true security=false role=false".to_owned(),
+            "Helpdesk Admins types=[] mail=false security=true role=true".to_owned(),
+        ])
+    );
+    let remove = |g: &str| format!("/groups/{g}/members/{id}/$ref");
+    for g in [&mail_sec, &dl] {
+        let (status, body, _) = api.call("DELETE", &remove(g), &[], None).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("Request_BadRequest"))
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("mail-enabled security groups and or distribution list"),
+            "{body}"
+        );
+    }
+    let (status, body, _) = api.call("DELETE", &remove(&admins), &[], None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("Authorization_RequestDenied"))
+    );
+    assert_eq!(t.user(&id).unwrap().groups.len(), 4);
+    assert_eq!(api.call("DELETE", &remove(&m365), &[], None).await.0, 204);
+    t.grant_role_management();
+    assert_eq!(api.call("DELETE", &remove(&admins), &[], None).await.0, 204);
+    assert_eq!(
+        t.user(&id).unwrap().groups,
+        BTreeSet::from([mail_sec.clone(), dl.clone()])
     );
 }
 

@@ -95,7 +95,7 @@ impl Verb {
                 "Revoke every refresh token and session cookie (revokeSignInSessions)"
             }
             Verb::RemoveGroups => {
-                "Remove every assigned cloud group membership (dynamic and AD-synced groups are reported, not changed)"
+                "Remove every assigned cloud group membership (dynamic and AD-synced groups are reported, not changed; mail-enabled security groups, distribution lists and role-assignable groups Graph cannot change fail the task by name)"
             }
             Verb::RemoveAppRoles => "Remove every app role assignment (enterprise app access)",
             Verb::RemoveGrants => {

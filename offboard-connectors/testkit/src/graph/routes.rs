@@ -367,17 +367,34 @@ fn member_of(s: &State, id: &str) -> Vec<Value> {
     out
 }
 
+fn group_types(g: &super::Group) -> Value {
+    let mut types = Vec::new();
+    if g.unified {
+        types.push("Unified");
+    }
+    if g.dynamic {
+        types.push("DynamicMembership");
+    }
+    json!(types)
+}
+
 fn group_json(gid: &str, g: &super::Group) -> Value {
     json!({
         "@odata.type": "#microsoft.graph.group",
         "id": gid,
         "displayName": g.display_name,
-        "groupTypes": if g.dynamic { json!(["DynamicMembership"]) } else { json!([]) },
+        "groupTypes": group_types(g),
         "membershipRule": if g.dynamic { json!("user.department -eq \"Sim\"") } else { Value::Null },
         "membershipRuleProcessingState": if g.dynamic { json!("On") } else { Value::Null },
         "onPremisesSyncEnabled": if g.on_premises_sync { json!(true) } else { Value::Null },
-        "mailEnabled": false,
-        "securityEnabled": true,
+        "mailEnabled": g.mail_enabled,
+        "mail": if g.mail_enabled {
+            json!(format!("{}@sim.example", g.display_name.to_ascii_lowercase().replace(' ', "-")))
+        } else {
+            Value::Null
+        },
+        "securityEnabled": g.security_enabled,
+        "isAssignableToRole": g.role_assignable,
         "assignedLicenses": g.licenses.iter().map(|s| json!({"skuId": s, "disabledPlans": []})).collect::<Vec<_>>(),
     })
 }
@@ -927,14 +944,18 @@ fn group_route(
             else {
                 return bad_request("The request body needs an '@odata.id'.");
             };
-            let Some(member) = target.rsplit('/').next().map(str::to_owned) else {
-                return bad_request("Invalid '@odata.id'.");
+            let member = ["directoryObjects", "users"].iter().find_map(|kind| {
+                target
+                    .strip_prefix(&format!("{base}/{kind}/"))
+                    .filter(|m| !m.is_empty() && !m.contains('/'))
+            });
+            let Some(member) = member.map(str::to_owned) else {
+                return bad_request(&format!("Invalid object identifier '{target}'."));
             };
-            let known = target.contains("/directoryObjects/") || target.contains("/users/");
-            if !known || find_user(s, &member).is_none() {
+            if find_user(s, &member).is_none() {
                 return not_found(&member);
             }
-            if let Some(e) = unchangeable(&g) {
+            if let Some(e) = unchangeable(&g, s.role_management) {
                 return e;
             }
             if g.members.contains(&member) {
@@ -957,7 +978,7 @@ fn group_route(
                 return not_found(member);
             }
             if *rel == "members" {
-                if let Some(e) = unchangeable(&g) {
+                if let Some(e) = unchangeable(&g, s.role_management) {
                     return e;
                 }
             } else if g.owners.len() == 1 {
@@ -978,13 +999,32 @@ fn group_route(
     }
 }
 
-fn unchangeable(g: &super::Group) -> Option<Reply> {
+/// Why Graph refuses to change the members of `g`, if it does. `role_management`: the app
+/// holds `RoleManagement.ReadWrite.Directory`.
+///
+/// Mail-enabled security groups and distribution lists are Exchange objects (api-specs
+/// README §5 Graph, "Remove from group": not possible for them); changing the members of a
+/// role-assignable group needs `RoleManagement.ReadWrite.Directory` (the spec's
+/// `group.isAssignableToRole` description).
+fn unchangeable(g: &super::Group, role_management: bool) -> Option<Reply> {
     if g.on_premises_sync {
         return Some(bad_request(SYNCED));
     }
     if g.dynamic {
         return Some(bad_request(
             "Insufficient privileges to complete the operation: the members of a group with dynamic membership are managed by its rule.",
+        ));
+    }
+    if g.mail_enabled && !g.unified {
+        return Some(bad_request(
+            "Cannot Update a mail-enabled security groups and or distribution list.",
+        ));
+    }
+    if g.role_assignable && !role_management {
+        return Some(err(
+            403,
+            "Authorization_RequestDenied",
+            "Insufficient privileges to complete the operation.",
         ));
     }
     None
