@@ -44,9 +44,10 @@
 //!
 //! # Lookup
 //! Exact, ASCII-case-insensitive match of the person's email and aliases against
-//! `userPrincipalName` and `mail` through one `$filter` built by [`offboard_http::graph::user_filter`] (OData
-//! literals with `'` doubled, control characters refused), filtered again locally. Zero
-//! users: `None`; two or more: `Ambiguous`.
+//! `userPrincipalName`, `mail`, `smtp:` proxy addresses and `otherMails` through one
+//! `$filter` built by [`offboard_http::graph::user_filter`] (OData literals with `'` doubled,
+//! control characters and identifiers over 256 bytes refused before any request), filtered
+//! again locally. Zero users: `None`; two or more: `Ambiguous`.
 //!
 //! # Example
 //! ```no_run

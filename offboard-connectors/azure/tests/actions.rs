@@ -599,7 +599,11 @@ async fn lookup_escapes_quotes_and_never_widens() {
     assert_eq!(found.external_id, id);
     assert_eq!(
         t.requests()[0].query_param("$filter"),
-        Some("userPrincipalName eq 'O''Neil@example.test' or mail eq 'O''Neil@example.test'")
+        Some(
+            "userPrincipalName eq 'O''Neil@example.test' or mail eq 'O''Neil@example.test' \
+             or proxyAddresses/any(x:x eq 'smtp:O''Neil@example.test') \
+             or otherMails/any(x:x eq 'O''Neil@example.test')"
+        )
     );
     for hostile in [
         "' or 1 eq 1",
@@ -625,6 +629,72 @@ async fn lookup_escapes_quotes_and_never_widens() {
     let e = c.lookup(&person("shared@example.test")).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Ambiguous);
     assert!(e.to_string().contains(&other), "{e}");
+}
+
+/// The person's addresses also match `proxyAddresses` (`smtp:` ones) and `otherMails`,
+/// escaped in the filter and compared again exactly: none is `None`, two users `Ambiguous`.
+#[tokio::test]
+async fn lookup_matches_proxy_addresses_and_other_mails_exactly() {
+    let t = tenant().await;
+    let ada = t.add_user(NewUser {
+        proxy_addresses: vec![
+            "SMTP:ada.lovelace@example.test".into(),
+            "smtp:Ada@Example.test".into(),
+            "smtp:o'hara@example.test".into(),
+            "x500:/o=Sim/ou=ada@old.example.test".into(),
+        ],
+        other_mails: vec!["ada@home.example".into()],
+        ..NewUser::new("ada@contoso.onmicrosoft.test")
+    });
+    t.add_user(NewUser {
+        other_mails: vec!["shared@example.test".into()],
+        ..NewUser::new("one@contoso.onmicrosoft.test")
+    });
+    t.add_user(NewUser {
+        proxy_addresses: vec!["smtp:SHARED@example.test".into()],
+        ..NewUser::new("two@contoso.onmicrosoft.test")
+    });
+    let c = connector(&t);
+    let person = |email: &str| LookupRequest::person(Person::new("p", email));
+    for address in [
+        "ada@example.test",
+        "ADA.LOVELACE@example.test",
+        "ada@home.example",
+        "O'Hara@example.test",
+    ] {
+        let found = c.lookup(&person(address)).await.unwrap();
+        assert_eq!(found.map(|a| a.external_id), Some(ada.clone()), "{address}");
+    }
+    t.clear_requests();
+    let by_alias = c
+        .lookup(&LookupRequest::person(
+            Person::new("p", "nobody@example.test").with_alias("ada@home.example"),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(by_alias.map(|a| a.external_id), Some(ada.clone()));
+    let filter = t.requests()[0].query_param("$filter").unwrap().to_owned();
+    assert!(
+        filter.contains("proxyAddresses/any(x:x eq 'smtp:ada@home.example')")
+            && filter.contains("otherMails/any(x:x eq 'nobody@example.test')"),
+        "{filter}"
+    );
+    assert!(
+        t.requests()[0]
+            .headers
+            .iter()
+            .all(|(k, _)| !k.eq_ignore_ascii_case("consistencylevel")),
+        "a default query needs no advanced query parameters"
+    );
+    for miss in [
+        "ada@example.tes",
+        "/o=Sim/ou=ada@old.example.test",
+        "smtp:ada@example.test",
+    ] {
+        assert!(c.lookup(&person(miss)).await.unwrap().is_none(), "{miss}");
+    }
+    let e = c.lookup(&person("shared@example.test")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Ambiguous, "{e}");
 }
 
 #[tokio::test]

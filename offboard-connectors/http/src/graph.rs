@@ -91,22 +91,28 @@ pub fn odata_string(value: &str) -> Result<String> {
     Ok(format!("'{}'", value.replace('\'', "''")))
 }
 
-/// The `$filter` matching any of `addresses` exactly as `userPrincipalName` or `mail`.
+/// The `$filter` matching any of `addresses` exactly as `userPrincipalName`, `mail`, an SMTP
+/// `proxyAddresses` entry (`smtp:` and the address; Graph compares without case, so the
+/// primary `SMTP:` one matches too) or an `otherMails` entry.
 ///
 /// # Behavior
 /// Each address is an OData string literal ([`odata_string`]: `'` doubled), so no input can
-/// end the literal and add an operator. Empty addresses are skipped (`None` when none is
-/// left).
+/// end the literal and add an operator. The multi-valued properties are matched with `any`
+/// and `eq`, which Graph serves without advanced query parameters. Empty addresses are
+/// skipped (`None` when none is left).
 ///
 /// # Errors
-/// `InvalidInput` for an address with a control character.
+/// `InvalidInput` for an address with a control character or longer than
+/// [`MAX_IDENTIFIER_LEN`] bytes.
 ///
 /// # Example
 /// ```
 /// use offboard_http::graph::user_filter;
 /// assert_eq!(
 ///     user_filter(&["o'neil@x.com"]).unwrap().unwrap(),
-///     "userPrincipalName eq 'o''neil@x.com' or mail eq 'o''neil@x.com'"
+///     "userPrincipalName eq 'o''neil@x.com' or mail eq 'o''neil@x.com' \
+///      or proxyAddresses/any(x:x eq 'smtp:o''neil@x.com') \
+///      or otherMails/any(x:x eq 'o''neil@x.com')"
 /// );
 /// assert_eq!(user_filter(&[""]).unwrap(), None);
 /// ```
@@ -118,11 +124,48 @@ pub fn user_filter<S: AsRef<str>>(addresses: &[S]) -> Result<Option<String>> {
         if address.is_empty() {
             continue;
         }
-        for property in ["userPrincipalName", "mail"] {
-            terms.push(format!("{property} eq {literal}"));
-        }
+        // The address is checked above; `smtp:` adds no quote.
+        let proxy = format!("'smtp:{}", &literal[1..]);
+        terms.push(format!("userPrincipalName eq {literal}"));
+        terms.push(format!("mail eq {literal}"));
+        terms.push(format!("proxyAddresses/any(x:x eq {proxy})"));
+        terms.push(format!("otherMails/any(x:x eq {literal})"));
     }
     Ok((!terms.is_empty()).then(|| terms.join(" or ")))
+}
+
+/// Whether `user` (Graph JSON) holds `address` exactly, ASCII case ignored: as
+/// `userPrincipalName`, `mail`, an `smtp:` entry of `proxyAddresses` (prefix of any case) or
+/// an `otherMails` entry. Nothing else is folded, and other proxy types (`x500:`, `sip:`)
+/// never match.
+fn holds_address(user: &serde_json::Value, address: &str) -> bool {
+    if address.is_empty() {
+        return false;
+    }
+    let same = |v: &serde_json::Value| v.as_str().is_some_and(|v| v.eq_ignore_ascii_case(address));
+    let many = |k: &str| user[k].as_array().cloned().unwrap_or_default();
+    same(&user["userPrincipalName"])
+        || same(&user["mail"])
+        || many("otherMails").iter().any(same)
+        || many("proxyAddresses").iter().any(|p| {
+            p.as_str().is_some_and(|p| {
+                p.get(..5).is_some_and(|t| t.eq_ignore_ascii_case("smtp:"))
+                    && p[5..].eq_ignore_ascii_case(address)
+            })
+        })
+}
+
+/// `select` with `proxyAddresses` and `otherMails` added where missing (the lookup compares
+/// them again locally).
+fn with_address_fields(select: &str) -> String {
+    let mut out = select.to_owned();
+    for field in ["proxyAddresses", "otherMails"] {
+        if !select.split(',').any(|s| s.trim() == field) {
+            out.push(',');
+            out.push_str(field);
+        }
+    }
+    out
 }
 
 /// Maps a Graph answer that is not a success to an error: [`classify`], and an `error.code`
@@ -941,10 +984,12 @@ impl GraphClient {
             .await
     }
 
-    /// The one user whose `userPrincipalName` or `mail` equals one of `addresses` (ASCII
-    /// case ignored): `GET /users?$filter=`[`user_filter`]`&$select=select`, all pages, then
-    /// the same comparison again locally, so a server-side widening cannot reach the caller.
-    /// `select` must name `id`, `userPrincipalName` and `mail`.
+    /// The one user holding one of `addresses` (ASCII case ignored) as `userPrincipalName`,
+    /// `mail`, an `smtp:` proxy address or an `otherMails` entry:
+    /// `GET /users?$filter=`[`user_filter`]`&$select=select` (plus `proxyAddresses` and
+    /// `otherMails`), all pages, then the same comparison again locally, so a server-side
+    /// widening cannot reach the caller. `select` must name `id`, `userPrincipalName` and
+    /// `mail`.
     ///
     /// # Errors
     /// `Ambiguous` (naming each UPN and id) when two or more users match; `InvalidInput` for
@@ -961,17 +1006,13 @@ impl GraphClient {
             .list(
                 &GraphRequest::get(["users"])
                     .query("$filter", filter)
-                    .query("$select", select),
+                    .query("$select", with_address_fields(select)),
             )
             .await?;
         let field = |u: &serde_json::Value, k: &str| u[k].as_str().unwrap_or_default().to_owned();
         let mut matches: BTreeMap<String, serde_json::Value> = BTreeMap::new();
         for user in users {
-            let hit = ["userPrincipalName", "mail"].iter().any(|k| {
-                let name = field(&user, k);
-                !name.is_empty() && addresses.iter().any(|a| a.eq_ignore_ascii_case(&name))
-            });
-            if hit {
+            if addresses.iter().any(|a| holds_address(&user, a)) {
                 matches.insert(field(&user, "id"), user);
             }
         }

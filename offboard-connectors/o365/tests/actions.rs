@@ -57,7 +57,11 @@ async fn lookup_escapes_odata_literals_and_matches_exactly() {
     assert_eq!(r.path, "/v1.0/users");
     assert_eq!(
         r.query_param("$filter"),
-        Some("userPrincipalName eq 'O''Neil@example.test' or mail eq 'O''Neil@example.test'")
+        Some(
+            "userPrincipalName eq 'O''Neil@example.test' or mail eq 'O''Neil@example.test' \
+             or proxyAddresses/any(x:x eq 'smtp:O''Neil@example.test') \
+             or otherMails/any(x:x eq 'O''Neil@example.test')"
+        )
     );
 
     for hostile in [
@@ -518,6 +522,46 @@ async fn exchange_admin_actions_run_through_the_hook() {
         o365.restore(&account, &snap).await.unwrap(),
         Outcome::AlreadyDone
     );
+}
+
+/// The mailbox of a person whose address is only a proxy address or another mail of the
+/// user is found; an address held by two users is ambiguous.
+#[tokio::test]
+async fn lookup_matches_proxy_addresses_and_other_mails() {
+    let tenant = GraphTenant::start().await;
+    let id = tenant.add_user(NewUser {
+        proxy_addresses: vec![
+            "SMTP:jane.doe@example.test".into(),
+            "smtp:jd@example.test".into(),
+        ],
+        other_mails: vec!["jane@home.example".into()],
+        ..NewUser::new("jane@contoso.onmicrosoft.test")
+    });
+    tenant.add_user(NewUser {
+        proxy_addresses: vec!["smtp:team@example.test".into()],
+        ..NewUser::new("a@contoso.onmicrosoft.test")
+    });
+    tenant.add_user(NewUser {
+        other_mails: vec!["team@example.test".into()],
+        ..NewUser::new("b@contoso.onmicrosoft.test")
+    });
+    let o365 = connector(&tenant, None);
+    for address in [
+        "JD@example.test",
+        "jane.doe@example.test",
+        "jane@home.example",
+    ] {
+        let found = o365
+            .lookup(&LookupRequest::person(person(address)))
+            .await
+            .unwrap();
+        assert_eq!(found.map(|a| a.external_id), Some(id.clone()), "{address}");
+    }
+    let e = o365
+        .lookup(&LookupRequest::person(person("team@example.test")))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Ambiguous, "{e}");
 }
 
 /// A megabyte identifier is refused before any request, with a short message that does not

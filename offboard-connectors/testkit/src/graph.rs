@@ -17,9 +17,11 @@
 //!   `{user-id}` is the id or the UPN (ASCII case ignored). Without `$select` a user has only
 //!   Graph's default properties (`accountEnabled` and the others must be selected); an unknown
 //!   `$select` property is a 400.
-//! - `$filter` on `GET /users`: a strict parser of `userPrincipalName|mail|id eq '…'` terms
-//!   joined by ` or ` (`''` is a quote inside the literal); anything else is a 400
-//!   `Request_UnsupportedQuery`. Comparison ignores ASCII case only. Collections page with
+//! - `$filter` on `GET /users`: a strict parser of `userPrincipalName|mail|id eq '…'` and
+//!   `proxyAddresses|otherMails/any(x:x eq '…')` terms joined by ` or ` (`''` is a quote
+//!   inside the literal; the multi-valued properties need `any`, as Graph's do, and need no
+//!   advanced query parameters); anything else is a 400 `Request_UnsupportedQuery`.
+//!   Comparison ignores ASCII case only (so `smtp:` matches a primary `SMTP:` address). Collections page with
 //!   `$top` (default 100, see [`GraphTenant::set_page_size`]) and `@odata.nextLink`.
 //! - `PATCH /users/{id}` answers 204; changing `accountEnabled` of an on-premises-synced
 //!   user is a 400 (it is mastered in AD; [`GraphTenant::sync_from_ad`] plays Entra Connect).
@@ -216,6 +218,11 @@ pub struct NewUser {
     pub drive: bool,
     /// `employeeId`.
     pub employee_id: Option<String>,
+    /// `proxyAddresses` (e.g. `SMTP:jane@example.com`, `smtp:j.doe@example.com`); when
+    /// empty, a user with a mailbox gets `SMTP:` and its `mail`, as Exchange sets it.
+    pub proxy_addresses: Vec<String>,
+    /// `otherMails`.
+    pub other_mails: Vec<String>,
 }
 
 impl NewUser {
@@ -236,6 +243,8 @@ impl NewUser {
             mailbox: true,
             drive: true,
             employee_id: None,
+            proxy_addresses: Vec::new(),
+            other_mails: Vec::new(),
         }
     }
 }
@@ -397,6 +406,8 @@ struct User {
     devices: Vec<(String, String)>,
     created: String,
     deleted_at: Option<(Instant, String)>,
+    proxy_addresses: Vec<String>,
+    other_mails: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -976,11 +987,19 @@ impl GraphTenant {
             );
             drive_id
         });
+        let mail = new.mail.unwrap_or_else(|| new.upn.clone());
+        let proxy_addresses = if new.proxy_addresses.is_empty() && new.mailbox {
+            vec![format!("SMTP:{mail}")]
+        } else {
+            new.proxy_addresses
+        };
         s.users.insert(
             id.clone(),
             User {
                 id: id.clone(),
-                mail: Some(new.mail.unwrap_or_else(|| new.upn.clone())),
+                mail: Some(mail),
+                proxy_addresses,
+                other_mails: new.other_mails,
                 upn: new.upn,
                 display_name: new.display_name,
                 account_enabled: new.account_enabled,

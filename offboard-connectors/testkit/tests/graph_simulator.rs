@@ -320,6 +320,59 @@ async fn graph_users_select_filter_paging_patch_and_sessions() {
         .collect();
     assert_eq!(ids, BTreeSet::from([id.as_str(), other.as_str()]));
 
+    // Multi-valued addresses: `any` with `eq` (a default query: no ConsistencyLevel), the
+    // `smtp:` prefix compared without case like the rest; a bare `eq` on them is a 400.
+    let (_, u) = api
+        .get(
+            &format!("/users/{id}"),
+            &[("$select", "id,proxyAddresses,otherMails")],
+        )
+        .await;
+    assert_eq!(u["proxyAddresses"], json!(["SMTP:o'neil@example.com"]));
+    assert_eq!(u["otherMails"], json!([]));
+    let alias = t.add_user(NewUser {
+        proxy_addresses: vec![
+            "SMTP:Ada@Example.com".into(),
+            "smtp:ada.l@example.com".into(),
+            "x500:/o=Sim/cn=ada".into(),
+        ],
+        other_mails: vec!["ada@private.example".into()],
+        ..NewUser::new("ada@contoso.onmicrosoft.com")
+    });
+    for f in [
+        "proxyAddresses/any(x:x eq 'smtp:ada@example.com')",
+        "proxyAddresses/any(p:p eq 'SMTP:ADA.L@example.com')",
+        "otherMails/any(x:x eq 'Ada@Private.example')",
+        "mail eq 'nobody@example.com' or otherMails/any(x:x eq 'ada@private.example')",
+    ] {
+        let (status, found) = api.get("/users", &[("$filter", f)]).await;
+        assert_eq!(status, 200, "{f}");
+        let ids: Vec<&str> = found["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, vec![alias.as_str()], "{f}");
+    }
+    for miss in [
+        "proxyAddresses/any(x:x eq 'ada@example.com')",
+        "proxyAddresses/any(x:x eq 'smtp:ada@example.co')",
+        "otherMails/any(x:x eq 'smtp:ada@private.example')",
+    ] {
+        let (_, body) = api.get("/users", &[("$filter", miss)]).await;
+        assert!(body["value"].as_array().unwrap().is_empty(), "{miss}");
+    }
+    for f in [
+        "proxyAddresses eq 'smtp:ada@example.com'",
+        "proxyAddresses/any(x:endswith(x,'@example.com'))",
+        "proxyAddresses/any(x:x ne 'smtp:ada@example.com')",
+    ] {
+        let (status, body) = api.get("/users", &[("$filter", f)]).await;
+        assert_eq!(status, 400, "{f}");
+        assert_eq!(body["error"]["code"], "Request_UnsupportedQuery");
+    }
+
     // PATCH answers 204 and counts as a write; revoke resets the sessions' start.
     let writes = t.writes_served();
     let (status, _, _) = api

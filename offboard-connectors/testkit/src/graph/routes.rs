@@ -145,6 +145,8 @@ fn user_full(s: &State, u: &User) -> Value {
         "onPremisesSyncEnabled": if u.on_premises_sync { json!(true) } else { Value::Null },
         "usageLocation": u.usage_location,
         "employeeId": u.employee_id,
+        "proxyAddresses": u.proxy_addresses,
+        "otherMails": u.other_mails,
         "signInSessionsValidFromDateTime": u.sessions_valid_from,
         "createdDateTime": u.created,
         "deletedDateTime": u.deleted_at.as_ref().map(|(_, t)| t.clone()),
@@ -235,7 +237,11 @@ fn page(s: &State, base: &str, path: &[&str], query: &Query, items: Vec<Value>) 
 
 fn list_users(s: &State, base: &str, query: &Query) -> Reply {
     let terms = match query.get("$filter") {
-        Some(f) => match filter::parse(f, &["userPrincipalName", "mail", "id"]) {
+        Some(f) => match filter::parse(
+            f,
+            &["userPrincipalName", "mail", "id"],
+            &["proxyAddresses", "otherMails"],
+        ) {
             Ok(t) => Some(t),
             Err(why) => return err(400, "Request_UnsupportedQuery", &why),
         },
@@ -245,12 +251,14 @@ fn list_users(s: &State, base: &str, query: &Query) -> Reply {
     for u in s.users.values().filter(|u| u.deleted_at.is_none()) {
         let hit = terms.as_ref().is_none_or(|terms| {
             terms.iter().any(|t| {
-                let field = match t.prop.as_str() {
-                    "userPrincipalName" => Some(u.upn.as_str()),
-                    "mail" => u.mail.as_deref(),
-                    _ => Some(u.id.as_str()),
+                let fields: Vec<&str> = match t.prop.as_str() {
+                    "userPrincipalName" => vec![u.upn.as_str()],
+                    "mail" => u.mail.iter().map(String::as_str).collect(),
+                    "proxyAddresses" => u.proxy_addresses.iter().map(String::as_str).collect(),
+                    "otherMails" => u.other_mails.iter().map(String::as_str).collect(),
+                    _ => vec![u.id.as_str()],
                 };
-                field.is_some_and(|f| f.eq_ignore_ascii_case(&t.value))
+                fields.iter().any(|f| f.eq_ignore_ascii_case(&t.value))
             })
         });
         if hit {
@@ -310,7 +318,11 @@ fn grant_json(id: &str, g: &super::Grant) -> Value {
 fn list_grants(s: &State, base: &str, query: &Query, user: Option<&str>) -> Reply {
     let terms = match query.get("$filter") {
         Some(f) => {
-            match filter::parse(f, &["clientId", "principalId", "consentType", "resourceId"]) {
+            match filter::parse(
+                f,
+                &["clientId", "principalId", "consentType", "resourceId"],
+                &[],
+            ) {
                 Ok(t) => Some(t),
                 Err(why) => return err(400, "Request_UnsupportedQuery", &why),
             }
