@@ -98,8 +98,9 @@ async fn set_auto_reply_names_the_manager_and_rolls_back() {
     let message = format!("Jane Doe no longer works here. Please contact {MANAGER} instead.");
     let now = tenant.user(&id).unwrap().automatic_replies.unwrap();
     assert_eq!(now["status"], "alwaysEnabled");
-    assert_eq!(now["internalReplyMessage"], message.as_str());
-    assert_eq!(now["externalReplyMessage"], message.as_str());
+    let stored = format!("<html>\n<body>\n<p>{message}</p>\n</body>\n</html>\n");
+    assert_eq!(now["internalReplyMessage"], stored.as_str());
+    assert_eq!(now["externalReplyMessage"], stored.as_str());
     assert_eq!(
         lines(&tenant),
         [
@@ -139,8 +140,57 @@ async fn set_auto_reply_names_the_manager_and_rolls_back() {
     let p = ExecuteOptions::default().with_person(Person::new("p", "jane@example.test"));
     o365.execute(&account, &custom, &p).await.unwrap();
     let now = tenant.user(&id).unwrap().automatic_replies.unwrap();
-    assert_eq!(now["internalReplyMessage"], "jane@example.test has left.");
+    assert!(
+        now["internalReplyMessage"]
+            .as_str()
+            .unwrap()
+            .contains("<p>jane@example.test has left.</p>"),
+        "{now}"
+    );
     assert_eq!(now["externalAudience"], "none");
+}
+
+/// Exchange stores the reply as HTML (escaped, line breaks as `<br>`): the connector still
+/// recognises its own message, so a repeat is `already_done` and sends no PATCH.
+#[tokio::test]
+async fn set_auto_reply_recognises_its_message_wrapped_in_html() {
+    let (tenant, o365, account) = setup("jane@example.test").await;
+    let id = account.external_id.clone();
+    let a = Action::with_params(
+        ActionName::from_static("o365.set_auto_reply"),
+        &json!({"message": "{name} (O'Neil & Sons) has left.\nWrite to <{manager}>  instead."}),
+    )
+    .unwrap();
+    let r = o365
+        .execute(&account, &a, &opts("jane@example.test"))
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, Outcome::Done);
+    let stored = tenant.user(&id).unwrap().automatic_replies.unwrap();
+    let html = stored["internalReplyMessage"].as_str().unwrap();
+    assert!(
+        html.starts_with("<html>") && html.contains("O&#39;Neil &amp; Sons"),
+        "{html}"
+    );
+    tenant.clear_requests();
+    let again = o365
+        .execute(&account, &a, &opts("jane@example.test"))
+        .await
+        .unwrap();
+    assert_eq!(again.outcome, Outcome::AlreadyDone, "{:?}", again.detail);
+    assert_eq!(lines(&tenant), [format!("GET /users/{id}/mailboxSettings")]);
+
+    // Another message is not mistaken for it.
+    let other = Action::with_params(
+        ActionName::from_static("o365.set_auto_reply"),
+        &json!({"message": "{name} (O'Neil & Sons) has left."}),
+    )
+    .unwrap();
+    let r = o365
+        .execute(&account, &other, &opts("jane@example.test"))
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, Outcome::Done);
 }
 
 #[tokio::test]

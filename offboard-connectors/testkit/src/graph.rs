@@ -39,7 +39,8 @@
 //! - Licences: `subscribedSkus`, `licenseDetails`, `assignLicense` (both arrays required;
 //!   removing an inherited-only SKU, or one the user lacks, is a 400; adding needs
 //!   `usageLocation` and a known SKU with free units).
-//! - Mailbox: `mailboxSettings` (`automaticRepliesSetting` merged by PATCH, 200), inbox
+//! - Mailbox: `mailboxSettings` (`automaticRepliesSetting` merged by PATCH, 200; a plain
+//!   text reply message is stored and read back wrapped in HTML, as Exchange does), inbox
 //!   `messageRules` (`inbox` well-known name); a user without a mailbox gets a 404
 //!   `MailboxNotEnabledForRESTAPI`.
 //! - OneDrive: `GET /users/{id}/drive`, the root item, its permissions and `invite` (each

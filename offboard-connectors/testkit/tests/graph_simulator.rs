@@ -914,8 +914,9 @@ async fn graph_mailbox_rules_and_onedrive() {
     let (status, settings) = api.get(&format!("/users/{id}/mailboxSettings"), &[]).await;
     assert_eq!(status, 200);
     assert_eq!(settings["automaticRepliesSetting"]["status"], "disabled");
+    let message = "Jane O'Neil has left.\nWrite to <boss@example.com> & co.";
     let patch = json!({"automaticRepliesSetting": {"status": "alwaysEnabled", "externalAudience": "all",
-        "internalReplyMessage": "I have left.", "externalReplyMessage": "I have left."}});
+        "internalReplyMessage": message, "externalReplyMessage": message}});
     let (status, body, _) = api
         .call(
             "PATCH",
@@ -928,9 +929,31 @@ async fn graph_mailbox_rules_and_onedrive() {
         (status, body["automaticRepliesSetting"]["status"].as_str()),
         (200, Some("alwaysEnabled"))
     );
+    // Exchange keeps the reply as HTML: plain text comes back wrapped and escaped (Graph's
+    // example of GET mailboxSettings shows an HTML internalReplyMessage); HTML stays as given.
+    let html = "<html>\n<body>\n<p>Jane O&#39;Neil has left.<br>\nWrite to \
+                &lt;boss@example.com&gt; &amp; co.</p>\n</body>\n</html>\n";
     assert_eq!(
-        t.user(&id).unwrap().automatic_replies.unwrap()["internalReplyMessage"],
-        "I have left."
+        body["automaticRepliesSetting"]["internalReplyMessage"],
+        html
+    );
+    let (_, settings) = api.get(&format!("/users/{id}/mailboxSettings"), &[]).await;
+    assert_eq!(
+        settings["automaticRepliesSetting"]["externalReplyMessage"],
+        html
+    );
+    let own = json!({"automaticRepliesSetting": {"internalReplyMessage": "<HTML><body>Bye</body></HTML>"}});
+    let (_, body, _) = api
+        .call(
+            "PATCH",
+            &format!("/users/{id}/mailboxSettings"),
+            &[],
+            Some(own),
+        )
+        .await;
+    assert_eq!(
+        body["automaticRepliesSetting"]["internalReplyMessage"],
+        "<HTML><body>Bye</body></HTML>"
     );
     let bad = json!({"automaticRepliesSetting": {"status": "sometimes"}});
     assert_eq!(

@@ -825,7 +825,12 @@ fn mailbox_settings(
                 }
             }
             for (f, val) in fields {
-                mb.automatic_replies[f] = val.clone();
+                mb.automatic_replies[f] = match (f.as_str(), val.as_str()) {
+                    ("internalReplyMessage" | "externalReplyMessage", Some(text)) => {
+                        json!(exchange_html(text))
+                    }
+                    _ => val.clone(),
+                };
             }
         }
     } else if method != "GET" {
@@ -843,6 +848,23 @@ fn mailbox_settings(
             "userPurpose": "user",
         })),
     )
+}
+
+/// A reply message as Exchange Online stores it: plain text becomes an HTML document (its
+/// `&`, `<`, `>`, `"` and `'` escaped, line breaks as `<br>`), as Graph's own example of
+/// `GET …/mailboxSettings` shows; HTML and the empty message are kept as given.
+fn exchange_html(text: &str) -> String {
+    if text.is_empty() || text.trim_start().to_ascii_lowercase().starts_with("<html") {
+        return text.to_owned();
+    }
+    let escaped = text
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+        .replace('\n', "<br>\n");
+    format!("<html>\n<body>\n<p>{escaped}</p>\n</body>\n</html>\n")
 }
 
 fn message_rules(
