@@ -50,8 +50,11 @@ const NOT_FOUND_CODES: [&str; 4] = [
 pub const MAX_IDENTIFIER_LEN: usize = 256;
 
 /// Fatal `InvalidInput`, without echoing the value, for one longer than
-/// [`MAX_IDENTIFIER_LEN`] bytes.
-fn check_length(value: &str, what: &str) -> Result<()> {
+/// [`MAX_IDENTIFIER_LEN`] bytes; `what` names it in the message ("an address").
+///
+/// # Errors
+/// As said.
+pub fn check_length(value: &str, what: &str) -> Result<()> {
     if value.len() > MAX_IDENTIFIER_LEN {
         return Err(Error::invalid_input(format!(
             "{what} of {} bytes is longer than the {MAX_IDENTIFIER_LEN} bytes Graph is sent",

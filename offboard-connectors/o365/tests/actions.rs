@@ -633,6 +633,20 @@ async fn over_long_identifiers_are_refused_without_a_request() {
         assert!(e.to_string().len() < 300, "{} bytes", e.to_string().len());
         assert!(lines(&tenant).is_empty(), "{:?}", lines(&tenant));
     }
+    // A recipient given as a parameter is bounded the same way.
+    tenant.clear_requests();
+    let forward = Action::with_params(
+        ActionName::from_static("o365.forward_to_manager"),
+        &json!({ "to": huge }),
+    )
+    .unwrap();
+    let e = o365
+        .execute(&account, &forward, &opts("jane@example.test"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().len() < 300, "{} bytes", e.to_string().len());
+    assert!(lines(&tenant).is_empty(), "{:?}", lines(&tenant));
     let mut long = account.clone();
     long.external_id = huge;
     let e = o365
