@@ -21,7 +21,12 @@
 //!   `proxyAddresses|otherMails/any(x:x eq '…')` terms joined by ` or ` (`''` is a quote
 //!   inside the literal; the multi-valued properties need `any`, as Graph's do, and need no
 //!   advanced query parameters); anything else is a 400 `Request_UnsupportedQuery`.
-//!   Comparison ignores ASCII case only (so `smtp:` matches a primary `SMTP:` address). Collections page with
+//!   Comparison ignores ASCII case only (so `smtp:` matches a primary `SMTP:` address).
+//!   Advanced queries need `ConsistencyLevel: eventual` (and `$count=true` for advanced
+//!   `$filter` operators), as Graph's do: without it `$count` is a 400
+//!   `Request_BadRequest`, `$search`, `ne`, `not` and `endsWith` 400s
+//!   `Request_UnsupportedQuery` naming the missing header; with it `$count=true` adds
+//!   `@odata.count` (`$search` and those operators are not modelled: still 400s). Collections page with
 //!   `$top` (default 100, see [`GraphTenant::set_page_size`]) and `@odata.nextLink`.
 //! - `PATCH /users/{id}` answers 204; changing `accountEnabled` of an on-premises-synced
 //!   user is a 400 (it is mastered in AD; [`GraphTenant::sync_from_ad`] plays Entra Connect).
@@ -1347,11 +1352,16 @@ impl Shared {
         let query: BTreeMap<String, String> = request.url.query_pairs().into_owned().collect();
         let method = request.method.as_str().to_owned();
         let body: Option<Value> = serde_json::from_slice(&request.body).ok();
+        let eventual = request
+            .headers
+            .get("consistencylevel")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("eventual"));
         s.purge();
         let answer = if method == "POST" && segs == ["$batch"] {
             self.batch(&mut s, body)
         } else {
-            self.one(&mut s, &method, segs, &query, body)
+            self.one(&mut s, &method, segs, &query, body, eventual)
         };
         let dropped = answer.1;
         let mut t = answer.0.template().set_delay(latency);
@@ -1366,8 +1376,8 @@ impl Shared {
         t
     }
 
-    /// One request (top level or batch item): faults, throttling, then the route. The flag
-    /// says the answer is to be dropped.
+    /// One request (top level or batch item): faults, throttling, then the route. `eventual`:
+    /// it carries `ConsistencyLevel: eventual`. The flag says the answer is to be dropped.
     fn one(
         &self,
         s: &mut State,
@@ -1375,6 +1385,7 @@ impl Shared {
         segs: &[&str],
         query: &BTreeMap<String, String>,
         body: Option<Value>,
+        eventual: bool,
     ) -> (Answer, bool) {
         if !GraphTenant::serves(method, segs) {
             let (status, body) = routes::no_route();
@@ -1467,7 +1478,7 @@ impl Shared {
             Budget::Free => {}
         }
         let base = format!("{}/v1.0", s.base);
-        let (status, out) = routes::route(s, &base, method, segs, query, body);
+        let (status, out) = routes::route(s, &base, method, segs, query, body, eventual);
         let mut answer = Answer::new(status, out);
         answer.headers.extend(extra);
         let dropped = s.rng.chance(drop_rate);
@@ -1599,8 +1610,25 @@ impl Shared {
                         Some(error_body("BadRequest", "A batch cannot be nested.")),
                     )
                 } else {
-                    self.one(s, &method, segs, &query, item.get("body").cloned())
-                        .0
+                    let eventual =
+                        item.get("headers")
+                            .and_then(Value::as_object)
+                            .is_some_and(|h| {
+                                h.iter().any(|(k, v)| {
+                                    k.eq_ignore_ascii_case("consistencylevel")
+                                        && v.as_str()
+                                            .is_some_and(|v| v.eq_ignore_ascii_case("eventual"))
+                                })
+                            });
+                    self.one(
+                        s,
+                        &method,
+                        segs,
+                        &query,
+                        item.get("body").cloned(),
+                        eventual,
+                    )
+                    .0
                 }
             };
             statuses.insert(id.to_lowercase(), answer.status);

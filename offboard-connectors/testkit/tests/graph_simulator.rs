@@ -363,6 +363,54 @@ async fn graph_users_select_filter_paging_patch_and_sessions() {
         let (_, body) = api.get("/users", &[("$filter", miss)]).await;
         assert!(body["value"].as_array().unwrap().is_empty(), "{miss}");
     }
+    // Advanced queries need `ConsistencyLevel: eventual` (and `$count=true` for advanced
+    // operators): learn.microsoft.com/graph/aad-advanced-queries.
+    let advanced = |query: Vec<(&'static str, &'static str)>, eventual: bool| {
+        let mut r = reqwest::Client::new()
+            .get(format!("{}/users", t.graph_url()))
+            .query(&query)
+            .bearer_auth(t.access_token());
+        if eventual {
+            r = r.header("ConsistencyLevel", "eventual");
+        }
+        async move {
+            let r = r.send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, body) = advanced(vec![("$count", "true")], false).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("Request_BadRequest"))
+    );
+    let (status, body) = advanced(vec![("$count", "true")], true).await;
+    assert_eq!((status, body["@odata.count"].as_u64()), (200, Some(3)));
+    let (status, body) = advanced(vec![("$search", "\"displayName:ada\"")], false).await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ConsistencyLevel: eventual"),
+        "{body}"
+    );
+    let ends = ("$filter", "endswith(mail,'@example.com')");
+    let (status, body) = advanced(vec![ends], false).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("Request_UnsupportedQuery"))
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("'ConsistencyLevel:eventual' header is missing"),
+        "{body}"
+    );
+    let any = ("$filter", "otherMails/any(x:x eq 'ada@private.example')");
+    let (status, body) = advanced(vec![any, ("$count", "true")], true).await;
+    assert_eq!((status, body["@odata.count"].as_u64()), (200, Some(1)));
+
     for f in [
         "proxyAddresses eq 'smtp:ada@example.com'",
         "proxyAddresses/any(x:endswith(x,'@example.com'))",

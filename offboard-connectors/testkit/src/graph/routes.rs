@@ -83,9 +83,10 @@ pub(super) fn route(
     segs: &[&str],
     query: &Query,
     body: Option<Value>,
+    eventual: bool,
 ) -> Reply {
     match (method, segs) {
-        ("GET", ["users"]) => list_users(s, base, query),
+        ("GET", ["users"]) => list_users(s, base, query, eventual),
         ("GET", ["subscribedSkus"]) => subscribed_skus(s, base, query),
         ("GET", ["oauth2PermissionGrants"]) => list_grants(s, base, query, None),
         ("DELETE", ["oauth2PermissionGrants", id]) => {
@@ -235,7 +236,37 @@ fn page(s: &State, base: &str, path: &[&str], query: &Query, items: Vec<Value>) 
     (200, Some(out))
 }
 
-fn list_users(s: &State, base: &str, query: &Query) -> Reply {
+/// The operators of `filter` that only advanced queries serve (learn.microsoft.com/graph/
+/// aad-advanced-queries: `ne`, `not` and `endsWith` need `ConsistencyLevel: eventual` and
+/// `$count=true`), the first one found.
+fn advanced_operator(filter: &str) -> Option<&'static str> {
+    let lower = filter.to_ascii_lowercase();
+    [(" ne ", "ne"), ("not(", "not"), ("endswith(", "endsWith")]
+        .into_iter()
+        .find(|(needle, _)| lower.contains(needle))
+        .map(|(_, op)| op)
+}
+
+/// `GET /users`. `eventual`: the request carries `ConsistencyLevel: eventual`, which
+/// advanced queries need (with `$count=true` for advanced `$filter` operators).
+fn list_users(s: &State, base: &str, query: &Query, eventual: bool) -> Reply {
+    let count = query.get("$count").map(String::as_str);
+    if count.is_some() && !eventual {
+        return err(
+            400,
+            "Request_BadRequest",
+            "$count is not currently supported.",
+        );
+    }
+    if query.contains_key("$search") {
+        let why = if eventual {
+            "The simulator does not model $search."
+        } else {
+            "Request with $search query parameter only works through MSGraph with a special request header: 'ConsistencyLevel: eventual'"
+        };
+        return err(400, "Request_UnsupportedQuery", why);
+    }
+    let advanced = eventual && count == Some("true");
     let terms = match query.get("$filter") {
         Some(f) => match filter::parse(
             f,
@@ -243,7 +274,15 @@ fn list_users(s: &State, base: &str, query: &Query) -> Reply {
             &["proxyAddresses", "otherMails"],
         ) {
             Ok(t) => Some(t),
-            Err(why) => return err(400, "Request_UnsupportedQuery", &why),
+            Err(why) => {
+                let why = match advanced_operator(f) {
+                    Some(op) if !advanced => format!(
+                        "Operator '{op}' is not supported because the 'ConsistencyLevel:eventual' header is missing. Refer to https://aka.ms/graph-docs/advanced-queries for more information"
+                    ),
+                    _ => why,
+                };
+                return err(400, "Request_UnsupportedQuery", &why);
+            }
         },
         None => None,
     };
@@ -268,7 +307,12 @@ fn list_users(s: &State, base: &str, query: &Query) -> Reply {
             }
         }
     }
-    page(s, base, &["users"], query, items)
+    let total = items.len();
+    let (status, mut out) = page(s, base, &["users"], query, items);
+    if advanced && let Some(out) = out.as_mut() {
+        out["@odata.count"] = json!(total);
+    }
+    (status, out)
 }
 
 fn subscribed_skus(s: &State, base: &str, query: &Query) -> Reply {
