@@ -103,10 +103,10 @@ pub(crate) async fn remove_groups(
     let Split {
         changeable: groups,
         managed,
-        mut exchange,
+        exchange: mut kept,
     } = split(objects);
     let note = skipped_note(&managed);
-    if groups.is_empty() && exchange.is_empty() {
+    if groups.is_empty() && kept.is_empty() {
         return Ok(reply(
             Outcome::AlreadyDone,
             dry_run,
@@ -116,8 +116,8 @@ pub(crate) async fn remove_groups(
     let list = names(groups.iter().map(DirectoryObject::name));
     if dry_run {
         let done = format!("would remove from {} groups ({list}){note}", groups.len());
-        if !exchange.is_empty() {
-            return Err(not_changeable(done, &exchange));
+        if !kept.is_empty() {
+            return Err(not_changeable(done, &kept));
         }
         return Ok(reply(Outcome::Done, true, done));
     }
@@ -137,7 +137,7 @@ pub(crate) async fn remove_groups(
             Ok(true) => removed += 1,
             Ok(false) => {}
             Err(e) if e.kind() == ErrorKind::PermissionDenied && g.role_assignable() => {
-                exchange.push(format!(
+                kept.push(format!(
                     "{} (role-assignable group: needs RoleManagement.ReadWrite.Directory)",
                     g.name()
                 ));
@@ -146,8 +146,8 @@ pub(crate) async fn remove_groups(
         }
     }
     let done = format!("removed from {removed} groups ({list}){note}");
-    if !exchange.is_empty() {
-        return Err(not_changeable(done, &exchange));
+    if !kept.is_empty() {
+        return Err(not_changeable(done, &kept));
     }
     Ok(reply(Outcome::Done, false, done))
 }
