@@ -316,6 +316,24 @@ async fn groups_graph_cannot_change_are_reported_not_skipped() {
         t.user(&id).unwrap().groups,
         [mail_sec.clone(), dl.clone()].into_iter().collect()
     );
+    // Only Exchange groups left: still a failure naming them, nothing sent.
+    t.clear_requests();
+    for dry in [true, false] {
+        let e = c
+            .execute(&a, &remove, &run("k").with_dry_run(dry))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
+        assert!(
+            e.to_string().contains("in no group Graph can change")
+                && e.to_string().contains("All Sales"),
+            "{e}"
+        );
+    }
+    assert_eq!(
+        lines(&t.requests()),
+        vec![format!("GET /v1.0/users/{id}/memberOf"); 2]
+    );
 }
 
 #[tokio::test]

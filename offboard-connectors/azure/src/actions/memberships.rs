@@ -113,6 +113,12 @@ pub(crate) async fn remove_groups(
             format!("in no assigned cloud group{note}"),
         ));
     }
+    if groups.is_empty() {
+        return Err(not_changeable(
+            format!("in no group Graph can change{note}"),
+            &kept,
+        ));
+    }
     let list = names(groups.iter().map(DirectoryObject::name));
     if dry_run {
         let done = format!("would remove from {} groups ({list}){note}", groups.len());
