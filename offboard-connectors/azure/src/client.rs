@@ -47,6 +47,12 @@ pub(crate) struct DirectoryObject {
     pub(crate) group_types: Vec<String>,
     #[serde(default)]
     pub(crate) on_premises_sync_enabled: Option<bool>,
+    #[serde(default)]
+    pub(crate) mail_enabled: Option<bool>,
+    #[serde(default)]
+    pub(crate) security_enabled: Option<bool>,
+    #[serde(default)]
+    pub(crate) is_assignable_to_role: Option<bool>,
 }
 
 impl DirectoryObject {
@@ -56,6 +62,23 @@ impl DirectoryObject {
 
     pub(crate) fn name(&self) -> &str {
         self.display_name.as_deref().unwrap_or(&self.id)
+    }
+
+    /// A group whose members Graph does not change because Exchange Online manages them: a
+    /// mail-enabled security group or a distribution list (mail-enabled, not `Unified`).
+    pub(crate) fn exchange_kind(&self) -> Option<&'static str> {
+        let unified = self.group_types.iter().any(|t| t == "Unified");
+        match (self.mail_enabled, self.security_enabled) {
+            (Some(true), Some(true)) if !unified => Some("mail-enabled security group"),
+            (Some(true), _) if !unified => Some("distribution list"),
+            _ => None,
+        }
+    }
+
+    /// A role-assignable group: changing its members needs
+    /// `RoleManagement.ReadWrite.Directory`.
+    pub(crate) fn role_assignable(&self) -> bool {
+        self.is_assignable_to_role == Some(true)
     }
 
     /// A group whose members Entra manages itself: dynamic or synced from AD.

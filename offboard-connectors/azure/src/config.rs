@@ -11,7 +11,9 @@ pub use offboard_http::graph::GRAPH_URL;
 /// Builds an [`EntraConnector`]: an app registration (tenant id, client id, client secret)
 /// with the Graph application permissions `User.ReadWrite.All`, `GroupMember.ReadWrite.All`,
 /// `AppRoleAssignment.ReadWrite.All`, `DelegatedPermissionGrant.ReadWrite.All`,
-/// `UserAuthenticationMethod.ReadWrite.All` and `Directory.Read.All`.
+/// `UserAuthenticationMethod.ReadWrite.All` and `Directory.Read.All`; optionally
+/// `RoleManagement.ReadWrite.Directory`, without which `entra.remove_groups` reports the
+/// role-assignable groups it cannot leave instead of removing the user from them.
 ///
 /// `Debug` shows the client secret redacted.
 ///

@@ -20,9 +20,10 @@ pub const APP: &str = "entra";
 /// The Entra ID connector. Build it with [`crate::AzureConfig`].
 ///
 /// # Behavior
-/// - `lookup`: one `GET /users?$filter=` with `userPrincipalName eq '…' or mail eq '…'` for
-///   the person's email and each alias ([`offboard_http::graph::user_filter`]); the answer
-///   is filtered again locally (ASCII case only), so a server-side widening cannot reach us
+/// - `lookup`: one `GET /users?$filter=` with `userPrincipalName eq '…' or mail eq '…'`,
+///   `proxyAddresses/any(x:x eq 'smtp:…')` and `otherMails/any(x:x eq '…')` for the person's
+///   email and each alias ([`offboard_http::graph::user_filter`]); the answer is filtered
+///   again locally (ASCII case only), so a server-side widening cannot reach us
 ///   ([`GraphClient::find_user`]). Zero matches:
 ///   `None`; two or more: `Ambiguous`. With `external_id`: `GET /users/{id}`, accepted only
 ///   when the returned id is that id (Graph also resolves UPNs there).

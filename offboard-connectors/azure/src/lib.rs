@@ -6,7 +6,7 @@
 //! | action | reversible | critical | after | calls |
 //! |---|---|---|---|---|
 //! | `entra.disable_sign_in` | yes | no | `ad.disable` | `GET /users/{id}`, `PATCH /users/{id}` (cloud users only) |
-//! | `entra.revoke_sessions` | no | no | `entra.disable_sign_in` | `POST /users/{id}/revokeSignInSessions` |
+//! | `entra.revoke_sessions` | no | no | (none: runs even when a disable failed) | `POST /users/{id}/revokeSignInSessions` (synced users: at once and again after the sync) |
 //! | `entra.remove_groups` | yes (re-add) | no | | `GET …/memberOf`, `$batch` of `DELETE /groups/{g}/members/{id}/$ref` |
 //! | `entra.remove_app_roles` | yes (re-create) | no | | `GET`, `$batch` of `DELETE /users/{id}/appRoleAssignments/{a}` |
 //! | `entra.remove_grants` | no | no | | `GET …/oauth2PermissionGrants`, `$batch` of `DELETE /oauth2PermissionGrants/{g}` (`Principal` only) |
@@ -28,15 +28,26 @@
 //! # Users synced from on-premises AD
 //! `onPremisesSyncEnabled` users are mastered in AD: `entra.disable_sign_in` is ordered after
 //! `ad.disable` (ActionSpec `after`, honoured across apps by the planner) and only verifies
-//! that the sync carried `accountEnabled=false` over: `already_done` once it has, a retryable
-//! `unavailable` error (retry after 5 minutes) until then. Group memberships of AD-synced and
-//! dynamic groups are reported, never changed.
+//! that the sync carried `accountEnabled=false` over: `already_done` once it has, an
+//! `in_progress` error (checked again after 5 minutes, no retry attempt spent) until then.
+//! `entra.revoke_sessions` revokes at once, waits for the sync the same way and revokes again
+//! once the account is disabled. Group memberships of AD-synced and dynamic groups are
+//! reported, never changed.
+//!
+//! # Groups Graph cannot change
+//! Mail-enabled security groups and distribution lists are managed in Exchange Online (Graph
+//! refuses their member changes), and role-assignable groups need
+//! `RoleManagement.ReadWrite.Directory`. `entra.remove_groups` removes every other group,
+//! then fails with an `unsupported` error naming these (never counted as removed);
+//! `verify_revoked` keeps listing them. Grant `RoleManagement.ReadWrite.Directory` to have
+//! role-assignable groups removed too.
 //!
 //! # Lookup
 //! Exact, ASCII-case-insensitive match of the person's email and aliases against
-//! `userPrincipalName` and `mail` through one `$filter` built by [`offboard_http::graph::user_filter`] (OData
-//! literals with `'` doubled, control characters refused), filtered again locally. Zero
-//! users: `None`; two or more: `Ambiguous`.
+//! `userPrincipalName`, `mail`, `smtp:` proxy addresses and `otherMails` through one
+//! `$filter` built by [`offboard_http::graph::user_filter`] (OData literals with `'` doubled,
+//! control characters and identifiers over 256 bytes refused before any request), filtered
+//! again locally. Zero users: `None`; two or more: `Ambiguous`.
 //!
 //! # Example
 //! ```no_run

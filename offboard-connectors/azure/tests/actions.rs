@@ -143,7 +143,8 @@ async fn synced_users_are_disabled_in_ad_and_only_verified_here() {
     assert!(detail(&dry).contains("ad.disable"), "{}", detail(&dry));
     t.clear_requests();
     let e = c.execute(&a, &disable, &run("k")).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Unavailable);
+    // Waiting for Entra Connect is a job in progress, not a failure: no retry budget spent.
+    assert_eq!(e.kind(), ErrorKind::InProgress);
     assert_eq!(
         e.retry(),
         RetryClass::Retryable {
@@ -240,6 +241,99 @@ async fn remove_groups_batches_skips_dynamic_and_synced_and_rolls_back() {
     assert_eq!(c.restore(&a, &snap).await.unwrap(), Outcome::Done);
     assert_eq!(t.user(&id).unwrap().groups.len(), 27);
     assert_eq!(c.restore(&a, &snap).await.unwrap(), Outcome::AlreadyDone);
+}
+
+/// Mail-enabled security groups and distribution lists are Exchange objects and a
+/// role-assignable group needs RoleManagement.ReadWrite.Directory: the task removes what
+/// Graph can change, then fails naming the rest (never counted as removed, never silently
+/// skipped), and verify_revoked keeps listing them.
+#[tokio::test]
+async fn groups_graph_cannot_change_are_reported_not_skipped() {
+    let t = tenant().await;
+    let team = t.add_group(NewGroup::assigned("Team"));
+    let m365 = t.add_group(NewGroup::microsoft_365("Project X"));
+    let mail_sec = t.add_group(NewGroup::mail_enabled_security("Finance Mail"));
+    let dl = t.add_group(NewGroup::distribution_list("All Sales"));
+    let admins = t.add_group(NewGroup::role_assignable("Helpdesk Admins"));
+    let id = t.add_user(NewUser {
+        groups: vec![
+            team.clone(),
+            m365.clone(),
+            mail_sec.clone(),
+            dl.clone(),
+            admins.clone(),
+        ],
+        ..NewUser::new("x@example.test")
+    });
+    let c = connector(&t);
+    let a = account(&id, "x@example.test");
+    let remove = action("entra.remove_groups");
+    t.clear_requests();
+    let e = c.execute(&a, &remove, &run("k")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
+    assert!(!e.is_retryable());
+    let message = e.to_string();
+    for name in [
+        "Finance Mail (mail-enabled security group",
+        "All Sales (distribution list",
+        "Helpdesk Admins (role-assignable group",
+        "removed from 2 groups",
+    ] {
+        assert!(message.contains(name), "{name}: {message}");
+    }
+    assert_eq!(
+        t.user(&id).unwrap().groups,
+        [mail_sec.clone(), dl.clone(), admins.clone()]
+            .into_iter()
+            .collect()
+    );
+    let sent: Vec<String> = batches(&t.requests())
+        .concat()
+        .into_iter()
+        .map(|(m, u)| format!("{m} {u}"))
+        .collect();
+    for g in [&mail_sec, &dl] {
+        assert!(
+            !sent.iter().any(|r| r.contains(g.as_str())),
+            "no request for an Exchange group: {sent:?}"
+        );
+    }
+    let v = c.verify_revoked(&a).await.unwrap();
+    for name in ["Finance Mail", "All Sales", "Helpdesk Admins"] {
+        assert!(
+            v.remaining.iter().any(|r| r.contains(name)),
+            "{name}: {:?}",
+            v.remaining
+        );
+    }
+
+    // With RoleManagement.ReadWrite.Directory the role-assignable group goes too.
+    t.grant_role_management();
+    let e = c.execute(&a, &remove, &run("k")).await.unwrap_err();
+    assert!(e.to_string().contains("removed from 1 groups"), "{e}");
+    assert!(!e.to_string().contains("role-assignable group"), "{e}");
+    assert_eq!(
+        t.user(&id).unwrap().groups,
+        [mail_sec.clone(), dl.clone()].into_iter().collect()
+    );
+    // Only Exchange groups left: still a failure naming them, nothing sent.
+    t.clear_requests();
+    for dry in [true, false] {
+        let e = c
+            .execute(&a, &remove, &run("k").with_dry_run(dry))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
+        assert!(
+            e.to_string().contains("in no group Graph can change")
+                && e.to_string().contains("All Sales"),
+            "{e}"
+        );
+    }
+    assert_eq!(
+        lines(&t.requests()),
+        vec![format!("GET /v1.0/users/{id}/memberOf"); 2]
+    );
 }
 
 #[tokio::test]
@@ -408,6 +502,56 @@ async fn revoke_sessions_is_remembered_per_task() {
     assert_eq!(t.user(&id).unwrap().session_revocations, 2);
 }
 
+/// A user synced from AD keeps signing in until AD disables the account and Entra Connect
+/// syncs it: the sessions are revoked at once, the task waits for the sync as a job in
+/// progress (no retry spent, no further call while waiting), and revokes again once the
+/// account is disabled, so nothing issued in between survives.
+#[tokio::test]
+async fn synced_users_sessions_are_revoked_at_once_and_again_after_the_sync() {
+    let t = tenant().await;
+    let id = t.add_user(NewUser {
+        on_premises_sync: true,
+        ..NewUser::new("hybrid@example.test")
+    });
+    let c = connector(&t);
+    let a = account(&id, "hybrid@example.test");
+    let revoke = action("entra.revoke_sessions");
+    let spec = c
+        .capabilities()
+        .action(&ActionName::from_static("entra.revoke_sessions"))
+        .unwrap()
+        .clone();
+    assert!(spec.after.is_empty(), "{:?}", spec.after);
+
+    let dry = c
+        .execute(&a, &revoke, &run("k").with_dry_run(true))
+        .await
+        .unwrap();
+    assert_eq!(dry.outcome, Outcome::Done);
+    assert_eq!(t.user(&id).unwrap().session_revocations, 0);
+
+    for _ in 0..2 {
+        let e = c.execute(&a, &revoke, &run("k")).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InProgress, "{e}");
+        assert_eq!(
+            e.retry(),
+            RetryClass::Retryable {
+                after: Some(Duration::from_secs(300))
+            }
+        );
+        assert!(e.to_string().contains("sync"), "{e}");
+        assert_eq!(t.user(&id).unwrap().session_revocations, 1);
+    }
+    t.sync_from_ad(&id, false);
+    let r = c.execute(&a, &revoke, &run("k")).await.unwrap();
+    assert_eq!(r.outcome, Outcome::Done);
+    assert!(detail(&r).contains("again"), "{}", detail(&r));
+    assert_eq!(t.user(&id).unwrap().session_revocations, 2);
+    let r = c.execute(&a, &revoke, &run("k")).await.unwrap();
+    assert_eq!(r.outcome, Outcome::AlreadyDone);
+    assert_eq!(t.user(&id).unwrap().session_revocations, 2);
+}
+
 #[tokio::test]
 async fn delete_is_soft_and_restorable_within_retention() {
     let t = tenant().await;
@@ -473,7 +617,11 @@ async fn lookup_escapes_quotes_and_never_widens() {
     assert_eq!(found.external_id, id);
     assert_eq!(
         t.requests()[0].query_param("$filter"),
-        Some("userPrincipalName eq 'O''Neil@example.test' or mail eq 'O''Neil@example.test'")
+        Some(
+            "userPrincipalName eq 'O''Neil@example.test' or mail eq 'O''Neil@example.test' \
+             or proxyAddresses/any(x:x eq 'smtp:O''Neil@example.test') \
+             or otherMails/any(x:x eq 'O''Neil@example.test')"
+        )
     );
     for hostile in [
         "' or 1 eq 1",
@@ -499,6 +647,72 @@ async fn lookup_escapes_quotes_and_never_widens() {
     let e = c.lookup(&person("shared@example.test")).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Ambiguous);
     assert!(e.to_string().contains(&other), "{e}");
+}
+
+/// The person's addresses also match `proxyAddresses` (`smtp:` ones) and `otherMails`,
+/// escaped in the filter and compared again exactly: none is `None`, two users `Ambiguous`.
+#[tokio::test]
+async fn lookup_matches_proxy_addresses_and_other_mails_exactly() {
+    let t = tenant().await;
+    let ada = t.add_user(NewUser {
+        proxy_addresses: vec![
+            "SMTP:ada.lovelace@example.test".into(),
+            "smtp:Ada@Example.test".into(),
+            "smtp:o'hara@example.test".into(),
+            "x500:/o=Sim/ou=ada@old.example.test".into(),
+        ],
+        other_mails: vec!["ada@home.example".into()],
+        ..NewUser::new("ada@contoso.onmicrosoft.test")
+    });
+    t.add_user(NewUser {
+        other_mails: vec!["shared@example.test".into()],
+        ..NewUser::new("one@contoso.onmicrosoft.test")
+    });
+    t.add_user(NewUser {
+        proxy_addresses: vec!["smtp:SHARED@example.test".into()],
+        ..NewUser::new("two@contoso.onmicrosoft.test")
+    });
+    let c = connector(&t);
+    let person = |email: &str| LookupRequest::person(Person::new("p", email));
+    for address in [
+        "ada@example.test",
+        "ADA.LOVELACE@example.test",
+        "ada@home.example",
+        "O'Hara@example.test",
+    ] {
+        let found = c.lookup(&person(address)).await.unwrap();
+        assert_eq!(found.map(|a| a.external_id), Some(ada.clone()), "{address}");
+    }
+    t.clear_requests();
+    let by_alias = c
+        .lookup(&LookupRequest::person(
+            Person::new("p", "nobody@example.test").with_alias("ada@home.example"),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(by_alias.map(|a| a.external_id), Some(ada.clone()));
+    let filter = t.requests()[0].query_param("$filter").unwrap().to_owned();
+    assert!(
+        filter.contains("proxyAddresses/any(x:x eq 'smtp:ada@home.example')")
+            && filter.contains("otherMails/any(x:x eq 'nobody@example.test')"),
+        "{filter}"
+    );
+    assert!(
+        t.requests()[0]
+            .headers
+            .iter()
+            .all(|(k, _)| !k.eq_ignore_ascii_case("consistencylevel")),
+        "a default query needs no advanced query parameters"
+    );
+    for miss in [
+        "ada@example.tes",
+        "/o=Sim/ou=ada@old.example.test",
+        "smtp:ada@example.test",
+    ] {
+        assert!(c.lookup(&person(miss)).await.unwrap().is_none(), "{miss}");
+    }
+    let e = c.lookup(&person("shared@example.test")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Ambiguous, "{e}");
 }
 
 #[tokio::test]
@@ -658,4 +872,36 @@ async fn traces_hold_no_secret_token_or_lookup_value() {
             "{secret:?} is in the traces:\n{text}"
         );
     }
+}
+
+/// A megabyte identifier is refused before any request, with a short message that does not
+/// echo it (item 12: bounded identifiers, as the AD connector does).
+#[tokio::test]
+async fn over_long_identifiers_are_refused_without_a_request() {
+    let t = tenant().await;
+    t.add_user(NewUser::new("jane@example.test"));
+    let c = connector(&t);
+    let huge = format!("{}@example.test", "a".repeat(1 << 20));
+    let requests = [
+        LookupRequest::person(Person::new("p", huge.as_str())),
+        LookupRequest::person(Person::new("p", "jane@example.test").with_alias(huge.as_str())),
+        LookupRequest::person(Person::new("p", "jane@example.test"))
+            .with_external_id(huge.as_str()),
+    ];
+    for request in requests {
+        t.clear_requests();
+        let e = c.lookup(&request).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+        assert!(!e.is_retryable());
+        assert!(e.to_string().len() < 300, "{} bytes", e.to_string().len());
+        assert!(t.requests().is_empty(), "{:?}", lines(&t.requests()));
+    }
+    let a = account(&huge, "jane@example.test");
+    let e = c
+        .execute(&a, &action("entra.revoke_sessions"), &run("k"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().len() < 300, "{} bytes", e.to_string().len());
+    assert!(t.requests().is_empty(), "{:?}", lines(&t.requests()));
 }

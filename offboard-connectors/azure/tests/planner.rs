@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use offboard_azure::AzureConfig;
+use offboard_azure::{AzureConfig, EntraConnector};
 use offboard_core::{
     AccountRef, AccountStatus, Action, ActionName, ActionSpec, Capabilities, Connector, Engine,
     Error, ExecuteOptions, ExecuteReply, Initiator, LookupRequest, MemoryStore, Outcome, Person,
-    Policy, Result, RunRequest, RunState, Snapshot, TaskState, Verification,
+    Plan, Policy, Result, Run, RunRequest, RunState, Snapshot, TaskState, Verification,
 };
 use offboard_testkit::graph::{GraphTenant, NewUser};
 
@@ -78,6 +78,50 @@ impl Connector for FakeAd {
     }
 }
 
+/// The Entra connector against `tenant`.
+fn entra(tenant: &GraphTenant) -> EntraConnector {
+    AzureConfig::new()
+        .with_tenant_id(tenant.tenant_id())
+        .with_client_id(tenant.client_id())
+        .with_client_secret(offboard_core::Secret::new(tenant.client_secret()))
+        .with_graph_url(tenant.graph_url())
+        .with_token_url(tenant.token_url())
+        .build()
+        .unwrap()
+}
+
+/// An engine over a memory store with these connectors and `policy` (TOML).
+fn engine(connectors: Vec<Arc<dyn Connector>>, policy: &str) -> Engine {
+    connectors
+        .into_iter()
+        .fold(Engine::builder(), |b, c| b.connector(c))
+        .store(Arc::new(MemoryStore::new()))
+        .policy(Policy::from_toml(policy).unwrap())
+        .idle_poll(Duration::from_millis(50))
+        .build()
+        .unwrap()
+}
+
+/// The plan for `email`.
+async fn plan(engine: &Engine, email: &str) -> Plan {
+    engine
+        .plan(RunRequest::new(
+            Person::new("p1", email),
+            Initiator::Schedule,
+        ))
+        .await
+        .unwrap()
+}
+
+/// Submits `plan`, runs it to its end and returns the run.
+async fn run_to_end(engine: &Engine, plan: Plan) -> Run {
+    let workers = engine.start();
+    let run_id = engine.submit(plan, None).await.unwrap();
+    let run = engine.wait(run_id).await.unwrap();
+    workers.shutdown().await;
+    run
+}
+
 #[tokio::test]
 async fn the_ad_task_runs_first_and_entra_verifies_the_synced_disable() {
     let tenant = Arc::new(GraphTenant::start().await);
@@ -85,14 +129,7 @@ async fn the_ad_task_runs_first_and_entra_verifies_the_synced_disable() {
         on_premises_sync: true,
         ..NewUser::new("sync@example.test")
     });
-    let entra = AzureConfig::new()
-        .with_tenant_id(tenant.tenant_id())
-        .with_client_id(tenant.client_id())
-        .with_client_secret(offboard_core::Secret::new(tenant.client_secret()))
-        .with_graph_url(tenant.graph_url())
-        .with_token_url(tenant.token_url())
-        .build()
-        .unwrap();
+    let entra = entra(&tenant);
     let ad = FakeAd {
         tenant: Arc::clone(&tenant),
         entra_id: id.clone(),
@@ -105,26 +142,12 @@ async fn the_ad_task_runs_first_and_entra_verifies_the_synced_disable() {
         )
         .without_verify(),
     };
-    let policy = Policy::from_toml(
+    let engine = engine(
+        vec![Arc::new(entra), Arc::new(ad)],
         "[apps.ad]\nmethod = \"automatic\"\nactions = [\"ad.disable\"]\n\n\
          [apps.entra]\nmethod = \"automatic\"\nactions = [\"entra.disable_sign_in\"]\n",
-    )
-    .unwrap();
-    let engine = Engine::builder()
-        .store(Arc::new(MemoryStore::new()))
-        .connector(Arc::new(entra))
-        .connector(Arc::new(ad))
-        .policy(policy)
-        .idle_poll(Duration::from_millis(50))
-        .build()
-        .unwrap();
-    let plan = engine
-        .plan(RunRequest::new(
-            Person::new("p1", "sync@example.test"),
-            Initiator::Schedule,
-        ))
-        .await
-        .unwrap();
+    );
+    let plan = plan(&engine, "sync@example.test").await;
     let task = |name: &'static str| {
         plan.run
             .tasks
@@ -143,10 +166,7 @@ async fn the_ad_task_runs_first_and_entra_verifies_the_synced_disable() {
         "true"
     );
 
-    let workers = engine.start();
-    let run_id = engine.submit(plan, None).await.unwrap();
-    let run = engine.wait(run_id).await.unwrap();
-    workers.shutdown().await;
+    let run = run_to_end(&engine, plan).await;
     assert_eq!(run.state, RunState::Completed);
     let done = run.tasks.iter().find(|t| t.id == entra_task.id).unwrap();
     match &done.state {
@@ -161,4 +181,52 @@ async fn the_ad_task_runs_first_and_entra_verifies_the_synced_disable() {
         tenant.requests().iter().all(|r| r.method != "PATCH"),
         "Entra never writes an AD-mastered user"
     );
+}
+
+/// Issue 19 item 4: an ordering dependency never turns a failed hygiene step into a skipped
+/// revocation. `entra.disable_sign_in` fails for good (the app may not write the user), and
+/// the sessions are revoked all the same.
+#[tokio::test]
+async fn sessions_are_revoked_even_when_disabling_sign_in_failed() {
+    let tenant = Arc::new(GraphTenant::start().await);
+    let id = tenant.add_user(NewUser::new("cloud@example.test"));
+    tenant.fail_route("PATCH", "/users/{user-id}", 403);
+    let entra = entra(&tenant);
+    let engine = engine(
+        vec![Arc::new(entra)],
+        "[apps.entra]\nmethod = \"automatic\"\n\
+         actions = [\"entra.disable_sign_in\", \"entra.revoke_sessions\"]\n",
+    );
+    let plan = plan(&engine, "cloud@example.test").await;
+    let run = run_to_end(&engine, plan).await;
+    let state = |name: &'static str| {
+        run.tasks
+            .iter()
+            .find(|t| {
+                t.action()
+                    .is_some_and(|a| a.name == ActionName::from_static(name))
+            })
+            .unwrap()
+            .state
+            .clone()
+    };
+    assert!(
+        matches!(state("entra.disable_sign_in"), TaskState::Failed { .. }),
+        "{:?}",
+        state("entra.disable_sign_in")
+    );
+    assert!(
+        matches!(
+            state("entra.revoke_sessions"),
+            TaskState::Completed {
+                outcome: Outcome::Done,
+                ..
+            }
+        ),
+        "{:?}",
+        state("entra.revoke_sessions")
+    );
+    let user = tenant.user(&id).unwrap();
+    assert!(user.account_enabled);
+    assert_eq!(user.session_revocations, 1);
 }

@@ -44,6 +44,27 @@ const NOT_FOUND_CODES: [&str; 4] = [
     "ErrorItemNotFound",
 ];
 
+/// The longest identifier (address, external id) a lookup or an action sends to Graph, in
+/// bytes: an email address has at most 254 characters, a `userPrincipalName` 113, an object
+/// id 36, so anything longer is refused before a request is built.
+pub const MAX_IDENTIFIER_LEN: usize = 256;
+
+/// Fatal `InvalidInput`, without echoing the value, for one longer than
+/// [`MAX_IDENTIFIER_LEN`] bytes; `what` names it in the message ("an address").
+///
+/// # Errors
+/// As said.
+pub fn check_length(value: &str, what: &str) -> Result<()> {
+    if value.len() > MAX_IDENTIFIER_LEN {
+        return Err(Error::invalid_input(format!(
+            "{what} of {} bytes is longer than the {MAX_IDENTIFIER_LEN} bytes Graph is sent",
+            value.len()
+        ))
+        .fatal());
+    }
+    Ok(())
+}
+
 /// An OData string literal for a `$filter`: `value` in single quotes, each `'` doubled.
 ///
 /// # Behavior
@@ -53,7 +74,7 @@ const NOT_FOUND_CODES: [&str; 4] = [
 ///
 /// # Errors
 /// `InvalidInput` when `value` holds a control character (NUL, CR, LF, …), which has no safe
-/// place in a filter.
+/// place in a filter, or is longer than [`MAX_IDENTIFIER_LEN`] bytes (not echoed).
 ///
 /// # Example
 /// ```
@@ -62,6 +83,7 @@ const NOT_FOUND_CODES: [&str; 4] = [
 /// assert!(odata_string("a\0b").is_err());
 /// ```
 pub fn odata_string(value: &str) -> Result<String> {
+    check_length(value, "a value")?;
     if value.chars().any(char::is_control) {
         return Err(Error::invalid_input(format!(
             "{:?} contains a control character; it cannot be put into an OData filter",
@@ -72,22 +94,28 @@ pub fn odata_string(value: &str) -> Result<String> {
     Ok(format!("'{}'", value.replace('\'', "''")))
 }
 
-/// The `$filter` matching any of `addresses` exactly as `userPrincipalName` or `mail`.
+/// The `$filter` matching any of `addresses` exactly as `userPrincipalName`, `mail`, an SMTP
+/// `proxyAddresses` entry (`smtp:` and the address; Graph compares without case, so the
+/// primary `SMTP:` one matches too) or an `otherMails` entry.
 ///
 /// # Behavior
 /// Each address is an OData string literal ([`odata_string`]: `'` doubled), so no input can
-/// end the literal and add an operator. Empty addresses are skipped (`None` when none is
-/// left).
+/// end the literal and add an operator. The multi-valued properties are matched with `any`
+/// and `eq`, which Graph serves without advanced query parameters. Empty addresses are
+/// skipped (`None` when none is left).
 ///
 /// # Errors
-/// `InvalidInput` for an address with a control character.
+/// `InvalidInput` for an address with a control character or longer than
+/// [`MAX_IDENTIFIER_LEN`] bytes.
 ///
 /// # Example
 /// ```
 /// use offboard_http::graph::user_filter;
 /// assert_eq!(
 ///     user_filter(&["o'neil@x.com"]).unwrap().unwrap(),
-///     "userPrincipalName eq 'o''neil@x.com' or mail eq 'o''neil@x.com'"
+///     "userPrincipalName eq 'o''neil@x.com' or mail eq 'o''neil@x.com' \
+///      or proxyAddresses/any(x:x eq 'smtp:o''neil@x.com') \
+///      or otherMails/any(x:x eq 'o''neil@x.com')"
 /// );
 /// assert_eq!(user_filter(&[""]).unwrap(), None);
 /// ```
@@ -99,11 +127,48 @@ pub fn user_filter<S: AsRef<str>>(addresses: &[S]) -> Result<Option<String>> {
         if address.is_empty() {
             continue;
         }
-        for property in ["userPrincipalName", "mail"] {
-            terms.push(format!("{property} eq {literal}"));
-        }
+        // The address is checked above; `smtp:` adds no quote.
+        let proxy = format!("'smtp:{}", &literal[1..]);
+        terms.push(format!("userPrincipalName eq {literal}"));
+        terms.push(format!("mail eq {literal}"));
+        terms.push(format!("proxyAddresses/any(x:x eq {proxy})"));
+        terms.push(format!("otherMails/any(x:x eq {literal})"));
     }
     Ok((!terms.is_empty()).then(|| terms.join(" or ")))
+}
+
+/// Whether `user` (Graph JSON) holds `address` exactly, ASCII case ignored: as
+/// `userPrincipalName`, `mail`, an `smtp:` entry of `proxyAddresses` (prefix of any case) or
+/// an `otherMails` entry. Nothing else is folded, and other proxy types (`x500:`, `sip:`)
+/// never match.
+fn holds_address(user: &serde_json::Value, address: &str) -> bool {
+    if address.is_empty() {
+        return false;
+    }
+    let same = |v: &serde_json::Value| v.as_str().is_some_and(|v| v.eq_ignore_ascii_case(address));
+    let many = |k: &str| user[k].as_array().cloned().unwrap_or_default();
+    same(&user["userPrincipalName"])
+        || same(&user["mail"])
+        || many("otherMails").iter().any(same)
+        || many("proxyAddresses").iter().any(|p| {
+            p.as_str().is_some_and(|p| {
+                p.get(..5).is_some_and(|t| t.eq_ignore_ascii_case("smtp:"))
+                    && p[5..].eq_ignore_ascii_case(address)
+            })
+        })
+}
+
+/// `select` with `proxyAddresses` and `otherMails` added where missing (the lookup compares
+/// them again locally).
+fn with_address_fields(select: &str) -> String {
+    let mut out = select.to_owned();
+    for field in ["proxyAddresses", "otherMails"] {
+        if !select.split(',').any(|s| s.trim() == field) {
+            out.push(',');
+            out.push_str(field);
+        }
+    }
+    out
 }
 
 /// Maps a Graph answer that is not a success to an error: [`classify`], and an `error.code`
@@ -773,6 +838,23 @@ impl GraphClient {
         }
     }
 
+    /// The `@odata.id` of directory object `id` under this client's Graph base URL (e.g.
+    /// `https://graph.microsoft.us/v1.0/directoryObjects/{id}` in a national cloud), for the
+    /// body of a `…/$ref` request; `id` is percent-encoded as one path segment.
+    ///
+    /// # Errors
+    /// `InvalidInput` for an empty, `.` or `..` id or one [`check_account`] refuses.
+    pub fn directory_object_url(&self, id: &str) -> Result<String> {
+        check_user_id(id)?;
+        check_segment(id)?;
+        let mut url = self.http.base_url().clone();
+        url.path_segments_mut()
+            .map_err(|()| Error::internal("the Graph base URL cannot be a base"))?
+            .pop_if_empty()
+            .extend(["directoryObjects", id]);
+        Ok(url.into())
+    }
+
     /// The underlying HTTP client.
     pub fn http(&self) -> &HttpClient {
         &self.http
@@ -905,10 +987,12 @@ impl GraphClient {
             .await
     }
 
-    /// The one user whose `userPrincipalName` or `mail` equals one of `addresses` (ASCII
-    /// case ignored): `GET /users?$filter=`[`user_filter`]`&$select=select`, all pages, then
-    /// the same comparison again locally, so a server-side widening cannot reach the caller.
-    /// `select` must name `id`, `userPrincipalName` and `mail`.
+    /// The one user holding one of `addresses` (ASCII case ignored) as `userPrincipalName`,
+    /// `mail`, an `smtp:` proxy address or an `otherMails` entry:
+    /// `GET /users?$filter=`[`user_filter`]`&$select=select` (plus `proxyAddresses` and
+    /// `otherMails`), all pages, then the same comparison again locally, so a server-side
+    /// widening cannot reach the caller. `select` must name `id`, `userPrincipalName` and
+    /// `mail`.
     ///
     /// # Errors
     /// `Ambiguous` (naming each UPN and id) when two or more users match; `InvalidInput` for
@@ -925,17 +1009,13 @@ impl GraphClient {
             .list(
                 &GraphRequest::get(["users"])
                     .query("$filter", filter)
-                    .query("$select", select),
+                    .query("$select", with_address_fields(select)),
             )
             .await?;
         let field = |u: &serde_json::Value, k: &str| u[k].as_str().unwrap_or_default().to_owned();
         let mut matches: BTreeMap<String, serde_json::Value> = BTreeMap::new();
         for user in users {
-            let hit = ["userPrincipalName", "mail"].iter().any(|k| {
-                let name = field(&user, k);
-                !name.is_empty() && addresses.iter().any(|a| a.eq_ignore_ascii_case(&name))
-            });
-            if hit {
+            if addresses.iter().any(|a| holds_address(&user, a)) {
                 matches.insert(field(&user, "id"), user);
             }
         }
@@ -976,19 +1056,22 @@ pub fn user_path(id: &str, rest: &[&str]) -> Vec<String> {
 ///
 /// # Errors
 /// `InvalidInput` for another app's account; fatal `InvalidInput` for an external id with a
-/// control character.
+/// control character or longer than [`MAX_IDENTIFIER_LEN`] bytes.
 pub fn check_account(account: &AccountRef, app: &str) -> Result<()> {
+    check_user_id(&account.external_id)?;
     if account.app.as_str() != app {
         return Err(Error::invalid_input(format!(
             "account {} belongs to {}, not {app}",
             account.external_id, account.app
         )));
     }
-    check_user_id(&account.external_id)
+    Ok(())
 }
 
-/// Fatal `InvalidInput` for an external id with a control character.
+/// Fatal `InvalidInput` for an external id with a control character or longer than
+/// [`MAX_IDENTIFIER_LEN`] bytes (not echoed).
 fn check_user_id(id: &str) -> Result<()> {
+    check_length(id, "an external id")?;
     if id.chars().any(char::is_control) {
         return Err(Error::invalid_input(format!(
             "external id {id:?} contains a control character"
@@ -1007,7 +1090,8 @@ fn check_user_id(id: &str) -> Result<()> {
 /// - Otherwise [`GraphClient::find_user`] over the person's email and aliases.
 ///
 /// # Errors
-/// Fatal `InvalidInput` for an external id with a control character; as
+/// Fatal `InvalidInput` for an external id with a control character or longer than
+/// [`MAX_IDENTIFIER_LEN`] bytes, and for such an address; as
 /// [`GraphClient::find_user`] and [`GraphClient::get_opt`].
 pub async fn lookup_user<T: DeserializeOwned>(
     graph: &GraphClient,
@@ -1257,6 +1341,24 @@ mod tests {
         let b = GraphClientBuilder::from_vars(|k| (k != "CLIENT_ID").then(|| "x".to_owned()));
         let e = b.build().unwrap_err();
         assert!(e.to_string().contains("client_id"), "{e}");
+    }
+
+    #[test]
+    fn references_use_the_configured_graph_base() {
+        let graph = GraphClient::builder()
+            .tenant_id("contoso.onmicrosoft.us")
+            .client_id("cid")
+            .client_secret(Secret::new("s"))
+            .graph_url("https://graph.microsoft.us/v1.0/")
+            .build()
+            .unwrap();
+        assert_eq!(
+            graph.directory_object_url("u/1 x").unwrap(),
+            "https://graph.microsoft.us/v1.0/directoryObjects/u%2F1%20x"
+        );
+        for bad in ["", "..", "a\nb"] {
+            assert!(graph.directory_object_url(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -526,11 +526,20 @@ async fn find_user_refilters_locally_and_refuses_two_matches() {
     // A server that widens: it answers every filter with three users.
     Mock::given(method("GET"))
         .and(path("/v1.0/users"))
-        .and(query_param("$select", "id,userPrincipalName,mail"))
+        .and(query_param(
+            "$select",
+            "id,userPrincipalName,mail,proxyAddresses,otherMails",
+        ))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"value": [
             {"id": "1", "userPrincipalName": "jane@x.com", "mail": "jane@x.com"},
             {"id": "2", "userPrincipalName": "bob@x.com", "mail": "Jane.Doe@x.com"},
             {"id": "3", "userPrincipalName": "eve@x.com", "mail": null},
+            {"id": "4", "userPrincipalName": "mallory@x.com", "mail": null,
+             "proxyAddresses": ["x500:JANE@x.com", "smtp:jane@x.co", "sip:nobody@x.com"],
+             "otherMails": ["jane@x.com.evil", "nobody@x.com "]},
+            {"id": "5", "userPrincipalName": "p@x.com", "mail": null,
+             "proxyAddresses": ["SMTP:proxy@x.com", "smtp:second@x.com"],
+             "otherMails": ["other@x.com"]},
         ]})))
         .mount(&server)
         .await;
@@ -541,6 +550,14 @@ async fn find_user_refilters_locally_and_refuses_two_matches() {
         .unwrap()
         .unwrap();
     assert_eq!(one["id"], "1");
+    for address in ["PROXY@x.com", "second@x.com", "Other@X.com"] {
+        let found: Value = g
+            .find_user(&[address], "id,userPrincipalName,mail")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(found["id"], "5", "{address}");
+    }
     let none: Option<Value> = g
         .find_user(&["nobody@x.com", ""], "id,userPrincipalName,mail")
         .await
@@ -568,12 +585,15 @@ async fn find_user_refilters_locally_and_refuses_two_matches() {
         })
         .collect();
     assert_eq!(
-        filters[1], "userPrincipalName eq 'nobody@x.com' or mail eq 'nobody@x.com'",
+        filters[4],
+        "userPrincipalName eq 'nobody@x.com' or mail eq 'nobody@x.com' \
+         or proxyAddresses/any(x:x eq 'smtp:nobody@x.com') \
+         or otherMails/any(x:x eq 'nobody@x.com')",
         "empty addresses are left out"
     );
     // Nothing to look for: no request.
     assert!(g.find_user::<Value>(&[""], "id").await.unwrap().is_none());
-    assert_eq!(server.received_requests().await.unwrap().len(), 3);
+    assert_eq!(server.received_requests().await.unwrap().len(), 6);
 }
 
 #[tokio::test]
@@ -628,9 +648,16 @@ async fn lookup_user_reads_the_external_id_or_the_addresses() {
         .and(path("/v1.0/users"))
         .and(query_param(
             "$filter",
-            "userPrincipalName eq 'x@x.com' or mail eq 'x@x.com' or userPrincipalName eq 'jane@x.com' or mail eq 'jane@x.com'",
+            "userPrincipalName eq 'x@x.com' or mail eq 'x@x.com' \
+             or proxyAddresses/any(x:x eq 'smtp:x@x.com') or otherMails/any(x:x eq 'x@x.com') \
+             or userPrincipalName eq 'jane@x.com' or mail eq 'jane@x.com' \
+             or proxyAddresses/any(x:x eq 'smtp:jane@x.com') \
+             or otherMails/any(x:x eq 'jane@x.com')",
         ))
-        .and(query_param("$select", select))
+        .and(query_param(
+            "$select",
+            format!("{select},proxyAddresses,otherMails"),
+        ))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"value": [
             {"id": "u1", "userPrincipalName": "jane@x.com", "mail": null},
         ]})))

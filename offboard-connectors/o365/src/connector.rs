@@ -26,8 +26,9 @@ pub const APP: &str = "o365";
 /// The Office 365 connector. Build it with [`crate::O365Config`].
 ///
 /// # Behavior
-/// - `lookup`: one `GET /users?$filter=` with `userPrincipalName eq` and `mail eq` each
-///   address (OData literals through [`offboard_http::graph::odata_string`]); the answer is
+/// - `lookup`: one `GET /users?$filter=` with `userPrincipalName eq`, `mail eq`,
+///   `proxyAddresses/any(x:x eq 'smtp:…')` and `otherMails/any(x:x eq …)` for each address
+///   (OData literals through [`offboard_http::graph::odata_string`]); the answer is
 ///   filtered again locally (ASCII case only): [`GraphClient::find_user`]. With `external_id`:
 ///   `GET /users/{id}`, accepted only when the returned id is that id (Graph also resolves
 ///   UPNs there); [`lookup_user`] does both.

@@ -57,7 +57,11 @@ async fn lookup_escapes_odata_literals_and_matches_exactly() {
     assert_eq!(r.path, "/v1.0/users");
     assert_eq!(
         r.query_param("$filter"),
-        Some("userPrincipalName eq 'O''Neil@example.test' or mail eq 'O''Neil@example.test'")
+        Some(
+            "userPrincipalName eq 'O''Neil@example.test' or mail eq 'O''Neil@example.test' \
+             or proxyAddresses/any(x:x eq 'smtp:O''Neil@example.test') \
+             or otherMails/any(x:x eq 'O''Neil@example.test')"
+        )
     );
 
     for hostile in [
@@ -94,8 +98,9 @@ async fn set_auto_reply_names_the_manager_and_rolls_back() {
     let message = format!("Jane Doe no longer works here. Please contact {MANAGER} instead.");
     let now = tenant.user(&id).unwrap().automatic_replies.unwrap();
     assert_eq!(now["status"], "alwaysEnabled");
-    assert_eq!(now["internalReplyMessage"], message.as_str());
-    assert_eq!(now["externalReplyMessage"], message.as_str());
+    let stored = format!("<html>\n<body>\n<p>{message}</p>\n</body>\n</html>\n");
+    assert_eq!(now["internalReplyMessage"], stored.as_str());
+    assert_eq!(now["externalReplyMessage"], stored.as_str());
     assert_eq!(
         lines(&tenant),
         [
@@ -135,8 +140,57 @@ async fn set_auto_reply_names_the_manager_and_rolls_back() {
     let p = ExecuteOptions::default().with_person(Person::new("p", "jane@example.test"));
     o365.execute(&account, &custom, &p).await.unwrap();
     let now = tenant.user(&id).unwrap().automatic_replies.unwrap();
-    assert_eq!(now["internalReplyMessage"], "jane@example.test has left.");
+    assert!(
+        now["internalReplyMessage"]
+            .as_str()
+            .unwrap()
+            .contains("<p>jane@example.test has left.</p>"),
+        "{now}"
+    );
     assert_eq!(now["externalAudience"], "none");
+}
+
+/// Exchange stores the reply as HTML (escaped, line breaks as `<br>`): the connector still
+/// recognises its own message, so a repeat is `already_done` and sends no PATCH.
+#[tokio::test]
+async fn set_auto_reply_recognises_its_message_wrapped_in_html() {
+    let (tenant, o365, account) = setup("jane@example.test").await;
+    let id = account.external_id.clone();
+    let a = Action::with_params(
+        ActionName::from_static("o365.set_auto_reply"),
+        &json!({"message": "{name} (O'Neil & Sons) has left.\nWrite to <{manager}>  instead."}),
+    )
+    .unwrap();
+    let r = o365
+        .execute(&account, &a, &opts("jane@example.test"))
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, Outcome::Done);
+    let stored = tenant.user(&id).unwrap().automatic_replies.unwrap();
+    let html = stored["internalReplyMessage"].as_str().unwrap();
+    assert!(
+        html.starts_with("<html>") && html.contains("O&#39;Neil &amp; Sons"),
+        "{html}"
+    );
+    tenant.clear_requests();
+    let again = o365
+        .execute(&account, &a, &opts("jane@example.test"))
+        .await
+        .unwrap();
+    assert_eq!(again.outcome, Outcome::AlreadyDone, "{:?}", again.detail);
+    assert_eq!(lines(&tenant), [format!("GET /users/{id}/mailboxSettings")]);
+
+    // Another message is not mistaken for it.
+    let other = Action::with_params(
+        ActionName::from_static("o365.set_auto_reply"),
+        &json!({"message": "{name} (O'Neil & Sons) has left."}),
+    )
+    .unwrap();
+    let r = o365
+        .execute(&account, &other, &opts("jane@example.test"))
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, Outcome::Done);
 }
 
 #[tokio::test]
@@ -518,4 +572,92 @@ async fn exchange_admin_actions_run_through_the_hook() {
         o365.restore(&account, &snap).await.unwrap(),
         Outcome::AlreadyDone
     );
+}
+
+/// The mailbox of a person whose address is only a proxy address or another mail of the
+/// user is found; an address held by two users is ambiguous.
+#[tokio::test]
+async fn lookup_matches_proxy_addresses_and_other_mails() {
+    let tenant = GraphTenant::start().await;
+    let id = tenant.add_user(NewUser {
+        proxy_addresses: vec![
+            "SMTP:jane.doe@example.test".into(),
+            "smtp:jd@example.test".into(),
+        ],
+        other_mails: vec!["jane@home.example".into()],
+        ..NewUser::new("jane@contoso.onmicrosoft.test")
+    });
+    tenant.add_user(NewUser {
+        proxy_addresses: vec!["smtp:team@example.test".into()],
+        ..NewUser::new("a@contoso.onmicrosoft.test")
+    });
+    tenant.add_user(NewUser {
+        other_mails: vec!["team@example.test".into()],
+        ..NewUser::new("b@contoso.onmicrosoft.test")
+    });
+    let o365 = connector(&tenant, None);
+    for address in [
+        "JD@example.test",
+        "jane.doe@example.test",
+        "jane@home.example",
+    ] {
+        let found = o365
+            .lookup(&LookupRequest::person(person(address)))
+            .await
+            .unwrap();
+        assert_eq!(found.map(|a| a.external_id), Some(id.clone()), "{address}");
+    }
+    let e = o365
+        .lookup(&LookupRequest::person(person("team@example.test")))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Ambiguous, "{e}");
+}
+
+/// A megabyte identifier is refused before any request, with a short message that does not
+/// echo it (item 12: bounded identifiers).
+#[tokio::test]
+async fn over_long_identifiers_are_refused_without_a_request() {
+    let (tenant, o365, account) = setup("jane@example.test").await;
+    let huge = format!("{}@example.test", "a".repeat(1 << 20));
+    let requests = [
+        LookupRequest::person(person(&huge)),
+        LookupRequest::person(person("jane@example.test").with_alias(huge.as_str())),
+        LookupRequest::person(person("jane@example.test")).with_external_id(huge.as_str()),
+    ];
+    for request in requests {
+        tenant.clear_requests();
+        let e = o365.lookup(&request).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+        assert!(!e.is_retryable());
+        assert!(e.to_string().len() < 300, "{} bytes", e.to_string().len());
+        assert!(lines(&tenant).is_empty(), "{:?}", lines(&tenant));
+    }
+    // A recipient given as a parameter is bounded the same way.
+    tenant.clear_requests();
+    let forward = Action::with_params(
+        ActionName::from_static("o365.forward_to_manager"),
+        &json!({ "to": huge }),
+    )
+    .unwrap();
+    let e = o365
+        .execute(&account, &forward, &opts("jane@example.test"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().len() < 300, "{} bytes", e.to_string().len());
+    assert!(lines(&tenant).is_empty(), "{:?}", lines(&tenant));
+    let mut long = account.clone();
+    long.external_id = huge;
+    let e = o365
+        .execute(
+            &long,
+            &action("o365.set_auto_reply"),
+            &opts("jane@example.test"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().len() < 300, "{} bytes", e.to_string().len());
+    assert!(lines(&tenant).is_empty(), "{:?}", lines(&tenant));
 }

@@ -17,14 +17,25 @@
 //!   `{user-id}` is the id or the UPN (ASCII case ignored). Without `$select` a user has only
 //!   Graph's default properties (`accountEnabled` and the others must be selected); an unknown
 //!   `$select` property is a 400.
-//! - `$filter` on `GET /users`: a strict parser of `userPrincipalName|mail|id eq '…'` terms
-//!   joined by ` or ` (`''` is a quote inside the literal); anything else is a 400
-//!   `Request_UnsupportedQuery`. Comparison ignores ASCII case only. Collections page with
+//! - `$filter` on `GET /users`: a strict parser of `userPrincipalName|mail|id eq '…'` and
+//!   `proxyAddresses|otherMails/any(x:x eq '…')` terms joined by ` or ` (`''` is a quote
+//!   inside the literal; the multi-valued properties need `any`, as Graph's do, and need no
+//!   advanced query parameters); anything else is a 400 `Request_UnsupportedQuery`.
+//!   Comparison ignores ASCII case only (so `smtp:` matches a primary `SMTP:` address).
+//!   Advanced queries need `ConsistencyLevel: eventual` (and `$count=true` for advanced
+//!   `$filter` operators), as Graph's do: without it `$count` is a 400
+//!   `Request_BadRequest`, `$search`, `ne`, `not` and `endsWith` 400s
+//!   `Request_UnsupportedQuery` naming the missing header; with it `$count=true` adds
+//!   `@odata.count` (`$search` and those operators are not modelled: still 400s). Collections page with
 //!   `$top` (default 100, see [`GraphTenant::set_page_size`]) and `@odata.nextLink`.
 //! - `PATCH /users/{id}` answers 204; changing `accountEnabled` of an on-premises-synced
 //!   user is a 400 (it is mastered in AD; [`GraphTenant::sync_from_ad`] plays Entra Connect).
 //! - Groups: assigned, dynamic (`groupTypes: ["DynamicMembership"]`) and on-premises-synced;
-//!   membership changes of the last two are 400s. Adding a member twice is a 400 "already
+//!   membership changes of the last two are 400s. Mail-enabled security groups and
+//!   distribution lists (`mailEnabled` without `Unified`) are managed in Exchange: membership
+//!   changes are 400s; role-assignable groups (`isAssignableToRole`) are 403s unless the app
+//!   holds `RoleManagement.ReadWrite.Directory` ([`GraphTenant::grant_role_management`]).
+//!   A member reference (`@odata.id`) must name a user under this service's own base URL. Adding a member twice is a 400 "already
 //!   exist"; removing a non-member a 404. Owners; removing the last owner is a 400.
 //! - Directory roles (listed in `memberOf`, not changeable: no operation is served for them),
 //!   app role assignments (POST 201, a duplicate is a 400), oauth2PermissionGrants
@@ -33,7 +44,8 @@
 //! - Licences: `subscribedSkus`, `licenseDetails`, `assignLicense` (both arrays required;
 //!   removing an inherited-only SKU, or one the user lacks, is a 400; adding needs
 //!   `usageLocation` and a known SKU with free units).
-//! - Mailbox: `mailboxSettings` (`automaticRepliesSetting` merged by PATCH, 200), inbox
+//! - Mailbox: `mailboxSettings` (`automaticRepliesSetting` merged by PATCH, 200; a plain
+//!   text reply message is stored and read back wrapped in HTML, as Exchange does), inbox
 //!   `messageRules` (`inbox` well-known name); a user without a mailbox gets a 404
 //!   `MailboxNotEnabledForRESTAPI`.
 //! - OneDrive: `GET /users/{id}/drive`, the root item, its permissions and `invite` (each
@@ -52,8 +64,9 @@
 //!   identity answer and `x-ms-throttle-limit-percentage` from 80 % used. Throttled requests
 //!   still count. Outlook routes have their own per-mailbox budget.
 //! - Faults ([`Faults`]): shares of 503s, 429s and dropped answers (the change is made, the
-//!   answer is held back past any client timeout), added latency, and the next N requests
-//!   failing with a chosen status.
+//!   answer is held back past any client timeout), added latency, the next N requests
+//!   failing with a chosen status, and one operation failing always
+//!   ([`GraphTenant::fail_route`]).
 //! - Authentication: `Authorization: Bearer <token>` minted by the token endpoint
 //!   (client credentials with the client secret, or a `client_assertion` JWT); anything else
 //!   is a 401 `InvalidAuthenticationToken`.
@@ -211,6 +224,11 @@ pub struct NewUser {
     pub drive: bool,
     /// `employeeId`.
     pub employee_id: Option<String>,
+    /// `proxyAddresses` (e.g. `SMTP:jane@example.com`, `smtp:j.doe@example.com`); when
+    /// empty, a user with a mailbox gets `SMTP:` and its `mail`, as Exchange sets it.
+    pub proxy_addresses: Vec<String>,
+    /// `otherMails`.
+    pub other_mails: Vec<String>,
 }
 
 impl NewUser {
@@ -231,6 +249,8 @@ impl NewUser {
             mailbox: true,
             drive: true,
             employee_id: None,
+            proxy_addresses: Vec::new(),
+            other_mails: Vec::new(),
         }
     }
 }
@@ -248,6 +268,14 @@ pub struct NewGroup {
     pub licenses: Vec<String>,
     /// Owner user ids.
     pub owners: Vec<String>,
+    /// `mailEnabled`.
+    pub mail_enabled: bool,
+    /// `securityEnabled`.
+    pub security_enabled: bool,
+    /// `groupTypes` contains `Unified` (a Microsoft 365 group).
+    pub unified: bool,
+    /// `isAssignableToRole`.
+    pub role_assignable: bool,
 }
 
 impl NewGroup {
@@ -259,6 +287,47 @@ impl NewGroup {
             on_premises_sync: false,
             licenses: Vec::new(),
             owners: Vec::new(),
+            mail_enabled: false,
+            security_enabled: true,
+            unified: false,
+            role_assignable: false,
+        }
+    }
+
+    /// A Microsoft 365 group (`Unified`, mail-enabled, not a security group): its members
+    /// are changed through Graph.
+    pub fn microsoft_365(name: impl Into<String>) -> Self {
+        Self {
+            unified: true,
+            mail_enabled: true,
+            security_enabled: false,
+            ..Self::assigned(name)
+        }
+    }
+
+    /// A mail-enabled security group: its members are managed in Exchange Online.
+    pub fn mail_enabled_security(name: impl Into<String>) -> Self {
+        Self {
+            mail_enabled: true,
+            ..Self::assigned(name)
+        }
+    }
+
+    /// A distribution list (mail-enabled, not a security group): managed in Exchange Online.
+    pub fn distribution_list(name: impl Into<String>) -> Self {
+        Self {
+            mail_enabled: true,
+            security_enabled: false,
+            ..Self::assigned(name)
+        }
+    }
+
+    /// A role-assignable security group (`isAssignableToRole`): changing its members needs
+    /// `RoleManagement.ReadWrite.Directory` ([`GraphTenant::grant_role_management`]).
+    pub fn role_assignable(name: impl Into<String>) -> Self {
+        Self {
+            role_assignable: true,
+            ..Self::assigned(name)
         }
     }
 
@@ -343,6 +412,8 @@ struct User {
     devices: Vec<(String, String)>,
     created: String,
     deleted_at: Option<(Instant, String)>,
+    proxy_addresses: Vec<String>,
+    other_mails: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -359,6 +430,10 @@ struct Group {
     members: BTreeSet<String>,
     owners: BTreeSet<String>,
     licenses: Vec<String>,
+    mail_enabled: bool,
+    security_enabled: bool,
+    unified: bool,
+    role_assignable: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -455,6 +530,8 @@ struct State {
     outlook: BTreeMap<String, Bucket>,
     faults: Faults,
     fail_next: Vec<u16>,
+    route_faults: Vec<(String, String, u16)>,
+    role_management: bool,
     rng: FaultRng,
     rate_limited: u64,
     ru_served: u64,
@@ -524,6 +601,16 @@ impl Shared {
 pub struct GraphTenant {
     server: MockServer,
     shared: Arc<Shared>,
+}
+
+/// Whether path `segments` match a route `template` (`{x}` matches any one segment).
+fn template_matches(template: &str, segments: &[&str]) -> bool {
+    let parts: Vec<&str> = template.split('/').filter(|p| !p.is_empty()).collect();
+    parts.len() == segments.len()
+        && parts
+            .iter()
+            .zip(segments)
+            .all(|(p, s)| (p.starts_with('{') && p.ends_with('}')) || p == s)
 }
 
 fn new_id() -> String {
@@ -652,15 +739,9 @@ impl GraphTenant {
     /// [`GraphTenant::ROUTES`] (`{x}` matches any one segment). Nothing else is served: every
     /// other request is a 400 before it reaches a handler.
     pub fn serves(method: &str, segments: &[&str]) -> bool {
-        Self::ROUTES.iter().any(|(m, template)| {
-            let parts: Vec<&str> = template.split('/').filter(|p| !p.is_empty()).collect();
-            *m == method
-                && parts.len() == segments.len()
-                && parts
-                    .iter()
-                    .zip(segments)
-                    .all(|(p, s)| (p.starts_with('{') && p.ends_with('}')) || p == s)
-        })
+        Self::ROUTES
+            .iter()
+            .any(|(m, template)| *m == method && template_matches(template, segments))
     }
 
     /// Starts a tenant with random credentials and [`GraphLimits::small_tenant`].
@@ -760,9 +841,19 @@ impl GraphTenant {
                 members: BTreeSet::new(),
                 owners: new.owners.into_iter().collect(),
                 licenses: new.licenses,
+                mail_enabled: new.mail_enabled,
+                security_enabled: new.security_enabled,
+                unified: new.unified,
+                role_assignable: new.role_assignable,
             },
         );
         id
+    }
+
+    /// Grants the app `RoleManagement.ReadWrite.Directory`, which changing the members of a
+    /// role-assignable group needs (without it Graph answers 403).
+    pub fn grant_role_management(&self) {
+        self.shared.state().role_management = true;
     }
 
     /// Makes `user` an owner of `group`.
@@ -902,11 +993,19 @@ impl GraphTenant {
             );
             drive_id
         });
+        let mail = new.mail.unwrap_or_else(|| new.upn.clone());
+        let proxy_addresses = if new.proxy_addresses.is_empty() && new.mailbox {
+            vec![format!("SMTP:{mail}")]
+        } else {
+            new.proxy_addresses
+        };
         s.users.insert(
             id.clone(),
             User {
                 id: id.clone(),
-                mail: Some(new.mail.unwrap_or_else(|| new.upn.clone())),
+                mail: Some(mail),
+                proxy_addresses,
+                other_mails: new.other_mails,
                 upn: new.upn,
                 display_name: new.display_name,
                 account_enabled: new.account_enabled,
@@ -1076,6 +1175,17 @@ impl GraphTenant {
             .extend(std::iter::repeat_n(status, count));
     }
 
+    /// Every later request of one operation (`method` and a path template of
+    /// [`GraphTenant::ROUTES`], e.g. `PATCH /users/{user-id}`; batch items too) fails with
+    /// `status`, changing nothing: a permanent fault of that operation alone (403 answers
+    /// `Authorization_RequestDenied`, as a missing permission does).
+    pub fn fail_route(&self, method: &str, template: &str, status: u16) {
+        self.shared
+            .state()
+            .route_faults
+            .push((method.to_owned(), template.to_owned(), status));
+    }
+
     /// Replaces the limits (buckets start full).
     pub fn set_limits(&self, limits: GraphLimits) {
         let mut s = self.shared.state();
@@ -1242,11 +1352,16 @@ impl Shared {
         let query: BTreeMap<String, String> = request.url.query_pairs().into_owned().collect();
         let method = request.method.as_str().to_owned();
         let body: Option<Value> = serde_json::from_slice(&request.body).ok();
+        let eventual = request
+            .headers
+            .get("consistencylevel")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("eventual"));
         s.purge();
         let answer = if method == "POST" && segs == ["$batch"] {
             self.batch(&mut s, body)
         } else {
-            self.one(&mut s, &method, segs, &query, body)
+            self.one(&mut s, &method, segs, &query, body, eventual)
         };
         let dropped = answer.1;
         let mut t = answer.0.template().set_delay(latency);
@@ -1261,8 +1376,8 @@ impl Shared {
         t
     }
 
-    /// One request (top level or batch item): faults, throttling, then the route. The flag
-    /// says the answer is to be dropped.
+    /// One request (top level or batch item): faults, throttling, then the route. `eventual`:
+    /// it carries `ConsistencyLevel: eventual`. The flag says the answer is to be dropped.
     fn one(
         &self,
         s: &mut State,
@@ -1270,6 +1385,7 @@ impl Shared {
         segs: &[&str],
         query: &BTreeMap<String, String>,
         body: Option<Value>,
+        eventual: bool,
     ) -> (Answer, bool) {
         if !GraphTenant::serves(method, segs) {
             let (status, body) = routes::no_route();
@@ -1277,6 +1393,14 @@ impl Shared {
         }
         if !s.fail_next.is_empty() {
             let status = s.fail_next.remove(0);
+            return (self.injected(s, status), false);
+        }
+        let route_fault = s
+            .route_faults
+            .iter()
+            .find(|(m, t, _)| m == method && template_matches(t, segs))
+            .map(|(_, _, status)| *status);
+        if let Some(status) = route_fault {
             return (self.injected(s, status), false);
         }
         let (error_rate, rate_limit_rate, drop_rate) = (
@@ -1354,7 +1478,7 @@ impl Shared {
             Budget::Free => {}
         }
         let base = format!("{}/v1.0", s.base);
-        let (status, out) = routes::route(s, &base, method, segs, query, body);
+        let (status, out) = routes::route(s, &base, method, segs, query, body, eventual);
         let mut answer = Answer::new(status, out);
         answer.headers.extend(extra);
         let dropped = s.rng.chance(drop_rate);
@@ -1372,6 +1496,13 @@ impl Shared {
                 Some(error_body("serviceNotAvailable", "Service unavailable")),
             )
             .header("retry-after", "1"),
+            403 => Answer::new(
+                403,
+                Some(error_body(
+                    "Authorization_RequestDenied",
+                    "Insufficient privileges to complete the operation.",
+                )),
+            ),
             other => Answer::new(
                 other,
                 Some(error_body(
@@ -1479,8 +1610,25 @@ impl Shared {
                         Some(error_body("BadRequest", "A batch cannot be nested.")),
                     )
                 } else {
-                    self.one(s, &method, segs, &query, item.get("body").cloned())
-                        .0
+                    let eventual =
+                        item.get("headers")
+                            .and_then(Value::as_object)
+                            .is_some_and(|h| {
+                                h.iter().any(|(k, v)| {
+                                    k.eq_ignore_ascii_case("consistencylevel")
+                                        && v.as_str()
+                                            .is_some_and(|v| v.eq_ignore_ascii_case("eventual"))
+                                })
+                            });
+                    self.one(
+                        s,
+                        &method,
+                        segs,
+                        &query,
+                        item.get("body").cloned(),
+                        eventual,
+                    )
+                    .0
                 }
             };
             statuses.insert(id.to_lowercase(), answer.status);

@@ -320,6 +320,107 @@ async fn graph_users_select_filter_paging_patch_and_sessions() {
         .collect();
     assert_eq!(ids, BTreeSet::from([id.as_str(), other.as_str()]));
 
+    // Multi-valued addresses: `any` with `eq` (a default query: no ConsistencyLevel), the
+    // `smtp:` prefix compared without case like the rest; a bare `eq` on them is a 400.
+    let (_, u) = api
+        .get(
+            &format!("/users/{id}"),
+            &[("$select", "id,proxyAddresses,otherMails")],
+        )
+        .await;
+    assert_eq!(u["proxyAddresses"], json!(["SMTP:o'neil@example.com"]));
+    assert_eq!(u["otherMails"], json!([]));
+    let alias = t.add_user(NewUser {
+        proxy_addresses: vec![
+            "SMTP:Ada@Example.com".into(),
+            "smtp:ada.l@example.com".into(),
+            "x500:/o=Sim/cn=ada".into(),
+        ],
+        other_mails: vec!["ada@private.example".into()],
+        ..NewUser::new("ada@contoso.onmicrosoft.com")
+    });
+    for f in [
+        "proxyAddresses/any(x:x eq 'smtp:ada@example.com')",
+        "proxyAddresses/any(p:p eq 'SMTP:ADA.L@example.com')",
+        "otherMails/any(x:x eq 'Ada@Private.example')",
+        "mail eq 'nobody@example.com' or otherMails/any(x:x eq 'ada@private.example')",
+    ] {
+        let (status, found) = api.get("/users", &[("$filter", f)]).await;
+        assert_eq!(status, 200, "{f}");
+        let ids: Vec<&str> = found["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, vec![alias.as_str()], "{f}");
+    }
+    for miss in [
+        "proxyAddresses/any(x:x eq 'ada@example.com')",
+        "proxyAddresses/any(x:x eq 'smtp:ada@example.co')",
+        "otherMails/any(x:x eq 'smtp:ada@private.example')",
+    ] {
+        let (_, body) = api.get("/users", &[("$filter", miss)]).await;
+        assert!(body["value"].as_array().unwrap().is_empty(), "{miss}");
+    }
+    // Advanced queries need `ConsistencyLevel: eventual` (and `$count=true` for advanced
+    // operators): learn.microsoft.com/graph/aad-advanced-queries.
+    let advanced = |query: Vec<(&'static str, &'static str)>, eventual: bool| {
+        let mut r = reqwest::Client::new()
+            .get(format!("{}/users", t.graph_url()))
+            .query(&query)
+            .bearer_auth(t.access_token());
+        if eventual {
+            r = r.header("ConsistencyLevel", "eventual");
+        }
+        async move {
+            let r = r.send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, body) = advanced(vec![("$count", "true")], false).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("Request_BadRequest"))
+    );
+    let (status, body) = advanced(vec![("$count", "true")], true).await;
+    assert_eq!((status, body["@odata.count"].as_u64()), (200, Some(3)));
+    let (status, body) = advanced(vec![("$search", "\"displayName:ada\"")], false).await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ConsistencyLevel: eventual"),
+        "{body}"
+    );
+    let ends = ("$filter", "endswith(mail,'@example.com')");
+    let (status, body) = advanced(vec![ends], false).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("Request_UnsupportedQuery"))
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("'ConsistencyLevel:eventual' header is missing"),
+        "{body}"
+    );
+    let any = ("$filter", "otherMails/any(x:x eq 'ada@private.example')");
+    let (status, body) = advanced(vec![any, ("$count", "true")], true).await;
+    assert_eq!((status, body["@odata.count"].as_u64()), (200, Some(1)));
+
+    for f in [
+        "proxyAddresses eq 'smtp:ada@example.com'",
+        "proxyAddresses/any(x:endswith(x,'@example.com'))",
+        "proxyAddresses/any(x:x ne 'smtp:ada@example.com')",
+    ] {
+        let (status, body) = api.get("/users", &[("$filter", f)]).await;
+        assert_eq!(status, 400, "{f}");
+        assert_eq!(body["error"]["code"], "Request_UnsupportedQuery");
+    }
+
     // PATCH answers 204 and counts as a write; revoke resets the sessions' start.
     let writes = t.writes_served();
     let (status, _, _) = api
@@ -433,8 +534,24 @@ async fn graph_synced_users_and_groups_are_mastered_in_ad() {
         (status, body["error"]["code"].as_str()),
         (404, Some("Request_ResourceNotFound"))
     );
-    let add =
+    // The reference names a user under the service's own base (a national cloud's, here the
+    // simulator's); another cloud's URL is not an object of this one.
+    let foreign =
         json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{id}")});
+    let (status, body, _) = api
+        .call(
+            "POST",
+            &format!("/groups/{eng}/members/$ref"),
+            &[],
+            Some(foreign),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("Request_BadRequest"))
+    );
+    assert!(!t.user(&id).unwrap().groups.contains(&eng));
+    let add = json!({"@odata.id": format!("{}/directoryObjects/{id}", t.graph_url())});
     let (status, _, _) = api
         .call(
             "POST",
@@ -471,6 +588,78 @@ async fn graph_synced_users_and_groups_are_mastered_in_ad() {
     assert!(
         types.contains("All Sales [\"DynamicMembership\"]"),
         "{types:?}"
+    );
+}
+
+/// Graph changes the members of security and Microsoft 365 groups only: mail-enabled
+/// security groups and distribution lists are Exchange objects (api-specs README §5 Graph,
+/// "Remove from group"), answered 400; a role-assignable group needs
+/// `RoleManagement.ReadWrite.Directory` (spec, `group.isAssignableToRole`), else 403.
+#[tokio::test]
+async fn graph_exchange_and_role_assignable_groups_are_refused() {
+    let t = GraphTenant::start().await;
+    let api = Api::new(&t);
+    let m365 = t.add_group(NewGroup::microsoft_365("Project X"));
+    let mail_sec = t.add_group(NewGroup::mail_enabled_security("Finance Mail"));
+    let dl = t.add_group(NewGroup::distribution_list("All Sales"));
+    let admins = t.add_group(NewGroup::role_assignable("Helpdesk Admins"));
+    let groups = vec![m365.clone(), mail_sec.clone(), dl.clone(), admins.clone()];
+    let id = t.add_user(NewUser {
+        groups: groups.clone(),
+        ..NewUser::new("m@example.com")
+    });
+    let (_, member_of) = api.get(&format!("/users/{id}/memberOf"), &[]).await;
+    let seen: BTreeSet<String> = member_of["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            format!(
+                "{} types={} mail={} security={} role={}",
+                g["displayName"].as_str().unwrap(),
+                g["groupTypes"],
+                g["mailEnabled"],
+                g["securityEnabled"],
+                g["isAssignableToRole"]
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        BTreeSet::from([
+            "Project X types=[\"Unified\"] mail=true security=false role=false".to_owned(),
+            "Finance Mail types=[] mail=true security=true role=false".to_owned(),
+            "All Sales types=[] mail=true security=false role=false".to_owned(),
+            "Helpdesk Admins types=[] mail=false security=true role=true".to_owned(),
+        ])
+    );
+    let remove = |g: &str| format!("/groups/{g}/members/{id}/$ref");
+    for g in [&mail_sec, &dl] {
+        let (status, body, _) = api.call("DELETE", &remove(g), &[], None).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("Request_BadRequest"))
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("mail-enabled security groups and or distribution list"),
+            "{body}"
+        );
+    }
+    let (status, body, _) = api.call("DELETE", &remove(&admins), &[], None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("Authorization_RequestDenied"))
+    );
+    assert_eq!(t.user(&id).unwrap().groups.len(), 4);
+    assert_eq!(api.call("DELETE", &remove(&m365), &[], None).await.0, 204);
+    t.grant_role_management();
+    assert_eq!(api.call("DELETE", &remove(&admins), &[], None).await.0, 204);
+    assert_eq!(
+        t.user(&id).unwrap().groups,
+        BTreeSet::from([mail_sec.clone(), dl.clone()])
     );
 }
 
@@ -773,8 +962,9 @@ async fn graph_mailbox_rules_and_onedrive() {
     let (status, settings) = api.get(&format!("/users/{id}/mailboxSettings"), &[]).await;
     assert_eq!(status, 200);
     assert_eq!(settings["automaticRepliesSetting"]["status"], "disabled");
+    let message = "Jane O'Neil has left.\nWrite to <boss@example.com> & co.";
     let patch = json!({"automaticRepliesSetting": {"status": "alwaysEnabled", "externalAudience": "all",
-        "internalReplyMessage": "I have left.", "externalReplyMessage": "I have left."}});
+        "internalReplyMessage": message, "externalReplyMessage": message}});
     let (status, body, _) = api
         .call(
             "PATCH",
@@ -787,9 +977,31 @@ async fn graph_mailbox_rules_and_onedrive() {
         (status, body["automaticRepliesSetting"]["status"].as_str()),
         (200, Some("alwaysEnabled"))
     );
+    // Exchange keeps the reply as HTML: plain text comes back wrapped and escaped (Graph's
+    // example of GET mailboxSettings shows an HTML internalReplyMessage); HTML stays as given.
+    let html = "<html>\n<body>\n<p>Jane O&#39;Neil has left.<br>\nWrite to \
+                &lt;boss@example.com&gt; &amp; co.</p>\n</body>\n</html>\n";
     assert_eq!(
-        t.user(&id).unwrap().automatic_replies.unwrap()["internalReplyMessage"],
-        "I have left."
+        body["automaticRepliesSetting"]["internalReplyMessage"],
+        html
+    );
+    let (_, settings) = api.get(&format!("/users/{id}/mailboxSettings"), &[]).await;
+    assert_eq!(
+        settings["automaticRepliesSetting"]["externalReplyMessage"],
+        html
+    );
+    let own = json!({"automaticRepliesSetting": {"internalReplyMessage": "<HTML><body>Bye</body></HTML>"}});
+    let (_, body, _) = api
+        .call(
+            "PATCH",
+            &format!("/users/{id}/mailboxSettings"),
+            &[],
+            Some(own),
+        )
+        .await;
+    assert_eq!(
+        body["automaticRepliesSetting"]["internalReplyMessage"],
+        "<HTML><body>Bye</body></HTML>"
     );
     let bad = json!({"automaticRepliesSetting": {"status": "sometimes"}});
     assert_eq!(
@@ -1126,4 +1338,33 @@ async fn graph_faults_fail_next_and_dropped_answers() {
             .iter()
             .all(|(k, v)| k != "authorization" || v == "Bearer [REDACTED]")
     }));
+
+    // One operation failing for good (a permission the app lacks), the others unaffected.
+    let id = t.add_user(NewUser::new("denied@example.com"));
+    t.fail_route("PATCH", "/users/{user-id}", 403);
+    for _ in 0..2 {
+        let (status, body, _) = api
+            .call(
+                "PATCH",
+                &format!("/users/{id}"),
+                &[],
+                Some(json!({"accountEnabled": false})),
+            )
+            .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (403, Some("Authorization_RequestDenied"))
+        );
+    }
+    assert!(t.user(&id).unwrap().account_enabled);
+    assert_eq!(api.get(&format!("/users/{id}"), &[]).await.0, 200);
+    let (status, _, _) = api
+        .call(
+            "POST",
+            &format!("/users/{id}/revokeSignInSessions"),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
 }

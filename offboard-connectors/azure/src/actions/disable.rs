@@ -4,11 +4,11 @@
 //! A user synced from on-premises AD (`onPremisesSyncEnabled`) is mastered in AD: Graph
 //! refuses the change. The plan orders `ad.disable` first (see [`super::AD_DISABLE`]); here
 //! the action only verifies: `AlreadyDone` once the sync has carried `accountEnabled=false`
-//! over, a retryable error (retry after 5 min) until then.
+//! over, an `in_progress` error (checked again after 5 min, no retry spent) until then.
 
 use std::time::Duration;
 
-use offboard_core::{Error, ErrorKind, ExecuteReply, Outcome, Result, RetryClass};
+use offboard_core::{Error, ErrorKind, ExecuteReply, Outcome, Result};
 use offboard_http::GraphRequest;
 use serde::{Deserialize, Serialize};
 
@@ -24,14 +24,11 @@ pub(crate) struct Data {
     pub(crate) account_enabled: bool,
 }
 
-fn enabled(user: &User) -> bool {
-    user.account_enabled.unwrap_or(true)
-}
-
-/// The error for a synced user Entra cannot change yet.
+/// The error for a synced user Entra cannot change yet: waiting for Entra Connect is a job
+/// in progress (checked again after [`SYNC_RECHECK`], no retry attempt spent).
 pub(crate) fn synced_pending(user: &User, what: &str) -> Error {
-    Error::new(
-        ErrorKind::Unavailable,
+    Error::in_progress(
+        SYNC_RECHECK,
         format!(
             "{} is synced from on-premises AD: {what} must happen in AD (ad.disable) and reaches \
              Entra with the next Entra Connect sync; Entra still shows accountEnabled={}",
@@ -39,9 +36,11 @@ pub(crate) fn synced_pending(user: &User, what: &str) -> Error {
             enabled(user)
         ),
     )
-    .with_retry(RetryClass::Retryable {
-        after: Some(SYNC_RECHECK),
-    })
+}
+
+/// Whether sign-in is still enabled (`accountEnabled` missing counts as enabled).
+pub(crate) fn enabled(user: &User) -> bool {
+    user.account_enabled.unwrap_or(true)
 }
 
 pub(crate) async fn execute(client: &EntraClient, id: &str, dry_run: bool) -> Result<ExecuteReply> {

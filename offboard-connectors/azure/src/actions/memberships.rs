@@ -2,14 +2,18 @@
 //! - `entra.remove_groups`: `GET /users/{id}/memberOf`, then
 //!   `DELETE /groups/{g}/members/{id}/$ref` per assigned cloud group; rollback re-adds with
 //!   `POST /groups/{g}/members/$ref`. Dynamic and AD-synced groups are reported in the detail:
-//!   Entra manages their members (rule / AD).
+//!   Entra manages their members (rule / AD). Mail-enabled security groups and distribution
+//!   lists (Exchange Online manages their members; Graph answers 400) are not sent, and a
+//!   role-assignable group Graph refuses (403: the app lacks
+//!   `RoleManagement.ReadWrite.Directory`) is not counted: the task removes the rest, then
+//!   fails with an `unsupported` error naming each group kept.
 //! - `entra.remove_app_roles`: `GET /users/{id}/appRoleAssignments`, then
 //!   `DELETE /users/{id}/appRoleAssignments/{a}`; rollback re-creates them with
 //!   `POST /users/{id}/appRoleAssignments`.
 
 use std::collections::BTreeSet;
 
-use offboard_core::{ExecuteReply, Outcome, Result};
+use offboard_core::{Error, ErrorKind, ExecuteReply, Outcome, Result};
 use offboard_http::GraphRequest;
 use offboard_http::graph::BatchItem;
 use serde::{Deserialize, Serialize};
@@ -30,17 +34,37 @@ pub(crate) struct AppRoles {
     pub(crate) assignments: BTreeSet<(String, String)>,
 }
 
-/// The user's groups: (changeable, skipped with why).
-fn split(objects: Vec<DirectoryObject>) -> (Vec<DirectoryObject>, Vec<String>) {
-    let mut changeable = Vec::new();
-    let mut skipped = Vec::new();
+/// The user's groups, by what Graph can do with their members.
+struct Split {
+    /// Groups whose members Graph changes (role-assignable ones only with
+    /// `RoleManagement.ReadWrite.Directory`).
+    changeable: Vec<DirectoryObject>,
+    /// Dynamic and AD-synced groups, with why: Entra manages their members.
+    managed: Vec<String>,
+    /// Mail-enabled security groups and distribution lists, with what they are: Exchange
+    /// Online manages their members, so the user keeps them until an admin acts.
+    exchange: Vec<String>,
+}
+
+fn split(objects: Vec<DirectoryObject>) -> Split {
+    let mut out = Split {
+        changeable: Vec::new(),
+        managed: Vec::new(),
+        exchange: Vec::new(),
+    };
     for o in objects.into_iter().filter(|o| o.is("group")) {
-        match o.unchangeable_reason() {
-            Some(why) => skipped.push(format!("{} ({why})", o.name())),
-            None => changeable.push(o),
+        if let Some(why) = o.unchangeable_reason() {
+            out.managed.push(format!("{} ({why})", o.name()));
+        } else if let Some(kind) = o.exchange_kind() {
+            out.exchange.push(format!(
+                "{} ({kind}: change its members in Exchange Online)",
+                o.name()
+            ));
+        } else {
+            out.changeable.push(o);
         }
     }
-    (changeable, skipped)
+    out
 }
 
 fn skipped_note(skipped: &[String]) -> String {
@@ -54,6 +78,20 @@ fn skipped_note(skipped: &[String]) -> String {
     }
 }
 
+/// The error once Graph could not remove the user from `kept`: the task fails, naming them
+/// after what `done` says was removed.
+fn not_changeable(done: String, kept: &[String]) -> Error {
+    Error::new(
+        ErrorKind::Unsupported,
+        format!(
+            "{done}; NOT removed, Graph cannot change the members of {} groups: {}",
+            kept.len(),
+            names(kept.iter().map(String::as_str))
+        ),
+    )
+    .fatal()
+}
+
 pub(crate) async fn remove_groups(
     client: &EntraClient,
     id: &str,
@@ -62,22 +100,32 @@ pub(crate) async fn remove_groups(
     let Some(objects) = found(client.member_of(id).await)? else {
         return Ok(gone(id));
     };
-    let (groups, skipped) = split(objects);
-    let note = skipped_note(&skipped);
-    if groups.is_empty() {
+    let Split {
+        changeable: groups,
+        managed,
+        exchange: mut kept,
+    } = split(objects);
+    let note = skipped_note(&managed);
+    if groups.is_empty() && kept.is_empty() {
         return Ok(reply(
             Outcome::AlreadyDone,
             dry_run,
             format!("in no assigned cloud group{note}"),
         ));
     }
+    if groups.is_empty() {
+        return Err(not_changeable(
+            format!("in no group Graph can change{note}"),
+            &kept,
+        ));
+    }
     let list = names(groups.iter().map(DirectoryObject::name));
     if dry_run {
-        return Ok(reply(
-            Outcome::Done,
-            true,
-            format!("would remove from {} groups ({list}){note}", groups.len()),
-        ));
+        let done = format!("would remove from {} groups ({list}){note}", groups.len());
+        if !kept.is_empty() {
+            return Err(not_changeable(done, &kept));
+        }
+        return Ok(reply(Outcome::Done, true, done));
     }
     let items = groups
         .iter()
@@ -88,17 +136,31 @@ pub(crate) async fn remove_groups(
             )
         })
         .collect();
-    let removed = client.batch_removals(items).await?;
-    Ok(reply(
-        Outcome::Done,
-        false,
-        format!("removed from {removed} groups ({list}){note}"),
-    ))
+    let replies = client.graph.batch(items).await?;
+    let mut removed = 0;
+    for (r, g) in replies.iter().zip(&groups) {
+        match r.deleted() {
+            Ok(true) => removed += 1,
+            Ok(false) => {}
+            Err(e) if e.kind() == ErrorKind::PermissionDenied && g.role_assignable() => {
+                kept.push(format!(
+                    "{} (role-assignable group: needs RoleManagement.ReadWrite.Directory)",
+                    g.name()
+                ));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let done = format!("removed from {removed} groups ({list}){note}");
+    if !kept.is_empty() {
+        return Err(not_changeable(done, &kept));
+    }
+    Ok(reply(Outcome::Done, false, done))
 }
 
 pub(crate) async fn snapshot_groups(client: &EntraClient, id: &str) -> Result<Option<Groups>> {
     Ok(found(client.member_of(id).await)?.map(|o| Groups {
-        groups: split(o).0.into_iter().map(|g| g.id).collect(),
+        groups: split(o).changeable.into_iter().map(|g| g.id).collect(),
     }))
 }
 
@@ -118,7 +180,7 @@ pub(crate) async fn restore_groups(
     if missing.is_empty() {
         return Ok(Outcome::AlreadyDone);
     }
-    let member = format!("https://graph.microsoft.com/v1.0/directoryObjects/{id}");
+    let member = client.graph.directory_object_url(id)?;
     let items = missing
         .iter()
         .map(|g| {

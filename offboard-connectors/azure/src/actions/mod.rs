@@ -73,7 +73,8 @@ impl Verb {
         match self {
             // Synced users are disabled in AD; Entra then only verifies.
             Verb::DisableSignIn => s.reversible().after(AD_DISABLE),
-            Verb::RevokeSessions => s.after(Verb::DisableSignIn.name()),
+            // No `after`: a revocation runs even when disabling sign-in failed (a synced user
+            // is revoked again after the sync, see `sessions`).
             Verb::RemoveGroups | Verb::RemoveAppRoles => s.reversible(),
             Verb::Delete => s
                 .reversible()
@@ -94,7 +95,7 @@ impl Verb {
                 "Revoke every refresh token and session cookie (revokeSignInSessions)"
             }
             Verb::RemoveGroups => {
-                "Remove every assigned cloud group membership (dynamic and AD-synced groups are reported, not changed)"
+                "Remove every assigned cloud group membership (dynamic and AD-synced groups are reported, not changed; mail-enabled security groups, distribution lists and role-assignable groups Graph cannot change fail the task by name)"
             }
             Verb::RemoveAppRoles => "Remove every app role assignment (enterprise app access)",
             Verb::RemoveGrants => {

@@ -1,6 +1,10 @@
 //! `o365.set_auto_reply`: `GET`, then `PATCH /users/{id}/mailboxSettings` with
 //! `automaticRepliesSetting` (`alwaysEnabled`, the configured message naming the manager);
 //! rollback `PATCH`es the setting the snapshot recorded.
+//!
+//! Exchange keeps reply messages as HTML: the plain text written comes back wrapped in an
+//! HTML document, escaped. The messages are therefore compared as the text they show, so a
+//! repeat recognises the connector's own message (`already_done`, no `PATCH`).
 
 use offboard_core::{Error, ExecuteReply, Outcome, Person, Result};
 use serde::Deserialize;
@@ -72,11 +76,97 @@ fn wanted(ctx: &Ctx<'_>, person: Option<&Person>, params: &Params) -> Result<Val
     }))
 }
 
-/// Whether every field of `wanted` holds in `current`.
+/// The reply message fields, which Exchange stores as HTML.
+const MESSAGES: [&str; 2] = ["internalReplyMessage", "externalReplyMessage"];
+
+/// Whether every field of `wanted` holds in `current`; the messages compared as the text
+/// they show ([`shown_text`]), since Exchange gives back plain text wrapped in HTML.
 fn holds(current: &Value, wanted: &Value) -> bool {
-    wanted
-        .as_object()
-        .is_some_and(|w| w.iter().all(|(k, v)| &current[k] == v))
+    wanted.as_object().is_some_and(|w| {
+        w.iter()
+            .all(|(k, v)| match (v.as_str(), current[k].as_str()) {
+                (Some(want), Some(have)) if MESSAGES.contains(&k.as_str()) => {
+                    shown_text(have) == shown_text(want)
+                }
+                _ => &current[k] == v,
+            })
+    })
+}
+
+/// The text a reply message shows: for an HTML document (`<html…`), its tags removed (a
+/// `<br>` or paragraph end as a line break) and its character references decoded; then
+/// every run of white space as one space, trimmed. Plain text is only trimmed and spaced, so
+/// `<` in it stays text.
+fn shown_text(message: &str) -> String {
+    let html = message
+        .trim_start()
+        .get(..5)
+        .is_some_and(|p| p.eq_ignore_ascii_case("<html"));
+    let text = if html {
+        decode_entities(&strip_tags(message))
+    } else {
+        message.to_owned()
+    };
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// `html` without its tags (`<…>`), each tag a space so words stay apart.
+fn strip_tags(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut in_tag = false;
+    for c in html.chars() {
+        match (in_tag, c) {
+            (false, '<') => in_tag = true,
+            (true, '>') => {
+                in_tag = false;
+                out.push(' ');
+            }
+            (false, c) => out.push(c),
+            (true, _) => {}
+        }
+    }
+    out
+}
+
+/// `text` with HTML character references decoded (named `amp`, `lt`, `gt`, `quot`, `apos`,
+/// `nbsp`, and numeric ones); anything else is kept as written.
+fn decode_entities(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        let decoded = tail.find(';').filter(|end| *end <= 10).and_then(|end| {
+            let name = &tail[1..end];
+            let c = match name {
+                "amp" => Some('&'),
+                "lt" => Some('<'),
+                "gt" => Some('>'),
+                "quot" => Some('"'),
+                "apos" => Some('\''),
+                "nbsp" => Some(' '),
+                _ => name
+                    .strip_prefix("#x")
+                    .or_else(|| name.strip_prefix("#X"))
+                    .and_then(|h| u32::from_str_radix(h, 16).ok())
+                    .or_else(|| name.strip_prefix('#').and_then(|d| d.parse().ok()))
+                    .and_then(char::from_u32),
+            };
+            c.map(|c| (c, end + 1))
+        });
+        match decoded {
+            Some((c, len)) => {
+                out.push(c);
+                rest = &tail[len..];
+            }
+            None => {
+                out.push('&');
+                rest = &tail[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 async fn read(ctx: &Ctx<'_>, id: &str) -> Result<Value> {
@@ -139,4 +229,29 @@ pub(crate) async fn restore(ctx: &Ctx<'_>, id: &str, data: &Value) -> Result<Out
     }
     ctx.client.set_auto_reply(id, setting.clone()).await?;
     Ok(Outcome::Done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_messages_compare_as_the_text_they_show() {
+        let html = "<html>\n<body>\n<p>Jane O&#39;Neil &amp; Sons has left.<br>\nWrite to \
+                    &lt;boss@x.com&gt;&#x21;</p>\n</body>\n</html>\n";
+        assert_eq!(
+            shown_text(html),
+            "Jane O'Neil & Sons has left. Write to <boss@x.com>!"
+        );
+        assert_eq!(
+            shown_text("Jane O'Neil & Sons has left.\nWrite to <boss@x.com>!"),
+            shown_text(html)
+        );
+        assert_eq!(shown_text(" a <b> c "), "a <b> c", "plain text keeps <");
+        assert_eq!(
+            decode_entities("&unknown; & &#xZZ; &lt"),
+            "&unknown; & &#xZZ; &lt"
+        );
+        assert_eq!(shown_text(""), "");
+    }
 }

@@ -160,7 +160,8 @@ pub(crate) struct Recipient {
 /// The address that receives: `to` if given, else the person's manager.
 ///
 /// # Errors
-/// `InvalidInput` without either, or for an address that is not one.
+/// `InvalidInput` without either, or for an address that is not one or is longer than
+/// [`offboard_http::graph::MAX_IDENTIFIER_LEN`] bytes (not echoed).
 pub(crate) fn recipient(to: Option<&str>, person: Option<&Person>) -> Result<String> {
     let address = match to {
         Some(t) => t.to_owned(),
@@ -174,6 +175,7 @@ pub(crate) fn recipient(to: Option<&str>, person: Option<&Person>) -> Result<Str
                 .fatal()
             })?,
     };
+    offboard_http::graph::check_length(&address, "a recipient address")?;
     let bad = address.chars().any(|c| c.is_control() || c.is_whitespace())
         || address.split('@').count() != 2
         || address.starts_with('@')

@@ -83,9 +83,10 @@ pub(super) fn route(
     segs: &[&str],
     query: &Query,
     body: Option<Value>,
+    eventual: bool,
 ) -> Reply {
     match (method, segs) {
-        ("GET", ["users"]) => list_users(s, base, query),
+        ("GET", ["users"]) => list_users(s, base, query, eventual),
         ("GET", ["subscribedSkus"]) => subscribed_skus(s, base, query),
         ("GET", ["oauth2PermissionGrants"]) => list_grants(s, base, query, None),
         ("DELETE", ["oauth2PermissionGrants", id]) => {
@@ -145,6 +146,8 @@ fn user_full(s: &State, u: &User) -> Value {
         "onPremisesSyncEnabled": if u.on_premises_sync { json!(true) } else { Value::Null },
         "usageLocation": u.usage_location,
         "employeeId": u.employee_id,
+        "proxyAddresses": u.proxy_addresses,
+        "otherMails": u.other_mails,
         "signInSessionsValidFromDateTime": u.sessions_valid_from,
         "createdDateTime": u.created,
         "deletedDateTime": u.deleted_at.as_ref().map(|(_, t)| t.clone()),
@@ -233,11 +236,53 @@ fn page(s: &State, base: &str, path: &[&str], query: &Query, items: Vec<Value>) 
     (200, Some(out))
 }
 
-fn list_users(s: &State, base: &str, query: &Query) -> Reply {
+/// The operators of `filter` that only advanced queries serve (learn.microsoft.com/graph/
+/// aad-advanced-queries: `ne`, `not` and `endsWith` need `ConsistencyLevel: eventual` and
+/// `$count=true`), the first one found.
+fn advanced_operator(filter: &str) -> Option<&'static str> {
+    let lower = filter.to_ascii_lowercase();
+    [(" ne ", "ne"), ("not(", "not"), ("endswith(", "endsWith")]
+        .into_iter()
+        .find(|(needle, _)| lower.contains(needle))
+        .map(|(_, op)| op)
+}
+
+/// `GET /users`. `eventual`: the request carries `ConsistencyLevel: eventual`, which
+/// advanced queries need (with `$count=true` for advanced `$filter` operators).
+fn list_users(s: &State, base: &str, query: &Query, eventual: bool) -> Reply {
+    let count = query.get("$count").map(String::as_str);
+    if count.is_some() && !eventual {
+        return err(
+            400,
+            "Request_BadRequest",
+            "$count is not currently supported.",
+        );
+    }
+    if query.contains_key("$search") {
+        let why = if eventual {
+            "The simulator does not model $search."
+        } else {
+            "Request with $search query parameter only works through MSGraph with a special request header: 'ConsistencyLevel: eventual'"
+        };
+        return err(400, "Request_UnsupportedQuery", why);
+    }
+    let advanced = eventual && count == Some("true");
     let terms = match query.get("$filter") {
-        Some(f) => match filter::parse(f, &["userPrincipalName", "mail", "id"]) {
+        Some(f) => match filter::parse(
+            f,
+            &["userPrincipalName", "mail", "id"],
+            &["proxyAddresses", "otherMails"],
+        ) {
             Ok(t) => Some(t),
-            Err(why) => return err(400, "Request_UnsupportedQuery", &why),
+            Err(why) => {
+                let why = match advanced_operator(f) {
+                    Some(op) if !advanced => format!(
+                        "Operator '{op}' is not supported because the 'ConsistencyLevel:eventual' header is missing. Refer to https://aka.ms/graph-docs/advanced-queries for more information"
+                    ),
+                    _ => why,
+                };
+                return err(400, "Request_UnsupportedQuery", &why);
+            }
         },
         None => None,
     };
@@ -245,12 +290,14 @@ fn list_users(s: &State, base: &str, query: &Query) -> Reply {
     for u in s.users.values().filter(|u| u.deleted_at.is_none()) {
         let hit = terms.as_ref().is_none_or(|terms| {
             terms.iter().any(|t| {
-                let field = match t.prop.as_str() {
-                    "userPrincipalName" => Some(u.upn.as_str()),
-                    "mail" => u.mail.as_deref(),
-                    _ => Some(u.id.as_str()),
+                let fields: Vec<&str> = match t.prop.as_str() {
+                    "userPrincipalName" => vec![u.upn.as_str()],
+                    "mail" => u.mail.iter().map(String::as_str).collect(),
+                    "proxyAddresses" => u.proxy_addresses.iter().map(String::as_str).collect(),
+                    "otherMails" => u.other_mails.iter().map(String::as_str).collect(),
+                    _ => vec![u.id.as_str()],
                 };
-                field.is_some_and(|f| f.eq_ignore_ascii_case(&t.value))
+                fields.iter().any(|f| f.eq_ignore_ascii_case(&t.value))
             })
         });
         if hit {
@@ -260,7 +307,12 @@ fn list_users(s: &State, base: &str, query: &Query) -> Reply {
             }
         }
     }
-    page(s, base, &["users"], query, items)
+    let total = items.len();
+    let (status, mut out) = page(s, base, &["users"], query, items);
+    if advanced && let Some(out) = out.as_mut() {
+        out["@odata.count"] = json!(total);
+    }
+    (status, out)
 }
 
 fn subscribed_skus(s: &State, base: &str, query: &Query) -> Reply {
@@ -310,7 +362,11 @@ fn grant_json(id: &str, g: &super::Grant) -> Value {
 fn list_grants(s: &State, base: &str, query: &Query, user: Option<&str>) -> Reply {
     let terms = match query.get("$filter") {
         Some(f) => {
-            match filter::parse(f, &["clientId", "principalId", "consentType", "resourceId"]) {
+            match filter::parse(
+                f,
+                &["clientId", "principalId", "consentType", "resourceId"],
+                &[],
+            ) {
                 Ok(t) => Some(t),
                 Err(why) => return err(400, "Request_UnsupportedQuery", &why),
             }
@@ -367,17 +423,34 @@ fn member_of(s: &State, id: &str) -> Vec<Value> {
     out
 }
 
+fn group_types(g: &super::Group) -> Value {
+    let mut types = Vec::new();
+    if g.unified {
+        types.push("Unified");
+    }
+    if g.dynamic {
+        types.push("DynamicMembership");
+    }
+    json!(types)
+}
+
 fn group_json(gid: &str, g: &super::Group) -> Value {
     json!({
         "@odata.type": "#microsoft.graph.group",
         "id": gid,
         "displayName": g.display_name,
-        "groupTypes": if g.dynamic { json!(["DynamicMembership"]) } else { json!([]) },
+        "groupTypes": group_types(g),
         "membershipRule": if g.dynamic { json!("user.department -eq \"Sim\"") } else { Value::Null },
         "membershipRuleProcessingState": if g.dynamic { json!("On") } else { Value::Null },
         "onPremisesSyncEnabled": if g.on_premises_sync { json!(true) } else { Value::Null },
-        "mailEnabled": false,
-        "securityEnabled": true,
+        "mailEnabled": g.mail_enabled,
+        "mail": if g.mail_enabled {
+            json!(format!("{}@sim.example", g.display_name.to_ascii_lowercase().replace(' ', "-")))
+        } else {
+            Value::Null
+        },
+        "securityEnabled": g.security_enabled,
+        "isAssignableToRole": g.role_assignable,
         "assignedLicenses": g.licenses.iter().map(|s| json!({"skuId": s, "disabledPlans": []})).collect::<Vec<_>>(),
     })
 }
@@ -796,7 +869,12 @@ fn mailbox_settings(
                 }
             }
             for (f, val) in fields {
-                mb.automatic_replies[f] = val.clone();
+                mb.automatic_replies[f] = match (f.as_str(), val.as_str()) {
+                    ("internalReplyMessage" | "externalReplyMessage", Some(text)) => {
+                        json!(exchange_html(text))
+                    }
+                    _ => val.clone(),
+                };
             }
         }
     } else if method != "GET" {
@@ -814,6 +892,23 @@ fn mailbox_settings(
             "userPurpose": "user",
         })),
     )
+}
+
+/// A reply message as Exchange Online stores it: plain text becomes an HTML document (its
+/// `&`, `<`, `>`, `"` and `'` escaped, line breaks as `<br>`), as Graph's own example of
+/// `GET …/mailboxSettings` shows; HTML and the empty message are kept as given.
+fn exchange_html(text: &str) -> String {
+    if text.is_empty() || text.trim_start().to_ascii_lowercase().starts_with("<html") {
+        return text.to_owned();
+    }
+    let escaped = text
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+        .replace('\n', "<br>\n");
+    format!("<html>\n<body>\n<p>{escaped}</p>\n</body>\n</html>\n")
 }
 
 fn message_rules(
@@ -927,14 +1022,18 @@ fn group_route(
             else {
                 return bad_request("The request body needs an '@odata.id'.");
             };
-            let Some(member) = target.rsplit('/').next().map(str::to_owned) else {
-                return bad_request("Invalid '@odata.id'.");
+            let member = ["directoryObjects", "users"].iter().find_map(|kind| {
+                target
+                    .strip_prefix(&format!("{base}/{kind}/"))
+                    .filter(|m| !m.is_empty() && !m.contains('/'))
+            });
+            let Some(member) = member.map(str::to_owned) else {
+                return bad_request(&format!("Invalid object identifier '{target}'."));
             };
-            let known = target.contains("/directoryObjects/") || target.contains("/users/");
-            if !known || find_user(s, &member).is_none() {
+            if find_user(s, &member).is_none() {
                 return not_found(&member);
             }
-            if let Some(e) = unchangeable(&g) {
+            if let Some(e) = unchangeable(&g, s.role_management) {
                 return e;
             }
             if g.members.contains(&member) {
@@ -957,7 +1056,7 @@ fn group_route(
                 return not_found(member);
             }
             if *rel == "members" {
-                if let Some(e) = unchangeable(&g) {
+                if let Some(e) = unchangeable(&g, s.role_management) {
                     return e;
                 }
             } else if g.owners.len() == 1 {
@@ -978,13 +1077,32 @@ fn group_route(
     }
 }
 
-fn unchangeable(g: &super::Group) -> Option<Reply> {
+/// Why Graph refuses to change the members of `g`, if it does. `role_management`: the app
+/// holds `RoleManagement.ReadWrite.Directory`.
+///
+/// Mail-enabled security groups and distribution lists are Exchange objects (api-specs
+/// README §5 Graph, "Remove from group": not possible for them); changing the members of a
+/// role-assignable group needs `RoleManagement.ReadWrite.Directory` (the spec's
+/// `group.isAssignableToRole` description).
+fn unchangeable(g: &super::Group, role_management: bool) -> Option<Reply> {
     if g.on_premises_sync {
         return Some(bad_request(SYNCED));
     }
     if g.dynamic {
         return Some(bad_request(
             "Insufficient privileges to complete the operation: the members of a group with dynamic membership are managed by its rule.",
+        ));
+    }
+    if g.mail_enabled && !g.unified {
+        return Some(bad_request(
+            "Cannot Update a mail-enabled security groups and or distribution list.",
+        ));
+    }
+    if g.role_assignable && !role_management {
+        return Some(err(
+            403,
+            "Authorization_RequestDenied",
+            "Insufficient privileges to complete the operation.",
         ));
     }
     None
