@@ -32,6 +32,17 @@ pub(crate) async fn execute(
             Ok(None) => return Ok(gone(id)),
             Err(e) if e.kind() == ErrorKind::InvalidInput => {
                 if client.get_user(id).await?.is_some_and(|u| u.suspended) {
+                    // `google.suspend` invalidates the codes itself just before suspending; when
+                    // it ran between our count and our call, nothing is left to do.
+                    let left = found(client.count_backup_codes(id).await)?;
+                    if left == Some(0) {
+                        return Ok(reply(
+                            Outcome::AlreadyDone,
+                            dry_run,
+                            "no valid backup codes (invalidated before the suspension)",
+                        ));
+                    }
+                    let codes = left.unwrap_or(codes);
                     return Err(Error::invalid_input(format!(
                         "the user is suspended and Google keeps its {codes} backup codes: \
                          they cannot be invalidated until it is unsuspended (they cannot sign \
