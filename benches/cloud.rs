@@ -147,12 +147,14 @@ async fn measure(n: usize, scale: u64) -> Report {
     let google_fixture = GoogleFixture::new(Arc::clone(&google_tenant));
     let okta = OktaConfig::new()
         .with_org_url(okta_tenant.uri())
+        .with_allow_plain_http(true)
         .with_api_token(offboard::Secret::new(okta_tenant.token()))
         .build()
         .unwrap();
     let (product, sku) = GoogleFixture::LICENCE;
     let google = GoogleConfig::new()
         .with_base_url(google_tenant.uri())
+        .with_allow_plain_http(true)
         .with_licensing_url(google_tenant.uri())
         .with_licence_skus([Sku::new(product, sku)])
         .with_request_budget(google_limits.per_minute, Duration::from_secs(window))

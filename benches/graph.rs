@@ -100,6 +100,7 @@ async fn measure(n: usize, groups: usize, scale: u32) -> Report {
         .with_client_id(tenant.client_id())
         .with_client_secret(offboard::Secret::new(tenant.client_secret()))
         .with_graph_url(tenant.graph_url())
+        .with_allow_plain_http(true)
         .with_token_url(tenant.token_url())
         .with_write_budget(limits.writes, limits.write_window)
         .build()

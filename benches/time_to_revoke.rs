@@ -145,6 +145,7 @@ fn bench(c: &mut Criterion) {
     let okta = Arc::new(
         OktaConfig::new()
             .with_org_url(tenant.uri())
+            .with_allow_plain_http(true)
             .with_api_token(Secret::new(tenant.token()))
             .build()
             .unwrap(),

@@ -108,6 +108,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let okta = Arc::new(
         OktaConfig::new()
             .with_org_url(okta_tenant.uri())
+            .with_allow_plain_http(true)
             .with_api_token(Secret::new(okta_tenant.token()))
             .with_timeout(Duration::from_secs(10))
             .build()?,
@@ -150,6 +151,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let google = Arc::new(
         GoogleConfig::new()
             .with_base_url(google_tenant.uri())
+            .with_allow_plain_http(true)
             .with_access_token(Secret::new(google_tenant.token()))
             .with_licensing_url(google_tenant.uri())
             .with_licence_skus([Sku::new(GoogleFixture::LICENCE.0, GoogleFixture::LICENCE.1)])
@@ -208,6 +210,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .with_client_id(ms_tenant.client_id())
                 .with_client_secret(Secret::new(ms_tenant.client_secret()))
                 .with_graph_url(ms_tenant.graph_url())
+                .with_allow_plain_http(true)
                 .with_token_url(ms_tenant.token_url())
                 .with_timeout(Duration::from_secs(10))
         };
@@ -242,6 +245,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let jira = Arc::new(
         JiraBuilder::new()
             .with_site(jira_site.uri())
+            .with_allow_plain_http(true)
             .with_email(DEFAULT_EMAIL)
             .with_api_token(DEFAULT_TOKEN)
             .with_project("IT")

@@ -569,6 +569,7 @@ actions = ["okta.suspend"]
         });
         let okta = OktaConfig::new()
             .with_org_url(tenant.uri())
+            .with_allow_plain_http(true)
             .with_api_token(offboard::Secret::new(tenant.token()))
             .build()
             .unwrap();

@@ -26,6 +26,7 @@ fn connector(t: &GraphTenant) -> EntraConnector {
         .with_client_id(t.client_id())
         .with_client_secret(offboard_core::Secret::new(t.client_secret()))
         .with_graph_url(t.graph_url())
+        .with_allow_plain_http(true)
         .with_token_url(t.token_url())
         .build()
         .unwrap()
@@ -786,6 +787,7 @@ async fn secrets_stay_out_of_debug_and_errors() {
         .with_client_id(t.client_id())
         .with_client_secret(offboard_core::Secret::new(&secret))
         .with_graph_url(t.graph_url())
+        .with_allow_plain_http(true)
         .with_token_url(t.token_url());
     assert!(!format!("{config:?}").contains(&secret));
     let c = config.build().unwrap();
@@ -804,6 +806,7 @@ async fn secrets_stay_out_of_debug_and_errors() {
         .with_client_id(t.client_id())
         .with_client_secret(offboard_core::Secret::new(wrong))
         .with_graph_url(t.graph_url())
+        .with_allow_plain_http(true)
         .with_token_url(t.token_url())
         .build()
         .unwrap();
@@ -853,6 +856,7 @@ async fn traces_hold_no_secret_token_or_lookup_value() {
         .with_client_id(t.client_id())
         .with_client_secret(offboard_core::Secret::new("wrong-secret-in-trace"))
         .with_graph_url(t.graph_url())
+        .with_allow_plain_http(true)
         .with_token_url(t.token_url())
         .build()
         .unwrap();

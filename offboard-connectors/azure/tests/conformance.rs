@@ -15,6 +15,7 @@ async fn entra_connector_passes_conformance_against_the_simulator() {
         .with_client_id(tenant.client_id())
         .with_client_secret(Secret::new(tenant.client_secret()))
         .with_graph_url(tenant.graph_url())
+        .with_allow_plain_http(true)
         .with_token_url(tenant.token_url())
         .build()
         .unwrap();

@@ -85,6 +85,7 @@ fn entra(tenant: &GraphTenant) -> EntraConnector {
         .with_client_id(tenant.client_id())
         .with_client_secret(offboard_core::Secret::new(tenant.client_secret()))
         .with_graph_url(tenant.graph_url())
+        .with_allow_plain_http(true)
         .with_token_url(tenant.token_url())
         .build()
         .unwrap()

@@ -17,6 +17,7 @@ fn graph(t: &GraphTenant) -> GraphClient {
         .with_client_id(t.client_id())
         .with_client_secret(Secret::new(t.client_secret()))
         .with_graph_url(t.graph_url())
+        .with_allow_plain_http(true)
         .with_token_url(t.token_url())
         .graph_client()
         .unwrap()

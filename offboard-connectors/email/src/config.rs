@@ -76,11 +76,14 @@ pub enum ConfigKey {
     Owners,
     /// `timeout`: SMTP timeout (bare number: seconds; default 30).
     Timeout,
+    /// `allow_plain_http` (`true`/`false`): allow a plain `http` `task_url` on this machine
+    /// (loopback tests). Default `false`: a link carries a token, never in clear.
+    AllowPlainHttp,
 }
 
 impl ConfigKey {
     /// Every key.
-    pub const ALL: [ConfigKey; 16] = [
+    pub const ALL: [ConfigKey; 17] = [
         Self::SmtpHost,
         Self::SmtpPort,
         Self::Security,
@@ -97,6 +100,7 @@ impl ConfigKey {
         Self::Owner,
         Self::Owners,
         Self::Timeout,
+        Self::AllowPlainHttp,
     ];
 
     /// The canonical name.
@@ -118,6 +122,7 @@ impl ConfigKey {
             Self::Owner => "owner",
             Self::Owners => "owners",
             Self::Timeout => "timeout",
+            Self::AllowPlainHttp => "allow_plain_http",
         }
     }
 
@@ -155,6 +160,7 @@ impl FromStr for ConfigKey {
             "owner" | "default_owner" => Self::Owner,
             "owners" => Self::Owners,
             "timeout" => Self::Timeout,
+            "allow_plain_http" => Self::AllowPlainHttp,
             _ => return Err(Error::config(s, "unknown email configuration key")),
         })
     }
@@ -384,9 +390,16 @@ impl EmailBuilder {
             return Err(Error::config("from", "not an email address"));
         }
         let task_url = need(ConfigKey::TaskUrl)?;
-        if !(task_url.starts_with("https://") || task_url.starts_with("http://")) {
-            return Err(Error::config("task_url", "not an http(s) URL"));
-        }
+        let allow_plain_http = match get(ConfigKey::AllowPlainHttp).as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => return Err(Error::config("allow_plain_http", "not true or false")),
+        };
+        let parsed = url::Url::parse(&task_url)
+            .ok()
+            .filter(|u| u.host().is_some())
+            .ok_or_else(|| Error::config("task_url", "not an http(s) URL"))?;
+        offboard_http::require_https(&parsed, "task_url", allow_plain_http)?;
         let signing_key = match &self.signing_key {
             Some(k) if k.expose().len() >= MIN_SIGNING_KEY => k.clone(),
             Some(_) => {
@@ -574,6 +587,17 @@ mod tests {
                 "remind_every",
             ),
             (full().with_config(ConfigKey::Timeout, "86400s"), "timeout"),
+            // A link carries a token: never over plain http beyond this machine.
+            (
+                full().with_config(ConfigKey::TaskUrl, "http://host.example/tasks"),
+                "task_url",
+            ),
+            (
+                full()
+                    .with_config(ConfigKey::TaskUrl, "http://host.example/tasks")
+                    .with_config(ConfigKey::AllowPlainHttp, "true"),
+                "task_url",
+            ),
             (
                 full().with_config(ConfigKey::RemindEvery, "often"),
                 "remind_every",

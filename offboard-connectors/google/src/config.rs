@@ -168,11 +168,14 @@ pub enum ConfigKey {
     /// (Google sends no rate-limit headers, so this is the only way not to spend it). Default
     /// [`DEFAULT_REQUESTS_PER_MINUTE`]; `0`: no pacing. Alias: `qpm`.
     RequestsPerMinute,
+    /// `allow_plain_http` (`true`/`false`): allow plain `http` API and token URLs on this
+    /// machine (loopback tests and simulators). Default `false`: tokens never travel in clear.
+    AllowPlainHttp,
 }
 
 impl ConfigKey {
     /// Every key.
-    pub const ALL: [ConfigKey; 12] = [
+    pub const ALL: [ConfigKey; 13] = [
         Self::ServiceAccountKey,
         Self::Subject,
         Self::AccessToken,
@@ -185,6 +188,7 @@ impl ConfigKey {
         Self::TransferApps,
         Self::TransferWaitSecs,
         Self::RequestsPerMinute,
+        Self::AllowPlainHttp,
     ];
 
     /// The canonical name.
@@ -202,6 +206,7 @@ impl ConfigKey {
             Self::TransferApps => "transfer_apps",
             Self::TransferWaitSecs => "transfer_wait_secs",
             Self::RequestsPerMinute => "requests_per_minute",
+            Self::AllowPlainHttp => "allow_plain_http",
         }
     }
 
@@ -224,6 +229,7 @@ impl ConfigKey {
             Self::TransferApps => &[],
             Self::TransferWaitSecs => &["transfer_wait"],
             Self::RequestsPerMinute => &["qpm"],
+            Self::AllowPlainHttp => &[],
         }
     }
 }
@@ -283,6 +289,7 @@ pub struct GoogleConfig {
     transfer_apps: Vec<String>,
     polling: TransferPolling,
     budget: Option<(u32, Duration)>,
+    allow_plain_http: bool,
     invalid: Option<(ConfigKey, String)>,
 }
 
@@ -301,6 +308,7 @@ impl fmt::Debug for GoogleConfig {
             .field("transfer_apps", &self.transfer_apps)
             .field("polling", &self.polling)
             .field("budget", &self.budget)
+            .field("allow_plain_http", &self.allow_plain_http)
             .finish()
     }
 }
@@ -377,6 +385,11 @@ impl GoogleConfig {
                 Ok(n) => self.budget = Some((n, Duration::from_secs(60))),
                 _ => self.invalid = Some((key, value)),
             },
+            ConfigKey::AllowPlainHttp => match value.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => self.allow_plain_http = true,
+                "false" | "0" | "no" => self.allow_plain_http = false,
+                _ => self.invalid = Some((key, value)),
+            },
         }
         self
     }
@@ -443,6 +456,13 @@ impl GoogleConfig {
         self
     }
 
+    /// Allows plain `http` API and token URLs on this machine (loopback tests and simulators).
+    /// Default off: see [`offboard_http::require_https`].
+    pub fn with_allow_plain_http(mut self, allow: bool) -> Self {
+        self.allow_plain_http = allow;
+        self
+    }
+
     /// The root URL (default [`DEFAULT_BASE_URL`]; tests point it at the simulator).
     pub fn with_base_url(mut self, url: impl Into<String>) -> Self {
         self.base_url = Some(url.into());
@@ -485,7 +505,11 @@ impl GoogleConfig {
         if let Some((key, value)) = self.invalid {
             return Err(Error::config(
                 key.as_str(),
-                format!("{value:?} is not a positive integer"),
+                if key == ConfigKey::AllowPlainHttp {
+                    format!("{value:?} is not true or false")
+                } else {
+                    format!("{value:?} is not a positive integer")
+                },
             ));
         }
         let base_url = self
@@ -518,6 +542,7 @@ impl GoogleConfig {
                     check_scopes(&verbs, self.scopes)?
                 };
                 let account = GoogleServiceAccount::from_json(&key)?
+                    .allow_plain_http(self.allow_plain_http)
                     .subject(subject)
                     .scopes(scopes)
                     .build()?;
@@ -545,6 +570,7 @@ impl GoogleConfig {
         // One token provider and one limiter budget per API root.
         let client = |url: &str, key: ConfigKey| {
             HttpClient::builder(url)
+                .allow_plain_http(self.allow_plain_http)
                 .timeout(timeout)
                 .limiter(limiter.clone())
                 .shared_token_provider(Arc::clone(&tokens))

@@ -26,6 +26,7 @@ struct Setup {
 fn connector(tenant: &GoogleTenant) -> GoogleConnector {
     GoogleConfig::new()
         .with_base_url(tenant.uri())
+        .with_allow_plain_http(true)
         .with_access_token(Secret::new(tenant.token()))
         .build()
         .unwrap()
@@ -601,6 +602,7 @@ async fn a_404_between_read_and_write_counts_as_done() {
         .await;
     let google = GoogleConfig::new()
         .with_base_url(server.uri())
+        .with_allow_plain_http(true)
         .with_access_token(Secret::new("tok"))
         .build()
         .unwrap();
@@ -883,6 +885,7 @@ async fn the_token_never_appears_in_debug_or_errors() {
     ));
     let bad = GoogleConfig::new()
         .with_base_url(s.tenant.uri())
+        .with_allow_plain_http(true)
         .with_access_token(Secret::new("ya29.wrong-token"))
         .build()
         .unwrap();

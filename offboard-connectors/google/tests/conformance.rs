@@ -14,6 +14,7 @@ fn config(tenant: &GoogleTenant) -> GoogleConfig {
     let (product, sku) = GoogleFixture::LICENCE;
     GoogleConfig::new()
         .with_base_url(tenant.uri())
+        .with_allow_plain_http(true)
         .with_licensing_url(tenant.uri())
         .with_licence_skus([Sku::new(product, sku)])
         .with_transfer_polling(Duration::from_secs(2), Duration::from_millis(10))

@@ -33,6 +33,7 @@ struct Setup {
 fn config(tenant: &GoogleTenant) -> GoogleConfig {
     GoogleConfig::new()
         .with_base_url(tenant.uri())
+        .with_allow_plain_http(true)
         .with_licensing_url(tenant.uri())
         .with_licence_skus([STARTER, STANDARD, VAULT].map(|(p, k)| Sku::new(p, k)))
         .with_transfer_polling(Duration::from_secs(5), Duration::from_millis(5))
@@ -352,6 +353,7 @@ async fn remove_licenses_deletes_each_held_licence_and_rolls_back() {
     // Without licences configured the action is not offered.
     let bare = GoogleConfig::new()
         .with_base_url(s.tenant.uri())
+        .with_allow_plain_http(true)
         .with_access_token(Secret::new(s.tenant.token()))
         .build()
         .unwrap();

@@ -41,6 +41,7 @@ async fn a_failed_hygiene_step_never_skips_suspend_or_sign_out() {
     tenant.fail_route("POST", INVALIDATE, Some(400));
     let google = GoogleConfig::new()
         .with_base_url(tenant.uri())
+        .with_allow_plain_http(true)
         .with_access_token(Secret::new(tenant.token()))
         .build()
         .unwrap();

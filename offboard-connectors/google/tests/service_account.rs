@@ -40,6 +40,7 @@ async fn service_account_impersonates_the_admin_and_its_token_is_used() {
     .to_string();
     let google = GoogleConfig::new()
         .with_base_url(tenant.uri())
+        .with_allow_plain_http(true)
         .with_service_account(Secret::new(&key))
         .with_subject("admin@example.test")
         .build()

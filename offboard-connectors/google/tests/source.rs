@@ -22,6 +22,7 @@ actions = ["google.sign_out", "google.revoke_tokens", "google.delete_asps"]
 fn connector(tenant: &GoogleTenant) -> GoogleConnector {
     GoogleConfig::new()
         .with_base_url(tenant.uri())
+        .with_allow_plain_http(true)
         .with_access_token(Secret::new(tenant.token()))
         .build()
         .unwrap()

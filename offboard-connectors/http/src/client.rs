@@ -200,6 +200,7 @@ pub struct HttpClientBuilder {
     user_agent: String,
     tokens: Option<Arc<dyn TokenProvider>>,
     limiter: LimiterConfig,
+    allow_plain_http: bool,
 }
 
 impl fmt::Debug for HttpClientBuilder {
@@ -210,11 +211,19 @@ impl fmt::Debug for HttpClientBuilder {
             .field("user_agent", &self.user_agent)
             .field("tokens", &self.tokens)
             .field("limiter", &self.limiter)
+            .field("allow_plain_http", &self.allow_plain_http)
             .finish()
     }
 }
 
 impl HttpClientBuilder {
+    /// Allows a plain `http` base URL to this machine (loopback tests and simulators). Default:
+    /// off, and never beyond loopback: see [`crate::require_https`].
+    pub fn allow_plain_http(mut self, allow: bool) -> Self {
+        self.allow_plain_http = allow;
+        self
+    }
+
     /// Timeout of one request, connect to last body byte. Default: 30 s.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -248,13 +257,15 @@ impl HttpClientBuilder {
     /// Validates and builds.
     ///
     /// # Errors
-    /// `Config` naming `base_url` (not an absolute http(s) URL) or `token_provider` (missing).
+    /// `Config` naming `base_url` (not an absolute https URL, or plain http not allowed: see
+    /// [`crate::require_https`]) or `token_provider` (missing).
     pub fn build(self) -> Result<HttpClient> {
         let base = Url::parse(&self.base_url)
             .map_err(|e| Error::config("base_url", format!("not a URL: {e}")))?;
         if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
             return Err(Error::config("base_url", "must be an http(s) URL"));
         }
+        crate::require_https(&base, "base_url", self.allow_plain_http)?;
         if base.query().is_some() || !base.username().is_empty() || base.password().is_some() {
             return Err(Error::config(
                 "base_url",
@@ -324,6 +335,7 @@ impl HttpClient {
             user_agent: concat!("offboard/", env!("CARGO_PKG_VERSION")).to_owned(),
             tokens: None,
             limiter: LimiterConfig::default(),
+            allow_plain_http: false,
         }
     }
 

@@ -563,12 +563,13 @@ pub struct GraphClientBuilder {
     max_concurrency: Option<usize>,
     retry: Option<GraphRetry>,
     write_budget: Option<(u32, Duration)>,
+    allow_plain_http: bool,
 }
 
 impl GraphClientBuilder {
     /// A builder from `{prefix}_TENANT_ID`, `{prefix}_CLIENT_ID`, `{prefix}_CLIENT_SECRET`,
-    /// `{prefix}_GRAPH_URL` and `{prefix}_TOKEN_URL`, each when set (e.g. prefix
-    /// `OFFBOARD_AZURE`); everything else at its default.
+    /// `{prefix}_GRAPH_URL`, `{prefix}_TOKEN_URL` and `{prefix}_ALLOW_PLAIN_HTTP` (`true`),
+    /// each when set (e.g. prefix `OFFBOARD_AZURE`); everything else at its default.
     pub fn from_env(prefix: &str) -> Self {
         Self::from_vars(|k| std::env::var(format!("{prefix}_{k}")).ok())
     }
@@ -581,6 +582,7 @@ impl GraphClientBuilder {
             client_secret: var("CLIENT_SECRET").map(Secret::new),
             graph_url: var("GRAPH_URL"),
             token_url: var("TOKEN_URL"),
+            allow_plain_http: var("ALLOW_PLAIN_HTTP").is_some_and(|v| v.trim() == "true"),
             ..Self::default()
         }
     }
@@ -622,6 +624,13 @@ impl GraphClientBuilder {
         self
     }
 
+    /// Allows plain `http` Graph and token URLs on this machine (loopback tests and
+    /// simulators). Default: off; see [`crate::require_https`].
+    pub fn allow_plain_http(mut self, allow: bool) -> Self {
+        self.allow_plain_http = allow;
+        self
+    }
+
     /// Requests in flight at once (default 16).
     pub fn max_concurrency(mut self, n: usize) -> Self {
         self.max_concurrency = Some(n);
@@ -659,7 +668,8 @@ impl GraphClientBuilder {
         let secret = self
             .client_secret
             .ok_or_else(|| Error::config("client_secret", "missing"))?;
-        let mut tokens = MicrosoftClientCredentials::new(&tenant, client_id, secret)?;
+        let mut tokens = MicrosoftClientCredentials::new(&tenant, client_id, secret)?
+            .allow_plain_http(self.allow_plain_http);
         if let Some(url) = &self.token_url {
             tokens = tokens.with_token_url(url)?;
         }
@@ -673,6 +683,7 @@ impl GraphClientBuilder {
         }
         let url = self.graph_url.as_deref().unwrap_or(GRAPH_URL);
         let http = HttpClient::builder(url.trim_end_matches('/'))
+            .allow_plain_http(self.allow_plain_http)
             .token_provider(tokens)
             .timeout(timeout)
             .limiter(LimiterConfig::default().with_max_concurrency(concurrency))
@@ -750,6 +761,13 @@ macro_rules! graph_config_setters {
             /// The per-request timeout (default 30 s).
             pub fn with_timeout(mut self, timeout: ::std::time::Duration) -> Self {
                 self.$field = self.$field.timeout(timeout);
+                self
+            }
+
+            /// Allows plain `http` Graph and token URLs on this machine (loopback tests and
+            /// simulators). Default: off: credentials never travel in clear.
+            pub fn with_allow_plain_http(mut self, allow: bool) -> Self {
+                self.$field = self.$field.allow_plain_http(allow);
                 self
             }
 
@@ -1325,8 +1343,8 @@ mod tests {
     }
 
     #[test]
-    fn builder_from_vars_reads_the_five_keys_only() {
-        let vars = BTreeMap::from([
+    fn builder_from_vars_reads_the_six_keys_only() {
+        let mut vars = BTreeMap::from([
             ("TENANT_ID", "contoso.onmicrosoft.com"),
             ("CLIENT_ID", "cid"),
             ("CLIENT_SECRET", "TopSecretValue"),
@@ -1334,6 +1352,13 @@ mod tests {
             ("TOKEN_URL", "http://127.0.0.1:9/token"),
             ("MAX_CONCURRENCY", "0"),
         ]);
+        let b = GraphClientBuilder::from_vars(|k| vars.get(k).map(|v| (*v).to_owned()));
+        let e = b.build().unwrap_err();
+        assert!(
+            e.to_string().contains("token_url"),
+            "plain http needs allowing: {e}"
+        );
+        vars.insert("ALLOW_PLAIN_HTTP", "true");
         let b = GraphClientBuilder::from_vars(|k| vars.get(k).map(|v| (*v).to_owned()));
         assert!(!format!("{b:?}").contains("TopSecretValue"));
         let graph = b.build().unwrap();

@@ -52,6 +52,7 @@ mod feed;
 pub mod graph;
 mod limiter;
 mod pacer;
+mod transport;
 
 pub use auth::{
     GoogleServiceAccount, GoogleServiceAccountBuilder, MicrosoftClientCredentials,
@@ -63,6 +64,7 @@ pub use feed::HttpFeedLoader;
 pub use graph::{GraphClient, GraphClientBuilder, GraphRequest};
 pub use limiter::{AdaptiveLimiter, LimiterConfig, RateLimitHeaders};
 pub use pacer::Pacer;
+pub use transport::require_https;
 
 /// What [`graph_config_setters`] names from its expansion site; not an API.
 #[doc(hidden)]

@@ -21,6 +21,7 @@ const PUB_PEM: &str = include_str!("data/test-rsa.pub.pem");
 
 fn client(server: &MockServer) -> HttpClient {
     HttpClient::builder(server.uri())
+        .allow_plain_http(true)
         .token_provider(StaticToken::okta_ssws(Secret::new(SECRET)))
         .timeout(Duration::from_millis(500))
         .build()
@@ -151,6 +152,7 @@ async fn connection_refused_is_retryable_unavailable() {
     let addr = listener.local_addr().unwrap();
     drop(listener);
     let c = HttpClient::builder(format!("http://{addr}"))
+        .allow_plain_http(true)
         .token_provider(StaticToken::okta_ssws(Secret::new(SECRET)))
         .build()
         .unwrap();
@@ -481,6 +483,46 @@ async fn oauth_refusal_is_unauthenticated_and_config_names_keys() {
     assert!(e.to_string().contains("base_url"));
 }
 
+/// A token never travels in clear: plain http is refused unless allowed, and allowed only to
+/// this machine; token endpoints follow the same rule.
+#[test]
+fn plain_http_is_refused_unless_allowed_and_only_to_loopback() {
+    let build = |url: &str, allow: bool| {
+        HttpClient::builder(url)
+            .allow_plain_http(allow)
+            .token_provider(StaticToken::bearer(Secret::new("x")))
+            .build()
+    };
+    for (url, allow) in [
+        ("http://example.okta.com", false),
+        ("http://example.okta.com", true),
+        ("http://127.0.0.1:9", false),
+        ("http://10.1.2.3", true),
+    ] {
+        let e = build(url, allow).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config, "{url} {allow}");
+        assert!(e.to_string().contains("base_url"), "{e}");
+    }
+    build("https://example.okta.com", false).unwrap();
+    build("http://127.0.0.1:9", true).unwrap();
+    let ms = |allow: bool, url: &str| {
+        MicrosoftClientCredentials::new("contoso.onmicrosoft.com", "app", Secret::new("s"))
+            .unwrap()
+            .allow_plain_http(allow)
+            .with_token_url(url)
+    };
+    assert!(ms(false, "http://127.0.0.1:9/token").is_err());
+    assert!(ms(true, "http://login.example.com/token").is_err());
+    assert!(ms(true, "http://127.0.0.1:9/token").is_ok());
+    assert!(
+        ms(
+            false,
+            "https://login.microsoftonline.us/t/oauth2/v2.0/token"
+        )
+        .is_ok()
+    );
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn traces_have_method_path_status_latency_and_no_secret() {
     let server = MockServer::start().await;
@@ -511,6 +553,7 @@ async fn traces_have_method_path_status_latency_and_no_secret() {
         .build()
         .unwrap();
     let oc = HttpClient::builder(server.uri())
+        .allow_plain_http(true)
         .token_provider(oauth)
         .build()
         .unwrap();
@@ -577,6 +620,7 @@ async fn google_service_account_impersonates_and_caches_per_subject() {
     });
     let admin = GoogleServiceAccount::from_json(&Secret::new(key.to_string()))
         .unwrap()
+        .allow_plain_http(true)
         .subject("admin@example.com")
         .scopes(["https://www.googleapis.com/auth/admin.directory.user"])
         .build()
@@ -653,6 +697,7 @@ async fn microsoft_client_credentials() {
     let ms =
         MicrosoftClientCredentials::new("contoso.onmicrosoft.com", "app-1", Secret::new(SECRET))
             .unwrap()
+            .allow_plain_http(true)
             .with_token_url(&format!("{}/tenant/oauth2/v2.0/token", server.uri()))
             .unwrap();
     assert_eq!(

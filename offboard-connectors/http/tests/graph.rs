@@ -17,6 +17,7 @@ const TOKEN: &str = "eyJ.graph-token-do-not-print";
 
 fn graph(server: &MockServer) -> GraphClient {
     let http = HttpClient::builder(format!("{}/v1.0", server.uri()))
+        .allow_plain_http(true)
         .token_provider(StaticToken::bearer(Secret::new(TOKEN)))
         .timeout(Duration::from_secs(5))
         .build()

@@ -49,11 +49,14 @@ pub enum ConfigKey {
     Assignee,
     /// `timeout` (seconds): per-request timeout.
     Timeout,
+    /// `allow_plain_http` (`true`/`false`): allow a plain `http` site on this machine
+    /// (loopback tests and simulators). Default `false`: the API token never travels in clear.
+    AllowPlainHttp,
 }
 
 impl ConfigKey {
     /// Every key, in documentation order.
-    pub const ALL: [ConfigKey; 13] = [
+    pub const ALL: [ConfigKey; 14] = [
         Self::Site,
         Self::Email,
         Self::ApiToken,
@@ -67,6 +70,7 @@ impl ConfigKey {
         Self::WebhookSecret,
         Self::Assignee,
         Self::Timeout,
+        Self::AllowPlainHttp,
     ];
 
     /// The canonical name.
@@ -85,6 +89,7 @@ impl ConfigKey {
             Self::WebhookSecret => "webhook_secret",
             Self::Assignee => "assignee",
             Self::Timeout => "timeout",
+            Self::AllowPlainHttp => "allow_plain_http",
         }
     }
 
@@ -119,6 +124,7 @@ impl FromStr for ConfigKey {
             "webhook_secret" => Self::WebhookSecret,
             "assignee" => Self::Assignee,
             "timeout" => Self::Timeout,
+            "allow_plain_http" => Self::AllowPlainHttp,
             _ => return Err(Error::config(s, "unknown Jira configuration key")),
         })
     }
@@ -203,6 +209,7 @@ pub struct JiraBuilder {
     webhook_secret: Option<Secret>,
     assignee: Option<String>,
     timeout: Option<String>,
+    allow_plain_http: Option<String>,
 }
 
 impl JiraBuilder {
@@ -245,8 +252,15 @@ impl JiraBuilder {
             ConfigKey::WebhookSecret => self.webhook_secret = Some(Secret::new(v)),
             ConfigKey::Assignee => self.assignee = Some(v),
             ConfigKey::Timeout => self.timeout = Some(v),
+            ConfigKey::AllowPlainHttp => self.allow_plain_http = Some(v),
         }
         self
+    }
+
+    /// Allows a plain `http` site on this machine (loopback tests and simulators). Default
+    /// off: see [`offboard_http::require_https`].
+    pub fn with_allow_plain_http(self, allow: bool) -> Self {
+        self.with_config(ConfigKey::AllowPlainHttp, allow.to_string())
     }
 
     /// Site base URL, e.g. `https://example.atlassian.net`.
@@ -344,6 +358,12 @@ impl JiraBuilder {
         if !site.username().is_empty() || site.password().is_some() {
             return Err(Error::config("site", "must not carry credentials"));
         }
+        let allow_plain_http = match self.allow_plain_http.as_deref().map(str::trim) {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => return Err(Error::config("allow_plain_http", "not true or false")),
+        };
+        offboard_http::require_https(&site, "site", allow_plain_http)?;
         let email = need(ConfigKey::Email, &self.email)?;
         let api_token = match &self.api_token {
             Some(t) if !t.is_empty() => t.clone(),
@@ -479,6 +499,17 @@ mod tests {
                 "poll_interval",
             ),
             (full().with_site("ftp://x"), "site"),
+            (full().with_site("http://jira.example.com"), "site"),
+            (
+                full()
+                    .with_site("http://jira.example.com")
+                    .with_allow_plain_http(true),
+                "site",
+            ),
+            (
+                full().with_config(ConfigKey::AllowPlainHttp, "perhaps"),
+                "allow_plain_http",
+            ),
         ] {
             let e = b.config().unwrap_err();
             assert_eq!(e.kind(), offboard_core::ErrorKind::Config);

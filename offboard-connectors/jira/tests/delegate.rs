@@ -20,6 +20,7 @@ async fn sim() -> JiraSim {
 fn builder(sim: &JiraSim) -> JiraBuilder {
     JiraBuilder::new()
         .with_site(sim.uri())
+        .with_allow_plain_http(true)
         .with_email(DEFAULT_EMAIL)
         .with_api_token(DEFAULT_TOKEN)
         .with_project("IT")

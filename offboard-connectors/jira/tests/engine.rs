@@ -24,6 +24,7 @@ const POLL: Duration = Duration::from_millis(300);
 fn delegate(sim: &JiraSim) -> offboard_jira::JiraDelegate {
     JiraBuilder::new()
         .with_site(sim.uri())
+        .with_allow_plain_http(true)
         .with_email(DEFAULT_EMAIL)
         .with_api_token(DEFAULT_TOKEN)
         .with_project("IT")
@@ -54,6 +55,7 @@ async fn a_run_waits_on_the_issue_and_completes_when_it_is_done() {
         .await;
     let jira = JiraBuilder::new()
         .with_site(sim.uri())
+        .with_allow_plain_http(true)
         .with_email(DEFAULT_EMAIL)
         .with_api_token(DEFAULT_TOKEN)
         .with_project("IT")

@@ -37,6 +37,7 @@ async fn a_user_disabled_in_entra_is_offboarded_in_o365_by_the_watch_loop() {
         .with_client_id(tenant.client_id())
         .with_client_secret(Secret::new(tenant.client_secret()))
         .with_graph_url(tenant.graph_url())
+        .with_allow_plain_http(true)
         .with_token_url(tenant.token_url())
         .graph_client()
         .unwrap();

@@ -32,11 +32,14 @@ pub enum ConfigKey {
     TimeoutSecs,
     /// `max_concurrency`: requests in flight at once. Default 16. Alias: `concurrency`.
     MaxConcurrency,
+    /// `allow_plain_http` (`true`/`false`): allow a plain `http` org URL on this machine
+    /// (loopback tests and simulators). Default `false`: the token never travels in clear.
+    AllowPlainHttp,
 }
 
 impl ConfigKey {
     /// Every key.
-    pub const ALL: [ConfigKey; 8] = [
+    pub const ALL: [ConfigKey; 9] = [
         Self::OrgUrl,
         Self::ApiToken,
         Self::ClientId,
@@ -45,6 +48,7 @@ impl ConfigKey {
         Self::Scopes,
         Self::TimeoutSecs,
         Self::MaxConcurrency,
+        Self::AllowPlainHttp,
     ];
 
     /// The canonical name.
@@ -58,6 +62,7 @@ impl ConfigKey {
             Self::Scopes => "scopes",
             Self::TimeoutSecs => "timeout_secs",
             Self::MaxConcurrency => "max_concurrency",
+            Self::AllowPlainHttp => "allow_plain_http",
         }
     }
 
@@ -76,6 +81,7 @@ impl ConfigKey {
             Self::Scopes => &["scope"],
             Self::TimeoutSecs => &["timeout"],
             Self::MaxConcurrency => &["concurrency"],
+            Self::AllowPlainHttp => &[],
         }
     }
 }
@@ -134,6 +140,7 @@ pub struct OktaConfig {
     scopes: Vec<String>,
     timeout: Option<Duration>,
     max_concurrency: Option<usize>,
+    allow_plain_http: bool,
     /// A key whose value did not parse, reported by `build`.
     invalid: Option<(ConfigKey, String)>,
 }
@@ -149,6 +156,7 @@ impl fmt::Debug for OktaConfig {
             .field("scopes", &self.scopes)
             .field("timeout", &self.timeout)
             .field("max_concurrency", &self.max_concurrency)
+            .field("allow_plain_http", &self.allow_plain_http)
             .finish()
     }
 }
@@ -196,11 +204,24 @@ impl OktaConfig {
                 Ok(n) if n > 0 => self.max_concurrency = Some(n),
                 _ => self.invalid = Some((key, value)),
             },
+            ConfigKey::AllowPlainHttp => match value.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => self.allow_plain_http = true,
+                "false" | "0" | "no" => self.allow_plain_http = false,
+                _ => self.invalid = Some((key, value)),
+            },
         }
         self
     }
 
-    /// `https://{yourOktaDomain}`.
+    /// Allows a plain `http` org URL on this machine (loopback tests and simulators).
+    /// Default off: see [`offboard_http::require_https`].
+    pub fn with_allow_plain_http(mut self, allow: bool) -> Self {
+        self.allow_plain_http = allow;
+        self
+    }
+
+    /// The org URL, `https://{yourOktaDomain}` (plain `http` only with
+    /// [`with_allow_plain_http`](Self::with_allow_plain_http), on loopback).
     pub fn with_org_url(mut self, url: impl Into<String>) -> Self {
         self.org_url = Some(url.into());
         self
@@ -257,7 +278,11 @@ impl OktaConfig {
         if let Some((key, value)) = self.invalid {
             return Err(Error::config(
                 key.as_str(),
-                format!("{value:?} is not a positive integer"),
+                if key == ConfigKey::AllowPlainHttp {
+                    format!("{value:?} is not true or false")
+                } else {
+                    format!("{value:?} is not a positive integer")
+                },
             ));
         }
         let org_url = self
@@ -266,6 +291,7 @@ impl OktaConfig {
             .ok_or_else(|| Error::config(ConfigKey::OrgUrl.as_str(), "missing"))?;
         let org_url = org_url.trim_end_matches('/').to_owned();
         let mut builder = HttpClient::builder(&org_url)
+            .allow_plain_http(self.allow_plain_http)
             .timeout(self.timeout.unwrap_or(Duration::from_secs(30)))
             .limiter(
                 LimiterConfig::default().with_max_concurrency(self.max_concurrency.unwrap_or(16)),

@@ -25,6 +25,7 @@ async fn setup_with(limits: RateLimits) -> Setup {
         Arc::new(OktaTenant::start_with(format!("00SimTok{}", "x".repeat(30)), limits).await);
     let okta = OktaConfig::new()
         .with_org_url(tenant.uri())
+        .with_allow_plain_http(true)
         .with_api_token(Secret::new(tenant.token()))
         .build()
         .unwrap();
@@ -516,6 +517,7 @@ async fn rate_limit_429_carries_the_reset_hint() {
     // Another client (its own limiter) spends the org's budget.
     let other = OktaConfig::new()
         .with_org_url(s.tenant.uri())
+        .with_allow_plain_http(true)
         .with_api_token(Secret::new(s.tenant.token()))
         .build()
         .unwrap();
@@ -601,6 +603,7 @@ async fn oauth_private_key_jwt_against_the_simulator() {
     tenant.enable_oauth("sim-access-token-123456", 3600).await;
     let okta = OktaConfig::new()
         .with_org_url(tenant.uri())
+        .with_allow_plain_http(true)
         .with_oauth(
             "0oaServiceApp",
             Secret::new(include_str!("data/test-rsa.pem")),
@@ -661,6 +664,7 @@ async fn the_token_never_appears_in_traces_debug_or_errors() {
     );
     let bad = OktaConfig::new()
         .with_org_url(s.tenant.uri())
+        .with_allow_plain_http(true)
         .with_api_token(Secret::new("wrong-token"))
         .build()
         .unwrap();
@@ -720,6 +724,7 @@ async fn a_concurrent_suspend_is_reported_already_done() {
         .await;
     let okta = OktaConfig::new()
         .with_org_url(server.uri())
+        .with_allow_plain_http(true)
         .with_api_token(Secret::new("tok"))
         .build()
         .unwrap();

@@ -14,6 +14,7 @@ async fn okta_connector_passes_conformance_against_the_simulator() {
     let tenant = Arc::new(OktaTenant::start().await);
     let connector = OktaConfig::new()
         .with_org_url(tenant.uri())
+        .with_allow_plain_http(true)
         .with_api_token(Secret::new(tenant.token()))
         .build()
         .unwrap();

@@ -41,6 +41,7 @@ async fn offboard_many_people_within_the_rate_limits() {
     let okta = Arc::new(
         OktaConfig::new()
             .with_org_url(tenant.uri())
+            .with_allow_plain_http(true)
             .with_api_token(Secret::new(tenant.token()))
             .build()
             .unwrap(),

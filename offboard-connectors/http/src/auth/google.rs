@@ -70,6 +70,7 @@ pub struct GoogleServiceAccountBuilder {
     scopes: Vec<String>,
     refresh_before: Duration,
     timeout: Duration,
+    allow_plain_http: bool,
 }
 
 impl GoogleServiceAccount {
@@ -114,6 +115,7 @@ impl GoogleServiceAccount {
             scopes: Vec::new(),
             refresh_before: Duration::from_secs(60),
             timeout: Duration::from_secs(30),
+            allow_plain_http: false,
         })
     }
 
@@ -190,6 +192,13 @@ impl GoogleServiceAccountBuilder {
         self
     }
 
+    /// Allows a plain `http` token endpoint on this machine (loopback tests and simulators).
+    /// Default: off; see [`crate::require_https`].
+    pub fn allow_plain_http(mut self, allow: bool) -> Self {
+        self.allow_plain_http = allow;
+        self
+    }
+
     /// Overrides the token endpoint (tests; the key file's `token_uri` otherwise).
     ///
     /// # Errors
@@ -218,6 +227,7 @@ impl GoogleServiceAccountBuilder {
         if self.scopes.is_empty() {
             return Err(Error::config("scopes", "at least one scope is required"));
         }
+        crate::require_https(&self.key.token_url, "token_uri", self.allow_plain_http)?;
         Ok(GoogleServiceAccount {
             key: Arc::new(self.key),
             subject,

@@ -23,6 +23,7 @@ pub struct MicrosoftClientCredentials {
     scope: String,
     http: reqwest::Client,
     cache: TokenCache,
+    allow_plain_http: bool,
 }
 
 impl MicrosoftClientCredentials {
@@ -60,16 +61,28 @@ impl MicrosoftClientCredentials {
             scope: "https://graph.microsoft.com/.default".into(),
             http: token_http(Duration::from_secs(30))?,
             cache: TokenCache::new(Duration::from_secs(60)),
+            allow_plain_http: false,
         })
+    }
+
+    /// Allows a plain `http` token endpoint on this machine (loopback tests and simulators),
+    /// for a later [`with_token_url`](Self::with_token_url). Default: off; see
+    /// [`crate::require_https`].
+    pub fn allow_plain_http(mut self, allow: bool) -> Self {
+        self.allow_plain_http = allow;
+        self
     }
 
     /// Overrides the token endpoint (tests, national clouds).
     ///
     /// # Errors
-    /// `Config` naming `token_url` when it is not a URL.
+    /// `Config` naming `token_url` when it is not a URL, or not https (see
+    /// [`crate::require_https`]).
     pub fn with_token_url(mut self, url: &str) -> Result<Self> {
-        self.token_url =
+        let url =
             Url::parse(url).map_err(|e| Error::config("token_url", format!("not a URL: {e}")))?;
+        crate::require_https(&url, "token_url", self.allow_plain_http)?;
+        self.token_url = url;
         Ok(self)
     }
 

@@ -64,6 +64,7 @@ pub fn config(tenant: &GraphTenant) -> O365Config {
         .with_client_id(tenant.client_id())
         .with_client_secret(Secret::new(tenant.client_secret()))
         .with_graph_url(tenant.graph_url())
+        .with_allow_plain_http(true)
         .with_token_url(tenant.token_url())
 }
 

@@ -8,6 +8,7 @@ use offboard_testkit::okta::OktaTenant;
 pub(crate) fn connector(tenant: &OktaTenant) -> OktaConnector {
     OktaConfig::new()
         .with_org_url(tenant.uri())
+        .with_allow_plain_http(true)
         .with_api_token(Secret::new(tenant.token()))
         .build()
         .unwrap()
