@@ -650,6 +650,13 @@ async fn ambiguous_and_missing_accounts() {
         |t| matches!(&t.state, TaskState::Failed { error } if error.kind == ErrorKind::Ambiguous)
     ));
     assert_eq!(c.total_effects(), 0, "never a guess");
+    // Verify looks again: an ambiguous answer is "unknown" with the error, never "revoked".
+    let report = s.engine.verify(run.id).await.unwrap();
+    assert_eq!(report.apps[0].revoked, None, "{report:?}");
+    let unchecked = report.unchecked();
+    assert_eq!(unchecked.len(), 1);
+    assert!(unchecked[0].1.contains("ambiguous"), "{unchecked:?}");
+    assert!(!report.all_revoked());
 
     let run = offboard(&s.engine, Person::new("p-nobody", "nobody@example.com")).await;
     assert_eq!(run.state, RunState::Completed);
@@ -660,6 +667,12 @@ async fn ambiguous_and_missing_accounts() {
             ..
         }
     )));
+    // An account created after planning is found by verify and reported.
+    assert_eq!(s.engine.verify(run.id).await.unwrap().accuracy(), 1.0);
+    c.add_user(ReferenceUser::employee("nobody@example.com"));
+    let report = s.engine.verify(run.id).await.unwrap();
+    assert_eq!(report.apps[0].revoked, Some(false), "{report:?}");
+    assert_eq!(report.accuracy(), 0.0);
 }
 
 #[tokio::test(start_paused = true)]
@@ -934,6 +947,13 @@ fn the_example_policy_parses() {
     }
     assert!(!p.apps.contains_key(&offboard::AppId::new("idp")));
     assert!(p.is_critical(&offboard::ActionName::from_static("okta.unassign_apps")));
+    assert_eq!(
+        p.departures,
+        Some(offboard::policy::DepartureLimits {
+            max_people: 25,
+            max_percent: 5
+        })
+    );
     // Its actions are the real connectors' (nothing is sent: building makes no request).
     let okta = offboard_okta::OktaConfig::new()
         .with_org_url("https://example.okta.com")
@@ -1515,4 +1535,54 @@ after = "idp.remove_groups"
         c.user_by_login("ada@example.com").unwrap().groups,
         before.groups
     );
+}
+
+// --- Safety under hostile input and ambiguous answers ---------------------------------------
+
+/// A policy that delegates to a delegate the engine does not have, or that offboards nothing
+/// (every run would "complete" with nothing done), is refused at build, naming the field.
+#[test]
+fn build_refuses_missing_delegates_and_empty_policies() {
+    for (src, field) in [
+        (
+            "unknown_apps = \"delegate_jira\"\n[apps.idp]\nmethod = \"automatic\"\nactions = [\"idp.suspend\"]\n",
+            "unknown_apps",
+        ),
+        (
+            "[apps.idp]\nmethod = \"automatic\"\nactions = [\"idp.suspend\"]\n[apps.crm]\nmethod = \"delegate\"\nvia = \"email\"\n",
+            "apps.crm.via",
+        ),
+        ("", "apps"),
+        ("[apps.idp]\nmethod = \"ignore\"\n", "apps"),
+    ] {
+        let e = Engine::builder()
+            .store(Arc::new(MemoryStore::new()))
+            .connector(idp(&[]))
+            .policy(policy(src))
+            .build()
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+        assert!(e.context().any(|(k, v)| k == "key" && v == field), "{e:?}");
+    }
+}
+
+/// An effective time at the end of the calendar plus a stage offset is a clear error, not a
+/// panic.
+#[tokio::test(start_paused = true)]
+async fn an_effective_time_beyond_the_calendar_is_invalid_input() {
+    let s = engine_with(
+        Arc::new(MemoryStore::new()),
+        vec![(idp(&["ada@example.com"]), Limits::default())],
+        "[stages]\nnow = \"0d\"\nlater = \"30d\"\n[apps.idp]\nmethod = \"automatic\"\nactions = [\"idp.suspend\", { name = \"idp.delete\", stage = \"later\" }]\n",
+        |b| b,
+    );
+    let e = s
+        .engine
+        .plan(
+            RunRequest::new(ada(), admin()).effective_at(chrono::DateTime::<chrono::Utc>::MAX_UTC),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().contains("stages.later"), "{e}");
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use offboard_core::engine::LifecycleRules;
+use offboard_core::policy::DepartureLimits;
 use offboard_core::source::SourceOfTruth;
 use offboard_core::{
     AuditKind, AuditQuery, Engine, ErrorKind, Lifecycle, MemoryStore, Policy, RunQuery, RunState,
@@ -35,9 +36,12 @@ fn connector(tenant: &OktaTenant) -> OktaConnector {
         .unwrap()
 }
 
+/// Without the mass-departure limits: these small tenants see several people leave in one
+/// poll (the default 5 % of a handful of people is one per poll).
 fn rules() -> LifecycleRules {
     LifecycleRules {
         domains: vec!["example.com".into()],
+        departures: DepartureLimits::unlimited(),
         ..LifecycleRules::default()
     }
 }

@@ -1,7 +1,9 @@
 //! Workers: claim due tasks under leases and perform what the machine says.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
+use futures::FutureExt;
 use tokio::task::JoinSet;
 
 use super::{Change, Done, Inner, Next, RunSlot, SlotGuard, Started};
@@ -21,7 +23,17 @@ pub(super) async fn run_loop(inner: Arc<Inner>, mut stop: tokio::sync::watch::Re
     loop {
         let free = inner.max_in_flight.saturating_sub(running.len());
         if running.is_empty() || free >= refill_at(inner.max_in_flight) {
-            match inner.claim(free).await {
+            // A claim that panics is reported like one that fails; the loop goes on.
+            let claimed = AssertUnwindSafe(inner.claim(free))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| {
+                    Err(Error::internal(format!(
+                        "claiming panicked: {}",
+                        super::watch::panic_message(&*panic)
+                    )))
+                });
+            match claimed {
                 Ok(claim) => {
                     let claimed = claim.leases.len();
                     for (lease, slot) in claim.leases {
@@ -40,7 +52,14 @@ pub(super) async fn run_loop(inner: Arc<Inner>, mut stop: tokio::sync::watch::Re
         tokio::select! {
             _ = stop.changed() => break,
             _ = inner.wake.notified() => {}
-            Some(_) = running.join_next(), if !running.is_empty() => {}
+            Some(joined) = running.join_next(), if !running.is_empty() => {
+                // A task that panicked keeps its lease until it expires; another claim takes it.
+                if let Err(e) = joined
+                    && e.is_panic()
+                {
+                    tracing::error!(error = %e, "a task panicked; its lease expires and it is claimed again");
+                }
+            }
             _ = tokio::time::sleep(inner.idle_poll) => {}
         }
     }
@@ -244,11 +263,7 @@ impl Inner {
                 // task in the common case.
                 let lease = if waiting_since.elapsed() > self.lease_for / 4 {
                     self.store
-                        .renew(
-                            lease,
-                            self.clock.now()
-                                + chrono::Duration::from_std(self.lease_for).unwrap_or_default(),
-                        )
+                        .renew(lease, super::later(self.clock.now(), self.lease_for))
                         .await?
                 } else {
                     lease.clone()
