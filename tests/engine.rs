@@ -241,6 +241,8 @@ struct Recording {
     max_in_flight: AtomicUsize,
     /// Extra time each execute takes.
     delay: Duration,
+    /// How many executes panic (a bug in a connector) before they work.
+    panics: AtomicUsize,
 }
 
 impl Recording {
@@ -255,6 +257,7 @@ impl Recording {
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
             delay,
+            panics: AtomicUsize::new(0),
         })
     }
 }
@@ -277,6 +280,13 @@ impl Connector for Recording {
             .lock()
             .unwrap()
             .push(tokio::time::Instant::now());
+        if self
+            .panics
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            panic!("a bug in a connector");
+        }
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_in_flight.fetch_max(now, Ordering::SeqCst);
         tokio::time::sleep(self.delay).await;
@@ -1585,4 +1595,32 @@ async fn an_effective_time_beyond_the_calendar_is_invalid_input() {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
     assert!(e.to_string().contains("stages.later"), "{e}");
+}
+
+/// A task that panics does not stop the worker: the panic is audited and reported, and the
+/// task is claimed again when its lease expires.
+#[tokio::test(start_paused = true)]
+async fn a_panicking_task_is_audited_and_the_worker_goes_on() {
+    let c = Recording::new(idp(&["ada@example.com"]));
+    c.panics.store(1, Ordering::SeqCst);
+    let s = engine_with(
+        Arc::new(MemoryStore::new()),
+        vec![(c.clone(), Limits::default())],
+        "[apps.idp]\nmethod = \"automatic\"\nactions = [\"idp.suspend\"]\n",
+        |b| b.lease_for(Duration::from_secs(120)),
+    );
+    let mut events = s.engine.events();
+    let run = offboard(&s.engine, ada()).await;
+    assert_eq!(run.state, RunState::Completed);
+    assert_eq!(
+        c.inner.user_by_login("ada@example.com").unwrap().status,
+        AccountStatus::Suspended
+    );
+    assert!(matches!(
+        events.try_recv().unwrap(),
+        offboard::engine::EngineEvent::WorkerPanicked { error } if error.contains("a bug in a connector")
+    ));
+    let audit = s.store.audit(AuditQuery::all()).await.unwrap();
+    assert!(audit.iter().any(|e| matches!(&e.kind, AuditKind::Note { name, data }
+        if name == "worker_panicked" && data["error"].as_str().unwrap().contains("a bug in a connector"))));
 }

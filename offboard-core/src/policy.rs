@@ -299,8 +299,14 @@ impl Lines<'_> {
         if let Some(h) = header(line) {
             return h;
         }
-        let key = line
-            .split_once('=')
+        // The key on this line, or (inside a value spanning lines) the nearest one above it.
+        let above = self.0[..line_start]
+            .lines()
+            .rev()
+            .take_while(|l| header(l).is_none());
+        let key = std::iter::once(line)
+            .chain(above)
+            .find_map(|l| l.split_once('='))
             .map(|(k, _)| k.trim().replace(['"', '\'', ' '], ""))
             .unwrap_or_default();
         let table = self.0[..line_start].lines().rev().find_map(header);
@@ -818,6 +824,13 @@ after = "okta.delete"
     fn wrong_types_and_duplicate_keys_name_the_field() {
         let e = err("[apps.okta]\nmethod = 1\n");
         assert_eq!((e.line, e.field.as_str()), (2, "apps.okta.method"), "{e}");
+        let e =
+            err("[apps.okta]\nmethod = \"ignore\"\nprotected_accounts = [\n  \"a@x\",\n  7,\n]\n");
+        assert_eq!(
+            (e.line, e.field.as_str()),
+            (5, "apps.okta.protected_accounts"),
+            "{e}"
+        );
         let e = err("protected = \"ceo@example.com\"\n");
         assert_eq!((e.line, e.field.as_str()), (1, "protected"), "{e}");
         let e = err("[apps.okta]\nmethod = \"ignore\"\nmethod = \"ignore\"\n");

@@ -145,8 +145,10 @@ pub struct WatchReport {
     /// Triggers refused because the person is protected.
     pub protected: Vec<PersonId>,
     /// People parked by a permanent error planning or submitting their run, with the error.
+    #[serde(default)]
     pub parked: Vec<(PersonId, String)>,
     /// Batches held by the mass-departure circuit breaker (see [`Engine::release_hold`]).
+    #[serde(default)]
     pub held: Vec<Hold>,
 }
 
@@ -231,6 +233,12 @@ pub enum EngineEvent {
         /// The source.
         source: String,
         /// The error or panic message.
+        error: String,
+    },
+    /// A worker's claim or task panicked; the worker goes on, and a task that panicked is
+    /// claimed again once its lease expires.
+    WorkerPanicked {
+        /// The panic message.
         error: String,
     },
 }

@@ -23,16 +23,18 @@ pub(super) async fn run_loop(inner: Arc<Inner>, mut stop: tokio::sync::watch::Re
     loop {
         let free = inner.max_in_flight.saturating_sub(running.len());
         if running.is_empty() || free >= refill_at(inner.max_in_flight) {
-            // A claim that panics is reported like one that fails; the loop goes on.
-            let claimed = AssertUnwindSafe(inner.claim(free))
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|panic| {
-                    Err(Error::internal(format!(
+            // A claim that panics is reported and audited; the loop goes on.
+            let claimed = match AssertUnwindSafe(inner.claim(free)).catch_unwind().await {
+                Ok(claimed) => claimed,
+                Err(panic) => {
+                    let error = format!(
                         "claiming panicked: {}",
                         super::watch::panic_message(&*panic)
-                    )))
-                });
+                    );
+                    inner.worker_panicked(&error).await;
+                    Err(Error::internal(error))
+                }
+            };
             match claimed {
                 Ok(claim) => {
                     let claimed = claim.leases.len();
@@ -57,13 +59,39 @@ pub(super) async fn run_loop(inner: Arc<Inner>, mut stop: tokio::sync::watch::Re
                 if let Err(e) = joined
                     && e.is_panic()
                 {
-                    tracing::error!(error = %e, "a task panicked; its lease expires and it is claimed again");
+                    let error = format!(
+                        "a task panicked: {}",
+                        super::watch::panic_message(&*e.into_panic())
+                    );
+                    inner.worker_panicked(&error).await;
                 }
             }
             _ = tokio::time::sleep(inner.idle_poll) => {}
         }
     }
     while running.join_next().await.is_some() {}
+}
+
+impl Inner {
+    /// Reports and audits (`worker_panicked`) a panic the worker loop caught.
+    async fn worker_panicked(&self, error: &str) {
+        tracing::error!(worker = %self.worker_id, %error, "the worker caught a panic and goes on");
+        self.emit(super::EngineEvent::WorkerPanicked {
+            error: error.to_owned(),
+        });
+        let event = AuditEvent::new(
+            self.clock.now(),
+            self.worker_id.clone(),
+            AuditKind::Note {
+                name: "worker_panicked".into(),
+                data: serde_json::json!({ "error": error }),
+            },
+        );
+        match self.store.append_audit(vec![event]).await {
+            Ok(sealed) => self.to_sinks(&sealed).await,
+            Err(e) => tracing::warn!(error = %e, "auditing a worker panic failed"),
+        }
+    }
 }
 
 /// Claims as soon as this many of `max_in_flight` slots are free (or nothing runs): one claim
