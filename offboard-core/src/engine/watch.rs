@@ -135,7 +135,8 @@ pub struct WatchReport {
     pub suppressed: Vec<PersonId>,
     /// People who came back (past → current).
     pub returned: Vec<PersonId>,
-    /// Runs cancelled because the person came back before anything ran.
+    /// Runs cancelled because the person came back: their tasks not started yet never run
+    /// (what ran is kept, never rolled back automatically).
     pub cancelled: Vec<RunId>,
     /// People outside the configured domains (never triggered).
     pub external: usize,
@@ -303,8 +304,9 @@ impl Engine {
         Ok(report)
     }
 
-    /// Polls one source until it reports no more changes, persisting its cursor after each
-    /// batch.
+    /// Polls one source until it reports no more changes or a batch is held by the
+    /// mass-departure circuit breaker (see [`Engine::release_hold`]), persisting its cursor
+    /// after each batch handled.
     ///
     /// # Errors
     /// Source or store errors.
@@ -312,7 +314,8 @@ impl Engine {
         self.poll_source_pages(source, usize::MAX).await
     }
 
-    /// Polls one source for at most `max_pages` batches, persisting its cursor after each.
+    /// Polls one source for at most `max_pages` batches, persisting its cursor after each
+    /// batch handled; stops at a held batch (listed in [`WatchReport::held`], cursor kept).
     ///
     /// # Errors
     /// Source or store errors; batches handled before the error keep their progress.
