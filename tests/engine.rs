@@ -1624,3 +1624,118 @@ async fn a_panicking_task_is_audited_and_the_worker_goes_on() {
     assert!(audit.iter().any(|e| matches!(&e.kind, AuditKind::Note { name, data }
         if name == "worker_panicked" && data["error"].as_str().unwrap().contains("a bug in a connector"))));
 }
+
+/// A memory store whose first claim panics (a bug in a store).
+#[derive(Debug, Default)]
+struct ClaimPanicsOnce {
+    inner: MemoryStore,
+    panicked: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl Store for ClaimPanicsOnce {
+    async fn create_run(
+        &self,
+        run: &Run,
+        events: Vec<offboard::AuditEvent>,
+    ) -> offboard::Result<Vec<offboard::AuditEvent>> {
+        self.inner.create_run(run, events).await
+    }
+    async fn load_run(&self, id: offboard::RunId) -> offboard::Result<Option<Run>> {
+        self.inner.load_run(id).await
+    }
+    async fn commit(
+        &self,
+        commit: offboard::Commit,
+    ) -> offboard::Result<(u64, Vec<offboard::AuditEvent>)> {
+        self.inner.commit(commit).await
+    }
+    async fn claim(&self, request: ClaimRequest) -> offboard::Result<Vec<offboard::Lease>> {
+        if !self.panicked.swap(true, Ordering::SeqCst) {
+            panic!("a bug in a store");
+        }
+        self.inner.claim(request).await
+    }
+    async fn renew(
+        &self,
+        lease: &offboard::Lease,
+        until: chrono::DateTime<chrono::Utc>,
+    ) -> offboard::Result<offboard::Lease> {
+        self.inner.renew(lease, until).await
+    }
+    async fn release(
+        &self,
+        lease: &offboard::Lease,
+        due_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> offboard::Result<()> {
+        self.inner.release(lease, due_at).await
+    }
+    async fn list_runs(
+        &self,
+        query: offboard::RunQuery,
+    ) -> offboard::Result<Vec<offboard::RunSummary>> {
+        self.inner.list_runs(query).await
+    }
+    async fn put_snapshot(&self, task: offboard::TaskId, s: &Snapshot) -> offboard::Result<bool> {
+        self.inner.put_snapshot(task, s).await
+    }
+    async fn snapshot(&self, task: offboard::TaskId) -> offboard::Result<Option<Snapshot>> {
+        self.inner.snapshot(task).await
+    }
+    async fn upsert_accounts(
+        &self,
+        person: &offboard::PersonId,
+        accounts: &[AccountRef],
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> offboard::Result<()> {
+        self.inner.upsert_accounts(person, accounts, at).await
+    }
+    async fn accounts(
+        &self,
+        person: &offboard::PersonId,
+    ) -> offboard::Result<Vec<offboard::Account>> {
+        self.inner.accounts(person).await
+    }
+    async fn cursor(&self, source: &str) -> offboard::Result<Option<offboard::Cursor>> {
+        self.inner.cursor(source).await
+    }
+    async fn put_cursor(&self, source: &str, cursor: &offboard::Cursor) -> offboard::Result<()> {
+        self.inner.put_cursor(source, cursor).await
+    }
+    async fn append_audit(
+        &self,
+        events: Vec<offboard::AuditEvent>,
+    ) -> offboard::Result<Vec<offboard::AuditEvent>> {
+        self.inner.append_audit(events).await
+    }
+    async fn audit(&self, query: AuditQuery) -> offboard::Result<Vec<offboard::AuditEvent>> {
+        self.inner.audit(query).await
+    }
+}
+
+/// A claim that panics does not end the background worker: it is audited, and the next claim
+/// runs the task.
+#[tokio::test(start_paused = true)]
+async fn the_worker_loop_survives_a_panicking_claim() {
+    let store = Arc::new(ClaimPanicsOnce::default());
+    let c = idp(&["ada@example.com"]);
+    let engine = Engine::builder()
+        .store(store.clone())
+        .connector(c.clone())
+        .policy(policy(
+            "[apps.idp]\nmethod = \"automatic\"\nactions = [\"idp.suspend\"]\n",
+        ))
+        .build()
+        .unwrap();
+    let run = tokio::time::timeout(Duration::from_secs(600), offboard(&engine, ada()))
+        .await
+        .expect("the worker loop lives on and runs the task");
+    assert_eq!(run.state, RunState::Completed);
+    assert_eq!(
+        c.user_by_login("ada@example.com").unwrap().status,
+        AccountStatus::Suspended
+    );
+    let audit = store.audit(AuditQuery::all()).await.unwrap();
+    assert!(audit.iter().any(|e| matches!(&e.kind, AuditKind::Note { name, data }
+        if name == "worker_panicked" && data["error"].as_str().unwrap().contains("a bug in a store"))));
+}
