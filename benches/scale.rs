@@ -28,6 +28,8 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use futures::StreamExt;
+use offboard::engine::LifecycleRules;
+use offboard::policy::DepartureLimits;
 use offboard::stores::{PostgresStore, SqliteStore};
 use offboard::{
     AuditEvent, AuditKind, ClaimRequest, Commit, Engine, Initiator, Limits, Person, Policy, RunId,
@@ -197,6 +199,13 @@ async fn engine_on(store: Arc<dyn Store>, n: usize) -> Engine {
         .connector_with_limits(conn, limits)
         .policy(Policy::from_toml(POLICY).unwrap())
         .max_in_flight(in_flight)
+        // Mode 'feed' reports all N people gone in one batch: a reduction in force the host
+        // has approved, so the mass-departure circuit breaker (25 people / 5 % by default)
+        // is off here instead of holding the batch.
+        .lifecycle(LifecycleRules {
+            departures: DepartureLimits::unlimited(),
+            ..LifecycleRules::default()
+        })
         .build()
         .unwrap()
 }
@@ -256,6 +265,7 @@ async fn scale(n: usize, mode: Mode) -> ScaleResult {
     let workers = mode.workers.then(|| engine.start());
     let ids = if let Some(feed) = &feed {
         let report = engine.poll_source(feed.as_ref()).await.unwrap();
+        assert_eq!(report.started.len(), n, "every leaver of the feed started");
         report.started.into_iter().map(|(_, run)| run).collect()
     } else {
         submit_all(&engine, 0, n, mode.submitters).await

@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use offboard::audit::verify_chain;
 use offboard::engine::LifecycleRules;
-use offboard::policy::{AppPolicy, Method, PlannedAction};
+use offboard::policy::{AppPolicy, DepartureLimits, Method, PlannedAction};
 use offboard::stores::SqliteStore;
 use offboard::{
     AccountRef, AccountStatus, Action, ActionName, AppId, AuditKind, AuditQuery, Confirmation,
@@ -387,8 +387,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .lifecycle(LifecycleRules {
             domains: vec!["example.com".into()],
             debounce: Duration::ZERO,
-            // Runs started by Okta confirm their own critical steps (audited as `source:okta`).
+            // Runs started by Okta confirm their own critical steps (audited as `source:okta`);
+            // never for someone who merely vanished from the listing.
             auto_confirm_critical: true,
+            // The circuit breaker: a poll turning more than 25 people, or 5 % of those Okta
+            // lists, past at once is held until an admin releases it (one leaver here).
+            departures: DepartureLimits::default(),
         })
         .build()?;
     engine.poll_sources().await?; // initial sync: everyone current, nothing starts

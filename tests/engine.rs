@@ -241,6 +241,8 @@ struct Recording {
     max_in_flight: AtomicUsize,
     /// Extra time each execute takes.
     delay: Duration,
+    /// How many executes panic (a bug in a connector) before they work.
+    panics: AtomicUsize,
 }
 
 impl Recording {
@@ -255,6 +257,7 @@ impl Recording {
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
             delay,
+            panics: AtomicUsize::new(0),
         })
     }
 }
@@ -277,6 +280,13 @@ impl Connector for Recording {
             .lock()
             .unwrap()
             .push(tokio::time::Instant::now());
+        if self
+            .panics
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            panic!("a bug in a connector");
+        }
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_in_flight.fetch_max(now, Ordering::SeqCst);
         tokio::time::sleep(self.delay).await;
@@ -968,6 +978,13 @@ async fn ambiguous_and_missing_accounts() {
         |t| matches!(&t.state, TaskState::Failed { error } if error.kind == ErrorKind::Ambiguous)
     ));
     assert_eq!(c.total_effects(), 0, "never a guess");
+    // Verify looks again: an ambiguous answer is "unknown" with the error, never "revoked".
+    let report = s.engine.verify(run.id).await.unwrap();
+    assert_eq!(report.apps[0].revoked, None, "{report:?}");
+    let unchecked = report.unchecked();
+    assert_eq!(unchecked.len(), 1);
+    assert!(unchecked[0].1.contains("ambiguous"), "{unchecked:?}");
+    assert!(!report.all_revoked());
 
     let run = offboard(&s.engine, Person::new("p-nobody", "nobody@example.com")).await;
     assert_eq!(run.state, RunState::Completed);
@@ -978,6 +995,12 @@ async fn ambiguous_and_missing_accounts() {
             ..
         }
     )));
+    // An account created after planning is found by verify and reported.
+    assert_eq!(s.engine.verify(run.id).await.unwrap().accuracy(), 1.0);
+    c.add_user(ReferenceUser::employee("nobody@example.com"));
+    let report = s.engine.verify(run.id).await.unwrap();
+    assert_eq!(report.apps[0].revoked, Some(false), "{report:?}");
+    assert_eq!(report.accuracy(), 0.0);
 }
 
 #[tokio::test(start_paused = true)]
@@ -1252,6 +1275,13 @@ fn the_example_policy_parses() {
     }
     assert!(!p.apps.contains_key(&offboard::AppId::new("idp")));
     assert!(p.is_critical(&offboard::ActionName::from_static("okta.unassign_apps")));
+    assert_eq!(
+        p.departures,
+        Some(offboard::policy::DepartureLimits {
+            max_people: 25,
+            max_percent: 5
+        })
+    );
     // Its actions are the real connectors' (nothing is sent: building makes no request).
     let okta = offboard_okta::OktaConfig::new()
         .with_org_url("https://example.okta.com")
@@ -1833,4 +1863,197 @@ after = "idp.remove_groups"
         c.user_by_login("ada@example.com").unwrap().groups,
         before.groups
     );
+}
+
+// --- Safety under hostile input and ambiguous answers ---------------------------------------
+
+/// A policy that delegates to a delegate the engine does not have, or that offboards nothing
+/// (every run would "complete" with nothing done), is refused at build, naming the field.
+#[test]
+fn build_refuses_missing_delegates_and_empty_policies() {
+    for (src, field) in [
+        (
+            "unknown_apps = \"delegate_jira\"\n[apps.idp]\nmethod = \"automatic\"\nactions = [\"idp.suspend\"]\n",
+            "unknown_apps",
+        ),
+        (
+            "[apps.idp]\nmethod = \"automatic\"\nactions = [\"idp.suspend\"]\n[apps.crm]\nmethod = \"delegate\"\nvia = \"email\"\n",
+            "apps.crm.via",
+        ),
+        ("", "apps"),
+        ("[apps.idp]\nmethod = \"ignore\"\n", "apps"),
+    ] {
+        let e = Engine::builder()
+            .store(Arc::new(MemoryStore::new()))
+            .connector(idp(&[]))
+            .policy(policy(src))
+            .build()
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+        assert!(e.context().any(|(k, v)| k == "key" && v == field), "{e:?}");
+    }
+}
+
+/// An effective time at the end of the calendar plus a stage offset is a clear error, not a
+/// panic.
+#[tokio::test(start_paused = true)]
+async fn an_effective_time_beyond_the_calendar_is_invalid_input() {
+    let s = engine_with(
+        Arc::new(MemoryStore::new()),
+        vec![(idp(&["ada@example.com"]), Limits::default())],
+        "[stages]\nnow = \"0d\"\nlater = \"30d\"\n[apps.idp]\nmethod = \"automatic\"\nactions = [\"idp.suspend\", { name = \"idp.delete\", stage = \"later\" }]\n",
+        |b| b,
+    );
+    let e = s
+        .engine
+        .plan(
+            RunRequest::new(ada(), admin()).effective_at(chrono::DateTime::<chrono::Utc>::MAX_UTC),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().contains("stages.later"), "{e}");
+}
+
+/// A task that panics does not stop the worker: the panic is audited and reported, and the
+/// task is claimed again when its lease expires.
+#[tokio::test(start_paused = true)]
+async fn a_panicking_task_is_audited_and_the_worker_goes_on() {
+    let c = Recording::new(idp(&["ada@example.com"]));
+    c.panics.store(1, Ordering::SeqCst);
+    let s = engine_with(
+        Arc::new(MemoryStore::new()),
+        vec![(c.clone(), Limits::default())],
+        "[apps.idp]\nmethod = \"automatic\"\nactions = [\"idp.suspend\"]\n",
+        |b| b.lease_for(Duration::from_secs(120)),
+    );
+    let mut events = s.engine.events();
+    let run = offboard(&s.engine, ada()).await;
+    assert_eq!(run.state, RunState::Completed);
+    assert_eq!(
+        c.inner.user_by_login("ada@example.com").unwrap().status,
+        AccountStatus::Suspended
+    );
+    assert!(matches!(
+        events.try_recv().unwrap(),
+        offboard::engine::EngineEvent::WorkerPanicked { error } if error.contains("a bug in a connector")
+    ));
+    let audit = s.store.audit(AuditQuery::all()).await.unwrap();
+    assert!(audit.iter().any(|e| matches!(&e.kind, AuditKind::Note { name, data }
+        if name == "worker_panicked" && data["error"].as_str().unwrap().contains("a bug in a connector"))));
+}
+
+/// A memory store whose first claim panics (a bug in a store).
+#[derive(Debug, Default)]
+struct ClaimPanicsOnce {
+    inner: MemoryStore,
+    panicked: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl Store for ClaimPanicsOnce {
+    async fn create_run(
+        &self,
+        run: &Run,
+        events: Vec<offboard::AuditEvent>,
+    ) -> offboard::Result<Vec<offboard::AuditEvent>> {
+        self.inner.create_run(run, events).await
+    }
+    async fn load_run(&self, id: offboard::RunId) -> offboard::Result<Option<Run>> {
+        self.inner.load_run(id).await
+    }
+    async fn commit(
+        &self,
+        commit: offboard::Commit,
+    ) -> offboard::Result<(u64, Vec<offboard::AuditEvent>)> {
+        self.inner.commit(commit).await
+    }
+    async fn claim(&self, request: ClaimRequest) -> offboard::Result<Vec<offboard::Lease>> {
+        if !self.panicked.swap(true, Ordering::SeqCst) {
+            panic!("a bug in a store");
+        }
+        self.inner.claim(request).await
+    }
+    async fn renew(
+        &self,
+        lease: &offboard::Lease,
+        until: chrono::DateTime<chrono::Utc>,
+    ) -> offboard::Result<offboard::Lease> {
+        self.inner.renew(lease, until).await
+    }
+    async fn release(
+        &self,
+        lease: &offboard::Lease,
+        due_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> offboard::Result<()> {
+        self.inner.release(lease, due_at).await
+    }
+    async fn list_runs(
+        &self,
+        query: offboard::RunQuery,
+    ) -> offboard::Result<Vec<offboard::RunSummary>> {
+        self.inner.list_runs(query).await
+    }
+    async fn put_snapshot(&self, task: offboard::TaskId, s: &Snapshot) -> offboard::Result<bool> {
+        self.inner.put_snapshot(task, s).await
+    }
+    async fn snapshot(&self, task: offboard::TaskId) -> offboard::Result<Option<Snapshot>> {
+        self.inner.snapshot(task).await
+    }
+    async fn upsert_accounts(
+        &self,
+        person: &offboard::PersonId,
+        accounts: &[AccountRef],
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> offboard::Result<()> {
+        self.inner.upsert_accounts(person, accounts, at).await
+    }
+    async fn accounts(
+        &self,
+        person: &offboard::PersonId,
+    ) -> offboard::Result<Vec<offboard::Account>> {
+        self.inner.accounts(person).await
+    }
+    async fn cursor(&self, source: &str) -> offboard::Result<Option<offboard::Cursor>> {
+        self.inner.cursor(source).await
+    }
+    async fn put_cursor(&self, source: &str, cursor: &offboard::Cursor) -> offboard::Result<()> {
+        self.inner.put_cursor(source, cursor).await
+    }
+    async fn append_audit(
+        &self,
+        events: Vec<offboard::AuditEvent>,
+    ) -> offboard::Result<Vec<offboard::AuditEvent>> {
+        self.inner.append_audit(events).await
+    }
+    async fn audit(&self, query: AuditQuery) -> offboard::Result<Vec<offboard::AuditEvent>> {
+        self.inner.audit(query).await
+    }
+}
+
+/// A claim that panics does not end the background worker: it is audited, and the next claim
+/// runs the task.
+#[tokio::test(start_paused = true)]
+async fn the_worker_loop_survives_a_panicking_claim() {
+    let store = Arc::new(ClaimPanicsOnce::default());
+    let c = idp(&["ada@example.com"]);
+    let engine = Engine::builder()
+        .store(store.clone())
+        .connector(c.clone())
+        .policy(policy(
+            "[apps.idp]\nmethod = \"automatic\"\nactions = [\"idp.suspend\"]\n",
+        ))
+        .build()
+        .unwrap();
+    let run = tokio::time::timeout(Duration::from_secs(600), offboard(&engine, ada()))
+        .await
+        .expect("the worker loop lives on and runs the task");
+    assert_eq!(run.state, RunState::Completed);
+    assert_eq!(
+        c.user_by_login("ada@example.com").unwrap().status,
+        AccountStatus::Suspended
+    );
+    let audit = store.audit(AuditQuery::all()).await.unwrap();
+    assert!(audit.iter().any(|e| matches!(&e.kind, AuditKind::Note { name, data }
+        if name == "worker_panicked" && data["error"].as_str().unwrap().contains("a bug in a store"))));
 }

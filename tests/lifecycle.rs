@@ -4,8 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use offboard::engine::LifecycleRules;
+use offboard::engine::{EngineEvent, LifecycleRules};
 use offboard::memory::MemoryStore;
+use offboard::policy::DepartureLimits;
 use offboard::{
     AccountStatus, AuditKind, AuditQuery, Confirmation, Engine, ErrorKind, Initiator, Person,
     Policy, RunQuery, RunState, Store, TaskState,
@@ -80,6 +81,15 @@ fn rules() -> LifecycleRules {
     LifecycleRules {
         domains: vec!["example.com".into()],
         ..LifecycleRules::default()
+    }
+}
+
+/// [`rules`] without the mass-departure limits, for tests of a few people leaving together (the
+/// default 5 % of five people is one person per batch).
+fn rules_unlimited() -> LifecycleRules {
+    LifecycleRules {
+        departures: DepartureLimits::unlimited(),
+        ..rules()
     }
 }
 
@@ -400,7 +410,7 @@ async fn a_restart_mid_scan_misses_nothing_and_repeats_nothing() {
     for (id, email) in ids.iter().zip(emails) {
         hr.hire(person(id, email));
     }
-    let first = world_with(store.clone(), hr.clone(), rules(), vec![]);
+    let first = world_with(store.clone(), hr.clone(), rules_unlimited(), vec![]);
     first.engine.poll_sources().await.unwrap();
     for id in ids {
         hr.terminate(id, None);
@@ -414,7 +424,7 @@ async fn a_restart_mid_scan_misses_nothing_and_repeats_nothing() {
     assert_eq!(partial.started.len(), 2);
     drop(first);
     hr.fail_next(1);
-    let second = world_with(store.clone(), hr.clone(), rules(), vec![]);
+    let second = world_with(store.clone(), hr.clone(), rules_unlimited(), vec![]);
     assert!(
         second.engine.poll_sources().await.is_err(),
         "the source is down"
@@ -505,7 +515,7 @@ async fn an_hr_export_drives_offboarding_including_people_who_vanish_from_it() {
         .store(store.clone())
         .connector(idp.clone())
         .policy(Policy::from_toml(POLICY).unwrap())
-        .lifecycle(rules())
+        .lifecycle(rules_unlimited())
         .source(feed, Duration::from_secs(1))
         .build()
         .unwrap();
@@ -684,6 +694,12 @@ actions = ["okta.suspend"]
         let engine = Engine::builder()
             .store(Arc::new(MemoryStore::new()))
             .connector_with_limits(idp.clone(), Limits::default().with_rate(2))
+            .policy(
+                Policy::from_toml(
+                    "[apps.idp]\nmethod = \"automatic\"\nactions = [\"idp.suspend\"]\n",
+                )
+                .unwrap(),
+            )
             .build()
             .unwrap();
         let people: Vec<Person> = (0..6)
@@ -781,7 +797,7 @@ async fn one_persons_records_in_a_batch_are_handled_in_order() {
         2,
         LifecycleRules {
             debounce: Duration::from_secs(600),
-            ..rules()
+            ..rules_unlimited()
         },
     );
     engine.poll_source(&feed).await.unwrap();
@@ -803,7 +819,8 @@ async fn one_persons_records_in_a_batch_are_handled_in_order() {
 #[tokio::test(start_paused = true)]
 async fn the_leavers_of_one_batch_are_submitted_together() {
     let people = 40;
-    let (engine, store) = slow_submits(people, rules());
+    // A reduction in force the host confirmed: the limits allow it.
+    let (engine, store) = slow_submits(people, rules_unlimited());
     let hr = ReferenceSource::new("hr").with_page_size(people);
     let id = |i: usize| format!("p{i:02}");
     for i in 0..people {
@@ -823,4 +840,484 @@ async fn the_leavers_of_one_batch_are_submitted_together() {
             RunState::Running
         );
     }
+}
+
+// --- Safety under real-world triggers ---------------------------------------------------------
+
+/// A full-scan listing (an IdP's user list): reports what changed since the cursor's
+/// fingerprints, and people no longer listed as gone (by id only: they vanished).
+#[derive(Debug)]
+struct Listing {
+    name: &'static str,
+    people: std::sync::Mutex<Vec<Person>>,
+}
+
+impl Listing {
+    fn of(name: &'static str, people: &[Person]) -> Arc<Self> {
+        Arc::new(Self {
+            name,
+            people: std::sync::Mutex::new(people.to_vec()),
+        })
+    }
+
+    fn drop_ids(&self, ids: &[&str]) {
+        self.people
+            .lock()
+            .unwrap()
+            .retain(|p| !ids.contains(&p.id.as_str()));
+    }
+}
+
+#[async_trait::async_trait]
+impl offboard::SourceOfTruth for Listing {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    async fn changes(
+        &self,
+        cursor: Option<&offboard::Cursor>,
+    ) -> offboard::Result<offboard::ChangeBatch> {
+        use offboard::source::Fingerprints;
+        let mut f: Fingerprints = offboard::Cursor::decode(cursor, self.name)?;
+        let people = self.people.lock().unwrap().clone();
+        let mut changes = Vec::new();
+        let mut present = std::collections::BTreeSet::new();
+        for p in people {
+            present.insert(p.id.to_string());
+            if f.observe(p.id.as_str(), offboard::Lifecycle::Current, &p.email) {
+                changes.push(record(&p, offboard::Lifecycle::Current));
+            }
+        }
+        for id in f.missing(&present) {
+            f.forget(&id);
+            changes.push(offboard::PersonRecord::gone(&id));
+        }
+        Ok(offboard::ChangeBatch {
+            changes,
+            next: offboard::Cursor::encode(&f),
+            more: false,
+        })
+    }
+}
+
+fn staff(n: usize) -> Vec<Person> {
+    (0..n)
+        .map(|i| person(&format!("s{i:02}"), &format!("u{i}@example.com")))
+        .collect()
+}
+
+/// An engine over `people` users `u{i}@example.com` with `source` polled every second.
+fn staffed(
+    people: usize,
+    policy: &str,
+    rules: LifecycleRules,
+    source: Arc<dyn offboard::SourceOfTruth>,
+) -> (Engine, Arc<MemoryStore>, Arc<ReferenceConnector>) {
+    let store = Arc::new(MemoryStore::new());
+    let idp = Arc::new(
+        ReferenceConnector::builder("idp")
+            .users((0..people).map(|i| ReferenceUser::employee(format!("u{i}@example.com"))))
+            .build(),
+    );
+    let engine = Engine::builder()
+        .store(store.clone())
+        .connector(idp.clone())
+        .policy(Policy::from_toml(policy).unwrap())
+        .lifecycle(rules)
+        .source(source, Duration::from_secs(1))
+        .build()
+        .unwrap();
+    (engine, store, idp)
+}
+
+fn hr_export(dir: &std::path::Path, people: &[Person]) -> std::path::PathBuf {
+    let path = dir.join("export.csv");
+    let mut csv = String::from("employee_id,email,status\n");
+    for p in people {
+        csv.push_str(&format!("{},{},active\n", p.id, p.email));
+    }
+    std::fs::write(&path, csv).unwrap();
+    path
+}
+
+fn temp_dir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("offboard-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A header-only export (a truncated HR extract) reports everyone gone: the batch is held,
+/// nobody is offboarded, and the next poll holds it again (the cursor did not move).
+#[tokio::test(start_paused = true)]
+async fn a_header_only_hr_export_is_held_and_offboards_nobody() {
+    use offboard::source::hr::HrFeed;
+    let dir = temp_dir("hr-held");
+    let people = staff(40);
+    let path = hr_export(&dir, &people);
+    let feed = Arc::new(HrFeed::new("workday", &path));
+    let (engine, store, idp) = staffed(40, POLICY, rules(), feed.clone());
+    let mut events = engine.events();
+    assert!(engine.poll_sources().await.unwrap().started.is_empty());
+    let cursor = store.cursor("workday").await.unwrap();
+    std::fs::write(&path, "employee_id,email,status\n").unwrap();
+    for _ in 0..2 {
+        let r = engine.poll_sources().await.unwrap();
+        assert!(r.started.is_empty(), "{:?}", r.started);
+        assert_eq!(r.held.len(), 1);
+        // 5 % of 40 is 2 people.
+        let h = &r.held[0];
+        assert_eq!(
+            (h.source.as_str(), h.count, h.limit, h.known),
+            ("workday", 40, 2, Some(40))
+        );
+        assert_eq!(
+            store.cursor("workday").await.unwrap(),
+            cursor,
+            "the cursor stays"
+        );
+    }
+    for p in &people {
+        assert!(runs_of(&store, p.id.as_str()).await.is_empty());
+    }
+    assert_eq!(idp.total_effects(), 0);
+    let audit = store.audit(AuditQuery::all()).await.unwrap();
+    let held: Vec<&serde_json::Value> = audit
+        .iter()
+        .filter_map(|e| match &e.kind {
+            AuditKind::Note { name, data } if name == "batch_held" => Some(data),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(held.len(), 1, "audited once, held on every poll");
+    assert_eq!(
+        (&held[0]["source"], &held[0]["count"], &held[0]["limit"]),
+        (
+            &serde_json::json!("workday"),
+            &serde_json::json!(40),
+            &serde_json::json!(2)
+        )
+    );
+    match events.try_recv().unwrap() {
+        EngineEvent::BatchHeld {
+            source,
+            count,
+            limit,
+            ..
+        } => assert_eq!((source.as_str(), count, limit), ("workday", 40, 2)),
+        other => panic!("{other:?}"),
+    }
+    assert!(events.try_recv().is_err(), "one event per distinct batch");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A release (recorded with who) lets the held batch through on the next poll; a later,
+/// different mass departure is held again.
+#[tokio::test(start_paused = true)]
+async fn a_released_hold_lets_that_batch_through_and_only_that_batch() {
+    let people = staff(10);
+    let listing = Listing::of("okta", &people);
+    let (engine, store, idp) = staffed(10, POLICY, rules(), listing.clone());
+    assert_eq!(
+        engine
+            .release_hold("okta", "it@example.com")
+            .await
+            .unwrap_err()
+            .kind(),
+        offboard::ErrorKind::NotFound
+    );
+    engine.poll_sources().await.unwrap();
+    listing.drop_ids(&["s01", "s04", "s07"]);
+    assert_eq!(engine.poll_sources().await.unwrap().held.len(), 1);
+    let mut events = engine.events();
+    let hold = engine.release_hold("okta", "it@example.com").await.unwrap();
+    assert_eq!(hold.released_by.as_deref(), Some("it@example.com"));
+    assert!(matches!(
+        events.try_recv().unwrap(),
+        EngineEvent::HoldReleased { by, count: 3, .. } if by == "it@example.com"
+    ));
+    let audit = store.audit(AuditQuery::all()).await.unwrap();
+    let released = audit.last().unwrap();
+    assert_eq!(released.actor, "it@example.com");
+    assert!(matches!(&released.kind, AuditKind::Note { name, data }
+        if name == "hold_released" && data["count"] == 3 && data["source"] == "okta"));
+
+    let r = engine.poll_sources().await.unwrap();
+    let mut started: Vec<&str> = r.started.iter().map(|(p, _)| p.as_str()).collect();
+    started.sort();
+    assert_eq!(started, ["s01", "s04", "s07"]);
+    assert!(r.held.is_empty());
+    assert_eq!(
+        engine.hold("okta").await.unwrap(),
+        None,
+        "the release is used up"
+    );
+    engine.run_due().await.unwrap();
+    assert_eq!(
+        idp.user_by_login("u4@example.com").unwrap().status,
+        AccountStatus::Suspended
+    );
+
+    // Two more vanish: 2 of the 7 left is over 5 % again, and the old release does not cover it.
+    listing.drop_ids(&["s02", "s03"]);
+    let r = engine.poll_sources().await.unwrap();
+    assert!(r.started.is_empty());
+    assert_eq!(r.held[0].count, 2);
+    assert_eq!(r.held[0].known, Some(7));
+    assert!(runs_of(&store, "s02").await.is_empty());
+}
+
+/// 30 % of an IdP's listing vanishing in one poll (an outage listing fewer people) is held.
+#[tokio::test(start_paused = true)]
+async fn a_thirty_percent_drop_in_an_idp_listing_is_held() {
+    let people = staff(10);
+    let listing = Listing::of("okta", &people);
+    let (engine, store, idp) = staffed(10, POLICY, rules(), listing.clone());
+    engine.poll_sources().await.unwrap();
+    listing.drop_ids(&["s01", "s04", "s07"]);
+    let r = engine.poll_sources().await.unwrap();
+    assert!(r.started.is_empty(), "{:?}", r.started);
+    assert_eq!((r.held[0].count, r.held[0].limit), (3, 1));
+    for id in ["s01", "s04", "s07"] {
+        assert!(runs_of(&store, id).await.is_empty());
+    }
+    assert_eq!(idp.total_effects(), 0);
+}
+
+const CRITICAL_POLICY: &str = r#"
+critical = ["idp.suspend"]
+
+[apps.idp]
+method = "automatic"
+actions = ["idp.suspend"]
+"#;
+
+/// Someone who merely vanished from a listing is never confirmed automatically for critical
+/// actions, even with `auto_confirm_critical`; a terminated person is.
+#[tokio::test(start_paused = true)]
+async fn a_vanished_person_never_gets_critical_actions_auto_confirmed() {
+    let people = staff(40);
+    let listing = Listing::of("okta", &people);
+    let (engine, store, _) = staffed(
+        40,
+        CRITICAL_POLICY,
+        LifecycleRules {
+            auto_confirm_critical: true,
+            ..rules()
+        },
+        listing.clone(),
+    );
+    engine.poll_sources().await.unwrap();
+    listing.drop_ids(&["s03"]);
+    let r = engine.poll_sources().await.unwrap();
+    // The run starts with its critical action held for an admin's confirmation.
+    assert_eq!(r.needs_confirmation.len(), 1);
+    assert_eq!(r.needs_confirmation[0].0.as_str(), "s03");
+    assert_eq!(r.started.len(), 1, "{:?}", r.started);
+    let run = engine.status(r.started[0].1).await.unwrap();
+    assert!(
+        run.tasks
+            .iter()
+            .all(|t| matches!(t.state, offboard::TaskState::Held)),
+        "{:?}",
+        run.tasks.iter().map(|t| &t.state).collect::<Vec<_>>()
+    );
+    assert_eq!(runs_of(&store, "s03").await.len(), 1);
+}
+
+const STAGED_POLICY: &str = r#"
+[stages]
+last_day = "0d"
+cleanup = "30d"
+
+[apps.idp]
+method = "automatic"
+actions = ["idp.suspend", { name = "idp.delete", stage = "cleanup" }]
+"#;
+
+/// A person rehired after the first stage ran: the later stages are cancelled (the delete never
+/// happens), what ran is not rolled back, and the return is reported.
+#[tokio::test(start_paused = true)]
+async fn a_rehire_after_the_first_stage_cancels_the_later_stages() {
+    let store = Arc::new(MemoryStore::new());
+    let hr = Arc::new(ReferenceSource::new("hr"));
+    let idp = Arc::new(
+        ReferenceConnector::builder("idp")
+            .user(ReferenceUser::employee("ada@example.com"))
+            .build(),
+    );
+    let engine = Engine::builder()
+        .store(store.clone())
+        .connector(idp.clone())
+        .policy(Policy::from_toml(STAGED_POLICY).unwrap())
+        .lifecycle(LifecycleRules {
+            auto_confirm_critical: true,
+            ..rules()
+        })
+        .source(hr.clone(), Duration::from_secs(1))
+        .build()
+        .unwrap();
+    hr.hire(person("e1", "ada@example.com"));
+    engine.poll_sources().await.unwrap();
+    hr.terminate("e1", None);
+    let run_id = engine.poll_sources().await.unwrap().started[0].1;
+    engine.run_due().await.unwrap();
+    assert_eq!(
+        idp.user_by_login("ada@example.com").unwrap().status,
+        AccountStatus::Suspended
+    );
+    hr.rehire("e1");
+    let mut events = engine.events();
+    let r = engine.poll_sources().await.unwrap();
+    assert_eq!(r.returned.len(), 1);
+    assert_eq!(r.cancelled, [run_id]);
+    match events.try_recv().unwrap() {
+        EngineEvent::PersonReturned {
+            person,
+            cancelled_runs,
+            not_rolled_back,
+            ..
+        } => {
+            assert_eq!(person.as_str(), "e1");
+            assert_eq!(cancelled_runs, [run_id]);
+            assert_eq!(not_rolled_back, ["idp.suspend"]);
+        }
+        other => panic!("{other:?}"),
+    }
+    let audit = store.audit(AuditQuery::all()).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|e| matches!(&e.kind, AuditKind::Note { name, data }
+        if name == "person_returned" && data["not_rolled_back"][0] == "idp.suspend"))
+    );
+    tokio::time::advance(Duration::from_secs(31 * 86400)).await;
+    engine.run_due().await.unwrap();
+    let run = engine.status(run_id).await.unwrap();
+    assert_eq!(run.state, RunState::Cancelled);
+    let ada = idp.user_by_login("ada@example.com").unwrap();
+    assert_eq!(ada.status, AccountStatus::Suspended, "never rolled back");
+    assert_eq!(idp.effects(&ada.external_id, "idp.delete"), 0, "no delete");
+}
+
+/// A termination date the calendar cannot reach parks that person; the others in the batch
+/// are offboarded, and the watcher lives on.
+#[tokio::test(start_paused = true)]
+async fn an_overflowing_termination_date_parks_one_person_and_the_batch_goes_on() {
+    use offboard::source::hr::HrFeed;
+    let dir = temp_dir("hr-overflow");
+    let path = dir.join("export.csv");
+    std::fs::write(
+        &path,
+        "employee_id,email,status\ne1,ada@example.com,active\ne2,bob@example.com,active\n",
+    )
+    .unwrap();
+    let feed = Arc::new(HrFeed::new("workday", &path));
+    let w = world_with(
+        Arc::new(MemoryStore::new()),
+        Arc::new(ReferenceSource::new("hr")),
+        rules(),
+        vec![],
+    );
+    let engine = Engine::builder()
+        .store(w.store.clone())
+        .connector(w.idp.clone())
+        .policy(Policy::from_toml(POLICY).unwrap())
+        .lifecycle(LifecycleRules {
+            debounce: Duration::from_secs(86400),
+            ..rules_unlimited()
+        })
+        .source(feed, Duration::from_secs(1))
+        .build()
+        .unwrap();
+    engine.poll_sources().await.unwrap();
+    std::fs::write(
+        &path,
+        "employee_id,email,status,termination_date\n\
+         e1,ada@example.com,terminated,+262142-12-31\n\
+         e2,bob@example.com,terminated,2020-01-01\n",
+    )
+    .unwrap();
+    let r = engine.poll_sources().await.unwrap();
+    let started: Vec<&str> = r.started.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(started, ["e2"]);
+    assert_eq!(r.parked.len(), 1);
+    assert_eq!(r.parked[0].0.as_str(), "e1");
+    tokio::time::advance(Duration::from_secs(86401)).await;
+    engine.run_due().await.unwrap();
+    assert_eq!(
+        w.idp.user_by_login("bob@example.com").unwrap().status,
+        AccountStatus::Suspended
+    );
+    let events = w.store.audit(AuditQuery::all()).await.unwrap();
+    assert!(events.iter().any(|e| matches!(&e.kind,
+        AuditKind::Note { name, data } if name == "person_parked"
+            && data["person"] == "e1"
+            && data["error"].as_str().unwrap().contains("termination"))));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A source whose first poll panics: the loop survives, reports it, and the next poll
+/// offboards a real leaver.
+#[derive(Debug)]
+struct PanicsOnce {
+    inner: Arc<ReferenceSource>,
+    panicked: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl offboard::SourceOfTruth for PanicsOnce {
+    fn name(&self) -> &str {
+        "hr"
+    }
+
+    async fn changes(
+        &self,
+        cursor: Option<&offboard::Cursor>,
+    ) -> offboard::Result<offboard::ChangeBatch> {
+        if !self
+            .panicked
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            panic!("a bug in a source");
+        }
+        self.inner.changes(cursor).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_watch_loop_survives_a_panicking_poll() {
+    let hr = Arc::new(ReferenceSource::new("hr"));
+    hr.hire(person("e1", "ada@example.com"));
+    let source = Arc::new(PanicsOnce {
+        inner: hr.clone(),
+        panicked: std::sync::atomic::AtomicBool::new(false),
+    });
+    let w = world(rules());
+    let engine = Engine::builder()
+        .store(w.store.clone())
+        .connector(w.idp.clone())
+        .policy(Policy::from_toml(POLICY).unwrap())
+        .lifecycle(rules())
+        .source(source, Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let mut events = engine.events();
+    let workers = engine.start();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        matches!(events.try_recv().unwrap(), EngineEvent::PollFailed { source, .. } if source == "hr")
+    );
+    hr.terminate("e1", None);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    workers.shutdown().await;
+    assert_eq!(
+        w.idp.user_by_login("ada@example.com").unwrap().status,
+        AccountStatus::Suspended,
+        "the leaver after the bad poll is offboarded"
+    );
+    let events = w.store.audit(AuditQuery::all()).await.unwrap();
+    assert!(events.iter().any(|e| matches!(&e.kind,
+        AuditKind::Note { name, data } if name == "poll_failed"
+            && data["error"].as_str().unwrap().contains("a bug in a source"))));
 }

@@ -26,6 +26,9 @@
 //! [approvals]                              # who may confirm critical actions (optional)
 //! roles = ["security"]                     # confirmer's role must be one of these (empty: any)
 //! four_eyes = true                         # the confirmer must not be the run's initiator
+//! [departures]                             # mass-departure circuit breaker, per source poll
+//! max_people = 25                          # more people turning past in one batch: held
+//! max_percent = 5                          # more than this share of the source's people: held
 //! ```
 
 use std::collections::BTreeMap;
@@ -41,6 +44,57 @@ use crate::run::DelegateVia;
 
 /// The first stage's name when a policy defines none.
 pub const DEFAULT_STAGE: &str = "effective";
+
+/// The largest stage offset a policy may name: ten years.
+pub const MAX_STAGE_OFFSET_DAYS: i64 = 3650;
+
+/// The mass-departure circuit breaker: how many people one batch of a source of truth may turn
+/// past (current → past) before the batch is held for a human (see
+/// [`Engine::release_hold`](crate::engine::Engine::release_hold)).
+///
+/// A batch is held when it turns past more than `max_people`, or more than `max_percent` % of
+/// the people the source knew as current (rounded up, so one person may always leave).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DepartureLimits {
+    /// At most this many people per batch.
+    pub max_people: usize,
+    /// At most this share (percent) of the people the source knew; 100 or more: no share limit.
+    pub max_percent: u32,
+}
+
+impl Default for DepartureLimits {
+    /// 25 people and 5 %.
+    fn default() -> Self {
+        Self {
+            max_people: 25,
+            max_percent: 5,
+        }
+    }
+}
+
+impl DepartureLimits {
+    /// No limit: every batch goes through (for hosts that gate departures themselves, and
+    /// benchmarks).
+    pub fn unlimited() -> Self {
+        Self {
+            max_people: usize::MAX,
+            max_percent: 100,
+        }
+    }
+
+    /// The most people a batch may turn past when the source knew `known` people as current
+    /// (`None`: the count is not known, only `max_people` applies).
+    pub fn limit(&self, known: Option<usize>) -> usize {
+        match known {
+            Some(known) if self.max_percent < 100 => {
+                let share = (known as u128 * u128::from(self.max_percent)).div_ceil(100);
+                self.max_people
+                    .min(usize::try_from(share.max(1)).unwrap_or(usize::MAX))
+            }
+            _ => self.max_people,
+        }
+    }
+}
 
 /// A stage in time: actions in it run at the run's effective time plus `offset`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,6 +209,9 @@ pub struct Policy {
     pub order: Vec<OrderRule>,
     /// Who may confirm critical actions.
     pub approvals: Approvals,
+    /// The `[departures]` table: mass-departure limits that override the engine's
+    /// [`LifecycleRules`](crate::engine::LifecycleRules) when present.
+    pub departures: Option<DepartureLimits>,
 }
 
 impl Default for Policy {
@@ -170,6 +227,7 @@ impl Default for Policy {
             unknown_apps: Method::Ignore,
             order: Vec::new(),
             approvals: Approvals::default(),
+            departures: None,
         }
     }
 }
@@ -222,6 +280,7 @@ struct RawPolicy {
     order: Vec<Spanned<RawOrder>>,
     #[serde(default)]
     approvals: Option<RawApprovals>,
+    departures: Option<RawDepartures>,
 }
 
 #[derive(Deserialize)]
@@ -231,6 +290,13 @@ struct RawApprovals {
     roles: Vec<String>,
     #[serde(default)]
     four_eyes: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDepartures {
+    max_people: Option<Spanned<i64>>,
+    max_percent: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -263,6 +329,47 @@ impl Lines<'_> {
             + 1
     }
 
+    /// The dotted path of the key at `offset`: the table header above it, then the key on
+    /// its line (or the header itself when `offset` is in a header line).
+    fn field_at(&self, offset: usize) -> String {
+        let before = &self.0[..offset.min(self.0.len())];
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let line_end = self.0[line_start..]
+            .find('\n')
+            .map_or(self.0.len(), |i| line_start + i);
+        let line = self.0[line_start..line_end].trim();
+        let header = |l: &str| {
+            let l = l.trim();
+            l.starts_with('[').then(|| {
+                l.trim_start_matches('[')
+                    .split(']')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .replace(['"', '\'', ' '], "")
+            })
+        };
+        if let Some(h) = header(line) {
+            return h;
+        }
+        // The key on this line, or (inside a value spanning lines) the nearest one above it.
+        let above = self.0[..line_start]
+            .lines()
+            .rev()
+            .take_while(|l| header(l).is_none());
+        let key = std::iter::once(line)
+            .chain(above)
+            .find_map(|l| l.split_once('='))
+            .map(|(k, _)| k.trim().replace(['"', '\'', ' '], ""))
+            .unwrap_or_default();
+        let table = self.0[..line_start].lines().rev().find_map(header);
+        match table {
+            Some(t) if !t.is_empty() && !key.is_empty() => format!("{t}.{key}"),
+            Some(t) if key.is_empty() => t,
+            _ => key,
+        }
+    }
+
     fn err<T>(
         &self,
         span: std::ops::Range<usize>,
@@ -277,18 +384,19 @@ impl Lines<'_> {
     }
 }
 
-/// Parses `"30d"`, `"+12h"`, `"90m"`, `"0d"`, `"45s"`.
+/// Parses `"30d"`, `"+12h"`, `"90m"`, `"0d"`, `"45s"`, up to [`MAX_STAGE_OFFSET_DAYS`].
 fn parse_offset(s: &str) -> Option<chrono::Duration> {
     let s = s.trim().trim_start_matches('+');
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
     let n: i64 = num.parse().ok()?;
-    match unit {
+    let d = match unit {
         "d" => chrono::Duration::try_days(n),
         "h" => chrono::Duration::try_hours(n),
         "m" => chrono::Duration::try_minutes(n),
         "s" => chrono::Duration::try_seconds(n),
         _ => None,
-    }
+    }?;
+    (d <= chrono::Duration::days(MAX_STAGE_OFFSET_DAYS)).then_some(d)
 }
 
 fn parse_method(s: &str) -> Option<Method> {
@@ -327,8 +435,9 @@ impl Policy {
                 .split('`')
                 .nth(1)
                 .filter(|_| message.contains("field"))
-                .unwrap_or("")
-                .to_owned();
+                .map(str::to_owned)
+                .or_else(|| e.span().map(|s| lines.field_at(s.start)))
+                .unwrap_or_default();
             PolicyError {
                 line,
                 field,
@@ -346,7 +455,7 @@ impl Policy {
                     offset.span(),
                     format!("stages.{name}"),
                     format!(
-                        "{:?} is not an offset like \"0d\", \"30d\", \"12h\"",
+                        "{:?} is not an offset like \"0d\", \"30d\", \"12h\" of at most \"{MAX_STAGE_OFFSET_DAYS}d\"",
                         offset.get_ref()
                     ),
                 );
@@ -479,6 +588,35 @@ impl Policy {
                     line,
                 },
             );
+        }
+
+        if let Some(d) = &raw.departures {
+            let mut limits = DepartureLimits::default();
+            if let Some(n) = &d.max_people {
+                limits.max_people = usize::try_from(*n.get_ref()).or_else(|_| {
+                    lines.err(
+                        n.span(),
+                        "departures.max_people",
+                        "must be a count of people, 0 or more",
+                    )
+                })?;
+            }
+            if let Some(p) = &d.max_percent {
+                limits.max_percent = u32::try_from(*p.get_ref())
+                    .ok()
+                    .filter(|p| *p <= 100)
+                    .map_or_else(
+                        || {
+                            lines.err(
+                                p.span(),
+                                "departures.max_percent",
+                                "must be a percentage from 0 to 100",
+                            )
+                        },
+                        Ok,
+                    )?;
+            }
+            policy.departures = Some(limits);
         }
 
         for (i, rule) in raw.order.iter().enumerate() {
@@ -888,6 +1026,70 @@ after = "okta.delete"
 
         let as_error: Error = err("[apps.okta]\nmethod = 1\n").into();
         assert_eq!(as_error.kind(), ErrorKind::Config);
+    }
+
+    #[test]
+    fn offsets_beyond_the_bound_are_refused_naming_the_stage() {
+        let e = err("[stages]\nnow = \"0d\"\ncleanup = \"99999999d\"\n");
+        assert_eq!((e.line, e.field.as_str()), (3, "stages.cleanup"), "{e}");
+        assert!(Policy::from_toml("[stages]\ncleanup = \"3650d\"\n").is_ok());
+    }
+
+    #[test]
+    fn wrong_types_and_duplicate_keys_name_the_field() {
+        let e = err("[apps.okta]\nmethod = 1\n");
+        assert_eq!((e.line, e.field.as_str()), (2, "apps.okta.method"), "{e}");
+        let e =
+            err("[apps.okta]\nmethod = \"ignore\"\nprotected_accounts = [\n  \"a@x\",\n  7,\n]\n");
+        assert_eq!(
+            (e.line, e.field.as_str()),
+            (5, "apps.okta.protected_accounts"),
+            "{e}"
+        );
+        let e = err("protected = \"ceo@example.com\"\n");
+        assert_eq!((e.line, e.field.as_str()), (1, "protected"), "{e}");
+        let e = err("[apps.okta]\nmethod = \"ignore\"\nmethod = \"ignore\"\n");
+        assert_eq!((e.line, e.field.as_str()), (3, "apps.okta.method"), "{e}");
+        let e = err("[apps.okta]\nmethod = \"ignore\"\n[apps.okta]\nmethod = \"ignore\"\n");
+        assert_eq!(e.field, "apps.okta", "{e}");
+    }
+
+    #[test]
+    fn departure_limits_parse_and_bound() {
+        let p = Policy::from_toml("[departures]\nmax_people = 200\nmax_percent = 20\n").unwrap();
+        assert_eq!(
+            p.departures,
+            Some(DepartureLimits {
+                max_people: 200,
+                max_percent: 20
+            })
+        );
+        assert_eq!(Policy::from_toml("").unwrap().departures, None);
+        let e = err("[departures]\nmax_percent = 101\n");
+        assert_eq!(
+            (e.line, e.field.as_str()),
+            (2, "departures.max_percent"),
+            "{e}"
+        );
+        let e = err("[departures]\nmax_people = -1\n");
+        assert_eq!(
+            (e.line, e.field.as_str()),
+            (2, "departures.max_people"),
+            "{e}"
+        );
+        let e = err("[departures]\nmax_people = \"many\"\n");
+        assert_eq!(
+            (e.line, e.field.as_str()),
+            (2, "departures.max_people"),
+            "{e}"
+        );
+        // 5 % of 10 rounds up to one person; 25 caps a large source; unknown counts use 25.
+        let d = DepartureLimits::default();
+        assert_eq!(d.limit(Some(10)), 1);
+        assert_eq!(d.limit(Some(100)), 5);
+        assert_eq!(d.limit(Some(100_000)), 25);
+        assert_eq!(d.limit(None), 25);
+        assert_eq!(DepartureLimits::unlimited().limit(Some(3)), usize::MAX);
     }
 
     #[test]

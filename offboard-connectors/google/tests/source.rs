@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use offboard_core::engine::LifecycleRules;
+use offboard_core::policy::DepartureLimits;
 use offboard_core::source::SourceOfTruth;
 use offboard_core::{
     Cursor, Engine, ErrorKind, Lifecycle, MemoryStore, Policy, RunQuery, RunState, Secret, Store,
@@ -43,6 +44,8 @@ fn world_on(tenant: Arc<GoogleTenant>, store: Arc<MemoryStore>, source: GoogleSo
         .policy(Policy::from_toml(POLICY).unwrap())
         .lifecycle(LifecycleRules {
             domains: vec!["example.com".into()],
+            // Several of this small tenant's people leave in one poll.
+            departures: DepartureLimits::unlimited(),
             ..LifecycleRules::default()
         })
         .idle_poll(Duration::from_millis(100))

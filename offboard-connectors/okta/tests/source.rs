@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::connector;
 use offboard_core::engine::LifecycleRules;
+use offboard_core::policy::DepartureLimits;
 use offboard_core::source::SourceOfTruth;
 use offboard_core::{
     AuditKind, AuditQuery, Engine, ErrorKind, Lifecycle, MemoryStore, Policy, RunQuery, RunState,
@@ -30,9 +31,12 @@ struct World {
     source: Arc<OktaSource>,
 }
 
+/// Without the mass-departure limits: these small tenants see several people leave in one
+/// poll (the default 5 % of a handful of people is one per poll).
 fn rules() -> LifecycleRules {
     LifecycleRules {
         domains: vec!["example.com".into()],
+        departures: DepartureLimits::unlimited(),
         ..LifecycleRules::default()
     }
 }

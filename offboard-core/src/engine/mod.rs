@@ -40,7 +40,7 @@ pub use clock::{Clock, GovernorClock, TokioClock};
 pub use discovery::{ConnectorSync, SyncReport};
 pub use limits::Limits;
 pub use plan::{AppPlan, Confirmation, Plan, RunRequest, plan_digest};
-pub use watch::{LifecycleRules, SOURCE_APP_PREFIX, WatchReport, source_app};
+pub use watch::{EngineEvent, Hold, LifecycleRules, SOURCE_APP_PREFIX, WatchReport, source_app};
 
 use slots::{Cached, Epochs, RunSlot, RunSlots, SlotGuard};
 
@@ -158,6 +158,15 @@ impl VerificationReport {
     pub fn all_revoked(&self) -> bool {
         self.apps.iter().all(|a| a.revoked == Some(true))
     }
+
+    /// The apps that could not be checked, each with why (outside [`Self::accuracy`]).
+    pub fn unchecked(&self) -> Vec<(&AppId, &str)> {
+        self.apps
+            .iter()
+            .filter(|a| a.revoked.is_none())
+            .map(|a| (&a.app, a.error.as_deref().unwrap_or("not checked")))
+            .collect()
+    }
 }
 
 /// What a rollback did.
@@ -194,6 +203,7 @@ pub(crate) struct Inner {
     pub(crate) max_in_flight: usize,
     pub(crate) worker_id: String,
     pub(crate) updates: broadcast::Sender<RunUpdate>,
+    pub(crate) events: broadcast::Sender<EngineEvent>,
     pub(crate) wake: Notify,
     pub(crate) sources: Vec<watch::WatchedSource>,
     pub(crate) lifecycle: LifecycleRules,
@@ -245,7 +255,8 @@ impl EngineBuilder {
         self
     }
 
-    /// Sets the lifecycle rules for automatic triggers (domains, debounce, confirmation).
+    /// Sets the lifecycle rules for automatic triggers (domains, debounce, confirmation,
+    /// mass-departure limits; a policy's `[departures]` table overrides the latter).
     pub fn lifecycle(mut self, rules: LifecycleRules) -> Self {
         self.lifecycle = rules;
         self
@@ -341,8 +352,10 @@ impl EngineBuilder {
     ///
     /// # Errors
     /// `Config` when the store is missing, two connectors claim one app, two delegates share a
-    /// kind, a connector's timeout is not shorter than the lease, or the policy names an action
-    /// a connector does not offer.
+    /// kind, a connector's timeout is not shorter than the lease, the policy names an action a
+    /// connector does not offer or a delegate (`unknown_apps`, `via`) that is not registered,
+    /// or the policy offboards nothing (no app with actions or a delegate, and `unknown_apps`
+    /// ignores).
     pub fn build(self) -> Result<Engine> {
         let store = self
             .store
@@ -385,7 +398,39 @@ impl EngineBuilder {
                 ));
             }
         }
+        let delegate_missing = |field: String, via: &DelegateVia| {
+            Error::config(
+                field,
+                format!(
+                    "the policy delegates via {}, but no {} delegate is registered",
+                    via.as_str(),
+                    via.as_str()
+                ),
+            )
+        };
+        if let crate::policy::Method::Delegate { via } = &self.policy.unknown_apps
+            && !delegates.contains_key(via)
+        {
+            return Err(delegate_missing("unknown_apps".into(), via));
+        }
+        let acts = |m: &crate::policy::Method| match m {
+            crate::policy::Method::Automatic { actions } => !actions.is_empty(),
+            crate::policy::Method::Delegate { .. } => true,
+            crate::policy::Method::Ignore => false,
+        };
+        if !acts(&self.policy.unknown_apps) && !self.policy.apps.values().any(|p| acts(&p.method)) {
+            return Err(Error::config(
+                "apps",
+                "the policy offboards nothing: no app has actions or a delegate and unknown_apps \
+                 is \"ignore\", so every run would complete with nothing done",
+            ));
+        }
         for (app, p) in &self.policy.apps {
+            if let crate::policy::Method::Delegate { via } = &p.method
+                && !delegates.contains_key(via)
+            {
+                return Err(delegate_missing(format!("apps.{app}.via"), via));
+            }
             if let crate::policy::Method::Automatic { actions } = &p.method {
                 let Some(entry) = connectors.get(app) else {
                     return Err(Error::config(
@@ -413,6 +458,11 @@ impl EngineBuilder {
         }
         let (updates, _) = broadcast::channel(1024);
         let pumps = sinks::SinkPumps::new(self.sinks, store.clone());
+        let (events, _) = broadcast::channel(256);
+        let mut lifecycle = self.lifecycle;
+        if let Some(d) = self.policy.departures {
+            lifecycle.departures = d;
+        }
         Ok(Engine {
             inner: Arc::new(Inner {
                 store,
@@ -432,9 +482,10 @@ impl EngineBuilder {
                     format!("worker-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
                 }),
                 updates,
+                events,
                 wake: Notify::new(),
                 sources: self.sources,
-                lifecycle: self.lifecycle,
+                lifecycle,
                 slots: RunSlots::new(self.max_in_flight.saturating_mul(KEPT_PER_SLOT)),
                 epochs: Epochs::default(),
             }),
@@ -678,6 +729,12 @@ impl Engine {
         self.inner.updates.subscribe()
     }
 
+    /// Subscribes to what the engine does on its own (held batches, returns, parked people,
+    /// failed polls); each is audited too.
+    pub fn events(&self) -> broadcast::Receiver<EngineEvent> {
+        self.inner.events.subscribe()
+    }
+
     /// Claims and processes due tasks, up to `max_in_flight` at a time, until none is due
     /// right now and none is in flight. Returns how many claims were processed.
     ///
@@ -851,7 +908,13 @@ impl Engine {
     /// Re-reads every system the run touched and reports access left per app.
     ///
     /// # Behavior
-    /// Reads only; records a `verified` audit event with the result.
+    /// Reads only; records a `verified` audit event with the result. For every app of the run
+    /// (ignored apps aside) the person is looked up again exactly as planning does (the known
+    /// account id, then the person's addresses), so an account created after planning is
+    /// found and checked. No account is `revoked: true`; an ambiguous or failed lookup, a
+    /// failed check, or an app no connector can verify is `revoked: None` with the reason,
+    /// never `true`. [`VerificationReport::accuracy`] counts only what was checked and
+    /// [`VerificationReport::unchecked`] lists the rest.
     ///
     /// # Errors
     /// `NotFound` for an unknown run; store errors.
@@ -863,42 +926,49 @@ impl Engine {
             if apps.contains_key(&t.app) || matches!(t.kind, TaskKind::Ignore) {
                 continue;
             }
-            let v = match (inner.connectors.get(&t.app), &t.account) {
-                (Some(conn), Some(account))
-                    if conn.connector.capabilities().verify && !account.external_id.is_empty() =>
-                {
-                    let _permit = conn.limiter.acquire().await;
-                    match conn
-                        .limiter
-                        .timed("verify_revoked", conn.connector.verify_revoked(account))
-                        .await
-                    {
-                        Ok(v) => AppVerification {
+            let unknown = |error: String| AppVerification {
+                app: t.app.clone(),
+                revoked: None,
+                remaining: Vec::new(),
+                error: Some(error),
+            };
+            let v = match inner.connectors.get(&t.app) {
+                Some(conn) if conn.connector.capabilities().verify => {
+                    let known_id = r
+                        .tasks
+                        .iter()
+                        .filter(|x| x.app == t.app)
+                        .filter_map(|x| x.account.as_ref())
+                        .map(|a| a.external_id.clone())
+                        .find(|id| !id.is_empty());
+                    match inner.lookup(conn, &r.person, known_id).await {
+                        Ok(None) => AppVerification {
                             app: t.app.clone(),
-                            revoked: Some(v.revoked),
-                            remaining: v.remaining,
+                            revoked: Some(true),
+                            remaining: Vec::new(),
                             error: None,
                         },
-                        Err(e) => AppVerification {
-                            app: t.app.clone(),
-                            revoked: None,
-                            remaining: Vec::new(),
-                            error: Some(e.to_string()),
-                        },
+                        Ok(Some(account)) => {
+                            let _permit = conn.limiter.acquire().await;
+                            match conn
+                                .limiter
+                                .timed("verify_revoked", conn.connector.verify_revoked(&account))
+                                .await
+                            {
+                                Ok(v) => AppVerification {
+                                    app: t.app.clone(),
+                                    revoked: Some(v.revoked),
+                                    remaining: v.remaining,
+                                    error: None,
+                                },
+                                Err(e) => unknown(e.to_string()),
+                            }
+                        }
+                        Err(e) => unknown(format!("lookup failed: {e}")),
                     }
                 }
-                (Some(_), None) => AppVerification {
-                    app: t.app.clone(),
-                    revoked: Some(true),
-                    remaining: Vec::new(),
-                    error: None,
-                },
-                _ => AppVerification {
-                    app: t.app.clone(),
-                    revoked: None,
-                    remaining: Vec::new(),
-                    error: Some("no connector can verify this app".into()),
-                },
+                Some(_) => unknown(format!("the {} connector cannot verify", t.app)),
+                None => unknown("no connector can verify this app".into()),
             };
             apps.insert(t.app.clone(), v);
         }
@@ -1034,6 +1104,11 @@ impl Inner {
     /// [`sinks`]). Never waits for a sink.
     pub(crate) async fn to_sinks(&self, events: &[AuditEvent]) {
         self.sinks.committed(events);
+    }
+
+    /// Sends an [`EngineEvent`] to subscribers (none listening is fine).
+    pub(crate) fn emit(&self, event: EngineEvent) {
+        let _ = self.events.send(event);
     }
 
     pub(crate) fn publish(&self, run: &Run, task: Option<TaskId>, at: DateTime<Utc>) {
@@ -1378,7 +1453,7 @@ impl Inner {
             task,
             worker: self.worker_id.clone(),
             token: uuid::Uuid::new_v4(),
-            until: now + chrono::Duration::from_std(self.lease_for).unwrap_or_default(),
+            until: later(now, self.lease_for),
             // Not read by the store (it counts the claim); a task this commit made due holds
             // no lease, so for the engine this is its first.
             claims: 1,
@@ -1530,6 +1605,14 @@ pub(crate) struct Next {
 
 /// A change's outcome.
 pub(crate) type Applied = Result<Done>;
+
+/// `at` plus `d`, or the end of the calendar when that is beyond it.
+pub(crate) fn later(at: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| at.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
 
 /// A copy of `e` for another change of the same commit (its source is not copied).
 fn copy_error(e: &Error) -> Error {

@@ -353,6 +353,22 @@ impl Inner {
             }
         }
 
+        // When each stage runs; a time beyond the calendar is the caller's error, never a panic.
+        let mut stage_at: BTreeMap<&str, DateTime<Utc>> = BTreeMap::new();
+        for stage in &policy.stages {
+            let at = effective_at
+                .checked_add_signed(stage.offset)
+                .ok_or_else(|| {
+                    Error::invalid_input(format!(
+                        "effective_at {effective_at} plus the offset of stage {} ({}) is beyond the calendar",
+                        stage.name, stage.offset
+                    ))
+                    .with_context("field", format!("stages.{}", stage.name))
+                    .with_context("person", &person.id)
+                })?;
+            stage_at.insert(&stage.name, at);
+        }
+
         let mut apps = Vec::new();
         let mut tasks: Vec<Task> = Vec::new();
         for (app, (method, note)) in scope {
@@ -360,10 +376,7 @@ impl Inner {
                 .iter()
                 .filter(|a| a.account.app == app)
                 .max_by_key(|a| a.last_seen);
-            let new_task = |kind: TaskKind,
-                            account: Option<AccountRef>,
-                            stage: &str,
-                            offset: chrono::Duration| {
+            let new_task = |kind: TaskKind, account: Option<AccountRef>, stage: &str| {
                 let id = TaskId::new_v7();
                 Task {
                     id,
@@ -372,7 +385,7 @@ impl Inner {
                     account,
                     depends_on: Vec::new(),
                     stage: stage.to_owned(),
-                    not_before: effective_at + offset,
+                    not_before: stage_at.get(stage).copied().unwrap_or(effective_at),
                     critical: false,
                     reversible: false,
                     not_found_is_done: true,
@@ -391,7 +404,6 @@ impl Inner {
                         TaskKind::Ignore,
                         known.map(|a| a.account.clone()),
                         &first_stage.name,
-                        first_stage.offset,
                     );
                     t.state = TaskState::Skipped {
                         reason: SkipReason::Ignored,
@@ -441,7 +453,6 @@ impl Inner {
                         TaskKind::Delegation { via: via.clone() },
                         account.clone(),
                         &first_stage.name,
-                        first_stage.offset,
                     );
                     refuse_protected(policy, &person, account.as_ref())?;
                     if account.as_ref().is_some_and(|a| policy.protects_in_app(a)) {
@@ -497,16 +508,12 @@ impl Inner {
                                 ),
                             ));
                         };
-                        let offset = policy
-                            .stage(&stage)
-                            .map_or(chrono::Duration::zero(), |s| s.offset);
                         let mut t = new_task(
                             TaskKind::Action {
                                 action: action.clone(),
                             },
                             account.clone(),
                             &stage,
-                            offset,
                         );
                         t.critical = spec.critical
                             || policy.is_critical(&action.name)

@@ -6,10 +6,34 @@ use std::time::Duration;
 
 use super::{Change, Engine};
 use crate::audit::{AuditKind, verify_chain};
+use crate::delegate::{Delegate, DelegationRequest, TicketStatus};
+use crate::error::{Error, Result};
 use crate::machine::Event;
 use crate::memory::MemoryStore;
+use crate::policy::Policy;
+use crate::run::{DelegateVia, Ticket};
 use crate::run::{RunState, TaskState};
 use crate::store::{AuditQuery, ClaimRequest, Store, conformance};
+
+/// The delegate the tests' policy names (an engine refuses a policy that offboards nothing);
+/// these tests open no ticket.
+#[derive(Debug)]
+struct Unused;
+
+#[async_trait::async_trait]
+impl Delegate for Unused {
+    fn via(&self) -> DelegateVia {
+        DelegateVia::Email
+    }
+
+    async fn open(&self, _request: &DelegationRequest) -> Result<Ticket> {
+        Err(Error::internal("these tests open no ticket"))
+    }
+
+    async fn status(&self, _ticket: &Ticket) -> Result<TicketStatus> {
+        Err(Error::internal("these tests open no ticket"))
+    }
+}
 
 /// A shared commit in which one sibling's lease was lost (another worker re-claimed its task)
 /// commits the others without it: that change alone fails with the lost lease, naming its task,
@@ -20,6 +44,8 @@ async fn a_lost_lease_fails_its_own_change_and_the_siblings_commit_without_it() 
     let engine = Engine::builder()
         .store(store.clone())
         .worker_id("worker-a")
+        .policy(Policy::from_toml("unknown_apps = \"delegate_email\"").unwrap())
+        .delegate(Arc::new(Unused))
         .build()
         .unwrap();
     let now = chrono::Utc::now();

@@ -1,7 +1,9 @@
 //! Workers: claim due tasks under leases and perform what the machine says.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
+use futures::FutureExt;
 use tokio::task::JoinSet;
 
 use super::{Change, Done, Inner, Next, RunSlot, SlotGuard, Started};
@@ -21,7 +23,19 @@ pub(super) async fn run_loop(inner: Arc<Inner>, mut stop: tokio::sync::watch::Re
     loop {
         let free = inner.max_in_flight.saturating_sub(running.len());
         if running.is_empty() || free >= refill_at(inner.max_in_flight) {
-            match inner.claim(free).await {
+            // A claim that panics is reported and audited; the loop goes on.
+            let claimed = match AssertUnwindSafe(inner.claim(free)).catch_unwind().await {
+                Ok(claimed) => claimed,
+                Err(panic) => {
+                    let error = format!(
+                        "claiming panicked: {}",
+                        super::watch::panic_message(&*panic)
+                    );
+                    inner.worker_panicked(&error).await;
+                    Err(Error::internal(error))
+                }
+            };
+            match claimed {
                 Ok(claim) => {
                     let claimed = claim.leases.len();
                     for (lease, slot) in claim.leases {
@@ -40,11 +54,44 @@ pub(super) async fn run_loop(inner: Arc<Inner>, mut stop: tokio::sync::watch::Re
         tokio::select! {
             _ = stop.changed() => break,
             _ = inner.wake.notified() => {}
-            Some(_) = running.join_next(), if !running.is_empty() => {}
+            Some(joined) = running.join_next(), if !running.is_empty() => {
+                // A task that panicked keeps its lease until it expires; another claim takes it.
+                if let Err(e) = joined
+                    && e.is_panic()
+                {
+                    let error = format!(
+                        "a task panicked: {}",
+                        super::watch::panic_message(&*e.into_panic())
+                    );
+                    inner.worker_panicked(&error).await;
+                }
+            }
             _ = tokio::time::sleep(inner.idle_poll) => {}
         }
     }
     while running.join_next().await.is_some() {}
+}
+
+impl Inner {
+    /// Reports and audits (`worker_panicked`) a panic the worker loop caught.
+    async fn worker_panicked(&self, error: &str) {
+        tracing::error!(worker = %self.worker_id, %error, "the worker caught a panic and goes on");
+        self.emit(super::EngineEvent::WorkerPanicked {
+            error: error.to_owned(),
+        });
+        let event = AuditEvent::new(
+            self.clock.now(),
+            self.worker_id.clone(),
+            AuditKind::Note {
+                name: "worker_panicked".into(),
+                data: serde_json::json!({ "error": error }),
+            },
+        );
+        match self.store.append_audit(vec![event]).await {
+            Ok(sealed) => self.to_sinks(&sealed).await,
+            Err(e) => tracing::warn!(error = %e, "auditing a worker panic failed"),
+        }
+    }
 }
 
 /// Claims as soon as this many of `max_in_flight` slots are free (or nothing runs): one claim
@@ -244,11 +291,7 @@ impl Inner {
                 // task in the common case.
                 let lease = if waiting_since.elapsed() > self.lease_for / 4 {
                     self.store
-                        .renew(
-                            lease,
-                            self.clock.now()
-                                + chrono::Duration::from_std(self.lease_for).unwrap_or_default(),
-                        )
+                        .renew(lease, super::later(self.clock.now(), self.lease_for))
                         .await?
                 } else {
                     lease.clone()

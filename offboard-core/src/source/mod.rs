@@ -127,6 +127,16 @@ impl PersonRecord {
             termination_at: None,
         }
     }
+
+    /// Whether the record says only that the person is no longer found (as
+    /// [`PersonRecord::gone`] makes it: past, no address), not that they were terminated. Such
+    /// a person may be the victim of a truncated export or an outage: the engine never
+    /// confirms their critical actions by itself.
+    pub fn is_vanished(&self) -> bool {
+        self.lifecycle == Lifecycle::Past
+            && self.person.email.is_empty()
+            && self.termination_at.is_none()
+    }
 }
 
 /// Changes since a cursor.
