@@ -889,7 +889,7 @@ async fn rollback_restores_from_snapshots() {
     assert_eq!(run.state, RunState::Completed);
     let report = s
         .engine
-        .rollback(run.id, "admin@example.com")
+        .rollback(run.id, "admin@example.com", None)
         .await
         .unwrap();
     assert_eq!(report.state, RunState::RolledBack);
@@ -908,7 +908,7 @@ async fn rollback_restores_from_snapshots() {
     );
     assert!(
         s.engine
-            .rollback(run.id, "admin@example.com")
+            .rollback(run.id, "admin@example.com", None)
             .await
             .is_err(),
         "a rolled-back run cannot roll back again"
@@ -1857,7 +1857,10 @@ after = "idp.remove_groups"
     assert_eq!(groups.attempts, 1);
     let ada = c.account_by_login("ada@example.com").unwrap();
     assert_eq!(c.effects(&ada.external_id, "idp.remove_groups"), 1);
-    let report = engine.rollback(id, "admin@example.com").await.unwrap();
+    let report = engine
+        .rollback(id, "admin@example.com", None)
+        .await
+        .unwrap();
     assert_eq!(report.restored.len(), 2, "{report:?}");
     assert_eq!(
         c.user_by_login("ada@example.com").unwrap().groups,

@@ -36,8 +36,8 @@ pub use model::{
 };
 pub use policy::Policy;
 pub use run::{
-    DelegateVia, Initiator, Outcome, RetryPolicy, Run, RunId, RunState, SkipReason, Task, TaskId,
-    TaskKind, TaskState, Ticket,
+    DelegateVia, Initiator, KeptTask, Outcome, RestoreLease, RetryPolicy, Run, RunId, RunState,
+    SkipReason, Task, TaskId, TaskKind, TaskState, Ticket,
 };
 pub use secret::Secret;
 pub use source::{ChangeBatch, Cursor, PersonRecord, SourceOfTruth};

@@ -337,6 +337,16 @@ impl Task {
         }
     }
 
+    /// Whether a rollback takes it: reversible, and completed or failed (see
+    /// [`Run::restorable`]).
+    pub fn restorable(&self) -> bool {
+        self.reversible
+            && matches!(
+                self.state,
+                TaskState::Completed { .. } | TaskState::Failed { .. }
+            )
+    }
+
     /// The action, if it is an action task.
     pub fn action(&self) -> Option<&Action> {
         match &self.kind {
@@ -402,6 +412,30 @@ impl Default for RetryPolicy {
     }
 }
 
+/// The lease of a rollback under way ([`Run::restore_lease`]): taken with the rollback's
+/// request, renewed with each restore it records, released when it ends. Another rollback
+/// takes the run over only once it expired.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreLease {
+    /// Who holds it (the engine's worker id).
+    pub holder: String,
+    /// Unique per rollback: the holder's records must quote it.
+    pub token: Uuid,
+    /// When it expires.
+    pub until: DateTime<Utc>,
+}
+
+/// A task a rollback did not restore ([`crate::engine::RollbackReport::kept`],
+/// [`crate::machine::Event::RollbackEnded`]): restoring `because`, a task that depended on it
+/// (directly or not), failed, so it is left as it is until a later rollback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptTask {
+    /// The task not restored.
+    pub task: TaskId,
+    /// The task whose restore failed.
+    pub because: TaskId,
+}
+
 /// One offboarding of one person.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Run {
@@ -439,6 +473,10 @@ pub struct Run {
     /// Set once a rollback was requested.
     #[serde(default)]
     pub rollback_requested: bool,
+    /// The lease of the rollback restoring the run's tasks now, if one does: only its holder
+    /// restores (see [`crate::Engine::rollback`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_lease: Option<RestoreLease>,
     /// Retry budget, fixed at planning so replay decides as the live run did.
     #[serde(default)]
     pub retry: RetryPolicy,
@@ -498,6 +536,55 @@ impl Run {
             "person": self.person.id,
             "policy": self.policy,
             "release": tasks,
+        });
+        hex::encode(Sha256::digest(crate::audit::canonical_json(&v).as_bytes()))
+    }
+
+    /// The tasks a rollback restores (or, when they changed nothing, marks rolled back): the
+    /// reversible tasks that completed, and those that failed (a failure after the snapshot
+    /// may have changed something), in the order a rollback takes them: the latest to finish
+    /// first, ties broken by reverse plan order (which is topological), so a task is restored
+    /// before the tasks it depended on.
+    pub fn restorable(&self) -> Vec<&Task> {
+        let mut tasks: Vec<(usize, &Task)> = self
+            .tasks
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.restorable())
+            .collect();
+        tasks.sort_by_key(|(i, t)| std::cmp::Reverse((t.finished_at, *i)));
+        tasks.into_iter().map(|(_, t)| t).collect()
+    }
+
+    /// Whether a rollback of this run needs a [`crate::Confirmation`] quoting
+    /// [`Run::rollback_digest`]: the run has critical tasks.
+    pub fn rollback_needs_confirmation(&self) -> bool {
+        self.tasks.iter().any(|t| t.critical)
+    }
+
+    /// The digest a confirmation of this run's rollback quotes: SHA-256 over the canonical
+    /// JSON of the run's id, the person's id, the policy's fingerprint and what the rollback
+    /// would restore ([`Run::restorable`]: app, action and parameters, account, state of each).
+    /// It never equals a [`Run::confirmation_digest`], and it changes once a task was restored,
+    /// so a confirmation covers exactly the rollback it was given for.
+    pub fn rollback_digest(&self) -> String {
+        let tasks: Vec<serde_json::Value> = self
+            .restorable()
+            .into_iter()
+            .map(|t| {
+                serde_json::json!({
+                    "app": t.app,
+                    "kind": t.kind,
+                    "account": t.account.as_ref().map(|a| (&a.external_id, &a.login)),
+                    "state": t.state.name(),
+                })
+            })
+            .collect();
+        let v = serde_json::json!({
+            "rollback": self.id,
+            "person": self.person.id,
+            "policy": self.policy,
+            "restore": tasks,
         });
         hex::encode(Sha256::digest(crate::audit::canonical_json(&v).as_bytes()))
     }

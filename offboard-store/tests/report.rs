@@ -132,6 +132,7 @@ fn bare_run(created: DateTime<Utc>, state: RunState) -> Run {
         state,
         cancelled: false,
         rollback_requested: false,
+        restore_lease: None,
         retry: RetryPolicy::default(),
         delegation_poll: Duration::from_secs(60),
         version: 0,

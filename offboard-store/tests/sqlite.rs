@@ -69,6 +69,7 @@ fn run_with_tasks(n: usize, due: DateTime<Utc>) -> Run {
         state: RunState::Running,
         cancelled: false,
         rollback_requested: false,
+        restore_lease: None,
         retry: RetryPolicy::default(),
         delegation_poll: Duration::from_secs(60),
         version: 0,

@@ -208,7 +208,14 @@ impl Confirmation {
         Self::new(plan.digest.clone(), by)
     }
 
-    /// Confirms what `digest` names (a held run's [`Run::confirmation_digest`]) as `by`.
+    /// Confirms `run`'s rollback (what it would restore now, [`Run::rollback_digest`]) as `by`,
+    /// for [`crate::Engine::rollback`] of a run with critical tasks.
+    pub fn of_rollback(run: &Run, by: impl Into<String>) -> Self {
+        Self::new(run.rollback_digest(), by)
+    }
+
+    /// Confirms what `digest` names (a held run's [`Run::confirmation_digest`], a run's
+    /// [`Run::rollback_digest`]) as `by`.
     pub fn new(digest: impl Into<String>, by: impl Into<String>) -> Self {
         Self {
             digest: digest.into(),
@@ -604,6 +611,7 @@ impl Inner {
             state: RunState::Planned,
             cancelled: false,
             rollback_requested: false,
+            restore_lease: None,
             retry: self.retry,
             delegation_poll: self.delegation_poll,
             version: 0,

@@ -22,8 +22,16 @@
 //! Pending --Submitted (dry run)--> Skipped{dry_run}
 //! Pending (critical, no confirmation yet) --Submitted--> Held --Confirmed(matching digest)--> Pending
 //! Pending | Retrying | Delegated | Held --Cancel--> Cancelled
-//! Completed (reversible) --TaskRolledBack--> RolledBack
+//! Completed | Failed (reversible, after RollbackRequested) --RestoreStarted--> (unchanged)
+//!     --TaskRolledBack--> RolledBack
+//!     --RestoreFailed--> (unchanged; a later rollback tries again)
 //! ```
+//!
+//! A rollback holds the run's [`RestoreLease`] from its [`Event::RollbackRequested`] to its
+//! [`Event::RollbackEnded`]: its restore events quote the lease (and renew it), and another
+//! rollback's request is refused ([`MachineError::RollbackUnderWay`]) until the lease expired,
+//! so two rollbacks never restore one task twice. Events that quote another lease than the
+//! run's are refused ([`MachineError::RestoreLeaseLost`]).
 //!
 //! A `Held` task is never due and never started: only [`Event::Confirmed`] quoting the run's
 //! [`Run::confirmation_digest`] releases it, and a cancel ends it.
@@ -51,7 +59,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ErrorKind, ErrorRecord, RetryClass};
-use crate::run::{Outcome, Run, RunState, SkipReason, Task, TaskId, TaskKind, TaskState, Ticket};
+use crate::run::{
+    KeptTask, Outcome, RestoreLease, Run, RunState, SkipReason, Task, TaskId, TaskKind, TaskState,
+    Ticket,
+};
 
 #[cfg(test)]
 mod tests;
@@ -166,11 +177,47 @@ pub enum Event {
     RollbackRequested {
         /// Who.
         by: String,
+        /// The rollback's lease on the run's restores (`None` in trails recorded before
+        /// rollbacks took one).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lease: Option<RestoreLease>,
     },
-    /// A completed reversible task was undone from its snapshot.
+    /// A restore is about to be called (its rollback's lease, renewed).
+    RestoreStarted {
+        /// The task.
+        task: TaskId,
+        /// The rollback's lease.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lease: Option<RestoreLease>,
+    },
+    /// A reversible task (completed, or failed after its snapshot) was undone from its
+    /// snapshot, or marked undone because it changed nothing.
     TaskRolledBack {
         /// The task.
         task: TaskId,
+        /// The rollback's lease, renewed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lease: Option<RestoreLease>,
+    },
+    /// A restore failed: the task stays as it was (a later rollback tries again).
+    RestoreFailed {
+        /// The task.
+        task: TaskId,
+        /// Why.
+        error: ErrorRecord,
+        /// The rollback's lease, renewed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lease: Option<RestoreLease>,
+    },
+    /// A rollback ended: its lease is released.
+    RollbackEnded {
+        /// The lease's token.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<uuid::Uuid>,
+        /// Tasks it did not restore because restoring a task that depended on them failed,
+        /// each with that task.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        kept: Vec<KeptTask>,
     },
 }
 
@@ -193,6 +240,9 @@ impl Event {
             Self::Cancel { .. } => "cancel",
             Self::RollbackRequested { .. } => "rollback_requested",
             Self::TaskRolledBack { .. } => "task_rolled_back",
+            Self::RestoreStarted { .. } => "restore_started",
+            Self::RestoreFailed { .. } => "restore_failed",
+            Self::RollbackEnded { .. } => "rollback_ended",
         }
     }
 
@@ -208,12 +258,15 @@ impl Event {
             | Self::DelegationDone { task, .. }
             | Self::DelegationReopened { task, .. }
             | Self::DelegationDeclined { task, .. }
-            | Self::TaskRolledBack { task }
+            | Self::TaskRolledBack { task, .. }
+            | Self::RestoreStarted { task, .. }
+            | Self::RestoreFailed { task, .. }
             | Self::TaskSkipped { task, .. } => Some(*task),
             Self::Submitted
             | Self::Confirmed { .. }
             | Self::Cancel { .. }
-            | Self::RollbackRequested { .. } => None,
+            | Self::RollbackRequested { .. }
+            | Self::RollbackEnded { .. } => None,
         }
     }
 }
@@ -285,6 +338,18 @@ pub enum MachineError {
     /// No rollback was requested.
     #[error("no rollback was requested")]
     NoRollback,
+    /// Another rollback holds the run's restore lease.
+    #[error("a rollback by {holder} is restoring this run (its lease runs until {until})")]
+    RollbackUnderWay {
+        /// The lease's holder.
+        holder: String,
+        /// When its lease expires.
+        until: DateTime<Utc>,
+    },
+    /// The event quotes a restore lease the run no longer holds (another rollback took over,
+    /// or the rollback ended).
+    #[error("the rollback's lease on the run's restores was lost")]
+    RestoreLeaseLost,
     /// A confirmation arrived, but no task is held for one.
     #[error("no task is held for a confirmation")]
     NothingHeld,
@@ -361,6 +426,27 @@ pub fn claim_command(run: &Run, task: TaskId, at: DateTime<Utc>) -> ClaimCommand
         }
         _ => ClaimCommand::Nothing,
     }
+}
+
+/// Checks a restore event about `task` under `lease`: a rollback was requested, the run's
+/// restore lease is the one quoted, and the task is one a rollback restores.
+fn restoring(
+    run: &Run,
+    task: TaskId,
+    lease: &Option<RestoreLease>,
+    event: &Event,
+) -> Result<(), MachineError> {
+    if !run.rollback_requested {
+        return Err(MachineError::NoRollback);
+    }
+    if run.restore_lease.as_ref().map(|l| l.token) != lease.as_ref().map(|l| l.token) {
+        return Err(MachineError::RestoreLeaseLost);
+    }
+    let t = run.task(task).ok_or(MachineError::UnknownTask(task))?;
+    if !t.restorable() {
+        return Err(invalid(t, event));
+    }
+    Ok(())
 }
 
 fn invalid(task: &Task, event: &Event) -> MachineError {
@@ -731,40 +817,46 @@ fn step(run: &mut Run, at: DateTime<Utc>, event: &Event) -> Result<Vec<Command>,
             }
             run.cancelled = true;
         }
-        Event::RollbackRequested { .. } => {
+        Event::RollbackRequested { lease, .. } => {
             if !run.state.is_terminal() {
                 return Err(MachineError::RunNotFinished(run.state));
             }
             if run.state == RunState::RolledBack {
                 return Err(MachineError::RunFinished(run.state));
             }
+            if let Some(held) = &run.restore_lease
+                && held.until > at
+                && lease.as_ref().map(|l| l.token) != Some(held.token)
+            {
+                return Err(MachineError::RollbackUnderWay {
+                    holder: held.holder.clone(),
+                    until: held.until,
+                });
+            }
             run.rollback_requested = true;
-            // Undo in reverse order of completion.
-            let done: Vec<&Task> = run
-                .tasks
-                .iter()
-                .filter(|t| t.reversible && t.state.is_completed())
-                .collect();
-            // Ties (same completion time) are broken by reverse plan order, which is
-            // topological, so a task is undone before the tasks it depended on.
-            let mut done: Vec<(usize, &Task)> = done
-                .into_iter()
-                .map(|t| (run.tasks.iter().position(|x| x.id == t.id).unwrap_or(0), t))
-                .collect();
-            done.sort_by_key(|(i, t)| std::cmp::Reverse((t.finished_at, *i)));
-            let done: Vec<&Task> = done.into_iter().map(|(_, t)| t).collect();
-            commands.extend(done.into_iter().map(|t| Command::Restore(t.id)));
+            run.restore_lease = lease.clone();
+            // Undo in reverse order of completion (see `Run::restorable`).
+            commands.extend(run.restorable().into_iter().map(|t| Command::Restore(t.id)));
         }
-        Event::TaskRolledBack { task } => {
+        Event::RestoreStarted { task, lease } | Event::RestoreFailed { task, lease, .. } => {
+            restoring(run, *task, lease, event)?;
+            run.restore_lease = lease.clone();
+        }
+        Event::TaskRolledBack { task, lease } => {
+            restoring(run, *task, lease, event)?;
+            run.restore_lease = lease.clone();
+            let t = task_mut(run, *task)?;
+            t.state = TaskState::RolledBack;
+            t.finished_at = Some(at);
+        }
+        Event::RollbackEnded { token, .. } => {
             if !run.rollback_requested {
                 return Err(MachineError::NoRollback);
             }
-            let t = task_mut(run, *task)?;
-            if !t.state.is_completed() || !t.reversible {
-                return Err(invalid(t, event));
+            if run.restore_lease.as_ref().map(|l| l.token) != *token {
+                return Err(MachineError::RestoreLeaseLost);
             }
-            t.state = TaskState::RolledBack;
-            t.finished_at = Some(at);
+            run.restore_lease = None;
         }
     }
     Ok(commands)
@@ -852,13 +944,7 @@ pub fn derive_state(run: &Run) -> RunState {
         .iter()
         .filter(|t| !t.state.is_terminal())
         .collect();
-    if run.rollback_requested
-        && open.is_empty()
-        && !run
-            .tasks
-            .iter()
-            .any(|t| t.reversible && t.state.is_completed())
-    {
+    if run.rollback_requested && open.is_empty() && !run.tasks.iter().any(Task::restorable) {
         return RunState::RolledBack;
     }
     if !open.is_empty() {

@@ -24,8 +24,8 @@ use crate::action::{Action, ActionName};
 use crate::error::{ErrorKind, ErrorRecord, RetryClass};
 use crate::model::{AccountRef, AccountStatus, AppId, Person};
 use crate::run::{
-    DelegateVia, Initiator, Outcome, RetryPolicy, Run, RunId, RunState, SkipReason, Task, TaskId,
-    TaskKind, TaskState, Ticket,
+    DelegateVia, Initiator, Outcome, RestoreLease, RetryPolicy, Run, RunId, RunState, SkipReason,
+    Task, TaskId, TaskKind, TaskState, Ticket,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -246,6 +246,7 @@ fn plan(specs: &[Spec]) -> Run {
         state: RunState::Planned,
         cancelled: false,
         rollback_requested: false,
+        restore_lease: None,
         retry: RetryPolicy::default(),
         delegation_poll: secs(60),
         version: 0,
@@ -330,11 +331,15 @@ fn cancel() -> Event {
 fn rollback() -> Event {
     Event::RollbackRequested {
         by: "admin@example.com".to_owned(),
+        lease: None,
     }
 }
 
 fn rolled_back(i: usize) -> Event {
-    Event::TaskRolledBack { task: tid(i) }
+    Event::TaskRolledBack {
+        task: tid(i),
+        lease: None,
+    }
 }
 
 /// A retryable error; with a vendor hint it is a rate limit, without one a 503.
@@ -823,7 +828,10 @@ impl Harness {
             })
             .collect();
         for task in &restores {
-            self.ok(Event::TaskRolledBack { task: *task });
+            self.ok(Event::TaskRolledBack {
+                task: *task,
+                lease: None,
+            });
         }
         restores
     }
@@ -881,7 +889,7 @@ fn probe_event(kind: u8, task: TaskId, now: DateTime<Utc>) -> Event {
             task,
             reason: "resolution \"Won't Do\"".to_owned(),
         },
-        _ => Event::TaskRolledBack { task },
+        _ => Event::TaskRolledBack { task, lease: None },
     }
 }
 
@@ -1805,8 +1813,11 @@ fn rollback_restores_in_reverse_completion_order() {
     );
 }
 
+/// A failed reversible task may have changed the account after its snapshot: a rollback takes
+/// it too (the engine marks it rolled back without a call when it has no snapshot). Before,
+/// the rollback skipped it and the run ended rolled back at once.
 #[test]
-fn rollback_without_reversible_tasks_ends_at_once() {
+fn rollback_takes_failed_reversible_tasks() {
     let mut h = Harness::new(plan(&[
         Spec::action("okta.delete").critical(),
         Spec::action("okta.suspend").reversible(),
@@ -1815,11 +1826,105 @@ fn rollback_without_reversible_tasks_ends_at_once() {
     h.ok(Event::Submitted);
     assert!(h.run_to_end(20));
     assert_eq!(h.run.state, RunState::CompletedWithFailures);
+    assert_eq!(h.ok(rollback()), vec![Command::Restore(tid(1))]);
+    assert_eq!(h.run.state, RunState::CompletedWithFailures);
     assert_eq!(
-        h.ok(rollback()),
-        vec![Command::Finished(RunState::RolledBack)],
-        "a failed reversible task has nothing to restore"
+        h.ok(rolled_back(1)),
+        vec![Command::Finished(RunState::RolledBack)]
     );
+    assert_eq!(h.run.state, RunState::RolledBack);
+}
+
+fn lease(holder: &str, until: DateTime<Utc>) -> RestoreLease {
+    RestoreLease {
+        holder: holder.to_owned(),
+        token: Uuid::new_v4(),
+        until,
+    }
+}
+
+/// A rollback holds the run's restore lease: a second rollback's request is refused until the
+/// lease expired, the first one's restore events quote (and renew) it, and once a second
+/// rollback took an expired lease over, the first one's events are refused.
+#[test]
+fn a_rollback_holds_the_run_until_its_lease_expires() {
+    let mut h = Harness::new(plan(&[
+        Spec::action("okta.suspend").reversible(),
+        Spec::action("okta.remove_groups").reversible().after(&[0]),
+    ]));
+    h.ok(Event::Submitted);
+    assert!(h.run_to_end(20));
+    let first = lease("a", h.now + TimeDelta::seconds(30));
+    let requested = |l: &RestoreLease| Event::RollbackRequested {
+        by: "admin@example.com".to_owned(),
+        lease: Some(l.clone()),
+    };
+    assert_eq!(
+        h.ok(requested(&first)),
+        vec![Command::Restore(tid(1)), Command::Restore(tid(0))]
+    );
+    assert_eq!(h.run.restore_lease, Some(first.clone()));
+    let second = lease("b", h.now + TimeDelta::seconds(60));
+    h.refuse(
+        requested(&second),
+        MachineError::RollbackUnderWay {
+            holder: "a".to_owned(),
+            until: first.until,
+        },
+    );
+    // The holder's events renew its lease.
+    h.advance(TimeDelta::seconds(20));
+    let renewed = RestoreLease {
+        until: h.now + TimeDelta::seconds(30),
+        ..first.clone()
+    };
+    h.ok(Event::RestoreStarted {
+        task: tid(1),
+        lease: Some(renewed.clone()),
+    });
+    h.ok(Event::TaskRolledBack {
+        task: tid(1),
+        lease: Some(renewed.clone()),
+    });
+    assert_eq!(h.run.restore_lease, Some(renewed.clone()));
+    h.advance(TimeDelta::seconds(20));
+    h.refuse(
+        requested(&second),
+        MachineError::RollbackUnderWay {
+            holder: "a".to_owned(),
+            until: renewed.until,
+        },
+    );
+    // The holder stalls past its lease: the second rollback takes over.
+    h.advance(TimeDelta::seconds(20));
+    let second = lease("b", h.now + TimeDelta::seconds(30));
+    assert_eq!(h.ok(requested(&second)), vec![Command::Restore(tid(0))]);
+    h.refuse(
+        Event::TaskRolledBack {
+            task: tid(0),
+            lease: Some(renewed.clone()),
+        },
+        MachineError::RestoreLeaseLost,
+    );
+    h.refuse(
+        Event::RollbackEnded {
+            token: Some(renewed.token),
+            kept: Vec::new(),
+        },
+        MachineError::RestoreLeaseLost,
+    );
+    assert_eq!(
+        h.ok(Event::TaskRolledBack {
+            task: tid(0),
+            lease: Some(second.clone()),
+        }),
+        vec![Command::Finished(RunState::RolledBack)]
+    );
+    h.ok(Event::RollbackEnded {
+        token: Some(second.token),
+        kept: Vec::new(),
+    });
+    assert_eq!(h.run.restore_lease, None);
     assert_eq!(h.run.state, RunState::RolledBack);
 }
 
@@ -1889,7 +1994,10 @@ fn refused_events_leave_the_run_unchanged() {
         MachineError::UnknownTask(unknown),
     );
     h.refuse(
-        Event::TaskRolledBack { task: unknown },
+        Event::TaskRolledBack {
+            task: unknown,
+            lease: None,
+        },
         MachineError::NoRollback,
     );
     h.refuse(

@@ -1982,6 +1982,7 @@ fn sample_run_for(person: &PersonId, due: &[Option<DateTime<Utc>>]) -> Run {
         state: RunState::Running,
         cancelled: false,
         rollback_requested: false,
+        restore_lease: None,
         retry: RetryPolicy::default(),
         delegation_poll: Duration::from_secs(60),
         version: 0,
