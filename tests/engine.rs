@@ -2032,6 +2032,30 @@ impl Store for ClaimPanicsOnce {
     async fn audit(&self, query: AuditQuery) -> offboard::Result<Vec<offboard::AuditEvent>> {
         self.inner.audit(query).await
     }
+    async fn get_record(
+        &self,
+        namespace: &str,
+        key: &str,
+    ) -> offboard::Result<Option<offboard::store::Record>> {
+        self.inner.get_record(namespace, key).await
+    }
+    async fn insert_record(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &serde_json::Value,
+    ) -> offboard::Result<(offboard::store::Record, bool)> {
+        self.inner.insert_record(namespace, key, value).await
+    }
+    async fn swap_record(
+        &self,
+        namespace: &str,
+        key: &str,
+        version: u64,
+        value: &serde_json::Value,
+    ) -> offboard::Result<offboard::store::RecordSwap> {
+        self.inner.swap_record(namespace, key, version, value).await
+    }
 }
 
 /// A claim that panics does not end the background worker: it is audited, and the next claim

@@ -19,7 +19,8 @@ use crate::model::{Account, AccountRef, AppId, PersonId};
 use crate::run::{Run, RunId, TaskId};
 use crate::source::Cursor;
 use crate::store::{
-    AuditQuery, ClaimRequest, Commit, Lease, LeaseConflict, RunQuery, RunSummary, Store,
+    AuditQuery, ClaimRequest, Commit, Lease, LeaseConflict, Record, RecordSwap, RunQuery,
+    RunSummary, Store, check_record_key, record_value_json,
 };
 
 /// The lease bookkeeping of one task, kept outside the [`Run`] as a database keeps it in the
@@ -47,6 +48,8 @@ struct State {
     accounts: BTreeMap<(PersonId, AppId, String), Account>,
     cursors: HashMap<String, Cursor>,
     audit: Vec<AuditEvent>,
+    /// Delegates' records by (namespace, key).
+    records: BTreeMap<(String, String), Record>,
 }
 
 impl State {
@@ -94,6 +97,8 @@ fn conflict(message: impl Into<String>) -> Error {
 ///   as given (every task, not only `changed_tasks`) at the next version.
 /// - Leases (token, worker, expiry, claim count) are kept per task, outside the [`Run`].
 /// - `release` sets the task's `due_at` in the stored run without bumping its version.
+/// - Delegates' records live in the same mutex: insert-if-absent and compare-and-swap are
+///   each one step.
 /// - As an [`AuditSink`] it mirrors another store's chain: events it already has (same `seq`)
 ///   are ignored, the next ones are appended verbatim if they link to its last event.
 ///
@@ -485,6 +490,63 @@ impl Store for MemoryStore {
             .take(limit)
             .cloned()
             .collect())
+    }
+
+    async fn get_record(&self, namespace: &str, key: &str) -> Result<Option<Record>> {
+        check_record_key(namespace, key)?;
+        Ok(self
+            .state()?
+            .records
+            .get(&(namespace.to_owned(), key.to_owned()))
+            .cloned())
+    }
+
+    async fn insert_record(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &serde_json::Value,
+    ) -> Result<(Record, bool)> {
+        check_record_key(namespace, key)?;
+        record_value_json(value)?;
+        let mut state = self.state()?;
+        let id = (namespace.to_owned(), key.to_owned());
+        if let Some(stored) = state.records.get(&id) {
+            return Ok((stored.clone(), false));
+        }
+        let record = Record {
+            namespace: id.0.clone(),
+            key: id.1.clone(),
+            value: value.clone(),
+            version: 1,
+        };
+        state.records.insert(id, record.clone());
+        Ok((record, true))
+    }
+
+    async fn swap_record(
+        &self,
+        namespace: &str,
+        key: &str,
+        version: u64,
+        value: &serde_json::Value,
+    ) -> Result<RecordSwap> {
+        check_record_key(namespace, key)?;
+        record_value_json(value)?;
+        let mut state = self.state()?;
+        Ok(
+            match state
+                .records
+                .get_mut(&(namespace.to_owned(), key.to_owned()))
+            {
+                Some(stored) if stored.version == version => {
+                    stored.value = value.clone();
+                    stored.version = version + 1;
+                    RecordSwap::Swapped(stored.clone())
+                }
+                stored => RecordSwap::Conflict(stored.map(|r| r.clone())),
+            },
+        )
     }
 }
 

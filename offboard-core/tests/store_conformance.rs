@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use offboard_core::audit::{self, ChainProblem};
-use offboard_core::store::conformance;
+use offboard_core::store::{Record, RecordSwap, conformance};
 use offboard_core::{
     Account, AccountRef, AuditEvent, AuditKind, AuditQuery, AuditSink, ClaimRequest, Commit,
     Cursor, Lease, MemoryAuditSink, MemoryStore, PersonId, Result, Run, RunId, RunQuery,
@@ -36,7 +36,8 @@ async fn suite_accepts_an_arc_store() {
     conformance::run_all(&store).await;
 }
 
-/// A store that forgets optimistic concurrency: every commit is applied at the stored version.
+/// A store that forgets optimistic concurrency: every commit, and every record swap, is applied
+/// at the stored version.
 #[derive(Debug, Default)]
 struct IgnoresVersions(MemoryStore);
 
@@ -102,6 +103,30 @@ impl Store for IgnoresVersions {
     async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditEvent>> {
         self.0.audit(query).await
     }
+    async fn get_record(&self, namespace: &str, key: &str) -> Result<Option<Record>> {
+        self.0.get_record(namespace, key).await
+    }
+    async fn insert_record(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &serde_json::Value,
+    ) -> Result<(Record, bool)> {
+        self.0.insert_record(namespace, key, value).await
+    }
+    async fn swap_record(
+        &self,
+        namespace: &str,
+        key: &str,
+        version: u64,
+        value: &serde_json::Value,
+    ) -> Result<RecordSwap> {
+        let version = match self.0.get_record(namespace, key).await? {
+            Some(stored) => stored.version,
+            None => version,
+        };
+        self.0.swap_record(namespace, key, version, value).await
+    }
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
@@ -110,6 +135,21 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .cloned()
         .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
         .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn suite_catches_a_record_swap_that_ignores_versions() {
+    let outcome = AssertUnwindSafe(conformance::records_compare_and_swap(
+        &IgnoresVersions::default(),
+    ))
+    .catch_unwind()
+    .await;
+    let message = panic_message(&*outcome.expect_err("the swap rule passed a broken store"));
+    assert!(
+        message.contains("`records_compare_and_swap` violated")
+            && message.contains("a swap at a version that moved"),
+        "unexpected panic message: {message}"
+    );
 }
 
 #[tokio::test]

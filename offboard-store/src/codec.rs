@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use offboard_core::audit::{ChainProblem, GENESIS_HASH};
+use offboard_core::store::Record;
 use offboard_core::{
     AuditEvent, Error, ErrorKind, Lease, Person, Result, Run, RunId, RunState, Task,
 };
@@ -348,4 +349,19 @@ pub(crate) fn migrator(steps: &[(i64, &str, &'static str)]) -> sqlx::migrate::Mi
             })
             .collect(),
     )
+}
+
+/// A delegate's record from its stored columns (version, JSON text).
+pub(crate) fn record(namespace: &str, key: &str, version: i64, value: &str) -> Result<Record> {
+    Ok(Record {
+        namespace: namespace.to_owned(),
+        key: key.to_owned(),
+        value: from_json("record", value)?,
+        version: int("record version", version)?,
+    })
+}
+
+/// A swap's expected version as stored (one past the stored range matches no record).
+pub(crate) fn record_version(version: u64) -> i64 {
+    i64::try_from(version).unwrap_or(-1)
 }

@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use offboard_core::connector::Snapshot;
 use offboard_core::store::{
-    AuditQuery, ClaimRequest, Commit, Lease, LeaseConflict, RunQuery, RunSummary,
+    AuditQuery, ClaimRequest, Commit, Lease, LeaseConflict, Record, RecordSwap, RunQuery,
+    RunSummary, check_record_key, record_value_json,
 };
 use offboard_core::{
     Account, AccountRef, AuditEvent, AuditSink, Cursor, Error, PersonId, Result, Run, RunId, Store,
@@ -29,7 +30,7 @@ pub const POSTGRES_SCHEMA: &str = "offboard";
 pub const POSTGRES_MIGRATIONS_TABLE: &str = "offboard.schema_migrations";
 
 /// The newest schema version this code knows.
-pub const POSTGRES_SCHEMA_VERSION: i64 = 3;
+pub const POSTGRES_SCHEMA_VERSION: i64 = 4;
 
 /// How many audit rows a verification reads at once.
 const PAGE: i64 = 1000;
@@ -39,6 +40,7 @@ fn migrator() -> Migrator {
         (1, "init", q::MIGRATION_0001),
         (2, "open_runs", q::MIGRATION_0002),
         (3, "one_open_run", q::MIGRATION_0003),
+        (4, "records", q::MIGRATION_0004),
     ]);
     m.dangerous_set_table_name(POSTGRES_MIGRATIONS_TABLE);
     m.create_schema(POSTGRES_SCHEMA);
@@ -58,6 +60,9 @@ fn migrator() -> Migrator {
 ///   appends are serialised and the chain never forks.
 /// - Claims are one statement: due tasks of open runs whose lease is free or expired, earliest
 ///   first, `FOR UPDATE SKIP LOCKED`, each given a fresh `gen_random_uuid()` token.
+/// - Delegates' records (`offboard.records`): an insert is `ON CONFLICT DO NOTHING` (a racing
+///   insert waits for the first and then reads it), a swap one `UPDATE` at the expected
+///   version; a refused swap reads the record after the refusal.
 /// - Times are fixed-width RFC 3339 text (nanoseconds, collation "C"): exact round trips.
 /// - Neither `Debug` nor any error shows the connection URL or its password.
 #[derive(Clone)]
@@ -735,6 +740,75 @@ impl Store for PostgresStore {
             })
             .collect()
     }
+    async fn get_record(&self, namespace: &str, key: &str) -> Result<Option<Record>> {
+        check_record_key(namespace, key)?;
+        read_record(&self.pool, namespace, key).await
+    }
+
+    async fn insert_record(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &serde_json::Value,
+    ) -> Result<(Record, bool)> {
+        check_record_key(namespace, key)?;
+        let inserted = sqlx::query(q::RECORD_INSERT)
+            .bind(namespace)
+            .bind(key)
+            .bind(record_value_json(value)?)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("postgres.insert_record"))?;
+        if let Some(row) = inserted {
+            return Ok((record_of(namespace, key, &row)?, true));
+        }
+        // Not inserted: another insert committed first (ON CONFLICT waits for it); records
+        // are never deleted, so this read finds it.
+        let stored = read_record(&self.pool, namespace, key)
+            .await?
+            .ok_or_else(|| Error::storage("a record that refused an insert does not read"))?;
+        Ok((stored, false))
+    }
+
+    async fn swap_record(
+        &self,
+        namespace: &str,
+        key: &str,
+        version: u64,
+        value: &serde_json::Value,
+    ) -> Result<RecordSwap> {
+        check_record_key(namespace, key)?;
+        let swapped = sqlx::query(q::RECORD_SWAP)
+            .bind(namespace)
+            .bind(key)
+            .bind(codec::record_version(version))
+            .bind(record_value_json(value)?)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("postgres.swap_record"))?;
+        Ok(match swapped {
+            Some(row) => RecordSwap::Swapped(record_of(namespace, key, &row)?),
+            None => RecordSwap::Conflict(read_record(&self.pool, namespace, key).await?),
+        })
+    }
+}
+
+/// A record as stored now.
+async fn read_record(pool: &PgPool, namespace: &str, key: &str) -> Result<Option<Record>> {
+    let row = sqlx::query(q::RECORD_GET)
+        .bind(namespace)
+        .bind(key)
+        .fetch_optional(pool)
+        .await
+        .map_err(db("postgres.get_record"))?;
+    row.map(|row| record_of(namespace, key, &row)).transpose()
+}
+
+/// A record from a row of (version, value).
+fn record_of(namespace: &str, key: &str, row: &sqlx::postgres::PgRow) -> Result<Record> {
+    let version: i64 = row.try_get(0).map_err(db("postgres.record"))?;
+    let value: String = row.try_get(1).map_err(db("postgres.record"))?;
+    codec::record(namespace, key, version, &value)
 }
 
 /// Mirrors sealed events from another store, as [`offboard_core::MemoryStore`] does.

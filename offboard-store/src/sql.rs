@@ -43,6 +43,15 @@ pub(crate) mod sqlite {
         env!("CARGO_MANIFEST_DIR"),
         "/migrations/sqlite/0003_one_open_run.sql"
     ));
+    /// `migrations/sqlite/0004_records.sql`
+    pub(crate) const MIGRATION_0004: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/migrations/sqlite/0004_records.sql"
+    ));
+    // Delegates' records (`Store::get_record`, `insert_record`, `swap_record`).
+    queries!("sqlite":
+        RECORD_GET = "record_get", RECORD_INSERT = "record_insert", RECORD_SWAP = "record_swap",
+    );
 }
 
 /// PostgreSQL statements.
@@ -77,4 +86,13 @@ pub(crate) mod postgres {
         env!("CARGO_MANIFEST_DIR"),
         "/migrations/postgres/0003_one_open_run.sql"
     ));
+    /// `migrations/postgres/0004_records.sql`
+    pub(crate) const MIGRATION_0004: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/migrations/postgres/0004_records.sql"
+    ));
+    // Delegates' records (`Store::get_record`, `insert_record`, `swap_record`).
+    queries!("postgres":
+        RECORD_GET = "record_get", RECORD_INSERT = "record_insert", RECORD_SWAP = "record_swap",
+    );
 }

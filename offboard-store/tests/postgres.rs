@@ -133,6 +133,58 @@ async fn conformance() {
     db.drop_db().await;
 }
 
+/// Guards the upgrade to schema 4 (delegates' records): a database at version 3 (made here by
+/// taking migration 4 back out of a fresh one) connects, gets the records table, keeps its
+/// runs and audit chain, and stores records.
+#[tokio::test]
+async fn a_version_3_database_migrates_to_4_and_keeps_its_data() {
+    let db = TestDb::new().await;
+    let run = run_with_tasks(2, at(0));
+    let sealed = {
+        let store = db.store().await;
+        store.create_run(&run, vec![note("created")]).await.unwrap()
+    };
+    let mut conn = db.raw().await;
+    for sql in [
+        "DROP TABLE offboard.records",
+        "DELETE FROM offboard.schema_migrations WHERE version = 4",
+    ] {
+        sqlx::query(sql).execute(&mut conn).await.unwrap();
+    }
+    let version: i64 = sqlx::query_scalar("SELECT MAX(version) FROM offboard.schema_migrations")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(version, 3);
+
+    let store = db.store().await;
+    let mut expected = run.clone();
+    expected.version = 1;
+    assert_eq!(store.load_run(run.id).await.unwrap(), Some(expected));
+    assert_eq!(store.audit(AuditQuery::all()).await.unwrap(), sealed);
+    let value = serde_json::json!({ "sent": true });
+    let (record, stored) = store
+        .insert_record("email", "task:1", &value)
+        .await
+        .unwrap();
+    assert!(stored && record.version == 1 && record.value == value);
+    let version: i64 = sqlx::query_scalar("SELECT MAX(version) FROM offboard.schema_migrations")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(version, offboard_store::POSTGRES_SCHEMA_VERSION);
+    assert_eq!(version, 4);
+    conn.close().await.unwrap();
+    drop(store);
+    let store = db.store().await;
+    assert_eq!(
+        store.get_record("email", "task:1").await.unwrap(),
+        Some(record)
+    );
+    drop(store);
+    db.drop_db().await;
+}
+
 #[tokio::test]
 async fn everything_lives_in_the_offboard_schema() {
     let db = TestDb::new().await;

@@ -146,6 +146,60 @@ async fn data_survives_reopening_and_migrations_are_idempotent() {
     assert!(!tables.iter().any(|t| t == "_sqlx_migrations"));
 }
 
+/// Guards the upgrade to schema 4 (delegates' records): a database at version 3 (made here by
+/// taking migration 4 back out of a fresh one) opens, gets the records table, keeps its runs
+/// and audit chain, and stores records.
+#[tokio::test]
+async fn a_version_3_database_migrates_to_4_and_keeps_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("offboard.db");
+    let run = run_with_tasks(2, at(0));
+    let sealed = {
+        let store = SqliteStore::open(&path).await.unwrap();
+        store.create_run(&run, vec![note("created")]).await.unwrap()
+    };
+    let mut conn = raw(&path).await;
+    for sql in [
+        "DROP TABLE offboard_records",
+        "DELETE FROM offboard_schema_migrations WHERE version = 4",
+    ] {
+        sqlx::query(sql).execute(&mut conn).await.unwrap();
+    }
+    let version: i64 = sqlx::query_scalar("SELECT MAX(version) FROM offboard_schema_migrations")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(version, 3);
+    conn.close().await.unwrap();
+
+    let store = SqliteStore::open(&path).await.unwrap();
+    let mut expected = run.clone();
+    expected.version = 1;
+    assert_eq!(store.load_run(run.id).await.unwrap(), Some(expected));
+    assert_eq!(store.audit(AuditQuery::all()).await.unwrap(), sealed);
+    let value = serde_json::json!({ "sent": true });
+    let (record, stored) = store
+        .insert_record("email", "task:1", &value)
+        .await
+        .unwrap();
+    assert!(stored && record.version == 1 && record.value == value);
+    drop(store);
+    let mut conn = raw(&path).await;
+    let version: i64 = sqlx::query_scalar("SELECT MAX(version) FROM offboard_schema_migrations")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(version, offboard_store::SQLITE_SCHEMA_VERSION);
+    assert_eq!(version, 4);
+    conn.close().await.unwrap();
+    // And the record is there after reopening.
+    let store = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(
+        store.get_record("email", "task:1").await.unwrap(),
+        Some(record)
+    );
+}
+
 #[tokio::test]
 async fn refuses_another_applications_sqlite_file_untouched() {
     let dir = tempfile::tempdir().unwrap();

@@ -7,14 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use offboard_core::engine::{Clock, TokioClock};
-use offboard_core::{AppId, Error, Result, Secret};
+use offboard_core::{AppId, Error, Result, Secret, Store};
 
 use crate::EmailDelegate;
 
 /// The shortest signing key accepted, in bytes: HMAC-SHA256's output size (RFC 2104 §3: keys
 /// shorter than the hash output weaken the MAC).
 pub const MIN_SIGNING_KEY: usize = 32;
-use crate::state::{EmailState, MemoryEmailState};
+use crate::state::{EmailState, StoreEmailState};
 
 /// How the SMTP connection is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,6 +208,9 @@ pub struct EmailConfig {
 ///
 /// # Example
 /// ```
+/// use std::sync::Arc;
+///
+/// use offboard_core::MemoryStore;
 /// use offboard_email::{EmailBuilder, SmtpSecurity};
 ///
 /// let email = EmailBuilder::new()
@@ -216,6 +219,7 @@ pub struct EmailConfig {
 ///     .with_task_url("https://admin.example.com/offboard/tasks")
 ///     .with_signing_key("not-a-real-key-but-32-bytes-long")
 ///     .with_owner("it-owner@example.com")
+///     .with_store(Arc::new(MemoryStore::new()))
 ///     .build()
 ///     .unwrap();
 /// assert!(!format!("{email:?}").contains("not-a-real-key"));
@@ -346,10 +350,19 @@ impl EmailBuilder {
         self
     }
 
-    /// Where tasks are kept (default: in memory).
+    /// Where tasks are kept, when not in the engine's store ([`with_store`](Self::with_store)):
+    /// e.g. a [`MemoryEmailState`](crate::MemoryEmailState) for tests and demos, which loses
+    /// them on restart.
     pub fn with_state(mut self, state: Arc<dyn EmailState>) -> Self {
         self.state = Some(state);
         self
+    }
+
+    /// Keeps tasks in the engine's store ([`StoreEmailState`]): pass the store the engine is
+    /// built with. A restart then re-sends nothing, and links mailed before it still work.
+    /// One of this or [`with_state`](Self::with_state) is required.
+    pub fn with_store(self, store: Arc<dyn Store>) -> Self {
+        self.with_state(Arc::new(StoreEmailState::new(store)))
     }
 
     /// The clock reminders and tokens use (default: [`TokioClock`]).
@@ -512,12 +525,19 @@ impl EmailBuilder {
     /// Validates and builds the delegate.
     ///
     /// # Errors
-    /// `Config` naming the missing or invalid key (TLS set-up included).
+    /// `Config` naming the missing or invalid key (TLS set-up included); `Config` key
+    /// `store` when neither [`with_store`](Self::with_store) nor
+    /// [`with_state`](Self::with_state) said where tasks are kept (there is no silent
+    /// in-memory default: it would mail every owner again after a restart).
     pub fn build(self) -> Result<EmailDelegate> {
         let config = self.config()?;
-        let state = self
-            .state
-            .unwrap_or_else(|| Arc::new(MemoryEmailState::new()));
+        let state = self.state.ok_or_else(|| {
+            Error::config(
+                "store",
+                "the email delegate keeps its tasks in the engine's store: call with_store \
+                 (or with_state)",
+            )
+        })?;
         let clock = self.clock.unwrap_or_else(|| Arc::new(TokioClock::new()));
         EmailDelegate::new(config, state, clock)
     }
@@ -615,6 +635,18 @@ mod tests {
                 "{key}: {e}"
             );
         }
+    }
+
+    /// Guards durable task state: a delegate built without the engine's store (or another
+    /// state) is refused, where it used to keep its tasks in memory and mail every owner again
+    /// after a restart.
+    #[test]
+    fn building_without_a_store_is_a_config_error() {
+        let e = full().build().unwrap_err();
+        assert_eq!(e.kind(), offboard_core::ErrorKind::Config);
+        assert!(e.context().any(|(k, v)| k == "key" && v == "store"), "{e}");
+        let store: Arc<dyn Store> = Arc::new(offboard_core::MemoryStore::new());
+        full().with_store(store).build().unwrap();
     }
 
     #[test]

@@ -2,35 +2,60 @@
 //!
 //! [`EmailDelegate`] implements [`offboard_core::Delegate`] for policies with
 //! `method = "delegate"`, `via = "email"`: it writes to the app's owner with a link to the
-//! host's task page, `<task_url>/<id>?token=<token>`. The token is signed (HMAC-SHA256 over the
-//! task id and an expiry, base64url) and expires; the host's page calls
-//! [`EmailDelegate::complete`] with it, which marks the task done so the next
-//! [`Delegate::status`] reads `Done`.
+//! host's task page, `<task_url>/<id>?token=<link token>`. Tokens are signed (HMAC-SHA256 over
+//! the task id, the token's id and an expiry, base64url), expire, and are good only while the
+//! task's record lists their id.
 //!
 //! - **Open** is idempotent by the request's idempotency key: the task is recorded in the
 //!   [`EmailState`] first (atomic on the key), and the email is sent only while the record says
 //!   it was not. A crash between sending and recording the send can repeat the email (SMTP
 //!   gives no idempotency); it never creates a second task.
+//! - **State**: tasks are kept in the engine's store ([`EmailBuilder::with_store`] with the
+//!   store the engine is built with; [`StoreEmailState`]; the builder refuses to build without
+//!   a state), so a restarted delegate finds the tasks it opened: an `open` repeated after a
+//!   restart sends nothing, links mailed before it still work, and a used link stays used.
+//!   [`MemoryEmailState`] ([`EmailBuilder::with_state`]) is for tests and demos: it forgets
+//!   every task on restart, and the next `open` of one emails its owner again.
 //! - **Status** reads the task; while it is open and a reminder period (default 3 days) has
 //!   passed since the owner was last written to, it sends a reminder with a fresh link, up to
 //!   `max_reminders` (default 3); one period after the last reminder it escalates once to
 //!   `escalate_to`. Time comes from the injected [`Clock`].
 //! - The ticket's `url` is the task page **without** the token: tickets are persisted and
-//!   audited, and the token is a capability to complete the task.
+//!   audited, and a token is a capability to open and complete the task.
 //! - SMTP: STARTTLS (default), implicit TLS, or plain for a local test sink; rustls with the
 //!   aws-lc-rs provider; an extra root CA can be trusted.
 //!
+//! # The task page: GET shows, POST completes
+//! Mail scanners and link previews fetch links before anyone clicks, so following the link
+//! must change nothing. The host's task page (an HTTP endpoint at `task_url`) does this:
+//!
+//! | request | host calls | effect |
+//! |---|---|---|
+//! | `GET <task_url>/<id>?token=<link token>` | [`EmailDelegate::view`] | none: shows the task ([`TaskPage`]) and, while it is open, a form carrying [`TaskPage::form_token`] |
+//! | `POST <task_url>/<id>`, body `token=<form token>` | [`EmailDelegate::complete`] | marks the task done; the next [`Delegate::status`] reads `Done` |
+//!
+//! The link's token completes nothing: [`EmailDelegate::complete`] refuses it
+//! (`Unauthenticated`), and takes only a form token, which [`EmailDelegate::view`] mints when
+//! the page is shown. A host calls `complete` only from a `POST` handler, with the token read
+//! from the request body, never from a URL. A completed task's tokens are all refused after:
+//! each link completes once.
+//!
 //! # Example
 //! ```
-//! use offboard_core::{Delegate, DelegateVia};
+//! use std::sync::Arc;
+//!
+//! use offboard_core::{Delegate, DelegateVia, MemoryStore};
 //! use offboard_email::{EmailBuilder, SmtpSecurity};
 //!
+//! // The engine's store (SQLite or PostgreSQL from offboard-store in production).
+//! let store = Arc::new(MemoryStore::new());
 //! let email = EmailBuilder::new()
 //!     .with_smtp("smtp.example.com", 587, SmtpSecurity::StartTls)
 //!     .with_from("offboard@example.com")
 //!     .with_task_url("https://admin.example.com/offboard/tasks")
 //!     .with_signing_key("a-long-random-signing-key-32-bytes")
 //!     .with_app_owner("salesforce", "crm-owner@example.com")
+//!     .with_store(store)
 //!     .build()
 //!     .unwrap();
 //! assert_eq!(email.via(), DelegateVia::Email);
@@ -50,12 +75,16 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use offboard_core::engine::Clock;
 use offboard_core::{
-    Delegate, DelegateVia, DelegationRequest, Error, ErrorKind, Result, Ticket, TicketStatus,
+    AppId, Delegate, DelegateVia, DelegationRequest, Error, ErrorKind, Result, Secret, Ticket,
+    TicketStatus,
 };
 
 use crate::client::{Outgoing, SmtpClient};
 pub use crate::config::{ConfigKey, EmailBuilder, EmailConfig, SmtpSecurity};
-pub use crate::state::{EmailState, EmailTask, MarkDone, MemoryEmailState};
+pub use crate::state::{
+    EMAIL_NAMESPACE, EmailState, EmailTask, MarkDone, MemoryEmailState, StoreEmailState,
+};
+use crate::token::Purpose;
 
 /// The email delegate. Build it with [`EmailBuilder`].
 pub struct EmailDelegate {
@@ -71,6 +100,57 @@ impl fmt::Debug for EmailDelegate {
             .field("config", &self.config)
             .field("state", &self.state)
             .field("smtp", &self.smtp)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the task page shows for a link's token ([`EmailDelegate::view`]).
+///
+/// Its `Debug` never shows the form token.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct TaskPage {
+    /// The task's ticket (its page URL carries no token).
+    pub ticket: Ticket,
+    /// The person leaving (name or email).
+    pub person: String,
+    /// The person's email.
+    pub person_email: String,
+    /// The app whose access is to be removed.
+    pub app: AppId,
+    /// When it should be done.
+    pub due: DateTime<Utc>,
+    /// When the task was done (`None`: still open).
+    pub done_at: Option<DateTime<Utc>>,
+    /// Who marked it done.
+    pub done_by: Option<String>,
+    /// When the link (and the form) stop working.
+    pub expires: DateTime<Utc>,
+    form_token: Option<Secret>,
+}
+
+impl TaskPage {
+    /// The token the page's form posts back (hidden field `token`) to complete the task, for
+    /// [`EmailDelegate::complete`]; `None` once the task is done. A secret: put it in the
+    /// form's body, never in a URL or a log.
+    pub fn form_token(&self) -> Option<&str> {
+        self.form_token.as_ref().map(Secret::expose)
+    }
+}
+
+impl fmt::Debug for TaskPage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskPage")
+            .field("ticket", &self.ticket)
+            .field("app", &self.app)
+            .field("due", &self.due)
+            .field("done_at", &self.done_at)
+            .field("done_by", &self.done_by)
+            .field("expires", &self.expires)
+            .field(
+                "form_token",
+                &self.form_token.as_ref().map(|_| "<redacted>"),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -130,18 +210,24 @@ impl EmailDelegate {
             })
     }
 
-    /// The link with a fresh signed token.
-    fn link(&self, t: &EmailTask, now: DateTime<Utc>) -> Result<(String, DateTime<Utc>)> {
+    /// Writes to the owner with a link carrying a fresh link token, whose id is recorded in
+    /// the task before the email goes out (so the link works even if the process dies right
+    /// after sending).
+    async fn send_to_owner(&self, t: &EmailTask, kind: Kind, now: DateTime<Utc>) -> Result<()> {
         let expires = chrono::Duration::from_std(self.config.token_ttl)
             .ok()
             .and_then(|ttl| now.checked_add_signed(ttl))
             .ok_or_else(|| Error::config("token_ttl", "the link's expiry is past the calendar"))?;
-        let token = token::sign(&self.config.signing_key, &t.id, expires)?;
-        Ok((format!("{}?token={token}", self.task_page(&t.id)), expires))
-    }
-
-    async fn send_to_owner(&self, t: &EmailTask, kind: Kind, now: DateTime<Utc>) -> Result<()> {
-        let (link, expires) = self.link(t, now)?;
+        let token_id = uuid::Uuid::new_v4().simple().to_string();
+        let token = token::sign(
+            &self.config.signing_key,
+            Purpose::Link,
+            &t.id,
+            &token_id,
+            expires,
+        )?;
+        let link = format!("{}?token={token}", self.task_page(&t.id));
+        self.state.record_token(&t.id, &token_id).await?;
         let subject = match kind {
             Kind::First => format!("Action needed: remove {}'s access to {}", t.person, t.app),
             Kind::Reminder(n) => format!("Reminder {n}: remove {}'s access to {}", t.person, t.app),
@@ -149,7 +235,7 @@ impl EmailDelegate {
         let body = format!(
             "Hello,\n\n\
              {person} ({email}) is leaving. Please remove their access to {app} by {due}.\n\n\
-             When it is done, open this link to confirm:\n{link}\n\n\
+             When it is done, open this link and confirm on the page:\n{link}\n\n\
              The link works until {expires}.\n\
              Offboarding run {run}, task {task}.\n",
             person = t.person,
@@ -200,42 +286,118 @@ impl EmailDelegate {
             .await
     }
 
-    /// Marks the task of a link's token done; the host's task page calls it.
+    /// The task a link's token opens, as the task page shows it; changes nothing.
     ///
     /// # Behavior
-    /// The token's signature is checked in constant time, then its expiry against `now`. A
-    /// token is good once: after the task is done, the same (or any other) token for it is
-    /// refused as replayed.
+    /// The host's page calls it for `GET <task_url>/<id>?token=<link token>`. The token's
+    /// signature is checked in constant time, then its expiry against `now`, then that the
+    /// task's record lists its id. Nothing is written: a mail scanner that fetches the link
+    /// completes nothing. While the task is open the page carries a form token
+    /// ([`TaskPage::form_token`]) for [`complete`](Self::complete), expiring with the link.
     ///
     /// # Errors
-    /// `Unauthenticated` "invalid task token" (wrong key, tampered, malformed) or "task token
-    /// expired"; `NotFound` for a task this state does not know; `Conflict` "task token
-    /// already used" when the task is already done.
-    pub async fn complete(&self, token: &str, now: DateTime<Utc>) -> Result<Ticket> {
-        let id = token::verify(&self.config.signing_key, token, now)?;
-        let owner = self
-            .state
-            .get(&id)
-            .await?
-            .map(|t| t.owner)
-            .ok_or_else(|| Error::not_found("no such email task").with_context("task", &id))?;
-        let task = match self.state.mark_done(&id, now, &owner).await? {
-            MarkDone::Marked(task) => *task,
-            MarkDone::AlreadyDone => {
-                return Err(Error::new(
-                    ErrorKind::Conflict,
-                    "task token already used: the task is already done",
-                )
+    /// `Unauthenticated` "invalid task token" (wrong key, tampered, malformed, or a token this
+    /// task never issued), "task token expired", or for a form token; `NotFound` for a task
+    /// the state does not know. Errors never quote the token.
+    pub async fn view(&self, link_token: &str, now: DateTime<Utc>) -> Result<TaskPage> {
+        let (task, claims) = self.task_of(Purpose::Link, link_token, now).await?;
+        let form_token = match task.done_at {
+            Some(_) => None,
+            None => Some(Secret::new(token::sign(
+                &self.config.signing_key,
+                Purpose::Form,
+                &task.id,
+                &claims.token_id,
+                claims.expires,
+            )?)),
+        };
+        Ok(TaskPage {
+            ticket: self.ticket(&task),
+            person: task.person,
+            person_email: task.person_email,
+            app: task.app,
+            due: task.due,
+            done_at: task.done_at,
+            done_by: task.done_by,
+            expires: claims.expires,
+            form_token,
+        })
+    }
+
+    /// Marks a task done: the host's task page calls it for the `POST` of its form, with the
+    /// token from the request body ([`TaskPage::form_token`]).
+    ///
+    /// # Behavior
+    /// Call it only from a `POST` handler, with the token read from the body, never from a
+    /// URL: links are fetched by mail scanners. A link's token (the one in the URL) is
+    /// refused, so a handler that wrongly completes on `GET` fails instead of completing. The
+    /// form token is checked as [`view`](Self::view) checks a link's, then the task is marked
+    /// done by its owner atomically in the [`EmailState`]. A token is good once: after the
+    /// task is done, the same (or any other) token for it is refused.
+    ///
+    /// # Errors
+    /// `Unauthenticated` "invalid task token" (wrong key, tampered, malformed, or a token
+    /// this task never issued), "task token expired", or for a link's token; `NotFound` for a
+    /// task the state does not know; `Conflict` "task token already used" when this token
+    /// completed the task, "task already done" when another one did. Errors never quote the
+    /// token.
+    pub async fn complete(&self, form_token: &str, now: DateTime<Utc>) -> Result<Ticket> {
+        let (task, claims) = self.task_of(Purpose::Form, form_token, now).await?;
+        let id = task.id;
+        let done = |message: &str| {
+            Error::new(ErrorKind::Conflict, message)
                 .fatal()
                 .with_operation("email.complete")
-                .with_context("task", &id));
-            }
-            MarkDone::NotFound => {
-                return Err(Error::not_found("no such email task").with_context("task", &id));
-            }
+                .with_context("task", &id)
         };
-        tracing::info!(task = %id, "email delegation completed through its link");
-        Ok(self.ticket(&task))
+        match self
+            .state
+            .mark_done(&id, now, &task.owner, &claims.token_id)
+            .await?
+        {
+            MarkDone::Marked(task) => {
+                tracing::info!(task = %id, "email delegation completed through its page");
+                Ok(self.ticket(&task))
+            }
+            MarkDone::AlreadyDone => {
+                let by_this = self
+                    .state
+                    .get(&id)
+                    .await?
+                    .is_some_and(|t| t.done_token.as_deref() == Some(claims.token_id.as_str()));
+                Err(done(if by_this {
+                    "task token already used: the task is already done"
+                } else {
+                    "task already done (through another link)"
+                }))
+            }
+            MarkDone::NotFound => Err(Self::no_task(&id)),
+        }
+    }
+
+    fn no_task(id: &str) -> Error {
+        Error::not_found("no such email task").with_context("task", id)
+    }
+
+    /// The task a `purpose` token is good for, with the token's claims.
+    async fn task_of(
+        &self,
+        purpose: Purpose,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(EmailTask, token::Claims)> {
+        let claims = token::verify(&self.config.signing_key, purpose, token, now)?;
+        let task = self
+            .state
+            .get(&claims.task)
+            .await?
+            .ok_or_else(|| Self::no_task(&claims.task))?;
+        if !task.tokens.contains(&claims.token_id) {
+            return Err(Error::new(ErrorKind::Unauthenticated, "invalid task token")
+                .with_operation(purpose.operation())
+                .with_context("task", &task.id));
+        }
+        Ok((task, claims))
     }
 }
 
@@ -281,6 +443,8 @@ impl Delegate for EmailDelegate {
             escalated_at: None,
             done_at: None,
             done_by: None,
+            tokens: Vec::new(),
+            done_token: None,
         };
         let task = self.state.insert_if_absent(fresh).await?;
         if task.sent_at.is_none() {

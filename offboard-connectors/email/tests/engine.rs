@@ -1,5 +1,6 @@
 //! The engine drives offboard-email against the real SMTP sink: the run waits on the email
-//! task, the owner's link completes it, and the run finishes at the next poll.
+//! task, the owner opens the link and posts the page's form, and the run finishes at the next
+//! poll. The delegate keeps its tasks in the engine's store.
 //!
 //! This test runs on real time with a short poll interval, not on a paused tokio clock: a
 //! paused runtime auto-advances to its next timer whenever it waits on IO, so lettre's SMTP
@@ -13,7 +14,7 @@ use std::time::Duration;
 use common::{TASK_URL, sink, unique, wait_for_mails};
 use offboard_core::engine::TokioClock;
 use offboard_core::memory::MemoryStore;
-use offboard_core::{Engine, Initiator, Person, Policy, RunRequest, RunState, TaskState};
+use offboard_core::{Engine, Initiator, Person, Policy, RunRequest, RunState, Store, TaskState};
 use offboard_email::{EmailBuilder, SmtpSecurity};
 
 const POLICY: &str = "[apps.salesforce]\nmethod = \"delegate\"\nvia = \"email\"\n";
@@ -24,6 +25,8 @@ async fn a_run_waits_on_the_email_and_completes_through_the_link() {
     let sink = sink();
     let owner = unique("crm-owner");
     let clock = Arc::new(TokioClock::new());
+    // One store for the engine and the delegate's tasks.
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let email = Arc::new(
         EmailBuilder::new()
             .with_smtp(sink.host.clone(), sink.port, SmtpSecurity::Plain)
@@ -32,12 +35,13 @@ async fn a_run_waits_on_the_email_and_completes_through_the_link() {
             .with_signing_key("engine-test-signing-key-of-32-bytes")
             .with_app_owner("salesforce", &owner)
             .with_clock(clock.clone())
+            .with_store(store.clone())
             .with_config(offboard_email::ConfigKey::Timeout, "10")
             .build()
             .unwrap(),
     );
     let engine = Engine::builder()
-        .store(Arc::new(MemoryStore::new()))
+        .store(store.clone())
         .policy(Policy::from_toml(POLICY).unwrap())
         .delegate(email.clone())
         .clock(clock)
@@ -67,11 +71,25 @@ async fn a_run_waits_on_the_email_and_completes_through_the_link() {
     assert!(ticket.url.starts_with(TASK_URL) && !ticket.url.contains("token"));
 
     let mails = wait_for_mails(&sink, &owner, 1).await;
+    let page = email.view(&mails[0].token(), engine.now()).await.unwrap();
     let t_done = engine.now();
-    email.complete(&mails[0].token(), t_done).await.unwrap();
+    email
+        .complete(page.form_token().unwrap(), t_done)
+        .await
+        .unwrap();
     let run = engine.wait(id).await.unwrap();
     workers.shutdown().await;
     assert_eq!(run.state, RunState::Completed);
+    // The task lives in the engine's store, done.
+    let record = store
+        .get_record(
+            offboard_email::EMAIL_NAMESPACE,
+            &format!("task:{}", ticket.key),
+        )
+        .await
+        .unwrap()
+        .expect("the email task is in the engine's store");
+    assert_eq!(record.value["done_by"], serde_json::json!(owner));
     let picked_up = (run.tasks[0].finished_at.unwrap() - t_done)
         .to_std()
         .unwrap();

@@ -11,13 +11,27 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use common::{FakeClock, Sink, TASK_URL, mails_to, sink, unique, wait_for_mails};
+use offboard_core::Store as _;
 use offboard_core::engine::Clock;
 use offboard_core::{
-    AppId, Delegate, DelegationRequest, ErrorKind, Person, RunId, TaskId, TicketStatus,
+    AppId, Delegate, DelegationRequest, ErrorKind, Person, RunId, TaskId, Ticket, TicketStatus,
 };
-use offboard_email::{EmailBuilder, EmailDelegate, MemoryEmailState, SmtpSecurity};
+use offboard_email::{
+    EmailBuilder, EmailDelegate, EmailState, MemoryEmailState, SmtpSecurity, StoreEmailState,
+};
+use offboard_store::SqliteStore;
 
 fn delegate(sink: &Sink, clock: Arc<FakeClock>, owner: &str, escalate: &str) -> EmailDelegate {
+    delegate_on(sink, clock, owner, escalate, memory())
+}
+
+fn delegate_on(
+    sink: &Sink,
+    clock: Arc<FakeClock>,
+    owner: &str,
+    escalate: &str,
+    state: Arc<dyn EmailState>,
+) -> EmailDelegate {
     EmailBuilder::new()
         .with_smtp(sink.host.clone(), sink.port, SmtpSecurity::Plain)
         .with_from("offboard@example.test")
@@ -28,7 +42,7 @@ fn delegate(sink: &Sink, clock: Arc<FakeClock>, owner: &str, escalate: &str) -> 
         .with_escalate_to(escalate)
         .with_max_reminders(2)
         .with_token_ttl(Duration::from_secs(7 * 86_400))
-        .with_state(Arc::new(MemoryEmailState::new()))
+        .with_state(state)
         .with_clock(clock)
         .build()
         .expect("config is complete")
@@ -43,6 +57,29 @@ fn request(key: &str) -> DelegationRequest {
         Utc.with_ymd_and_hms(2026, 3, 6, 17, 0, 0).unwrap(),
         key,
     )
+}
+
+/// What the owner does: opens the link (the page, `view`) and posts its form (`complete`).
+async fn click_and_confirm(
+    d: &EmailDelegate,
+    link_token: &str,
+    now: chrono::DateTime<Utc>,
+) -> offboard_core::Result<Ticket> {
+    let page = d.view(link_token, now).await?;
+    let form = page.form_token().expect("an open task's page has a form");
+    d.complete(form, now).await
+}
+
+/// Email tasks in the SQLite database at `path`, opened anew (what a restarted process does).
+async fn sqlite_state(path: &std::path::Path) -> Arc<dyn EmailState> {
+    Arc::new(StoreEmailState::new(Arc::new(
+        SqliteStore::open(path).await.unwrap(),
+    )))
+}
+
+/// A state in memory, for delegates whose tests need no restart.
+fn memory() -> Arc<dyn EmailState> {
+    Arc::new(MemoryEmailState::new())
 }
 
 #[tokio::test]
@@ -80,7 +117,12 @@ async fn the_owner_gets_one_email_with_a_working_link() {
         d.status(&ticket).await.unwrap(),
         TicketStatus::Open { .. }
     ));
-    let done = d.complete(&m.token(), clock.now()).await.unwrap();
+    let page = d.view(&m.token(), clock.now()).await.unwrap();
+    assert_eq!(page.ticket, ticket);
+    assert_eq!(page.person_email, "ada@example.com");
+    assert_eq!(page.done_at, None);
+    let form = page.form_token().unwrap().to_string();
+    let done = d.complete(&form, clock.now()).await.unwrap();
     assert_eq!(done.key, ticket.key);
     match d.status(&ticket).await.unwrap() {
         TicketStatus::Done { ticket: t, by } => {
@@ -89,10 +131,225 @@ async fn the_owner_gets_one_email_with_a_working_link() {
         }
         other => panic!("{other:?}"),
     }
-    // Replayed.
-    let e = d.complete(&m.token(), clock.now()).await.unwrap_err();
+    // Replayed: a token is good once.
+    let e = d.complete(&form, clock.now()).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Conflict);
     assert!(e.to_string().contains("already used"), "{e}");
+    // The page of a done task shows it done, with no form.
+    let page = d.view(&m.token(), clock.now()).await.unwrap();
+    assert_eq!(page.done_by.as_deref(), Some(owner.as_str()));
+    assert!(page.form_token().is_none());
+}
+
+/// Guards the GET/POST split: fetching the link (a mail scanner's prefetch, any number of
+/// times) completes nothing, and the link's token is refused by `complete`, so a host that
+/// wrongly completes on GET with the URL's token fails instead. Before the split, `complete`
+/// took the link's token and marked the task done.
+#[tokio::test]
+async fn fetching_the_link_completes_nothing_and_its_token_cannot_complete() {
+    let sink = sink();
+    let clock = FakeClock::new();
+    let owner = unique("owner");
+    let d = delegate(&sink, clock.clone(), &owner, &unique("boss"));
+    let ticket = d.open(&request("run-7:task-1")).await.unwrap();
+    let link_token = wait_for_mails(&sink, &owner, 1).await[0].token();
+    for _ in 0..3 {
+        let page = d.view(&link_token, clock.now()).await.unwrap();
+        assert!(page.form_token().is_some());
+    }
+    assert!(matches!(
+        d.status(&ticket).await.unwrap(),
+        TicketStatus::Open { .. }
+    ));
+    let e = d.complete(&link_token, clock.now()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unauthenticated, "{e}");
+    assert!(e.to_string().contains("only opens the task page"), "{e}");
+    assert!(matches!(
+        d.status(&ticket).await.unwrap(),
+        TicketStatus::Open { .. }
+    ));
+    // A form token does not open the page either.
+    let form = d
+        .view(&link_token, clock.now())
+        .await
+        .unwrap()
+        .form_token()
+        .unwrap()
+        .to_string();
+    let e = d.view(&form, clock.now()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unauthenticated, "{e}");
+    // Neither the page's Debug nor the errors show a token.
+    let page = d.view(&link_token, clock.now()).await.unwrap();
+    let shown = format!("{page:?} {e} {e:?}");
+    assert!(
+        !shown.contains(&form) && !shown.contains(&link_token),
+        "{shown}"
+    );
+    assert!(shown.contains("<redacted>"), "{shown}");
+}
+
+/// What a restart did: the subjects of the mails to the owner, the tickets of both opens,
+/// the rebuilt delegate's answer to the link mailed before the restart, and that link's
+/// token.
+struct Restarted {
+    subjects: Vec<String>,
+    before: Ticket,
+    after: Ticket,
+    completed: offboard_core::Result<Ticket>,
+    rebuilt: EmailDelegate,
+    owner: String,
+    link_token: String,
+    clock: Arc<FakeClock>,
+}
+
+/// A delegate opens a task and mails the owner; it is dropped and built again (a restart) on
+/// the state `state()` gives; the same request is opened again. Then, as a marker, three days
+/// on the rebuilt delegate's status of its ticket sends reminder 1: once it arrived, every
+/// email the second open sent has arrived before it (sends are awaited), so the subjects are
+/// counted without sleeping. Last, the owner uses the first email's link on the rebuilt
+/// delegate.
+async fn open_restart_open(
+    key: &str,
+    mut state: impl AsyncFnMut() -> Arc<dyn EmailState>,
+) -> Restarted {
+    let sink = sink();
+    let clock = FakeClock::new();
+    let owner = unique("owner");
+    let req = request(key);
+    let first = delegate_on(&sink, clock.clone(), &owner, &unique("boss"), state().await);
+    let before = first.open(&req).await.unwrap();
+    let link_token = wait_for_mails(&sink, &owner, 1).await[0].token();
+    drop(first);
+
+    clock.advance(chrono::Duration::hours(1));
+    let rebuilt = delegate_on(&sink, clock.clone(), &owner, &unique("boss"), state().await);
+    let after = rebuilt.open(&req).await.unwrap();
+    clock.advance(chrono::Duration::days(3));
+    assert!(matches!(
+        rebuilt.status(&after).await.unwrap(),
+        TicketStatus::Open { .. }
+    ));
+    let subject = |m: &common::Mail| m.header("subject").unwrap_or_default().to_string();
+    let mut subjects = Vec::new();
+    for _ in 0..100 {
+        subjects = mails_to(&sink, &owner).iter().map(subject).collect();
+        if subjects.iter().any(|s| s.starts_with("Reminder 1")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let completed = click_and_confirm(&rebuilt, &link_token, clock.now()).await;
+    Restarted {
+        subjects,
+        before,
+        after,
+        completed,
+        rebuilt,
+        owner,
+        link_token,
+        clock,
+    }
+}
+
+/// Guards durable task state: a delegate rebuilt on the same store (SQLite file, reopened)
+/// sends nothing on the repeated open, accepts the link mailed before the restart, and a
+/// completed link stays used across a second restart. With the in-memory state this was
+/// before (see the next test) the owner was mailed again and the link was unknown.
+#[tokio::test]
+async fn a_restart_on_the_same_store_sends_nothing_again_and_the_link_still_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("offboard.db");
+    // A new store on the file each time: what a restarted process opens.
+    let mut reopen = async || sqlite_state(&path).await;
+    let r = open_restart_open("run-9:task-1", &mut reopen).await;
+    assert_eq!(
+        r.subjects,
+        [
+            "Action needed: remove Ada Lovelace's access to salesforce",
+            "Reminder 1: remove Ada Lovelace's access to salesforce",
+        ],
+        "the repeated open after the restart sent nothing"
+    );
+    assert_eq!(r.after, r.before, "the same task");
+    let done = r
+        .completed
+        .expect("the link mailed before the restart completes the task");
+    assert_eq!(done.key, r.before.key);
+    match r.rebuilt.status(&r.before).await.unwrap() {
+        TicketStatus::Done { ticket, by } => {
+            assert_eq!(ticket.key, r.before.key);
+            assert_eq!(by.as_deref(), Some(r.owner.as_str()));
+        }
+        other => panic!("{other:?}"),
+    }
+    // A second restart: the completion is durable and the link is used.
+    let sink = sink();
+    let again = delegate_on(
+        &sink,
+        r.clock.clone(),
+        &r.owner,
+        &unique("boss"),
+        reopen().await,
+    );
+    assert!(matches!(
+        again.status(&r.before).await.unwrap(),
+        TicketStatus::Done { .. }
+    ));
+    let page = again.view(&r.link_token, r.clock.now()).await.unwrap();
+    assert!(page.done_at.is_some() && page.form_token().is_none());
+    // The form token minted before the completion is refused: used once.
+    let stored = reopen().await.get(&r.before.key).await.unwrap().unwrap();
+    assert_eq!(
+        stored.tokens.len(),
+        2,
+        "the first email's and the reminder's"
+    );
+    assert_eq!(
+        stored.done_token.as_deref(),
+        Some(stored.tokens[0].as_str())
+    );
+    drop(again);
+}
+
+/// Guards single use across a restart: the form token that completed a task, posted again to
+/// a delegate rebuilt on the same store, is refused as already used.
+#[tokio::test]
+async fn a_used_token_is_refused_after_a_restart() {
+    let sink = sink();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("offboard.db");
+    let clock = FakeClock::new();
+    let owner = unique("owner");
+    let state = async || sqlite_state(&path).await;
+    let d = delegate_on(&sink, clock.clone(), &owner, &unique("boss"), state().await);
+    d.open(&request("run-9:task-3")).await.unwrap();
+    let link_token = wait_for_mails(&sink, &owner, 1).await[0].token();
+    let page = d.view(&link_token, clock.now()).await.unwrap();
+    let form = page.form_token().unwrap().to_string();
+    d.complete(&form, clock.now()).await.unwrap();
+    drop(d);
+    let d = delegate_on(&sink, clock.clone(), &owner, &unique("boss"), state().await);
+    let e = d.complete(&form, clock.now()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    assert!(e.to_string().contains("already used"), "{e}");
+}
+
+/// What `StoreEmailState` prevents: the in-memory state (tests and demos) loses its tasks on
+/// restart, so the owner is mailed again and the first link is unknown.
+#[tokio::test]
+async fn in_memory_state_a_restart_mails_the_owner_again_and_forgets_the_link() {
+    let r = open_restart_open("run-9:task-2", async || memory()).await;
+    assert_eq!(r.subjects.len(), 3, "{:?}", r.subjects);
+    assert!(
+        r.subjects[1].starts_with("Action needed"),
+        "{:?}",
+        r.subjects
+    );
+    assert_ne!(r.after.key, r.before.key, "a second task");
+    let e = r.completed.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    let e = r.rebuilt.status(&r.before).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
 }
 
 #[tokio::test]
@@ -116,6 +373,7 @@ async fn wrong_and_expired_tokens_are_refused() {
         .with_signing_key("another-signing-key-987654-of-32-bytes")
         .with_owner(&owner)
         .with_clock(clock.clone())
+        .with_state(memory())
         .build()
         .unwrap();
     for (who, bad) in [
@@ -123,15 +381,25 @@ async fn wrong_and_expired_tokens_are_refused() {
         (&d, "not-a-token"),
         (&other, token.as_str()),
     ] {
-        let e = who.complete(bad, clock.now()).await.unwrap_err();
+        let e = who.view(bad, clock.now()).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Unauthenticated, "{bad}");
         assert!(e.to_string().contains("invalid task token"), "{e}");
+        let e = who.complete(bad, clock.now()).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unauthenticated, "{bad}");
     }
-    // Expired (the link lives 7 days here).
-    let e = d
-        .complete(&token, clock.now() + chrono::Duration::days(8))
+    // Expired (the link lives 7 days here): the page, and a form shown before expiry.
+    let form = d
+        .view(&token, clock.now())
         .await
-        .unwrap_err();
+        .unwrap()
+        .form_token()
+        .unwrap()
+        .to_string();
+    let late = clock.now() + chrono::Duration::days(8);
+    let e = d.view(&token, late).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unauthenticated);
+    assert!(e.to_string().contains("expired"), "{e}");
+    let e = d.complete(&form, late).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unauthenticated);
     assert!(e.to_string().contains("expired"), "{e}");
     assert!(matches!(
@@ -141,6 +409,58 @@ async fn wrong_and_expired_tokens_are_refused() {
     // The secrets never show.
     let shown = format!("{d:?} {e} {e:?}");
     assert!(!shown.contains("test-signing-key"), "{shown}");
+}
+
+/// Guards token ids: a correctly signed token whose id the task's record does not list (here
+/// taken out of the stored record) opens and completes nothing.
+#[tokio::test]
+async fn a_token_the_record_does_not_list_is_refused() {
+    let sink = sink();
+    let clock = FakeClock::new();
+    let owner = unique("owner");
+    let store = Arc::new(offboard_core::MemoryStore::new());
+    let d = delegate_on(
+        &sink,
+        clock.clone(),
+        &owner,
+        &unique("boss"),
+        Arc::new(StoreEmailState::new(store.clone())),
+    );
+    let ticket = d.open(&request("run-8:task-1")).await.unwrap();
+    let token = wait_for_mails(&sink, &owner, 1).await[0].token();
+    let form = d
+        .view(&token, clock.now())
+        .await
+        .unwrap()
+        .form_token()
+        .unwrap()
+        .to_string();
+    let key = format!("task:{}", ticket.key);
+    let record = store
+        .get_record(offboard_email::EMAIL_NAMESPACE, &key)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut value = record.value.clone();
+    value["tokens"] = serde_json::json!([]);
+    store
+        .swap_record(
+            offboard_email::EMAIL_NAMESPACE,
+            &key,
+            record.version,
+            &value,
+        )
+        .await
+        .unwrap();
+    let e = d.view(&token, clock.now()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unauthenticated, "{e}");
+    assert!(e.to_string().contains("invalid task token"), "{e}");
+    let e = d.complete(&form, clock.now()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unauthenticated, "{e}");
+    assert!(matches!(
+        d.status(&ticket).await.unwrap(),
+        TicketStatus::Open { .. }
+    ));
 }
 
 #[tokio::test]
@@ -195,7 +515,7 @@ async fn reminders_every_three_days_then_one_escalation() {
 
     // The newest reminder's link works (its token is fresh).
     let token = mails[2].token();
-    d.complete(&token, clock.now()).await.unwrap();
+    click_and_confirm(&d, &token, clock.now()).await.unwrap();
     assert!(matches!(
         d.status(&ticket).await.unwrap(),
         TicketStatus::Done { .. }
@@ -211,6 +531,7 @@ async fn an_app_without_an_owner_is_a_config_error() {
         .with_task_url(TASK_URL)
         .with_signing_key("test-signing-key-0123456789-32-bytes")
         .with_app_owner("workday", unique("owner"))
+        .with_state(memory())
         .build()
         .unwrap();
     let e = d.open(&request("run-4:task-1")).await.unwrap_err();
@@ -231,6 +552,7 @@ async fn an_unreachable_relay_is_retryable() {
         .with_signing_key("test-signing-key-0123456789-32-bytes")
         .with_owner(unique("owner"))
         .with_config(offboard_email::ConfigKey::Timeout, "2")
+        .with_state(memory())
         .build()
         .unwrap();
     let e = d.open(&request("run-5:task-1")).await.unwrap_err();
@@ -264,6 +586,7 @@ fn tls_delegate(
         .with_task_url(TASK_URL)
         .with_signing_key("test-signing-key-0123456789-32-bytes")
         .with_owner(owner)
+        .with_state(memory())
         .with_config(offboard_email::ConfigKey::Timeout, "10");
     if ca {
         b = b.with_config(offboard_email::ConfigKey::RootCa, ca_file());

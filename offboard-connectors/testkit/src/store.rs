@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use offboard_core::connector::Snapshot;
 use offboard_core::store::{
-    AuditQuery, ClaimRequest, Commit, Lease, LeaseConflict, RunQuery, RunSummary,
+    AuditQuery, ClaimRequest, Commit, Lease, LeaseConflict, Record, RecordSwap, RunQuery,
+    RunSummary,
 };
 use offboard_core::{
     Account, AccountRef, AuditEvent, Cursor, PersonId, Result, Run, RunId, Store, TaskId,
@@ -217,5 +218,34 @@ impl<S: Store> Store for CountingStore<S> {
     }
     async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditEvent>> {
         self.timed("audit", self.inner.audit(query)).await
+    }
+    async fn get_record(&self, namespace: &str, key: &str) -> Result<Option<Record>> {
+        self.timed("get_record", self.inner.get_record(namespace, key))
+            .await
+    }
+    async fn insert_record(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &serde_json::Value,
+    ) -> Result<(Record, bool)> {
+        self.timed(
+            "insert_record",
+            self.inner.insert_record(namespace, key, value),
+        )
+        .await
+    }
+    async fn swap_record(
+        &self,
+        namespace: &str,
+        key: &str,
+        version: u64,
+        value: &serde_json::Value,
+    ) -> Result<RecordSwap> {
+        self.timed(
+            "swap_record",
+            self.inner.swap_record(namespace, key, version, value),
+        )
+        .await
     }
 }

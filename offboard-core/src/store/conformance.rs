@@ -35,7 +35,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::{AuditQuery, ClaimRequest, Commit, Lease, LeaseConflict, RunQuery, Store};
+use super::{
+    AuditQuery, ClaimRequest, Commit, Lease, LeaseConflict, MAX_RECORD_KEY, MAX_RECORD_VALUE,
+    Record, RecordSwap, RunQuery, Store,
+};
 use crate::action::{Action, ActionName};
 use crate::audit::{self, AuditEvent, AuditKind};
 use crate::connector::Snapshot;
@@ -77,6 +80,10 @@ pub async fn run_all(store: &dyn Store) {
     commit_stores_snapshots(store).await;
     inventory_upsert(store).await;
     cursors_round_trip(store).await;
+    records_insert_if_absent(store).await;
+    records_compare_and_swap(store).await;
+    records_concurrent_writers(store).await;
+    records_refuse_bad_keys(store).await;
     audit_sealed_in_order(store).await;
     audit_query_filters(store).await;
     list_runs_filters(store).await;
@@ -1472,6 +1479,346 @@ pub async fn cursors_round_trip(store: &dyn Store) {
         "the cursor after overwrite",
         &Some(second),
         &ok(RULE, "cursor", store.cursor(&source).await),
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Delegates' records
+// ---------------------------------------------------------------------------------------------
+
+/// A fresh namespace for one rule's records (so the rules may run again on one database).
+fn record_namespace(rule: &str) -> String {
+    format!("conformance-{rule}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A value exercising JSON's kinds (nesting, unicode, quotes, big integers, null, a NUL escape).
+fn record_value(n: u64) -> serde_json::Value {
+    serde_json::json!({
+        "n": n,
+        "big": u64::MAX,
+        "float": 1.5,
+        "text": "ünïcode \"quoted\" \\ back\u{0}slash",
+        "list": [1, "two", null, {"b": [true, false], "a": {}}],
+        "none": null,
+    })
+}
+
+/// An unknown record reads as none; the first insert stores the value at version 1 and says
+/// so; a second insert under the key changes nothing and returns the first record; the record
+/// reads back exactly; the same key in another namespace is another record.
+pub async fn records_insert_if_absent(store: &dyn Store) {
+    const RULE: &str = "records_insert_if_absent";
+    let ns = record_namespace(RULE);
+    let other_ns = record_namespace(RULE);
+    check_eq(
+        RULE,
+        "an unknown record",
+        &None,
+        &ok(RULE, "get_record", store.get_record(&ns, "task:1").await),
+    );
+    let first = Record {
+        namespace: ns.clone(),
+        key: "task:1".into(),
+        value: record_value(1),
+        version: 1,
+    };
+    check_eq(
+        RULE,
+        "the first insert's answer",
+        &(first.clone(), true),
+        &ok(
+            RULE,
+            "insert_record",
+            store.insert_record(&ns, "task:1", &record_value(1)).await,
+        ),
+    );
+    check_eq(
+        RULE,
+        "a second insert under the key (the first record, not stored again)",
+        &(first.clone(), false),
+        &ok(
+            RULE,
+            "insert_record",
+            store.insert_record(&ns, "task:1", &record_value(2)).await,
+        ),
+    );
+    check_eq(
+        RULE,
+        "the record read back",
+        &Some(first.clone()),
+        &ok(RULE, "get_record", store.get_record(&ns, "task:1").await),
+    );
+    check_eq(
+        RULE,
+        "the key in another namespace before an insert there",
+        &None,
+        &ok(
+            RULE,
+            "get_record",
+            store.get_record(&other_ns, "task:1").await,
+        ),
+    );
+    let (other, stored) = ok(
+        RULE,
+        "insert_record",
+        store
+            .insert_record(&other_ns, "task:1", &record_value(3))
+            .await,
+    );
+    check(
+        RULE,
+        stored && other.value == record_value(3) && other.version == 1,
+        "an insert under the same key in another namespace was not stored as a new record",
+    );
+    check_eq(
+        RULE,
+        "the first namespace's record after the other's insert",
+        &Some(first),
+        &ok(RULE, "get_record", store.get_record(&ns, "task:1").await),
+    );
+}
+
+/// A swap at the stored version replaces the value and bumps the version; a swap at an older
+/// version, or of a record that does not exist, changes nothing and reports the record as
+/// stored (none for a missing one, which the swap does not create).
+pub async fn records_compare_and_swap(store: &dyn Store) {
+    const RULE: &str = "records_compare_and_swap";
+    let ns = record_namespace(RULE);
+    ok(
+        RULE,
+        "insert_record",
+        store.insert_record(&ns, "k", &record_value(1)).await,
+    );
+    let second = Record {
+        namespace: ns.clone(),
+        key: "k".into(),
+        value: record_value(2),
+        version: 2,
+    };
+    check_eq(
+        RULE,
+        "a swap at the stored version",
+        &RecordSwap::Swapped(second.clone()),
+        &ok(
+            RULE,
+            "swap_record",
+            store.swap_record(&ns, "k", 1, &record_value(2)).await,
+        ),
+    );
+    check_eq(
+        RULE,
+        "a swap at a version that moved",
+        &RecordSwap::Conflict(Some(second.clone())),
+        &ok(
+            RULE,
+            "swap_record",
+            store.swap_record(&ns, "k", 1, &record_value(9)).await,
+        ),
+    );
+    check_eq(
+        RULE,
+        "a swap at a version not reached yet",
+        &RecordSwap::Conflict(Some(second.clone())),
+        &ok(
+            RULE,
+            "swap_record",
+            store.swap_record(&ns, "k", 3, &record_value(9)).await,
+        ),
+    );
+    check_eq(
+        RULE,
+        "the record after the refused swaps",
+        &Some(second),
+        &ok(RULE, "get_record", store.get_record(&ns, "k").await),
+    );
+    check_eq(
+        RULE,
+        "a swap of a record that does not exist",
+        &RecordSwap::Conflict(None),
+        &ok(
+            RULE,
+            "swap_record",
+            store.swap_record(&ns, "missing", 1, &record_value(1)).await,
+        ),
+    );
+    check_eq(
+        RULE,
+        "the missing record after the swap",
+        &None,
+        &ok(RULE, "get_record", store.get_record(&ns, "missing").await),
+    );
+    let third = ok(
+        RULE,
+        "swap_record",
+        store
+            .swap_record(&ns, "k", 2, &serde_json::json!("plain"))
+            .await,
+    );
+    check_eq(
+        RULE,
+        "a second swap (any JSON value)",
+        &RecordSwap::Swapped(Record {
+            namespace: ns.clone(),
+            key: "k".into(),
+            value: serde_json::json!("plain"),
+            version: 3,
+        }),
+        &third,
+    );
+}
+
+/// Of concurrent inserts under one key exactly one stores its value and all get that record;
+/// of concurrent swaps at one version exactly one succeeds and its value is stored.
+pub async fn records_concurrent_writers(store: &dyn Store) {
+    const RULE: &str = "records_concurrent_writers";
+    let ns = record_namespace(RULE);
+    let values: Vec<serde_json::Value> = (0..16).map(record_value).collect();
+    let inserted =
+        futures::future::join_all(values.iter().map(|v| store.insert_record(&ns, "k", v))).await;
+    let inserted: Vec<(Record, bool)> = inserted
+        .into_iter()
+        .map(|r| ok(RULE, "a concurrent insert_record", r))
+        .collect();
+    let winners: Vec<&Record> = inserted
+        .iter()
+        .filter(|(_, s)| *s)
+        .map(|(r, _)| r)
+        .collect();
+    check_eq(RULE, "concurrent inserts that stored", &1, &winners.len());
+    let winner = winners[0].clone();
+    for (record, _) in &inserted {
+        check_eq(RULE, "a concurrent insert's record", &winner, record);
+    }
+    let swapped =
+        futures::future::join_all(values.iter().map(|v| store.swap_record(&ns, "k", 1, v))).await;
+    let mut won = Vec::new();
+    for (result, value) in swapped.into_iter().zip(&values) {
+        match ok(RULE, "a concurrent swap_record", result) {
+            RecordSwap::Swapped(r) => {
+                check_eq(RULE, "the swapped record's value", value, &r.value);
+                check_eq(RULE, "the swapped record's version", &2, &r.version);
+                won.push(r);
+            }
+            RecordSwap::Conflict(current) => check(
+                RULE,
+                current.is_some_and(|c| c.version >= 2),
+                "a refused concurrent swap did not report the record at its new version",
+            ),
+        }
+    }
+    check_eq(
+        RULE,
+        "concurrent swaps at one version that won",
+        &1,
+        &won.len(),
+    );
+    check_eq(
+        RULE,
+        "the record after the concurrent swaps",
+        &Some(won[0].clone()),
+        &ok(RULE, "get_record", store.get_record(&ns, "k").await),
+    );
+}
+
+/// An empty namespace or key, one longer than [`MAX_RECORD_KEY`] bytes, or one with a NUL
+/// character is refused as `InvalidInput` by every record method, and so is a value longer
+/// than [`MAX_RECORD_VALUE`] bytes of JSON by the writes; nothing is stored or changed. Keys
+/// and values at the limits are stored.
+pub async fn records_refuse_bad_keys(store: &dyn Store) {
+    const RULE: &str = "records_refuse_bad_keys";
+    let ns = record_namespace(RULE);
+    let value = record_value(1);
+    let long = "k".repeat(MAX_RECORD_KEY + 1);
+    let long_ns = format!("{ns}{}", "n".repeat(MAX_RECORD_KEY));
+    for (namespace, key) in [
+        ("", "k"),
+        (ns.as_str(), ""),
+        ("nul\u{0}ns", "k"),
+        (ns.as_str(), "nul\u{0}key"),
+        (ns.as_str(), long.as_str()),
+        (long_ns.as_str(), "k"),
+    ] {
+        let what = format!("({} bytes, {} bytes)", namespace.len(), key.len());
+        for (method, kind) in [
+            (
+                "get_record",
+                store.get_record(namespace, key).await.map(drop),
+            ),
+            (
+                "insert_record",
+                store.insert_record(namespace, key, &value).await.map(drop),
+            ),
+            (
+                "swap_record",
+                store.swap_record(namespace, key, 1, &value).await.map(drop),
+            ),
+        ]
+        .map(|(m, r)| (m, r.map_err(|e| e.kind())))
+        {
+            check_eq(
+                RULE,
+                &format!("{method} of {what}"),
+                &Err(ErrorKind::InvalidInput),
+                &kind,
+            );
+        }
+    }
+    check_eq(
+        RULE,
+        "a good key of the namespace after the refusals",
+        &None,
+        &ok(RULE, "get_record", store.get_record(&ns, "k").await),
+    );
+
+    // Values: the JSON text of a string of n characters is n + 2 bytes.
+    let fits = serde_json::Value::String("v".repeat(MAX_RECORD_VALUE - 2));
+    let too_big = serde_json::Value::String("v".repeat(MAX_RECORD_VALUE - 1));
+    check_eq(
+        RULE,
+        "an insert of a value over the limit",
+        &Err(ErrorKind::InvalidInput),
+        &store
+            .insert_record(&ns, "big", &too_big)
+            .await
+            .map(drop)
+            .map_err(|e| e.kind()),
+    );
+    check_eq(
+        RULE,
+        "the record after a refused insert",
+        &None,
+        &ok(RULE, "get_record", store.get_record(&ns, "big").await),
+    );
+    let key_at_limit = "k".repeat(MAX_RECORD_KEY);
+    let (stored, _) = ok(
+        RULE,
+        "insert_record at the limits",
+        store.insert_record(&ns, &key_at_limit, &fits).await,
+    );
+    check(
+        RULE,
+        stored.value == fits && stored.key == key_at_limit,
+        "a key and a value at the limits did not round-trip",
+    );
+    check_eq(
+        RULE,
+        "a swap to a value over the limit",
+        &Err(ErrorKind::InvalidInput),
+        &store
+            .swap_record(&ns, &key_at_limit, 1, &too_big)
+            .await
+            .map(drop)
+            .map_err(|e| e.kind()),
+    );
+    check_eq(
+        RULE,
+        "the record after a refused swap",
+        &Some(stored),
+        &ok(
+            RULE,
+            "get_record",
+            store.get_record(&ns, &key_at_limit).await,
+        ),
     );
 }
 

@@ -258,6 +258,81 @@ impl AuditQuery {
     }
 }
 
+/// A delegate's durable record (see [`Store::get_record`]): a JSON value kept under a namespace
+/// (the delegate, e.g. `"email"`) and a key, with a version that goes up by one at each
+/// change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// Whose record it is (e.g. `"email"`).
+    pub namespace: String,
+    /// Its key within the namespace.
+    pub key: String,
+    /// What it holds.
+    pub value: serde_json::Value,
+    /// 1 when inserted; one more at each [`Store::swap_record`].
+    pub version: u64,
+}
+
+/// The outcome of [`Store::swap_record`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecordSwap {
+    /// Stored: the record at its new version.
+    Swapped(Record),
+    /// Refused, nothing changed: the stored version was not the expected one. Carries the
+    /// record as read after the refusal (`None`: there is no such record), so a
+    /// read-modify-swap loop goes on from it without another read; it may have moved again
+    /// since.
+    Conflict(Option<Record>),
+}
+
+/// The longest record namespace, and the longest record key, in bytes (UTF-8).
+pub const MAX_RECORD_KEY: usize = 512;
+
+/// The largest record value, in bytes of its compact JSON text (1 MiB).
+pub const MAX_RECORD_VALUE: usize = 1 << 20;
+
+/// Checks a record's namespace and key (see [`Store::get_record`]): neither empty, neither
+/// longer than [`MAX_RECORD_KEY`] bytes, neither with a NUL character (which PostgreSQL text
+/// cannot hold).
+///
+/// # Errors
+/// `InvalidInput` naming which is wrong (never quoting it: a key may name a person's task).
+pub fn check_record_key(namespace: &str, key: &str) -> Result<()> {
+    for (what, s) in [("namespace", namespace), ("key", key)] {
+        if s.is_empty() {
+            return Err(Error::invalid_input(format!("a record's {what} is empty")));
+        }
+        if s.len() > MAX_RECORD_KEY {
+            return Err(Error::invalid_input(format!(
+                "a record's {what} is longer than {MAX_RECORD_KEY} bytes"
+            ))
+            .with_context("bytes", s.len().to_string()));
+        }
+        if s.contains('\0') {
+            return Err(Error::invalid_input(format!(
+                "a record's {what} contains a NUL character"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A record's value as the compact JSON text stores keep, checked against
+/// [`MAX_RECORD_VALUE`].
+///
+/// # Errors
+/// `InvalidInput` for a value whose JSON is longer than [`MAX_RECORD_VALUE`] bytes.
+pub fn record_value_json(value: &serde_json::Value) -> Result<String> {
+    let text = value.to_string();
+    if text.len() > MAX_RECORD_VALUE {
+        return Err(Error::invalid_input(format!(
+            "a record's value is longer than {MAX_RECORD_VALUE} bytes of JSON"
+        ))
+        .with_context("bytes", text.len().to_string()));
+    }
+    Ok(text)
+}
+
 /// Persists everything the engine needs to survive a crash.
 ///
 /// Implementations: the in-memory [`crate::memory::MemoryStore`]; SQLite and PostgreSQL in
@@ -387,6 +462,67 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Reads audit events in sequence order.
     async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditEvent>>;
+
+    /// A delegate's durable record, as last stored (`None`: there is none).
+    ///
+    /// # Behavior
+    /// Records are delegates' own state (an email task, say), kept in the engine's store so
+    /// that it survives a restart. The API is three calls:
+    /// - [`get_record`](Store::get_record) reads the record as last stored;
+    /// - [`insert_record`](Store::insert_record) creates it at version 1 unless it exists
+    ///   (insert-if-absent: the way to claim a key once, e.g. one task per idempotency key);
+    /// - [`swap_record`](Store::swap_record) replaces its value if its version is still the
+    ///   one the caller read (compare-and-swap), bumping the version by one. An update is a
+    ///   loop: read, change, swap at the version read; on [`RecordSwap::Conflict`] apply the
+    ///   change again to the record the conflict carries.
+    ///
+    /// Keys: each record is keyed by (`namespace`, `key`), both non-empty UTF-8 strings of at
+    /// most [`MAX_RECORD_KEY`] bytes without NUL characters. The namespace says whose records
+    /// they are (a delegate's name: `"email"`); the key is the delegate's to structure
+    /// (`"task:<id>"`); keys of different namespaces never meet. Values are any JSON of at
+    /// most [`MAX_RECORD_VALUE`] bytes (compact text), and round-trip exactly. Records are
+    /// never deleted (nothing here removes one; a delegate marks its records finished).
+    ///
+    /// # Errors
+    /// `InvalidInput` for an empty namespace or key, one longer than [`MAX_RECORD_KEY`]
+    /// bytes, or one with a NUL character ([`check_record_key`]).
+    async fn get_record(&self, namespace: &str, key: &str) -> Result<Option<Record>>;
+
+    /// Stores a record at version 1 unless one exists under (`namespace`, `key`); returns the
+    /// stored record and whether this call stored it.
+    ///
+    /// # Behavior
+    /// Atomic: of concurrent inserts under one key, exactly one stores its value and every
+    /// caller gets that record back (`true` for the one that stored it). An existing record is
+    /// never changed.
+    ///
+    /// # Errors
+    /// As [`Store::get_record`], and `InvalidInput` for a value longer than
+    /// [`MAX_RECORD_VALUE`] bytes of JSON ([`record_value_json`]); nothing is stored then.
+    async fn insert_record(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &serde_json::Value,
+    ) -> Result<(Record, bool)>;
+
+    /// Replaces a record's value if its stored version is still `version` (compare-and-swap).
+    ///
+    /// # Behavior
+    /// Atomic: when the stored version equals `version`, the value becomes `value` and the
+    /// version `version + 1` ([`RecordSwap::Swapped`]); otherwise, or when there is no such
+    /// record, nothing changes ([`RecordSwap::Conflict`], with the record as read then). Of
+    /// concurrent swaps at one version, exactly one succeeds. A swap never creates a record.
+    ///
+    /// # Errors
+    /// As [`Store::insert_record`]; nothing is changed then.
+    async fn swap_record(
+        &self,
+        namespace: &str,
+        key: &str,
+        version: u64,
+        value: &serde_json::Value,
+    ) -> Result<RecordSwap>;
 }
 
 #[deny(clippy::missing_trait_methods)]
@@ -447,5 +583,25 @@ impl<S: Store + ?Sized> Store for Arc<S> {
     }
     async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditEvent>> {
         (**self).audit(query).await
+    }
+    async fn get_record(&self, namespace: &str, key: &str) -> Result<Option<Record>> {
+        (**self).get_record(namespace, key).await
+    }
+    async fn insert_record(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &serde_json::Value,
+    ) -> Result<(Record, bool)> {
+        (**self).insert_record(namespace, key, value).await
+    }
+    async fn swap_record(
+        &self,
+        namespace: &str,
+        key: &str,
+        version: u64,
+        value: &serde_json::Value,
+    ) -> Result<RecordSwap> {
+        (**self).swap_record(namespace, key, version, value).await
     }
 }

@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use offboard_core::connector::Snapshot;
 use offboard_core::store::{
-    AuditQuery, ClaimRequest, Commit, Lease, LeaseConflict, RunQuery, RunSummary,
+    AuditQuery, ClaimRequest, Commit, Lease, LeaseConflict, Record, RecordSwap, RunQuery,
+    RunSummary, check_record_key, record_value_json,
 };
 use offboard_core::{
     Account, AccountRef, AuditEvent, AuditSink, Cursor, Error, PersonId, Result, Run, RunId, Store,
@@ -34,7 +35,7 @@ use group::{Batch, GroupCommit, PointReads, WriterConn};
 pub const SQLITE_MIGRATIONS_TABLE: &str = "offboard_schema_migrations";
 
 /// The newest schema version this code knows.
-pub const SQLITE_SCHEMA_VERSION: i64 = 3;
+pub const SQLITE_SCHEMA_VERSION: i64 = 4;
 
 /// How many audit rows a verification reads at once.
 const PAGE: i64 = 1000;
@@ -44,6 +45,7 @@ fn migrator() -> Migrator {
         (1, "init", q::MIGRATION_0001),
         (2, "open_runs", q::MIGRATION_0002),
         (3, "one_open_run", q::MIGRATION_0003),
+        (4, "records", q::MIGRATION_0004),
     ]);
     m.dangerous_set_table_name(SQLITE_MIGRATIONS_TABLE);
     m
@@ -63,6 +65,8 @@ fn migrator() -> Migrator {
 ///   (its JSON plus `due_at` and the lease columns), so a commit writes only the tasks it
 ///   changed.
 /// - Claims are one `UPDATE … RETURNING` statement.
+/// - Delegates' records (`offboard_records`): an insert-if-absent or a compare-and-swap and
+///   the read of the record it leaves run in one transaction.
 /// - Times are stored as fixed-width RFC 3339 text (nanoseconds), so they round-trip exactly.
 /// - Opening refuses, untouched, a file that is not an offboard database (another
 ///   application's SQLite file, or not SQLite at all) and a database whose schema is newer
@@ -1000,6 +1004,99 @@ impl Store for SqliteStore {
             })
             .collect()
     }
+    async fn get_record(&self, namespace: &str, key: &str) -> Result<Option<Record>> {
+        check_record_key(namespace, key)?;
+        let row = sqlx::query(q::RECORD_GET)
+            .bind(namespace)
+            .bind(key)
+            .fetch_optional(&mut *self.writer.reader().await?)
+            .await
+            .map_err(db("sqlite.get_record"))?;
+        row.map(|row| record_of(namespace, key, &row)).transpose()
+    }
+
+    async fn insert_record(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &serde_json::Value,
+    ) -> Result<(Record, bool)> {
+        check_record_key(namespace, key)?;
+        let body = record_value_json(value)?;
+        let (stored, record) = self
+            .write_record("sqlite.insert_record", namespace, key, None, body)
+            .await?;
+        let record =
+            record.ok_or_else(|| Error::storage("an inserted record does not read back"))?;
+        Ok((record, stored))
+    }
+
+    async fn swap_record(
+        &self,
+        namespace: &str,
+        key: &str,
+        version: u64,
+        value: &serde_json::Value,
+    ) -> Result<RecordSwap> {
+        check_record_key(namespace, key)?;
+        let body = record_value_json(value)?;
+        let version = Some(codec::record_version(version));
+        let (swapped, current) = self
+            .write_record("sqlite.swap_record", namespace, key, version, body)
+            .await?;
+        Ok(match current {
+            Some(record) if swapped => RecordSwap::Swapped(record),
+            current => RecordSwap::Conflict(current),
+        })
+    }
+}
+
+impl SqliteStore {
+    /// Inserts a record if absent (`version` `None`) or swaps it at `version`, and reads the
+    /// record it leaves, in one transaction: whether the write changed a row, and the record.
+    async fn write_record(
+        &self,
+        op: &'static str,
+        namespace: &str,
+        key: &str,
+        version: Option<i64>,
+        body: String,
+    ) -> Result<(bool, Option<Record>)> {
+        let (ns, k) = (namespace.to_owned(), key.to_owned());
+        let (written, row) = self
+            .writer
+            .write(
+                op,
+                move |batch, _| {
+                    let write = batch
+                        .push(version.map_or(q::RECORD_INSERT, |_| q::RECORD_SWAP))
+                        .bind(ns.as_str())
+                        .bind(k.as_str());
+                    match version {
+                        Some(v) => write.bind(v).bind(body.as_str()),
+                        None => write.bind(body.as_str()),
+                    };
+                    batch.push(q::RECORD_GET).bind(ns.as_str()).bind(k.as_str());
+                    Ok(())
+                },
+                |(), ran| {
+                    let mut done = ran.ok()?.into_iter();
+                    let written = done.next().is_some_and(|d| d.affected == 1);
+                    let row = done.next().and_then(|d| d.rows.into_iter().next());
+                    Ok((written, row))
+                },
+            )
+            .await?;
+        let record = row.map(|row| record_of(namespace, key, &row)).transpose()?;
+        Ok((written, record))
+    }
+}
+
+/// A record from a `record_get` row (version, value).
+fn record_of(namespace: &str, key: &str, row: &sqlx::sqlite::SqliteRow) -> Result<Record> {
+    let version: i64 = row.try_get(0).map_err(db("sqlite.record"))?;
+    let value: String = row.try_get(1).map_err(db("sqlite.record"))?;
+    codec::record(namespace, key, version, &value)
 }
 
 /// Mirrors sealed events from another store, as [`offboard_core::MemoryStore`] does.

@@ -1,0 +1,10 @@
+-- offboard schema version 4 (PostgreSQL): delegates' durable records (Store::get_record,
+-- insert_record, swap_record), e.g. the email delegate's tasks, so that a restart re-sends
+-- nothing. A JSON value per (namespace, key) with a version for compare-and-swap.
+CREATE TABLE offboard.records (
+    namespace TEXT NOT NULL,
+    key       TEXT NOT NULL,
+    version   BIGINT NOT NULL,
+    value     TEXT NOT NULL,
+    PRIMARY KEY (namespace, key)
+);

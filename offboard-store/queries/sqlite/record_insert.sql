@@ -1,0 +1,3 @@
+-- Stores a record at version 1 unless one exists under its key.
+INSERT INTO offboard_records (namespace, key, version, value) VALUES (?1, ?2, 1, ?3)
+ON CONFLICT (namespace, key) DO NOTHING

@@ -1,0 +1,3 @@
+-- Replaces a record's value if its version is still the expected one.
+UPDATE offboard_records SET value = ?4, version = version + 1
+WHERE namespace = ?1 AND key = ?2 AND version = ?3
