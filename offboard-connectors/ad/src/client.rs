@@ -451,6 +451,9 @@ impl Client {
         attrs: &[&str],
     ) -> std::result::Result<Vec<SearchEntry>, AdError> {
         let mut conn = self.acquire().await?;
+        if let Some(log) = &self.config.search_log {
+            log.push(base, filter);
+        }
         let page_size = self.config.page_size;
         let attrs: Vec<String> = attrs.iter().map(|s| (*s).to_owned()).collect();
         let r = async {

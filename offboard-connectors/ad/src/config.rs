@@ -3,6 +3,7 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use offboard_core::{Error, Result, Secret};
@@ -46,6 +47,57 @@ pub struct AdConfig {
     pub(crate) page_size: i32,
     pub(crate) protected_groups: Vec<String>,
     pub(crate) protected_accounts: Vec<String>,
+    pub(crate) search_log: Option<SearchLog>,
+}
+
+/// One LDAP search as [`SearchLog`] recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LoggedSearch {
+    /// The search base (a DN).
+    pub base: String,
+    /// The filter, as sent (RFC 4515 text).
+    pub filter: String,
+}
+
+/// Records the base and filter of every LDAP search a connector sends, in order: for tests
+/// that check what reached the directory (the conformance suite reads a lookup's filters).
+/// Clones share the record. Set it with [`AdConfigBuilder::with_search_log`].
+///
+/// # Behavior
+/// Each attempt is recorded just before it is sent (a retried search twice). The filters hold
+/// the addresses looked up: keep the record out of logs. `Debug` shows only the count.
+#[derive(Clone, Default)]
+pub struct SearchLog(Arc<Mutex<Vec<LoggedSearch>>>);
+
+impl SearchLog {
+    /// An empty record.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The searches recorded since the last call (all of them on the first), in order; the
+    /// record is left empty.
+    pub fn take(&self) -> Vec<LoggedSearch> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    pub(crate) fn push(&self, base: &str, filter: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(LoggedSearch {
+                base: base.to_owned(),
+                filter: filter.to_owned(),
+            });
+    }
+}
+
+impl fmt::Debug for SearchLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.lock().unwrap_or_else(PoisonError::into_inner).len();
+        f.debug_struct("SearchLog").field("searches", &n).finish()
+    }
 }
 
 impl AdConfig {
@@ -100,6 +152,7 @@ impl fmt::Debug for AdConfig {
             .field("page_size", &self.page_size)
             .field("protected_groups", &self.protected_groups)
             .field("protected_accounts", &self.protected_accounts)
+            .field("search_log", &self.search_log)
             .finish()
     }
 }
@@ -244,6 +297,7 @@ pub struct AdConfigBuilder {
     page_size: i32,
     protected_groups: Vec<String>,
     protected_accounts: Vec<String>,
+    search_log: Option<SearchLog>,
 }
 
 impl fmt::Debug for AdConfigBuilder {
@@ -262,6 +316,7 @@ impl fmt::Debug for AdConfigBuilder {
             .field("page_size", &self.page_size)
             .field("protected_groups", &self.protected_groups)
             .field("protected_accounts", &self.protected_accounts)
+            .field("search_log", &self.search_log)
             .finish()
     }
 }
@@ -441,6 +496,12 @@ impl AdConfigBuilder {
         self
     }
 
+    /// Records every search the connector sends into `log` (for tests: see [`SearchLog`]).
+    pub fn with_search_log(mut self, log: SearchLog) -> Self {
+        self.search_log = Some(log);
+        self
+    }
+
     /// Validates and builds.
     ///
     /// # Errors
@@ -527,6 +588,7 @@ impl AdConfigBuilder {
             page_size: self.page_size,
             protected_groups: self.protected_groups,
             protected_accounts: self.protected_accounts,
+            search_log: self.search_log,
         })
     }
 }

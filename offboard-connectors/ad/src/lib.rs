@@ -44,5 +44,5 @@ mod connector;
 mod dn;
 mod error;
 
-pub use config::{AdConfig, AdConfigBuilder, AdConfigKey, Transport};
+pub use config::{AdConfig, AdConfigBuilder, AdConfigKey, LoggedSearch, SearchLog, Transport};
 pub use connector::{APP, AdConnector};

@@ -37,6 +37,11 @@ async fn entra_connector_passes_conformance_against_the_simulator() {
         ]
     );
     assert_eq!(tenant.rate_limited_count(), 0);
+    // The hostile lookups reached the tenant escaped, and the rule read those filters.
+    assert!(tenant.requests().iter().any(|r| {
+        r.query_param("$filter")
+            .is_some_and(|f| f.contains("userPrincipalName eq ''' or mail eq ''"))
+    }));
     assert_eq!(tenant.token_requests(), 1, "the token is cached");
     eprintln!(
         "conformance: {} requests to the simulated tenant",

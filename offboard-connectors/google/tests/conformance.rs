@@ -76,6 +76,13 @@ async fn conformance(connector: &GoogleConnector, tenant: &Arc<GoogleTenant>) {
         ]
     );
     assert_eq!(tenant.rate_limited_count(), 0);
+    // A hostile address with `/` reached the tenant as one encoded segment of the path.
+    assert!(
+        tenant
+            .requests()
+            .iter()
+            .any(|r| r.method == "GET" && r.path.contains("kvictim@example.test%2F..%2F..%2F"))
+    );
     // The new actions ran against the tenant and changed it.
     assert!(!tenant.transfers().is_empty());
     assert!(tenant.transfers().iter().all(|t| t.status == "completed"));

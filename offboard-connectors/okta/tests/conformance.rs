@@ -36,6 +36,11 @@ async fn okta_connector_passes_conformance_against_the_simulator() {
         ]
     );
     assert_eq!(tenant.rate_limited_count(), 0);
+    // The hostile lookups reached the tenant escaped, and the rule read those searches.
+    assert!(tenant.requests().iter().any(|r| {
+        r.query_param("search")
+            .is_some_and(|s| s.contains(r#"\" or profile.email eq \""#))
+    }));
     eprintln!(
         "conformance: {} requests to the simulated tenant",
         tenant.requests().len()

@@ -9,6 +9,9 @@
 //! 1. Implement [`Fixture`] for the system under test: it creates and deletes test users
 //!    directly (not through the connector) and knows the connector's secret.
 //! 2. Call [`run_conformance`] (or single rules) from a `#[tokio::test]`.
+//! 3. Where the fixture can see what the connector sent (a simulator's recording, a log of LDAP
+//!    searches), report it with [`Fixture::sent_requests`]: the hostile-lookup rule then also
+//!    judges the filters and paths that reached the vendor.
 //!
 //! Each rule creates its own users, with logins `<random prefix>-<name>@<domain>` so that runs
 //! against a shared tenant never collide, and deletes them at the end when it passes.
@@ -28,6 +31,7 @@
 //! # }
 //! ```
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
 
@@ -69,6 +73,307 @@ pub trait Fixture: Send + Sync {
     fn action(&self, spec: &ActionSpec) -> Action {
         Action::new(spec.name.clone())
     }
+
+    /// The requests the system under test received since the last call (the first call: since
+    /// the fixture was made), as [`SentRequest`]s with their filter parameters picked out, in
+    /// the order received: a simulator's recording ([`RequestCursor`]), or the LDAP searches
+    /// a directory connector logged. `None` when the fixture cannot observe them (a real
+    /// tenant, an in-memory connector); the rules that inspect requests then judge by the
+    /// results alone. Default: `None`.
+    fn sent_requests(&self) -> Option<Vec<SentRequest>> {
+        None
+    }
+}
+
+/// The quoting rules of a vendor's filter language, as [`lookup_hostile_input_never_widens`]
+/// reads a filter the connector sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FilterSyntax {
+    /// Okta's `search` and `filter` (SCIM filter expressions): strings in `"`, with `\"` and
+    /// `\\` escapes.
+    Scim,
+    /// Microsoft Graph's `$filter` (OData): strings in `'`, a `'` inside written `''`.
+    OData,
+    /// Google Admin SDK's `query` (`email:'…'`): values in `'`, with `\'` and `\\` escapes.
+    GoogleQuery,
+    /// An LDAP search filter (RFC 4515): each assertion value is a string, with `\XX` hex
+    /// escapes (`\2a` `\28` `\29` `\5c` `\00`); an unescaped `*` (a substring or presence
+    /// wildcard) reads as [`LDAP_WILDCARD`].
+    Ldap,
+}
+
+/// What an unescaped `*` in an LDAP assertion value reads as in [`FilterSyntax::literals`]:
+/// U+FFFF, a noncharacter, so that a wildcard never reads as a value's own `*` (`\2a`).
+pub const LDAP_WILDCARD: char = '\u{FFFF}';
+
+impl FilterSyntax {
+    /// The decoded contents of the string literals in `filter` (of an LDAP filter: its
+    /// assertion values), in order.
+    ///
+    /// # Errors
+    /// A description of the fault when a literal never closes or an escape ends the filter, or
+    /// (LDAP) when the parentheses do not balance, text follows the filter, a value holds a raw
+    /// `(` or NUL or a `\` that is no `\XX` escape: what a value put in raw leaves behind.
+    ///
+    /// # Example
+    /// ```
+    /// use offboard_testkit::conformance::FilterSyntax;
+    /// assert_eq!(
+    ///     FilterSyntax::OData.literals("mail eq 'o''neil' or upn eq 'x'").unwrap(),
+    ///     vec!["o'neil".to_owned(), "x".to_owned()]
+    /// );
+    /// assert!(FilterSyntax::OData.literals("mail eq '''").is_err());
+    /// assert!(FilterSyntax::Ldap.literals("(mail=a)(uid=*)").is_err());
+    /// ```
+    pub fn literals(self, filter: &str) -> std::result::Result<Vec<String>, String> {
+        let quote = match self {
+            Self::Scim => '"',
+            Self::OData | Self::GoogleQuery => '\'',
+            Self::Ldap => return LdapFilter::literals(filter),
+        };
+        let backslash_escapes = self != Self::OData;
+        let mut literals = Vec::new();
+        let mut chars = filter.char_indices().peekable();
+        while let Some((start, c)) = chars.next() {
+            if c != quote {
+                continue;
+            }
+            let mut text = String::new();
+            loop {
+                match chars.next() {
+                    None => return Err(format!("the string opened at byte {start} never closes")),
+                    Some((at, '\\')) if backslash_escapes => match chars.next() {
+                        Some((_, e)) => text.push(e),
+                        None => return Err(format!("the escape at byte {at} ends the filter")),
+                    },
+                    Some((_, c)) if c == quote => {
+                        if !backslash_escapes && chars.next_if(|&(_, n)| n == quote).is_some() {
+                            text.push(quote);
+                        } else {
+                            break;
+                        }
+                    }
+                    Some((_, c)) => text.push(c),
+                }
+            }
+            literals.push(text);
+        }
+        Ok(literals)
+    }
+}
+
+/// Reads an LDAP filter (RFC 4515) for [`FilterSyntax::literals`].
+struct LdapFilter<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    literals: Vec<String>,
+}
+
+impl<'a> LdapFilter<'a> {
+    /// The assertion values of `filter`, decoded; an error when it is no well-formed filter.
+    fn literals(filter: &'a str) -> std::result::Result<Vec<String>, String> {
+        let mut parser = Self {
+            bytes: filter.as_bytes(),
+            at: 0,
+            literals: Vec::new(),
+        };
+        parser.filter()?;
+        if parser.at != parser.bytes.len() {
+            return Err(format!(
+                "text follows the filter's closing `)` at byte {}",
+                parser.at
+            ));
+        }
+        Ok(parser.literals)
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn expect(&mut self, byte: u8) -> std::result::Result<(), String> {
+        if self.peek() == Some(byte) {
+            self.at += 1;
+            Ok(())
+        } else {
+            Err(format!("expected `{}` at byte {}", byte as char, self.at))
+        }
+    }
+
+    /// `(` (`&` or `|` and one or more filters | `!` and a filter | an item) `)`.
+    fn filter(&mut self) -> std::result::Result<(), String> {
+        self.expect(b'(')?;
+        match self.peek() {
+            Some(b'&' | b'|') => {
+                self.at += 1;
+                if self.peek() != Some(b'(') {
+                    return Err(format!("an empty `&` or `|` at byte {}", self.at));
+                }
+                while self.peek() == Some(b'(') {
+                    self.filter()?;
+                }
+            }
+            Some(b'!') => {
+                self.at += 1;
+                self.filter()?;
+            }
+            _ => self.item()?,
+        }
+        self.expect(b')')
+    }
+
+    /// `attr` (`=` | `~=` | `>=` | `<=` | `:=` of an extensible match) `value`.
+    fn item(&mut self) -> std::result::Result<(), String> {
+        let start = self.at;
+        while self
+            .peek()
+            .is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b';' | b'.' | b':'))
+        {
+            self.at += 1;
+        }
+        if self.at == start {
+            return Err(format!("no attribute at byte {start}"));
+        }
+        if matches!(self.peek(), Some(b'~' | b'<' | b'>')) {
+            self.at += 1;
+        }
+        self.expect(b'=')?;
+        let mut value = Vec::new();
+        loop {
+            match self.peek() {
+                None => return Err("the filter ends inside a value".to_owned()),
+                Some(b')') => break,
+                Some(b'(') => {
+                    return Err(format!("an unescaped `(` in a value at byte {}", self.at));
+                }
+                Some(0) => return Err(format!("an unescaped NUL in a value at byte {}", self.at)),
+                Some(b'*') => {
+                    let mut wildcard = [0; 4];
+                    value.extend_from_slice(LDAP_WILDCARD.encode_utf8(&mut wildcard).as_bytes());
+                    self.at += 1;
+                }
+                Some(b'\\') => {
+                    let byte = self
+                        .bytes
+                        .get(self.at + 1..self.at + 3)
+                        .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+                        .and_then(|h| std::str::from_utf8(h).ok())
+                        .and_then(|h| u8::from_str_radix(h, 16).ok())
+                        .ok_or_else(|| {
+                            format!("the `\\` at byte {} is no `\\XX` escape", self.at)
+                        })?;
+                    value.push(byte);
+                    self.at += 3;
+                }
+                Some(byte) => {
+                    value.push(byte);
+                    self.at += 1;
+                }
+            }
+        }
+        self.literals
+            .push(String::from_utf8_lossy(&value).into_owned());
+        Ok(())
+    }
+}
+
+/// A filter parameter of a [`SentRequest`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SentFilter {
+    /// The query parameter (`search`, `$filter`, `query`...).
+    pub param: String,
+    /// Its language.
+    pub syntax: FilterSyntax,
+    /// Its value, percent-decoded.
+    pub text: String,
+}
+
+/// One request the system under test received, as [`Fixture::sent_requests`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SentRequest {
+    /// Method.
+    pub method: String,
+    /// Path, percent-encoded as sent (for an LDAP search: its base DN).
+    pub path: String,
+    /// Its filter parameters.
+    pub filters: Vec<SentFilter>,
+}
+
+impl SentRequest {
+    /// A request without filters.
+    pub fn new(method: impl Into<String>, path: impl Into<String>) -> Self {
+        Self {
+            method: method.into(),
+            path: path.into(),
+            filters: Vec::new(),
+        }
+    }
+
+    /// The path's segments, percent-decoded.
+    pub fn segments(&self) -> Vec<String> {
+        self.path
+            .split('/')
+            .skip(1)
+            .map(crate::okta::decode_segment)
+            .collect()
+    }
+
+    /// Adds a filter parameter with its (decoded) value.
+    pub fn with_filter(
+        mut self,
+        param: impl Into<String>,
+        syntax: FilterSyntax,
+        text: impl Into<String>,
+    ) -> Self {
+        self.filters.push(SentFilter {
+            param: param.into(),
+            syntax,
+            text: text.into(),
+        });
+        self
+    }
+
+    /// The request a simulated tenant recorded, with the query parameters named in `filters`
+    /// as filters in their syntax.
+    pub fn from_recorded(
+        recorded: &crate::okta::RecordedRequest,
+        filters: &[(&str, FilterSyntax)],
+    ) -> Self {
+        let mut sent = Self::new(recorded.method.as_str(), recorded.path.as_str());
+        for (key, value) in &recorded.query {
+            if let Some((_, syntax)) = filters.iter().find(|(k, _)| k == key) {
+                sent = sent.with_filter(key.as_str(), *syntax, value.as_str());
+            }
+        }
+        sent
+    }
+}
+
+/// Where a simulator-backed [`Fixture`] is in its tenant's request recording: what
+/// [`Fixture::sent_requests`] has reported so far.
+#[derive(Debug, Clone, Default)]
+pub struct RequestCursor(Arc<std::sync::atomic::AtomicUsize>);
+
+impl RequestCursor {
+    /// The requests of `recorded` (a tenant's whole recording) not taken before, as
+    /// [`SentRequest::from_recorded`] makes them; moves past them. A recording that was
+    /// cleared since the last call is taken from its start.
+    pub fn take(
+        &self,
+        recorded: &[crate::okta::RecordedRequest],
+        filters: &[(&str, FilterSyntax)],
+    ) -> Vec<SentRequest> {
+        use std::sync::atomic::Ordering;
+        let seen = self.0.swap(recorded.len(), Ordering::SeqCst);
+        let from = if seen > recorded.len() { 0 } else { seen };
+        recorded[from..]
+            .iter()
+            .map(|r| SentRequest::from_recorded(r, filters))
+            .collect()
+    }
 }
 
 #[deny(clippy::missing_trait_methods)]
@@ -88,6 +393,9 @@ impl<F: Fixture + ?Sized> Fixture for Arc<F> {
     }
     fn action(&self, spec: &ActionSpec) -> Action {
         (**self).action(spec)
+    }
+    fn sent_requests(&self) -> Option<Vec<SentRequest>> {
+        (**self).sent_requests()
     }
 }
 
@@ -434,8 +742,9 @@ where
 }
 
 /// The hostile lookup values tried by [`lookup_hostile_input_never_widens`], for a victim login
-/// `<prefix>-kvictim@<domain>`: wildcards, LDAP filter, SCIM/OData filter and SQL injections,
-/// quotes, regex and LIKE patterns, escapes, control characters and Unicode case folding.
+/// `<prefix>-kvictim@<domain>`: wildcards, LDAP, SCIM (Okta), OData (Graph), Google query,
+/// JQL and SQL injections, quotes, regex and LIKE patterns, escapes (backslash, LDAP `\XX`,
+/// percent), path and query-string delimiters, control characters and Unicode case folding.
 pub fn hostile_values(prefix: &str, domain: &str) -> Vec<String> {
     let victim = format!("{prefix}-kvictim@{domain}");
     let p = prefix;
@@ -481,12 +790,78 @@ pub fn hostile_values(prefix: &str, domain: &str) -> Vec<String> {
         format!("{victim}\n"),
         format!("{victim}\r\nX-Injected: 1"),
         format!("{p}-\u{212A}victim@{d}"),
+        // Quote, backslash and operator injections per filter language: SCIM (Okta), OData
+        // (Graph), Google's query, LDAP.
+        format!("{victim}\\\" or \\\""),
+        format!("{victim}\\\\\" or profile.login sw \"{p}"),
+        format!("{victim}\" or profile.email eq \"{victim}"),
+        format!("x\" or (profile.login sw \"{p}\")"),
+        format!("' or mail eq '{victim}"),
+        format!("{p}') or startswith(userPrincipalName,'{p}"),
+        format!("x' or userPrincipalName ne 'x"),
+        format!("{victim}'' or ''"),
+        format!("x' or otherMails/any(m:m eq '{victim}')"),
+        format!("{victim}\\' email:'{victim}"),
+        format!("x' OR email:'{p}*"),
+        format!("{p}*)(mail={p}*"),
+        format!("{victim})(|(objectClass=*)(mail=*"),
+        "\\'".into(),
+        "\\\"".into(),
+        "''".into(),
+        "()".into(),
+        format!("{victim}/../../{p}-dir"),
+        format!("{p}-dir/{victim}"),
+        format!("{victim}?fields={p}"),
+        format!("{victim}#{p}"),
+        " or ".into(),
+        " eq ".into(),
+        // Query-string and LDAP-escape smuggling: unencoded, these change what the vendor
+        // decodes; JQL's operators.
+        format!("{victim}&limit=1"),
+        format!("{p}+kvictim@{d}"),
+        format!("{victim}%22 or profile.login sw %22{p}"),
+        format!("{victim}%27 or startswith(mail,%27{p}"),
+        format!("{p}-kvic%2a"),
+        "\\28".into(),
+        "\\29".into(),
+        "\\5c".into(),
+        "\\00".into(),
+        format!("{victim}\\29(|(mail=*"),
+        format!("{victim}\" OR reporter is not EMPTY OR text ~ \""),
     ]
 }
 
 /// A lookup with hostile input (wildcards, filter injections, quotes, NUL...) as the email, as
-/// an alias or as the external id never matches an account: it returns `Ok(None)` or an
-/// `InvalidInput` error.
+/// an alias or as the external id never matches an account, and never reaches the vendor raw.
+///
+/// # Behavior
+/// Each lookup must return `Ok(None)`, or an `InvalidInput` error that the connector raised
+/// itself. An error the vendor answered fails, whatever its kind: one whose context has the
+/// `status` of an HTTP answer or the `ldap_rc` of an LDAP result, such as the `InvalidInput`
+/// of a 400 for a filter the vendor could not parse. The connector must escape the value so
+/// that the vendor accepts the query and finds nothing, or refuse it up front.
+///
+/// When the fixture reports the requests sent ([`Fixture::sent_requests`]), the rule also
+/// judges every request of each lookup:
+/// - An `InvalidInput` error is only a refusal up front when no request went out.
+/// - Every filter must be well formed in its [`FilterSyntax`] (every string closes, every
+///   escape is whole, LDAP parentheses balance), and each of its literals, decoded, must hold
+///   one of the lookup's values (email, alias, external id) whole, ignoring case, or be one of
+///   the connector's own constants. A value put into the filter raw fails: its quote ends the
+///   literal early, so a literal holds only a piece of it and the rest
+///   (`" or profile.login sw "`, `') or ('1'='1`, `)(uid=*`...) is read as operators; an odd
+///   number of quotes leaves a literal open; its `*` reads as a wildcard ([`LDAP_WILDCARD`]),
+///   its `\2a` as an escape; its `&`, `+` or `%22` unencoded in the query string change the
+///   parameter the vendor decodes. A value escaped per the vendor's rules (`\"` and `\\` in
+///   Okta's SCIM strings, `''` in OData, `\'` and `\\` in Google's query, `\2a` `\28` `\29`
+///   `\5c` `\00` in LDAP) and percent-encoded decodes back whole.
+/// - A value in a path must be one whole, percent-encoded segment: no segment may be a piece
+///   of a value that its `/`, `?` or `#` cut off, or the value with its `%XX` decoded.
+///
+/// The constants are the literals the connector sends for plain lookups that find nothing (an
+/// unknown address, an unknown name without `@`, an unknown external id) holding none of their
+/// values: `(objectClass=user)` and the like. Those plain lookups run first; their results are
+/// not judged here ([`lookup_zero_matches`] does), their filters must be well formed.
 ///
 /// # Panics
 /// When the rule is violated.
@@ -497,36 +872,155 @@ where
 {
     let rule = Rule::new("lookup_hostile_input_never_widens", connector, fixture);
     let victim = fixture.create_user(&rule.login("kvictim"), &[]).await;
+    let nobody = rule.login("nobody");
+    let plain_name = format!("{}-nobody", rule.prefix);
+    let plain_id = format!("{}-no-such-id", rule.prefix);
+    let plain = [
+        LookupRequest::person(rule.person(nobody.as_str())),
+        LookupRequest::person(rule.person(nobody.as_str()).with_alias(plain_name.as_str())),
+        LookupRequest::person(rule.person(nobody.as_str())).with_external_id(plain_id.as_str()),
+    ];
+    let mut constants = BTreeSet::new();
+    // What the fixture saw before (the victim's creation) is no lookup's.
+    let _ = fixture.sent_requests();
+    for request in &plain {
+        let _ = connector.lookup(request).await;
+        let values = lookup_values(request);
+        for sent in fixture.sent_requests().iter().flatten() {
+            for filter in &sent.filters {
+                let literals = filter_literals(&rule, "a plain lookup", sent, filter);
+                constants.extend(literals.into_iter().filter(|l| !holds_any(l, &values)));
+            }
+        }
+    }
     for value in hostile_values(&rule.prefix, &rule.domain) {
         let requests = [
             ("email", LookupRequest::person(rule.person(value.as_str()))),
             (
                 "alias",
-                LookupRequest::person(rule.person(rule.login("nobody")).with_alias(value.as_str())),
+                LookupRequest::person(rule.person(nobody.as_str()).with_alias(value.as_str())),
             ),
             (
                 "external id",
-                LookupRequest::person(rule.person(rule.login("nobody")))
+                LookupRequest::person(rule.person(nobody.as_str()))
                     .with_external_id(value.as_str()),
             ),
         ];
         for (field, request) in requests {
-            match connector.lookup(&request).await {
+            let what = format!("hostile {field} {value:?}");
+            let _ = fixture.sent_requests();
+            let result = connector.lookup(&request).await;
+            let sent = fixture.sent_requests();
+            match result {
                 Ok(None) => {}
-                Err(e) if e.kind() == ErrorKind::InvalidInput => {}
+                Err(e) if e.context().any(|(k, _)| k == "status" || k == "ldap_rc") => {
+                    rule.fail(format_args!(
+                        "{what}: the vendor refused the lookup's request: {e}; escape the value \
+                         so the query is valid and finds nothing, or refuse it before sending"
+                    ))
+                }
+                Err(e) if e.kind() == ErrorKind::InvalidInput => {
+                    if let Some(first) = sent.as_ref().and_then(|s| s.first()) {
+                        rule.fail(format_args!(
+                            "{what} was refused ({e}) only after {} request(s) were sent \
+                             (first: {} {}); refuse bad input before sending anything",
+                            sent.as_ref().map_or(0, Vec::len),
+                            first.method,
+                            first.path
+                        ));
+                    }
+                }
                 Ok(Some(found)) => rule.fail(format_args!(
-                    "hostile {field} {value:?} widened the lookup: it matched {} ({}); the victim \
-                     account is {}",
+                    "{what} widened the lookup: it matched {} ({}); the victim account is {}",
                     found.login, found.external_id, victim.login
                 )),
                 Err(e) => rule.fail(format_args!(
-                    "hostile {field} {value:?} must give Ok(None) or an `invalid_input` error, \
-                     got: {e}"
+                    "{what} must give Ok(None) or an `invalid_input` error, got: {e}"
                 )),
+            }
+            let values = lookup_values(&request);
+            for sent in sent.iter().flatten() {
+                check_path(&rule, &what, sent, &values);
+                for filter in &sent.filters {
+                    let literals = filter_literals(&rule, &what, sent, filter);
+                    if let Some(bad) = literals
+                        .iter()
+                        .find(|l| !holds_any(l, &values) && !constants.contains(*l))
+                    {
+                        rule.fail(format_args!(
+                            "{what}: `{}` of {} {} is {:?}: its string {bad:?} holds none of the \
+                             lookup's values whole, so the value was put in raw and its quote, \
+                             wildcard or escape changed the filter; escape it per {:?} rules",
+                            filter.param, sent.method, sent.path, filter.text, filter.syntax
+                        ));
+                    }
+                }
             }
         }
     }
     fixture.delete_user(&victim.external_id).await;
+}
+
+/// The non-empty values a lookup sends: email, aliases, external id.
+fn lookup_values(request: &LookupRequest) -> Vec<&str> {
+    std::iter::once(request.person.email.as_str())
+        .chain(request.person.aliases.iter().map(String::as_str))
+        .chain(request.external_id.as_deref())
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
+/// Whether `literal` holds one of `values` whole, ignoring case.
+fn holds_any(literal: &str, values: &[&str]) -> bool {
+    let literal = literal.to_lowercase();
+    values.iter().any(|v| literal.contains(&v.to_lowercase()))
+}
+
+/// The literals of a filter; fails when it is not well formed in its syntax.
+fn filter_literals(
+    rule: &Rule,
+    what: &str,
+    request: &SentRequest,
+    filter: &SentFilter,
+) -> Vec<String> {
+    filter
+        .syntax
+        .literals(&filter.text)
+        .unwrap_or_else(|fault| {
+            rule.fail(format_args!(
+                "{what}: `{}` of {} {} is {:?}, which is not a well-formed {:?} filter ({fault}): \
+                 a value was put in raw",
+                filter.param, request.method, request.path, filter.text, filter.syntax
+            ))
+        })
+}
+
+/// Fails when a path segment is a piece of a lookup value that `/`, `?` or `#` cut off, or the
+/// value with its `%XX` decoded: the value went into the path unencoded (a value in a path must
+/// be one whole segment). A segment holding a value whole is fine.
+fn check_path(rule: &Rule, what: &str, request: &SentRequest, values: &[&str]) {
+    let cut = ['/', '?', '#'];
+    for value in values {
+        let decoded = crate::okta::decode_segment(value);
+        let pieces: Vec<&str> = value
+            .split(cut)
+            .chain(decoded.split(cut))
+            .filter(|p| p.chars().count() > 2 && *p != ".." && p != value)
+            .collect();
+        let segments = request.segments();
+        let Some(segment) = segments
+            .iter()
+            .find(|s| pieces.contains(&s.as_str()) && !holds_any(s, values))
+        else {
+            continue;
+        };
+        rule.fail(format_args!(
+            "{what}: {} {} has the segment {segment:?}, which is not {value:?} but a piece or \
+             decoding of it: the value went into the path unencoded; percent-encode it as one \
+             segment",
+            request.method, request.path
+        ));
+    }
 }
 
 /// Executing an action the connector does not offer is an `Unsupported` error.

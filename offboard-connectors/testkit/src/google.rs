@@ -64,7 +64,7 @@ mod routes;
 mod services;
 
 pub use crate::okta::RecordedRequest;
-use crate::okta::{FaultRng, record, respond};
+use crate::okta::{FaultRng, decode_segment, record, respond};
 pub use fixture::GoogleFixture;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -1127,14 +1127,6 @@ fn length_required(request: &Request) -> Option<ResponseTemplate> {
             "text/html; charset=UTF-8",
         )
     })
-}
-
-/// Decodes one percent-encoded path segment.
-fn decode_segment(seg: &str) -> String {
-    url::form_urlencoded::parse(format!("x={}", seg.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
 }
 
 impl Shared {

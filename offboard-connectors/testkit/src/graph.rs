@@ -88,7 +88,7 @@ mod fixture;
 mod routes;
 
 pub use crate::okta::RecordedRequest;
-use crate::okta::{FaultRng, record, respond};
+use crate::okta::{FaultRng, decode_segment, record, respond};
 pub use fixture::GraphFixture;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -1202,14 +1202,6 @@ impl Respond for Responder {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         self.0.handle(request)
     }
-}
-
-/// Decodes one percent-encoded path segment.
-fn decode_segment(seg: &str) -> String {
-    url::form_urlencoded::parse(format!("x={}", seg.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
 }
 
 /// An answer: status, body, extra headers.

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Mod, Scope, SearchEntry};
-use offboard_ad::{AdConfig, AdConfigBuilder, AdConnector};
+use offboard_ad::{AdConfig, AdConfigBuilder, AdConnector, SearchLog};
 use offboard_core::{AccountRef, AccountStatus, Secret};
-use offboard_testkit::conformance::Fixture;
+use offboard_testkit::conformance::{FilterSyntax, Fixture, SentRequest};
 use rustls::ClientConfig;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
@@ -294,9 +294,12 @@ pub fn account(guid: &Uuid, login: &str) -> AccountRef {
 /// The conformance suite's fixture: users created by LDAP add in the Staff OU, each with a
 /// random sAMAccountName, UPN and mail = the login, aliases as `smtp:` proxy addresses, a
 /// manager and one group membership.
+/// With [`AdFixture::observing`], it reports the connector's LDAP searches to the
+/// conformance rules that read them.
 pub struct AdFixture {
     env: Env,
     admin: tokio::sync::Mutex<Admin>,
+    searches: Option<SearchLog>,
 }
 
 impl AdFixture {
@@ -304,7 +307,15 @@ impl AdFixture {
         Self {
             env: env.clone(),
             admin: tokio::sync::Mutex::new(Admin::connect(env).await),
+            searches: None,
         }
+    }
+
+    /// Reports the searches of the connector built with this log
+    /// ([`AdConfigBuilder::with_search_log`]) as its sent requests.
+    pub fn observing(mut self, searches: SearchLog) -> Self {
+        self.searches = Some(searches);
+        self
     }
 }
 
@@ -333,5 +344,21 @@ impl Fixture for AdFixture {
 
     fn domain(&self) -> &str {
         "offb.test"
+    }
+
+    /// The connector's searches since the last call: `SEARCH <base DN>` with its LDAP filter.
+    fn sent_requests(&self) -> Option<Vec<SentRequest>> {
+        self.searches.as_ref().map(|log| {
+            log.take()
+                .into_iter()
+                .map(|s| {
+                    SentRequest::new("SEARCH", s.base).with_filter(
+                        "filter",
+                        FilterSyntax::Ldap,
+                        s.filter,
+                    )
+                })
+                .collect()
+        })
     }
 }

@@ -13,7 +13,7 @@ use offboard_core::{
 };
 use offboard_o365::exchange::{Forwarding, MailboxRef, MailboxState, MailboxType};
 use offboard_o365::{ExchangeAdmin, O365Config, O365Connector};
-use offboard_testkit::conformance::Fixture;
+use offboard_testkit::conformance::{Fixture, SentRequest};
 use offboard_testkit::graph::{GraphFixture, GraphTenant};
 
 /// The manager of [`person`].
@@ -175,5 +175,9 @@ impl Fixture for O365Fixture {
 
     fn secret(&self) -> &str {
         self.graph.tenant().client_secret()
+    }
+
+    fn sent_requests(&self) -> Option<Vec<SentRequest>> {
+        self.graph.sent_requests()
     }
 }

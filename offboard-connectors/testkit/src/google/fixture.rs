@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use offboard_core::{AccountRef, AccountStatus, Action, ActionSpec};
 
 use super::{GoogleTenant, NewUser};
-use crate::conformance::Fixture;
+use crate::conformance::{FilterSyntax, Fixture, RequestCursor, SentRequest};
 
 /// Creates conformance users in a [`GoogleTenant`], with access of every kind the Google
 /// connector removes.
@@ -21,6 +21,7 @@ use crate::conformance::Fixture;
 #[derive(Debug, Clone)]
 pub struct GoogleFixture {
     tenant: Arc<GoogleTenant>,
+    sent: RequestCursor,
     engineering: String,
     all_staff: String,
 }
@@ -44,6 +45,7 @@ impl GoogleFixture {
         tenant.add_user(NewUser::active(Self::MANAGER));
         Self {
             tenant,
+            sent: RequestCursor::default(),
             engineering,
             all_staff,
         }
@@ -107,5 +109,13 @@ impl Fixture for GoogleFixture {
         };
         Action::with_params(spec.name.clone(), &params)
             .unwrap_or_else(|_| Action::new(spec.name.clone()))
+    }
+
+    /// The tenant's recorded requests since the last call; `query` is a Google query.
+    fn sent_requests(&self) -> Option<Vec<SentRequest>> {
+        Some(self.sent.take(
+            &self.tenant.requests(),
+            &[("query", FilterSyntax::GoogleQuery)],
+        ))
     }
 }

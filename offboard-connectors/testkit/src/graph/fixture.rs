@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use offboard_core::{AccountRef, AccountStatus};
 
 use super::{GraphTenant, NewGroup, NewUser};
-use crate::conformance::Fixture;
+use crate::conformance::{FilterSyntax, Fixture, RequestCursor, SentRequest};
 
 /// Creates conformance users in a [`GraphTenant`], with access of every kind the Entra
 /// connector removes.
@@ -20,6 +20,7 @@ use crate::conformance::Fixture;
 #[derive(Debug, Clone)]
 pub struct GraphFixture {
     tenant: Arc<GraphTenant>,
+    sent: RequestCursor,
     engineering: String,
     all_sales: String,
     ad_staff: String,
@@ -42,6 +43,7 @@ impl GraphFixture {
         tenant.add_grant(&zoom, &graph_sp, None, "User.Read");
         Self {
             tenant,
+            sent: RequestCursor::default(),
             engineering,
             all_sales,
             ad_staff,
@@ -116,5 +118,13 @@ impl Fixture for GraphFixture {
 
     fn secret(&self) -> &str {
         self.tenant.client_secret()
+    }
+
+    /// The tenant's recorded requests since the last call; `$filter` is an OData filter.
+    fn sent_requests(&self) -> Option<Vec<SentRequest>> {
+        Some(
+            self.sent
+                .take(&self.tenant.requests(), &[("$filter", FilterSyntax::OData)]),
+        )
     }
 }

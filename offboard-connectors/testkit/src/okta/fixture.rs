@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use offboard_core::{AccountRef, AccountStatus};
 
 use super::{GroupType, NewUser, OktaTenant};
-use crate::conformance::Fixture;
+use crate::conformance::{FilterSyntax, Fixture, RequestCursor, SentRequest};
 
 /// Creates conformance users in an [`OktaTenant`], with access of every kind the Okta
 /// connector removes.
@@ -20,6 +20,7 @@ use crate::conformance::Fixture;
 #[derive(Debug, Clone)]
 pub struct OktaFixture {
     tenant: Arc<OktaTenant>,
+    sent: RequestCursor,
     engineering: String,
     ad_staff: String,
     github: String,
@@ -35,6 +36,7 @@ impl OktaFixture {
         tenant.assign_app_to_group(&slack, &engineering);
         Self {
             tenant,
+            sent: RequestCursor::default(),
             engineering,
             ad_staff,
             github,
@@ -84,5 +86,16 @@ impl Fixture for OktaFixture {
 
     fn secret(&self) -> &str {
         self.tenant.token()
+    }
+
+    /// The tenant's recorded requests since the last call; `search` and `filter` are SCIM filters.
+    fn sent_requests(&self) -> Option<Vec<SentRequest>> {
+        Some(self.sent.take(
+            &self.tenant.requests(),
+            &[
+                ("search", FilterSyntax::Scim),
+                ("filter", FilterSyntax::Scim),
+            ],
+        ))
     }
 }
