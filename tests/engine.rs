@@ -1984,9 +1984,10 @@ impl Store for ClaimPanicsOnce {
     async fn renew(
         &self,
         lease: &offboard::Lease,
-        until: chrono::DateTime<chrono::Utc>,
+        now: chrono::DateTime<chrono::Utc>,
+        lease_for: Duration,
     ) -> offboard::Result<offboard::Lease> {
-        self.inner.renew(lease, until).await
+        self.inner.renew(lease, now, lease_for).await
     }
     async fn release(
         &self,

@@ -181,7 +181,7 @@ impl<S: Store> Store for CountingStore<S> {
     async fn claim(&self, request: ClaimRequest) -> Result<Vec<Lease>> {
         self.timed("claim", self.inner.claim(request)).await
     }
-    async fn renew(&self, lease: &Lease, until: DateTime<Utc>) -> Result<Lease> {
+    async fn renew(&self, lease: &Lease, now: DateTime<Utc>, lease_for: Duration) -> Result<Lease> {
         {
             let mut fail = self.fail_renewals.lock().unwrap();
             if *fail > 0 {
@@ -190,7 +190,8 @@ impl<S: Store> Store for CountingStore<S> {
                     .with_operation("renew"));
             }
         }
-        self.timed("renew", self.inner.renew(lease, until)).await
+        self.timed("renew", self.inner.renew(lease, now, lease_for))
+            .await
     }
     async fn release(&self, lease: &Lease, due_at: Option<DateTime<Utc>>) -> Result<()> {
         self.timed("release", self.inner.release(lease, due_at))

@@ -1336,6 +1336,7 @@ impl Inner {
             commit.snapshots = snapshots;
             commit.leases = leases;
             commit.claims = taken.values().map(|(lease, _)| lease.clone()).collect();
+            commit.now = Some(now);
             match self.store.commit(commit).await {
                 Ok((version, sealed)) => {
                     run.version = version;

@@ -291,7 +291,7 @@ impl Inner {
                 // task in the common case.
                 let lease = if waiting_since.elapsed() > self.lease_for / 4 {
                     self.store
-                        .renew(lease, super::later(self.clock.now(), self.lease_for))
+                        .renew(lease, self.clock.now(), self.lease_for)
                         .await?
                 } else {
                     lease.clone()
@@ -514,8 +514,11 @@ impl Inner {
             let mut held = lease.clone();
             loop {
                 tokio::time::sleep(every).await;
-                let until = super::later(self.clock.now(), self.lease_for);
-                match self.store.renew(&held, until).await {
+                match self
+                    .store
+                    .renew(&held, self.clock.now(), self.lease_for)
+                    .await
+                {
                     Ok(renewed) => held = renewed,
                     Err(e) => return e,
                 }
