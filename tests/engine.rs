@@ -408,9 +408,13 @@ actions = ["idp.suspend", { name = "idp.remove_groups", stage = "later" }]
 async fn expired_leases_are_reclaimed() {
     let c = idp(&["ada@example.com"]);
     let store = Arc::new(MemoryStore::new());
+    // A 120 s lease covers twice a 30 s timeout (and the margin).
     let s = engine_with(
         store.clone(),
-        vec![(c.clone(), Limits::default())],
+        vec![(
+            c.clone(),
+            Limits::default().with_timeout(Duration::from_secs(30)),
+        )],
         IDP_BASIC,
         |b| b.lease_for(Duration::from_secs(120)),
     );
@@ -1926,7 +1930,10 @@ async fn a_panicking_task_is_audited_and_the_worker_goes_on() {
     c.panics.store(1, Ordering::SeqCst);
     let s = engine_with(
         Arc::new(MemoryStore::new()),
-        vec![(c.clone(), Limits::default())],
+        vec![(
+            c.clone(),
+            Limits::default().with_timeout(Duration::from_secs(30)),
+        )],
         "[apps.idp]\nmethod = \"automatic\"\nactions = [\"idp.suspend\"]\n",
         |b| b.lease_for(Duration::from_secs(120)),
     );
@@ -1980,9 +1987,10 @@ impl Store for ClaimPanicsOnce {
     async fn renew(
         &self,
         lease: &offboard::Lease,
-        until: chrono::DateTime<chrono::Utc>,
+        now: chrono::DateTime<chrono::Utc>,
+        lease_for: Duration,
     ) -> offboard::Result<offboard::Lease> {
-        self.inner.renew(lease, until).await
+        self.inner.renew(lease, now, lease_for).await
     }
     async fn release(
         &self,

@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -96,6 +97,8 @@ fn conflict(message: impl Into<String>) -> Error {
 /// - `create_run` stores the run at version 1; each successful `commit` stores `commit.run`
 ///   as given (every task, not only `changed_tasks`) at the next version.
 /// - Leases (token, worker, expiry, claim count) are kept per task, outside the [`Run`].
+///   Due tasks and lease expiry go by the caller's `now` (see the clocks of [`Store`]): the
+///   store lives in one process, on one clock.
 /// - `release` sets the task's `due_at` in the stored run without bumping its version.
 /// - Delegates' records live in the same mutex: insert-if-absent and compare-and-swap are
 ///   each one step.
@@ -291,10 +294,7 @@ impl Store for MemoryStore {
         let mut guard = self.state()?;
         let State { runs, leases, .. } = &mut *guard;
         let now = request.now;
-        let until = chrono::Duration::from_std(request.lease_for)
-            .ok()
-            .and_then(|d| now.checked_add_signed(d))
-            .ok_or_else(|| Error::invalid_input("lease_for is too long"))?;
+        let until = crate::store::lease_expiry(now, request.lease_for)?;
         let free = |task: &TaskId| {
             leases
                 .get(task)
@@ -337,7 +337,8 @@ impl Store for MemoryStore {
             .collect())
     }
 
-    async fn renew(&self, lease: &Lease, until: DateTime<Utc>) -> Result<Lease> {
+    async fn renew(&self, lease: &Lease, now: DateTime<Utc>, lease_for: Duration) -> Result<Lease> {
+        let until = crate::store::lease_expiry(now, lease_for)?;
         let mut state = self.state()?;
         if !state.holds(lease) {
             return Err(conflict(format!("lease lost on task {}", lease.task))

@@ -65,8 +65,8 @@ impl Store for IgnoresVersions {
     async fn claim(&self, request: ClaimRequest) -> Result<Vec<Lease>> {
         self.0.claim(request).await
     }
-    async fn renew(&self, lease: &Lease, until: DateTime<Utc>) -> Result<Lease> {
-        self.0.renew(lease, until).await
+    async fn renew(&self, lease: &Lease, now: DateTime<Utc>, lease_for: Duration) -> Result<Lease> {
+        self.0.renew(lease, now, lease_for).await
     }
     async fn release(&self, lease: &Lease, due_at: Option<DateTime<Utc>>) -> Result<()> {
         self.0.release(lease, due_at).await

@@ -29,6 +29,7 @@ pub use jsonl::JsonLinesSink;
 pub use offboard_core::Store;
 #[cfg(feature = "postgres")]
 pub use postgres::{
-    POSTGRES_MIGRATIONS_TABLE, POSTGRES_SCHEMA, POSTGRES_SCHEMA_VERSION, PostgresStore,
+    POSTGRES_MIGRATIONS_TABLE, POSTGRES_SCHEMA, POSTGRES_SCHEMA_VERSION, PostgresClock,
+    PostgresStore,
 };
 pub use sqlite::{SQLITE_MIGRATIONS_TABLE, SQLITE_SCHEMA_VERSION, SqliteStore};

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -64,16 +65,36 @@ fn migrator() -> Migrator {
 ///   insert waits for the first and then reads it), a swap one `UPDATE` at the expected
 ///   version; a refused swap reads the record after the refusal.
 /// - Times are fixed-width RFC 3339 text (nanoseconds, collation "C"): exact round trips.
+/// - Due tasks and lease expiry go by the database's clock (`now()`), not the engines' (see
+///   [`PostgresClock`] and the clocks of [`Store`]): an engine whose host clock is minutes
+///   off neither takes a live lease nor leaves an expired one sitting.
 /// - Neither `Debug` nor any error shows the connection URL or its password.
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    clock: PostgresClock,
+}
+
+/// Whose clock a [`PostgresStore`] decides due tasks and lease expiry by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PostgresClock {
+    /// The database's `now()` (the default): every engine sharing the database agrees on it,
+    /// whatever its host's clock says. A claim hands out tasks due and leases expired by
+    /// `now()`, and a lease claimed, renewed or taken with a commit expires at `now()` plus
+    /// the length the engine asked for.
+    #[default]
+    Database,
+    /// The `now` each call brings, as [`crate::SqliteStore`] does: only where every engine
+    /// reads one clock (one host), or to run the store conformance suite, whose claims work on
+    /// a timeline of their own.
+    Caller,
 }
 
 impl fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PostgresStore")
             .field("schema", &POSTGRES_SCHEMA)
+            .field("clock", &self.clock)
             .field("connections", &self.pool.size())
             .finish_non_exhaustive()
     }
@@ -123,9 +144,27 @@ impl PostgresStore {
     /// # Errors
     /// As [`PostgresStore::run_migrations`].
     pub async fn from_pool(pool: PgPool) -> Result<Self> {
-        let store = Self { pool };
+        let store = Self {
+            pool,
+            clock: PostgresClock::default(),
+        };
         store.run_migrations().await?;
         Ok(store)
+    }
+
+    /// Decides due tasks and lease expiry by `clock` (default [`PostgresClock::Database`]).
+    pub fn with_clock(mut self, clock: PostgresClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// A lease's expiry as the statements take it: the caller's `until` (its clock), or
+    /// `None` and the length from the database's `now()` in microseconds.
+    fn expiry(&self, until: DateTime<Utc>, length: chrono::TimeDelta) -> (Option<String>, i64) {
+        match self.clock {
+            PostgresClock::Caller => (Some(ts(until)), 0),
+            PostgresClock::Database => (None, length.num_microseconds().unwrap_or(i64::MAX).max(0)),
+        }
     }
 
     /// The pool, e.g. for a host that shares it.
@@ -482,13 +521,20 @@ impl Store for PostgresStore {
                 .map_err(db("postgres.commit"))?;
         }
         for lease in &commit.claims {
+            // The caller made the lease on its clock: from the database's now it lasts as long
+            // as from the caller's (`until` as it is when the caller did not say its now).
+            let (stored_until, micros) = match commit.now {
+                Some(now) => self.expiry(lease.until, lease.until - now),
+                None => (Some(ts(lease.until)), 0),
+            };
             let taken = lease.run == id
                 && sqlx::query(q::TASK_CLAIM_WITH_COMMIT)
                     .bind(lease.task.to_string())
                     .bind(id.to_string())
                     .bind(lease.worker.as_str())
                     .bind(lease.token)
-                    .bind(ts(lease.until))
+                    .bind(stored_until)
+                    .bind(micros)
                     .execute(&mut *tx)
                     .await
                     .map_err(db("postgres.commit"))?
@@ -509,18 +555,17 @@ impl Store for PostgresStore {
 
     async fn claim(&self, request: ClaimRequest) -> Result<Vec<Lease>> {
         let now = request.now;
-        let until = chrono::Duration::from_std(request.lease_for)
-            .ok()
-            .and_then(|d| now.checked_add_signed(d))
-            .ok_or_else(|| Error::invalid_input("lease_for is too long"))?;
+        let until = offboard_core::store::lease_expiry(now, request.lease_for)?;
         if request.limit == 0 {
             return Ok(Vec::new());
         }
+        let (stored_until, micros) = self.expiry(until, until - now);
         let rows = sqlx::query(q::CLAIM)
             .bind(&request.worker)
-            .bind(ts(until))
-            .bind(ts(now))
+            .bind(stored_until)
+            .bind((self.clock == PostgresClock::Caller).then(|| ts(now)))
             .bind(i64::try_from(request.limit).unwrap_or(i64::MAX))
+            .bind(micros)
             .fetch_all(&self.pool)
             .await
             .map_err(db("postgres.claim"))?;
@@ -552,12 +597,15 @@ impl Store for PostgresStore {
         Ok(leases.into_iter().map(|(_, l)| l).collect())
     }
 
-    async fn renew(&self, lease: &Lease, until: DateTime<Utc>) -> Result<Lease> {
+    async fn renew(&self, lease: &Lease, now: DateTime<Utc>, lease_for: Duration) -> Result<Lease> {
+        let until = offboard_core::store::lease_expiry(now, lease_for)?;
+        let (stored_until, micros) = self.expiry(until, until - now);
         let row = sqlx::query(q::RENEW)
-            .bind(ts(until))
+            .bind(stored_until)
             .bind(lease.task.to_string())
             .bind(lease.run.to_string())
             .bind(lease.token)
+            .bind(micros)
             .fetch_optional(&self.pool)
             .await
             .map_err(db("postgres.renew"))?

@@ -157,7 +157,8 @@ async fn crash_child() {
         .store(store.clone())
         .connector_with_limits(
             connector,
-            Limits::default().with_timeout(Duration::from_secs(1)),
+            // The 2 s lease covers twice this timeout and the engine's 1 s margin.
+            Limits::default().with_timeout(Duration::from_millis(500)),
         )
         .policy(Policy::from_toml(POLICY).unwrap())
         .lease_for(Duration::from_secs(2))

@@ -11,11 +11,11 @@ use chrono::{DateTime, Utc};
 use offboard_core::audit::ChainProblem;
 use offboard_core::store::conformance;
 use offboard_core::{
-    Action, ActionName, AppId, AuditEvent, AuditKind, AuditQuery, ClaimRequest, Confirmation,
-    Engine, ErrorKind, Initiator, Person, Policy, RetryPolicy, Run, RunId, RunQuery, RunRequest,
-    RunState, Store, Task, TaskId, TaskKind, TaskState,
+    Action, ActionName, AppId, AuditEvent, AuditKind, AuditQuery, ClaimRequest, Commit,
+    Confirmation, Engine, ErrorKind, Initiator, Lease, Person, Policy, RetryPolicy, Run, RunId,
+    RunQuery, RunRequest, RunState, Store, Task, TaskId, TaskKind, TaskState,
 };
-use offboard_store::PostgresStore;
+use offboard_store::{PostgresClock, PostgresStore};
 use offboard_testkit::postgres::ScratchDatabase;
 use offboard_testkit::reference::{ReferenceConnector, ReferenceUser};
 use sqlx::{Connection, PgConnection};
@@ -121,7 +121,9 @@ fn note(name: &str) -> AuditEvent {
 #[tokio::test]
 async fn conformance() {
     let db = TestDb::new().await;
-    let store = db.store().await;
+    // The suite's claims work on a timeline of their own (the year 2000): the store decides by
+    // the requests' clock here. Its own clock is proven by the `*_clock_*` tests below.
+    let store = db.store().await.with_clock(PostgresClock::Caller);
     conformance::run_all(&store).await;
     assert!(store.verify_audit().await.unwrap().is_intact());
     // A second connection (another process) migrates nothing and sees the same data.
@@ -282,8 +284,10 @@ async fn four_concurrent_claimers_never_share_a_task() {
     let db = TestDb::new().await;
     let store = Arc::new(db.store().await);
     let mut all = HashSet::new();
+    // Due an hour ago by the database's clock, which decides.
+    let due = Utc::now() - chrono::Duration::hours(1);
     for _ in 0..20 {
-        let run = run_with_tasks(50, at(0));
+        let run = run_with_tasks(50, due);
         all.extend(run.tasks.iter().map(|t| t.id));
         store.create_run(&run, vec![]).await.unwrap();
     }
@@ -298,7 +302,7 @@ async fn four_concurrent_claimers_never_share_a_task() {
                     let leases = store
                         .claim(ClaimRequest::new(
                             format!("w{w}"),
-                            at(10),
+                            Utc::now(),
                             Duration::from_secs(600),
                             4,
                         ))
@@ -607,5 +611,183 @@ async fn a_period_report_pages_through_every_run_once() {
         .collect();
     assert_eq!(ids, inside);
     assert_eq!(doc["runs"].as_array().unwrap().len(), 230);
+    db.drop_db().await;
+}
+
+/// How far the engines' clocks are off in the clock tests.
+const SKEW: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+
+/// The lease length the clock tests ask for.
+const LEASE: Duration = Duration::from_secs(300);
+
+/// How long `task`'s stored lease has left by the database's clock.
+async fn lease_left(db: &TestDb, task: TaskId) -> chrono::TimeDelta {
+    let mut conn = db.raw().await;
+    let (until, now): (String, String) = sqlx::query_as(
+        "SELECT lease_until, to_char(now() AT TIME ZONE 'UTC', \
+         'YYYY-MM-DD\"T\"HH24:MI:SS.US\"000Z\"') FROM offboard.tasks WHERE id = $1",
+    )
+    .bind(task.to_string())
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    let parse = |s: &str| DateTime::parse_from_rfc3339(s).unwrap();
+    parse(&until) - parse(&now)
+}
+
+/// Asserts `task`'s lease runs out between 4 and 5 minutes (`LEASE`) from the database's now:
+/// measured from its clock, whatever the clock of the worker that took it said.
+async fn assert_lease_by_the_database_clock(db: &TestDb, task: TaskId, what: &str) {
+    let left = lease_left(db, task).await;
+    assert!(
+        left > chrono::TimeDelta::minutes(4) && left <= chrono::TimeDelta::minutes(5),
+        "{what}: the lease has {left} left by the database's clock, not about 5 minutes"
+    );
+}
+
+/// A store on the database's clock (the default) with a run of one task due an hour ago.
+async fn one_due_task(db: &TestDb) -> (PostgresStore, Run) {
+    let store = db.store().await;
+    let run = run_with_tasks(1, Utc::now() - chrono::TimeDelta::hours(1));
+    store.create_run(&run, vec![]).await.unwrap();
+    (store, run)
+}
+
+/// What `worker` claims (a `LEASE` each) when its clock reads `now`.
+async fn claim_at(store: &PostgresStore, worker: &str, now: DateTime<Utc>) -> Vec<Lease> {
+    store
+        .claim(ClaimRequest::new(worker, now, LEASE, 10))
+        .await
+        .unwrap()
+}
+
+fn tasks(leases: &[Lease]) -> Vec<TaskId> {
+    leases.iter().map(|l| l.task).collect()
+}
+
+/// Guards lease expiry by the database's clock against a host clock that runs ahead: worker A
+/// holds a 5-minute lease; worker B, whose clock is 10 minutes ahead, claims. It must get
+/// nothing (the store compared the lease with B's clock, found it expired and handed the task
+/// out a second time), and a lease B renews lasts 5 minutes from the database's now, not 15.
+#[tokio::test]
+async fn a_clock_ahead_does_not_take_a_live_lease() {
+    let db = TestDb::new().await;
+    let (store, run) = one_due_task(&db).await;
+    let task = run.tasks[0].id;
+    let held = claim_at(&store, "worker-a", Utc::now()).await;
+    assert_eq!(tasks(&held), [task]);
+    assert_lease_by_the_database_clock(&db, task, "claimed with a true clock").await;
+
+    let ahead = Utc::now() + SKEW;
+    assert_eq!(
+        tasks(&claim_at(&store, "worker-b", ahead).await),
+        [],
+        "a worker 10 minutes ahead took a lease that is live for 5 more minutes"
+    );
+    let renewed = store.renew(&held[0], ahead, LEASE).await.unwrap();
+    assert_eq!(
+        renewed.until,
+        ahead + LEASE,
+        "the lease as its renewer reckons"
+    );
+    assert_lease_by_the_database_clock(&db, task, "renewed 10 minutes ahead").await;
+    db.drop_db().await;
+}
+
+/// Guards lease expiry by the database's clock against a host clock that runs behind: a dead
+/// worker's lease ran out 5 minutes ago by the database's clock; worker B, 10 minutes behind,
+/// claims it (the store compared with B's clock, to which it was still live, and the task sat
+/// until B's clock caught up). B's lease, taken and then renewed on its clock, lasts 5 minutes
+/// from the database's now: a worker with a true clock does not take it (it was stored as
+/// already expired).
+#[tokio::test]
+async fn a_clock_behind_still_reclaims_an_expired_lease() {
+    let db = TestDb::new().await;
+    let (store, run) = one_due_task(&db).await;
+    let task = run.tasks[0].id;
+    assert_eq!(
+        tasks(&claim_at(&store, "worker-dead", Utc::now()).await),
+        [task]
+    );
+    let mut conn = db.raw().await;
+    sqlx::query(
+        "UPDATE offboard.tasks SET lease_until = to_char((now() - interval '5 minutes') \
+         AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"000Z\"') WHERE id = $1",
+    )
+    .bind(task.to_string())
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+
+    let behind = Utc::now() - SKEW;
+    let taken = claim_at(&store, "worker-b", behind).await;
+    assert_eq!(
+        tasks(&taken),
+        [task],
+        "a worker 10 minutes behind left a lease that expired 5 minutes ago"
+    );
+    assert_eq!(
+        taken[0].until,
+        behind + LEASE,
+        "the lease as its claimer reckons"
+    );
+    assert_lease_by_the_database_clock(&db, task, "claimed 10 minutes behind").await;
+    assert_eq!(tasks(&claim_at(&store, "worker-c", Utc::now()).await), []);
+
+    store.renew(&taken[0], behind, LEASE).await.unwrap();
+    assert_lease_by_the_database_clock(&db, task, "renewed 10 minutes behind").await;
+    assert_eq!(
+        tasks(&claim_at(&store, "worker-c", Utc::now()).await),
+        [],
+        "a lease renewed 10 minutes behind was taken while its holder was alive"
+    );
+    db.drop_db().await;
+}
+
+/// Guards the leases taken with a commit (`Commit::claims`): a worker whose clock is 10
+/// minutes behind takes its next task with a commit; the lease lasts 5 minutes from the
+/// database's now (it was stored at the worker's `until`, 5 minutes in the database's past,
+/// and a worker with a true clock took the task too).
+#[tokio::test]
+async fn a_lease_taken_with_a_commit_lasts_by_the_database_clock() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let mut run = run_with_tasks(2, Utc::now() - chrono::TimeDelta::hours(1));
+    run.tasks[1].due_at = Some(Utc::now() - chrono::TimeDelta::minutes(30));
+    store.create_run(&run, vec![]).await.unwrap();
+    let (t0, t1) = (run.tasks[0].id, run.tasks[1].id);
+    let behind = Utc::now() - SKEW;
+    let held = store
+        .claim(ClaimRequest::new("worker-b", behind, LEASE, 1))
+        .await
+        .unwrap();
+    assert_eq!(tasks(&held), [t0]);
+    let loaded = store.load_run(run.id).await.unwrap().unwrap();
+    let next = Lease {
+        run: run.id,
+        task: t1,
+        worker: "worker-b".into(),
+        token: uuid::Uuid::new_v4(),
+        until: behind + LEASE,
+        claims: 1,
+        run_version: None,
+    };
+    store
+        .commit(
+            Commit::new(loaded, vec![], vec![])
+                .under_lease(held[0].clone(), true)
+                .claiming(next)
+                .made_at(behind),
+        )
+        .await
+        .unwrap();
+    assert_lease_by_the_database_clock(&db, t1, "taken with a commit 10 minutes behind").await;
+    assert_eq!(
+        tasks(&claim_at(&store, "worker-c", Utc::now()).await),
+        [t0],
+        "only the released task is free: the one taken with the commit is held"
+    );
     db.drop_db().await;
 }

@@ -36,6 +36,8 @@ pub struct CountingStore<S> {
     claims_in_commit: bool,
     /// How many more commits that take leases are refused with `lease=taken`.
     refuse_claims: Mutex<usize>,
+    /// How many more renewals fail as a store that does not answer.
+    fail_renewals: Mutex<usize>,
 }
 
 impl<S: Sync> CountingStore<S> {
@@ -51,6 +53,7 @@ impl<S: Sync> CountingStore<S> {
             create_delay: Duration::ZERO,
             claims_in_commit: true,
             refuse_claims: Mutex::default(),
+            fail_renewals: Mutex::default(),
         }
     }
 
@@ -66,6 +69,12 @@ impl<S: Sync> CountingStore<S> {
     pub fn refusing_claims(self, n: usize) -> Self {
         *self.refuse_claims.lock().unwrap() = n;
         self
+    }
+
+    /// Fails the next `n` renewals (from now) as a store that cannot be reached: `Storage`,
+    /// the lease left as it was.
+    pub fn failing_renewals(&self, n: usize) {
+        *self.fail_renewals.lock().unwrap() = n;
     }
 
     /// The number of leases each commit took so far (`Commit::claims`), in order; the list
@@ -173,8 +182,17 @@ impl<S: Store> Store for CountingStore<S> {
     async fn claim(&self, request: ClaimRequest) -> Result<Vec<Lease>> {
         self.timed("claim", self.inner.claim(request)).await
     }
-    async fn renew(&self, lease: &Lease, until: DateTime<Utc>) -> Result<Lease> {
-        self.timed("renew", self.inner.renew(lease, until)).await
+    async fn renew(&self, lease: &Lease, now: DateTime<Utc>, lease_for: Duration) -> Result<Lease> {
+        {
+            let mut fail = self.fail_renewals.lock().unwrap();
+            if *fail > 0 {
+                *fail -= 1;
+                return Err(offboard_core::Error::storage("the store did not answer")
+                    .with_operation("renew"));
+            }
+        }
+        self.timed("renew", self.inner.renew(lease, now, lease_for))
+            .await
     }
     async fn release(&self, lease: &Lease, due_at: Option<DateTime<Utc>>) -> Result<()> {
         self.timed("release", self.inner.release(lease, due_at))

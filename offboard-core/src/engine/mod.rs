@@ -328,7 +328,9 @@ impl EngineBuilder {
         self
     }
 
-    /// Sets the lease length (default 5 min); must exceed every connector's timeout.
+    /// Sets the lease length (default 5 min); must be at least twice every connector's
+    /// timeout plus [`LEASE_MARGIN`]. Workers renew it every third of its length while a
+    /// connector call is in flight.
     pub fn lease_for(mut self, lease: Duration) -> Self {
         self.lease_for = lease;
         self
@@ -358,7 +360,8 @@ impl EngineBuilder {
     ///
     /// # Errors
     /// `Config` when the store is missing, two connectors claim one app, two delegates share a
-    /// kind, a connector's timeout is not shorter than the lease, the policy names an action a
+    /// kind, the lease is shorter than twice a connector's timeout plus [`LEASE_MARGIN`]
+    /// (`connectors.<app>.timeout`), the policy names an action a
     /// connector does not offer or a delegate (`unknown_apps`, `via`) that is not registered,
     /// or the policy offboards nothing (no app with actions or a delegate, and `unknown_apps`
     /// ignores).
@@ -369,12 +372,19 @@ impl EngineBuilder {
         let mut connectors = BTreeMap::new();
         for (c, limits) in self.connectors {
             let app = c.capabilities().app.clone();
-            if limits.timeout >= self.lease_for {
+            // A start may call the connector twice (snapshot, then the action), each up to
+            // the timeout: one lease covers both with room for the commits between them.
+            let needed = limits
+                .timeout
+                .saturating_mul(2)
+                .saturating_add(LEASE_MARGIN);
+            if self.lease_for < needed {
                 return Err(Error::config(
                     format!("connectors.{app}.timeout"),
                     format!(
-                        "timeout {:?} must be shorter than the lease {:?}",
-                        limits.timeout, self.lease_for
+                        "the lease {:?} must be at least twice the timeout {:?} plus {:?} \
+                         ({needed:?}): shorten the timeout or lengthen lease_for",
+                        self.lease_for, limits.timeout, LEASE_MARGIN
                     ),
                 ));
             }
@@ -498,6 +508,10 @@ impl EngineBuilder {
         })
     }
 }
+
+/// What a lease must cover beyond twice the longest connector timeout (see
+/// [`EngineBuilder::lease_for`]): the store's commits between a task's snapshot and its action.
+pub const LEASE_MARGIN: Duration = Duration::from_secs(1);
 
 /// How many times a change left in its run's slot yields to siblings still on their way before
 /// taking the slot's lock (see [`Inner::apply_with`]).
@@ -1385,6 +1399,7 @@ impl Inner {
             commit.snapshots = snapshots;
             commit.leases = leases;
             commit.claims = taken.values().map(|(lease, _)| lease.clone()).collect();
+            commit.now = Some(now);
             match self.store.commit(commit).await {
                 Ok((version, sealed)) => {
                     run.version = version;

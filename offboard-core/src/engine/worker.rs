@@ -291,7 +291,7 @@ impl Inner {
                 // task in the common case.
                 let lease = if waiting_since.elapsed() > self.lease_for / 4 {
                     self.store
-                        .renew(lease, super::later(self.clock.now(), self.lease_for))
+                        .renew(lease, self.clock.now(), self.lease_for)
                         .await?
                 } else {
                     lease.clone()
@@ -308,9 +308,11 @@ impl Inner {
                             (TaskKind::Action { action }, Some(account))
                                 if c.connector.capabilities().action(&action.name).is_some() =>
                             {
+                                let call = c
+                                    .limiter
+                                    .timed("snapshot", c.connector.snapshot(account, action));
                                 Some(
-                                    c.limiter
-                                        .timed("snapshot", c.connector.snapshot(account, action))
+                                    self.while_leased(&lease, "snapshot", call)
                                         .await
                                         .map(|snap| (snap, action.name.to_string())),
                                 )
@@ -419,7 +421,7 @@ impl Inner {
             let change = Change::new(Some((lease, true)), &self.worker_id, &event).taking_next();
             return self.commit_result(lease, change, slot).await;
         }
-        let result = async {
+        let call = async {
             let conn = self.connectors.get(&task.app).ok_or_else(|| {
                 Error::config(
                     format!("connectors.{}", task.app),
@@ -465,8 +467,8 @@ impl Inner {
                     conn.connector.execute(account, action, &options),
                 )
                 .await
-        }
-        .await;
+        };
+        let result = self.while_leased(lease, action.name.as_str(), call).await;
         // The connector is done: let another task call it while this result is committed.
         drop(permit);
         let event = match result {
@@ -493,6 +495,47 @@ impl Inner {
         };
         let change = Change::new(Some((lease, true)), &self.worker_id, &event).taking_next();
         self.commit_result(lease, change, slot).await
+    }
+
+    /// Awaits `call` (connector calls of the task `lease` holds, and the store work between
+    /// them) while renewing the lease every third of its length, so a slow call never lets it
+    /// expire and another worker start the task too. When a renewal fails (the lease was lost,
+    /// or the store did not answer), stops waiting for the call: its outcome is unknown, and the
+    /// retryable `Timeout` returned says so, so the task is tried again (idempotently) instead
+    /// of recording a success or failure nobody saw.
+    async fn while_leased<T>(
+        &self,
+        lease: &Lease,
+        op: &str,
+        call: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let every = self.lease_for / 3;
+        let renewing = async {
+            let mut held = lease.clone();
+            loop {
+                tokio::time::sleep(every).await;
+                match self
+                    .store
+                    .renew(&held, self.clock.now(), self.lease_for)
+                    .await
+                {
+                    Ok(renewed) => held = renewed,
+                    Err(e) => return e,
+                }
+            }
+        };
+        tokio::select! {
+            biased;
+            result = call => result,
+            e = renewing => {
+                tracing::warn!(run = %lease.run, task = %lease.task, error = %e, "renewing the lease failed during a connector call; the call's outcome is unknown");
+                Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!("the lease could not be renewed during the call ({e}): its outcome is unknown; the task is retried"),
+                )
+                .with_operation(op.to_owned()))
+            }
+        }
     }
 
     /// Takes and stores the snapshot of a reversible task's account unless one is stored (a

@@ -14,6 +14,9 @@
 //!   timeline in the year 2000, so a live engine's tasks (due now) are never touched, and they
 //!   only assert about their own tasks. Still, do not run two suites against one database at the
 //!   same time: each would lease the other's tasks.
+//! - That timeline is the requests' `now`: a store that keeps its own clock (see the clocks of
+//!   [`Store`]) runs the suite set to decide by the caller's clock (PostgreSQL:
+//!   `PostgresClock::Caller`), and proves its own clock with tests of its own.
 //! - Timestamps are whole seconds and durations whole seconds, so stores that keep microseconds
 //!   or milliseconds round-trip them exactly.
 //! - [`audit_chain_verifies`] reads and verifies the whole audit trail; [`run_all`] runs it last
@@ -606,7 +609,8 @@ pub async fn commit_claims_tasks(store: &dyn Store) {
             .commit(
                 Commit::new(next.clone(), vec![t0, t1], events())
                     .under_lease(lease.clone(), true)
-                    .claiming(taken.clone()),
+                    .claiming(taken.clone())
+                    .made_at(at(2)),
             )
             .await;
         if let Err(e) = &refused {
@@ -630,7 +634,8 @@ pub async fn commit_claims_tasks(store: &dyn Store) {
             .commit(
                 Commit::new(next.clone(), vec![t0, t1], events())
                     .under_lease(lease.clone(), true)
-                    .claiming(taken.clone()),
+                    .claiming(taken.clone())
+                    .made_at(at(2)),
             )
             .await,
     );
@@ -1185,7 +1190,7 @@ pub async fn renew_extends(store: &dyn Store) {
     let task = run.tasks[0].id;
     let lease = claim_one(RULE, store, &run, task, "worker-a", at(0), secs(60)).await;
 
-    let renewed = ok(RULE, "renew", store.renew(&lease, at(300)).await);
+    let renewed = ok(RULE, "renew", store.renew(&lease, at(240), secs(60)).await);
     let mut expected = lease.clone();
     expected.until = at(300);
     check_eq(RULE, "the renewed lease", &expected, &renewed);
@@ -1226,7 +1231,7 @@ pub async fn renew_lost_lease_conflicts(store: &dyn Store) {
     expect_conflict(
         RULE,
         "renew of a lease re-claimed by another worker",
-        store.renew(&lost, at(1000)).await,
+        store.renew(&lost, at(940), secs(60)).await,
         false,
     );
     // The new holder's lease still expires at its own time.

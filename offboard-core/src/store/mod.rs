@@ -29,7 +29,8 @@ pub struct Lease {
     pub worker: String,
     /// Unique per claim: a re-claimed task gets a new token, so the old holder's commits fail.
     pub token: Uuid,
-    /// When it expires.
+    /// When it expires, on the clock of whoever took or renewed it (see [`Store`]'s clocks:
+    /// a store that keeps its own clock stores its own reckoning of the same length).
     pub until: DateTime<Utc>,
     /// How many times the task has been claimed (this claim included).
     pub claims: u32,
@@ -81,13 +82,25 @@ impl LeaseConflict {
     }
 }
 
+/// When a lease of `lease_for` taken at `now` expires: `now + lease_for`.
+///
+/// # Errors
+/// `InvalidInput` when that is past the last time representable.
+pub fn lease_expiry(now: DateTime<Utc>, lease_for: Duration) -> Result<DateTime<Utc>> {
+    chrono::Duration::from_std(lease_for)
+        .ok()
+        .and_then(|d| now.checked_add_signed(d))
+        .ok_or_else(|| Error::invalid_input("lease_for is too long"))
+}
+
 /// A request for due tasks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ClaimRequest {
     /// The claiming worker.
     pub worker: String,
-    /// The current time.
+    /// The current time on the claimer's clock (a store that keeps its own clock decides by
+    /// that instead: see [`Store`]'s clocks).
     pub now: DateTime<Utc>,
     /// How long the lease lasts.
     pub lease_for: Duration,
@@ -135,6 +148,10 @@ pub struct Commit {
     /// the claim (a lease's `claims` is not read). Only for stores whose
     /// [`Store::claims_in_commit`] is `true`.
     pub claims: Vec<Lease>,
+    /// The caller's clock when it made the commit, if it says: a store that keeps its own
+    /// clock gives each lease of `claims` the length `until - now` from its own now (see
+    /// [`Store`]'s clocks). Without it such a store takes their `until` as it is.
+    pub now: Option<DateTime<Utc>>,
 }
 
 impl Commit {
@@ -147,7 +164,14 @@ impl Commit {
             leases: Vec::new(),
             snapshots: Vec::new(),
             claims: Vec::new(),
+            now: None,
         }
+    }
+
+    /// Says the caller's clock read `now` when it made the commit (see [`Commit::now`]).
+    pub fn made_at(mut self, now: DateTime<Utc>) -> Self {
+        self.now = Some(now);
+        self
     }
 
     /// Stores `snapshot` for `task` with the change, insert-if-absent.
@@ -337,6 +361,23 @@ pub fn record_value_json(value: &serde_json::Value) -> Result<String> {
 ///
 /// Implementations: the in-memory [`crate::memory::MemoryStore`]; SQLite and PostgreSQL in
 /// `offboard-store`. All of them pass [`conformance::run_all`].
+///
+/// # Clocks
+/// Whether a task is due and whether a lease has expired are decided by one clock for every
+/// worker of a store, or two engines whose clocks disagree would each be right by its own:
+/// one ahead would take leases that are still live (the task started twice), one behind would
+/// leave expired leases sitting.
+/// - A store shared by many hosts (PostgreSQL) keeps its own clock, the database's `now()`:
+///   a claim hands out the tasks whose `due_at` has passed and whose lease has expired by the
+///   database's clock, and every lease it stores (claimed, renewed, taken with a commit)
+///   expires at the database's now plus the length asked for (the caller's `lease_for`, or
+///   `until - now` of a [`Commit::now`]). The caller's `now` only measures that length.
+/// - A store on one host (memory, SQLite) decides by the caller's `now`: every engine using it
+///   runs on that host and reads the same clock.
+///
+/// Either way a [`Lease`] returned has its `until` on the caller's clock (its `now` plus the
+/// length), and due times are instants the engine chose (from its clock) and stored as given:
+/// a store that keeps its own clock compares them with that.
 #[async_trait]
 pub trait Store: Send + Sync + fmt::Debug {
     /// Creates a run (state `Planned` or later) with its first audit events.
@@ -407,16 +448,19 @@ pub trait Store: Send + Sync + fmt::Debug {
     ///
     /// # Behavior
     /// A task is due when its `due_at <= now`, its run is not terminal, and it has no lease or
-    /// its lease expired (its worker is presumed dead). Each claimed task gets a new lease
-    /// token, `until = now + lease_for`, and its claim count goes up by one. No task is handed
+    /// its lease expired (its worker is presumed dead), `now` being the request's or the
+    /// store's own clock (see the clocks above). Each claimed task gets a new lease token,
+    /// `until = now + lease_for`, and its claim count goes up by one. No task is handed
     /// to two workers at once. Earliest `due_at` first.
     async fn claim(&self, request: ClaimRequest) -> Result<Vec<Lease>>;
 
-    /// Extends a held lease.
+    /// Extends a held lease to `lease_for` from now: `now + lease_for` on the caller's clock
+    /// `now`, or from the store's own now for a store that keeps one (see the clocks above).
+    /// The lease returned expires at `now + lease_for`.
     ///
     /// # Errors
     /// `Conflict` if the lease is no longer held.
-    async fn renew(&self, lease: &Lease, until: DateTime<Utc>) -> Result<Lease>;
+    async fn renew(&self, lease: &Lease, now: DateTime<Utc>, lease_for: Duration) -> Result<Lease>;
 
     /// Releases a held lease without a state change, setting the task's `due_at` (used when a
     /// delegation poll found nothing new). Releasing a lease no longer held is a no-op.
@@ -546,8 +590,8 @@ impl<S: Store + ?Sized> Store for Arc<S> {
     async fn claim(&self, request: ClaimRequest) -> Result<Vec<Lease>> {
         (**self).claim(request).await
     }
-    async fn renew(&self, lease: &Lease, until: DateTime<Utc>) -> Result<Lease> {
-        (**self).renew(lease, until).await
+    async fn renew(&self, lease: &Lease, now: DateTime<Utc>, lease_for: Duration) -> Result<Lease> {
+        (**self).renew(lease, now, lease_for).await
     }
     async fn release(&self, lease: &Lease, due_at: Option<DateTime<Utc>>) -> Result<()> {
         (**self).release(lease, due_at).await

@@ -68,6 +68,8 @@ fn migrator() -> Migrator {
 /// - Delegates' records (`offboard_records`): an insert-if-absent or a compare-and-swap and
 ///   the read of the record it leaves run in one transaction.
 /// - Times are stored as fixed-width RFC 3339 text (nanoseconds), so they round-trip exactly.
+/// - Due tasks and lease expiry go by the caller's `now` (see the clocks of [`Store`]): every
+///   engine on one SQLite file runs on its host and reads that host's clock.
 /// - Opening refuses, untouched, a file that is not an offboard database (another
 ///   application's SQLite file, or not SQLite at all) and a database whose schema is newer
 ///   than this code.
@@ -690,10 +692,7 @@ impl Store for SqliteStore {
 
     async fn claim(&self, request: ClaimRequest) -> Result<Vec<Lease>> {
         let now = request.now;
-        let until = chrono::Duration::from_std(request.lease_for)
-            .ok()
-            .and_then(|d| now.checked_add_signed(d))
-            .ok_or_else(|| Error::invalid_input("lease_for is too long"))?;
+        let until = offboard_core::store::lease_expiry(now, request.lease_for)?;
         if request.limit == 0 {
             return Ok(Vec::new());
         }
@@ -747,7 +746,9 @@ impl Store for SqliteStore {
         Ok(leases.into_iter().map(|(_, l)| l).collect())
     }
 
-    async fn renew(&self, lease: &Lease, until: DateTime<Utc>) -> Result<Lease> {
+    async fn renew(&self, lease: &Lease, now: DateTime<Utc>, lease_for: Duration) -> Result<Lease> {
+        // One host: the caller's clock is the store's (see `Store`'s clocks).
+        let until = offboard_core::store::lease_expiry(now, lease_for)?;
         let held = lease.clone();
         let row = self
             .writer
