@@ -13,6 +13,7 @@ use offboard::{
     RunRequest, Store,
 };
 use offboard_testkit::reference::{ReferenceConnector, ReferenceUser};
+use offboard_testkit::store::CountingStore;
 
 const POLICY: &str = r#"
 [apps.idp]
@@ -193,4 +194,58 @@ async fn a_sink_catches_up_after_a_crash() {
     .expect("caught up without a new commit");
     workers.shutdown().await;
     assert_eq!(file_seqs(&path), expected);
+}
+
+/// A sink without a position of its own starts at the first event the engine committed, even
+/// when concurrent writes answer out of order: the first submit's `create_run` is stored first
+/// (seq 1 and 2) but answers a second later, after the second submit's (seq 3 and 4). Before,
+/// the pump started at the first write that answered (seq 3) and the sink never got 1 and 2.
+#[tokio::test(start_paused = true)]
+async fn a_sink_without_a_position_gets_events_whose_writes_answered_late() {
+    let store = Arc::new(
+        CountingStore::new(MemoryStore::new())
+            .with_late_first_create_answer(Duration::from_secs(1)),
+    );
+    let idp = Arc::new(
+        ReferenceConnector::builder("idp")
+            .users(people(2).into_iter().map(ReferenceUser::employee))
+            .build(),
+    );
+    let slow = Arc::new(SlowSink::default());
+    let engine = Engine::builder()
+        .store(store.clone())
+        .connector(idp)
+        .policy(Policy::from_toml(POLICY).unwrap())
+        .audit_sink(slow.clone())
+        .build()
+        .unwrap();
+    let mut plans = Vec::new();
+    for (i, email) in people(2).into_iter().enumerate() {
+        plans.push(
+            engine
+                .plan(RunRequest::new(
+                    Person::new(format!("e-{i}"), email),
+                    Initiator::Admin {
+                        actor: "admin@example.com".into(),
+                    },
+                ))
+                .await
+                .unwrap(),
+        );
+    }
+    let second = plans.pop().unwrap();
+    let first = plans.pop().unwrap();
+    let late = engine.submit(first, None);
+    let prompt = async {
+        // The first submit is stored (and waits to answer) before this one starts.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        engine.submit(second, None).await
+    };
+    let (a, b) = tokio::join!(late, prompt);
+    a.unwrap();
+    b.unwrap();
+    flush(&engine).await;
+    let expected = all_seqs(&store.inner).await;
+    assert_eq!(expected, vec![1, 2, 3, 4]);
+    assert_eq!(*slow.seqs.lock().unwrap(), expected);
 }

@@ -32,6 +32,9 @@ pub struct CountingStore<S> {
     commit_delay: Duration,
     /// The same for `create_run`.
     create_delay: Duration,
+    /// How long the first `create_run` waits after the inner store stored it, before it
+    /// answers (taken by that call).
+    late_first_create: Mutex<Option<Duration>>,
     /// Whether commits take leases: the inner store's answer unless switched off.
     claims_in_commit: bool,
     /// How many more commits that take leases are refused with `lease=taken`.
@@ -51,6 +54,7 @@ impl<S: Sync> CountingStore<S> {
             commit_claims: Mutex::default(),
             commit_delay: Duration::ZERO,
             create_delay: Duration::ZERO,
+            late_first_create: Mutex::default(),
             claims_in_commit: true,
             refuse_claims: Mutex::default(),
             fail_renewals: Mutex::default(),
@@ -94,6 +98,13 @@ impl<S: Sync> CountingStore<S> {
     /// [`CountingStore::with_commit_delay`] does for commits.
     pub fn with_create_delay(mut self, delay: Duration) -> Self {
         self.create_delay = delay;
+        self
+    }
+
+    /// Makes the first `create_run` answer `delay` (on tokio's clock) after the inner store
+    /// stored the run: its events hold the lowest `seq`s, yet a later write may answer first.
+    pub fn with_late_first_create_answer(self, delay: Duration) -> Self {
+        *self.late_first_create.lock().unwrap() = Some(delay);
         self
     }
 
@@ -150,7 +161,10 @@ impl<S: Store> Store for CountingStore<S> {
     async fn create_run(&self, run: &Run, events: Vec<AuditEvent>) -> Result<Vec<AuditEvent>> {
         self.timed("create_run", async {
             pause(self.create_delay).await;
-            self.inner.create_run(run, events).await
+            let late = self.late_first_create.lock().unwrap().take();
+            let answer = self.inner.create_run(run, events).await;
+            pause(late.unwrap_or_default()).await;
+            answer
         })
         .await
     }

@@ -684,6 +684,7 @@ impl Engine {
         run.version = 1;
         // The store keeps one open run per person, atomically (a `Conflict` that stores
         // nothing): no check beforehand, which a racing submit could pass anyway.
+        let _writing = inner.sinks.writing();
         let sealed = match inner.store.create_run(&run, vec![planned, submitted]).await {
             Ok(sealed) => sealed,
             // The person has an open run: this trigger is suppressed (and audited as such).
@@ -1073,6 +1074,7 @@ impl Engine {
             },
         )
         .with_run(run);
+        let _writing = inner.sinks.writing();
         let sealed = inner.store.append_audit(vec![event]).await?;
         inner.to_sinks(&sealed).await;
         Ok(report)
@@ -1155,6 +1157,7 @@ impl Inner {
                 trigger: format!("{:?}", run.initiator),
             },
         );
+        let _writing = self.sinks.writing();
         let sealed = self.store.append_audit(vec![event]).await?;
         self.to_sinks(&sealed).await;
         Ok(Some(
@@ -1400,12 +1403,14 @@ impl Inner {
             commit.leases = leases;
             commit.claims = taken.values().map(|(lease, _)| lease.clone()).collect();
             commit.now = Some(now);
+            let writing = self.sinks.writing();
             match self.store.commit(commit).await {
                 Ok((version, sealed)) => {
                     run.version = version;
                     let run = Arc::new(run);
                     *cached = Some(base.then(run.clone()));
                     self.to_sinks(&sealed).await;
+                    drop(writing);
                     for (_, _, task_id) in &applied {
                         self.publish(&run, *task_id, now);
                     }
@@ -1615,6 +1620,7 @@ impl Inner {
         } else {
             event
         };
+        let _writing = self.sinks.writing();
         let sealed = self.store.append_audit(vec![event]).await?;
         self.to_sinks(&sealed).await;
         Ok(Error::new(ErrorKind::ConfirmationRequired, why)

@@ -12,12 +12,21 @@
 //! caught up as soon as the engine starts; otherwise at the first event the engine commits
 //! after it started. A pump then follows the whole trail (events other engines on the same
 //! store commit too), waking at each commit of its engine.
+//!
+//! "The first event the engine commits" is decided exactly, though concurrent commits report
+//! to the pumps in any order (a commit that got seq 1 may report after one that got seq 3):
+//! every write that may append audit events holds a [`Writing`] ticket from before it calls
+//! the store until it reported. Once a first commit reported, a pump waits for the writes that
+//! began before that report (they may hold lower `seq`s) and starts at the lowest `seq` any
+//! reported; a write that begins later is committed after that first commit, with a higher
+//! `seq`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use crate::audit::{AuditEvent, AuditSink};
 use crate::store::{AuditQuery, Store};
@@ -41,10 +50,72 @@ pub(crate) struct SinkPumps {
     committed: watch::Sender<u64>,
     /// Each pump's position (the last `seq` its sink took), in `sinks` order.
     positions: Mutex<Vec<watch::Receiver<u64>>>,
-    /// The lowest `seq` of the first commit since the engine started: where sinks without a
-    /// position of their own start.
-    first: Arc<OnceLock<u64>>,
+    /// Where sinks without a position of their own start (see [`Start`]).
+    start: Arc<Start>,
     started: AtomicBool,
+}
+
+/// The first event an engine committed since it started, decided exactly under concurrent
+/// commits (see the module docs): the lowest `seq` reported, once every write that began
+/// before the first report has reported or ended.
+#[derive(Debug)]
+struct Start {
+    /// The lowest `seq` reported so far (`u64::MAX`: none yet).
+    lowest: AtomicU64,
+    /// Writes under way: the next ticket, and the tickets not yet ended.
+    writes: Mutex<(u64, BTreeSet<u64>)>,
+    /// Woken when a write ends.
+    ended: Notify,
+    /// Set once every pump without a position of its own has its start: tickets are no
+    /// longer needed.
+    decided: AtomicBool,
+}
+
+impl Start {
+    fn new() -> Self {
+        Self {
+            lowest: AtomicU64::new(u64::MAX),
+            writes: Mutex::new((0, BTreeSet::new())),
+            ended: Notify::new(),
+            decided: AtomicBool::new(false),
+        }
+    }
+
+    fn writes(&self) -> std::sync::MutexGuard<'_, (u64, BTreeSet<u64>)> {
+        self.writes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The `seq` before the engine's first event, once decided exactly: waits for every write
+    /// that began before now (called after a first commit reported) to end.
+    async fn before_first(&self) -> u64 {
+        let horizon = self.writes().0;
+        loop {
+            let ended = self.ended.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            if self.writes().1.first().is_none_or(|t| *t >= horizon) {
+                break;
+            }
+            ended.await;
+        }
+        self.lowest.load(Ordering::Acquire).saturating_sub(1)
+    }
+}
+
+/// A write that may append audit events, from before its store call until it reported to the
+/// pumps ([`SinkPumps::committed`]) or failed: see [`SinkPumps::writing`].
+#[must_use = "the ticket must live until the write reported"]
+pub(crate) struct Writing {
+    held: Option<(Arc<Start>, u64)>,
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        if let Some((start, ticket)) = self.held.take() {
+            start.writes().1.remove(&ticket);
+            start.ended.notify_waiters();
+        }
+    }
 }
 
 impl std::fmt::Debug for SinkPumps {
@@ -65,8 +136,27 @@ impl SinkPumps {
             store,
             committed: watch::channel(0).0,
             positions: Mutex::new(Vec::new()),
-            first: Arc::new(OnceLock::new()),
+            start: Arc::new(Start::new()),
             started: AtomicBool::new(false),
+        }
+    }
+
+    /// A ticket for a write that may append audit events: take it before the store call and
+    /// keep it until [`SinkPumps::committed`] was told (dropping it ends the write). Free once
+    /// the sinks' start is decided, or when there are no sinks.
+    pub(crate) fn writing(&self) -> Writing {
+        if self.sinks.is_empty() || self.start.decided.load(Ordering::Acquire) {
+            return Writing { held: None };
+        }
+        let ticket = {
+            let mut writes = self.start.writes();
+            let ticket = writes.0;
+            writes.0 += 1;
+            writes.1.insert(ticket);
+            ticket
+        };
+        Writing {
+            held: Some((self.start.clone(), ticket)),
         }
     }
 
@@ -80,6 +170,7 @@ impl SinkPumps {
             .positions
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        let undecided = Arc::new(AtomicU64::new(self.sinks.len() as u64));
         for sink in &self.sinks {
             let (position, rx) = watch::channel(0);
             positions.push(rx);
@@ -88,7 +179,8 @@ impl SinkPumps {
                 store: self.store.clone(),
                 committed: self.committed.subscribe(),
                 position,
-                first: self.first.clone(),
+                start: self.start.clone(),
+                undecided: undecided.clone(),
             };
             tokio::spawn(pump.run());
         }
@@ -100,7 +192,7 @@ impl SinkPumps {
             return;
         };
         let low = events.iter().map(|e| e.seq).min().unwrap_or(high);
-        let _ = self.first.set(low);
+        self.start.lowest.fetch_min(low, Ordering::AcqRel);
         self.start();
         self.committed.send_if_modified(|c| {
             let moved = high > *c;
@@ -131,7 +223,10 @@ struct Pump {
     store: Arc<dyn Store>,
     committed: watch::Receiver<u64>,
     position: watch::Sender<u64>,
-    first: Arc<OnceLock<u64>>,
+    start: Arc<Start>,
+    /// How many pumps of this engine have no start yet (the last one to decide ends the
+    /// tickets).
+    undecided: Arc<AtomicU64>,
 }
 
 impl Pump {
@@ -145,15 +240,18 @@ impl Pump {
         };
         let mut pos = match own {
             Some(p) => p,
-            None => loop {
-                if let Some(first) = self.first.get() {
-                    break first.saturating_sub(1);
+            None => {
+                while self.start.lowest.load(Ordering::Acquire) == u64::MAX {
+                    if self.committed.changed().await.is_err() {
+                        return;
+                    }
                 }
-                if self.committed.changed().await.is_err() {
-                    return;
-                }
-            },
+                self.start.before_first().await
+            }
         };
+        if self.undecided.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.start.decided.store(true, Ordering::Release);
+        }
         self.position.send_replace(pos);
         let mut backoff = FIRST_BACKOFF;
         let mut empty_tries = 0;

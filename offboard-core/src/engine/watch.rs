@@ -433,6 +433,7 @@ impl Engine {
                 }),
             },
         );
+        let _writing = self.inner.sinks.writing();
         let sealed = self.inner.store.append_audit(vec![event]).await?;
         self.inner.to_sinks(&sealed).await;
         self.inner.emit(EngineEvent::HoldReleased {
@@ -896,6 +897,7 @@ impl Engine {
                 data,
             },
         );
+        let _writing = self.inner.sinks.writing();
         let sealed = self.inner.store.append_audit(vec![event]).await?;
         self.inner.to_sinks(&sealed).await;
         Ok(())
