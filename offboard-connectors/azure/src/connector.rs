@@ -31,7 +31,7 @@ pub const APP: &str = "entra";
 ///   is `NotFound` (delete: `AlreadyDone`).
 /// - `verify_revoked`: `accountEnabled`, assigned cloud group memberships, app role
 ///   assignments, `Principal` grants, deletable authentication methods, directory roles and
-///   owned groups/apps. A soft-deleted user holds nothing.
+///   owned groups/apps and the manager link. A soft-deleted user holds nothing.
 /// - `discover`: app role assignments and `Principal` grants, as accounts of the apps they
 ///   name.
 pub struct EntraConnector {
@@ -160,6 +160,18 @@ impl EntraConnector {
                 remaining.push(format!("owner of {} ({})", o.name(), o.id));
             }
         }
+        if let Some(m) = c.manager(id).await? {
+            remaining.push(format!(
+                "manager link to {} ({}){}",
+                m.user_principal_name,
+                m.id,
+                if user.synced() {
+                    " (synced from AD: clear it in AD)"
+                } else {
+                    ""
+                }
+            ));
+        }
         Ok(remaining)
     }
 }
@@ -192,7 +204,7 @@ impl Connector for EntraConnector {
         };
         self.check_account(account, &op)?;
         let (c, id, dry) = (&self.client, account.external_id.as_str(), options.dry_run);
-        use actions::{delete, disable, listed, memberships, removals, sessions};
+        use actions::{delete, disable, listed, manager, memberships, removals, sessions};
         let result = match verb {
             Verb::DisableSignIn => disable::execute(c, id, dry).await,
             Verb::RevokeSessions => {
@@ -206,6 +218,7 @@ impl Connector for EntraConnector {
             Verb::HandOverOwned => {
                 listed::hand_over_owned(c, id, options.person.as_ref(), dry).await
             }
+            Verb::ClearManager => manager::execute(c, id, dry).await,
             Verb::Delete => delete::execute(c, id, dry).await,
         };
         result.map_err(|e| e.with_operation(op))
@@ -216,7 +229,7 @@ impl Connector for EntraConnector {
         let verb = self.reversible(&action.name, &op)?;
         self.check_account(account, &op)?;
         let (c, id) = (&self.client, account.external_id.as_str());
-        use actions::{delete, disable, memberships};
+        use actions::{delete, disable, manager, memberships};
         let data = async {
             match verb {
                 Verb::DisableSignIn => disable::snapshot(c, id)
@@ -230,6 +243,11 @@ impl Connector for EntraConnector {
                     .map(Snapshot::encode)
                     .transpose(),
                 Verb::RemoveAppRoles => memberships::snapshot_app_roles(c, id)
+                    .await?
+                    .as_ref()
+                    .map(Snapshot::encode)
+                    .transpose(),
+                Verb::ClearManager => manager::snapshot(c, id)
                     .await?
                     .as_ref()
                     .map(Snapshot::encode)
@@ -260,56 +278,24 @@ impl Connector for EntraConnector {
             .check_restores(&AppId::new(APP), account)
             .map_err(|e| e.with_operation(op.clone()))?;
         let (c, id) = (&self.client, account.external_id.as_str());
-        use actions::{delete, disable, memberships};
-        let result = match verb {
-            Verb::Delete => {
-                delete::restore(
-                    c,
-                    id,
-                    &snapshot
-                        .data_as()
-                        .map_err(|e| e.with_operation(op.clone()))?,
-                )
-                .await
+        use actions::{delete, disable, manager, memberships};
+        let result = async {
+            if verb == Verb::Delete {
+                return delete::restore(c, id, &snapshot.data_as()?).await;
             }
-            other => {
-                let Some(user) = c.get_user(id).await? else {
-                    return Err(user_gone(id, &op));
-                };
-                match other {
-                    Verb::DisableSignIn => {
-                        disable::restore(
-                            c,
-                            &user,
-                            &snapshot
-                                .data_as()
-                                .map_err(|e| e.with_operation(op.clone()))?,
-                        )
-                        .await
-                    }
-                    Verb::RemoveGroups => {
-                        memberships::restore_groups(
-                            c,
-                            id,
-                            &snapshot
-                                .data_as()
-                                .map_err(|e| e.with_operation(op.clone()))?,
-                        )
-                        .await
-                    }
-                    _ => {
-                        memberships::restore_app_roles(
-                            c,
-                            id,
-                            &snapshot
-                                .data_as()
-                                .map_err(|e| e.with_operation(op.clone()))?,
-                        )
-                        .await
-                    }
+            let Some(user) = c.get_user(id).await? else {
+                return Err(user_gone(id, &op));
+            };
+            match verb {
+                Verb::DisableSignIn => disable::restore(c, &user, &snapshot.data_as()?).await,
+                Verb::ClearManager => manager::restore(c, &user, &snapshot.data_as()?).await,
+                Verb::RemoveGroups => {
+                    memberships::restore_groups(c, id, &snapshot.data_as()?).await
                 }
+                _ => memberships::restore_app_roles(c, id, &snapshot.data_as()?).await,
             }
-        };
+        }
+        .await;
         result.map_err(|e| e.with_operation(op))
     }
 

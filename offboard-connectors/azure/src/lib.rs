@@ -3,17 +3,18 @@
 //!
 //! # Actions
 //!
-//! | action | reversible | critical | after | calls |
-//! |---|---|---|---|---|
-//! | `entra.disable_sign_in` | yes | no | `ad.disable` | `GET /users/{id}`, `PATCH /users/{id}` (cloud users only) |
-//! | `entra.revoke_sessions` | no | no | (none: runs even when a disable failed) | `POST /users/{id}/revokeSignInSessions` (synced users: at once and again after the sync) |
-//! | `entra.remove_groups` | yes (re-add) | no | | `GET …/memberOf`, `$batch` of `DELETE /groups/{g}/members/{id}/$ref` |
-//! | `entra.remove_app_roles` | yes (re-create) | no | | `GET`, `$batch` of `DELETE /users/{id}/appRoleAssignments/{a}` |
-//! | `entra.remove_grants` | no | no | | `GET …/oauth2PermissionGrants`, `$batch` of `DELETE /oauth2PermissionGrants/{g}` (`Principal` only) |
-//! | `entra.remove_auth_methods` | no | no | | `GET …/authentication/methods`, `$batch` of `DELETE …/{kind}Methods/{m}` |
-//! | `entra.remove_directory_roles` | no | no | | `GET …/memberOf` (report only, see below) |
-//! | `entra.hand_over_owned` | no | no | | `GET …/ownedObjects`, `GET …/manager` (report only) |
-//! | `entra.delete` | yes (restore) | yes | disable, revoke, hand over | `DELETE /users/{id}`; rollback `POST /directory/deletedItems/{id}/restore` |
+//! | action | reversible | critical | after | calls | permission |
+//! |---|---|---|---|---|---|
+//! | `entra.disable_sign_in` | yes | no | `ad.disable` | `GET /users/{id}`, `PATCH /users/{id}` (cloud users only) | `User.ReadWrite.All` |
+//! | `entra.revoke_sessions` | no | no | (none: runs even when a disable failed) | `POST /users/{id}/revokeSignInSessions` (synced users: at once and again after the sync) | `User.ReadWrite.All` |
+//! | `entra.remove_groups` | yes (re-add) | no | | `GET …/memberOf`, `$batch` of `DELETE /groups/{g}/members/{id}/$ref` | `GroupMember.ReadWrite.All` (role-assignable groups: also `RoleManagement.ReadWrite.Directory`) |
+//! | `entra.remove_app_roles` | yes (re-create) | no | | `GET`, `$batch` of `DELETE /users/{id}/appRoleAssignments/{a}` | `AppRoleAssignment.ReadWrite.All` |
+//! | `entra.remove_grants` | no | no | | `GET …/oauth2PermissionGrants`, `$batch` of `DELETE /oauth2PermissionGrants/{g}` (`Principal` only) | `DelegatedPermissionGrant.ReadWrite.All` |
+//! | `entra.remove_auth_methods` | no | no | | `GET …/authentication/methods`, `$batch` of `DELETE …/{kind}Methods/{m}` | `UserAuthenticationMethod.ReadWrite.All` |
+//! | `entra.remove_directory_roles` | no | no | | `GET …/memberOf` (report only, see below) | `Directory.Read.All` |
+//! | `entra.hand_over_owned` | no | no | | `GET …/ownedObjects`, `GET …/manager` (report only) | `Directory.Read.All` |
+//! | `entra.clear_manager` | yes (set again) | no | hand over | `GET /users/{id}`, `GET …/manager` (404: none), `DELETE /users/{id}/manager/$ref`; rollback `PUT /users/{id}/manager/$ref` `{"@odata.id": "<base>/users/{m}"}` | `User.ReadWrite.All` |
+//! | `entra.delete` | yes (restore) | yes | disable, revoke, hand over | `DELETE /users/{id}`; rollback `POST /directory/deletedItems/{id}/restore` | `User.ReadWrite.All` |
 //!
 //! Every action reads state first: a repeat reports `already_done`, a dry run predicts the
 //! outcome, a user who no longer exists reports `not_found` (delete: `already_done`).

@@ -483,6 +483,119 @@ async fn roles_and_owned_objects_are_reported_never_called_done() {
     assert!(v.remaining.iter().any(|r| r.contains("owner of Project X")));
 }
 
+/// entra.clear_manager removes the manager link (`DELETE …/manager/$ref`), records the
+/// manager in its snapshot and puts it back on rollback with a `PUT …/manager/$ref` whose
+/// `@odata.id` is under the configured Graph base; a repeat and a user without a manager are
+/// already_done, a dry run writes nothing, verify_revoked lists a link left and a synced user
+/// is refused by name. Before it existed the action was unknown (unsupported).
+#[tokio::test]
+async fn clear_manager_removes_the_link_and_rolls_back() {
+    let t = tenant().await;
+    let boss = t.add_user(NewUser::new("boss@example.test"));
+    let id = t.add_user(NewUser {
+        manager: Some(boss.clone()),
+        ..NewUser::new("leaver@example.test")
+    });
+    let c = connector(&t);
+    let a = account(&id, "leaver@example.test");
+    let clear = action("entra.clear_manager");
+    let spec = c.capabilities().action(&clear.name).unwrap().clone();
+    assert!(spec.reversible && !spec.critical);
+    assert_eq!(
+        spec.after,
+        vec![ActionName::from_static("entra.hand_over_owned")],
+        "the hand-over reads the manager first"
+    );
+    let v = c.verify_revoked(&a).await.unwrap();
+    assert!(
+        v.remaining
+            .iter()
+            .any(|r| r.contains("manager link to boss@example.test")),
+        "{:?}",
+        v.remaining
+    );
+    let snap = c.snapshot(&a, &clear).await.unwrap();
+    assert_eq!(snap.data, json!({"manager": boss}));
+    t.clear_requests();
+
+    let dry = c
+        .execute(&a, &clear, &run("k").with_dry_run(true))
+        .await
+        .unwrap();
+    assert_eq!(dry.outcome, Outcome::Done);
+    assert!(
+        detail(&dry).contains("boss@example.test"),
+        "{}",
+        detail(&dry)
+    );
+    assert!(t.requests().iter().all(|r| r.method == "GET"), "dry run");
+    assert_eq!(t.user(&id).unwrap().manager.as_deref(), Some(boss.as_str()));
+    t.clear_requests();
+
+    let r = c.execute(&a, &clear, &run("k")).await.unwrap();
+    assert_eq!(r.outcome, Outcome::Done);
+    assert_eq!(t.user(&id).unwrap().manager, None);
+    assert_eq!(
+        lines(&t.requests()),
+        vec![
+            format!("GET /v1.0/users/{id}"),
+            format!("GET /v1.0/users/{id}/manager"),
+            format!("DELETE /v1.0/users/{id}/manager/$ref"),
+        ]
+    );
+    let again = c.execute(&a, &clear, &run("k")).await.unwrap();
+    assert_eq!(again.outcome, Outcome::AlreadyDone);
+    let v = c.verify_revoked(&a).await.unwrap();
+    assert!(
+        v.remaining.iter().all(|r| !r.contains("manager")),
+        "{:?}",
+        v.remaining
+    );
+
+    t.clear_requests();
+    assert_eq!(c.restore(&a, &snap).await.unwrap(), Outcome::Done);
+    assert_eq!(t.user(&id).unwrap().manager.as_deref(), Some(boss.as_str()));
+    let put = t
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "PUT")
+        .unwrap();
+    assert_eq!(put.line(), format!("PUT /v1.0/users/{id}/manager/$ref"));
+    assert_eq!(
+        put.body,
+        Some(json!({"@odata.id": format!("{}/users/{boss}", t.graph_url())}))
+    );
+    assert_eq!(c.restore(&a, &snap).await.unwrap(), Outcome::AlreadyDone);
+
+    // A user without a manager: nothing to do, nothing to restore.
+    let lone = t.add_user(NewUser::new("lone@example.test"));
+    let b = account(&lone, "lone@example.test");
+    let snap = c.snapshot(&b, &clear).await.unwrap();
+    assert_eq!(snap.data, json!({"manager": null}));
+    let r = c.execute(&b, &clear, &run("k")).await.unwrap();
+    assert_eq!(r.outcome, Outcome::AlreadyDone);
+    assert_eq!(c.restore(&b, &snap).await.unwrap(), Outcome::AlreadyDone);
+
+    // A user synced from AD: AD masters the manager; refused by name, nothing sent.
+    let synced = t.add_user(NewUser {
+        on_premises_sync: true,
+        manager: Some(boss.clone()),
+        ..NewUser::new("synced@example.test")
+    });
+    t.clear_requests();
+    let e = c
+        .execute(&account(&synced, "synced@example.test"), &clear, &run("k"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unsupported);
+    assert!(e.to_string().contains("ad.clear_manager"), "{e}");
+    assert!(t.requests().iter().all(|r| r.method == "GET"));
+    assert_eq!(
+        t.user(&synced).unwrap().manager.as_deref(),
+        Some(boss.as_str())
+    );
+}
+
 #[tokio::test]
 async fn revoke_sessions_is_remembered_per_task() {
     let t = tenant().await;

@@ -248,6 +248,14 @@ impl GraphRequest {
         Self::new(Method::PATCH, segments).json(body)
     }
 
+    /// A PUT with a JSON body (e.g. `…/manager/$ref`).
+    pub fn put<I: IntoIterator<Item = S>, S: Into<String>>(
+        segments: I,
+        body: serde_json::Value,
+    ) -> Self {
+        Self::new(Method::PUT, segments).json(body)
+    }
+
     /// A DELETE.
     pub fn delete<I: IntoIterator<Item = S>, S: Into<String>>(segments: I) -> Self {
         Self::new(Method::DELETE, segments)
@@ -863,13 +871,27 @@ impl GraphClient {
     /// # Errors
     /// `InvalidInput` for an empty, `.` or `..` id or one [`check_account`] refuses.
     pub fn directory_object_url(&self, id: &str) -> Result<String> {
+        self.object_url("directoryObjects", id)
+    }
+
+    /// The `@odata.id` of user `id` under this client's Graph base URL (e.g.
+    /// `https://graph.microsoft.us/v1.0/users/{id}`), for a `…/manager/$ref` body; built as
+    /// [`GraphClient::directory_object_url`] is.
+    ///
+    /// # Errors
+    /// As [`GraphClient::directory_object_url`].
+    pub fn user_url(&self, id: &str) -> Result<String> {
+        self.object_url("users", id)
+    }
+
+    fn object_url(&self, collection: &str, id: &str) -> Result<String> {
         check_user_id(id)?;
         check_segment(id)?;
         let mut url = self.http.base_url().clone();
         url.path_segments_mut()
             .map_err(|()| Error::internal("the Graph base URL cannot be a base"))?
             .pop_if_empty()
-            .extend(["directoryObjects", id]);
+            .extend([collection, id]);
         Ok(url.into())
     }
 
@@ -1381,8 +1403,13 @@ mod tests {
             graph.directory_object_url("u/1 x").unwrap(),
             "https://graph.microsoft.us/v1.0/directoryObjects/u%2F1%20x"
         );
+        assert_eq!(
+            graph.user_url("m-1").unwrap(),
+            "https://graph.microsoft.us/v1.0/users/m-1"
+        );
         for bad in ["", "..", "a\nb"] {
             assert!(graph.directory_object_url(bad).is_err(), "{bad:?}");
+            assert!(graph.user_url(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -28,6 +28,15 @@
 //!   `Request_UnsupportedQuery` naming the missing header; with it `$count=true` adds
 //!   `@odata.count` (`$search` and those operators are not modelled: still 400s). Collections page with
 //!   `$top` (default 100, see [`GraphTenant::set_page_size`]) and `@odata.nextLink`.
+//! - Manager: `GET /users/{id}/manager` (404 `Request_ResourceNotFound` when none),
+//!   `PUT /users/{id}/manager/$ref` with `{"@odata.id": "<base>/users/{m}"}` (or
+//!   `…/directoryObjects/{m}`; another base is a 400, an unknown user a 404)
+//!   and `DELETE /users/{id}/manager/$ref` (404 when none), both 204; both need
+//!   `User.ReadWrite.All`, and a user synced from on-premises AD is refused (400: AD
+//!   masters its manager).
+//! - Permissions: the app holds what the served operations need until a test withdraws one
+//!   ([`GraphTenant::withhold_permission`]); the operations that need it then answer 403
+//!   `Authorization_RequestDenied`.
 //! - `PATCH /users/{id}` answers 204; changing `accountEnabled` of an on-premises-synced
 //!   user is a 400 (it is mastered in AD; [`GraphTenant::sync_from_ad`] plays Entra Connect).
 //! - Groups: assigned, dynamic (`groupTypes: ["DynamicMembership"]`) and on-premises-synced;
@@ -364,6 +373,8 @@ pub struct GraphUserState {
     pub deleted: bool,
     /// `signInSessionsValidFromDateTime`.
     pub sessions_valid_from: String,
+    /// The manager's user id (`manager`).
+    pub manager: Option<String>,
     /// How many times sessions were revoked.
     pub session_revocations: u32,
     /// Group ids.
@@ -532,6 +543,7 @@ struct State {
     fail_next: Vec<u16>,
     route_faults: Vec<(String, String, u16)>,
     role_management: bool,
+    withheld: BTreeSet<String>,
     rng: FaultRng,
     rate_limited: u64,
     ru_served: u64,
@@ -645,6 +657,8 @@ impl GraphTenant {
         ("PATCH", "/users/{user-id}"),
         ("DELETE", "/users/{user-id}"),
         ("GET", "/users/{user-id}/manager"),
+        ("PUT", "/users/{user-id}/manager/$ref"),
+        ("DELETE", "/users/{user-id}/manager/$ref"),
         ("POST", "/users/{user-id}/revokeSignInSessions"),
         ("POST", "/users/{user-id}/assignLicense"),
         ("GET", "/users/{user-id}/licenseDetails"),
@@ -854,6 +868,14 @@ impl GraphTenant {
     /// role-assignable group needs (without it Graph answers 403).
     pub fn grant_role_management(&self) {
         self.shared.state().role_management = true;
+    }
+
+    /// Withdraws an application permission (e.g. `User.ReadWrite.All`,
+    /// `Application.ReadWrite.All`) from the app's token: the operations that need it then
+    /// answer 403 `Authorization_RequestDenied`, as Graph does. The app holds every
+    /// permission the served operations need until one is withdrawn.
+    pub fn withhold_permission(&self, permission: &str) {
+        self.shared.state().withheld.insert(permission.to_owned());
     }
 
     /// Makes `user` an owner of `group`.
@@ -1093,6 +1115,7 @@ impl GraphTenant {
             on_premises_sync: u.on_premises_sync,
             deleted: u.deleted_at.is_some(),
             sessions_valid_from: u.sessions_valid_from.clone(),
+            manager: u.manager.clone(),
             session_revocations: u.revocations,
             groups,
             roles: s

@@ -15,7 +15,6 @@ const NOT_YET_SERVED: &[&str] = &[
     "DELETE /roleManagement/directory/roleAssignments/{unifiedRoleAssignment-id}",
     "DELETE /servicePrincipals/{servicePrincipal-id}/owners/{directoryObject-id}/$ref",
     "DELETE /teams/{team-id}/members/{conversationMember-id}",
-    "DELETE /users/{user-id}/manager/$ref",
     "GET /applications/{application-id}/owners",
     "GET /deviceManagement/managedDevices/{managedDevice-id}",
     "GET /devices/{device-id}",
@@ -47,7 +46,6 @@ const NOT_YET_SERVED: &[&str] = &[
     "POST /servicePrincipals/{servicePrincipal-id}/owners/$ref",
     "POST /users/{user-id}/events/{event-id}/cancel",
     "POST /users/{user-id}/removeAllDevicesFromManagement",
-    "PUT /users/{user-id}/manager/$ref",
 ];
 
 #[test]
@@ -661,6 +659,122 @@ async fn graph_exchange_and_role_assignable_groups_are_refused() {
         t.user(&id).unwrap().groups,
         BTreeSet::from([mail_sec.clone(), dl.clone()])
     );
+}
+
+/// The manager link: `GET …/manager` 404s without one, `DELETE …/manager/$ref` clears it
+/// (404 when none), `PUT …/manager/$ref` sets it from an `@odata.id` under this service's
+/// base (`users/` or `directoryObjects/`), both answer 204, need `User.ReadWrite.All` and
+/// refuse a user synced from AD. Before these routes were served both writes were 400s.
+#[tokio::test]
+async fn graph_manager_link_is_cleared_and_set_by_reference() {
+    let t = GraphTenant::start().await;
+    let api = Api::new(&t);
+    let boss = t.add_user(NewUser::new("boss@example.com"));
+    let other = t.add_user(NewUser::new("other@example.com"));
+    let id = t.add_user(NewUser {
+        manager: Some(boss.clone()),
+        ..NewUser::new("ann@example.com")
+    });
+    let base = t.graph_url();
+    let (status, m) = api.get(&format!("/users/{id}/manager"), &[]).await;
+    assert_eq!((status, m["id"].as_str()), (200, Some(boss.as_str())));
+
+    let (status, body, _) = api
+        .call("DELETE", &format!("/users/{id}/manager/$ref"), &[], None)
+        .await;
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(t.user(&id).unwrap().manager, None);
+    let (status, m) = api.get(&format!("/users/{id}/manager"), &[]).await;
+    assert_eq!(status, 404);
+    assert_eq!(m["error"]["code"], "Request_ResourceNotFound");
+    let (status, body, _) = api
+        .call("DELETE", &format!("/users/{id}/manager/$ref"), &[], None)
+        .await;
+    assert_eq!(status, 404, "no manager to remove");
+    assert_eq!(body["error"]["code"], "Request_ResourceNotFound");
+
+    // Set: by users/ and by directoryObjects/; the body is validated.
+    let put = |target: String| {
+        let api = &api;
+        let id = id.clone();
+        async move {
+            api.call(
+                "PUT",
+                &format!("/users/{id}/manager/$ref"),
+                &[],
+                Some(json!({"@odata.id": target})),
+            )
+            .await
+        }
+    };
+    assert_eq!(put(format!("{base}/users/{boss}")).await.0, 204);
+    assert_eq!(t.user(&id).unwrap().manager.as_deref(), Some(boss.as_str()));
+    assert_eq!(put(format!("{base}/directoryObjects/{other}")).await.0, 204);
+    assert_eq!(
+        t.user(&id).unwrap().manager.as_deref(),
+        Some(other.as_str())
+    );
+    for (bad, want) in [
+        (
+            format!("https://graph.microsoft.com/v1.0/users/{boss}"),
+            400,
+        ),
+        (format!("{base}/groups/{boss}"), 400),
+        (
+            format!("{base}/users/{}", "00000000-0000-0000-0000-00000000dead"),
+            404,
+        ),
+    ] {
+        let (status, body, _) = put(bad.clone()).await;
+        assert_eq!(status, want, "{bad}: {body}");
+    }
+    let (status, _, _) = api
+        .call(
+            "PUT",
+            &format!("/users/{id}/manager/$ref"),
+            &[],
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 400, "a body without @odata.id");
+    assert_eq!(
+        t.user(&id).unwrap().manager.as_deref(),
+        Some(other.as_str())
+    );
+
+    // A synced user's manager is mastered in AD.
+    let synced = t.add_user(NewUser {
+        on_premises_sync: true,
+        manager: Some(boss.clone()),
+        ..NewUser::new("synced@example.com")
+    });
+    let (status, _, _) = api
+        .call(
+            "DELETE",
+            &format!("/users/{synced}/manager/$ref"),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        t.user(&synced).unwrap().manager.as_deref(),
+        Some(boss.as_str())
+    );
+
+    // Without User.ReadWrite.All: 403, nothing changed.
+    t.withhold_permission("User.ReadWrite.All");
+    let (status, body, _) = api
+        .call("DELETE", &format!("/users/{id}/manager/$ref"), &[], None)
+        .await;
+    assert_eq!(status, 403);
+    assert_eq!(body["error"]["code"], "Authorization_RequestDenied");
+    assert_eq!(
+        t.user(&id).unwrap().manager.as_deref(),
+        Some(other.as_str())
+    );
+    let (status, _, _) = put(format!("{base}/users/{boss}")).await;
+    assert_eq!(status, 403);
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@
 pub(crate) mod delete;
 pub(crate) mod disable;
 pub(crate) mod listed;
+pub(crate) mod manager;
 pub(crate) mod memberships;
 pub(crate) mod removals;
 pub(crate) mod sessions;
@@ -27,11 +28,12 @@ pub(crate) enum Verb {
     RemoveAuthMethods,
     RemoveDirectoryRoles,
     HandOverOwned,
+    ClearManager,
     Delete,
 }
 
 impl Verb {
-    pub(crate) const ALL: [Verb; 9] = [
+    pub(crate) const ALL: [Verb; 10] = [
         Verb::DisableSignIn,
         Verb::RevokeSessions,
         Verb::RemoveGroups,
@@ -40,6 +42,7 @@ impl Verb {
         Verb::RemoveAuthMethods,
         Verb::RemoveDirectoryRoles,
         Verb::HandOverOwned,
+        Verb::ClearManager,
         Verb::Delete,
     ];
 
@@ -53,6 +56,7 @@ impl Verb {
             Verb::RemoveAuthMethods => "entra.remove_auth_methods",
             Verb::RemoveDirectoryRoles => "entra.remove_directory_roles",
             Verb::HandOverOwned => "entra.hand_over_owned",
+            Verb::ClearManager => "entra.clear_manager",
             Verb::Delete => "entra.delete",
         })
     }
@@ -64,7 +68,11 @@ impl Verb {
     pub(crate) fn reversible(self) -> bool {
         matches!(
             self,
-            Verb::DisableSignIn | Verb::RemoveGroups | Verb::RemoveAppRoles | Verb::Delete
+            Verb::DisableSignIn
+                | Verb::RemoveGroups
+                | Verb::RemoveAppRoles
+                | Verb::ClearManager
+                | Verb::Delete
         )
     }
 
@@ -76,6 +84,8 @@ impl Verb {
             // No `after`: a revocation runs even when disabling sign-in failed (a synced user
             // is revoked again after the sync, see `sessions`).
             Verb::RemoveGroups | Verb::RemoveAppRoles => s.reversible(),
+            // The hand-over reads the manager this clears.
+            Verb::ClearManager => s.reversible().after(Verb::HandOverOwned.name()),
             Verb::Delete => s
                 .reversible()
                 .critical()
@@ -109,6 +119,9 @@ impl Verb {
             }
             Verb::HandOverOwned => {
                 "List owned groups and apps for hand-over to the manager: adding owners is not an allowed operation, so owned objects fail the task with the manager named"
+            }
+            Verb::ClearManager => {
+                "Clear the manager link (rollback sets it again); users synced from AD fail naming ad.clear_manager"
             }
             Verb::Delete => {
                 "Delete the user (soft: restorable from deleted items for 30 days; rollback restores)"

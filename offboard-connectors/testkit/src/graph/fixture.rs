@@ -15,8 +15,8 @@ use crate::conformance::{FilterSyntax, Fixture, RequestCursor, SentRequest};
 /// first alias (or the login; more than one alias panics), a member of the assigned group
 /// "Engineering", the dynamic group "All Sales" and the on-premises-synced group "AD Staff",
 /// assigned an app role of "Salesforce", holding a `Principal` delegated grant to client
-/// "Zoom", with phone, Microsoft Authenticator and FIDO2 methods besides the password, and the
-/// SKU "ENTERPRISEPACK".
+/// "Zoom", with phone, Microsoft Authenticator and FIDO2 methods besides the password, the
+/// SKU "ENTERPRISEPACK", and the manager "Fixture Manager".
 #[derive(Debug, Clone)]
 pub struct GraphFixture {
     tenant: Arc<GraphTenant>,
@@ -28,6 +28,7 @@ pub struct GraphFixture {
     zoom: String,
     graph_sp: String,
     e3: String,
+    manager: String,
 }
 
 impl GraphFixture {
@@ -41,6 +42,10 @@ impl GraphFixture {
         let graph_sp = tenant.add_service_principal("Microsoft Graph");
         let e3 = tenant.add_sku("ENTERPRISEPACK", 10_000);
         tenant.add_grant(&zoom, &graph_sp, None, "User.Read");
+        let manager = tenant.add_user(NewUser {
+            display_name: "Fixture Manager".into(),
+            ..NewUser::new(format!("fixture.manager.{}@example.test", &e3[..8]))
+        });
         Self {
             tenant,
             sent: RequestCursor::default(),
@@ -51,6 +56,7 @@ impl GraphFixture {
             zoom,
             graph_sp,
             e3,
+            manager,
         }
     }
 
@@ -78,6 +84,7 @@ impl GraphFixture {
                 self.ad_staff.clone(),
             ],
             licenses: vec![self.e3.clone()],
+            manager: Some(self.manager.clone()),
             auth_methods: vec![
                 "phone".into(),
                 "microsoftAuthenticator".into(),

@@ -36,6 +36,39 @@ pub(super) fn no_route() -> Reply {
     )
 }
 
+/// The 403 Graph answers when the app's token lacks `permission`
+/// ([`super::GraphTenant::withhold_permission`]), if it does.
+fn denied(s: &State, permission: &str) -> Option<Reply> {
+    s.withheld.contains(permission).then(|| {
+        err(
+            403,
+            "Authorization_RequestDenied",
+            "Insufficient privileges to complete the operation.",
+        )
+    })
+}
+
+/// The object id a `$ref` body (`{"@odata.id": "<base>/directoryObjects/{id}"}` or
+/// `…/users/{id}`) names; a 400 for a missing or malformed reference or one under another
+/// base URL.
+fn reference(base: &str, body: Option<&Value>) -> Result<String, Reply> {
+    let Some(target) = body
+        .and_then(|b| b.get("@odata.id"))
+        .and_then(Value::as_str)
+    else {
+        return Err(bad_request("The request body needs an '@odata.id'."));
+    };
+    ["directoryObjects", "users"]
+        .iter()
+        .find_map(|kind| {
+            target
+                .strip_prefix(&format!("{base}/{kind}/"))
+                .filter(|m| !m.is_empty() && !m.contains('/'))
+        })
+        .map(str::to_owned)
+        .ok_or_else(|| bad_request(&format!("Invalid object identifier '{target}'.")))
+}
+
 const SYNCED: &str = "Unable to update the specified properties for on-premises mastered Directory Sync objects or objects currently undergoing migration.";
 
 /// The method kinds of the `authentication/{kind}Methods` paths, with their `@odata.type`.
@@ -489,6 +522,7 @@ fn user_route(
                 None => not_found("manager"),
             }
         }
+        (_, ["manager", "$ref"]) => manager_ref(s, base, method, id, body.as_ref()),
         ("POST", ["revokeSignInSessions"]) => {
             if let Some(u) = s.users.get_mut(id) {
                 u.sessions_valid_from = now_iso();
@@ -668,6 +702,42 @@ fn user_route(
         }
         _ => no_route(),
     }
+}
+
+/// `PUT` / `DELETE /users/{id}/manager/$ref`.
+fn manager_ref(s: &mut State, base: &str, method: &str, id: &str, body: Option<&Value>) -> Reply {
+    if let Some(e) = denied(s, "User.ReadWrite.All") {
+        return e;
+    }
+    let new = match method {
+        "PUT" => match reference(base, body) {
+            Ok(m) => match find_user(s, &m) {
+                Some(m) => Some(m),
+                None => return not_found(&m),
+            },
+            Err(e) => return e,
+        },
+        "DELETE" => {
+            if s.users[id]
+                .manager
+                .as_ref()
+                .and_then(|m| find_user(s, m))
+                .is_none()
+            {
+                return not_found("manager");
+            }
+            None
+        }
+        _ => return no_route(),
+    };
+    let Some(u) = s.users.get_mut(id) else {
+        return not_found(id);
+    };
+    if u.on_premises_sync {
+        return bad_request(SYNCED);
+    }
+    u.manager = new;
+    (204, None)
 }
 
 fn app_role_json(s: &State, aid: &str, a: &AppRoleAssignment, principal_name: &str) -> Value {
@@ -1015,20 +1085,9 @@ fn group_route(
             page(s, base, &["groups", gid, "owners"], query, items)
         }
         ("POST", ["members", "$ref"]) => {
-            let Some(target) = body
-                .as_ref()
-                .and_then(|b| b.get("@odata.id"))
-                .and_then(Value::as_str)
-            else {
-                return bad_request("The request body needs an '@odata.id'.");
-            };
-            let member = ["directoryObjects", "users"].iter().find_map(|kind| {
-                target
-                    .strip_prefix(&format!("{base}/{kind}/"))
-                    .filter(|m| !m.is_empty() && !m.contains('/'))
-            });
-            let Some(member) = member.map(str::to_owned) else {
-                return bad_request(&format!("Invalid object identifier '{target}'."));
+            let member = match reference(base, body.as_ref()) {
+                Ok(m) => m,
+                Err(e) => return e,
             };
             if find_user(s, &member).is_none() {
                 return not_found(&member);
