@@ -1,5 +1,7 @@
 //! Wire calls to Microsoft Graph for Entra ID; no decisions.
 
+use std::collections::BTreeSet;
+
 use offboard_core::{ErrorKind, Result};
 pub(crate) use offboard_http::graph::user_path;
 use offboard_http::graph::{BatchItem, BatchReply};
@@ -196,6 +198,20 @@ impl EntraClient {
     /// `GET /users/{id}/ownedObjects`.
     pub(crate) async fn owned_objects(&self, id: &str) -> Result<Vec<DirectoryObject>> {
         self.list_of(id, &["ownedObjects"]).await
+    }
+
+    /// The owner ids of a group, application or service principal:
+    /// `GET /{collection}/{id}/owners`.
+    pub(crate) async fn owners(&self, collection: &str, id: &str) -> Result<BTreeSet<String>> {
+        let owners: Vec<DirectoryObject> = self
+            .graph
+            .list(
+                &GraphRequest::get([collection, id, "owners"])
+                    .query("$select", "id")
+                    .query("$top", "999"),
+            )
+            .await?;
+        Ok(owners.into_iter().map(|o| o.id).collect())
     }
 
     /// `GET /users/{id}/appRoleAssignments`.

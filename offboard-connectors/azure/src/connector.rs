@@ -204,7 +204,7 @@ impl Connector for EntraConnector {
         };
         self.check_account(account, &op)?;
         let (c, id, dry) = (&self.client, account.external_id.as_str(), options.dry_run);
-        use actions::{delete, disable, listed, manager, memberships, removals, sessions};
+        use actions::{delete, disable, listed, manager, memberships, owned, removals, sessions};
         let result = match verb {
             Verb::DisableSignIn => disable::execute(c, id, dry).await,
             Verb::RevokeSessions => {
@@ -215,9 +215,10 @@ impl Connector for EntraConnector {
             Verb::RemoveGrants => removals::remove_grants(c, id, dry).await,
             Verb::RemoveAuthMethods => removals::remove_auth_methods(c, id, dry).await,
             Verb::RemoveDirectoryRoles => listed::directory_roles(c, id, dry).await,
-            Verb::HandOverOwned => {
-                listed::hand_over_owned(c, id, options.person.as_ref(), dry).await
-            }
+            Verb::HandOverOwned => match action.params() {
+                Ok(params) => owned::execute(c, id, &params, dry).await,
+                Err(e) => Err(e),
+            },
             Verb::ClearManager => manager::execute(c, id, dry).await,
             Verb::Delete => delete::execute(c, id, dry).await,
         };
@@ -229,7 +230,7 @@ impl Connector for EntraConnector {
         let verb = self.reversible(&action.name, &op)?;
         self.check_account(account, &op)?;
         let (c, id) = (&self.client, account.external_id.as_str());
-        use actions::{delete, disable, manager, memberships};
+        use actions::{delete, disable, manager, memberships, owned};
         let data = async {
             match verb {
                 Verb::DisableSignIn => disable::snapshot(c, id)
@@ -243,6 +244,11 @@ impl Connector for EntraConnector {
                     .map(Snapshot::encode)
                     .transpose(),
                 Verb::RemoveAppRoles => memberships::snapshot_app_roles(c, id)
+                    .await?
+                    .as_ref()
+                    .map(Snapshot::encode)
+                    .transpose(),
+                Verb::HandOverOwned => owned::snapshot(c, id, &action.params()?)
                     .await?
                     .as_ref()
                     .map(Snapshot::encode)
@@ -278,7 +284,7 @@ impl Connector for EntraConnector {
             .check_restores(&AppId::new(APP), account)
             .map_err(|e| e.with_operation(op.clone()))?;
         let (c, id) = (&self.client, account.external_id.as_str());
-        use actions::{delete, disable, manager, memberships};
+        use actions::{delete, disable, manager, memberships, owned};
         let result = async {
             if verb == Verb::Delete {
                 return delete::restore(c, id, &snapshot.data_as()?).await;
@@ -289,6 +295,7 @@ impl Connector for EntraConnector {
             match verb {
                 Verb::DisableSignIn => disable::restore(c, &user, &snapshot.data_as()?).await,
                 Verb::ClearManager => manager::restore(c, &user, &snapshot.data_as()?).await,
+                Verb::HandOverOwned => owned::restore(c, id, &snapshot.data_as()?).await,
                 Verb::RemoveGroups => {
                     memberships::restore_groups(c, id, &snapshot.data_as()?).await
                 }

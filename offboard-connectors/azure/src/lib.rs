@@ -12,19 +12,30 @@
 //! | `entra.remove_grants` | no | no | | `GET …/oauth2PermissionGrants`, `$batch` of `DELETE /oauth2PermissionGrants/{g}` (`Principal` only) | `DelegatedPermissionGrant.ReadWrite.All` |
 //! | `entra.remove_auth_methods` | no | no | | `GET …/authentication/methods`, `$batch` of `DELETE …/{kind}Methods/{m}` | `UserAuthenticationMethod.ReadWrite.All` |
 //! | `entra.remove_directory_roles` | no | no | | `GET …/memberOf` (report only, see below) | `Directory.Read.All` |
-//! | `entra.hand_over_owned` | no | no | | `GET …/ownedObjects`, `GET …/manager` (report only) | `Directory.Read.All` |
+//! | `entra.hand_over_owned` | yes (leaver re-added, new owner removed where the hand-over added it) | no | | `GET …/ownedObjects`, `GET …/manager` or `GET /users/{to}`; per object `GET /{groups,applications,servicePrincipals}/{o}/owners`, `POST …/owners/$ref`, then `DELETE …/owners/{id}/$ref` (see below) | `Group.ReadWrite.All` (role-assignable groups: also `RoleManagement.ReadWrite.Directory`), `Application.ReadWrite.All` |
 //! | `entra.clear_manager` | yes (set again) | no | hand over | `GET /users/{id}`, `GET …/manager` (404: none), `DELETE /users/{id}/manager/$ref`; rollback `PUT /users/{id}/manager/$ref` `{"@odata.id": "<base>/users/{m}"}` | `User.ReadWrite.All` |
 //! | `entra.delete` | yes (restore) | yes | disable, revoke, hand over | `DELETE /users/{id}`; rollback `POST /directory/deletedItems/{id}/restore` | `User.ReadWrite.All` |
 //!
 //! Every action reads state first: a repeat reports `already_done`, a dry run predicts the
 //! outcome, a user who no longer exists reports `not_found` (delete: `already_done`).
 //!
-//! # Limits of the allowed operations
-//! The connector uses only the Graph operations in `graph-offboarding.ops.txt`. Removing a
-//! directory role member and adding a group or app owner are not among them, so
-//! `entra.remove_directory_roles` and `entra.hand_over_owned` list what remains (with the
-//! manager to hand over to) and fail with an `unsupported` error naming it, instead of
-//! reporting `done`; `verify_revoked` keeps listing it.
+//! # Directory roles
+//! The connector uses only the Graph operations in `graph-offboarding.ops.txt`.
+//! `entra.remove_directory_roles` does not remove roles yet: it lists the roles held and
+//! fails with an `unsupported` error naming them instead of reporting `done`;
+//! `verify_revoked` keeps listing them.
+//!
+//! # Hand-over of owned objects
+//! `entra.hand_over_owned` gives every group, app registration and enterprise app the leaver
+//! owns a new owner: the action parameter `to` (`{"to": "<user id or UPN>"}`, read with
+//! `GET /users/{to}` and accepted only when Graph answers with that id or UPN), else the
+//! leaver's manager in Entra. The new owner is added first and the leaver removed only once
+//! that succeeded, so no object is left without an owner. Objects it cannot hand over (no
+//! manager and no `to`; Graph refuses, e.g. a role-assignable group without
+//! `RoleManagement.ReadWrite.Directory`) fail the task by name after the others were handed
+//! over; the leaver stays their owner and `verify_revoked` keeps listing them. It has no
+//! `after`: nothing unrelated can block it; `entra.delete` and `entra.clear_manager` (whose
+//! link it reads) wait for it.
 //!
 //! # Users synced from on-premises AD
 //! `onPremisesSyncEnabled` users are mastered in AD: `entra.disable_sign_in` is ordered after

@@ -440,18 +440,13 @@ async fn app_roles_grants_and_auth_methods_go_in_one_batch_each() {
 }
 
 #[tokio::test]
-async fn roles_and_owned_objects_are_reported_never_called_done() {
+async fn directory_roles_are_reported_never_called_done() {
     let t = tenant().await;
-    let boss = t.add_user(NewUser::new("boss@example.test"));
     let admin = t.add_directory_role("Global Reader");
     let id = t.add_user(NewUser {
         roles: vec![admin],
-        manager: Some(boss),
         ..NewUser::new("owner@example.test")
     });
-    let g = t.add_group(NewGroup::assigned("Project X"));
-    t.add_group_owner(&g, &id);
-    t.add_application("Internal Tool", &[&id]);
     let c = connector(&t);
     let a = account(&id, "owner@example.test");
     t.clear_requests();
@@ -462,25 +457,225 @@ async fn roles_and_owned_objects_are_reported_never_called_done() {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unsupported);
     assert!(e.to_string().contains("Global Reader"), "{e}");
+    assert!(t.requests().iter().all(|r| r.method == "GET"));
+    assert_eq!(t.user(&id).unwrap().roles.len(), 1);
+    let v = c.verify_revoked(&a).await.unwrap();
+    assert!(v.remaining.iter().any(|r| r.contains("Global Reader")));
+}
+
+/// entra.hand_over_owned gives each owned group, app registration and enterprise app to the
+/// manager, adding the manager before removing the leaver (never an object without an
+/// owner), skipping the add where the manager already owns it; a repeat is already_done, a
+/// dry run writes nothing, and rollback re-adds the leaver and removes the manager only
+/// where the hand-over added it. Before, the action failed `unsupported` and changed nothing.
+#[tokio::test]
+async fn hand_over_owned_adds_the_manager_first_then_removes_the_leaver() {
+    let t = tenant().await;
+    let boss = t.add_user(NewUser::new("boss@example.test"));
+    let id = t.add_user(NewUser {
+        manager: Some(boss.clone()),
+        ..NewUser::new("owner@example.test")
+    });
+    let g = t.add_group(NewGroup {
+        owners: vec![id.clone()],
+        ..NewGroup::assigned("Project X")
+    });
+    let app = t.add_application("Team App", &[&id]);
+    let sp = t.add_service_principal("Team App SP");
+    t.add_service_principal_owner(&sp, &id);
+    t.add_service_principal_owner(&sp, &boss);
+    let c = connector(&t);
+    let a = account(&id, "owner@example.test");
+    let hand = action("entra.hand_over_owned");
+    let spec = c.capabilities().action(&hand.name).unwrap().clone();
+    assert!(spec.reversible && spec.after.is_empty(), "{spec:?}");
+    let v = c.verify_revoked(&a).await.unwrap();
+    assert_eq!(
+        v.remaining
+            .iter()
+            .filter(|r| r.contains("owner of"))
+            .count(),
+        3,
+        "{:?}",
+        v.remaining
+    );
+    let snap = c.snapshot(&a, &hand).await.unwrap();
+    assert_eq!(snap.data["new_owner"], json!(boss));
+    let objects = snap.data["objects"].as_array().unwrap();
+    assert_eq!(objects.len(), 3);
+    assert!(objects.iter().any(|o| o["id"] == json!(sp)
+        && o["kind"] == "servicePrincipals"
+        && o["new_owner_was_owner"] == json!(true)));
+    assert!(objects.iter().any(|o| o["id"] == json!(app)
+        && o["kind"] == "applications"
+        && o["new_owner_was_owner"] == json!(false)));
+    t.clear_requests();
+
+    let dry = c
+        .execute(&a, &hand, &run("k").with_dry_run(true))
+        .await
+        .unwrap();
+    assert_eq!(dry.outcome, Outcome::Done);
+    assert!(
+        detail(&dry).contains("would hand over 3 objects")
+            && detail(&dry).contains("to boss@example.test"),
+        "{}",
+        detail(&dry)
+    );
+    assert!(t.requests().iter().all(|r| r.method == "GET"), "dry run");
+    t.clear_requests();
+
+    let r = c.execute(&a, &hand, &run("k")).await.unwrap();
+    assert_eq!(r.outcome, Outcome::Done, "{}", detail(&r));
+    assert!(
+        detail(&r).contains("group Project X")
+            && detail(&r).contains("app registration Team App")
+            && detail(&r).contains("enterprise app Team App SP"),
+        "{}",
+        detail(&r)
+    );
+    for o in [&g, &app, &sp] {
+        assert_eq!(t.owners(o), [boss.clone()].into_iter().collect());
+    }
+    let base = t.graph_url();
+    let reqs = t.requests();
+    assert_eq!(
+        lines(&reqs),
+        vec![
+            format!("GET /v1.0/users/{id}/ownedObjects"),
+            format!("GET /v1.0/users/{id}/manager"),
+            format!("GET /v1.0/groups/{g}/owners"),
+            format!("POST /v1.0/groups/{g}/owners/$ref"),
+            format!("DELETE /v1.0/groups/{g}/owners/{id}/$ref"),
+            format!("GET /v1.0/applications/{app}/owners"),
+            format!("POST /v1.0/applications/{app}/owners/$ref"),
+            format!("DELETE /v1.0/applications/{app}/owners/{id}/$ref"),
+            format!("GET /v1.0/servicePrincipals/{sp}/owners"),
+            format!("DELETE /v1.0/servicePrincipals/{sp}/owners/{id}/$ref"),
+        ],
+        "the new owner is added before the leaver goes; an owner already there is not re-added"
+    );
+    assert_eq!(
+        reqs[3].body,
+        Some(json!({"@odata.id": format!("{base}/directoryObjects/{boss}")}))
+    );
+    let again = c.execute(&a, &hand, &run("k")).await.unwrap();
+    assert_eq!(again.outcome, Outcome::AlreadyDone);
+    let v = c.verify_revoked(&a).await.unwrap();
+    assert!(
+        v.remaining.iter().all(|r| !r.contains("owner of")),
+        "{:?}",
+        v.remaining
+    );
+
+    assert_eq!(c.restore(&a, &snap).await.unwrap(), Outcome::Done);
+    assert_eq!(t.owners(&g), [id.clone()].into_iter().collect());
+    assert_eq!(t.owners(&app), [id.clone()].into_iter().collect());
+    assert_eq!(
+        t.owners(&sp),
+        [id.clone(), boss.clone()].into_iter().collect(),
+        "the manager owned it before the hand-over: kept"
+    );
+    assert_eq!(c.restore(&a, &snap).await.unwrap(), Outcome::AlreadyDone);
+    assert_eq!(c.snapshot(&a, &hand).await.unwrap().data, snap.data);
+}
+
+/// `to` names the new owner exactly (id or UPN; an unknown one is refused with nothing
+/// changed); without a manager and `to` every object is reported by name and nothing is
+/// written; an object Graph refuses (a role-assignable group without
+/// RoleManagement.ReadWrite.Directory) keeps the leaver as owner and fails the task by name
+/// after the others were handed over. Before, the action failed `unsupported` for all.
+#[tokio::test]
+async fn hand_over_owned_honours_to_and_reports_what_it_cannot_hand_over() {
+    let t = tenant().await;
+    let heir = t.add_user(NewUser::new("heir@example.test"));
+    let id = t.add_user(NewUser::new("lone@example.test"));
+    let g = t.add_group(NewGroup {
+        owners: vec![id.clone()],
+        ..NewGroup::assigned("Project Y")
+    });
+    let admins = t.add_group(NewGroup {
+        owners: vec![id.clone()],
+        ..NewGroup::role_assignable("Helpdesk Admins")
+    });
+    let app = t.add_application("Lone App", &[&id]);
+    let c = connector(&t);
+    let a = account(&id, "lone@example.test");
+    let hand = action("entra.hand_over_owned");
+
+    // No manager and no `to`: each object named, nothing written.
+    t.clear_requests();
+    let e = c.execute(&a, &hand, &run("k")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unsupported);
+    let text = e.to_string();
+    assert!(
+        text.contains("group Project Y")
+            && text.contains("group Helpdesk Admins")
+            && text.contains("app registration Lone App")
+            && text.contains("no manager"),
+        "{text}"
+    );
+    assert!(t.requests().iter().all(|r| r.method == "GET"));
+
+    // An unknown `to`: refused, nothing written.
+    let to = |who: &str| {
+        Action::with_params(
+            ActionName::from_static("entra.hand_over_owned"),
+            &json!({"to": who}),
+        )
+        .unwrap()
+    };
+    t.clear_requests();
     let e = c
-        .execute(&a, &action("entra.hand_over_owned"), &run("k"))
+        .execute(&a, &to("nobody@example.test"), &run("k"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(t.requests().iter().all(|r| r.method == "GET"));
+    let e = c
+        .execute(&a, &to("lone@example.test"), &run("k"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.kind(),
+        ErrorKind::InvalidInput,
+        "the leaver is no heir: {e}"
+    );
+
+    // `to` by UPN (any ASCII case): the group and the app go to the heir; Graph refuses the
+    // role-assignable group, which keeps the leaver and fails the task by name.
+    let e = c
+        .execute(&a, &to("HEIR@example.test"), &run("k"))
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unsupported);
     let text = e.to_string();
     assert!(
-        text.contains("group Project X")
-            && text.contains("application Internal Tool")
-            && text.contains("manager boss@example.test"),
+        text.contains("handed over 2 objects")
+            && text.contains("NOT handed over (1): group Helpdesk Admins"),
         "{text}"
     );
-    assert!(t.requests().iter().all(|r| r.method == "GET"));
-    let state = t.user(&id).unwrap();
-    assert_eq!(state.roles.len(), 1);
-    assert_eq!(state.owned_groups.len(), 1);
+    assert_eq!(t.owners(&g), [heir.clone()].into_iter().collect());
+    assert_eq!(t.owners(&app), [heir.clone()].into_iter().collect());
+    assert_eq!(
+        t.owners(&admins),
+        [id.clone()].into_iter().collect(),
+        "adding failed: the leaver stays"
+    );
     let v = c.verify_revoked(&a).await.unwrap();
-    assert!(v.remaining.iter().any(|r| r.contains("Global Reader")));
-    assert!(v.remaining.iter().any(|r| r.contains("owner of Project X")));
+    assert!(
+        v.remaining
+            .iter()
+            .any(|r| r.contains("owner of Helpdesk Admins")),
+        "{:?}",
+        v.remaining
+    );
+
+    // With the permission granted, a second run hands over the rest.
+    t.grant_role_management();
+    let r = c.execute(&a, &to(&heir), &run("k")).await.unwrap();
+    assert_eq!(r.outcome, Outcome::Done, "{}", detail(&r));
+    assert_eq!(t.owners(&admins), [heir.clone()].into_iter().collect());
 }
 
 /// entra.clear_manager removes the manager link (`DELETE …/manager/$ref`), records the

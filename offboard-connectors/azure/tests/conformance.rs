@@ -43,6 +43,22 @@ async fn entra_connector_passes_conformance_against_the_simulator() {
             .is_some_and(|f| f.contains("userPrincipalName eq ''' or mail eq ''"))
     }));
     assert_eq!(tenant.token_requests(), 1, "the token is cached");
+    // The fixture's users have a manager and own an app registration: the rules ran the
+    // hand-over, its rollback and entra.clear_manager for real.
+    let lines: Vec<String> = tenant.requests().iter().map(|r| r.line()).collect();
+    for (method, tail) in [
+        ("POST /v1.0/applications/", "/owners/$ref"),
+        ("DELETE /v1.0/applications/", "/$ref"),
+        ("DELETE /v1.0/users/", "/manager/$ref"),
+        ("PUT /v1.0/users/", "/manager/$ref"),
+    ] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(method) && l.ends_with(tail)),
+            "no {method}…{tail} sent"
+        );
+    }
     eprintln!(
         "conformance: {} requests to the simulated tenant",
         tenant.requests().len()

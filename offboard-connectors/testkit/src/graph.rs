@@ -45,7 +45,16 @@
 //!   changes are 400s; role-assignable groups (`isAssignableToRole`) are 403s unless the app
 //!   holds `RoleManagement.ReadWrite.Directory` ([`GraphTenant::grant_role_management`]).
 //!   A member reference (`@odata.id`) must name a user under this service's own base URL. Adding a member twice is a 400 "already
-//!   exist"; removing a non-member a 404. Owners; removing the last owner is a 400.
+//!   exist"; removing a non-member a 404.
+//! - Owners of groups, applications (app registrations) and service principals (enterprise
+//!   apps), each listed in the owner's `ownedObjects`: `GET …/owners`, `POST …/owners/$ref`
+//!   (a user reference as for members; a duplicate is a 400 "already exist", an unknown user
+//!   a 404) and `DELETE …/owners/{id}/$ref` (a non-owner is a 404), 204. Group owner changes
+//!   need `Group.ReadWrite.All` (a role-assignable group also
+//!   `RoleManagement.ReadWrite.Directory`: 403), and the last owner of a group cannot be
+//!   removed (400); application and service principal owner changes need
+//!   `Application.ReadWrite.All`, reads `Application.Read.All`, and their last owner may go
+//!   (Graph only recommends two owners).
 //! - Directory roles (listed in `memberOf`, not changeable: no operation is served for them),
 //!   app role assignments (POST 201, a duplicate is a 400), oauth2PermissionGrants
 //!   (`Principal` and `AllPrincipals`), authentication methods (password and the 7 deletable
@@ -383,6 +392,10 @@ pub struct GraphUserState {
     pub roles: BTreeSet<String>,
     /// Group ids the user owns.
     pub owned_groups: BTreeSet<String>,
+    /// Application (app registration) ids the user owns.
+    pub owned_applications: BTreeSet<String>,
+    /// Service principal (enterprise app) ids the user owns.
+    pub owned_service_principals: BTreeSet<String>,
     /// App role assignments: (resource id, app role id).
     pub app_roles: BTreeSet<(String, String)>,
     /// `Principal` grant ids of the user.
@@ -529,6 +542,7 @@ struct State {
     groups: BTreeMap<String, Group>,
     roles: BTreeMap<String, Role>,
     service_principals: BTreeMap<String, String>,
+    sp_owners: BTreeMap<String, BTreeSet<String>>,
     app_roles: BTreeMap<String, AppRoleAssignment>,
     grants: BTreeMap<String, Grant>,
     skus: BTreeMap<String, Sku>,
@@ -585,6 +599,9 @@ impl State {
         }
         for a in self.applications.values_mut() {
             a.owners.remove(id);
+        }
+        for owners in self.sp_owners.values_mut() {
+            owners.remove(id);
         }
         self.app_roles.retain(|_, a| a.principal != id);
         self.grants
@@ -667,6 +684,7 @@ impl GraphTenant {
         ("GET", "/users/{user-id}/transitiveMemberOf"),
         ("GET", "/groups/{group-id}"),
         ("GET", "/groups/{group-id}/owners"),
+        ("POST", "/groups/{group-id}/owners/$ref"),
         ("POST", "/groups/{group-id}/members/$ref"),
         (
             "DELETE",
@@ -677,6 +695,21 @@ impl GraphTenant {
             "/groups/{group-id}/owners/{directoryObject-id}/$ref",
         ),
         ("GET", "/users/{user-id}/ownedObjects"),
+        ("GET", "/applications/{application-id}/owners"),
+        ("POST", "/applications/{application-id}/owners/$ref"),
+        (
+            "DELETE",
+            "/applications/{application-id}/owners/{directoryObject-id}/$ref",
+        ),
+        ("GET", "/servicePrincipals/{servicePrincipal-id}/owners"),
+        (
+            "POST",
+            "/servicePrincipals/{servicePrincipal-id}/owners/$ref",
+        ),
+        (
+            "DELETE",
+            "/servicePrincipals/{servicePrincipal-id}/owners/{directoryObject-id}/$ref",
+        ),
         ("GET", "/users/{user-id}/ownedDevices"),
         ("GET", "/users/{user-id}/registeredDevices"),
         ("GET", "/users/{user-id}/appRoleAssignments"),
@@ -909,6 +942,29 @@ impl GraphTenant {
         id
     }
 
+    /// Makes `user` an owner of service principal `sp`.
+    pub fn add_service_principal_owner(&self, sp: &str, user: &str) {
+        let mut s = self.shared.state();
+        if s.service_principals.contains_key(sp) {
+            s.sp_owners
+                .entry(sp.to_owned())
+                .or_default()
+                .insert(user.to_owned());
+        }
+    }
+
+    /// The owner user ids of a group, application or service principal (empty for an
+    /// unknown id).
+    pub fn owners(&self, object: &str) -> BTreeSet<String> {
+        let s = self.shared.state();
+        s.groups
+            .get(object)
+            .map(|g| g.owners.clone())
+            .or_else(|| s.applications.get(object).map(|a| a.owners.clone()))
+            .or_else(|| s.sp_owners.get(object).cloned())
+            .unwrap_or_default()
+    }
+
     /// Adds an application registration owned by `owners`; returns its id.
     pub fn add_application(&self, display_name: impl Into<String>, owners: &[&str]) -> String {
         let id = new_id();
@@ -1129,6 +1185,18 @@ impl GraphTenant {
                 .iter()
                 .filter(|(_, g)| g.owners.contains(id))
                 .map(|(gid, _)| gid.clone())
+                .collect(),
+            owned_applications: s
+                .applications
+                .iter()
+                .filter(|(_, a)| a.owners.contains(id))
+                .map(|(aid, _)| aid.clone())
+                .collect(),
+            owned_service_principals: s
+                .sp_owners
+                .iter()
+                .filter(|(_, o)| o.contains(id))
+                .map(|(sid, _)| sid.clone())
                 .collect(),
             app_roles: s
                 .app_roles

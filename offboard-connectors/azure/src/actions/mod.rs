@@ -9,6 +9,7 @@ pub(crate) mod disable;
 pub(crate) mod listed;
 pub(crate) mod manager;
 pub(crate) mod memberships;
+pub(crate) mod owned;
 pub(crate) mod removals;
 pub(crate) mod sessions;
 
@@ -71,6 +72,7 @@ impl Verb {
             Verb::DisableSignIn
                 | Verb::RemoveGroups
                 | Verb::RemoveAppRoles
+                | Verb::HandOverOwned
                 | Verb::ClearManager
                 | Verb::Delete
         )
@@ -83,7 +85,8 @@ impl Verb {
             Verb::DisableSignIn => s.reversible().after(AD_DISABLE),
             // No `after`: a revocation runs even when disabling sign-in failed (a synced user
             // is revoked again after the sync, see `sessions`).
-            Verb::RemoveGroups | Verb::RemoveAppRoles => s.reversible(),
+            // No `after`: nothing unrelated may block the hand-over (entra.delete waits for it).
+            Verb::RemoveGroups | Verb::RemoveAppRoles | Verb::HandOverOwned => s.reversible(),
             // The hand-over reads the manager this clears.
             Verb::ClearManager => s.reversible().after(Verb::HandOverOwned.name()),
             Verb::Delete => s
@@ -118,7 +121,7 @@ impl Verb {
                 "Check directory role memberships: removal is not an allowed operation, so held roles fail the task with their names"
             }
             Verb::HandOverOwned => {
-                "List owned groups and apps for hand-over to the manager: adding owners is not an allowed operation, so owned objects fail the task with the manager named"
+                "Hand owned groups, app registrations and enterprise apps to the manager (or params.to): the new owner is added first, then the leaver removed; objects not handed over fail the task by name"
             }
             Verb::ClearManager => {
                 "Clear the manager link (rollback sets it again); users synced from AD fail naming ad.clear_manager"

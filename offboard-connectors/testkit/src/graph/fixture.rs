@@ -114,8 +114,12 @@ impl GraphFixture {
 
 #[async_trait]
 impl Fixture for GraphFixture {
+    /// [`GraphFixture::add_employee`], also owning an app registration "App of <login>" (for
+    /// `entra.hand_over_owned`, which hands it to the manager).
     async fn create_user(&self, login: &str, aliases: &[&str]) -> AccountRef {
         let id = self.add_employee(login, aliases);
+        self.tenant
+            .add_application(format!("App of {login}"), &[id.as_str()]);
         AccountRef::new("entra", id, login, AccountStatus::Active)
     }
 

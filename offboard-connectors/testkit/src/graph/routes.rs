@@ -36,16 +36,19 @@ pub(super) fn no_route() -> Reply {
     )
 }
 
+/// Graph's 403 for an app lacking a permission.
+fn insufficient() -> Reply {
+    err(
+        403,
+        "Authorization_RequestDenied",
+        "Insufficient privileges to complete the operation.",
+    )
+}
+
 /// The 403 Graph answers when the app's token lacks `permission`
 /// ([`super::GraphTenant::withhold_permission`]), if it does.
 fn denied(s: &State, permission: &str) -> Option<Reply> {
-    s.withheld.contains(permission).then(|| {
-        err(
-            403,
-            "Authorization_RequestDenied",
-            "Insufficient privileges to complete the operation.",
-        )
-    })
+    s.withheld.contains(permission).then(insufficient)
 }
 
 /// The object id a `$ref` body (`{"@odata.id": "<base>/directoryObjects/{id}"}` or
@@ -135,6 +138,15 @@ pub(super) fn route(
             user_route(s, base, method, &id, rest, query, body)
         }
         (_, ["groups", gid, rest @ ..]) => group_route(s, base, method, gid, rest, query, body),
+        (
+            _,
+            [
+                kind @ ("applications" | "servicePrincipals"),
+                oid,
+                "owners",
+                rest @ ..,
+            ],
+        ) => app_owners(s, base, method, kind, oid, rest, query, body.as_ref()),
         (_, ["drives", did, rest @ ..]) => drive_route(s, base, method, did, rest, query, body),
         (_, ["directory", "deletedItems", id, rest @ ..]) => deleted_route(s, method, id, rest),
         _ => no_route(),
@@ -576,6 +588,18 @@ fn user_route(
                             "id": aid,
                             "appId": a.app_id,
                             "displayName": a.display_name,
+                        })
+                    }),
+            );
+            items.extend(
+                s.sp_owners
+                    .iter()
+                    .filter(|(_, owners)| owners.contains(id))
+                    .map(|(sid, _)| {
+                        json!({
+                            "@odata.type": "#microsoft.graph.servicePrincipal",
+                            "id": sid,
+                            "displayName": s.service_principals.get(sid),
                         })
                     }),
             );
@@ -1105,7 +1129,31 @@ fn group_route(
             }
             (204, None)
         }
+        ("POST", ["owners", "$ref"]) => {
+            if let Some(e) = denied(s, "Group.ReadWrite.All") {
+                return e;
+            }
+            let owner = match owner_reference(s, base, body.as_ref(), &g.owners) {
+                Ok(o) => o,
+                Err(e) => return e,
+            };
+            if g.role_assignable && !s.role_management {
+                return insufficient();
+            }
+            if let Some(g) = s.groups.get_mut(gid) {
+                g.owners.insert(owner);
+            }
+            (204, None)
+        }
         ("DELETE", [rel @ ("members" | "owners"), member, "$ref"]) => {
+            if *rel == "owners" {
+                if let Some(e) = denied(s, "Group.ReadWrite.All") {
+                    return e;
+                }
+                if g.role_assignable && !s.role_management {
+                    return insufficient();
+                }
+            }
             let set = if *rel == "members" {
                 &g.members
             } else {
@@ -1136,6 +1184,91 @@ fn group_route(
     }
 }
 
+/// The user a `POST …/owners/$ref` body names, not yet in `owners`: a 400 for a bad
+/// reference or one already an owner, a 404 for an unknown user.
+fn owner_reference(
+    s: &State,
+    base: &str,
+    body: Option<&Value>,
+    owners: &BTreeSet<String>,
+) -> Result<String, Reply> {
+    let target = reference(base, body)?;
+    let Some(owner) = find_user(s, &target) else {
+        return Err(not_found(&target));
+    };
+    if owners.contains(&owner) {
+        return Err(bad_request(
+            "One or more added object references already exist for the following modified properties: 'owners'.",
+        ));
+    }
+    Ok(owner)
+}
+
+/// `GET …/owners`, `POST …/owners/$ref` and `DELETE …/owners/{id}/$ref` of an application
+/// (`kind` `applications`) or a service principal (`servicePrincipals`). Owners are users
+/// (applications take nothing else); removing the last owner is allowed, as in Graph.
+#[allow(clippy::too_many_arguments)]
+fn app_owners(
+    s: &mut State,
+    base: &str,
+    method: &str,
+    kind: &str,
+    oid: &str,
+    rest: &[&str],
+    query: &Query,
+    body: Option<&Value>,
+) -> Reply {
+    let owners = if kind == "applications" {
+        s.applications.get(oid).map(|a| a.owners.clone())
+    } else {
+        s.service_principals
+            .contains_key(oid)
+            .then(|| s.sp_owners.get(oid).cloned().unwrap_or_default())
+    };
+    let Some(owners) = owners else {
+        return not_found(oid);
+    };
+    let permission = if method == "GET" {
+        "Application.Read.All"
+    } else {
+        "Application.ReadWrite.All"
+    };
+    if let Some(e) = denied(s, permission) {
+        return e;
+    }
+    let mut owners = owners;
+    match (method, rest) {
+        ("GET", []) => {
+            let items = owners
+                .iter()
+                .filter_map(|o| s.users.get(o).filter(|u| u.deleted_at.is_none()))
+                .map(directory_user)
+                .collect();
+            return page(s, base, &[kind, oid, "owners"], query, items);
+        }
+        ("POST", ["$ref"]) => match owner_reference(s, base, body, &owners) {
+            Ok(o) => {
+                owners.insert(o);
+            }
+            Err(e) => return e,
+        },
+        ("DELETE", [owner, "$ref"]) => {
+            if !owners.remove(*owner) {
+                return not_found(owner);
+            }
+        }
+        _ => return no_route(),
+    }
+    if kind == "applications" {
+        if let Some(a) = s.applications.get_mut(oid) {
+            a.owners = owners;
+        }
+    } else {
+        s.sp_owners.insert(oid.to_owned(), owners);
+    }
+    (204, None)
+}
+
 /// Why Graph refuses to change the members of `g`, if it does. `role_management`: the app
 /// holds `RoleManagement.ReadWrite.Directory`.
 ///
@@ -1158,11 +1291,7 @@ fn unchangeable(g: &super::Group, role_management: bool) -> Option<Reply> {
         ));
     }
     if g.role_assignable && !role_management {
-        return Some(err(
-            403,
-            "Authorization_RequestDenied",
-            "Insufficient privileges to complete the operation.",
-        ));
+        return Some(insufficient());
     }
     None
 }
