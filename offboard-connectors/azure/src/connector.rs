@@ -204,7 +204,9 @@ impl Connector for EntraConnector {
         };
         self.check_account(account, &op)?;
         let (c, id, dry) = (&self.client, account.external_id.as_str(), options.dry_run);
-        use actions::{delete, disable, listed, manager, memberships, owned, removals, sessions};
+        use actions::{
+            delete, disable, immutable_id, listed, manager, memberships, owned, removals, sessions,
+        };
         let result = match verb {
             Verb::DisableSignIn => disable::execute(c, id, dry).await,
             Verb::RevokeSessions => {
@@ -220,6 +222,7 @@ impl Connector for EntraConnector {
                 Err(e) => Err(e),
             },
             Verb::ClearManager => manager::execute(c, id, dry).await,
+            Verb::ClearImmutableId => immutable_id::execute(c, id, dry).await,
             Verb::Delete => delete::execute(c, id, dry).await,
         };
         result.map_err(|e| e.with_operation(op))
@@ -230,7 +233,7 @@ impl Connector for EntraConnector {
         let verb = self.reversible(&action.name, &op)?;
         self.check_account(account, &op)?;
         let (c, id) = (&self.client, account.external_id.as_str());
-        use actions::{delete, disable, manager, memberships, owned};
+        use actions::{delete, disable, immutable_id, manager, memberships, owned};
         let data = async {
             match verb {
                 Verb::DisableSignIn => disable::snapshot(c, id)
@@ -249,6 +252,11 @@ impl Connector for EntraConnector {
                     .map(Snapshot::encode)
                     .transpose(),
                 Verb::HandOverOwned => owned::snapshot(c, id, &action.params()?)
+                    .await?
+                    .as_ref()
+                    .map(Snapshot::encode)
+                    .transpose(),
+                Verb::ClearImmutableId => immutable_id::snapshot(c, id)
                     .await?
                     .as_ref()
                     .map(Snapshot::encode)
@@ -284,10 +292,14 @@ impl Connector for EntraConnector {
             .check_restores(&AppId::new(APP), account)
             .map_err(|e| e.with_operation(op.clone()))?;
         let (c, id) = (&self.client, account.external_id.as_str());
-        use actions::{delete, disable, manager, memberships, owned};
+        use actions::{delete, disable, immutable_id, manager, memberships, owned};
         let result = async {
-            if verb == Verb::Delete {
-                return delete::restore(c, id, &snapshot.data_as()?).await;
+            match verb {
+                Verb::Delete => return delete::restore(c, id, &snapshot.data_as()?).await,
+                Verb::ClearImmutableId => {
+                    return immutable_id::restore(c, id, &snapshot.data_as()?).await;
+                }
+                _ => {}
             }
             let Some(user) = c.get_user(id).await? else {
                 return Err(user_gone(id, &op));

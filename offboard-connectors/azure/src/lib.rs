@@ -14,6 +14,7 @@
 //! | `entra.remove_directory_roles` | no | no | | `GET …/memberOf` (report only, see below) | `Directory.Read.All` |
 //! | `entra.hand_over_owned` | yes (leaver re-added, new owner removed where the hand-over added it) | no | | `GET …/ownedObjects`, `GET …/manager` or `GET /users/{to}`; per object `GET /{groups,applications,servicePrincipals}/{o}/owners`, `POST …/owners/$ref`, then `DELETE …/owners/{id}/$ref` (see below) | `Group.ReadWrite.All` (role-assignable groups: also `RoleManagement.ReadWrite.Directory`), `Application.ReadWrite.All` |
 //! | `entra.clear_manager` | yes (set again) | no | hand over | `GET /users/{id}`, `GET …/manager` (404: none), `DELETE /users/{id}/manager/$ref`; rollback `PUT /users/{id}/manager/$ref` `{"@odata.id": "<base>/users/{m}"}` | `User.ReadWrite.All` |
+//! | `entra.clear_immutable_id` | yes (patched back) | no | | `GET /users/{id}?$select=…,onPremisesImmutableId`, `PATCH /users/{id}` `{"onPremisesImmutableId": null}` (cloud-only users; off by default, see below) | `User.ReadWrite.All` |
 //! | `entra.delete` | yes (restore) | yes | disable, revoke, hand over | `DELETE /users/{id}`; rollback `POST /directory/deletedItems/{id}/restore` | `User.ReadWrite.All` |
 //!
 //! Every action reads state first: a repeat reports `already_done`, a dry run predicts the
@@ -45,6 +46,16 @@
 //! `entra.revoke_sessions` revokes at once, waits for the sync the same way and revokes again
 //! once the account is disabled. Group memberships of AD-synced and dynamic groups are
 //! reported, never changed.
+//!
+//! # Hybrid hygiene: `entra.clear_immutable_id` (off by default)
+//! `onPremisesImmutableId` is the anchor Entra Connect hard-matches an AD account to its Entra
+//! user by. When a leaver's account has been converted to cloud-only (taken out of sync
+//! scope), clearing it stops a later sync from re-attaching a recycled AD account to the old
+//! Entra user. On a user still synced it would break the hard match (the next sync could
+//! create a duplicate user or orphan this one), and Graph refuses the change for synced users:
+//! the action refuses a user whose `onPremisesSyncEnabled` is true with an error saying so,
+//! sending nothing. It is therefore never part of a plan unless a policy names it; rollback
+//! patches the old value back.
 //!
 //! # Groups Graph cannot change
 //! Mail-enabled security groups and distribution lists are managed in Exchange Online (Graph

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use offboard_azure::{AzureConfig, EntraConnector};
 use offboard_core::{
     AccountRef, AccountStatus, Action, ActionName, Connector, ErrorKind, ExecuteOptions,
-    ExecuteReply, LookupRequest, Outcome, Person, RetryClass,
+    ExecuteReply, LookupRequest, Outcome, Person, RetryClass, Snapshot,
 };
 use offboard_testkit::graph::{
     AUTH_METHOD_KINDS, GraphLimits, GraphTenant, NewGroup, NewUser, RecordedRequest,
@@ -73,6 +73,45 @@ fn batches(requests: &[RecordedRequest]) -> Vec<Vec<(String, String)>> {
         .collect()
 }
 
+/// After an action ran: a repeat is already_done, restoring the snapshot is done, and
+/// restoring again already_done.
+async fn repeat_then_restore_twice(
+    c: &EntraConnector,
+    a: &AccountRef,
+    act: &Action,
+    snap: &Snapshot,
+) {
+    let again = c.execute(a, act, &run("k")).await.unwrap();
+    assert_eq!(again.outcome, Outcome::AlreadyDone, "{}", detail(&again));
+    assert_eq!(c.restore(a, snap).await.unwrap(), Outcome::Done);
+    assert_eq!(c.restore(a, snap).await.unwrap(), Outcome::AlreadyDone);
+}
+
+/// Creates `user` as synced from AD, runs `act` on it and checks it is refused as
+/// unsupported with `why` in the message and only reads sent; returns the user's id.
+async fn refused_for_synced(
+    t: &GraphTenant,
+    c: &EntraConnector,
+    user: NewUser,
+    act: &Action,
+    why: &str,
+) -> String {
+    let upn = user.upn.clone();
+    let id = t.add_user(NewUser {
+        on_premises_sync: true,
+        ..user
+    });
+    t.clear_requests();
+    let e = c
+        .execute(&account(&id, &upn), act, &run("k"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unsupported);
+    assert!(e.to_string().contains(why), "{e}");
+    assert!(t.requests().iter().all(|r| r.method == "GET"));
+    id
+}
+
 #[tokio::test]
 async fn disable_sign_in_patches_and_rolls_back() {
     let t = tenant().await;
@@ -111,12 +150,8 @@ async fn disable_sign_in_patches_and_rolls_back() {
     );
     assert_eq!(reqs[2].body, Some(json!({"accountEnabled": false})));
 
-    let again = c.execute(&a, &disable, &run("k")).await.unwrap();
-    assert_eq!(again.outcome, Outcome::AlreadyDone);
-
-    assert_eq!(c.restore(&a, &snap).await.unwrap(), Outcome::Done);
+    repeat_then_restore_twice(&c, &a, &disable, &snap).await;
     assert!(t.user(&id).unwrap().account_enabled);
-    assert_eq!(c.restore(&a, &snap).await.unwrap(), Outcome::AlreadyDone);
 }
 
 #[tokio::test]
@@ -772,22 +807,88 @@ async fn clear_manager_removes_the_link_and_rolls_back() {
     assert_eq!(c.restore(&b, &snap).await.unwrap(), Outcome::AlreadyDone);
 
     // A user synced from AD: AD masters the manager; refused by name, nothing sent.
-    let synced = t.add_user(NewUser {
-        on_premises_sync: true,
-        manager: Some(boss.clone()),
-        ..NewUser::new("synced@example.test")
-    });
-    t.clear_requests();
-    let e = c
-        .execute(&account(&synced, "synced@example.test"), &clear, &run("k"))
-        .await
-        .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Unsupported);
-    assert!(e.to_string().contains("ad.clear_manager"), "{e}");
-    assert!(t.requests().iter().all(|r| r.method == "GET"));
+    let synced = refused_for_synced(
+        &t,
+        &c,
+        NewUser {
+            manager: Some(boss.clone()),
+            ..NewUser::new("synced@example.test")
+        },
+        &clear,
+        "ad.clear_manager",
+    )
+    .await;
     assert_eq!(
         t.user(&synced).unwrap().manager.as_deref(),
         Some(boss.as_str())
+    );
+}
+
+/// entra.clear_immutable_id clears onPremisesImmutableId of a cloud-only user (PATCH with
+/// null), is already_done on a repeat, writes nothing on a dry run, patches the value back on
+/// rollback, and refuses a user still synced from AD (its hard-match anchor) without a
+/// write. Before, the action did not exist (unsupported).
+#[tokio::test]
+async fn clear_immutable_id_is_for_cloud_only_users_and_rolls_back() {
+    let t = tenant().await;
+    let id = t.add_user(NewUser {
+        immutable_id: Some("c2ltLWFuY2hvcg==".into()),
+        ..NewUser::new("converted@example.test")
+    });
+    let c = connector(&t);
+    let a = account(&id, "converted@example.test");
+    let clear = action("entra.clear_immutable_id");
+    assert!(
+        c.capabilities()
+            .action(&clear.name)
+            .is_some_and(|s| s.reversible && !s.critical && s.after.is_empty())
+    );
+    let snap = c.snapshot(&a, &clear).await.unwrap();
+    assert_eq!(snap.data, json!({"immutable_id": "c2ltLWFuY2hvcg=="}));
+    t.clear_requests();
+    let dry = c
+        .execute(&a, &clear, &run("k").with_dry_run(true))
+        .await
+        .unwrap();
+    assert_eq!(dry.outcome, Outcome::Done);
+    assert!(t.requests().iter().all(|r| r.method == "GET"), "dry run");
+    t.clear_requests();
+    let r = c.execute(&a, &clear, &run("k")).await.unwrap();
+    assert_eq!(r.outcome, Outcome::Done);
+    assert_eq!(t.user(&id).unwrap().immutable_id, None);
+    let reqs = t.requests();
+    assert_eq!(
+        lines(&reqs),
+        vec![
+            format!("GET /v1.0/users/{id}"),
+            format!("PATCH /v1.0/users/{id}"),
+        ]
+    );
+    assert_eq!(
+        reqs[0].query_param("$select"),
+        Some("id,userPrincipalName,onPremisesSyncEnabled,onPremisesImmutableId")
+    );
+    assert_eq!(reqs[1].body, Some(json!({"onPremisesImmutableId": null})));
+    repeat_then_restore_twice(&c, &a, &clear, &snap).await;
+    assert_eq!(
+        t.user(&id).unwrap().immutable_id.as_deref(),
+        Some("c2ltLWFuY2hvcg==")
+    );
+
+    let synced = refused_for_synced(
+        &t,
+        &c,
+        NewUser {
+            immutable_id: Some("c3luY2Vk".into()),
+            ..NewUser::new("synced@example.test")
+        },
+        &clear,
+        "hard-match",
+    )
+    .await;
+    assert_eq!(
+        t.user(&synced).unwrap().immutable_id.as_deref(),
+        Some("c3luY2Vk")
     );
 }
 

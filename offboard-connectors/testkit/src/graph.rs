@@ -37,8 +37,9 @@
 //! - Permissions: the app holds what the served operations need until a test withdraws one
 //!   ([`GraphTenant::withhold_permission`]); the operations that need it then answer 403
 //!   `Authorization_RequestDenied`.
-//! - `PATCH /users/{id}` answers 204; changing `accountEnabled` of an on-premises-synced
-//!   user is a 400 (it is mastered in AD; [`GraphTenant::sync_from_ad`] plays Entra Connect).
+//! - `PATCH /users/{id}` (needs `User.ReadWrite.All`) answers 204; changing `accountEnabled`
+//!   or `onPremisesImmutableId` of an on-premises-synced user is a 400 (it is mastered in AD;
+//!   [`GraphTenant::sync_from_ad`] plays Entra Connect).
 //! - Groups: assigned, dynamic (`groupTypes: ["DynamicMembership"]`) and on-premises-synced;
 //!   membership changes of the last two are 400s. Mail-enabled security groups and
 //!   distribution lists (`mailEnabled` without `Unified`) are managed in Exchange: membership
@@ -224,6 +225,8 @@ pub struct NewUser {
     pub account_enabled: bool,
     /// `onPremisesSyncEnabled`.
     pub on_premises_sync: bool,
+    /// `onPremisesImmutableId` (the AD anchor of a synced or once-synced user).
+    pub immutable_id: Option<String>,
     /// `usageLocation`.
     pub usage_location: Option<String>,
     /// Manager's user id.
@@ -258,6 +261,7 @@ impl NewUser {
             display_name: "Sim User".into(),
             account_enabled: true,
             on_premises_sync: false,
+            immutable_id: None,
             usage_location: Some("US".into()),
             manager: None,
             groups: Vec::new(),
@@ -384,6 +388,8 @@ pub struct GraphUserState {
     pub sessions_valid_from: String,
     /// The manager's user id (`manager`).
     pub manager: Option<String>,
+    /// `onPremisesImmutableId`.
+    pub immutable_id: Option<String>,
     /// How many times sessions were revoked.
     pub session_revocations: u32,
     /// Group ids.
@@ -424,6 +430,7 @@ struct User {
     display_name: String,
     account_enabled: bool,
     on_premises_sync: bool,
+    immutable_id: Option<String>,
     usage_location: Option<String>,
     manager: Option<String>,
     employee_id: Option<String>,
@@ -1088,6 +1095,7 @@ impl GraphTenant {
                 display_name: new.display_name,
                 account_enabled: new.account_enabled,
                 on_premises_sync: new.on_premises_sync,
+                immutable_id: new.immutable_id,
                 usage_location: new.usage_location,
                 manager: new.manager,
                 employee_id: new.employee_id,
@@ -1172,6 +1180,7 @@ impl GraphTenant {
             deleted: u.deleted_at.is_some(),
             sessions_valid_from: u.sessions_valid_from.clone(),
             manager: u.manager.clone(),
+            immutable_id: u.immutable_id.clone(),
             session_revocations: u.revocations,
             groups,
             roles: s

@@ -767,6 +767,53 @@ async fn graph_manager_link_is_cleared_and_set_by_reference() {
     assert_eq!(status, 403);
 }
 
+/// `onPremisesImmutableId` is returned on `$select` and cleared by `PATCH /users/{id}` with
+/// `null` for a cloud user; a synced user's is mastered in AD (400), and PATCH needs
+/// `User.ReadWrite.All`. Before, PATCHing it was a 400 for every user.
+#[tokio::test]
+async fn graph_immutable_id_is_cleared_for_cloud_users_only() {
+    let t = GraphTenant::start().await;
+    let api = Api::new(&t);
+    let cloud = t.add_user(NewUser {
+        immutable_id: Some("c2ltLWFuY2hvcg==".into()),
+        ..NewUser::new("converted@example.com")
+    });
+    let synced = t.add_user(NewUser {
+        on_premises_sync: true,
+        immutable_id: Some("c3luY2Vk".into()),
+        ..NewUser::new("synced@example.com")
+    });
+    let (_, u) = api
+        .get(
+            &format!("/users/{cloud}"),
+            &[("$select", "id,onPremisesImmutableId")],
+        )
+        .await;
+    assert_eq!(u["onPremisesImmutableId"], "c2ltLWFuY2hvcg==");
+    let patch = |id: String| {
+        let api = &api;
+        async move {
+            api.call(
+                "PATCH",
+                &format!("/users/{id}"),
+                &[],
+                Some(json!({"onPremisesImmutableId": null})),
+            )
+            .await
+            .0
+        }
+    };
+    assert_eq!(patch(cloud.clone()).await, 204);
+    assert_eq!(t.user(&cloud).unwrap().immutable_id, None);
+    assert_eq!(patch(synced.clone()).await, 400);
+    assert_eq!(
+        t.user(&synced).unwrap().immutable_id.as_deref(),
+        Some("c3luY2Vk")
+    );
+    t.withhold_permission("User.ReadWrite.All");
+    assert_eq!(patch(cloud).await, 403);
+}
+
 /// Owners of groups, applications and service principals: listed in `ownedObjects`, read
 /// with `GET …/owners`, added with `POST …/owners/$ref` (reference validated, duplicates
 /// 400, unknown users 404) and removed with `DELETE …/owners/{id}/$ref` (non-owners 404),

@@ -6,6 +6,7 @@
 
 pub(crate) mod delete;
 pub(crate) mod disable;
+pub(crate) mod immutable_id;
 pub(crate) mod listed;
 pub(crate) mod manager;
 pub(crate) mod memberships;
@@ -30,11 +31,12 @@ pub(crate) enum Verb {
     RemoveDirectoryRoles,
     HandOverOwned,
     ClearManager,
+    ClearImmutableId,
     Delete,
 }
 
 impl Verb {
-    pub(crate) const ALL: [Verb; 10] = [
+    pub(crate) const ALL: [Verb; 11] = [
         Verb::DisableSignIn,
         Verb::RevokeSessions,
         Verb::RemoveGroups,
@@ -44,6 +46,7 @@ impl Verb {
         Verb::RemoveDirectoryRoles,
         Verb::HandOverOwned,
         Verb::ClearManager,
+        Verb::ClearImmutableId,
         Verb::Delete,
     ];
 
@@ -58,6 +61,7 @@ impl Verb {
             Verb::RemoveDirectoryRoles => "entra.remove_directory_roles",
             Verb::HandOverOwned => "entra.hand_over_owned",
             Verb::ClearManager => "entra.clear_manager",
+            Verb::ClearImmutableId => "entra.clear_immutable_id",
             Verb::Delete => "entra.delete",
         })
     }
@@ -74,6 +78,7 @@ impl Verb {
                 | Verb::RemoveAppRoles
                 | Verb::HandOverOwned
                 | Verb::ClearManager
+                | Verb::ClearImmutableId
                 | Verb::Delete
         )
     }
@@ -89,6 +94,7 @@ impl Verb {
             Verb::RemoveGroups | Verb::RemoveAppRoles | Verb::HandOverOwned => s.reversible(),
             // The hand-over reads the manager this clears.
             Verb::ClearManager => s.reversible().after(Verb::HandOverOwned.name()),
+            Verb::ClearImmutableId => s.reversible(),
             Verb::Delete => s
                 .reversible()
                 .critical()
@@ -125,6 +131,9 @@ impl Verb {
             }
             Verb::ClearManager => {
                 "Clear the manager link (rollback sets it again); users synced from AD fail naming ad.clear_manager"
+            }
+            Verb::ClearImmutableId => {
+                "Clear onPremisesImmutableId of a user converted to cloud-only (only when named in a policy; users still synced from AD are refused: it is their hard-match anchor)"
             }
             Verb::Delete => {
                 "Delete the user (soft: restorable from deleted items for 30 days; rollback restores)"

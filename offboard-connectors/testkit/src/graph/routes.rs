@@ -189,6 +189,7 @@ fn user_full(s: &State, u: &User) -> Value {
         "preferredLanguage": "en-US",
         "accountEnabled": u.account_enabled,
         "onPremisesSyncEnabled": if u.on_premises_sync { json!(true) } else { Value::Null },
+        "onPremisesImmutableId": u.immutable_id,
         "usageLocation": u.usage_location,
         "employeeId": u.employee_id,
         "proxyAddresses": u.proxy_addresses,
@@ -799,6 +800,9 @@ fn auth_method_json(mid: &str, kind: &str) -> Value {
 }
 
 fn patch_user(s: &mut State, id: &str, body: Option<Value>) -> Reply {
+    if let Some(e) = denied(s, "User.ReadWrite.All") {
+        return e;
+    }
     let Some(body) = body.as_ref().and_then(Value::as_object).cloned() else {
         return bad_request("A JSON object body is required.");
     };
@@ -809,6 +813,11 @@ fn patch_user(s: &mut State, id: &str, body: Option<Value>) -> Reply {
         match (k.as_str(), v) {
             ("accountEnabled", Value::Bool(b)) => {
                 if u.on_premises_sync && *b != u.account_enabled {
+                    return bad_request(SYNCED);
+                }
+            }
+            ("onPremisesImmutableId", Value::String(_) | Value::Null) => {
+                if u.on_premises_sync {
                     return bad_request(SYNCED);
                 }
             }
@@ -825,6 +834,7 @@ fn patch_user(s: &mut State, id: &str, body: Option<Value>) -> Reply {
         match k.as_str() {
             "accountEnabled" => u.account_enabled = v.as_bool().unwrap_or(u.account_enabled),
             "usageLocation" => u.usage_location = v.as_str().map(str::to_owned),
+            "onPremisesImmutableId" => u.immutable_id = v.as_str().map(str::to_owned),
             "displayName" => u.display_name = v.as_str().unwrap_or_default().to_owned(),
             _ => {}
         }
