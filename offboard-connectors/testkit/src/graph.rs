@@ -56,6 +56,15 @@
 //!   removed (400); application and service principal owner changes need
 //!   `Application.ReadWrite.All`, reads `Application.Read.All`, and their last owner may go
 //!   (Graph only recommends two owners).
+//! - Devices ([`GraphTenant::add_device`]): `ownedDevices`/`registeredDevices`,
+//!   `GET`/`PATCH /devices/{id}` (`Device.Read.All`/`Device.ReadWrite.All`; the token is
+//!   app-only, so setting `accountEnabled` of a non-Windows device is a 403
+//!   `Authorization_RequestDenied`, as Graph answers). Intune managed devices
+//!   ([`GraphTenant::add_managed_device`]): the user's `managedDevices` (primary user only),
+//!   `GET /deviceManagement/managedDevices/{id}` (`DeviceManagementManagedDevices.Read.All`),
+//!   `POST …/wipe` (body: its optional parameters) and `…/retire` (no body), 204, needing
+//!   `DeviceManagementManagedDevices.PrivilegedOperations.All`; each records a `pending`
+//!   entry in `deviceActionResults`.
 //! - Directory roles (listed in `memberOf`, not changeable: no operation is served for them),
 //!   app role assignments (POST 201, a duplicate is a 400), oauth2PermissionGrants
 //!   (`Principal` and `AllPrincipals`), authentication methods (password and the 7 deletable
@@ -109,6 +118,7 @@ mod routes;
 pub use crate::okta::RecordedRequest;
 use crate::okta::{FaultRng, decode_segment, record, respond};
 pub use fixture::GraphFixture;
+pub use routes::devices::{DeviceState, ManagedDeviceState, NewDevice, NewManagedDevice};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -440,7 +450,6 @@ struct User {
     auth_methods: Vec<(String, String)>,
     mailbox: Option<Mailbox>,
     drive: Option<String>,
-    devices: Vec<(String, String)>,
     created: String,
     deleted_at: Option<(Instant, String)>,
     proxy_addresses: Vec<String>,
@@ -555,6 +564,8 @@ struct State {
     skus: BTreeMap<String, Sku>,
     drives: BTreeMap<String, Drive>,
     applications: BTreeMap<String, Application>,
+    devices: BTreeMap<String, routes::devices::Device>,
+    managed_devices: BTreeMap<String, routes::devices::ManagedDevice>,
     requests: Vec<RecordedRequest>,
     limits: GraphLimits,
     ru: Option<Bucket>,
@@ -614,6 +625,7 @@ impl State {
         self.grants
             .retain(|_, g| g.principal.as_deref() != Some(id));
         self.drives.retain(|_, d| d.owner != id);
+        self.remove_device_owner(id);
     }
 }
 
@@ -719,6 +731,18 @@ impl GraphTenant {
         ),
         ("GET", "/users/{user-id}/ownedDevices"),
         ("GET", "/users/{user-id}/registeredDevices"),
+        ("GET", "/devices/{device-id}"),
+        ("PATCH", "/devices/{device-id}"),
+        ("GET", "/users/{user-id}/managedDevices"),
+        ("GET", "/deviceManagement/managedDevices/{managedDevice-id}"),
+        (
+            "POST",
+            "/deviceManagement/managedDevices/{managedDevice-id}/wipe",
+        ),
+        (
+            "POST",
+            "/deviceManagement/managedDevices/{managedDevice-id}/retire",
+        ),
         ("GET", "/users/{user-id}/appRoleAssignments"),
         ("POST", "/users/{user-id}/appRoleAssignments"),
         (
@@ -1030,15 +1054,6 @@ impl GraphTenant {
         id
     }
 
-    /// Registers a device for `user` (owned and registered); returns its id.
-    pub fn add_device(&self, user: &str, display_name: &str) -> String {
-        let id = new_id();
-        if let Some(u) = self.shared.state().users.get_mut(user) {
-            u.devices.push((id.clone(), display_name.to_owned()));
-        }
-        id
-    }
-
     /// Creates a user; returns its id.
     pub fn add_user(&self, new: NewUser) -> String {
         let mut s = self.shared.state();
@@ -1115,7 +1130,6 @@ impl GraphTenant {
                     rules: Vec::new(),
                 }),
                 drive,
-                devices: Vec::new(),
                 created: now_iso(),
                 deleted_at: None,
             },

@@ -5,7 +5,9 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use offboard_testkit::graph::{Faults, GraphLimits, GraphTenant, NewGroup, NewUser};
+use offboard_testkit::graph::{
+    Faults, GraphLimits, GraphTenant, NewDevice, NewGroup, NewManagedDevice, NewUser,
+};
 use serde_json::{Value, json};
 
 /// Operations of `graph-offboarding.ops.txt` the simulator does not serve yet.
@@ -13,8 +15,6 @@ const NOT_YET_SERVED: &[&str] = &[
     "DELETE /directoryRoles/{directoryRole-id}/members/{directoryObject-id}/$ref",
     "DELETE /roleManagement/directory/roleAssignments/{unifiedRoleAssignment-id}",
     "DELETE /teams/{team-id}/members/{conversationMember-id}",
-    "GET /deviceManagement/managedDevices/{managedDevice-id}",
-    "GET /devices/{device-id}",
     "GET /directoryRoles",
     "GET /directoryRoles/{directoryRole-id}/members",
     "GET /identityGovernance/entitlementManagement/assignmentRequests",
@@ -28,10 +28,6 @@ const NOT_YET_SERVED: &[&str] = &[
     "GET /users/{user-id}/directReports",
     "GET /users/{user-id}/events",
     "GET /users/{user-id}/joinedTeams",
-    "GET /users/{user-id}/managedDevices",
-    "PATCH /devices/{device-id}",
-    "POST /deviceManagement/managedDevices/{managedDevice-id}/retire",
-    "POST /deviceManagement/managedDevices/{managedDevice-id}/wipe",
     "POST /identityGovernance/entitlementManagement/assignmentRequests",
     "POST /identityGovernance/entitlementManagement/assignmentRequests/{accessPackageAssignmentRequest-id}/cancel",
     "POST /identityGovernance/lifecycleWorkflows/workflows/{workflow-id}/identityGovernance.activate",
@@ -1668,4 +1664,165 @@ async fn graph_faults_fail_next_and_dropped_answers() {
         )
         .await;
     assert_eq!(status, 200);
+}
+
+/// Guards the device and Intune routes (400 "no route" before they were served): a user's
+/// owned/registered devices and managed devices are only their own, `PATCH /devices/{id}`
+/// disables a Windows device but is refused (403) for a non-Windows one with the app-only
+/// token, wipe and retire record a pending action result, bodies and permissions are checked.
+#[tokio::test]
+async fn graph_devices_disable_and_intune_wipe_retire() {
+    let t = GraphTenant::start().await;
+    let api = Api::new(&t);
+    let ann = t.add_user(NewUser::new("ann@example.com"));
+    let other = t.add_user(NewUser::new("ann.other@example.com"));
+    let laptop = t.add_device(&ann, NewDevice::windows("ANN-LAPTOP"));
+    let phone = t.add_device(&ann, NewDevice::new("Ann's iPhone", "iOS"));
+    let theirs = t.add_device(&other, NewDevice::windows("OTHER-LAPTOP"));
+    for rel in ["ownedDevices", "registeredDevices"] {
+        let (status, body) = api.get(&format!("/users/{ann}/{rel}"), &[]).await;
+        assert_eq!(status, 200);
+        let mut ids: Vec<&str> = body["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["id"].as_str().unwrap())
+            .collect();
+        ids.sort_unstable();
+        let mut want = vec![laptop.as_str(), phone.as_str()];
+        want.sort_unstable();
+        assert_eq!(ids, want, "{rel}");
+    }
+    let (status, d) = api.get(&format!("/devices/{laptop}"), &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (d["operatingSystem"].as_str(), d["accountEnabled"].as_bool()),
+        (Some("Windows"), Some(true))
+    );
+    let patch = |id: String, body: Value| {
+        let api = &api;
+        async move {
+            api.call("PATCH", &format!("/devices/{id}"), &[], Some(body))
+                .await
+        }
+    };
+    let off = json!({"accountEnabled": false});
+    assert_eq!(patch(laptop.clone(), off.clone()).await.0, 204);
+    assert!(!t.device(&laptop).unwrap().account_enabled);
+    let (status, body, _) = patch(phone.clone(), off.clone()).await;
+    assert_eq!(status, 403, "app-only cannot disable a non-Windows device");
+    assert_eq!(body["error"]["code"], "Authorization_RequestDenied");
+    assert!(t.device(&phone).unwrap().account_enabled);
+    assert_eq!(
+        patch(
+            phone.clone(),
+            json!({"extensionAttributes": {"extensionAttribute1": "x"}})
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(
+        patch(laptop.clone(), json!({"accountEnabled": "no"}))
+            .await
+            .0,
+        400
+    );
+    assert_eq!(patch("nope".into(), off.clone()).await.0, 404);
+    assert!(t.device(&theirs).unwrap().account_enabled);
+
+    // Intune: only the primary user's devices are listed.
+    let mine = t.add_managed_device(NewManagedDevice {
+        device_name: "ANN-LAPTOP".into(),
+        operating_system: "Windows".into(),
+        user_id: ann.clone(),
+    });
+    let look_alike = t.add_managed_device(NewManagedDevice {
+        device_name: "ANN-LAPTOP".into(),
+        operating_system: "Windows".into(),
+        user_id: other.clone(),
+    });
+    let (status, body) = api.get(&format!("/users/{ann}/managedDevices"), &[]).await;
+    assert_eq!(status, 200);
+    let listed: Vec<&str> = body["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [mine.as_str()]);
+    assert_eq!(body["value"][0]["userId"], ann.as_str());
+    assert_eq!(body["value"][0]["deviceActionResults"], json!([]));
+    let post = |path: String, body: Option<Value>| {
+        let api = &api;
+        async move { api.call("POST", &path, &[], body).await }
+    };
+    let dm = "/deviceManagement/managedDevices";
+    assert_eq!(
+        post(format!("{dm}/{mine}/wipe"), None).await.0,
+        400,
+        "wipe needs a body"
+    );
+    assert_eq!(
+        post(
+            format!("{dm}/{mine}/wipe"),
+            Some(json!({"keepUserData": "yes"}))
+        )
+        .await
+        .0,
+        400
+    );
+    assert_eq!(
+        post(
+            format!("{dm}/{mine}/retire"),
+            Some(json!({"keepUserData": true}))
+        )
+        .await
+        .0,
+        400,
+        "retire takes no parameters"
+    );
+    assert_eq!(post(format!("{dm}/{mine}/retire"), None).await.0, 204);
+    assert_eq!(
+        post(format!("{dm}/{mine}/wipe"), Some(json!({}))).await.0,
+        204
+    );
+    assert_eq!(post(format!("{dm}/nope/retire"), None).await.0, 404);
+    let (status, d) = api.get(&format!("{dm}/{mine}"), &[]).await;
+    assert_eq!(status, 200);
+    let names: Vec<(&str, &str)> = d["deviceActionResults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["actionName"].as_str().unwrap(),
+                a["actionState"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(names, [("retire", "pending"), ("wipe", "pending")]);
+    assert_eq!(t.managed_device(&mine).unwrap().action_calls, 2);
+    assert_eq!(t.managed_device(&look_alike).unwrap().actions, vec![]);
+
+    // Permissions.
+    t.withhold_permission("Device.ReadWrite.All");
+    t.withhold_permission("DeviceManagementManagedDevices.PrivilegedOperations.All");
+    assert_eq!(
+        patch(laptop.clone(), json!({"accountEnabled": true}))
+            .await
+            .0,
+        403
+    );
+    assert!(!t.device(&laptop).unwrap().account_enabled);
+    assert_eq!(post(format!("{dm}/{look_alike}/retire"), None).await.0, 403);
+    assert_eq!(api.get(&format!("/devices/{laptop}"), &[]).await.0, 200);
+    t.withhold_permission("DeviceManagementManagedDevices.Read.All");
+    assert_eq!(
+        api.get(&format!("/users/{ann}/managedDevices"), &[])
+            .await
+            .0,
+        403
+    );
+    assert_eq!(t.managed_device(&look_alike).unwrap().action_calls, 0);
 }

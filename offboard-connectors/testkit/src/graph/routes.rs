@@ -7,6 +7,8 @@ use serde_json::{Value, json};
 
 use super::{AppRoleAssignment, State, User, error_body, filter, new_id, now_iso};
 
+pub(super) mod devices;
+
 type Reply = (u16, Option<Value>);
 type Query = BTreeMap<String, String>;
 
@@ -149,6 +151,12 @@ pub(super) fn route(
         ) => app_owners(s, base, method, kind, oid, rest, query, body.as_ref()),
         (_, ["drives", did, rest @ ..]) => drive_route(s, base, method, did, rest, query, body),
         (_, ["directory", "deletedItems", id, rest @ ..]) => deleted_route(s, method, id, rest),
+        (_, ["devices", did, rest @ ..]) => {
+            devices::device_route(s, method, did, rest, body.as_ref())
+        }
+        (_, ["deviceManagement", "managedDevices", mid, rest @ ..]) => {
+            devices::managed_route(s, method, mid, rest, body.as_ref())
+        }
         _ => no_route(),
     }
 }
@@ -607,22 +615,9 @@ fn user_route(
             page(s, base, &path(id, "ownedObjects"), query, items)
         }
         ("GET", [rel @ ("ownedDevices" | "registeredDevices")]) => {
-            let items = s.users[id]
-                .devices
-                .iter()
-                .map(|(did, name)| {
-                    json!({
-                        "@odata.type": "#microsoft.graph.device",
-                        "id": did,
-                        "deviceId": did,
-                        "displayName": name,
-                        "operatingSystem": "Windows",
-                        "accountEnabled": true,
-                    })
-                })
-                .collect();
-            page(s, base, &path(id, rel), query, items)
+            devices::of_user(s, base, id, rel, query)
         }
+        ("GET", ["managedDevices"]) => devices::managed_of_user(s, base, id, query),
         ("GET", ["appRoleAssignments"]) => {
             let name = s.users[id].display_name.clone();
             let items = s
