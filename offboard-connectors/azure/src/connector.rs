@@ -31,7 +31,7 @@ pub const APP: &str = "entra";
 ///   is `NotFound` (delete: `AlreadyDone`).
 /// - `verify_revoked`: `accountEnabled`, assigned cloud group memberships, app role
 ///   assignments, `Principal` grants, deletable authentication methods, directory roles and
-///   owned groups/apps and the manager link. A soft-deleted user holds nothing.
+///   owned groups/apps, enabled owned or registered devices and the manager link. A soft-deleted user holds nothing.
 /// - `discover`: app role assignments and `Principal` grants, as accounts of the apps they
 ///   name.
 pub struct EntraConnector {
@@ -160,6 +160,11 @@ impl EntraConnector {
                 remaining.push(format!("owner of {} ({})", o.name(), o.id));
             }
         }
+        for d in actions::devices::of_user(c, id).await?.unwrap_or_default() {
+            if d.enabled() {
+                remaining.push(format!("device {} enabled ({})", d.label(), d.id));
+            }
+        }
         if let Some(m) = c.manager(id).await? {
             remaining.push(format!(
                 "manager link to {} ({}){}",
@@ -205,7 +210,8 @@ impl Connector for EntraConnector {
         self.check_account(account, &op)?;
         let (c, id, dry) = (&self.client, account.external_id.as_str(), options.dry_run);
         use actions::{
-            delete, disable, immutable_id, listed, manager, memberships, owned, removals, sessions,
+            delete, devices, disable, immutable_id, listed, manager, memberships, owned, removals,
+            sessions,
         };
         let result = match verb {
             Verb::DisableSignIn => disable::execute(c, id, dry).await,
@@ -223,6 +229,7 @@ impl Connector for EntraConnector {
             },
             Verb::ClearManager => manager::execute(c, id, dry).await,
             Verb::ClearImmutableId => immutable_id::execute(c, id, dry).await,
+            Verb::DisableDevices => devices::disable(c, id, dry).await,
             Verb::Delete => delete::execute(c, id, dry).await,
         };
         result.map_err(|e| e.with_operation(op))
@@ -233,7 +240,7 @@ impl Connector for EntraConnector {
         let verb = self.reversible(&action.name, &op)?;
         self.check_account(account, &op)?;
         let (c, id) = (&self.client, account.external_id.as_str());
-        use actions::{delete, disable, immutable_id, manager, memberships, owned};
+        use actions::{delete, devices, disable, immutable_id, manager, memberships, owned};
         let data = async {
             match verb {
                 Verb::DisableSignIn => disable::snapshot(c, id)
@@ -266,6 +273,11 @@ impl Connector for EntraConnector {
                     .as_ref()
                     .map(Snapshot::encode)
                     .transpose(),
+                Verb::DisableDevices => devices::snapshot(c, id)
+                    .await?
+                    .as_ref()
+                    .map(Snapshot::encode)
+                    .transpose(),
                 _ => delete::snapshot(c, id)
                     .await?
                     .as_ref()
@@ -292,10 +304,11 @@ impl Connector for EntraConnector {
             .check_restores(&AppId::new(APP), account)
             .map_err(|e| e.with_operation(op.clone()))?;
         let (c, id) = (&self.client, account.external_id.as_str());
-        use actions::{delete, disable, immutable_id, manager, memberships, owned};
+        use actions::{delete, devices, disable, immutable_id, manager, memberships, owned};
         let result = async {
             match verb {
                 Verb::Delete => return delete::restore(c, id, &snapshot.data_as()?).await,
+                Verb::DisableDevices => return devices::restore(c, &snapshot.data_as()?).await,
                 Verb::ClearImmutableId => {
                     return immutable_id::restore(c, id, &snapshot.data_as()?).await;
                 }

@@ -15,7 +15,8 @@
 //! | `entra.hand_over_owned` | yes (leaver re-added, new owner removed where the hand-over added it) | no | | `GET …/ownedObjects`, `GET …/manager` or `GET /users/{to}`; per object `GET /{groups,applications,servicePrincipals}/{o}/owners`, `POST …/owners/$ref`, then `DELETE …/owners/{id}/$ref` (see below) | `Group.ReadWrite.All` (role-assignable groups: also `RoleManagement.ReadWrite.Directory`), `Application.ReadWrite.All` |
 //! | `entra.clear_manager` | yes (set again) | no | hand over | `GET /users/{id}`, `GET …/manager` (404: none), `DELETE /users/{id}/manager/$ref`; rollback `PUT /users/{id}/manager/$ref` `{"@odata.id": "<base>/users/{m}"}` | `User.ReadWrite.All` |
 //! | `entra.clear_immutable_id` | yes (patched back) | no | | `GET /users/{id}?$select=…,onPremisesImmutableId`, `PATCH /users/{id}` `{"onPremisesImmutableId": null}` (cloud-only users; off by default, see below) | `User.ReadWrite.All` |
-//! | `entra.delete` | yes (restore) | yes | disable, revoke, hand over | `DELETE /users/{id}`; rollback `POST /directory/deletedItems/{id}/restore` | `User.ReadWrite.All` |
+//! | `entra.disable_devices` | yes (re-enabled) | no | | `GET …/ownedDevices`, `GET …/registeredDevices`, `PATCH /devices/{d}` `{"accountEnabled": false}`; rollback `GET /devices/{d}`, `PATCH` `{"accountEnabled": true}` (app-only: Windows devices only, see below) | `Device.ReadWrite.All` (reads: `Device.Read.All`) |
+//! | `entra.delete` | yes (restore) | yes | disable, revoke, hand over, devices | `DELETE /users/{id}`; rollback `POST /directory/deletedItems/{id}/restore` | `User.ReadWrite.All` |
 //!
 //! Every action reads state first: a repeat reports `already_done`, a dry run predicts the
 //! outcome, a user who no longer exists reports `not_found` (delete: `already_done`).
@@ -37,6 +38,14 @@
 //! over; the leaver stays their owner and `verify_revoked` keeps listing them. It has no
 //! `after`: nothing unrelated can block it; `entra.delete` and `entra.clear_manager` (whose
 //! link it reads) wait for it.
+//!
+//! # Devices
+//! `entra.disable_devices` disables the Entra device objects the leaver owns or registered.
+//! Graph's device-update page says an app-only caller may change only `extensionAttributes`
+//! of a non-Windows device: disabling a phone or a Mac needs a delegated administrator.
+//! The connector still asks (a delegated setup may allow it), and every device Graph refuses
+//! fails the task by name, after the others were disabled, never counted as disabled;
+//! `verify_revoked` keeps listing each enabled device.
 //!
 //! # Users synced from on-premises AD
 //! `onPremisesSyncEnabled` users are mastered in AD: `entra.disable_sign_in` is ordered after

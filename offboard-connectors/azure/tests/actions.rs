@@ -11,7 +11,7 @@ use offboard_core::{
     ExecuteReply, LookupRequest, Outcome, Person, RetryClass, Snapshot,
 };
 use offboard_testkit::graph::{
-    AUTH_METHOD_KINDS, GraphLimits, GraphTenant, NewGroup, NewUser, RecordedRequest,
+    AUTH_METHOD_KINDS, GraphLimits, GraphTenant, NewDevice, NewGroup, NewUser, RecordedRequest,
 };
 use offboard_testkit::trace::TraceCapture;
 use serde_json::json;
@@ -1317,4 +1317,119 @@ async fn over_long_identifiers_are_refused_without_a_request() {
     assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
     assert!(e.to_string().len() < 300, "{} bytes", e.to_string().len());
     assert!(t.requests().is_empty(), "{:?}", lines(&t.requests()));
+}
+
+/// A look-alike of `upn`'s user: same display name, a similar UPN.
+fn look_alike(t: &GraphTenant, name: &str, upn: &str) -> String {
+    t.add_user(NewUser {
+        display_name: name.into(),
+        ..NewUser::new(upn)
+    })
+}
+
+/// Guards `entra.disable_devices` (unknown action before): the Windows devices the user owns
+/// are disabled, a non-Windows one app-only Graph refuses fails the task by name and is never
+/// counted as disabled (verify keeps listing it), a look-alike's device is untouched, a dry
+/// run writes nothing, a repeat is already_done and rollback re-enables.
+#[tokio::test]
+async fn disable_devices_disables_windows_reports_non_windows_and_rolls_back() {
+    let t = tenant().await;
+    let c = connector(&t);
+    let ann = t.add_user(NewUser {
+        display_name: "Ann Lee".into(),
+        ..NewUser::new("ann.lee@example.test")
+    });
+    let other = look_alike(&t, "Ann Lee", "ann.lee2@example.test");
+    let laptop = t.add_device(&ann, NewDevice::windows("ANN-LAPTOP"));
+    let phone = t.add_device(&ann, NewDevice::new("Ann's iPhone", "iOS"));
+    let theirs = t.add_device(&other, NewDevice::windows("ANN-LAPTOP"));
+    let a = account(&ann, "ann.lee@example.test");
+    let act = action("entra.disable_devices");
+    let spec = c.capabilities().action(&act.name).unwrap().clone();
+    assert!(spec.reversible && !spec.critical, "{spec:?}");
+
+    t.clear_requests();
+    let dry = c
+        .execute(&a, &act, &run("k").with_dry_run(true))
+        .await
+        .unwrap();
+    assert_eq!(dry.outcome, Outcome::Done);
+    assert!(
+        detail(&dry).contains("would disable 1 devices (ANN-LAPTOP (Windows))"),
+        "{}",
+        detail(&dry)
+    );
+    assert!(
+        detail(&dry).contains("Ann's iPhone (iOS)"),
+        "{}",
+        detail(&dry)
+    );
+    assert!(
+        t.requests().iter().all(|r| r.method == "GET"),
+        "a dry run writes nothing"
+    );
+
+    t.clear_requests();
+    let e = c.execute(&a, &act, &run("k")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unsupported);
+    let msg = e.to_string();
+    assert!(
+        msg.contains("disabled 1 devices (ANN-LAPTOP (Windows))"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("NOT disabled (1): Ann's iPhone (iOS) (app-only Graph"),
+        "{msg}"
+    );
+    assert!(!t.device(&laptop).unwrap().account_enabled);
+    assert!(t.device(&phone).unwrap().account_enabled);
+    assert!(
+        t.device(&theirs).unwrap().account_enabled,
+        "the look-alike's device is untouched"
+    );
+    let mut sent = lines(&t.requests());
+    sent.sort();
+    let mut want = vec![
+        format!("GET /v1.0/users/{ann}/ownedDevices"),
+        format!("GET /v1.0/users/{ann}/registeredDevices"),
+        format!("PATCH /v1.0/devices/{laptop}"),
+        format!("PATCH /v1.0/devices/{phone}"),
+    ];
+    want.sort();
+    assert_eq!(sent, want);
+    let v = c.verify_revoked(&a).await.unwrap();
+    let devices: Vec<&String> = v
+        .remaining
+        .iter()
+        .filter(|r| r.starts_with("device "))
+        .collect();
+    assert_eq!(
+        devices,
+        [&format!("device Ann's iPhone (iOS) enabled ({phone})")]
+    );
+
+    // A user with Windows devices only: done, repeat, rollback.
+    let bob = t.add_user(NewUser::new("bob@example.test"));
+    let pc = t.add_device(&bob, NewDevice::windows("BOB-PC"));
+    let off = t.add_device(
+        &bob,
+        NewDevice {
+            account_enabled: false,
+            ..NewDevice::windows("BOB-OLD")
+        },
+    );
+    let b = account(&bob, "bob@example.test");
+    let snap = c.snapshot(&b, &act).await.unwrap();
+    let r = c.execute(&b, &act, &run("k")).await.unwrap();
+    assert_eq!(r.outcome, Outcome::Done, "{}", detail(&r));
+    assert!(!t.device(&pc).unwrap().account_enabled);
+    repeat_then_restore_twice(&c, &b, &act, &snap).await;
+    assert!(
+        t.device(&pc).unwrap().account_enabled,
+        "rollback re-enables"
+    );
+    assert!(
+        !t.device(&off).unwrap().account_enabled,
+        "a device disabled before stays so"
+    );
 }

@@ -43,14 +43,16 @@ async fn entra_connector_passes_conformance_against_the_simulator() {
             .is_some_and(|f| f.contains("userPrincipalName eq ''' or mail eq ''"))
     }));
     assert_eq!(tenant.token_requests(), 1, "the token is cached");
-    // The fixture's users have a manager and own an app registration: the rules ran the
-    // hand-over, its rollback and entra.clear_manager for real.
+    // The fixture's users have a manager, own an app registration and a Windows laptop:
+    // the rules ran the hand-over, its rollback, entra.clear_manager and
+    // entra.disable_devices for real.
     let lines: Vec<String> = tenant.requests().iter().map(|r| r.line()).collect();
     for (method, tail) in [
         ("POST /v1.0/applications/", "/owners/$ref"),
         ("DELETE /v1.0/applications/", "/$ref"),
         ("DELETE /v1.0/users/", "/manager/$ref"),
         ("PUT /v1.0/users/", "/manager/$ref"),
+        ("PATCH /v1.0/devices/", ""),
     ] {
         assert!(
             lines

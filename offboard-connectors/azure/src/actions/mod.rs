@@ -5,6 +5,7 @@
 //! go through `$batch` (20 per call).
 
 pub(crate) mod delete;
+pub(crate) mod devices;
 pub(crate) mod disable;
 pub(crate) mod immutable_id;
 pub(crate) mod listed;
@@ -32,11 +33,12 @@ pub(crate) enum Verb {
     HandOverOwned,
     ClearManager,
     ClearImmutableId,
+    DisableDevices,
     Delete,
 }
 
 impl Verb {
-    pub(crate) const ALL: [Verb; 11] = [
+    pub(crate) const ALL: [Verb; 12] = [
         Verb::DisableSignIn,
         Verb::RevokeSessions,
         Verb::RemoveGroups,
@@ -47,6 +49,7 @@ impl Verb {
         Verb::HandOverOwned,
         Verb::ClearManager,
         Verb::ClearImmutableId,
+        Verb::DisableDevices,
         Verb::Delete,
     ];
 
@@ -62,6 +65,7 @@ impl Verb {
             Verb::HandOverOwned => "entra.hand_over_owned",
             Verb::ClearManager => "entra.clear_manager",
             Verb::ClearImmutableId => "entra.clear_immutable_id",
+            Verb::DisableDevices => "entra.disable_devices",
             Verb::Delete => "entra.delete",
         })
     }
@@ -79,6 +83,7 @@ impl Verb {
                 | Verb::HandOverOwned
                 | Verb::ClearManager
                 | Verb::ClearImmutableId
+                | Verb::DisableDevices
                 | Verb::Delete
         )
     }
@@ -94,13 +99,15 @@ impl Verb {
             Verb::RemoveGroups | Verb::RemoveAppRoles | Verb::HandOverOwned => s.reversible(),
             // The hand-over reads the manager this clears.
             Verb::ClearManager => s.reversible().after(Verb::HandOverOwned.name()),
-            Verb::ClearImmutableId => s.reversible(),
+            Verb::ClearImmutableId | Verb::DisableDevices => s.reversible(),
+            // The device reads need the user.
             Verb::Delete => s
                 .reversible()
                 .critical()
                 .after(Verb::DisableSignIn.name())
                 .after(Verb::RevokeSessions.name())
-                .after(Verb::HandOverOwned.name()),
+                .after(Verb::HandOverOwned.name())
+                .after(Verb::DisableDevices.name()),
             _ => s,
         }
     }
@@ -134,6 +141,9 @@ impl Verb {
             }
             Verb::ClearImmutableId => {
                 "Clear onPremisesImmutableId of a user converted to cloud-only (only when named in a policy; users still synced from AD are refused: it is their hard-match anchor)"
+            }
+            Verb::DisableDevices => {
+                "Disable the Entra devices the user owns or registered (accountEnabled=false; rollback re-enables); non-Windows devices app-only Graph cannot disable fail the task by name"
             }
             Verb::Delete => {
                 "Delete the user (soft: restorable from deleted items for 30 days; rollback restores)"
