@@ -31,7 +31,8 @@ pub const APP: &str = "entra";
 ///   is `NotFound` (delete: `AlreadyDone`).
 /// - `verify_revoked`: `accountEnabled`, assigned cloud group memberships, app role
 ///   assignments, `Principal` grants, deletable authentication methods, directory roles and
-///   owned groups/apps, enabled owned or registered devices and the manager link. A soft-deleted user holds nothing.
+///   owned groups/apps, enabled owned or registered devices, Intune managed devices with no
+///   wipe or retire under way, and the manager link. A soft-deleted user holds nothing.
 /// - `discover`: app role assignments and `Principal` grants, as accounts of the apps they
 ///   name.
 pub struct EntraConnector {
@@ -165,6 +166,14 @@ impl EntraConnector {
                 remaining.push(format!("device {} enabled ({})", d.label(), d.id));
             }
         }
+        for m in actions::devices::managed_of_user(c, id)
+            .await?
+            .unwrap_or_default()
+        {
+            if !m.retired_or_wiped() {
+                remaining.push(format!("managed device {} not retired or wiped", m.label()));
+            }
+        }
         if let Some(m) = c.manager(id).await? {
             remaining.push(format!(
                 "manager link to {} ({}){}",
@@ -230,6 +239,8 @@ impl Connector for EntraConnector {
             Verb::ClearManager => manager::execute(c, id, dry).await,
             Verb::ClearImmutableId => immutable_id::execute(c, id, dry).await,
             Verb::DisableDevices => devices::disable(c, id, dry).await,
+            Verb::IntuneWipe => devices::intune(c, id, devices::Intune::Wipe, dry).await,
+            Verb::IntuneRetire => devices::intune(c, id, devices::Intune::Retire, dry).await,
             Verb::Delete => delete::execute(c, id, dry).await,
         };
         result.map_err(|e| e.with_operation(op))

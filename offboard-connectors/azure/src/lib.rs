@@ -16,6 +16,8 @@
 //! | `entra.clear_manager` | yes (set again) | no | hand over | `GET /users/{id}`, `GET …/manager` (404: none), `DELETE /users/{id}/manager/$ref`; rollback `PUT /users/{id}/manager/$ref` `{"@odata.id": "<base>/users/{m}"}` | `User.ReadWrite.All` |
 //! | `entra.clear_immutable_id` | yes (patched back) | no | | `GET /users/{id}?$select=…,onPremisesImmutableId`, `PATCH /users/{id}` `{"onPremisesImmutableId": null}` (cloud-only users; off by default, see below) | `User.ReadWrite.All` |
 //! | `entra.disable_devices` | yes (re-enabled) | no | | `GET …/ownedDevices`, `GET …/registeredDevices`, `PATCH /devices/{d}` `{"accountEnabled": false}`; rollback `GET /devices/{d}`, `PATCH` `{"accountEnabled": true}` (app-only: Windows devices only, see below) | `Device.ReadWrite.All` (reads: `Device.Read.All`) |
+//! | `entra.intune_wipe` | no | yes | | `GET …/managedDevices` (primary user exactly this user), `POST /deviceManagement/managedDevices/{m}/wipe` `{}` | `DeviceManagementManagedDevices.PrivilegedOperations.All` (reads: `DeviceManagementManagedDevices.Read.All`) |
+//! | `entra.intune_retire` | no | yes | | `GET …/managedDevices` (as above), `POST /deviceManagement/managedDevices/{m}/retire` | `DeviceManagementManagedDevices.PrivilegedOperations.All` (reads: `DeviceManagementManagedDevices.Read.All`) |
 //! | `entra.delete` | yes (restore) | yes | disable, revoke, hand over, devices | `DELETE /users/{id}`; rollback `POST /directory/deletedItems/{id}/restore` | `User.ReadWrite.All` |
 //!
 //! Every action reads state first: a repeat reports `already_done`, a dry run predicts the
@@ -46,6 +48,14 @@
 //! The connector still asks (a delegated setup may allow it), and every device Graph refuses
 //! fails the task by name, after the others were disabled, never counted as disabled;
 //! `verify_revoked` keeps listing each enabled device.
+//!
+//! `entra.intune_wipe` and `entra.intune_retire` act on Intune managed devices whose
+//! `userId` (primary user) is exactly the leaver's id; a device of another user, however
+//! alike the name, is never touched. Both are critical (a plan needs confirmation) and cannot
+//! be undone; a device with that action (or a wipe, for retire) pending, running or done in
+//! `deviceActionResults` is already handled. They are named `entra.*`, not `intune.*`,
+//! because an action's name starts with its connector's app and these are Graph calls on the
+//! Entra user. `verify_revoked` lists managed devices with no wipe or retire under way.
 //!
 //! # Users synced from on-premises AD
 //! `onPremisesSyncEnabled` users are mastered in AD: `entra.disable_sign_in` is ordered after

@@ -11,7 +11,8 @@ use offboard_core::{
     ExecuteReply, LookupRequest, Outcome, Person, RetryClass, Snapshot,
 };
 use offboard_testkit::graph::{
-    AUTH_METHOD_KINDS, GraphLimits, GraphTenant, NewDevice, NewGroup, NewUser, RecordedRequest,
+    AUTH_METHOD_KINDS, GraphLimits, GraphTenant, NewDevice, NewGroup, NewManagedDevice, NewUser,
+    RecordedRequest,
 };
 use offboard_testkit::trace::TraceCapture;
 use serde_json::json;
@@ -1431,5 +1432,108 @@ async fn disable_devices_disables_windows_reports_non_windows_and_rolls_back() {
     assert!(
         !t.device(&off).unwrap().account_enabled,
         "a device disabled before stays so"
+    );
+}
+
+/// Guards `entra.intune_wipe` / `entra.intune_retire` (unknown actions before): critical, not
+/// reversible; only the managed devices whose primary user is exactly this user get the call
+/// (a look-alike's device of the same name never does), a dry run sends nothing, a repeat is
+/// already_done, and verify lists managed devices until one of them is under way.
+#[tokio::test]
+async fn intune_wipe_and_retire_touch_only_the_users_managed_devices() {
+    let t = tenant().await;
+    let c = connector(&t);
+    let ann = t.add_user(NewUser {
+        display_name: "Ann Lee".into(),
+        ..NewUser::new("ann.lee@example.test")
+    });
+    let other = look_alike(&t, "Ann Lee", "ann.lee2@example.test");
+    let device = |user: &str| NewManagedDevice {
+        device_name: "ANN-LAPTOP".into(),
+        operating_system: "Windows".into(),
+        user_id: user.to_owned(),
+    };
+    let mine = t.add_managed_device(device(&ann));
+    let theirs = t.add_managed_device(device(&other));
+    let a = account(&ann, "ann.lee@example.test");
+    let (retire, wipe) = (action("entra.intune_retire"), action("entra.intune_wipe"));
+    for act in [&retire, &wipe] {
+        let spec = c.capabilities().action(&act.name).unwrap().clone();
+        assert!(spec.critical && !spec.reversible, "{spec:?}");
+        let e = c.snapshot(&a, act).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unsupported);
+    }
+    let v = c.verify_revoked(&a).await.unwrap();
+    assert!(
+        v.remaining.contains(&format!(
+            "managed device ANN-LAPTOP (Windows, {mine}) not retired or wiped"
+        )),
+        "{:?}",
+        v.remaining
+    );
+
+    t.clear_requests();
+    let dry = c
+        .execute(&a, &retire, &run("k").with_dry_run(true))
+        .await
+        .unwrap();
+    assert_eq!(dry.outcome, Outcome::Done);
+    assert!(
+        detail(&dry).contains("would retire 1 managed devices"),
+        "{}",
+        detail(&dry)
+    );
+    assert_eq!(
+        lines(&t.requests()),
+        [format!("GET /v1.0/users/{ann}/managedDevices")]
+    );
+
+    t.clear_requests();
+    let r = c.execute(&a, &retire, &run("k")).await.unwrap();
+    assert_eq!(r.outcome, Outcome::Done, "{}", detail(&r));
+    let reqs = t.requests();
+    assert_eq!(
+        lines(&reqs),
+        [
+            format!("GET /v1.0/users/{ann}/managedDevices"),
+            format!("POST /v1.0/deviceManagement/managedDevices/{mine}/retire"),
+        ]
+    );
+    assert_eq!(reqs[1].body, None, "retire takes no body");
+    assert_eq!(
+        t.managed_device(&mine).unwrap().actions,
+        [("retire".to_owned(), "pending".to_owned())]
+    );
+    let again = c.execute(&a, &retire, &run("k")).await.unwrap();
+    assert_eq!(again.outcome, Outcome::AlreadyDone, "{}", detail(&again));
+    let v = c.verify_revoked(&a).await.unwrap();
+    assert!(
+        !v.remaining.iter().any(|r| r.contains("managed device")),
+        "{:?}",
+        v.remaining
+    );
+
+    // A retire does not satisfy a wipe; a wipe then satisfies both.
+    t.clear_requests();
+    let r = c.execute(&a, &wipe, &run("k")).await.unwrap();
+    assert_eq!(r.outcome, Outcome::Done, "{}", detail(&r));
+    let reqs = t.requests();
+    assert_eq!(
+        reqs[1].line(),
+        format!("POST /v1.0/deviceManagement/managedDevices/{mine}/wipe")
+    );
+    assert_eq!(reqs[1].body, Some(json!({})));
+    for act in [&wipe, &retire] {
+        let again = c.execute(&a, act, &run("k")).await.unwrap();
+        assert_eq!(again.outcome, Outcome::AlreadyDone, "{}", detail(&again));
+    }
+    assert_eq!(t.managed_device(&mine).unwrap().action_calls, 2);
+    let untouched = t.managed_device(&theirs).unwrap();
+    assert_eq!((untouched.action_calls, untouched.actions.len()), (0, 0));
+    assert!(
+        !t.requests()
+            .iter()
+            .any(|r| r.path.contains(theirs.as_str())),
+        "nothing was sent for the look-alike's device"
     );
 }

@@ -43,9 +43,9 @@ async fn entra_connector_passes_conformance_against_the_simulator() {
             .is_some_and(|f| f.contains("userPrincipalName eq ''' or mail eq ''"))
     }));
     assert_eq!(tenant.token_requests(), 1, "the token is cached");
-    // The fixture's users have a manager, own an app registration and a Windows laptop:
-    // the rules ran the hand-over, its rollback, entra.clear_manager and
-    // entra.disable_devices for real.
+    // The fixture's users have a manager, own an app registration and a Windows laptop
+    // enrolled in Intune: the rules ran the hand-over, its rollback, entra.clear_manager,
+    // entra.disable_devices and the Intune wipe and retire for real.
     let lines: Vec<String> = tenant.requests().iter().map(|r| r.line()).collect();
     for (method, tail) in [
         ("POST /v1.0/applications/", "/owners/$ref"),
@@ -53,6 +53,8 @@ async fn entra_connector_passes_conformance_against_the_simulator() {
         ("DELETE /v1.0/users/", "/manager/$ref"),
         ("PUT /v1.0/users/", "/manager/$ref"),
         ("PATCH /v1.0/devices/", ""),
+        ("POST /v1.0/deviceManagement/managedDevices/", "/retire"),
+        ("POST /v1.0/deviceManagement/managedDevices/", "/wipe"),
     ] {
         assert!(
             lines

@@ -9,11 +9,18 @@
 //!   disabled, never counted as disabled. The snapshot records each device and whether it was
 //!   enabled; rollback (`GET /devices/{d}`, then `PATCH` `{"accountEnabled": true}`)
 //!   re-enables the ones that were enabled and no longer are.
+//! - `entra.intune_wipe` / `entra.intune_retire`: the Intune managed devices whose primary user
+//!   is this user (`GET /users/{id}/managedDevices`, kept only where `userId` is exactly this
+//!   user's id, so a look-alike's device is never touched), each sent
+//!   `POST /deviceManagement/managedDevices/{m}/wipe` (`{}`) or `…/retire` (no body), 204.
+//!   A device whose `deviceActionResults` already holds that action (a retire: or a wipe)
+//!   `pending`, `active` or `done` counts as handled, so a repeat is `AlreadyDone`. Neither
+//!   can be undone: both are critical (confirmation needed) and not reversible.
 
 use std::collections::BTreeMap;
 
 use offboard_core::{Error, ErrorKind, ExecuteReply, Outcome, Result};
-use offboard_http::GraphRequest;
+use offboard_http::{GraphRequest, Method};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -196,4 +203,159 @@ pub(crate) async fn restore(client: &EntraClient, data: &Data) -> Result<Outcome
     } else {
         Outcome::AlreadyDone
     })
+}
+
+/// What an Intune action sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Intune {
+    Wipe,
+    Retire,
+}
+
+impl Intune {
+    fn action(self) -> &'static str {
+        match self {
+            Intune::Wipe => "wipe",
+            Intune::Retire => "retire",
+        }
+    }
+
+    /// The actions that leave a device handled for this one (a wipe also retires).
+    fn satisfied_by(self, action: &str) -> bool {
+        action == "wipe" || (self == Intune::Retire && action == "retire")
+    }
+}
+
+/// An Intune managed device.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ManagedDevice {
+    pub(crate) id: String,
+    #[serde(default)]
+    pub(crate) device_name: Option<String>,
+    #[serde(default)]
+    pub(crate) operating_system: Option<String>,
+    #[serde(default)]
+    pub(crate) user_id: Option<String>,
+    #[serde(default)]
+    pub(crate) device_action_results: Vec<ActionResult>,
+}
+
+/// One `deviceActionResults` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ActionResult {
+    #[serde(default)]
+    pub(crate) action_name: String,
+    #[serde(default)]
+    pub(crate) action_state: String,
+}
+
+impl ManagedDevice {
+    pub(crate) fn label(&self) -> String {
+        format!(
+            "{} ({}, {})",
+            self.device_name.as_deref().unwrap_or(&self.id),
+            self.operating_system.as_deref().unwrap_or("unknown OS"),
+            self.id
+        )
+    }
+
+    /// Whether a wipe or retire (as `verb` needs) is pending, running or done.
+    fn handled(&self, verb: Intune) -> bool {
+        self.device_action_results.iter().any(|a| {
+            verb.satisfied_by(&a.action_name)
+                && matches!(a.action_state.as_str(), "pending" | "active" | "done")
+        })
+    }
+
+    /// Whether any wipe or retire is pending, running or done.
+    pub(crate) fn retired_or_wiped(&self) -> bool {
+        self.handled(Intune::Retire)
+    }
+}
+
+/// The managed devices whose primary user is exactly `id`; `None` when the user is gone.
+pub(crate) async fn managed_of_user(
+    client: &EntraClient,
+    id: &str,
+) -> Result<Option<Vec<ManagedDevice>>> {
+    let list: Option<Vec<ManagedDevice>> = found(
+        client
+            .graph
+            .list(&GraphRequest::get(user_path(id, &["managedDevices"])).query("$top", "999"))
+            .await,
+    )?;
+    Ok(list.map(|l| {
+        l.into_iter()
+            .filter(|m| m.user_id.as_deref() == Some(id))
+            .collect()
+    }))
+}
+
+pub(crate) async fn intune(
+    client: &EntraClient,
+    id: &str,
+    verb: Intune,
+    dry_run: bool,
+) -> Result<ExecuteReply> {
+    let Some(devices) = managed_of_user(client, id).await? else {
+        return Ok(gone(id));
+    };
+    let todo: Vec<&ManagedDevice> = devices.iter().filter(|m| !m.handled(verb)).collect();
+    let action = verb.action();
+    if todo.is_empty() {
+        return Ok(reply(
+            Outcome::AlreadyDone,
+            dry_run,
+            format!(
+                "no managed device left to {action} ({} managed devices)",
+                devices.len()
+            ),
+        ));
+    }
+    let labels: Vec<String> = todo.iter().map(|m| m.label()).collect();
+    if dry_run {
+        return Ok(reply(
+            Outcome::Done,
+            true,
+            format!(
+                "would {action} {} managed devices ({})",
+                todo.len(),
+                names(labels.iter().map(String::as_str))
+            ),
+        ));
+    }
+    let mut sent = Vec::new();
+    let mut failed = Vec::new();
+    for (m, label) in todo.iter().zip(labels) {
+        let path = ["deviceManagement", "managedDevices", m.id.as_str(), action];
+        let request = match verb {
+            Intune::Wipe => GraphRequest::post(path, json!({})),
+            Intune::Retire => GraphRequest::new(Method::POST, path),
+        };
+        match client.graph.send_gone_ok(&request).await {
+            Ok(true) => sent.push(label),
+            Ok(false) => {}
+            Err(e) if e.is_retryable() => return Err(e),
+            Err(e) => failed.push(format!("{label} (Graph refused: {e})")),
+        }
+    }
+    let done = format!(
+        "{action} sent to {} managed devices ({})",
+        sent.len(),
+        names(sent.iter().map(String::as_str))
+    );
+    if !failed.is_empty() {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            format!(
+                "{done}; NOT sent ({}): {}",
+                failed.len(),
+                names(failed.iter().map(String::as_str))
+            ),
+        )
+        .fatal());
+    }
+    Ok(reply(Outcome::Done, false, done))
 }

@@ -34,11 +34,13 @@ pub(crate) enum Verb {
     ClearManager,
     ClearImmutableId,
     DisableDevices,
+    IntuneWipe,
+    IntuneRetire,
     Delete,
 }
 
 impl Verb {
-    pub(crate) const ALL: [Verb; 12] = [
+    pub(crate) const ALL: [Verb; 14] = [
         Verb::DisableSignIn,
         Verb::RevokeSessions,
         Verb::RemoveGroups,
@@ -50,6 +52,8 @@ impl Verb {
         Verb::ClearManager,
         Verb::ClearImmutableId,
         Verb::DisableDevices,
+        Verb::IntuneRetire,
+        Verb::IntuneWipe,
         Verb::Delete,
     ];
 
@@ -66,6 +70,10 @@ impl Verb {
             Verb::ClearManager => "entra.clear_manager",
             Verb::ClearImmutableId => "entra.clear_immutable_id",
             Verb::DisableDevices => "entra.disable_devices",
+            // Action names must start with the connector's app (`entra`): Intune's device
+            // actions are Graph calls on the Entra user, so they live here.
+            Verb::IntuneWipe => "entra.intune_wipe",
+            Verb::IntuneRetire => "entra.intune_retire",
             Verb::Delete => "entra.delete",
         })
     }
@@ -100,6 +108,8 @@ impl Verb {
             // The hand-over reads the manager this clears.
             Verb::ClearManager => s.reversible().after(Verb::HandOverOwned.name()),
             Verb::ClearImmutableId | Verb::DisableDevices => s.reversible(),
+            // A wipe or retire cannot be undone.
+            Verb::IntuneWipe | Verb::IntuneRetire => s.critical(),
             // The device reads need the user.
             Verb::Delete => s
                 .reversible()
@@ -107,7 +117,9 @@ impl Verb {
                 .after(Verb::DisableSignIn.name())
                 .after(Verb::RevokeSessions.name())
                 .after(Verb::HandOverOwned.name())
-                .after(Verb::DisableDevices.name()),
+                .after(Verb::DisableDevices.name())
+                .after(Verb::IntuneWipe.name())
+                .after(Verb::IntuneRetire.name()),
             _ => s,
         }
     }
@@ -144,6 +156,12 @@ impl Verb {
             }
             Verb::DisableDevices => {
                 "Disable the Entra devices the user owns or registered (accountEnabled=false; rollback re-enables); non-Windows devices app-only Graph cannot disable fail the task by name"
+            }
+            Verb::IntuneWipe => {
+                "Wipe (factory reset) every Intune managed device whose primary user is exactly this user; cannot be undone"
+            }
+            Verb::IntuneRetire => {
+                "Retire every Intune managed device whose primary user is exactly this user (company data and management removed); cannot be undone"
             }
             Verb::Delete => {
                 "Delete the user (soft: restorable from deleted items for 30 days; rollback restores)"

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use offboard_core::{AccountRef, AccountStatus};
 
-use super::{GraphTenant, NewDevice, NewGroup, NewUser};
+use super::{GraphTenant, NewDevice, NewGroup, NewManagedDevice, NewUser};
 use crate::conformance::{FilterSyntax, Fixture, RequestCursor, SentRequest};
 
 /// Creates conformance users in a [`GraphTenant`], with access of every kind the Entra
@@ -116,13 +116,20 @@ impl GraphFixture {
 impl Fixture for GraphFixture {
     /// [`GraphFixture::add_employee`], also owning an app registration "App of <login>" (for
     /// `entra.hand_over_owned`, which hands it to the manager) and a Windows laptop
-    /// "Laptop of <login>" registered in Entra (for `entra.disable_devices`).
+    /// "Laptop of <login>", registered in Entra and enrolled in Intune (for
+    /// `entra.disable_devices` and the Intune actions).
     async fn create_user(&self, login: &str, aliases: &[&str]) -> AccountRef {
         let id = self.add_employee(login, aliases);
         self.tenant
             .add_application(format!("App of {login}"), &[id.as_str()]);
         let laptop = format!("Laptop of {login}");
-        self.tenant.add_device(&id, NewDevice::windows(laptop));
+        self.tenant
+            .add_device(&id, NewDevice::windows(laptop.clone()));
+        self.tenant.add_managed_device(NewManagedDevice {
+            device_name: laptop,
+            operating_system: "Windows".into(),
+            user_id: id.clone(),
+        });
         AccountRef::new("entra", id, login, AccountStatus::Active)
     }
 
