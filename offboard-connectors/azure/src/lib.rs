@@ -57,6 +57,12 @@
 //! because an action's name starts with its connector's app and these are Graph calls on the
 //! Entra user. `verify_revoked` lists managed devices with no wipe or retire under way.
 //!
+//! `verify_revoked` reads every user's devices and managed devices whatever the policy
+//! offboards, so it needs `Device.Read.All` and `DeviceManagementManagedDevices.Read.All`
+//! too: without them Graph answers 403 and the verification fails with that error (the
+//! engine reports Entra as not checked) rather than calling the person revoked with devices
+//! unseen.
+//!
 //! # Users synced from on-premises AD
 //! `onPremisesSyncEnabled` users are mastered in AD: `entra.disable_sign_in` is ordered after
 //! `ad.disable` (ActionSpec `after`, honoured across apps by the planner) and only verifies
