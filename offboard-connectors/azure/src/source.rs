@@ -31,7 +31,9 @@ const SELECT: &str = "id,userPrincipalName,mail,displayName,accountEnabled,emplo
 ///   reported at all (still current: nothing to do), and one disabled and still disabled is
 ///   reported past.
 /// - A user `@removed` (soft-deleted: `reason` `changed`; hard-deleted: `deleted`) who was
-///   last reported current is read in one `$batch` with `GET /directory/deletedItems/{id}` and
+///   last reported current, and a user listed without `accountEnabled` or
+///   `userPrincipalName` (Graph may list an updated user with only the changed properties), is
+///   read in one `$batch` with `GET /directory/deletedItems/{id}` and
 ///   `GET /users/{id}`: soft-deleted users are past with `termination_at` =
 ///   `deletedDateTime`; users in neither place are past by id (the engine keeps the address it
 ///   knew); a user who is there after all (restored) is reported as read.
@@ -107,6 +109,12 @@ struct SourceUser {
 }
 
 impl SourceUser {
+    /// Listed without `accountEnabled` or `userPrincipalName` (a delta round may list an
+    /// updated user with only what changed): not enough to judge; read the user instead.
+    fn is_partial(&self) -> bool {
+        self.account_enabled.is_none() || self.user_principal_name.is_empty()
+    }
+
     fn lifecycle(&self) -> Lifecycle {
         if self.account_enabled == Some(false) || self.deleted_date_time.is_some() {
             Lifecycle::Past
@@ -307,8 +315,9 @@ impl EntraSource {
     }
 
     /// The changes of an incremental round: changed users as a scan would report them; users
-    /// `@removed` (soft- or hard-deleted) who were last reported current are read directly,
-    /// as missing users of a full scan are.
+    /// `@removed` (soft- or hard-deleted) who were last reported current, and users listed
+    /// without their lifecycle or UPN (Graph may list only the properties that changed), are
+    /// read directly, as missing users of a full scan are.
     async fn apply_delta(
         &self,
         state: &mut ScanState,
@@ -318,6 +327,7 @@ impl EntraSource {
         let mut removed = Vec::new();
         for user in users {
             match user {
+                DeltaUser::Present(user) if user.is_partial() => removed.push(user.id),
                 DeltaUser::Present(user) => {
                     if state
                         .known
@@ -339,29 +349,37 @@ impl EntraSource {
         Ok(changes)
     }
 
-    /// Reads each user in `missing` (last reported current, no longer listed) and reports
-    /// what was found: past with `deletedDateTime`, as read, or gone.
+    /// Reads each user in `ids` directly (last reported current and no longer listed or
+    /// `@removed`, or listed incompletely) and reports what was found: soft-deleted users past
+    /// with `deletedDateTime`, live ones as read, users in neither place gone when they were
+    /// last reported current.
     async fn settle_missing(
         &self,
         state: &mut ScanState,
-        missing: Vec<String>,
+        ids: Vec<String>,
         changes: &mut Vec<PersonRecord>,
     ) -> Result<()> {
-        if missing.is_empty() {
+        if ids.is_empty() {
             return Ok(());
         }
-        let found = self.missing(&missing).await?;
-        for (id, user) in missing.into_iter().zip(found) {
-            match user {
-                Some(user) => {
-                    if state.known.settle(&id, user.lifecycle(), &user.detail()) {
-                        changes.push(user.record());
-                    }
+        let found = self.missing(&ids).await?;
+        for (id, user) in ids.into_iter().zip(found) {
+            let changed = match &user {
+                Some(u) if u.deleted_date_time.is_none() => {
+                    state.known.observe(&id, u.lifecycle(), &u.detail())
                 }
+                Some(u) => state.known.settle(&id, u.lifecycle(), &u.detail()),
                 None => {
+                    let was_current = state.known.is_current(&id);
                     state.known.forget(&id);
-                    changes.push(PersonRecord::gone(&id));
+                    if was_current {
+                        changes.push(PersonRecord::gone(&id));
+                    }
+                    false
                 }
+            };
+            if changed && let Some(u) = user {
+                changes.push(u.record());
             }
         }
         Ok(())

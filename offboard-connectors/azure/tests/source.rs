@@ -353,3 +353,46 @@ async fn an_expired_delta_token_falls_back_to_a_full_round_with_the_right_change
     assert_eq!(rounds.len(), 1);
     assert!(rounds[0].query_param("$deltatoken").is_some());
 }
+
+/// Graph may list an updated user in a delta round with only the properties that changed: a
+/// disabled user renamed, listed as `{id, displayName}`, must not read as enabled (a false
+/// rehire). The source reads such a user directly ($batch) and judges what it read: nothing
+/// to report for the renamed past user; a partially listed user re-enabled is reported current.
+#[tokio::test]
+async fn a_user_listed_partially_is_read_before_being_judged() {
+    let t = Arc::new(GraphTenant::start().await);
+    let ada = t.add_user(user("ada@example.test", "E1"));
+    let bob = t.add_user(user("bob@example.test", "E2"));
+    set_enabled(&t, &bob, false).await;
+    let src = source(&t);
+    let first = src.changes(None).await.unwrap();
+    assert_eq!(
+        summary(&first),
+        sorted(vec![
+            (ada.clone(), Lifecycle::Current),
+            (bob.clone(), Lifecycle::Past)
+        ])
+    );
+    t.set_partial_delta_updates(true);
+    graph(&t)
+        .send(&GraphRequest::patch(
+            ["users", bob.as_str()],
+            json!({"displayName": "Bob R."}),
+        ))
+        .await
+        .unwrap();
+    t.clear_requests();
+    let second = src.changes(Some(&first.next)).await.unwrap();
+    assert!(second.changes.is_empty(), "{:?}", second.changes);
+    assert_eq!(
+        t.requests()
+            .iter()
+            .filter(|r| r.path == "/v1.0/$batch")
+            .count(),
+        1,
+        "the partial user was read"
+    );
+    set_enabled(&t, &bob, true).await;
+    let third = src.changes(Some(&second.next)).await.unwrap();
+    assert_eq!(summary(&third), vec![(bob.clone(), Lifecycle::Current)]);
+}

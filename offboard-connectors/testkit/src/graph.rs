@@ -589,6 +589,8 @@ struct UserChanges {
     changed: BTreeMap<String, u64>,
     /// Hard-deleted user id → when it was deleted.
     purged: BTreeMap<String, u64>,
+    /// Whether incremental rounds list updated users with `id` and `displayName` only.
+    partial: bool,
 }
 
 impl State {
@@ -1173,6 +1175,12 @@ impl GraphTenant {
             u.account_enabled = enabled;
             s.touch(id);
         }
+    }
+
+    /// Makes incremental `GET /users/delta()` rounds list each updated user with `id` and
+    /// `displayName` only, as Graph may ("at least the updated properties").
+    pub fn set_partial_delta_updates(&self, partial: bool) {
+        self.shared.state().delta.partial = partial;
     }
 
     /// Expires every delta token given out so far (as Entra does after some days, or after a

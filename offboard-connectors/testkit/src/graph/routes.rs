@@ -437,6 +437,10 @@ fn users_delta(s: &State, base: &str, query: &Query) -> Reply {
             }
             continue;
         }
+        if since.is_some() && s.delta.partial {
+            items.insert(id.clone(), json!({"id": id, "displayName": u.display_name}));
+            continue;
+        }
         match user_json(s, u, query) {
             Ok(v) => {
                 items.insert(id.clone(), v);
