@@ -97,6 +97,12 @@
 //! control characters and identifiers over 256 bytes refused before any request), filtered
 //! again locally. Zero users: `None`; two or more: `Ambiguous`.
 //!
+//! # Source of truth
+//! [`EntraSource`] reads users incrementally from `GET /users/delta()` (`User.Read.All`): a
+//! full round on the first poll, then only the delta link stored in the cursor; `@removed`
+//! users are read in `/directory/deletedItems`; an expired token (410 `syncStateNotFound`)
+//! falls back to a full round diffed against the cursor. See its docs.
+//!
 //! # Example
 //! ```no_run
 //! use offboard_azure::AzureConfig;

@@ -1,4 +1,5 @@
-//! [`EntraSource`]: Entra ID's users as a [`SourceOfTruth`], by full scan and diff.
+//! [`EntraSource`]: Entra ID's users as a [`SourceOfTruth`], read incrementally from
+//! `GET /users/delta()`.
 
 use std::collections::BTreeSet;
 
@@ -19,18 +20,32 @@ const SELECT: &str = "id,userPrincipalName,mail,displayName,accountEnabled,emplo
 /// (`accountEnabled=false`, soft-deleted, or gone).
 ///
 /// # Behavior
-/// - The allowed Graph operations have no `/users/delta`, so each [`SourceOfTruth::changes`]
-///   call lists every user: `GET /users?$select=id,userPrincipalName,mail,displayName,accountEnabled,employeeId&$top=<n>`,
-///   following `@odata.nextLink` (the shared client refuses links outside the Graph base).
-/// - The cursor remembers, per user id, what was last reported (lifecycle, addresses,
-///   employee id): a scan reports only users who are new or whose record changed, so a new
-///   source object given the persisted cursor repeats nothing and misses nothing. A first
-///   scan reports everyone.
-/// - A user last reported current and missing from a scan is read in one `$batch` with
-///   `GET /directory/deletedItems/{id}` and `GET /users/{id}`: soft-deleted users are past
-///   with `termination_at` = `deletedDateTime`; users in neither place (hard-deleted,
-///   purged) are past by id (the engine keeps the address it knew); a user who is there after
-///   all (the listing raced a change) is reported as read.
+/// - The first poll (no cursor) is a full delta round:
+///   `GET /users/delta()?$select=id,userPrincipalName,mail,displayName,accountEnabled,employeeId&$top=<n>`,
+///   following `@odata.nextLink` (`$skiptoken`) to the last page, whose `@odata.deltaLink`
+///   (`$deltatoken`) goes into the cursor. Everyone listed is reported.
+/// - Later polls GET only that delta link (the shared client refuses links outside the Graph
+///   base): Graph returns the users changed since, each once in its latest state. A user is
+///   reported when its lifecycle, addresses or employee id differ from what was last
+///   reported, so a user disabled and re-enabled between two polls, who was current, is not
+///   reported at all (still current: nothing to do), and one disabled and still disabled is
+///   reported past.
+/// - A user `@removed` (soft-deleted: `reason` `changed`; hard-deleted: `deleted`) who was
+///   last reported current, and a user listed without `accountEnabled` or
+///   `userPrincipalName` (Graph may list an updated user with only the changed properties), is
+///   read in one `$batch` with `GET /directory/deletedItems/{id}` and
+///   `GET /users/{id}`: soft-deleted users are past with `termination_at` =
+///   `deletedDateTime`; users in neither place are past by id (the engine keeps the address it
+///   knew); a user who is there after all (restored) is reported as read.
+/// - An expired or unknown delta token (410 Gone, `syncStateNotFound`) is logged (warning)
+///   and the poll falls back to a full round diffed against what the cursor remembers: users
+///   new or changed are reported, users last reported current and no longer listed are read
+///   as above, so nothing is missed and nothing repeats.
+/// - The cursor holds the delta link and, per user id, what was last reported (lifecycle,
+///   addresses, employee id): a new source object given the persisted cursor repeats nothing
+///   and misses nothing, and replaying a cursor (a crash before the next one was stored)
+///   reports the same changes again. Cursors from before the delta feed (no link) start with a
+///   full round.
 /// - The person id is the Entra object id; email is `mail` (else the UPN), the UPN an alias
 ///   when it differs, employee id `employeeId`. Reads only.
 #[derive(Debug, Clone)]
@@ -46,6 +61,33 @@ struct ScanState {
     /// Per user id, what was last reported (see [`SourceUser::detail`]).
     #[serde(default)]
     known: Fingerprints,
+    /// Where the next delta round starts (`@odata.deltaLink` of the last one); `None`: a
+    /// full round (first poll, or a cursor from before the delta feed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    delta_link: Option<String>,
+}
+
+/// One item of a delta round: a user as read, or one `@removed` (soft- or hard-deleted).
+#[derive(Debug)]
+enum DeltaUser {
+    Present(SourceUser),
+    Removed { id: String },
+}
+
+impl<'de> Deserialize<'de> for DeltaUser {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        if v.get("@removed").is_some() {
+            let id = v
+                .get("id")
+                .and_then(serde_json::Value::as_str)
+                .ok_or_else(|| serde::de::Error::missing_field("id"))?;
+            return Ok(Self::Removed { id: id.to_owned() });
+        }
+        serde_json::from_value(v)
+            .map(Self::Present)
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -67,6 +109,12 @@ struct SourceUser {
 }
 
 impl SourceUser {
+    /// Listed without `accountEnabled` or `userPrincipalName` (a delta round may list an
+    /// updated user with only what changed): not enough to judge; read the user instead.
+    fn is_partial(&self) -> bool {
+        self.account_enabled.is_none() || self.user_principal_name.is_empty()
+    }
+
     fn lifecycle(&self) -> Lifecycle {
         if self.account_enabled == Some(false) || self.deleted_date_time.is_some() {
             Lifecycle::Past
@@ -193,18 +241,65 @@ impl SourceOfTruth for EntraSource {
     async fn changes(&self, cursor: Option<&Cursor>) -> Result<ChangeBatch> {
         let op = format!("{}.changes", self.name);
         let mut state: ScanState = Cursor::decode(cursor, &self.name)?;
-        let users: Vec<SourceUser> = self
-            .graph
-            .list(
-                &GraphRequest::get(["users"])
-                    .query("$select", SELECT)
-                    .query("$top", self.page_size.to_string()),
-            )
-            .await
-            .map_err(|e| e.with_operation(op.clone()))?;
+        let changes = match state.delta_link.take() {
+            Some(link) => match self.round(Some(&link)).await {
+                Ok((users, next)) => {
+                    state.delta_link = Some(next);
+                    self.apply_delta(&mut state, users).await
+                }
+                Err(e) if expired(&e) => {
+                    tracing::warn!(
+                        source = %self.name,
+                        error = %e,
+                        "entra delta token no longer valid; falling back to a full scan"
+                    );
+                    self.full_scan(&mut state).await
+                }
+                Err(e) => Err(e),
+            },
+            None => self.full_scan(&mut state).await,
+        }
+        .map_err(|e| e.with_operation(op))?;
+        Ok(ChangeBatch {
+            changes,
+            next: Cursor::encode(&state),
+            more: false,
+        })
+    }
+}
+
+/// Whether a delta round failed because its token is no longer known (410 Gone,
+/// `syncStateNotFound` and its kin): the source starts over with a full round.
+fn expired(e: &Error) -> bool {
+    e.kind() == ErrorKind::NotFound
+        || offboard_http::graph::vendor_code(e).is_some_and(|c| {
+            ["syncStateNotFound", "resyncRequired", "syncStateInvalid"].contains(&c)
+        })
+}
+
+impl EntraSource {
+    /// One delta round, all pages: the initial one (`GET /users/delta()?$select=…&$top=…`)
+    /// or the one a stored delta link names. Returns the users and the next delta link.
+    async fn round(&self, link: Option<&str>) -> Result<(Vec<DeltaUser>, String)> {
+        let request = match link {
+            Some(link) => self.graph.link(link)?,
+            None => GraphRequest::get(["users", "delta()"])
+                .query("$select", SELECT)
+                .query("$top", self.page_size.to_string()),
+        };
+        self.graph.delta(&request).await
+    }
+
+    /// A full round diffed against what the cursor knows: listed users who are new or
+    /// changed, then the users last reported current who are no longer listed (read directly).
+    async fn full_scan(&self, state: &mut ScanState) -> Result<Vec<PersonRecord>> {
+        let (users, next) = self.round(None).await?;
         let mut changes = Vec::new();
         let mut present = BTreeSet::new();
         for user in users {
+            let DeltaUser::Present(user) = user else {
+                continue;
+            };
             present.insert(user.id.clone());
             if state
                 .known
@@ -214,30 +309,80 @@ impl SourceOfTruth for EntraSource {
             }
         }
         let missing = state.known.missing(&present);
-        if !missing.is_empty() {
-            let found = self
-                .missing(&missing)
-                .await
-                .map_err(|e| e.with_operation(op.clone()))?;
-            for (id, user) in missing.into_iter().zip(found) {
-                match user {
-                    Some(user) => {
-                        if state.known.settle(&id, user.lifecycle(), &user.detail()) {
-                            changes.push(user.record());
-                        }
+        self.settle_missing(state, missing, &mut changes).await?;
+        state.delta_link = Some(next);
+        Ok(changes)
+    }
+
+    /// The changes of an incremental round: changed users as a scan would report them; users
+    /// `@removed` (soft- or hard-deleted) who were last reported current, and users listed
+    /// without their lifecycle or UPN (Graph may list only the properties that changed), are
+    /// read directly, as missing users of a full scan are.
+    async fn apply_delta(
+        &self,
+        state: &mut ScanState,
+        users: Vec<DeltaUser>,
+    ) -> Result<Vec<PersonRecord>> {
+        let mut changes = Vec::new();
+        let mut removed = Vec::new();
+        for user in users {
+            match user {
+                DeltaUser::Present(user) if user.is_partial() => removed.push(user.id),
+                DeltaUser::Present(user) => {
+                    if state
+                        .known
+                        .observe(&user.id, user.lifecycle(), &user.detail())
+                    {
+                        changes.push(user.record());
                     }
-                    None => {
+                }
+                DeltaUser::Removed { id } => {
+                    if state.known.is_current(&id) {
+                        removed.push(id);
+                    } else {
                         state.known.forget(&id);
-                        changes.push(PersonRecord::gone(&id));
                     }
                 }
             }
         }
-        Ok(ChangeBatch {
-            changes,
-            next: Cursor::encode(&state),
-            more: false,
-        })
+        self.settle_missing(state, removed, &mut changes).await?;
+        Ok(changes)
+    }
+
+    /// Reads each user in `ids` directly (last reported current and no longer listed or
+    /// `@removed`, or listed incompletely) and reports what was found: soft-deleted users past
+    /// with `deletedDateTime`, live ones as read, users in neither place gone when they were
+    /// last reported current.
+    async fn settle_missing(
+        &self,
+        state: &mut ScanState,
+        ids: Vec<String>,
+        changes: &mut Vec<PersonRecord>,
+    ) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let found = self.missing(&ids).await?;
+        for (id, user) in ids.into_iter().zip(found) {
+            let changed = match &user {
+                Some(u) if u.deleted_date_time.is_none() => {
+                    state.known.observe(&id, u.lifecycle(), &u.detail())
+                }
+                Some(u) => state.known.settle(&id, u.lifecycle(), &u.detail()),
+                None => {
+                    let was_current = state.known.is_current(&id);
+                    state.known.forget(&id);
+                    if was_current {
+                        changes.push(PersonRecord::gone(&id));
+                    }
+                    false
+                }
+            };
+            if changed && let Some(u) = user {
+                changes.push(u.record());
+            }
+        }
+        Ok(())
     }
 }
 

@@ -1,5 +1,6 @@
-//! `EntraSource` against the simulated Microsoft tenant: a full scan and diff with the cursor
-//! persisted between polls (and between source objects).
+//! `EntraSource` against the simulated Microsoft tenant: `GET /users/delta()` rounds, the delta
+//! link and what was reported persisted in the cursor between polls (and between source
+//! objects), the full-round fallback when the token expired.
 
 use std::sync::Arc;
 
@@ -36,6 +37,36 @@ fn summary(batch: &ChangeBatch) -> Vec<(String, Lifecycle)> {
         .collect();
     v.sort_by(|a, b| a.0.cmp(&b.0));
     v
+}
+
+/// The `GET /users/delta()` requests the tenant received (and no `GET /users` listing).
+fn delta_requests(t: &GraphTenant) -> Vec<offboard_testkit::graph::RecordedRequest> {
+    let requests = t.requests();
+    assert!(
+        !requests
+            .iter()
+            .any(|r| r.method == "GET" && r.path == "/v1.0/users"),
+        "no full listing"
+    );
+    requests
+        .into_iter()
+        .filter(|r| r.method == "GET" && r.path.starts_with("/v1.0/users/delta"))
+        .collect()
+}
+
+fn sorted(mut v: Vec<(String, Lifecycle)>) -> Vec<(String, Lifecycle)> {
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+async fn set_enabled(t: &GraphTenant, id: &str, enabled: bool) {
+    graph(t)
+        .send(&GraphRequest::patch(
+            ["users", id],
+            json!({"accountEnabled": enabled}),
+        ))
+        .await
+        .unwrap();
 }
 
 fn user(upn: &str, employee: &str) -> NewUser {
@@ -77,12 +108,9 @@ async fn disabled_and_deleted_users_become_past_and_nothing_repeats() {
     assert_eq!(a.person.email, "ada@example.test");
     assert_eq!(a.person.aliases, ["ada.l@example.test"]);
     assert_eq!(a.person.employee_id.as_deref(), Some("E1"));
-    let lists: Vec<_> = t
-        .requests()
-        .into_iter()
-        .filter(|r| r.method == "GET" && r.path == "/v1.0/users")
-        .collect();
+    let lists = delta_requests(&t);
     assert_eq!(lists.len(), 3, "5 users in pages of 2");
+    assert!(lists[1].query_param("$skiptoken").is_some());
     assert_eq!(
         lists[0].query_param("$select"),
         Some("id,userPrincipalName,mail,displayName,accountEnabled,employeeId")
@@ -202,4 +230,169 @@ async fn a_restarted_source_with_the_persisted_cursor_misses_and_repeats_nothing
         .await
         .unwrap_err();
     assert!(e.to_string().contains("cursor"), "{e}");
+}
+
+/// Issue 20 item 7. "Seen correctly" for a user disabled and re-enabled between two polls:
+/// Graph's delta lists them (changed) in their latest state, enabled; they were last reported
+/// current and still are, so the source reports nothing for them and the engine has nothing
+/// to start (no offboarding), while a user disabled and still disabled is reported past and a
+/// hard-deleted one gone (past by id). The second poll sends only the stored delta link
+/// (`$deltatoken`, no full listing) and follows its pages. Before the delta feed the source
+/// listed `GET /users` every poll.
+#[tokio::test]
+async fn a_user_disabled_and_re_enabled_between_two_polls_stays_current() {
+    let t = Arc::new(GraphTenant::start().await);
+    let ada = t.add_user(user("ada@example.test", "E1"));
+    let bob = t.add_user(user("bob@example.test", "E2"));
+    let cy = t.add_user(user("cy@example.test", "E3"));
+    let dee = t.add_user(user("dee@example.test", "E4"));
+    let src = source(&t).with_page_size(2);
+    let first = src.changes(None).await.unwrap();
+    assert_eq!(first.changes.len(), 4);
+    assert!(
+        first.next.0.contains("deltatoken"),
+        "the cursor holds the delta link"
+    );
+
+    // Between the polls: Ada disabled then re-enabled, Bob disabled, Dee deleted for good,
+    // Eve joins.
+    set_enabled(&t, &ada, false).await;
+    set_enabled(&t, &ada, true).await;
+    set_enabled(&t, &bob, false).await;
+    t.remove_user(&dee);
+    let eve = t.add_user(user("eve@example.test", "E5"));
+    t.clear_requests();
+    let second = src.changes(Some(&first.next)).await.unwrap();
+    assert_eq!(
+        summary(&second),
+        sorted(vec![
+            (bob.clone(), Lifecycle::Past),
+            (dee.clone(), Lifecycle::Past),
+            (eve.clone(), Lifecycle::Current),
+        ]),
+        "Ada, disabled and re-enabled, is not reported: still current"
+    );
+    let d = second
+        .changes
+        .iter()
+        .find(|r| r.person.id.as_str() == dee)
+        .unwrap();
+    assert!(d.is_vanished(), "hard-deleted: gone, by id");
+    // Only the delta link: 4 changed users (Ada, Bob, Dee removed, Eve) in pages of 2.
+    let rounds = delta_requests(&t);
+    assert_eq!(rounds.len(), 2, "{rounds:?}");
+    assert!(rounds[0].query_param("$deltatoken").is_some());
+    assert!(rounds[1].query_param("$skiptoken").is_some());
+    // Cy, unchanged, was not read at all.
+    assert!(!t.requests().iter().any(|r| r.path.contains(cy.as_str())));
+
+    // Bob stays disabled: reported once, nothing more. Ada still current.
+    let third = src.changes(Some(&second.next)).await.unwrap();
+    assert!(third.changes.is_empty(), "{:?}", third.changes);
+    // Ada now disabled for good: past.
+    set_enabled(&t, &ada, false).await;
+    let fourth = src.changes(Some(&third.next)).await.unwrap();
+    assert_eq!(summary(&fourth), vec![(ada.clone(), Lifecycle::Past)]);
+}
+
+/// Issue 20 item 7: an expired delta token (410 `syncStateNotFound`) makes the poll fall back
+/// to a full round diffed against the cursor: what changed while the token expired is
+/// reported (disabled, soft-deleted with its deletion date, new), nothing unchanged repeats,
+/// and the next poll is incremental again from the new delta link.
+#[tokio::test]
+async fn an_expired_delta_token_falls_back_to_a_full_round_with_the_right_changes() {
+    let t = Arc::new(GraphTenant::start().await);
+    let ada = t.add_user(user("ada@example.test", "E1"));
+    let bob = t.add_user(user("bob@example.test", "E2"));
+    let cy = t.add_user(user("cy@example.test", "E3"));
+    let src = source(&t);
+    let first = src.changes(None).await.unwrap();
+    assert_eq!(first.changes.len(), 3);
+
+    set_enabled(&t, &ada, false).await;
+    graph(&t)
+        .send(&GraphRequest::delete(["users", cy.as_str()]))
+        .await
+        .unwrap();
+    let fay = t.add_user(user("fay@example.test", "E6"));
+    t.expire_delta_tokens();
+    t.clear_requests();
+    let batch = src.changes(Some(&first.next)).await.unwrap();
+    assert_eq!(
+        summary(&batch),
+        sorted(vec![
+            (ada.clone(), Lifecycle::Past),
+            (cy.clone(), Lifecycle::Past),
+            (fay.clone(), Lifecycle::Current),
+        ])
+    );
+    let c = batch
+        .changes
+        .iter()
+        .find(|r| r.person.id.as_str() == cy)
+        .unwrap();
+    assert!(c.termination_at.is_some(), "soft-deleted: deletedDateTime");
+    let rounds = delta_requests(&t);
+    assert_eq!(rounds.len(), 2, "{rounds:?}");
+    assert!(
+        rounds[0].query_param("$deltatoken").is_some(),
+        "the stored link"
+    );
+    assert!(
+        rounds[1].query_param("$deltatoken").is_none()
+            && rounds[1].query_param("$select").is_some(),
+        "then a full round"
+    );
+
+    // Incremental again.
+    set_enabled(&t, &bob, false).await;
+    t.clear_requests();
+    let next = src.changes(Some(&batch.next)).await.unwrap();
+    assert_eq!(summary(&next), vec![(bob.clone(), Lifecycle::Past)]);
+    let rounds = delta_requests(&t);
+    assert_eq!(rounds.len(), 1);
+    assert!(rounds[0].query_param("$deltatoken").is_some());
+}
+
+/// Graph may list an updated user in a delta round with only the properties that changed: a
+/// disabled user renamed, listed as `{id, displayName}`, must not read as enabled (a false
+/// rehire). The source reads such a user directly ($batch) and judges what it read: nothing
+/// to report for the renamed past user; a partially listed user re-enabled is reported current.
+#[tokio::test]
+async fn a_user_listed_partially_is_read_before_being_judged() {
+    let t = Arc::new(GraphTenant::start().await);
+    let ada = t.add_user(user("ada@example.test", "E1"));
+    let bob = t.add_user(user("bob@example.test", "E2"));
+    set_enabled(&t, &bob, false).await;
+    let src = source(&t);
+    let first = src.changes(None).await.unwrap();
+    assert_eq!(
+        summary(&first),
+        sorted(vec![
+            (ada.clone(), Lifecycle::Current),
+            (bob.clone(), Lifecycle::Past)
+        ])
+    );
+    t.set_partial_delta_updates(true);
+    graph(&t)
+        .send(&GraphRequest::patch(
+            ["users", bob.as_str()],
+            json!({"displayName": "Bob R."}),
+        ))
+        .await
+        .unwrap();
+    t.clear_requests();
+    let second = src.changes(Some(&first.next)).await.unwrap();
+    assert!(second.changes.is_empty(), "{:?}", second.changes);
+    assert_eq!(
+        t.requests()
+            .iter()
+            .filter(|r| r.path == "/v1.0/$batch")
+            .count(),
+        1,
+        "the partial user was read"
+    );
+    set_enabled(&t, &bob, true).await;
+    let third = src.changes(Some(&second.next)).await.unwrap();
+    assert_eq!(summary(&third), vec![(bob.clone(), Lifecycle::Current)]);
 }

@@ -988,6 +988,56 @@ impl GraphClient {
         ))
     }
 
+    /// A delta round: GETs `request` (`…/delta()`, or [`GraphClient::link`] of a stored
+    /// `@odata.deltaLink`), follows each `@odata.nextLink`, and returns every item with the
+    /// last page's `@odata.deltaLink` (the next round's start).
+    ///
+    /// # Errors
+    /// As [`GraphClient::list`] (a 410 of an expired token is `NotFound` with its
+    /// `error.code`, see [`vendor_code`]), plus `Vendor` when the last page has no delta link.
+    pub async fn delta<T: DeserializeOwned>(
+        &self,
+        request: &GraphRequest,
+    ) -> Result<(Vec<T>, String)> {
+        #[derive(Deserialize)]
+        struct DeltaPage<T> {
+            #[serde(default = "Vec::new")]
+            value: Vec<T>,
+            #[serde(rename = "@odata.nextLink", default)]
+            next_link: Option<String>,
+            #[serde(rename = "@odata.deltaLink", default)]
+            delta_link: Option<String>,
+        }
+        let mut out = Vec::new();
+        let mut current = request.clone();
+        for _ in 0..10_000 {
+            let page: DeltaPage<T> = self.json(&current).await?;
+            out.extend(page.value);
+            match (page.next_link, page.delta_link) {
+                (Some(next), _) => current = self.follow(&next, request)?,
+                (None, Some(delta)) => return Ok((out, delta)),
+                (None, None) => {
+                    return Err(Error::new(
+                        ErrorKind::Vendor,
+                        "a delta page has neither a next link nor a delta link",
+                    ));
+                }
+            }
+        }
+        Err(Error::new(
+            ErrorKind::Vendor,
+            "more than 10000 pages; stopped",
+        ))
+    }
+
+    /// The GET a link from an earlier answer (`@odata.nextLink`, `@odata.deltaLink`) names.
+    ///
+    /// # Errors
+    /// `Vendor` when it is not a URL below the Graph base URL (such a link is never followed).
+    pub fn link(&self, link: &str) -> Result<GraphRequest> {
+        self.follow(link, &GraphRequest::get(Vec::<String>::new()))
+    }
+
     /// The request a `@odata.nextLink` names, refused unless it is below the base URL.
     fn follow(&self, next: &str, original: &GraphRequest) -> Result<GraphRequest> {
         let url = Url::parse(next)

@@ -584,9 +584,34 @@ struct State {
     page_size: usize,
     retention: Duration,
     base: String,
+    /// The change log `GET /users/delta()` reads (see [`UserChanges`]).
+    delta: UserChanges,
+}
+
+/// Per user, when it last changed: the change log of `GET /users/delta()`. Sequence numbers
+/// grow with each change; a delta token is the number its round was cut at.
+#[derive(Debug, Default)]
+struct UserChanges {
+    /// The last sequence number given out.
+    seq: u64,
+    /// Tokens cut before this one are expired (410 `syncStateNotFound`).
+    floor: u64,
+    /// Live or soft-deleted user id → the sequence number of its last change.
+    changed: BTreeMap<String, u64>,
+    /// Hard-deleted user id → when it was deleted.
+    purged: BTreeMap<String, u64>,
+    /// Whether incremental rounds list updated users with `id` and `displayName` only.
+    partial: bool,
 }
 
 impl State {
+    /// Notes a change of user `id` (created, updated, disabled, soft-deleted, restored) in the
+    /// delta change log.
+    fn touch(&mut self, id: &str) {
+        self.delta.seq += 1;
+        self.delta.changed.insert(id.to_owned(), self.delta.seq);
+    }
+
     /// Forgets soft-deleted users past the retention period.
     fn purge(&mut self) {
         let retention = self.retention;
@@ -607,7 +632,11 @@ impl State {
 
     /// Removes a user and everything that points at it.
     fn remove_user(&mut self, id: &str) {
-        self.users.remove(id);
+        if self.users.remove(id).is_some() {
+            self.delta.seq += 1;
+            self.delta.changed.remove(id);
+            self.delta.purged.insert(id.to_owned(), self.delta.seq);
+        }
         for g in self.groups.values_mut() {
             g.members.remove(id);
             g.owners.remove(id);
@@ -689,6 +718,7 @@ impl GraphTenant {
     /// (relative to `/v1.0`), plus `POST /$batch` from the hand-written batch spec.
     pub const ROUTES: &'static [(&'static str, &'static str)] = &[
         ("GET", "/users"),
+        ("GET", "/users/delta()"),
         ("GET", "/users/{user-id}"),
         ("PATCH", "/users/{user-id}"),
         ("DELETE", "/users/{user-id}"),
@@ -1134,6 +1164,7 @@ impl GraphTenant {
                 deleted_at: None,
             },
         );
+        s.touch(&id);
         id
     }
 
@@ -1151,11 +1182,27 @@ impl GraphTenant {
 
     /// Plays Entra Connect: sets `accountEnabled` of an on-premises-synced user as AD says.
     pub fn sync_from_ad(&self, id: &str, enabled: bool) {
-        if let Some(u) = self.shared.state().users.get_mut(id)
+        let mut s = self.shared.state();
+        if let Some(u) = s.users.get_mut(id)
             && u.on_premises_sync
         {
             u.account_enabled = enabled;
+            s.touch(id);
         }
+    }
+
+    /// Makes incremental `GET /users/delta()` rounds list each updated user with `id` and
+    /// `displayName` only, as Graph may ("at least the updated properties").
+    pub fn set_partial_delta_updates(&self, partial: bool) {
+        self.shared.state().delta.partial = partial;
+    }
+
+    /// Expires every delta token given out so far (as Entra does after some days, or after a
+    /// tenant restore): `GET /users/delta()` answers them 410 Gone `syncStateNotFound`.
+    pub fn expire_delta_tokens(&self) {
+        let mut s = self.shared.state();
+        s.delta.seq += 1;
+        s.delta.floor = s.delta.seq;
     }
 
     /// Sets the soft-delete retention period (default 30 days); tests shorten it.

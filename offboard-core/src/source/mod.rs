@@ -99,6 +99,12 @@ impl Fingerprints {
         changed
     }
 
+    /// Whether `id` was last reported current (an incremental source told that someone was
+    /// removed reads them only then: a past one has nothing more to say).
+    pub fn is_current(&self, id: &str) -> bool {
+        self.0.get(id).is_some_and(|f| f.starts_with("current "))
+    }
+
     /// Forgets `id` (deleted).
     pub fn forget(&mut self, id: &str) {
         self.0.remove(id);
@@ -187,6 +193,7 @@ mod tests {
         assert!(f.observe("a", Lifecycle::Current, "a@x"));
         assert!(f.observe("b", Lifecycle::Current, "b@x"));
         assert!(f.observe("c", Lifecycle::Past, "c@x"));
+        assert!(f.is_current("b") && !f.is_current("c") && !f.is_current("z"));
         assert!(!f.observe("a", Lifecycle::Current, "a@x"), "unchanged");
         assert!(f.observe("a", Lifecycle::Current, "a2@x"), "new address");
         // b and c are no longer listed: c was reported past (forgotten), b must be read.

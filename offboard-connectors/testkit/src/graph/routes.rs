@@ -125,6 +125,7 @@ pub(super) fn route(
 ) -> Reply {
     match (method, segs) {
         ("GET", ["users"]) => list_users(s, base, query, eventual),
+        ("GET", ["users", "delta()"]) => users_delta(s, base, query),
         ("GET", ["subscribedSkus"]) => subscribed_skus(s, base, query),
         ("GET", ["oauth2PermissionGrants"]) => list_grants(s, base, query, None),
         ("DELETE", ["oauth2PermissionGrants", id]) => {
@@ -250,14 +251,19 @@ fn directory_user(u: &User) -> Value {
     })
 }
 
-/// A page of `items` with `@odata.nextLink` when more remain (`$top`, `$skiptoken`).
-fn page(s: &State, base: &str, path: &[&str], query: &Query, items: Vec<Value>) -> Reply {
-    let size = query
+/// The page size a collection request asks for (`$top`, at most 999), else the tenant's.
+fn page_size(s: &State, query: &Query) -> usize {
+    query
         .get("$top")
         .and_then(|t| t.parse::<usize>().ok())
         .filter(|t| *t > 0)
         .unwrap_or(s.page_size)
-        .min(999);
+        .min(999)
+}
+
+/// A page of `items` with `@odata.nextLink` when more remain (`$top`, `$skiptoken`).
+fn page(s: &State, base: &str, path: &[&str], query: &Query, items: Vec<Value>) -> Reply {
+    let size = page_size(s, query);
     let skip = query
         .get("$skiptoken")
         .and_then(|t| t.strip_prefix("sim-"))
@@ -367,6 +373,139 @@ fn list_users(s: &State, base: &str, query: &Query, eventual: bool) -> Reply {
         out["@odata.count"] = json!(total);
     }
     (status, out)
+}
+
+/// The 410 Graph answers for a delta or skip token it no longer (or never) knew.
+fn sync_state_not_found() -> Reply {
+    err(
+        410,
+        "syncStateNotFound",
+        "The sync state generation is not found. Start a new round without a token.",
+    )
+}
+
+/// Where a `GET /users/delta()` page starts: the round's lower bound (`None`: the initial
+/// round, everyone), the sequence number it was cut at, and the last id already served.
+/// Tokens: `$deltatoken=sim-d{since}`, `$skiptoken=sim-d{since|i}.{upto}.{last-id}`.
+fn delta_position(s: &State, query: &Query) -> Result<(Option<u64>, u64, String), Reply> {
+    let number = |t: &str| t.parse::<u64>().ok();
+    let (since, upto, last) = if let Some(t) = query.get("$deltatoken") {
+        let since = t.strip_prefix("sim-d").and_then(number);
+        (Some(since), s.delta.seq, String::new())
+    } else if let Some(t) = query.get("$skiptoken") {
+        let mut parts = t.strip_prefix("sim-d").unwrap_or_default().splitn(3, '.');
+        let since = match parts.next() {
+            Some("i") => None,
+            Some(n) => Some(number(n)),
+            None => Some(None),
+        };
+        let Some(upto) = parts.next().and_then(number) else {
+            return Err(sync_state_not_found());
+        };
+        (since, upto, parts.next().unwrap_or_default().to_owned())
+    } else {
+        (None, s.delta.seq, String::new())
+    };
+    let since = match since {
+        None => None,
+        Some(Some(n)) => Some(n),
+        Some(None) => return Err(sync_state_not_found()),
+    };
+    let known = |n: u64| n >= s.delta.floor && n <= s.delta.seq;
+    if since.is_some_and(|n| !known(n)) || !known(upto) || since.is_some_and(|n| n > upto) {
+        return Err(sync_state_not_found());
+    }
+    Ok((since, upto, last))
+}
+
+/// `GET /users/delta()`: without a token, the initial round (every user not deleted); with
+/// `$deltatoken`, each user changed since the token once, in its latest state, soft-deleted
+/// ones as `@removed: {"reason": "changed"}`, hard-deleted ones `"deleted"`. Pages of `$top`
+/// (default: the tenant's page size) chained by `@odata.nextLink` (`$skiptoken`), the last
+/// one carrying `@odata.deltaLink` (`$deltatoken`). Expired or unknown tokens: 410
+/// `syncStateNotFound`. Needs User.Read.All.
+fn users_delta(s: &State, base: &str, query: &Query) -> Reply {
+    if let Some(e) = denied(s, "User.Read.All") {
+        return e;
+    }
+    let (since, upto, last) = match delta_position(s, query) {
+        Ok(p) => p,
+        Err(e) => return e,
+    };
+    let in_round = |n: u64| n <= upto && since.is_none_or(|since| n > since);
+    let removed = |id: &str, reason: &str| json!({"@odata.type": "#microsoft.graph.user", "id": id, "@removed": {"reason": reason}});
+    let mut items: BTreeMap<String, Value> = BTreeMap::new();
+    for (id, n) in &s.delta.changed {
+        let Some(u) = s.users.get(id).filter(|_| in_round(*n)) else {
+            continue;
+        };
+        if u.deleted_at.is_some() {
+            if since.is_some() {
+                items.insert(id.clone(), removed(id, "changed"));
+            }
+            continue;
+        }
+        if since.is_some() && s.delta.partial {
+            items.insert(id.clone(), json!({"id": id, "displayName": u.display_name}));
+            continue;
+        }
+        match user_json(s, u, query) {
+            Ok(v) => {
+                items.insert(id.clone(), v);
+            }
+            Err(e) => return e,
+        }
+    }
+    if since.is_some() {
+        for (id, n) in &s.delta.purged {
+            if in_round(*n) {
+                items.insert(id.clone(), removed(id, "deleted"));
+            }
+        }
+    }
+    let size = page_size(s, query);
+    let mut rest = items.into_iter().filter(|(id, _)| *id > last).peekable();
+    let mut value = Vec::new();
+    let mut last_served = String::new();
+    while value.len() < size
+        && let Some((id, v)) = rest.next()
+    {
+        value.push(v);
+        last_served = id;
+    }
+    let (key, token) = if rest.peek().is_some() {
+        let since = since.map_or_else(|| "i".to_owned(), |n| n.to_string());
+        ("$skiptoken", format!("sim-d{since}.{upto}.{last_served}"))
+    } else {
+        ("$deltatoken", format!("sim-d{upto}"))
+    };
+    let mut url = format!("{base}/users/delta()");
+    {
+        let mut link = url::Url::parse(&url).expect("the base is a URL");
+        {
+            let mut q = link.query_pairs_mut();
+            for (k, v) in query {
+                if !matches!(k.as_str(), "$skiptoken" | "$deltatoken") {
+                    q.append_pair(k, v);
+                }
+            }
+            q.append_pair(key, &token);
+        }
+        url = link.into();
+    }
+    let link_name = if key == "$skiptoken" {
+        "@odata.nextLink"
+    } else {
+        "@odata.deltaLink"
+    };
+    (
+        200,
+        Some(json!({
+            "@odata.context": format!("{base}/$metadata#users"),
+            "value": value,
+            link_name: url,
+        })),
+    )
 }
 
 fn subscribed_skus(s: &State, base: &str, query: &Query) -> Reply {
@@ -534,6 +673,7 @@ fn user_route(
             if let Some(u) = s.users.get_mut(id) {
                 u.deleted_at = Some((std::time::Instant::now(), now_iso()));
             }
+            s.touch(id);
             (204, None)
         }
         ("GET", ["manager"]) => {
@@ -834,6 +974,7 @@ fn patch_user(s: &mut State, id: &str, body: Option<Value>) -> Reply {
             _ => {}
         }
     }
+    s.touch(id);
     (204, None)
 }
 
@@ -1426,6 +1567,7 @@ fn deleted_route(s: &mut State, method: &str, id: &str, rest: &[&str]) -> Reply 
             if let Some(u) = s.users.get_mut(id) {
                 u.deleted_at = None;
             }
+            s.touch(id);
             let mut v = user_full(s, &s.users[id]);
             v["@odata.type"] = json!("#microsoft.graph.user");
             (200, Some(v))
