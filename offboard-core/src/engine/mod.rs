@@ -1074,9 +1074,7 @@ impl Engine {
             },
         )
         .with_run(run);
-        let _writing = inner.sinks.writing();
-        let sealed = inner.store.append_audit(vec![event]).await?;
-        inner.to_sinks(&sealed).await;
+        inner.append_audit(event).await?;
         Ok(report)
     }
 
@@ -1157,9 +1155,7 @@ impl Inner {
                 trigger: format!("{:?}", run.initiator),
             },
         );
-        let _writing = self.sinks.writing();
-        let sealed = self.store.append_audit(vec![event]).await?;
-        self.to_sinks(&sealed).await;
+        self.append_audit(event).await?;
         Ok(Some(
             Error::new(
                 ErrorKind::Conflict,
@@ -1184,6 +1180,15 @@ impl Inner {
     /// [`sinks`]). Never waits for a sink.
     pub(crate) async fn to_sinks(&self, events: &[AuditEvent]) {
         self.sinks.committed(events);
+    }
+
+    /// Appends one audit event outside a run's commit and tells the sinks' pumps, holding the
+    /// pumps' write ticket from before the store call (see [`sinks::SinkPumps::writing`]).
+    pub(crate) async fn append_audit(&self, event: AuditEvent) -> Result<()> {
+        let _writing = self.sinks.writing();
+        let sealed = self.store.append_audit(vec![event]).await?;
+        self.to_sinks(&sealed).await;
+        Ok(())
     }
 
     /// Sends an [`EngineEvent`] to subscribers (none listening is fine).
@@ -1620,9 +1625,7 @@ impl Inner {
         } else {
             event
         };
-        let _writing = self.sinks.writing();
-        let sealed = self.store.append_audit(vec![event]).await?;
-        self.to_sinks(&sealed).await;
+        self.append_audit(event).await?;
         Ok(Error::new(ErrorKind::ConfirmationRequired, why)
             .with_context("run", run.id)
             .with_context("digest", digest))

@@ -433,9 +433,7 @@ impl Engine {
                 }),
             },
         );
-        let _writing = self.inner.sinks.writing();
-        let sealed = self.inner.store.append_audit(vec![event]).await?;
-        self.inner.to_sinks(&sealed).await;
+        self.inner.append_audit(event).await?;
         self.inner.emit(EngineEvent::HoldReleased {
             source: source.to_owned(),
             by: by.to_owned(),
@@ -897,10 +895,7 @@ impl Engine {
                 data,
             },
         );
-        let _writing = self.inner.sinks.writing();
-        let sealed = self.inner.store.append_audit(vec![event]).await?;
-        self.inner.to_sinks(&sealed).await;
-        Ok(())
+        self.inner.append_audit(event).await
     }
 }
 

@@ -87,10 +87,8 @@ impl Inner {
                 data: serde_json::json!({ "error": error }),
             },
         );
-        let _writing = self.sinks.writing();
-        match self.store.append_audit(vec![event]).await {
-            Ok(sealed) => self.to_sinks(&sealed).await,
-            Err(e) => tracing::warn!(error = %e, "auditing a worker panic failed"),
+        if let Err(e) = self.append_audit(event).await {
+            tracing::warn!(error = %e, "auditing a worker panic failed");
         }
     }
 }
@@ -566,9 +564,7 @@ impl Inner {
             )
             .with_run(run.id)
             .with_task(task.id, task.app.clone());
-            let _writing = self.sinks.writing();
-            let sealed = self.store.append_audit(vec![ev]).await?;
-            self.to_sinks(&sealed).await;
+            self.append_audit(ev).await?;
         }
         Ok(())
     }
