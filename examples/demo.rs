@@ -48,7 +48,7 @@ use offboard_o365::O365Config;
 use offboard_okta::{OktaConfig, OktaSource};
 use offboard_testkit::Fixture;
 use offboard_testkit::google::{self as gsim, GoogleFixture, GoogleTenant};
-use offboard_testkit::graph::{self as msim, GraphTenant, NewGroup};
+use offboard_testkit::graph::{self as msim, GraphTenant, NewDevice, NewGroup, NewManagedDevice};
 use offboard_testkit::jira::{DEFAULT_EMAIL, DEFAULT_TOKEN, JiraSim};
 use offboard_testkit::okta::{Faults, GroupType, NewUser, OktaTenant, RateFamily, RateLimits};
 use offboard_testkit::reference::ReferenceDelegate;
@@ -184,12 +184,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let servicenow = ms_tenant.add_service_principal("ServiceNow");
     let zoom = ms_tenant.add_service_principal("Zoom");
     let graph_api = ms_tenant.add_service_principal("Microsoft Graph");
-    ms_tenant.add_user(msim::NewUser {
+    let mary_ms = ms_tenant.add_user(msim::NewUser {
         display_name: "Mary Manager".into(),
         ..msim::NewUser::new("manager@example.com")
     });
     let ada_ms = ms_tenant.add_user(msim::NewUser {
         display_name: "Ada Lovelace".into(),
+        manager: Some(mary_ms.clone()),
         groups: vec![
             m_engineering.clone(),
             m_project.clone(),
@@ -201,6 +202,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
     ms_tenant.assign_app_role(&ada_ms, &servicenow, "00000000-0000-0000-0000-000000000000");
     ms_tenant.add_grant(&zoom, &graph_api, Some(&ada_ms), "Mail.Read offline_access");
+    // Ada owns the team's app registration and has a company laptop, registered in Entra and
+    // enrolled in Intune with her as its primary user.
+    let apollo_app = ms_tenant.add_application("Apollo Portal", &[&ada_ms]);
+    let laptop = ms_tenant.add_device(&ada_ms, NewDevice::windows("ADA-LAPTOP"));
+    let laptop_mdm = ms_tenant.add_managed_device(NewManagedDevice {
+        device_name: "ADA-LAPTOP".into(),
+        operating_system: "Windows".into(),
+        user_id: ada_ms.clone(),
+    });
     let sku_names: BTreeMap<String, &str> = [(e5, "SPE_E5"), (ems, "EMS")].into_iter().collect();
     // Both connectors sign in to the tenant with client credentials (one app registration).
     macro_rules! graph_login {
@@ -812,6 +822,43 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
         }
         _ => println!("  microsoft tenant now: ada   deleted"),
+    }
+    let display = |id: &String| {
+        ms_tenant
+            .user(id)
+            .map_or_else(|| id.clone(), |u| u.upn.clone())
+    };
+    println!(
+        "                        app registration Apollo Portal owned by: {}",
+        ms_tenant
+            .owners(&apollo_app)
+            .iter()
+            .map(display)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if let (Some(d), Some(m)) = (
+        ms_tenant.device(&laptop),
+        ms_tenant.managed_device(&laptop_mdm),
+    ) {
+        println!(
+            "                        laptop {}: Entra device {}; Intune: {}",
+            d.display_name,
+            if d.account_enabled {
+                "enabled"
+            } else {
+                "disabled"
+            },
+            if m.actions.is_empty() {
+                "managed".to_owned()
+            } else {
+                m.actions
+                    .iter()
+                    .map(|(a, s)| format!("{a} {s}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        );
     }
     for issue in jira_site.issues() {
         println!(
