@@ -220,7 +220,7 @@ impl Connector for EntraConnector {
         let (c, id, dry) = (&self.client, account.external_id.as_str(), options.dry_run);
         use actions::{
             delete, devices, disable, immutable_id, listed, manager, memberships, owned, removals,
-            sessions,
+            sessions, workflow,
         };
         let result = match verb {
             Verb::DisableSignIn => disable::execute(c, id, dry).await,
@@ -241,6 +241,10 @@ impl Connector for EntraConnector {
             Verb::DisableDevices => devices::disable(c, id, dry).await,
             Verb::IntuneWipe => devices::intune(c, id, devices::Intune::Wipe, dry).await,
             Verb::IntuneRetire => devices::intune(c, id, devices::Intune::Retire, dry).await,
+            Verb::RunLifecycleWorkflow => match action.params() {
+                Ok(params) => workflow::execute(c, id, &params, options.started_at, dry).await,
+                Err(e) => Err(e),
+            },
             Verb::Delete => delete::execute(c, id, dry).await,
         };
         result.map_err(|e| e.with_operation(op))

@@ -18,7 +18,8 @@
 //! | `entra.disable_devices` | yes (re-enabled) | no | | `GET …/ownedDevices`, `GET …/registeredDevices`, `PATCH /devices/{d}` `{"accountEnabled": false}`; rollback `GET /devices/{d}`, `PATCH` `{"accountEnabled": true}` (app-only: Windows devices only, see below) | `Device.ReadWrite.All` (reads: `Device.Read.All`) |
 //! | `entra.intune_wipe` | no | yes | | `GET …/managedDevices` (primary user exactly this user), `POST /deviceManagement/managedDevices/{m}/wipe` `{}` | `DeviceManagementManagedDevices.PrivilegedOperations.All` (reads: `DeviceManagementManagedDevices.Read.All`) |
 //! | `entra.intune_retire` | no | yes | | `GET …/managedDevices` (as above), `POST /deviceManagement/managedDevices/{m}/retire` | `DeviceManagementManagedDevices.PrivilegedOperations.All` (reads: `DeviceManagementManagedDevices.Read.All`) |
-//! | `entra.delete` | yes (restore) | yes | disable, revoke, hand over, devices | `DELETE /users/{id}`; rollback `POST /directory/deletedItems/{id}/restore` | `User.ReadWrite.All` |
+//! | `entra.run_lifecycle_workflow` | no | yes | | `GET /identityGovernance/lifecycleWorkflows/workflows`, `GET …/workflows/{w}/userProcessingResults`, `POST …/workflows/{w}/microsoft.graph.identityGovernance.activate` `{"subjects": [{"id": …}]}` (see below) | `LifecycleWorkflows-Workflow.Activate` or `LifecycleWorkflows.ReadWrite.All`; reads `LifecycleWorkflows.Read.All` (Microsoft Entra ID Governance licences) |
+//! | `entra.delete` | yes (restore) | yes | disable, revoke, hand over, devices, workflow | `DELETE /users/{id}`; rollback `POST /directory/deletedItems/{id}/restore` | `User.ReadWrite.All` |
 //!
 //! Every action reads state first: a repeat reports `already_done`, a dry run predicts the
 //! outcome, a user who no longer exists reports `not_found` (delete: `already_done`).
@@ -62,6 +63,41 @@
 //! too: without them Graph answers 403 and the verification fails with that error (the
 //! engine reports Entra as not checked) rather than calling the person revoked with devices
 //! unseen.
+//!
+//! # The tenant's own Lifecycle Workflows: `entra.run_lifecycle_workflow`
+//! With Microsoft Entra ID Governance, a tenant may already keep a leaver workflow (tasks
+//! such as e-mails to the manager, or cancelling pending access package requests, which
+//! Graph v1.0 does not let an app do itself). `entra.run_lifecycle_workflow` runs the one its
+//! parameters name (`{"workflow": "<id or exact displayName>"}`, required: never guessed;
+//! none or two matching fail, a joiner or mover workflow is refused) on demand for the leaver,
+//! once per task: a run of it for this user scheduled since the task first started is found
+//! in `userProcessingResults` and reported `already_done` (or fails the task when it ended
+//! with errors). Critical: the workflow's tasks are the tenant's, and may delete the user.
+//! Graph runs it asynchronously; what its tasks change, `verify_revoked` reads.
+//!
+//! # Entra Lifecycle Workflows: parity
+//! Every built-in task of the Leaver category (Microsoft's task list,
+//! `docs/includes/lifecycle-workflows-tasks-table.md` in `MicrosoftDocs/entra-docs`, read at
+//! commit `011d6ad`) and what offboard does instead:
+//!
+//! | Lifecycle Workflows task (taskDefinitionId) | offboard |
+//! |---|---|
+//! | Disable user account (`1dfdfcc7…`) | `entra.disable_sign_in` (users synced from AD: `ad.disable`, then verified here); `entra.revoke_sessions` ends the sessions too, which the task does not |
+//! | Enable user account (`6fc52c9d…`, Joiner/Leaver) | rollback of `entra.disable_sign_in` (`Engine::rollback`) |
+//! | Remove user from selected groups (`1953a66c…`) / Remove users from all groups (`b3a31406…`) | `entra.remove_groups`: every assigned cloud group (dynamic and AD-synced ones reported; mail-enabled, distribution and role-assignable ones Graph refuses named); selecting groups is not offered: a leaver leaves all |
+//! | Remove user from teams (`06aa7acb…`) / from all teams (`81f7b200…`) | `o365.remove_teams` (after `entra.remove_groups`; a team's membership is its Microsoft 365 group's) |
+//! | Remove access package assignment for user (`4a0b64f2…`) / all (`42ae2956…`) | `entra.remove_access_packages` (`adminRemove` requests, reported per package) |
+//! | Cancel all pending access package assignment requests for user (`498770d9…`) | Graph v1.0 refuses the cancel with application permissions (delegated only): `entra.remove_access_packages` names each pending request and fails the task by name; `entra.run_lifecycle_workflow` runs a tenant workflow holding this task |
+//! | Remove selected license assignments (`5fc402a8…`) / all (`8fa97d28…`) | `o365.remove_licenses`: every direct licence, after the mailbox work (licences inherited from a group go with the membership) |
+//! | Delete user (`8d18588d…`) | `entra.delete` (critical; soft, restorable 30 days, rollback restores) |
+//! | Send email to manager before user's last day (`52853a3e…`), on user's last day (`9c0a1eaf…`), to user's manager after their last day (`6f22ddd4…`) | not a directory change: the host tells people (the engine's progress updates and audit trail carry every step); `entra.run_lifecycle_workflow` runs a tenant workflow holding these tasks |
+//! | Run a custom task extension (`4262b724…`) | the host's own [`offboard_core::Connector`] (or a delegate, `method = "delegate"`), ordered with `[[order]]` |
+//! | Add user to groups (`22085229…`) / Add user to teams (`e440ed8d…`) (Joiner, Leaver, Mover) | not offered: offboard removes access and `verify_revoked` counts every membership left as access kept; `entra.run_lifecycle_workflow` runs a tenant workflow that adds the leaver to, say, a Conditional Access block group |
+//!
+//! Beyond these tasks offboard also revokes sessions, app role assignments, delegated grants
+//! and authentication methods, removes directory roles (PIM eligibilities included), hands
+//! owned groups and apps to the manager, clears the manager link, disables devices,
+//! retires or wipes Intune devices and cancels the leaver's meetings, each verified after.
 //!
 //! # Users synced from on-premises AD
 //! `onPremisesSyncEnabled` users are mastered in AD: `entra.disable_sign_in` is ordered after

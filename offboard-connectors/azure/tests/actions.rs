@@ -1537,3 +1537,156 @@ async fn intune_wipe_and_retire_touch_only_the_users_managed_devices() {
         "nothing was sent for the look-alike's device"
     );
 }
+
+fn run_workflow(workflow: &str) -> Action {
+    Action::with_params(
+        ActionName::from_static("entra.run_lifecycle_workflow"),
+        &json!({ "workflow": workflow }),
+    )
+    .unwrap()
+}
+
+/// `entra.run_lifecycle_workflow` (issue 20 item 8: the Lifecycle Workflows tasks Graph v1.0
+/// offers no app-only operation for run through the tenant's own leaver workflow): the
+/// workflow is found by exact name, activated for the leaver only, once per task, its tasks
+/// change the tenant; joiner workflows, unknown and ambiguous names are refused without a
+/// write. Failed before: the action was unknown.
+#[tokio::test]
+async fn run_lifecycle_workflow_activates_the_named_leaver_workflow_once() {
+    use offboard_testkit::graph::NewWorkflow;
+    let t = tenant().await;
+    let c = connector(&t);
+    let staff = t.add_group(NewGroup::assigned("Staff"));
+    let id = t.add_user(NewUser {
+        groups: vec![staff.clone()],
+        ..NewUser::new("leaver@example.com")
+    });
+    let other = look_alike(&t, "Leaver", "leaver2@example.com");
+    t.add_member(&staff, &other);
+    let leaver_wf = t.add_lifecycle_workflow(NewWorkflow::leaver("Offboard an employee"));
+    t.add_lifecycle_workflow(NewWorkflow {
+        category: "joiner".into(),
+        ..NewWorkflow::leaver("Onboard an employee")
+    });
+    t.add_lifecycle_workflow(NewWorkflow::leaver("Twice"));
+    t.add_lifecycle_workflow(NewWorkflow::leaver("Twice"));
+    let acc = account(&id, "leaver@example.com");
+    let spec = c
+        .capabilities()
+        .action(&ActionName::from_static("entra.run_lifecycle_workflow"))
+        .unwrap();
+    assert!(spec.critical && !spec.reversible);
+    let started = chrono::Utc::now();
+    let opts = run("r1:t1").with_started_at(started);
+
+    // Refusals: nothing is written.
+    t.clear_requests();
+    for (wf, kind) in [
+        ("Onboard an employee", ErrorKind::InvalidInput),
+        ("No such workflow", ErrorKind::NotFound),
+        ("Twice", ErrorKind::Ambiguous),
+        ("offboard an employee", ErrorKind::NotFound),
+    ] {
+        let e = c.execute(&acc, &run_workflow(wf), &opts).await.unwrap_err();
+        assert_eq!(e.kind(), kind, "{wf}: {e}");
+        assert_eq!(e.retry(), RetryClass::Permanent, "{wf}");
+    }
+    let e = c
+        .execute(&acc, &action("entra.run_lifecycle_workflow"), &opts)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    assert!(e.message().contains("params.workflow"), "{e}");
+    assert!(
+        t.requests().iter().all(|r| r.method == "GET"),
+        "{:?}",
+        lines(&t.requests())
+    );
+
+    // Dry run: reads only, predicts done.
+    let wf = run_workflow("Offboard an employee");
+    let dry = c
+        .execute(&acc, &wf, &opts.clone().with_dry_run(true))
+        .await
+        .unwrap();
+    assert_eq!(dry.outcome, Outcome::Done);
+    assert!(t.lifecycle_runs(&leaver_wf).is_empty());
+
+    // The run: one activation, for this user only, in the canonical path form.
+    t.clear_requests();
+    let first = c.execute(&acc, &wf, &opts).await.unwrap();
+    assert_eq!(first.outcome, Outcome::Done, "{}", detail(&first));
+    let posts: Vec<_> = t
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .collect();
+    assert_eq!(posts.len(), 1);
+    assert_eq!(
+        posts[0].line(),
+        format!(
+            "POST /v1.0/identityGovernance/lifecycleWorkflows/workflows/{leaver_wf}/microsoft.graph.identityGovernance.activate"
+        )
+    );
+    assert_eq!(posts[0].body, Some(json!({"subjects": [{"id": id}]})));
+
+    // A repeat of the same task finds its run: already done, nothing sent again.
+    let second = c.execute(&acc, &wf, &opts).await.unwrap();
+    assert_eq!(second.outcome, Outcome::AlreadyDone, "{}", detail(&second));
+    let runs = t.lifecycle_runs(&leaver_wf);
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].subject, id);
+    // Entra processes it: each read moves it on; once completed, its tasks took effect on the
+    // leaver only.
+    c.execute(&acc, &wf, &opts).await.unwrap();
+    assert_eq!(t.lifecycle_runs(&leaver_wf)[0].status, "completed");
+    let u = t.user(&id).unwrap();
+    assert!(!u.account_enabled);
+    assert!(!u.groups.contains(&staff));
+    let o = t.user(&other).unwrap();
+    assert!(o.account_enabled && o.groups.contains(&staff));
+    // A later task (a new run) activates it again.
+    let later = c
+        .execute(
+            &acc,
+            &wf,
+            &run("r2:t1").with_started_at(started + chrono::Duration::hours(1)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(later.outcome, Outcome::Done);
+    assert_eq!(t.lifecycle_runs(&leaver_wf).len(), 2);
+
+    // A workflow whose tasks fail: the repeat after it completed reports the failure.
+    let failing = t.add_lifecycle_workflow(NewWorkflow {
+        failing_tasks: 1,
+        ..NewWorkflow::leaver("Flaky")
+    });
+    let flaky = run_workflow(&failing);
+    c.execute(&acc, &flaky, &opts).await.unwrap();
+    c.execute(&acc, &flaky, &opts).await.unwrap();
+    let e = c.execute(&acc, &flaky, &opts).await.unwrap_err();
+    assert!(
+        e.message().contains("completedWithErrors") && e.message().contains("1 of 2 tasks failed"),
+        "{e}"
+    );
+
+    // Without LifecycleWorkflows-Workflow.Activate and LifecycleWorkflows.ReadWrite.All the
+    // activation is Graph's 403, not a success.
+    t.withhold_permission("LifecycleWorkflows-Workflow.Activate");
+    t.withhold_permission("LifecycleWorkflows.ReadWrite.All");
+    let e = c
+        .execute(
+            &acc,
+            &wf,
+            &run("r3:t1").with_started_at(started + chrono::Duration::hours(2)),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
+
+    // A user who is gone: not found, nothing sent.
+    t.remove_user(&id);
+    let gone = c.execute(&acc, &wf, &opts).await.unwrap();
+    assert_eq!(gone.outcome, Outcome::NotFound);
+}

@@ -119,6 +119,9 @@ pub use crate::okta::RecordedRequest;
 use crate::okta::{FaultRng, decode_segment, record, respond};
 pub use fixture::GraphFixture;
 pub use routes::devices::{DeviceState, ManagedDeviceState, NewDevice, NewManagedDevice};
+pub use routes::workflows::{
+    DISABLE_USER_TASK, NewWorkflow, REMOVE_ALL_GROUPS_TASK, WorkflowRunState,
+};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -566,6 +569,7 @@ struct State {
     applications: BTreeMap<String, Application>,
     devices: BTreeMap<String, routes::devices::Device>,
     managed_devices: BTreeMap<String, routes::devices::ManagedDevice>,
+    workflows: BTreeMap<String, routes::workflows::Workflow>,
     requests: Vec<RecordedRequest>,
     limits: GraphLimits,
     ru: Option<Bucket>,
@@ -680,6 +684,22 @@ pub struct GraphTenant {
     shared: Arc<Shared>,
 }
 
+/// Rewrites the spellings Graph accepts for one operation to the form of
+/// [`GraphTenant::ROUTES`]: the Lifecycle Workflows `activate` action is spelled
+/// `microsoft.graph.identityGovernance.activate` (canonical), `identityGovernance.activate`
+/// (the reduced spec) or `activate` (the docs page).
+fn canonical_segments(segments: &mut [String]) {
+    if segments.len() == 6
+        && segments[1..4] == ["identityGovernance", "lifecycleWorkflows", "workflows"]
+        && matches!(
+            segments[5].as_str(),
+            "microsoft.graph.identityGovernance.activate" | "activate"
+        )
+    {
+        segments[5] = "identityGovernance.activate".to_owned();
+    }
+}
+
 /// Whether path `segments` match a route `template` (`{x}` matches any one segment).
 fn template_matches(template: &str, segments: &[&str]) -> bool {
     let parts: Vec<&str> = template.split('/').filter(|p| !p.is_empty()).collect();
@@ -772,6 +792,15 @@ impl GraphTenant {
         (
             "POST",
             "/deviceManagement/managedDevices/{managedDevice-id}/retire",
+        ),
+        ("GET", "/identityGovernance/lifecycleWorkflows/workflows"),
+        (
+            "POST",
+            "/identityGovernance/lifecycleWorkflows/workflows/{workflow-id}/identityGovernance.activate",
+        ),
+        (
+            "GET",
+            "/identityGovernance/lifecycleWorkflows/workflows/{workflow-id}/userProcessingResults",
         ),
         ("GET", "/users/{user-id}/appRoleAssignments"),
         ("POST", "/users/{user-id}/appRoleAssignments"),
@@ -1490,7 +1519,8 @@ impl Shared {
             )
             .set_delay(latency);
         }
-        let segments: Vec<String> = raw_path.split('/').skip(1).map(decode_segment).collect();
+        let mut segments: Vec<String> = raw_path.split('/').skip(1).map(decode_segment).collect();
+        canonical_segments(&mut segments);
         let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
         let Some(("v1.0", segs)) = segs.split_first().map(|(a, b)| (*a, b)) else {
             return respond(

@@ -14,6 +14,7 @@ pub(crate) mod memberships;
 pub(crate) mod owned;
 pub(crate) mod removals;
 pub(crate) mod sessions;
+pub(crate) mod workflow;
 
 use offboard_core::{ActionName, ActionSpec, ExecuteReply, Outcome};
 
@@ -36,11 +37,12 @@ pub(crate) enum Verb {
     DisableDevices,
     IntuneWipe,
     IntuneRetire,
+    RunLifecycleWorkflow,
     Delete,
 }
 
 impl Verb {
-    pub(crate) const ALL: [Verb; 14] = [
+    pub(crate) const ALL: [Verb; 15] = [
         Verb::DisableSignIn,
         Verb::RevokeSessions,
         Verb::RemoveGroups,
@@ -54,6 +56,7 @@ impl Verb {
         Verb::DisableDevices,
         Verb::IntuneRetire,
         Verb::IntuneWipe,
+        Verb::RunLifecycleWorkflow,
         Verb::Delete,
     ];
 
@@ -74,6 +77,7 @@ impl Verb {
             // actions are Graph calls on the Entra user, so they live here.
             Verb::IntuneWipe => "entra.intune_wipe",
             Verb::IntuneRetire => "entra.intune_retire",
+            Verb::RunLifecycleWorkflow => "entra.run_lifecycle_workflow",
             Verb::Delete => "entra.delete",
         })
     }
@@ -108,9 +112,10 @@ impl Verb {
             // The hand-over reads the manager this clears.
             Verb::ClearManager => s.reversible().after(Verb::HandOverOwned.name()),
             Verb::ClearImmutableId | Verb::DisableDevices => s.reversible(),
-            // A wipe or retire cannot be undone.
-            Verb::IntuneWipe | Verb::IntuneRetire => s.critical(),
-            // The device reads need the user.
+            // A wipe or retire cannot be undone; a workflow runs the tenant's own tasks (they
+            // may delete the user).
+            Verb::IntuneWipe | Verb::IntuneRetire | Verb::RunLifecycleWorkflow => s.critical(),
+            // The device reads and the workflow need the user.
             Verb::Delete => s
                 .reversible()
                 .critical()
@@ -119,7 +124,8 @@ impl Verb {
                 .after(Verb::HandOverOwned.name())
                 .after(Verb::DisableDevices.name())
                 .after(Verb::IntuneWipe.name())
-                .after(Verb::IntuneRetire.name()),
+                .after(Verb::IntuneRetire.name())
+                .after(Verb::RunLifecycleWorkflow.name()),
             _ => s,
         }
     }
@@ -162,6 +168,9 @@ impl Verb {
             }
             Verb::IntuneRetire => {
                 "Retire every Intune managed device whose primary user is exactly this user (company data and management removed); cannot be undone"
+            }
+            Verb::RunLifecycleWorkflow => {
+                "Run the tenant's own Entra Lifecycle Workflow named in params.workflow (a leaver workflow, by id or exact display name) on demand for the user; Entra runs its tasks asynchronously"
             }
             Verb::Delete => {
                 "Delete the user (soft: restorable from deleted items for 30 days; rollback restores)"

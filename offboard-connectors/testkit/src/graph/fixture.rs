@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use offboard_core::{AccountRef, AccountStatus};
+use offboard_core::{AccountRef, AccountStatus, Action, ActionSpec};
 
-use super::{GraphTenant, NewDevice, NewGroup, NewManagedDevice, NewUser};
+use super::{GraphTenant, NewDevice, NewGroup, NewManagedDevice, NewUser, NewWorkflow};
 use crate::conformance::{FilterSyntax, Fixture, RequestCursor, SentRequest};
 
 /// Creates conformance users in a [`GraphTenant`], with access of every kind the Entra
@@ -16,7 +16,9 @@ use crate::conformance::{FilterSyntax, Fixture, RequestCursor, SentRequest};
 /// "Engineering", the dynamic group "All Sales" and the on-premises-synced group "AD Staff",
 /// assigned an app role of "Salesforce", holding a `Principal` delegated grant to client
 /// "Zoom", with phone, Microsoft Authenticator and FIDO2 methods besides the password, the
-/// SKU "ENTERPRISEPACK", and the manager "Fixture Manager".
+/// SKU "ENTERPRISEPACK", and the manager "Fixture Manager". The tenant has the leaver
+/// Lifecycle workflow [`GraphFixture::LEAVER_WORKFLOW`], which `entra.run_lifecycle_workflow`
+/// is given.
 #[derive(Debug, Clone)]
 pub struct GraphFixture {
     tenant: Arc<GraphTenant>,
@@ -32,6 +34,9 @@ pub struct GraphFixture {
 }
 
 impl GraphFixture {
+    /// The display name of the fixture's leaver Lifecycle workflow.
+    pub const LEAVER_WORKFLOW: &'static str = "Fixture leaver workflow";
+
     /// Sets up the groups, apps and SKU in `tenant`.
     pub fn new(tenant: Arc<GraphTenant>) -> Self {
         let engineering = tenant.add_group(NewGroup::assigned("Engineering"));
@@ -41,6 +46,7 @@ impl GraphFixture {
         let zoom = tenant.add_service_principal("Zoom");
         let graph_sp = tenant.add_service_principal("Microsoft Graph");
         let e3 = tenant.add_sku("ENTERPRISEPACK", 10_000);
+        tenant.add_lifecycle_workflow(NewWorkflow::leaver(Self::LEAVER_WORKFLOW));
         tenant.add_grant(&zoom, &graph_sp, None, "User.Read");
         let manager = tenant.add_user(NewUser {
             display_name: "Fixture Manager".into(),
@@ -139,6 +145,18 @@ impl Fixture for GraphFixture {
 
     fn secret(&self) -> &str {
         self.tenant.client_secret()
+    }
+
+    /// `entra.run_lifecycle_workflow` runs [`GraphFixture::LEAVER_WORKFLOW`].
+    fn action(&self, spec: &ActionSpec) -> Action {
+        if spec.name.as_str() == "entra.run_lifecycle_workflow" {
+            return Action::with_params(
+                spec.name.clone(),
+                &serde_json::json!({ "workflow": Self::LEAVER_WORKFLOW }),
+            )
+            .expect("JSON parameters");
+        }
+        Action::new(spec.name.clone())
     }
 
     /// The tenant's recorded requests since the last call; `$filter` is an OData filter.

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use super::{AppRoleAssignment, State, User, error_body, filter, new_id, now_iso};
 
 pub(super) mod devices;
+pub(super) mod workflows;
 
 type Reply = (u16, Option<Value>);
 type Query = BTreeMap<String, String>;
@@ -155,6 +156,15 @@ pub(super) fn route(
         (_, ["devices", did, rest @ ..]) => {
             devices::device_route(s, method, did, rest, body.as_ref())
         }
+        (
+            _,
+            [
+                "identityGovernance",
+                "lifecycleWorkflows",
+                "workflows",
+                rest @ ..,
+            ],
+        ) => workflows::route(s, base, method, rest, query, body.as_ref()),
         (_, ["deviceManagement", "managedDevices", mid, rest @ ..]) => {
             devices::managed_route(s, method, mid, rest, body.as_ref())
         }
