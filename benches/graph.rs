@@ -6,10 +6,13 @@
 //! - Budgets: Graph's published small-tenant identity limits, 3,500 resource units per 10 s
 //!   and 3,000 writes per 2 min 30 s per app and tenant (README §5); the simulator answers
 //!   429 with `Retry-After` when either is spent, batch items on their own.
-//! - People: the conformance fixture's employee (an assigned, a dynamic and an AD-synced
-//!   group, an app role, a delegated grant, three MFA methods besides the password), plus
-//!   `OFFBOARD_GRAPH_GROUPS` more assigned groups (default 10).
-//! - Actions: all 9 `entra.*` actions, `entra.delete` last (confirmed as an operator would).
+//! - People: the conformance fixture's employee ([`GraphFixture`]'s `create_user`: an
+//!   assigned, a dynamic and an AD-synced group, an app role, a delegated grant, three MFA
+//!   methods besides the password, a manager, an app registration, a Windows laptop in Entra
+//!   and Intune), plus `OFFBOARD_GRAPH_GROUPS` more assigned groups (default 10).
+//! - Actions: every `entra.*` action but the optional `entra.clear_immutable_id` and
+//!   `entra.intune_wipe` (the laptop is retired instead), `entra.delete` last (the critical ones
+//!   confirmed as an operator would).
 //!
 //! The bound is the larger, over the two budgets, of (work served − the budget's burst) ÷ its
 //! rate: the buckets start full, and no client can finish the same work faster. A run whose estimated bound exceeds 5 minutes is
@@ -28,21 +31,30 @@ use offboard::engine::Limits;
 use offboard::memory::MemoryStore;
 use offboard::{Engine, Person, Policy};
 use offboard_azure::AzureConfig;
+use offboard_testkit::Fixture;
 use offboard_testkit::graph::{GraphFixture, GraphLimits, GraphTenant, NewGroup};
 
 #[path = "common/mod.rs"]
 mod common;
 
-const ENTRA: [&str; 9] = [
-    "entra.disable_sign_in",
-    "entra.revoke_sessions",
-    "entra.remove_groups",
-    "entra.remove_app_roles",
-    "entra.remove_grants",
-    "entra.remove_auth_methods",
-    "entra.remove_directory_roles",
-    "entra.hand_over_owned",
-    "entra.delete",
+/// The Entra actions run for each person, `entra.delete` last; each with its parameters (TOML).
+const ENTRA: [(&str, &str); 13] = [
+    ("entra.disable_sign_in", ""),
+    ("entra.revoke_sessions", ""),
+    ("entra.remove_groups", ""),
+    ("entra.remove_app_roles", ""),
+    ("entra.remove_grants", ""),
+    ("entra.remove_auth_methods", ""),
+    ("entra.remove_directory_roles", ""),
+    ("entra.hand_over_owned", ""),
+    ("entra.clear_manager", ""),
+    ("entra.disable_devices", ""),
+    ("entra.intune_retire", ""),
+    (
+        "entra.run_lifecycle_workflow",
+        "{ workflow = \"Fixture leaver workflow\" }",
+    ),
+    ("entra.delete", ""),
 ];
 
 /// Writes per person estimated from earlier runs, to choose the scale (writes bind first).
@@ -51,11 +63,17 @@ const WRITES_PER_PERSON: f64 = 20.0;
 fn policy() -> Policy {
     let list = ENTRA
         .iter()
-        .map(|n| format!("\"{n}\""))
+        .map(|(n, params)| {
+            if params.is_empty() {
+                format!("\"{n}\"")
+            } else {
+                format!("{{ name = \"{n}\", params = {params} }}")
+            }
+        })
         .collect::<Vec<_>>()
         .join(", ");
     let mut toml = format!("[apps.entra]\nmethod = \"automatic\"\nactions = [{list}]\n");
-    for before in &ENTRA[..8] {
+    for (before, _) in &ENTRA[..ENTRA.len() - 1] {
         toml.push_str(&format!(
             "\n[[order]]\nbefore = \"{before}\"\nafter = \"entra.delete\"\n"
         ));
@@ -111,7 +129,7 @@ async fn measure(n: usize, groups: usize, scale: u32) -> Report {
     let mut people = Vec::with_capacity(n);
     for i in 0..n {
         let email = format!("p{i}@example.test");
-        let id = fixture.add_employee(&email, &[]);
+        let id = fixture.create_user(&email, &[]).await.external_id;
         for team in &teams {
             tenant.add_member(team, &id);
         }
@@ -191,9 +209,10 @@ fn main() {
         format!("{:.3}", r.wall.as_secs_f64() / r.bound.as_secs_f64())
     };
     println!(
-        "graph: {} people in {} assigned groups each, Entra (9 actions), {}",
+        "graph: {} people in {} assigned groups each, Entra ({} actions), {}",
         r.n,
         groups + 1,
+        ENTRA.len(),
         if r.scale == 1 {
             "real small-tenant limits (3,500 RU / 10 s, 3,000 writes / 150 s)".to_owned()
         } else {
