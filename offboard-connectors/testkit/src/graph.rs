@@ -65,6 +65,14 @@
 //!   `POST …/wipe` (body: its optional parameters) and `…/retire` (no body), 204, needing
 //!   `DeviceManagementManagedDevices.PrivilegedOperations.All`; each records a `pending`
 //!   entry in `deviceActionResults`.
+//! - Entitlement management ([`GraphTenant::add_access_package`],
+//!   [`GraphTenant::assign_access_package`], [`GraphTenant::request_access_package`]):
+//!   assignments and assignment requests listed with exactly one supported `$filter` each
+//!   (the target's `objectId`; anything else a 400) and `$expand` of their navigation
+//!   properties; `adminRemove`/`adminAdd` requests (201 `submitted`) are processed
+//!   asynchronously ([`GraphTenant::deliver_access_package_requests`]); app-only `cancel` is a
+//!   403. Reads need `EntitlementManagement.Read.All`, requests
+//!   `EntitlementManagement.ReadWrite.All`. See `routes/governance.rs`.
 //! - Directory roles (listed in `memberOf`, not changeable: no operation is served for them),
 //!   app role assignments (POST 201, a duplicate is a 400), oauth2PermissionGrants
 //!   (`Principal` and `AllPrincipals`), authentication methods (password and the 7 deletable
@@ -119,6 +127,7 @@ pub use crate::okta::RecordedRequest;
 use crate::okta::{FaultRng, decode_segment, record, respond};
 pub use fixture::GraphFixture;
 pub use routes::devices::{DeviceState, ManagedDeviceState, NewDevice, NewManagedDevice};
+pub use routes::governance::{AccessPackageAssignmentState, AccessPackageRequestState};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -566,6 +575,7 @@ struct State {
     applications: BTreeMap<String, Application>,
     devices: BTreeMap<String, routes::devices::Device>,
     managed_devices: BTreeMap<String, routes::devices::ManagedDevice>,
+    governance: routes::governance::Governance,
     requests: Vec<RecordedRequest>,
     limits: GraphLimits,
     ru: Option<Bucket>,
@@ -655,6 +665,7 @@ impl State {
             .retain(|_, g| g.principal.as_deref() != Some(id));
         self.drives.retain(|_, d| d.owner != id);
         self.remove_device_owner(id);
+        self.remove_governance_of(id);
     }
 }
 
@@ -772,6 +783,22 @@ impl GraphTenant {
         (
             "POST",
             "/deviceManagement/managedDevices/{managedDevice-id}/retire",
+        ),
+        (
+            "GET",
+            "/identityGovernance/entitlementManagement/assignments",
+        ),
+        (
+            "GET",
+            "/identityGovernance/entitlementManagement/assignmentRequests",
+        ),
+        (
+            "POST",
+            "/identityGovernance/entitlementManagement/assignmentRequests",
+        ),
+        (
+            "POST",
+            "/identityGovernance/entitlementManagement/assignmentRequests/{accessPackageAssignmentRequest-id}/cancel",
         ),
         ("GET", "/users/{user-id}/appRoleAssignments"),
         ("POST", "/users/{user-id}/appRoleAssignments"),

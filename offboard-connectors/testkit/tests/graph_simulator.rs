@@ -17,8 +17,6 @@ const NOT_YET_SERVED: &[&str] = &[
     "DELETE /teams/{team-id}/members/{conversationMember-id}",
     "GET /directoryRoles",
     "GET /directoryRoles/{directoryRole-id}/members",
-    "GET /identityGovernance/entitlementManagement/assignmentRequests",
-    "GET /identityGovernance/entitlementManagement/assignments",
     "GET /identityGovernance/lifecycleWorkflows/workflows",
     "GET /identityGovernance/lifecycleWorkflows/workflows/{workflow-id}/userProcessingResults",
     "GET /roleManagement/directory/roleAssignments",
@@ -27,8 +25,6 @@ const NOT_YET_SERVED: &[&str] = &[
     "GET /users/{user-id}/directReports",
     "GET /users/{user-id}/events",
     "GET /users/{user-id}/joinedTeams",
-    "POST /identityGovernance/entitlementManagement/assignmentRequests",
-    "POST /identityGovernance/entitlementManagement/assignmentRequests/{accessPackageAssignmentRequest-id}/cancel",
     "POST /identityGovernance/lifecycleWorkflows/workflows/{workflow-id}/identityGovernance.activate",
     "POST /roleManagement/directory/roleAssignmentScheduleRequests",
     "POST /roleManagement/directory/roleEligibilityScheduleRequests",
@@ -1942,5 +1938,101 @@ async fn graph_users_delta_lists_changes_since_the_token() {
 
     t.withhold_permission("User.Read.All");
     let (status, _) = api.get("/users/delta()", &[]).await;
+    assert_eq!(status, 403);
+}
+
+/// Guards the entitlement-management routes (not served before): only the target filter is
+/// accepted (another filter is a 400), navigation properties only when expanded, expired
+/// assignments are listed, an `adminRemove` is 201 `submitted` and changes nothing until the
+/// processing is played, a second request for the same assignment is a 400, app-only cancel
+/// is a 403, and each route needs its permission.
+#[tokio::test]
+async fn graph_access_package_requests_are_asynchronous_and_strict() {
+    let t = GraphTenant::start().await;
+    let api = Api::new(&t);
+    let ann = t.add_user(NewUser::new("ann@example.com"));
+    let bob = t.add_user(NewUser::new("bob@example.com"));
+    let pkg = t.add_access_package("Sales tools");
+    let live = t.assign_access_package(&ann, &pkg, "delivered");
+    let old = t.assign_access_package(&ann, &pkg, "expired");
+    t.assign_access_package(&bob, &pkg, "delivered");
+    let path = "/identityGovernance/entitlementManagement/assignments";
+    let filter = format!("target/objectId eq '{ann}'");
+    let (status, body) = api.get(path, &[("$filter", &filter)]).await;
+    assert_eq!(status, 200);
+    let ids: BTreeSet<&str> = body["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, BTreeSet::from([live.as_str(), old.as_str()]));
+    assert!(body["value"][0].get("accessPackage").is_none());
+    let (_, body) = api
+        .get(path, &[("$filter", &filter), ("$expand", "accessPackage")])
+        .await;
+    assert_eq!(
+        body["value"][0]["accessPackage"]["displayName"],
+        "Sales tools"
+    );
+    for bad in [
+        format!("target/id eq '{ann}'"),
+        format!("target/objectId eq '{ann}' or target/objectId eq '{bob}'"),
+    ] {
+        let (status, body) = api.get(path, &[("$filter", &bad)]).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    let (status, _) = api.get(path, &[("$expand", "owner")]).await;
+    assert_eq!(status, 400);
+
+    let requests = "/identityGovernance/entitlementManagement/assignmentRequests";
+    let remove = json!({"requestType": "adminRemove", "assignment": {"id": live}});
+    let (status, body, _) = api.call("POST", requests, &[], Some(remove.clone())).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["state"], "submitted");
+    let request = body["id"].as_str().unwrap().to_owned();
+    let states = || {
+        t.access_package_assignments(&ann)
+            .into_iter()
+            .find(|a| a.id == live)
+            .unwrap()
+            .state
+    };
+    assert_eq!(states(), "delivered", "the removal is asynchronous");
+    let (status, _, _) = api.call("POST", requests, &[], Some(remove)).await;
+    assert_eq!(status, 400, "a second request while one is open");
+    let (status, _, _) = api
+        .call(
+            "POST",
+            &format!("{requests}/{request}/cancel"),
+            &[],
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 403, "app-only cancel is not supported");
+    let (status, _, _) = api
+        .call(
+            "POST",
+            requests,
+            &[],
+            Some(json!({"requestType": "userAdd"})),
+        )
+        .await;
+    assert_eq!(status, 400);
+    t.deliver_access_package_requests();
+    assert_eq!(states(), "expired");
+
+    t.withhold_permission("EntitlementManagement.ReadWrite.All");
+    let (status, _, _) = api
+        .call(
+            "POST",
+            requests,
+            &[],
+            Some(json!({"requestType": "adminRemove", "assignment": {"id": old}})),
+        )
+        .await;
+    assert_eq!(status, 403);
+    t.withhold_permission("EntitlementManagement.Read.All");
+    let (status, _) = api.get(path, &[]).await;
     assert_eq!(status, 403);
 }

@@ -4,6 +4,7 @@
 //! truthfully and a user who no longer exists reports `NotFound`. Removals of several objects
 //! go through `$batch` (20 per call).
 
+pub(crate) mod access_packages;
 pub(crate) mod delete;
 pub(crate) mod devices;
 pub(crate) mod disable;
@@ -36,11 +37,12 @@ pub(crate) enum Verb {
     DisableDevices,
     IntuneWipe,
     IntuneRetire,
+    RemoveAccessPackages,
     Delete,
 }
 
 impl Verb {
-    pub(crate) const ALL: [Verb; 14] = [
+    pub(crate) const ALL: [Verb; 15] = [
         Verb::DisableSignIn,
         Verb::RevokeSessions,
         Verb::RemoveGroups,
@@ -54,6 +56,7 @@ impl Verb {
         Verb::DisableDevices,
         Verb::IntuneRetire,
         Verb::IntuneWipe,
+        Verb::RemoveAccessPackages,
         Verb::Delete,
     ];
 
@@ -74,6 +77,7 @@ impl Verb {
             // actions are Graph calls on the Entra user, so they live here.
             Verb::IntuneWipe => "entra.intune_wipe",
             Verb::IntuneRetire => "entra.intune_retire",
+            Verb::RemoveAccessPackages => "entra.remove_access_packages",
             Verb::Delete => "entra.delete",
         })
     }
@@ -92,6 +96,7 @@ impl Verb {
                 | Verb::ClearManager
                 | Verb::ClearImmutableId
                 | Verb::DisableDevices
+                | Verb::RemoveAccessPackages
                 | Verb::Delete
         )
     }
@@ -107,7 +112,9 @@ impl Verb {
             Verb::RemoveGroups | Verb::RemoveAppRoles | Verb::HandOverOwned => s.reversible(),
             // The hand-over reads the manager this clears.
             Verb::ClearManager => s.reversible().after(Verb::HandOverOwned.name()),
-            Verb::ClearImmutableId | Verb::DisableDevices => s.reversible(),
+            Verb::ClearImmutableId | Verb::DisableDevices | Verb::RemoveAccessPackages => {
+                s.reversible()
+            }
             // A wipe or retire cannot be undone.
             Verb::IntuneWipe | Verb::IntuneRetire => s.critical(),
             // The device reads need the user.
@@ -119,7 +126,8 @@ impl Verb {
                 .after(Verb::HandOverOwned.name())
                 .after(Verb::DisableDevices.name())
                 .after(Verb::IntuneWipe.name())
-                .after(Verb::IntuneRetire.name()),
+                .after(Verb::IntuneRetire.name())
+                .after(Verb::RemoveAccessPackages.name()),
             _ => s,
         }
     }
@@ -162,6 +170,9 @@ impl Verb {
             }
             Verb::IntuneRetire => {
                 "Retire every Intune managed device whose primary user is exactly this user (company data and management removed); cannot be undone"
+            }
+            Verb::RemoveAccessPackages => {
+                "Remove the access package assignments (entitlement management adminRemove requests, processed asynchronously; an assignment whose removal is under way counts as handled); open requests that would grant a package cannot be cancelled app-only and fail the task by name"
             }
             Verb::Delete => {
                 "Delete the user (soft: restorable from deleted items for 30 days; rollback restores)"

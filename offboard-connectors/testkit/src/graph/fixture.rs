@@ -29,6 +29,7 @@ pub struct GraphFixture {
     graph_sp: String,
     e3: String,
     manager: String,
+    sales_tools: String,
 }
 
 impl GraphFixture {
@@ -41,6 +42,9 @@ impl GraphFixture {
         let zoom = tenant.add_service_principal("Zoom");
         let graph_sp = tenant.add_service_principal("Microsoft Graph");
         let e3 = tenant.add_sku("ENTERPRISEPACK", 10_000);
+        let sales_tools = tenant.add_access_package("Sales tools");
+        // The suite runs a rollback right after the removal: processing finishes in between.
+        tenant.deliver_access_package_requests_on_read(true);
         tenant.add_grant(&zoom, &graph_sp, None, "User.Read");
         let manager = tenant.add_user(NewUser {
             display_name: "Fixture Manager".into(),
@@ -57,6 +61,7 @@ impl GraphFixture {
             graph_sp,
             e3,
             manager,
+            sales_tools,
         }
     }
 
@@ -117,7 +122,9 @@ impl Fixture for GraphFixture {
     /// [`GraphFixture::add_employee`], also owning an app registration "App of <login>" (for
     /// `entra.hand_over_owned`, which hands it to the manager) and a Windows laptop
     /// "Laptop of <login>", registered in Entra and enrolled in Intune (for
-    /// `entra.disable_devices` and the Intune actions).
+    /// `entra.disable_devices` and the Intune actions), and assigned the access package
+    /// "Sales tools" (for `entra.remove_access_packages`; the tenant delivers its requests at
+    /// the next read).
     async fn create_user(&self, login: &str, aliases: &[&str]) -> AccountRef {
         let id = self.add_employee(login, aliases);
         self.tenant
@@ -130,6 +137,8 @@ impl Fixture for GraphFixture {
             operating_system: "Windows".into(),
             user_id: id.clone(),
         });
+        self.tenant
+            .assign_access_package(&id, &self.sales_tools, "delivered");
         AccountRef::new("entra", id, login, AccountStatus::Active)
     }
 

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use super::{AppRoleAssignment, State, User, error_body, filter, new_id, now_iso};
 
 pub(super) mod devices;
+pub(super) mod governance;
 
 type Reply = (u16, Option<Value>);
 type Query = BTreeMap<String, String>;
@@ -39,7 +40,7 @@ pub(super) fn no_route() -> Reply {
 }
 
 /// Graph's 403 for an app lacking a permission.
-fn insufficient() -> Reply {
+pub(super) fn insufficient() -> Reply {
     err(
         403,
         "Authorization_RequestDenied",
@@ -157,6 +158,9 @@ pub(super) fn route(
         }
         (_, ["deviceManagement", "managedDevices", mid, rest @ ..]) => {
             devices::managed_route(s, method, mid, rest, body.as_ref())
+        }
+        (_, ["identityGovernance", "entitlementManagement", rest @ ..]) => {
+            governance::route(s, base, method, rest, query, body.as_ref())
         }
         _ => no_route(),
     }
