@@ -14,21 +14,16 @@ use serde_json::{Value, json};
 const NOT_YET_SERVED: &[&str] = &[
     "DELETE /directoryRoles/{directoryRole-id}/members/{directoryObject-id}/$ref",
     "DELETE /roleManagement/directory/roleAssignments/{unifiedRoleAssignment-id}",
-    "DELETE /teams/{team-id}/members/{conversationMember-id}",
     "GET /directoryRoles",
     "GET /directoryRoles/{directoryRole-id}/members",
     "GET /identityGovernance/lifecycleWorkflows/workflows",
     "GET /identityGovernance/lifecycleWorkflows/workflows/{workflow-id}/userProcessingResults",
     "GET /roleManagement/directory/roleAssignments",
     "GET /roleManagement/directory/roleEligibilitySchedules",
-    "GET /teams/{team-id}/members",
     "GET /users/{user-id}/directReports",
-    "GET /users/{user-id}/events",
-    "GET /users/{user-id}/joinedTeams",
     "POST /identityGovernance/lifecycleWorkflows/workflows/{workflow-id}/identityGovernance.activate",
     "POST /roleManagement/directory/roleAssignmentScheduleRequests",
     "POST /roleManagement/directory/roleEligibilityScheduleRequests",
-    "POST /users/{user-id}/events/{event-id}/cancel",
     "POST /users/{user-id}/removeAllDevicesFromManagement",
 ];
 
@@ -2035,4 +2030,115 @@ async fn graph_access_package_requests_are_asynchronous_and_strict() {
     t.withhold_permission("EntitlementManagement.Read.All");
     let (status, _) = api.get(path, &[]).await;
     assert_eq!(status, 403);
+}
+
+/// Guards the Teams and calendar routes (not served before): membership ids are opaque and
+/// carry `userId`, the last owner cannot be removed (400), only the organizer can cancel (an
+/// attendee's cancel is a 400), `cancel` takes only `Comment`, a cancelled meeting leaves the
+/// organizer's list while the attendee's copy shows it cancelled, and each route needs its
+/// permission.
+#[tokio::test]
+async fn graph_teams_and_meeting_cancellation_are_strict() {
+    let t = GraphTenant::start().await;
+    let api = Api::new(&t);
+    let ann = t.add_user(NewUser::new("ann@example.com"));
+    let bob = t.add_user(NewUser::new("bob@example.com"));
+    let team = t.add_team("Sales", &[&ann], &[&bob]);
+    let (status, body) = api.get(&format!("/users/{bob}/joinedTeams"), &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["value"][0]["id"], team.as_str());
+    let (_, body) = api.get(&format!("/teams/{team}/members"), &[]).await;
+    let members = body["value"].as_array().unwrap();
+    let of = |u: &str| {
+        members.iter().find(|m| m["userId"] == u).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (ann_m, bob_m) = (of(&ann), of(&bob));
+    assert!(
+        ann_m != ann && bob_m != bob,
+        "membership ids are not user ids"
+    );
+    let (status, _, _) = api
+        .call(
+            "DELETE",
+            &format!("/teams/{team}/members/{ann_m}"),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(status, 400, "the last owner cannot be removed");
+    let (status, _, _) = api
+        .call("DELETE", &format!("/teams/{team}/members/{bob}"), &[], None)
+        .await;
+    assert_eq!(status, 404, "a user id is not a membership id");
+    let (status, _, _) = api
+        .call(
+            "DELETE",
+            &format!("/teams/{team}/members/{bob_m}"),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    assert!(!t.team_members(&team).contains_key(&bob));
+
+    let meeting = t.add_meeting(offboard_testkit::graph::NewMeeting::new(
+        &ann,
+        "Review",
+        "2030-05-02T10:00:00",
+        "2030-05-02T11:00:00",
+        &[&bob],
+    ));
+    let copy = t.meeting(&meeting).unwrap().attendee_copies[&bob].clone();
+    let (status, body, _) = api
+        .call(
+            "POST",
+            &format!("/users/{bob}/events/{copy}/cancel"),
+            &[],
+            Some(json!({"Comment": "x"})),
+        )
+        .await;
+    assert_eq!(status, 400, "only the organizer can cancel: {body}");
+    let cancel = format!("/users/{ann}/events/{meeting}/cancel");
+    let (status, _, _) = api
+        .call("POST", &cancel, &[], Some(json!({"comment": "x"})))
+        .await;
+    assert_eq!(status, 400, "the parameter is Comment");
+    let (status, _, _) = api
+        .call("POST", &cancel, &[], Some(json!({"Comment": "Bye"})))
+        .await;
+    assert_eq!(status, 202);
+    let (_, body) = api.get(&format!("/users/{ann}/events"), &[]).await;
+    assert_eq!(
+        body["value"].as_array().unwrap().len(),
+        0,
+        "in Deleted Items"
+    );
+    let (_, body) = api
+        .get(
+            &format!("/users/{bob}/events"),
+            &[("$select", "subject,isCancelled")],
+        )
+        .await;
+    assert_eq!(body["value"][0]["isCancelled"], true);
+    assert_eq!(
+        t.meeting(&meeting).unwrap().attendee_cancellations[&bob],
+        "Bye"
+    );
+    let (status, _) = api
+        .get(&format!("/users/{bob}/events"), &[("$select", "bogus")])
+        .await;
+    assert_eq!(status, 400);
+
+    for (permission, path) in [
+        ("Team.ReadBasic.All", format!("/users/{ann}/joinedTeams")),
+        ("TeamMember.Read.All", format!("/teams/{team}/members")),
+        ("Calendars.Read", format!("/users/{ann}/events")),
+    ] {
+        t.withhold_permission(permission);
+        let (status, _) = api.get(&path, &[]).await;
+        assert_eq!(status, 403, "{permission}");
+    }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use offboard_core::{AccountRef, AccountStatus};
 
-use super::{GraphTenant, NewDevice, NewGroup, NewManagedDevice, NewUser};
+use super::{GraphTenant, NewDevice, NewGroup, NewManagedDevice, NewMeeting, NewUser};
 use crate::conformance::{FilterSyntax, Fixture, RequestCursor, SentRequest};
 
 /// Creates conformance users in a [`GraphTenant`], with access of every kind the Entra
@@ -99,7 +99,9 @@ impl GraphFixture {
         }
     }
 
-    /// Creates the user with its app role and grant; returns its id.
+    /// Creates the user with its app role and grant, a member of the team "Team of <login>"
+    /// (owned by the manager) and organiser of the meeting "Sync of <login>" a week from now
+    /// with the manager; returns its id.
     pub fn add_employee(&self, login: &str, aliases: &[&str]) -> String {
         let id = self.tenant.add_user(self.employee(login, aliases));
         self.tenant.assign_app_role(
@@ -113,6 +115,24 @@ impl GraphFixture {
             Some(&id),
             "Mail.Read offline_access",
         );
+        self.tenant.add_team(
+            &format!("Team of {login}"),
+            &[self.manager.as_str()],
+            &[id.as_str()],
+        );
+        let at = |days: i64, hour: u32| {
+            (chrono::Utc::now().date_naive() + chrono::Days::new(days.unsigned_abs()))
+                .and_hms_opt(hour, 0, 0)
+                .map(|t| t.format("%Y-%m-%dT%H:%M:%S").to_string())
+                .unwrap_or_default()
+        };
+        self.tenant.add_meeting(NewMeeting::new(
+            &id,
+            &format!("Sync of {login}"),
+            &at(7, 10),
+            &at(7, 11),
+            &[self.manager.as_str()],
+        ));
         id
     }
 }
