@@ -238,6 +238,26 @@ pub fn needs_permission(e: Error, permission: &str) -> Error {
     out
 }
 
+/// The error of a task that changed some objects and not others: `"{done}; NOT {what} ({n}):
+/// {items}"`, `Unsupported` and fatal, so the task fails naming each object left as it was
+/// (after `done` says what was changed) and nobody believes it was handled.
+///
+/// # Example
+/// ```
+/// use offboard_core::ErrorKind;
+/// use offboard_http::graph::not_done;
+/// let e = not_done("removed from 1 teams (A)", "removed", &["B (owner)".to_owned()]);
+/// assert_eq!(e.kind(), ErrorKind::Unsupported);
+/// assert!(e.to_string().contains("removed from 1 teams (A); NOT removed (1): B (owner)"));
+/// ```
+pub fn not_done(done: &str, what: &str, items: &[String]) -> Error {
+    Error::new(
+        ErrorKind::Unsupported,
+        format!("{done}; NOT {what} ({}): {}", items.len(), items.join(", ")),
+    )
+    .fatal()
+}
+
 /// One Graph request: method, path segments relative to the version root (each
 /// percent-encoded on its own), query, JSON body.
 #[derive(Debug, Clone, PartialEq)]

@@ -39,7 +39,9 @@
 //! Meetings the person only attends are never touched (Graph lets only the organizer
 //! cancel). Cancelled meetings leave the calendar, so a repeat is `already_done`. It needs
 //! the mailbox, so licence removal runs after it. `verify_revoked` lists team memberships and
-//! future organised meetings (compared with now).
+//! future organised meetings (compared with now) for every user, so it needs
+//! `Team.ReadBasic.All` and `Calendars.Read` too: without them Graph answers 403 and the
+//! verification fails naming the permission rather than calling the person revoked unseen.
 //!
 //! Parameters: `o365.set_auto_reply` takes `message` (placeholders `{name}`, `{manager}`) and
 //! `external_audience`; the hand-overs take `to` (default: the person's manager);

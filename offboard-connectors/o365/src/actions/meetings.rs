@@ -14,13 +14,15 @@
 //! - The message is the action parameter `message` (`{"message": "…"}`), else
 //!   [`DEFAULT_MESSAGE`].
 //! - Not reversible (a cancelled meeting cannot be un-cancelled). Needs the mailbox, so
-//!   `o365.remove_licenses` runs after it.
+//!   `o365.remove_licenses` runs after it; a user without an Exchange Online mailbox
+//!   (`MailboxNotEnabledForRESTAPI`) fails the task saying so rather than reporting nothing
+//!   to cancel (an on-premises mailbox may still hold meetings).
 //! - Permissions: `Calendars.ReadWrite` (the list alone: `Calendars.Read`); a 403 names it.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use offboard_core::{Error, ErrorKind, ExecuteReply, Outcome, Result};
 use offboard_http::GraphRequest;
-use offboard_http::graph::{needs_permission, user_path};
+use offboard_http::graph::{needs_permission, not_done, user_path};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -220,15 +222,7 @@ pub(crate) async fn execute(
         cancelled.join(", ")
     );
     if !failed.is_empty() {
-        return Err(Error::new(
-            ErrorKind::Unsupported,
-            format!(
-                "{done}; NOT cancelled ({}): {}",
-                failed.len(),
-                failed.join(", ")
-            ),
-        )
-        .fatal());
+        return Err(not_done(&done, "cancelled", &failed));
     }
     Ok(reply(Outcome::Done, false, done))
 }

@@ -19,9 +19,9 @@
 //!   `TeamMember.ReadWrite.All` (delete); rollback `GroupMember.ReadWrite.All` and
 //!   `Group.ReadWrite.All` (owners). A 403 names the one missing.
 
-use offboard_core::{Error, ErrorKind, ExecuteReply, Outcome, Result};
+use offboard_core::{ErrorKind, ExecuteReply, Outcome, Result};
 use offboard_http::GraphRequest;
-use offboard_http::graph::{needs_permission, user_path};
+use offboard_http::graph::{needs_permission, not_done, user_path};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -165,11 +165,7 @@ pub(crate) async fn execute(ctx: &Ctx<'_>, id: &str, dry_run: bool) -> Result<Ex
         removed.join(", ")
     );
     if !kept.is_empty() {
-        return Err(Error::new(
-            ErrorKind::Unsupported,
-            format!("{done}; NOT removed ({}): {}", kept.len(), kept.join(", ")),
-        )
-        .fatal());
+        return Err(not_done(&done, "removed", &kept));
     }
     Ok(reply(Outcome::Done, false, done))
 }
