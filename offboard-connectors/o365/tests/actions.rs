@@ -823,7 +823,8 @@ async fn remove_teams_deletes_the_exact_membership_and_rolls_back() {
 /// as `Comment`, a series master counts while the series runs, past meetings and meetings
 /// the person only attends are untouched (no cancel is sent for them), attendees' copies
 /// record the cancellation, a dry run only reads, a repeat is already_done, it is not
-/// reversible and runs before licence removal, a missing permission is named.
+/// reversible and runs before licence removal, a missing permission is named and a gone user
+/// is not_found.
 #[tokio::test]
 async fn cancel_meetings_cancels_future_organised_meetings_only() {
     let (t, o365, a, other, boss) = ann_and_look_alike().await;
@@ -979,4 +980,7 @@ async fn cancel_meetings_cancels_future_organised_meetings_only() {
     let e = o365.execute(&b, &plain, &bob_run()).await.unwrap_err();
     assert!(e.to_string().contains("Calendars.ReadWrite"), "{e}");
     assert!(!t.meeting(&retro).unwrap().cancelled);
+    t.remove_user(&bob);
+    let r = o365.execute(&b, &plain, &bob_run()).await.unwrap();
+    assert_eq!(r.outcome, Outcome::NotFound);
 }
