@@ -32,7 +32,8 @@ pub const APP: &str = "entra";
 /// - `verify_revoked`: `accountEnabled`, assigned cloud group memberships, app role
 ///   assignments, `Principal` grants, deletable authentication methods, directory roles and
 ///   owned groups/apps, enabled owned or registered devices, Intune managed devices with no
-///   wipe or retire under way, and the manager link. A soft-deleted user holds nothing.
+///   wipe or retire under way, delivered access package assignments with no removal under way
+///   and open access package requests, and the manager link. A soft-deleted user holds nothing.
 /// - `discover`: app role assignments and `Principal` grants, as accounts of the apps they
 ///   name.
 pub struct EntraConnector {
@@ -174,6 +175,13 @@ impl EntraConnector {
                 remaining.push(format!("managed device {} not retired or wiped", m.label()));
             }
         }
+        let packages = actions::access_packages::read(c, id).await?;
+        for a in &packages.active {
+            remaining.push(format!("access package assignment {}", a.label()));
+        }
+        for r in &packages.pending {
+            remaining.push(format!("access package request open: {}", r.label()));
+        }
         if let Some(m) = c.manager(id).await? {
             remaining.push(format!(
                 "manager link to {} ({}){}",
@@ -219,8 +227,8 @@ impl Connector for EntraConnector {
         self.check_account(account, &op)?;
         let (c, id, dry) = (&self.client, account.external_id.as_str(), options.dry_run);
         use actions::{
-            delete, devices, disable, immutable_id, listed, manager, memberships, owned, removals,
-            sessions, workflow,
+            access_packages, delete, devices, disable, immutable_id, listed, manager, memberships,
+            owned, removals, sessions, workflow,
         };
         let result = match verb {
             Verb::DisableSignIn => disable::execute(c, id, dry).await,
@@ -245,6 +253,7 @@ impl Connector for EntraConnector {
                 Ok(params) => workflow::execute(c, id, &params, options.started_at, dry).await,
                 Err(e) => Err(e),
             },
+            Verb::RemoveAccessPackages => access_packages::execute(c, id, dry).await,
             Verb::Delete => delete::execute(c, id, dry).await,
         };
         result.map_err(|e| e.with_operation(op))
@@ -255,7 +264,9 @@ impl Connector for EntraConnector {
         let verb = self.reversible(&action.name, &op)?;
         self.check_account(account, &op)?;
         let (c, id) = (&self.client, account.external_id.as_str());
-        use actions::{delete, devices, disable, immutable_id, manager, memberships, owned};
+        use actions::{
+            access_packages, delete, devices, disable, immutable_id, manager, memberships, owned,
+        };
         let data = async {
             match verb {
                 Verb::DisableSignIn => disable::snapshot(c, id)
@@ -293,6 +304,11 @@ impl Connector for EntraConnector {
                     .as_ref()
                     .map(Snapshot::encode)
                     .transpose(),
+                Verb::RemoveAccessPackages => access_packages::snapshot(c, id)
+                    .await?
+                    .as_ref()
+                    .map(Snapshot::encode)
+                    .transpose(),
                 _ => delete::snapshot(c, id)
                     .await?
                     .as_ref()
@@ -319,7 +335,9 @@ impl Connector for EntraConnector {
             .check_restores(&AppId::new(APP), account)
             .map_err(|e| e.with_operation(op.clone()))?;
         let (c, id) = (&self.client, account.external_id.as_str());
-        use actions::{delete, devices, disable, immutable_id, manager, memberships, owned};
+        use actions::{
+            access_packages, delete, devices, disable, immutable_id, manager, memberships, owned,
+        };
         let result = async {
             match verb {
                 Verb::Delete => return delete::restore(c, id, &snapshot.data_as()?).await,
@@ -336,6 +354,9 @@ impl Connector for EntraConnector {
                 Verb::DisableSignIn => disable::restore(c, &user, &snapshot.data_as()?).await,
                 Verb::ClearManager => manager::restore(c, &user, &snapshot.data_as()?).await,
                 Verb::HandOverOwned => owned::restore(c, id, &snapshot.data_as()?).await,
+                Verb::RemoveAccessPackages => {
+                    access_packages::restore(c, id, &snapshot.data_as()?).await
+                }
                 Verb::RemoveGroups => {
                     memberships::restore_groups(c, id, &snapshot.data_as()?).await
                 }

@@ -18,8 +18,9 @@
 //! | `entra.disable_devices` | yes (re-enabled) | no | | `GET …/ownedDevices`, `GET …/registeredDevices`, `PATCH /devices/{d}` `{"accountEnabled": false}`; rollback `GET /devices/{d}`, `PATCH` `{"accountEnabled": true}` (app-only: Windows devices only, see below) | `Device.ReadWrite.All` (reads: `Device.Read.All`) |
 //! | `entra.intune_wipe` | no | yes | | `GET …/managedDevices` (primary user exactly this user), `POST /deviceManagement/managedDevices/{m}/wipe` `{}` | `DeviceManagementManagedDevices.PrivilegedOperations.All` (reads: `DeviceManagementManagedDevices.Read.All`) |
 //! | `entra.intune_retire` | no | yes | | `GET …/managedDevices` (as above), `POST /deviceManagement/managedDevices/{m}/retire` | `DeviceManagementManagedDevices.PrivilegedOperations.All` (reads: `DeviceManagementManagedDevices.Read.All`) |
+//! | `entra.remove_access_packages` | yes (`adminAdd` again) | no | | `GET /users/{id}`, `GET /identityGovernance/entitlementManagement/assignments?$filter=target/objectId eq '{id}'&$expand=target,accessPackage,assignmentPolicy`, `GET …/assignmentRequests?$filter=assignment/target/objectId eq '{id}'&$expand=assignment,accessPackage` (both filters unverified), `POST …/assignmentRequests` `{"requestType": "adminRemove", "assignment": {"id": …}}` (see below) | `EntitlementManagement.ReadWrite.All` (reads: `EntitlementManagement.Read.All`) |
 //! | `entra.run_lifecycle_workflow` | no | yes | | `GET /identityGovernance/lifecycleWorkflows/workflows`, `GET …/workflows/{w}/userProcessingResults`, `POST …/workflows/{w}/microsoft.graph.identityGovernance.activate` `{"subjects": [{"id": …}]}` (see below) | `LifecycleWorkflows-Workflow.Activate` or `LifecycleWorkflows.ReadWrite.All`; reads `LifecycleWorkflows.Read.All` (Microsoft Entra ID Governance licences) |
-//! | `entra.delete` | yes (restore) | yes | disable, revoke, hand over, devices, workflow | `DELETE /users/{id}`; rollback `POST /directory/deletedItems/{id}/restore` | `User.ReadWrite.All` |
+//! | `entra.delete` | yes (restore) | yes | disable, revoke, hand over, devices, access packages, workflow | `DELETE /users/{id}`; rollback `POST /directory/deletedItems/{id}/restore` | `User.ReadWrite.All` |
 //!
 //! Every action reads state first: a repeat reports `already_done`, a dry run predicts the
 //! outcome, a user who no longer exists reports `not_found` (delete: `already_done`).
@@ -63,6 +64,21 @@
 //! too: without them Graph answers 403 and the verification fails with that error (the
 //! engine reports Entra as not checked) rather than calling the person revoked with devices
 //! unseen.
+//!
+//! # Access packages
+//! `entra.remove_access_packages` asks entitlement management to remove each delivered
+//! assignment of the leaver (`adminRemove`, 201 `submitted`). The removal is asynchronous:
+//! until it is processed the assignment still reads `delivered`, so an assignment with an
+//! open removal request counts as handled (a repeat is `already_done` and sends nothing) and
+//! `verify_revoked` lists only delivered assignments with no removal under way. Expired
+//! assignments are ignored. Open requests that would give the leaver a package cannot be
+//! cancelled with application permissions (the cancel page: "Not supported"), so the action
+//! never calls cancel: after the removals it fails naming each open request, because an
+//! approval would give the access back (cancel them in My Access or with the Lifecycle
+//! Workflows task), and `verify_revoked` lists them. Rollback sends `adminAdd` with the saved
+//! access package, assignment policy and target for each package the user no longer holds;
+//! while a removal is still processed it is an `in_progress` error. `verify_revoked` reads
+//! these lists for every user, so it needs `EntitlementManagement.Read.All` too.
 //!
 //! # The tenant's own Lifecycle Workflows: `entra.run_lifecycle_workflow`
 //! With Microsoft Entra ID Governance, a tenant may already keep a leaver workflow (tasks

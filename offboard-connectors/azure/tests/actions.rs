@@ -1320,6 +1320,16 @@ async fn over_long_identifiers_are_refused_without_a_request() {
     assert!(t.requests().is_empty(), "{:?}", lines(&t.requests()));
 }
 
+/// "Ann Lee" (ann.lee@example.test) and her look-alike (same display name, UPN
+/// ann.lee2@example.test): their ids.
+fn ann_and_look_alike(t: &GraphTenant) -> (String, String) {
+    let ann = t.add_user(NewUser {
+        display_name: "Ann Lee".into(),
+        ..NewUser::new("ann.lee@example.test")
+    });
+    (ann, look_alike(t, "Ann Lee", "ann.lee2@example.test"))
+}
+
 /// A look-alike of `upn`'s user: same display name, a similar UPN.
 fn look_alike(t: &GraphTenant, name: &str, upn: &str) -> String {
     t.add_user(NewUser {
@@ -1336,11 +1346,7 @@ fn look_alike(t: &GraphTenant, name: &str, upn: &str) -> String {
 async fn disable_devices_disables_windows_reports_non_windows_and_rolls_back() {
     let t = tenant().await;
     let c = connector(&t);
-    let ann = t.add_user(NewUser {
-        display_name: "Ann Lee".into(),
-        ..NewUser::new("ann.lee@example.test")
-    });
-    let other = look_alike(&t, "Ann Lee", "ann.lee2@example.test");
+    let (ann, other) = ann_and_look_alike(&t);
     let laptop = t.add_device(&ann, NewDevice::windows("ANN-LAPTOP"));
     let phone = t.add_device(&ann, NewDevice::new("Ann's iPhone", "iOS"));
     let theirs = t.add_device(&other, NewDevice::windows("ANN-LAPTOP"));
@@ -1443,11 +1449,7 @@ async fn disable_devices_disables_windows_reports_non_windows_and_rolls_back() {
 async fn intune_wipe_and_retire_touch_only_the_users_managed_devices() {
     let t = tenant().await;
     let c = connector(&t);
-    let ann = t.add_user(NewUser {
-        display_name: "Ann Lee".into(),
-        ..NewUser::new("ann.lee@example.test")
-    });
-    let other = look_alike(&t, "Ann Lee", "ann.lee2@example.test");
+    let (ann, other) = ann_and_look_alike(&t);
     let device = |user: &str| NewManagedDevice {
         device_name: "ANN-LAPTOP".into(),
         operating_system: "Windows".into(),
@@ -1536,6 +1538,213 @@ async fn intune_wipe_and_retire_touch_only_the_users_managed_devices() {
             .any(|r| r.path.contains(theirs.as_str())),
         "nothing was sent for the look-alike's device"
     );
+}
+
+/// Guards `entra.remove_access_packages` (an unknown action before): only the leaver's
+/// delivered assignments get an `adminRemove` request with the exact body (an expired one and
+/// a look-alike's of the same package get none), the removal stays asynchronous (a repeat
+/// while it is under way is already_done and sends no second request; verify stops listing
+/// it), an open request the app cannot cancel fails the task by name and is never sent a
+/// cancel, a dry run only reads, rollback waits for the removal and then sends `adminAdd`,
+/// and a missing permission is named.
+#[tokio::test]
+async fn remove_access_packages_requests_removal_and_rolls_back() {
+    let t = tenant().await;
+    let c = connector(&t);
+    let (ann, other) = ann_and_look_alike(&t);
+    let sales = t.add_access_package("Sales tools");
+    let old = t.add_access_package("Old project");
+    let mine = t.assign_access_package(&ann, &sales, "delivered");
+    let expired = t.assign_access_package(&ann, &old, "expired");
+    let theirs = t.assign_access_package(&other, &sales, "delivered");
+    let a = account(&ann, "ann.lee@example.test");
+    let act = action("entra.remove_access_packages");
+    let spec = c.capabilities().action(&act.name).unwrap().clone();
+    assert!(spec.reversible && !spec.critical, "{spec:?}");
+    let v = c.verify_revoked(&a).await.unwrap();
+    assert!(
+        v.remaining
+            .contains(&format!("access package assignment Sales tools ({mine})")),
+        "{:?}",
+        v.remaining
+    );
+
+    t.clear_requests();
+    let dry = c
+        .execute(&a, &act, &run("k").with_dry_run(true))
+        .await
+        .unwrap();
+    assert_eq!(dry.outcome, Outcome::Done);
+    assert!(
+        detail(&dry).contains(&format!(
+            "would request removal of 1 access package assignments (Sales tools ({mine}))"
+        )),
+        "{}",
+        detail(&dry)
+    );
+    let reads = t.requests();
+    assert!(
+        reads.iter().all(|r| r.method == "GET"),
+        "a dry run writes nothing"
+    );
+    assert_eq!(
+        reads[1].query_param("$filter"),
+        Some(format!("target/objectId eq '{ann}'").as_str())
+    );
+    assert_eq!(
+        reads[1].query_param("$expand"),
+        Some("target,accessPackage,assignmentPolicy")
+    );
+
+    let snap = c.snapshot(&a, &act).await.unwrap();
+    t.clear_requests();
+    let r = c.execute(&a, &act, &run("k")).await.unwrap();
+    assert_eq!(r.outcome, Outcome::Done, "{}", detail(&r));
+    let reqs = t.requests();
+    assert_eq!(
+        lines(&reqs),
+        [
+            format!("GET /v1.0/users/{ann}"),
+            "GET /v1.0/identityGovernance/entitlementManagement/assignments".to_owned(),
+            "GET /v1.0/identityGovernance/entitlementManagement/assignmentRequests".to_owned(),
+            "POST /v1.0/identityGovernance/entitlementManagement/assignmentRequests".to_owned(),
+        ]
+    );
+    assert_eq!(
+        reqs[3].body,
+        Some(json!({"requestType": "adminRemove", "assignment": {"id": mine}}))
+    );
+    // Asynchronous: still delivered, the removal request submitted.
+    let states = |u: &str| {
+        t.access_package_assignments(u)
+            .into_iter()
+            .map(|a| (a.id, a.state))
+            .collect::<Vec<_>>()
+    };
+    assert!(states(&ann).contains(&(mine.clone(), "delivered".to_owned())));
+    let again = c.execute(&a, &act, &run("k")).await.unwrap();
+    assert_eq!(again.outcome, Outcome::AlreadyDone, "{}", detail(&again));
+    assert!(
+        detail(&again).contains("removal already under way"),
+        "{}",
+        detail(&again)
+    );
+    assert_eq!(
+        t.access_package_requests(&ann).len(),
+        1,
+        "no second removal request"
+    );
+    let v = c.verify_revoked(&a).await.unwrap();
+    assert!(
+        !v.remaining.iter().any(|r| r.contains("access package")),
+        "{:?}",
+        v.remaining
+    );
+    // Rollback waits for the removal, then asks for the package again.
+    let e = c.restore(&a, &snap).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InProgress, "{e}");
+    t.deliver_access_package_requests();
+    assert!(states(&ann).contains(&(mine.clone(), "expired".to_owned())));
+    assert!(states(&ann).contains(&(expired.clone(), "expired".to_owned())));
+    assert_eq!(
+        states(&other),
+        [(theirs.clone(), "delivered".to_owned())],
+        "the look-alike keeps the package"
+    );
+    t.clear_requests();
+    assert_eq!(c.restore(&a, &snap).await.unwrap(), Outcome::Done);
+    let add = t
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST")
+        .unwrap();
+    assert_eq!(
+        add.body,
+        Some(json!({"requestType": "adminAdd", "assignment": {
+            "targetId": ann,
+            "assignmentPolicyId": t.access_package_policy(&sales),
+            "accessPackageId": sales,
+        }}))
+    );
+    assert_eq!(c.restore(&a, &snap).await.unwrap(), Outcome::AlreadyDone);
+    t.deliver_access_package_requests();
+    assert_eq!(
+        t.access_package_assignments(&ann)
+            .iter()
+            .filter(|a| a.state == "delivered" && a.access_package == sales)
+            .count(),
+        1
+    );
+    assert!(
+        !t.requests()
+            .iter()
+            .any(|r| r.path.contains(theirs.as_str())),
+        "nothing was sent for the look-alike's assignment"
+    );
+
+    // An open request the app cannot cancel: the task fails naming it, after the removals.
+    let bob = t.add_user(NewUser::new("bob@example.test"));
+    let b = account(&bob, "bob@example.test");
+    let held = t.assign_access_package(&bob, &old, "delivered");
+    let asked = t.request_access_package(&bob, &sales);
+    t.clear_requests();
+    let e = c.execute(&b, &act, &run("k")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unsupported);
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&format!(
+            "removal requested for 1 access package assignments (Old project ({held})"
+        )),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!(
+            "Sales tools (userAdd, pendingApproval, request {asked})"
+        )),
+        "{msg}"
+    );
+    assert!(
+        !t.requests().iter().any(|r| r.path.ends_with("/cancel")),
+        "no cancel is sent: app-only cancel is not supported"
+    );
+    let v = c.verify_revoked(&b).await.unwrap();
+    assert!(
+        v.remaining
+            .iter()
+            .any(|r| r.starts_with("access package request open: Sales tools")),
+        "{:?}",
+        v.remaining
+    );
+
+    // A missing permission is named; a gone user is not_found.
+    let cy = t.add_user(NewUser::new("cy@example.test"));
+    t.assign_access_package(&cy, &sales, "delivered");
+    t.withhold_permission("EntitlementManagement.ReadWrite.All");
+    let e = c
+        .execute(&account(&cy, "cy@example.test"), &act, &run("k"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied);
+    assert!(
+        e.to_string()
+            .contains("EntitlementManagement.ReadWrite.All"),
+        "{e}"
+    );
+    t.withhold_permission("EntitlementManagement.Read.All");
+    let e = c
+        .execute(&account(&cy, "cy@example.test"), &act, &run("k"))
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("EntitlementManagement.Read.All"),
+        "{e}"
+    );
+    t.remove_user(&cy);
+    let r = c
+        .execute(&account(&cy, "cy@example.test"), &act, &run("k"))
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, Outcome::NotFound);
 }
 
 fn run_workflow(workflow: &str) -> Action {

@@ -44,9 +44,9 @@ async fn entra_connector_passes_conformance_against_the_simulator() {
     }));
     assert_eq!(tenant.token_requests(), 1, "the token is cached");
     // The fixture's users have a manager, own an app registration and a Windows laptop
-    // enrolled in Intune: the rules ran the hand-over, its rollback, entra.clear_manager,
-    // entra.disable_devices, the Intune wipe and retire and the fixture's leaver Lifecycle
-    // workflow for real.
+    // enrolled in Intune and an access package: the rules ran the hand-over, its rollback,
+    // entra.clear_manager, entra.disable_devices, the Intune wipe and retire, the access
+    // package removal and its rollback and the fixture's leaver Lifecycle workflow for real.
     let lines: Vec<String> = tenant.requests().iter().map(|r| r.line()).collect();
     for (method, tail) in [
         ("POST /v1.0/applications/", "/owners/$ref"),
@@ -60,6 +60,10 @@ async fn entra_connector_passes_conformance_against_the_simulator() {
             "POST /v1.0/identityGovernance/lifecycleWorkflows/workflows/",
             "/microsoft.graph.identityGovernance.activate",
         ),
+        (
+            "POST /v1.0/identityGovernance/entitlementManagement/assignmentRequests",
+            "",
+        ),
     ] {
         assert!(
             lines
@@ -68,6 +72,15 @@ async fn entra_connector_passes_conformance_against_the_simulator() {
             "no {method}…{tail} sent"
         );
     }
+    let requests = tenant.requests();
+    let kinds: Vec<&str> = requests
+        .iter()
+        .filter_map(|r| r.body.as_ref()?.get("requestType")?.as_str())
+        .collect();
+    assert!(
+        kinds.contains(&"adminRemove") && kinds.contains(&"adminAdd"),
+        "{kinds:?}"
+    );
     eprintln!(
         "conformance: {} requests to the simulated tenant",
         tenant.requests().len()

@@ -200,6 +200,64 @@ pub fn vendor_code(e: &Error) -> Option<&str> {
         .map(|(_, v)| v)
 }
 
+/// `e` naming the application permission the call needs, when Graph refused it for lack of
+/// one (`PermissionDenied`, a 403); any other error unchanged.
+///
+/// Graph's 403 says only "Insufficient privileges", so the connector that knows which
+/// permission the operation needs says it: the message gains
+/// "the app needs the Graph application permission {permission}". Kind, retry class and
+/// context (status, vendor code) are kept.
+///
+/// # Example
+/// ```
+/// use offboard_core::{Error, ErrorKind};
+/// use offboard_http::graph::needs_permission;
+/// let e = needs_permission(
+///     Error::new(ErrorKind::PermissionDenied, "Insufficient privileges").fatal(),
+///     "Calendars.ReadWrite",
+/// );
+/// assert!(e.to_string().contains("needs the Graph application permission Calendars.ReadWrite"));
+/// assert_eq!(e.kind(), ErrorKind::PermissionDenied);
+/// ```
+pub fn needs_permission(e: Error, permission: &str) -> Error {
+    if e.kind() != ErrorKind::PermissionDenied {
+        return e;
+    }
+    let mut out = Error::new(
+        ErrorKind::PermissionDenied,
+        format!(
+            "{}; the app needs the Graph application permission {permission}",
+            e.message()
+        ),
+    )
+    .with_retry(e.retry())
+    .with_operation(e.operation().to_owned());
+    for (k, v) in e.context() {
+        out = out.with_context(k.to_owned(), v);
+    }
+    out
+}
+
+/// The error of a task that changed some objects and not others: `"{done}; NOT {what} ({n}):
+/// {items}"`, `Unsupported` and fatal, so the task fails naming each object left as it was
+/// (after `done` says what was changed) and nobody believes it was handled.
+///
+/// # Example
+/// ```
+/// use offboard_core::ErrorKind;
+/// use offboard_http::graph::not_done;
+/// let e = not_done("removed from 1 teams (A)", "removed", &["B (owner)".to_owned()]);
+/// assert_eq!(e.kind(), ErrorKind::Unsupported);
+/// assert!(e.to_string().contains("removed from 1 teams (A); NOT removed (1): B (owner)"));
+/// ```
+pub fn not_done(done: &str, what: &str, items: &[String]) -> Error {
+    Error::new(
+        ErrorKind::Unsupported,
+        format!("{done}; NOT {what} ({}): {}", items.len(), items.join(", ")),
+    )
+    .fatal()
+}
+
 /// One Graph request: method, path segments relative to the version root (each
 /// percent-encoded on its own), query, JSON body.
 #[derive(Debug, Clone, PartialEq)]

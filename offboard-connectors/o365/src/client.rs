@@ -110,7 +110,7 @@ impl O365Client {
     }
 
     /// Tells "no mailbox" from "no user" after a not-found on a mailbox resource.
-    async fn mailbox_missing<T>(&self, id: &str, e: Error) -> Result<Resource<T>> {
+    pub(crate) async fn mailbox_missing<T>(&self, id: &str, e: Error) -> Result<Resource<T>> {
         if e.kind() != ErrorKind::NotFound {
             return Err(e);
         }

@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use chrono::Utc;
 use offboard_core::{
     AccountRef, AccountStatus, Action, ActionName, AppId, Capabilities, Connector, Error,
     ErrorKind, ExecuteOptions, ExecuteReply, LookupRequest, Outcome, Result, Snapshot,
@@ -14,7 +15,7 @@ use offboard_http::graph::{self, lookup_user};
 
 use crate::actions::{
     self, Ctx, NO_EXCHANGE, Recipient, Verb, auto_reply, exchange, forward_rule, licenses,
-    recipient,
+    meetings, recipient, teams,
 };
 use crate::client::{O365Client, USER_SELECT, User};
 use crate::config::Texts;
@@ -34,9 +35,10 @@ pub const APP: &str = "o365";
 ///   UPNs there); [`lookup_user`] does both.
 /// - Actions: see the crate docs. The Exchange-admin actions are offered only with an
 ///   [`ExchangeAdmin`]; [`O365Connector::unavailable`] says why they are missing otherwise.
-/// - `verify_revoked`: directly assigned licences remaining. Group-inherited ones are
-///   reported by `o365.remove_licenses` and removed with the group membership (Entra), so
-///   they are not counted here.
+/// - `verify_revoked`: directly assigned licences remaining, team memberships
+///   (`joinedTeams`) and future meetings the person organises and has not cancelled.
+///   Group-inherited licences are reported by `o365.remove_licenses` and removed with the
+///   group membership (Entra), so they are not counted here.
 pub struct O365Connector {
     client: O365Client,
     texts: Texts,
@@ -65,6 +67,15 @@ fn account(user: &User) -> AccountRef {
         a.attributes.insert("mail".into(), m.clone());
     }
     a
+}
+
+/// `Ok(None)` for not-found (the user went away while being read), the value otherwise.
+fn found<T>(r: Result<T>) -> Result<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 impl O365Connector {
@@ -118,6 +129,33 @@ impl O365Connector {
             None => Err(Error::unsupported(format!("{APP} does not offer {name}"))
                 .with_operation(op.to_owned())),
         }
+    }
+
+    /// What the person still holds here: directly assigned licences, team memberships and
+    /// future meetings they organise (none when the user or its mailbox is gone).
+    async fn remaining(&self, ctx: &Ctx<'_>, id: &str) -> Result<Vec<String>> {
+        let Some(l) = licenses::read(ctx, id).await? else {
+            return Ok(Vec::new());
+        };
+        let mut remaining: Vec<String> = l
+            .direct_skus()
+            .map(|s| format!("licence {} assigned directly", l.label(s)))
+            .collect();
+        for t in teams::joined(ctx, id).await?.unwrap_or_default() {
+            remaining.push(format!("member of team {}", t.label()));
+        }
+        match meetings::organised(ctx, id, Utc::now()).await {
+            Ok(events) => remaining.extend(
+                events
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|e| format!("organises future meeting {}", e.label())),
+            ),
+            // No mailbox: no calendar to hold meetings.
+            Err(e) if e.kind() == ErrorKind::Vendor => {}
+            Err(e) => return Err(e),
+        }
+        Ok(remaining)
     }
 
     fn reversible(&self, name: &ActionName, op: &str) -> Result<Verb> {
@@ -179,6 +217,12 @@ impl Connector for O365Connector {
                     exchange::mailbox_forwarding(&ctx, id, &to, params.keep_copy, dry).await
                 }
                 Verb::HideFromGal => exchange::hide_from_gal(&ctx, id, dry).await,
+                Verb::RemoveTeams => teams::execute(&ctx, id, dry).await,
+                Verb::CancelMeetings => {
+                    let params: meetings::Params = action.params()?;
+                    let now = options.started_at.unwrap_or_else(Utc::now);
+                    meetings::execute(&ctx, id, &params, now, dry).await
+                }
             }
         };
         result.await.map_err(|e| e.with_operation(op))
@@ -196,6 +240,7 @@ impl Connector for O365Connector {
                     Snapshot::encode(&forward_rule::snapshot(&ctx, id).await?)
                 }
                 Verb::RemoveLicenses => Snapshot::encode(&licenses::snapshot(&ctx, id).await?),
+                Verb::RemoveTeams => Snapshot::encode(&teams::snapshot(&ctx, id).await?),
                 _ => Snapshot::encode(&exchange::snapshot(&ctx, id).await?),
             }
         }
@@ -228,6 +273,10 @@ impl Connector for O365Connector {
                     let data = snapshot.data_as()?;
                     licenses::restore(&ctx, id, &data).await
                 }
+                Verb::RemoveTeams => {
+                    let data = snapshot.data_as()?;
+                    teams::restore(&ctx, id, &data).await
+                }
                 v => {
                     let data = snapshot.data_as()?;
                     exchange::restore(&ctx, id, &data, v == Verb::MailboxForwarding).await
@@ -241,17 +290,11 @@ impl Connector for O365Connector {
         let op = "o365.verify_revoked";
         self.check_account(account, op)?;
         let ctx = self.ctx();
-        match licenses::read(&ctx, &account.external_id).await {
-            Ok(None) => Ok(Verification::from_remaining(APP, Vec::new())),
-            Ok(Some(l)) => Ok(Verification::from_remaining(
+        match found(self.remaining(&ctx, &account.external_id).await) {
+            Ok(remaining) => Ok(Verification::from_remaining(
                 APP,
-                l.direct_skus()
-                    .map(|s| format!("licence {} assigned directly", l.label(s)))
-                    .collect(),
+                remaining.unwrap_or_default(),
             )),
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                Ok(Verification::from_remaining(APP, Vec::new()))
-            }
             Err(e) => Err(e.with_operation(op)),
         }
     }

@@ -467,6 +467,8 @@ async fn exchange_admin_actions_are_not_offered_without_the_hook() {
             "o365.set_auto_reply",
             "o365.forward_to_manager",
             "o365.onedrive_to_manager",
+            "o365.remove_teams",
+            "o365.cancel_meetings",
             "o365.remove_licenses"
         ]
     );
@@ -660,4 +662,325 @@ async fn over_long_identifiers_are_refused_without_a_request() {
     assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
     assert!(e.to_string().len() < 300, "{} bytes", e.to_string().len());
     assert!(lines(&tenant).is_empty(), "{:?}", lines(&tenant));
+}
+
+/// "Ann Lee" (ann.lee@example.test, the account) and her look-alike (same display name,
+/// ann.lee2@example.test): the tenant, connector, account, the look-alike's id and the
+/// manager's id.
+async fn ann_and_look_alike() -> (GraphTenant, O365Connector, AccountRef, String, String) {
+    let tenant = GraphTenant::start().await;
+    let boss = tenant.add_user(NewUser::new(MANAGER));
+    tenant.add_user(NewUser {
+        display_name: "Ann Lee".into(),
+        ..NewUser::new("ann.lee@example.test")
+    });
+    let other = tenant.add_user(NewUser {
+        display_name: "Ann Lee".into(),
+        ..NewUser::new("ann.lee2@example.test")
+    });
+    let o365 = connector(&tenant, None);
+    let a = account(&o365, "ann.lee@example.test").await;
+    tenant.clear_requests();
+    (tenant, o365, a, other, boss)
+}
+
+/// Guards `o365.remove_teams` (an unknown action before): ordered after entra.remove_groups
+/// and entra.hand_over_owned; the membership matched on `userId` exactly is deleted by its
+/// opaque id (the look-alike in the same team stays), the last owner of a team fails the task
+/// by name after the others, a dry run only reads, a repeat is already_done, rollback
+/// re-adds through the group (members and owners), verify lists teams, a missing permission
+/// is named and a gone user is not_found.
+#[tokio::test]
+async fn remove_teams_deletes_the_exact_membership_and_rolls_back() {
+    let (t, o365, a, other, boss) = ann_and_look_alike().await;
+    let ann = a.external_id.clone();
+    let sales = t.add_team("Sales", &[&boss], &[&ann, &other]);
+    let board = t.add_team("Board", &[&ann, &boss], &[]);
+    let solo = t.add_team("Ann's project", &[&ann], &[&other]);
+    let act = action("o365.remove_teams");
+    let spec = o365.capabilities().action(&act.name).unwrap().clone();
+    assert!(spec.reversible && spec.not_found_is_done, "{spec:?}");
+    for before in ["entra.remove_groups", "entra.hand_over_owned"] {
+        assert!(spec.after.iter().any(|n| n.as_str() == before), "{spec:?}");
+    }
+    let licences = o365
+        .capabilities()
+        .action(&ActionName::from_static("o365.remove_licenses"))
+        .unwrap();
+    assert!(licences.after.contains(&act.name));
+    let v = o365.verify_revoked(&a).await.unwrap();
+    assert!(
+        v.remaining
+            .contains(&format!("member of team Sales ({sales})")),
+        "{:?}",
+        v.remaining
+    );
+
+    t.clear_requests();
+    let dry = o365
+        .execute(&a, &act, &opts("ann.lee@example.test").with_dry_run(true))
+        .await
+        .unwrap();
+    assert_eq!(dry.outcome, Outcome::Done);
+    let d = dry.detail.clone().unwrap_or_default();
+    assert!(d.contains("would remove from 3 teams"), "{d}");
+    assert!(t.requests().iter().all(|r| r.method == "GET"));
+
+    let snap = o365.snapshot(&a, &act).await.unwrap();
+    t.clear_requests();
+    let e = o365
+        .execute(&a, &act, &opts("ann.lee@example.test"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unsupported);
+    let msg = e.to_string();
+    assert!(msg.contains("removed from 2 teams"), "{msg}");
+    assert!(
+        msg.contains("NOT removed (1): Ann's project (Graph refused removing an owner"),
+        "{msg}"
+    );
+    let deletes: Vec<String> = lines(&t)
+        .into_iter()
+        .filter(|l| l.starts_with("DELETE"))
+        .collect();
+    assert_eq!(deletes.len(), 3, "{deletes:?}");
+    assert!(
+        deletes.iter().all(|l| !l.ends_with(&format!("/{ann}"))),
+        "membership ids are never the user id: {deletes:?}"
+    );
+    assert!(!t.team_members(&sales).contains_key(&ann));
+    assert!(!t.team_members(&board).contains_key(&ann));
+    assert_eq!(
+        t.team_members(&sales).get(&other),
+        Some(&false),
+        "the look-alike stays"
+    );
+    assert_eq!(
+        t.team_members(&solo).get(&ann),
+        Some(&true),
+        "the last owner stays"
+    );
+
+    // Once another owner is there, the rest goes; then a repeat is already_done.
+    t.add_group_owner(&solo, &boss);
+    let r = o365
+        .execute(&a, &act, &opts("ann.lee@example.test"))
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, Outcome::Done, "{:?}", r.detail);
+    let again = o365
+        .execute(&a, &act, &opts("ann.lee@example.test"))
+        .await
+        .unwrap();
+    assert_eq!(again.outcome, Outcome::AlreadyDone);
+    let v = o365.verify_revoked(&a).await.unwrap();
+    assert!(
+        !v.remaining.iter().any(|r| r.contains("team")),
+        "{:?}",
+        v.remaining
+    );
+
+    t.clear_requests();
+    assert_eq!(o365.restore(&a, &snap).await.unwrap(), Outcome::Done);
+    let posts: Vec<(String, Value)> = t
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST")
+        .map(|r| {
+            (
+                r.path.trim_start_matches("/v1.0").to_owned(),
+                r.body.clone().unwrap(),
+            )
+        })
+        .collect();
+    assert!(posts.contains(&(format!("/groups/{board}/owners/$ref"), posts[0].1.clone())));
+    assert!(
+        posts
+            .iter()
+            .any(|(p, _)| *p == format!("/groups/{sales}/members/$ref"))
+    );
+    assert!(posts[0].1["@odata.id"].as_str().unwrap().ends_with(&ann));
+    assert_eq!(t.team_members(&board).get(&ann), Some(&true));
+    assert_eq!(t.team_members(&sales).get(&ann), Some(&false));
+    assert_eq!(o365.restore(&a, &snap).await.unwrap(), Outcome::AlreadyDone);
+
+    t.withhold_permission("TeamMember.ReadWrite.All");
+    let e = o365
+        .execute(&a, &act, &opts("ann.lee@example.test"))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("TeamMember.ReadWrite.All"), "{e}");
+    t.remove_user(&ann);
+    let r = o365
+        .execute(&a, &act, &opts("ann.lee@example.test"))
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, Outcome::NotFound);
+}
+
+/// Guards `o365.cancel_meetings` (an unknown action before): against the run's clock
+/// (`started_at`), only future meetings the person organises are cancelled, with the message
+/// as `Comment`, a series master counts while the series runs, past meetings and meetings
+/// the person only attends are untouched (no cancel is sent for them), attendees' copies
+/// record the cancellation, a dry run only reads, a repeat is already_done, it is not
+/// reversible and runs before licence removal, a missing permission is named and a gone user
+/// is not_found.
+#[tokio::test]
+async fn cancel_meetings_cancels_future_organised_meetings_only() {
+    let (t, o365, a, other, boss) = ann_and_look_alike().await;
+    let ann = a.external_id.clone();
+    let meeting = |org: &str, subject: &str, start: &str, end: &str, who: &[&str]| {
+        t.add_meeting(offboard_testkit::graph::NewMeeting::new(
+            org, subject, start, end, who,
+        ))
+    };
+    let review = meeting(
+        &ann,
+        "Review",
+        "2030-05-02T10:00:00",
+        "2030-05-02T11:00:00",
+        &[&boss, &other],
+    );
+    let past = meeting(
+        &ann,
+        "Kick-off",
+        "2030-04-01T10:00:00",
+        "2030-04-01T11:00:00",
+        &[&boss],
+    );
+    let weekly = t.add_meeting(offboard_testkit::graph::NewMeeting {
+        recurrence_end: Some("2030-12-31".into()),
+        ..offboard_testkit::graph::NewMeeting::new(
+            &ann,
+            "Weekly",
+            "2030-01-07T09:00:00",
+            "2030-01-07T09:30:00",
+            &[&boss],
+        )
+    });
+    let theirs = meeting(
+        &boss,
+        "Boss's 1:1",
+        "2030-05-03T10:00:00",
+        "2030-05-03T11:00:00",
+        &[&ann],
+    );
+    let lookalike = meeting(
+        &other,
+        "Review",
+        "2030-05-02T10:00:00",
+        "2030-05-02T11:00:00",
+        &[&boss],
+    );
+    let now = chrono::DateTime::parse_from_rfc3339("2030-05-01T00:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let run = || opts("ann.lee@example.test").with_started_at(now);
+    let act = Action::with_params(
+        ActionName::from_static("o365.cancel_meetings"),
+        &json!({"message": "Ann has left; please rebook."}),
+    )
+    .unwrap();
+    let spec = o365.capabilities().action(&act.name).unwrap().clone();
+    assert!(!spec.reversible && spec.not_found_is_done, "{spec:?}");
+    assert!(
+        o365.capabilities()
+            .action(&ActionName::from_static("o365.remove_licenses"))
+            .unwrap()
+            .after
+            .contains(&act.name)
+    );
+
+    let dry = o365
+        .execute(&a, &act, &run().with_dry_run(true))
+        .await
+        .unwrap();
+    assert_eq!(dry.outcome, Outcome::Done);
+    let d = dry.detail.clone().unwrap_or_default();
+    assert!(d.contains("would cancel 2 meetings"), "{d}");
+    assert!(
+        d.contains("Review (2030-05-02T10:00 UTC)") && d.contains("Weekly"),
+        "{d}"
+    );
+    assert!(t.requests().iter().all(|r| r.method == "GET"));
+    let list = t
+        .requests()
+        .into_iter()
+        .find(|r| r.path.ends_with("/events"))
+        .unwrap();
+    assert_eq!(
+        list.query_param("$select"),
+        Some("subject,isOrganizer,isCancelled,start,end,type,seriesMasterId,recurrence")
+    );
+
+    t.clear_requests();
+    let r = o365.execute(&a, &act, &run()).await.unwrap();
+    assert_eq!(r.outcome, Outcome::Done, "{:?}", r.detail);
+    let cancels: Vec<_> = t
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .collect();
+    let mut paths: Vec<String> = cancels.iter().map(|r| r.path.clone()).collect();
+    paths.sort();
+    let mut want = vec![
+        format!("/v1.0/users/{ann}/events/{review}/cancel"),
+        format!("/v1.0/users/{ann}/events/{weekly}/cancel"),
+    ];
+    want.sort();
+    assert_eq!(paths, want);
+    for c in &cancels {
+        assert_eq!(
+            c.body,
+            Some(json!({"Comment": "Ann has left; please rebook."}))
+        );
+    }
+    let m = t.meeting(&review).unwrap();
+    assert!(m.cancelled);
+    assert_eq!(
+        m.attendee_cancellations.get(&boss).map(String::as_str),
+        Some("Ann has left; please rebook.")
+    );
+    assert!(
+        t.meeting(&weekly).unwrap().cancelled,
+        "the series is cancelled"
+    );
+    for untouched in [&past, &theirs, &lookalike] {
+        let m = t.meeting(untouched).unwrap();
+        assert!(!m.cancelled && m.cancel_calls == 0, "{untouched}");
+    }
+    let again = o365.execute(&a, &act, &run()).await.unwrap();
+    assert_eq!(again.outcome, Outcome::AlreadyDone);
+    let e = o365.snapshot(&a, &act).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unsupported);
+
+    // The default message; a missing permission is named.
+    let bob = t.add_user(NewUser::new("bob@example.test"));
+    let b = account(&o365, "bob@example.test").await;
+    let bob_run = || opts("bob@example.test").with_started_at(now);
+    let plain = action("o365.cancel_meetings");
+    let standup = meeting(
+        &bob,
+        "Stand-up",
+        "2030-05-02T09:00:00",
+        "2030-05-02T09:15:00",
+        &[&boss],
+    );
+    o365.execute(&b, &plain, &bob_run()).await.unwrap();
+    let comment = t.meeting(&standup).unwrap().attendee_cancellations[&boss].clone();
+    assert!(comment.contains("organizer has left"), "{comment}");
+    let retro = meeting(
+        &bob,
+        "Retro",
+        "2030-05-02T15:00:00",
+        "2030-05-02T16:00:00",
+        &[&boss],
+    );
+    t.withhold_permission("Calendars.ReadWrite");
+    let e = o365.execute(&b, &plain, &bob_run()).await.unwrap_err();
+    assert!(e.to_string().contains("Calendars.ReadWrite"), "{e}");
+    assert!(!t.meeting(&retro).unwrap().cancelled);
+    t.remove_user(&bob);
+    let r = o365.execute(&b, &plain, &bob_run()).await.unwrap();
+    assert_eq!(r.outcome, Outcome::NotFound);
 }

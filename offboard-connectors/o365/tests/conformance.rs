@@ -28,7 +28,7 @@ const RULES: [&str; 11] = [
 async fn o365_passes_conformance_against_the_simulator() {
     let tenant = Arc::new(GraphTenant::start().await);
     let o365 = connector(&tenant, None);
-    assert_eq!(o365.capabilities().actions.len(), 4);
+    assert_eq!(o365.capabilities().actions.len(), 6);
     let fixture = O365Fixture {
         graph: GraphFixture::new(Arc::clone(&tenant)),
         exchange: None,
@@ -36,6 +36,21 @@ async fn o365_passes_conformance_against_the_simulator() {
     let report = run_conformance(&o365, &fixture).await;
     assert_eq!(report.rules, RULES);
     assert_eq!(tenant.rate_limited_count(), 0);
+    // The fixture's users are in a team and organise a future meeting: the rules removed
+    // the membership, re-added it on rollback, and cancelled the meeting for real.
+    let lines: Vec<String> = tenant.requests().iter().map(|r| r.line()).collect();
+    for (start, end) in [
+        ("DELETE /v1.0/teams/", ""),
+        ("POST /v1.0/groups/", "/members/$ref"),
+        ("POST /v1.0/users/", "/cancel"),
+    ] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(start) && l.ends_with(end)),
+            "no {start}…{end} sent"
+        );
+    }
     eprintln!(
         "conformance: {} requests to the simulated tenant",
         tenant.requests().len()
@@ -47,7 +62,7 @@ async fn o365_with_exchange_admin_passes_conformance() {
     let tenant = Arc::new(GraphTenant::start().await);
     let exchange = Arc::new(MemoryExchange::default());
     let o365 = connector(&tenant, Some(Arc::clone(&exchange)));
-    assert_eq!(o365.capabilities().actions.len(), 7);
+    assert_eq!(o365.capabilities().actions.len(), 9);
     let fixture = O365Fixture {
         graph: GraphFixture::new(Arc::clone(&tenant)),
         exchange: Some(Arc::clone(&exchange)),

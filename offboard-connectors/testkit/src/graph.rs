@@ -65,6 +65,22 @@
 //!   `POST …/wipe` (body: its optional parameters) and `…/retire` (no body), 204, needing
 //!   `DeviceManagementManagedDevices.PrivilegedOperations.All`; each records a `pending`
 //!   entry in `deviceActionResults`.
+//! - Entitlement management ([`GraphTenant::add_access_package`],
+//!   [`GraphTenant::assign_access_package`], [`GraphTenant::request_access_package`]):
+//!   assignments and assignment requests listed with exactly one supported `$filter` each
+//!   (the target's `objectId`; anything else a 400) and `$expand` of their navigation
+//!   properties; `adminRemove`/`adminAdd` requests (201 `submitted`) are processed
+//!   asynchronously ([`GraphTenant::deliver_access_package_requests`]); app-only `cancel` is a
+//!   403. Reads need `EntitlementManagement.Read.All`, requests
+//!   `EntitlementManagement.ReadWrite.All`. See `routes/governance.rs`.
+//! - Teams ([`GraphTenant::add_team`], Microsoft 365 groups with a team):
+//!   `joinedTeams` (`Team.ReadBasic.All`), `GET /teams/{id}/members` (`TeamMember.Read.All`,
+//!   opaque membership ids, `userId`) and `DELETE …/members/{membership-id}`
+//!   (`TeamMember.ReadWrite.All`, 204; the last owner is a 400). See `routes/teams.rs`.
+//! - Calendars ([`GraphTenant::add_meeting`]): `GET /users/{id}/events` (`Calendars.Read`)
+//!   and `POST …/events/{e}/cancel` (`Calendars.ReadWrite`, `{"Comment"}`, 202; an attendee
+//!   gets a 400; the event moves to Deleted Items, attendees' copies record the
+//!   cancellation). See `routes/calendar.rs`.
 //! - Directory roles (listed in `memberOf`, not changeable: no operation is served for them),
 //!   app role assignments (POST 201, a duplicate is a 400), oauth2PermissionGrants
 //!   (`Principal` and `AllPrincipals`), authentication methods (password and the 7 deletable
@@ -118,7 +134,9 @@ mod routes;
 pub use crate::okta::RecordedRequest;
 use crate::okta::{FaultRng, decode_segment, record, respond};
 pub use fixture::GraphFixture;
+pub use routes::calendar::{MeetingState, NewMeeting};
 pub use routes::devices::{DeviceState, ManagedDeviceState, NewDevice, NewManagedDevice};
+pub use routes::governance::{AccessPackageAssignmentState, AccessPackageRequestState};
 pub use routes::workflows::{
     DISABLE_USER_TASK, NewWorkflow, REMOVE_ALL_GROUPS_TASK, WorkflowRunState,
 };
@@ -570,6 +588,9 @@ struct State {
     devices: BTreeMap<String, routes::devices::Device>,
     managed_devices: BTreeMap<String, routes::devices::ManagedDevice>,
     workflows: BTreeMap<String, routes::workflows::Workflow>,
+    governance: routes::governance::Governance,
+    teams: routes::teams::Teams,
+    calendars: routes::calendar::Calendars,
     requests: Vec<RecordedRequest>,
     limits: GraphLimits,
     ru: Option<Bucket>,
@@ -659,6 +680,7 @@ impl State {
             .retain(|_, g| g.principal.as_deref() != Some(id));
         self.drives.retain(|_, d| d.owner != id);
         self.remove_device_owner(id);
+        self.remove_governance_of(id);
     }
 }
 
@@ -802,6 +824,27 @@ impl GraphTenant {
             "GET",
             "/identityGovernance/lifecycleWorkflows/workflows/{workflow-id}/userProcessingResults",
         ),
+        (
+            "GET",
+            "/identityGovernance/entitlementManagement/assignments",
+        ),
+        (
+            "GET",
+            "/identityGovernance/entitlementManagement/assignmentRequests",
+        ),
+        (
+            "POST",
+            "/identityGovernance/entitlementManagement/assignmentRequests",
+        ),
+        (
+            "POST",
+            "/identityGovernance/entitlementManagement/assignmentRequests/{accessPackageAssignmentRequest-id}/cancel",
+        ),
+        ("GET", "/users/{user-id}/joinedTeams"),
+        ("GET", "/teams/{team-id}/members"),
+        ("DELETE", "/teams/{team-id}/members/{conversationMember-id}"),
+        ("GET", "/users/{user-id}/events"),
+        ("POST", "/users/{user-id}/events/{event-id}/cancel"),
         ("GET", "/users/{user-id}/appRoleAssignments"),
         ("POST", "/users/{user-id}/appRoleAssignments"),
         (
@@ -1437,7 +1480,7 @@ enum Budget {
 
 fn budget(method: &str, segs: &[&str], query: &BTreeMap<String, String>) -> Budget {
     match segs {
-        ["users", user, "mailboxSettings"] | ["users", user, "mailFolders", ..] => {
+        ["users", user, "mailboxSettings"] | ["users", user, "mailFolders" | "events", ..] => {
             return Budget::Outlook(user.to_ascii_lowercase());
         }
         ["drives", ..] | ["users", _, "drive"] => return Budget::Free,

@@ -14,22 +14,13 @@ use serde_json::{Value, json};
 const NOT_YET_SERVED: &[&str] = &[
     "DELETE /directoryRoles/{directoryRole-id}/members/{directoryObject-id}/$ref",
     "DELETE /roleManagement/directory/roleAssignments/{unifiedRoleAssignment-id}",
-    "DELETE /teams/{team-id}/members/{conversationMember-id}",
     "GET /directoryRoles",
     "GET /directoryRoles/{directoryRole-id}/members",
-    "GET /identityGovernance/entitlementManagement/assignmentRequests",
-    "GET /identityGovernance/entitlementManagement/assignments",
     "GET /roleManagement/directory/roleAssignments",
     "GET /roleManagement/directory/roleEligibilitySchedules",
-    "GET /teams/{team-id}/members",
     "GET /users/{user-id}/directReports",
-    "GET /users/{user-id}/events",
-    "GET /users/{user-id}/joinedTeams",
-    "POST /identityGovernance/entitlementManagement/assignmentRequests",
-    "POST /identityGovernance/entitlementManagement/assignmentRequests/{accessPackageAssignmentRequest-id}/cancel",
     "POST /roleManagement/directory/roleAssignmentScheduleRequests",
     "POST /roleManagement/directory/roleEligibilityScheduleRequests",
-    "POST /users/{user-id}/events/{event-id}/cancel",
     "POST /users/{user-id}/removeAllDevicesFromManagement",
 ];
 
@@ -1940,4 +1931,211 @@ async fn graph_users_delta_lists_changes_since_the_token() {
     t.withhold_permission("User.Read.All");
     let (status, _) = api.get("/users/delta()", &[]).await;
     assert_eq!(status, 403);
+}
+
+/// Guards the entitlement-management routes (not served before): only the target filter is
+/// accepted (another filter is a 400), navigation properties only when expanded, expired
+/// assignments are listed, an `adminRemove` is 201 `submitted` and changes nothing until the
+/// processing is played, a second request for the same assignment is a 400, app-only cancel
+/// is a 403, and each route needs its permission.
+#[tokio::test]
+async fn graph_access_package_requests_are_asynchronous_and_strict() {
+    let t = GraphTenant::start().await;
+    let api = Api::new(&t);
+    let ann = t.add_user(NewUser::new("ann@example.com"));
+    let bob = t.add_user(NewUser::new("bob@example.com"));
+    let pkg = t.add_access_package("Sales tools");
+    let live = t.assign_access_package(&ann, &pkg, "delivered");
+    let old = t.assign_access_package(&ann, &pkg, "expired");
+    t.assign_access_package(&bob, &pkg, "delivered");
+    let path = "/identityGovernance/entitlementManagement/assignments";
+    let filter = format!("target/objectId eq '{ann}'");
+    let (status, body) = api.get(path, &[("$filter", &filter)]).await;
+    assert_eq!(status, 200);
+    let ids: BTreeSet<&str> = body["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, BTreeSet::from([live.as_str(), old.as_str()]));
+    assert!(body["value"][0].get("accessPackage").is_none());
+    let (_, body) = api
+        .get(path, &[("$filter", &filter), ("$expand", "accessPackage")])
+        .await;
+    assert_eq!(
+        body["value"][0]["accessPackage"]["displayName"],
+        "Sales tools"
+    );
+    for bad in [
+        format!("target/id eq '{ann}'"),
+        format!("target/objectId eq '{ann}' or target/objectId eq '{bob}'"),
+    ] {
+        let (status, body) = api.get(path, &[("$filter", &bad)]).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    let (status, _) = api.get(path, &[("$expand", "owner")]).await;
+    assert_eq!(status, 400);
+
+    let requests = "/identityGovernance/entitlementManagement/assignmentRequests";
+    let remove = json!({"requestType": "adminRemove", "assignment": {"id": live}});
+    let (status, body, _) = api.call("POST", requests, &[], Some(remove.clone())).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["state"], "submitted");
+    let request = body["id"].as_str().unwrap().to_owned();
+    let states = || {
+        t.access_package_assignments(&ann)
+            .into_iter()
+            .find(|a| a.id == live)
+            .unwrap()
+            .state
+    };
+    assert_eq!(states(), "delivered", "the removal is asynchronous");
+    let (status, _, _) = api.call("POST", requests, &[], Some(remove)).await;
+    assert_eq!(status, 400, "a second request while one is open");
+    let (status, _, _) = api
+        .call(
+            "POST",
+            &format!("{requests}/{request}/cancel"),
+            &[],
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 403, "app-only cancel is not supported");
+    let (status, _, _) = api
+        .call(
+            "POST",
+            requests,
+            &[],
+            Some(json!({"requestType": "userAdd"})),
+        )
+        .await;
+    assert_eq!(status, 400);
+    t.deliver_access_package_requests();
+    assert_eq!(states(), "expired");
+
+    t.withhold_permission("EntitlementManagement.ReadWrite.All");
+    let (status, _, _) = api
+        .call(
+            "POST",
+            requests,
+            &[],
+            Some(json!({"requestType": "adminRemove", "assignment": {"id": old}})),
+        )
+        .await;
+    assert_eq!(status, 403);
+    t.withhold_permission("EntitlementManagement.Read.All");
+    let (status, _) = api.get(path, &[]).await;
+    assert_eq!(status, 403);
+}
+
+/// Guards the Teams and calendar routes (not served before): membership ids are opaque and
+/// carry `userId`, the last owner cannot be removed (400), only the organizer can cancel (an
+/// attendee's cancel is a 400), `cancel` takes only `Comment`, a cancelled meeting leaves the
+/// organizer's list while the attendee's copy shows it cancelled, and each route needs its
+/// permission.
+#[tokio::test]
+async fn graph_teams_and_meeting_cancellation_are_strict() {
+    let t = GraphTenant::start().await;
+    let api = Api::new(&t);
+    let ann = t.add_user(NewUser::new("ann@example.com"));
+    let bob = t.add_user(NewUser::new("bob@example.com"));
+    let team = t.add_team("Sales", &[&ann], &[&bob]);
+    let (status, body) = api.get(&format!("/users/{bob}/joinedTeams"), &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["value"][0]["id"], team.as_str());
+    let (_, body) = api.get(&format!("/teams/{team}/members"), &[]).await;
+    let members = body["value"].as_array().unwrap();
+    let of = |u: &str| {
+        members.iter().find(|m| m["userId"] == u).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (ann_m, bob_m) = (of(&ann), of(&bob));
+    assert!(
+        ann_m != ann && bob_m != bob,
+        "membership ids are not user ids"
+    );
+    let (status, _, _) = api
+        .call(
+            "DELETE",
+            &format!("/teams/{team}/members/{ann_m}"),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(status, 400, "the last owner cannot be removed");
+    let (status, _, _) = api
+        .call("DELETE", &format!("/teams/{team}/members/{bob}"), &[], None)
+        .await;
+    assert_eq!(status, 404, "a user id is not a membership id");
+    let (status, _, _) = api
+        .call(
+            "DELETE",
+            &format!("/teams/{team}/members/{bob_m}"),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    assert!(!t.team_members(&team).contains_key(&bob));
+
+    let meeting = t.add_meeting(offboard_testkit::graph::NewMeeting::new(
+        &ann,
+        "Review",
+        "2030-05-02T10:00:00",
+        "2030-05-02T11:00:00",
+        &[&bob],
+    ));
+    let copy = t.meeting(&meeting).unwrap().attendee_copies[&bob].clone();
+    let (status, body, _) = api
+        .call(
+            "POST",
+            &format!("/users/{bob}/events/{copy}/cancel"),
+            &[],
+            Some(json!({"Comment": "x"})),
+        )
+        .await;
+    assert_eq!(status, 400, "only the organizer can cancel: {body}");
+    let cancel = format!("/users/{ann}/events/{meeting}/cancel");
+    let (status, _, _) = api
+        .call("POST", &cancel, &[], Some(json!({"comment": "x"})))
+        .await;
+    assert_eq!(status, 400, "the parameter is Comment");
+    let (status, _, _) = api
+        .call("POST", &cancel, &[], Some(json!({"Comment": "Bye"})))
+        .await;
+    assert_eq!(status, 202);
+    let (_, body) = api.get(&format!("/users/{ann}/events"), &[]).await;
+    assert_eq!(
+        body["value"].as_array().unwrap().len(),
+        0,
+        "in Deleted Items"
+    );
+    let (_, body) = api
+        .get(
+            &format!("/users/{bob}/events"),
+            &[("$select", "subject,isCancelled")],
+        )
+        .await;
+    assert_eq!(body["value"][0]["isCancelled"], true);
+    assert_eq!(
+        t.meeting(&meeting).unwrap().attendee_cancellations[&bob],
+        "Bye"
+    );
+    let (status, _) = api
+        .get(&format!("/users/{bob}/events"), &[("$select", "bogus")])
+        .await;
+    assert_eq!(status, 400);
+
+    for (permission, path) in [
+        ("Team.ReadBasic.All", format!("/users/{ann}/joinedTeams")),
+        ("TeamMember.Read.All", format!("/teams/{team}/members")),
+        ("Calendars.Read", format!("/users/{ann}/events")),
+    ] {
+        t.withhold_permission(permission);
+        let (status, _) = api.get(&path, &[]).await;
+        assert_eq!(status, 403, "{permission}");
+    }
 }

@@ -20,6 +20,7 @@
 use std::collections::BTreeMap;
 
 use offboard_core::{Error, ErrorKind, ExecuteReply, Outcome, Result};
+use offboard_http::graph::not_done;
 use offboard_http::{GraphRequest, Method};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -147,15 +148,7 @@ pub(crate) async fn disable(client: &EntraClient, id: &str, dry_run: bool) -> Re
         names(disabled.iter().map(String::as_str))
     );
     if !kept.is_empty() {
-        return Err(Error::new(
-            ErrorKind::Unsupported,
-            format!(
-                "{done}; NOT disabled ({}): {}",
-                kept.len(),
-                names(kept.iter().map(String::as_str))
-            ),
-        )
-        .fatal());
+        return Err(not_done(&done, "disabled", &kept));
     }
     Ok(reply(Outcome::Done, false, done))
 }
@@ -347,15 +340,7 @@ pub(crate) async fn intune(
         names(sent.iter().map(String::as_str))
     );
     if !failed.is_empty() {
-        return Err(Error::new(
-            ErrorKind::Unsupported,
-            format!(
-                "{done}; NOT sent ({}): {}",
-                failed.len(),
-                names(failed.iter().map(String::as_str))
-            ),
-        )
-        .fatal());
+        return Err(not_done(&done, "sent", &failed));
     }
     Ok(reply(Outcome::Done, false, done))
 }

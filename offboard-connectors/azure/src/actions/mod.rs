@@ -4,6 +4,7 @@
 //! truthfully and a user who no longer exists reports `NotFound`. Removals of several objects
 //! go through `$batch` (20 per call).
 
+pub(crate) mod access_packages;
 pub(crate) mod delete;
 pub(crate) mod devices;
 pub(crate) mod disable;
@@ -37,12 +38,13 @@ pub(crate) enum Verb {
     DisableDevices,
     IntuneWipe,
     IntuneRetire,
+    RemoveAccessPackages,
     RunLifecycleWorkflow,
     Delete,
 }
 
 impl Verb {
-    pub(crate) const ALL: [Verb; 15] = [
+    pub(crate) const ALL: [Verb; 16] = [
         Verb::DisableSignIn,
         Verb::RevokeSessions,
         Verb::RemoveGroups,
@@ -56,6 +58,7 @@ impl Verb {
         Verb::DisableDevices,
         Verb::IntuneRetire,
         Verb::IntuneWipe,
+        Verb::RemoveAccessPackages,
         Verb::RunLifecycleWorkflow,
         Verb::Delete,
     ];
@@ -77,6 +80,7 @@ impl Verb {
             // actions are Graph calls on the Entra user, so they live here.
             Verb::IntuneWipe => "entra.intune_wipe",
             Verb::IntuneRetire => "entra.intune_retire",
+            Verb::RemoveAccessPackages => "entra.remove_access_packages",
             Verb::RunLifecycleWorkflow => "entra.run_lifecycle_workflow",
             Verb::Delete => "entra.delete",
         })
@@ -96,6 +100,7 @@ impl Verb {
                 | Verb::ClearManager
                 | Verb::ClearImmutableId
                 | Verb::DisableDevices
+                | Verb::RemoveAccessPackages
                 | Verb::Delete
         )
     }
@@ -111,7 +116,9 @@ impl Verb {
             Verb::RemoveGroups | Verb::RemoveAppRoles | Verb::HandOverOwned => s.reversible(),
             // The hand-over reads the manager this clears.
             Verb::ClearManager => s.reversible().after(Verb::HandOverOwned.name()),
-            Verb::ClearImmutableId | Verb::DisableDevices => s.reversible(),
+            Verb::ClearImmutableId | Verb::DisableDevices | Verb::RemoveAccessPackages => {
+                s.reversible()
+            }
             // A wipe or retire cannot be undone; a workflow runs the tenant's own tasks (they
             // may delete the user).
             Verb::IntuneWipe | Verb::IntuneRetire | Verb::RunLifecycleWorkflow => s.critical(),
@@ -125,6 +132,7 @@ impl Verb {
                 .after(Verb::DisableDevices.name())
                 .after(Verb::IntuneWipe.name())
                 .after(Verb::IntuneRetire.name())
+                .after(Verb::RemoveAccessPackages.name())
                 .after(Verb::RunLifecycleWorkflow.name()),
             _ => s,
         }
@@ -168,6 +176,9 @@ impl Verb {
             }
             Verb::IntuneRetire => {
                 "Retire every Intune managed device whose primary user is exactly this user (company data and management removed); cannot be undone"
+            }
+            Verb::RemoveAccessPackages => {
+                "Remove the access package assignments (entitlement management adminRemove requests, processed asynchronously; an assignment whose removal is under way counts as handled); open requests that would grant a package cannot be cancelled app-only and fail the task by name"
             }
             Verb::RunLifecycleWorkflow => {
                 "Run the tenant's own Entra Lifecycle Workflow named in params.workflow (a leaver workflow, by id or exact display name) on demand for the user; Entra runs its tasks asynchronously"

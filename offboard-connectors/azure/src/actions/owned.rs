@@ -122,15 +122,7 @@ fn upn(u: &User) -> &str {
 
 /// The task's error: what was done, then each object not handed over.
 fn not_handed_over(done: String, kept: &[String]) -> Error {
-    Error::new(
-        ErrorKind::Unsupported,
-        format!(
-            "{done}; NOT handed over ({}): {}",
-            kept.len(),
-            names(kept.iter().map(String::as_str))
-        ),
-    )
-    .fatal()
+    offboard_http::graph::not_done(&done, "handed over", kept)
 }
 
 pub(crate) async fn execute(

@@ -8,7 +8,9 @@ pub(crate) mod auto_reply;
 pub(crate) mod exchange;
 pub(crate) mod forward_rule;
 pub(crate) mod licenses;
+pub(crate) mod meetings;
 pub(crate) mod onedrive;
+pub(crate) mod teams;
 
 use offboard_core::{
     ActionName, ActionSpec, Error, ErrorKind, ExecuteReply, Outcome, Person, Result,
@@ -36,17 +38,21 @@ pub(crate) enum Verb {
     ConvertToShared,
     MailboxForwarding,
     HideFromGal,
+    RemoveTeams,
+    CancelMeetings,
     RemoveLicenses,
 }
 
 impl Verb {
-    pub(crate) const ALL: [Verb; 7] = [
+    pub(crate) const ALL: [Verb; 9] = [
         Verb::SetAutoReply,
         Verb::ForwardToManager,
         Verb::OnedriveToManager,
         Verb::ConvertToShared,
         Verb::MailboxForwarding,
         Verb::HideFromGal,
+        Verb::RemoveTeams,
+        Verb::CancelMeetings,
         Verb::RemoveLicenses,
     ];
 
@@ -58,6 +64,8 @@ impl Verb {
             Verb::ConvertToShared => "o365.convert_to_shared",
             Verb::MailboxForwarding => "o365.mailbox_forwarding",
             Verb::HideFromGal => "o365.hide_from_gal",
+            Verb::RemoveTeams => "o365.remove_teams",
+            Verb::CancelMeetings => "o365.cancel_meetings",
             Verb::RemoveLicenses => "o365.remove_licenses",
         })
     }
@@ -75,7 +83,10 @@ impl Verb {
     }
 
     pub(crate) fn reversible(self) -> bool {
-        !matches!(self, Verb::OnedriveToManager | Verb::ConvertToShared)
+        !matches!(
+            self,
+            Verb::OnedriveToManager | Verb::ConvertToShared | Verb::CancelMeetings
+        )
     }
 
     pub(crate) fn spec(self) -> ActionSpec {
@@ -84,7 +95,11 @@ impl Verb {
             s = s.reversible();
         }
         match self {
-            Verb::HideFromGal => s,
+            Verb::HideFromGal | Verb::CancelMeetings => s,
+            // A team's membership is its Microsoft 365 group's: what entra.remove_groups
+            // removed is gone from joinedTeams, and the hand-over gives owned teams another
+            // owner (the last owner cannot leave).
+            Verb::RemoveTeams => s.after(ENTRA_REMOVE_GROUPS).after(ENTRA_HAND_OVER),
             // Removing the Exchange licence starts mailbox deprovisioning and ends OneDrive
             // access for the user: every mailbox and OneDrive hand-over runs first.
             Verb::RemoveLicenses => Verb::ALL
@@ -113,12 +128,23 @@ impl Verb {
                 "Set mailbox-level forwarding (ForwardingSmtpAddress) to the manager (Exchange admin)"
             }
             Verb::HideFromGal => "Hide the mailbox from the address lists (Exchange admin)",
+            Verb::RemoveTeams => {
+                "Remove the person from every team they are a member or owner of (after entra.remove_groups, whose Microsoft 365 group removals take teams along); the last owner of a team cannot leave and fails the task by name"
+            }
+            Verb::CancelMeetings => {
+                "Cancel the future meetings the person organises, with a message (params.message) to the attendees, so rooms and people are freed; meetings they only attend are untouched"
+            }
             Verb::RemoveLicenses => {
                 "Remove every directly assigned licence; group-inherited ones are reported"
             }
         }
     }
 }
+
+/// `entra.remove_groups`, which `o365.remove_teams` waits for when both are planned.
+const ENTRA_REMOVE_GROUPS: ActionName = ActionName::from_static("entra.remove_groups");
+/// `entra.hand_over_owned`, which `o365.remove_teams` waits for when both are planned.
+const ENTRA_HAND_OVER: ActionName = ActionName::from_static("entra.hand_over_owned");
 
 /// Why the Exchange-admin actions are not offered without the hook.
 pub(crate) const NO_EXCHANGE: &str = "needs the Exchange Online admin hook \

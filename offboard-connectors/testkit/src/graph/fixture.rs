@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use offboard_core::{AccountRef, AccountStatus, Action, ActionSpec};
 
-use super::{GraphTenant, NewDevice, NewGroup, NewManagedDevice, NewUser, NewWorkflow};
+use super::{GraphTenant, NewDevice, NewGroup, NewManagedDevice, NewMeeting, NewUser, NewWorkflow};
 use crate::conformance::{FilterSyntax, Fixture, RequestCursor, SentRequest};
 
 /// Creates conformance users in a [`GraphTenant`], with access of every kind the Entra
@@ -31,6 +31,7 @@ pub struct GraphFixture {
     graph_sp: String,
     e3: String,
     manager: String,
+    sales_tools: String,
 }
 
 impl GraphFixture {
@@ -47,6 +48,9 @@ impl GraphFixture {
         let graph_sp = tenant.add_service_principal("Microsoft Graph");
         let e3 = tenant.add_sku("ENTERPRISEPACK", 10_000);
         tenant.add_lifecycle_workflow(NewWorkflow::leaver(Self::LEAVER_WORKFLOW));
+        let sales_tools = tenant.add_access_package("Sales tools");
+        // The suite runs a rollback right after the removal: processing finishes in between.
+        tenant.deliver_access_package_requests_on_read(true);
         tenant.add_grant(&zoom, &graph_sp, None, "User.Read");
         let manager = tenant.add_user(NewUser {
             display_name: "Fixture Manager".into(),
@@ -63,6 +67,7 @@ impl GraphFixture {
             graph_sp,
             e3,
             manager,
+            sales_tools,
         }
     }
 
@@ -100,7 +105,9 @@ impl GraphFixture {
         }
     }
 
-    /// Creates the user with its app role and grant; returns its id.
+    /// Creates the user with its app role and grant, a member of the team "Team of <login>"
+    /// (owned by the manager) and organiser of the meeting "Sync of <login>" a week from now
+    /// with the manager; returns its id.
     pub fn add_employee(&self, login: &str, aliases: &[&str]) -> String {
         let id = self.tenant.add_user(self.employee(login, aliases));
         self.tenant.assign_app_role(
@@ -114,6 +121,24 @@ impl GraphFixture {
             Some(&id),
             "Mail.Read offline_access",
         );
+        self.tenant.add_team(
+            &format!("Team of {login}"),
+            &[self.manager.as_str()],
+            &[id.as_str()],
+        );
+        let at = |days: i64, hour: u32| {
+            (chrono::Utc::now().date_naive() + chrono::Days::new(days.unsigned_abs()))
+                .and_hms_opt(hour, 0, 0)
+                .map(|t| t.format("%Y-%m-%dT%H:%M:%S").to_string())
+                .unwrap_or_default()
+        };
+        self.tenant.add_meeting(NewMeeting::new(
+            &id,
+            &format!("Sync of {login}"),
+            &at(7, 10),
+            &at(7, 11),
+            &[self.manager.as_str()],
+        ));
         id
     }
 }
@@ -123,7 +148,9 @@ impl Fixture for GraphFixture {
     /// [`GraphFixture::add_employee`], also owning an app registration "App of <login>" (for
     /// `entra.hand_over_owned`, which hands it to the manager) and a Windows laptop
     /// "Laptop of <login>", registered in Entra and enrolled in Intune (for
-    /// `entra.disable_devices` and the Intune actions).
+    /// `entra.disable_devices` and the Intune actions), and assigned the access package
+    /// "Sales tools" (for `entra.remove_access_packages`; the tenant delivers its requests at
+    /// the next read).
     async fn create_user(&self, login: &str, aliases: &[&str]) -> AccountRef {
         let id = self.add_employee(login, aliases);
         self.tenant
@@ -136,6 +163,8 @@ impl Fixture for GraphFixture {
             operating_system: "Windows".into(),
             user_id: id.clone(),
         });
+        self.tenant
+            .assign_access_package(&id, &self.sales_tools, "delivered");
         AccountRef::new("entra", id, login, AccountStatus::Active)
     }
 

@@ -7,7 +7,10 @@ use serde_json::{Value, json};
 
 use super::{AppRoleAssignment, State, User, error_body, filter, new_id, now_iso};
 
+pub(super) mod calendar;
 pub(super) mod devices;
+pub(super) mod governance;
+pub(super) mod teams;
 pub(super) mod workflows;
 
 type Reply = (u16, Option<Value>);
@@ -40,7 +43,7 @@ pub(super) fn no_route() -> Reply {
 }
 
 /// Graph's 403 for an app lacking a permission.
-fn insufficient() -> Reply {
+pub(super) fn insufficient() -> Reply {
     err(
         403,
         "Authorization_RequestDenied",
@@ -167,6 +170,10 @@ pub(super) fn route(
         ) => workflows::route(s, base, method, rest, query, body.as_ref()),
         (_, ["deviceManagement", "managedDevices", mid, rest @ ..]) => {
             devices::managed_route(s, method, mid, rest, body.as_ref())
+        }
+        (_, ["teams", team, rest @ ..]) => teams::route(s, base, method, team, rest, query),
+        (_, ["identityGovernance", "entitlementManagement", rest @ ..]) => {
+            governance::route(s, base, method, rest, query, body.as_ref())
         }
         _ => no_route(),
     }
@@ -768,6 +775,13 @@ fn user_route(
             devices::of_user(s, base, id, rel, query)
         }
         ("GET", ["managedDevices"]) => devices::managed_of_user(s, base, id, query),
+        ("GET", ["joinedTeams"]) => teams::joined(s, base, id, query),
+        (_, ["events", tail @ ..]) => {
+            if s.users[id].mailbox.is_none() {
+                return mailbox_not_enabled();
+            }
+            calendar::route(s, base, method, id, tail, query, body.as_ref())
+        }
         ("GET", ["appRoleAssignments"]) => {
             let name = s.users[id].display_name.clone();
             let items = s
