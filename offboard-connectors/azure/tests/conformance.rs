@@ -45,7 +45,8 @@ async fn entra_connector_passes_conformance_against_the_simulator() {
     assert_eq!(tenant.token_requests(), 1, "the token is cached");
     // The fixture's users have a manager, own an app registration and a Windows laptop
     // enrolled in Intune: the rules ran the hand-over, its rollback, entra.clear_manager,
-    // entra.disable_devices and the Intune wipe and retire for real.
+    // entra.disable_devices and the Intune wipe and retire for real. They hold directory roles
+    // (tenant-wide, in an administrative unit, eligible): removal and rollback ran too.
     let lines: Vec<String> = tenant.requests().iter().map(|r| r.line()).collect();
     for (method, tail) in [
         ("POST /v1.0/applications/", "/owners/$ref"),
@@ -55,6 +56,14 @@ async fn entra_connector_passes_conformance_against_the_simulator() {
         ("PATCH /v1.0/devices/", ""),
         ("POST /v1.0/deviceManagement/managedDevices/", "/retire"),
         ("POST /v1.0/deviceManagement/managedDevices/", "/wipe"),
+        (
+            "POST /v1.0/roleManagement/directory/",
+            "roleEligibilityScheduleRequests",
+        ),
+        (
+            "POST /v1.0/roleManagement/directory/",
+            "roleAssignmentScheduleRequests",
+        ),
     ] {
         assert!(
             lines

@@ -65,8 +65,14 @@
 //!   `POST …/wipe` (body: its optional parameters) and `…/retire` (no body), 204, needing
 //!   `DeviceManagementManagedDevices.PrivilegedOperations.All`; each records a `pending`
 //!   entry in `deviceActionResults`.
-//! - Directory roles (listed in `memberOf`, not changeable: no operation is served for them),
-//!   app role assignments (POST 201, a duplicate is a 400), oauth2PermissionGrants
+//! - Directory roles (`routes/roles.rs`): built-in and custom role definitions, active role
+//!   assignments and PIM eligibilities of users and role-assignable groups, tenant-wide or
+//!   scoped to an administrative unit; the legacy `/directoryRoles` view and `memberOf`'s
+//!   `directoryRole` entries are derived from the tenant-wide active assignments
+//!   ([`GraphTenant::assign_role`], [`GraphTenant::add_role_eligibility`]). Reads need
+//!   `RoleManagement.Read.Directory`, changes `RoleManagement.ReadWrite.Directory`
+//!   ([`GraphTenant::grant_role_management`]).
+//! - App role assignments (POST 201, a duplicate is a 400), oauth2PermissionGrants
 //!   (`Principal` and `AllPrincipals`), authentication methods (password and the 7 deletable
 //!   kinds; the path kind must match the method's type).
 //! - Licences: `subscribedSkus`, `licenseDetails`, `assignLicense` (both arrays required;
@@ -119,6 +125,14 @@ pub use crate::okta::RecordedRequest;
 use crate::okta::{FaultRng, decode_segment, record, respond};
 pub use fixture::GraphFixture;
 pub use routes::devices::{DeviceState, ManagedDeviceState, NewDevice, NewManagedDevice};
+pub use routes::roles::{BUILT_IN_ROLES, RoleGrantState};
+/// Template ids of Entra built-in roles the simulated tenant knows (see [`BUILT_IN_ROLES`]).
+pub mod role_templates {
+    pub use super::routes::roles::{
+        GLOBAL_ADMINISTRATOR, GLOBAL_READER, HELPDESK_ADMINISTRATOR, PRIVILEGED_ROLE_ADMINISTRATOR,
+        REPORTS_READER, SECURITY_ADMINISTRATOR, USER_ADMINISTRATOR,
+    };
+}
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -477,13 +491,6 @@ struct Group {
 }
 
 #[derive(Debug, Clone)]
-struct Role {
-    display_name: String,
-    template: String,
-    members: BTreeSet<String>,
-}
-
-#[derive(Debug, Clone)]
 struct AppRoleAssignment {
     principal: String,
     resource: String,
@@ -556,7 +563,7 @@ impl Bucket {
 struct State {
     users: BTreeMap<String, User>,
     groups: BTreeMap<String, Group>,
-    roles: BTreeMap<String, Role>,
+    roles: routes::roles::Roles,
     service_principals: BTreeMap<String, String>,
     sp_owners: BTreeMap<String, BTreeSet<String>>,
     app_roles: BTreeMap<String, AppRoleAssignment>,
@@ -641,9 +648,7 @@ impl State {
             g.members.remove(id);
             g.owners.remove(id);
         }
-        for r in self.roles.values_mut() {
-            r.members.remove(id);
-        }
+        self.roles.forget(id);
         for a in self.applications.values_mut() {
             a.owners.remove(id);
         }
@@ -840,6 +845,26 @@ impl GraphTenant {
             "POST",
             "/directory/deletedItems/{directoryObject-id}/restore",
         ),
+        ("GET", "/directoryRoles"),
+        ("GET", "/directoryRoles/{directoryRole-id}/members"),
+        (
+            "DELETE",
+            "/directoryRoles/{directoryRole-id}/members/{directoryObject-id}/$ref",
+        ),
+        ("GET", "/roleManagement/directory/roleAssignments"),
+        (
+            "DELETE",
+            "/roleManagement/directory/roleAssignments/{unifiedRoleAssignment-id}",
+        ),
+        ("GET", "/roleManagement/directory/roleEligibilitySchedules"),
+        (
+            "POST",
+            "/roleManagement/directory/roleEligibilityScheduleRequests",
+        ),
+        (
+            "POST",
+            "/roleManagement/directory/roleAssignmentScheduleRequests",
+        ),
         ("POST", "/$batch"),
     ];
 
@@ -958,8 +983,10 @@ impl GraphTenant {
         id
     }
 
-    /// Grants the app `RoleManagement.ReadWrite.Directory`, which changing the members of a
-    /// role-assignable group needs (without it Graph answers 403).
+    /// Grants the app `RoleManagement.ReadWrite.Directory` (and
+    /// `RoleEligibilitySchedule.ReadWrite.Directory`), which changing the members of a
+    /// role-assignable group and every role assignment or eligibility change need (without it
+    /// Graph answers 403). [`GraphTenant::withhold_permission`] withdraws it again.
     pub fn grant_role_management(&self) {
         self.shared.state().role_management = true;
     }
@@ -977,20 +1004,6 @@ impl GraphTenant {
         if let Some(g) = self.shared.state().groups.get_mut(group) {
             g.owners.insert(user.to_owned());
         }
-    }
-
-    /// Adds an activated directory role (e.g. "Global Reader"); returns its id.
-    pub fn add_directory_role(&self, display_name: impl Into<String>) -> String {
-        let id = new_id();
-        self.shared.state().roles.insert(
-            id.clone(),
-            Role {
-                display_name: display_name.into(),
-                template: new_id(),
-                members: BTreeSet::new(),
-            },
-        );
-        id
     }
 
     /// Adds a service principal (an enterprise app, e.g. "Salesforce"); returns its id.
@@ -1094,9 +1107,7 @@ impl GraphTenant {
             }
         }
         for r in &new.roles {
-            if let Some(role) = s.roles.get_mut(r) {
-                role.members.insert(id.clone());
-            }
+            s.roles.add_legacy_member(r, &id);
         }
         let mut methods = vec![(
             "28c10230-6103-485e-b985-444c60001490".to_owned(),
@@ -1244,12 +1255,7 @@ impl GraphTenant {
             immutable_id: u.immutable_id.clone(),
             session_revocations: u.revocations,
             groups,
-            roles: s
-                .roles
-                .iter()
-                .filter(|(_, r)| r.members.contains(id))
-                .map(|(rid, _)| rid.clone())
-                .collect(),
+            roles: s.roles.legacy_roles_of(id),
             owned_groups: s
                 .groups
                 .iter()

@@ -24,7 +24,7 @@ use offboard_http::{GraphRequest, Method};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{gone, names, reply};
+use super::{gone, names, partly_done, reply};
 use crate::client::{EntraClient, found, user_path};
 
 /// An Entra device object as `ownedDevices`, `registeredDevices` and `/devices/{id}` give it.
@@ -147,15 +147,7 @@ pub(crate) async fn disable(client: &EntraClient, id: &str, dry_run: bool) -> Re
         names(disabled.iter().map(String::as_str))
     );
     if !kept.is_empty() {
-        return Err(Error::new(
-            ErrorKind::Unsupported,
-            format!(
-                "{done}; NOT disabled ({}): {}",
-                kept.len(),
-                names(kept.iter().map(String::as_str))
-            ),
-        )
-        .fatal());
+        return Err(partly_done(&done, "disabled", &kept));
     }
     Ok(reply(Outcome::Done, false, done))
 }
@@ -347,15 +339,7 @@ pub(crate) async fn intune(
         names(sent.iter().map(String::as_str))
     );
     if !failed.is_empty() {
-        return Err(Error::new(
-            ErrorKind::Unsupported,
-            format!(
-                "{done}; NOT sent ({}): {}",
-                failed.len(),
-                names(failed.iter().map(String::as_str))
-            ),
-        )
-        .fatal());
+        return Err(partly_done(&done, "sent", &failed));
     }
     Ok(reply(Outcome::Done, false, done))
 }

@@ -8,14 +8,14 @@ pub(crate) mod delete;
 pub(crate) mod devices;
 pub(crate) mod disable;
 pub(crate) mod immutable_id;
-pub(crate) mod listed;
 pub(crate) mod manager;
 pub(crate) mod memberships;
 pub(crate) mod owned;
 pub(crate) mod removals;
+pub(crate) mod roles;
 pub(crate) mod sessions;
 
-use offboard_core::{ActionName, ActionSpec, ExecuteReply, Outcome};
+use offboard_core::{ActionName, ActionSpec, Error, ErrorKind, ExecuteReply, Outcome};
 
 /// `ad.disable`, which Entra's disable waits for when both are planned.
 pub(crate) const AD_DISABLE: ActionName = ActionName::from_static("ad.disable");
@@ -88,6 +88,7 @@ impl Verb {
             Verb::DisableSignIn
                 | Verb::RemoveGroups
                 | Verb::RemoveAppRoles
+                | Verb::RemoveDirectoryRoles
                 | Verb::HandOverOwned
                 | Verb::ClearManager
                 | Verb::ClearImmutableId
@@ -104,7 +105,10 @@ impl Verb {
             // No `after`: a revocation runs even when disabling sign-in failed (a synced user
             // is revoked again after the sync, see `sessions`).
             // No `after`: nothing unrelated may block the hand-over (entra.delete waits for it).
-            Verb::RemoveGroups | Verb::RemoveAppRoles | Verb::HandOverOwned => s.reversible(),
+            Verb::RemoveGroups
+            | Verb::RemoveAppRoles
+            | Verb::RemoveDirectoryRoles
+            | Verb::HandOverOwned => s.reversible(),
             // The hand-over reads the manager this clears.
             Verb::ClearManager => s.reversible().after(Verb::HandOverOwned.name()),
             Verb::ClearImmutableId | Verb::DisableDevices => s.reversible(),
@@ -143,7 +147,7 @@ impl Verb {
                 "Remove every deletable authentication method (phone, Authenticator, FIDO2, OATH, email, Windows Hello, TAP)"
             }
             Verb::RemoveDirectoryRoles => {
-                "Check directory role memberships: removal is not an allowed operation, so held roles fail the task with their names"
+                "Remove every directory role held directly: active role assignments at any scope (tenant-wide or an administrative unit), PIM eligibilities (adminRemove, so none can be activated later) and legacy role memberships; roles held through role-assignable groups are reported (entra.remove_groups removes that membership); rollback re-creates them"
             }
             Verb::HandOverOwned => {
                 "Hand owned groups, app registrations and enterprise apps to the manager (or params.to): the new owner is added first, then the leaver removed; objects not handed over fail the task by name"
@@ -178,6 +182,20 @@ pub(crate) fn reply(outcome: Outcome, dry_run: bool, detail: impl Into<String>) 
 /// The reply for a user who no longer exists.
 pub(crate) fn gone(id: &str) -> ExecuteReply {
     ExecuteReply::user_gone(id)
+}
+
+/// The error of a task that did part of its work: what `done` says, then each item `kept`
+/// (not `what`: "removed", "disabled"…, with why), fatal `Unsupported`.
+pub(crate) fn partly_done(done: &str, what: &str, kept: &[String]) -> Error {
+    Error::new(
+        ErrorKind::Unsupported,
+        format!(
+            "{done}; NOT {what} ({}): {}",
+            kept.len(),
+            names(kept.iter().map(String::as_str))
+        ),
+    )
+    .fatal()
 }
 
 /// Names, comma-separated.

@@ -24,7 +24,7 @@ use offboard_http::GraphRequest;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{gone, names, reply};
+use super::{gone, names, partly_done, reply};
 use crate::client::{DirectoryObject, EntraClient, User};
 
 /// The parameters: who receives the objects (default: the leaver's manager).
@@ -122,15 +122,7 @@ fn upn(u: &User) -> &str {
 
 /// The task's error: what was done, then each object not handed over.
 fn not_handed_over(done: String, kept: &[String]) -> Error {
-    Error::new(
-        ErrorKind::Unsupported,
-        format!(
-            "{done}; NOT handed over ({}): {}",
-            kept.len(),
-            names(kept.iter().map(String::as_str))
-        ),
-    )
-    .fatal()
+    partly_done(&done, "handed over", kept)
 }
 
 pub(crate) async fn execute(

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use offboard_core::{AccountRef, AccountStatus};
 
+use super::role_templates::{HELPDESK_ADMINISTRATOR, REPORTS_READER, SECURITY_ADMINISTRATOR};
 use super::{GraphTenant, NewDevice, NewGroup, NewManagedDevice, NewUser};
 use crate::conformance::{FilterSyntax, Fixture, RequestCursor, SentRequest};
 
@@ -16,7 +17,10 @@ use crate::conformance::{FilterSyntax, Fixture, RequestCursor, SentRequest};
 /// "Engineering", the dynamic group "All Sales" and the on-premises-synced group "AD Staff",
 /// assigned an app role of "Salesforce", holding a `Principal` delegated grant to client
 /// "Zoom", with phone, Microsoft Authenticator and FIDO2 methods besides the password, the
-/// SKU "ENTERPRISEPACK", and the manager "Fixture Manager".
+/// SKU "ENTERPRISEPACK", and the manager "Fixture Manager". Each also holds the directory
+/// role Reports Reader tenant-wide, Helpdesk Administrator in an administrative unit and a PIM
+/// eligibility for Security Administrator (for `entra.remove_directory_roles`, whose removal
+/// and rollback need `RoleManagement.ReadWrite.Directory`: the fixture grants it).
 #[derive(Debug, Clone)]
 pub struct GraphFixture {
     tenant: Arc<GraphTenant>,
@@ -29,6 +33,7 @@ pub struct GraphFixture {
     graph_sp: String,
     e3: String,
     manager: String,
+    admin_unit: String,
 }
 
 impl GraphFixture {
@@ -41,6 +46,8 @@ impl GraphFixture {
         let zoom = tenant.add_service_principal("Zoom");
         let graph_sp = tenant.add_service_principal("Microsoft Graph");
         let e3 = tenant.add_sku("ENTERPRISEPACK", 10_000);
+        tenant.grant_role_management();
+        let admin_unit = format!("/administrativeUnits/{}", uuid::Uuid::new_v4());
         tenant.add_grant(&zoom, &graph_sp, None, "User.Read");
         let manager = tenant.add_user(NewUser {
             display_name: "Fixture Manager".into(),
@@ -57,6 +64,7 @@ impl GraphFixture {
             graph_sp,
             e3,
             manager,
+            admin_unit,
         }
     }
 
@@ -94,7 +102,7 @@ impl GraphFixture {
         }
     }
 
-    /// Creates the user with its app role and grant; returns its id.
+    /// Creates the user with its app role, grant and directory roles; returns its id.
     pub fn add_employee(&self, login: &str, aliases: &[&str]) -> String {
         let id = self.tenant.add_user(self.employee(login, aliases));
         self.tenant.assign_app_role(
@@ -108,6 +116,11 @@ impl GraphFixture {
             Some(&id),
             "Mail.Read offline_access",
         );
+        self.tenant.assign_role(&id, REPORTS_READER, "/");
+        self.tenant
+            .assign_role(&id, HELPDESK_ADMINISTRATOR, &self.admin_unit);
+        self.tenant
+            .add_role_eligibility(&id, SECURITY_ADMINISTRATOR, "/", None);
         id
     }
 }

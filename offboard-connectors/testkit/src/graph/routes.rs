@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use super::{AppRoleAssignment, State, User, error_body, filter, new_id, now_iso};
 
 pub(super) mod devices;
+pub(super) mod roles;
 
 type Reply = (u16, Option<Value>);
 type Query = BTreeMap<String, String>;
@@ -154,6 +155,12 @@ pub(super) fn route(
         (_, ["directory", "deletedItems", id, rest @ ..]) => deleted_route(s, method, id, rest),
         (_, ["devices", did, rest @ ..]) => {
             devices::device_route(s, method, did, rest, body.as_ref())
+        }
+        (_, ["directoryRoles", rest @ ..]) => {
+            roles::directory_roles_route(s, base, method, rest, query)
+        }
+        (_, ["roleManagement", "directory", rest @ ..]) => {
+            roles::role_management_route(s, base, method, rest, query, body.as_ref())
         }
         (_, ["deviceManagement", "managedDevices", mid, rest @ ..]) => {
             devices::managed_route(s, method, mid, rest, body.as_ref())
@@ -599,20 +606,7 @@ fn member_of(s: &State, id: &str) -> Vec<Value> {
         .filter(|(_, g)| g.members.contains(id))
         .map(|(gid, g)| group_json(gid, g))
         .collect();
-    out.extend(
-        s.roles
-            .iter()
-            .filter(|(_, r)| r.members.contains(id))
-            .map(|(rid, r)| {
-                json!({
-                    "@odata.type": "#microsoft.graph.directoryRole",
-                    "id": rid,
-                    "displayName": r.display_name,
-                    "roleTemplateId": r.template,
-                    "description": format!("{} (simulated)", r.display_name),
-                })
-            }),
-    );
+    out.extend(s.roles.member_of(id));
     out
 }
 
