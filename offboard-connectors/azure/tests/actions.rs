@@ -699,6 +699,48 @@ async fn directory_roles_refused_without_role_management_fail_by_name() {
     assert_eq!(gone.outcome, Outcome::NotFound);
 }
 
+/// When Graph refuses the unified DELETE, the tenant-wide role still in `memberOf` goes
+/// through the legacy `DELETE /directoryRoles/{r}/members/{id}/$ref` and is not reported as
+/// kept (before, it was named NOT removed although the legacy call removed it); the
+/// administrative-unit role, which has no legacy form, fails the task by name.
+#[tokio::test]
+async fn legacy_removal_takes_over_when_the_unified_delete_is_refused() {
+    let t = tenant().await;
+    t.grant_role_management();
+    let au = "/administrativeUnits/6f1c9a55-0000-4000-8000-00000000a002";
+    let id = t.add_user(NewUser::new("gina@example.test"));
+    t.assign_role(&id, GLOBAL_ADMINISTRATOR, "/");
+    t.assign_role(&id, USER_ADMINISTRATOR, au);
+    t.fail_route(
+        "DELETE",
+        "/roleManagement/directory/roleAssignments/{unifiedRoleAssignment-id}",
+        400,
+    );
+    let c = connector(&t);
+    let a = account(&id, "gina@example.test");
+    let ga = t.user(&id).unwrap().roles.into_iter().next().unwrap();
+    t.clear_requests();
+    let e = c
+        .execute(&a, &action("entra.remove_directory_roles"), &run("k"))
+        .await
+        .unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains("removed 1 directory roles (Global Administrator)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("NOT removed (1): User Administrator at {au}")),
+        "{text}"
+    );
+    assert!(lines(&t.requests()).contains(&format!(
+        "DELETE /v1.0/directoryRoles/{ga}/members/{id}/$ref"
+    )));
+    let left = t.role_assignments(&id);
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].directory_scope_id, au);
+}
+
 /// A lookup that cannot read the roles (403 without `RoleManagement.Read.Directory`) fails
 /// instead of calling the person unprivileged (before, roles were not read at all).
 #[tokio::test]

@@ -513,7 +513,11 @@ pub(crate) async fn execute(client: &EntraClient, id: &str, dry_run: bool) -> Re
         let delete =
             GraphRequest::delete(["directoryRoles", role.id.as_str(), "members", id, "$ref"]);
         match client.graph.send_gone_ok(&delete).await {
-            Ok(true) => removed.push(role.name().to_owned()),
+            Ok(true) => {
+                // Gone now, whatever the unified API answered for it.
+                kept.retain(|k| !k.starts_with(&format!("{} (", role.name())));
+                removed.push(role.name().to_owned());
+            }
             Ok(false) => {}
             Err(e) if e.is_retryable() => return Err(e),
             // Already named when its unified assignment was refused.
