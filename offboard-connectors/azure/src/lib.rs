@@ -36,7 +36,9 @@
 //! `RoleManagement.ReadWrite.Directory`) fails the task by name after the others were
 //! removed. The snapshot records each role, scope and eligibility end; rollback re-creates
 //! what is missing with `adminAssign` schedule requests (start now, the original end or no
-//! expiration). `verify_revoked` lists active, eligible and group-held roles.
+//! expiration). `verify_revoked` lists active, eligible and group-held roles; it reads them
+//! for every user, so it needs `RoleManagement.Read.Directory` (without it: Graph's 403, the
+//! verification fails rather than calling the person revoked with roles unseen).
 //!
 //! # Privileged accounts
 //! The lookup reads the user's roles (as above, `RoleManagement.Read.Directory`) and marks
