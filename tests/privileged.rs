@@ -45,6 +45,12 @@ async fn every_action_on_a_privileged_account_is_critical() {
     assert!(plan.run.tasks.iter().all(|t| t.critical), "{plan}");
     let account = plan.apps[0].account.as_ref().unwrap();
     assert!(account.attributes[PRIVILEGED_ATTRIBUTE].contains("adminCount"));
+    // The plan says why (before, its text showed CRITICAL with no reason).
+    assert!(
+        plan.to_string()
+            .contains("privileged (adminCount=1: a former admin)"),
+        "{plan}"
+    );
     // A plan whose privileged account's actions were marked not critical is refused.
     let mut weaker = plan.clone();
     for t in &mut weaker.run.tasks {

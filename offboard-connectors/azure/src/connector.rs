@@ -6,7 +6,8 @@ use std::fmt;
 use async_trait::async_trait;
 use offboard_core::{
     AccountRef, AccountStatus, Action, ActionName, AppId, Capabilities, Connector, Error,
-    ExecuteOptions, ExecuteReply, LookupRequest, Outcome, Result, Snapshot, Verification,
+    ErrorKind, ExecuteOptions, ExecuteReply, LookupRequest, Outcome, PRIVILEGED_ATTRIBUTE, Result,
+    Snapshot, Verification,
 };
 use offboard_http::GraphClient;
 use offboard_http::graph::{self, lookup_user};
@@ -26,11 +27,14 @@ pub const APP: &str = "entra";
 ///   again locally (ASCII case only), so a server-side widening cannot reach us
 ///   ([`GraphClient::find_user`]). Zero matches:
 ///   `None`; two or more: `Ambiguous`. With `external_id`: `GET /users/{id}`, accepted only
-///   when the returned id is that id (Graph also resolves UPNs there).
+///   when the returned id is that id (Graph also resolves UPNs there). The found user's
+///   directory roles are read; a privileged one sets [`PRIVILEGED_ATTRIBUTE`] naming the
+///   roles, and a refused read fails the lookup (see the crate docs).
 /// - Actions: see the crate docs. Each reads first; a repeat is `AlreadyDone`; a missing user
 ///   is `NotFound` (delete: `AlreadyDone`).
 /// - `verify_revoked`: `accountEnabled`, assigned cloud group memberships, app role
-///   assignments, `Principal` grants, deletable authentication methods, directory roles and
+///   assignments, `Principal` grants, deletable authentication methods, directory roles
+///   (active, eligible, through role-assignable groups) and
 ///   owned groups/apps, enabled owned or registered devices, Intune managed devices with no
 ///   wipe or retire under way, delivered access package assignments with no removal under way
 ///   and open access package requests, and the manager link. A soft-deleted user holds nothing.
@@ -133,11 +137,12 @@ impl EntraConnector {
             });
         }
         for o in c.member_of(id).await? {
-            if o.is("directoryRole") {
-                remaining.push(format!("directory role {} ({})", o.name(), o.id));
-            } else if o.is("group") && o.unchangeable_reason().is_none() {
+            if o.is("group") && o.unchangeable_reason().is_none() {
                 remaining.push(format!("member of group {} ({})", o.name(), o.id));
             }
+        }
+        if let Some(held) = actions::roles::held(c, id).await? {
+            remaining.extend(held.remaining());
         }
         for a in c.app_roles(id).await? {
             remaining.push(format!(
@@ -205,10 +210,39 @@ impl Connector for EntraConnector {
     }
 
     async fn lookup(&self, request: &LookupRequest) -> Result<Option<AccountRef>> {
+        let op = "entra.lookup";
         let user: Option<User> = lookup_user(&self.client.graph, request, USER_SELECT)
             .await
-            .map_err(|e| e.with_operation("entra.lookup"))?;
-        Ok(user.as_ref().map(account))
+            .map_err(|e| e.with_operation(op))?;
+        let Some(user) = user else {
+            return Ok(None);
+        };
+        let mut found = account(&user);
+        // Never call a person unprivileged without having read their roles: a refused read
+        // (403 without RoleManagement.Read.Directory) fails the lookup.
+        match actions::roles::privileged(&self.client, &user.id).await {
+            Ok(Some(why)) => {
+                found.attributes.insert(PRIVILEGED_ATTRIBUTE.into(), why);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                let why = if e.kind() == ErrorKind::PermissionDenied {
+                    "grant RoleManagement.Read.Directory"
+                } else {
+                    "the role read failed"
+                };
+                return Err(Error::new(
+                    e.kind(),
+                    format!(
+                        "cannot tell whether {} holds a privileged directory role ({why}): {e}",
+                        user.user_principal_name
+                    ),
+                )
+                .with_retry(e.retry())
+                .with_operation(op));
+            }
+        }
+        Ok(Some(found))
     }
 
     async fn execute(
@@ -227,8 +261,8 @@ impl Connector for EntraConnector {
         self.check_account(account, &op)?;
         let (c, id, dry) = (&self.client, account.external_id.as_str(), options.dry_run);
         use actions::{
-            access_packages, delete, devices, disable, immutable_id, listed, manager, memberships,
-            owned, removals, sessions, workflow,
+            access_packages, delete, devices, disable, immutable_id, manager, memberships, owned,
+            removals, roles, sessions, workflow,
         };
         let result = match verb {
             Verb::DisableSignIn => disable::execute(c, id, dry).await,
@@ -239,7 +273,7 @@ impl Connector for EntraConnector {
             Verb::RemoveAppRoles => memberships::remove_app_roles(c, id, dry).await,
             Verb::RemoveGrants => removals::remove_grants(c, id, dry).await,
             Verb::RemoveAuthMethods => removals::remove_auth_methods(c, id, dry).await,
-            Verb::RemoveDirectoryRoles => listed::directory_roles(c, id, dry).await,
+            Verb::RemoveDirectoryRoles => roles::execute(c, id, dry).await,
             Verb::HandOverOwned => match action.params() {
                 Ok(params) => owned::execute(c, id, &params, dry).await,
                 Err(e) => Err(e),
@@ -266,6 +300,7 @@ impl Connector for EntraConnector {
         let (c, id) = (&self.client, account.external_id.as_str());
         use actions::{
             access_packages, delete, devices, disable, immutable_id, manager, memberships, owned,
+            roles,
         };
         let data = async {
             match verb {
@@ -309,6 +344,11 @@ impl Connector for EntraConnector {
                     .as_ref()
                     .map(Snapshot::encode)
                     .transpose(),
+                Verb::RemoveDirectoryRoles => roles::snapshot(c, id)
+                    .await?
+                    .as_ref()
+                    .map(Snapshot::encode)
+                    .transpose(),
                 _ => delete::snapshot(c, id)
                     .await?
                     .as_ref()
@@ -337,6 +377,7 @@ impl Connector for EntraConnector {
         let (c, id) = (&self.client, account.external_id.as_str());
         use actions::{
             access_packages, delete, devices, disable, immutable_id, manager, memberships, owned,
+            roles,
         };
         let result = async {
             match verb {
@@ -357,6 +398,7 @@ impl Connector for EntraConnector {
                 Verb::RemoveAccessPackages => {
                     access_packages::restore(c, id, &snapshot.data_as()?).await
                 }
+                Verb::RemoveDirectoryRoles => roles::restore(c, id, &snapshot.data_as()?).await,
                 Verb::RemoveGroups => {
                     memberships::restore_groups(c, id, &snapshot.data_as()?).await
                 }

@@ -11,7 +11,7 @@
 //! | `entra.remove_app_roles` | yes (re-create) | no | | `GET`, `$batch` of `DELETE /users/{id}/appRoleAssignments/{a}` | `AppRoleAssignment.ReadWrite.All` |
 //! | `entra.remove_grants` | no | no | | `GET …/oauth2PermissionGrants`, `$batch` of `DELETE /oauth2PermissionGrants/{g}` (`Principal` only) | `DelegatedPermissionGrant.ReadWrite.All` |
 //! | `entra.remove_auth_methods` | no | no | | `GET …/authentication/methods`, `$batch` of `DELETE …/{kind}Methods/{m}` | `UserAuthenticationMethod.ReadWrite.All` |
-//! | `entra.remove_directory_roles` | no | no | | `GET …/memberOf` (report only, see below) | `Directory.Read.All` |
+//! | `entra.remove_directory_roles` | yes (re-created at the same scope) | when privileged (see below) | | `GET …/memberOf`; `GET /roleManagement/directory/roleAssignments` and `…/roleEligibilitySchedules` (`$filter=principalId eq '…'`, `$expand=roleDefinition`); `$batch` of `DELETE /roleManagement/directory/roleAssignments/{a}`; `POST /roleManagement/directory/roleEligibilityScheduleRequests` `adminRemove`; leftover legacy memberships `DELETE /directoryRoles/{r}/members/{id}/$ref`; rollback `POST …/roleAssignmentScheduleRequests` / `…/roleEligibilityScheduleRequests` `adminAssign` | `RoleManagement.ReadWrite.Directory` (reads, and every lookup: `RoleManagement.Read.Directory`) |
 //! | `entra.hand_over_owned` | yes (leaver re-added, new owner removed where the hand-over added it) | no | | `GET …/ownedObjects`, `GET …/manager` or `GET /users/{to}`; per object `GET /{groups,applications,servicePrincipals}/{o}/owners`, `POST …/owners/$ref`, then `DELETE …/owners/{id}/$ref` (see below) | `Group.ReadWrite.All` (role-assignable groups: also `RoleManagement.ReadWrite.Directory`), `Application.ReadWrite.All` |
 //! | `entra.clear_manager` | yes (set again) | no | hand over | `GET /users/{id}`, `GET …/manager` (404: none), `DELETE /users/{id}/manager/$ref`; rollback `PUT /users/{id}/manager/$ref` `{"@odata.id": "<base>/users/{m}"}` | `User.ReadWrite.All` |
 //! | `entra.clear_immutable_id` | yes (patched back) | no | | `GET /users/{id}?$select=…,onPremisesImmutableId`, `PATCH /users/{id}` `{"onPremisesImmutableId": null}` (cloud-only users; off by default, see below) | `User.ReadWrite.All` |
@@ -26,10 +26,30 @@
 //! outcome, a user who no longer exists reports `not_found` (delete: `already_done`).
 //!
 //! # Directory roles
-//! The connector uses only the Graph operations in `graph-offboarding.ops.txt`.
-//! `entra.remove_directory_roles` does not remove roles yet: it lists the roles held and
-//! fails with an `unsupported` error naming them instead of reporting `done`;
-//! `verify_revoked` keeps listing them.
+//! `entra.remove_directory_roles` removes every directory role the leaver holds directly:
+//! active unified role assignments at any scope (tenant-wide `/` or an administrative unit,
+//! one `$batch` of `DELETE`s), PIM eligibilities (`roleEligibilityScheduleRequests` with
+//! `adminRemove`, so the person cannot activate the role later), then any `directoryRole`
+//! still in `memberOf` through the legacy `DELETE /directoryRoles/{r}/members/{id}/$ref`.
+//! Roles held through a role-assignable group the leaver is in are named in the detail
+//! (role and group) and left alone: they go with the group membership, which
+//! `entra.remove_groups` removes (with `RoleManagement.ReadWrite.Directory`, else it fails
+//! naming the group). A role Graph refuses to remove (403 without
+//! `RoleManagement.ReadWrite.Directory`) fails the task by name after the others were
+//! removed. The snapshot records each role, scope and eligibility end; rollback re-creates
+//! what is missing with `adminAssign` schedule requests (start now, the original end or no
+//! expiration). `verify_revoked` lists active, eligible and group-held roles; it reads them
+//! for every user, so it needs `RoleManagement.Read.Directory` (without it: Graph's 403, the
+//! verification fails rather than calling the person revoked with roles unseen).
+//!
+//! # Privileged accounts
+//! The lookup reads the user's roles (as above, `RoleManagement.Read.Directory`) and marks
+//! the account privileged ([`offboard_core::PRIVILEGED_ATTRIBUTE`], e.g. "directory roles:
+//! Global Administrator, Security Administrator (eligible)") when it holds one of the roles
+//! Microsoft labels privileged (plus Exchange and SharePoint Administrator), active, eligible
+//! or through a role-assignable group: the planner then makes every action on it critical.
+//! When Graph refuses that read (403) the lookup fails with an error naming
+//! `RoleManagement.Read.Directory` rather than calling the person unprivileged.
 //!
 //! # Hand-over of owned objects
 //! `entra.hand_over_owned` gives every group, app registration and enterprise app the leaver

@@ -10,6 +10,9 @@ use offboard_core::{
     AccountRef, AccountStatus, Action, ActionName, Connector, ErrorKind, ExecuteOptions,
     ExecuteReply, LookupRequest, Outcome, Person, RetryClass, Snapshot,
 };
+use offboard_testkit::graph::role_templates::{
+    GLOBAL_ADMINISTRATOR, HELPDESK_ADMINISTRATOR, SECURITY_ADMINISTRATOR, USER_ADMINISTRATOR,
+};
 use offboard_testkit::graph::{
     AUTH_METHOD_KINDS, GraphLimits, GraphTenant, NewDevice, NewGroup, NewManagedDevice, NewUser,
     RecordedRequest,
@@ -475,28 +478,317 @@ async fn app_roles_grants_and_auth_methods_go_in_one_batch_each() {
     assert_eq!(apps, vec!["salesforce", "zoom"]);
 }
 
+/// The hard case, a leaver who is a Global Administrator (before, the action only listed
+/// `memberOf` roles and failed `unsupported`): active tenant-wide and administrative-unit
+/// assignments are deleted in one `$batch`, the PIM eligibility goes with `adminRemove`, the
+/// role held through a role-assignable group is reported (not touched), a look-alike keeps
+/// everything; lookup marks the account privileged with the role names; a dry run only
+/// reads; a repeat is already_done; rollback re-creates each role at its scope (the
+/// eligibility with its end date).
 #[tokio::test]
-async fn directory_roles_are_reported_never_called_done() {
+async fn directory_roles_of_a_global_admin_are_removed_and_rolled_back() {
     let t = tenant().await;
-    let admin = t.add_directory_role("Global Reader");
+    t.grant_role_management();
+    let au = "/administrativeUnits/6f1c9a55-0000-4000-8000-00000000a001";
+    let helpdesk = t.add_group(NewGroup::role_assignable("Helpdesk Admins"));
+    t.assign_role(&helpdesk, HELPDESK_ADMINISTRATOR, "/");
     let id = t.add_user(NewUser {
-        roles: vec![admin],
-        ..NewUser::new("owner@example.test")
+        groups: vec![helpdesk.clone()],
+        ..NewUser::new("gina@example.test")
     });
+    t.assign_role(&id, GLOBAL_ADMINISTRATOR, "/");
+    t.assign_role(&id, USER_ADMINISTRATOR, au);
+    t.add_role_eligibility(
+        &id,
+        SECURITY_ADMINISTRATOR,
+        "/",
+        Some("2099-01-01T00:00:00Z"),
+    );
+    let twin = t.add_user(NewUser::new("gina.admin@example.test"));
+    t.assign_role(&twin, GLOBAL_ADMINISTRATOR, "/");
+    t.add_role_eligibility(&twin, SECURITY_ADMINISTRATOR, "/", None);
+    let before = t.role_assignments(&id);
+    let pairs = |gs: Vec<offboard_testkit::graph::RoleGrantState>| -> Vec<(String, String)> {
+        let mut v: Vec<_> = gs
+            .into_iter()
+            .map(|g| (g.role_definition_id, g.directory_scope_id))
+            .collect();
+        v.sort();
+        v
+    };
     let c = connector(&t);
-    let a = account(&id, "owner@example.test");
-    t.clear_requests();
 
+    // Lookup: privileged, naming the roles.
+    let a = c
+        .lookup(&LookupRequest::person(Person::new(
+            "p",
+            "gina@example.test",
+        )))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(a.external_id, id);
+    let why = &a.attributes[offboard_core::PRIVILEGED_ATTRIBUTE];
+    for role in [
+        "Global Administrator",
+        &format!("User Administrator at {au}"),
+        "Security Administrator (eligible)",
+        "Helpdesk Administrator (via group Helpdesk Admins)",
+    ] {
+        assert!(why.contains(role), "{role} in {why}");
+    }
+    // Every role read filters on exactly one principal, escaped.
+    for r in t.requests() {
+        if r.path.contains("/roleManagement/") {
+            let f = r.query_param("$filter").unwrap();
+            assert!(
+                f == format!("principalId eq '{id}'")
+                    || f == format!("principalId eq '{helpdesk}'"),
+                "{f}"
+            );
+        }
+    }
+
+    let act = action("entra.remove_directory_roles");
+    let snap = c.snapshot(&a, &act).await.unwrap();
+    t.clear_requests();
+    let dry = c
+        .execute(&a, &act, &run("k").with_dry_run(true))
+        .await
+        .unwrap();
+    assert_eq!(dry.outcome, Outcome::Done);
+    assert!(
+        detail(&dry).contains("would remove 2 active role assignments"),
+        "{}",
+        detail(&dry)
+    );
+    assert!(t.requests().iter().all(|r| r.method == "GET"));
+    assert_eq!(t.role_assignments(&id), before);
+
+    t.clear_requests();
+    let done = c.execute(&a, &act, &run("k")).await.unwrap();
+    assert_eq!(done.outcome, Outcome::Done, "{}", detail(&done));
+    assert!(
+        detail(&done).contains("Helpdesk Administrator (group Helpdesk Admins)"),
+        "{}",
+        detail(&done)
+    );
+    assert!(t.role_assignments(&id).is_empty());
+    assert!(t.role_eligibilities(&id).is_empty());
+    assert!(t.user(&id).unwrap().roles.is_empty());
+    // The look-alike and the group keep their roles; the membership is remove_groups' job.
+    assert_eq!(t.role_assignments(&twin).len(), 1);
+    assert_eq!(t.role_eligibilities(&twin).len(), 1);
+    assert_eq!(t.role_assignments(&helpdesk).len(), 1);
+    assert!(t.user(&id).unwrap().groups.contains(&helpdesk));
+    // Exactly: one batch of the two DELETEs, one adminRemove, no legacy call left to make.
+    let sent = t.requests();
+    let mut deletes = batches(&sent).concat();
+    deletes.sort();
+    let mut expected: Vec<(String, String)> = before
+        .iter()
+        .map(|g| {
+            (
+                "DELETE".to_owned(),
+                format!("/roleManagement/directory/roleAssignments/{}", g.id),
+            )
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(deletes, expected);
+    let posts: Vec<&RecordedRequest> = sent.iter().filter(|r| r.method == "POST").collect();
+    assert_eq!(posts.len(), 2, "{:?}", lines(&sent));
+    let remove = posts
+        .iter()
+        .find(|r| r.path.ends_with("/roleEligibilityScheduleRequests"))
+        .unwrap();
+    let body = remove.body.as_ref().unwrap();
+    assert_eq!(body["action"], "adminRemove");
+    assert_eq!(body["principalId"], id.as_str());
+    assert_eq!(body["roleDefinitionId"], SECURITY_ADMINISTRATOR);
+    assert_eq!(body["directoryScopeId"], "/");
+    assert!(
+        body["justification"]
+            .as_str()
+            .is_some_and(|j| !j.is_empty())
+    );
+    assert!(
+        !lines(&sent)
+            .iter()
+            .any(|l| l.starts_with("DELETE /v1.0/directoryRoles/"))
+    );
+
+    let v = c.verify_revoked(&a).await.unwrap();
+    let roles: Vec<&String> = v.remaining.iter().filter(|r| r.contains("role")).collect();
+    assert_eq!(roles.len(), 1, "{roles:?}");
+    assert!(roles[0].contains("through role-assignable group Helpdesk Admins"));
+
+    repeat_then_restore_twice(&c, &a, &act, &snap).await;
+    assert_eq!(pairs(t.role_assignments(&id)), pairs(before));
+    let eligible = t
+        .role_eligibility_schedule(&id, SECURITY_ADMINISTRATOR, "/")
+        .unwrap();
+    assert_eq!(eligible["expiration"]["type"], "afterDateTime");
+    assert_eq!(
+        eligible["expiration"]["endDateTime"],
+        "2099-01-01T00:00:00Z"
+    );
+    assert!(
+        t.user(&id).unwrap().roles.len() == 1,
+        "the legacy view is back"
+    );
+}
+
+/// Without `RoleManagement.ReadWrite.Directory` Graph refuses every removal: the task fails
+/// naming each role kept (before, roles were never removed at all), and nothing changes.
+#[tokio::test]
+async fn directory_roles_refused_without_role_management_fail_by_name() {
+    let t = tenant().await;
+    let id = t.add_user(NewUser::new("gina@example.test"));
+    t.assign_role(&id, GLOBAL_ADMINISTRATOR, "/");
+    t.add_role_eligibility(&id, SECURITY_ADMINISTRATOR, "/", None);
+    let c = connector(&t);
+    let a = account(&id, "gina@example.test");
     let e = c
         .execute(&a, &action("entra.remove_directory_roles"), &run("k"))
         .await
         .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Unsupported);
-    assert!(e.to_string().contains("Global Reader"), "{e}");
-    assert!(t.requests().iter().all(|r| r.method == "GET"));
-    assert_eq!(t.user(&id).unwrap().roles.len(), 1);
+    assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
+    let text = e.to_string();
+    for needle in [
+        "Global Administrator",
+        "Security Administrator",
+        "RoleManagement.ReadWrite.Directory",
+        "NOT removed (2)",
+    ] {
+        assert!(text.contains(needle), "{needle} in {text}");
+    }
+    assert_eq!(t.role_assignments(&id).len(), 1);
+    assert_eq!(t.role_eligibilities(&id).len(), 1);
     let v = c.verify_revoked(&a).await.unwrap();
-    assert!(v.remaining.iter().any(|r| r.contains("Global Reader")));
+    assert!(
+        v.remaining
+            .iter()
+            .any(|r| r.contains("Global Administrator"))
+    );
+    assert!(
+        v.remaining
+            .iter()
+            .any(|r| r.contains("eligible for directory role Security Administrator"))
+    );
+    // Holding nothing is already done; a gone user not found.
+    let plain = t.add_user(NewUser::new("plain@example.test"));
+    let none = c
+        .execute(
+            &account(&plain, "plain@example.test"),
+            &action("entra.remove_directory_roles"),
+            &run("k"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(none.outcome, Outcome::AlreadyDone);
+    t.remove_user(&plain);
+    let gone = c
+        .execute(
+            &account(&plain, "plain@example.test"),
+            &action("entra.remove_directory_roles"),
+            &run("k"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(gone.outcome, Outcome::NotFound);
+}
+
+/// When Graph refuses the unified DELETE, the tenant-wide role still in `memberOf` goes
+/// through the legacy `DELETE /directoryRoles/{r}/members/{id}/$ref` and is not reported as
+/// kept (before, it was named NOT removed although the legacy call removed it); the
+/// administrative-unit role, which has no legacy form, fails the task by name.
+#[tokio::test]
+async fn legacy_removal_takes_over_when_the_unified_delete_is_refused() {
+    let t = tenant().await;
+    t.grant_role_management();
+    let au = "/administrativeUnits/6f1c9a55-0000-4000-8000-00000000a002";
+    let id = t.add_user(NewUser::new("gina@example.test"));
+    t.assign_role(&id, GLOBAL_ADMINISTRATOR, "/");
+    t.assign_role(&id, USER_ADMINISTRATOR, au);
+    t.fail_route(
+        "DELETE",
+        "/roleManagement/directory/roleAssignments/{unifiedRoleAssignment-id}",
+        400,
+    );
+    let c = connector(&t);
+    let a = account(&id, "gina@example.test");
+    let ga = t.user(&id).unwrap().roles.into_iter().next().unwrap();
+    t.clear_requests();
+    let e = c
+        .execute(&a, &action("entra.remove_directory_roles"), &run("k"))
+        .await
+        .unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains("removed 1 directory roles (Global Administrator)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("NOT removed (1): User Administrator at {au}")),
+        "{text}"
+    );
+    assert!(lines(&t.requests()).contains(&format!(
+        "DELETE /v1.0/directoryRoles/{ga}/members/{id}/$ref"
+    )));
+    let left = t.role_assignments(&id);
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].directory_scope_id, au);
+}
+
+/// A lookup that cannot read the roles (403 without `RoleManagement.Read.Directory`) fails
+/// instead of calling the person unprivileged (before, roles were not read at all).
+#[tokio::test]
+async fn lookup_fails_when_roles_cannot_be_read() {
+    let t = tenant().await;
+    let id = t.add_user(NewUser::new("gina@example.test"));
+    t.assign_role(&id, GLOBAL_ADMINISTRATOR, "/");
+    t.withhold_permission("RoleManagement.Read.Directory");
+    let c = connector(&t);
+    let e = c
+        .lookup(&LookupRequest::person(Person::new(
+            "p",
+            "gina@example.test",
+        )))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
+    assert!(
+        e.to_string().contains("RoleManagement.Read.Directory"),
+        "{e}"
+    );
+}
+
+/// An id with a quote reaches the role `$filter` only as an escaped OData literal (Graph
+/// accepts a UPN as `{user-id}`, so `memberOf` finds the user and the filter is sent).
+#[tokio::test]
+async fn role_filters_escape_the_id() {
+    let t = tenant().await;
+    t.add_user(NewUser::new("o'neil@example.test"));
+    let c = connector(&t);
+    let a = account("o'neil@example.test", "o'neil@example.test");
+    let r = c
+        .execute(&a, &action("entra.remove_directory_roles"), &run("k"))
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, Outcome::AlreadyDone);
+    let filters: Vec<String> = t
+        .requests()
+        .iter()
+        .filter_map(|r| r.query_param("$filter").map(str::to_owned))
+        .collect();
+    assert_eq!(filters.len(), 2, "{filters:?}");
+    assert!(
+        filters
+            .iter()
+            .all(|f| f == "principalId eq 'o''neil@example.test'"),
+        "{filters:?}"
+    );
 }
 
 /// entra.hand_over_owned gives each owned group, app registration and enterprise app to the

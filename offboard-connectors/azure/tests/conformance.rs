@@ -47,6 +47,8 @@ async fn entra_connector_passes_conformance_against_the_simulator() {
     // enrolled in Intune and an access package: the rules ran the hand-over, its rollback,
     // entra.clear_manager, entra.disable_devices, the Intune wipe and retire, the access
     // package removal and its rollback and the fixture's leaver Lifecycle workflow for real.
+    // They hold directory roles (tenant-wide, in an administrative unit, eligible): removal
+    // and rollback ran too.
     let lines: Vec<String> = tenant.requests().iter().map(|r| r.line()).collect();
     for (method, tail) in [
         ("POST /v1.0/applications/", "/owners/$ref"),
@@ -63,6 +65,14 @@ async fn entra_connector_passes_conformance_against_the_simulator() {
         (
             "POST /v1.0/identityGovernance/entitlementManagement/assignmentRequests",
             "",
+        ),
+        (
+            "POST /v1.0/roleManagement/directory/",
+            "roleEligibilityScheduleRequests",
+        ),
+        (
+            "POST /v1.0/roleManagement/directory/",
+            "roleAssignmentScheduleRequests",
         ),
     ] {
         assert!(

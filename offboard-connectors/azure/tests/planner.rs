@@ -231,3 +231,33 @@ async fn sessions_are_revoked_even_when_disabling_sign_in_failed() {
     assert!(user.account_enabled);
     assert_eq!(user.session_revocations, 1);
 }
+
+/// A Global Administrator (eligible for Security Administrator) is privileged: the lookup
+/// names the roles, every Entra task of the plan is critical and the plan text says why
+/// (before, Entra never read roles, so such a plan ran without confirmation).
+#[tokio::test]
+async fn a_global_admins_plan_is_critical_and_names_the_roles() {
+    use offboard_testkit::graph::role_templates::{GLOBAL_ADMINISTRATOR, SECURITY_ADMINISTRATOR};
+    let tenant = Arc::new(GraphTenant::start().await);
+    let id = tenant.add_user(NewUser::new("root@example.test"));
+    tenant.assign_role(&id, GLOBAL_ADMINISTRATOR, "/");
+    tenant.add_role_eligibility(&id, SECURITY_ADMINISTRATOR, "/", None);
+    tenant.add_user(NewUser::new("plain@example.test"));
+    let engine = engine(
+        vec![Arc::new(entra(&tenant))],
+        "[apps.entra]\nmethod = \"automatic\"\n\
+         actions = [\"entra.disable_sign_in\", \"entra.remove_directory_roles\"]\n",
+    );
+    let p = plan(&engine, "root@example.test").await;
+    assert!(p.run.tasks.iter().all(|t| t.critical), "{p}");
+    let text = p.to_string();
+    assert!(
+        text.contains(
+            "privileged (directory roles: Global Administrator, Security Administrator (eligible))"
+        ),
+        "{text}"
+    );
+    let p = plan(&engine, "plain@example.test").await;
+    assert!(!p.has_critical(), "{p}");
+    assert!(!p.to_string().contains("privileged"));
+}

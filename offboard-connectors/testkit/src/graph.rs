@@ -81,8 +81,14 @@
 //!   and `POST …/events/{e}/cancel` (`Calendars.ReadWrite`, `{"Comment"}`, 202; an attendee
 //!   gets a 400; the event moves to Deleted Items, attendees' copies record the
 //!   cancellation). See `routes/calendar.rs`.
-//! - Directory roles (listed in `memberOf`, not changeable: no operation is served for them),
-//!   app role assignments (POST 201, a duplicate is a 400), oauth2PermissionGrants
+//! - Directory roles (`routes/roles.rs`): built-in and custom role definitions, active role
+//!   assignments and PIM eligibilities of users and role-assignable groups, tenant-wide or
+//!   scoped to an administrative unit; the legacy `/directoryRoles` view and `memberOf`'s
+//!   `directoryRole` entries are derived from the tenant-wide active assignments
+//!   ([`GraphTenant::assign_role`], [`GraphTenant::add_role_eligibility`]). Reads need
+//!   `RoleManagement.Read.Directory`, changes `RoleManagement.ReadWrite.Directory`
+//!   ([`GraphTenant::grant_role_management`]).
+//! - App role assignments (POST 201, a duplicate is a 400), oauth2PermissionGrants
 //!   (`Principal` and `AllPrincipals`), authentication methods (password and the 7 deletable
 //!   kinds; the path kind must match the method's type).
 //! - Licences: `subscribedSkus`, `licenseDetails`, `assignLicense` (both arrays required;
@@ -137,9 +143,17 @@ pub use fixture::GraphFixture;
 pub use routes::calendar::{MeetingState, NewMeeting};
 pub use routes::devices::{DeviceState, ManagedDeviceState, NewDevice, NewManagedDevice};
 pub use routes::governance::{AccessPackageAssignmentState, AccessPackageRequestState};
+pub use routes::roles::{BUILT_IN_ROLES, RoleGrantState};
 pub use routes::workflows::{
     DISABLE_USER_TASK, NewWorkflow, REMOVE_ALL_GROUPS_TASK, WorkflowRunState,
 };
+/// Template ids of Entra built-in roles the simulated tenant knows (see [`BUILT_IN_ROLES`]).
+pub mod role_templates {
+    pub use super::routes::roles::{
+        GLOBAL_ADMINISTRATOR, GLOBAL_READER, HELPDESK_ADMINISTRATOR, PRIVILEGED_ROLE_ADMINISTRATOR,
+        REPORTS_READER, SECURITY_ADMINISTRATOR, USER_ADMINISTRATOR,
+    };
+}
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -498,13 +512,6 @@ struct Group {
 }
 
 #[derive(Debug, Clone)]
-struct Role {
-    display_name: String,
-    template: String,
-    members: BTreeSet<String>,
-}
-
-#[derive(Debug, Clone)]
 struct AppRoleAssignment {
     principal: String,
     resource: String,
@@ -577,7 +584,7 @@ impl Bucket {
 struct State {
     users: BTreeMap<String, User>,
     groups: BTreeMap<String, Group>,
-    roles: BTreeMap<String, Role>,
+    roles: routes::roles::Roles,
     service_principals: BTreeMap<String, String>,
     sp_owners: BTreeMap<String, BTreeSet<String>>,
     app_roles: BTreeMap<String, AppRoleAssignment>,
@@ -666,9 +673,7 @@ impl State {
             g.members.remove(id);
             g.owners.remove(id);
         }
-        for r in self.roles.values_mut() {
-            r.members.remove(id);
-        }
+        self.roles.forget(id);
         for a in self.applications.values_mut() {
             a.owners.remove(id);
         }
@@ -912,6 +917,26 @@ impl GraphTenant {
             "POST",
             "/directory/deletedItems/{directoryObject-id}/restore",
         ),
+        ("GET", "/directoryRoles"),
+        ("GET", "/directoryRoles/{directoryRole-id}/members"),
+        (
+            "DELETE",
+            "/directoryRoles/{directoryRole-id}/members/{directoryObject-id}/$ref",
+        ),
+        ("GET", "/roleManagement/directory/roleAssignments"),
+        (
+            "DELETE",
+            "/roleManagement/directory/roleAssignments/{unifiedRoleAssignment-id}",
+        ),
+        ("GET", "/roleManagement/directory/roleEligibilitySchedules"),
+        (
+            "POST",
+            "/roleManagement/directory/roleEligibilityScheduleRequests",
+        ),
+        (
+            "POST",
+            "/roleManagement/directory/roleAssignmentScheduleRequests",
+        ),
         ("POST", "/$batch"),
     ];
 
@@ -1030,8 +1055,10 @@ impl GraphTenant {
         id
     }
 
-    /// Grants the app `RoleManagement.ReadWrite.Directory`, which changing the members of a
-    /// role-assignable group needs (without it Graph answers 403).
+    /// Grants the app `RoleManagement.ReadWrite.Directory` (and
+    /// `RoleEligibilitySchedule.ReadWrite.Directory`), which changing the members of a
+    /// role-assignable group and every role assignment or eligibility change need (without it
+    /// Graph answers 403). [`GraphTenant::withhold_permission`] withdraws it again.
     pub fn grant_role_management(&self) {
         self.shared.state().role_management = true;
     }
@@ -1049,20 +1076,6 @@ impl GraphTenant {
         if let Some(g) = self.shared.state().groups.get_mut(group) {
             g.owners.insert(user.to_owned());
         }
-    }
-
-    /// Adds an activated directory role (e.g. "Global Reader"); returns its id.
-    pub fn add_directory_role(&self, display_name: impl Into<String>) -> String {
-        let id = new_id();
-        self.shared.state().roles.insert(
-            id.clone(),
-            Role {
-                display_name: display_name.into(),
-                template: new_id(),
-                members: BTreeSet::new(),
-            },
-        );
-        id
     }
 
     /// Adds a service principal (an enterprise app, e.g. "Salesforce"); returns its id.
@@ -1166,9 +1179,7 @@ impl GraphTenant {
             }
         }
         for r in &new.roles {
-            if let Some(role) = s.roles.get_mut(r) {
-                role.members.insert(id.clone());
-            }
+            s.roles.add_legacy_member(r, &id);
         }
         let mut methods = vec![(
             "28c10230-6103-485e-b985-444c60001490".to_owned(),
@@ -1316,12 +1327,7 @@ impl GraphTenant {
             immutable_id: u.immutable_id.clone(),
             session_revocations: u.revocations,
             groups,
-            roles: s
-                .roles
-                .iter()
-                .filter(|(_, r)| r.members.contains(id))
-                .map(|(rid, _)| rid.clone())
-                .collect(),
+            roles: s.roles.legacy_roles_of(id),
             owned_groups: s
                 .groups
                 .iter()

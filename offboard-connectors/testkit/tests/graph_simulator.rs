@@ -12,15 +12,7 @@ use serde_json::{Value, json};
 
 /// Operations of `graph-offboarding.ops.txt` the simulator does not serve yet.
 const NOT_YET_SERVED: &[&str] = &[
-    "DELETE /directoryRoles/{directoryRole-id}/members/{directoryObject-id}/$ref",
-    "DELETE /roleManagement/directory/roleAssignments/{unifiedRoleAssignment-id}",
-    "GET /directoryRoles",
-    "GET /directoryRoles/{directoryRole-id}/members",
-    "GET /roleManagement/directory/roleAssignments",
-    "GET /roleManagement/directory/roleEligibilitySchedules",
     "GET /users/{user-id}/directReports",
-    "POST /roleManagement/directory/roleAssignmentScheduleRequests",
-    "POST /roleManagement/directory/roleEligibilityScheduleRequests",
     "POST /users/{user-id}/removeAllDevicesFromManagement",
 ];
 
@@ -74,7 +66,11 @@ fn graph_every_route_exists_in_the_official_spec_and_the_ops_list() {
     ));
     assert!(GraphTenant::serves("POST", &["$batch"]));
     assert!(!GraphTenant::serves("POST", &["groups", "g1", "owners"]));
-    assert!(!GraphTenant::serves("GET", &["directoryRoles"]));
+    assert!(!GraphTenant::serves("GET", &["directoryRoleTemplates"]));
+    assert!(!GraphTenant::serves(
+        "POST",
+        &["roleManagement", "directory", "roleAssignments"]
+    ));
     assert!(!GraphTenant::serves("GET", &["users", "u1", "extra", "x"]));
 }
 
@@ -86,7 +82,11 @@ async fn graph_unlisted_operations_are_refused() {
     let g = t.add_group(NewGroup::assigned("G"));
     for (method, path) in [
         ("POST", format!("/groups/{g}/owners")),
-        ("GET", "/directoryRoles".to_owned()),
+        ("GET", "/directoryRoleTemplates".to_owned()),
+        (
+            "POST",
+            "/roleManagement/directory/roleAssignments".to_owned(),
+        ),
         ("PUT", format!("/users/{id}")),
         (
             "DELETE",
@@ -2138,4 +2138,194 @@ async fn graph_teams_and_meeting_cancellation_are_strict() {
         let (status, _) = api.get(&path, &[]).await;
         assert_eq!(status, 403, "{permission}");
     }
+}
+
+/// Guards the role routes added for `entra.remove_directory_roles` (before, every one of them
+/// was a 400 "not served"): one state behind the unified, PIM and legacy views; the
+/// permissions per route; Graph's 400s for incomplete or impossible schedule requests.
+#[tokio::test]
+async fn graph_directory_roles_assignments_and_eligibilities() {
+    use offboard_testkit::graph::role_templates::{
+        GLOBAL_ADMINISTRATOR, SECURITY_ADMINISTRATOR, USER_ADMINISTRATOR,
+    };
+    let t = GraphTenant::start().await;
+    let api = Api::new(&t);
+    let id = t.add_user(NewUser::new("gina@example.com"));
+    let other = t.add_user(NewUser::new("gina.other@example.com"));
+    let au = "/administrativeUnits/0b0c2d1e-0000-4000-8000-000000000001";
+    t.assign_role(&id, GLOBAL_ADMINISTRATOR, "/");
+    t.assign_role(&id, USER_ADMINISTRATOR, au);
+    t.assign_role(&other, GLOBAL_ADMINISTRATOR, "/");
+    t.add_role_eligibility(&id, SECURITY_ADMINISTRATOR, "/", None);
+    let plain = t.add_group(NewGroup::assigned("Plain"));
+
+    // Reads: filtered on the principal, role definitions expanded.
+    let filter = format!("principalId eq '{id}'");
+    let (status, body) = api
+        .get(
+            "/roleManagement/directory/roleAssignments",
+            &[("$filter", &filter), ("$expand", "roleDefinition")],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut names: Vec<(&str, &str)> = body["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["roleDefinition"]["displayName"].as_str().unwrap(),
+                a["directoryScopeId"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec![("Global Administrator", "/"), ("User Administrator", au)]
+    );
+    let (_, body) = api
+        .get(
+            "/roleManagement/directory/roleEligibilitySchedules",
+            &[("$filter", &filter)],
+        )
+        .await;
+    assert_eq!(body["value"][0]["roleDefinitionId"], SECURITY_ADMINISTRATOR);
+    assert_eq!(
+        body["value"][0]["scheduleInfo"]["expiration"]["type"],
+        "noExpiration"
+    );
+    let (status, _) = api
+        .get(
+            "/roleManagement/directory/roleAssignments",
+            &[("$filter", "principalId ne 'x'")],
+        )
+        .await;
+    assert_eq!(status, 400, "only eq terms");
+    // The legacy view: activated roles, tenant-wide members only.
+    let (_, roles) = api.get("/directoryRoles", &[]).await;
+    let ga = roles["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["roleTemplateId"] == GLOBAL_ADMINISTRATOR)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, members) = api.get(&format!("/directoryRoles/{ga}/members"), &[]).await;
+    assert_eq!(members["value"].as_array().unwrap().len(), 2);
+    let (_, of) = api.get(&format!("/users/{id}/memberOf"), &[]).await;
+    let legacy: Vec<&Value> = of["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["@odata.type"] == "#microsoft.graph.directoryRole")
+        .collect();
+    assert_eq!(
+        legacy.len(),
+        1,
+        "the AU-scoped role is not a legacy membership"
+    );
+    assert_eq!(t.user(&id).unwrap().roles, BTreeSet::from([ga.clone()]));
+
+    // Writes need RoleManagement.ReadWrite.Directory.
+    let assignment = t.role_assignments(&id)[0].id.clone();
+    let delete = format!("/roleManagement/directory/roleAssignments/{assignment}");
+    let (status, _, _) = api.call("DELETE", &delete, &[], None).await;
+    assert_eq!(status, 403);
+    let remove = json!({
+        "action": "adminRemove",
+        "principalId": id,
+        "roleDefinitionId": SECURITY_ADMINISTRATOR,
+        "directoryScopeId": "/",
+        "justification": "leaver",
+    });
+    let eligibility = "/roleManagement/directory/roleEligibilityScheduleRequests";
+    let (status, _, _) = api
+        .call("POST", eligibility, &[], Some(remove.clone()))
+        .await;
+    assert_eq!(status, 403);
+    t.grant_role_management();
+    let (status, _, _) = api.call("DELETE", &delete, &[], None).await;
+    assert_eq!(status, 204);
+    let (status, _, _) = api.call("DELETE", &delete, &[], None).await;
+    assert_eq!(status, 404);
+    let (status, body, _) = api
+        .call("POST", eligibility, &[], Some(remove.clone()))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["status"], "Revoked");
+    assert!(t.role_eligibilities(&id).is_empty());
+    let (status, body, _) = api.call("POST", eligibility, &[], Some(remove)).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["code"], "RoleEligibilityScheduleDoesNotExist");
+    // Legacy removal (keep /$ref) takes the tenant-wide assignment of the other user only.
+    let (status, _, _) = api
+        .call(
+            "DELETE",
+            &format!("/directoryRoles/{ga}/members/{other}/$ref"),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    assert!(t.role_assignments(&other).is_empty());
+    let (status, _, _) = api
+        .call(
+            "DELETE",
+            &format!("/directoryRoles/{ga}/members/{other}"),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(status, 400, "without /$ref the route does not exist");
+
+    // Schedule requests: required fields, principals, duplicates.
+    let active = "/roleManagement/directory/roleAssignmentScheduleRequests";
+    let assign = json!({
+        "action": "adminAssign",
+        "principalId": id,
+        "roleDefinitionId": GLOBAL_ADMINISTRATOR,
+        "directoryScopeId": au,
+        "justification": "rollback",
+        "scheduleInfo": {"startDateTime": "2026-01-01T00:00:00Z", "expiration": {"type": "noExpiration"}},
+    });
+    for missing in [
+        "principalId",
+        "roleDefinitionId",
+        "directoryScopeId",
+        "action",
+    ] {
+        let mut b = assign.clone();
+        b.as_object_mut().unwrap().remove(missing);
+        let (status, _, _) = api.call("POST", active, &[], Some(b)).await;
+        assert_eq!(status, 400, "without {missing}");
+    }
+    let mut no_schedule = assign.clone();
+    no_schedule.as_object_mut().unwrap().remove("scheduleInfo");
+    let (status, _, _) = api.call("POST", active, &[], Some(no_schedule)).await;
+    assert_eq!(status, 400, "adminAssign needs scheduleInfo");
+    let mut to_group = assign.clone();
+    to_group["principalId"] = json!(plain);
+    let (status, _, _) = api.call("POST", active, &[], Some(to_group)).await;
+    assert_eq!(status, 400, "a group that is not role-assignable");
+    let (status, body, _) = api.call("POST", active, &[], Some(assign.clone())).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["status"], "Provisioned");
+    assert!(
+        t.role_assignments(&id)
+            .iter()
+            .any(|a| a.role_definition_id == GLOBAL_ADMINISTRATOR && a.directory_scope_id == au)
+    );
+    let (status, body, _) = api.call("POST", active, &[], Some(assign)).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["code"], "RoleAssignmentExists");
+    // Withholding the write permission again refuses writes; reads survive on ReadWrite.
+    t.withhold_permission("RoleManagement.Read.Directory");
+    let (status, _) = api.get("/directoryRoles", &[]).await;
+    assert_eq!(status, 200, "ReadWrite also reads");
+    t.withhold_permission("RoleManagement.ReadWrite.Directory");
+    let (status, _) = api.get("/directoryRoles", &[]).await;
+    assert_eq!(status, 403);
 }

@@ -145,6 +145,16 @@ impl fmt::Display for Plan {
                 acct,
                 a.note
             )?;
+            if let Some(why) = a
+                .account
+                .as_ref()
+                .and_then(|a| a.attributes.get(crate::model::PRIVILEGED_ATTRIBUTE))
+            {
+                writeln!(
+                    f,
+                    "      privileged ({why}): every action on it is critical"
+                )?;
+            }
         }
         let index: BTreeMap<TaskId, usize> = self
             .run

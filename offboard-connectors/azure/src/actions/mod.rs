@@ -9,11 +9,11 @@ pub(crate) mod delete;
 pub(crate) mod devices;
 pub(crate) mod disable;
 pub(crate) mod immutable_id;
-pub(crate) mod listed;
 pub(crate) mod manager;
 pub(crate) mod memberships;
 pub(crate) mod owned;
 pub(crate) mod removals;
+pub(crate) mod roles;
 pub(crate) mod sessions;
 pub(crate) mod workflow;
 
@@ -96,6 +96,7 @@ impl Verb {
             Verb::DisableSignIn
                 | Verb::RemoveGroups
                 | Verb::RemoveAppRoles
+                | Verb::RemoveDirectoryRoles
                 | Verb::HandOverOwned
                 | Verb::ClearManager
                 | Verb::ClearImmutableId
@@ -113,7 +114,10 @@ impl Verb {
             // No `after`: a revocation runs even when disabling sign-in failed (a synced user
             // is revoked again after the sync, see `sessions`).
             // No `after`: nothing unrelated may block the hand-over (entra.delete waits for it).
-            Verb::RemoveGroups | Verb::RemoveAppRoles | Verb::HandOverOwned => s.reversible(),
+            Verb::RemoveGroups
+            | Verb::RemoveAppRoles
+            | Verb::RemoveDirectoryRoles
+            | Verb::HandOverOwned => s.reversible(),
             // The hand-over reads the manager this clears.
             Verb::ClearManager => s.reversible().after(Verb::HandOverOwned.name()),
             Verb::ClearImmutableId | Verb::DisableDevices | Verb::RemoveAccessPackages => {
@@ -157,7 +161,7 @@ impl Verb {
                 "Remove every deletable authentication method (phone, Authenticator, FIDO2, OATH, email, Windows Hello, TAP)"
             }
             Verb::RemoveDirectoryRoles => {
-                "Check directory role memberships: removal is not an allowed operation, so held roles fail the task with their names"
+                "Remove every directory role held directly: active role assignments at any scope (tenant-wide or an administrative unit), PIM eligibilities (adminRemove, so none can be activated later) and legacy role memberships; roles held through role-assignable groups are reported (entra.remove_groups removes that membership); rollback re-creates them"
             }
             Verb::HandOverOwned => {
                 "Hand owned groups, app registrations and enterprise apps to the manager (or params.to): the new owner is added first, then the leaver removed; objects not handed over fail the task by name"

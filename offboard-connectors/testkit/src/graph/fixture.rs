@@ -5,6 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use offboard_core::{AccountRef, AccountStatus, Action, ActionSpec};
 
+use super::role_templates::{HELPDESK_ADMINISTRATOR, REPORTS_READER, SECURITY_ADMINISTRATOR};
 use super::{GraphTenant, NewDevice, NewGroup, NewManagedDevice, NewMeeting, NewUser, NewWorkflow};
 use crate::conformance::{FilterSyntax, Fixture, RequestCursor, SentRequest};
 
@@ -16,9 +17,12 @@ use crate::conformance::{FilterSyntax, Fixture, RequestCursor, SentRequest};
 /// "Engineering", the dynamic group "All Sales" and the on-premises-synced group "AD Staff",
 /// assigned an app role of "Salesforce", holding a `Principal` delegated grant to client
 /// "Zoom", with phone, Microsoft Authenticator and FIDO2 methods besides the password, the
-/// SKU "ENTERPRISEPACK", and the manager "Fixture Manager". The tenant has the leaver
-/// Lifecycle workflow [`GraphFixture::LEAVER_WORKFLOW`], which `entra.run_lifecycle_workflow`
-/// is given.
+/// SKU "ENTERPRISEPACK", and the manager "Fixture Manager". Each also holds the directory
+/// role Reports Reader tenant-wide, Helpdesk Administrator in an administrative unit and a PIM
+/// eligibility for Security Administrator (for `entra.remove_directory_roles`, whose removal
+/// and rollback need `RoleManagement.ReadWrite.Directory`: the fixture grants it). The tenant
+/// has the leaver Lifecycle workflow [`GraphFixture::LEAVER_WORKFLOW`], which
+/// `entra.run_lifecycle_workflow` is given.
 #[derive(Debug, Clone)]
 pub struct GraphFixture {
     tenant: Arc<GraphTenant>,
@@ -32,6 +36,7 @@ pub struct GraphFixture {
     e3: String,
     manager: String,
     sales_tools: String,
+    admin_unit: String,
 }
 
 impl GraphFixture {
@@ -51,6 +56,8 @@ impl GraphFixture {
         let sales_tools = tenant.add_access_package("Sales tools");
         // The suite runs a rollback right after the removal: processing finishes in between.
         tenant.deliver_access_package_requests_on_read(true);
+        tenant.grant_role_management();
+        let admin_unit = format!("/administrativeUnits/{}", uuid::Uuid::new_v4());
         tenant.add_grant(&zoom, &graph_sp, None, "User.Read");
         let manager = tenant.add_user(NewUser {
             display_name: "Fixture Manager".into(),
@@ -68,6 +75,7 @@ impl GraphFixture {
             e3,
             manager,
             sales_tools,
+            admin_unit,
         }
     }
 
@@ -105,9 +113,9 @@ impl GraphFixture {
         }
     }
 
-    /// Creates the user with its app role and grant, a member of the team "Team of <login>"
-    /// (owned by the manager) and organiser of the meeting "Sync of <login>" a week from now
-    /// with the manager; returns its id.
+    /// Creates the user with its app role, grant and directory roles, a member of the team
+    /// "Team of <login>" (owned by the manager) and organiser of the meeting "Sync of <login>"
+    /// a week from now with the manager; returns its id.
     pub fn add_employee(&self, login: &str, aliases: &[&str]) -> String {
         let id = self.tenant.add_user(self.employee(login, aliases));
         self.tenant.assign_app_role(
@@ -139,6 +147,11 @@ impl GraphFixture {
             &at(7, 11),
             &[self.manager.as_str()],
         ));
+        self.tenant.assign_role(&id, REPORTS_READER, "/");
+        self.tenant
+            .assign_role(&id, HELPDESK_ADMINISTRATOR, &self.admin_unit);
+        self.tenant
+            .add_role_eligibility(&id, SECURITY_ADMINISTRATOR, "/", None);
         id
     }
 }

@@ -10,6 +10,7 @@ use super::{AppRoleAssignment, State, User, error_body, filter, new_id, now_iso}
 pub(super) mod calendar;
 pub(super) mod devices;
 pub(super) mod governance;
+pub(super) mod roles;
 pub(super) mod teams;
 pub(super) mod workflows;
 
@@ -168,6 +169,12 @@ pub(super) fn route(
                 rest @ ..,
             ],
         ) => workflows::route(s, base, method, rest, query, body.as_ref()),
+        (_, ["directoryRoles", rest @ ..]) => {
+            roles::directory_roles_route(s, base, method, rest, query)
+        }
+        (_, ["roleManagement", "directory", rest @ ..]) => {
+            roles::role_management_route(s, base, method, rest, query, body.as_ref())
+        }
         (_, ["deviceManagement", "managedDevices", mid, rest @ ..]) => {
             devices::managed_route(s, method, mid, rest, body.as_ref())
         }
@@ -616,20 +623,7 @@ fn member_of(s: &State, id: &str) -> Vec<Value> {
         .filter(|(_, g)| g.members.contains(id))
         .map(|(gid, g)| group_json(gid, g))
         .collect();
-    out.extend(
-        s.roles
-            .iter()
-            .filter(|(_, r)| r.members.contains(id))
-            .map(|(rid, r)| {
-                json!({
-                    "@odata.type": "#microsoft.graph.directoryRole",
-                    "id": rid,
-                    "displayName": r.display_name,
-                    "roleTemplateId": r.template,
-                    "description": format!("{} (simulated)", r.display_name),
-                })
-            }),
-    );
+    out.extend(s.roles.member_of(id));
     out
 }
 
