@@ -579,6 +579,10 @@ impl Store for SqliteStore {
                 row,
             });
         }
+        // How each lease's check answers: the write of its task's row by the row it changed,
+        // the read by the row it returned (never by a change count: sqlx-sqlite reports the
+        // previous write's for a SELECT).
+        let by_write: Vec<bool> = checks.iter().map(|c| c.row.is_some()).collect();
         let others = positions
             .iter()
             .map(|p| TaskRow::new(&run, *p))
@@ -666,10 +670,14 @@ impl Store for SqliteStore {
                         return Err(codec::version_moved(id, expected));
                     }
                     // The lease checks follow the two run updates, in the order given.
-                    for (i, (lease, _)) in leases.iter().enumerate() {
-                        let held = done
-                            .get(2 + i)
-                            .is_some_and(|d| d.affected == 1 || !d.rows.is_empty());
+                    for (i, ((lease, _), by_write)) in leases.iter().zip(&by_write).enumerate() {
+                        let held = done.get(2 + i).is_some_and(|d| {
+                            if *by_write {
+                                d.affected == 1
+                            } else {
+                                !d.rows.is_empty()
+                            }
+                        });
                         if !held {
                             return Err(LeaseConflict::Lost.error(id, lease.task));
                         }
