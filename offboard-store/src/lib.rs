@@ -18,6 +18,7 @@
 
 mod codec;
 mod jsonl;
+mod plan;
 #[cfg(feature = "postgres")]
 mod postgres;
 pub mod report;

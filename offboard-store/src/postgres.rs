@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use offboard_core::connector::Snapshot;
 use offboard_core::store::{
-    AuditQuery, ClaimRequest, Commit, Lease, LeaseConflict, Record, RecordSwap, RunQuery,
-    RunSummary, check_record_key, record_value_json,
+    AuditQuery, ClaimRequest, Commit, Lease, Record, RecordSwap, RunQuery, RunSummary,
+    check_record_key, record_value_json,
 };
 use offboard_core::{
     Account, AccountRef, AuditEvent, AuditSink, Cursor, Error, PersonId, Result, Run, RunId, Store,
@@ -21,6 +21,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use uuid::Uuid;
 
 use crate::codec::{self, AuditVerification, ChainCheck, db, int, ts, ts_opt};
+use crate::plan::{CommitPlan, Step};
 use crate::sql::postgres as q;
 use crate::sqlite::newer_schema;
 
@@ -284,6 +285,106 @@ impl PostgresStore {
     }
 }
 
+/// The executor of a [`CommitPlan`] on PostgreSQL: its statements one after another in the
+/// commit's transaction.
+impl PostgresStore {
+    /// The run's update at the expected version; a moved version (or a run that does not
+    /// exist) is refused, naming the version stored.
+    async fn update_run(&self, tx: &mut PgConnection, plan: &CommitPlan) -> Result<()> {
+        let run = &plan.run;
+        let updated = sqlx::query(q::RUN_UPDATE)
+            .bind(&run.person)
+            .bind(&run.state)
+            .bind(run.open)
+            .bind(&run.created_at)
+            .bind(&run.finished_at)
+            .bind(&run.body)
+            .bind(&plan.run_id)
+            .bind(plan.expected as i64)
+            .execute(&mut *tx)
+            .await
+            .map_err(db("postgres.commit"))?;
+        if updated.rows_affected() > 0 {
+            return Ok(());
+        }
+        let stored: Option<i64> = sqlx::query_scalar(q::RUN_VERSION)
+            .bind(&plan.run_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db("postgres.commit"))?;
+        Err(match stored {
+            None => Error::not_found(format!("run {} does not exist", plan.id)),
+            Some(v) => codec::version_conflict(plan.id, v, plan.expected),
+        })
+    }
+
+    /// Runs one step of `plan`: whether its statement changed (a write) or returned (a read)
+    /// a row.
+    async fn run_step(
+        &self,
+        tx: &mut PgConnection,
+        plan: &CommitPlan,
+        step: &Step,
+    ) -> Result<bool> {
+        let run_id = plan.run_id.as_str();
+        let query = match step {
+            Step::LeaseHeld(lease) => {
+                let row = sqlx::query(q::LEASE_HELD)
+                    .bind(&lease.task_id)
+                    .bind(run_id)
+                    .bind(lease.token)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db("postgres.commit"))?;
+                return Ok(row.is_some());
+            }
+            Step::LeasedTask(lease, row) => sqlx::query(q::TASK_UPDATE_LEASED)
+                .bind(&lease.task_id)
+                .bind(run_id)
+                .bind(lease.token)
+                .bind(&row.body)
+                .bind(&row.due_at)
+                .bind(lease.release),
+            Step::Task(row) => sqlx::query(q::TASK_UPSERT)
+                .bind(&row.id)
+                .bind(run_id)
+                .bind(
+                    i32::try_from(row.position)
+                        .map_err(|_| Error::invalid_input("too many tasks"))?,
+                )
+                .bind(&row.body)
+                .bind(&row.due_at),
+            Step::LeaseClear(lease) => sqlx::query(q::LEASE_CLEAR)
+                .bind(&lease.task_id)
+                .bind(lease.token),
+            Step::Snapshot(task, snapshot) => {
+                sqlx::query(q::SNAPSHOT_PUT).bind(task).bind(snapshot)
+            }
+            Step::Claim(claim) => {
+                // The caller made the lease on its clock: from the database's now it lasts as
+                // long as from the caller's (`until` as it is when the caller did not say its
+                // now).
+                let (stored_until, micros) = match plan.now {
+                    Some(now) => self.expiry(claim.until, claim.until - now),
+                    None => (Some(ts(claim.until)), 0),
+                };
+                sqlx::query(q::TASK_CLAIM_WITH_COMMIT)
+                    .bind(&claim.task_id)
+                    .bind(run_id)
+                    .bind(&claim.worker)
+                    .bind(claim.token)
+                    .bind(stored_until)
+                    .bind(micros)
+            }
+        };
+        let done = query
+            .execute(&mut *tx)
+            .await
+            .map_err(db("postgres.commit"))?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
 fn parse_id<T: FromStr>(s: &str) -> Result<T> {
     s.parse()
         .map_err(|_| Error::storage(format!("stored id {s:?} is not a UUID")))
@@ -440,113 +541,18 @@ impl Store for PostgresStore {
             .collect()
     }
 
-    async fn commit(&self, mut commit: Commit) -> Result<(u64, Vec<AuditEvent>)> {
-        let body = codec::run_body(&mut commit.run)?;
-        let run = &commit.run;
-        let id = run.id;
+    async fn commit(&self, commit: Commit) -> Result<(u64, Vec<AuditEvent>)> {
+        let mut plan = CommitPlan::new(commit)?;
+        let events = std::mem::take(&mut plan.events);
         let mut tx = self.begin("postgres.commit").await?;
-        let updated = sqlx::query(q::RUN_UPDATE)
-            .bind(run.person.id.to_string())
-            .bind(codec::state_name(run.state))
-            .bind(!run.state.is_terminal())
-            .bind(ts(run.created_at))
-            .bind(ts_opt(run.finished_at))
-            .bind(body)
-            .bind(id.to_string())
-            .bind(run.version as i64)
-            .execute(&mut *tx)
-            .await
-            .map_err(db("postgres.commit"))?;
-        if updated.rows_affected() == 0 {
-            let stored: Option<i64> = sqlx::query_scalar(q::RUN_VERSION)
-                .bind(id.to_string())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db("postgres.commit"))?;
-            return Err(match stored {
-                None => Error::not_found(format!("run {id} does not exist")),
-                Some(v) => codec::version_conflict(id, v, run.version),
-            });
+        self.update_run(&mut tx, &plan).await?;
+        for step in &plan.steps {
+            let found = self.run_step(&mut tx, &plan, step).await?;
+            plan.check(step, found)?;
         }
-        for (lease, _) in &commit.leases {
-            let held = lease.run == id
-                && sqlx::query(q::LEASE_HELD)
-                    .bind(lease.task.to_string())
-                    .bind(id.to_string())
-                    .bind(lease.token)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db("postgres.commit"))?
-                    .is_some();
-            if !held {
-                return Err(LeaseConflict::Lost.error(id, lease.task));
-            }
-        }
-        let mut written = Vec::with_capacity(commit.changed_tasks.len());
-        for task in &commit.changed_tasks {
-            if written.contains(task) {
-                continue;
-            }
-            if let Some(position) = run.tasks.iter().position(|t| t.id == *task) {
-                let t = &run.tasks[position];
-                sqlx::query(q::TASK_UPSERT)
-                    .bind(t.id.to_string())
-                    .bind(id.to_string())
-                    .bind(
-                        i32::try_from(position)
-                            .map_err(|_| Error::invalid_input("too many tasks"))?,
-                    )
-                    .bind(codec::task_body(t)?)
-                    .bind(ts_opt(t.due_at))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db("postgres.commit"))?;
-                written.push(*task);
-            }
-        }
-        for (lease, _) in commit.leases.iter().filter(|(_, release)| *release) {
-            sqlx::query(q::LEASE_CLEAR)
-                .bind(lease.task.to_string())
-                .bind(lease.token)
-                .execute(&mut *tx)
-                .await
-                .map_err(db("postgres.commit"))?;
-        }
-        for (task, snapshot) in &commit.snapshots {
-            sqlx::query(q::SNAPSHOT_PUT)
-                .bind(task.to_string())
-                .bind(codec::to_json(snapshot)?)
-                .execute(&mut *tx)
-                .await
-                .map_err(db("postgres.commit"))?;
-        }
-        for lease in &commit.claims {
-            // The caller made the lease on its clock: from the database's now it lasts as long
-            // as from the caller's (`until` as it is when the caller did not say its now).
-            let (stored_until, micros) = match commit.now {
-                Some(now) => self.expiry(lease.until, lease.until - now),
-                None => (Some(ts(lease.until)), 0),
-            };
-            let taken = lease.run == id
-                && sqlx::query(q::TASK_CLAIM_WITH_COMMIT)
-                    .bind(lease.task.to_string())
-                    .bind(id.to_string())
-                    .bind(lease.worker.as_str())
-                    .bind(lease.token)
-                    .bind(stored_until)
-                    .bind(micros)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db("postgres.commit"))?
-                    .rows_affected()
-                    == 1;
-            if !taken {
-                return Err(LeaseConflict::Taken.error(id, lease.task));
-            }
-        }
-        let sealed = append(&mut tx, commit.events).await?;
+        let sealed = append(&mut tx, events).await?;
         tx.commit().await.map_err(db("postgres.commit"))?;
-        Ok((run.version + 1, sealed))
+        Ok((plan.next_version(), sealed))
     }
 
     fn claims_in_commit(&self) -> bool {

@@ -940,12 +940,6 @@ impl Batch {
         self.dry
     }
 
-    /// How many statements it holds: a write finds its statements' results by it (the results
-    /// a write reads start at its first statement).
-    pub(super) fn len(&self) -> usize {
-        self.statements
-    }
-
     /// Appends a statement; bind its parameters next, `?1` first.
     pub(super) fn push(&mut self, sql: &'static str) -> &mut Self {
         self.flush();

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use offboard_core::connector::Snapshot;
 use offboard_core::store::{
-    AuditQuery, ClaimRequest, Commit, Lease, LeaseConflict, Record, RecordSwap, RunQuery,
-    RunSummary, check_record_key, record_value_json,
+    AuditQuery, ClaimRequest, Commit, Lease, Record, RecordSwap, RunQuery, RunSummary,
+    check_record_key, record_value_json,
 };
 use offboard_core::{
     Account, AccountRef, AuditEvent, AuditSink, Cursor, Error, PersonId, Result, Run, RunId, Store,
@@ -25,6 +25,7 @@ use sqlx::{Connection, Row};
 use uuid::Uuid;
 
 use crate::codec::{self, AuditVerification, ChainCheck, db, int, ts, ts_opt};
+use crate::plan::{CommitPlan, Step, TaskRow};
 use crate::sql::sqlite as q;
 
 mod group;
@@ -388,50 +389,98 @@ fn parse_id<T: std::str::FromStr>(s: &str) -> Result<T> {
         .map_err(|_| Error::storage(format!("stored id {s:?} is not a UUID")))
 }
 
-/// A lease a commit is made under, encoded: checked by the write of its task's row (`row`,
-/// if the task changed) or by a read.
-struct LeaseCheck {
-    task: String,
-    token: Vec<u8>,
-    release: bool,
-    row: Option<TaskRow>,
-}
-
-/// A task's row, encoded by the caller of a write (not in its group).
-struct TaskRow {
-    id: String,
-    run: String,
-    position: i64,
-    body: String,
-    due_at: Option<String>,
-}
-
-impl TaskRow {
-    fn new(run: &Run, position: usize) -> Result<Self> {
-        let task = &run.tasks[position];
-        Ok(Self {
-            id: task.id.to_string(),
-            run: run.id.to_string(),
-            position: position as i64,
-            body: codec::task_body(task)?,
-            due_at: ts_opt(task.due_at),
+/// Adds the write of `row` to `batch`: an insert, or (`insert_only` false) an upsert.
+fn push_task(batch: &mut Batch, row: &TaskRow, insert_only: bool) {
+    batch
+        .push(if insert_only {
+            q::TASK_INSERT
+        } else {
+            q::TASK_UPSERT
         })
-    }
+        .bind(row.id.clone())
+        .bind(row.run.clone())
+        .bind(row.position as i64)
+        .bind(row.body.clone())
+        .bind(row.due_at.clone());
+}
 
-    /// Adds the write of the row to `batch`.
-    fn push(&self, batch: &mut Batch, insert_only: bool) {
-        batch
-            .push(if insert_only {
-                q::TASK_INSERT
-            } else {
-                q::TASK_UPSERT
-            })
-            .bind(self.id.clone())
-            .bind(self.run.clone())
-            .bind(self.position)
-            .bind(self.body.clone())
-            .bind(self.due_at.clone());
+/// Adds `plan`'s statements to `batch` (the order of [`CommitPlan`]): the version-checked run
+/// update and its queried columns, then one statement per step.
+fn push_commit(batch: &mut Batch, plan: &CommitPlan) {
+    let run_id = plan.run_id.as_str();
+    batch
+        .push(q::RUN_UPDATE)
+        .bind(run_id)
+        .bind(plan.run.body.clone())
+        .bind(plan.expected as i64);
+    batch
+        .push(q::RUN_UPDATE_COLUMNS)
+        .bind(run_id)
+        .bind(plan.run.state.clone())
+        .bind(plan.run.open)
+        .bind(plan.run.finished_at.clone());
+    for step in &plan.steps {
+        match step {
+            Step::LeasedTask(lease, row) => {
+                batch
+                    .push(q::TASK_UPDATE_LEASED)
+                    .bind(lease.task_id.as_str())
+                    .bind(run_id)
+                    .bind(lease.token.as_bytes().to_vec())
+                    .bind(row.body.clone())
+                    .bind(row.due_at.clone())
+                    .bind(lease.release);
+            }
+            Step::LeaseHeld(lease) => {
+                batch
+                    .push(q::LEASE_HELD)
+                    .bind(lease.task_id.as_str())
+                    .bind(run_id)
+                    .bind(lease.token.as_bytes().to_vec());
+            }
+            Step::Task(row) => push_task(batch, row, false),
+            Step::LeaseClear(lease) => {
+                batch
+                    .push(q::LEASE_CLEAR)
+                    .bind(lease.task_id.as_str())
+                    .bind(lease.token.as_bytes().to_vec());
+            }
+            Step::Snapshot(task, snapshot) => {
+                batch
+                    .push(q::SNAPSHOT_PUT)
+                    .bind(task.as_str())
+                    .bind(snapshot.as_str());
+            }
+            Step::Claim(claim) => {
+                batch
+                    .push(q::TASK_CLAIM_WITH_COMMIT)
+                    .bind(claim.task_id.as_str())
+                    .bind(run_id)
+                    .bind(claim.worker.as_str())
+                    .bind(claim.token.as_bytes().to_vec())
+                    .bind(ts(claim.until));
+            }
+        }
     }
+}
+
+/// Reads what [`push_commit`]'s statements returned (`done`, from its first): the version
+/// check, then each step's outcome.
+fn read_commit(plan: &CommitPlan, done: &[group::Done]) -> Result<()> {
+    if done.first().is_none_or(|d| d.affected == 0) {
+        return Err(codec::version_moved(plan.id, plan.expected));
+    }
+    for (i, step) in plan.steps.iter().enumerate() {
+        let found = done.get(2 + i).is_some_and(|d| {
+            if step.is_read() {
+                !d.rows.is_empty()
+            } else {
+                d.affected == 1
+            }
+        });
+        plan.check(step, found)?;
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -460,7 +509,7 @@ impl Store for SqliteStore {
                         .bind(finished_at.clone())
                         .bind(body.clone());
                     for task in &tasks {
-                        task.push(batch, true);
+                        push_task(batch, task, true);
                     }
                     group::seal(batch, head, &mut prepared)
                 },
@@ -523,171 +572,27 @@ impl Store for SqliteStore {
     }
 
     async fn commit(&self, commit: Commit) -> Result<(u64, Vec<AuditEvent>)> {
-        let Commit {
-            mut run,
-            changed_tasks,
-            events,
-            leases,
-            snapshots,
-            claims,
-            ..
-        } = commit;
-        let id = run.id;
-        let expected = run.version;
-        // A lease on another run's task is not held here, nor taken.
-        if let Some((lost, _)) = leases.iter().find(|(lease, _)| lease.run != id) {
-            return Err(LeaseConflict::Lost.error(id, lost.task));
-        }
-        if let Some(taken) = claims.iter().find(|lease| lease.run != id) {
-            return Err(LeaseConflict::Taken.error(id, taken.task));
-        }
-        let taking: Vec<(String, String, Vec<u8>, String)> = claims
-            .iter()
-            .map(|l| {
-                (
-                    l.task.to_string(),
-                    l.worker.clone(),
-                    l.token.as_bytes().to_vec(),
-                    ts(l.until),
-                )
-            })
-            .collect();
-        // Everything is encoded here, by the caller, not in the group: the rows written (each
-        // changed task once) and the events, ready to seal.
-        let mut positions: Vec<usize> = Vec::with_capacity(changed_tasks.len());
-        for task in &changed_tasks {
-            if let Some(position) = run.tasks.iter().position(|t| t.id == *task)
-                && !positions.contains(&position)
-            {
-                positions.push(position);
-            }
-        }
-        // Each lease is checked by the write of its task's row if that changed (the row, the
-        // check and the release in one statement), else by a read (and a release after the
-        // other rows).
-        let mut checks = Vec::with_capacity(leases.len());
-        for (lease, release) in &leases {
-            let row = positions
-                .iter()
-                .position(|p| run.tasks[*p].id == lease.task)
-                .map(|i| TaskRow::new(&run, positions.remove(i)))
-                .transpose()?;
-            checks.push(LeaseCheck {
-                task: lease.task.to_string(),
-                token: lease.token.as_bytes().to_vec(),
-                release: *release,
-                row,
-            });
-        }
-        // How each lease's check answers: the write of its task's row by the row it changed,
-        // the read by the row it returned (never by a change count: sqlx-sqlite reports the
-        // previous write's for a SELECT).
-        let by_write: Vec<bool> = checks.iter().map(|c| c.row.is_some()).collect();
-        let others = positions
-            .iter()
-            .map(|p| TaskRow::new(&run, *p))
-            .collect::<Result<Vec<_>>>()?;
-        let snapshots = snapshots
-            .iter()
-            .map(|(task, snapshot)| Ok((task.to_string(), codec::to_json(snapshot)?)))
-            .collect::<Result<Vec<_>>>()?;
-        let body = codec::run_body(&mut run)?;
-        let (run_id, state, open) = (
-            id.to_string(),
-            codec::state_name(run.state),
-            !run.state.is_terminal(),
-        );
-        let finished_at = ts_opt(run.finished_at);
+        // Everything is encoded here, by the caller, not in the group: the plan's rows and the
+        // events, ready to seal.
+        let mut plan = CommitPlan::new(commit)?;
+        let events = std::mem::take(&mut plan.events);
         let mut prepared = group::prepare(&events)?;
+        let plan = Arc::new(plan);
         let (version, seals) = self
             .writer
             .write(
                 "sqlite.commit",
-                move |batch, head| {
-                    let first = batch.len();
-                    // The version-checked run update, the lease check (with the leased task's
-                    // write, or before the batch clears the lease), the other changed tasks and
-                    // the events. A failed check undoes the whole write.
-                    batch
-                        .push(q::RUN_UPDATE)
-                        .bind(run_id.clone())
-                        .bind(body.clone())
-                        .bind(expected as i64);
-                    batch
-                        .push(q::RUN_UPDATE_COLUMNS)
-                        .bind(run_id.clone())
-                        .bind(state.clone())
-                        .bind(open)
-                        .bind(finished_at.clone());
-                    for check in &checks {
-                        match &check.row {
-                            Some(row) => batch
-                                .push(q::TASK_UPDATE_LEASED)
-                                .bind(check.task.clone())
-                                .bind(run_id.clone())
-                                .bind(check.token.clone())
-                                .bind(row.body.clone())
-                                .bind(row.due_at.clone())
-                                .bind(check.release),
-                            None => batch
-                                .push(q::LEASE_HELD)
-                                .bind(check.task.clone())
-                                .bind(run_id.clone())
-                                .bind(check.token.clone()),
-                        };
+                {
+                    let plan = plan.clone();
+                    move |batch, head| {
+                        // A failed check undoes the whole write.
+                        push_commit(batch, &plan);
+                        group::seal(batch, head, &mut prepared)
                     }
-                    for row in &others {
-                        row.push(batch, false);
-                    }
-                    for check in checks.iter().filter(|c| c.release && c.row.is_none()) {
-                        batch
-                            .push(q::LEASE_CLEAR)
-                            .bind(check.task.clone())
-                            .bind(check.token.clone());
-                    }
-                    for (task, snapshot) in &snapshots {
-                        batch
-                            .push(q::SNAPSHOT_PUT)
-                            .bind(task.as_str())
-                            .bind(snapshot.as_str());
-                    }
-                    // The leases taken, after the rows (which leave lease columns alone).
-                    let claims_at = batch.len();
-                    for (task, worker, token, until) in &taking {
-                        batch
-                            .push(q::TASK_CLAIM_WITH_COMMIT)
-                            .bind(task.clone())
-                            .bind(run_id.clone())
-                            .bind(worker.clone())
-                            .bind(token.clone())
-                            .bind(until.clone());
-                    }
-                    Ok((claims_at - first, group::seal(batch, head, &mut prepared)?))
                 },
-                move |(claims_at, seals), ran| {
-                    let done = ran.ok()?;
-                    if done.first().is_none_or(|d| d.affected == 0) {
-                        return Err(codec::version_moved(id, expected));
-                    }
-                    // The lease checks follow the two run updates, in the order given.
-                    for (i, ((lease, _), by_write)) in leases.iter().zip(&by_write).enumerate() {
-                        let held = done.get(2 + i).is_some_and(|d| {
-                            if *by_write {
-                                d.affected == 1
-                            } else {
-                                !d.rows.is_empty()
-                            }
-                        });
-                        if !held {
-                            return Err(LeaseConflict::Lost.error(id, lease.task));
-                        }
-                    }
-                    for (i, lease) in claims.iter().enumerate() {
-                        if done.get(claims_at + i).is_none_or(|d| d.affected != 1) {
-                            return Err(LeaseConflict::Taken.error(id, lease.task));
-                        }
-                    }
-                    Ok((expected + 1, seals))
+                move |seals, ran| {
+                    read_commit(&plan, &ran.ok()?)?;
+                    Ok((plan.next_version(), seals))
                 },
             )
             .await?;
