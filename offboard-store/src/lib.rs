@@ -22,6 +22,7 @@ mod plan;
 #[cfg(feature = "postgres")]
 mod postgres;
 pub mod report;
+mod rows;
 mod sql;
 mod sqlite;
 

@@ -20,10 +20,10 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use uuid::Uuid;
 
-use crate::codec::{self, AuditVerification, ChainCheck, db, int, ts, ts_opt};
+use crate::codec::{self, AuditVerification, db, ts, ts_opt};
 use crate::plan::{CommitPlan, Step};
+use crate::rows::{self, SqlRow};
 use crate::sql::postgres as q;
-use crate::sqlite::newer_schema;
 
 /// The schema every table of ours lives in (out of the host's way).
 pub const POSTGRES_SCHEMA: &str = "offboard";
@@ -33,9 +33,6 @@ pub const POSTGRES_MIGRATIONS_TABLE: &str = "offboard.schema_migrations";
 
 /// The newest schema version this code knows.
 pub const POSTGRES_SCHEMA_VERSION: i64 = 4;
-
-/// How many audit rows a verification reads at once.
-const PAGE: i64 = 1000;
 
 fn migrator() -> Migrator {
     let mut m = codec::migrator(&[
@@ -188,18 +185,14 @@ impl PostgresStore {
                 .fetch_one(&self.pool)
                 .await
                 .map_err(db("postgres.run_migrations"))?;
-            if let Some(v) = version.filter(|v| *v > POSTGRES_SCHEMA_VERSION) {
-                return Err(newer_schema(v, POSTGRES_SCHEMA_VERSION));
-            }
+            codec::check_schema_version(version, POSTGRES_SCHEMA_VERSION)?;
         } else if !tables.is_empty() {
-            let mut names: Vec<&str> = tables.iter().map(String::as_str).take(5).collect();
-            names.sort_unstable();
             return Err(Error::config(
                 "postgres_schema",
                 format!(
                     "schema {POSTGRES_SCHEMA} holds tables that are not offboard's ({}) and no \
                      {POSTGRES_MIGRATIONS_TABLE}; it was left untouched",
-                    names.join(", ")
+                    codec::some_tables(&tables)
                 ),
             ));
         }
@@ -218,35 +211,23 @@ impl PostgresStore {
     /// `Storage` when the database cannot be read (a tampered trail is not an error: see
     /// [`AuditVerification::problem`]).
     pub async fn verify_audit(&self) -> Result<AuditVerification> {
-        let mut check = ChainCheck::new();
-        let mut after = 0i64;
-        loop {
-            let rows = sqlx::query(q::AUDIT_ALL)
+        const OP: &str = "postgres.verify_audit";
+        let page = |after: i64| {
+            sqlx::query(q::AUDIT_ALL)
                 .bind(after)
-                .bind(Some(PAGE))
+                .bind(Some(rows::AUDIT_PAGE))
                 .fetch_all(&self.pool)
-                .await
-                .map_err(db("postgres.verify_audit"))?;
-            let n = rows.len() as i64;
-            for row in rows {
-                let seq: i64 = row.try_get(0).map_err(db("postgres.verify_audit"))?;
-                let body: String = row.try_get(1).map_err(db("postgres.verify_audit"))?;
-                if let Err(problem) = check.push(int("seq", seq)?, &body) {
-                    return Ok(check.failed(problem));
-                }
-                after = seq;
-            }
-            if n < PAGE {
-                break;
-            }
-        }
+        };
+        let check = match rows::check_trail(page, OP).await? {
+            Ok(check) => check,
+            Err(failed) => return Ok(failed),
+        };
         let row = sqlx::query(q::AUDIT_HEAD_READ)
             .fetch_one(&self.pool)
             .await
-            .map_err(db("postgres.verify_audit"))?;
-        let head_seq: i64 = row.try_get(0).map_err(db("postgres.verify_audit"))?;
-        let head_hash: String = row.try_get(1).map_err(db("postgres.verify_audit"))?;
-        Ok(check.finished(int("seq", head_seq)?, &head_hash))
+            .map_err(db(OP))?;
+        let (head_seq, head_hash) = rows::head(&row, OP)?;
+        Ok(check.finished(head_seq, &head_hash))
     }
 
     /// Ids of the runs created in `[since, until)`, oldest first, after `after` (the key of
@@ -271,12 +252,8 @@ impl PostgresStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db("postgres.runs_page"))?;
-        rows.into_iter()
-            .map(|row| {
-                let id: String = row.try_get(0).map_err(db("postgres.runs_page"))?;
-                let at: String = row.try_get(1).map_err(db("postgres.runs_page"))?;
-                Ok((codec::parse_ts(&at)?, parse_id(&id)?))
-            })
+        rows.iter()
+            .map(|row| rows::page_entry(row, "postgres.runs_page"))
             .collect()
     }
 
@@ -385,11 +362,6 @@ impl PostgresStore {
     }
 }
 
-fn parse_id<T: FromStr>(s: &str) -> Result<T> {
-    s.parse()
-        .map_err(|_| Error::storage(format!("stored id {s:?} is not a UUID")))
-}
-
 fn limit(n: usize) -> Option<i64> {
     (n > 0).then(|| i64::try_from(n).unwrap_or(i64::MAX))
 }
@@ -431,9 +403,7 @@ async fn lock_head(conn: &mut PgConnection) -> Result<(u64, String)> {
         .fetch_one(&mut *conn)
         .await
         .map_err(db("postgres.audit_head"))?;
-    let seq: i64 = row.try_get(0).map_err(db("postgres.audit_head"))?;
-    let hash: String = row.try_get(1).map_err(db("postgres.audit_head"))?;
-    Ok((int("seq", seq)?, hash))
+    rows::head(&row, "postgres.audit_head")
 }
 
 /// Seals `events` after the chain head (locked until the caller's transaction ends) and stores
@@ -575,32 +545,17 @@ impl Store for PostgresStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db("postgres.claim"))?;
-        let mut leases = rows
-            .into_iter()
+        const OP: &str = "postgres.claim";
+        let leases = rows
+            .iter()
             .map(|row| {
-                let run: String = row.try_get(0).map_err(db("postgres.claim"))?;
-                let task: String = row.try_get(1).map_err(db("postgres.claim"))?;
-                let token: Uuid = row.try_get(2).map_err(db("postgres.claim"))?;
-                let claims: i32 = row.try_get(3).map_err(db("postgres.claim"))?;
-                let due: String = row.try_get(4).map_err(db("postgres.claim"))?;
-                let version: Option<i64> = row.try_get(5).map_err(db("postgres.claim"))?;
-                Ok((
-                    due,
-                    Lease {
-                        run: parse_id(&run)?,
-                        task: parse_id(&task)?,
-                        worker: request.worker.clone(),
-                        token,
-                        until,
-                        claims: int("claims", i64::from(claims))?,
-                        run_version: version.map(|v| int("version", v)).transpose()?,
-                    },
-                ))
+                let token: Uuid = row.col(2, OP)?;
+                let claims: i32 = row.col(3, OP)?;
+                let claims = i64::from(claims);
+                rows::claimed(row, &request.worker, until, (token, claims), OP)
             })
-            .collect::<Result<Vec<(String, Lease)>>>()?;
-        // RETURNING has no order: earliest due first, as claimed.
-        leases.sort_by(|a, b| (&a.0, a.1.task).cmp(&(&b.0, b.1.task)));
-        Ok(leases.into_iter().map(|(_, l)| l).collect())
+            .collect::<Result<Vec<_>>>()?;
+        Ok(rows::earliest_due_first(leases))
     }
 
     async fn renew(&self, lease: &Lease, now: DateTime<Utc>, lease_for: Duration) -> Result<Lease> {
@@ -616,17 +571,8 @@ impl Store for PostgresStore {
             .await
             .map_err(db("postgres.renew"))?
             .ok_or_else(|| codec::renew_lost(lease))?;
-        let worker: Option<String> = row.try_get(0).map_err(db("postgres.renew"))?;
-        let claims: i32 = row.try_get(1).map_err(db("postgres.renew"))?;
-        Ok(Lease {
-            run: lease.run,
-            task: lease.task,
-            worker: worker.unwrap_or_else(|| lease.worker.clone()),
-            token: lease.token,
-            until,
-            claims: int("claims", i64::from(claims))?,
-            run_version: lease.run_version,
-        })
+        let claims: i32 = row.col(1, "postgres.renew")?;
+        rows::renewed(&row, lease, until, i64::from(claims), "postgres.renew")
     }
 
     async fn release(&self, lease: &Lease, due_at: Option<DateTime<Utc>>) -> Result<()> {
@@ -660,22 +606,8 @@ impl Store for PostgresStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db("postgres.list_runs"))?;
-        rows.into_iter()
-            .map(|row| {
-                let get = |i: usize| -> Result<Option<String>> {
-                    row.try_get(i).map_err(db("postgres.list_runs"))
-                };
-                let required = |i: usize| -> Result<String> {
-                    get(i)?.ok_or_else(|| Error::storage("a run row misses a column"))
-                };
-                Ok(RunSummary {
-                    id: parse_id(&required(0)?)?,
-                    person: PersonId::new(required(1)?),
-                    state: codec::parse_state(&required(2)?)?,
-                    created_at: codec::parse_ts(&required(3)?)?,
-                    finished_at: get(4)?.as_deref().map(codec::parse_ts).transpose()?,
-                })
-            })
+        rows.iter()
+            .map(|row| rows::run_summary(row, "postgres.list_runs"))
             .collect()
     }
 
@@ -725,18 +657,8 @@ impl Store for PostgresStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db("postgres.accounts"))?;
-        rows.into_iter()
-            .map(|row| {
-                let account: String = row.try_get(0).map_err(db("postgres.accounts"))?;
-                let first: String = row.try_get(1).map_err(db("postgres.accounts"))?;
-                let last: String = row.try_get(2).map_err(db("postgres.accounts"))?;
-                Ok(Account {
-                    person: person.clone(),
-                    account: codec::from_json("account", &account)?,
-                    first_seen: codec::parse_ts(&first)?,
-                    last_seen: codec::parse_ts(&last)?,
-                })
-            })
+        rows.iter()
+            .map(|row| rows::account(row, person, "postgres.accounts"))
             .collect()
     }
 
@@ -786,12 +708,9 @@ impl Store for PostgresStore {
                 .await
                 .map_err(db("postgres.audit"))?,
         };
-        let body_at = usize::from(query.run.is_none());
-        rows.into_iter()
-            .map(|row| {
-                let body: String = row.try_get(body_at).map_err(db("postgres.audit"))?;
-                codec::decode_event(&body)
-            })
+        let whole_trail = query.run.is_none();
+        rows.iter()
+            .map(|row| rows::event(row, whole_trail, "postgres.audit"))
             .collect()
     }
     async fn get_record(&self, namespace: &str, key: &str) -> Result<Option<Record>> {
@@ -814,7 +733,7 @@ impl Store for PostgresStore {
             .await
             .map_err(db("postgres.insert_record"))?;
         if let Some(row) = inserted {
-            return Ok((record_of(namespace, key, &row)?, true));
+            return Ok((rows::record(&row, namespace, key, "postgres.record")?, true));
         }
         // Not inserted: another insert committed first (ON CONFLICT waits for it); records
         // are never deleted, so this read finds it.
@@ -841,7 +760,9 @@ impl Store for PostgresStore {
             .await
             .map_err(db("postgres.swap_record"))?;
         Ok(match swapped {
-            Some(row) => RecordSwap::Swapped(record_of(namespace, key, &row)?),
+            Some(row) => {
+                RecordSwap::Swapped(rows::record(&row, namespace, key, "postgres.record")?)
+            }
             None => RecordSwap::Conflict(read_record(&self.pool, namespace, key).await?),
         })
     }
@@ -855,14 +776,8 @@ async fn read_record(pool: &PgPool, namespace: &str, key: &str) -> Result<Option
         .fetch_optional(pool)
         .await
         .map_err(db("postgres.get_record"))?;
-    row.map(|row| record_of(namespace, key, &row)).transpose()
-}
-
-/// A record from a row of (version, value).
-fn record_of(namespace: &str, key: &str, row: &sqlx::postgres::PgRow) -> Result<Record> {
-    let version: i64 = row.try_get(0).map_err(db("postgres.record"))?;
-    let value: String = row.try_get(1).map_err(db("postgres.record"))?;
-    codec::record(namespace, key, version, &value)
+    row.map(|row| rows::record(&row, namespace, key, "postgres.record"))
+        .transpose()
 }
 
 /// Mirrors sealed events from another store, as [`offboard_core::MemoryStore`] does.

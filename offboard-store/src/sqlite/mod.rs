@@ -24,8 +24,9 @@ use sqlx::sqlite::{
 use sqlx::{Connection, Row};
 use uuid::Uuid;
 
-use crate::codec::{self, AuditVerification, ChainCheck, db, int, ts, ts_opt};
+use crate::codec::{self, AuditVerification, db, ts, ts_opt};
 use crate::plan::{CommitPlan, Step, TaskRow};
+use crate::rows::{self, SqlRow};
 use crate::sql::sqlite as q;
 
 mod group;
@@ -37,9 +38,6 @@ pub const SQLITE_MIGRATIONS_TABLE: &str = "offboard_schema_migrations";
 
 /// The newest schema version this code knows.
 pub const SQLITE_SCHEMA_VERSION: i64 = 4;
-
-/// How many audit rows a verification reads at once.
-const PAGE: i64 = 1000;
 
 fn migrator() -> Migrator {
     let mut m = codec::migrator(&[
@@ -145,11 +143,9 @@ async fn inspect(path: &Path) -> Result<()> {
     if tables.is_empty() || tables.iter().any(|t| t == SQLITE_MIGRATIONS_TABLE) {
         return Ok(());
     }
-    let mut names: Vec<&str> = tables.iter().map(String::as_str).take(5).collect();
-    names.sort_unstable();
     Err(refuse(format!(
         "it holds other tables ({}) and no {SQLITE_MIGRATIONS_TABLE}",
-        names.join(", ")
+        codec::some_tables(&tables)
     )))
 }
 
@@ -267,9 +263,7 @@ impl SqliteStore {
                 .fetch_one(&self.pool)
                 .await
                 .map_err(db("sqlite.run_migrations"))?;
-            if let Some(v) = version.filter(|v| *v > SQLITE_SCHEMA_VERSION) {
-                return Err(newer_schema(v, SQLITE_SCHEMA_VERSION));
-            }
+            codec::check_schema_version(version, SQLITE_SCHEMA_VERSION)?;
         }
         migrator().run(&self.pool).await.map_err(|e| {
             Error::storage("migrating the SQLite database failed")
@@ -310,36 +304,19 @@ impl SqliteStore {
     /// `Storage` when the database cannot be read (a tampered trail is not an error: see
     /// [`AuditVerification::problem`]).
     pub async fn verify_audit(&self) -> Result<AuditVerification> {
-        let mut check = ChainCheck::new();
-        let mut after = 0i64;
-        loop {
-            let rows = sqlx::query(q::AUDIT_ALL)
+        const OP: &str = "sqlite.verify_audit";
+        let page = |after: i64| {
+            sqlx::query(q::AUDIT_ALL)
                 .bind(after)
-                .bind(PAGE)
+                .bind(rows::AUDIT_PAGE)
                 .fetch_all(&self.pool)
-                .await
-                .map_err(db("sqlite.verify_audit"))?;
-            let n = rows.len() as i64;
-            for row in rows {
-                let seq: i64 = row.try_get(0).map_err(db("sqlite.verify_audit"))?;
-                let body: String = row.try_get(1).map_err(db("sqlite.verify_audit"))?;
-                if let Err(problem) = check.push(int("seq", seq)?, &body) {
-                    return Ok(check.failed(problem));
-                }
-                after = seq;
-            }
-            if n < PAGE {
-                break;
-            }
-        }
-        let (head_seq, head_hash) = group::read_head(
-            &mut *self
-                .pool
-                .acquire()
-                .await
-                .map_err(db("sqlite.verify_audit"))?,
-        )
-        .await?;
+        };
+        let check = match rows::check_trail(page, OP).await? {
+            Ok(check) => check,
+            Err(failed) => return Ok(failed),
+        };
+        let (head_seq, head_hash) =
+            group::read_head(&mut *self.pool.acquire().await.map_err(db(OP))?).await?;
         Ok(check.finished(head_seq, &head_hash))
     }
 
@@ -365,28 +342,10 @@ impl SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db("sqlite.runs_page"))?;
-        rows.into_iter()
-            .map(|row| {
-                let id: String = row.try_get(0).map_err(db("sqlite.runs_page"))?;
-                let at: String = row.try_get(1).map_err(db("sqlite.runs_page"))?;
-                Ok((codec::parse_ts(&at)?, parse_id(&id)?))
-            })
+        rows.iter()
+            .map(|row| rows::page_entry(row, "sqlite.runs_page"))
             .collect()
     }
-}
-pub(crate) fn newer_schema(found: i64, known: i64) -> Error {
-    Error::config(
-        "schema_version",
-        format!(
-            "the database's schema is at version {found}, newer than this offboard (which knows \
-             up to version {known}); upgrade offboard before opening it"
-        ),
-    )
-}
-
-fn parse_id<T: std::str::FromStr>(s: &str) -> Result<T> {
-    s.parse()
-        .map_err(|_| Error::storage(format!("stored id {s:?} is not a UUID")))
 }
 
 /// Adds the write of `row` to `batch`: an insert, or (`insert_only` false) an upsert.
@@ -629,34 +588,18 @@ impl Store for SqliteStore {
                 |(), ran| Ok(ran.ok()?.pop().map(|d| d.rows).unwrap_or_default()),
             )
             .await?;
-        let mut leases = rows
-            .into_iter()
+        const OP: &str = "sqlite.claim";
+        let leases = rows
+            .iter()
             .map(|row| {
-                let run: String = row.try_get(0).map_err(db("sqlite.claim"))?;
-                let task: String = row.try_get(1).map_err(db("sqlite.claim"))?;
-                let token: Vec<u8> = row.try_get(2).map_err(db("sqlite.claim"))?;
-                let claims: i64 = row.try_get(3).map_err(db("sqlite.claim"))?;
-                let due: String = row.try_get(4).map_err(db("sqlite.claim"))?;
-                let version: Option<i64> = row.try_get(5).map_err(db("sqlite.claim"))?;
+                let token: Vec<u8> = row.col(2, OP)?;
                 let token = Uuid::from_slice(&token)
                     .map_err(|_| Error::storage("a stored lease token is not 16 bytes"))?;
-                Ok((
-                    due,
-                    Lease {
-                        run: parse_id(&run)?,
-                        task: parse_id(&task)?,
-                        worker: request.worker.clone(),
-                        token,
-                        until,
-                        claims: int("claims", claims)?,
-                        run_version: version.map(|v| int("version", v)).transpose()?,
-                    },
-                ))
+                let claims: i64 = row.col(3, OP)?;
+                rows::claimed(row, &request.worker, until, (token, claims), OP)
             })
-            .collect::<Result<Vec<(String, Lease)>>>()?;
-        // RETURNING has no order: earliest due first, as claimed.
-        leases.sort_by(|a, b| (&a.0, a.1.task).cmp(&(&b.0, b.1.task)));
-        Ok(leases.into_iter().map(|(_, l)| l).collect())
+            .collect::<Result<Vec<_>>>()?;
+        Ok(rows::earliest_due_first(leases))
     }
 
     async fn renew(&self, lease: &Lease, now: DateTime<Utc>, lease_for: Duration) -> Result<Lease> {
@@ -684,17 +627,8 @@ impl Store for SqliteStore {
                 },
             )
             .await?;
-        let worker: Option<String> = row.try_get(0).map_err(db("sqlite.renew"))?;
-        let claims: i64 = row.try_get(1).map_err(db("sqlite.renew"))?;
-        Ok(Lease {
-            run: lease.run,
-            task: lease.task,
-            worker: worker.unwrap_or_else(|| lease.worker.clone()),
-            token: lease.token,
-            until,
-            claims: int("claims", claims)?,
-            run_version: lease.run_version,
-        })
+        let claims: i64 = row.col(1, "sqlite.renew")?;
+        rows::renewed(&row, lease, until, claims, "sqlite.renew")
     }
 
     async fn release(&self, lease: &Lease, due_at: Option<DateTime<Utc>>) -> Result<()> {
@@ -748,22 +682,8 @@ impl Store for SqliteStore {
             rows.fetch_all(&self.pool).await
         }
         .map_err(db("sqlite.list_runs"))?;
-        rows.into_iter()
-            .map(|row| {
-                let get = |i: usize| -> Result<Option<String>> {
-                    row.try_get(i).map_err(db("sqlite.list_runs"))
-                };
-                let required = |i: usize| -> Result<String> {
-                    get(i)?.ok_or_else(|| Error::storage("a run row misses a column"))
-                };
-                Ok(RunSummary {
-                    id: parse_id(&required(0)?)?,
-                    person: PersonId::new(required(1)?),
-                    state: codec::parse_state(&required(2)?)?,
-                    created_at: codec::parse_ts(&required(3)?)?,
-                    finished_at: get(4)?.as_deref().map(codec::parse_ts).transpose()?,
-                })
-            })
+        rows.iter()
+            .map(|row| rows::run_summary(row, "sqlite.list_runs"))
             .collect()
     }
 
@@ -831,18 +751,8 @@ impl Store for SqliteStore {
             .fetch_all(&mut *self.writer.reader().await?)
             .await
             .map_err(db("sqlite.accounts"))?;
-        rows.into_iter()
-            .map(|row| {
-                let account: String = row.try_get(0).map_err(db("sqlite.accounts"))?;
-                let first: String = row.try_get(1).map_err(db("sqlite.accounts"))?;
-                let last: String = row.try_get(2).map_err(db("sqlite.accounts"))?;
-                Ok(Account {
-                    person: person.clone(),
-                    account: codec::from_json("account", &account)?,
-                    first_seen: codec::parse_ts(&first)?,
-                    last_seen: codec::parse_ts(&last)?,
-                })
-            })
+        rows.iter()
+            .map(|row| rows::account(row, person, "sqlite.accounts"))
             .collect()
     }
 
@@ -910,12 +820,9 @@ impl Store for SqliteStore {
                 .await
                 .map_err(db("sqlite.audit"))?,
         };
-        let body_at = usize::from(query.run.is_none());
-        rows.into_iter()
-            .map(|row| {
-                let body: String = row.try_get(body_at).map_err(db("sqlite.audit"))?;
-                codec::decode_event(&body)
-            })
+        let whole_trail = query.run.is_none();
+        rows.iter()
+            .map(|row| rows::event(row, whole_trail, "sqlite.audit"))
             .collect()
     }
     async fn get_record(&self, namespace: &str, key: &str) -> Result<Option<Record>> {
@@ -926,7 +833,8 @@ impl Store for SqliteStore {
             .fetch_optional(&mut *self.writer.reader().await?)
             .await
             .map_err(db("sqlite.get_record"))?;
-        row.map(|row| record_of(namespace, key, &row)).transpose()
+        row.map(|row| rows::record(&row, namespace, key, "sqlite.record"))
+            .transpose()
     }
 
     async fn insert_record(
@@ -1001,16 +909,11 @@ impl SqliteStore {
                 },
             )
             .await?;
-        let record = row.map(|row| record_of(namespace, key, &row)).transpose()?;
+        let record = row
+            .map(|row| rows::record(&row, namespace, key, "sqlite.record"))
+            .transpose()?;
         Ok((written, record))
     }
-}
-
-/// A record from a `record_get` row (version, value).
-fn record_of(namespace: &str, key: &str, row: &sqlx::sqlite::SqliteRow) -> Result<Record> {
-    let version: i64 = row.try_get(0).map_err(db("sqlite.record"))?;
-    let value: String = row.try_get(1).map_err(db("sqlite.record"))?;
-    codec::record(namespace, key, version, &value)
 }
 
 /// Mirrors sealed events from another store, as [`offboard_core::MemoryStore`] does.
