@@ -83,6 +83,8 @@ pub(crate) struct LeaseRef {
     pub(crate) token: Uuid,
     /// Whether the commit releases it.
     pub(crate) release: bool,
+    /// Whether it is a lease of another run: never held here, whatever its statement finds.
+    pub(crate) foreign: bool,
 }
 
 /// A lease taken with the commit ([`Commit::claims`]).
@@ -94,6 +96,8 @@ pub(crate) struct ClaimRow {
     pub(crate) token: Uuid,
     /// Its expiry on the caller's clock.
     pub(crate) until: DateTime<Utc>,
+    /// Whether it is a lease on another run: never taken here, whatever its statement finds.
+    pub(crate) foreign: bool,
 }
 
 /// One statement of a commit after the run's update.
@@ -123,12 +127,28 @@ impl Step {
     }
 }
 
+/// Refuses, before any statement, a commit under a lease on another run's task (`lease=lost`)
+/// or claiming one (`lease=taken`): neither is held here, nor taken. Optional: reading the
+/// plan's steps refuses them as well ([`CommitPlan::check`]), after the version check.
+///
+/// # Errors
+/// That refusal.
+pub(crate) fn refuse_foreign(commit: &Commit) -> Result<()> {
+    let id = commit.run.id;
+    if let Some((lost, _)) = commit.leases.iter().find(|(lease, _)| lease.run != id) {
+        return Err(LeaseConflict::Lost.error(id, lost.task));
+    }
+    if let Some(taken) = commit.claims.iter().find(|lease| lease.run != id) {
+        return Err(LeaseConflict::Taken.error(id, taken.task));
+    }
+    Ok(())
+}
+
 impl CommitPlan {
     /// Encodes `commit` (every row and body, before any statement runs).
     ///
     /// # Errors
-    /// The refusal of a lease on another run's task (`lease=lost`) or of a claim on one
-    /// (`lease=taken`): neither is held here, nor taken. Encoding errors.
+    /// Encoding errors.
     pub(crate) fn new(commit: Commit) -> Result<Self> {
         let Commit {
             mut run,
@@ -141,12 +161,6 @@ impl CommitPlan {
             ..
         } = commit;
         let id = run.id;
-        if let Some((lost, _)) = leases.iter().find(|(lease, _)| lease.run != id) {
-            return Err(LeaseConflict::Lost.error(id, lost.task));
-        }
-        if let Some(taken) = claims.iter().find(|lease| lease.run != id) {
-            return Err(LeaseConflict::Taken.error(id, taken.task));
-        }
         // Each changed task once, in the order given.
         let mut positions: Vec<usize> = Vec::with_capacity(changed_tasks.len());
         for task in &changed_tasks {
@@ -164,6 +178,7 @@ impl CommitPlan {
                 task_id: lease.task.to_string(),
                 token: lease.token,
                 release,
+                foreign: lease.run != id,
             };
             let changed = positions
                 .iter()
@@ -195,6 +210,7 @@ impl CommitPlan {
                 worker: lease.worker,
                 token: lease.token,
                 until: lease.until,
+                foreign: lease.run != id,
             })
         }));
         let body = codec::run_body(&mut run)?;
@@ -220,16 +236,18 @@ impl CommitPlan {
     /// returned one ([`Step::is_read`]).
     ///
     /// # Errors
-    /// `Conflict` with `lease=lost` for a lease check that found no row, `lease=taken` for a
-    /// claim that changed none, naming the task.
+    /// `Conflict` with `lease=lost` for a lease check that found no row (or a lease of
+    /// another run), `lease=taken` for a claim that changed none (or one on another run),
+    /// naming the task.
     pub(crate) fn check(&self, step: &Step, found: bool) -> Result<()> {
         match step {
-            _ if found => Ok(()),
-            Step::LeasedTask(lease, _) | Step::LeaseHeld(lease) => {
+            Step::LeasedTask(lease, _) | Step::LeaseHeld(lease) if lease.foreign || !found => {
                 Err(LeaseConflict::Lost.error(self.id, lease.task))
             }
-            Step::Claim(claim) => Err(LeaseConflict::Taken.error(self.id, claim.task)),
-            Step::Task(_) | Step::LeaseClear(_) | Step::Snapshot(..) => Ok(()),
+            Step::Claim(claim) if claim.foreign || !found => {
+                Err(LeaseConflict::Taken.error(self.id, claim.task))
+            }
+            _ => Ok(()),
         }
     }
 

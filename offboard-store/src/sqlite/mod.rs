@@ -533,6 +533,7 @@ impl Store for SqliteStore {
     async fn commit(&self, commit: Commit) -> Result<(u64, Vec<AuditEvent>)> {
         // Everything is encoded here, by the caller, not in the group: the plan's rows and the
         // events, ready to seal.
+        crate::plan::refuse_foreign(&commit)?;
         let mut plan = CommitPlan::new(commit)?;
         let events = std::mem::take(&mut plan.events);
         let mut prepared = group::prepare(&events)?;
