@@ -41,10 +41,15 @@ pub(crate) struct CommitPlan {
 
 /// A run's row.
 pub(crate) struct RunRow {
+    /// The person's id.
     pub(crate) person: String,
+    /// The state's name ([`codec::state_name`]).
     pub(crate) state: String,
+    /// Whether the run is not terminal.
     pub(crate) open: bool,
+    /// Creation time, as stored.
     pub(crate) created_at: String,
+    /// End time, as stored.
     pub(crate) finished_at: Option<String>,
     /// The run's own fields as JSON (its tasks are rows of their own).
     pub(crate) body: String,
@@ -52,11 +57,15 @@ pub(crate) struct RunRow {
 
 /// A task's row.
 pub(crate) struct TaskRow {
+    /// The task's id.
     pub(crate) id: String,
+    /// Its run's id.
     pub(crate) run: String,
     /// Its index among the run's tasks.
     pub(crate) position: usize,
+    /// The task as JSON ([`codec::task_body`]).
     pub(crate) body: String,
+    /// When it is due, as stored (claims query this column).
     pub(crate) due_at: Option<String>,
 }
 
@@ -77,9 +86,11 @@ impl TaskRow {
 /// A lease the commit is made under.
 #[derive(Clone)]
 pub(crate) struct LeaseRef {
+    /// Its task.
     pub(crate) task: TaskId,
     /// The task's id as stored.
     pub(crate) task_id: String,
+    /// Its token: held while it is the task's current one.
     pub(crate) token: Uuid,
     /// Whether the commit releases it.
     pub(crate) release: bool,
@@ -89,10 +100,13 @@ pub(crate) struct LeaseRef {
 
 /// A lease taken with the commit ([`Commit::claims`]).
 pub(crate) struct ClaimRow {
+    /// The task taken.
     pub(crate) task: TaskId,
     /// The task's id as stored.
     pub(crate) task_id: String,
+    /// The worker taking it.
     pub(crate) worker: String,
+    /// The new lease's token (made by the caller).
     pub(crate) token: Uuid,
     /// Its expiry on the caller's clock.
     pub(crate) until: DateTime<Utc>,

@@ -262,8 +262,8 @@ impl PostgresStore {
     }
 }
 
-/// The executor of a [`CommitPlan`] on PostgreSQL: its statements one after another in the
-/// commit's transaction.
+/// The executor of a `CommitPlan` (`plan.rs`) on PostgreSQL: its statements one after another
+/// in the commit's transaction.
 impl PostgresStore {
     /// The run's update at the expected version; a moved version (or a run that does not
     /// exist) is refused, naming the version stored.
