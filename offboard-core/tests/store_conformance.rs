@@ -36,14 +36,30 @@ async fn suite_accepts_an_arc_store() {
     conformance::run_all(&store).await;
 }
 
-/// A store that forgets optimistic concurrency: every commit, and every record swap, is applied
-/// at the stored version.
-#[derive(Debug, Default)]
-struct IgnoresVersions(MemoryStore);
+/// A deliberately broken store: a `MemoryStore` with one [`Fault`].
+#[derive(Debug)]
+struct Broken(MemoryStore, Fault);
+
+/// What a [`Broken`] store gets wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// It forgets optimistic concurrency: every commit, and every record swap, is applied at
+    /// the stored version.
+    IgnoresVersions,
+    /// It checks a commit's lease only by the write of its task's row, as SQLite's commit did
+    /// when it read a lease check's stale change count: a lease on a task the commit leaves
+    /// unchanged is not checked (nor released).
+    IgnoresLeasesOfUnchangedTasks,
+}
+
+/// A store that ignores versions ([`Fault::IgnoresVersions`]).
+fn ignores_versions() -> Broken {
+    Broken(MemoryStore::new(), Fault::IgnoresVersions)
+}
 
 #[deny(clippy::missing_trait_methods)]
 #[async_trait]
-impl Store for IgnoresVersions {
+impl Store for Broken {
     async fn create_run(&self, run: &Run, events: Vec<AuditEvent>) -> Result<Vec<AuditEvent>> {
         self.0.create_run(run, events).await
     }
@@ -54,8 +70,18 @@ impl Store for IgnoresVersions {
         self.0.load_runs(ids).await
     }
     async fn commit(&self, mut commit: Commit) -> Result<(u64, Vec<AuditEvent>)> {
-        if let Some(stored) = self.0.load_run(commit.run.id).await? {
-            commit.run.version = stored.version;
+        match self.1 {
+            Fault::IgnoresVersions => {
+                if let Some(stored) = self.0.load_run(commit.run.id).await? {
+                    commit.run.version = stored.version;
+                }
+            }
+            Fault::IgnoresLeasesOfUnchangedTasks => {
+                let changed = commit.changed_tasks.clone();
+                commit
+                    .leases
+                    .retain(|(lease, _)| changed.contains(&lease.task));
+            }
         }
         self.0.commit(commit).await
     }
@@ -122,8 +148,8 @@ impl Store for IgnoresVersions {
         value: &serde_json::Value,
     ) -> Result<RecordSwap> {
         let version = match self.0.get_record(namespace, key).await? {
-            Some(stored) => stored.version,
-            None => version,
+            Some(stored) if self.1 == Fault::IgnoresVersions => stored.version,
+            _ => version,
         };
         self.0.swap_record(namespace, key, version, value).await
     }
@@ -139,11 +165,9 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 #[tokio::test]
 async fn suite_catches_a_record_swap_that_ignores_versions() {
-    let outcome = AssertUnwindSafe(conformance::records_compare_and_swap(
-        &IgnoresVersions::default(),
-    ))
-    .catch_unwind()
-    .await;
+    let outcome = AssertUnwindSafe(conformance::records_compare_and_swap(&ignores_versions()))
+        .catch_unwind()
+        .await;
     let message = panic_message(&*outcome.expect_err("the swap rule passed a broken store"));
     assert!(
         message.contains("`records_compare_and_swap` violated")
@@ -154,7 +178,7 @@ async fn suite_catches_a_record_swap_that_ignores_versions() {
 
 #[tokio::test]
 async fn suite_catches_a_store_that_ignores_versions() {
-    let store = IgnoresVersions::default();
+    let store = ignores_versions();
     let outcome = AssertUnwindSafe(conformance::stale_commit_conflicts(&store))
         .catch_unwind()
         .await;
@@ -167,7 +191,7 @@ async fn suite_catches_a_store_that_ignores_versions() {
     );
 
     // run_all stops at the same rule.
-    let outcome = AssertUnwindSafe(conformance::run_all(&IgnoresVersions::default()))
+    let outcome = AssertUnwindSafe(conformance::run_all(&ignores_versions()))
         .catch_unwind()
         .await;
     let message = panic_message(&*outcome.expect_err("run_all passed a broken store"));
@@ -177,9 +201,39 @@ async fn suite_catches_a_store_that_ignores_versions() {
     );
 }
 
+/// Guards the rule `commit_under_lost_lease_of_unchanged_task_conflicts`: a store that checks
+/// leases only by writing their tasks' rows passes the older lost-lease rule (whose commit
+/// changes the leased task) but not this one, and `run_all` stops at it.
+#[tokio::test]
+async fn suite_catches_a_store_that_ignores_leases_of_unchanged_tasks() {
+    let store = || Broken(MemoryStore::new(), Fault::IgnoresLeasesOfUnchangedTasks);
+    conformance::commit_under_lost_lease_conflicts(&store()).await;
+    let outcome = AssertUnwindSafe(
+        conformance::commit_under_lost_lease_of_unchanged_task_conflicts(&store()),
+    )
+    .catch_unwind()
+    .await;
+    let message = panic_message(&*outcome.expect_err("the rule passed a lease-ignoring store"));
+    assert!(
+        message.contains("`commit_under_lost_lease_of_unchanged_task_conflicts` violated")
+            && message.contains("a commit under the lost lease of a task it leaves unchanged")
+            && message.contains("expected a Conflict"),
+        "unexpected panic message: {message}"
+    );
+
+    let outcome = AssertUnwindSafe(conformance::run_all(&store()))
+        .catch_unwind()
+        .await;
+    let message = panic_message(&*outcome.expect_err("run_all passed a lease-ignoring store"));
+    assert!(
+        message.contains("`commit_under_lost_lease_of_unchanged_task_conflicts` violated"),
+        "unexpected panic message: {message}"
+    );
+}
+
 #[tokio::test]
 async fn suite_panics_inside_a_spawned_task_too() {
-    let store = Arc::new(IgnoresVersions::default());
+    let store = Arc::new(ignores_versions());
     let handle = tokio::spawn(async move {
         conformance::stale_commit_conflicts(&*store).await;
     });

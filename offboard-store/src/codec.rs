@@ -365,3 +365,30 @@ pub(crate) fn record(namespace: &str, key: &str, version: i64, value: &str) -> R
 pub(crate) fn record_version(version: u64) -> i64 {
     i64::try_from(version).unwrap_or(-1)
 }
+
+/// Refuses a database whose schema (the newest migration recorded, `version`) is newer than
+/// the `known` version of this code.
+pub(crate) fn check_schema_version(version: Option<i64>, known: i64) -> Result<()> {
+    match version.filter(|v| *v > known) {
+        Some(found) => Err(newer_schema(found, known)),
+        None => Ok(()),
+    }
+}
+
+/// The refusal of a database whose schema is at version `found`, newer than `known`.
+fn newer_schema(found: i64, known: i64) -> Error {
+    Error::config(
+        "schema_version",
+        format!(
+            "the database's schema is at version {found}, newer than this offboard (which knows \
+             up to version {known}); upgrade offboard before opening it"
+        ),
+    )
+}
+
+/// Up to five of `tables`' names, sorted, for the refusal of a database that is not ours.
+pub(crate) fn some_tables(tables: &[String]) -> String {
+    let mut names: Vec<&str> = tables.iter().map(String::as_str).take(5).collect();
+    names.sort_unstable();
+    names.join(", ")
+}

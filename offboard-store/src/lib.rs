@@ -14,13 +14,18 @@
 //! database that is newer than the code or that is not theirs. Both pass
 //! [`offboard_core::store::conformance::run_all`], and both can check their audit trail's hash
 //! chain with `verify_audit`, naming the first altered, inserted or missing event.
+//!
+//! A commit is planned once for both (`plan`: its steps, in order, and what each outcome
+//! means) and run by each dialect's executor; rows are decoded once for both (`rows`).
 #![forbid(unsafe_code)]
 
 mod codec;
 mod jsonl;
+mod plan;
 #[cfg(feature = "postgres")]
 mod postgres;
 pub mod report;
+mod rows;
 mod sql;
 mod sqlite;
 

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use offboard_core::connector::Snapshot;
 use offboard_core::store::{
-    AuditQuery, ClaimRequest, Commit, Lease, LeaseConflict, Record, RecordSwap, RunQuery,
-    RunSummary, check_record_key, record_value_json,
+    AuditQuery, ClaimRequest, Commit, Lease, Record, RecordSwap, RunQuery, RunSummary,
+    check_record_key, record_value_json,
 };
 use offboard_core::{
     Account, AccountRef, AuditEvent, AuditSink, Cursor, Error, PersonId, Result, Run, RunId, Store,
@@ -20,9 +20,10 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use uuid::Uuid;
 
-use crate::codec::{self, AuditVerification, ChainCheck, db, int, ts, ts_opt};
+use crate::codec::{self, AuditVerification, db, ts, ts_opt};
+use crate::plan::{CommitPlan, Step};
+use crate::rows::{self, SqlRow};
 use crate::sql::postgres as q;
-use crate::sqlite::newer_schema;
 
 /// The schema every table of ours lives in (out of the host's way).
 pub const POSTGRES_SCHEMA: &str = "offboard";
@@ -32,9 +33,6 @@ pub const POSTGRES_MIGRATIONS_TABLE: &str = "offboard.schema_migrations";
 
 /// The newest schema version this code knows.
 pub const POSTGRES_SCHEMA_VERSION: i64 = 4;
-
-/// How many audit rows a verification reads at once.
-const PAGE: i64 = 1000;
 
 fn migrator() -> Migrator {
     let mut m = codec::migrator(&[
@@ -187,18 +185,14 @@ impl PostgresStore {
                 .fetch_one(&self.pool)
                 .await
                 .map_err(db("postgres.run_migrations"))?;
-            if let Some(v) = version.filter(|v| *v > POSTGRES_SCHEMA_VERSION) {
-                return Err(newer_schema(v, POSTGRES_SCHEMA_VERSION));
-            }
+            codec::check_schema_version(version, POSTGRES_SCHEMA_VERSION)?;
         } else if !tables.is_empty() {
-            let mut names: Vec<&str> = tables.iter().map(String::as_str).take(5).collect();
-            names.sort_unstable();
             return Err(Error::config(
                 "postgres_schema",
                 format!(
                     "schema {POSTGRES_SCHEMA} holds tables that are not offboard's ({}) and no \
                      {POSTGRES_MIGRATIONS_TABLE}; it was left untouched",
-                    names.join(", ")
+                    codec::some_tables(&tables)
                 ),
             ));
         }
@@ -217,35 +211,23 @@ impl PostgresStore {
     /// `Storage` when the database cannot be read (a tampered trail is not an error: see
     /// [`AuditVerification::problem`]).
     pub async fn verify_audit(&self) -> Result<AuditVerification> {
-        let mut check = ChainCheck::new();
-        let mut after = 0i64;
-        loop {
-            let rows = sqlx::query(q::AUDIT_ALL)
+        const OP: &str = "postgres.verify_audit";
+        let page = |after: i64| {
+            sqlx::query(q::AUDIT_ALL)
                 .bind(after)
-                .bind(Some(PAGE))
+                .bind(Some(rows::AUDIT_PAGE))
                 .fetch_all(&self.pool)
-                .await
-                .map_err(db("postgres.verify_audit"))?;
-            let n = rows.len() as i64;
-            for row in rows {
-                let seq: i64 = row.try_get(0).map_err(db("postgres.verify_audit"))?;
-                let body: String = row.try_get(1).map_err(db("postgres.verify_audit"))?;
-                if let Err(problem) = check.push(int("seq", seq)?, &body) {
-                    return Ok(check.failed(problem));
-                }
-                after = seq;
-            }
-            if n < PAGE {
-                break;
-            }
-        }
+        };
+        let check = match rows::check_trail(page, OP).await? {
+            Ok(check) => check,
+            Err(failed) => return Ok(failed),
+        };
         let row = sqlx::query(q::AUDIT_HEAD_READ)
             .fetch_one(&self.pool)
             .await
-            .map_err(db("postgres.verify_audit"))?;
-        let head_seq: i64 = row.try_get(0).map_err(db("postgres.verify_audit"))?;
-        let head_hash: String = row.try_get(1).map_err(db("postgres.verify_audit"))?;
-        Ok(check.finished(int("seq", head_seq)?, &head_hash))
+            .map_err(db(OP))?;
+        let (head_seq, head_hash) = rows::head(&row, OP)?;
+        Ok(check.finished(head_seq, &head_hash))
     }
 
     /// Ids of the runs created in `[since, until)`, oldest first, after `after` (the key of
@@ -270,12 +252,8 @@ impl PostgresStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db("postgres.runs_page"))?;
-        rows.into_iter()
-            .map(|row| {
-                let id: String = row.try_get(0).map_err(db("postgres.runs_page"))?;
-                let at: String = row.try_get(1).map_err(db("postgres.runs_page"))?;
-                Ok((codec::parse_ts(&at)?, parse_id(&id)?))
-            })
+        rows.iter()
+            .map(|row| rows::page_entry(row, "postgres.runs_page"))
             .collect()
     }
 
@@ -284,9 +262,104 @@ impl PostgresStore {
     }
 }
 
-fn parse_id<T: FromStr>(s: &str) -> Result<T> {
-    s.parse()
-        .map_err(|_| Error::storage(format!("stored id {s:?} is not a UUID")))
+/// The executor of a `CommitPlan` (`plan.rs`) on PostgreSQL: its statements one after another
+/// in the commit's transaction.
+impl PostgresStore {
+    /// The run's update at the expected version; a moved version (or a run that does not
+    /// exist) is refused, naming the version stored.
+    async fn update_run(&self, tx: &mut PgConnection, plan: &CommitPlan) -> Result<()> {
+        let run = &plan.run;
+        let updated = sqlx::query(q::RUN_UPDATE)
+            .bind(&run.person)
+            .bind(&run.state)
+            .bind(run.open)
+            .bind(&run.created_at)
+            .bind(&run.finished_at)
+            .bind(&run.body)
+            .bind(&plan.run_id)
+            .bind(plan.expected as i64)
+            .execute(&mut *tx)
+            .await
+            .map_err(db("postgres.commit"))?;
+        if updated.rows_affected() > 0 {
+            return Ok(());
+        }
+        let stored: Option<i64> = sqlx::query_scalar(q::RUN_VERSION)
+            .bind(&plan.run_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db("postgres.commit"))?;
+        Err(match stored {
+            None => Error::not_found(format!("run {} does not exist", plan.id)),
+            Some(v) => codec::version_conflict(plan.id, v, plan.expected),
+        })
+    }
+
+    /// Runs one step of `plan`: whether its statement changed (a write) or returned (a read)
+    /// a row.
+    async fn run_step(
+        &self,
+        tx: &mut PgConnection,
+        plan: &CommitPlan,
+        step: &Step,
+    ) -> Result<bool> {
+        let run_id = plan.run_id.as_str();
+        let query = match step {
+            Step::LeaseHeld(lease) => {
+                let row = sqlx::query(q::LEASE_HELD)
+                    .bind(&lease.task_id)
+                    .bind(run_id)
+                    .bind(lease.token)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db("postgres.commit"))?;
+                return Ok(row.is_some());
+            }
+            Step::LeasedTask(lease, row) => sqlx::query(q::TASK_UPDATE_LEASED)
+                .bind(&lease.task_id)
+                .bind(run_id)
+                .bind(lease.token)
+                .bind(&row.body)
+                .bind(&row.due_at)
+                .bind(lease.release),
+            Step::Task(row) => sqlx::query(q::TASK_UPSERT)
+                .bind(&row.id)
+                .bind(run_id)
+                .bind(
+                    i32::try_from(row.position)
+                        .map_err(|_| Error::invalid_input("too many tasks"))?,
+                )
+                .bind(&row.body)
+                .bind(&row.due_at),
+            Step::LeaseClear(lease) => sqlx::query(q::LEASE_CLEAR)
+                .bind(&lease.task_id)
+                .bind(lease.token),
+            Step::Snapshot(task, snapshot) => {
+                sqlx::query(q::SNAPSHOT_PUT).bind(task).bind(snapshot)
+            }
+            Step::Claim(claim) => {
+                // The caller made the lease on its clock: from the database's now it lasts as
+                // long as from the caller's (`until` as it is when the caller did not say its
+                // now).
+                let (stored_until, micros) = match plan.now {
+                    Some(now) => self.expiry(claim.until, claim.until - now),
+                    None => (Some(ts(claim.until)), 0),
+                };
+                sqlx::query(q::TASK_CLAIM_WITH_COMMIT)
+                    .bind(&claim.task_id)
+                    .bind(run_id)
+                    .bind(&claim.worker)
+                    .bind(claim.token)
+                    .bind(stored_until)
+                    .bind(micros)
+            }
+        };
+        let done = query
+            .execute(&mut *tx)
+            .await
+            .map_err(db("postgres.commit"))?;
+        Ok(done.rows_affected() == 1)
+    }
 }
 
 fn limit(n: usize) -> Option<i64> {
@@ -330,9 +403,7 @@ async fn lock_head(conn: &mut PgConnection) -> Result<(u64, String)> {
         .fetch_one(&mut *conn)
         .await
         .map_err(db("postgres.audit_head"))?;
-    let seq: i64 = row.try_get(0).map_err(db("postgres.audit_head"))?;
-    let hash: String = row.try_get(1).map_err(db("postgres.audit_head"))?;
-    Ok((int("seq", seq)?, hash))
+    rows::head(&row, "postgres.audit_head")
 }
 
 /// Seals `events` after the chain head (locked until the caller's transaction ends) and stores
@@ -440,113 +511,18 @@ impl Store for PostgresStore {
             .collect()
     }
 
-    async fn commit(&self, mut commit: Commit) -> Result<(u64, Vec<AuditEvent>)> {
-        let body = codec::run_body(&mut commit.run)?;
-        let run = &commit.run;
-        let id = run.id;
+    async fn commit(&self, commit: Commit) -> Result<(u64, Vec<AuditEvent>)> {
+        let mut plan = CommitPlan::new(commit)?;
+        let events = std::mem::take(&mut plan.events);
         let mut tx = self.begin("postgres.commit").await?;
-        let updated = sqlx::query(q::RUN_UPDATE)
-            .bind(run.person.id.to_string())
-            .bind(codec::state_name(run.state))
-            .bind(!run.state.is_terminal())
-            .bind(ts(run.created_at))
-            .bind(ts_opt(run.finished_at))
-            .bind(body)
-            .bind(id.to_string())
-            .bind(run.version as i64)
-            .execute(&mut *tx)
-            .await
-            .map_err(db("postgres.commit"))?;
-        if updated.rows_affected() == 0 {
-            let stored: Option<i64> = sqlx::query_scalar(q::RUN_VERSION)
-                .bind(id.to_string())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db("postgres.commit"))?;
-            return Err(match stored {
-                None => Error::not_found(format!("run {id} does not exist")),
-                Some(v) => codec::version_conflict(id, v, run.version),
-            });
+        self.update_run(&mut tx, &plan).await?;
+        for step in &plan.steps {
+            let found = self.run_step(&mut tx, &plan, step).await?;
+            plan.check(step, found)?;
         }
-        for (lease, _) in &commit.leases {
-            let held = lease.run == id
-                && sqlx::query(q::LEASE_HELD)
-                    .bind(lease.task.to_string())
-                    .bind(id.to_string())
-                    .bind(lease.token)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db("postgres.commit"))?
-                    .is_some();
-            if !held {
-                return Err(LeaseConflict::Lost.error(id, lease.task));
-            }
-        }
-        let mut written = Vec::with_capacity(commit.changed_tasks.len());
-        for task in &commit.changed_tasks {
-            if written.contains(task) {
-                continue;
-            }
-            if let Some(position) = run.tasks.iter().position(|t| t.id == *task) {
-                let t = &run.tasks[position];
-                sqlx::query(q::TASK_UPSERT)
-                    .bind(t.id.to_string())
-                    .bind(id.to_string())
-                    .bind(
-                        i32::try_from(position)
-                            .map_err(|_| Error::invalid_input("too many tasks"))?,
-                    )
-                    .bind(codec::task_body(t)?)
-                    .bind(ts_opt(t.due_at))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db("postgres.commit"))?;
-                written.push(*task);
-            }
-        }
-        for (lease, _) in commit.leases.iter().filter(|(_, release)| *release) {
-            sqlx::query(q::LEASE_CLEAR)
-                .bind(lease.task.to_string())
-                .bind(lease.token)
-                .execute(&mut *tx)
-                .await
-                .map_err(db("postgres.commit"))?;
-        }
-        for (task, snapshot) in &commit.snapshots {
-            sqlx::query(q::SNAPSHOT_PUT)
-                .bind(task.to_string())
-                .bind(codec::to_json(snapshot)?)
-                .execute(&mut *tx)
-                .await
-                .map_err(db("postgres.commit"))?;
-        }
-        for lease in &commit.claims {
-            // The caller made the lease on its clock: from the database's now it lasts as long
-            // as from the caller's (`until` as it is when the caller did not say its now).
-            let (stored_until, micros) = match commit.now {
-                Some(now) => self.expiry(lease.until, lease.until - now),
-                None => (Some(ts(lease.until)), 0),
-            };
-            let taken = lease.run == id
-                && sqlx::query(q::TASK_CLAIM_WITH_COMMIT)
-                    .bind(lease.task.to_string())
-                    .bind(id.to_string())
-                    .bind(lease.worker.as_str())
-                    .bind(lease.token)
-                    .bind(stored_until)
-                    .bind(micros)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db("postgres.commit"))?
-                    .rows_affected()
-                    == 1;
-            if !taken {
-                return Err(LeaseConflict::Taken.error(id, lease.task));
-            }
-        }
-        let sealed = append(&mut tx, commit.events).await?;
+        let sealed = append(&mut tx, events).await?;
         tx.commit().await.map_err(db("postgres.commit"))?;
-        Ok((run.version + 1, sealed))
+        Ok((plan.next_version(), sealed))
     }
 
     fn claims_in_commit(&self) -> bool {
@@ -569,32 +545,17 @@ impl Store for PostgresStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db("postgres.claim"))?;
-        let mut leases = rows
-            .into_iter()
+        const OP: &str = "postgres.claim";
+        let leases = rows
+            .iter()
             .map(|row| {
-                let run: String = row.try_get(0).map_err(db("postgres.claim"))?;
-                let task: String = row.try_get(1).map_err(db("postgres.claim"))?;
-                let token: Uuid = row.try_get(2).map_err(db("postgres.claim"))?;
-                let claims: i32 = row.try_get(3).map_err(db("postgres.claim"))?;
-                let due: String = row.try_get(4).map_err(db("postgres.claim"))?;
-                let version: Option<i64> = row.try_get(5).map_err(db("postgres.claim"))?;
-                Ok((
-                    due,
-                    Lease {
-                        run: parse_id(&run)?,
-                        task: parse_id(&task)?,
-                        worker: request.worker.clone(),
-                        token,
-                        until,
-                        claims: int("claims", i64::from(claims))?,
-                        run_version: version.map(|v| int("version", v)).transpose()?,
-                    },
-                ))
+                let token: Uuid = row.col(2, OP)?;
+                let claims: i32 = row.col(3, OP)?;
+                let claims = i64::from(claims);
+                rows::claimed(row, &request.worker, until, (token, claims), OP)
             })
-            .collect::<Result<Vec<(String, Lease)>>>()?;
-        // RETURNING has no order: earliest due first, as claimed.
-        leases.sort_by(|a, b| (&a.0, a.1.task).cmp(&(&b.0, b.1.task)));
-        Ok(leases.into_iter().map(|(_, l)| l).collect())
+            .collect::<Result<Vec<_>>>()?;
+        Ok(rows::earliest_due_first(leases))
     }
 
     async fn renew(&self, lease: &Lease, now: DateTime<Utc>, lease_for: Duration) -> Result<Lease> {
@@ -610,17 +571,8 @@ impl Store for PostgresStore {
             .await
             .map_err(db("postgres.renew"))?
             .ok_or_else(|| codec::renew_lost(lease))?;
-        let worker: Option<String> = row.try_get(0).map_err(db("postgres.renew"))?;
-        let claims: i32 = row.try_get(1).map_err(db("postgres.renew"))?;
-        Ok(Lease {
-            run: lease.run,
-            task: lease.task,
-            worker: worker.unwrap_or_else(|| lease.worker.clone()),
-            token: lease.token,
-            until,
-            claims: int("claims", i64::from(claims))?,
-            run_version: lease.run_version,
-        })
+        let claims: i32 = row.col(1, "postgres.renew")?;
+        rows::renewed(&row, lease, until, i64::from(claims), "postgres.renew")
     }
 
     async fn release(&self, lease: &Lease, due_at: Option<DateTime<Utc>>) -> Result<()> {
@@ -654,22 +606,8 @@ impl Store for PostgresStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db("postgres.list_runs"))?;
-        rows.into_iter()
-            .map(|row| {
-                let get = |i: usize| -> Result<Option<String>> {
-                    row.try_get(i).map_err(db("postgres.list_runs"))
-                };
-                let required = |i: usize| -> Result<String> {
-                    get(i)?.ok_or_else(|| Error::storage("a run row misses a column"))
-                };
-                Ok(RunSummary {
-                    id: parse_id(&required(0)?)?,
-                    person: PersonId::new(required(1)?),
-                    state: codec::parse_state(&required(2)?)?,
-                    created_at: codec::parse_ts(&required(3)?)?,
-                    finished_at: get(4)?.as_deref().map(codec::parse_ts).transpose()?,
-                })
-            })
+        rows.iter()
+            .map(|row| rows::run_summary(row, "postgres.list_runs"))
             .collect()
     }
 
@@ -719,18 +657,8 @@ impl Store for PostgresStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db("postgres.accounts"))?;
-        rows.into_iter()
-            .map(|row| {
-                let account: String = row.try_get(0).map_err(db("postgres.accounts"))?;
-                let first: String = row.try_get(1).map_err(db("postgres.accounts"))?;
-                let last: String = row.try_get(2).map_err(db("postgres.accounts"))?;
-                Ok(Account {
-                    person: person.clone(),
-                    account: codec::from_json("account", &account)?,
-                    first_seen: codec::parse_ts(&first)?,
-                    last_seen: codec::parse_ts(&last)?,
-                })
-            })
+        rows.iter()
+            .map(|row| rows::account(row, person, "postgres.accounts"))
             .collect()
     }
 
@@ -780,12 +708,9 @@ impl Store for PostgresStore {
                 .await
                 .map_err(db("postgres.audit"))?,
         };
-        let body_at = usize::from(query.run.is_none());
-        rows.into_iter()
-            .map(|row| {
-                let body: String = row.try_get(body_at).map_err(db("postgres.audit"))?;
-                codec::decode_event(&body)
-            })
+        let whole_trail = query.run.is_none();
+        rows.iter()
+            .map(|row| rows::event(row, whole_trail, "postgres.audit"))
             .collect()
     }
     async fn get_record(&self, namespace: &str, key: &str) -> Result<Option<Record>> {
@@ -808,7 +733,7 @@ impl Store for PostgresStore {
             .await
             .map_err(db("postgres.insert_record"))?;
         if let Some(row) = inserted {
-            return Ok((record_of(namespace, key, &row)?, true));
+            return Ok((rows::record(&row, namespace, key, "postgres.record")?, true));
         }
         // Not inserted: another insert committed first (ON CONFLICT waits for it); records
         // are never deleted, so this read finds it.
@@ -835,7 +760,9 @@ impl Store for PostgresStore {
             .await
             .map_err(db("postgres.swap_record"))?;
         Ok(match swapped {
-            Some(row) => RecordSwap::Swapped(record_of(namespace, key, &row)?),
+            Some(row) => {
+                RecordSwap::Swapped(rows::record(&row, namespace, key, "postgres.record")?)
+            }
             None => RecordSwap::Conflict(read_record(&self.pool, namespace, key).await?),
         })
     }
@@ -849,14 +776,8 @@ async fn read_record(pool: &PgPool, namespace: &str, key: &str) -> Result<Option
         .fetch_optional(pool)
         .await
         .map_err(db("postgres.get_record"))?;
-    row.map(|row| record_of(namespace, key, &row)).transpose()
-}
-
-/// A record from a row of (version, value).
-fn record_of(namespace: &str, key: &str, row: &sqlx::postgres::PgRow) -> Result<Record> {
-    let version: i64 = row.try_get(0).map_err(db("postgres.record"))?;
-    let value: String = row.try_get(1).map_err(db("postgres.record"))?;
-    codec::record(namespace, key, version, &value)
+    row.map(|row| rows::record(&row, namespace, key, "postgres.record"))
+        .transpose()
 }
 
 /// Mirrors sealed events from another store, as [`offboard_core::MemoryStore`] does.

@@ -70,6 +70,7 @@ pub(crate) mod postgres {
         ACCOUNT_UPSERT = "account_upsert", ACCOUNTS_GET = "accounts_get",
         CURSOR_GET = "cursor_get", CURSOR_PUT = "cursor_put", SCHEMA_TABLES = "schema_tables",
         SCHEMA_VERSION = "schema_version", TASK_CLAIM_WITH_COMMIT = "task_claim_with_commit",
+        TASK_UPDATE_LEASED = "task_update_leased",
     );
     /// `migrations/postgres/0001_init.sql`
     pub(crate) const MIGRATION_0001: &str = include_str!(concat!(

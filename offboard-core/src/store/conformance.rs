@@ -65,6 +65,7 @@ pub async fn run_all(store: &dyn Store) {
     commit_bumps_version(store).await;
     stale_commit_conflicts(store).await;
     commit_under_lost_lease_conflicts(store).await;
+    commit_under_lost_lease_of_unchanged_task_conflicts(store).await;
     commit_release_frees_lease(store).await;
     commit_under_several_leases(store).await;
     commit_claims_tasks(store).await;
@@ -410,18 +411,13 @@ pub async fn commit_under_lost_lease_conflicts(store: &dyn Store) {
                 .under_lease(first, false),
         )
         .await;
-    if let Err(e) = &refused {
-        check(
-            RULE,
-            LeaseConflict::of(e) == Some(LeaseConflict::Lost),
-            "a lost-lease conflict must carry context lease=lost (workers drop their result on it)",
-        );
-    }
-    expect_conflict(
+    // Workers drop their result on lease=lost.
+    expect_lease_conflict(
         RULE,
         "a commit under a lease re-claimed by another worker",
         refused,
-        true,
+        LeaseConflict::Lost,
+        task,
     );
     unchanged(RULE, store, &loaded, &audit_before).await;
 
@@ -439,6 +435,86 @@ pub async fn commit_under_lost_lease_conflicts(store: &dyn Store) {
     retire(RULE, store, run.id).await;
 }
 
+/// A commit under a lease lost to another worker is refused even when it leaves that lease's
+/// task unchanged (the task is not in `changed_tasks`): the lease is checked for itself, not
+/// only by the write of its task's row. Refused (retryable `Conflict`, `lease=lost` naming the
+/// task, nothing changed) when the commit changes nothing else, when it changes the run's
+/// state, and when it changes a sibling task under a lease still held. The new holder's commit
+/// that leaves the task unchanged stands and releases that lease.
+pub async fn commit_under_lost_lease_of_unchanged_task_conflicts(store: &dyn Store) {
+    const RULE: &str = "commit_under_lost_lease_of_unchanged_task_conflicts";
+    let run = sample_run(&[Some(at(0)), Some(at(0))]);
+    create(RULE, store, &run).await;
+    let (t0, t1) = (run.tasks[0].id, run.tasks[1].id);
+    let leases = ours(
+        &claim_all(RULE, store, "worker-a", at(0), secs(60)).await,
+        &run,
+    );
+    let lease = |task: TaskId| lease_of(RULE, &leases, task);
+    let (held, first) = (lease(t0), lease(t1));
+    // t1's lease is lost: released, then claimed by another worker.
+    ok(RULE, "release", store.release(&first, Some(at(0))).await);
+    let second = claim_one(RULE, store, &run, t1, "worker-b", at(1), secs(60)).await;
+    let loaded = load(RULE, store, run.id).await;
+    let audit_before = ok(RULE, "audit", store.audit(AuditQuery::run(run.id)).await);
+    let mut waiting = loaded.clone();
+    waiting.state = RunState::Waiting;
+    let mut sibling = loaded.clone();
+    start_task(&mut sibling, 0, at(2));
+    let refusals = [
+        (
+            "a commit under the lost lease of a task it leaves unchanged",
+            Commit::new(loaded.clone(), vec![], vec![note(run.id, RULE)])
+                .under_lease(first.clone(), false),
+        ),
+        (
+            "a commit changing the run's state under the lost lease of a task it leaves \
+             unchanged",
+            Commit::new(waiting.clone(), vec![], vec![note(run.id, RULE)])
+                .under_lease(first.clone(), true),
+        ),
+        (
+            "a commit changing a task under its held lease and under the lost lease of a \
+             task it leaves unchanged",
+            Commit::new(sibling.clone(), vec![t0], vec![transition(&sibling, t0)])
+                .under_lease(held.clone(), false)
+                .under_lease(first.clone(), false),
+        ),
+    ];
+    for (what, commit) in refusals {
+        let refused = store.commit(commit).await;
+        expect_lease_conflict(RULE, what, refused, LeaseConflict::Lost, t1);
+        unchanged(RULE, store, &loaded, &audit_before).await;
+    }
+
+    let (version, sealed) = ok(
+        RULE,
+        "commit under the held leases, leaving t1 unchanged and releasing its lease",
+        store
+            .commit(
+                Commit::new(
+                    sibling.clone(),
+                    vec![t0],
+                    vec![transition(&sibling, t0), note(run.id, RULE)],
+                )
+                .under_lease(held, false)
+                .under_lease(second, true),
+            )
+            .await,
+    );
+    check_next_version(RULE, &loaded, version, &sealed);
+    check_claimable(
+        RULE,
+        store,
+        &run,
+        at(3),
+        "tasks claimable after the commit (the released one only)",
+        &[t1],
+    )
+    .await;
+    retire(RULE, store, run.id).await;
+}
+
 /// A commit under several leases (sibling tasks' changes committed together) stands only if
 /// every one is held: one lost lease refuses the whole commit, naming its task, and changes
 /// nothing. When all are held, each is released or kept as asked.
@@ -451,13 +527,7 @@ pub async fn commit_under_several_leases(store: &dyn Store) {
         &run,
     );
     check_eq(RULE, "tasks claimed", &3, &leases.len());
-    let lease = |task: TaskId| {
-        leases
-            .iter()
-            .find(|l| l.task == task)
-            .cloned()
-            .unwrap_or_else(|| fail(RULE, &format!("task {task} was not claimed")))
-    };
+    let lease = |task: TaskId| lease_of(RULE, &leases, task);
     let (t0, t1, t2) = (run.tasks[0].id, run.tasks[1].id, run.tasks[2].id);
     // The third task's lease is lost: released, then claimed by another worker.
     ok(
@@ -495,19 +565,12 @@ pub async fn commit_under_several_leases(store: &dyn Store) {
                 .under_lease(lease(t2), false),
         )
         .await;
-    if let Err(e) = &refused {
-        check(
-            RULE,
-            LeaseConflict::of(e) == Some(LeaseConflict::Lost)
-                && e.context().any(|(k, v)| k == "task" && v == t2.to_string()),
-            "a commit refused for a lost lease must carry lease=lost and the task whose lease it was",
-        );
-    }
-    expect_conflict(
+    expect_lease_conflict(
         RULE,
         "a commit under one lost lease among three",
         refused,
-        true,
+        LeaseConflict::Lost,
+        t2,
     );
     unchanged(RULE, store, &loaded, &audit_before).await;
 
@@ -544,16 +607,15 @@ pub async fn commit_under_several_leases(store: &dyn Store) {
         &next.tasks[1],
         &stored.tasks[1],
     );
-    let again = ours(
-        &claim_all(RULE, store, "worker-c", at(3), secs(60)).await,
-        &run,
-    );
-    check_eq(
+    check_claimable(
         RULE,
+        store,
+        &run,
+        at(3),
         "tasks claimable after the commit (the released one only)",
-        &vec![t0],
-        &again.iter().map(|l| l.task).collect::<Vec<_>>(),
-    );
+        &[t0],
+    )
+    .await;
     retire(RULE, store, run.id).await;
 }
 
@@ -613,16 +675,7 @@ pub async fn commit_claims_tasks(store: &dyn Store) {
                     .made_at(at(2)),
             )
             .await;
-        if let Err(e) = &refused {
-            check(
-                RULE,
-                LeaseConflict::of(e) == Some(LeaseConflict::Taken)
-                    && e.context()
-                        .any(|(k, v)| k == "task" && v == taken.task.to_string()),
-                &format!("{what}: the Conflict must carry lease=taken and the task claimed"),
-            );
-        }
-        expect_conflict(RULE, what, refused, false);
+        expect_lease_conflict(RULE, what, refused, LeaseConflict::Taken, taken.task);
         unchanged(RULE, store, &loaded, &audit_before).await;
     }
 
@@ -2536,6 +2589,63 @@ async fn claim_one(
         &lease.run_version,
     );
     lease
+}
+
+/// The lease on `task` among `leases`, which must hold one.
+#[track_caller]
+fn lease_of(rule: &str, leases: &[Lease], task: TaskId) -> Lease {
+    leases
+        .iter()
+        .find(|l| l.task == task)
+        .cloned()
+        .unwrap_or_else(|| fail(rule, &format!("task {task} was not claimed")))
+}
+
+/// Checks that `result` is a `Conflict` carrying `conflict` (context `lease`) and naming
+/// `task`; retryable when the lease was lost (the worker drops its result and goes on).
+#[track_caller]
+fn expect_lease_conflict<T: fmt::Debug>(
+    rule: &str,
+    what: &str,
+    result: Result<T>,
+    conflict: LeaseConflict,
+    task: TaskId,
+) {
+    if let Err(e) = &result {
+        check(
+            rule,
+            LeaseConflict::of(e) == Some(conflict)
+                && e.context()
+                    .any(|(k, v)| k == "task" && v == task.to_string()),
+            &format!(
+                "{what}: the Conflict must carry {conflict:?} (context lease) and the task \
+                 {task}: {e}"
+            ),
+        );
+    }
+    expect_conflict(rule, what, result, conflict == LeaseConflict::Lost);
+}
+
+/// Claims every due task at `now` (as `worker-c`) and checks that of `run`'s tasks exactly
+/// `expected` were claimable.
+async fn check_claimable(
+    rule: &str,
+    store: &dyn Store,
+    run: &Run,
+    now: DateTime<Utc>,
+    what: &str,
+    expected: &[TaskId],
+) {
+    let claimed = ours(
+        &claim_all(rule, store, "worker-c", now, secs(60)).await,
+        run,
+    );
+    check_eq(
+        rule,
+        what,
+        expected,
+        &claimed.iter().map(|l| l.task).collect::<Vec<_>>(),
+    );
 }
 
 /// Checks that a refused commit left `run` and its audit trail as they were.

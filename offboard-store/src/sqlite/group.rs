@@ -27,10 +27,9 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use offboard_core::audit::Prepared;
 use offboard_core::{AuditEvent, Error, Result};
-use sqlx::Row;
 use sqlx::sqlite::{SqliteArguments, SqliteConnection, SqlitePool, SqliteRow};
 
-use crate::codec::{db, int, ts};
+use crate::codec::{db, ts};
 use crate::sql::sqlite as q;
 
 /// At most this many writes share one transaction.
@@ -461,24 +460,7 @@ async fn attempt(
     };
     let mut head = stored.clone();
     let mut settled: Vec<Box<dyn Job>> = Vec::with_capacity(jobs.len());
-    // Each write's kind: the text of its statements (built once on a scratch head). Sorted
-    // stably by kind; the order of a group's writes is free (they were concurrent).
-    let mut pending: std::collections::VecDeque<(Box<dyn Job>, String)> = {
-        let mut kinds: Vec<(Box<dyn Job>, String)> = jobs
-            .into_iter()
-            .map(|mut job| {
-                job.reset();
-                let mut scratch = Batch::dry();
-                let kind = match job.build(&mut scratch, &mut stored.clone()) {
-                    Ok(()) => scratch.sql,
-                    Err(_) => String::new(),
-                };
-                (job, kind)
-            })
-            .collect();
-        kinds.sort_by(|a, b| a.1.cmp(&b.1));
-        kinds.into()
-    };
+    let mut pending = by_kind(jobs, &stored);
     // Whether an earlier write's savepoint is open (released by the next write's batch).
     let mut open = false;
     while let Some((_, kind)) = pending.front() {
@@ -496,33 +478,7 @@ async fn attempt(
             batch.push(q::SAVEPOINT);
         }
         let prefix = batch.statements;
-        let mut built: Vec<(Box<dyn Job>, String, Mark)> = Vec::with_capacity(chunk.len());
-        for (mut job, kind) in chunk {
-            let before = head.clone();
-            let mark = batch.mark();
-            let first = batch.statements;
-            match job.build(&mut batch, &mut head) {
-                Ok(()) => {
-                    let end = batch.statements;
-                    built.push((
-                        job,
-                        kind,
-                        Mark {
-                            first,
-                            end,
-                            head: before,
-                        },
-                    ));
-                }
-                Err(e) => {
-                    // Nothing of it goes into the batch.
-                    batch.reset(mark);
-                    head = before;
-                    job.fail(e);
-                    settled.push(job);
-                }
-            }
-        }
+        let built = build_chunk(chunk, &mut batch, &mut head, &mut settled);
         if built.is_empty() {
             continue;
         }
@@ -561,24 +517,14 @@ async fn attempt(
         }
         match (failed, undo) {
             (Some((job, _)), Undo::Optimistic) => {
-                // Roll everything back: the failed write keeps its error (so do writes that
-                // failed to build), the others run again.
+                // Roll everything back (the transaction's drop).
                 drop(tx);
-                let mut failed = vec![job];
-                let mut again = Vec::new();
-                for job in settled {
-                    if job.stands() {
-                        again.push(job);
-                    } else {
-                        failed.push(job);
-                    }
-                }
-                again.extend(rest.map(|(job, _, _)| job));
-                again.extend(pending.into_iter().map(|(job, _)| job));
-                return Ended::Again {
-                    failed,
-                    rest: again,
-                };
+                let rest = rest.map(|(job, _, _)| job);
+                return again(
+                    job,
+                    settled,
+                    rest.chain(pending.into_iter().map(|(job, _)| job)),
+                );
             }
             (Some((job, mark)), Undo::Savepoints) => {
                 settled.push(job);
@@ -600,6 +546,37 @@ async fn attempt(
             }
         }
     }
+    finish(tx, op, (head, stored), settled).await
+}
+
+/// An optimistic attempt's end when write `failed` failed (its transaction rolled back): it
+/// keeps its error (so do `settled` writes that failed to build); the ones that stood and
+/// those not yet run (`unrun`) run again.
+fn again(
+    failed: Box<dyn Job>,
+    settled: Vec<Box<dyn Job>>,
+    unrun: impl Iterator<Item = Box<dyn Job>>,
+) -> Ended {
+    let mut failed = vec![failed];
+    let mut rest = Vec::new();
+    for job in settled {
+        if job.stands() {
+            rest.push(job);
+        } else {
+            failed.push(job);
+        }
+    }
+    rest.extend(unrun);
+    Ended::Again { failed, rest }
+}
+
+/// Moves the stored chain head to `head` (if it moved from `stored`) and commits.
+async fn finish(
+    mut tx: sqlx::Transaction<'_, sqlx::Sqlite>,
+    op: &'static str,
+    (head, stored): (Head, Head),
+    settled: Vec<Box<dyn Job>>,
+) -> Ended {
     if head != stored {
         let set = sqlx::query(q::AUDIT_HEAD_SET)
             .bind(head.0 as i64)
@@ -616,14 +593,74 @@ async fn attempt(
     }
 }
 
+/// `jobs` (reset) with each one's kind: the text of its statements (built once on a scratch
+/// copy of the chain head `stored`), sorted stably by kind; the order of a group's writes is
+/// free (they were concurrent). A write that fails to build has the empty kind.
+fn by_kind(
+    jobs: Vec<Box<dyn Job>>,
+    stored: &Head,
+) -> std::collections::VecDeque<(Box<dyn Job>, String)> {
+    let mut kinds: Vec<(Box<dyn Job>, String)> = jobs
+        .into_iter()
+        .map(|mut job| {
+            job.reset();
+            let mut scratch = Batch::dry();
+            let kind = match job.build(&mut scratch, &mut stored.clone()) {
+                Ok(()) => scratch.sql,
+                Err(_) => String::new(),
+            };
+            (job, kind)
+        })
+        .collect();
+    kinds.sort_by(|a, b| a.1.cmp(&b.1));
+    kinds.into()
+}
+
+/// Builds a chunk's writes into `batch` after `head` (moving it past their events): each
+/// with where its statements are. A write that fails to build leaves nothing in the batch and
+/// is settled with its error.
+fn build_chunk(
+    chunk: Vec<(Box<dyn Job>, String)>,
+    batch: &mut Batch,
+    head: &mut Head,
+    settled: &mut Vec<Box<dyn Job>>,
+) -> Vec<(Box<dyn Job>, String, Mark)> {
+    let mut built = Vec::with_capacity(chunk.len());
+    for (mut job, kind) in chunk {
+        let before = head.clone();
+        let mark = batch.mark();
+        let first = batch.statements;
+        match job.build(batch, head) {
+            Ok(()) => {
+                let end = batch.statements;
+                built.push((
+                    job,
+                    kind,
+                    Mark {
+                        first,
+                        end,
+                        head: before,
+                    },
+                ));
+            }
+            Err(e) => {
+                // Nothing of it goes into the batch.
+                batch.reset(mark);
+                *head = before;
+                job.fail(e);
+                settled.push(job);
+            }
+        }
+    }
+    built
+}
+
 pub(super) async fn read_head(conn: &mut SqliteConnection) -> Result<Head> {
     let row = sqlx::query(q::AUDIT_HEAD)
         .fetch_one(&mut *conn)
         .await
         .map_err(db("sqlite.audit_head"))?;
-    let seq: i64 = row.try_get(0).map_err(db("sqlite.audit_head"))?;
-    let hash: String = row.try_get(1).map_err(db("sqlite.audit_head"))?;
-    Ok((int("seq", seq)?, hash))
+    crate::rows::head(&row, "sqlite.audit_head")
 }
 
 /// Where sealing put one event: its `seq`, `prev_hash` and `hash`.
@@ -938,12 +975,6 @@ impl Batch {
     /// Whether only the statements' text is wanted (values are dropped, events not hashed).
     pub(super) fn is_dry(&self) -> bool {
         self.dry
-    }
-
-    /// How many statements it holds: a write finds its statements' results by it (the results
-    /// a write reads start at its first statement).
-    pub(super) fn len(&self) -> usize {
-        self.statements
     }
 
     /// Appends a statement; bind its parameters next, `?1` first.

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use offboard_core::connector::Snapshot;
 use offboard_core::store::{
-    AuditQuery, ClaimRequest, Commit, Lease, LeaseConflict, Record, RecordSwap, RunQuery,
-    RunSummary, check_record_key, record_value_json,
+    AuditQuery, ClaimRequest, Commit, Lease, Record, RecordSwap, RunQuery, RunSummary,
+    check_record_key, record_value_json,
 };
 use offboard_core::{
     Account, AccountRef, AuditEvent, AuditSink, Cursor, Error, PersonId, Result, Run, RunId, Store,
@@ -24,7 +24,9 @@ use sqlx::sqlite::{
 use sqlx::{Connection, Row};
 use uuid::Uuid;
 
-use crate::codec::{self, AuditVerification, ChainCheck, db, int, ts, ts_opt};
+use crate::codec::{self, AuditVerification, db, ts, ts_opt};
+use crate::plan::{CommitPlan, Step, TaskRow};
+use crate::rows::{self, SqlRow};
 use crate::sql::sqlite as q;
 
 mod group;
@@ -36,9 +38,6 @@ pub const SQLITE_MIGRATIONS_TABLE: &str = "offboard_schema_migrations";
 
 /// The newest schema version this code knows.
 pub const SQLITE_SCHEMA_VERSION: i64 = 4;
-
-/// How many audit rows a verification reads at once.
-const PAGE: i64 = 1000;
 
 fn migrator() -> Migrator {
     let mut m = codec::migrator(&[
@@ -144,11 +143,9 @@ async fn inspect(path: &Path) -> Result<()> {
     if tables.is_empty() || tables.iter().any(|t| t == SQLITE_MIGRATIONS_TABLE) {
         return Ok(());
     }
-    let mut names: Vec<&str> = tables.iter().map(String::as_str).take(5).collect();
-    names.sort_unstable();
     Err(refuse(format!(
         "it holds other tables ({}) and no {SQLITE_MIGRATIONS_TABLE}",
-        names.join(", ")
+        codec::some_tables(&tables)
     )))
 }
 
@@ -266,9 +263,7 @@ impl SqliteStore {
                 .fetch_one(&self.pool)
                 .await
                 .map_err(db("sqlite.run_migrations"))?;
-            if let Some(v) = version.filter(|v| *v > SQLITE_SCHEMA_VERSION) {
-                return Err(newer_schema(v, SQLITE_SCHEMA_VERSION));
-            }
+            codec::check_schema_version(version, SQLITE_SCHEMA_VERSION)?;
         }
         migrator().run(&self.pool).await.map_err(|e| {
             Error::storage("migrating the SQLite database failed")
@@ -309,36 +304,19 @@ impl SqliteStore {
     /// `Storage` when the database cannot be read (a tampered trail is not an error: see
     /// [`AuditVerification::problem`]).
     pub async fn verify_audit(&self) -> Result<AuditVerification> {
-        let mut check = ChainCheck::new();
-        let mut after = 0i64;
-        loop {
-            let rows = sqlx::query(q::AUDIT_ALL)
+        const OP: &str = "sqlite.verify_audit";
+        let page = |after: i64| {
+            sqlx::query(q::AUDIT_ALL)
                 .bind(after)
-                .bind(PAGE)
+                .bind(rows::AUDIT_PAGE)
                 .fetch_all(&self.pool)
-                .await
-                .map_err(db("sqlite.verify_audit"))?;
-            let n = rows.len() as i64;
-            for row in rows {
-                let seq: i64 = row.try_get(0).map_err(db("sqlite.verify_audit"))?;
-                let body: String = row.try_get(1).map_err(db("sqlite.verify_audit"))?;
-                if let Err(problem) = check.push(int("seq", seq)?, &body) {
-                    return Ok(check.failed(problem));
-                }
-                after = seq;
-            }
-            if n < PAGE {
-                break;
-            }
-        }
-        let (head_seq, head_hash) = group::read_head(
-            &mut *self
-                .pool
-                .acquire()
-                .await
-                .map_err(db("sqlite.verify_audit"))?,
-        )
-        .await?;
+        };
+        let check = match rows::check_trail(page, OP).await? {
+            Ok(check) => check,
+            Err(failed) => return Ok(failed),
+        };
+        let (head_seq, head_hash) =
+            group::read_head(&mut *self.pool.acquire().await.map_err(db(OP))?).await?;
         Ok(check.finished(head_seq, &head_hash))
     }
 
@@ -364,74 +342,104 @@ impl SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db("sqlite.runs_page"))?;
-        rows.into_iter()
-            .map(|row| {
-                let id: String = row.try_get(0).map_err(db("sqlite.runs_page"))?;
-                let at: String = row.try_get(1).map_err(db("sqlite.runs_page"))?;
-                Ok((codec::parse_ts(&at)?, parse_id(&id)?))
-            })
+        rows.iter()
+            .map(|row| rows::page_entry(row, "sqlite.runs_page"))
             .collect()
     }
 }
-pub(crate) fn newer_schema(found: i64, known: i64) -> Error {
-    Error::config(
-        "schema_version",
-        format!(
-            "the database's schema is at version {found}, newer than this offboard (which knows \
-             up to version {known}); upgrade offboard before opening it"
-        ),
-    )
-}
 
-fn parse_id<T: std::str::FromStr>(s: &str) -> Result<T> {
-    s.parse()
-        .map_err(|_| Error::storage(format!("stored id {s:?} is not a UUID")))
-}
-
-/// A lease a commit is made under, encoded: checked by the write of its task's row (`row`,
-/// if the task changed) or by a read.
-struct LeaseCheck {
-    task: String,
-    token: Vec<u8>,
-    release: bool,
-    row: Option<TaskRow>,
-}
-
-/// A task's row, encoded by the caller of a write (not in its group).
-struct TaskRow {
-    id: String,
-    run: String,
-    position: i64,
-    body: String,
-    due_at: Option<String>,
-}
-
-impl TaskRow {
-    fn new(run: &Run, position: usize) -> Result<Self> {
-        let task = &run.tasks[position];
-        Ok(Self {
-            id: task.id.to_string(),
-            run: run.id.to_string(),
-            position: position as i64,
-            body: codec::task_body(task)?,
-            due_at: ts_opt(task.due_at),
+/// Adds the write of `row` to `batch`: an insert, or (`insert_only` false) an upsert.
+fn push_task(batch: &mut Batch, row: &TaskRow, insert_only: bool) {
+    batch
+        .push(if insert_only {
+            q::TASK_INSERT
+        } else {
+            q::TASK_UPSERT
         })
-    }
+        .bind(row.id.clone())
+        .bind(row.run.clone())
+        .bind(row.position as i64)
+        .bind(row.body.clone())
+        .bind(row.due_at.clone());
+}
 
-    /// Adds the write of the row to `batch`.
-    fn push(&self, batch: &mut Batch, insert_only: bool) {
-        batch
-            .push(if insert_only {
-                q::TASK_INSERT
-            } else {
-                q::TASK_UPSERT
-            })
-            .bind(self.id.clone())
-            .bind(self.run.clone())
-            .bind(self.position)
-            .bind(self.body.clone())
-            .bind(self.due_at.clone());
+/// Adds `plan`'s statements to `batch` (the order of [`CommitPlan`]): the version-checked run
+/// update and its queried columns, then one statement per step.
+fn push_commit(batch: &mut Batch, plan: &CommitPlan) {
+    let run_id = plan.run_id.as_str();
+    batch
+        .push(q::RUN_UPDATE)
+        .bind(run_id)
+        .bind(plan.run.body.clone())
+        .bind(plan.expected as i64);
+    batch
+        .push(q::RUN_UPDATE_COLUMNS)
+        .bind(run_id)
+        .bind(plan.run.state.clone())
+        .bind(plan.run.open)
+        .bind(plan.run.finished_at.clone());
+    for step in &plan.steps {
+        match step {
+            Step::LeasedTask(lease, row) => {
+                batch
+                    .push(q::TASK_UPDATE_LEASED)
+                    .bind(lease.task_id.as_str())
+                    .bind(run_id)
+                    .bind(lease.token.as_bytes().to_vec())
+                    .bind(row.body.clone())
+                    .bind(row.due_at.clone())
+                    .bind(lease.release);
+            }
+            Step::LeaseHeld(lease) => {
+                batch
+                    .push(q::LEASE_HELD)
+                    .bind(lease.task_id.as_str())
+                    .bind(run_id)
+                    .bind(lease.token.as_bytes().to_vec());
+            }
+            Step::Task(row) => push_task(batch, row, false),
+            Step::LeaseClear(lease) => {
+                batch
+                    .push(q::LEASE_CLEAR)
+                    .bind(lease.task_id.as_str())
+                    .bind(lease.token.as_bytes().to_vec());
+            }
+            Step::Snapshot(task, snapshot) => {
+                batch
+                    .push(q::SNAPSHOT_PUT)
+                    .bind(task.as_str())
+                    .bind(snapshot.as_str());
+            }
+            Step::Claim(claim) => {
+                batch
+                    .push(q::TASK_CLAIM_WITH_COMMIT)
+                    .bind(claim.task_id.as_str())
+                    .bind(run_id)
+                    .bind(claim.worker.as_str())
+                    .bind(claim.token.as_bytes().to_vec())
+                    .bind(ts(claim.until));
+            }
+        }
     }
+}
+
+/// Reads what [`push_commit`]'s statements returned (`done`, from its first): the version
+/// check, then each step's outcome.
+fn read_commit(plan: &CommitPlan, done: &[group::Done]) -> Result<()> {
+    if done.first().is_none_or(|d| d.affected == 0) {
+        return Err(codec::version_moved(plan.id, plan.expected));
+    }
+    for (i, step) in plan.steps.iter().enumerate() {
+        let found = done.get(2 + i).is_some_and(|d| {
+            if step.is_read() {
+                !d.rows.is_empty()
+            } else {
+                d.affected == 1
+            }
+        });
+        plan.check(step, found)?;
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -460,7 +468,7 @@ impl Store for SqliteStore {
                         .bind(finished_at.clone())
                         .bind(body.clone());
                     for task in &tasks {
-                        task.push(batch, true);
+                        push_task(batch, task, true);
                     }
                     group::seal(batch, head, &mut prepared)
                 },
@@ -523,163 +531,28 @@ impl Store for SqliteStore {
     }
 
     async fn commit(&self, commit: Commit) -> Result<(u64, Vec<AuditEvent>)> {
-        let Commit {
-            mut run,
-            changed_tasks,
-            events,
-            leases,
-            snapshots,
-            claims,
-            ..
-        } = commit;
-        let id = run.id;
-        let expected = run.version;
-        // A lease on another run's task is not held here, nor taken.
-        if let Some((lost, _)) = leases.iter().find(|(lease, _)| lease.run != id) {
-            return Err(LeaseConflict::Lost.error(id, lost.task));
-        }
-        if let Some(taken) = claims.iter().find(|lease| lease.run != id) {
-            return Err(LeaseConflict::Taken.error(id, taken.task));
-        }
-        let taking: Vec<(String, String, Vec<u8>, String)> = claims
-            .iter()
-            .map(|l| {
-                (
-                    l.task.to_string(),
-                    l.worker.clone(),
-                    l.token.as_bytes().to_vec(),
-                    ts(l.until),
-                )
-            })
-            .collect();
-        // Everything is encoded here, by the caller, not in the group: the rows written (each
-        // changed task once) and the events, ready to seal.
-        let mut positions: Vec<usize> = Vec::with_capacity(changed_tasks.len());
-        for task in &changed_tasks {
-            if let Some(position) = run.tasks.iter().position(|t| t.id == *task)
-                && !positions.contains(&position)
-            {
-                positions.push(position);
-            }
-        }
-        // Each lease is checked by the write of its task's row if that changed (the row, the
-        // check and the release in one statement), else by a read (and a release after the
-        // other rows).
-        let mut checks = Vec::with_capacity(leases.len());
-        for (lease, release) in &leases {
-            let row = positions
-                .iter()
-                .position(|p| run.tasks[*p].id == lease.task)
-                .map(|i| TaskRow::new(&run, positions.remove(i)))
-                .transpose()?;
-            checks.push(LeaseCheck {
-                task: lease.task.to_string(),
-                token: lease.token.as_bytes().to_vec(),
-                release: *release,
-                row,
-            });
-        }
-        let others = positions
-            .iter()
-            .map(|p| TaskRow::new(&run, *p))
-            .collect::<Result<Vec<_>>>()?;
-        let snapshots = snapshots
-            .iter()
-            .map(|(task, snapshot)| Ok((task.to_string(), codec::to_json(snapshot)?)))
-            .collect::<Result<Vec<_>>>()?;
-        let body = codec::run_body(&mut run)?;
-        let (run_id, state, open) = (
-            id.to_string(),
-            codec::state_name(run.state),
-            !run.state.is_terminal(),
-        );
-        let finished_at = ts_opt(run.finished_at);
+        // Everything is encoded here, by the caller, not in the group: the plan's rows and the
+        // events, ready to seal.
+        crate::plan::refuse_foreign(&commit)?;
+        let mut plan = CommitPlan::new(commit)?;
+        let events = std::mem::take(&mut plan.events);
         let mut prepared = group::prepare(&events)?;
+        let plan = Arc::new(plan);
         let (version, seals) = self
             .writer
             .write(
                 "sqlite.commit",
-                move |batch, head| {
-                    let first = batch.len();
-                    // The version-checked run update, the lease check (with the leased task's
-                    // write, or before the batch clears the lease), the other changed tasks and
-                    // the events. A failed check undoes the whole write.
-                    batch
-                        .push(q::RUN_UPDATE)
-                        .bind(run_id.clone())
-                        .bind(body.clone())
-                        .bind(expected as i64);
-                    batch
-                        .push(q::RUN_UPDATE_COLUMNS)
-                        .bind(run_id.clone())
-                        .bind(state.clone())
-                        .bind(open)
-                        .bind(finished_at.clone());
-                    for check in &checks {
-                        match &check.row {
-                            Some(row) => batch
-                                .push(q::TASK_UPDATE_LEASED)
-                                .bind(check.task.clone())
-                                .bind(run_id.clone())
-                                .bind(check.token.clone())
-                                .bind(row.body.clone())
-                                .bind(row.due_at.clone())
-                                .bind(check.release),
-                            None => batch
-                                .push(q::LEASE_HELD)
-                                .bind(check.task.clone())
-                                .bind(run_id.clone())
-                                .bind(check.token.clone()),
-                        };
+                {
+                    let plan = plan.clone();
+                    move |batch, head| {
+                        // A failed check undoes the whole write.
+                        push_commit(batch, &plan);
+                        group::seal(batch, head, &mut prepared)
                     }
-                    for row in &others {
-                        row.push(batch, false);
-                    }
-                    for check in checks.iter().filter(|c| c.release && c.row.is_none()) {
-                        batch
-                            .push(q::LEASE_CLEAR)
-                            .bind(check.task.clone())
-                            .bind(check.token.clone());
-                    }
-                    for (task, snapshot) in &snapshots {
-                        batch
-                            .push(q::SNAPSHOT_PUT)
-                            .bind(task.as_str())
-                            .bind(snapshot.as_str());
-                    }
-                    // The leases taken, after the rows (which leave lease columns alone).
-                    let claims_at = batch.len();
-                    for (task, worker, token, until) in &taking {
-                        batch
-                            .push(q::TASK_CLAIM_WITH_COMMIT)
-                            .bind(task.clone())
-                            .bind(run_id.clone())
-                            .bind(worker.clone())
-                            .bind(token.clone())
-                            .bind(until.clone());
-                    }
-                    Ok((claims_at - first, group::seal(batch, head, &mut prepared)?))
                 },
-                move |(claims_at, seals), ran| {
-                    let done = ran.ok()?;
-                    if done.first().is_none_or(|d| d.affected == 0) {
-                        return Err(codec::version_moved(id, expected));
-                    }
-                    // The lease checks follow the two run updates, in the order given.
-                    for (i, (lease, _)) in leases.iter().enumerate() {
-                        let held = done
-                            .get(2 + i)
-                            .is_some_and(|d| d.affected == 1 || !d.rows.is_empty());
-                        if !held {
-                            return Err(LeaseConflict::Lost.error(id, lease.task));
-                        }
-                    }
-                    for (i, lease) in claims.iter().enumerate() {
-                        if done.get(claims_at + i).is_none_or(|d| d.affected != 1) {
-                            return Err(LeaseConflict::Taken.error(id, lease.task));
-                        }
-                    }
-                    Ok((expected + 1, seals))
+                move |seals, ran| {
+                    read_commit(&plan, &ran.ok()?)?;
+                    Ok((plan.next_version(), seals))
                 },
             )
             .await?;
@@ -716,34 +589,18 @@ impl Store for SqliteStore {
                 |(), ran| Ok(ran.ok()?.pop().map(|d| d.rows).unwrap_or_default()),
             )
             .await?;
-        let mut leases = rows
-            .into_iter()
+        const OP: &str = "sqlite.claim";
+        let leases = rows
+            .iter()
             .map(|row| {
-                let run: String = row.try_get(0).map_err(db("sqlite.claim"))?;
-                let task: String = row.try_get(1).map_err(db("sqlite.claim"))?;
-                let token: Vec<u8> = row.try_get(2).map_err(db("sqlite.claim"))?;
-                let claims: i64 = row.try_get(3).map_err(db("sqlite.claim"))?;
-                let due: String = row.try_get(4).map_err(db("sqlite.claim"))?;
-                let version: Option<i64> = row.try_get(5).map_err(db("sqlite.claim"))?;
+                let token: Vec<u8> = row.col(2, OP)?;
                 let token = Uuid::from_slice(&token)
                     .map_err(|_| Error::storage("a stored lease token is not 16 bytes"))?;
-                Ok((
-                    due,
-                    Lease {
-                        run: parse_id(&run)?,
-                        task: parse_id(&task)?,
-                        worker: request.worker.clone(),
-                        token,
-                        until,
-                        claims: int("claims", claims)?,
-                        run_version: version.map(|v| int("version", v)).transpose()?,
-                    },
-                ))
+                let claims: i64 = row.col(3, OP)?;
+                rows::claimed(row, &request.worker, until, (token, claims), OP)
             })
-            .collect::<Result<Vec<(String, Lease)>>>()?;
-        // RETURNING has no order: earliest due first, as claimed.
-        leases.sort_by(|a, b| (&a.0, a.1.task).cmp(&(&b.0, b.1.task)));
-        Ok(leases.into_iter().map(|(_, l)| l).collect())
+            .collect::<Result<Vec<_>>>()?;
+        Ok(rows::earliest_due_first(leases))
     }
 
     async fn renew(&self, lease: &Lease, now: DateTime<Utc>, lease_for: Duration) -> Result<Lease> {
@@ -771,17 +628,8 @@ impl Store for SqliteStore {
                 },
             )
             .await?;
-        let worker: Option<String> = row.try_get(0).map_err(db("sqlite.renew"))?;
-        let claims: i64 = row.try_get(1).map_err(db("sqlite.renew"))?;
-        Ok(Lease {
-            run: lease.run,
-            task: lease.task,
-            worker: worker.unwrap_or_else(|| lease.worker.clone()),
-            token: lease.token,
-            until,
-            claims: int("claims", claims)?,
-            run_version: lease.run_version,
-        })
+        let claims: i64 = row.col(1, "sqlite.renew")?;
+        rows::renewed(&row, lease, until, claims, "sqlite.renew")
     }
 
     async fn release(&self, lease: &Lease, due_at: Option<DateTime<Utc>>) -> Result<()> {
@@ -835,22 +683,8 @@ impl Store for SqliteStore {
             rows.fetch_all(&self.pool).await
         }
         .map_err(db("sqlite.list_runs"))?;
-        rows.into_iter()
-            .map(|row| {
-                let get = |i: usize| -> Result<Option<String>> {
-                    row.try_get(i).map_err(db("sqlite.list_runs"))
-                };
-                let required = |i: usize| -> Result<String> {
-                    get(i)?.ok_or_else(|| Error::storage("a run row misses a column"))
-                };
-                Ok(RunSummary {
-                    id: parse_id(&required(0)?)?,
-                    person: PersonId::new(required(1)?),
-                    state: codec::parse_state(&required(2)?)?,
-                    created_at: codec::parse_ts(&required(3)?)?,
-                    finished_at: get(4)?.as_deref().map(codec::parse_ts).transpose()?,
-                })
-            })
+        rows.iter()
+            .map(|row| rows::run_summary(row, "sqlite.list_runs"))
             .collect()
     }
 
@@ -918,18 +752,8 @@ impl Store for SqliteStore {
             .fetch_all(&mut *self.writer.reader().await?)
             .await
             .map_err(db("sqlite.accounts"))?;
-        rows.into_iter()
-            .map(|row| {
-                let account: String = row.try_get(0).map_err(db("sqlite.accounts"))?;
-                let first: String = row.try_get(1).map_err(db("sqlite.accounts"))?;
-                let last: String = row.try_get(2).map_err(db("sqlite.accounts"))?;
-                Ok(Account {
-                    person: person.clone(),
-                    account: codec::from_json("account", &account)?,
-                    first_seen: codec::parse_ts(&first)?,
-                    last_seen: codec::parse_ts(&last)?,
-                })
-            })
+        rows.iter()
+            .map(|row| rows::account(row, person, "sqlite.accounts"))
             .collect()
     }
 
@@ -997,12 +821,9 @@ impl Store for SqliteStore {
                 .await
                 .map_err(db("sqlite.audit"))?,
         };
-        let body_at = usize::from(query.run.is_none());
-        rows.into_iter()
-            .map(|row| {
-                let body: String = row.try_get(body_at).map_err(db("sqlite.audit"))?;
-                codec::decode_event(&body)
-            })
+        let whole_trail = query.run.is_none();
+        rows.iter()
+            .map(|row| rows::event(row, whole_trail, "sqlite.audit"))
             .collect()
     }
     async fn get_record(&self, namespace: &str, key: &str) -> Result<Option<Record>> {
@@ -1013,7 +834,8 @@ impl Store for SqliteStore {
             .fetch_optional(&mut *self.writer.reader().await?)
             .await
             .map_err(db("sqlite.get_record"))?;
-        row.map(|row| record_of(namespace, key, &row)).transpose()
+        row.map(|row| rows::record(&row, namespace, key, "sqlite.record"))
+            .transpose()
     }
 
     async fn insert_record(
@@ -1088,16 +910,11 @@ impl SqliteStore {
                 },
             )
             .await?;
-        let record = row.map(|row| record_of(namespace, key, &row)).transpose()?;
+        let record = row
+            .map(|row| rows::record(&row, namespace, key, "sqlite.record"))
+            .transpose()?;
         Ok((written, record))
     }
-}
-
-/// A record from a `record_get` row (version, value).
-fn record_of(namespace: &str, key: &str, row: &sqlx::sqlite::SqliteRow) -> Result<Record> {
-    let version: i64 = row.try_get(0).map_err(db("sqlite.record"))?;
-    let value: String = row.try_get(1).map_err(db("sqlite.record"))?;
-    codec::record(namespace, key, version, &value)
 }
 
 /// Mirrors sealed events from another store, as [`offboard_core::MemoryStore`] does.
