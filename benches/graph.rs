@@ -9,7 +9,8 @@
 //! - People: the conformance fixture's employee ([`GraphFixture`]'s `create_user`: an
 //!   assigned, a dynamic and an AD-synced group, an app role, a delegated grant, three MFA
 //!   methods besides the password, a manager, an app registration, a Windows laptop in Entra
-//!   and Intune), plus `OFFBOARD_GRAPH_GROUPS` more assigned groups (default 10).
+//!   and Intune, three directory roles (tenant-wide, in an administrative unit, eligible), an
+//!   access package; the roles make every action critical), plus `OFFBOARD_GRAPH_GROUPS` more assigned groups (default 10).
 //! - Actions: every `entra.*` action but the optional `entra.clear_immutable_id` and
 //!   `entra.intune_wipe` (the laptop is retired instead), `entra.delete` last (the critical ones
 //!   confirmed as an operator would).
@@ -38,7 +39,7 @@ use offboard_testkit::graph::{GraphFixture, GraphLimits, GraphTenant, NewGroup};
 mod common;
 
 /// The Entra actions run for each person, `entra.delete` last; each with its parameters (TOML).
-const ENTRA: [(&str, &str); 13] = [
+const ENTRA: [(&str, &str); 14] = [
     ("entra.disable_sign_in", ""),
     ("entra.revoke_sessions", ""),
     ("entra.remove_groups", ""),
@@ -50,6 +51,7 @@ const ENTRA: [(&str, &str); 13] = [
     ("entra.clear_manager", ""),
     ("entra.disable_devices", ""),
     ("entra.intune_retire", ""),
+    ("entra.remove_access_packages", ""),
     (
         "entra.run_lifecycle_workflow",
         "{ workflow = \"Fixture leaver workflow\" }",
@@ -58,7 +60,7 @@ const ENTRA: [(&str, &str); 13] = [
 ];
 
 /// Writes per person estimated from earlier runs, to choose the scale (writes bind first).
-const WRITES_PER_PERSON: f64 = 20.0;
+const WRITES_PER_PERSON: f64 = 30.0;
 
 fn policy() -> Policy {
     let list = ENTRA
