@@ -202,6 +202,34 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
     ms_tenant.assign_app_role(&ada_ms, &servicenow, "00000000-0000-0000-0000-000000000000");
     ms_tenant.add_grant(&zoom, &graph_api, Some(&ada_ms), "Mail.Read offline_access");
+    // Ada is a Global Administrator (and eligible, through PIM, to become Security
+    // Administrator), holds the "Sales tools" access package, is in the "Apollo" team and
+    // organises next week's Apollo sync with Mary. The app may change roles
+    // (RoleManagement.ReadWrite.Directory granted).
+    ms_tenant.grant_role_management();
+    ms_tenant.assign_role(&ada_ms, msim::role_templates::GLOBAL_ADMINISTRATOR, "/");
+    ms_tenant.add_role_eligibility(
+        &ada_ms,
+        msim::role_templates::SECURITY_ADMINISTRATOR,
+        "/",
+        None,
+    );
+    let sales_tools = ms_tenant.add_access_package("Sales tools");
+    ms_tenant.assign_access_package(&ada_ms, &sales_tools, "delivered");
+    let apollo_team = ms_tenant.add_team("Apollo", &[&mary_ms], &[&ada_ms]);
+    let next_week = |hour: u32| {
+        (chrono::Utc::now().date_naive() + chrono::Days::new(7))
+            .and_hms_opt(hour, 0, 0)
+            .map(|t| t.format("%Y-%m-%dT%H:%M:%S").to_string())
+            .unwrap_or_default()
+    };
+    let apollo_sync = ms_tenant.add_meeting(msim::NewMeeting::new(
+        &ada_ms,
+        "Apollo sync",
+        &next_week(10),
+        &next_week(11),
+        &[&mary_ms],
+    ));
     // Ada owns the team's app registration and has a company laptop, registered in Entra and
     // enrolled in Intune with her as its primary user.
     let apollo_app = ms_tenant.add_application("Apollo Portal", &[&ada_ms]);
@@ -823,6 +851,41 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         _ => println!("  microsoft tenant now: ada   deleted"),
     }
+    // Entitlement management processes removal requests asynchronously: let it catch up.
+    ms_tenant.deliver_access_package_requests();
+    let role_names = |grants: Vec<msim::RoleGrantState>| -> String {
+        let names: Vec<&str> = grants
+            .iter()
+            .map(|g| {
+                msim::BUILT_IN_ROLES
+                    .iter()
+                    .find(|(id, _)| *id == g.role_definition_id)
+                    .map_or(g.role_definition_id.as_str(), |(_, n)| *n)
+            })
+            .collect();
+        if names.is_empty() {
+            "-".into()
+        } else {
+            names.join(", ")
+        }
+    };
+    println!(
+        "                        ada   directory roles: {}; eligible (PIM): {}; access packages \
+         delivered: {}; Apollo team members: {}; Apollo sync: {}",
+        role_names(ms_tenant.role_assignments(&ada_ms)),
+        role_names(ms_tenant.role_eligibilities(&ada_ms)),
+        ms_tenant
+            .access_package_assignments(&ada_ms)
+            .iter()
+            .filter(|a| a.state == "delivered")
+            .count(),
+        ms_tenant.team_members(&apollo_team).len(),
+        match ms_tenant.meeting(&apollo_sync) {
+            Some(m) if !m.attendee_cancellations.is_empty() => "cancelled, Mary told".to_owned(),
+            Some(_) => "still on".to_owned(),
+            None => "-".to_owned(),
+        }
+    );
     let display = |id: &String| {
         ms_tenant
             .user(id)
