@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::Inner;
 use crate::action::ActionName;
-use crate::audit::canonical_json;
+use crate::audit::{AuditEvent, AuditKind, canonical_json};
 use crate::connector::LookupRequest;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{AccountRef, AppId, Person};
@@ -768,5 +768,89 @@ impl Inner {
             }
         }
         Ok(())
+    }
+}
+
+impl Inner {
+    /// Whether `confirmation` may release `run`'s critical tasks: it quotes `digest` and the
+    /// policy's approvals allow its confirmer. A refusal is audited (`confirmation_refused`,
+    /// with who, in which role, and why) before it is returned as `ConfirmationRequired`.
+    pub(crate) async fn approve(
+        &self,
+        run: &Run,
+        confirmation: &Confirmation,
+        digest: &str,
+    ) -> Result<()> {
+        self.approve_as(run, &run.initiator.actor(), confirmation, digest, "release")
+            .await
+    }
+
+    /// [`Inner::approve`] of a confirmation `for` a purpose (`release`, `rollback`) asked by
+    /// `initiator` (whom four eyes exclude).
+    pub(super) async fn approve_as(
+        &self,
+        run: &Run,
+        initiator: &str,
+        confirmation: &Confirmation,
+        digest: &str,
+        purpose: &str,
+    ) -> Result<()> {
+        let why = if confirmation.digest != digest {
+            Err(format!(
+                "the confirmation quotes digest {}, not the digest of what it would release \
+                 ({digest}); review the current plan and confirm it",
+                confirmation.digest
+            ))
+        } else {
+            self.policy
+                .approvals
+                .check(initiator, &confirmation.by, confirmation.role.as_deref())
+        };
+        let Err(why) = why else {
+            return Ok(());
+        };
+        let data = serde_json::json!({
+            "run": run.id,
+            "person": run.person.id,
+            "by": confirmation.by,
+            "role": confirmation.role,
+            "digest": confirmation.digest,
+            "for": purpose,
+            "reason": why,
+        });
+        Err(self
+            .refuse(run, &confirmation.by, data, why, digest)
+            .await?)
+    }
+
+    /// Audits a refused confirmation (`confirmation_refused` with `data`, by `actor`) and
+    /// returns the `ConfirmationRequired` error saying `why`, naming the run and `digest`.
+    pub(super) async fn refuse(
+        &self,
+        run: &Run,
+        actor: &str,
+        data: serde_json::Value,
+        why: String,
+        digest: &str,
+    ) -> Result<Error> {
+        let event = AuditEvent::new(
+            self.clock.now(),
+            actor.to_owned(),
+            AuditKind::Note {
+                name: "confirmation_refused".into(),
+                data,
+            },
+        );
+        // A run not stored yet (refused at submission) has no trail of its own.
+        let stored = run.state != RunState::Planned;
+        let event = if stored {
+            event.with_run(run.id)
+        } else {
+            event
+        };
+        self.append_audit(event).await?;
+        Ok(Error::new(ErrorKind::ConfirmationRequired, why)
+            .with_context("run", run.id)
+            .with_context("digest", digest))
     }
 }
