@@ -199,31 +199,9 @@ impl Engine {
     /// for the person is open (audited as `suppressed`).
     pub async fn submit(&self, plan: Plan, confirmation: Option<Confirmation>) -> Result<RunId> {
         let inner = &self.inner;
-        let mut run = plan.run;
-        if inner.policy.is_protected(&run.person) {
-            return Err(Error::new(
-                ErrorKind::Protected,
-                format!(
-                    "{} is a protected account and is never offboarded",
-                    run.person.email
-                ),
-            ));
-        }
-        inner.recheck(&run)?;
-        let mut check = run.clone();
-        check.plan_digest = String::new();
-        let digest = run.confirmation_digest();
-        if plan_digest(&check) != run.plan_digest || digest != plan.digest {
-            return Err(Error::invalid_input(
-                "the plan was changed after planning; plan again",
-            ));
-        }
-        if let Some(c) = &confirmation
-            && run.confirmable().next().is_some()
-        {
-            inner.approve(&run, c, &digest).await?;
-            run.confirmed_by = Some(c.by.clone());
-        }
+        let mut run = inner
+            .checked_submission(plan, confirmation.as_ref())
+            .await?;
         let now = inner.clock.now();
         let actor = confirmation
             .as_ref()

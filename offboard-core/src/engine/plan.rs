@@ -772,6 +772,45 @@ impl Inner {
 }
 
 impl Inner {
+    /// The run of `plan` to submit, checked against the engine (see [`Engine::submit`]): not
+    /// for a protected person, no weaker than the engine's policy ([`Inner::recheck`]), its
+    /// digests recomputed from its content and equal to the plan's; with a `confirmation`
+    /// and critical tasks, confirmed by a confirmer the approvals allow.
+    ///
+    /// [`Engine::submit`]: super::Engine::submit
+    pub(crate) async fn checked_submission(
+        &self,
+        plan: Plan,
+        confirmation: Option<&Confirmation>,
+    ) -> Result<Run> {
+        let mut run = plan.run;
+        if self.policy.is_protected(&run.person) {
+            return Err(Error::new(
+                ErrorKind::Protected,
+                format!(
+                    "{} is a protected account and is never offboarded",
+                    run.person.email
+                ),
+            ));
+        }
+        self.recheck(&run)?;
+        let mut check = run.clone();
+        check.plan_digest = String::new();
+        let digest = run.confirmation_digest();
+        if plan_digest(&check) != run.plan_digest || digest != plan.digest {
+            return Err(Error::invalid_input(
+                "the plan was changed after planning; plan again",
+            ));
+        }
+        if let Some(c) = confirmation
+            && run.confirmable().next().is_some()
+        {
+            self.approve(&run, c, &digest).await?;
+            run.confirmed_by = Some(c.by.clone());
+        }
+        Ok(run)
+    }
+
     /// Whether `confirmation` may release `run`'s critical tasks: it quotes `digest` and the
     /// policy's approvals allow its confirmer. A refusal is audited (`confirmation_refused`,
     /// with who, in which role, and why) before it is returned as `ConfirmationRequired`.
