@@ -297,27 +297,24 @@ impl Inner {
                 };
                 // A reversible action's first attempt: take the snapshot now and store it (and
                 // its audit event) with the start, in one commit. A snapshot that fails is the
-                // attempt's error. Later attempts find or take it in `execute`. The attempt
-                // starts (its `started_at`) before the snapshot is taken, as it did when the
-                // snapshot was taken after the start was committed.
+                // attempt's error. Later attempts find or take it in `execute`. The machine decides
+                // which starts take it ([`machine::snapshot_before_start`]). The attempt starts
+                // (its `started_at`) before the snapshot is taken, as it did when the snapshot
+                // was taken after the start was committed.
                 let at = self.clock.now();
-                let snapshot = match conn {
-                    Some(c) if task.reversible && task.state == TaskState::Pending => {
-                        match (&task.kind, &task.account) {
-                            (TaskKind::Action { action }, Some(account))
-                                if c.connector.capabilities().action(&action.name).is_some() =>
-                            {
-                                let call = c
-                                    .limiter
-                                    .timed("snapshot", c.connector.snapshot(account, action));
-                                Some(
-                                    self.while_leased(&lease, "snapshot", call)
-                                        .await
-                                        .map(|snap| (snap, action.name.to_string())),
-                                )
-                            }
-                            _ => None,
-                        }
+                let snapshot = match (conn, &task.kind, &task.account) {
+                    (Some(c), TaskKind::Action { action }, Some(account))
+                        if machine::snapshot_before_start(task)
+                            && c.connector.capabilities().action(&action.name).is_some() =>
+                    {
+                        let call = c
+                            .limiter
+                            .timed("snapshot", c.connector.snapshot(account, action));
+                        Some(
+                            self.while_leased(&lease, "snapshot", call)
+                                .await
+                                .map(|snap| (snap, action.name.to_string())),
+                        )
                     }
                     _ => None,
                 };

@@ -64,8 +64,11 @@ use crate::run::{
     Ticket,
 };
 
+mod decide;
 #[cfg(test)]
 mod tests;
+
+pub use decide::snapshot_before_start;
 
 /// Something that happened to a run. Persisted in the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use super::{
     ClaimCommand, Command, Event, MachineError, apply, claim_command, derive_state, replay,
+    snapshot_before_start,
 };
 use crate::action::{Action, ActionName};
 use crate::error::{ErrorKind, ErrorRecord, RetryClass};
@@ -2965,4 +2966,28 @@ fn a_declined_delegation_fails_the_task_and_is_refused_elsewhere() {
     );
     // Declined twice: refused.
     assert!(h.try_apply(declined(0)).is_err());
+}
+
+/// The machine, not the engine, decides which starts take the snapshot first (issue 27 item
+/// 3): only a reversible action's first attempt on an account; not a retry (it finds the
+/// stored snapshot), not an irreversible action, not a task without an account, not a
+/// delegation.
+#[test]
+fn only_a_reversible_actions_first_start_takes_the_snapshot_first() {
+    let mut h = Harness::new(plan(&[
+        Spec::action("okta.suspend").reversible(),
+        Spec::action("okta.clear_sessions"),
+        Spec::action("google.suspend").reversible().no_account(),
+        Spec::delegation("laptop", DelegateVia::Jira),
+    ]));
+    h.ok(Event::Submitted);
+    assert!(snapshot_before_start(h.task(0)));
+    assert!(!snapshot_before_start(h.task(1)), "irreversible");
+    assert!(!snapshot_before_start(h.task(2)), "no account");
+    assert!(!snapshot_before_start(h.task(3)), "a delegation");
+    h.ok(started(0));
+    assert!(!snapshot_before_start(h.task(0)), "running");
+    h.ok(errored(0, retryable(None), 1_000));
+    assert!(matches!(h.state(0), TaskState::Retrying { .. }));
+    assert!(!snapshot_before_start(h.task(0)), "a retry");
 }
