@@ -425,36 +425,22 @@ impl Inner {
     }
 
     /// The tasks a commit from `before` to `after` made due at `now` that its workers may take
-    /// along (see [`Inner::commit_changes`]), in plan order: pending actions no longer waiting
-    /// for a dependency, due now and not before, of an app whose connector offers the action;
-    /// each with whether the commit may start it (`false` for a reversible action: its
-    /// snapshot is taken and stored with its start, before it runs).
+    /// along (see [`Inner::commit_changes`]): those the machine says ([`machine::take_along`]),
+    /// of an app whose connector offers the action; each with whether the commit may start it.
     fn take_next(
         &self,
         before: &Run,
         after: &Run,
         now: DateTime<Utc>,
     ) -> Vec<(TaskId, AppId, bool)> {
-        if after.cancelled {
-            return Vec::new();
-        }
-        after
-            .tasks
-            .iter()
-            .zip(&before.tasks)
-            .filter(|(t, was)| {
-                t.state == TaskState::Pending
-                    && t.due_at.is_some_and(|d| d <= now)
-                    && was.due_at.is_none_or(|d| d > now)
-                    && t.account.is_some()
-            })
+        machine::take_along(before, after, now)
             .filter(|(t, _)| match (&t.kind, self.connectors.get(&t.app)) {
                 (TaskKind::Action { action }, Some(c)) => {
                     c.connector.capabilities().action(&action.name).is_some()
                 }
                 _ => false,
             })
-            .map(|(t, _)| (t.id, t.app.clone(), !t.reversible))
+            .map(|(t, start)| (t.id, t.app.clone(), start))
             .collect()
     }
 

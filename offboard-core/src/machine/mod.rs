@@ -68,7 +68,7 @@ mod decide;
 #[cfg(test)]
 mod tests;
 
-pub use decide::snapshot_before_start;
+pub use decide::{snapshot_before_start, take_along};
 
 /// Something that happened to a run. Persisted in the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

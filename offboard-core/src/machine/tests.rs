@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::{
     ClaimCommand, Command, Event, MachineError, apply, claim_command, derive_state, replay,
-    snapshot_before_start,
+    snapshot_before_start, take_along,
 };
 use crate::action::{Action, ActionName};
 use crate::error::{ErrorKind, ErrorRecord, RetryClass};
@@ -2990,4 +2990,30 @@ fn only_a_reversible_actions_first_start_takes_the_snapshot_first() {
     h.ok(errored(0, retryable(None), 1_000));
     assert!(matches!(h.state(0), TaskState::Retrying { .. }));
     assert!(!snapshot_before_start(h.task(0)), "a retry");
+}
+
+/// The machine, not the engine, decides which tasks a commit takes along (issue 27 item 3):
+/// the pending actions on an account the commit made due now, in plan order, started by the
+/// commit unless reversible (their snapshot comes first); not a task already due before (a
+/// claim may hold it), a later stage, a delegation, or anything once the run is cancelled.
+#[test]
+fn a_commit_takes_along_the_actions_it_made_due() {
+    let mut h = Harness::new(plan(&[
+        Spec::action("okta.suspend"),
+        Spec::action("google.suspend").after(&[0]).reversible(),
+        Spec::action("google.signout").after(&[0]),
+        Spec::delegation("laptop", DelegateVia::Jira).after(&[0]),
+        Spec::action("slack.deactivate").after(&[0]).at(60),
+        Spec::action("github.remove_member"),
+    ]));
+    h.ok(Event::Submitted);
+    h.ok(started(0));
+    let before = h.run.clone();
+    h.ok(succeeded(0, Outcome::Done));
+    let taken: Vec<(TaskId, bool)> = take_along(&before, &h.run, h.now)
+        .map(|(t, start)| (t.id, start))
+        .collect();
+    assert_eq!(taken, vec![(tid(1), false), (tid(2), true)]);
+    h.ok(cancel());
+    assert_eq!(take_along(&before, &h.run, h.now).count(), 0);
 }
