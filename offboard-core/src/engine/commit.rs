@@ -7,8 +7,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tokio::sync::OwnedSemaphorePermit;
 
+use super::Inner;
 use super::slots::{Cached, RunSlot};
-use super::{Inner, later};
 use crate::audit::{AuditEvent, AuditKind};
 use crate::connector::{Connector, Snapshot};
 use crate::error::{Error, ErrorKind, Result};
@@ -451,7 +451,7 @@ impl Inner {
             task,
             worker: self.worker_id.clone(),
             token: uuid::Uuid::new_v4(),
-            until: later(now, self.lease_for),
+            until: machine::lease_until(now, self.lease_for),
             // Not read by the store (it counts the claim); a task this commit made due holds
             // no lease, so for the engine this is its first.
             claims: 1,

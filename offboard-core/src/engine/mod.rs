@@ -509,13 +509,5 @@ impl Inner {
     }
 }
 
-/// `at` plus `d`, or the end of the calendar when that is beyond it.
-pub(crate) fn later(at: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
-    chrono::Duration::from_std(d)
-        .ok()
-        .and_then(|d| at.checked_add_signed(d))
-        .unwrap_or(DateTime::<Utc>::MAX_UTC)
-}
-
 #[cfg(test)]
 mod tests;

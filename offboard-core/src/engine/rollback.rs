@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Confirmation, Engine, Inner, later};
+use super::{Confirmation, Engine, Inner};
 use crate::connector::Connector;
 use crate::error::{Error, ErrorRecord, Result};
-use crate::machine::{Command, Event};
+use crate::machine::{self, Command, Event};
 use crate::run::{KeptTask, Outcome, RestoreLease, Run, RunId, RunState, TaskId, TaskState};
 use crate::store::Store;
 
@@ -167,7 +167,7 @@ impl Inner {
         RestoreLease {
             holder: self.worker_id.clone(),
             token,
-            until: later(self.clock.now(), self.lease_for),
+            until: machine::lease_until(self.clock.now(), self.lease_for),
         }
     }
 

@@ -254,7 +254,7 @@ impl Inner {
         let now = self.clock.now();
         match machine::claim_command(&run, lease.task, now) {
             ClaimCommand::Nothing => {
-                let due = run.task(lease.task).and_then(|t| t.due_at);
+                let due = machine::release_due(&run, lease.task);
                 self.store.release(lease, due).await.map(|()| None)
             }
             ClaimCommand::Abandon => {
@@ -288,7 +288,7 @@ impl Inner {
                 };
                 // Renew only when the wait ate a real share of the lease: one write saved per
                 // task in the common case.
-                let lease = if waiting_since.elapsed() > self.lease_for / 4 {
+                let lease = if machine::renew_after_wait(waiting_since.elapsed(), self.lease_for) {
                     self.store
                         .renew(lease, self.clock.now(), self.lease_for)
                         .await?
@@ -505,7 +505,7 @@ impl Inner {
         op: &str,
         call: impl Future<Output = Result<T>>,
     ) -> Result<T> {
-        let every = self.lease_for / 3;
+        let every = machine::renew_every(self.lease_for);
         let renewing = async {
             let mut held = lease.clone();
             loop {

@@ -68,7 +68,9 @@ mod decide;
 #[cfg(test)]
 mod tests;
 
-pub use decide::{snapshot_before_start, take_along};
+pub use decide::{
+    lease_until, release_due, renew_after_wait, renew_every, snapshot_before_start, take_along,
+};
 
 /// Something that happened to a run. Persisted in the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

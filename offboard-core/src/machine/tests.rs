@@ -18,8 +18,8 @@ use proptest::prelude::*;
 use uuid::Uuid;
 
 use super::{
-    ClaimCommand, Command, Event, MachineError, apply, claim_command, derive_state, replay,
-    snapshot_before_start, take_along,
+    ClaimCommand, Command, Event, MachineError, apply, claim_command, derive_state, lease_until,
+    release_due, renew_after_wait, renew_every, replay, snapshot_before_start, take_along,
 };
 use crate::action::{Action, ActionName};
 use crate::error::{ErrorKind, ErrorRecord, RetryClass};
@@ -3016,4 +3016,30 @@ fn a_commit_takes_along_the_actions_it_made_due() {
     assert_eq!(taken, vec![(tid(1), false), (tid(2), true)]);
     h.ok(cancel());
     assert_eq!(take_along(&before, &h.run, h.now).count(), 0);
+}
+
+/// The machine, not the engine, decides lease times (issue 27 item 3): a lease ends
+/// `lease_for` after it is taken (the calendar's end at most); a start renews it only after a
+/// wait longer than a quarter of it; a call under way renews it every third; a claimed task
+/// with nothing to do is released due at its `due_at`.
+#[test]
+fn lease_times_come_from_the_machine() {
+    let lease_for = secs(300);
+    assert_eq!(lease_until(t0(), lease_for), at(300));
+    assert_eq!(lease_until(t0(), Duration::MAX), DateTime::<Utc>::MAX_UTC);
+    assert!(!renew_after_wait(secs(75), lease_for));
+    assert!(renew_after_wait(secs(76), lease_for));
+    assert_eq!(renew_every(lease_for), secs(100));
+
+    let mut h = Harness::new(plan(&[
+        Spec::action("okta.suspend"),
+        Spec::action("slack.deactivate").at(60),
+    ]));
+    h.ok(Event::Submitted);
+    assert_eq!(release_due(&h.run, tid(0)), Some(t0()));
+    assert_eq!(release_due(&h.run, tid(1)), Some(at(60)), "a later stage");
+    h.ok(started(0));
+    h.ok(succeeded(0, Outcome::Done));
+    assert_eq!(release_due(&h.run, tid(0)), None, "ended: never due again");
+    assert_eq!(release_due(&h.run, tid(9)), None, "not the run's");
 }
