@@ -8,8 +8,8 @@ use tokio::sync::{Notify, broadcast};
 
 use super::slots::{Epochs, RunSlots};
 use super::{
-    Backoff, Clock, ConnectorEntry, Engine, Inner, LifecycleRules, Limits, TokioClock, limits,
-    sinks, watch,
+    Backoff, Clock, ConnectorEntry, Engine, EngineShared, LifecycleRules, Limits, TokioClock,
+    limits, sinks, watch,
 };
 use crate::audit::AuditSink;
 use crate::connector::Connector;
@@ -270,7 +270,7 @@ impl EngineBuilder {
             lifecycle.departures = d;
         }
         Ok(Engine {
-            inner: Arc::new(Inner {
+            inner: Arc::new(EngineShared {
                 store,
                 connectors,
                 delegates,

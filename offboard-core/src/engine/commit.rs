@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::Inner;
+use super::EngineShared;
 use super::slots::{Cached, RunSlot};
 use crate::audit::{AuditEvent, AuditKind};
 use crate::connector::{Connector, Snapshot};
@@ -18,10 +18,10 @@ use crate::run::{Run, RunId, TaskId, TaskKind, TaskState};
 use crate::store::{Commit, Lease, LeaseConflict, Store};
 
 /// How many times a change left in its run's slot yields to siblings still on their way before
-/// taking the slot's lock (see [`Inner::apply_with`]).
+/// taking the slot's lock (see [`EngineShared::apply_with`]).
 const SIBLING_TURNS: usize = 3;
 
-/// A change to a run waiting to be committed (see [`Inner::apply_with`]): an event, who
+/// A change to a run waiting to be committed (see [`EngineShared::apply_with`]): an event, who
 /// caused it, the lease it is made under (and whether to release it) and, for a start, the
 /// attempt it began.
 pub(crate) struct Change {
@@ -81,7 +81,7 @@ pub(crate) struct Next {
 pub(crate) type Applied = Result<Done>;
 
 /// A copy of `e` for another change of the same commit (its source is not copied).
-fn copy_error(e: &Error) -> Error {
+fn copy_without_source(e: &Error) -> Error {
     let mut copy = Error::new(e.kind(), e.message())
         .with_retry(e.retry())
         .with_operation(e.operation().to_owned());
@@ -131,7 +131,7 @@ fn machine_error(run: &Run, e: machine::MachineError) -> Error {
         .with_context("run", run.id)
 }
 
-impl Inner {
+impl EngineShared {
     /// Applies an event to the stored run and commits it with its audit event, reloading and
     /// re-applying on version conflicts.
     pub(crate) async fn apply_retrying(
@@ -147,7 +147,7 @@ impl Inner {
         Ok((Arc::unwrap_or_clone(done.run), done.commands))
     }
 
-    /// [`Inner::apply_retrying`], starting from the run cached in `slot` (if any) instead of
+    /// [`EngineShared::apply_retrying`], starting from the run cached in `slot` (if any) instead of
     /// loading it, holding the slot's lock until the commit is durable, and leaving the
     /// committed run in the slot for the next sibling task. A conflict or error empties the
     /// slot, so the next attempt reloads. See [`Change`] for what a change may carry along.
@@ -177,7 +177,7 @@ impl Inner {
         // on their way leave their changes too (a few turns of the scheduler, never a wait on
         // them), so one commit takes them all.
         for _ in 0..SIBLING_TURNS {
-            if !slot.others_underway() {
+            if !slot.siblings_on_their_way() {
                 break;
             }
             tokio::task::yield_now().await;
@@ -216,7 +216,7 @@ impl Inner {
     /// whose lease was lost, fails alone; the others are committed without it.
     ///
     /// A change that may take a task along ([`Change::taking_next`]) gets one its commit made
-    /// due (see [`Inner::take_next`]): started in the same commit, under a lease the commit
+    /// due (see [`EngineShared::take_next`]): started in the same commit, under a lease the commit
     /// takes, so its worker runs it next without a claim or a start commit of its own.
     pub(super) async fn commit_changes(
         &self,
@@ -242,7 +242,7 @@ impl Inner {
                         Ok(run) => Cached::loaded(Arc::new(run), since),
                         Err(e) => {
                             for i in pending {
-                                outcomes[i] = Some(Err(copy_error(&e)));
+                                outcomes[i] = Some(Err(copy_without_source(&e)));
                             }
                             break;
                         }
@@ -337,7 +337,7 @@ impl Inner {
                 Ok((version, sealed)) => {
                     run.version = version;
                     let run = Arc::new(run);
-                    *cached = Some(base.then(run.clone()));
+                    *cached = Some(base.committed_on_top(run.clone()));
                     self.to_sinks(&sealed).await;
                     drop(writing);
                     for (_, _, task_id) in &applied {
@@ -391,7 +391,7 @@ impl Inner {
                         }
                         _ => {
                             for (i, _, _) in &applied {
-                                outcomes[*i] = Some(Err(copy_error(&e)));
+                                outcomes[*i] = Some(Err(copy_without_source(&e)));
                             }
                             break;
                         }
@@ -401,7 +401,7 @@ impl Inner {
                 Err(e) if e.kind() == ErrorKind::Conflict => {}
                 Err(e) => {
                     for (i, _, _) in &applied {
-                        outcomes[*i] = Some(Err(copy_error(&e)));
+                        outcomes[*i] = Some(Err(copy_without_source(&e)));
                     }
                     break;
                 }
@@ -425,7 +425,7 @@ impl Inner {
     }
 
     /// The tasks a commit from `before` to `after` made due at `now` that its workers may take
-    /// along (see [`Inner::commit_changes`]): those the machine says ([`machine::take_along`]),
+    /// along (see [`EngineShared::commit_changes`]): those the machine says ([`machine::take_along`]),
     /// of an app whose connector offers the action; each with whether the commit may start it.
     fn take_next(
         &self,

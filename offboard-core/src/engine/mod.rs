@@ -72,7 +72,7 @@ pub(crate) struct ConnectorEntry {
     pub(crate) limiter: limits::Limiter,
 }
 
-pub(crate) struct Inner {
+pub(crate) struct EngineShared {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) connectors: BTreeMap<AppId, ConnectorEntry>,
     pub(crate) delegates: BTreeMap<DelegateVia, Arc<dyn Delegate>>,
@@ -98,7 +98,7 @@ pub(crate) struct Inner {
     pub(crate) epochs: Epochs,
 }
 
-impl fmt::Debug for Inner {
+impl fmt::Debug for EngineShared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Engine")
             .field("worker_id", &self.worker_id)
@@ -112,7 +112,7 @@ impl fmt::Debug for Inner {
 /// The offboarding engine. Cheap to clone; clones share everything.
 #[derive(Debug, Clone)]
 pub struct Engine {
-    pub(crate) inner: Arc<Inner>,
+    pub(crate) inner: Arc<EngineShared>,
 }
 
 /// Background workers started by [`Engine::start`]; stopped on [`WorkerHandle::shutdown`] or
@@ -431,7 +431,7 @@ impl Engine {
     }
 }
 
-impl Inner {
+impl EngineShared {
     /// When the person already has an open run: audits the trigger as suppressed and returns
     /// the error the submit answers with ("still open; nothing new was started").
     async fn suppress_if_open(&self, run: &Run) -> Result<Option<Error>> {

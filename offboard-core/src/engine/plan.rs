@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::Inner;
+use super::EngineShared;
 use crate::action::ActionName;
 use crate::audit::{AuditEvent, AuditKind, canonical_json};
 use crate::connector::LookupRequest;
@@ -315,7 +315,7 @@ pub(crate) fn topo_sort(tasks: Vec<Task>) -> Result<Vec<Task>> {
     Ok(out)
 }
 
-impl Inner {
+impl EngineShared {
     pub(crate) async fn plan(&self, request: RunRequest) -> Result<Plan> {
         let policy = &self.policy;
         let person = request.person;
@@ -673,7 +673,7 @@ fn short(fingerprint: &str) -> &str {
     fingerprint.get(..12).unwrap_or(fingerprint)
 }
 
-impl Inner {
+impl EngineShared {
     /// Re-derives from the engine's own policy and connectors what a plan handed in for
     /// submission must say, and refuses a plan that is weaker: made under another policy, an
     /// action marked not critical that is, a protected account acted on, an action the policy
@@ -771,9 +771,9 @@ impl Inner {
     }
 }
 
-impl Inner {
+impl EngineShared {
     /// The run of `plan` to submit, checked against the engine (see [`Engine::submit`]): not
-    /// for a protected person, no weaker than the engine's policy ([`Inner::recheck`]), its
+    /// for a protected person, no weaker than the engine's policy ([`EngineShared::recheck`]), its
     /// digests recomputed from its content and equal to the plan's; with a `confirmation`
     /// and critical tasks, confirmed by a confirmer the approvals allow.
     ///
@@ -824,7 +824,7 @@ impl Inner {
             .await
     }
 
-    /// [`Inner::approve`] of a confirmation `for` a purpose (`release`, `rollback`) asked by
+    /// [`EngineShared::approve`] of a confirmation `for` a purpose (`release`, `rollback`) asked by
     /// `initiator` (whom four eyes exclude).
     pub(super) async fn approve_as(
         &self,

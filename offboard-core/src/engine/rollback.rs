@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Confirmation, Engine, Inner};
+use super::{Confirmation, Engine, EngineShared};
 use crate::connector::Connector;
 use crate::error::{Error, ErrorRecord, Result};
 use crate::machine::{self, Command, Event};
@@ -128,7 +128,7 @@ impl Engine {
     }
 }
 
-impl Inner {
+impl EngineShared {
     /// Whether `by` may roll back `run` (which has critical tasks) with `confirmation`: it
     /// quotes the run's [`Run::rollback_digest`] and the policy's approvals allow its confirmer
     /// (four eyes: not `by`). A missing or refused confirmation is audited

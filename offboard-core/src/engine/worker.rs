@@ -6,7 +6,7 @@ use std::sync::Arc;
 use futures::FutureExt;
 use tokio::task::JoinSet;
 
-use super::{Change, Done, Inner, Next, RunSlot, SlotGuard, Started};
+use super::{Change, Done, EngineShared, Next, RunSlot, SlotGuard, Started};
 use crate::audit::{AuditEvent, AuditKind};
 use crate::connector::{ExecuteOptions, SnapshotPolicy};
 use crate::delegate::{DelegationRequest, TicketStatus};
@@ -18,7 +18,10 @@ use crate::store::{ClaimRequest, Lease};
 /// The background loop: keep up to `max_in_flight` tasks running, claiming as [`run_due`]
 /// does (when nothing runs or half the slots are free, so one claim fills many slots); sleep
 /// until woken, a task finishes or the idle poll when nothing is due.
-pub(super) async fn run_loop(inner: Arc<Inner>, mut stop: tokio::sync::watch::Receiver<bool>) {
+pub(super) async fn run_loop(
+    inner: Arc<EngineShared>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let mut running: JoinSet<()> = JoinSet::new();
     loop {
         let free = inner.max_in_flight.saturating_sub(running.len());
@@ -72,7 +75,7 @@ pub(super) async fn run_loop(inner: Arc<Inner>, mut stop: tokio::sync::watch::Re
     while running.join_next().await.is_some() {}
 }
 
-impl Inner {
+impl EngineShared {
     /// Reports and audits (`worker_panicked`) a panic the worker loop caught.
     async fn worker_panicked(&self, error: &str) {
         tracing::error!(worker = %self.worker_id, %error, "the worker caught a panic and goes on");
@@ -100,7 +103,7 @@ fn refill_at(max_in_flight: usize) -> usize {
 }
 
 /// [`super::Engine::run_due`]: claim and process until nothing is due and nothing runs.
-pub(super) async fn run_due(inner: &Arc<Inner>) -> Result<usize> {
+pub(super) async fn run_due(inner: &Arc<EngineShared>) -> Result<usize> {
     let mut running: JoinSet<()> = JoinSet::new();
     let mut total = 0;
     loop {
@@ -139,7 +142,7 @@ pub(crate) struct Claimed {
     pub(crate) epoch: u64,
 }
 
-impl Inner {
+impl EngineShared {
     pub(crate) async fn claim(&self, limit: usize) -> Result<Claimed> {
         let leases = self
             .store
@@ -173,7 +176,7 @@ impl Inner {
             .filter(|(lease, slot)| {
                 !slot
                     .last()
-                    .is_some_and(|c| c.serves(claimed, lease.run_version))
+                    .is_some_and(|c| c.fresh_for_claim(claimed, lease.run_version))
             })
             .map(|(lease, _)| lease.run)
             .collect();
@@ -206,7 +209,7 @@ impl Inner {
     pub(crate) async fn process(&self, lease: Lease, slot: SlotGuard, claimed: u64) {
         let (mut lease, mut slot, mut claimed) = (lease, slot, claimed);
         loop {
-            match self.process_inner(&lease, slot, claimed).await {
+            match self.process_claimed(&lease, slot, claimed).await {
                 Ok(Some(next)) => {
                     slot = self.slots.enter(next.run);
                     claimed = self.epochs.next();
@@ -222,8 +225,8 @@ impl Inner {
     }
 
     /// Handles one claimed task. Returns the lease of a task its result took along without
-    /// starting it (its snapshot comes first), for [`Inner::process`] to handle next.
-    async fn process_inner(
+    /// starting it (its snapshot comes first), for [`EngineShared::process`] to handle next.
+    async fn process_claimed(
         &self,
         lease: &Lease,
         slot: SlotGuard,
@@ -235,12 +238,15 @@ impl Inner {
         // run if it is the version the claim read or descends from a load begun after this
         // claim returned (see `slots`; read without waiting for a sibling's commit in flight),
         // else a load, under the slot's lock so no sibling commits meanwhile.
-        let run = match slot.last().filter(|c| c.serves(claimed, lease.run_version)) {
+        let run = match slot
+            .last()
+            .filter(|c| c.fresh_for_claim(claimed, lease.run_version))
+        {
             Some(c) => c.run,
             None => {
                 let mut cached = slot.lock().await;
                 match cached.as_ref() {
-                    Some(c) if c.serves(claimed, lease.run_version) => c.run.clone(),
+                    Some(c) if c.fresh_for_claim(claimed, lease.run_version) => c.run.clone(),
                     _ => {
                         *cached = None;
                         let since = self.epochs.next();
@@ -319,7 +325,7 @@ impl Inner {
                     _ => None,
                 };
                 let (started, prepared) = match snapshot {
-                    None => (None, Prepared::Nothing),
+                    None => (None, SnapshotAtStart::Nothing),
                     Some(Ok((snap, action))) => {
                         let ev = AuditEvent::new(
                             self.clock.now(),
@@ -332,11 +338,11 @@ impl Inner {
                             at,
                             snapshot: Some((snap, ev)),
                         };
-                        (Some(started), Prepared::SnapshotStored)
+                        (Some(started), SnapshotAtStart::SnapshotStored)
                     }
                     Some(Err(e)) => {
                         let started = Started { at, snapshot: None };
-                        (Some(started), Prepared::SnapshotFailed(e))
+                        (Some(started), SnapshotAtStart::SnapshotFailed(e))
                     }
                 };
                 let Done { run, commands, .. } = self
@@ -355,7 +361,7 @@ impl Inner {
                 for cmd in commands {
                     match cmd {
                         Command::Execute(_) => {
-                            let prepared = prepared.take().unwrap_or(Prepared::Nothing);
+                            let prepared = prepared.take().unwrap_or(SnapshotAtStart::Nothing);
                             let mut next = self
                                 .execute(&run, &lease, &slot, prepared, permit.take())
                                 .await?;
@@ -367,7 +373,13 @@ impl Inner {
                                     return Ok(Some(lease));
                                 };
                                 next = self
-                                    .execute(&run, &lease, &slot, Prepared::Nothing, Some(permit))
+                                    .execute(
+                                        &run,
+                                        &lease,
+                                        &slot,
+                                        SnapshotAtStart::Nothing,
+                                        Some(permit),
+                                    )
                                     .await?;
                             }
                         }
@@ -391,7 +403,7 @@ impl Inner {
         run: &Run,
         lease: &Lease,
         slot: &RunSlot,
-        prepared: Prepared,
+        prepared: SnapshotAtStart,
         permit: Option<tokio::sync::OwnedSemaphorePermit>,
     ) -> Result<Option<Next>> {
         let task = run
@@ -436,9 +448,9 @@ impl Inner {
                 )));
             }
             match prepared {
-                Prepared::SnapshotFailed(e) => return Err(e),
-                Prepared::SnapshotStored => {}
-                Prepared::Nothing => self.snapshot(run, task, conn, account, action).await?,
+                SnapshotAtStart::SnapshotFailed(e) => return Err(e),
+                SnapshotAtStart::SnapshotStored => {}
+                SnapshotAtStart::Nothing => self.snapshot(run, task, conn, account, action).await?,
             }
             let mut options = ExecuteOptions::default()
                 .with_idempotency_key(task.idempotency_key.clone())
@@ -573,7 +585,7 @@ impl Inner {
         self.commit_result(lease, change, slot).await.map(drop)
     }
 
-    /// [`Inner::record_result`] of `change`. Returns the task the commit took along, if the
+    /// [`EngineShared::record_result`] of `change`. Returns the task the commit took along, if the
     /// change could take one.
     async fn commit_result(
         &self,
@@ -770,7 +782,7 @@ impl Inner {
 }
 
 /// What a task's start already did about its snapshot.
-enum Prepared {
+enum SnapshotAtStart {
     /// Nothing: `execute` stores one if the task needs it and has none.
     Nothing,
     /// Taken and stored with the start.
