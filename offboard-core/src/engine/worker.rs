@@ -6,13 +6,13 @@ use std::sync::Arc;
 use futures::FutureExt;
 use tokio::task::JoinSet;
 
-use super::{Change, Done, EngineShared, Next, RunSlot, SlotGuard, Started};
+use super::{Change, ConnectorEntry, Done, EngineShared, Next, RunSlot, SlotGuard, Started};
 use crate::audit::{AuditEvent, AuditKind};
 use crate::connector::{ExecuteOptions, SnapshotPolicy};
 use crate::delegate::{DelegationRequest, TicketStatus};
 use crate::error::{Error, ErrorKind, Result};
 use crate::machine::{self, ClaimCommand, Command, Event};
-use crate::run::{Run, RunId, SkipReason, TaskKind, TaskState};
+use crate::run::{Run, RunId, SkipReason, Task, TaskKind, TaskState};
 use crate::store::{ClaimRequest, Lease};
 
 /// The background loop: keep up to `max_in_flight` tasks running, claiming as [`run_due`]
@@ -232,6 +232,36 @@ impl EngineShared {
         slot: SlotGuard,
         claimed: u64,
     ) -> Result<Option<Lease>> {
+        let run = self.claimed_run(lease, &slot, claimed).await?;
+        let now = self.clock.now();
+        match machine::claim_command(&run, lease.task, now) {
+            ClaimCommand::Nothing => {
+                let due = machine::release_due(&run, lease.task);
+                self.store.release(lease, due).await.map(|()| None)
+            }
+            ClaimCommand::Abandon => {
+                self.apply_with(
+                    Some(&slot),
+                    lease.run,
+                    Change::new(
+                        Some((lease, true)),
+                        &self.worker_id,
+                        &Event::TaskAbandoned { task: lease.task },
+                    ),
+                )
+                .await?;
+                Ok(None)
+            }
+            ClaimCommand::Poll => self
+                .poll_delegation(&run, lease, &slot)
+                .await
+                .map(|()| None),
+            ClaimCommand::Start => self.start_claimed(&run, lease, &slot).await,
+        }
+    }
+
+    /// The run a claimed task decides from: as stored at the claim or later.
+    async fn claimed_run(&self, lease: &Lease, slot: &RunSlot, claimed: u64) -> Result<Arc<Run>> {
         // Sibling tasks of this run share its slot: their changes are committed on the latest
         // version, without reloading (see `apply_with`). The claim decision needs the run as
         // stored at the claim or later (another engine may have changed it): the slot's last
@@ -257,139 +287,132 @@ impl EngineShared {
                 }
             }
         };
-        let now = self.clock.now();
-        match machine::claim_command(&run, lease.task, now) {
-            ClaimCommand::Nothing => {
-                let due = machine::release_due(&run, lease.task);
-                self.store.release(lease, due).await.map(|()| None)
-            }
-            ClaimCommand::Abandon => {
-                self.apply_with(
-                    Some(&slot),
-                    lease.run,
-                    Change::new(
-                        Some((lease, true)),
-                        &self.worker_id,
-                        &Event::TaskAbandoned { task: lease.task },
-                    ),
+        Ok(run)
+    }
+
+    /// [`ClaimCommand::Start`] of a claimed task: waits for its connector's limits (renewing
+    /// the lease when the wait was long), takes the snapshot the start stores
+    /// ([`EngineShared::snapshot_at_start`]), commits the start and performs its command;
+    /// then runs the tasks its result took along. Returns the lease of a task taken along
+    /// without being started, for [`EngineShared::process`] to handle next.
+    async fn start_claimed(
+        &self,
+        run: &Run,
+        lease: &Lease,
+        slot: &RunSlot,
+    ) -> Result<Option<Lease>> {
+        // Wait for the connector's limits before starting the attempt, then renew the
+        // lease so the wait does not eat into it.
+        let task = run
+            .task(lease.task)
+            .ok_or_else(|| Error::internal("claimed unknown task"))?;
+        let conn = self.connectors.get(&task.app);
+        let waiting_since = tokio::time::Instant::now();
+        let mut permit = match (conn, &task.kind) {
+            (Some(c), TaskKind::Action { .. }) => Some(c.limiter.acquire().await),
+            _ => None,
+        };
+        // Renew only when the wait ate a real share of the lease: one write saved per
+        // task in the common case.
+        let lease = if machine::renew_after_wait(waiting_since.elapsed(), self.lease_for) {
+            self.store
+                .renew(lease, self.clock.now(), self.lease_for)
+                .await?
+        } else {
+            lease.clone()
+        };
+        let (started, prepared) = self.snapshot_at_start(run, task, conn, &lease).await;
+        let Done { run, commands, .. } = self
+            .apply_with(
+                Some(slot),
+                lease.run,
+                Change::new(
+                    Some((&lease, false)),
+                    &self.worker_id,
+                    &Event::TaskStarted { task: lease.task },
                 )
-                .await?;
-                Ok(None)
-            }
-            ClaimCommand::Poll => self
-                .poll_delegation(&run, lease, &slot)
-                .await
-                .map(|()| None),
-            ClaimCommand::Start => {
-                // Wait for the connector's limits before starting the attempt, then renew the
-                // lease so the wait does not eat into it.
-                let task = run
-                    .task(lease.task)
-                    .ok_or_else(|| Error::internal("claimed unknown task"))?;
-                let conn = self.connectors.get(&task.app);
-                let waiting_since = tokio::time::Instant::now();
-                let mut permit = match (conn, &task.kind) {
-                    (Some(c), TaskKind::Action { .. }) => Some(c.limiter.acquire().await),
-                    _ => None,
-                };
-                // Renew only when the wait ate a real share of the lease: one write saved per
-                // task in the common case.
-                let lease = if machine::renew_after_wait(waiting_since.elapsed(), self.lease_for) {
-                    self.store
-                        .renew(lease, self.clock.now(), self.lease_for)
-                        .await?
-                } else {
-                    lease.clone()
-                };
-                // A reversible action's first attempt: take the snapshot now and store it (and
-                // its audit event) with the start, in one commit. A snapshot that fails is the
-                // attempt's error. Later attempts find or take it in `execute`. The machine decides
-                // which starts take it ([`machine::snapshot_before_start`]). The attempt starts
-                // (its `started_at`) before the snapshot is taken, as it did when the snapshot
-                // was taken after the start was committed.
-                let at = self.clock.now();
-                let snapshot = match (conn, &task.kind, &task.account) {
-                    (Some(c), TaskKind::Action { action }, Some(account))
-                        if machine::snapshot_before_start(task)
-                            && c.connector.capabilities().action(&action.name).is_some() =>
-                    {
-                        let call = c
-                            .limiter
-                            .timed("snapshot", c.connector.snapshot(account, action));
-                        Some(
-                            self.while_leased(&lease, "snapshot", call)
-                                .await
-                                .map(|snap| (snap, action.name.to_string())),
-                        )
-                    }
-                    _ => None,
-                };
-                let (started, prepared) = match snapshot {
-                    None => (None, SnapshotAtStart::Nothing),
-                    Some(Ok((snap, action))) => {
-                        let ev = AuditEvent::new(
-                            self.clock.now(),
-                            self.worker_id.clone(),
-                            AuditKind::SnapshotTaken { action },
-                        )
-                        .with_run(run.id)
-                        .with_task(task.id, task.app.clone());
-                        let started = Started {
-                            at,
-                            snapshot: Some((snap, ev)),
+                .started(started),
+            )
+            .await?;
+        let mut prepared = Some(prepared);
+        for cmd in commands {
+            match cmd {
+                Command::Execute(_) => {
+                    let prepared = prepared.take().unwrap_or(SnapshotAtStart::Nothing);
+                    let mut next = self
+                        .execute(&run, &lease, slot, prepared, permit.take())
+                        .await?;
+                    // The tasks its result made due and took along, one after another,
+                    // under the leases that commit took: run here if it started them,
+                    // else (a snapshot to store first) started as a claimed task is.
+                    while let Some(Next { run, lease, permit }) = next {
+                        let Some(permit) = permit else {
+                            return Ok(Some(lease));
                         };
-                        (Some(started), SnapshotAtStart::SnapshotStored)
-                    }
-                    Some(Err(e)) => {
-                        let started = Started { at, snapshot: None };
-                        (Some(started), SnapshotAtStart::SnapshotFailed(e))
-                    }
-                };
-                let Done { run, commands, .. } = self
-                    .apply_with(
-                        Some(&slot),
-                        lease.run,
-                        Change::new(
-                            Some((&lease, false)),
-                            &self.worker_id,
-                            &Event::TaskStarted { task: lease.task },
-                        )
-                        .started(started),
-                    )
-                    .await?;
-                let mut prepared = Some(prepared);
-                for cmd in commands {
-                    match cmd {
-                        Command::Execute(_) => {
-                            let prepared = prepared.take().unwrap_or(SnapshotAtStart::Nothing);
-                            let mut next = self
-                                .execute(&run, &lease, &slot, prepared, permit.take())
-                                .await?;
-                            // The tasks its result made due and took along, one after another,
-                            // under the leases that commit took: run here if it started them,
-                            // else (a snapshot to store first) started as a claimed task is.
-                            while let Some(Next { run, lease, permit }) = next {
-                                let Some(permit) = permit else {
-                                    return Ok(Some(lease));
-                                };
-                                next = self
-                                    .execute(
-                                        &run,
-                                        &lease,
-                                        &slot,
-                                        SnapshotAtStart::Nothing,
-                                        Some(permit),
-                                    )
-                                    .await?;
-                            }
-                        }
-                        Command::OpenDelegation(_) => {
-                            self.open_delegation(&run, &lease, &slot).await?;
-                        }
-                        Command::Restore(_) | Command::Finished(_) => {}
+                        next = self
+                            .execute(&run, &lease, slot, SnapshotAtStart::Nothing, Some(permit))
+                            .await?;
                     }
                 }
-                Ok(None)
+                Command::OpenDelegation(_) => {
+                    self.open_delegation(&run, &lease, slot).await?;
+                }
+                Command::Restore(_) | Command::Finished(_) => {}
+            }
+        }
+        Ok(None)
+    }
+
+    /// The start of `task`'s attempt beginning now, and what it did about the snapshot.
+    async fn snapshot_at_start(
+        &self,
+        run: &Run,
+        task: &Task,
+        conn: Option<&ConnectorEntry>,
+        lease: &Lease,
+    ) -> (Option<Started>, SnapshotAtStart) {
+        // A reversible action's first attempt: take the snapshot now and store it (and
+        // its audit event) with the start, in one commit. A snapshot that fails is the
+        // attempt's error. Later attempts find or take it in `execute`. The machine decides
+        // which starts take it ([`machine::snapshot_before_start`]). The attempt starts
+        // (its `started_at`) before the snapshot is taken, as it did when the snapshot
+        // was taken after the start was committed.
+        let at = self.clock.now();
+        let snapshot = match (conn, &task.kind, &task.account) {
+            (Some(c), TaskKind::Action { action }, Some(account))
+                if machine::snapshot_before_start(task)
+                    && c.connector.capabilities().action(&action.name).is_some() =>
+            {
+                let call = c
+                    .limiter
+                    .timed("snapshot", c.connector.snapshot(account, action));
+                Some(
+                    self.while_leased(lease, "snapshot", call)
+                        .await
+                        .map(|snap| (snap, action.name.to_string())),
+                )
+            }
+            _ => None,
+        };
+        match snapshot {
+            None => (None, SnapshotAtStart::Nothing),
+            Some(Ok((snap, action))) => {
+                let ev = AuditEvent::new(
+                    self.clock.now(),
+                    self.worker_id.clone(),
+                    AuditKind::SnapshotTaken { action },
+                )
+                .with_run(run.id)
+                .with_task(task.id, task.app.clone());
+                let started = Started {
+                    at,
+                    snapshot: Some((snap, ev)),
+                };
+                (Some(started), SnapshotAtStart::SnapshotStored)
+            }
+            Some(Err(e)) => {
+                let started = Started { at, snapshot: None };
+                (Some(started), SnapshotAtStart::SnapshotFailed(e))
             }
         }
     }
