@@ -15,6 +15,7 @@ use crate::audit::AuditSink;
 use crate::connector::Connector;
 use crate::delegate::Delegate;
 use crate::error::{Error, Result};
+use crate::model::AppId;
 use crate::policy::Policy;
 use crate::run::{DelegateVia, RetryPolicy};
 use crate::store::Store;
@@ -159,109 +160,9 @@ impl EngineBuilder {
         let store = self
             .store
             .ok_or_else(|| Error::config("store", "an engine needs a store"))?;
-        let mut connectors = BTreeMap::new();
-        for (c, limits) in self.connectors {
-            let app = c.capabilities().app.clone();
-            // A start may call the connector twice (snapshot, then the action), each up to
-            // the timeout: one lease covers both with room for the commits between them.
-            let needed = limits
-                .timeout
-                .saturating_mul(2)
-                .saturating_add(LEASE_MARGIN);
-            if self.lease_for < needed {
-                return Err(Error::config(
-                    format!("connectors.{app}.timeout"),
-                    format!(
-                        "the lease {:?} must be at least twice the timeout {:?} plus {:?} \
-                         ({needed:?}): shorten the timeout or lengthen lease_for",
-                        self.lease_for, limits.timeout, LEASE_MARGIN
-                    ),
-                ));
-            }
-            if connectors
-                .insert(
-                    app.clone(),
-                    ConnectorEntry {
-                        connector: c,
-                        limiter: limits::Limiter::new(limits),
-                    },
-                )
-                .is_some()
-            {
-                return Err(Error::config(
-                    format!("connectors.{app}"),
-                    "two connectors for one app",
-                ));
-            }
-        }
-        let mut delegates = BTreeMap::new();
-        for d in self.delegates {
-            let via = d.via();
-            if delegates.insert(via.clone(), d).is_some() {
-                return Err(Error::config(
-                    format!("delegates.{}", via.as_str()),
-                    "two delegates of one kind",
-                ));
-            }
-        }
-        let delegate_missing = |field: String, via: &DelegateVia| {
-            Error::config(
-                field,
-                format!(
-                    "the policy delegates via {}, but no {} delegate is registered",
-                    via.as_str(),
-                    via.as_str()
-                ),
-            )
-        };
-        if let crate::policy::Method::Delegate { via } = &self.policy.unknown_apps
-            && !delegates.contains_key(via)
-        {
-            return Err(delegate_missing("unknown_apps".into(), via));
-        }
-        let acts = |m: &crate::policy::Method| match m {
-            crate::policy::Method::Automatic { actions } => !actions.is_empty(),
-            crate::policy::Method::Delegate { .. } => true,
-            crate::policy::Method::Ignore => false,
-        };
-        if !acts(&self.policy.unknown_apps) && !self.policy.apps.values().any(|p| acts(&p.method)) {
-            return Err(Error::config(
-                "apps",
-                "the policy offboards nothing: no app has actions or a delegate and unknown_apps \
-                 is \"ignore\", so every run would complete with nothing done",
-            ));
-        }
-        for (app, p) in &self.policy.apps {
-            if let crate::policy::Method::Delegate { via } = &p.method
-                && !delegates.contains_key(via)
-            {
-                return Err(delegate_missing(format!("apps.{app}.via"), via));
-            }
-            if let crate::policy::Method::Automatic { actions } = &p.method {
-                let Some(entry) = connectors.get(app) else {
-                    return Err(Error::config(
-                        format!("apps.{app}"),
-                        format!("policy line {}: no {app} connector is configured", p.line),
-                    ));
-                };
-                for a in actions {
-                    let caps = entry.connector.capabilities();
-                    if caps.action(&a.action.name).is_none() {
-                        let why = caps
-                            .unavailable_reason(&a.action.name)
-                            .map(|r| format!(": {r}"))
-                            .unwrap_or_default();
-                        return Err(Error::config(
-                            format!("apps.{app}.actions"),
-                            format!(
-                                "policy line {}: the {app} connector does not offer {}{why}",
-                                a.line, a.action.name
-                            ),
-                        ));
-                    }
-                }
-            }
-        }
+        let connectors = connector_entries(self.connectors, self.lease_for)?;
+        let delegates = delegates_by_kind(self.delegates)?;
+        check_policy(&self.policy, &connectors, &delegates)?;
         let (updates, _) = broadcast::channel(1024);
         let pumps = sinks::SinkPumps::new(self.sinks, store.clone());
         let (events, _) = broadcast::channel(256);
@@ -329,4 +230,142 @@ impl Engine {
             lifecycle: LifecycleRules::default(),
         }
     }
+}
+
+/// The registered connectors by app, each with its limiter.
+///
+/// # Errors
+/// `Config` when two connectors claim one app, or `lease_for` is shorter than twice a
+/// connector's timeout plus [`LEASE_MARGIN`].
+fn connector_entries(
+    registered: Vec<(Arc<dyn Connector>, Limits)>,
+    lease_for: Duration,
+) -> Result<BTreeMap<AppId, ConnectorEntry>> {
+    let mut connectors = BTreeMap::new();
+    for (c, limits) in registered {
+        let app = c.capabilities().app.clone();
+        // A start may call the connector twice (snapshot, then the action), each up to
+        // the timeout: one lease covers both with room for the commits between them.
+        let needed = limits
+            .timeout
+            .saturating_mul(2)
+            .saturating_add(LEASE_MARGIN);
+        if lease_for < needed {
+            return Err(Error::config(
+                format!("connectors.{app}.timeout"),
+                format!(
+                    "the lease {:?} must be at least twice the timeout {:?} plus {:?} \
+                     ({needed:?}): shorten the timeout or lengthen lease_for",
+                    lease_for, limits.timeout, LEASE_MARGIN
+                ),
+            ));
+        }
+        if connectors
+            .insert(
+                app.clone(),
+                ConnectorEntry {
+                    connector: c,
+                    limiter: limits::Limiter::new(limits),
+                },
+            )
+            .is_some()
+        {
+            return Err(Error::config(
+                format!("connectors.{app}"),
+                "two connectors for one app",
+            ));
+        }
+    }
+    Ok(connectors)
+}
+
+/// The registered delegates by kind.
+///
+/// # Errors
+/// `Config` when two delegates share a kind.
+fn delegates_by_kind(
+    registered: Vec<Arc<dyn Delegate>>,
+) -> Result<BTreeMap<DelegateVia, Arc<dyn Delegate>>> {
+    let mut delegates = BTreeMap::new();
+    for d in registered {
+        let via = d.via();
+        if delegates.insert(via.clone(), d).is_some() {
+            return Err(Error::config(
+                format!("delegates.{}", via.as_str()),
+                "two delegates of one kind",
+            ));
+        }
+    }
+    Ok(delegates)
+}
+
+/// Checks `policy` against the engine's connectors and delegates.
+///
+/// # Errors
+/// `Config` when the policy names an action a connector does not offer or a delegate that is
+/// not registered, or offboards nothing.
+fn check_policy(
+    policy: &Policy,
+    connectors: &BTreeMap<AppId, ConnectorEntry>,
+    delegates: &BTreeMap<DelegateVia, Arc<dyn Delegate>>,
+) -> Result<()> {
+    let delegate_missing = |field: String, via: &DelegateVia| {
+        Error::config(
+            field,
+            format!(
+                "the policy delegates via {}, but no {} delegate is registered",
+                via.as_str(),
+                via.as_str()
+            ),
+        )
+    };
+    if let crate::policy::Method::Delegate { via } = &policy.unknown_apps
+        && !delegates.contains_key(via)
+    {
+        return Err(delegate_missing("unknown_apps".into(), via));
+    }
+    let acts = |m: &crate::policy::Method| match m {
+        crate::policy::Method::Automatic { actions } => !actions.is_empty(),
+        crate::policy::Method::Delegate { .. } => true,
+        crate::policy::Method::Ignore => false,
+    };
+    if !acts(&policy.unknown_apps) && !policy.apps.values().any(|p| acts(&p.method)) {
+        return Err(Error::config(
+            "apps",
+            "the policy offboards nothing: no app has actions or a delegate and unknown_apps \
+             is \"ignore\", so every run would complete with nothing done",
+        ));
+    }
+    for (app, p) in &policy.apps {
+        if let crate::policy::Method::Delegate { via } = &p.method
+            && !delegates.contains_key(via)
+        {
+            return Err(delegate_missing(format!("apps.{app}.via"), via));
+        }
+        if let crate::policy::Method::Automatic { actions } = &p.method {
+            let Some(entry) = connectors.get(app) else {
+                return Err(Error::config(
+                    format!("apps.{app}"),
+                    format!("policy line {}: no {app} connector is configured", p.line),
+                ));
+            };
+            for a in actions {
+                let caps = entry.connector.capabilities();
+                if caps.action(&a.action.name).is_none() {
+                    let why = caps
+                        .unavailable_reason(&a.action.name)
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default();
+                    return Err(Error::config(
+                        format!("apps.{app}.actions"),
+                        format!(
+                            "policy line {}: the {app} connector does not offer {}{why}",
+                            a.line, a.action.name
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
