@@ -251,75 +251,22 @@ impl EngineShared {
             };
             let mut run = Run::clone(&base.run);
             let now = self.clock.now();
-            let mut events = Vec::new();
-            let mut snapshots = Vec::new();
-            let mut leases = Vec::new();
-            // (change, its commands, its task)
-            let mut applied: Vec<(usize, Vec<Command>, Option<TaskId>)> = Vec::new();
-            for &i in &pending {
-                let change = &changes[i];
-                let at = change.started.as_ref().map_or(now, |s| s.at);
-                // A refused event leaves the run as it was (the machine's contract), as the
-                // changes before it made it.
-                let commands = match machine::apply(&mut run, at, &change.event) {
-                    Ok(commands) => commands,
-                    Err(e) => {
-                        outcomes[i] = Some(Err(machine_error(&run, e)));
-                        continue;
-                    }
-                };
-                let task_id = change.event.task();
-                events.push(transition(&run, at, &change.actor, &change.event));
-                if let (Some((snap, ev)), Some(task)) = (
-                    change.started.as_ref().and_then(|s| s.snapshot.as_ref()),
-                    task_id,
-                ) {
-                    events.push(ev.clone());
-                    snapshots.push((task, snap.clone()));
-                }
-                if let Some(lease) = &change.lease {
-                    leases.push(lease.clone());
-                }
-                applied.push((i, commands, task_id));
-            }
+            let Applying {
+                mut events,
+                snapshots,
+                leases,
+                applied,
+            } = self.apply_changes(&mut run, now, &changes, &pending, &mut outcomes);
             if applied.is_empty() {
                 // Nothing changed: the run stays as it was.
                 *cached = Some(base);
                 break;
             }
-            // Tasks taken along, each by one change that may take one: started here with its
-            // connector's permit (none free now: left for a claim), or, when its snapshot must
-            // be stored before its start, only leased (its worker starts it as a claim would).
-            let mut taken: BTreeMap<usize, (Lease, Option<OwnedSemaphorePermit>)> = BTreeMap::new();
-            if may_take {
-                let mut takers = applied
-                    .iter()
-                    .map(|(i, _, _)| *i)
-                    .filter(|i| changes[*i].take_next)
-                    .peekable();
-                for (task, app, start) in self.take_next(&base.run, &run, now) {
-                    let Some(&i) = takers.peek() else { break };
-                    let permit = if start {
-                        let Some(permit) = self
-                            .connectors
-                            .get(&app)
-                            .and_then(|c| c.limiter.try_acquire())
-                        else {
-                            continue;
-                        };
-                        let started = Event::TaskStarted { task };
-                        if machine::apply(&mut run, now, &started).is_err() {
-                            continue;
-                        }
-                        events.push(transition(&run, now, &self.worker_id, &started));
-                        Some(permit)
-                    } else {
-                        None
-                    };
-                    taken.insert(i, (self.lease_to_take(run_id, task, now), permit));
-                    takers.next();
-                }
-            }
+            let taken = if may_take {
+                self.take_along(&base.run, &mut run, now, &changes, &applied, &mut events)
+            } else {
+                BTreeMap::new()
+            };
             let changed = run
                 .tasks
                 .iter()
@@ -340,34 +287,7 @@ impl EngineShared {
                     *cached = Some(base.committed_on_top(run.clone()));
                     self.to_sinks(&sealed).await;
                     drop(writing);
-                    for (_, _, task_id) in &applied {
-                        self.publish(&run, *task_id, now);
-                    }
-                    for (lease, _) in taken.values() {
-                        self.publish(&run, Some(lease.task), now);
-                    }
-                    // Due tasks nobody holds yet: a worker claims them.
-                    if run.tasks.iter().any(|t| {
-                        t.due_at.is_some_and(|d| d <= now)
-                            && !matches!(t.state, TaskState::Running { .. })
-                    }) {
-                        self.wake.notify_waiters();
-                    }
-                    for (i, commands, _) in applied {
-                        let next = taken.remove(&i).map(|(mut lease, permit)| {
-                            lease.run_version = Some(version);
-                            Next {
-                                run: run.clone(),
-                                lease,
-                                permit,
-                            }
-                        });
-                        outcomes[i] = Some(Ok(Done {
-                            run: run.clone(),
-                            commands,
-                            next,
-                        }));
-                    }
+                    self.answer_committed(&run, version, now, applied, taken, &mut outcomes);
                     break;
                 }
                 // A task to take was claimed meanwhile: commit again without taking any.
@@ -407,21 +327,144 @@ impl EngineShared {
                 }
             }
         }
-        outcomes
-            .into_iter()
-            .zip(&changes)
-            .map(|(outcome, change)| {
-                outcome.unwrap_or_else(|| {
-                    Err(Error::new(
-                        ErrorKind::Conflict,
-                        format!(
-                            "run {run_id} kept changing; gave up applying {}",
-                            change.event.name()
-                        ),
-                    ))
-                })
-            })
-            .collect()
+        answered(outcomes, &changes, run_id)
+    }
+
+    /// After the commit stored `run` at `version`: publishes its changes and the tasks taken
+    /// along, wakes the workers when it made a task due that nobody holds, and answers each
+    /// applied change (with the task it took along, if any).
+    fn answer_committed(
+        &self,
+        run: &Arc<Run>,
+        version: u64,
+        now: DateTime<Utc>,
+        applied: Vec<(usize, Vec<Command>, Option<TaskId>)>,
+        mut taken: BTreeMap<usize, (Lease, Option<OwnedSemaphorePermit>)>,
+        outcomes: &mut [Option<Applied>],
+    ) {
+        for (_, _, task_id) in &applied {
+            self.publish(run, *task_id, now);
+        }
+        for (lease, _) in taken.values() {
+            self.publish(run, Some(lease.task), now);
+        }
+        // Due tasks nobody holds yet: a worker claims them.
+        if run.tasks.iter().any(|t| {
+            t.due_at.is_some_and(|d| d <= now) && !matches!(t.state, TaskState::Running { .. })
+        }) {
+            self.wake.notify_waiters();
+        }
+        for (i, commands, _) in applied {
+            let next = taken.remove(&i).map(|(mut lease, permit)| {
+                lease.run_version = Some(version);
+                Next {
+                    run: run.clone(),
+                    lease,
+                    permit,
+                }
+            });
+            outcomes[i] = Some(Ok(Done {
+                run: run.clone(),
+                commands,
+                next,
+            }));
+        }
+    }
+
+    /// Applies the `pending` changes in order to `run` at `now` (a start at its own time);
+    /// a change the machine refuses gets its outcome now and leaves the run as it was.
+    fn apply_changes(
+        &self,
+        run: &mut Run,
+        now: DateTime<Utc>,
+        changes: &[Change],
+        pending: &[usize],
+        outcomes: &mut [Option<Applied>],
+    ) -> Applying {
+        let mut events = Vec::new();
+        let mut snapshots = Vec::new();
+        let mut leases = Vec::new();
+        // (change, its commands, its task)
+        let mut applied: Vec<(usize, Vec<Command>, Option<TaskId>)> = Vec::new();
+        for &i in pending {
+            let change = &changes[i];
+            let at = change.started.as_ref().map_or(now, |s| s.at);
+            // A refused event leaves the run as it was (the machine's contract), as the
+            // changes before it made it.
+            let commands = match machine::apply(run, at, &change.event) {
+                Ok(commands) => commands,
+                Err(e) => {
+                    outcomes[i] = Some(Err(machine_error(run, e)));
+                    continue;
+                }
+            };
+            let task_id = change.event.task();
+            events.push(transition(run, at, &change.actor, &change.event));
+            if let (Some((snap, ev)), Some(task)) = (
+                change.started.as_ref().and_then(|s| s.snapshot.as_ref()),
+                task_id,
+            ) {
+                events.push(ev.clone());
+                snapshots.push((task, snap.clone()));
+            }
+            if let Some(lease) = &change.lease {
+                leases.push(lease.clone());
+            }
+            applied.push((i, commands, task_id));
+        }
+        Applying {
+            events,
+            snapshots,
+            leases,
+            applied,
+        }
+    }
+
+    /// Takes along the tasks the commit from `before` to `run` made due ([`Self::take_next`]),
+    /// each by one of the `applied` changes that may take one, in order: started in `run`
+    /// (its transition added to `events`) with its connector's permit, or only leased when
+    /// its snapshot must be stored before its start. Returns each taker's lease and permit.
+    fn take_along(
+        &self,
+        before: &Run,
+        run: &mut Run,
+        now: DateTime<Utc>,
+        changes: &[Change],
+        applied: &[(usize, Vec<Command>, Option<TaskId>)],
+        events: &mut Vec<AuditEvent>,
+    ) -> BTreeMap<usize, (Lease, Option<OwnedSemaphorePermit>)> {
+        // Tasks taken along, each by one change that may take one: started here with its
+        // connector's permit (none free now: left for a claim), or, when its snapshot must
+        // be stored before its start, only leased (its worker starts it as a claim would).
+        let mut taken: BTreeMap<usize, (Lease, Option<OwnedSemaphorePermit>)> = BTreeMap::new();
+        let mut takers = applied
+            .iter()
+            .map(|(i, _, _)| *i)
+            .filter(|i| changes[*i].take_next)
+            .peekable();
+        for (task, app, start) in self.take_next(before, run, now) {
+            let Some(&i) = takers.peek() else { break };
+            let permit = if start {
+                let Some(permit) = self
+                    .connectors
+                    .get(&app)
+                    .and_then(|c| c.limiter.try_acquire())
+                else {
+                    continue;
+                };
+                let started = Event::TaskStarted { task };
+                if machine::apply(run, now, &started).is_err() {
+                    continue;
+                }
+                events.push(transition(run, now, &self.worker_id, &started));
+                Some(permit)
+            } else {
+                None
+            };
+            taken.insert(i, (self.lease_to_take(run.id, task, now), permit));
+            takers.next();
+        }
+        taken
     }
 
     /// The tasks a commit from `before` to `after` made due at `now` that its workers may take
@@ -458,4 +501,33 @@ impl EngineShared {
             run_version: None,
         }
     }
+}
+
+/// The changes' outcomes, a change left without one (the run kept changing) answered with a
+/// `Conflict`.
+fn answered(outcomes: Vec<Option<Applied>>, changes: &[Change], run_id: RunId) -> Vec<Applied> {
+    outcomes
+        .into_iter()
+        .zip(changes)
+        .map(|(outcome, change)| {
+            outcome.unwrap_or_else(|| {
+                Err(Error::new(
+                    ErrorKind::Conflict,
+                    format!(
+                        "run {run_id} kept changing; gave up applying {}",
+                        change.event.name()
+                    ),
+                ))
+            })
+        })
+        .collect()
+}
+
+/// The changes of a commit applied to the run: their audit events, the snapshots and leases
+/// they carry, and per applied change its index, its commands and its task.
+struct Applying {
+    events: Vec<AuditEvent>,
+    snapshots: Vec<(TaskId, Snapshot)>,
+    leases: Vec<(Lease, bool)>,
+    applied: Vec<(usize, Vec<Command>, Option<TaskId>)>,
 }
