@@ -412,6 +412,170 @@ fn parse_method(s: &str) -> Option<Method> {
     }
 }
 
+/// The `PolicyError` of a TOML syntax or shape error, naming its line and field.
+fn syntax_error(lines: &Lines<'_>, e: &toml::de::Error) -> PolicyError {
+    let line = e.span().map(|s| lines.at(s.start)).unwrap_or(0);
+    let message = e.message().to_owned();
+    let field = message
+        .split('`')
+        .nth(1)
+        .filter(|_| message.contains("field"))
+        .map(str::to_owned)
+        .or_else(|| e.span().map(|s| lines.field_at(s.start)))
+        .unwrap_or_default();
+    PolicyError {
+        line,
+        field,
+        message,
+    }
+}
+
+/// The policy's stages, earliest first (one stage, [`DEFAULT_STAGE`] at offset 0, when the
+/// policy names none).
+fn parse_stages(
+    lines: &Lines<'_>,
+    raw: &BTreeMap<String, Spanned<String>>,
+) -> Result<Vec<Stage>, PolicyError> {
+    let mut stages = Vec::new();
+    for (name, offset) in raw {
+        let Some(d) = parse_offset(offset.get_ref()) else {
+            return lines.err(
+                offset.span(),
+                format!("stages.{name}"),
+                format!(
+                    "{:?} is not an offset like \"0d\", \"30d\", \"12h\" of at most \"{MAX_STAGE_OFFSET_DAYS}d\"",
+                    offset.get_ref()
+                ),
+            );
+        };
+        stages.push(Stage {
+            name: name.clone(),
+            offset: d,
+        });
+    }
+    if stages.is_empty() {
+        stages.push(Stage {
+            name: DEFAULT_STAGE.into(),
+            offset: chrono::Duration::zero(),
+        });
+    }
+    stages.sort_by_key(|s| s.offset);
+    Ok(stages)
+}
+
+/// The method of app `app` (errors name `apps.<app>.…`): its actions, checked to be the
+/// app's, or its delegate.
+fn parse_method_of(
+    lines: &Lines<'_>,
+    policy: &Policy,
+    first_stage: &str,
+    app: &str,
+    raw_app: &RawApp,
+) -> Result<Method, PolicyError> {
+    let field = format!("apps.{app}");
+    let method = match raw_app.method.get_ref().as_str() {
+        "automatic" => {
+            let Some(entries) = &raw_app.actions else {
+                return lines.err(
+                    raw_app.method.span(),
+                    format!("{field}.actions"),
+                    "method \"automatic\" needs a list of actions",
+                );
+            };
+            let mut actions = Vec::new();
+            for (i, entry) in entries.iter().enumerate() {
+                actions.push(parse_action(
+                    lines,
+                    policy,
+                    first_stage,
+                    &format!("{field}.actions[{i}]"),
+                    entry,
+                )?);
+            }
+            if let Some(via) = &raw_app.via {
+                return lines.err(
+                    via.span(),
+                    format!("{field}.via"),
+                    "`via` belongs to method \"delegate\"",
+                );
+            }
+            Method::Automatic { actions }
+        }
+        "delegate" => {
+            let Some(via) = &raw_app.via else {
+                return lines.err(
+                    raw_app.method.span(),
+                    format!("{field}.via"),
+                    "method \"delegate\" needs `via = \"jira\"` or `via = \"email\"`",
+                );
+            };
+            let Some(v) = parse_via(via.get_ref()) else {
+                return lines.err(
+                    via.span(),
+                    format!("{field}.via"),
+                    format!("{:?} is not jira or email", via.get_ref()),
+                );
+            };
+            Method::Delegate { via: v }
+        }
+        "ignore" => Method::Ignore,
+        other => {
+            return lines.err(
+                raw_app.method.span(),
+                format!("{field}.method"),
+                format!("{other:?} is not one of automatic, delegate, ignore"),
+            );
+        }
+    };
+    if let Method::Automatic { actions } = &method {
+        for a in actions {
+            if a.action.name.app().as_str() != app {
+                return Err(PolicyError {
+                    line: a.line,
+                    field: format!("{field}.actions"),
+                    message: format!(
+                        "action {} belongs to app {}, not {app}",
+                        a.action.name,
+                        a.action.name.app()
+                    ),
+                });
+            }
+        }
+    }
+    Ok(method)
+}
+
+/// The limits of `[departures]`.
+fn parse_departures(lines: &Lines<'_>, d: &RawDepartures) -> Result<DepartureLimits, PolicyError> {
+    let mut limits = DepartureLimits::default();
+    if let Some(n) = &d.max_people {
+        limits.max_people = usize::try_from(*n.get_ref()).or_else(|_| {
+            lines.err(
+                n.span(),
+                "departures.max_people",
+                "must be a count of people, 0 or more",
+            )
+        })?;
+    }
+    if let Some(p) = &d.max_percent {
+        limits.max_percent = u32::try_from(*p.get_ref())
+            .ok()
+            .filter(|p| *p <= 100)
+            .map_or_else(
+                || {
+                    lines.err(
+                        p.span(),
+                        "departures.max_percent",
+                        "must be a percentage from 0 to 100",
+                    )
+                },
+                Ok,
+            )?;
+    }
+
+    Ok(limits)
+}
+
 fn parse_via(s: &str) -> Option<DelegateVia> {
     match s {
         "jira" => Some(DelegateVia::Jira),
@@ -428,50 +592,13 @@ impl Policy {
     /// unknown method, malformed action name, undefined stage, bad offset.
     pub fn from_toml(src: &str) -> Result<Self, PolicyError> {
         let lines = Lines(src);
-        let raw: RawPolicy = toml::from_str(src).map_err(|e| {
-            let line = e.span().map(|s| lines.at(s.start)).unwrap_or(0);
-            let message = e.message().to_owned();
-            let field = message
-                .split('`')
-                .nth(1)
-                .filter(|_| message.contains("field"))
-                .map(str::to_owned)
-                .or_else(|| e.span().map(|s| lines.field_at(s.start)))
-                .unwrap_or_default();
-            PolicyError {
-                line,
-                field,
-                message,
-            }
-        })?;
+        let raw: RawPolicy = toml::from_str(src).map_err(|e| syntax_error(&lines, &e))?;
 
         let mut policy = Policy {
             stages: Vec::new(),
             ..Policy::default()
         };
-        for (name, offset) in &raw.stages {
-            let Some(d) = parse_offset(offset.get_ref()) else {
-                return lines.err(
-                    offset.span(),
-                    format!("stages.{name}"),
-                    format!(
-                        "{:?} is not an offset like \"0d\", \"30d\", \"12h\" of at most \"{MAX_STAGE_OFFSET_DAYS}d\"",
-                        offset.get_ref()
-                    ),
-                );
-            };
-            policy.stages.push(Stage {
-                name: name.clone(),
-                offset: d,
-            });
-        }
-        if policy.stages.is_empty() {
-            policy.stages.push(Stage {
-                name: DEFAULT_STAGE.into(),
-                offset: chrono::Duration::zero(),
-            });
-        }
-        policy.stages.sort_by_key(|s| s.offset);
+        policy.stages = parse_stages(&lines, &raw.stages)?;
         let first_stage = policy.stages[0].name.clone();
 
         policy.protected = raw
@@ -506,76 +633,7 @@ impl Policy {
         for (app, spanned) in raw.apps {
             let line = lines.at(spanned.span().start);
             let raw_app = spanned.into_inner();
-            let field = format!("apps.{app}");
-            let method = match raw_app.method.get_ref().as_str() {
-                "automatic" => {
-                    let Some(entries) = raw_app.actions else {
-                        return lines.err(
-                            raw_app.method.span(),
-                            format!("{field}.actions"),
-                            "method \"automatic\" needs a list of actions",
-                        );
-                    };
-                    let mut actions = Vec::new();
-                    for (i, entry) in entries.iter().enumerate() {
-                        actions.push(parse_action(
-                            &lines,
-                            &policy,
-                            &first_stage,
-                            &format!("{field}.actions[{i}]"),
-                            entry,
-                        )?);
-                    }
-                    if let Some(via) = &raw_app.via {
-                        return lines.err(
-                            via.span(),
-                            format!("{field}.via"),
-                            "`via` belongs to method \"delegate\"",
-                        );
-                    }
-                    Method::Automatic { actions }
-                }
-                "delegate" => {
-                    let Some(via) = &raw_app.via else {
-                        return lines.err(
-                            raw_app.method.span(),
-                            format!("{field}.via"),
-                            "method \"delegate\" needs `via = \"jira\"` or `via = \"email\"`",
-                        );
-                    };
-                    let Some(v) = parse_via(via.get_ref()) else {
-                        return lines.err(
-                            via.span(),
-                            format!("{field}.via"),
-                            format!("{:?} is not jira or email", via.get_ref()),
-                        );
-                    };
-                    Method::Delegate { via: v }
-                }
-                "ignore" => Method::Ignore,
-                other => {
-                    return lines.err(
-                        raw_app.method.span(),
-                        format!("{field}.method"),
-                        format!("{other:?} is not one of automatic, delegate, ignore"),
-                    );
-                }
-            };
-            if let Method::Automatic { actions } = &method {
-                for a in actions {
-                    if a.action.name.app().as_str() != app {
-                        return Err(PolicyError {
-                            line: a.line,
-                            field: format!("{field}.actions"),
-                            message: format!(
-                                "action {} belongs to app {}, not {app}",
-                                a.action.name,
-                                a.action.name.app()
-                            ),
-                        });
-                    }
-                }
-            }
+            let method = parse_method_of(&lines, &policy, &first_stage, &app, &raw_app)?;
             policy.apps.insert(
                 AppId::new(app),
                 AppPolicy {
@@ -591,32 +649,7 @@ impl Policy {
         }
 
         if let Some(d) = &raw.departures {
-            let mut limits = DepartureLimits::default();
-            if let Some(n) = &d.max_people {
-                limits.max_people = usize::try_from(*n.get_ref()).or_else(|_| {
-                    lines.err(
-                        n.span(),
-                        "departures.max_people",
-                        "must be a count of people, 0 or more",
-                    )
-                })?;
-            }
-            if let Some(p) = &d.max_percent {
-                limits.max_percent = u32::try_from(*p.get_ref())
-                    .ok()
-                    .filter(|p| *p <= 100)
-                    .map_or_else(
-                        || {
-                            lines.err(
-                                p.span(),
-                                "departures.max_percent",
-                                "must be a percentage from 0 to 100",
-                            )
-                        },
-                        Ok,
-                    )?;
-            }
-            policy.departures = Some(limits);
+            policy.departures = Some(parse_departures(&lines, d)?);
         }
 
         for (i, rule) in raw.order.iter().enumerate() {

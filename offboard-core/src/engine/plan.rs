@@ -7,14 +7,16 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::Inner;
+use super::EngineShared;
 use crate::action::ActionName;
-use crate::audit::canonical_json;
+use crate::audit::{AuditEvent, AuditKind, canonical_json};
 use crate::connector::LookupRequest;
 use crate::error::{Error, ErrorKind, Result};
-use crate::model::{AccountRef, AppId, Person};
+use crate::model::{Account, AccountRef, AppId, Person};
 use crate::policy::{Method, PlannedAction, Policy};
-use crate::run::{Initiator, Run, RunId, RunState, SkipReason, Task, TaskId, TaskKind, TaskState};
+use crate::run::{
+    DelegateVia, Initiator, Run, RunId, RunState, SkipReason, Task, TaskId, TaskKind, TaskState,
+};
 
 /// A request to offboard someone.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -325,7 +327,7 @@ pub(crate) fn topo_sort(tasks: Vec<Task>) -> Result<Vec<Task>> {
     Ok(out)
 }
 
-impl Inner {
+impl EngineShared {
     pub(crate) async fn plan(&self, request: RunRequest) -> Result<Plan> {
         let policy = &self.policy;
         let person = request.person;
@@ -344,47 +346,9 @@ impl Inner {
         let run_id = RunId::new_v7();
         let inventory = self.store.accounts(&person.id).await?;
 
-        // Scope: every app the policy names with a method that acts, plus every app the person
-        // was ever discovered in.
-        let mut scope: BTreeMap<AppId, (Method, String)> = BTreeMap::new();
-        for (app, p) in &policy.apps {
-            if !matches!(p.method, Method::Ignore) {
-                scope.insert(app.clone(), (p.method.clone(), "in policy".into()));
-            }
-        }
-        for acct in inventory
-            .iter()
-            .filter(|a| !a.account.app.as_str().starts_with(super::SOURCE_APP_PREFIX))
-        {
-            let app = &acct.account.app;
-            let note = format!("discovered {}", acct.first_seen.format("%Y-%m-%d"));
-            match scope.get_mut(app) {
-                Some(entry) => entry.1 = format!("in policy; {note}"),
-                None => {
-                    let method = policy
-                        .apps
-                        .get(app)
-                        .map_or_else(|| policy.unknown_apps.clone(), |p| p.method.clone());
-                    scope.insert(app.clone(), (method, note));
-                }
-            }
-        }
+        let scope = plan_scope(policy, &inventory);
 
-        // When each stage runs; a time beyond the calendar is the caller's error, never a panic.
-        let mut stage_at: BTreeMap<&str, DateTime<Utc>> = BTreeMap::new();
-        for stage in &policy.stages {
-            let at = effective_at
-                .checked_add_signed(stage.offset)
-                .ok_or_else(|| {
-                    Error::invalid_input(format!(
-                        "effective_at {effective_at} plus the offset of stage {} ({}) is beyond the calendar",
-                        stage.name, stage.offset
-                    ))
-                    .with_context("field", format!("stages.{}", stage.name))
-                    .with_context("person", &person.id)
-                })?;
-            stage_at.insert(&stage.name, at);
-        }
+        let stage_at = stage_times(policy, effective_at, &person)?;
 
         let mut apps = Vec::new();
         let mut tasks: Vec<Task> = Vec::new();
@@ -393,31 +357,16 @@ impl Inner {
                 .iter()
                 .filter(|a| a.account.app == app)
                 .max_by_key(|a| a.last_seen);
-            let new_task = |kind: TaskKind, account: Option<AccountRef>, stage: &str| {
-                let id = TaskId::new_v7();
-                Task {
-                    id,
-                    app: app.clone(),
-                    kind,
-                    account,
-                    depends_on: Vec::new(),
-                    stage: stage.to_owned(),
-                    not_before: stage_at.get(stage).copied().unwrap_or(effective_at),
-                    critical: false,
-                    reversible: false,
-                    not_found_is_done: true,
-                    idempotency_key: format!("{run_id}:{id}"),
-                    state: TaskState::Pending,
-                    attempts: 0,
-                    due_at: None,
-                    started_at: None,
-                    finished_at: None,
-                }
+            let new = NewTask {
+                app: &app,
+                run_id,
+                stage_at: &stage_at,
+                effective_at,
             };
             let first_stage = &policy.stages[0];
-            match method {
+            let plan = match method {
                 Method::Ignore => {
-                    let mut t = new_task(
+                    let mut t = new.task(
                         TaskKind::Ignore,
                         known.map(|a| a.account.clone()),
                         &first_stage.name,
@@ -426,143 +375,209 @@ impl Inner {
                         reason: SkipReason::Ignored,
                     };
                     tasks.push(t);
-                    apps.push(AppPlan {
-                        app,
+                    AppPlan {
+                        app: app.clone(),
                         method: "ignore".into(),
                         account: known.map(|a| a.account.clone()),
                         note,
-                    });
+                    }
                 }
                 Method::Delegate { via } => {
-                    if !self.delegates.contains_key(&via) {
-                        return Err(Error::config(
-                            format!("apps.{app}.via"),
-                            format!(
-                                "the policy delegates {app} via {}, but no {} delegate is configured",
-                                via.as_str(),
-                                via.as_str()
-                            ),
-                        ));
-                    }
-                    // Delegate only while the person is still active there, where an
-                    // integration can tell.
-                    let mut account = known.map(|a| a.account.clone());
-                    let mut note = note;
-                    if let Some(conn) = self.connectors.get(&app) {
-                        match self
-                            .lookup(conn, &person, known.map(|a| a.account.external_id.clone()))
-                            .await
-                        {
-                            Ok(found) => {
-                                account = Some(found.unwrap_or_else(|| {
-                                    AccountRef::new(
-                                        app.clone(),
-                                        "",
-                                        "",
-                                        crate::model::AccountStatus::Deleted,
-                                    )
-                                }));
-                            }
-                            Err(e) => note = format!("{note}; lookup failed: {e}"),
-                        }
-                    }
-                    let mut t = new_task(
-                        TaskKind::Delegation { via: via.clone() },
-                        account.clone(),
-                        &first_stage.name,
-                    );
-                    refuse_protected(policy, &person, account.as_ref())?;
-                    if account.as_ref().is_some_and(|a| policy.protects_in_app(a)) {
-                        t.state = TaskState::Skipped {
-                            reason: SkipReason::Protected,
-                        };
-                    }
+                    let (t, plan) = self
+                        .plan_delegation(&person, &new, &via, known, note, &first_stage.name)
+                        .await?;
                     tasks.push(t);
-                    apps.push(AppPlan {
-                        app,
-                        method: format!("delegate_{}", via.as_str()),
-                        account,
-                        note,
-                    });
+                    plan
                 }
                 Method::Automatic { actions } => {
-                    let Some(conn) = self.connectors.get(&app) else {
-                        return Err(Error::config(
-                            format!("apps.{app}"),
-                            format!(
-                                "the policy runs actions on {app}, but no {app} connector is configured"
-                            ),
-                        ));
-                    };
-                    let caps = conn.connector.capabilities();
-                    let (account, failure, note) = match self
-                        .lookup(conn, &person, known.map(|a| a.account.external_id.clone()))
-                        .await
-                    {
-                        Ok(Some(a)) => (Some(a), None, note),
-                        Ok(None) => (None, None, format!("{note}; no account found")),
-                        Err(e) if e.is_retryable() => return Err(e),
-                        Err(e) => {
-                            let n = format!("{note}; lookup failed: {e}");
-                            (None, Some(e.record()), n)
-                        }
-                    };
-                    refuse_protected(policy, &person, account.as_ref())?;
-                    let skip_protected =
-                        account.as_ref().is_some_and(|a| policy.protects_in_app(a));
-                    for PlannedAction {
-                        action,
-                        stage,
-                        line,
-                    } in actions
-                    {
-                        let Some(spec) = caps.action(&action.name) else {
-                            return Err(Error::config(
-                                format!("apps.{app}.actions"),
-                                format!(
-                                    "policy line {line}: {app} connector does not offer {}",
-                                    action.name
-                                ),
-                            ));
-                        };
-                        let mut t = new_task(
-                            TaskKind::Action {
-                                action: action.clone(),
-                            },
-                            account.clone(),
-                            &stage,
-                        );
-                        t.critical = spec.critical
-                            || policy.is_critical(&action.name)
-                            || account.as_ref().is_some_and(|a| {
-                                a.attributes
-                                    .contains_key(crate::model::PRIVILEGED_ATTRIBUTE)
-                            });
-                        t.reversible = spec.reversible;
-                        t.not_found_is_done = spec.not_found_is_done;
-                        if skip_protected {
-                            t.state = TaskState::Skipped {
-                                reason: SkipReason::Protected,
-                            };
-                        } else if let Some(err) = &failure {
-                            t.state = TaskState::Failed { error: err.clone() };
-                        }
-                        tasks.push(t);
-                    }
-                    apps.push(AppPlan {
-                        app,
-                        method: "automatic".into(),
-                        account,
-                        note: if skip_protected {
-                            format!("{note}; protected account, left alone")
-                        } else {
-                            note
-                        },
-                    });
+                    self.plan_actions(&person, &new, actions, known, note, &mut tasks)
+                        .await?
                 }
-            }
+            };
+            apps.push(plan);
         }
 
+        self.order(&mut tasks);
+        let tasks = topo_sort(tasks)?;
+
+        let run = Run {
+            id: run_id,
+            person,
+            initiator: request.initiator,
+            reason: request.reason,
+            created_at: now,
+            effective_at,
+            dry_run: request.dry_run,
+            plan_digest: String::new(),
+            policy: self.policy_fingerprint.clone(),
+            confirmed_by: None,
+            tasks,
+            state: RunState::Planned,
+            cancelled: false,
+            rollback_requested: false,
+            restore_lease: None,
+            retry: self.retry,
+            delegation_poll: self.delegation_poll,
+            version: 0,
+            finished_at: None,
+        };
+        let mut run = run;
+        run.plan_digest = plan_digest(&run);
+        let digest = run.confirmation_digest();
+        Ok(Plan { run, apps, digest })
+    }
+
+    /// The task of a delegated app: delegated while the person is still active there (where
+    /// its connector can tell), skipped for a protected account.
+    async fn plan_delegation(
+        &self,
+        person: &Person,
+        new: &NewTask<'_>,
+        via: &DelegateVia,
+        known: Option<&Account>,
+        note: String,
+        stage: &str,
+    ) -> Result<(Task, AppPlan)> {
+        let policy = &self.policy;
+        let app = new.app;
+        if !self.delegates.contains_key(via) {
+            return Err(Error::config(
+                format!("apps.{app}.via"),
+                format!(
+                    "the policy delegates {app} via {}, but no {} delegate is configured",
+                    via.as_str(),
+                    via.as_str()
+                ),
+            ));
+        }
+        // Delegate only while the person is still active there, where an
+        // integration can tell.
+        let mut account = known.map(|a| a.account.clone());
+        let mut note = note;
+        if let Some(conn) = self.connectors.get(app) {
+            match self
+                .lookup(conn, person, known.map(|a| a.account.external_id.clone()))
+                .await
+            {
+                Ok(found) => {
+                    account = Some(found.unwrap_or_else(|| {
+                        AccountRef::new(app.clone(), "", "", crate::model::AccountStatus::Deleted)
+                    }));
+                }
+                Err(e) => note = format!("{note}; lookup failed: {e}"),
+            }
+        }
+        let mut t = new.task(
+            TaskKind::Delegation { via: via.clone() },
+            account.clone(),
+            stage,
+        );
+        refuse_protected(policy, person, account.as_ref())?;
+        if account.as_ref().is_some_and(|a| policy.protects_in_app(a)) {
+            t.state = TaskState::Skipped {
+                reason: SkipReason::Protected,
+            };
+        }
+        let plan = AppPlan {
+            app: app.clone(),
+            method: format!("delegate_{}", via.as_str()),
+            account,
+            note,
+        };
+        Ok((t, plan))
+    }
+
+    /// The tasks of an app the policy runs actions on, one per action (pushed onto `tasks`):
+    /// on the account the lookup found, failed when the lookup failed permanently, skipped for
+    /// a protected account.
+    async fn plan_actions(
+        &self,
+        person: &Person,
+        new: &NewTask<'_>,
+        actions: Vec<PlannedAction>,
+        known: Option<&Account>,
+        note: String,
+        tasks: &mut Vec<Task>,
+    ) -> Result<AppPlan> {
+        let policy = &self.policy;
+        let app = new.app;
+        let Some(conn) = self.connectors.get(app) else {
+            return Err(Error::config(
+                format!("apps.{app}"),
+                format!("the policy runs actions on {app}, but no {app} connector is configured"),
+            ));
+        };
+        let caps = conn.connector.capabilities();
+        let (account, failure, note) = match self
+            .lookup(conn, person, known.map(|a| a.account.external_id.clone()))
+            .await
+        {
+            Ok(Some(a)) => (Some(a), None, note),
+            Ok(None) => (None, None, format!("{note}; no account found")),
+            Err(e) if e.is_retryable() => return Err(e),
+            Err(e) => {
+                let n = format!("{note}; lookup failed: {e}");
+                (None, Some(e.record()), n)
+            }
+        };
+        refuse_protected(policy, person, account.as_ref())?;
+        let skip_protected = account.as_ref().is_some_and(|a| policy.protects_in_app(a));
+        for PlannedAction {
+            action,
+            stage,
+            line,
+        } in actions
+        {
+            let Some(spec) = caps.action(&action.name) else {
+                return Err(Error::config(
+                    format!("apps.{app}.actions"),
+                    format!(
+                        "policy line {line}: {app} connector does not offer {}",
+                        action.name
+                    ),
+                ));
+            };
+            let mut t = new.task(
+                TaskKind::Action {
+                    action: action.clone(),
+                },
+                account.clone(),
+                &stage,
+            );
+            t.critical = spec.critical
+                || policy.is_critical(&action.name)
+                || account.as_ref().is_some_and(|a| {
+                    a.attributes
+                        .contains_key(crate::model::PRIVILEGED_ATTRIBUTE)
+                });
+            t.reversible = spec.reversible;
+            t.not_found_is_done = spec.not_found_is_done;
+            if skip_protected {
+                t.state = TaskState::Skipped {
+                    reason: SkipReason::Protected,
+                };
+            } else if let Some(err) = &failure {
+                t.state = TaskState::Failed { error: err.clone() };
+            }
+            tasks.push(t);
+        }
+        Ok(AppPlan {
+            app: app.clone(),
+            method: "automatic".into(),
+            account,
+            note: if skip_protected {
+                format!("{note}; protected account, left alone")
+            } else {
+                note
+            },
+        })
+    }
+
+    /// Adds the ordering constraints to `tasks`: declared by actions (within and across
+    /// systems) and by the policy; each task of an action waits for every task of the actions
+    /// it comes after.
+    fn order(&self, tasks: &mut [Task]) {
+        let policy = &self.policy;
         // Ordering constraints: declared by actions (within and across systems) and by policy.
         let mut edges: Vec<(ActionName, ActionName)> = Vec::new();
         for conn in self.connectors.values() {
@@ -604,33 +619,6 @@ impl Inner {
                 }
             }
         }
-        let tasks = topo_sort(tasks)?;
-
-        let run = Run {
-            id: run_id,
-            person,
-            initiator: request.initiator,
-            reason: request.reason,
-            created_at: now,
-            effective_at,
-            dry_run: request.dry_run,
-            plan_digest: String::new(),
-            policy: self.policy_fingerprint.clone(),
-            confirmed_by: None,
-            tasks,
-            state: RunState::Planned,
-            cancelled: false,
-            rollback_requested: false,
-            restore_lease: None,
-            retry: self.retry,
-            delegation_poll: self.delegation_poll,
-            version: 0,
-            finished_at: None,
-        };
-        let mut run = run;
-        run.plan_digest = plan_digest(&run);
-        let digest = run.confirmation_digest();
-        Ok(Plan { run, apps, digest })
     }
 
     pub(super) async fn lookup(
@@ -683,7 +671,7 @@ fn short(fingerprint: &str) -> &str {
     fingerprint.get(..12).unwrap_or(fingerprint)
 }
 
-impl Inner {
+impl EngineShared {
     /// Re-derives from the engine's own policy and connectors what a plan handed in for
     /// submission must say, and refuses a plan that is weaker: made under another policy, an
     /// action marked not critical that is, a protected account acted on, an action the policy
@@ -778,5 +766,224 @@ impl Inner {
             }
         }
         Ok(())
+    }
+}
+
+impl EngineShared {
+    /// The run of `plan` to submit, checked against the engine (see [`Engine::submit`]): not
+    /// for a protected person, no weaker than the engine's policy ([`EngineShared::recheck`]), its
+    /// digests recomputed from its content and equal to the plan's; with a `confirmation`
+    /// and critical tasks, confirmed by a confirmer the approvals allow.
+    ///
+    /// [`Engine::submit`]: super::Engine::submit
+    pub(crate) async fn checked_submission(
+        &self,
+        plan: Plan,
+        confirmation: Option<&Confirmation>,
+    ) -> Result<Run> {
+        let mut run = plan.run;
+        if self.policy.is_protected(&run.person) {
+            return Err(Error::new(
+                ErrorKind::Protected,
+                format!(
+                    "{} is a protected account and is never offboarded",
+                    run.person.email
+                ),
+            ));
+        }
+        self.recheck(&run)?;
+        let mut check = run.clone();
+        check.plan_digest = String::new();
+        let digest = run.confirmation_digest();
+        if plan_digest(&check) != run.plan_digest || digest != plan.digest {
+            return Err(Error::invalid_input(
+                "the plan was changed after planning; plan again",
+            ));
+        }
+        if let Some(c) = confirmation
+            && run.confirmable().next().is_some()
+        {
+            self.approve(&run, c, &digest).await?;
+            run.confirmed_by = Some(c.by.clone());
+        }
+        Ok(run)
+    }
+
+    /// Whether `confirmation` may release `run`'s critical tasks: it quotes `digest` and the
+    /// policy's approvals allow its confirmer. A refusal is audited (`confirmation_refused`,
+    /// with who, in which role, and why) before it is returned as `ConfirmationRequired`.
+    pub(crate) async fn approve(
+        &self,
+        run: &Run,
+        confirmation: &Confirmation,
+        digest: &str,
+    ) -> Result<()> {
+        self.approve_as(run, &run.initiator.actor(), confirmation, digest, "release")
+            .await
+    }
+
+    /// [`EngineShared::approve`] of a confirmation `for` a purpose (`release`, `rollback`) asked by
+    /// `initiator` (whom four eyes exclude).
+    pub(super) async fn approve_as(
+        &self,
+        run: &Run,
+        initiator: &str,
+        confirmation: &Confirmation,
+        digest: &str,
+        purpose: &str,
+    ) -> Result<()> {
+        let why = if confirmation.digest != digest {
+            Err(format!(
+                "the confirmation quotes digest {}, not the digest of what it would release \
+                 ({digest}); review the current plan and confirm it",
+                confirmation.digest
+            ))
+        } else {
+            self.policy
+                .approvals
+                .check(initiator, &confirmation.by, confirmation.role.as_deref())
+        };
+        let Err(why) = why else {
+            return Ok(());
+        };
+        let data = serde_json::json!({
+            "run": run.id,
+            "person": run.person.id,
+            "by": confirmation.by,
+            "role": confirmation.role,
+            "digest": confirmation.digest,
+            "for": purpose,
+            "reason": why,
+        });
+        Err(self
+            .refuse(run, &confirmation.by, data, why, digest)
+            .await?)
+    }
+
+    /// Audits a refused confirmation (`confirmation_refused` with `data`, by `actor`) and
+    /// returns the `ConfirmationRequired` error saying `why`, naming the run and `digest`.
+    pub(super) async fn refuse(
+        &self,
+        run: &Run,
+        actor: &str,
+        data: serde_json::Value,
+        why: String,
+        digest: &str,
+    ) -> Result<Error> {
+        let event = AuditEvent::new(
+            self.clock.now(),
+            actor.to_owned(),
+            AuditKind::Note {
+                name: "confirmation_refused".into(),
+                data,
+            },
+        );
+        // A run not stored yet (refused at submission) has no trail of its own.
+        let stored = run.state != RunState::Planned;
+        let event = if stored {
+            event.with_run(run.id)
+        } else {
+            event
+        };
+        self.append_audit(event).await?;
+        Ok(Error::new(ErrorKind::ConfirmationRequired, why)
+            .with_context("run", run.id)
+            .with_context("digest", digest))
+    }
+}
+
+/// The apps a plan covers: every app the policy names with a method that acts, plus every app
+/// the person was ever discovered in (sources of truth aside), each with its method and a note.
+fn plan_scope(policy: &Policy, inventory: &[Account]) -> BTreeMap<AppId, (Method, String)> {
+    // Scope: every app the policy names with a method that acts, plus every app the person
+    // was ever discovered in.
+    let mut scope: BTreeMap<AppId, (Method, String)> = BTreeMap::new();
+    for (app, p) in &policy.apps {
+        if !matches!(p.method, Method::Ignore) {
+            scope.insert(app.clone(), (p.method.clone(), "in policy".into()));
+        }
+    }
+    for acct in inventory
+        .iter()
+        .filter(|a| !a.account.app.as_str().starts_with(super::SOURCE_APP_PREFIX))
+    {
+        let app = &acct.account.app;
+        let note = format!("discovered {}", acct.first_seen.format("%Y-%m-%d"));
+        match scope.get_mut(app) {
+            Some(entry) => entry.1 = format!("in policy; {note}"),
+            None => {
+                let method = policy
+                    .apps
+                    .get(app)
+                    .map_or_else(|| policy.unknown_apps.clone(), |p| p.method.clone());
+                scope.insert(app.clone(), (method, note));
+            }
+        }
+    }
+    scope
+}
+
+/// When each stage of the policy runs for a run effective at `effective_at`.
+///
+/// # Errors
+/// `InvalidInput` when a stage's time is beyond the calendar (the caller's error, never a
+/// panic).
+fn stage_times<'p>(
+    policy: &'p Policy,
+    effective_at: DateTime<Utc>,
+    person: &Person,
+) -> Result<BTreeMap<&'p str, DateTime<Utc>>> {
+    // When each stage runs; a time beyond the calendar is the caller's error, never a panic.
+    let mut stage_at: BTreeMap<&str, DateTime<Utc>> = BTreeMap::new();
+    for stage in &policy.stages {
+        let at = effective_at
+            .checked_add_signed(stage.offset)
+            .ok_or_else(|| {
+                Error::invalid_input(format!(
+                    "effective_at {effective_at} plus the offset of stage {} ({}) is beyond the calendar",
+                    stage.name, stage.offset
+                ))
+                .with_context("field", format!("stages.{}", stage.name))
+                .with_context("person", &person.id)
+            })?;
+        stage_at.insert(&stage.name, at);
+    }
+    Ok(stage_at)
+}
+
+/// Makes the tasks of one app of a plan.
+struct NewTask<'a> {
+    app: &'a AppId,
+    run_id: RunId,
+    stage_at: &'a BTreeMap<&'a str, DateTime<Utc>>,
+    effective_at: DateTime<Utc>,
+}
+
+impl NewTask<'_> {
+    /// A pending task of `kind` on `account` in `stage`.
+    fn task(&self, kind: TaskKind, account: Option<AccountRef>, stage: &str) -> Task {
+        let id = TaskId::new_v7();
+        Task {
+            id,
+            app: self.app.clone(),
+            kind,
+            account,
+            depends_on: Vec::new(),
+            stage: stage.to_owned(),
+            not_before: self
+                .stage_at
+                .get(stage)
+                .copied()
+                .unwrap_or(self.effective_at),
+            critical: false,
+            reversible: false,
+            not_found_is_done: true,
+            idempotency_key: format!("{}:{id}", self.run_id),
+            state: TaskState::Pending,
+            attempts: 0,
+            due_at: None,
+            started_at: None,
+            finished_at: None,
+        }
     }
 }

@@ -7,7 +7,7 @@
 //! them together, under all their leases (flat combining): no reload per step, no version
 //! conflict between siblings, and siblings that finish while one of them commits share the
 //! next commit. Another engine's commit still makes ours conflict; the slot is then emptied
-//! and the run reloaded (see [`super::Inner::apply_with`]).
+//! and the run reloaded (see [`super::EngineShared::apply_with`]).
 //!
 //! A claimed task decides what to do from its run as stored when it was claimed or later. The
 //! slot's run serves for that when it descends from a load that began after the claim
@@ -44,25 +44,28 @@ pub(crate) struct Cached {
     /// copy.
     pub(crate) run: Arc<Run>,
     /// The epoch of the load it descends from (0: not from a load).
-    pub(crate) since: u64,
+    pub(crate) load_epoch: u64,
     /// The version it was loaded or submitted at: every version from this one to the run's is
     /// this engine's (each commit checked the version before it).
-    pub(crate) from: u64,
+    pub(crate) base_version: u64,
 }
 
 impl Cached {
     /// `run` as loaded from the store in epoch `since` (or submitted, with `since` 0).
     pub(crate) fn loaded(run: Arc<Run>, since: u64) -> Self {
-        let from = run.version;
-        Self { run, since, from }
+        Self {
+            base_version: run.version,
+            load_epoch: since,
+            run,
+        }
     }
 
     /// `run` as this engine committed it on top of this one.
-    pub(crate) fn then(&self, run: Arc<Run>) -> Self {
+    pub(crate) fn committed_on_top(&self, run: Arc<Run>) -> Self {
         Self {
             run,
-            since: self.since,
-            from: self.from,
+            load_epoch: self.load_epoch,
+            base_version: self.base_version,
         }
     }
 
@@ -70,8 +73,9 @@ impl Cached {
     /// returned before epoch `claimed` and read the run at `version`, if the store tells):
     /// it descends from a load that began after the claim, or the version read is one of its
     /// own line (so it is that version or a later one of this engine's).
-    pub(crate) fn serves(&self, claimed: u64, version: Option<u64>) -> bool {
-        self.since > claimed || version.is_some_and(|v| (self.from..=self.run.version).contains(&v))
+    pub(crate) fn fresh_for_claim(&self, claimed: u64, version: Option<u64>) -> bool {
+        self.load_epoch > claimed
+            || version.is_some_and(|v| (self.base_version..=self.run.version).contains(&v))
     }
 }
 
@@ -80,7 +84,7 @@ impl Cached {
 ///
 /// Whoever takes the lock commits every change waiting, in one commit (flat combining): sibling
 /// tasks that finish while one of them commits share the next commit instead of queueing for
-/// one each (see [`super::Inner::apply_with`]).
+/// one each (see [`super::EngineShared::apply_with`]).
 #[derive(Default)]
 pub(crate) struct RunSlot {
     cached: tokio::sync::Mutex<Option<Cached>>,
@@ -89,7 +93,7 @@ pub(crate) struct RunSlot {
     /// waiting changes in time to share the next one).
     last: Mutex<Option<Cached>>,
     waiting: Mutex<Vec<Waiting>>,
-    /// Tasks using the slot (see [`RunSlot::others_underway`]).
+    /// Tasks using the slot (see [`RunSlot::siblings_on_their_way`]).
     users: AtomicUsize,
 }
 
@@ -157,7 +161,7 @@ impl RunSlot {
 
     /// Whether a task using the slot has no change waiting in it yet (it may be about to leave
     /// one, to share the next commit).
-    pub(crate) fn others_underway(&self) -> bool {
+    pub(crate) fn siblings_on_their_way(&self) -> bool {
         let waiting = self
             .waiting
             .lock()
@@ -369,36 +373,45 @@ mod tests {
         let again = slots.enter(first.id);
         let last = again.last().expect("seeded from the kept run");
         assert!(Arc::ptr_eq(&last.run, &first));
-        assert_eq!((last.since, last.from), (7, 3));
+        assert_eq!((last.load_epoch, last.base_version), (7, 3));
         assert!(slots.kept(first.id).is_none(), "taken, not copied");
     }
 
     #[test]
     fn a_cached_run_serves_a_claim_that_read_a_version_of_its_own_line() {
         let loaded = Cached::loaded(run(RunState::Running, 3), 5);
-        let committed = loaded.then(run(RunState::Running, 6));
+        let committed = loaded.committed_on_top(run(RunState::Running, 6));
         // Claimed after the load began (the load's epoch is 5): by version only.
-        assert!(committed.serves(9, Some(3)), "the version it was loaded at");
         assert!(
-            committed.serves(9, Some(5)),
+            committed.fresh_for_claim(9, Some(3)),
+            "the version it was loaded at"
+        );
+        assert!(
+            committed.fresh_for_claim(9, Some(5)),
             "a version this engine committed"
         );
-        assert!(committed.serves(9, Some(6)), "the version it holds");
         assert!(
-            !committed.serves(9, Some(7)),
+            committed.fresh_for_claim(9, Some(6)),
+            "the version it holds"
+        );
+        assert!(
+            !committed.fresh_for_claim(9, Some(7)),
             "another engine committed since"
         );
         assert!(
-            !committed.serves(9, Some(2)),
+            !committed.fresh_for_claim(9, Some(2)),
             "older than the load: not its line"
         );
-        assert!(!committed.serves(9, None), "the store did not tell");
+        assert!(
+            !committed.fresh_for_claim(9, None),
+            "the store did not tell"
+        );
         // A load that began after the claim returned serves whatever the claim read.
         assert!(
-            !committed.serves(5, None),
+            !committed.fresh_for_claim(5, None),
             "loaded in the claim's own epoch"
         );
-        assert!(Cached::loaded(run(RunState::Running, 3), 6).serves(5, None));
+        assert!(Cached::loaded(run(RunState::Running, 3), 6).fresh_for_claim(5, None));
     }
 
     #[test]

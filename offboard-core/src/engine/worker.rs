@@ -6,19 +6,22 @@ use std::sync::Arc;
 use futures::FutureExt;
 use tokio::task::JoinSet;
 
-use super::{Change, Done, Inner, Next, RunSlot, SlotGuard, Started};
+use super::{Change, ConnectorEntry, Done, EngineShared, Next, RunSlot, SlotGuard, Started};
 use crate::audit::{AuditEvent, AuditKind};
 use crate::connector::{ExecuteOptions, SnapshotPolicy};
 use crate::delegate::{DelegationRequest, TicketStatus};
 use crate::error::{Error, ErrorKind, Result};
 use crate::machine::{self, ClaimCommand, Command, Event};
-use crate::run::{Run, RunId, SkipReason, TaskKind, TaskState};
+use crate::run::{Run, RunId, SkipReason, Task, TaskKind, TaskState};
 use crate::store::{ClaimRequest, Lease};
 
 /// The background loop: keep up to `max_in_flight` tasks running, claiming as [`run_due`]
 /// does (when nothing runs or half the slots are free, so one claim fills many slots); sleep
 /// until woken, a task finishes or the idle poll when nothing is due.
-pub(super) async fn run_loop(inner: Arc<Inner>, mut stop: tokio::sync::watch::Receiver<bool>) {
+pub(super) async fn run_loop(
+    inner: Arc<EngineShared>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let mut running: JoinSet<()> = JoinSet::new();
     loop {
         let free = inner.max_in_flight.saturating_sub(running.len());
@@ -72,7 +75,7 @@ pub(super) async fn run_loop(inner: Arc<Inner>, mut stop: tokio::sync::watch::Re
     while running.join_next().await.is_some() {}
 }
 
-impl Inner {
+impl EngineShared {
     /// Reports and audits (`worker_panicked`) a panic the worker loop caught.
     async fn worker_panicked(&self, error: &str) {
         tracing::error!(worker = %self.worker_id, %error, "the worker caught a panic and goes on");
@@ -100,7 +103,7 @@ fn refill_at(max_in_flight: usize) -> usize {
 }
 
 /// [`super::Engine::run_due`]: claim and process until nothing is due and nothing runs.
-pub(super) async fn run_due(inner: &Arc<Inner>) -> Result<usize> {
+pub(super) async fn run_due(inner: &Arc<EngineShared>) -> Result<usize> {
     let mut running: JoinSet<()> = JoinSet::new();
     let mut total = 0;
     loop {
@@ -139,7 +142,7 @@ pub(crate) struct Claimed {
     pub(crate) epoch: u64,
 }
 
-impl Inner {
+impl EngineShared {
     pub(crate) async fn claim(&self, limit: usize) -> Result<Claimed> {
         let leases = self
             .store
@@ -173,7 +176,7 @@ impl Inner {
             .filter(|(lease, slot)| {
                 !slot
                     .last()
-                    .is_some_and(|c| c.serves(claimed, lease.run_version))
+                    .is_some_and(|c| c.fresh_for_claim(claimed, lease.run_version))
             })
             .map(|(lease, _)| lease.run)
             .collect();
@@ -206,7 +209,7 @@ impl Inner {
     pub(crate) async fn process(&self, lease: Lease, slot: SlotGuard, claimed: u64) {
         let (mut lease, mut slot, mut claimed) = (lease, slot, claimed);
         loop {
-            match self.process_inner(&lease, slot, claimed).await {
+            match self.process_claimed(&lease, slot, claimed).await {
                 Ok(Some(next)) => {
                     slot = self.slots.enter(next.run);
                     claimed = self.epochs.next();
@@ -222,39 +225,18 @@ impl Inner {
     }
 
     /// Handles one claimed task. Returns the lease of a task its result took along without
-    /// starting it (its snapshot comes first), for [`Inner::process`] to handle next.
-    async fn process_inner(
+    /// starting it (its snapshot comes first), for [`EngineShared::process`] to handle next.
+    async fn process_claimed(
         &self,
         lease: &Lease,
         slot: SlotGuard,
         claimed: u64,
     ) -> Result<Option<Lease>> {
-        // Sibling tasks of this run share its slot: their changes are committed on the latest
-        // version, without reloading (see `apply_with`). The claim decision needs the run as
-        // stored at the claim or later (another engine may have changed it): the slot's last
-        // run if it is the version the claim read or descends from a load begun after this
-        // claim returned (see `slots`; read without waiting for a sibling's commit in flight),
-        // else a load, under the slot's lock so no sibling commits meanwhile.
-        let run = match slot.last().filter(|c| c.serves(claimed, lease.run_version)) {
-            Some(c) => c.run,
-            None => {
-                let mut cached = slot.lock().await;
-                match cached.as_ref() {
-                    Some(c) if c.serves(claimed, lease.run_version) => c.run.clone(),
-                    _ => {
-                        *cached = None;
-                        let since = self.epochs.next();
-                        let run = Arc::new(self.load(lease.run).await?);
-                        slot.hold_loaded(&mut cached, run.clone(), since);
-                        run
-                    }
-                }
-            }
-        };
+        let run = self.claimed_run(lease, &slot, claimed).await?;
         let now = self.clock.now();
         match machine::claim_command(&run, lease.task, now) {
             ClaimCommand::Nothing => {
-                let due = run.task(lease.task).and_then(|t| t.due_at);
+                let due = machine::release_due(&run, lease.task);
                 self.store.release(lease, due).await.map(|()| None)
             }
             ClaimCommand::Abandon => {
@@ -274,113 +256,163 @@ impl Inner {
                 .poll_delegation(&run, lease, &slot)
                 .await
                 .map(|()| None),
-            ClaimCommand::Start => {
-                // Wait for the connector's limits before starting the attempt, then renew the
-                // lease so the wait does not eat into it.
-                let task = run
-                    .task(lease.task)
-                    .ok_or_else(|| Error::internal("claimed unknown task"))?;
-                let conn = self.connectors.get(&task.app);
-                let waiting_since = tokio::time::Instant::now();
-                let mut permit = match (conn, &task.kind) {
-                    (Some(c), TaskKind::Action { .. }) => Some(c.limiter.acquire().await),
-                    _ => None,
-                };
-                // Renew only when the wait ate a real share of the lease: one write saved per
-                // task in the common case.
-                let lease = if waiting_since.elapsed() > self.lease_for / 4 {
-                    self.store
-                        .renew(lease, self.clock.now(), self.lease_for)
-                        .await?
-                } else {
-                    lease.clone()
-                };
-                // A reversible action's first attempt: take the snapshot now and store it (and
-                // its audit event) with the start, in one commit. A snapshot that fails is the
-                // attempt's error. Later attempts find or take it in `execute`. The attempt
-                // starts (its `started_at`) before the snapshot is taken, as it did when the
-                // snapshot was taken after the start was committed.
-                let at = self.clock.now();
-                let snapshot = match conn {
-                    Some(c) if task.reversible && task.state == TaskState::Pending => {
-                        match (&task.kind, &task.account) {
-                            (TaskKind::Action { action }, Some(account))
-                                if c.connector.capabilities().action(&action.name).is_some() =>
-                            {
-                                let call = c
-                                    .limiter
-                                    .timed("snapshot", c.connector.snapshot(account, action));
-                                Some(
-                                    self.while_leased(&lease, "snapshot", call)
-                                        .await
-                                        .map(|snap| (snap, action.name.to_string())),
-                                )
-                            }
-                            _ => None,
-                        }
-                    }
-                    _ => None,
-                };
-                let (started, prepared) = match snapshot {
-                    None => (None, Prepared::Nothing),
-                    Some(Ok((snap, action))) => {
-                        let ev = AuditEvent::new(
-                            self.clock.now(),
-                            self.worker_id.clone(),
-                            AuditKind::SnapshotTaken { action },
-                        )
-                        .with_run(run.id)
-                        .with_task(task.id, task.app.clone());
-                        let started = Started {
-                            at,
-                            snapshot: Some((snap, ev)),
-                        };
-                        (Some(started), Prepared::SnapshotStored)
-                    }
-                    Some(Err(e)) => {
-                        let started = Started { at, snapshot: None };
-                        (Some(started), Prepared::SnapshotFailed(e))
-                    }
-                };
-                let Done { run, commands, .. } = self
-                    .apply_with(
-                        Some(&slot),
-                        lease.run,
-                        Change::new(
-                            Some((&lease, false)),
-                            &self.worker_id,
-                            &Event::TaskStarted { task: lease.task },
-                        )
-                        .started(started),
-                    )
-                    .await?;
-                let mut prepared = Some(prepared);
-                for cmd in commands {
-                    match cmd {
-                        Command::Execute(_) => {
-                            let prepared = prepared.take().unwrap_or(Prepared::Nothing);
-                            let mut next = self
-                                .execute(&run, &lease, &slot, prepared, permit.take())
-                                .await?;
-                            // The tasks its result made due and took along, one after another,
-                            // under the leases that commit took: run here if it started them,
-                            // else (a snapshot to store first) started as a claimed task is.
-                            while let Some(Next { run, lease, permit }) = next {
-                                let Some(permit) = permit else {
-                                    return Ok(Some(lease));
-                                };
-                                next = self
-                                    .execute(&run, &lease, &slot, Prepared::Nothing, Some(permit))
-                                    .await?;
-                            }
-                        }
-                        Command::OpenDelegation(_) => {
-                            self.open_delegation(&run, &lease, &slot).await?;
-                        }
-                        Command::Restore(_) | Command::Finished(_) => {}
+            ClaimCommand::Start => self.start_claimed(&run, lease, &slot).await,
+        }
+    }
+
+    /// The run a claimed task decides from: as stored at the claim or later.
+    async fn claimed_run(&self, lease: &Lease, slot: &RunSlot, claimed: u64) -> Result<Arc<Run>> {
+        // Sibling tasks of this run share its slot: their changes are committed on the latest
+        // version, without reloading (see `apply_with`). The claim decision needs the run as
+        // stored at the claim or later (another engine may have changed it): the slot's last
+        // run if it is the version the claim read or descends from a load begun after this
+        // claim returned (see `slots`; read without waiting for a sibling's commit in flight),
+        // else a load, under the slot's lock so no sibling commits meanwhile.
+        let run = match slot
+            .last()
+            .filter(|c| c.fresh_for_claim(claimed, lease.run_version))
+        {
+            Some(c) => c.run,
+            None => {
+                let mut cached = slot.lock().await;
+                match cached.as_ref() {
+                    Some(c) if c.fresh_for_claim(claimed, lease.run_version) => c.run.clone(),
+                    _ => {
+                        *cached = None;
+                        let since = self.epochs.next();
+                        let run = Arc::new(self.load(lease.run).await?);
+                        slot.hold_loaded(&mut cached, run.clone(), since);
+                        run
                     }
                 }
-                Ok(None)
+            }
+        };
+        Ok(run)
+    }
+
+    /// [`ClaimCommand::Start`] of a claimed task: waits for its connector's limits (renewing
+    /// the lease when the wait was long), takes the snapshot the start stores
+    /// ([`EngineShared::snapshot_at_start`]), commits the start and performs its command;
+    /// then runs the tasks its result took along. Returns the lease of a task taken along
+    /// without being started, for [`EngineShared::process`] to handle next.
+    async fn start_claimed(
+        &self,
+        run: &Run,
+        lease: &Lease,
+        slot: &RunSlot,
+    ) -> Result<Option<Lease>> {
+        // Wait for the connector's limits before starting the attempt, then renew the
+        // lease so the wait does not eat into it.
+        let task = run
+            .task(lease.task)
+            .ok_or_else(|| Error::internal("claimed unknown task"))?;
+        let conn = self.connectors.get(&task.app);
+        let waiting_since = tokio::time::Instant::now();
+        let mut permit = match (conn, &task.kind) {
+            (Some(c), TaskKind::Action { .. }) => Some(c.limiter.acquire().await),
+            _ => None,
+        };
+        // Renew only when the wait ate a real share of the lease: one write saved per
+        // task in the common case.
+        let lease = if machine::renew_after_wait(waiting_since.elapsed(), self.lease_for) {
+            self.store
+                .renew(lease, self.clock.now(), self.lease_for)
+                .await?
+        } else {
+            lease.clone()
+        };
+        let (started, prepared) = self.snapshot_at_start(run, task, conn, &lease).await;
+        let Done { run, commands, .. } = self
+            .apply_with(
+                Some(slot),
+                lease.run,
+                Change::new(
+                    Some((&lease, false)),
+                    &self.worker_id,
+                    &Event::TaskStarted { task: lease.task },
+                )
+                .started(started),
+            )
+            .await?;
+        let mut prepared = Some(prepared);
+        for cmd in commands {
+            match cmd {
+                Command::Execute(_) => {
+                    let prepared = prepared.take().unwrap_or(SnapshotAtStart::Nothing);
+                    let mut next = self
+                        .execute(&run, &lease, slot, prepared, permit.take())
+                        .await?;
+                    // The tasks its result made due and took along, one after another,
+                    // under the leases that commit took: run here if it started them,
+                    // else (a snapshot to store first) started as a claimed task is.
+                    while let Some(Next { run, lease, permit }) = next {
+                        let Some(permit) = permit else {
+                            return Ok(Some(lease));
+                        };
+                        next = self
+                            .execute(&run, &lease, slot, SnapshotAtStart::Nothing, Some(permit))
+                            .await?;
+                    }
+                }
+                Command::OpenDelegation(_) => {
+                    self.open_delegation(&run, &lease, slot).await?;
+                }
+                Command::Restore(_) | Command::Finished(_) => {}
+            }
+        }
+        Ok(None)
+    }
+
+    /// The start of `task`'s attempt beginning now, and what it did about the snapshot.
+    async fn snapshot_at_start(
+        &self,
+        run: &Run,
+        task: &Task,
+        conn: Option<&ConnectorEntry>,
+        lease: &Lease,
+    ) -> (Option<Started>, SnapshotAtStart) {
+        // A reversible action's first attempt: take the snapshot now and store it (and
+        // its audit event) with the start, in one commit. A snapshot that fails is the
+        // attempt's error. Later attempts find or take it in `execute`. The machine decides
+        // which starts take it ([`machine::snapshot_before_start`]). The attempt starts
+        // (its `started_at`) before the snapshot is taken, as it did when the snapshot
+        // was taken after the start was committed.
+        let at = self.clock.now();
+        let snapshot = match (conn, &task.kind, &task.account) {
+            (Some(c), TaskKind::Action { action }, Some(account))
+                if machine::snapshot_before_start(task)
+                    && c.connector.capabilities().action(&action.name).is_some() =>
+            {
+                let call = c
+                    .limiter
+                    .timed("snapshot", c.connector.snapshot(account, action));
+                Some(
+                    self.while_leased(lease, "snapshot", call)
+                        .await
+                        .map(|snap| (snap, action.name.to_string())),
+                )
+            }
+            _ => None,
+        };
+        match snapshot {
+            None => (None, SnapshotAtStart::Nothing),
+            Some(Ok((snap, action))) => {
+                let ev = AuditEvent::new(
+                    self.clock.now(),
+                    self.worker_id.clone(),
+                    AuditKind::SnapshotTaken { action },
+                )
+                .with_run(run.id)
+                .with_task(task.id, task.app.clone());
+                let started = Started {
+                    at,
+                    snapshot: Some((snap, ev)),
+                };
+                (Some(started), SnapshotAtStart::SnapshotStored)
+            }
+            Some(Err(e)) => {
+                let started = Started { at, snapshot: None };
+                (Some(started), SnapshotAtStart::SnapshotFailed(e))
             }
         }
     }
@@ -394,7 +426,7 @@ impl Inner {
         run: &Run,
         lease: &Lease,
         slot: &RunSlot,
-        prepared: Prepared,
+        prepared: SnapshotAtStart,
         permit: Option<tokio::sync::OwnedSemaphorePermit>,
     ) -> Result<Option<Next>> {
         let task = run
@@ -439,9 +471,9 @@ impl Inner {
                 )));
             }
             match prepared {
-                Prepared::SnapshotFailed(e) => return Err(e),
-                Prepared::SnapshotStored => {}
-                Prepared::Nothing => self.snapshot(run, task, conn, account, action).await?,
+                SnapshotAtStart::SnapshotFailed(e) => return Err(e),
+                SnapshotAtStart::SnapshotStored => {}
+                SnapshotAtStart::Nothing => self.snapshot(run, task, conn, account, action).await?,
             }
             let mut options = ExecuteOptions::default()
                 .with_idempotency_key(task.idempotency_key.clone())
@@ -508,7 +540,7 @@ impl Inner {
         op: &str,
         call: impl Future<Output = Result<T>>,
     ) -> Result<T> {
-        let every = self.lease_for / 3;
+        let every = machine::renew_every(self.lease_for);
         let renewing = async {
             let mut held = lease.clone();
             loop {
@@ -576,7 +608,7 @@ impl Inner {
         self.commit_result(lease, change, slot).await.map(drop)
     }
 
-    /// [`Inner::record_result`] of `change`. Returns the task the commit took along, if the
+    /// [`EngineShared::record_result`] of `change`. Returns the task the commit took along, if the
     /// change could take one.
     async fn commit_result(
         &self,
@@ -773,7 +805,7 @@ impl Inner {
 }
 
 /// What a task's start already did about its snapshot.
-enum Prepared {
+enum SnapshotAtStart {
     /// Nothing: `execute` stores one if the task needs it and has none.
     Nothing,
     /// Taken and stored with the start.

@@ -64,8 +64,13 @@ use crate::run::{
     Ticket,
 };
 
+mod decide;
 #[cfg(test)]
 mod tests;
+
+pub use decide::{
+    lease_until, release_due, renew_after_wait, renew_every, snapshot_before_start, take_along,
+};
 
 /// Something that happened to a run. Persisted in the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -479,387 +484,535 @@ fn finish(task: &mut Task, at: DateTime<Utc>, state: TaskState) {
     task.finished_at = Some(at);
 }
 
+/// Validates `event` and applies it to the run's tasks (before [`refresh`] cascades): one
+/// handler per event, each refusing before it mutates.
 fn step(run: &mut Run, at: DateTime<Utc>, event: &Event) -> Result<Vec<Command>, MachineError> {
     if run.state == RunState::Planned && !matches!(event, Event::Submitted) {
         return Err(MachineError::NotSubmitted);
     }
     let mut commands = Vec::new();
     match event {
-        Event::Submitted => {
-            if run.state != RunState::Planned {
-                return Err(MachineError::AlreadySubmitted);
-            }
-            // Leave `Planned` now so `refresh` derives the real state.
-            run.state = RunState::Running;
-            for task in &mut run.tasks {
-                if task.state != TaskState::Pending {
-                    // Skipped or failed by the planner: they end now.
-                    if task.state.is_terminal() && task.finished_at.is_none() {
-                        task.finished_at = Some(at);
-                    }
-                    continue;
-                }
-                if run.dry_run {
-                    finish(
-                        task,
-                        at,
-                        TaskState::Skipped {
-                            reason: SkipReason::DryRun,
-                        },
-                    );
-                    continue;
-                }
-                if task.account_gone() {
-                    let state = if task.not_found_is_done {
-                        let detail = match task.kind {
-                            TaskKind::Action { .. } | TaskKind::Ignore => "no account in this app",
-                            TaskKind::Delegation { .. } => {
-                                "account no longer active in this app; nothing to delegate"
-                            }
-                        };
-                        TaskState::Completed {
-                            outcome: Outcome::NotFound,
-                            detail: Some(detail.into()),
-                        }
-                    } else {
-                        TaskState::Failed {
-                            error: ErrorRecord {
-                                kind: ErrorKind::NotFound,
-                                retry: RetryClass::Permanent,
-                                operation: task.label(),
-                                message: "the person has no account in this app, and this action needs one".into(),
-                                context: Vec::new(),
-                            },
-                        }
-                    };
-                    finish(task, at, state);
-                } else if task.critical && run.confirmed_by.is_none() {
-                    // A critical action nobody confirmed yet: held until someone does.
-                    task.state = TaskState::Held;
-                    task.due_at = None;
-                }
-            }
-        }
-        Event::Confirmed { digest, by, .. } => {
-            if run.cancelled {
-                return Err(MachineError::RunCancelled);
-            }
-            if run.state.is_terminal() {
-                return Err(MachineError::RunFinished(run.state));
-            }
-            if !run.tasks.iter().any(|t| t.state == TaskState::Held) {
-                return Err(MachineError::NothingHeld);
-            }
-            let expected = run.confirmation_digest();
-            if *digest != expected {
-                return Err(MachineError::DigestMismatch {
-                    quoted: digest.clone(),
-                    expected,
-                });
-            }
-            for t in run.tasks.iter_mut().filter(|t| t.state == TaskState::Held) {
-                t.state = TaskState::Pending;
-            }
-            run.confirmed_by = Some(by.clone());
-        }
-        Event::TaskSkipped { task, reason } => {
-            let t = task_mut(run, *task)?;
-            if !matches!(t.state, TaskState::Running { .. }) {
-                return Err(invalid(t, event));
-            }
-            finish(
-                t,
-                at,
-                TaskState::Skipped {
-                    reason: reason.clone(),
-                },
-            );
-        }
-        Event::TaskStarted { task } => {
-            if run.cancelled {
-                return Err(MachineError::RunCancelled);
-            }
-            if run.state.is_terminal() {
-                return Err(MachineError::RunFinished(run.state));
-            }
-            let done = completed_ids(run);
-            let t = task_mut(run, *task)?;
-            match &t.state {
-                TaskState::Pending => {
-                    if !deps_completed(&done, t) {
-                        return Err(MachineError::DependenciesPending(*task));
-                    }
-                    if t.not_before > at {
-                        return Err(MachineError::NotDue(*task));
-                    }
-                }
-                TaskState::Retrying { not_before, .. } => {
-                    // A dependency may have been reopened since the first attempt.
-                    if !deps_completed(&done, t) {
-                        return Err(MachineError::DependenciesPending(*task));
-                    }
-                    if *not_before > at {
-                        return Err(MachineError::NotDue(*task));
-                    }
-                }
-                // Re-claimed after the previous worker's lease expired.
-                TaskState::Running { .. } => {}
-                _ => return Err(invalid(t, event)),
-            }
-            let command = match t.kind {
-                TaskKind::Action { .. } => Command::Execute(*task),
-                TaskKind::Delegation { .. } => Command::OpenDelegation(*task),
-                TaskKind::Ignore => return Err(invalid(t, event)),
-            };
-            t.attempts += 1;
-            t.started_at.get_or_insert(at);
-            t.state = TaskState::Running {
-                attempt: t.attempts,
-                since: at,
-            };
-            t.due_at = Some(at);
-            commands.push(command);
-        }
+        Event::Submitted => on_submitted(run, at)?,
+        Event::Confirmed { digest, by, .. } => on_confirmed(run, digest, by)?,
+        Event::TaskSkipped { task, reason } => on_task_skipped(run, at, event, *task, reason)?,
+        Event::TaskStarted { task } => on_task_started(run, at, event, *task, &mut commands)?,
         Event::TaskSucceeded {
             task,
             outcome,
             detail,
-        } => {
-            let t = task_mut(run, *task)?;
-            if !matches!(t.state, TaskState::Running { .. }) {
-                return Err(invalid(t, event));
-            }
-            finish(
-                t,
-                at,
-                TaskState::Completed {
-                    outcome: *outcome,
-                    detail: detail.clone(),
-                },
-            );
-        }
+        } => on_task_succeeded(run, at, event, *task, *outcome, detail)?,
         Event::TaskErrored {
             task,
             error,
             backoff_ms,
-        } => {
-            let (retry, cancelled) = (run.retry, run.cancelled);
-            let t = task_mut(run, *task)?;
-            if !matches!(t.state, TaskState::Running { .. }) {
-                return Err(invalid(t, event));
-            }
-            if error.kind == ErrorKind::NotFound && t.not_found_is_done {
-                let detail = Some(format!("account not found: {}", error.message));
-                finish(
-                    t,
-                    at,
-                    TaskState::Completed {
-                        outcome: Outcome::NotFound,
-                        detail,
-                    },
-                );
-            } else if error.kind == ErrorKind::InProgress
-                && !cancelled
-                && let Some(not_before) = in_progress_check(t, at, error, *backoff_ms)
-            {
-                // A vendor job still running: checking on it is not an attempt, and it may run
-                // far longer than the retry budget (a Drive transfer takes hours).
-                t.attempts = t.attempts.saturating_sub(1);
-                let mut error = error.clone();
-                error.retry = error.retry.persisted();
-                t.state = TaskState::Retrying {
-                    attempt: t.attempts,
-                    not_before,
-                    last_error: error,
-                };
-                t.due_at = Some(not_before);
-            } else if let RetryClass::Retryable { after } = error.retry.persisted() {
-                let mut error = error.clone();
-                error.retry = RetryClass::Retryable { after };
-                let wait = Duration::from_millis(*backoff_ms).max(after.unwrap_or_default());
-                // An absurd wait (overflowing the calendar) is treated as "never": exhausted.
-                let not_before = chrono::Duration::from_std(wait)
-                    .ok()
-                    .and_then(|w| at.checked_add_signed(w));
-                let started = t.started_at.unwrap_or(at);
-                let within_budget = not_before.is_some_and(|nb| {
-                    (nb - started).to_std().unwrap_or_default() <= retry.max_elapsed
-                });
-                if let (Some(not_before), true) = (not_before, within_budget)
-                    && t.attempts < retry.max_attempts
-                    && !cancelled
-                {
-                    t.state = TaskState::Retrying {
-                        attempt: t.attempts,
-                        not_before,
-                        last_error: error.clone(),
-                    };
-                    t.due_at = Some(not_before);
-                } else {
-                    let mut error = error.clone();
-                    error.retry = RetryClass::Exhausted;
-                    error
-                        .context
-                        .push(("attempts".into(), t.attempts.to_string()));
-                    finish(t, at, TaskState::Failed { error });
-                }
-            } else {
-                finish(
-                    t,
-                    at,
-                    TaskState::Failed {
-                        error: error.clone(),
-                    },
-                );
-            }
-        }
-        Event::TaskAbandoned { task } => {
-            if !run.cancelled {
-                return Err(MachineError::InvalidTransition {
-                    task: *task,
-                    state: "running",
-                    event: event.name(),
-                });
-            }
-            let t = task_mut(run, *task)?;
-            if !matches!(t.state, TaskState::Running { .. }) {
-                return Err(invalid(t, event));
-            }
-            finish(t, at, TaskState::Cancelled);
-        }
+        } => on_task_errored(run, at, event, *task, error, *backoff_ms)?,
+        Event::TaskAbandoned { task } => on_task_abandoned(run, at, event, *task)?,
         Event::TaskDelegated {
             task,
             ticket,
             next_poll,
-        } => {
-            let t = task_mut(run, *task)?;
-            if !matches!(t.state, TaskState::Running { .. })
-                || !matches!(t.kind, TaskKind::Delegation { .. })
-            {
-                return Err(invalid(t, event));
-            }
-            t.state = TaskState::Delegated {
-                ticket: ticket.clone(),
-            };
-            t.due_at = Some(*next_poll);
         }
-        Event::DelegationUpdated {
+        | Event::DelegationUpdated {
             task,
             ticket,
             next_poll,
-        } => {
-            let t = task_mut(run, *task)?;
-            if !matches!(t.state, TaskState::Delegated { .. }) {
-                return Err(invalid(t, event));
-            }
-            t.state = TaskState::Delegated {
-                ticket: ticket.clone(),
-            };
-            t.due_at = Some(*next_poll);
-        }
+        } => on_ticket_read(run, event, *task, ticket, *next_poll)?,
         Event::DelegationDone {
             task,
             detail,
             next_poll,
-        } => {
-            let t = task_mut(run, *task)?;
-            if !matches!(t.state, TaskState::Delegated { .. }) {
-                return Err(invalid(t, event));
-            }
-            finish(
-                t,
-                at,
-                TaskState::Completed {
-                    outcome: Outcome::Done,
-                    detail: detail.clone(),
-                },
-            );
-            // A done delegation stays on the poll schedule while the run is open, so a reopened
-            // ticket moves the task back (`refresh` clears it once the run ends).
-            t.due_at = *next_poll;
-        }
+        } => on_delegation_done(run, at, event, *task, detail, *next_poll)?,
         Event::DelegationReopened {
             task,
             ticket,
             next_poll,
-        } => {
-            if run.rollback_requested || run.cancelled {
-                return Err(MachineError::RunFinished(run.state));
-            }
-            let t = task_mut(run, *task)?;
-            if !t.state.is_completed() || !matches!(t.kind, TaskKind::Delegation { .. }) {
-                return Err(invalid(t, event));
-            }
-            t.state = TaskState::Delegated {
-                ticket: ticket.clone(),
-            };
-            t.due_at = Some(*next_poll);
-            t.finished_at = None;
-            run.finished_at = None;
-        }
+        } => on_delegation_reopened(run, event, *task, ticket, *next_poll)?,
         Event::DelegationDeclined { task, reason } => {
-            let t = task_mut(run, *task)?;
-            let TaskState::Delegated { ticket } = &t.state else {
-                return Err(invalid(t, event));
-            };
-            let error = ErrorRecord {
-                kind: ErrorKind::Declined,
-                retry: RetryClass::Permanent,
-                operation: "delegation".to_owned(),
-                message: reason.clone(),
-                context: vec![("ticket".to_owned(), ticket.key.clone())],
-            };
-            finish(t, at, TaskState::Failed { error });
+            on_delegation_declined(run, at, event, *task, reason)?
         }
-        Event::Cancel { .. } => {
-            if run.state.is_terminal() {
-                return Err(MachineError::RunFinished(run.state));
-            }
-            run.cancelled = true;
-        }
+        Event::Cancel { .. } => on_cancel(run)?,
         Event::RollbackRequested { lease, .. } => {
-            if !run.state.is_terminal() {
-                return Err(MachineError::RunNotFinished(run.state));
-            }
-            if run.state == RunState::RolledBack {
-                return Err(MachineError::RunFinished(run.state));
-            }
-            if let Some(held) = &run.restore_lease
-                && held.until > at
-                && lease.as_ref().map(|l| l.token) != Some(held.token)
-            {
-                return Err(MachineError::RollbackUnderWay {
-                    holder: held.holder.clone(),
-                    until: held.until,
-                });
-            }
-            run.rollback_requested = true;
-            run.restore_lease = lease.clone();
-            // Undo in reverse order of completion (see `Run::restorable`).
-            commands.extend(run.restorable().into_iter().map(|t| Command::Restore(t.id)));
+            on_rollback_requested(run, at, lease, &mut commands)?
         }
         Event::RestoreStarted { task, lease } | Event::RestoreFailed { task, lease, .. } => {
             restoring(run, *task, lease, event)?;
             run.restore_lease = lease.clone();
         }
-        Event::TaskRolledBack { task, lease } => {
-            restoring(run, *task, lease, event)?;
-            run.restore_lease = lease.clone();
-            let t = task_mut(run, *task)?;
-            t.state = TaskState::RolledBack;
-            t.finished_at = Some(at);
-        }
-        Event::RollbackEnded { token, .. } => {
-            if !run.rollback_requested {
-                return Err(MachineError::NoRollback);
-            }
-            if run.restore_lease.as_ref().map(|l| l.token) != *token {
-                return Err(MachineError::RestoreLeaseLost);
-            }
-            run.restore_lease = None;
-        }
+        Event::TaskRolledBack { task, lease } => on_task_rolled_back(run, at, event, *task, lease)?,
+        Event::RollbackEnded { token, .. } => on_rollback_ended(run, *token)?,
     }
     Ok(commands)
+}
+
+/// [`Event::Submitted`]: the run leaves `Planned`; planner-ended tasks end now, a dry run
+/// skips every task, a task whose account is gone ends (not found), a critical task waits
+/// `Held` for a confirmation.
+fn on_submitted(run: &mut Run, at: DateTime<Utc>) -> Result<(), MachineError> {
+    if run.state != RunState::Planned {
+        return Err(MachineError::AlreadySubmitted);
+    }
+    // Leave `Planned` now so `refresh` derives the real state.
+    run.state = RunState::Running;
+    for task in &mut run.tasks {
+        if task.state != TaskState::Pending {
+            // Skipped or failed by the planner: they end now.
+            if task.state.is_terminal() && task.finished_at.is_none() {
+                task.finished_at = Some(at);
+            }
+            continue;
+        }
+        if run.dry_run {
+            finish(
+                task,
+                at,
+                TaskState::Skipped {
+                    reason: SkipReason::DryRun,
+                },
+            );
+            continue;
+        }
+        if task.account_gone() {
+            let state = account_gone_state(task);
+            finish(task, at, state);
+        } else if task.critical && run.confirmed_by.is_none() {
+            // A critical action nobody confirmed yet: held until someone does.
+            task.state = TaskState::Held;
+            task.due_at = None;
+        }
+    }
+    Ok(())
+}
+
+/// How a submitted task whose account is gone ends: completed as not found when that is
+/// done for it, failed otherwise.
+fn account_gone_state(task: &Task) -> TaskState {
+    if task.not_found_is_done {
+        let detail = match task.kind {
+            TaskKind::Action { .. } | TaskKind::Ignore => "no account in this app",
+            TaskKind::Delegation { .. } => {
+                "account no longer active in this app; nothing to delegate"
+            }
+        };
+        TaskState::Completed {
+            outcome: Outcome::NotFound,
+            detail: Some(detail.into()),
+        }
+    } else {
+        TaskState::Failed {
+            error: ErrorRecord {
+                kind: ErrorKind::NotFound,
+                retry: RetryClass::Permanent,
+                operation: task.label(),
+                message: "the person has no account in this app, and this action needs one".into(),
+                context: Vec::new(),
+            },
+        }
+    }
+}
+
+/// [`Event::Confirmed`]: quoting the run's digest releases the held tasks.
+fn on_confirmed(run: &mut Run, digest: &str, by: &str) -> Result<(), MachineError> {
+    if run.cancelled {
+        return Err(MachineError::RunCancelled);
+    }
+    if run.state.is_terminal() {
+        return Err(MachineError::RunFinished(run.state));
+    }
+    if !run.tasks.iter().any(|t| t.state == TaskState::Held) {
+        return Err(MachineError::NothingHeld);
+    }
+    let expected = run.confirmation_digest();
+    if *digest != expected {
+        return Err(MachineError::DigestMismatch {
+            quoted: digest.to_owned(),
+            expected,
+        });
+    }
+    for t in run.tasks.iter_mut().filter(|t| t.state == TaskState::Held) {
+        t.state = TaskState::Pending;
+    }
+    run.confirmed_by = Some(by.to_owned());
+    Ok(())
+}
+
+/// [`Event::TaskSkipped`]: a running task re-checked before its call is skipped.
+fn on_task_skipped(
+    run: &mut Run,
+    at: DateTime<Utc>,
+    event: &Event,
+    task: TaskId,
+    reason: &SkipReason,
+) -> Result<(), MachineError> {
+    let t = running_task(run, task, event)?;
+    finish(
+        t,
+        at,
+        TaskState::Skipped {
+            reason: reason.clone(),
+        },
+    );
+    Ok(())
+}
+
+/// [`Event::TaskStarted`]: a due task (or one re-claimed after a lost lease) runs; the
+/// command says whether to execute its action or open its delegation.
+fn on_task_started(
+    run: &mut Run,
+    at: DateTime<Utc>,
+    event: &Event,
+    task: TaskId,
+    commands: &mut Vec<Command>,
+) -> Result<(), MachineError> {
+    if run.cancelled {
+        return Err(MachineError::RunCancelled);
+    }
+    if run.state.is_terminal() {
+        return Err(MachineError::RunFinished(run.state));
+    }
+    let done = completed_ids(run);
+    let t = task_mut(run, task)?;
+    match &t.state {
+        TaskState::Pending => {
+            if !deps_completed(&done, t) {
+                return Err(MachineError::DependenciesPending(task));
+            }
+            if t.not_before > at {
+                return Err(MachineError::NotDue(task));
+            }
+        }
+        TaskState::Retrying { not_before, .. } => {
+            // A dependency may have been reopened since the first attempt.
+            if !deps_completed(&done, t) {
+                return Err(MachineError::DependenciesPending(task));
+            }
+            if *not_before > at {
+                return Err(MachineError::NotDue(task));
+            }
+        }
+        // Re-claimed after the previous worker's lease expired.
+        TaskState::Running { .. } => {}
+        _ => return Err(invalid(t, event)),
+    }
+    let command = match t.kind {
+        TaskKind::Action { .. } => Command::Execute(task),
+        TaskKind::Delegation { .. } => Command::OpenDelegation(task),
+        TaskKind::Ignore => return Err(invalid(t, event)),
+    };
+    t.attempts += 1;
+    t.started_at.get_or_insert(at);
+    t.state = TaskState::Running {
+        attempt: t.attempts,
+        since: at,
+    };
+    t.due_at = Some(at);
+    commands.push(command);
+    Ok(())
+}
+
+/// [`Event::TaskSucceeded`]: the running task completed.
+fn on_task_succeeded(
+    run: &mut Run,
+    at: DateTime<Utc>,
+    event: &Event,
+    task: TaskId,
+    outcome: Outcome,
+    detail: &Option<String>,
+) -> Result<(), MachineError> {
+    let t = running_task(run, task, event)?;
+    finish(
+        t,
+        at,
+        TaskState::Completed {
+            outcome,
+            detail: detail.clone(),
+        },
+    );
+    Ok(())
+}
+
+/// [`Event::TaskErrored`]: the running task's attempt failed. A removal whose account is not
+/// found is done; a vendor job still in progress is checked on again without spending an
+/// attempt; a retryable error waits its backoff while the retry budget lasts; anything else
+/// fails the task.
+fn on_task_errored(
+    run: &mut Run,
+    at: DateTime<Utc>,
+    event: &Event,
+    task: TaskId,
+    error: &ErrorRecord,
+    backoff_ms: u64,
+) -> Result<(), MachineError> {
+    let (retry, cancelled) = (run.retry, run.cancelled);
+    let t = running_task(run, task, event)?;
+    if error.kind == ErrorKind::NotFound && t.not_found_is_done {
+        let detail = Some(format!("account not found: {}", error.message));
+        finish(
+            t,
+            at,
+            TaskState::Completed {
+                outcome: Outcome::NotFound,
+                detail,
+            },
+        );
+    } else if error.kind == ErrorKind::InProgress
+        && !cancelled
+        && let Some(not_before) = in_progress_check(t, at, error, backoff_ms)
+    {
+        // A vendor job still running: checking on it is not an attempt, and it may run
+        // far longer than the retry budget (a Drive transfer takes hours).
+        t.attempts = t.attempts.saturating_sub(1);
+        let mut error = error.clone();
+        error.retry = error.retry.persisted();
+        t.state = TaskState::Retrying {
+            attempt: t.attempts,
+            not_before,
+            last_error: error,
+        };
+        t.due_at = Some(not_before);
+    } else if let RetryClass::Retryable { after } = error.retry.persisted() {
+        let mut error = error.clone();
+        error.retry = RetryClass::Retryable { after };
+        let wait = Duration::from_millis(backoff_ms).max(after.unwrap_or_default());
+        // An absurd wait (overflowing the calendar) is treated as "never": exhausted.
+        let not_before = chrono::Duration::from_std(wait)
+            .ok()
+            .and_then(|w| at.checked_add_signed(w));
+        let started = t.started_at.unwrap_or(at);
+        let within_budget = not_before
+            .is_some_and(|nb| (nb - started).to_std().unwrap_or_default() <= retry.max_elapsed);
+        if let (Some(not_before), true) = (not_before, within_budget)
+            && t.attempts < retry.max_attempts
+            && !cancelled
+        {
+            t.state = TaskState::Retrying {
+                attempt: t.attempts,
+                not_before,
+                last_error: error.clone(),
+            };
+            t.due_at = Some(not_before);
+        } else {
+            let mut error = error.clone();
+            error.retry = RetryClass::Exhausted;
+            error
+                .context
+                .push(("attempts".into(), t.attempts.to_string()));
+            finish(t, at, TaskState::Failed { error });
+        }
+    } else {
+        finish(
+            t,
+            at,
+            TaskState::Failed {
+                error: error.clone(),
+            },
+        );
+    }
+    Ok(())
+}
+
+/// [`Event::TaskAbandoned`]: a cancelled run's running task whose worker was lost ends
+/// cancelled.
+fn on_task_abandoned(
+    run: &mut Run,
+    at: DateTime<Utc>,
+    event: &Event,
+    task: TaskId,
+) -> Result<(), MachineError> {
+    if !run.cancelled {
+        return Err(MachineError::InvalidTransition {
+            task,
+            state: "running",
+            event: event.name(),
+        });
+    }
+    let t = running_task(run, task, event)?;
+    finish(t, at, TaskState::Cancelled);
+    Ok(())
+}
+
+/// [`Event::TaskDelegated`] (a running delegation task opened its ticket) and
+/// [`Event::DelegationUpdated`] (an open ticket changed): the task is delegated on the ticket
+/// as read.
+fn on_ticket_read(
+    run: &mut Run,
+    event: &Event,
+    task: TaskId,
+    ticket: &Ticket,
+    next_poll: DateTime<Utc>,
+) -> Result<(), MachineError> {
+    let t = task_mut(run, task)?;
+    let applies = if matches!(event, Event::TaskDelegated { .. }) {
+        matches!(t.state, TaskState::Running { .. })
+            && matches!(t.kind, TaskKind::Delegation { .. })
+    } else {
+        matches!(t.state, TaskState::Delegated { .. })
+    };
+    if !applies {
+        return Err(invalid(t, event));
+    }
+    delegated(t, ticket, next_poll);
+    Ok(())
+}
+
+/// [`Event::DelegationDone`]: the ticket reached its done status; the task completes and
+/// stays on the poll schedule while the run is open.
+fn on_delegation_done(
+    run: &mut Run,
+    at: DateTime<Utc>,
+    event: &Event,
+    task: TaskId,
+    detail: &Option<String>,
+    next_poll: Option<DateTime<Utc>>,
+) -> Result<(), MachineError> {
+    let t = task_mut(run, task)?;
+    if !matches!(t.state, TaskState::Delegated { .. }) {
+        return Err(invalid(t, event));
+    }
+    finish(
+        t,
+        at,
+        TaskState::Completed {
+            outcome: Outcome::Done,
+            detail: detail.clone(),
+        },
+    );
+    // A done delegation stays on the poll schedule while the run is open, so a reopened
+    // ticket moves the task back (`refresh` clears it once the run ends).
+    t.due_at = next_poll;
+    Ok(())
+}
+
+/// [`Event::DelegationReopened`]: a done ticket was reopened; the task is delegated again
+/// and the run is no longer finished.
+fn on_delegation_reopened(
+    run: &mut Run,
+    event: &Event,
+    task: TaskId,
+    ticket: &Ticket,
+    next_poll: DateTime<Utc>,
+) -> Result<(), MachineError> {
+    if run.rollback_requested || run.cancelled {
+        return Err(MachineError::RunFinished(run.state));
+    }
+    let t = task_mut(run, task)?;
+    if !t.state.is_completed() || !matches!(t.kind, TaskKind::Delegation { .. }) {
+        return Err(invalid(t, event));
+    }
+    delegated(t, ticket, next_poll);
+    t.finished_at = None;
+    run.finished_at = None;
+    Ok(())
+}
+
+/// [`Event::DelegationDeclined`]: the ticket was closed without the work done; the task fails.
+fn on_delegation_declined(
+    run: &mut Run,
+    at: DateTime<Utc>,
+    event: &Event,
+    task: TaskId,
+    reason: &str,
+) -> Result<(), MachineError> {
+    let t = task_mut(run, task)?;
+    let TaskState::Delegated { ticket } = &t.state else {
+        return Err(invalid(t, event));
+    };
+    let error = ErrorRecord {
+        kind: ErrorKind::Declined,
+        retry: RetryClass::Permanent,
+        operation: "delegation".to_owned(),
+        message: reason.to_owned(),
+        context: vec![("ticket".to_owned(), ticket.key.clone())],
+    };
+    finish(t, at, TaskState::Failed { error });
+    Ok(())
+}
+
+/// [`Event::Cancel`]: an unfinished run is cancelled (`refresh` cancels its waiting tasks).
+fn on_cancel(run: &mut Run) -> Result<(), MachineError> {
+    if run.state.is_terminal() {
+        return Err(MachineError::RunFinished(run.state));
+    }
+    run.cancelled = true;
+    Ok(())
+}
+
+/// [`Event::RollbackRequested`]: a finished run is rolled back under `lease` unless another
+/// rollback's lease still runs; the commands restore in reverse order of completion.
+fn on_rollback_requested(
+    run: &mut Run,
+    at: DateTime<Utc>,
+    lease: &Option<RestoreLease>,
+    commands: &mut Vec<Command>,
+) -> Result<(), MachineError> {
+    if !run.state.is_terminal() {
+        return Err(MachineError::RunNotFinished(run.state));
+    }
+    if run.state == RunState::RolledBack {
+        return Err(MachineError::RunFinished(run.state));
+    }
+    if let Some(held) = &run.restore_lease
+        && held.until > at
+        && lease.as_ref().map(|l| l.token) != Some(held.token)
+    {
+        return Err(MachineError::RollbackUnderWay {
+            holder: held.holder.clone(),
+            until: held.until,
+        });
+    }
+    run.rollback_requested = true;
+    run.restore_lease = lease.clone();
+    // Undo in reverse order of completion (see `Run::restorable`).
+    commands.extend(run.restorable().into_iter().map(|t| Command::Restore(t.id)));
+    Ok(())
+}
+
+/// [`Event::TaskRolledBack`]: a restorable task was undone under the run's restore lease.
+fn on_task_rolled_back(
+    run: &mut Run,
+    at: DateTime<Utc>,
+    event: &Event,
+    task: TaskId,
+    lease: &Option<RestoreLease>,
+) -> Result<(), MachineError> {
+    restoring(run, task, lease, event)?;
+    run.restore_lease = lease.clone();
+    let t = task_mut(run, task)?;
+    t.state = TaskState::RolledBack;
+    t.finished_at = Some(at);
+    Ok(())
+}
+
+/// [`Event::RollbackEnded`]: the rollback quoting the run's restore lease releases it.
+fn on_rollback_ended(run: &mut Run, token: Option<uuid::Uuid>) -> Result<(), MachineError> {
+    if !run.rollback_requested {
+        return Err(MachineError::NoRollback);
+    }
+    if run.restore_lease.as_ref().map(|l| l.token) != token {
+        return Err(MachineError::RestoreLeaseLost);
+    }
+    run.restore_lease = None;
+    Ok(())
+}
+
+/// Puts `t` in `Delegated` on `ticket`, due to be polled at `next_poll`.
+fn delegated(t: &mut Task, ticket: &Ticket, next_poll: DateTime<Utc>) {
+    t.state = TaskState::Delegated {
+        ticket: ticket.clone(),
+    };
+    t.due_at = Some(next_poll);
+}
+
+/// The task `id`, refused (`event` does not apply) unless it is running.
+fn running_task<'r>(
+    run: &'r mut Run,
+    id: TaskId,
+    event: &Event,
+) -> Result<&'r mut Task, MachineError> {
+    let t = task_mut(run, id)?;
+    if !matches!(t.state, TaskState::Running { .. }) {
+        return Err(invalid(t, event));
+    }
+    Ok(t)
 }
 
 /// Cascades skips and cancellations, recomputes `due_at` and the run state.

@@ -18,7 +18,8 @@ use proptest::prelude::*;
 use uuid::Uuid;
 
 use super::{
-    ClaimCommand, Command, Event, MachineError, apply, claim_command, derive_state, replay,
+    ClaimCommand, Command, Event, MachineError, apply, claim_command, derive_state, lease_until,
+    release_due, renew_after_wait, renew_every, replay, snapshot_before_start, take_along,
 };
 use crate::action::{Action, ActionName};
 use crate::error::{ErrorKind, ErrorRecord, RetryClass};
@@ -2965,4 +2966,80 @@ fn a_declined_delegation_fails_the_task_and_is_refused_elsewhere() {
     );
     // Declined twice: refused.
     assert!(h.try_apply(declined(0)).is_err());
+}
+
+/// The machine, not the engine, decides which starts take the snapshot first (issue 27 item
+/// 3): only a reversible action's first attempt on an account; not a retry (it finds the
+/// stored snapshot), not an irreversible action, not a task without an account, not a
+/// delegation.
+#[test]
+fn only_a_reversible_actions_first_start_takes_the_snapshot_first() {
+    let mut h = Harness::new(plan(&[
+        Spec::action("okta.suspend").reversible(),
+        Spec::action("okta.clear_sessions"),
+        Spec::action("google.suspend").reversible().no_account(),
+        Spec::delegation("laptop", DelegateVia::Jira),
+    ]));
+    h.ok(Event::Submitted);
+    assert!(snapshot_before_start(h.task(0)));
+    assert!(!snapshot_before_start(h.task(1)), "irreversible");
+    assert!(!snapshot_before_start(h.task(2)), "no account");
+    assert!(!snapshot_before_start(h.task(3)), "a delegation");
+    h.ok(started(0));
+    assert!(!snapshot_before_start(h.task(0)), "running");
+    h.ok(errored(0, retryable(None), 1_000));
+    assert!(matches!(h.state(0), TaskState::Retrying { .. }));
+    assert!(!snapshot_before_start(h.task(0)), "a retry");
+}
+
+/// The machine, not the engine, decides which tasks a commit takes along (issue 27 item 3):
+/// the pending actions on an account the commit made due now, in plan order, started by the
+/// commit unless reversible (their snapshot comes first); not a task already due before (a
+/// claim may hold it), a later stage, a delegation, or anything once the run is cancelled.
+#[test]
+fn a_commit_takes_along_the_actions_it_made_due() {
+    let mut h = Harness::new(plan(&[
+        Spec::action("okta.suspend"),
+        Spec::action("google.suspend").after(&[0]).reversible(),
+        Spec::action("google.signout").after(&[0]),
+        Spec::delegation("laptop", DelegateVia::Jira).after(&[0]),
+        Spec::action("slack.deactivate").after(&[0]).at(60),
+        Spec::action("github.remove_member"),
+    ]));
+    h.ok(Event::Submitted);
+    h.ok(started(0));
+    let before = h.run.clone();
+    h.ok(succeeded(0, Outcome::Done));
+    let taken: Vec<(TaskId, bool)> = take_along(&before, &h.run, h.now)
+        .map(|(t, start)| (t.id, start))
+        .collect();
+    assert_eq!(taken, vec![(tid(1), false), (tid(2), true)]);
+    h.ok(cancel());
+    assert_eq!(take_along(&before, &h.run, h.now).count(), 0);
+}
+
+/// The machine, not the engine, decides lease times (issue 27 item 3): a lease ends
+/// `lease_for` after it is taken (the calendar's end at most); a start renews it only after a
+/// wait longer than a quarter of it; a call under way renews it every third; a claimed task
+/// with nothing to do is released due at its `due_at`.
+#[test]
+fn lease_times_come_from_the_machine() {
+    let lease_for = secs(300);
+    assert_eq!(lease_until(t0(), lease_for), at(300));
+    assert_eq!(lease_until(t0(), Duration::MAX), DateTime::<Utc>::MAX_UTC);
+    assert!(!renew_after_wait(secs(75), lease_for));
+    assert!(renew_after_wait(secs(76), lease_for));
+    assert_eq!(renew_every(lease_for), secs(100));
+
+    let mut h = Harness::new(plan(&[
+        Spec::action("okta.suspend"),
+        Spec::action("slack.deactivate").at(60),
+    ]));
+    h.ok(Event::Submitted);
+    assert_eq!(release_due(&h.run, tid(0)), Some(t0()));
+    assert_eq!(release_due(&h.run, tid(1)), Some(at(60)), "a later stage");
+    h.ok(started(0));
+    h.ok(succeeded(0, Outcome::Done));
+    assert_eq!(release_due(&h.run, tid(0)), None, "ended: never due again");
+    assert_eq!(release_due(&h.run, tid(9)), None, "not the run's");
 }
