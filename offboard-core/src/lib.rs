@@ -1,8 +1,8 @@
 //! offboard-core: the domain model, the traits every backend implements, the pure state
 //! machine and the engine that drives them.
 //!
-//! Core depends on no connector, store, HTTP client or vendor SDK. See `DESIGN.md` for how
-//! the pieces meet.
+//! Core depends on no connector, store, HTTP client or vendor SDK. See `ARCHITECTURE.md` at the
+//! repository root for how the pieces meet.
 #![forbid(unsafe_code)]
 
 pub mod action;

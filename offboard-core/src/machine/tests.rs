@@ -8,7 +8,7 @@
 //! leave the run byte-identical.
 //!
 //! Plain `#[test]`s cover each transition of the module docs; the `proptest!` block at the end
-//! covers DESIGN.md's invariants over random plans.
+//! covers the invariants of the run/task state machine (ARCHITECTURE.md) over random plans.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -2162,7 +2162,7 @@ fn replay_rebuilds_a_scripted_run() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Properties (DESIGN.md's invariants)
+// Properties (ARCHITECTURE.md)
 // ---------------------------------------------------------------------------------------------
 
 /// One generated task with its script.
