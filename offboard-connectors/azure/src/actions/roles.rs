@@ -41,7 +41,9 @@ use crate::client::{DirectoryObject, EntraClient, found};
 /// ID", learn.microsoft.com/entra/identity/role-based-access-control/privileged-roles-permissions,
 /// and the PRIVILEGED label of "Microsoft Entra built-in roles"), plus Exchange and SharePoint
 /// Administrator (every mailbox and site of the tenant), by template id (a built-in role
-/// definition's id is its template id).
+/// definition's id is its template id). Ids and privileged labels checked against the "All
+/// roles" table of `docs/identity/role-based-access-control/permissions-reference.md` in
+/// `MicrosoftDocs/entra-docs` (commit `00fe95d`).
 pub(crate) const PRIVILEGED_ROLES: &[(&str, &str)] = &[
     (
         "62e90394-69f5-4237-9190-012177145e10",
