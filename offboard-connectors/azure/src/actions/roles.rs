@@ -40,7 +40,8 @@ use crate::client::{DirectoryObject, EntraClient, found};
 /// The roles Microsoft labels privileged ("Privileged roles and permissions in Microsoft Entra
 /// ID", learn.microsoft.com/entra/identity/role-based-access-control/privileged-roles-permissions,
 /// and the PRIVILEGED label of "Microsoft Entra built-in roles"), plus Exchange and SharePoint
-/// Administrator (every mailbox and site of the tenant), by template id (a built-in role
+/// Administrator (every mailbox and site of the tenant) and Directory Synchronization Accounts
+/// (Entra Connect's role: it writes users and password hashes), by template id (a built-in role
 /// definition's id is its template id). Ids and privileged labels checked against the "All
 /// roles" table of `docs/identity/role-based-access-control/permissions-reference.md` in
 /// `MicrosoftDocs/entra-docs` (commit `00fe95d`).
