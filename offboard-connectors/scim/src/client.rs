@@ -47,7 +47,7 @@ struct UserWire {
     meta: Option<Meta>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 struct MultiValue {
     #[serde(default)]
     value: Option<String>,
@@ -68,6 +68,19 @@ pub(crate) struct Group {
     pub(crate) id: String,
     #[serde(default)]
     pub(crate) display_name: String,
+    /// The member ids, when the provider returns `members`.
+    #[serde(default)]
+    members: Option<Vec<MultiValue>>,
+}
+
+impl Group {
+    /// Whether the group's `members` (when returned) hold `user`; a group listed without
+    /// `members` is taken at the filter's word.
+    pub(crate) fn may_hold(&self, user: &str) -> bool {
+        self.members
+            .as_ref()
+            .is_none_or(|m| m.iter().any(|m| m.value.as_deref() == Some(user)))
+    }
 }
 
 /// What `/ServiceProviderConfig` advertises.

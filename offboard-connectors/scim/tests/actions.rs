@@ -701,3 +701,51 @@ fn profiles_are_selectable_by_name_and_cite_sources() {
     let e = "myspace".parse::<ScimProfile>().unwrap_err();
     assert!(e.to_string().contains("notion"));
 }
+
+/// Guards the local re-checks against a provider that ignores filters (returns every
+/// resource): lookup still finds exactly the person's account (none for a stranger), and
+/// `remove_groups` touches only the groups whose `members` hold the user.
+#[tokio::test]
+async fn provider_ignoring_filters_cannot_widen_lookup_or_group_removal() {
+    let s = setup_with(
+        ScimSettings {
+            filter_ignored: true,
+            groups_on_user: false,
+            ..ScimSettings::default()
+        },
+        ScimProfile::GENERIC,
+    )
+    .await;
+    let ann = s.sp.add_user("ann@example.com", &[]);
+    let bob = s.sp.add_user("bob@example.com", &[]);
+    let (mine, theirs) = (s.sp.add_group("Mine"), s.sp.add_group("Theirs"));
+    s.sp.add_member(&mine, &ann);
+    s.sp.add_member(&theirs, &bob);
+    let found = s
+        .scim
+        .lookup(&LookupRequest::person(Person::new("p", "ann@example.com")))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.external_id, ann);
+    assert!(
+        s.scim
+            .lookup(&LookupRequest::person(Person::new(
+                "p",
+                "nobody@example.com"
+            )))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    s.sp.clear_requests();
+    s.scim
+        .execute(&account(&ann), &action("notion.remove_groups"), &run())
+        .await
+        .unwrap();
+    let requests = s.sp.requests();
+    let w = writes(&requests);
+    assert_eq!(w.len(), 1);
+    assert_eq!(w[0].line(), format!("PATCH /scim/v2/Groups/{mine}"));
+    assert_eq!(s.sp.user(&bob).unwrap().groups.len(), 1);
+}

@@ -32,6 +32,7 @@
 //! - DELETE removes the user and its group memberships (204; 404 when gone), or, with
 //!   [`ScimSettings::delete_deactivates`], only sets `active` to false (as Slack documents), or,
 //!   without [`ScimSettings::delete_supported`], is a 405.
+//! - With [`ScimSettings::filter_ignored`], listings check the filter but return everything.
 //! - With [`ScimSettings::reactivation_refused`], setting `active` back to true is a 400
 //!   `mutability` (apps that delete a deactivated user).
 //! - Errors use the SCIM error schema (`urn:ietf:params:scim:api:messages:2.0:Error`,
@@ -96,6 +97,9 @@ pub struct ScimSettings {
     pub delete_supported: bool,
     /// Setting `active` back to true is refused (400 `mutability`).
     pub reactivation_refused: bool,
+    /// Listings ignore the (still validated) filter and return every resource, as some
+    /// providers do with filters they do not implement.
+    pub filter_ignored: bool,
     /// The attributes a filter may compare (`userName`, `externalId`, `emails.value`, `id`).
     pub filter_attributes: BTreeSet<String>,
     /// The most resources one page holds (`filter.maxResults`).
@@ -117,6 +121,7 @@ impl Default for ScimSettings {
             delete_deactivates: false,
             delete_supported: true,
             reactivation_refused: false,
+            filter_ignored: false,
             filter_attributes: ["userName", "externalId", "emails.value", "id"]
                 .into_iter()
                 .map(str::to_owned)
@@ -715,7 +720,8 @@ type ListQuery = (usize, usize, Option<filter::Comparison>);
 
 fn list_query(ctx: &Ctx<'_>, allowed: &[&str]) -> Result<ListQuery, (u16, Option<Value>)> {
     let (start, count) = paging(ctx)?;
-    Ok((start, count, parse_filter(ctx, allowed)?))
+    let c = parse_filter(ctx, allowed)?;
+    Ok((start, count, c.filter(|_| !ctx.settings.filter_ignored)))
 }
 
 fn list_users(s: &State, ctx: &Ctx<'_>) -> (u16, Option<Value>) {

@@ -1,6 +1,7 @@
 //! `<app>.remove_groups`: the groups whose `members` hold the user (from the user's `groups`
 //! attribute, or `GET /Groups?filter=members[value eq "<id>"]` when the provider does not return
-//! it), then `PATCH /Groups/{g}` with `{"op":"remove","path":"members[value eq \"<id>\"]"}` for
+//! it; a listed group whose `members` do not hold the user is skipped, so a provider that
+//! ignores the filter cannot widen the removal), then `PATCH /Groups/{g}` with `{"op":"remove","path":"members[value eq \"<id>\"]"}` for
 //! each. Rollback adds the snapshot's groups back with
 //! `{"op":"add","path":"members","value":[{"value":"<id>"}]}`.
 
@@ -31,6 +32,7 @@ pub(crate) async fn groups_of(client: &ScimClient, user: &User) -> Result<Vec<(S
         .find_groups(&filter)
         .await?
         .into_iter()
+        .filter(|g| g.may_hold(&user.id))
         .map(|g| (g.id, g.display_name))
         .collect())
 }
