@@ -749,3 +749,36 @@ async fn provider_ignoring_filters_cannot_widen_lookup_or_group_removal() {
     assert_eq!(w[0].line(), format!("PATCH /scim/v2/Groups/{mine}"));
     assert_eq!(s.sp.user(&bob).unwrap().groups.len(), 1);
 }
+
+/// Guards basic authentication: `basic_user` + `basic_password` send
+/// `Authorization: Basic base64(user:password)`, which the provider accepts; the password is in
+/// no `Debug` output.
+#[tokio::test]
+async fn basic_auth_is_sent_and_accepted() {
+    let sp = ScimProvider::start_basic(ScimSettings::default(), "svc", "pw-Secret-9").await;
+    let id = sp.add_user("oz@example.com", &[]);
+    let scim = ScimConfig::new("notion")
+        .with_base_url(sp.base_url())
+        .with_allow_plain_http(true)
+        .with_config("basic_user", "svc")
+        .with_config("basic_password", "pw-Secret-9")
+        .build()
+        .unwrap();
+    assert!(!format!("{scim:?}").contains("pw-Secret-9"));
+    let v = scim.verify_revoked(&account(&id)).await.unwrap();
+    assert!(!v.revoked);
+    let auth = sp.requests()[0]
+        .headers
+        .iter()
+        .find(|(k, _)| k == "authorization")
+        .map(|(_, v)| v.clone());
+    assert_eq!(auth.as_deref(), Some("Basic [REDACTED]"));
+    let wrong = ScimConfig::new("notion")
+        .with_base_url(sp.base_url())
+        .with_allow_plain_http(true)
+        .with_basic("svc", Secret::new("nope"))
+        .build()
+        .unwrap();
+    let e = wrong.verify_revoked(&account(&id)).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unauthenticated);
+}
