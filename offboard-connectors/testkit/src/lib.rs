@@ -39,6 +39,7 @@ pub mod jira;
 pub mod okta;
 pub mod postgres;
 pub mod reference;
+pub mod scim;
 pub mod specs;
 pub mod store;
 pub mod trace;

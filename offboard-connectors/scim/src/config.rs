@@ -1,0 +1,270 @@
+//! Configuration of the SCIM connector and its builder.
+
+use std::fmt;
+use std::time::Duration;
+
+use offboard_core::{ActionName, AppId, Error, Result, Secret};
+use offboard_http::{HttpClient, LimiterConfig, StaticToken};
+
+use crate::ScimConnector;
+use crate::profile::ScimProfile;
+
+/// The most resources asked for per page by default (`count`).
+pub const DEFAULT_PAGE_SIZE: usize = 100;
+
+/// How the connector authenticates.
+#[derive(Clone)]
+enum Auth {
+    Bearer(Secret),
+    Basic { user: String, password: Secret },
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Bearer(t) => f.debug_tuple("Bearer").field(t).finish(),
+            Self::Basic { user, password } => f
+                .debug_struct("Basic")
+                .field("user", user)
+                .field("password", password)
+                .finish(),
+        }
+    }
+}
+
+/// Builds a [`ScimConnector`]: one instance per app.
+///
+/// # Keys
+/// | key | meaning |
+/// |---|---|
+/// | `app` | the app id (`slack`, `notion`...): lower-case ASCII letters, digits, `_`. The actions are named `<app>.deactivate`, `<app>.remove_groups`, `<app>.delete`, since an action's name must start with its connector's app. |
+/// | `base_url` | the SCIM base URL, e.g. `https://api.slack.com/scim/v2` (its path is kept) |
+/// | `bearer_token` | sent as `Authorization: Bearer …` |
+/// | `basic_user` + `basic_password` | HTTP basic authentication instead |
+/// | `profile` | a named [`ScimProfile`] (default `generic`) |
+/// | `timeout_secs`, `max_concurrency`, `page_size` | positive integers (defaults 30, 8, 100) |
+/// | `allow_plain_http` | `true` to allow `http://` on loopback (tests) |
+///
+/// # Example
+/// ```
+/// use offboard_core::Secret;
+/// use offboard_scim::ScimConfig;
+///
+/// let notion = ScimConfig::new("notion")
+///     .with_base_url("https://api.notion.com/scim/v2")
+///     .with_bearer_token(Secret::new("secret-token"))
+///     .with_config("profile", "notion")
+///     .build()
+///     .unwrap();
+/// assert!(!format!("{notion:?}").contains("secret-token"));
+/// let err = ScimConfig::new("Not An App").build().unwrap_err();
+/// assert!(err.to_string().contains("app"));
+/// ```
+#[derive(Clone)]
+pub struct ScimConfig {
+    app: String,
+    base_url: Option<String>,
+    auth: Option<Auth>,
+    basic_user: Option<String>,
+    profile: ScimProfile,
+    timeout: Duration,
+    max_concurrency: usize,
+    page_size: usize,
+    allow_plain_http: bool,
+    /// A key whose value did not parse, reported by `build`.
+    invalid: Option<(String, String)>,
+}
+
+impl fmt::Debug for ScimConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScimConfig")
+            .field("app", &self.app)
+            .field("base_url", &self.base_url)
+            .field("auth", &self.auth)
+            .field("profile", &self.profile.name)
+            .field("timeout", &self.timeout)
+            .field("max_concurrency", &self.max_concurrency)
+            .field("page_size", &self.page_size)
+            .field("allow_plain_http", &self.allow_plain_http)
+            .finish()
+    }
+}
+
+impl ScimConfig {
+    /// A configuration for the app `app`.
+    pub fn new(app: impl Into<String>) -> Self {
+        Self {
+            app: app.into(),
+            base_url: None,
+            auth: None,
+            basic_user: None,
+            profile: ScimProfile::GENERIC,
+            timeout: Duration::from_secs(30),
+            max_concurrency: 8,
+            page_size: DEFAULT_PAGE_SIZE,
+            allow_plain_http: false,
+            invalid: None,
+        }
+    }
+
+    /// Sets a key from its string form (see the table above). An unknown key or a malformed
+    /// value is reported by [`ScimConfig::build`], naming the key (never the value of a
+    /// secret).
+    pub fn with_config(mut self, key: &str, value: impl Into<String>) -> Self {
+        let value = value.into();
+        let positive = |v: &str| v.trim().parse::<u64>().ok().filter(|n| *n > 0);
+        let key = key.trim().to_ascii_lowercase();
+        match key.as_str() {
+            "app" => self.app = value,
+            "base_url" | "url" => self.base_url = Some(value),
+            "bearer_token" | "token" => self.auth = Some(Auth::Bearer(Secret::new(value))),
+            "basic_user" => self.basic_user = Some(value),
+            "basic_password" => {
+                let user = self.basic_user.clone().unwrap_or_default();
+                self.auth = Some(Auth::Basic {
+                    user,
+                    password: Secret::new(value),
+                });
+            }
+            "profile" => match value.parse() {
+                Ok(p) => self.profile = p,
+                Err(e) => self.invalid = Some(("profile".into(), e.message().to_owned())),
+            },
+            "timeout_secs" | "timeout" => match positive(&value) {
+                Some(n) => self.timeout = Duration::from_secs(n),
+                None => self.invalid = Some(not_positive("timeout_secs", &value)),
+            },
+            "max_concurrency" => match positive(&value) {
+                Some(n) => self.max_concurrency = n as usize,
+                None => self.invalid = Some(not_positive("max_concurrency", &value)),
+            },
+            "page_size" => match positive(&value) {
+                Some(n) => self.page_size = n as usize,
+                None => self.invalid = Some(not_positive("page_size", &value)),
+            },
+            "allow_plain_http" => match value.trim() {
+                "true" | "1" | "yes" => self.allow_plain_http = true,
+                "false" | "0" | "no" => self.allow_plain_http = false,
+                _ => {
+                    self.invalid = Some((
+                        "allow_plain_http".into(),
+                        format!("{value:?} is not true or false"),
+                    ));
+                }
+            },
+            _ => self.invalid = Some((key.clone(), "not a SCIM configuration key".into())),
+        }
+        self
+    }
+
+    /// The SCIM base URL (its path is kept: `https://host/scim/v2`).
+    pub fn with_base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = Some(url.into());
+        self
+    }
+
+    /// A bearer token.
+    pub fn with_bearer_token(mut self, token: Secret) -> Self {
+        self.auth = Some(Auth::Bearer(token));
+        self
+    }
+
+    /// HTTP basic authentication.
+    pub fn with_basic(mut self, user: impl Into<String>, password: Secret) -> Self {
+        self.auth = Some(Auth::Basic {
+            user: user.into(),
+            password,
+        });
+        self
+    }
+
+    /// The app's quirks.
+    pub fn with_profile(mut self, profile: ScimProfile) -> Self {
+        self.profile = profile;
+        self
+    }
+
+    /// Per-request timeout (default 30 s).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Requests in flight at once (default 8).
+    pub fn with_max_concurrency(mut self, n: usize) -> Self {
+        self.max_concurrency = n.max(1);
+        self
+    }
+
+    /// Resources asked for per page (`count`, default [`DEFAULT_PAGE_SIZE`]).
+    pub fn with_page_size(mut self, n: usize) -> Self {
+        self.page_size = n.max(1);
+        self
+    }
+
+    /// Allows a plain `http` base URL on loopback (tests and simulators). Default off.
+    pub fn with_allow_plain_http(mut self, allow: bool) -> Self {
+        self.allow_plain_http = allow;
+        self
+    }
+
+    /// Validates and builds the connector.
+    ///
+    /// # Errors
+    /// `Config` naming the key: `app` not a valid app id; `base_url` missing or not an http(s)
+    /// URL (plain http only with `allow_plain_http`, on loopback); neither `bearer_token` nor
+    /// `basic_password` given, or an empty one; `profile` unknown; a malformed number.
+    pub fn build(self) -> Result<ScimConnector> {
+        if let Some((key, message)) = self.invalid {
+            return Err(Error::config(key, message));
+        }
+        let app = self.app.trim().to_owned();
+        ActionName::parse(&format!("{app}.deactivate")).map_err(|_| {
+            Error::config(
+                "app",
+                format!("{app:?} is not an app id (lower-case ASCII letters, digits, _)"),
+            )
+        })?;
+        let base_url = self
+            .base_url
+            .filter(|u| !u.trim().is_empty())
+            .ok_or_else(|| Error::config("base_url", "missing"))?;
+        let base_url = base_url.trim().trim_end_matches('/').to_owned();
+        let tokens = match self.auth {
+            Some(Auth::Bearer(t)) if !t.is_empty() => StaticToken::bearer(t),
+            Some(Auth::Basic { user, password }) if !password.is_empty() && !user.is_empty() => {
+                StaticToken::basic(&user, &password)
+            }
+            Some(Auth::Bearer(_)) => return Err(Error::config("bearer_token", "empty")),
+            Some(Auth::Basic { .. }) => {
+                return Err(Error::config("basic_password", "empty user or password"));
+            }
+            None => {
+                return Err(Error::config(
+                    "bearer_token",
+                    "missing (or basic_user + basic_password)",
+                ));
+            }
+        };
+        let http = HttpClient::builder(&base_url)
+            .allow_plain_http(self.allow_plain_http)
+            .timeout(self.timeout)
+            .limiter(LimiterConfig::default().with_max_concurrency(self.max_concurrency))
+            .token_provider(tokens)
+            .build()
+            .map_err(|e| Error::config("base_url", e.message().to_owned()))?;
+        Ok(ScimConnector::from_client(
+            AppId::new(app),
+            http,
+            self.profile,
+            self.page_size,
+        ))
+    }
+}
+
+fn not_positive(key: &str, value: &str) -> (String, String) {
+    (
+        key.to_owned(),
+        format!("{value:?} is not a positive integer"),
+    )
+}

@@ -1,0 +1,1079 @@
+//! A simulated SCIM 2.0 service provider (RFC 7643/7644) on loopback: stateful, strict, rate
+//! limited, with fault injection and a recording of every request.
+//!
+//! Built on wiremock like [`crate::okta`]: one [`MockServer`] whose responder routes requests
+//! over shared state. Every route lives under [`ScimProvider::BASE_PATH`] (`/scim/v2`), as at
+//! real apps, so a connector must keep its base URL's path.
+//!
+//! # Behaviour modelled
+//! - `GET /ServiceProviderConfig` (RFC 7643 §5) advertising `patch`, `filter` (with
+//!   `maxResults`), `etag`, `bulk`/`sort`/`changePassword` unsupported, and the bearer scheme.
+//! - `GET /Users` and `GET /Groups` with `filter`, `startIndex` (1-based) and `count` (capped at
+//!   [`ScimSettings::max_results`]), answering a `ListResponse`. The filter subset: one
+//!   `attr eq "string"` (`userName`, `externalId`, `id`, `displayName`) or a value path
+//!   `emails[value eq "…"]` / `members[value eq "…"]`; string literals are JSON strings.
+//!   Anything else, an attribute the settings do not list as filterable, or a malformed literal
+//!   is a 400 `invalidFilter`. `userName` and `emails.value` compare ignoring ASCII case
+//!   (`caseExact: false` in RFC 7643 §8.7.1), `externalId` and `id` exactly.
+//! - `GET`/`PUT`/`PATCH`/`DELETE /Users/{id}`, `GET`/`PUT`/`PATCH /Groups/{id}` (a group's PUT
+//!   replaces `displayName` and `members`, each member an existing user). Users carry
+//!   `schemas`, `id`, `externalId`, `userName`, `displayName`, `emails`, `active`, `groups`
+//!   (read-only, when [`ScimSettings::groups_on_user`]) and `meta` (`resourceType`, `created`,
+//!   `lastModified`, `location`, `version`).
+//! - PATCH (RFC 7644 §3.5.2): a body with exactly the `PatchOp` schema and `Operations`; ops
+//!   `add`, `replace`, `remove` (lower case). Users: paths `active` (a JSON boolean, else 400
+//!   `invalidValue`), `displayName`, `externalId`, or no path with an object value. Groups:
+//!   `add` with path `members` and `[{"value": id}]`, `remove` with path
+//!   `members[value eq "id"]`. Other paths: 400 `invalidPath`. Without PATCH support: 501.
+//! - PUT replaces the user: `schemas` must hold the core User schema and `userName` is
+//!   required (400 `invalidValue`); an `id` other than the path's is a 400 `mutability`.
+//! - ETag (when [`ScimSettings::etag_supported`]): `W/"n"` in the `ETag` header and
+//!   `meta.version`, bumped by every change; a write with a stale `If-Match` is a 412.
+//! - DELETE removes the user and its group memberships (204; 404 when gone), or, with
+//!   [`ScimSettings::delete_deactivates`], only sets `active` to false (as Slack documents), or,
+//!   without [`ScimSettings::delete_supported`], is a 405.
+//! - With [`ScimSettings::filter_ignored`], listings check the filter but return everything.
+//! - With [`ScimSettings::reactivation_refused`], setting `active` back to true is a 400
+//!   `mutability` (apps that delete a deactivated user).
+//! - Errors use the SCIM error schema (`urn:ietf:params:scim:api:messages:2.0:Error`,
+//!   `status` as a string, `scimType`, `detail`).
+//! - Authentication: `Authorization: Bearer <token>`, or `Basic` when configured; anything
+//!   else is a 401.
+//! - Rate limit: a budget of requests per window; past it a 429 with `Retry-After` (seconds to
+//!   the window's end). Faults: the next N requests fail with a chosen status.
+//!
+//! # Example
+//! ```
+//! use offboard_testkit::scim::{ScimProvider, ScimSettings};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let sp = ScimProvider::start(ScimSettings::default()).await;
+//! let id = sp.add_user("jane@example.com", &["jane@example.com"]);
+//! assert!(sp.user(&id).unwrap().active);
+//! # }
+//! ```
+
+mod filter;
+mod fixture;
+
+pub use fixture::ScimFixture;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+use wiremock::matchers::any;
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+pub use crate::okta::RecordedRequest;
+use crate::okta::{record, respond};
+
+/// The core User schema URN.
+pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+/// The core Group schema URN.
+pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+/// The PATCH message schema URN.
+pub const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+/// The list response schema URN.
+pub const LIST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+/// The error schema URN.
+pub const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+
+/// What the service provider supports and how it deviates: each field is one quirk a real app
+/// has (see the SCIM connector's profiles).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScimSettings {
+    /// PATCH supported (advertised in `/ServiceProviderConfig`); else PATCH is a 501.
+    pub patch_supported: bool,
+    /// ETags supported (advertised); else no `ETag` and `If-Match` is ignored.
+    pub etag_supported: bool,
+    /// Users carry the read-only `groups` attribute.
+    pub groups_on_user: bool,
+    /// DELETE only sets `active` to false (Slack).
+    pub delete_deactivates: bool,
+    /// DELETE is offered at all (else 405).
+    pub delete_supported: bool,
+    /// Setting `active` back to true is refused (400 `mutability`).
+    pub reactivation_refused: bool,
+    /// Listings ignore the (still validated) filter and return every resource, as some
+    /// providers do with filters they do not implement.
+    pub filter_ignored: bool,
+    /// The attributes a filter may compare (`userName`, `externalId`, `emails.value`, `id`).
+    pub filter_attributes: BTreeSet<String>,
+    /// The most resources one page holds (`filter.maxResults`).
+    pub max_results: usize,
+    /// Requests allowed per window before 429s.
+    pub requests_per_window: u32,
+    /// The window length in seconds.
+    pub window_secs: u64,
+}
+
+impl Default for ScimSettings {
+    /// Everything RFC 7644 offers: PATCH, ETags, `groups` on users, DELETE removes, filters on
+    /// `userName`, `externalId`, `emails.value`, `id`; 100 per page; 600 requests a minute.
+    fn default() -> Self {
+        Self {
+            patch_supported: true,
+            etag_supported: true,
+            groups_on_user: true,
+            delete_deactivates: false,
+            delete_supported: true,
+            reactivation_refused: false,
+            filter_ignored: false,
+            filter_attributes: ["userName", "externalId", "emails.value", "id"]
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            max_results: 100,
+            requests_per_window: 600,
+            window_secs: 60,
+        }
+    }
+}
+
+/// A user's state, read directly from the provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ScimUserState {
+    /// Id.
+    pub id: String,
+    /// `userName`.
+    pub user_name: String,
+    /// `externalId`.
+    pub external_id: Option<String>,
+    /// `emails[].value`.
+    pub emails: Vec<String>,
+    /// `active`.
+    pub active: bool,
+    /// The ids of the groups whose `members` hold the user.
+    pub groups: BTreeSet<String>,
+    /// The ETag version number.
+    pub version: u64,
+}
+
+#[derive(Debug, Clone)]
+struct User {
+    user_name: String,
+    external_id: Option<String>,
+    display_name: Option<String>,
+    emails: Vec<String>,
+    active: bool,
+    version: u64,
+    created: String,
+    modified: String,
+}
+
+#[derive(Debug, Clone)]
+struct Group {
+    display_name: String,
+    members: BTreeSet<String>,
+    version: u64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    users: BTreeMap<String, User>,
+    groups: BTreeMap<String, Group>,
+    next: u64,
+    requests: Vec<RecordedRequest>,
+    fail_next: Vec<(Option<String>, u16)>,
+    window_started: u64,
+    window_used: u32,
+    rate_limited: u64,
+    base: String,
+}
+
+#[derive(Debug)]
+struct Shared {
+    authorization: Vec<String>,
+    token: String,
+    settings: Mutex<ScimSettings>,
+    state: Mutex<State>,
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+    fn settings(&self) -> ScimSettings {
+        self.settings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// The simulated SCIM service provider. See the [module docs](self).
+#[derive(Debug)]
+pub struct ScimProvider {
+    server: MockServer,
+    shared: Arc<Shared>,
+}
+
+fn now_stamp() -> String {
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+fn now_epoch() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
+
+/// A SCIM error response (RFC 7644 §3.12).
+fn error(status: u16, scim_type: Option<&str>, detail: &str) -> (u16, Option<Value>) {
+    let mut body = json!({
+        "schemas": [ERROR_SCHEMA],
+        "status": status.to_string(),
+        "detail": detail,
+    });
+    if let Some(t) = scim_type {
+        body["scimType"] = json!(t);
+    }
+    (status, Some(body))
+}
+
+fn etag(version: u64) -> String {
+    format!("W/\"{version}\"")
+}
+
+impl ScimProvider {
+    /// The path every route lives under.
+    pub const BASE_PATH: &'static str = "/scim/v2";
+
+    /// Every route served, as `(METHOD, path template)` under [`ScimProvider::BASE_PATH`].
+    pub const ROUTES: &'static [(&'static str, &'static str)] = &[
+        ("GET", "/ServiceProviderConfig"),
+        ("GET", "/Users"),
+        ("GET", "/Users/{id}"),
+        ("PUT", "/Users/{id}"),
+        ("PATCH", "/Users/{id}"),
+        ("DELETE", "/Users/{id}"),
+        ("GET", "/Groups"),
+        ("GET", "/Groups/{id}"),
+        ("PUT", "/Groups/{id}"),
+        ("PATCH", "/Groups/{id}"),
+    ];
+
+    /// Starts a provider accepting `Bearer <random token>`.
+    pub async fn start(settings: ScimSettings) -> Self {
+        let token = format!("sim-scim-{}", uuid::Uuid::new_v4().simple());
+        Self::serve(settings, token.clone(), vec![format!("Bearer {token}")]).await
+    }
+
+    /// Starts a provider accepting HTTP basic authentication with this user and password
+    /// (and no bearer token).
+    pub async fn start_basic(settings: ScimSettings, user: &str, password: &str) -> Self {
+        use base64::Engine as _;
+        let encoded =
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        Self::serve(
+            settings,
+            password.to_owned(),
+            vec![format!("Basic {encoded}")],
+        )
+        .await
+    }
+
+    async fn serve(settings: ScimSettings, token: String, authorization: Vec<String>) -> Self {
+        let shared = Arc::new(Shared {
+            authorization,
+            token,
+            settings: Mutex::new(settings),
+            state: Mutex::new(State::default()),
+        });
+        let server = MockServer::start().await;
+        Mock::given(any())
+            .respond_with(Responder(Arc::clone(&shared)))
+            .mount(&server)
+            .await;
+        shared.state().base = format!("{}{}", server.uri(), Self::BASE_PATH);
+        Self { server, shared }
+    }
+
+    /// The SCIM base URL (`http://127.0.0.1:<port>/scim/v2`).
+    pub fn base_url(&self) -> String {
+        format!("{}{}", self.server.uri(), Self::BASE_PATH)
+    }
+
+    /// The bearer token (or, with basic auth, the password) it accepts.
+    pub fn token(&self) -> &str {
+        &self.shared.token
+    }
+
+    /// Replaces the settings.
+    pub fn set_settings(&self, settings: ScimSettings) {
+        *self
+            .shared
+            .settings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = settings;
+    }
+
+    /// Adds an active user with this `userName` and emails; returns its id.
+    pub fn add_user(&self, user_name: &str, emails: &[&str]) -> String {
+        let mut s = self.shared.state();
+        s.next += 1;
+        let id = format!("u{:06}-{}", s.next, uuid::Uuid::new_v4().simple());
+        s.users.insert(
+            id.clone(),
+            User {
+                user_name: user_name.to_owned(),
+                external_id: None,
+                display_name: None,
+                emails: emails.iter().map(|e| (*e).to_owned()).collect(),
+                active: true,
+                version: 1,
+                created: now_stamp(),
+                modified: now_stamp(),
+            },
+        );
+        id
+    }
+
+    /// Sets a user's `externalId`.
+    pub fn set_external_id(&self, id: &str, external_id: &str) {
+        if let Some(u) = self.shared.state().users.get_mut(id) {
+            u.external_id = Some(external_id.to_owned());
+            u.version += 1;
+        }
+    }
+
+    /// Sets a user's `active`, as an administrator would.
+    pub fn set_active(&self, id: &str, active: bool) {
+        if let Some(u) = self.shared.state().users.get_mut(id) {
+            u.active = active;
+            u.version += 1;
+        }
+    }
+
+    /// Adds a group; returns its id.
+    pub fn add_group(&self, display_name: &str) -> String {
+        let mut s = self.shared.state();
+        s.next += 1;
+        let id = format!("g{:06}", s.next);
+        s.groups.insert(
+            id.clone(),
+            Group {
+                display_name: display_name.to_owned(),
+                members: BTreeSet::new(),
+                version: 1,
+            },
+        );
+        id
+    }
+
+    /// Adds a user to a group's `members`.
+    pub fn add_member(&self, group: &str, user: &str) {
+        if let Some(g) = self.shared.state().groups.get_mut(group) {
+            g.members.insert(user.to_owned());
+            g.version += 1;
+        }
+    }
+
+    /// Removes a user outright, as an administrator would (no-op when gone).
+    pub fn remove_user(&self, id: &str) {
+        let mut s = self.shared.state();
+        s.users.remove(id);
+        for g in s.groups.values_mut() {
+            g.members.remove(id);
+        }
+    }
+
+    /// A user's current state.
+    pub fn user(&self, id: &str) -> Option<ScimUserState> {
+        let s = self.shared.state();
+        let u = s.users.get(id)?;
+        Some(ScimUserState {
+            id: id.to_owned(),
+            user_name: u.user_name.clone(),
+            external_id: u.external_id.clone(),
+            emails: u.emails.clone(),
+            active: u.active,
+            groups: s
+                .groups
+                .iter()
+                .filter(|(_, g)| g.members.contains(id))
+                .map(|(gid, _)| gid.clone())
+                .collect(),
+            version: u.version,
+        })
+    }
+
+    /// The user resource as `GET /Users/{id}` answers it.
+    pub fn user_resource(&self, id: &str) -> Option<Value> {
+        let settings = self.shared.settings();
+        let s = self.shared.state();
+        s.users.get(id).map(|u| user_json(&s, &settings, id, u))
+    }
+
+    /// Every request received so far, oldest first.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.state().requests.clone()
+    }
+
+    /// Forgets the recorded requests.
+    pub fn clear_requests(&self) {
+        self.shared.state().requests.clear();
+    }
+
+    /// The next `count` requests (after authentication) fail with `status` (a 429 carries
+    /// `Retry-After: 1`).
+    pub fn fail_next(&self, count: usize, status: u16) {
+        self.shared
+            .state()
+            .fail_next
+            .extend(std::iter::repeat_n((None, status), count));
+    }
+
+    /// As [`ScimProvider::fail_next`], for requests with this method only (e.g. a 412 on the
+    /// next PATCH while reads keep working).
+    pub fn fail_next_on(&self, method: &str, count: usize, status: u16) {
+        self.shared.state().fail_next.extend(std::iter::repeat_n(
+            (Some(method.to_owned()), status),
+            count,
+        ));
+    }
+
+    /// How many 429s it has answered.
+    pub fn rate_limited_count(&self) -> u64 {
+        self.shared.state().rate_limited
+    }
+}
+
+fn user_json(s: &State, settings: &ScimSettings, id: &str, u: &User) -> Value {
+    let mut v = json!({
+        "schemas": [USER_SCHEMA],
+        "id": id,
+        "userName": u.user_name,
+        "active": u.active,
+        "emails": u.emails.iter().enumerate().map(|(i, e)| json!({
+            "value": e, "type": "work", "primary": i == 0,
+        })).collect::<Vec<_>>(),
+        "meta": {
+            "resourceType": "User",
+            "created": u.created,
+            "lastModified": u.modified,
+            "location": format!("{}/Users/{id}", s.base),
+        },
+    });
+    if let Some(x) = &u.external_id {
+        v["externalId"] = json!(x);
+    }
+    if let Some(d) = &u.display_name {
+        v["displayName"] = json!(d);
+    }
+    if settings.etag_supported {
+        v["meta"]["version"] = json!(etag(u.version));
+    }
+    if settings.groups_on_user {
+        v["groups"] = s
+            .groups
+            .iter()
+            .filter(|(_, g)| g.members.contains(id))
+            .map(|(gid, g)| {
+                json!({
+                    "value": gid,
+                    "display": g.display_name,
+                    "$ref": format!("{}/Groups/{gid}", s.base),
+                    "type": "direct",
+                })
+            })
+            .collect();
+    }
+    v
+}
+
+fn group_json(s: &State, settings: &ScimSettings, id: &str, g: &Group) -> Value {
+    let mut v = json!({
+        "schemas": [GROUP_SCHEMA],
+        "id": id,
+        "displayName": g.display_name,
+        "members": g.members.iter().map(|m| json!({
+            "value": m, "$ref": format!("{}/Users/{m}", s.base), "type": "User",
+        })).collect::<Vec<_>>(),
+        "meta": {"resourceType": "Group", "location": format!("{}/Groups/{id}", s.base)},
+    });
+    if settings.etag_supported {
+        v["meta"]["version"] = json!(etag(g.version));
+    }
+    v
+}
+
+struct Responder(Arc<Shared>);
+
+impl Respond for Responder {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        self.0.handle(request)
+    }
+}
+
+/// What a route answers: status, body, and the ETag to send.
+struct Answer {
+    status: u16,
+    body: Option<Value>,
+    etag: Option<String>,
+}
+
+impl From<(u16, Option<Value>)> for Answer {
+    fn from((status, body): (u16, Option<Value>)) -> Self {
+        Self {
+            status,
+            body,
+            etag: None,
+        }
+    }
+}
+
+impl Shared {
+    fn handle(&self, request: &Request) -> ResponseTemplate {
+        let settings = self.settings();
+        let mut s = self.state();
+        s.requests.push(record(request));
+        let auth = request
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !self.authorization.iter().any(|a| a == auth) {
+            let (st, body) = error(401, None, "Authorization failure");
+            return respond(st, body).insert_header("www-authenticate", "Bearer");
+        }
+        let now = now_epoch();
+        if now >= s.window_started + settings.window_secs.max(1) {
+            s.window_started = now;
+            s.window_used = 0;
+        }
+        let retry_after = (s.window_started + settings.window_secs.max(1)).saturating_sub(now);
+        let too_many = |s: &mut State, after: u64| {
+            s.rate_limited += 1;
+            let (st, body) = error(429, None, "Too many requests");
+            respond(st, body).insert_header("retry-after", after.max(1).to_string().as_str())
+        };
+        if s.window_used >= settings.requests_per_window {
+            return too_many(&mut s, retry_after);
+        }
+        s.window_used += 1;
+        let method = request.method.as_str();
+        if let Some(i) = s
+            .fail_next
+            .iter()
+            .position(|(m, _)| m.as_deref().is_none_or(|m| m == method))
+        {
+            let (_, status) = s.fail_next.remove(i);
+            if status == 429 {
+                return too_many(&mut s, 1);
+            }
+            let (st, body) = error(status, None, "injected failure");
+            return respond(st, body);
+        }
+        let path = request.url.path();
+        let Some(rest) = path.strip_prefix(ScimProvider::BASE_PATH) else {
+            let (st, body) = error(404, None, "no such endpoint");
+            return respond(st, body);
+        };
+        let segments: Vec<String> = rest
+            .split('/')
+            .skip(1)
+            .map(crate::okta::decode_segment)
+            .collect();
+        let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let query: BTreeMap<String, String> = request.url.query_pairs().into_owned().collect();
+        let if_match = request
+            .headers
+            .get("if-match")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body: Option<Value> = serde_json::from_slice(&request.body).ok();
+        let ctx = Ctx {
+            settings: &settings,
+            query: &query,
+            if_match: if_match.as_deref(),
+            body: body.as_ref(),
+        };
+        let answer = route(&mut s, &ctx, request.method.as_str(), &segs);
+        let mut t = respond(answer.status, answer.body);
+        if answer.status < 300 && answer.status != 204 {
+            t = t.insert_header("content-type", "application/scim+json");
+        }
+        if let Some(e) = answer.etag {
+            t = t.insert_header("etag", e.as_str());
+        }
+        t
+    }
+}
+
+struct Ctx<'a> {
+    settings: &'a ScimSettings,
+    query: &'a BTreeMap<String, String>,
+    if_match: Option<&'a str>,
+    body: Option<&'a Value>,
+}
+
+fn route(s: &mut State, ctx: &Ctx<'_>, method: &str, segs: &[&str]) -> Answer {
+    match (method, segs) {
+        ("GET", ["ServiceProviderConfig"]) => (200, Some(spc(ctx.settings))).into(),
+        ("GET", ["Users"]) => list_users(s, ctx).into(),
+        ("GET", ["Groups"]) => list_groups(s, ctx).into(),
+        ("GET", ["Users", id]) if s.users.contains_key(*id) => written_user(s, ctx, id),
+        ("GET", ["Users", id]) => user_missing(id).into(),
+        ("GET", ["Groups", id]) if s.groups.contains_key(*id) => written_group(s, ctx, id),
+        ("GET", ["Groups", id]) => error(404, None, &format!("Group {id} not found")).into(),
+        ("PUT", ["Users", id]) => put_user(s, ctx, id),
+        ("PATCH", ["Users", id]) => patch_user(s, ctx, id),
+        ("PATCH", ["Groups", id]) => patch_group(s, ctx, id),
+        ("PUT", ["Groups", id]) => put_group(s, ctx, id),
+        ("DELETE", ["Users", id]) => delete_user(s, ctx, id),
+        (_, ["Users" | "Groups" | "ServiceProviderConfig", ..]) => {
+            error(405, None, &format!("{method} is not allowed here")).into()
+        }
+        _ => error(404, None, "no such endpoint").into(),
+    }
+}
+
+fn user_missing(id: &str) -> (u16, Option<Value>) {
+    error(404, None, &format!("User {id} not found"))
+}
+
+fn spc(settings: &ScimSettings) -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
+        "documentationUri": "https://example.test/scim",
+        "patch": {"supported": settings.patch_supported},
+        "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+        "filter": {"supported": true, "maxResults": settings.max_results},
+        "changePassword": {"supported": false},
+        "sort": {"supported": false},
+        "etag": {"supported": settings.etag_supported},
+        "authenticationSchemes": [{
+            "type": "oauthbearertoken",
+            "name": "OAuth Bearer Token",
+            "description": "Authentication scheme using the OAuth Bearer Token Standard",
+        }],
+        "meta": {"resourceType": "ServiceProviderConfig"},
+    })
+}
+
+/// `startIndex` (1-based, less than 1 read as 1) and `count` (capped at `maxResults`);
+/// a non-number is a 400 `invalidValue`.
+fn paging(ctx: &Ctx<'_>) -> Result<(usize, usize), (u16, Option<Value>)> {
+    let num = |k: &str, default: i64| -> Result<i64, (u16, Option<Value>)> {
+        match ctx.query.get(k) {
+            None => Ok(default),
+            Some(v) => v.parse::<i64>().map_err(|_| {
+                error(
+                    400,
+                    Some("invalidValue"),
+                    &format!("{k} {v:?} is not an integer"),
+                )
+            }),
+        }
+    };
+    let start = num("startIndex", 1)?.max(1) as usize;
+    let max = ctx.settings.max_results;
+    let count = num("count", max as i64)?.clamp(0, max as i64) as usize;
+    Ok((start, count))
+}
+
+fn list_response(start: usize, count: usize, all: Vec<Value>) -> (u16, Option<Value>) {
+    let total = all.len();
+    let page: Vec<Value> = all.into_iter().skip(start - 1).take(count).collect();
+    (
+        200,
+        Some(json!({
+            "schemas": [LIST_SCHEMA],
+            "totalResults": total,
+            "startIndex": start,
+            "itemsPerPage": page.len(),
+            "Resources": page,
+        })),
+    )
+}
+
+fn parse_filter(
+    ctx: &Ctx<'_>,
+    allowed: &[&str],
+) -> Result<Option<filter::Comparison>, (u16, Option<Value>)> {
+    let Some(text) = ctx.query.get("filter") else {
+        return Ok(None);
+    };
+    let c = filter::parse(text).map_err(|why| error(400, Some("invalidFilter"), &why))?;
+    let filterable = ctx.settings.filter_attributes.contains(&c.attribute)
+        || (c.attribute == "members.value" || c.attribute == "displayName");
+    if !allowed.contains(&c.attribute.as_str()) || !filterable {
+        return Err(error(
+            400,
+            Some("invalidFilter"),
+            &format!("filtering on {} is not supported", c.attribute),
+        ));
+    }
+    Ok(Some(c))
+}
+
+/// A listing's page and filter.
+type ListQuery = (usize, usize, Option<filter::Comparison>);
+
+fn list_query(ctx: &Ctx<'_>, allowed: &[&str]) -> Result<ListQuery, (u16, Option<Value>)> {
+    let (start, count) = paging(ctx)?;
+    let c = parse_filter(ctx, allowed)?;
+    Ok((start, count, c.filter(|_| !ctx.settings.filter_ignored)))
+}
+
+fn list_users(s: &State, ctx: &Ctx<'_>) -> (u16, Option<Value>) {
+    let (start, count, c) = match list_query(ctx, &["userName", "externalId", "emails.value", "id"])
+    {
+        Ok(q) => q,
+        Err(e) => return e,
+    };
+    let all = s
+        .users
+        .iter()
+        .filter(|(id, u)| match &c {
+            None => true,
+            Some(c) => match c.attribute.as_str() {
+                "userName" => u.user_name.eq_ignore_ascii_case(&c.value),
+                "emails.value" => u.emails.iter().any(|e| e.eq_ignore_ascii_case(&c.value)),
+                "externalId" => u.external_id.as_deref() == Some(c.value.as_str()),
+                _ => id.as_str() == c.value,
+            },
+        })
+        .map(|(id, u)| user_json(s, ctx.settings, id, u))
+        .collect();
+    list_response(start, count, all)
+}
+
+fn list_groups(s: &State, ctx: &Ctx<'_>) -> (u16, Option<Value>) {
+    let (start, count, c) = match list_query(ctx, &["members.value", "displayName", "id"]) {
+        Ok(q) => q,
+        Err(e) => return e,
+    };
+    let all = s
+        .groups
+        .iter()
+        .filter(|(id, g)| match &c {
+            None => true,
+            Some(c) => match c.attribute.as_str() {
+                "members.value" => g.members.contains(&c.value),
+                "displayName" => g.display_name == c.value,
+                _ => id.as_str() == c.value,
+            },
+        })
+        .map(|(id, g)| group_json(s, ctx.settings, id, g))
+        .collect();
+    list_response(start, count, all)
+}
+
+/// A stale `If-Match` (when ETags are supported) as a 412.
+fn precondition(ctx: &Ctx<'_>, version: u64) -> Option<Answer> {
+    let given = ctx.if_match?;
+    if !ctx.settings.etag_supported || given == "*" || given == etag(version) {
+        return None;
+    }
+    Some(
+        error(
+            412,
+            None,
+            "The resource changed: If-Match does not match its ETag",
+        )
+        .into(),
+    )
+}
+
+fn written_user(s: &State, ctx: &Ctx<'_>, id: &str) -> Answer {
+    let u = &s.users[id];
+    Answer {
+        status: 200,
+        body: Some(user_json(s, ctx.settings, id, u)),
+        etag: ctx.settings.etag_supported.then(|| etag(u.version)),
+    }
+}
+
+fn written_group(s: &State, ctx: &Ctx<'_>, id: &str) -> Answer {
+    let g = &s.groups[id];
+    Answer {
+        status: 200,
+        body: Some(group_json(s, ctx.settings, id, g)),
+        etag: ctx.settings.etag_supported.then(|| etag(g.version)),
+    }
+}
+
+fn set_active(ctx: &Ctx<'_>, u: &mut User, value: &Value) -> Result<(), Answer> {
+    let Some(active) = value.as_bool() else {
+        return Err(error(400, Some("invalidValue"), "active must be a boolean").into());
+    };
+    if active && !u.active && ctx.settings.reactivation_refused {
+        return Err(error(
+            400,
+            Some("mutability"),
+            "a deactivated user cannot be reactivated",
+        )
+        .into());
+    }
+    u.active = active;
+    Ok(())
+}
+
+fn put_user(s: &mut State, ctx: &Ctx<'_>, id: &str) -> Answer {
+    let Some(u) = s.users.get(id) else {
+        return user_missing(id).into();
+    };
+    if let Some(a) = precondition(ctx, u.version) {
+        return a;
+    }
+    let Some(body) = ctx.body.filter(|b| b.is_object()) else {
+        return error(400, Some("invalidSyntax"), "the body must be a JSON object").into();
+    };
+    let schemas_ok = body["schemas"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|s| s == USER_SCHEMA));
+    if !schemas_ok {
+        return error(
+            400,
+            Some("invalidSyntax"),
+            "schemas must list the core User schema",
+        )
+        .into();
+    }
+    let Some(user_name) = body["userName"].as_str().filter(|n| !n.is_empty()) else {
+        return error(400, Some("invalidValue"), "userName is required").into();
+    };
+    if body.get("id").is_some_and(|v| v != id) {
+        return error(400, Some("mutability"), "id is immutable").into();
+    }
+    let emails: Vec<String> = body["emails"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| e["value"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut next = u.clone();
+    if let Err(a) = set_active(ctx, &mut next, body.get("active").unwrap_or(&json!(true))) {
+        return a;
+    }
+    next.user_name = user_name.to_owned();
+    next.emails = emails;
+    next.external_id = body["externalId"].as_str().map(str::to_owned);
+    next.display_name = body["displayName"].as_str().map(str::to_owned);
+    next.version += 1;
+    next.modified = now_stamp();
+    s.users.insert(id.to_owned(), next);
+    written_user(s, ctx, id)
+}
+
+/// The `Operations` of a PATCH body, after checking its schema; op names lower case.
+fn operations(ctx: &Ctx<'_>) -> Result<Vec<(String, Option<String>, Value)>, Answer> {
+    if !ctx.settings.patch_supported {
+        return Err(error(501, None, "PATCH is not supported").into());
+    }
+    let Some(body) = ctx.body.filter(|b| b.is_object()) else {
+        return Err(error(400, Some("invalidSyntax"), "the body must be a JSON object").into());
+    };
+    if body["schemas"] != json!([PATCH_SCHEMA]) {
+        return Err(error(400, Some("invalidSyntax"), "schemas must be [PatchOp]").into());
+    }
+    let Some(ops) = body["Operations"].as_array().filter(|o| !o.is_empty()) else {
+        return Err(error(400, Some("invalidSyntax"), "Operations is required").into());
+    };
+    let mut out = Vec::new();
+    for op in ops {
+        let name = op["op"].as_str().unwrap_or_default();
+        if !matches!(name, "add" | "replace" | "remove") {
+            return Err(error(
+                400,
+                Some("invalidSyntax"),
+                &format!("op {name:?} is unknown"),
+            )
+            .into());
+        }
+        out.push((
+            name.to_owned(),
+            op["path"].as_str().map(str::to_owned),
+            op.get("value").cloned().unwrap_or(Value::Null),
+        ));
+    }
+    Ok(out)
+}
+
+fn patch_user(s: &mut State, ctx: &Ctx<'_>, id: &str) -> Answer {
+    let Some(u) = s.users.get(id) else {
+        return user_missing(id).into();
+    };
+    if let Some(a) = precondition(ctx, u.version) {
+        return a;
+    }
+    let ops = match operations(ctx) {
+        Ok(o) => o,
+        Err(a) => return a,
+    };
+    let mut next = u.clone();
+    for (op, path, value) in ops {
+        let pairs: Vec<(String, Value)> = match (op.as_str(), path) {
+            ("remove", Some(p)) => vec![(p, Value::Null)],
+            (_, Some(p)) => vec![(p, value)],
+            ("remove", None) => {
+                return error(400, Some("noTarget"), "remove needs a path").into();
+            }
+            (_, None) => match value.as_object() {
+                Some(m) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                None => {
+                    return error(400, Some("invalidValue"), "value must be an object").into();
+                }
+            },
+        };
+        for (p, v) in pairs {
+            let result = match p.as_str() {
+                "active" => set_active(ctx, &mut next, &v),
+                "displayName" => {
+                    next.display_name = v.as_str().map(str::to_owned);
+                    Ok(())
+                }
+                "externalId" => {
+                    next.external_id = v.as_str().map(str::to_owned);
+                    Ok(())
+                }
+                other => Err(error(
+                    400,
+                    Some("invalidPath"),
+                    &format!("path {other:?} is not supported"),
+                )
+                .into()),
+            };
+            if let Err(a) = result {
+                return a;
+            }
+        }
+    }
+    next.version += 1;
+    next.modified = now_stamp();
+    s.users.insert(id.to_owned(), next);
+    written_user(s, ctx, id)
+}
+
+fn patch_group(s: &mut State, ctx: &Ctx<'_>, id: &str) -> Answer {
+    let Some(g) = s.groups.get(id) else {
+        return error(404, None, &format!("Group {id} not found")).into();
+    };
+    if let Some(a) = precondition(ctx, g.version) {
+        return a;
+    }
+    let ops = match operations(ctx) {
+        Ok(o) => o,
+        Err(a) => return a,
+    };
+    let mut members = g.members.clone();
+    for (op, path, value) in ops {
+        match (op.as_str(), path.as_deref()) {
+            ("add", Some("members")) => {
+                let Some(items) = value.as_array() else {
+                    return error(400, Some("invalidValue"), "members must be an array").into();
+                };
+                for item in items {
+                    let Some(m) = item["value"].as_str() else {
+                        return error(400, Some("invalidValue"), "a member needs a value").into();
+                    };
+                    if !s.users.contains_key(m) {
+                        return error(400, Some("invalidValue"), &format!("no user {m}")).into();
+                    }
+                    members.insert(m.to_owned());
+                }
+            }
+            ("remove", Some(p)) => {
+                let c = match filter::parse(p) {
+                    Ok(c) if c.attribute == "members.value" => c,
+                    _ => {
+                        return error(
+                            400,
+                            Some("invalidPath"),
+                            &format!("path {p:?} is not supported"),
+                        )
+                        .into();
+                    }
+                };
+                members.remove(&c.value);
+            }
+            (_, p) => {
+                return error(
+                    400,
+                    Some("invalidPath"),
+                    &format!("{op} {p:?} is not supported"),
+                )
+                .into();
+            }
+        }
+    }
+    let g = s.groups.get_mut(id).expect("checked above");
+    if g.members != members {
+        g.members = members;
+        g.version += 1;
+    }
+    written_group(s, ctx, id)
+}
+
+fn put_group(s: &mut State, ctx: &Ctx<'_>, id: &str) -> Answer {
+    let Some(g) = s.groups.get(id) else {
+        return error(404, None, &format!("Group {id} not found")).into();
+    };
+    if let Some(a) = precondition(ctx, g.version) {
+        return a;
+    }
+    let Some(body) = ctx.body.filter(|b| b.is_object()) else {
+        return error(400, Some("invalidSyntax"), "the body must be a JSON object").into();
+    };
+    if !body["schemas"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|s| s == GROUP_SCHEMA))
+    {
+        return error(
+            400,
+            Some("invalidSyntax"),
+            "schemas must list the core Group schema",
+        )
+        .into();
+    }
+    let Some(name) = body["displayName"].as_str().filter(|n| !n.is_empty()) else {
+        return error(400, Some("invalidValue"), "displayName is required").into();
+    };
+    let mut members = BTreeSet::new();
+    for m in body["members"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+        match m["value"].as_str() {
+            Some(v) if s.users.contains_key(v) => {
+                members.insert(v.to_owned());
+            }
+            _ => return error(400, Some("invalidValue"), "a member is not a user").into(),
+        }
+    }
+    let g = s.groups.get_mut(id).expect("checked above");
+    g.display_name = name.to_owned();
+    g.members = members;
+    g.version += 1;
+    written_group(s, ctx, id)
+}
+
+fn delete_user(s: &mut State, ctx: &Ctx<'_>, id: &str) -> Answer {
+    if !ctx.settings.delete_supported {
+        return error(405, None, "DELETE is not supported; set active to false").into();
+    }
+    let Some(u) = s.users.get_mut(id) else {
+        return user_missing(id).into();
+    };
+    if let Some(a) = precondition(ctx, u.version) {
+        return a;
+    }
+    if ctx.settings.delete_deactivates {
+        u.active = false;
+        u.version += 1;
+        return (204, None).into();
+    }
+    s.users.remove(id);
+    for g in s.groups.values_mut() {
+        g.members.remove(id);
+    }
+    (204, None).into()
+}
