@@ -199,6 +199,66 @@ pub(crate) fn chain_gap(seq: u64, last: u64) -> Error {
     )
 }
 
+/// A stored audit row as verification reads it: its key, its hashed body, and the indexed
+/// columns kept beside the body, which per-run queries filter on.
+#[derive(Debug)]
+pub(crate) struct AuditRow<'a> {
+    /// The `seq` column (the row's key).
+    pub(crate) seq: u64,
+    /// The `body` column: the event's JSON, which the hash chain covers.
+    pub(crate) body: &'a str,
+    /// The `run_id` column.
+    pub(crate) run_id: Option<&'a str>,
+    /// The `at` column.
+    pub(crate) at: &'a str,
+    /// The `hash` column.
+    pub(crate) hash: &'a str,
+}
+
+impl AuditRow<'_> {
+    /// The first indexed column whose value is not what the store writes for `event` (the
+    /// row's decoded body), if any. The `seq` column is compared while linking the chain.
+    fn disagreeing_column(&self, event: &AuditEvent) -> Option<&'static str> {
+        let run = event.run.map(|r| r.to_string());
+        if self.run_id != run.as_deref() {
+            Some("run_id")
+        } else if self.at != ts(event.at) {
+            Some("at")
+        } else if self.hash != event.hash {
+            Some("hash")
+        } else {
+            None
+        }
+    }
+}
+
+/// What [`ChainCheck`] found wrong with a row: the chain's problem, and the indexed column
+/// that disagrees with the row's hashed body when that is what is wrong.
+#[derive(Debug)]
+pub(crate) struct Broken {
+    problem: ChainProblem,
+    column: Option<&'static str>,
+}
+
+impl Broken {
+    /// The row at `seq`, whose `column` does not match its body: altered.
+    fn column(seq: u64, column: &'static str) -> Self {
+        Self {
+            problem: ChainProblem::Altered { seq },
+            column: Some(column),
+        }
+    }
+}
+
+impl From<ChainProblem> for Broken {
+    fn from(problem: ChainProblem) -> Self {
+        Self {
+            problem,
+            column: None,
+        }
+    }
+}
+
 /// Verifies a chain read in pages, with exactly the rules of
 /// [`offboard_core::audit::verify_chain`] (which needs the whole chain at once).
 #[derive(Debug)]
@@ -215,22 +275,35 @@ impl ChainCheck {
         }
     }
 
-    /// Checks the next stored row: `seq` is the row's key, `body` its JSON.
-    pub(crate) fn push(&mut self, seq: u64, body: &str) -> Result<(), ChainProblem> {
+    /// Checks the next stored row: its place in the chain, its body against its hash, and
+    /// its indexed columns against its body.
+    pub(crate) fn push(&mut self, row: &AuditRow<'_>) -> Result<(), Broken> {
+        let e = self.link(row.seq, row.body)?;
+        if let Some(column) = row.disagreeing_column(&e) {
+            return Err(Broken::column(row.seq, column));
+        }
+        self.prev = e.hash;
+        self.expected += 1;
+        Ok(())
+    }
+
+    /// The event stored at `seq` as `body`, when it is where the chain expects it and its
+    /// content matches its hash.
+    fn link(&self, seq: u64, body: &str) -> Result<AuditEvent, Broken> {
         let Ok(e) = decode_event(body) else {
             // Not even an event any more: if the row sits where one was expected, it was
             // altered; further on, something before it is missing.
-            return Err(if seq > self.expected {
+            return Err(Broken::from(if seq > self.expected {
                 ChainProblem::Missing { seq: self.expected }
             } else {
                 ChainProblem::Altered { seq }
-            });
+            }));
         };
         if e.seq != seq {
-            return Err(ChainProblem::Altered { seq });
+            return Err(Broken::column(seq, "seq"));
         }
         if e.seq > self.expected {
-            return Err(ChainProblem::Missing { seq: self.expected });
+            return Err(ChainProblem::Missing { seq: self.expected }.into());
         }
         let hashes = e.compute_hash() == e.hash;
         if e.seq < self.expected || e.prev_hash != self.prev {
@@ -240,14 +313,13 @@ impl ChainCheck {
                 ChainProblem::Altered { seq: e.seq }
             } else {
                 ChainProblem::Inserted { seq: e.seq }
-            });
+            }
+            .into());
         }
         if !hashes {
-            return Err(ChainProblem::Altered { seq: e.seq });
+            return Err(ChainProblem::Altered { seq: e.seq }.into());
         }
-        self.prev = e.hash;
-        self.expected += 1;
-        Ok(())
+        Ok(e)
     }
 
     /// How many events verified so far.
@@ -272,11 +344,12 @@ impl ChainCheck {
         Ok(verified)
     }
 
-    /// The verification that stopped at `problem`.
-    pub(crate) fn failed(&self, problem: ChainProblem) -> AuditVerification {
+    /// The verification that stopped at `broken`.
+    pub(crate) fn failed(&self, broken: Broken) -> AuditVerification {
         AuditVerification {
             verified: self.verified(),
-            problem: Some(problem),
+            problem: Some(broken.problem),
+            column: broken.column.map(str::to_owned),
         }
     }
 
@@ -287,10 +360,12 @@ impl ChainCheck {
             Ok(n) => AuditVerification {
                 verified: n,
                 problem: None,
+                column: None,
             },
             Err(problem) => AuditVerification {
                 verified,
                 problem: Some(problem),
+                column: None,
             },
         }
     }
@@ -303,6 +378,12 @@ pub struct AuditVerification {
     pub verified: u64,
     /// The first problem: the first altered, inserted or missing event. `None`: intact.
     pub problem: Option<ChainProblem>,
+    /// When the problem is a row whose indexed column (`seq`, `run_id`, `at` or `hash`, which
+    /// queries filter and order on) does not match its hashed body: that column's name. The
+    /// problem is then [`ChainProblem::Altered`] at that row's seq, even when the body itself
+    /// is intact. `None` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
 }
 
 impl AuditVerification {
@@ -314,11 +395,23 @@ impl AuditVerification {
     /// Turns a problem into an error of kind `Tampered`.
     ///
     /// # Errors
-    /// `Tampered`, naming the first bad event, when the trail does not verify.
+    /// `Tampered`, naming the first bad event (and the column that does not match its body,
+    /// when that is the problem), when the trail does not verify.
     pub fn into_result(self) -> Result<u64> {
         match self.problem {
             None => Ok(self.verified),
-            Some(p) => Err(Error::from(p.clone()).with_context("seq", problem_seq(&p))),
+            Some(p) => {
+                let seq = problem_seq(&p);
+                let err = match self.column {
+                    None => Error::from(p),
+                    Some(column) => Error::new(
+                        ErrorKind::Tampered,
+                        format!("{p}: its {column} column does not match its hashed body"),
+                    )
+                    .with_context("column", column),
+                };
+                Err(err.with_context("seq", seq))
+            }
         }
     }
 }

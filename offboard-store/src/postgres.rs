@@ -32,7 +32,7 @@ pub const POSTGRES_SCHEMA: &str = "offboard";
 pub const POSTGRES_MIGRATIONS_TABLE: &str = "offboard.schema_migrations";
 
 /// The newest schema version this code knows.
-pub const POSTGRES_SCHEMA_VERSION: i64 = 4;
+pub const POSTGRES_SCHEMA_VERSION: i64 = 5;
 
 fn migrator() -> Migrator {
     let mut m = codec::migrator(&[
@@ -40,6 +40,7 @@ fn migrator() -> Migrator {
         (2, "open_runs", q::MIGRATION_0002),
         (3, "one_open_run", q::MIGRATION_0003),
         (4, "records", q::MIGRATION_0004),
+        (5, "no_truncate", q::MIGRATION_0005),
     ]);
     m.dangerous_set_table_name(POSTGRES_MIGRATIONS_TABLE);
     m.create_schema(POSTGRES_SCHEMA);
@@ -203,8 +204,9 @@ impl PostgresStore {
         })
     }
 
-    /// Reads the whole audit trail in pages and checks its hash chain, naming the first
-    /// altered, inserted or missing event (also one cut off the end: the chain head row
+    /// Reads the whole audit trail in pages and checks its hash chain and each row's indexed
+    /// columns against its hashed body, naming the first altered (and the column, when a
+    /// column disagrees with its body), inserted or missing event (also one cut off the end: the chain head row
     /// remembers the last sequence number).
     ///
     /// # Errors
@@ -213,7 +215,7 @@ impl PostgresStore {
     pub async fn verify_audit(&self) -> Result<AuditVerification> {
         const OP: &str = "postgres.verify_audit";
         let page = |after: i64| {
-            sqlx::query(q::AUDIT_ALL)
+            sqlx::query(q::AUDIT_VERIFY)
                 .bind(after)
                 .bind(Some(rows::AUDIT_PAGE))
                 .fetch_all(&self.pool)

@@ -4,13 +4,12 @@
 //! the same columns in the same order.
 
 use chrono::{DateTime, Utc};
-use offboard_core::audit::ChainProblem;
 use offboard_core::store::{Record, RunSummary};
 use offboard_core::{Account, AuditEvent, Error, Lease, PersonId, Result, RunId};
 use sqlx::{ColumnIndex, Decode, Row, Type};
 use uuid::Uuid;
 
-use crate::codec::{self, AuditVerification, ChainCheck, db, int};
+use crate::codec::{self, AuditRow, AuditVerification, Broken, ChainCheck, db, int};
 
 /// A row of either dialect, whose columns read as text and as 64-bit integers (what the
 /// shared shapes hold).
@@ -194,8 +193,10 @@ where
 }
 
 /// Reads the whole audit trail through a chain check, page by page: `page(after)` reads the
-/// `audit_all` rows (seq, body) after seq `after`, at most [`AUDIT_PAGE`]. The check, to be
-/// finished against the stored head, or the verification that found the first problem.
+/// `audit_verify` rows (seq, body, run_id, at, hash) after seq `after`, at most
+/// [`AUDIT_PAGE`]. The check, to be finished against the stored head, or the verification
+/// that found the first problem: a break in the chain, or an indexed column that does not
+/// match its row's hashed body.
 pub(crate) async fn check_trail<R, F, Fut>(
     mut page: F,
     op: &'static str,
@@ -211,8 +212,8 @@ where
     let mut after = 0i64;
     loop {
         let rows = page(after).await.map_err(db(op))?;
-        if let Some(problem) = check_page(&mut check, &rows, &mut after, op)? {
-            return Ok(Err(check.failed(problem)));
+        if let Some(broken) = check_page(&mut check, &rows, &mut after, op)? {
+            return Ok(Err(check.failed(broken)));
         }
         if (rows.len() as i64) < AUDIT_PAGE {
             return Ok(Ok(check));
@@ -220,14 +221,14 @@ where
     }
 }
 
-/// Feeds a page of `audit_all` rows (seq, body) to `check`, moving `after` to the last seq
-/// read: the first problem of the chain, if the page has one.
+/// Feeds a page of `audit_verify` rows (seq, body, run_id, at, hash) to `check`, moving
+/// `after` to the last seq read: the first problem of the page, if it has one.
 fn check_page<R>(
     check: &mut ChainCheck,
     rows: &[R],
     after: &mut i64,
     op: &'static str,
-) -> Result<Option<ChainProblem>>
+) -> Result<Option<Broken>>
 where
     R: SqlRow,
     for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
@@ -235,8 +236,19 @@ where
 {
     for row in rows {
         let seq: i64 = row.col(0, op)?;
-        if let Err(problem) = check.push(int("seq", seq)?, &required(row, 1, op)?) {
-            return Ok(Some(problem));
+        let body = required(row, 1, op)?;
+        let run_id = text(row, 2, op)?;
+        let at = required(row, 3, op)?;
+        let hash = required(row, 4, op)?;
+        let stored = AuditRow {
+            seq: int("seq", seq)?,
+            body: &body,
+            run_id: run_id.as_deref(),
+            at: &at,
+            hash: &hash,
+        };
+        if let Err(broken) = check.push(&stored) {
+            return Ok(Some(broken));
         }
         *after = seq;
     }

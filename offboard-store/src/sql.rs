@@ -19,7 +19,8 @@ pub(crate) mod sqlite {
         LEASE_HELD = "lease_held", LEASE_CLEAR = "lease_clear",
         RELEASE = "release", RENEW = "renew", CLAIM = "claim", AUDIT_HEAD = "audit_head",
         AUDIT_HEAD_SET = "audit_head_set", AUDIT_INSERT = "audit_insert",
-        AUDIT_ALL = "audit_all", AUDIT_RUN = "audit_run", LIST_RUNS = "list_runs",
+        AUDIT_ALL = "audit_all", AUDIT_VERIFY = "audit_verify", AUDIT_RUN = "audit_run",
+        LIST_RUNS = "list_runs",
         LIST_RUNS_PERSON = "list_runs_person", LIST_RUNS_OPEN = "list_runs_open",
         RUNS_PAGE = "runs_page", SNAPSHOT_PUT = "snapshot_put", SNAPSHOT_GET = "snapshot_get",
         ACCOUNT_UPSERT = "account_upsert", ACCOUNTS_GET = "accounts_get",
@@ -64,7 +65,8 @@ pub(crate) mod postgres {
         RELEASE = "release", RENEW = "renew", CLAIM = "claim", AUDIT_HEAD = "audit_head",
         AUDIT_HEAD_READ = "audit_head_read",
         AUDIT_INSERT = "audit_insert",
-        AUDIT_ALL = "audit_all", AUDIT_RUN = "audit_run", LIST_RUNS = "list_runs",
+        AUDIT_ALL = "audit_all", AUDIT_VERIFY = "audit_verify", AUDIT_RUN = "audit_run",
+        LIST_RUNS = "list_runs",
         LIST_RUNS_PERSON = "list_runs_person", LIST_RUNS_OPEN = "list_runs_open",
         RUNS_PAGE = "runs_page", SNAPSHOT_PUT = "snapshot_put", SNAPSHOT_GET = "snapshot_get",
         ACCOUNT_UPSERT = "account_upsert", ACCOUNTS_GET = "accounts_get",
@@ -91,6 +93,11 @@ pub(crate) mod postgres {
     pub(crate) const MIGRATION_0004: &str = include_str!(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/migrations/postgres/0004_records.sql"
+    ));
+    /// `migrations/postgres/0005_no_truncate.sql`
+    pub(crate) const MIGRATION_0005: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/migrations/postgres/0005_no_truncate.sql"
     ));
     // Delegates' records (`Store::get_record`, `insert_record`, `swap_record`).
     queries!("postgres":

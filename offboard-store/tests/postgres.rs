@@ -48,6 +48,10 @@ impl TestDb {
     }
 }
 
+#[path = "common/tamper.rs"]
+mod tampering;
+use tampering::{assert_column_reported, assert_moved_row_reported, column_updates, stored_at};
+
 fn at(secs: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap()
 }
@@ -136,8 +140,8 @@ async fn conformance() {
 }
 
 /// Guards the upgrade to schema 4 (delegates' records): a database at version 3 (made here by
-/// taking migration 4 back out of a fresh one) connects, gets the records table, keeps its
-/// runs and audit chain, and stores records.
+/// taking migrations 4 and 5 back out of a fresh one) connects, gets the records table, keeps
+/// its runs and audit chain, and stores records.
 #[tokio::test]
 async fn a_version_3_database_migrates_to_4_and_keeps_its_data() {
     let db = TestDb::new().await;
@@ -148,8 +152,10 @@ async fn a_version_3_database_migrates_to_4_and_keeps_its_data() {
     };
     let mut conn = db.raw().await;
     for sql in [
+        "DROP TRIGGER audit_no_truncate ON offboard.audit",
+        "DROP TRIGGER audit_head_no_truncate ON offboard.audit_head",
         "DROP TABLE offboard.records",
-        "DELETE FROM offboard.schema_migrations WHERE version = 4",
+        "DELETE FROM offboard.schema_migrations WHERE version >= 4",
     ] {
         sqlx::query(sql).execute(&mut conn).await.unwrap();
     }
@@ -175,7 +181,7 @@ async fn a_version_3_database_migrates_to_4_and_keeps_its_data() {
         .await
         .unwrap();
     assert_eq!(version, offboard_store::POSTGRES_SCHEMA_VERSION);
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
     conn.close().await.unwrap();
     drop(store);
     let store = db.store().await;
@@ -413,7 +419,8 @@ async fn tampering_is_refused_then_named() {
     tamper(
         &db,
         &format!(
-            "INSERT INTO offboard.audit (seq, run_id, at, hash, body) VALUES (5, NULL, 'x', '{}', '{body}')",
+            "INSERT INTO offboard.audit (seq, run_id, at, hash, body) VALUES (5, NULL, '{}', '{}', '{body}')",
+            stored_at(&forged),
             forged.hash
         ),
     )
@@ -422,6 +429,124 @@ async fn tampering_is_refused_then_named() {
         store.verify_audit().await.unwrap().problem,
         Some(ChainProblem::Inserted { seq: 5 })
     );
+    db.drop_db().await;
+}
+
+/// A store whose trail holds `n` events of one run (seq 1 to `n`), and that run.
+async fn store_with_run_events(db: &TestDb, n: usize) -> (PostgresStore, RunId) {
+    let store = db.store().await;
+    let run = RunId::new_v4();
+    for i in 0..n {
+        let mut e = note(&format!("e{i}"));
+        e.run = Some(run);
+        store.append_audit(vec![e]).await.unwrap();
+    }
+    assert!(store.verify_audit().await.unwrap().is_intact());
+    (store, run)
+}
+
+/// Runs `sql` on a connection of its own, with every trigger in place: its error.
+async fn refused(db: &TestDb, sql: &str) -> sqlx::Error {
+    let mut conn = db.raw().await;
+    let err = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(&mut conn)
+        .await
+        .unwrap_err();
+    conn.close().await.unwrap();
+    err
+}
+
+/// Guards TRUNCATE (issue 23 item 2): the row-level append-only trigger does not fire on
+/// TRUNCATE, so before migration 5 `TRUNCATE offboard.audit` emptied the trail (and with the
+/// head, left verify nothing to miss). Now both are refused, alone or with other tables, and
+/// the trail still verifies whole.
+#[tokio::test]
+async fn truncate_of_the_audit_trail_is_refused() {
+    let db = TestDb::new().await;
+    let store = store_with_events(&db, 4).await;
+    for sql in [
+        "TRUNCATE offboard.audit",
+        "TRUNCATE offboard.audit_head",
+        "TRUNCATE offboard.audit, offboard.audit_head",
+        "TRUNCATE offboard.tasks, offboard.runs, offboard.audit CASCADE",
+    ] {
+        let err = refused(&db, sql).await;
+        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+    }
+    let check = store.verify_audit().await.unwrap();
+    assert!(check.is_intact(), "{check:?}");
+    assert_eq!(check.verified, 4);
+    db.drop_db().await;
+}
+
+/// Guards the upgrade to schema 5 (TRUNCATE refused): a database at version 4 (made here by
+/// taking migration 5 back out of a fresh one) connects, gets the triggers and keeps its trail.
+#[tokio::test]
+async fn a_version_4_database_migrates_to_5_and_refuses_truncate() {
+    let db = TestDb::new().await;
+    drop(store_with_events(&db, 3).await);
+    let mut conn = db.raw().await;
+    for sql in [
+        "DROP TRIGGER audit_no_truncate ON offboard.audit",
+        "DROP TRIGGER audit_head_no_truncate ON offboard.audit_head",
+        "DELETE FROM offboard.schema_migrations WHERE version = 5",
+    ] {
+        sqlx::query(sql).execute(&mut conn).await.unwrap();
+    }
+    conn.close().await.unwrap();
+    let store = db.store().await;
+    let err = refused(&db, "TRUNCATE offboard.audit").await;
+    assert!(err.to_string().contains("append-only"), "{err}");
+    assert_eq!(store.verify_audit().await.unwrap().verified, 3);
+    db.drop_db().await;
+}
+
+/// Guards the indexed columns (issue 23 item 2): an UPDATE of one column of an audit row
+/// alone, leaving its hashed body intact, is refused by the append-only trigger (left in
+/// place); with the trigger disabled (as a superuser can), `verify_audit` names the row and
+/// the column. Before the check, verify passed every one of these rows while queries answered
+/// from them.
+#[tokio::test]
+async fn verify_names_an_indexed_column_changed_alone() {
+    for (column, sql) in column_updates("offboard.audit") {
+        let db = TestDb::new().await;
+        let (store, _run) = store_with_run_events(&db, 5).await;
+        let err = refused(&db, &sql).await;
+        assert!(err.to_string().contains("append-only"), "{column}: {err}");
+        assert!(store.verify_audit().await.unwrap().is_intact(), "{column}");
+
+        tamper(&db, &sql).await;
+        assert_column_reported(store.verify_audit().await.unwrap(), 3, column);
+        db.drop_db().await;
+    }
+    // The key itself: a row moved to another seq leaves a gap where it was.
+    let db = TestDb::new().await;
+    let (store, _run) = store_with_run_events(&db, 5).await;
+    let sql = "UPDATE offboard.audit SET seq = 103 WHERE seq = 3";
+    assert!(refused(&db, sql).await.to_string().contains("append-only"));
+    tamper(&db, sql).await;
+    let check = store.verify_audit().await.unwrap();
+    assert_eq!(check.problem, Some(ChainProblem::Missing { seq: 3 }));
+    assert_eq!(check.column, None);
+    db.drop_db().await;
+}
+
+/// Guards the per-run query (issue 23 item 2): a row whose `run_id` column was moved to
+/// another run (trigger disabled, as a superuser can) drops out of its run's trail (the query
+/// filters on the column), and `verify_audit` reports that row and the column, so the
+/// omission is not silent. Before the check, verify passed the trail as intact.
+#[tokio::test]
+async fn a_row_moved_out_of_its_run_is_reported() {
+    let db = TestDb::new().await;
+    let (store, run) = store_with_run_events(&db, 4).await;
+    let other = RunId::new_v4();
+    tamper(
+        &db,
+        &format!("UPDATE offboard.audit SET run_id = '{other}' WHERE seq = 2"),
+    )
+    .await;
+    let check = store.verify_audit().await.unwrap();
+    assert_moved_row_reported(&store, run, other, check).await;
     db.drop_db().await;
 }
 

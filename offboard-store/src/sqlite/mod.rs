@@ -296,8 +296,9 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Reads the whole audit trail in pages and checks its hash chain, naming the first
-    /// altered, inserted or missing event (also one cut off the end: the stored chain head
+    /// Reads the whole audit trail in pages and checks its hash chain and each row's indexed
+    /// columns against its hashed body, naming the first altered (and the column, when a
+    /// column disagrees with its body), inserted or missing event (also one cut off the end: the stored chain head
     /// remembers the last sequence number).
     ///
     /// # Errors
@@ -306,7 +307,7 @@ impl SqliteStore {
     pub async fn verify_audit(&self) -> Result<AuditVerification> {
         const OP: &str = "sqlite.verify_audit";
         let page = |after: i64| {
-            sqlx::query(q::AUDIT_ALL)
+            sqlx::query(q::AUDIT_VERIFY)
                 .bind(after)
                 .bind(rows::AUDIT_PAGE)
                 .fetch_all(&self.pool)
