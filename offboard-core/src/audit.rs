@@ -441,6 +441,7 @@ impl From<ChainProblem> for Error {
 }
 
 /// Receives every audit event after it is committed.
+#[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait AuditSink: Send + Sync + fmt::Debug {
     /// Records events (already sealed by the store, in sequence order).

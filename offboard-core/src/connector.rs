@@ -363,6 +363,7 @@ impl Verification {
 ///
 /// Every method addresses the account by [`AccountRef::external_id`]. Implementations keep
 /// secrets in [`crate::Secret`] so their `Debug` output never shows them.
+#[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait Connector: Send + Sync + fmt::Debug {
     /// What the connector offers.

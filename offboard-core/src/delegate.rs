@@ -80,6 +80,7 @@ pub enum TicketStatus {
 }
 
 /// Opens and watches human tasks.
+#[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait Delegate: Send + Sync + fmt::Debug {
     /// Which kind of delegate this is.

@@ -20,6 +20,19 @@ mod secret;
 pub mod source;
 pub mod store;
 
+/// [mockall](https://docs.rs/mockall) mocks of the traits a host implements or plugs in, for
+/// the host's own tests (feature `mock`): [`MockConnector`](mock::MockConnector),
+/// [`MockDelegate`](mock::MockDelegate), [`MockSourceOfTruth`](mock::MockSourceOfTruth) and
+/// [`MockAuditSink`](mock::MockAuditSink). Set expectations with `expect_<method>()`; a call
+/// nobody expected panics, so a test fails loudly.
+#[cfg(feature = "mock")]
+pub mod mock {
+    pub use crate::audit::MockAuditSink;
+    pub use crate::connector::MockConnector;
+    pub use crate::delegate::MockDelegate;
+    pub use crate::source::MockSourceOfTruth;
+}
+
 pub use action::{Action, ActionName, ActionSpec};
 pub use audit::{AuditEvent, AuditKind, AuditSink, TracingSink};
 pub use connector::{

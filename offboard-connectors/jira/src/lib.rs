@@ -22,7 +22,9 @@
 //!   reads `Open` again.
 //!   [`JiraDelegate::statuses`] reads many tickets with one `key in (...)` search per 50.
 //! - **Webhooks** ([`JiraWebhook`]): verifies `X-Hub-Signature: sha256=<hex>` in constant
-//!   time, refuses replays and stale deliveries, and returns the new state.
+//!   time, refuses replays and stale deliveries, and returns the new state;
+//!   [`webhook::router`] is the endpoint (an axum `Router`) that does so over HTTP and makes
+//!   the engine poll the delegation at once.
 //!
 //! Errors follow [`error`]'s table: 429 and 5xx are retryable with the
 //! vendor's `Retry-After` as the wait hint.
@@ -50,7 +52,7 @@ pub mod config;
 pub mod error;
 mod status;
 mod template;
-mod webhook;
+pub mod webhook;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -1,13 +1,19 @@
-//! Jira webhook deliveries, for hosts: verify, de-duplicate, parse.
+//! Jira webhook deliveries, for hosts: verify, de-duplicate, parse ([`JiraWebhook`]), and
+//! the endpoint that does it over HTTP and tells the engine ([`router`]).
 
 use std::collections::{HashSet, VecDeque};
 use std::fmt;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
-use offboard_core::{Error, ErrorKind, Result, Secret};
+use offboard_core::{DelegateVia, Engine, Error, ErrorKind, Result, Secret};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -269,5 +275,98 @@ impl JiraWebhook {
             declined,
             by: env.user.as_ref().map(UserDetails::shown),
         })
+    }
+}
+
+impl JiraWebhook {
+    /// Forgets an accepted delivery (by [`WebhookUpdate::digest`]), so Jira's retry of it is
+    /// let through: for a host that verified a delivery but could not act on it.
+    pub fn forget(&self, digest: &str) {
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if seen.set.remove(digest) {
+            seen.order.retain(|(d, _)| d != digest);
+        }
+    }
+}
+
+/// The largest webhook body [`router`] reads by default (1 MiB); larger ones get 413.
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
+#[derive(Debug, Clone)]
+struct Endpoint {
+    hook: Arc<JiraWebhook>,
+    engine: Engine,
+}
+
+/// The Jira webhook endpoint as an [`axum::Router`], for the host to mount under any prefix
+/// (`Router::new().nest("/hooks/jira", router(hook, engine))`) and register in Jira as the
+/// webhook's URL, with the same secret as `hook`'s.
+///
+/// # Behavior
+/// `POST` of a delivery to the router's root: the body is read up to [`DEFAULT_BODY_LIMIT`]
+/// (see [`router_with_limit`]), checked by [`JiraWebhook::verify_and_parse`] against the wall
+/// clock, and its issue key handed to [`Engine::delegation_changed`] with
+/// [`DelegateVia::Jira`]: the engine then polls that delegation at once and records what
+/// changed through its usual, audited path (the payload itself is only a hint). Answers:
+///
+/// | status | when | effect |
+/// |---|---|---|
+/// | 204 No Content | verified and handed to the engine (also when no open run has that issue) | the delegation is polled now |
+/// | 401 Unauthorized | missing or wrong `X-Hub-Signature` | none |
+/// | 409 Conflict | a replay: this signed body was already accepted within the window | none |
+/// | 400 Bad Request | stale (timestamp outside the window), malformed, or not an issue event | none |
+/// | 413 Payload Too Large | body over the limit | none, the body is not read on |
+/// | 405 Method Not Allowed | any method but `POST` | none |
+/// | 503 Service Unavailable | the engine's store failed | the delivery is forgotten, so Jira's retry is accepted |
+///
+/// Replay (409) and staleness (400) are told apart so a host's logs show which; neither does
+/// anything. Response bodies are fixed short texts: no secret, signature or payload is echoed.
+pub fn router(hook: Arc<JiraWebhook>, engine: Engine) -> Router {
+    router_with_limit(hook, engine, DEFAULT_BODY_LIMIT)
+}
+
+/// [`router`] with a body limit of `max_bytes` (bodies over it get 413).
+pub fn router_with_limit(hook: Arc<JiraWebhook>, engine: Engine, max_bytes: usize) -> Router {
+    Router::new()
+        .route("/", post(receive))
+        .layer(DefaultBodyLimit::max(max_bytes))
+        .with_state(Endpoint { hook, engine })
+}
+
+async fn receive(
+    State(ep): State<Endpoint>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, &'static str) {
+    let update = match ep.hook.verify_and_parse(&headers, &body, Utc::now()) {
+        Ok(update) => update,
+        Err(e) => {
+            let (status, text) = match e.kind() {
+                ErrorKind::Unauthenticated => (StatusCode::UNAUTHORIZED, "bad signature"),
+                ErrorKind::Conflict => (StatusCode::CONFLICT, "replayed delivery"),
+                ErrorKind::InvalidInput => (
+                    StatusCode::BAD_REQUEST,
+                    "stale or malformed delivery, or not an issue event",
+                ),
+                _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+            };
+            tracing::warn!(status = status.as_u16(), error = %e, "jira webhook refused");
+            return (status, text);
+        }
+    };
+    match ep
+        .engine
+        .delegation_changed(DelegateVia::Jira, &update.key)
+        .await
+    {
+        Ok(hit) => {
+            tracing::debug!(key = %update.key, event = %update.event, matched = hit.is_some(), "jira webhook accepted");
+            (StatusCode::NO_CONTENT, "")
+        }
+        Err(e) => {
+            ep.hook.forget(&update.digest);
+            tracing::warn!(key = %update.key, error = %e, "jira webhook: engine failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "try again later")
+        }
     }
 }

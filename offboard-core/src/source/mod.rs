@@ -183,6 +183,37 @@ impl<S: SourceOfTruth + ?Sized> SourceOfTruth for Arc<S> {
     }
 }
 
+#[cfg(feature = "mock")]
+mockall::mock! {
+    /// A mockall mock of [`SourceOfTruth`] (feature `mock`). `changes` is expected with the
+    /// cursor owned (`expect_changes().with(eq(None))`): mockall cannot store the trait's
+    /// borrowed `Option<&Cursor>`, so the trait impl hands the mock a copy.
+    pub SourceOfTruth {
+        /// The mocked [`SourceOfTruth::name`].
+        pub fn name(&self) -> &str;
+        /// The mocked [`SourceOfTruth::changes`], with the cursor owned.
+        pub fn changes(&self, cursor: Option<Cursor>) -> Result<ChangeBatch>;
+    }
+}
+
+#[cfg(feature = "mock")]
+impl fmt::Debug for MockSourceOfTruth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MockSourceOfTruth")
+    }
+}
+
+#[cfg(feature = "mock")]
+#[async_trait]
+impl SourceOfTruth for MockSourceOfTruth {
+    fn name(&self) -> &str {
+        MockSourceOfTruth::name(self)
+    }
+    async fn changes(&self, cursor: Option<&Cursor>) -> Result<ChangeBatch> {
+        MockSourceOfTruth::changes(self, cursor.cloned())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
