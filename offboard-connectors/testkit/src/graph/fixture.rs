@@ -114,7 +114,7 @@ impl GraphFixture {
     }
 
     /// Creates the user with its app role, grant and directory roles, a member of the team
-    /// "Team of <login>" (owned by the manager) and organiser of the meeting "Sync of <login>"
+    /// "Team of `login`" (owned by the manager) and organiser of the meeting "Sync of `login`"
     /// a week from now with the manager; returns its id.
     pub fn add_employee(&self, login: &str, aliases: &[&str]) -> String {
         let id = self.tenant.add_user(self.employee(login, aliases));
@@ -158,9 +158,9 @@ impl GraphFixture {
 
 #[async_trait]
 impl Fixture for GraphFixture {
-    /// [`GraphFixture::add_employee`], also owning an app registration "App of <login>" (for
+    /// [`GraphFixture::add_employee`], also owning an app registration "App of `login`" (for
     /// `entra.hand_over_owned`, which hands it to the manager) and a Windows laptop
-    /// "Laptop of <login>", registered in Entra and enrolled in Intune (for
+    /// "Laptop of `login`", registered in Entra and enrolled in Intune (for
     /// `entra.disable_devices` and the Intune actions), and assigned the access package
     /// "Sales tools" (for `entra.remove_access_packages`; the tenant delivers its requests at
     /// the next read).
