@@ -256,6 +256,33 @@ impl ScimClient {
         }
     }
 
+    /// Sends one write (`PATCH`, `PUT`, `DELETE`) and drops the answer's body.
+    async fn send_write(
+        &self,
+        method: Method,
+        path: &[&str],
+        body: Option<Value>,
+        etag: Option<&str>,
+    ) -> Result<()> {
+        self.http
+            .send(Self::write(method, path, body, etag))
+            .await
+            .map(drop)
+    }
+
+    /// `PATCH /{resource}/{id}` with one operation in a `PatchOp` message.
+    async fn patch(
+        &self,
+        resource: &str,
+        id: &str,
+        operation: Value,
+        etag: Option<&str>,
+    ) -> Result<()> {
+        let body = json!({"schemas": [PATCH_SCHEMA], "Operations": [operation]});
+        self.send_write(Method::PATCH, &[resource, id], Some(body), etag)
+            .await
+    }
+
     /// `PATCH /Users/{id}` replacing `active`.
     pub(crate) async fn patch_active(
         &self,
@@ -263,14 +290,8 @@ impl ScimClient {
         active: bool,
         etag: Option<&str>,
     ) -> Result<()> {
-        let body = json!({
-            "schemas": [PATCH_SCHEMA],
-            "Operations": [{"op": "replace", "path": "active", "value": active}],
-        });
-        self.http
-            .send(Self::write(Method::PATCH, &["Users", id], Some(body), etag))
-            .await
-            .map(drop)
+        let op = json!({"op": "replace", "path": "active", "value": active});
+        self.patch("Users", id, op, etag).await
     }
 
     /// `PUT /Users/{id}` with the whole resource as read, `active` set.
@@ -282,41 +303,21 @@ impl ScimClient {
     ) -> Result<()> {
         let mut body = user.raw.clone();
         body["active"] = json!(active);
-        self.http
-            .send(Self::write(
-                Method::PUT,
-                &["Users", &user.id],
-                Some(body),
-                etag,
-            ))
+        self.send_write(Method::PUT, &["Users", &user.id], Some(body), etag)
             .await
-            .map(drop)
     }
 
     /// `DELETE /Users/{id}`.
     pub(crate) async fn delete_user(&self, id: &str, etag: Option<&str>) -> Result<()> {
-        self.http
-            .send(Self::write(Method::DELETE, &["Users", id], None, etag))
+        self.send_write(Method::DELETE, &["Users", id], None, etag)
             .await
-            .map(drop)
     }
 
     /// `PATCH /Groups/{group}` removing the member `user` (`members[value eq "user"]`).
     pub(crate) async fn remove_member(&self, group: &str, user: &str) -> Result<()> {
         let path = format!("members[value eq {}]", crate::filter::quoted(user)?);
-        let body = json!({
-            "schemas": [PATCH_SCHEMA],
-            "Operations": [{"op": "remove", "path": path}],
-        });
-        self.http
-            .send(Self::write(
-                Method::PATCH,
-                &["Groups", group],
-                Some(body),
-                None,
-            ))
+        self.patch("Groups", group, json!({"op": "remove", "path": path}), None)
             .await
-            .map(drop)
     }
 
     /// `GET /Groups/{group}` as JSON with its ETag; `None` on 404.
@@ -331,31 +332,13 @@ impl ScimClient {
         body: Value,
         etag: Option<&str>,
     ) -> Result<()> {
-        self.http
-            .send(Self::write(
-                Method::PUT,
-                &["Groups", group],
-                Some(body),
-                etag,
-            ))
+        self.send_write(Method::PUT, &["Groups", group], Some(body), etag)
             .await
-            .map(drop)
     }
 
     /// `PATCH /Groups/{group}` adding the member `user`.
     pub(crate) async fn add_member(&self, group: &str, user: &str) -> Result<()> {
-        let body = json!({
-            "schemas": [PATCH_SCHEMA],
-            "Operations": [{"op": "add", "path": "members", "value": [{"value": user}]}],
-        });
-        self.http
-            .send(Self::write(
-                Method::PATCH,
-                &["Groups", group],
-                Some(body),
-                None,
-            ))
-            .await
-            .map(drop)
+        let op = json!({"op": "add", "path": "members", "value": [{"value": user}]});
+        self.patch("Groups", group, op, None).await
     }
 }
