@@ -33,6 +33,11 @@
 //! |---|---|---|
 //! | `GET <task_url>/<id>?token=<link token>` | [`EmailDelegate::view`] | none: shows the task ([`TaskPage`]) and, while it is open, a form carrying [`TaskPage::form_token`] |
 //! | `POST <task_url>/<id>`, body `token=<form token>` | [`EmailDelegate::complete`] | marks the task done; the next [`Delegate::status`] reads `Done` |
+//! | `POST <task_url>/<id>/cant-do`, body `token=<form token>&reason=<text>` | [`EmailDelegate::decline`] | records that the owner can't do it, and why; the next [`Delegate::status`] reads `Declined` |
+//!
+//! [`web::router`] is that page, ready to mount: server-side HTML with every field escaped, no
+//! JavaScript, readable on a phone, with clear pages for expired, used and unknown links; it
+//! tells the engine as soon as a task is answered.
 //!
 //! The link's token completes nothing: [`EmailDelegate::complete`] refuses it
 //! (`Unauthenticated`), and takes only a form token, which [`EmailDelegate::view`] mints when
@@ -67,6 +72,7 @@ pub mod config;
 pub mod error;
 mod state;
 mod token;
+pub mod web;
 
 use std::fmt;
 use std::sync::Arc;
@@ -75,8 +81,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use offboard_core::engine::Clock;
 use offboard_core::{
-    AppId, Delegate, DelegateVia, DelegationRequest, Error, ErrorKind, Result, Secret, Ticket,
-    TicketStatus,
+    AppId, Delegate, DelegateVia, DelegationRequest, Error, ErrorKind, Result, RunId, Secret,
+    Ticket, TicketStatus,
 };
 
 use crate::client::{Outgoing, SmtpClient};
@@ -104,6 +110,9 @@ impl fmt::Debug for EmailDelegate {
     }
 }
 
+/// The longest reason [`EmailDelegate::decline`] takes, in characters.
+pub const MAX_REASON_CHARS: usize = 1000;
+
 /// What the task page shows for a link's token ([`EmailDelegate::view`]).
 ///
 /// Its `Debug` never shows the form token.
@@ -116,14 +125,20 @@ pub struct TaskPage {
     pub person: String,
     /// The person's email.
     pub person_email: String,
+    /// The person's login in the app, when the request named it.
+    pub login: Option<String>,
     /// The app whose access is to be removed.
     pub app: AppId,
+    /// The offboarding run that asked.
+    pub run: RunId,
     /// When it should be done.
     pub due: DateTime<Utc>,
-    /// When the task was done (`None`: still open).
+    /// When the owner answered (`None`: still open).
     pub done_at: Option<DateTime<Utc>>,
-    /// Who marked it done.
+    /// Who answered.
     pub done_by: Option<String>,
+    /// Why the owner can't do it, when that was the answer.
+    pub declined: Option<String>,
     /// When the link (and the form) stop working.
     pub expires: DateTime<Utc>,
     form_token: Option<Secret>,
@@ -143,9 +158,11 @@ impl fmt::Debug for TaskPage {
         f.debug_struct("TaskPage")
             .field("ticket", &self.ticket)
             .field("app", &self.app)
+            .field("run", &self.run)
             .field("due", &self.due)
             .field("done_at", &self.done_at)
             .field("done_by", &self.done_by)
+            .field("declined", &self.declined)
             .field("expires", &self.expires)
             .field(
                 "form_token",
@@ -189,6 +206,25 @@ impl EmailDelegate {
     /// The task page without a token (what the ticket shows).
     pub fn task_page(&self, id: &str) -> String {
         format!("{}/{id}", self.config.task_url)
+    }
+
+    /// The path of `task_url` (`/offboard/tasks` for `https://admin.example.com/offboard/tasks`):
+    /// where the host mounts [`web::router`] so it serves the links the emails carry.
+    pub fn task_path(&self) -> String {
+        url::Url::parse(&self.config.task_url)
+            .map(|u| u.path().trim_end_matches('/').to_owned())
+            .unwrap_or_default()
+    }
+
+    /// Now, by the delegate's clock.
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// The task a form token names, checking its signature and expiry only (the task page
+    /// refuses a form posted to another task's path before answering anything).
+    pub(crate) fn form_task(&self, form_token: &str, now: DateTime<Utc>) -> Result<String> {
+        token::verify(&self.config.signing_key, Purpose::Form, form_token, now).map(|c| c.task)
     }
 
     fn ticket(&self, t: &EmailTask) -> Ticket {
@@ -315,10 +351,13 @@ impl EmailDelegate {
             ticket: self.ticket(&task),
             person: task.person,
             person_email: task.person_email,
+            login: task.login,
             app: task.app,
+            run: task.run,
             due: task.due,
             done_at: task.done_at,
             done_by: task.done_by,
+            declined: task.declined,
             expires: claims.expires,
             form_token,
         })
@@ -342,21 +381,68 @@ impl EmailDelegate {
     /// completed the task, "task already done" when another one did. Errors never quote the
     /// token.
     pub async fn complete(&self, form_token: &str, now: DateTime<Utc>) -> Result<Ticket> {
+        self.answer(form_token, None, now).await
+    }
+
+    /// Records that the owner can't do the task, and why: the host's task page calls it for
+    /// the `POST` of its "Can't do it" form, with the form token and the reason from the body.
+    ///
+    /// # Behavior
+    /// As [`complete`](Self::complete) (the same token, checked the same way, good once for
+    /// either answer), but the task is answered as declined with `reason` (trimmed): the next
+    /// [`Delegate::status`] reads [`TicketStatus::Declined`] with the owner and the reason, and
+    /// the engine fails the task with that reason in its audit trail (the access was not
+    /// removed, so the run needs a person).
+    ///
+    /// # Errors
+    /// `InvalidInput` for an empty reason or one over [`MAX_REASON_CHARS`] characters (nothing
+    /// changes); otherwise as [`complete`](Self::complete).
+    pub async fn decline(
+        &self,
+        form_token: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Ticket> {
+        let reason = reason.trim();
+        if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
+            return Err(Error::invalid_input(format!(
+                "the reason must be 1 to {MAX_REASON_CHARS} characters"
+            ))
+            .with_operation("email.decline"));
+        }
+        self.answer(form_token, Some(reason), now).await
+    }
+
+    /// Answers the task a form token is good for: done, or declined for a reason.
+    async fn answer(
+        &self,
+        form_token: &str,
+        declined: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Ticket> {
         let (task, claims) = self.task_of(Purpose::Form, form_token, now).await?;
         let id = task.id;
         let done = |message: &str| {
             Error::new(ErrorKind::Conflict, message)
                 .fatal()
-                .with_operation("email.complete")
+                .with_operation(Purpose::Form.operation())
                 .with_context("task", &id)
         };
-        match self
-            .state
-            .mark_done(&id, now, &task.owner, &claims.token_id)
-            .await?
-        {
+        let marked = match declined {
+            None => {
+                self.state
+                    .mark_done(&id, now, &task.owner, &claims.token_id)
+                    .await?
+            }
+            Some(reason) => {
+                self.state
+                    .mark_declined(&id, now, &task.owner, &claims.token_id, reason)
+                    .await?
+            }
+        };
+        match marked {
             MarkDone::Marked(task) => {
-                tracing::info!(task = %id, "email delegation completed through its page");
+                tracing::info!(task = %id, declined = declined.is_some(), "email delegation answered through its page");
                 Ok(self.ticket(&task))
             }
             MarkDone::AlreadyDone => {
@@ -434,6 +520,7 @@ impl Delegate for EmailDelegate {
             app: request.app.clone(),
             person,
             person_email: request.person.email.clone(),
+            login: request.login.clone(),
             owner,
             due: request.due,
             opened_at: now,
@@ -443,6 +530,7 @@ impl Delegate for EmailDelegate {
             escalated_at: None,
             done_at: None,
             done_by: None,
+            declined: None,
             tokens: Vec::new(),
             done_token: None,
         };
@@ -465,6 +553,15 @@ impl Delegate for EmailDelegate {
                 .with_operation("email.status")
                 .with_context("task", &ticket.key)
         })?;
+        if let Some(reason) = &task.declined {
+            return Ok(TicketStatus::Declined {
+                ticket: self.ticket(&task),
+                reason: format!(
+                    "{} can't do it: {reason}",
+                    task.done_by.as_deref().unwrap_or(&task.owner)
+                ),
+            });
+        }
         if task.done_at.is_some() {
             return Ok(TicketStatus::Done {
                 ticket: self.ticket(&task),

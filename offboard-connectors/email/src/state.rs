@@ -29,6 +29,9 @@ pub struct EmailTask {
     pub person: String,
     /// The person's email.
     pub person_email: String,
+    /// The person's login in the app, when the request names it.
+    #[serde(default)]
+    pub login: Option<String>,
     /// Who is asked (the app owner).
     pub owner: String,
     /// When it should be done.
@@ -43,27 +46,32 @@ pub struct EmailTask {
     pub reminders: u32,
     /// When the escalation went out.
     pub escalated_at: Option<DateTime<Utc>>,
-    /// When the task was marked done.
+    /// When the owner answered: marked it done, or said they can't do it ([`declined`]).
+    ///
+    /// [`declined`]: EmailTask::declined
     pub done_at: Option<DateTime<Utc>>,
-    /// Who marked it done.
+    /// Who answered.
     pub done_by: Option<String>,
+    /// Why the owner can't do it, when that was the answer (the access was not removed).
+    #[serde(default)]
+    pub declined: Option<String>,
     /// The ids of the link tokens issued for it (first email and reminders), oldest first:
     /// a token whose id is not here opens and completes nothing. Ids, not tokens: a token
     /// needs the signing key.
     #[serde(default)]
     pub tokens: Vec<String>,
-    /// The id of the link token whose form completed the task (a token is good once).
+    /// The id of the link token whose form answered the task (a token is good once).
     #[serde(default)]
     pub done_token: Option<String>,
 }
 
-/// The outcome of [`EmailState::mark_done`].
+/// The outcome of [`EmailState::mark_done`] and [`EmailState::mark_declined`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum MarkDone {
-    /// The task was open and is now done.
+    /// The task was open and is now answered.
     Marked(Box<EmailTask>),
-    /// The task was already done: nothing changed.
+    /// The task was already answered (done or declined): nothing changed.
     AlreadyDone,
     /// No task has this id.
     NotFound,
@@ -78,8 +86,8 @@ pub enum MarkDone {
 /// - The `record_*` methods change only the fields they name, so a reminder recorded while the
 ///   owner completes the task never undoes the completion.
 /// - `record_token` adds a link token's id once; ids are never removed.
-/// - `mark_done` is atomic (compare-and-set on "not done"): of two concurrent completions with
-///   the same or different tokens, exactly one gets `Marked`.
+/// - `mark_done` and `mark_declined` are atomic (compare-and-set on "not answered"): of two
+///   concurrent answers with the same or different tokens, exactly one gets `Marked`.
 /// - Updates of an unknown id change nothing and succeed.
 #[async_trait]
 pub trait EmailState: Send + Sync + fmt::Debug {
@@ -103,6 +111,16 @@ pub trait EmailState: Send + Sync + fmt::Debug {
         at: DateTime<Utc>,
         by: &str,
         token: &str,
+    ) -> Result<MarkDone>;
+    /// Records that `by` can't do the task, for `reason`, at `at` through link token `token`
+    /// (sets `done_at`, `done_by`, `done_token` and `declined`), unless it is answered already.
+    async fn mark_declined(
+        &self,
+        id: &str,
+        at: DateTime<Utc>,
+        by: &str,
+        token: &str,
+        reason: &str,
     ) -> Result<MarkDone>;
 }
 
@@ -197,15 +215,39 @@ impl EmailState for MemoryEmailState {
         by: &str,
         token: &str,
     ) -> Result<MarkDone> {
+        Ok(self.answer(id, at, by, token, None))
+    }
+
+    async fn mark_declined(
+        &self,
+        id: &str,
+        at: DateTime<Utc>,
+        by: &str,
+        token: &str,
+        reason: &str,
+    ) -> Result<MarkDone> {
+        Ok(self.answer(id, at, by, token, Some(reason)))
+    }
+}
+
+impl MemoryEmailState {
+    fn answer(
+        &self,
+        id: &str,
+        at: DateTime<Utc>,
+        by: &str,
+        token: &str,
+        declined: Option<&str>,
+    ) -> MarkDone {
         let mut m = self.lock();
-        Ok(match m.by_id.get_mut(id) {
+        match m.by_id.get_mut(id) {
             None => MarkDone::NotFound,
             Some(t) if t.done_at.is_some() => MarkDone::AlreadyDone,
             Some(t) => {
-                set_done(t, at, by, token);
+                set_done(t, at, by, token, declined);
                 MarkDone::Marked(Box::new(t.clone()))
             }
-        })
+        }
     }
 }
 
@@ -216,11 +258,12 @@ fn add_token(t: &mut EmailTask, token: &str) {
     }
 }
 
-/// Marks `t` done (the caller checked it was not).
-fn set_done(t: &mut EmailTask, at: DateTime<Utc>, by: &str, token: &str) {
+/// Marks `t` answered: done, or declined for a reason (the caller checked it was open).
+fn set_done(t: &mut EmailTask, at: DateTime<Utc>, by: &str, token: &str, declined: Option<&str>) {
     t.done_at = Some(at);
     t.done_by = Some(by.to_string());
     t.done_token = Some(token.to_string());
+    t.declined = declined.map(str::to_owned);
 }
 
 /// The namespace of the email delegate's records in the engine's store.
@@ -241,8 +284,8 @@ const SWAP_TRIES: usize = 32;
 ///   whatever id the caller's task had). A crash between the two inserts leaves the key
 ///   naming a task not stored yet; the next insert with the key stores it.
 /// - `record_*` read the task, change their fields and compare-and-swap it at the version read,
-///   re-reading and re-applying on a conflict; `mark_done` compare-and-swaps "not done" to
-///   "done" the same way. A change that leaves the task as it is writes nothing.
+///   re-reading and re-applying on a conflict; `mark_done` and `mark_declined` compare-and-swap
+///   "not answered" to "answered" the same way. A change that leaves the task as it is writes nothing.
 ///
 /// # Errors
 /// The store's errors; `Storage` for a record that does not decode; `Conflict` (retryable)
@@ -310,6 +353,27 @@ impl StoreEmailState {
         )
         .retryable()
         .with_context("task", id))
+    }
+
+    /// Marks task `id` answered (done, or declined for a reason) unless it is.
+    async fn answer(
+        &self,
+        id: &str,
+        at: DateTime<Utc>,
+        by: &str,
+        token: &str,
+        declined: Option<&str>,
+    ) -> Result<MarkDone> {
+        self.update(id, |t| match t {
+            None => (None, MarkDone::NotFound),
+            Some(t) if t.done_at.is_some() => (None, MarkDone::AlreadyDone),
+            Some(t) => {
+                let mut done = t.clone();
+                set_done(&mut done, at, by, token, declined);
+                (Some(done.clone()), MarkDone::Marked(Box::new(done)))
+            }
+        })
+        .await
     }
 
     /// Applies `change` to task `id` if it exists.
@@ -391,16 +455,18 @@ impl EmailState for StoreEmailState {
         by: &str,
         token: &str,
     ) -> Result<MarkDone> {
-        self.update(id, |t| match t {
-            None => (None, MarkDone::NotFound),
-            Some(t) if t.done_at.is_some() => (None, MarkDone::AlreadyDone),
-            Some(t) => {
-                let mut done = t.clone();
-                set_done(&mut done, at, by, token);
-                (Some(done.clone()), MarkDone::Marked(Box::new(done)))
-            }
-        })
-        .await
+        self.answer(id, at, by, token, None).await
+    }
+
+    async fn mark_declined(
+        &self,
+        id: &str,
+        at: DateTime<Utc>,
+        by: &str,
+        token: &str,
+        reason: &str,
+    ) -> Result<MarkDone> {
+        self.answer(id, at, by, token, Some(reason)).await
     }
 }
 
@@ -422,6 +488,7 @@ mod tests {
             app: AppId::new("crm"),
             person: "Ada".into(),
             person_email: "ada@example.com".into(),
+            login: None,
             owner: "owner@example.com".into(),
             due: now,
             opened_at: now,
@@ -431,6 +498,7 @@ mod tests {
             escalated_at: None,
             done_at: None,
             done_by: None,
+            declined: None,
             tokens: Vec::new(),
             done_token: None,
         }
@@ -503,6 +571,37 @@ mod tests {
         s.record_escalation("email-zz", now).await.unwrap();
         s.record_token("email-zz", "t1").await.unwrap();
         assert_eq!(s.get("email-zz").await.unwrap(), None);
+
+        // Declining answers the task with the reason; then nothing answers it again.
+        let key = format!("run-3:task-{}", uuid::Uuid::new_v4());
+        let id_c = format!("email-c-{}", uuid::Uuid::new_v4().simple());
+        s.insert_if_absent(task(&id_c, &key)).await.unwrap();
+        assert!(matches!(
+            s.mark_declined(&id_c, now, "owner@example.com", "t1", "no admin rights").await.unwrap(),
+            MarkDone::Marked(t) if t.declined.as_deref() == Some("no admin rights")
+                && t.done_at == Some(now)
+        ));
+        assert_eq!(
+            s.mark_done(&id_c, later, "x", "t1").await.unwrap(),
+            MarkDone::AlreadyDone
+        );
+        assert_eq!(
+            s.mark_declined(&id_c, later, "x", "t1", "other")
+                .await
+                .unwrap(),
+            MarkDone::AlreadyDone
+        );
+        let t = s.get(&id_c).await.unwrap().unwrap();
+        assert_eq!(
+            (t.declined.as_deref(), t.done_at),
+            (Some("no admin rights"), Some(now))
+        );
+        assert_eq!(
+            s.mark_declined("email-zz", now, "x", "t1", "r")
+                .await
+                .unwrap(),
+            MarkDone::NotFound
+        );
 
         // Concurrent inserts with one key: one task, every caller gets it.
         let key = format!("run-2:task-{}", uuid::Uuid::new_v4());
