@@ -10,7 +10,9 @@
 //! forwarding rule, OneDrive to the manager, then licences: the one she inherits from a group is
 //! reported, not removed). Salesforce is delegated to a human through an issue the real
 //! `offboard-jira` delegate files in a simulated Jira site (Sam takes it and closes it), an app
-//! discovered earlier but not in the policy is delegated by email, and her Okta, Google and
+//! discovered earlier but not in the policy is delegated by email (the real `offboard-email`
+//! delegate, writing to a pickup directory; its owner opens the link and presses Done on the
+//! task page, `offboard_email::web`, served on loopback), and her Okta, Google and
 //! Entra deletes are scheduled for the 30-day cleanup stage. Then an administrator deactivates
 //! Grace in the Okta admin console, and the engine's watch loop (Okta as the source of truth,
 //! polled every second with an incremental `lastUpdated` search) notices and offboards her
@@ -25,7 +27,10 @@
 //! simulated tenants live only as long as the process: a second run starts fresh ones, in which
 //! Ada was never offboarded, and its verification says so. The audit trail is printed as counts
 //! per app plus Ada's Google events in full (`OFFBOARD_DEMO_AUDIT=all` prints every event).
-//! Everything runs on real time; it takes about six seconds.
+//! Everything runs on real time; it takes about six seconds. It ends by printing the email task
+//! page's URL, still served on loopback so a person can open it: for a minute (or until Enter)
+//! when stdin is a terminal, not at all otherwise (CI), or for `OFFBOARD_DEMO_SERVE_SECS`
+//! seconds.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -42,6 +47,7 @@ use offboard::{
 };
 use offboard_ad::{AdConfigBuilder, AdConnector, actions as ad_actions};
 use offboard_azure::AzureConfig;
+use offboard_email::{ConfigKey as EmailKey, EmailBuilder};
 use offboard_google::{GoogleConfig, Sku};
 use offboard_jira::JiraBuilder;
 use offboard_o365::O365Config;
@@ -51,7 +57,6 @@ use offboard_testkit::google::{self as gsim, GoogleFixture, GoogleTenant};
 use offboard_testkit::graph::{self as msim, GraphTenant, NewDevice, NewGroup, NewManagedDevice};
 use offboard_testkit::jira::{DEFAULT_EMAIL, DEFAULT_TOKEN, JiraSim};
 use offboard_testkit::okta::{Faults, GroupType, NewUser, OktaTenant, RateFamily, RateLimits};
-use offboard_testkit::reference::ReferenceDelegate;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -295,8 +300,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "jira: simulated site at {} (offboard-jira, project IT)",
         jira_site.uri()
     );
-    // Email needs an SMTP server: the reference delegate stands in.
-    let email = Arc::new(ReferenceDelegate::email());
+    // Email: the real offboard-email delegate. With no mail server here, it writes its messages
+    // to a pickup directory; its task page (offboard_email::web) is served on loopback.
+    let mail_dir = tempfile::tempdir()?;
+    let pages = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let task_url = format!("http://{}/offboard/tasks", pages.local_addr()?);
 
     // Active Directory, only when pointed at a domain (a test OU: the demo changes what it finds).
     let ad = if std::env::var_os("OFFBOARD_AD_URL").is_some() {
@@ -325,6 +333,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The embedded default: one SQLite file. Run the demo twice to see the history kept.
     let db = std::env::var("OFFBOARD_DEMO_DB").unwrap_or_else(|_| "offboard-demo.db".into());
     let store = Arc::new(SqliteStore::open(&db).await?);
+    let email = Arc::new(
+        EmailBuilder::new()
+            .with_pickup_dir(mail_dir.path())
+            .with_from("offboard@example.com")
+            .with_task_url(&task_url)
+            .with_config(EmailKey::AllowPlainHttp, "true")
+            // Fixed for the demo, so links mailed in an earlier demo still open; a host uses a
+            // long random secret.
+            .with_signing_key("offboard-demo-signing-key-not-a-secret")
+            .with_owner("notion-owner@example.com")
+            .with_store(store.clone())
+            .build()?,
+    );
     let history = store.list_runs(RunQuery::default()).await?;
     let seq_before = store
         .audit(AuditQuery::all())
@@ -434,6 +455,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .build()?;
     engine.poll_sources().await?; // initial sync: everyone current, nothing starts
+    let site = axum::Router::new().nest(
+        &email.task_path(),
+        offboard_email::web::router(email.clone(), engine.clone()),
+    );
+    let served = tokio::spawn(async move { axum::serve(pages, site).await });
+    println!(
+        "email: offboard-email, messages to {}, task page at {task_url}",
+        mail_dir.path().display()
+    );
 
     // 1. Plan (dry run: lookups only).
     let request = RunRequest::new(
@@ -546,7 +576,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     //    second later; the Notion owner answers the email after two seconds. (When Ada's run is
     //    from an earlier demo, her issue was closed then, in that process's Jira.)
     let human = {
-        let (engine, site, email) = (engine.clone(), jira_site.clone(), email.clone());
+        let (engine, site, mail_dir, task_url) = (
+            engine.clone(),
+            jira_site.clone(),
+            mail_dir.path().to_owned(),
+            task_url.clone(),
+        );
         tokio::spawn(async move {
             let began = tokio::time::Instant::now();
             let ticket = loop {
@@ -574,8 +609,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 );
             }
             tokio::time::sleep_until(began + Duration::from_secs(2)).await;
-            for ticket in email.tickets() {
-                email.complete(&ticket.ticket.key, "notion-owner@example.com");
+            let link = answer_email(&mail_dir, &task_url).await;
+            if let Some((_, answer)) = &link {
+                println!(
+                    "{} (email) notion-owner@example.com opens the link and presses Done: {answer}",
+                    t(chrono::Utc::now()),
+                );
             }
             if let Some(ticket) = &ticket {
                 tokio::time::sleep_until(began + Duration::from_millis(2200)).await;
@@ -587,6 +626,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     ticket.url
                 );
             }
+            link.map(|(link, _)| link)
         })
     };
 
@@ -609,7 +649,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .all(|t| t.state.is_terminal() || t.not_before > now)
     };
     let done = engine.wait_for(run_id, due_now_done).await?;
-    human.await?;
+    let email_link = human.await?;
     for task in done.tasks.iter().filter(|x| !x.state.is_terminal()) {
         let when = task.not_before.format("%Y-%m-%d");
         println!(
@@ -1013,5 +1053,71 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     // The whole chain also verifies with core's checker, independent of the store.
     verify_chain(&all).map_err(offboard::Error::from)?;
+
+    // 8. The task page the Notion owner used, still served on loopback so a person can open it
+    //    (it shows the task and who answered): for a minute when run from a terminal, or until
+    //    Enter; not at all otherwise (CI), or for OFFBOARD_DEMO_SERVE_SECS seconds.
+    if let Some(link) = email_link {
+        println!("\nemail task page (the link the Notion owner got):\n  {link}");
+        let secs = serve_secs();
+        if secs > 0 {
+            println!("served on loopback for {secs} s; press Enter to stop");
+            let (enter, pressed) = tokio::sync::oneshot::channel();
+            // A plain thread: the process exits without waiting for a line that never comes.
+            // At the end of stdin (no terminal) nothing is sent, and the time runs out.
+            std::thread::spawn(move || {
+                if std::io::stdin()
+                    .read_line(&mut String::new())
+                    .is_ok_and(|n| n > 0)
+                {
+                    let _ = enter.send(());
+                }
+            });
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(secs)) => {}
+                Ok(()) = pressed => {}
+            }
+        }
+    }
+    served.abort();
     Ok(())
+}
+
+/// How long the demo serves the task page at the end: `OFFBOARD_DEMO_SERVE_SECS`, else 60 s
+/// when stdin is a terminal (a person is there), else 0 (CI, a pipe).
+fn serve_secs() -> u64 {
+    use std::io::IsTerminal as _;
+    std::env::var("OFFBOARD_DEMO_SERVE_SECS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(if std::io::stdin().is_terminal() {
+            60
+        } else {
+            0
+        })
+}
+
+/// What the Notion owner does with the email: finds the link in the message the delegate wrote
+/// to the pickup directory, opens it (`GET` shows the page) and presses Done (`POST` of the
+/// page's form, its token in the body). Returns the link and the page's answer.
+async fn answer_email(dir: &std::path::Path, task_url: &str) -> Option<(String, String)> {
+    let link = std::fs::read_dir(dir).ok()?.flatten().find_map(|entry| {
+        let raw = std::fs::read_to_string(entry.path()).ok()?;
+        let (_, body) = raw.split_once("\r\n\r\n")?;
+        let body = quoted_printable::decode(body, quoted_printable::ParseMode::Robust).ok()?;
+        String::from_utf8_lossy(&body)
+            .split_whitespace()
+            .find(|w| w.starts_with(task_url))
+            .map(str::to_owned)
+    })?;
+    let http = reqwest::Client::new();
+    let page = http.get(&link).send().await.ok()?.text().await.ok()?;
+    let field = "name=\"token\" value=\"";
+    let token = page.split_once(field)?.1.split('"').next()?;
+    let (url, _) = link.split_once('?')?;
+    let answer = http.post(url).form(&[("token", token)]).send().await.ok()?;
+    let status = answer.status();
+    let html = answer.text().await.ok()?;
+    let heading = html.split_once("<h1>")?.1.split("</h1>").next()?;
+    Some((link.clone(), format!("{status}, \"{heading}\"")))
 }

@@ -5,7 +5,7 @@ use std::fmt;
 use lettre::message::{Mailbox, header::ContentType};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use offboard_core::{Error, Result};
 
 use crate::config::{EmailConfig, SmtpSecurity};
@@ -19,9 +19,16 @@ pub(crate) struct Outgoing {
     pub(crate) body: String,
 }
 
-/// The SMTP client.
+/// Where messages go.
+enum Transport {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// `.eml` files in a pickup directory.
+    File(AsyncFileTransport<Tokio1Executor>),
+}
+
+/// The SMTP client (or the pickup directory's writer).
 pub(crate) struct SmtpClient {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    transport: Transport,
     from: Mailbox,
 }
 
@@ -41,6 +48,18 @@ impl SmtpClient {
             .from
             .parse()
             .map_err(|_| Error::config("from", "not an email address"))?;
+        if let Some(dir) = &config.pickup_dir {
+            if !dir.is_dir() {
+                return Err(Error::config(
+                    "pickup_dir",
+                    format!("not a directory: {}", dir.display()),
+                ));
+            }
+            return Ok(Self {
+                transport: Transport::File(AsyncFileTransport::new(dir)),
+                from,
+            });
+        }
         let tls = || -> Result<TlsParameters> {
             let mut b = TlsParameters::builder(config.smtp_host.clone());
             if let Some(pem) = &config.root_ca_pem {
@@ -67,7 +86,7 @@ impl SmtpClient {
             ));
         }
         Ok(Self {
-            transport: builder.build(),
+            transport: Transport::Smtp(builder.build()),
             from,
         })
     }
@@ -84,10 +103,20 @@ impl SmtpClient {
             .header(ContentType::TEXT_PLAIN)
             .body(msg.body.clone())
             .map_err(|e| Error::invalid_input(format!("building the message: {e}")))?;
-        self.transport
-            .send(email)
-            .await
-            .map_err(|e| Error::from(MailError::Smtp(e)))?;
+        match &self.transport {
+            Transport::Smtp(t) => {
+                t.send(email)
+                    .await
+                    .map_err(|e| Error::from(MailError::Smtp(e)))?;
+            }
+            Transport::File(t) => {
+                t.send(email).await.map_err(|e| {
+                    Error::storage("writing the message to the pickup directory failed")
+                        .retryable()
+                        .with_source(e)
+                })?;
+            }
+        }
         Ok(())
     }
 }

@@ -202,6 +202,9 @@ pub struct EmailConfig {
     pub owners: BTreeMap<AppId, String>,
     /// SMTP timeout.
     pub timeout: Duration,
+    /// Where messages are written as `.eml` files instead of being sent over SMTP
+    /// ([`EmailBuilder::with_pickup_dir`]); `None`: SMTP.
+    pub pickup_dir: Option<std::path::PathBuf>,
 }
 
 /// Builds an [`EmailDelegate`].
@@ -235,6 +238,7 @@ pub struct EmailBuilder {
     owners: BTreeMap<AppId, String>,
     state: Option<Arc<dyn EmailState>>,
     clock: Option<Arc<dyn Clock>>,
+    pickup_dir: Option<std::path::PathBuf>,
 }
 
 impl EmailBuilder {
@@ -284,6 +288,15 @@ impl EmailBuilder {
         self.with_config(ConfigKey::SmtpHost, host)
             .with_config(ConfigKey::SmtpPort, port.to_string())
             .with_config(ConfigKey::Security, sec)
+    }
+
+    /// Writes every message as an `.eml` file (RFC 5322, one per message, named by a UUID) into
+    /// `dir` instead of sending it over SMTP: a mail server's pickup directory, or a demo or
+    /// try-out without a mail server. The SMTP settings are then not needed, nor used. The
+    /// directory must exist.
+    pub fn with_pickup_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.pickup_dir = Some(dir.into());
+        self
     }
 
     /// SMTP credentials.
@@ -383,7 +396,10 @@ impl EmailBuilder {
                 .filter(|s| !s.is_empty())
         };
         let need = |k: ConfigKey| get(k).ok_or_else(|| Error::config(k.as_str(), "missing"));
-        let smtp_host = need(ConfigKey::SmtpHost)?;
+        let smtp_host = match &self.pickup_dir {
+            Some(_) => get(ConfigKey::SmtpHost).unwrap_or_default(),
+            None => need(ConfigKey::SmtpHost)?,
+        };
         let security = match get(ConfigKey::Security) {
             None => SmtpSecurity::StartTls,
             Some(s) => s.parse()?,
@@ -519,6 +535,7 @@ impl EmailBuilder {
             owner,
             owners,
             timeout,
+            pickup_dir: self.pickup_dir.clone(),
         })
     }
 

@@ -24,6 +24,8 @@
 //!   audited, and a token is a capability to open and complete the task.
 //! - SMTP: STARTTLS (default), implicit TLS, or plain for a local test sink; rustls with the
 //!   aws-lc-rs provider; an extra root CA can be trusted.
+//!   Or no SMTP at all: [`EmailBuilder::with_pickup_dir`] writes each message as an `.eml` file
+//!   (a mail server's pickup directory, or a demo).
 //!
 //! # The task page: GET shows, POST completes
 //! Mail scanners and link previews fetch links before anyone clicks, so following the link
