@@ -476,8 +476,11 @@ async fn in_a_real_browser_the_link_opens_the_page_and_done_completes_the_task()
             "--no-sandbox",
             "--disable-gpu",
             "--disable-dev-shm-usage",
-            "--window-size=390,844",
         ],
+        // A phone: 390 x 844 CSS pixels (desktop Chromium keeps windows at least 500 wide).
+        "mobileEmulation": {
+            "deviceMetrics": { "width": 390, "height": 844, "pixelRatio": 3.0, "mobile": true },
+        },
     });
     if let Ok(binary) = std::env::var("OFFBOARD_TEST_CHROMIUM") {
         options["binary"] = serde_json::json!(binary);
