@@ -2191,3 +2191,56 @@ async fn run_lifecycle_workflow_activates_the_named_leaver_workflow_once() {
     let gone = c.execute(&acc, &wf, &opts).await.unwrap();
     assert_eq!(gone.outcome, Outcome::NotFound);
 }
+
+/// `entra.run_lifecycle_workflow` reads only the leaver's processing results
+/// (`$filter=subject/id eq '<id>'`, escaped), so a repeat costs one page however many people
+/// the workflow has processed, and a look-alike's run never counts as the leaver's. A tenant
+/// that refuses the filter is read whole and filtered locally: the repeat is still found.
+/// Failed before: the whole list was read every time (the Graph benchmark's tail grew with
+/// every person offboarded).
+#[tokio::test]
+async fn run_lifecycle_workflow_reads_only_the_leavers_results() {
+    use offboard_testkit::graph::NewWorkflow;
+    let t = tenant().await;
+    let c = connector(&t);
+    let id = t.add_user(NewUser::new("o'neil@example.com"));
+    let other = look_alike(&t, "O'Neil", "oneil2@example.com");
+    let wf_id = t.add_lifecycle_workflow(NewWorkflow::leaver("Offboard an employee"));
+    let wf = run_workflow("Offboard an employee");
+    let started = chrono::Utc::now();
+    let opts = run("r1:t1").with_started_at(started);
+
+    // The look-alike was processed first: it is not the leaver's run.
+    let theirs = c
+        .execute(&account(&other, "oneil2@example.com"), &wf, &opts)
+        .await
+        .unwrap();
+    assert_eq!(theirs.outcome, Outcome::Done);
+    let acc = account(&id, "o'neil@example.com");
+    t.clear_requests();
+    let first = c.execute(&acc, &wf, &opts).await.unwrap();
+    assert_eq!(first.outcome, Outcome::Done, "{}", detail(&first));
+    let reads: Vec<String> = t
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/userProcessingResults"))
+        .map(|r| r.query_param("$filter").unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(reads, [format!("subject/id eq '{id}'")]);
+    assert_eq!(t.lifecycle_runs(&wf_id).len(), 2);
+
+    // Refused filter: the whole list is read, and the leaver's run is found in it.
+    t.refuse_result_filter(&wf_id);
+    t.clear_requests();
+    let again = c.execute(&acc, &wf, &opts).await.unwrap();
+    assert_eq!(again.outcome, Outcome::AlreadyDone, "{}", detail(&again));
+    let reads: Vec<Option<String>> = t
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/userProcessingResults"))
+        .map(|r| r.query_param("$filter").map(str::to_owned))
+        .collect();
+    assert_eq!(reads, [Some(format!("subject/id eq '{id}'")), None]);
+    assert_eq!(t.lifecycle_runs(&wf_id).len(), 2);
+    assert!(t.requests().iter().all(|r| r.method == "GET"));
+}

@@ -2329,3 +2329,62 @@ async fn graph_directory_roles_assignments_and_eligibilities() {
     let (status, _) = api.get("/directoryRoles", &[]).await;
     assert_eq!(status, 403);
 }
+
+/// Guards the subject filter on `userProcessingResults`: `subject/id eq '<id>'` returns that
+/// subject's results only (and moves only those on), any other filter is a 400, and a
+/// workflow set to refuse the filter answers 400 for it too.
+#[tokio::test]
+async fn graph_lifecycle_processing_results_filter_by_subject_only() {
+    use offboard_testkit::graph::NewWorkflow;
+    let t = GraphTenant::start().await;
+    let api = Api::new(&t);
+    let ann = t.add_user(NewUser::new("ann@example.com"));
+    let bob = t.add_user(NewUser::new("bob@example.com"));
+    let wf = t.add_lifecycle_workflow(NewWorkflow::leaver("Leaver"));
+    let base = format!("/identityGovernance/lifecycleWorkflows/workflows/{wf}");
+    for user in [&ann, &bob] {
+        let body = json!({"subjects": [{"id": user}]});
+        let (status, _, _) = api
+            .call(
+                "POST",
+                &format!("{base}/microsoft.graph.identityGovernance.activate"),
+                &[],
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, 204);
+    }
+    let results = format!("{base}/userProcessingResults");
+    let filter = format!("subject/id eq '{ann}'");
+    let (status, body) = api.get(&results, &[("$filter", &filter)]).await;
+    assert_eq!(status, 200, "{body}");
+    let subjects: Vec<&str> = body["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["subject"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(subjects, [ann.as_str()]);
+    let status_of = |who: &str| {
+        t.lifecycle_runs(&wf)
+            .into_iter()
+            .find(|r| r.subject == who)
+            .unwrap()
+            .status
+    };
+    assert_eq!(status_of(&ann), "inProgress");
+    assert_eq!(status_of(&bob), "queued");
+    for bad in [
+        "subject/userPrincipalName eq 'ann@example.com'".to_owned(),
+        "processingStatus eq 'queued'".to_owned(),
+    ] {
+        let (status, body) = api.get(&results, &[("$filter", &bad)]).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    t.refuse_result_filter(&wf);
+    let (status, _) = api.get(&results, &[("$filter", &filter)]).await;
+    assert_eq!(status, 400);
+    let (status, body) = api.get(&results, &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["value"].as_array().unwrap().len(), 2);
+}

@@ -7,7 +7,9 @@
 //!   workflow runs is never guessed. `GET /identityGovernance/lifecycleWorkflows/workflows`
 //!   (`$select=id,displayName,category`), matched exactly on `id` or `displayName`: none is a
 //!   `not_found` error, two an `ambiguous` one. Only a `leaver` workflow is run for a leaver.
-//! - Repeats: `GET …/workflows/{id}/userProcessingResults`, the leaver's on-demand results
+//! - Repeats: `GET …/workflows/{id}/userProcessingResults?$filter=subject/id eq '<user id>'`
+//!   (the whole list, filtered here, when a tenant refuses that filter: it is the form
+//!   practitioners use, not one the v1.0 reference names), the leaver's on-demand results
 //!   scheduled since the task first started (less [`CLOCK_SKEW`], the two clocks differ): one
 //!   queued, in progress or completed means this task already ran it (`AlreadyDone`, its
 //!   status in the detail); one completed with errors, failed or canceled fails the task with
@@ -23,7 +25,7 @@
 use chrono::{DateTime, Duration, Utc};
 use offboard_core::{Error, ErrorKind, ExecuteReply, Outcome, Result};
 use offboard_http::GraphRequest;
-use offboard_http::graph::check_length;
+use offboard_http::graph::{check_length, odata_string};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -133,15 +135,22 @@ async fn latest_run(
     let Some(since) = since else {
         return Ok(None);
     };
-    let all: Vec<Processing> = client
-        .graph
-        .list(&GraphRequest::get(
-            WORKFLOWS
-                .iter()
-                .copied()
-                .chain([workflow, "userProcessingResults"]),
-        ))
-        .await?;
+    let path: Vec<&str> = WORKFLOWS
+        .iter()
+        .copied()
+        .chain([workflow, "userProcessingResults"])
+        .collect();
+    let mine = GraphRequest::get(path.iter().copied())
+        .query("$filter", format!("subject/id eq {}", odata_string(user)?));
+    let all: Vec<Processing> = match client.graph.list(&mine).await {
+        Ok(all) => all,
+        // The subject filter is what practitioners use, but the v1.0 reference does not
+        // promise it: a tenant that refuses it is read whole (and filtered below).
+        Err(e) if e.kind() == ErrorKind::InvalidInput => {
+            client.graph.list(&GraphRequest::get(path)).await?
+        }
+        Err(e) => return Err(e),
+    };
     Ok(all
         .into_iter()
         .filter(|r| {

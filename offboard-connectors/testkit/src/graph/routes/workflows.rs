@@ -13,9 +13,13 @@
 //! - `GET …/workflows/{id}/userProcessingResults` lists each activation's result
 //!   (`subject`, `processingStatus`, `workflowExecutionType: onDemand`, `scheduledDateTime`,
 //!   `startedDateTime`, `completedDateTime`, `totalTasksCount`, `failedTasksCount`,
-//!   `totalUnprocessedTasksCount`); `LifecycleWorkflows.Read.All`. Graph processes runs
-//!   asynchronously: each read moves a result one step, `queued` → `inProgress` →
-//!   `completed` (or `completedWithErrors` when the workflow was given failing tasks).
+//!   `totalUnprocessedTasksCount`); `LifecycleWorkflows.Read.All`. `$filter=subject/id eq
+//!   '<user id>'` narrows it to one subject (the form practitioners use; the v1.0 reference
+//!   says only that `$filter` is supported): any other filter is a 400, and
+//!   [`GraphTenant::refuse_result_filter`] makes the workflow refuse that one too. Graph
+//!   processes runs asynchronously: each read moves the results it returns one step, `queued`
+//!   → `inProgress` → `completed` (or `completedWithErrors` when the workflow was given failing
+//!   tasks).
 //!
 //! When a result completes, the simulator carries out the built-in tasks it models on the
 //! subject: "Disable user account" (`1dfdfcc7-52fa-4c2e-bf3a-e3919cc12950`) and "Remove user
@@ -25,7 +29,7 @@
 use serde_json::{Value, json};
 
 use super::{Query, Reply, bad_request, insufficient, not_found, page};
-use crate::graph::{GraphTenant, State, new_id, now_iso};
+use crate::graph::{GraphTenant, State, filter, new_id, now_iso};
 
 /// The built-in "Disable user account" task definition.
 pub const DISABLE_USER_TASK: &str = "1dfdfcc7-52fa-4c2e-bf3a-e3919cc12950";
@@ -87,6 +91,8 @@ pub(crate) struct Workflow {
     tasks: Vec<(String, String)>,
     failing_tasks: u32,
     results: Vec<Processing>,
+    /// The subject filter on `userProcessingResults` is refused with a 400.
+    filter_refused: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -112,9 +118,18 @@ impl GraphTenant {
                 tasks: new.tasks,
                 failing_tasks: new.failing_tasks,
                 results: Vec::new(),
+                filter_refused: false,
             },
         );
         id
+    }
+
+    /// Makes `workflow` answer a `$filter` on its `userProcessingResults` with a 400, as a
+    /// tenant would if Graph stopped accepting the undocumented subject filter.
+    pub fn refuse_result_filter(&self, workflow: &str) {
+        if let Some(w) = self.shared.state().workflows.get_mut(workflow) {
+            w.filter_refused = true;
+        }
     }
 
     /// The on-demand runs of a workflow so far, oldest first (empty for an unknown id).
@@ -204,12 +219,34 @@ pub(super) fn route(
             if let Some(no) = read_denied(s) {
                 return no;
             }
-            if !s.workflows.contains_key(*wid) {
+            let Some(w) = s.workflows.get(*wid) else {
                 return not_found(wid);
-            }
-            advance(s, wid);
+            };
+            let subjects = match query.get("$filter") {
+                None => None,
+                Some(_) if w.filter_refused => {
+                    return bad_request(
+                        "Invalid filter clause: the property 'subject' cannot be filtered.",
+                    );
+                }
+                Some(f) => match filter::parse(f, &["subject/id"], &[]) {
+                    Ok(terms) => Some(terms.into_iter().map(|t| t.value).collect::<Vec<_>>()),
+                    Err(why) => return bad_request(&why),
+                },
+            };
+            let wanted = |r: &Processing| {
+                subjects
+                    .as_ref()
+                    .is_none_or(|ids| ids.iter().any(|id| *id == r.subject))
+            };
+            advance(s, wid, &wanted);
             let w = &s.workflows[*wid];
-            let items = w.results.iter().map(|r| result_json(s, w, r)).collect();
+            let items = w
+                .results
+                .iter()
+                .filter(|r| wanted(r))
+                .map(|r| result_json(s, w, r))
+                .collect();
             page(
                 s,
                 base,
@@ -274,7 +311,7 @@ fn activate(s: &mut State, wid: &str, body: Option<&Value>) -> Reply {
 
 /// Moves every unfinished result of the workflow one step on; completing one carries out the
 /// modelled tasks on its subject.
-fn advance(s: &mut State, wid: &str) {
+fn advance(s: &mut State, wid: &str, wanted: &dyn Fn(&Processing) -> bool) {
     let Some(w) = s.workflows.get_mut(wid) else {
         return;
     };
@@ -282,7 +319,7 @@ fn advance(s: &mut State, wid: &str) {
     let failing = w.failing_tasks > 0;
     let tasks: Vec<String> = w.tasks.iter().map(|(_, def)| def.clone()).collect();
     let mut completed = Vec::new();
-    for r in &mut w.results {
+    for r in w.results.iter_mut().filter(|r| wanted(r)) {
         match r.status {
             "queued" => {
                 r.status = "inProgress";
