@@ -7,6 +7,7 @@ use std::process::Command;
 
 use offboard_testkit::google::{self as gsim, GoogleTenant};
 use offboard_testkit::okta::{NewUser, OktaTenant};
+use offboard_testkit::postgres::ScratchDatabase;
 use serde_json::Value;
 
 const POLICY: &str = r#"
@@ -46,18 +47,25 @@ struct Session {
     okta: OktaTenant,
     google: GoogleTenant,
     dir: tempfile::TempDir,
+    /// Variables the binary gets besides the tenants' tokens.
+    env: Vec<(String, String)>,
     outputs: Vec<String>,
 }
 
 impl Session {
     /// A session whose configuration has `top` among its top-level keys and `tables` last.
     async fn start(top: &str, tables: &str) -> Self {
+        Self::start_on("store = \"sqlite://offboard.db\"", top, tables).await
+    }
+
+    /// As [`Session::start`], on the store `store` (its line in the configuration).
+    async fn start_on(store: &str, top: &str, tables: &str) -> Self {
         let okta = OktaTenant::start().await;
         let google = GoogleTenant::start().await;
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("policy.toml"), POLICY).unwrap();
         let config = format!(
-            "store = \"sqlite://offboard.db\"\npolicy = \"policy.toml\"\n\
+            "{store}\npolicy = \"policy.toml\"\n\
              actor = \"it-admin@example.com\"\n{top}\n\
              [connectors.okta]\norg_url = \"{}\"\nallow_plain_http = true\n\
              api_token_env = \"CLI_TEST_OKTA_TOKEN\"\n\
@@ -71,6 +79,7 @@ impl Session {
             okta,
             google,
             dir,
+            env: Vec::new(),
             outputs: Vec::new(),
         }
     }
@@ -87,7 +96,8 @@ impl Session {
             .env("OFFBOARD_CONFIG", self.config())
             .env_remove("OFFBOARD_ACTOR")
             .env("CLI_TEST_OKTA_TOKEN", self.okta.token())
-            .env("CLI_TEST_GOOGLE_TOKEN", self.google.token());
+            .env("CLI_TEST_GOOGLE_TOKEN", self.google.token())
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         let out = tokio::task::spawn_blocking(move || cmd.output())
             .await
             .unwrap()
@@ -101,9 +111,12 @@ impl Session {
         out
     }
 
-    /// Asserts no output so far showed either tenant's token.
+    /// Asserts no output so far showed either tenant's token (or a variable of `env`).
     fn assert_no_secret(&self) {
         for o in &self.outputs {
+            for (k, v) in &self.env {
+                assert!(!o.contains(v.as_str()), "{k} was printed: {o}");
+            }
             assert!(
                 !o.contains(self.okta.token()),
                 "the Okta token was printed: {o}"
@@ -385,4 +398,90 @@ async fn audit_verify_exits_5_on_a_tampered_trail() {
     assert_eq!(broken.code, 5, "{broken:?}");
     assert_eq!(broken.json()["verified"], 0);
     s.assert_no_secret();
+}
+
+/// Guards `watch` on an open run: `run --hold-critical` submits a critical plan without a
+/// confirmation (everything else runs, the critical task is held and its digest shown), and
+/// `watch` draws it until its timeout, reporting the held task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_reports_a_held_run_until_its_timeout() {
+    let mut s = Session::start("", "").await;
+    let (okta_id, _) = add_ada(&s);
+    let ran = s
+        .run(&["--json", "run", "ada@example.com", "--hold-critical"])
+        .await;
+    assert_eq!(ran.code, 0, "{ran:?}");
+    let doc = ran.json();
+    assert_eq!(doc["state"], "awaiting_confirmation", "{doc:#}");
+    assert!(doc["confirmation_digest"].is_string(), "{doc:#}");
+    assert_eq!(s.okta.user(&okta_id).unwrap().status, "SUSPENDED");
+    assert_eq!(
+        s.okta.user(&okta_id).unwrap().apps.len(),
+        1,
+        "held: not unassigned"
+    );
+
+    let watch = s
+        .run(&[
+            "--json",
+            "watch",
+            "--timeout-secs",
+            "1",
+            "--interval-ms",
+            "100",
+        ])
+        .await;
+    assert_eq!(watch.code, 0, "{watch:?}");
+    let doc = watch.json();
+    let okta = doc["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["app"] == "okta")
+        .unwrap();
+    assert_eq!(
+        (okta["held"].as_u64(), okta["ended"].as_u64()),
+        (Some(1), Some(2)),
+        "{doc:#}"
+    );
+    assert_eq!(okta["run_state"], "awaiting_confirmation");
+    s.assert_no_secret();
+}
+
+/// Guards the PostgreSQL store: a URL without its password, the password from the variable
+/// `store_password_env` names (never printed); a run and the audit check work there too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_on_postgres_with_the_password_from_the_environment() {
+    let db = ScratchDatabase::create(&ScratchDatabase::test_server(), "offboard_cli")
+        .await
+        .unwrap();
+    let mut url = url::Url::parse(db.url()).unwrap();
+    // The test server's password, or (a server trusting loopback asks for none) one it ignores.
+    let password = match url.password() {
+        Some(p) => p.to_owned(),
+        None => format!("cli-test-pg-{:016x}", rand::random::<u64>()),
+    };
+    url.set_password(None).unwrap();
+    let store = format!("store = \"{url}\"\nstore_password_env = \"CLI_TEST_PG_PASSWORD\"");
+    let mut s = Session::start_on(&store, "", "").await;
+    assert!(
+        !password.is_empty(),
+        "the test server's URL carries a password"
+    );
+    s.env.push(("CLI_TEST_PG_PASSWORD".into(), password));
+    let (okta_id, _) = add_ada(&s);
+    let digest = s.run(&["--json", "plan", "ada@example.com"]).await.json()["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ran = s
+        .run(&["--json", "run", "ada@example.com", "--confirm", &digest])
+        .await;
+    assert_eq!(ran.code, 0, "{ran:?}");
+    assert_eq!(ran.json()["state"], "completed");
+    assert_eq!(s.okta.user(&okta_id).unwrap().status, "SUSPENDED");
+    let audit = s.run(&["--json", "audit", "verify"]).await;
+    assert_eq!(audit.code, 0, "{audit:?}");
+    s.assert_no_secret();
+    db.drop_database().await;
 }
