@@ -146,7 +146,8 @@ fn add_ada(s: &Session) -> (String, String) {
 /// Guards the operator's loop end to end: a critical plan prints its digest and exits 2; run
 /// without `--confirm` (or with another digest) exits 2 and changes nothing; run with the
 /// digest offboards Ada in both tenants; status, verify, the CSV and JSON reports, audit verify
-/// and a confirmed rollback report what happened; the tokens from the environment never show.
+/// and a confirmed rollback report what happened (after which verify finds access left: exit
+/// 3); the tokens from the environment never show.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_plans_runs_verifies_reports_and_rolls_back() {
     let mut s = Session::start("", "").await;
@@ -293,6 +294,18 @@ async fn check_rollback(s: &mut Session, run: &str, okta_id: &str) {
     assert_eq!(done.code, 0, "{done:?}");
     assert_eq!(done.json()["state"], "rolled_back");
     assert_eq!(s.okta.user(okta_id).unwrap().status, "ACTIVE");
+    // Her Okta account is active again: verification finds access left (exit 3).
+    let verify = s.run(&["--json", "verify", run]).await;
+    assert_eq!(verify.code, 3, "{verify:?}");
+    let doc = verify.json();
+    assert_eq!(doc["access_left"], true);
+    let okta = doc["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["app"] == "okta")
+        .unwrap();
+    assert_eq!(okta["revoked"], false, "{doc:#}");
 }
 
 /// Guards exit code 4 and clear errors: an unknown run, a person no app knows, a secret
@@ -325,7 +338,8 @@ async fn unknown_runs_and_people_exit_4_and_bad_config_exits_1() {
 
 /// Guards `sources poll` and the holds: Okta as the source of truth; a person deactivated
 /// there starts a run whose critical actions wait for a confirmation (exit 2, the digest
-/// printed), `confirm` with that digest carries them out, and `holds` lists no held batch.
+/// printed); `confirm` with another digest exits 2 and releases nothing, with that digest
+/// carries them out; `holds` lists no held batch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sources_poll_starts_a_run_that_confirm_releases() {
     let mut s = Session::start("domains = [\"example.com\"]", "[sources.okta]\n").await;
@@ -344,6 +358,10 @@ async fn sources_poll_starts_a_run_that_confirm_releases() {
 
     let status = s.run(&["--json", "status", &run]).await.json();
     assert_eq!(status["confirmation_digest"], digest.as_str());
+    let wrong = s.run(&["confirm", &run, &"0".repeat(64)]).await;
+    assert_eq!(wrong.code, 2, "another digest: {wrong:?}");
+    let still = s.run(&["--json", "status", &run]).await.json();
+    assert_eq!(still["confirmation_digest"], digest.as_str(), "still held");
     let confirmed = s.run(&["--json", "confirm", &run, &digest]).await;
     assert_eq!(confirmed.code, 0, "{confirmed:?}");
     let doc = confirmed.json();
@@ -353,7 +371,13 @@ async fn sources_poll_starts_a_run_that_confirm_releases() {
         .iter()
         .filter(|a| a["state"] == "held");
     assert_eq!(held.count(), 0, "{doc:#}");
-    assert!(s.okta.user(&okta_id).unwrap().apps.is_empty());
+    let unassign = doc["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["action"] == "okta.unassign_apps")
+        .unwrap();
+    assert_eq!(unassign["state"], "completed", "{doc:#}");
 
     let holds = s.run(&["--json", "holds"]).await;
     assert_eq!(holds.code, 0, "{holds:?}");
@@ -402,7 +426,8 @@ async fn audit_verify_exits_5_on_a_tampered_trail() {
 
 /// Guards `watch` on an open run: `run --hold-critical` submits a critical plan without a
 /// confirmation (everything else runs, the critical task is held and its digest shown), and
-/// `watch` draws it until its timeout, reporting the held task.
+/// `watch` draws it until its timeout, reporting the held task; `cancel` ends the run with
+/// the held task never run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_reports_a_held_run_until_its_timeout() {
     let mut s = Session::start("", "").await;
@@ -445,6 +470,15 @@ async fn watch_reports_a_held_run_until_its_timeout() {
         "{doc:#}"
     );
     assert_eq!(okta["run_state"], "awaiting_confirmation");
+    let run = doc["apps"][0]["run"].as_str().unwrap().to_owned();
+    let cancelled = s.run(&["--json", "cancel", &run]).await;
+    assert_eq!(cancelled.code, 0, "{cancelled:?}");
+    assert_eq!(cancelled.json()["state"], "cancelled");
+    assert_eq!(
+        s.okta.user(&okta_id).unwrap().apps.len(),
+        1,
+        "cancelled: never unassigned"
+    );
     s.assert_no_secret();
 }
 
