@@ -129,6 +129,13 @@ impl Session {
     }
 }
 
+/// The element of the JSON list `list` whose `key` is `value`.
+fn item<'a>(list: &'a Value, key: &str, value: &str) -> &'a Value {
+    list.as_array()
+        .and_then(|l| l.iter().find(|x| x[key] == value))
+        .unwrap_or_else(|| panic!("no {key} = {value} in {list:#}"))
+}
+
 fn add_ada(s: &Session) -> (String, String) {
     let github = s.okta.add_app("GitHub");
     let okta_id = s.okta.add_user(NewUser {
@@ -299,12 +306,7 @@ async fn check_rollback(s: &mut Session, run: &str, okta_id: &str) {
     assert_eq!(verify.code, 3, "{verify:?}");
     let doc = verify.json();
     assert_eq!(doc["access_left"], true);
-    let okta = doc["apps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["app"] == "okta")
-        .unwrap();
+    let okta = item(&doc["apps"], "app", "okta");
     assert_eq!(okta["revoked"], false, "{doc:#}");
 }
 
@@ -371,12 +373,7 @@ async fn sources_poll_starts_a_run_that_confirm_releases() {
         .iter()
         .filter(|a| a["state"] == "held");
     assert_eq!(held.count(), 0, "{doc:#}");
-    let unassign = doc["actions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["action"] == "okta.unassign_apps")
-        .unwrap();
+    let unassign = item(&doc["actions"], "action", "okta.unassign_apps");
     assert_eq!(unassign["state"], "completed", "{doc:#}");
 
     let holds = s.run(&["--json", "holds"]).await;
@@ -458,12 +455,7 @@ async fn watch_reports_a_held_run_until_its_timeout() {
         .await;
     assert_eq!(watch.code, 0, "{watch:?}");
     let doc = watch.json();
-    let okta = doc["apps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["app"] == "okta")
-        .unwrap();
+    let okta = item(&doc["apps"], "app", "okta");
     assert_eq!(
         (okta["held"].as_u64(), okta["ended"].as_u64()),
         (Some(1), Some(2)),
