@@ -27,8 +27,11 @@
 //! `client_id`, `client_secret`, `graph_url`, `token_url`, `timeout_secs`,
 //! `max_concurrency`, `allow_plain_http`). Any key may be given as `<key>_env`, naming the
 //! environment variable that holds its value; secrets (tokens, keys, passwords) must be: a
-//! secret written in the file is refused. Values read from the environment are kept as
-//! [`Secret`]s, so `Debug` never shows them.
+//! secret written in the file is refused. A connector's table also takes the crate's standard
+//! variables (`OFFBOARD_OKTA_ORG_URL`, `OFFBOARD_GOOGLE_ACCESS_TOKEN`, `OFFBOARD_AZURE_*` for
+//! `entra`, `OFFBOARD_O365_*`, `OFFBOARD_AD_*`, `OFFBOARD_JIRA_*`, `OFFBOARD_EMAIL_*`), which
+//! the file's keys override; a kind without a table is not built. Values read from the
+//! environment are kept as [`Secret`]s, so `Debug` never shows them.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -259,7 +262,7 @@ fn resolve_all(
 /// Resolves one table: `<key>_env` read from the environment, scalars as strings, keys made
 /// canonical; a secret written in the file is refused.
 fn resolve(kind: &str, table: &toml::Table, env: Env<'_>) -> Result<Values> {
-    let mut values = Vec::new();
+    let mut values = standard_variables(kind, env);
     for (key, value) in table {
         let at = format!("{kind}.{key}");
         let (name, value) = match key.strip_suffix("_env") {
@@ -317,6 +320,41 @@ const GRAPH_KEYS: [&str; 8] = [
     "max_concurrency",
     "allow_plain_http",
 ];
+
+/// The crate's standard variables for `kind` that are set, as (canonical key, value).
+fn standard_variables(kind: &str, env: Env<'_>) -> Vec<(String, Secret)> {
+    fn names<K: Copy>(all: &[K], name: fn(K) -> &'static str) -> Vec<&'static str> {
+        all.iter().map(|k| name(*k)).collect()
+    }
+    let (prefix, keys) = match kind {
+        "okta" => (
+            "OKTA",
+            names(&offboard::okta::ConfigKey::ALL, |k| k.as_str()),
+        ),
+        "google" => (
+            "GOOGLE",
+            names(&offboard::google::ConfigKey::ALL, |k| k.as_str()),
+        ),
+        "ad" => ("AD", names(&AdConfigKey::ALL, |k| k.as_str())),
+        "jira" => (
+            "JIRA",
+            names(&offboard::jira::ConfigKey::ALL, |k| k.as_str()),
+        ),
+        "email" => (
+            "EMAIL",
+            names(&offboard::email::ConfigKey::ALL, |k| k.as_str()),
+        ),
+        "entra" => ("AZURE", GRAPH_KEYS.to_vec()),
+        "o365" => ("O365", GRAPH_KEYS.to_vec()),
+        _ => return Vec::new(),
+    };
+    keys.into_iter()
+        .filter_map(|k| {
+            let var = format!("OFFBOARD_{prefix}_{}", k.to_ascii_uppercase());
+            env(&var).map(|v| (k.to_owned(), Secret::new(v)))
+        })
+        .collect()
+}
 
 /// The canonical name of `key` for `kind`, by the connector crate's own key parser.
 fn canonical_key(kind: &str, key: &str) -> Result<String> {

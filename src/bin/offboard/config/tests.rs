@@ -185,3 +185,34 @@ fn paths_and_unknown_names() {
     );
     assert!(parse("store = \"mysql://x\"\npolicy = \"p\"\n").is_err());
 }
+
+/// Guards the crates' standard variables: an empty `[connectors.okta]` table is filled from
+/// `OFFBOARD_OKTA_*`, and a key in the file overrides its variable.
+#[test]
+fn standard_variables_fill_a_table_and_the_file_overrides_them() {
+    let env = env_with(&[
+        ("OFFBOARD_OKTA_ORG_URL", "https://from-env.okta.com"),
+        ("OFFBOARD_OKTA_API_TOKEN", SECRET),
+    ]);
+    let base = "store = \"sqlite://x.db\"\npolicy = \"p.toml\"\n[connectors.okta]\n";
+    let s = Settings::parse(base, Path::new("."), &env).unwrap();
+    assert!(okta(&s.connectors["okta"]).is_ok());
+    assert!(!format!("{s:?}").contains(SECRET));
+    let without = Settings::parse(base, Path::new("."), &env_with(&[])).unwrap();
+    let e = okta(&without.connectors["okta"]).unwrap_err();
+    assert!(e.to_string().contains("org_url"), "{e}");
+
+    let file = format!("{base}org_url = \"not a url\"\n");
+    let s = Settings::parse(&file, Path::new("."), &env).unwrap();
+    let urls: Vec<&str> = s.connectors["okta"]
+        .iter()
+        .filter(|(k, _)| *k == "org_url")
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(
+        urls,
+        ["https://from-env.okta.com", "not a url"],
+        "the file's value last"
+    );
+    assert!(okta(&s.connectors["okta"]).is_err());
+}
