@@ -1,6 +1,8 @@
 //! The connector conformance suite against the simulated SCIM service provider, with PATCH and
 //! without (PUT fallback).
 
+mod common;
+
 use std::sync::Arc;
 
 use offboard_core::Secret;
@@ -18,21 +20,7 @@ async fn passes(settings: ScimSettings) -> Arc<ScimProvider> {
         .unwrap();
     let fixture = ScimFixture::new(Arc::clone(&provider), "notion");
     let report = run_conformance(&connector, &fixture).await;
-    assert_eq!(
-        report.rules,
-        vec![
-            "lookup_zero_matches",
-            "lookup_finds_exact_match",
-            "lookup_two_matches_is_ambiguous",
-            "lookup_hostile_input_never_widens",
-            "unknown_action_is_unsupported",
-            "repeat_reports_already_done",
-            "deleted_user_counts_as_done",
-            "restore_reproduces_snapshot",
-            "verify_revoked_agrees_with_reality",
-            "no_secret_in_debug",
-        ]
-    );
+    assert_eq!(report.rules, common::CONFORMANCE_RULES);
     assert_eq!(provider.rate_limited_count(), 0);
     // The hostile lookups reached the provider escaped.
     assert!(provider.requests().iter().any(|r| {
