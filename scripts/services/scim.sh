@@ -16,7 +16,7 @@
 # `scim_stop` stops the server. Needs Python >= 3.11 with venv (installs python3-venv when the
 # venv module is missing).
 
-SCIM_PINS=(scim2-server==0.8.3 scim2-tester==0.5.2 scim2-models==0.12.3 scim2-client==0.13.2)
+SCIM_PINS=(scim2-server==0.8.3 "scim2-tester[httpx2]==0.5.2" scim2-models==0.12.3 scim2-client==0.13.2 httpx2==2.17.0)
 
 _scim_log() { echo "scim: $*" >&2; }
 
