@@ -171,16 +171,21 @@ impl ScimClient {
         })
     }
 
-    /// `GET /{resource}?filter=…&startIndex=…&count=…`, every page.
-    async fn list(&self, resource: &str, filter: &str) -> Result<Vec<Value>> {
+    /// `GET /{resource}?filter=…&startIndex=…&count=…` (without `filter`: every resource),
+    /// every page: `startIndex` advances by the resources each page held, until
+    /// `totalResults` are read or a page comes back empty.
+    async fn list(&self, resource: &str, filter: Option<&str>) -> Result<Vec<Value>> {
         let mut out = Vec::new();
         let mut start = 1usize;
         for _ in 0..MAX_PAGES {
+            let mut request = HttpRequest::get([resource]);
+            if let Some(f) = filter {
+                request = request.query("filter", f);
+            }
             let page: Value = self
                 .http
                 .send(
-                    HttpRequest::get([resource])
-                        .query("filter", filter)
+                    request
                         .query("startIndex", start.to_string())
                         .query("count", self.page_size.to_string())
                         .bucket("scim_read"),
@@ -210,7 +215,16 @@ impl ScimClient {
 
     /// Users matching `filter`, every page.
     pub(crate) async fn find_users(&self, filter: &str) -> Result<Vec<User>> {
-        self.list("Users", filter)
+        self.list("Users", Some(filter))
+            .await?
+            .into_iter()
+            .map(|v| User::from_json(v, None))
+            .collect()
+    }
+
+    /// Every user, every page.
+    pub(crate) async fn all_users(&self) -> Result<Vec<User>> {
+        self.list("Users", None)
             .await?
             .into_iter()
             .map(|v| User::from_json(v, None))
@@ -219,7 +233,7 @@ impl ScimClient {
 
     /// Groups matching `filter`, every page.
     pub(crate) async fn find_groups(&self, filter: &str) -> Result<Vec<Group>> {
-        self.list("Groups", filter)
+        self.list("Groups", Some(filter))
             .await?
             .into_iter()
             .map(|v| {

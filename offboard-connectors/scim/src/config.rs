@@ -42,7 +42,7 @@ impl fmt::Debug for Auth {
 /// | `bearer_token` | sent as `Authorization: Bearer …` |
 /// | `basic_user` + `basic_password` | HTTP basic authentication instead |
 /// | `profile` | a named [`ScimProfile`] (default `generic`) |
-/// | `timeout_secs`, `max_concurrency`, `page_size` | positive integers (defaults 30, 8, 100) |
+/// | `timeout_secs`, `max_concurrency`, `page_size` | positive integers (defaults 30, 8, and the profile's page size) |
 /// | `allow_plain_http` | `true` to allow `http://` on loopback (tests) |
 ///
 /// # Example
@@ -69,7 +69,7 @@ pub struct ScimConfig {
     profile: ScimProfile,
     timeout: Duration,
     max_concurrency: usize,
-    page_size: usize,
+    page_size: Option<usize>,
     allow_plain_http: bool,
     /// A key whose value did not parse, reported by `build`.
     invalid: Option<(String, String)>,
@@ -101,7 +101,7 @@ impl ScimConfig {
             profile: ScimProfile::GENERIC,
             timeout: Duration::from_secs(30),
             max_concurrency: 8,
-            page_size: DEFAULT_PAGE_SIZE,
+            page_size: None,
             allow_plain_http: false,
             invalid: None,
         }
@@ -139,7 +139,7 @@ impl ScimConfig {
                 None => self.invalid = Some(not_positive("max_concurrency", &value)),
             },
             "page_size" => match positive(&value) {
-                Some(n) => self.page_size = n as usize,
+                Some(n) => self.page_size = Some(n as usize),
                 None => self.invalid = Some(not_positive("page_size", &value)),
             },
             "allow_plain_http" => match value.trim() {
@@ -196,9 +196,10 @@ impl ScimConfig {
         self
     }
 
-    /// Resources asked for per page (`count`, default [`DEFAULT_PAGE_SIZE`]).
+    /// Resources asked for per page (`count`; default: the profile's
+    /// [`ScimProfile::page_size`], [`DEFAULT_PAGE_SIZE`] for every named profile).
     pub fn with_page_size(mut self, n: usize) -> Self {
-        self.page_size = n.max(1);
+        self.page_size = Some(n.max(1));
         self
     }
 
@@ -253,11 +254,12 @@ impl ScimConfig {
             .token_provider(tokens)
             .build()
             .map_err(|e| Error::config("base_url", e.message().to_owned()))?;
+        let page_size = self.page_size.unwrap_or(self.profile.page_size);
         Ok(ScimConnector::from_client(
             AppId::new(app),
             http,
             self.profile,
-            self.page_size,
+            page_size,
         ))
     }
 }

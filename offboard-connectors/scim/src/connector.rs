@@ -31,7 +31,8 @@ use crate::profile::{DeactivateMethod, LookupAttribute, ScimProfile};
 /// - Actions: see the crate docs.
 /// - `verify_revoked`: `active` and the group memberships; a user who no longer exists is
 ///   revoked.
-/// - `discover` is not implemented (`Unsupported`).
+/// - `discover` (what one account reaches elsewhere) is not offered: a SCIM account reaches
+///   nothing beyond its app. The app's own account inventory is [`ScimConnector::inventory`].
 pub struct ScimConnector {
     app: AppId,
     client: ScimClient,
@@ -133,6 +134,24 @@ impl ScimConnector {
     /// The profile in use.
     pub fn profile(&self) -> &ScimProfile {
         &self.profile
+    }
+
+    /// The app's account inventory: every user, as accounts (`Suspended` when `active` is
+    /// false). `GET /Users?startIndex=…&count=<page size>` page after page (the page size from
+    /// the configuration, else the profile), `startIndex` advancing by what each page held, until
+    /// `totalResults` are read; a page of zero resources ends the listing early. Reads only.
+    ///
+    /// # Errors
+    /// The provider's errors (a 429 is `RateLimited` with its `Retry-After`); a `ListResponse`
+    /// without `totalResults` is a `Vendor` error.
+    pub async fn inventory(&self) -> Result<Vec<AccountRef>> {
+        let op = format!("{}.inventory", self.app);
+        let users = self
+            .client
+            .all_users()
+            .await
+            .map_err(|e| e.with_operation(op))?;
+        Ok(users.iter().map(|u| account(&self.app, u)).collect())
     }
 
     /// What `/ServiceProviderConfig` advertises, read once.

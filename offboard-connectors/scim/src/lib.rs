@@ -16,7 +16,8 @@
 //! Writes carry `If-Match` with the ETag read (`W/"n"`) when ETags are in use (the profile,
 //! or `etag.supported` advertised); a 412 re-reads once and decides again. Lists are paged with
 //! `startIndex`/`count`. A 429 is a `RateLimited` error with the `Retry-After` wait
-//! (offboard-http), retried by the engine. `discover` is not implemented.
+//! (offboard-http), retried by the engine. The app's account inventory:
+//! [`ScimConnector::inventory`] (every user, paged at the profile's page size).
 //!
 //! # Lookup
 //! By `userName`, then `emails[value eq "…"]` (and, where the profile says, `externalId` = the

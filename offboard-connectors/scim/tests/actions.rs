@@ -782,3 +782,79 @@ async fn basic_auth_is_sent_and_accepted() {
     let e = wrong.verify_revoked(&account(&id)).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unauthenticated);
 }
+
+/// Guards the inventory's paging: 250 users on a provider capping pages at 100 are all listed,
+/// by `GET /Users?startIndex=…&count=…` without a filter, `startIndex` advancing by what each
+/// page held (1, 101, 201) until `totalResults`; `count` is the profile's page size unless the
+/// configuration sets one; a deactivated user is `Suspended`.
+#[tokio::test]
+async fn inventory_pages_through_every_user() {
+    let s = setup().await;
+    let ids: Vec<String> = (0..250)
+        .map(|i| {
+            let a = format!("inv{i:03}@example.com");
+            s.sp.add_user(&a, &[&a])
+        })
+        .collect();
+    s.sp.set_active(&ids[7], false);
+    s.sp.clear_requests();
+
+    let accounts = s.scim.inventory().await.unwrap();
+    assert_eq!(accounts.len(), 250);
+    let listed: std::collections::BTreeSet<&str> =
+        accounts.iter().map(|a| a.external_id.as_str()).collect();
+    assert!(ids.iter().all(|id| listed.contains(id.as_str())));
+    let suspended: Vec<&str> = accounts
+        .iter()
+        .filter(|a| a.status == offboard_core::AccountStatus::Suspended)
+        .map(|a| a.external_id.as_str())
+        .collect();
+    assert_eq!(suspended, vec![ids[7].as_str()]);
+    let pages: Vec<(Option<String>, Option<String>, Option<String>)> =
+        s.sp.requests()
+            .iter()
+            .filter(|r| r.line() == "GET /scim/v2/Users")
+            .map(|r| {
+                (
+                    r.query_param("startIndex").map(str::to_owned),
+                    r.query_param("count").map(str::to_owned),
+                    r.query_param("filter").map(str::to_owned),
+                )
+            })
+            .collect();
+    let page = |start: &str| (Some(start.to_owned()), Some("100".to_owned()), None);
+    assert_eq!(pages, vec![page("1"), page("101"), page("201")]);
+
+    // The profile's page size; a provider answering fewer than asked is paged on by what it
+    // returned.
+    for (scim, count, requests) in [
+        (
+            ScimConfig::new("notion")
+                .with_base_url(s.sp.base_url())
+                .with_allow_plain_http(true)
+                .with_bearer_token(Secret::new(s.sp.token()))
+                .with_profile(ScimProfile::GENERIC.with_page_size(60))
+                .build()
+                .unwrap(),
+            "60",
+            5,
+        ),
+        (
+            ScimConfig::new("notion")
+                .with_base_url(s.sp.base_url())
+                .with_allow_plain_http(true)
+                .with_bearer_token(Secret::new(s.sp.token()))
+                .with_page_size(1000)
+                .build()
+                .unwrap(),
+            "1000",
+            3,
+        ),
+    ] {
+        s.sp.clear_requests();
+        assert_eq!(scim.inventory().await.unwrap().len(), 250);
+        let sent = s.sp.requests();
+        assert_eq!(sent.len(), requests, "count={count}");
+        assert!(sent.iter().all(|r| r.query_param("count") == Some(count)));
+    }
+}
