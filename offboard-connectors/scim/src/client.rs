@@ -1,7 +1,7 @@
 //! Wire calls to a SCIM 2.0 service provider (RFC 7644); no decisions.
 
 use offboard_core::{Error, ErrorKind, Result};
-use offboard_http::{HttpClient, HttpRequest, Method, header};
+use offboard_http::{HttpClient, HttpRequest, HttpResponse, Method, header};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -134,11 +134,36 @@ pub(crate) fn gone_ok(result: Result<()>) -> Result<bool> {
 pub(crate) struct ScimClient {
     http: HttpClient,
     page_size: usize,
+    retry_unauthorized: bool,
 }
 
 impl ScimClient {
     pub(crate) fn new(http: HttpClient, page_size: usize) -> Self {
-        Self { http, page_size }
+        Self {
+            http,
+            page_size,
+            retry_unauthorized: false,
+        }
+    }
+
+    /// Whether a 401 is sent once more (the token provider fetches a fresh token).
+    pub(crate) fn with_retry_unauthorized(mut self, retry: bool) -> Self {
+        self.retry_unauthorized = retry;
+        self
+    }
+
+    /// Sends a request; after a 401, when the token can be refreshed, once more (a token that
+    /// expired early, or was revoked, is fetched anew: offboard-http dropped it on the 401).
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse> {
+        match self.http.send(request.clone()).await {
+            Err(e)
+                if self.retry_unauthorized
+                    && e.context().any(|(k, v)| k == "status" && v == "401") =>
+            {
+                self.http.send(request).await
+            }
+            other => other,
+        }
     }
 
     fn write(
@@ -160,7 +185,6 @@ impl ScimClient {
     /// `GET /ServiceProviderConfig`.
     pub(crate) async fn provider_config(&self) -> Result<ProviderConfig> {
         let v: Value = self
-            .http
             .send(HttpRequest::get(["ServiceProviderConfig"]).bucket("scim_read"))
             .await?
             .json()?;
@@ -183,7 +207,6 @@ impl ScimClient {
                 request = request.query("filter", f);
             }
             let page: Value = self
-                .http
                 .send(
                     request
                         .query("startIndex", start.to_string())
@@ -245,7 +268,6 @@ impl ScimClient {
     /// `GET /{resource}/{id}` as JSON with its `ETag` header; `None` on 404.
     async fn get_one(&self, resource: &str, id: &str) -> Result<Option<(Value, Option<String>)>> {
         match self
-            .http
             .send(HttpRequest::get([resource, id]).bucket("scim_read"))
             .await
         {
@@ -278,8 +300,7 @@ impl ScimClient {
         body: Option<Value>,
         etag: Option<&str>,
     ) -> Result<()> {
-        self.http
-            .send(Self::write(method, path, body, etag))
+        self.send(Self::write(method, path, body, etag))
             .await
             .map(drop)
     }

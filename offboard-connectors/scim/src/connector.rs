@@ -131,6 +131,14 @@ impl ScimConnector {
         }
     }
 
+    /// Sends a request once more after a 401 when the token provider can fetch a fresh
+    /// token (OAuth client credentials: the 401 dropped the cached one); a static token is
+    /// not retried. Default off.
+    pub fn with_refreshable_token(mut self, refreshable: bool) -> Self {
+        self.client = self.client.with_retry_unauthorized(refreshable);
+        self
+    }
+
     /// The profile in use.
     pub fn profile(&self) -> &ScimProfile {
         &self.profile

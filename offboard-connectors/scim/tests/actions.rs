@@ -858,3 +858,96 @@ async fn inventory_pages_through_every_user() {
         assert!(sent.iter().all(|r| r.query_param("count") == Some(count)));
     }
 }
+
+const OAUTH_SECRET: &str = "oauth-secret-do-not-print-9d2e";
+
+fn oauth_connector(sp: &ScimProvider, secret: &str) -> ScimConnector {
+    ScimConfig::new("notion")
+        .with_config("base_url", sp.base_url())
+        .with_config("allow_plain_http", "true")
+        .with_config("oauth_token_url", sp.token_url())
+        .with_config("oauth_client_id", "scim:client")
+        .with_config("oauth_client_secret", secret)
+        .with_config("oauth_scope", "scim")
+        .build()
+        .unwrap()
+}
+
+/// Guards OAuth 2.0 client credentials (RFC 6749 §4.4) for SCIM apps that need them: the token
+/// comes from the token endpoint (client id and secret by HTTP basic, `scope` sent), is cached
+/// across requests, and when the provider answers 401 (the token expired early) it is fetched
+/// once more and the request sent again, so the action still completes; the secret never
+/// shows in `Debug` or errors, and a wrong secret is `Unauthenticated`.
+#[tokio::test]
+async fn oauth_client_credentials_fetch_cache_and_refresh_after_401() {
+    let sp = Arc::new(
+        ScimProvider::start_oauth(ScimSettings::default(), "scim:client", OAUTH_SECRET).await,
+    );
+    let id = sp.add_user("olga@example.com", &["olga@example.com"]);
+    let scim = oauth_connector(&sp, OAUTH_SECRET);
+    assert!(!format!("{scim:?}").contains(OAUTH_SECRET));
+    let person = Person::new("p-olga", "olga@example.com");
+    for _ in 0..2 {
+        let found = scim
+            .lookup(&LookupRequest::person(person.clone()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.external_id, id);
+    }
+    assert_eq!(sp.tokens_issued(), 1, "the token is cached");
+    let requests = sp.requests();
+    let token_request = &requests[0];
+    assert_eq!(token_request.line(), "POST /oauth/token");
+    // The simulator issued the token only to HTTP basic with the form-urlencoded id and secret
+    // (the recording redacts the value).
+    assert_eq!(
+        header(token_request, "authorization"),
+        Some("Basic [REDACTED]")
+    );
+    assert!(
+        requests[1..]
+            .iter()
+            .all(|r| header(r, "authorization") == Some("Bearer [REDACTED]"))
+    );
+
+    sp.expire_tokens();
+    sp.clear_requests();
+    let r = scim
+        .execute(&account(&id), &action("notion.deactivate"), &run())
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, Outcome::Done);
+    assert!(!sp.user(&id).unwrap().active);
+    assert_eq!(sp.tokens_issued(), 2, "one refresh");
+    let lines: Vec<String> = sp.requests().iter().map(RecordedRequest::line).collect();
+    assert_eq!(lines[0], "GET /scim/v2/ServiceProviderConfig", "{lines:?}");
+    assert_eq!(lines[1], "POST /oauth/token", "{lines:?}");
+    assert_eq!(lines[2], "GET /scim/v2/ServiceProviderConfig", "{lines:?}");
+    assert_eq!(
+        lines.iter().filter(|l| *l == "POST /oauth/token").count(),
+        1,
+        "{lines:?}"
+    );
+
+    let wrong = oauth_connector(&sp, "not-the-secret");
+    let e = wrong
+        .lookup(&LookupRequest::person(person))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unauthenticated);
+    assert!(!format!("{e:?}").contains("not-the-secret"));
+
+    let e = ScimConfig::new("notion")
+        .with_base_url(sp.base_url())
+        .with_allow_plain_http(true)
+        .with_oauth_client_credentials(
+            "http://auth.example.com/token",
+            "c",
+            Secret::new(OAUTH_SECRET),
+        )
+        .build()
+        .unwrap_err();
+    assert!(e.to_string().contains("oauth_token_url"), "{e}");
+    assert!(!e.to_string().contains(OAUTH_SECRET));
+}

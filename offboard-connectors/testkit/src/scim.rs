@@ -41,8 +41,9 @@
 //!   `mutability` (apps that delete a deactivated user).
 //! - Errors use the SCIM error schema (`urn:ietf:params:scim:api:messages:2.0:Error`,
 //!   `status` as a string, `scimType`, `detail`).
-//! - Authentication: `Authorization: Bearer <token>`, or `Basic` when configured; anything
-//!   else is a 401.
+//! - Authentication: `Authorization: Bearer <token>`, or `Basic` when configured, or (with
+//!   [`ScimProvider::start_oauth`]) a bearer token its `POST /oauth/token` endpoint issued by
+//!   the client credentials grant and not yet expired; anything else is a 401.
 //! - Rate limit: a budget of requests per window; past it a 429 with `Retry-After` (seconds to
 //!   the window's end). Faults: the next N requests fail with a chosen status.
 //!
@@ -191,11 +192,15 @@ struct State {
     window_used: u32,
     rate_limited: u64,
     base: String,
+    /// Access tokens issued by the token endpoint, and whether each is still valid.
+    issued: BTreeMap<String, bool>,
 }
 
 #[derive(Debug)]
 struct Shared {
     authorization: Vec<String>,
+    /// The OAuth client (id, secret) whose issued tokens the SCIM routes accept.
+    oauth: Option<(String, String)>,
     token: String,
     settings: Mutex<ScimSettings>,
     state: Mutex<State>,
@@ -295,9 +300,55 @@ impl ScimProvider {
         .await
     }
 
+    /// Starts a provider whose SCIM routes accept only the access tokens its token endpoint
+    /// ([`ScimProvider::token_url`], `POST /oauth/token`) issues by the client credentials
+    /// grant (RFC 6749 §4.4) to this client, authenticated by HTTP basic or in the body (not
+    /// both); a token is valid for [`ScimProvider::TOKEN_LIFETIME_SECS`] or until
+    /// [`ScimProvider::expire_tokens`].
+    pub async fn start_oauth(settings: ScimSettings, client_id: &str, client_secret: &str) -> Self {
+        Self::serve_with(
+            settings,
+            client_secret.to_owned(),
+            Vec::new(),
+            Some((client_id.to_owned(), client_secret.to_owned())),
+        )
+        .await
+    }
+
+    /// The `expires_in` of issued access tokens.
+    pub const TOKEN_LIFETIME_SECS: u64 = 3600;
+
+    /// The token endpoint of [`ScimProvider::start_oauth`].
+    pub fn token_url(&self) -> String {
+        format!("{}/oauth/token", self.server.uri())
+    }
+
+    /// Every access token issued so far stops being accepted, as when it expires earlier than
+    /// its `expires_in` said (or is revoked): the next SCIM request with it is a 401.
+    pub fn expire_tokens(&self) {
+        for valid in self.shared.state().issued.values_mut() {
+            *valid = false;
+        }
+    }
+
+    /// How many access tokens the token endpoint has issued.
+    pub fn tokens_issued(&self) -> usize {
+        self.shared.state().issued.len()
+    }
+
     async fn serve(settings: ScimSettings, token: String, authorization: Vec<String>) -> Self {
+        Self::serve_with(settings, token, authorization, None).await
+    }
+
+    async fn serve_with(
+        settings: ScimSettings,
+        token: String,
+        authorization: Vec<String>,
+        oauth: Option<(String, String)>,
+    ) -> Self {
         let shared = Arc::new(Shared {
             authorization,
+            oauth,
             token,
             settings: Mutex::new(settings),
             state: Mutex::new(State::default()),
@@ -567,7 +618,15 @@ impl Shared {
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        if !self.authorization.iter().any(|a| a == auth) {
+        if request.url.path() == "/oauth/token"
+            && let Some((id, secret)) = &self.oauth
+        {
+            return token_endpoint(&mut s, request, auth, id, secret);
+        }
+        let issued = auth
+            .strip_prefix("Bearer ")
+            .is_some_and(|t| s.issued.get(t) == Some(&true));
+        if !self.authorization.iter().any(|a| a == auth) && !issued {
             let (st, body) = error(401, None, "Authorization failure");
             return respond(st, body).insert_header("www-authenticate", "Bearer");
         }
@@ -633,6 +692,85 @@ impl Shared {
         }
         t
     }
+}
+
+/// `POST /oauth/token` (RFC 6749 §4.4): a form with `grant_type=client_credentials`, the client
+/// authenticated by HTTP basic (§2.3.1, each part form-urlencoded) or by `client_id` and
+/// `client_secret` in the body, never both. Errors are §5.2 JSON: `invalid_request`,
+/// `unsupported_grant_type` (400), `invalid_client` (401).
+fn token_endpoint(
+    s: &mut State,
+    request: &Request,
+    auth: &str,
+    id: &str,
+    secret: &str,
+) -> ResponseTemplate {
+    use base64::Engine as _;
+    let oauth_error = |status: u16, code: &str| {
+        let t = respond(status, Some(json!({"error": code})));
+        if status == 401 {
+            t.insert_header("www-authenticate", "Basic")
+        } else {
+            t
+        }
+    };
+    if request.method.as_str() != "POST" {
+        return oauth_error(405, "invalid_request");
+    }
+    let form_type = request
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if !form_type {
+        return oauth_error(400, "invalid_request");
+    }
+    let form: BTreeMap<String, String> = url::form_urlencoded::parse(&request.body)
+        .into_owned()
+        .collect();
+    let basic = auth.strip_prefix("Basic ").map(|b| {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(b)
+            .ok()
+            .and_then(|d| String::from_utf8(d).ok())
+            .unwrap_or_default();
+        let (user, password) = decoded.split_once(':').unwrap_or_default();
+        let part = |p: &str| {
+            url::form_urlencoded::parse(format!("x={p}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        };
+        (part(user), part(password))
+    });
+    let in_body = form.get("client_secret").map(|secret| {
+        (
+            form.get("client_id").cloned().unwrap_or_default(),
+            secret.clone(),
+        )
+    });
+    let client = match (basic, in_body) {
+        (Some(_), Some(_)) => return oauth_error(400, "invalid_request"),
+        (Some(c), None) | (None, Some(c)) => c,
+        (None, None) => return oauth_error(401, "invalid_client"),
+    };
+    if client.0 != id || client.1 != secret {
+        return oauth_error(401, "invalid_client");
+    }
+    if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
+        return oauth_error(400, "unsupported_grant_type");
+    }
+    let token = format!("sim-oauth-{}", uuid::Uuid::new_v4().simple());
+    s.issued.insert(token.clone(), true);
+    respond(
+        200,
+        Some(json!({
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": ScimProvider::TOKEN_LIFETIME_SECS,
+        })),
+    )
+    .insert_header("cache-control", "no-store")
 }
 
 struct Ctx<'a> {
