@@ -61,7 +61,11 @@ fn spec(verb: Verb, app: &AppId, profile: &ScimProfile) -> Result<ActionSpec> {
                 "Deactivate the user (active=false, by PATCH or PUT as the provider supports; \
                  DELETE where the app's profile says so)",
             );
-            if profile.reactivation_supported && profile.deactivate != DeactivateMethod::Delete {
+            if profile.deactivate == DeactivateMethod::Delete {
+                // The DELETE removes the account: its groups are removed first (and can be
+                // restored), as nothing is left to act on afterwards.
+                s.after(Verb::RemoveGroups.name(app)?)
+            } else if profile.reactivation_supported {
                 s.reversible()
             } else {
                 s

@@ -7,7 +7,7 @@
 //!
 //! | action | reversible | critical | after | calls |
 //! |---|---|---|---|---|
-//! | `<app>.deactivate` | yes (active=true), unless the profile says reactivation fails or deactivates by DELETE | no | | `GET /Users/{id}`, then `PATCH /Users/{id}` `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}`; without PATCH (`/ServiceProviderConfig` `patch.supported=false`, or the profile) `PUT /Users/{id}` of the resource read, `active: false`; `DELETE /Users/{id}` for profiles that deactivate so |
+//! | `<app>.deactivate` | yes (active=true), unless the profile says reactivation fails or deactivates by DELETE | no | `<app>.remove_groups` where the profile deactivates by DELETE (it removes the account; a user already gone is then `already_done`) | `GET /Users/{id}`, then `PATCH /Users/{id}` `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}`; without PATCH (`/ServiceProviderConfig` `patch.supported=false`, or the profile) `PUT /Users/{id}` of the resource read, `active: false`; `DELETE /Users/{id}` for profiles that deactivate so |
 //! | `<app>.remove_groups` | yes (re-add) | no | | `GET /Users/{id}` (its `groups`), else `GET /Groups?filter=members[value eq "<id>"]`; `PATCH /Groups/{g}` `{"op":"remove","path":"members[value eq \"<id>\"]"}`; without PATCH `GET` + `PUT /Groups/{g}` with the other members |
 //! | `<app>.delete` | no | yes | `<app>.deactivate` | `GET /Users/{id}`, `DELETE /Users/{id}` (404: already done); not offered where the profile has no real DELETE |
 //!

@@ -656,8 +656,10 @@ async fn pagerduty_profile_deactivate_is_not_reversible() {
 }
 
 /// Guards the `deactivate = Delete` method (Notion removes a member with DELETE): the notion
-/// profile's deactivate sends `DELETE /Users/{id}`, is not reversible, and a repeat finds the
-/// user gone.
+/// profile's deactivate sends `DELETE /Users/{id}`, is not reversible, runs after
+/// `remove_groups` (nothing is left to act on once the account is removed), and a repeat finds
+/// the user gone and reports `AlreadyDone` (it reported `NotFound` before, which failed the
+/// conformance suite's repeat rule with this profile).
 #[tokio::test]
 async fn notion_profile_deactivates_with_delete() {
     let s = setup_with(ScimSettings::default(), ScimProfile::NOTION).await;
@@ -669,6 +671,10 @@ async fn notion_profile_deactivates_with_delete() {
             .action(&deactivate)
             .unwrap()
             .reversible
+    );
+    assert_eq!(
+        s.scim.capabilities().action(&deactivate).unwrap().after,
+        vec![ActionName::parse("notion.remove_groups").unwrap()]
     );
     let r = s
         .scim
@@ -686,7 +692,7 @@ async fn notion_profile_deactivates_with_delete() {
         .execute(&account(&id), &Action::new(deactivate), &run())
         .await
         .unwrap();
-    assert_eq!(r.outcome, Outcome::NotFound);
+    assert_eq!(r.outcome, Outcome::AlreadyDone);
 }
 
 /// Guards profile selection by name: every named profile parses (any case), documents a
