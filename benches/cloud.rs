@@ -109,14 +109,7 @@ fn choose_scale(n: usize) -> u64 {
     let google_min = n as f64 * ESTIMATE.1 / 2400.0;
     // Okta's busiest family takes about half of its requests, at 600 per minute.
     let okta_min = n as f64 * ESTIMATE.0 / 2.0 / 600.0;
-    let bound_min = google_min.max(okta_min);
-    if bound_min <= 5.0 {
-        return 1;
-    }
-    [2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60]
-        .into_iter()
-        .find(|s| bound_min / *s as f64 <= 3.0)
-        .unwrap_or(60)
+    common::compression(google_min.max(okta_min) * 60.0)
 }
 
 struct Report {

@@ -21,6 +21,20 @@ pub(crate) fn env<T: FromStr>(key: &str) -> Option<T> {
     std::env::var(key).ok().and_then(|v| v.trim().parse().ok())
 }
 
+/// The time compression for an estimated real bound of `bound_secs`: 1 when it is at most 5
+/// minutes, else the smallest divisor of 60 (so a one-minute window stays whole seconds)
+/// bringing it to at most 3 minutes. (The Graph benchmark compresses by any whole scale.)
+#[allow(dead_code)]
+pub(crate) fn compression(bound_secs: f64) -> u64 {
+    if bound_secs <= 300.0 {
+        return 1;
+    }
+    [2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60]
+        .into_iter()
+        .find(|s| bound_secs / *s as f64 <= 180.0)
+        .unwrap_or(60)
+}
+
 /// Runs `f` on a multi-threaded runtime with time and I/O enabled.
 pub(crate) fn block_on<F: Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_multi_thread()

@@ -9,8 +9,9 @@
 //!   [`OAuthClientCredentials`] (Okta org authorization server, `private_key_jwt` client
 //!   assertion signed RS256 with `jsonwebtoken`'s aws-lc-rs backend),
 //!   [`GoogleServiceAccount`] (JWT bearer grant with domain-wide delegation, `sub`
-//!   impersonated) and [`MicrosoftClientCredentials`] (client secret). Tokens are cached and
-//!   refreshed before expiry.
+//!   impersonated), [`ClientSecretCredentials`] (RFC 6749 §4.4 client credentials with a client
+//!   secret, basic or in the body, against any token endpoint) and its Microsoft preset
+//!   [`MicrosoftClientCredentials`]. Tokens are cached and refreshed before expiry.
 //! - [`classify`]: the one place where an HTTP answer becomes an [`offboard_core::Error`]:
 //!   404 `NotFound`, 401 `Unauthenticated`, 403 `PermissionDenied` (Google rate-limit reasons
 //!   become `RateLimited`), 429 `RateLimited` with the wait hint from `Retry-After` (seconds or
@@ -55,6 +56,7 @@ mod pacer;
 mod transport;
 
 pub use auth::{
+    ClientAuthMethod, ClientSecretCredentials, ClientSecretCredentialsBuilder,
     GoogleServiceAccount, GoogleServiceAccountBuilder, MicrosoftClientCredentials,
     OAuthClientCredentials, OAuthClientCredentialsBuilder, StaticToken, TokenProvider,
 };

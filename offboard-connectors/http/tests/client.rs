@@ -773,3 +773,127 @@ async fn bodyless_writes_send_content_length_zero() {
         ]
     );
 }
+
+/// Guards the generic RFC 6749 §4.4 client credentials: `client_secret_basic` sends the id and
+/// secret form-urlencoded then base64 in `Authorization` (never in the body) with the scope;
+/// the token is cached, fetched again after an invalidation (a 401 from the API) or once
+/// `refresh_before` its expiry; `client_secret_post` puts them in the body; a 401 from the
+/// token endpoint is `Unauthenticated` and the secret shows nowhere.
+#[tokio::test]
+async fn generic_client_secret_credentials_basic_post_cache_and_refresh() {
+    use base64::Engine as _;
+    use offboard_http::{ClientAuthMethod, ClientSecretCredentials};
+    let server = MockServer::start().await;
+    let counter = Arc::new(AtomicU64::new(0));
+    let n = Arc::clone(&counter);
+    Mock::given(method("POST"))
+        .and(path("/oauth/token"))
+        .respond_with(move |_: &Request| {
+            let i = n.fetch_add(1, Ordering::SeqCst);
+            ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "access_token": format!("tok-{i}"), "token_type": "Bearer", "expires_in": 600
+            }))
+        })
+        .mount(&server)
+        .await;
+    let token_url = format!("{}/oauth/token", server.uri());
+    let basic = ClientSecretCredentials::builder(&token_url, "app:1", Secret::new(SECRET))
+        .scope("scim users")
+        .allow_plain_http(true)
+        .build()
+        .unwrap();
+    assert_eq!(
+        basic.authorization().await.unwrap().expose(),
+        "Bearer tok-0"
+    );
+    assert_eq!(
+        basic.authorization().await.unwrap().expose(),
+        "Bearer tok-0"
+    );
+    basic.invalidate();
+    assert_eq!(
+        basic.authorization().await.unwrap().expose(),
+        "Bearer tok-1"
+    );
+    // Jump to 59 s before expiry (inside the 60 s refresh margin), then fetch with the real
+    // clock running again (the token request's timeout must not be advanced past).
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_secs(600 - 59)).await;
+    tokio::time::resume();
+    assert_eq!(
+        basic.authorization().await.unwrap().expose(),
+        "Bearer tok-2"
+    );
+    let sent = server.received_requests().await.unwrap();
+    assert_eq!(sent.len(), 3);
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("app%3A1:{SECRET}"))
+    );
+    assert_eq!(
+        sent[0]
+            .headers
+            .get("authorization")
+            .unwrap()
+            .to_str()
+            .unwrap(),
+        expected
+    );
+    let f = form(&sent[0]);
+    assert_eq!(
+        f,
+        vec![
+            ("grant_type".to_owned(), "client_credentials".to_owned()),
+            ("scope".to_owned(), "scim users".to_owned()),
+        ]
+    );
+    assert!(!format!("{basic:?}").contains(SECRET));
+
+    let post = ClientSecretCredentials::builder(&token_url, "app-2", Secret::new(SECRET))
+        .client_auth(ClientAuthMethod::Post)
+        .allow_plain_http(true)
+        .build()
+        .unwrap();
+    post.authorization().await.unwrap();
+    let last = server.received_requests().await.unwrap().pop().unwrap();
+    assert!(last.headers.get("authorization").is_none());
+    let f = form(&last);
+    assert!(f.contains(&("client_id".to_owned(), "app-2".to_owned())));
+    assert!(f.contains(&("client_secret".to_owned(), SECRET.to_owned())));
+    assert!(!f.iter().any(|(k, _)| k == "scope"));
+
+    let refusing = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .set_body_json(serde_json::json!({"error": "invalid_client"})),
+        )
+        .mount(&refusing)
+        .await;
+    let bad = ClientSecretCredentials::builder(
+        format!("{}/oauth/token", refusing.uri()),
+        "app",
+        Secret::new(SECRET),
+    )
+    .allow_plain_http(true)
+    .build()
+    .unwrap();
+    let e = bad.authorization().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unauthenticated);
+    assert!(!e.to_string().contains(SECRET));
+    assert!(!format!("{e:?}").contains(SECRET));
+
+    for (url, key) in [
+        ("http://auth.example.com/token", "token_url"),
+        ("not a url", "token_url"),
+    ] {
+        let e = ClientSecretCredentials::builder(url, "c", Secret::new("s"))
+            .build()
+            .unwrap_err();
+        assert!(e.to_string().contains(key), "{e}");
+    }
+    let e = ClientSecretCredentials::builder("https://a.example/t", "c", Secret::new(""))
+        .build()
+        .unwrap_err();
+    assert!(e.to_string().contains("client_secret"));
+}

@@ -1,7 +1,7 @@
 //! Wire calls to a SCIM 2.0 service provider (RFC 7644); no decisions.
 
 use offboard_core::{Error, ErrorKind, Result};
-use offboard_http::{HttpClient, HttpRequest, Method, header};
+use offboard_http::{HttpClient, HttpRequest, HttpResponse, Method, header};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -134,11 +134,36 @@ pub(crate) fn gone_ok(result: Result<()>) -> Result<bool> {
 pub(crate) struct ScimClient {
     http: HttpClient,
     page_size: usize,
+    retry_unauthorized: bool,
 }
 
 impl ScimClient {
     pub(crate) fn new(http: HttpClient, page_size: usize) -> Self {
-        Self { http, page_size }
+        Self {
+            http,
+            page_size,
+            retry_unauthorized: false,
+        }
+    }
+
+    /// Whether a 401 is sent once more (the token provider fetches a fresh token).
+    pub(crate) fn with_retry_unauthorized(mut self, retry: bool) -> Self {
+        self.retry_unauthorized = retry;
+        self
+    }
+
+    /// Sends a request; after a 401, when the token can be refreshed, once more (a token that
+    /// expired early, or was revoked, is fetched anew: offboard-http dropped it on the 401).
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse> {
+        match self.http.send(request.clone()).await {
+            Err(e)
+                if self.retry_unauthorized
+                    && e.context().any(|(k, v)| k == "status" && v == "401") =>
+            {
+                self.http.send(request).await
+            }
+            other => other,
+        }
     }
 
     fn write(
@@ -160,7 +185,6 @@ impl ScimClient {
     /// `GET /ServiceProviderConfig`.
     pub(crate) async fn provider_config(&self) -> Result<ProviderConfig> {
         let v: Value = self
-            .http
             .send(HttpRequest::get(["ServiceProviderConfig"]).bucket("scim_read"))
             .await?
             .json()?;
@@ -171,16 +195,20 @@ impl ScimClient {
         })
     }
 
-    /// `GET /{resource}?filter=…&startIndex=…&count=…`, every page.
-    async fn list(&self, resource: &str, filter: &str) -> Result<Vec<Value>> {
+    /// `GET /{resource}?filter=…&startIndex=…&count=…` (without `filter`: every resource),
+    /// every page: `startIndex` advances by the resources each page held, until
+    /// `totalResults` are read or a page comes back empty.
+    async fn list(&self, resource: &str, filter: Option<&str>) -> Result<Vec<Value>> {
         let mut out = Vec::new();
         let mut start = 1usize;
         for _ in 0..MAX_PAGES {
+            let mut request = HttpRequest::get([resource]);
+            if let Some(f) = filter {
+                request = request.query("filter", f);
+            }
             let page: Value = self
-                .http
                 .send(
-                    HttpRequest::get([resource])
-                        .query("filter", filter)
+                    request
                         .query("startIndex", start.to_string())
                         .query("count", self.page_size.to_string())
                         .bucket("scim_read"),
@@ -210,7 +238,16 @@ impl ScimClient {
 
     /// Users matching `filter`, every page.
     pub(crate) async fn find_users(&self, filter: &str) -> Result<Vec<User>> {
-        self.list("Users", filter)
+        self.list("Users", Some(filter))
+            .await?
+            .into_iter()
+            .map(|v| User::from_json(v, None))
+            .collect()
+    }
+
+    /// Every user, every page.
+    pub(crate) async fn all_users(&self) -> Result<Vec<User>> {
+        self.list("Users", None)
             .await?
             .into_iter()
             .map(|v| User::from_json(v, None))
@@ -219,7 +256,7 @@ impl ScimClient {
 
     /// Groups matching `filter`, every page.
     pub(crate) async fn find_groups(&self, filter: &str) -> Result<Vec<Group>> {
-        self.list("Groups", filter)
+        self.list("Groups", Some(filter))
             .await?
             .into_iter()
             .map(|v| {
@@ -231,7 +268,6 @@ impl ScimClient {
     /// `GET /{resource}/{id}` as JSON with its `ETag` header; `None` on 404.
     async fn get_one(&self, resource: &str, id: &str) -> Result<Option<(Value, Option<String>)>> {
         match self
-            .http
             .send(HttpRequest::get([resource, id]).bucket("scim_read"))
             .await
         {
@@ -264,8 +300,7 @@ impl ScimClient {
         body: Option<Value>,
         etag: Option<&str>,
     ) -> Result<()> {
-        self.http
-            .send(Self::write(method, path, body, etag))
+        self.send(Self::write(method, path, body, etag))
             .await
             .map(drop)
     }

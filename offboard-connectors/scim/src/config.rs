@@ -1,10 +1,14 @@
 //! Configuration of the SCIM connector and its builder.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use offboard_core::{ActionName, AppId, Error, Result, Secret};
-use offboard_http::{HttpClient, LimiterConfig, StaticToken};
+use offboard_http::{
+    ClientAuthMethod, ClientSecretCredentials, HttpClient, LimiterConfig, StaticToken,
+    TokenProvider,
+};
 
 use crate::ScimConnector;
 use crate::profile::ScimProfile;
@@ -16,7 +20,16 @@ pub const DEFAULT_PAGE_SIZE: usize = 100;
 #[derive(Clone)]
 enum Auth {
     Bearer(Secret),
-    Basic { user: String, password: Secret },
+    Basic {
+        user: String,
+        password: Secret,
+    },
+    /// OAuth 2.0 client credentials (RFC 6749 §4.4).
+    ClientCredentials {
+        token_url: String,
+        client_id: String,
+        secret: Secret,
+    },
 }
 
 impl fmt::Debug for Auth {
@@ -27,6 +40,16 @@ impl fmt::Debug for Auth {
                 .debug_struct("Basic")
                 .field("user", user)
                 .field("password", password)
+                .finish(),
+            Self::ClientCredentials {
+                token_url,
+                client_id,
+                secret,
+            } => f
+                .debug_struct("ClientCredentials")
+                .field("token_url", token_url)
+                .field("client_id", client_id)
+                .field("secret", secret)
                 .finish(),
         }
     }
@@ -41,8 +64,11 @@ impl fmt::Debug for Auth {
 /// | `base_url` | the SCIM base URL, e.g. `https://api.slack.com/scim/v2` (its path is kept) |
 /// | `bearer_token` | sent as `Authorization: Bearer …` |
 /// | `basic_user` + `basic_password` | HTTP basic authentication instead |
+/// | `oauth_token_url` + `oauth_client_id` + `oauth_client_secret` | OAuth 2.0 client credentials (RFC 6749 §4.4, offboard-http's [`ClientSecretCredentials`]) instead: the token is fetched, cached until shortly before it expires, and fetched again after a 401 (the request is then sent once more) |
+/// | `oauth_scope` | the scope to ask for (optional) |
+/// | `oauth_client_auth` | `basic` (default: the id and secret in HTTP basic) or `post` (in the body) |
 /// | `profile` | a named [`ScimProfile`] (default `generic`) |
-/// | `timeout_secs`, `max_concurrency`, `page_size` | positive integers (defaults 30, 8, 100) |
+/// | `timeout_secs`, `max_concurrency`, `page_size` | positive integers (defaults 30, 8, and the profile's page size) |
 /// | `allow_plain_http` | `true` to allow `http://` on loopback (tests) |
 ///
 /// # Example
@@ -66,10 +92,14 @@ pub struct ScimConfig {
     base_url: Option<String>,
     auth: Option<Auth>,
     basic_user: Option<String>,
+    oauth_client_id: Option<String>,
+    oauth_token_url: Option<String>,
+    oauth_scope: Option<String>,
+    oauth_client_auth: ClientAuthMethod,
     profile: ScimProfile,
     timeout: Duration,
     max_concurrency: usize,
-    page_size: usize,
+    page_size: Option<usize>,
     allow_plain_http: bool,
     /// A key whose value did not parse, reported by `build`.
     invalid: Option<(String, String)>,
@@ -98,10 +128,14 @@ impl ScimConfig {
             base_url: None,
             auth: None,
             basic_user: None,
+            oauth_client_id: None,
+            oauth_token_url: None,
+            oauth_scope: None,
+            oauth_client_auth: ClientAuthMethod::Basic,
             profile: ScimProfile::GENERIC,
             timeout: Duration::from_secs(30),
             max_concurrency: 8,
-            page_size: DEFAULT_PAGE_SIZE,
+            page_size: None,
             allow_plain_http: false,
             invalid: None,
         }
@@ -126,6 +160,26 @@ impl ScimConfig {
                     password: Secret::new(value),
                 });
             }
+            "oauth_token_url" => self.oauth_token_url = Some(value),
+            "oauth_client_id" => self.oauth_client_id = Some(value),
+            "oauth_client_secret" => {
+                self.auth = Some(Auth::ClientCredentials {
+                    token_url: self.oauth_token_url.clone().unwrap_or_default(),
+                    client_id: self.oauth_client_id.clone().unwrap_or_default(),
+                    secret: Secret::new(value),
+                });
+            }
+            "oauth_scope" => self.oauth_scope = Some(value),
+            "oauth_client_auth" => match value.trim() {
+                "basic" | "client_secret_basic" => self.oauth_client_auth = ClientAuthMethod::Basic,
+                "post" | "client_secret_post" => self.oauth_client_auth = ClientAuthMethod::Post,
+                _ => {
+                    self.invalid = Some((
+                        "oauth_client_auth".into(),
+                        format!("{value:?} is not basic or post"),
+                    ));
+                }
+            },
             "profile" => match value.parse() {
                 Ok(p) => self.profile = p,
                 Err(e) => self.invalid = Some(("profile".into(), e.message().to_owned())),
@@ -139,7 +193,7 @@ impl ScimConfig {
                 None => self.invalid = Some(not_positive("max_concurrency", &value)),
             },
             "page_size" => match positive(&value) {
-                Some(n) => self.page_size = n as usize,
+                Some(n) => self.page_size = Some(n as usize),
                 None => self.invalid = Some(not_positive("page_size", &value)),
             },
             "allow_plain_http" => match value.trim() {
@@ -178,6 +232,34 @@ impl ScimConfig {
         self
     }
 
+    /// OAuth 2.0 client credentials (RFC 6749 §4.4): a token from `token_url` for this client,
+    /// authenticated by HTTP basic unless [`ScimConfig::with_oauth_client_auth`] says otherwise.
+    pub fn with_oauth_client_credentials(
+        mut self,
+        token_url: impl Into<String>,
+        client_id: impl Into<String>,
+        secret: Secret,
+    ) -> Self {
+        self.auth = Some(Auth::ClientCredentials {
+            token_url: token_url.into(),
+            client_id: client_id.into(),
+            secret,
+        });
+        self
+    }
+
+    /// The scope the OAuth token is asked for.
+    pub fn with_oauth_scope(mut self, scope: impl Into<String>) -> Self {
+        self.oauth_scope = Some(scope.into());
+        self
+    }
+
+    /// How the OAuth client authenticates to the token endpoint (default basic).
+    pub fn with_oauth_client_auth(mut self, method: ClientAuthMethod) -> Self {
+        self.oauth_client_auth = method;
+        self
+    }
+
     /// The app's quirks.
     pub fn with_profile(mut self, profile: ScimProfile) -> Self {
         self.profile = profile;
@@ -196,9 +278,10 @@ impl ScimConfig {
         self
     }
 
-    /// Resources asked for per page (`count`, default [`DEFAULT_PAGE_SIZE`]).
+    /// Resources asked for per page (`count`; default: the profile's
+    /// [`ScimProfile::page_size`], [`DEFAULT_PAGE_SIZE`] for every named profile).
     pub fn with_page_size(mut self, n: usize) -> Self {
-        self.page_size = n.max(1);
+        self.page_size = Some(n.max(1));
         self
     }
 
@@ -212,8 +295,9 @@ impl ScimConfig {
     ///
     /// # Errors
     /// `Config` naming the key: `app` not a valid app id; `base_url` missing or not an http(s)
-    /// URL (plain http only with `allow_plain_http`, on loopback); neither `bearer_token` nor
-    /// `basic_password` given, or an empty one; `profile` unknown; a malformed number.
+    /// URL (plain http only with `allow_plain_http`, on loopback); none of `bearer_token`,
+    /// `basic_password`, `oauth_client_secret` given, or an empty one; `oauth_token_url` not an
+    /// https URL or `oauth_client_id` missing; `profile` unknown; a malformed number.
     pub fn build(self) -> Result<ScimConnector> {
         if let Some((key, message)) = self.invalid {
             return Err(Error::config(key, message));
@@ -230,10 +314,38 @@ impl ScimConfig {
             .filter(|u| !u.trim().is_empty())
             .ok_or_else(|| Error::config("base_url", "missing"))?;
         let base_url = base_url.trim().trim_end_matches('/').to_owned();
-        let tokens = match self.auth {
-            Some(Auth::Bearer(t)) if !t.is_empty() => StaticToken::bearer(t),
+        let oauth = matches!(self.auth, Some(Auth::ClientCredentials { .. }));
+        let tokens: Arc<dyn TokenProvider> = match self.auth {
+            Some(Auth::Bearer(t)) if !t.is_empty() => Arc::new(StaticToken::bearer(t)),
             Some(Auth::Basic { user, password }) if !password.is_empty() && !user.is_empty() => {
-                StaticToken::basic(&user, &password)
+                Arc::new(StaticToken::basic(&user, &password))
+            }
+            Some(Auth::ClientCredentials {
+                token_url,
+                client_id,
+                secret,
+            }) => {
+                let mut b = ClientSecretCredentials::builder(token_url, client_id, secret)
+                    .client_auth(self.oauth_client_auth)
+                    .timeout(self.timeout)
+                    .allow_plain_http(self.allow_plain_http);
+                if let Some(scope) = self.oauth_scope {
+                    b = b.scope(scope);
+                }
+                // offboard-http names its own key (`token_url`...): the SCIM key is `oauth_…`.
+                let oauth_key = |e: Error| {
+                    let key = e
+                        .context()
+                        .find(|(k, _)| *k == "key")
+                        .map_or("client_secret", |(_, v)| v)
+                        .to_owned();
+                    let message = e
+                        .message()
+                        .strip_prefix(&format!("{key}: "))
+                        .unwrap_or(e.message());
+                    Error::config(format!("oauth_{key}"), message.to_owned())
+                };
+                Arc::new(b.build().map_err(oauth_key)?)
             }
             Some(Auth::Bearer(_)) => return Err(Error::config("bearer_token", "empty")),
             Some(Auth::Basic { .. }) => {
@@ -242,7 +354,7 @@ impl ScimConfig {
             None => {
                 return Err(Error::config(
                     "bearer_token",
-                    "missing (or basic_user + basic_password)",
+                    "missing (or basic_user + basic_password, or oauth_client_secret)",
                 ));
             }
         };
@@ -250,15 +362,14 @@ impl ScimConfig {
             .allow_plain_http(self.allow_plain_http)
             .timeout(self.timeout)
             .limiter(LimiterConfig::default().with_max_concurrency(self.max_concurrency))
-            .token_provider(tokens)
+            .shared_token_provider(tokens)
             .build()
             .map_err(|e| Error::config("base_url", e.message().to_owned()))?;
-        Ok(ScimConnector::from_client(
-            AppId::new(app),
-            http,
-            self.profile,
-            self.page_size,
-        ))
+        let page_size = self.page_size.unwrap_or(self.profile.page_size);
+        Ok(
+            ScimConnector::from_client(AppId::new(app), http, self.profile, page_size)
+                .with_refreshable_token(oauth),
+        )
     }
 }
 

@@ -31,7 +31,8 @@ use crate::profile::{DeactivateMethod, LookupAttribute, ScimProfile};
 /// - Actions: see the crate docs.
 /// - `verify_revoked`: `active` and the group memberships; a user who no longer exists is
 ///   revoked.
-/// - `discover` is not implemented (`Unsupported`).
+/// - `discover` (what one account reaches elsewhere) is not offered: a SCIM account reaches
+///   nothing beyond its app. The app's own account inventory is [`ScimConnector::inventory`].
 pub struct ScimConnector {
     app: AppId,
     client: ScimClient,
@@ -60,7 +61,11 @@ fn spec(verb: Verb, app: &AppId, profile: &ScimProfile) -> Result<ActionSpec> {
                 "Deactivate the user (active=false, by PATCH or PUT as the provider supports; \
                  DELETE where the app's profile says so)",
             );
-            if profile.reactivation_supported && profile.deactivate != DeactivateMethod::Delete {
+            if profile.deactivate == DeactivateMethod::Delete {
+                // The DELETE removes the account: its groups are removed first (and can be
+                // restored), as nothing is left to act on afterwards.
+                s.after(Verb::RemoveGroups.name(app)?)
+            } else if profile.reactivation_supported {
                 s.reversible()
             } else {
                 s
@@ -130,9 +135,35 @@ impl ScimConnector {
         }
     }
 
+    /// Sends a request once more after a 401 when the token provider can fetch a fresh
+    /// token (OAuth client credentials: the 401 dropped the cached one); a static token is
+    /// not retried. Default off.
+    pub fn with_refreshable_token(mut self, refreshable: bool) -> Self {
+        self.client = self.client.with_retry_unauthorized(refreshable);
+        self
+    }
+
     /// The profile in use.
     pub fn profile(&self) -> &ScimProfile {
         &self.profile
+    }
+
+    /// The app's account inventory: every user, as accounts (`Suspended` when `active` is
+    /// false). `GET /Users?startIndex=…&count=<page size>` page after page (the page size from
+    /// the configuration, else the profile), `startIndex` advancing by what each page held, until
+    /// `totalResults` are read; a page of zero resources ends the listing early. Reads only.
+    ///
+    /// # Errors
+    /// The provider's errors (a 429 is `RateLimited` with its `Retry-After`); a `ListResponse`
+    /// without `totalResults` is a `Vendor` error.
+    pub async fn inventory(&self) -> Result<Vec<AccountRef>> {
+        let op = format!("{}.inventory", self.app);
+        let users = self
+            .client
+            .all_users()
+            .await
+            .map_err(|e| e.with_operation(op))?;
+        Ok(users.iter().map(|u| account(&self.app, u)).collect())
     }
 
     /// What `/ServiceProviderConfig` advertises, read once.

@@ -7,7 +7,7 @@
 //!
 //! | action | reversible | critical | after | calls |
 //! |---|---|---|---|---|
-//! | `<app>.deactivate` | yes (active=true), unless the profile says reactivation fails or deactivates by DELETE | no | | `GET /Users/{id}`, then `PATCH /Users/{id}` `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}`; without PATCH (`/ServiceProviderConfig` `patch.supported=false`, or the profile) `PUT /Users/{id}` of the resource read, `active: false`; `DELETE /Users/{id}` for profiles that deactivate so |
+//! | `<app>.deactivate` | yes (active=true), unless the profile says reactivation fails or deactivates by DELETE | no | `<app>.remove_groups` where the profile deactivates by DELETE (it removes the account; a user already gone is then `already_done`) | `GET /Users/{id}`, then `PATCH /Users/{id}` `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}`; without PATCH (`/ServiceProviderConfig` `patch.supported=false`, or the profile) `PUT /Users/{id}` of the resource read, `active: false`; `DELETE /Users/{id}` for profiles that deactivate so |
 //! | `<app>.remove_groups` | yes (re-add) | no | | `GET /Users/{id}` (its `groups`), else `GET /Groups?filter=members[value eq "<id>"]`; `PATCH /Groups/{g}` `{"op":"remove","path":"members[value eq \"<id>\"]"}`; without PATCH `GET` + `PUT /Groups/{g}` with the other members |
 //! | `<app>.delete` | no | yes | `<app>.deactivate` | `GET /Users/{id}`, `DELETE /Users/{id}` (404: already done); not offered where the profile has no real DELETE |
 //!
@@ -16,7 +16,8 @@
 //! Writes carry `If-Match` with the ETag read (`W/"n"`) when ETags are in use (the profile,
 //! or `etag.supported` advertised); a 412 re-reads once and decides again. Lists are paged with
 //! `startIndex`/`count`. A 429 is a `RateLimited` error with the `Retry-After` wait
-//! (offboard-http), retried by the engine. `discover` is not implemented.
+//! (offboard-http), retried by the engine. The app's account inventory:
+//! [`ScimConnector::inventory`] (every user, paged at the profile's page size).
 //!
 //! # Lookup
 //! By `userName`, then `emails[value eq "…"]` (and, where the profile says, `externalId` = the

@@ -69,6 +69,9 @@ pub struct ScimProfile {
     pub etag: Option<bool>,
     /// The attributes a lookup filters on, in order.
     pub lookup: &'static [LookupAttribute],
+    /// Resources asked for per page (`count`) unless the configuration sets `page_size`; a
+    /// provider answering fewer is paged on by what it returned.
+    pub page_size: usize,
     /// Where the profile's facts come from (public documentation).
     pub source: &'static str,
     /// What the documentation says, and which facts are unverified.
@@ -89,6 +92,7 @@ impl ScimProfile {
         reactivation_supported: true,
         etag: None,
         lookup: USER_AND_EMAILS,
+        page_size: crate::DEFAULT_PAGE_SIZE,
         source: "https://www.rfc-editor.org/rfc/rfc7644",
         notes: "The protocol as specified.",
     };
@@ -102,6 +106,7 @@ impl ScimProfile {
         reactivation_supported: true,
         etag: Some(false),
         lookup: USER_AND_EMAILS,
+        page_size: crate::DEFAULT_PAGE_SIZE,
         source: "https://docs.slack.dev/reference/scim-api",
         notes: "Slack's endpoint table: `PATCH /Users/<id>` updates the user; \
                 `DELETE /Users/<id>` \"Sets a Slack user to deactivated\" (so `<app>.delete` is not \
@@ -118,6 +123,7 @@ impl ScimProfile {
         reactivation_supported: true,
         etag: Some(false),
         lookup: USER_AND_EMAILS,
+        page_size: crate::DEFAULT_PAGE_SIZE,
         source: "https://developers.zoom.us/docs/api/scim2/",
         notes: "Zoom's SCIM2 reference: `PATCH /scim2/Users/{userId}` \"activate or deactivate a \
                 user\", `DELETE /scim2/Users/{userId}` deletes; OAuth scope `scim2`; a third-party \
@@ -134,6 +140,7 @@ impl ScimProfile {
         reactivation_supported: false,
         etag: Some(false),
         lookup: USER_AND_EMAILS,
+        page_size: crate::DEFAULT_PAGE_SIZE,
         source: "https://www.notion.com/help/provision-users-and-groups-with-scim",
         notes: "Notion's help: members are created and removed through SCIM, found by email or \
                 name; guests are not managed. A deprovisioning integration documents \
@@ -152,6 +159,7 @@ impl ScimProfile {
         reactivation_supported: true,
         etag: Some(false),
         lookup: USER_AND_EMAILS,
+        page_size: crate::DEFAULT_PAGE_SIZE,
         source: "https://developer.atlassian.com/cloud/admin/user-provisioning/rest/",
         notes: "Atlassian: `DELETE` of a SCIM user unlinks it from the identity provider and \
                 deactivates the Atlassian account; the SCIM record is gone and can only be \
@@ -168,6 +176,7 @@ impl ScimProfile {
         reactivation_supported: true,
         etag: Some(false),
         lookup: USER_NAME_ONLY,
+        page_size: crate::DEFAULT_PAGE_SIZE,
         source: "https://www.canva.dev/docs/scim/delete-user",
         notes: "Canva's SCIM API has no DELETE for users; deprovisioning is PATCH `active=false` \
                 (so `<app>.delete` is not offered). Filter on `emails`: unverified, so lookup \
@@ -183,6 +192,7 @@ impl ScimProfile {
         reactivation_supported: false,
         etag: Some(false),
         lookup: USER_NAME_ONLY,
+        page_size: crate::DEFAULT_PAGE_SIZE,
         source: "https://support.pagerduty.com/main/docs/assign-or-deactivate-users",
         notes: "PagerDuty: `active` set to false deletes the user, and deactivating then \
                 reactivating the same user is not supported (so `<app>.deactivate` is not \
@@ -216,6 +226,12 @@ impl ScimProfile {
     /// Sets whether to send `If-Match` (`None`: as advertised).
     pub fn with_etag(mut self, etag: Option<bool>) -> Self {
         self.etag = etag;
+        self
+    }
+
+    /// Sets the page size (`count`).
+    pub fn with_page_size(mut self, n: usize) -> Self {
+        self.page_size = n.max(1);
         self
     }
 

@@ -656,8 +656,10 @@ async fn pagerduty_profile_deactivate_is_not_reversible() {
 }
 
 /// Guards the `deactivate = Delete` method (Notion removes a member with DELETE): the notion
-/// profile's deactivate sends `DELETE /Users/{id}`, is not reversible, and a repeat finds the
-/// user gone.
+/// profile's deactivate sends `DELETE /Users/{id}`, is not reversible, runs after
+/// `remove_groups` (nothing is left to act on once the account is removed), and a repeat finds
+/// the user gone and reports `AlreadyDone` (it reported `NotFound` before, which failed the
+/// conformance suite's repeat rule with this profile).
 #[tokio::test]
 async fn notion_profile_deactivates_with_delete() {
     let s = setup_with(ScimSettings::default(), ScimProfile::NOTION).await;
@@ -669,6 +671,10 @@ async fn notion_profile_deactivates_with_delete() {
             .action(&deactivate)
             .unwrap()
             .reversible
+    );
+    assert_eq!(
+        s.scim.capabilities().action(&deactivate).unwrap().after,
+        vec![ActionName::parse("notion.remove_groups").unwrap()]
     );
     let r = s
         .scim
@@ -686,7 +692,7 @@ async fn notion_profile_deactivates_with_delete() {
         .execute(&account(&id), &Action::new(deactivate), &run())
         .await
         .unwrap();
-    assert_eq!(r.outcome, Outcome::NotFound);
+    assert_eq!(r.outcome, Outcome::AlreadyDone);
 }
 
 /// Guards profile selection by name: every named profile parses (any case), documents a
@@ -781,4 +787,173 @@ async fn basic_auth_is_sent_and_accepted() {
         .unwrap();
     let e = wrong.verify_revoked(&account(&id)).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unauthenticated);
+}
+
+/// Guards the inventory's paging: 250 users on a provider capping pages at 100 are all listed,
+/// by `GET /Users?startIndex=…&count=…` without a filter, `startIndex` advancing by what each
+/// page held (1, 101, 201) until `totalResults`; `count` is the profile's page size unless the
+/// configuration sets one; a deactivated user is `Suspended`.
+#[tokio::test]
+async fn inventory_pages_through_every_user() {
+    let s = setup().await;
+    let ids: Vec<String> = (0..250)
+        .map(|i| {
+            let a = format!("inv{i:03}@example.com");
+            s.sp.add_user(&a, &[&a])
+        })
+        .collect();
+    s.sp.set_active(&ids[7], false);
+    s.sp.clear_requests();
+
+    let accounts = s.scim.inventory().await.unwrap();
+    assert_eq!(accounts.len(), 250);
+    let listed: std::collections::BTreeSet<&str> =
+        accounts.iter().map(|a| a.external_id.as_str()).collect();
+    assert!(ids.iter().all(|id| listed.contains(id.as_str())));
+    let suspended: Vec<&str> = accounts
+        .iter()
+        .filter(|a| a.status == offboard_core::AccountStatus::Suspended)
+        .map(|a| a.external_id.as_str())
+        .collect();
+    assert_eq!(suspended, vec![ids[7].as_str()]);
+    let pages: Vec<(Option<String>, Option<String>, Option<String>)> =
+        s.sp.requests()
+            .iter()
+            .filter(|r| r.line() == "GET /scim/v2/Users")
+            .map(|r| {
+                (
+                    r.query_param("startIndex").map(str::to_owned),
+                    r.query_param("count").map(str::to_owned),
+                    r.query_param("filter").map(str::to_owned),
+                )
+            })
+            .collect();
+    let page = |start: &str| (Some(start.to_owned()), Some("100".to_owned()), None);
+    assert_eq!(pages, vec![page("1"), page("101"), page("201")]);
+
+    // The profile's page size; a provider answering fewer than asked is paged on by what it
+    // returned.
+    for (scim, count, requests) in [
+        (
+            ScimConfig::new("notion")
+                .with_base_url(s.sp.base_url())
+                .with_allow_plain_http(true)
+                .with_bearer_token(Secret::new(s.sp.token()))
+                .with_profile(ScimProfile::GENERIC.with_page_size(60))
+                .build()
+                .unwrap(),
+            "60",
+            5,
+        ),
+        (
+            ScimConfig::new("notion")
+                .with_base_url(s.sp.base_url())
+                .with_allow_plain_http(true)
+                .with_bearer_token(Secret::new(s.sp.token()))
+                .with_page_size(1000)
+                .build()
+                .unwrap(),
+            "1000",
+            3,
+        ),
+    ] {
+        s.sp.clear_requests();
+        assert_eq!(scim.inventory().await.unwrap().len(), 250);
+        let sent = s.sp.requests();
+        assert_eq!(sent.len(), requests, "count={count}");
+        assert!(sent.iter().all(|r| r.query_param("count") == Some(count)));
+    }
+}
+
+const OAUTH_SECRET: &str = "oauth-secret-do-not-print-9d2e";
+
+fn oauth_connector(sp: &ScimProvider, secret: &str) -> ScimConnector {
+    ScimConfig::new("notion")
+        .with_config("base_url", sp.base_url())
+        .with_config("allow_plain_http", "true")
+        .with_config("oauth_token_url", sp.token_url())
+        .with_config("oauth_client_id", "scim:client")
+        .with_config("oauth_client_secret", secret)
+        .with_config("oauth_scope", "scim")
+        .build()
+        .unwrap()
+}
+
+/// Guards OAuth 2.0 client credentials (RFC 6749 §4.4) for SCIM apps that need them: the token
+/// comes from the token endpoint (client id and secret by HTTP basic, `scope` sent), is cached
+/// across requests, and when the provider answers 401 (the token expired early) it is fetched
+/// once more and the request sent again, so the action still completes; the secret never
+/// shows in `Debug` or errors, and a wrong secret is `Unauthenticated`.
+#[tokio::test]
+async fn oauth_client_credentials_fetch_cache_and_refresh_after_401() {
+    let sp = Arc::new(
+        ScimProvider::start_oauth(ScimSettings::default(), "scim:client", OAUTH_SECRET).await,
+    );
+    let id = sp.add_user("olga@example.com", &["olga@example.com"]);
+    let scim = oauth_connector(&sp, OAUTH_SECRET);
+    assert!(!format!("{scim:?}").contains(OAUTH_SECRET));
+    let person = Person::new("p-olga", "olga@example.com");
+    for _ in 0..2 {
+        let found = scim
+            .lookup(&LookupRequest::person(person.clone()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.external_id, id);
+    }
+    assert_eq!(sp.tokens_issued(), 1, "the token is cached");
+    let requests = sp.requests();
+    let token_request = &requests[0];
+    assert_eq!(token_request.line(), "POST /oauth/token");
+    // The simulator issued the token only to HTTP basic with the form-urlencoded id and secret
+    // (the recording redacts the value).
+    assert_eq!(
+        header(token_request, "authorization"),
+        Some("Basic [REDACTED]")
+    );
+    assert!(
+        requests[1..]
+            .iter()
+            .all(|r| header(r, "authorization") == Some("Bearer [REDACTED]"))
+    );
+
+    sp.expire_tokens();
+    sp.clear_requests();
+    let r = scim
+        .execute(&account(&id), &action("notion.deactivate"), &run())
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, Outcome::Done);
+    assert!(!sp.user(&id).unwrap().active);
+    assert_eq!(sp.tokens_issued(), 2, "one refresh");
+    let lines: Vec<String> = sp.requests().iter().map(RecordedRequest::line).collect();
+    assert_eq!(lines[0], "GET /scim/v2/ServiceProviderConfig", "{lines:?}");
+    assert_eq!(lines[1], "POST /oauth/token", "{lines:?}");
+    assert_eq!(lines[2], "GET /scim/v2/ServiceProviderConfig", "{lines:?}");
+    assert_eq!(
+        lines.iter().filter(|l| *l == "POST /oauth/token").count(),
+        1,
+        "{lines:?}"
+    );
+
+    let wrong = oauth_connector(&sp, "not-the-secret");
+    let e = wrong
+        .lookup(&LookupRequest::person(person))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unauthenticated);
+    assert!(!format!("{e:?}").contains("not-the-secret"));
+
+    let e = ScimConfig::new("notion")
+        .with_base_url(sp.base_url())
+        .with_allow_plain_http(true)
+        .with_oauth_client_credentials(
+            "http://auth.example.com/token",
+            "c",
+            Secret::new(OAUTH_SECRET),
+        )
+        .build()
+        .unwrap_err();
+    assert!(e.to_string().contains("oauth_token_url"), "{e}");
+    assert!(!e.to_string().contains(OAUTH_SECRET));
 }

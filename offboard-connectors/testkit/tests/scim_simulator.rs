@@ -181,3 +181,74 @@ async fn errors_paging_and_etags_follow_rfc_7644() {
     assert_eq!(r.status().as_u16(), 412);
     assert!(sp.user(&id).unwrap().active);
 }
+
+/// Guards the simulator's token endpoint against RFC 6749 §4.4 and §2.3: a token is issued
+/// only for `grant_type=client_credentials` with the client authenticated by exactly one
+/// method (HTTP basic with form-urlencoded parts, or `client_id`/`client_secret` in the body);
+/// two methods at once are a 400 `invalid_request`, a wrong secret a 401 `invalid_client`,
+/// another grant a 400 `unsupported_grant_type`, a GET a 405; the SCIM routes accept only
+/// issued tokens, until `expire_tokens`.
+#[tokio::test]
+async fn oauth_token_endpoint_follows_rfc_6749() {
+    use base64::Engine as _;
+    let sp = ScimProvider::start_oauth(ScimSettings::default(), "c:1", "s&ecret").await;
+    let http = reqwest::Client::new();
+    let basic = |id: &str, secret: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+        )
+    };
+    let post = |auth: Option<String>, form: &[(&str, &str)]| {
+        let mut r = http.post(sp.token_url()).form(form);
+        if let Some(a) = auth {
+            r = r.header("authorization", a);
+        }
+        async move {
+            let r = r.send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let grant = [("grant_type", "client_credentials")];
+    let (status, body) = post(Some(basic("c%3A1", "s%26ecret")), &grant).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], ScimProvider::TOKEN_LIFETIME_SECS);
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    let in_body = [
+        ("grant_type", "client_credentials"),
+        ("client_id", "c:1"),
+        ("client_secret", "s&ecret"),
+    ];
+    assert_eq!(post(None, &in_body).await.0, 200);
+    assert_eq!(sp.tokens_issued(), 2);
+
+    let both = post(Some(basic("c%3A1", "s%26ecret")), &in_body).await;
+    assert_eq!(both, (400, json!({"error": "invalid_request"})));
+    let wrong = post(Some(basic("c%3A1", "nope")), &grant).await;
+    assert_eq!(wrong, (401, json!({"error": "invalid_client"})));
+    let none = post(None, &grant).await;
+    assert_eq!(none, (401, json!({"error": "invalid_client"})));
+    let other_grant = post(
+        Some(basic("c%3A1", "s%26ecret")),
+        &[("grant_type", "password")],
+    )
+    .await;
+    assert_eq!(
+        other_grant,
+        (400, json!({"error": "unsupported_grant_type"}))
+    );
+    let get = http.get(sp.token_url()).send().await.unwrap();
+    assert_eq!(get.status().as_u16(), 405);
+    assert_eq!(sp.tokens_issued(), 2);
+
+    assert_eq!(get_status(&sp, &token).await, 200);
+    assert_eq!(get_status(&sp, "made-up").await, 401);
+    sp.expire_tokens();
+    assert_eq!(get_status(&sp, &token).await, 401);
+}
+
+async fn get_status(sp: &ScimProvider, token: &str) -> u16 {
+    get(sp, "/ServiceProviderConfig", token).await.0
+}

@@ -169,6 +169,7 @@ impl GoogleServiceAccount {
                 ("grant_type", GRANT_TYPE),
                 ("assertion", assertion.expose()),
             ],
+            None,
         )
         .await
     }

@@ -1,29 +1,28 @@
 //! Microsoft identity platform client credentials with a client secret.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use offboard_core::{Error, Result, Secret};
-use url::Url;
 
-use super::{Cached, TokenCache, TokenProvider, request_token, token_http};
+use super::{ClientAuthMethod, ClientSecretCredentials, TokenProvider};
+
+const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
 
 /// Client credentials against `https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token`
-/// with a client secret, for Microsoft Graph (`https://graph.microsoft.com/.default`).
+/// with a client secret, for Microsoft Graph (`https://graph.microsoft.com/.default`): a
+/// preset of [`ClientSecretCredentials`].
 ///
 /// # Behavior
-/// Posts `grant_type=client_credentials&client_id=…&client_secret=…&scope=…`; caches the
-/// token and refreshes it 60 s before expiry or after a 401. Certificate credentials are not
-/// supported yet.
+/// Posts `grant_type=client_credentials&scope=…&client_id=…&client_secret=…`
+/// (`client_secret_post`); caches the token and refreshes it 60 s before expiry or after a
+/// 401. Certificate credentials are not supported yet.
 #[derive(Debug)]
 pub struct MicrosoftClientCredentials {
-    token_url: Url,
+    token_url: String,
     client_id: String,
     client_secret: Secret,
     scope: String,
-    http: reqwest::Client,
-    cache: TokenCache,
     allow_plain_http: bool,
+    inner: ClientSecretCredentials,
 }
 
 impl MicrosoftClientCredentials {
@@ -43,25 +42,39 @@ impl MicrosoftClientCredentials {
         {
             return Err(Error::config("tenant_id", "must be a GUID or a domain"));
         }
-        let client_id = client_id.into();
-        if client_id.is_empty() {
-            return Err(Error::config("client_id", "missing"));
-        }
-        if client_secret.is_empty() {
-            return Err(Error::config("client_secret", "missing"));
-        }
-        let token_url = Url::parse(&format!(
-            "https://login.microsoftonline.com/{tenant_id}/oauth2/v2.0/token"
-        ))
-        .map_err(|e| Error::config("tenant_id", format!("gives no valid URL: {e}")))?;
+        let token_url = format!("https://login.microsoftonline.com/{tenant_id}/oauth2/v2.0/token");
+        Self::with_parts(
+            token_url,
+            client_id.into(),
+            client_secret,
+            GRAPH_SCOPE.into(),
+            false,
+        )
+    }
+
+    fn with_parts(
+        token_url: String,
+        client_id: String,
+        client_secret: Secret,
+        scope: String,
+        allow_plain_http: bool,
+    ) -> Result<Self> {
+        let inner = ClientSecretCredentials::builder(
+            token_url.clone(),
+            client_id.clone(),
+            client_secret.clone(),
+        )
+        .scope(scope.clone())
+        .client_auth(ClientAuthMethod::Post)
+        .allow_plain_http(allow_plain_http)
+        .build()?;
         Ok(Self {
             token_url,
             client_id,
             client_secret,
-            scope: "https://graph.microsoft.com/.default".into(),
-            http: token_http(Duration::from_secs(30))?,
-            cache: TokenCache::new(Duration::from_secs(60)),
-            allow_plain_http: false,
+            scope,
+            allow_plain_http,
+            inner,
         })
     }
 
@@ -78,42 +91,40 @@ impl MicrosoftClientCredentials {
     /// # Errors
     /// `Config` naming `token_url` when it is not a URL, or not https (see
     /// [`crate::require_https`]).
-    pub fn with_token_url(mut self, url: &str) -> Result<Self> {
-        let url =
-            Url::parse(url).map_err(|e| Error::config("token_url", format!("not a URL: {e}")))?;
-        crate::require_https(&url, "token_url", self.allow_plain_http)?;
-        self.token_url = url;
-        Ok(self)
+    pub fn with_token_url(self, url: &str) -> Result<Self> {
+        Self::with_parts(
+            url.to_owned(),
+            self.client_id,
+            self.client_secret,
+            self.scope,
+            self.allow_plain_http,
+        )
     }
 
     /// Sets the scope (default `https://graph.microsoft.com/.default`).
-    pub fn with_scope(mut self, scope: impl Into<String>) -> Self {
-        self.scope = scope.into();
-        self
-    }
-
-    async fn fetch(&self) -> Result<Cached> {
-        request_token(
-            &self.http,
-            &self.token_url,
-            &[
-                ("grant_type", "client_credentials"),
-                ("client_id", self.client_id.as_str()),
-                ("client_secret", self.client_secret.expose()),
-                ("scope", self.scope.as_str()),
-            ],
-        )
-        .await
+    pub fn with_scope(self, scope: impl Into<String>) -> Self {
+        let scope = scope.into();
+        // Only the scope changes, on a URL and credentials already accepted.
+        match Self::with_parts(
+            self.token_url.clone(),
+            self.client_id.clone(),
+            self.client_secret.clone(),
+            scope,
+            self.allow_plain_http,
+        ) {
+            Ok(next) => next,
+            Err(_) => self,
+        }
     }
 }
 
 #[async_trait]
 impl TokenProvider for MicrosoftClientCredentials {
     async fn authorization(&self) -> Result<Secret> {
-        self.cache.get(self.fetch()).await
+        self.inner.authorization().await
     }
 
     fn invalidate(&self) {
-        self.cache.invalidate();
+        self.inner.invalidate();
     }
 }

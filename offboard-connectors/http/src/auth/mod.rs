@@ -1,8 +1,12 @@
 //! Token providers: what goes into the `Authorization` header.
 
+mod client_secret;
 mod google;
 mod microsoft;
 
+pub use client_secret::{
+    ClientAuthMethod, ClientSecretCredentials, ClientSecretCredentialsBuilder,
+};
 pub use google::{GoogleServiceAccount, GoogleServiceAccountBuilder};
 pub use microsoft::MicrosoftClientCredentials;
 
@@ -279,6 +283,7 @@ impl OAuthClientCredentials {
                 ("client_assertion_type", ASSERTION_TYPE),
                 ("client_assertion", assertion.expose()),
             ],
+            None,
         )
         .await
     }
@@ -302,7 +307,8 @@ pub(crate) fn epoch_secs() -> u64 {
         .as_secs()
 }
 
-/// Posts a token request form and reads the RFC 6749 §5.1 answer.
+/// Posts a token request form (with `authorization` as the `Authorization` header when the
+/// client authenticates by HTTP basic) and reads the RFC 6749 §5.1 answer.
 ///
 /// # Errors
 /// 400/401 from the endpoint (`invalid_client`, `invalid_grant`, …) → `Unauthenticated`;
@@ -311,13 +317,18 @@ pub(crate) async fn request_token(
     http: &reqwest::Client,
     token_url: &Url,
     form: &[(&str, &str)],
+    authorization: Option<&Secret>,
 ) -> Result<Cached> {
     let path = token_url.path().to_owned();
     let started = Instant::now();
-    let response = http
+    let mut request = http
         .post(token_url.clone())
         .header(reqwest::header::ACCEPT, "application/json")
-        .form(form)
+        .form(form);
+    if let Some(a) = authorization {
+        request = request.header(reqwest::header::AUTHORIZATION, a.expose());
+    }
+    let response = request
         .send()
         .await
         .map_err(|e| crate::error::transport(&reqwest::Method::POST, &path, &e))?;

@@ -40,10 +40,16 @@ pub(crate) async fn execute(
     dry_run: bool,
     write: Write,
 ) -> Result<ExecuteReply> {
+    let removes = write.method == DeactivateMethod::Delete;
     let Some(user) = client.get_user(id).await? else {
-        return Ok(gone(id));
+        // Where deactivating is the DELETE, a user already gone is the goal reached.
+        return Ok(if removes {
+            already_removed(id, dry_run)
+        } else {
+            gone(id)
+        });
     };
-    if write.method == DeactivateMethod::Delete {
+    if removes {
         if dry_run {
             return Ok(reply(Outcome::Done, true, "would remove the user (DELETE)"));
         }
@@ -51,7 +57,7 @@ pub(crate) async fn execute(
         return Ok(if gone_ok(client.delete_user(id, tag).await)? {
             reply(Outcome::Done, false, "removed the user (DELETE)")
         } else {
-            gone(id)
+            already_removed(id, false)
         });
     }
     if !user.active {
@@ -73,6 +79,14 @@ pub(crate) async fn execute(
         Some(false) => reply(Outcome::AlreadyDone, false, "already inactive"),
         None => gone(id),
     })
+}
+
+fn already_removed(id: &str, dry_run: bool) -> ExecuteReply {
+    reply(
+        Outcome::AlreadyDone,
+        dry_run,
+        format!("user {id} does not exist (already removed)"),
+    )
 }
 
 /// Sets `active`; `Some(true)` when written, `Some(false)` when a fresh read after a 412 shows
