@@ -7,6 +7,7 @@
 
 pub mod action;
 pub mod audit;
+pub mod checkpoint;
 pub mod connector;
 pub mod delegate;
 pub mod engine;
@@ -35,6 +36,10 @@ pub mod mock {
 
 pub use action::{Action, ActionName, ActionSpec};
 pub use audit::{AuditEvent, AuditKind, AuditSink, TracingSink};
+pub use checkpoint::{
+    Checkpoint, CheckpointKey, CheckpointOutcome, CheckpointProblem, CheckpointSigner,
+    CheckpointSink, CheckpointVerifier,
+};
 pub use connector::{
     Capabilities, Connector, ExecuteOptions, ExecuteReply, KeyMemo, LookupRequest, Snapshot,
     SnapshotPolicy, Verification,

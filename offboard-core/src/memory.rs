@@ -180,6 +180,33 @@ impl MemoryStore {
             None => false,
         }
     }
+
+    /// **For tests only**: deletes the stored audit events after `seq`, as someone with write
+    /// access to a database could (the next event appended follows `seq`).
+    pub fn truncate_audit(&self, seq: u64) {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .audit
+            .retain(|e| e.seq <= seq);
+    }
+
+    /// Checks the stored audit chain against signed checkpoints (see
+    /// [`crate::checkpoint::ChainAgainstCheckpoints`], the rule every store applies): a cut
+    /// tail, a rewritten or re-sealed chain, a forged checkpoint or one signed with a key
+    /// `verifier` does not hold is reported with the first bad seq. The chain's own hashes
+    /// are checked by [`crate::audit::verify_chain`].
+    ///
+    /// # Errors
+    /// `InvalidInput` when `checkpoints` is empty.
+    pub fn verify_audit_against(
+        &self,
+        checkpoints: &[crate::checkpoint::Checkpoint],
+        verifier: &crate::checkpoint::CheckpointVerifier,
+    ) -> Result<crate::checkpoint::CheckpointOutcome> {
+        let state = self.state()?;
+        crate::checkpoint::check_chain_against(&state.audit, checkpoints, verifier)
+    }
 }
 
 #[async_trait]

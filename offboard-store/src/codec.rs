@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use offboard_core::audit::{ChainProblem, GENESIS_HASH};
+use offboard_core::checkpoint::CheckpointOutcome;
 use offboard_core::store::Record;
 use offboard_core::{
     AuditEvent, Error, ErrorKind, Lease, Person, Result, Run, RunId, RunState, Task,
@@ -350,6 +351,7 @@ impl ChainCheck {
             verified: self.verified(),
             problem: Some(broken.problem),
             column: broken.column.map(str::to_owned),
+            checkpoint: None,
         }
     }
 
@@ -361,11 +363,13 @@ impl ChainCheck {
                 verified: n,
                 problem: None,
                 column: None,
+                checkpoint: None,
             },
             Err(problem) => AuditVerification {
                 verified,
                 problem: Some(problem),
                 column: None,
+                checkpoint: None,
             },
         }
     }
@@ -384,22 +388,42 @@ pub struct AuditVerification {
     /// is intact. `None` otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub column: Option<String>,
+    /// When the trail was checked against signed checkpoints (`verify_audit_against`): the
+    /// outcome, whose problem names the first bad seq of a cut, rewritten or re-sealed chain
+    /// (which the chain's own hashes cannot show) or a checkpoint that does not verify.
+    /// `None`: no checkpoint was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<CheckpointOutcome>,
 }
 
 impl AuditVerification {
-    /// Whether the whole trail verified.
+    /// Whether the whole trail verified, and matched the checkpoints when it was checked
+    /// against some.
     pub fn is_intact(&self) -> bool {
-        self.problem.is_none()
+        self.problem.is_none() && self.checkpoint.as_ref().is_none_or(|c| c.is_intact())
+    }
+
+    /// The first bad seq: the chain's first problem, else the checkpoints' (`None`: intact).
+    pub fn first_bad_seq(&self) -> Option<u64> {
+        self.problem.as_ref().map(problem_seq).or_else(|| {
+            self.checkpoint
+                .as_ref()
+                .and_then(CheckpointOutcome::first_bad_seq)
+        })
     }
 
     /// Turns a problem into an error of kind `Tampered`.
     ///
     /// # Errors
     /// `Tampered`, naming the first bad event (and the column that does not match its body,
-    /// when that is the problem), when the trail does not verify.
+    /// when that is the problem), when the trail does not verify; when it does but does not
+    /// match its checkpoints, `Tampered` naming the checkpoint problem and its first bad seq.
     pub fn into_result(self) -> Result<u64> {
         match self.problem {
-            None => Ok(self.verified),
+            None => match self.checkpoint.and_then(|c| c.problem) {
+                Some(p) => Err(Error::from(p)),
+                None => Ok(self.verified),
+            },
             Some(p) => {
                 let seq = problem_seq(&p);
                 let err = match self.column {

@@ -54,12 +54,74 @@ impl fmt::Debug for JsonLinesSink {
     }
 }
 
-fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
+/// Converts an IO error on `path` during `op` ("reading", "appending to" …).
+pub(crate) fn io<'a>(
+    op: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> Error + 'a {
     move |e| {
         Error::storage(format!("{op} {} failed", path.display()))
             .with_operation("jsonl")
             .with_source(e)
     }
+}
+
+/// The bytes of the file at `path` (a missing file: none).
+pub(crate) async fn read_or_empty(path: &Path) -> Result<Vec<u8>> {
+    match tokio::fs::read(path).await {
+        Ok(bytes) => Ok(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(io("reading", path)(e)),
+    }
+}
+
+/// Decodes each complete line of `bytes` (read from `path`; a torn last line, without its
+/// newline, is left out) as `T` and hands it to `f`: the length of the complete lines.
+///
+/// # Errors
+/// `Tampered` naming the first line that is not `what`.
+pub(crate) fn for_each_line<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    path: &Path,
+    what: &str,
+    mut f: impl FnMut(T),
+) -> Result<usize> {
+    let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    for (n, line) in bytes[..complete].split(|b| *b == b'\n').enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        let value = serde_json::from_slice(line).map_err(|e| {
+            Error::new(
+                offboard_core::ErrorKind::Tampered,
+                format!("line {} of {} is not {what}", n + 1, path.display()),
+            )
+            .with_source(e)
+        })?;
+        f(value);
+    }
+    Ok(complete)
+}
+
+/// Opens (creating if missing) the file at `path` for appending, cutting it to its
+/// `complete` lines when it is longer (`len`: a torn last line).
+pub(crate) async fn open_append(
+    path: &Path,
+    complete: usize,
+    len: usize,
+) -> Result<tokio::fs::File> {
+    let file = tokio::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .await
+        .map_err(io("opening", path))?;
+    if complete < len {
+        file.set_len(complete as u64)
+            .await
+            .map_err(io("cutting a torn line off", path))?;
+    }
+    Ok(file)
 }
 
 impl JsonLinesSink {
@@ -70,41 +132,12 @@ impl JsonLinesSink {
     /// not an audit event.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let existing = match tokio::fs::read(&path).await {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(io("reading", &path)(e)),
-        };
-        // Keep complete lines only.
-        let complete = existing
-            .iter()
-            .rposition(|b| *b == b'\n')
-            .map_or(0, |i| i + 1);
+        let existing = read_or_empty(&path).await?;
         let mut last_seq = 0;
-        for (n, line) in existing[..complete].split(|b| *b == b'\n').enumerate() {
-            if line.is_empty() {
-                continue;
-            }
-            let event: AuditEvent = serde_json::from_slice(line).map_err(|e| {
-                Error::new(
-                    offboard_core::ErrorKind::Tampered,
-                    format!("line {} of {} is not an audit event", n + 1, path.display()),
-                )
-                .with_source(e)
-            })?;
-            last_seq = last_seq.max(event.seq);
-        }
-        let file = tokio::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .await
-            .map_err(io("opening", &path))?;
-        if complete < existing.len() {
-            file.set_len(complete as u64)
-                .await
-                .map_err(io("cutting a torn line off", &path))?;
-        }
+        let complete = for_each_line(&existing, &path, "an audit event", |e: AuditEvent| {
+            last_seq = last_seq.max(e.seq);
+        })?;
+        let file = open_append(&path, complete, existing.len()).await?;
         Ok(Self {
             path,
             state: Mutex::new(State { file, last_seq }),

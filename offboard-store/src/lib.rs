@@ -7,6 +7,10 @@
 //! - [`report`]: compliance reports per run and per period (streamed), as CSV and JSON.
 //! - [`JsonLinesSink`]: an [`offboard_core::AuditSink`] that appends one canonical JSON event
 //!   per line to a file.
+//! - [`JsonLinesCheckpointSink`] (and `ObjectStoreCheckpointSink`, feature `object-store`):
+//!   where the engine writes signed checkpoints of the audit chain
+//!   ([`offboard_core::checkpoint`]); `verify_audit_against` checks a store's chain against
+//!   them, which finds a deleted tail or a re-sealed chain that the hashes alone cannot.
 //!
 //! Both stores keep their SQL per dialect (`migrations/<dialect>`, `queries/<dialect>`),
 //! embedded in the crate; [`SqliteStore::run_migrations`] (and its PostgreSQL twin) bring a
@@ -19,6 +23,7 @@
 //! means) and run by each dialect's executor; rows are decoded once for both (`rows`).
 #![forbid(unsafe_code)]
 
+mod checkpoints;
 mod codec;
 mod jsonl;
 mod plan;
@@ -29,6 +34,9 @@ mod rows;
 mod sql;
 mod sqlite;
 
+pub use checkpoints::JsonLinesCheckpointSink;
+#[cfg(feature = "object-store")]
+pub use checkpoints::ObjectStoreCheckpointSink;
 pub use codec::AuditVerification;
 pub use jsonl::JsonLinesSink;
 pub use offboard_core::Store;

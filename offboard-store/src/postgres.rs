@@ -24,6 +24,7 @@ use crate::codec::{self, AuditVerification, db, ts, ts_opt};
 use crate::plan::{CommitPlan, Step};
 use crate::rows::{self, SqlRow};
 use crate::sql::postgres as q;
+use offboard_core::checkpoint::{ChainAgainstCheckpoints, Checkpoint, CheckpointVerifier};
 
 /// The schema every table of ours lives in (out of the host's way).
 pub const POSTGRES_SCHEMA: &str = "offboard";
@@ -213,6 +214,49 @@ impl PostgresStore {
     /// `Storage` when the database cannot be read (a tampered trail is not an error: see
     /// [`AuditVerification::problem`]).
     pub async fn verify_audit(&self) -> Result<AuditVerification> {
+        self.verify_trail(None).await
+    }
+
+    /// [`Self::verify_audit`], and the trail against signed checkpoints (the latest one a
+    /// sink holds, or several): a deleted tail (also with the stored head rewritten to match),
+    /// a chain rewritten or re-sealed forward from a changed event, a forged checkpoint or one
+    /// signed with a key `verifier` does not hold is reported in
+    /// [`AuditVerification::checkpoint`] with its first bad seq, even when the chain's own
+    /// hashes all verify.
+    ///
+    /// # Errors
+    /// `InvalidInput` when `checkpoints` is empty; `Storage` when the database cannot be read.
+    pub async fn verify_audit_against(
+        &self,
+        checkpoints: &[Checkpoint],
+        verifier: &CheckpointVerifier,
+    ) -> Result<AuditVerification> {
+        let mut against = ChainAgainstCheckpoints::new(checkpoints, verifier)?;
+        let mut verification = self.verify_trail(Some(&mut against)).await?;
+        verification.checkpoint = Some(against.finish());
+        Ok(verification)
+    }
+
+    /// The audit chain's head as stored: the last event's (seq, hash), `(0, GENESIS_HASH)`
+    /// for an empty trail. What a host signs into a checkpoint outside the engine
+    /// ([`offboard_core::CheckpointSigner::sign`]).
+    ///
+    /// # Errors
+    /// `Storage` when the database cannot be read.
+    pub async fn audit_head(&self) -> Result<(u64, String)> {
+        const OP: &str = "postgres.audit_head";
+        let row = sqlx::query(q::AUDIT_HEAD_READ)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db(OP))?;
+        rows::head(&row, OP)
+    }
+
+    /// Reads the trail in pages through the chain check (and the checkpoint check, if any).
+    async fn verify_trail(
+        &self,
+        against: Option<&mut ChainAgainstCheckpoints>,
+    ) -> Result<AuditVerification> {
         const OP: &str = "postgres.verify_audit";
         let page = |after: i64| {
             sqlx::query(q::AUDIT_VERIFY)
@@ -220,15 +264,11 @@ impl PostgresStore {
                 .bind(Some(rows::AUDIT_PAGE))
                 .fetch_all(&self.pool)
         };
-        let check = match rows::check_trail(page, OP).await? {
+        let check = match rows::check_trail(page, against, OP).await? {
             Ok(check) => check,
             Err(failed) => return Ok(failed),
         };
-        let row = sqlx::query(q::AUDIT_HEAD_READ)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db(OP))?;
-        let (head_seq, head_hash) = rows::head(&row, OP)?;
+        let (head_seq, head_hash) = self.audit_head().await?;
         Ok(check.finished(head_seq, &head_hash))
     }
 

@@ -4,6 +4,7 @@
 //! the same columns in the same order.
 
 use chrono::{DateTime, Utc};
+use offboard_core::checkpoint::ChainAgainstCheckpoints;
 use offboard_core::store::{Record, RunSummary};
 use offboard_core::{Account, AuditEvent, Error, Lease, PersonId, Result, RunId};
 use sqlx::{ColumnIndex, Decode, Row, Type};
@@ -197,8 +198,13 @@ where
 /// [`AUDIT_PAGE`]. The check, to be finished against the stored head, or the verification
 /// that found the first problem: a break in the chain, or an indexed column that does not
 /// match its row's hashed body.
+///
+/// With `against` (signed checkpoints), every stored row's hash is also compared with the
+/// checkpoints, to the end of the trail even past a break (a re-sealed chain has none, a cut
+/// one may have one before its end); the caller finishes it.
 pub(crate) async fn check_trail<R, F, Fut>(
     mut page: F,
+    mut against: Option<&mut ChainAgainstCheckpoints>,
     op: &'static str,
 ) -> Result<std::result::Result<ChainCheck, AuditVerification>>
 where
@@ -209,48 +215,56 @@ where
     Fut: std::future::Future<Output = std::result::Result<Vec<R>, sqlx::Error>>,
 {
     let mut check = ChainCheck::new();
+    let mut broken = None;
     let mut after = 0i64;
     loop {
         let rows = page(after).await.map_err(db(op))?;
-        if let Some(broken) = check_page(&mut check, &rows, &mut after, op)? {
-            return Ok(Err(check.failed(broken)));
+        for row in &rows {
+            let seq: i64 = row.col(0, op)?;
+            if broken.is_none() {
+                broken = check_row(&mut check, row, op)?.err();
+            }
+            if let Some(against) = against.as_deref_mut() {
+                against.observe(int("seq", seq)?, &required(row, 4, op)?);
+            }
+            after = seq;
+        }
+        if broken.is_some() && against.is_none() {
+            break;
         }
         if (rows.len() as i64) < AUDIT_PAGE {
-            return Ok(Ok(check));
+            break;
         }
     }
+    Ok(match broken {
+        Some(broken) => Err(check.failed(broken)),
+        None => Ok(check),
+    })
 }
 
-/// Feeds a page of `audit_verify` rows (seq, body, run_id, at, hash) to `check`, moving
-/// `after` to the last seq read: the first problem of the page, if it has one.
-fn check_page<R>(
+/// Feeds one `audit_verify` row (seq, body, run_id, at, hash) to `check`: the problem it
+/// shows, if any.
+fn check_row<R>(
     check: &mut ChainCheck,
-    rows: &[R],
-    after: &mut i64,
+    row: &R,
     op: &'static str,
-) -> Result<Option<Broken>>
+) -> Result<std::result::Result<(), Broken>>
 where
     R: SqlRow,
     for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
     for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
 {
-    for row in rows {
-        let seq: i64 = row.col(0, op)?;
-        let body = required(row, 1, op)?;
-        let run_id = text(row, 2, op)?;
-        let at = required(row, 3, op)?;
-        let hash = required(row, 4, op)?;
-        let stored = AuditRow {
-            seq: int("seq", seq)?,
-            body: &body,
-            run_id: run_id.as_deref(),
-            at: &at,
-            hash: &hash,
-        };
-        if let Err(broken) = check.push(&stored) {
-            return Ok(Some(broken));
-        }
-        *after = seq;
-    }
-    Ok(None)
+    let seq: i64 = row.col(0, op)?;
+    let body = required(row, 1, op)?;
+    let run_id = text(row, 2, op)?;
+    let at = required(row, 3, op)?;
+    let hash = required(row, 4, op)?;
+    let stored = AuditRow {
+        seq: int("seq", seq)?,
+        body: &body,
+        run_id: run_id.as_deref(),
+        at: &at,
+        hash: &hash,
+    };
+    Ok(check.push(&stored))
 }

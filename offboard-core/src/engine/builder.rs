@@ -9,9 +9,10 @@ use tokio::sync::{Notify, broadcast};
 use super::slots::{Epochs, RunSlots};
 use super::{
     Backoff, Clock, ConnectorEntry, Engine, EngineShared, LifecycleRules, Limits, TokioClock,
-    limits, sinks, watch,
+    checkpoints, limits, sinks, watch,
 };
 use crate::audit::AuditSink;
+use crate::checkpoint::{CheckpointSigner, CheckpointSink};
 use crate::connector::Connector;
 use crate::delegate::Delegate;
 use crate::error::{Error, Result};
@@ -38,6 +39,7 @@ pub struct EngineBuilder {
     worker_id: Option<String>,
     sources: Vec<watch::WatchedSource>,
     lifecycle: LifecycleRules,
+    checkpoints: Option<checkpoints::CheckpointConfig>,
 }
 
 impl EngineBuilder {
@@ -92,6 +94,34 @@ impl EngineBuilder {
     /// Adds an audit sink that receives every committed event.
     pub fn audit_sink(mut self, sink: Arc<dyn AuditSink>) -> Self {
         self.sinks.push(sink);
+        self
+    }
+
+    /// Signs the audit chain's head with `signer` and writes the checkpoint to `sink` (see
+    /// [`crate::checkpoint`]) whenever `every_events` events were committed since the last
+    /// checkpoint, or `every` passed on the engine's clock and the chain moved since.
+    ///
+    /// # Behavior
+    /// Checkpoints are written off the commit path: a commit never waits for the sink, and a
+    /// sink that fails is logged and tried again at the next trigger (with the head then).
+    /// The head is the last event this engine's commits sealed (each store returns its
+    /// sealed events; every event before it is committed too). [`super::WorkerHandle::shutdown`]
+    /// and dropping the engine write a last checkpoint; [`Engine::checkpoint`] writes one on
+    /// demand. [`Engine::build`](EngineBuilder::build) refuses `every_events` 0 or a zero
+    /// `every`.
+    pub fn with_checkpoints(
+        mut self,
+        signer: CheckpointSigner,
+        sink: Arc<dyn CheckpointSink>,
+        every_events: u64,
+        every: Duration,
+    ) -> Self {
+        self.checkpoints = Some(checkpoints::CheckpointConfig {
+            signer,
+            sink,
+            every_events,
+            every,
+        });
         self
     }
 
@@ -163,6 +193,10 @@ impl EngineBuilder {
         let connectors = connector_entries(self.connectors, self.lease_for)?;
         let delegates = delegates_by_kind(self.delegates)?;
         check_policy(&self.policy, &connectors, &delegates)?;
+        if let Some(c) = &self.checkpoints {
+            c.check()?;
+        }
+        let clock = self.clock.unwrap_or_else(|| Arc::new(TokioClock::new()));
         let (updates, _) = broadcast::channel(1024);
         let pumps = sinks::SinkPumps::new(self.sinks, store.clone());
         let (events, _) = broadcast::channel(256);
@@ -178,7 +212,10 @@ impl EngineBuilder {
                 policy_fingerprint: self.policy.fingerprint(),
                 policy: self.policy,
                 sinks: pumps,
-                clock: self.clock.unwrap_or_else(|| Arc::new(TokioClock::new())),
+                checkpoints: self
+                    .checkpoints
+                    .map(|c| checkpoints::Checkpoints::new(c, clock.clone())),
+                clock,
                 retry: self.retry,
                 backoff: self.backoff,
                 delegation_poll: self.delegation_poll,
@@ -228,6 +265,7 @@ impl Engine {
             worker_id: None,
             sources: Vec::new(),
             lifecycle: LifecycleRules::default(),
+            checkpoints: None,
         }
     }
 }

@@ -27,6 +27,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, broadcast};
 
 mod builder;
+mod checkpoints;
 mod clock;
 mod commit;
 mod discovery;
@@ -80,6 +81,8 @@ pub(crate) struct EngineShared {
     /// [`Policy::fingerprint`] of `policy`.
     pub(crate) policy_fingerprint: String,
     pub(crate) sinks: sinks::SinkPumps,
+    /// Signed checkpoints of the audit chain, when configured.
+    pub(crate) checkpoints: Option<checkpoints::Checkpoints>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) retry: RetryPolicy,
     pub(crate) backoff: Backoff,
@@ -121,14 +124,21 @@ pub struct Engine {
 pub struct WorkerHandle {
     stop: tokio::sync::watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Writes the last checkpoint at shutdown, when checkpoints are configured.
+    checkpoints: Option<Arc<checkpoints::Writer>>,
 }
 
 impl WorkerHandle {
-    /// Stops claiming and polling sources, waits for in-flight tasks to finish.
+    /// Stops claiming and polling sources, waits for in-flight tasks to finish, then writes a
+    /// last signed checkpoint of the audit chain when checkpoints are configured (a failing
+    /// sink is logged, as at every checkpoint).
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
         for t in std::mem::take(&mut self.tasks) {
             let _ = t.await;
+        }
+        if let Some(writer) = self.checkpoints.take() {
+            writer.write_logged(false).await;
         }
     }
 }
@@ -317,6 +327,9 @@ impl Engine {
     /// one loop per source of truth polling it at its interval.
     pub fn start(&self) -> WorkerHandle {
         self.inner.sinks.start();
+        if let Some(c) = &self.inner.checkpoints {
+            c.start();
+        }
         let (stop, rx) = tokio::sync::watch::channel(false);
         let mut tasks = vec![tokio::spawn(worker::run_loop(
             self.inner.clone(),
@@ -329,7 +342,29 @@ impl Engine {
                 rx.clone(),
             )));
         }
-        WorkerHandle { stop, tasks }
+        WorkerHandle {
+            stop,
+            tasks,
+            checkpoints: self.inner.checkpoints.as_ref().map(|c| c.writer()),
+        }
+    }
+
+    /// Signs the audit chain's head as this engine knows it (the last event it committed)
+    /// and writes the checkpoint to the sink now, without waiting for the next trigger: the
+    /// checkpoint written, or `None` when the head did not move since the last one.
+    ///
+    /// # Errors
+    /// `Config` when the engine has no checkpoints ([`EngineBuilder::with_checkpoints`]); the
+    /// sink's error when it fails (the next trigger tries again).
+    pub async fn checkpoint(&self) -> Result<Option<crate::checkpoint::Checkpoint>> {
+        match &self.inner.checkpoints {
+            Some(c) => c.writer().write(false).await,
+            None => Err(Error::config(
+                "checkpoints",
+                "this engine writes no checkpoints: configure them with \
+                 EngineBuilder::with_checkpoints",
+            )),
+        }
     }
 
     /// Waits until every audit sink took every event this engine committed so far.
@@ -480,6 +515,9 @@ impl EngineShared {
     /// [`sinks`]). Never waits for a sink.
     pub(crate) async fn to_sinks(&self, events: &[AuditEvent]) {
         self.sinks.committed(events);
+        if let Some(c) = &self.checkpoints {
+            c.committed(events);
+        }
     }
 
     /// Appends one audit event outside a run's commit and tells the sinks' pumps, holding the
