@@ -23,7 +23,11 @@
 //! Run with `cargo bench --bench graph`. `OFFBOARD_GRAPH_N` chooses N (default 2000),
 //! `OFFBOARD_GRAPH_SCALE` forces the compression (1 = real time; default: 1 when the estimated
 //! bound is at most 5 minutes, else the smallest whole scale giving at most 3 minutes). Under
-//! `cargo test` (no `--bench` argument) it runs N = 10 in real time.
+//! `cargo test` (no `--bench` argument) it runs N = 10 in real time. Knobs for finding where
+//! time goes: `OFFBOARD_BENCH_RUNS` (runs in flight, default 32), `OFFBOARD_GRAPH_TASKS` (the
+//! engine's concurrency for the connector, default 16), `OFFBOARD_GRAPH_HTTP` (the Graph
+//! client's requests in flight, default 16). It prints the write budget used in each tenth of
+//! the run: where that falls below 100 %, the wall time above the bound goes.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -105,6 +109,52 @@ struct Report {
     ru: u64,
     writes: u64,
     throttled: u64,
+    /// Writes served in each tenth of the run, as a share of what the write budget allows in
+    /// that span (1.0 = the budget spent exactly): shows where the wall time above the bound
+    /// goes.
+    write_use: Vec<f64>,
+}
+
+/// Samples the tenant's served writes every 100 ms until `done`; returns `(elapsed, writes)`.
+fn sample_writes(
+    tenant: Arc<GraphTenant>,
+    done: Arc<tokio::sync::Notify>,
+) -> tokio::task::JoinHandle<Vec<(Duration, u64)>> {
+    tokio::spawn(async move {
+        let started = tokio::time::Instant::now();
+        let mut samples = vec![(Duration::ZERO, tenant.writes_served())];
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => samples.push((started.elapsed(), tenant.writes_served())),
+                () = done.notified() => {
+                    samples.push((started.elapsed(), tenant.writes_served()));
+                    return samples;
+                }
+            }
+        }
+    })
+}
+
+/// The writes served in each tenth of the sampled span over what `rate` (writes a second)
+/// allows in it.
+fn use_per_tenth(samples: &[(Duration, u64)], rate: f64) -> Vec<f64> {
+    let Some(&(end, _)) = samples.last() else {
+        return Vec::new();
+    };
+    let at = |t: Duration| {
+        samples
+            .iter()
+            .take_while(|(s, _)| *s <= t)
+            .last()
+            .map_or(0, |(_, w)| *w)
+    };
+    (0..10)
+        .map(|i| {
+            let (from, to) = (end * i / 10, end * (i + 1) / 10);
+            (at(to) - at(from)) as f64 / (rate * (to - from).as_secs_f64())
+        })
+        .collect()
 }
 
 async fn measure(n: usize, groups: usize, scale: u32) -> Report {
@@ -123,6 +173,7 @@ async fn measure(n: usize, groups: usize, scale: u32) -> Report {
         .with_allow_plain_http(true)
         .with_token_url(tenant.token_url())
         .with_write_budget(limits.writes, limits.write_window)
+        .with_max_concurrency(common::env("OFFBOARD_GRAPH_HTTP").unwrap_or(16))
         .build()
         .unwrap();
     let teams: Vec<String> = (0..groups)
@@ -141,7 +192,9 @@ async fn measure(n: usize, groups: usize, scale: u32) -> Report {
         .store(Arc::new(MemoryStore::new()))
         .connector_with_limits(
             Arc::new(entra),
-            Limits::default().with_timeout(Duration::from_secs(120)),
+            Limits::default()
+                .with_timeout(Duration::from_secs(120))
+                .with_concurrency(common::env("OFFBOARD_GRAPH_TASKS").unwrap_or(16)),
         )
         .policy(policy())
         .idle_poll(Duration::from_millis(100))
@@ -150,7 +203,12 @@ async fn measure(n: usize, groups: usize, scale: u32) -> Report {
     tenant.clear_requests();
     let (ru_before, writes_before) = (tenant.resource_units_served(), tenant.writes_served());
 
+    let done = Arc::new(tokio::sync::Notify::new());
+    let sampler = sample_writes(Arc::clone(&tenant), Arc::clone(&done));
     let wall = common::offboard_all(&engine, people, ENTRA.len()).await;
+    done.notify_one();
+    let samples = sampler.await.unwrap();
+    let write_rate = f64::from(limits.writes) / limits.write_window.as_secs_f64();
     let requests = tenant.requests();
     let batches: Vec<usize> = requests
         .iter()
@@ -186,6 +244,7 @@ async fn measure(n: usize, groups: usize, scale: u32) -> Report {
         ru,
         writes,
         throttled: tenant.rate_limited_count(),
+        write_use: use_per_tenth(&samples, write_rate),
     }
 }
 
@@ -241,4 +300,12 @@ fn main() {
         r.wall.as_secs_f64() * f64::from(r.scale) / 60.0
     );
     println!("  throttled: 429 {}", r.throttled);
+    println!(
+        "  write budget used per tenth of the run: {}",
+        r.write_use
+            .iter()
+            .map(|u| format!("{:.0}%", u * 100.0))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
 }

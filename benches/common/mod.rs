@@ -8,7 +8,7 @@ use futures::StreamExt as _;
 use offboard::engine::Confirmation;
 use offboard::{Engine, Initiator, Person, RunRequest, RunState, TaskState};
 
-/// Runs in flight at once.
+/// Runs in flight at once, unless `OFFBOARD_BENCH_RUNS` says otherwise.
 const CONCURRENT_RUNS: usize = 32;
 
 /// Whether `cargo bench` runs the benchmark (a `--bench` argument) rather than `cargo test`.
@@ -75,7 +75,7 @@ pub(crate) async fn offboard_all(engine: &Engine, people: Vec<Person>, tasks: us
                 engine.wait(id).await.unwrap()
             }
         })
-        .buffer_unordered(CONCURRENT_RUNS)
+        .buffer_unordered(env("OFFBOARD_BENCH_RUNS").unwrap_or(CONCURRENT_RUNS))
         .collect()
         .await;
     let wall = started.elapsed();
