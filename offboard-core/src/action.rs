@@ -133,6 +133,12 @@ pub struct ActionSpec {
     /// `entra.disable_sign_in`.
     #[serde(default)]
     pub after: Vec<ActionName>,
+    /// Run without a policy entry: when the person is discovered in this connector's app and
+    /// the policy does not name the app, the plan runs the connector's default actions
+    /// (configuring the connector is the operator's choice to automate the app). Never set on
+    /// a critical action.
+    #[serde(default)]
+    pub by_default: bool,
 }
 
 impl ActionSpec {
@@ -145,7 +151,15 @@ impl ActionSpec {
             critical: false,
             not_found_is_done: true,
             after: Vec::new(),
+            by_default: false,
         }
+    }
+
+    /// Runs for a discovered app the policy does not name (see [`ActionSpec::by_default`]).
+    /// Ignored on a critical action: those always need a policy entry.
+    pub fn by_default(mut self) -> Self {
+        self.by_default = true;
+        self
     }
 
     /// Marks it reversible from a snapshot.

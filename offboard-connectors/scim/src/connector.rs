@@ -60,7 +60,8 @@ fn spec(verb: Verb, app: &AppId, profile: &ScimProfile) -> Result<ActionSpec> {
                 name,
                 "Deactivate the user (active=false, by PATCH or PUT as the provider supports; \
                  DELETE where the app's profile says so)",
-            );
+            )
+            .by_default();
             if profile.deactivate == DeactivateMethod::Delete {
                 // The DELETE removes the account: its groups are removed first (and can be
                 // restored), as nothing is left to act on afterwards.
@@ -75,7 +76,8 @@ fn spec(verb: Verb, app: &AppId, profile: &ScimProfile) -> Result<ActionSpec> {
             name,
             "Remove the user from every group whose members hold them",
         )
-        .reversible(),
+        .reversible()
+        .by_default(),
         Verb::Delete => ActionSpec::new(name, "Delete the user permanently (DELETE /Users/{id})")
             .critical()
             .after(Verb::Deactivate.name(app)?),

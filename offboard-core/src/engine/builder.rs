@@ -184,8 +184,8 @@ impl EngineBuilder {
     /// kind, the lease is shorter than twice a connector's timeout plus [`LEASE_MARGIN`]
     /// (`connectors.<app>.timeout`), the policy names an action a
     /// connector does not offer or a delegate (`unknown_apps`, `via`) that is not registered,
-    /// or the policy offboards nothing (no app with actions or a delegate, and `unknown_apps`
-    /// ignores).
+    /// or the policy offboards nothing (no app with actions or a delegate, no connector with
+    /// default actions for an app the policy leaves out, and `unknown_apps` ignores).
     pub fn build(self) -> Result<Engine> {
         let store = self
             .store
@@ -367,11 +367,21 @@ fn check_policy(
         crate::policy::Method::Delegate { .. } => true,
         crate::policy::Method::Ignore => false,
     };
-    if !acts(&policy.unknown_apps) && !policy.apps.values().any(|p| acts(&p.method)) {
+    // A connector with default actions acts on the discovered apps the policy leaves out.
+    let defaults = connectors.iter().any(|(app, c)| {
+        !policy.apps.contains_key(app)
+            && c.connector
+                .capabilities()
+                .actions
+                .iter()
+                .any(|a| a.by_default && !a.critical)
+    });
+    if !acts(&policy.unknown_apps) && !defaults && !policy.apps.values().any(|p| acts(&p.method)) {
         return Err(Error::config(
             "apps",
-            "the policy offboards nothing: no app has actions or a delegate and unknown_apps \
-             is \"ignore\", so every run would complete with nothing done",
+            "the policy offboards nothing: no app has actions or a delegate, no connector has \
+             default actions for discovered apps, and unknown_apps is \"ignore\", so every \
+             run would complete with nothing done",
         ));
     }
     for (app, p) in &policy.apps {

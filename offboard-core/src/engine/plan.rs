@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::EngineShared;
-use crate::action::ActionName;
+use super::{ConnectorEntry, EngineShared};
+use crate::action::{Action, ActionName};
 use crate::audit::{AuditEvent, AuditKind, canonical_json};
 use crate::connector::LookupRequest;
 use crate::error::{Error, ErrorKind, Result};
@@ -346,7 +346,7 @@ impl EngineShared {
         let run_id = RunId::new_v7();
         let inventory = self.store.accounts(&person.id).await?;
 
-        let scope = plan_scope(policy, &inventory);
+        let scope = plan_scope(policy, &inventory, &self.connectors);
 
         let stage_at = stage_times(policy, effective_at, &person)?;
 
@@ -894,9 +894,14 @@ impl EngineShared {
 
 /// The apps a plan covers: every app the policy names with a method that acts, plus every app
 /// the person was ever discovered in (sources of truth aside), each with its method and a note.
-fn plan_scope(policy: &Policy, inventory: &[Account]) -> BTreeMap<AppId, (Method, String)> {
-    // Scope: every app the policy names with a method that acts, plus every app the person
-    // was ever discovered in.
+/// A discovered app the policy does not name runs its connector's default actions
+/// ([`crate::ActionSpec::by_default`], never critical ones) in the first stage when a
+/// connector is configured for it; otherwise it follows `unknown_apps`.
+fn plan_scope(
+    policy: &Policy,
+    inventory: &[Account],
+    connectors: &BTreeMap<AppId, ConnectorEntry>,
+) -> BTreeMap<AppId, (Method, String)> {
     let mut scope: BTreeMap<AppId, (Method, String)> = BTreeMap::new();
     for (app, p) in &policy.apps {
         if !matches!(p.method, Method::Ignore) {
@@ -912,15 +917,45 @@ fn plan_scope(policy: &Policy, inventory: &[Account]) -> BTreeMap<AppId, (Method
         match scope.get_mut(app) {
             Some(entry) => entry.1 = format!("in policy; {note}"),
             None => {
-                let method = policy
-                    .apps
-                    .get(app)
-                    .map_or_else(|| policy.unknown_apps.clone(), |p| p.method.clone());
-                scope.insert(app.clone(), (method, note));
+                let entry = match policy.apps.get(app) {
+                    Some(p) => (p.method.clone(), note),
+                    None => default_actions(policy, connectors.get(app)).map_or_else(
+                        || (policy.unknown_apps.clone(), note.clone()),
+                        |actions| {
+                            (
+                                Method::Automatic { actions },
+                                format!("{note}; not in policy, its connector's default actions"),
+                            )
+                        },
+                    ),
+                };
+                scope.insert(app.clone(), entry);
             }
         }
     }
     scope
+}
+
+/// The default actions of `connector` (not critical, not unavailable), in the first stage;
+/// `None` without a connector or without one.
+fn default_actions(
+    policy: &Policy,
+    connector: Option<&ConnectorEntry>,
+) -> Option<Vec<PlannedAction>> {
+    let caps = connector?.connector.capabilities();
+    let stage = &policy.stages.first()?.name;
+    let actions: Vec<PlannedAction> = caps
+        .actions
+        .iter()
+        .filter(|a| a.by_default && !a.critical)
+        .filter(|a| !caps.unavailable.iter().any(|(n, _)| *n == a.name))
+        .map(|a| PlannedAction {
+            action: Action::new(a.name.clone()),
+            stage: stage.clone(),
+            line: 0,
+        })
+        .collect();
+    (!actions.is_empty()).then_some(actions)
 }
 
 /// When each stage of the policy runs for a run effective at `effective_at`.

@@ -234,11 +234,8 @@ pub(super) fn route(
                     Err(why) => return bad_request(&why),
                 },
             };
-            let wanted = |r: &Processing| {
-                subjects
-                    .as_ref()
-                    .is_none_or(|ids| ids.iter().any(|id| *id == r.subject))
-            };
+            let wanted =
+                |r: &Processing| subjects.as_ref().is_none_or(|ids| ids.contains(&r.subject));
             advance(s, wid, &wanted);
             let w = &s.workflows[*wid];
             let items = w
