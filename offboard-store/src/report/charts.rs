@@ -354,7 +354,96 @@ fn failed(why: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::unit_for;
+    use super::{AppResult, PeriodCharts, app_results, unit_for};
+    use crate::report::RunReport;
+
+    /// A report created `day` days after Monday 2026-11-30 (ISO week 49), taking `minutes`,
+    /// with idp and crm tasks and a verification that found `remaining`.
+    fn report(day: i64, minutes: u64, checked: u32, revoked: u32, remaining: &[&str]) -> RunReport {
+        let created = chrono::DateTime::parse_from_rfc3339("2026-11-30T09:00:00Z")
+            .unwrap()
+            .to_utc()
+            + chrono::TimeDelta::days(day);
+        let action = |app: &str, action: &str| {
+            serde_json::json!({
+                "task": uuid::Uuid::new_v4(), "app": app, "action": action, "account": null,
+                "stage": "effective", "state": "completed", "outcome": "done", "detail": null,
+                "error": null, "attempts": 1, "started_at": null, "finished_at": null,
+                "ticket": null, "ticket_url": null, "assignee": null,
+            })
+        };
+        serde_json::from_value(serde_json::json!({
+            "run": uuid::Uuid::new_v4(), "person": "p", "email": "p@example.com",
+            "initiated_by": "hr", "reason": "", "created_at": created, "effective_at": created,
+            "finished_at": null, "state": "completed", "dry_run": false, "confirmed_by": null,
+            "offboarding_time_ms": minutes * 60_000, "time_to_revoke_ms": minutes * 1_000,
+            "actions": [action("idp", "idp.suspend"), action("crm", "crm.delegate_jira"),
+                        action("wiki", "wiki.ignore")],
+            "verification": { "at": created, "checked": checked, "revoked": revoked,
+                              "remaining": remaining },
+        }))
+        .unwrap()
+    }
+
+    /// Per ISO week, median and p90 (two significant digits) from one histogram per metric;
+    /// per app, the share verified revoked, unchecked and ambiguous apps apart.
+    #[test]
+    fn weeks_and_apps_aggregate_a_runs_report_each() {
+        let mut charts = PeriodCharts::default();
+        for m in 1..=20 {
+            charts.add(&report(m as i64 % 7, m, 2, 2, &[]));
+        }
+        charts.add(&report(7, 100, 2, 1, &["crm: license assigned"]));
+        charts.add(&report(8, 300, 1, 1, &[]));
+        let weeks = charts.offboarding_weeks();
+        assert_eq!(
+            weeks
+                .iter()
+                .map(|w| (w.week.as_str(), w.runs))
+                .collect::<Vec<_>>(),
+            [("2026-W49", 20), ("2026-W50", 2)]
+        );
+        let minute = 60_000;
+        assert!(
+            (10 * minute..=11 * minute).contains(&weeks[0].median_ms),
+            "{weeks:?}"
+        );
+        assert!(
+            (18 * minute..=19 * minute).contains(&weeks[0].p90_ms),
+            "{weeks:?}"
+        );
+        assert_eq!(charts.revoke_weeks()[1].runs, 2);
+        // idp: 20 + 1 revoked of 21 checked, 1 ambiguous; crm: 20 of 21, 1 ambiguous.
+        assert_eq!(
+            charts.accuracy(),
+            [("crm".into(), 21, 20, 1), ("idp".into(), 21, 21, 1)]
+        );
+        let svg = charts.accuracy_svg();
+        assert_eq!(svg.matches("<rect").count() - 1, 2, "a bar per app: {svg}");
+    }
+
+    #[test]
+    fn an_apps_result_is_only_what_the_verification_recorded() {
+        let results = |r: &RunReport| -> Vec<AppResult> {
+            app_results(r)
+                .into_iter()
+                .map(|(_, r)| r.unwrap())
+                .collect()
+        };
+        let r = report(0, 1, 2, 1, &["crm: license assigned"]);
+        assert_eq!(
+            results(&r),
+            [
+                AppResult::Revoked,
+                AppResult::Remaining(vec!["license assigned".into()])
+            ]
+        );
+        // One of two apps without findings revoked, and which is not recorded.
+        let r = report(0, 1, 1, 1, &[]);
+        assert_eq!(results(&r), [AppResult::Ambiguous, AppResult::Ambiguous]);
+        let r = report(0, 1, 0, 0, &[]);
+        assert_eq!(results(&r), [AppResult::Unchecked, AppResult::Unchecked]);
+    }
 
     #[test]
     fn durations_are_shown_in_a_readable_unit() {
