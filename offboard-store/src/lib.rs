@@ -4,7 +4,8 @@
 //!   serves a company.
 //! - `PostgresStore` (feature `postgres`, on by default): many workers on many machines share
 //!   one database; claims use `FOR UPDATE SKIP LOCKED`.
-//! - [`report`]: compliance reports per run and per period (streamed), as CSV and JSON.
+//! - [`report`]: compliance reports per run and per period (streamed), as CSV, JSON and HTML,
+//!   built from each run's chained audit events.
 //! - [`JsonLinesSink`]: an [`offboard_core::AuditSink`] that appends one canonical JSON event
 //!   per line to a file.
 //! - [`JsonLinesCheckpointSink`] (and `ObjectStoreCheckpointSink`, feature `object-store`):

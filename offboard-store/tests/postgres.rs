@@ -701,6 +701,37 @@ async fn four_engines_share_one_database() {
     db.drop_db().await;
 }
 
+#[path = "common/falsify.rs"]
+mod falsify;
+
+/// Issue 23 item 3, on PostgreSQL: a task row falsified in SQL (a failed task marked
+/// completed "done", finished a day earlier; no trigger guards task rows, so none had to be
+/// disabled) cannot change a report silently: the run's report and the CSV, JSON and HTML
+/// period reports show the task as the chain replays it (failed) and list the forged row as a
+/// discrepancy. Failed before reports were built from the chain.
+#[tokio::test]
+async fn a_falsified_task_row_cannot_change_a_report_silently() {
+    let db = TestDb::new().await;
+    let store = Arc::new(db.store().await);
+    let (id, task) = falsify::run_with_a_failed_task(store.clone()).await;
+    falsify::assert_untouched_run_agrees(store.as_ref(), id).await;
+    let mut raw = db.raw().await;
+    let (body,): (String,) = sqlx::query_as("SELECT body FROM offboard.tasks WHERE id = $1")
+        .bind(task.to_string())
+        .fetch_one(&mut raw)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE offboard.tasks SET body = $1 WHERE id = $2")
+        .bind(falsify::falsified(&body))
+        .bind(task.to_string())
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    raw.close().await.unwrap();
+    falsify::assert_reports_tell_the_truth(store.as_ref(), id, task).await;
+    db.drop_db().await;
+}
+
 #[tokio::test]
 async fn a_period_report_pages_through_every_run_once() {
     use offboard_store::report::{Format, write_period};

@@ -281,3 +281,38 @@ async fn a_held_run_is_stored_and_reported_as_waiting_for_a_confirmation() {
     assert_eq!(run.confirmed_by.as_deref(), Some("sec-lead@example.com"));
     store.verify_audit().await.unwrap().into_result().unwrap();
 }
+
+#[path = "common/falsify.rs"]
+mod falsify;
+
+/// Issue 23 item 3, on SQLite: a task row falsified in SQL (a failed task marked completed
+/// "done", finished a day earlier; no trigger guards task rows) cannot change a report
+/// silently: the run's report and the CSV, JSON and HTML period reports show the task as the
+/// chain replays it (failed) and list the forged row as a discrepancy. Failed before reports
+/// were built from the chain: every format showed the forged "completed (done)".
+#[tokio::test]
+async fn a_falsified_task_row_cannot_change_a_report_silently_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("o.db");
+    let store = Arc::new(SqliteStore::open(&path).await.unwrap());
+    let (id, task) = falsify::run_with_a_failed_task(store.clone()).await;
+    falsify::assert_untouched_run_agrees(store.as_ref(), id).await;
+
+    use sqlx::Connection;
+    let mut raw = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let (body,): (String,) = sqlx::query_as("SELECT body FROM offboard_tasks WHERE id = ?")
+        .bind(task.to_string())
+        .fetch_one(&mut raw)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE offboard_tasks SET body = ? WHERE id = ?")
+        .bind(falsify::falsified(&body))
+        .bind(task.to_string())
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    raw.close().await.unwrap();
+    falsify::assert_reports_tell_the_truth(store.as_ref(), id, task).await;
+}

@@ -1,4 +1,16 @@
-//! Compliance reports, per run and per period, as CSV and JSON.
+//! Compliance reports, per run and per period, as CSV, JSON and HTML.
+//!
+//! # From the chain
+//! A report is built from the run its chained audit events replay to: the `run_planned`
+//! event's planned run, folded with the state machine's own [`machine::apply`] over the run's
+//! `Transition` events in chain order (the fold the engine itself performs; no second
+//! interpretation). The stored run row, which anyone with database access can change without
+//! breaking the chain, is only compared with that replay: every difference is listed in the
+//! report as a [`Discrepancy`] (CSV column `discrepancies`, JSON `discrepancies`, a warning
+//! box in HTML). A falsified task row therefore cannot change a report silently: the report
+//! shows what the chain says and names the row that says otherwise. When the run's events do
+//! not replay (no `run_planned` event, or an event that does not apply), the report falls
+//! back to the stored row and says so as a discrepancy on the field `chain`.
 //!
 //! A report says who initiated an offboarding and when, every action with its outcome and
 //! error detail, delegations with ticket and assignee, the last verification's result, the
@@ -8,13 +20,20 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
-use offboard_core::machine::Event;
+use offboard_core::machine::{self, Event};
 use offboard_core::{
     AppId, AuditEvent, AuditKind, AuditQuery, Engine, Error, Initiator, PersonId, Result, Run,
-    RunId, RunState, Store, TaskId, TaskState, Ticket,
+    RunId, RunState, Store, TaskId, TaskKind, TaskState, Ticket,
 };
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use crate::AuditVerification;
+
+mod charts;
+mod html;
+
+pub use charts::PeriodCharts;
 
 /// How many runs a period report reads at once.
 const PAGE: usize = 200;
@@ -55,6 +74,43 @@ pub struct ActionLine {
     /// For a completed delegation: from opening the ticket to its "done", in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub turnaround_ms: Option<u64>,
+    /// Who recorded the task's last transition (the audit event's actor: a worker, an
+    /// admin, a source), from the chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// For a completed delegation: who marked the ticket done, as the delegate reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_by: Option<String>,
+}
+
+/// A difference between a run's stored row and the run its chained audit events replay to.
+/// The report shows the chain's value; this names the stored value that differs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Discrepancy {
+    /// The task, when the difference is in a task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<TaskId>,
+    /// The field, as a path in the run's (or the task's) JSON form (`state`,
+    /// `state.detail`, `finished_at`); `chain` when the events did not replay.
+    pub field: String,
+    /// The value the chain replays to (JSON; `(absent)` when the chain has none), or why the
+    /// chain did not replay.
+    pub chain: String,
+    /// The value in the stored row (JSON; `(absent)` when the row has none).
+    pub stored: String,
+}
+
+impl std::fmt::Display for Discrepancy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(task) = self.task {
+            write!(f, "task {task} ")?;
+        }
+        write!(
+            f,
+            "{}: chain {}, stored row {}",
+            self.field, self.chain, self.stored
+        )
+    }
 }
 
 /// The last verification pass of a run.
@@ -79,6 +135,9 @@ pub struct RunReport {
     pub person: PersonId,
     /// The person's primary email.
     pub email: String,
+    /// The person's display name (empty when the source gave none).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
     /// Who initiated it (admin, `source:<name>`, `schedule`).
     pub initiated_by: String,
     /// Why.
@@ -104,6 +163,10 @@ pub struct RunReport {
     pub actions: Vec<ActionLine>,
     /// The last verification, if any ran.
     pub verification: Option<VerificationLine>,
+    /// Where the stored run row differs from the run its audit events replay to (empty: they
+    /// agree). The report's other fields are the replay's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub discrepancies: Vec<Discrepancy>,
 }
 
 /// The columns of a CSV report: one row per task, the run's columns repeated.
@@ -111,14 +174,45 @@ pub const CSV_HEADER: &str = "run,person,email,initiated_by,reason,created_at,ef
 finished_at,run_state,dry_run,confirmed_by,offboarding_time_ms,time_to_revoke_ms,\
 verified_checked,verified_revoked,verified_remaining,task,app,action,account,stage,task_state,\
 outcome,detail,error,attempts,started_at,task_finished_at,ticket,ticket_url,assignee,\
-turnaround_ms";
+turnaround_ms,by,closed_by,discrepancies";
 
 impl RunReport {
-    /// Builds the report of `run` from the run and its audit events.
-    pub fn new(run: &Run, events: &[AuditEvent]) -> Self {
+    /// Builds the report of `stored` (the run as its row holds it) from its audit events: the
+    /// run is rebuilt by replaying the events (see the [module docs](self)), the report shows
+    /// the replay, and every difference from `stored` is listed in `discrepancies`.
+    pub fn new(stored: &Run, events: &[AuditEvent]) -> Self {
+        let (replayed, discrepancies) = match replay(stored, events) {
+            Ok(mut replayed) => {
+                // The row's version counts commits, which the chain does not record.
+                replayed.version = stored.version;
+                let d = differences(&replayed, stored);
+                (replayed, d)
+            }
+            Err(why) => (
+                stored.clone(),
+                vec![Discrepancy {
+                    task: None,
+                    field: "chain".into(),
+                    chain: why,
+                    stored: "the report shows the stored row".into(),
+                }],
+            ),
+        };
+        let mut report = Self::build(&replayed, events);
+        report.discrepancies = discrepancies;
+        report
+    }
+
+    fn build(run: &Run, events: &[AuditEvent]) -> Self {
         let mut tickets: Vec<(TaskId, &Ticket)> = Vec::new();
         let mut verification = None;
+        let mut by: Vec<(TaskId, &str)> = Vec::new();
         for e in events.iter().filter(|e| e.run == Some(run.id)) {
+            if let AuditKind::Transition { event, .. } = &e.kind
+                && let Some(task) = event.task()
+            {
+                by.push((task, &e.actor));
+            }
             match &e.kind {
                 AuditKind::Transition {
                     event:
@@ -200,6 +294,24 @@ impl RunReport {
                         .get(&t.id)
                         .copied()
                         .map(millis),
+                    by: by
+                        .iter()
+                        .rev()
+                        .find(|(id, _)| *id == t.id)
+                        .map(|(_, actor)| (*actor).to_owned()),
+                    closed_by: match (&t.kind, &t.state, ticket) {
+                        (
+                            TaskKind::Delegation { .. },
+                            TaskState::Completed {
+                                detail: Some(detail),
+                                ..
+                            },
+                            Some(ticket),
+                        ) => detail
+                            .strip_prefix(&format!("{} done by ", ticket.key))
+                            .map(str::to_owned),
+                        _ => None,
+                    },
                 }
             })
             .collect();
@@ -207,6 +319,7 @@ impl RunReport {
             run: run.id,
             person: run.person.id.clone(),
             email: run.person.email.clone(),
+            name: run.person.display_name.clone(),
             initiated_by: initiator(&run.initiator),
             reason: run.reason.clone(),
             created_at: run.created_at,
@@ -219,6 +332,7 @@ impl RunReport {
             time_to_revoke_ms: metrics.time_to_revoke.map(millis),
             actions,
             verification,
+            discrepancies: Vec::new(),
         }
     }
 
@@ -233,6 +347,12 @@ impl RunReport {
             .ok_or_else(|| Error::not_found(format!("run {run} does not exist")))?;
         let events = store.audit(AuditQuery::run(run)).await?;
         Ok(Self::new(&loaded, &events))
+    }
+
+    /// The report as a complete HTML document (print-friendly, every field escaped), with the
+    /// audit chain's status in its header when `chain` is given.
+    pub fn to_html(&self, chain: Option<&AuditVerification>) -> String {
+        html::run_page(self, chain)
     }
 
     /// The report as one JSON document.
@@ -284,8 +404,8 @@ impl RunReport {
             revoked,
             remaining,
         ];
-        let empty = [const { String::new() }; 16];
-        let rows: Vec<[String; 16]> = if self.actions.is_empty() {
+        let empty = [const { String::new() }; 18];
+        let rows: Vec<[String; 18]> = if self.actions.is_empty() {
             vec![empty]
         } else {
             self.actions
@@ -308,19 +428,128 @@ impl RunReport {
                         a.ticket_url.clone().unwrap_or_default(),
                         a.assignee.clone().unwrap_or_default(),
                         a.turnaround_ms.map(|m| m.to_string()).unwrap_or_default(),
+                        a.by.clone().unwrap_or_default(),
+                        a.closed_by.clone().unwrap_or_default(),
                     ]
                 })
                 .collect()
         };
+        let discrepancies = self
+            .discrepancies
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
         for row in rows {
             let fields: Vec<String> = run_cols
                 .iter()
                 .chain(row.iter())
+                .chain(std::iter::once(&discrepancies))
                 .map(|f| csv_field(f))
                 .collect();
             out.push_str(&fields.join(","));
             out.push_str("\r\n");
         }
+    }
+}
+
+/// The run `stored`'s chained events replay to: the planned run of its `run_planned` event,
+/// with the state machine's [`machine::apply`] folding every later `Transition` event of the
+/// run in chain order, at the event's time. `Err` says why it does not replay.
+fn replay(stored: &Run, events: &[AuditEvent]) -> std::result::Result<Run, String> {
+    let mut mine = events.iter().filter(|e| e.run == Some(stored.id));
+    let mut run = mine
+        .by_ref()
+        .find_map(|e| match &e.kind {
+            AuditKind::RunPlanned { run } => Some((**run).clone()),
+            _ => None,
+        })
+        .ok_or_else(|| "the chain holds no run_planned event for this run".to_owned())?;
+    if run.id != stored.id {
+        return Err(format!("its run_planned event plans run {}", run.id));
+    }
+    for e in mine {
+        if let AuditKind::Transition { event, .. } = &e.kind {
+            machine::apply(&mut run, e.at, event).map_err(|err| {
+                format!("event {} ({}) does not apply: {err}", e.seq, event.name())
+            })?;
+        }
+    }
+    Ok(run)
+}
+
+/// Where `stored` differs from `chain`, field by field (tasks by position, each named by id).
+/// A task's `due_at` is left out: it is scheduling, which the store moves without an event
+/// (a released lease, a delegation's next poll), not a fact of the report.
+fn differences(chain: &Run, stored: &Run) -> Vec<Discrepancy> {
+    let mut out = Vec::new();
+    let (Ok(serde_json::Value::Object(mut c)), Ok(serde_json::Value::Object(mut s))) =
+        (serde_json::to_value(chain), serde_json::to_value(stored))
+    else {
+        return out;
+    };
+    let c_tasks = c.remove("tasks");
+    let s_tasks = s.remove("tasks");
+    diff_objects(None, "", &c, &s, &mut out);
+    let (c_tasks, s_tasks) = match (c_tasks, s_tasks) {
+        (Some(serde_json::Value::Array(c)), Some(serde_json::Value::Array(s))) => (c, s),
+        _ => (Vec::new(), Vec::new()),
+    };
+    for i in 0..c_tasks.len().max(s_tasks.len()) {
+        let task = chain.tasks.get(i).or(stored.tasks.get(i)).map(|t| t.id);
+        match (c_tasks.get(i), s_tasks.get(i)) {
+            (Some(serde_json::Value::Object(c)), Some(serde_json::Value::Object(s))) => {
+                let (mut c, mut s) = (c.clone(), s.clone());
+                c.remove("due_at");
+                s.remove("due_at");
+                diff_objects(task, "", &c, &s, &mut out);
+            }
+            (c, s) if c != s => out.push(Discrepancy {
+                task,
+                field: "task".into(),
+                chain: shown(c),
+                stored: shown(s),
+            }),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Compares two JSON objects key by key: objects with the same keys are compared inside,
+/// anything else as a whole.
+fn diff_objects(
+    task: Option<TaskId>,
+    prefix: &str,
+    chain: &serde_json::Map<String, serde_json::Value>,
+    stored: &serde_json::Map<String, serde_json::Value>,
+    out: &mut Vec<Discrepancy>,
+) {
+    let keys: std::collections::BTreeSet<&String> = chain.keys().chain(stored.keys()).collect();
+    for key in keys {
+        let field = format!("{prefix}{key}");
+        match (chain.get(key), stored.get(key)) {
+            (Some(serde_json::Value::Object(c)), Some(serde_json::Value::Object(s)))
+                if c.keys().eq(s.keys()) =>
+            {
+                diff_objects(task, &format!("{field}."), c, s, out);
+            }
+            (c, s) if c != s => out.push(Discrepancy {
+                task,
+                field,
+                chain: shown(c),
+                stored: shown(s),
+            }),
+            _ => {}
+        }
+    }
+}
+
+fn shown(v: Option<&serde_json::Value>) -> String {
+    match v {
+        None | Some(serde_json::Value::Null) => "(absent)".into(),
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
     }
 }
 
@@ -356,6 +585,9 @@ pub trait RunPages: Store {
         after: Option<(DateTime<Utc>, RunId)>,
         limit: usize,
     ) -> Result<Vec<(DateTime<Utc>, RunId)>>;
+
+    /// Verifies the whole audit chain (the store's `verify_audit`), for the report's header.
+    async fn verify_chain(&self) -> Result<AuditVerification>;
 }
 
 /// Counts of a period report.
@@ -400,13 +632,20 @@ pub enum Format {
     Csv,
     /// `{"since":…,"until":…,"runs":[<RunReport>,…],"summary":{…}}`.
     Json,
+    /// One HTML document for auditors: the period and the audit chain's status (the store's
+    /// verification, run first), one section per run (a page per person in print), then the
+    /// summary with charts (offboarding time and time to revoke per ISO week as median and
+    /// p90, revocation accuracy per app) as inline SVG. No JavaScript.
+    Html,
 }
 
 /// Writes the report of every run created in `[since, until)`, oldest first, to `out`.
 ///
 /// # Behavior
 /// Reads 200 runs at a time and writes each run's report before reading the next page:
-/// memory stays flat however many runs the period holds. `out` is flushed at the end.
+/// memory stays flat however many runs the period holds (HTML's charts keep per-week and
+/// per-app aggregates only). `out` is flushed at the end. Each run's report is rebuilt from
+/// its chained events (see the [module docs](self)).
 ///
 /// # Errors
 /// The store's errors and `Storage` for a failed write (the output is then incomplete).
@@ -423,7 +662,14 @@ where
 {
     let io = |e: std::io::Error| Error::storage("writing a report failed").with_source(e);
     let mut summary = PeriodSummary::default();
+    let mut charts = PeriodCharts::default();
     match format {
+        Format::Html => {
+            let chain = store.verify_chain().await?;
+            out.write_all(html::head(since, until, &chain, Utc::now()).as_bytes())
+                .await
+                .map_err(io)?;
+        }
         Format::Csv => {
             out.write_all(format!("{CSV_HEADER}\r\n").as_bytes())
                 .await
@@ -455,6 +701,10 @@ where
                     let sep = if first { "" } else { "," };
                     format!("{sep}{}", report.to_json())
                 }
+                Format::Html => {
+                    charts.add(&report);
+                    html::run_section(&report)
+                }
             };
             first = false;
             out.write_all(chunk.as_bytes()).await.map_err(io)?;
@@ -472,6 +722,11 @@ where
         );
         out.write_all(tail.as_bytes()).await.map_err(io)?;
     }
+    if format == Format::Html {
+        out.write_all(html::tail(&summary, &charts).as_bytes())
+            .await
+            .map_err(io)?;
+    }
     out.flush().await.map_err(io)?;
     Ok(summary)
 }
@@ -487,6 +742,10 @@ impl RunPages for crate::SqliteStore {
     ) -> Result<Vec<(DateTime<Utc>, RunId)>> {
         self.page_of_runs(since, until, after, limit).await
     }
+
+    async fn verify_chain(&self) -> Result<AuditVerification> {
+        self.verify_audit().await
+    }
 }
 
 #[cfg(feature = "postgres")]
@@ -500,6 +759,10 @@ impl RunPages for crate::PostgresStore {
         limit: usize,
     ) -> Result<Vec<(DateTime<Utc>, RunId)>> {
         self.page_of_runs(since, until, after, limit).await
+    }
+
+    async fn verify_chain(&self) -> Result<AuditVerification> {
+        self.verify_audit().await
     }
 }
 
