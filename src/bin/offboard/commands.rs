@@ -8,8 +8,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use offboard::engine::{Hold, VerificationReport, WatchReport};
 use offboard::stores::report::{Format, RunReport};
 use offboard::{
-    Confirmation, Engine, Error, ErrorKind, Initiator, Manager, Person, Plan, Result, RunId,
-    RunQuery, RunRequest, RunState, TaskState,
+    Confirmation, Engine, Error, Initiator, Manager, Person, Plan, Result, RunId, RunQuery,
+    RunRequest, RunState, TaskState,
 };
 use serde::Serialize;
 
@@ -513,12 +513,7 @@ async fn report(ctx: &Ctx, args: &ReportArgs) -> Result<Exit> {
     let format = match args.format {
         ReportFormat::Csv => Format::Csv,
         ReportFormat::Json => Format::Json,
-        ReportFormat::Html => {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                "the HTML report is not yet available: use --format csv or --format json",
-            ));
-        }
+        ReportFormat::Html => Format::Html,
     };
     let (since, until) = (parse_time("from", &args.from)?, parse_time("to", &args.to)?);
     if since >= until {
