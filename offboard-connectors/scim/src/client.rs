@@ -135,6 +135,8 @@ pub(crate) struct ScimClient {
     http: HttpClient,
     page_size: usize,
     retry_unauthorized: bool,
+    /// Spaces every request to the app's published budget, when one is set.
+    pacer: Option<std::sync::Arc<offboard_http::Pacer>>,
 }
 
 impl ScimClient {
@@ -143,6 +145,20 @@ impl ScimClient {
             http,
             page_size,
             retry_unauthorized: false,
+            pacer: None,
+        }
+    }
+
+    /// Sends no faster than `requests` per `per` (none: `requests` or `per` zero).
+    pub(crate) fn with_rate_limit(mut self, requests: u32, per: std::time::Duration) -> Self {
+        self.pacer = offboard_http::Pacer::new(requests, per).map(std::sync::Arc::new);
+        self
+    }
+
+    /// Waits for the next request's turn under the rate limit, if any.
+    async fn pace(&self) {
+        if let Some(p) = &self.pacer {
+            p.wait().await;
         }
     }
 
@@ -155,11 +171,13 @@ impl ScimClient {
     /// Sends a request; after a 401, when the token can be refreshed, once more (a token that
     /// expired early, or was revoked, is fetched anew: offboard-http dropped it on the 401).
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse> {
+        self.pace().await;
         match self.http.send(request.clone()).await {
             Err(e)
                 if self.retry_unauthorized
                     && e.context().any(|(k, v)| k == "status" && v == "401") =>
             {
+                self.pace().await;
                 self.http.send(request).await
             }
             other => other,

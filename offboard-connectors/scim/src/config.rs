@@ -69,6 +69,7 @@ impl fmt::Debug for Auth {
 /// | `oauth_client_auth` | `basic` (default: the id and secret in HTTP basic) or `post` (in the body) |
 /// | `profile` | a named [`ScimProfile`] (default `generic`) |
 /// | `timeout_secs`, `max_concurrency`, `page_size` | positive integers (defaults 30, 8, and the profile's page size) |
+/// | `rate_per_minute` | the app's request budget a minute: requests are spaced so it is never spent (default: none, 429s with `Retry-After` are honoured) |
 /// | `allow_plain_http` | `true` to allow `http://` on loopback (tests) |
 ///
 /// # Example
@@ -100,6 +101,7 @@ pub struct ScimConfig {
     timeout: Duration,
     max_concurrency: usize,
     page_size: Option<usize>,
+    rate_per_minute: Option<u32>,
     allow_plain_http: bool,
     /// A key whose value did not parse, reported by `build`.
     invalid: Option<(String, String)>,
@@ -115,6 +117,7 @@ impl fmt::Debug for ScimConfig {
             .field("timeout", &self.timeout)
             .field("max_concurrency", &self.max_concurrency)
             .field("page_size", &self.page_size)
+            .field("rate_per_minute", &self.rate_per_minute)
             .field("allow_plain_http", &self.allow_plain_http)
             .finish()
     }
@@ -136,6 +139,7 @@ impl ScimConfig {
             timeout: Duration::from_secs(30),
             max_concurrency: 8,
             page_size: None,
+            rate_per_minute: None,
             allow_plain_http: false,
             invalid: None,
         }
@@ -195,6 +199,10 @@ impl ScimConfig {
             "page_size" => match positive(&value) {
                 Some(n) => self.page_size = Some(n as usize),
                 None => self.invalid = Some(not_positive("page_size", &value)),
+            },
+            "rate_per_minute" => match positive(&value).and_then(|n| u32::try_from(n).ok()) {
+                Some(n) => self.rate_per_minute = Some(n),
+                None => self.invalid = Some(not_positive("rate_per_minute", &value)),
             },
             "allow_plain_http" => match value.trim() {
                 "true" | "1" | "yes" => self.allow_plain_http = true,
@@ -285,6 +293,13 @@ impl ScimConfig {
         self
     }
 
+    /// Spaces requests to `n` a minute, the app's published budget (see
+    /// [`ScimConnector::with_rate_limit`]).
+    pub fn with_rate_per_minute(mut self, n: u32) -> Self {
+        self.rate_per_minute = Some(n);
+        self
+    }
+
     /// Allows a plain `http` base URL on loopback (tests and simulators). Default off.
     pub fn with_allow_plain_http(mut self, allow: bool) -> Self {
         self.allow_plain_http = allow;
@@ -366,10 +381,12 @@ impl ScimConfig {
             .build()
             .map_err(|e| Error::config("base_url", e.message().to_owned()))?;
         let page_size = self.page_size.unwrap_or(self.profile.page_size);
-        Ok(
-            ScimConnector::from_client(AppId::new(app), http, self.profile, page_size)
-                .with_refreshable_token(oauth),
-        )
+        let connector = ScimConnector::from_client(AppId::new(app), http, self.profile, page_size)
+            .with_refreshable_token(oauth);
+        Ok(match self.rate_per_minute {
+            Some(n) => connector.with_rate_limit(n, Duration::from_secs(60)),
+            None => connector,
+        })
     }
 }
 

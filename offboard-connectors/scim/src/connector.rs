@@ -145,6 +145,15 @@ impl ScimConnector {
         self
     }
 
+    /// Sends no faster than `requests` per `per` (GCRA: a burst of a 60th, the rest evenly
+    /// spread), so an app's published budget (e.g. 300 requests a minute) is never spent and
+    /// its 429s are not met; a 429 is still honoured with its `Retry-After`. Zero: no pacing.
+    /// Share one connector per app and token: the budget is the app's, not this process's.
+    pub fn with_rate_limit(mut self, requests: u32, per: std::time::Duration) -> Self {
+        self.client = self.client.with_rate_limit(requests, per);
+        self
+    }
+
     /// The profile in use.
     pub fn profile(&self) -> &ScimProfile {
         &self.profile

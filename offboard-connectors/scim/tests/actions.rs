@@ -957,3 +957,37 @@ async fn oauth_client_credentials_fetch_cache_and_refresh_after_401() {
     assert!(e.to_string().contains("oauth_token_url"), "{e}");
     assert!(!e.to_string().contains(OAUTH_SECRET));
 }
+
+/// `rate_per_minute` spaces every request to the app's published budget (issue 25's 300
+/// requests a minute): 31 reads under a budget of 600 a minute (a burst of 10, then 590 a
+/// minute) cannot finish in under 2.1 s. Only that lower bound is asserted, which the pacer
+/// guarantees (real time: the HTTP client's own timeouts fire under paused time). Failed
+/// before: the key was unknown and nothing was paced.
+#[tokio::test]
+async fn rate_per_minute_spaces_requests_to_the_budget() {
+    let sp = Arc::new(ScimProvider::start(ScimSettings::default()).await);
+    sp.add_user("ann@example.com", &["ann@example.com"]);
+    let build = |rate: &str| {
+        ScimConfig::new("notion")
+            .with_base_url(sp.base_url())
+            .with_allow_plain_http(true)
+            .with_bearer_token(Secret::new(sp.token()))
+            .with_config("rate_per_minute", rate)
+            .build()
+    };
+    assert!(build("0").is_err());
+    assert!(build("many").is_err());
+    let paced = build("600").unwrap();
+    let took = sp_reads(&paced, 31).await;
+    assert!(took >= Duration::from_millis(2100), "{took:?}");
+    assert_eq!(sp.rate_limited_count(), 0);
+}
+
+/// `n` requests (`n` inventories of one page each); how long they took.
+async fn sp_reads(c: &ScimConnector, n: usize) -> Duration {
+    let started = std::time::Instant::now();
+    for _ in 0..n {
+        assert_eq!(c.inventory().await.unwrap().len(), 1);
+    }
+    started.elapsed()
+}
