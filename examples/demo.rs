@@ -8,7 +8,9 @@
 //! manager), and one Microsoft tenant serves both `offboard-azure` (Entra ID: sign-in, sessions,
 //! groups, app roles, consent grants, auth methods) and `offboard-o365` (automatic reply,
 //! forwarding rule, OneDrive to the manager, then licences: the one she inherits from a group is
-//! reported, not removed). Salesforce is delegated to a human through an issue the real
+//! reported, not removed). Slack is offboarded over its SCIM 2.0 API by `offboard-scim` with the
+//! `slack` profile, against the testkit's simulated SCIM service provider (deactivated, out of
+//! its groups; a look-alike colleague in the same Slack is left alone). Salesforce is delegated to a human through an issue the real
 //! `offboard-jira` delegate files in a simulated Jira site (Sam takes it and closes it), an app
 //! discovered earlier but not in the policy is delegated by email (the real `offboard-email`
 //! delegate, writing to a pickup directory; its owner opens the link and presses Done on the
@@ -52,11 +54,13 @@ use offboard_google::{GoogleConfig, Sku};
 use offboard_jira::JiraBuilder;
 use offboard_o365::O365Config;
 use offboard_okta::{OktaConfig, OktaSource};
+use offboard_scim::{ScimConfig, ScimProfile};
 use offboard_testkit::Fixture;
 use offboard_testkit::google::{self as gsim, GoogleFixture, GoogleTenant};
 use offboard_testkit::graph::{self as msim, GraphTenant, NewDevice, NewGroup, NewManagedDevice};
 use offboard_testkit::jira::{DEFAULT_EMAIL, DEFAULT_TOKEN, JiraSim};
 use offboard_testkit::okta::{Faults, GroupType, NewUser, OktaTenant, RateFamily, RateLimits};
+use offboard_testkit::scim::{ScimProvider, ScimSettings};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -277,6 +281,41 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         why.first().copied().unwrap_or("-")
     );
 
+    // Slack: a simulated SCIM 2.0 service provider behaving as Slack documents (DELETE only
+    // deactivates, no ETags), and the real SCIM connector with the `slack` profile (one
+    // connector per SCIM app, its actions named after it). Ada's Slack handle is `ada`, found by
+    // her email; Ada Lovett's handle is `ada.lovelace`, the local part of Ada's alias, at another
+    // domain: a look-alike whom nothing may touch. Both are in #engineering and #announcements.
+    let slack_sp = ScimProvider::start(ScimSettings {
+        delete_deactivates: true,
+        etag_supported: false,
+        ..ScimSettings::default()
+    })
+    .await;
+    let ada_slack = slack_sp.add_user("ada", &["ada@example.com"]);
+    let lookalike_slack = slack_sp.add_user("ada.lovelace", &["ada.lovett@example.org"]);
+    let slack_groups: BTreeMap<String, &str> = ["#engineering", "#announcements"]
+        .into_iter()
+        .map(|name| (slack_sp.add_group(name), name))
+        .collect();
+    for g in slack_groups.keys() {
+        slack_sp.add_member(g, &ada_slack);
+        slack_sp.add_member(g, &lookalike_slack);
+    }
+    let slack_scim = Arc::new(
+        ScimConfig::new("slack")
+            .with_base_url(slack_sp.base_url())
+            .with_allow_plain_http(true)
+            .with_bearer_token(Secret::new(slack_sp.token()))
+            .with_profile(ScimProfile::SLACK)
+            .with_timeout(Duration::from_secs(10))
+            .build()?,
+    );
+    println!(
+        "slack: simulated SCIM service provider at {} (offboard-scim, profile slack)",
+        slack_sp.base_url()
+    );
+
     // Jira: a simulated site on loopback where Sam works, and the real delegate filing issues
     // in project IT and polling them every second.
     let jira_site = Arc::new(
@@ -408,7 +447,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .connector_with_limits(google.clone(), cloud)
         .connector_with_limits(entra.clone(), cloud)
-        .connector_with_limits(o365.clone(), cloud);
+        .connector_with_limits(o365.clone(), cloud)
+        .connector_with_limits(slack_scim.clone(), cloud);
     if let Some(ad) = &ad {
         // AD joins the policy only when configured: disable, empty the groups, move to the
         // disabled-users OU (the connector orders the last two after the first), on the last day.
@@ -762,8 +802,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!(
             "  (the simulated tenants are new in this process: her run changed the tenants of the \
              process that started it. Okta and Google number users the same way every time, so \
-             they show Ada as never offboarded; Microsoft gives new users new random ids, so the \
-             accounts her run recorded are not found there, which verification counts as gone)"
+             they show Ada as never offboarded; Microsoft and the SCIM provider (Slack) give new \
+             users new random ids, so the accounts her run recorded are not found there, which \
+             verification counts as gone)"
         );
     }
     // The simulated tenants, read directly.
@@ -962,6 +1003,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .join(", ")
             }
         );
+    }
+    for (who, id) in [("ada", &ada_slack), ("look-alike", &lookalike_slack)] {
+        match slack_sp.user(id) {
+            Some(u) => {
+                let groups: Vec<&str> = u
+                    .groups
+                    .iter()
+                    .map(|g| slack_groups.get(g).copied().unwrap_or(g.as_str()))
+                    .collect();
+                println!(
+                    "  slack (SCIM) now:     {who:<5} userName {} ({}): active={}, groups: {}",
+                    u.user_name,
+                    u.emails.join(", "),
+                    u.active,
+                    if groups.is_empty() {
+                        "-".into()
+                    } else {
+                        groups.join(", ")
+                    }
+                );
+            }
+            None => println!("  slack (SCIM) now:     {who:<5} deleted"),
+        }
     }
     for issue in jira_site.issues() {
         println!(

@@ -36,3 +36,8 @@ pub use offboard_jira as jira;
 /// The email delegate (feature `email`).
 #[cfg(feature = "email")]
 pub use offboard_email as email;
+
+/// The SCIM 2.0 connector, one instance per app, with the apps' quirk profiles (feature
+/// `scim`).
+#[cfg(feature = "scim")]
+pub use offboard_scim as scim;

@@ -8,6 +8,7 @@ use std::process::Command;
 use offboard_testkit::google::{self as gsim, GoogleTenant};
 use offboard_testkit::okta::{NewUser, OktaTenant};
 use offboard_testkit::postgres::ScratchDatabase;
+use offboard_testkit::scim::{ScimProvider, ScimSettings};
 use serde_json::Value;
 
 const POLICY: &str = r#"
@@ -109,6 +110,22 @@ impl Session {
         };
         self.outputs.push(format!("{}\n{}", out.stdout, out.stderr));
         out
+    }
+
+    /// Plans `email`'s offboarding, runs it with the plan's digest, asserts it completed and
+    /// returns the run's JSON document.
+    async fn run_confirmed(&mut self, email: &str) -> Value {
+        let digest = self.run(&["--json", "plan", email]).await.json()["digest"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let ran = self
+            .run(&["--json", "run", email, "--confirm", &digest])
+            .await;
+        assert_eq!(ran.code, 0, "{ran:?}");
+        let doc = ran.json();
+        assert_eq!(doc["state"], "completed", "{doc:#}");
+        doc
     }
 
     /// Asserts no output so far showed either tenant's token (or a variable of `env`).
@@ -347,6 +364,60 @@ async fn unknown_runs_and_people_exit_4_and_bad_config_exits_1() {
 /// there starts a run whose critical actions wait for a confirmation (exit 2, the digest
 /// printed); `confirm` with another digest exits 2 and releases nothing, with that digest
 /// carries them out; `holds` lists no held batch.
+/// Guards the SCIM wiring end to end: the engine the CLI builds gets one SCIM connector per
+/// `[connectors.scim.<app>]` table (its token from the environment), so a run offboards Ada's
+/// Slack account in the simulated SCIM provider (deactivated, out of its group) and leaves a
+/// look-alike there untouched; verify covers slack; the token never shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scim_app_table_offboards_through_its_connector() {
+    let slack = ScimProvider::start(ScimSettings {
+        delete_deactivates: true,
+        etag_supported: false,
+        ..ScimSettings::default()
+    })
+    .await;
+    let table = format!(
+        "[connectors.scim.slack]\nbase_url = \"{}\"\nprofile = \"slack\"\n\
+         allow_plain_http = true\nbearer_token_env = \"CLI_TEST_SLACK_TOKEN\"\n",
+        slack.base_url()
+    );
+    let mut s = Session::start("", &table).await;
+    s.env
+        .push(("CLI_TEST_SLACK_TOKEN".into(), slack.token().to_owned()));
+    let policy = format!(
+        "{POLICY}\n[apps.slack]\nmethod = \"automatic\"\n\
+         actions = [\"slack.deactivate\", \"slack.remove_groups\"]\n"
+    );
+    std::fs::write(s.dir.path().join("policy.toml"), policy).unwrap();
+    add_ada(&s);
+    let ada = slack.add_user("ada", &["ada@example.com"]);
+    let lookalike = slack.add_user("ada.lovelace", &["ada.lovett@example.org"]);
+    let engineering = slack.add_group("#engineering");
+    slack.add_member(&engineering, &ada);
+    slack.add_member(&engineering, &lookalike);
+
+    let doc = s.run_confirmed("ada@example.com").await;
+    for action in ["slack.deactivate", "slack.remove_groups"] {
+        assert_eq!(
+            item(&doc["actions"], "action", action)["state"],
+            "completed"
+        );
+    }
+    let u = slack.user(&ada).unwrap();
+    assert!(!u.active && u.groups.is_empty(), "{u:?}");
+    let other = slack.user(&lookalike).unwrap();
+    assert!(other.active && other.groups.len() == 1, "{other:?}");
+
+    let run = doc["run"].as_str().unwrap().to_owned();
+    let verify = s.run(&["--json", "verify", &run]).await;
+    assert_eq!(verify.code, 0, "{verify:?}");
+    assert_eq!(
+        item(&verify.json()["apps"], "app", "slack")["revoked"],
+        true
+    );
+    s.assert_no_secret();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sources_poll_starts_a_run_that_confirm_releases() {
     let mut s = Session::start("domains = [\"example.com\"]", "[sources.okta]\n").await;
@@ -501,15 +572,7 @@ async fn runs_on_postgres_with_the_password_from_the_environment() {
     );
     s.env.push(("CLI_TEST_PG_PASSWORD".into(), password));
     let (okta_id, _) = add_ada(&s);
-    let digest = s.run(&["--json", "plan", "ada@example.com"]).await.json()["digest"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let ran = s
-        .run(&["--json", "run", "ada@example.com", "--confirm", &digest])
-        .await;
-    assert_eq!(ran.code, 0, "{ran:?}");
-    assert_eq!(ran.json()["state"], "completed");
+    s.run_confirmed("ada@example.com").await;
     assert_eq!(s.okta.user(&okta_id).unwrap().status, "SUSPENDED");
     let audit = s.run(&["--json", "audit", "verify"]).await;
     assert_eq!(audit.code, 0, "{audit:?}");

@@ -1274,7 +1274,15 @@ fn the_example_policy_parses() {
     let p = Policy::from_toml(include_str!("../examples/policy.toml"))
         .expect("examples/policy.toml is valid");
     assert_eq!(p.stages.len(), 2);
-    for app in ["okta", "google", "entra", "o365", "salesforce", "figma"] {
+    for app in [
+        "okta",
+        "google",
+        "entra",
+        "o365",
+        "slack",
+        "salesforce",
+        "figma",
+    ] {
         assert!(p.apps.contains_key(&offboard::AppId::new(app)), "{app}");
     }
     assert!(!p.apps.contains_key(&offboard::AppId::new("idp")));
@@ -1310,11 +1318,19 @@ fn the_example_policy_parses() {
         .with_client_secret(offboard::Secret::new("secret"))
         .build()
         .unwrap();
-    let connectors: [(&str, &dyn Connector); 4] = [
+    // As the demo configures it: Slack's SCIM API with the `slack` profile.
+    let slack = offboard_scim::ScimConfig::new("slack")
+        .with_base_url("https://api.slack.com/scim/v2")
+        .with_bearer_token(offboard::Secret::new("xoxp-example"))
+        .with_profile(offboard_scim::ScimProfile::SLACK)
+        .build()
+        .unwrap();
+    let connectors: [(&str, &dyn Connector); 5] = [
         ("okta", &okta),
         ("google", &google),
         ("entra", &entra),
         ("o365", &o365),
+        ("slack", &slack),
     ];
     for (app, connector) in connectors {
         let offboard::policy::Method::Automatic { actions } =
@@ -1322,7 +1338,7 @@ fn the_example_policy_parses() {
         else {
             panic!("{app} is automatic")
         };
-        assert!(actions.len() >= 4, "{app}");
+        assert!(actions.len() >= if app == "slack" { 2 } else { 4 }, "{app}");
         for a in actions {
             let name = &a.action.name;
             assert!(connector.capabilities().action(name).is_some(), "{name}");

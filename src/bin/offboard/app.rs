@@ -126,6 +126,9 @@ pub(crate) async fn engine(
             other => return Err(Error::config(other.to_owned(), "not a connector kind")),
         };
     }
+    for (app, values) in &settings.scim {
+        builder = builder.connector(Arc::new(config::scim(app, values)?));
+    }
     builder = delegates(builder, settings, store)?;
     if let Some(path) = settings.sources.get("hr").and_then(|s| s.path.clone())
         && with_sources

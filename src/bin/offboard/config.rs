@@ -20,6 +20,11 @@
 //! project = "IT"
 //!
 //! [sources.okta]                                     # Okta as a source of truth
+//!
+//! [connectors.scim.slack]                            # one SCIM table per app: the app id
+//! base_url = "https://api.slack.com/scim/v2"
+//! profile = "slack"
+//! bearer_token_env = "SLACK_SCIM_TOKEN"
 //! ```
 //!
 //! Connector tables take the keys of each crate's configuration (`okta`, `google`, `ad`,
@@ -32,6 +37,14 @@
 //! `entra`, `OFFBOARD_O365_*`, `OFFBOARD_AD_*`, `OFFBOARD_JIRA_*`, `OFFBOARD_EMAIL_*`), which
 //! the file's keys override; a kind without a table is not built. Values read from the
 //! environment are kept as [`Secret`]s, so `Debug` never shows them.
+//!
+//! SCIM connectors are one per app: `[connectors.scim.<app>]`, the table's name being the app id
+//! (its actions are `<app>.deactivate`...), with the keys of `offboard_scim::ScimConfig`
+//! (`base_url`, `profile`, `bearer_token`, `basic_user` + `basic_password`, `oauth_token_url` +
+//! `oauth_client_id` + `oauth_client_secret`, `oauth_scope`, `oauth_client_auth`,
+//! `timeout_secs`, `max_concurrency`, `page_size`, `allow_plain_http`; aliases `url`, `token`,
+//! `timeout`). The secrets are `bearer_token`, `basic_password` and `oauth_client_secret`; the
+//! standard variables are `OFFBOARD_SCIM_<APP>_<KEY>` (`OFFBOARD_SCIM_SLACK_BEARER_TOKEN`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -45,6 +58,7 @@ use offboard::google::{GoogleConfig, GoogleConnector};
 use offboard::jira::{JiraBuilder, JiraDelegate};
 use offboard::o365::{O365Config, O365Connector};
 use offboard::okta::{OktaConfig, OktaConnector};
+use offboard::scim::{ScimConfig, ScimConnector};
 use offboard::{Error, Result, Secret};
 use serde::Deserialize;
 
@@ -128,8 +142,10 @@ pub(crate) struct Settings {
     pub actor: Option<String>,
     /// The company's domains (for sources of truth).
     pub domains: Vec<String>,
-    /// Connector settings by kind.
+    /// Connector settings by kind (SCIM apps are in `scim`).
     pub connectors: BTreeMap<String, Values>,
+    /// SCIM connector settings by app id (`[connectors.scim.<app>]`).
+    pub scim: BTreeMap<String, Values>,
     /// Delegate settings by kind.
     pub delegates: BTreeMap<String, Values>,
     /// Sources of truth by kind.
@@ -137,7 +153,7 @@ pub(crate) struct Settings {
 }
 
 /// The connector kinds the CLI builds.
-pub(crate) const CONNECTORS: [&str; 5] = ["okta", "google", "entra", "o365", "ad"];
+pub(crate) const CONNECTORS: [&str; 6] = ["okta", "google", "entra", "o365", "ad", "scim"];
 /// The delegate kinds the CLI builds.
 pub(crate) const DELEGATES: [&str; 2] = ["jira", "email"];
 /// The source kinds the CLI builds.
@@ -157,7 +173,12 @@ impl Settings {
         let file: File = toml::from_str(text)
             .map_err(|e| Error::config("config", format!("invalid configuration: {e}")))?;
         let store = store_spec(&file.store, file.store_password_env.as_deref(), base, env)?;
-        let connectors = resolve_all("connectors", &file.connectors, &CONNECTORS, env)?;
+        let mut tables = file.connectors;
+        let scim = match tables.remove("scim") {
+            Some(apps) => resolve_scim(&apps, env)?,
+            None => BTreeMap::new(),
+        };
+        let connectors = resolve_all("connectors", &tables, &CONNECTORS, env)?;
         let delegates = resolve_all("delegates", &file.delegates, &DELEGATES, env)?;
         if let Some(kind) = file.sources.keys().find(|k| !SOURCES.contains(&k.as_str())) {
             return Err(unknown_kind("sources", kind, &SOURCES));
@@ -183,6 +204,7 @@ impl Settings {
             actor: file.actor,
             domains: file.domains,
             connectors,
+            scim,
             delegates,
             sources,
         })
@@ -254,17 +276,40 @@ fn resolve_all(
         if !known.contains(&kind.as_str()) {
             return Err(unknown_kind(section, kind, known));
         }
-        out.insert(kind.clone(), resolve(kind, table, env)?);
+        out.insert(kind.clone(), resolve(kind, kind, table, env)?);
     }
     Ok(out)
 }
 
-/// Resolves one table: `<key>_env` read from the environment, scalars as strings, keys made
-/// canonical; a secret written in the file is refused.
-fn resolve(kind: &str, table: &toml::Table, env: Env<'_>) -> Result<Values> {
-    let mut values = standard_variables(kind, env);
+/// Resolves `[connectors.scim]`: one table per app, named by the app id.
+fn resolve_scim(apps: &toml::Table, env: Env<'_>) -> Result<BTreeMap<String, Values>> {
+    let mut out = BTreeMap::new();
+    for (app, table) in apps {
+        let at = format!("scim.{app}");
+        let table = table.as_table().ok_or_else(|| {
+            Error::config(
+                at.clone(),
+                format!("each SCIM app is a table: [connectors.scim.{app}]"),
+            )
+        })?;
+        if CONNECTORS.contains(&app.as_str()) {
+            return Err(Error::config(
+                at,
+                format!("{app} is the app id of its own connector ([connectors.{app}])"),
+            ));
+        }
+        out.insert(app.clone(), resolve("scim", &at, table, env)?);
+    }
+    Ok(out)
+}
+
+/// Resolves one table of `kind`, named `name` in errors (`okta`, `scim.slack`): `<key>_env`
+/// read from the environment, scalars as strings, keys made canonical; a secret written in the
+/// file is refused.
+fn resolve(kind: &str, name: &str, table: &toml::Table, env: Env<'_>) -> Result<Values> {
+    let mut values = standard_variables(kind, name, env);
     for (key, value) in table {
-        let at = format!("{kind}.{key}");
+        let at = format!("{name}.{key}");
         let (name, value) = match key.strip_suffix("_env") {
             Some(name) => {
                 let var = value
@@ -321,8 +366,27 @@ const GRAPH_KEYS: [&str; 8] = [
     "allow_plain_http",
 ];
 
-/// The crate's standard variables for `kind` that are set, as (canonical key, value).
-fn standard_variables(kind: &str, env: Env<'_>) -> Vec<(String, Secret)> {
+/// Keys of the SCIM connector (`offboard_scim::ScimConfig`), canonical names.
+const SCIM_KEYS: [&str; 14] = [
+    "base_url",
+    "profile",
+    "bearer_token",
+    "basic_user",
+    "basic_password",
+    "oauth_token_url",
+    "oauth_client_id",
+    "oauth_client_secret",
+    "oauth_scope",
+    "oauth_client_auth",
+    "timeout_secs",
+    "max_concurrency",
+    "page_size",
+    "allow_plain_http",
+];
+
+/// The crate's standard variables for `kind` (a SCIM app: for the app `name` is
+/// `scim.<app>`) that are set, as (canonical key, value).
+fn standard_variables(kind: &str, name: &str, env: Env<'_>) -> Vec<(String, Secret)> {
     fn names<K: Copy>(all: &[K], name: fn(K) -> &'static str) -> Vec<&'static str> {
         all.iter().map(|k| name(*k)).collect()
     }
@@ -346,12 +410,22 @@ fn standard_variables(kind: &str, env: Env<'_>) -> Vec<(String, Secret)> {
         ),
         "entra" => ("AZURE", GRAPH_KEYS.to_vec()),
         "o365" => ("O365", GRAPH_KEYS.to_vec()),
+        "scim" => {
+            let app = name.strip_prefix("scim.").unwrap_or(name);
+            let prefix = format!("SCIM_{}", app.to_ascii_uppercase());
+            return set_variables(&prefix, &SCIM_KEYS, env);
+        }
         _ => return Vec::new(),
     };
-    keys.into_iter()
+    set_variables(prefix, &keys, env)
+}
+
+/// The variables `OFFBOARD_<prefix>_<KEY>` of `keys` that are set.
+fn set_variables(prefix: &str, keys: &[&str], env: Env<'_>) -> Vec<(String, Secret)> {
+    keys.iter()
         .filter_map(|k| {
             let var = format!("OFFBOARD_{prefix}_{}", k.to_ascii_uppercase());
-            env(&var).map(|v| (k.to_owned(), Secret::new(v)))
+            env(&var).map(|v| ((*k).to_owned(), Secret::new(v)))
         })
         .collect()
 }
@@ -383,6 +457,19 @@ fn canonical_key(kind: &str, key: &str) -> Result<String> {
             .find(|k| *k == key)
             .ok_or_else(bad)?
             .to_owned(),
+        "scim" => {
+            let key = match key {
+                "url" => "base_url",
+                "token" => "bearer_token",
+                "timeout" => "timeout_secs",
+                other => other,
+            };
+            SCIM_KEYS
+                .into_iter()
+                .find(|k| *k == key)
+                .ok_or_else(bad)?
+                .to_owned()
+        }
         _ => return Err(bad()),
     })
 }
@@ -395,6 +482,7 @@ fn is_secret(kind: &str, canonical: &str) -> bool {
         "ad" => &["password"],
         "jira" => &["api_token", "webhook_secret"],
         "email" => &["password", "signing_key"],
+        "scim" => &["bearer_token", "basic_password", "oauth_client_secret"],
         _ => &[],
     };
     secrets.contains(&canonical)
@@ -463,6 +551,19 @@ pub(crate) fn entra(v: &Values) -> Result<offboard::entra::EntraConnector> {
 /// Builds the Office 365 connector.
 pub(crate) fn o365(v: &Values) -> Result<O365Connector> {
     graph_config!(O365Config::new(), v).build()
+}
+
+/// Builds the SCIM connector of `app`. The secrets are applied last: `ScimConfig` pairs
+/// `basic_password` with the `basic_user` set before it, and `oauth_client_secret` with the
+/// `oauth_token_url` and `oauth_client_id` set before it (otherwise the order is kept, so the
+/// file's keys still override the standard variables).
+pub(crate) fn scim(app: &str, v: &Values) -> Result<ScimConnector> {
+    let mut values: Vec<(&str, &str)> = v.iter().collect();
+    values.sort_by_key(|(k, _)| is_secret("scim", k));
+    values
+        .into_iter()
+        .fold(ScimConfig::new(app), |c, (k, x)| c.with_config(k, x))
+        .build()
 }
 
 /// The Active Directory configuration (the connector connects to the DC with it).

@@ -109,6 +109,71 @@ fn builds_email() {
         .unwrap();
 }
 
+/// Guards the SCIM mapping: one connector per app (`[connectors.scim.<app>]`, the table's name
+/// the app id), each with its own profile and authentication (bearer; basic, whose password
+/// sorts before its user; OAuth client credentials, whose secret sorts before its token URL),
+/// secrets from the environment, and `Debug` without them.
+#[test]
+fn builds_scim() {
+    let s = with(
+        "[connectors.scim.slack]\nbase_url = \"https://api.slack.com/scim/v2\"\n\
+         profile = \"slack\"\ntoken_env = \"TOKEN\"\n\
+         [connectors.scim.notion]\nurl = \"https://api.notion.com/scim/v2\"\n\
+         profile = \"notion\"\nbasic_user = \"offboard\"\nbasic_password_env = \"TOKEN\"\n\
+         timeout_secs = 10\n\
+         [connectors.scim.zoom]\nbase_url = \"https://api.zoom.us/scim2\"\nprofile = \"zoom\"\n\
+         oauth_client_id = \"zoom-client\"\noauth_client_secret_env = \"TOKEN\"\n\
+         oauth_token_url = \"https://zoom.us/oauth/token\"\noauth_scope = \"scim2\"\n",
+    );
+    assert!(s.connectors.is_empty(), "{s:?}");
+    let apps: Vec<&str> = s.scim.keys().map(String::as_str).collect();
+    assert_eq!(apps, ["notion", "slack", "zoom"]);
+    let slack = scim("slack", &s.scim["slack"]).unwrap();
+    let notion = scim("notion", &s.scim["notion"]).unwrap();
+    let zoom = scim("zoom", &s.scim["zoom"]).unwrap();
+    assert_eq!(slack.profile().name, "slack");
+    assert_eq!(notion.profile().name, "notion");
+    assert_eq!(zoom.profile().name, "zoom");
+    use offboard::Connector as _;
+    assert_eq!(slack.capabilities().app.as_str(), "slack");
+    assert_eq!(notion.capabilities().app.as_str(), "notion");
+    for shown in [
+        format!("{s:?}"),
+        format!("{slack:?}"),
+        format!("{notion:?}"),
+        format!("{zoom:?}"),
+    ] {
+        assert!(!shown.contains(SECRET), "{shown}");
+    }
+    // The standard variables of one app fill its table, and not another app's.
+    let env = env_with(&[
+        (
+            "OFFBOARD_SCIM_SLACK_BASE_URL",
+            "https://api.slack.com/scim/v2",
+        ),
+        ("OFFBOARD_SCIM_SLACK_BEARER_TOKEN", SECRET),
+    ]);
+    let text = "store = \"sqlite://x.db\"\npolicy = \"p.toml\"\n[connectors.scim.slack]\n\
+                [connectors.scim.canva]\n";
+    let s = Settings::parse(text, Path::new("."), &env).unwrap();
+    scim("slack", &s.scim["slack"]).unwrap();
+    let e = scim("canva", &s.scim["canva"]).unwrap_err();
+    assert!(e.to_string().contains("base_url"), "{e}");
+}
+
+/// Guards the SCIM tables' shape: an app that is not a table, an app id of another connector,
+/// a key the SCIM connector has not got (`app` is the table's name) are refused by name.
+#[test]
+fn scim_tables_are_checked() {
+    let base = "store = \"sqlite://x.db\"\npolicy = \"p.toml\"\n";
+    let e = parse(&format!("{base}[connectors.scim]\nslack = \"x\"\n")).unwrap_err();
+    assert!(e.to_string().contains("[connectors.scim.slack]"), "{e}");
+    let e = parse(&format!("{base}[connectors.scim.okta]\n")).unwrap_err();
+    assert!(e.to_string().contains("[connectors.okta]"), "{e}");
+    let e = parse(&format!("{base}[connectors.scim.slack]\napp = \"zoom\"\n")).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config);
+}
+
 /// Guards that a secret written in the file is refused, and the error does not repeat it.
 #[test]
 fn a_secret_in_the_file_is_refused() {
@@ -120,6 +185,29 @@ fn a_secret_in_the_file_is_refused() {
     assert_eq!(e.kind(), ErrorKind::Config);
     assert!(e.to_string().contains("token_env"), "{e}");
     assert!(!e.to_string().contains(SECRET), "{e}");
+}
+
+/// Guards the same rule for SCIM apps: each of the SCIM connector's secrets (`bearer_token` and
+/// its alias `token`, `basic_password`, `oauth_client_secret`) written in an app's table is
+/// refused, naming the app and the `_env` key, without repeating the value.
+#[test]
+fn a_scim_secret_in_the_file_is_refused() {
+    for key in [
+        "token",
+        "bearer_token",
+        "basic_password",
+        "oauth_client_secret",
+    ] {
+        let text = format!(
+            "store = \"sqlite://x.db\"\npolicy = \"p.toml\"\n[connectors.scim.slack]\n\
+             base_url = \"https://api.slack.com/scim/v2\"\n{key} = \"{SECRET}\"\n"
+        );
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(e.to_string().contains(&format!("scim.slack.{key}")), "{e}");
+        assert!(e.to_string().contains(&format!("{key}_env")), "{e}");
+        assert!(!e.to_string().contains(SECRET), "{e}");
+    }
 }
 
 /// Guards that settings read from the environment never show in `Debug`.
