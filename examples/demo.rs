@@ -10,9 +10,12 @@
 //! forwarding rule, OneDrive to the manager, then licences: the one she inherits from a group is
 //! reported, not removed). Slack is offboarded over its SCIM 2.0 API by `offboard-scim` with the
 //! `slack` profile, against the testkit's simulated SCIM service provider (deactivated, out of
-//! its groups; a look-alike colleague in the same Slack is left alone). Salesforce is delegated to a human through an issue the real
+//! its groups; a look-alike colleague in the same Slack is left alone), and Notion, which the
+//! policy does not name, over SCIM too (`notion` profile): Ada was discovered in it and a
+//! connector is configured, so its default actions run automatically. Salesforce is delegated
+//! to a human through an issue the real
 //! `offboard-jira` delegate files in a simulated Jira site (Sam takes it and closes it), an app
-//! discovered earlier but not in the policy is delegated by email (the real `offboard-email`
+//! discovered earlier, not in the policy and without a connector (Miro) is delegated by email (the real `offboard-email`
 //! delegate, writing to a pickup directory; its owner opens the link and presses Done on the
 //! task page, `offboard_email::web`, served on loopback), and her Okta, Google and
 //! Entra deletes are scheduled for the 30-day cleanup stage. Then an administrator deactivates
@@ -316,6 +319,35 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         slack_sp.base_url()
     );
 
+    // Notion: a second SCIM app, with the `notion` profile (deactivation is the DELETE that
+    // removes a member from the workspace). The policy does not name Notion: Ada was discovered
+    // in it, and a configured connector makes a discovered app automatic (its default actions:
+    // out of the groups, then removed). A look-alike member stays.
+    let notion_sp = ScimProvider::start(ScimSettings {
+        etag_supported: false,
+        ..ScimSettings::default()
+    })
+    .await;
+    let ada_notion = notion_sp.add_user("ada@example.com", &["ada@example.com"]);
+    let lookalike_notion =
+        notion_sp.add_user("ada.lovett@example.org", &["ada.lovett@example.org"]);
+    let wiki = notion_sp.add_group("Engineering wiki");
+    notion_sp.add_member(&wiki, &ada_notion);
+    notion_sp.add_member(&wiki, &lookalike_notion);
+    let notion_scim = Arc::new(
+        ScimConfig::new("notion")
+            .with_base_url(notion_sp.base_url())
+            .with_allow_plain_http(true)
+            .with_bearer_token(Secret::new(notion_sp.token()))
+            .with_profile(ScimProfile::NOTION)
+            .with_timeout(Duration::from_secs(10))
+            .build()?,
+    );
+    println!(
+        "notion: simulated SCIM service provider at {} (offboard-scim, profile notion, not in the policy)",
+        notion_sp.base_url()
+    );
+
     // Jira: a simulated site on loopback where Sam works, and the real delegate filing issues
     // in project IT and polling them every second.
     let jira_site = Arc::new(
@@ -381,7 +413,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             // Fixed for the demo, so links mailed in an earlier demo still open; a host uses a
             // long random secret.
             .with_signing_key("offboard-demo-signing-key-not-a-secret")
-            .with_owner("notion-owner@example.com")
+            .with_owner("miro-owner@example.com")
             .with_store(store.clone())
             .build()?,
     );
@@ -427,7 +459,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     AccountStatus::Active,
                 ),
                 AccountRef::new("figma", "f-88", "ada@example.com", AccountStatus::Active),
-                AccountRef::new("notion", "n-12", "ada@example.com", AccountStatus::Active),
+                AccountRef::new(
+                    "notion",
+                    &ada_notion,
+                    "ada@example.com",
+                    AccountStatus::Active,
+                ),
+                AccountRef::new("miro", "m-7", "ada@example.com", AccountStatus::Active),
             ],
             start - chrono::Duration::days(200),
         )
@@ -448,7 +486,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .connector_with_limits(google.clone(), cloud)
         .connector_with_limits(entra.clone(), cloud)
         .connector_with_limits(o365.clone(), cloud)
-        .connector_with_limits(slack_scim.clone(), cloud);
+        .connector_with_limits(slack_scim.clone(), cloud)
+        .connector_with_limits(notion_scim.clone(), cloud);
     if let Some(ad) = &ad {
         // AD joins the policy only when configured: disable, empty the groups, move to the
         // disabled-users OU (the connector orders the last two after the first), on the last day.
@@ -613,7 +652,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
 
     // 4. Humans: Sam takes Ada's Salesforce issue in Jira after a second and closes it a
-    //    second later; the Notion owner answers the email after two seconds. (When Ada's run is
+    //    second later; the Miro owner answers the email after two seconds. (When Ada's run is
     //    from an earlier demo, her issue was closed then, in that process's Jira.)
     let human = {
         let (engine, site, mail_dir, task_url) = (
@@ -652,7 +691,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let link = answer_email(&mail_dir, &task_url).await;
             if let Some((_, answer)) = &link {
                 println!(
-                    "{} (email) notion-owner@example.com opens the link and presses Done: {answer}",
+                    "{} (email) miro-owner@example.com opens the link and presses Done: {answer}",
                     t(chrono::Utc::now()),
                 );
             }
@@ -1027,6 +1066,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             None => println!("  slack (SCIM) now:     {who:<5} deleted"),
         }
     }
+    for (who, id) in [("ada", &ada_notion), ("look-alike", &lookalike_notion)] {
+        let now = match notion_sp.user(id) {
+            Some(u) => format!(
+                "userName {}: active={}, groups: {}",
+                u.user_name,
+                u.active,
+                if u.groups.contains(&wiki) {
+                    "Engineering wiki"
+                } else {
+                    "-"
+                }
+            ),
+            None => "removed from the workspace".into(),
+        };
+        println!("  notion (SCIM) now:    {who:<5} {now}");
+    }
     for issue in jira_site.issues() {
         println!(
             "  jira site now:   {} {:<6} assignee {:<8} \"{}\"",
@@ -1118,11 +1173,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The whole chain also verifies with core's checker, independent of the store.
     verify_chain(&all).map_err(offboard::Error::from)?;
 
-    // 8. The task page the Notion owner used, still served on loopback so a person can open it
+    // 8. The task page the Miro owner used, still served on loopback so a person can open it
     //    (it shows the task and who answered): for a minute when run from a terminal, or until
     //    Enter; not at all otherwise (CI), or for OFFBOARD_DEMO_SERVE_SECS seconds.
     if let Some(link) = email_link {
-        println!("\nemail task page (the link the Notion owner got):\n  {link}");
+        println!("\nemail task page (the link the Miro owner got):\n  {link}");
         let secs = serve_secs();
         if secs > 0 {
             println!("served on loopback for {secs} s; press Enter to stop");
@@ -1161,7 +1216,7 @@ fn serve_secs() -> u64 {
         })
 }
 
-/// What the Notion owner does with the email: finds the link in the message the delegate wrote
+/// What the Miro owner does with the email: finds the link in the message the delegate wrote
 /// to the pickup directory, opens it (`GET` shows the page) and presses Done (`POST` of the
 /// page's form, its token in the body). Returns the link and the page's answer.
 async fn answer_email(dir: &std::path::Path, task_url: &str) -> Option<(String, String)> {
