@@ -484,6 +484,50 @@ async fn audit_verify_exits_5_on_a_tampered_trail() {
         .connect()
         .await
         .unwrap();
+
+    // Signed checkpoints: one of the real head verifies with its public key; one whose hash
+    // the chain does not hold (as after a re-sealed chain) is exit 5 although the chain's own
+    // hashes verify; without the key it is exit 5 too (unknown key id).
+    let (seq, hash): (i64, String) =
+        sqlx::query_as("SELECT seq, hash FROM offboard_audit ORDER BY seq DESC LIMIT 1")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    let signer = offboard::CheckpointSigner::from_seed([7; 32]);
+    let other = offboard::CheckpointSigner::from_seed([8; 32]);
+    let write = |name: &str, text: String| {
+        let p = s.dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_owned()
+    };
+    let key = write("key.pem", signer.public_key().to_pem().unwrap());
+    let other_key = write("other.pem", other.public_key().to_pem().unwrap());
+    let now = chrono::Utc::now();
+    let good = signer.sign(seq as u64, &hash, now).to_json().unwrap();
+    let good = write("good.jsonl", format!("{good}\n"));
+    let forged = signer
+        .sign(seq as u64, &"0".repeat(64), now)
+        .to_json()
+        .unwrap();
+    let forged = write("forged.jsonl", format!("{forged}\n"));
+    let verify = |file: &str, key: &str| {
+        ["audit", "verify", "--checkpoints", file, "--key", key].map(str::to_owned)
+    };
+    let ok = s
+        .run(&verify(&good, &key).each_ref().map(String::as_str))
+        .await;
+    assert_eq!(ok.code, 0, "{ok:?}");
+    assert!(ok.stdout.contains("the chain holds every one"), "{ok:?}");
+    let bad = s
+        .run(&verify(&forged, &key).each_ref().map(String::as_str))
+        .await;
+    assert_eq!(bad.code, 5, "{bad:?}");
+    assert!(bad.stdout.contains("CHECKPOINTS DO NOT MATCH"), "{bad:?}");
+    let unknown = s
+        .run(&verify(&good, &other_key).each_ref().map(String::as_str))
+        .await;
+    assert_eq!(unknown.code, 5, "{unknown:?}");
+
     for sql in [
         "DROP TRIGGER IF EXISTS offboard_audit_no_update",
         "UPDATE offboard_audit SET body = replace(body, 'it-admin', 'mallory') WHERE seq = 1",

@@ -56,6 +56,18 @@ impl Backend {
         }
     }
 
+    /// Verifies the audit trail's hash chain and that it still holds every signed checkpoint.
+    pub(crate) async fn verify_audit_against(
+        &self,
+        checkpoints: &[offboard::Checkpoint],
+        verifier: &offboard::CheckpointVerifier,
+    ) -> Result<AuditVerification> {
+        match self {
+            Self::Sqlite(s) => s.verify_audit_against(checkpoints, verifier).await,
+            Self::Postgres(s) => s.verify_audit_against(checkpoints, verifier).await,
+        }
+    }
+
     /// Writes the compliance report of the runs created in `[since, until)`.
     pub(crate) async fn write_period<W>(
         &self,

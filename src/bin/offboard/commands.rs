@@ -6,17 +6,20 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use offboard::engine::{Hold, VerificationReport, WatchReport};
+use offboard::stores::JsonLinesCheckpointSink;
 use offboard::stores::report::{Format, RunReport};
 use offboard::{
-    Confirmation, Engine, Error, Initiator, Manager, Person, Plan, Result, RunId, RunQuery,
-    RunRequest, RunState, TaskState,
+    CheckpointKey, CheckpointVerifier, Confirmation, Engine, Error, Initiator, Manager, Person,
+    Plan, Result, RunId, RunQuery, RunRequest, RunState, TaskState,
 };
 use serde::Serialize;
 
 use crate::app::{self, Backend};
 use crate::config::Settings;
 use crate::output::{Exit, Out, or_dash, table, when};
-use crate::{AuditCommand, Cli, Command, ExecArgs, HoldsCommand, PersonArgs, ReportArgs};
+use crate::{
+    AuditCommand, AuditVerifyArgs, Cli, Command, ExecArgs, HoldsCommand, PersonArgs, ReportArgs,
+};
 use crate::{ReportFormat, RunArgs, SourcesCommand};
 
 /// What every command works with.
@@ -81,7 +84,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Result<Exit> {
             status(ctx, run, None).await
         }
         Command::Report(args) => report(ctx, &args).await,
-        Command::Audit(AuditCommand::Verify) => audit_verify(ctx).await,
+        Command::Audit(AuditCommand::Verify(args)) => audit_verify(ctx, &args).await,
         Command::Sources(SourcesCommand::Poll) => poll(ctx).await,
         Command::Holds { command } => holds(ctx, command).await,
     }
@@ -547,19 +550,45 @@ async fn report(ctx: &Ctx, args: &ReportArgs) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
-async fn audit_verify(ctx: &Ctx) -> Result<Exit> {
-    let v = ctx.backend.verify_audit().await?;
+async fn audit_verify(ctx: &Ctx, args: &AuditVerifyArgs) -> Result<Exit> {
+    let v = match &args.checkpoints {
+        None => ctx.backend.verify_audit().await?,
+        Some(path) => {
+            let checkpoints = JsonLinesCheckpointSink::read(path).await?;
+            let mut verifier = CheckpointVerifier::new();
+            for key in &args.key {
+                let text = std::fs::read_to_string(key).map_err(|e| {
+                    Error::invalid_input(format!("cannot read {}: {e}", key.display()))
+                })?;
+                verifier = verifier.with_key(CheckpointKey::from_text(None, &text)?)?;
+            }
+            ctx.backend
+                .verify_audit_against(&checkpoints, &verifier)
+                .await?
+        }
+    };
     let intact = v.is_intact();
-    ctx.out.emit(&v, || match &v.problem {
-        None => println!("audit trail verifies: {} events", v.verified),
-        Some(p) => println!(
-            "AUDIT TRAIL DOES NOT VERIFY after {} events: {p}{}",
-            v.verified,
-            v.column
-                .as_ref()
-                .map(|c| format!(" (column {c})"))
-                .unwrap_or_default()
-        ),
+    ctx.out.emit(&v, || {
+        match &v.problem {
+            None => println!("audit trail verifies: {} events", v.verified),
+            Some(p) => println!(
+                "AUDIT TRAIL DOES NOT VERIFY after {} events: {p}{}",
+                v.verified,
+                v.column
+                    .as_ref()
+                    .map(|c| format!(" (column {c})"))
+                    .unwrap_or_default()
+            ),
+        }
+        if let Some(c) = &v.checkpoint {
+            match &c.problem {
+                None => println!(
+                    "checkpoints: the chain holds every one (latest seq {})",
+                    c.latest
+                ),
+                Some(p) => println!("CHECKPOINTS DO NOT MATCH: {p}"),
+            }
+        }
     });
     Ok(if intact { Exit::Ok } else { Exit::Tampered })
 }

@@ -194,7 +194,8 @@ pub(crate) enum ReportFormat {
     Csv,
     /// One document: the runs and a summary.
     Json,
-    /// For auditors, in a browser (not yet available).
+    /// For auditors, in a browser or printed: replayed from the audit chain, with the
+    /// chain's status and charts.
     Html,
 }
 
@@ -218,8 +219,21 @@ pub(crate) struct ReportArgs {
 /// `audit` commands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum AuditCommand {
-    /// Verify the audit trail's hash chain (exit 5 when it does not verify).
-    Verify,
+    /// Verify the audit trail's hash chain (exit 5 when it does not verify), and, given
+    /// signed checkpoints and their public keys, that the chain still holds every checkpoint
+    /// (a deleted tail or a re-sealed chain).
+    Verify(AuditVerifyArgs),
+}
+
+/// `audit verify`'s arguments.
+#[derive(Debug, Args)]
+pub(crate) struct AuditVerifyArgs {
+    /// The engine's signed checkpoints (the JSON-lines file its checkpoint sink writes).
+    #[arg(long, requires = "key")]
+    pub checkpoints: Option<PathBuf>,
+    /// A public key the checkpoints are signed with (PEM or base64; repeat for rotated keys).
+    #[arg(long, requires = "checkpoints")]
+    pub key: Vec<PathBuf>,
 }
 
 /// `sources` commands.
