@@ -167,38 +167,13 @@ async fn the_html_report_escapes_every_field_and_carries_chain_status_and_charts
 /// beside it, `-summary.png`).
 #[tokio::test]
 async fn in_a_real_browser_the_period_report_reads_right() {
-    let webdriver = std::env::var("OFFBOARD_TEST_WEBDRIVER").unwrap_or_else(|_| {
-        panic!(
-            "OFFBOARD_TEST_WEBDRIVER is not set: run the tests with ./scripts/test, which \
-             starts chromedriver (scripts/services/chromium.sh), or start it by hand"
-        )
-    });
     let dir = tempfile::tempdir().unwrap();
     let (store, ids) = three_runs(&dir.path().join("o.db")).await;
     let file = dir.path().join("report.html");
     std::fs::write(&file, period_html(&store).await).unwrap();
 
-    let mut options = serde_json::json!({
-        "args": [
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--window-size=1280,2200",
-        ],
-    });
-    if let Ok(binary) = std::env::var("OFFBOARD_TEST_CHROMIUM") {
-        options["binary"] = serde_json::json!(binary);
-    }
-    let mut caps = serde_json::Map::new();
-    caps.insert("browserName".into(), serde_json::json!("chrome"));
-    caps.insert("goog:chromeOptions".into(), options);
     let browser =
-        fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps)
-            .connect(&webdriver)
-            .await
-            .unwrap_or_else(|e| panic!("cannot start Chromium through {webdriver}: {e}"));
+        offboard_testkit::browser::chromium(&["--window-size=1280,2200"], Default::default()).await;
     browser
         .goto(&format!("file://{}", file.display()))
         .await

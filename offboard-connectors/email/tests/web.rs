@@ -463,37 +463,15 @@ async fn unknown_forged_and_malformed_requests_get_clear_pages_and_change_nothin
 /// "Done" button completes the delegated task in the engine (store state and audit row).
 #[tokio::test]
 async fn in_a_real_browser_the_link_opens_the_page_and_done_completes_the_task() {
-    let webdriver = std::env::var("OFFBOARD_TEST_WEBDRIVER").unwrap_or_else(|_| {
-        panic!(
-            "OFFBOARD_TEST_WEBDRIVER is not set: run the tests with ./scripts/test, which \
-             starts chromedriver (scripts/services/chromium.sh), or start it by hand"
-        )
-    });
     let s = Served::start(EVIL).await;
-    let mut options = serde_json::json!({
-        "args": [
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-        ],
-        // A phone: 390 x 844 CSS pixels (desktop Chromium keeps windows at least 500 wide).
+    // A phone: 390 x 844 CSS pixels (desktop Chromium keeps windows at least 500 wide).
+    let phone = serde_json::json!({
         "mobileEmulation": {
             "deviceMetrics": { "width": 390, "height": 844, "pixelRatio": 3.0, "mobile": true },
         },
     });
-    if let Ok(binary) = std::env::var("OFFBOARD_TEST_CHROMIUM") {
-        options["binary"] = serde_json::json!(binary);
-    }
-    let mut caps = serde_json::Map::new();
-    caps.insert("browserName".into(), serde_json::json!("chrome"));
-    caps.insert("goog:chromeOptions".into(), options);
     let browser =
-        fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps)
-            .connect(&webdriver)
-            .await
-            .unwrap_or_else(|e| panic!("cannot start Chromium through {webdriver}: {e}"));
+        offboard_testkit::browser::chromium(&[], phone.as_object().unwrap().clone()).await;
 
     browser.goto(&s.link).await.unwrap();
     let main = browser

@@ -32,6 +32,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod browser;
 pub mod conformance;
 pub mod google;
 pub mod graph;
