@@ -74,6 +74,14 @@ impl Capabilities {
         self.actions.iter().find(|a| &a.name == name)
     }
 
+    /// The actions run for a discovered app the policy does not name
+    /// ([`ActionSpec::by_default`]): marked so, offered, and never critical.
+    pub fn default_actions(&self) -> impl Iterator<Item = &ActionSpec> {
+        self.actions
+            .iter()
+            .filter(|a| a.by_default && !a.critical && self.unavailable_reason(&a.name).is_none())
+    }
+
     /// Whether any offered action is reversible.
     pub fn snapshots(&self) -> bool {
         self.actions.iter().any(|a| a.reversible)

@@ -372,9 +372,9 @@ fn check_policy(
         !policy.apps.contains_key(app)
             && c.connector
                 .capabilities()
-                .actions
-                .iter()
-                .any(|a| a.by_default && !a.critical)
+                .default_actions()
+                .next()
+                .is_some()
     });
     if !acts(&policy.unknown_apps) && !defaults && !policy.apps.values().any(|p| acts(&p.method)) {
         return Err(Error::config(

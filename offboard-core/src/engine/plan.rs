@@ -945,10 +945,7 @@ fn default_actions(
     let caps = connector?.connector.capabilities();
     let stage = &policy.stages.first()?.name;
     let actions: Vec<PlannedAction> = caps
-        .actions
-        .iter()
-        .filter(|a| a.by_default && !a.critical)
-        .filter(|a| !caps.unavailable.iter().any(|(n, _)| *n == a.name))
+        .default_actions()
         .map(|a| PlannedAction {
             action: Action::new(a.name.clone()),
             stage: stage.clone(),
