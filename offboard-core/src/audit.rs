@@ -1,8 +1,11 @@
 //! Audit events, their hash chain, and the [`AuditSink`] trait.
 //!
-//! Every event has a sequence number and a SHA-256 hash over its canonical encoding and the
-//! previous event's hash; [`verify_chain`] names the first event that was altered, inserted or
-//! removed. Stores assign `seq`, `prev_hash` and `hash` with [`AuditEvent::seal`] when they
+//! Every event has a sequence number and a hash that links it to the previous event's hash
+//! ([`link_hash`]: SHA-256 over [`CHAIN_DOMAIN`], `seq`, `prev_hash` and the digest of the
+//! event's canonical body, [`AuditEvent::body_digest`]); [`verify_chain`] names the first event
+//! that was altered, inserted or removed. Because a link covers the body only through its
+//! digest, a run's events can be proven part of the chain (up to a signed checkpoint) with the
+//! digests of the other events in between, never their bodies. Stores assign `seq`, `prev_hash` and `hash` with [`AuditEvent::seal`] when they
 //! append, in the same transaction as the state change the event records.
 
 use std::fmt;
@@ -143,22 +146,22 @@ impl AuditEvent {
         self
     }
 
-    /// The canonical encoding the hash covers: JSON of every field but `hash`, with object keys
-    /// in sorted order.
+    /// The canonical encoding of the event's body, which [`AuditEvent::body_digest`] hashes:
+    /// JSON of every field but `seq`, `prev_hash` and `hash`, with object keys in sorted order
+    /// at every level.
     pub fn canonical(&self) -> Vec<u8> {
-        let [before, between, after] = canonical_parts(self).expect("audit events serialise");
-        let mut out = before;
-        write_json_string(&mut out, &self.prev_hash);
-        out.extend_from_slice(&between);
-        out.extend_from_slice(self.seq.to_string().as_bytes());
-        out.extend_from_slice(&after);
-        out
+        canonical_body(self).expect("audit events serialise")
     }
 
-    /// The hash this event should have given its `prev_hash`.
+    /// SHA-256 (lowercase hex) of [`AuditEvent::canonical`].
+    pub fn body_digest(&self) -> String {
+        hex::encode(Sha256::digest(self.canonical()))
+    }
+
+    /// The hash this event should have given its `seq` and `prev_hash` ([`link_hash`] of its
+    /// body digest).
     pub fn compute_hash(&self) -> String {
-        let parts = canonical_parts(self).expect("audit events serialise");
-        hash_parts(&parts, self.seq, &self.prev_hash)
+        link_hash(self.seq, &self.prev_hash, &self.body_digest())
     }
 
     /// Assigns `seq` and links the event after `prev_hash`. Stores call this when appending.
@@ -225,76 +228,55 @@ fn into_string(bytes: Vec<u8>) -> String {
     String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
-/// An event's canonical encoding around `"prev_hash":…` and `"seq":…` (the keys are sorted,
-/// so they sit between the others): before, between and after. The one place the encoding the
-/// hash covers is defined.
-fn canonical_parts(event: &AuditEvent) -> Result<[Vec<u8>; 3]> {
+/// The domain-separation prefix of [`link_hash`] (the chain format's version).
+pub const CHAIN_DOMAIN: &str = "offboard-audit-v2\n";
+
+/// The hash of the event at `seq` after `prev_hash` whose body digest is `body_digest`:
+/// lowercase hex of SHA-256 over the bytes of [`CHAIN_DOMAIN`], `seq` in decimal, a newline,
+/// `prev_hash`, a newline and `body_digest` (all ASCII). The one place a link is defined.
+pub fn link_hash(seq: u64, prev_hash: &str, body_digest: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(CHAIN_DOMAIN.as_bytes());
+    h.update(seq.to_string().as_bytes());
+    h.update(b"\n");
+    h.update(prev_hash.as_bytes());
+    h.update(b"\n");
+    h.update(body_digest.as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// An event's canonical body (see [`AuditEvent::canonical`]). The one place the encoding the
+/// body digest covers is defined.
+fn canonical_body(event: &AuditEvent) -> Result<Vec<u8>> {
     let encoding_failed = |detail: &str| {
         Error::new(
             ErrorKind::Internal,
             format!("an audit event could not be encoded: {detail}"),
         )
     };
-    let value = match serde_json::to_value(event) {
+    let mut value = match serde_json::to_value(event) {
         Ok(serde_json::Value::Object(map)) => map,
         Ok(_) => return Err(encoding_failed("not a JSON object")),
         Err(e) => return Err(encoding_failed(&e.to_string())),
     };
-    // `None`: where `prev_hash` or `seq` goes (a part ends there).
-    let mut parts: Vec<(&str, Option<&serde_json::Value>)> = value
-        .iter()
-        .filter(|(k, _)| !matches!(k.as_str(), "hash" | "prev_hash" | "seq"))
-        .map(|(k, v)| (k.as_str(), Some(v)))
-        .collect();
-    parts.push(("prev_hash", None));
-    parts.push(("seq", None));
-    parts.sort_by(|a, b| a.0.cmp(b.0));
-    // Written straight into the parts (no buffer per field): most of an event is before them.
-    let mut canon = [Vec::with_capacity(1024), Vec::new(), Vec::new()];
-    canon[0].push(b'{');
-    let mut piece = 0;
-    for (i, (key, value)) in parts.into_iter().enumerate() {
-        if i > 0 {
-            canon[piece].push(b',');
-        }
-        write_json_string(&mut canon[piece], key);
-        canon[piece].push(b':');
-        match value {
-            Some(v) => write_canonical(&mut canon[piece], v),
-            None => piece += 1,
-        }
+    for key in ["hash", "prev_hash", "seq"] {
+        value.remove(key);
     }
-    canon[2].push(b'}');
-    Ok(canon)
-}
-
-/// The hash of an event whose canonical parts are `parts`, at `seq` after `prev_hash`:
-/// SHA-256 over `prev_hash`, a newline and the canonical encoding.
-fn hash_parts(parts: &[Vec<u8>; 3], seq: u64, prev_hash: &str) -> String {
-    let mut prev = Vec::with_capacity(prev_hash.len() + 2);
-    write_json_string(&mut prev, prev_hash);
-    let mut h = Sha256::new();
-    h.update(prev_hash.as_bytes());
-    h.update(b"\n");
-    h.update(&parts[0]);
-    h.update(&prev);
-    h.update(&parts[1]);
-    h.update(seq.to_string().as_bytes());
-    h.update(&parts[2]);
-    hex::encode(h.finalize())
+    let mut out = Vec::with_capacity(1024);
+    write_canonical(&mut out, &serde_json::Value::Object(value));
+    Ok(out)
 }
 
 /// An event encoded ahead of its place in the chain, so that sealing it (which a store does
 /// one event after another, in order) costs a hash and a few copies instead of encoding it.
 ///
-/// The canonical encoding sorts the event's keys, so `prev_hash` and `seq` sit between the
-/// others: the parts around them are encoded here, once. [`Prepared::seal`] and
-/// [`AuditEvent::seal`] hash the same parts.
+/// The body digest is computed here, once; [`Prepared::seal`] then only hashes the link, as
+/// [`AuditEvent::seal`] does.
 #[derive(Debug, Clone)]
 pub struct Prepared {
     event: AuditEvent,
-    /// The canonical encoding around `"prev_hash":…` and `"seq":…`: before, between, after.
-    canon: [Vec<u8>; 3],
+    /// [`AuditEvent::body_digest`] of the event.
+    digest: String,
     /// The stored encoding (JSON in field order) without `seq` at the start and `prev_hash`
     /// and `hash` at the end: `,"at":…,"kind":{…}`; `None` if serde's output did not have the
     /// expected shape (then [`Prepared::body`] encodes the whole event).
@@ -310,10 +292,10 @@ impl Prepared {
         event.seq = 0;
         event.prev_hash = String::new();
         event.hash = String::new();
-        let canon = canonical_parts(&event)?;
+        let digest = hex::encode(Sha256::digest(canonical_body(&event)?));
         const START: &str = "{\"seq\":0";
         const END: &str = ",\"prev_hash\":\"\",\"hash\":\"\"}";
-        let mut json = Vec::with_capacity(canon.iter().map(Vec::len).sum::<usize>() + 64);
+        let mut json = Vec::with_capacity(1024);
         let body = match serde_json::to_writer(&mut json, &event) {
             Ok(()) if json.starts_with(START.as_bytes()) && json.ends_with(END.as_bytes()) => {
                 // Cut in place: no second copy of the event.
@@ -323,13 +305,17 @@ impl Prepared {
             }
             _ => None,
         };
-        Ok(Self { event, canon, body })
+        Ok(Self {
+            event,
+            digest,
+            body,
+        })
     }
 
     /// Assigns `seq`, links the event after `prev_hash` and hashes it, as [`AuditEvent::seal`]
     /// does.
     pub fn seal(&mut self, seq: u64, prev_hash: &str) {
-        self.event.hash = hash_parts(&self.canon, seq, prev_hash);
+        self.event.hash = link_hash(seq, prev_hash, &self.digest);
         self.event.seq = seq;
         self.event.prev_hash = prev_hash.to_owned();
     }
@@ -625,6 +611,8 @@ mod tests {
 
     /// The encoding and hash of a fixed event, as chains already stored have them: any change
     /// to how events are encoded or hashed breaks every stored chain, and fails here first.
+    /// (Chain format v2; the expected digest and link were computed outside Rust, with
+    /// Python's hashlib over the text below and `"offboard-audit-v2\n7\nabc\n" + digest`.)
     #[test]
     fn a_fixed_event_keeps_its_encoding_and_hash() {
         let mut e = AuditEvent::new(
@@ -640,11 +628,15 @@ mod tests {
         e.seal(7, "abc");
         assert_eq!(
             String::from_utf8(e.canonical()).unwrap(),
-            r#"{"actor":"admin \"root\"","app":"okta","at":"2023-11-14T22:13:20.000000005Z","kind":{"data":{"a":{"c":true,"d":null},"b":[1,"é\n"]},"name":"n","type":"note"},"prev_hash":"abc","run":"00000000-0000-0000-0000-000000000001","seq":7,"task":"00000000-0000-0000-0000-000000000002"}"#
+            r#"{"actor":"admin \"root\"","app":"okta","at":"2023-11-14T22:13:20.000000005Z","kind":{"data":{"a":{"c":true,"d":null},"b":[1,"é\n"]},"name":"n","type":"note"},"run":"00000000-0000-0000-0000-000000000001","task":"00000000-0000-0000-0000-000000000002"}"#
+        );
+        assert_eq!(
+            e.body_digest(),
+            "ebd876650d6627c3050b926884c4d5282f1d228279424dfb48ee36e357f5a739"
         );
         assert_eq!(
             e.hash,
-            "649e3c82406d17130bf652eefc030c70469a388aa271f6e1899c27568c13aa31"
+            "24d2e87d340e837fa0f2405a353f4a2c2912a2ae89fb3ec3705b216264e7578f"
         );
     }
 
