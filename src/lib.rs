@@ -41,3 +41,8 @@ pub use offboard_email as email;
 /// `scim`).
 #[cfg(feature = "scim")]
 pub use offboard_scim as scim;
+
+/// The Shared Signals transmitter: SETs from the audit trail, push and poll delivery, and its
+/// endpoints (feature `ssf`).
+#[cfg(feature = "ssf")]
+pub use offboard_ssf as ssf;
