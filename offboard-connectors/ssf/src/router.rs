@@ -473,8 +473,8 @@ async fn add_subject(
     let b: SubjectBody = body(v)?;
     subject::check(&b.subject)?;
     t.change(receiver, &b.stream_id, |s| {
-        s.removed.retain(|x| *x != b.subject);
-        if !s.added.contains(&b.subject) {
+        s.removed.retain(|x| !subject::same(x, &b.subject));
+        if !s.added.iter().any(|x| subject::same(x, &b.subject)) {
             s.added.push(b.subject.clone());
         }
         Ok(())
@@ -492,8 +492,8 @@ async fn remove_subject(
     let b: SubjectBody = body(v)?;
     subject::check(&b.subject)?;
     t.change(receiver, &b.stream_id, |s| {
-        s.added.retain(|x| *x != b.subject);
-        if !s.removed.contains(&b.subject) {
+        s.added.retain(|x| !subject::same(x, &b.subject));
+        if !s.removed.iter().any(|x| subject::same(x, &b.subject)) {
             s.removed.push(b.subject.clone());
         }
         Ok(())

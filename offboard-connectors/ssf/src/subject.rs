@@ -87,6 +87,19 @@ fn check_at(sub_id: &Value, top: bool) -> Result<()> {
     Ok(())
 }
 
+/// Whether two subject identifiers are the same (email addresses compared ignoring case).
+pub(crate) fn same(a: &Value, b: &Value) -> bool {
+    fn email(v: &Value) -> Option<&str> {
+        (v.get("format").and_then(Value::as_str) == Some("email"))
+            .then(|| v.get("email").and_then(Value::as_str))
+            .flatten()
+    }
+    match (email(a), email(b)) {
+        (Some(x), Some(y)) => x.eq_ignore_ascii_case(y),
+        _ => a == b,
+    }
+}
+
 /// Whether the subject identifier `sub_id` names `person` (email: the primary address or an
 /// alias, ignoring case; iss_sub: the subject issuer and the person's id; opaque: the person's
 /// id; aliases: any of its identifiers).
