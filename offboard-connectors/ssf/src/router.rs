@@ -469,17 +469,7 @@ async fn add_subject(
     headers: HeaderMap,
     Json(v): Json<Value>,
 ) -> ApiResult<StatusCode> {
-    let receiver = t.authenticate(&headers)?;
-    let b: SubjectBody = body(v)?;
-    subject::check(&b.subject)?;
-    t.change(receiver, &b.stream_id, |s| {
-        s.removed.retain(|x| !subject::same(x, &b.subject));
-        if !s.added.iter().any(|x| subject::same(x, &b.subject)) {
-            s.added.push(b.subject.clone());
-        }
-        Ok(())
-    })
-    .await?;
+    move_subject(&t, &headers, v, true).await?;
     Ok(StatusCode::OK)
 }
 
@@ -488,18 +478,30 @@ async fn remove_subject(
     headers: HeaderMap,
     Json(v): Json<Value>,
 ) -> ApiResult<StatusCode> {
-    let receiver = t.authenticate(&headers)?;
+    move_subject(&t, &headers, v, false).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Adds the request's subject to the stream's added subjects (`add`) or its removed ones,
+/// taking it out of the other list.
+async fn move_subject(t: &Transmitter, headers: &HeaderMap, v: Value, add: bool) -> ApiResult<()> {
+    let receiver = t.authenticate(headers)?;
     let b: SubjectBody = body(v)?;
     subject::check(&b.subject)?;
     t.change(receiver, &b.stream_id, |s| {
-        s.added.retain(|x| !subject::same(x, &b.subject));
-        if !s.removed.iter().any(|x| subject::same(x, &b.subject)) {
-            s.removed.push(b.subject.clone());
+        let (to, from) = if add {
+            (&mut s.added, &mut s.removed)
+        } else {
+            (&mut s.removed, &mut s.added)
+        };
+        from.retain(|x| !subject::same(x, &b.subject));
+        if !to.iter().any(|x| subject::same(x, &b.subject)) {
+            to.push(b.subject.clone());
         }
         Ok(())
     })
     .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 #[derive(Deserialize)]

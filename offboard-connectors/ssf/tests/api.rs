@@ -296,7 +296,7 @@ async fn status_and_subjects_decide_what_is_delivered() {
         );
     }
 
-    // Paused: held; disabled: dropped. Ada is added back.
+    // Paused: held; disabled: dropped. Ada is added back (her second run: the first ended).
     let (code, _) = served
         .call(
             Method::POST,
@@ -317,7 +317,7 @@ async fn status_and_subjects_decide_what_is_delivered() {
         status,
         json!({"stream_id": id, "status": "paused", "reason": "maintenance"})
     );
-    let run = offboard(&engine, ada_again()).await;
+    let run = offboard(&engine, ada()).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(receiver.got().len(), 2, "a paused stream holds its events");
     let (code, _) = served
@@ -341,7 +341,7 @@ async fn status_and_subjects_decide_what_is_delivered() {
         )
         .await;
     assert_eq!(code, 200);
-    let dropped = offboard(&engine, grace_again()).await;
+    let dropped = offboard(&engine, grace()).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (code, _) = served
         .call(
@@ -366,15 +366,6 @@ async fn status_and_subjects_decide_what_is_delivered() {
         )
         .await;
     assert_eq!(code, 400, "{body}");
-}
-
-fn ada_again() -> offboard_core::Person {
-    // A second run for Ada (her first one ended).
-    ada()
-}
-
-fn grace_again() -> offboard_core::Person {
-    grace()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
