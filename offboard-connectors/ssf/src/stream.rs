@@ -210,3 +210,86 @@ pub(crate) async fn update<T>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use offboard_core::MemoryStore;
+
+    fn stream(id: &str) -> Stored {
+        Stored {
+            receiver: "okta".into(),
+            config: StreamConfig {
+                stream_id: id.into(),
+                iss: "https://tr.example.com".into(),
+                aud: "https://rcv.example.com".into(),
+                events_supported: vec![],
+                events_requested: vec![],
+                events_delivered: vec![],
+                delivery: Delivery {
+                    method: PUSH.into(),
+                    endpoint_url: "https://rcv.example.com/events".into(),
+                },
+                min_verification_interval: 0,
+                description: None,
+            },
+            authorization_header: Some("Bearer push-secret-4711".into()),
+            status: StreamStatus::Enabled,
+            reason: None,
+            added: vec![],
+            removed: vec![],
+            position: 0,
+            acked: vec![],
+            last_verification: None,
+            deleted: false,
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_the_receivers_authorization_header() {
+        let debug = format!("{:?}", stream("s1"));
+        assert!(!debug.contains("push-secret-4711"), "{debug}");
+        assert!(debug.contains("[REDACTED]"));
+    }
+
+    #[tokio::test]
+    async fn streams_round_trip_update_by_compare_and_swap_and_stay_deleted() {
+        let store = MemoryStore::new();
+        create(&store, &stream("s1")).await.unwrap();
+        create(&store, &stream("s2")).await.unwrap();
+        assert_eq!(
+            create(&store, &stream("s1")).await.unwrap_err().kind(),
+            ErrorKind::Conflict
+        );
+        assert_eq!(ids(&store).await.unwrap(), ["s1", "s2"]);
+        assert_eq!(load(&store, "s1").await.unwrap().unwrap(), stream("s1"));
+        let (s, ()) = update(&store, "s1", |s| {
+            s.position = 7;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(s.position, 7);
+        assert_eq!(load(&store, "s1").await.unwrap().unwrap().position, 7);
+        // A refused change stores nothing.
+        let refused = update(&store, "s1", |s| {
+            s.position = 9;
+            Err::<(), _>(Error::invalid_input("no"))
+        })
+        .await;
+        assert!(refused.is_err());
+        assert_eq!(load(&store, "s1").await.unwrap().unwrap().position, 7);
+        update(&store, "s1", |s| {
+            s.deleted = true;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let gone = update(&store, "s1", |_| Ok(())).await.unwrap_err();
+        assert_eq!(gone.kind(), ErrorKind::NotFound);
+        assert_eq!(
+            update(&store, "nope", |_| Ok(())).await.unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
+    }
+}

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use offboard_core::MemoryStore;
+use offboard_core::store::Store;
 use offboard_ssf::{CAEP_SESSION_REVOKED, RISC_ACCOUNT_DISABLED, RISC_ACCOUNT_ENABLED};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -139,7 +140,19 @@ async fn authentication_failed_pauses_the_stream_until_the_receiver_enables_it()
             .unwrap()
             .contains("authentication_failed")
     );
-    assert_eq!(served.notes("ssf_stream_paused").await.len(), 1);
+    let notes = served.notes("ssf_stream_paused").await;
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0]["stream_id"], stream_id);
+    // The receiver's authorization header is in no audit event.
+    let trail = serde_json::to_string(
+        &served
+            .store
+            .audit(offboard_core::AuditQuery::all())
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(!trail.contains(PUSH_AUTH.trim_start_matches("Bearer ")));
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(receiver.got().len(), 1, "a paused stream sends nothing");
 
