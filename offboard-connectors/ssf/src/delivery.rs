@@ -257,6 +257,10 @@ impl Transmitter {
                     }
                 }
             }
+            if stream.status == StreamStatus::Disabled {
+                // A disabled stream holds nothing (SSF 1.0 section 8.1.2).
+                acked.extend(window.iter().map(|p| p.jti.clone()));
+            }
             let mut position = stream.position;
             let mut consumed = 0;
             for p in &window {

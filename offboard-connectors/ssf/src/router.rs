@@ -448,8 +448,14 @@ async fn set_status(
     if b.reason.as_ref().is_some_and(|r| r.len() > MAX_TEXT) {
         return Err(bad("reason is too long"));
     }
+    let head = t.head();
     let (s, ()) = t
         .change(receiver, &b.stream_id, |s| {
+            if s.status == StreamStatus::Disabled && b.status != StreamStatus::Disabled {
+                // What happened while disabled is not held (SSF 1.0 section 8.1.2).
+                s.position = s.position.max(head);
+                s.acked.clear();
+            }
             s.status = b.status;
             s.reason = b.reason.clone();
             Ok(())

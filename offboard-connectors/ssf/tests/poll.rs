@@ -146,3 +146,47 @@ async fn a_waiting_poll_answers_when_an_event_lands() {
         .unwrap();
     assert_eq!(resp.status(), 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_poll_stream_drops_what_happens_meanwhile_and_a_paused_one_holds_it() {
+    let served = serve(Arc::new(MemoryStore::new())).await;
+    let (id, url) = served.poll_stream().await;
+    let (engine, _workers) = engine(served.store.clone(), &served.transmitter);
+    let status = |s: &'static str| {
+        let served = &served;
+        let id = id.clone();
+        async move {
+            let (code, _) = served
+                .call(
+                    reqwest::Method::POST,
+                    "status",
+                    Some(json!({"stream_id": id, "status": s})),
+                )
+                .await;
+            assert_eq!(code, 200);
+        }
+    };
+    status("disabled").await;
+    offboard(&engine, ada()).await;
+    let disabled = poll(&served, &url, json!({"returnImmediately": true})).await;
+    assert_eq!(jtis(&disabled).len(), 0);
+    // Another run while disabled, and no poll before the stream leaves disabled: dropped too.
+    offboard(&engine, ada()).await;
+    status("paused").await;
+    offboard(&engine, grace()).await;
+    let paused = poll(&served, &url, json!({"returnImmediately": true})).await;
+    assert_eq!(jtis(&paused).len(), 0);
+    status("enabled").await;
+    let enabled = poll(&served, &url, json!({"returnImmediately": true})).await;
+    let jwks = served.jwks().await;
+    let emails: Vec<Value> = enabled["sets"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|j| verify(j.as_str().unwrap(), &jwks, &served.issuer)["sub_id"]["email"].clone())
+        .collect();
+    assert_eq!(
+        emails,
+        [json!("grace@example.com"), json!("grace@example.com")]
+    );
+}
