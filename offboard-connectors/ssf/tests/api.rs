@@ -320,36 +320,18 @@ async fn status_and_subjects_decide_what_is_delivered() {
     let run = offboard(&engine, ada()).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(receiver.got().len(), 2, "a paused stream holds its events");
-    let (code, _) = served
-        .call(
-            Method::POST,
-            "status",
-            Some(json!({"stream_id": id, "status": "enabled"})),
-        )
-        .await;
+    let (code, _) = served.set_status(&id, "enabled").await;
     assert_eq!(code, 200);
     let got = receiver.wait_for(4).await;
     let held = verify(&got[2].body, &jwks, &served.issuer);
     assert_eq!(held["txn"], run.to_string());
     assert_eq!(event_type(&held), RISC_ACCOUNT_DISABLED);
 
-    let (code, _) = served
-        .call(
-            Method::POST,
-            "status",
-            Some(json!({"stream_id": id, "status": "disabled"})),
-        )
-        .await;
+    let (code, _) = served.set_status(&id, "disabled").await;
     assert_eq!(code, 200);
     let dropped = offboard(&engine, grace()).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (code, _) = served
-        .call(
-            Method::POST,
-            "status",
-            Some(json!({"stream_id": id, "status": "enabled"})),
-        )
-        .await;
+    let (code, _) = served.set_status(&id, "enabled").await;
     assert_eq!(code, 200);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let all = receiver.got();
@@ -358,13 +340,7 @@ async fn status_and_subjects_decide_what_is_delivered() {
         all.iter()
             .all(|g| verify(&g.body, &jwks, &served.issuer)["txn"] != dropped.to_string())
     );
-    let (code, body) = served
-        .call(
-            Method::POST,
-            "status",
-            Some(json!({"stream_id": id, "status": "asleep"})),
-        )
-        .await;
+    let (code, body) = served.set_status(&id, "asleep").await;
     assert_eq!(code, 400, "{body}");
 }
 

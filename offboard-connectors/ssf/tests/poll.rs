@@ -155,16 +155,7 @@ async fn a_disabled_poll_stream_drops_what_happens_meanwhile_and_a_paused_one_ho
     let status = |s: &'static str| {
         let served = &served;
         let id = id.clone();
-        async move {
-            let (code, _) = served
-                .call(
-                    reqwest::Method::POST,
-                    "status",
-                    Some(json!({"stream_id": id, "status": s})),
-                )
-                .await;
-            assert_eq!(code, 200);
-        }
+        async move { assert_eq!(served.set_status(&id, s).await.0, 200) }
     };
     status("disabled").await;
     offboard(&engine, ada()).await;

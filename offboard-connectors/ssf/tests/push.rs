@@ -158,13 +158,7 @@ async fn authentication_failed_pauses_the_stream_until_the_receiver_enables_it()
 
     // The receiver fixes its side and enables the stream: the held SETs arrive, the first
     // one with the jti it refused.
-    let (code, body) = served
-        .call(
-            Method::POST,
-            "status",
-            Some(json!({"stream_id": stream_id, "status": "enabled"})),
-        )
-        .await;
+    let (code, body) = served.set_status(&stream_id, "enabled").await;
     assert_eq!(code, 200, "{body}");
     let got = receiver.wait_for(3).await;
     let jwks = served.jwks().await;

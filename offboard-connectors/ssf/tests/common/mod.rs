@@ -125,6 +125,16 @@ impl Served {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// Sets a stream's status as the `okta` receiver.
+    pub async fn set_status(&self, stream_id: &str, status: &str) -> (u16, Value) {
+        self.call(
+            reqwest::Method::POST,
+            "status",
+            Some(json!({"stream_id": stream_id, "status": status})),
+        )
+        .await
+    }
+
     /// Creates a push stream to `endpoint`; returns its id.
     pub async fn push_stream(&self, endpoint: &str) -> String {
         let (status, body) = self
