@@ -541,6 +541,128 @@ async fn audit_verify_exits_5_on_a_tampered_trail() {
     s.assert_no_secret();
 }
 
+/// Guards `evidence export` and `evidence verify` (issue 23 item 4): a completed run's bundle,
+/// signed with the key from the environment and anchored to a signed checkpoint, verifies with
+/// the public key alone (no configuration, no database: exit 0); a flipped byte, a key not
+/// given and a bundle signed by another key are exit 5; export without a key is exit 1 naming
+/// the variable, never a key; the key never shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evidence_export_and_verify_exit_5_on_a_tampered_bundle() {
+    use base64::Engine as _;
+    use sqlx::ConnectOptions;
+
+    let mut s = Session::start("", "").await;
+    add_ada(&s);
+    let doc = s.run_confirmed("ada@example.com").await;
+    let run = doc["run"].as_str().unwrap().to_owned();
+
+    let seed = [21u8; 32];
+    let signer = offboard::CheckpointSigner::from_seed(seed);
+    let dir = s.dir.path().to_path_buf();
+    let write = |name: &str, bytes: &[u8]| {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p.to_str().unwrap().to_owned()
+    };
+    // The engine's checkpoint of the head, as its sink writes it.
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(s.dir.path().join("offboard.db"))
+        .connect()
+        .await
+        .unwrap();
+    let (seq, hash): (i64, String) =
+        sqlx::query_as("SELECT seq, hash FROM offboard_audit ORDER BY seq DESC LIMIT 1")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    let checkpoint = signer
+        .sign(seq as u64, &hash, chrono::Utc::now())
+        .to_json()
+        .unwrap();
+    let checkpoints = write("checkpoints.jsonl", format!("{checkpoint}\n").as_bytes());
+    let key = write(
+        "evidence.pem",
+        signer.public_key().to_pem().unwrap().as_bytes(),
+    );
+    let other = offboard::CheckpointSigner::from_seed([22; 32]);
+    let other_key = write("other.pem", other.public_key().to_pem().unwrap().as_bytes());
+    let bundle = s.dir.path().join("bundle.json");
+    let bundle = bundle.to_str().unwrap().to_owned();
+
+    let export = [
+        "evidence",
+        "export",
+        &run,
+        "--out",
+        &bundle,
+        "--checkpoints",
+        &checkpoints,
+    ];
+    let missing = s.run(&export).await;
+    assert_eq!(missing.code, 1, "{missing:?}");
+    assert!(
+        missing.stderr.contains("OFFBOARD_EVIDENCE_KEY"),
+        "{missing:?}"
+    );
+    s.env.push((
+        "OFFBOARD_EVIDENCE_KEY".into(),
+        base64::engine::general_purpose::STANDARD.encode(seed),
+    ));
+    let exported = s.run(&export).await;
+    assert_eq!(exported.code, 0, "{exported:?}");
+    assert!(
+        exported
+            .stdout
+            .contains("anchored to the signed checkpoint"),
+        "{exported:?}"
+    );
+
+    // An auditor: the file and the public key, no configuration.
+    let verify = |file: &str, key: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_offboard"))
+            .args(["--json", "evidence", "verify", file, "--key", key])
+            .env("OFFBOARD_CONFIG", "/nonexistent/offboard.toml")
+            .output()
+            .unwrap();
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    };
+    let ok = verify(&bundle, &key);
+    assert_eq!(ok.code, 0, "{ok:?}");
+    let doc = ok.json();
+    assert_eq!(doc["verified"], true);
+    assert_eq!(doc["bundle"]["run"], run.as_str());
+    assert_eq!(doc["bundle"]["anchor"]["status"], "anchored");
+    assert_eq!(doc["bundle"]["anchor"]["checkpoint_seq"], seq);
+    assert_eq!(doc["bundle"]["summary"]["state"], "completed");
+
+    let bytes = std::fs::read(&bundle).unwrap();
+    let mut flipped = bytes.clone();
+    let at = bytes.len() / 2;
+    flipped[at] ^= 0x04;
+    let flipped = write("flipped.json", &flipped);
+    let bad = verify(&flipped, &key);
+    assert_eq!(bad.code, 5, "{bad:?}");
+    assert_eq!(bad.json()["verified"], false);
+    let unknown = verify(&bundle, &other_key);
+    assert_eq!(unknown.code, 5, "{unknown:?}");
+    assert_eq!(unknown.json()["problem"]["problem"], "unknown_key");
+    let mut forged: offboard::evidence::EvidenceBundle = serde_json::from_slice(&bytes).unwrap();
+    forged.sign(&other).unwrap();
+    let forged = write("forged.json", &forged.to_bytes().unwrap());
+    let human = std::process::Command::new(env!("CARGO_BIN_EXE_offboard"))
+        .args(["evidence", "verify", &forged, "--key", &key])
+        .env("OFFBOARD_CONFIG", "/nonexistent/offboard.toml")
+        .output()
+        .unwrap();
+    assert_eq!(human.status.code(), Some(5), "{human:?}");
+    assert!(String::from_utf8_lossy(&human.stdout).contains("DOES NOT VERIFY"));
+    s.assert_no_secret();
+}
+
 /// Guards `watch` on an open run: `run --hold-critical` submits a critical plan without a
 /// confirmation (everything else runs, the critical task is held and its digest shown), and
 /// `watch` draws it until its timeout, reporting the held task; `cancel` ends the run with

@@ -56,6 +56,9 @@ pub enum AuditKind {
         revoked: u32,
         /// Access still found, as `app: finding`.
         remaining: Vec<String>,
+        /// The result per app (empty in events recorded before it was kept).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        apps: Vec<crate::engine::AppVerification>,
     },
     /// A trigger was ignored because a run for the person is already open.
     Suppressed {
@@ -554,6 +557,7 @@ mod tests {
                 checked: 3,
                 revoked: 2,
                 remaining: vec!["okta: \"active\" \u{7f} é\n\\ ☃".into()],
+                apps: Vec::new(),
             },
             AuditKind::Suppressed {
                 person: PersonId::new("ada"),

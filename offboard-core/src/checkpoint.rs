@@ -258,6 +258,13 @@ impl CheckpointSigner {
         }
     }
 
+    /// The Ed25519 signature of `message` in standard base64 (for other signed documents of
+    /// the same key, e.g. evidence bundles; `message` should start with a domain line of its
+    /// own, as checkpoints' signed bytes do).
+    pub fn sign_bytes(&self, message: &[u8]) -> String {
+        BASE64.encode(self.key.sign(message).to_bytes())
+    }
+
     /// A checkpoint of the chain head (`seq`, `hash`) at `at`.
     pub fn sign(&self, seq: u64, hash: &str, at: DateTime<Utc>) -> Checkpoint {
         let signature = self.key.sign(&signed_bytes(seq, hash, at, &self.key_id));
@@ -374,6 +381,30 @@ impl CheckpointVerifier {
         self.keys.keys().map(String::as_str)
     }
 
+    /// Checks `signature` (standard base64) of `message` with the key `key_id` names, as
+    /// [`CheckpointSigner::sign_bytes`] made it.
+    ///
+    /// # Errors
+    /// [`SignatureProblem::UnknownKey`] when no key has this key id;
+    /// [`SignatureProblem::BadSignature`] when the signature does not verify (or is no
+    /// signature).
+    pub fn verify_bytes(
+        &self,
+        key_id: &str,
+        message: &[u8],
+        signature: &str,
+    ) -> Result<(), SignatureProblem> {
+        let key = self.keys.get(key_id).ok_or(SignatureProblem::UnknownKey)?;
+        let signature = BASE64
+            .decode(signature)
+            .ok()
+            .and_then(|bytes| Signature::from_slice(&bytes).ok())
+            .ok_or(SignatureProblem::BadSignature)?;
+        key.key
+            .verify_strict(message, &signature)
+            .map_err(|_| SignatureProblem::BadSignature)
+    }
+
     /// Checks a checkpoint's signature with the key its key id names.
     ///
     /// # Errors
@@ -381,12 +412,12 @@ impl CheckpointVerifier {
     /// [`CheckpointProblem::BadSignature`] when the signature does not verify (or is no
     /// signature, or the checkpoint's fields could not have been signed).
     pub fn verify(&self, checkpoint: &Checkpoint) -> Result<(), CheckpointProblem> {
-        let Some(key) = self.keys.get(&checkpoint.key_id) else {
+        if !self.keys.contains_key(&checkpoint.key_id) {
             return Err(CheckpointProblem::UnknownKey {
                 seq: checkpoint.seq,
                 key_id: checkpoint.key_id.clone(),
             });
-        };
+        }
         let bad = || CheckpointProblem::BadSignature {
             seq: checkpoint.seq,
             key_id: checkpoint.key_id.clone(),
@@ -394,15 +425,23 @@ impl CheckpointVerifier {
         if checkpoint.hash.contains('\n') || !valid_key_id(&checkpoint.key_id) {
             return Err(bad());
         }
-        let signature = BASE64
-            .decode(&checkpoint.signature)
-            .ok()
-            .and_then(|bytes| Signature::from_slice(&bytes).ok())
-            .ok_or_else(bad)?;
-        key.key
-            .verify_strict(&checkpoint.signed_bytes(), &signature)
-            .map_err(|_| bad())
+        self.verify_bytes(
+            &checkpoint.key_id,
+            &checkpoint.signed_bytes(),
+            &checkpoint.signature,
+        )
+        .map_err(|_| bad())
     }
+}
+
+/// Why a signature made with [`CheckpointSigner::sign_bytes`] does not verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignatureProblem {
+    /// No public key has the key id.
+    UnknownKey,
+    /// The signature does not verify (or is no signature).
+    BadSignature,
 }
 
 /// What is wrong between a chain and the checkpoints it was checked against.

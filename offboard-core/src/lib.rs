@@ -12,6 +12,7 @@ pub mod connector;
 pub mod delegate;
 pub mod engine;
 pub mod error;
+pub mod evidence;
 pub mod machine;
 pub mod memory;
 pub mod model;
@@ -47,6 +48,9 @@ pub use connector::{
 pub use delegate::{Delegate, DelegationRequest, TicketStatus};
 pub use engine::{Confirmation, Engine, EngineBuilder, Limits, Plan, RunRequest};
 pub use error::{Error, ErrorKind, ErrorRecord, Result, ResultExt, RetryClass};
+pub use evidence::{
+    BundleProblem, BundleVerification, EvidenceBundle, build_bundle, verify_bundle,
+};
 pub use memory::{MemoryAuditSink, MemoryStore};
 pub use model::{
     Account, AccountRef, AccountStatus, App, AppId, Lifecycle, Manager, PRIVILEGED_ATTRIBUTE,

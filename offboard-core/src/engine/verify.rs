@@ -150,6 +150,7 @@ impl Engine {
                     .filter(|a| a.revoked == Some(true))
                     .count() as u32,
                 remaining,
+                apps: report.apps.clone(),
             },
         )
         .with_run(run);

@@ -1906,6 +1906,7 @@ pub async fn audit_sealed_in_order(store: &dyn Store) {
                 checked: 3,
                 revoked: 2,
                 remaining: vec!["okta: status ACTIVE".into()],
+                apps: Vec::new(),
             },
         ),
         note_without_run("loose"),

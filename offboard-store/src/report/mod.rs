@@ -225,6 +225,7 @@ impl RunReport {
                     checked,
                     revoked,
                     remaining,
+                    ..
                 } => {
                     verification = Some(VerificationLine {
                         at: e.at,

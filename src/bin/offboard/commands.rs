@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use offboard::engine::{Hold, VerificationReport, WatchReport};
+use offboard::evidence::{Anchor, AnchorStatus};
 use offboard::stores::JsonLinesCheckpointSink;
 use offboard::stores::report::{Format, RunReport};
 use offboard::{
-    CheckpointKey, CheckpointVerifier, Confirmation, Engine, Error, Initiator, Manager, Person,
-    Plan, Result, RunId, RunQuery, RunRequest, RunState, TaskState,
+    CheckpointKey, CheckpointSigner, CheckpointVerifier, Confirmation, Engine, Error, Initiator,
+    Manager, Person, Plan, Result, RunId, RunQuery, RunRequest, RunState, TaskState,
 };
 use serde::Serialize;
 
@@ -18,7 +19,8 @@ use crate::app::{self, Backend};
 use crate::config::Settings;
 use crate::output::{Exit, Out, or_dash, table, when};
 use crate::{
-    AuditCommand, AuditVerifyArgs, Cli, Command, ExecArgs, HoldsCommand, PersonArgs, ReportArgs,
+    AuditCommand, AuditVerifyArgs, Cli, Command, EvidenceCommand, EvidenceExportArgs,
+    EvidenceVerifyArgs, ExecArgs, HoldsCommand, PersonArgs, ReportArgs,
 };
 use crate::{ReportFormat, RunArgs, SourcesCommand};
 
@@ -47,6 +49,10 @@ pub(crate) async fn main(cli: Cli) -> Exit {
 }
 
 async fn run_cli(cli: Cli, out: Out) -> Result<Exit> {
+    // An auditor verifies a bundle with the file and a public key: no configuration, no store.
+    if let Command::Evidence(EvidenceCommand::Verify(args)) = &cli.command {
+        return evidence_verify(out, args);
+    }
     let env = |k: &str| std::env::var(k).ok();
     let settings = Settings::load(&cli.config, &env)?;
     let backend = Backend::open(&settings.store).await?;
@@ -85,6 +91,8 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Result<Exit> {
         }
         Command::Report(args) => report(ctx, &args).await,
         Command::Audit(AuditCommand::Verify(args)) => audit_verify(ctx, &args).await,
+        Command::Evidence(EvidenceCommand::Export(args)) => evidence_export(ctx, &args).await,
+        Command::Evidence(EvidenceCommand::Verify(args)) => evidence_verify(ctx.out, &args),
         Command::Sources(SourcesCommand::Poll) => poll(ctx).await,
         Command::Holds { command } => holds(ctx, command).await,
     }
@@ -591,6 +599,114 @@ async fn audit_verify(ctx: &Ctx, args: &AuditVerifyArgs) -> Result<Exit> {
         }
     });
     Ok(if intact { Exit::Ok } else { Exit::Tampered })
+}
+
+/// Reads a public key file for a verifier: `FILE` or `KEY_ID=FILE`.
+fn public_key(spec: &str) -> Result<CheckpointKey> {
+    let (key_id, path) = match spec.split_once('=') {
+        Some((id, path)) => (Some(id), path),
+        None => (None, spec),
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::invalid_input(format!("cannot read {path}: {e}")))?;
+    CheckpointKey::from_text(key_id, &text)
+}
+
+async fn evidence_export(ctx: &Ctx, args: &EvidenceExportArgs) -> Result<Exit> {
+    let signer = match &args.key_file {
+        Some(path) => CheckpointSigner::from_file(path)?,
+        None => CheckpointSigner::from_env(&args.key_env)?,
+    };
+    let signer = match &args.key_id {
+        Some(id) => signer.with_key_id(id)?,
+        None => signer,
+    };
+    let checkpoints = match &args.checkpoints {
+        Some(path) => JsonLinesCheckpointSink::read(path).await?,
+        None => Vec::new(),
+    };
+    let store = ctx.backend.store();
+    let bundle = offboard::build_bundle(store.as_ref(), args.run, &signer, &checkpoints).await?;
+    let bytes = bundle.to_bytes()?;
+    std::fs::write(&args.out, &bytes).map_err(|e| {
+        Error::storage(format!("cannot write {}", args.out.display())).with_source(e)
+    })?;
+    let doc = serde_json::json!({
+        "run": bundle.run,
+        "file": args.out,
+        "events": bundle.events.len(),
+        "links": bundle.links.len(),
+        "anchor": match &bundle.anchor {
+            Anchor::Anchored { checkpoint } => serde_json::json!({"status": "anchored", "checkpoint_seq": checkpoint.seq}),
+            Anchor::NotAnchored { reason, .. } => serde_json::json!({"status": "not_anchored", "reason": reason}),
+        },
+        "key_id": bundle.key_id,
+    });
+    ctx.out.emit(&doc, || {
+        println!(
+            "wrote {}: {} events of run {}, {} links",
+            args.out.display(),
+            bundle.events.len(),
+            bundle.run,
+            bundle.links.len()
+        );
+        match &bundle.anchor {
+            Anchor::Anchored { checkpoint } => {
+                println!(
+                    "anchored to the signed checkpoint at seq {}",
+                    checkpoint.seq
+                )
+            }
+            Anchor::NotAnchored { reason, .. } => println!("NOT ANCHORED: {reason}"),
+        }
+    });
+    Ok(Exit::Ok)
+}
+
+fn evidence_verify(out: Out, args: &EvidenceVerifyArgs) -> Result<Exit> {
+    let mut keys = CheckpointVerifier::new();
+    for spec in &args.key {
+        keys = keys.with_key(public_key(spec)?)?;
+    }
+    let bytes = std::fs::read(&args.file)
+        .map_err(|e| Error::invalid_input(format!("cannot read {}: {e}", args.file.display())))?;
+    match offboard::verify_bundle(&bytes, &keys) {
+        Ok(v) => {
+            out.emit(&serde_json::json!({ "verified": true, "bundle": v }), || {
+                println!(
+                    "evidence bundle verifies: run {}, {} events (seq {}..{}), signed by {}",
+                    v.run, v.events, v.first_seq, v.last_seq, v.key_id
+                );
+                match &v.anchor {
+                    AnchorStatus::Anchored {
+                        checkpoint_seq,
+                        key_id,
+                    } => println!(
+                        "anchored: proven up to the checkpoint at seq {checkpoint_seq} (key {key_id})"
+                    ),
+                    AnchorStatus::NotAnchored { through_seq } => println!(
+                        "NOT ANCHORED: the events are genuine and linked through seq \
+                         {through_seq}, but no signed checkpoint covers them"
+                    ),
+                }
+                println!(
+                    "run state {:?}; {} confirmations, {} verification passes, {} delegations",
+                    v.summary.state,
+                    v.summary.confirmations.len(),
+                    v.summary.verifications.len(),
+                    v.summary.delegations.len()
+                );
+            });
+            Ok(Exit::Ok)
+        }
+        Err(problem) => {
+            out.emit(
+                &serde_json::json!({ "verified": false, "problem": problem, "message": problem.to_string() }),
+                || println!("EVIDENCE BUNDLE DOES NOT VERIFY: {problem}"),
+            );
+            Ok(Exit::Tampered)
+        }
+    }
 }
 
 async fn poll(ctx: &Ctx) -> Result<Exit> {

@@ -7,7 +7,7 @@
 //!
 //! Human tables by default; `--json` prints one JSON document per command. Exit codes:
 //! 0 ok, 1 error, 2 needs confirmation, 3 access left after verify, 4 not found, 5 audit
-//! trail does not verify.
+//! trail or evidence bundle does not verify.
 
 mod app;
 mod commands;
@@ -31,7 +31,9 @@ Exit codes:
      started a run whose critical actions wait for a confirmation
   3  `verify` found access left in some app
   4  not found: an unknown run, a person no app knows, no batch held for a source
-  5  `audit verify`: the audit trail does not verify (altered, inserted or missing events)";
+  5  `audit verify`: the audit trail does not verify (altered, inserted or missing events);
+     `evidence verify`: the bundle does not verify (changed, signed by a key not given, its
+     events altered, missing or not linked to its checkpoint, its summary contradicted)";
 
 /// Offboard a departing person from every system, provably.
 #[derive(Debug, Parser)]
@@ -112,6 +114,9 @@ pub(crate) enum Command {
     /// The audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Evidence bundles: one signed file per run that an auditor verifies offline.
+    #[command(subcommand)]
+    Evidence(EvidenceCommand),
     /// The sources of truth (HR feed, identity providers).
     #[command(subcommand)]
     Sources(SourcesCommand),
@@ -234,6 +239,51 @@ pub(crate) struct AuditVerifyArgs {
     /// A public key the checkpoints are signed with (PEM or base64; repeat for rotated keys).
     #[arg(long, requires = "checkpoints")]
     pub key: Vec<PathBuf>,
+}
+
+/// `evidence` commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum EvidenceCommand {
+    /// Write a run's evidence bundle (its events, their links up to a signed checkpoint, the
+    /// plan, confirmations, verification and delegations), signed with the evidence key.
+    Export(EvidenceExportArgs),
+    /// Verify a bundle with nothing but the file and public keys (exit 5 when it does not
+    /// verify); needs no configuration or database.
+    Verify(EvidenceVerifyArgs),
+}
+
+/// `evidence export`'s arguments.
+#[derive(Debug, Args)]
+pub(crate) struct EvidenceExportArgs {
+    /// The run.
+    pub run: RunId,
+    /// Where to write the bundle.
+    #[arg(long, short)]
+    pub out: PathBuf,
+    /// The engine's signed checkpoints (the JSON-lines file its checkpoint sink writes); the
+    /// first at or after the run's last event anchors the bundle. Without: not anchored.
+    #[arg(long)]
+    pub checkpoints: Option<PathBuf>,
+    /// A file holding the signing key (PKCS#8 PEM or a 32-byte seed in base64).
+    #[arg(long, conflicts_with = "key_env")]
+    pub key_file: Option<PathBuf>,
+    /// The environment variable holding the signing key (used when --key-file is not given).
+    #[arg(long, default_value = "OFFBOARD_EVIDENCE_KEY")]
+    pub key_env: String,
+    /// The key id the bundle names (default: derived from the public key).
+    #[arg(long)]
+    pub key_id: Option<String>,
+}
+
+/// `evidence verify`'s arguments.
+#[derive(Debug, Args)]
+pub(crate) struct EvidenceVerifyArgs {
+    /// The bundle.
+    pub file: PathBuf,
+    /// A public key of the bundle's signer or of its checkpoint's (PEM or base64), as
+    /// `FILE` (key id derived from the key) or `KEY_ID=FILE`; repeat for several keys.
+    #[arg(long, required = true, value_name = "[KEY_ID=]FILE")]
+    pub key: Vec<String>,
 }
 
 /// `sources` commands.
