@@ -6,15 +6,17 @@
 # $OFFBOARD_PYTOOLS_VENV (default: ~/.cache/offboard/pytools-venv), made again when the pins
 # change, and exports:
 #
-#   OFFBOARD_TEST_PYTOOLS_PYTHON  the virtualenv's python (imports nacl: PyNaCl, libsodium's
-#                                 Ed25519), which runs scripts/verify-evidence.py in
-#                                 offboard-store/tests/evidence.rs
+#   OFFBOARD_TEST_PYTOOLS_PYTHON  the virtualenv's python, which imports nacl (PyNaCl,
+#                                 libsodium's Ed25519: scripts/verify-evidence.py in
+#                                 offboard-store/tests/evidence.rs) and jwt (PyJWT with
+#                                 `cryptography` for ES256: the independent Shared Signals
+#                                 receiver of offboard-connectors/ssf/tests/independent.rs)
 #
-# To add a package (e.g. PyJWT), append its pinned version to PYTOOLS_PINS: the next start
-# rebuilds the venv. `pytools_stop` has nothing to stop. Needs Python >= 3.9 with venv
+# To add a package, append its pinned version to PYTOOLS_PINS: the next start rebuilds the
+# venv. `pytools_stop` has nothing to stop. Needs Python >= 3.9 with venv
 # (installs python3-venv when the venv module is missing).
 
-PYTOOLS_PINS=(PyNaCl==1.5.0)
+PYTOOLS_PINS=(PyNaCl==1.5.0 PyJWT==2.15.1 cryptography==50.0.2)
 
 _pytools_log() { echo "pytools: $*" >&2; }
 
@@ -57,8 +59,8 @@ pytools_start() {
   local venv
   venv="${OFFBOARD_PYTOOLS_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/offboard/pytools-venv}"
   _pytools_venv "$venv"
-  "$venv/bin/python" -c 'import nacl.signing' || {
-    _pytools_log "$venv/bin/python cannot import nacl"
+  "$venv/bin/python" -c 'import nacl.signing, jwt, jwt.algorithms; assert jwt.algorithms.has_crypto' || {
+    _pytools_log "$venv/bin/python cannot import nacl, or jwt with its crypto"
     return 1
   }
   export OFFBOARD_TEST_PYTOOLS_PYTHON="$venv/bin/python"

@@ -1,5 +1,5 @@
 //! The independent receiver: a Python receiver using PyJWT (tests/independent_receiver.py,
-//! run with the virtualenv `scripts/services/ssfpy.sh` makes) discovers the transmitter,
+//! run with the virtualenv `scripts/services/pytools.sh` makes) discovers the transmitter,
 //! creates its stream, asks for verification and checks every SET against our JWKS and the
 //! specs' rules, for push and for poll.
 
@@ -17,8 +17,8 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 fn python() -> String {
-    std::env::var("OFFBOARD_TEST_SSF_PYTHON").expect(
-        "OFFBOARD_TEST_SSF_PYTHON is not set: source scripts/services/ssfpy.sh and run ssfpy_start (scripts/test does)",
+    std::env::var("OFFBOARD_TEST_PYTOOLS_PYTHON").expect(
+        "OFFBOARD_TEST_PYTOOLS_PYTHON is not set: source scripts/services/pytools.sh and run pytools_start (scripts/test does)",
     )
 }
 
