@@ -26,7 +26,7 @@ use crate::run::{DelegateVia, Run, RunId, RunState, TaskId, TaskKind, TaskState}
 pub const OVERDUE_NOTE: &str = "delegation_overdue";
 
 /// Which moment of a run a notification is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NotificationKind {
     /// The run was submitted (its `Submitted` transition).
