@@ -432,3 +432,58 @@ async fn two_notifiers_with_one_name_are_refused() {
     assert_eq!(err.kind(), ErrorKind::Config);
     assert!(err.to_string().contains("notifiers.chat"), "{err}");
 }
+
+/// The built-in webhook notifier on an engine: `Engine::start` starts its outbox delivery,
+/// and the bridge receives the run's notifications, signed, in order.
+#[tokio::test]
+async fn an_engine_delivers_through_the_webhook_notifier() {
+    use offboard_http::webhook::{SIGNATURE_HEADER, WebhookNotifier, signature};
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let store = Arc::new(MemoryStore::new());
+    let key = offboard::Secret::new("whsec-engine-test");
+    let hook = Arc::new(
+        WebhookNotifier::builder("teams", format!("{}/hook", server.uri()), key.clone())
+            .allow_plain_http(true)
+            .build(store.clone())
+            .unwrap(),
+    );
+    let connector = idp(ReferenceConnector::builder("idp")
+        .user(ReferenceUser::employee("ada@example.com"))
+        .build());
+    let engine = engine(store, connector, IDP, |b| b.notifier(hook.clone()));
+    let id = submit(&engine, ada()).await;
+    let workers = engine.start();
+    engine.wait(id).await.unwrap();
+    workers.shutdown().await;
+    flush(&engine).await;
+    let got = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let got = server.received_requests().await.unwrap();
+            if got.len() >= 2 {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("two deliveries");
+    let kinds: Vec<String> = got
+        .iter()
+        .map(|r| {
+            let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            assert_eq!(body["run"]["id"], id.to_string());
+            let sig = r.headers.get(SIGNATURE_HEADER).unwrap().to_str().unwrap();
+            let t: i64 = sig[2..sig.find(',').unwrap()].parse().unwrap();
+            assert_eq!(sig, signature(&key, t, &r.body));
+            body["kind"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(kinds, vec!["run_started", "run_finished"]);
+}
