@@ -253,3 +253,17 @@ fn bad_settings_are_refused() {
         .unwrap_err();
     assert!(err.to_string().contains("notify.email.recipients"), "{err}");
 }
+
+#[test]
+fn the_smtp_password_never_shows() {
+    let builder = EmailNotifier::builder("mail")
+        .with_smtp("127.0.0.1", 25, SmtpSecurity::Plain)
+        .with_from("offboard@example.test")
+        .with_credentials(
+            "relay-user",
+            offboard_core::Secret::new("hunter2-relay-pass"),
+        );
+    assert!(!format!("{builder:?}").contains("hunter2"));
+    let mail = builder.build().unwrap();
+    assert!(!format!("{mail:?}").contains("hunter2"), "{mail:?}");
+}
