@@ -33,7 +33,7 @@ pub use offboard_ad as ad;
 #[cfg(feature = "jira")]
 pub use offboard_jira as jira;
 
-/// The email delegate (feature `email`).
+/// The email delegate and the email notifier, `offboard::email::notify` (feature `email`).
 #[cfg(feature = "email")]
 pub use offboard_email as email;
 
@@ -46,3 +46,7 @@ pub use offboard_scim as scim;
 /// endpoints (feature `ssf`).
 #[cfg(feature = "ssf")]
 pub use offboard_ssf as ssf;
+/// The signed webhook notifier, a [`Notifier`] posting HMAC-signed JSON through a durable
+/// outbox in the store (feature `webhook`).
+#[cfg(feature = "webhook")]
+pub use offboard_http::webhook;

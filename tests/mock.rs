@@ -1,10 +1,9 @@
 //! What a host's own tests look like with `offboard::mock` (feature `mock`): the host's code
 //! takes our traits, and its tests hand it mockall mocks with expectations instead of real
-//! systems. One test per mock; a host copies the shape. (A `Notifier` mock will join these
-//! when the `Notifier` trait exists.)
+//! systems. One test per mock; a host copies the shape.
 
 use mockall::predicate::eq;
-use offboard::mock::{MockAuditSink, MockConnector, MockDelegate, MockSourceOfTruth};
+use offboard::mock::{MockAuditSink, MockConnector, MockDelegate, MockNotifier, MockSourceOfTruth};
 use offboard::{
     AuditSink, ChangeBatch, Connector, Cursor, Delegate, DelegateVia, LookupRequest, Person,
     SourceOfTruth, Ticket, TicketStatus,
@@ -97,4 +96,77 @@ async fn a_host_tests_its_audit_forwarding_with_a_mock_sink() {
         .times(1)
         .returning(|_| Ok(()));
     forward(&sink, &[]).await.unwrap();
+}
+
+/// Host code: a bridge that tells its own notifier only about runs that need a person's
+/// attention (failed runs and overdue tasks), and says whether it did.
+async fn escalate(
+    notifier: &dyn offboard::Notifier,
+    n: &offboard::Notification,
+) -> offboard::Result<bool> {
+    use offboard::NotificationKind::{RunFailed, TaskOverdue};
+    if !matches!(n.kind, RunFailed | TaskOverdue) {
+        return Ok(false);
+    }
+    notifier.notify(n).await?;
+    Ok(true)
+}
+
+/// Guards `MockNotifier`: a host test checks which notifications its code passes on, and
+/// that a notifier's error comes back to it.
+#[tokio::test]
+async fn a_host_tests_its_escalation_with_a_mock_notifier() {
+    use offboard::notify::{NotificationKind, RunFacts, TaskCounts};
+    let at = chrono::Utc::now();
+    let run = offboard::RunId::new_v4();
+    let make = |kind: NotificationKind| offboard::Notification {
+        id: offboard::Notification::id_for(kind, run, 3, None),
+        kind,
+        seq: 3,
+        at,
+        run: RunFacts {
+            id: run,
+            person_id: "p-ada".into(),
+            person_email: "ada@example.com".into(),
+            person_name: "Ada".into(),
+            manager_email: None,
+            initiator: "admin".into(),
+            reason: String::new(),
+            dry_run: false,
+            state: offboard::RunState::CompletedWithFailures,
+            created_at: at,
+            effective_at: at,
+            finished_at: Some(at),
+            apps: vec!["okta".into()],
+            tasks: TaskCounts::default(),
+            failed_tasks: vec!["okta.suspend".into()],
+        },
+        overdue: None,
+    };
+    let mut notifier = MockNotifier::new();
+    notifier
+        .expect_notify()
+        .withf(move |n| n.kind == NotificationKind::RunFailed && n.run.id == run)
+        .times(1)
+        .returning(|_| Ok(()));
+    assert!(
+        escalate(&notifier, &make(NotificationKind::RunFailed))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !escalate(&notifier, &make(NotificationKind::RunStarted))
+            .await
+            .unwrap()
+    );
+    notifier.checkpoint();
+
+    notifier
+        .expect_notify()
+        .returning(|_| Err(offboard::Error::storage("bridge down")));
+    assert!(
+        escalate(&notifier, &make(NotificationKind::RunFailed))
+            .await
+            .is_err()
+    );
 }

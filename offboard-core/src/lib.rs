@@ -16,6 +16,7 @@ pub mod evidence;
 pub mod machine;
 pub mod memory;
 pub mod model;
+pub mod notify;
 pub mod policy;
 pub mod run;
 mod secret;
@@ -24,14 +25,16 @@ pub mod store;
 
 /// [mockall](https://docs.rs/mockall) mocks of the traits a host implements or plugs in, for
 /// the host's own tests (feature `mock`): [`MockConnector`](mock::MockConnector),
-/// [`MockDelegate`](mock::MockDelegate), [`MockSourceOfTruth`](mock::MockSourceOfTruth) and
-/// [`MockAuditSink`](mock::MockAuditSink). Set expectations with `expect_<method>()`; a call
+/// [`MockDelegate`](mock::MockDelegate), [`MockSourceOfTruth`](mock::MockSourceOfTruth),
+/// [`MockAuditSink`](mock::MockAuditSink) and [`MockNotifier`](mock::MockNotifier). Set
+/// expectations with `expect_<method>()`; a call
 /// nobody expected panics, so a test fails loudly.
 #[cfg(feature = "mock")]
 pub mod mock {
     pub use crate::audit::MockAuditSink;
     pub use crate::connector::MockConnector;
     pub use crate::delegate::MockDelegate;
+    pub use crate::notify::MockNotifier;
     pub use crate::source::MockSourceOfTruth;
 }
 
@@ -56,6 +59,7 @@ pub use model::{
     Account, AccountRef, AccountStatus, App, AppId, Lifecycle, Manager, PRIVILEGED_ATTRIBUTE,
     Person, PersonId,
 };
+pub use notify::{Notification, NotificationKind, Notifier, RunFacts};
 pub use policy::Policy;
 pub use run::{
     DelegateVia, Initiator, KeptTask, Outcome, RestoreLease, RetryPolicy, Run, RunId, RunState,

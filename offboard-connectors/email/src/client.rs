@@ -2,21 +2,58 @@
 
 use std::fmt;
 
-use lettre::message::{Mailbox, header::ContentType};
+use lettre::message::{Mailbox, MultiPart, header::ContentType};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use offboard_core::{Error, Result};
+use offboard_core::{Error, Result, Secret};
 
 use crate::config::{EmailConfig, SmtpSecurity};
 use crate::error::MailError;
 
 /// An outgoing message.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Outgoing {
     pub(crate) to: String,
+    /// More recipients of the same message.
+    pub(crate) also_to: Vec<String>,
     pub(crate) subject: String,
     pub(crate) body: String,
+    /// An HTML alternative to `body`.
+    pub(crate) html: Option<String>,
+    /// The `Message-ID` (without angle brackets), when the caller names it.
+    pub(crate) message_id: Option<String>,
+}
+
+/// Where and how messages are sent: the SMTP part of [`EmailConfig`], shared by the delegate
+/// and the email notifier.
+#[derive(Debug, Clone)]
+pub(crate) struct SmtpSettings {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) security: SmtpSecurity,
+    pub(crate) username: Option<String>,
+    pub(crate) password: Option<Secret>,
+    pub(crate) root_ca_pem: Option<Vec<u8>>,
+    pub(crate) from: String,
+    pub(crate) timeout: std::time::Duration,
+    pub(crate) pickup_dir: Option<std::path::PathBuf>,
+}
+
+impl From<&EmailConfig> for SmtpSettings {
+    fn from(c: &EmailConfig) -> Self {
+        Self {
+            host: c.smtp_host.clone(),
+            port: c.smtp_port,
+            security: c.security,
+            username: c.username.clone(),
+            password: c.password.clone(),
+            root_ca_pem: c.root_ca_pem.clone(),
+            from: c.from.clone(),
+            timeout: c.timeout,
+            pickup_dir: c.pickup_dir.clone(),
+        }
+    }
 }
 
 /// Where messages go.
@@ -43,7 +80,7 @@ impl fmt::Debug for SmtpClient {
 impl SmtpClient {
     /// A client for the configured relay. TLS is rustls with the aws-lc-rs provider, which
     /// lettre passes explicitly (no process-wide default is read).
-    pub(crate) fn new(config: &EmailConfig) -> Result<Self> {
+    pub(crate) fn new(config: &SmtpSettings) -> Result<Self> {
         let from: Mailbox = config
             .from
             .parse()
@@ -61,7 +98,7 @@ impl SmtpClient {
             });
         }
         let tls = || -> Result<TlsParameters> {
-            let mut b = TlsParameters::builder(config.smtp_host.clone());
+            let mut b = TlsParameters::builder(config.host.clone());
             if let Some(pem) = &config.root_ca_pem {
                 let cert = Certificate::from_pem(pem)
                     .map_err(|e| Error::config("root_ca", format!("not a PEM certificate: {e}")))?;
@@ -71,8 +108,8 @@ impl SmtpClient {
                 .map_err(|e| Error::config("root_ca", format!("TLS set-up failed: {e}")))
         };
         let mut builder =
-            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(config.smtp_host.as_str())
-                .port(config.smtp_port)
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(config.host.as_str())
+                .port(config.port)
                 .timeout(Some(config.timeout));
         builder = match config.security {
             SmtpSecurity::Plain => builder.tls(Tls::None),
@@ -91,18 +128,31 @@ impl SmtpClient {
         })
     }
 
-    /// Sends one plain-text message.
+    /// Sends one message: plain text, or plain text and HTML alternatives.
     pub(crate) async fn send(&self, msg: &Outgoing) -> Result<()> {
-        let to: Mailbox = msg.to.parse().map_err(|_| {
-            Error::invalid_input("recipient is not an email address").with_context("to", &msg.to)
-        })?;
-        let email = Message::builder()
+        let mut builder = Message::builder()
             .from(self.from.clone())
-            .to(to)
-            .subject(msg.subject.clone())
-            .header(ContentType::TEXT_PLAIN)
-            .body(msg.body.clone())
-            .map_err(|e| Error::invalid_input(format!("building the message: {e}")))?;
+            .subject(msg.subject.clone());
+        for rcpt in std::iter::once(&msg.to).chain(&msg.also_to) {
+            let to: Mailbox = rcpt.parse().map_err(|_| {
+                Error::invalid_input("recipient is not an email address").with_context("to", rcpt)
+            })?;
+            builder = builder.to(to);
+        }
+        if let Some(id) = &msg.message_id {
+            builder = builder.message_id(Some(format!("<{id}>")));
+        }
+        let built = match &msg.html {
+            None => builder
+                .header(ContentType::TEXT_PLAIN)
+                .body(msg.body.clone()),
+            Some(html) => builder.multipart(MultiPart::alternative_plain_html(
+                msg.body.clone(),
+                html.clone(),
+            )),
+        };
+        let email =
+            built.map_err(|e| Error::invalid_input(format!("building the message: {e}")))?;
         match &self.transport {
             Transport::Smtp(t) => {
                 t.send(email)

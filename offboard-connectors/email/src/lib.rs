@@ -27,6 +27,9 @@
 //!   Or no SMTP at all: [`EmailBuilder::with_pickup_dir`] writes each message as an `.eml` file
 //!   (a mail server's pickup directory, or a demo).
 //!
+//! [`EmailNotifier`] ([`notify`]) is the engine's email notifier: it tells the manager, HR
+//! and IT when a run starts, finishes or fails and when a delegated task is overdue.
+//!
 //! # The task page: GET shows, POST completes
 //! Mail scanners and link previews fetch links before anyone clicks, so following the link
 //! must change nothing. The host's task page (an HTTP endpoint at `task_url`) does this:
@@ -72,6 +75,7 @@
 mod client;
 pub mod config;
 pub mod error;
+pub mod notify;
 mod state;
 mod token;
 pub mod web;
@@ -89,6 +93,7 @@ use offboard_core::{
 
 use crate::client::{Outgoing, SmtpClient};
 pub use crate::config::{ConfigKey, EmailBuilder, EmailConfig, SmtpSecurity};
+pub use crate::notify::{EmailNotifier, EmailNotifierBuilder};
 pub use crate::state::{
     EMAIL_NAMESPACE, EmailState, EmailTask, MarkDone, MemoryEmailState, StoreEmailState,
 };
@@ -191,7 +196,7 @@ impl EmailDelegate {
         state: Arc<dyn EmailState>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self> {
-        let smtp = SmtpClient::new(&config)?;
+        let smtp = SmtpClient::new(&(&config).into())?;
         Ok(Self {
             config,
             state,
@@ -289,6 +294,7 @@ impl EmailDelegate {
                 to: t.owner.clone(),
                 subject,
                 body,
+                ..Outgoing::default()
             })
             .await
     }
@@ -320,6 +326,7 @@ impl EmailDelegate {
                 to: to.to_string(),
                 subject,
                 body,
+                ..Outgoing::default()
             })
             .await
     }

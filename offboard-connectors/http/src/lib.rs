@@ -22,6 +22,9 @@
 //!   concurrency cap.
 //! - [`HttpFeedLoader`]: an HR export fetched from a URL (optional bearer/basic auth,
 //!   `ETag`/`Last-Modified` conditional requests) for `offboard_core`'s `HrFeed`.
+//! - [`WebhookNotifier`]: signed outgoing webhooks (HMAC-SHA256, `Idempotency-Key`, retries
+//!   with backoff) through a durable outbox in the engine's store, a `Notifier` for Slack,
+//!   Teams or PSA bridges (see [`webhook`]).
 //! - Tracing: every request runs in an `http.request` span with `method`, `path`, `status` and
 //!   `latency_ms`. The query string, headers, bodies and tokens are never recorded.
 //!
@@ -54,6 +57,7 @@ pub mod graph;
 mod limiter;
 mod pacer;
 mod transport;
+pub mod webhook;
 
 pub use auth::{
     ClientAuthMethod, ClientSecretCredentials, ClientSecretCredentialsBuilder,
@@ -67,6 +71,7 @@ pub use graph::{GraphClient, GraphClientBuilder, GraphRequest};
 pub use limiter::{AdaptiveLimiter, LimiterConfig, RateLimitHeaders};
 pub use pacer::Pacer;
 pub use transport::require_https;
+pub use webhook::{WebhookNotifier, WebhookNotifierBuilder};
 
 /// What [`graph_config_setters`] names from its expansion site; not an API.
 #[doc(hidden)]

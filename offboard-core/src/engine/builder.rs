@@ -1,6 +1,6 @@
 //! [`EngineBuilder`]: how an [`Engine`] is put together, and its defaults.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,7 +9,7 @@ use tokio::sync::{Notify, broadcast};
 use super::slots::{Epochs, RunSlots};
 use super::{
     Backoff, Clock, ConnectorEntry, Engine, EngineShared, LifecycleRules, Limits, TokioClock,
-    checkpoints, limits, sinks, watch,
+    checkpoints, limits, notify, sinks, watch,
 };
 use crate::audit::AuditSink;
 use crate::checkpoint::{CheckpointSigner, CheckpointSink};
@@ -17,6 +17,7 @@ use crate::connector::Connector;
 use crate::delegate::Delegate;
 use crate::error::{Error, Result};
 use crate::model::AppId;
+use crate::notify::Notifier;
 use crate::policy::Policy;
 use crate::run::{DelegateVia, RetryPolicy};
 use crate::store::Store;
@@ -40,6 +41,8 @@ pub struct EngineBuilder {
     sources: Vec<watch::WatchedSource>,
     lifecycle: LifecycleRules,
     checkpoints: Option<checkpoints::CheckpointConfig>,
+    notifiers: Vec<Arc<dyn Notifier>>,
+    overdue: notify::OverdueConfig,
 }
 
 impl EngineBuilder {
@@ -94,6 +97,25 @@ impl EngineBuilder {
     /// Adds an audit sink that receives every committed event.
     pub fn audit_sink(mut self, sink: Arc<dyn AuditSink>) -> Self {
         self.sinks.push(sink);
+        self
+    }
+
+    /// Adds a notifier, told about runs started, finished and failed and delegated tasks
+    /// overdue (see [`crate::notify`]), from the durable audit trail, off the commit path: its
+    /// position is kept in the store (cursor `notify:<name>`), so a restart resumes after the
+    /// last notification it took, and a slow or failing notifier never slows a commit.
+    /// [`Engine::flush_audit_sinks`] waits for notifiers too. [`Engine::build`](EngineBuilder::build)
+    /// refuses two notifiers with one name.
+    pub fn notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
+        self.notifiers.push(notifier);
+        self
+    }
+
+    /// When a delegated task is overdue: `after` past its due date (the task's stage time, as
+    /// its delegate was told) and still delegated; the engine's workers look every
+    /// `check_every` (defaults: 3 days, 10 minutes) and tell the notifiers once per task.
+    pub fn overdue_after(mut self, after: Duration, check_every: Duration) -> Self {
+        self.overdue = notify::OverdueConfig { after, check_every };
         self
     }
 
@@ -198,7 +220,26 @@ impl EngineBuilder {
         }
         let clock = self.clock.unwrap_or_else(|| Arc::new(TokioClock::new()));
         let (updates, _) = broadcast::channel(1024);
-        let pumps = sinks::SinkPumps::new(self.sinks, store.clone());
+        let mut names = BTreeSet::new();
+        for n in &self.notifiers {
+            if !names.insert(n.name()) {
+                return Err(Error::config(
+                    format!("notifiers.{}", n.name()),
+                    "two notifiers share this name (their positions would mix)",
+                ));
+            }
+        }
+        if self.overdue.check_every.is_zero() {
+            return Err(Error::config(
+                "notify.overdue_check_every",
+                "must be longer than zero",
+            ));
+        }
+        let mut sinks = self.sinks;
+        sinks.extend(self.notifiers.iter().map(|n| {
+            Arc::new(notify::NotifierSink::new(n.clone(), store.clone())) as Arc<dyn AuditSink>
+        }));
+        let pumps = sinks::SinkPumps::new(sinks, store.clone());
         let (events, _) = broadcast::channel(256);
         let mut lifecycle = self.lifecycle;
         if let Some(d) = self.policy.departures {
@@ -212,6 +253,8 @@ impl EngineBuilder {
                 policy_fingerprint: self.policy.fingerprint(),
                 policy: self.policy,
                 sinks: pumps,
+                notifiers: self.notifiers,
+                overdue: self.overdue,
                 checkpoints: self
                     .checkpoints
                     .map(|c| checkpoints::Checkpoints::new(c, clock.clone())),
@@ -266,6 +309,8 @@ impl Engine {
             sources: Vec::new(),
             lifecycle: LifecycleRules::default(),
             checkpoints: None,
+            notifiers: Vec::new(),
+            overdue: notify::OverdueConfig::default(),
         }
     }
 }

@@ -33,6 +33,7 @@ mod commit;
 mod discovery;
 mod limits;
 mod metrics;
+mod notify;
 mod plan;
 mod rollback;
 mod sinks;
@@ -81,6 +82,10 @@ pub(crate) struct EngineShared {
     /// [`Policy::fingerprint`] of `policy`.
     pub(crate) policy_fingerprint: String,
     pub(crate) sinks: sinks::SinkPumps,
+    /// The notifiers (fed by `sinks` through [`notify::NotifierSink`]s), and how overdue
+    /// delegated tasks are found.
+    pub(crate) notifiers: Vec<Arc<dyn crate::notify::Notifier>>,
+    pub(crate) overdue: notify::OverdueConfig,
     /// Signed checkpoints of the audit chain, when configured.
     pub(crate) checkpoints: Option<checkpoints::Checkpoints>,
     pub(crate) clock: Arc<dyn Clock>,
@@ -323,10 +328,15 @@ impl Engine {
         worker::run_due(&self.inner).await
     }
 
-    /// Starts background work until shut down: workers that claim and process due tasks, and
-    /// one loop per source of truth polling it at its interval.
+    /// Starts background work until shut down: workers that claim and process due tasks, one
+    /// loop per source of truth polling it at its interval, and with notifiers, their
+    /// background work ([`crate::Notifier::start`]) and the overdue check
+    /// ([`EngineBuilder::overdue_after`]).
     pub fn start(&self) -> WorkerHandle {
         self.inner.sinks.start();
+        for n in &self.inner.notifiers {
+            n.start();
+        }
         if let Some(c) = &self.inner.checkpoints {
             c.start();
         }
@@ -335,6 +345,13 @@ impl Engine {
             self.inner.clone(),
             rx.clone(),
         ))];
+        if !self.inner.notifiers.is_empty() {
+            tasks.push(tokio::spawn(notify::overdue_loop(
+                self.inner.clone(),
+                self.inner.overdue,
+                rx.clone(),
+            )));
+        }
         for w in &self.inner.sources {
             tasks.push(tokio::spawn(watch::watch_loop(
                 self.clone(),
