@@ -9,7 +9,7 @@ use tokio::sync::{Notify, broadcast};
 use super::slots::{Epochs, RunSlots};
 use super::{
     Backoff, Clock, ConnectorEntry, Engine, EngineShared, LifecycleRules, Limits, TokioClock,
-    checkpoints, limits, sinks, watch,
+    checkpoints, limits, retention, sinks, watch,
 };
 use crate::audit::AuditSink;
 use crate::checkpoint::{CheckpointSigner, CheckpointSink};
@@ -40,6 +40,7 @@ pub struct EngineBuilder {
     sources: Vec<watch::WatchedSource>,
     lifecycle: LifecycleRules,
     checkpoints: Option<checkpoints::CheckpointConfig>,
+    retention: retention::RetentionConfig,
 }
 
 impl EngineBuilder {
@@ -94,6 +95,15 @@ impl EngineBuilder {
     /// Adds an audit sink that receives every committed event.
     pub fn audit_sink(mut self, sink: Arc<dyn AuditSink>) -> Self {
         self.sinks.push(sink);
+        self
+    }
+
+    /// Sets the retention policy (default: a 30-day rollback window), and how often the
+    /// workers erase the snapshot payloads of runs past the window (`None`, the default: only
+    /// when the host calls [`Engine::erase_expired_snapshots`]). [`Engine::erase_person`]
+    /// refuses inside the window.
+    pub fn retention(mut self, policy: crate::store::Retention, every: Option<Duration>) -> Self {
+        self.retention = retention::RetentionConfig { policy, every };
         self
     }
 
@@ -215,6 +225,7 @@ impl EngineBuilder {
                 checkpoints: self
                     .checkpoints
                     .map(|c| checkpoints::Checkpoints::new(c, clock.clone())),
+                retention: self.retention,
                 clock,
                 retry: self.retry,
                 backoff: self.backoff,
@@ -266,6 +277,7 @@ impl Engine {
             sources: Vec::new(),
             lifecycle: LifecycleRules::default(),
             checkpoints: None,
+            retention: retention::RetentionConfig::default(),
         }
     }
 }

@@ -34,6 +34,7 @@ mod discovery;
 mod limits;
 mod metrics;
 mod plan;
+mod retention;
 mod rollback;
 mod sinks;
 mod slots;
@@ -83,6 +84,8 @@ pub(crate) struct EngineShared {
     pub(crate) sinks: sinks::SinkPumps,
     /// Signed checkpoints of the audit chain, when configured.
     pub(crate) checkpoints: Option<checkpoints::Checkpoints>,
+    /// The retention policy (snapshots past the rollback window, erasure).
+    pub(crate) retention: retention::RetentionConfig,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) retry: RetryPolicy,
     pub(crate) backoff: Backoff,
@@ -335,6 +338,13 @@ impl Engine {
             self.inner.clone(),
             rx.clone(),
         ))];
+        if let Some(every) = self.inner.retention.every {
+            tasks.push(tokio::spawn(retention::retention_loop(
+                self.inner.clone(),
+                every,
+                rx.clone(),
+            )));
+        }
         for w in &self.inner.sources {
             tasks.push(tokio::spawn(watch::watch_loop(
                 self.clone(),
