@@ -2060,10 +2060,13 @@ impl Store for ClaimPanicsOnce {
         &self,
         person: &offboard::PersonId,
         finished_before: chrono::DateTime<chrono::Utc>,
-    ) -> Result<offboard::store::ErasureReport> {
+    ) -> offboard::Result<offboard::store::ErasureReport> {
         self.inner.erase_person(person, finished_before).await
     }
-    async fn erase_snapshots(&self, finished_before: chrono::DateTime<chrono::Utc>) -> Result<u64> {
+    async fn erase_snapshots(
+        &self,
+        finished_before: chrono::DateTime<chrono::Utc>,
+    ) -> offboard::Result<u64> {
         self.inner.erase_snapshots(finished_before).await
     }
     async fn get_record(

@@ -443,26 +443,26 @@ async fn insert_events(conn: &mut PgConnection, events: &[AuditEvent]) -> Result
         .await
         .map_err(db("postgres.audit_insert"))?;
     if !personal.is_empty() {
-        let mut columns: (
-            Vec<i64>,
-            Vec<Option<String>>,
-            Vec<Option<String>>,
-            Vec<String>,
-            Vec<String>,
-        ) = Default::default();
-        for (seq, run, person, salt, vals) in personal {
-            columns.0.push(seq);
-            columns.1.push(run);
-            columns.2.push(person);
-            columns.3.push(salt);
-            columns.4.push(vals);
+        let n = personal.len();
+        let (mut seqs, mut runs, mut people) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        let (mut salts, mut vals) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for (seq, run, person, salt, values) in personal {
+            seqs.push(seq);
+            runs.push(run);
+            people.push(person);
+            salts.push(salt);
+            vals.push(values);
         }
         sqlx::query(q::AUDIT_PERSONAL_INSERT)
-            .bind(columns.0)
-            .bind(columns.1)
-            .bind(columns.2)
-            .bind(columns.3)
-            .bind(columns.4)
+            .bind(seqs)
+            .bind(runs)
+            .bind(people)
+            .bind(salts)
+            .bind(vals)
             .execute(&mut *conn)
             .await
             .map_err(db("postgres.audit_personal_insert"))?;

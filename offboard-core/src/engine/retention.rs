@@ -16,20 +16,11 @@ use crate::store::{ErasureReport, Retention};
 use super::{Engine, EngineShared};
 
 /// The retention policy and how often the engine applies it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct RetentionConfig {
     pub(crate) policy: Retention,
     /// How often the workers erase expired snapshots (`None`: only when asked).
     pub(crate) every: Option<Duration>,
-}
-
-impl Default for RetentionConfig {
-    fn default() -> Self {
-        Self {
-            policy: Retention::default(),
-            every: None,
-        }
-    }
 }
 
 impl EngineShared {
