@@ -68,6 +68,10 @@ fn migrator() -> Migrator {
 /// - Claims are one `UPDATE … RETURNING` statement.
 /// - Delegates' records (`offboard_records`): an insert-if-absent or a compare-and-swap and
 ///   the read of the record it leaves run in one transaction.
+/// - Audit events are stored in their commitment form; their personal values and salts live in
+///   `offboard_audit_personal`, which `erase_person` deletes from. Connections run with
+///   `secure_delete` on, and an erasure checkpoints the write-ahead log, so erased values
+///   leave the file.
 /// - Times are stored as fixed-width RFC 3339 text (nanoseconds), so they round-trip exactly.
 /// - Due tasks and lease expiry go by the caller's `now` (see the clocks of [`Store`]): every
 ///   engine on one SQLite file runs on its host and reads that host's clock.
