@@ -819,8 +819,8 @@ impl Store for PostgresStore {
             .await
             .map_err(db(OP))?
             .iter()
-            .map(|row| Ok((row.col(0, OP)?, row.col(1, OP)?, row.col(2, OP)?)))
-            .collect::<Result<Vec<(String, String, String)>>>()?;
+            .map(|row| rows::record_text(row, OP))
+            .collect::<Result<Vec<_>>>()?;
         let plan = crate::erase::ErasurePlan::new(person, finished_before, &runs, records)?;
         let mut report = ErasureReport::default();
         for (id, body) in &plan.runs {

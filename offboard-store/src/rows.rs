@@ -100,6 +100,19 @@ where
     codec::record(namespace, key, version, &required(row, 1, op)?)
 }
 
+/// A delegate's record as erasure reads it, from a `records_all` row (namespace, key, value).
+pub(crate) fn record_text<R>(row: &R, op: &'static str) -> Result<(String, String, String)>
+where
+    R: SqlRow,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok((
+        required(row, 0, op)?,
+        required(row, 1, op)?,
+        required(row, 2, op)?,
+    ))
+}
+
 /// An audit event from an `audit_all` row (seq, body, salt, vals) or an `audit_run` row
 /// (body, salt, vals), with its personal values when the side table still has them.
 pub(crate) fn event<R>(row: &R, whole_trail: bool, op: &'static str) -> Result<AuditEvent>

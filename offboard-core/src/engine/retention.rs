@@ -150,19 +150,21 @@ mod tests {
         run
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn the_workers_erase_snapshots_past_the_rollback_window() {
-        let store = Arc::new(MemoryStore::new());
-        let engine = Engine::builder()
+    /// An engine on `store` with a 30-day rollback window, erasing snapshots `every`.
+    fn engine(store: &Arc<MemoryStore>, every: Option<Duration>) -> Engine {
+        Engine::builder()
             .store(store.clone())
             .policy(Policy::from_toml("unknown_apps = \"delegate_email\"").unwrap())
             .delegate(Arc::new(super::super::tests::Unused))
-            .retention(
-                Retention::new(Duration::from_secs(30 * 86_400)),
-                Some(Duration::from_secs(3_600)),
-            )
+            .retention(Retention::new(Duration::from_secs(30 * 86_400)), every)
             .build()
-            .unwrap();
+            .unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_workers_erase_snapshots_past_the_rollback_window() {
+        let store = Arc::new(MemoryStore::new());
+        let engine = engine(&store, Some(Duration::from_secs(3_600)));
         let now = engine.inner.clock.now();
         let old = finished(&store, now, 31).await;
         // Inside the window now, past it in two days.
@@ -192,13 +194,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn erase_person_goes_by_the_rollback_window_and_is_recorded() {
         let store = Arc::new(MemoryStore::new());
-        let engine = Engine::builder()
-            .store(store.clone())
-            .policy(Policy::from_toml("unknown_apps = \"delegate_email\"").unwrap())
-            .delegate(Arc::new(super::super::tests::Unused))
-            .retention(Retention::new(Duration::from_secs(30 * 86_400)), None)
-            .build()
-            .unwrap();
+        let engine = engine(&store, None);
         let now = engine.inner.clock.now();
         let run = finished(&store, now, 29).await;
         let err = engine

@@ -2167,6 +2167,22 @@ async fn erasable(rule: &str, store: &dyn Store) -> Run {
     run
 }
 
+/// Checks that `run`'s person, snapshot and accounts are as [`erasable`] stored them.
+async fn check_untouched(rule: &str, store: &dyn Store, run: &Run, whose: &str) {
+    check_eq(
+        rule,
+        &format!("{whose} run's person"),
+        &run.person,
+        &load(rule, store, run.id).await.person,
+    );
+    check(
+        rule,
+        ok(rule, "snapshot", store.snapshot(run.tasks[0].id).await).is_some()
+            && !ok(rule, "accounts", store.accounts(&run.person.id).await).is_empty(),
+        &format!("{whose} snapshot or accounts are gone"),
+    );
+}
+
 /// The events of `run` and those naming `person`, as stored.
 async fn events_of(rule: &str, store: &dyn Store, run: &Run) -> Vec<AuditEvent> {
     let all = ok(rule, "audit(all)", store.audit(AuditQuery::all()).await);
@@ -2291,18 +2307,7 @@ pub async fn erase_person_keeps_the_proof(store: &dyn Store) {
         theirs.len() == 2 && theirs.iter().all(|e| e.salt.is_some()),
         "another person's events lost their values",
     );
-    check_eq(
-        RULE,
-        "another person's run",
-        &other.person,
-        &load(RULE, store, other.id).await.person,
-    );
-    check(
-        RULE,
-        ok(RULE, "snapshot", store.snapshot(other.tasks[0].id).await).is_some()
-            && !ok(RULE, "accounts", store.accounts(&other.person.id).await).is_empty(),
-        "another person's snapshot or accounts are gone",
-    );
+    check_untouched(RULE, store, &other, "another person's").await;
     let key = format!("task:{}", other.tasks[0].id);
     check(
         RULE,
@@ -2345,18 +2350,7 @@ pub async fn erase_person_refuses_inside_the_window(store: &dyn Store) {
         &before,
         &events_of(RULE, store, &run).await,
     );
-    check_eq(
-        RULE,
-        "the run after the refusal",
-        &run.person,
-        &load(RULE, store, run.id).await.person,
-    );
-    check(
-        RULE,
-        ok(RULE, "snapshot", store.snapshot(run.tasks[0].id).await).is_some()
-            && !ok(RULE, "accounts", store.accounts(&person).await).is_empty(),
-        "a refused erasure erased the snapshot or accounts",
-    );
+    check_untouched(RULE, store, &run, "after a refused erasure, the").await;
     let open = sample_run(&[None]);
     create(RULE, store, &open).await;
     expect_conflict(

@@ -972,8 +972,8 @@ impl Store for SqliteStore {
             .await
             .map_err(db(OP))?
             .iter()
-            .map(|row| Ok((row.col(0, OP)?, row.col(1, OP)?, row.col(2, OP)?)))
-            .collect::<Result<Vec<(String, String, String)>>>()?;
+            .map(|row| rows::record_text(row, OP))
+            .collect::<Result<Vec<_>>>()?;
         let plan = Arc::new(crate::erase::ErasurePlan::new(
             person,
             finished_before,
