@@ -46,7 +46,7 @@ impl ErasureReport {
 }
 
 /// The retention policy: how long a finished run stays reversible, after which its snapshot
-/// payloads are erased ([`Retention::snapshots_cutoff`]) and its person may be erased.
+/// payloads are erased ([`Retention::cutoff`]) and its person may be erased.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Retention {
     /// The rollback window: how long after a run finished it can still be rolled back (its
