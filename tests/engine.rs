@@ -2056,6 +2056,19 @@ impl Store for ClaimPanicsOnce {
     async fn audit(&self, query: AuditQuery) -> offboard::Result<Vec<offboard::AuditEvent>> {
         self.inner.audit(query).await
     }
+    async fn erase_person(
+        &self,
+        person: &offboard::PersonId,
+        finished_before: chrono::DateTime<chrono::Utc>,
+    ) -> offboard::Result<offboard::store::ErasureReport> {
+        self.inner.erase_person(person, finished_before).await
+    }
+    async fn erase_snapshots(
+        &self,
+        finished_before: chrono::DateTime<chrono::Utc>,
+    ) -> offboard::Result<u64> {
+        self.inner.erase_snapshots(finished_before).await
+    }
     async fn get_record(
         &self,
         namespace: &str,

@@ -7,6 +7,20 @@
 //! digest, a run's events can be proven part of the chain (up to a signed checkpoint) with the
 //! digests of the other events in between, never their bodies. Stores assign `seq`, `prev_hash` and `hash` with [`AuditEvent::seal`] when they
 //! append, in the same transaction as the state change the event records.
+//!
+//! # Personal data and erasure
+//! Events name the departing person (their id, addresses, logins, group names). So that those
+//! values can be erased without breaking the chain, the canonical body of an event with a
+//! [`Salt`] holds, in place of each personal value, a salted commitment to it ([`personal`]:
+//! which fields are personal, and how a commitment is made). A store seals an event with
+//! [`Prepared`], which salts it when it holds personal data, and keeps it in its commitment
+//! form ([`AuditEvent::redacted`], what its audit table and the JSON-lines file hold) with the
+//! values and salt beside it ([`PersonalValues`], a separate table). Erasing a person deletes
+//! those: the event left behind is the commitment form, whose body digest and hash are those
+//! the event always had, so [`verify_chain`], checkpoints and evidence still verify, and a
+//! changed value or commitment is still found ([`PersonalValues::mismatch`]). The in-memory
+//! event keeps its values, for the engine, sinks and reports. Events sealed without a salt
+//! (before chain format v2 had one) are hashed as they are, values and all.
 
 use std::fmt;
 use std::sync::Arc;
@@ -20,6 +34,10 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::machine::Event;
 use crate::model::{AppId, PersonId};
 use crate::run::{Run, RunId, RunState, TaskId};
+
+pub mod personal;
+
+pub use personal::{PersonalValues, Salt};
 
 /// The hash before the first event.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -118,6 +136,12 @@ pub struct AuditEvent {
     /// This event's hash (empty until appended).
     #[serde(default)]
     pub hash: String,
+    /// The salt of its personal values' commitments (see the module docs), once a store
+    /// sealed it with [`Prepared`] and it holds personal data; `None` in the commitment form
+    /// ([`AuditEvent::redacted`]) and for events without personal data. Not part of the
+    /// canonical body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salt: Option<Salt>,
 }
 
 impl AuditEvent {
@@ -133,6 +157,7 @@ impl AuditEvent {
             kind,
             prev_hash: String::new(),
             hash: String::new(),
+            salt: None,
         }
     }
 
@@ -167,12 +192,91 @@ impl AuditEvent {
         link_hash(self.seq, &self.prev_hash, &self.body_digest())
     }
 
-    /// Assigns `seq` and links the event after `prev_hash`. Stores call this when appending.
+    /// Assigns `seq` and links the event after `prev_hash`. Stores call this when appending
+    /// (after [`AuditEvent::salted`], or through [`Prepared`], which salts).
     pub fn seal(&mut self, seq: u64, prev_hash: &str) {
         self.seq = seq;
         self.prev_hash = prev_hash.to_owned();
         self.hash = self.compute_hash();
     }
+
+    /// The event with a fresh [`Salt`] if it holds personal data and has none yet (and
+    /// without one if it holds none), as [`Prepared::new`] salts it: an event a store seals
+    /// this way can later have its personal values erased.
+    pub fn salted(mut self) -> Self {
+        let personal = serde_json::to_value(&self.kind)
+            .map(|mut kind| personal::any(&mut kind))
+            .unwrap_or(false);
+        if !personal {
+            self.salt = None;
+        } else if self.salt.is_none() {
+            self.salt = Some(Salt::random());
+        }
+        self
+    }
+
+    /// The event in its commitment form (each personal value replaced by its commitment, no
+    /// salt; same body digest and hash) and the values it held, with their salt. An event
+    /// without a salt is returned as it is, with `None`.
+    ///
+    /// # Errors
+    /// If the event cannot be encoded (it always can: every field is plain data).
+    pub fn redacted(&self) -> Result<(AuditEvent, Option<PersonalValues>)> {
+        let Some(salt) = self.salt else {
+            return Ok((self.clone(), None));
+        };
+        let mut kind = serde_json::to_value(&self.kind).map_err(encoding_error)?;
+        let values = personal::redact(&mut kind, &salt);
+        let out = AuditEvent {
+            kind: serde_json::from_value(kind).map_err(encoding_error)?,
+            salt: None,
+            ..self.clone()
+        };
+        Ok((
+            out,
+            (!values.is_empty()).then_some(PersonalValues { salt, values }),
+        ))
+    }
+
+    /// The event in commitment form (as a store read it) with its personal values put back.
+    ///
+    /// # Errors
+    /// `Storage` when the values name fields the event does not have, or do not match the
+    /// commitments it holds (`Tampered`).
+    pub fn with_personal(mut self, stored: PersonalValues) -> Result<Self> {
+        let mut kind = serde_json::to_value(&self.kind).map_err(encoding_error)?;
+        if stored.mismatch(&kind).is_some() {
+            return Err(Error::new(
+                ErrorKind::Tampered,
+                format!(
+                    "the personal values of audit event {} do not match its commitments",
+                    self.seq
+                ),
+            ));
+        }
+        stored.restore_into(&mut kind)?;
+        self.kind = serde_json::from_value(kind)
+            .map_err(|e| Error::storage("restored personal values do not decode").with_source(e))?;
+        self.salt = Some(stored.salt);
+        Ok(self)
+    }
+
+    /// The person the event is about when the event itself says: a planned run's person, a
+    /// suppressed trigger's person, a note's `person` (data field). Stores also file an event
+    /// under its run's person, so that erasing the person finds it.
+    pub fn subject(&self) -> Option<&str> {
+        match &self.kind {
+            AuditKind::RunPlanned { run } => Some(run.person.id.as_str()),
+            AuditKind::Suppressed { person, .. } => Some(person.as_str()),
+            AuditKind::Note { data, .. } => data.get("person").and_then(serde_json::Value::as_str),
+            _ => None,
+        }
+    }
+}
+
+/// The error of an event that would not encode.
+fn encoding_error(e: serde_json::Error) -> Error {
+    Error::new(ErrorKind::Internal, "an audit event could not be encoded").with_source(e)
 }
 
 /// JSON with object keys sorted at every level, independent of serde_json's features.
@@ -251,43 +355,55 @@ pub fn link_hash(seq: u64, prev_hash: &str, body_digest: &str) -> String {
 /// An event's canonical body (see [`AuditEvent::canonical`]). The one place the encoding the
 /// body digest covers is defined.
 fn canonical_body(event: &AuditEvent) -> Result<Vec<u8>> {
-    let encoding_failed = |detail: &str| {
-        Error::new(
-            ErrorKind::Internal,
-            format!("an audit event could not be encoded: {detail}"),
-        )
-    };
-    let mut value = match serde_json::to_value(event) {
-        Ok(serde_json::Value::Object(map)) => map,
-        Ok(_) => return Err(encoding_failed("not a JSON object")),
-        Err(e) => return Err(encoding_failed(&e.to_string())),
-    };
-    for key in ["hash", "prev_hash", "seq"] {
-        value.remove(key);
+    let mut value = body_object(event)?;
+    if let (Some(salt), Some(kind)) = (&event.salt, value.get_mut("kind")) {
+        personal::redact(kind, salt);
     }
     let mut out = Vec::with_capacity(1024);
     write_canonical(&mut out, &serde_json::Value::Object(value));
     Ok(out)
 }
 
+/// The JSON object of an event's body: every field but `seq`, `prev_hash`, `hash` and
+/// `salt`, values as they are.
+fn body_object(event: &AuditEvent) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let mut value = match serde_json::to_value(event) {
+        Ok(serde_json::Value::Object(map)) => map,
+        Ok(_) => {
+            return Err(Error::new(
+                ErrorKind::Internal,
+                "an audit event could not be encoded: not a JSON object",
+            ));
+        }
+        Err(e) => return Err(encoding_error(e)),
+    };
+    for key in ["hash", "prev_hash", "seq", "salt"] {
+        value.remove(key);
+    }
+    Ok(value)
+}
+
 /// An event encoded ahead of its place in the chain, so that sealing it (which a store does
 /// one event after another, in order) costs a hash and a few copies instead of encoding it.
 ///
-/// The body digest is computed here, once; [`Prepared::seal`] then only hashes the link, as
-/// [`AuditEvent::seal`] does.
+/// The event is salted here when it holds personal data ([`AuditEvent::salted`]), and
+/// encoded once: its commitment form's canonical body gives the body digest, and the same
+/// bytes are what stores keep ([`Prepared::body`]); [`Prepared::personal`] is what they keep
+/// beside it. [`Prepared::seal`] then only hashes the link, as [`AuditEvent::seal`] does.
 #[derive(Debug, Clone)]
 pub struct Prepared {
     event: AuditEvent,
     /// [`AuditEvent::body_digest`] of the event.
     digest: String,
-    /// The stored encoding (JSON in field order) without `seq` at the start and `prev_hash`
-    /// and `hash` at the end: `,"at":…,"kind":{…}`; `None` if serde's output did not have the
-    /// expected shape (then [`Prepared::body`] encodes the whole event).
-    body: Option<String>,
+    /// The canonical body of the commitment form (`{"actor":…}`), which the digest covers.
+    canonical: String,
+    /// The event's personal values and salt, if it holds any.
+    personal: Option<PersonalValues>,
 }
 
 impl Prepared {
-    /// Encodes `event` (its `seq`, `prev_hash` and `hash` are ignored: sealing sets them).
+    /// Salts (see [`AuditEvent::salted`]) and encodes `event` (its `seq`, `prev_hash` and
+    /// `hash` are ignored: sealing sets them).
     ///
     /// # Errors
     /// If the event cannot be encoded as JSON (it always can: every field is plain data).
@@ -295,23 +411,30 @@ impl Prepared {
         event.seq = 0;
         event.prev_hash = String::new();
         event.hash = String::new();
-        let digest = hex::encode(Sha256::digest(canonical_body(&event)?));
-        const START: &str = "{\"seq\":0";
-        const END: &str = ",\"prev_hash\":\"\",\"hash\":\"\"}";
-        let mut json = Vec::with_capacity(1024);
-        let body = match serde_json::to_writer(&mut json, &event) {
-            Ok(()) if json.starts_with(START.as_bytes()) && json.ends_with(END.as_bytes()) => {
-                // Cut in place: no second copy of the event.
-                json.truncate(json.len() - END.len());
-                json.drain(..START.len());
-                Some(into_string(json))
+        let mut value = body_object(&event)?;
+        let mut personal = None;
+        if let Some(kind) = value.get_mut("kind") {
+            if event.salt.is_none() && personal::any(kind) {
+                event.salt = Some(Salt::random());
             }
-            _ => None,
-        };
+            if let Some(salt) = event.salt {
+                let values = personal::redact(kind, &salt);
+                if values.is_empty() {
+                    event.salt = None;
+                } else {
+                    personal = Some(PersonalValues { salt, values });
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(1024);
+        write_canonical(&mut out, &serde_json::Value::Object(value));
+        let canonical = into_string(out);
+        let digest = hex::encode(Sha256::digest(canonical.as_bytes()));
         Ok(Self {
             event,
             digest,
-            body,
+            canonical,
+            personal,
         })
     }
 
@@ -323,7 +446,8 @@ impl Prepared {
         self.event.prev_hash = prev_hash.to_owned();
     }
 
-    /// The event (sealed once [`Prepared::seal`] was called).
+    /// The event, with its personal values and salt (sealed once [`Prepared::seal`] was
+    /// called).
     pub fn event(&self) -> &AuditEvent {
         &self.event
     }
@@ -333,30 +457,34 @@ impl Prepared {
         self.event
     }
 
-    /// The event as stores keep it: its JSON, `seq`, `prev_hash` and `hash` included.
+    /// Its personal values and salt, which stores keep beside [`Prepared::body`] (`None`: it
+    /// holds none).
+    pub fn personal(&self) -> Option<&PersonalValues> {
+        self.personal.as_ref()
+    }
+
+    /// The event as stores keep it: the JSON of its commitment form ([`AuditEvent::redacted`]:
+    /// no personal value, no salt), `seq`, `prev_hash` and `hash` included.
     ///
     /// # Errors
-    /// If the event cannot be encoded (it always can: every field is plain data).
+    /// Never (the signature is kept for stores that encode otherwise).
     pub fn body(&self) -> Result<String> {
         let e = &self.event;
-        match &self.body {
-            Some(middle) => {
-                let mut out = Vec::with_capacity(middle.len() + 160);
-                out.extend_from_slice(b"{\"seq\":");
-                out.extend_from_slice(e.seq.to_string().as_bytes());
-                out.extend_from_slice(middle.as_bytes());
-                out.extend_from_slice(b",\"prev_hash\":");
-                write_json_string(&mut out, &e.prev_hash);
-                out.extend_from_slice(b",\"hash\":");
-                write_json_string(&mut out, &e.hash);
-                out.push(b'}');
-                Ok(into_string(out))
+        let mut out = Vec::with_capacity(self.canonical.len() + 200);
+        out.extend_from_slice(b"{\"seq\":");
+        out.extend_from_slice(e.seq.to_string().as_bytes());
+        out.extend_from_slice(b",\"prev_hash\":");
+        write_json_string(&mut out, &e.prev_hash);
+        out.extend_from_slice(b",\"hash\":");
+        write_json_string(&mut out, &e.hash);
+        match self.canonical.strip_prefix('{') {
+            Some(rest) if rest != "}" => {
+                out.push(b',');
+                out.extend_from_slice(rest.as_bytes());
             }
-            None => serde_json::to_string(e).map_err(|err| {
-                Error::new(ErrorKind::Internal, "an audit event could not be encoded")
-                    .with_source(err)
-            }),
+            _ => out.push(b'}'),
         }
+        Ok(into_string(out))
     }
 }
 
@@ -586,15 +714,18 @@ mod tests {
         let mut prev = GENESIS_HASH.to_owned();
         for (i, event) in assorted().into_iter().enumerate() {
             let seq = 1_000 + i as u64;
+            let event = event.salted();
             let mut plain = event.clone();
             plain.seal(seq, &prev);
             let mut prepared = Prepared::new(event).unwrap();
             prepared.seal(seq, &prev);
             assert_eq!(prepared.event(), &plain, "event {i}");
             assert_eq!(prepared.event().hash, plain.compute_hash(), "event {i}");
+            let stored: serde_json::Value =
+                serde_json::from_str(&prepared.body().unwrap()).unwrap();
             assert_eq!(
-                prepared.body().unwrap(),
-                serde_json::to_string(&plain).unwrap(),
+                stored,
+                serde_json::to_value(plain.redacted().unwrap().0).unwrap(),
                 "event {i}"
             );
             prev = plain.hash;
@@ -643,6 +774,93 @@ mod tests {
             "24d2e87d340e837fa0f2405a353f4a2c2912a2ae89fb3ec3705b216264e7578f"
         );
     }
+
+    /// A person's event: salted, stored in commitment form, erased.
+    fn about_zelda(i: u64) -> AuditEvent {
+        AuditEvent::new(
+            DateTime::from_timestamp(1_700_000_000 + i as i64, 0).unwrap(),
+            "admin",
+            AuditKind::Suppressed {
+                person: PersonId::new("zelda.quokkafeather"),
+                open_run: RunId(uuid::Uuid::from_u128(9)),
+                trigger: "hr".into(),
+            },
+        )
+        .salted()
+    }
+
+    #[test]
+    fn the_commitment_form_keeps_digest_and_hash_and_holds_no_value() {
+        let mut prev = GENESIS_HASH.to_owned();
+        let mut full = Vec::new();
+        for i in 1..=3 {
+            let mut e = about_zelda(i);
+            assert!(e.salt.is_some());
+            e.seal(i, &prev);
+            prev.clone_from(&e.hash);
+            full.push(e);
+        }
+        let (erased, values): (Vec<_>, Vec<_>) = full.iter().map(|e| e.redacted().unwrap()).unzip();
+        for (e, full) in erased.iter().zip(&full) {
+            assert_eq!(e.salt, None);
+            assert_eq!(e.body_digest(), full.body_digest());
+            assert_eq!(e.compute_hash(), full.hash);
+            let text = serde_json::to_string(e).unwrap();
+            assert!(!text.contains("zelda"), "{text}");
+            assert!(!String::from_utf8(e.canonical()).unwrap().contains("zelda"));
+        }
+        assert_eq!(verify_chain(&erased), Ok(3));
+        // Putting the values back restores the event; a changed value does not go back.
+        let values: Vec<PersonalValues> = values.into_iter().map(Option::unwrap).collect();
+        let back = erased[0].clone().with_personal(values[0].clone()).unwrap();
+        assert_eq!(back, full[0]);
+        let mut forged = values[0].clone();
+        forged.values.insert("/person".into(), "mallory".into());
+        let err = erased[0].clone().with_personal(forged).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Tampered);
+        assert!(!format!("{err:?}").contains("mallory"));
+        // A changed commitment breaks the chain.
+        let mut tampered = erased.clone();
+        if let AuditKind::Suppressed { person, .. } = &mut tampered[1].kind {
+            *person = PersonId::new(personal::commitment(
+                &Salt::from_bytes([0; 32]),
+                "/person",
+                "x",
+            ));
+        }
+        assert_eq!(
+            verify_chain(&tampered),
+            Err(ChainProblem::Altered { seq: 2 })
+        );
+    }
+
+    /// The salted encoding of a fixed event, computed outside Rust (Python's hashlib:
+    /// `sha256(bytes(32*[7]) + b"/person\nzelda")` for the commitment, then the canonical
+    /// text below), so that an independent verifier can recompute commitments.
+    #[test]
+    fn a_fixed_salted_event_keeps_its_commitment() {
+        let mut e = AuditEvent::new(
+            DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+            "admin",
+            AuditKind::Suppressed {
+                person: PersonId::new("zelda"),
+                open_run: RunId(uuid::Uuid::from_u128(1)),
+                trigger: "hr".into(),
+            },
+        );
+        e.salt = Some(Salt::from_bytes([7; 32]));
+        let c = personal::commitment(&Salt::from_bytes([7; 32]), "/person", "zelda");
+        assert_eq!(c, COMMITMENT_VECTOR);
+        assert_eq!(
+            String::from_utf8(e.canonical()).unwrap(),
+            format!(
+                r#"{{"actor":"admin","at":"2023-11-14T22:13:20Z","kind":{{"open_run":"00000000-0000-0000-0000-000000000001","person":"{c}","trigger":"hr","type":"suppressed"}}}}"#
+            )
+        );
+    }
+
+    const COMMITMENT_VECTOR: &str =
+        "personal:d20b6c03237679b8210999d984b87b3bc7f78886f734904532eeb3bd2273dfa8";
 
     #[test]
     fn canonical_sorts_keys() {

@@ -19,9 +19,10 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Account, AccountRef, AppId, PersonId};
 use crate::run::{Run, RunId, TaskId};
 use crate::source::Cursor;
+use crate::store::ErasureReport;
 use crate::store::{
     AuditQuery, ClaimRequest, Commit, Lease, LeaseConflict, Record, RecordSwap, RunQuery,
-    RunSummary, Store, check_record_key, record_value_json,
+    RunSummary, Store, check_record_key, erasure, record_value_json,
 };
 
 /// The lease bookkeeping of one task, kept outside the [`Run`] as a database keeps it in the
@@ -57,7 +58,8 @@ impl State {
     /// Seals `events` after the last stored one and appends them.
     fn append(&mut self, events: Vec<AuditEvent>) -> Vec<AuditEvent> {
         let mut sealed = Vec::with_capacity(events.len());
-        for mut event in events {
+        for event in events {
+            let mut event = event.salted();
             let seq = self.audit.last().map_or(0, |e| e.seq) + 1;
             let prev = self
                 .audit
@@ -518,6 +520,91 @@ impl Store for MemoryStore {
             .take(limit)
             .cloned()
             .collect())
+    }
+
+    async fn erase_person(
+        &self,
+        person: &PersonId,
+        finished_before: DateTime<Utc>,
+    ) -> Result<ErasureReport> {
+        let mut guard = self.state()?;
+        let state = &mut *guard;
+        let runs: Vec<Run> = state
+            .runs
+            .values()
+            .filter(|r| r.person.id == *person)
+            .cloned()
+            .collect();
+        erasure::check_erasable(
+            runs.iter()
+                .map(|r| (r.id, !r.state.is_terminal(), r.finished_at)),
+            finished_before,
+        )?;
+        // Everything is computed before anything changes: an error leaves the state as it was.
+        let mut report = ErasureReport::default();
+        let pseudonym = erasure::pseudonym();
+        let mut erased_runs = Vec::with_capacity(runs.len());
+        for run in &runs {
+            erased_runs.push(erasure::pseudonymise_run(run, &pseudonym)?);
+        }
+        let ids: Vec<RunId> = runs.iter().map(|r| r.id).collect();
+        let mut erased_events = Vec::new();
+        for (i, e) in state.audit.iter().enumerate() {
+            let theirs =
+                e.run.is_some_and(|r| ids.contains(&r)) || e.subject() == Some(person.as_str());
+            if theirs && e.salt.is_some() {
+                erased_events.push((i, e.redacted()?.0));
+            }
+        }
+        let tasks: Vec<TaskId> = runs
+            .iter()
+            .flat_map(|r| r.tasks.iter().map(|t| t.id))
+            .collect();
+        let needles = erasure::record_needles(person, &runs);
+        let mut records = Vec::new();
+        for (k, r) in &state.records {
+            if erasure::record_names(&r.key, &r.value.to_string(), &needles) {
+                records.push(k.clone());
+            }
+        }
+        report.events = erased_events.len() as u64;
+        for (i, e) in erased_events {
+            state.audit[i] = e;
+        }
+        report.runs = erased_runs.len() as u64;
+        if !erased_runs.is_empty() {
+            report.pseudonym = Some(pseudonym.to_string());
+        }
+        for run in erased_runs {
+            state.runs.insert(run.id, run);
+        }
+        for task in tasks {
+            report.snapshots += u64::from(state.snapshots.remove(&task).is_some());
+        }
+        let before = state.accounts.len();
+        state.accounts.retain(|(p, _, _), _| p != person);
+        report.accounts = (before - state.accounts.len()) as u64;
+        report.records = records.len() as u64;
+        for k in records {
+            state.records.remove(&k);
+        }
+        Ok(report)
+    }
+
+    async fn erase_snapshots(&self, finished_before: DateTime<Utc>) -> Result<u64> {
+        let mut guard = self.state()?;
+        let state = &mut *guard;
+        let past: Vec<TaskId> = state
+            .runs
+            .values()
+            .filter(|r| r.state.is_terminal() && r.finished_at.is_some_and(|f| f < finished_before))
+            .flat_map(|r| r.tasks.iter().map(|t| t.id))
+            .collect();
+        let mut erased = 0;
+        for task in past {
+            erased += u64::from(state.snapshots.remove(&task).is_some());
+        }
+        Ok(erased)
     }
 
     async fn get_record(&self, namespace: &str, key: &str) -> Result<Option<Record>> {

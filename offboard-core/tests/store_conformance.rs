@@ -129,6 +129,16 @@ impl Store for Broken {
     async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditEvent>> {
         self.0.audit(query).await
     }
+    async fn erase_person(
+        &self,
+        person: &PersonId,
+        finished_before: DateTime<Utc>,
+    ) -> Result<offboard_core::store::ErasureReport> {
+        self.0.erase_person(person, finished_before).await
+    }
+    async fn erase_snapshots(&self, finished_before: DateTime<Utc>) -> Result<u64> {
+        self.0.erase_snapshots(finished_before).await
+    }
     async fn get_record(&self, namespace: &str, key: &str) -> Result<Option<Record>> {
         self.0.get_record(namespace, key).await
     }

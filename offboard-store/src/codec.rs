@@ -2,7 +2,7 @@
 //! JSON, database errors as offboard errors, and incremental chain verification.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use offboard_core::audit::{ChainProblem, GENESIS_HASH};
+use offboard_core::audit::{ChainProblem, GENESIS_HASH, PersonalValues};
 use offboard_core::checkpoint::CheckpointOutcome;
 use offboard_core::store::Record;
 use offboard_core::{
@@ -88,9 +88,40 @@ pub(crate) fn parse_state(s: &str) -> Result<RunState> {
     serde_json::from_value(Value::String(s.to_owned())).map_err(decode_err("run state"))
 }
 
-/// An audit event as stored (its full JSON, hash included).
-pub(crate) fn event_body(event: &AuditEvent) -> Result<String> {
-    to_json(event)
+/// An audit event as stored: the JSON of its commitment form (hash included, no personal
+/// value, no salt), and its personal values with their salt, which go to the side table.
+pub(crate) fn event_body(event: &AuditEvent) -> Result<(String, Option<PersonalValues>)> {
+    let (stored, personal) = event.redacted()?;
+    Ok((to_json(&stored)?, personal))
+}
+
+/// A stored audit event with its personal values put back when the side table still has
+/// them (`salt`, `vals`); without them, the event in its commitment form.
+pub(crate) fn decode_stored_event(
+    body: &str,
+    salt: Option<&str>,
+    vals: Option<&str>,
+) -> Result<AuditEvent> {
+    let event = decode_event(body)?;
+    match (salt, vals) {
+        (Some(salt), Some(vals)) => event.with_personal(PersonalValues::from_stored(salt, vals)?),
+        _ => Ok(event),
+    }
+}
+
+/// A side-table row of `event`'s personal values: its seq, run, the person it names, the
+/// salt (hex) and the values (JSON).
+pub(crate) type PersonalRow = (i64, Option<String>, Option<String>, String, String);
+
+/// The side-table row of a sealed event's personal values.
+pub(crate) fn personal_row(event: &AuditEvent, personal: &PersonalValues) -> PersonalRow {
+    (
+        event.seq as i64,
+        event.run.map(|r| r.to_string()),
+        event.subject().map(str::to_owned),
+        personal.salt.to_hex(),
+        personal.values_json(),
+    )
 }
 
 /// Parses a stored audit event.
@@ -214,6 +245,8 @@ pub(crate) struct AuditRow<'a> {
     pub(crate) at: &'a str,
     /// The `hash` column.
     pub(crate) hash: &'a str,
+    /// The side table's `salt` and `vals` for the row, if it has them.
+    pub(crate) personal: Option<(&'a str, &'a str)>,
 }
 
 impl AuditRow<'_> {
@@ -282,6 +315,16 @@ impl ChainCheck {
         let e = self.link(row.seq, row.body)?;
         if let Some(column) = row.disagreeing_column(&e) {
             return Err(Broken::column(row.seq, column));
+        }
+        if let Some((salt, vals)) = row.personal {
+            // The values kept beside the event must be those its hashed commitments stand for.
+            let matches = PersonalValues::from_stored(salt, vals)
+                .ok()
+                .zip(serde_json::to_value(&e.kind).ok())
+                .is_some_and(|(values, kind)| values.mismatch(&kind).is_none());
+            if !matches {
+                return Err(Broken::column(row.seq, "personal"));
+            }
         }
         self.prev = e.hash;
         self.expected += 1;

@@ -12,6 +12,11 @@ use tokio::sync::Mutex;
 /// An [`AuditSink`] that appends each event to a file as one line of canonical JSON (keys
 /// sorted, as the hash covers them), so the file can be verified on its own.
 ///
+/// Events are written in their commitment form ([`AuditEvent::redacted`]): a salted
+/// commitment stands in for each personal value, and neither value nor salt reaches the file.
+/// The file verifies as the chain does and never needs rewriting when a person is erased; the
+/// values live only in the store, where [`offboard_core::Store::erase_person`] deletes them.
+///
 /// # Behavior
 /// - Each [`AuditSink::record`] call appends its new events and `fsync`s the file once.
 /// - Events with a `seq` at or below the last one written are ignored (a store replaying its
@@ -165,7 +170,8 @@ impl AuditSink for JsonLinesSink {
             if event.seq != 0 && event.seq <= last {
                 continue;
             }
-            let value = serde_json::to_value(event)
+            let (stored, _) = event.redacted()?;
+            let value = serde_json::to_value(stored)
                 .map_err(|e| Error::internal("an audit event did not serialise").with_source(e))?;
             buf.push_str(&canonical_json(&value));
             buf.push('\n');

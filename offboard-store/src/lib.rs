@@ -26,6 +26,7 @@
 
 mod checkpoints;
 mod codec;
+mod erase;
 mod jsonl;
 mod plan;
 #[cfg(feature = "postgres")]

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use offboard_core::connector::Snapshot;
 use offboard_core::store::{
-    AuditQuery, ClaimRequest, Commit, Lease, Record, RecordSwap, RunQuery, RunSummary,
-    check_record_key, record_value_json,
+    AuditQuery, ClaimRequest, Commit, ErasureReport, Lease, Record, RecordSwap, RunQuery,
+    RunSummary, check_record_key, erasure, record_value_json,
 };
 use offboard_core::{
     Account, AccountRef, AuditEvent, AuditSink, Cursor, Error, PersonId, Result, Run, RunId, Store,
@@ -33,7 +33,7 @@ pub const POSTGRES_SCHEMA: &str = "offboard";
 pub const POSTGRES_MIGRATIONS_TABLE: &str = "offboard.schema_migrations";
 
 /// The newest schema version this code knows.
-pub const POSTGRES_SCHEMA_VERSION: i64 = 5;
+pub const POSTGRES_SCHEMA_VERSION: i64 = 6;
 
 fn migrator() -> Migrator {
     let mut m = codec::migrator(&[
@@ -42,6 +42,7 @@ fn migrator() -> Migrator {
         (3, "one_open_run", q::MIGRATION_0003),
         (4, "records", q::MIGRATION_0004),
         (5, "no_truncate", q::MIGRATION_0005),
+        (6, "personal", q::MIGRATION_0006),
     ]);
     m.dangerous_set_table_name(POSTGRES_MIGRATIONS_TABLE);
     m.create_schema(POSTGRES_SCHEMA);
@@ -418,12 +419,17 @@ async fn insert_events(conn: &mut PgConnection, events: &[AuditEvent]) -> Result
     let mut ats = Vec::with_capacity(events.len());
     let mut hashes = Vec::with_capacity(events.len());
     let mut bodies = Vec::with_capacity(events.len());
+    let mut personal = Vec::new();
     for e in events {
         seqs.push(i64::try_from(e.seq).map_err(|_| Error::internal("seq out of range"))?);
         runs.push(e.run.map(|r| r.to_string()));
         ats.push(ts(e.at));
         hashes.push(e.hash.clone());
-        bodies.push(codec::event_body(e)?);
+        let (body, values) = codec::event_body(e)?;
+        bodies.push(body);
+        if let Some(values) = values {
+            personal.push(codec::personal_row(e, &values));
+        }
     }
     sqlx::query(q::AUDIT_INSERT)
         .bind(seqs)
@@ -436,6 +442,31 @@ async fn insert_events(conn: &mut PgConnection, events: &[AuditEvent]) -> Result
         .execute(&mut *conn)
         .await
         .map_err(db("postgres.audit_insert"))?;
+    if !personal.is_empty() {
+        let n = personal.len();
+        let (mut seqs, mut runs, mut people) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        let (mut salts, mut vals) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for (seq, run, person, salt, values) in personal {
+            seqs.push(seq);
+            runs.push(run);
+            people.push(person);
+            salts.push(salt);
+            vals.push(values);
+        }
+        sqlx::query(q::AUDIT_PERSONAL_INSERT)
+            .bind(seqs)
+            .bind(runs)
+            .bind(people)
+            .bind(salts)
+            .bind(vals)
+            .execute(&mut *conn)
+            .await
+            .map_err(db("postgres.audit_personal_insert"))?;
+    }
     Ok(())
 }
 
@@ -450,10 +481,11 @@ async fn lock_head(conn: &mut PgConnection) -> Result<(u64, String)> {
 
 /// Seals `events` after the chain head (locked until the caller's transaction ends) and stores
 /// them.
-async fn append(conn: &mut PgConnection, mut events: Vec<AuditEvent>) -> Result<Vec<AuditEvent>> {
+async fn append(conn: &mut PgConnection, events: Vec<AuditEvent>) -> Result<Vec<AuditEvent>> {
     if events.is_empty() {
         return Ok(events);
     }
+    let mut events: Vec<AuditEvent> = events.into_iter().map(AuditEvent::salted).collect();
     let (mut seq, mut prev) = lock_head(conn).await?;
     for e in &mut events {
         seq += 1;
@@ -758,6 +790,113 @@ impl Store for PostgresStore {
     async fn get_record(&self, namespace: &str, key: &str) -> Result<Option<Record>> {
         check_record_key(namespace, key)?;
         read_record(&self.pool, namespace, key).await
+    }
+
+    async fn erase_person(
+        &self,
+        person: &PersonId,
+        finished_before: DateTime<Utc>,
+    ) -> Result<ErasureReport> {
+        const OP: &str = "postgres.erase_person";
+        let mut tx = self.pool.begin().await.map_err(db(OP))?;
+        // Only this transaction may delete personal values (see migration 0006).
+        sqlx::query(q::ERASE_BEGIN)
+            .execute(&mut *tx)
+            .await
+            .map_err(db(OP))?;
+        // The person's runs stay locked until the erasure commits: none is reopened meanwhile.
+        let ids = sqlx::query(q::ERASE_RUNS_OF)
+            .bind(person.as_str())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db(OP))?
+            .iter()
+            .map(|row| rows::parse_id(&row.col::<String>(0, OP)?))
+            .collect::<Result<Vec<RunId>>>()?;
+        let runs = self.load_runs(&ids).await?;
+        let records = sqlx::query(q::RECORDS_ALL)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db(OP))?
+            .iter()
+            .map(|row| rows::record_text(row, OP))
+            .collect::<Result<Vec<_>>>()?;
+        let plan = crate::erase::ErasurePlan::new(person, finished_before, &runs, records)?;
+        let mut report = ErasureReport::default();
+        for (id, body) in &plan.runs {
+            let done = sqlx::query(q::ERASE_RUN)
+                .bind(&plan.pseudonym)
+                .bind(body)
+                .bind(id)
+                .bind(&plan.cutoff)
+                .execute(&mut *tx)
+                .await
+                .map_err(db(OP))?;
+            if done.rows_affected() != 1 {
+                return Err(erasure::erasure_refused(rows::parse_id(id)?, true));
+            }
+            report.runs += 1;
+        }
+        if !plan.runs.is_empty() {
+            report.pseudonym = Some(plan.pseudonym.clone());
+        }
+        for (id, body) in &plan.tasks {
+            sqlx::query(q::ERASE_TASK)
+                .bind(body)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db(OP))?;
+        }
+        // A run of the person submitted meanwhile (not locked above) refuses the erasure.
+        if let Some(row) = sqlx::query(q::ERASE_RUNS_OF)
+            .bind(person.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db(OP))?
+        {
+            let id: String = row.col(0, OP)?;
+            return Err(erasure::erasure_refused(rows::parse_id(&id)?, true));
+        }
+        report.events = sqlx::query(q::ERASE_PERSONAL)
+            .bind(plan.run_ids())
+            .bind(person.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db(OP))?
+            .rows_affected();
+        report.snapshots = sqlx::query(q::ERASE_SNAPSHOT)
+            .bind(plan.task_ids())
+            .execute(&mut *tx)
+            .await
+            .map_err(db(OP))?
+            .rows_affected();
+        report.accounts = sqlx::query(q::ERASE_ACCOUNTS)
+            .bind(person.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db(OP))?
+            .rows_affected();
+        for (namespace, key) in &plan.records {
+            report.records += sqlx::query(q::ERASE_RECORD)
+                .bind(namespace)
+                .bind(key)
+                .execute(&mut *tx)
+                .await
+                .map_err(db(OP))?
+                .rows_affected();
+        }
+        tx.commit().await.map_err(db(OP))?;
+        Ok(report)
+    }
+
+    async fn erase_snapshots(&self, finished_before: DateTime<Utc>) -> Result<u64> {
+        Ok(sqlx::query(q::ERASE_SNAPSHOTS_BEFORE)
+            .bind(ts(finished_before))
+            .execute(&self.pool)
+            .await
+            .map_err(db("postgres.erase_snapshots"))?
+            .rows_affected())
     }
 
     async fn insert_record(

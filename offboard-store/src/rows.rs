@@ -100,13 +100,32 @@ where
     codec::record(namespace, key, version, &required(row, 1, op)?)
 }
 
-/// An audit event from an `audit_all` row (seq, body) or an `audit_run` row (body).
+/// A delegate's record as erasure reads it, from a `records_all` row (namespace, key, value).
+pub(crate) fn record_text<R>(row: &R, op: &'static str) -> Result<(String, String, String)>
+where
+    R: SqlRow,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok((
+        required(row, 0, op)?,
+        required(row, 1, op)?,
+        required(row, 2, op)?,
+    ))
+}
+
+/// An audit event from an `audit_all` row (seq, body, salt, vals) or an `audit_run` row
+/// (body, salt, vals), with its personal values when the side table still has them.
 pub(crate) fn event<R>(row: &R, whole_trail: bool, op: &'static str) -> Result<AuditEvent>
 where
     R: SqlRow,
     for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
 {
-    codec::decode_event(&required(row, usize::from(whole_trail), op)?)
+    let at = usize::from(whole_trail);
+    codec::decode_stored_event(
+        &required(row, at, op)?,
+        text(row, at + 1, op)?.as_deref(),
+        text(row, at + 2, op)?.as_deref(),
+    )
 }
 
 /// A run of a period's page from a `runs_page` row (id, created_at).
@@ -194,7 +213,7 @@ where
 }
 
 /// Reads the whole audit trail through a chain check, page by page: `page(after)` reads the
-/// `audit_verify` rows (seq, body, run_id, at, hash) after seq `after`, at most
+/// `audit_verify` rows (seq, body, run_id, at, hash, salt, vals) after seq `after`, at most
 /// [`AUDIT_PAGE`]. The check, to be finished against the stored head, or the verification
 /// that found the first problem: a break in the chain, or an indexed column that does not
 /// match its row's hashed body.
@@ -242,7 +261,7 @@ where
     })
 }
 
-/// Feeds one `audit_verify` row (seq, body, run_id, at, hash) to `check`: the problem it
+/// Feeds one `audit_verify` row (seq, body, run_id, at, hash, salt, vals) to `check`: the problem it
 /// shows, if any.
 fn check_row<R>(
     check: &mut ChainCheck,
@@ -259,12 +278,14 @@ where
     let run_id = text(row, 2, op)?;
     let at = required(row, 3, op)?;
     let hash = required(row, 4, op)?;
+    let (salt, vals) = (text(row, 5, op)?, text(row, 6, op)?);
     let stored = AuditRow {
         seq: int("seq", seq)?,
         body: &body,
         run_id: run_id.as_deref(),
         at: &at,
         hash: &hash,
+        personal: salt.as_deref().zip(vals.as_deref()),
     };
     Ok(check.push(&stored))
 }

@@ -49,9 +49,24 @@ pub(crate) mod sqlite {
         env!("CARGO_MANIFEST_DIR"),
         "/migrations/sqlite/0004_records.sql"
     ));
+    /// `migrations/sqlite/0005_personal.sql`
+    pub(crate) const MIGRATION_0005: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/migrations/sqlite/0005_personal.sql"
+    ));
     // Delegates' records (`Store::get_record`, `insert_record`, `swap_record`).
     queries!("sqlite":
         RECORD_GET = "record_get", RECORD_INSERT = "record_insert", RECORD_SWAP = "record_swap",
+    );
+    // Personal values beside the audit trail, and erasure (`Store::erase_person`,
+    // `Store::erase_snapshots`).
+    queries!("sqlite":
+        AUDIT_PERSONAL_INSERT = "audit_personal_insert",
+        ERASE_RUN = "erase_run", ERASE_TASK = "erase_task", ERASE_RUNS_LEFT = "erase_runs_left",
+        ERASE_PERSONAL_RUN = "erase_personal_run", ERASE_PERSONAL_PERSON = "erase_personal_person",
+        ERASE_SNAPSHOT = "erase_snapshot", ERASE_ACCOUNTS = "erase_accounts",
+        ERASE_RECORD = "erase_record", RECORDS_ALL = "records_all",
+        ERASE_SNAPSHOTS_BEFORE = "erase_snapshots_before",
     );
 }
 
@@ -99,8 +114,22 @@ pub(crate) mod postgres {
         env!("CARGO_MANIFEST_DIR"),
         "/migrations/postgres/0005_no_truncate.sql"
     ));
+    /// `migrations/postgres/0006_personal.sql`
+    pub(crate) const MIGRATION_0006: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/migrations/postgres/0006_personal.sql"
+    ));
     // Delegates' records (`Store::get_record`, `insert_record`, `swap_record`).
     queries!("postgres":
         RECORD_GET = "record_get", RECORD_INSERT = "record_insert", RECORD_SWAP = "record_swap",
+    );
+    // Personal values beside the audit trail, and erasure (`Store::erase_person`,
+    // `Store::erase_snapshots`).
+    queries!("postgres":
+        AUDIT_PERSONAL_INSERT = "audit_personal_insert", ERASE_RUNS_OF = "erase_runs_of",
+        ERASE_RUN = "erase_run", ERASE_TASK = "erase_task", ERASE_BEGIN = "erase_begin",
+        ERASE_PERSONAL = "erase_personal", ERASE_SNAPSHOT = "erase_snapshot",
+        ERASE_ACCOUNTS = "erase_accounts", ERASE_RECORD = "erase_record",
+        RECORDS_ALL = "records_all", ERASE_SNAPSHOTS_BEFORE = "erase_snapshots_before",
     );
 }

@@ -111,6 +111,18 @@ fn run_with_tasks(n: usize, due: DateTime<Utc>) -> Run {
     }
 }
 
+/// A note without personal data (no string in its data): sealed as schema 3 would have.
+fn counter_note() -> AuditEvent {
+    AuditEvent::new(
+        at(0),
+        "test",
+        AuditKind::Note {
+            name: "created".into(),
+            data: serde_json::json!({ "n": 1 }),
+        },
+    )
+}
+
 fn note(name: &str) -> AuditEvent {
     AuditEvent::new(
         at(0),
@@ -148,13 +160,15 @@ async fn a_version_3_database_migrates_to_4_and_keeps_its_data() {
     let run = run_with_tasks(2, at(0));
     let sealed = {
         let store = db.store().await;
-        store.create_run(&run, vec![note("created")]).await.unwrap()
+        store.create_run(&run, vec![counter_note()]).await.unwrap()
     };
     let mut conn = db.raw().await;
     for sql in [
         "DROP TRIGGER audit_no_truncate ON offboard.audit",
         "DROP TRIGGER audit_head_no_truncate ON offboard.audit_head",
         "DROP TABLE offboard.records",
+        "DROP TABLE offboard.audit_personal",
+        "DROP FUNCTION offboard.audit_personal_guard()",
         "DELETE FROM offboard.schema_migrations WHERE version >= 4",
     ] {
         sqlx::query(sql).execute(&mut conn).await.unwrap();
@@ -181,7 +195,7 @@ async fn a_version_3_database_migrates_to_4_and_keeps_its_data() {
         .await
         .unwrap();
     assert_eq!(version, offboard_store::POSTGRES_SCHEMA_VERSION);
-    assert_eq!(version, 5);
+    assert_eq!(version, 6);
     conn.close().await.unwrap();
     drop(store);
     let store = db.store().await;

@@ -81,6 +81,18 @@ fn run_with_tasks(n: usize, due: DateTime<Utc>) -> Run {
     }
 }
 
+/// A note without personal data (no string in its data): sealed as schema 3 would have.
+fn counter_note() -> AuditEvent {
+    AuditEvent::new(
+        at(0),
+        "test",
+        AuditKind::Note {
+            name: "created".into(),
+            data: serde_json::json!({ "n": 1 }),
+        },
+    )
+}
+
 fn note(name: &str) -> AuditEvent {
     AuditEvent::new(
         at(0),
@@ -160,12 +172,13 @@ async fn a_version_3_database_migrates_to_4_and_keeps_its_data() {
     let run = run_with_tasks(2, at(0));
     let sealed = {
         let store = SqliteStore::open(&path).await.unwrap();
-        store.create_run(&run, vec![note("created")]).await.unwrap()
+        store.create_run(&run, vec![counter_note()]).await.unwrap()
     };
     let mut conn = raw(&path).await;
     for sql in [
         "DROP TABLE offboard_records",
-        "DELETE FROM offboard_schema_migrations WHERE version = 4",
+        "DROP TABLE offboard_audit_personal",
+        "DELETE FROM offboard_schema_migrations WHERE version >= 4",
     ] {
         sqlx::query(sql).execute(&mut conn).await.unwrap();
     }
@@ -194,7 +207,7 @@ async fn a_version_3_database_migrates_to_4_and_keeps_its_data() {
         .await
         .unwrap();
     assert_eq!(version, offboard_store::SQLITE_SCHEMA_VERSION);
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
     conn.close().await.unwrap();
     // And the record is there after reopening.
     let store = SqliteStore::open(&path).await.unwrap();
@@ -510,6 +523,10 @@ async fn tamper(path: &Path, sql: &str) {
         .execute(&mut conn)
         .await
         .unwrap();
+    sqlx::query("DROP TRIGGER IF EXISTS offboard_audit_personal_no_update")
+        .execute(&mut conn)
+        .await
+        .unwrap();
     sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
         .execute(&mut conn)
         .await
@@ -588,11 +605,15 @@ async fn verify_names_an_inserted_event() {
     let all = store.audit(AuditQuery::all()).await.unwrap();
     let mut forged = note("forged");
     forged.seal(3, &all[1].hash);
-    tamper(
-        &path,
-        "UPDATE offboard_audit SET seq = seq + 100 WHERE seq >= 3",
-    )
-    .await;
+    // The forged note's data is stored in the clear (it was sealed without a salt); the
+    // genuine events' personal values move with them.
+    for table in ["offboard_audit", "offboard_audit_personal"] {
+        tamper(
+            &path,
+            &format!("UPDATE {table} SET seq = seq + 100 WHERE seq >= 3"),
+        )
+        .await;
+    }
     let body = serde_json::to_string(&forged).unwrap().replace('\'', "''");
     tamper(
         &path,
@@ -603,11 +624,13 @@ async fn verify_names_an_inserted_event() {
         ),
     )
     .await;
-    tamper(
-        &path,
-        "UPDATE offboard_audit SET seq = seq - 99 WHERE seq >= 103",
-    )
-    .await;
+    for table in ["offboard_audit", "offboard_audit_personal"] {
+        tamper(
+            &path,
+            &format!("UPDATE {table} SET seq = seq - 99 WHERE seq >= 103"),
+        )
+        .await;
+    }
     let check = store.verify_audit().await.unwrap();
     // Event 3 verifies on its own, so the break shows at the genuine event after it.
     assert_eq!(check.problem, Some(ChainProblem::Altered { seq: 4 }));

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use offboard_core::connector::Snapshot;
 use offboard_core::store::{
-    AuditQuery, ClaimRequest, Commit, Lease, LeaseConflict, Record, RecordSwap, RunQuery,
-    RunSummary,
+    AuditQuery, ClaimRequest, Commit, ErasureReport, Lease, LeaseConflict, Record, RecordSwap,
+    RunQuery, RunSummary,
 };
 use offboard_core::{
     Account, AccountRef, AuditEvent, Cursor, PersonId, Result, Run, RunId, Store, TaskId,
@@ -250,6 +250,24 @@ impl<S: Store> Store for CountingStore<S> {
     }
     async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditEvent>> {
         self.timed("audit", self.inner.audit(query)).await
+    }
+    async fn erase_person(
+        &self,
+        person: &PersonId,
+        finished_before: DateTime<Utc>,
+    ) -> Result<ErasureReport> {
+        self.timed(
+            "erase_person",
+            self.inner.erase_person(person, finished_before),
+        )
+        .await
+    }
+    async fn erase_snapshots(&self, finished_before: DateTime<Utc>) -> Result<u64> {
+        self.timed(
+            "erase_snapshots",
+            self.inner.erase_snapshots(finished_before),
+        )
+        .await
     }
     async fn get_record(&self, namespace: &str, key: &str) -> Result<Option<Record>> {
         self.timed("get_record", self.inner.get_record(namespace, key))

@@ -9,7 +9,7 @@ use tokio::sync::{Notify, broadcast};
 use super::slots::{Epochs, RunSlots};
 use super::{
     Backoff, Clock, ConnectorEntry, Engine, EngineShared, LifecycleRules, Limits, TokioClock,
-    checkpoints, limits, notify, sinks, watch,
+    checkpoints, limits, notify, retention, sinks, watch,
 };
 use crate::audit::AuditSink;
 use crate::checkpoint::{CheckpointSigner, CheckpointSink};
@@ -43,6 +43,7 @@ pub struct EngineBuilder {
     checkpoints: Option<checkpoints::CheckpointConfig>,
     notifiers: Vec<Arc<dyn Notifier>>,
     overdue: notify::OverdueConfig,
+    retention: retention::RetentionConfig,
 }
 
 impl EngineBuilder {
@@ -116,6 +117,15 @@ impl EngineBuilder {
     /// `check_every` (defaults: 3 days, 10 minutes) and tell the notifiers once per task.
     pub fn overdue_after(mut self, after: Duration, check_every: Duration) -> Self {
         self.overdue = notify::OverdueConfig { after, check_every };
+        self
+    }
+
+    /// Sets the retention policy (default: a 30-day rollback window), and how often the
+    /// workers erase the snapshot payloads of runs past the window (`None`, the default: only
+    /// when the host calls [`Engine::erase_expired_snapshots`]). [`Engine::erase_person`]
+    /// refuses inside the window.
+    pub fn retention(mut self, policy: crate::store::Retention, every: Option<Duration>) -> Self {
+        self.retention = retention::RetentionConfig { policy, every };
         self
     }
 
@@ -258,6 +268,7 @@ impl EngineBuilder {
                 checkpoints: self
                     .checkpoints
                     .map(|c| checkpoints::Checkpoints::new(c, clock.clone())),
+                retention: self.retention,
                 clock,
                 retry: self.retry,
                 backoff: self.backoff,
@@ -311,6 +322,7 @@ impl Engine {
             checkpoints: None,
             notifiers: Vec::new(),
             overdue: notify::OverdueConfig::default(),
+            retention: retention::RetentionConfig::default(),
         }
     }
 }

@@ -35,6 +35,7 @@ mod limits;
 mod metrics;
 mod notify;
 mod plan;
+mod retention;
 mod rollback;
 mod sinks;
 mod slots;
@@ -88,6 +89,8 @@ pub(crate) struct EngineShared {
     pub(crate) overdue: notify::OverdueConfig,
     /// Signed checkpoints of the audit chain, when configured.
     pub(crate) checkpoints: Option<checkpoints::Checkpoints>,
+    /// The retention policy (snapshots past the rollback window, erasure).
+    pub(crate) retention: retention::RetentionConfig,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) retry: RetryPolicy,
     pub(crate) backoff: Backoff,
@@ -349,6 +352,13 @@ impl Engine {
             tasks.push(tokio::spawn(notify::overdue_loop(
                 self.inner.clone(),
                 self.inner.overdue,
+                rx.clone(),
+            )));
+        }
+        if let Some(every) = self.inner.retention.every {
+            tasks.push(tokio::spawn(retention::retention_loop(
+                self.inner.clone(),
+                every,
                 rx.clone(),
             )));
         }

@@ -18,7 +18,7 @@ use crate::store::{AuditQuery, ClaimRequest, Store, conformance};
 /// The delegate the tests' policy names (an engine refuses a policy that offboards nothing);
 /// these tests open no ticket.
 #[derive(Debug)]
-struct Unused;
+pub(super) struct Unused;
 
 #[async_trait::async_trait]
 impl Delegate for Unused {

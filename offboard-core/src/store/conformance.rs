@@ -92,6 +92,9 @@ pub async fn run_all(store: &dyn Store) {
     audit_query_filters(store).await;
     list_runs_filters(store).await;
     audit_chain_verifies(store).await;
+    erase_person_keeps_the_proof(store).await;
+    erase_person_refuses_inside_the_window(store).await;
+    erase_snapshots_after_the_window(store).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2108,6 +2111,308 @@ pub async fn audit_chain_verifies(store: &dyn Store) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Erasure
+// ---------------------------------------------------------------------------------------------
+
+/// A finished run (at `at(100)`) of a fresh person with addresses of their own, stored with a
+/// planned event, a note naming them, a snapshot, an account and a delegate's record.
+async fn erasable(rule: &str, store: &dyn Store) -> Run {
+    let person = unique_person();
+    let mut run = sample_run_for(&person, &[None]);
+    run.person.email = format!("{person}@example.com");
+    run.person.aliases = vec![format!("{person}.alias@example.com")];
+    run.person.display_name = format!("Zelda {person}");
+    run.state = RunState::Completed;
+    run.finished_at = Some(at(100));
+    if let Some(account) = &mut run.tasks[0].account {
+        account.login.clone_from(&run.person.email);
+    }
+    create(rule, store, &run).await;
+    let note = AuditEvent::new(
+        at(101),
+        "source:hr",
+        AuditKind::Note {
+            name: "person_left".into(),
+            data: serde_json::json!({"person": person.as_str(), "email": run.person.email}),
+        },
+    );
+    ok(rule, "append_audit", store.append_audit(vec![note]).await);
+    let task = run.tasks[0].id;
+    ok(
+        rule,
+        "put_snapshot",
+        store
+            .put_snapshot(
+                task,
+                &snapshot(serde_json::json!({"groups": ["zelda-secret-group"]})),
+            )
+            .await,
+    );
+    let account = run.tasks[0].account.clone().expect("an account");
+    ok(
+        rule,
+        "upsert_accounts",
+        store.upsert_accounts(&person, &[account], at(1)).await,
+    );
+    ok(
+        rule,
+        "insert_record",
+        store
+            .insert_record(
+                "conformance-erase",
+                &format!("task:{task}"),
+                &serde_json::json!({"to": run.person.email}),
+            )
+            .await,
+    );
+    run
+}
+
+/// Checks that `run`'s person, snapshot and accounts are as [`erasable`] stored them.
+async fn check_untouched(rule: &str, store: &dyn Store, run: &Run, whose: &str) {
+    check_eq(
+        rule,
+        &format!("{whose} run's person"),
+        &run.person,
+        &load(rule, store, run.id).await.person,
+    );
+    check(
+        rule,
+        ok(rule, "snapshot", store.snapshot(run.tasks[0].id).await).is_some()
+            && !ok(rule, "accounts", store.accounts(&run.person.id).await).is_empty(),
+        &format!("{whose} snapshot or accounts are gone"),
+    );
+}
+
+/// The events of `run` and those naming `person`, as stored.
+async fn events_of(rule: &str, store: &dyn Store, run: &Run) -> Vec<AuditEvent> {
+    let all = ok(rule, "audit(all)", store.audit(AuditQuery::all()).await);
+    all.into_iter()
+        .filter(|e| e.run == Some(run.id) || e.subject() == Some(run.person.id.as_str()))
+        .collect()
+}
+
+/// `erase_person` deletes the person's personal values, snapshots, accounts and records and
+/// pseudonymises their runs; the events stay, in commitment form, with their hashes, so the
+/// chain verifies; another person's data is untouched; erasing again finds nothing.
+pub async fn erase_person_keeps_the_proof(store: &dyn Store) {
+    const RULE: &str = "erase_person_keeps_the_proof";
+    let run = erasable(RULE, store).await;
+    let other = erasable(RULE, store).await;
+    let person = run.person.id.clone();
+    let before = events_of(RULE, store, &run).await;
+    check_eq(RULE, "events of the person", &2, &before.len());
+    check(
+        RULE,
+        before.iter().all(|e| e.salt.is_some()),
+        "an event naming the person was stored without a salt",
+    );
+    let report = ok(
+        RULE,
+        "erase_person",
+        store.erase_person(&person, at(200)).await,
+    );
+    check_eq(RULE, "runs pseudonymised", &1, &report.runs);
+    check_eq(RULE, "events erased", &2, &report.events);
+    check_eq(RULE, "snapshots erased", &1, &report.snapshots);
+    check_eq(RULE, "accounts erased", &1, &report.accounts);
+    check_eq(RULE, "records erased", &1, &report.records);
+    // The same events (by seq): a note that named the person holds a commitment now.
+    let seqs: Vec<u64> = before.iter().map(|e| e.seq).collect();
+    let after: Vec<AuditEvent> = ok(RULE, "audit(all)", store.audit(AuditQuery::all()).await)
+        .into_iter()
+        .filter(|e| seqs.contains(&e.seq))
+        .collect();
+    check_eq(RULE, "events kept", &before.len(), &after.len());
+    let needles = [
+        person.to_string(),
+        run.person.email.clone(),
+        run.person.display_name.clone(),
+    ];
+    for (b, a) in before.iter().zip(&after) {
+        check_eq(RULE, "an erased event's hash", &b.hash, &a.hash);
+        check_eq(
+            RULE,
+            "an erased event's recomputed hash",
+            &b.hash,
+            &a.compute_hash(),
+        );
+        check(RULE, a.salt.is_none(), "an erased event kept its salt");
+        let text = serde_json::to_string(a).expect("events encode");
+        for n in &needles {
+            check(
+                RULE,
+                !text.contains(n.as_str()),
+                &format!("event {} still names the person", a.seq),
+            );
+        }
+    }
+    let all = ok(RULE, "audit(all)", store.audit(AuditQuery::all()).await);
+    if let Err(problem) = audit::verify_chain(&all) {
+        fail(
+            RULE,
+            &format!("the chain does not verify after erasure: {problem}"),
+        );
+    }
+    let loaded = load(RULE, store, run.id).await;
+    check_eq(
+        RULE,
+        "the run's person",
+        &report.pseudonym.as_deref(),
+        &Some(loaded.person.id.as_str()),
+    );
+    let text = serde_json::to_string(&loaded).expect("runs encode");
+    for n in &needles {
+        check(
+            RULE,
+            !text.contains(n.as_str()),
+            "the run still names the person",
+        );
+    }
+    check_eq(
+        RULE,
+        "the person's runs",
+        &0,
+        &ok(
+            RULE,
+            "list_runs",
+            store.list_runs(RunQuery::person(person.clone())).await,
+        )
+        .len(),
+    );
+    check(
+        RULE,
+        ok(RULE, "accounts", store.accounts(&person).await).is_empty(),
+        "accounts left",
+    );
+    check(
+        RULE,
+        ok(RULE, "snapshot", store.snapshot(run.tasks[0].id).await).is_none(),
+        "the snapshot is left",
+    );
+    let key = format!("task:{}", run.tasks[0].id);
+    check(
+        RULE,
+        ok(
+            RULE,
+            "get_record",
+            store.get_record("conformance-erase", &key).await,
+        )
+        .is_none(),
+        "the record is left",
+    );
+    // The other person is untouched.
+    let theirs = events_of(RULE, store, &other).await;
+    check(
+        RULE,
+        theirs.len() == 2 && theirs.iter().all(|e| e.salt.is_some()),
+        "another person's events lost their values",
+    );
+    check_untouched(RULE, store, &other, "another person's").await;
+    let key = format!("task:{}", other.tasks[0].id);
+    check(
+        RULE,
+        ok(
+            RULE,
+            "get_record",
+            store.get_record("conformance-erase", &key).await,
+        )
+        .is_some(),
+        "another person's record is gone",
+    );
+    let again = ok(
+        RULE,
+        "erase_person again",
+        store.erase_person(&person, at(200)).await,
+    );
+    check(
+        RULE,
+        again.already_done(),
+        &format!("erasing again erased {again:?}"),
+    );
+}
+
+/// `erase_person` refuses, changing nothing, while a run of the person is open or finished
+/// inside the rollback window (at or after `finished_before`).
+pub async fn erase_person_refuses_inside_the_window(store: &dyn Store) {
+    const RULE: &str = "erase_person_refuses_inside_the_window";
+    let run = erasable(RULE, store).await;
+    let person = run.person.id.clone();
+    let before = events_of(RULE, store, &run).await;
+    expect_conflict(
+        RULE,
+        "erasing inside the window",
+        store.erase_person(&person, at(100)).await,
+        false,
+    );
+    check_eq(
+        RULE,
+        "the events after the refusal",
+        &before,
+        &events_of(RULE, store, &run).await,
+    );
+    check_untouched(RULE, store, &run, "after a refused erasure, the").await;
+    let open = sample_run(&[None]);
+    create(RULE, store, &open).await;
+    expect_conflict(
+        RULE,
+        "erasing a person with an open run",
+        store.erase_person(&open.person.id, at(200)).await,
+        false,
+    );
+    check_eq(
+        RULE,
+        "the open run",
+        &open.person,
+        &load(RULE, store, open.id).await.person,
+    );
+    retire(RULE, store, open.id).await;
+}
+
+/// `erase_snapshots` deletes the snapshots of runs finished before its cutoff, and keeps the
+/// others.
+pub async fn erase_snapshots_after_the_window(store: &dyn Store) {
+    const RULE: &str = "erase_snapshots_after_the_window";
+    let run = erasable(RULE, store).await;
+    let open = sample_run(&[None]);
+    create(RULE, store, &open).await;
+    ok(
+        RULE,
+        "put_snapshot",
+        store
+            .put_snapshot(open.tasks[0].id, &snapshot(serde_json::json!({})))
+            .await,
+    );
+    ok(
+        RULE,
+        "erase_snapshots inside the window",
+        store.erase_snapshots(at(100)).await,
+    );
+    check(
+        RULE,
+        ok(RULE, "snapshot", store.snapshot(run.tasks[0].id).await).is_some(),
+        "a snapshot inside the window was erased",
+    );
+    let erased = ok(
+        RULE,
+        "erase_snapshots",
+        store.erase_snapshots(at(101)).await,
+    );
+    check(RULE, erased >= 1, "nothing was erased past the window");
+    check(
+        RULE,
+        ok(RULE, "snapshot", store.snapshot(run.tasks[0].id).await).is_none(),
+        "a snapshot past the window is left",
+    );
+    check(
+        RULE,
+        ok(RULE, "snapshot", store.snapshot(open.tasks[0].id).await).is_some(),
+        "an open run's snapshot was erased",
+    );
+    retire(RULE, store, open.id).await;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Listing
 // ---------------------------------------------------------------------------------------------
 
@@ -2474,6 +2779,13 @@ fn check_sealed(rule: &str, what: &str, input: &[AuditEvent], sealed: &[AuditEve
         expected.seq = sealed_event.seq;
         expected.prev_hash = sealed_event.prev_hash.clone();
         expected.hash = sealed_event.hash.clone();
+        // Sealing salts an event that holds personal data (and only such an event).
+        expected.salt = sealed_event.salt;
+        check(
+            rule,
+            sealed_event.salt.is_some() == event.clone().salted().salt.is_some(),
+            &format!("{what} returned event {i} salted when it should not be, or not salted"),
+        );
         check_eq(
             rule,
             &format!("event {i} {what} returned (content)"),

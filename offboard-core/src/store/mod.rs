@@ -17,6 +17,9 @@ use crate::run::{Run, RunId, RunState, TaskId};
 use crate::source::Cursor;
 
 pub mod conformance;
+pub mod erasure;
+
+pub use erasure::{ErasureReport, Retention};
 
 /// A worker's exclusive, expiring claim on one task.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -507,6 +510,36 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Reads audit events in sequence order.
     async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditEvent>>;
 
+    /// Erases a person's personal data, keeping the proof of what was done.
+    ///
+    /// # Behavior
+    /// In one transaction: deletes the personal values and salts kept beside the audit events
+    /// of the person's runs and of events about them ([`AuditEvent::subject`]): the events
+    /// stay in their commitment form, with the body digests and hashes they always had, so
+    /// the chain and checkpoints still verify; deletes the snapshot payloads of their tasks,
+    /// their inventory accounts, and delegates' records that name them
+    /// ([`erasure::record_needles`]); replaces the person on their runs by one fresh
+    /// [`erasure::pseudonym`] and pseudonymises the runs' tasks
+    /// ([`erasure::pseudonymise_run`]). Erasing again finds nothing: a report whose
+    /// [`ErasureReport::already_done`] is true. Events sealed without a salt (before chain
+    /// format v2 salted them) keep their values.
+    ///
+    /// # Errors
+    /// `Conflict` ([`erasure::erasure_refused`]) when a run of the person is open or finished
+    /// at or after `finished_before` (inside the rollback window: see [`Retention::cutoff`]);
+    /// nothing is erased then.
+    async fn erase_person(
+        &self,
+        person: &PersonId,
+        finished_before: DateTime<Utc>,
+    ) -> Result<ErasureReport>;
+
+    /// Deletes the snapshot payloads of tasks whose run is finished and finished before
+    /// `finished_before` (past the rollback window: [`Retention::cutoff`]); returns how many.
+    /// Such runs can no longer be rolled back. The audit trail is not touched (a snapshot's
+    /// event records only that it was taken).
+    async fn erase_snapshots(&self, finished_before: DateTime<Utc>) -> Result<u64>;
+
     /// A delegate's durable record, as last stored (`None`: there is none).
     ///
     /// # Behavior
@@ -525,7 +558,7 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// they are (a delegate's name: `"email"`); the key is the delegate's to structure
     /// (`"task:<id>"`); keys of different namespaces never meet. Values are any JSON of at
     /// most [`MAX_RECORD_VALUE`] bytes (compact text), and round-trip exactly. Records are
-    /// never deleted (nothing here removes one; a delegate marks its records finished).
+    /// never deleted but by [`Store::erase_person`] (a delegate marks its records finished).
     ///
     /// # Errors
     /// `InvalidInput` for an empty namespace or key, one longer than [`MAX_RECORD_KEY`]
@@ -627,6 +660,16 @@ impl<S: Store + ?Sized> Store for Arc<S> {
     }
     async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditEvent>> {
         (**self).audit(query).await
+    }
+    async fn erase_person(
+        &self,
+        person: &PersonId,
+        finished_before: DateTime<Utc>,
+    ) -> Result<ErasureReport> {
+        (**self).erase_person(person, finished_before).await
+    }
+    async fn erase_snapshots(&self, finished_before: DateTime<Utc>) -> Result<u64> {
+        (**self).erase_snapshots(finished_before).await
     }
     async fn get_record(&self, namespace: &str, key: &str) -> Result<Option<Record>> {
         (**self).get_record(namespace, key).await

@@ -1,1 +1,3 @@
-SELECT seq, body FROM offboard.audit WHERE seq > $1 ORDER BY seq LIMIT $2
+SELECT a.seq, a.body, p.salt, p.vals FROM offboard.audit a
+LEFT JOIN offboard.audit_personal p ON p.seq = a.seq
+WHERE a.seq > $1 ORDER BY a.seq LIMIT $2

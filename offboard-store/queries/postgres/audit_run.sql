@@ -1,1 +1,3 @@
-SELECT body FROM offboard.audit WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3
+SELECT a.body, p.salt, p.vals FROM offboard.audit a
+LEFT JOIN offboard.audit_personal p ON p.seq = a.seq
+WHERE a.run_id = $1 AND a.seq > $2 ORDER BY a.seq LIMIT $3

@@ -12,6 +12,10 @@
 //! not replay (no `run_planned` event, or an event that does not apply), the report falls
 //! back to the stored row and says so as a discrepancy on the field `chain`.
 //!
+//! A person erased since ([`offboard_core::Store::erase_person`]) shows as the erasure left
+//! them: their pseudonym (`erased:…`), no address or name, personal fields `erased`; the
+//! chain's commitments to the erased values are not reported as discrepancies.
+//!
 //! A report says who initiated an offboarding and when, every action with its outcome and
 //! error detail, delegations with ticket and assignee, the last verification's result, the
 //! offboarding time and the time to revoke. Period reports stream: they read runs a page at a
@@ -185,6 +189,17 @@ impl RunReport {
             Ok(mut replayed) => {
                 // The row's version counts commits, which the chain does not record.
                 replayed.version = stored.version;
+                if offboard_core::audit::personal::is_commitment(replayed.person.id.as_str()) {
+                    // The person was erased: the chain holds commitments where their data
+                    // was, the row their pseudonym. The report shows the run as the erasure
+                    // left it (pseudonym, personal fields `erased`) and compares the rest.
+                    if let Ok(erased) = offboard_core::store::erasure::pseudonymise_run(
+                        &replayed,
+                        &stored.person.id,
+                    ) {
+                        replayed = erased;
+                    }
+                }
                 let d = differences(&replayed, stored);
                 (replayed, d)
             }

@@ -663,8 +663,8 @@ pub(super) async fn read_head(conn: &mut SqliteConnection) -> Result<Head> {
     crate::rows::head(&row, "sqlite.audit_head")
 }
 
-/// Where sealing put one event: its `seq`, `prev_hash` and `hash`.
-pub(super) type Seal = (u64, String, String);
+/// Where sealing put one event: its `seq`, `prev_hash` and `hash`, and the salt it was given.
+pub(super) type Seal = (u64, String, String, Option<offboard_core::audit::Salt>);
 
 /// Encodes a write's events for sealing, by its caller (see [`Prepared`]): in the group,
 /// sealing them costs a hash each, not an encoding.
@@ -681,8 +681,11 @@ pub(super) fn seal(
 ) -> Result<Vec<Seal>> {
     let mut seals = Vec::with_capacity(events.len());
     if batch.is_dry() {
-        for _ in events.iter() {
+        for p in events.iter() {
             batch.push(q::AUDIT_INSERT);
+            if p.personal().is_some() {
+                batch.push(q::AUDIT_PERSONAL_INSERT);
+            }
         }
         return Ok(seals);
     }
@@ -691,18 +694,19 @@ pub(super) fn seal(
         p.seal(head.0, &head.1);
         let e = p.event();
         head.1.clone_from(&e.hash);
-        push_insert(batch, e, p.body()?);
-        seals.push((e.seq, e.prev_hash.clone(), e.hash.clone()));
+        push_insert(batch, e, p.body()?, p.personal());
+        seals.push((e.seq, e.prev_hash.clone(), e.hash.clone(), e.salt));
     }
     Ok(seals)
 }
 
 /// `events` as their write sealed them.
 pub(super) fn sealed(mut events: Vec<AuditEvent>, seals: Vec<Seal>) -> Vec<AuditEvent> {
-    for (e, (seq, prev_hash, hash)) in events.iter_mut().zip(seals) {
+    for (e, (seq, prev_hash, hash, salt)) in events.iter_mut().zip(seals) {
         e.seq = seq;
         e.prev_hash = prev_hash;
         e.hash = hash;
+        e.salt = salt;
     }
     events
 }
@@ -710,13 +714,20 @@ pub(super) fn sealed(mut events: Vec<AuditEvent>, seals: Vec<Seal>) -> Vec<Audit
 /// Adds the inserts of already-sealed events to `batch`.
 pub(super) fn insert_events(batch: &mut Batch, events: &[AuditEvent]) -> Result<()> {
     for e in events {
-        push_insert(batch, e, crate::codec::event_body(e)?);
+        let (body, personal) = crate::codec::event_body(e)?;
+        push_insert(batch, e, body, personal.as_ref());
     }
     Ok(())
 }
 
-/// Adds the insert of sealed event `e`, stored as `body`, to `batch`.
-fn push_insert(batch: &mut Batch, e: &AuditEvent, body: String) {
+/// Adds the insert of sealed event `e`, stored as `body` (its commitment form), and of its
+/// personal values if it has any, to `batch`.
+fn push_insert(
+    batch: &mut Batch,
+    e: &AuditEvent,
+    body: String,
+    personal: Option<&offboard_core::audit::PersonalValues>,
+) {
     batch
         .push(q::AUDIT_INSERT)
         .bind(e.seq as i64)
@@ -724,6 +735,16 @@ fn push_insert(batch: &mut Batch, e: &AuditEvent, body: String) {
         .bind(ts(e.at))
         .bind(e.hash.clone())
         .bind(body);
+    if let Some(personal) = personal {
+        let (seq, run, person, salt, vals) = crate::codec::personal_row(e, personal);
+        batch
+            .push(q::AUDIT_PERSONAL_INSERT)
+            .bind(seq)
+            .bind(run)
+            .bind(person)
+            .bind(salt)
+            .bind(vals);
+    }
 }
 
 /// What a write's statements returned: one [`Done`] per statement that ran, and the error of

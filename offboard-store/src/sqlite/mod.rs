@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use offboard_core::connector::Snapshot;
 use offboard_core::store::{
-    AuditQuery, ClaimRequest, Commit, Lease, Record, RecordSwap, RunQuery, RunSummary,
-    check_record_key, record_value_json,
+    AuditQuery, ClaimRequest, Commit, ErasureReport, Lease, Record, RecordSwap, RunQuery,
+    RunSummary, check_record_key, erasure, record_value_json,
 };
 use offboard_core::{
     Account, AccountRef, AuditEvent, AuditSink, Cursor, Error, PersonId, Result, Run, RunId, Store,
@@ -38,7 +38,7 @@ use group::{Batch, GroupCommit, PointReads, WriterConn};
 pub const SQLITE_MIGRATIONS_TABLE: &str = "offboard_schema_migrations";
 
 /// The newest schema version this code knows.
-pub const SQLITE_SCHEMA_VERSION: i64 = 4;
+pub const SQLITE_SCHEMA_VERSION: i64 = 5;
 
 fn migrator() -> Migrator {
     let mut m = codec::migrator(&[
@@ -46,6 +46,7 @@ fn migrator() -> Migrator {
         (2, "open_runs", q::MIGRATION_0002),
         (3, "one_open_run", q::MIGRATION_0003),
         (4, "records", q::MIGRATION_0004),
+        (5, "personal", q::MIGRATION_0005),
     ]);
     m.dangerous_set_table_name(SQLITE_MIGRATIONS_TABLE);
     m
@@ -67,6 +68,10 @@ fn migrator() -> Migrator {
 /// - Claims are one `UPDATE … RETURNING` statement.
 /// - Delegates' records (`offboard_records`): an insert-if-absent or a compare-and-swap and
 ///   the read of the record it leaves run in one transaction.
+/// - Audit events are stored in their commitment form; their personal values and salts live in
+///   `offboard_audit_personal`, which `erase_person` deletes from. Connections run with
+///   `secure_delete` on, and an erasure checkpoints the write-ahead log, so erased values
+///   leave the file.
 /// - Times are stored as fixed-width RFC 3339 text (nanoseconds), so they round-trip exactly.
 /// - Due tasks and lease expiry go by the caller's `now` (see the clocks of [`Store`]): every
 ///   engine on one SQLite file runs on its host and reads that host's clock.
@@ -172,7 +177,11 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(30))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Deleted and overwritten content is zeroed in the file, so that what
+            // `Store::erase_person` erases is gone from it (and, after its checkpoint, from
+            // the write-ahead log).
+            .pragma("secure_delete", "on");
         // No health check when a read takes a connection: a SQLite connection is a file
         // handle, and the check would cost a round trip to its thread per read.
         let pool = SqlitePoolOptions::new()
@@ -221,7 +230,8 @@ impl SqliteStore {
     pub async fn in_memory() -> Result<Self> {
         let options = SqliteConnectOptions::new()
             .in_memory(true)
-            .foreign_keys(true);
+            .foreign_keys(true)
+            .pragma("secure_delete", "on");
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
@@ -465,6 +475,84 @@ fn push_commit(batch: &mut Batch, plan: &CommitPlan) {
 
 /// Reads what [`push_commit`]'s statements returned (`done`, from its first): the version
 /// check, then each step's outcome.
+/// Adds the statements of an erasure to `batch`, in the order [`read_erasure`] reads them:
+/// each run, its tasks, the check that no run of the person is left, the personal values of
+/// each run's events and of events naming the person, the snapshots, the accounts, the
+/// records.
+fn push_erasure(batch: &mut Batch, plan: &crate::erase::ErasurePlan) {
+    for (id, body) in &plan.runs {
+        batch
+            .push(q::ERASE_RUN)
+            .bind(plan.pseudonym.as_str())
+            .bind(body.as_str())
+            .bind(id.as_str())
+            .bind(plan.cutoff.as_str());
+    }
+    for (id, body) in &plan.tasks {
+        batch
+            .push(q::ERASE_TASK)
+            .bind(body.as_str())
+            .bind(id.as_str());
+    }
+    batch.push(q::ERASE_RUNS_LEFT).bind(plan.person.as_str());
+    for (id, _) in &plan.runs {
+        batch.push(q::ERASE_PERSONAL_RUN).bind(id.as_str());
+    }
+    batch
+        .push(q::ERASE_PERSONAL_PERSON)
+        .bind(plan.person.as_str());
+    for (id, _) in &plan.tasks {
+        batch.push(q::ERASE_SNAPSHOT).bind(id.as_str());
+    }
+    batch.push(q::ERASE_ACCOUNTS).bind(plan.person.as_str());
+    for (namespace, key) in &plan.records {
+        batch
+            .push(q::ERASE_RECORD)
+            .bind(namespace.as_str())
+            .bind(key.as_str());
+    }
+}
+
+/// Reads what an erasure's statements did ([`push_erasure`]): its report, or a `Conflict`
+/// (undoing it) when a run changed since it was read (reopened, rolled back, or a new run of
+/// the person).
+fn read_erasure(plan: &crate::erase::ErasurePlan, done: Vec<group::Done>) -> Result<ErasureReport> {
+    let mut done = done.into_iter();
+    let mut next = || {
+        done.next()
+            .ok_or_else(|| Error::internal("an erasure's statement did not run"))
+    };
+    let mut report = ErasureReport::default();
+    for (id, _) in &plan.runs {
+        if next()?.affected != 1 {
+            let id: RunId = rows::parse_id(id)?;
+            return Err(erasure::erasure_refused(id, true));
+        }
+    }
+    report.runs = plan.runs.len() as u64;
+    if !plan.runs.is_empty() {
+        report.pseudonym = Some(plan.pseudonym.clone());
+    }
+    for _ in &plan.tasks {
+        next()?;
+    }
+    if let Some(row) = next()?.rows.first() {
+        let id: String = row.col(0, "sqlite.erase_person")?;
+        return Err(erasure::erasure_refused(rows::parse_id(&id)?, true));
+    }
+    for _ in 0..=plan.runs.len() {
+        report.events += next()?.affected;
+    }
+    for _ in &plan.tasks {
+        report.snapshots += next()?.affected;
+    }
+    report.accounts = next()?.affected;
+    for _ in &plan.records {
+        report.records += next()?.affected;
+    }
+    Ok(report)
+}
+
 fn read_commit(plan: &CommitPlan, done: &[group::Done]) -> Result<()> {
     if done.first().is_none_or(|d| d.affected == 0) {
         return Err(codec::version_moved(plan.id, plan.expected));
@@ -866,6 +954,71 @@ impl Store for SqliteStore {
             .map(|row| rows::event(row, whole_trail, "sqlite.audit"))
             .collect()
     }
+    async fn erase_person(
+        &self,
+        person: &PersonId,
+        finished_before: DateTime<Utc>,
+    ) -> Result<ErasureReport> {
+        const OP: &str = "sqlite.erase_person";
+        let ids: Vec<RunId> = self
+            .list_runs(RunQuery::person(person.clone()))
+            .await?
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        let runs = self.load_runs(&ids).await?;
+        let records = sqlx::query(q::RECORDS_ALL)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db(OP))?
+            .iter()
+            .map(|row| rows::record_text(row, OP))
+            .collect::<Result<Vec<_>>>()?;
+        let plan = Arc::new(crate::erase::ErasurePlan::new(
+            person,
+            finished_before,
+            &runs,
+            records,
+        )?);
+        let report = self
+            .writer
+            .write(
+                OP,
+                {
+                    let plan = Arc::clone(&plan);
+                    move |batch, _| {
+                        push_erasure(batch, &plan);
+                        Ok(())
+                    }
+                },
+                {
+                    let plan = Arc::clone(&plan);
+                    move |(), ran| read_erasure(&plan, ran.ok()?)
+                },
+            )
+            .await?;
+        if self.path.is_some() {
+            // The write-ahead log still holds the pages as they were before: copy the erased
+            // ones into the file and empty it.
+            self.checkpoint().await?;
+        }
+        Ok(report)
+    }
+
+    async fn erase_snapshots(&self, finished_before: DateTime<Utc>) -> Result<u64> {
+        let cutoff = ts(finished_before);
+        self.writer
+            .write(
+                "sqlite.erase_snapshots",
+                move |batch, _| {
+                    batch.push(q::ERASE_SNAPSHOTS_BEFORE).bind(cutoff.as_str());
+                    Ok(())
+                },
+                |(), ran| Ok(ran.ok()?.first().map_or(0, |d| d.affected)),
+            )
+            .await
+    }
+
     async fn get_record(&self, namespace: &str, key: &str) -> Result<Option<Record>> {
         check_record_key(namespace, key)?;
         let row = sqlx::query(q::RECORD_GET)

@@ -1,0 +1,1 @@
+DELETE FROM offboard.accounts WHERE person_id = $1

@@ -1,0 +1,1 @@
+DELETE FROM offboard.records WHERE namespace = $1 AND key = $2

@@ -1,0 +1,1 @@
+DELETE FROM offboard.snapshots WHERE task_id = ANY($1::text[])

@@ -1,0 +1,1 @@
+DELETE FROM offboard_accounts WHERE person_id = ?1

@@ -1,0 +1,1 @@
+DELETE FROM offboard_audit_personal WHERE person_id = ?1

@@ -1,0 +1,1 @@
+DELETE FROM offboard_audit_personal WHERE run_id = ?1

@@ -1,0 +1,1 @@
+DELETE FROM offboard_records WHERE namespace = ?1 AND key = ?2

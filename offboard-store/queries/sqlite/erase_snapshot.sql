@@ -1,0 +1,1 @@
+DELETE FROM offboard_snapshots WHERE task_id = ?1

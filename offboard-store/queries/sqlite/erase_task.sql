@@ -1,0 +1,1 @@
+UPDATE offboard_tasks SET body = ?1 WHERE id = ?2
