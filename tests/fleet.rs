@@ -22,9 +22,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt as _;
 use offboard::engine::{Confirmation, Limits};
 use offboard::stores::{BudgetTuning, PostgresRateBudget, PostgresStore};
-use offboard::{
-    Engine, Initiator, Manager, Person, Policy, RunId, RunRequest, RunState, Store, TaskState,
-};
+use offboard::{Engine, Initiator, Manager, Person, RunId, RunRequest, RunState, Store, TaskState};
 use offboard_google::{GoogleConfig, Sku};
 use offboard_okta::OktaConfig;
 use offboard_testkit::Fixture;
@@ -34,38 +32,14 @@ use offboard_testkit::postgres::ScratchDatabase;
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 
+#[path = "../benches/common/cloud_policy.rs"]
+mod cloud_policy;
+use cloud_policy::{GOOGLE, OKTA, policy};
+
 const CHILD_ENV: &str = "OFFBOARD_FLEET_CHILD";
 const PROCESSES: usize = 4;
 /// The vendors' budget windows, compressed from a minute.
 const WINDOW_SECS: u64 = 6;
-
-const OKTA: [&str; 9] = [
-    "okta.suspend",
-    "okta.clear_sessions",
-    "okta.revoke_grants",
-    "okta.reset_factors",
-    "okta.remove_groups",
-    "okta.unassign_apps",
-    "okta.remove_admin_roles",
-    "okta.deactivate",
-    "okta.delete",
-];
-
-const GOOGLE: [&str; 13] = [
-    "google.invalidate_backup_codes",
-    "google.delete_asps",
-    "google.revoke_tokens",
-    "google.sign_out",
-    "google.suspend",
-    "google.move_to_ou",
-    "google.hide_from_gal",
-    "google.remove_from_groups",
-    "google.reset_password",
-    "google.transfer_data",
-    "google.wipe_devices",
-    "google.remove_licenses",
-    "google.delete",
-];
 
 /// What an engine process needs to know.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -77,40 +51,6 @@ struct ChildConfig {
     google_token: String,
     google_per_window: u32,
     worker: String,
-}
-
-/// Every action of both connectors; the irreversible end of each app after the rest.
-fn policy() -> Policy {
-    let list = |names: &[&str]| {
-        names
-            .iter()
-            .map(|n| match *n {
-                "google.move_to_ou" => format!(
-                    "{{ name = \"{n}\", params = {{ ou = \"{}\" }} }}",
-                    GoogleFixture::OFFBOARDED_OU
-                ),
-                n => format!("\"{n}\""),
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let mut toml = format!(
-        "[apps.okta]\nmethod = \"automatic\"\nactions = [{}]\n\n\
-         [apps.google]\nmethod = \"automatic\"\nactions = [{}]\n",
-        list(&OKTA),
-        list(&GOOGLE)
-    );
-    for (last, others) in [
-        ("okta.deactivate", &OKTA[..7]),
-        ("google.delete", &GOOGLE[..12]),
-    ] {
-        for before in others {
-            toml.push_str(&format!(
-                "\n[[order]]\nbefore = \"{before}\"\nafter = \"{last}\"\n"
-            ));
-        }
-    }
-    Policy::from_toml(&toml).unwrap()
 }
 
 /// An engine on the shared database and the shared budget, as every process of the fleet
