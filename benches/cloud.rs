@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use offboard::engine::Limits;
 use offboard::memory::MemoryStore;
-use offboard::{Engine, Manager, Person, Policy};
+use offboard::{Engine, Manager, Person};
 use offboard_google::{GoogleConfig, Sku};
 use offboard_okta::OktaConfig;
 use offboard_testkit::Fixture;
@@ -38,70 +38,12 @@ use offboard_testkit::okta::{OktaFixture, OktaTenant, RateFamily, RateLimits};
 #[path = "common/mod.rs"]
 mod common;
 
-const OKTA: [&str; 9] = [
-    "okta.suspend",
-    "okta.clear_sessions",
-    "okta.revoke_grants",
-    "okta.reset_factors",
-    "okta.remove_groups",
-    "okta.unassign_apps",
-    "okta.remove_admin_roles",
-    "okta.deactivate",
-    "okta.delete",
-];
-
-const GOOGLE: [&str; 13] = [
-    "google.invalidate_backup_codes",
-    "google.delete_asps",
-    "google.revoke_tokens",
-    "google.sign_out",
-    "google.suspend",
-    "google.move_to_ou",
-    "google.hide_from_gal",
-    "google.remove_from_groups",
-    "google.reset_password",
-    "google.transfer_data",
-    "google.wipe_devices",
-    "google.remove_licenses",
-    "google.delete",
-];
+#[path = "common/cloud_policy.rs"]
+mod cloud_policy;
+use cloud_policy::{GOOGLE, OKTA, policy};
 
 /// Requests per person measured in earlier runs: (Okta, Google), to choose the scale.
 const ESTIMATE: (f64, f64) = (25.6, 42.0);
-
-/// The policy: every action; the irreversible end of each app after the rest.
-fn policy() -> Policy {
-    let list = |names: &[&str]| {
-        names
-            .iter()
-            .map(|n| match *n {
-                "google.move_to_ou" => format!(
-                    "{{ name = \"{n}\", params = {{ ou = \"{}\" }} }}",
-                    GoogleFixture::OFFBOARDED_OU
-                ),
-                n => format!("\"{n}\""),
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let mut toml = format!(
-        "[apps.okta]\nmethod = \"automatic\"\nactions = [{}]\n\n\
-         [apps.google]\nmethod = \"automatic\"\nactions = [{}]\n",
-        list(&OKTA),
-        list(&GOOGLE)
-    );
-    for (last, others) in [
-        ("okta.deactivate", &OKTA[..7]),
-        ("google.delete", &GOOGLE[..12]),
-    ] {
-        for before in others {
-            toml.push_str(&format!(
-                "\n[[order]]\nbefore = \"{before}\"\nafter = \"{last}\"\n"
-            ));
-        }
-    }
-    Policy::from_toml(&toml).unwrap()
-}
 
 /// The time compression: 1 when the estimated real bound is at most 5 minutes, else the
 /// smallest divisor of 60 bringing it to about 3 minutes.

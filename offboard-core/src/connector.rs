@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::action::{Action, ActionName, ActionSpec};
+use crate::budget::RateBudget;
 use crate::error::{Error, Result};
 use crate::model::{AccountRef, AppId, Person};
 use crate::run::{Outcome, RunId, TaskId};
@@ -444,6 +445,16 @@ pub trait Connector: Send + Sync + fmt::Debug {
             self.capabilities().app
         )))
     }
+
+    /// Makes every vendor request of this connector draw from `budget` from now on (a budget
+    /// shared by the engines of a fleet: see [`crate::budget`]). Called by
+    /// [`crate::EngineBuilder::rate_budget`] before the engine starts.
+    ///
+    /// # Behavior
+    /// Connectors whose vendor has no request budget keep the default, which does nothing.
+    fn use_rate_budget(&self, budget: Arc<dyn RateBudget>) {
+        let _ = budget;
+    }
 }
 
 macro_rules! forward_connector {
@@ -476,6 +487,9 @@ macro_rules! forward_connector {
             }
             async fn discover(&self, account: &AccountRef) -> Result<Vec<AccountRef>> {
                 (**self).discover(account).await
+            }
+            fn use_rate_budget(&self, budget: Arc<dyn RateBudget>) {
+                (**self).use_rate_budget(budget)
             }
         }
     };

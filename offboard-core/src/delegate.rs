@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::budget::RateBudget;
 use crate::error::Result;
 use crate::model::{AppId, Person};
 use crate::run::{DelegateVia, RunId, TaskId, Ticket};
@@ -99,6 +100,12 @@ pub trait Delegate: Send + Sync + fmt::Debug {
     /// # Behavior
     /// Reads only. A ticket that was done and is open again reads `Open`.
     async fn status(&self, ticket: &Ticket) -> Result<TicketStatus>;
+
+    /// Makes every vendor request of this delegate draw from `budget` from now on (see
+    /// [`crate::Connector::use_rate_budget`]); the default does nothing.
+    fn use_rate_budget(&self, budget: Arc<dyn RateBudget>) {
+        let _ = budget;
+    }
 }
 
 #[deny(clippy::missing_trait_methods)]
@@ -113,6 +120,9 @@ impl<D: Delegate + ?Sized> Delegate for Arc<D> {
     async fn status(&self, ticket: &Ticket) -> Result<TicketStatus> {
         (**self).status(ticket).await
     }
+    fn use_rate_budget(&self, budget: Arc<dyn RateBudget>) {
+        (**self).use_rate_budget(budget)
+    }
 }
 
 #[deny(clippy::missing_trait_methods)]
@@ -126,5 +136,8 @@ impl<D: Delegate + ?Sized> Delegate for Box<D> {
     }
     async fn status(&self, ticket: &Ticket) -> Result<TicketStatus> {
         (**self).status(ticket).await
+    }
+    fn use_rate_budget(&self, budget: Arc<dyn RateBudget>) {
+        (**self).use_rate_budget(budget)
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod action;
 pub mod audit;
+pub mod budget;
 pub mod checkpoint;
 pub mod connector;
 pub mod delegate;
@@ -40,6 +41,7 @@ pub mod mock {
 
 pub use action::{Action, ActionName, ActionSpec};
 pub use audit::{AuditEvent, AuditKind, AuditSink, TracingSink};
+pub use budget::{ConcurrencyPermit, MemoryRateBudget, Quota, RateBudget};
 pub use checkpoint::{
     Checkpoint, CheckpointKey, CheckpointOutcome, CheckpointProblem, CheckpointSigner,
     CheckpointSink, CheckpointVerifier,

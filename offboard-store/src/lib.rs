@@ -24,6 +24,8 @@
 //! means) and run by each dialect's executor; rows are decoded once for both (`rows`).
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "postgres")]
+mod budget;
 mod checkpoints;
 mod codec;
 mod erase;
@@ -36,6 +38,8 @@ mod rows;
 mod sql;
 mod sqlite;
 
+#[cfg(feature = "postgres")]
+pub use budget::{BudgetTuning, PostgresRateBudget};
 pub use checkpoints::JsonLinesCheckpointSink;
 #[cfg(feature = "object-store")]
 pub use checkpoints::ObjectStoreCheckpointSink;

@@ -33,7 +33,7 @@ pub const POSTGRES_SCHEMA: &str = "offboard";
 pub const POSTGRES_MIGRATIONS_TABLE: &str = "offboard.schema_migrations";
 
 /// The newest schema version this code knows.
-pub const POSTGRES_SCHEMA_VERSION: i64 = 6;
+pub const POSTGRES_SCHEMA_VERSION: i64 = 7;
 
 fn migrator() -> Migrator {
     let mut m = codec::migrator(&[
@@ -43,6 +43,7 @@ fn migrator() -> Migrator {
         (4, "records", q::MIGRATION_0004),
         (5, "no_truncate", q::MIGRATION_0005),
         (6, "personal", q::MIGRATION_0006),
+        (7, "rate_budget", q::MIGRATION_0007),
     ]);
     m.dangerous_set_table_name(POSTGRES_MIGRATIONS_TABLE);
     m.create_schema(POSTGRES_SCHEMA);

@@ -119,6 +119,11 @@ pub(crate) mod postgres {
         env!("CARGO_MANIFEST_DIR"),
         "/migrations/postgres/0006_personal.sql"
     ));
+    /// `migrations/postgres/0007_rate_budget.sql`
+    pub(crate) const MIGRATION_0007: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/migrations/postgres/0007_rate_budget.sql"
+    ));
     // Delegates' records (`Store::get_record`, `insert_record`, `swap_record`).
     queries!("postgres":
         RECORD_GET = "record_get", RECORD_INSERT = "record_insert", RECORD_SWAP = "record_swap",

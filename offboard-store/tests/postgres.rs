@@ -152,7 +152,7 @@ async fn conformance() {
 }
 
 /// Guards the upgrade to schema 4 (delegates' records): a database at version 3 (made here by
-/// taking migrations 4 and 5 back out of a fresh one) connects, gets the records table, keeps
+/// taking migrations 4 to 6 back out of a fresh one) connects, gets the records table, keeps
 /// its runs and audit chain, and stores records.
 #[tokio::test]
 async fn a_version_3_database_migrates_to_4_and_keeps_its_data() {
@@ -169,6 +169,8 @@ async fn a_version_3_database_migrates_to_4_and_keeps_its_data() {
         "DROP TABLE offboard.records",
         "DROP TABLE offboard.audit_personal",
         "DROP FUNCTION offboard.audit_personal_guard()",
+        "DROP TABLE offboard.rate_budget",
+        "DROP TABLE offboard.rate_budget_slot",
         "DELETE FROM offboard.schema_migrations WHERE version >= 4",
     ] {
         sqlx::query(sql).execute(&mut conn).await.unwrap();
@@ -195,7 +197,7 @@ async fn a_version_3_database_migrates_to_4_and_keeps_its_data() {
         .await
         .unwrap();
     assert_eq!(version, offboard_store::POSTGRES_SCHEMA_VERSION);
-    assert_eq!(version, 6);
+    assert_eq!(version, 7);
     conn.close().await.unwrap();
     drop(store);
     let store = db.store().await;

@@ -194,11 +194,28 @@ impl GoogleClient {
         }
     }
 
+    /// Makes both clients and the pacer draw from `budget`.
+    pub(crate) fn use_rate_budget(&self, budget: Arc<dyn offboard_core::RateBudget>) {
+        self.http.use_rate_budget(Arc::clone(&budget));
+        if let Some(l) = &self.licensing {
+            l.use_rate_budget(budget);
+        }
+    }
+
     async fn paced(&self, http: &HttpClient, request: HttpRequest) -> Result<HttpResponse> {
         if let Some(p) = &self.pacer {
-            p.wait().await;
+            p.wait().await?;
         }
-        http.send(request).await.map_err(with_hint)
+        let result = http.send(request).await.map_err(with_hint);
+        // Google's quota errors (429, 403 rateLimitExceeded) hold the project's quota for
+        // every process sharing the budget.
+        if let (Some(p), Err(e)) = (&self.pacer, &result)
+            && e.kind() == offboard_core::ErrorKind::RateLimited
+            && let Some(wait) = e.retry_after()
+        {
+            p.penalise(wait).await;
+        }
+        result
     }
 
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse> {

@@ -13,7 +13,6 @@ use offboard_http::HttpClient;
 
 use crate::actions::transfer_data::{self, Applications, Requested, TransferData};
 use crate::actions::{self, Verb, move_to_ou::MoveToOu, sign_out::Memo};
-use offboard_http::Pacer;
 
 use crate::client::{GoogleClient, User, found};
 use crate::config::Settings;
@@ -142,7 +141,7 @@ impl GoogleConnector {
             client: GoogleClient::new(
                 http.clone(),
                 licensing,
-                Pacer::new(settings.budget.0, settings.budget.1),
+                http.pacer("quota", settings.budget.0, settings.budget.1),
             ),
             http,
             capabilities: Capabilities::new(APP, specs).with_discovery(),
@@ -210,6 +209,10 @@ impl GoogleConnector {
 impl Connector for GoogleConnector {
     fn capabilities(&self) -> &Capabilities {
         &self.capabilities
+    }
+
+    fn use_rate_budget(&self, budget: std::sync::Arc<dyn offboard_core::RateBudget>) {
+        self.client.use_rate_budget(budget);
     }
 
     async fn lookup(&self, request: &LookupRequest) -> Result<Option<AccountRef>> {

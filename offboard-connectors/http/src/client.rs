@@ -14,6 +14,11 @@ use url::Url;
 use crate::auth::TokenProvider;
 use crate::error::{classify, transport};
 use crate::limiter::{AdaptiveLimiter, LimiterConfig};
+use crate::pacer::{BudgetHandle, Pacer};
+use offboard_core::budget::{ConcurrencyPermit, Quota, RateBudget};
+
+/// The window of a budget learnt from Okta's headers (Okta's budgets are per minute).
+const LEARNT_WINDOW: Duration = Duration::from_secs(60);
 
 /// One request: method, path segments, query, extra headers, JSON body, limiter bucket.
 ///
@@ -201,6 +206,9 @@ pub struct HttpClientBuilder {
     tokens: Option<Arc<dyn TokenProvider>>,
     limiter: LimiterConfig,
     allow_plain_http: bool,
+    budget: BudgetHandle,
+    scope: Option<String>,
+    shared_concurrency: Option<usize>,
 }
 
 impl fmt::Debug for HttpClientBuilder {
@@ -212,6 +220,8 @@ impl fmt::Debug for HttpClientBuilder {
             .field("tokens", &self.tokens)
             .field("limiter", &self.limiter)
             .field("allow_plain_http", &self.allow_plain_http)
+            .field("scope", &self.scope)
+            .field("shared_concurrency", &self.shared_concurrency)
             .finish()
     }
 }
@@ -254,6 +264,33 @@ impl HttpClientBuilder {
         self
     }
 
+    /// The vendor budget requests draw from (default: an in-memory budget of the client's
+    /// own). A host sharing one budget across a fleet of engines passes the same one to every
+    /// client (usually through `EngineBuilder::rate_budget`); with a budget set, each request
+    /// also draws from its bucket's budget learnt from the vendor's rate-limit headers, a 429's
+    /// `Retry-After` holds the bucket for every process, and [`Self::shared_concurrency`]
+    /// applies.
+    pub fn rate_budget(self, budget: Arc<dyn RateBudget>) -> Self {
+        self.budget.set(budget);
+        self
+    }
+
+    /// The vendor tenant the client's budget keys start with (default: the base URL). Set it
+    /// where several tenants share a base URL (Graph: the tenant and app; Google: the
+    /// project).
+    pub fn budget_scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = Some(scope.into());
+        self
+    }
+
+    /// A concurrency limit of the vendor tenant shared by every client drawing from one set
+    /// budget (Okta's per-org concurrency): each request holds one of `n` slots of the key
+    /// `scope|concurrency`. Without a set budget the limiter's own cap applies alone.
+    pub fn shared_concurrency(mut self, n: usize) -> Self {
+        self.shared_concurrency = Some(n.max(1));
+        self
+    }
+
     /// Validates and builds.
     ///
     /// # Errors
@@ -281,9 +318,15 @@ impl HttpClientBuilder {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| Error::internal(format!("building the HTTP client failed: {e}")))?;
+        let scope = self
+            .scope
+            .unwrap_or_else(|| base.as_str().trim_end_matches('/').to_owned());
         Ok(HttpClient {
             http,
             base,
+            budget: self.budget,
+            scope,
+            shared_concurrency: self.shared_concurrency,
             tokens,
             limiter: Arc::new(AdaptiveLimiter::new(self.limiter)),
             timeout: self.timeout,
@@ -310,6 +353,9 @@ pub struct HttpClient {
     base: Url,
     tokens: Arc<dyn TokenProvider>,
     limiter: Arc<AdaptiveLimiter>,
+    budget: BudgetHandle,
+    scope: String,
+    shared_concurrency: Option<usize>,
     timeout: Duration,
     user_agent: String,
 }
@@ -322,6 +368,7 @@ impl fmt::Debug for HttpClient {
             .field("user_agent", &self.user_agent)
             .field("tokens", &self.tokens)
             .field("limiter", &self.limiter.config())
+            .field("scope", &self.scope)
             .finish()
     }
 }
@@ -336,6 +383,80 @@ impl HttpClient {
             tokens: None,
             limiter: LimiterConfig::default(),
             allow_plain_http: false,
+            budget: BudgetHandle::default(),
+            scope: None,
+            shared_concurrency: None,
+        }
+    }
+
+    /// Makes this client, its clones and the pacers made with [`HttpClient::pacer`] draw from
+    /// `budget` from now on (see [`HttpClientBuilder::rate_budget`]).
+    pub fn use_rate_budget(&self, budget: Arc<dyn RateBudget>) {
+        self.budget.set(budget);
+    }
+
+    /// The budget key of `name` (a bucket or a pacer): `scope|name`.
+    pub fn budget_key(&self, name: &str) -> String {
+        format!("{}|{name}", self.scope)
+    }
+
+    /// A pacer of `limit` requests per `per` drawing from this client's budget under
+    /// `scope|name` (`None`: `limit` or `per` zero, no pacing).
+    pub fn pacer(&self, name: &str, limit: u32, per: Duration) -> Option<Pacer> {
+        Pacer::on(self.budget.clone(), self.budget_key(name), limit, per)
+    }
+
+    /// Draws one request of `bucket` from a set budget: a shared concurrency slot, and a turn
+    /// of the bucket's budget learnt from the vendor's headers.
+    async fn draw(&self, bucket: &str) -> Result<Option<ConcurrencyPermit>> {
+        let (budget, shared) = self.budget.get();
+        if !shared {
+            return Ok(None);
+        }
+        let slot = match self.shared_concurrency {
+            Some(n) => Some(
+                budget
+                    .concurrency(&self.budget_key("concurrency"), n)
+                    .await?,
+            ),
+            None => None,
+        };
+        if let Some(quota) = self
+            .limiter
+            .learnt_limit(bucket)
+            .and_then(|limit| Quota::per(u32::try_from(limit).unwrap_or(u32::MAX), LEARNT_WINDOW))
+        {
+            budget.acquire(&self.budget_key(bucket), &quota, 1).await?;
+        }
+        Ok(slot)
+    }
+
+    /// After a rate-limit answer with a wait hint, holds the bucket in a set budget for every
+    /// process sharing it (a failure to record it is logged: the answer still counts).
+    async fn penalise(&self, bucket: &str, status: StatusCode, headers: &HeaderMap, body: &[u8]) {
+        if !matches!(
+            status,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::FORBIDDEN
+        ) {
+            return;
+        }
+        let (budget, shared) = self.budget.get();
+        if !shared {
+            return;
+        }
+        // Okta's concurrency 429 (`X-Rate-Limit-Limit: 0`) says nothing about the budget.
+        if crate::limiter::RateLimitHeaders::parse(headers).is_some_and(|h| h.limit == 0) {
+            return;
+        }
+        let error = classify(&Method::GET, "", status, headers, body, SystemTime::now());
+        let Some(wait) = error
+            .retry_after()
+            .filter(|_| error.kind() == ErrorKind::RateLimited)
+        else {
+            return;
+        };
+        if let Err(e) = budget.penalise(&self.budget_key(bucket), wait).await {
+            tracing::warn!(error = %e, "recording a rate-limit penalty in the budget failed");
         }
     }
 
@@ -439,6 +560,13 @@ impl HttpClient {
         async move {
             let bucket = request.bucket_name();
             let _permit = self.limiter.acquire(&bucket).await;
+            let _slot = match self.draw(&bucket).await {
+                Ok(slot) => slot,
+                Err(e) => {
+                    self.limiter.release(&bucket);
+                    return Err(e);
+                }
+            };
             let authorization = match self.tokens.authorization().await {
                 Ok(a) => a,
                 Err(e) => {
@@ -500,6 +628,7 @@ impl HttpClient {
             span.record("status", status.as_u16());
             span.record("latency_ms", latency.as_millis() as u64);
             self.limiter.observe(&bucket, &headers, SystemTime::now());
+            self.penalise(&bucket, status, &headers, &body).await;
             if status == StatusCode::UNAUTHORIZED {
                 self.tokens.invalidate();
             }

@@ -734,6 +734,7 @@ impl GraphClientBuilder {
         let secret = self
             .client_secret
             .ok_or_else(|| Error::config("client_secret", "missing"))?;
+        let scope = format!("graph|{tenant}|{client_id}");
         let mut tokens = MicrosoftClientCredentials::new(&tenant, client_id, secret)?
             .allow_plain_http(self.allow_plain_http);
         if let Some(url) = &self.token_url {
@@ -753,6 +754,8 @@ impl GraphClientBuilder {
             .token_provider(tokens)
             .timeout(timeout)
             .limiter(LimiterConfig::default().with_max_concurrency(concurrency))
+            // One write budget per app registration and tenant, whatever the Graph URL.
+            .budget_scope(scope)
             .build()
             .map_err(|e| Error::config("graph_url", e.message().to_owned()))?;
         let (writes, per) = self.write_budget.unwrap_or(DEFAULT_WRITE_BUDGET);
@@ -909,16 +912,25 @@ impl GraphClient {
     /// Paces writes (anything but GET, each write in a `$batch` counted) to `writes` per
     /// `per`; `0` turns pacing off. [`GraphClient::new`] does not pace.
     pub fn with_write_budget(mut self, writes: u32, per: Duration) -> Self {
-        self.writes = Pacer::new(writes, per).map(Arc::new);
+        self.writes = self.http.pacer("writes", writes, per).map(Arc::new);
         self
     }
 
     /// Waits until `n` writes may go.
-    async fn pace_writes(&self, n: usize) {
+    async fn pace_writes(&self, n: usize) -> Result<()> {
         if let Some(p) = &self.writes
             && n > 0
         {
-            p.wait_n(u32::try_from(n).unwrap_or(u32::MAX)).await;
+            p.wait_n(u32::try_from(n).unwrap_or(u32::MAX)).await?;
+        }
+        Ok(())
+    }
+
+    /// After a write was throttled, holds the write budget for `wait` (for every process
+    /// sharing the budget).
+    async fn penalise_writes(&self, wait: Option<Duration>) {
+        if let (Some(p), Some(wait)) = (&self.writes, wait) {
+            p.penalise(wait).await;
         }
     }
 
@@ -967,8 +979,9 @@ impl GraphClient {
         let http = request.http()?;
         let mut attempt = 1;
         loop {
-            if request.method != Method::GET && !is_batch(request) {
-                self.pace_writes(1).await;
+            let write = request.method != Method::GET && !is_batch(request);
+            if write {
+                self.pace_writes(1).await?;
             }
             let r = self.http.send_raw(http.clone()).await?;
             if r.status().is_success() {
@@ -977,6 +990,9 @@ impl GraphClient {
             let path = self.http.base_url().path().trim_end_matches('/').to_owned()
                 + path_of(&request.relative_url()?);
             let e = graph_error(&request.method, &path, r.status(), r.headers(), r.body());
+            if write && e.kind() == ErrorKind::RateLimited {
+                self.penalise_writes(e.retry_after()).await;
+            }
             if e.kind() == ErrorKind::RateLimited
                 && let Some(wait) = self.retry.wait(e.retry_after(), attempt)
             {
@@ -1361,7 +1377,7 @@ impl GraphClient {
                     .filter(|i| i.request.method != Method::GET)
                     .count(),
             )
-            .await;
+            .await?;
             let answer: BatchAnswer = self
                 .json(&GraphRequest::post(
                     ["$batch"],
@@ -1414,6 +1430,9 @@ impl GraphClient {
             }
             if throttled.is_empty() {
                 break;
+            }
+            if throttled.iter().any(|i| i.request.method != Method::GET) {
+                self.penalise_writes(hint).await;
             }
             let Some(wait) = self.retry.wait(hint, round) else {
                 break;

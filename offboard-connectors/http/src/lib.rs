@@ -20,6 +20,12 @@
 //! - [`AdaptiveLimiter`]: reads Okta's `X-Rate-Limit-Limit/-Remaining/-Reset` and spaces
 //!   requests once fewer than 10 % of the budget remain, so the vendor rarely says no; plus a
 //!   concurrency cap.
+//! - Vendor budgets: every client draws from an [`offboard_core::RateBudget`] (its own
+//!   in-memory one by default; a host's shared one with [`HttpClientBuilder::rate_budget`] or
+//!   [`HttpClient::use_rate_budget`]): [`Pacer`]s made with [`HttpClient::pacer`] (Google's
+//!   quota, Graph's write budget, a SCIM app's limit) and, with a shared budget, each
+//!   request's bucket budget learnt from the vendor's headers, a shared concurrency limit and
+//!   the penalty of a 429's `Retry-After`, seen by every engine process.
 //! - [`HttpFeedLoader`]: an HR export fetched from a URL (optional bearer/basic auth,
 //!   `ETag`/`Last-Modified` conditional requests) for `offboard_core`'s `HrFeed`.
 //! - [`WebhookNotifier`]: signed outgoing webhooks (HMAC-SHA256, `Idempotency-Key`, retries

@@ -188,6 +188,17 @@ impl AdaptiveLimiter {
         Permit(permit)
     }
 
+    /// The budget of `bucket`'s window as the vendor's headers last reported it (`None`: not
+    /// known, or only assumed after a spent window).
+    pub fn learnt_limit(&self, bucket: &str) -> Option<u64> {
+        let inner = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        inner
+            .buckets
+            .get(bucket)
+            .filter(|b| b.limit > 0)
+            .map(|b| b.limit)
+    }
+
     /// How long a request in `bucket` would wait now (without booking a turn).
     pub fn pending_delay(&self, bucket: &str) -> Duration {
         let now = Instant::now();

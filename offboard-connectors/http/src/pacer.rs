@@ -1,13 +1,50 @@
 //! [`Pacer`]: spaces requests to a vendor budget the vendor does not report as it goes.
 
-use std::num::NonZeroU32;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use governor::clock::Clock as _;
-use governor::middleware::NoOpMiddleware;
-use governor::state::{InMemoryState, NotKeyed};
-use governor::{Quota, RateLimiter};
-use offboard_core::engine::GovernorClock;
+use offboard_core::Result;
+use offboard_core::budget::{MemoryRateBudget, Quota, RateBudget};
+
+/// The [`RateBudget`] a client and its pacers draw from, shared by their clones and
+/// replaceable (a host's shared budget replaces the default in-memory one).
+#[derive(Debug, Clone)]
+pub(crate) struct BudgetHandle {
+    inner: Arc<RwLock<Slot>>,
+}
+
+#[derive(Debug)]
+struct Slot {
+    budget: Arc<dyn RateBudget>,
+    /// A budget was set by the host (shared by a fleet), not the default.
+    shared: bool,
+}
+
+impl Default for BudgetHandle {
+    fn default() -> Self {
+        Self {
+            inner: Arc::new(RwLock::new(Slot {
+                budget: Arc::new(MemoryRateBudget::new()),
+                shared: false,
+            })),
+        }
+    }
+}
+
+impl BudgetHandle {
+    /// The budget now in use, and whether the host set it.
+    pub(crate) fn get(&self) -> (Arc<dyn RateBudget>, bool) {
+        let slot = self.inner.read().unwrap_or_else(PoisonError::into_inner);
+        (Arc::clone(&slot.budget), slot.shared)
+    }
+
+    /// Replaces the budget (for every clone of the handle).
+    pub(crate) fn set(&self, budget: Arc<dyn RateBudget>) {
+        let mut slot = self.inner.write().unwrap_or_else(PoisonError::into_inner);
+        slot.budget = budget;
+        slot.shared = true;
+    }
+}
 
 /// Spaces requests so that a budget of `budget` requests per `per` is never spent.
 ///
@@ -17,42 +54,68 @@ use offboard_core::engine::GovernorClock;
 /// than the budget.
 ///
 /// # Behavior
-/// A burst of a 60th of the budget (at least 1), the rest spread evenly (GCRA, [`governor`]),
-/// so that no span of length `per` holds more than `budget` requests. Time is tokio's clock,
-/// so tests run it paused.
-#[derive(Debug)]
+/// A burst of a 60th of the budget (at least 1), the rest spread evenly (GCRA, [`Quota`]),
+/// so that no span of length `per` holds more than `budget` requests. The turns are drawn
+/// from a [`RateBudget`] under one key: [`Pacer::new`] has an in-memory budget of its own;
+/// [`crate::HttpClient::pacer`] draws from the client's budget under `scope|name`, so a
+/// budget shared by a fleet of engines paces them together. Time is tokio's clock (with the
+/// in-memory budget), so tests run it paused.
+#[derive(Debug, Clone)]
 pub struct Pacer {
-    limiter:
-        RateLimiter<NotKeyed, InMemoryState, GovernorClock, NoOpMiddleware<std::time::Instant>>,
+    budget: BudgetHandle,
+    key: String,
+    quota: Quota,
 }
 
 impl Pacer {
-    /// `budget` requests per `per`; `None` when `budget` is zero or `per` is zero (no pacing).
+    /// `budget` requests per `per`, from an in-memory budget of its own; `None` when `budget`
+    /// is zero or `per` is zero (no pacing).
     pub fn new(budget: u32, per: Duration) -> Option<Self> {
-        NonZeroU32::new(budget)?;
-        let burst = NonZeroU32::new((budget / 60).max(1))?;
-        let steady = budget
-            .checked_sub(burst.get())
-            .filter(|n| *n > 0)
-            .unwrap_or(1);
-        let quota = Quota::with_period(per / steady)?.allow_burst(burst);
+        Self::on(BudgetHandle::default(), "pacer".to_owned(), budget, per)
+    }
+
+    pub(crate) fn on(budget: BudgetHandle, key: String, limit: u32, per: Duration) -> Option<Self> {
         Some(Self {
-            limiter: RateLimiter::direct_with_clock(quota, GovernorClock),
+            budget,
+            key,
+            quota: Quota::per(limit, per)?,
         })
     }
 
-    /// Waits for the next request's turn.
-    pub async fn wait(&self) {
-        while let Err(not_until) = self.limiter.check() {
-            tokio::time::sleep(not_until.wait_time_from(GovernorClock.now())).await;
-        }
+    /// The key its turns are drawn under.
+    pub fn key(&self) -> &str {
+        &self.key
     }
 
-    /// Waits until `n` requests may go (a batch carrying `n` of them): their turns are taken
-    /// one after the other, so a batch leaves when its last request's turn comes.
-    pub async fn wait_n(&self, n: u32) {
-        for _ in 0..n {
-            self.wait().await;
+    /// The quota it paces to.
+    pub fn quota(&self) -> &Quota {
+        &self.quota
+    }
+
+    /// Waits for the next request's turn.
+    ///
+    /// # Errors
+    /// A shared budget's storage errors.
+    pub async fn wait(&self) -> Result<()> {
+        self.wait_n(1).await
+    }
+
+    /// Waits until `n` requests may go (a batch carrying `n` of them).
+    ///
+    /// # Errors
+    /// A shared budget's storage errors.
+    pub async fn wait_n(&self, n: u32) -> Result<()> {
+        let (budget, _) = self.budget.get();
+        budget.acquire(&self.key, &self.quota, n).await
+    }
+
+    /// Holds the budget for `wait` after the vendor said no (its `Retry-After`), for every
+    /// process sharing the budget. A failure to record it (a shared budget's storage) is
+    /// logged, not returned: the vendor's answer is what the caller reports.
+    pub async fn penalise(&self, wait: Duration) {
+        let (budget, _) = self.budget.get();
+        if let Err(e) = budget.penalise(&self.key, wait).await {
+            tracing::warn!(key = %self.key, error = %e, "recording a rate-limit penalty failed");
         }
     }
 }
@@ -69,7 +132,7 @@ mod tests {
         let started = tokio::time::Instant::now();
         let mut at = Vec::new();
         for i in 0..300 {
-            pacer.wait_n(if i % 3 == 0 { 3 } else { 1 }).await;
+            pacer.wait_n(if i % 3 == 0 { 3 } else { 1 }).await.unwrap();
             for _ in 0..(if i % 3 == 0 { 3 } else { 1 }) {
                 at.push(started.elapsed());
             }
@@ -88,5 +151,32 @@ mod tests {
             "{:?}",
             at.last()
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_penalty_holds_the_pacer_and_a_set_budget_replaces_the_default() {
+        let handle = BudgetHandle::default();
+        let pacer = Pacer::on(
+            handle.clone(),
+            "t|writes".into(),
+            600,
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        pacer.penalise(Duration::from_secs(20)).await;
+        let started = tokio::time::Instant::now();
+        pacer.wait().await.unwrap();
+        assert_eq!(started.elapsed(), Duration::from_secs(20));
+        // A budget set on the handle is the one the pacer draws from from now on.
+        let shared = Arc::new(MemoryRateBudget::new());
+        handle.set(shared.clone());
+        assert!(handle.get().1);
+        shared
+            .penalise("t|writes", Duration::from_secs(7))
+            .await
+            .unwrap();
+        let started = tokio::time::Instant::now();
+        pacer.wait().await.unwrap();
+        assert_eq!(started.elapsed(), Duration::from_secs(7));
     }
 }

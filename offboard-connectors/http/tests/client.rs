@@ -897,3 +897,110 @@ async fn generic_client_secret_credentials_basic_post_cache_and_refresh() {
         .unwrap_err();
     assert!(e.to_string().contains("client_secret"));
 }
+
+/// A budget that records what is drawn from it, over an in-memory one.
+#[derive(Debug, Default)]
+struct RecordingBudget {
+    inner: offboard_core::MemoryRateBudget,
+    calls: std::sync::Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl offboard_core::RateBudget for RecordingBudget {
+    async fn acquire(
+        &self,
+        key: &str,
+        quota: &offboard_core::Quota,
+        cost: u32,
+    ) -> offboard_core::Result<()> {
+        self.calls.lock().unwrap().push(format!(
+            "acquire {key} {}/{}s x{cost}",
+            quota.limit(),
+            quota.window().as_secs()
+        ));
+        self.inner.acquire(key, quota, cost).await
+    }
+    async fn penalise(&self, key: &str, wait: Duration) -> offboard_core::Result<()> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("penalise {key} {}s", wait.as_secs()));
+        self.inner.penalise(key, wait).await
+    }
+    async fn concurrency(
+        &self,
+        key: &str,
+        limit: usize,
+    ) -> offboard_core::Result<offboard_core::ConcurrencyPermit> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("concurrency {key} {limit}"));
+        self.inner.concurrency(key, limit).await
+    }
+}
+
+#[tokio::test]
+async fn a_set_budget_is_drawn_per_request_learns_the_bucket_and_takes_penalties() {
+    let server = MockServer::start().await;
+    let reset = (SystemTime::now().duration_since(UNIX_EPOCH).unwrap() + Duration::from_secs(60))
+        .as_secs()
+        .to_string();
+    Mock::given(method("GET"))
+        .and(path("/api/v1/users"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("x-rate-limit-limit", "600")
+                .insert_header("x-rate-limit-remaining", "599")
+                .insert_header("x-rate-limit-reset", reset.as_str())
+                .set_body_json(serde_json::json!([])),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/v1/groups"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("retry-after", "7")
+                .set_body_json(okta_error("E0000047", "API call exceeded rate limit")),
+        )
+        .mount(&server)
+        .await;
+    let budget = Arc::new(RecordingBudget::default());
+    let c = HttpClient::builder(server.uri())
+        .allow_plain_http(true)
+        .token_provider(StaticToken::okta_ssws(Secret::new(SECRET)))
+        .budget_scope("acme")
+        .shared_concurrency(3)
+        .build()
+        .unwrap();
+    // Before a budget is set, nothing is drawn from one.
+    c.send(HttpRequest::get(["api", "v1", "users"]))
+        .await
+        .unwrap();
+    assert!(budget.calls.lock().unwrap().is_empty());
+    c.use_rate_budget(budget.clone());
+    // The bucket's budget was learnt from the first answer's headers: 600 a minute.
+    c.send(HttpRequest::get(["api", "v1", "users"]))
+        .await
+        .unwrap();
+    let e = c
+        .send(HttpRequest::get(["api", "v1", "groups"]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::RateLimited);
+    // A pacer made from the client draws from the same (set) budget.
+    let pacer = c.pacer("writes", 120, Duration::from_secs(60)).unwrap();
+    pacer.wait_n(2).await.unwrap();
+    assert_eq!(
+        *budget.calls.lock().unwrap(),
+        vec![
+            "concurrency acme|concurrency 3".to_owned(),
+            "acquire acme|GET /api/v1/users 600/60s x1".to_owned(),
+            // No budget known for the groups bucket yet: only the concurrency slot.
+            "concurrency acme|concurrency 3".to_owned(),
+            "penalise acme|GET /api/v1/groups 7s".to_owned(),
+            "acquire acme|writes 120/60s x2".to_owned(),
+        ]
+    );
+}

@@ -175,6 +175,10 @@ impl Connector for O365Connector {
         &self.capabilities
     }
 
+    fn use_rate_budget(&self, budget: std::sync::Arc<dyn offboard_core::RateBudget>) {
+        self.client.graph.http().use_rate_budget(budget);
+    }
+
     async fn lookup(&self, request: &LookupRequest) -> Result<Option<AccountRef>> {
         let user: Option<User> = lookup_user(&self.client.graph, request, USER_SELECT)
             .await

@@ -295,7 +295,9 @@ impl OktaConfig {
             .timeout(self.timeout.unwrap_or(Duration::from_secs(30)))
             .limiter(
                 LimiterConfig::default().with_max_concurrency(self.max_concurrency.unwrap_or(16)),
-            );
+            )
+            // The org's concurrency limit is shared by every engine drawing from one budget.
+            .shared_concurrency(self.max_concurrency.unwrap_or(16));
         builder = match (self.api_token, self.client_id, self.private_key) {
             (Some(token), None, None) => {
                 if token.is_empty() {

@@ -151,15 +151,19 @@ impl ScimClient {
 
     /// Sends no faster than `requests` per `per` (none: `requests` or `per` zero).
     pub(crate) fn with_rate_limit(mut self, requests: u32, per: std::time::Duration) -> Self {
-        self.pacer = offboard_http::Pacer::new(requests, per).map(std::sync::Arc::new);
+        self.pacer = self
+            .http
+            .pacer("requests", requests, per)
+            .map(std::sync::Arc::new);
         self
     }
 
     /// Waits for the next request's turn under the rate limit, if any.
-    async fn pace(&self) {
+    async fn pace(&self) -> offboard_core::Result<()> {
         if let Some(p) = &self.pacer {
-            p.wait().await;
+            p.wait().await?;
         }
+        Ok(())
     }
 
     /// Whether a 401 is sent once more (the token provider fetches a fresh token).
@@ -171,13 +175,13 @@ impl ScimClient {
     /// Sends a request; after a 401, when the token can be refreshed, once more (a token that
     /// expired early, or was revoked, is fetched anew: offboard-http dropped it on the 401).
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse> {
-        self.pace().await;
+        self.pace().await?;
         match self.http.send(request.clone()).await {
             Err(e)
                 if self.retry_unauthorized
                     && e.context().any(|(k, v)| k == "status" && v == "401") =>
             {
-                self.pace().await;
+                self.pace().await?;
                 self.http.send(request).await
             }
             other => other,

@@ -317,6 +317,10 @@ impl Connector for ScimConnector {
         &self.capabilities
     }
 
+    fn use_rate_budget(&self, budget: std::sync::Arc<dyn offboard_core::RateBudget>) {
+        self.http.use_rate_budget(budget);
+    }
+
     async fn lookup(&self, request: &LookupRequest) -> Result<Option<AccountRef>> {
         let op = format!("{}.lookup", self.app);
         if let Some(id) = &request.external_id {

@@ -398,6 +398,8 @@ struct State {
     grants: BTreeMap<String, BTreeSet<String>>,
     rng: FaultRng,
     rate_limited: u64,
+    /// Writes (not GET) answered 2xx, by `METHOD path {body keys}`.
+    served_writes: BTreeMap<String, u64>,
 }
 
 impl State {
@@ -1013,6 +1015,14 @@ impl GoogleTenant {
         self.shared.state().rate_limited
     }
 
+    /// How many times each write (any method but GET) was answered 2xx, by `METHOD path` and
+    /// the sorted top-level keys of its JSON body (`PATCH …/users/1 {suspended}`: one user
+    /// update is told from another): the side effects the tenant carried out (a fleet test
+    /// checks each happened once).
+    pub fn served_writes(&self) -> BTreeMap<String, u64> {
+        self.shared.state().served_writes.clone()
+    }
+
     /// Sets the fault knobs.
     pub fn set_faults(&self, faults: Faults) {
         self.shared.state().faults = faults;
@@ -1253,6 +1263,11 @@ impl Shared {
         }
         let query: BTreeMap<String, String> = request.url.query_pairs().into_owned().collect();
         let body: Option<Value> = serde_json::from_slice(&request.body).ok();
+        let body_keys: Vec<String> = body
+            .as_ref()
+            .and_then(Value::as_object)
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
         let (status, body) = routes::route(
             &mut s,
             request.method.as_str(),
@@ -1260,6 +1275,15 @@ impl Shared {
             &query,
             body.as_ref(),
         );
+        if request.method.as_str() != "GET" && (200..300).contains(&status) {
+            let key = format!(
+                "{} {} {{{}}}",
+                request.method,
+                request.url.path(),
+                body_keys.join(",")
+            );
+            *s.served_writes.entry(key).or_default() += 1;
+        }
         respond(status, body).set_delay(latency)
     }
 }

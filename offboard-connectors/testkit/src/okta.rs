@@ -357,6 +357,8 @@ struct State {
     fail_next: Vec<(Option<RateFamily>, u16)>,
     rng: FaultRng,
     rate_limited: u64,
+    /// Writes (not GET) answered 2xx, by `METHOD path`.
+    served_writes: BTreeMap<String, u64>,
     /// The `after` cursor of the page just listed, when more pages follow.
     next_after: Option<String>,
     /// The server's base URL, for `Link` headers.
@@ -780,6 +782,12 @@ impl OktaTenant {
         self.shared.state().rate_limited
     }
 
+    /// How many times each write (any method but GET) was answered 2xx, by `METHOD path`:
+    /// the side effects the tenant carried out (a fleet test checks each happened once).
+    pub fn served_writes(&self) -> BTreeMap<String, u64> {
+        self.shared.state().served_writes.clone()
+    }
+
     /// Sets the fault knobs.
     pub fn set_faults(&self, faults: Faults) {
         self.shared.state().faults = faults;
@@ -1034,6 +1042,11 @@ impl Shared {
         let query: BTreeMap<String, String> = request.url.query_pairs().into_owned().collect();
         s.next_after = None;
         let (status, body) = routes::route(&mut s, &method, &segs, &query);
+        if method != "GET" && (200..300).contains(&status) {
+            *s.served_writes
+                .entry(format!("{method} {raw_path}"))
+                .or_default() += 1;
+        }
         let mut response = headers(respond(status, body));
         if let Some(after) = s.next_after.take() {
             let mut next = url::Url::parse(&s.base)

@@ -12,6 +12,7 @@ use super::{
     checkpoints, limits, notify, retention, sinks, watch,
 };
 use crate::audit::AuditSink;
+use crate::budget::RateBudget;
 use crate::checkpoint::{CheckpointSigner, CheckpointSink};
 use crate::connector::Connector;
 use crate::delegate::Delegate;
@@ -44,6 +45,7 @@ pub struct EngineBuilder {
     notifiers: Vec<Arc<dyn Notifier>>,
     overdue: notify::OverdueConfig,
     retention: retention::RetentionConfig,
+    rate_budget: Option<Arc<dyn RateBudget>>,
 }
 
 impl EngineBuilder {
@@ -68,6 +70,16 @@ impl EngineBuilder {
     /// Sets the store (required).
     pub fn store(mut self, store: Arc<dyn Store>) -> Self {
         self.store = Some(store);
+        self
+    }
+
+    /// Makes every registered connector's and delegate's vendor requests draw from `budget`
+    /// (each calls [`Connector::use_rate_budget`] at [`EngineBuilder::build`]). The engines of
+    /// a fleet on one database pass the same shared budget (offboard-store's
+    /// `PostgresRateBudget`), so together they spend each vendor's budget once. Default: each
+    /// HTTP client's own in-memory budget.
+    pub fn rate_budget(mut self, budget: Arc<dyn RateBudget>) -> Self {
+        self.rate_budget = Some(budget);
         self
     }
 
@@ -222,6 +234,14 @@ impl EngineBuilder {
         let store = self
             .store
             .ok_or_else(|| Error::config("store", "an engine needs a store"))?;
+        if let Some(budget) = &self.rate_budget {
+            for (c, _) in &self.connectors {
+                c.use_rate_budget(Arc::clone(budget));
+            }
+            for d in &self.delegates {
+                d.use_rate_budget(Arc::clone(budget));
+            }
+        }
         let connectors = connector_entries(self.connectors, self.lease_for)?;
         let delegates = delegates_by_kind(self.delegates)?;
         check_policy(&self.policy, &connectors, &delegates)?;
@@ -323,6 +343,7 @@ impl Engine {
             notifiers: Vec::new(),
             overdue: notify::OverdueConfig::default(),
             retention: retention::RetentionConfig::default(),
+            rate_budget: None,
         }
     }
 }
