@@ -48,7 +48,7 @@
 //!
 //! # Example
 //! ```
-//! use offboard_testkit::google::{GoogleTenant, NewUser};
+//! use offboard_testkit::sim::google::{GoogleTenant, NewUser};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {

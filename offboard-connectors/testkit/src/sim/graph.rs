@@ -123,7 +123,7 @@
 //!
 //! # Example
 //! ```
-//! use offboard_testkit::graph::{GraphTenant, NewUser};
+//! use offboard_testkit::sim::graph::{GraphTenant, NewUser};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {

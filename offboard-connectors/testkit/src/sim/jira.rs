@@ -45,7 +45,7 @@
 //!
 //! # Example
 //! ```
-//! use offboard_testkit::jira::JiraSim;
+//! use offboard_testkit::sim::jira::JiraSim;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {

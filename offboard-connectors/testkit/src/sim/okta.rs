@@ -44,7 +44,7 @@
 //!
 //! # Example
 //! ```
-//! use offboard_testkit::okta::{NewUser, OktaTenant};
+//! use offboard_testkit::sim::okta::{NewUser, OktaTenant};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {

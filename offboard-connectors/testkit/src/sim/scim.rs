@@ -49,7 +49,7 @@
 //!
 //! # Example
 //! ```
-//! use offboard_testkit::scim::{ScimProvider, ScimSettings};
+//! use offboard_testkit::sim::scim::{ScimProvider, ScimSettings};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {

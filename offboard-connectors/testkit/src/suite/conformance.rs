@@ -19,7 +19,7 @@
 //! # Example
 //! ```
 //! use std::sync::Arc;
-//! use offboard_testkit::conformance::{ReferenceFixture, run_conformance};
+//! use offboard_testkit::suite::conformance::{ReferenceFixture, run_conformance};
 //! use offboard_testkit::ReferenceConnector;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -118,7 +118,7 @@ impl FilterSyntax {
     ///
     /// # Example
     /// ```
-    /// use offboard_testkit::conformance::FilterSyntax;
+    /// use offboard_testkit::suite::conformance::FilterSyntax;
     /// assert_eq!(
     ///     FilterSyntax::OData.literals("mail eq 'o''neil' or upn eq 'x'").unwrap(),
     ///     vec!["o'neil".to_owned(), "x".to_owned()]
