@@ -1,21 +1,21 @@
 //! The request layer every simulated tenant is built on, so each vendor's module holds only
 //! what is the vendor's own.
 //!
-//! - **Routing**: [`serve`] mounts a tenant's [`Handler`] as the one responder of its
-//!   [`MockServer`]; [`segments`] splits and decodes a path, [`template_matches`] matches it
+//! - **Routing**: `serve` mounts a tenant's `Handler` as the one responder of its
+//!   [`MockServer`]; `segments` splits and decodes a path, `template_matches` matches it
 //!   against a route template of the vendor's description (`{x}` is any one segment).
-//! - **Recording**: [`record`] turns a request into a [`RecordedRequest`] (method, path,
+//! - **Recording**: `record` turns a request into a [`RecordedRequest`] (method, path,
 //!   decoded query, headers, JSON body) with the `Authorization` value hidden
-//!   ([`redacted_headers`]), so a recording never holds a credential.
-//! - **Credentials**: [`authorization`], [`bearer`] and [`basic`] read and build the header
+//!   (`redacted_headers`), so a recording never holds a credential.
+//! - **Credentials**: `authorization`, `bearer` and `basic` read and build the header
 //!   values tenants check (which schemes and tokens a tenant accepts is the vendor's).
 //! - **Faults**: [`Faults`] (shares of server errors, throttling answers and lost answers,
-//!   added latency), drawn by deterministic [`Dice`]; [`FailNext`], the next N requests (of one
+//!   added latency), drawn by deterministic `Dice`; `FailNext`, the next N requests (of one
 //!   scope, e.g. an endpoint family or a method) failing with a chosen status.
-//! - **Throttling**: [`Window`], a fixed-window request budget (its `Retry-After` and reset
-//!   time), and [`InFlight`], a concurrency limit counted over the added latency.
+//! - **Throttling**: `Window`, a fixed-window request budget (its `Retry-After` and reset
+//!   time), and `InFlight`, a concurrency limit counted over the added latency.
 //!
-//! [`Layer`] bundles a tenant's recording, faults and counters. The words of each answer (the
+//! `Layer` bundles a tenant's recording, faults and counters. The words of each answer (the
 //! error bodies, the rate-limit headers, which status a fault gets) stay with the vendor.
 
 use std::collections::VecDeque;

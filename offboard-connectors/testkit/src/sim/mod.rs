@@ -3,7 +3,7 @@
 //! own demos and tests too.
 //!
 //! Every tenant is one [`MockServer`](wiremock::MockServer) whose single responder
-//! ([`layer::serve`]) records the request, checks its credentials, applies the injected faults
+//! (`layer::serve`) records the request, checks its credentials, applies the injected faults
 //! and rate budgets of the shared request layer ([`layer`]), then routes it to the vendor's
 //! handlers. What is the vendor's own (Okta's rate-limit headers and endpoint families, Graph's
 //! resource units and `$batch`, Google's scopes, Jira's webhook signing, SCIM's ETags) stays

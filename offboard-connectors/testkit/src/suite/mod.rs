@@ -1,5 +1,5 @@
 //! What the project's own code is checked with: the connector conformance suite
-//! ([`conformance`]), the reference connector, delegate and source ([`reference`]), a
+//! ([`conformance`]), the reference connector, delegate and source ([`reference`](mod@reference)), a
 //! call-counting store ([`store`]), a scratch PostgreSQL database ([`postgres`]), headless
 //! Chromium ([`browser`]) and a log capture ([`trace`]).
 
