@@ -32,8 +32,8 @@ use offboard::{Engine, Manager, Person};
 use offboard_google::{GoogleConfig, Sku};
 use offboard_okta::OktaConfig;
 use offboard_testkit::Fixture;
-use offboard_testkit::google::{GoogleFixture, GoogleLimits, GoogleTenant};
-use offboard_testkit::okta::{OktaFixture, OktaTenant, RateFamily, RateLimits};
+use offboard_testkit::sim::google::{GoogleFixture, GoogleLimits, GoogleTenant};
+use offboard_testkit::sim::okta::{OktaFixture, OktaTenant, RateFamily, RateLimits};
 
 #[path = "common/mod.rs"]
 mod common;

@@ -13,7 +13,7 @@ use offboard::{
     Action, ActionName, AuditQuery, CheckpointSigner, CheckpointSink, Engine, EngineBuilder,
     Initiator, Outcome, Person, Policy, RunRequest, RunState, Store, TaskKind,
 };
-use offboard_testkit::reference::{ReferenceConnector, ReferenceUser};
+use offboard_testkit::suite::reference::{ReferenceConnector, ReferenceUser};
 
 const POLICY: &str = r#"
 [apps.idp]

@@ -37,7 +37,7 @@ use offboard::memory::MemoryStore;
 use offboard::{Engine, Person, Policy};
 use offboard_azure::AzureConfig;
 use offboard_testkit::Fixture;
-use offboard_testkit::graph::{GraphFixture, GraphLimits, GraphTenant, NewGroup};
+use offboard_testkit::sim::graph::{GraphFixture, GraphLimits, GraphTenant, NewGroup};
 
 #[path = "common/mod.rs"]
 mod common;

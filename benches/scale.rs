@@ -35,9 +35,9 @@ use offboard::{
     AuditEvent, AuditKind, ClaimRequest, Commit, Engine, Initiator, Limits, Person, Policy, RunId,
     RunQuery, RunRequest, RunState, Store,
 };
-use offboard_testkit::postgres::ScratchDatabase;
-use offboard_testkit::reference::{ReferenceConnector, ReferenceSource, ReferenceUser};
-use offboard_testkit::store::CountingStore;
+use offboard_testkit::suite::postgres::ScratchDatabase;
+use offboard_testkit::suite::reference::{ReferenceConnector, ReferenceSource, ReferenceUser};
+use offboard_testkit::suite::store::CountingStore;
 use sqlx::{Connection, PgConnection};
 
 const POLICY: &str = r#"

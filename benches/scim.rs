@@ -28,7 +28,7 @@ use offboard::engine::Limits;
 use offboard::memory::MemoryStore;
 use offboard::{Engine, Person, Policy, Secret};
 use offboard_scim::ScimConfig;
-use offboard_testkit::scim::{ScimProvider, ScimSettings};
+use offboard_testkit::sim::scim::{ScimProvider, ScimSettings};
 
 #[path = "common/mod.rs"]
 mod common;

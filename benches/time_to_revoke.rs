@@ -13,8 +13,8 @@ use offboard::engine::LifecycleRules;
 use offboard::memory::MemoryStore;
 use offboard::{Engine, Person, Policy, RunQuery, Secret, Store};
 use offboard_okta::{OktaConfig, OktaSource};
-use offboard_testkit::okta::{Faults, GroupType, NewUser, OktaTenant};
-use offboard_testkit::reference::{ReferenceConnector, ReferenceSource, ReferenceUser};
+use offboard_testkit::sim::okta::{Faults, GroupType, NewUser, OktaTenant};
+use offboard_testkit::suite::reference::{ReferenceConnector, ReferenceSource, ReferenceUser};
 
 const POLICY: &str = r#"
 [apps.idp]

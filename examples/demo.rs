@@ -59,11 +59,13 @@ use offboard_o365::O365Config;
 use offboard_okta::{OktaConfig, OktaSource};
 use offboard_scim::{ScimConfig, ScimProfile};
 use offboard_testkit::Fixture;
-use offboard_testkit::google::{self as gsim, GoogleFixture, GoogleTenant};
-use offboard_testkit::graph::{self as msim, GraphTenant, NewDevice, NewGroup, NewManagedDevice};
-use offboard_testkit::jira::{DEFAULT_EMAIL, DEFAULT_TOKEN, JiraSim};
-use offboard_testkit::okta::{Faults, GroupType, NewUser, OktaTenant, RateFamily, RateLimits};
-use offboard_testkit::scim::{ScimProvider, ScimSettings};
+use offboard_testkit::sim::google::{self as gsim, GoogleFixture, GoogleTenant};
+use offboard_testkit::sim::graph::{
+    self as msim, GraphTenant, NewDevice, NewGroup, NewManagedDevice,
+};
+use offboard_testkit::sim::jira::{DEFAULT_EMAIL, DEFAULT_TOKEN, JiraSim};
+use offboard_testkit::sim::okta::{Faults, GroupType, NewUser, OktaTenant, RateFamily, RateLimits};
+use offboard_testkit::sim::scim::{ScimProvider, ScimSettings};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -12,8 +12,8 @@ use offboard::{
     AuditEvent, AuditQuery, AuditSink, Engine, Error, Initiator, Person, Policy, Result,
     RunRequest, Store,
 };
-use offboard_testkit::reference::{ReferenceConnector, ReferenceUser};
-use offboard_testkit::store::CountingStore;
+use offboard_testkit::suite::reference::{ReferenceConnector, ReferenceUser};
+use offboard_testkit::suite::store::CountingStore;
 
 const POLICY: &str = r#"
 [apps.idp]

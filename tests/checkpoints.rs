@@ -13,8 +13,8 @@ use offboard::{
     AuditQuery, Checkpoint, CheckpointSigner, CheckpointVerifier, Engine, ErrorKind, Initiator,
     Person, Policy, RunId, RunRequest, RunState, Store,
 };
-use offboard_testkit::reference::{ReferenceConnector, ReferenceUser};
-use offboard_testkit::trace::TraceCapture;
+use offboard_testkit::suite::reference::{ReferenceConnector, ReferenceUser};
+use offboard_testkit::suite::trace::TraceCapture;
 
 const POLICY: &str = r#"
 [apps.idp]

@@ -5,10 +5,10 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use offboard_testkit::google::{self as gsim, GoogleTenant};
-use offboard_testkit::okta::{NewUser, OktaTenant};
-use offboard_testkit::postgres::ScratchDatabase;
-use offboard_testkit::scim::{ScimProvider, ScimSettings};
+use offboard_testkit::sim::google::{self as gsim, GoogleTenant};
+use offboard_testkit::sim::okta::{NewUser, OktaTenant};
+use offboard_testkit::sim::scim::{ScimProvider, ScimSettings};
+use offboard_testkit::suite::postgres::ScratchDatabase;
 use serde_json::Value;
 
 const POLICY: &str = r#"

@@ -15,7 +15,7 @@ use offboard::{
     LookupRequest, Outcome, Person, Policy, RetryPolicy, Run, RunRequest, RunState, Snapshot,
     Store, TaskState, Verification,
 };
-use offboard_testkit::reference::{
+use offboard_testkit::suite::reference::{
     ReferenceConnector, ReferenceDelegate, ReferenceUser, permanent, unavailable,
 };
 
@@ -1478,11 +1478,11 @@ actions = [{ name = "idp.suspend", stage = "later" }]
 
 /// An engine on a call-counting memory store, and Ada's run (`IDP_BASIC`) submitted on it.
 async fn submitted_on_a_counting_store() -> (
-    Arc<offboard_testkit::store::CountingStore<MemoryStore>>,
+    Arc<offboard_testkit::suite::store::CountingStore<MemoryStore>>,
     Engine,
     offboard::RunId,
 ) {
-    let store = Arc::new(offboard_testkit::store::CountingStore::new(
+    let store = Arc::new(offboard_testkit::suite::store::CountingStore::new(
         MemoryStore::new(),
     ));
     let (engine, id) = ada_submitted(store.clone(), IDP_BASIC, idp(&["ada@example.com"])).await;
@@ -1557,7 +1557,7 @@ async fn a_run_changed_elsewhere_is_loaded_by_the_claim() {
 #[tokio::test(start_paused = true)]
 async fn siblings_ready_together_share_a_commit() {
     let store = Arc::new(
-        offboard_testkit::store::CountingStore::new(MemoryStore::new())
+        offboard_testkit::suite::store::CountingStore::new(MemoryStore::new())
             .with_commit_delay(Duration::from_millis(10)),
     );
     // Every action runs once, each task has one start and one result (its own audit event,
@@ -1579,7 +1579,7 @@ async fn siblings_ready_together_share_a_commit() {
 
 /// Four actions, `idp.clear_sessions` after `idp.suspend`, run by `run_due` on `store`.
 async fn four_actions_on(
-    store: Arc<offboard_testkit::store::CountingStore<MemoryStore>>,
+    store: Arc<offboard_testkit::suite::store::CountingStore<MemoryStore>>,
 ) -> (Arc<ReferenceConnector>, Run) {
     const FOUR: &str = r#"
 [apps.idp]
@@ -1626,7 +1626,7 @@ fn seq_of(events: &[offboard::AuditEvent], task: &offboard::Task, name: &str) ->
 /// own. Here: `idp.clear_sessions`, started with `idp.suspend`'s result.
 #[tokio::test(start_paused = true)]
 async fn a_result_starts_the_task_it_makes_due_in_its_commit() {
-    let store = Arc::new(offboard_testkit::store::CountingStore::new(
+    let store = Arc::new(offboard_testkit::suite::store::CountingStore::new(
         MemoryStore::new(),
     ));
     let (_, run) = four_actions_on(store.clone()).await;
@@ -1635,7 +1635,8 @@ async fn a_result_starts_the_task_it_makes_due_in_its_commit() {
     // One commit fewer than on a store that takes no leases with commits: clear_sessions'
     // start of its own.
     let without = Arc::new(
-        offboard_testkit::store::CountingStore::new(MemoryStore::new()).without_claims_in_commit(),
+        offboard_testkit::suite::store::CountingStore::new(MemoryStore::new())
+            .without_claims_in_commit(),
     );
     four_actions_on(without.clone()).await;
     let others = without.take();
@@ -1678,7 +1679,8 @@ async fn a_result_starts_the_task_it_makes_due_in_its_commit() {
 #[tokio::test(start_paused = true)]
 async fn a_store_without_claims_in_commit_gets_none() {
     let store = Arc::new(
-        offboard_testkit::store::CountingStore::new(MemoryStore::new()).without_claims_in_commit(),
+        offboard_testkit::suite::store::CountingStore::new(MemoryStore::new())
+            .without_claims_in_commit(),
     );
     let (_, run) = four_actions_on(store.clone()).await;
     assert_eq!(store.take_commit_claims().iter().sum::<usize>(), 0);
@@ -1695,7 +1697,7 @@ async fn a_store_without_claims_in_commit_gets_none() {
 #[tokio::test(start_paused = true)]
 async fn a_refused_take_commits_the_result_without_it() {
     let store = Arc::new(
-        offboard_testkit::store::CountingStore::new(MemoryStore::new()).refusing_claims(1),
+        offboard_testkit::suite::store::CountingStore::new(MemoryStore::new()).refusing_claims(1),
     );
     four_actions_on(store.clone()).await;
     // The refused commit stored nothing (`four_actions_on` checks one start and one result per
@@ -1747,7 +1749,7 @@ actions = ["idp.suspend", "idp.clear_sessions"]
 /// and waits for its time.
 #[tokio::test(start_paused = true)]
 async fn a_later_stage_is_not_taken_along() {
-    let store = Arc::new(offboard_testkit::store::CountingStore::new(
+    let store = Arc::new(offboard_testkit::suite::store::CountingStore::new(
         MemoryStore::new(),
     ));
     let src = r#"
@@ -1793,7 +1795,7 @@ async fn ada_submitted(
 /// this one restarted) loads them together, one call per claim, not one per run.
 #[tokio::test(start_paused = true)]
 async fn runs_of_one_claim_are_loaded_together() {
-    let store = Arc::new(offboard_testkit::store::CountingStore::new(
+    let store = Arc::new(offboard_testkit::suite::store::CountingStore::new(
         MemoryStore::new(),
     ));
     let people = ["ada", "bob", "cy"];
@@ -1856,7 +1858,7 @@ actions = ["idp.suspend", "idp.remove_groups"]
 before = "idp.suspend"
 after = "idp.remove_groups"
 "#;
-    let store = Arc::new(offboard_testkit::store::CountingStore::new(
+    let store = Arc::new(offboard_testkit::suite::store::CountingStore::new(
         MemoryStore::new(),
     ));
     let c = idp(&["ada@example.com"]);

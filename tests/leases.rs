@@ -10,8 +10,8 @@ use offboard::{
     AuditKind, AuditQuery, Engine, ErrorKind, Initiator, Limits, Person, Policy, RunRequest,
     RunState, Store,
 };
-use offboard_testkit::reference::{ReferenceConnector, ReferenceUser};
-use offboard_testkit::store::CountingStore;
+use offboard_testkit::suite::reference::{ReferenceConnector, ReferenceUser};
+use offboard_testkit::suite::store::CountingStore;
 
 const POLICY: &str = r#"
 [apps.idp]

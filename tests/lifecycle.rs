@@ -11,8 +11,8 @@ use offboard::{
     AccountStatus, AuditKind, AuditQuery, Confirmation, Engine, ErrorKind, Initiator, Person,
     Policy, RunQuery, RunState, Store, TaskState,
 };
-use offboard_testkit::reference::{ReferenceConnector, ReferenceSource, ReferenceUser};
-use offboard_testkit::store::CountingStore;
+use offboard_testkit::suite::reference::{ReferenceConnector, ReferenceSource, ReferenceUser};
+use offboard_testkit::suite::store::CountingStore;
 
 const POLICY: &str = r#"
 [apps.idp]
@@ -553,9 +553,11 @@ mod discovery {
         AccountStatus, Engine, ErrorKind, Initiator, Person, Policy, RunRequest, Store,
     };
     use offboard_okta::OktaConfig;
-    use offboard_testkit::okta::{GroupType, NewUser, OktaTenant};
-    use offboard_testkit::reference::permanent;
-    use offboard_testkit::reference::{ReferenceConnector, ReferenceDelegate, ReferenceUser};
+    use offboard_testkit::sim::okta::{GroupType, NewUser, OktaTenant};
+    use offboard_testkit::suite::reference::permanent;
+    use offboard_testkit::suite::reference::{
+        ReferenceConnector, ReferenceDelegate, ReferenceUser,
+    };
 
     const POLICY: &str = r#"
 unknown_apps = "delegate_email"

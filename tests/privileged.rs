@@ -7,7 +7,7 @@ use offboard::memory::MemoryStore;
 use offboard::{
     Engine, ErrorKind, Initiator, PRIVILEGED_ATTRIBUTE, Person, Policy, RunRequest, TaskState,
 };
-use offboard_testkit::reference::{ReferenceConnector, ReferenceUser};
+use offboard_testkit::suite::reference::{ReferenceConnector, ReferenceUser};
 
 const POLICY: &str = r#"
 [apps.idp]

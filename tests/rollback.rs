@@ -13,7 +13,7 @@ use offboard::{
     AccountStatus, AuditKind, AuditQuery, Confirmation, Connector, Engine, ErrorKind, Initiator,
     KeptTask, Person, Policy, Result, Run, RunId, RunRequest, RunState, Store, Task, TaskState,
 };
-use offboard_testkit::reference::{Fault, ReferenceConnector, ReferenceUser, permanent};
+use offboard_testkit::suite::reference::{Fault, ReferenceConnector, ReferenceUser, permanent};
 
 const ADMIN: &str = "admin@example.com";
 

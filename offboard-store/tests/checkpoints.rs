@@ -21,7 +21,7 @@ use offboard_store::{
     AuditVerification, JsonLinesCheckpointSink, ObjectStoreCheckpointSink, PostgresStore,
     SqliteStore,
 };
-use offboard_testkit::postgres::ScratchDatabase;
+use offboard_testkit::suite::postgres::ScratchDatabase;
 use sqlx::Connection;
 
 fn at(secs: i64) -> DateTime<Utc> {

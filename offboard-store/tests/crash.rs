@@ -24,7 +24,7 @@ use offboard_core::{
     RunQuery, RunRequest, RunState, Snapshot, Store, Verification,
 };
 use offboard_store::SqliteStore;
-use offboard_testkit::reference::{ReferenceConnector, ReferenceUser};
+use offboard_testkit::suite::reference::{ReferenceConnector, ReferenceUser};
 
 const RUNS: usize = 400;
 const KILLS: usize = 12;
@@ -329,7 +329,7 @@ async fn sqlite_survives_sigkill_anywhere() {
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_survives_sigkill_anywhere() {
-    use offboard_testkit::postgres::ScratchDatabase;
+    use offboard_testkit::suite::postgres::ScratchDatabase;
     let db = ScratchDatabase::create(&ScratchDatabase::test_server(), "offboard_crash")
         .await
         .unwrap();

@@ -14,7 +14,7 @@ use offboard_core::{
 };
 use offboard_store::SqliteStore;
 use offboard_store::report::{Format, RunReport, write_period};
-use offboard_testkit::reference::{
+use offboard_testkit::suite::reference::{
     ReferenceConnector, ReferenceDelegate, ReferenceUser, permanent,
 };
 
@@ -172,8 +172,11 @@ async fn in_a_real_browser_the_period_report_reads_right() {
     let file = dir.path().join("report.html");
     std::fs::write(&file, period_html(&store).await).unwrap();
 
-    let browser =
-        offboard_testkit::browser::chromium(&["--window-size=1280,2200"], Default::default()).await;
+    let browser = offboard_testkit::suite::browser::chromium(
+        &["--window-size=1280,2200"],
+        Default::default(),
+    )
+    .await;
     browser
         .goto(&format!("file://{}", file.display()))
         .await

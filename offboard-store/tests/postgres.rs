@@ -16,8 +16,8 @@ use offboard_core::{
     RunQuery, RunRequest, RunState, Store, Task, TaskId, TaskKind, TaskState,
 };
 use offboard_store::{PostgresClock, PostgresStore};
-use offboard_testkit::postgres::ScratchDatabase;
-use offboard_testkit::reference::{ReferenceConnector, ReferenceUser};
+use offboard_testkit::suite::postgres::ScratchDatabase;
+use offboard_testkit::suite::reference::{ReferenceConnector, ReferenceUser};
 use sqlx::{Connection, PgConnection};
 
 /// A database of its own for one test, dropped when the test ends well.

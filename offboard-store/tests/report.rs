@@ -10,7 +10,7 @@ use offboard_core::{
 };
 use offboard_store::SqliteStore;
 use offboard_store::report::{CSV_HEADER, Format, RunReport, write_period};
-use offboard_testkit::reference::{ReferenceConnector, ReferenceUser, permanent};
+use offboard_testkit::suite::reference::{ReferenceConnector, ReferenceUser, permanent};
 
 const POLICY: &str = r#"
 [apps.idp]

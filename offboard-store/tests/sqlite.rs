@@ -784,7 +784,7 @@ async fn mirrors_another_stores_chain_as_a_sink() {
 #[tokio::test]
 async fn racing_submits_for_one_person_create_one_run() {
     use offboard_core::{Engine, Policy, RunQuery, RunRequest};
-    use offboard_testkit::reference::{ReferenceConnector, ReferenceUser};
+    use offboard_testkit::suite::reference::{ReferenceConnector, ReferenceUser};
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(
         SqliteStore::open(dir.path().join("offboard.db"))

@@ -10,14 +10,14 @@ use offboard_core::{
     AccountRef, AccountStatus, Action, ActionName, Connector, ErrorKind, ExecuteOptions,
     ExecuteReply, LookupRequest, Outcome, Person, RetryClass, Snapshot,
 };
-use offboard_testkit::graph::role_templates::{
+use offboard_testkit::sim::graph::role_templates::{
     GLOBAL_ADMINISTRATOR, HELPDESK_ADMINISTRATOR, SECURITY_ADMINISTRATOR, USER_ADMINISTRATOR,
 };
-use offboard_testkit::graph::{
+use offboard_testkit::sim::graph::{
     AUTH_METHOD_KINDS, GraphLimits, GraphTenant, NewDevice, NewGroup, NewManagedDevice, NewUser,
     RecordedRequest,
 };
-use offboard_testkit::trace::TraceCapture;
+use offboard_testkit::suite::trace::TraceCapture;
 use serde_json::json;
 
 async fn tenant() -> Arc<GraphTenant> {
@@ -508,7 +508,7 @@ async fn directory_roles_of_a_global_admin_are_removed_and_rolled_back() {
     t.assign_role(&twin, GLOBAL_ADMINISTRATOR, "/");
     t.add_role_eligibility(&twin, SECURITY_ADMINISTRATOR, "/", None);
     let before = t.role_assignments(&id);
-    let pairs = |gs: Vec<offboard_testkit::graph::RoleGrantState>| -> Vec<(String, String)> {
+    let pairs = |gs: Vec<offboard_testkit::sim::graph::RoleGrantState>| -> Vec<(String, String)> {
         let mut v: Vec<_> = gs
             .into_iter()
             .map(|g| (g.role_definition_id, g.directory_scope_id))
@@ -2054,7 +2054,7 @@ fn run_workflow(workflow: &str) -> Action {
 /// write. Failed before: the action was unknown.
 #[tokio::test]
 async fn run_lifecycle_workflow_activates_the_named_leaver_workflow_once() {
-    use offboard_testkit::graph::NewWorkflow;
+    use offboard_testkit::sim::graph::NewWorkflow;
     let t = tenant().await;
     let c = connector(&t);
     let staff = t.add_group(NewGroup::assigned("Staff"));
@@ -2200,7 +2200,7 @@ async fn run_lifecycle_workflow_activates_the_named_leaver_workflow_once() {
 /// every person offboarded).
 #[tokio::test]
 async fn run_lifecycle_workflow_reads_only_the_leavers_results() {
-    use offboard_testkit::graph::NewWorkflow;
+    use offboard_testkit::sim::graph::NewWorkflow;
     let t = tenant().await;
     let c = connector(&t);
     let id = t.add_user(NewUser::new("o'neil@example.com"));

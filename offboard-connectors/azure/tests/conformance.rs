@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use offboard_azure::AzureConfig;
 use offboard_core::Secret;
-use offboard_testkit::graph::{GraphFixture, GraphTenant};
 use offboard_testkit::run_conformance;
+use offboard_testkit::sim::graph::{GraphFixture, GraphTenant};
 
 #[tokio::test]
 async fn entra_connector_passes_conformance_against_the_simulator() {

@@ -12,7 +12,7 @@ use offboard_core::{
     Error, ExecuteOptions, ExecuteReply, Initiator, LookupRequest, MemoryStore, Outcome, Person,
     Plan, Policy, Result, Run, RunRequest, RunState, Snapshot, TaskState, Verification,
 };
-use offboard_testkit::graph::{GraphTenant, NewUser};
+use offboard_testkit::sim::graph::{GraphTenant, NewUser};
 
 /// A stand-in for the AD connector: `ad.disable` disables the account in "AD" and plays
 /// Entra Connect's next sync on the simulated tenant.
@@ -237,7 +237,9 @@ async fn sessions_are_revoked_even_when_disabling_sign_in_failed() {
 /// (before, Entra never read roles, so such a plan ran without confirmation).
 #[tokio::test]
 async fn a_global_admins_plan_is_critical_and_names_the_roles() {
-    use offboard_testkit::graph::role_templates::{GLOBAL_ADMINISTRATOR, SECURITY_ADMINISTRATOR};
+    use offboard_testkit::sim::graph::role_templates::{
+        GLOBAL_ADMINISTRATOR, SECURITY_ADMINISTRATOR,
+    };
     let tenant = Arc::new(GraphTenant::start().await);
     let id = tenant.add_user(NewUser::new("root@example.test"));
     tenant.assign_role(&id, GLOBAL_ADMINISTRATOR, "/");

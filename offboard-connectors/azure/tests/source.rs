@@ -9,7 +9,7 @@ use offboard_core::source::{ChangeBatch, Cursor, SourceOfTruth};
 use offboard_core::{Lifecycle, Secret};
 use offboard_http::GraphClient;
 use offboard_http::graph::GraphRequest;
-use offboard_testkit::graph::{GraphTenant, NewUser};
+use offboard_testkit::sim::graph::{GraphTenant, NewUser};
 use serde_json::json;
 
 fn graph(t: &GraphTenant) -> GraphClient {
@@ -40,7 +40,7 @@ fn summary(batch: &ChangeBatch) -> Vec<(String, Lifecycle)> {
 }
 
 /// The `GET /users/delta()` requests the tenant received (and no `GET /users` listing).
-fn delta_requests(t: &GraphTenant) -> Vec<offboard_testkit::graph::RecordedRequest> {
+fn delta_requests(t: &GraphTenant) -> Vec<offboard_testkit::sim::graph::RecordedRequest> {
     let requests = t.requests();
     assert!(
         !requests

@@ -474,7 +474,7 @@ impl EmailState for StoreEmailState {
 mod tests {
     use offboard_core::MemoryStore;
     use offboard_store::{PostgresStore, SqliteStore};
-    use offboard_testkit::postgres::ScratchDatabase;
+    use offboard_testkit::suite::postgres::ScratchDatabase;
 
     use super::*;
 

@@ -471,7 +471,7 @@ async fn in_a_real_browser_the_link_opens_the_page_and_done_completes_the_task()
         },
     });
     let browser =
-        offboard_testkit::browser::chromium(&[], phone.as_object().unwrap().clone()).await;
+        offboard_testkit::suite::browser::chromium(&[], phone.as_object().unwrap().clone()).await;
 
     browser.goto(&s.link).await.unwrap();
     let main = browser

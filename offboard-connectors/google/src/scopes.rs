@@ -224,7 +224,7 @@ mod tests {
             "licensing_v1.json",
         ] {
             discovery(
-                &offboard_testkit::specs::json(&format!("google/{file}")),
+                &offboard_testkit::sim::specs::json(&format!("google/{file}")),
                 &mut official,
             );
         }

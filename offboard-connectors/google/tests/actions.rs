@@ -13,7 +13,7 @@ use offboard_core::{
 };
 use offboard_google::{GoogleConfig, GoogleConnector, MoveToOu};
 use offboard_testkit::Fixture;
-use offboard_testkit::google::{GoogleFixture, GoogleLimits, GoogleTenant, NewUser, Throttle};
+use offboard_testkit::sim::google::{GoogleFixture, GoogleLimits, GoogleTenant, NewUser, Throttle};
 
 const V1: &str = "/admin/directory/v1";
 

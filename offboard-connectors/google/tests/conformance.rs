@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use offboard_core::Secret;
 use offboard_google::{GoogleConfig, GoogleConnector, Sku};
-use offboard_testkit::google::{GoogleFixture, GoogleTenant};
 use offboard_testkit::run_conformance;
+use offboard_testkit::sim::google::{GoogleFixture, GoogleTenant};
 
 fn config(tenant: &GoogleTenant) -> GoogleConfig {
     let (product, sku) = GoogleFixture::LICENCE;

@@ -14,7 +14,7 @@ use offboard_core::{
 };
 use offboard_google::{GoogleConfig, GoogleConnector, Sku, TransferData};
 use offboard_testkit::Fixture;
-use offboard_testkit::google::{GoogleFixture, GoogleTenant, NewUser};
+use offboard_testkit::sim::google::{GoogleFixture, GoogleTenant, NewUser};
 use serde_json::json;
 
 const V1: &str = "/admin/directory/v1";

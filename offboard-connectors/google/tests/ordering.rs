@@ -9,7 +9,7 @@ use offboard_core::{
 };
 use offboard_google::GoogleConfig;
 use offboard_testkit::Fixture;
-use offboard_testkit::google::{GoogleFixture, GoogleTenant};
+use offboard_testkit::sim::google::{GoogleFixture, GoogleTenant};
 
 const INVALIDATE: &str = "admin/directory/v1/users/{userKey}/verificationCodes/invalidate";
 

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use base64::Engine as _;
 use offboard_core::{Connector, LookupRequest, Person, Secret};
 use offboard_google::{DEFAULT_SCOPES, GoogleConfig};
-use offboard_testkit::google::{GoogleLimits, GoogleTenant, NewUser};
+use offboard_testkit::sim::google::{GoogleLimits, GoogleTenant, NewUser};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 

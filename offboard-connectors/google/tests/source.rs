@@ -12,7 +12,7 @@ use offboard_core::{
     Cursor, Engine, ErrorKind, Lifecycle, MemoryStore, Policy, RunQuery, RunState, Secret, Store,
 };
 use offboard_google::{GoogleConfig, GoogleConnector, GoogleSource};
-use offboard_testkit::google::{GoogleTenant, NewUser};
+use offboard_testkit::sim::google::{GoogleTenant, NewUser};
 
 const POLICY: &str = r#"
 [apps.google]

@@ -10,7 +10,7 @@ use offboard_http::{
     GoogleServiceAccount, HttpClient, HttpRequest, MicrosoftClientCredentials,
     OAuthClientCredentials, StaticToken, TokenProvider,
 };
-use offboard_testkit::trace::TraceCapture;
+use offboard_testkit::suite::trace::TraceCapture;
 use serde::Deserialize;
 use wiremock::matchers::{body_string_contains, header, method, path, query_param};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};

@@ -7,7 +7,7 @@ use offboard_core::{
     AppId, Delegate, DelegationRequest, ErrorKind, Person, RunId, TaskId, Ticket, TicketStatus,
 };
 use offboard_jira::{JiraBuilder, JiraDelegate, JiraWebhook};
-use offboard_testkit::jira::{DEFAULT_EMAIL, DEFAULT_TOKEN, JiraSim, sign};
+use offboard_testkit::sim::jira::{DEFAULT_EMAIL, DEFAULT_TOKEN, JiraSim, sign};
 use serde_json::Value;
 
 async fn sim() -> JiraSim {

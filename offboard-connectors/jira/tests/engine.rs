@@ -15,7 +15,7 @@ use offboard_core::engine::Backoff;
 use offboard_core::memory::MemoryStore;
 use offboard_core::{Engine, Initiator, Person, Policy, RunRequest, RunState, TaskState};
 use offboard_jira::JiraBuilder;
-use offboard_testkit::jira::{DEFAULT_EMAIL, DEFAULT_TOKEN, JiraSim};
+use offboard_testkit::sim::jira::{DEFAULT_EMAIL, DEFAULT_TOKEN, JiraSim};
 
 const POLICY: &str = "[apps.salesforce]\nmethod = \"delegate\"\nvia = \"jira\"\n";
 const POLL: Duration = Duration::from_millis(300);

@@ -16,7 +16,7 @@ use offboard_core::{
 };
 use offboard_jira::webhook::{self, JiraWebhook};
 use offboard_jira::{JiraBuilder, SIGNATURE_HEADER};
-use offboard_testkit::jira::{DEFAULT_EMAIL, DEFAULT_TOKEN, JiraSim, sign};
+use offboard_testkit::sim::jira::{DEFAULT_EMAIL, DEFAULT_TOKEN, JiraSim, sign};
 use serde_json::Value;
 
 const POLICY: &str = "[apps.salesforce]\nmethod = \"delegate\"\nvia = \"jira\"\n";

@@ -12,7 +12,7 @@ use offboard_core::{
 };
 use offboard_o365::O365Connector;
 use offboard_o365::exchange::{Forwarding, MailboxType};
-use offboard_testkit::graph::{GraphTenant, NewGroup, NewUser};
+use offboard_testkit::sim::graph::{GraphTenant, NewGroup, NewUser};
 use serde_json::{Value, json};
 
 /// `METHOD path` of every request since the last clear, without the `/v1.0` prefix.
@@ -830,7 +830,7 @@ async fn cancel_meetings_cancels_future_organised_meetings_only() {
     let (t, o365, a, other, boss) = ann_and_look_alike().await;
     let ann = a.external_id.clone();
     let meeting = |org: &str, subject: &str, start: &str, end: &str, who: &[&str]| {
-        t.add_meeting(offboard_testkit::graph::NewMeeting::new(
+        t.add_meeting(offboard_testkit::sim::graph::NewMeeting::new(
             org, subject, start, end, who,
         ))
     };
@@ -848,9 +848,9 @@ async fn cancel_meetings_cancels_future_organised_meetings_only() {
         "2030-04-01T11:00:00",
         &[&boss],
     );
-    let weekly = t.add_meeting(offboard_testkit::graph::NewMeeting {
+    let weekly = t.add_meeting(offboard_testkit::sim::graph::NewMeeting {
         recurrence_end: Some("2030-12-31".into()),
-        ..offboard_testkit::graph::NewMeeting::new(
+        ..offboard_testkit::sim::graph::NewMeeting::new(
             &ann,
             "Weekly",
             "2030-01-07T09:00:00",

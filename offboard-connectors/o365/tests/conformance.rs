@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use common::{MemoryExchange, O365Fixture, connector};
 use offboard_core::Connector;
-use offboard_testkit::graph::{GraphFixture, GraphTenant};
 use offboard_testkit::run_conformance;
+use offboard_testkit::sim::graph::{GraphFixture, GraphTenant};
 
 const RULES: [&str; 11] = [
     "lookup_zero_matches",

@@ -11,7 +11,7 @@ use offboard_azure::{AzureConfig, EntraSource};
 use offboard_core::engine::LifecycleRules;
 use offboard_core::{Engine, MemoryStore, Policy, RunQuery, RunState, Secret, Store};
 use offboard_http::graph::GraphRequest;
-use offboard_testkit::graph::{GraphTenant, NewUser};
+use offboard_testkit::sim::graph::{GraphTenant, NewUser};
 use serde_json::json;
 
 const POLICY: &str = r#"

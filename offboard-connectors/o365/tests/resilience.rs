@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use common::{account, config, connector, person, run};
 use offboard_core::{Connector, ErrorKind, LookupRequest, Outcome, Secret};
 use offboard_http::graph::GraphRetry;
-use offboard_testkit::graph::{GraphLimits, GraphTenant, NewUser};
+use offboard_testkit::sim::graph::{GraphLimits, GraphTenant, NewUser};
 
 fn count(tenant: &GraphTenant, line: &str) -> usize {
     tenant

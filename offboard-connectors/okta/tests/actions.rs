@@ -11,8 +11,8 @@ use offboard_core::{
 };
 use offboard_okta::{OktaConfig, OktaConnector, search_expression};
 use offboard_testkit::Fixture;
-use offboard_testkit::okta::{NewUser, OktaFixture, OktaTenant, RateFamily, RateLimits};
-use offboard_testkit::trace::TraceCapture;
+use offboard_testkit::sim::okta::{NewUser, OktaFixture, OktaTenant, RateFamily, RateLimits};
+use offboard_testkit::suite::trace::TraceCapture;
 
 struct Setup {
     tenant: Arc<OktaTenant>,

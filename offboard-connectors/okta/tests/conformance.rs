@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use offboard_core::Secret;
 use offboard_okta::OktaConfig;
-use offboard_testkit::okta::{OktaFixture, OktaTenant};
 use offboard_testkit::run_conformance;
+use offboard_testkit::sim::okta::{OktaFixture, OktaTenant};
 
 #[tokio::test]
 async fn okta_connector_passes_conformance_against_the_simulator() {

@@ -8,7 +8,7 @@ use offboard_core::{
     AccountRef, AccountStatus, Action, ActionName, Connector, ErrorKind, ExecuteOptions,
     LookupRequest, Person,
 };
-use offboard_testkit::okta::{NewUser, OktaTenant};
+use offboard_testkit::sim::okta::{NewUser, OktaTenant};
 
 /// `profile.secondEmail` is the user's own recovery address, which they can edit: a stranger
 /// who enters Jane's address there must never be taken for Jane.

@@ -13,7 +13,7 @@ use offboard_core::{
     Initiator, MemoryStore, Outcome, Person, Policy, RunRequest, RunState, TaskState,
 };
 use offboard_okta::OktaConnector;
-use offboard_testkit::okta::{GroupType, NewUser, OktaFixture, OktaTenant};
+use offboard_testkit::sim::okta::{GroupType, NewUser, OktaFixture, OktaTenant};
 
 struct Setup {
     tenant: Arc<OktaTenant>,

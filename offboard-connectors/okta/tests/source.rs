@@ -16,7 +16,7 @@ use offboard_core::{
     Secret, Store,
 };
 use offboard_okta::OktaSource;
-use offboard_testkit::okta::{GroupType, NewUser, OktaTenant};
+use offboard_testkit::sim::okta::{GroupType, NewUser, OktaTenant};
 
 const POLICY: &str = r#"
 [apps.okta]

@@ -11,7 +11,7 @@ use futures::StreamExt as _;
 use offboard_core::{Action, ActionName, Connector, ExecuteOptions, Outcome, Secret};
 use offboard_okta::OktaConfig;
 use offboard_testkit::Fixture;
-use offboard_testkit::okta::{OktaFixture, OktaTenant, RateFamily, RateLimits};
+use offboard_testkit::sim::okta::{OktaFixture, OktaTenant, RateFamily, RateLimits};
 
 const ACTIONS: [&str; 7] = [
     "okta.suspend",

@@ -48,7 +48,7 @@ impl LookupAttribute {
 /// The quirks of one app's SCIM service provider.
 ///
 /// Each flag is covered by a setting of the simulated provider
-/// (`offboard_testkit::scim::ScimSettings`) and a test in `tests/actions.rs`.
+/// (`offboard_testkit::sim::scim::ScimSettings`) and a test in `tests/actions.rs`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ScimProfile {

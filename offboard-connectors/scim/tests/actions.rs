@@ -9,8 +9,8 @@ use offboard_core::{
     Person, Secret,
 };
 use offboard_scim::{ScimConfig, ScimConnector, ScimProfile};
-use offboard_testkit::scim::{RecordedRequest, ScimProvider, ScimSettings};
-use offboard_testkit::trace::TraceCapture;
+use offboard_testkit::sim::scim::{RecordedRequest, ScimProvider, ScimSettings};
+use offboard_testkit::suite::trace::TraceCapture;
 use serde_json::json;
 
 const TOKEN_CHECK: &str = "sim-scim-";

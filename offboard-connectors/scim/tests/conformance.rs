@@ -8,7 +8,7 @@ use std::sync::Arc;
 use offboard_core::Secret;
 use offboard_scim::{ScimConfig, ScimProfile};
 use offboard_testkit::run_conformance;
-use offboard_testkit::scim::{ScimFixture, ScimProvider, ScimSettings};
+use offboard_testkit::sim::scim::{ScimFixture, ScimProvider, ScimSettings};
 
 async fn passes(settings: ScimSettings) -> Arc<ScimProvider> {
     let provider = Arc::new(ScimProvider::start(settings).await);
@@ -87,7 +87,7 @@ fn settings_for(profile: &ScimProfile) -> ScimSettings {
 #[tokio::test]
 async fn every_profile_passes_conformance_with_its_simulator_setting() {
     use offboard_scim::LookupAttribute;
-    use offboard_testkit::conformance as rules;
+    use offboard_testkit::suite::conformance as rules;
     for profile in ScimProfile::ALL {
         let provider = Arc::new(ScimProvider::start(settings_for(&profile)).await);
         let connector = ScimConfig::new("notion")

@@ -25,8 +25,8 @@ use offboard_core::{
     Outcome, Person, Secret,
 };
 use offboard_scim::{ScimConfig, ScimConnector};
-use offboard_testkit::conformance::Fixture;
 use offboard_testkit::run_conformance;
+use offboard_testkit::suite::conformance::Fixture;
 use serde_json::{Value, json};
 
 const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";

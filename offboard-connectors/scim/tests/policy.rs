@@ -12,7 +12,7 @@ use offboard_core::{
     RunState, Secret, Store, TaskKind,
 };
 use offboard_scim::ScimConfig;
-use offboard_testkit::scim::{ScimProvider, ScimSettings};
+use offboard_testkit::sim::scim::{ScimProvider, ScimSettings};
 
 const POLICY: &str = "unknown_apps = \"ignore\"\n";
 

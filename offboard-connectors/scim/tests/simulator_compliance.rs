@@ -12,7 +12,7 @@
 
 use std::process::Command;
 
-use offboard_testkit::scim::{ScimProvider, ScimSettings};
+use offboard_testkit::sim::scim::{ScimProvider, ScimSettings};
 use serde_json::Value;
 
 /// Checks not run (a scim2-tester tag and its checks), with why: the simulator models what

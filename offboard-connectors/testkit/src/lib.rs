@@ -1,7 +1,12 @@
-//! offboard-testkit: what connectors and the engine are tested against.
+//! offboard-testkit: what connectors and the engine are tested against, in two rooms.
 //!
-//! - **Simulated tenants** (added by later issues): stateful simulations of each vendor's real
-//!   API on loopback, built on wiremock, so a connector's HTTP code runs unchanged in tests.
+//! - **[`sim`]: the simulated tenants** ([`okta`], [`google`], [`graph`], [`jira`], [`scim`]):
+//!   stateful simulations of each vendor's real API on loopback, built on wiremock, so a
+//!   connector's HTTP code runs unchanged in tests; a host may use them for its own demos and
+//!   tests. They share one request layer ([`sim::layer`]): recording, credentials, injected
+//!   faults and rate windows.
+//! - **[`suite`]: the conformance suites and reference parts**, with the helpers around them
+//!   ([`store`], [`postgres`], [`browser`], [`trace`]).
 //! - **The reference connector and delegate** ([`reference`](mod@reference)): [`ReferenceConnector`] is an
 //!   in-memory tenant that implements the whole [`Connector`](offboard_core::Connector)
 //!   contract, counts every side effect and takes injected faults (latency, retryable or
@@ -32,18 +37,12 @@
 //! ```
 #![forbid(unsafe_code)]
 
-pub mod browser;
-pub mod conformance;
-pub mod google;
-pub mod graph;
-pub mod jira;
-pub mod okta;
-pub mod postgres;
-pub mod reference;
-pub mod scim;
-pub mod specs;
-pub mod store;
-pub mod trace;
+pub mod sim;
+pub mod suite;
+
+// The paths hosts and tests used before the two rooms keep resolving.
+pub use sim::{google, graph, jira, okta, scim, specs};
+pub use suite::{browser, conformance, postgres, reference, store, trace};
 
 pub use conformance::{Fixture, ReferenceFixture, Report, run_conformance};
 pub use reference::{

@@ -18,7 +18,7 @@ use offboard_core::{
     AccountRef, AccountStatus, Action, Capabilities, Connector, Error, ExecuteOptions,
     ExecuteReply, LookupRequest, Outcome, Result, Snapshot, Verification,
 };
-use offboard_testkit::conformance::{
+use offboard_testkit::suite::conformance::{
     FilterSyntax, Fixture, LDAP_WILDCARD, SentRequest, lookup_hostile_input_never_widens,
 };
 

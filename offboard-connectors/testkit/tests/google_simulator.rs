@@ -3,11 +3,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use offboard_testkit::google::{Faults, GoogleLimits, GoogleTenant, NewUser, Throttle};
+use offboard_testkit::sim::google::{Faults, GoogleLimits, GoogleTenant, NewUser, Throttle};
 use serde_json::{Value, json};
 
 fn spec(file: &str) -> Value {
-    offboard_testkit::specs::json(&format!("google/{file}"))
+    offboard_testkit::sim::specs::json(&format!("google/{file}"))
 }
 
 /// Every method of a discovery document: (HTTP method, path) → its `scopes`.

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use offboard_testkit::graph::{
+use offboard_testkit::sim::graph::{
     Faults, GraphLimits, GraphTenant, NewDevice, NewGroup, NewManagedDevice, NewUser,
 };
 use serde_json::{Value, json};
@@ -19,13 +19,13 @@ const NOT_YET_SERVED: &[&str] = &[
 #[test]
 fn graph_every_route_exists_in_the_official_spec_and_the_ops_list() {
     let load = |name: &str| -> serde_yaml::Value {
-        let text = offboard_testkit::specs::read(&format!("microsoft-graph/{name}"));
+        let text = offboard_testkit::sim::specs::read(&format!("microsoft-graph/{name}"));
         serde_yaml::from_str(&text).unwrap()
     };
     let graph = load("graph-v1.0.offboarding.yaml");
     let batch = load("graph-batch.handwritten.yaml");
     let ops: BTreeSet<String> =
-        offboard_testkit::specs::selection("microsoft-graph/graph-offboarding.ops.txt")
+        offboard_testkit::sim::specs::selection("microsoft-graph/graph-offboarding.ops.txt")
             .into_iter()
             .collect();
     let mut served = BTreeSet::new();
@@ -2081,7 +2081,7 @@ async fn graph_teams_and_meeting_cancellation_are_strict() {
     assert_eq!(status, 204);
     assert!(!t.team_members(&team).contains_key(&bob));
 
-    let meeting = t.add_meeting(offboard_testkit::graph::NewMeeting::new(
+    let meeting = t.add_meeting(offboard_testkit::sim::graph::NewMeeting::new(
         &ann,
         "Review",
         "2030-05-02T10:00:00",
@@ -2145,7 +2145,7 @@ async fn graph_teams_and_meeting_cancellation_are_strict() {
 /// permissions per route; Graph's 400s for incomplete or impossible schedule requests.
 #[tokio::test]
 async fn graph_directory_roles_assignments_and_eligibilities() {
-    use offboard_testkit::graph::role_templates::{
+    use offboard_testkit::sim::graph::role_templates::{
         GLOBAL_ADMINISTRATOR, SECURITY_ADMINISTRATOR, USER_ADMINISTRATOR,
     };
     let t = GraphTenant::start().await;
@@ -2335,7 +2335,7 @@ async fn graph_directory_roles_assignments_and_eligibilities() {
 /// workflow set to refuse the filter answers 400 for it too.
 #[tokio::test]
 async fn graph_lifecycle_processing_results_filter_by_subject_only() {
-    use offboard_testkit::graph::NewWorkflow;
+    use offboard_testkit::sim::graph::NewWorkflow;
     let t = GraphTenant::start().await;
     let api = Api::new(&t);
     let ann = t.add_user(NewUser::new("ann@example.com"));

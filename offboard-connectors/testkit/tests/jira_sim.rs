@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use offboard_testkit::jira::{DEFAULT_EMAIL, DEFAULT_TOKEN, JiraSim, ROUTES, sign};
+use offboard_testkit::sim::jira::{DEFAULT_EMAIL, DEFAULT_TOKEN, JiraSim, ROUTES, sign};
 use serde_json::{Value, json};
 
 fn load_spec(name: &str) -> Value {
-    offboard_testkit::specs::json(&format!("jira/{name}"))
+    offboard_testkit::sim::specs::json(&format!("jira/{name}"))
 }
 
 /// Whether `path` (concrete) matches the spec template `template` (`{x}` = one segment).

@@ -4,12 +4,12 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use offboard_testkit::okta::{Faults, GroupType, NewUser, OktaTenant, RateFamily, RateLimits};
+use offboard_testkit::sim::okta::{Faults, GroupType, NewUser, OktaTenant, RateFamily, RateLimits};
 use serde_json::{Value, json};
 
 #[test]
 fn okta_every_route_exists_in_the_official_spec() {
-    let text = offboard_testkit::specs::read("okta/okta-management.offboarding.yaml");
+    let text = offboard_testkit::sim::specs::read("okta/okta-management.offboarding.yaml");
     let spec: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
     let paths = spec["paths"].as_mapping().unwrap();
     let mut served = BTreeSet::new();
@@ -130,7 +130,7 @@ async fn okta_lifecycle_follows_okta_rules() {
 /// deactivate "only on users that do not have a `DEPROVISIONED` status".
 #[tokio::test]
 async fn okta_every_status_and_its_lifecycle_transitions() {
-    let text = offboard_testkit::specs::read("okta/okta-management.offboarding.yaml");
+    let text = offboard_testkit::sim::specs::read("okta/okta-management.offboarding.yaml");
     let spec: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
     let mut statuses: Vec<String> = spec["components"]["schemas"]["UserStatus"]["enum"]
         .as_sequence()

@@ -11,8 +11,8 @@ use offboard_core::{
     DelegationRequest, ErrorKind, ExecuteOptions, ExecuteReply, LookupRequest, Outcome, Person,
     Result, RunId, Snapshot, TaskId, TicketStatus, Verification,
 };
-use offboard_testkit::conformance::{self, Fixture};
-use offboard_testkit::reference::{permanent, unavailable};
+use offboard_testkit::suite::conformance::{self, Fixture};
+use offboard_testkit::suite::reference::{permanent, unavailable};
 use offboard_testkit::{
     Fault, ReferenceConnector, ReferenceDelegate, ReferenceFixture, ReferenceUser, run_conformance,
 };

@@ -1,8 +1,8 @@
 //! The simulated SCIM service provider against RFC 7643 §8.7's schema representations
 //! (vendored in `specs/scim/`) and RFC 7644's protocol rules it claims to enforce.
 
-use offboard_testkit::scim::{ScimProvider, ScimSettings};
-use offboard_testkit::specs;
+use offboard_testkit::sim::scim::{ScimProvider, ScimSettings};
+use offboard_testkit::sim::specs;
 use serde_json::{Value, json};
 
 /// The type RFC 7643 §2.3 gives a JSON value of an attribute of `kind`.

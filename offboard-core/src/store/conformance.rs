@@ -2419,11 +2419,49 @@ pub async fn erase_snapshots_after_the_window(store: &dyn Store) {
 /// `list_runs` lists newest first, with the person, `open_only`, `since`, `until` and `limit`
 /// filters, and summaries that match the runs.
 pub async fn list_runs_filters(store: &dyn Store) {
-    const RULE: &str = "list_runs_filters";
     let person = unique_person();
+    let runs = listing_runs(store, &person).await;
+    let by_person = RunQuery {
+        person: Some(person.clone()),
+        ..RunQuery::default()
+    };
+    let ids = |idx: &[usize]| idx.iter().map(|i| runs[*i].id).collect::<Vec<RunId>>();
+    listing_summaries_match(store, &person, &runs).await;
+    listing_filters_apply(store, &by_person, ids).await;
+
+    // A committed state change shows in the listing.
+    let mut closed = load(LISTING, store, runs[1].id).await;
+    closed.state = RunState::Cancelled;
+    closed.cancelled = true;
+    closed.finished_at = Some(at(400));
+    ok(
+        LISTING,
+        "commit",
+        store.commit(Commit::new(closed, vec![], vec![])).await,
+    );
+    check_eq(
+        LISTING,
+        "open_only after the open run was cancelled",
+        &ids(&[]),
+        &listed(
+            store,
+            RunQuery {
+                open_only: true,
+                ..by_person
+            },
+        )
+        .await,
+    );
+}
+
+/// The rule of the listing checks.
+const LISTING: &str = "list_runs_filters";
+
+/// Stores `person`'s runs at 0, 100 and 200 (completed, running, completed with failures: at
+/// most one open run per person, `one_open_run_per_person`) and, at 150, another person's run
+/// that never shows up in the person's listing.
+async fn listing_runs(store: &dyn Store, person: &PersonId) -> Vec<Run> {
     let mut runs = Vec::new();
-    // At most one open run per person (`one_open_run_per_person`): a finished one, the open
-    // one, one finished with failures.
     for (i, state) in [
         RunState::Completed,
         RunState::Running,
@@ -2432,125 +2470,112 @@ pub async fn list_runs_filters(store: &dyn Store) {
     .into_iter()
     .enumerate()
     {
-        let mut run = sample_run_for(&person, &[None]);
+        let mut run = sample_run_for(person, &[None]);
         run.created_at = at(i as i64 * 100);
         run.state = state;
         if state.is_terminal() {
             run.finished_at = Some(at(i as i64 * 100 + 50));
         }
-        create(RULE, store, &run).await;
+        create(LISTING, store, &run).await;
         runs.push(run);
     }
-    // Another person's run, created in between, never shows up.
     let mut stranger = sample_run(&[None]);
     stranger.created_at = at(150);
-    create(RULE, store, &stranger).await;
+    create(LISTING, store, &stranger).await;
+    runs
+}
 
-    let list = |query: RunQuery| async move {
-        let summaries = ok(RULE, "list_runs", store.list_runs(query).await);
-        summaries.into_iter().map(|s| s.id).collect::<Vec<RunId>>()
-    };
+/// The ids `query` lists, in order.
+async fn listed(store: &dyn Store, query: RunQuery) -> Vec<RunId> {
+    let summaries = ok(LISTING, "list_runs", store.list_runs(query).await);
+    summaries.into_iter().map(|s| s.id).collect()
+}
+
+/// The person's listing holds their `runs` newest first, each summary matching its run.
+async fn listing_summaries_match(store: &dyn Store, person: &PersonId, runs: &[Run]) {
     let by_person = RunQuery {
         person: Some(person.clone()),
         ..RunQuery::default()
     };
-    let ids = |idx: &[usize]| idx.iter().map(|i| runs[*i].id).collect::<Vec<RunId>>();
-
-    let summaries = ok(RULE, "list_runs", store.list_runs(by_person.clone()).await);
+    let summaries = ok(LISTING, "list_runs", store.list_runs(by_person).await);
     check_eq(
-        RULE,
+        LISTING,
         "the person's runs, newest first",
-        &ids(&[2, 1, 0]),
+        &runs.iter().rev().map(|r| r.id).collect::<Vec<RunId>>(),
         &summaries.iter().map(|s| s.id).collect(),
     );
     for (summary, run) in summaries.iter().zip(runs.iter().rev()) {
-        check_eq(RULE, "a summary's person", &person, &summary.person);
-        check_eq(RULE, "a summary's state", &run.state, &summary.state);
+        check_eq(LISTING, "a summary's person", person, &summary.person);
+        check_eq(LISTING, "a summary's state", &run.state, &summary.state);
         check_eq(
-            RULE,
+            LISTING,
             "a summary's created_at",
             &run.created_at,
             &summary.created_at,
         );
         check_eq(
-            RULE,
+            LISTING,
             "a summary's finished_at",
             &run.finished_at,
             &summary.finished_at,
         );
     }
-    check_eq(
-        RULE,
-        "open_only",
-        &ids(&[1]),
-        &list(RunQuery {
-            open_only: true,
-            ..by_person.clone()
-        })
-        .await,
-    );
-    check_eq(
-        RULE,
-        "limit 2",
-        &ids(&[2, 1]),
-        &list(RunQuery {
-            limit: 2,
-            ..by_person.clone()
-        })
-        .await,
-    );
-    check_eq(
-        RULE,
-        "since (inclusive)",
-        &ids(&[2, 1]),
-        &list(RunQuery {
-            since: Some(at(100)),
-            ..by_person.clone()
-        })
-        .await,
-    );
-    check_eq(
-        RULE,
-        "until (exclusive)",
-        &ids(&[1, 0]),
-        &list(RunQuery {
-            until: Some(at(200)),
-            ..by_person.clone()
-        })
-        .await,
-    );
-    check_eq(
-        RULE,
-        "since, until and open_only together",
-        &ids(&[1]),
-        &list(RunQuery {
-            since: Some(at(0)),
-            until: Some(at(200)),
-            open_only: true,
-            ..by_person.clone()
-        })
-        .await,
-    );
-    // A committed state change shows in the listing.
-    let mut closed = load(RULE, store, runs[1].id).await;
-    closed.state = RunState::Cancelled;
-    closed.cancelled = true;
-    closed.finished_at = Some(at(400));
-    ok(
-        RULE,
-        "commit",
-        store.commit(Commit::new(closed, vec![], vec![])).await,
-    );
-    check_eq(
-        RULE,
-        "open_only after the open run was cancelled",
-        &ids(&[]),
-        &list(RunQuery {
-            open_only: true,
-            ..by_person
-        })
-        .await,
-    );
+}
+
+/// `open_only`, `limit`, `since` (inclusive) and `until` (exclusive), alone and together, on
+/// the runs of [`listing_runs`] (`ids` names them by index).
+async fn listing_filters_apply(
+    store: &dyn Store,
+    by_person: &RunQuery,
+    ids: impl Fn(&[usize]) -> Vec<RunId>,
+) {
+    let cases = [
+        (
+            "open_only",
+            &[1][..],
+            RunQuery {
+                open_only: true,
+                ..by_person.clone()
+            },
+        ),
+        (
+            "limit 2",
+            &[2, 1],
+            RunQuery {
+                limit: 2,
+                ..by_person.clone()
+            },
+        ),
+        (
+            "since (inclusive)",
+            &[2, 1],
+            RunQuery {
+                since: Some(at(100)),
+                ..by_person.clone()
+            },
+        ),
+        (
+            "until (exclusive)",
+            &[1, 0],
+            RunQuery {
+                until: Some(at(200)),
+                ..by_person.clone()
+            },
+        ),
+        (
+            "since, until and open_only together",
+            &[1],
+            RunQuery {
+                since: Some(at(0)),
+                until: Some(at(200)),
+                open_only: true,
+                ..by_person.clone()
+            },
+        ),
+    ];
+    for (what, expected, query) in cases {
+        check_eq(LISTING, what, &ids(expected), &listed(store, query).await);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

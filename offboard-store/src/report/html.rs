@@ -142,136 +142,167 @@ pub(crate) fn head(
 
 /// One run, for a period report or the per-run view.
 pub(crate) fn run_section(r: &RunReport) -> String {
-    let apps = app_results(r);
-    let delegated: Vec<_> = r.actions.iter().filter(|a| a.ticket.is_some()).collect();
     html! {
         section.run id={ "run-" (r.run) } {
             h2 {
                 @if !r.name.is_empty() { (r.name) " — " }
                 (r.person) " — " (r.email)
             }
-            dl.facts {
-                dt { "Run" } dd { code { (r.run) } }
-                dt { "State" } dd { (state_name(r)) }
-                dt { "Initiated by" } dd { (r.initiated_by) }
-                dt { "Reason" } dd { (r.reason) }
-                dt { "Created" } dd { (t(&r.created_at)) }
-                dt { "Effective" } dd { (t(&r.effective_at)) }
-                dt { "Finished" } dd { (ot(r.finished_at.as_ref())) }
-                dt { "Confirmed by" } dd { (r.confirmed_by.as_deref().unwrap_or("—")) }
-                dt { "Offboarding time" } dd { (duration(r.offboarding_time_ms)) }
-                dt { "Time to revoke" } dd { (duration(r.time_to_revoke_ms)) }
-                @if r.dry_run { dt { "Dry run" } dd { "yes: nothing was executed" } }
-            }
-            @if !r.discrepancies.is_empty() {
-                div.discrepancies role="alert" {
-                    h3 { "The stored record differs from the audit chain" }
-                    p { "This report shows what the chain replays to. The stored run row says \
-                        otherwise in " (r.discrepancies.len()) " place(s):" }
-                    table {
-                        thead { tr { th { "Task" } th { "Field" } th { "Audit chain" }
-                            th { "Stored row" } } }
-                        tbody {
-                            @for d in &r.discrepancies {
-                                tr {
-                                    td { @if let Some(task) = d.task { code { (task) } }
-                                        @else { "run" } }
-                                    td { (d.field) }
-                                    td { (d.chain) }
-                                    td.bad { (d.stored) }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+            (run_facts(r))
+            @if !r.discrepancies.is_empty() { (discrepancies(r)) }
             h3 { "Actions" }
-            table.actions {
-                thead { tr {
-                    th { "App" } th { "Action" } th { "Account" } th { "Outcome" }
-                    th { "Detail" } th { "By" } th { "Started" } th { "Finished" }
-                    th { "Attempts" }
-                } }
-                tbody {
-                    @for a in &r.actions {
-                        tr {
-                            td { (a.app) }
-                            td { (a.action) }
-                            td { (a.account.as_deref().unwrap_or("—")) }
-                            td class=(outcome_class(&a.state)) {
-                                (a.state) @if let Some(o) = &a.outcome { " (" (o) ")" }
-                            }
-                            td { (a.error.as_deref().or(a.detail.as_deref()).unwrap_or("")) }
-                            td { (a.by.as_deref().unwrap_or("—")) }
-                            td { (ot(a.started_at.as_ref())) }
-                            td { (ot(a.finished_at.as_ref())) }
-                            td { (a.attempts) }
-                        }
-                    }
-                }
-            }
+            (actions(r))
             h3 { "Verification" }
-            @match &r.verification {
-                None => p.muted { "No verification ran." },
-                Some(v) => {
-                    p { "Verified " (t(&v.at)) ": " (v.revoked) " of " (v.checked)
-                        " checked app(s) with no access left." }
-                    table.verification {
-                        thead { tr { th { "App" } th { "Result" } } }
-                        tbody {
-                            @for (app, result) in &apps {
-                                tr {
-                                    td { (app) }
-                                    @match result {
-                                        Some(AppResult::Revoked) => td.ok { "revoked" },
-                                        Some(AppResult::Remaining(found)) => td.bad {
-                                            "access left: " (found.join("; "))
-                                        },
-                                        Some(AppResult::Unchecked) | None => td.muted {
-                                            "not checked"
-                                        },
-                                        Some(AppResult::Ambiguous) => td.muted {
-                                            "revoked or not checked (not recorded which)"
-                                        },
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            @if !delegated.is_empty() {
-                h3 { "Delegated tasks" }
-                table.delegated {
-                    thead { tr {
-                        th { "App" } th { "Ticket" } th { "Assignee" } th { "Closed by" }
-                        th { "State" } th { "Opened" } th { "Closed" } th { "Turnaround" }
-                    } }
-                    tbody {
-                        @for a in &delegated {
-                            tr {
-                                td { (a.app) }
-                                td {
-                                    @match (&a.ticket, &a.ticket_url) {
-                                        (Some(k), Some(url)) if is_web(url) => a href=(url) { (k) },
-                                        (Some(k), _) => (k),
-                                        _ => "—",
-                                    }
-                                }
-                                td { (a.assignee.as_deref().unwrap_or("—")) }
-                                td { (a.closed_by.as_deref().unwrap_or("—")) }
-                                td class=(outcome_class(&a.state)) { (a.state) }
-                                td { (ot(a.started_at.as_ref())) }
-                                td { (ot(a.finished_at.as_ref())) }
-                                td { (duration(a.turnaround_ms)) }
-                            }
+            (verification(r))
+            (delegated_tasks(r))
+        }
+    }
+    .into_string()
+}
+
+/// A run's facts: its id, state, who started it and why, its times.
+fn run_facts(r: &RunReport) -> Markup {
+    html! {
+        dl.facts {
+            dt { "Run" } dd { code { (r.run) } }
+            dt { "State" } dd { (state_name(r)) }
+            dt { "Initiated by" } dd { (r.initiated_by) }
+            dt { "Reason" } dd { (r.reason) }
+            dt { "Created" } dd { (t(&r.created_at)) }
+            dt { "Effective" } dd { (t(&r.effective_at)) }
+            dt { "Finished" } dd { (ot(r.finished_at.as_ref())) }
+            dt { "Confirmed by" } dd { (r.confirmed_by.as_deref().unwrap_or("—")) }
+            dt { "Offboarding time" } dd { (duration(r.offboarding_time_ms)) }
+            dt { "Time to revoke" } dd { (duration(r.time_to_revoke_ms)) }
+            @if r.dry_run { dt { "Dry run" } dd { "yes: nothing was executed" } }
+        }
+    }
+}
+
+/// The alert listing where the stored run row differs from what the audit chain replays to.
+fn discrepancies(r: &RunReport) -> Markup {
+    html! {
+        div.discrepancies role="alert" {
+            h3 { "The stored record differs from the audit chain" }
+            p { "This report shows what the chain replays to. The stored run row says \
+                otherwise in " (r.discrepancies.len()) " place(s):" }
+            table {
+                thead { tr { th { "Task" } th { "Field" } th { "Audit chain" }
+                    th { "Stored row" } } }
+                tbody {
+                    @for d in &r.discrepancies {
+                        tr {
+                            td { @if let Some(task) = d.task { code { (task) } }
+                                @else { "run" } }
+                            td { (d.field) }
+                            td { (d.chain) }
+                            td.bad { (d.stored) }
                         }
                     }
                 }
             }
         }
     }
-    .into_string()
+}
+
+/// The table of the run's actions and their outcomes.
+fn actions(r: &RunReport) -> Markup {
+    html! {
+        table.actions {
+            thead { tr {
+                th { "App" } th { "Action" } th { "Account" } th { "Outcome" }
+                th { "Detail" } th { "By" } th { "Started" } th { "Finished" }
+                th { "Attempts" }
+            } }
+            tbody {
+                @for a in &r.actions {
+                    tr {
+                        td { (a.app) }
+                        td { (a.action) }
+                        td { (a.account.as_deref().unwrap_or("—")) }
+                        td class=(outcome_class(&a.state)) {
+                            (a.state) @if let Some(o) = &a.outcome { " (" (o) ")" }
+                        }
+                        td { (a.error.as_deref().or(a.detail.as_deref()).unwrap_or("")) }
+                        td { (a.by.as_deref().unwrap_or("—")) }
+                        td { (ot(a.started_at.as_ref())) }
+                        td { (ot(a.finished_at.as_ref())) }
+                        td { (a.attempts) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The verification's result per app, or that none ran.
+fn verification(r: &RunReport) -> Markup {
+    let Some(v) = &r.verification else {
+        return html! { p.muted { "No verification ran." } };
+    };
+    let apps = app_results(r);
+    html! {
+        p { "Verified " (t(&v.at)) ": " (v.revoked) " of " (v.checked)
+            " checked app(s) with no access left." }
+        table.verification {
+            thead { tr { th { "App" } th { "Result" } } }
+            tbody {
+                @for (app, result) in &apps {
+                    tr {
+                        td { (app) }
+                        @match result {
+                            Some(AppResult::Revoked) => td.ok { "revoked" },
+                            Some(AppResult::Remaining(found)) => td.bad {
+                                "access left: " (found.join("; "))
+                            },
+                            Some(AppResult::Unchecked) | None => td.muted {
+                                "not checked"
+                            },
+                            Some(AppResult::Ambiguous) => td.muted {
+                                "revoked or not checked (not recorded which)"
+                            },
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The tasks handed to people (tickets, emails), when there are any.
+fn delegated_tasks(r: &RunReport) -> Markup {
+    let delegated: Vec<_> = r.actions.iter().filter(|a| a.ticket.is_some()).collect();
+    html! {
+        @if !delegated.is_empty() {
+            h3 { "Delegated tasks" }
+            table.delegated {
+                thead { tr {
+                    th { "App" } th { "Ticket" } th { "Assignee" } th { "Closed by" }
+                    th { "State" } th { "Opened" } th { "Closed" } th { "Turnaround" }
+                } }
+                tbody {
+                    @for a in &delegated {
+                        tr {
+                            td { (a.app) }
+                            td {
+                                @match (&a.ticket, &a.ticket_url) {
+                                    (Some(k), Some(url)) if is_web(url) => a href=(url) { (k) },
+                                    (Some(k), _) => (k),
+                                    _ => "—",
+                                }
+                            }
+                            td { (a.assignee.as_deref().unwrap_or("—")) }
+                            td { (a.closed_by.as_deref().unwrap_or("—")) }
+                            td class=(outcome_class(&a.state)) { (a.state) }
+                            td { (ot(a.started_at.as_ref())) }
+                            td { (ot(a.finished_at.as_ref())) }
+                            td { (duration(a.turnaround_ms)) }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The end of a period report: the summary, the charts, and the document's close.

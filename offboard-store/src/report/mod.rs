@@ -24,10 +24,11 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
+use offboard_core::engine::RunMetrics;
 use offboard_core::machine::{self, Event};
 use offboard_core::{
     AppId, AuditEvent, AuditKind, AuditQuery, Engine, Error, Initiator, PersonId, Result, Run,
-    RunId, RunState, Store, TaskId, TaskKind, TaskState, Ticket,
+    RunId, RunState, Store, Task, TaskId, TaskKind, TaskState, Ticket,
 };
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -219,41 +220,8 @@ impl RunReport {
     }
 
     fn build(run: &Run, events: &[AuditEvent]) -> Self {
-        let mut tickets: Vec<(TaskId, &Ticket)> = Vec::new();
-        let mut verification = None;
-        let mut by: Vec<(TaskId, &str)> = Vec::new();
-        for e in events.iter().filter(|e| e.run == Some(run.id)) {
-            if let AuditKind::Transition { event, .. } = &e.kind
-                && let Some(task) = event.task()
-            {
-                by.push((task, &e.actor));
-            }
-            match &e.kind {
-                AuditKind::Transition {
-                    event:
-                        Event::TaskDelegated { task, ticket, .. }
-                        | Event::DelegationUpdated { task, ticket, .. }
-                        | Event::DelegationReopened { task, ticket, .. },
-                    ..
-                } => tickets.push((*task, ticket)),
-                AuditKind::Verified {
-                    checked,
-                    revoked,
-                    remaining,
-                    ..
-                } => {
-                    verification = Some(VerificationLine {
-                        at: e.at,
-                        checked: *checked,
-                        revoked: *revoked,
-                        remaining: remaining.clone(),
-                    });
-                }
-                _ => {}
-            }
-        }
+        let trail = RunTrail::read(run, events);
         let metrics = Engine::metrics(run);
-        let millis = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         // Held tasks name the digest that releases them.
         let held = run
             .tasks
@@ -268,68 +236,7 @@ impl RunReport {
         let actions = run
             .tasks
             .iter()
-            .map(|t| {
-                let ticket = match &t.state {
-                    TaskState::Delegated { ticket } => Some(ticket),
-                    _ => tickets
-                        .iter()
-                        .rev()
-                        .find(|(id, _)| *id == t.id)
-                        .map(|(_, ticket)| *ticket),
-                };
-                let (outcome, detail, error) = match &t.state {
-                    TaskState::Completed { outcome, detail } => {
-                        (Some(outcome.to_string()), detail.clone(), None)
-                    }
-                    TaskState::Failed { error } => (None, None, Some(error.to_string())),
-                    TaskState::Retrying { last_error, .. } => {
-                        (None, None, Some(last_error.to_string()))
-                    }
-                    TaskState::Skipped { reason } => (None, Some(reason.to_string()), None),
-                    TaskState::Held => (None, held.clone(), None),
-                    _ => (None, None, None),
-                };
-                ActionLine {
-                    task: t.id,
-                    app: t.app.clone(),
-                    action: t.label(),
-                    account: t.account.as_ref().map(|a| a.external_id.clone()),
-                    stage: t.stage.clone(),
-                    state: t.state.name().to_owned(),
-                    outcome,
-                    detail,
-                    error,
-                    attempts: t.attempts,
-                    started_at: t.started_at,
-                    finished_at: t.finished_at,
-                    ticket: ticket.map(|k| k.key.clone()),
-                    ticket_url: ticket.map(|k| k.url.clone()).filter(|u| !u.is_empty()),
-                    assignee: ticket.and_then(|k| k.assignee.clone()),
-                    turnaround_ms: metrics
-                        .delegation_turnaround
-                        .get(&t.id)
-                        .copied()
-                        .map(millis),
-                    by: by
-                        .iter()
-                        .rev()
-                        .find(|(id, _)| *id == t.id)
-                        .map(|(_, actor)| (*actor).to_owned()),
-                    closed_by: match (&t.kind, &t.state, ticket) {
-                        (
-                            TaskKind::Delegation { .. },
-                            TaskState::Completed {
-                                detail: Some(detail),
-                                ..
-                            },
-                            Some(ticket),
-                        ) => detail
-                            .strip_prefix(&format!("{} done by ", ticket.key))
-                            .map(str::to_owned),
-                        _ => None,
-                    },
-                }
-            })
+            .map(|t| trail.action_line(t, held.as_ref(), &metrics))
             .collect();
         Self {
             run: run.id,
@@ -347,7 +254,7 @@ impl RunReport {
             offboarding_time_ms: metrics.offboarding_time.map(millis),
             time_to_revoke_ms: metrics.time_to_revoke.map(millis),
             actions,
-            verification,
+            verification: trail.verification,
             discrepancies: Vec::new(),
         }
     }
@@ -779,6 +686,130 @@ impl RunPages for crate::PostgresStore {
 
     async fn verify_chain(&self) -> Result<AuditVerification> {
         self.verify_audit().await
+    }
+}
+
+/// A duration in whole milliseconds (saturating).
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// What a run's audit events say beyond its replayed state: each task's tickets (latest
+/// last), who made each task's transitions (latest last), and the last verification.
+struct RunTrail<'a> {
+    tickets: Vec<(TaskId, &'a Ticket)>,
+    by: Vec<(TaskId, &'a str)>,
+    verification: Option<VerificationLine>,
+}
+
+impl<'a> RunTrail<'a> {
+    /// Reads the events of `run` among `events`.
+    fn read(run: &Run, events: &'a [AuditEvent]) -> Self {
+        let mut trail = Self {
+            tickets: Vec::new(),
+            by: Vec::new(),
+            verification: None,
+        };
+        for e in events.iter().filter(|e| e.run == Some(run.id)) {
+            if let AuditKind::Transition { event, .. } = &e.kind
+                && let Some(task) = event.task()
+            {
+                trail.by.push((task, &e.actor));
+            }
+            match &e.kind {
+                AuditKind::Transition {
+                    event:
+                        Event::TaskDelegated { task, ticket, .. }
+                        | Event::DelegationUpdated { task, ticket, .. }
+                        | Event::DelegationReopened { task, ticket, .. },
+                    ..
+                } => trail.tickets.push((*task, ticket)),
+                AuditKind::Verified {
+                    checked,
+                    revoked,
+                    remaining,
+                    ..
+                } => {
+                    trail.verification = Some(VerificationLine {
+                        at: e.at,
+                        checked: *checked,
+                        revoked: *revoked,
+                        remaining: remaining.clone(),
+                    });
+                }
+                _ => {}
+            }
+        }
+        trail
+    }
+
+    /// The report's line of task `t`; `held` is what a held task's detail says.
+    fn action_line(&self, t: &Task, held: Option<&String>, metrics: &RunMetrics) -> ActionLine {
+        let ticket = match &t.state {
+            TaskState::Delegated { ticket } => Some(ticket),
+            _ => self
+                .tickets
+                .iter()
+                .rev()
+                .find(|(id, _)| *id == t.id)
+                .map(|(_, ticket)| *ticket),
+        };
+        let (outcome, detail, error) = match &t.state {
+            TaskState::Completed { outcome, detail } => {
+                (Some(outcome.to_string()), detail.clone(), None)
+            }
+            TaskState::Failed { error } => (None, None, Some(error.to_string())),
+            TaskState::Retrying { last_error, .. } => (None, None, Some(last_error.to_string())),
+            TaskState::Skipped { reason } => (None, Some(reason.to_string()), None),
+            TaskState::Held => (None, held.cloned(), None),
+            _ => (None, None, None),
+        };
+        ActionLine {
+            task: t.id,
+            app: t.app.clone(),
+            action: t.label(),
+            account: t.account.as_ref().map(|a| a.external_id.clone()),
+            stage: t.stage.clone(),
+            state: t.state.name().to_owned(),
+            outcome,
+            detail,
+            error,
+            attempts: t.attempts,
+            started_at: t.started_at,
+            finished_at: t.finished_at,
+            ticket: ticket.map(|k| k.key.clone()),
+            ticket_url: ticket.map(|k| k.url.clone()).filter(|u| !u.is_empty()),
+            assignee: ticket.and_then(|k| k.assignee.clone()),
+            turnaround_ms: metrics
+                .delegation_turnaround
+                .get(&t.id)
+                .copied()
+                .map(millis),
+            by: self
+                .by
+                .iter()
+                .rev()
+                .find(|(id, _)| *id == t.id)
+                .map(|(_, actor)| (*actor).to_owned()),
+            closed_by: closed_by(t, ticket),
+        }
+    }
+}
+
+/// Who closed a completed delegation's ticket, as its detail (`<KEY> done by <who>`) says.
+fn closed_by(t: &Task, ticket: Option<&Ticket>) -> Option<String> {
+    match (&t.kind, &t.state, ticket) {
+        (
+            TaskKind::Delegation { .. },
+            TaskState::Completed {
+                detail: Some(detail),
+                ..
+            },
+            Some(ticket),
+        ) => detail
+            .strip_prefix(&format!("{} done by ", ticket.key))
+            .map(str::to_owned),
+        _ => None,
     }
 }
 

@@ -10,7 +10,7 @@ use offboard_core::{
     Engine, ErrorKind, Initiator, Person, Policy, RetryPolicy, RunId, RunRequest, Store, TaskId,
 };
 use offboard_store::report::{Format, RunPages, RunReport, write_period};
-use offboard_testkit::reference::{ReferenceConnector, ReferenceUser, permanent};
+use offboard_testkit::suite::reference::{ReferenceConnector, ReferenceUser, permanent};
 
 /// The mark the falsified row carries, so the tests can tell where it shows.
 pub(crate) const FORGED: &str = "FORGED-removed-by-hand";

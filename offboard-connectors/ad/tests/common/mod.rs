@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Mod, Scope, SearchEntry};
 use offboard_ad::{AdConfig, AdConfigBuilder, AdConnector, SearchLog};
 use offboard_core::{AccountRef, AccountStatus, Secret};
-use offboard_testkit::conformance::{FilterSyntax, Fixture, SentRequest};
+use offboard_testkit::suite::conformance::{FilterSyntax, Fixture, SentRequest};
 use rustls::ClientConfig;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;

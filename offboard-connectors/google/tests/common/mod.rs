@@ -1,6 +1,6 @@
 //! What the connector's test files share.
 
-use offboard_testkit::google::GoogleTenant;
+use offboard_testkit::sim::google::GoogleTenant;
 
 /// The requests the tenant received, oldest first, as `METHOD path?query`.
 pub(crate) fn lines(tenant: &GoogleTenant) -> Vec<String> {

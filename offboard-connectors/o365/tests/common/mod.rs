@@ -13,8 +13,8 @@ use offboard_core::{
 };
 use offboard_o365::exchange::{Forwarding, MailboxRef, MailboxState, MailboxType};
 use offboard_o365::{ExchangeAdmin, O365Config, O365Connector};
-use offboard_testkit::conformance::{Fixture, SentRequest};
-use offboard_testkit::graph::{GraphFixture, GraphTenant};
+use offboard_testkit::sim::graph::{GraphFixture, GraphTenant};
+use offboard_testkit::suite::conformance::{Fixture, SentRequest};
 
 /// The manager of [`person`].
 pub const MANAGER: &str = "boss@example.test";

@@ -2,7 +2,7 @@
 
 use offboard_core::Secret;
 use offboard_okta::{OktaConfig, OktaConnector};
-use offboard_testkit::okta::OktaTenant;
+use offboard_testkit::sim::okta::OktaTenant;
 
 /// The connector for `tenant`, with its API token.
 pub(crate) fn connector(tenant: &OktaTenant) -> OktaConnector {

@@ -19,7 +19,7 @@
 //! # Example
 //! ```
 //! use std::sync::Arc;
-//! use offboard_testkit::conformance::{ReferenceFixture, run_conformance};
+//! use offboard_testkit::suite::conformance::{ReferenceFixture, run_conformance};
 //! use offboard_testkit::ReferenceConnector;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -41,7 +41,7 @@ use offboard_core::{
     LookupRequest, Manager, Outcome, Person, Result,
 };
 
-use crate::reference::{ReferenceConnector, ReferenceUser};
+use crate::suite::reference::{ReferenceConnector, ReferenceUser};
 
 /// How the conformance suite creates test users in the system under test.
 ///
@@ -118,7 +118,7 @@ impl FilterSyntax {
     ///
     /// # Example
     /// ```
-    /// use offboard_testkit::conformance::FilterSyntax;
+    /// use offboard_testkit::suite::conformance::FilterSyntax;
     /// assert_eq!(
     ///     FilterSyntax::OData.literals("mail eq 'o''neil' or upn eq 'x'").unwrap(),
     ///     vec!["o'neil".to_owned(), "x".to_owned()]
@@ -317,7 +317,7 @@ impl SentRequest {
         self.path
             .split('/')
             .skip(1)
-            .map(crate::okta::decode_segment)
+            .map(crate::sim::layer::decode_segment)
             .collect()
     }
 
@@ -339,7 +339,7 @@ impl SentRequest {
     /// The request a simulated tenant recorded, with the query parameters named in `filters`
     /// as filters in their syntax.
     pub fn from_recorded(
-        recorded: &crate::okta::RecordedRequest,
+        recorded: &crate::sim::layer::RecordedRequest,
         filters: &[(&str, FilterSyntax)],
     ) -> Self {
         let mut sent = Self::new(recorded.method.as_str(), recorded.path.as_str());
@@ -363,7 +363,7 @@ impl RequestCursor {
     /// cleared since the last call is taken from its start.
     pub fn take(
         &self,
-        recorded: &[crate::okta::RecordedRequest],
+        recorded: &[crate::sim::layer::RecordedRequest],
         filters: &[(&str, FilterSyntax)],
     ) -> Vec<SentRequest> {
         use std::sync::atomic::Ordering;
@@ -1001,7 +1001,7 @@ fn filter_literals(
 fn check_path(rule: &Rule, what: &str, request: &SentRequest, values: &[&str]) {
     let cut = ['/', '?', '#'];
     for value in values {
-        let decoded = crate::okta::decode_segment(value);
+        let decoded = crate::sim::layer::decode_segment(value);
         let pieces: Vec<&str> = value
             .split(cut)
             .chain(decoded.split(cut))

@@ -29,7 +29,7 @@
 use serde_json::{Value, json};
 
 use super::{Query, Reply, bad_request, insufficient, not_found, page};
-use crate::graph::{GraphTenant, State, filter, new_id, now_iso};
+use crate::sim::graph::{GraphTenant, State, filter, new_id, now_iso};
 
 /// The built-in "Disable user account" task definition.
 pub const DISABLE_USER_TASK: &str = "1dfdfcc7-52fa-4c2e-bf3a-e3919cc12950";

@@ -37,7 +37,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Value, json};
 
 use super::{Query, Reply, bad_request, err, filter, insufficient, not_found, page};
-use crate::graph::{GraphTenant, State, new_id, now_iso};
+use crate::sim::graph::{GraphTenant, State, new_id, now_iso};
 
 /// Global Administrator's template id.
 pub const GLOBAL_ADMINISTRATOR: &str = "62e90394-69f5-4237-9190-012177145e10";
@@ -271,7 +271,7 @@ fn no_expiration() -> Value {
 impl GraphTenant {
     /// Adds an activated directory role: a built-in one by its display name (e.g. "Global
     /// Reader", see [`BUILT_IN_ROLES`]), else a custom role definition of that name. Returns
-    /// the directoryRole object id (for [`crate::graph::NewUser::roles`], which assigns it
+    /// the directoryRole object id (for [`crate::sim::graph::NewUser::roles`], which assigns it
     /// tenant-wide).
     pub fn add_directory_role(&self, display_name: impl Into<String>) -> String {
         let name = display_name.into();

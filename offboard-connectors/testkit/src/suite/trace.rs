@@ -3,7 +3,7 @@
 //!
 //! # Example
 //! ```
-//! use offboard_testkit::trace::TraceCapture;
+//! use offboard_testkit::suite::trace::TraceCapture;
 //!
 //! let capture = TraceCapture::default();
 //! {

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::{Query, Reply, bad_request, denied, err, page};
-use crate::graph::{GraphTenant, State, new_id};
+use crate::sim::graph::{GraphTenant, State, new_id};
 
 /// A meeting to add ([`GraphTenant::add_meeting`]).
 #[derive(Debug, Clone)]

@@ -45,7 +45,7 @@
 //!
 //! # Example
 //! ```
-//! use offboard_testkit::jira::JiraSim;
+//! use offboard_testkit::sim::jira::JiraSim;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
@@ -64,15 +64,15 @@ mod routes;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use wiremock::matchers::any;
-use wiremock::{Mock, MockServer};
+use wiremock::MockServer;
+
+use super::layer::{self, Dice, Layer, Window};
 
 /// Every (method, path template) the simulator serves; each exists in the official spec.
 pub const ROUTES: &[(&str, &str)] = &[
@@ -275,20 +275,16 @@ pub(crate) const TRANSITIONS: [Transition; 7] = [
     },
 ];
 
+/// Jira's own faults; the injected 5xx statuses, the share of 503s and the latency are the
+/// shared layer's ([`State::layer`]).
 #[derive(Debug, Default)]
 pub(crate) struct Faults {
     /// The next n requests answer 429 with this Retry-After (seconds).
     pub(crate) throttle_next: Vec<u64>,
     /// At most `limit` requests per `window`; beyond, 429.
     pub(crate) budget: Option<(u32, Duration)>,
-    pub(crate) window_start: Option<Instant>,
-    pub(crate) window_used: u32,
-    /// The next requests answer with these 5xx statuses.
-    pub(crate) fail_next: Vec<u16>,
-    /// A share (per mille) of requests answer 503, decided by a seeded generator.
-    pub(crate) fail_share: Option<(u32, u64)>,
-    /// Delay before every answer.
-    pub(crate) latency: Duration,
+    /// The budget's window, on the clock of [`State::started`].
+    pub(crate) window: Window,
     /// The next n creates succeed, but their answer is lost (504, empty body).
     pub(crate) lose_creates: u32,
 }
@@ -303,8 +299,11 @@ pub(crate) struct State {
     pub(crate) issues: Vec<Issue>,
     pub(crate) next_id: u64,
     pub(crate) counters: BTreeMap<String, u64>,
-    pub(crate) requests: Vec<RecordedRequest>,
+    /// Recording (with the status answered), injected failures, the fault dice and latency.
+    pub(crate) layer: Layer<(), RecordedRequest>,
     pub(crate) faults: Faults,
+    /// When the site started: the origin of the rate budget's clock.
+    pub(crate) started: Instant,
     /// How long a new issue stays invisible to search.
     pub(crate) search_lag: Duration,
     webhooks: Vec<Webhook>,
@@ -601,11 +600,7 @@ impl JiraSimBuilder {
     /// Starts the site on loopback.
     pub async fn start(self) -> JiraSim {
         let server = MockServer::start().await;
-        let auth = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD
-                .encode(format!("{}:{}", self.email, self.token))
-        );
+        let auth = layer::basic(&self.email, &self.token);
         let mut projects = self.projects;
         if projects.is_empty() {
             projects.push(("IT".into(), "10000".into()));
@@ -624,8 +619,9 @@ impl JiraSimBuilder {
             issues: Vec::new(),
             next_id: 10000,
             counters: BTreeMap::new(),
-            requests: Vec::new(),
+            layer: Layer::default(),
             faults: Faults::default(),
+            started: Instant::now(),
             search_lag: Duration::ZERO,
             webhooks: Vec::new(),
             pending_events: Vec::new(),
@@ -633,12 +629,13 @@ impl JiraSimBuilder {
             next_event: 0,
             actor: "557058:offboard-bot".into(),
         }));
-        Mock::given(any())
-            .respond_with(routes::Router {
+        layer::serve(
+            &server,
+            Arc::new(routes::Router {
                 state: state.clone(),
-            })
-            .mount(&server)
-            .await;
+            }),
+        )
+        .await;
         JiraSim {
             server,
             state,
@@ -685,7 +682,7 @@ impl JiraSim {
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        layer::lock(&self.state)
     }
 
     fn index(state: &State, key: &str) -> usize {
@@ -808,12 +805,12 @@ impl JiraSim {
 
     /// Every request received, in order, `Authorization` redacted.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.state().requests.clone()
+        self.state().layer.requests.clone()
     }
 
     /// Forgets the recorded requests.
     pub fn clear_requests(&self) {
-        self.state().requests.clear();
+        self.state().layer.requests.clear();
     }
 
     /// The next `n` requests answer 429 with `Retry-After: retry_after` (whole seconds).
@@ -830,23 +827,27 @@ impl JiraSim {
     pub fn rate_budget(&self, limit: u32, window: Duration) {
         let mut s = self.state();
         s.faults.budget = Some((limit, window));
-        s.faults.window_start = None;
-        s.faults.window_used = 0;
+        s.faults.window = Window::default();
     }
 
     /// The next requests answer with these statuses (each 500–599), one per request.
     pub fn fail_next(&self, statuses: &[u16]) {
-        self.state().faults.fail_next.extend_from_slice(statuses);
+        let mut s = self.state();
+        for status in statuses {
+            s.layer.fail_next.push(None, *status, 1);
+        }
     }
 
     /// About `per_mille`/1000 of requests answer 503, chosen by a generator seeded with `seed`.
     pub fn fail_share(&self, per_mille: u32, seed: u64) {
-        self.state().faults.fail_share = Some((per_mille.min(1000), seed.max(1)));
+        let mut s = self.state();
+        s.layer.faults.error_rate = f64::from(per_mille.min(1000)) / 1000.0;
+        s.layer.dice = Dice::seeded(seed);
     }
 
     /// Every answer is delayed by `latency`.
     pub fn latency(&self, latency: Duration) {
-        self.state().faults.latency = latency;
+        self.state().layer.faults.latency = latency;
     }
 
     /// The next `n` creates file their issue, but the answer is lost: the client gets a 504
@@ -857,7 +858,10 @@ impl JiraSim {
 
     /// Removes every injected fault and the rate budget.
     pub fn clear_faults(&self) {
-        self.state().faults = Faults::default();
+        let mut s = self.state();
+        s.faults = Faults::default();
+        s.layer.faults = layer::Faults::default();
+        s.layer.fail_next.clear();
     }
 
     /// Registers a webhook receiving `jira:issue_updated` events at `url`, signed with

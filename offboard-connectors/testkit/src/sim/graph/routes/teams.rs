@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::{Query, Reply, denied, err, not_found, page};
-use crate::graph::{GraphTenant, NewGroup, State};
+use crate::sim::graph::{GraphTenant, NewGroup, State};
 
 /// Team group ids and the membership ids given out, per (team, user).
 #[derive(Debug, Default)]

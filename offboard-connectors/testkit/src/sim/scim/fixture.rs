@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use offboard_core::{AccountRef, AccountStatus};
 
 use super::ScimProvider;
-use crate::conformance::{FilterSyntax, Fixture, RequestCursor, SentRequest};
+use crate::suite::conformance::{FilterSyntax, Fixture, RequestCursor, SentRequest};
 
 /// Creates conformance users in a [`ScimProvider`]: each is active, has `userName` = the login
 /// and `emails` = the aliases (else the login), and is a member of the group "Engineering".

@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::{Query, Reply, bad_request, denied, err, filter, insufficient, page};
-use crate::graph::{GraphTenant, State, new_id, now_iso};
+use crate::sim::graph::{GraphTenant, State, new_id, now_iso};
 
 const READ: &str = "EntitlementManagement.Read.All";
 const WRITE: &str = "EntitlementManagement.ReadWrite.All";

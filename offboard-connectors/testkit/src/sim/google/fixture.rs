@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use offboard_core::{AccountRef, AccountStatus, Action, ActionSpec};
 
 use super::{GoogleTenant, NewUser};
-use crate::conformance::{FilterSyntax, Fixture, RequestCursor, SentRequest};
+use crate::suite::conformance::{FilterSyntax, Fixture, RequestCursor, SentRequest};
 
 /// Creates conformance users in a [`GoogleTenant`], with access of every kind the Google
 /// connector removes.

@@ -1,7 +1,7 @@
 //! A simulated Google Workspace tenant: the Admin SDK Directory API on loopback, stateful, rate
 //! limited, with fault injection and a recording of every request.
 //!
-//! Built on wiremock like [`crate::okta`]: one [`MockServer`] whose single responder routes
+//! Built on wiremock like [`crate::sim::okta`]: one [`MockServer`] whose single responder routes
 //! requests over shared state. It serves exactly the methods in [`GoogleTenant::ROUTES`] (each
 //! is a method of the official discovery document `admin-directory_v1.offboarding.json`, with
 //! the same HTTP method and path; a test checks it), with Google's status codes and error
@@ -34,9 +34,9 @@
 //!   minute per user); when spent, a 403 `userRateLimitExceeded` (default, as the Directory API
 //!   answers) or a 429 `rateLimitExceeded` with `Retry-After` (seconds to the next window).
 //!   An optional concurrency limit answers 403 `quotaExceeded`.
-//! - Faults ([`Faults`]): a share of 500s and of throttling answers, added latency, the
-//!   next N requests failing with a chosen status, and one route failing every time
-//!   ([`GoogleTenant::fail_route`]).
+//! - Faults ([`Faults`], the shared layer's): a share of 500s, of throttling answers and of
+//!   lost answers, added latency, the next N requests failing with a chosen status, and one
+//!   route failing every time ([`GoogleTenant::fail_route`]).
 //! - `verificationCodes.invalidate` of a suspended user is a 400 `invalid` "Invalid Input":
 //!   Google manages no backup codes of a suspended user (the list still answers).
 //! - Authentication: `Authorization: Bearer <token>` with the tenant's fixed token (every
@@ -48,7 +48,7 @@
 //!
 //! # Example
 //! ```
-//! use offboard_testkit::google::{GoogleTenant, NewUser};
+//! use offboard_testkit::sim::google::{GoogleTenant, NewUser};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
@@ -63,17 +63,16 @@ mod fixture;
 mod routes;
 mod services;
 
-pub use crate::okta::RecordedRequest;
-use crate::okta::{FaultRng, decode_segment, record, respond};
+use super::layer::{self, Handler, Layer, Window, respond};
+pub use super::layer::{Faults, RecordedRequest};
 pub use fixture::GoogleFixture;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use serde_json::{Value, json};
-use wiremock::matchers::any;
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::{MockServer, Request, ResponseTemplate};
 
 /// A served method: `(HTTP method, discovery path, the OAuth scopes any one of which
 /// authorises it)`.
@@ -161,17 +160,6 @@ impl Default for GoogleLimits {
     fn default() -> Self {
         Self::default_quota()
     }
-}
-
-/// Fault injection knobs.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Faults {
-    /// Share (0..=1) of requests answered 500 `backendError`.
-    pub error_rate: f64,
-    /// Share (0..=1) of requests answered as throttled (see [`GoogleLimits::throttle`]).
-    pub rate_limit_rate: f64,
-    /// Added to every response.
-    pub latency: Duration,
 }
 
 /// A user to create with [`GoogleTenant::add_user`].
@@ -361,12 +349,6 @@ struct Group {
 }
 
 #[derive(Debug, Default)]
-struct Window {
-    started: u64,
-    used: u32,
-}
-
-#[derive(Debug, Default)]
 struct State {
     users: BTreeMap<String, User>,
     /// Deleted users (`users.list?showDeleted=true`), by id.
@@ -386,18 +368,14 @@ struct State {
     /// Licence assignments: (productId, skuId, user id).
     licences: BTreeSet<(String, String, String)>,
     next: u64,
-    requests: Vec<RecordedRequest>,
+    /// Recording, faults and counters.
+    layer: Layer,
     limits: GoogleLimits,
     window: Window,
-    busy_until: Vec<Instant>,
-    faults: Faults,
-    fail_next: Vec<u16>,
     /// Routes (method, discovery path) that fail with a status until cleared.
     failing: BTreeMap<(String, String), u16>,
     /// Access tokens minted at `/token`, by token: the scopes each holds.
     grants: BTreeMap<String, BTreeSet<String>>,
-    rng: FaultRng,
-    rate_limited: u64,
     /// Writes (not GET) answered 2xx, by `METHOD path {body keys}`.
     served_writes: BTreeMap<String, u64>,
 }
@@ -472,7 +450,7 @@ struct Shared {
 
 impl Shared {
     fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        layer::lock(&self.state)
     }
 }
 
@@ -513,13 +491,6 @@ fn invalid(message: &str) -> (u16, Value) {
         400,
         error_body(400, message, "invalid", "global", "INVALID_ARGUMENT"),
     )
-}
-
-fn now_epoch() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs()
 }
 
 impl GoogleTenant {
@@ -703,10 +674,7 @@ impl GoogleTenant {
         );
         tenant.add_application("Calendar", &[("RELEASE_RESOURCES", &["TRUE"])]);
         tenant.add_application("Looker Studio", &[]);
-        Mock::given(any())
-            .respond_with(Responder(Arc::clone(&tenant.shared)))
-            .mount(&tenant.server)
-            .await;
+        layer::serve(&tenant.server, Arc::clone(&tenant.shared)).await;
         tenant
     }
 
@@ -1002,17 +970,17 @@ impl GoogleTenant {
 
     /// Every request received so far, oldest first.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.shared.state().requests.clone()
+        self.shared.state().layer.requests.clone()
     }
 
     /// Forgets the recorded requests.
     pub fn clear_requests(&self) {
-        self.shared.state().requests.clear();
+        self.shared.state().layer.requests.clear();
     }
 
     /// How many throttling answers (403 `userRateLimitExceeded` or 429) the tenant has given.
     pub fn rate_limited_count(&self) -> u64 {
-        self.shared.state().rate_limited
+        self.shared.state().layer.rate_limited
     }
 
     /// How many times each write (any method but GET) was answered 2xx, by `METHOD path` and
@@ -1025,7 +993,7 @@ impl GoogleTenant {
 
     /// Sets the fault knobs.
     pub fn set_faults(&self, faults: Faults) {
-        self.shared.state().faults = faults;
+        self.shared.state().layer.faults = faults;
     }
 
     /// The next `count` authenticated requests fail with `status` (403 and 429 get Google's
@@ -1033,8 +1001,9 @@ impl GoogleTenant {
     pub fn fail_next(&self, count: usize, status: u16) {
         self.shared
             .state()
+            .layer
             .fail_next
-            .extend(std::iter::repeat_n(status, count));
+            .push(None, status, count);
     }
 
     /// Every call of one route (`method` and its path exactly as in [`GoogleTenant::ROUTES`])
@@ -1063,14 +1032,6 @@ impl GoogleTenant {
         let mut s = self.shared.state();
         s.limits = limits;
         s.window = Window::default();
-    }
-}
-
-struct Responder(Arc<Shared>);
-
-impl Respond for Responder {
-    fn respond(&self, request: &Request) -> ResponseTemplate {
-        self.0.handle(request)
     }
 }
 
@@ -1139,11 +1100,11 @@ fn length_required(request: &Request) -> Option<ResponseTemplate> {
     })
 }
 
-impl Shared {
+impl Handler for Shared {
     fn handle(&self, request: &Request) -> ResponseTemplate {
         let mut s = self.state();
-        s.requests.push(record(request));
-        let latency = s.faults.latency;
+        s.layer.requests.push(layer::record(request));
+        let latency = s.layer.faults.latency;
         if let Some(t) = length_required(request) {
             return t.set_delay(latency);
         }
@@ -1151,20 +1112,9 @@ impl Shared {
             let (status, body) = auth::token_endpoint(&mut s, &request.body);
             return respond(status, Some(body)).set_delay(latency);
         }
-        let segments: Vec<String> = request
-            .url
-            .path()
-            .split('/')
-            .skip(1)
-            .map(decode_segment)
-            .collect();
+        let segments = layer::segments(request.url.path());
         let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
-        let bearer = request
-            .headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        let grant = match bearer {
+        let grant = match layer::bearer(request) {
             Some(t) if t == self.token => Some(auth::Grant::All),
             Some(t) => s.grants.get(t).cloned().map(auth::Grant::Scopes),
             None => None,
@@ -1187,13 +1137,9 @@ impl Shared {
             let (status, body) = auth::insufficient_scopes();
             return respond(status, Some(body)).set_delay(latency);
         }
-        let instant = Instant::now();
-        s.busy_until.retain(|t| *t > instant);
-        if let Some(limit) = s.limits.concurrency
-            && s.busy_until.len() as u32 >= limit
-        {
-            s.rate_limited += 1;
-            return respond(
+        let concurrency = s.limits.concurrency;
+        if !s.layer.in_flight.admit(concurrency, latency) {
+            let busy = respond(
                 403,
                 Some(error_body(
                     403,
@@ -1202,38 +1148,29 @@ impl Shared {
                     "usageLimits",
                     "PERMISSION_DENIED",
                 )),
-            )
-            .set_delay(latency);
+            );
+            return s.layer.throttled(busy).set_delay(latency);
         }
-        if !latency.is_zero() {
-            s.busy_until.push(instant + latency);
-        }
-        let now = now_epoch();
-        let window_secs = s.limits.window_secs.max(1);
-        if now >= s.window.started + window_secs {
-            s.window = Window {
-                started: now,
-                used: 0,
-            };
-        }
-        let retry_after = (s.window.started + window_secs).saturating_sub(now).max(1);
+        let now = Duration::from_secs(layer::epoch_secs());
+        let window = Duration::from_secs(s.limits.window_secs.max(1));
+        let per_minute = s.limits.per_minute;
+        let counted = s.window.count(now, window, per_minute);
+        let retry_after = counted.retry_after(now);
         let throttle = s.limits.throttle;
-        if s.window.used >= s.limits.per_minute {
-            s.rate_limited += 1;
-            return throttled(throttle, retry_after).set_delay(latency);
+        if !counted.admitted {
+            return s
+                .layer
+                .throttled(throttled(throttle, retry_after))
+                .set_delay(latency);
         }
-        s.window.used += 1;
-        if !s.fail_next.is_empty() {
-            let status = s.fail_next.remove(0);
+        if let Some(status) = s.layer.fail_next.take(&()) {
             let t = match status {
-                403 => {
-                    s.rate_limited += 1;
-                    throttled(Throttle::Forbidden403, retry_after)
-                }
-                429 => {
-                    s.rate_limited += 1;
-                    throttled(Throttle::TooMany429, retry_after)
-                }
+                403 => s
+                    .layer
+                    .throttled(throttled(Throttle::Forbidden403, retry_after)),
+                429 => s
+                    .layer
+                    .throttled(throttled(Throttle::TooMany429, retry_after)),
                 other => fault(other),
             };
             return t.set_delay(latency);
@@ -1243,8 +1180,7 @@ impl Shared {
         if let Some(status) = failing {
             return fault(*status).set_delay(latency);
         }
-        let (error_rate, rate_limit_rate) = (s.faults.error_rate, s.faults.rate_limit_rate);
-        if s.rng.chance(error_rate) {
+        if s.layer.server_error() {
             return respond(
                 500,
                 Some(error_body(
@@ -1257,9 +1193,11 @@ impl Shared {
             )
             .set_delay(latency);
         }
-        if s.rng.chance(rate_limit_rate) {
-            s.rate_limited += 1;
-            return throttled(throttle, retry_after).set_delay(latency);
+        if s.layer.throttle() {
+            return s
+                .layer
+                .throttled(throttled(throttle, retry_after))
+                .set_delay(latency);
         }
         let query: BTreeMap<String, String> = request.url.query_pairs().into_owned().collect();
         let body: Option<Value> = serde_json::from_slice(&request.body).ok();
@@ -1284,6 +1222,7 @@ impl Shared {
             );
             *s.served_writes.entry(key).or_default() += 1;
         }
-        respond(status, body).set_delay(latency)
+        let dropped = s.layer.drop_answer();
+        respond(status, body).set_delay(s.layer.faults.delay(dropped))
     }
 }

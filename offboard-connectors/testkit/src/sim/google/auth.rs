@@ -102,15 +102,9 @@ pub(super) fn token_endpoint(s: &mut State, form: &[u8]) -> (u16, Value) {
 
 /// The served route `method` on `segs` (decoded path segments) is, if any.
 pub(super) fn route(method: &str, segs: &[&str]) -> Option<&'static Route> {
-    GoogleTenant::ROUTES.iter().find(|(m, path, _)| {
-        let template: Vec<&str> = path.split('/').collect();
-        *m == method
-            && template.len() == segs.len()
-            && template
-                .iter()
-                .zip(segs)
-                .all(|(t, s)| t.starts_with('{') || t == s)
-    })
+    GoogleTenant::ROUTES
+        .iter()
+        .find(|(m, path, _)| *m == method && crate::sim::layer::template_matches(path, segs))
 }
 
 /// Google's answer to a token without any of the method's scopes.

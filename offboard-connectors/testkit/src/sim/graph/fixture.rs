@@ -7,7 +7,7 @@ use offboard_core::{AccountRef, AccountStatus, Action, ActionSpec};
 
 use super::role_templates::{HELPDESK_ADMINISTRATOR, REPORTS_READER, SECURITY_ADMINISTRATOR};
 use super::{GraphTenant, NewDevice, NewGroup, NewManagedDevice, NewMeeting, NewUser, NewWorkflow};
-use crate::conformance::{FilterSyntax, Fixture, RequestCursor, SentRequest};
+use crate::suite::conformance::{FilterSyntax, Fixture, RequestCursor, SentRequest};
 
 /// Creates conformance users in a [`GraphTenant`], with access of every kind the Entra
 /// connector removes.

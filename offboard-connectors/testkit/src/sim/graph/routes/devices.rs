@@ -20,7 +20,7 @@ use std::collections::BTreeSet;
 use serde_json::{Value, json};
 
 use super::{Query, Reply, bad_request, denied, err, not_found, page};
-use crate::graph::{GraphTenant, State, new_id, now_iso};
+use crate::sim::graph::{GraphTenant, State, new_id, now_iso};
 
 /// A device to register in the tenant ([`GraphTenant::add_device`]).
 #[derive(Debug, Clone)]

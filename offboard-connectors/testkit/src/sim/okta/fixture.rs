@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use offboard_core::{AccountRef, AccountStatus};
 
 use super::{GroupType, NewUser, OktaTenant};
-use crate::conformance::{FilterSyntax, Fixture, RequestCursor, SentRequest};
+use crate::suite::conformance::{FilterSyntax, Fixture, RequestCursor, SentRequest};
 
 /// Creates conformance users in an [`OktaTenant`], with access of every kind the Okta
 /// connector removes.

@@ -126,7 +126,7 @@ impl Faults {
 ///
 /// ```
 /// use std::time::Duration;
-/// use offboard_testkit::reference::unavailable;
+/// use offboard_testkit::suite::reference::unavailable;
 ///
 /// let e = unavailable(Some(Duration::from_secs(30)))();
 /// assert!(e.is_retryable());

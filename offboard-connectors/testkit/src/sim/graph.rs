@@ -2,7 +2,7 @@
 //! endpoint on loopback, stateful, throttled, with fault injection and a recording of every
 //! request.
 //!
-//! Built on wiremock like [`crate::okta`]: one [`MockServer`] whose single responder routes on
+//! Built on wiremock like [`crate::sim::okta`]: one [`MockServer`] whose single responder routes on
 //! (method, path segments) over shared state. It serves exactly the operations in
 //! [`GraphTenant::ROUTES`] (each is in `graph-offboarding.ops.txt` and in the official Graph
 //! spec file, or in `graph-batch.handwritten.yaml`; a test checks it), plus the token endpoint,
@@ -123,7 +123,7 @@
 //!
 //! # Example
 //! ```
-//! use offboard_testkit::graph::{GraphTenant, NewUser};
+//! use offboard_testkit::sim::graph::{GraphTenant, NewUser};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
@@ -137,8 +137,8 @@ mod filter;
 mod fixture;
 mod routes;
 
-pub use crate::okta::RecordedRequest;
-use crate::okta::{FaultRng, decode_segment, record, respond};
+use super::layer::{self, Answer, Handler, Layer, respond, template_matches};
+pub use super::layer::{Faults, RecordedRequest};
 pub use fixture::GraphFixture;
 pub use routes::calendar::{MeetingState, NewMeeting};
 pub use routes::devices::{DeviceState, ManagedDeviceState, NewDevice, NewManagedDevice};
@@ -156,12 +156,11 @@ pub mod role_templates {
 }
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use wiremock::matchers::any;
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::{MockServer, Request, ResponseTemplate};
 
 /// The throttling budgets.
 #[derive(Debug, Clone, PartialEq)]
@@ -227,22 +226,6 @@ impl Default for GraphLimits {
     fn default() -> Self {
         Self::small_tenant()
     }
-}
-
-/// Fault injection knobs.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Faults {
-    /// Share (0..=1) of requests answered 503 `serviceNotAvailable` (with `Retry-After: 1`).
-    pub error_rate: f64,
-    /// Share (0..=1) of requests answered 429 (with `Retry-After: 1`).
-    pub rate_limit_rate: f64,
-    /// Share (0..=1) of requests whose change is made but whose answer is held back for
-    /// `drop_delay` (a lost answer: the client times out).
-    pub drop_rate: f64,
-    /// How long a dropped answer is held back (default when zero: 60 s).
-    pub drop_delay: Duration,
-    /// Added to every answer.
-    pub latency: Duration,
 }
 
 /// The kinds of authentication method.
@@ -598,18 +581,15 @@ struct State {
     governance: routes::governance::Governance,
     teams: routes::teams::Teams,
     calendars: routes::calendar::Calendars,
-    requests: Vec<RecordedRequest>,
+    /// Recording, faults and counters.
+    layer: Layer,
     limits: GraphLimits,
     ru: Option<Bucket>,
     writes: Option<Bucket>,
     outlook: BTreeMap<String, Bucket>,
-    faults: Faults,
-    fail_next: Vec<u16>,
     route_faults: Vec<(String, String, u16)>,
     role_management: bool,
     withheld: BTreeSet<String>,
-    rng: FaultRng,
-    rate_limited: u64,
     ru_served: u64,
     writes_served: u64,
     token_requests: u64,
@@ -700,7 +680,7 @@ struct Shared {
 
 impl Shared {
     fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        layer::lock(&self.state)
     }
 }
 
@@ -725,16 +705,6 @@ fn canonical_segments(segments: &mut [String]) {
     {
         segments[5] = "identityGovernance.activate".to_owned();
     }
-}
-
-/// Whether path `segments` match a route `template` (`{x}` matches any one segment).
-fn template_matches(template: &str, segments: &[&str]) -> bool {
-    let parts: Vec<&str> = template.split('/').filter(|p| !p.is_empty()).collect();
-    parts.len() == segments.len()
-        && parts
-            .iter()
-            .zip(segments)
-            .all(|(p, s)| (p.starts_with('{') && p.ends_with('}')) || p == s)
 }
 
 fn new_id() -> String {
@@ -969,10 +939,7 @@ impl GraphTenant {
             }),
         });
         let server = MockServer::start().await;
-        Mock::given(any())
-            .respond_with(Responder(Arc::clone(&shared)))
-            .mount(&server)
-            .await;
+        layer::serve(&server, Arc::clone(&shared)).await;
         shared.state().base = server.uri();
         Self { server, shared }
     }
@@ -1375,17 +1342,17 @@ impl GraphTenant {
     /// Every Graph request received so far, oldest first, `$batch` calls included (the token
     /// endpoint is not recorded; see [`GraphTenant::token_requests`]).
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.shared.state().requests.clone()
+        self.shared.state().layer.requests.clone()
     }
 
     /// Forgets the recorded requests.
     pub fn clear_requests(&self) {
-        self.shared.state().requests.clear();
+        self.shared.state().layer.requests.clear();
     }
 
     /// How many 429s the tenant has answered (whole requests and batch items).
     pub fn rate_limited_count(&self) -> u64 {
-        self.shared.state().rate_limited
+        self.shared.state().layer.rate_limited
     }
 
     /// The identity resource units charged to requests that were served (not throttled):
@@ -1402,7 +1369,7 @@ impl GraphTenant {
 
     /// Sets the fault knobs.
     pub fn set_faults(&self, faults: Faults) {
-        self.shared.state().faults = faults;
+        self.shared.state().layer.faults = faults;
     }
 
     /// The next `count` Graph requests (after authentication; batch items count one each)
@@ -1410,8 +1377,9 @@ impl GraphTenant {
     pub fn fail_next(&self, count: usize, status: u16) {
         self.shared
             .state()
+            .layer
             .fail_next
-            .extend(std::iter::repeat_n(status, count));
+            .push(None, status, count);
     }
 
     /// Every later request of one operation (`method` and a path template of
@@ -1432,45 +1400,6 @@ impl GraphTenant {
         s.ru = None;
         s.writes = None;
         s.outlook.clear();
-    }
-}
-
-struct Responder(Arc<Shared>);
-
-impl Respond for Responder {
-    fn respond(&self, request: &Request) -> ResponseTemplate {
-        self.0.handle(request)
-    }
-}
-
-/// An answer: status, body, extra headers.
-#[derive(Debug, Clone, Default)]
-struct Answer {
-    status: u16,
-    body: Option<Value>,
-    headers: Vec<(String, String)>,
-}
-
-impl Answer {
-    fn new(status: u16, body: Option<Value>) -> Self {
-        Self {
-            status,
-            body,
-            headers: Vec::new(),
-        }
-    }
-
-    fn header(mut self, k: &str, v: impl Into<String>) -> Self {
-        self.headers.push((k.to_owned(), v.into()));
-        self
-    }
-
-    fn template(&self) -> ResponseTemplate {
-        let mut t = respond(self.status, self.body.clone());
-        for (k, v) in &self.headers {
-            t = t.insert_header(k.as_str(), v.as_str());
-        }
-        t
     }
 }
 
@@ -1542,7 +1471,7 @@ fn too_many(retry_after: u64, information: &str, scope: &str) -> Answer {
     .header("x-ms-throttle-scope", scope)
 }
 
-impl Shared {
+impl Handler for Shared {
     fn handle(&self, request: &Request) -> ResponseTemplate {
         let raw_path = request.url.path().to_owned();
         if request.method.as_str() == "POST"
@@ -1551,14 +1480,9 @@ impl Shared {
             return self.token(request);
         }
         let mut s = self.state();
-        s.requests.push(record(request));
-        let latency = s.faults.latency;
-        let auth = request
-            .headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        if auth != format!("Bearer {}", self.access_token) {
+        s.layer.requests.push(layer::record(request));
+        let latency = s.layer.faults.latency;
+        if layer::bearer(request) != Some(self.access_token.as_str()) {
             return respond(
                 401,
                 Some(error_body(
@@ -1568,7 +1492,7 @@ impl Shared {
             )
             .set_delay(latency);
         }
-        let mut segments: Vec<String> = raw_path.split('/').skip(1).map(decode_segment).collect();
+        let mut segments = layer::segments(&raw_path);
         canonical_segments(&mut segments);
         let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
         let Some(("v1.0", segs)) = segs.split_first().map(|(a, b)| (*a, b)) else {
@@ -1595,19 +1519,12 @@ impl Shared {
         } else {
             self.one(&mut s, &method, segs, &query, body, eventual)
         };
-        let dropped = answer.1;
-        let mut t = answer.0.template().set_delay(latency);
-        if dropped {
-            let delay = if s.faults.drop_delay.is_zero() {
-                Duration::from_secs(60)
-            } else {
-                s.faults.drop_delay
-            };
-            t = t.set_delay(delay);
-        }
-        t
+        let (answer, dropped) = answer;
+        answer.template().set_delay(s.layer.faults.delay(dropped))
     }
+}
 
+impl Shared {
     /// One request (top level or batch item): faults, throttling, then the route. `eventual`:
     /// it carries `ConsistencyLevel: eventual`. The flag says the answer is to be dropped.
     fn one(
@@ -1623,8 +1540,7 @@ impl Shared {
             let (status, body) = routes::no_route();
             return (Answer::new(status, body), false);
         }
-        if !s.fail_next.is_empty() {
-            let status = s.fail_next.remove(0);
+        if let Some(status) = s.layer.fail_next.take(&()) {
             return (self.injected(s, status), false);
         }
         let route_fault = s
@@ -1635,15 +1551,10 @@ impl Shared {
         if let Some(status) = route_fault {
             return (self.injected(s, status), false);
         }
-        let (error_rate, rate_limit_rate, drop_rate) = (
-            s.faults.error_rate,
-            s.faults.rate_limit_rate,
-            s.faults.drop_rate,
-        );
-        if s.rng.chance(error_rate) {
+        if s.layer.server_error() {
             return (self.injected(s, 503), false);
         }
-        if s.rng.chance(rate_limit_rate) {
+        if s.layer.throttle() {
             return (self.injected(s, 429), false);
         }
         let mut extra = Vec::new();
@@ -1659,7 +1570,7 @@ impl Shared {
                 );
                 match left {
                     Err(wait) => {
-                        s.rate_limited += 1;
+                        s.layer.rate_limited += 1;
                         return (
                             too_many(wait, "ResourceUnitLimitExceeded", &scope)
                                 .header("x-ms-resource-unit", ru.to_string()),
@@ -1682,7 +1593,7 @@ impl Shared {
                     let cap = f64::from(limits.writes);
                     let bucket = s.writes.get_or_insert_with(|| Bucket::full(cap));
                     if let Err(wait) = bucket.take(1.0, cap, limits.write_window) {
-                        s.rate_limited += 1;
+                        s.layer.rate_limited += 1;
                         let scope = format!(
                             "Tenant_Application/WriteLimit/{}/{}",
                             self.client_id, self.tenant_id
@@ -1700,7 +1611,7 @@ impl Shared {
                     .entry(mailbox)
                     .or_insert_with(|| Bucket::full(cap));
                 if let Err(wait) = bucket.take(1.0, cap, limits.outlook_window) {
-                    s.rate_limited += 1;
+                    s.layer.rate_limited += 1;
                     return (
                         too_many(wait, "ApplicationMailboxLimitExceeded", "Mailbox"),
                         false,
@@ -1713,14 +1624,14 @@ impl Shared {
         let (status, out) = routes::route(s, &base, method, segs, query, body, eventual);
         let mut answer = Answer::new(status, out);
         answer.headers.extend(extra);
-        let dropped = s.rng.chance(drop_rate);
+        let dropped = s.layer.drop_answer();
         (answer, dropped)
     }
 
     fn injected(&self, s: &mut State, status: u16) -> Answer {
         match status {
             429 => {
-                s.rate_limited += 1;
+                s.layer.rate_limited += 1;
                 too_many(1, "ResourceUnitLimitExceeded", "Injected")
             }
             503 => Answer::new(
@@ -1829,7 +1740,7 @@ impl Shared {
                 let segments: Vec<String> = path
                     .trim_start_matches('/')
                     .split('/')
-                    .map(decode_segment)
+                    .map(layer::decode_segment)
                     .collect();
                 let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
                 let segs = segs.strip_prefix(&["v1.0"][..]).unwrap_or(&segs);

@@ -1,7 +1,7 @@
 //! A simulated SCIM 2.0 service provider (RFC 7643/7644) on loopback: stateful, strict, rate
 //! limited, with fault injection and a recording of every request.
 //!
-//! Built on wiremock like [`crate::okta`]: one [`MockServer`] whose responder routes requests
+//! Built on wiremock like [`crate::sim::okta`]: one [`MockServer`] whose responder routes requests
 //! over shared state. Every route lives under [`ScimProvider::BASE_PATH`] (`/scim/v2`), as at
 //! real apps, so a connector must keep its base URL's path.
 //!
@@ -49,7 +49,7 @@
 //!
 //! # Example
 //! ```
-//! use offboard_testkit::scim::{ScimProvider, ScimSettings};
+//! use offboard_testkit::sim::scim::{ScimProvider, ScimSettings};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
@@ -65,15 +65,14 @@ mod fixture;
 pub use fixture::ScimFixture;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use serde_json::{Value, json};
-use wiremock::matchers::any;
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::{MockServer, Request, ResponseTemplate};
 
-pub use crate::okta::RecordedRequest;
-use crate::okta::{record, respond};
+pub use super::layer::RecordedRequest;
+use super::layer::{self, Answer, Handler, Layer, Window, respond};
 
 /// The core User schema URN.
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -186,11 +185,9 @@ struct State {
     users: BTreeMap<String, User>,
     groups: BTreeMap<String, Group>,
     next: u64,
-    requests: Vec<RecordedRequest>,
-    fail_next: Vec<(Option<String>, u16)>,
-    window_started: u64,
-    window_used: u32,
-    rate_limited: u64,
+    /// Recording and counters; injected failures are scoped by method.
+    layer: Layer<String>,
+    window: Window,
     base: String,
     /// Access tokens issued by the token endpoint, and whether each is still valid.
     issued: BTreeMap<String, bool>,
@@ -208,13 +205,10 @@ struct Shared {
 
 impl Shared {
     fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        layer::lock(&self.state)
     }
     fn settings(&self) -> ScimSettings {
-        self.settings
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        layer::lock(&self.settings).clone()
     }
 }
 
@@ -229,13 +223,6 @@ fn now_stamp() -> String {
     chrono::Utc::now()
         .format("%Y-%m-%dT%H:%M:%S%.3fZ")
         .to_string()
-}
-
-fn now_epoch() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs()
 }
 
 /// A SCIM error response (RFC 7644 §3.12).
@@ -354,10 +341,7 @@ impl ScimProvider {
             state: Mutex::new(State::default()),
         });
         let server = MockServer::start().await;
-        Mock::given(any())
-            .respond_with(Responder(Arc::clone(&shared)))
-            .mount(&server)
-            .await;
+        layer::serve(&server, Arc::clone(&shared)).await;
         shared.state().base = format!("{}{}", server.uri(), Self::BASE_PATH);
         Self { server, shared }
     }
@@ -374,11 +358,7 @@ impl ScimProvider {
 
     /// Replaces the settings.
     pub fn set_settings(&self, settings: ScimSettings) {
-        *self
-            .shared
-            .settings
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = settings;
+        *layer::lock(&self.shared.settings) = settings;
     }
 
     /// Adds an active user with this `userName` and emails; returns its id.
@@ -489,12 +469,12 @@ impl ScimProvider {
 
     /// Every request received so far, oldest first.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.shared.state().requests.clone()
+        self.shared.state().layer.requests.clone()
     }
 
     /// Forgets the recorded requests.
     pub fn clear_requests(&self) {
-        self.shared.state().requests.clear();
+        self.shared.state().layer.requests.clear();
     }
 
     /// The next `count` requests (after authentication) fail with `status` (a 429 carries
@@ -502,22 +482,24 @@ impl ScimProvider {
     pub fn fail_next(&self, count: usize, status: u16) {
         self.shared
             .state()
+            .layer
             .fail_next
-            .extend(std::iter::repeat_n((None, status), count));
+            .push(None, status, count);
     }
 
     /// As [`ScimProvider::fail_next`], for requests with this method only (e.g. a 412 on the
     /// next PATCH while reads keep working).
     pub fn fail_next_on(&self, method: &str, count: usize, status: u16) {
-        self.shared.state().fail_next.extend(std::iter::repeat_n(
-            (Some(method.to_owned()), status),
-            count,
-        ));
+        self.shared
+            .state()
+            .layer
+            .fail_next
+            .push(Some(method.to_owned()), status, count);
     }
 
     /// How many 429s it has answered.
     pub fn rate_limited_count(&self) -> u64 {
-        self.shared.state().rate_limited
+        self.shared.state().layer.rate_limited
     }
 }
 
@@ -583,41 +565,12 @@ fn group_json(s: &State, settings: &ScimSettings, id: &str, g: &Group) -> Value 
     v
 }
 
-struct Responder(Arc<Shared>);
-
-impl Respond for Responder {
-    fn respond(&self, request: &Request) -> ResponseTemplate {
-        self.0.handle(request)
-    }
-}
-
-/// What a route answers: status, body, and the ETag to send.
-struct Answer {
-    status: u16,
-    body: Option<Value>,
-    etag: Option<String>,
-}
-
-impl From<(u16, Option<Value>)> for Answer {
-    fn from((status, body): (u16, Option<Value>)) -> Self {
-        Self {
-            status,
-            body,
-            etag: None,
-        }
-    }
-}
-
-impl Shared {
+impl Handler for Shared {
     fn handle(&self, request: &Request) -> ResponseTemplate {
         let settings = self.settings();
         let mut s = self.state();
-        s.requests.push(record(request));
-        let auth = request
-            .headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
+        s.layer.requests.push(layer::record(request));
+        let auth = layer::authorization(request);
         if request.url.path() == "/oauth/token"
             && let Some((id, secret)) = &self.oauth
         {
@@ -630,28 +583,20 @@ impl Shared {
             let (st, body) = error(401, None, "Authorization failure");
             return respond(st, body).insert_header("www-authenticate", "Bearer");
         }
-        let now = now_epoch();
-        if now >= s.window_started + settings.window_secs.max(1) {
-            s.window_started = now;
-            s.window_used = 0;
-        }
-        let retry_after = (s.window_started + settings.window_secs.max(1)).saturating_sub(now);
+        let now = Duration::from_secs(layer::epoch_secs());
+        let window = Duration::from_secs(settings.window_secs.max(1));
+        let counted = s.window.count(now, window, settings.requests_per_window);
         let too_many = |s: &mut State, after: u64| {
-            s.rate_limited += 1;
             let (st, body) = error(429, None, "Too many requests");
-            respond(st, body).insert_header("retry-after", after.max(1).to_string().as_str())
+            s.layer
+                .throttled(respond(st, body))
+                .insert_header("retry-after", after.to_string().as_str())
         };
-        if s.window_used >= settings.requests_per_window {
-            return too_many(&mut s, retry_after);
+        if !counted.admitted {
+            return too_many(&mut s, counted.retry_after(now));
         }
-        s.window_used += 1;
         let method = request.method.as_str();
-        if let Some(i) = s
-            .fail_next
-            .iter()
-            .position(|(m, _)| m.as_deref().is_none_or(|m| m == method))
-        {
-            let (_, status) = s.fail_next.remove(i);
+        if let Some(status) = s.layer.fail_next.take(&method.to_owned()) {
             if status == 429 {
                 return too_many(&mut s, 1);
             }
@@ -663,11 +608,7 @@ impl Shared {
             let (st, body) = error(404, None, "no such endpoint");
             return respond(st, body);
         };
-        let segments: Vec<String> = rest
-            .split('/')
-            .skip(1)
-            .map(crate::okta::decode_segment)
-            .collect();
+        let segments = layer::segments(rest);
         let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
         let query: BTreeMap<String, String> = request.url.query_pairs().into_owned().collect();
         let if_match = request
@@ -682,15 +623,11 @@ impl Shared {
             if_match: if_match.as_deref(),
             body: body.as_ref(),
         };
-        let answer = route(&mut s, &ctx, request.method.as_str(), &segs);
-        let mut t = respond(answer.status, answer.body);
+        let mut answer = route(&mut s, &ctx, request.method.as_str(), &segs);
         if answer.status < 300 && answer.status != 204 {
-            t = t.insert_header("content-type", "application/scim+json");
+            answer = answer.header("content-type", "application/scim+json");
         }
-        if let Some(e) = answer.etag {
-            t = t.insert_header("etag", e.as_str());
-        }
-        t
+        answer.template()
     }
 }
 
@@ -826,8 +763,8 @@ const MODELLED: &[(&str, &[&str])] = &[
 /// in `specs/scim`), cut down to the attributes the simulator models.
 fn schemas(base: &str) -> Vec<Value> {
     let vendored = [
-        include_str!("../specs/scim/rfc7643-section-8.7/User.json"),
-        include_str!("../specs/scim/rfc7643-section-8.7/Group.json"),
+        include_str!("../../specs/scim/rfc7643-section-8.7/User.json"),
+        include_str!("../../specs/scim/rfc7643-section-8.7/Group.json"),
     ];
     vendored
         .iter()
@@ -1038,22 +975,31 @@ fn precondition(ctx: &Ctx<'_>, version: u64) -> Option<Answer> {
     )
 }
 
+/// The answer with the resource's `ETag` header, when ETags are supported.
+fn with_etag(answer: Answer, settings: &ScimSettings, version: u64) -> Answer {
+    if settings.etag_supported {
+        answer.header("etag", etag(version))
+    } else {
+        answer
+    }
+}
+
 fn written_user(s: &State, ctx: &Ctx<'_>, id: &str) -> Answer {
     let u = &s.users[id];
-    Answer {
-        status: 200,
-        body: Some(user_json(s, ctx.settings, id, u)),
-        etag: ctx.settings.etag_supported.then(|| etag(u.version)),
-    }
+    with_etag(
+        Answer::new(200, Some(user_json(s, ctx.settings, id, u))),
+        ctx.settings,
+        u.version,
+    )
 }
 
 fn written_group(s: &State, ctx: &Ctx<'_>, id: &str) -> Answer {
     let g = &s.groups[id];
-    Answer {
-        status: 200,
-        body: Some(group_json(s, ctx.settings, id, g)),
-        etag: ctx.settings.etag_supported.then(|| etag(g.version)),
-    }
+    with_etag(
+        Answer::new(200, Some(group_json(s, ctx.settings, id, g))),
+        ctx.settings,
+        g.version,
+    )
 }
 
 fn set_active(ctx: &Ctx<'_>, u: &mut User, value: &Value) -> Result<(), Answer> {

@@ -36,14 +36,15 @@
 //! - Rate limits: a per-minute budget per endpoint family ([`RateFamily`]), with
 //!   `X-Rate-Limit-Limit/-Remaining/-Reset` on every response and a 429 `E0000047` when spent;
 //!   a concurrency limit (429 with limit and remaining 0).
-//! - Faults ([`Faults`]): a share of 500s and 429s, added latency, and the next N requests
-//!   failing with a chosen status.
+//! - Faults ([`Faults`], the shared layer's): a share of 500s and 429s, of lost answers (the
+//!   change made, the answer held back), added latency, and the next N requests failing with
+//!   a chosen status.
 //! - Authentication: `Authorization: SSWS <token>` (or `Bearer <token>` when configured);
 //!   anything else is a 401 `E0000011`.
 //!
 //! # Example
 //! ```
-//! use offboard_testkit::okta::{NewUser, OktaTenant};
+//! use offboard_testkit::sim::okta::{NewUser, OktaTenant};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
@@ -60,12 +61,14 @@ mod search;
 pub use fixture::OktaFixture;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use serde_json::{Value, json};
-use wiremock::matchers::any;
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+use super::layer::{self, Handler, Layer, Window, respond};
+pub use super::layer::{Faults, RecordedRequest};
 
 /// A group's type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -184,17 +187,6 @@ impl Default for RateLimits {
     }
 }
 
-/// Fault injection knobs.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Faults {
-    /// Share (0..=1) of requests answered 500 `E0000009`.
-    pub error_rate: f64,
-    /// Share (0..=1) of requests answered 429 `E0000047`.
-    pub rate_limit_rate: f64,
-    /// Added to every response.
-    pub latency: Duration,
-}
-
 /// A user to create with [`OktaTenant::add_user`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewUser {
@@ -271,37 +263,6 @@ pub struct OktaUserState {
     pub admin_roles: Vec<String>,
 }
 
-/// One request as the tenant received it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RecordedRequest {
-    /// Method.
-    pub method: String,
-    /// Path, percent-encoded as sent.
-    pub path: String,
-    /// Query pairs, decoded.
-    pub query: Vec<(String, String)>,
-    /// Headers; the `Authorization` value is replaced by its scheme and `[REDACTED]`.
-    pub headers: Vec<(String, String)>,
-    /// Body as JSON, when there was one.
-    pub body: Option<Value>,
-}
-
-impl RecordedRequest {
-    /// `METHOD path`.
-    pub fn line(&self) -> String {
-        format!("{} {}", self.method, self.path)
-    }
-
-    /// A query parameter's value.
-    pub fn query_param(&self, key: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
 #[derive(Debug, Clone)]
 struct User {
     id: String,
@@ -335,12 +296,6 @@ struct App {
 }
 
 #[derive(Debug, Default)]
-struct Window {
-    started: u64,
-    used: u32,
-}
-
-#[derive(Debug, Default)]
 struct State {
     users: BTreeMap<String, User>,
     groups: BTreeMap<String, Group>,
@@ -348,15 +303,10 @@ struct State {
     /// Admin roles assigned to groups: group id -> (role assignment id, role type).
     group_roles: BTreeMap<String, Vec<(String, String)>>,
     next: u64,
-    requests: Vec<RecordedRequest>,
+    /// Recording, faults and counters; injected failures are scoped by endpoint family.
+    layer: Layer<RateFamily>,
     limits: RateLimits,
     windows: BTreeMap<RateFamily, Window>,
-    busy_until: Vec<Instant>,
-    faults: Faults,
-    /// Injected failures, in order: the status and, when set, the only family it applies to.
-    fail_next: Vec<(Option<RateFamily>, u16)>,
-    rng: FaultRng,
-    rate_limited: u64,
     /// Writes (not GET) answered 2xx, by `METHOD path`.
     served_writes: BTreeMap<String, u64>,
     /// The `after` cursor of the page just listed, when more pages follow.
@@ -382,7 +332,7 @@ struct Shared {
 
 impl Shared {
     fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        layer::lock(&self.state)
     }
 }
 
@@ -398,13 +348,6 @@ fn now_stamp() -> String {
     chrono::Utc::now()
         .format("%Y-%m-%dT%H:%M:%S%.3fZ")
         .to_string()
-}
-
-fn now_epoch() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs()
 }
 
 fn assert_status(status: &str) {
@@ -531,10 +474,7 @@ impl OktaTenant {
 
     async fn serve(shared: Arc<Shared>) -> Self {
         let server = MockServer::start().await;
-        Mock::given(any())
-            .respond_with(Responder(Arc::clone(&shared)))
-            .mount(&server)
-            .await;
+        layer::serve(&server, Arc::clone(&shared)).await;
         shared.state().base = server.uri();
         let tenant = Self { server, shared };
         tenant.add_group_with_id("00gEveryone000000000", "Everyone", GroupType::BuiltIn);
@@ -548,11 +488,7 @@ impl OktaTenant {
     /// `grant_type=client_credentials` and a jwt-bearer `client_assertion_type` gets a 400
     /// `invalid_client`.
     pub async fn enable_oauth(&self, access_token: &str, expires_in: u64) {
-        *self
-            .shared
-            .bearer
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(access_token.to_owned());
+        *layer::lock(&self.shared.bearer) = Some(access_token.to_owned());
         let body = json!({
             "token_type": "Bearer",
             "expires_in": expires_in,
@@ -769,17 +705,17 @@ impl OktaTenant {
     /// Every Management API request received so far, oldest first (the token endpoint of
     /// [`OktaTenant::enable_oauth`] is not recorded).
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.shared.state().requests.clone()
+        self.shared.state().layer.requests.clone()
     }
 
     /// Forgets the recorded requests.
     pub fn clear_requests(&self) {
-        self.shared.state().requests.clear();
+        self.shared.state().layer.requests.clear();
     }
 
     /// How many 429s the tenant has answered (budget, concurrency and injected).
     pub fn rate_limited_count(&self) -> u64 {
-        self.shared.state().rate_limited
+        self.shared.state().layer.rate_limited
     }
 
     /// How many times each write (any method but GET) was answered 2xx, by `METHOD path`:
@@ -790,7 +726,7 @@ impl OktaTenant {
 
     /// Sets the fault knobs.
     pub fn set_faults(&self, faults: Faults) {
-        self.shared.state().faults = faults;
+        self.shared.state().layer.faults = faults;
     }
 
     /// The next `count` requests (after authentication) fail with `status` (429 gets Okta's
@@ -798,8 +734,9 @@ impl OktaTenant {
     pub fn fail_next(&self, count: usize, status: u16) {
         self.shared
             .state()
+            .layer
             .fail_next
-            .extend(std::iter::repeat_n((None, status), count));
+            .push(None, status, count);
     }
 
     /// As [`OktaTenant::fail_next`], for requests of one endpoint family only (e.g. a 429 on
@@ -807,8 +744,9 @@ impl OktaTenant {
     pub fn fail_next_in(&self, family: RateFamily, count: usize, status: u16) {
         self.shared
             .state()
+            .layer
             .fail_next
-            .extend(std::iter::repeat_n((Some(family), status), count));
+            .push(Some(family), status, count);
     }
 
     /// Replaces the rate limits (and starts new windows).
@@ -819,118 +757,34 @@ impl OktaTenant {
     }
 }
 
-struct Responder(Arc<Shared>);
-
-impl Respond for Responder {
-    fn respond(&self, request: &Request) -> ResponseTemplate {
-        self.0.handle(request)
-    }
+/// Okta's answer to a request over a rate limit (`E0000047`).
+fn too_many() -> ResponseTemplate {
+    respond(
+        429,
+        Some(error_body(
+            "E0000047",
+            "API call exceeded rate limit due to too many requests.",
+            &[],
+        )),
+    )
 }
 
-/// Decodes one percent-encoded path segment (`+` and every other byte but `%XX` as they are;
-/// a `%` not followed by two hex digits stays a `%`).
-pub(crate) fn decode_segment(segment: &str) -> String {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// Okta's answer to an injected server error (`E0000009`).
+fn internal_error(status: u16) -> ResponseTemplate {
+    respond(
+        status,
+        Some(error_body("E0000009", "Internal Server Error", &[])),
+    )
 }
 
-pub(crate) fn record(request: &Request) -> RecordedRequest {
-    let headers = request
-        .headers
-        .iter()
-        .map(|(k, v)| {
-            let value = if k == "authorization" {
-                let scheme = v
-                    .to_str()
-                    .ok()
-                    .and_then(|s| s.split(' ').next())
-                    .unwrap_or("");
-                format!("{scheme} [REDACTED]")
-            } else {
-                String::from_utf8_lossy(v.as_bytes()).into_owned()
-            };
-            (k.as_str().to_owned(), value)
-        })
-        .collect();
-    RecordedRequest {
-        method: request.method.as_str().to_owned(),
-        path: request.url.path().to_owned(),
-        query: request.url.query_pairs().into_owned().collect(),
-        headers,
-        body: serde_json::from_slice(&request.body).ok(),
-    }
-}
-
-/// The simulators' fault dice: xorshift64*, seeded the same in every tenant, so a fault rate
-/// picks the same requests on every run.
-#[derive(Debug, Clone)]
-pub(crate) struct FaultRng(u64);
-
-impl Default for FaultRng {
-    fn default() -> Self {
-        Self(0x9E37_79B9_7F4A_7C15)
-    }
-}
-
-impl FaultRng {
-    /// `true` with probability `p`. Draws nothing when `p` is not positive, so a knob left at
-    /// zero does not shift which requests the others pick.
-    pub(crate) fn chance(&mut self, p: f64) -> bool {
-        if p <= 0.0 {
-            return false;
-        }
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        let draw = (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64;
-        draw < p
-    }
-}
-
-pub(crate) fn respond(status: u16, body: Option<Value>) -> ResponseTemplate {
-    let t = ResponseTemplate::new(status);
-    match body {
-        Some(b) => t.set_body_json(b),
-        None => t,
-    }
-}
-
-impl Shared {
+impl Handler for Shared {
     fn handle(&self, request: &Request) -> ResponseTemplate {
         let mut s = self.state();
-        s.requests.push(record(request));
-        let latency = s.faults.latency;
-        let auth = request
-            .headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
+        s.layer.requests.push(layer::record(request));
+        let latency = s.layer.faults.latency;
+        let auth = layer::authorization(request);
         let authorised = auth == format!("SSWS {}", self.token)
-            || self
-                .bearer
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
+            || layer::lock(&self.bearer)
                 .as_ref()
                 .is_some_and(|b| auth == format!("Bearer {b}"));
         if !authorised {
@@ -941,103 +795,52 @@ impl Shared {
             .set_delay(latency);
         }
         let method = request.method.as_str().to_owned();
-        let raw_path = request.url.path().to_owned();
-        let segments: Vec<String> = raw_path
-            .split('/')
-            .skip(1)
-            .map(|seg| {
-                url::form_urlencoded::parse(format!("x={}", seg.replace('+', "%2B")).as_bytes())
-                    .next()
-                    .map(|(_, v)| v.into_owned())
-                    .unwrap_or_default()
-            })
-            .collect();
+        let segments = layer::segments(request.url.path());
         let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
         let family = RateFamily::of(&method, &segs);
-        let now = now_epoch();
+        let now = layer::epoch_secs();
 
         // Concurrency: requests whose (added) latency has not elapsed are in flight.
-        let instant = Instant::now();
-        s.busy_until.retain(|t| *t > instant);
         let concurrency = s.limits.concurrency;
-        if s.busy_until.len() as u32 >= concurrency {
-            s.rate_limited += 1;
-            return respond(
-                429,
-                Some(error_body(
-                    "E0000047",
-                    "API call exceeded rate limit due to too many requests.",
-                    &[],
-                )),
-            )
-            .insert_header("x-rate-limit-limit", "0")
-            .insert_header("x-rate-limit-remaining", "0")
-            .insert_header("x-rate-limit-reset", (now + 1).to_string().as_str())
-            .set_delay(latency);
-        }
-        if !latency.is_zero() {
-            s.busy_until.push(instant + latency);
+        if !s.layer.in_flight.admit(Some(concurrency), latency) {
+            return s
+                .layer
+                .throttled(too_many())
+                .insert_header("x-rate-limit-limit", "0")
+                .insert_header("x-rate-limit-remaining", "0")
+                .insert_header("x-rate-limit-reset", (now + 1).to_string().as_str())
+                .set_delay(latency);
         }
 
         // Per-minute budget of the family.
         let limit = s.limits.per_minute.get(&family).copied().unwrap_or(600);
-        let window_secs = s.limits.window_secs.max(1);
-        let window = s.windows.entry(family).or_default();
-        if now >= window.started + window_secs {
-            window.started = now;
-            window.used = 0;
-        }
-        let reset = window.started + window_secs;
-        let over = window.used >= limit;
-        if !over {
-            window.used += 1;
-        }
-        let remaining = limit.saturating_sub(window.used);
+        let window = Duration::from_secs(s.limits.window_secs.max(1));
+        let counted =
+            s.windows
+                .entry(family)
+                .or_default()
+                .count(Duration::from_secs(now), window, limit);
+        let (remaining, reset) = (counted.remaining, counted.ends.as_secs());
         let headers = move |t: ResponseTemplate| {
             t.insert_header("x-rate-limit-limit", limit.to_string().as_str())
                 .insert_header("x-rate-limit-remaining", remaining.to_string().as_str())
                 .insert_header("x-rate-limit-reset", reset.to_string().as_str())
                 .set_delay(latency)
         };
-        let too_many = || {
-            respond(
-                429,
-                Some(error_body(
-                    "E0000047",
-                    "API call exceeded rate limit due to too many requests.",
-                    &[],
-                )),
-            )
-        };
-        if over {
-            s.rate_limited += 1;
-            return headers(too_many());
+        if !counted.admitted {
+            return headers(s.layer.throttled(too_many()));
         }
-        if let Some(i) = s
-            .fail_next
-            .iter()
-            .position(|(f, _)| f.is_none_or(|f| f == family))
-        {
-            let (_, status) = s.fail_next.remove(i);
+        if let Some(status) = s.layer.fail_next.take(&family) {
             if status == 429 {
-                s.rate_limited += 1;
-                return headers(too_many());
+                return headers(s.layer.throttled(too_many()));
             }
-            return headers(respond(
-                status,
-                Some(error_body("E0000009", "Internal Server Error", &[])),
-            ));
+            return headers(internal_error(status));
         }
-        let (error_rate, rate_limit_rate) = (s.faults.error_rate, s.faults.rate_limit_rate);
-        if s.rng.chance(error_rate) {
-            return headers(respond(
-                500,
-                Some(error_body("E0000009", "Internal Server Error", &[])),
-            ));
+        if s.layer.server_error() {
+            return headers(internal_error(500));
         }
-        if s.rng.chance(rate_limit_rate) {
-            s.rate_limited += 1;
-            return headers(too_many());
+        if s.layer.throttle() {
+            return headers(s.layer.throttled(too_many()));
         }
         let query: BTreeMap<String, String> = request.url.query_pairs().into_owned().collect();
         s.next_after = None;
@@ -1047,7 +850,8 @@ impl Shared {
                 .entry(format!("{method} {raw_path}"))
                 .or_default() += 1;
         }
-        let mut response = headers(respond(status, body));
+        let dropped = s.layer.drop_answer();
+        let mut response = headers(respond(status, body)).set_delay(s.layer.faults.delay(dropped));
         if let Some(after) = s.next_after.take() {
             let mut next = url::Url::parse(&s.base)
                 .unwrap_or_else(|_| request.url.clone())
@@ -1066,21 +870,5 @@ impl Shared {
             response = response.insert_header("link", format!("<{next}>; rel=\"next\"").as_str());
         }
         response
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::FaultRng;
-
-    #[test]
-    fn fault_dice_are_deterministic_and_zero_draws_nothing() {
-        let picks = |rng: &mut FaultRng| (0..1000).filter(|_| rng.chance(0.2)).count();
-        let (mut a, mut b) = (FaultRng::default(), FaultRng::default());
-        assert!(!b.chance(0.0) && !b.chance(-1.0), "never at zero");
-        let (pa, pb) = (picks(&mut a), picks(&mut b));
-        assert_eq!(pa, pb, "same seed, same picks; a zero rate shifted nothing");
-        assert!((150..250).contains(&pa), "{pa} of 1000 at 20 %");
-        assert!((0..100).all(|_| a.chance(1.0)));
     }
 }

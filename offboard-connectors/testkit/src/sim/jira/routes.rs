@@ -1,13 +1,13 @@
 //! The responder: auth, throttling, faults, then the routes of [`super::ROUTES`].
 
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
-use wiremock::{Request, Respond, ResponseTemplate};
+use wiremock::{Request, ResponseTemplate};
 
 use super::jql::{self, Field};
 use super::{RESOLUTIONS, RecordedRequest, STATUSES, State, TRANSITIONS};
+use crate::sim::layer::{self, Handler, Redaction};
 
 pub(crate) struct Router {
     pub(crate) state: Arc<Mutex<State>>,
@@ -39,28 +39,17 @@ fn field_list(values: Vec<String>) -> Option<Vec<String>> {
     (!list.is_empty()).then_some(list)
 }
 
-impl Respond for Router {
-    fn respond(&self, request: &Request) -> ResponseTemplate {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let latency = state.faults.latency;
+impl Handler for Router {
+    fn handle(&self, request: &Request) -> ResponseTemplate {
+        let mut state = layer::lock(&self.state);
+        let latency = state.layer.faults.latency;
         let response = handle(&mut state, request);
         let status = response.1;
-        state.requests.push(RecordedRequest {
+        state.layer.requests.push(RecordedRequest {
             method: request.method.to_string(),
             path: request.url.path().to_string(),
             query: request.url.query().map(str::to_owned),
-            headers: request
-                .headers
-                .iter()
-                .map(|(k, v)| {
-                    let v = if k.as_str().eq_ignore_ascii_case("authorization") {
-                        "[REDACTED]".to_string()
-                    } else {
-                        String::from_utf8_lossy(v.as_bytes()).into_owned()
-                    };
-                    (k.as_str().to_string(), v)
-                })
-                .collect(),
+            headers: layer::redacted_headers(request, Redaction::Whole),
             body: String::from_utf8_lossy(&request.body).into_owned(),
             status,
         });
@@ -82,11 +71,7 @@ fn answer(status: u16, t: ResponseTemplate) -> Answer {
 
 fn handle(state: &mut State, req: &Request) -> Answer {
     // 1. Authentication.
-    let auth = req
-        .headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok());
-    if auth != Some(state.auth.as_str()) {
+    if layer::authorization(req) != state.auth {
         return answer(
             401,
             ResponseTemplate::new(401)
@@ -99,40 +84,24 @@ fn handle(state: &mut State, req: &Request) -> Answer {
         return answer(429, throttled(secs, 0));
     }
     if let Some((limit, window)) = state.faults.budget {
-        let now = Instant::now();
-        let start = *state.faults.window_start.get_or_insert(now);
-        if now.duration_since(start) >= window {
-            state.faults.window_start = Some(now);
-            state.faults.window_used = 0;
+        let now = state.started.elapsed();
+        let counted = state.faults.window.count(now, window, limit);
+        if !counted.admitted {
+            return answer(429, throttled(counted.retry_after(now), limit));
         }
-        let start = state.faults.window_start.unwrap_or(now);
-        if state.faults.window_used >= limit {
-            let rest = window.saturating_sub(now.duration_since(start));
-            let secs = rest.as_secs() + u64::from(rest.subsec_nanos() > 0);
-            return answer(429, throttled(secs.max(1), limit));
-        }
-        state.faults.window_used += 1;
     }
     // 3. Server faults.
-    if let Some(status) = pop_front(&mut state.faults.fail_next) {
+    if let Some(status) = state.layer.fail_next.take(&()) {
         return answer(
             status,
             errors(status, &["Internal server error (injected)."], json!({})),
         );
     }
-    if let Some((per_mille, seed)) = state.faults.fail_share {
-        // xorshift64: deterministic for a seed.
-        let mut x = seed;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        state.faults.fail_share = Some((per_mille, x));
-        if x % 1000 < u64::from(per_mille) {
-            return answer(
-                503,
-                errors(503, &["Service unavailable (injected)."], json!({})),
-            );
-        }
+    if state.layer.server_error() {
+        return answer(
+            503,
+            errors(503, &["Service unavailable (injected)."], json!({})),
+        );
     }
     route(state, req)
 }
