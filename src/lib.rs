@@ -42,11 +42,11 @@ pub use offboard_email as email;
 #[cfg(feature = "scim")]
 pub use offboard_scim as scim;
 
-/// The Shared Signals transmitter: SETs from the audit trail, push and poll delivery, and its
-/// endpoints (feature `ssf`).
-#[cfg(feature = "ssf")]
-pub use offboard_ssf as ssf;
 /// The signed webhook notifier, a [`Notifier`] posting HMAC-signed JSON through a durable
 /// outbox in the store (feature `webhook`).
 #[cfg(feature = "webhook")]
 pub use offboard_http::webhook;
+/// The Shared Signals transmitter: SETs from the audit trail, push and poll delivery, and its
+/// endpoints (feature `ssf`).
+#[cfg(feature = "ssf")]
+pub use offboard_ssf as ssf;

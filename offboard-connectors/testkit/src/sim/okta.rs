@@ -847,7 +847,7 @@ impl Handler for Shared {
         let (status, body) = routes::route(&mut s, &method, &segs, &query);
         if method != "GET" && (200..300).contains(&status) {
             *s.served_writes
-                .entry(format!("{method} {raw_path}"))
+                .entry(format!("{method} {}", request.url.path()))
                 .or_default() += 1;
         }
         let dropped = s.layer.drop_answer();
