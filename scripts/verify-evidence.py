@@ -4,7 +4,7 @@
 Written from the format's description (offboard-core/src/evidence.rs, ARCHITECTURE.md), not
 from the Rust code: it checks the canonical form, the bundle's Ed25519 signature (PyNaCl,
 libsodium), every event's digest and hash and the chain links up to the signed checkpoint
-(hashlib), and the checkpoint's signature. It does not replay the run's events through the
+(hashlib), the personal values against their commitments, and the checkpoint's signature. It does not replay the run's events through the
 state machine (the Rust verifier also checks the summary that way).
 
 Usage: verify-evidence.py BUNDLE --key [KEY_ID=]PUBLIC_KEY_FILE [--key ...]
@@ -80,6 +80,23 @@ def nanos(at):
     return f"{m.group(1)}.{(m.group(2) or '').ljust(9, '0')}Z"
 
 
+def resolve(doc, pointer):
+    """The value at an RFC 6901 JSON pointer, or None."""
+    if pointer == "":
+        return doc
+    if not pointer.startswith("/"):
+        return None
+    for token in pointer[1:].split("/"):
+        token = token.replace("~1", "/").replace("~0", "~")
+        if isinstance(doc, dict) and token in doc:
+            doc = doc[token]
+        elif isinstance(doc, list) and token.isdigit() and int(token) < len(doc):
+            doc = doc[int(token)]
+        else:
+            return None
+    return doc
+
+
 def verify(data, keys):
     try:
         text = data.decode("utf-8")
@@ -107,6 +124,27 @@ def verify(data, keys):
             raise Bad(f"event {e['seq']} was altered")
         if e.get("run") != bundle["run"]:
             raise Bad(f"event {e['seq']} is not of run {bundle['run']}")
+
+    # 2b. The personal values: each matches the commitment at its pointer in its event's kind.
+    by_seq = {e["seq"]: e for e in events}
+    seen = set()
+    for d in bundle.get("personal", []):
+        seq = d["seq"]
+        if seq in seen or seq not in by_seq:
+            raise Bad(f"personal values for event {seq} are given twice or for no event")
+        seen.add(seq)
+        if "salt" in by_seq[seq]:
+            raise Bad(f"event {seq} carries a salt")
+        salt = bytes.fromhex(d["salt"])
+        if len(salt) != 32:
+            raise Bad(f"the salt of event {seq} is not 32 bytes")
+        for pointer, value in d["values"].items():
+            held = resolve(by_seq[seq]["kind"], pointer)
+            want = "personal:" + sha256_hex(
+                salt + pointer.encode("utf-8") + b"\n" + value.encode("utf-8")
+            )
+            if held != want:
+                raise Bad(f"a personal value of event {seq} does not match its commitment")
 
     # 3. The chain from the first event to the end, every seq exactly once.
     anchor = bundle["anchor"]

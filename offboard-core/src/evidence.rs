@@ -26,7 +26,8 @@
 //! | `run` | the run id (UUID) |
 //! | `engine_version` | the version of `offboard-core` that built it |
 //! | `created_at` | when it was built (RFC 3339, UTC) |
-//! | `events` | every audit event of the run, in `seq` order, each the JSON object the store keeps (`seq`, `at`, `actor`, `run`, `task`, `app`, `kind`, `prev_hash`, `hash`) |
+//! | `events` | every audit event of the run, in `seq` order, each the JSON object the store keeps (`seq`, `at`, `actor`, `run`, `task`, `app`, `kind`, `prev_hash`, `hash`) in its commitment form: each personal value replaced by `personal:<hex>` (see [`crate::audit::personal`]), no `salt` |
+//! | `personal` | (left out when empty) `{"seq":n,"salt":"<64 hex>","values":{"<JSON pointer into kind>":"<value>",…}}` per event of the run that holds personal values, in `seq` order |
 //! | `links` | `{"seq":n,"body_digest":"<hex>"}` for every other event of the chain from the run's first event to the checkpoint (or to the run's last event when not anchored), in `seq` order |
 //! | `anchor` | `{"status":"anchored","checkpoint":{seq,hash,at,key_id,signature}}`, a signed checkpoint at or after the run's last event; or `{"status":"not_anchored","reason":…,"latest_checkpoint_seq":n or null}` when no checkpoint covers it yet |
 //! | `summary` | `plan`, `confirmations`, `verifications`, `delegations`, `state` (see [`Summary`]), all derived from `events` |
@@ -52,7 +53,10 @@
 //!    `seq` must equal its `hash`. A bundle that is not anchored proves its events are
 //!    genuine and linked but not that the chain was not re-sealed since; the verifier says
 //!    "not anchored".
-//! 5. **Summary.** The summary derived again from the events (and the run they replay to,
+//! 5. **Personal values and summary.** Each value of `personal` must match the commitment at
+//!    its pointer in its event's `kind`: `personal:` + SHA-256 (lowercase hex) of the salt's
+//!    32 bytes, the pointer's UTF-8, a newline and the value's UTF-8; each names an event of
+//!    the bundle, once. The summary derived again from the events (and the run they replay to,
 //!    through the state machine) must equal the bundle's, and the planned run's
 //!    `plan_digest` must be recomputable from it ([`crate::engine::plan_digest`]).
 //!
@@ -67,6 +71,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::audit::personal::{PersonalValues, Salt};
 use crate::audit::{AuditEvent, AuditKind, canonical_json, link_hash};
 use crate::checkpoint::{
     Checkpoint, CheckpointProblem, CheckpointSigner, CheckpointVerifier, SignatureProblem,
@@ -101,6 +106,11 @@ pub struct EvidenceBundle {
     pub created_at: DateTime<Utc>,
     /// Every audit event of the run, as the store keeps it, in `seq` order.
     pub events: Vec<serde_json::Value>,
+    /// The personal values of the run's events (whose `events` entries hold their
+    /// commitments), each with its event's salt, so a reader sees them and a verifier checks
+    /// them against the commitments the chain covers. Empty when none (then left out).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub personal: Vec<Disclosure>,
     /// The body digests of the other events between the run's first event and the anchor.
     pub links: Vec<Link>,
     /// The signed checkpoint the run's events are proven up to, or why there is none.
@@ -111,6 +121,19 @@ pub struct EvidenceBundle {
     pub key_id: String,
     /// The Ed25519 signature of [`EvidenceBundle::signed_bytes`], standard base64.
     pub signature: String,
+}
+
+/// The personal values of one event of the run (see [`crate::audit::personal`]): the event in
+/// `events` holds `personal:<hex>` commitments where these values go.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Disclosure {
+    /// The event's `seq`.
+    pub seq: u64,
+    /// The event's salt (64 lowercase hex digits).
+    pub salt: Salt,
+    /// Each value by its JSON pointer into the event's `kind`.
+    pub values: BTreeMap<String, String>,
 }
 
 /// An event of the chain that is not the run's, carried by its body digest only.
@@ -381,6 +404,12 @@ pub enum BundleProblem {
         /// What is wrong with it.
         cause: CheckpointProblem,
     },
+    /// A disclosed personal value does not match the commitment its event holds, or names an
+    /// event the bundle does not carry (or one twice).
+    PersonalMismatch {
+        /// The event.
+        seq: u64,
+    },
     /// The checkpoint lies before the run's last event.
     AnchorTooEarly {
         /// The checkpoint's seq.
@@ -438,6 +467,10 @@ impl fmt::Display for BundleProblem {
                 )
             }
             Self::EventAltered { seq } => write!(f, "audit event {seq} was altered"),
+            Self::PersonalMismatch { seq } => write!(
+                f,
+                "the personal values given for audit event {seq} do not match its commitments"
+            ),
             Self::EventOfAnotherRun { seq } => {
                 write!(f, "audit event {seq} is not an event of the bundle's run")
             }
@@ -726,6 +759,7 @@ pub async fn build_bundle<S: Store + ?Sized>(
     let tampered = |what: String| Error::new(ErrorKind::Tampered, what);
 
     let mut events = Vec::new();
+    let mut personal = Vec::new();
     let mut parsed = Vec::new();
     let mut links = Vec::new();
     let mut expected = first;
@@ -761,9 +795,19 @@ pub async fn build_bundle<S: Store + ?Sized>(
             }
             head = Some(e.hash.clone());
             if e.run == Some(run) {
-                events.push(serde_json::to_value(&e).map_err(|err| {
+                // Carried in its commitment form, its values beside it: the form the chain's
+                // digest covers as it is, whether or not the values were erased since.
+                let (committed, values) = e.redacted()?;
+                events.push(serde_json::to_value(&committed).map_err(|err| {
                     Error::internal("an audit event did not serialise").with_source(err)
                 })?);
+                if let Some(values) = values {
+                    personal.push(Disclosure {
+                        seq: e.seq,
+                        salt: values.salt,
+                        values: values.values,
+                    });
+                }
                 parsed.push(e);
             } else {
                 links.push(Link {
@@ -802,6 +846,7 @@ pub async fn build_bundle<S: Store + ?Sized>(
         engine_version: env!("CARGO_PKG_VERSION").to_owned(),
         created_at: Utc::now(),
         events,
+        personal,
         links,
         anchor,
         summary,
@@ -810,6 +855,37 @@ pub async fn build_bundle<S: Store + ?Sized>(
     };
     bundle.sign(signer)?;
     Ok(bundle)
+}
+
+/// The run's events with their disclosed personal values put back, each checked against the
+/// commitments its event holds.
+fn disclose(
+    events: Vec<AuditEvent>,
+    personal: &[Disclosure],
+) -> Result<Vec<AuditEvent>, BundleProblem> {
+    let mut by_seq: BTreeMap<u64, &Disclosure> = BTreeMap::new();
+    for d in personal {
+        if by_seq.insert(d.seq, d).is_some() {
+            return Err(BundleProblem::PersonalMismatch { seq: d.seq });
+        }
+    }
+    let mut out = Vec::with_capacity(events.len());
+    for e in events {
+        let seq = e.seq;
+        out.push(match by_seq.remove(&seq) {
+            Some(d) => e
+                .with_personal(PersonalValues {
+                    salt: d.salt,
+                    values: d.values.clone(),
+                })
+                .map_err(|_| BundleProblem::PersonalMismatch { seq })?,
+            None => e,
+        });
+    }
+    match by_seq.keys().next() {
+        Some(seq) => Err(BundleProblem::PersonalMismatch { seq: *seq }),
+        None => Ok(out),
+    }
 }
 
 /// Verifies a bundle file offline with nothing but its bytes and the public keys of the
@@ -860,6 +936,13 @@ pub fn verify_bundle(
                 index,
                 detail: err.to_string(),
             })?;
+        // Carried in the commitment form: a salt has no place in it.
+        if e.salt.is_some() {
+            return Err(BundleProblem::EventMalformed {
+                index,
+                detail: "an event carries a salt (its values go in `personal`)".into(),
+            });
+        }
         if serde_json::to_value(&e).ok().as_ref() != Some(v) || e.compute_hash() != e.hash {
             return Err(BundleProblem::EventAltered { seq: e.seq });
         }
@@ -946,7 +1029,8 @@ pub fn verify_bundle(
         },
     };
 
-    // Step 5: the summary.
+    // Step 5: the personal values against their commitments, then the summary.
+    let events = disclose(events, &bundle.personal)?;
     let (summary, _) = Summary::from_events(bundle.run, &events)?;
     let s = &bundle.summary;
     for (section, same) in [

@@ -326,6 +326,29 @@ async fn evidence_on(store: Arc<dyn Store>) {
         "{:?}",
         problem(&altered)
     );
+    // The run's personal data travels beside its commitments; a changed value (re-signed) is
+    // refused, and no event carries its values or salt.
+    assert!(
+        !bundle.personal.is_empty(),
+        "Ada's events hold personal data"
+    );
+    assert!(
+        bundle
+            .events
+            .iter()
+            .all(|e| e.get("salt").is_none() && !e.to_string().contains("ada@example.com")),
+        "events are carried in their commitment form"
+    );
+    let lied = resigned(&bytes, &key, |v| {
+        let values = v["personal"][0]["values"].as_object_mut().unwrap();
+        let first = values.keys().next().unwrap().clone();
+        values.insert(first, "someone else".into());
+    });
+    assert!(
+        matches!(problem(&lied), BundleProblem::PersonalMismatch { .. }),
+        "{:?}",
+        problem(&lied)
+    );
     let Anchor::Anchored { checkpoint } = &bundle.anchor else {
         unreachable!()
     };
