@@ -171,7 +171,7 @@ impl GroupCommit {
         self: &Arc<Self>,
         op: &'static str,
         build: impl FnMut(&mut Batch, &mut Head) -> Result<S> + Send + 'static,
-        read: impl FnMut(S, Ran) -> Result<T> + Send + 'static,
+        read: impl FnMut(S, BatchResults) -> Result<T> + Send + 'static,
     ) -> Result<T>
     where
         S: Send + 'static,
@@ -290,7 +290,7 @@ impl GroupCommit {
         };
         if failure.is_none() {
             self.committed.fetch_add(1, Relaxed);
-            let stood = settled.iter().filter(|j| j.stands()).count();
+            let stood = settled.iter().filter(|j| j.succeeded()).count();
             self.committed_writes.fetch_add(stood as u64, Relaxed);
         }
         tell_all(settled, failure.as_ref());
@@ -395,7 +395,7 @@ enum Ended {
     Failed(Vec<Box<dyn Job>>, GroupFailure),
     /// An optimistic attempt met a failed write (settled with its error); the others are to
     /// run again.
-    Again {
+    RetryRest {
         failed: Vec<Box<dyn Job>>,
         rest: Vec<Box<dyn Job>>,
     },
@@ -418,28 +418,30 @@ async fn run_group(
     match attempt(conn, op, jobs, Undo::Optimistic).await {
         Ended::Committed(settled) => Ok(settled),
         Ended::Failed(settled, failure) => Err((settled, failure)),
-        Ended::Again { failed, rest } => match attempt(conn, op, rest, Undo::Savepoints).await {
-            Ended::Committed(mut settled) => {
-                settled.extend(failed);
-                Ok(settled)
+        Ended::RetryRest { failed, rest } => {
+            match attempt(conn, op, rest, Undo::Savepoints).await {
+                Ended::Committed(mut settled) => {
+                    settled.extend(failed);
+                    Ok(settled)
+                }
+                Ended::Failed(mut settled, failure) => {
+                    settled.extend(failed);
+                    Err((settled, failure))
+                }
+                // Not returned with savepoints (a failed write is undone alone there); were it,
+                // nothing of this group is committed.
+                Ended::RetryRest { failed: more, rest } => {
+                    let mut settled = failed;
+                    settled.extend(more);
+                    settled.extend(rest);
+                    let f = GroupFailure {
+                        message: "a write failed and could not be undone alone".into(),
+                        retryable: true,
+                    };
+                    Err((settled, f))
+                }
             }
-            Ended::Failed(mut settled, failure) => {
-                settled.extend(failed);
-                Err((settled, failure))
-            }
-            // Not returned with savepoints (a failed write is undone alone there); were it,
-            // nothing of this group is committed.
-            Ended::Again { failed: more, rest } => {
-                let mut settled = failed;
-                settled.extend(more);
-                settled.extend(rest);
-                let f = GroupFailure {
-                    message: "a write failed and could not be undone alone".into(),
-                    retryable: true,
-                };
-                Err((settled, f))
-            }
-        },
+        }
     }
 }
 
@@ -501,11 +503,11 @@ async fn attempt(
         for (mut job, _, mark) in rest.by_ref() {
             let inside = failed_at.filter(|at| (mark.first..mark.end).contains(at));
             let ran_to = inside.unwrap_or(mark.end);
-            let own: Vec<Done> = done
+            let own: Vec<StatementResult> = done
                 .get_mut(mark.first..ran_to.max(mark.first))
                 .map(|d| d.iter_mut().map(std::mem::take).collect())
                 .unwrap_or_default();
-            let stands = job.read(Ran {
+            let stands = job.read(BatchResults {
                 done: own,
                 error: inside.and_then(|_| error.take()),
             });
@@ -560,14 +562,14 @@ fn again(
     let mut failed = vec![failed];
     let mut rest = Vec::new();
     for job in settled {
-        if job.stands() {
+        if job.succeeded() {
             rest.push(job);
         } else {
             failed.push(job);
         }
     }
     rest.extend(unrun);
-    Ended::Again { failed, rest }
+    Ended::RetryRest { failed, rest }
 }
 
 /// Moves the stored chain head to `head` (if it moved from `stored`) and commits.
@@ -747,16 +749,16 @@ fn push_insert(
     }
 }
 
-/// What a write's statements returned: one [`Done`] per statement that ran, and the error of
+/// What a write's statements returned: one [`StatementResult`] per statement that ran, and the error of
 /// the statement that failed, if one did (the statements after it did not run).
-pub(super) struct Ran {
-    pub(super) done: Vec<Done>,
+pub(super) struct BatchResults {
+    pub(super) done: Vec<StatementResult>,
     pub(super) error: Option<Error>,
 }
 
-impl Ran {
+impl BatchResults {
     /// Every statement's result, or the error of the one that failed.
-    pub(super) fn ok(self) -> Result<Vec<Done>> {
+    pub(super) fn ok(self) -> Result<Vec<StatementResult>> {
         match self.error {
             Some(e) => Err(e),
             None => Ok(self.done),
@@ -766,7 +768,7 @@ impl Ran {
 
 /// What one statement of a batch returned.
 #[derive(Default)]
-pub(super) struct Done {
+pub(super) struct StatementResult {
     pub(super) rows: Vec<SqliteRow>,
     pub(super) affected: u64,
 }
@@ -776,13 +778,13 @@ trait Job: Send {
     /// Adds its statements after `head`; an error fails it before any of them runs.
     fn build(&mut self, batch: &mut Batch, head: &mut Head) -> Result<()>;
     /// Reads what its statements returned: `true` if it stands, `false` to undo it.
-    fn read(&mut self, ran: Ran) -> bool;
+    fn read(&mut self, ran: BatchResults) -> bool;
     /// Fails it with `e` (nothing of it is stored).
     fn fail(&mut self, e: Error);
     /// Forgets what reading it found: its transaction was rolled back, it runs again.
     fn reset(&mut self);
     /// Whether it stands (built and read without error).
-    fn stands(&self) -> bool;
+    fn succeeded(&self) -> bool;
     /// Tells its caller its result, or `failure` if its group did not commit.
     fn tell(self: Box<Self>, failure: Option<&GroupFailure>);
 }
@@ -801,14 +803,14 @@ where
     S: Send,
     T: Send,
     B: FnMut(&mut Batch, &mut Head) -> Result<S> + Send,
-    R: FnMut(S, Ran) -> Result<T> + Send,
+    R: FnMut(S, BatchResults) -> Result<T> + Send,
 {
     fn build(&mut self, batch: &mut Batch, head: &mut Head) -> Result<()> {
         self.built = Some((self.build)(batch, head)?);
         Ok(())
     }
 
-    fn read(&mut self, ran: Ran) -> bool {
+    fn read(&mut self, ran: BatchResults) -> bool {
         let failed = ran.error.is_some();
         let result = match self.built.take() {
             // A statement that failed always undoes its write, whatever the reading says.
@@ -837,7 +839,7 @@ where
         self.built = None;
     }
 
-    fn stands(&self) -> bool {
+    fn succeeded(&self) -> bool {
         matches!(self.result, Some(Ok(_)))
     }
 
@@ -1073,7 +1075,7 @@ impl Batch {
         mut self,
         conn: &mut SqliteConnection,
         op: &'static str,
-    ) -> (Vec<Done>, Option<(usize, Error)>) {
+    ) -> (Vec<StatementResult>, Option<(usize, Error)>) {
         self.flush();
         if let Some(why) = self.unbindable {
             let e = Error::storage(format!("a value could not be bound: {why}")).with_operation(op);
@@ -1093,8 +1095,8 @@ impl Batch {
                 return (Vec::new(), Some((0, e)));
             }
         }
-        let mut out: Vec<Done> = Vec::with_capacity(self.statements);
-        let mut current = Done::default();
+        let mut out: Vec<StatementResult> = Vec::with_capacity(self.statements);
+        let mut current = StatementResult::default();
         // `sql` is our statements' text only (values are bound). sqlx-sqlite runs a string of
         // several statements one after another on its thread; sqlx calls that behaviour
         // deprecated (launchbadge/sqlx#3108) but 0.9 keeps it: the store's SQLite tests and

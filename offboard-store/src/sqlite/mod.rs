@@ -516,7 +516,10 @@ fn push_erasure(batch: &mut Batch, plan: &crate::erase::ErasurePlan) {
 /// Reads what an erasure's statements did ([`push_erasure`]): its report, or a `Conflict`
 /// (undoing it) when a run changed since it was read (reopened, rolled back, or a new run of
 /// the person).
-fn read_erasure(plan: &crate::erase::ErasurePlan, done: Vec<group::Done>) -> Result<ErasureReport> {
+fn read_erasure(
+    plan: &crate::erase::ErasurePlan,
+    done: Vec<group::StatementResult>,
+) -> Result<ErasureReport> {
     let mut done = done.into_iter();
     let mut next = || {
         done.next()
@@ -553,7 +556,7 @@ fn read_erasure(plan: &crate::erase::ErasurePlan, done: Vec<group::Done>) -> Res
     Ok(report)
 }
 
-fn read_commit(plan: &CommitPlan, done: &[group::Done]) -> Result<()> {
+fn read_commit(plan: &CommitPlan, done: &[group::StatementResult]) -> Result<()> {
     if done.first().is_none_or(|d| d.affected == 0) {
         return Err(codec::version_moved(plan.id, plan.expected));
     }
