@@ -888,16 +888,9 @@ fn disclose(
     }
 }
 
-/// Verifies a bundle file offline with nothing but its bytes and the public keys of the
-/// bundle's signer and of its checkpoint (see the [module docs](self) for every check).
-///
-/// # Errors
-/// The first problem found, in the order of the module docs' steps (the signature first: a
-/// bundle edited without the key fails there).
-pub fn verify_bundle(
-    bytes: &[u8],
-    keys: &CheckpointVerifier,
-) -> Result<BundleVerification, BundleProblem> {
+/// Step 1 of [`verify_bundle`]: the file is canonical JSON of the supported format, and its
+/// signature verifies with the key it names.
+fn read_signed(bytes: &[u8], keys: &CheckpointVerifier) -> Result<EvidenceBundle, BundleProblem> {
     let malformed = |detail: String| BundleProblem::Malformed { detail };
     let text = std::str::from_utf8(bytes).map_err(|_| malformed("not UTF-8".into()))?;
     let mut value: serde_json::Value =
@@ -927,8 +920,12 @@ pub fn verify_bundle(
                 key_id: bundle.key_id.clone(),
             },
         })?;
+    Ok(bundle)
+}
 
-    // Step 2: the events.
+/// Step 2 of [`verify_bundle`]: each carried event, in its commitment form, hashes as it
+/// says and is of the bundle's run.
+fn read_events(bundle: &EvidenceBundle) -> Result<Vec<AuditEvent>, BundleProblem> {
     let mut events = Vec::with_capacity(bundle.events.len());
     for (index, v) in bundle.events.iter().enumerate() {
         let e: AuditEvent =
@@ -951,6 +948,23 @@ pub fn verify_bundle(
         }
         events.push(e);
     }
+    Ok(events)
+}
+
+/// Verifies a bundle file offline with nothing but its bytes and the public keys of the
+/// bundle's signer and of its checkpoint (see the [module docs](self) for every check).
+///
+/// # Errors
+/// The first problem found, in the order of the module docs' steps (the signature first: a
+/// bundle edited without the key fails there).
+pub fn verify_bundle(
+    bytes: &[u8],
+    keys: &CheckpointVerifier,
+) -> Result<BundleVerification, BundleProblem> {
+    let bundle = read_signed(bytes, keys)?;
+
+    // Step 2: the events.
+    let events = read_events(&bundle)?;
     let (Some(first), Some(last)) = (events.first(), events.last()) else {
         return Err(BundleProblem::NoEvents);
     };
@@ -986,7 +1000,9 @@ pub fn verify_bundle(
             return Err(BundleProblem::Unexpected { seq: l.seq });
         }
         if !is_digest(&l.body_digest) {
-            return Err(malformed(format!("the link at seq {} is no digest", l.seq)));
+            return Err(BundleProblem::Malformed {
+                detail: format!("the link at seq {} is no digest", l.seq),
+            });
         }
         if items.insert(l.seq, Err(l)).is_some() {
             return Err(BundleProblem::OutOfOrder { seq: l.seq });
