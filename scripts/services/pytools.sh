@@ -18,41 +18,14 @@
 
 PYTOOLS_PINS=(PyNaCl==1.5.0 PyJWT==2.15.1 cryptography==50.0.2)
 
+# shellcheck source=scripts/lib/pyvenv.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/pyvenv.sh"
+
 _pytools_log() { echo "pytools: $*" >&2; }
 
-_pytools_python() {
-  local p
-  for p in python3.13 python3.12 python3.11 python3.10 python3.9 python3; do
-    if command -v "$p" >/dev/null 2>&1 &&
-      "$p" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 9) else 1)' 2>/dev/null; then
-      command -v "$p"
-      return 0
-    fi
-  done
-  _pytools_log "needs Python >= 3.9; none found"
-  return 1
-}
-
-# The virtualenv holding exactly PYTOOLS_PINS, made when missing or stale.
+# The virtualenv holding exactly PYTOOLS_PINS (scripts/lib/pyvenv.sh).
 _pytools_venv() {
-  local venv="$1" python stamp
-  stamp="${PYTOOLS_PINS[*]}"
-  if [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.offboard-pins" 2>/dev/null)" = "$stamp" ]; then
-    return 0
-  fi
-  python=$(_pytools_python)
-  if ! "$python" -c 'import venv, ensurepip' 2>/dev/null; then
-    _pytools_log "installing python3-venv"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get -o DPkg::Lock::Timeout=300 update -qq
-    apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends python3-venv >/dev/null
-  fi
-  _pytools_log "making $venv (${PYTOOLS_PINS[*]})"
-  rm -rf "$venv"
-  mkdir -p "$(dirname "$venv")"
-  "$python" -m venv "$venv"
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check "${PYTOOLS_PINS[@]}"
-  echo "$stamp" >"$venv/.offboard-pins"
+  offboard_pyvenv pytools "$1" 9 "${PYTOOLS_PINS[@]}"
 }
 
 pytools_start() {

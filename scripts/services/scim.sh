@@ -18,41 +18,14 @@
 
 SCIM_PINS=(scim2-server==0.8.3 "scim2-tester[httpx2]==0.5.2" scim2-models==0.12.3 scim2-client==0.13.2 httpx2==2.17.0)
 
+# shellcheck source=scripts/lib/pyvenv.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/pyvenv.sh"
+
 _scim_log() { echo "scim: $*" >&2; }
 
-_scim_python() {
-  local p
-  for p in python3.13 python3.12 python3.11 python3; do
-    if command -v "$p" >/dev/null 2>&1 &&
-      "$p" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
-      command -v "$p"
-      return 0
-    fi
-  done
-  _scim_log "scim2-server needs Python >= 3.11; none found"
-  return 1
-}
-
-# The virtualenv holding exactly SCIM_PINS, made when missing or stale.
+# The virtualenv holding exactly SCIM_PINS (scripts/lib/pyvenv.sh).
 _scim_venv() {
-  local venv="$1" python stamp
-  stamp="${SCIM_PINS[*]}"
-  if [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.offboard-pins" 2>/dev/null)" = "$stamp" ]; then
-    return 0
-  fi
-  python=$(_scim_python)
-  if ! "$python" -c 'import venv, ensurepip' 2>/dev/null; then
-    _scim_log "installing python3-venv"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get -o DPkg::Lock::Timeout=300 update -qq
-    apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends python3-venv >/dev/null
-  fi
-  _scim_log "making $venv (${SCIM_PINS[*]})"
-  rm -rf "$venv"
-  mkdir -p "$(dirname "$venv")"
-  "$python" -m venv "$venv"
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check "${SCIM_PINS[@]}"
-  echo "$stamp" >"$venv/.offboard-pins"
+  offboard_pyvenv scim "$1" 11 "${SCIM_PINS[@]}"
 }
 
 # A free TCP port on 127.0.0.1.
