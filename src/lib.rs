@@ -46,6 +46,11 @@ pub use offboard_scim as scim;
 /// outbox in the store (feature `webhook`).
 #[cfg(feature = "webhook")]
 pub use offboard_http::webhook;
+/// The HR and IdP sources of truth without a connector (JumpCloud, OneLogin, BambooHR, HiBob,
+/// Personio, Workday, SailPoint, Namely, ADP, Paylocity, SAP SuccessFactors) (feature
+/// `sources`).
+#[cfg(feature = "sources")]
+pub use offboard_sources as sources;
 /// The Shared Signals transmitter: SETs from the audit trail, push and poll delivery, and its
 /// endpoints (feature `ssf`).
 #[cfg(feature = "ssf")]
