@@ -31,7 +31,7 @@ pub(crate) struct Change {
     /// The event happened at its time (the attempt began before the snapshot was taken) and its
     /// snapshot (for the event's task) and audit event are stored in the same commit.
     started: Option<Started>,
-    /// Whether its worker runs a task this change makes due next (see [`Done::next`]).
+    /// Whether its worker runs a task this change makes due next (see [`Committed::next`]).
     take_next: bool,
 }
 
@@ -62,7 +62,7 @@ impl Change {
 
 /// A committed change: the run as committed (shared with the slot and the change's siblings),
 /// the change's commands, and the task its worker runs next, if it took one.
-pub(crate) struct Done {
+pub(crate) struct Committed {
     pub(crate) run: Arc<Run>,
     pub(crate) commands: Vec<Command>,
     pub(crate) next: Option<Next>,
@@ -78,7 +78,7 @@ pub(crate) struct Next {
 }
 
 /// A change's outcome.
-pub(crate) type Applied = Result<Done>;
+pub(crate) type CommitResult = Result<Committed>;
 
 /// A copy of `e` for another change of the same commit (its source is not copied).
 fn copy_without_source(e: &Error) -> Error {
@@ -162,7 +162,7 @@ impl EngineShared {
         slot: Option<&RunSlot>,
         run_id: RunId,
         change: Change,
-    ) -> Applied {
+    ) -> CommitResult {
         let Some(slot) = slot else {
             let mut uncached = None;
             return self
@@ -223,8 +223,8 @@ impl EngineShared {
         cached: &mut Option<Cached>,
         run_id: RunId,
         changes: Vec<Change>,
-    ) -> Vec<Applied> {
-        let mut outcomes: Vec<Option<Applied>> = changes.iter().map(|_| None).collect();
+    ) -> Vec<CommitResult> {
+        let mut outcomes: Vec<Option<CommitResult>> = changes.iter().map(|_| None).collect();
         // Cleared when the store refused a lease to take (a task claimed meanwhile).
         let mut may_take = self.store.claims_in_commit();
         for _ in 0..64 {
@@ -340,7 +340,7 @@ impl EngineShared {
         now: DateTime<Utc>,
         applied: Vec<(usize, Vec<Command>, Option<TaskId>)>,
         mut taken: BTreeMap<usize, (Lease, Option<OwnedSemaphorePermit>)>,
-        outcomes: &mut [Option<Applied>],
+        outcomes: &mut [Option<CommitResult>],
     ) {
         for (_, _, task_id) in &applied {
             self.publish(run, *task_id, now);
@@ -363,7 +363,7 @@ impl EngineShared {
                     permit,
                 }
             });
-            outcomes[i] = Some(Ok(Done {
+            outcomes[i] = Some(Ok(Committed {
                 run: run.clone(),
                 commands,
                 next,
@@ -379,7 +379,7 @@ impl EngineShared {
         now: DateTime<Utc>,
         changes: &[Change],
         pending: &[usize],
-        outcomes: &mut [Option<Applied>],
+        outcomes: &mut [Option<CommitResult>],
     ) -> Applying {
         let mut events = Vec::new();
         let mut snapshots = Vec::new();
@@ -505,7 +505,11 @@ impl EngineShared {
 
 /// The changes' outcomes, a change left without one (the run kept changing) answered with a
 /// `Conflict`.
-fn answered(outcomes: Vec<Option<Applied>>, changes: &[Change], run_id: RunId) -> Vec<Applied> {
+fn answered(
+    outcomes: Vec<Option<CommitResult>>,
+    changes: &[Change],
+    run_id: RunId,
+) -> Vec<CommitResult> {
     outcomes
         .into_iter()
         .zip(changes)

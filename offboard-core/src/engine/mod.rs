@@ -56,7 +56,7 @@ pub use limits::Limits;
 pub use plan::{AppPlan, Confirmation, Plan, RunRequest, plan_digest};
 pub use watch::{EngineEvent, Hold, LifecycleRules, SOURCE_APP_PREFIX, WatchReport, source_app};
 
-pub(crate) use commit::{Applied, Change, Done, Next, Started};
+pub(crate) use commit::{Change, CommitResult, Committed, Next, Started};
 use slots::{Epochs, RunSlot, RunSlots, SlotGuard};
 
 use crate::audit::{AuditEvent, AuditKind};

@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use hashlink::LruCache;
 
-use super::{Applied, Change};
+use super::{Change, CommitResult};
 use crate::run::{Run, RunId};
 
 /// A run as this engine last loaded, submitted or committed it, with the epoch of the load it
@@ -98,7 +98,7 @@ pub(crate) struct RunSlot {
 }
 
 /// A change waiting in a slot, and where to tell its outcome.
-pub(crate) type Waiting = (Change, tokio::sync::oneshot::Sender<Applied>);
+pub(crate) type Waiting = (Change, tokio::sync::oneshot::Sender<CommitResult>);
 
 impl std::fmt::Debug for RunSlot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

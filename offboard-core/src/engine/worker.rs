@@ -6,7 +6,7 @@ use std::sync::Arc;
 use futures::FutureExt;
 use tokio::task::JoinSet;
 
-use super::{Change, ConnectorEntry, Done, EngineShared, Next, RunSlot, SlotGuard, Started};
+use super::{Change, Committed, ConnectorEntry, EngineShared, Next, RunSlot, SlotGuard, Started};
 use crate::audit::{AuditEvent, AuditKind};
 use crate::connector::{ExecuteOptions, SnapshotPolicy};
 use crate::delegate::{DelegationRequest, TicketStatus};
@@ -322,7 +322,7 @@ impl EngineShared {
             lease.clone()
         };
         let (started, prepared) = self.snapshot_at_start(run, task, conn, &lease).await;
-        let Done { run, commands, .. } = self
+        let Committed { run, commands, .. } = self
             .apply_with(
                 Some(slot),
                 lease.run,

@@ -2217,109 +2217,14 @@ pub async fn erase_person_keeps_the_proof(store: &dyn Store) {
     check_eq(RULE, "snapshots erased", &1, &report.snapshots);
     check_eq(RULE, "accounts erased", &1, &report.accounts);
     check_eq(RULE, "records erased", &1, &report.records);
-    // The same events (by seq): a note that named the person holds a commitment now.
-    let seqs: Vec<u64> = before.iter().map(|e| e.seq).collect();
-    let after: Vec<AuditEvent> = ok(RULE, "audit(all)", store.audit(AuditQuery::all()).await)
-        .into_iter()
-        .filter(|e| seqs.contains(&e.seq))
-        .collect();
-    check_eq(RULE, "events kept", &before.len(), &after.len());
     let needles = [
         person.to_string(),
         run.person.email.clone(),
         run.person.display_name.clone(),
     ];
-    for (b, a) in before.iter().zip(&after) {
-        check_eq(RULE, "an erased event's hash", &b.hash, &a.hash);
-        check_eq(
-            RULE,
-            "an erased event's recomputed hash",
-            &b.hash,
-            &a.compute_hash(),
-        );
-        check(RULE, a.salt.is_none(), "an erased event kept its salt");
-        let text = serde_json::to_string(a).expect("events encode");
-        for n in &needles {
-            check(
-                RULE,
-                !text.contains(n.as_str()),
-                &format!("event {} still names the person", a.seq),
-            );
-        }
-    }
-    let all = ok(RULE, "audit(all)", store.audit(AuditQuery::all()).await);
-    if let Err(problem) = audit::verify_chain(&all) {
-        fail(
-            RULE,
-            &format!("the chain does not verify after erasure: {problem}"),
-        );
-    }
-    let loaded = load(RULE, store, run.id).await;
-    check_eq(
-        RULE,
-        "the run's person",
-        &report.pseudonym.as_deref(),
-        &Some(loaded.person.id.as_str()),
-    );
-    let text = serde_json::to_string(&loaded).expect("runs encode");
-    for n in &needles {
-        check(
-            RULE,
-            !text.contains(n.as_str()),
-            "the run still names the person",
-        );
-    }
-    check_eq(
-        RULE,
-        "the person's runs",
-        &0,
-        &ok(
-            RULE,
-            "list_runs",
-            store.list_runs(RunQuery::person(person.clone())).await,
-        )
-        .len(),
-    );
-    check(
-        RULE,
-        ok(RULE, "accounts", store.accounts(&person).await).is_empty(),
-        "accounts left",
-    );
-    check(
-        RULE,
-        ok(RULE, "snapshot", store.snapshot(run.tasks[0].id).await).is_none(),
-        "the snapshot is left",
-    );
-    let key = format!("task:{}", run.tasks[0].id);
-    check(
-        RULE,
-        ok(
-            RULE,
-            "get_record",
-            store.get_record("conformance-erase", &key).await,
-        )
-        .is_none(),
-        "the record is left",
-    );
-    // The other person is untouched.
-    let theirs = events_of(RULE, store, &other).await;
-    check(
-        RULE,
-        theirs.len() == 2 && theirs.iter().all(|e| e.salt.is_some()),
-        "another person's events lost their values",
-    );
-    check_untouched(RULE, store, &other, "another person's").await;
-    let key = format!("task:{}", other.tasks[0].id);
-    check(
-        RULE,
-        ok(
-            RULE,
-            "get_record",
-            store.get_record("conformance-erase", &key).await,
-        )
-        .is_some(),
-        "another person's record is gone",
-    );
+    check_events_erased(RULE, store, &before, &needles).await;
+    check_run_erased(RULE, store, &run, report.pseudonym.as_deref(), &needles).await;
+    check_other_untouched(RULE, store, &other).await;
     let again = ok(
         RULE,
         "erase_person again",
@@ -2330,6 +2235,118 @@ pub async fn erase_person_keeps_the_proof(store: &dyn Store) {
         again.already_done(),
         &format!("erasing again erased {again:?}"),
     );
+}
+
+/// After an erasure: the events `before` are still stored (by seq), with their hashes, in
+/// commitment form without a salt or any of `needles`, and the chain verifies.
+async fn check_events_erased(
+    rule: &str,
+    store: &dyn Store,
+    before: &[AuditEvent],
+    needles: &[String],
+) {
+    let seqs: Vec<u64> = before.iter().map(|e| e.seq).collect();
+    let all = ok(rule, "audit(all)", store.audit(AuditQuery::all()).await);
+    let after: Vec<&AuditEvent> = all.iter().filter(|e| seqs.contains(&e.seq)).collect();
+    check_eq(rule, "events kept", &before.len(), &after.len());
+    for (b, a) in before.iter().zip(after) {
+        check_eq(rule, "an erased event's hash", &b.hash, &a.hash);
+        check_eq(
+            rule,
+            "an erased event's recomputed hash",
+            &b.hash,
+            &a.compute_hash(),
+        );
+        check(rule, a.salt.is_none(), "an erased event kept its salt");
+        let text = serde_json::to_string(a).expect("events encode");
+        for n in needles {
+            check(
+                rule,
+                !text.contains(n.as_str()),
+                &format!("event {} still names the person", a.seq),
+            );
+        }
+    }
+    if let Err(problem) = audit::verify_chain(&all) {
+        fail(
+            rule,
+            &format!("the chain does not verify after erasure: {problem}"),
+        );
+    }
+}
+
+/// After an erasure: `run` is stored under `pseudonym` without any of `needles`, and the
+/// person's runs, accounts, snapshot and record are gone.
+async fn check_run_erased(
+    rule: &str,
+    store: &dyn Store,
+    run: &Run,
+    pseudonym: Option<&str>,
+    needles: &[String],
+) {
+    let person = run.person.id.clone();
+    let loaded = load(rule, store, run.id).await;
+    check_eq(
+        rule,
+        "the run's person",
+        &pseudonym,
+        &Some(loaded.person.id.as_str()),
+    );
+    let text = serde_json::to_string(&loaded).expect("runs encode");
+    for n in needles {
+        check(
+            rule,
+            !text.contains(n.as_str()),
+            "the run still names the person",
+        );
+    }
+    let runs = ok(
+        rule,
+        "list_runs",
+        store.list_runs(RunQuery::person(person.clone())).await,
+    );
+    check_eq(rule, "the person's runs", &0, &runs.len());
+    check(
+        rule,
+        ok(rule, "accounts", store.accounts(&person).await).is_empty(),
+        "accounts left",
+    );
+    check(
+        rule,
+        ok(rule, "snapshot", store.snapshot(run.tasks[0].id).await).is_none(),
+        "the snapshot is left",
+    );
+    check(
+        rule,
+        erase_record(rule, store, run).await.is_none(),
+        "the record is left",
+    );
+}
+
+/// Another person's events, run, snapshot, accounts and record survive an erasure.
+async fn check_other_untouched(rule: &str, store: &dyn Store, other: &Run) {
+    let theirs = events_of(rule, store, other).await;
+    check(
+        rule,
+        theirs.len() == 2 && theirs.iter().all(|e| e.salt.is_some()),
+        "another person's events lost their values",
+    );
+    check_untouched(rule, store, other, "another person's").await;
+    check(
+        rule,
+        erase_record(rule, store, other).await.is_some(),
+        "another person's record is gone",
+    );
+}
+
+/// The record [`erasable`] stored for `run`'s task.
+async fn erase_record(rule: &str, store: &dyn Store, run: &Run) -> Option<Record> {
+    let key = format!("task:{}", run.tasks[0].id);
+    ok(
+        rule,
+        "get_record",
+        store.get_record("conformance-erase", &key).await,
+    )
 }
 
 /// `erase_person` refuses, changing nothing, while a run of the person is open or finished
