@@ -562,9 +562,12 @@ impl Store for MemoryStore {
             .collect();
         let needles = erasure::record_needles(person, &runs);
         let mut records = Vec::new();
+        let mut redacted = Vec::new();
         for (k, r) in &state.records {
-            if erasure::record_names(&r.key, &r.value.to_string(), &needles) {
-                records.push(k.clone());
+            match erasure::record_erasure(&r.key, &r.value, &needles) {
+                Some(erasure::RecordErasure::Delete) => records.push(k.clone()),
+                Some(erasure::RecordErasure::Redact(value)) => redacted.push((k.clone(), value)),
+                None => {}
             }
         }
         report.events = erased_events.len() as u64;
@@ -587,6 +590,13 @@ impl Store for MemoryStore {
         report.records = records.len() as u64;
         for k in records {
             state.records.remove(&k);
+        }
+        report.records_redacted = redacted.len() as u64;
+        for (k, value) in redacted {
+            if let Some(r) = state.records.get_mut(&k) {
+                r.value = value;
+                r.version += 1;
+            }
         }
         Ok(report)
     }

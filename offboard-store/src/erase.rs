@@ -1,10 +1,10 @@
 //! Erasing a person ([`offboard_core::Store::erase_person`]), planned once for both SQL
-//! dialects: what to rewrite and delete, from the person's runs as loaded and the delegates'
-//! records; each dialect's store runs the plan in one transaction.
+//! dialects: what to rewrite and delete, from the person's runs as loaded and the
+//! records naming them; each dialect's store runs the plan in one transaction.
 
 use chrono::{DateTime, Utc};
-use offboard_core::store::erasure;
-use offboard_core::{PersonId, Result, Run};
+use offboard_core::store::erasure::{self, RecordErasure};
+use offboard_core::{Error, PersonId, Result, Run};
 
 use crate::codec::{self, ts};
 
@@ -21,8 +21,11 @@ pub(crate) struct ErasurePlan {
     pub(crate) runs: Vec<(String, String)>,
     /// Each task's id and pseudonymised body.
     pub(crate) tasks: Vec<(String, String)>,
-    /// The delegates' records that name the person: (namespace, key).
+    /// The records that are the person's, deleted: (namespace, key).
     pub(crate) records: Vec<(String, String)>,
+    /// The records that name the person only in their value, redacted in place: (namespace,
+    /// key, redacted value JSON).
+    pub(crate) redactions: Vec<(String, String, String)>,
 }
 
 impl ErasurePlan {
@@ -51,6 +54,7 @@ impl ErasurePlan {
             runs: Vec::with_capacity(runs.len()),
             tasks: Vec::new(),
             records: Vec::new(),
+            redactions: Vec::new(),
         };
         for run in runs {
             let mut erased = erasure::pseudonymise_run(run, &pseudonym)?;
@@ -62,11 +66,18 @@ impl ErasurePlan {
                 .push((run.id.to_string(), codec::run_body(&mut erased)?));
         }
         let needles = erasure::record_needles(person, runs);
-        plan.records = records
-            .into_iter()
-            .filter(|(_, key, value)| erasure::record_names(key, value, &needles))
-            .map(|(namespace, key, _)| (namespace, key))
-            .collect();
+        for (namespace, key, value) in records {
+            let value: serde_json::Value = serde_json::from_str(&value).map_err(|e| {
+                Error::storage(format!("record {namespace}/{key} is not JSON: {e}"))
+            })?;
+            match erasure::record_erasure(&key, &value, &needles) {
+                Some(RecordErasure::Delete) => plan.records.push((namespace, key)),
+                Some(RecordErasure::Redact(v)) => {
+                    plan.redactions.push((namespace, key, v.to_string()));
+                }
+                None => {}
+            }
+        }
         Ok(plan)
     }
 

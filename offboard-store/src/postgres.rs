@@ -887,6 +887,16 @@ impl Store for PostgresStore {
                 .map_err(db(OP))?
                 .rows_affected();
         }
+        for (namespace, key, value) in &plan.redactions {
+            report.records_redacted += sqlx::query(q::REDACT_RECORD)
+                .bind(namespace)
+                .bind(key)
+                .bind(value)
+                .execute(&mut *tx)
+                .await
+                .map_err(db(OP))?
+                .rows_affected();
+        }
         tx.commit().await.map_err(db(OP))?;
         Ok(report)
     }

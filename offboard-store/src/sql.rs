@@ -65,7 +65,7 @@ pub(crate) mod sqlite {
         ERASE_RUN = "erase_run", ERASE_TASK = "erase_task", ERASE_RUNS_LEFT = "erase_runs_left",
         ERASE_PERSONAL_RUN = "erase_personal_run", ERASE_PERSONAL_PERSON = "erase_personal_person",
         ERASE_SNAPSHOT = "erase_snapshot", ERASE_ACCOUNTS = "erase_accounts",
-        ERASE_RECORD = "erase_record", RECORDS_ALL = "records_all",
+        ERASE_RECORD = "erase_record", REDACT_RECORD = "redact_record", RECORDS_ALL = "records_all",
         ERASE_SNAPSHOTS_BEFORE = "erase_snapshots_before",
     );
 }
@@ -135,6 +135,6 @@ pub(crate) mod postgres {
         ERASE_RUN = "erase_run", ERASE_TASK = "erase_task", ERASE_BEGIN = "erase_begin",
         ERASE_PERSONAL = "erase_personal", ERASE_SNAPSHOT = "erase_snapshot",
         ERASE_ACCOUNTS = "erase_accounts", ERASE_RECORD = "erase_record",
-        RECORDS_ALL = "records_all", ERASE_SNAPSHOTS_BEFORE = "erase_snapshots_before",
+        REDACT_RECORD = "redact_record", RECORDS_ALL = "records_all", ERASE_SNAPSHOTS_BEFORE = "erase_snapshots_before",
     );
 }

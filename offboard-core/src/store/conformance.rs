@@ -93,6 +93,7 @@ pub async fn run_all(store: &dyn Store) {
     list_runs_filters(store).await;
     audit_chain_verifies(store).await;
     erase_person_keeps_the_proof(store).await;
+    erase_person_redacts_records_it_does_not_own(store).await;
     erase_person_refuses_inside_the_window(store).await;
     erase_snapshots_after_the_window(store).await;
 }
@@ -2347,6 +2348,88 @@ async fn erase_record(rule: &str, store: &dyn Store, run: &Run) -> Option<Record
         "get_record",
         store.get_record("conformance-erase", &key).await,
     )
+}
+
+/// Records that name the person only in their value and belong to something that outlives
+/// them (an outbox slot in a queue, a receiver's stream listing many subjects) are redacted in
+/// place, not deleted: the key stays, the version moves on, every string naming the person
+/// reads `erased`, and what names someone else or the record's structure is unchanged. A
+/// deleted slot would stall the queue behind it; a deleted stream would stop a receiver's
+/// signals for everyone.
+pub async fn erase_person_redacts_records_it_does_not_own(store: &dyn Store) {
+    const RULE: &str = "erase_person_redacts_records_it_does_not_own";
+    let run = erasable(RULE, store).await;
+    let other = erasable(RULE, store).await;
+    let ns = record_namespace(RULE);
+    let email = run.person.email.clone();
+    let slot = serde_json::json!({
+        "state": "delivered",
+        "attempts": 1,
+        "notification": {"id": "run_finished:1", "person": {"email": email, "name": run.person.display_name}},
+    });
+    let stream = serde_json::json!({
+        "aud": "https://receiver.example.net",
+        "subjects": [
+            {"format": "email", "email": email},
+            {"format": "email", "email": other.person.email},
+        ],
+    });
+    for (key, value) in [("slot:1", &slot), ("stream:s1", &stream)] {
+        ok(
+            RULE,
+            "insert_record",
+            store.insert_record(&ns, key, value).await,
+        );
+    }
+    let report = ok(
+        RULE,
+        "erase_person",
+        store.erase_person(&run.person.id, at(200)).await,
+    );
+    check_eq(RULE, "records redacted", &2, &report.records_redacted);
+    let read = |key: &'static str| {
+        let ns = ns.clone();
+        async move {
+            ok(RULE, "get_record", store.get_record(&ns, key).await).unwrap_or_else(|| {
+                fail(RULE, &format!("{key} was deleted: it is not the person's"))
+            })
+        }
+    };
+    let slot_after = read("slot:1").await;
+    check_eq(RULE, "the slot's version", &2, &slot_after.version);
+    check_eq(
+        RULE,
+        "the slot, redacted",
+        &serde_json::json!({
+            "state": "delivered",
+            "attempts": 1,
+            "notification": {"id": "run_finished:1", "person": {"email": "erased", "name": "erased"}},
+        }),
+        &slot_after.value,
+    );
+    let stream_after = read("stream:s1").await;
+    check_eq(
+        RULE,
+        "the stream, redacted",
+        &serde_json::json!({
+            "aud": "https://receiver.example.net",
+            "subjects": [
+                {"format": "email", "email": "erased"},
+                {"format": "email", "email": other.person.email},
+            ],
+        }),
+        &stream_after.value,
+    );
+    let again = ok(
+        RULE,
+        "erase_person again",
+        store.erase_person(&run.person.id, at(200)).await,
+    );
+    check(
+        RULE,
+        again.already_done(),
+        &format!("erasing again did {again:?}"),
+    );
 }
 
 /// `erase_person` refuses, changing nothing, while a run of the person is open or finished

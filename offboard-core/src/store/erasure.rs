@@ -29,9 +29,13 @@ pub struct ErasureReport {
     pub snapshots: u64,
     /// Inventory accounts deleted.
     pub accounts: u64,
-    /// Delegates' records deleted (those keyed by one of the person's tasks, or whose value
-    /// names the person's id or an address of theirs).
+    /// Delegates' records deleted: those keyed by one of the person's tasks, their id or an
+    /// address of theirs ([`record_erasure`]).
     pub records: u64,
+    /// Records redacted in place: those naming the person only in their value (an outbox
+    /// slot, a receiver's stream), whose strings naming the person now read `erased`
+    /// ([`record_erasure`]).
+    pub records_redacted: u64,
 }
 
 impl ErasureReport {
@@ -42,6 +46,7 @@ impl ErasureReport {
             && self.snapshots == 0
             && self.accounts == 0
             && self.records == 0
+            && self.records_redacted == 0
     }
 }
 
@@ -168,12 +173,14 @@ pub fn pseudonymise_task(task: &Task) -> Result<Task> {
     serde_json::from_value(value).map_err(encode)
 }
 
-/// The strings whose presence in a delegate's record (key or value) makes it the person's:
-/// their id, the email and aliases their runs knew them by, and the ids of their runs' tasks.
-/// Strings shorter than 6 characters are left out (a short id would match unrelated records).
+/// The strings whose presence in a record (key or value) makes it name the person: their id,
+/// the email and aliases their runs knew them by, their display names, and the ids of their
+/// runs' tasks. Strings shorter than 6 characters are left out (a short id would match
+/// unrelated records).
 pub fn record_needles(person: &PersonId, runs: &[Run]) -> Vec<String> {
     let mut needles: Vec<String> = std::iter::once(person.to_string())
         .chain(runs.iter().flat_map(|r| r.person.addresses()))
+        .chain(runs.iter().map(|r| r.person.display_name.clone()))
         .chain(
             runs.iter()
                 .flat_map(|r| r.tasks.iter().map(|t| t.id.to_string())),
@@ -186,10 +193,111 @@ pub fn record_needles(person: &PersonId, runs: &[Run]) -> Vec<String> {
     needles
 }
 
-/// Whether a record's key or value names one of `needles` (emails compared without case).
-pub fn record_names(key: &str, value: &str, needles: &[String]) -> bool {
-    let (key, value) = (key.to_ascii_lowercase(), value.to_ascii_lowercase());
-    needles
-        .iter()
-        .any(|n| key.contains(n.as_str()) || value.contains(n.as_str()))
+/// Whether `text` names one of `needles` (compared without ASCII case).
+fn names(text: &str, needles: &[String]) -> bool {
+    let text = text.to_ascii_lowercase();
+    needles.iter().any(|n| text.contains(n.as_str()))
+}
+
+/// What [`Store::erase_person`](super::Store::erase_person) does to a record that names the
+/// person ([`record_erasure`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordErasure {
+    /// The record is the person's (its key names them or one of their tasks: a delegate's
+    /// record of their task): deleted.
+    Delete,
+    /// The record names the person only in its value and belongs to something that outlives
+    /// them (an outbox slot, a receiver's stream): this value replaces it, every string and
+    /// object key naming the person reading [`ERASED`], the rest unchanged.
+    Redact(serde_json::Value),
+}
+
+/// What a redacted string (or object key) reads.
+pub const ERASED: &str = "erased";
+
+/// What erasing a person does to the record `key` holding `value`, given [`record_needles`]:
+/// `None` when it does not name them.
+pub fn record_erasure(
+    key: &str,
+    value: &serde_json::Value,
+    needles: &[String],
+) -> Option<RecordErasure> {
+    if names(key, needles) {
+        return Some(RecordErasure::Delete);
+    }
+    let mut redacted = value.clone();
+    redact(&mut redacted, needles).then_some(RecordErasure::Redact(redacted))
+}
+
+/// Replaces every string and object key in `value` naming one of `needles` by [`ERASED`]
+/// (keys made unique with a number); whether anything was replaced.
+fn redact(value: &mut serde_json::Value, needles: &[String]) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::String(s) if names(s, needles) => {
+            *s = ERASED.to_owned();
+            true
+        }
+        Value::Array(items) => {
+            let mut any = false;
+            for v in items {
+                any |= redact(v, needles);
+            }
+            any
+        }
+        Value::Object(map) => {
+            let mut any = false;
+            let entries = std::mem::take(map);
+            for (i, (k, mut v)) in entries.into_iter().enumerate() {
+                any |= redact(&mut v, needles);
+                let k = if names(&k, needles) {
+                    any = true;
+                    format!("{ERASED}-{i}")
+                } else {
+                    k
+                };
+                map.insert(k, v);
+            }
+            any
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_is_deleted_when_its_key_names_the_person_and_redacted_when_its_value_does() {
+        let needles = vec!["ada@example.com".to_owned(), "ada lovelace".to_owned()];
+        let value = serde_json::json!({
+            "to": "ADA@example.com",
+            "by_email": {"ada@example.com": 1, "bob@example.com": 2},
+            "list": ["Ada Lovelace", "Bob", 3],
+        });
+        assert_eq!(
+            record_erasure("task:ada@example.com", &value, &needles),
+            Some(RecordErasure::Delete)
+        );
+        let Some(RecordErasure::Redact(r)) = record_erasure("slot:1", &value, &needles) else {
+            panic!("redacted");
+        };
+        assert_eq!(
+            r,
+            serde_json::json!({
+                "to": "erased",
+                "by_email": {"erased-0": 1, "bob@example.com": 2},
+                "list": ["erased", "Bob", 3],
+            })
+        );
+        assert_eq!(
+            record_erasure(
+                "slot:2",
+                &serde_json::json!({"to": "bob@example.com"}),
+                &needles
+            ),
+            None
+        );
+    }
 }

@@ -517,8 +517,9 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// of the person's runs and of events about them ([`AuditEvent::subject`]): the events
     /// stay in their commitment form, with the body digests and hashes they always had, so
     /// the chain and checkpoints still verify; deletes the snapshot payloads of their tasks,
-    /// their inventory accounts, and delegates' records that name them
-    /// ([`erasure::record_needles`]); replaces the person on their runs by one fresh
+    /// their inventory accounts, and the records that are theirs (keyed by them or one of
+    /// their tasks); redacts in place the records that name them only in their value (an
+    /// outbox slot, a receiver's stream: [`erasure::record_erasure`]); replaces the person on their runs by one fresh
     /// [`erasure::pseudonym`] and pseudonymises the runs' tasks
     /// ([`erasure::pseudonymise_run`]). Erasing again finds nothing: a report whose
     /// [`ErasureReport::already_done`] is true. Events sealed without a salt (before chain

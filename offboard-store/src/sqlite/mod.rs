@@ -511,6 +511,13 @@ fn push_erasure(batch: &mut Batch, plan: &crate::erase::ErasurePlan) {
             .bind(namespace.as_str())
             .bind(key.as_str());
     }
+    for (namespace, key, value) in &plan.redactions {
+        batch
+            .push(q::REDACT_RECORD)
+            .bind(namespace.as_str())
+            .bind(key.as_str())
+            .bind(value.as_str());
+    }
 }
 
 /// Reads what an erasure's statements did ([`push_erasure`]): its report, or a `Conflict`
@@ -552,6 +559,9 @@ fn read_erasure(
     report.accounts = next()?.affected;
     for _ in &plan.records {
         report.records += next()?.affected;
+    }
+    for _ in &plan.redactions {
+        report.records_redacted += next()?.affected;
     }
     Ok(report)
 }
