@@ -110,6 +110,11 @@ impl Transmitter {
                 }
                 continue;
             }
+            // The position moves once per batch, over the SETs the receiver took or refused
+            // for good: a crash before it sends those again with the same `jti` (at least
+            // once), and a batch costs one record swap instead of one per SET.
+            let mut finished = stream.position;
+            let mut wait = None;
             for p in pending {
                 let answer = match self.sign(&p.claims) {
                     Ok(jwt) => self.post(&stream, &jwt).await,
@@ -118,18 +123,15 @@ impl Transmitter {
                 match answer {
                     PushAnswer::Accepted => {
                         backoff = config.first_backoff;
-                        if self.advance(id, p.seq).await.is_err() {
-                            break;
-                        }
+                        finished = p.seq;
                     }
                     PushAnswer::Rejected { err, description } => {
                         tracing::warn!(stream = id, jti = %p.jti, err = %err, "the SSF receiver rejected a SET; not sending it again");
                         let data = json!({"stream_id": id, "jti": p.jti, "err": err, "description": description});
-                        if self.note("ssf_set_rejected", data).await.is_err()
-                            || self.advance(id, p.seq).await.is_err()
-                        {
+                        if self.note("ssf_set_rejected", data).await.is_err() {
                             break;
                         }
+                        finished = p.seq;
                     }
                     PushAnswer::Unauthorized { err } => {
                         let reason =
@@ -153,11 +155,20 @@ impl Transmitter {
                     }
                     PushAnswer::Transient(why) => {
                         tracing::warn!(stream = id, why = %why, backoff_ms = backoff.as_millis() as u64, "pushing a SET failed; trying again");
-                        tokio::time::sleep(backoff).await;
+                        wait = Some(backoff);
                         backoff = (backoff * 2).min(config.max_backoff);
                         break;
                     }
                 }
+            }
+            if finished > stream.position && self.advance(id, finished).await.is_err() {
+                tracing::warn!(
+                    stream = id,
+                    "moving an SSF stream's position failed; its SETs may be sent again"
+                );
+            }
+            if let Some(wait) = wait {
+                tokio::time::sleep(wait).await;
             }
         }
     }
