@@ -27,4 +27,8 @@
 //! a change.
 #![forbid(unsafe_code)]
 
+mod full_scan;
 pub mod scan;
+pub mod workday;
+
+pub use workday::{WorkdayColumns, WorkdayConfig, WorkdaySource};

@@ -16,6 +16,7 @@
 //! | [`graph`] | Microsoft Graph and the Microsoft identity platform's token endpoint |
 //! | [`jira`] | Jira Cloud REST API v3 and its webhooks |
 //! | [`scim`] | a SCIM 2.0 service provider (RFC 7643/7644) |
+//! | [`workday`] | Workday Reports as a Service (a custom report in JSON) and its OAuth token endpoint |
 //!
 //! [`specs`] reads the vendors' official API descriptions the routes are checked against.
 
@@ -26,3 +27,4 @@ pub mod layer;
 pub mod okta;
 pub mod scim;
 pub mod specs;
+pub mod workday;
