@@ -27,8 +27,10 @@
 //! a change.
 #![forbid(unsafe_code)]
 
+pub mod adp;
 mod full_scan;
 pub mod scan;
 pub mod workday;
 
+pub use adp::{AdpConfig, AdpSource};
 pub use workday::{WorkdayColumns, WorkdayConfig, WorkdaySource};

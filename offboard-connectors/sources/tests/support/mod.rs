@@ -3,4 +3,5 @@
 //! the detection benchmark (`benches/detect.rs`), one module per vendor.
 #![allow(dead_code)]
 
+pub(crate) mod adp;
 pub(crate) mod workday;

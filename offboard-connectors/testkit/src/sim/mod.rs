@@ -11,6 +11,7 @@
 //!
 //! | module | vendor |
 //! |---|---|
+//! | [`adp`] | ADP Workforce Now Worker API v2 and ADP's OAuth token endpoint |
 //! | [`okta`] | Okta Management API |
 //! | [`google`] | Google Workspace Admin SDK (Directory, Data Transfer, Licensing) |
 //! | [`graph`] | Microsoft Graph and the Microsoft identity platform's token endpoint |
@@ -20,6 +21,7 @@
 //!
 //! [`specs`] reads the vendors' official API descriptions the routes are checked against.
 
+pub mod adp;
 pub mod google;
 pub mod graph;
 pub mod jira;
