@@ -4,4 +4,5 @@
 #![allow(dead_code)]
 
 pub(crate) mod adp;
+pub(crate) mod namely;
 pub(crate) mod workday;

@@ -12,6 +12,7 @@
 //! | module | vendor |
 //! |---|---|
 //! | [`adp`] | ADP Workforce Now Worker API v2 and ADP's OAuth token endpoint |
+//! | [`namely`] | Namely API v1 profiles |
 //! | [`okta`] | Okta Management API |
 //! | [`google`] | Google Workspace Admin SDK (Directory, Data Transfer, Licensing) |
 //! | [`graph`] | Microsoft Graph and the Microsoft identity platform's token endpoint |
@@ -26,6 +27,7 @@ pub mod google;
 pub mod graph;
 pub mod jira;
 pub mod layer;
+pub mod namely;
 pub mod okta;
 pub mod scim;
 pub mod specs;
