@@ -23,6 +23,7 @@
 //! [`specs`] reads the vendors' official API descriptions the routes are checked against.
 
 pub mod adp;
+mod gate;
 pub mod google;
 pub mod graph;
 pub mod jira;

@@ -24,14 +24,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use serde_json::{Value, json};
 use wiremock::{MockServer, Request, ResponseTemplate};
 
+use super::gate::Gate;
 pub use super::layer::RecordedRequest;
-use super::layer::{self, Handler, Layer, Window, respond};
+use super::layer::{self, Handler, respond};
 
 /// Namely's `user_status` values.
 pub const STATUSES: [&str; 3] = ["active", "inactive", "pending"];
@@ -66,10 +66,7 @@ struct Profile {
 struct State {
     profiles: BTreeMap<String, Profile>,
     next: u64,
-    layer: Layer,
-    window: Window,
-    per_minute: u32,
-    started: Option<Instant>,
+    gate: Gate,
 }
 
 #[derive(Debug)]
@@ -121,10 +118,7 @@ impl NamelyTenant {
     pub async fn start() -> Self {
         let shared = Arc::new(Shared {
             token: format!("sim-namely-{}", uuid::Uuid::new_v4().simple()),
-            state: Mutex::new(State {
-                per_minute: 600,
-                ..State::default()
-            }),
+            state: Mutex::default(),
         });
         let server = MockServer::start().await;
         layer::serve(&server, Arc::clone(&shared)).await;
@@ -196,28 +190,22 @@ impl NamelyTenant {
 
     /// Requests per minute before a 429 (default 600).
     pub fn set_per_minute(&self, n: u32) {
-        let mut s = self.shared.state();
-        s.per_minute = n;
-        s.window = Window::default();
+        self.shared.state().gate.set_per_minute(n);
     }
 
     /// The next `count` requests fail with `status`.
     pub fn fail_next(&self, count: usize, status: u16) {
-        self.shared
-            .state()
-            .layer
-            .fail_next
-            .push(None, status, count);
+        self.shared.state().gate.fail_next(count, status);
     }
 
     /// Every request received, oldest first (credentials redacted).
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.shared.state().layer.requests.clone()
+        self.shared.state().gate.requests()
     }
 
     /// Requests received so far.
     pub fn served(&self) -> usize {
-        self.shared.state().layer.requests.len()
+        self.shared.state().gate.served()
     }
 }
 
@@ -334,29 +322,11 @@ impl Shared {
 impl Handler for Shared {
     fn handle(&self, request: &Request) -> ResponseTemplate {
         let mut s = self.state();
-        s.layer.requests.push(layer::record(request));
+        if let Some(refused) = s.gate.admit(request, error) {
+            return refused;
+        }
         if layer::bearer(request) != Some(self.token.as_str()) {
             return error(401, "Unauthorized");
-        }
-        let started = *s.started.get_or_insert_with(Instant::now);
-        let limit = s.per_minute;
-        let counted = s
-            .window
-            .count(started.elapsed(), Duration::from_secs(60), limit);
-        if !counted.admitted {
-            let after = counted.retry_after(started.elapsed());
-            return s
-                .layer
-                .throttled(error(429, "Too Many Requests"))
-                .insert_header("retry-after", after.to_string().as_str());
-        }
-        if let Some(status) = s.layer.fail_next.take(&()) {
-            let t = error(status, "Internal Server Error");
-            return if status == 429 {
-                s.layer.throttled(t).insert_header("retry-after", "1")
-            } else {
-                t
-            };
         }
         let segments = layer::segments(request.url.path());
         let segs: Vec<&str> = segments.iter().map(String::as_str).collect();

@@ -26,14 +26,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use serde_json::{Map, Value, json};
 use wiremock::{MockServer, Request, ResponseTemplate};
 
+use super::gate::Gate;
 pub use super::layer::RecordedRequest;
-use super::layer::{self, Handler, Layer, Window, respond};
+use super::layer::{self, Handler, respond};
 
 /// The report's columns (their XML aliases), in order.
 pub const REPORT_COLUMNS: [&str; 9] = [
@@ -76,10 +76,7 @@ struct State {
     next: u64,
     tokens: Vec<String>,
     token_requests: usize,
-    layer: Layer,
-    window: Window,
-    per_minute: u32,
-    started: Option<Instant>,
+    gate: Gate,
 }
 
 #[derive(Debug)]
@@ -130,10 +127,7 @@ impl WorkdayTenant {
             client_id: format!("sim-client-{}", uuid::Uuid::new_v4().simple()),
             client_secret: format!("sim-secret-{}", uuid::Uuid::new_v4().simple()),
             refresh_token: format!("sim-refresh-{}", uuid::Uuid::new_v4().simple()),
-            state: Mutex::new(State {
-                per_minute: 600,
-                ..State::default()
-            }),
+            state: Mutex::default(),
         });
         let server = MockServer::start().await;
         layer::serve(&server, Arc::clone(&shared)).await;
@@ -222,28 +216,22 @@ impl WorkdayTenant {
 
     /// Requests per minute before a 429 (default 600).
     pub fn set_per_minute(&self, n: u32) {
-        let mut s = self.shared.state();
-        s.per_minute = n;
-        s.window = Window::default();
+        self.shared.state().gate.set_per_minute(n);
     }
 
     /// The next `count` requests fail with `status`.
     pub fn fail_next(&self, count: usize, status: u16) {
-        self.shared
-            .state()
-            .layer
-            .fail_next
-            .push(None, status, count);
+        self.shared.state().gate.fail_next(count, status);
     }
 
     /// Every request received, oldest first (credentials redacted).
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.shared.state().layer.requests.clone()
+        self.shared.state().gate.requests()
     }
 
     /// Requests received so far.
     pub fn served(&self) -> usize {
-        self.shared.state().layer.requests.len()
+        self.shared.state().gate.served()
     }
 }
 
@@ -339,26 +327,8 @@ impl Shared {
 impl Handler for Shared {
     fn handle(&self, request: &Request) -> ResponseTemplate {
         let mut s = self.state();
-        s.layer.requests.push(layer::record(request));
-        let started = *s.started.get_or_insert_with(Instant::now);
-        let limit = s.per_minute;
-        let counted = s
-            .window
-            .count(started.elapsed(), Duration::from_secs(60), limit);
-        if !counted.admitted {
-            let after = counted.retry_after(started.elapsed());
-            return s
-                .layer
-                .throttled(error(429, "Too many requests"))
-                .insert_header("retry-after", after.to_string().as_str());
-        }
-        if let Some(status) = s.layer.fail_next.take(&()) {
-            let t = error(status, "Internal error");
-            return if status == 429 {
-                s.layer.throttled(t).insert_header("retry-after", "1")
-            } else {
-                t
-            };
+        if let Some(refused) = s.gate.admit(request, error) {
+            return refused;
         }
         let method = request.method.as_str();
         let segments = layer::segments(request.url.path());
