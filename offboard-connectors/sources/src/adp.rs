@@ -18,10 +18,9 @@
 //!
 //! # Authentication and mutual TLS
 //! ADP requires a client certificate (mutual TLS) on `accounts.adp.com` and `api.adp.com` in
-//! production. offboard-http's client has no client-certificate identity yet, so this source
-//! reaches ADP only through a TLS-originating egress proxy that holds the certificate (set
-//! the base and token URLs to the proxy), or once offboard-http gains one. The client
-//! secret is a [`Secret`].
+//! production: [`AdpConfig::with_client_identity`] takes the certificate ADP signed for the
+//! client and its key ([`ClientIdentity::from_pem`]), presented to both hosts. The client
+//! secret is a [`Secret`]; neither appears in `Debug`.
 //!
 //! # Status
 //! `workerStatus.statusCode.codeValue`: `Active` is current; every other value (`Inactive`,
@@ -43,10 +42,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use offboard_core::source::{ChangeBatch, Cursor, PersonRecord, SourceOfTruth};
 use offboard_core::{Error, ErrorKind, Lifecycle, Manager, Person, PersonId, Result, Secret};
-use offboard_http::{ClientAuthMethod, ClientSecretCredentials, HttpClient, HttpRequest};
+use offboard_http::{
+    ClientAuthMethod, ClientIdentity, ClientSecretCredentials, HttpClient, HttpRequest,
+};
 use serde::Deserialize;
 
-use crate::full_scan::{self, Listed, Lister};
+use crate::full_scan::{self, DEFAULT_BATCH, Listed, Lister};
 
 const WORKERS: [&str; 3] = ["hr", "v2", "workers"];
 /// The largest `$top` the source asks for.
@@ -61,6 +62,8 @@ pub struct AdpConfig {
     client_id: String,
     client_secret: Secret,
     page_size: u32,
+    batch: usize,
+    identity: Option<ClientIdentity>,
     timeout: Duration,
     allow_plain_http: bool,
 }
@@ -75,6 +78,8 @@ impl AdpConfig {
             client_id: client_id.into(),
             client_secret,
             page_size: MAX_PAGE,
+            batch: DEFAULT_BATCH,
+            identity: None,
             timeout: Duration::from_secs(60),
             allow_plain_http: false,
         }
@@ -101,6 +106,21 @@ impl AdpConfig {
     /// Workers per page (`$top`), 1 to 100 (default 100).
     pub fn with_page_size(mut self, n: u32) -> Self {
         self.page_size = n.clamp(1, MAX_PAGE);
+        self
+    }
+
+    /// How many people one [`SourceOfTruth::changes`] call lists at least, page by page,
+    /// before it returns (default 5,000; 1: one page a call). The cursor, which holds what
+    /// was last reported of everyone, is saved between calls.
+    pub fn with_batch(mut self, people: usize) -> Self {
+        self.batch = people.max(1);
+        self
+    }
+
+    /// The client certificate ADP issued for this client (mutual TLS, required in
+    /// production): presented to the token endpoint and the API.
+    pub fn with_client_identity(mut self, identity: ClientIdentity) -> Self {
+        self.identity = Some(identity);
         self
     }
 
@@ -136,6 +156,7 @@ impl AdpConfig {
             name: self.name,
             http,
             page_size: self.page_size,
+            batch: self.batch,
             managers: Mutex::default(),
         })
     }
@@ -147,6 +168,7 @@ pub struct AdpSource {
     name: String,
     http: HttpClient,
     page_size: u32,
+    batch: usize,
     /// Managers' emails read during the current call, by associateOID.
     managers: Mutex<HashMap<String, Option<String>>>,
 }
@@ -324,6 +346,10 @@ impl AdpSource {
 
 #[async_trait]
 impl Lister for AdpSource {
+    fn batch(&self) -> usize {
+        self.batch
+    }
+
     async fn page(&self, at: Option<&str>) -> Result<Listed> {
         let skip: u64 = match at {
             None => 0,

@@ -7,6 +7,9 @@ use offboard_core::source::{ChangeBatch, Cursor, PersonRecord};
 
 use crate::scan::Scan;
 
+/// The people a call lists at least before it returns, unless configured otherwise.
+pub(crate) const DEFAULT_BATCH: usize = 5_000;
+
 /// One page of a vendor's listing.
 #[derive(Debug, Default)]
 pub(crate) struct Listed {
@@ -22,6 +25,11 @@ pub(crate) struct Listed {
 /// a reported record.
 #[async_trait]
 pub(crate) trait Lister: Send + Sync {
+    /// How many people one call lists at least, page by page, before it returns (its
+    /// cursor is saved between calls: a large batch saves it less often, a crash repeats at
+    /// most one batch). 1: one page a call.
+    fn batch(&self) -> usize;
+
     /// The page at `at` (`None`: the first page).
     async fn page(&self, at: Option<&str>) -> Result<Listed>;
 
@@ -36,7 +44,8 @@ pub(crate) trait Lister: Send + Sync {
 }
 
 /// One call of a full-scan source's [`SourceOfTruth::changes`](offboard_core::source::SourceOfTruth::changes):
-/// reads the page the cursor's listing is at, reports who is new or changed, and at the end
+/// reads pages from where the cursor's listing is until [`Lister::batch`] people are listed
+/// or the listing ends, reports who is new or changed, and at the end
 /// of the listing reads everyone last reported current who was not listed (`gone` when the
 /// vendor no longer finds them). `name` names the source in errors.
 ///
@@ -50,26 +59,34 @@ pub(crate) async fn changes<L: Lister>(
 ) -> Result<ChangeBatch> {
     let op = format!("{name}.changes");
     let mut scan = Scan::load(cursor, name)?;
-    let at = scan
+    let mut at = scan
         .next_page()
         .filter(|n| !n.is_empty())
         .map(str::to_owned);
-    let page = lister
-        .page(at.as_deref())
-        .await
-        .map_err(|e| e.with_operation(op.clone()))?;
-    let mut changed = scan.listed(page.records);
-    let more = page.next.is_some();
-    match page.next {
-        Some(next) => scan.continue_at(next),
-        None => {
-            for id in scan.missing() {
-                let read = lister
-                    .read(&id)
-                    .await
-                    .map_err(|e| e.with_operation(op.clone()))?;
-                changed.extend(scan.settle(&id, read));
-            }
+    let (mut changed, mut listed) = (Vec::new(), 0);
+    let more = loop {
+        let page = lister
+            .page(at.as_deref())
+            .await
+            .map_err(|e| e.with_operation(op.clone()))?;
+        listed += page.records.len();
+        changed.extend(scan.listed(page.records));
+        let Some(next) = page.next else {
+            break false;
+        };
+        scan.continue_at(next.clone());
+        if listed >= lister.batch() {
+            break true;
+        }
+        at = Some(next);
+    };
+    if !more {
+        for id in scan.missing() {
+            let read = lister
+                .read(&id)
+                .await
+                .map_err(|e| e.with_operation(op.clone()))?;
+            changed.extend(scan.settle(&id, read));
         }
     }
     let changes = lister

@@ -34,7 +34,7 @@ use offboard_core::{Error, ErrorKind, Lifecycle, Manager, Person, PersonId, Resu
 use offboard_http::{HttpClient, HttpRequest, StaticToken};
 use serde::Deserialize;
 
-use crate::full_scan::{self, Listed, Lister};
+use crate::full_scan::{self, DEFAULT_BATCH, Listed, Lister};
 
 const PROFILES: [&str; 3] = ["api", "v1", "profiles"];
 /// The largest `per_page` Namely serves.
@@ -47,6 +47,7 @@ pub struct NamelyConfig {
     base_url: String,
     token: Secret,
     page_size: u32,
+    batch: usize,
     timeout: Duration,
     allow_plain_http: bool,
 }
@@ -59,6 +60,7 @@ impl NamelyConfig {
             base_url: base_url.into(),
             token,
             page_size: MAX_PAGE,
+            batch: DEFAULT_BATCH,
             timeout: Duration::from_secs(60),
             allow_plain_http: false,
         }
@@ -73,6 +75,14 @@ impl NamelyConfig {
     /// Profiles per page, 1 to 50 (default 50).
     pub fn with_page_size(mut self, n: u32) -> Self {
         self.page_size = n.clamp(1, MAX_PAGE);
+        self
+    }
+
+    /// How many people one [`SourceOfTruth::changes`] call lists at least, page by page,
+    /// before it returns (default 5,000; 1: one page a call). The cursor, which holds what
+    /// was last reported of everyone, is saved between calls.
+    pub fn with_batch(mut self, people: usize) -> Self {
+        self.batch = people.max(1);
         self
     }
 
@@ -105,6 +115,7 @@ impl NamelyConfig {
             name: self.name,
             http,
             page_size: self.page_size,
+            batch: self.batch,
         })
     }
 }
@@ -115,6 +126,7 @@ pub struct NamelySource {
     name: String,
     http: HttpClient,
     page_size: u32,
+    batch: usize,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -180,6 +192,10 @@ impl Profile {
 
 #[async_trait]
 impl Lister for NamelySource {
+    fn batch(&self) -> usize {
+        self.batch
+    }
+
     async fn page(&self, at: Option<&str>) -> Result<Listed> {
         let page: u64 = match at {
             None => 1,

@@ -286,6 +286,11 @@ impl WorkdaySource {
 
 #[async_trait]
 impl Lister for WorkdaySource {
+    fn batch(&self) -> usize {
+        // One page holds everyone.
+        1
+    }
+
     async fn page(&self, _at: Option<&str>) -> Result<Listed> {
         let request = HttpRequest::get(self.report.clone())
             .query("format", "json")

@@ -179,3 +179,27 @@ async fn adp_ids_are_path_segments() {
     let read = adp.0.requests().pop().unwrap();
     assert_eq!(read.line(), format!("GET /hr/v2/workers/{ada}"));
 }
+
+#[tokio::test]
+async fn adp_takes_a_client_certificate_and_never_shows_its_key() {
+    // A throwaway self-signed certificate and key made for this test (mutual TLS itself is
+    // not exercised: the simulator serves plain HTTP on loopback).
+    let pem = include_str!("data/throwaway-client-identity.pem");
+    let identity = offboard_http::ClientIdentity::from_pem(&Secret::new(pem)).unwrap();
+    let adp = Adp::start().await;
+    adp.0.hire(worker("ada"));
+    let config = adp.config().with_client_identity(identity);
+    let key_line = pem.lines().find(|l| l.starts_with("MIG")).unwrap();
+    let source = config.clone().build().unwrap();
+    for shown in [format!("{config:?}"), format!("{source:?}")] {
+        assert!(
+            !shown.contains(key_line) && !shown.contains("PRIVATE"),
+            "{shown}"
+        );
+    }
+    let (records, _) = read_all(&source, None, "t").await;
+    assert_eq!(records.len(), 1);
+    let e = offboard_http::ClientIdentity::from_pem(&Secret::new("-----BEGIN CERTIFICATE-----"))
+        .unwrap_err();
+    assert!(e.to_string().contains("client_identity"), "{e}");
+}

@@ -9,7 +9,7 @@ use base64::Engine as _;
 use offboard_core::{Error, Result, Secret};
 use url::Url;
 
-use super::{Cached, TokenCache, TokenProvider, request_token, token_http};
+use super::{Cached, TokenCache, TokenProvider, request_token, token_http_with};
 
 /// How the client authenticates to the token endpoint (RFC 6749 §2.3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -94,6 +94,7 @@ pub struct ClientSecretCredentialsBuilder {
     refresh_before: Duration,
     timeout: Duration,
     allow_plain_http: bool,
+    identity: Option<crate::ClientIdentity>,
 }
 
 impl ClientSecretCredentialsBuilder {
@@ -115,6 +116,12 @@ impl ClientSecretCredentialsBuilder {
     /// client still authenticates as [`ClientAuthMethod`] says.
     pub fn refresh_token(mut self, token: Secret) -> Self {
         self.refresh_token = Some(token).filter(|t| !t.is_empty());
+        self
+    }
+
+    /// Presents this client certificate to the token endpoint (mutual TLS). Default: none.
+    pub fn client_identity(mut self, identity: crate::ClientIdentity) -> Self {
+        self.identity = Some(identity);
         self
     }
 
@@ -159,7 +166,7 @@ impl ClientSecretCredentialsBuilder {
             scope: self.scope,
             method: self.method,
             refresh_token: self.refresh_token,
-            http: token_http(self.timeout)?,
+            http: token_http_with(self.timeout, self.identity.as_ref())?,
             cache: TokenCache::new(self.refresh_before),
         })
     }
@@ -182,6 +189,7 @@ impl ClientSecretCredentials {
             refresh_before: Duration::from_secs(60),
             timeout: Duration::from_secs(30),
             allow_plain_http: false,
+            identity: None,
         }
     }
 

@@ -27,13 +27,24 @@ impl Adp {
 #[async_trait]
 impl SourceTenant for Adp {
     async fn start() -> Self {
-        Self(AdpTenant::start().await)
+        let tenant = AdpTenant::start().await;
+        // The suite and the benchmark judge the source, not the vendor's request budget (a
+        // 50,000-person scan is hundreds of pages a poll); the throttling tests set theirs.
+        tenant.set_per_minute(u32::MAX);
+        Self(tenant)
     }
 
     fn source(&self, page_size: u32) -> Arc<dyn SourceOfTruth> {
         Arc::new(
             self.config()
                 .with_page_size(page_size)
+                // Small pages are the restart rule's: one page a call, so that a crash falls
+                // mid-listing. At the vendor's page size (the benchmark), the source's batch.
+                .with_batch(if page_size < offboard_sources::adp::MAX_PAGE {
+                    1
+                } else {
+                    5_000
+                })
                 .build()
                 .expect("the ADP source builds"),
         )

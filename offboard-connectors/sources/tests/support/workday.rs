@@ -27,7 +27,11 @@ impl Workday {
 #[async_trait]
 impl SourceTenant for Workday {
     async fn start() -> Self {
-        Self(WorkdayTenant::start().await)
+        let tenant = WorkdayTenant::start().await;
+        // The suite and the benchmark judge the source, not the vendor's request budget (a
+        // 50,000-person scan is hundreds of pages a poll); the throttling tests set theirs.
+        tenant.set_per_minute(u32::MAX);
+        Self(tenant)
     }
 
     fn source(&self, _page_size: u32) -> Arc<dyn SourceOfTruth> {
