@@ -209,6 +209,7 @@ pub struct HttpClientBuilder {
     budget: BudgetHandle,
     scope: Option<String>,
     shared_concurrency: Option<usize>,
+    identity: Option<crate::ClientIdentity>,
 }
 
 impl fmt::Debug for HttpClientBuilder {
@@ -222,6 +223,7 @@ impl fmt::Debug for HttpClientBuilder {
             .field("allow_plain_http", &self.allow_plain_http)
             .field("scope", &self.scope)
             .field("shared_concurrency", &self.shared_concurrency)
+            .field("identity", &self.identity)
             .finish()
     }
 }
@@ -291,6 +293,12 @@ impl HttpClientBuilder {
         self
     }
 
+    /// Presents this client certificate to the vendor (mutual TLS). Default: none.
+    pub fn client_identity(mut self, identity: crate::ClientIdentity) -> Self {
+        self.identity = Some(identity);
+        self
+    }
+
     /// Validates and builds.
     ///
     /// # Errors
@@ -312,10 +320,14 @@ impl HttpClientBuilder {
         let tokens = self
             .tokens
             .ok_or_else(|| Error::config("token_provider", "missing"))?;
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .timeout(self.timeout)
             .user_agent(self.user_agent.clone())
-            .redirect(reqwest::redirect::Policy::none())
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(identity) = self.identity {
+            http = http.identity(identity.0);
+        }
+        let http = http
             .build()
             .map_err(|e| Error::internal(format!("building the HTTP client failed: {e}")))?;
         let scope = self
@@ -386,6 +398,7 @@ impl HttpClient {
             budget: BudgetHandle::default(),
             scope: None,
             shared_concurrency: None,
+            identity: None,
         }
     }
 

@@ -76,7 +76,7 @@ pub use feed::HttpFeedLoader;
 pub use graph::{GraphClient, GraphClientBuilder, GraphRequest};
 pub use limiter::{AdaptiveLimiter, LimiterConfig, RateLimitHeaders};
 pub use pacer::Pacer;
-pub use transport::require_https;
+pub use transport::{ClientIdentity, require_https};
 pub use webhook::{WebhookNotifier, WebhookNotifierBuilder};
 
 /// What [`graph_config_setters`] names from its expansion site; not an API.

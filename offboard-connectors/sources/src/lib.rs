@@ -27,4 +27,12 @@
 //! a change.
 #![forbid(unsafe_code)]
 
+pub mod adp;
+mod full_scan;
+pub mod namely;
 pub mod scan;
+pub mod workday;
+
+pub use adp::{AdpConfig, AdpSource};
+pub use namely::{NamelyConfig, NamelySource};
+pub use workday::{WorkdayColumns, WorkdayConfig, WorkdaySource};

@@ -9,7 +9,7 @@ use base64::Engine as _;
 use offboard_core::{Error, Result, Secret};
 use url::Url;
 
-use super::{Cached, TokenCache, TokenProvider, request_token, token_http};
+use super::{Cached, TokenCache, TokenProvider, request_token, token_http_with};
 
 /// How the client authenticates to the token endpoint (RFC 6749 §2.3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -26,7 +26,9 @@ pub enum ClientAuthMethod {
 /// An access token from the client credentials grant (RFC 6749 §4.4) with a client secret.
 ///
 /// # Behavior
-/// - Posts `grant_type=client_credentials` (and `scope` when set) to the token endpoint,
+/// - Posts `grant_type=client_credentials` (and `scope` when set) to the token endpoint, or
+///   `grant_type=refresh_token&refresh_token=…` when built with a refresh token
+///   ([`ClientSecretCredentialsBuilder::refresh_token`]),
 ///   authenticating as [`ClientAuthMethod`] says; the header value is
 ///   `<token_type> <access_token>` of the answer (§5.1).
 /// - The token is cached and fetched again `refresh_before` (default 60 s) before its
@@ -62,6 +64,7 @@ pub struct ClientSecretCredentials {
     client_secret: Secret,
     scope: Option<String>,
     method: ClientAuthMethod,
+    refresh_token: Option<Secret>,
     http: reqwest::Client,
     cache: TokenCache,
 }
@@ -74,6 +77,7 @@ impl fmt::Debug for ClientSecretCredentials {
             .field("client_secret", &self.client_secret)
             .field("scope", &self.scope)
             .field("method", &self.method)
+            .field("refresh_token", &self.refresh_token)
             .finish()
     }
 }
@@ -86,9 +90,11 @@ pub struct ClientSecretCredentialsBuilder {
     client_secret: Secret,
     scope: Option<String>,
     method: ClientAuthMethod,
+    refresh_token: Option<Secret>,
     refresh_before: Duration,
     timeout: Duration,
     allow_plain_http: bool,
+    identity: Option<crate::ClientIdentity>,
 }
 
 impl ClientSecretCredentialsBuilder {
@@ -101,6 +107,21 @@ impl ClientSecretCredentialsBuilder {
     /// How to authenticate to the token endpoint. Default: [`ClientAuthMethod::Basic`].
     pub fn client_auth(mut self, method: ClientAuthMethod) -> Self {
         self.method = method;
+        self
+    }
+
+    /// Uses the refresh token grant (RFC 6749 §6: `grant_type=refresh_token` with this
+    /// token) instead of `client_credentials`, for authorization servers that hand an
+    /// integration a long-lived refresh token (Workday's API clients for integrations). The
+    /// client still authenticates as [`ClientAuthMethod`] says.
+    pub fn refresh_token(mut self, token: Secret) -> Self {
+        self.refresh_token = Some(token).filter(|t| !t.is_empty());
+        self
+    }
+
+    /// Presents this client certificate to the token endpoint (mutual TLS). Default: none.
+    pub fn client_identity(mut self, identity: crate::ClientIdentity) -> Self {
+        self.identity = Some(identity);
         self
     }
 
@@ -144,7 +165,8 @@ impl ClientSecretCredentialsBuilder {
             client_secret: self.client_secret,
             scope: self.scope,
             method: self.method,
-            http: token_http(self.timeout)?,
+            refresh_token: self.refresh_token,
+            http: token_http_with(self.timeout, self.identity.as_ref())?,
             cache: TokenCache::new(self.refresh_before),
         })
     }
@@ -163,14 +185,22 @@ impl ClientSecretCredentials {
             client_secret,
             scope: None,
             method: ClientAuthMethod::default(),
+            refresh_token: None,
             refresh_before: Duration::from_secs(60),
             timeout: Duration::from_secs(30),
             allow_plain_http: false,
+            identity: None,
         }
     }
 
     async fn fetch(&self) -> Result<Cached> {
-        let mut form = vec![("grant_type", "client_credentials")];
+        let mut form = match &self.refresh_token {
+            Some(token) => vec![
+                ("grant_type", "refresh_token"),
+                ("refresh_token", token.expose()),
+            ],
+            None => vec![("grant_type", "client_credentials")],
+        };
         if let Some(scope) = &self.scope {
             form.push(("scope", scope.as_str()));
         }

@@ -291,10 +291,22 @@ impl OAuthClientCredentials {
 
 /// The HTTP client of a token endpoint: no redirects, offboard's user agent.
 pub(crate) fn token_http(timeout: Duration) -> Result<reqwest::Client> {
-    reqwest::Client::builder()
+    token_http_with(timeout, None)
+}
+
+/// As [`token_http`], presenting `identity` (mutual TLS) when given.
+pub(crate) fn token_http_with(
+    timeout: Duration,
+    identity: Option<&crate::ClientIdentity>,
+) -> Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
         .timeout(timeout)
         .user_agent(concat!("offboard/", env!("CARGO_PKG_VERSION")))
-        .redirect(reqwest::redirect::Policy::none())
+        .redirect(reqwest::redirect::Policy::none());
+    if let Some(identity) = identity {
+        builder = builder.identity(identity.0.clone());
+    }
+    builder
         .build()
         .map_err(|e| Error::internal(format!("building the HTTP client failed: {e}")))
 }
