@@ -27,4 +27,7 @@
 //! a change.
 #![forbid(unsafe_code)]
 
+pub mod bamboohr;
 pub mod scan;
+
+pub use bamboohr::{BambooHrConfig, BambooHrSource};

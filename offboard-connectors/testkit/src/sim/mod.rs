@@ -11,6 +11,7 @@
 //!
 //! | module | vendor |
 //! |---|---|
+//! | [`bamboohr`] | BambooHR public API (changed employees, employee read) |
 //! | [`okta`] | Okta Management API |
 //! | [`google`] | Google Workspace Admin SDK (Directory, Data Transfer, Licensing) |
 //! | [`graph`] | Microsoft Graph and the Microsoft identity platform's token endpoint |
@@ -19,6 +20,7 @@
 //!
 //! [`specs`] reads the vendors' official API descriptions the routes are checked against.
 
+pub mod bamboohr;
 pub mod google;
 pub mod graph;
 pub mod jira;
