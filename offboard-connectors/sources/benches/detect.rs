@@ -44,4 +44,5 @@ async fn detect<T: SourceTenant>(name: &str, page: u32) {
 async fn main() {
     // One line per source: detect::<support::vendor::VendorTenant>("vendor", page).await;
     detect::<support::bamboohr::Bamboo>("bamboohr", 1000).await;
+    detect::<support::hibob::Bob>("hibob", 1).await;
 }

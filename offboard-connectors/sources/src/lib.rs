@@ -28,6 +28,8 @@
 #![forbid(unsafe_code)]
 
 pub mod bamboohr;
+pub mod hibob;
 pub mod scan;
 
 pub use bamboohr::{BambooHrConfig, BambooHrSource};
+pub use hibob::{HibobConfig, HibobSource};

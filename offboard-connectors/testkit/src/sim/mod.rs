@@ -12,6 +12,7 @@
 //! | module | vendor |
 //! |---|---|
 //! | [`bamboohr`] | BambooHR public API (changed employees, employee read) |
+//! | [`hibob`] | HiBob (Bob) API employee search |
 //! | [`okta`] | Okta Management API |
 //! | [`google`] | Google Workspace Admin SDK (Directory, Data Transfer, Licensing) |
 //! | [`graph`] | Microsoft Graph and the Microsoft identity platform's token endpoint |
@@ -23,6 +24,7 @@
 pub mod bamboohr;
 pub mod google;
 pub mod graph;
+pub mod hibob;
 pub mod jira;
 pub mod layer;
 pub mod okta;
