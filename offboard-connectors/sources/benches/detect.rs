@@ -45,4 +45,5 @@ async fn main() {
     // One line per source: detect::<support::vendor::VendorTenant>("vendor", page).await;
     detect::<support::bamboohr::Bamboo>("bamboohr", 1000).await;
     detect::<support::hibob::Bob>("hibob", 1).await;
+    detect::<support::personio::Personio>("personio", 200).await;
 }

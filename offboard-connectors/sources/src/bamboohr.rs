@@ -10,7 +10,8 @@
 //!   one employee's fields; the manager (`reportsToId`) is read the same way for their
 //!   `workEmail`.
 //!
-//! Every request asks for JSON (`Accept: application/json`: BambooHR answers XML otherwise).
+//! Every request asks for JSON (`Accept: application/json`, as offboard-http sends it:
+//! BambooHR answers XML otherwise).
 //!
 //! # Authentication
 //! HTTP basic with the API key as the user name and `x` as the password, as BambooHR documents.
@@ -51,7 +52,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use offboard_core::source::{ChangeBatch, Cursor, PersonRecord, SourceOfTruth};
 use offboard_core::{Error, ErrorKind, Lifecycle, Manager, Person, PersonId, Result, Secret};
-use offboard_http::header::{ACCEPT, DATE};
+use offboard_http::header::DATE;
 use offboard_http::{HttpClient, HttpRequest, StaticToken};
 use serde::{Deserialize, Serialize};
 
@@ -270,7 +271,6 @@ impl BambooHrSource {
         }
         let request = HttpRequest::get(["api", "v1", "employees", id])
             .query("fields", FIELDS)
-            .header(ACCEPT, "application/json")
             .bucket("employee");
         match self.http.send(request).await {
             Ok(r) => Ok(Some(r.json()?)),
@@ -310,7 +310,6 @@ impl BambooHrSource {
             .send(
                 HttpRequest::get(["api", "v1", "employees", "changed"])
                     .query("since", from)
-                    .header(ACCEPT, "application/json")
                     .bucket("changed"),
             )
             .await?;

@@ -29,7 +29,9 @@
 
 pub mod bamboohr;
 pub mod hibob;
+pub mod personio;
 pub mod scan;
 
 pub use bamboohr::{BambooHrConfig, BambooHrSource};
 pub use hibob::{HibobConfig, HibobSource};
+pub use personio::{PersonioConfig, PersonioSource};

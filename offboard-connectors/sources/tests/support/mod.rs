@@ -5,3 +5,4 @@
 
 pub(crate) mod bamboohr;
 pub(crate) mod hibob;
+pub(crate) mod personio;

@@ -17,6 +17,7 @@
 //! | [`google`] | Google Workspace Admin SDK (Directory, Data Transfer, Licensing) |
 //! | [`graph`] | Microsoft Graph and the Microsoft identity platform's token endpoint |
 //! | [`jira`] | Jira Cloud REST API v3 and its webhooks |
+//! | [`personio`] | Personio authentication and Personnel Data API v1 (employees) |
 //! | [`scim`] | a SCIM 2.0 service provider (RFC 7643/7644) |
 //!
 //! [`specs`] reads the vendors' official API descriptions the routes are checked against.
@@ -28,5 +29,6 @@ pub mod hibob;
 pub mod jira;
 pub mod layer;
 pub mod okta;
+pub mod personio;
 pub mod scim;
 pub mod specs;
