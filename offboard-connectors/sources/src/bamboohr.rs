@@ -56,6 +56,7 @@ use offboard_http::header::DATE;
 use offboard_http::{HttpClient, HttpRequest, StaticToken};
 use serde::{Deserialize, Serialize};
 
+use crate::config::config_setters;
 use crate::scan::Scan;
 
 /// The fields read for each employee.
@@ -82,6 +83,8 @@ pub struct BambooHrConfig {
 }
 
 impl BambooHrConfig {
+    config_setters!();
+
     /// The company `company_domain` (the `mycompany` of `mycompany.bamboohr.com`).
     pub fn new(company_domain: &str, api_key: Secret) -> Self {
         Self {
@@ -94,18 +97,6 @@ impl BambooHrConfig {
         }
     }
 
-    /// Another base URL (a simulator).
-    pub fn with_base_url(mut self, url: impl Into<String>) -> Self {
-        self.base_url = url.into();
-        self
-    }
-
-    /// Renames the source.
-    pub fn with_name(mut self, name: impl Into<String>) -> Self {
-        self.name = name.into();
-        self
-    }
-
     /// Employees read per call (clamped to 1..=1,000).
     pub fn with_page_size(mut self, n: u32) -> Self {
         self.page_size = n.clamp(1, 1000);
@@ -115,12 +106,6 @@ impl BambooHrConfig {
     /// The overlap of each poll with the last.
     pub fn with_overlap(mut self, overlap: Duration) -> Self {
         self.overlap = overlap;
-        self
-    }
-
-    /// Allows a plain `http` base URL (tests on loopback).
-    pub fn with_allow_plain_http(mut self, allow: bool) -> Self {
-        self.allow_plain_http = allow;
         self
     }
 

@@ -48,6 +48,7 @@ use offboard_http::{HttpClient, HttpRequest, StaticToken};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::config::config_setters;
 use crate::scan::Scan;
 
 /// The fields read for each person.
@@ -79,6 +80,8 @@ pub struct HibobConfig {
 }
 
 impl HibobConfig {
+    config_setters!();
+
     /// The production API with this service user.
     pub fn new(service_user: impl Into<String>, token: Secret) -> Self {
         Self {
@@ -88,24 +91,6 @@ impl HibobConfig {
             token,
             allow_plain_http: false,
         }
-    }
-
-    /// Another base URL (the sandbox, a simulator).
-    pub fn with_base_url(mut self, url: impl Into<String>) -> Self {
-        self.base_url = url.into();
-        self
-    }
-
-    /// Renames the source.
-    pub fn with_name(mut self, name: impl Into<String>) -> Self {
-        self.name = name.into();
-        self
-    }
-
-    /// Allows a plain `http` base URL (tests on loopback).
-    pub fn with_allow_plain_http(mut self, allow: bool) -> Self {
-        self.allow_plain_http = allow;
-        self
     }
 
     /// The source.

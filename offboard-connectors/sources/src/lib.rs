@@ -28,6 +28,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bamboohr;
+mod config;
 pub mod hibob;
 pub mod personio;
 pub mod scan;

@@ -63,6 +63,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use url::Url;
 
+use crate::config::config_setters;
 use crate::scan::Scan;
 
 const EMPLOYEES: [&str; 3] = ["v1", "company", "employees"];
@@ -100,6 +101,8 @@ pub struct PersonioConfig {
 }
 
 impl PersonioConfig {
+    config_setters!();
+
     /// Personio's API with these credentials.
     pub fn new(client_id: impl Into<String>, client_secret: Secret) -> Self {
         Self {
@@ -113,18 +116,6 @@ impl PersonioConfig {
             employee_number_attribute: None,
             allow_plain_http: false,
         }
-    }
-
-    /// Another base URL (a simulator).
-    pub fn with_base_url(mut self, url: impl Into<String>) -> Self {
-        self.base_url = url.into();
-        self
-    }
-
-    /// Renames the source.
-    pub fn with_name(mut self, name: impl Into<String>) -> Self {
-        self.name = name.into();
-        self
     }
 
     /// Employees per page (clamped to 1..=200).
@@ -148,12 +139,6 @@ impl PersonioConfig {
     /// Reads the employee number from this custom attribute (`dynamic_…`).
     pub fn with_employee_number_attribute(mut self, attribute: impl Into<String>) -> Self {
         self.employee_number_attribute = Some(attribute.into());
-        self
-    }
-
-    /// Allows a plain `http` base URL (tests on loopback).
-    pub fn with_allow_plain_http(mut self, allow: bool) -> Self {
-        self.allow_plain_http = allow;
         self
     }
 

@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use offboard_core::source::{Cursor, SourceOfTruth};
+use offboard_core::source::SourceOfTruth;
 use offboard_core::{ErrorKind, Lifecycle, Secret};
 use offboard_sources::PersonioConfig;
 use offboard_testkit::sim::personio::PersonioTenant;
@@ -175,14 +175,5 @@ async fn throttling_surfaces_the_retry_after() {
 
 #[tokio::test]
 async fn a_foreign_cursor_is_invalid_input() {
-    let t = Personio::start().await;
-    let source = t.source(10);
-    for garbage in ["not json", "[1,2]", r#"{"full_at": "x"}"#] {
-        let e = source
-            .changes(Some(&Cursor(garbage.into())))
-            .await
-            .unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{garbage}: {e}");
-    }
-    assert!(t.0.requests().is_empty(), "nothing sent");
+    support::checks::foreign_cursors_are_refused(&Personio::start().await).await;
 }

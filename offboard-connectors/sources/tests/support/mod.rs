@@ -4,5 +4,6 @@
 #![allow(dead_code)]
 
 pub(crate) mod bamboohr;
+pub(crate) mod checks;
 pub(crate) mod hibob;
 pub(crate) mod personio;

@@ -29,14 +29,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 use wiremock::{MockServer, Request, ResponseTemplate};
 
 pub use super::layer::RecordedRequest;
-use super::layer::{self, Answer, Handler, Layer, Window};
+use super::layer::{self, Answer, Handler};
+use super::traffic::{Refusal, Traffic, traffic_controls};
 
 /// An employee to add with [`BambooTenant::add`].
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -85,11 +85,7 @@ struct State {
     /// Deleted employee id → when.
     deleted: BTreeMap<u64, DateTime<Utc>>,
     next: u64,
-    layer: Layer,
-    window: Window,
-    /// Requests per window (`None`: unlimited) and the window's length.
-    limit: Option<(u32, Duration)>,
-    served: usize,
+    traffic: Traffic,
 }
 
 #[derive(Debug)]
@@ -255,32 +251,7 @@ impl BambooTenant {
             .and_then(|id: u64| s.employees.get(&id).cloned())
     }
 
-    /// The next `n` requests fail with a 500.
-    pub fn fail_next(&self, n: usize) {
-        self.shared.state().layer.fail_next.push(None, 500, n);
-    }
-
-    /// Allows `limit` requests per `window`, then answers 503 with `Retry-After`.
-    pub fn set_limit(&self, limit: u32, window: Duration) {
-        let mut s = self.shared.state();
-        s.limit = Some((limit, window));
-        s.window = Window::default();
-    }
-
-    /// Requests answered (every status).
-    pub fn served(&self) -> usize {
-        self.shared.state().served
-    }
-
-    /// Every request received, oldest first (credentials hidden).
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.shared.state().layer.requests.clone()
-    }
-
-    /// Throttling answers given.
-    pub fn throttled(&self) -> u64 {
-        self.shared.state().layer.rate_limited
-    }
+    traffic_controls!("503 with `Retry-After`");
 }
 
 /// The query pairs, refused (400) when one is not among `allowed` or repeated.
@@ -386,9 +357,8 @@ fn get_employee(s: &State, id: &str, request: &Request) -> Answer {
 impl Handler for Shared {
     fn handle(&self, request: &Request) -> ResponseTemplate {
         let mut s = self.state();
-        s.served += 1;
-        s.layer.requests.push(layer::record(request));
-        let latency = s.layer.faults.latency;
+        s.traffic.receive(layer::record(request));
+        let latency = s.traffic.layer.faults.latency;
         let answer = self.answer(&mut s, request);
         let json = request
             .headers
@@ -428,19 +398,13 @@ impl Shared {
         if !authorised {
             return error(401, "Invalid API key");
         }
-        if let Some((limit, length)) = s.limit {
-            let at = Duration::from_secs(layer::epoch_secs());
-            let counted = s.window.count(at, length, limit);
-            if !counted.admitted {
-                let after = counted.retry_after(at);
-                return s.layer.throttled(
-                    error(503, "Service Unavailable: rate limited")
-                        .header("retry-after", after.to_string()),
-                );
+        match s.traffic.refusal() {
+            Some(Refusal::Throttled { retry_after, .. }) => {
+                return error(503, "Service Unavailable: rate limited")
+                    .header("retry-after", retry_after.to_string());
             }
-        }
-        if let Some(status) = s.layer.fail_next.take(&()) {
-            return error(status, "Internal Server Error");
+            Some(Refusal::Injected(status)) => return error(status, "Internal Server Error"),
+            None => {}
         }
         let segments = layer::segments(request.url.path());
         let segs: Vec<&str> = segments.iter().map(String::as_str).collect();

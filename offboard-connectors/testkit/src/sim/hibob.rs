@@ -27,14 +27,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use chrono::NaiveDate;
 use serde_json::{Map, Value, json};
 use wiremock::{MockServer, Request, ResponseTemplate};
 
 pub use super::layer::RecordedRequest;
-use super::layer::{self, Answer, Handler, Layer, Window};
+use super::layer::{self, Answer, Handler};
+use super::traffic::{Refusal, Traffic, traffic_controls};
 
 /// An employee of the simulated company.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -86,10 +86,7 @@ impl BobEmployee {
 struct State {
     employees: BTreeMap<String, BobEmployee>,
     next: u64,
-    layer: Layer,
-    window: Window,
-    limit: Option<(u32, Duration)>,
-    served: usize,
+    traffic: Traffic,
 }
 
 #[derive(Debug)]
@@ -210,32 +207,7 @@ impl HibobTenant {
         self.shared.state().employees.remove(id).is_some()
     }
 
-    /// The next `n` requests fail with a 500.
-    pub fn fail_next(&self, n: usize) {
-        self.shared.state().layer.fail_next.push(None, 500, n);
-    }
-
-    /// Allows `limit` requests per `window`, then answers 429 with `Retry-After`.
-    pub fn set_limit(&self, limit: u32, window: Duration) {
-        let mut s = self.shared.state();
-        s.limit = Some((limit, window));
-        s.window = Window::default();
-    }
-
-    /// Requests answered (every status).
-    pub fn served(&self) -> usize {
-        self.shared.state().served
-    }
-
-    /// Every request received, oldest first (credentials hidden).
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.shared.state().layer.requests.clone()
-    }
-
-    /// Throttling answers given.
-    pub fn throttled(&self) -> u64 {
-        self.shared.state().layer.rate_limited
-    }
+    traffic_controls!("429 with `Retry-After`");
 }
 
 /// One field path of `e`, as HiBob answers it (`None`: no such field here).
@@ -389,9 +361,8 @@ fn search(s: &State, request: &Request) -> Answer {
 impl Handler for Shared {
     fn handle(&self, request: &Request) -> ResponseTemplate {
         let mut s = self.state();
-        s.served += 1;
-        s.layer.requests.push(layer::record(request));
-        let latency = s.layer.faults.latency;
+        s.traffic.receive(layer::record(request));
+        let latency = s.traffic.layer.faults.latency;
         self.answer(&mut s, request).template().set_delay(latency)
     }
 }
@@ -401,19 +372,15 @@ impl Shared {
         if layer::authorization(request) != layer::basic(&self.user, &self.token) {
             return error(401, "unauthorized", "Unauthorized");
         }
-        if let Some((limit, length)) = s.limit {
-            let at = Duration::from_secs(layer::epoch_secs());
-            let counted = s.window.count(at, length, limit);
-            if !counted.admitted {
-                let after = counted.retry_after(at);
-                return s.layer.throttled(
-                    error(429, "too.many.requests", "Too Many Requests")
-                        .header("retry-after", after.to_string()),
-                );
+        match s.traffic.refusal() {
+            Some(Refusal::Throttled { retry_after, .. }) => {
+                return error(429, "too.many.requests", "Too Many Requests")
+                    .header("retry-after", retry_after.to_string());
             }
-        }
-        if let Some(status) = s.layer.fail_next.take(&()) {
-            return error(status, "internal.error", "Internal Server Error");
+            Some(Refusal::Injected(status)) => {
+                return error(status, "internal.error", "Internal Server Error");
+            }
+            None => {}
         }
         match (request.method.as_str(), request.url.path()) {
             ("POST", "/v1/people/search") => search(s, request),

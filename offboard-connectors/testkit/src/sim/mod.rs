@@ -32,3 +32,4 @@ pub mod okta;
 pub mod personio;
 pub mod scim;
 pub mod specs;
+mod traffic;

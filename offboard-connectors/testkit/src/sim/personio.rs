@@ -42,7 +42,8 @@ use serde_json::{Map, Value, json};
 use wiremock::{MockServer, Request, ResponseTemplate};
 
 pub use super::layer::RecordedRequest;
-use super::layer::{self, Answer, Handler, Layer, Window};
+use super::layer::{self, Answer, Handler};
+use super::traffic::{Refusal, Traffic, traffic_controls};
 
 /// An employee of the simulated company.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -91,10 +92,7 @@ struct State {
     tokens: BTreeMap<String, Instant>,
     issued: usize,
     next: u64,
-    layer: Layer,
-    window: Window,
-    limit: Option<(u32, Duration)>,
-    served: usize,
+    traffic: Traffic,
 }
 
 #[derive(Debug)]
@@ -268,32 +266,7 @@ impl PersonioTenant {
             .and_then(|id: u64| s.employees.get(&id).cloned())
     }
 
-    /// The next `n` requests fail with a 500.
-    pub fn fail_next(&self, n: usize) {
-        self.shared.state().layer.fail_next.push(None, 500, n);
-    }
-
-    /// Allows `limit` requests per `window`, then answers 429.
-    pub fn set_limit(&self, limit: u32, window: Duration) {
-        let mut s = self.shared.state();
-        s.limit = Some((limit, window));
-        s.window = Window::default();
-    }
-
-    /// Requests answered (every status).
-    pub fn served(&self) -> usize {
-        self.shared.state().served
-    }
-
-    /// Every request received, oldest first (credentials hidden).
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.shared.state().layer.requests.clone()
-    }
-
-    /// Throttling answers given.
-    pub fn throttled(&self) -> u64 {
-        self.shared.state().layer.rate_limited
-    }
+    traffic_controls!("429");
 }
 
 fn attribute(label: &str, value: Value, kind: &str, universal: Option<&str>) -> Value {
@@ -474,7 +447,6 @@ fn list(s: &State, request: &Request) -> Answer {
 impl Handler for Shared {
     fn handle(&self, request: &Request) -> ResponseTemplate {
         let mut s = self.state();
-        s.served += 1;
         let mut recorded = layer::record(request);
         // The token request carries the secret in its body: a recording never holds it.
         if let Some(Value::Object(body)) = recorded.body.as_mut()
@@ -482,8 +454,8 @@ impl Handler for Shared {
         {
             *secret = json!("[REDACTED]");
         }
-        s.layer.requests.push(recorded);
-        let latency = s.layer.faults.latency;
+        s.traffic.receive(recorded);
+        let latency = s.traffic.layer.faults.latency;
         self.answer(&mut s, request).template().set_delay(latency)
     }
 }
@@ -520,22 +492,20 @@ impl Shared {
     }
 
     fn answer(&self, s: &mut State, request: &Request) -> Answer {
-        if let Some((limit, length)) = s.limit {
-            let at = Duration::from_secs(layer::epoch_secs());
-            let counted = s.window.count(at, length, limit);
-            if !counted.admitted {
-                let after = counted.retry_after(at);
-                return s.layer.throttled(
-                    error(429, "Too Many Requests")
-                        .header("retry-after", after.to_string())
-                        .header("x-ratelimit-limit", limit.to_string())
-                        .header("x-ratelimit-remaining", "0")
-                        .header("x-ratelimit-reset", counted.ends.as_secs().to_string()),
-                );
+        match s.traffic.refusal() {
+            Some(Refusal::Throttled {
+                retry_after,
+                limit,
+                reset,
+            }) => {
+                return error(429, "Too Many Requests")
+                    .header("retry-after", retry_after.to_string())
+                    .header("x-ratelimit-limit", limit.to_string())
+                    .header("x-ratelimit-remaining", "0")
+                    .header("x-ratelimit-reset", reset.to_string());
             }
-        }
-        if let Some(status) = s.layer.fail_next.take(&()) {
-            return error(status, "Internal Server Error");
+            Some(Refusal::Injected(status)) => return error(status, "Internal Server Error"),
+            None => {}
         }
         let path = request.url.path();
         if path == "/v1/auth" {
