@@ -27,10 +27,13 @@
 //! page by page (`more` while pages remain; the offset is kept in the cursor, so a restart
 //! continues), reporting who is new or changed ([`Scan`]); someone last reported current and
 //! no longer listed is read by id. Between full scans each poll reads what changed since the
-//! latest `last_modified_at` seen minus the overlap (default 60 s; Personio keeps whole
-//! seconds), written in the same UTC offset Personio wrote it (`updated_since` carries no
-//! offset: Personio reads it in the company's time zone); what the overlap repeats is dropped
-//! by the fingerprints. Each poll also reads the head count: fewer employees than the source
+//! server's clock (`Date`) when the last read began (a full scan's first page, or the last
+//! incremental read) minus the overlap (default 5 s, at least 1 s: Personio keeps whole
+//! seconds, so a change in the same second as that read is read again rather than lost),
+//! written in the offset Personio writes `last_modified_at` in (`updated_since` carries no
+//! offset: Personio reads it in the company's time zone); without a `Date`, from the latest
+//! `last_modified_at` seen. What the overlap repeats is dropped by the fingerprints. Each poll
+//! also reads the head count: fewer employees than the source
 //! knows means someone was deleted, and a full scan starts at once.
 //!
 //! # Status mapping
@@ -58,6 +61,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, FixedOffset, Utc};
 use offboard_core::source::{ChangeBatch, Cursor, PersonRecord, SourceOfTruth};
 use offboard_core::{Error, ErrorKind, Lifecycle, Manager, Person, PersonId, Result, Secret};
+use offboard_http::header::DATE;
 use offboard_http::{HttpClient, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -90,7 +94,8 @@ pub struct PersonioConfig {
     pub client_secret: Secret,
     /// Employees per page of a full scan, 1 to 200 (default 200).
     pub page_size: u32,
-    /// How far before the latest modification seen each incremental read starts (60 s).
+    /// How far before the server's clock at the last read each incremental read starts
+    /// (default 5 s, at least 1 s: Personio keeps whole seconds).
     pub overlap: Duration,
     /// How often a full scan runs (default 1 h).
     pub full_scan_every: Duration,
@@ -111,7 +116,7 @@ impl PersonioConfig {
             client_id: client_id.into(),
             client_secret,
             page_size: 200,
-            overlap: Duration::from_secs(60),
+            overlap: Duration::from_secs(5),
             full_scan_every: Duration::from_secs(3600),
             employee_number_attribute: None,
             allow_plain_http: false,
@@ -126,7 +131,7 @@ impl PersonioConfig {
 
     /// The overlap of each incremental read with the last.
     pub fn with_overlap(mut self, overlap: Duration) -> Self {
-        self.overlap = overlap;
+        self.overlap = overlap.max(Duration::from_secs(1));
         self
     }
 
@@ -171,7 +176,7 @@ impl PersonioConfig {
             name: self.name,
             http,
             page_size: self.page_size.clamp(1, 200),
-            overlap: self.overlap,
+            overlap: self.overlap.max(Duration::from_secs(1)),
             full_scan_every: self.full_scan_every,
             number: self.employee_number_attribute,
             attributes,
@@ -206,7 +211,8 @@ impl fmt::Debug for PersonioSource {
 /// What the cursor keeps.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct State {
-    /// Fingerprints; `since` is the latest `last_modified_at` seen, as Personio wrote it.
+    /// Fingerprints; `since` is where the next incremental read starts: the server's clock
+    /// when the last read began, in Personio's offset.
     #[serde(flatten)]
     scan: Scan,
     /// A full scan in progress: the offset of its next page.
@@ -218,6 +224,12 @@ struct State {
     /// The employee ids Personio lists, as far as the source knows.
     #[serde(default)]
     ids: BTreeSet<String>,
+    /// A full scan in progress: the server's clock when its first page was answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    started: Option<String>,
+    /// The latest `last_modified_at` seen, as Personio wrote it (its offset is the company's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    latest: Option<String>,
     /// Supervisors read by id: id → email (refreshed whenever their own record is read).
     #[serde(default)]
     managers: BTreeMap<String, String>,
@@ -395,21 +407,47 @@ impl PersonioSource {
         Ok(out)
     }
 
-    /// Notes the latest `last_modified_at` of `employees` in `since`.
-    fn advance(since: &mut Option<String>, employees: &[Employee]) {
+    /// Notes the latest `last_modified_at` of `employees` in `latest`.
+    fn advance(latest: &mut Option<String>, employees: &[Employee]) {
         for e in employees {
             let Some(t) = e.text("last_modified_at") else {
                 continue;
             };
-            let later = match (DateTime::parse_from_rfc3339(&t), since.as_deref()) {
+            let later = match (DateTime::parse_from_rfc3339(&t), latest.as_deref()) {
                 (Ok(t), Some(s)) => DateTime::parse_from_rfc3339(s).map_or(true, |s| t > s),
                 (Ok(_), None) => true,
                 (Err(_), _) => false,
             };
             if later {
-                *since = Some(t);
+                *latest = Some(t);
             }
         }
+    }
+
+    /// `time` in the offset of `latest` (as Personio writes times), when both parse.
+    fn in_zone(time: &str, latest: Option<&str>) -> String {
+        match (
+            DateTime::parse_from_rfc3339(time),
+            latest.and_then(|l| DateTime::parse_from_rfc3339(l).ok()),
+        ) {
+            (Ok(t), Some(l)) => t.with_timezone(l.offset()).to_rfc3339(),
+            _ => time.to_owned(),
+        }
+    }
+
+    /// The server's clock when it answered (`Date`), in the offset Personio writes times in
+    /// (that of `latest`; UTC before anything was read); else `latest` itself.
+    fn answered_at(response: &HttpResponse, latest: Option<&str>) -> Option<String> {
+        let latest = latest.and_then(|l| DateTime::parse_from_rfc3339(l).ok());
+        let zone = latest.map_or_else(|| FixedOffset::east_opt(0).expect("UTC"), |l| *l.offset());
+        response
+            .headers()
+            .get(DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| DateTime::parse_from_rfc2822(v).ok())
+            .map(|t| t.with_timezone(&zone))
+            .or(latest)
+            .map(|t| t.to_rfc3339())
     }
 
     /// One page of a full scan.
@@ -417,16 +455,19 @@ impl PersonioSource {
         if offset == 0 {
             state.ids.clear();
         }
-        let listing: Listing = self
+        let response = self
             .send(
                 self.listing()
                     .query("limit", self.page_size.to_string())
                     .query("offset", offset.to_string()),
             )
-            .await?
-            .json()?;
+            .await?;
+        let listing: Listing = response.json()?;
+        if offset == 0 {
+            state.started = Self::answered_at(&response, state.latest.as_deref());
+        }
         let records = self.records(&listing.data, &mut state.managers).await?;
-        Self::advance(&mut state.scan.since, &listing.data);
+        Self::advance(&mut state.latest, &listing.data);
         state
             .ids
             .extend(records.iter().map(|r| r.person.id.as_str().to_owned()));
@@ -453,6 +494,12 @@ impl PersonioSource {
         }
         state.full_at = None;
         state.last_full = Some(Utc::now());
+        // In the company's offset, known now that the scan read everyone.
+        let started = state.started.take();
+        state.scan.since = match (started.as_deref(), state.latest.as_deref()) {
+            (Some(s), latest) => Some(Self::in_zone(s, latest)),
+            (None, latest) => latest.map(str::to_owned),
+        };
         Ok((changes, false))
     }
 
@@ -466,15 +513,16 @@ impl PersonioSource {
             .ok_or_else(|| Error::internal("an incremental read without a position"))?;
         let overlap = chrono::Duration::from_std(self.overlap).unwrap_or_default();
         let from: DateTime<FixedOffset> = since - overlap;
-        let listing: Listing = self
+        let response = self
             .send(self.listing().query(
                 "updated_since",
                 from.format("%Y-%m-%dT%H:%M:%S").to_string(),
             ))
-            .await?
-            .json()?;
+            .await?;
+        let listing: Listing = response.json()?;
+        let answered = Self::answered_at(&response, state.latest.as_deref());
         let records = self.records(&listing.data, &mut state.managers).await?;
-        Self::advance(&mut state.scan.since, &listing.data);
+        Self::advance(&mut state.latest, &listing.data);
         let mut changes = Vec::new();
         for record in records {
             state.ids.insert(record.person.id.as_str().to_owned());
@@ -490,6 +538,9 @@ impl PersonioSource {
             .await?
             .json()?;
         let total = head.metadata.map_or(u64::MAX, |m| m.total_elements);
+        if let Some(answered) = answered {
+            state.scan.since = Some(answered);
+        }
         Ok((changes, total < state.ids.len() as u64))
     }
 }

@@ -84,19 +84,29 @@ async fn it_sends_exactly_the_documented_requests() {
         Some("ada@example.com")
     );
 
-    // The next poll reads what changed since the latest modification minus 60 s, in the
-    // offset Personio writes, then the head count.
+    // The next poll reads what changed since the server's clock at the first page minus 5 s,
+    // in the offset Personio writes, then the head count.
     let latest = t.0.employee(&bob).unwrap().last_modified_at;
     let before = t.0.requests().len();
     source.changes(Some(&cursor)).await.unwrap();
     let next = &t.0.requests()[before..];
     assert_eq!(next.len(), 2, "the supervisor is known: {next:?}");
+    let from = next[0].query_param("updated_since").unwrap();
+    let zone = chrono::FixedOffset::east_opt(3600).unwrap();
+    let from = chrono::NaiveDateTime::parse_from_str(from, "%Y-%m-%dT%H:%M:%S")
+        .unwrap()
+        .and_local_timezone(zone)
+        .unwrap();
+    let five = chrono::Duration::seconds(5);
+    assert!(
+        from >= latest - five && from <= chrono::Utc::now() - five,
+        "{from} against {latest}"
+    );
     let mut query = attributes();
-    let from = (latest - chrono::Duration::seconds(60))
-        .with_timezone(&chrono::FixedOffset::east_opt(3600).unwrap())
-        .format("%Y-%m-%dT%H:%M:%S")
-        .to_string();
-    query.push(("updated_since".into(), from));
+    query.push((
+        "updated_since".into(),
+        next[0].query_param("updated_since").unwrap().into(),
+    ));
     assert_eq!(next[0].query, query);
     assert_eq!(
         next[1].query,
