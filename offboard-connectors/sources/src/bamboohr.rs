@@ -17,9 +17,10 @@
 //! HTTP basic with the API key as the user name and `x` as the password, as BambooHR documents.
 //!
 //! # Incremental reads and paging
-//! A poll starts with one changed-employees read from the last last-changed time seen minus
-//! the overlap (default 60 s: BambooHR keeps whole seconds, so a change in the same second as
-//! the last poll is read again rather than lost). The first poll reads from the Unix epoch:
+//! A poll starts with one changed-employees read from the server's clock (`Date`) at the last
+//! listing minus the overlap (default 60 s: BambooHR keeps whole seconds, so a change in the
+//! same second as the last listing is read again rather than lost; without a `Date`, from the
+//! latest last-changed time listed). The first poll reads from the Unix epoch:
 //! everyone. The changed ids wait in the cursor and are read `page_size` (default 100) per
 //! [`SourceOfTruth::changes`] call (`more` while some wait), so a restart continues with the
 //! ids not yet read. An employee whose last-changed time is the one already read, and older
@@ -158,7 +159,8 @@ struct State {
     /// Changed employees not read yet: id → `lastChanged`, `None` when deleted.
     #[serde(default)]
     pending: BTreeMap<String, Option<String>>,
-    /// The latest last-changed time of the listing the pending ids came from.
+    /// Where the next listing starts: the server's clock at the listing the pending ids came
+    /// from (else the latest last-changed time it named).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     upto: Option<String>,
     /// The server's clock when that listing was answered.
@@ -321,7 +323,9 @@ impl BambooHrSource {
                 state.pending.insert(id, e.last_changed);
             }
         }
-        state.upto = upto.or(changed.latest);
+        // The next listing starts from the server's clock at this one (every later change is
+        // at or after it); the latest change listed when there is no `Date`.
+        state.upto = listed_at.clone().or(upto).or(changed.latest);
         state.listed_at = listed_at;
         Ok(())
     }
