@@ -46,4 +46,7 @@ async fn main() {
     detect::<support::adp::Adp>("adp", 100).await;
     detect::<support::namely::Namely>("namely", 50).await;
     detect::<support::workday::Workday>("workday", 1).await;
+    detect::<support::bamboohr::Bamboo>("bamboohr", 1000).await;
+    detect::<support::hibob::Bob>("hibob", 1).await;
+    detect::<support::personio::Personio>("personio", 200).await;
 }

@@ -36,3 +36,11 @@ pub mod workday;
 pub use adp::{AdpConfig, AdpSource};
 pub use namely::{NamelyConfig, NamelySource};
 pub use workday::{WorkdayColumns, WorkdayConfig, WorkdaySource};
+pub mod bamboohr;
+mod config;
+pub mod hibob;
+pub mod personio;
+
+pub use bamboohr::{BambooHrConfig, BambooHrSource};
+pub use hibob::{HibobConfig, HibobSource};
+pub use personio::{PersonioConfig, PersonioSource};

@@ -4,5 +4,9 @@
 #![allow(dead_code)]
 
 pub(crate) mod adp;
+pub(crate) mod bamboohr;
+pub(crate) mod checks;
+pub(crate) mod hibob;
 pub(crate) mod namely;
+pub(crate) mod personio;
 pub(crate) mod workday;

@@ -13,23 +13,30 @@
 //! |---|---|
 //! | [`adp`] | ADP Workforce Now Worker API v2 and ADP's OAuth token endpoint |
 //! | [`namely`] | Namely API v1 profiles |
+//! | [`bamboohr`] | BambooHR public API (changed employees, employee read) |
+//! | [`hibob`] | HiBob (Bob) API employee search |
 //! | [`okta`] | Okta Management API |
 //! | [`google`] | Google Workspace Admin SDK (Directory, Data Transfer, Licensing) |
 //! | [`graph`] | Microsoft Graph and the Microsoft identity platform's token endpoint |
 //! | [`jira`] | Jira Cloud REST API v3 and its webhooks |
+//! | [`personio`] | Personio authentication and Personnel Data API v1 (employees) |
 //! | [`scim`] | a SCIM 2.0 service provider (RFC 7643/7644) |
 //! | [`workday`] | Workday Reports as a Service (a custom report in JSON) and its OAuth token endpoint |
 //!
 //! [`specs`] reads the vendors' official API descriptions the routes are checked against.
 
 pub mod adp;
+pub mod bamboohr;
 mod gate;
 pub mod google;
 pub mod graph;
+pub mod hibob;
 pub mod jira;
 pub mod layer;
 pub mod namely;
 pub mod okta;
+pub mod personio;
 pub mod scim;
 pub mod specs;
+mod traffic;
 pub mod workday;
