@@ -27,4 +27,7 @@
 //! a change.
 #![forbid(unsafe_code)]
 
+pub mod jumpcloud;
 pub mod scan;
+
+pub use jumpcloud::{JumpCloudConfig, JumpCloudSource};

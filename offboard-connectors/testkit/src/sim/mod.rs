@@ -15,6 +15,7 @@
 //! | [`google`] | Google Workspace Admin SDK (Directory, Data Transfer, Licensing) |
 //! | [`graph`] | Microsoft Graph and the Microsoft identity platform's token endpoint |
 //! | [`jira`] | Jira Cloud REST API v3 and its webhooks |
+//! | [`jumpcloud`] | JumpCloud V1 API: system users (a source of truth) |
 //! | [`scim`] | a SCIM 2.0 service provider (RFC 7643/7644) |
 //!
 //! [`specs`] reads the vendors' official API descriptions the routes are checked against.
@@ -22,6 +23,7 @@
 pub mod google;
 pub mod graph;
 pub mod jira;
+pub mod jumpcloud;
 pub mod layer;
 pub mod okta;
 pub mod scim;
