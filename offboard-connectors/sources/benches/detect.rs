@@ -44,4 +44,5 @@ async fn detect<T: SourceTenant>(name: &str, page: u32) {
 async fn main() {
     // One line per source: detect::<support::vendor::VendorTenant>("vendor", page).await;
     detect::<support::jumpcloud::JumpCloud>("jumpcloud", 100).await;
+    detect::<support::onelogin::OneLogin>("onelogin", 100).await;
 }

@@ -28,6 +28,8 @@
 #![forbid(unsafe_code)]
 
 pub mod jumpcloud;
+pub mod onelogin;
 pub mod scan;
 
 pub use jumpcloud::{JumpCloudConfig, JumpCloudSource};
+pub use onelogin::{OneLoginConfig, OneLoginSource};

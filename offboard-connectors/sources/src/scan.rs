@@ -149,6 +149,13 @@ impl Scan {
         }
     }
 
+    /// How many people the scan remembers: everyone listed by the last complete listing,
+    /// and everyone observed since (an incremental source compares it with the vendor's
+    /// count of people to notice a deletion).
+    pub fn known(&self) -> usize {
+        self.known.len()
+    }
+
     /// Whether `id` was last reported current.
     pub fn is_current(&self, id: &str) -> bool {
         self.known.is_current(id)

@@ -4,3 +4,4 @@
 #![allow(dead_code)]
 
 pub(crate) mod jumpcloud;
+pub(crate) mod onelogin;

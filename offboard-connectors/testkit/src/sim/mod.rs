@@ -12,6 +12,7 @@
 //! | module | vendor |
 //! |---|---|
 //! | [`okta`] | Okta Management API |
+//! | [`onelogin`] | OneLogin OAuth 2.0 tokens and users API v2 (a source of truth) |
 //! | [`google`] | Google Workspace Admin SDK (Directory, Data Transfer, Licensing) |
 //! | [`graph`] | Microsoft Graph and the Microsoft identity platform's token endpoint |
 //! | [`jira`] | Jira Cloud REST API v3 and its webhooks |
@@ -26,5 +27,6 @@ pub mod jira;
 pub mod jumpcloud;
 pub mod layer;
 pub mod okta;
+pub mod onelogin;
 pub mod scim;
 pub mod specs;
