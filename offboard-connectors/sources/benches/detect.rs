@@ -45,4 +45,5 @@ async fn main() {
     // One line per source: detect::<support::vendor::VendorTenant>("vendor", page).await;
     detect::<support::jumpcloud::JumpCloud>("jumpcloud", 100).await;
     detect::<support::onelogin::OneLogin>("onelogin", 100).await;
+    detect::<support::sailpoint::SailPoint>("sailpoint", 250).await;
 }

@@ -41,15 +41,15 @@
 //! JumpCloud records no termination date ([`PersonRecord::termination_at`] is always
 //! `None`). A scan of N users costs ⌈N / 100⌉ requests per poll, idle or not.
 
-use std::collections::HashMap;
 use std::fmt;
 
 use async_trait::async_trait;
 use offboard_core::source::{ChangeBatch, Cursor, PersonRecord, SourceOfTruth};
-use offboard_core::{Error, ErrorKind, Lifecycle, Manager, Person, PersonId, Result, Secret};
+use offboard_core::{Error, ErrorKind, Lifecycle, Person, Result, Secret};
 use offboard_http::{HeaderName, HttpClient, HttpRequest, StaticToken};
 use serde::Deserialize;
 
+use crate::manager;
 use crate::scan::Scan;
 
 const USERS: [&str; 2] = ["api", "systemusers"];
@@ -211,10 +211,7 @@ impl SystemUser {
                 .join(" "),
         };
         person.employee_id = text(&self.employee_identifier).map(str::to_owned);
-        person.manager = text(&self.manager).map(|id| Manager {
-            id: Some(PersonId::new(id)),
-            email: String::new(),
-        });
+        person.manager = manager::by_id(text(&self.manager));
         PersonRecord {
             person,
             lifecycle: lifecycle(self.state.as_deref(), self.suspended == Some(true)),
@@ -267,38 +264,9 @@ impl JumpCloudSource {
         }
     }
 
-    /// Fills in the email of each record's manager (read once per manager per call); a
-    /// manager JumpCloud no longer finds, or whose id is not one, is left out.
-    async fn managers(&self, records: &mut [PersonRecord]) -> Result<()> {
-        let mut known: HashMap<String, Option<String>> = HashMap::new();
-        for record in records.iter_mut() {
-            let Some(id) = record
-                .person
-                .manager
-                .as_ref()
-                .and_then(|m| m.id.as_ref())
-                .map(|id| id.as_str().to_owned())
-            else {
-                continue;
-            };
-            if !known.contains_key(&id) {
-                let found = match self.get_user(&id).await {
-                    // An id that cannot be a path segment, or that JumpCloud refuses, names
-                    // nobody.
-                    Err(e) if e.kind() == ErrorKind::InvalidInput => None,
-                    other => other?,
-                };
-                let email = found
-                    .map(|m| m.record().person.email)
-                    .filter(|e| !e.is_empty());
-                known.insert(id.clone(), email);
-            }
-            record.person.manager = known[&id].clone().map(|email| Manager {
-                id: Some(PersonId::new(id.as_str())),
-                email,
-            });
-        }
-        Ok(())
+    /// The email of the user `id`, `None` when JumpCloud no longer finds them.
+    async fn email_of(&self, id: String) -> Result<Option<String>> {
+        Ok(self.get_user(&id).await?.map(|m| m.record().person.email))
     }
 
     /// One page of the scan: what changed on it, and whether the listing is complete.
@@ -345,7 +313,7 @@ impl SourceOfTruth for JumpCloudSource {
                     changes.extend(scan.settle(&id, read));
                 }
             }
-            self.managers(&mut changes).await?;
+            manager::fill(&mut changes, |id| self.email_of(id)).await?;
             Ok(ChangeBatch {
                 changes,
                 next: scan.save(),

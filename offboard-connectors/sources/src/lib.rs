@@ -28,8 +28,11 @@
 #![forbid(unsafe_code)]
 
 pub mod jumpcloud;
+mod manager;
 pub mod onelogin;
+pub mod sailpoint;
 pub mod scan;
 
 pub use jumpcloud::{JumpCloudConfig, JumpCloudSource};
 pub use onelogin::{OneLoginConfig, OneLoginSource};
+pub use sailpoint::{SailPointConfig, SailPointSource};

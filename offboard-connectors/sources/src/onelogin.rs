@@ -48,7 +48,6 @@
 //! OneLogin records no termination date ([`PersonRecord::termination_at`] is always `None`).
 //! `state` (approval) is not read. An idle poll costs two requests.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -61,6 +60,7 @@ use offboard_http::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::manager;
 use crate::scan::Scan;
 
 const USERS: [&str; 3] = ["api", "2", "users"];
@@ -387,37 +387,12 @@ impl OneLoginSource {
         }
     }
 
-    /// Fills in the email of each record's manager (read once per manager per call); a
-    /// manager OneLogin no longer finds, or whose id is not one, is left out.
-    async fn managers(&self, records: &mut [PersonRecord]) -> Result<()> {
-        let mut known: HashMap<String, Option<String>> = HashMap::new();
-        for record in records.iter_mut() {
-            let Some(id) = record
-                .person
-                .manager
-                .as_ref()
-                .and_then(|m| m.id.as_ref())
-                .map(|id| id.as_str().to_owned())
-            else {
-                continue;
-            };
-            if !known.contains_key(&id) {
-                let found = match self.get_user(&id).await {
-                    Err(e) if e.kind() == ErrorKind::InvalidInput => None,
-                    other => other?,
-                };
-                let email = match found {
-                    Some(m) => Some(m.record()?.person.email).filter(|e| !e.is_empty()),
-                    None => None,
-                };
-                known.insert(id.clone(), email);
-            }
-            record.person.manager = known[&id].clone().map(|email| Manager {
-                id: Some(PersonId::new(id.as_str())),
-                email,
-            });
+    /// The email of the user `id`, `None` when OneLogin no longer finds them.
+    async fn email_of(&self, id: String) -> Result<Option<String>> {
+        match self.get_user(&id).await? {
+            Some(m) => Ok(Some(m.record()?.person.email)),
+            None => Ok(None),
         }
-        Ok(())
     }
 
     /// Reads one page of the listing `at`: what changed, and where it continues.
@@ -519,7 +494,7 @@ impl SourceOfTruth for OneLoginSource {
                 changes.extend(ended);
                 more = again;
             }
-            self.managers(&mut changes).await?;
+            manager::fill(&mut changes, |id| self.email_of(id)).await?;
             Ok(ChangeBatch {
                 changes,
                 next: Cursor::encode(&state),

@@ -5,3 +5,4 @@
 
 pub(crate) mod jumpcloud;
 pub(crate) mod onelogin;
+pub(crate) mod sailpoint;

@@ -17,6 +17,7 @@
 //! | [`graph`] | Microsoft Graph and the Microsoft identity platform's token endpoint |
 //! | [`jira`] | Jira Cloud REST API v3 and its webhooks |
 //! | [`jumpcloud`] | JumpCloud V1 API: system users (a source of truth) |
+//! | [`sailpoint`] | SailPoint Identity Security Cloud: OAuth token and v2025 identities (a source of truth) |
 //! | [`scim`] | a SCIM 2.0 service provider (RFC 7643/7644) |
 //!
 //! [`specs`] reads the vendors' official API descriptions the routes are checked against.
@@ -28,5 +29,6 @@ pub mod jumpcloud;
 pub mod layer;
 pub mod okta;
 pub mod onelogin;
+pub mod sailpoint;
 pub mod scim;
 pub mod specs;
