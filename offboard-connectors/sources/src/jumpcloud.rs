@@ -50,7 +50,7 @@ use offboard_http::{HeaderName, HttpClient, HttpRequest, StaticToken};
 use serde::Deserialize;
 
 use crate::manager;
-use crate::scan::Scan;
+use crate::offset::{self, OffsetList};
 
 const USERS: [&str; 2] = ["api", "systemusers"];
 /// The fields a page asks for (`fields`): what [`SystemUser`] reads.
@@ -263,23 +263,19 @@ impl JumpCloudSource {
             Err(e) => Err(e),
         }
     }
+}
 
-    /// The email of the user `id`, `None` when JumpCloud no longer finds them.
-    async fn email_of(&self, id: String) -> Result<Option<String>> {
-        Ok(self.get_user(&id).await?.map(|m| m.record().person.email))
+#[async_trait]
+impl OffsetList for JumpCloudSource {
+    fn source(&self) -> &str {
+        &self.name
     }
 
-    /// One page of the scan: what changed on it, and whether the listing is complete.
-    async fn page(&self, scan: &mut Scan) -> Result<(Vec<PersonRecord>, bool)> {
-        let skip: u64 = match scan.next_page() {
-            None => 0,
-            Some(at) => at.parse().map_err(|_| {
-                Error::invalid_input(format!(
-                    "{}: the cursor is not ours: skip {at:?}",
-                    self.name
-                ))
-            })?,
-        };
+    fn page_size(&self) -> u32 {
+        self.page_size
+    }
+
+    async fn list(&self, skip: u64) -> Result<(Vec<PersonRecord>, Option<u64>)> {
         let request = self
             .request(USERS.map(str::to_owned).to_vec())
             .query("limit", self.page_size.to_string())
@@ -287,12 +283,12 @@ impl JumpCloudSource {
             .query("sort", "_id")
             .query("fields", FIELDS);
         let page: UsersPage = self.http.send(request).await?.json()?;
-        let listed = page.results.len() as u64;
-        let changed = scan.listed(page.results.iter().map(SystemUser::record).collect());
-        let next = skip + listed;
-        let complete = listed < u64::from(self.page_size) || next >= page.total_count;
-        scan.continue_at(next.to_string());
-        Ok((changed, complete))
+        let records = page.results.iter().map(SystemUser::record).collect();
+        Ok((records, Some(page.total_count)))
+    }
+
+    async fn read(&self, id: &str) -> Result<Option<PersonRecord>> {
+        Ok(self.get_user(id).await?.map(|u| u.record()))
     }
 }
 
@@ -304,23 +300,9 @@ impl SourceOfTruth for JumpCloudSource {
 
     async fn changes(&self, cursor: Option<&Cursor>) -> Result<ChangeBatch> {
         let op = format!("{}.changes", self.name);
-        let read = async {
-            let mut scan = Scan::load(cursor, &self.name)?;
-            let (mut changes, complete) = self.page(&mut scan).await?;
-            if complete {
-                for id in scan.missing() {
-                    let read = self.get_user(&id).await?.map(|u| u.record());
-                    changes.extend(scan.settle(&id, read));
-                }
-            }
-            manager::fill(&mut changes, |id| self.email_of(id)).await?;
-            Ok(ChangeBatch {
-                changes,
-                next: scan.save(),
-                more: !complete,
-            })
-        };
-        read.await.map_err(|e: Error| e.with_operation(op))
+        offset::changes(self, cursor)
+            .await
+            .map_err(|e| e.with_operation(op))
     }
 }
 

@@ -29,6 +29,7 @@
 
 pub mod jumpcloud;
 mod manager;
+mod offset;
 pub mod onelogin;
 pub mod sailpoint;
 pub mod scan;

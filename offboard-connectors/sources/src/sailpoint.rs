@@ -52,7 +52,7 @@ use offboard_http::{ClientAuthMethod, ClientSecretCredentials, HttpClient, HttpR
 use serde::Deserialize;
 
 use crate::manager;
-use crate::scan::Scan;
+use crate::offset::{self, OffsetList};
 
 const IDENTITIES: [&str; 2] = ["v2025", "identities"];
 /// SailPoint's largest page.
@@ -291,45 +291,36 @@ impl SailPointSource {
             Err(e) => Err(e),
         }
     }
+}
 
-    /// The email of the identity `id`, `None` when SailPoint no longer finds them.
-    async fn email_of(&self, id: String) -> Result<Option<String>> {
-        Ok(self
-            .get_identity(&id)
-            .await?
-            .map(|m| self.record(&m).person.email))
+#[async_trait]
+impl OffsetList for SailPointSource {
+    fn source(&self) -> &str {
+        &self.name
     }
 
-    /// One page of the scan: what changed on it, and whether the listing is complete.
-    async fn page(&self, scan: &mut Scan) -> Result<(Vec<PersonRecord>, bool)> {
-        let offset: u64 = match scan.next_page() {
-            None => 0,
-            Some(at) => at.parse().map_err(|_| {
-                Error::invalid_input(format!(
-                    "{}: the cursor is not ours: offset {at:?}",
-                    self.name
-                ))
-            })?,
-        };
+    fn page_size(&self) -> u32 {
+        self.page_size
+    }
+
+    async fn list(&self, offset: u64) -> Result<(Vec<PersonRecord>, Option<u64>)> {
         let request = HttpRequest::get(IDENTITIES)
             .query("limit", self.page_size.to_string())
             .query("offset", offset.to_string())
             .query("count", "true")
             .bucket("identities");
         let response = self.http.send(request).await?;
-        let total: Option<u64> = response
+        let total = response
             .headers()
             .get("x-total-count")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse().ok());
         let identities: Vec<Identity> = response.json()?;
-        let listed = identities.len() as u64;
-        let changed = scan.listed(identities.iter().map(|i| self.record(i)).collect());
-        let next = offset + listed;
-        let complete =
-            listed < u64::from(self.page_size) || total.is_some_and(|total| next >= total);
-        scan.continue_at(next.to_string());
-        Ok((changed, complete))
+        Ok((identities.iter().map(|i| self.record(i)).collect(), total))
+    }
+
+    async fn read(&self, id: &str) -> Result<Option<PersonRecord>> {
+        Ok(self.get_identity(id).await?.map(|i| self.record(&i)))
     }
 }
 
@@ -341,23 +332,9 @@ impl SourceOfTruth for SailPointSource {
 
     async fn changes(&self, cursor: Option<&Cursor>) -> Result<ChangeBatch> {
         let op = format!("{}.changes", self.name);
-        let read = async {
-            let mut scan = Scan::load(cursor, &self.name)?;
-            let (mut changes, complete) = self.page(&mut scan).await?;
-            if complete {
-                for id in scan.missing() {
-                    let read = self.get_identity(&id).await?.map(|i| self.record(&i));
-                    changes.extend(scan.settle(&id, read));
-                }
-            }
-            manager::fill(&mut changes, |id| self.email_of(id)).await?;
-            Ok(ChangeBatch {
-                changes,
-                next: scan.save(),
-                more: !complete,
-            })
-        };
-        read.await.map_err(|e: Error| e.with_operation(op))
+        offset::changes(self, cursor)
+            .await
+            .map_err(|e| e.with_operation(op))
     }
 }
 

@@ -32,3 +32,4 @@ pub mod onelogin;
 pub mod sailpoint;
 pub mod scim;
 pub mod specs;
+mod tokens;

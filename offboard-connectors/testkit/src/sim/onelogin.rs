@@ -49,6 +49,7 @@ use wiremock::{MockServer, Request, ResponseTemplate};
 
 use super::layer::{self, Answer, Handler, Layer, Window};
 pub use super::layer::{Faults, RecordedRequest};
+use super::tokens::Tokens;
 
 /// A user to create with [`OneLoginTenant::add_user`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,9 +163,7 @@ struct State {
     users: BTreeMap<u64, User>,
     next_id: u64,
     last_stamp: DateTime<Utc>,
-    tokens: HashMap<String, Instant>,
-    token_lifetime: u64,
-    token_requests: usize,
+    tokens: Tokens,
     /// Cursor → (the filters it was made for, the last id it listed, the page it ends).
     cursors: HashMap<String, (Filters, u64, usize)>,
     layer: Layer<()>,
@@ -272,9 +271,7 @@ impl OneLoginTenant {
                 users: BTreeMap::new(),
                 next_id: 100_000,
                 last_stamp: DateTime::<Utc>::UNIX_EPOCH,
-                tokens: HashMap::new(),
-                token_lifetime: 36_000,
-                token_requests: 0,
+                tokens: Tokens::new(36_000),
                 cursors: HashMap::new(),
                 layer: Layer::default(),
                 per_hour: None,
@@ -351,17 +348,17 @@ impl OneLoginTenant {
 
     /// How long new access tokens live, in seconds (OneLogin: 36,000).
     pub fn set_token_lifetime(&self, secs: u64) {
-        self.shared.state().token_lifetime = secs;
+        self.shared.state().tokens.lifetime = secs;
     }
 
     /// Revokes every access token given so far.
     pub fn revoke_tokens(&self) {
-        self.shared.state().tokens.clear();
+        self.shared.state().tokens.revoke_all();
     }
 
     /// How many tokens the token endpoint gave.
     pub fn token_requests(&self) -> usize {
-        self.shared.state().token_requests
+        self.shared.state().tokens.count
     }
 
     /// The next `n` requests fail with `status` (500: OneLogin's server error).
@@ -439,13 +436,7 @@ fn token(shared: &Shared, s: &mut State, request: &Request) -> Answer {
             ),
         );
     }
-    s.token_requests += 1;
-    let access = uuid::Uuid::new_v4().simple().to_string();
-    let lifetime = s.token_lifetime;
-    s.tokens.insert(
-        access.clone(),
-        Instant::now() + Duration::from_secs(lifetime),
-    );
+    let (access, lifetime) = s.tokens.issue();
     Answer::new(
         200,
         Some(json!({
@@ -460,14 +451,7 @@ fn token(shared: &Shared, s: &mut State, request: &Request) -> Answer {
 }
 
 fn api(s: &mut State, request: &Request, method: &str, rest: &[&str]) -> Answer {
-    let auth = layer::authorization(request);
-    let token = auth
-        .split_once(' ')
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t);
-    let valid = token
-        .and_then(|t| s.tokens.get(t))
-        .is_some_and(|until| *until > Instant::now());
+    let valid = s.tokens.accept(request);
     if !valid {
         return api_error(401, "UnauthorizedError", "Unauthorized");
     }

@@ -44,6 +44,7 @@ use wiremock::{MockServer, Request, ResponseTemplate};
 
 use super::layer::{self, Answer, Handler, Layer, Window};
 pub use super::layer::{Faults, RecordedRequest};
+use super::tokens::Tokens;
 
 /// An identity to create with [`SailPointTenant::add_identity`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,9 +162,7 @@ impl Identity {
 struct State {
     identities: BTreeMap<String, Identity>,
     next: u64,
-    tokens: HashMap<String, Instant>,
-    token_lifetime: u64,
-    token_requests: usize,
+    tokens: Tokens,
     layer: Layer<()>,
     per_window: Option<u32>,
     window: Window,
@@ -250,9 +249,7 @@ impl SailPointTenant {
             state: Mutex::new(State {
                 identities: BTreeMap::new(),
                 next: 0,
-                tokens: HashMap::new(),
-                token_lifetime: 749,
-                token_requests: 0,
+                tokens: Tokens::new(749),
                 layer: Layer::default(),
                 per_window: None,
                 window: Window::default(),
@@ -337,17 +334,17 @@ impl SailPointTenant {
 
     /// How long new access tokens live, in seconds (SailPoint: 749).
     pub fn set_token_lifetime(&self, secs: u64) {
-        self.shared.state().token_lifetime = secs;
+        self.shared.state().tokens.lifetime = secs;
     }
 
     /// Revokes every access token given so far.
     pub fn revoke_tokens(&self) {
-        self.shared.state().tokens.clear();
+        self.shared.state().tokens.revoke_all();
     }
 
     /// How many tokens the token endpoint gave.
     pub fn token_requests(&self) -> usize {
-        self.shared.state().token_requests
+        self.shared.state().tokens.count
     }
 
     /// The next `n` API requests fail with `status` (500: SailPoint's server error).
@@ -419,13 +416,7 @@ fn token(shared: &Shared, s: &mut State, request: &Request) -> Answer {
             Some(json!({"error": "unauthorized", "error_description": "Bad credentials"})),
         );
     }
-    s.token_requests += 1;
-    let access = uuid::Uuid::new_v4().simple().to_string();
-    let lifetime = s.token_lifetime;
-    s.tokens.insert(
-        access.clone(),
-        Instant::now() + Duration::from_secs(lifetime),
-    );
+    let (access, lifetime) = s.tokens.issue();
     Answer::new(
         200,
         Some(json!({
@@ -446,12 +437,7 @@ fn token(shared: &Shared, s: &mut State, request: &Request) -> Answer {
 }
 
 fn api(s: &mut State, request: &Request, method: &str, rest: &[&str]) -> Answer {
-    // The scheme is case-insensitive (RFC 7235); SailPoint's own `token_type` is `bearer`.
-    let valid = layer::authorization(request)
-        .split_once(' ')
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .and_then(|(_, t)| s.tokens.get(t))
-        .is_some_and(|until| *until > Instant::now());
+    let valid = s.tokens.accept(request);
     if !valid {
         return Answer::new(
             401,
