@@ -1,6 +1,7 @@
 //! The simulated OneLogin account as the source conformance suite drives it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
@@ -10,7 +11,11 @@ use offboard_sources::onelogin::{MAX_PAGE, OneLoginConfig, OneLoginSource};
 use offboard_testkit::sim::onelogin::{NewOneLoginUser, OneLoginTenant};
 use offboard_testkit::suite::source::{Hire, SourceTenant};
 
-/// A OneLogin account on loopback; terminating a person suspends them (status 2).
+/// A OneLogin account on loopback; terminating a person suspends them (status 2). The people
+/// the suite hires are employees of a day (their `updated_at` a day old), as in an account
+/// read for the first time: the overlap of an incremental read then holds only what changed
+/// since, not everyone (a hire stamped now would make every read list the whole account until
+/// a minute has passed).
 #[derive(Debug)]
 pub(crate) struct OneLogin(pub(crate) OneLoginTenant);
 
@@ -53,6 +58,7 @@ impl SourceTenant for OneLogin {
         user.lastname = hire.last_name.clone();
         user.external_id = Some(hire.employee_id.clone());
         user.manager_user_id = hire.manager.as_deref().map(id);
+        user.age = Duration::from_secs(86_400);
         self.0.add_user(user).to_string()
     }
 

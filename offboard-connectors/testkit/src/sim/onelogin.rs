@@ -70,6 +70,9 @@ pub struct NewOneLoginUser {
     pub manager_user_id: Option<u64>,
     /// `status`: one of [`OneLoginTenant::STATUSES`].
     pub status: u8,
+    /// How long ago the user was created and last updated (zero: now). A user who existed
+    /// before a test's first read is not one changed in its last minute.
+    pub age: Duration,
 }
 
 impl NewOneLoginUser {
@@ -84,6 +87,7 @@ impl NewOneLoginUser {
             external_id: None,
             manager_user_id: None,
             status: 1,
+            age: Duration::ZERO,
         }
     }
 }
@@ -307,7 +311,10 @@ impl OneLoginTenant {
         let mut s = self.shared.state();
         s.next_id += 1;
         let id = s.next_id;
-        let now = s.tick();
+        let now = match chrono::Duration::from_std(user.age) {
+            Ok(age) if !age.is_zero() => s.tick() - age,
+            _ => s.tick(),
+        };
         s.users.insert(
             id,
             User {
