@@ -1,6 +1,7 @@
 //! The simulated OneLogin account as the source conformance suite drives it.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -12,12 +13,12 @@ use offboard_testkit::sim::onelogin::{NewOneLoginUser, OneLoginTenant};
 use offboard_testkit::suite::source::{Hire, SourceTenant};
 
 /// A OneLogin account on loopback; terminating a person suspends them (status 2). The people
-/// the suite hires are employees of a day (their `updated_at` a day old), as in an account
-/// read for the first time: the overlap of an incremental read then holds only what changed
-/// since, not everyone (a hire stamped now would make every read list the whole account until
-/// a minute has passed).
+/// the suite hires were last updated over the past weeks, a minute apart (the first 40 days
+/// ago), as in an account read for the first time: an incremental read's overlap (60 s
+/// before the latest `updated_at` seen) then holds what changed since, not everyone (with
+/// everyone stamped in the same minute, every read would list the whole account).
 #[derive(Debug)]
-pub(crate) struct OneLogin(pub(crate) OneLoginTenant);
+pub(crate) struct OneLogin(pub(crate) OneLoginTenant, AtomicU64);
 
 /// The OneLogin id the suite knows a person by.
 fn id(id: &str) -> u64 {
@@ -40,7 +41,7 @@ impl OneLogin {
 #[async_trait]
 impl SourceTenant for OneLogin {
     async fn start() -> Self {
-        Self(OneLoginTenant::start().await)
+        Self(OneLoginTenant::start().await, AtomicU64::new(0))
     }
 
     fn source(&self, page_size: u32) -> Arc<dyn SourceOfTruth> {
@@ -58,7 +59,8 @@ impl SourceTenant for OneLogin {
         user.lastname = hire.last_name.clone();
         user.external_id = Some(hire.employee_id.clone());
         user.manager_user_id = hire.manager.as_deref().map(id);
-        user.age = Duration::from_secs(86_400);
+        let n = self.1.fetch_add(1, Ordering::Relaxed);
+        user.age = Duration::from_secs((40 * 86_400u64).saturating_sub(n * 61).max(1));
         self.0.add_user(user).to_string()
     }
 
