@@ -595,13 +595,14 @@ impl HttpClient {
                 ));
             };
             value.set_sensitive(true);
+            let credential = self.tokens.header();
             let mut builder = self
                 .http
                 .request(method.clone(), url)
-                .header(AUTHORIZATION, value)
+                .header(credential.clone(), value)
                 .header(reqwest::header::ACCEPT, "application/json");
             for (name, v) in &request.headers {
-                if name == AUTHORIZATION {
+                if name == AUTHORIZATION || *name == credential {
                     continue;
                 }
                 builder = builder.header(name.clone(), v.as_str());

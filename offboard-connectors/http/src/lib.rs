@@ -76,6 +76,8 @@ pub use feed::HttpFeedLoader;
 pub use graph::{GraphClient, GraphClientBuilder, GraphRequest};
 pub use limiter::{AdaptiveLimiter, LimiterConfig, RateLimitHeaders};
 pub use pacer::Pacer;
+/// Header names, for [`HttpRequest::header`] and [`StaticToken::api_key_header`].
+pub use reqwest::header::HeaderName;
 pub use transport::{ClientIdentity, require_https};
 pub use webhook::{WebhookNotifier, WebhookNotifierBuilder};
 

@@ -44,9 +44,12 @@ async fn detect<T: SourceTenant>(name: &str, page: u32) {
 async fn main() {
     // One line per source: detect::<support::vendor::VendorTenant>("vendor", page).await;
     detect::<support::adp::Adp>("adp", 100).await;
-    detect::<support::namely::Namely>("namely", 50).await;
-    detect::<support::workday::Workday>("workday", 1).await;
     detect::<support::bamboohr::Bamboo>("bamboohr", 1000).await;
     detect::<support::hibob::Bob>("hibob", 1).await;
+    detect::<support::jumpcloud::JumpCloud>("jumpcloud", 100).await;
+    detect::<support::namely::Namely>("namely", 50).await;
+    detect::<support::onelogin::OneLogin>("onelogin", 100).await;
     detect::<support::personio::Personio>("personio", 200).await;
+    detect::<support::sailpoint::SailPoint>("sailpoint", 250).await;
+    detect::<support::workday::Workday>("workday", 1).await;
 }

@@ -28,19 +28,26 @@
 #![forbid(unsafe_code)]
 
 pub mod adp;
+pub mod bamboohr;
+mod config;
 mod full_scan;
+pub mod hibob;
+pub mod jumpcloud;
+mod manager;
 pub mod namely;
+mod offset;
+pub mod onelogin;
+pub mod personio;
+pub mod sailpoint;
 pub mod scan;
 pub mod workday;
 
 pub use adp::{AdpConfig, AdpSource};
-pub use namely::{NamelyConfig, NamelySource};
-pub use workday::{WorkdayColumns, WorkdayConfig, WorkdaySource};
-pub mod bamboohr;
-mod config;
-pub mod hibob;
-pub mod personio;
-
 pub use bamboohr::{BambooHrConfig, BambooHrSource};
 pub use hibob::{HibobConfig, HibobSource};
+pub use jumpcloud::{JumpCloudConfig, JumpCloudSource};
+pub use namely::{NamelyConfig, NamelySource};
+pub use onelogin::{OneLoginConfig, OneLoginSource};
 pub use personio::{PersonioConfig, PersonioSource};
+pub use sailpoint::{SailPointConfig, SailPointSource};
+pub use workday::{WorkdayColumns, WorkdayConfig, WorkdaySource};

@@ -20,7 +20,10 @@ use serde::{Deserialize, Serialize};
 ///   what was read: `None` (the vendor no longer finds them) reports them
 ///   [`PersonRecord::gone`].
 /// - `since` is free for incremental sources: the time their next read starts from.
+/// - A cursor holding anything else (another source's state, a member this one does not
+///   know) is refused by [`Scan::load`]: it is not ours.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Scan {
     /// Per person id, what was last reported.
     #[serde(default)]
@@ -34,6 +37,7 @@ pub struct Scan {
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Listing {
     next: String,
     present: BTreeSet<String>,
@@ -145,6 +149,13 @@ impl Scan {
         }
     }
 
+    /// How many people the scan remembers: everyone listed by the last complete listing,
+    /// and everyone observed since (an incremental source compares it with the vendor's
+    /// count of people to notice a deletion).
+    pub fn known(&self) -> usize {
+        self.known.len()
+    }
+
     /// Whether `id` was last reported current.
     pub fn is_current(&self, id: &str) -> bool {
         self.known.is_current(id)
@@ -215,9 +226,14 @@ mod tests {
             s.observed(record("1", "a2@example.com", Lifecycle::Past))
                 .is_none()
         );
-        assert!(matches!(
-            Scan::load(Some(&Cursor("not json".into())), "t"),
-            Err(e) if e.kind() == offboard_core::ErrorKind::InvalidInput
-        ));
+        for foreign in ["not json", r#"{"seen":{},"current":[]}"#, "[1,2]"] {
+            assert!(
+                matches!(
+                    Scan::load(Some(&Cursor(foreign.into())), "t"),
+                    Err(e) if e.kind() == offboard_core::ErrorKind::InvalidInput
+                ),
+                "{foreign}"
+            );
+        }
     }
 }

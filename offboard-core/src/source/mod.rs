@@ -105,6 +105,16 @@ impl Fingerprints {
         self.0.get(id).is_some_and(|f| f.starts_with("current "))
     }
 
+    /// How many people are remembered (reported and not since forgotten).
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether nobody is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Forgets `id` (deleted).
     pub fn forget(&mut self, id: &str) {
         self.0.remove(id);

@@ -17,6 +17,7 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use offboard_core::{Error, Result, Secret};
+use reqwest::header::{AUTHORIZATION, HeaderName};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
@@ -40,12 +41,20 @@ pub trait TokenProvider: Send + Sync + fmt::Debug {
 
     /// Drops any cached token (after the vendor answered 401). Default: nothing cached.
     fn invalidate(&self) {}
+
+    /// The header the value goes in. Default: `Authorization`; an API key some vendors
+    /// take in a header of their own (JumpCloud's `x-api-key`) names it here.
+    fn header(&self) -> HeaderName {
+        AUTHORIZATION
+    }
 }
 
-/// A fixed header value: Okta API token, bearer token, or Jira basic auth.
+/// A fixed header value: Okta API token, bearer token, Jira basic auth, or an API key in a
+/// header of the vendor's own ([`StaticToken::api_key_header`]).
 #[derive(Clone, Debug)]
 pub struct StaticToken {
     value: Secret,
+    header: HeaderName,
 }
 
 impl StaticToken {
@@ -53,6 +62,7 @@ impl StaticToken {
     pub fn okta_ssws(token: Secret) -> Self {
         Self {
             value: Secret::new(format!("SSWS {}", token.expose())),
+            header: AUTHORIZATION,
         }
     }
 
@@ -60,6 +70,7 @@ impl StaticToken {
     pub fn bearer(token: Secret) -> Self {
         Self {
             value: Secret::new(format!("Bearer {}", token.expose())),
+            header: AUTHORIZATION,
         }
     }
 
@@ -71,6 +82,20 @@ impl StaticToken {
                 "Basic {}",
                 base64::engine::general_purpose::STANDARD.encode(raw)
             )),
+            header: AUTHORIZATION,
+        }
+    }
+
+    /// An API key sent as it is in the vendor's own header (JumpCloud: `x-api-key`), in
+    /// place of `Authorization`; the header is marked sensitive like `Authorization`.
+    ///
+    /// # Panics
+    /// When `header` is not a valid lowercase header name (a programming error: it is a
+    /// constant of the vendor's API).
+    pub fn api_key_header(header: &'static str, key: Secret) -> Self {
+        Self {
+            value: key,
+            header: HeaderName::from_static(header),
         }
     }
 }
@@ -79,6 +104,10 @@ impl StaticToken {
 impl TokenProvider for StaticToken {
     async fn authorization(&self) -> Result<Secret> {
         Ok(self.value.clone())
+    }
+
+    fn header(&self) -> HeaderName {
+        self.header.clone()
     }
 }
 

@@ -12,14 +12,17 @@
 //! | module | vendor |
 //! |---|---|
 //! | [`adp`] | ADP Workforce Now Worker API v2 and ADP's OAuth token endpoint |
-//! | [`namely`] | Namely API v1 profiles |
 //! | [`bamboohr`] | BambooHR public API (changed employees, employee read) |
-//! | [`hibob`] | HiBob (Bob) API employee search |
-//! | [`okta`] | Okta Management API |
 //! | [`google`] | Google Workspace Admin SDK (Directory, Data Transfer, Licensing) |
 //! | [`graph`] | Microsoft Graph and the Microsoft identity platform's token endpoint |
+//! | [`hibob`] | HiBob (Bob) API employee search |
 //! | [`jira`] | Jira Cloud REST API v3 and its webhooks |
+//! | [`jumpcloud`] | JumpCloud V1 API: system users (a source of truth) |
+//! | [`namely`] | Namely API v1 profiles |
+//! | [`okta`] | Okta Management API |
+//! | [`onelogin`] | OneLogin OAuth 2.0 tokens and users API v2 (a source of truth) |
 //! | [`personio`] | Personio authentication and Personnel Data API v1 (employees) |
+//! | [`sailpoint`] | SailPoint Identity Security Cloud: OAuth token and v2025 identities (a source of truth) |
 //! | [`scim`] | a SCIM 2.0 service provider (RFC 7643/7644) |
 //! | [`workday`] | Workday Reports as a Service (a custom report in JSON) and its OAuth token endpoint |
 //!
@@ -32,11 +35,15 @@ pub mod google;
 pub mod graph;
 pub mod hibob;
 pub mod jira;
+pub mod jumpcloud;
 pub mod layer;
 pub mod namely;
 pub mod okta;
+pub mod onelogin;
 pub mod personio;
+pub mod sailpoint;
 pub mod scim;
 pub mod specs;
+mod tokens;
 mod traffic;
 pub mod workday;
