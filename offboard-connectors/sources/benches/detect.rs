@@ -6,9 +6,6 @@
 //! poll that reports it. Printed: the poll's time and requests, and the time to detect with a
 //! 1 s poll interval at worst (interval + poll). Goal: ≤ 2 s for incremental sources.
 
-// Until the first source is listed in `main` (the lead removes this when merging).
-#![allow(dead_code)]
-
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -46,4 +43,5 @@ async fn detect<T: SourceTenant>(name: &str, page: u32) {
 #[tokio::main]
 async fn main() {
     // One line per source: detect::<support::vendor::VendorTenant>("vendor", page).await;
+    detect::<support::paylocity::PaylocityCompany>("paylocity", 5000).await;
 }

@@ -27,4 +27,7 @@
 //! a change.
 #![forbid(unsafe_code)]
 
+pub mod paylocity;
 pub mod scan;
+
+pub use paylocity::{PaylocityConfig, PaylocitySource};

@@ -2,3 +2,5 @@
 //! ([`offboard_testkit::suite::source::SourceTenant`]): shared by the conformance tests and
 //! the detection benchmark (`benches/detect.rs`), one module per vendor.
 #![allow(dead_code)]
+
+pub(crate) mod paylocity;

@@ -12,6 +12,7 @@
 //! | module | vendor |
 //! |---|---|
 //! | [`okta`] | Okta Management API |
+//! | [`paylocity`] | Paylocity Web Services API v2 (employees) and its token endpoint |
 //! | [`google`] | Google Workspace Admin SDK (Directory, Data Transfer, Licensing) |
 //! | [`graph`] | Microsoft Graph and the Microsoft identity platform's token endpoint |
 //! | [`jira`] | Jira Cloud REST API v3 and its webhooks |
@@ -24,5 +25,6 @@ pub mod graph;
 pub mod jira;
 pub mod layer;
 pub mod okta;
+pub mod paylocity;
 pub mod scim;
 pub mod specs;
