@@ -44,4 +44,5 @@ async fn detect<T: SourceTenant>(name: &str, page: u32) {
 async fn main() {
     // One line per source: detect::<support::vendor::VendorTenant>("vendor", page).await;
     detect::<support::paylocity::PaylocityCompany>("paylocity", 5000).await;
+    detect::<support::successfactors::SuccessFactorsCompany>("successfactors", 1000).await;
 }

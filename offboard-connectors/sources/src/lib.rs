@@ -29,5 +29,7 @@
 
 pub mod paylocity;
 pub mod scan;
+pub mod successfactors;
 
 pub use paylocity::{PaylocityConfig, PaylocitySource};
+pub use successfactors::{SuccessFactorsConfig, SuccessFactorsSource};

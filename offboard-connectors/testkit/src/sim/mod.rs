@@ -17,6 +17,7 @@
 //! | [`graph`] | Microsoft Graph and the Microsoft identity platform's token endpoint |
 //! | [`jira`] | Jira Cloud REST API v3 and its webhooks |
 //! | [`scim`] | a SCIM 2.0 service provider (RFC 7643/7644) |
+//! | [`successfactors`] | SAP SuccessFactors OData v2 `User` (PLT User Management) |
 //!
 //! [`specs`] reads the vendors' official API descriptions the routes are checked against.
 
@@ -28,3 +29,4 @@ pub mod okta;
 pub mod paylocity;
 pub mod scim;
 pub mod specs;
+pub mod successfactors;
