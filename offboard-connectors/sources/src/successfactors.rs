@@ -11,6 +11,11 @@
 //!   last reported current whom a full listing no longer finds (the key an OData string
 //!   literal, `'` doubled, in one percent-encoded path segment).
 //!
+//! - `GET {base}/odata/v2/EmpEmployment?$filter=userId eq '<userId>'&$select=userId,startDate,endDate&$format=json`
+//!   (Employee Central's Employment Information) for each person reported past: the
+//!   `endDate` of the latest employment is the termination date. Without Employee Central
+//!   (the entity set unknown: 404, or not permitted: 403) the record carries no date.
+//!
 //! # Authentication
 //! HTTP basic with `<username>@<companyId>` and the password (a `Secret`). SuccessFactors also
 //! offers OAuth 2.0 with a SAML bearer assertion (`POST /oauth/token`,
@@ -47,8 +52,9 @@
 //! expanded `manager` navigation (its `userId` and `email`).
 //!
 //! # Limitations
-//! `User` holds no termination date (Employee Central keeps it in `EmpEmployment.endDate`,
-//! another API this source does not read): records carry none. Reads only.
+//! The termination date is read once, when the person is reported past; a later correction
+//! of `endDate` alone does not move `User.lastModifiedDateTime` and is not reported. Reads
+//! only.
 
 use std::fmt;
 use std::sync::Arc;
@@ -264,6 +270,21 @@ struct SfUser {
 }
 
 #[derive(Debug, Deserialize)]
+struct Employments {
+    #[serde(default)]
+    results: Vec<Employment>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Employment {
+    #[serde(default)]
+    start_date: Option<String>,
+    #[serde(default)]
+    end_date: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct SfManager {
     #[serde(default)]
@@ -407,6 +428,29 @@ impl SuccessFactorsSource {
         }
     }
 
+    /// The `endDate` of `id`'s latest employment (by `startDate`); `None` without one or
+    /// without Employee Central.
+    async fn termination(&self, id: &str) -> Result<Option<DateTime<Utc>>> {
+        let request = HttpRequest::get(["odata", "v2", "EmpEmployment"])
+            .query("$filter", format!("userId eq {}", odata_string(id)?))
+            .query("$select", "userId,startDate,endDate")
+            .query("$format", "json")
+            .bucket("successfactors EmpEmployment");
+        let found: Employments = match self.http.send(request).await {
+            Ok(r) => r.json::<Envelope<Employments>>()?.d,
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::PermissionDenied) => {
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        let date = |s: &Option<String>| s.as_deref().and_then(odata_date);
+        Ok(found
+            .results
+            .iter()
+            .max_by_key(|e| date(&e.start_date))
+            .and_then(|e| date(&e.end_date)))
+    }
+
     fn full_due(&self, state: &State) -> bool {
         state.last_full.is_none_or(|t| {
             (Utc::now() - t).to_std().unwrap_or_default() >= self.config.full_scan_every
@@ -484,6 +528,14 @@ impl SourceOfTruth for SuccessFactorsSource {
                 .end_listing(&mut state, &mut changes)
                 .await
                 .map_err(|e| e.with_operation(op.clone()))?,
+        }
+        for record in &mut changes {
+            if record.lifecycle == Lifecycle::Past && !record.is_vanished() {
+                record.termination_at = self
+                    .termination(record.person.id.as_str())
+                    .await
+                    .map_err(|e| e.with_operation(op.clone()))?;
+            }
         }
         Ok(ChangeBatch {
             changes,

@@ -232,3 +232,33 @@ async fn successfactors_foreign_cursors_and_bad_config_are_refused() {
         assert!(e.to_string().contains(key), "{key}: {e}");
     }
 }
+
+#[tokio::test]
+async fn successfactors_reads_the_termination_date_from_the_employment() {
+    let c = company_of(2).await;
+    let odd = "o'neil";
+    c.0.add_user(NewUser::new(odd, "on@example.com", "O", "Neil"));
+    let source = c.build(100);
+    let (_, cursor) = read_all(&source, None, "first").await;
+    let on = chrono::NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
+    assert!(c.0.terminate(odd, on));
+    c.0.clear_requests();
+    let (records, cursor) = read_all(&source, Some(cursor), "terminated").await;
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].termination_at.map(|t| t.date_naive()), Some(on));
+    let read = &c.0.requests()[1];
+    assert_eq!(read.line(), "GET /odata/v2/EmpEmployment");
+    assert_eq!(read.query_param("$filter"), Some("userId eq 'o''neil'"));
+    assert_eq!(
+        read.query_param("$select"),
+        Some("userId,startDate,endDate")
+    );
+    // Rehired: a new employment without an end; reported current, no date.
+    assert!(c.0.rehire(odd));
+    let (records, _) = read_all(&source, Some(cursor), "rehired").await;
+    assert_eq!(records.len(), 1);
+    assert_eq!(
+        (records[0].lifecycle, records[0].termination_at),
+        (Lifecycle::Current, None)
+    );
+}

@@ -57,6 +57,25 @@ fn successfactors_serves_what_the_edmx_declares() {
     );
     let modified = declared(&edmx, "Property", "lastModifiedDateTime").unwrap();
     assert!(modified.contains("Type=\"Edm.DateTimeOffset\""));
+
+    let ec = offboard_testkit::sim::specs::read(
+        "successfactors/ECEmploymentInformation.offboarding.edmx",
+    );
+    assert!(ec.contains("EntityType=\"SFOData.EmpEmployment\" Name=\"EmpEmployment\""));
+    let start = ec.find("<EntityType Name=\"EmpEmployment\">").unwrap();
+    let body = &ec[start..];
+    for p in SuccessFactorsTenant::EMPLOYMENT_PROPERTIES {
+        assert!(
+            body.contains(&format!("Name=\"{p}\"")),
+            "{p} is an EmpEmployment property"
+        );
+    }
+    let user = &body[body.find("Name=\"userId\" Nullable").unwrap()..];
+    assert!(user[..user.find('>').unwrap()].contains("sap:filterable=\"true\""));
+    assert!(
+        body.contains("sap:label=\"Termination Date\""),
+        "endDate is the termination date"
+    );
 }
 
 async fn get(t: &SuccessFactorsTenant, path_and_query: &str, password: &str) -> (u16, Value) {
@@ -154,6 +173,23 @@ async fn successfactors_reads_pages_and_refusals() {
         let (status, body) = get(&t, bad, &pw).await;
         assert_eq!(status, 400, "{bad}: {body}");
         assert!(body["error"]["message"]["value"].is_string(), "{bad}");
+    }
+    assert!(t.terminate("u1", chrono::NaiveDate::from_ymd_opt(2026, 11, 30).unwrap()));
+    let (status, e) = get(
+        &t,
+        "/odata/v2/EmpEmployment?$filter=userId%20eq%20'u1'&$select=userId,endDate",
+        &pw,
+    )
+    .await;
+    assert_eq!(status, 200, "{e}");
+    assert_eq!(e["d"]["results"][0]["endDate"], "/Date(1795996800000)/");
+    assert!(e["d"]["results"][0].get("startDate").is_none());
+    for bad in [
+        "/odata/v2/EmpEmployment?$filter=status%20eq%20'f'",
+        "/odata/v2/EmpEmployment?$expand=manager",
+        "/odata/v2/EmpEmployment?$select=email",
+    ] {
+        assert_eq!(get(&t, bad, &pw).await.0, 400, "{bad}");
     }
     t.fail_next(1, 429);
     let r = reqwest::Client::new()

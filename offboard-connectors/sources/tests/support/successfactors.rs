@@ -63,12 +63,12 @@ impl SourceTenant for SuccessFactorsCompany {
         id
     }
 
-    fn terminate(&self, id: &str, _on: NaiveDate) {
-        assert!(self.0.set_status(id, "f"), "{id} exists");
+    fn terminate(&self, id: &str, on: NaiveDate) {
+        assert!(self.0.terminate(id, on), "{id} exists");
     }
 
     fn reinstate(&self, id: &str) {
-        assert!(self.0.set_status(id, "t"), "{id} exists");
+        assert!(self.0.rehire(id), "{id} exists");
     }
 
     /// `User` is not deletable through the API (`sap:deletable="false"`); a purge is found by
@@ -83,9 +83,5 @@ impl SourceTenant for SuccessFactorsCompany {
 
     fn served(&self) -> usize {
         self.0.served()
-    }
-
-    fn reports_termination_date(&self) -> bool {
-        false
     }
 }

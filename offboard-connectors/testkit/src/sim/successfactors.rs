@@ -20,6 +20,11 @@
 //!   An unknown option, property or skiptoken is a 400.
 //! - `GET /odata/v2/User('<userId>')` (`''` for a quote): the user whatever their status,
 //!   `$select`/`$expand`/`$format` as above; 404 when there is no such user.
+//! - `GET /odata/v2/EmpEmployment` (Employee Central's employment records, from the
+//!   Employment Information EDMX): `$filter=userId eq '<id>'`, `$select` (`personIdExternal`,
+//!   `userId`, `startDate`, `endDate`), `$top`, `$format=json`; a user's employments oldest
+//!   first, `endDate` set by a termination ([`SuccessFactorsTenant::terminate`]), a rehire
+//!   adding one.
 //! - Answers in OData v2 JSON: `{"d": {"results": [...], "__next": ...}}` and `{"d": {...}}`,
 //!   each entity with `__metadata`; `lastModifiedDateTime` as `/Date(<ms>+0000)/`, moved to
 //!   now by every change of the user. Errors as `{"error": {"code", "message": {"lang",
@@ -47,6 +52,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use chrono::NaiveDate;
 use serde_json::{Map, Value, json};
 use wiremock::{MockServer, Request, ResponseTemplate};
 
@@ -103,9 +109,18 @@ struct User {
     modified: i64,
 }
 
+/// One `EmpEmployment` of a user: hired `start`, terminated `end`.
+#[derive(Debug, Clone)]
+struct Employment {
+    start: NaiveDate,
+    end: Option<NaiveDate>,
+}
+
 #[derive(Debug, Default)]
 struct State {
     users: BTreeMap<String, User>,
+    /// Per user id, their employments (Employee Central), oldest first.
+    employments: BTreeMap<String, Vec<Employment>>,
     /// Snapshots of listings: (id, keys in order), newest last.
     snapshots: VecDeque<(u64, Arc<Vec<String>>)>,
     next_snapshot: u64,
@@ -196,6 +211,9 @@ impl SuccessFactorsTenant {
         "active_external",
         "inactive_external",
     ];
+    /// Every `EmpEmployment` property served.
+    pub const EMPLOYMENT_PROPERTIES: [&'static str; 4] =
+        ["personIdExternal", "userId", "startDate", "endDate"];
     /// The largest `customPageSize`.
     pub const MAX_PAGE_SIZE: usize = 1000;
 
@@ -241,6 +259,9 @@ impl SuccessFactorsTenant {
     pub fn add_user(&self, new: NewUser) {
         let mut s = self.shared.state();
         let modified = s.touch();
+        let start = chrono::Utc::now().date_naive();
+        s.employments
+            .insert(new.user_id.clone(), vec![Employment { start, end: None }]);
         s.users.insert(
             new.user_id.clone(),
             User {
@@ -275,6 +296,30 @@ impl SuccessFactorsTenant {
         true
     }
 
+    /// Terminates a user as Employee Central records it: the employment ends `on`
+    /// (`EmpEmployment.endDate`) and the user becomes inactive (`f`).
+    pub fn terminate(&self, id: &str, on: NaiveDate) -> bool {
+        if let Some(e) = self
+            .shared
+            .state()
+            .employments
+            .get_mut(id)
+            .and_then(|e| e.last_mut())
+        {
+            e.end = Some(on);
+        }
+        self.set_status(id, "f")
+    }
+
+    /// Rehires a user: a new employment starting today, and the user active (`t`).
+    pub fn rehire(&self, id: &str) -> bool {
+        let start = chrono::Utc::now().date_naive();
+        if let Some(e) = self.shared.state().employments.get_mut(id) {
+            e.push(Employment { start, end: None });
+        }
+        self.set_status(id, "t")
+    }
+
     /// Changes a user's email, moving `lastModifiedDateTime`.
     pub fn set_email(&self, id: &str, email: &str) -> bool {
         let mut s = self.shared.state();
@@ -289,7 +334,9 @@ impl SuccessFactorsTenant {
 
     /// Purges a user (data retention): the API no longer finds them.
     pub fn purge(&self, id: &str) -> bool {
-        self.shared.state().users.remove(id).is_some()
+        let mut s = self.shared.state();
+        s.employments.remove(id);
+        s.users.remove(id).is_some()
     }
 
     /// A user's `status`.
@@ -407,6 +454,7 @@ impl Shared {
         {
             ["odata", "v2", "$metadata"] => Answer::new(200, None),
             ["odata", "v2", "User"] => self.list(s, request),
+            ["odata", "v2", "EmpEmployment"] => employments(s, request),
             ["odata", "v2", key] if key.starts_with("User(") => self.by_key(s, request, key),
             _ => error(404, "COE_ENTITY_NOT_FOUND", "No such entity set"),
         }
@@ -629,6 +677,15 @@ impl Options {
     }
 
     fn parse(request: &Request, listing: bool) -> Result<Self, Answer> {
+        Self::parse_for(request, listing, &SuccessFactorsTenant::PROPERTIES, true)
+    }
+
+    fn parse_for(
+        request: &Request,
+        listing: bool,
+        props: &[&str],
+        navigable: bool,
+    ) -> Result<Self, Answer> {
         let mut o = Self {
             page: SuccessFactorsTenant::MAX_PAGE_SIZE,
             ..Self::default()
@@ -640,9 +697,9 @@ impl Options {
         for (k, v) in request.url.query_pairs() {
             let (k, v) = (k.as_ref(), v.as_ref());
             match (k, listing) {
-                ("$select", _) => o.select = select(v)?,
+                ("$select", _) => o.select = select(v, props)?,
                 ("$expand", _) => match v {
-                    "manager" => o.expand = true,
+                    "manager" if navigable => o.expand = true,
                     _ => return Err(bad(&format!("Invalid navigation property in $expand: {v}"))),
                 },
                 ("$format", _) => {
@@ -682,11 +739,11 @@ impl Options {
     }
 }
 
-fn select(v: &str) -> Result<Vec<String>, Answer> {
+fn select(v: &str, props: &[&str]) -> Result<Vec<String>, Answer> {
     v.split(',')
         .map(|p| {
             let p = p.trim();
-            let known = |q: &str| SuccessFactorsTenant::PROPERTIES.contains(&q);
+            let known = |q: &str| props.contains(&q);
             let ok = match p.split_once('/') {
                 Some((nav, q)) => SuccessFactorsTenant::NAVIGATIONS.contains(&nav) && known(q),
                 None => known(p),
@@ -720,6 +777,70 @@ fn order(v: &str) -> Result<Vec<(String, bool)>, Answer> {
             Ok((prop.to_owned(), asc))
         })
         .collect()
+}
+
+/// `GET /odata/v2/EmpEmployment`: only `userId eq '…'` filters (Employee Central's
+/// employments of one user), `$select`, `$top`, `$format`.
+fn employments(s: &State, request: &Request) -> Answer {
+    let o = match Options::parse_for(
+        request,
+        true,
+        &SuccessFactorsTenant::EMPLOYMENT_PROPERTIES,
+        false,
+    ) {
+        Ok(o) => o,
+        Err(e) => return e,
+    };
+    let mut user = None;
+    for term in &o.filter {
+        match term {
+            Term::Equals("userId", id) => user = Some(id.clone()),
+            _ => return bad("Only userId can be filtered on EmpEmployment here"),
+        }
+    }
+    if o.skiptoken.is_some() || !o.order.is_empty() {
+        return bad("Paging and ordering of EmpEmployment are not served");
+    }
+    let date = |d: NaiveDate| {
+        json!(format!(
+            "/Date({})/",
+            d.and_hms_opt(0, 0, 0)
+                .map_or(0, |t| t.and_utc().timestamp_millis())
+        ))
+    };
+    let mut results = Vec::new();
+    for (id, list) in &s.employments {
+        if user.as_ref().is_some_and(|u| u != id) {
+            continue;
+        }
+        for e in list {
+            let key = id.replace('\'', "''");
+            let mut v = Map::new();
+            v.insert(
+                "__metadata".into(),
+                json!({
+                    "uri": format!("{}/odata/v2/EmpEmployment(personIdExternal='{key}',userId='{key}')", s.base),
+                    "type": "SFOData.EmpEmployment",
+                }),
+            );
+            let all = o.select.is_empty();
+            let wants = |p: &str| all || o.select.iter().any(|q| q == p);
+            for p in ["personIdExternal", "userId"] {
+                if wants(p) {
+                    v.insert(p.into(), json!(id));
+                }
+            }
+            if wants("startDate") {
+                v.insert("startDate".into(), date(e.start));
+            }
+            if wants("endDate") {
+                v.insert("endDate".into(), e.end.map_or(Value::Null, date));
+            }
+            results.push(Value::Object(v));
+        }
+    }
+    results.truncate(o.top.unwrap_or(usize::MAX));
+    Answer::new(200, Some(json!({"d": {"results": results}})))
 }
 
 /// The `$metadata` document.
