@@ -66,20 +66,14 @@ async fn paylocity_sends_the_documented_requests() {
     let requests = c.0.requests();
     let token = &requests[0];
     assert_eq!(token.line(), "POST /IdentityServer/connect/token");
-    let auth = |r: &offboard_testkit::sim::paylocity::RecordedRequest| {
-        r.headers
-            .iter()
-            .find(|(k, _)| k == "authorization")
-            .map(|(_, v)| v.clone())
-    };
-    assert_eq!(auth(token).as_deref(), Some("Basic [REDACTED]"));
+    assert_eq!(token.header("authorization"), Some("Basic [REDACTED]"));
     let company = c.0.company();
     let list_path = format!("/api/v2/companies/{company}/employees");
     let lists: Vec<_> = requests.iter().filter(|r| r.path == list_path).collect();
     assert_eq!(lists.len(), 2, "5 employees, pages of 3: {requests:#?}");
     for (n, r) in lists.iter().enumerate() {
         assert_eq!(r.method, "GET");
-        assert_eq!(auth(r).as_deref(), Some("Bearer [REDACTED]"));
+        assert_eq!(r.header("authorization"), Some("Bearer [REDACTED]"));
         assert_eq!(
             r.query,
             [

@@ -52,7 +52,7 @@ use chrono::NaiveDate;
 use serde_json::{Value, json};
 use wiremock::{MockServer, Request, ResponseTemplate};
 
-use super::layer::{self, Answer, Handler, Layer, Window};
+use super::layer::{self, Answer, Handler, Layer, PerMinute};
 pub use super::layer::{Faults, RecordedRequest};
 
 /// An employee to hire with [`PaylocityTenant::hire`].
@@ -111,9 +111,7 @@ struct State {
     token_requests: usize,
     layer: Layer,
     served: usize,
-    per_minute: Option<u32>,
-    window: Window,
-    started: Option<Instant>,
+    budget: PerMinute,
 }
 
 #[derive(Debug)]
@@ -175,7 +173,6 @@ impl PaylocityTenant {
             client_secret: format!("sim-secret-{}", &hex[14..]),
             state: Mutex::new(State {
                 token_lifetime: 3600,
-                started: Some(Instant::now()),
                 ..State::default()
             }),
         });
@@ -307,9 +304,7 @@ impl PaylocityTenant {
 
     /// A budget of `per_minute` API requests per minute (`None`: no budget, the default).
     pub fn set_rate_limit(&self, per_minute: Option<u32>) {
-        let mut s = self.shared.state();
-        s.per_minute = per_minute;
-        s.window = Window::default();
+        self.shared.state().budget.set(per_minute);
     }
 
     /// Makes every issued token expire now (the API then answers 401 until a new one is fetched).
@@ -385,14 +380,8 @@ impl Handler for Shared {
         let mut s = self.state();
         s.served += 1;
         s.layer.requests.push(layer::record(request));
-        if let Some(status) = s.layer.fail_next.take(&()) {
-            return fault(&mut s, status).template();
-        }
-        if s.layer.server_error() {
-            return fault(&mut s, 500).template();
-        }
-        if s.layer.throttle() {
-            return fault(&mut s, 429).template();
+        if let Some(status) = s.layer.injected() {
+            return fault(&mut s, status, 30).template();
         }
         let segs = layer::segments(request.url.path());
         let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
@@ -410,10 +399,12 @@ impl Handler for Shared {
     }
 }
 
-fn fault(s: &mut State, status: u16) -> Answer {
+/// An injected or budget failure: a 429 waits `retry_after` seconds.
+fn fault(s: &mut State, status: u16, retry_after: u64) -> Answer {
     if status == 429 {
-        s.layer
-            .throttled(errors(429, "", "Too Many Requests").header("Retry-After", "30"))
+        s.layer.throttled(
+            errors(429, "", "Too Many Requests").header("Retry-After", retry_after.to_string()),
+        )
     } else {
         errors(status, "", "An error has occurred.")
     }
@@ -468,15 +459,8 @@ impl Shared {
         if !authorised {
             return errors(401, "", "Authorization has been denied for this request.");
         }
-        if let Some(limit) = s.per_minute {
-            let now = s.started.map(|t| t.elapsed()).unwrap_or_default();
-            let counted = s.window.count(now, Duration::from_secs(60), limit);
-            if !counted.admitted {
-                let after = counted.retry_after(now).to_string();
-                return s
-                    .layer
-                    .throttled(errors(429, "", "Too Many Requests").header("Retry-After", after));
-            }
+        if let Some(after) = s.budget.over() {
+            return fault(s, 429, after);
         }
         let (company, rest) = match segs {
             ["companies", company, "employees", rest @ ..] => (*company, rest),

@@ -50,13 +50,12 @@ mod filter;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use serde_json::{Map, Value, json};
 use wiremock::{MockServer, Request, ResponseTemplate};
 
-use super::layer::{self, Answer, Handler, Layer, Window};
+use super::layer::{self, Answer, Handler, Layer, PerMinute};
 pub use super::layer::{Faults, RecordedRequest};
 use filter::Term;
 
@@ -127,9 +126,7 @@ struct State {
     last_modified: i64,
     layer: Layer,
     served: usize,
-    per_minute: Option<u32>,
-    window: Window,
-    started: Option<Instant>,
+    budget: PerMinute,
     /// The server's base URL, for `__next` links and `__metadata`.
     base: String,
 }
@@ -224,10 +221,7 @@ impl SuccessFactorsTenant {
             company: format!("SFCPART{}", &hex[..6].to_uppercase()),
             username: "sfapi".into(),
             password: format!("sim-pw-{}", &hex[6..]),
-            state: Mutex::new(State {
-                started: Some(Instant::now()),
-                ..State::default()
-            }),
+            state: Mutex::new(State { ..State::default() }),
         });
         let server = MockServer::start().await;
         layer::serve(&server, Arc::clone(&shared)).await;
@@ -360,9 +354,7 @@ impl SuccessFactorsTenant {
 
     /// A budget of `per_minute` requests per minute (`None`: no budget, the default).
     pub fn set_rate_limit(&self, per_minute: Option<u32>) {
-        let mut s = self.shared.state();
-        s.per_minute = per_minute;
-        s.window = Window::default();
+        self.shared.state().budget.set(per_minute);
     }
 
     /// Every request received, oldest first (the `Authorization` value redacted).
@@ -386,10 +378,12 @@ impl SuccessFactorsTenant {
     }
 }
 
-fn fault(s: &mut State, status: u16) -> Answer {
+/// An injected or budget failure: a 429 waits `retry_after` seconds.
+fn fault(s: &mut State, status: u16, retry_after: u64) -> Answer {
     if status == 429 {
         s.layer.throttled(
-            error(429, "COE_TOO_MANY_REQUESTS", "Too many requests").header("Retry-After", "30"),
+            error(429, "COE_TOO_MANY_REQUESTS", "Too many requests")
+                .header("Retry-After", retry_after.to_string()),
         )
     } else {
         error(
@@ -418,29 +412,15 @@ impl Handler for Shared {
 
 impl Shared {
     fn answer(&self, s: &mut State, request: &Request) -> Answer {
-        if let Some(status) = s.layer.fail_next.take(&()) {
-            return fault(s, status);
-        }
-        if s.layer.server_error() {
-            return fault(s, 500);
-        }
-        if s.layer.throttle() {
-            return fault(s, 429);
+        if let Some(status) = s.layer.injected() {
+            return fault(s, status, 30);
         }
         let login = format!("{}@{}", self.username, self.company);
         if layer::authorization(request) != layer::basic(&login, &self.password) {
             return error(401, "LGN0011", "Invalid user name or password");
         }
-        if let Some(limit) = s.per_minute {
-            let now = s.started.map(|t| t.elapsed()).unwrap_or_default();
-            let counted = s.window.count(now, Duration::from_secs(60), limit);
-            if !counted.admitted {
-                let after = counted.retry_after(now).to_string();
-                return s.layer.throttled(
-                    error(429, "COE_TOO_MANY_REQUESTS", "Too many requests")
-                        .header("Retry-After", after),
-                );
-            }
+        if let Some(after) = s.budget.over() {
+            return fault(s, 429, after);
         }
         if request.method.as_str() != "GET" {
             return error(405, "COE_METHOD_NOT_ALLOWED", "Only reads are served");
