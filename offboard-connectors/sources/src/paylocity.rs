@@ -6,9 +6,10 @@
 //!   OAuth 2.0 client credentials, `Authorization: Basic base64(client_id:client_secret)`,
 //!   form `grant_type=client_credentials&scope=WebLinkAPI`; the answer's bearer token is
 //!   cached until shortly before its `expires_in` (3600 s) and fetched again after a 401.
-//! - `GET {base}/v2/companies/{companyId}/employees?pagesize=<n>&pagenumber=<p>&includetotalcount=false`
+//! - `GET {base}/v2/companies/{companyId}/employees?pagesize=<n>&pagenumber=<p>&includetotalcount=true`
 //!   ("Get all employees": `employeeId`, `statusCode`, `statusTypeCode` per employee, page
-//!   numbers 0-based). The description spells the path with a trailing `/`; Paylocity's
+//!   numbers 0-based; the total in the `X-Pcty-Total-Count` header says whether more pages
+//!   follow, else a full page does). The description spells the path with a trailing `/`; Paylocity's
 //!   routing answers both spellings and the request is sent without it.
 //! - `GET {base}/v2/companies/{companyId}/employees/{employeeId}` ("Get employee": an array
 //!   holding the employee) for each employee listed new or with another status, for each one
@@ -18,10 +19,10 @@
 //!
 //! # Reading
 //! Paylocity offers no changed-since read for employees, so every poll lists the whole
-//! company, one page per [`SourceOfTruth::changes`] call (`more` while a page came back
-//! full). The listing is a summary: the cursor ([`Scan`]) keeps each employee's last status
+//! company, one page per [`SourceOfTruth::changes`] call (`more` while pages
+//! remain). The listing is a summary: the cursor ([`Scan`]) keeps each employee's last status
 //! stamp and reads the full record only when it is new or the status changed
-//! ([`Scan::stamped`]); an idle poll of N employees costs `ceil(N / pagesize) + 1` requests. An
+//! ([`Scan::stamped`]); an idle poll of N employees costs `ceil(N / pagesize)` requests. An
 //! employee last reported current and missing at the end of a listing is read directly: a 404
 //! reports them [`PersonRecord::gone`].
 //!
@@ -377,13 +378,27 @@ impl PaylocitySource {
         Ok(Some(record))
     }
 
-    async fn page(&self, number: u64) -> Result<Vec<EmployeeInfo>> {
+    /// Page `number` of the listing, and whether more pages follow: by the total in
+    /// `X-Pcty-Total-Count`, else by the page being full.
+    async fn page(&self, number: u64) -> Result<(Vec<EmployeeInfo>, bool)> {
+        let size = u64::from(self.config.page_size);
         let request = HttpRequest::get(Self::employees(&self.config.company_id))
-            .query("pagesize", self.config.page_size.to_string())
+            .query("pagesize", size.to_string())
             .query("pagenumber", number.to_string())
-            .query("includetotalcount", "false")
+            .query("includetotalcount", "true")
             .bucket("paylocity employees");
-        self.http.send(request).await?.json()
+        let response = self.http.send(request).await?;
+        let page: Vec<EmployeeInfo> = response.json()?;
+        let total = response
+            .headers()
+            .get("x-pcty-total-count")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let more = match total {
+            Some(total) => !page.is_empty() && (number + 1).saturating_mul(size) < total,
+            None => page.len() as u64 >= size,
+        };
+        Ok((page, more))
     }
 }
 
@@ -402,11 +417,10 @@ impl SourceOfTruth for PaylocitySource {
                 Error::invalid_input(format!("{}: the cursor is not ours", self.config.name))
             })?,
         };
-        let page = self
+        let (page, more) = self
             .page(number)
             .await
             .map_err(|e| e.with_operation(op.clone()))?;
-        let more = page.len() >= self.config.page_size as usize;
         let mut managers = Managers::new();
         let mut changes = Vec::new();
         for info in &page {

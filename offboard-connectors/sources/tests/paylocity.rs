@@ -79,7 +79,7 @@ async fn paylocity_sends_the_documented_requests() {
             [
                 ("pagesize".to_owned(), "3".to_owned()),
                 ("pagenumber".to_owned(), n.to_string()),
-                ("includetotalcount".to_owned(), "false".to_owned()),
+                ("includetotalcount".to_owned(), "true".to_owned()),
             ]
         );
     }
@@ -224,4 +224,20 @@ async fn paylocity_foreign_cursors_and_bad_config_are_refused() {
     let plain = offboard_sources::PaylocityConfig::new("C1", "id", Secret::new("s"))
         .with_base_url("http://api.example.com/api");
     assert_eq!(plain.build().unwrap_err().kind(), ErrorKind::Config);
+}
+
+#[tokio::test]
+async fn paylocity_stops_at_the_total_count() {
+    let c = company_of(6).await;
+    let (records, _) = read_all(&c.build(3), None, "total").await;
+    assert_eq!(records.len(), 6);
+    let lists =
+        c.0.requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/employees"))
+            .count();
+    assert_eq!(
+        lists, 2,
+        "two full pages and no empty third: the total says so"
+    );
 }
