@@ -28,11 +28,15 @@
 //! - `User` answers only active users unless the filter names statuses, so every read filters
 //!   `status in 't','f','T','F','e','d'` (active and inactive, their external and
 //!   external-suite variants).
-//! - Incremental: the cursor keeps the largest `lastModifiedDateTime` seen; each poll lists
-//!   `lastModifiedDateTime gt datetimeoffset'<since − overlap>'` (overlap default 60 s, so a
-//!   change in the same second as the last poll is read again, never lost), and the
-//!   fingerprints ([`Scan`]) drop what the overlap repeats. SuccessFactors moves
-//!   `lastModifiedDateTime` on every change of the user record (status included).
+//! - Incremental: the cursor keeps when the last complete listing started, by the server's
+//!   clock (the first answer's `Date`; without one, the largest `lastModifiedDateTime` seen);
+//!   each poll lists `lastModifiedDateTime gt datetimeoffset'<since − overlap>'` (overlap
+//!   default 2 s: `Date` has whole seconds, so a change in the same second as the last poll
+//!   is read again, never lost), and the fingerprints ([`Scan`]) drop what the overlap
+//!   repeats. Keeping the listing's start rather than the last change seen keeps the window
+//!   short after a burst (a mass import is read again once, not at every poll).
+//!   SuccessFactors moves `lastModifiedDateTime` on every change of the user record (status
+//!   included).
 //! - Full listing: the first poll, and every `full_scan_every` (default 1 h) the listing drops
 //!   the time filter; a user last reported current and not listed at its end is read by key,
 //!   and a 404 (a purged user) reports them [`PersonRecord::gone`]. `User` cannot be deleted
@@ -114,7 +118,7 @@ impl fmt::Debug for SuccessFactorsConfig {
 impl SuccessFactorsConfig {
     /// The API server `base_url` (e.g. `https://api4.successfactors.com`), company
     /// `company_id`, read as `username` with `password` (basic authentication); source name
-    /// `successfactors`, pages of 1000, overlap 60 s, a full listing every hour.
+    /// `successfactors`, pages of 1000, overlap 2 s, a full listing every hour.
     pub fn new(
         base_url: impl Into<String>,
         company_id: impl Into<String>,
@@ -129,7 +133,7 @@ impl SuccessFactorsConfig {
             password,
             tokens: None,
             page_size: MAX_PAGE_SIZE,
-            overlap: Duration::from_secs(60),
+            overlap: Duration::from_secs(2),
             full_scan_every: Duration::from_secs(3600),
             timeout: Duration::from_secs(30),
             allow_plain_http: false,
@@ -230,6 +234,9 @@ struct State {
     /// When the last full listing ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     last_full: Option<DateTime<Utc>>,
+    /// When the listing in progress started, by the server's clock (its first `Date`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    started: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -459,6 +466,9 @@ impl SuccessFactorsSource {
 
     /// Ends a listing: a full one reads who went missing; an incremental one just closes.
     async fn end_listing(&self, state: &mut State, changes: &mut Vec<PersonRecord>) -> Result<()> {
+        if let Some(started) = state.started.take() {
+            state.scan.since = Some(started);
+        }
         if !state.full {
             state.scan.restart_listing();
             return Ok(());
@@ -482,6 +492,7 @@ impl SourceOfTruth for SuccessFactorsSource {
     async fn changes(&self, cursor: Option<&Cursor>) -> Result<ChangeBatch> {
         let op = format!("{}.changes", self.config.name);
         let mut state: State = Cursor::decode(cursor, &self.config.name)?;
+        let first = state.scan.next_page().is_none();
         let request = match state.scan.next_page() {
             Some(link) => self.next_page(link)?,
             None => {
@@ -494,12 +505,23 @@ impl SourceOfTruth for SuccessFactorsSource {
                 self.first_page(since.as_deref())?
             }
         };
-        let page: Page = self
+        let response = self
             .http
             .send(request)
             .await
-            .and_then(|r| Ok(r.json::<Envelope<Page>>()?.d))
             .map_err(|e| e.with_operation(op.clone()))?;
+        if first {
+            state.started = response
+                .headers()
+                .get("date")
+                .and_then(|d| d.to_str().ok())
+                .and_then(|d| DateTime::parse_from_rfc2822(d).ok())
+                .map(|d| stamp(d.with_timezone(&Utc)));
+        }
+        let page: Page = response
+            .json::<Envelope<Page>>()
+            .map_err(|e| e.with_operation(op.clone()))?
+            .d;
         let mut changes = Vec::new();
         for user in &page.results {
             if let Some(modified) = user.modified() {
