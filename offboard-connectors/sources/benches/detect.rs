@@ -49,7 +49,9 @@ async fn main() {
     detect::<support::jumpcloud::JumpCloud>("jumpcloud", 100).await;
     detect::<support::namely::Namely>("namely", 50).await;
     detect::<support::onelogin::OneLogin>("onelogin", 100).await;
+    detect::<support::paylocity::PaylocityCompany>("paylocity", 5000).await;
     detect::<support::personio::Personio>("personio", 200).await;
     detect::<support::sailpoint::SailPoint>("sailpoint", 250).await;
+    detect::<support::successfactors::SuccessFactorsCompany>("successfactors", 1000).await;
     detect::<support::workday::Workday>("workday", 1).await;
 }

@@ -1,7 +1,7 @@
 //! [`Scan`]: what a source remembers between polls (who it reported, and a listing in
 //! progress), kept in its cursor.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use offboard_core::source::{Cursor, Fingerprints, PersonRecord};
 use offboard_core::{Lifecycle, Result};
@@ -34,6 +34,10 @@ pub struct Scan {
     /// An incremental source's position (a vendor timestamp), when it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<String>,
+    /// Per person id, the cheap stamp a listing last showed ([`Scan::stamped`]): a status
+    /// code, a modification time. Only for sources whose listing is a summary.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    stamps: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,6 +105,23 @@ impl Scan {
         changed
     }
 
+    /// For a listing that shows only a summary of each person (an id and a status, the full
+    /// record needing a read of its own): notes `id` as listed by the current page with
+    /// `stamp` (what the summary says). Returns `true` when the stamp differs from the one
+    /// last noted for `id` (or none was): read the person then and pass the record to
+    /// [`Scan::listed`]. An unchanged stamp counts the person as listed and reports nothing.
+    pub fn stamped(&mut self, id: &str, stamp: &str) -> bool {
+        self.listing
+            .get_or_insert_with(Listing::default)
+            .present
+            .insert(id.to_owned());
+        if self.stamps.get(id).map(String::as_str) == Some(stamp) {
+            return false;
+        }
+        self.stamps.insert(id.to_owned(), stamp.to_owned());
+        true
+    }
+
     /// Notes a person read outside a listing (an incremental change, a direct read): returns
     /// the record when it is new or changed since last reported.
     pub fn observed(&mut self, record: PersonRecord) -> Option<PersonRecord> {
@@ -129,6 +150,7 @@ impl Scan {
     /// directly and passed to [`Scan::settle`].
     pub fn missing(&mut self) -> Vec<String> {
         let present = self.listing.take().map(|l| l.present).unwrap_or_default();
+        self.stamps.retain(|id, _| present.contains(id));
         self.known.missing(&present)
     }
 
@@ -235,5 +257,28 @@ mod tests {
                 "{foreign}"
             );
         }
+    }
+
+    #[test]
+    fn stamps_say_whom_to_read_and_count_as_listed() {
+        let mut s = Scan::default();
+        assert!(s.stamped("1", "A") && s.stamped("2", "A"), "new: read them");
+        s.listed(vec![
+            record("1", "a@example.com", Lifecycle::Current),
+            record("2", "b@example.com", Lifecycle::Current),
+        ]);
+        assert!(s.missing().is_empty());
+        let mut s = Scan::load(Some(&s.save()), "t").unwrap();
+        assert!(!s.stamped("1", "A"), "unchanged: not read, still listed");
+        assert!(s.stamped("2", "T"), "changed: read");
+        assert_eq!(s.missing(), Vec::<String>::new());
+        // 1 is no longer listed: its stamp goes, so a return to the listing is read again.
+        assert!(!s.stamped("2", "T"));
+        assert_eq!(s.missing(), ["1"]);
+        assert!(s.stamped("1", "A"), "listed again: read again");
+        assert!(matches!(
+            Scan::load(Some(&Cursor("not json".into())), "t"),
+            Err(e) if e.kind() == offboard_core::ErrorKind::InvalidInput
+        ));
     }
 }

@@ -10,6 +10,8 @@ pub(crate) mod hibob;
 pub(crate) mod jumpcloud;
 pub(crate) mod namely;
 pub(crate) mod onelogin;
+pub(crate) mod paylocity;
 pub(crate) mod personio;
 pub(crate) mod sailpoint;
+pub(crate) mod successfactors;
 pub(crate) mod workday;

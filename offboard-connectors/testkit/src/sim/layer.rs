@@ -83,6 +83,14 @@ impl RecordedRequest {
         format!("{} {}", self.method, self.path)
     }
 
+    /// A header's value as recorded (the name in any case; `Authorization` redacted).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
     /// A query parameter's value.
     pub fn query_param(&self, key: &str) -> Option<&str> {
         self.query
@@ -402,6 +410,41 @@ impl Window {
     }
 }
 
+/// An optional budget of requests per minute, on a clock started with the tenant: for
+/// vendors that throttle without publishing a number (a test sets one).
+#[derive(Debug, Clone)]
+pub(crate) struct PerMinute {
+    limit: Option<u32>,
+    window: Window,
+    started: Instant,
+}
+
+impl Default for PerMinute {
+    fn default() -> Self {
+        Self {
+            limit: None,
+            window: Window::default(),
+            started: Instant::now(),
+        }
+    }
+}
+
+impl PerMinute {
+    /// Sets the budget (`None`: none) and starts a new window.
+    pub(crate) fn set(&mut self, limit: Option<u32>) {
+        self.limit = limit;
+        self.window = Window::default();
+    }
+
+    /// Counts one request: `Some(seconds)` (a `Retry-After`) when it is over the budget.
+    pub(crate) fn over(&mut self) -> Option<u64> {
+        let limit = self.limit?;
+        let now = self.started.elapsed();
+        let counted = self.window.count(now, Duration::from_secs(60), limit);
+        (!counted.admitted).then(|| counted.retry_after(now))
+    }
+}
+
 /// Requests in flight, each until its added latency has elapsed: a concurrency limit.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct InFlight(Vec<Instant>);
@@ -467,6 +510,21 @@ impl<S, R> Layer<S, R> {
     pub(crate) fn drop_answer(&mut self) -> bool {
         let p = self.faults.drop_rate;
         self.dice.chance(p)
+    }
+
+    /// The failure injected into this request, if any: the next queued one
+    /// ([`FailNext`], unscoped tenants), else a drawn server error (500) or throttling (429).
+    pub(crate) fn injected(&mut self) -> Option<u16>
+    where
+        S: PartialEq + Clone + Default,
+    {
+        if let Some(status) = self.fail_next.take(&S::default()) {
+            return Some(status);
+        }
+        if self.server_error() {
+            return Some(500);
+        }
+        self.throttle().then_some(429)
     }
 
     /// Counts a throttling answer and passes it on.

@@ -21,9 +21,11 @@
 //! | [`namely`] | Namely API v1 profiles |
 //! | [`okta`] | Okta Management API |
 //! | [`onelogin`] | OneLogin OAuth 2.0 tokens and users API v2 (a source of truth) |
+//! | [`paylocity`] | Paylocity Web Services API v2 (employees) and its token endpoint |
 //! | [`personio`] | Personio authentication and Personnel Data API v1 (employees) |
 //! | [`sailpoint`] | SailPoint Identity Security Cloud: OAuth token and v2025 identities (a source of truth) |
 //! | [`scim`] | a SCIM 2.0 service provider (RFC 7643/7644) |
+//! | [`successfactors`] | SAP SuccessFactors OData v2 `User` (PLT User Management) |
 //! | [`workday`] | Workday Reports as a Service (a custom report in JSON) and its OAuth token endpoint |
 //!
 //! [`specs`] reads the vendors' official API descriptions the routes are checked against.
@@ -40,10 +42,12 @@ pub mod layer;
 pub mod namely;
 pub mod okta;
 pub mod onelogin;
+pub mod paylocity;
 pub mod personio;
 pub mod sailpoint;
 pub mod scim;
 pub mod specs;
+pub mod successfactors;
 mod tokens;
 mod traffic;
 pub mod workday;
