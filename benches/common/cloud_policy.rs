@@ -87,7 +87,11 @@ fn entry(name: &str) -> String {
 
 /// An app with every action of `names` run automatically.
 fn app(app: &str, names: &[&str]) -> String {
-    let list = names.iter().map(|n| entry(n)).collect::<Vec<_>>().join(", ");
+    let list = names
+        .iter()
+        .map(|n| entry(n))
+        .collect::<Vec<_>>()
+        .join(", ");
     format!("\n[apps.{app}]\nmethod = \"automatic\"\nactions = [{list}]\n")
 }
 
@@ -118,15 +122,20 @@ pub(crate) fn entra_policy() -> Policy {
 }
 
 /// The fleet's policy: Okta, Google, Entra and Office 365 with every action (Office 365's
-/// before `entra.delete`, which removes the mailbox's user), and [`JIRA_APP`] delegated to
-/// a Jira issue.
-pub(crate) fn fleet_policy() -> Policy {
+/// before `entra.delete`, which removes the mailbox's user), and with `jira` [`JIRA_APP`]
+/// delegated to a Jira issue.
+pub(crate) fn fleet_policy(jira: bool) -> Policy {
+    let delegated = if jira {
+        format!("\n[apps.{JIRA_APP}]\nmethod = \"delegate\"\nvia = \"jira\"\n")
+    } else {
+        String::new()
+    };
     let toml = [
         app("okta", &OKTA),
         app("google", &GOOGLE),
         app("entra", &ENTRA),
         app("o365", &O365),
-        format!("\n[apps.{JIRA_APP}]\nmethod = \"delegate\"\nvia = \"jira\"\n"),
+        delegated,
         order(&OKTA[..7], "okta.deactivate"),
         order(&GOOGLE[..12], "google.delete"),
         order(&ENTRA[..13], "entra.delete"),

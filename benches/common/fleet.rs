@@ -145,12 +145,10 @@ pub(crate) async fn engine(config: &ChildConfig) -> (Engine, PostgresStore) {
     let store = PostgresStore::connect(&config.pg_url).await.unwrap();
     let budget: Arc<dyn RateBudget> = if config.shared_budget {
         // A killed process's concurrency slots come back after 5 s (requests time out after 4 s).
-        Arc::new(
-            PostgresRateBudget::new(&store).with_tuning(BudgetTuning {
-                slot_lease: Duration::from_secs(5),
-                ..BudgetTuning::default()
-            }),
-        )
+        Arc::new(PostgresRateBudget::new(&store).with_tuning(BudgetTuning {
+            slot_lease: Duration::from_secs(5),
+            ..BudgetTuning::default()
+        }))
     } else {
         Arc::new(MemoryRateBudget::new())
     };
@@ -247,7 +245,7 @@ pub(crate) async fn engine(config: &ChildConfig) -> (Engine, PostgresStore) {
             builder = builder.connector_with_limits(Arc::new(idp), limits);
             offboard::Policy::from_toml(REFERENCE_POLICY).unwrap()
         }
-        None => cloud_policy::fleet_policy(),
+        None => cloud_policy::fleet_policy(config.jira.is_some()),
     };
     let engine = builder.policy(policy).build().unwrap();
     (engine, store)
@@ -400,7 +398,8 @@ pub(crate) struct Budgets {
     pub(crate) okta: RateLimits,
     pub(crate) google: GoogleLimits,
     pub(crate) graph: GraphLimits,
-    /// Jira's requests per window (the simulator's budget and the delegate's pacing).
+    /// Jira's requests per window (the simulator's budget and the delegate's pacing); 0:
+    /// no Jira in the fleet.
     pub(crate) jira_per_window: u32,
 }
 
@@ -456,8 +455,7 @@ impl Cloud {
     /// The four tenants with `budgets`.
     pub(crate) async fn start(budgets: Budgets) -> Self {
         let okta = Arc::new(
-            OktaTenant::start_with("00okta-fleet-test-token-00000000", budgets.okta.clone())
-                .await,
+            OktaTenant::start_with("00okta-fleet-test-token-00000000", budgets.okta.clone()).await,
         );
         let google = Arc::new(
             GoogleTenant::start_with("ya29.fleet-test-token-000000000", budgets.google.clone())
@@ -466,10 +464,12 @@ impl Cloud {
         let graph = Arc::new(GraphTenant::start_with(budgets.graph.clone()).await);
         let graph_fixture = GraphFixture::new(Arc::clone(&graph));
         let jira = Arc::new(JiraSim::start().await);
-        jira.rate_budget(
-            budgets.jira_per_window,
-            Duration::from_secs(budgets.window_secs),
-        );
+        if budgets.jira_per_window > 0 {
+            jira.rate_budget(
+                budgets.jira_per_window,
+                Duration::from_secs(budgets.window_secs),
+            );
+        }
         Self {
             budgets,
             okta,
@@ -501,9 +501,18 @@ impl Cloud {
         people
     }
 
+    /// Whether the fleet files Jira issues.
+    fn with_jira(&self) -> bool {
+        self.budgets.jira_per_window > 0
+    }
+
     /// Tasks per person of the fleet policy.
-    pub(crate) fn tasks_per_person() -> usize {
-        OKTA.len() + GOOGLE.len() + cloud_policy::ENTRA.len() + O365.len() + 1
+    pub(crate) fn tasks_per_person(&self) -> usize {
+        OKTA.len()
+            + GOOGLE.len()
+            + cloud_policy::ENTRA.len()
+            + O365.len()
+            + usize::from(self.with_jira())
     }
 
     /// The engine processes' configuration for these tenants.
@@ -531,7 +540,7 @@ impl Cloud {
                 writes: b.graph.writes,
                 write_window_ms: u64::try_from(b.graph.write_window.as_millis()).unwrap(),
             }),
-            jira: Some(Endpoint {
+            jira: self.with_jira().then(|| Endpoint {
                 uri: self.jira.uri(),
                 token: DEFAULT_TOKEN.to_owned(),
                 per_window: b.jira_per_window,
@@ -644,10 +653,16 @@ impl Cloud {
         assert_eq!(deletes(&now[2], "DELETE /users/"), n, "entra deletes");
         // One data transfer per person; one Jira issue per person, each with its own label.
         assert_eq!(self.google.transfers().len(), n);
+        if !self.with_jira() {
+            return;
+        }
         let issues = self.jira.issues();
         assert_eq!(issues.len() - self.jira_before, n, "jira issues");
-        let labels: std::collections::BTreeSet<_> =
-            issues.iter().skip(self.jira_before).map(|i| i.labels.clone()).collect();
+        let labels: std::collections::BTreeSet<_> = issues
+            .iter()
+            .skip(self.jira_before)
+            .map(|i| i.labels.clone())
+            .collect();
         assert_eq!(labels.len(), n, "one issue per delegated task");
     }
 }
@@ -657,9 +672,13 @@ impl Cloud {
 fn repeats_by_design(key: &str) -> bool {
     key.ends_with("/sessions")
         || key.ends_with(" {changePasswordAtNextLogin,password}")
-        || ["/signOut ", "/verificationCodes/invalidate ", "/revokeSignInSessions "]
-            .iter()
-            .any(|p| key.contains(p))
+        || [
+            "/signOut ",
+            "/verificationCodes/invalidate ",
+            "/revokeSignInSessions ",
+        ]
+        .iter()
+        .any(|p| key.contains(p))
 }
 
 /// How a fleet runs: its processes (this executable run again with `args`), a SIGKILL of a
@@ -688,7 +707,7 @@ pub(crate) async fn offboard_in_cloud(
     let started = Instant::now();
     let mut fleet = Fleet::start(&config, run.processes, run.args);
     let (planner, store) = engine(&config).await;
-    let ids = submit_all(&planner, people, Cloud::tasks_per_person()).await;
+    let ids = submit_all(&planner, people, cloud.tasks_per_person()).await;
     let (runs, kills) = wait_all(&store, &ids, &mut fleet, run.kill_every, run.deadline).await;
     let wall = started.elapsed();
     drop(fleet);

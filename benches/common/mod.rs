@@ -9,6 +9,7 @@ use offboard::engine::Confirmation;
 use offboard::{Engine, Initiator, Person, RunRequest, RunState, TaskState};
 
 /// Runs in flight at once, unless `OFFBOARD_BENCH_RUNS` says otherwise.
+#[allow(dead_code)]
 const CONCURRENT_RUNS: usize = 32;
 
 /// Whether `cargo bench` runs the benchmark (a `--bench` argument) rather than `cargo test`.
@@ -49,6 +50,7 @@ pub(crate) fn block_on<F: Future>(f: F) -> F::Output {
 /// checks the plan has `tasks` tasks, confirms it as an operator would, submits it and waits
 /// for the run. Then stops the workers and panics unless every run completed, naming the
 /// tasks that did not. Returns the wall time from the start of the workers to the last run.
+#[allow(dead_code)]
 pub(crate) async fn offboard_all(engine: &Engine, people: Vec<Person>, tasks: usize) -> Duration {
     let started = Instant::now();
     let workers = engine.start();
