@@ -18,7 +18,7 @@
 //!   a second (goal ≥ 1,000), with the share of the time PostgreSQL spent per statement kind
 //!   when `pg_stat_statements` is available.
 //!
-//! Run with `cargo bench --bench fleet` (full sizes: control 40 people, (a) 2,000, (b)
+//! Run with `cargo bench --bench fleet` (full sizes: control 12 people, (a) 2,000, (b)
 //! 10,000, (c) 4,000). Sizes: `OFFBOARD_FLEET_CONTROL_N`, `OFFBOARD_FLEET_A_N`,
 //! `OFFBOARD_FLEET_B_N`, `OFFBOARD_FLEET_C_N`; `OFFBOARD_FLEET_B_SCALE` forces (b)'s time
 //! compression (a divisor of 60); `OFFBOARD_FLEET_ONLY` (e.g. `a,c`) runs some parts only.
@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use offboard_testkit::postgres::ScratchDatabase;
 use offboard_testkit::sim::okta::RateFamily;
+use sqlx::{Connection as _, PgConnection, Row as _};
 
 #[path = "common/mod.rs"]
 mod common;
@@ -41,14 +42,6 @@ mod cloud_policy;
 mod fleet;
 
 use fleet::{Budgets, ChildConfig, Cloud, Count, FleetRun, ReferenceSetup};
-
-/// The control run's budgets: the fleet test's (see `tests/fleet.rs`).
-fn shared_budgets() -> Budgets {
-    let mut b = Budgets::defaults(6, 60);
-    b.google = b.google.with_per_minute(300);
-    b.graph = b.graph.clone().with_writes(300, Duration::from_secs(15));
-    b
-}
 
 async fn scratch() -> ScratchDatabase {
     ScratchDatabase::create(&ScratchDatabase::test_server(), "offboard_fleet_bench")
@@ -62,6 +55,7 @@ fn run(processes: usize, deadline: Duration) -> FleetRun<'static> {
         args: &[],
         kill_every: None,
         deadline,
+        call_timeout: Duration::from_secs(20),
     }
 }
 
@@ -70,7 +64,7 @@ async fn control(n: usize) {
     let mut shares = Vec::new();
     for shared in [true, false] {
         let db = scratch().await;
-        let mut cloud = Cloud::start(shared_budgets()).await;
+        let mut cloud = Cloud::start(Budgets::shared()).await;
         let people = cloud.add_people(n).await;
         let (runs, _, wall) = fleet::offboard_in_cloud(
             &mut cloud,
@@ -123,10 +117,50 @@ async fn control(n: usize) {
     );
 }
 
+/// What the fleet's database sessions were doing, sampled from `pg_stat_activity` every 10 ms
+/// until `done`: samples per `state | wait event | statement` (its first 60 characters).
+fn sample_sessions(
+    url: String,
+    done: Arc<tokio::sync::Notify>,
+) -> tokio::task::JoinHandle<BTreeMap<String, u64>> {
+    tokio::spawn(async move {
+        let mut conn = PgConnection::connect(&url).await.unwrap();
+        let mut seen = BTreeMap::new();
+        let mut tick = tokio::time::interval(Duration::from_millis(10));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = done.notified() => return seen,
+            }
+            let rows = sqlx::query(
+                "SELECT coalesce(state, ''), coalesce(wait_event_type || ':' || wait_event, \
+                 'on CPU'), left(regexp_replace(query, '\\s+', ' ', 'g'), 60) \
+                 FROM pg_stat_activity WHERE datname = current_database() \
+                 AND pid <> pg_backend_pid() AND state = 'active'",
+            )
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+            for row in rows {
+                let (state, wait, query): (String, String, String) =
+                    (row.get(0), row.get(1), row.get(2));
+                *seen
+                    .entry(format!("{state} | {wait} | {query}"))
+                    .or_default() += 1;
+            }
+        }
+    })
+}
+
 /// Offboards the reference people `0..n` with `processes` engine processes: plans and submits
 /// every run first, then starts the fleet; returns the wall time from the start of the fleet to
-/// the last run's end.
-async fn reference_fleet(n: usize, processes: usize, latency_ms: u64) -> Duration {
+/// the last run's end, and what the database sessions were doing meanwhile
+/// ([`sample_sessions`]).
+async fn reference_fleet(
+    n: usize,
+    processes: usize,
+    latency_ms: u64,
+) -> (Duration, BTreeMap<String, u64>) {
     let db = scratch().await;
     let config = ChildConfig {
         reference: Some(ReferenceSetup {
@@ -138,6 +172,8 @@ async fn reference_fleet(n: usize, processes: usize, latency_ms: u64) -> Duratio
     let (planner, store) = fleet::engine(&config).await;
     let people = (0..n).map(fleet::reference_person).collect();
     let ids = fleet::submit_all(&planner, people, fleet::REFERENCE_TASKS).await;
+    let done = Arc::new(tokio::sync::Notify::new());
+    let sampler = sample_sessions(db.url().to_owned(), Arc::clone(&done));
     let started = Instant::now();
     let mut processes = fleet::Fleet::start(&config, processes, &[]);
     let (runs, _) = fleet::wait_all(
@@ -149,12 +185,14 @@ async fn reference_fleet(n: usize, processes: usize, latency_ms: u64) -> Duratio
     )
     .await;
     let wall = started.elapsed();
+    done.notify_one();
+    let sessions = sampler.await.unwrap();
     drop(processes);
     fleet::assert_completed(&runs);
     let check = store.verify_audit().await.unwrap();
     assert!(check.is_intact(), "{check:?}");
     db.drop_database().await;
-    wall
+    (wall, sessions)
 }
 
 /// (a): 1, 2 and 4 processes, 30 ms a call.
@@ -162,7 +200,7 @@ async fn scaling(n: usize) {
     println!("(a) scaling: {n} people, 4 actions each, 30 ms a call, 8 tasks in flight a process");
     let mut rates = BTreeMap::new();
     for processes in [1, 2, 4] {
-        let wall = reference_fleet(n, processes, 30).await;
+        let (wall, _) = reference_fleet(n, processes, 30).await;
         let rate = n as f64 / wall.as_secs_f64();
         println!(
             "  {processes} process(es): {:.1} s, {rate:.1} people/s",
@@ -179,13 +217,24 @@ async fn scaling(n: usize) {
 
 /// (c): 4 processes, no latency.
 async fn durable(n: usize) {
-    let wall = reference_fleet(n, 4, 0).await;
+    let (wall, sessions) = reference_fleet(n, 4, 0).await;
     println!(
         "(c) durable cases: {n} runs (4 actions each) by 4 processes on PostgreSQL in {:.1} s: \
          {:.0} cases/s (goal >= 1,000)",
         wall.as_secs_f64(),
         n as f64 / wall.as_secs_f64()
     );
+    // Where the database's time went: active sessions by what they waited on.
+    let total: u64 = sessions.values().sum();
+    let mut top: Vec<_> = sessions.into_iter().collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1));
+    println!("  active database sessions, sampled every 10 ms ({total} samples), top 8:");
+    for (what, count) in top.iter().take(8) {
+        println!(
+            "    {:>5.1} %  {what}",
+            *count as f64 * 100.0 / total.max(1) as f64
+        );
+    }
 }
 
 /// Requests per person measured in earlier runs (Okta, Google, Graph writes), to choose
@@ -331,7 +380,7 @@ fn main() {
     };
     common::block_on(async {
         if wanted("control") {
-            control(size("OFFBOARD_FLEET_CONTROL_N", 40)).await;
+            control(size("OFFBOARD_FLEET_CONTROL_N", 12)).await;
         }
         if wanted("a") {
             scaling(size("OFFBOARD_FLEET_A_N", 2000)).await;

@@ -422,6 +422,22 @@ impl Budgets {
     }
 }
 
+impl Budgets {
+    /// Budgets below a debug-build fleet's demand, so that 4 processes must share them (each
+    /// pacing to the whole budget alone spends up to four times it): windows of 6 s, every
+    /// Okta family 60 a window, Google 60 a window, Graph 120 writes per 15 s, Jira 12 a
+    /// window. About 50 s of budget for 12 people.
+    pub(crate) fn shared() -> Self {
+        let mut b = Self::defaults(6, 12);
+        for limit in b.okta.per_minute.values_mut() {
+            *limit = 60;
+        }
+        b.google = b.google.with_per_minute(60);
+        b.graph = b.graph.clone().with_writes(120, Duration::from_secs(15));
+        b
+    }
+}
+
 /// One vendor's count of a fleet's requests: sent, answered with a throttle.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Count {
@@ -682,13 +698,16 @@ fn repeats_by_design(key: &str) -> bool {
 }
 
 /// How a fleet runs: its processes (this executable run again with `args`), a SIGKILL of a
-/// random one every `kill_every` when given, and how long its runs may take.
+/// random one every `kill_every` when given, how long its runs may take, and a connector
+/// call's time limit (which includes the wait for the vendor's turn; the lease is twice it
+/// and 5 s).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct FleetRun<'a> {
     pub(crate) processes: usize,
     pub(crate) args: &'a [&'a str],
     pub(crate) kill_every: Option<Duration>,
     pub(crate) deadline: Duration,
+    pub(crate) call_timeout: Duration,
 }
 
 /// Offboards `people` of `cloud` with the engine processes `run` describes on `pg_url` (one
@@ -701,7 +720,12 @@ pub(crate) async fn offboard_in_cloud(
     people: Vec<Person>,
     run: FleetRun<'_>,
 ) -> (Vec<Run>, usize, Duration) {
-    let config = cloud.child_config(pg_url, shared_budget);
+    let config = ChildConfig {
+        call_timeout_ms: u64::try_from(run.call_timeout.as_millis()).unwrap(),
+        lease_ms: u64::try_from((run.call_timeout * 2 + Duration::from_secs(5)).as_millis())
+            .unwrap(),
+        ..cloud.child_config(pg_url, shared_budget)
+    };
     cloud.mark();
     let closer = cloud.close_tickets();
     let started = Instant::now();
