@@ -227,7 +227,7 @@ async fn durable(n: usize) {
     // Where the database's time went: active sessions by what they waited on.
     let total: u64 = sessions.values().sum();
     let mut top: Vec<_> = sessions.into_iter().collect();
-    top.sort_by(|a, b| b.1.cmp(&a.1));
+    top.sort_by_key(|e| std::cmp::Reverse(e.1));
     println!("  active database sessions, sampled every 10 ms ({total} samples), top 8:");
     for (what, count) in top.iter().take(8) {
         println!(
