@@ -25,6 +25,8 @@ use offboard_testkit::postgres::ScratchDatabase;
 
 #[path = "../benches/common/cloud_policy.rs"]
 mod cloud_policy;
+#[path = "../benches/common/mod.rs"]
+mod common;
 #[path = "../benches/common/fleet.rs"]
 mod fleet;
 

@@ -17,8 +17,7 @@ use futures::StreamExt as _;
 use offboard::engine::{Confirmation, Limits};
 use offboard::stores::{BudgetTuning, PostgresRateBudget, PostgresStore};
 use offboard::{
-    Engine, Initiator, Manager, MemoryRateBudget, Person, RateBudget, Run, RunId, RunRequest,
-    RunState, Store, TaskState,
+    Engine, Initiator, Manager, MemoryRateBudget, Person, RateBudget, Run, RunId, RunRequest, Store,
 };
 use offboard_azure::AzureConfig;
 use offboard_google::{GoogleConfig, Sku};
@@ -35,6 +34,7 @@ use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 
 use crate::cloud_policy::{self, GOOGLE, O365, OKTA};
+pub(crate) use crate::common::assert_completed;
 
 /// The environment variable carrying an engine process's [`ChildConfig`] (JSON).
 pub(crate) const CHILD_ENV: &str = "OFFBOARD_FLEET_CHILD";
@@ -370,23 +370,6 @@ pub(crate) async fn wait_all(
             last_kill = Instant::now();
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// Panics unless every run completed, naming the tasks that did not.
-pub(crate) fn assert_completed(runs: &[Run]) {
-    for run in runs {
-        assert_eq!(
-            run.state,
-            RunState::Completed,
-            "{}: {:?}",
-            run.person.email,
-            run.tasks
-                .iter()
-                .filter(|t| !matches!(t.state, TaskState::Completed { .. }))
-                .map(|t| (t.label(), format!("{:?}", t.state)))
-                .collect::<Vec<_>>()
-        );
     }
 }
 

@@ -1,5 +1,8 @@
 //! What the cloud and Graph benchmarks share: their knobs and the engine drive loop that
-//! offboards N people at once. Included by each with `#[path = "common/mod.rs"] mod common;`.
+//! offboards N people at once. Included by each with `#[path = "common/mod.rs"] mod common;`
+//! (and by `tests/fleet.rs`).
+
+#![allow(dead_code)]
 
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -82,7 +85,13 @@ pub(crate) async fn offboard_all(engine: &Engine, people: Vec<Person>, tasks: us
         .await;
     let wall = started.elapsed();
     workers.shutdown().await;
-    for run in &runs {
+    assert_completed(&runs);
+    wall
+}
+
+/// Panics unless every run completed, naming the tasks that did not.
+pub(crate) fn assert_completed(runs: &[offboard::Run]) {
+    for run in runs {
         assert_eq!(
             run.state,
             RunState::Completed,
@@ -95,5 +104,4 @@ pub(crate) async fn offboard_all(engine: &Engine, people: Vec<Person>, tasks: us
                 .collect::<Vec<_>>()
         );
     }
-    wall
 }
