@@ -119,7 +119,8 @@ impl Pacer {
     /// A shared budget's storage errors.
     pub async fn wait_n(&self, n: u32) -> Result<()> {
         let (budget, _) = self.budget.get();
-        budget.acquire(&self.key, &self.quota, n).await
+        // A wait for the vendor's turn: not counted in the engine's call time limit.
+        offboard_core::budget::turn(budget.acquire(&self.key, &self.quota, n)).await
     }
 
     /// Holds the budget for `wait` after the vendor said no (its `Retry-After`), for every
