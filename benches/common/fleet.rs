@@ -105,9 +105,8 @@ impl ChildConfig {
             graph: None,
             jira: None,
             reference: None,
-            // A call's time limit 4 s, its lease 10 s (at least twice the limit and a second),
-            // few tasks in flight per process, so that a task's wait for its vendor's turn
-            // (inside the call's time limit) stays well within it when the fleet is paced.
+            // A call's time limit 4 s (its waits for a vendor's turn not counted), its lease
+            // 10 s (at least twice the limit and a second), 8 tasks in flight per process.
             call_timeout_ms: 4_000,
             max_in_flight: 8,
             lease_ms: 10_000,
@@ -682,7 +681,7 @@ fn repeats_by_design(key: &str) -> bool {
 
 /// How a fleet runs: its processes (this executable run again with `args`), a SIGKILL of a
 /// random one every `kill_every` when given, how long its runs may take, and a connector
-/// call's time limit (which includes the wait for the vendor's turn; the lease is twice it
+/// call's time limit (its waits for the vendor's turn not counted; the lease is twice it
 /// and 5 s).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct FleetRun<'a> {
