@@ -328,6 +328,8 @@ pub async fn with_time_limit<F: Future>(limit: Duration, call: F) -> Option<F::O
     loop {
         let deadline = started + limit + waits.total();
         tokio::select! {
+            // The call first, as `tokio::time::timeout` does: an answer at the deadline counts.
+            biased;
             out = &mut call => return Some(out),
             () = tokio::time::sleep_until(deadline) => {
                 if started + limit + waits.total() <= Instant::now() {
