@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use offboard::engine::Limits;
 use offboard::memory::MemoryStore;
-use offboard::{Engine, Person, Policy};
+use offboard::{Engine, Person};
 use offboard_azure::AzureConfig;
 use offboard_testkit::Fixture;
 use offboard_testkit::sim::graph::{GraphFixture, GraphLimits, GraphTenant, NewGroup};
@@ -42,50 +42,12 @@ use offboard_testkit::sim::graph::{GraphFixture, GraphLimits, GraphTenant, NewGr
 #[path = "common/mod.rs"]
 mod common;
 
-/// The Entra actions run for each person, `entra.delete` last; each with its parameters (TOML).
-const ENTRA: [(&str, &str); 14] = [
-    ("entra.disable_sign_in", ""),
-    ("entra.revoke_sessions", ""),
-    ("entra.remove_groups", ""),
-    ("entra.remove_app_roles", ""),
-    ("entra.remove_grants", ""),
-    ("entra.remove_auth_methods", ""),
-    ("entra.remove_directory_roles", ""),
-    ("entra.hand_over_owned", ""),
-    ("entra.clear_manager", ""),
-    ("entra.disable_devices", ""),
-    ("entra.intune_retire", ""),
-    ("entra.remove_access_packages", ""),
-    (
-        "entra.run_lifecycle_workflow",
-        "{ workflow = \"Fixture leaver workflow\" }",
-    ),
-    ("entra.delete", ""),
-];
+#[path = "common/cloud_policy.rs"]
+mod cloud_policy;
+use cloud_policy::{ENTRA, entra_policy as policy};
 
 /// Writes per person estimated from earlier runs, to choose the scale (writes bind first).
 const WRITES_PER_PERSON: f64 = 30.0;
-
-fn policy() -> Policy {
-    let list = ENTRA
-        .iter()
-        .map(|(n, params)| {
-            if params.is_empty() {
-                format!("\"{n}\"")
-            } else {
-                format!("{{ name = \"{n}\", params = {params} }}")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut toml = format!("[apps.entra]\nmethod = \"automatic\"\nactions = [{list}]\n");
-    for (before, _) in &ENTRA[..ENTRA.len() - 1] {
-        toml.push_str(&format!(
-            "\n[[order]]\nbefore = \"{before}\"\nafter = \"entra.delete\"\n"
-        ));
-    }
-    Policy::from_toml(&toml).unwrap()
-}
 
 fn choose_scale(n: usize, limits: &GraphLimits) -> u32 {
     let write_rate = f64::from(limits.writes) / limits.write_window.as_secs_f64();

@@ -1,5 +1,8 @@
 //! What the cloud and Graph benchmarks share: their knobs and the engine drive loop that
-//! offboards N people at once. Included by each with `#[path = "common/mod.rs"] mod common;`.
+//! offboards N people at once. Included by each with `#[path = "common/mod.rs"] mod common;`
+//! (and by `tests/fleet.rs`).
+
+#![allow(dead_code)]
 
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -9,6 +12,7 @@ use offboard::engine::Confirmation;
 use offboard::{Engine, Initiator, Person, RunRequest, RunState, TaskState};
 
 /// Runs in flight at once, unless `OFFBOARD_BENCH_RUNS` says otherwise.
+#[allow(dead_code)]
 const CONCURRENT_RUNS: usize = 32;
 
 /// Whether `cargo bench` runs the benchmark (a `--bench` argument) rather than `cargo test`.
@@ -49,6 +53,7 @@ pub(crate) fn block_on<F: Future>(f: F) -> F::Output {
 /// checks the plan has `tasks` tasks, confirms it as an operator would, submits it and waits
 /// for the run. Then stops the workers and panics unless every run completed, naming the
 /// tasks that did not. Returns the wall time from the start of the workers to the last run.
+#[allow(dead_code)]
 pub(crate) async fn offboard_all(engine: &Engine, people: Vec<Person>, tasks: usize) -> Duration {
     let started = Instant::now();
     let workers = engine.start();
@@ -80,7 +85,13 @@ pub(crate) async fn offboard_all(engine: &Engine, people: Vec<Person>, tasks: us
         .await;
     let wall = started.elapsed();
     workers.shutdown().await;
-    for run in &runs {
+    assert_completed(&runs);
+    wall
+}
+
+/// Panics unless every run completed, naming the tasks that did not.
+pub(crate) fn assert_completed(runs: &[offboard::Run]) {
+    for run in runs {
         assert_eq!(
             run.state,
             RunState::Completed,
@@ -93,5 +104,4 @@ pub(crate) async fn offboard_all(engine: &Engine, people: Vec<Person>, tasks: us
                 .collect::<Vec<_>>()
         );
     }
-    wall
 }

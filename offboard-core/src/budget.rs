@@ -242,9 +242,160 @@ impl RateBudget for MemoryRateBudget {
     }
 }
 
+tokio::task_local! {
+    /// The waits for a vendor's turn of the call under [`with_time_limit`].
+    static TURN_WAITS: Arc<TurnWaits>;
+}
+
+/// The union of a call's waits for a vendor's turn (several may overlap: requests in parallel).
+#[derive(Debug, Default)]
+struct TurnWaits {
+    state: Mutex<WaitState>,
+}
+
+#[derive(Debug, Default)]
+struct WaitState {
+    /// Time spent waiting, over the waits that ended.
+    done: Duration,
+    /// Waits under way, and since when at least one was.
+    active: usize,
+    since: Option<Instant>,
+}
+
+impl TurnWaits {
+    fn lock(&self) -> std::sync::MutexGuard<'_, WaitState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn begin(&self) {
+        let mut s = self.lock();
+        if s.active == 0 {
+            s.since = Some(Instant::now());
+        }
+        s.active += 1;
+    }
+
+    fn end(&self) {
+        let mut s = self.lock();
+        s.active -= 1;
+        if s.active == 0 {
+            let since = s.since.take().unwrap_or_else(Instant::now);
+            s.done += since.elapsed();
+        }
+    }
+
+    /// Time spent waiting so far, the wait under way included.
+    fn total(&self) -> Duration {
+        let s = self.lock();
+        s.done + s.since.map_or(Duration::ZERO, |t| t.elapsed())
+    }
+}
+
+/// Ends a turn wait when dropped (the wait finished or was cancelled).
+struct TurnGuard(Option<Arc<TurnWaits>>);
+
+impl Drop for TurnGuard {
+    fn drop(&mut self) {
+        if let Some(w) = &self.0 {
+            w.end();
+        }
+    }
+}
+
+/// Runs `wait`, a wait for a vendor's turn ([`RateBudget::acquire`],
+/// [`RateBudget::concurrency`]), and, inside [`with_time_limit`], leaves its duration out of
+/// the call's time limit. Outside one it is just `wait`.
+pub async fn turn<F: Future>(wait: F) -> F::Output {
+    let waits = TURN_WAITS.try_with(Arc::clone).ok();
+    if let Some(w) = &waits {
+        w.begin();
+    }
+    let _guard = TurnGuard(waits);
+    wait.await
+}
+
+/// Runs `call` under a time limit that counts only the time not spent waiting for a vendor's
+/// turn ([`turn`], on tokio's clock): a call queued behind a spent budget does not time out
+/// for the queueing, only for the vendor's slowness. `None` when the limit passed.
+///
+/// # Behavior
+/// The waits of tasks the call spawns are not seen (a task-local of the call's task).
+pub async fn with_time_limit<F: Future>(limit: Duration, call: F) -> Option<F::Output> {
+    let waits = Arc::new(TurnWaits::default());
+    let call = TURN_WAITS.scope(Arc::clone(&waits), call);
+    tokio::pin!(call);
+    let started = Instant::now();
+    loop {
+        let deadline = started + limit + waits.total();
+        tokio::select! {
+            // The call first, as `tokio::time::timeout` does: an answer at the deadline counts.
+            biased;
+            out = &mut call => return Some(out),
+            () = tokio::time::sleep_until(deadline) => {
+                if started + limit + waits.total() <= Instant::now() {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_calls_time_limit_leaves_out_its_waits_for_a_turn() {
+        let budget = MemoryRateBudget::new();
+        let q = Quota::per(60, Duration::from_secs(60)).unwrap();
+        budget.penalise("k", Duration::from_secs(30)).await.unwrap();
+        // 30 s for its turn, then 3 s of work: within a 4 s limit.
+        let start = Instant::now();
+        let out = with_time_limit(Duration::from_secs(4), async {
+            turn(budget.acquire("k", &q, 1)).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            7
+        })
+        .await;
+        assert_eq!(out, Some(7));
+        assert_eq!(start.elapsed(), Duration::from_secs(33));
+        // Two overlapping waits count once: 2 s of work, two turns waited for in parallel
+        // (until the 10 s penalty ends, and a turn's spacing more for the second), 3 s more.
+        budget.penalise("k", Duration::from_secs(10)).await.unwrap();
+        let start = Instant::now();
+        let out = with_time_limit(Duration::from_secs(6), async {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let (a, b) = tokio::join!(
+                turn(budget.acquire("k", &q, 1)),
+                turn(budget.acquire("k", &q, 1))
+            );
+            a.unwrap();
+            b.unwrap();
+            tokio::time::sleep(Duration::from_secs(3)).await;
+        })
+        .await;
+        assert_eq!(out, Some(()));
+        assert!(
+            start.elapsed() > Duration::from_secs(13),
+            "{:?}",
+            start.elapsed()
+        );
+        // The work itself is still limited: 2 s, a turn until the 5 s penalty ends, then 3 s
+        // more is over 4 s: the call ends after 4 s of work and 3 s of waiting.
+        budget.penalise("k", Duration::from_secs(5)).await.unwrap();
+        let start = Instant::now();
+        let out = with_time_limit(Duration::from_secs(4), async {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            turn(budget.acquire("k", &q, 1)).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(3)).await;
+        })
+        .await;
+        assert_eq!(out, None);
+        assert_eq!(start.elapsed(), Duration::from_secs(7));
+        // Outside a limit a turn is just the wait.
+        budget.penalise("k", Duration::from_secs(1)).await.unwrap();
+        turn(budget.acquire("k", &q, 1)).await.unwrap();
+    }
 
     fn spans_hold_at_most(at: &[Duration], limit: usize, per: Duration) {
         for w in at.windows(limit + 1) {

@@ -15,7 +15,7 @@ use crate::auth::TokenProvider;
 use crate::error::{classify, transport};
 use crate::limiter::{AdaptiveLimiter, LimiterConfig};
 use crate::pacer::{BudgetHandle, Pacer};
-use offboard_core::budget::{ConcurrencyPermit, Quota, RateBudget};
+use offboard_core::budget::{ConcurrencyPermit, Quota, RateBudget, turn};
 
 /// The window of a budget learnt from Okta's headers (Okta's budgets are per minute).
 const LEARNT_WINDOW: Duration = Duration::from_secs(60);
@@ -426,12 +426,9 @@ impl HttpClient {
         if !shared {
             return Ok(None);
         }
+        // Waits for the vendor's turn: not counted in the engine's call time limit.
         let slot = match self.shared_concurrency {
-            Some(n) => Some(
-                budget
-                    .concurrency(&self.budget_key("concurrency"), n)
-                    .await?,
-            ),
+            Some(n) => Some(turn(budget.concurrency(&self.budget_key("concurrency"), n)).await?),
             None => None,
         };
         if let Some(quota) = self
@@ -439,7 +436,7 @@ impl HttpClient {
             .learnt_limit(bucket)
             .and_then(|limit| Quota::per(u32::try_from(limit).unwrap_or(u32::MAX), LEARNT_WINDOW))
         {
-            budget.acquire(&self.budget_key(bucket), &quota, 1).await?;
+            turn(budget.acquire(&self.budget_key(bucket), &quota, 1)).await?;
         }
         Ok(slot)
     }

@@ -74,6 +74,19 @@ impl Pacer {
         Self::on(BudgetHandle::default(), "pacer".to_owned(), budget, per)
     }
 
+    /// `budget` requests per `per` drawn under `key` (build it as `tenant|bucket`), from an
+    /// in-memory budget of its own until [`Pacer::use_rate_budget`] replaces it; `None` when
+    /// `budget` or `per` is zero. For clients not built on [`crate::HttpClient`] (Jira's).
+    pub fn keyed(key: impl Into<String>, budget: u32, per: Duration) -> Option<Self> {
+        Self::on(BudgetHandle::default(), key.into(), budget, per)
+    }
+
+    /// Makes this pacer and its clones draw from `budget` from now on (a host's budget,
+    /// shared by a fleet of engines).
+    pub fn use_rate_budget(&self, budget: Arc<dyn RateBudget>) {
+        self.budget.set(budget);
+    }
+
     pub(crate) fn on(budget: BudgetHandle, key: String, limit: u32, per: Duration) -> Option<Self> {
         Some(Self {
             budget,
@@ -106,7 +119,8 @@ impl Pacer {
     /// A shared budget's storage errors.
     pub async fn wait_n(&self, n: u32) -> Result<()> {
         let (budget, _) = self.budget.get();
-        budget.acquire(&self.key, &self.quota, n).await
+        // A wait for the vendor's turn: not counted in the engine's call time limit.
+        offboard_core::budget::turn(budget.acquire(&self.key, &self.quota, n)).await
     }
 
     /// Holds the budget for `wait` after the vendor said no (its `Retry-After`), for every
@@ -178,5 +192,27 @@ mod tests {
         let started = tokio::time::Instant::now();
         pacer.wait().await.unwrap();
         assert_eq!(started.elapsed(), Duration::from_secs(7));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_keyed_pacer_draws_from_the_budget_it_is_given() {
+        let pacer = Pacer::keyed(
+            "jira|https://x.example|requests",
+            60,
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        assert_eq!(pacer.key(), "jira|https://x.example|requests");
+        let shared = Arc::new(MemoryRateBudget::new());
+        pacer.clone().use_rate_budget(shared.clone());
+        // Another holder of the shared budget is told to wait: the pacer (and its clones) waits.
+        shared
+            .penalise("jira|https://x.example|requests", Duration::from_secs(9))
+            .await
+            .unwrap();
+        let started = tokio::time::Instant::now();
+        pacer.wait().await.unwrap();
+        assert_eq!(started.elapsed(), Duration::from_secs(9));
+        assert!(Pacer::keyed("k", 0, Duration::from_secs(1)).is_none());
     }
 }

@@ -2,9 +2,11 @@
 //! shared `offboard-http` client later without touching the delegate logic.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
-use offboard_core::{Error, Result, Secret};
+use offboard_core::{Error, RateBudget, Result, Secret};
+use offboard_http::Pacer;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -101,12 +103,15 @@ pub(crate) struct CreatedIssue {
     pub(crate) key: String,
 }
 
-/// The Jira REST v3 client (basic auth).
+/// The Jira REST v3 client (basic auth), paced to the site's request budget when one is
+/// configured: every request takes a turn of the key `jira|<site>|requests`, and a 429 with
+/// `Retry-After` holds the key for everyone drawing from the same budget.
 pub(crate) struct JiraClient {
     http: reqwest::Client,
     base: String,
     email: String,
     token: Secret,
+    pacer: Option<Pacer>,
 }
 
 impl fmt::Debug for JiraClient {
@@ -115,6 +120,7 @@ impl fmt::Debug for JiraClient {
             .field("base", &self.base)
             .field("email", &self.email)
             .field("token", &self.token)
+            .field("pacer", &self.pacer)
             .finish()
     }
 }
@@ -122,18 +128,35 @@ impl fmt::Debug for JiraClient {
 impl JiraClient {
     /// A client for `base` (no trailing slash). TLS is rustls with aws-lc-rs, the crypto
     /// provider reqwest configures explicitly when no process default is installed.
-    pub(crate) fn new(base: &str, email: &str, token: Secret, timeout: Duration) -> Result<Self> {
+    pub(crate) fn new(
+        base: &str,
+        email: &str,
+        token: Secret,
+        timeout: Duration,
+        budget: Option<(u32, Duration)>,
+    ) -> Result<Self> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .user_agent(concat!("offboard-jira/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::internal(format!("building the HTTP client: {e}")))?;
+        let base = base.trim_end_matches('/').to_string();
+        let pacer = budget
+            .and_then(|(limit, per)| Pacer::keyed(format!("jira|{base}|requests"), limit, per));
         Ok(Self {
             http,
-            base: base.trim_end_matches('/').to_string(),
+            base,
             email: email.to_string(),
             token,
+            pacer,
         })
+    }
+
+    /// Draws the pacer's turns from `budget` from now on.
+    pub(crate) fn use_rate_budget(&self, budget: Arc<dyn RateBudget>) {
+        if let Some(p) = &self.pacer {
+            p.use_rate_budget(budget);
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -144,6 +167,9 @@ impl JiraClient {
         &self,
         req: reqwest::RequestBuilder,
     ) -> std::result::Result<T, JiraError> {
+        if let Some(p) = &self.pacer {
+            p.wait().await.map_err(JiraError::Budget)?;
+        }
         let resp = req
             .basic_auth(&self.email, Some(self.token.expose()))
             .header(reqwest::header::ACCEPT, "application/json")
@@ -153,6 +179,9 @@ impl JiraClient {
         let status = resp.status();
         if !status.is_success() {
             let after = retry_after(resp.headers());
+            if let (Some(p), Some(wait), 429) = (&self.pacer, after, status.as_u16()) {
+                p.penalise(wait).await;
+            }
             let text = resp.text().await.unwrap_or_default();
             let messages = serde_json::from_str::<ErrorCollection>(&text)
                 .map(ErrorCollection::messages)

@@ -52,11 +52,16 @@ pub enum ConfigKey {
     /// `allow_plain_http` (`true`/`false`): allow a plain `http` site on this machine
     /// (loopback tests and simulators). Default `false`: the API token never travels in clear.
     AllowPlainHttp,
+    /// `request_budget` (alias `requests_per_minute`): the requests per minute the delegate
+    /// paces itself to (`<n>`, or `<n>/<window>` such as `100/10s`); `0` or unset: no pacing.
+    /// Atlassian publishes no figure for API-token traffic (its burst limits): set what the
+    /// site allows. A fleet of engines sharing a `RateBudget` shares it.
+    RequestBudget,
 }
 
 impl ConfigKey {
     /// Every key, in documentation order.
-    pub const ALL: [ConfigKey; 14] = [
+    pub const ALL: [ConfigKey; 15] = [
         Self::Site,
         Self::Email,
         Self::ApiToken,
@@ -71,6 +76,7 @@ impl ConfigKey {
         Self::Assignee,
         Self::Timeout,
         Self::AllowPlainHttp,
+        Self::RequestBudget,
     ];
 
     /// The canonical name.
@@ -90,6 +96,7 @@ impl ConfigKey {
             Self::Assignee => "assignee",
             Self::Timeout => "timeout",
             Self::AllowPlainHttp => "allow_plain_http",
+            Self::RequestBudget => "request_budget",
         }
     }
 
@@ -125,6 +132,7 @@ impl FromStr for ConfigKey {
             "assignee" => Self::Assignee,
             "timeout" => Self::Timeout,
             "allow_plain_http" => Self::AllowPlainHttp,
+            "request_budget" | "requests_per_minute" => Self::RequestBudget,
             _ => return Err(Error::config(s, "unknown Jira configuration key")),
         })
     }
@@ -174,6 +182,8 @@ pub struct JiraConfig {
     pub assignee: Option<String>,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// The budget the delegate paces its requests to: (requests, per); `None`: no pacing.
+    pub request_budget: Option<(u32, Duration)>,
 }
 
 /// Builds a [`JiraDelegate`].
@@ -210,6 +220,7 @@ pub struct JiraBuilder {
     assignee: Option<String>,
     timeout: Option<String>,
     allow_plain_http: Option<String>,
+    request_budget: Option<String>,
 }
 
 impl JiraBuilder {
@@ -224,7 +235,8 @@ impl JiraBuilder {
     /// `OFFBOARD_JIRA_ISSUE_TYPE`, `OFFBOARD_JIRA_SUMMARY`, `OFFBOARD_JIRA_DESCRIPTION`,
     /// `OFFBOARD_JIRA_DONE_STATUS`, `OFFBOARD_JIRA_POLL_INTERVAL` (seconds),
     /// `OFFBOARD_JIRA_WEBHOOK_SECRET`, `OFFBOARD_JIRA_ASSIGNEE`, `OFFBOARD_JIRA_TIMEOUT`
-    /// (seconds).
+    /// (seconds), `OFFBOARD_JIRA_ALLOW_PLAIN_HTTP`, `OFFBOARD_JIRA_REQUEST_BUDGET` (requests
+    /// per minute, or `<n>/<window>`).
     pub fn from_env() -> Self {
         let mut b = Self::new();
         for key in ConfigKey::ALL {
@@ -253,6 +265,7 @@ impl JiraBuilder {
             ConfigKey::Assignee => self.assignee = Some(v),
             ConfigKey::Timeout => self.timeout = Some(v),
             ConfigKey::AllowPlainHttp => self.allow_plain_http = Some(v),
+            ConfigKey::RequestBudget => self.request_budget = Some(v),
         }
         self
     }
@@ -339,6 +352,13 @@ impl JiraBuilder {
         self
     }
 
+    /// Paces requests to `requests` per `per` (see [`ConfigKey::RequestBudget`]); zero
+    /// requests: no pacing.
+    pub fn with_request_budget(mut self, requests: u32, per: Duration) -> Self {
+        self.request_budget = Some(format!("{requests}/{}ms", per.as_millis()));
+        self
+    }
+
     /// Validates the configuration.
     ///
     /// # Errors
@@ -402,6 +422,15 @@ impl JiraBuilder {
                 .filter(|d| !d.is_zero())
                 .ok_or_else(|| Error::config("timeout", "not a positive duration"))?,
         };
+        let request_budget = match self.request_budget.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(v) => parse_budget(v).ok_or_else(|| {
+                Error::config(
+                    "request_budget",
+                    "not `<requests>` or `<requests>/<window>`",
+                )
+            })?,
+        };
         let webhook_secret = match &self.webhook_secret {
             Some(s) if s.is_empty() => {
                 return Err(Error::config("webhook_secret", "empty"));
@@ -442,6 +471,7 @@ impl JiraBuilder {
             webhook_secret,
             assignee: self.assignee.clone().filter(|s| !s.trim().is_empty()),
             timeout,
+            request_budget,
         })
     }
 
@@ -453,6 +483,20 @@ impl JiraBuilder {
     pub fn build(self) -> Result<JiraDelegate> {
         JiraDelegate::new(self.config()?)
     }
+}
+
+/// `"600"` (per minute) or `"100/10s"`: `Some(None)` for zero requests (no pacing), `None`
+/// when malformed or the window is zero.
+fn parse_budget(v: &str) -> Option<Option<(u32, Duration)>> {
+    let (n, per) = match v.split_once('/') {
+        Some((n, w)) => (n, parse_duration(w)?),
+        None => (v, Duration::from_secs(60)),
+    };
+    let n: u32 = n.trim().parse().ok()?;
+    if per.is_zero() {
+        return None;
+    }
+    Some((n > 0).then_some((n, per)))
 }
 
 /// `"90"` (seconds), `"1500ms"` or `"2s"`.
@@ -510,6 +554,14 @@ mod tests {
                 full().with_config(ConfigKey::AllowPlainHttp, "perhaps"),
                 "allow_plain_http",
             ),
+            (
+                full().with_config(ConfigKey::RequestBudget, "lots"),
+                "request_budget",
+            ),
+            (
+                full().with_config(ConfigKey::RequestBudget, "10/0s"),
+                "request_budget",
+            ),
         ] {
             let e = b.config().unwrap_err();
             assert_eq!(e.kind(), offboard_core::ErrorKind::Config);
@@ -546,5 +598,28 @@ mod tests {
         assert_eq!(c.poll_interval, Duration::from_secs(5));
         assert!(!format!("{c:?}").contains("tok-123456"));
         assert_eq!(ConfigKey::ApiToken.env_var(), "OFFBOARD_JIRA_API_TOKEN");
+        assert_eq!(c.request_budget, None);
+        let budget = |v: &str| {
+            full()
+                .with_config(ConfigKey::RequestBudget, v)
+                .config()
+                .unwrap()
+                .request_budget
+        };
+        assert_eq!(budget("600"), Some((600, Duration::from_secs(60))));
+        assert_eq!(budget("100/10s"), Some((100, Duration::from_secs(10))));
+        assert_eq!(budget("0"), None);
+        assert_eq!(
+            full()
+                .with_request_budget(50, Duration::from_millis(6000))
+                .config()
+                .unwrap()
+                .request_budget,
+            Some((50, Duration::from_secs(6)))
+        );
+        assert_eq!(
+            "requests_per_minute".parse::<ConfigKey>().unwrap(),
+            ConfigKey::RequestBudget
+        );
     }
 }

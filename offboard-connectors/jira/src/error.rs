@@ -11,6 +11,7 @@
 //! | 5xx | `Unavailable`, retryable (after `Retry-After` when sent, e.g. with 503) |
 //! | timeout / connection | `Timeout` / `Unavailable`, retryable |
 //! | unparsable body | `Vendor`, permanent |
+//! | the request budget's storage failed | that error (a shared budget's: `Unavailable`, retryable) |
 
 use std::time::Duration;
 
@@ -33,6 +34,9 @@ pub(crate) enum JiraError {
     /// The body was not what the spec describes.
     #[error("unexpected answer from Jira: {0}")]
     Decode(String),
+    /// The request budget could not be drawn from (a shared budget's storage).
+    #[error("{0}")]
+    Budget(Error),
 }
 
 fn fmt_messages(m: &[String]) -> String {
@@ -73,6 +77,9 @@ pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Durati
 
 impl From<JiraError> for Error {
     fn from(e: JiraError) -> Self {
+        if let JiraError::Budget(e) = e {
+            return e;
+        }
         match &e {
             JiraError::Status {
                 status,
@@ -118,7 +125,9 @@ impl From<JiraError> for Error {
                 let msg = e.to_string();
                 Error::new(kind, msg).retryable()
             }
-            JiraError::Decode(_) => Error::new(ErrorKind::Vendor, e.to_string()),
+            JiraError::Decode(_) | JiraError::Budget(_) => {
+                Error::new(ErrorKind::Vendor, e.to_string())
+            }
         }
     }
 }

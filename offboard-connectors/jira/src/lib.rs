@@ -108,6 +108,7 @@ impl JiraDelegate {
             &config.email,
             config.api_token.clone(),
             config.timeout,
+            config.request_budget,
         )?;
         let rule = DoneRule::new(
             config.done_status.clone(),
@@ -386,5 +387,11 @@ impl Delegate for JiraDelegate {
             .operation("jira.status")
             .context("key", &ticket.key)?;
         self.ticket_status(&issue)
+    }
+
+    /// Paces the site's requests (when a request budget is configured) from `budget`, shared
+    /// with every engine drawing from it.
+    fn use_rate_budget(&self, budget: std::sync::Arc<dyn offboard_core::RateBudget>) {
+        self.client.use_rate_budget(budget);
     }
 }

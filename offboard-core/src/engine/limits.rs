@@ -19,7 +19,9 @@ pub struct Limits {
     pub burst: NonZeroU32,
     /// Calls in flight at once.
     pub concurrency: usize,
-    /// Time one call may take before it counts as a retryable timeout.
+    /// Time one call may take before it counts as a retryable timeout, not counting its waits
+    /// for a vendor's turn in a rate budget (`budget::turn`: a call queued behind a spent
+    /// budget times out only for the vendor's slowness once its requests are sent).
     pub timeout: Duration,
 }
 
@@ -116,9 +118,11 @@ impl Limiter {
         op: &str,
         fut: impl Future<Output = Result<T>>,
     ) -> Result<T> {
-        match tokio::time::timeout(self.limits.timeout, fut).await {
-            Ok(r) => r,
-            Err(_) => Err(Error::new(
+        // The limit counts the call's time with the vendor, not its waits for the vendor's
+        // turn in a rate budget (`budget::turn`).
+        match crate::budget::with_time_limit(self.limits.timeout, fut).await {
+            Some(r) => r,
+            None => Err(Error::new(
                 ErrorKind::Timeout,
                 format!("no answer within {:?}", self.limits.timeout),
             )

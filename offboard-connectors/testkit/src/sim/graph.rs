@@ -592,6 +592,8 @@ struct State {
     withheld: BTreeSet<String>,
     ru_served: u64,
     writes_served: u64,
+    /// Writes (not GET) answered 2xx, top level and batch items, by `METHOD path body`.
+    served_writes: BTreeMap<String, u64>,
     token_requests: u64,
     page_size: usize,
     retention: Duration,
@@ -1367,6 +1369,14 @@ impl GraphTenant {
         self.shared.state().writes_served
     }
 
+    /// How many times each write (any method but GET, top level or `$batch` item) was
+    /// answered 2xx, by `METHOD path body` (path without `/v1.0`, the body's JSON compact
+    /// with its keys sorted, empty without a body):
+    /// the side effects the tenant carried out (a fleet test checks each happened once).
+    pub fn served_writes(&self) -> BTreeMap<String, u64> {
+        self.shared.state().served_writes.clone()
+    }
+
     /// Sets the fault knobs.
     pub fn set_faults(&self, faults: Faults) {
         self.shared.state().layer.faults = faults;
@@ -1621,7 +1631,16 @@ impl Shared {
             Budget::Free => {}
         }
         let base = format!("{}/v1.0", s.base);
+        // A write is told apart by its body too: Graph creates requests (role schedules,
+        // access package assignments, workflow runs) by POSTing the subject in the body.
+        let write_key = (method != "GET").then(|| {
+            let body = body.as_ref().map(Value::to_string).unwrap_or_default();
+            format!("{method} /{} {body}", segs.join("/"))
+        });
         let (status, out) = routes::route(s, &base, method, segs, query, body, eventual);
+        if let Some(key) = write_key.filter(|_| (200..300).contains(&status)) {
+            *s.served_writes.entry(key).or_default() += 1;
+        }
         let mut answer = Answer::new(status, out);
         answer.headers.extend(extra);
         let dropped = s.layer.drop_answer();
