@@ -34,7 +34,8 @@
 //! | OneLogin `status` | lifecycle |
 //! |---|---|
 //! | 1 active | current |
-//! | 0 unactivated, 2 suspended, 3 locked, 4 password expired, 5 awaiting password reset, 7 password pending, 8 security questions required | past (the issue: "status changes to a non-active status") |
+//! | 0 unactivated, 4 password expired, 5 awaiting password reset, 7 password pending, 8 security questions required | current: an employee between credential steps (or not yet activated), whom a password expiring must never offboard; a new hire first seen unactivated is not reported "back" when activated |
+//! | 2 suspended, 3 locked | past (the issue: "suspended, locked"; a lockout after failed sign-ins is one too, so the debounce and the confirmation of critical actions are what stand between a lockout and an offboarding) |
 //! | any other code, or none | past (not active) |
 //! | no longer found (404) | past ([`PersonRecord::gone`]) |
 //!
@@ -218,10 +219,12 @@ struct User {
     updated_at: Option<String>,
 }
 
-/// The lifecycle of a OneLogin status code: only 1 (active) is current.
+/// The lifecycle of a OneLogin status code: active (1), not yet activated (0) and the
+/// credential states of an active employee (4, 5, 7, 8) are current; suspended (2), locked
+/// (3) and codes OneLogin does not document are past.
 fn lifecycle(status: Option<i64>) -> Lifecycle {
     match status {
-        Some(1) => Lifecycle::Current,
+        Some(0 | 1 | 4 | 5 | 7 | 8) => Lifecycle::Current,
         _ => Lifecycle::Past,
     }
 }
@@ -513,13 +516,13 @@ mod tests {
     fn every_status_maps_to_a_lifecycle() {
         for (status, want) in [
             (Some(1), Lifecycle::Current),
-            (Some(0), Lifecycle::Past),
+            (Some(0), Lifecycle::Current),
             (Some(2), Lifecycle::Past),
             (Some(3), Lifecycle::Past),
-            (Some(4), Lifecycle::Past),
-            (Some(5), Lifecycle::Past),
-            (Some(7), Lifecycle::Past),
-            (Some(8), Lifecycle::Past),
+            (Some(4), Lifecycle::Current),
+            (Some(5), Lifecycle::Current),
+            (Some(7), Lifecycle::Current),
+            (Some(8), Lifecycle::Current),
             (Some(6), Lifecycle::Past),
             (Some(99), Lifecycle::Past),
             (None, Lifecycle::Past),
