@@ -1,8 +1,9 @@
 //! [`JumpCloudSource`]: JumpCloud's system users as a source of truth, by full scan and diff.
 //!
 //! # Endpoints (JumpCloud V1 API, `https://console.jumpcloud.com/api`)
-//! - `GET /api/systemusers?limit=<n>&skip=<k>&sort=_id&fields=<the fields read>`: one page
-//!   per [`SourceOfTruth::changes`] call (`limit` 1 to 100, JumpCloud's cap; default 100),
+//! - `GET /api/systemusers?limit=<n>&skip=<k>&sort=_id&fields=<the fields read>`: pages of
+//!   `limit` (1 to 100, JumpCloud's cap; default 100) until a [`SourceOfTruth::changes`]
+//!   call has listed its batch (default 5,000 people, [`JumpCloudConfig::with_batch`]),
 //!   sorted by `_id` as JumpCloud's API best practices ask of every `skip` pager, so no user
 //!   is listed twice or skipped while nobody is created or deleted.
 //! - `GET /api/systemusers/{id}`: a user last reported current and missing at the end of a
@@ -76,6 +77,7 @@ pub struct JumpCloudConfig {
     api_key: Secret,
     org_id: Option<String>,
     page_size: u32,
+    batch: usize,
     name: String,
     allow_plain_http: bool,
 }
@@ -87,6 +89,7 @@ impl fmt::Debug for JumpCloudConfig {
             .field("api_key", &self.api_key)
             .field("org_id", &self.org_id)
             .field("page_size", &self.page_size)
+            .field("batch", &self.batch)
             .field("name", &self.name)
             .field("allow_plain_http", &self.allow_plain_http)
             .finish()
@@ -102,6 +105,7 @@ impl JumpCloudConfig {
             api_key,
             org_id: None,
             page_size: MAX_PAGE,
+            batch: crate::full_scan::DEFAULT_BATCH,
             name: "jumpcloud".into(),
             allow_plain_http: false,
         }
@@ -125,6 +129,14 @@ impl JumpCloudConfig {
         self
     }
 
+    /// People one [`SourceOfTruth::changes`] call lists at least, page by page, before it
+    /// returns (default 5,000; 1: one page a call). The cursor, which holds what was last
+    /// reported of everyone, is saved between calls: a larger batch saves it less often.
+    pub fn with_batch(mut self, people: usize) -> Self {
+        self.batch = people.max(1);
+        self
+    }
+
     /// The source's name (its cursor's key).
     pub fn with_name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
@@ -145,6 +157,7 @@ pub struct JumpCloudSource {
     http: HttpClient,
     org_id: Option<String>,
     page_size: u32,
+    batch: usize,
 }
 
 /// One page of `GET /api/systemusers`.
@@ -242,6 +255,7 @@ impl JumpCloudSource {
             http,
             org_id: config.org_id,
             page_size: config.page_size,
+            batch: config.batch,
         })
     }
 
@@ -273,6 +287,10 @@ impl OffsetList for JumpCloudSource {
 
     fn page_size(&self) -> u32 {
         self.page_size
+    }
+
+    fn batch(&self) -> usize {
+        self.batch
     }
 
     async fn list(&self, skip: u64) -> Result<(Vec<PersonRecord>, Option<u64>)> {

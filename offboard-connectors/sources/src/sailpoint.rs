@@ -5,8 +5,9 @@
 //! - `POST /oauth/token`: an access token for a personal access token or API client (OAuth
 //!   2.0 client credentials, `client_id` and `client_secret` in the form body), cached until
 //!   shortly before its `expires_in` (749 s) and fetched anew after a 401.
-//! - `GET /v2025/identities?limit=<n>&offset=<k>&count=true`: one page per
-//!   [`SourceOfTruth::changes`] call (`limit` 1 to 250, SailPoint's cap; default 250); the
+//! - `GET /v2025/identities?limit=<n>&offset=<k>&count=true`: pages of `limit`
+//!   (1 to 250, SailPoint's cap; default 250) until a [`SourceOfTruth::changes`] call has
+//!   listed its batch (default 5,000 people, [`SailPointConfig::with_batch`]); the
 //!   scan's position (`offset`) is in the cursor. `X-Total-Count` says when it is complete.
 //! - `GET /v2025/identities/{id}`: an identity last reported current and missing at the end
 //!   of a scan (a 404 reports them [`PersonRecord::gone`]), and a reported person's manager
@@ -79,6 +80,7 @@ pub struct SailPointConfig {
     client_id: String,
     client_secret: Secret,
     page_size: u32,
+    batch: usize,
     name: String,
     end_date_attribute: Option<String>,
     allow_plain_http: bool,
@@ -91,6 +93,7 @@ impl fmt::Debug for SailPointConfig {
             .field("client_id", &self.client_id)
             .field("client_secret", &self.client_secret)
             .field("page_size", &self.page_size)
+            .field("batch", &self.batch)
             .field("name", &self.name)
             .field("end_date_attribute", &self.end_date_attribute)
             .field("allow_plain_http", &self.allow_plain_http)
@@ -107,6 +110,7 @@ impl SailPointConfig {
             client_id: client_id.into(),
             client_secret: secret,
             page_size: MAX_PAGE,
+            batch: crate::full_scan::DEFAULT_BATCH,
             name: "sailpoint".into(),
             end_date_attribute: None,
             allow_plain_http: false,
@@ -116,6 +120,14 @@ impl SailPointConfig {
     /// Identities per page, 1 to 250.
     pub fn with_page_size(mut self, n: u32) -> Self {
         self.page_size = n;
+        self
+    }
+
+    /// People one [`SourceOfTruth::changes`] call lists at least, page by page, before it
+    /// returns (default 5,000; 1: one page a call). The cursor, which holds what was last
+    /// reported of everyone, is saved between calls: a larger batch saves it less often.
+    pub fn with_batch(mut self, people: usize) -> Self {
+        self.batch = people.max(1);
         self
     }
 
@@ -144,6 +156,7 @@ pub struct SailPointSource {
     name: String,
     http: HttpClient,
     page_size: u32,
+    batch: usize,
     end_date_attribute: Option<String>,
 }
 
@@ -269,6 +282,7 @@ impl SailPointSource {
             name: config.name,
             http,
             page_size: config.page_size,
+            batch: config.batch,
             end_date_attribute: config.end_date_attribute,
         })
     }
@@ -301,6 +315,10 @@ impl OffsetList for SailPointSource {
 
     fn page_size(&self) -> u32 {
         self.page_size
+    }
+
+    fn batch(&self) -> usize {
+        self.batch
     }
 
     async fn list(&self, offset: u64) -> Result<(Vec<PersonRecord>, Option<u64>)> {
