@@ -18,10 +18,10 @@ use offboard_testkit::suite::source::{Detection, SourceTenant, measure_detection
 const INTERVAL: Duration = Duration::from_secs(1);
 
 async fn detect<T: SourceTenant>(name: &str, page: u32) {
-    if let Ok(only) = std::env::var("OFFBOARD_DETECT_ONLY") {
-        if !only.split(',').any(|o| o.trim() == name) {
-            return;
-        }
+    if let Ok(only) = std::env::var("OFFBOARD_DETECT_ONLY")
+        && !only.split(',').any(|o| o.trim() == name)
+    {
+        return;
     }
     let people = std::env::var("OFFBOARD_DETECT_PEOPLE")
         .ok()
