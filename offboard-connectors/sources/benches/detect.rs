@@ -5,7 +5,9 @@
 //! simulator, a first full read, one poll with nothing changed, then one termination and the
 //! poll that reports it. Printed: the poll's time and requests, and the time to detect with a
 //! 1 s poll interval at worst (interval + poll). Goal: ≤ 2 s for incremental sources.
-//! `OFFBOARD_DETECT_ONLY=jumpcloud,sailpoint` runs only the sources named.
+//! `OFFBOARD_DETECT_ONLY=jumpcloud,sailpoint` runs only the sources named. Under `cargo test`
+//! (no `--bench` argument, as `./scripts/test` runs every target) it is a smoke run of 200
+//! people per source.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -23,10 +25,15 @@ async fn detect<T: SourceTenant>(name: &str, page: u32) {
     {
         return;
     }
-    let people = std::env::var("OFFBOARD_DETECT_PEOPLE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(50_000);
+    // Under `cargo test` (no `--bench` argument) a smoke run of 200 people per source.
+    let people = if std::env::args().any(|a| a == "--bench") {
+        std::env::var("OFFBOARD_DETECT_PEOPLE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(50_000)
+    } else {
+        200
+    };
     let tenant = T::start().await;
     let d: Detection = measure_detection(&tenant, people, page).await;
     let mode = if tenant.incremental() {

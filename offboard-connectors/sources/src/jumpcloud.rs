@@ -17,7 +17,7 @@
 //! # Reading
 //! JumpCloud offers no changed-since read (a system user has no modification time), so every
 //! poll lists everyone, page by page, and reports only who is new or changed since last
-//! reported ([`Scan`]); the scan's position (`skip`) is in the cursor, so a restart continues
+//! reported ([`Scan`](crate::scan::Scan)); the scan's position (`skip`) is in the cursor, so a restart continues
 //! where it stopped. A user created or deleted during a scan may shift a page: whoever a scan
 //! misses is listed by the next one, and someone last reported current who is missing at the
 //! end is read directly before being reported gone.

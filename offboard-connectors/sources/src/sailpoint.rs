@@ -17,7 +17,7 @@
 //! The identities API has no changed-since filter (its `filters` take `id`, `name`, `alias`,
 //! `firstname`, `lastname`, `email`, `cloudStatus`, `processingState`, `correlated`,
 //! `protected`; `modified` is not one), so every poll lists everyone and reports who is new
-//! or changed since last reported ([`Scan`]). No `sorters` are sent: SailPoint sorts only by
+//! or changed since last reported ([`Scan`](crate::scan::Scan)). No `sorters` are sent: SailPoint sorts only by
 //! `name`, `alias` or `cloudStatus`, none of them unique; someone an identity created or
 //! deleted during a scan shifts past is listed by the next scan, and someone last reported
 //! current and missing at the end is read directly before being reported gone.
