@@ -1,31 +1,26 @@
-//! [`Gate`]: what the HR and identity source simulators share in front of their routes: the
-//! request recording, a per-minute budget answered by 429 and `Retry-After`, and the injected
-//! failures, each answered with the vendor's own error body.
+//! [`Gate`]: the Workday, ADP and Namely simulators' front door, on the HR tenants'
+//! [`Traffic`] (recording, a request budget per window, injected failures): a per-minute
+//! budget answered by 429 and `Retry-After`, and each refusal worded by the vendor's `error`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use wiremock::{Request, ResponseTemplate};
 
-use super::layer::{self, Layer, RecordedRequest, Window};
+use super::layer::{self, RecordedRequest};
+use super::traffic::{Refusal, Traffic};
 
 /// A tenant's recording, request budget and injected failures.
 #[derive(Debug)]
 pub(crate) struct Gate {
-    layer: Layer,
-    window: Window,
-    per_minute: u32,
-    started: Instant,
+    traffic: Traffic,
 }
 
 impl Gate {
     /// A gate admitting `per_minute` requests a minute.
     pub(crate) fn new(per_minute: u32) -> Self {
-        Self {
-            layer: Layer::default(),
-            window: Window::default(),
-            per_minute,
-            started: Instant::now(),
-        }
+        let mut traffic = Traffic::default();
+        traffic.set_limit(per_minute, Duration::from_secs(60));
+        Self { traffic }
     }
 
     /// Records `request`, then counts it: the answer when it is over the budget (429 with
@@ -36,46 +31,36 @@ impl Gate {
         request: &Request,
         error: impl Fn(u16, &str) -> ResponseTemplate,
     ) -> Option<ResponseTemplate> {
-        self.layer.requests.push(layer::record(request));
-        let now = self.started.elapsed();
-        let counted = self
-            .window
-            .count(now, Duration::from_secs(60), self.per_minute);
-        if !counted.admitted {
-            let after = counted.retry_after(now).to_string();
-            let answer =
-                error(429, "Too Many Requests").insert_header("retry-after", after.as_str());
-            return Some(self.layer.throttled(answer));
-        }
-        let status = self.layer.fail_next.take(&())?;
-        let answer = error(status, "Internal Server Error");
-        Some(if status == 429 {
-            self.layer
-                .throttled(answer.insert_header("retry-after", "1"))
-        } else {
-            answer
+        self.traffic.receive(layer::record(request));
+        Some(match self.traffic.refusal()? {
+            Refusal::Throttled { retry_after, .. } => error(429, "Too Many Requests")
+                .insert_header("retry-after", retry_after.to_string().as_str()),
+            Refusal::Injected(429) => self
+                .traffic
+                .layer
+                .throttled(error(429, "Internal Server Error").insert_header("retry-after", "1")),
+            Refusal::Injected(status) => error(status, "Internal Server Error"),
         })
     }
 
     /// Requests a minute before a 429; a new window starts.
     pub(crate) fn set_per_minute(&mut self, n: u32) {
-        self.per_minute = n;
-        self.window = Window::default();
+        self.traffic.set_limit(n, Duration::from_secs(60));
     }
 
     /// The next `count` requests fail with `status`.
     pub(crate) fn fail_next(&mut self, count: usize, status: u16) {
-        self.layer.fail_next.push(None, status, count);
+        self.traffic.layer.fail_next.push(None, status, count);
     }
 
     /// Every request received, oldest first (credentials redacted).
     pub(crate) fn requests(&self) -> Vec<RecordedRequest> {
-        self.layer.requests.clone()
+        self.traffic.layer.requests.clone()
     }
 
     /// Requests received so far.
     pub(crate) fn served(&self) -> usize {
-        self.layer.requests.len()
+        self.traffic.served()
     }
 }
 
