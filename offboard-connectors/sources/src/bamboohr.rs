@@ -52,7 +52,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use offboard_core::source::{ChangeBatch, Cursor, PersonRecord, SourceOfTruth};
-use offboard_core::{Error, ErrorKind, Lifecycle, Manager, Person, PersonId, Result, Secret};
+use offboard_core::{Error, Lifecycle, Manager, Person, PersonId, Result, Secret};
 use offboard_http::header::DATE;
 use offboard_http::{HttpClient, HttpRequest, StaticToken};
 use serde::{Deserialize, Serialize};
@@ -259,11 +259,9 @@ impl BambooHrSource {
         let request = HttpRequest::get(["api", "v1", "employees", id])
             .query("fields", FIELDS)
             .bucket("employee");
-        match self.http.send(request).await {
-            Ok(r) => Ok(Some(r.json()?)),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
+        crate::found(self.http.send(request).await)?
+            .map(|r| r.json())
+            .transpose()
     }
 
     /// The manager with employee id `id` (read once per call through `cache`).

@@ -46,7 +46,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 use offboard_core::source::{ChangeBatch, Cursor, PersonRecord, SourceOfTruth};
-use offboard_core::{Error, ErrorKind, Lifecycle, Person, Result, Secret};
+use offboard_core::{Error, Lifecycle, Person, Result, Secret};
 use offboard_http::{HeaderName, HttpClient, HttpRequest, StaticToken};
 use serde::Deserialize;
 
@@ -271,11 +271,9 @@ impl JumpCloudSource {
     async fn get_user(&self, id: &str) -> Result<Option<SystemUser>> {
         let mut path = USERS.map(str::to_owned).to_vec();
         path.push(id.to_owned());
-        match self.http.send(self.request(path)).await {
-            Ok(r) => Ok(Some(r.json()?)),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
+        crate::found(self.http.send(self.request(path)).await)?
+            .map(|r| r.json())
+            .transpose()
     }
 }
 

@@ -55,3 +55,15 @@ pub use personio::{PersonioConfig, PersonioSource};
 pub use sailpoint::{SailPointConfig, SailPointSource};
 pub use successfactors::{SuccessFactorsConfig, SuccessFactorsSource};
 pub use workday::{WorkdayColumns, WorkdayConfig, WorkdaySource};
+
+/// What a read of one record sent: the answer, or `None` when the vendor answered 404 (the
+/// record is not there). Every other error stays an error.
+fn found(
+    sent: offboard_core::Result<offboard_http::HttpResponse>,
+) -> offboard_core::Result<Option<offboard_http::HttpResponse>> {
+    match sent {
+        Ok(r) => Ok(Some(r)),
+        Err(e) if e.kind() == offboard_core::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}

@@ -350,11 +350,9 @@ impl OneLoginSource {
     async fn get_user(&self, id: &str) -> Result<Option<User>> {
         let mut path = USERS.map(str::to_owned).to_vec();
         path.push(id.to_owned());
-        match self.send(HttpRequest::get(path)).await {
-            Ok(r) => Ok(Some(r.json()?)),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
+        crate::found(self.send(HttpRequest::get(path)).await)?
+            .map(|r| r.json())
+            .transpose()
     }
 
     /// How many users OneLogin has (`Total-Count`), when it says.

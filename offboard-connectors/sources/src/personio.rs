@@ -60,7 +60,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, FixedOffset, Utc};
 use offboard_core::source::{ChangeBatch, Cursor, PersonRecord, SourceOfTruth};
-use offboard_core::{Error, ErrorKind, Lifecycle, Manager, Person, PersonId, Result, Secret};
+use offboard_core::{Error, Lifecycle, Manager, Person, PersonId, Result, Secret};
 use offboard_http::header::DATE;
 use offboard_http::{HttpClient, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -354,11 +354,9 @@ impl PersonioSource {
         }
         let mut path = EMPLOYEES.map(str::to_owned).to_vec();
         path.push(id.to_owned());
-        match self.send(HttpRequest::get(path).bucket("employee")).await {
-            Ok(r) => Ok(Some(r.json::<One>()?.data)),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
+        crate::found(self.send(HttpRequest::get(path).bucket("employee")).await)?
+            .map(|r| r.json::<One>().map(|v| v.data))
+            .transpose()
     }
 
     /// The records of `employees`, with their supervisors' addresses: from the supervisor's

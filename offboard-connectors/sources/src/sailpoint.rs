@@ -48,7 +48,7 @@ use std::fmt;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use offboard_core::source::{ChangeBatch, Cursor, PersonRecord, SourceOfTruth};
-use offboard_core::{Error, ErrorKind, Lifecycle, Person, Result, Secret};
+use offboard_core::{Error, Lifecycle, Person, Result, Secret};
 use offboard_http::{ClientAuthMethod, ClientSecretCredentials, HttpClient, HttpRequest};
 use serde::Deserialize;
 
@@ -295,15 +295,13 @@ impl SailPointSource {
     async fn get_identity(&self, id: &str) -> Result<Option<Identity>> {
         let mut path = IDENTITIES.map(str::to_owned).to_vec();
         path.push(id.to_owned());
-        match self
-            .http
-            .send(HttpRequest::get(path).bucket("identities"))
-            .await
-        {
-            Ok(r) => Ok(Some(r.json()?)),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
+        crate::found(
+            self.http
+                .send(HttpRequest::get(path).bucket("identities"))
+                .await,
+        )?
+        .map(|r| r.json())
+        .transpose()
     }
 }
 

@@ -428,11 +428,9 @@ impl SuccessFactorsSource {
             .query("$expand", "manager")
             .query("$format", "json")
             .bucket("successfactors User key");
-        match self.http.send(request).await {
-            Ok(r) => Ok(Some(r.json::<Envelope<SfUser>>()?.d)),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
+        crate::found(self.http.send(request).await)?
+            .map(|r| r.json::<Envelope<SfUser>>().map(|v| v.d))
+            .transpose()
     }
 
     /// The `endDate` of `id`'s latest employment (by `startDate`); `None` without one or
