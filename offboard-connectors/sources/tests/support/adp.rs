@@ -38,13 +38,7 @@ impl SourceTenant for Adp {
         Arc::new(
             self.config()
                 .with_page_size(page_size)
-                // Small pages are the restart rule's: one page a call, so that a crash falls
-                // mid-listing. At the vendor's page size (the benchmark), the source's batch.
-                .with_batch(if page_size < offboard_sources::adp::MAX_PAGE {
-                    1
-                } else {
-                    5_000
-                })
+                .with_batch(super::batch(page_size, offboard_sources::adp::MAX_PAGE))
                 .build()
                 .expect("the ADP source builds"),
         )

@@ -21,9 +21,7 @@ impl JumpCloud {
         JumpCloudConfig::new(Secret::new(self.0.api_key()))
             .with_base_url(self.0.uri())
             .with_page_size(page_size.min(MAX_PAGE))
-            // Small pages are the restart rule's: one page a call, so that a crash falls
-            // mid-listing. At the vendor's page size (the benchmark), the source's batch.
-            .with_batch(if page_size < MAX_PAGE { 1 } else { 5_000 })
+            .with_batch(super::batch(page_size, MAX_PAGE))
             .with_allow_plain_http(true)
     }
 }

@@ -15,3 +15,10 @@ pub(crate) mod personio;
 pub(crate) mod sailpoint;
 pub(crate) mod successfactors;
 pub(crate) mod workday;
+
+/// The batch a full-scan source under test reads per call: one page a call for the restart
+/// rule's small pages (so that a crash falls mid-listing), the sources' default 5,000 people at
+/// the vendor's page size (the benchmark).
+pub(crate) fn batch(page_size: u32, max_page: u32) -> usize {
+    if page_size < max_page { 1 } else { 5_000 }
+}

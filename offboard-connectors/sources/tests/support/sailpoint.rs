@@ -27,9 +27,7 @@ impl SailPoint {
             Secret::new(self.0.client_secret()),
         )
         .with_page_size(page_size.min(MAX_PAGE))
-        // Small pages are the restart rule's: one page a call, so that a crash falls
-        // mid-listing. At the vendor's page size (the benchmark), the source's batch.
-        .with_batch(if page_size < MAX_PAGE { 1 } else { 5_000 })
+        .with_batch(super::batch(page_size, MAX_PAGE))
         .with_end_date_attribute(END_DATE)
         .with_allow_plain_http(true)
     }
