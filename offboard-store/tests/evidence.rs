@@ -18,8 +18,8 @@ use offboard_core::evidence::{
     verify_bundle,
 };
 use offboard_core::{
-    CheckpointSigner, CheckpointVerifier, Confirmation, Engine, ErrorKind, Initiator, Person,
-    Policy, RunId, RunRequest, RunState, Store, TaskState,
+    AuditQuery, CheckpointSigner, CheckpointVerifier, Confirmation, Engine, ErrorKind, Initiator,
+    Person, Policy, RunId, RunRequest, RunState, Store, TaskState,
 };
 use offboard_store::{PostgresStore, SqliteStore};
 use offboard_testkit::postgres::ScratchDatabase;
@@ -214,7 +214,23 @@ fn value_ranges(text: &str, key: &str) -> Vec<std::ops::Range<usize>> {
 async fn evidence_on(store: Arc<dyn Store>) {
     let (ada, checkpoints) = scenario(store.clone()).await;
     assert!(!checkpoints.is_empty());
-    let bundle = build_bundle(store.as_ref(), ada, &signer(), &checkpoints)
+    // Where a checkpoint falls depends on how commits were combined: one may sit exactly on
+    // Ada's last event (a valid anchor, with no link after the run). This bundle is to carry
+    // Cy's events as trailing links, so it is given the checkpoints past Ada's last event.
+    let ada_last = store
+        .audit(AuditQuery::run(ada))
+        .await
+        .unwrap()
+        .last()
+        .unwrap()
+        .seq;
+    let after: Vec<_> = checkpoints
+        .iter()
+        .filter(|c| c.seq > ada_last)
+        .cloned()
+        .collect();
+    assert!(!after.is_empty(), "a checkpoint covers Cy's run");
+    let bundle = build_bundle(store.as_ref(), ada, &signer(), &after)
         .await
         .unwrap();
     let bytes = bundle.to_bytes().unwrap();
