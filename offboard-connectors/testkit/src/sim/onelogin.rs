@@ -49,7 +49,7 @@ use wiremock::{MockServer, Request, ResponseTemplate};
 
 use super::layer::{self, Answer, Handler, Layer, Refusal, layer_controls};
 pub use super::layer::{Faults, RecordedRequest};
-use super::tokens::Tokens;
+use super::tokens::{Tokens, token_controls};
 
 /// A user to create with [`OneLoginTenant::add_user`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -347,20 +347,7 @@ impl OneLoginTenant {
         self.shared.state().users.get(&id).map(User::json)
     }
 
-    /// How long new access tokens live, in seconds (OneLogin: 36,000).
-    pub fn set_token_lifetime(&self, secs: u64) {
-        self.shared.state().tokens.lifetime = secs;
-    }
-
-    /// Revokes every access token given so far.
-    pub fn revoke_tokens(&self) {
-        self.shared.state().tokens.revoke_all();
-    }
-
-    /// How many tokens the token endpoint gave.
-    pub fn token_requests(&self) -> usize {
-        self.shared.state().tokens.count
-    }
+    token_controls!("OneLogin: 36,000");
 
     layer_controls! {
         fail_next;

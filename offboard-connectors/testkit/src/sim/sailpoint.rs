@@ -43,7 +43,7 @@ use wiremock::{MockServer, Request, ResponseTemplate};
 
 use super::layer::{self, Answer, Handler, Layer, Refusal, layer_controls};
 pub use super::layer::{Faults, RecordedRequest};
-use super::tokens::Tokens;
+use super::tokens::{Tokens, token_controls};
 
 /// An identity to create with [`SailPointTenant::add_identity`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -325,20 +325,7 @@ impl SailPointTenant {
             .map(|i| i.json(&s.identities, &s.managers()))
     }
 
-    /// How long new access tokens live, in seconds (SailPoint: 749).
-    pub fn set_token_lifetime(&self, secs: u64) {
-        self.shared.state().tokens.lifetime = secs;
-    }
-
-    /// Revokes every access token given so far.
-    pub fn revoke_tokens(&self) {
-        self.shared.state().tokens.revoke_all();
-    }
-
-    /// How many tokens the token endpoint gave.
-    pub fn token_requests(&self) -> usize {
-        self.shared.state().tokens.count
-    }
+    token_controls!("SailPoint: 749");
 
     layer_controls! {
         fail_next;
