@@ -3,7 +3,7 @@
 //! request.
 //!
 //! Built from BambooHR's own OpenAPI description (`BambooHR/bhr-api-php`, `specs/public.yaml`,
-//! vendored reduced in `bamboohr/`, see its README); every route in [`BambooTenant::ROUTES`]
+//! vendored reduced in `specs/bamboohr/`, see its README); every route in [`BambooTenant::ROUTES`]
 //! is an operation of it (a test checks it).
 //!
 //! # Behaviour modelled

@@ -3,7 +3,7 @@
 //!
 //! Built from the Bob API's OpenAPI description (as published on HiBob's developer portal,
 //! <https://apidocs.hibob.com/reference>, and captured in `konfig-sdks/hi-bob-java-sdk`;
-//! vendored reduced in `hibob/`, see its README); every route in [`HibobTenant::ROUTES`] is an
+//! vendored reduced in `specs/hibob/`, see its README); every route in [`HibobTenant::ROUTES`] is an
 //! operation of it (a test checks it). The employee fields read (`internal.*`) are HiBob's
 //! field paths from its fields metadata and help centre
 //! (<https://help.hibob.com/hc/en-us/articles/4409776355857>), not in the description.

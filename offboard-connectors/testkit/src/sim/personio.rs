@@ -4,7 +4,7 @@
 //!
 //! Built from Personio's own OpenAPI descriptions (`personio/api-docs`:
 //! `personio-auth-api.yaml` and `personio-personnel-data-api-oa3.yaml`, vendored in
-//! `personio/`, see its README); every route in [`PersonioTenant::ROUTES`] is an operation of
+//! `specs/personio/`, see its README); every route in [`PersonioTenant::ROUTES`] is an operation of
 //! them (a test checks it). Server: `https://api.personio.de/v1`.
 //!
 //! # Behaviour modelled
