@@ -13,8 +13,8 @@
 //!   added latency), drawn by deterministic `Dice`; `FailNext`, the next N requests (of one
 //!   scope, e.g. an endpoint family or a method) failing with a chosen status.
 //! - **Throttling**: `Window`, a fixed-window request budget (its `Retry-After` and reset
-//!   time); `Budget`, a tenant's optional budget of requests per window on that window; and
-//!   `InFlight`, a concurrency limit counted over the added latency.
+//!   time); `Budget`, a tenant's optional request budget kept in such a window on the epoch
+//!   clock; and `InFlight`, a concurrency limit counted over the added latency.
 //!
 //! `Layer` bundles a tenant's recording, served count, budget, faults and throttling count.
 //! The HR and source tenants (ADP, BambooHR, HiBob, JumpCloud, Namely, OneLogin, Paylocity,
@@ -61,12 +61,21 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Now, in whole seconds since the Unix epoch (the clock of the tenants' rate windows).
-pub(crate) fn epoch_secs() -> u64 {
+/// Now, as time since the Unix epoch (the clock of the tenants' request budgets).
+pub(crate) fn epoch() -> Duration {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
-        .as_secs()
+}
+
+/// Now, in whole seconds since the Unix epoch (the clock of the older tenants' rate windows).
+pub(crate) fn epoch_secs() -> u64 {
+    epoch().as_secs()
+}
+
+/// `d` in whole seconds, rounded up.
+fn secs_up(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
 /// One request as the tenant received it.
@@ -391,8 +400,7 @@ pub(crate) struct Counted {
 impl Counted {
     /// Whole seconds from `now` to the window's end, at least 1 (a `Retry-After`).
     pub(crate) fn retry_after(&self, now: Duration) -> u64 {
-        let rest = self.ends.saturating_sub(now);
-        (rest.as_secs() + u64::from(rest.subsec_nanos() > 0)).max(1)
+        secs_up(self.ends.saturating_sub(now)).max(1)
     }
 }
 
@@ -419,23 +427,12 @@ impl Window {
 }
 
 /// A request budget: at most `limit` requests per window of `length` (none until one is set),
-/// on a clock started with the tenant. `Retry-After` is the time left in the window, in whole
-/// seconds rounded up.
-#[derive(Debug, Clone)]
+/// on the epoch clock. `Retry-After` is the time left in the window, in whole seconds rounded
+/// up.
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Budget {
     limit: Option<(u32, Duration)>,
     window: Window,
-    started: Instant,
-}
-
-impl Default for Budget {
-    fn default() -> Self {
-        Self {
-            limit: None,
-            window: Window::default(),
-            started: Instant::now(),
-        }
-    }
 }
 
 impl Budget {
@@ -451,12 +448,16 @@ impl Budget {
         self.limit.map(|(limit, _)| limit)
     }
 
-    /// Counts one request: `Some(seconds)` (a `Retry-After`) when it is over the budget.
-    pub(crate) fn over(&mut self) -> Option<u64> {
+    /// Counts one request at `now` (time since the epoch): how to refuse it when it is over
+    /// the budget.
+    pub(crate) fn over(&mut self, now: Duration) -> Option<Refusal> {
         let (limit, length) = self.limit?;
-        let now = self.started.elapsed();
         let counted = self.window.count(now, length, limit);
-        (!counted.admitted).then(|| counted.retry_after(now))
+        (!counted.admitted).then(|| Refusal::Throttled {
+            retry_after: counted.retry_after(now),
+            limit: Some(limit),
+            reset: secs_up(counted.ends),
+        })
     }
 }
 
@@ -485,11 +486,13 @@ impl InFlight {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refusal {
     /// A throttling answer, over the request budget or drawn by chance
-    /// ([`Faults::rate_limit_rate`], then `retry_after` is 1): wait `retry_after` seconds;
-    /// `limit` is the budget in force (`None`: none).
+    /// ([`Faults::rate_limit_rate`], then `retry_after` is 1): wait `retry_after` seconds, until
+    /// `reset` (seconds since the epoch, when the budget's window ends); `limit` is the budget
+    /// in force (`None`: none).
     Throttled {
         retry_after: u64,
         limit: Option<u32>,
+        reset: u64,
     },
     /// An injected failure with this status: the next queued one ([`FailNext`]), or a drawn
     /// server error (500, [`Faults::error_rate`]). An injected 429 counts as a throttling answer.
@@ -585,9 +588,8 @@ impl<S, R> Layer<S, R> {
 
     /// Counts the request against the budget: a counted throttling answer when it is over.
     pub(crate) fn over_budget(&mut self) -> Option<Refusal> {
-        let retry_after = self.budget.over()?;
-        let limit = self.budget.limit();
-        Some(self.throttled(Refusal::Throttled { retry_after, limit }))
+        let refusal = self.budget.over(epoch())?;
+        Some(self.throttled(refusal))
     }
 
     /// The failure injected into this request, if any: the next queued one ([`FailNext`],
@@ -605,6 +607,7 @@ impl<S, R> Layer<S, R> {
             Refusal::Throttled {
                 retry_after: 1,
                 limit: self.budget.limit(),
+                reset: secs_up(epoch() + Duration::from_secs(1)),
             }
         } else {
             return None;
@@ -781,6 +784,35 @@ mod tests {
     }
 
     #[test]
+    fn a_budget_says_when_to_retry_and_when_its_window_resets() {
+        let mut b = Budget::default();
+        let at = |ms: u64| Duration::from_millis(ms);
+        assert_eq!(b.over(at(1_000_500)), None, "no budget");
+        b.set(Some(1), Duration::from_secs(60));
+        assert_eq!(b.limit(), Some(1));
+        assert_eq!(
+            b.over(at(1_000_500)),
+            None,
+            "the first request starts the window"
+        );
+        let refused = Refusal::Throttled {
+            retry_after: 50,
+            limit: Some(1),
+            reset: 1_061,
+        };
+        assert_eq!(b.over(at(1_010_500)), Some(refused), "rounded up");
+        assert_eq!(b.over(at(1_060_500)), None, "a new window");
+        b.set(Some(1), Duration::from_secs(60));
+        assert_eq!(
+            b.over(at(1_060_600)),
+            None,
+            "setting it starts a new window"
+        );
+        b.set(None, Duration::from_secs(60));
+        assert_eq!(b.over(at(1_060_700)), None);
+    }
+
+    #[test]
     fn admit_counts_the_budget_then_takes_an_injected_failure_once() {
         let mut layer: Layer = Layer::with_budget(2, Duration::from_secs(60));
         let request = RecordedRequest {
@@ -802,10 +834,16 @@ mod tests {
         );
         assert_eq!(admit(&mut layer), None, "an injected failure is taken once");
         for _ in 0..2 {
+            let now = epoch_secs();
             match admit(&mut layer) {
-                Some(Refusal::Throttled { retry_after, limit }) => {
+                Some(Refusal::Throttled {
+                    retry_after,
+                    limit,
+                    reset,
+                }) => {
                     assert!((59..=60).contains(&retry_after), "{retry_after}");
                     assert_eq!(limit, Some(2));
+                    assert!((now + 59..=now + 61).contains(&reset), "{reset}, now {now}");
                 }
                 other => panic!("over the budget: {other:?}"),
             }
@@ -824,11 +862,17 @@ mod tests {
             "an injected 429 is a throttling answer"
         );
         layer.faults.rate_limit_rate = 1.0;
-        let by_chance = Refusal::Throttled {
-            retry_after: 1,
-            limit: None,
-        };
-        assert_eq!(admit(&mut layer), Some(by_chance));
+        assert!(
+            matches!(
+                admit(&mut layer),
+                Some(Refusal::Throttled {
+                    retry_after: 1,
+                    limit: None,
+                    ..
+                })
+            ),
+            "a throttling answer drawn by chance"
+        );
         assert_eq!(layer.rate_limited, 4);
         layer.faults = Faults::default();
         assert_eq!(admit(&mut layer), None, "no budget, nothing injected");

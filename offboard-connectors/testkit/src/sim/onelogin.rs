@@ -427,7 +427,9 @@ fn api(s: &mut State, request: &Request, method: &str, rest: &[&str]) -> Answer 
         return api_error(401, "UnauthorizedError", "Unauthorized");
     }
     match s.layer.admit() {
-        Some(Refusal::Throttled { retry_after, limit }) => return throttled(retry_after, limit),
+        Some(Refusal::Throttled {
+            retry_after, limit, ..
+        }) => return throttled(retry_after, limit),
         Some(Refusal::Failed(status)) => {
             return api_error(status, "InternalServerError", "Internal Server Error");
         }

@@ -498,8 +498,11 @@ impl Shared {
 
     fn answer(&self, s: &mut State, request: &Request) -> Answer {
         match s.layer.admit() {
-            Some(Refusal::Throttled { retry_after, limit }) => {
-                let reset = layer::epoch_secs() + retry_after;
+            Some(Refusal::Throttled {
+                retry_after,
+                limit,
+                reset,
+            }) => {
                 let answer = error(429, "Too Many Requests")
                     .header("retry-after", retry_after.to_string())
                     .header("x-ratelimit-remaining", "0")
