@@ -3,11 +3,7 @@
 use offboard_testkit::sim::bamboohr::{BambooTenant, NewEmployee};
 
 fn spec() -> serde_json::Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/src/sim/bamboohr/bamboohr-public.offboarding.json"
-    );
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    offboard_testkit::sim::specs::json("bamboohr/bamboohr-public.offboarding.json")
 }
 
 #[test]

@@ -5,12 +5,7 @@ use serde_json::json;
 
 #[test]
 fn every_route_is_in_the_bob_api_description() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/src/sim/hibob/hibob-bob-api.offboarding.json"
-    );
-    let spec: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let spec = offboard_testkit::sim::specs::json("hibob/hibob-bob-api.offboarding.json");
     assert!(spec["servers"][0]["url"].as_str().unwrap().ends_with("/v1"));
     for (method, path) in HibobTenant::ROUTES {
         let op = &spec["paths"][*path][method.to_ascii_lowercase()];

@@ -4,8 +4,7 @@ use offboard_testkit::sim::personio::{PersonioEmployee, PersonioTenant};
 use serde_json::{Value, json};
 
 fn spec(file: &str) -> Value {
-    let path = format!("{}/src/sim/personio/{file}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    offboard_testkit::sim::specs::json(&format!("personio/{file}"))
 }
 
 #[test]

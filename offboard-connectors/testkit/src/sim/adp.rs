@@ -34,9 +34,8 @@ use chrono::NaiveDate;
 use serde_json::{Value, json};
 use wiremock::{MockServer, Request, ResponseTemplate};
 
-use super::gate::Gate;
 pub use super::layer::RecordedRequest;
-use super::layer::{self, Handler, respond};
+use super::layer::{self, Handler, Layer, layer_controls, respond};
 
 /// ADP's worker status codes (`workerStatus.statusCode.codeValue`).
 pub const STATUSES: [&str; 3] = ["Active", "Inactive", "Terminated"];
@@ -70,7 +69,7 @@ struct State {
     tokens: Vec<(String, Instant)>,
     tokens_issued: usize,
     expires_in: u64,
-    gate: Gate,
+    layer: Layer,
 }
 
 #[derive(Debug)]
@@ -123,6 +122,7 @@ impl AdpTenant {
             client_secret: format!("sim-adp-secret-{}", uuid::Uuid::new_v4().simple()),
             state: Mutex::new(State {
                 expires_in: 3600,
+                layer: Layer::with_budget(600, Duration::from_secs(60)),
                 ..State::default()
             }),
         });
@@ -192,24 +192,11 @@ impl AdpTenant {
         self.shared.state().tokens_issued
     }
 
-    /// Requests per minute before a 429 (default 600).
-    pub fn set_per_minute(&self, n: u32) {
-        self.shared.state().gate.set_per_minute(n);
-    }
-
-    /// The next `count` requests fail with `status`.
-    pub fn fail_next(&self, count: usize, status: u16) {
-        self.shared.state().gate.fail_next(count, status);
-    }
-
-    /// Every request received, oldest first (credentials redacted).
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.shared.state().gate.requests()
-    }
-
-    /// Requests received so far.
-    pub fn served(&self) -> usize {
-        self.shared.state().gate.served()
+    layer_controls! {
+        set_per_minute;
+        fail_next;
+        requests;
+        served;
     }
 }
 
@@ -319,8 +306,9 @@ impl Shared {
 impl Handler for Shared {
     fn handle(&self, request: &Request) -> ResponseTemplate {
         let mut s = self.state();
-        if let Some(refused) = s.gate.admit(request, error) {
-            return refused;
+        s.layer.receive(layer::record(request));
+        if let Some(refusal) = s.layer.admit() {
+            return refusal.answer(error);
         }
         let method = request.method.as_str();
         let segments = layer::segments(request.url.path());

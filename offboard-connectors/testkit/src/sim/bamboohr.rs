@@ -3,7 +3,7 @@
 //! request.
 //!
 //! Built from BambooHR's own OpenAPI description (`BambooHR/bhr-api-php`, `specs/public.yaml`,
-//! vendored reduced in `bamboohr/`, see its README); every route in [`BambooTenant::ROUTES`]
+//! vendored reduced in `specs/bamboohr/`, see its README); every route in [`BambooTenant::ROUTES`]
 //! is an operation of it (a test checks it).
 //!
 //! # Behaviour modelled
@@ -35,8 +35,7 @@ use serde_json::{Map, Value, json};
 use wiremock::{MockServer, Request, ResponseTemplate};
 
 pub use super::layer::RecordedRequest;
-use super::layer::{self, Answer, Handler};
-use super::traffic::{Refusal, Traffic, traffic_controls};
+use super::layer::{self, Answer, Handler, Layer, Refusal, layer_controls};
 
 /// An employee to add with [`BambooTenant::add`].
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -85,7 +84,7 @@ struct State {
     /// Deleted employee id → when.
     deleted: BTreeMap<u64, DateTime<Utc>>,
     next: u64,
-    traffic: Traffic,
+    layer: Layer,
 }
 
 #[derive(Debug)]
@@ -251,7 +250,13 @@ impl BambooTenant {
             .and_then(|id: u64| s.employees.get(&id).cloned())
     }
 
-    traffic_controls!("503 with `Retry-After`");
+    layer_controls! {
+        fail_next(500);
+        set_limit("503 with `Retry-After`");
+        served;
+        requests;
+        throttled;
+    }
 }
 
 /// The query pairs, refused (400) when one is not among `allowed` or repeated.
@@ -357,8 +362,8 @@ fn get_employee(s: &State, id: &str, request: &Request) -> Answer {
 impl Handler for Shared {
     fn handle(&self, request: &Request) -> ResponseTemplate {
         let mut s = self.state();
-        s.traffic.receive(layer::record(request));
-        let latency = s.traffic.layer.faults.latency;
+        s.layer.receive(layer::record(request));
+        let latency = s.layer.faults.latency;
         let answer = self.answer(&mut s, request);
         let json = request
             .headers
@@ -398,12 +403,12 @@ impl Shared {
         if !authorised {
             return error(401, "Invalid API key");
         }
-        match s.traffic.refusal() {
+        match s.layer.admit() {
             Some(Refusal::Throttled { retry_after, .. }) => {
                 return error(503, "Service Unavailable: rate limited")
                     .header("retry-after", retry_after.to_string());
             }
-            Some(Refusal::Injected(status)) => return error(status, "Internal Server Error"),
+            Some(Refusal::Failed(status)) => return error(status, "Internal Server Error"),
             None => {}
         }
         let segments = layer::segments(request.url.path());

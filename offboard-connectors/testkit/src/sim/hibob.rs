@@ -3,7 +3,7 @@
 //!
 //! Built from the Bob API's OpenAPI description (as published on HiBob's developer portal,
 //! <https://apidocs.hibob.com/reference>, and captured in `konfig-sdks/hi-bob-java-sdk`;
-//! vendored reduced in `hibob/`, see its README); every route in [`HibobTenant::ROUTES`] is an
+//! vendored reduced in `specs/hibob/`, see its README); every route in [`HibobTenant::ROUTES`] is an
 //! operation of it (a test checks it). The employee fields read (`internal.*`) are HiBob's
 //! field paths from its fields metadata and help centre
 //! (<https://help.hibob.com/hc/en-us/articles/4409776355857>), not in the description.
@@ -33,8 +33,7 @@ use serde_json::{Map, Value, json};
 use wiremock::{MockServer, Request, ResponseTemplate};
 
 pub use super::layer::RecordedRequest;
-use super::layer::{self, Answer, Handler};
-use super::traffic::{Refusal, Traffic, traffic_controls};
+use super::layer::{self, Answer, Handler, Layer, Refusal, layer_controls};
 
 /// An employee of the simulated company.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -86,7 +85,7 @@ impl BobEmployee {
 struct State {
     employees: BTreeMap<String, BobEmployee>,
     next: u64,
-    traffic: Traffic,
+    layer: Layer,
 }
 
 #[derive(Debug)]
@@ -207,7 +206,13 @@ impl HibobTenant {
         self.shared.state().employees.remove(id).is_some()
     }
 
-    traffic_controls!("429 with `Retry-After`");
+    layer_controls! {
+        fail_next(500);
+        set_limit("429 with `Retry-After`");
+        served;
+        requests;
+        throttled;
+    }
 }
 
 /// One field path of `e`, as HiBob answers it (`None`: no such field here).
@@ -361,8 +366,8 @@ fn search(s: &State, request: &Request) -> Answer {
 impl Handler for Shared {
     fn handle(&self, request: &Request) -> ResponseTemplate {
         let mut s = self.state();
-        s.traffic.receive(layer::record(request));
-        let latency = s.traffic.layer.faults.latency;
+        s.layer.receive(layer::record(request));
+        let latency = s.layer.faults.latency;
         self.answer(&mut s, request).template().set_delay(latency)
     }
 }
@@ -372,12 +377,12 @@ impl Shared {
         if layer::authorization(request) != layer::basic(&self.user, &self.token) {
             return error(401, "unauthorized", "Unauthorized");
         }
-        match s.traffic.refusal() {
+        match s.layer.admit() {
             Some(Refusal::Throttled { retry_after, .. }) => {
                 return error(429, "too.many.requests", "Too Many Requests")
                     .header("retry-after", retry_after.to_string());
             }
-            Some(Refusal::Injected(status)) => {
+            Some(Refusal::Failed(status)) => {
                 return error(status, "internal.error", "Internal Server Error");
             }
             None => {}

@@ -44,12 +44,11 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 use wiremock::{MockServer, Request, ResponseTemplate};
 
-use super::layer::{self, Answer, Handler, Layer, Window};
+use super::layer::{self, Answer, Handler, Layer, Refusal, layer_controls};
 pub use super::layer::{Faults, RecordedRequest};
 
 /// The header JumpCloud reads the API key from.
@@ -146,10 +145,7 @@ impl SystemUser {
 struct State {
     users: BTreeMap<String, SystemUser>,
     next: u64,
-    layer: Layer<()>,
-    per_minute: Option<u32>,
-    window: Window,
-    started: Instant,
+    layer: Layer,
 }
 
 #[derive(Debug)]
@@ -213,9 +209,6 @@ impl JumpCloudTenant {
                 users: BTreeMap::new(),
                 next: 0,
                 layer: Layer::default(),
-                per_minute: None,
-                window: Window::default(),
-                started: Instant::now(),
             }),
         });
         layer::serve(&server, Arc::new(Route(Arc::clone(&shared)))).await;
@@ -284,29 +277,12 @@ impl JumpCloudTenant {
         self.shared.state().users.get(id).map(SystemUser::json)
     }
 
-    /// The next `n` requests fail with `status` (500: JumpCloud's server error).
-    pub fn fail_next(&self, n: usize, status: u16) {
-        self.shared.state().layer.fail_next.push(None, status, n);
-    }
-
-    /// Budgets `per_minute` requests per minute (`None`: unlimited, the default).
-    pub fn set_rate_limit(&self, per_minute: Option<u32>) {
-        self.shared.state().per_minute = per_minute;
-    }
-
-    /// Sets the fault knobs.
-    pub fn set_faults(&self, faults: Faults) {
-        self.shared.state().layer.faults = faults;
-    }
-
-    /// Every request received, oldest first, the API key hidden.
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.shared.state().layer.requests.clone()
-    }
-
-    /// How many requests the organisation served (answered in any way).
-    pub fn served(&self) -> usize {
-        self.shared.state().layer.requests.len()
+    layer_controls! {
+        fail_next;
+        set_rate_limit(60, "minute");
+        set_faults;
+        requests;
+        served;
     }
 }
 
@@ -321,7 +297,7 @@ impl Handler for Route {
                 *v = "[REDACTED]".into();
             }
         }
-        s.layer.requests.push(recorded);
+        s.layer.receive(recorded);
         let key = request
             .headers
             .get(API_KEY_HEADER)
@@ -329,14 +305,16 @@ impl Handler for Route {
         if key != Some(self.0.key.as_str()) {
             return message(401, "Unauthorized").template();
         }
-        if let Some(status) = s.layer.fail_next.take(&()) {
-            return message(status, "Internal Server Error").template();
-        }
-        if s.layer.server_error() {
-            return message(500, "Internal Server Error").template();
-        }
-        if let Some(answer) = throttle(&mut s) {
-            return answer.template();
+        match s.layer.admit() {
+            Some(Refusal::Throttled { retry_after, .. }) => {
+                return message(429, "Too Many Requests")
+                    .header("Retry-After", retry_after.to_string())
+                    .template();
+            }
+            Some(Refusal::Failed(status)) => {
+                return message(status, "Internal Server Error").template();
+            }
+            None => {}
         }
         let segs = layer::segments(request.url.path());
         let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
@@ -352,22 +330,6 @@ impl Handler for Route {
         }
         .template()
     }
-}
-
-/// The per-minute budget and injected throttling: a 429 with `Retry-After`.
-fn throttle(s: &mut State) -> Option<Answer> {
-    let now = s.started.elapsed();
-    let budget = s
-        .per_minute
-        .map(|limit| s.window.count(now, Duration::from_secs(60), limit));
-    let retry_after = match budget {
-        Some(c) if !c.admitted => c.retry_after(now),
-        _ if s.layer.throttle() => 1,
-        _ => return None,
-    };
-    Some(s.layer.throttled(
-        message(429, "Too Many Requests").header("Retry-After", retry_after.to_string()),
-    ))
 }
 
 fn is_object_id(id: &str) -> bool {

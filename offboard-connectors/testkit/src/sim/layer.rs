@@ -13,10 +13,18 @@
 //!   added latency), drawn by deterministic `Dice`; `FailNext`, the next N requests (of one
 //!   scope, e.g. an endpoint family or a method) failing with a chosen status.
 //! - **Throttling**: `Window`, a fixed-window request budget (its `Retry-After` and reset
-//!   time), and `InFlight`, a concurrency limit counted over the added latency.
+//!   time); `Budget`, a tenant's optional request budget kept in such a window on the epoch
+//!   clock; and `InFlight`, a concurrency limit counted over the added latency.
 //!
-//! `Layer` bundles a tenant's recording, faults and counters. The words of each answer (the
-//! error bodies, the rate-limit headers, which status a fault gets) stay with the vendor.
+//! `Layer` bundles a tenant's recording, served count, budget, faults and throttling count.
+//! The HR and source tenants (ADP, BambooHR, HiBob, JumpCloud, Namely, OneLogin, Paylocity,
+//! Personio, SailPoint, SuccessFactors, Workday) run every request through it the same way:
+//! `Layer::receive` records and counts it, `Layer::admit` (or its two steps
+//! `Layer::over_budget` and `Layer::injected`, where the vendor checks its budget elsewhere)
+//! says whether it is refused, as a `Refusal`, counting the throttling answers; and
+//! `layer_controls!` writes their public controls (`fail_next`, `set_limit`,
+//! `set_rate_limit`, `served`, `requests`, ...). The words of each answer (the error bodies,
+//! the rate-limit headers, which status a fault gets) stay with the vendor.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -53,12 +61,21 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Now, in whole seconds since the Unix epoch (the clock of the tenants' rate windows).
-pub(crate) fn epoch_secs() -> u64 {
+/// Now, as time since the Unix epoch (the clock of the tenants' request budgets).
+pub(crate) fn epoch() -> Duration {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
-        .as_secs()
+}
+
+/// Now, in whole seconds since the Unix epoch (the clock of the older tenants' rate windows).
+pub(crate) fn epoch_secs() -> u64 {
+    epoch().as_secs()
+}
+
+/// `d` in whole seconds, rounded up.
+fn secs_up(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
 /// One request as the tenant received it.
@@ -383,8 +400,7 @@ pub(crate) struct Counted {
 impl Counted {
     /// Whole seconds from `now` to the window's end, at least 1 (a `Retry-After`).
     pub(crate) fn retry_after(&self, now: Duration) -> u64 {
-        let rest = self.ends.saturating_sub(now);
-        (rest.as_secs() + u64::from(rest.subsec_nanos() > 0)).max(1)
+        secs_up(self.ends.saturating_sub(now)).max(1)
     }
 }
 
@@ -410,38 +426,38 @@ impl Window {
     }
 }
 
-/// An optional budget of requests per minute, on a clock started with the tenant: for
-/// vendors that throttle without publishing a number (a test sets one).
-#[derive(Debug, Clone)]
-pub(crate) struct PerMinute {
-    limit: Option<u32>,
+/// A request budget: at most `limit` requests per window of `length` (none until one is set),
+/// on the epoch clock. `Retry-After` is the time left in the window, in whole seconds rounded
+/// up.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Budget {
+    limit: Option<(u32, Duration)>,
     window: Window,
-    started: Instant,
 }
 
-impl Default for PerMinute {
-    fn default() -> Self {
-        Self {
-            limit: None,
-            window: Window::default(),
-            started: Instant::now(),
-        }
-    }
-}
-
-impl PerMinute {
-    /// Sets the budget (`None`: none) and starts a new window.
-    pub(crate) fn set(&mut self, limit: Option<u32>) {
-        self.limit = limit;
+impl Budget {
+    /// Allows `limit` requests per `length` from now on (`None`: no budget); a new window starts
+    /// with the next request.
+    pub(crate) fn set(&mut self, limit: Option<u32>, length: Duration) {
+        self.limit = limit.map(|limit| (limit, length));
         self.window = Window::default();
     }
 
-    /// Counts one request: `Some(seconds)` (a `Retry-After`) when it is over the budget.
-    pub(crate) fn over(&mut self) -> Option<u64> {
-        let limit = self.limit?;
-        let now = self.started.elapsed();
-        let counted = self.window.count(now, Duration::from_secs(60), limit);
-        (!counted.admitted).then(|| counted.retry_after(now))
+    /// The requests allowed per window, when there is a budget.
+    pub(crate) fn limit(&self) -> Option<u32> {
+        self.limit.map(|(limit, _)| limit)
+    }
+
+    /// Counts one request at `now` (time since the epoch): how to refuse it when it is over
+    /// the budget.
+    pub(crate) fn over(&mut self, now: Duration) -> Option<Refusal> {
+        let (limit, length) = self.limit?;
+        let counted = self.window.count(now, length, limit);
+        (!counted.admitted).then(|| Refusal::Throttled {
+            retry_after: counted.retry_after(now),
+            limit: Some(limit),
+            reset: secs_up(counted.ends),
+        })
     }
 }
 
@@ -465,13 +481,56 @@ impl InFlight {
     }
 }
 
-/// What every tenant keeps of its traffic: the requests received, the fault knobs and
-/// injected failures (scoped by `S`), the dice, the requests in flight and how many
-/// throttling answers it gave.
+/// Why the layer refuses a request before its route answers. The vendor words it (status,
+/// body, headers); the layer has already counted it when it is a throttling answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// A throttling answer, over the request budget or drawn by chance
+    /// ([`Faults::rate_limit_rate`], then `retry_after` is 1): wait `retry_after` seconds, until
+    /// `reset` (seconds since the epoch, when the budget's window ends); `limit` is the budget
+    /// in force (`None`: none).
+    Throttled {
+        retry_after: u64,
+        limit: Option<u32>,
+        reset: u64,
+    },
+    /// An injected failure with this status: the next queued one ([`FailNext`]), or a drawn
+    /// server error (500, [`Faults::error_rate`]). An injected 429 counts as a throttling answer.
+    Failed(u16),
+}
+
+impl Refusal {
+    /// The plain wording Workday, ADP and Namely give a refusal, `error(status, message)`: over
+    /// the budget, a 429 "Too Many Requests" with `Retry-After`; an injected 429, "Internal
+    /// Server Error" with `Retry-After: 1`; any other failure, "Internal Server Error".
+    pub(crate) fn answer(self, error: impl Fn(u16, &str) -> ResponseTemplate) -> ResponseTemplate {
+        match self {
+            Self::Throttled { retry_after, .. } => error(429, "Too Many Requests")
+                .insert_header("retry-after", retry_after.to_string().as_str()),
+            Self::Failed(429) => {
+                error(429, "Internal Server Error").insert_header("retry-after", "1")
+            }
+            Self::Failed(status) => error(status, "Internal Server Error"),
+        }
+    }
+}
+
+/// What every tenant keeps of its traffic: the requests received and how many, the request
+/// budget, the fault knobs and injected failures (scoped by `S`), the dice, the requests in
+/// flight and how many throttling answers it gave.
+///
+/// A request goes through it in one order: `receive` records and counts it, then `admit`
+/// counts it against the budget (`over_budget`) and takes an injected failure (`injected`),
+/// each answering with a [`Refusal`] the vendor words. A tenant whose vendor checks its budget
+/// elsewhere (after authentication, only on some routes) calls the two steps where they belong.
 #[derive(Debug)]
 pub(crate) struct Layer<S = (), R = RecordedRequest> {
-    /// Every request received, oldest first.
+    /// Every request received, oldest first (a test may clear them).
     pub(crate) requests: Vec<R>,
+    /// Requests received (every status; clearing the recording does not reset it).
+    pub(crate) served: usize,
+    /// The request budget.
+    pub(crate) budget: Budget,
     pub(crate) faults: Faults,
     pub(crate) fail_next: FailNext<S>,
     pub(crate) dice: Dice,
@@ -484,6 +543,8 @@ impl<S, R> Default for Layer<S, R> {
     fn default() -> Self {
         Self {
             requests: Vec::new(),
+            served: 0,
+            budget: Budget::default(),
             faults: Faults::default(),
             fail_next: FailNext::default(),
             dice: Dice::default(),
@@ -494,6 +555,19 @@ impl<S, R> Default for Layer<S, R> {
 }
 
 impl<S, R> Layer<S, R> {
+    /// A layer allowing `limit` requests per `length` from the start.
+    pub(crate) fn with_budget(limit: u32, length: Duration) -> Self {
+        let mut layer = Self::default();
+        layer.budget.set(Some(limit), length);
+        layer
+    }
+
+    /// Notes a request received: `recorded` (credentials already hidden) and one more served.
+    pub(crate) fn receive(&mut self, recorded: R) {
+        self.served += 1;
+        self.requests.push(recorded);
+    }
+
     /// Draws whether this request gets an injected server error.
     pub(crate) fn server_error(&mut self) -> bool {
         let p = self.faults.error_rate;
@@ -512,19 +586,44 @@ impl<S, R> Layer<S, R> {
         self.dice.chance(p)
     }
 
-    /// The failure injected into this request, if any: the next queued one
-    /// ([`FailNext`], unscoped tenants), else a drawn server error (500) or throttling (429).
-    pub(crate) fn injected(&mut self) -> Option<u16>
+    /// Counts the request against the budget: a counted throttling answer when it is over.
+    pub(crate) fn over_budget(&mut self) -> Option<Refusal> {
+        let refusal = self.budget.over(epoch())?;
+        Some(self.throttled(refusal))
+    }
+
+    /// The failure injected into this request, if any: the next queued one ([`FailNext`],
+    /// unscoped tenants), else a drawn server error (500) or throttling answer (retry after
+    /// 1 s). A throttling answer (an injected 429 too) is counted.
+    pub(crate) fn injected(&mut self) -> Option<Refusal>
     where
         S: PartialEq + Clone + Default,
     {
-        if let Some(status) = self.fail_next.take(&S::default()) {
-            return Some(status);
-        }
-        if self.server_error() {
-            return Some(500);
-        }
-        self.throttle().then_some(429)
+        let refusal = if let Some(status) = self.fail_next.take(&S::default()) {
+            Refusal::Failed(status)
+        } else if self.server_error() {
+            Refusal::Failed(500)
+        } else if self.throttle() {
+            Refusal::Throttled {
+                retry_after: 1,
+                limit: self.budget.limit(),
+                reset: secs_up(epoch() + Duration::from_secs(1)),
+            }
+        } else {
+            return None;
+        };
+        Some(match refusal {
+            Refusal::Failed(status) if status != 429 => refusal,
+            throttling => self.throttled(throttling),
+        })
+    }
+
+    /// The budget, then the injected failures: how to refuse this request, if at all.
+    pub(crate) fn admit(&mut self) -> Option<Refusal>
+    where
+        S: PartialEq + Clone + Default,
+    {
+        self.over_budget().or_else(|| self.injected())
     }
 
     /// Counts a throttling answer and passes it on.
@@ -533,6 +632,107 @@ impl<S, R> Layer<S, R> {
         answer
     }
 }
+
+/// The public controls of a tenant whose `self.shared.state().layer` is its [`Layer`], one
+/// method per item (`;` after each):
+///
+/// - `fail_next`: `fail_next(count, status)`, the next `count` requests fail with `status`;
+///   `fail_next(500)`: `fail_next(n)`, the next `n` requests fail with a 500.
+/// - `set_limit("answer")`: `set_limit(limit, window)`, a budget of `limit` requests per
+///   `window`, then the `answer` (for the docs).
+/// - `set_per_minute`: `set_per_minute(n)`, a budget of `n` requests a minute.
+/// - `set_rate_limit(secs, "per")`: `set_rate_limit(Option<u32>)`, a budget per window of
+///   `secs` seconds (`"per"` names the window in the docs; `None`: no budget).
+/// - `set_faults`, `requests`, `clear_requests`, `served`, and `throttled` (or
+///   `rate_limited_count`, the same count under the name the older tenants use).
+macro_rules! layer_controls {
+    () => {};
+    (fail_next; $($rest:tt)*) => {
+        /// The next `count` requests fail with `status`, in the vendor's words (see the module
+        /// docs).
+        pub fn fail_next(&self, count: usize, status: u16) {
+            self.shared.state().layer.fail_next.push(None, status, count);
+        }
+        $crate::sim::layer::layer_controls!($($rest)*);
+    };
+    (fail_next($status:literal); $($rest:tt)*) => {
+        #[doc = concat!("The next `n` requests fail with a ", $status, ".")]
+        pub fn fail_next(&self, n: usize) {
+            self.shared.state().layer.fail_next.push(None, $status, n);
+        }
+        $crate::sim::layer::layer_controls!($($rest)*);
+    };
+    (set_limit($answer:literal); $($rest:tt)*) => {
+        #[doc = concat!("Allows `limit` requests per `window`, then answers ", $answer, ".")]
+        pub fn set_limit(&self, limit: u32, window: std::time::Duration) {
+            self.shared.state().layer.budget.set(Some(limit), window);
+        }
+        $crate::sim::layer::layer_controls!($($rest)*);
+    };
+    (set_per_minute; $($rest:tt)*) => {
+        /// Requests per minute before a 429 (default 600); a new window starts.
+        pub fn set_per_minute(&self, n: u32) {
+            let minute = std::time::Duration::from_secs(60);
+            self.shared.state().layer.budget.set(Some(n), minute);
+        }
+        $crate::sim::layer::layer_controls!($($rest)*);
+    };
+    (set_rate_limit($secs:literal, $per:literal); $($rest:tt)*) => {
+        #[doc = concat!(
+            "Budgets `limit` requests per ", $per,
+            " (`None`: unlimited, the default); a new window starts."
+        )]
+        pub fn set_rate_limit(&self, limit: Option<u32>) {
+            let window = std::time::Duration::from_secs($secs);
+            self.shared.state().layer.budget.set(limit, window);
+        }
+        $crate::sim::layer::layer_controls!($($rest)*);
+    };
+    (set_faults; $($rest:tt)*) => {
+        /// Sets the fault shares and latency of the shared layer.
+        pub fn set_faults(&self, faults: $crate::sim::layer::Faults) {
+            self.shared.state().layer.faults = faults;
+        }
+        $crate::sim::layer::layer_controls!($($rest)*);
+    };
+    (requests; $($rest:tt)*) => {
+        /// Every request received, oldest first (credentials hidden).
+        pub fn requests(&self) -> Vec<$crate::sim::layer::RecordedRequest> {
+            self.shared.state().layer.requests.clone()
+        }
+        $crate::sim::layer::layer_controls!($($rest)*);
+    };
+    (clear_requests; $($rest:tt)*) => {
+        /// Forgets the recorded requests (the count served stays).
+        pub fn clear_requests(&self) {
+            self.shared.state().layer.requests.clear();
+        }
+        $crate::sim::layer::layer_controls!($($rest)*);
+    };
+    (served; $($rest:tt)*) => {
+        /// Requests received so far (every status).
+        pub fn served(&self) -> usize {
+            self.shared.state().layer.served
+        }
+        $crate::sim::layer::layer_controls!($($rest)*);
+    };
+    (throttled; $($rest:tt)*) => {
+        /// Throttling answers given.
+        pub fn throttled(&self) -> u64 {
+            self.shared.state().layer.rate_limited
+        }
+        $crate::sim::layer::layer_controls!($($rest)*);
+    };
+    (rate_limited_count; $($rest:tt)*) => {
+        /// Throttling answers given.
+        pub fn rate_limited_count(&self) -> u64 {
+            self.shared.state().layer.rate_limited
+        }
+        $crate::sim::layer::layer_controls!($($rest)*);
+    };
+}
+
+pub(crate) use layer_controls;
 
 #[cfg(test)]
 mod tests {
@@ -581,6 +781,110 @@ mod tests {
             !Window::default().count(t, len, 0).admitted,
             "a zero budget"
         );
+    }
+
+    #[test]
+    fn a_budget_says_when_to_retry_and_when_its_window_resets() {
+        let mut b = Budget::default();
+        let at = |ms: u64| Duration::from_millis(ms);
+        assert_eq!(b.over(at(1_000_500)), None, "no budget");
+        b.set(Some(1), Duration::from_secs(60));
+        assert_eq!(b.limit(), Some(1));
+        assert_eq!(
+            b.over(at(1_000_500)),
+            None,
+            "the first request starts the window"
+        );
+        let refused = Refusal::Throttled {
+            retry_after: 50,
+            limit: Some(1),
+            reset: 1_061,
+        };
+        assert_eq!(b.over(at(1_010_500)), Some(refused), "rounded up");
+        assert_eq!(b.over(at(1_060_500)), None, "a new window");
+        b.set(Some(1), Duration::from_secs(60));
+        assert_eq!(
+            b.over(at(1_060_600)),
+            None,
+            "setting it starts a new window"
+        );
+        b.set(None, Duration::from_secs(60));
+        assert_eq!(b.over(at(1_060_700)), None);
+    }
+
+    #[test]
+    fn admit_counts_the_budget_then_takes_an_injected_failure_once() {
+        let mut layer: Layer = Layer::with_budget(2, Duration::from_secs(60));
+        let request = RecordedRequest {
+            method: "GET".into(),
+            path: "/x".into(),
+            query: Vec::new(),
+            headers: Vec::new(),
+            body: None,
+        };
+        layer.fail_next.push(None, 503, 1);
+        let admit = |layer: &mut Layer| {
+            layer.receive(request.clone());
+            layer.admit()
+        };
+        assert_eq!(
+            admit(&mut layer),
+            Some(Refusal::Failed(503)),
+            "in the budget"
+        );
+        assert_eq!(admit(&mut layer), None, "an injected failure is taken once");
+        for _ in 0..2 {
+            let now = epoch_secs();
+            match admit(&mut layer) {
+                Some(Refusal::Throttled {
+                    retry_after,
+                    limit,
+                    reset,
+                }) => {
+                    assert!((59..=60).contains(&retry_after), "{retry_after}");
+                    assert_eq!(limit, Some(2));
+                    assert!((now + 59..=now + 61).contains(&reset), "{reset}, now {now}");
+                }
+                other => panic!("over the budget: {other:?}"),
+            }
+        }
+        assert_eq!(
+            layer.rate_limited, 2,
+            "each refusal over the budget counted"
+        );
+        assert_eq!(layer.fail_next.take(&()), None, "nothing left queued");
+
+        layer.budget.set(None, Duration::from_secs(60));
+        layer.fail_next.push(None, 429, 1);
+        assert_eq!(admit(&mut layer), Some(Refusal::Failed(429)));
+        assert_eq!(
+            layer.rate_limited, 3,
+            "an injected 429 is a throttling answer"
+        );
+        layer.faults.rate_limit_rate = 1.0;
+        assert!(
+            matches!(
+                admit(&mut layer),
+                Some(Refusal::Throttled {
+                    retry_after: 1,
+                    limit: None,
+                    ..
+                })
+            ),
+            "a throttling answer drawn by chance"
+        );
+        assert_eq!(layer.rate_limited, 4);
+        layer.faults = Faults::default();
+        assert_eq!(admit(&mut layer), None, "no budget, nothing injected");
+
+        layer.requests.clear();
+        assert_eq!(admit(&mut layer), None);
+        assert_eq!(
+            (layer.served, layer.requests.len()),
+            (8, 1),
+            "served counts every request, a cleared recording too"
+        );
+        assert_eq!(layer.requests[0], request);
     }
 
     #[test]

@@ -32,7 +32,6 @@
 
 pub mod adp;
 pub mod bamboohr;
-mod gate;
 pub mod google;
 pub mod graph;
 pub mod hibob;
@@ -49,5 +48,4 @@ pub mod scim;
 pub mod specs;
 pub mod successfactors;
 mod tokens;
-mod traffic;
 pub mod workday;

@@ -24,14 +24,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use chrono::NaiveDate;
 use serde_json::{Value, json};
 use wiremock::{MockServer, Request, ResponseTemplate};
 
-use super::gate::Gate;
 pub use super::layer::RecordedRequest;
-use super::layer::{self, Handler, respond};
+use super::layer::{self, Handler, Layer, layer_controls, respond};
 
 /// Namely's `user_status` values.
 pub const STATUSES: [&str; 3] = ["active", "inactive", "pending"];
@@ -66,7 +66,7 @@ struct Profile {
 struct State {
     profiles: BTreeMap<String, Profile>,
     next: u64,
-    gate: Gate,
+    layer: Layer,
 }
 
 #[derive(Debug)]
@@ -118,7 +118,10 @@ impl NamelyTenant {
     pub async fn start() -> Self {
         let shared = Arc::new(Shared {
             token: format!("sim-namely-{}", uuid::Uuid::new_v4().simple()),
-            state: Mutex::default(),
+            state: Mutex::new(State {
+                layer: Layer::with_budget(600, Duration::from_secs(60)),
+                ..State::default()
+            }),
         });
         let server = MockServer::start().await;
         layer::serve(&server, Arc::clone(&shared)).await;
@@ -188,24 +191,11 @@ impl NamelyTenant {
         self.shared.state().profiles.remove(id).is_some()
     }
 
-    /// Requests per minute before a 429 (default 600).
-    pub fn set_per_minute(&self, n: u32) {
-        self.shared.state().gate.set_per_minute(n);
-    }
-
-    /// The next `count` requests fail with `status`.
-    pub fn fail_next(&self, count: usize, status: u16) {
-        self.shared.state().gate.fail_next(count, status);
-    }
-
-    /// Every request received, oldest first (credentials redacted).
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.shared.state().gate.requests()
-    }
-
-    /// Requests received so far.
-    pub fn served(&self) -> usize {
-        self.shared.state().gate.served()
+    layer_controls! {
+        set_per_minute;
+        fail_next;
+        requests;
+        served;
     }
 }
 
@@ -322,8 +312,9 @@ impl Shared {
 impl Handler for Shared {
     fn handle(&self, request: &Request) -> ResponseTemplate {
         let mut s = self.state();
-        if let Some(refused) = s.gate.admit(request, error) {
-            return refused;
+        s.layer.receive(layer::record(request));
+        if let Some(refusal) = s.layer.admit() {
+            return refusal.answer(error);
         }
         if layer::bearer(request) != Some(self.token.as_str()) {
             return error(401, "Unauthorized");

@@ -41,15 +41,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use wiremock::{MockServer, Request, ResponseTemplate};
 
-use super::layer::{self, Answer, Handler, Layer, Window};
+use super::layer::{self, Answer, Handler, Layer, Refusal, layer_controls};
 pub use super::layer::{Faults, RecordedRequest};
-use super::tokens::Tokens;
+use super::tokens::{Tokens, token_controls};
 
 /// A user to create with [`OneLoginTenant::add_user`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,10 +170,7 @@ struct State {
     tokens: Tokens,
     /// Cursor → (the filters it was made for, the last id it listed, the page it ends).
     cursors: HashMap<String, (Filters, u64, usize)>,
-    layer: Layer<()>,
-    per_hour: Option<u32>,
-    window: Window,
-    started: Instant,
+    layer: Layer,
 }
 
 impl State {
@@ -278,9 +275,6 @@ impl OneLoginTenant {
                 tokens: Tokens::new(36_000),
                 cursors: HashMap::new(),
                 layer: Layer::default(),
-                per_hour: None,
-                window: Window::default(),
-                started: Instant::now(),
             }),
         });
         layer::serve(&server, Arc::new(Route(Arc::clone(&shared)))).await;
@@ -353,44 +347,14 @@ impl OneLoginTenant {
         self.shared.state().users.get(&id).map(User::json)
     }
 
-    /// How long new access tokens live, in seconds (OneLogin: 36,000).
-    pub fn set_token_lifetime(&self, secs: u64) {
-        self.shared.state().tokens.lifetime = secs;
-    }
+    token_controls!("OneLogin: 36,000");
 
-    /// Revokes every access token given so far.
-    pub fn revoke_tokens(&self) {
-        self.shared.state().tokens.revoke_all();
-    }
-
-    /// How many tokens the token endpoint gave.
-    pub fn token_requests(&self) -> usize {
-        self.shared.state().tokens.count
-    }
-
-    /// The next `n` requests fail with `status` (500: OneLogin's server error).
-    pub fn fail_next(&self, n: usize, status: u16) {
-        self.shared.state().layer.fail_next.push(None, status, n);
-    }
-
-    /// Budgets `per_hour` API requests per hour (`None`: unlimited, the default).
-    pub fn set_rate_limit(&self, per_hour: Option<u32>) {
-        self.shared.state().per_hour = per_hour;
-    }
-
-    /// Sets the fault knobs.
-    pub fn set_faults(&self, faults: Faults) {
-        self.shared.state().layer.faults = faults;
-    }
-
-    /// Every request received, oldest first, the `Authorization` value hidden.
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.shared.state().layer.requests.clone()
-    }
-
-    /// How many requests the account served (answered in any way).
-    pub fn served(&self) -> usize {
-        self.shared.state().layer.requests.len()
+    layer_controls! {
+        fail_next;
+        set_rate_limit(3600, "hour");
+        set_faults;
+        requests;
+        served;
     }
 }
 
@@ -399,7 +363,7 @@ struct Route(Arc<Shared>);
 impl Handler for Route {
     fn handle(&self, request: &Request) -> ResponseTemplate {
         let mut s = self.0.state();
-        s.layer.requests.push(layer::record(request));
+        s.layer.receive(layer::record(request));
         let segs = layer::segments(request.url.path());
         let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
         let method = request.method.as_str();
@@ -462,14 +426,14 @@ fn api(s: &mut State, request: &Request, method: &str, rest: &[&str]) -> Answer 
     if !valid {
         return api_error(401, "UnauthorizedError", "Unauthorized");
     }
-    if let Some(status) = s.layer.fail_next.take(&()) {
-        return api_error(status, "InternalServerError", "Internal Server Error");
-    }
-    if s.layer.server_error() {
-        return api_error(500, "InternalServerError", "Internal Server Error");
-    }
-    if let Some(answer) = throttle(s) {
-        return answer;
+    match s.layer.admit() {
+        Some(Refusal::Throttled {
+            retry_after, limit, ..
+        }) => return throttled(retry_after, limit),
+        Some(Refusal::Failed(status)) => {
+            return api_error(status, "InternalServerError", "Internal Server Error");
+        }
+        None => {}
     }
     let query: Vec<(String, String)> = request.url.query_pairs().into_owned().collect();
     match (method, rest) {
@@ -488,23 +452,13 @@ fn api(s: &mut State, request: &Request, method: &str, rest: &[&str]) -> Answer 
     }
 }
 
-/// The hourly budget and injected throttling: a 429 with OneLogin's rate-limit headers.
-fn throttle(s: &mut State) -> Option<Answer> {
-    let now = s.started.elapsed();
-    let limit = s.per_hour.unwrap_or(5000);
-    let counted = s
-        .per_hour
-        .map(|limit| s.window.count(now, Duration::from_secs(3600), limit));
-    let reset = match counted {
-        Some(c) if !c.admitted => c.retry_after(now),
-        _ if s.layer.throttle() => 1,
-        _ => return None,
-    };
-    let answer = api_error(429, "TooManyRequestsError", "Too Many Requests")
-        .header("X-RateLimit-Limit", limit.to_string())
+/// A throttling answer: a 429 with OneLogin's rate-limit headers, the window resetting in
+/// `reset` seconds (`limit`: the hourly budget, OneLogin's 5,000 when none is set).
+fn throttled(reset: u64, limit: Option<u32>) -> Answer {
+    api_error(429, "TooManyRequestsError", "Too Many Requests")
+        .header("X-RateLimit-Limit", limit.unwrap_or(5000).to_string())
         .header("X-RateLimit-Remaining", "0")
-        .header("X-RateLimit-Reset", reset.to_string());
-    Some(s.layer.throttled(answer))
+        .header("X-RateLimit-Reset", reset.to_string())
 }
 
 fn time(value: &str) -> Result<DateTime<Utc>, String> {

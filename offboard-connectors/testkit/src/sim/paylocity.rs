@@ -52,7 +52,7 @@ use chrono::NaiveDate;
 use serde_json::{Value, json};
 use wiremock::{MockServer, Request, ResponseTemplate};
 
-use super::layer::{self, Answer, Handler, Layer, PerMinute};
+use super::layer::{self, Answer, Handler, Layer, Refusal, layer_controls};
 pub use super::layer::{Faults, RecordedRequest};
 
 /// An employee to hire with [`PaylocityTenant::hire`].
@@ -110,8 +110,6 @@ struct State {
     token_lifetime: u64,
     token_requests: usize,
     layer: Layer,
-    served: usize,
-    budget: PerMinute,
 }
 
 #[derive(Debug)]
@@ -287,24 +285,14 @@ impl PaylocityTenant {
             .map(|e| e.status_code.clone())
     }
 
-    /// The next `count` API or token requests fail with `status` (a 500 with Paylocity's error
-    /// array, a 429 with `Retry-After: 30`).
-    pub fn fail_next(&self, count: usize, status: u16) {
-        self.shared
-            .state()
-            .layer
-            .fail_next
-            .push(None, status, count);
-    }
-
-    /// Sets the fault shares and latency of the shared layer.
-    pub fn set_faults(&self, faults: Faults) {
-        self.shared.state().layer.faults = faults;
-    }
-
-    /// A budget of `per_minute` API requests per minute (`None`: no budget, the default).
-    pub fn set_rate_limit(&self, per_minute: Option<u32>) {
-        self.shared.state().budget.set(per_minute);
+    layer_controls! {
+        fail_next;
+        set_faults;
+        set_rate_limit(60, "minute");
+        requests;
+        clear_requests;
+        served;
+        rate_limited_count;
     }
 
     /// Makes every issued token expire now (the API then answers 401 until a new one is fetched).
@@ -320,26 +308,6 @@ impl PaylocityTenant {
     /// Token requests answered (any outcome).
     pub fn token_requests(&self) -> usize {
         self.shared.state().token_requests
-    }
-
-    /// Every request received, oldest first (the `Authorization` value redacted).
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.shared.state().layer.requests.clone()
-    }
-
-    /// Forgets the recorded requests.
-    pub fn clear_requests(&self) {
-        self.shared.state().layer.requests.clear();
-    }
-
-    /// Requests served so far (token endpoint included).
-    pub fn served(&self) -> usize {
-        self.shared.state().served
-    }
-
-    /// Throttling answers given.
-    pub fn rate_limited_count(&self) -> u64 {
-        self.shared.state().layer.rate_limited
     }
 }
 
@@ -378,10 +346,16 @@ fn employee_json(company: &str, e: &Employee) -> Value {
 impl Handler for Shared {
     fn handle(&self, request: &Request) -> ResponseTemplate {
         let mut s = self.state();
-        s.served += 1;
-        s.layer.requests.push(layer::record(request));
-        if let Some(status) = s.layer.injected() {
-            return fault(&mut s, status, 30).template();
+        s.layer.receive(layer::record(request));
+        match s.layer.injected() {
+            // An injected throttling answer waits 30 s.
+            Some(Refusal::Throttled { .. } | Refusal::Failed(429)) => {
+                return too_many(30).template();
+            }
+            Some(Refusal::Failed(status)) => {
+                return errors(status, "", "An error has occurred.").template();
+            }
+            None => {}
         }
         let segs = layer::segments(request.url.path());
         let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
@@ -399,15 +373,9 @@ impl Handler for Shared {
     }
 }
 
-/// An injected or budget failure: a 429 waits `retry_after` seconds.
-fn fault(s: &mut State, status: u16, retry_after: u64) -> Answer {
-    if status == 429 {
-        s.layer.throttled(
-            errors(429, "", "Too Many Requests").header("Retry-After", retry_after.to_string()),
-        )
-    } else {
-        errors(status, "", "An error has occurred.")
-    }
+/// Paylocity's throttling answer: a 429 waiting `retry_after` seconds.
+fn too_many(retry_after: u64) -> Answer {
+    errors(429, "", "Too Many Requests").header("Retry-After", retry_after.to_string())
 }
 
 impl Shared {
@@ -459,8 +427,8 @@ impl Shared {
         if !authorised {
             return errors(401, "", "Authorization has been denied for this request.");
         }
-        if let Some(after) = s.budget.over() {
-            return fault(s, 429, after);
+        if let Some(Refusal::Throttled { retry_after, .. }) = s.layer.over_budget() {
+            return too_many(retry_after);
         }
         let (company, rest) = match segs {
             ["companies", company, "employees", rest @ ..] => (*company, rest),

@@ -4,7 +4,7 @@
 //!
 //! Built from Personio's own OpenAPI descriptions (`personio/api-docs`:
 //! `personio-auth-api.yaml` and `personio-personnel-data-api-oa3.yaml`, vendored in
-//! `personio/`, see its README); every route in [`PersonioTenant::ROUTES`] is an operation of
+//! `specs/personio/`, see its README); every route in [`PersonioTenant::ROUTES`] is an operation of
 //! them (a test checks it). Server: `https://api.personio.de/v1`.
 //!
 //! # Behaviour modelled
@@ -42,8 +42,7 @@ use serde_json::{Map, Value, json};
 use wiremock::{MockServer, Request, ResponseTemplate};
 
 pub use super::layer::RecordedRequest;
-use super::layer::{self, Answer, Handler};
-use super::traffic::{Refusal, Traffic, traffic_controls};
+use super::layer::{self, Answer, Handler, Layer, Refusal, layer_controls};
 
 /// An employee of the simulated company.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -92,7 +91,7 @@ struct State {
     tokens: BTreeMap<String, Instant>,
     issued: usize,
     next: u64,
-    traffic: Traffic,
+    layer: Layer,
 }
 
 #[derive(Debug)]
@@ -266,7 +265,13 @@ impl PersonioTenant {
             .and_then(|id: u64| s.employees.get(&id).cloned())
     }
 
-    traffic_controls!("429");
+    layer_controls! {
+        fail_next(500);
+        set_limit("429");
+        served;
+        requests;
+        throttled;
+    }
 }
 
 fn attribute(label: &str, value: Value, kind: &str, universal: Option<&str>) -> Value {
@@ -454,8 +459,8 @@ impl Handler for Shared {
         {
             *secret = json!("[REDACTED]");
         }
-        s.traffic.receive(recorded);
-        let latency = s.traffic.layer.faults.latency;
+        s.layer.receive(recorded);
+        let latency = s.layer.faults.latency;
         self.answer(&mut s, request).template().set_delay(latency)
     }
 }
@@ -492,19 +497,22 @@ impl Shared {
     }
 
     fn answer(&self, s: &mut State, request: &Request) -> Answer {
-        match s.traffic.refusal() {
+        match s.layer.admit() {
             Some(Refusal::Throttled {
                 retry_after,
                 limit,
                 reset,
             }) => {
-                return error(429, "Too Many Requests")
+                let answer = error(429, "Too Many Requests")
                     .header("retry-after", retry_after.to_string())
-                    .header("x-ratelimit-limit", limit.to_string())
                     .header("x-ratelimit-remaining", "0")
                     .header("x-ratelimit-reset", reset.to_string());
+                return match limit {
+                    Some(limit) => answer.header("x-ratelimit-limit", limit.to_string()),
+                    None => answer,
+                };
             }
-            Some(Refusal::Injected(status)) => return error(status, "Internal Server Error"),
+            Some(Refusal::Failed(status)) => return error(status, "Internal Server Error"),
             None => {}
         }
         let path = request.url.path();

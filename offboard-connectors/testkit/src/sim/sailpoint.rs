@@ -36,15 +36,14 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 use wiremock::{MockServer, Request, ResponseTemplate};
 
-use super::layer::{self, Answer, Handler, Layer, Window};
+use super::layer::{self, Answer, Handler, Layer, Refusal, layer_controls};
 pub use super::layer::{Faults, RecordedRequest};
-use super::tokens::Tokens;
+use super::tokens::{Tokens, token_controls};
 
 /// An identity to create with [`SailPointTenant::add_identity`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,10 +162,7 @@ struct State {
     identities: BTreeMap<String, Identity>,
     next: u64,
     tokens: Tokens,
-    layer: Layer<()>,
-    per_window: Option<u32>,
-    window: Window,
-    started: Instant,
+    layer: Layer,
 }
 
 impl State {
@@ -251,9 +247,6 @@ impl SailPointTenant {
                 next: 0,
                 tokens: Tokens::new(749),
                 layer: Layer::default(),
-                per_window: None,
-                window: Window::default(),
-                started: Instant::now(),
             }),
         });
         layer::serve(&server, Arc::new(Route(Arc::clone(&shared)))).await;
@@ -332,44 +325,14 @@ impl SailPointTenant {
             .map(|i| i.json(&s.identities, &s.managers()))
     }
 
-    /// How long new access tokens live, in seconds (SailPoint: 749).
-    pub fn set_token_lifetime(&self, secs: u64) {
-        self.shared.state().tokens.lifetime = secs;
-    }
+    token_controls!("SailPoint: 749");
 
-    /// Revokes every access token given so far.
-    pub fn revoke_tokens(&self) {
-        self.shared.state().tokens.revoke_all();
-    }
-
-    /// How many tokens the token endpoint gave.
-    pub fn token_requests(&self) -> usize {
-        self.shared.state().tokens.count
-    }
-
-    /// The next `n` API requests fail with `status` (500: SailPoint's server error).
-    pub fn fail_next(&self, n: usize, status: u16) {
-        self.shared.state().layer.fail_next.push(None, status, n);
-    }
-
-    /// Budgets `per_10s` API requests per 10 seconds (`None`: unlimited, the default).
-    pub fn set_rate_limit(&self, per_10s: Option<u32>) {
-        self.shared.state().per_window = per_10s;
-    }
-
-    /// Sets the fault knobs.
-    pub fn set_faults(&self, faults: Faults) {
-        self.shared.state().layer.faults = faults;
-    }
-
-    /// Every request received, oldest first, credentials hidden.
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.shared.state().layer.requests.clone()
-    }
-
-    /// How many requests the tenant served (answered in any way).
-    pub fn served(&self) -> usize {
-        self.shared.state().layer.requests.len()
+    layer_controls! {
+        fail_next;
+        set_rate_limit(10, "10 seconds");
+        set_faults;
+        requests;
+        served;
     }
 }
 
@@ -385,7 +348,7 @@ impl Handler for Route {
                 .query
                 .retain(|(k, _)| k != "client_secret" && k != "client_id");
         }
-        s.layer.requests.push(recorded);
+        s.layer.receive(recorded);
         let segs = layer::segments(request.url.path());
         let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
         let answer = match (request.method.as_str(), segs.as_slice()) {
@@ -444,18 +407,19 @@ fn api(s: &mut State, request: &Request, method: &str, rest: &[&str]) -> Answer 
             Some(json!({"error": "JWT validation failed: JWT is expired"})),
         );
     }
-    if let Some(status) = s.layer.fail_next.take(&()) {
-        return sp_error(
-            status,
-            "500.0 Internal Fault",
-            "An internal fault occurred.",
-        );
-    }
-    if s.layer.server_error() {
-        return sp_error(500, "500.0 Internal Fault", "An internal fault occurred.");
-    }
-    if let Some(answer) = throttle(s) {
-        return answer;
+    match s.layer.admit() {
+        Some(Refusal::Throttled { retry_after, .. }) => {
+            return Answer::new(429, Some(json!({"message": " Rate Limit Exceeded "})))
+                .header("Retry-After", retry_after.to_string());
+        }
+        Some(Refusal::Failed(status)) => {
+            return sp_error(
+                status,
+                "500.0 Internal Fault",
+                "An internal fault occurred.",
+            );
+        }
+        None => {}
     }
     let query: Vec<(String, String)> = request.url.query_pairs().into_owned().collect();
     match (method, rest) {
@@ -473,22 +437,6 @@ fn api(s: &mut State, request: &Request, method: &str, rest: &[&str]) -> Answer 
         }
         _ => sp_error(404, "404 Not found", "No such resource"),
     }
-}
-
-/// The per-10-seconds budget and injected throttling: a 429 with `Retry-After`.
-fn throttle(s: &mut State) -> Option<Answer> {
-    let now = s.started.elapsed();
-    let counted = s
-        .per_window
-        .map(|limit| s.window.count(now, Duration::from_secs(10), limit));
-    let wait = match counted {
-        Some(c) if !c.admitted => c.retry_after(now),
-        _ if s.layer.throttle() => 1,
-        _ => return None,
-    };
-    let answer = Answer::new(429, Some(json!({"message": " Rate Limit Exceeded "})))
-        .header("Retry-After", wait.to_string());
-    Some(s.layer.throttled(answer))
 }
 
 /// One `filters` term: `field eq "value"` on `id`, `alias` or `email`.

@@ -55,7 +55,7 @@ use chrono::NaiveDate;
 use serde_json::{Map, Value, json};
 use wiremock::{MockServer, Request, ResponseTemplate};
 
-use super::layer::{self, Answer, Handler, Layer, PerMinute};
+use super::layer::{self, Answer, Handler, Layer, Refusal, layer_controls};
 pub use super::layer::{Faults, RecordedRequest};
 use filter::Term;
 
@@ -125,8 +125,6 @@ struct State {
     next_snapshot: u64,
     last_modified: i64,
     layer: Layer,
-    served: usize,
-    budget: PerMinute,
     /// The server's base URL, for `__next` links and `__metadata`.
     base: String,
 }
@@ -338,67 +336,27 @@ impl SuccessFactorsTenant {
         self.shared.state().users.get(id).map(|u| u.status.clone())
     }
 
-    /// The next `count` requests fail with `status` (a 429 with `Retry-After: 30`).
-    pub fn fail_next(&self, count: usize, status: u16) {
-        self.shared
-            .state()
-            .layer
-            .fail_next
-            .push(None, status, count);
-    }
-
-    /// Sets the fault shares and latency of the shared layer.
-    pub fn set_faults(&self, faults: Faults) {
-        self.shared.state().layer.faults = faults;
-    }
-
-    /// A budget of `per_minute` requests per minute (`None`: no budget, the default).
-    pub fn set_rate_limit(&self, per_minute: Option<u32>) {
-        self.shared.state().budget.set(per_minute);
-    }
-
-    /// Every request received, oldest first (the `Authorization` value redacted).
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.shared.state().layer.requests.clone()
-    }
-
-    /// Forgets the recorded requests.
-    pub fn clear_requests(&self) {
-        self.shared.state().layer.requests.clear();
-    }
-
-    /// Requests served so far.
-    pub fn served(&self) -> usize {
-        self.shared.state().served
-    }
-
-    /// Throttling answers given.
-    pub fn rate_limited_count(&self) -> u64 {
-        self.shared.state().layer.rate_limited
+    layer_controls! {
+        fail_next;
+        set_faults;
+        set_rate_limit(60, "minute");
+        requests;
+        clear_requests;
+        served;
+        rate_limited_count;
     }
 }
 
-/// An injected or budget failure: a 429 waits `retry_after` seconds.
-fn fault(s: &mut State, status: u16, retry_after: u64) -> Answer {
-    if status == 429 {
-        s.layer.throttled(
-            error(429, "COE_TOO_MANY_REQUESTS", "Too many requests")
-                .header("Retry-After", retry_after.to_string()),
-        )
-    } else {
-        error(
-            status,
-            "COE_GENERAL_SERVER_FAILURE",
-            "An internal error occurred",
-        )
-    }
+/// SuccessFactors' throttling answer: a 429 waiting `retry_after` seconds.
+fn too_many(retry_after: u64) -> Answer {
+    error(429, "COE_TOO_MANY_REQUESTS", "Too many requests")
+        .header("Retry-After", retry_after.to_string())
 }
 
 impl Handler for Shared {
     fn handle(&self, request: &Request) -> ResponseTemplate {
         let mut s = self.state();
-        s.served += 1;
-        s.layer.requests.push(layer::record(request));
+        s.layer.receive(layer::record(request));
         let answer = self.answer(&mut s, request);
         let delay = s.layer.faults.delay(false);
         let template = if answer.status == 200 && request.url.path() == "/odata/v2/$metadata" {
@@ -412,15 +370,24 @@ impl Handler for Shared {
 
 impl Shared {
     fn answer(&self, s: &mut State, request: &Request) -> Answer {
-        if let Some(status) = s.layer.injected() {
-            return fault(s, status, 30);
+        match s.layer.injected() {
+            // An injected throttling answer waits 30 s.
+            Some(Refusal::Throttled { .. } | Refusal::Failed(429)) => return too_many(30),
+            Some(Refusal::Failed(status)) => {
+                return error(
+                    status,
+                    "COE_GENERAL_SERVER_FAILURE",
+                    "An internal error occurred",
+                );
+            }
+            None => {}
         }
         let login = format!("{}@{}", self.username, self.company);
         if layer::authorization(request) != layer::basic(&login, &self.password) {
             return error(401, "LGN0011", "Invalid user name or password");
         }
-        if let Some(after) = s.budget.over() {
-            return fault(s, 429, after);
+        if let Some(Refusal::Throttled { retry_after, .. }) = s.layer.over_budget() {
+            return too_many(retry_after);
         }
         if request.method.as_str() != "GET" {
             return error(405, "COE_METHOD_NOT_ALLOWED", "Only reads are served");

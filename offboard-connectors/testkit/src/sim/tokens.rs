@@ -1,5 +1,6 @@
 //! The access tokens an OAuth token endpoint of a simulated tenant gave (OneLogin's,
 //! SailPoint's): each valid until its lifetime ends or every token is revoked.
+//! `token_controls!` writes the tenants' public controls of them.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -54,3 +55,27 @@ impl Tokens {
             .is_some_and(|until| *until > Instant::now())
     }
 }
+
+/// The public token controls of a tenant whose `self.shared.state().tokens` are its
+/// [`Tokens`]: `set_token_lifetime`, `revoke_tokens`, `token_requests`. `$vendor` names the
+/// vendor's own lifetime (for the docs).
+macro_rules! token_controls {
+    ($vendor:literal) => {
+        #[doc = concat!("How long new access tokens live, in seconds (", $vendor, ").")]
+        pub fn set_token_lifetime(&self, secs: u64) {
+            self.shared.state().tokens.lifetime = secs;
+        }
+
+        /// Revokes every access token given so far.
+        pub fn revoke_tokens(&self) {
+            self.shared.state().tokens.revoke_all();
+        }
+
+        /// How many tokens the token endpoint gave.
+        pub fn token_requests(&self) -> usize {
+            self.shared.state().tokens.count
+        }
+    };
+}
+
+pub(crate) use token_controls;

@@ -26,14 +26,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use chrono::NaiveDate;
 use serde_json::{Map, Value, json};
 use wiremock::{MockServer, Request, ResponseTemplate};
 
-use super::gate::Gate;
 pub use super::layer::RecordedRequest;
-use super::layer::{self, Handler, respond};
+use super::layer::{self, Handler, Layer, layer_controls, respond};
 
 /// The report's columns (their XML aliases), in order.
 pub const REPORT_COLUMNS: [&str; 9] = [
@@ -76,7 +76,7 @@ struct State {
     next: u64,
     tokens: Vec<String>,
     token_requests: usize,
-    gate: Gate,
+    layer: Layer,
 }
 
 #[derive(Debug)]
@@ -127,7 +127,10 @@ impl WorkdayTenant {
             client_id: format!("sim-client-{}", uuid::Uuid::new_v4().simple()),
             client_secret: format!("sim-secret-{}", uuid::Uuid::new_v4().simple()),
             refresh_token: format!("sim-refresh-{}", uuid::Uuid::new_v4().simple()),
-            state: Mutex::default(),
+            state: Mutex::new(State {
+                layer: Layer::with_budget(600, Duration::from_secs(60)),
+                ..State::default()
+            }),
         });
         let server = MockServer::start().await;
         layer::serve(&server, Arc::clone(&shared)).await;
@@ -214,24 +217,11 @@ impl WorkdayTenant {
         self.shared.state().token_requests
     }
 
-    /// Requests per minute before a 429 (default 600).
-    pub fn set_per_minute(&self, n: u32) {
-        self.shared.state().gate.set_per_minute(n);
-    }
-
-    /// The next `count` requests fail with `status`.
-    pub fn fail_next(&self, count: usize, status: u16) {
-        self.shared.state().gate.fail_next(count, status);
-    }
-
-    /// Every request received, oldest first (credentials redacted).
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.shared.state().gate.requests()
-    }
-
-    /// Requests received so far.
-    pub fn served(&self) -> usize {
-        self.shared.state().gate.served()
+    layer_controls! {
+        set_per_minute;
+        fail_next;
+        requests;
+        served;
     }
 }
 
@@ -327,8 +317,9 @@ impl Shared {
 impl Handler for Shared {
     fn handle(&self, request: &Request) -> ResponseTemplate {
         let mut s = self.state();
-        if let Some(refused) = s.gate.admit(request, error) {
-            return refused;
+        s.layer.receive(layer::record(request));
+        if let Some(refusal) = s.layer.admit() {
+            return refusal.answer(error);
         }
         let method = request.method.as_str();
         let segments = layer::segments(request.url.path());
