@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use offboard_core::audit::{PersonalValues, Prepared};
 use offboard_core::connector::Snapshot;
 use offboard_core::store::{
     AuditQuery, ClaimRequest, Commit, ErasureReport, Lease, Record, RecordSwap, RunQuery,
@@ -410,27 +411,62 @@ fn limit(n: usize) -> Option<i64> {
     (n > 0).then(|| i64::try_from(n).unwrap_or(i64::MAX))
 }
 
-/// Inserts already-sealed events and moves the chain head to the last one.
-async fn insert_events(conn: &mut PgConnection, events: &[AuditEvent]) -> Result<()> {
+/// One audit event as inserted: its columns and its personal values' side-table row.
+struct EventRow {
+    seq: i64,
+    run: Option<String>,
+    at: String,
+    hash: String,
+    body: String,
+    personal: Option<codec::PersonalRow>,
+}
+
+impl EventRow {
+    /// The row of a sealed event, its stored `body` and personal values given.
+    fn new(e: &AuditEvent, body: String, personal: Option<&PersonalValues>) -> Result<Self> {
+        Ok(Self {
+            seq: i64::try_from(e.seq).map_err(|_| Error::internal("seq out of range"))?,
+            run: e.run.map(|r| r.to_string()),
+            at: ts(e.at),
+            hash: e.hash.clone(),
+            body,
+            personal: personal.map(|values| codec::personal_row(e, values)),
+        })
+    }
+
+    /// The row of an event sealed elsewhere (a mirrored chain).
+    fn mirrored(e: &AuditEvent) -> Result<Self> {
+        let (body, values) = codec::event_body(e)?;
+        Self::new(e, body, values.as_ref())
+    }
+
+    /// The row of an event prepared and sealed here.
+    fn prepared(p: &Prepared) -> Result<Self> {
+        Self::new(p.event(), p.body()?, p.personal())
+    }
+}
+
+/// Inserts sealed events and moves the chain head to the last one.
+async fn insert_events(conn: &mut PgConnection, events: Vec<EventRow>) -> Result<()> {
     let Some(last) = events.last() else {
         return Ok(());
     };
-    let mut seqs = Vec::with_capacity(events.len());
-    let mut runs = Vec::with_capacity(events.len());
-    let mut ats = Vec::with_capacity(events.len());
-    let mut hashes = Vec::with_capacity(events.len());
-    let mut bodies = Vec::with_capacity(events.len());
-    let mut personal = Vec::new();
+    let (last_seq, last_hash) = (last.seq, last.hash.clone());
+    let n = events.len();
+    let (mut seqs, mut runs, mut ats) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut hashes, mut bodies, mut personal) =
+        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::new());
     for e in events {
-        seqs.push(i64::try_from(e.seq).map_err(|_| Error::internal("seq out of range"))?);
-        runs.push(e.run.map(|r| r.to_string()));
-        ats.push(ts(e.at));
-        hashes.push(e.hash.clone());
-        let (body, values) = codec::event_body(e)?;
-        bodies.push(body);
-        if let Some(values) = values {
-            personal.push(codec::personal_row(e, &values));
-        }
+        seqs.push(e.seq);
+        runs.push(e.run);
+        ats.push(e.at);
+        hashes.push(e.hash);
+        bodies.push(e.body);
+        personal.extend(e.personal);
     }
     sqlx::query(q::AUDIT_INSERT)
         .bind(seqs)
@@ -438,8 +474,8 @@ async fn insert_events(conn: &mut PgConnection, events: &[AuditEvent]) -> Result
         .bind(ats)
         .bind(hashes)
         .bind(bodies)
-        .bind(last.seq as i64)
-        .bind(&last.hash)
+        .bind(last_seq)
+        .bind(&last_hash)
         .execute(&mut *conn)
         .await
         .map_err(db("postgres.audit_insert"))?;
@@ -480,26 +516,37 @@ async fn lock_head(conn: &mut PgConnection) -> Result<(u64, String)> {
     rows::head(&row, "postgres.audit_head")
 }
 
+/// Salts, encodes and digests `events` for [`append`], before any transaction: every fleet
+/// process's commits wait for the one chain head, so the head is held only while links are
+/// hashed and the rows written.
+fn prepare(events: Vec<AuditEvent>) -> Result<Vec<Prepared>> {
+    events.into_iter().map(Prepared::new).collect()
+}
+
 /// Seals `events` after the chain head (locked until the caller's transaction ends) and stores
 /// them.
-async fn append(conn: &mut PgConnection, events: Vec<AuditEvent>) -> Result<Vec<AuditEvent>> {
+async fn append(conn: &mut PgConnection, mut events: Vec<Prepared>) -> Result<Vec<AuditEvent>> {
     if events.is_empty() {
-        return Ok(events);
+        return Ok(Vec::new());
     }
-    let mut events: Vec<AuditEvent> = events.into_iter().map(AuditEvent::salted).collect();
     let (mut seq, mut prev) = lock_head(conn).await?;
     for e in &mut events {
         seq += 1;
         e.seal(seq, &prev);
-        prev.clone_from(&e.hash);
+        prev.clone_from(&e.event().hash);
     }
-    insert_events(conn, &events).await?;
-    Ok(events)
+    let rows = events
+        .iter()
+        .map(EventRow::prepared)
+        .collect::<Result<Vec<_>>>()?;
+    insert_events(conn, rows).await?;
+    Ok(events.into_iter().map(Prepared::into_event).collect())
 }
 
 #[async_trait]
 impl Store for PostgresStore {
     async fn create_run(&self, run: &Run, events: Vec<AuditEvent>) -> Result<Vec<AuditEvent>> {
+        let events = prepare(events)?;
         let mut tx = self.begin("postgres.create_run").await?;
         let inserted = sqlx::query(q::RUN_INSERT)
             .bind(run.id.to_string())
@@ -588,7 +635,7 @@ impl Store for PostgresStore {
 
     async fn commit(&self, commit: Commit) -> Result<(u64, Vec<AuditEvent>)> {
         let mut plan = CommitPlan::new(commit)?;
-        let events = std::mem::take(&mut plan.events);
+        let events = prepare(std::mem::take(&mut plan.events))?;
         let mut tx = self.begin("postgres.commit").await?;
         self.update_run(&mut tx, &plan).await?;
         for step in &plan.steps {
@@ -760,6 +807,7 @@ impl Store for PostgresStore {
         if events.is_empty() {
             return Ok(events);
         }
+        let events = prepare(events)?;
         let mut tx = self.begin("postgres.append_audit").await?;
         let sealed = append(&mut tx, events).await?;
         tx.commit().await.map_err(db("postgres.append_audit"))?;
@@ -995,9 +1043,9 @@ impl AuditSink for PostgresStore {
             }
             last_seq = event.seq;
             last_hash.clone_from(&event.hash);
-            fresh.push(event.clone());
+            fresh.push(EventRow::mirrored(event)?);
         }
-        insert_events(&mut tx, &fresh).await?;
+        insert_events(&mut tx, fresh).await?;
         tx.commit().await.map_err(db("postgres.record"))
     }
 }
