@@ -524,6 +524,8 @@ impl GoogleConfig {
         let limiter =
             LimiterConfig::default().with_max_concurrency(self.max_concurrency.unwrap_or(16));
         let timeout = self.timeout.unwrap_or(Duration::from_secs(30));
+        // Whose quota the requests spend (see `budget_scope` below).
+        let mut scope = None;
         let tokens: Arc<dyn TokenProvider> = match (self.service_account_key, self.access_token) {
             (Some(key), None) => {
                 let subject = self
@@ -546,6 +548,11 @@ impl GoogleConfig {
                     .subject(subject)
                     .scopes(scopes)
                     .build()?;
+                scope = Some(format!(
+                    "google:{}:{}",
+                    account.project(),
+                    account.subject()
+                ));
                 Arc::new(account)
             }
             (None, Some(token)) => {
@@ -567,15 +574,23 @@ impl GoogleConfig {
                 ));
             }
         };
-        // One token provider and one limiter budget per API root.
+        // One token provider and one limiter per API root. A shared budget is keyed by the
+        // quota it spends: Google's is "per user per Google Cloud project", so with a
+        // service account the project and the admin impersonated (two hosts on one project
+        // and admin share it; another project or admin has its own); with a bare access
+        // token, whose project is unknown here, the API root.
         let client = |url: &str, key: ConfigKey| {
-            HttpClient::builder(url)
+            let builder = HttpClient::builder(url)
                 .allow_plain_http(self.allow_plain_http)
                 .timeout(timeout)
                 .limiter(limiter.clone())
-                .shared_token_provider(Arc::clone(&tokens))
-                .build()
-                .map_err(|e| Error::config(key.as_str(), e.message().to_owned()))
+                .shared_token_provider(Arc::clone(&tokens));
+            match &scope {
+                Some(scope) => builder.budget_scope(scope.clone()),
+                None => builder,
+            }
+            .build()
+            .map_err(|e| Error::config(key.as_str(), e.message().to_owned()))
         };
         let http = client(&base_url, ConfigKey::BaseUrl)?;
         let licensing = client(licensing_url.trim_end_matches('/'), ConfigKey::LicensingUrl)?;

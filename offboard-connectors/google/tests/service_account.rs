@@ -98,3 +98,101 @@ async fn service_account_impersonates_the_admin_and_its_token_is_used() {
         "{debug}"
     );
 }
+
+/// The keys a shared budget is drawn under, over an in-memory budget.
+#[derive(Debug, Default)]
+struct KeyLog {
+    inner: offboard_core::MemoryRateBudget,
+    keys: Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl offboard_core::RateBudget for KeyLog {
+    async fn acquire(
+        &self,
+        key: &str,
+        quota: &offboard_core::Quota,
+        cost: u32,
+    ) -> offboard_core::Result<()> {
+        self.keys.lock().unwrap().push(key.to_owned());
+        self.inner.acquire(key, quota, cost).await
+    }
+    async fn penalise(&self, key: &str, wait: std::time::Duration) -> offboard_core::Result<()> {
+        self.keys.lock().unwrap().push(key.to_owned());
+        self.inner.penalise(key, wait).await
+    }
+    async fn concurrency(
+        &self,
+        key: &str,
+        limit: usize,
+    ) -> offboard_core::Result<offboard_core::ConcurrencyPermit> {
+        self.keys.lock().unwrap().push(key.to_owned());
+        self.inner.concurrency(key, limit).await
+    }
+}
+
+/// Google's Directory quota is "per user per Google Cloud project": with a service account a
+/// shared budget is keyed by the project (the key file's `project_id`, else the one in the
+/// account's address) and the admin impersonated, not by the API root every customer shares.
+#[tokio::test]
+async fn a_shared_budget_is_keyed_by_project_and_impersonated_admin() {
+    let tenant = GoogleTenant::start_with("ya29.minted", GoogleLimits::default()).await;
+    tenant.add_user(NewUser::active("ann@example.test"));
+    let oauth = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "access_token": "ya29.minted", "expires_in": 3600, "token_type": "Bearer"
+        })))
+        .mount(&oauth)
+        .await;
+    let key = |project_id: Option<&str>| {
+        let mut key = serde_json::json!({
+            "type": "service_account",
+            "client_email": "offboard@legacy-project.iam.gserviceaccount.com",
+            "private_key_id": "kid-1",
+            "private_key": include_str!("data/test-rsa.pem"),
+            "token_uri": format!("{}/token", oauth.uri()),
+        });
+        if let Some(p) = project_id {
+            key["project_id"] = p.into();
+        }
+        key.to_string()
+    };
+    let keys_of = |key: String, subject: &'static str| {
+        let uri = tenant.uri();
+        async move {
+            let google = GoogleConfig::new()
+                .with_base_url(uri)
+                .with_allow_plain_http(true)
+                .with_service_account(Secret::new(&key))
+                .with_subject(subject)
+                .build()
+                .unwrap();
+            let log = Arc::new(KeyLog::default());
+            google.use_rate_budget(log.clone());
+            google
+                .lookup(&LookupRequest::person(Person::new("p", "ann@example.test")))
+                .await
+                .unwrap()
+                .unwrap();
+            let keys: std::collections::BTreeSet<String> =
+                log.keys.lock().unwrap().iter().cloned().collect();
+            keys
+        }
+    };
+    let one = |k: &str| std::collections::BTreeSet::from([k.to_owned()]);
+    assert_eq!(
+        keys_of(key(Some("acme-iam")), "admin@example.test").await,
+        one("google:acme-iam:admin@example.test|quota")
+    );
+    assert_eq!(
+        keys_of(key(Some("acme-iam")), "helpdesk@example.test").await,
+        one("google:acme-iam:helpdesk@example.test|quota")
+    );
+    // An older key file without `project_id`: the project in the account's address.
+    assert_eq!(
+        keys_of(key(None), "admin@example.test").await,
+        one("google:legacy-project:admin@example.test|quota")
+    );
+}

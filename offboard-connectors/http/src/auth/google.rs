@@ -18,6 +18,8 @@ const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 #[derive(Deserialize)]
 struct KeyFile {
     client_email: String,
+    #[serde(default)]
+    project_id: Option<String>,
     private_key: String,
     #[serde(default)]
     private_key_id: Option<String>,
@@ -27,6 +29,8 @@ struct KeyFile {
 
 struct Key {
     client_email: String,
+    /// The Google Cloud project the account belongs to.
+    project: String,
     signing: SigningKey,
     token_url: Url,
 }
@@ -35,6 +39,7 @@ impl fmt::Debug for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Key")
             .field("client_email", &self.client_email)
+            .field("project", &self.project)
             .field("signing", &self.signing)
             .field("token_url", &self.token_url.as_str())
             .finish()
@@ -102,9 +107,22 @@ impl GoogleServiceAccount {
                 .unwrap_or("https://oauth2.googleapis.com/token"),
         )
         .map_err(|e| Error::config("token_uri", format!("not a URL: {e}")))?;
+        // A key file names its project; an older one only in the account's address
+        // (`name@PROJECT.iam.gserviceaccount.com`).
+        let project = file
+            .project_id
+            .filter(|p| !p.trim().is_empty())
+            .or_else(|| {
+                let (_, domain) = file.client_email.rsplit_once('@')?;
+                domain
+                    .strip_suffix(".iam.gserviceaccount.com")
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| file.client_email.clone());
         Ok(GoogleServiceAccountBuilder {
             key: Key {
                 client_email: file.client_email,
+                project,
                 signing: SigningKey {
                     key,
                     key_id: file.private_key_id,
@@ -129,6 +147,13 @@ impl GoogleServiceAccount {
             cache: TokenCache::new(self.refresh_before),
             refresh_before: self.refresh_before,
         }
+    }
+
+    /// The Google Cloud project the account belongs to: the key file's `project_id`, else
+    /// the project in the account's address, else the address. Google's Directory API quota
+    /// is "per user per Google Cloud project", so a budget key is this and the subject.
+    pub fn project(&self) -> &str {
+        &self.key.project
     }
 
     /// The user impersonated.
