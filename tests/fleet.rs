@@ -10,7 +10,8 @@
 //! `./scripts/test`); without it the test fails.
 //!
 //! Scale: `OFFBOARD_FLEET_N` people (default 10), every connector's full policy (43 tasks a
-//! person), the budgets of `Budgets::shared`: windows of 6 s, every Okta family and Google
+//! person), the budgets of `Budgets::shared` (`OFFBOARD_FLEET_BUDGET_TIMES` multiplies them,
+//! for a faster fleet, e.g. a release build at 500 people): windows of 6 s, every Okta family and Google
 //! at 60 a window, Graph at 120 writes per 15 s, Jira at 12 a window, below the fleet's demand
 //! so that the processes must share them. Measured with them (debug build, load average about
 //! 20 on 2 cores): 10 people took 73 s with 20 kills and 0 throttled answers; the same fleet
@@ -54,7 +55,13 @@ async fn a_fleet_shares_vendor_budgets_through_kill_9() {
     let db = ScratchDatabase::create(&ScratchDatabase::test_server(), "offboard_fleet")
         .await
         .unwrap_or_else(|e| panic!("cannot create a database on OFFBOARD_TEST_PG_URL: {e}"));
-    let mut cloud = Cloud::start(Budgets::shared()).await;
+    let budgets = Budgets::shared().times(
+        std::env::var("OFFBOARD_FLEET_BUDGET_TIMES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1),
+    );
+    let mut cloud = Cloud::start(budgets).await;
     let people = cloud.add_people(n).await;
     let run = FleetRun {
         processes: PROCESSES,
