@@ -17,9 +17,6 @@ use crate::limiter::{AdaptiveLimiter, LimiterConfig};
 use crate::pacer::{BudgetHandle, Pacer};
 use offboard_core::budget::{ConcurrencyPermit, Quota, RateBudget, turn};
 
-/// The window of a budget learnt from Okta's headers (Okta's budgets are per minute).
-const LEARNT_WINDOW: Duration = Duration::from_secs(60);
-
 /// One request: method, path segments, query, extra headers, JSON body, limiter bucket.
 ///
 /// # Behavior
@@ -431,11 +428,12 @@ impl HttpClient {
             Some(n) => Some(turn(budget.concurrency(&self.budget_key("concurrency"), n)).await?),
             None => None,
         };
-        if let Some(quota) = self
-            .limiter
-            .learnt_limit(bucket)
-            .and_then(|limit| Quota::per(u32::try_from(limit).unwrap_or(u32::MAX), LEARNT_WINDOW))
-        {
+        if let Some(quota) = self.limiter.learnt_limit(bucket).and_then(|limit| {
+            Quota::per(
+                u32::try_from(limit).unwrap_or(u32::MAX),
+                self.limiter.learnt_window(bucket),
+            )
+        }) {
             turn(budget.acquire(&self.budget_key(bucket), &quota, 1)).await?;
         }
         Ok(slot)

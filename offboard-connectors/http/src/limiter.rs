@@ -112,6 +112,9 @@ struct Inner {
     buckets: HashMap<String, Bucket>,
     /// Requests booked per bucket whose response has not been observed yet.
     in_flight: HashMap<String, u64>,
+    /// Each bucket's window length, learnt from the first answer of a window (see
+    /// [`AdaptiveLimiter::learnt_window`]).
+    windows: HashMap<String, Duration>,
 }
 
 /// Held while a request is in flight.
@@ -138,6 +141,7 @@ impl AdaptiveLimiter {
         let now = Instant::now();
         let mut inner = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
         *inner.in_flight.entry(bucket.to_owned()).or_default() += 1;
+        let window = inner.windows.get(bucket).copied().unwrap_or(ASSUMED_WINDOW);
         let buckets = &mut inner.buckets;
         let Some(b) = buckets.get_mut(bucket) else {
             return Duration::ZERO;
@@ -152,11 +156,11 @@ impl AdaptiveLimiter {
         }
         if b.remaining == 0 {
             // This window's budget is spent: the next request opens the next window at the
-            // reset. Until a response tells the real numbers, assume a full budget and
-            // Okta's one-minute window.
+            // reset. Until a response tells the real numbers, assume a full budget and the
+            // window learnt (Okta's one minute until one was).
             b.not_before = b.not_before.max(b.reset_at);
             b.remaining = b.limit;
-            b.reset_at = b.not_before + ASSUMED_WINDOW;
+            b.reset_at = b.not_before + window;
             b.estimated = true;
         }
         let mut start = now.max(b.not_before);
@@ -197,6 +201,15 @@ impl AdaptiveLimiter {
             .get(bucket)
             .filter(|b| b.limit > 0)
             .map(|b| b.limit)
+    }
+
+    /// The length of `bucket`'s window: Okta's one minute, until the first answer of a window
+    /// (its remaining budget one less than its limit) told how far off its reset was, rounded
+    /// up to whole seconds (the reset is an epoch second, so the guess errs long, never
+    /// short). Real Okta windows are a minute; a simulator's compressed ones are shorter.
+    pub fn learnt_window(&self, bucket: &str) -> Duration {
+        let inner = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        inner.windows.get(bucket).copied().unwrap_or(ASSUMED_WINDOW)
     }
 
     /// How long a request in `bucket` would wait now (without booking a turn).
@@ -251,6 +264,13 @@ impl AdaptiveLimiter {
             None => 0,
         };
         let remaining = h.remaining.saturating_sub(pending);
+        if h.remaining.saturating_add(1) >= h.limit {
+            // The window's first answer: its reset is a whole window away.
+            let secs = until_reset.as_secs() + u64::from(until_reset.subsec_nanos() > 0);
+            inner
+                .windows
+                .insert(bucket.to_owned(), Duration::from_secs(secs.max(1)));
+        }
         let buckets = &mut inner.buckets;
         match buckets.get_mut(bucket) {
             Some(b) if !b.estimated && b.reset_epoch == h.reset_epoch => {
@@ -297,6 +317,31 @@ mod tests {
             remaining,
             reset_epoch: reset,
         }
+    }
+
+    #[test]
+    fn a_windows_first_answer_tells_its_length_and_a_later_one_does_not() {
+        let l = AdaptiveLimiter::default();
+        let now = UNIX_EPOCH + Duration::from_millis(1_000_000_400);
+        assert_eq!(
+            l.learnt_window("users"),
+            Duration::from_secs(60),
+            "Okta's minute"
+        );
+        // Mid-window (500 of 600 left) the reset says nothing of the window's length.
+        l.observe_headers("users", headers(600, 500, 1_000_010), now);
+        assert_eq!(l.learnt_window("users"), Duration::from_secs(60));
+        // The first answer of a window 6 s long (5.6 s to the reset): 6 s, rounded up.
+        l.observe_headers("users", headers(600, 599, 1_000_006), now);
+        assert_eq!(l.learnt_window("users"), Duration::from_secs(6));
+        assert_eq!(
+            l.learnt_window("apps"),
+            Duration::from_secs(60),
+            "per bucket"
+        );
+        // Another bucket learns its own.
+        l.observe_headers("apps", headers(2, 1, 1_000_002), now);
+        assert_eq!(l.learnt_window("apps"), Duration::from_secs(2));
     }
 
     #[tokio::test(start_paused = true)]
