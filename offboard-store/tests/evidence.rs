@@ -217,13 +217,8 @@ async fn evidence_on(store: Arc<dyn Store>) {
     // Where a checkpoint falls depends on how commits were combined: one may sit exactly on
     // Ada's last event (a valid anchor, with no link after the run). This bundle is to carry
     // Cy's events as trailing links, so it is given the checkpoints past Ada's last event.
-    let ada_last = store
-        .audit(AuditQuery::run(ada))
-        .await
-        .unwrap()
-        .last()
-        .unwrap()
-        .seq;
+    let ada_events = store.audit(AuditQuery::run(ada)).await.unwrap();
+    let ada_last = ada_events.last().unwrap().seq;
     let after: Vec<_> = checkpoints
         .iter()
         .filter(|c| c.seq > ada_last)
@@ -248,6 +243,22 @@ async fn evidence_on(store: Arc<dyn Store>) {
         bundle.links.iter().any(|l| l.seq < ok.last_seq),
         "some of Bob's events lie between Ada's"
     );
+    // A checkpoint exactly on Ada's last event anchors the bundle too, with no link after it.
+    let on_last = signer().sign(
+        ada_last,
+        &ada_events.last().unwrap().hash,
+        chrono::Utc::now(),
+    );
+    let exact = build_bundle(store.as_ref(), ada, &signer(), &[on_last])
+        .await
+        .unwrap();
+    let exact_ok = verify_bundle(&exact.to_bytes().unwrap(), &keys()).unwrap();
+    assert!(
+        matches!(exact_ok.anchor, AnchorStatus::Anchored { checkpoint_seq, .. } if checkpoint_seq == ada_last),
+        "{:?}",
+        exact_ok.anchor
+    );
+    assert!(exact.links.iter().all(|l| l.seq < ada_last));
     let text = String::from_utf8(bytes.clone()).unwrap();
     assert!(!text.contains("bob@example.com"), "no other person's data");
     assert!(!text.contains("cy@example.com"), "no other person's data");
