@@ -9,15 +9,16 @@
 //! benchmark is in `benches/common/fleet.rs`. Needs `OFFBOARD_TEST_PG_URL` (set by
 //! `./scripts/test`); without it the test fails.
 //!
-//! Scale: `OFFBOARD_FLEET_N` people (default 10), every connector's full policy (43 tasks a
-//! person), the budgets of `Budgets::shared` (`OFFBOARD_FLEET_BUDGET_TIMES` multiplies them,
-//! for a faster fleet, e.g. a release build at 500 people): windows of 6 s, every Okta family and Google
-//! at 60 a window, Graph at 120 writes per 15 s, Jira at 12 a window, below the fleet's demand
-//! so that the processes must share them. Measured with them (debug build, load average about
-//! 20 on 2 cores): 10 people took 73 s with 20 kills and 0 throttled answers; the same fleet
-//! without kills but a `MemoryRateBudget` per process got 18 % of its Google and 20 % of its
-//! Jira requests throttled and 4 of 12 runs failed (the control run of `benches/fleet.rs`). A call's time limit is
-//! 4 s (its waits for the vendor's turn not counted), a lease 13 s.
+//! Scale: `OFFBOARD_FLEET_N` people (default 500), every connector's full policy (43 tasks a
+//! person), the budgets of `Budgets::shared` times `OFFBOARD_FLEET_BUDGET_TIMES` (default 5):
+//! windows of 6 s, every Okta family and Google at 300 a window, Graph at 600 writes per 15 s,
+//! Jira at 60 a window, below the fleet's demand so that the processes must share them.
+//! Measured (debug build, 2 cores): 500 people took 683 s with 165 kills and 0 throttled of
+//! 79,251 requests; Google's budget alone needs 437 s of it, Jira's 375 s, the kills most of
+//! the rest. At the budgets times 1, 10 people took 73 s with 20 kills; the same fleet without
+//! kills but a `MemoryRateBudget` per process got 18 % of its Google and 20 % of its Jira
+//! requests throttled and 4 of 12 runs failed (the control run of `benches/fleet.rs`). A
+//! call's time limit is 4 s (its waits for the vendor's turn not counted), a lease 13 s.
 
 use std::time::Duration;
 
@@ -51,7 +52,7 @@ async fn a_fleet_shares_vendor_budgets_through_kill_9() {
     let n: usize = std::env::var("OFFBOARD_FLEET_N")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
+        .unwrap_or(500);
     let db = ScratchDatabase::create(&ScratchDatabase::test_server(), "offboard_fleet")
         .await
         .unwrap_or_else(|e| panic!("cannot create a database on OFFBOARD_TEST_PG_URL: {e}"));
@@ -59,7 +60,7 @@ async fn a_fleet_shares_vendor_budgets_through_kill_9() {
         std::env::var("OFFBOARD_FLEET_BUDGET_TIMES")
             .ok()
             .and_then(|v| v.parse().ok())
-            .unwrap_or(1),
+            .unwrap_or(5),
     );
     let mut cloud = Cloud::start(budgets).await;
     let people = cloud.add_people(n).await;
