@@ -8,6 +8,7 @@ use base64::Engine as _;
 use offboard_core::{Connector, LookupRequest, Person, Secret};
 use offboard_google::{DEFAULT_SCOPES, GoogleConfig};
 use offboard_testkit::sim::google::{GoogleLimits, GoogleTenant, NewUser};
+use offboard_testkit::suite::budget::RecordingBudget;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
@@ -99,38 +100,6 @@ async fn service_account_impersonates_the_admin_and_its_token_is_used() {
     );
 }
 
-/// The keys a shared budget is drawn under, over an in-memory budget.
-#[derive(Debug, Default)]
-struct KeyLog {
-    inner: offboard_core::MemoryRateBudget,
-    keys: Mutex<Vec<String>>,
-}
-
-#[async_trait::async_trait]
-impl offboard_core::RateBudget for KeyLog {
-    async fn acquire(
-        &self,
-        key: &str,
-        quota: &offboard_core::Quota,
-        cost: u32,
-    ) -> offboard_core::Result<()> {
-        self.keys.lock().unwrap().push(key.to_owned());
-        self.inner.acquire(key, quota, cost).await
-    }
-    async fn penalise(&self, key: &str, wait: std::time::Duration) -> offboard_core::Result<()> {
-        self.keys.lock().unwrap().push(key.to_owned());
-        self.inner.penalise(key, wait).await
-    }
-    async fn concurrency(
-        &self,
-        key: &str,
-        limit: usize,
-    ) -> offboard_core::Result<offboard_core::ConcurrencyPermit> {
-        self.keys.lock().unwrap().push(key.to_owned());
-        self.inner.concurrency(key, limit).await
-    }
-}
-
 /// Google's Directory quota is "per user per Google Cloud project": with a service account a
 /// shared budget is keyed by the project (the key file's `project_id`, else the one in the
 /// account's address) and the admin impersonated, not by the API root every customer shares.
@@ -169,16 +138,14 @@ async fn a_shared_budget_is_keyed_by_project_and_impersonated_admin() {
                 .with_subject(subject)
                 .build()
                 .unwrap();
-            let log = Arc::new(KeyLog::default());
+            let log = Arc::new(RecordingBudget::default());
             google.use_rate_budget(log.clone());
             google
                 .lookup(&LookupRequest::person(Person::new("p", "ann@example.test")))
                 .await
                 .unwrap()
                 .unwrap();
-            let keys: std::collections::BTreeSet<String> =
-                log.keys.lock().unwrap().iter().cloned().collect();
-            keys
+            log.keys()
         }
     };
     let one = |k: &str| std::collections::BTreeSet::from([k.to_owned()]);

@@ -10,6 +10,7 @@ use offboard_http::{
     GoogleServiceAccount, HttpClient, HttpRequest, MicrosoftClientCredentials,
     OAuthClientCredentials, StaticToken, TokenProvider,
 };
+use offboard_testkit::suite::budget::RecordingBudget;
 use offboard_testkit::suite::trace::TraceCapture;
 use serde::Deserialize;
 use wiremock::matchers::{body_string_contains, header, method, path, query_param};
@@ -898,48 +899,6 @@ async fn generic_client_secret_credentials_basic_post_cache_and_refresh() {
     assert!(e.to_string().contains("client_secret"));
 }
 
-/// A budget that records what is drawn from it, over an in-memory one.
-#[derive(Debug, Default)]
-struct RecordingBudget {
-    inner: offboard_core::MemoryRateBudget,
-    calls: std::sync::Mutex<Vec<String>>,
-}
-
-#[async_trait::async_trait]
-impl offboard_core::RateBudget for RecordingBudget {
-    async fn acquire(
-        &self,
-        key: &str,
-        quota: &offboard_core::Quota,
-        cost: u32,
-    ) -> offboard_core::Result<()> {
-        self.calls.lock().unwrap().push(format!(
-            "acquire {key} {}/{}s x{cost}",
-            quota.limit(),
-            quota.window().as_secs()
-        ));
-        self.inner.acquire(key, quota, cost).await
-    }
-    async fn penalise(&self, key: &str, wait: Duration) -> offboard_core::Result<()> {
-        self.calls
-            .lock()
-            .unwrap()
-            .push(format!("penalise {key} {}s", wait.as_secs()));
-        self.inner.penalise(key, wait).await
-    }
-    async fn concurrency(
-        &self,
-        key: &str,
-        limit: usize,
-    ) -> offboard_core::Result<offboard_core::ConcurrencyPermit> {
-        self.calls
-            .lock()
-            .unwrap()
-            .push(format!("concurrency {key} {limit}"));
-        self.inner.concurrency(key, limit).await
-    }
-}
-
 #[tokio::test]
 async fn a_set_budget_is_drawn_per_request_learns_the_bucket_and_takes_penalties() {
     let server = MockServer::start().await;
@@ -978,7 +937,7 @@ async fn a_set_budget_is_drawn_per_request_learns_the_bucket_and_takes_penalties
     c.send(HttpRequest::get(["api", "v1", "users"]))
         .await
         .unwrap();
-    assert!(budget.calls.lock().unwrap().is_empty());
+    assert!(budget.calls().is_empty());
     c.use_rate_budget(budget.clone());
     // The bucket's budget was learnt from the first answer's headers: 600 a minute.
     c.send(HttpRequest::get(["api", "v1", "users"]))
@@ -993,7 +952,7 @@ async fn a_set_budget_is_drawn_per_request_learns_the_bucket_and_takes_penalties
     let pacer = c.pacer("writes", 120, Duration::from_secs(60)).unwrap();
     pacer.wait_n(2).await.unwrap();
     assert_eq!(
-        *budget.calls.lock().unwrap(),
+        budget.calls(),
         vec![
             "concurrency acme|concurrency 3".to_owned(),
             "acquire acme|GET /api/v1/users 600/60s x1".to_owned(),
