@@ -160,6 +160,7 @@ async fn reference_fleet(
     n: usize,
     processes: usize,
     latency_ms: u64,
+    in_flight: usize,
 ) -> (Duration, BTreeMap<String, u64>) {
     let db = scratch().await;
     let config = ChildConfig {
@@ -167,6 +168,8 @@ async fn reference_fleet(
             people: n,
             latency_ms,
         }),
+        max_in_flight: in_flight,
+        group_commit: common::env("OFFBOARD_FLEET_GROUP_COMMIT").unwrap_or(64),
         ..ChildConfig::new(db.url())
     };
     let (planner, store) = fleet::engine(&config).await;
@@ -200,7 +203,7 @@ async fn scaling(n: usize) {
     println!("(a) scaling: {n} people, 4 actions each, 30 ms a call, 8 tasks in flight a process");
     let mut rates = BTreeMap::new();
     for processes in [1, 2, 4] {
-        let (wall, _) = reference_fleet(n, processes, 30).await;
+        let (wall, _) = reference_fleet(n, processes, 30, 8).await;
         let rate = n as f64 / wall.as_secs_f64();
         println!(
             "  {processes} process(es): {:.1} s, {rate:.1} people/s",
@@ -217,7 +220,8 @@ async fn scaling(n: usize) {
 
 /// (c): 4 processes, no latency.
 async fn durable(n: usize) {
-    let (wall, sessions) = reference_fleet(n, 4, 0).await;
+    let in_flight = common::env("OFFBOARD_FLEET_C_IN_FLIGHT").unwrap_or(8);
+    let (wall, sessions) = reference_fleet(n, 4, 0, in_flight).await;
     println!(
         "(c) durable cases: {n} runs (4 actions each) by 4 processes on PostgreSQL in {:.1} s: \
          {:.0} cases/s (goal >= 1,000)",

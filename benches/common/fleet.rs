@@ -90,6 +90,9 @@ pub(crate) struct ChildConfig {
     pub(crate) max_in_flight: usize,
     /// A task lease; a killed process's tasks are claimed again after it.
     pub(crate) lease_ms: u64,
+    /// The most commits of a process that share a transaction
+    /// (`PostgresStore::with_group_commit`; 1: each alone).
+    pub(crate) group_commit: usize,
 }
 
 impl ChildConfig {
@@ -110,6 +113,7 @@ impl ChildConfig {
             call_timeout_ms: 4_000,
             max_in_flight: 8,
             lease_ms: 10_000,
+            group_commit: 64,
         }
     }
 
@@ -141,7 +145,10 @@ pub(crate) const REFERENCE_TASKS: usize = 4;
 /// An engine on the shared database, as every process of the fleet builds it (the calling
 /// process too, to plan and submit; its engine runs no workers).
 pub(crate) async fn engine(config: &ChildConfig) -> (Engine, PostgresStore) {
-    let store = PostgresStore::connect(&config.pg_url).await.unwrap();
+    let store = PostgresStore::connect(&config.pg_url)
+        .await
+        .unwrap()
+        .with_group_commit(config.group_commit);
     let budget: Arc<dyn RateBudget> = if config.shared_budget {
         // A killed process's concurrency slots come back after 5 s (requests time out after 4 s).
         Arc::new(PostgresRateBudget::new(&store).with_tuning(BudgetTuning {

@@ -963,3 +963,264 @@ async fn a_lease_taken_with_a_commit_lasts_by_the_database_clock() {
     );
     db.drop_db().await;
 }
+
+/// Runs with one task each, due an hour ago, created and each task claimed: the runs as
+/// loaded (version 1) and their leases.
+async fn claimed_runs(store: &PostgresStore, n: usize) -> Vec<(Run, Lease)> {
+    let due = Utc::now() - chrono::TimeDelta::hours(1);
+    let mut runs = Vec::new();
+    for _ in 0..n {
+        let run = run_with_tasks(1, due);
+        store.create_run(&run, vec![]).await.unwrap();
+        let lease = store
+            .claim(ClaimRequest::new("w", Utc::now(), LEASE, 1))
+            .await
+            .unwrap()
+            .pop()
+            .unwrap();
+        assert_eq!(lease.run, run.id);
+        runs.push((store.load_run(run.id).await.unwrap().unwrap(), lease));
+    }
+    runs
+}
+
+/// `run`'s task started, under `lease`, with one note.
+fn started(run: &Run, lease: Lease) -> Commit {
+    let mut next = run.clone();
+    next.tasks[0].state = TaskState::Running {
+        attempt: 1,
+        since: Utc::now(),
+    };
+    next.tasks[0].attempts = 1;
+    let task = next.tasks[0].id;
+    Commit::new(next, vec![task], vec![note("started").with_run(run.id)]).under_lease(lease, false)
+}
+
+/// How many transactions inserted the audit rows of `runs` (their `xmin`s).
+async fn transactions_of(db: &TestDb, runs: &[RunId]) -> i64 {
+    let ids: Vec<String> = runs.iter().map(|r| r.to_string()).collect();
+    sqlx::query_scalar(
+        "SELECT count(DISTINCT xmin::text) FROM offboard.audit WHERE run_id = ANY($1)",
+    )
+    .bind(ids)
+    .fetch_one(&mut db.raw().await)
+    .await
+    .unwrap()
+}
+
+/// Commits made at once by one process share a transaction, and each is answered as if it had
+/// run alone: 20 concurrent commits, one at a stale version and one under a lost lease. The
+/// two are refused (`Conflict`, their runs and the chain unchanged by them); the other 18
+/// stand at version 2 with their events sealed in one transaction, one after another, and
+/// the chain verifies.
+#[tokio::test]
+async fn concurrent_commits_share_a_transaction_and_are_answered_as_alone() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let runs = claimed_runs(&store, 20).await;
+    let mut commits: Vec<Commit> = runs
+        .iter()
+        .map(|(run, lease)| started(run, lease.clone()))
+        .collect();
+    commits[3].run.version = 0;
+    if let Some((lease, _)) = commits[11].leases.first_mut() {
+        lease.token = uuid::Uuid::new_v4();
+    }
+    // The current-thread runtime polls every commit once before the group's task runs:
+    // they all queue for one group.
+    let answers = futures::future::join_all(commits.into_iter().map(|c| store.commit(c))).await;
+    let mut standing = Vec::new();
+    let mut seqs = Vec::new();
+    for (i, answer) in answers.into_iter().enumerate() {
+        let run = runs[i].0.id;
+        let stored = store.load_run(run).await.unwrap().unwrap();
+        if i == 3 || i == 11 {
+            let err = answer.expect_err("a stale or lost commit stood");
+            assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+            assert_eq!(stored.version, 1, "a refused commit changed its run");
+            assert_eq!(stored.tasks[0].state, TaskState::Pending);
+            let events = store.audit(AuditQuery::run(run)).await.unwrap();
+            assert!(
+                events.is_empty(),
+                "a refused commit wrote events: {events:?}"
+            );
+            continue;
+        }
+        let (version, sealed) = answer.unwrap();
+        assert_eq!((version, stored.version), (2, 2));
+        assert!(
+            matches!(stored.tasks[0].state, TaskState::Running { attempt: 1, .. }),
+            "{:?}",
+            stored.tasks[0].state
+        );
+        assert_eq!(sealed.len(), 1);
+        seqs.push((run.to_string(), sealed[0].seq));
+        standing.push(run);
+    }
+    assert_eq!(standing.len(), 18);
+    seqs.sort();
+    let seqs: Vec<u64> = seqs.into_iter().map(|(_, seq)| seq).collect();
+    let first = seqs[0];
+    assert_eq!(
+        seqs,
+        (first..first + 18).collect::<Vec<_>>(),
+        "the group's events follow one another in the order of their runs' ids"
+    );
+    assert_eq!(
+        transactions_of(&db, &standing).await,
+        1,
+        "the 18 commits that stood did not share one transaction"
+    );
+    let check = store.verify_audit().await.unwrap();
+    assert!(check.is_intact(), "{check:?}");
+    db.drop_db().await;
+}
+
+/// A group the database fails (here a trigger refusing one run's update) is undone, and each
+/// of its commits runs alone: the one the database refuses gets the database's error, the
+/// others stand, each in a transaction of its own.
+#[tokio::test]
+async fn a_group_the_database_fails_runs_its_commits_alone() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let runs = claimed_runs(&store, 6).await;
+    let doomed = runs[2].0.id;
+    let mut conn = db.raw().await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE FUNCTION offboard.refuse_run() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$; \
+         CREATE TRIGGER refuse_run BEFORE UPDATE ON offboard.runs FOR EACH ROW \
+         WHEN (OLD.id = '{doomed}') EXECUTE FUNCTION offboard.refuse_run();"
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let answers = futures::future::join_all(
+        runs.iter()
+            .map(|(run, lease)| store.commit(started(run, lease.clone()))),
+    )
+    .await;
+    let mut standing = Vec::new();
+    for ((run, _), answer) in runs.iter().zip(answers) {
+        if run.id == doomed {
+            let err = answer.expect_err("the database refused this commit");
+            assert_eq!(err.kind(), ErrorKind::Storage, "{err}");
+            assert_eq!(store.load_run(run.id).await.unwrap().unwrap().version, 1);
+        } else {
+            assert_eq!(answer.unwrap().0, 2);
+            standing.push(run.id);
+        }
+    }
+    assert_eq!(
+        transactions_of(&db, &standing).await,
+        5,
+        "after the group failed, each commit ran alone"
+    );
+    let check = store.verify_audit().await.unwrap();
+    assert!(check.is_intact(), "{check:?}");
+    db.drop_db().await;
+}
+
+/// With groups of one (`with_group_commit(1)`), concurrent commits each take a transaction of
+/// their own, and every answer is the same.
+#[tokio::test]
+async fn groups_of_one_commit_each_alone() {
+    let db = TestDb::new().await;
+    let store = db.store().await.with_group_commit(1);
+    let runs = claimed_runs(&store, 5).await;
+    let answers = futures::future::join_all(
+        runs.iter()
+            .map(|(run, lease)| store.commit(started(run, lease.clone()))),
+    )
+    .await;
+    for answer in answers {
+        assert_eq!(answer.unwrap().0, 2);
+    }
+    let ids: Vec<RunId> = runs.iter().map(|(run, _)| run.id).collect();
+    assert_eq!(transactions_of(&db, &ids).await, 5);
+    db.drop_db().await;
+}
+
+/// New runs created at once share a transaction too: ten people's runs stand together, and a
+/// second open run for one of them, created in the same group, is refused (`Conflict`) and
+/// leaves nothing behind.
+#[tokio::test]
+async fn concurrent_new_runs_share_a_transaction() {
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let due = Utc::now();
+    let runs: Vec<Run> = (0..10).map(|_| run_with_tasks(2, due)).collect();
+    let mut second = run_with_tasks(2, due);
+    second.person = runs[4].person.clone();
+    let all: Vec<&Run> = runs.iter().chain([&second]).collect();
+    let answers = futures::future::join_all(
+        all.iter()
+            .map(|run| store.create_run(run, vec![note("created").with_run(run.id)])),
+    )
+    .await;
+    let mut created = Vec::new();
+    let mut refused = 0;
+    for (run, answer) in all.iter().zip(answers) {
+        match answer {
+            Ok(sealed) => {
+                assert_eq!(sealed.len(), 1);
+                let stored = store.load_run(run.id).await.unwrap().unwrap();
+                assert_eq!((stored.version, stored.tasks.len()), (1, 2));
+                created.push(run.id);
+            }
+            Err(err) => {
+                assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+                assert!(store.load_run(run.id).await.unwrap().is_none());
+                assert!(
+                    store
+                        .audit(AuditQuery::run(run.id))
+                        .await
+                        .unwrap()
+                        .is_empty()
+                );
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!(
+        (created.len(), refused),
+        (10, 1),
+        "one of the person's runs stands"
+    );
+    assert_eq!(transactions_of(&db, &created).await, 1);
+    let check = store.verify_audit().await.unwrap();
+    assert!(check.is_intact(), "{check:?}");
+    db.drop_db().await;
+}
+
+/// A commit whose caller stops waiting before its group runs is not written, as a commit
+/// alone is not when its future is dropped before it ran; the commit queued after it stands.
+#[tokio::test]
+async fn a_commit_given_up_before_its_group_ran_is_not_written() {
+    use futures::FutureExt;
+    let db = TestDb::new().await;
+    let store = db.store().await;
+    let runs = claimed_runs(&store, 2).await;
+    let given_up = store
+        .commit(started(&runs[0].0, runs[0].1.clone()))
+        .now_or_never();
+    assert!(
+        given_up.is_none(),
+        "a grouped commit answered before its group ran"
+    );
+    let (version, _) = store
+        .commit(started(&runs[1].0, runs[1].1.clone()))
+        .await
+        .unwrap();
+    assert_eq!(version, 2);
+    let stored = store.load_run(runs[0].0.id).await.unwrap().unwrap();
+    assert_eq!(stored.version, 1, "the commit given up was written");
+    assert!(
+        store
+            .audit(AuditQuery::run(runs[0].0.id))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    db.drop_db().await;
+}

@@ -25,10 +25,13 @@ use crate::codec::{self, AuditVerification, db, ts, ts_opt};
 use crate::plan::{CommitPlan, Step};
 use crate::rows::{self, SqlRow};
 use crate::sql::postgres as q;
+use group::Group;
 use offboard_core::checkpoint::{ChainAgainstCheckpoints, Checkpoint, CheckpointVerifier};
 
 /// The schema every table of ours lives in (out of the host's way).
 pub const POSTGRES_SCHEMA: &str = "offboard";
+
+mod group;
 
 /// The table our migrations are recorded in, inside [`POSTGRES_SCHEMA`].
 pub const POSTGRES_MIGRATIONS_TABLE: &str = "offboard.schema_migrations";
@@ -61,7 +64,9 @@ fn migrator() -> Migrator {
 /// - Every write is one transaction (read committed). A commit updates the run row only at
 ///   the expected version, locks the leased task row to check its token, writes only the
 ///   changed tasks, and seals its audit events after the chain head, whose row it locks: all
-///   appends are serialised and the chain never forks.
+///   appends are serialised and the chain never forks. Concurrent commits of one process
+///   share a transaction (a group commit, see [`PostgresStore::with_group_commit`]), each
+///   answered as if it had run alone.
 /// - Claims are one statement: due tasks of open runs whose lease is free or expired, earliest
 ///   first, `FOR UPDATE SKIP LOCKED`, each given a fresh `gen_random_uuid()` token.
 /// - Delegates' records (`offboard.records`): an insert is `ON CONFLICT DO NOTHING` (a racing
@@ -76,6 +81,8 @@ fn migrator() -> Migrator {
 pub struct PostgresStore {
     pool: PgPool,
     clock: PostgresClock,
+    /// This process's commits waiting to share a transaction (shared by clones).
+    group: std::sync::Arc<Group>,
 }
 
 /// Whose clock a [`PostgresStore`] decides due tasks and lease expiry by.
@@ -98,6 +105,7 @@ impl fmt::Debug for PostgresStore {
         f.debug_struct("PostgresStore")
             .field("schema", &POSTGRES_SCHEMA)
             .field("clock", &self.clock)
+            .field("group_commit", &self.group.max())
             .field("connections", &self.pool.size())
             .finish_non_exhaustive()
     }
@@ -150,9 +158,21 @@ impl PostgresStore {
         let store = Self {
             pool,
             clock: PostgresClock::default(),
+            group: std::sync::Arc::new(Group::new(group::GROUP_MAX)),
         };
         store.run_migrations().await?;
         Ok(store)
+    }
+
+    /// Lets up to `commits` of this store's (and its clones') concurrent commits share one
+    /// transaction (default 64; `1`: each commit alone). Every fleet process's commits lock
+    /// the audit chain's head in turn: a group locks it once, so more commits a second get
+    /// through. Each commit is answered as if it had run alone: a refused commit changes
+    /// nothing and the others stand. A store's clones share its queue; call this before
+    /// cloning.
+    pub fn with_group_commit(mut self, commits: usize) -> Self {
+        self.group = std::sync::Arc::new(Group::new(commits));
+        self
     }
 
     /// Decides due tasks and lease expiry by `clock` (default [`PostgresClock::Database`]).
@@ -311,8 +331,9 @@ impl PostgresStore {
 /// in the commit's transaction.
 impl PostgresStore {
     /// The run's update at the expected version; a moved version (or a run that does not
-    /// exist) is refused, naming the version stored.
-    async fn update_run(&self, tx: &mut PgConnection, plan: &CommitPlan) -> Result<()> {
+    /// exist) is refused, naming the version stored: the inner error, apart from the
+    /// database's own (the outer one).
+    async fn update_run(&self, tx: &mut PgConnection, plan: &CommitPlan) -> Result<Result<()>> {
         let run = &plan.run;
         let updated = sqlx::query(q::RUN_UPDATE)
             .bind(&run.person)
@@ -327,17 +348,33 @@ impl PostgresStore {
             .await
             .map_err(db("postgres.commit"))?;
         if updated.rows_affected() > 0 {
-            return Ok(());
+            return Ok(Ok(()));
         }
         let stored: Option<i64> = sqlx::query_scalar(q::RUN_VERSION)
             .bind(&plan.run_id)
             .fetch_optional(&mut *tx)
             .await
             .map_err(db("postgres.commit"))?;
-        Err(match stored {
+        Ok(Err(match stored {
             None => Error::not_found(format!("run {} does not exist", plan.id)),
             Some(v) => codec::version_conflict(plan.id, v, plan.expected),
-        })
+        }))
+    }
+
+    /// Runs `plan`'s statements (the run's update and its steps) in `tx`: the outer error is
+    /// the database's, the inner one the plan's refusal (a moved version, a lost lease, a
+    /// taken task), after which the transaction holds part of the plan and must be undone.
+    async fn write_plan(&self, tx: &mut PgConnection, plan: &CommitPlan) -> Result<Result<()>> {
+        if let Err(refused) = self.update_run(tx, plan).await? {
+            return Ok(Err(refused));
+        }
+        for step in &plan.steps {
+            let found = self.run_step(tx, plan, step).await?;
+            if let Err(refused) = plan.check(step, found) {
+                return Ok(Err(refused));
+            }
+        }
+        Ok(Ok(()))
     }
 
     /// Runs one step of `plan`: whether its statement changed (a write) or returned (a read)
@@ -405,6 +442,143 @@ impl PostgresStore {
             .map_err(db("postgres.commit"))?;
         Ok(done.rows_affected() == 1)
     }
+}
+
+/// A new run's rows, encoded before any statement runs.
+pub(super) struct NewRun {
+    id: RunId,
+    run_id: String,
+    person: offboard_core::Person,
+    state: String,
+    open: bool,
+    created_at: String,
+    finished_at: Option<String>,
+    body: String,
+    task_ids: Vec<String>,
+    positions: Vec<i32>,
+    task_bodies: Vec<String>,
+    due: Vec<Option<String>>,
+}
+
+impl NewRun {
+    /// Encodes `run` and its tasks.
+    ///
+    /// # Errors
+    /// Encoding errors; over `i32::MAX` tasks.
+    fn new(run: &Run) -> Result<Self> {
+        let n = run.tasks.len();
+        let (mut task_ids, mut positions) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        let (mut task_bodies, mut due) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for (i, task) in run.tasks.iter().enumerate() {
+            task_ids.push(task.id.to_string());
+            positions.push(i32::try_from(i).map_err(|_| Error::invalid_input("too many tasks"))?);
+            task_bodies.push(codec::task_body(task)?);
+            due.push(ts_opt(task.due_at));
+        }
+        Ok(Self {
+            id: run.id,
+            run_id: run.id.to_string(),
+            person: run.person.clone(),
+            state: codec::state_name(run.state),
+            open: !run.state.is_terminal(),
+            created_at: ts(run.created_at),
+            finished_at: ts_opt(run.finished_at),
+            body: codec::run_body(&mut run.clone())?,
+            task_ids,
+            positions,
+            task_bodies,
+            due,
+        })
+    }
+}
+
+/// What one caller asks to store with its events: a new run, or a commit.
+pub(super) enum Write {
+    /// [`Store::create_run`].
+    Create(NewRun),
+    /// [`Store::commit`].
+    Commit(CommitPlan),
+}
+
+impl Write {
+    /// The run's id as stored: the order in which a group locks rows.
+    pub(super) fn run_id(&self) -> &str {
+        match self {
+            Self::Create(run) => &run.run_id,
+            Self::Commit(plan) => &plan.run_id,
+        }
+    }
+
+    /// The run.
+    pub(super) fn run(&self) -> RunId {
+        match self {
+            Self::Create(run) => run.id,
+            Self::Commit(plan) => plan.id,
+        }
+    }
+
+    /// The run's version once the write stands.
+    pub(super) fn next_version(&self) -> u64 {
+        match self {
+            Self::Create(_) => 1,
+            Self::Commit(plan) => plan.next_version(),
+        }
+    }
+
+    /// The operation named in its errors.
+    pub(super) fn operation(&self) -> &'static str {
+        match self {
+            Self::Create(_) => "postgres.create_run",
+            Self::Commit(_) => "postgres.commit",
+        }
+    }
+}
+
+impl PostgresStore {
+    /// Runs `write`'s statements in `tx` (before its events): the outer error is the
+    /// database's, the inner one the write's refusal, after which the transaction holds part
+    /// of the write and must be undone.
+    pub(super) async fn write_rows(
+        &self,
+        tx: &mut PgConnection,
+        write: &Write,
+    ) -> Result<Result<()>> {
+        match write {
+            Write::Commit(plan) => self.write_plan(tx, plan).await,
+            Write::Create(run) => write_new_run(tx, run).await,
+        }
+    }
+}
+
+/// Inserts a new run and its tasks; a run of that id, or an open run of the person, refuses
+/// it (the inner error).
+async fn write_new_run(tx: &mut PgConnection, run: &NewRun) -> Result<Result<()>> {
+    let inserted = sqlx::query(q::RUN_INSERT)
+        .bind(&run.run_id)
+        .bind(run.person.id.to_string())
+        .bind(&run.state)
+        .bind(run.open)
+        .bind(&run.created_at)
+        .bind(&run.finished_at)
+        .bind(&run.body)
+        .execute(&mut *tx)
+        .await
+        .map_err(db("postgres.create_run"))?;
+    if inserted.rows_affected() == 0 {
+        return Ok(Err(codec::run_exists(run.id, &run.person)));
+    }
+    if !run.task_ids.is_empty() {
+        sqlx::query(q::TASK_INSERT)
+            .bind(&run.task_ids)
+            .bind(vec![run.run_id.clone(); run.task_ids.len()])
+            .bind(&run.positions)
+            .bind(&run.task_bodies)
+            .bind(&run.due)
+            .execute(&mut *tx)
+            .await
+            .map_err(db("postgres.create_run"))?;
+    }
+    Ok(Ok(()))
 }
 
 fn limit(n: usize) -> Option<i64> {
@@ -546,47 +720,9 @@ async fn append(conn: &mut PgConnection, mut events: Vec<Prepared>) -> Result<Ve
 #[async_trait]
 impl Store for PostgresStore {
     async fn create_run(&self, run: &Run, events: Vec<AuditEvent>) -> Result<Vec<AuditEvent>> {
+        let created = NewRun::new(run)?;
         let events = prepare(events)?;
-        let mut tx = self.begin("postgres.create_run").await?;
-        let inserted = sqlx::query(q::RUN_INSERT)
-            .bind(run.id.to_string())
-            .bind(run.person.id.to_string())
-            .bind(codec::state_name(run.state))
-            .bind(!run.state.is_terminal())
-            .bind(ts(run.created_at))
-            .bind(ts_opt(run.finished_at))
-            .bind(codec::run_body(&mut run.clone())?)
-            .execute(&mut *tx)
-            .await
-            .map_err(db("postgres.create_run"))?;
-        if inserted.rows_affected() == 0 {
-            return Err(codec::run_exists(run.id, &run.person));
-        }
-        if !run.tasks.is_empty() {
-            let mut ids = Vec::with_capacity(run.tasks.len());
-            let mut positions = Vec::with_capacity(run.tasks.len());
-            let mut bodies = Vec::with_capacity(run.tasks.len());
-            let mut due = Vec::with_capacity(run.tasks.len());
-            for (i, task) in run.tasks.iter().enumerate() {
-                ids.push(task.id.to_string());
-                positions
-                    .push(i32::try_from(i).map_err(|_| Error::invalid_input("too many tasks"))?);
-                bodies.push(codec::task_body(task)?);
-                due.push(ts_opt(task.due_at));
-            }
-            sqlx::query(q::TASK_INSERT)
-                .bind(ids)
-                .bind(vec![run.id.to_string(); run.tasks.len()])
-                .bind(positions)
-                .bind(bodies)
-                .bind(due)
-                .execute(&mut *tx)
-                .await
-                .map_err(db("postgres.create_run"))?;
-        }
-        let sealed = append(&mut tx, events).await?;
-        tx.commit().await.map_err(db("postgres.create_run"))?;
-        Ok(sealed)
+        Ok(self.group_write(Write::Create(created), events).await?.1)
     }
 
     async fn load_run(&self, id: RunId) -> Result<Option<Run>> {
@@ -636,15 +772,7 @@ impl Store for PostgresStore {
     async fn commit(&self, commit: Commit) -> Result<(u64, Vec<AuditEvent>)> {
         let mut plan = CommitPlan::new(commit)?;
         let events = prepare(std::mem::take(&mut plan.events))?;
-        let mut tx = self.begin("postgres.commit").await?;
-        self.update_run(&mut tx, &plan).await?;
-        for step in &plan.steps {
-            let found = self.run_step(&mut tx, &plan, step).await?;
-            plan.check(step, found)?;
-        }
-        let sealed = append(&mut tx, events).await?;
-        tx.commit().await.map_err(db("postgres.commit"))?;
-        Ok((plan.next_version(), sealed))
+        self.group_write(Write::Commit(plan), events).await
     }
 
     fn claims_in_commit(&self) -> bool {
