@@ -830,7 +830,9 @@ impl GraphClientBuilder {
 /// let c = MyConfig::default()
 ///     .with_tenant_id("contoso.onmicrosoft.com")
 ///     .with_client_id("cid")
-///     .with_client_secret(offboard_core::Secret::new("s3cr3t"));
+///     .with_client_secret(offboard_core::Secret::new("s3cr3t"))
+///     // A large tenant (over 500 users): 8,000 resource units per 10 s.
+///     .with_resource_unit_budget(8_000, std::time::Duration::from_secs(10));
 /// assert!(c.graph.build().is_ok());
 /// ```
 #[macro_export]
