@@ -413,7 +413,7 @@ impl Budgets {
 impl Budgets {
     /// Budgets below a debug-build fleet's demand, so that 4 processes must share them (each
     /// pacing to the whole budget alone spends up to four times it): windows of 6 s, every
-    /// Okta family 60 a window, Google 60 a window, Graph 120 writes per 15 s and 24 resource
+    /// Okta family 60 a window, Google 60 a window, Graph 120 writes per 15 s and 40 resource
     /// units a second, Jira 12 a window. About 50 s of budget for 12 people.
     pub(crate) fn shared() -> Self {
         let mut b = Self::defaults(6, 12);
@@ -425,7 +425,7 @@ impl Budgets {
             .graph
             .clone()
             .with_writes(120, Duration::from_secs(15))
-            .with_resource_units(24, Duration::from_secs(1));
+            .with_resource_units(40, Duration::from_secs(1));
         b
     }
 

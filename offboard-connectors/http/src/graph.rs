@@ -931,6 +931,14 @@ pub const DEFAULT_WRITE_BUDGET: (u32, Duration) = (3_000, Duration::from_secs(15
 ///   because of them, 424) after the longest of their `Retry-After`s, and honours
 ///   `dependsOn` (within a chunk by Graph, across chunks by order: a dependent of a failed
 ///   item is answered 424 without being sent).
+/// - Pacing ahead (when configured, as [`GraphClient::builder`] does by default): every send
+///   first draws its [`resource_units`] from the RU budget (a `$batch` the sum of its
+///   requests) and each write one turn of the write budget (each write in a `$batch`
+///   counted), both under the app registration and tenant's scope, so a budget shared by a
+///   fleet paces every process together. A reported `x-ms-resource-unit` above the estimate
+///   is drawn too. A 429 holds the budget its `x-ms-throttle-information` names
+///   (`ResourceUnitLimitExceeded`: the RU budget; `WriteLimitExceeded`, or none on a write:
+///   the write budget) for its `Retry-After`.
 #[derive(Debug, Clone)]
 pub struct GraphClient {
     http: HttpClient,
@@ -992,6 +1000,21 @@ impl GraphClient {
             p.wait_n(units).await?;
         }
         Ok(())
+    }
+
+    /// When Graph reports (`x-ms-resource-unit`) that a request cost more than the `estimate`
+    /// drawn for it, draws the difference too, so the budget follows what Graph counted (a
+    /// path missing from the published table, a tenant-specific surcharge). A request that
+    /// cost less is not refunded.
+    async fn charge_reported_units(&self, estimate: u32, headers: &HeaderMap) -> Result<()> {
+        let reported = headers
+            .get("x-ms-resource-unit")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u32>().ok());
+        match reported {
+            Some(actual) if actual > estimate => self.pace_resource_units(actual - estimate).await,
+            _ => Ok(()),
+        }
     }
 
     /// After a 429, holds the budget Graph said was spent for `wait` (for every process
@@ -1071,6 +1094,7 @@ impl GraphClient {
             // Every send counts, a re-send too (Graph counts throttled requests).
             self.pace_resource_units(units).await?;
             let r = self.http.send_raw(http.clone()).await?;
+            self.charge_reported_units(units, r.headers()).await?;
             if r.status().is_success() {
                 return Ok(r);
             }

@@ -12,6 +12,8 @@ use offboard_http::{GraphClient, GraphClientBuilder, GraphRequest};
 use offboard_testkit::graph::{GraphLimits, GraphTenant, NewUser};
 use offboard_testkit::suite::budget::RecordingBudget;
 use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 fn builder(t: &GraphTenant) -> GraphClientBuilder {
     GraphClient::builder()
@@ -222,4 +224,49 @@ async fn a_429_penalises_the_budget_graph_names() {
         .unwrap();
     assert_eq!(Some(Duration::from_secs(wait)), e.retry_after(), "{held}");
     assert_eq!(t.rate_limited_count(), 1);
+}
+
+/// When Graph reports that a request cost more RUs than the published table says
+/// (`x-ms-resource-unit`), the client draws the difference as well; a cheaper answer is not
+/// refunded.
+#[tokio::test]
+async fn a_reported_cost_above_the_estimate_is_drawn_too() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users/u-1"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("x-ms-resource-unit", "5")
+                .set_body_json(json!({"id": "u-1"})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("x-ms-resource-unit", "1")
+                .set_body_json(json!({"value": []})),
+        )
+        .mount(&server)
+        .await;
+    let http = offboard_http::HttpClient::builder(format!("{}/v1.0", server.uri()))
+        .allow_plain_http(true)
+        .token_provider(offboard_http::StaticToken::bearer(Secret::new("t")))
+        .budget_scope("graph|t|c")
+        .build()
+        .unwrap();
+    let graph = GraphClient::new(http).with_resource_unit_budget(3_500, Duration::from_secs(10));
+    let budget = Arc::new(RecordingBudget::default());
+    graph.http().use_rate_budget(budget.clone());
+    graph
+        .json::<Value>(&GraphRequest::get(["users", "u-1"]))
+        .await
+        .unwrap();
+    graph
+        .json::<Value>(&GraphRequest::get(["users"]))
+        .await
+        .unwrap();
+    let ru = |n: u32| format!("acquire graph|t|c|resource_units 3500/10s x{n}");
+    assert_eq!(budget.calls(), [ru(1), ru(4), ru(2)]);
 }
