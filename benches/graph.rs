@@ -135,6 +135,7 @@ async fn measure(n: usize, groups: usize, scale: u32) -> Report {
         .with_allow_plain_http(true)
         .with_token_url(tenant.token_url())
         .with_write_budget(limits.writes, limits.write_window)
+        .with_resource_unit_budget(limits.resource_units, limits.window)
         .with_max_concurrency(common::env("OFFBOARD_GRAPH_HTTP").unwrap_or(16))
         .build()
         .unwrap();

@@ -11,11 +11,13 @@
 //!
 //! Scale: `OFFBOARD_FLEET_N` people (default 500), every connector's full policy (43 tasks a
 //! person), the budgets of `Budgets::shared` times `OFFBOARD_FLEET_BUDGET_TIMES` (default 5):
-//! windows of 6 s, every Okta family and Google at 300 a window, Graph at 600 writes per 15 s,
-//! Jira at 60 a window, below the fleet's demand so that the processes must share them.
-//! Measured (debug build, 2 cores): 500 people took 683 s with 165 kills and 0 throttled of
-//! 79,251 requests; Google's budget alone needs 437 s of it, Jira's 375 s, the kills most of
-//! the rest. At the budgets times 1, 10 people took 73 s with 20 kills; the same fleet without
+//! windows of 6 s, every Okta family and Google at 300 a window, Graph at 600 writes per 15 s
+//! and 200 resource units a second, Jira at 60 a window, below the fleet's demand so that the
+//! processes must share them. Measured (debug build, 2 cores): 500 people took 683 s with 165
+//! kills and 0 throttled of 79,251 requests; Google's budget alone needs 437 s of it, Jira's
+//! 375 s, the kills most of the rest. With Graph's resource units paced too, 100 people took
+//! 152 s with 38 kills, 0 throttled of 15,960 requests (Graph 8,141, 9,744 RU served, the
+//! fixture's included). At the budgets times 1, 10 people took 73 s with 20 kills; the same fleet without
 //! kills but a `MemoryRateBudget` per process got 18 % of its Google and 20 % of its Jira
 //! requests throttled and 4 of 12 runs failed (the control run of `benches/fleet.rs`). A
 //! call's time limit is 4 s (its waits for the vendor's turn not counted), a lease 13 s.
@@ -80,7 +82,11 @@ async fn a_fleet_shares_vendor_budgets_through_kill_9() {
     let (runs, kills, wall) =
         fleet::offboard_in_cloud(&mut cloud, db.url(), true, people, run).await;
     let counts = cloud.counts();
-    eprintln!("fleet: {n} people, {PROCESSES} processes, {kills} kills, {wall:?}; {counts:?}");
+    eprintln!(
+        "fleet: {n} people, {PROCESSES} processes, {kills} kills, {wall:?}; {counts:?}; \
+         Graph resource units served {}",
+        cloud.graph.resource_units_served()
+    );
     fleet::assert_completed(&runs);
     let store = PostgresStore::connect(db.url()).await.unwrap();
     let check = store.verify_audit().await.unwrap();

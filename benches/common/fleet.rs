@@ -58,6 +58,9 @@ pub(crate) struct GraphEndpoint {
     pub(crate) client_secret: String,
     pub(crate) writes: u32,
     pub(crate) write_window_ms: u64,
+    /// Identity resource units per `ru_window_ms` the clients pace to.
+    pub(crate) resource_units: u32,
+    pub(crate) ru_window_ms: u64,
 }
 
 /// In-memory reference connectors (latency-bound or zero-latency work, no vendor budget).
@@ -198,6 +201,7 @@ pub(crate) async fn engine(config: &ChildConfig) -> (Engine, PostgresStore) {
     }
     if let Some(graph) = &config.graph {
         let window = Duration::from_millis(graph.write_window_ms);
+        let ru_window = Duration::from_millis(graph.ru_window_ms);
         let entra = AzureConfig::new()
             .with_tenant_id(&graph.tenant_id)
             .with_client_id(&graph.client_id)
@@ -207,6 +211,7 @@ pub(crate) async fn engine(config: &ChildConfig) -> (Engine, PostgresStore) {
             .with_allow_plain_http(true)
             .with_timeout(request_timeout)
             .with_write_budget(graph.writes, window)
+            .with_resource_unit_budget(graph.resource_units, ru_window)
             .build()
             .unwrap();
         let o365 = O365Config::new()
@@ -218,6 +223,7 @@ pub(crate) async fn engine(config: &ChildConfig) -> (Engine, PostgresStore) {
             .with_allow_plain_http(true)
             .with_timeout(request_timeout)
             .with_write_budget(graph.writes, window)
+            .with_resource_unit_budget(graph.resource_units, ru_window)
             .build()
             .unwrap();
         builder = builder
@@ -414,19 +420,24 @@ impl Budgets {
 impl Budgets {
     /// Budgets below a debug-build fleet's demand, so that 4 processes must share them (each
     /// pacing to the whole budget alone spends up to four times it): windows of 6 s, every
-    /// Okta family 60 a window, Google 60 a window, Graph 120 writes per 15 s, Jira 12 a
-    /// window. About 50 s of budget for 12 people.
+    /// Okta family 60 a window, Google 60 a window, Graph 120 writes per 15 s and 40 resource
+    /// units a second, Jira 12 a window. About 50 s of budget for 12 people.
     pub(crate) fn shared() -> Self {
         let mut b = Self::defaults(6, 12);
         for limit in b.okta.per_minute.values_mut() {
             *limit = 60;
         }
         b.google = b.google.with_per_minute(60);
-        b.graph = b.graph.clone().with_writes(120, Duration::from_secs(15));
+        b.graph = b
+            .graph
+            .clone()
+            .with_writes(120, Duration::from_secs(15))
+            .with_resource_units(40, Duration::from_secs(1));
         b
     }
 
-    /// These budgets `k` times larger (every Okta family, Google, Graph's writes, Jira): for
+    /// These budgets `k` times larger (every Okta family, Google, Graph's writes and resource
+    /// units, Jira): for
     /// a fleet that, faster (a release build), would not feel the smaller ones.
     #[allow(dead_code)]
     pub(crate) fn times(mut self, k: u32) -> Self {
@@ -439,7 +450,10 @@ impl Budgets {
             .clone()
             .with_per_minute(self.google.per_minute * k);
         let g = self.graph.clone();
-        self.graph = g.clone().with_writes(g.writes * k, g.write_window);
+        self.graph = g
+            .clone()
+            .with_writes(g.writes * k, g.write_window)
+            .with_resource_units(g.resource_units * k, g.window);
         self.jira_per_window *= k;
         self
     }
@@ -562,6 +576,8 @@ impl Cloud {
                 client_secret: self.graph.client_secret().to_owned(),
                 writes: b.graph.writes,
                 write_window_ms: u64::try_from(b.graph.write_window.as_millis()).unwrap(),
+                resource_units: b.graph.resource_units,
+                ru_window_ms: u64::try_from(b.graph.window.as_millis()).unwrap(),
             }),
             jira: self.with_jira().then(|| Endpoint {
                 uri: self.jira.uri(),

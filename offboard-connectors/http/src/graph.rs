@@ -6,7 +6,8 @@
 //! string-literal escaper every `$filter` goes through ([`odata_string`], [`user_filter`]),
 //! the exact user lookup by UPN or mail ([`GraphClient::find_user`]) and by a
 //! [`LookupRequest`] ([`lookup_user`]), Graph error mapping and JSON batching (`POST /$batch`)
-//! with per-item status and per-item throttling. Connector configurations wrap a
+//! with per-item status and per-item throttling, and pacing ahead to Graph's write and
+//! resource-unit budgets ([`resource_units`]). Connector configurations wrap a
 //! [`GraphClientBuilder`] ([`GraphClientBuilder::from_env`], [`crate::graph_config_setters`]).
 //!
 //! Nothing here is specific to one Graph workload.
@@ -28,9 +29,34 @@ use crate::error::classify;
 use crate::limiter::LimiterConfig;
 use crate::pacer::Pacer;
 
+mod ru;
+pub use ru::{DEFAULT_RESOURCE_UNIT_BUDGET, resource_units};
+
 /// Whether the request is the `$batch` call itself (its writes are paced item by item).
 fn is_batch(request: &GraphRequest) -> bool {
     request.segments.len() == 1 && request.segments[0] == "$batch"
+}
+
+/// The budget a 429 says was spent, from its `x-ms-throttle-information`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Throttled {
+    /// `ResourceUnitLimitExceeded`: the identity RU budget.
+    ResourceUnits,
+    /// `WriteLimitExceeded`, or no reason given for a write: the write budget.
+    Writes,
+    /// Anything else (another workload's limit, a read without a reason).
+    Other,
+}
+
+impl Throttled {
+    fn of(information: Option<&str>, write: bool) -> Self {
+        match information.map(str::trim) {
+            Some(i) if i.eq_ignore_ascii_case("ResourceUnitLimitExceeded") => Self::ResourceUnits,
+            Some(i) if i.eq_ignore_ascii_case("WriteLimitExceeded") => Self::Writes,
+            None if write => Self::Writes,
+            _ => Self::Other,
+        }
+    }
 }
 
 /// The most requests one `$batch` may hold (Graph's limit).
@@ -629,6 +655,7 @@ pub struct GraphClientBuilder {
     max_concurrency: Option<usize>,
     retry: Option<GraphRetry>,
     write_budget: Option<(u32, Duration)>,
+    resource_unit_budget: Option<(u32, Duration)>,
     allow_plain_http: bool,
 }
 
@@ -719,6 +746,16 @@ impl GraphClientBuilder {
         self
     }
 
+    /// The identity resource-unit budget the client paces itself to: `units` RU per `per`,
+    /// each request costing what [`resource_units`] says (a `$batch` the sum of its requests).
+    /// Default [`DEFAULT_RESOURCE_UNIT_BUDGET`], Graph's small-tenant limit of 3,500 RU per
+    /// 10 s per app registration and tenant; set 5,000 or 8,000 per 10 s for a medium
+    /// (50–500 users) or large tenant. `0` units: no pacing (429s are still waited out).
+    pub fn resource_unit_budget(mut self, units: u32, per: Duration) -> Self {
+        self.resource_unit_budget = Some((units, per));
+        self
+    }
+
     /// Builds the client.
     ///
     /// # Errors
@@ -754,14 +791,19 @@ impl GraphClientBuilder {
             .token_provider(tokens)
             .timeout(timeout)
             .limiter(LimiterConfig::default().with_max_concurrency(concurrency))
-            // One write budget per app registration and tenant, whatever the Graph URL.
+            // One write and one RU budget per app registration and tenant, whatever the
+            // Graph URL.
             .budget_scope(scope)
             .build()
             .map_err(|e| Error::config("graph_url", e.message().to_owned()))?;
         let (writes, per) = self.write_budget.unwrap_or(DEFAULT_WRITE_BUDGET);
+        let (units, ru_per) = self
+            .resource_unit_budget
+            .unwrap_or(DEFAULT_RESOURCE_UNIT_BUDGET);
         Ok(GraphClient::new(http)
             .with_retry(self.retry.unwrap_or_default())
-            .with_write_budget(writes, per))
+            .with_write_budget(writes, per)
+            .with_resource_unit_budget(units, ru_per))
     }
 }
 
@@ -770,7 +812,7 @@ impl GraphClientBuilder {
 ///
 /// `graph_config_setters!(Config, field)` adds to `impl Config` `with_tenant_id`,
 /// `with_client_id`, `with_client_secret`, `with_graph_url`, `with_token_url`, `with_timeout`,
-/// `with_retry` and `with_write_budget`, each forwarding to the same-named
+/// `with_retry`, `with_write_budget` and `with_resource_unit_budget`, each forwarding to the same-named
 /// [`GraphClientBuilder`] method on `self.field`. `with_max_concurrency` is left to the
 /// connector, whose default differs by workload.
 ///
@@ -788,7 +830,9 @@ impl GraphClientBuilder {
 /// let c = MyConfig::default()
 ///     .with_tenant_id("contoso.onmicrosoft.com")
 ///     .with_client_id("cid")
-///     .with_client_secret(offboard_core::Secret::new("s3cr3t"));
+///     .with_client_secret(offboard_core::Secret::new("s3cr3t"))
+///     // A large tenant (over 500 users): 8,000 resource units per 10 s.
+///     .with_resource_unit_budget(8_000, std::time::Duration::from_secs(10));
 /// assert!(c.graph.build().is_ok());
 /// ```
 #[macro_export]
@@ -854,6 +898,19 @@ macro_rules! graph_config_setters {
                 self.$field = self.$field.write_budget(writes, per);
                 self
             }
+
+            /// The identity resource-unit budget the client paces itself to (default
+            /// [`DEFAULT_RESOURCE_UNIT_BUDGET`](offboard_http::graph::DEFAULT_RESOURCE_UNIT_BUDGET),
+            /// 3,500 RU per 10 s, a small tenant's; 5,000 or 8,000 for a medium or large
+            /// one; `0` units: no pacing). Share one budget per app registration and tenant.
+            pub fn with_resource_unit_budget(
+                mut self,
+                units: u32,
+                per: ::std::time::Duration,
+            ) -> Self {
+                self.$field = self.$field.resource_unit_budget(units, per);
+                self
+            }
         }
     };
 }
@@ -874,12 +931,21 @@ pub const DEFAULT_WRITE_BUDGET: (u32, Duration) = (3_000, Duration::from_secs(15
 ///   because of them, 424) after the longest of their `Retry-After`s, and honours
 ///   `dependsOn` (within a chunk by Graph, across chunks by order: a dependent of a failed
 ///   item is answered 424 without being sent).
+/// - Pacing ahead (when configured, as [`GraphClient::builder`] does by default): every send
+///   first draws its [`resource_units`] from the RU budget (a `$batch` the sum of its
+///   requests) and each write one turn of the write budget (each write in a `$batch`
+///   counted), both under the app registration and tenant's scope, so a budget shared by a
+///   fleet paces every process together. A reported `x-ms-resource-unit` above the estimate
+///   is drawn too. A 429 holds the budget its `x-ms-throttle-information` names
+///   (`ResourceUnitLimitExceeded`: the RU budget; `WriteLimitExceeded`, or none on a write:
+///   the write budget) for its `Retry-After`.
 #[derive(Debug, Clone)]
 pub struct GraphClient {
     http: HttpClient,
     base: Vec<String>,
     retry: GraphRetry,
     writes: Option<Arc<Pacer>>,
+    resource_units: Option<Arc<Pacer>>,
 }
 
 impl GraphClient {
@@ -900,6 +966,7 @@ impl GraphClient {
             base,
             retry: GraphRetry::default(),
             writes: None,
+            resource_units: None,
         }
     }
 
@@ -916,6 +983,54 @@ impl GraphClient {
         self
     }
 
+    /// Paces identity resource units to `units` per `per` (each request costing
+    /// [`resource_units`], a `$batch` the sum of its requests, each re-send again), drawn
+    /// under `resource_units` in the client's budget scope (app registration and tenant);
+    /// `0` turns pacing off. [`GraphClient::new`] does not pace.
+    pub fn with_resource_unit_budget(mut self, units: u32, per: Duration) -> Self {
+        self.resource_units = self.http.pacer("resource_units", units, per).map(Arc::new);
+        self
+    }
+
+    /// Waits until `units` resource units may be spent.
+    async fn pace_resource_units(&self, units: u32) -> Result<()> {
+        if let Some(p) = &self.resource_units
+            && units > 0
+        {
+            p.wait_n(units).await?;
+        }
+        Ok(())
+    }
+
+    /// When Graph reports (`x-ms-resource-unit`) that a request cost more than the `estimate`
+    /// drawn for it, draws the difference too, so the budget follows what Graph counted (a
+    /// path missing from the published table, a tenant-specific surcharge). A request that
+    /// cost less is not refunded.
+    async fn charge_reported_units(&self, estimate: u32, headers: &HeaderMap) -> Result<()> {
+        let reported = headers
+            .get("x-ms-resource-unit")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u32>().ok());
+        match reported {
+            Some(actual) if actual > estimate => self.pace_resource_units(actual - estimate).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// After a 429, holds the budget Graph said was spent for `wait` (for every process
+    /// sharing it): the RU budget for `ResourceUnitLimitExceeded`, the write budget for
+    /// `WriteLimitExceeded` or, without a reason, when the request was a write.
+    async fn penalise(&self, limit: Throttled, wait: Option<Duration>) {
+        let pacer = match limit {
+            Throttled::ResourceUnits => &self.resource_units,
+            Throttled::Writes => &self.writes,
+            Throttled::Other => return,
+        };
+        if let (Some(p), Some(wait)) = (pacer, wait) {
+            p.penalise(wait).await;
+        }
+    }
+
     /// Waits until `n` writes may go.
     async fn pace_writes(&self, n: usize) -> Result<()> {
         if let Some(p) = &self.writes
@@ -924,14 +1039,6 @@ impl GraphClient {
             p.wait_n(u32::try_from(n).unwrap_or(u32::MAX)).await?;
         }
         Ok(())
-    }
-
-    /// After a write was throttled, holds the write budget for `wait` (for every process
-    /// sharing the budget).
-    async fn penalise_writes(&self, wait: Option<Duration>) {
-        if let (Some(p), Some(wait)) = (&self.writes, wait) {
-            p.penalise(wait).await;
-        }
     }
 
     /// The `@odata.id` of directory object `id` under this client's Graph base URL (e.g.
@@ -977,21 +1084,30 @@ impl GraphClient {
     /// transport errors, `InvalidInput` for an unsafe path segment.
     pub async fn send(&self, request: &GraphRequest) -> Result<HttpResponse> {
         let http = request.http()?;
+        let units = resource_units(request);
         let mut attempt = 1;
         loop {
             let write = request.method != Method::GET && !is_batch(request);
             if write {
                 self.pace_writes(1).await?;
             }
+            // Every send counts, a re-send too (Graph counts throttled requests).
+            self.pace_resource_units(units).await?;
             let r = self.http.send_raw(http.clone()).await?;
+            self.charge_reported_units(units, r.headers()).await?;
             if r.status().is_success() {
                 return Ok(r);
             }
             let path = self.http.base_url().path().trim_end_matches('/').to_owned()
                 + path_of(&request.relative_url()?);
             let e = graph_error(&request.method, &path, r.status(), r.headers(), r.body());
-            if write && e.kind() == ErrorKind::RateLimited {
-                self.penalise_writes(e.retry_after()).await;
+            if e.kind() == ErrorKind::RateLimited {
+                let reason = r
+                    .headers()
+                    .get("x-ms-throttle-information")
+                    .and_then(|v| v.to_str().ok());
+                self.penalise(Throttled::of(reason, write), e.retry_after())
+                    .await;
             }
             if e.kind() == ErrorKind::RateLimited
                 && let Some(wait) = self.retry.wait(e.retry_after(), attempt)
@@ -1391,6 +1507,7 @@ impl GraphClient {
                 .collect();
             let mut throttled: Vec<&BatchItem> = Vec::new();
             let mut hint: Option<Duration> = None;
+            let mut penalties: BTreeMap<Throttled, Duration> = BTreeMap::new();
             for item in &pending {
                 let key = item.id.to_lowercase();
                 let Some(a) = by_id.remove(&key) else {
@@ -1416,12 +1533,24 @@ impl GraphClient {
                                 .is_some_and(BatchReply::is_success)
                     });
                 if reply.status == 429 {
-                    let h = reply
-                        .headers
-                        .iter()
-                        .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
-                        .and_then(|(_, v)| crate::error::parse_retry_after(v, SystemTime::now()));
+                    let header = |name: &str| {
+                        reply
+                            .headers
+                            .iter()
+                            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                            .map(|(_, v)| v.as_str())
+                    };
+                    let h = header("retry-after")
+                        .and_then(|v| crate::error::parse_retry_after(v, SystemTime::now()));
                     hint = hint.max(h).or(h);
+                    let limit = Throttled::of(
+                        header("x-ms-throttle-information"),
+                        item.request.method != Method::GET,
+                    );
+                    if let Some(h) = h {
+                        let p = penalties.entry(limit).or_default();
+                        *p = (*p).max(h);
+                    }
                     throttled.push(item);
                 } else if retry_dependent {
                     throttled.push(item);
@@ -1431,8 +1560,8 @@ impl GraphClient {
             if throttled.is_empty() {
                 break;
             }
-            if throttled.iter().any(|i| i.request.method != Method::GET) {
-                self.penalise_writes(hint).await;
+            for (limit, wait) in penalties {
+                self.penalise(limit, Some(wait)).await;
             }
             let Some(wait) = self.retry.wait(hint, round) else {
                 break;

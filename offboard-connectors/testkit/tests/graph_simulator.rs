@@ -1537,12 +1537,13 @@ async fn graph_throttles_on_resource_units_with_retry_after() {
     let wait: u64 = h3["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=2).contains(&wait), "{wait}");
     assert_eq!(h3["x-ms-throttle-information"], "ResourceUnitLimitExceeded");
+    // `<Scope>/<Limit>/<ApplicationId>/<TenantId>`; the RU quota covers reads and writes.
+    let scope = h3["x-ms-throttle-scope"].to_str().unwrap();
     assert!(
-        h3["x-ms-throttle-scope"]
-            .to_str()
-            .unwrap()
-            .contains(t.tenant_id())
+        scope.starts_with("Tenant_Application/ReadWrite/"),
+        "{scope}"
     );
+    assert!(scope.ends_with(&format!("/{}", t.tenant_id())), "{scope}");
     // Batch items are throttled on their own inside a 200.
     let items: Vec<Value> = (0..3)
         .map(|i| json!({"id": i.to_string(), "method": "GET", "url": format!("/users/{id}")}))

@@ -106,11 +106,15 @@
 //! - `POST /$batch`: at most 20 items, unique ids, `headers` with `Content-Type` when a body
 //!   is present, `dependsOn` (a failed dependency gives 424); each item runs against the same
 //!   state and is throttled on its own (a 429 item inside a 200 batch).
-//! - Throttling ([`GraphLimits`]): token buckets of resource units (Graph's identity costs:
-//!   1 by default, `GET /users`, `memberOf`, `ownedObjects`, `licenseDetails`,
-//!   `oauth2PermissionGrants` 2, `subscribedSkus` 3; `$select` −1, `$top` < 20 −1, never
-//!   below one) and of writes; 429 `TooManyRequests` with `Retry-After` seconds,
-//!   `x-ms-throttle-scope` and `x-ms-throttle-information`; `x-ms-resource-unit` on every
+//! - Throttling ([`GraphLimits`]): token buckets of resource units (Graph's published
+//!   identity cost table, vendored in `specs/microsoft-graph/identity-resource-units.costs.txt`:
+//!   1 by default, `GET /users`, `memberOf`, `transitiveMemberOf`, `ownedObjects`,
+//!   `licenseDetails`, `oauth2PermissionGrants`, `applications` 2, `subscribedSkus`,
+//!   `groups/{id}/members` 3, `groups/{id}/transitiveMembers` 5, …; `$select` −1, `$expand`
+//!   +1, `$top` < 20 −1, never below one; each `$batch` item on its own) and of writes; 429
+//!   `TooManyRequests` with `Retry-After` seconds, `x-ms-throttle-scope`
+//!   (`Tenant_Application/ReadWrite|Write/{app}/{tenant}`) and `x-ms-throttle-information`
+//!   (`ResourceUnitLimitExceeded`, `WriteLimitExceeded`); `x-ms-resource-unit` on every
 //!   identity answer and `x-ms-throttle-limit-percentage` from 80 % used. Throttled requests
 //!   still count. Outlook routes have their own per-mailbox budget.
 //! - Faults ([`Faults`]): shares of 503s, 429s and dropped answers (the change is made, the
@@ -1423,19 +1427,36 @@ enum Budget {
     Free,
 }
 
+/// What a request costs: Graph's identity resource-unit table
+/// (`specs/microsoft-graph/identity-resource-units.costs.txt`, `me/` rows as `users/{id}/`),
+/// `users/{id}/oauth2PermissionGrants` priced as the grant list it reads; Outlook and OneDrive
+/// routes draw from their own budgets.
 fn budget(method: &str, segs: &[&str], query: &BTreeMap<String, String>) -> Budget {
     match segs {
-        ["users", user, "mailboxSettings"] | ["users", user, "mailFolders" | "events", ..] => {
+        [
+            "users",
+            user,
+            "mailboxSettings" | "mailFolders" | "messages" | "events" | "calendar",
+            ..,
+        ] => {
             return Budget::Outlook(user.to_ascii_lowercase());
         }
-        ["drives", ..] | ["users", _, "drive"] => return Budget::Free,
+        ["drives", ..] | ["users", _, "drive", ..] => return Budget::Free,
         _ => {}
     }
     let base: i64 = match (method, segs) {
-        ("GET", ["users"]) => 2,
+        ("GET", ["groups", _, "transitiveMembers"]) => 5,
+        ("GET", ["domains", _, "domainNameReferences"]) => 4,
+        ("POST", ["isMemberOf"] | ["users", _, "checkMemberGroups" | "checkMemberObjects"]) => 4,
+        ("GET", ["contracts" | "subscribedSkus"] | ["groups", _, "members"])
+        | ("POST", ["directoryObjects", "getByIds"] | ["getObjectsById"]) => 3,
         (
             "GET",
-            [
+            ["users" | "applications" | "oauth2PermissionGrants"]
+            | ["oauth2PermissionGrants", _]
+            | ["applications", _, "extensionProperties"]
+            | ["servicePrincipals", _, "appRoleAssignments"]
+            | [
                 "users",
                 _,
                 "memberOf"
@@ -1444,8 +1465,8 @@ fn budget(method: &str, segs: &[&str], query: &BTreeMap<String, String>) -> Budg
                 | "licenseDetails"
                 | "oauth2PermissionGrants",
             ],
-        ) => 2,
-        ("GET", ["subscribedSkus"]) => 3,
+        )
+        | ("POST", ["users", _, "getMemberGroups" | "getMemberObjects"]) => 2,
         _ => 1,
     };
     let mut cost = base;
@@ -1575,7 +1596,7 @@ impl Shared {
                 let bucket = s.ru.get_or_insert_with(|| Bucket::full(cap));
                 let left = bucket.take(f64::from(ru), cap, limits.window);
                 let scope = format!(
-                    "Tenant_Application/ResourceUnitLimit/{}/{}",
+                    "Tenant_Application/ReadWrite/{}/{}",
                     self.client_id, self.tenant_id
                 );
                 match left {
@@ -1605,7 +1626,7 @@ impl Shared {
                     if let Err(wait) = bucket.take(1.0, cap, limits.write_window) {
                         s.layer.rate_limited += 1;
                         let scope = format!(
-                            "Tenant_Application/WriteLimit/{}/{}",
+                            "Tenant_Application/Write/{}/{}",
                             self.client_id, self.tenant_id
                         );
                         return (too_many(wait, "WriteLimitExceeded", &scope), false);
@@ -1873,5 +1894,67 @@ impl Shared {
             "ext_expires_in": 3599,
             "access_token": self.access_token,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ru(method: &str, path: &str, query: &[(&str, &str)]) -> u32 {
+        let segs: Vec<&str> = path.split('/').collect();
+        let query = query
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        match budget(method, &segs, &query) {
+            Budget::Identity { ru, .. } => ru,
+            _ => 0,
+        }
+    }
+
+    #[test]
+    fn resource_units_follow_the_published_cost_table() {
+        let rows =
+            crate::sim::specs::selection("microsoft-graph/identity-resource-units.costs.txt");
+        assert!(rows.len() >= 20, "{rows:?}");
+        for row in rows {
+            let [method, path, cost] = row.split(' ').collect::<Vec<_>>()[..] else {
+                panic!("{row}");
+            };
+            let path = path.replace("{id}", "x-1");
+            let cost: u32 = cost.parse().unwrap();
+            assert_eq!(ru(method, &path, &[]), cost, "{row}");
+            // $select −1, $expand +1, $top below 20 −1, never below 1.
+            assert_eq!(
+                ru(method, &path, &[("$select", "id")]),
+                (cost - 1).max(1),
+                "{row}"
+            );
+            assert_eq!(
+                ru(method, &path, &[("$expand", "manager")]),
+                cost + 1,
+                "{row}"
+            );
+            assert_eq!(
+                ru(method, &path, &[("$top", "19")]),
+                (cost - 1).max(1),
+                "{row}"
+            );
+            assert_eq!(ru(method, &path, &[("$top", "20")]), cost, "{row}");
+            let all = [("$select", "id"), ("$top", "5"), ("$expand", "manager")];
+            assert_eq!(
+                ru(method, &path, &all),
+                cost.saturating_sub(1).max(1),
+                "{row}"
+            );
+        }
+        // Anything else costs 1, writes included; Outlook and OneDrive have their own limits.
+        assert_eq!(ru("GET", "users/x-1", &[]), 1);
+        assert_eq!(ru("GET", "groups/x-1", &[]), 1);
+        assert_eq!(ru("DELETE", "groups/g-1/members/x-1/$ref", &[]), 1);
+        assert_eq!(ru("PATCH", "users/x-1", &[("$select", "id")]), 1);
+        assert_eq!(ru("GET", "users/x-1/mailboxSettings", &[]), 0);
+        assert_eq!(ru("GET", "users/x-1/drive/root", &[]), 0);
     }
 }
