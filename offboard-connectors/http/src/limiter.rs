@@ -205,8 +205,10 @@ impl AdaptiveLimiter {
 
     /// The length of `bucket`'s window: Okta's one minute, until the first answer of a window
     /// (its remaining budget one less than its limit) told how far off its reset was, rounded
-    /// up to whole seconds (the reset is an epoch second, so the guess errs long, never
-    /// short). Real Okta windows are a minute; a simulator's compressed ones are shorter.
+    /// up to whole seconds; the longest such answer of any window since. (The reset is an
+    /// epoch second: an answer that came over a second after its window began measures it a
+    /// second short, and the next window's first answer mends that.) Real Okta windows are a
+    /// minute; a simulator's compressed ones are shorter.
     pub fn learnt_window(&self, bucket: &str) -> Duration {
         let inner = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
         inner.windows.get(bucket).copied().unwrap_or(ASSUMED_WINDOW)
@@ -265,11 +267,13 @@ impl AdaptiveLimiter {
         };
         let remaining = h.remaining.saturating_sub(pending);
         if h.remaining.saturating_add(1) >= h.limit {
-            // The window's first answer: its reset is a whole window away.
+            // The window's first answer: its reset is a whole window away, less how late in
+            // the window it came. The longest of them is the best guess: a first answer that
+            // came over a second into its window measures it a second short.
             let secs = until_reset.as_secs() + u64::from(until_reset.subsec_nanos() > 0);
-            inner
-                .windows
-                .insert(bucket.to_owned(), Duration::from_secs(secs.max(1)));
+            let measured = Duration::from_secs(secs.max(1));
+            let window = inner.windows.entry(bucket.to_owned()).or_default();
+            *window = (*window).max(measured);
         }
         let buckets = &mut inner.buckets;
         match buckets.get_mut(bucket) {
@@ -342,6 +346,12 @@ mod tests {
         // Another bucket learns its own.
         l.observe_headers("apps", headers(2, 1, 1_000_002), now);
         assert_eq!(l.learnt_window("apps"), Duration::from_secs(2));
+        // A first answer that came late in its window (1.6 s left of 6) does not shorten it;
+        // a longer one lengthens it.
+        l.observe_headers("users", headers(600, 599, 1_000_002), now);
+        assert_eq!(l.learnt_window("users"), Duration::from_secs(6));
+        l.observe_headers("users", headers(600, 599, 1_000_007), now);
+        assert_eq!(l.learnt_window("users"), Duration::from_secs(7));
     }
 
     #[tokio::test(start_paused = true)]
