@@ -58,6 +58,7 @@ fn run(processes: usize, deadline: Duration) -> FleetRun<'static> {
         kill_every: None,
         deadline,
         call_timeout: Duration::from_secs(20),
+        in_flight: 8,
     }
 }
 
@@ -293,7 +294,10 @@ async fn cloud(n: usize) {
         db.url(),
         true,
         people,
-        run(4, Duration::from_secs(7200)),
+        FleetRun {
+            in_flight: common::env("OFFBOARD_FLEET_B_IN_FLIGHT").unwrap_or(8),
+            ..run(4, Duration::from_secs(7200))
+        },
     )
     .await;
     pace.abort();

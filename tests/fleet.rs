@@ -78,6 +78,7 @@ async fn a_fleet_shares_vendor_budgets_through_kill_9() {
         kill_every: Some(Duration::from_secs(3)),
         deadline: Duration::from_secs(120 + 6 * n as u64),
         call_timeout: Duration::from_secs(4),
+        in_flight: 8,
     };
     let (runs, kills, wall) =
         fleet::offboard_in_cloud(&mut cloud, db.url(), true, people, run).await;

@@ -739,6 +739,8 @@ pub(crate) struct FleetRun<'a> {
     pub(crate) kill_every: Option<Duration>,
     pub(crate) deadline: Duration,
     pub(crate) call_timeout: Duration,
+    /// Tasks in flight per process.
+    pub(crate) in_flight: usize,
 }
 
 /// Offboards `people` of `cloud` with the engine processes `run` describes on `pg_url` (one
@@ -755,6 +757,7 @@ pub(crate) async fn offboard_in_cloud(
         call_timeout_ms: u64::try_from(run.call_timeout.as_millis()).unwrap(),
         lease_ms: u64::try_from((run.call_timeout * 2 + Duration::from_secs(5)).as_millis())
             .unwrap(),
+        max_in_flight: run.in_flight,
         ..cloud.child_config(pg_url, shared_budget)
     };
     cloud.mark();
