@@ -188,17 +188,12 @@ impl PostgresRateBudget {
     fn keep_reserve(&self, key: &str, permits: u32) {
         let now = Instant::now();
         let mut reserves = self.reserves.lock().unwrap_or_else(PoisonError::into_inner);
-        let reserve = reserves.entry(key.to_owned()).or_insert(Reserve {
-            permits: 0,
-            until: now,
-        });
-        if reserve.until > now {
-            reserve.permits += permits;
-        } else {
-            *reserve = Reserve {
-                permits,
-                until: now + self.tuning.reserve_for,
-            };
+        match reserves.get_mut(key) {
+            Some(r) if r.until > now => r.permits += permits,
+            _ => {
+                let until = now + self.tuning.reserve_for;
+                reserves.insert(key.to_owned(), Reserve { permits, until });
+            }
         }
     }
 

@@ -50,29 +50,17 @@ struct Queued {
 }
 
 /// The queue of one store (and its clones).
-#[derive(Debug)]
 pub(super) struct Group {
     /// At most this many commits a transaction; 1: every commit alone.
     max: usize,
     state: Mutex<State>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct State {
-    queue: VecDeque<QueuedSlot>,
+    queue: VecDeque<Queued>,
     /// Whether a group's task is under way (it takes the queue until it finds it empty).
     leading: bool,
-}
-
-/// A queued commit (its `Debug` shows only the run).
-struct QueuedSlot(Queued);
-
-impl std::fmt::Debug for QueuedSlot {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Queued")
-            .field("run", &self.0.write.run())
-            .finish_non_exhaustive()
-    }
 }
 
 impl Group {
@@ -98,7 +86,7 @@ impl Group {
     /// Queues `queued`; true if no group is under way (the caller starts one).
     fn push(&self, queued: Queued) -> bool {
         let mut state = self.state();
-        state.queue.push_back(QueuedSlot(queued));
+        state.queue.push_back(queued);
         !std::mem::replace(&mut state.leading, true)
     }
 
@@ -108,12 +96,12 @@ impl Group {
     /// its future is dropped before it ran.
     fn take(&self) -> Vec<Queued> {
         let mut state = self.state();
-        state.queue.retain(|slot| !slot.0.answer.is_closed());
+        state.queue.retain(|queued| !queued.answer.is_closed());
         let n = state.queue.len().min(self.max);
         if n == 0 {
             state.leading = false;
         }
-        state.queue.drain(..n).map(|slot| slot.0).collect()
+        state.queue.drain(..n).collect()
     }
 }
 

@@ -509,14 +509,6 @@ impl Write {
         }
     }
 
-    /// The run.
-    pub(super) fn run(&self) -> RunId {
-        match self {
-            Self::Create(run) => run.id,
-            Self::Commit(plan) => plan.id,
-        }
-    }
-
     /// The run's version once the write stands.
     pub(super) fn next_version(&self) -> u64 {
         match self {
